@@ -1,0 +1,1 @@
+//! ESC/POS printers and serial scales (built in the Hardware issue).

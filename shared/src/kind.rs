@@ -1,0 +1,580 @@
+//! The catalogue of event kinds and their typed bodies.
+//!
+//! Every change in Caja is one of these kinds. Bodies carry money as integer
+//! minor units ([`Money`]) and quantities as thousandths ([`QtyMilli`]); there is
+//! no float anywhere. Decoding is strict: an unknown kind or an unknown field is a
+//! typed error naming the field, never a panic and never silently dropped. How a
+//! node or the hub reacts to that error is in DESIGN.md "Versions": the hub answers
+//! 400 `unknown_kind`/`invalid`; a node keeps the event unapplied and reports
+//! "update needed".
+//!
+//! Registers write the first group of kinds; the hub writes the second group into
+//! each store's hub chain (catalog, prices, fiscal blocks, escrow grants,
+//! resolutions). Releases of fiscal numbers and escrow quota are register events.
+
+use serde::{Deserialize, Serialize};
+
+use crate::canonical::{CanonicalError, Value};
+use crate::ids::{
+    ConflictId, CustomerId, DebtId, DeviceId, EventId, GrantId, PaymentId, RequestId, SaleId,
+    ShiftId, Sku,
+};
+use crate::money::{Money, QtyMilli, TaxRateBp};
+
+/// Why a body does not decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    /// A field this version does not know (a newer writer, or garbage).
+    #[error("unknown field {path}")]
+    UnknownField {
+        /// JSON path of the field inside the body, e.g. `lines[0].colour`.
+        path: String,
+    },
+    /// A field missing, of the wrong type or out of range.
+    #[error("{path}: {reason}")]
+    Invalid {
+        /// JSON path inside the body (`""` for the body itself).
+        path: String,
+        /// What is wrong, for a person.
+        reason: String,
+    },
+}
+
+impl BodyError {
+    /// The JSON path of the offending field inside the body.
+    pub fn path(&self) -> &str {
+        match self {
+            BodyError::UnknownField { path } | BodyError::Invalid { path, .. } => path,
+        }
+    }
+}
+
+macro_rules! event_kinds {
+    ($( $(#[$doc:meta])* $kind:ident ),* $(,)?) => {
+        /// The name of an event kind, as written in the envelope's `kind`.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum EventKind {
+            $( $(#[$doc])* $kind, )*
+        }
+
+        impl EventKind {
+            /// Every kind this version knows.
+            pub const ALL: &'static [EventKind] = &[$(EventKind::$kind),*];
+
+            /// The wire name, e.g. `"SaleCreated"`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( EventKind::$kind => stringify!($kind), )*
+                }
+            }
+
+            /// Looks up a wire name; `None` for a kind this version does not know.
+            pub fn parse(s: &str) -> Option<EventKind> {
+                match s {
+                    $( stringify!($kind) => Some(EventKind::$kind), )*
+                    _ => None,
+                }
+            }
+        }
+
+        /// A typed event body, one variant per kind.
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        pub enum EventBody {
+            $( $(#[$doc])* $kind($kind), )*
+        }
+
+        impl EventBody {
+            /// The kind of this body.
+            pub fn kind(&self) -> EventKind {
+                match self {
+                    $( EventBody::$kind(_) => EventKind::$kind, )*
+                }
+            }
+
+            /// Decodes a body of the given kind, strictly.
+            pub fn decode(kind: EventKind, body: &Value) -> Result<EventBody, BodyError> {
+                match kind {
+                    $( EventKind::$kind => decode_as::<$kind>(body).map(EventBody::$kind), )*
+                }
+            }
+
+            /// The body as a canonical-JSON value.
+            pub fn to_value(&self) -> Result<Value, CanonicalError> {
+                match self {
+                    $( EventBody::$kind(b) => Value::from_typed(b), )*
+                }
+            }
+        }
+
+        $(
+            impl From<$kind> for EventBody {
+                fn from(b: $kind) -> EventBody {
+                    EventBody::$kind(b)
+                }
+            }
+        )*
+    };
+}
+
+event_kinds! {
+    /// A cashier opened a shift with a cash float.
+    ShiftOpened,
+    /// A shift was closed with its cash count (the Z report).
+    ShiftClosed,
+    /// A sale with its lines and payments.
+    SaleCreated,
+    /// A sale was voided.
+    SaleVoided,
+    /// A payment added to an existing sale (e.g. a card confirmed later).
+    PaymentTaken,
+    /// Store credit (fiado) was extended to a customer.
+    DebtOpened,
+    /// A customer paid (part of) a debt.
+    DebtPaymentTaken,
+    /// Stock arrived at the store.
+    StockReceived,
+    /// Stock was counted; the difference is a signed delta.
+    StockCounted,
+    /// A customer was created or changed.
+    CustomerUpserted,
+    /// Head office created or changed a catalog item (hub event).
+    CatalogItemUpserted,
+    /// Head office set a price (hub event).
+    PriceSet,
+    /// The hub granted a register a block of fiscal numbers (hub event).
+    FiscalRangeGranted,
+    /// A register gave back fiscal numbers it will not use.
+    FiscalNumbersReleased,
+    /// The hub granted a register a stock quota (hub event).
+    EscrowGranted,
+    /// A register gave back (part of) a stock quota.
+    EscrowReleased,
+    /// An operator or a strategy resolved a conflict (hub event).
+    ConflictResolved,
+}
+
+fn decode_as<T: for<'de> Deserialize<'de>>(body: &Value) -> Result<T, BodyError> {
+    if body.as_object().is_none() {
+        return Err(BodyError::Invalid {
+            path: String::new(),
+            reason: "the body must be an object".into(),
+        });
+    }
+    serde_path_to_error::deserialize(body.to_serde()).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        let msg = e.inner().to_string();
+        match unknown_field_name(&msg) {
+            // serde_path_to_error's path already ends at the unknown key.
+            Some(name) => BodyError::UnknownField {
+                path: if path.is_empty() {
+                    name.to_owned()
+                } else {
+                    path
+                },
+            },
+            None => BodyError::Invalid { path, reason: msg },
+        }
+    })
+}
+
+/// serde reports unknown fields as "unknown field `name`, expected …".
+fn unknown_field_name(msg: &str) -> Option<&str> {
+    let rest = msg.strip_prefix("unknown field `")?;
+    rest.split('`').next()
+}
+
+/// How a payment was made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentMethod {
+    /// Cash; change may be given.
+    Cash,
+    /// Card; carries the terminal's reference.
+    Card,
+    /// Bank transfer or QR payment; carries a reference.
+    Transfer,
+    /// Store credit (fiado) to a named customer.
+    Fiado,
+}
+
+/// How an item is sold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SoldBy {
+    /// By the piece; `qty_milli` is thousandths of a piece (1000 = one).
+    Unit,
+    /// By weight; `qty_milli` is grams, prices are per kilogram.
+    Weight,
+}
+
+/// What happens when a register sells beyond its stock quota.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StockPolicy {
+    /// The sale is refused (default for stock-tracked items).
+    Block,
+    /// The sale goes through and an oversell alert is raised.
+    Warn,
+    /// Not stock-tracked (services).
+    Untracked,
+}
+
+/// A fiscal number used by a sale, e.g. series `B02`, number `B0200000051`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FiscalRef {
+    /// The series (prefix), e.g. `B02`.
+    pub series: String,
+    /// The full formatted number, e.g. `B0200000051`.
+    pub number: String,
+}
+
+/// One line of a sale. `total` and `tax` are the results of
+/// [`crate::money`]'s rules, recorded as the register computed them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SaleLine {
+    /// Product code.
+    pub product: Sku,
+    /// Name as printed on the receipt.
+    pub name: String,
+    /// Quantity in thousandths (grams for weighed items).
+    pub qty_milli: QtyMilli,
+    /// Shelf price per unit or per kg, tax included.
+    pub unit_price: Money,
+    /// Tax rate in basis points.
+    pub tax_bp: TaxRateBp,
+    /// Discount on this line, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discount: Option<Money>,
+    /// Line total after discount, tax included.
+    pub total: Money,
+    /// Tax contained in `total`.
+    pub tax: Money,
+}
+
+/// One payment of a sale.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Payment {
+    /// How it was paid.
+    pub method: PaymentMethod,
+    /// Amount tendered (cash) or charged.
+    pub amount: Money,
+    /// Card or transfer reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+}
+
+/// Body of [`EventKind::ShiftOpened`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShiftOpened {
+    /// The new shift.
+    pub shift_id: ShiftId,
+    /// Who opened it.
+    pub cashier: String,
+    /// Cash in the drawer at the start.
+    pub opening_float: Money,
+}
+
+/// Body of [`EventKind::ShiftClosed`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShiftClosed {
+    /// The shift being closed.
+    pub shift_id: ShiftId,
+    /// Who closed it.
+    pub cashier: String,
+    /// Cash expected in the drawer, computed from the shift's events.
+    pub expected_cash: Money,
+    /// Cash counted by the cashier.
+    pub counted_cash: Money,
+}
+
+/// Body of [`EventKind::SaleCreated`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SaleCreated {
+    /// The sale.
+    pub sale_id: SaleId,
+    /// Who sold.
+    pub cashier: String,
+    /// The shift (also a causal dependency of the event).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shift_id: Option<ShiftId>,
+    /// The customer, required for fiado.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<CustomerId>,
+    /// The fiscal number used, consumed in the same transaction as the sale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fiscal: Option<FiscalRef>,
+    /// The lines.
+    pub lines: Vec<SaleLine>,
+    /// Sum of line totals.
+    pub total: Money,
+    /// Sum of line taxes.
+    pub tax: Money,
+    /// Payments; their sum minus `change` equals `total`.
+    pub payments: Vec<Payment>,
+    /// Cash given back.
+    pub change: Money,
+}
+
+/// Body of [`EventKind::SaleVoided`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SaleVoided {
+    /// The voided sale (also a causal dependency).
+    pub sale_id: SaleId,
+    /// Why, required.
+    pub reason: String,
+    /// Supervisor who approved, when approval was required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
+}
+
+/// Body of [`EventKind::PaymentTaken`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentTaken {
+    /// The payment.
+    pub payment_id: PaymentId,
+    /// The sale it pays.
+    pub sale_id: SaleId,
+    /// How.
+    pub method: PaymentMethod,
+    /// How much.
+    pub amount: Money,
+    /// Card or transfer reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+}
+
+/// Body of [`EventKind::DebtOpened`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DebtOpened {
+    /// The debt.
+    pub debt_id: DebtId,
+    /// Who owes.
+    pub customer: CustomerId,
+    /// The sale that opened it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sale_id: Option<SaleId>,
+    /// Amount owed.
+    pub amount: Money,
+}
+
+/// Body of [`EventKind::DebtPaymentTaken`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DebtPaymentTaken {
+    /// The payment.
+    pub payment_id: PaymentId,
+    /// The debt paid (also a causal dependency).
+    pub debt_id: DebtId,
+    /// Who paid.
+    pub customer: CustomerId,
+    /// How.
+    pub method: PaymentMethod,
+    /// How much.
+    pub amount: Money,
+}
+
+/// Body of [`EventKind::StockReceived`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StockReceived {
+    /// Product.
+    pub product: Sku,
+    /// Quantity received (positive).
+    pub qty_milli: QtyMilli,
+    /// Supplier invoice or note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+}
+
+/// Body of [`EventKind::StockCounted`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StockCounted {
+    /// Product.
+    pub product: Sku,
+    /// What was on the shelf.
+    pub counted_milli: QtyMilli,
+    /// Counted minus what the register expected: the signed delta applied.
+    pub delta_milli: QtyMilli,
+}
+
+/// Body of [`EventKind::CustomerUpserted`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerUpserted {
+    /// The customer.
+    pub customer_id: CustomerId,
+    /// Name.
+    pub name: String,
+    /// Phone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    /// Tax id (RNC or cédula).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tax_id: Option<String>,
+    /// Most fiado the customer may owe.
+    pub credit_limit: Money,
+}
+
+/// Body of [`EventKind::CatalogItemUpserted`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogItemUpserted {
+    /// Product code.
+    pub product: Sku,
+    /// Name.
+    pub name: String,
+    /// Barcodes that scan to this product.
+    #[serde(default)]
+    pub barcodes: Vec<Sku>,
+    /// Tax rate.
+    pub tax_bp: TaxRateBp,
+    /// By the piece or by weight.
+    pub sold_by: SoldBy,
+    /// Escrow policy.
+    pub policy: StockPolicy,
+}
+
+/// Body of [`EventKind::PriceSet`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceSet {
+    /// Product code.
+    pub product: Sku,
+    /// Shelf price per unit or per kg, tax included.
+    pub unit_price: Money,
+}
+
+/// Body of [`EventKind::FiscalRangeGranted`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FiscalRangeGranted {
+    /// The grant.
+    pub grant_id: GrantId,
+    /// The register it is for.
+    pub device: DeviceId,
+    /// The register's request.
+    pub request_id: RequestId,
+    /// Series prefix, e.g. `B02`.
+    pub series: String,
+    /// Digits after the prefix (8 for NCF, 10 for e-CF).
+    pub digits: u8,
+    /// First number of the block, inclusive.
+    pub first: u64,
+    /// Last number of the block, inclusive.
+    pub last: u64,
+    /// The block is unusable after this time (UTC ms).
+    pub expires_ms: i64,
+}
+
+/// Body of [`EventKind::FiscalNumbersReleased`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FiscalNumbersReleased {
+    /// The grant the numbers came from.
+    pub grant_id: GrantId,
+    /// Series prefix.
+    pub series: String,
+    /// First released number, inclusive.
+    pub first: u64,
+    /// Last released number, inclusive.
+    pub last: u64,
+}
+
+/// Body of [`EventKind::EscrowGranted`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscrowGranted {
+    /// The grant.
+    pub grant_id: GrantId,
+    /// The register it is for.
+    pub device: DeviceId,
+    /// The register's request, absent for automatic grants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<RequestId>,
+    /// Product.
+    pub product: Sku,
+    /// Quota granted.
+    pub qty_milli: QtyMilli,
+    /// The quota lapses after this time (UTC ms).
+    pub expires_ms: i64,
+}
+
+/// Body of [`EventKind::EscrowReleased`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscrowReleased {
+    /// The grant.
+    pub grant_id: GrantId,
+    /// Product.
+    pub product: Sku,
+    /// Unused quota given back.
+    pub qty_milli: QtyMilli,
+}
+
+/// Body of [`EventKind::ConflictResolved`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConflictResolved {
+    /// The conflict.
+    pub conflict_id: ConflictId,
+    /// The named strategy (`server_wins`, `lww`, `awset`, `pn_counter`, `manual`).
+    pub strategy: String,
+    /// The winning event, when one candidate wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub winner: Option<EventId>,
+    /// Who decided (an operator for `manual`, else `hub`).
+    pub resolved_by: String,
+    /// Why, for the auditor.
+    pub note: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canonical::parse;
+
+    #[test]
+    fn kind_names_round_trip() {
+        for k in EventKind::ALL {
+            assert_eq!(EventKind::parse(k.as_str()), Some(*k));
+        }
+        assert_eq!(EventKind::parse("SaleDeleted"), None);
+        assert_eq!(EventKind::ALL.len(), 17);
+    }
+
+    #[test]
+    fn unknown_field_is_named_with_its_path() {
+        let body = parse(br#"{"shift_id":"019aaf70-d618-7000-8000-00000000c001","cashier":"ana","opening_float":1,"colour":"red"}"#).unwrap();
+        assert_eq!(
+            EventBody::decode(EventKind::ShiftOpened, &body),
+            Err(BodyError::UnknownField {
+                path: "colour".into()
+            })
+        );
+    }
+
+    #[test]
+    fn bad_nested_field_is_named_with_its_path() {
+        let body = parse(br#"{"sale_id":"019aaf70-dbf4-7000-8000-00000000a001","cashier":"ana","lines":[{"product":"x","name":"n","qty_milli":"2","unit_price":1,"tax_bp":0,"total":1,"tax":0}],"total":1,"tax":0,"payments":[],"change":0}"#).unwrap();
+        let err = EventBody::decode(EventKind::SaleCreated, &body).unwrap_err();
+        assert_eq!(err.path(), "lines[0].qty_milli", "{err}");
+        let not_object = Value::Int(3);
+        assert_eq!(
+            EventBody::decode(EventKind::SaleVoided, &not_object)
+                .unwrap_err()
+                .path(),
+            ""
+        );
+    }
+}
