@@ -2,7 +2,7 @@
 //!
 //! Nothing in `caja-shared` reads the OS random source: code that needs random
 //! bytes (request nonces, identifiers) takes a [`RandomSource`] from its caller.
-//! Production passes a wrapper around `ring::rand::SystemRandom`, which lives in the
+//! Production passes a wrapper around ring's OS random source, which lives in the
 //! IO crates; tests and the deterministic simulation pass [`SeededRandom`], so a
 //! run is replayed exactly from its seed.
 
@@ -90,7 +90,7 @@ fn splitmix64(state: &mut u64) -> u64 {
 /// **Not cryptographic.** Its output is predictable from a few outputs, and its
 /// seed is printed in test logs. It must never produce device keys, HMAC keys,
 /// request nonces or anything else secret or unguessable in production; production
-/// uses `ring::rand::SystemRandom`, in the IO crates.
+/// uses ring's OS random source, in the IO crates.
 ///
 /// Guarantees: the same seed gives the same bytes on every platform (the stream is
 /// defined by little-endian `u64` words), and different seeds give different

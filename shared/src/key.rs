@@ -40,8 +40,8 @@ impl DeviceKey {
         DeviceKey(bytes)
     }
 
-    /// A new key from a random source. In production the source is ring's
-    /// `SystemRandom` (in the IO crates); tests pass a seeded one.
+    /// A new key from a random source. In production the source is the OS random
+    /// source (in the IO crates); tests pass a seeded one.
     pub fn generate(rng: &mut impl RandomSource) -> DeviceKey {
         let mut b = [0u8; DEVICE_KEY_LEN];
         rng.fill_bytes(&mut b);

@@ -15,23 +15,12 @@
 //!
 //! Test vectors: `tests/vectors/merkle_log.json`.
 
-use ring::signature::{self, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 use serde::{Deserialize, Serialize};
 
+use crate::canonical::MAX_SAFE_INTEGER;
 use crate::digest::{Hash256, Signature};
-
-/// Largest integer that survives a round trip through an IEEE-754 double, 2^53 − 1.
-/// Canonical JSON (RFC 8785) rejects integers beyond it instead of rounding them.
-pub const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
-
-/// [`MAX_SAFE_INTEGER`] as a `u64`, for comparing unsigned fields without a cast.
-const MAX_SAFE_INTEGER_U64: u64 = (1 << 53) - 1;
-
-/// Most characters a tree head's `key_id` may have.
-pub const KEY_ID_MAX_LEN: usize = 64;
-
-/// Length in bytes of an Ed25519 public key (the export's `hub_pubkey`).
-pub const PUBLIC_KEY_LEN: usize = 32;
+use crate::ids::KeyId;
+use crate::key::{HubPublicKey, HubSigningKey};
 
 /// Length in bytes of an Ed25519 signature (the `signature` of `sth.json`).
 pub const SIGNATURE_LEN: usize = 64;
@@ -85,18 +74,6 @@ pub enum MerkleError {
     /// tree sizes, the two roots differ.
     #[error("consistency proof does not lead to the given second root")]
     SecondRootMismatch,
-    /// `key_id` is empty or longer than [`KEY_ID_MAX_LEN`] characters.
-    #[error("key_id must have 1 to {KEY_ID_MAX_LEN} characters, it has {len}")]
-    KeyIdLength {
-        /// Number of characters found.
-        len: usize,
-    },
-    /// `key_id` holds a character outside `[A-Za-z0-9._-]`.
-    #[error("key_id may only hold A-Z a-z 0-9 . _ -, found {ch:?}")]
-    KeyIdChar {
-        /// The first character that is not allowed.
-        ch: char,
-    },
     /// An integer field is outside ±(2^53 − 1), which canonical JSON cannot carry.
     #[error("{field} = {value} is outside ±(2^53 - 1)")]
     IntegerOutOfRange {
@@ -105,9 +82,6 @@ pub enum MerkleError {
         /// The value found.
         value: i128,
     },
-    /// ring refused the Ed25519 seed.
-    #[error("the Ed25519 signing seed was rejected")]
-    InvalidSigningKey,
     /// A signature that is not exactly [`SIGNATURE_LEN`] bytes.
     #[error("an Ed25519 signature has {SIGNATURE_LEN} bytes, got {len}")]
     SignatureLength {
@@ -117,7 +91,8 @@ pub enum MerkleError {
     /// The Ed25519 signature does not verify for this head and public key.
     #[error("tree head signature does not verify with the given public key")]
     BadSignature,
-    /// `sth.json` is not the expected JSON object.
+    /// `sth.json` is not the expected JSON object (this includes a `key_id` that is
+    /// not a valid [`KeyId`]).
     #[error("sth.json is malformed: {0}")]
     Json(String),
 }
@@ -395,34 +370,24 @@ pub struct TreeHead {
     pub root: Hash256,
     /// When the hub made this head, UTC milliseconds.
     pub at_ms: i64,
-    /// Which of the hub's Ed25519 keys signs it: 1 to 64 characters of
-    /// `[A-Za-z0-9._-]`.
-    pub key_id: String,
+    /// Which of the hub's Ed25519 keys signs it. A [`KeyId`] is 1 to 64
+    /// characters of `[A-Za-z0-9._-]`, so it never needs escaping in JSON.
+    pub key_id: KeyId,
 }
 
 impl TreeHead {
-    /// Checks what canonical JSON needs of this head: `key_id` of 1 to 64 characters
-    /// of `[A-Za-z0-9._-]` (so it needs no escaping) and both integers within
-    /// ±(2^53 − 1).
+    /// Checks what canonical JSON needs of this head: both integers within
+    /// ±(2^53 − 1). (`key_id` needs no check: a [`KeyId`] is valid by
+    /// construction and never needs escaping.)
     pub fn validate(&self) -> Result<(), MerkleError> {
-        let len = self.key_id.chars().count();
-        if len == 0 || len > KEY_ID_MAX_LEN {
-            return Err(MerkleError::KeyIdLength { len });
-        }
-        if let Some(ch) = self
-            .key_id
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-        {
-            return Err(MerkleError::KeyIdChar { ch });
-        }
-        if self.tree_size > MAX_SAFE_INTEGER_U64 {
+        let max = MAX_SAFE_INTEGER.unsigned_abs();
+        if self.tree_size > max {
             return Err(MerkleError::IntegerOutOfRange {
                 field: "tree_size",
                 value: i128::from(self.tree_size),
             });
         }
-        if self.at_ms.unsigned_abs() > MAX_SAFE_INTEGER_U64 {
+        if self.at_ms.unsigned_abs() > max {
             return Err(MerkleError::IntegerOutOfRange {
                 field: "at_ms",
                 value: i128::from(self.at_ms),
@@ -436,8 +401,8 @@ impl TreeHead {
     /// whitespace. Fails if the head does not pass [`TreeHead::validate`].
     pub fn canonical_bytes(&self) -> Result<Vec<u8>, MerkleError> {
         self.validate()?;
-        // Validation guarantees that `key_id` needs no escaping and that the
-        // integers print the same as RFC 8785's number serialization.
+        // `KeyId` guarantees that `key_id` needs no escaping, and validation that
+        // the integers print the same as RFC 8785's number serialization.
         Ok(format!(
             r#"{{"at_ms":{},"key_id":"{}","root":"{}","tree_size":{}}}"#,
             self.at_ms,
@@ -449,39 +414,18 @@ impl TreeHead {
     }
 }
 
-/// The Ed25519 public key for a 32-byte signing seed: what the hub exports as
-/// `hub_pubkey` and gives nodes at enrollment.
-pub fn public_key_from_seed(seed: &[u8; 32]) -> Result<[u8; PUBLIC_KEY_LEN], MerkleError> {
-    let pair =
-        Ed25519KeyPair::from_seed_unchecked(seed).map_err(|_| MerkleError::InvalidSigningKey)?;
-    pair.public_key()
-        .as_ref()
-        .try_into()
-        .map_err(|_| MerkleError::InvalidSigningKey)
-}
-
-/// Signs the canonical JSON of `head` with the Ed25519 key made from `seed`.
-/// Ed25519 is deterministic, so the same seed and head always give the same bytes.
-pub fn sign_tree_head(
-    seed: &[u8; 32],
-    head: &TreeHead,
-) -> Result<[u8; SIGNATURE_LEN], MerkleError> {
+/// Signs the canonical JSON of `head` with the hub's Ed25519 `key`. Ed25519 is
+/// deterministic, so the same key and head always give the same bytes.
+pub fn sign_tree_head(key: &HubSigningKey, head: &TreeHead) -> Result<Signature, MerkleError> {
     let message = head.canonical_bytes()?;
-    let pair =
-        Ed25519KeyPair::from_seed_unchecked(seed).map_err(|_| MerkleError::InvalidSigningKey)?;
-    let sig = pair.sign(&message);
-    sig.as_ref()
-        .try_into()
-        .map_err(|_| MerkleError::SignatureLength {
-            len: sig.as_ref().len(),
-        })
+    Ok(Signature::from_bytes(key.sign(&message)))
 }
 
 /// Verifies an Ed25519 `signature` over the canonical JSON of `head` with the hub's
-/// `public_key`. A head that cannot be canonicalized is rejected before any
+/// public `key`. A head that cannot be canonicalized is rejected before any
 /// signature check.
 pub fn verify_tree_head(
-    public_key: &[u8; PUBLIC_KEY_LEN],
+    key: &HubPublicKey,
     head: &TreeHead,
     signature: &[u8],
 ) -> Result<(), MerkleError> {
@@ -491,9 +435,11 @@ pub fn verify_tree_head(
             len: signature.len(),
         });
     }
-    UnparsedPublicKey::new(&signature::ED25519, public_key)
-        .verify(&message, signature)
-        .map_err(|_| MerkleError::BadSignature)
+    if key.verify(&message, signature) {
+        Ok(())
+    } else {
+        Err(MerkleError::BadSignature)
+    }
 }
 
 /// `sth.json` of the audit log export: the head's four fields plus `signature`, the
@@ -505,7 +451,7 @@ pub struct SignedTreeHead {
     /// See [`TreeHead::at_ms`].
     pub at_ms: i64,
     /// See [`TreeHead::key_id`].
-    pub key_id: String,
+    pub key_id: KeyId,
     /// See [`TreeHead::root`].
     pub root: Hash256,
     /// Ed25519 signature over [`TreeHead::canonical_bytes`]; 128 lowercase hex
@@ -516,14 +462,14 @@ pub struct SignedTreeHead {
 }
 
 impl SignedTreeHead {
-    /// Signs `head` with the Ed25519 key made from `seed` (the hub's side).
-    pub fn sign(head: &TreeHead, seed: &[u8; 32]) -> Result<SignedTreeHead, MerkleError> {
-        let signature = sign_tree_head(seed, head)?;
+    /// Signs `head` with the hub's Ed25519 `key` (the hub's side).
+    pub fn sign(head: &TreeHead, key: &HubSigningKey) -> Result<SignedTreeHead, MerkleError> {
+        let signature = sign_tree_head(key, head)?;
         Ok(SignedTreeHead {
             at_ms: head.at_ms,
             key_id: head.key_id.clone(),
             root: head.root,
-            signature: Signature::from_bytes(signature),
+            signature,
             tree_size: head.tree_size,
         })
     }
@@ -538,28 +484,26 @@ impl SignedTreeHead {
         }
     }
 
-    /// Checks the signature with the hub's `public_key` and returns the head it
+    /// Checks the signature with the hub's public `key` and returns the head it
     /// vouches for.
-    pub fn verify(&self, public_key: &[u8; PUBLIC_KEY_LEN]) -> Result<TreeHead, MerkleError> {
+    pub fn verify(&self, key: &HubPublicKey) -> Result<TreeHead, MerkleError> {
         let head = self.head();
-        verify_tree_head(public_key, &head, &self.signature.0)?;
+        verify_tree_head(key, &head, &self.signature.0)?;
         Ok(head)
     }
 
-    /// Parses `sth.json`. Unknown, missing or duplicate fields, a signature that is
-    /// not 128 lowercase hex characters, and non-integer numbers are rejected; the
-    /// signature itself is not checked (see [`SignedTreeHead::verify`]).
+    /// Parses `sth.json`. Unknown, missing or duplicate fields, a `key_id` that is
+    /// not a valid [`KeyId`], a signature that is not 128 lowercase hex characters,
+    /// and non-integer numbers are rejected; the signature itself is not checked
+    /// (see [`SignedTreeHead::verify`]).
     pub fn parse(json: &str) -> Result<SignedTreeHead, MerkleError> {
         serde_json::from_str(json).map_err(|e| MerkleError::Json(e.to_string()))
     }
 
-    /// Parses `sth.json` and verifies it with the hub's `public_key`: what an
+    /// Parses `sth.json` and verifies it with the hub's public `key`: what an
     /// auditor or a node does with a head it received.
-    pub fn parse_and_verify(
-        json: &str,
-        public_key: &[u8; PUBLIC_KEY_LEN],
-    ) -> Result<TreeHead, MerkleError> {
-        SignedTreeHead::parse(json)?.verify(public_key)
+    pub fn parse_and_verify(json: &str, key: &HubPublicKey) -> Result<TreeHead, MerkleError> {
+        SignedTreeHead::parse(json)?.verify(key)
     }
 
     /// Writes `sth.json` as canonical JSON (keys sorted, no whitespace). Fails if
@@ -573,6 +517,7 @@ impl SignedTreeHead {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::canonical;
 
     /// Distinct leaf hashes `leaf_hash("0")`, `leaf_hash("1")`, ….
     fn leaves(n: usize) -> Vec<Hash256> {
@@ -586,11 +531,17 @@ mod tests {
             tree_size: 3,
             root: root(&leaves(3)),
             at_ms: 1_763_880_001_000,
-            key_id: "hub-2026-1".to_string(),
+            key_id: key_id("hub-2026-1"),
         }
     }
 
-    const SEED: [u8; 32] = [7; 32];
+    fn key_id(s: &str) -> KeyId {
+        s.parse().unwrap()
+    }
+
+    fn signing_key() -> HubSigningKey {
+        HubSigningKey::from_seed([7; 32])
+    }
 
     #[test]
     fn leaf_and_node_hashes_are_domain_separated() {
@@ -799,38 +750,48 @@ mod tests {
                 h.root
             )
         );
+        // The hand-written bytes are exactly what the canonical JSON module makes.
+        assert_eq!(
+            canonical::canonicalize(text.as_bytes()).unwrap(),
+            text.as_bytes()
+        );
         let negative = TreeHead {
             at_ms: -MAX_SAFE_INTEGER,
             ..head()
         };
-        assert!(String::from_utf8(negative.canonical_bytes().unwrap())
+        let bytes = negative.canonical_bytes().unwrap();
+        assert!(String::from_utf8(bytes.clone())
             .unwrap()
             .starts_with(r#"{"at_ms":-9007199254740991,"#));
+        assert_eq!(canonical::canonicalize(&bytes).unwrap(), bytes);
     }
 
     #[test]
     fn head_fields_that_canonical_json_cannot_carry_are_rejected() {
-        let with_key = |key_id: &str| TreeHead {
-            key_id: key_id.to_string(),
-            ..head()
+        // A key id that would need escaping, or is empty or too long, cannot even
+        // be made (nor deserialized), so it never reaches the canonical bytes.
+        let head_json = |key_id: &str| {
+            format!(
+                r#"{{"tree_size":3,"root":"{}","at_ms":0,"key_id":{}}}"#,
+                head().root,
+                serde_json::to_string(key_id).unwrap()
+            )
         };
-        assert_eq!(
-            with_key("").canonical_bytes(),
-            Err(MerkleError::KeyIdLength { len: 0 })
-        );
-        assert!(with_key(&"k".repeat(64)).canonical_bytes().is_ok());
-        assert_eq!(
-            with_key(&"k".repeat(65)).canonical_bytes(),
-            Err(MerkleError::KeyIdLength { len: 65 })
-        );
-        for (key_id, ch) in [("a\"b", '"'), ("a b", ' '), ("ñ", 'ñ'), ("a\\", '\\')] {
-            assert_eq!(
-                with_key(key_id).canonical_bytes(),
-                Err(MerkleError::KeyIdChar { ch }),
-                "{key_id:?}"
-            );
+        for bad in ["", &"k".repeat(65), "a\"b", "a b", "ñ", "a\\"] {
+            assert!(bad.parse::<KeyId>().is_err(), "{bad:?}");
+            let json = head_json(bad);
+            assert!(serde_json::from_str::<TreeHead>(&json).is_err(), "{json}");
         }
-        assert!(with_key("A.z_0-9").canonical_bytes().is_ok());
+        for good in ["k".repeat(64), "A.z_0-9".to_string()] {
+            let parsed: TreeHead = serde_json::from_str(&head_json(&good)).unwrap();
+            assert_eq!(parsed.key_id.as_str(), good);
+            let h = TreeHead {
+                key_id: key_id(&good),
+                ..head()
+            };
+            let text = String::from_utf8(h.canonical_bytes().unwrap()).unwrap();
+            assert!(text.contains(&format!(r#""key_id":"{good}""#)), "{text}");
+        }
 
         let too_big = TreeHead {
             tree_size: 1 << 53,
@@ -859,7 +820,7 @@ mod tests {
             );
         }
         let edge = TreeHead {
-            tree_size: MAX_SAFE_INTEGER_U64,
+            tree_size: MAX_SAFE_INTEGER.unsigned_abs(),
             at_ms: MAX_SAFE_INTEGER,
             ..head()
         };
@@ -868,43 +829,56 @@ mod tests {
 
     #[test]
     fn signing_round_trips_and_tampering_is_caught() {
-        let public = public_key_from_seed(&SEED).unwrap();
+        let public = signing_key().public_key();
         let h = head();
-        let sig = sign_tree_head(&SEED, &h).unwrap();
-        verify_tree_head(&public, &h, &sig).unwrap();
-        assert_eq!(sig, sign_tree_head(&SEED, &h).unwrap(), "deterministic");
+        let sig = sign_tree_head(&signing_key(), &h).unwrap();
+        verify_tree_head(&public, &h, &sig.0).unwrap();
+        assert_eq!(
+            sig,
+            sign_tree_head(&signing_key(), &h).unwrap(),
+            "deterministic"
+        );
 
         let later = TreeHead {
             at_ms: h.at_ms + 1,
             ..h.clone()
         };
         assert_eq!(
-            verify_tree_head(&public, &later, &sig),
+            verify_tree_head(&public, &later, &sig.0),
             Err(MerkleError::BadSignature)
         );
-        let other = public_key_from_seed(&[8; 32]).unwrap();
+        let other = HubSigningKey::from_seed([8; 32]).public_key();
         assert_eq!(
-            verify_tree_head(&other, &h, &sig),
+            verify_tree_head(&other, &h, &sig.0),
             Err(MerkleError::BadSignature)
         );
         assert_eq!(
-            verify_tree_head(&public, &h, &sig[..63]),
+            verify_tree_head(&public, &h, &sig.0[..63]),
             Err(MerkleError::SignatureLength { len: 63 })
         );
-        let bad_key = TreeHead {
-            key_id: String::new(),
+        // A head that canonical JSON cannot carry is neither signed nor verified.
+        let too_big = TreeHead {
+            tree_size: 1 << 53,
             ..h
         };
+        let out_of_range = MerkleError::IntegerOutOfRange {
+            field: "tree_size",
+            value: 1 << 53,
+        };
         assert_eq!(
-            sign_tree_head(&SEED, &bad_key),
-            Err(MerkleError::KeyIdLength { len: 0 })
+            sign_tree_head(&signing_key(), &too_big),
+            Err(out_of_range.clone())
+        );
+        assert_eq!(
+            verify_tree_head(&public, &too_big, &sig.0),
+            Err(out_of_range)
         );
     }
 
     #[test]
     fn sth_json_is_canonical_and_parses_back() {
-        let public = public_key_from_seed(&SEED).unwrap();
-        let sth = SignedTreeHead::sign(&head(), &SEED).unwrap();
+        let public = signing_key().public_key();
+        let sth = SignedTreeHead::sign(&head(), &signing_key()).unwrap();
         let json = sth.to_json().unwrap();
         assert_eq!(
             json,
@@ -940,9 +914,19 @@ mod tests {
             SignedTreeHead::parse(&float),
             Err(MerkleError::Json(_))
         ));
+        let bad_key_id = json.replace(r#""key_id":"hub-2026-1""#, r#""key_id":"hub 2026""#);
+        assert!(matches!(
+            SignedTreeHead::parse_and_verify(&bad_key_id, &public),
+            Err(MerkleError::Json(_))
+        ));
         let tampered = json.replace(r#""tree_size":3"#, r#""tree_size":4"#);
         assert_eq!(
             SignedTreeHead::parse_and_verify(&tampered, &public),
+            Err(MerkleError::BadSignature)
+        );
+        let other = HubSigningKey::from_seed([8; 32]).public_key();
+        assert_eq!(
+            SignedTreeHead::parse_and_verify(&json, &other),
             Err(MerkleError::BadSignature)
         );
     }

@@ -5,9 +5,11 @@
 //! went wrong by name, so one run shows the whole damage.
 
 use caja_shared::digest::Hash256;
+use caja_shared::ids::KeyId;
+use caja_shared::key::{HubPublicKey, HubSigningKey};
 use caja_shared::merkle::{
-    consistency_proof, inclusion_proof, leaf_hash, public_key_from_seed, root, sign_tree_head,
-    verify_consistency, verify_inclusion, verify_tree_head, MerkleError, SignedTreeHead, TreeHead,
+    consistency_proof, inclusion_proof, leaf_hash, root, sign_tree_head, verify_consistency,
+    verify_inclusion, verify_tree_head, MerkleError, SignedTreeHead, TreeHead,
 };
 use proptest::prelude::*;
 use serde::Deserialize;
@@ -116,10 +118,8 @@ impl Cases {
     }
 }
 
-fn seed_of(v: &SthVector) -> [u8; 32] {
-    let mut seed = [0u8; 32];
-    hex::decode_to_slice(&v.private_key_seed_hex, &mut seed).expect("seed is 32 bytes of hex");
-    seed
+fn signing_key_of(v: &SthVector) -> HubSigningKey {
+    HubSigningKey::from_hex(&v.private_key_seed_hex).expect("seed is 32 bytes of lowercase hex")
 }
 
 fn size(n: u64) -> usize {
@@ -260,15 +260,14 @@ fn every_consistency_proof_is_generated_and_verifies() {
 #[test]
 fn signed_tree_head_matches_the_vector_and_tampering_fails() {
     let v = vectors().signed_tree_head;
-    let seed = seed_of(&v);
+    let key = signing_key_of(&v);
     let head = &v.head;
     let mut cases = Cases::default();
 
-    let mut public = [0u8; 32];
-    hex::decode_to_slice(&v.public_key_hex, &mut public)
-        .expect("public_key_hex is 32 bytes of hex");
-    let derived = public_key_from_seed(&seed);
-    cases.check("public key from seed", derived == Ok(public), || {
+    let public =
+        HubPublicKey::from_hex(&v.public_key_hex).expect("public_key_hex is 32 bytes of hex");
+    let derived = key.public_key();
+    cases.check("public key from seed", derived == public, || {
         format!("derived {derived:?}, vector says {}", v.public_key_hex)
     });
 
@@ -279,7 +278,7 @@ fn signed_tree_head_matches_the_vector_and_tampering_fails() {
         || format!("got {canonical:?}, vector says {}", v.canonical_head),
     );
 
-    let signed = sign_tree_head(&seed, head).map(hex::encode);
+    let signed = sign_tree_head(&key, head).map(|s| s.to_hex());
     cases.check(
         "signature from the seed",
         signed == Ok(v.signature.clone()),
@@ -307,7 +306,7 @@ fn signed_tree_head_matches_the_vector_and_tampering_fails() {
         parsed.as_ref() == Ok(head),
         || format!("{parsed:?}"),
     );
-    let written = SignedTreeHead::sign(head, &seed).and_then(|s| s.to_json());
+    let written = SignedTreeHead::sign(head, &key).and_then(|s| s.to_json());
     let expected_json = v.canonical_head.replacen(
         r#","tree_size""#,
         &format!(r#","signature":"{}","tree_size""#, v.signature),
@@ -357,7 +356,7 @@ fn signed_tree_head_matches_the_vector_and_tampering_fails() {
         (
             "key_id changed",
             TreeHead {
-                key_id: "hub-2026-2".into(),
+                key_id: "hub-2026-2".parse::<KeyId>().expect("valid key id"),
                 ..head.clone()
             },
         ),

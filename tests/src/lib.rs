@@ -1,1 +1,6 @@
-//! Helpers for end-to-end tests: locating binaries, temp data dirs.
+//! # caja-tests
+//!
+//! End-to-end tests that start real hubs and nodes (in `tests/`), and the demo
+//! binary `caja-demo` that README.md's first command runs.
+
+pub mod demo;
