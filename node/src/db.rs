@@ -1,0 +1,236 @@
+//! Opening the node database: one SQLite file per register, in WAL mode with
+//! `synchronous=FULL`, foreign keys on and a busy timeout, migrated to this
+//! binary's schema.
+//!
+//! Several processes may open the same file at once: the long-running node (sync
+//! daemon, later the local API) and short-lived CLI commands. WAL lets readers run
+//! beside the one writer; every write transaction starts with `BEGIN IMMEDIATE`
+//! (taking the write lock up front, so a read never has to be upgraded to a write
+//! and fail with `SQLITE_BUSY` mid-transaction), and a writer that finds the lock
+//! taken waits up to [`BUSY_TIMEOUT_MS`] before giving up.
+//!
+//! Durability: with WAL and `synchronous=FULL` SQLite fsyncs the WAL at every
+//! commit, so a transaction whose `COMMIT` returned survives a process crash and
+//! a power cut (given a disk that honours fsync). See ARCHITECTURE.md.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+use crate::migrate::{self, MigrateError, MigrationReport};
+
+/// How long a connection waits for another process's write lock before a
+/// statement fails with `SQLITE_BUSY`. A sale commits in milliseconds; five
+/// seconds covers a slow disk or a backup step without hanging a cashier for
+/// long.
+pub const BUSY_TIMEOUT_MS: u64 = 5_000;
+
+/// The file name of the node database inside the data directory.
+pub const DB_FILE_NAME: &str = "caja-node.sqlite3";
+
+/// Why the node database cannot be opened. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// SQLite could not open or create the file.
+    #[error("cannot open the node database {path}: {source}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// The SQLite error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A connection setting could not be applied.
+    #[error("cannot set {pragma} on the node database {path}: {source}")]
+    Pragma {
+        /// The database file.
+        path: PathBuf,
+        /// Which setting.
+        pragma: &'static str,
+        /// The SQLite error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// SQLite refused a setting this node relies on for durability or
+    /// concurrency (e.g. WAL on a file system without shared memory).
+    #[error(
+        "the node database {path} runs with {pragma} = {actual}, but caja-node needs {wanted}"
+    )]
+    Setting {
+        /// The database file.
+        path: PathBuf,
+        /// Which setting.
+        pragma: &'static str,
+        /// What caja-node asked for.
+        wanted: &'static str,
+        /// What SQLite reports.
+        actual: String,
+    },
+    /// The schema could not be brought to this binary's version.
+    #[error("node database {path}: {source}")]
+    Migrate {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: MigrateError,
+    },
+    /// A write transaction could not begin (typically the lock stayed taken
+    /// longer than [`BUSY_TIMEOUT_MS`]).
+    #[error("cannot begin a write transaction on the node database {path}: {source}")]
+    Begin {
+        /// The database file.
+        path: PathBuf,
+        /// The SQLite error.
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+/// An open, migrated node database.
+#[derive(Debug)]
+pub struct Db {
+    conn: Connection,
+    path: PathBuf,
+    migration: MigrationReport,
+}
+
+impl Db {
+    /// Opens (creating if absent) the node database at `path`, applies the
+    /// connection settings ([`configure`]) and migrates it to
+    /// [`migrate::SCHEMA_VERSION`]. Refuses a database written by a newer
+    /// `caja-node`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Db, DbError> {
+        let path = path.as_ref().to_path_buf();
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn =
+            Connection::open_with_flags(&path, flags).map_err(|source| DbError::Open {
+                path: path.clone(),
+                source,
+            })?;
+        configure(&conn, &path)?;
+        conn.set_transaction_behavior(TransactionBehavior::Immediate);
+        let migration = migrate::migrate(&mut conn).map_err(|source| DbError::Migrate {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Db {
+            conn,
+            path,
+            migration,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What the migrator did when this database was opened.
+    pub fn migration(&self) -> MigrationReport {
+        self.migration
+    }
+
+    /// The connection, for reads.
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The connection, for callers that manage transactions themselves. Its
+    /// default transaction behaviour is `IMMEDIATE`.
+    pub fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// Begins a write transaction (`BEGIN IMMEDIATE`): the write lock is taken
+    /// now, waiting up to [`BUSY_TIMEOUT_MS`] for another process to release
+    /// it. Everything an operation writes — its events, checkpoint, projections,
+    /// op id — goes into one such transaction; dropping it without `commit`
+    /// rolls all of it back.
+    pub fn write_tx(&mut self) -> Result<Transaction<'_>, DbError> {
+        let path = &self.path;
+        self.conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|source| DbError::Begin {
+                path: path.clone(),
+                source,
+            })
+    }
+
+    /// Gives up the wrapper and returns the connection.
+    pub fn into_connection(self) -> Connection {
+        self.conn
+    }
+}
+
+/// Applies the node's connection settings to `conn` (opened on `path`): busy
+/// timeout, `journal_mode=WAL`, `synchronous=FULL`, `foreign_keys=ON`, and checks
+/// SQLite accepted each. Public so that benchmarks can give a baseline
+/// connection exactly the same settings.
+pub fn configure(conn: &Connection, path: &Path) -> Result<(), DbError> {
+    let pragma_err = |pragma: &'static str| {
+        let path = path.to_path_buf();
+        move |source| DbError::Pragma {
+            path,
+            pragma,
+            source,
+        }
+    };
+    // First, so that the journal_mode switch and migrations wait for a busy
+    // database instead of failing.
+    conn.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))
+        .map_err(pragma_err("busy_timeout"))?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+        .map_err(pragma_err("journal_mode"))?;
+    expect_setting(path, "journal_mode", "wal", mode.to_ascii_lowercase())?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(pragma_err("synchronous"))?;
+    let sync: i64 = conn
+        .pragma_query_value(None, "synchronous", |r| r.get(0))
+        .map_err(pragma_err("synchronous"))?;
+    // 2 = FULL.
+    expect_setting(path, "synchronous", "2 (FULL)", sync_name(sync))?;
+    conn.pragma_update(None, "foreign_keys", true)
+        .map_err(pragma_err("foreign_keys"))?;
+    let fk: i64 = conn
+        .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+        .map_err(pragma_err("foreign_keys"))?;
+    expect_setting(path, "foreign_keys", "1 (ON)", fk_name(fk))?;
+    Ok(())
+}
+
+fn sync_name(v: i64) -> String {
+    match v {
+        2 => "2 (FULL)".into(),
+        other => other.to_string(),
+    }
+}
+
+fn fk_name(v: i64) -> String {
+    match v {
+        1 => "1 (ON)".into(),
+        other => other.to_string(),
+    }
+}
+
+fn expect_setting(
+    path: &Path,
+    pragma: &'static str,
+    wanted: &'static str,
+    actual: String,
+) -> Result<(), DbError> {
+    if actual == wanted {
+        Ok(())
+    } else {
+        Err(DbError::Setting {
+            path: path.to_path_buf(),
+            pragma,
+            wanted,
+            actual,
+        })
+    }
+}

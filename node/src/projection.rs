@@ -1,0 +1,379 @@
+//! Projections: the register's current state (shifts, sales, payments, fiado,
+//! stock, customers, catalog and prices) derived from events.
+//!
+//! Every operation applies its events here inside the same SQLite transaction
+//! that appends them to the journal, so state and history never disagree. The
+//! same functions rebuild everything from the journal and the hub chain
+//! ([`rebuild`]); [`digest`] hashes every projection row so a test can prove that
+//! a rebuild gives exactly the rows the incremental updates gave.
+//!
+//! Order: own events apply in journal order, hub events in hub-chain order. No
+//! own-event update reads catalog state (a sale line carries its own price and
+//! tax), so applying the two chains in any interleaving gives the same rows; that
+//! is why a rebuild can apply the hub chain first and the journal second.
+//!
+//! Architecture invariant: the only SQL that writes projection tables is here.
+
+use caja_shared::canonical::{Object, Value};
+use caja_shared::digest::Hash256;
+use caja_shared::event::Event;
+use caja_shared::kind::{EventBody, PaymentMethod, SoldBy, StockPolicy};
+use rusqlite::types::ValueRef;
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// Projection tables, in the order [`digest`] and [`rebuild`] visit them, with
+/// the columns that order their rows.
+pub const TABLES: &[(&str, &str)] = &[
+    ("catalog_items", "sku"),
+    ("barcodes", "code"),
+    ("customers", "customer_id"),
+    ("shifts", "shift_id"),
+    ("sales", "sale_id"),
+    ("sale_lines", "sale_id, line_no"),
+    ("sale_payments", "sale_id, idx"),
+    ("debts", "debt_id"),
+    ("debt_payments", "payment_id"),
+    ("stock", "sku"),
+];
+
+/// Why a projection update failed. Any of these aborts the operation's
+/// transaction, so nothing is half applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    /// SQLite refused the update.
+    #[error("projection update failed: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// A stored event no longer decodes (the journal is damaged or newer).
+    #[error("event at seq {seq} of the {chain} does not decode: {reason}")]
+    Undecodable {
+        /// `journal` or `hub chain`.
+        chain: &'static str,
+        /// Its seq.
+        seq: i64,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn method_str(m: PaymentMethod) -> &'static str {
+    match m {
+        PaymentMethod::Cash => "cash",
+        PaymentMethod::Card => "card",
+        PaymentMethod::Transfer => "transfer",
+        PaymentMethod::Fiado => "fiado",
+    }
+}
+
+fn sold_by_str(s: SoldBy) -> &'static str {
+    match s {
+        SoldBy::Unit => "unit",
+        SoldBy::Weight => "weight",
+    }
+}
+
+fn policy_str(p: StockPolicy) -> &'static str {
+    match p {
+        StockPolicy::Block => "block",
+        StockPolicy::Warn => "warn",
+        StockPolicy::Untracked => "untracked",
+    }
+}
+
+fn add_stock(conn: &Connection, sku: &str, delta_milli: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO stock (sku, qty_milli) VALUES (?1, ?2)
+         ON CONFLICT (sku) DO UPDATE SET qty_milli = qty_milli + excluded.qty_milli",
+        params![sku, delta_milli],
+    )?;
+    Ok(())
+}
+
+/// Applies one of this register's own events (already appended at `seq`).
+pub fn apply_own(
+    conn: &Connection,
+    seq: i64,
+    event: &Event,
+    body: &EventBody,
+) -> rusqlite::Result<()> {
+    let event_id = event.id().to_string();
+    match body {
+        EventBody::ShiftOpened(b) => {
+            conn.execute(
+                "INSERT INTO shifts (shift_id, cashier, opening_float, opened_seq) VALUES (?1, ?2, ?3, ?4)",
+                params![b.shift_id.to_string(), b.cashier, b.opening_float.0, seq],
+            )?;
+        }
+        EventBody::ShiftClosed(b) => {
+            conn.execute(
+                "UPDATE shifts SET closed_seq = ?2, expected_cash = ?3, counted_cash = ?4 WHERE shift_id = ?1",
+                params![b.shift_id.to_string(), seq, b.expected_cash.0, b.counted_cash.0],
+            )?;
+        }
+        EventBody::SaleCreated(b) => {
+            let sale_id = b.sale_id.to_string();
+            conn.execute(
+                "INSERT INTO sales (sale_id, seq, event_id, shift_id, cashier, customer_id,
+                    fiscal_series, fiscal_number, total, tax, change)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    sale_id,
+                    seq,
+                    event_id,
+                    b.shift_id.map(|s| s.to_string()),
+                    b.cashier,
+                    b.customer.map(|c| c.to_string()),
+                    b.fiscal.as_ref().map(|f| f.series.clone()),
+                    b.fiscal.as_ref().map(|f| f.number.clone()),
+                    b.total.0,
+                    b.tax.0,
+                    b.change.0
+                ],
+            )?;
+            for (i, l) in b.lines.iter().enumerate() {
+                conn.execute(
+                    "INSERT INTO sale_lines (sale_id, line_no, sku, name, qty_milli, unit_price,
+                        tax_bp, discount, total, tax) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    params![
+                        sale_id,
+                        i as i64,
+                        l.product.as_str(),
+                        l.name,
+                        l.qty_milli.0,
+                        l.unit_price.0,
+                        i64::from(l.tax_bp.bp()),
+                        l.discount.map_or(0, |d| d.0),
+                        l.total.0,
+                        l.tax.0
+                    ],
+                )?;
+                add_stock(conn, l.product.as_str(), -l.qty_milli.0)?;
+            }
+            for (i, p) in b.payments.iter().enumerate() {
+                conn.execute(
+                    "INSERT INTO sale_payments (sale_id, idx, method, amount, reference)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        sale_id,
+                        i as i64,
+                        method_str(p.method),
+                        p.amount.0,
+                        p.reference
+                    ],
+                )?;
+            }
+        }
+        EventBody::SaleVoided(b) => {
+            let sale_id = b.sale_id.to_string();
+            let changed = conn.execute(
+                "UPDATE sales SET voided_seq = ?2, void_event_id = ?3, void_reason = ?4
+                 WHERE sale_id = ?1 AND voided_seq IS NULL",
+                params![sale_id, seq, event_id, b.reason],
+            )?;
+            if changed == 1 {
+                let lines: Vec<(String, i64)> = conn
+                    .prepare(
+                        "SELECT sku, qty_milli FROM sale_lines WHERE sale_id = ?1 ORDER BY line_no",
+                    )?
+                    .query_map([&sale_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?;
+                for (sku, qty) in lines {
+                    add_stock(conn, &sku, qty)?;
+                }
+                conn.execute("UPDATE debts SET voided = 1 WHERE sale_id = ?1", [&sale_id])?;
+            }
+        }
+        EventBody::PaymentTaken(b) => {
+            let idx: i64 = conn.query_row(
+                "SELECT coalesce(max(idx), -1) + 1 FROM sale_payments WHERE sale_id = ?1",
+                [b.sale_id.to_string()],
+                |r| r.get(0),
+            )?;
+            conn.execute(
+                "INSERT INTO sale_payments (sale_id, idx, method, amount, reference) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![b.sale_id.to_string(), idx, method_str(b.method), b.amount.0, b.reference],
+            )?;
+        }
+        EventBody::DebtOpened(b) => {
+            conn.execute(
+                "INSERT INTO debts (debt_id, customer_id, sale_id, event_id, amount) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    b.debt_id.to_string(),
+                    b.customer.to_string(),
+                    b.sale_id.map(|s| s.to_string()),
+                    event_id,
+                    b.amount.0
+                ],
+            )?;
+        }
+        EventBody::DebtPaymentTaken(b) => {
+            conn.execute(
+                "INSERT INTO debt_payments (payment_id, debt_id, customer_id, method, amount, seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    b.payment_id.to_string(),
+                    b.debt_id.to_string(),
+                    b.customer.to_string(),
+                    method_str(b.method),
+                    b.amount.0,
+                    seq
+                ],
+            )?;
+            conn.execute(
+                "UPDATE debts SET paid = paid + ?2 WHERE debt_id = ?1",
+                params![b.debt_id.to_string(), b.amount.0],
+            )?;
+        }
+        EventBody::StockReceived(b) => add_stock(conn, b.product.as_str(), b.qty_milli.0)?,
+        EventBody::StockCounted(b) => add_stock(conn, b.product.as_str(), b.delta_milli.0)?,
+        EventBody::CustomerUpserted(b) => {
+            conn.execute(
+                "INSERT INTO customers (customer_id, name, phone, tax_id, credit_limit)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (customer_id) DO UPDATE SET name = excluded.name, phone = excluded.phone,
+                    tax_id = excluded.tax_id, credit_limit = excluded.credit_limit",
+                params![b.customer_id.to_string(), b.name, b.phone, b.tax_id, b.credit_limit.0],
+            )?;
+        }
+        // Hub kinds and releases change no register projection here; the
+        // fiscal and escrow issues give them tables of their own.
+        EventBody::CatalogItemUpserted(_)
+        | EventBody::PriceSet(_)
+        | EventBody::FiscalRangeGranted(_)
+        | EventBody::FiscalNumbersReleased(_)
+        | EventBody::EscrowGranted(_)
+        | EventBody::EscrowReleased(_)
+        | EventBody::ConflictResolved(_) => {}
+    }
+    Ok(())
+}
+
+/// Applies one event of the store's hub chain (catalog, prices; other hub kinds
+/// are applied by the issues that own them).
+pub fn apply_hub(conn: &Connection, body: &EventBody) -> rusqlite::Result<()> {
+    match body {
+        EventBody::CatalogItemUpserted(b) => {
+            conn.execute(
+                "INSERT INTO catalog_items (sku, name, tax_bp, sold_by, policy) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (sku) DO UPDATE SET name = excluded.name, tax_bp = excluded.tax_bp,
+                    sold_by = excluded.sold_by, policy = excluded.policy",
+                params![
+                    b.product.as_str(),
+                    b.name,
+                    i64::from(b.tax_bp.bp()),
+                    sold_by_str(b.sold_by),
+                    policy_str(b.policy)
+                ],
+            )?;
+            conn.execute("DELETE FROM barcodes WHERE sku = ?1", [b.product.as_str()])?;
+            for code in &b.barcodes {
+                conn.execute(
+                    "INSERT INTO barcodes (code, sku) VALUES (?1, ?2)
+                     ON CONFLICT (code) DO UPDATE SET sku = excluded.sku",
+                    params![code.as_str(), b.product.as_str()],
+                )?;
+            }
+        }
+        EventBody::PriceSet(b) => {
+            // A price for an item the catalog does not know yet waits in a row
+            // with placeholder fields until its CatalogItemUpserted arrives.
+            conn.execute(
+                "INSERT INTO catalog_items (sku, name, tax_bp, sold_by, policy, unit_price)
+                 VALUES (?1, ?1, 0, 'unit', 'block', ?2)
+                 ON CONFLICT (sku) DO UPDATE SET unit_price = excluded.unit_price",
+                params![b.product.as_str(), b.unit_price.0],
+            )?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Deletes every projection row and applies the hub chain, then the journal,
+/// again. Runs inside the caller's transaction.
+pub fn rebuild(conn: &Connection) -> Result<(), ProjectionError> {
+    for (table, _) in TABLES {
+        conn.execute(&format!("DELETE FROM {table}"), [])?;
+    }
+    let mut stmt =
+        conn.prepare("SELECT seq, bytes FROM hub_events WHERE applied = 1 ORDER BY seq")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let seq: i64 = row.get(0)?;
+        let bytes: Vec<u8> = row.get(1)?;
+        let body = decode("hub chain", seq, &bytes)?.1;
+        apply_hub(conn, &body)?;
+    }
+    let mut stmt = conn.prepare("SELECT seq, bytes FROM journal ORDER BY seq")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let seq: i64 = row.get(0)?;
+        let bytes: Vec<u8> = row.get(1)?;
+        let (event, body) = decode("journal", seq, &bytes)?;
+        apply_own(conn, seq, &event, &body)?;
+    }
+    Ok(())
+}
+
+fn decode(
+    chain: &'static str,
+    seq: i64,
+    bytes: &[u8],
+) -> Result<(Event, EventBody), ProjectionError> {
+    let bad = |reason: String| ProjectionError::Undecodable { chain, seq, reason };
+    let event = Event::from_json(bytes).map_err(|e| bad(e.to_string()))?;
+    let body = event.body().map_err(|e| bad(e.to_string()))?;
+    Ok((event, body))
+}
+
+/// SHA-256 over every projection row, table by table in [`TABLES`] order, rows
+/// in key order, each row as canonical JSON of its columns. Two databases with
+/// the same projection rows have the same digest.
+pub fn digest(conn: &Connection) -> Result<Hash256, ProjectionError> {
+    let mut all = Vec::new();
+    for (table, order) in TABLES {
+        let mut stmt = conn.prepare(&format!("SELECT * FROM {table} ORDER BY {order}"))?;
+        let names: Vec<String> = stmt.column_names().map(str::to_owned).collect();
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let mut obj = Object::new();
+            obj.insert("table".into(), Value::String((*table).to_owned()));
+            for (i, name) in names.iter().enumerate() {
+                let v = match row.get_ref(i)? {
+                    ValueRef::Null => Value::Null,
+                    ValueRef::Integer(n) => Value::Int(n),
+                    ValueRef::Text(t) => Value::String(String::from_utf8_lossy(t).into_owned()),
+                    ValueRef::Blob(b) => Value::String(hex_of(b)),
+                    // Projection tables are STRICT and have no REAL columns.
+                    ValueRef::Real(_) => Value::Null,
+                };
+                obj.insert(name.clone(), v);
+            }
+            all.extend_from_slice(&Value::Object(obj).to_canonical_bytes());
+            all.push(b'\n');
+        }
+    }
+    Ok(Hash256::of(&all))
+}
+
+fn hex_of(b: &[u8]) -> String {
+    Hash256::of(b).to_hex()
+}
+
+/// A customer's fiado balance: what the non-voided debts still owe.
+pub fn customer_balance(conn: &Connection, customer_id: &str) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "SELECT coalesce(sum(amount - paid), 0) FROM debts WHERE customer_id = ?1 AND voided = 0",
+        [customer_id],
+        |r| r.get(0),
+    )
+}
+
+/// The open shift, if any: (shift_id, cashier, opened_seq).
+pub fn open_shift(conn: &Connection) -> rusqlite::Result<Option<(String, String, i64)>> {
+    conn.query_row(
+        "SELECT shift_id, cashier, opened_seq FROM shifts WHERE closed_seq IS NULL",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+    .optional()
+}

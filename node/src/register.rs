@@ -1,0 +1,1031 @@
+//! The register's operations: what a cashier and a store manager do, offline.
+//!
+//! Each operation is one SQLite transaction (`BEGIN IMMEDIATE`) that
+//! 1. answers a retried client operation id with its first result (DESIGN
+//!    invariant 9) — or refuses the id if it was used for another request;
+//! 2. validates the request against the projections (typed errors that name the
+//!    field; nothing is written when validation fails);
+//! 3. appends the event(s) to the journal with their causal `deps`;
+//! 4. applies them to the projections;
+//! 5. records the op id with its result;
+//!
+//! and commits with `synchronous=FULL` before the caller sees "done". The fiscal
+//! number and the escrow quota of a sale will join the same transaction.
+
+use std::path::{Path, PathBuf};
+
+use caja_shared::canonical::Value;
+use caja_shared::checkpoint::HubCheckpoint;
+use caja_shared::clock::Clock;
+use caja_shared::digest::Hash256;
+use caja_shared::entropy::RandomSource;
+use caja_shared::event::Event;
+use caja_shared::ids::{
+    CustomerId, DebtId, DeviceId, EventId, OpId, PaymentId, SaleId, ShiftId, Sku, StoreId,
+};
+use caja_shared::key::{DeviceKey, HubPublicKey};
+use caja_shared::kind::{
+    CustomerUpserted, DebtOpened, DebtPaymentTaken, EventBody, PaymentMethod, SaleCreated,
+    SaleVoided, ShiftClosed, ShiftOpened, SoldBy, StockCounted, StockReceived,
+};
+use caja_shared::money::{Money, QtyMilli, TaxRateBp};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::db::{Db, DbError, DB_FILE_NAME};
+use crate::journal::{self, CheckpointReason, DeviceRecord, Journal, JournalError, OpRecord};
+use crate::keyfile::{self, KeyFileError, KEY_FILE_NAME};
+use crate::projection::{self, ProjectionError};
+use crate::sale::{self, CatalogItem, CreditStanding, SaleContext, SaleError, SaleRequest};
+use crate::zreport::{ZReport, ZReportError};
+
+/// How far the HLC may run ahead of this machine's clock because of a remote
+/// timestamp (DESIGN: "bounded drift").
+pub const MAX_HLC_DRIFT_MS: i64 = 5 * 60 * 1000;
+/// Longest free text (names, reasons, references) accepted.
+pub const MAX_TEXT_LEN: usize = 200;
+
+/// Why an operation was refused or failed. Validation variants name the field
+/// and leave the database as it was.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    /// A field is missing, empty or out of range.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The field at fault.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The sale itself is invalid.
+    #[error(transparent)]
+    Sale(#[from] SaleError),
+    /// No shift is open.
+    #[error("no shift is open: open one first")]
+    ShiftNotOpen,
+    /// A shift is already open.
+    #[error("shift {0} is already open: close it first")]
+    ShiftAlreadyOpen(String),
+    /// The sale does not exist on this register.
+    #[error("sale_id: unknown sale {0}")]
+    UnknownSale(SaleId),
+    /// The sale was voided already.
+    #[error("sale_id: sale {0} is already voided")]
+    AlreadyVoided(SaleId),
+    /// The customer does not exist.
+    #[error("customer: unknown customer {0}")]
+    UnknownCustomer(CustomerId),
+    /// The product does not exist in the catalog.
+    #[error("product: unknown product {0}")]
+    UnknownProduct(String),
+    /// A debt payment beyond what the customer owes.
+    #[error("amount: {amount} is more than the {balance} the customer owes")]
+    DebtOverpaid {
+        /// The payment.
+        amount: Money,
+        /// The balance.
+        balance: Money,
+    },
+    /// The op id was used before for a different request.
+    #[error("op_id: operation {0} was already used for a different request")]
+    OpIdReused(OpId),
+    /// Hub events that do not verify.
+    #[error("hub events: {0}")]
+    HubEvents(String),
+    /// The Z report could not be computed.
+    #[error("z report: {0}")]
+    ZReport(#[from] ZReportError),
+    /// The journal refused (including a broken chain: no selling).
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The projections could not be updated.
+    #[error(transparent)]
+    Projection(#[from] ProjectionError),
+    /// The database could not be opened or locked.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The key file could not be read or written.
+    #[error(transparent)]
+    KeyFile(#[from] KeyFileError),
+    /// SQLite failed.
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// A stored result could not be read back.
+    #[error("stored result: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl OpError {
+    /// Whether the error is the caller's input (as opposed to the machine).
+    pub fn is_validation(&self) -> bool {
+        matches!(
+            self,
+            OpError::Invalid { .. }
+                | OpError::Sale(_)
+                | OpError::ShiftNotOpen
+                | OpError::ShiftAlreadyOpen(_)
+                | OpError::UnknownSale(_)
+                | OpError::AlreadyVoided(_)
+                | OpError::UnknownCustomer(_)
+                | OpError::UnknownProduct(_)
+                | OpError::DebtOverpaid { .. }
+                | OpError::OpIdReused(_)
+                | OpError::HubEvents(_)
+        )
+    }
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> OpError {
+    OpError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+fn text(field: &'static str, s: &str, required: bool) -> Result<String, OpError> {
+    let t = s.trim();
+    if required && t.is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    if t.chars().count() > MAX_TEXT_LEN {
+        return Err(invalid(
+            field,
+            format!("longer than {MAX_TEXT_LEN} characters"),
+        ));
+    }
+    if t.chars().any(char::is_control) {
+        return Err(invalid(field, "must not contain control characters"));
+    }
+    Ok(t.to_owned())
+}
+
+/// Paths of a node's data directory.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    /// A data directory rooted at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> DataDir {
+        DataDir { root: root.into() }
+    }
+
+    /// The directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The SQLite file.
+    pub fn db_path(&self) -> PathBuf {
+        self.root.join(DB_FILE_NAME)
+    }
+
+    /// The device key file.
+    pub fn key_path(&self) -> PathBuf {
+        self.root.join(KEY_FILE_NAME)
+    }
+}
+
+/// What `init` sets up.
+#[derive(Debug, Clone)]
+pub struct InitParams {
+    /// The store this register belongs to.
+    pub store: StoreId,
+    /// The device id; a fresh UUID v7 when `None`.
+    pub device: Option<DeviceId>,
+    /// The hub's public key, to verify hub events; `None` until enrollment.
+    pub hub_public_key: Option<HubPublicKey>,
+}
+
+/// Creates a register's data directory: the database, the device row and a new
+/// device key (owner-only file). Refuses a directory already initialized.
+pub fn init(
+    dir: &DataDir,
+    params: &InitParams,
+    clock: &impl Clock,
+    rng: &mut impl RandomSource,
+) -> Result<DeviceRecord, OpError> {
+    std::fs::create_dir_all(dir.root()).map_err(|e| {
+        invalid(
+            "data_dir",
+            format!("cannot create {}: {e}", dir.root().display()),
+        )
+    })?;
+    let mut db = Db::open(dir.db_path())?;
+    if let Some(existing) = journal::load_device(db.conn())? {
+        return Err(JournalError::AlreadyInitialized(existing.device).into());
+    }
+    let now = clock.now_ms();
+    let device = match params.device {
+        Some(d) => d,
+        None => DeviceId::new_v7(now, rng).map_err(|e| invalid("device", e.to_string()))?,
+    };
+    let record = DeviceRecord {
+        store: params.store,
+        device,
+        key_id: "k1".parse().map_err(|_| invalid("key_id", "bad default"))?,
+        hub_public_key: params.hub_public_key,
+        created_at_ms: now,
+        restored_from_backup: false,
+    };
+    let key = DeviceKey::generate(rng);
+    keyfile::write_key_file(&dir.key_path(), &key)?;
+    let tx = db.write_tx()?;
+    journal::insert_device(&tx, &record)?;
+    tx.commit()?;
+    Ok(record)
+}
+
+/// Result of opening a shift.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShiftOpenedResult {
+    /// The shift.
+    pub shift_id: ShiftId,
+    /// Journal seq of its `ShiftOpened`.
+    pub seq: u64,
+}
+
+/// Result of a sale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaleResult {
+    /// The sale.
+    pub sale_id: SaleId,
+    /// Journal seq of its `SaleCreated`.
+    pub seq: u64,
+    /// Total, tax included.
+    pub total: Money,
+    /// ITBIS in the total.
+    pub tax: Money,
+    /// Change to give.
+    pub change: Money,
+    /// Fiado extended (0 when none).
+    pub fiado: Money,
+    /// The debt opened for the fiado, if any.
+    pub debt_id: Option<DebtId>,
+}
+
+/// Result of a void, a stock movement, a customer change: the seq written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Written {
+    /// Journal seqs written, in order.
+    pub seqs: Vec<u64>,
+}
+
+/// Result of a debt payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DebtPaymentResult {
+    /// Journal seqs written (one per debt paid).
+    pub seqs: Vec<u64>,
+    /// What the customer still owes.
+    pub balance: Money,
+}
+
+/// Result of closing a shift.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShiftClosedResult {
+    /// Journal seq of its `ShiftClosed`.
+    pub seq: u64,
+    /// The Z report, computed from the shift's events.
+    pub z: serde_json::Value,
+}
+
+/// A customer as entered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerRequest {
+    /// Existing customer to update; a new one when absent.
+    #[serde(default)]
+    pub customer_id: Option<CustomerId>,
+    /// Name.
+    pub name: String,
+    /// Phone.
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// RNC or cédula.
+    #[serde(default)]
+    pub tax_id: Option<String>,
+    /// Credit limit in centavos.
+    pub credit_limit: i64,
+}
+
+/// Result of a customer upsert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerResult {
+    /// The customer.
+    pub customer_id: CustomerId,
+    /// Journal seq written.
+    pub seq: u64,
+}
+
+/// What `status` shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Status {
+    /// Store.
+    pub store: StoreId,
+    /// Device.
+    pub device: DeviceId,
+    /// Journal head seq.
+    pub head_seq: u64,
+    /// Last checkpoint seq.
+    pub last_checkpoint_seq: Option<u64>,
+    /// Events not yet acknowledged by the hub.
+    pub unsynced: u64,
+    /// The open shift (id and cashier).
+    pub open_shift: Option<(String, String)>,
+    /// Whether this database is a restored backup not yet synced.
+    pub restored_from_backup: bool,
+    /// Hub chain events held.
+    pub hub_events: u64,
+}
+
+/// An open register: its database, journal writer, clock and random source.
+#[derive(Debug)]
+pub struct Register<C: Clock, R: RandomSource> {
+    db: Db,
+    journal: Journal,
+    clock: C,
+    rng: R,
+}
+
+impl<C: Clock, R: RandomSource> Register<C, R> {
+    /// Opens an initialized data directory. Verifies the chain from the last
+    /// checkpoint: a journal whose history was changed is refused here, with
+    /// the first bad seq, so a broken register cannot sell.
+    pub fn open(dir: &DataDir, clock: C, rng: R) -> Result<Self, OpError> {
+        if !dir.db_path().exists() {
+            return Err(JournalError::NotInitialized.into());
+        }
+        let db = Db::open(dir.db_path())?;
+        let key = keyfile::read_key_file(&dir.key_path())?;
+        let journal = Journal::open(db.conn(), key, MAX_HLC_DRIFT_MS)?;
+        Ok(Register {
+            db,
+            journal,
+            clock,
+            rng,
+        })
+    }
+
+    /// The database connection, for reads.
+    pub fn conn(&self) -> &Connection {
+        self.db.conn()
+    }
+
+    /// The device identity.
+    pub fn device(&self) -> &DeviceRecord {
+        self.journal.device()
+    }
+
+    /// Runs one operation in one transaction, answering a retried op id with its
+    /// first result.
+    fn run<T, F>(
+        &mut self,
+        op_id: OpId,
+        kind: &str,
+        request: &impl Serialize,
+        f: F,
+    ) -> Result<T, OpError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce(&mut OpCtx<'_, '_, R>) -> Result<T, OpError>,
+    {
+        let request_hash = request_hash(kind, request)?;
+        let now_ms = self.clock.now_ms();
+        let tx = self.db.write_tx()?;
+        if let Some(prior) = journal::find_op(&tx, &op_id)? {
+            if prior.request_hash != request_hash || prior.kind != kind {
+                return Err(OpError::OpIdReused(op_id));
+            }
+            return Ok(serde_json::from_str(&prior.result)?);
+        }
+        let mut ctx = OpCtx {
+            tx: &tx,
+            journal: &mut self.journal,
+            rng: &mut self.rng,
+            now_ms,
+            last_seq: None,
+        };
+        let result = f(&mut ctx)?;
+        let last_seq = ctx.last_seq;
+        journal::record_op(
+            &tx,
+            &OpRecord {
+                op_id,
+                kind: kind.to_owned(),
+                request_hash,
+                result: serde_json::to_string(&result)?,
+                seq: last_seq,
+                at_ms: now_ms,
+            },
+        )?;
+        tx.commit()?;
+        Ok(result)
+    }
+
+    /// Opens a shift for `cashier` with an opening cash float.
+    pub fn open_shift(
+        &mut self,
+        op_id: OpId,
+        cashier: &str,
+        opening_float: Money,
+    ) -> Result<ShiftOpenedResult, OpError> {
+        let cashier = text("cashier", cashier, true)?;
+        if opening_float.0 < 0 {
+            return Err(invalid("opening_float", "must not be negative"));
+        }
+        let request = (&cashier, opening_float);
+        self.run(op_id, "shift_open", &request, |ctx| {
+            if let Some((shift, _, _)) = projection::open_shift(ctx.tx)? {
+                return Err(OpError::ShiftAlreadyOpen(shift));
+            }
+            let shift_id = ShiftId::new_v7(ctx.now_ms, ctx.rng)
+                .map_err(|e| invalid("shift_id", e.to_string()))?;
+            let seq = ctx.append(
+                ShiftOpened {
+                    shift_id,
+                    cashier: cashier.clone(),
+                    opening_float,
+                }
+                .into(),
+                vec![],
+            )?;
+            Ok(ShiftOpenedResult { shift_id, seq })
+        })
+    }
+
+    /// Makes a sale in the open shift.
+    pub fn sell(&mut self, op_id: OpId, req: &SaleRequest) -> Result<SaleResult, OpError> {
+        self.run(op_id, "sell", req, |ctx| {
+            let (shift_id, cashier, shift_seq) = ctx.open_shift()?;
+            let shift_event = ctx.event_id_at(shift_seq)?;
+            let credit = match req.customer {
+                Some(c) => Some(ctx.credit(&c)?),
+                None => None,
+            };
+            let sale_id = SaleId::new_v7(ctx.now_ms, ctx.rng)
+                .map_err(|e| invalid("sale_id", e.to_string()))?;
+            let tx = ctx.tx;
+            let outcome = sale::build_sale(
+                req,
+                SaleContext {
+                    sale_id,
+                    cashier,
+                    shift_id,
+                    fiscal: None,
+                },
+                |code| lookup_item(tx, code).ok().flatten(),
+                credit,
+            )?;
+            let body = outcome.body.clone();
+            let seq = ctx.append(outcome.body.into(), vec![shift_event])?;
+            let mut debt_id = None;
+            if outcome.fiado.0 > 0 {
+                let customer = req.customer.ok_or(SaleError::FiadoWithoutCustomer)?;
+                let id = DebtId::new_v7(ctx.now_ms, ctx.rng)
+                    .map_err(|e| invalid("debt_id", e.to_string()))?;
+                let sale_event = ctx.event_id_at(seq)?;
+                ctx.append(
+                    DebtOpened {
+                        debt_id: id,
+                        customer,
+                        sale_id: Some(sale_id),
+                        amount: outcome.fiado,
+                    }
+                    .into(),
+                    vec![sale_event],
+                )?;
+                debt_id = Some(id);
+            }
+            Ok(SaleResult {
+                sale_id,
+                seq,
+                total: body.total,
+                tax: body.tax,
+                change: body.change,
+                fiado: outcome.fiado,
+                debt_id,
+            })
+        })
+    }
+
+    /// Voids a sale (a reason is required; a sale is voided at most once).
+    pub fn void(&mut self, op_id: OpId, sale_id: SaleId, reason: &str) -> Result<Written, OpError> {
+        let reason = text("reason", reason, true)?;
+        self.run(op_id, "void", &(sale_id, &reason), |ctx| {
+            ctx.open_shift()?;
+            let row: Option<(String, Option<i64>)> = ctx
+                .tx
+                .query_row(
+                    "SELECT event_id, voided_seq FROM sales WHERE sale_id = ?1",
+                    [sale_id.to_string()],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let (event_id, voided) = row.ok_or(OpError::UnknownSale(sale_id))?;
+            if voided.is_some() {
+                return Err(OpError::AlreadyVoided(sale_id));
+            }
+            let dep: EventId = event_id
+                .parse()
+                .map_err(|_| invalid("sale_id", "stored event id unreadable"))?;
+            let seq = ctx.append(
+                SaleVoided {
+                    sale_id,
+                    reason: reason.clone(),
+                    approved_by: None,
+                }
+                .into(),
+                vec![dep],
+            )?;
+            Ok(Written { seqs: vec![seq] })
+        })
+    }
+
+    /// Takes a payment on a customer's fiado, paying the oldest debts first.
+    pub fn pay_debt(
+        &mut self,
+        op_id: OpId,
+        customer: CustomerId,
+        amount: Money,
+        method: PaymentMethod,
+    ) -> Result<DebtPaymentResult, OpError> {
+        if amount.0 <= 0 {
+            return Err(invalid("amount", "must be positive"));
+        }
+        if method == PaymentMethod::Fiado {
+            return Err(invalid("method", "a debt cannot be paid with fiado"));
+        }
+        self.run(op_id, "debt_pay", &(customer, amount, method), |ctx| {
+            ctx.open_shift()?;
+            ctx.customer_exists(&customer)?;
+            let balance = Money(projection::customer_balance(ctx.tx, &customer.to_string())?);
+            if amount.0 > balance.0 {
+                return Err(OpError::DebtOverpaid { amount, balance });
+            }
+            let debts: Vec<(String, String, i64)> = ctx
+                .tx
+                .prepare(
+                    "SELECT debt_id, event_id, amount - paid FROM debts
+                     WHERE customer_id = ?1 AND voided = 0 AND amount > paid
+                     ORDER BY event_id",
+                )?
+                .query_map([customer.to_string()], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            let mut left = amount.0;
+            let mut seqs = Vec::new();
+            for (debt_id, event_id, owed) in debts {
+                if left == 0 {
+                    break;
+                }
+                let part = left.min(owed);
+                left -= part;
+                let payment_id = PaymentId::new_v7(ctx.now_ms, ctx.rng)
+                    .map_err(|e| invalid("payment_id", e.to_string()))?;
+                let dep: EventId = event_id
+                    .parse()
+                    .map_err(|_| invalid("debt", "stored event id unreadable"))?;
+                let debt_id: DebtId = debt_id
+                    .parse()
+                    .map_err(|_| invalid("debt", "stored debt id unreadable"))?;
+                seqs.push(
+                    ctx.append(
+                        DebtPaymentTaken {
+                            payment_id,
+                            debt_id,
+                            customer,
+                            method,
+                            amount: Money(part),
+                        }
+                        .into(),
+                        vec![dep],
+                    )?,
+                );
+            }
+            debug_assert_eq!(left, 0, "balance covered the payment");
+            let balance = Money(projection::customer_balance(ctx.tx, &customer.to_string())?);
+            Ok(DebtPaymentResult { seqs, balance })
+        })
+    }
+
+    /// Records stock received.
+    pub fn receive_stock(
+        &mut self,
+        op_id: OpId,
+        product: &str,
+        qty: QtyMilli,
+        reference: Option<&str>,
+    ) -> Result<Written, OpError> {
+        if qty.0 <= 0 {
+            return Err(invalid("qty_milli", "must be positive"));
+        }
+        let reference = reference.map(|r| text("reference", r, false)).transpose()?;
+        self.run(op_id, "stock_receive", &(product, qty, &reference), |ctx| {
+            let item = ctx.item(product)?;
+            let seq = ctx.append(
+                StockReceived {
+                    product: item.sku,
+                    qty_milli: qty,
+                    reference: reference.clone().filter(|r| !r.is_empty()),
+                }
+                .into(),
+                vec![],
+            )?;
+            Ok(Written { seqs: vec![seq] })
+        })
+    }
+
+    /// Records a stock count; the event carries the signed difference to what the
+    /// register expected.
+    pub fn count_stock(
+        &mut self,
+        op_id: OpId,
+        product: &str,
+        counted: QtyMilli,
+    ) -> Result<Written, OpError> {
+        if counted.0 < 0 {
+            return Err(invalid("counted_milli", "must not be negative"));
+        }
+        self.run(op_id, "stock_count", &(product, counted), |ctx| {
+            let item = ctx.item(product)?;
+            let current: i64 = ctx
+                .tx
+                .query_row(
+                    "SELECT qty_milli FROM stock WHERE sku = ?1",
+                    [item.sku.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(0);
+            let delta = counted
+                .0
+                .checked_sub(current)
+                .ok_or_else(|| invalid("counted_milli", "out of range"))?;
+            let seq = ctx.append(
+                StockCounted {
+                    product: item.sku,
+                    counted_milli: counted,
+                    delta_milli: QtyMilli(delta),
+                }
+                .into(),
+                vec![],
+            )?;
+            Ok(Written { seqs: vec![seq] })
+        })
+    }
+
+    /// Creates or updates a customer.
+    pub fn upsert_customer(
+        &mut self,
+        op_id: OpId,
+        req: &CustomerRequest,
+    ) -> Result<CustomerResult, OpError> {
+        let name = text("name", &req.name, true)?;
+        let phone = req
+            .phone
+            .as_deref()
+            .map(|p| text("phone", p, false))
+            .transpose()?;
+        let tax_id = req
+            .tax_id
+            .as_deref()
+            .map(|t| text("tax_id", t, false))
+            .transpose()?;
+        if req.credit_limit < 0 {
+            return Err(invalid("credit_limit", "must not be negative"));
+        }
+        self.run(op_id, "customer", req, |ctx| {
+            let customer_id = match req.customer_id {
+                Some(c) => {
+                    ctx.customer_exists(&c)?;
+                    c
+                }
+                None => CustomerId::new_v7(ctx.now_ms, ctx.rng)
+                    .map_err(|e| invalid("customer_id", e.to_string()))?,
+            };
+            let seq = ctx.append(
+                CustomerUpserted {
+                    customer_id,
+                    name: name.clone(),
+                    phone: phone.clone().filter(|p| !p.is_empty()),
+                    tax_id: tax_id.clone().filter(|t| !t.is_empty()),
+                    credit_limit: Money(req.credit_limit),
+                }
+                .into(),
+                vec![],
+            )?;
+            Ok(CustomerResult { customer_id, seq })
+        })
+    }
+
+    /// Closes the open shift with the cash counted, writes a checkpoint, and
+    /// returns the Z report.
+    pub fn close_shift(
+        &mut self,
+        op_id: OpId,
+        counted_cash: Money,
+    ) -> Result<ShiftClosedResult, OpError> {
+        if counted_cash.0 < 0 {
+            return Err(invalid("counted_cash", "must not be negative"));
+        }
+        self.run(op_id, "shift_close", &counted_cash, |ctx| {
+            let (shift_id, cashier, opened_seq) = ctx.open_shift()?;
+            let before = z_report_of(ctx.tx, opened_seq, None)?;
+            let dep = ctx.event_id_at(opened_seq)?;
+            let seq = ctx.append(
+                ShiftClosed {
+                    shift_id,
+                    cashier,
+                    expected_cash: before.expected_cash,
+                    counted_cash,
+                }
+                .into(),
+                vec![dep],
+            )?;
+            ctx.journal
+                .write_checkpoint(ctx.tx, CheckpointReason::ShiftClose, ctx.now_ms)?;
+            let closed = i64::try_from(seq).map_err(|_| invalid("seq", "out of range"))?;
+            let z = z_report_of(ctx.tx, opened_seq, Some(closed))?;
+            Ok(ShiftClosedResult {
+                seq,
+                z: serde_json::to_value(&z)?,
+            })
+        })
+    }
+
+    /// The Z report of the open shift, or of the shift with this id.
+    pub fn z_report(&self, shift: Option<ShiftId>) -> Result<ZReport, OpError> {
+        let conn = self.db.conn();
+        let row: Option<(i64, Option<i64>)> = match shift {
+            Some(s) => conn
+                .query_row(
+                    "SELECT opened_seq, closed_seq FROM shifts WHERE shift_id = ?1",
+                    [s.to_string()],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?,
+            None => conn
+                .query_row(
+                    "SELECT opened_seq, closed_seq FROM shifts WHERE closed_seq IS NULL",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?,
+        };
+        let (opened, closed) = row.ok_or(OpError::ShiftNotOpen)?;
+        z_report_of(conn, opened, closed)
+    }
+
+    /// Imports a page of the store's hub chain (catalog, prices, …) after
+    /// verifying its continuity with what the register holds and the hub's
+    /// Ed25519 checkpoint over its last event. All or nothing.
+    pub fn import_hub_events(
+        &mut self,
+        events: &[Event],
+        checkpoint: &HubCheckpoint,
+    ) -> Result<u64, OpError> {
+        let hub_key = self.device().hub_public_key.ok_or_else(|| {
+            OpError::HubEvents("this register has no hub public key (enroll first)".into())
+        })?;
+        checkpoint
+            .verify(&hub_key)
+            .map_err(|e| OpError::HubEvents(e.to_string()))?;
+        let last = events
+            .last()
+            .ok_or_else(|| OpError::HubEvents("no events".into()))?;
+        if last.seq() != checkpoint.seq
+            || last.hash() != checkpoint.hash
+            || last.envelope().device != checkpoint.device
+        {
+            return Err(OpError::HubEvents(
+                "the checkpoint does not cover the last event of the page".into(),
+            ));
+        }
+        let store = self.device().store;
+        let tx = self.db.write_tx()?;
+        let (mut seq, mut prev): (i64, String) = tx.query_row(
+            "SELECT coalesce(max(seq), 0), coalesce((SELECT hash FROM hub_events ORDER BY seq DESC LIMIT 1), ?1) FROM hub_events",
+            [Hash256::ZERO.to_hex()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let mut imported = 0;
+        for (i, e) in events.iter().enumerate() {
+            let env = e.envelope();
+            let at = |what: &str| OpError::HubEvents(format!("events[{i}]: {what}"));
+            if env.store != store || env.device != checkpoint.device {
+                return Err(at("belongs to another store or chain"));
+            }
+            let n = i64::try_from(env.seq.get()).map_err(|_| at("seq out of range"))?;
+            if n <= seq {
+                // Already held: must be the same event.
+                let held: Option<String> = tx
+                    .query_row("SELECT hash FROM hub_events WHERE seq = ?1", [n], |r| {
+                        r.get(0)
+                    })
+                    .optional()?;
+                if held.as_deref() != Some(e.hash().to_hex().as_str()) {
+                    return Err(at("differs from the hub event already held at its seq"));
+                }
+                continue;
+            }
+            if n != seq + 1 || env.prev.to_hex() != prev {
+                return Err(at(
+                    "does not follow the hub chain held (gap or prev mismatch)",
+                ));
+            }
+            let (applied, body) = match e.body() {
+                Ok(b) => (true, Some(b)),
+                Err(err) if err.is_unknown() => (false, None),
+                Err(err) => return Err(at(&err.to_string())),
+            };
+            tx.execute(
+                "INSERT INTO hub_events (seq, event_id, hash, prev, kind, applied, bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![n, e.id().to_string(), e.hash().to_hex(), env.prev.to_hex(), env.kind.as_str(), i64::from(applied), e.canonical_bytes()],
+            )?;
+            if let Some(body) = body {
+                projection::apply_hub(&tx, &body)?;
+            }
+            seq = n;
+            prev = e.hash().to_hex();
+            imported += 1;
+        }
+        tx.commit()?;
+        Ok(imported)
+    }
+
+    /// What the register shows in its status line.
+    pub fn status(&self) -> Result<Status, OpError> {
+        let conn = self.db.conn();
+        let head = Journal::head(conn)?;
+        let cp = Journal::latest_checkpoint(conn)?;
+        let open = projection::open_shift(conn)?.map(|(s, c, _)| (s, c));
+        let hub_events: i64 =
+            conn.query_row("SELECT count(*) FROM hub_events", [], |r| r.get(0))?;
+        let d = self.device();
+        Ok(Status {
+            store: d.store,
+            device: d.device,
+            head_seq: head.seq,
+            last_checkpoint_seq: cp.map(|c| c.checkpoint.seq.get()),
+            unsynced: Journal::unsynced(conn)?,
+            open_shift: open,
+            restored_from_backup: d.restored_from_backup,
+            hub_events: u64::try_from(hub_events).unwrap_or(0),
+        })
+    }
+
+    /// Rebuilds every projection from the journal and the hub chain, in one
+    /// transaction, and returns the digest before and after.
+    pub fn rebuild(&mut self) -> Result<(Hash256, Hash256), OpError> {
+        let tx = self.db.write_tx()?;
+        let before = projection::digest(&tx)?;
+        projection::rebuild(&tx)?;
+        let after = projection::digest(&tx)?;
+        tx.commit()?;
+        Ok((before, after))
+    }
+}
+
+/// The mutable parts one operation works with inside its transaction.
+struct OpCtx<'t, 'c, R> {
+    tx: &'t Transaction<'c>,
+    journal: &'t mut Journal,
+    rng: &'t mut R,
+    now_ms: i64,
+    last_seq: Option<u64>,
+}
+
+impl<R: RandomSource> OpCtx<'_, '_, R> {
+    /// Appends an event and applies it to the projections.
+    fn append(&mut self, body: EventBody, deps: Vec<EventId>) -> Result<u64, OpError> {
+        let event =
+            self.journal
+                .append(self.tx, body.clone(), deps, &mut *self.rng, self.now_ms)?;
+        let seq = event.seq().get();
+        let seq_i = i64::try_from(seq).map_err(|_| invalid("seq", "out of range"))?;
+        projection::apply_own(self.tx, seq_i, &event, &body)?;
+        self.last_seq = Some(seq);
+        Ok(seq)
+    }
+
+    fn open_shift(&self) -> Result<(ShiftId, String, i64), OpError> {
+        let (shift, cashier, seq) =
+            projection::open_shift(self.tx)?.ok_or(OpError::ShiftNotOpen)?;
+        let shift: ShiftId = shift
+            .parse()
+            .map_err(|_| invalid("shift", "stored shift id unreadable"))?;
+        Ok((shift, cashier, seq))
+    }
+
+    fn event_id_at(&self, seq: impl TryInto<u64>) -> Result<EventId, OpError> {
+        let seq = seq.try_into().map_err(|_| invalid("seq", "out of range"))?;
+        let e = Journal::event(self.tx, seq)?
+            .ok_or_else(|| invalid("seq", format!("no event at seq {seq}")))?;
+        Ok(e.id())
+    }
+
+    fn customer_exists(&self, c: &CustomerId) -> Result<i64, OpError> {
+        self.tx
+            .query_row(
+                "SELECT credit_limit FROM customers WHERE customer_id = ?1",
+                [c.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or(OpError::UnknownCustomer(*c))
+    }
+
+    fn credit(&self, c: &CustomerId) -> Result<CreditStanding, OpError> {
+        let limit = self.customer_exists(c)?;
+        let balance = projection::customer_balance(self.tx, &c.to_string())?;
+        Ok(CreditStanding {
+            limit: Money(limit),
+            balance: Money(balance),
+        })
+    }
+
+    fn item(&self, code: &str) -> Result<CatalogItem, OpError> {
+        lookup_item(self.tx, code)?
+            .ok_or_else(|| OpError::UnknownProduct(code.chars().take(64).collect()))
+    }
+}
+
+/// SHA-256 of the canonical JSON of `(kind, request)`.
+fn request_hash(kind: &str, request: &impl Serialize) -> Result<Hash256, OpError> {
+    let v = serde_json::json!({ "kind": kind, "request": request });
+    let v = Value::from_serde(v).map_err(|e| invalid("request", e.to_string()))?;
+    Ok(Hash256::of(&v.to_canonical_bytes()))
+}
+
+/// Looks up an item by SKU or barcode.
+pub fn lookup_item(conn: &Connection, code: &str) -> Result<Option<CatalogItem>, OpError> {
+    let row: Option<(String, String, i64, String, Option<i64>)> = conn
+        .query_row(
+            "SELECT sku, name, tax_bp, sold_by, unit_price FROM catalog_items
+             WHERE sku = ?1 OR sku = (SELECT sku FROM barcodes WHERE code = ?1)",
+            [code],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .optional()?;
+    let Some((sku, name, bp, sold_by, price)) = row else {
+        return Ok(None);
+    };
+    let sku: Sku = sku
+        .parse()
+        .map_err(|_| invalid("sku", "stored sku unreadable"))?;
+    let bp = u16::try_from(bp)
+        .ok()
+        .and_then(|b| TaxRateBp::new(b).ok())
+        .ok_or_else(|| invalid("tax_bp", "stored tax rate unreadable"))?;
+    Ok(Some(CatalogItem {
+        sku,
+        name,
+        tax_bp: bp,
+        sold_by: if sold_by == "weight" {
+            SoldBy::Weight
+        } else {
+            SoldBy::Unit
+        },
+        unit_price: price.map(Money),
+    }))
+}
+
+/// Computes the Z report of the shift opened at `opened_seq` (and closed at
+/// `closed_seq`, when closed) from the journal.
+fn z_report_of(
+    conn: &Connection,
+    opened_seq: i64,
+    closed_seq: Option<i64>,
+) -> Result<ZReport, OpError> {
+    let end = closed_seq.unwrap_or(i64::MAX);
+    let mut stmt =
+        conn.prepare("SELECT seq, bytes FROM journal WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq")?;
+    let mut rows = stmt.query(params![opened_seq, end])?;
+    let mut events = Vec::new();
+    while let Some(row) = rows.next()? {
+        let seq: i64 = row.get(0)?;
+        let bytes: Vec<u8> = row.get(1)?;
+        let e = Event::from_json(&bytes).map_err(|err| invalid("journal", err.to_string()))?;
+        let body = e
+            .body()
+            .map_err(|err| invalid("journal", err.to_string()))?;
+        events.push((u64::try_from(seq).unwrap_or(0), body));
+    }
+    let earlier = |sale_id: &SaleId| -> Option<SaleCreated> {
+        let seq: i64 = conn
+            .query_row(
+                "SELECT seq FROM sales WHERE sale_id = ?1",
+                [sale_id.to_string()],
+                |r| r.get(0),
+            )
+            .ok()?;
+        let e = Journal::event(conn, u64::try_from(seq).ok()?).ok()??;
+        match e.body().ok()? {
+            EventBody::SaleCreated(s) => Some(s),
+            _ => None,
+        }
+    };
+    Ok(ZReport::compute(&events, earlier)?)
+}

@@ -1,0 +1,386 @@
+//! The Z report: what a shift did, computed from its events only.
+//!
+//! Pure: the caller passes the shift's events in journal order (from its
+//! `ShiftOpened` to its `ShiftClosed` or the end of the journal) and, for voids of
+//! sales made in an earlier shift, a lookup of those sales. Nothing here reads a
+//! projection, so the report can always be recomputed from the journal and
+//! compared.
+//!
+//! Conventions: a void is counted in the shift where it happens; cash taken is
+//! cash tendered minus change; a voided sale gives back what it took by each
+//! method (cash leaves the drawer, fiado is cancelled); expected cash is the
+//! opening float plus net cash from sales and from debt payments.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use caja_shared::ids::{SaleId, ShiftId};
+use caja_shared::kind::{EventBody, PaymentMethod, SaleCreated};
+use caja_shared::money::{Money, MoneyError, TaxRateBp};
+use serde::Serialize;
+
+/// A shift's totals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ZReport {
+    /// The shift.
+    pub shift_id: ShiftId,
+    /// Who opened it.
+    pub cashier: String,
+    /// Cash in the drawer at the start.
+    pub opening_float: Money,
+    /// Journal seq of the shift's first event.
+    pub first_seq: u64,
+    /// Journal seq of the shift's last event.
+    pub last_seq: u64,
+    /// Sales made in the shift.
+    pub sales_count: u64,
+    /// Sum of those sales' totals.
+    pub sales_total: Money,
+    /// Voids made in the shift.
+    pub voids_count: u64,
+    /// Sum of the voided sales' totals.
+    pub voids_total: Money,
+    /// `sales_total − voids_total`.
+    pub net_total: Money,
+    /// ITBIS per rate: line taxes of the shift's sales minus those of its voids.
+    pub tax_by_rate: BTreeMap<TaxRateBp, Money>,
+    /// Sum of `tax_by_rate`.
+    pub tax_total: Money,
+    /// Net taken per payment method (cash net of change), voids subtracted.
+    pub by_method: BTreeMap<PaymentMethod, Money>,
+    /// Fiado extended by the shift's sales, voids subtracted.
+    pub fiado_given: Money,
+    /// Debt payments taken in the shift.
+    pub fiado_collected: Money,
+    /// Opening float + net cash from sales + cash debt payments.
+    pub expected_cash: Money,
+    /// Cash counted at close, when closed.
+    pub counted_cash: Option<Money>,
+    /// `counted_cash − expected_cash`, when closed.
+    pub cash_difference: Option<Money>,
+    /// Whether the shift is closed.
+    pub closed: bool,
+}
+
+/// Why a Z report cannot be computed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ZReportError {
+    /// The first event is not the shift's opening.
+    #[error("the events do not start with the shift's ShiftOpened")]
+    NotAShift,
+    /// A void names a sale that neither the shift nor the lookup knows.
+    #[error("void of unknown sale {0}")]
+    UnknownSale(SaleId),
+    /// Totals beyond the range of money.
+    #[error("totals out of range")]
+    Overflow,
+}
+
+impl From<MoneyError> for ZReportError {
+    fn from(_: MoneyError) -> Self {
+        ZReportError::Overflow
+    }
+}
+
+fn add(
+    map: &mut BTreeMap<PaymentMethod, Money>,
+    m: PaymentMethod,
+    v: Money,
+) -> Result<(), MoneyError> {
+    let e = map.entry(m).or_insert(Money::ZERO);
+    *e = e.checked_add(v)?;
+    Ok(())
+}
+
+/// Net taken by each method for one sale: cash tendered minus change.
+fn taken_by_method(sale: &SaleCreated) -> Result<BTreeMap<PaymentMethod, Money>, MoneyError> {
+    let mut out = BTreeMap::new();
+    for p in &sale.payments {
+        add(&mut out, p.method, p.amount)?;
+    }
+    add(&mut out, PaymentMethod::Cash, sale.change.checked_neg()?)?;
+    Ok(out)
+}
+
+impl ZReport {
+    /// Computes the report of the shift whose events are `events` (journal seq and
+    /// body, in order, starting with its `ShiftOpened`). `earlier_sale` resolves
+    /// voided sales made before this shift.
+    pub fn compute(
+        events: &[(u64, EventBody)],
+        earlier_sale: impl Fn(&SaleId) -> Option<SaleCreated>,
+    ) -> Result<ZReport, ZReportError> {
+        let Some((first_seq, EventBody::ShiftOpened(open))) = events.first() else {
+            return Err(ZReportError::NotAShift);
+        };
+        let mut z = ZReport {
+            shift_id: open.shift_id,
+            cashier: open.cashier.clone(),
+            opening_float: open.opening_float,
+            first_seq: *first_seq,
+            last_seq: *first_seq,
+            sales_count: 0,
+            sales_total: Money::ZERO,
+            voids_count: 0,
+            voids_total: Money::ZERO,
+            net_total: Money::ZERO,
+            tax_by_rate: BTreeMap::new(),
+            tax_total: Money::ZERO,
+            by_method: BTreeMap::new(),
+            fiado_given: Money::ZERO,
+            fiado_collected: Money::ZERO,
+            expected_cash: open.opening_float,
+            counted_cash: None,
+            cash_difference: None,
+            closed: false,
+        };
+        let mut sales: BTreeMap<SaleId, &SaleCreated> = BTreeMap::new();
+        let mut voided: BTreeSet<SaleId> = BTreeSet::new();
+        let mut debt_cash = Money::ZERO;
+        for (seq, body) in events {
+            z.last_seq = *seq;
+            match body {
+                EventBody::SaleCreated(s) => {
+                    sales.insert(s.sale_id, s);
+                    z.sales_count += 1;
+                    z.sales_total = z.sales_total.checked_add(s.total)?;
+                    for l in &s.lines {
+                        let e = z.tax_by_rate.entry(l.tax_bp).or_insert(Money::ZERO);
+                        *e = e.checked_add(l.tax)?;
+                    }
+                    for (m, v) in taken_by_method(s)? {
+                        add(&mut z.by_method, m, v)?;
+                    }
+                }
+                EventBody::SaleVoided(v) => {
+                    if !voided.insert(v.sale_id) {
+                        continue; // a second void of the same sale changes nothing
+                    }
+                    let owned;
+                    let s: &SaleCreated = match sales.get(&v.sale_id) {
+                        Some(s) => s,
+                        None => {
+                            owned = earlier_sale(&v.sale_id)
+                                .ok_or(ZReportError::UnknownSale(v.sale_id))?;
+                            &owned
+                        }
+                    };
+                    z.voids_count += 1;
+                    z.voids_total = z.voids_total.checked_add(s.total)?;
+                    for l in &s.lines {
+                        let e = z.tax_by_rate.entry(l.tax_bp).or_insert(Money::ZERO);
+                        *e = e.checked_sub(l.tax)?;
+                    }
+                    for (m, v) in taken_by_method(s)? {
+                        add(&mut z.by_method, m, v.checked_neg()?)?;
+                    }
+                }
+                EventBody::DebtPaymentTaken(p) => {
+                    z.fiado_collected = z.fiado_collected.checked_add(p.amount)?;
+                    if p.method == PaymentMethod::Cash {
+                        debt_cash = debt_cash.checked_add(p.amount)?;
+                    }
+                }
+                EventBody::ShiftClosed(c) if c.shift_id == z.shift_id => {
+                    z.closed = true;
+                    z.counted_cash = Some(c.counted_cash);
+                }
+                _ => {}
+            }
+        }
+        z.net_total = z.sales_total.checked_sub(z.voids_total)?;
+        z.tax_total = Money::sum(z.tax_by_rate.values().copied())?;
+        z.fiado_given = z
+            .by_method
+            .get(&PaymentMethod::Fiado)
+            .copied()
+            .unwrap_or(Money::ZERO);
+        let cash = z
+            .by_method
+            .get(&PaymentMethod::Cash)
+            .copied()
+            .unwrap_or(Money::ZERO);
+        z.expected_cash = z.opening_float.checked_add(cash)?.checked_add(debt_cash)?;
+        z.cash_difference = match z.counted_cash {
+            Some(c) => Some(c.checked_sub(z.expected_cash)?),
+            None => None,
+        };
+        Ok(z)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use caja_shared::kind::{
+        DebtPaymentTaken, Payment, SaleLine, SaleVoided, ShiftClosed, ShiftOpened,
+    };
+    use caja_shared::money::{LineAmounts, QtyMilli};
+    use proptest::prelude::*;
+
+    const SHIFT: &str = "019aaf70-d618-7000-8000-00000000c001";
+
+    fn open(float: i64) -> EventBody {
+        EventBody::ShiftOpened(ShiftOpened {
+            shift_id: SHIFT.parse().expect("id"),
+            cashier: "ana".into(),
+            opening_float: Money(float),
+        })
+    }
+
+    fn sale(n: u32, price: i64, bp: u16, payments: Vec<(PaymentMethod, i64)>) -> SaleCreated {
+        let rate = TaxRateBp::new(bp).expect("bp");
+        let a =
+            LineAmounts::compute(Money(price), QtyMilli(1000), Money::ZERO, rate).expect("line");
+        let paid: i64 = payments.iter().map(|p| p.1).sum();
+        SaleCreated {
+            sale_id: format!("019aaf70-dbf4-7000-8000-{n:012x}")
+                .parse()
+                .expect("id"),
+            cashier: "ana".into(),
+            shift_id: Some(SHIFT.parse().expect("id")),
+            customer: None,
+            fiscal: None,
+            lines: vec![SaleLine {
+                product: "X1".parse().expect("sku"),
+                name: "x".into(),
+                qty_milli: QtyMilli(1000),
+                unit_price: Money(price),
+                tax_bp: rate,
+                discount: None,
+                total: a.total,
+                tax: a.tax,
+            }],
+            total: a.total,
+            tax: a.tax,
+            payments: payments
+                .into_iter()
+                .map(|(method, amount)| Payment {
+                    method,
+                    amount: Money(amount),
+                    reference: None,
+                })
+                .collect(),
+            change: Money(paid - a.total.0),
+        }
+    }
+
+    #[test]
+    fn a_shift_with_sales_a_void_and_a_debt_payment() {
+        let s1 = sale(1, 13000, 1800, vec![(PaymentMethod::Cash, 20000)]);
+        let s2 = sale(2, 5000, 1600, vec![(PaymentMethod::Card, 5000)]);
+        let s3 = sale(3, 3000, 0, vec![(PaymentMethod::Fiado, 3000)]);
+        let events = vec![
+            (10, open(500_000)),
+            (11, EventBody::SaleCreated(s1.clone())),
+            (12, EventBody::SaleCreated(s2.clone())),
+            (13, EventBody::SaleCreated(s3)),
+            (
+                14,
+                EventBody::SaleVoided(SaleVoided {
+                    sale_id: s2.sale_id,
+                    reason: "error".into(),
+                    approved_by: None,
+                }),
+            ),
+            (
+                15,
+                EventBody::DebtPaymentTaken(DebtPaymentTaken {
+                    payment_id: "019aaf70-dbf4-7000-8000-0000000d0001".parse().expect("id"),
+                    debt_id: "019aaf70-dbf4-7000-8000-0000000d0002".parse().expect("id"),
+                    customer: "019aaf70-dbf4-7000-8000-0000000d0003".parse().expect("id"),
+                    method: PaymentMethod::Cash,
+                    amount: Money(1000),
+                }),
+            ),
+            (
+                16,
+                EventBody::ShiftClosed(ShiftClosed {
+                    shift_id: SHIFT.parse().expect("id"),
+                    cashier: "ana".into(),
+                    expected_cash: Money(514_000),
+                    counted_cash: Money(513_900),
+                }),
+            ),
+        ];
+        let z = ZReport::compute(&events, |_| None).expect("report");
+        assert_eq!((z.first_seq, z.last_seq), (10, 16));
+        assert_eq!((z.sales_count, z.voids_count), (3, 1));
+        assert_eq!(z.sales_total, Money(21000));
+        assert_eq!(z.voids_total, Money(5000));
+        assert_eq!(z.net_total, Money(16000));
+        assert_eq!(
+            z.tax_by_rate.get(&TaxRateBp::new(1800).expect("bp")),
+            Some(&Money(1983))
+        );
+        assert_eq!(
+            z.tax_by_rate.get(&TaxRateBp::new(1600).expect("bp")),
+            Some(&Money(0))
+        );
+        assert_eq!(z.tax_total, Money(1983));
+        assert_eq!(z.by_method.get(&PaymentMethod::Cash), Some(&Money(13000)));
+        assert_eq!(z.by_method.get(&PaymentMethod::Card), Some(&Money(0)));
+        assert_eq!(z.fiado_given, Money(3000));
+        assert_eq!(z.fiado_collected, Money(1000));
+        assert_eq!(z.expected_cash, Money(514_000));
+        assert_eq!(z.cash_difference, Some(Money(-100)));
+        assert!(z.closed);
+    }
+
+    #[test]
+    fn voids_of_unknown_sales_and_non_shifts_are_errors() {
+        let void = EventBody::SaleVoided(SaleVoided {
+            sale_id: "019aaf70-dbf4-7000-8000-0000000000ff".parse().expect("id"),
+            reason: "x".into(),
+            approved_by: None,
+        });
+        assert_eq!(
+            ZReport::compute(&[(1, void.clone())], |_| None),
+            Err(ZReportError::NotAShift)
+        );
+        assert!(matches!(
+            ZReport::compute(&[(1, open(0)), (2, void.clone())], |_| None),
+            Err(ZReportError::UnknownSale(_))
+        ));
+        let earlier = sale(255, 1000, 0, vec![(PaymentMethod::Cash, 1000)]);
+        let z = ZReport::compute(&[(1, open(0)), (2, void)], |_| Some(earlier.clone()))
+            .expect("earlier sale resolves");
+        assert_eq!(z.net_total, Money(-1000));
+        assert_eq!(z.expected_cash, Money(-1000));
+    }
+
+    proptest! {
+        /// Totals equal the sum over the shift's events, whatever the mix.
+        #[test]
+        fn totals_equal_the_sum_of_the_shift_events(
+            specs in prop::collection::vec((1i64..100_000, prop::sample::select(vec![0u16, 1600, 1800]), 0u8..3, 0i64..5000, any::<bool>()), 0..30),
+            float in 0i64..1_000_000,
+        ) {
+            let mut events = vec![(1u64, open(float))];
+            let mut expect_total = 0i64;
+            let mut expect_tax = 0i64;
+            let mut expect_cash = float;
+            let mut seq = 1u64;
+            for (i, (price, bp, method, extra, void)) in specs.into_iter().enumerate() {
+                let method = [PaymentMethod::Cash, PaymentMethod::Card, PaymentMethod::Fiado][usize::from(method)];
+                let pay = if method == PaymentMethod::Cash { price + extra } else { price };
+                let s = sale(u32::try_from(i).expect("few specs") + 1, price, bp, vec![(method, pay)]);
+                seq += 1;
+                events.push((seq, EventBody::SaleCreated(s.clone())));
+                if void {
+                    seq += 1;
+                    events.push((seq, EventBody::SaleVoided(SaleVoided { sale_id: s.sale_id, reason: "r".into(), approved_by: None })));
+                } else {
+                    expect_total += s.total.0;
+                    expect_tax += s.tax.0;
+                    if method == PaymentMethod::Cash { expect_cash += s.total.0; }
+                }
+            }
+            let z = ZReport::compute(&events, |_| None).expect("report");
+            prop_assert_eq!(z.net_total.0, expect_total);
+            prop_assert_eq!(z.tax_total.0, expect_tax);
+            prop_assert_eq!(z.expected_cash.0, expect_cash);
+            prop_assert_eq!(z.by_method.values().map(|m| m.0).sum::<i64>(), expect_total);
+            prop_assert_eq!(z.last_seq, seq);
+        }
+    }
+}
