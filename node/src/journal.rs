@@ -836,10 +836,9 @@ fn in_read_snapshot<T>(
     Ok(value)
 }
 
-/// Converts the shared verifier's break (positions relative to `start`) into
-/// the journal's first bad seq.
-fn break_at(start: ChainHead, b: ChainBreak) -> JournalError {
-    let seq = start.seq + b.position;
+/// Converts the shared verifier's break of the event at `seq` into the
+/// journal's.
+fn break_at(seq: u64, b: ChainBreak) -> JournalError {
     let reason = match b.fault {
         ChainFault::SeqGap { .. } => BreakReason::SeqGap { found: b.seq },
         ChainFault::PrevMismatch => BreakReason::PrevMismatch,
@@ -888,10 +887,9 @@ fn verify_events(
             .map_err(|_| broken(here, BreakReason::BadField { field: "json" }))?;
         let (seq, prev) = seq_and_prev(&envelope)
             .map_err(|field| broken(here, BreakReason::BadField { field }))?;
-        let before = verifier.head();
         verifier
             .check(seq, &prev, &Hash256::of(bytes), &stored)
-            .map_err(|b| break_at(before, b))?;
+            .map_err(|b| break_at(here, b))?;
         check_columns(row, &envelope, seq, &prev).map_err(column)?;
         done += 1;
         if done % PROGRESS_EVERY == 0 {
@@ -1001,9 +999,7 @@ fn check_checkpoints_after(
         let key_id: String = row.get(2)?;
         let mac: String = row.get(3)?;
         let journal_hash: Option<String> = row.get(4)?;
-        if journal_hash.as_deref() != Some(hash.as_str()) {
-            return Err(broken(seq, BreakReason::CheckpointMismatch));
-        }
+        // The MAC first (it covers seq and hash), as in `check_checkpoint`.
         if key_id == device.key_id.as_str() {
             let cp = Checkpoint {
                 device: device.device,
@@ -1019,6 +1015,9 @@ fn check_checkpoints_after(
             if cp.verify(key).is_err() {
                 return Err(broken(seq, BreakReason::BadCheckpoint));
             }
+        }
+        if journal_hash.as_deref() != Some(hash.as_str()) {
+            return Err(broken(seq, BreakReason::CheckpointMismatch));
         }
     }
     Ok(())

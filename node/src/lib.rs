@@ -24,6 +24,7 @@ pub mod db;
 pub mod journal;
 #[cfg(unix)]
 pub mod keyfile;
+pub mod messages;
 pub mod migrate;
 pub mod projection;
 pub mod register;

@@ -1,17 +1,57 @@
 //! `caja-node`: the register's command-line interface.
 //!
-//! Commands arrive with their issues (journal and operations, sync, fiscal,
-//! escrow, hardware). What exists today: `version` and `--help`.
+//! Every command works on a data directory (`--data-dir`, env
+//! `CAJA_NODE_DATA_DIR`, default `$HOME/.caja/node`). Several processes may use
+//! the same directory at once (a long-running node and this CLI): SQLite in WAL
+//! mode lets readers run beside the one writer, and each operation takes the
+//! write lock with `BEGIN IMMEDIATE`, waiting up to the busy timeout.
+//!
+//! Output is Spanish text for people by default, JSON with `--json`. Exit codes:
+//! 0 done; 1 unexpected failure; 2 usage; 3 operation refused (bad input, no
+//! shift open, credit limit, …: nothing was changed); 4 data directory not
+//! initialized or unusable; 5 the journal's history was changed (the register
+//! refuses to sell); 6 storage failure.
 
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use caja_node::journal::{Journal, JournalError};
+use caja_node::keyfile;
+use caja_node::messages;
+use caja_node::register::{self, CustomerRequest, DataDir, InitParams, OpError, Register};
+use caja_node::sale::{LineRequest, PaymentRequest, SaleRequest};
+use caja_node::system::{OsRandom, SystemClock};
+use caja_shared::checkpoint::HubCheckpoint;
+use caja_shared::clock::Clock;
+use caja_shared::event::Event;
+use caja_shared::ids::{CustomerId, DeviceId, OpId, SaleId, ShiftId, StoreId};
+use caja_shared::key::HubPublicKey;
+use caja_shared::kind::PaymentMethod;
+use caja_shared::money::{Money, QtyMilli};
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+/// Exit code: the operation was refused; nothing changed.
+const EXIT_REFUSED: u8 = 3;
+/// Exit code: the data directory is not initialized or unusable.
+const EXIT_NOT_READY: u8 = 4;
+/// Exit code: the journal's history was changed.
+const EXIT_TAMPERED: u8 = 5;
+/// Exit code: storage failure.
+const EXIT_STORAGE: u8 = 6;
 
 /// Caja register node: sells offline, keeps a durable hash-chained journal and
 /// syncs with the hub when the network allows.
 #[derive(Debug, Parser)]
 #[command(name = "caja-node", version, about, long_about = None)]
 struct Cli {
+    /// The register's data directory.
+    #[arg(long, global = true, env = "CAJA_NODE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Print results as JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -20,14 +60,634 @@ struct Cli {
 enum Command {
     /// Print the version of this binary and of the formats it speaks.
     Version,
+    /// Create the data directory: database, device identity and device key.
+    Init {
+        /// The store this register belongs to.
+        #[arg(long)]
+        store: StoreId,
+        /// The device id (a new one by default).
+        #[arg(long)]
+        device: Option<DeviceId>,
+        /// The hub's Ed25519 public key (hex), to verify catalog and prices.
+        #[arg(long)]
+        hub_key: Option<String>,
+    },
+    /// Open or close a shift.
+    #[command(subcommand)]
+    Shift(ShiftCmd),
+    /// Make a sale (lines and payments as options, or JSON on stdin).
+    Sell(SellArgs),
+    /// Void a sale.
+    Void {
+        /// The sale.
+        #[arg(long)]
+        sale: SaleId,
+        /// Why (required).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        op: OpArg,
+    },
+    /// Fiado: take a payment on a customer's debt.
+    #[command(subcommand)]
+    Debt(DebtCmd),
+    /// Receive or count stock.
+    #[command(subcommand)]
+    Stock(StockCmd),
+    /// Create or update a customer.
+    Customer {
+        /// Existing customer to update.
+        #[arg(long)]
+        id: Option<CustomerId>,
+        /// Name.
+        #[arg(long)]
+        name: String,
+        /// Phone.
+        #[arg(long)]
+        phone: Option<String>,
+        /// RNC or cédula.
+        #[arg(long)]
+        tax_id: Option<String>,
+        /// Credit limit, e.g. 500.00.
+        #[arg(long, default_value = "0")]
+        credit_limit: Money,
+        #[command(flatten)]
+        op: OpArg,
+    },
+    /// Shift, journal and sync state.
+    Status,
+    /// The Z report of the open shift (or of --shift).
+    ZReport {
+        /// A closed shift.
+        #[arg(long)]
+        shift: Option<ShiftId>,
+    },
+    /// Verify the whole journal chain and its checkpoints.
+    Verify,
+    /// Write the journal as JSON lines (one canonical envelope per line).
+    Export {
+        /// Output file (stdout by default).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Copy the database to a file (consistent while the node runs).
+    Backup {
+        /// The backup file to create.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Replace the database with a backup file.
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+    },
+    /// Rebuild every projection from the journal and hub chain.
+    Rebuild,
+    /// Import hub events (a pull page saved as JSON: {"events", "hub_checkpoint"}).
+    #[command(subcommand)]
+    Hub(HubCmd),
+}
+
+#[derive(Debug, Args)]
+struct OpArg {
+    /// Client operation id: retrying with the same id applies the operation once.
+    #[arg(long = "op")]
+    op: Option<OpId>,
+}
+
+#[derive(Debug, Subcommand)]
+enum ShiftCmd {
+    /// Open a shift.
+    Open {
+        /// The cashier.
+        #[arg(long)]
+        cashier: String,
+        /// Opening cash float, e.g. 5000.00.
+        #[arg(long = "float", default_value = "0")]
+        opening_float: Money,
+        #[command(flatten)]
+        op: OpArg,
+    },
+    /// Close the open shift and print its Z report.
+    Close {
+        /// Cash counted in the drawer, e.g. 5350.00.
+        #[arg(long)]
+        counted: Money,
+        #[command(flatten)]
+        op: OpArg,
+    },
+}
+
+#[derive(Debug, Args)]
+struct SellArgs {
+    /// An item: CODE or CODE:QTY (pieces, or kg for weighed items: 0.455).
+    #[arg(long = "item")]
+    items: Vec<String>,
+    /// Cash tendered.
+    #[arg(long)]
+    cash: Option<Money>,
+    /// Card amount (with --card-ref).
+    #[arg(long)]
+    card: Option<Money>,
+    /// Card terminal reference.
+    #[arg(long)]
+    card_ref: Option<String>,
+    /// Transfer/QR amount (with --transfer-ref).
+    #[arg(long)]
+    transfer: Option<Money>,
+    /// Transfer reference.
+    #[arg(long)]
+    transfer_ref: Option<String>,
+    /// Amount on fiado (with --customer).
+    #[arg(long)]
+    fiado: Option<Money>,
+    /// The customer.
+    #[arg(long)]
+    customer: Option<CustomerId>,
+    /// Discount on the whole sale.
+    #[arg(long)]
+    discount: Option<Money>,
+    /// Read the sale as JSON from stdin instead.
+    #[arg(long)]
+    stdin: bool,
+    /// Make the same sale N times, each with a new op id, printing each
+    /// acknowledged sale as soon as it is durable (demos and crash tests).
+    #[arg(long, default_value_t = 1)]
+    repeat: u64,
+    #[command(flatten)]
+    op: OpArg,
+}
+
+#[derive(Debug, Subcommand)]
+enum DebtCmd {
+    /// Take a payment on a customer's fiado (oldest debts first).
+    Pay {
+        /// The customer.
+        #[arg(long)]
+        customer: CustomerId,
+        /// Amount, e.g. 150.00.
+        #[arg(long)]
+        amount: Money,
+        /// cash, card or transfer.
+        #[arg(long, default_value = "cash")]
+        method: String,
+        #[command(flatten)]
+        op: OpArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StockCmd {
+    /// Stock arrived.
+    Receive {
+        /// SKU or barcode.
+        #[arg(long)]
+        product: String,
+        /// Quantity (pieces, or kg for weighed items).
+        #[arg(long)]
+        qty: QtyMilli,
+        /// Supplier invoice.
+        #[arg(long)]
+        reference: Option<String>,
+        #[command(flatten)]
+        op: OpArg,
+    },
+    /// Stock counted on the shelf.
+    Count {
+        /// SKU or barcode.
+        #[arg(long)]
+        product: String,
+        /// Quantity counted.
+        #[arg(long)]
+        qty: QtyMilli,
+        #[command(flatten)]
+        op: OpArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum HubCmd {
+    /// Import a page of hub events.
+    Import {
+        /// The page file.
+        #[arg(long)]
+        file: PathBuf,
+    },
+}
+
+/// A failure with its exit code and a sentence for the person.
+struct Failure {
+    code: u8,
+    error: &'static str,
+    message: String,
+}
+
+impl From<OpError> for Failure {
+    fn from(e: OpError) -> Failure {
+        let (code, error) = match &e {
+            e if e.is_validation() => (EXIT_REFUSED, "refused"),
+            OpError::Journal(JournalError::Broken(_)) => (EXIT_TAMPERED, "journal_broken"),
+            OpError::Journal(
+                JournalError::NotInitialized | JournalError::AlreadyInitialized(_),
+            )
+            | OpError::KeyFile(_) => (EXIT_NOT_READY, "not_ready"),
+            OpError::Db(_) | OpError::Sql(_) | OpError::Journal(_) | OpError::Projection(_) => {
+                (EXIT_STORAGE, "storage")
+            }
+            _ => (1, "failed"),
+        };
+        Failure {
+            code,
+            error,
+            message: messages::error(&e),
+        }
+    }
+}
+
+fn refused(message: impl Into<String>) -> Failure {
+    Failure {
+        code: EXIT_REFUSED,
+        error: "refused",
+        message: message.into(),
+    }
+}
+
+type Node = Register<SystemClock, OsRandom>;
+
+fn os_random() -> Result<OsRandom, Failure> {
+    OsRandom::new().map_err(|e| Failure {
+        code: 1,
+        error: "failed",
+        message: format!("Fuente aleatoria del sistema no disponible: {e}."),
+    })
+}
+
+fn open(dir: &DataDir) -> Result<Node, Failure> {
+    Ok(Register::open(dir, SystemClock, os_random()?)?)
+}
+
+fn op_id(op: &OpArg) -> Result<OpId, Failure> {
+    match op.op {
+        Some(id) => Ok(id),
+        None => Ok(OpId::new_v7(SystemClock.now_ms(), &mut os_random()?)
+            .map_err(|e| refused(e.to_string()))?),
+    }
+}
+
+/// Prints a result: JSON with `--json`, else the sentence.
+fn emit<T: Serialize>(
+    json: bool,
+    value: &T,
+    text: impl FnOnce(&T) -> String,
+) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    let line = if json {
+        serde_json::to_string(value).map_err(|e| refused(e.to_string()))?
+    } else {
+        text(value)
+    };
+    // Flushed per result: a caller reading our stdout sees each acknowledged
+    // operation as soon as it is durable.
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .map_err(|e| Failure {
+            code: 1,
+            error: "failed",
+            message: format!("No se pudo escribir la salida: {e}."),
+        })
+}
+
+fn parse_item(s: &str) -> Result<LineRequest, Failure> {
+    let (code, qty) = match s.split_once(':') {
+        Some((c, q)) => (
+            c,
+            q.parse::<QtyMilli>()
+                .map_err(|e| refused(format!("Cantidad inválida en «{s}»: {e}.")))?,
+        ),
+        None => (s, QtyMilli::ONE),
+    };
+    Ok(LineRequest {
+        code: code.to_owned(),
+        qty_milli: qty.0,
+        discount: None,
+    })
+}
+
+fn sale_request(a: &SellArgs) -> Result<SaleRequest, Failure> {
+    if a.stdin {
+        let mut buf = String::new();
+        std::io::stdin()
+            .read_to_string(&mut buf)
+            .map_err(|e| refused(format!("No se pudo leer la venta de stdin: {e}.")))?;
+        return serde_json::from_str(&buf)
+            .map_err(|e| refused(format!("La venta en JSON es inválida: {e}.")));
+    }
+    let lines = a
+        .items
+        .iter()
+        .map(|s| parse_item(s))
+        .collect::<Result<_, _>>()?;
+    let mut payments = Vec::new();
+    let mut push = |method, amount: Option<Money>, reference: Option<String>| {
+        if let Some(m) = amount {
+            payments.push(PaymentRequest {
+                method,
+                amount: m.0,
+                reference,
+            });
+        }
+    };
+    push(PaymentMethod::Cash, a.cash, None);
+    push(PaymentMethod::Card, a.card, a.card_ref.clone());
+    push(PaymentMethod::Transfer, a.transfer, a.transfer_ref.clone());
+    push(PaymentMethod::Fiado, a.fiado, None);
+    Ok(SaleRequest {
+        lines,
+        payments,
+        discount: a.discount.map(|d| d.0),
+        customer: a.customer,
+    })
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    let root = cli.data_dir.clone().unwrap_or_else(|| {
+        std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".caja").join("node"))
+            .unwrap_or_else(|| PathBuf::from("caja-node-data"))
+    });
+    let dir = DataDir::new(root);
+    let json = cli.json;
+    match cli.command {
+        Command::Version => emit(json, &caja_node::version_text(), Clone::clone),
+        Command::Init {
+            store,
+            device,
+            hub_key,
+        } => {
+            let hub_public_key = hub_key
+                .map(|h| HubPublicKey::from_hex(&h))
+                .transpose()
+                .map_err(|e| {
+                    refused(format!(
+                        "Llave pública de la oficina central inválida: {e}."
+                    ))
+                })?;
+            let rec = register::init(
+                &dir,
+                &InitParams {
+                    store,
+                    device,
+                    hub_public_key,
+                },
+                &SystemClock,
+                &mut os_random()?,
+            )?;
+            let v = serde_json::json!({"store": rec.store, "device": rec.device, "data_dir": dir.root()});
+            emit(json, &v, |_| {
+                format!(
+                    "Caja inicializada: tienda {}, caja {}, datos en {}.",
+                    rec.store,
+                    rec.device,
+                    dir.root().display()
+                )
+            })
+        }
+        Command::Shift(ShiftCmd::Open {
+            cashier,
+            opening_float,
+            op,
+        }) => {
+            let id = op_id(&op)?;
+            let r = open(&dir)?.open_shift(id, &cashier, opening_float)?;
+            emit(json, &r, messages::shift_opened)
+        }
+        Command::Shift(ShiftCmd::Close { counted, op }) => {
+            let id = op_id(&op)?;
+            let r = open(&dir)?.close_shift(id, counted)?;
+            emit(json, &r, |r| {
+                format!(
+                    "{}\n{}",
+                    messages::shift_closed(r),
+                    messages::z_report(&r.z)
+                )
+            })
+        }
+        Command::Sell(a) => {
+            let req = sale_request(&a)?;
+            let mut node = open(&dir)?;
+            if a.repeat > 1 && a.op.op.is_some() {
+                return Err(refused(
+                    "--repeat hace ventas distintas: no se combina con --op.",
+                ));
+            }
+            for _ in 0..a.repeat.max(1) {
+                let id = op_id(&a.op)?;
+                let r = node.sell(id, &req)?;
+                emit(json, &r, messages::sale_done)?;
+            }
+            Ok(())
+        }
+        Command::Void { sale, reason, op } => {
+            let id = op_id(&op)?;
+            let r = open(&dir)?.void(id, sale, &reason)?;
+            emit(json, &r, |r| messages::written("Anulación", r))
+        }
+        Command::Debt(DebtCmd::Pay {
+            customer,
+            amount,
+            method,
+            op,
+        }) => {
+            let method = match method.as_str() {
+                "cash" | "efectivo" => PaymentMethod::Cash,
+                "card" | "tarjeta" => PaymentMethod::Card,
+                "transfer" | "transferencia" => PaymentMethod::Transfer,
+                other => return Err(refused(format!("Método de pago desconocido: {other}."))),
+            };
+            let id = op_id(&op)?;
+            let r = open(&dir)?.pay_debt(id, customer, amount, method)?;
+            emit(json, &r, messages::debt_paid)
+        }
+        Command::Stock(StockCmd::Receive {
+            product,
+            qty,
+            reference,
+            op,
+        }) => {
+            let id = op_id(&op)?;
+            let r = open(&dir)?.receive_stock(id, &product, qty, reference.as_deref())?;
+            emit(json, &r, |r| {
+                messages::written("Recepción de inventario", r)
+            })
+        }
+        Command::Stock(StockCmd::Count { product, qty, op }) => {
+            let id = op_id(&op)?;
+            let r = open(&dir)?.count_stock(id, &product, qty)?;
+            emit(json, &r, |r| messages::written("Conteo de inventario", r))
+        }
+        Command::Customer {
+            id,
+            name,
+            phone,
+            tax_id,
+            credit_limit,
+            op,
+        } => {
+            let op = op_id(&op)?;
+            let r = open(&dir)?.upsert_customer(
+                op,
+                &CustomerRequest {
+                    customer_id: id,
+                    name,
+                    phone,
+                    tax_id,
+                    credit_limit: credit_limit.0,
+                },
+            )?;
+            emit(json, &r, messages::customer_saved)
+        }
+        Command::Status => {
+            let s = open(&dir)?.status()?;
+            emit(json, &s, messages::status)
+        }
+        Command::ZReport { shift } => {
+            let z = open(&dir)?.z_report(shift)?;
+            emit(json, &z, messages::z_report)
+        }
+        Command::Verify => verify(&dir, json),
+        Command::Export { out } => {
+            let db = caja_node::db::Db::open(dir.db_path()).map_err(OpError::from)?;
+            let n = match out {
+                Some(path) => {
+                    let f = std::fs::File::create(&path).map_err(|e| {
+                        refused(format!("No se pudo crear {}: {e}.", path.display()))
+                    })?;
+                    Journal::export_jsonl(db.conn(), std::io::BufWriter::new(f))
+                        .map_err(OpError::from)?
+                }
+                None => Journal::export_jsonl(db.conn(), std::io::stdout().lock())
+                    .map_err(OpError::from)?,
+            };
+            if json {
+                Ok(())
+            } else {
+                eprintln!("{n} eventos exportados.");
+                Ok(())
+            }
+        }
+        Command::Backup { out } => {
+            let seq = register::backup(&dir, &out)?;
+            let v = serde_json::json!({"backup": out, "head_seq": seq});
+            emit(json, &v, |_| {
+                format!(
+                    "Respaldo creado en {} (hasta el evento #{seq}).",
+                    out.display()
+                )
+            })
+        }
+        Command::Restore { from } => {
+            let seq = register::restore(&dir, &from, SystemClock.now_ms())?;
+            open(&dir)?;
+            let v = serde_json::json!({"restored_from": from, "head_seq": seq});
+            emit(json, &v, |_| {
+                format!(
+                    "Respaldo restaurado (hasta el evento #{seq}). Sincronice con la oficina central antes de emitir comprobantes fiscales."
+                )
+            })
+        }
+        Command::Rebuild => {
+            let (before, after) = open(&dir)?.rebuild()?;
+            let v = serde_json::json!({"before": before, "after": after, "equal": before == after});
+            emit(json, &v, |_| {
+                if before == after {
+                    format!(
+                        "Proyecciones reconstruidas: idénticas ({}).",
+                        &after.to_hex()[..12]
+                    )
+                } else {
+                    format!(
+                        "Proyecciones reconstruidas: diferían ({} → {}).",
+                        &before.to_hex()[..12],
+                        &after.to_hex()[..12]
+                    )
+                }
+            })
+        }
+        Command::Hub(HubCmd::Import { file }) => {
+            let text = std::fs::read(&file)
+                .map_err(|e| refused(format!("No se pudo leer {}: {e}.", file.display())))?;
+            let page: serde_json::Value = serde_json::from_slice(&text)
+                .map_err(|e| refused(format!("Página inválida: {e}.")))?;
+            let events = page["events"]
+                .as_array()
+                .ok_or_else(|| refused("La página no tiene «events»."))?
+                .iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    caja_shared::canonical::Value::from_serde(e.clone())
+                        .map_err(|err| refused(format!("events[{i}]: {err}")))
+                        .and_then(|v| {
+                            Event::from_value(v)
+                                .map_err(|err| refused(format!("events[{i}].{err}")))
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let cp: HubCheckpoint = serde_json::from_value(page["hub_checkpoint"].clone())
+                .map_err(|e| refused(format!("hub_checkpoint inválido: {e}.")))?;
+            let n = open(&dir)?.import_hub_events(&events, &cp)?;
+            let v = serde_json::json!({"imported": n});
+            emit(json, &v, |_| {
+                format!("{n} eventos de la oficina central importados.")
+            })
+        }
+    }
+}
+
+fn verify(dir: &DataDir, json: bool) -> Result<(), Failure> {
+    let db = caja_node::db::Db::open(dir.db_path()).map_err(OpError::from)?;
+    let key = keyfile::read_key_file(&dir.key_path()).map_err(OpError::from)?;
+    let tty = std::io::stderr().is_terminal() && !json;
+    let head = Journal::verify(db.conn(), &key, None, |done, total| {
+        if tty && total > 0 {
+            let pct = done.saturating_mul(100) / total;
+            let filled = usize::try_from(pct / 5).unwrap_or(20);
+            eprint!(
+                "\rverificando [{}{}] {done}/{total} ({pct}%)",
+                "#".repeat(filled),
+                " ".repeat(20 - filled.min(20))
+            );
+        }
+    })
+    .map_err(OpError::from)?;
+    if tty {
+        eprintln!();
+    }
+    let v = serde_json::json!({"ok": true, "head_seq": head.seq, "head_hash": head.hash});
+    emit(json, &v, |_| {
+        format!(
+            "Diario íntegro: {} eventos, último hash {}.",
+            head.seq,
+            &head.hash.to_hex()[..16]
+        )
+    })
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Version => {
-            println!("{}", caja_node::version_text());
-            ExitCode::SUCCESS
+    let json = cli.json;
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"error": f.error, "message": f.message})
+                );
+            } else {
+                eprintln!("{}", f.message);
+            }
+            ExitCode::from(f.code)
         }
     }
 }

@@ -287,7 +287,7 @@ pub struct ShiftClosedResult {
     /// Journal seq of its `ShiftClosed`.
     pub seq: u64,
     /// The Z report, computed from the shift's events.
-    pub z: serde_json::Value,
+    pub z: ZReport,
 }
 
 /// A customer as entered.
@@ -748,10 +748,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
                 .write_checkpoint(ctx.tx, CheckpointReason::ShiftClose, ctx.now_ms)?;
             let closed = i64::try_from(seq).map_err(|_| invalid("seq", "out of range"))?;
             let z = z_report_of(ctx.tx, opened_seq, Some(closed))?;
-            Ok(ShiftClosedResult {
-                seq,
-                z: serde_json::to_value(&z)?,
-            })
+            Ok(ShiftClosedResult { seq, z })
         })
     }
 
@@ -1028,4 +1025,82 @@ fn z_report_of(
         }
     };
     Ok(ZReport::compute(&events, earlier)?)
+}
+
+/// Copies the live database to `dest` with SQLite's online backup API (a
+/// consistent snapshot even while the node sells), then marks the copy as a
+/// backup: once restored it issues no fiscal number and sells no escrowed stock
+/// until it has synced with the hub (DESIGN "Fiscal number ranges"). The device
+/// key file is not copied; a restore needs the register's key file (or a new
+/// enrollment).
+pub fn backup(dir: &DataDir, dest: &Path) -> Result<u64, OpError> {
+    if dest.exists() {
+        return Err(invalid("out", format!("{} already exists", dest.display())));
+    }
+    let src = Db::open(dir.db_path())?;
+    journal::load_device(src.conn())?.ok_or(JournalError::NotInitialized)?;
+    let tmp = dest.with_extension("partial");
+    let _ = std::fs::remove_file(&tmp);
+    {
+        let mut dst = Connection::open(&tmp)?;
+        let b = rusqlite::backup::Backup::new(src.conn(), &mut dst)?;
+        b.run_to_completion(256, std::time::Duration::from_millis(0), None)?;
+    }
+    let copy = Db::open(&tmp)?;
+    journal::set_restored_from_backup(copy.conn(), true)?;
+    let head = Journal::head(copy.conn())?;
+    // Leave a single self-contained file (no -wal beside it).
+    copy.conn()
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode=DELETE;")?;
+    drop(copy);
+    std::fs::rename(&tmp, dest)
+        .map_err(|e| invalid("out", format!("cannot write {}: {e}", dest.display())))?;
+    Ok(head.seq)
+}
+
+/// Replaces the data directory's database with a backup file. The current
+/// database, if any, is kept beside it as `<name>.before-restore-<ms>`; the key
+/// file stays. The restored copy keeps its backup mark until it has synced.
+pub fn restore(dir: &DataDir, from: &Path, now_ms: i64) -> Result<u64, OpError> {
+    let probe = Db::open(from)?;
+    let device = journal::load_device(probe.conn())?.ok_or(JournalError::NotInitialized)?;
+    if !device.restored_from_backup {
+        return Err(invalid(
+            "from",
+            format!(
+                "{} is not a Caja backup (make one with `caja-node backup`)",
+                from.display()
+            ),
+        ));
+    }
+    let head = Journal::head(probe.conn())?;
+    drop(probe);
+    std::fs::create_dir_all(dir.root()).map_err(|e| {
+        invalid(
+            "data_dir",
+            format!("cannot create {}: {e}", dir.root().display()),
+        )
+    })?;
+    let db = dir.db_path();
+    if db.exists() {
+        let kept = db.with_extension(format!("before-restore-{now_ms}"));
+        // Fold the WAL into the file first so the kept copy is complete.
+        if let Ok(old) = Connection::open(&db) {
+            let _ = old.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+        }
+        std::fs::rename(&db, &kept).map_err(|e| {
+            invalid(
+                "data_dir",
+                format!("cannot move the current database aside: {e}"),
+            )
+        })?;
+    }
+    for suffix in ["-wal", "-shm"] {
+        let mut p = db.clone().into_os_string();
+        p.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(p));
+    }
+    std::fs::copy(from, &db)
+        .map_err(|e| invalid("from", format!("cannot copy {}: {e}", from.display())))?;
+    Ok(head.seq)
 }

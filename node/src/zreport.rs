@@ -16,10 +16,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use caja_shared::ids::{SaleId, ShiftId};
 use caja_shared::kind::{EventBody, PaymentMethod, SaleCreated};
 use caja_shared::money::{Money, MoneyError, TaxRateBp};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A shift's totals.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ZReport {
     /// The shift.
     pub shift_id: ShiftId,

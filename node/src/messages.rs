@@ -1,0 +1,206 @@
+//! Everything the register says to a cashier or a store manager, in Spanish
+//! (es-DO), in one place. Code, logs and docs stay in English; a translation
+//! changes only this file.
+
+use caja_shared::money::Money;
+
+use crate::register::{
+    CustomerResult, DebtPaymentResult, OpError, SaleResult, ShiftClosedResult, ShiftOpenedResult,
+    Status, Written,
+};
+use crate::sale::SaleError;
+use crate::zreport::ZReport;
+
+/// "RD$ 1,234.50" style amount for people.
+pub fn rd(m: Money) -> String {
+    format!("RD$ {m}")
+}
+
+/// Shift opened.
+pub fn shift_opened(r: &ShiftOpenedResult) -> String {
+    format!("Turno abierto ({}), evento #{}.", r.shift_id, r.seq)
+}
+
+/// Sale done.
+pub fn sale_done(r: &SaleResult) -> String {
+    let mut s = format!(
+        "Venta registrada #{}: total {} (ITBIS {}), cambio {}.",
+        r.seq,
+        rd(r.total),
+        rd(r.tax),
+        rd(r.change)
+    );
+    if r.fiado.0 > 0 {
+        s.push_str(&format!(" Fiado: {}.", rd(r.fiado)));
+    }
+    s.push_str(&format!(" Venta {}", r.sale_id));
+    s
+}
+
+/// Void, stock movement: events written.
+pub fn written(what: &str, r: &Written) -> String {
+    let seqs: Vec<String> = r.seqs.iter().map(|s| format!("#{s}")).collect();
+    format!("{what} registrado (evento {}).", seqs.join(", "))
+}
+
+/// Debt payment.
+pub fn debt_paid(r: &DebtPaymentResult) -> String {
+    format!(
+        "Abono registrado ({} evento(s)). Balance pendiente: {}.",
+        r.seqs.len(),
+        rd(r.balance)
+    )
+}
+
+/// Customer created or changed.
+pub fn customer_saved(r: &CustomerResult) -> String {
+    format!("Cliente guardado: {} (evento #{}).", r.customer_id, r.seq)
+}
+
+/// Shift closed.
+pub fn shift_closed(r: &ShiftClosedResult) -> String {
+    format!("Turno cerrado (evento #{}).", r.seq)
+}
+
+/// The Z report as printed.
+pub fn z_report(z: &ZReport) -> String {
+    let mut out = vec![
+        format!("REPORTE Z — turno {}", z.shift_id),
+        format!("Cajero: {}", z.cashier),
+        format!("Eventos: #{} a #{}", z.first_seq, z.last_seq),
+        format!("Fondo inicial: {}", rd(z.opening_float)),
+        format!("Ventas: {} por {}", z.sales_count, rd(z.sales_total)),
+        format!("Anulaciones: {} por {}", z.voids_count, rd(z.voids_total)),
+        format!("Total neto: {}", rd(z.net_total)),
+    ];
+    for (rate, tax) in &z.tax_by_rate {
+        out.push(format!("ITBIS {rate}: {}", rd(*tax)));
+    }
+    out.push(format!("ITBIS total: {}", rd(z.tax_total)));
+    for (method, amount) in &z.by_method {
+        let name = match method {
+            caja_shared::kind::PaymentMethod::Cash => "Efectivo",
+            caja_shared::kind::PaymentMethod::Card => "Tarjeta",
+            caja_shared::kind::PaymentMethod::Transfer => "Transferencia",
+            caja_shared::kind::PaymentMethod::Fiado => "Fiado",
+        };
+        out.push(format!("{name}: {}", rd(*amount)));
+    }
+    out.push(format!("Fiado otorgado: {}", rd(z.fiado_given)));
+    out.push(format!("Fiado cobrado: {}", rd(z.fiado_collected)));
+    out.push(format!("Efectivo esperado: {}", rd(z.expected_cash)));
+    if let (Some(counted), Some(diff)) = (z.counted_cash, z.cash_difference) {
+        out.push(format!("Efectivo contado: {}", rd(counted)));
+        out.push(format!("Diferencia: {}", rd(diff)));
+    } else {
+        out.push("Turno abierto (reporte parcial)".into());
+    }
+    out.join("\n")
+}
+
+/// The status lines.
+pub fn status(s: &Status) -> String {
+    let shift = match &s.open_shift {
+        Some((id, cashier)) => format!("abierto ({cashier}, {id})"),
+        None => "cerrado".into(),
+    };
+    let mut lines = vec![
+        format!("Tienda: {}", s.store),
+        format!("Caja: {}", s.device),
+        format!("Turno: {shift}"),
+        format!("Eventos en el diario: {}", s.head_seq),
+        format!(
+            "Último punto de control: {}",
+            s.last_checkpoint_seq
+                .map_or("ninguno".to_string(), |q| format!("#{q}"))
+        ),
+        format!("Eventos sin sincronizar: {}", s.unsynced),
+        format!("Eventos de la oficina central: {}", s.hub_events),
+        "Sincronización: no construida todavía (issue #6)".into(),
+        "Números fiscales: no construido todavía (issue #7)".into(),
+        "Cuotas de inventario: no construido todavía (issue #8)".into(),
+        "Impresora y balanza: no construido todavía (issue #10)".into(),
+    ];
+    if s.restored_from_backup {
+        lines.push(
+            "ATENCIÓN: base de datos restaurada de un respaldo; sincronice antes de emitir comprobantes fiscales."
+                .into(),
+        );
+    }
+    lines.join("\n")
+}
+
+/// One plain Spanish sentence for an operation error.
+pub fn error(e: &OpError) -> String {
+    match e {
+        OpError::Invalid { field, reason } => format!("Dato inválido en «{field}»: {reason}."),
+        OpError::Sale(s) => sale_error(s),
+        OpError::ShiftNotOpen => "No hay un turno abierto: abra un turno primero.".into(),
+        OpError::ShiftAlreadyOpen(id) => format!("Ya hay un turno abierto ({id}): ciérrelo primero."),
+        OpError::UnknownSale(id) => format!("No existe la venta {id} en esta caja."),
+        OpError::AlreadyVoided(id) => format!("La venta {id} ya fue anulada."),
+        OpError::UnknownCustomer(id) => format!("No existe el cliente {id}."),
+        OpError::UnknownProduct(code) => format!("Producto desconocido: {code}."),
+        OpError::DebtOverpaid { amount, balance } => format!(
+            "El abono de {} es mayor que lo que debe el cliente ({}).",
+            rd(*amount),
+            rd(*balance)
+        ),
+        OpError::OpIdReused(id) => {
+            format!("La operación {id} ya se usó para otra solicitud.")
+        }
+        OpError::HubEvents(why) => format!("Datos de la oficina central rechazados: {why}."),
+        OpError::Journal(j) => match j.first_bad_seq() {
+            Some(seq) => format!(
+                "El diario de esta caja fue alterado (primer evento dañado: #{seq}). No se puede vender hasta repararlo o restaurar un respaldo. Detalle: {j}"
+            ),
+            None => match j {
+                crate::journal::JournalError::NotInitialized => {
+                    "Esta caja no está inicializada: ejecute `caja-node init`.".into()
+                }
+                other => format!("Error del diario: {other}."),
+            },
+        },
+        OpError::KeyFile(k) => format!("Problema con la llave de la caja: {k}."),
+        other => format!("Error interno: {other}."),
+    }
+}
+
+fn sale_error(e: &SaleError) -> String {
+    match e {
+        SaleError::LineCount(_) => "La venta no tiene artículos.".into(),
+        SaleError::UnknownItem { code, .. } => format!("Artículo desconocido: {code}."),
+        SaleError::NoPrice { sku, .. } => format!("El artículo {sku} no tiene precio."),
+        SaleError::NonPositiveQuantity { .. } => "La cantidad debe ser mayor que cero.".into(),
+        SaleError::FractionalPieces { sku, .. } => {
+            format!("{sku} se vende por unidad: la cantidad debe ser entera.")
+        }
+        SaleError::BadDiscount { max, .. } => {
+            format!("Descuento inválido: debe estar entre 0 y {}.", rd(*max))
+        }
+        SaleError::PaymentCount(_) => "Indique al menos un pago.".into(),
+        SaleError::NonPositivePayment { .. } => "Cada pago debe ser mayor que cero.".into(),
+        SaleError::MissingReference { .. } => {
+            "El pago con tarjeta o transferencia necesita una referencia.".into()
+        }
+        SaleError::FiadoWithoutCustomer => "Para fiar hay que indicar el cliente.".into(),
+        SaleError::CreditLimitExceeded {
+            requested,
+            available,
+        } => format!(
+            "Límite de crédito excedido: fiado de {} y disponible {}.",
+            rd(*requested),
+            rd(*available)
+        ),
+        SaleError::PaymentShort { paid, total } => format!(
+            "Pago insuficiente: pagó {} y el total es {}.",
+            rd(*paid),
+            rd(*total)
+        ),
+        SaleError::ChangeWithoutCash { change, .. } => format!(
+            "Solo se puede dar cambio del efectivo (cambio {}).",
+            rd(*change)
+        ),
+        SaleError::Overflow { field } => format!("Monto fuera de rango en {field}."),
+    }
+}
