@@ -1,1 +1,40 @@
-fn main() {}
+//! `caja-bench`: every measurement runs a baseline and the feature side by side,
+//! in the same process and run, and prints both and their ratio. Absolute numbers
+//! depend on the machine; the ratios are what to compare.
+//!
+//! ```text
+//! cargo run --release -p caja-bench -- node-sales [--sales N]
+//! cargo run --release -p caja-bench -- node-verify [--events N]
+//! cargo run --release -p caja-bench -- all
+//! ```
+
+mod node;
+mod rss;
+
+fn arg_value(args: &[String], name: &str, default: u64) -> anyhow::Result<u64> {
+    match args.iter().position(|a| a == name) {
+        Some(i) => {
+            let v = args
+                .get(i + 1)
+                .ok_or_else(|| anyhow::anyhow!("{name} needs a value"))?;
+            Ok(v.parse()?)
+        }
+        None => Ok(default),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cmd = args.first().map(String::as_str).unwrap_or("all");
+    match cmd {
+        "node-sales" => node::sales(arg_value(&args, "--sales", 2_000)?),
+        "node-verify" => node::verify(arg_value(&args, "--events", 1_000_000)?),
+        // Internal: the child process whose peak RSS `node-verify` reports.
+        "node-verify-child" => node::verify_child(args.get(1).map(String::as_str)),
+        "all" => {
+            node::sales(arg_value(&args, "--sales", 2_000)?)?;
+            node::verify(arg_value(&args, "--events", 1_000_000)?)
+        }
+        other => anyhow::bail!("unknown benchmark {other:?}: node-sales, node-verify, all"),
+    }
+}

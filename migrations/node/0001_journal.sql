@@ -118,4 +118,4 @@ CREATE TABLE ops (
     result       TEXT    NOT NULL CHECK (json_valid(result)),
     seq          INTEGER REFERENCES journal (seq),
     at_ms        INTEGER NOT NULL
-) STRICT;
+) STRICT, WITHOUT ROWID;

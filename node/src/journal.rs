@@ -875,22 +875,31 @@ fn verify_events(
             .get_ref(7)?
             .as_blob()
             .map_err(|_| broken(here, BreakReason::BadField { field: "bytes" }))?;
-        let stored: Hash256 = row
+        let stored = row
             .get_ref(2)?
             .as_str()
             .ok()
-            .and_then(|s| s.parse().ok())
+            .and_then(parse_hash)
             .ok_or_else(|| column("hash"))?;
-        // One parse per event: the chain fields come from it, and so do the
-        // values the index columns are checked against.
-        let envelope = canonical::parse(bytes)
-            .map_err(|_| broken(here, BreakReason::BadField { field: "json" }))?;
-        let (seq, prev) = seq_and_prev(&envelope)
-            .map_err(|field| broken(here, BreakReason::BadField { field }))?;
+        // The chain fields and the values the index columns are checked
+        // against come from one pass over the bytes: a scan of the top level
+        // for canonical bytes, the strict parser for anything else.
+        let parsed: Value;
+        let fields = match skim::envelope_fields(bytes) {
+            Some(fields) => fields,
+            None => {
+                parsed = canonical::parse(bytes)
+                    .map_err(|_| broken(here, BreakReason::BadField { field: "json" }))?;
+                Fields::of(&parsed)
+            }
+        };
+        let bad_field = |field| broken(here, BreakReason::BadField { field });
+        let seq = fields.seq.ok_or_else(|| bad_field("seq"))?;
+        let prev = fields.prev.ok_or_else(|| bad_field("prev"))?;
         verifier
             .check(seq, &prev, &Hash256::of(bytes), &stored)
             .map_err(|b| break_at(here, b))?;
-        check_columns(row, &envelope, seq, &prev).map_err(column)?;
+        check_columns(row, &fields, seq).map_err(column)?;
         done += 1;
         if done % PROGRESS_EVERY == 0 {
             progress(done, total);
@@ -900,56 +909,283 @@ fn verify_events(
     Ok(verifier.head())
 }
 
-/// `seq` and `prev` of a parsed envelope, as the shared verifier reads them.
-fn seq_and_prev(envelope: &Value) -> Result<(u64, Hash256), &'static str> {
-    let seq = envelope
-        .get("seq")
-        .and_then(Value::as_i64)
-        .and_then(|n| u64::try_from(n).ok())
-        .ok_or("seq")?;
-    let prev = envelope
-        .get("prev")
-        .and_then(Value::as_str)
-        .and_then(|s| s.parse().ok())
-        .ok_or("prev")?;
-    Ok((seq, prev))
+/// Parses 64 lowercase hex characters (a stored hash or `prev`) without the
+/// general-purpose checks of `Hash256::from_str`: this runs twice per event
+/// when a whole journal is verified.
+fn parse_hash(s: &str) -> Option<Hash256> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
+    let b = s.as_bytes();
+    if b.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
+        *o = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
+    Some(Hash256(out))
+}
+
+/// The envelope fields verification reads: `seq` and `prev` for the chain (as
+/// the shared verifier reads them), the rest to check the index columns.
+/// `None` where a field is missing or malformed.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Fields<'a> {
+    seq: Option<u64>,
+    prev: Option<Hash256>,
+    prev_hex: Option<&'a str>,
+    event_id: Option<&'a str>,
+    kind: Option<&'a str>,
+    hlc_ms: Option<i64>,
+    hlc_n: Option<i64>,
+}
+
+impl<'a> Fields<'a> {
+    /// From a fully parsed envelope.
+    fn of(envelope: &'a Value) -> Fields<'a> {
+        let hlc = |k: &str| {
+            envelope
+                .get("hlc")
+                .and_then(|h| h.get(k))
+                .and_then(Value::as_i64)
+        };
+        Fields {
+            seq: envelope
+                .get("seq")
+                .and_then(Value::as_i64)
+                .and_then(|n| u64::try_from(n).ok()),
+            prev: envelope
+                .get("prev")
+                .and_then(Value::as_str)
+                .and_then(parse_hash),
+            prev_hex: envelope.get("prev").and_then(Value::as_str),
+            event_id: envelope.get("event_id").and_then(Value::as_str),
+            kind: envelope.get("kind").and_then(Value::as_str),
+            hlc_ms: hlc("ms"),
+            hlc_n: hlc("n"),
+        }
+    }
 }
 
 /// The index columns of a verified row must say what its bytes say.
 fn check_columns(
     row: &rusqlite::Row<'_>,
-    envelope: &Value,
+    fields: &Fields<'_>,
     seq: u64,
-    prev: &Hash256,
 ) -> Result<(), &'static str> {
     let text = |i: usize| row.get_ref(i).ok().and_then(|v| v.as_str().ok());
     let int = |i: usize| row.get_ref(i).ok().and_then(|v| v.as_i64().ok());
-    let field = |k: &str| envelope.get(k).and_then(Value::as_str);
-    let hlc = |k: &str| {
-        envelope
-            .get("hlc")
-            .and_then(|h| h.get(k))
-            .and_then(Value::as_i64)
-    };
     if int(0).and_then(|s| u64::try_from(s).ok()) != Some(seq) {
         return Err("seq");
     }
-    if text(3) != Some(prev.to_hex().as_str()) {
+    if text(3).is_none() || text(3) != fields.prev_hex {
         return Err("prev");
     }
-    if text(1).is_none() || text(1) != field("event_id") {
+    if text(1).is_none() || text(1) != fields.event_id {
         return Err("event_id");
     }
-    if text(4).is_none() || text(4) != field("kind") {
+    if text(4).is_none() || text(4) != fields.kind {
         return Err("kind");
     }
-    if int(5).is_none() || int(5) != hlc("ms") {
+    if int(5).is_none() || int(5) != fields.hlc_ms {
         return Err("hlc_ms");
     }
-    if int(6).is_none() || int(6) != hlc("n") {
+    if int(6).is_none() || int(6) != fields.hlc_n {
         return Err("hlc_n");
     }
     Ok(())
+}
+
+/// A single pass over canonical envelope bytes that reads the top-level fields
+/// verification needs without building a JSON tree — verifying a long journal
+/// costs little more than reading and hashing it.
+///
+/// It accepts only the canonical shape: no whitespace, top-level keys sorted and
+/// unique, the fields it reads in their plain form (`seq` a safe integer,
+/// `prev`, `event_id` and `kind` strings without escapes, `hlc` exactly
+/// `{"ms":<int>,"n":<int>}`). Anything else gives `None`, and the caller falls
+/// back to the strict parser, which then decides. It does not validate the
+/// body: the chain is checked by the hash of the bytes and the links, and
+/// bodies are validated where they are applied.
+mod skim {
+    use caja_shared::canonical::{MAX_DEPTH, MAX_SAFE_INTEGER};
+
+    use super::Fields;
+
+    struct Cursor<'a> {
+        b: &'a [u8],
+        i: usize,
+    }
+
+    impl<'a> Cursor<'a> {
+        fn peek(&self) -> Option<u8> {
+            self.b.get(self.i).copied()
+        }
+
+        fn eat(&mut self, c: u8) -> Option<()> {
+            (self.peek()? == c).then(|| self.i += 1)
+        }
+
+        /// A string with no escape and no control character.
+        fn plain_string(&mut self) -> Option<&'a str> {
+            self.eat(b'"')?;
+            let start = self.i;
+            loop {
+                match self.peek()? {
+                    b'"' => break,
+                    b'\\' => return None,
+                    c if c < 0x20 => return None,
+                    _ => self.i += 1,
+                }
+            }
+            let s = std::str::from_utf8(&self.b[start..self.i]).ok()?;
+            self.i += 1;
+            Some(s)
+        }
+
+        /// An integer in canonical form (no leading zero, no sign on zero)
+        /// within ±(2^53 − 1).
+        fn int(&mut self) -> Option<i64> {
+            let negative = self.eat(b'-').is_some();
+            let start = self.i;
+            while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+                self.i += 1;
+            }
+            let digits = &self.b[start..self.i];
+            let canonical = match digits {
+                [] => false,
+                [b'0'] => !negative,
+                [b'0', ..] => false,
+                _ => digits.len() <= 16,
+            };
+            if !canonical {
+                return None;
+            }
+            let mut n: i64 = 0;
+            for d in digits {
+                n = n * 10 + i64::from(d - b'0');
+            }
+            (n <= MAX_SAFE_INTEGER).then_some(if negative { -n } else { n })
+        }
+
+        /// Skips any string, escapes included.
+        fn skip_string(&mut self) -> Option<()> {
+            self.eat(b'"')?;
+            loop {
+                match self.peek()? {
+                    b'"' => {
+                        self.i += 1;
+                        return Some(());
+                    }
+                    b'\\' => self.i += 2,
+                    _ => self.i += 1,
+                }
+            }
+        }
+
+        /// Skips one value of the body or another field not read here.
+        fn skip_value(&mut self, depth: usize) -> Option<()> {
+            match self.peek()? {
+                b'"' => self.skip_string(),
+                open @ (b'{' | b'[') => {
+                    if depth >= MAX_DEPTH {
+                        return None;
+                    }
+                    let close = if open == b'{' { b'}' } else { b']' };
+                    self.i += 1;
+                    if self.eat(close).is_some() {
+                        return Some(());
+                    }
+                    loop {
+                        if open == b'{' {
+                            self.skip_string()?;
+                            self.eat(b':')?;
+                        }
+                        self.skip_value(depth + 1)?;
+                        match self.peek()? {
+                            b',' => self.i += 1,
+                            c if c == close => {
+                                self.i += 1;
+                                return Some(());
+                            }
+                            _ => return None,
+                        }
+                    }
+                }
+                _ => {
+                    let start = self.i;
+                    while self
+                        .peek()
+                        .is_some_and(|c| !matches!(c, b',' | b'}' | b']' | b'"' | b'{' | b'['))
+                    {
+                        self.i += 1;
+                    }
+                    (self.i > start).then_some(())
+                }
+            }
+        }
+
+        fn hlc(&mut self) -> Option<(i64, i64)> {
+            self.eat(b'{')?;
+            (self.plain_string()? == "ms").then_some(())?;
+            self.eat(b':')?;
+            let ms = self.int()?;
+            self.eat(b',')?;
+            (self.plain_string()? == "n").then_some(())?;
+            self.eat(b':')?;
+            let n = self.int()?;
+            self.eat(b'}')?;
+            Some((ms, n))
+        }
+    }
+
+    /// The fields of canonical envelope bytes, or `None` if the bytes are not
+    /// in the canonical shape this scan reads.
+    pub(super) fn envelope_fields(bytes: &[u8]) -> Option<Fields<'_>> {
+        let mut c = Cursor { b: bytes, i: 0 };
+        let mut f = Fields::default();
+        let mut last_key: Option<&str> = None;
+        c.eat(b'{')?;
+        loop {
+            let key = c.plain_string()?;
+            // ASCII keys: byte order is UTF-16 order. Sorted and unique.
+            if !key.is_ascii() || last_key.is_some_and(|last| last >= key) {
+                return None;
+            }
+            last_key = Some(key);
+            c.eat(b':')?;
+            match key {
+                "seq" => f.seq = Some(u64::try_from(c.int()?).ok()?),
+                "prev" => {
+                    let hex = c.plain_string()?;
+                    f.prev = Some(super::parse_hash(hex)?);
+                    f.prev_hex = Some(hex);
+                }
+                "event_id" => f.event_id = Some(c.plain_string()?),
+                "kind" => f.kind = Some(c.plain_string()?),
+                "hlc" => {
+                    let (ms, n) = c.hlc()?;
+                    f.hlc_ms = Some(ms);
+                    f.hlc_n = Some(n);
+                }
+                _ => c.skip_value(1)?,
+            }
+            match c.peek()? {
+                b',' => c.i += 1,
+                b'}' => {
+                    c.i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+        (c.i == bytes.len()).then_some(f)
+    }
 }
 
 /// Checks a checkpoint against the device key and the journal; returns the
@@ -1274,6 +1510,118 @@ mod tests {
         );
         let err = check_next(head, &event(2, Hash256::of(b"other"))).unwrap_err();
         assert!(matches!(err, JournalError::OutOfOrder { .. }), "{err}");
+    }
+
+    /// The scan and the strict parser must read the same fields from every
+    /// canonical envelope, whatever its body holds.
+    fn assert_skim_agrees(e: &Event) {
+        let bytes = e.canonical_bytes();
+        let parsed = canonical::parse(bytes).expect("canonical");
+        let full = Fields::of(&parsed);
+        assert_eq!(full.seq, Some(e.seq().get()));
+        assert_eq!(
+            skim::envelope_fields(bytes),
+            Some(full),
+            "{}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+
+    fn event_with(body: EventBody, seq: u64, hlc: Hlc) -> Event {
+        let draft = EventDraft {
+            store: "01935f4e-8a00-7000-8000-000000000001".parse().expect("id"),
+            device: "01935f4e-8a00-7000-8000-0000000000d1".parse().expect("id"),
+            seq: Seq::new(seq).expect("seq"),
+            prev: if seq == 1 {
+                Hash256::ZERO
+            } else {
+                Hash256::of(b"p")
+            },
+            hlc,
+            deps: vec!["019aaf70-dc00-7000-8000-0000000000a1".parse().expect("id")],
+            body,
+        };
+        Event::build(draft, &mut SeededRandom::new(seq)).expect("event")
+    }
+
+    #[test]
+    fn the_scan_reads_what_the_parser_reads() {
+        for (i, text) in [
+            "ana",
+            "",
+            "quote \" and backslash \\ and slash /",
+            "braces { } [ ] , : inside",
+            "\"seq\":99,\"prev\":\"x\"",
+            "control \u{1} \n \t \u{1f}",
+            "ñandú 🧾 \u{7f}",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let seq = u64::try_from(i).expect("small") + 1;
+            let body = EventBody::ShiftOpened(ShiftOpened {
+                shift_id: "019aaf70-d618-7000-8000-00000000c001".parse().expect("id"),
+                cashier: (*text).to_owned(),
+                opening_float: Money(-5),
+            });
+            assert_skim_agrees(&event_with(body, seq, Hlc::new(0, 0).expect("hlc")));
+            let body = EventBody::ShiftOpened(ShiftOpened {
+                shift_id: "019aaf70-d618-7000-8000-00000000c001".parse().expect("id"),
+                cashier: (*text).to_owned(),
+                opening_float: Money(9_007_199_254_740_991),
+            });
+            assert_skim_agrees(&event_with(
+                body,
+                9_007_199_254_740_991 - seq,
+                Hlc::new((1 << 48) - 1, u32::MAX).expect("hlc"),
+            ));
+        }
+    }
+
+    #[test]
+    fn the_scan_gives_up_on_anything_not_canonical() {
+        let e = event(1, Hash256::ZERO);
+        let text = String::from_utf8(e.canonical_bytes().to_vec()).expect("utf8");
+        assert!(skim::envelope_fields(text.as_bytes()).is_some());
+        for bad in [
+            text.replacen("{", "{ ", 1),
+            text.replacen("\"seq\":1", "\"seq\":01", 1),
+            text.replacen("\"seq\":1", "\"seq\":1.0", 1),
+            text.replacen("\"seq\":1", "\"seq\":1,\"seq\":1", 1),
+            text.replacen("\"body\"", "\"zbody\"", 1),
+            text.replacen("\"prev\":\"0", "\"prev\":\"\\u0030", 1),
+            text.replacen("\"hlc\":{\"ms\"", "\"hlc\":{\"n\":0,\"ms\"", 1),
+            format!("{text} "),
+            text[..text.len() - 1].to_owned(),
+        ] {
+            assert_eq!(skim::envelope_fields(bad.as_bytes()), None, "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn prop_the_scan_agrees_with_the_parser(
+            cashier in "\\PC{0,40}",
+            reference in proptest::option::of("[\\x00-\\x7f]{0,30}"),
+            qty in 1i64..=9_007_199_254_740_991,
+            seq in 1u64..=9_007_199_254_740_991,
+            ms in 0i64..(1 << 48),
+            n: u32,
+        ) {
+            let hlc = Hlc::new(ms, n).expect("hlc");
+            let body = EventBody::ShiftOpened(ShiftOpened {
+                shift_id: "019aaf70-d618-7000-8000-00000000c001".parse().expect("id"),
+                cashier,
+                opening_float: Money(qty),
+            });
+            assert_skim_agrees(&event_with(body, seq, hlc));
+            let body = EventBody::StockReceived(caja_shared::kind::StockReceived {
+                product: "SKU-1".parse().expect("sku"),
+                qty_milli: caja_shared::money::QtyMilli(-qty),
+                reference,
+            });
+            assert_skim_agrees(&event_with(body, seq, hlc));
+        }
     }
 
     #[test]

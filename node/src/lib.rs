@@ -30,6 +30,7 @@ pub mod projection;
 pub mod register;
 pub mod sale;
 pub mod system;
+pub mod testkit;
 pub mod zreport;
 
 /// The text `caja-node version` prints: the binary's version and the protocol

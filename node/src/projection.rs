@@ -79,8 +79,15 @@ fn policy_str(p: StockPolicy) -> &'static str {
     }
 }
 
+/// Runs a statement through the connection's statement cache: projection
+/// updates run on every sale, and re-parsing their SQL each time is measurable.
+fn exec(conn: &Connection, sql: &str, p: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(p)
+}
+
 fn add_stock(conn: &Connection, sku: &str, delta_milli: i64) -> rusqlite::Result<()> {
-    conn.execute(
+    exec(
+        conn,
         "INSERT INTO stock (sku, qty_milli) VALUES (?1, ?2)
          ON CONFLICT (sku) DO UPDATE SET qty_milli = qty_milli + excluded.qty_milli",
         params![sku, delta_milli],
@@ -98,20 +105,23 @@ pub fn apply_own(
     let event_id = event.id().to_string();
     match body {
         EventBody::ShiftOpened(b) => {
-            conn.execute(
+            exec(
+                conn,
                 "INSERT INTO shifts (shift_id, cashier, opening_float, opened_seq) VALUES (?1, ?2, ?3, ?4)",
                 params![b.shift_id.to_string(), b.cashier, b.opening_float.0, seq],
             )?;
         }
         EventBody::ShiftClosed(b) => {
-            conn.execute(
+            exec(
+                conn,
                 "UPDATE shifts SET closed_seq = ?2, expected_cash = ?3, counted_cash = ?4 WHERE shift_id = ?1",
                 params![b.shift_id.to_string(), seq, b.expected_cash.0, b.counted_cash.0],
             )?;
         }
         EventBody::SaleCreated(b) => {
             let sale_id = b.sale_id.to_string();
-            conn.execute(
+            exec(
+                conn,
                 "INSERT INTO sales (sale_id, seq, event_id, shift_id, cashier, customer_id,
                     fiscal_series, fiscal_number, total, tax, change)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -130,7 +140,8 @@ pub fn apply_own(
                 ],
             )?;
             for (i, l) in b.lines.iter().enumerate() {
-                conn.execute(
+                exec(
+                conn,
                     "INSERT INTO sale_lines (sale_id, line_no, sku, name, qty_milli, unit_price,
                         tax_bp, discount, total, tax) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                     params![
@@ -149,7 +160,8 @@ pub fn apply_own(
                 add_stock(conn, l.product.as_str(), -l.qty_milli.0)?;
             }
             for (i, p) in b.payments.iter().enumerate() {
-                conn.execute(
+                exec(
+                    conn,
                     "INSERT INTO sale_payments (sale_id, idx, method, amount, reference)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
                     params![
@@ -164,7 +176,8 @@ pub fn apply_own(
         }
         EventBody::SaleVoided(b) => {
             let sale_id = b.sale_id.to_string();
-            let changed = conn.execute(
+            let changed = exec(
+                conn,
                 "UPDATE sales SET voided_seq = ?2, void_event_id = ?3, void_reason = ?4
                  WHERE sale_id = ?1 AND voided_seq IS NULL",
                 params![sale_id, seq, event_id, b.reason],
@@ -179,7 +192,11 @@ pub fn apply_own(
                 for (sku, qty) in lines {
                     add_stock(conn, &sku, qty)?;
                 }
-                conn.execute("UPDATE debts SET voided = 1 WHERE sale_id = ?1", [&sale_id])?;
+                exec(
+                    conn,
+                    "UPDATE debts SET voided = 1 WHERE sale_id = ?1",
+                    [&sale_id],
+                )?;
             }
         }
         EventBody::PaymentTaken(b) => {
@@ -188,13 +205,15 @@ pub fn apply_own(
                 [b.sale_id.to_string()],
                 |r| r.get(0),
             )?;
-            conn.execute(
+            exec(
+                conn,
                 "INSERT INTO sale_payments (sale_id, idx, method, amount, reference) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![b.sale_id.to_string(), idx, method_str(b.method), b.amount.0, b.reference],
             )?;
         }
         EventBody::DebtOpened(b) => {
-            conn.execute(
+            exec(
+                conn,
                 "INSERT INTO debts (debt_id, customer_id, sale_id, event_id, amount) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![
                     b.debt_id.to_string(),
@@ -206,7 +225,8 @@ pub fn apply_own(
             )?;
         }
         EventBody::DebtPaymentTaken(b) => {
-            conn.execute(
+            exec(
+                conn,
                 "INSERT INTO debt_payments (payment_id, debt_id, customer_id, method, amount, seq)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
@@ -218,7 +238,8 @@ pub fn apply_own(
                     seq
                 ],
             )?;
-            conn.execute(
+            exec(
+                conn,
                 "UPDATE debts SET paid = paid + ?2 WHERE debt_id = ?1",
                 params![b.debt_id.to_string(), b.amount.0],
             )?;
@@ -226,7 +247,8 @@ pub fn apply_own(
         EventBody::StockReceived(b) => add_stock(conn, b.product.as_str(), b.qty_milli.0)?,
         EventBody::StockCounted(b) => add_stock(conn, b.product.as_str(), b.delta_milli.0)?,
         EventBody::CustomerUpserted(b) => {
-            conn.execute(
+            exec(
+                conn,
                 "INSERT INTO customers (customer_id, name, phone, tax_id, credit_limit)
                  VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (customer_id) DO UPDATE SET name = excluded.name, phone = excluded.phone,
@@ -252,7 +274,8 @@ pub fn apply_own(
 pub fn apply_hub(conn: &Connection, body: &EventBody) -> rusqlite::Result<()> {
     match body {
         EventBody::CatalogItemUpserted(b) => {
-            conn.execute(
+            exec(
+                conn,
                 "INSERT INTO catalog_items (sku, name, tax_bp, sold_by, policy) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (sku) DO UPDATE SET name = excluded.name, tax_bp = excluded.tax_bp,
                     sold_by = excluded.sold_by, policy = excluded.policy",
@@ -264,9 +287,14 @@ pub fn apply_hub(conn: &Connection, body: &EventBody) -> rusqlite::Result<()> {
                     policy_str(b.policy)
                 ],
             )?;
-            conn.execute("DELETE FROM barcodes WHERE sku = ?1", [b.product.as_str()])?;
+            exec(
+                conn,
+                "DELETE FROM barcodes WHERE sku = ?1",
+                [b.product.as_str()],
+            )?;
             for code in &b.barcodes {
-                conn.execute(
+                exec(
+                    conn,
                     "INSERT INTO barcodes (code, sku) VALUES (?1, ?2)
                      ON CONFLICT (code) DO UPDATE SET sku = excluded.sku",
                     params![code.as_str(), b.product.as_str()],
@@ -276,7 +304,8 @@ pub fn apply_hub(conn: &Connection, body: &EventBody) -> rusqlite::Result<()> {
         EventBody::PriceSet(b) => {
             // A price for an item the catalog does not know yet waits in a row
             // with placeholder fields until its CatalogItemUpserted arrives.
-            conn.execute(
+            exec(
+                conn,
                 "INSERT INTO catalog_items (sku, name, tax_bp, sold_by, policy, unit_price)
                  VALUES (?1, ?1, 0, 'unit', 'block', ?2)
                  ON CONFLICT (sku) DO UPDATE SET unit_price = excluded.unit_price",
@@ -292,7 +321,7 @@ pub fn apply_hub(conn: &Connection, body: &EventBody) -> rusqlite::Result<()> {
 /// again. Runs inside the caller's transaction.
 pub fn rebuild(conn: &Connection) -> Result<(), ProjectionError> {
     for (table, _) in TABLES {
-        conn.execute(&format!("DELETE FROM {table}"), [])?;
+        exec(conn, &format!("DELETE FROM {table}"), [])?;
     }
     let mut stmt =
         conn.prepare("SELECT seq, bytes FROM hub_events WHERE applied = 1 ORDER BY seq")?;
@@ -361,19 +390,17 @@ fn hex_of(b: &[u8]) -> String {
 
 /// A customer's fiado balance: what the non-voided debts still owe.
 pub fn customer_balance(conn: &Connection, customer_id: &str) -> rusqlite::Result<i64> {
-    conn.query_row(
+    conn.prepare_cached(
         "SELECT coalesce(sum(amount - paid), 0) FROM debts WHERE customer_id = ?1 AND voided = 0",
-        [customer_id],
-        |r| r.get(0),
-    )
+    )?
+    .query_row([customer_id], |r| r.get(0))
 }
 
 /// The open shift, if any: (shift_id, cashier, opened_seq).
 pub fn open_shift(conn: &Connection) -> rusqlite::Result<Option<(String, String, i64)>> {
-    conn.query_row(
+    conn.prepare_cached(
         "SELECT shift_id, cashier, opened_seq FROM shifts WHERE closed_seq IS NULL",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )
+    )?
+    .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
     .optional()
 }

@@ -917,19 +917,23 @@ impl<R: RandomSource> OpCtx<'_, '_, R> {
     }
 
     fn event_id_at(&self, seq: impl TryInto<u64>) -> Result<EventId, OpError> {
-        let seq = seq.try_into().map_err(|_| invalid("seq", "out of range"))?;
-        let e = Journal::event(self.tx, seq)?
+        // The index column, checked against the event's bytes by `verify`.
+        let seq: u64 = seq.try_into().map_err(|_| invalid("seq", "out of range"))?;
+        let seq_i = i64::try_from(seq).map_err(|_| invalid("seq", "out of range"))?;
+        let id: String = self
+            .tx
+            .prepare_cached("SELECT event_id FROM journal WHERE seq = ?1")?
+            .query_row([seq_i], |r| r.get(0))
+            .optional()?
             .ok_or_else(|| invalid("seq", format!("no event at seq {seq}")))?;
-        Ok(e.id())
+        id.parse()
+            .map_err(|_| invalid("seq", format!("unreadable event id at seq {seq}")))
     }
 
     fn customer_exists(&self, c: &CustomerId) -> Result<i64, OpError> {
         self.tx
-            .query_row(
-                "SELECT credit_limit FROM customers WHERE customer_id = ?1",
-                [c.to_string()],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT credit_limit FROM customers WHERE customer_id = ?1")?
+            .query_row([c.to_string()], |r| r.get(0))
             .optional()?
             .ok_or(OpError::UnknownCustomer(*c))
     }
@@ -959,12 +963,13 @@ fn request_hash(kind: &str, request: &impl Serialize) -> Result<Hash256, OpError
 /// Looks up an item by SKU or barcode.
 pub fn lookup_item(conn: &Connection, code: &str) -> Result<Option<CatalogItem>, OpError> {
     let row: Option<(String, String, i64, String, Option<i64>)> = conn
-        .query_row(
+        .prepare_cached(
             "SELECT sku, name, tax_bp, sold_by, unit_price FROM catalog_items
              WHERE sku = ?1 OR sku = (SELECT sku FROM barcodes WHERE code = ?1)",
-            [code],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )
+        )?
+        .query_row([code], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
         .optional()?;
     let Some((sku, name, bp, sold_by, price)) = row else {
         return Ok(None);

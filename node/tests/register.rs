@@ -118,6 +118,11 @@ fn a_whole_shift_adds_up_and_survives_a_reopen() {
     let closed = f.register.close_shift(op, Money(535_000)).expect("close");
     assert_eq!(closed.z.cash_difference, Some(Money(-290)));
     assert!(closed.z.closed);
+    // A retried close answers the same Z report (read back from the op record).
+    assert_eq!(
+        f.register.close_shift(op, Money(535_000)).expect("retry"),
+        closed
+    );
     let cp = Journal::latest_checkpoint(f.register.conn())
         .expect("cp")
         .expect("a checkpoint at close");

@@ -5,18 +5,15 @@
 
 use caja_node::register::{init, DataDir, InitParams, Register};
 use caja_node::sale::{LineRequest, PaymentRequest, SaleRequest};
+use caja_node::testkit;
 use caja_shared::checkpoint::HubCheckpoint;
 use caja_shared::clock::ManualClock;
 use caja_shared::digest::Hash256;
 use caja_shared::entropy::SeededRandom;
-use caja_shared::event::{Event, EventDraft};
-use caja_shared::hlc::Hlc;
-use caja_shared::ids::{DeviceId, OpId, Seq, StoreId};
+use caja_shared::event::Event;
+use caja_shared::ids::OpId;
 use caja_shared::key::HubSigningKey;
-use caja_shared::kind::{
-    CatalogItemUpserted, EventBody, PaymentMethod, PriceSet, SoldBy, StockPolicy,
-};
-use caja_shared::money::{Money, TaxRateBp};
+use caja_shared::kind::PaymentMethod;
 use std::sync::Arc;
 
 pub const STORE: &str = "01935f4e-8a00-7000-8000-000000000001";
@@ -81,94 +78,21 @@ impl Fixture {
     }
 }
 
-/// The store's hub chain: three items and their prices, with a hub checkpoint.
+/// The store's hub chain carrying the sample catalog, with a hub checkpoint.
 pub fn catalog_chain() -> (Vec<Event>, HubCheckpoint) {
-    let rate = |bp| TaxRateBp::new(bp).expect("bp");
-    let bodies: Vec<EventBody> = vec![
-        CatalogItemUpserted {
-            product: "7501234567890".parse().expect("sku"),
-            name: "Arroz Selecto 1kg".into(),
-            barcodes: vec!["ARROZ".parse().expect("code")],
-            tax_bp: rate(1800),
-            sold_by: SoldBy::Unit,
-            policy: StockPolicy::Block,
-        }
-        .into(),
-        CatalogItemUpserted {
-            product: "2000000000017".parse().expect("sku"),
-            name: "Queso de freír".into(),
-            barcodes: vec![],
-            tax_bp: rate(0),
-            sold_by: SoldBy::Weight,
-            policy: StockPolicy::Warn,
-        }
-        .into(),
-        CatalogItemUpserted {
-            product: "7460000000011".parse().expect("sku"),
-            name: "Refresco 2L".into(),
-            barcodes: vec![],
-            tax_bp: rate(1800),
-            sold_by: SoldBy::Unit,
-            policy: StockPolicy::Block,
-        }
-        .into(),
-        PriceSet {
-            product: "7501234567890".parse().expect("sku"),
-            unit_price: Money(6500),
-        }
-        .into(),
-        PriceSet {
-            product: "2000000000017".parse().expect("sku"),
-            unit_price: Money(38000),
-        }
-        .into(),
-        PriceSet {
-            product: "7460000000011".parse().expect("sku"),
-            unit_price: Money(9500),
-        }
-        .into(),
-    ];
-    hub_chain(1, Hash256::ZERO, bodies)
-}
-
-/// Builds hub-chain events from `first_seq` after `prev`, signed at the end.
-pub fn hub_chain(
-    first_seq: u64,
-    prev: Hash256,
-    bodies: Vec<EventBody>,
-) -> (Vec<Event>, HubCheckpoint) {
-    let mut rng = SeededRandom::new(first_seq);
-    let device: DeviceId = HUB_CHAIN.parse().expect("hub chain");
-    let store: StoreId = STORE.parse().expect("store");
-    let mut prev = prev;
-    let mut out = Vec::new();
-    for (i, body) in bodies.into_iter().enumerate() {
-        let seq = first_seq + i as u64;
-        let e = Event::build(
-            EventDraft {
-                store,
-                device,
-                seq: Seq::new(seq).expect("seq"),
-                prev,
-                hlc: Hlc::new(START_MS - 1000 + seq as i64, 0).expect("hlc"),
-                deps: vec![],
-                body,
-            },
-            &mut rng,
-        )
-        .expect("hub event");
-        prev = e.hash();
-        out.push(e);
-    }
-    let last = out.last().expect("at least one");
-    let cp = HubCheckpoint::sign(
+    let (events, cp) = testkit::hub_chain_page(
         &hub_key(),
-        "hub-1".parse().expect("key id"),
-        device,
-        last.seq(),
-        last.hash(),
-    );
-    (out, cp)
+        &"hub-1".parse().expect("key id"),
+        STORE.parse().expect("store"),
+        HUB_CHAIN.parse().expect("hub chain"),
+        1,
+        Hash256::ZERO,
+        START_MS - 1000,
+        testkit::sample_catalog_bodies(),
+        &mut SeededRandom::new(1),
+    )
+    .expect("hub events");
+    (events, cp.expect("a checkpoint"))
 }
 
 pub fn line(code: &str, qty_milli: i64) -> LineRequest {
