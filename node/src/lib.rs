@@ -20,6 +20,7 @@
 //! - [`projection`]: the derived tables, their rebuild and digest;
 //! - [`register`]: each operation as one transaction over journal and projections.
 
+pub mod config;
 pub mod db;
 pub mod journal;
 #[cfg(unix)]

@@ -291,7 +291,8 @@ impl From<OpError> for Failure {
             OpError::Journal(
                 JournalError::NotInitialized | JournalError::AlreadyInitialized(_),
             )
-            | OpError::KeyFile(_) => (EXIT_NOT_READY, "not_ready"),
+            | OpError::KeyFile(_)
+            | OpError::Config(_) => (EXIT_NOT_READY, "not_ready"),
             OpError::Db(_) | OpError::Sql(_) | OpError::Journal(_) | OpError::Projection(_) => {
                 (EXIT_STORAGE, "storage")
             }

@@ -162,6 +162,7 @@ pub fn error(e: &OpError) -> String {
             },
         },
         OpError::KeyFile(k) => format!("Problema con la llave de la caja: {k}."),
+        OpError::Config(c) => format!("Configuración inválida: {c}."),
         other => format!("Error interno: {other}."),
     }
 }

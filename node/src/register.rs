@@ -39,9 +39,6 @@ use crate::projection::{self, ProjectionError};
 use crate::sale::{self, CatalogItem, CreditStanding, SaleContext, SaleError, SaleRequest};
 use crate::zreport::{ZReport, ZReportError};
 
-/// How far the HLC may run ahead of this machine's clock because of a remote
-/// timestamp (DESIGN: "bounded drift").
-pub const MAX_HLC_DRIFT_MS: i64 = 5 * 60 * 1000;
 /// Longest free text (names, reasons, references) accepted.
 pub const MAX_TEXT_LEN: usize = 200;
 
@@ -104,6 +101,9 @@ pub enum OpError {
     /// The database could not be opened or locked.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// The key file could not be read or written.
     #[error(transparent)]
     KeyFile(#[from] KeyFileError),
@@ -356,9 +356,10 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
         if !dir.db_path().exists() {
             return Err(JournalError::NotInitialized.into());
         }
+        let config = crate::config::NodeConfig::load(dir.root(), |k| std::env::var(k).ok())?;
         let db = Db::open(dir.db_path())?;
         let key = keyfile::read_key_file(&dir.key_path())?;
-        let journal = Journal::open(db.conn(), key, MAX_HLC_DRIFT_MS)?;
+        let journal = Journal::open(db.conn(), key, config.max_hlc_drift_ms)?;
         Ok(Register {
             db,
             journal,

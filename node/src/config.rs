@@ -1,0 +1,159 @@
+//! The register's configuration: one struct, read from one place.
+//!
+//! `config.toml` in the data directory (optional; every key has a default that
+//! works), then environment variables, which win. Unknown keys are an error
+//! naming the key, so a typo is not silently ignored.
+//!
+//! ```toml
+//! # Where the hub is (used by sync, once built).
+//! hub_url = "https://hub.example.do"
+//! # How far the HLC may run ahead of this machine's clock for a remote stamp.
+//! max_hlc_drift_ms = 300000
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Name of the configuration file inside the data directory.
+pub const CONFIG_FILE_NAME: &str = "config.toml";
+/// Default bound on HLC drift ahead of the local clock (5 minutes).
+pub const DEFAULT_MAX_HLC_DRIFT_MS: i64 = 5 * 60 * 1000;
+
+/// The register's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// The hub's base URL (env `CAJA_NODE_HUB_URL`).
+    pub hub_url: Option<String>,
+    /// HLC drift bound (env `CAJA_NODE_MAX_HLC_DRIFT_MS`).
+    pub max_hlc_drift_ms: i64,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            hub_url: None,
+            max_hlc_drift_ms: DEFAULT_MAX_HLC_DRIFT_MS,
+        }
+    }
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file exists but cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this struct (names the key).
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, naming the key.
+        message: String,
+    },
+    /// An environment variable has a bad value.
+    #[error("environment variable {name}: {message}")]
+    Env {
+        /// The variable.
+        name: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// A value out of range.
+    #[error("{key}: {message}")]
+    Invalid {
+        /// The key.
+        key: &'static str,
+        /// Why.
+        message: String,
+    },
+}
+
+impl NodeConfig {
+    /// Reads `config.toml` from `data_dir` (if present) and applies the
+    /// environment `env` (a lookup, so tests need not touch the process env).
+    pub fn load(
+        data_dir: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<NodeConfig, ConfigError> {
+        let path = data_dir.join(CONFIG_FILE_NAME);
+        let mut cfg = match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                path: path.clone(),
+                message: e.to_string(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => NodeConfig::default(),
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        if let Some(url) = env("CAJA_NODE_HUB_URL") {
+            cfg.hub_url = Some(url);
+        }
+        if let Some(v) = env("CAJA_NODE_MAX_HLC_DRIFT_MS") {
+            cfg.max_hlc_drift_ms = v.parse().map_err(|e| ConfigError::Env {
+                name: "CAJA_NODE_MAX_HLC_DRIFT_MS",
+                message: format!("{e}"),
+            })?;
+        }
+        if !(1_000..=86_400_000).contains(&cfg.max_hlc_drift_ms) {
+            return Err(ConfigError::Invalid {
+                key: "max_hlc_drift_ms",
+                message: "must be between 1000 and 86400000".into(),
+            });
+        }
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_file_and_env_in_that_order() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let none = |_: &str| None;
+        assert_eq!(
+            NodeConfig::load(dir.path(), none).expect("defaults"),
+            NodeConfig::default()
+        );
+        std::fs::write(
+            dir.path().join(CONFIG_FILE_NAME),
+            "hub_url = \"https://hub.test\"\nmax_hlc_drift_ms = 60000\n",
+        )
+        .expect("write");
+        let cfg = NodeConfig::load(dir.path(), none).expect("file");
+        assert_eq!(cfg.hub_url.as_deref(), Some("https://hub.test"));
+        assert_eq!(cfg.max_hlc_drift_ms, 60_000);
+        let env = |k: &str| (k == "CAJA_NODE_MAX_HLC_DRIFT_MS").then(|| "120000".to_owned());
+        assert_eq!(
+            NodeConfig::load(dir.path(), env)
+                .expect("env")
+                .max_hlc_drift_ms,
+            120_000
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(dir.path().join(CONFIG_FILE_NAME), "hub_ulr = \"x\"\n").expect("write");
+        let err = NodeConfig::load(dir.path(), |_| None).expect_err("typo");
+        assert!(err.to_string().contains("hub_ulr"), "{err}");
+        std::fs::write(dir.path().join(CONFIG_FILE_NAME), "max_hlc_drift_ms = 5\n").expect("write");
+        let err = NodeConfig::load(dir.path(), |_| None).expect_err("range");
+        assert!(err.to_string().contains("max_hlc_drift_ms"), "{err}");
+        let bad_env = |_: &str| Some("soon".to_owned());
+        std::fs::remove_file(dir.path().join(CONFIG_FILE_NAME)).expect("rm");
+        assert!(matches!(
+            NodeConfig::load(dir.path(), bad_env),
+            Err(ConfigError::Env { .. })
+        ));
+    }
+}
