@@ -147,6 +147,16 @@ enum Command {
     /// Import hub events (a pull page saved as JSON: {"events", "hub_checkpoint"}).
     #[command(subcommand)]
     Hub(HubCmd),
+    /// Try a register without a hub: write a sample catalog as a hub-chain page
+    /// signed by a new throw-away hub key, and print that key for `init`.
+    SampleCatalog {
+        /// The store the page is for.
+        #[arg(long)]
+        store: StoreId,
+        /// The page file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -615,6 +625,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 }
             })
         }
+        Command::SampleCatalog { store, out } => sample_catalog(store, &out, json),
         Command::Hub(HubCmd::Import { file }) => {
             let text = std::fs::read(&file)
                 .map_err(|e| refused(format!("No se pudo leer {}: {e}.", file.display())))?;
@@ -643,6 +654,40 @@ fn run(cli: Cli) -> Result<(), Failure> {
             })
         }
     }
+}
+
+fn sample_catalog(store: StoreId, out: &std::path::Path, json: bool) -> Result<(), Failure> {
+    let mut rng = os_random()?;
+    let key = caja_shared::key::HubSigningKey::generate(&mut rng);
+    let chain =
+        DeviceId::new_v7(SystemClock.now_ms(), &mut rng).map_err(|e| refused(e.to_string()))?;
+    let key_id = "sample-hub".parse().map_err(|_| refused("key id"))?;
+    let (events, cp) = caja_node::testkit::hub_chain_page(
+        &key,
+        &key_id,
+        store,
+        chain,
+        1,
+        caja_shared::digest::Hash256::ZERO,
+        SystemClock.now_ms(),
+        caja_node::testkit::sample_catalog_bodies(),
+        &mut rng,
+    )
+    .map_err(|e| refused(e.to_string()))?;
+    let cp = cp.ok_or_else(|| refused("empty catalog"))?;
+    let page = caja_node::testkit::page_json(&events, &cp);
+    let bytes = serde_json::to_vec_pretty(&page).map_err(|e| refused(e.to_string()))?;
+    std::fs::write(out, bytes)
+        .map_err(|e| refused(format!("No se pudo escribir {}: {e}.", out.display())))?;
+    let public = key.public_key().to_hex();
+    let v = serde_json::json!({"page": out, "hub_key": public, "events": events.len()});
+    emit(json, &v, |_| {
+        format!(
+            "Catálogo de ejemplo ({} eventos) escrito en {}.\nLlave pública de la oficina central de ejemplo (para `init --hub-key`):\n{public}",
+            events.len(),
+            out.display()
+        )
+    })
 }
 
 fn verify(dir: &DataDir, json: bool) -> Result<(), Failure> {

@@ -31,3 +31,78 @@ fn help_lists_commands_and_unknown_commands_fail() {
         .expect("caja-node runs");
     assert_eq!(bad.status.code(), Some(2), "usage errors exit with 2");
 }
+
+#[test]
+fn a_register_runs_from_the_sample_catalog_with_the_documented_commands() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("caja-1");
+    let page = dir.path().join("page.json");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_caja-node"))
+            .env("CAJA_NODE_DATA_DIR", &data)
+            .args(args)
+            .output()
+            .expect("caja-node runs")
+    };
+    let store = "01935f4e-8a00-7000-8000-000000000001";
+    let out = run(&[
+        "--json",
+        "sample-catalog",
+        "--store",
+        store,
+        "--out",
+        page.to_str().expect("path"),
+    ]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let key = v["hub_key"].as_str().expect("hub_key").to_owned();
+    // Before init: not ready.
+    assert_eq!(run(&["status"]).status.code(), Some(4));
+    assert!(run(&["init", "--store", store, "--hub-key", &key])
+        .status
+        .success());
+    assert!(
+        run(&["hub", "import", "--file", page.to_str().expect("path")])
+            .status
+            .success()
+    );
+    // Selling without a shift is refused (3) and the message is Spanish.
+    let out = run(&["sell", "--item", "ARROZ", "--cash", "65"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("turno"));
+    assert!(
+        run(&["shift", "open", "--cashier", "ana", "--float", "5000"])
+            .status
+            .success()
+    );
+    let out = run(&[
+        "--json",
+        "sell",
+        "--item",
+        "ARROZ:2",
+        "--item",
+        "2000000000017:0.455",
+        "--cash",
+        "400",
+    ]);
+    assert!(out.status.success());
+    let sale: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(sale["total"], serde_json::json!(30290));
+    assert_eq!(sale["change"], serde_json::json!(9710));
+    // The same op id twice: one sale.
+    let op = "019aaf70-dbf4-7000-8000-0000000f0001";
+    let a = run(&[
+        "--json", "sell", "--item", "ARROZ", "--cash", "65", "--op", op,
+    ]);
+    let b = run(&[
+        "--json", "sell", "--item", "ARROZ", "--cash", "65", "--op", op,
+    ]);
+    assert_eq!(a.stdout, b.stdout);
+    let s: serde_json::Value =
+        serde_json::from_slice(&run(&["--json", "status"]).stdout).expect("status json");
+    assert_eq!(s["head_seq"], serde_json::json!(3));
+    let out = run(&["shift", "close", "--counted", "5368.00"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("REPORTE Z"));
+    assert!(run(&["verify"]).status.success());
+}
