@@ -25,7 +25,7 @@ use std::io::{self, BufWriter, Write};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use caja_shared::canonical::{self, Value};
-use caja_shared::chain::{ChainBreak, ChainFault, ChainHead, ChainVerifier};
+use caja_shared::chain::ChainHead;
 use caja_shared::checkpoint::Checkpoint;
 use caja_shared::digest::{Hash256, Mac};
 use caja_shared::entropy::RandomSource;
@@ -836,18 +836,6 @@ fn in_read_snapshot<T>(
     Ok(value)
 }
 
-/// Converts the shared verifier's break of the event at `seq` into the
-/// journal's.
-fn break_at(seq: u64, b: ChainBreak) -> JournalError {
-    let reason = match b.fault {
-        ChainFault::SeqGap { .. } => BreakReason::SeqGap { found: b.seq },
-        ChainFault::PrevMismatch => BreakReason::PrevMismatch,
-        ChainFault::HashMismatch => BreakReason::HashMismatch,
-        ChainFault::BadField(field) => BreakReason::BadField { field },
-    };
-    broken(seq, reason)
-}
-
 /// Re-hashes every event after `start`, in seq order, one row at a time.
 fn verify_events(
     conn: &Connection,
@@ -868,26 +856,25 @@ fn verify_events(
          FROM journal WHERE seq > ?1 ORDER BY seq",
     )?;
     let mut rows = stmt.query([after])?;
-    let mut verifier = ChainVerifier::new(start);
+    // The chain is checked in the hex domain (stored hashes and `prev` are hex
+    // text): the same three checks as `ChainVerifier`, in the same order, without
+    // parsing two hashes per event.
+    let mut head_seq = start.seq;
+    let mut head_hex = hex64(&start.hash);
     let mut done = 0u64;
     while let Some(row) = rows.next()? {
-        let here = verifier.head().seq + 1;
+        let here = head_seq + 1;
         let column = |column| broken(here, BreakReason::ColumnMismatch { column });
         let bytes = row
             .get_ref(7)?
             .as_blob()
             .map_err(|_| broken(here, BreakReason::BadField { field: "bytes" }))?;
-        let stored = row
-            .get_ref(2)?
-            .as_str()
-            .ok()
-            .and_then(parse_hash)
-            .ok_or_else(|| column("hash"))?;
+        let stored = row.get_ref(2)?.as_bytes().map_err(|_| column("hash"))?;
         // The chain fields and the values the index columns are checked
-        // against come from one pass over the bytes: a scan of the top level
-        // for canonical bytes, the strict parser for anything else.
+        // against: read from the fixed-shape tail of canonical bytes, else by a
+        // scan of the top level, else by the strict parser.
         let parsed: Value;
-        let fields = match skim::envelope_fields(bytes) {
+        let fields = match tail::envelope_fields(bytes).or_else(|| skim::envelope_fields(bytes)) {
             Some(fields) => fields,
             None => {
                 parsed = canonical::parse(bytes)
@@ -897,18 +884,62 @@ fn verify_events(
         };
         let bad_field = |field| broken(here, BreakReason::BadField { field });
         let seq = fields.seq.ok_or_else(|| bad_field("seq"))?;
-        let prev = fields.prev.ok_or_else(|| bad_field("prev"))?;
-        verifier
-            .check(seq, &prev, &Hash256::of(bytes), &stored)
-            .map_err(|b| break_at(here, b))?;
+        let prev = fields
+            .prev_hex
+            .map(str::as_bytes)
+            .ok_or_else(|| bad_field("prev"))?;
+        if seq != here {
+            return Err(broken(here, BreakReason::SeqGap { found: Some(seq) }));
+        }
+        // Equal to the (valid) previous hash, or else classified: the hex
+        // checks run only on the failure path.
+        if prev != head_hex {
+            return Err(if is_lower_hex64(prev) {
+                broken(here, BreakReason::PrevMismatch)
+            } else {
+                bad_field("prev")
+            });
+        }
+        if hex64(&Hash256::of(bytes)) != stored {
+            return Err(if is_lower_hex64(stored) {
+                broken(here, BreakReason::HashMismatch)
+            } else {
+                column("hash")
+            });
+        }
         check_columns(row, &fields, seq).map_err(column)?;
+        head_hex.copy_from_slice(stored);
+        head_seq = seq;
         done += 1;
         if done % PROGRESS_EVERY == 0 {
             progress(done, total);
         }
     }
     progress(done, total);
-    Ok(verifier.head())
+    let hash = std::str::from_utf8(&head_hex)
+        .ok()
+        .and_then(parse_hash)
+        .ok_or_else(|| broken(head_seq, BreakReason::ColumnMismatch { column: "hash" }))?;
+    Ok(ChainHead {
+        seq: head_seq,
+        hash,
+    })
+}
+
+/// Lowercase hex of a hash into a fixed buffer.
+fn hex64(h: &Hash256) -> [u8; 64] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 64];
+    for (pair, b) in out.chunks_exact_mut(2).zip(h.0) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 0x0f)];
+    }
+    out
+}
+
+/// 64 lowercase hex characters.
+fn is_lower_hex64(b: &[u8]) -> bool {
+    b.len() == 64 && b.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Parses 64 lowercase hex characters (a stored hash or `prev`) without the
@@ -939,7 +970,6 @@ fn parse_hash(s: &str) -> Option<Hash256> {
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Fields<'a> {
     seq: Option<u64>,
-    prev: Option<Hash256>,
     prev_hex: Option<&'a str>,
     event_id: Option<&'a str>,
     kind: Option<&'a str>,
@@ -961,10 +991,6 @@ impl<'a> Fields<'a> {
                 .get("seq")
                 .and_then(Value::as_i64)
                 .and_then(|n| u64::try_from(n).ok()),
-            prev: envelope
-                .get("prev")
-                .and_then(Value::as_str)
-                .and_then(parse_hash),
             prev_hex: envelope.get("prev").and_then(Value::as_str),
             event_id: envelope.get("event_id").and_then(Value::as_str),
             kind: envelope.get("kind").and_then(Value::as_str),
@@ -980,18 +1006,19 @@ fn check_columns(
     fields: &Fields<'_>,
     seq: u64,
 ) -> Result<(), &'static str> {
-    let text = |i: usize| row.get_ref(i).ok().and_then(|v| v.as_str().ok());
+    // Compared as bytes: the fields are ASCII, so no UTF-8 check is needed.
+    let text = |i: usize| row.get_ref(i).ok().and_then(|v| v.as_bytes().ok());
     let int = |i: usize| row.get_ref(i).ok().and_then(|v| v.as_i64().ok());
     if int(0).and_then(|s| u64::try_from(s).ok()) != Some(seq) {
         return Err("seq");
     }
-    if text(3).is_none() || text(3) != fields.prev_hex {
+    if text(3).is_none() || text(3) != fields.prev_hex.map(str::as_bytes) {
         return Err("prev");
     }
-    if text(1).is_none() || text(1) != fields.event_id {
+    if text(1).is_none() || text(1) != fields.event_id.map(str::as_bytes) {
         return Err("event_id");
     }
-    if text(4).is_none() || text(4) != fields.kind {
+    if text(4).is_none() || text(4) != fields.kind.map(str::as_bytes) {
         return Err("kind");
     }
     if int(5).is_none() || int(5) != fields.hlc_ms {
@@ -1001,6 +1028,105 @@ fn check_columns(
         return Err("hlc_n");
     }
     Ok(())
+}
+
+/// Reads the top-level fields from the end of canonical envelope bytes, in
+/// constant time. In canonical order the envelope ends with
+/// `"event_id":"<36>","hlc":{"ms":<int>,"n":<int>},"kind":"<name>","prev":"<64>","seq":<int>,"store":"<36>","v":1}`
+/// (only `body`, `deps` and `device` sort before `event_id`), and every event the
+/// journal holds was validated to have exactly the envelope's fields when it was
+/// appended. An unescaped `"` cannot occur inside a JSON string, so a tail of
+/// this shape is the real top level. Anything else gives `None` and the caller
+/// falls back to the scan and then the strict parser. The bytes themselves are
+/// bound by their hash and the chain links.
+mod tail {
+    use super::Fields;
+
+    struct Back<'a> {
+        b: &'a [u8],
+        end: usize,
+    }
+
+    impl<'a> Back<'a> {
+        fn lit(&mut self, pat: &[u8]) -> Option<()> {
+            let start = self.end.checked_sub(pat.len())?;
+            (self.b.get(start..self.end)? == pat).then(|| self.end = start)
+        }
+
+        fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+            let start = self.end.checked_sub(n)?;
+            let s = self.b.get(start..self.end)?;
+            self.end = start;
+            Some(s)
+        }
+
+        /// A canonical non-negative integer (no leading zero, at most 16 digits).
+        fn uint(&mut self) -> Option<i64> {
+            let mut start = self.end;
+            while start > 0 && self.b.get(start - 1)?.is_ascii_digit() {
+                start -= 1;
+            }
+            let digits = self.b.get(start..self.end)?;
+            if digits.is_empty() || digits.len() > 16 || (digits.len() > 1 && digits[0] == b'0') {
+                return None;
+            }
+            self.end = start;
+            let n: i64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+            (n <= caja_shared::canonical::MAX_SAFE_INTEGER).then_some(n)
+        }
+
+        fn word(&mut self) -> Option<&'a str> {
+            let mut start = self.end;
+            while start > 0 && self.b.get(start - 1)?.is_ascii_alphabetic() {
+                start -= 1;
+            }
+            let w = self.b.get(start..self.end)?;
+            if w.is_empty() {
+                return None;
+            }
+            self.end = start;
+            std::str::from_utf8(w).ok()
+        }
+    }
+
+    pub(super) fn envelope_fields(bytes: &[u8]) -> Option<Fields<'_>> {
+        let mut c = Back {
+            b: bytes,
+            end: bytes.len(),
+        };
+        c.lit(b",\"v\":1}")?;
+        c.lit(b"\"")?;
+        c.take(36)?;
+        c.lit(b",\"store\":\"")?;
+        let seq = c.uint()?;
+        c.lit(b",\"seq\":")?;
+        c.lit(b"\"")?;
+        let prev = std::str::from_utf8(c.take(64)?).ok()?;
+        c.lit(b",\"prev\":\"")?;
+        c.lit(b"\"")?;
+        let kind = c.word()?;
+        c.lit(b",\"kind\":\"")?;
+        c.lit(b"}")?;
+        let n = c.uint()?;
+        c.lit(b",\"n\":")?;
+        let ms = c.uint()?;
+        c.lit(b",\"hlc\":{\"ms\":")?;
+        c.lit(b"\"")?;
+        let event_id = std::str::from_utf8(c.take(36)?).ok()?;
+        c.lit(b",\"event_id\":\"")?;
+        // What precedes must be the object's start and its first members.
+        if bytes.first() != Some(&b'{') || c.end < 1 {
+            return None;
+        }
+        Some(Fields {
+            seq: u64::try_from(seq).ok(),
+            prev_hex: Some(prev),
+            event_id: Some(event_id),
+            kind: Some(kind),
+            hlc_ms: Some(ms),
+            hlc_n: Some(n),
+        })
+    }
 }
 
 /// A single pass over canonical envelope bytes that reads the top-level fields
@@ -1164,9 +1290,7 @@ mod skim {
             match key {
                 "seq" => f.seq = Some(u64::try_from(c.int()?).ok()?),
                 "prev" => {
-                    let hex = c.plain_string()?;
-                    f.prev = Some(super::parse_hash(hex)?);
-                    f.prev_hex = Some(hex);
+                    f.prev_hex = Some(c.plain_string()?);
                 }
                 "event_id" => f.event_id = Some(c.plain_string()?),
                 "kind" => f.kind = Some(c.plain_string()?),
@@ -1522,11 +1646,38 @@ mod tests {
         let full = Fields::of(&parsed);
         assert_eq!(full.seq, Some(e.seq().get()));
         assert_eq!(
+            tail::envelope_fields(bytes).as_ref(),
+            Some(&full),
+            "tail: {}",
+            String::from_utf8_lossy(bytes)
+        );
+        assert_eq!(
             skim::envelope_fields(bytes),
             Some(full),
             "{}",
             String::from_utf8_lossy(bytes)
         );
+    }
+
+    #[test]
+    fn the_tail_gives_up_on_any_other_shape() {
+        let e = event(1, Hash256::ZERO);
+        let text = String::from_utf8(e.canonical_bytes().to_vec()).expect("utf8");
+        assert!(tail::envelope_fields(text.as_bytes()).is_some());
+        for bad in [
+            format!("{text} "),
+            text[..text.len() - 1].to_owned(),
+            text.replacen("\"seq\":1", "\"seq\":01", 1),
+            text.replacen("\"seq\":1", "\"seq\":1.0", 1),
+            text.replacen("\"v\":1}", "\"v\":1,\"w\":2}", 1),
+            text.replacen("\"hlc\":{\"ms\"", "\"hlc\":{\"n\":0,\"ms\"", 1),
+            text.replacen("\"kind\":\"", "\"kind\":\"\\u0053", 1),
+            text.replacen("\"prev\":\"0", "\"prev\":\"\\u0030", 1),
+            "{}".to_owned(),
+            String::new(),
+        ] {
+            assert_eq!(tail::envelope_fields(bad.as_bytes()), None, "{bad}");
+        }
     }
 
     fn event_with(body: EventBody, seq: u64, hlc: Hlc) -> Event {
