@@ -30,6 +30,7 @@ pub mod migrate;
 pub mod projection;
 pub mod register;
 pub mod sale;
+pub mod sync;
 pub mod system;
 pub mod testkit;
 pub mod zreport;
