@@ -21,7 +21,12 @@ CREATE TABLE hub_events (
     -- 1 when this version knows the kind and applied it; 0 = kept, not applied
     -- ("update needed").
     applied  INTEGER NOT NULL CHECK (applied IN (0, 1)),
-    bytes    BLOB    NOT NULL
+    bytes    BLOB    NOT NULL,
+    -- Where it was applied among this register's own events (the journal head
+    -- seq at the time) and in which order among imports (shared with
+    -- peer_events), so a rebuild replays the exact interleaving.
+    after_own_seq INTEGER NOT NULL CHECK (after_own_seq >= 0),
+    ord           INTEGER NOT NULL UNIQUE
 ) STRICT;
 
 CREATE TRIGGER hub_events_insert_is_next BEFORE INSERT ON hub_events
@@ -59,12 +64,18 @@ CREATE TABLE barcodes (
     sku  TEXT NOT NULL
 ) STRICT, WITHOUT ROWID;
 
+-- Customer fields are last-writer-wins by (HLC, device) across the registers
+-- of the store (DESIGN "Conflict resolution": customer fields `lww`), so the row
+-- keeps the stamp of the write it shows.
 CREATE TABLE customers (
     customer_id  TEXT    PRIMARY KEY CHECK (length(customer_id) = 36),
     name         TEXT    NOT NULL,
     phone        TEXT,
     tax_id       TEXT,
-    credit_limit INTEGER NOT NULL CHECK (credit_limit >= 0)
+    credit_limit INTEGER NOT NULL CHECK (credit_limit >= 0),
+    hlc_ms       INTEGER NOT NULL,
+    hlc_n        INTEGER NOT NULL,
+    device       TEXT    NOT NULL
 ) STRICT, WITHOUT ROWID;
 
 CREATE TABLE shifts (
@@ -80,8 +91,11 @@ CREATE TABLE shifts (
 -- At most one open shift per register.
 CREATE UNIQUE INDEX shifts_one_open ON shifts ((closed_seq IS NULL)) WHERE closed_seq IS NULL;
 
+-- Sales of this register and, once synced, of the store's other registers
+-- (`device`); `seq` is the seq in that device's chain.
 CREATE TABLE sales (
     sale_id       TEXT    PRIMARY KEY CHECK (length(sale_id) = 36),
+    device        TEXT    NOT NULL CHECK (length(device) = 36),
     seq           INTEGER NOT NULL,
     event_id      TEXT    NOT NULL,
     shift_id      TEXT,

@@ -47,6 +47,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "projections",
         sql: include_str!("../../migrations/node/0002_projections.sql"),
     },
+    Migration {
+        version: 3,
+        name: "sync",
+        sql: include_str!("../../migrations/node/0003_sync.sql"),
+    },
 ];
 
 /// The schema version this binary writes: the last of [`MIGRATIONS`].

@@ -102,8 +102,33 @@ pub fn apply_own(
     event: &Event,
     body: &EventBody,
 ) -> rusqlite::Result<()> {
+    apply_register_event(conn, seq, event, body, true)
+}
+
+/// Applies an event of another register of the store (pulled from the hub):
+/// its sales, voids, fiado and stock movements, and customer changes. Shifts
+/// are per register and stay out.
+pub fn apply_peer(
+    conn: &Connection,
+    seq: i64,
+    event: &Event,
+    body: &EventBody,
+) -> rusqlite::Result<()> {
+    apply_register_event(conn, seq, event, body, false)
+}
+
+fn apply_register_event(
+    conn: &Connection,
+    seq: i64,
+    event: &Event,
+    body: &EventBody,
+    own: bool,
+) -> rusqlite::Result<()> {
     let event_id = event.id().to_string();
+    let env = event.envelope();
+    let device = env.device.to_string();
     match body {
+        EventBody::ShiftOpened(_) | EventBody::ShiftClosed(_) if !own => {}
         EventBody::ShiftOpened(b) => {
             exec(
                 conn,
@@ -122,9 +147,9 @@ pub fn apply_own(
             let sale_id = b.sale_id.to_string();
             exec(
                 conn,
-                "INSERT INTO sales (sale_id, seq, event_id, shift_id, cashier, customer_id,
+                "INSERT INTO sales (sale_id, device, seq, event_id, shift_id, cashier, customer_id,
                     fiscal_series, fiscal_number, total, tax, change)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                 VALUES (?1, ?12, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 params![
                     sale_id,
                     seq,
@@ -136,7 +161,8 @@ pub fn apply_own(
                     b.fiscal.as_ref().map(|f| f.number.clone()),
                     b.total.0,
                     b.tax.0,
-                    b.change.0
+                    b.change.0,
+                    device
                 ],
             )?;
             for (i, l) in b.lines.iter().enumerate() {
@@ -247,13 +273,25 @@ pub fn apply_own(
         EventBody::StockReceived(b) => add_stock(conn, b.product.as_str(), b.qty_milli.0)?,
         EventBody::StockCounted(b) => add_stock(conn, b.product.as_str(), b.delta_milli.0)?,
         EventBody::CustomerUpserted(b) => {
+            // Last writer wins by (HLC, device): order-independent across registers.
             exec(
                 conn,
-                "INSERT INTO customers (customer_id, name, phone, tax_id, credit_limit)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
+                "INSERT INTO customers (customer_id, name, phone, tax_id, credit_limit, hlc_ms, hlc_n, device)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT (customer_id) DO UPDATE SET name = excluded.name, phone = excluded.phone,
-                    tax_id = excluded.tax_id, credit_limit = excluded.credit_limit",
-                params![b.customer_id.to_string(), b.name, b.phone, b.tax_id, b.credit_limit.0],
+                    tax_id = excluded.tax_id, credit_limit = excluded.credit_limit,
+                    hlc_ms = excluded.hlc_ms, hlc_n = excluded.hlc_n, device = excluded.device
+                 WHERE (excluded.hlc_ms, excluded.hlc_n, excluded.device) > (customers.hlc_ms, customers.hlc_n, customers.device)",
+                params![
+                    b.customer_id.to_string(),
+                    b.name,
+                    b.phone,
+                    b.tax_id,
+                    b.credit_limit.0,
+                    env.hlc.ms(),
+                    i64::from(env.hlc.n()),
+                    device
+                ],
             )?;
         }
         // Hub kinds and releases change no register projection here; the
@@ -317,21 +355,41 @@ pub fn apply_hub(conn: &Connection, body: &EventBody) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Deletes every projection row and applies the hub chain, then the journal,
-/// again. Runs inside the caller's transaction.
+/// Deletes every projection row and applies every event again in the order it
+/// was first applied: the journal in seq order, and each imported event (hub
+/// chain or other register) right after the own event that was the journal head
+/// when it was imported, in import order. Runs inside the caller's transaction.
 pub fn rebuild(conn: &Connection) -> Result<(), ProjectionError> {
     for (table, _) in TABLES {
-        exec(conn, &format!("DELETE FROM {table}"), [])?;
+        conn.execute(&format!("DELETE FROM {table}"), [])?;
     }
-    let mut stmt =
-        conn.prepare("SELECT seq, bytes FROM hub_events WHERE applied = 1 ORDER BY seq")?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        let seq: i64 = row.get(0)?;
-        let bytes: Vec<u8> = row.get(1)?;
-        let body = decode("hub chain", seq, &bytes)?.1;
-        apply_hub(conn, &body)?;
+    // Imports are few next to the journal: their keys fit in memory.
+    let mut imports: Vec<(i64, i64, bool, Vec<u8>)> = Vec::new();
+    for (table, hub) in [("hub_events", true), ("peer_events", false)] {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT after_own_seq, ord, bytes FROM {table} WHERE applied = 1"
+        ))?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, hub, r.get(2)?)))?;
+        for row in rows {
+            imports.push(row?);
+        }
     }
+    imports.sort_by_key(|(after, ord, _, _)| (*after, *ord));
+    let mut pending = imports.into_iter().peekable();
+    let mut apply_imports_through = |head: i64| -> Result<(), ProjectionError> {
+        while let Some((_, ord, hub, bytes)) = pending.next_if(|(after, ..)| *after <= head) {
+            if hub {
+                let body = decode("hub chain", ord, &bytes)?.1;
+                apply_hub(conn, &body)?;
+            } else {
+                let (event, body) = decode("peer events", ord, &bytes)?;
+                let seq = i64::try_from(event.seq().get()).unwrap_or(i64::MAX);
+                apply_peer(conn, seq, &event, &body)?;
+            }
+        }
+        Ok(())
+    };
+    apply_imports_through(0)?;
     let mut stmt = conn.prepare("SELECT seq, bytes FROM journal ORDER BY seq")?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
@@ -339,8 +397,21 @@ pub fn rebuild(conn: &Connection) -> Result<(), ProjectionError> {
         let bytes: Vec<u8> = row.get(1)?;
         let (event, body) = decode("journal", seq, &bytes)?;
         apply_own(conn, seq, &event, &body)?;
+        apply_imports_through(seq)?;
     }
+    apply_imports_through(i64::MAX)?;
     Ok(())
+}
+
+/// The next import order number and the journal head, for an import
+/// transaction.
+pub fn import_position(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
+    conn.query_row(
+        "SELECT coalesce((SELECT max(ord) FROM (SELECT ord FROM hub_events UNION ALL SELECT ord FROM peer_events)), 0) + 1,
+                coalesce((SELECT max(seq) FROM journal), 0)",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
 }
 
 fn decode(

@@ -513,13 +513,14 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
     /// Voids a sale (a reason is required; a sale is voided at most once).
     pub fn void(&mut self, op_id: OpId, sale_id: SaleId, reason: &str) -> Result<Written, OpError> {
         let reason = text("reason", reason, true)?;
+        let own_device = self.device().device;
         self.run(op_id, "void", &(sale_id, &reason), |ctx| {
             ctx.open_shift()?;
             let row: Option<(String, Option<i64>)> = ctx
                 .tx
                 .query_row(
-                    "SELECT event_id, voided_seq FROM sales WHERE sale_id = ?1",
-                    [sale_id.to_string()],
+                    "SELECT event_id, voided_seq FROM sales WHERE sale_id = ?1 AND device = ?2",
+                    [sale_id.to_string(), own_device.to_string()],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()?;
@@ -808,6 +809,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             [Hash256::ZERO.to_hex()],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
+        let (mut ord, after_own_seq) = projection::import_position(&tx)?;
         let mut imported = 0;
         for (i, e) in events.iter().enumerate() {
             let env = e.envelope();
@@ -839,9 +841,11 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
                 Err(err) => return Err(at(&err.to_string())),
             };
             tx.execute(
-                "INSERT INTO hub_events (seq, event_id, hash, prev, kind, applied, bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![n, e.id().to_string(), e.hash().to_hex(), env.prev.to_hex(), env.kind.as_str(), i64::from(applied), e.canonical_bytes()],
+                "INSERT INTO hub_events (seq, event_id, hash, prev, kind, applied, bytes, after_own_seq, ord)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![n, e.id().to_string(), e.hash().to_hex(), env.prev.to_hex(), env.kind.as_str(), i64::from(applied), e.canonical_bytes(), after_own_seq, ord],
             )?;
+            ord += 1;
             if let Some(body) = body {
                 projection::apply_hub(&tx, &body)?;
             }
@@ -1019,7 +1023,8 @@ fn z_report_of(
     let earlier = |sale_id: &SaleId| -> Option<SaleCreated> {
         let seq: i64 = conn
             .query_row(
-                "SELECT seq FROM sales WHERE sale_id = ?1",
+                "SELECT seq FROM sales WHERE sale_id = ?1
+                 AND device = (SELECT device_id FROM device WHERE id = 1)",
                 [sale_id.to_string()],
                 |r| r.get(0),
             )
