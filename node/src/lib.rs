@@ -22,6 +22,7 @@
 
 pub mod config;
 pub mod db;
+pub mod import;
 pub mod journal;
 #[cfg(unix)]
 pub mod keyfile;

@@ -10,7 +10,7 @@
 //! 0 done; 1 unexpected failure; 2 usage; 3 operation refused (bad input, no
 //! shift open, credit limit, …: nothing was changed); 4 data directory not
 //! initialized or unusable; 5 the journal's history was changed (the register
-//! refuses to sell); 6 storage failure.
+//! refuses to sell); 6 storage failure; 7 the hub is unreachable or refused.
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
@@ -40,6 +40,8 @@ const EXIT_NOT_READY: u8 = 4;
 const EXIT_TAMPERED: u8 = 5;
 /// Exit code: storage failure.
 const EXIT_STORAGE: u8 = 6;
+/// Exit code: the hub is unreachable or refused (sync, enroll).
+const EXIT_HUB: u8 = 7;
 
 /// Caja register node: sells offline, keeps a durable hash-chained journal and
 /// syncs with the hub when the network allows.
@@ -147,6 +149,19 @@ enum Command {
     /// Import hub events (a pull page saved as JSON: {"events", "hub_checkpoint"}).
     #[command(subcommand)]
     Hub(HubCmd),
+    /// Enroll this register with a hub (one-time token from head office).
+    Enroll {
+        /// The hub's base URL, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        hub: String,
+        /// The one-time enrollment token.
+        #[arg(long)]
+        token: String,
+    },
+    /// Sync once with the hub: recover own events if needed, push, pull.
+    Sync,
+    /// Run the sync engine until stopped (Ctrl-C): the long-running node.
+    Run,
     /// Try a register without a hub: write a sample catalog as a hub-chain page
     /// signed by a new throw-away hub key, and print that key for `init`.
     SampleCatalog {
@@ -626,6 +641,47 @@ fn run(cli: Cli) -> Result<(), Failure> {
             })
         }
         Command::SampleCatalog { store, out } => sample_catalog(store, &out, json),
+        Command::Enroll { hub, token } => enroll(&dir, &hub, &token, json),
+        Command::Sync => {
+            let mut engine = sync_engine(&dir)?;
+            let (r, _) = engine.tick();
+            let r = r.map_err(sync_failure)?;
+            let v = serde_json::json!({
+                "recovered": r.recovered, "pushed": r.pushed, "duplicates": r.duplicates,
+                "held": r.held, "hub_events": r.hub_events, "peer_events": r.peer_events,
+                "skew_ms": engine.skew_ms(),
+            });
+            emit(json, &v, |_| {
+                format!(
+                    "Sincronizado: {} eventos enviados ({} ya estaban), {} de la oficina central, {} de otras cajas{}.",
+                    r.pushed,
+                    r.duplicates,
+                    r.hub_events,
+                    r.peer_events,
+                    if r.recovered > 0 { format!(", {} propios recuperados", r.recovered) } else { String::new() }
+                )
+            })
+        }
+        Command::Run => {
+            let mut engine = sync_engine(&dir)?;
+            let stop = std::sync::atomic::AtomicBool::new(false);
+            eprintln!(
+                "Caja en marcha: sincronizando con {} (Ctrl-C para detener).",
+                hub_url(&dir)?
+            );
+            engine.run(&stop, |r| match r {
+                Ok(r) if r.pushed + r.hub_events + r.peer_events + r.recovered > 0 => {
+                    let v = serde_json::json!({"pushed": r.pushed, "hub_events": r.hub_events, "peer_events": r.peer_events, "recovered": r.recovered});
+                    let _ = emit(json, &v, |_| format!(
+                        "Sincronizado: {} enviados, {} de la oficina central, {} de otras cajas.",
+                        r.pushed, r.hub_events, r.peer_events
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) => eprintln!("Sin conexión con la oficina central: {e}"),
+            });
+            Ok(())
+        }
         Command::Hub(HubCmd::Import { file }) => {
             let text = std::fs::read(&file)
                 .map_err(|e| refused(format!("No se pudo leer {}: {e}.", file.display())))?;
@@ -654,6 +710,76 @@ fn run(cli: Cli) -> Result<(), Failure> {
             })
         }
     }
+}
+
+fn hub_url(dir: &DataDir) -> Result<String, Failure> {
+    let cfg = caja_node::config::NodeConfig::load(dir.root(), |k| std::env::var(k).ok())
+        .map_err(|e| Failure::from(OpError::from(e)))?;
+    cfg.hub_url.ok_or_else(|| Failure {
+        code: EXIT_NOT_READY,
+        error: "not_ready",
+        message: "No hay oficina central configurada: `caja-node enroll` o hub_url en config.toml."
+            .into(),
+    })
+}
+
+fn sync_engine(
+    dir: &DataDir,
+) -> Result<caja_node::sync::engine::SyncEngine<SystemClock, OsRandom>, Failure> {
+    let url = hub_url(dir)?;
+    let cfg = caja_node::config::NodeConfig::load(dir.root(), |k| std::env::var(k).ok())
+        .map_err(|e| Failure::from(OpError::from(e)))?;
+    let settings = caja_node::sync::engine::SyncSettings {
+        max_hlc_drift_ms: cfg.max_hlc_drift_ms,
+        ..Default::default()
+    };
+    caja_node::sync::engine::SyncEngine::open(dir, &url, SystemClock, os_random()?, settings)
+        .map_err(sync_failure)
+}
+
+fn sync_failure(e: caja_node::sync::engine::SyncError) -> Failure {
+    use caja_node::sync::engine::SyncError;
+    let (code, error) = match &e {
+        SyncError::Hub(_) => (EXIT_HUB, "hub"),
+        SyncError::Quarantined(_) => (EXIT_HUB, "quarantined"),
+        SyncError::BadHubData(_) => (EXIT_HUB, "bad_hub_data"),
+        SyncError::Journal(JournalError::Broken(_)) => (EXIT_TAMPERED, "journal_broken"),
+        SyncError::Journal(JournalError::NotInitialized) | SyncError::KeyFile(_) => {
+            (EXIT_NOT_READY, "not_ready")
+        }
+        _ => (EXIT_STORAGE, "storage"),
+    };
+    Failure {
+        code,
+        error,
+        message: format!("No se pudo sincronizar: {e}."),
+    }
+}
+
+fn enroll(dir: &DataDir, hub: &str, token: &str, json: bool) -> Result<(), Failure> {
+    let client =
+        caja_node::sync::client::HubClient::new(hub, caja_node::sync::client::DEFAULT_TIMEOUT_MS)
+            .map_err(|e| sync_failure(e.into()))?;
+    let e = client.enroll(token).map_err(|e| sync_failure(e.into()))?;
+    let rec = register::adopt_enrollment(
+        dir,
+        &register::Adopted {
+            store: e.store,
+            device: e.device,
+            key_id: e.key_id.clone(),
+            key: e.key.clone(),
+            hub_public_key: e.hub_key,
+            hub_url: hub.to_owned(),
+        },
+        SystemClock.now_ms(),
+    )?;
+    let v = serde_json::json!({"store": rec.store, "device": rec.device, "hub": hub});
+    emit(json, &v, |_| {
+        format!(
+            "Caja inscrita en la oficina central {hub}: tienda {}, caja {}.",
+            rec.store, rec.device
+        )
+    })
 }
 
 fn sample_catalog(store: StoreId, out: &std::path::Path, json: bool) -> Result<(), Failure> {

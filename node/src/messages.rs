@@ -114,13 +114,49 @@ pub fn status(s: &Status) -> String {
             s.last_checkpoint_seq
                 .map_or("ninguno".to_string(), |q| format!("#{q}"))
         ),
-        format!("Eventos sin sincronizar: {}", s.unsynced),
+        format!(
+            "Conexión: {}",
+            if s.sync.online {
+                "en línea"
+            } else {
+                "sin conexión"
+            }
+        ),
+        format!(
+            "Eventos sin sincronizar: {}{}",
+            s.unsynced,
+            s.sync
+                .oldest_unsynced_ms
+                .map_or(String::new(), |ms| format!(
+                    " (el más antiguo de {ms} ms UTC)"
+                ))
+        ),
+        format!(
+            "Última sincronización: {}",
+            s.sync
+                .last_success_ms
+                .map_or("nunca".to_string(), |ms| format!("{ms} ms UTC"))
+        ),
+        format!("Circuito: {}", circuit(&s.sync.circuit)),
+        format!(
+            "Desfase de reloj con la oficina central: {} ms",
+            s.sync.skew_ms
+        ),
         format!("Eventos de la oficina central: {}", s.hub_events),
-        "Sincronización: no construida todavía (issue #6)".into(),
+        format!("Eventos de otras cajas: {}", s.peer_events),
         "Números fiscales: no construido todavía (issue #7)".into(),
         "Cuotas de inventario: no construido todavía (issue #8)".into(),
         "Impresora y balanza: no construido todavía (issue #10)".into(),
     ];
+    if s.sync.quarantined {
+        lines.push(
+            "ATENCIÓN: la oficina central puso esta caja en cuarentena (su historial difiere); llame a soporte."
+                .into(),
+        );
+    }
+    if let Some(e) = &s.sync.last_error {
+        lines.push(format!("Último error de sincronización: {e}"));
+    }
     if s.restored_from_backup {
         lines.push(
             "ATENCIÓN: base de datos restaurada de un respaldo; sincronice antes de emitir comprobantes fiscales."
@@ -128,6 +164,14 @@ pub fn status(s: &Status) -> String {
         );
     }
     lines.join("\n")
+}
+
+fn circuit(name: &str) -> &'static str {
+    match name {
+        "open" => "abierto (esperando para reintentar)",
+        "half_open" => "medio abierto (probando la conexión)",
+        _ => "cerrado (normal)",
+    }
 }
 
 /// One plain Spanish sentence for an operation error.
@@ -146,6 +190,7 @@ pub fn error(e: &OpError) -> String {
             rd(*amount),
             rd(*balance)
         ),
+        OpError::RestoredNeedsSync => "Esta caja fue restaurada de un respaldo: sincronice con la oficina central antes de vender (así no se repite ningún número fiscal).".into(),
         OpError::OpIdReused(id) => {
             format!("La operación {id} ya se usó para otra solicitud.")
         }

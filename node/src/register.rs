@@ -83,6 +83,10 @@ pub enum OpError {
         /// The balance.
         balance: Money,
     },
+    /// This database was restored from a backup and has not yet fetched its own
+    /// events back from the hub: making a new event now could fork its history.
+    #[error("this register was restored from a backup: sync with the hub before selling")]
+    RestoredNeedsSync,
     /// The op id was used before for a different request.
     #[error("op_id: operation {0} was already used for a different request")]
     OpIdReused(OpId),
@@ -131,6 +135,7 @@ impl OpError {
                 | OpError::DebtOverpaid { .. }
                 | OpError::OpIdReused(_)
                 | OpError::HubEvents(_)
+                | OpError::RestoredNeedsSync
         )
     }
 }
@@ -237,6 +242,61 @@ pub fn init(
     Ok(record)
 }
 
+/// What enrollment with a hub gave this register.
+#[derive(Debug, Clone)]
+pub struct Adopted {
+    /// The store.
+    pub store: StoreId,
+    /// The device id.
+    pub device: DeviceId,
+    /// The key id.
+    pub key_id: caja_shared::ids::KeyId,
+    /// The device key.
+    pub key: DeviceKey,
+    /// The hub's public key.
+    pub hub_public_key: HubPublicKey,
+    /// The hub's URL, written into `config.toml`.
+    pub hub_url: String,
+}
+
+/// Creates a register's data directory from an enrollment answer: the database
+/// with the device row, the key file (0600) and `config.toml` with the hub URL.
+pub fn adopt_enrollment(dir: &DataDir, a: &Adopted, now_ms: i64) -> Result<DeviceRecord, OpError> {
+    std::fs::create_dir_all(dir.root()).map_err(|e| {
+        invalid(
+            "data_dir",
+            format!("cannot create {}: {e}", dir.root().display()),
+        )
+    })?;
+    let mut db = Db::open(dir.db_path())?;
+    if let Some(existing) = journal::load_device(db.conn())? {
+        return Err(JournalError::AlreadyInitialized(existing.device).into());
+    }
+    let record = DeviceRecord {
+        store: a.store,
+        device: a.device,
+        key_id: a.key_id.clone(),
+        hub_public_key: Some(a.hub_public_key),
+        created_at_ms: now_ms,
+        restored_from_backup: false,
+    };
+    keyfile::write_key_file(&dir.key_path(), &a.key)?;
+    let config = dir.root().join(crate::config::CONFIG_FILE_NAME);
+    if !config.exists() {
+        let text = format!("hub_url = {}\n", toml::Value::String(a.hub_url.clone()));
+        std::fs::write(&config, text).map_err(|e| {
+            invalid(
+                "data_dir",
+                format!("cannot write {}: {e}", config.display()),
+            )
+        })?;
+    }
+    let tx = db.write_tx()?;
+    journal::insert_device(&tx, &record)?;
+    tx.commit()?;
+    Ok(record)
+}
+
 /// Result of opening a shift.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShiftOpenedResult {
@@ -337,6 +397,10 @@ pub struct Status {
     pub restored_from_backup: bool,
     /// Hub chain events held.
     pub hub_events: u64,
+    /// Other registers' events held.
+    pub peer_events: u64,
+    /// What the sync engine last saw.
+    pub sync: crate::sync::engine::SyncStatus,
 }
 
 /// An open register: its database, journal writer, clock and random source.
@@ -407,6 +471,10 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             now_ms,
             last_seq: None,
         };
+        // Read under the write lock: a sync process may have just cleared it.
+        if journal::load_device(ctx.tx)?.is_some_and(|d| d.restored_from_backup) {
+            return Err(OpError::RestoredNeedsSync);
+        }
         let result = f(&mut ctx)?;
         let last_seq = ctx.last_seq;
         journal::record_op(
@@ -785,76 +853,11 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
         events: &[Event],
         checkpoint: &HubCheckpoint,
     ) -> Result<u64, OpError> {
-        let hub_key = self.device().hub_public_key.ok_or_else(|| {
-            OpError::HubEvents("this register has no hub public key (enroll first)".into())
-        })?;
-        checkpoint
-            .verify(&hub_key)
-            .map_err(|e| OpError::HubEvents(e.to_string()))?;
-        let last = events
-            .last()
-            .ok_or_else(|| OpError::HubEvents("no events".into()))?;
-        if last.seq() != checkpoint.seq
-            || last.hash() != checkpoint.hash
-            || last.envelope().device != checkpoint.device
-        {
-            return Err(OpError::HubEvents(
-                "the checkpoint does not cover the last event of the page".into(),
-            ));
-        }
-        let store = self.device().store;
+        let device = self.device().clone();
         let tx = self.db.write_tx()?;
-        let (mut seq, mut prev): (i64, String) = tx.query_row(
-            "SELECT coalesce(max(seq), 0), coalesce((SELECT hash FROM hub_events ORDER BY seq DESC LIMIT 1), ?1) FROM hub_events",
-            [Hash256::ZERO.to_hex()],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        let (mut ord, after_own_seq) = projection::import_position(&tx)?;
-        let mut imported = 0;
-        for (i, e) in events.iter().enumerate() {
-            let env = e.envelope();
-            let at = |what: &str| OpError::HubEvents(format!("events[{i}]: {what}"));
-            if env.store != store || env.device != checkpoint.device {
-                return Err(at("belongs to another store or chain"));
-            }
-            let n = i64::try_from(env.seq.get()).map_err(|_| at("seq out of range"))?;
-            if n <= seq {
-                // Already held: must be the same event.
-                let held: Option<String> = tx
-                    .query_row("SELECT hash FROM hub_events WHERE seq = ?1", [n], |r| {
-                        r.get(0)
-                    })
-                    .optional()?;
-                if held.as_deref() != Some(e.hash().to_hex().as_str()) {
-                    return Err(at("differs from the hub event already held at its seq"));
-                }
-                continue;
-            }
-            if n != seq + 1 || env.prev.to_hex() != prev {
-                return Err(at(
-                    "does not follow the hub chain held (gap or prev mismatch)",
-                ));
-            }
-            let (applied, body) = match e.body() {
-                Ok(b) => (true, Some(b)),
-                Err(err) if err.is_unknown() => (false, None),
-                Err(err) => return Err(at(&err.to_string())),
-            };
-            tx.execute(
-                "INSERT INTO hub_events (seq, event_id, hash, prev, kind, applied, bytes, after_own_seq, ord)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![n, e.id().to_string(), e.hash().to_hex(), env.prev.to_hex(), env.kind.as_str(), i64::from(applied), e.canonical_bytes(), after_own_seq, ord],
-            )?;
-            ord += 1;
-            if let Some(body) = body {
-                projection::apply_hub(&tx, &body)?;
-            }
-            seq = n;
-            prev = e.hash().to_hex();
-            imported += 1;
-        }
+        let n = crate::import::hub_page(&tx, &device, events, checkpoint)?;
         tx.commit()?;
-        Ok(imported)
+        Ok(n)
     }
 
     /// What the register shows in its status line.
@@ -865,6 +868,10 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
         let open = projection::open_shift(conn)?.map(|(s, c, _)| (s, c));
         let hub_events: i64 =
             conn.query_row("SELECT count(*) FROM hub_events", [], |r| r.get(0))?;
+        let peer_events: i64 =
+            conn.query_row("SELECT count(*) FROM peer_events", [], |r| r.get(0))?;
+        let sync =
+            crate::sync::engine::status(conn).map_err(|e| invalid("sync_status", e.to_string()))?;
         let d = self.device();
         Ok(Status {
             store: d.store,
@@ -875,6 +882,8 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             open_shift: open,
             restored_from_backup: d.restored_from_backup,
             hub_events: u64::try_from(hub_events).unwrap_or(0),
+            peer_events: u64::try_from(peer_events).unwrap_or(0),
+            sync,
         })
     }
 

@@ -248,6 +248,10 @@ fn a_backup_taken_while_selling_restores_and_is_marked() {
     let v: serde_json::Value =
         serde_json::from_str(&ok(&data, &["--json", "verify"])).expect("json");
     assert_eq!(v["ok"], serde_json::json!(true));
+    // Until it has synced, the restored register makes no new event.
+    let out = node(&data, &["sell", "--item", "ARROZ", "--cash", "65"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("respaldo"));
     // A file that is not a Caja backup is refused, and changes nothing.
     let out = node(
         &data,

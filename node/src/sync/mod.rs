@@ -1,8 +1,13 @@
-//! The sync engine's pure parts: retry backoff, the circuit breaker and the
-//! clock-skew estimate. No IO and no clock: `now_ms` and the random source are
-//! passed in, so the simulation can replay them. The HTTP shell that uses them
-//! arrives with the Sync issue (#6).
+//! Sync with the hub.
+//!
+//! The pure parts — retry backoff, the circuit breaker and the clock-skew
+//! estimate — take `now_ms` and the random source as inputs, so the simulation
+//! can replay them. `client` is the HTTP shell (signed requests, DESIGN's wire
+//! shapes) and `engine` the loop that pushes, pulls and recovers, on its own
+//! SQLite connection so selling never waits for the network.
 
 pub mod backoff;
 pub mod breaker;
+pub mod client;
+pub mod engine;
 pub mod skew;

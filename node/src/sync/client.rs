@@ -1,0 +1,227 @@
+//! The HTTP side of sync: signed requests to the hub and its answers, exactly as
+//! DESIGN.md's "Sync protocol" fixes them. Blocking (reqwest's blocking client
+//! over rustls with ring's provider): it runs on the sync thread, never on the
+//! path of a sale.
+
+use std::time::Duration;
+
+use caja_shared::canonical::{self, Value};
+use caja_shared::entropy::RandomSource;
+use caja_shared::ids::{DeviceId, KeyId};
+use caja_shared::key::DeviceKey;
+use caja_shared::request::SignedHeaders;
+
+/// Longest wait for one request, unless configured otherwise.
+pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
+
+/// What a request to the hub can end in.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HubError {
+    /// No answer: connection refused, reset, timed out.
+    #[error("hub unreachable: {0}")]
+    Unreachable(String),
+    /// The hub answered with an error (DESIGN's `{"error", "message", …}`).
+    #[error("hub answered {status} {code}: {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// DESIGN's error code.
+        code: String,
+        /// For a person.
+        message: String,
+        /// `expected_seq` of a `seq_gap`.
+        expected_seq: Option<u64>,
+        /// `acked_seq` of a `chain_mismatch`.
+        acked_seq: Option<u64>,
+        /// The hub's clock (with 401s).
+        hub_time_ms: Option<i64>,
+        /// `Retry-After` of a 429, in ms.
+        retry_after_ms: Option<u64>,
+    },
+    /// An answer that is not what DESIGN says.
+    #[error("unreadable hub answer: {0}")]
+    BadAnswer(String),
+}
+
+impl HubError {
+    /// Whether retrying later may succeed (network trouble, overload, 5xx) as
+    /// opposed to an answer that needs something else to change.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            HubError::Unreachable(_) => true,
+            HubError::Api { status, .. } => *status == 429 || *status >= 500,
+            HubError::BadAnswer(_) => true,
+        }
+    }
+
+    /// The error code, when the hub gave one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            HubError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// What identifies and authenticates this register.
+#[derive(Debug)]
+pub struct Credentials {
+    /// The device.
+    pub device: DeviceId,
+    /// Its current key id.
+    pub key_id: KeyId,
+    /// Its key.
+    pub key: DeviceKey,
+}
+
+/// The hub's enrollment answer.
+#[derive(Debug)]
+pub struct Enrollment {
+    /// The register's store.
+    pub store: caja_shared::ids::StoreId,
+    /// Its device id.
+    pub device: DeviceId,
+    /// The key id.
+    pub key_id: KeyId,
+    /// The device key (zeroized on drop).
+    pub key: DeviceKey,
+    /// The hub's Ed25519 public key.
+    pub hub_key: caja_shared::key::HubPublicKey,
+    /// The hub's clock.
+    pub hub_time_ms: i64,
+}
+
+/// A client of one hub.
+#[derive(Debug, Clone)]
+pub struct HubClient {
+    base: String,
+    http: reqwest::blocking::Client,
+}
+
+fn install_crypto_provider() {
+    // ring is the one crypto library; installing twice is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl HubClient {
+    /// A client for the hub at `base_url` (e.g. `http://127.0.0.1:8080`).
+    pub fn new(base_url: &str, timeout_ms: u64) -> Result<HubClient, HubError> {
+        install_crypto_provider();
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_millis(timeout_ms))
+            .connect_timeout(Duration::from_millis(timeout_ms.min(5_000)))
+            .build()
+            .map_err(|e| HubError::Unreachable(e.to_string()))?;
+        Ok(HubClient {
+            base: base_url.trim_end_matches('/').to_owned(),
+            http,
+        })
+    }
+
+    /// The hub's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `POST /v1/devices/enroll` with a one-time token.
+    pub fn enroll(&self, token: &str) -> Result<Enrollment, HubError> {
+        let body = serde_json::to_vec(&serde_json::json!({ "token": token }))
+            .map_err(|e| HubError::BadAnswer(e.to_string()))?;
+        let v = self.send("POST", "/v1/devices/enroll", body, None)?;
+        let field = |k: &str| {
+            v.get(k)
+                .and_then(Value::as_str)
+                .ok_or_else(|| HubError::BadAnswer(format!("enroll answer lacks {k}")))
+        };
+        let bad = |k: &str, e: String| HubError::BadAnswer(format!("{k}: {e}"));
+        Ok(Enrollment {
+            store: field("store")?
+                .parse()
+                .map_err(|e| bad("store", format!("{e}")))?,
+            device: field("device")?
+                .parse()
+                .map_err(|e| bad("device", format!("{e}")))?,
+            key_id: field("key_id")?
+                .parse()
+                .map_err(|e| bad("key_id", format!("{e}")))?,
+            key: DeviceKey::from_hex(field("key")?).map_err(|e| bad("key", e.to_string()))?,
+            hub_key: caja_shared::key::HubPublicKey::from_hex(field("hub_key")?)
+                .map_err(|e| bad("hub_key", e.to_string()))?,
+            hub_time_ms: v.get("hub_time_ms").and_then(Value::as_i64).unwrap_or(0),
+        })
+    }
+
+    /// A signed request; `now_ms` is the hub's time as this register estimates
+    /// it (local clock + skew).
+    pub fn signed(
+        &self,
+        creds: &Credentials,
+        method: &str,
+        path_and_query: &str,
+        body: Vec<u8>,
+        now_ms: i64,
+        rng: &mut impl RandomSource,
+    ) -> Result<Value, HubError> {
+        let headers = SignedHeaders::sign(
+            &creds.key,
+            creds.device,
+            creds.key_id.clone(),
+            method,
+            path_and_query,
+            &body,
+            now_ms,
+            rng,
+        );
+        self.send(method, path_and_query, body, Some(&headers))
+    }
+
+    fn send(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: Vec<u8>,
+        headers: Option<&SignedHeaders>,
+    ) -> Result<Value, HubError> {
+        let url = format!("{}{}", self.base, path_and_query);
+        let mut req = match method {
+            "GET" => self.http.get(&url),
+            _ => self.http.post(&url).body(body),
+        };
+        req = req.header("content-type", "application/json");
+        if let Some(h) = headers {
+            for (name, value) in h.pairs() {
+                req = req.header(name, value);
+            }
+        }
+        let resp = req
+            .send()
+            .map_err(|e| HubError::Unreachable(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let retry_after_ms = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|s| s.saturating_mul(1000));
+        let bytes = resp
+            .bytes()
+            .map_err(|e| HubError::Unreachable(e.to_string()))?;
+        // Strict parse: the events inside are hashed as received.
+        let value = canonical::parse(&bytes);
+        if status == 200 {
+            return value.map_err(|e| HubError::BadAnswer(e.to_string()));
+        }
+        let v = value.unwrap_or(Value::Null);
+        let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+        let num = |k: &str| v.get(k).and_then(Value::as_i64);
+        Err(HubError::Api {
+            status,
+            code: text("error").unwrap_or_else(|| format!("http_{status}")),
+            message: text("message").unwrap_or_default(),
+            expected_seq: num("expected_seq").and_then(|n| u64::try_from(n).ok()),
+            acked_seq: num("acked_seq").and_then(|n| u64::try_from(n).ok()),
+            hub_time_ms: num("hub_time_ms"),
+            retry_after_ms,
+        })
+    }
+}

@@ -1,0 +1,601 @@
+//! The sync engine: pushes this register's unsynced events, pulls what the hub
+//! sends, and recovers its own chain from the hub after a restore from backup.
+//!
+//! It works on its own SQLite connection, so selling never waits for the
+//! network: a sale only waits for the write lock, which a sync transaction
+//! holds for one page at a time. Every failure leaves the database consistent,
+//! and the next round resumes from the hub's `acked_seq` and the stored pull
+//! cursor.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use caja_shared::canonical::Value;
+use caja_shared::checkpoint::{Checkpoint, HubCheckpoint};
+use caja_shared::clock::Clock;
+use caja_shared::entropy::RandomSource;
+use caja_shared::event::Event;
+use rusqlite::{params, OptionalExtension};
+
+use super::backoff::{Backoff, BackoffPolicy};
+use super::breaker::{Breaker, BreakerPolicy};
+use super::client::{Credentials, HubClient, HubError};
+use super::skew::SkewEstimate;
+use crate::db::{Db, DbError};
+use crate::journal::{self, DeviceRecord, Journal, JournalError};
+use crate::keyfile::{self, KeyFileError};
+use crate::register::{DataDir, OpError};
+
+/// The sync engine's limits, all named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncSettings {
+    /// Events per push.
+    pub push_batch: usize,
+    /// Events per pull page.
+    pub pull_limit: usize,
+    /// Longest wait for one request, ms.
+    pub timeout_ms: u64,
+    /// Pause between rounds when all is synced, ms.
+    pub interval_ms: u64,
+    /// Retry backoff.
+    pub backoff: BackoffPolicy,
+    /// Circuit breaker.
+    pub breaker: BreakerPolicy,
+    /// HLC drift bound (from the node's configuration).
+    pub max_hlc_drift_ms: i64,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        SyncSettings {
+            push_batch: 500,
+            pull_limit: 500,
+            timeout_ms: super::client::DEFAULT_TIMEOUT_MS,
+            interval_ms: 2_000,
+            backoff: BackoffPolicy::default(),
+            breaker: BreakerPolicy::default(),
+            max_hlc_drift_ms: crate::config::DEFAULT_MAX_HLC_DRIFT_MS,
+        }
+    }
+}
+
+/// Why a round stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The hub could not be reached or refused.
+    #[error(transparent)]
+    Hub(#[from] HubError),
+    /// The hub quarantined this register (its history differs from the hub's).
+    #[error("the hub quarantined this register: {0}")]
+    Quarantined(String),
+    /// What the hub sent does not verify or does not fit this register.
+    #[error("hub data refused: {0}")]
+    BadHubData(String),
+    /// The journal refused.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// SQLite failed.
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// The key file.
+    #[error(transparent)]
+    KeyFile(#[from] KeyFileError),
+}
+
+impl From<OpError> for SyncError {
+    fn from(e: OpError) -> Self {
+        SyncError::BadHubData(e.to_string())
+    }
+}
+
+impl SyncError {
+    /// Whether the breaker should count this as a failure of the link (as
+    /// opposed to something that needs a person).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SyncError::Hub(h) => h.is_transient(),
+            SyncError::Db(_) | SyncError::Sql(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// What one round did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoundReport {
+    /// Own events fetched back from the hub (after a restore).
+    pub recovered: u64,
+    /// Own events the hub newly stored.
+    pub pushed: u64,
+    /// Own events the hub already had.
+    pub duplicates: u64,
+    /// Own events the hub holds for dependencies.
+    pub held: u64,
+    /// New hub-chain events.
+    pub hub_events: u64,
+    /// New events of other registers.
+    pub peer_events: u64,
+}
+
+/// The engine of one register.
+#[derive(Debug)]
+pub struct SyncEngine<C: Clock, R: RandomSource> {
+    db: Db,
+    device: DeviceRecord,
+    creds: Credentials,
+    client: HubClient,
+    clock: C,
+    rng: R,
+    settings: SyncSettings,
+    skew: SkewEstimate,
+    breaker: Breaker,
+    backoff: Backoff,
+}
+
+impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
+    /// Opens the register's data directory for syncing with the hub at `hub_url`.
+    pub fn open(
+        dir: &DataDir,
+        hub_url: &str,
+        clock: C,
+        rng: R,
+        settings: SyncSettings,
+    ) -> Result<Self, SyncError> {
+        let db = Db::open(dir.db_path())?;
+        let device = journal::load_device(db.conn())?.ok_or(JournalError::NotInitialized)?;
+        let key = keyfile::read_key_file(&dir.key_path())?;
+        let creds = Credentials {
+            device: device.device,
+            key_id: device.key_id.clone(),
+            key,
+        };
+        let skew_ms: i64 = db
+            .conn()
+            .query_row("SELECT skew_ms FROM sync_status WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .unwrap_or(0);
+        let mut skew = SkewEstimate::default();
+        if skew_ms != 0 {
+            skew.observe(0, 0, skew_ms);
+        }
+        Ok(SyncEngine {
+            db,
+            device,
+            creds,
+            client: HubClient::new(hub_url, settings.timeout_ms)?,
+            clock,
+            rng,
+            settings,
+            skew,
+            breaker: Breaker::new(settings.breaker),
+            backoff: Backoff::new(settings.backoff),
+        })
+    }
+
+    /// The estimated skew (hub − local), ms.
+    pub fn skew_ms(&self) -> i64 {
+        self.skew.skew_ms()
+    }
+
+    /// The breaker.
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
+    }
+
+    /// One signed request; a `stale_timestamp` answer corrects the skew from the
+    /// hub's time and the request is retried once.
+    fn request(
+        &mut self,
+        method: &str,
+        path_and_query: &str,
+        body: Vec<u8>,
+    ) -> Result<Value, HubError> {
+        for attempt in 0..2 {
+            let sent = self.clock.now_ms();
+            let hub_now = self.skew.hub_now(sent);
+            let result = self.client.signed(
+                &self.creds,
+                method,
+                path_and_query,
+                body.clone(),
+                hub_now,
+                &mut self.rng,
+            );
+            let received = self.clock.now_ms();
+            match &result {
+                Ok(v) => {
+                    if let Some(t) = v.get("hub_time_ms").and_then(Value::as_i64) {
+                        self.skew.observe(sent, received, t);
+                    }
+                }
+                Err(HubError::Api {
+                    code,
+                    hub_time_ms: Some(t),
+                    ..
+                }) if code == "stale_timestamp" && attempt == 0 => {
+                    self.skew.observe(sent, received, *t);
+                    continue;
+                }
+                Err(_) => {}
+            }
+            return result;
+        }
+        Err(HubError::BadAnswer("unreachable retry loop".into()))
+    }
+
+    /// One full round: recover own events if the hub holds more of this
+    /// register's chain, push everything unsynced, pull everything new.
+    pub fn round(&mut self) -> Result<RoundReport, SyncError> {
+        let mut report = RoundReport::default();
+        let restored = journal::load_device(self.db.conn())?
+            .map(|d| d.restored_from_backup)
+            .unwrap_or(false);
+        if restored {
+            report.recovered += self.recover_own()?;
+        }
+        self.push_all(&mut report)?;
+        self.pull_all(&mut report)?;
+        Ok(report)
+    }
+
+    /// Fetches this register's own events the hub holds beyond the local head,
+    /// verifies and appends them; then clears the restored-from-backup mark.
+    fn recover_own(&mut self) -> Result<u64, SyncError> {
+        let mut recovered = 0;
+        loop {
+            let head = Journal::head(self.db.conn())?;
+            let path = format!(
+                "/v1/sync/own?after_seq={}&limit={}",
+                head.seq, self.settings.pull_limit
+            );
+            let v = self.request("GET", &path, Vec::new())?;
+            let events = events_of(&v)?;
+            let more = v.get("more") == Some(&Value::Bool(true));
+            let now = self.clock.now_ms();
+            let mut journal = Journal::open(
+                self.db.conn(),
+                self.creds.key.clone(),
+                self.settings.max_hlc_drift_ms,
+            )?;
+            let tx = self.db.write_tx()?;
+            for e in &events {
+                journal.append_received(&tx, e, now)?;
+                let body = e
+                    .body()
+                    .map_err(|err| SyncError::BadHubData(err.to_string()))?;
+                let seq = i64::try_from(e.seq().get()).unwrap_or(i64::MAX);
+                crate::projection::apply_own(&tx, seq, e, &body)
+                    .map_err(|err| SyncError::BadHubData(err.to_string()))?;
+            }
+            // The hub's copy of our last checkpoint must verify with our key
+            // and agree with the chain we now hold.
+            if let Some(cp) = v.get("checkpoint").filter(|c| **c != Value::Null) {
+                let cp: Checkpoint = serde_json::from_value(cp.to_serde())
+                    .map_err(|e| SyncError::BadHubData(format!("checkpoint: {e}")))?;
+                cp.verify(&self.creds.key)
+                    .map_err(|e| SyncError::BadHubData(e.to_string()))?;
+                let held = Journal::event(&tx, cp.seq.get())?;
+                if held.map(|e| e.hash()) != Some(cp.hash) {
+                    return Err(SyncError::BadHubData(
+                        "the hub's checkpoint of this register does not match its chain".into(),
+                    ));
+                }
+            }
+            let head = Journal::head(&tx)?;
+            if head.seq > Journal::acked_seq(&tx)? {
+                Journal::set_acked_seq(&tx, head.seq, now)?;
+            }
+            if !more {
+                journal::set_restored_from_backup(&tx, false)?;
+            }
+            tx.commit()?;
+            recovered += events.len() as u64;
+            if !more {
+                return Ok(recovered);
+            }
+        }
+    }
+
+    fn push_all(&mut self, report: &mut RoundReport) -> Result<(), SyncError> {
+        loop {
+            let conn = self.db.conn();
+            let acked = Journal::acked_seq(conn)?;
+            let events = Journal::events_after(conn, acked, self.settings.push_batch)?;
+            let Some(last) = events.last() else {
+                return Ok(());
+            };
+            let head = Journal::head(conn)?;
+            let cp = Checkpoint::sign(
+                &self.creds.key,
+                self.creds.key_id.clone(),
+                self.device.device,
+                last.seq(),
+                last.hash(),
+            );
+            let last_seq = last.seq().get();
+            let body = push_body(&self.device, &events, &cp, head.seq - last_seq)?;
+            match self.request("POST", "/v1/sync/push", body) {
+                Ok(v) => {
+                    let count = |k: &str| {
+                        v.get(k)
+                            .and_then(Value::as_i64)
+                            .and_then(|n| u64::try_from(n).ok())
+                            .unwrap_or(0)
+                    };
+                    let new_acked = count("acked_seq");
+                    report.pushed += count("accepted");
+                    report.duplicates += count("duplicates");
+                    report.held += v
+                        .get("held")
+                        .and_then(Value::as_array)
+                        .map_or(0, |h| h.len() as u64);
+                    if new_acked <= acked || new_acked > head.seq {
+                        return Err(SyncError::BadHubData(format!(
+                            "push acknowledged seq {new_acked} after {acked} (head {})",
+                            head.seq
+                        )));
+                    }
+                    let now = self.clock.now_ms();
+                    let tx = self.db.write_tx()?;
+                    Journal::set_acked_seq(&tx, new_acked, now)?;
+                    tx.commit()?;
+                }
+                Err(HubError::Api {
+                    code,
+                    expected_seq: Some(expected),
+                    ..
+                }) if code == "seq_gap" => {
+                    // The hub wants to continue from `expected`.
+                    let hub_has = expected.saturating_sub(1);
+                    if hub_has > head.seq {
+                        // The hub holds more of our chain than we do: never fork.
+                        self.recover_own()?;
+                        continue;
+                    }
+                    if hub_has <= acked {
+                        return Err(SyncError::BadHubData(format!(
+                            "the hub asks for seq {expected}, before what it acknowledged ({acked})"
+                        )));
+                    }
+                    let tx = self.db.write_tx()?;
+                    Journal::set_acked_seq(&tx, hub_has, self.clock.now_ms())?;
+                    tx.commit()?;
+                }
+                Err(HubError::Api { code, message, .. })
+                    if code == "chain_mismatch" || code == "quarantined" =>
+                {
+                    self.db.conn().execute(
+                        "UPDATE sync_status SET quarantined = 1, last_error = ?1 WHERE id = 1",
+                        [&message],
+                    )?;
+                    return Err(SyncError::Quarantined(message));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn pull_all(&mut self, report: &mut RoundReport) -> Result<(), SyncError> {
+        loop {
+            let cursor: String = self.db.conn().query_row(
+                "SELECT pull_cursor FROM sync_status WHERE id = 1",
+                [],
+                |r| r.get(0),
+            )?;
+            let path = format!(
+                "/v1/sync/pull?after={cursor}&limit={}",
+                self.settings.pull_limit
+            );
+            let v = self.request("GET", &path, Vec::new())?;
+            let events = events_of(&v)?;
+            let next = v
+                .get("next")
+                .and_then(Value::as_str)
+                .ok_or_else(|| SyncError::BadHubData("pull answer lacks next".into()))?
+                .to_owned();
+            let more = v.get("more") == Some(&Value::Bool(true));
+            let hub_cp: Option<HubCheckpoint> = match v.get("hub_checkpoint") {
+                Some(c) if *c != Value::Null => Some(
+                    serde_json::from_value(c.to_serde())
+                        .map_err(|e| SyncError::BadHubData(format!("hub_checkpoint: {e}")))?,
+                ),
+                _ => None,
+            };
+            let (hub, peers): (Vec<Event>, Vec<Event>) = events.into_iter().partition(|e| {
+                hub_cp
+                    .as_ref()
+                    .is_some_and(|cp| cp.device == e.envelope().device)
+            });
+            let tx = self.db.write_tx()?;
+            if let Some(cp) = &hub_cp {
+                if !hub.is_empty() {
+                    report.hub_events += crate::import::hub_page(&tx, &self.device, &hub, cp)?;
+                }
+                tx.execute(
+                    "UPDATE sync_status SET hub_chain = ?1 WHERE id = 1",
+                    [cp.device.to_string()],
+                )?;
+            }
+            report.peer_events += crate::import::peer_events(&tx, &self.device, &peers)?;
+            tx.execute(
+                "UPDATE sync_status SET pull_cursor = ?1 WHERE id = 1",
+                [&next],
+            )?;
+            tx.commit()?;
+            if !more || next == cursor {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Records the outcome of a round for `status` and health.
+    fn record(&self, ok: bool, error: Option<&str>) -> Result<(), SyncError> {
+        let now = self.clock.now_ms();
+        self.db.conn().execute(
+            "UPDATE sync_status SET online = ?1, circuit = ?2, skew_ms = ?3, last_attempt_ms = ?4,
+                last_success_ms = CASE WHEN ?1 = 1 THEN ?4 ELSE last_success_ms END,
+                last_error = ?5
+             WHERE id = 1",
+            params![
+                i64::from(ok),
+                self.breaker.state().name(),
+                self.skew.skew_ms(),
+                now,
+                error
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// One round with the breaker and the status record around it; returns how
+    /// long to wait before the next one.
+    pub fn tick(&mut self) -> (Result<RoundReport, SyncError>, u64) {
+        let now = self.clock.now_ms();
+        if !self.breaker.allow(now) {
+            let wait = match self.breaker.state() {
+                super::breaker::BreakerState::Open { until_ms } => {
+                    u64::try_from(until_ms.saturating_sub(now)).unwrap_or(0)
+                }
+                _ => 0,
+            };
+            let _ = self.record(false, Some("circuit open"));
+            return (
+                Err(HubError::Unreachable("circuit open".into()).into()),
+                wait.max(1),
+            );
+        }
+        let result = self.round();
+        let wait = match &result {
+            Ok(_) => {
+                self.breaker.on_success();
+                self.backoff.on_success();
+                let _ = self.record(true, None);
+                self.settings.interval_ms
+            }
+            Err(e) => {
+                let retry_after = match e {
+                    SyncError::Hub(HubError::Api { retry_after_ms, .. }) => *retry_after_ms,
+                    _ => None,
+                };
+                if e.is_transient() {
+                    self.breaker.on_failure(self.clock.now_ms(), &mut self.rng);
+                }
+                let _ = self.record(false, Some(&e.to_string()));
+                self.backoff.on_failure(retry_after, &mut self.rng)
+            }
+        };
+        (result, wait)
+    }
+
+    /// Syncs until `stop` is set, sleeping between rounds.
+    pub fn run(
+        &mut self,
+        stop: &AtomicBool,
+        mut on_round: impl FnMut(&Result<RoundReport, SyncError>),
+    ) {
+        while !stop.load(Ordering::Relaxed) {
+            let (result, wait_ms) = self.tick();
+            on_round(&result);
+            let mut slept = 0;
+            while slept < wait_ms && !stop.load(Ordering::Relaxed) {
+                let step = (wait_ms - slept).min(100);
+                std::thread::sleep(Duration::from_millis(step));
+                slept += step;
+            }
+        }
+    }
+}
+
+/// The events of an answer, each validated and hashed as received.
+fn events_of(v: &Value) -> Result<Vec<Event>, SyncError> {
+    let list = v
+        .get("events")
+        .and_then(Value::as_array)
+        .ok_or_else(|| SyncError::BadHubData("answer lacks events".into()))?;
+    list.iter()
+        .enumerate()
+        .map(|(i, e)| {
+            Event::from_value(e.clone())
+                .map_err(|err| SyncError::BadHubData(format!("events[{i}].{err}")))
+        })
+        .collect()
+}
+
+/// `{"backlog","checkpoint","device","events"}` with the events' stored bytes
+/// as they are (never re-serialized).
+fn push_body(
+    device: &DeviceRecord,
+    events: &[Event],
+    cp: &Checkpoint,
+    backlog: u64,
+) -> Result<Vec<u8>, SyncError> {
+    let cp = serde_json::to_vec(cp).map_err(|e| SyncError::BadHubData(e.to_string()))?;
+    let mut out = Vec::with_capacity(
+        events
+            .iter()
+            .map(|e| e.canonical_bytes().len() + 1)
+            .sum::<usize>()
+            + 512,
+    );
+    out.extend_from_slice(format!("{{\"backlog\":{backlog},\"checkpoint\":").as_bytes());
+    out.extend_from_slice(&cp);
+    out.extend_from_slice(format!(",\"device\":\"{}\",\"events\":[", device.device).as_bytes());
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(e.canonical_bytes());
+    }
+    out.extend_from_slice(b"]}");
+    Ok(out)
+}
+
+/// The stored sync status, for `caja-node status`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SyncStatus {
+    /// Whether the last round reached the hub.
+    pub online: bool,
+    /// Breaker state.
+    pub circuit: String,
+    /// Hub − local clock, ms.
+    pub skew_ms: i64,
+    /// Last successful round, UTC ms.
+    pub last_success_ms: Option<i64>,
+    /// Last error.
+    pub last_error: Option<String>,
+    /// Whether the hub quarantined this register.
+    pub quarantined: bool,
+    /// Oldest unsynced event's HLC ms, if any.
+    pub oldest_unsynced_ms: Option<i64>,
+}
+
+/// Reads the sync status row and the age of the oldest unsynced event.
+pub fn status(conn: &rusqlite::Connection) -> Result<SyncStatus, SyncError> {
+    let acked = Journal::acked_seq(conn)?;
+    let oldest: Option<i64> = conn
+        .query_row(
+            "SELECT hlc_ms FROM journal WHERE seq = ?1",
+            [i64::try_from(acked + 1).unwrap_or(i64::MAX)],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(conn.query_row(
+        "SELECT online, circuit, skew_ms, last_success_ms, last_error, quarantined FROM sync_status WHERE id = 1",
+        [],
+        |r| {
+            Ok(SyncStatus {
+                online: r.get::<_, i64>(0)? == 1,
+                circuit: r.get(1)?,
+                skew_ms: r.get(2)?,
+                last_success_ms: r.get(3)?,
+                last_error: r.get(4)?,
+                quarantined: r.get::<_, i64>(5)? == 1,
+                oldest_unsynced_ms: oldest,
+            })
+        },
+    )?)
+}
