@@ -1,6 +1,8 @@
 //! # caja-tests
 //!
-//! End-to-end tests that start real hubs and nodes (in `tests/`), and the demo
-//! binary `caja-demo` that README.md's first command runs.
+//! End-to-end tests that start real hubs and nodes (in `tests/`), the TCP proxy
+//! they use for partitions and bad networks, and the demo binary `caja-demo`
+//! that README.md's first command runs.
 
 pub mod demo;
+pub mod proxy;

@@ -104,12 +104,27 @@ fn install_crypto_provider() {
 }
 
 impl HubClient {
-    /// A client for the hub at `base_url` (e.g. `http://127.0.0.1:8080`).
+    /// A client for the hub at `base_url` (e.g. `http://127.0.0.1:8080`),
+    /// reusing connections.
     pub fn new(base_url: &str, timeout_ms: u64) -> Result<HubClient, HubError> {
+        HubClient::with_keep_alive(base_url, timeout_ms, true)
+    }
+
+    /// A client that reuses connections or opens one per request (so every
+    /// request is its own TCP connection, e.g. behind a replaying proxy).
+    pub fn with_keep_alive(
+        base_url: &str,
+        timeout_ms: u64,
+        keep_alive: bool,
+    ) -> Result<HubClient, HubError> {
         install_crypto_provider();
-        let http = reqwest::blocking::Client::builder()
+        let mut builder = reqwest::blocking::Client::builder()
             .timeout(Duration::from_millis(timeout_ms))
-            .connect_timeout(Duration::from_millis(timeout_ms.min(5_000)))
+            .connect_timeout(Duration::from_millis(timeout_ms.min(5_000)));
+        if !keep_alive {
+            builder = builder.pool_max_idle_per_host(0);
+        }
+        let http = builder
             .build()
             .map_err(|e| HubError::Unreachable(e.to_string()))?;
         Ok(HubClient {

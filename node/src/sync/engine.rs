@@ -43,6 +43,8 @@ pub struct SyncSettings {
     pub breaker: BreakerPolicy,
     /// HLC drift bound (from the node's configuration).
     pub max_hlc_drift_ms: i64,
+    /// Reuse HTTP connections (off: one connection per request).
+    pub keep_alive: bool,
 }
 
 impl Default for SyncSettings {
@@ -55,6 +57,7 @@ impl Default for SyncSettings {
             backoff: BackoffPolicy::default(),
             breaker: BreakerPolicy::default(),
             max_hlc_drift_ms: crate::config::DEFAULT_MAX_HLC_DRIFT_MS,
+            keep_alive: true,
         }
     }
 }
@@ -166,7 +169,7 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
             db,
             device,
             creds,
-            client: HubClient::new(hub_url, settings.timeout_ms)?,
+            client: HubClient::with_keep_alive(hub_url, settings.timeout_ms, settings.keep_alive)?,
             clock,
             rng,
             settings,
