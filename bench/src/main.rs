@@ -5,9 +5,11 @@
 //! ```text
 //! cargo run --release -p caja-bench -- node-sales [--sales N]
 //! cargo run --release -p caja-bench -- node-verify [--events N]
+//! cargo run --release -p caja-bench -- hub-ingest [--events N] [--rounds R]
 //! cargo run --release -p caja-bench -- all
 //! ```
 
+mod hub_ingest;
 mod node;
 mod rss;
 
@@ -31,10 +33,19 @@ fn main() -> anyhow::Result<()> {
         "node-verify" => node::verify(arg_value(&args, "--events", 1_000_000)?),
         // Internal: the child process whose peak RSS `node-verify` reports.
         "node-verify-child" => node::verify_child(args.get(1).map(String::as_str)),
+        "hub-ingest" => hub_ingest::run(
+            arg_value(&args, "--events", 100_000)?,
+            arg_value(&args, "--rounds", 2)?,
+        ),
+        // Internal: the hub child process whose peak RSS `hub-ingest` reports.
+        "hub-ingest-serve" => hub_ingest::serve_child(args.get(1).map(String::as_str)),
         "all" => {
             node::sales(arg_value(&args, "--sales", 2_000)?)?;
-            node::verify(arg_value(&args, "--events", 1_000_000)?)
+            node::verify(arg_value(&args, "--events", 1_000_000)?)?;
+            hub_ingest::run(100_000, 2)
         }
-        other => anyhow::bail!("unknown benchmark {other:?}: node-sales, node-verify, all"),
+        other => {
+            anyhow::bail!("unknown benchmark {other:?}: node-sales, node-verify, hub-ingest, all")
+        }
     }
 }

@@ -1,10 +1,39 @@
 //! # caja-hub
 //!
-//! Head office's hub. Built in the Hub issue: enrollment, the authenticated sync
-//! API, exactly-once causal ingest, projections, health and the audit log.
+//! Head office's hub: enrollment, the authenticated sync API, exactly-once causal
+//! ingest, projections, health and the audit entries.
+//!
+//! Sans-IO core, thin IO shell. The pure modules decide: [`auth`] (is a request
+//! authentic), [`ingest`] (does a push fit, what is held), [`projection`] (what
+//! an event changes, which conflicts exist), [`ratelimit`], [`hubchain`],
+//! [`audit`], [`health`]. The shell does IO: [`store`] (all SQL, one writer
+//! thread), [`http`] (axum handlers), [`server`], [`config`], [`datadir`],
+//! [`metrics`], [`admin_client`].
 //!
 //! Architecture invariant: handlers never touch SQL; storage sits behind one
-//! module so a PostgreSQL backend can be added without touching them.
+//! module ([`store`]) so a PostgreSQL backend can be added without touching them.
+
+// `ApiError` (152 bytes) is the Err of most shell functions; rejections are
+// the rare path and boxing every one would only add noise.
+#![allow(clippy::result_large_err)]
+
+pub mod admin_client;
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod datadir;
+pub mod health;
+pub mod http;
+pub mod hubchain;
+pub mod ingest;
+pub mod metrics;
+pub mod projection;
+pub mod ratelimit;
+pub mod server;
+pub mod store;
+pub mod system;
+pub mod wire;
+pub mod workload;
 
 /// The text `caja-hub version` prints: the binary's version and the protocol
 /// formats it speaks.

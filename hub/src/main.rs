@@ -1,10 +1,21 @@
-//! `caja-hub`: head office's service and admin command-line interface.
+//! `caja-hub`: head office's service and its admin command-line interface.
 //!
-//! Commands arrive with their issues (service and admin API, audit log,
-//! PostgreSQL). What exists today: `version` and `--help`.
+//! `init` creates a data directory (key, configuration, database), `serve` runs
+//! the service until SIGTERM or ctrl-c, `rebuild` recomputes the projections
+//! from the event store, `admin …` calls the admin API over HTTP.
+//!
+//! Exit codes: 0 success, 1 runtime failure (database, network, refused call),
+//! 2 usage error (clap), 3 configuration or data-directory error.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
+use caja_hub::admin_client::AdminClient;
+use caja_hub::config::{HubConfig, LogFormat};
+use caja_hub::datadir::{self, DB_FILE};
+use caja_hub::server;
+use caja_hub::system::{OsRandom, SystemClock};
 use clap::{Parser, Subcommand};
 
 /// Caja hub: receives every register's events exactly once and in causal order,
@@ -20,14 +31,258 @@ struct Cli {
 enum Command {
     /// Print the version of this binary and of the formats it speaks.
     Version,
+    /// Create a hub: data directory, Ed25519 key (mode 0600), hub.toml, hub.db.
+    Init {
+        /// The hub's state directory.
+        #[arg(long, env = "CAJA_HUB_DATA_DIR")]
+        data_dir: PathBuf,
+        /// Address to listen on.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Admin token (generated when absent).
+        #[arg(long, env = "CAJA_HUB_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
+    },
+    /// Run the service until SIGTERM or ctrl-c.
+    Serve {
+        /// The hub's state directory.
+        #[arg(long, env = "CAJA_HUB_DATA_DIR")]
+        data_dir: PathBuf,
+    },
+    /// Recompute the projections from the event store (stop the service first).
+    Rebuild {
+        /// The hub's state directory.
+        #[arg(long, env = "CAJA_HUB_DATA_DIR")]
+        data_dir: PathBuf,
+    },
+    /// Call the admin API of a running hub.
+    Admin {
+        /// The hub's base URL.
+        #[arg(long, env = "CAJA_HUB_URL", default_value = "http://127.0.0.1:7878")]
+        url: String,
+        /// The admin token.
+        #[arg(long, env = "CAJA_HUB_ADMIN_TOKEN", hide_env_values = true)]
+        token: String,
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminAction {
+    /// Create a store (and its hub chain).
+    CreateStore {
+        /// Its name.
+        name: String,
+        /// IANA time zone (default America/Santo_Domingo).
+        #[arg(long)]
+        time_zone: Option<String>,
+    },
+    /// List stores.
+    Stores,
+    /// Create a one-time enrollment token for a register of a store.
+    CreateToken {
+        /// The store id.
+        store: String,
+        /// The register's name.
+        name: String,
+        /// Lifetime in ms (default from hub.toml).
+        #[arg(long)]
+        ttl_ms: Option<i64>,
+    },
+    /// List devices, of one store or all.
+    Devices {
+        /// The store id.
+        #[arg(long)]
+        store: Option<String>,
+    },
+    /// Revoke a device: every key refused from now on.
+    Revoke {
+        /// The device id.
+        device: String,
+        /// Why (kept in the audit log).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Rotate a device's key; prints the new key once.
+    Rotate {
+        /// The device id.
+        device: String,
+    },
+    /// Load catalog items and prices from a JSON file
+    /// `{"stores"?: [..], "items"?: [..], "prices"?: [..]}`.
+    LoadCatalog {
+        /// The file.
+        file: PathBuf,
+    },
+    /// List alerts.
+    Alerts,
+    /// List quarantined devices.
+    Quarantined,
+    /// Release a device's quarantine after review.
+    Release {
+        /// The device id.
+        device: String,
+        /// Review note (kept in the audit log).
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Print the health report.
+    Health,
+}
+
+/// A failure with its exit code.
+struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+fn config_error(e: impl Into<anyhow::Error>) -> Failure {
+    Failure {
+        code: 3,
+        error: e.into(),
+    }
+}
+
+fn runtime_error(e: impl Into<anyhow::Error>) -> Failure {
+    Failure {
+        code: 1,
+        error: e.into(),
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("caja-hub: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CAJA_HUB_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .map_err(runtime_error)
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Version => {
             println!("{}", caja_hub::version_text());
-            ExitCode::SUCCESS
+            Ok(())
+        }
+        Command::Init {
+            data_dir,
+            listen,
+            admin_token,
+        } => {
+            let mut cfg = HubConfig::default();
+            if let Some(l) = listen {
+                cfg.listen = l;
+            }
+            if let Some(t) = admin_token {
+                cfg.admin_token = t;
+            }
+            let report = datadir::init(&data_dir, cfg, &mut OsRandom::new(), &SystemClock)
+                .map_err(config_error)?;
+            report.config.validate().map_err(config_error)?;
+            println!("initialized hub in {}", data_dir.display());
+            println!("hub public key: {}", report.public_key.to_hex());
+            println!("hub key id:     {}", report.key_id);
+            println!("listen:         {}", report.config.listen);
+            println!(
+                "admin token:    in {} (owner-only)",
+                data_dir.join(caja_hub::config::CONFIG_FILE).display()
+            );
+            Ok(())
+        }
+        Command::Serve { data_dir } => {
+            let cfg =
+                HubConfig::load(&data_dir, |k| std::env::var(k).ok()).map_err(config_error)?;
+            init_logs(cfg.log_format);
+            let rt = runtime()?;
+            rt.block_on(async move {
+                let hub = server::start(&data_dir, cfg).await.map_err(|e| match e {
+                    server::ServeError::DataDir(_) => config_error(e),
+                    other => runtime_error(other),
+                })?;
+                // Tests and scripts read this line to learn a port picked by the OS.
+                println!("caja-hub listening on {}", hub.addr);
+                server::shutdown_signal().await;
+                tracing::info!("shutting down: finishing in-flight requests");
+                hub.stop().await.map_err(runtime_error)
+            })
+        }
+        Command::Rebuild { data_dir } => {
+            init_logs(LogFormat::Text);
+            let mut conn = caja_hub::store::open_offline(&data_dir.join(DB_FILE))
+                .context("cannot open the hub database")
+                .map_err(config_error)?;
+            let before = caja_hub::store::digest(&conn).map_err(runtime_error)?;
+            let n = caja_hub::store::rebuild(&mut conn).map_err(runtime_error)?;
+            let after = caja_hub::store::digest(&conn).map_err(runtime_error)?;
+            println!("rebuilt projections from {n} applied events");
+            println!("digest before: {before}");
+            println!("digest after:  {after}");
+            Ok(())
+        }
+        Command::Admin { url, token, action } => {
+            let rt = runtime()?;
+            rt.block_on(admin(&url, &token, action))
         }
     }
+}
+
+async fn admin(url: &str, token: &str, action: AdminAction) -> Result<(), Failure> {
+    let c = AdminClient::new(url, token).map_err(runtime_error)?;
+    let out = match action {
+        AdminAction::CreateStore { name, time_zone } => {
+            c.create_store(&name, time_zone.as_deref()).await
+        }
+        AdminAction::Stores => c.get("/v1/admin/stores").await,
+        AdminAction::CreateToken {
+            store,
+            name,
+            ttl_ms,
+        } => c.create_token(&store, &name, ttl_ms).await,
+        AdminAction::Devices { store } => c.devices(store.as_deref()).await,
+        AdminAction::Revoke { device, reason } => c.revoke(&device, &reason).await,
+        AdminAction::Rotate { device } => c.rotate(&device).await,
+        AdminAction::LoadCatalog { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))
+                .map_err(config_error)?;
+            let body: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", file.display()))
+                .map_err(config_error)?;
+            c.load_catalog(&body).await
+        }
+        AdminAction::Alerts => c.get("/v1/admin/alerts").await,
+        AdminAction::Quarantined => c.get("/v1/admin/quarantine").await,
+        AdminAction::Release { device, note } => c.release(&device, &note).await,
+        AdminAction::Health => c.get("/v1/health").await,
+    }
+    .map_err(runtime_error)?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&out).unwrap_or_else(|_| out.to_string())
+    );
+    Ok(())
 }

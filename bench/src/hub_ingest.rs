@@ -1,0 +1,321 @@
+//! `hub-ingest`: events/s through the hub's real HTTP push endpoint against raw
+//! SQLite inserts of the same rows, in the same run.
+//!
+//! Feature: a `caja-hub` service in a child process (so its peak RSS is its
+//! own), 20 enrolled registers, each pushing its pre-signed batches of 500
+//! events in order, the 20 concurrently. The events are a cashier's day
+//! (`caja_hub::workload`: shifts, sales, voids, fiado, stock, customers);
+//! references to other registers' events point to earlier rounds. Timed from the first request to the
+//! last acknowledgement; every event is authenticated, validated, stored,
+//! audited, gated and projected (`synchronous=FULL`).
+//!
+//! Baseline: the same event rows inserted into the hub's own `events` table
+//! (same schema and pragmas) in 1000-row transactions by one thread.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use caja_hub::admin_client::{install_crypto_provider, AdminClient};
+use caja_hub::config::HubConfig;
+use caja_hub::ratelimit::RateLimit;
+use caja_hub::system::{OsRandom, SystemClock};
+use caja_hub::workload::{Register, Workload};
+use caja_shared::checkpoint::Checkpoint;
+use caja_shared::clock::Clock;
+use caja_shared::event::Event;
+use caja_shared::ids::StoreId;
+use caja_shared::request::SignedHeaders;
+
+use crate::rss::peak_rss_kib;
+
+const TOKEN: &str = "bench-admin-token-0123456789abcdef";
+const DEVICES: usize = 20;
+const BATCH: usize = 500;
+
+/// Runs the measurement with `events` in total (rounded up to a multiple of
+/// 20 × 500), `rounds` times, each round on a fresh hub and a fresh raw
+/// database; reports the best time of each side (the machine is shared, so the
+/// best round is the least disturbed one) and the highest hub peak RSS.
+pub fn run(events: u64, rounds: u64) -> anyhow::Result<()> {
+    let per_device = usize::try_from(events)?.div_ceil(DEVICES * BATCH) * BATCH;
+    let total = per_device * DEVICES;
+    let mut best_feature = Duration::MAX;
+    let mut best_raw = Duration::MAX;
+    let mut peak_rss_kib = 0u64;
+    for round in 0..rounds.max(1) {
+        let (feature, raw, rss) = round_once(per_device)?;
+        println!(
+            "  round {}: hub {:.2?}, raw {:.2?}, hub peak RSS {} KiB",
+            round + 1,
+            feature,
+            raw,
+            rss.map_or("unknown".into(), |k| k.to_string())
+        );
+        best_feature = best_feature.min(feature);
+        best_raw = best_raw.min(raw);
+        peak_rss_kib = peak_rss_kib.max(rss.unwrap_or(0));
+    }
+    let feature_rate = rate(total, best_feature);
+    let raw_rate = rate(total, best_raw);
+    let milli = feature_rate * 1000 / raw_rate.max(1);
+    println!("hub-ingest: {total} events from {DEVICES} registers in pre-signed batches of {BATCH} (best of {rounds})");
+    println!("  raw SQLite inserts, 1000-row transactions:               {raw_rate:>8} events/s");
+    println!(
+        "  hub HTTP push (auth, checks, audit, gate, projections):  {feature_rate:>8} events/s"
+    );
+    println!(
+        "  ratio hub/raw: {}.{:03}x (goal >= 0.2x)",
+        milli / 1000,
+        milli % 1000
+    );
+    println!("  hub peak RSS: {peak_rss_kib} KiB");
+    Ok(())
+}
+
+/// One round: a fresh hub child, the HTTP ingest, then the raw inserts.
+fn round_once(per_device: usize) -> anyhow::Result<(Duration, Duration, Option<u64>)> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("hub");
+    let cfg = HubConfig {
+        listen: "127.0.0.1:0".parse()?,
+        admin_token: TOKEN.into(),
+        rate_limit: RateLimit {
+            burst: 100_000,
+            per_minute: 1_000_000,
+        },
+        ..HubConfig::default()
+    };
+    caja_hub::datadir::init(&dir, cfg, &mut OsRandom::new(), &SystemClock)?;
+    let exe = std::env::current_exe()?;
+    let mut child = Command::new(exe)
+        .arg("hub-ingest-serve")
+        .arg(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start the hub child")?;
+    let mut lines = BufReader::new(child.stdout.take().context("no stdout")?).lines();
+    let first = lines.next().context("hub child said nothing")??;
+    let Some(addr) = first.strip_prefix("listening ") else {
+        bail!("unexpected hub child output {first:?}");
+    };
+    let url = format!("http://{addr}");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let (elapsed, rows) = rt.block_on(feature(&url, per_device))?;
+    let mut stdin = child.stdin.take().context("no stdin")?;
+    writeln!(stdin, "stop")?;
+    let rss_line = lines.next().context("hub child did not report its RSS")??;
+    child.wait()?;
+    let rss = rss_line
+        .strip_prefix("peak_rss_kib ")
+        .and_then(|k| k.parse().ok());
+    let baseline = raw_inserts(&tmp.path().join("raw.db"), &rows)?;
+    Ok((elapsed, baseline, rss))
+}
+
+fn rate(events: usize, d: Duration) -> u64 {
+    let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1);
+    u64::try_from(events).unwrap_or(0) * 1_000_000 / micros
+}
+
+/// One request, ready to send: body and headers signed in advance.
+struct Prepared {
+    body: Vec<u8>,
+    headers: SignedHeaders,
+}
+
+type Row = (Event, i64);
+
+async fn feature(url: &str, per_device: usize) -> anyhow::Result<(Duration, Vec<Row>)> {
+    install_crypto_provider();
+    let admin = AdminClient::new(url, TOKEN)?;
+    let http = reqwest::Client::new();
+    let store: StoreId = admin.create_store("bench", None).await?["store"]
+        .as_str()
+        .context("no store id")?
+        .parse()?;
+    let mut registers = Vec::new();
+    for i in 0..DEVICES {
+        let t = admin
+            .create_token(&store.to_string(), &format!("caja {i}"), None)
+            .await?;
+        let v: serde_json::Value = http
+            .post(format!("{url}/v1/devices/enroll"))
+            .json(&serde_json::json!({ "token": t["token"] }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        registers.push(Register::new(
+            v["device"].as_str().context("device")?.parse()?,
+            caja_shared::key::DeviceKey::from_hex(v["key"].as_str().context("key")?)?,
+            v["key_id"].as_str().context("key id")?.parse()?,
+        ));
+    }
+    // Build and sign everything before the clock starts.
+    let mut w = Workload::new(5, store, registers);
+    let now = SystemClock.now_ms();
+    let mut rows = Vec::new();
+    let mut per_register: Vec<Vec<Prepared>> = (0..DEVICES).map(|_| Vec::new()).collect();
+    for _ in 0..per_device / BATCH {
+        // Cross-register references (a void of another register's sale, a
+        // payment on a debt opened elsewhere) go to events of earlier rounds,
+        // already pushed: what a chain of stores sees when its links are up.
+        w.settle();
+        for (r, out) in per_register.iter_mut().enumerate() {
+            let events: Vec<Event> = (0..BATCH).map(|_| w.next(r, now)).collect();
+            let reg = &w.registers[r];
+            let body = push_body(reg, &events)?;
+            let headers = SignedHeaders::sign(
+                &reg.key,
+                reg.device,
+                reg.key_id.clone(),
+                "POST",
+                "/v1/sync/push",
+                &body,
+                now,
+                &mut OsRandom::new(),
+            );
+            rows.extend(events.into_iter().map(|e| (e, now)));
+            out.push(Prepared { body, headers });
+        }
+    }
+    let http = Arc::new(http);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for batches in per_register {
+        let http = http.clone();
+        let url = url.to_owned();
+        tasks.push(tokio::spawn(async move {
+            for p in batches {
+                let mut req = http.post(format!("{url}/v1/sync/push")).body(p.body);
+                for (k, v) in p.headers.pairs() {
+                    req = req.header(k, v);
+                }
+                let resp = req.send().await?;
+                // Pre-signed requests cannot be retried (their nonce is spent);
+                // the hub's default queues are far larger than 20 registers.
+                if resp.status().as_u16() != 200 {
+                    bail!("push answered {}: {}", resp.status(), resp.text().await?);
+                }
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let elapsed = started.elapsed();
+    let metrics = http
+        .get(format!("{url}/metrics"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await?
+        .text()
+        .await?;
+    let metric = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name).filter(|_| !l.starts_with('#')))
+            .map_or_else(|| "?".to_owned(), |v| v.trim().to_owned())
+    };
+    println!(
+        "  writer busy {} ms of {} ms; events held for dependencies then released: {}",
+        metric("caja_hub_writer_busy_milliseconds"),
+        elapsed.as_millis(),
+        metric("caja_hub_events_held_total"),
+    );
+    Ok((elapsed, rows))
+}
+
+fn push_body(reg: &Register, events: &[Event]) -> anyhow::Result<Vec<u8>> {
+    let last = events.last().context("empty batch")?;
+    let cp = Checkpoint::sign(
+        &reg.key,
+        reg.key_id.clone(),
+        reg.device,
+        last.seq(),
+        last.hash(),
+    );
+    let mut out = format!("{{\"device\":\"{}\",\"events\":[", reg.device).into_bytes();
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(e.canonical_bytes());
+    }
+    out.extend_from_slice(
+        format!(
+            "],\"checkpoint\":{},\"backlog\":0}}",
+            serde_json::to_string(&cp)?
+        )
+        .as_bytes(),
+    );
+    Ok(out)
+}
+
+/// The baseline: the same rows into the hub's `events` table, 1000 per
+/// transaction, same pragmas (WAL, `synchronous=FULL`).
+fn raw_inserts(path: &std::path::Path, rows: &[Row]) -> anyhow::Result<Duration> {
+    let mut conn = caja_hub::store::open_offline(path)?;
+    let started = Instant::now();
+    for chunk in rows.chunks(1000) {
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO events (event_id, store_id, device_id, seq, hash, prev, kind, hlc_ms, hlc_n, bytes, received_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?;
+            for (e, received) in chunk {
+                let env = e.envelope();
+                stmt.execute(rusqlite::params![
+                    env.event_id.to_string(),
+                    env.store.to_string(),
+                    env.device.to_string(),
+                    i64::try_from(env.seq.get())?,
+                    e.hash().to_hex(),
+                    env.prev.to_hex(),
+                    env.kind.as_str(),
+                    env.hlc.ms(),
+                    i64::from(env.hlc.n()),
+                    e.canonical_bytes(),
+                    received
+                ])?;
+            }
+        }
+        tx.commit()?;
+    }
+    Ok(started.elapsed())
+}
+
+/// The child process: serves the hub of `dir` until a line arrives on stdin,
+/// then reports its own peak RSS.
+pub fn serve_child(dir: Option<&str>) -> anyhow::Result<()> {
+    let dir = std::path::PathBuf::from(dir.context("hub-ingest-serve needs a data dir")?);
+    let cfg = HubConfig::load(&dir, |_| None)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let hub = caja_hub::server::start(&dir, cfg).await?;
+        println!("listening {}", hub.addr);
+        std::io::stdout().flush()?;
+        tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            let _ = std::io::stdin().read_line(&mut line);
+        })
+        .await?;
+        hub.stop().await?;
+        anyhow::Ok(())
+    })?;
+    println!(
+        "peak_rss_kib {}",
+        peak_rss_kib().map_or("unknown".into(), |k| k.to_string())
+    );
+    Ok(())
+}

@@ -1,0 +1,164 @@
+//! The HTTP client behind `caja-hub admin …`: each command is one call to the
+//! admin API with `Authorization: Bearer <admin token>`.
+//!
+//! TLS, when the URL is `https://`, is rustls with ring's provider (ring stays
+//! the one crypto library).
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// Why an admin call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The hub could not be reached or answered garbage.
+    #[error("cannot talk to the hub: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The hub refused the call.
+    #[error("the hub answered {status}: {body}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The error body.
+        body: String,
+    },
+}
+
+/// A client of one hub's admin API.
+#[derive(Debug, Clone)]
+pub struct AdminClient {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+/// Installs ring as rustls's crypto provider (idempotent).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl AdminClient {
+    /// A client for the hub at `base` (e.g. `http://127.0.0.1:7878`).
+    pub fn new(base: &str, token: &str) -> Result<AdminClient, AdminError> {
+        install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()?;
+        Ok(AdminClient {
+            base: base.trim_end_matches('/').to_owned(),
+            token: token.to_owned(),
+            http,
+        })
+    }
+
+    /// One call: `method path` with an optional JSON body; the JSON answer.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, AdminError> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if !status.is_success() {
+            return Err(AdminError::Refused {
+                status: status.as_u16(),
+                body: text,
+            });
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// `POST /v1/admin/stores`.
+    pub async fn create_store(
+        &self,
+        name: &str,
+        time_zone: Option<&str>,
+    ) -> Result<Value, AdminError> {
+        let mut body = serde_json::json!({ "name": name });
+        if let Some(tz) = time_zone {
+            body["time_zone"] = tz.into();
+        }
+        self.call(reqwest::Method::POST, "/v1/admin/stores", Some(&body))
+            .await
+    }
+
+    /// `POST /v1/admin/enrollment-tokens`.
+    pub async fn create_token(
+        &self,
+        store: &str,
+        name: &str,
+        ttl_ms: Option<i64>,
+    ) -> Result<Value, AdminError> {
+        let mut body = serde_json::json!({ "store": store, "name": name });
+        if let Some(t) = ttl_ms {
+            body["ttl_ms"] = t.into();
+        }
+        self.call(
+            reqwest::Method::POST,
+            "/v1/admin/enrollment-tokens",
+            Some(&body),
+        )
+        .await
+    }
+
+    /// `GET /v1/admin/devices`.
+    pub async fn devices(&self, store: Option<&str>) -> Result<Value, AdminError> {
+        let path = match store {
+            Some(s) => format!("/v1/admin/devices?store={s}"),
+            None => "/v1/admin/devices".to_owned(),
+        };
+        self.call(reqwest::Method::GET, &path, None).await
+    }
+
+    /// `POST /v1/admin/devices/{device}/revoke`.
+    pub async fn revoke(&self, device: &str, reason: &str) -> Result<Value, AdminError> {
+        let body = serde_json::json!({ "reason": reason });
+        self.call(
+            reqwest::Method::POST,
+            &format!("/v1/admin/devices/{device}/revoke"),
+            Some(&body),
+        )
+        .await
+    }
+
+    /// `POST /v1/admin/devices/{device}/rotate`.
+    pub async fn rotate(&self, device: &str) -> Result<Value, AdminError> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/v1/admin/devices/{device}/rotate"),
+            None,
+        )
+        .await
+    }
+
+    /// `POST /v1/admin/devices/{device}/release`.
+    pub async fn release(&self, device: &str, note: &str) -> Result<Value, AdminError> {
+        let body = serde_json::json!({ "note": note });
+        self.call(
+            reqwest::Method::POST,
+            &format!("/v1/admin/devices/{device}/release"),
+            Some(&body),
+        )
+        .await
+    }
+
+    /// `POST /v1/admin/catalog` with a body `{"stores"?, "items"?, "prices"?}`.
+    pub async fn load_catalog(&self, body: &Value) -> Result<Value, AdminError> {
+        self.call(reqwest::Method::POST, "/v1/admin/catalog", Some(body))
+            .await
+    }
+
+    /// `GET` of a read-only admin path (`/v1/admin/alerts`, `/v1/health`, …).
+    pub async fn get(&self, path: &str) -> Result<Value, AdminError> {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+}

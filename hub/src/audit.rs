@@ -1,0 +1,152 @@
+//! Audit log entries (DESIGN.md "Audit log v1"): the canonical JSON
+//! `{"index","kind","at_ms","store","data"}` and its RFC 9162 leaf hash.
+//!
+//! The store appends one entry, in the same transaction, for every accepted
+//! event, rejected tampered chain, enrollment, reused enrollment token,
+//! revocation, rotation, detected conflict and admin action; the table is
+//! append-only (SQL triggers) and keeps the leaf hash beside each entry so the
+//! Audit issue can build the Merkle tree and its proofs over it.
+//!
+//! Architecture invariant: pure; entries are built from values, not read from
+//! the database or the clock.
+
+use caja_shared::canonical::{Object, Value};
+use caja_shared::digest::Hash256;
+use caja_shared::ids::StoreId;
+use caja_shared::merkle;
+
+/// What an entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditKind {
+    /// A register's event was stored (held or applied).
+    EventAccepted,
+    /// The hub appended an event to a store's hub chain.
+    HubEventAppended,
+    /// A push contradicted stored history; the device was quarantined.
+    ChainMismatch,
+    /// A device enrolled with a one-time token.
+    DeviceEnrolled,
+    /// Someone presented a used or expired enrollment token.
+    EnrollmentTokenReused,
+    /// Head office revoked a device.
+    DeviceRevoked,
+    /// A device key was rotated (by the device or by head office).
+    KeyRotated,
+    /// A conflict was detected between accepted events.
+    ConflictDetected,
+    /// Head office created a store.
+    StoreCreated,
+    /// Head office created an enrollment token.
+    EnrollmentTokenCreated,
+    /// Head office released a quarantine.
+    QuarantineReleased,
+}
+
+impl AuditKind {
+    /// The name written in the entry's `kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::EventAccepted => "event_accepted",
+            AuditKind::HubEventAppended => "hub_event_appended",
+            AuditKind::ChainMismatch => "chain_mismatch",
+            AuditKind::DeviceEnrolled => "device_enrolled",
+            AuditKind::EnrollmentTokenReused => "enrollment_token_reused",
+            AuditKind::DeviceRevoked => "device_revoked",
+            AuditKind::KeyRotated => "key_rotated",
+            AuditKind::ConflictDetected => "conflict_detected",
+            AuditKind::StoreCreated => "store_created",
+            AuditKind::EnrollmentTokenCreated => "enrollment_token_created",
+            AuditKind::QuarantineReleased => "quarantine_released",
+        }
+    }
+}
+
+/// One audit entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Position in the log, from 0, gapless.
+    pub index: u64,
+    /// What happened.
+    pub kind: AuditKind,
+    /// When (hub clock, UTC ms).
+    pub at_ms: i64,
+    /// The store concerned (`null` for hub-wide actions).
+    pub store: Option<StoreId>,
+    /// Details; a canonical-JSON object.
+    pub data: Value,
+}
+
+impl AuditEntry {
+    /// The entry's canonical bytes: one line of `entries.jsonl`.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        let mut o = Object::new();
+        // The index is far below 2^53 (one entry per event).
+        o.insert(
+            "index".into(),
+            Value::Int(i64::try_from(self.index).unwrap_or(i64::MAX)),
+        );
+        o.insert("kind".into(), Value::String(self.kind.as_str().into()));
+        o.insert("at_ms".into(), Value::Int(self.at_ms));
+        o.insert(
+            "store".into(),
+            self.store
+                .map_or(Value::Null, |s| Value::String(s.to_string())),
+        );
+        o.insert("data".into(), self.data.clone());
+        Value::Object(o).to_canonical_bytes()
+    }
+
+    /// RFC 9162 leaf hash of the canonical bytes.
+    pub fn leaf_hash(&self) -> Hash256 {
+        merkle::leaf_hash(&self.canonical_bytes())
+    }
+}
+
+/// Builds a `data` object from (key, value) pairs.
+pub fn data<const N: usize>(pairs: [(&str, Value); N]) -> Value {
+    let mut o = Object::new();
+    for (k, v) in pairs {
+        o.insert(k.to_owned(), v);
+    }
+    Value::Object(o)
+}
+
+/// A string value.
+pub fn s(v: impl ToString) -> Value {
+    Value::String(v.to_string())
+}
+
+/// An integer value (saturating at the canonical-JSON limit).
+pub fn n(v: impl TryInto<i64>) -> Value {
+    Value::Int(
+        v.try_into()
+            .unwrap_or(caja_shared::canonical::MAX_SAFE_INTEGER)
+            .min(caja_shared::canonical::MAX_SAFE_INTEGER),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_bytes_are_canonical_and_leaf_hashed() {
+        let e = AuditEntry {
+            index: 0,
+            kind: AuditKind::DeviceEnrolled,
+            at_ms: 5,
+            store: Some("01935f4e-8a00-7000-8000-0000000000a1".parse().unwrap()),
+            data: data([("device", s("d")), ("key_id", s("k1"))]),
+        };
+        let text = String::from_utf8(e.canonical_bytes()).unwrap();
+        assert_eq!(
+            text,
+            r#"{"at_ms":5,"data":{"device":"d","key_id":"k1"},"index":0,"kind":"device_enrolled","store":"01935f4e-8a00-7000-8000-0000000000a1"}"#
+        );
+        assert_eq!(e.leaf_hash(), merkle::leaf_hash(text.as_bytes()));
+        let hubwide = AuditEntry { store: None, ..e };
+        assert!(String::from_utf8(hubwide.canonical_bytes())
+            .unwrap()
+            .contains(r#""store":null"#));
+    }
+}

@@ -1,0 +1,296 @@
+//! The hub's configuration: one struct, read in one place ([`HubConfig::load`])
+//! from `hub.toml` in the data directory, then overridden by `CAJA_HUB_*`
+//! environment variables. Every field has a default that works.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ratelimit::RateLimit;
+
+/// The file name of the configuration inside the data directory.
+pub const CONFIG_FILE: &str = "hub.toml";
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Everything `caja-hub serve` can be told.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HubConfig {
+    /// Address to listen on (`127.0.0.1:0` picks a free port).
+    pub listen: SocketAddr,
+    /// Bearer token for the admin API, `/v1/health` and `/metrics`.
+    pub admin_token: String,
+    /// Largest request body accepted (413 beyond).
+    pub body_limit_bytes: usize,
+    /// Writer jobs that may wait before requests get 429.
+    pub ingest_queue: usize,
+    /// Most jobs committed in one writer transaction.
+    pub max_batch_jobs: usize,
+    /// Requests handled at once before new ones get 429.
+    pub max_concurrent_requests: usize,
+    /// Read-only SQLite connections.
+    pub read_connections: usize,
+    /// Most events in one push.
+    pub max_events_per_push: usize,
+    /// Most events in one pull or own page.
+    pub max_page: usize,
+    /// How long a rotated device key stays valid.
+    pub key_grace_ms: i64,
+    /// Default lifetime of an enrollment token.
+    pub token_ttl_ms: i64,
+    /// Per-device request rate limit.
+    pub rate_limit: RateLimit,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+impl std::fmt::Debug for HubConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubConfig")
+            .field("listen", &self.listen)
+            .field("admin_token", &"<redacted>")
+            .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("ingest_queue", &self.ingest_queue)
+            .field("max_batch_jobs", &self.max_batch_jobs)
+            .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .field("read_connections", &self.read_connections)
+            .field("max_events_per_push", &self.max_events_per_push)
+            .field("max_page", &self.max_page)
+            .field("key_grace_ms", &self.key_grace_ms)
+            .field("token_ttl_ms", &self.token_ttl_ms)
+            .field("rate_limit", &self.rate_limit)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
+}
+
+impl Default for HubConfig {
+    fn default() -> HubConfig {
+        HubConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
+            admin_token: String::new(),
+            body_limit_bytes: 8 * 1024 * 1024,
+            ingest_queue: 256,
+            max_batch_jobs: 64,
+            max_concurrent_requests: 256,
+            read_connections: 4,
+            max_events_per_push: 5000,
+            max_page: 1000,
+            key_grace_ms: 24 * 3_600_000,
+            token_ttl_ms: 24 * 3_600_000,
+            rate_limit: RateLimit {
+                burst: 120,
+                per_minute: 1200,
+            },
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this struct.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// An environment variable has a bad value.
+    #[error("environment variable {name}: {message}")]
+    Env {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("configuration {field}: {message}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn env_parse<T: std::str::FromStr>(
+    env: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    target: &mut T,
+) -> Result<(), ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    if let Some(v) = env(name) {
+        *target = v.trim().parse().map_err(|e: T::Err| ConfigError::Env {
+            name,
+            message: e.to_string(),
+        })?;
+    }
+    Ok(())
+}
+
+impl HubConfig {
+    /// Reads `hub.toml` from `data_dir` (defaults when absent), applies the
+    /// `CAJA_HUB_*` variables that `env` returns, and validates.
+    pub fn load(
+        data_dir: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<HubConfig, ConfigError> {
+        let path = data_dir.join(CONFIG_FILE);
+        let mut cfg = match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                path: path.clone(),
+                message: e.to_string(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HubConfig::default(),
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        env_parse(&env, "CAJA_HUB_LISTEN", &mut cfg.listen)?;
+        if let Some(t) = env("CAJA_HUB_ADMIN_TOKEN") {
+            cfg.admin_token = t;
+        }
+        env_parse(&env, "CAJA_HUB_BODY_LIMIT_BYTES", &mut cfg.body_limit_bytes)?;
+        env_parse(&env, "CAJA_HUB_INGEST_QUEUE", &mut cfg.ingest_queue)?;
+        env_parse(&env, "CAJA_HUB_MAX_BATCH_JOBS", &mut cfg.max_batch_jobs)?;
+        env_parse(
+            &env,
+            "CAJA_HUB_MAX_CONCURRENT_REQUESTS",
+            &mut cfg.max_concurrent_requests,
+        )?;
+        env_parse(&env, "CAJA_HUB_READ_CONNECTIONS", &mut cfg.read_connections)?;
+        env_parse(
+            &env,
+            "CAJA_HUB_MAX_EVENTS_PER_PUSH",
+            &mut cfg.max_events_per_push,
+        )?;
+        env_parse(&env, "CAJA_HUB_MAX_PAGE", &mut cfg.max_page)?;
+        env_parse(&env, "CAJA_HUB_KEY_GRACE_MS", &mut cfg.key_grace_ms)?;
+        env_parse(&env, "CAJA_HUB_TOKEN_TTL_MS", &mut cfg.token_ttl_ms)?;
+        env_parse(&env, "CAJA_HUB_RATE_LIMIT_BURST", &mut cfg.rate_limit.burst)?;
+        env_parse(
+            &env,
+            "CAJA_HUB_RATE_LIMIT_PER_MINUTE",
+            &mut cfg.rate_limit.per_minute,
+        )?;
+        if let Some(v) = env("CAJA_HUB_LOG_FORMAT") {
+            cfg.log_format = match v.trim() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => {
+                    return Err(ConfigError::Env {
+                        name: "CAJA_HUB_LOG_FORMAT",
+                        message: format!("expected text or json, got {other:?}"),
+                    })
+                }
+            };
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks ranges.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |field, message: &str| {
+            Err(ConfigError::Invalid {
+                field,
+                message: message.to_owned(),
+            })
+        };
+        if self.admin_token.len() < 16 {
+            return bad(
+                "admin_token",
+                "must be at least 16 characters (caja-hub init generates one)",
+            );
+        }
+        if self.body_limit_bytes < 1024 {
+            return bad("body_limit_bytes", "must be at least 1024");
+        }
+        for (field, v) in [
+            ("ingest_queue", self.ingest_queue),
+            ("max_batch_jobs", self.max_batch_jobs),
+            ("max_concurrent_requests", self.max_concurrent_requests),
+            ("read_connections", self.read_connections),
+            ("max_events_per_push", self.max_events_per_push),
+            ("max_page", self.max_page),
+        ] {
+            if v == 0 {
+                return bad(field, "must be at least 1");
+            }
+        }
+        if self.key_grace_ms < 0 || self.token_ttl_ms <= 0 {
+            return bad("key_grace_ms", "durations must be positive");
+        }
+        if self.rate_limit.burst == 0 {
+            return bad("rate_limit.burst", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The file text `caja-hub init` writes.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_env_then_validation() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = HubConfig {
+            admin_token: "a".repeat(32),
+            ..HubConfig::default()
+        };
+        std::fs::write(dir.path().join(CONFIG_FILE), cfg.to_toml()).unwrap();
+        let loaded = HubConfig::load(dir.path(), |_| None).unwrap();
+        assert_eq!(loaded, cfg);
+        let env = |k: &str| match k {
+            "CAJA_HUB_LISTEN" => Some("127.0.0.1:0".to_owned()),
+            "CAJA_HUB_RATE_LIMIT_BURST" => Some("3".to_owned()),
+            _ => None,
+        };
+        let loaded = HubConfig::load(dir.path(), env).unwrap();
+        assert_eq!(loaded.listen.port(), 0);
+        assert_eq!(loaded.rate_limit.burst, 3);
+        let err = HubConfig::load(dir.path(), |k| {
+            (k == "CAJA_HUB_INGEST_QUEUE").then(|| "x".into())
+        });
+        assert!(matches!(
+            err,
+            Err(ConfigError::Env {
+                name: "CAJA_HUB_INGEST_QUEUE",
+                ..
+            })
+        ));
+        std::fs::write(dir.path().join(CONFIG_FILE), "colour = 1\n").unwrap();
+        assert!(matches!(
+            HubConfig::load(dir.path(), |_| None),
+            Err(ConfigError::Parse { .. })
+        ));
+        assert!(!format!("{cfg:?}").contains("aaaa"));
+    }
+}

@@ -1,0 +1,226 @@
+//! The health report of `GET /v1/health` (DESIGN.md "Health report"): `overall`
+//! (`healthy | degraded | critical`), with sections sync, consistency,
+//! conflicts, fiscal and stock, and the reasons behind `overall`.
+//!
+//! Rules: **critical** when a fiscal number is used twice or a device is
+//! quarantined (history was contradicted); **degraded** when events are held
+//! for more than [`HELD_AGE_DEGRADED_MS`], conflicts are open, a device's clock
+//! is more than [`SKEW_DEGRADED_MS`] off, stock is negative or an alert is open;
+//! otherwise **healthy**.
+//!
+//! Architecture invariant: pure; computed from [`HealthInputs`] and `now_ms`.
+
+use serde::Serialize;
+
+use crate::store::HealthInputs;
+
+/// Held events older than this degrade health.
+pub const HELD_AGE_DEGRADED_MS: i64 = 5 * 60_000;
+/// A device clock further off than this degrades health.
+pub const SKEW_DEGRADED_MS: i64 = 60_000;
+/// A device silent for longer is shown with an open circuit (hub's view).
+pub const SILENT_MS: i64 = 15 * 60_000;
+
+/// `healthy | degraded | critical`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Overall {
+    /// All good.
+    Healthy,
+    /// Something needs attention.
+    Degraded,
+    /// Something is wrong now.
+    Critical,
+}
+
+/// One device in the sync section.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceHealth {
+    /// Device.
+    pub device: String,
+    /// Store.
+    pub store: String,
+    /// Name.
+    pub name: String,
+    /// Last push.
+    pub last_push_ms: Option<i64>,
+    /// Unsynced events the node reported with its last push.
+    pub backlog: u64,
+    /// Node clock minus hub clock at its last signed request.
+    pub clock_skew_ms: Option<i64>,
+    /// Hub-side view of the link: `closed` (pushing), `open` (silent for more
+    /// than 15 min or never pushed). The node's own breaker state is not sent.
+    pub circuit: &'static str,
+    /// `active`, `quarantined` or `revoked`.
+    pub status: &'static str,
+    /// Highest contiguous seq the hub holds.
+    pub acked_seq: u64,
+}
+
+/// The report.
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthReport {
+    /// The summary.
+    pub overall: Overall,
+    /// Why `overall` is not healthy.
+    pub reasons: Vec<String>,
+    /// The hub's clock.
+    pub hub_time_ms: i64,
+    /// Per device.
+    pub sync: serde_json::Value,
+    /// Held events and quarantines.
+    pub consistency: serde_json::Value,
+    /// Conflicts.
+    pub conflicts: serde_json::Value,
+    /// Fiscal numbers.
+    pub fiscal: serde_json::Value,
+    /// Stock.
+    pub stock: serde_json::Value,
+}
+
+/// Computes the report.
+pub fn report(inputs: &HealthInputs, now_ms: i64) -> HealthReport {
+    let mut overall = Overall::Healthy;
+    let mut reasons = Vec::new();
+    let mut flag = |level: Overall, why: String, overall: &mut Overall| {
+        *overall = (*overall).max(level);
+        reasons.push(why);
+    };
+    let mut devices = Vec::new();
+    let mut quarantined = Vec::new();
+    for d in &inputs.devices {
+        let status = if d.revoked_at_ms.is_some() {
+            "revoked"
+        } else if d.quarantined_at_ms.is_some() {
+            "quarantined"
+        } else {
+            "active"
+        };
+        if status == "quarantined" {
+            quarantined.push(d.device.to_string());
+        }
+        let pushing = d.last_push_ms.is_some_and(|t| now_ms - t <= SILENT_MS);
+        if status == "active" {
+            if let Some(skew) = d.clock_skew_ms.filter(|s| s.abs() > SKEW_DEGRADED_MS) {
+                flag(
+                    Overall::Degraded,
+                    format!("device {} clock is {skew} ms off", d.device),
+                    &mut overall,
+                );
+            }
+        }
+        devices.push(DeviceHealth {
+            device: d.device.to_string(),
+            store: d.store.to_string(),
+            name: d.name.clone(),
+            last_push_ms: d.last_push_ms,
+            backlog: d.backlog,
+            clock_skew_ms: d.clock_skew_ms,
+            circuit: if pushing { "closed" } else { "open" },
+            status,
+            acked_seq: d.acked_seq,
+        });
+    }
+    if !quarantined.is_empty() {
+        flag(
+            Overall::Critical,
+            format!(
+                "{} device(s) quarantined after a chain mismatch",
+                quarantined.len()
+            ),
+            &mut overall,
+        );
+    }
+    if inputs.fiscal_duplicates > 0 {
+        flag(
+            Overall::Critical,
+            format!("{} fiscal number(s) used twice", inputs.fiscal_duplicates),
+            &mut overall,
+        );
+    }
+    let oldest_age = inputs.oldest_held_since_ms.map(|t| (now_ms - t).max(0));
+    if let Some(age) = oldest_age.filter(|a| *a > HELD_AGE_DEGRADED_MS) {
+        flag(
+            Overall::Degraded,
+            format!(
+                "{} event(s) held for dependencies, oldest for {age} ms",
+                inputs.held_events
+            ),
+            &mut overall,
+        );
+    }
+    if inputs.conflicts_open > 0 {
+        flag(
+            Overall::Degraded,
+            format!("{} open conflict(s)", inputs.conflicts_open),
+            &mut overall,
+        );
+    }
+    if inputs.negative_stock > 0 {
+        flag(
+            Overall::Degraded,
+            format!("{} product(s) with negative stock", inputs.negative_stock),
+            &mut overall,
+        );
+    }
+    if inputs.open_alerts > 0 {
+        flag(
+            Overall::Degraded,
+            format!("{} open alert(s)", inputs.open_alerts),
+            &mut overall,
+        );
+    }
+    HealthReport {
+        overall,
+        reasons,
+        hub_time_ms: now_ms,
+        sync: serde_json::json!({ "devices": devices }),
+        consistency: serde_json::json!({
+            "held_events": inputs.held_events,
+            "oldest_held_age_ms": oldest_age,
+            "quarantined_devices": quarantined,
+        }),
+        conflicts: serde_json::json!({
+            "last_24h": inputs.conflicts_24h,
+            "open": inputs.conflicts_open,
+        }),
+        fiscal: serde_json::json!({
+            // Fiscal ranges are granted by the Fiscal issue; none exist yet.
+            "active_ranges": 0,
+            "numbers_left": [],
+            "duplicates": inputs.fiscal_duplicates,
+        }),
+        stock: serde_json::json!({
+            // Oversells beyond an escrow quota come with the Escrow issue.
+            "oversells": 0,
+            "negative_products": inputs.negative_stock,
+            "open_alerts": inputs.negative_stock + inputs.open_alerts,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overall_follows_the_rules() {
+        let now = 1_000_000_000;
+        let mut inputs = HealthInputs::default();
+        assert_eq!(report(&inputs, now).overall, Overall::Healthy);
+        inputs.held_events = 2;
+        inputs.oldest_held_since_ms = Some(now - 1000);
+        assert_eq!(report(&inputs, now).overall, Overall::Healthy);
+        inputs.oldest_held_since_ms = Some(now - HELD_AGE_DEGRADED_MS - 1);
+        let r = report(&inputs, now);
+        assert_eq!(r.overall, Overall::Degraded);
+        assert_eq!(
+            r.consistency["oldest_held_age_ms"],
+            HELD_AGE_DEGRADED_MS + 1
+        );
+        inputs.fiscal_duplicates = 1;
+        let r = report(&inputs, now);
+        assert_eq!(r.overall, Overall::Critical);
+        assert_eq!(r.reasons.len(), 2);
+    }
+}

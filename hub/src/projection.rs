@@ -1,0 +1,1204 @@
+//! Hub projections: what head office reads (sales, payments, voids, debts per
+//! customer, stock per product and store, shifts and Z totals, customers,
+//! catalog, prices) and the conflicts found between accepted events.
+//!
+//! An applied event becomes a list of [`Fact`]s ([`facts`]); the store writes
+//! each fact as one row keyed by its event, and [`Projections`] is the same
+//! state in memory. Everything derived (stock, balances, Z totals) is a sum over
+//! facts, and the few "latest value" facts use a total order that does not
+//! depend on arrival: customers `lww` (HLC, then device, then event id),
+//! catalog items and prices `server_wins` (the hub chain's seq). So the state is
+//! a function of the *set* of applied events (DESIGN invariant 5), which the
+//! property test checks over many causal orders, and `caja-hub rebuild`
+//! recomputes it from the event store.
+//!
+//! Conflicts are monotone predicates over the facts of one [`Subject`] (once
+//! true, more facts keep them true), so detecting them incrementally as events
+//! are applied finds the same set as computing them over all facts:
+//! - `duplicate_fiscal_number` (`manual`): two sales with one fiscal number;
+//! - `debt_overpaid` (`manual`): positive payments beyond the smallest amount
+//!   a debt was opened with;
+//! - `hub_kind_from_register` (`manual`): a register wrote a kind only the hub
+//!   writes (stored as a fact of the register's chain, never applied as a price
+//!   or a catalog change).
+//!
+//! Architecture invariant: pure; no SQL. The store reads facts back into
+//! [`Projections`] to compute the same digest.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use caja_shared::canonical::{Object, Value};
+use caja_shared::digest::Hash256;
+use caja_shared::hlc::Hlc;
+use caja_shared::ids::{
+    ConflictId, CustomerId, DebtId, DeviceId, EventId, PaymentId, SaleId, ShiftId, Sku, StoreId,
+};
+use caja_shared::kind::{EventBody, PaymentMethod};
+
+/// Where an event comes from: a register's chain or a store's hub chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A register.
+    Register,
+    /// The hub (the store's hub device).
+    Hub,
+}
+
+/// The envelope fields projections need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventMeta {
+    /// The event.
+    pub event_id: EventId,
+    /// Its store.
+    pub store: StoreId,
+    /// Its device.
+    pub device: DeviceId,
+    /// Its seq in the device's chain.
+    pub seq: u64,
+    /// Its HLC.
+    pub hlc: Hlc,
+    /// Who wrote it.
+    pub origin: Origin,
+}
+
+/// One row of projection state, derived from one applied event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fact {
+    /// A shift was opened.
+    Shift {
+        /// Event.
+        event_id: EventId,
+        /// Shift.
+        shift_id: ShiftId,
+        /// Store.
+        store: StoreId,
+        /// Register.
+        device: DeviceId,
+        /// Cashier.
+        cashier: String,
+        /// Cash float.
+        opening_float: i64,
+    },
+    /// A shift was closed (the Z report's counts).
+    ShiftClose {
+        /// Event.
+        event_id: EventId,
+        /// Shift.
+        shift_id: ShiftId,
+        /// Store.
+        store: StoreId,
+        /// Cash expected by the register.
+        expected_cash: i64,
+        /// Cash counted.
+        counted_cash: i64,
+    },
+    /// A sale.
+    Sale {
+        /// Event.
+        event_id: EventId,
+        /// Sale.
+        sale_id: SaleId,
+        /// Store.
+        store: StoreId,
+        /// Register.
+        device: DeviceId,
+        /// Shift, if any.
+        shift_id: Option<ShiftId>,
+        /// Customer, if any.
+        customer: Option<CustomerId>,
+        /// Total, tax included.
+        total: i64,
+        /// Tax.
+        tax: i64,
+        /// Change given.
+        change: i64,
+        /// Fiscal number (series, number).
+        fiscal: Option<(String, String)>,
+    },
+    /// One line of a sale.
+    SaleLine {
+        /// Event.
+        event_id: EventId,
+        /// Line index.
+        line: u32,
+        /// Sale.
+        sale_id: SaleId,
+        /// Store.
+        store: StoreId,
+        /// Product.
+        product: Sku,
+        /// Quantity in thousandths.
+        qty_milli: i64,
+        /// Line total.
+        total: i64,
+        /// Line tax.
+        tax: i64,
+    },
+    /// A payment on a sale (inside the sale, or taken later).
+    Payment {
+        /// Event.
+        event_id: EventId,
+        /// Index inside the event (0 for `PaymentTaken`).
+        idx: u32,
+        /// Payment id (`PaymentTaken` only).
+        payment_id: Option<PaymentId>,
+        /// Sale.
+        sale_id: SaleId,
+        /// Store.
+        store: StoreId,
+        /// Method.
+        method: PaymentMethod,
+        /// Amount.
+        amount: i64,
+    },
+    /// A sale was voided.
+    Void {
+        /// Event.
+        event_id: EventId,
+        /// Sale.
+        sale_id: SaleId,
+        /// Store.
+        store: StoreId,
+    },
+    /// Store credit extended.
+    Debt {
+        /// Event.
+        event_id: EventId,
+        /// Debt.
+        debt_id: DebtId,
+        /// Store.
+        store: StoreId,
+        /// Customer.
+        customer: CustomerId,
+        /// Amount owed.
+        amount: i64,
+    },
+    /// A payment on a debt.
+    DebtPayment {
+        /// Event.
+        event_id: EventId,
+        /// Payment.
+        payment_id: PaymentId,
+        /// Debt.
+        debt_id: DebtId,
+        /// Store.
+        store: StoreId,
+        /// Customer.
+        customer: CustomerId,
+        /// Amount.
+        amount: i64,
+    },
+    /// A stock receipt or count delta.
+    StockMove {
+        /// Event.
+        event_id: EventId,
+        /// Store.
+        store: StoreId,
+        /// Product.
+        product: Sku,
+        /// Signed delta.
+        delta_milli: i64,
+    },
+    /// A customer's fields (`lww`: the greatest (hlc, device, event) wins).
+    Customer {
+        /// Customer.
+        customer_id: CustomerId,
+        /// Event.
+        event_id: EventId,
+        /// HLC of the event.
+        hlc: Hlc,
+        /// Writing device.
+        device: DeviceId,
+        /// The body's canonical JSON.
+        body: String,
+    },
+    /// A catalog item of a store (`server_wins`: the greatest hub seq wins).
+    CatalogItem {
+        /// Store.
+        store: StoreId,
+        /// Product.
+        product: Sku,
+        /// Event.
+        event_id: EventId,
+        /// Seq in the store's hub chain.
+        hub_seq: u64,
+        /// The body's canonical JSON.
+        body: String,
+    },
+    /// A price of a store (`server_wins`).
+    Price {
+        /// Store.
+        store: StoreId,
+        /// Product.
+        product: Sku,
+        /// Event.
+        event_id: EventId,
+        /// Seq in the store's hub chain.
+        hub_seq: u64,
+        /// Shelf price.
+        unit_price: i64,
+    },
+    /// A register wrote a kind only the hub writes.
+    ForeignKind {
+        /// Event.
+        event_id: EventId,
+        /// Store.
+        store: StoreId,
+        /// Register.
+        device: DeviceId,
+        /// The kind's name.
+        kind: String,
+    },
+}
+
+/// The facts of one applied event.
+pub fn facts(meta: &EventMeta, body: &EventBody) -> Vec<Fact> {
+    let (event_id, store, device) = (meta.event_id, meta.store, meta.device);
+    let hub_only = matches!(
+        body,
+        EventBody::CatalogItemUpserted(_)
+            | EventBody::PriceSet(_)
+            | EventBody::FiscalRangeGranted(_)
+            | EventBody::EscrowGranted(_)
+            | EventBody::ConflictResolved(_)
+    );
+    if hub_only && meta.origin == Origin::Register {
+        return vec![Fact::ForeignKind {
+            event_id,
+            store,
+            device,
+            kind: body.kind().as_str().to_owned(),
+        }];
+    }
+    if !hub_only && meta.origin == Origin::Hub {
+        // The hub writes only hub kinds; nothing else is projected from its chain.
+        return vec![];
+    }
+    match body {
+        EventBody::ShiftOpened(b) => vec![Fact::Shift {
+            event_id,
+            shift_id: b.shift_id,
+            store,
+            device,
+            cashier: b.cashier.clone(),
+            opening_float: b.opening_float.0,
+        }],
+        EventBody::ShiftClosed(b) => vec![Fact::ShiftClose {
+            event_id,
+            shift_id: b.shift_id,
+            store,
+            expected_cash: b.expected_cash.0,
+            counted_cash: b.counted_cash.0,
+        }],
+        EventBody::SaleCreated(b) => {
+            let mut out = vec![Fact::Sale {
+                event_id,
+                sale_id: b.sale_id,
+                store,
+                device,
+                shift_id: b.shift_id,
+                customer: b.customer,
+                total: b.total.0,
+                tax: b.tax.0,
+                change: b.change.0,
+                fiscal: b
+                    .fiscal
+                    .as_ref()
+                    .map(|f| (f.series.clone(), f.number.clone())),
+            }];
+            for (i, l) in b.lines.iter().enumerate() {
+                out.push(Fact::SaleLine {
+                    event_id,
+                    line: u32::try_from(i).unwrap_or(u32::MAX),
+                    sale_id: b.sale_id,
+                    store,
+                    product: l.product.clone(),
+                    qty_milli: l.qty_milli.0,
+                    total: l.total.0,
+                    tax: l.tax.0,
+                });
+            }
+            for (i, p) in b.payments.iter().enumerate() {
+                out.push(Fact::Payment {
+                    event_id,
+                    idx: u32::try_from(i).unwrap_or(u32::MAX),
+                    payment_id: None,
+                    sale_id: b.sale_id,
+                    store,
+                    method: p.method,
+                    amount: p.amount.0,
+                });
+            }
+            out
+        }
+        EventBody::SaleVoided(b) => vec![Fact::Void {
+            event_id,
+            sale_id: b.sale_id,
+            store,
+        }],
+        EventBody::PaymentTaken(b) => vec![Fact::Payment {
+            event_id,
+            idx: 0,
+            payment_id: Some(b.payment_id),
+            sale_id: b.sale_id,
+            store,
+            method: b.method,
+            amount: b.amount.0,
+        }],
+        EventBody::DebtOpened(b) => vec![Fact::Debt {
+            event_id,
+            debt_id: b.debt_id,
+            store,
+            customer: b.customer,
+            amount: b.amount.0,
+        }],
+        EventBody::DebtPaymentTaken(b) => vec![Fact::DebtPayment {
+            event_id,
+            payment_id: b.payment_id,
+            debt_id: b.debt_id,
+            store,
+            customer: b.customer,
+            amount: b.amount.0,
+        }],
+        EventBody::StockReceived(b) => vec![Fact::StockMove {
+            event_id,
+            store,
+            product: b.product.clone(),
+            delta_milli: b.qty_milli.0,
+        }],
+        EventBody::StockCounted(b) => vec![Fact::StockMove {
+            event_id,
+            store,
+            product: b.product.clone(),
+            delta_milli: b.delta_milli.0,
+        }],
+        EventBody::CustomerUpserted(b) => vec![Fact::Customer {
+            customer_id: b.customer_id,
+            event_id,
+            hlc: meta.hlc,
+            device,
+            body: body_json(body),
+        }],
+        EventBody::CatalogItemUpserted(b) => vec![Fact::CatalogItem {
+            store,
+            product: b.product.clone(),
+            event_id,
+            hub_seq: meta.seq,
+            body: body_json(body),
+        }],
+        EventBody::PriceSet(b) => vec![Fact::Price {
+            store,
+            product: b.product.clone(),
+            event_id,
+            hub_seq: meta.seq,
+            unit_price: b.unit_price.0,
+        }],
+        // Fiscal ranges, escrow and resolutions are projected by their issues.
+        EventBody::FiscalRangeGranted(_)
+        | EventBody::FiscalNumbersReleased(_)
+        | EventBody::EscrowGranted(_)
+        | EventBody::EscrowReleased(_)
+        | EventBody::ConflictResolved(_) => vec![],
+    }
+}
+
+fn body_json(body: &EventBody) -> String {
+    body.to_value()
+        .map(|v| v.to_canonical_string())
+        .unwrap_or_default()
+}
+
+/// What a conflict is about: the facts to look at to decide it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Subject {
+    /// A fiscal number (series, number).
+    Fiscal(String, String),
+    /// A debt.
+    Debt(DebtId),
+    /// One event (a hub kind written by a register).
+    Event(EventId),
+}
+
+impl Subject {
+    fn key(&self) -> String {
+        match self {
+            Subject::Fiscal(series, number) => format!("fiscal:{series}:{number}"),
+            Subject::Debt(d) => format!("debt:{d}"),
+            Subject::Event(e) => format!("event:{e}"),
+        }
+    }
+}
+
+/// The subjects whose conflicts a fact may change.
+pub fn subjects(fact: &Fact) -> Vec<Subject> {
+    match fact {
+        Fact::Sale {
+            fiscal: Some((series, number)),
+            ..
+        } => vec![Subject::Fiscal(series.clone(), number.clone())],
+        Fact::Debt { debt_id, .. } | Fact::DebtPayment { debt_id, .. } => {
+            vec![Subject::Debt(*debt_id)]
+        }
+        Fact::ForeignKind { event_id, .. } => vec![Subject::Event(*event_id)],
+        _ => vec![],
+    }
+}
+
+/// A conflict between accepted events, kept until an operator resolves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    /// Stable id: a function of `reason` and the subject.
+    pub conflict_id: ConflictId,
+    /// Why, e.g. `duplicate_fiscal_number`.
+    pub reason: &'static str,
+    /// The named strategy (`manual` for all of today's).
+    pub strategy: &'static str,
+    /// The store of the first event involved.
+    pub store: StoreId,
+    /// What it is about, e.g. `fiscal:B02:B0200000051`.
+    pub subject: String,
+    /// Every event involved (sorted).
+    pub events: BTreeSet<EventId>,
+}
+
+/// The conflict id of a reason and subject: a UUID (version 8) from SHA-256, so
+/// a rebuild or another hub finds the same id.
+pub fn conflict_id(reason: &str, subject: &str) -> ConflictId {
+    let h = Hash256::of(format!("caja/conflict/v1\n{reason}\n{subject}").as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&h.0[..16]);
+    b[6] = 0x80 | (b[6] & 0x0f);
+    b[8] = 0x80 | (b[8] & 0x3f);
+    ConflictId::from_uuid(uuid::Uuid::from_bytes(b))
+}
+
+/// Decides the conflict of a subject from all facts about it (as returned by
+/// [`Projections::facts_about`] or the store's equivalent query).
+pub fn conflict_of(subject: &Subject, related: &[Fact]) -> Option<Conflict> {
+    let make = |reason: &'static str, store: StoreId, events: BTreeSet<EventId>| {
+        let subject = subject.key();
+        Some(Conflict {
+            conflict_id: conflict_id(reason, &subject),
+            reason,
+            strategy: "manual",
+            store,
+            subject,
+            events,
+        })
+    };
+    match subject {
+        Subject::Fiscal(series, number) => {
+            let sales: BTreeMap<EventId, StoreId> = related
+                .iter()
+                .filter_map(|f| match f {
+                    Fact::Sale {
+                        event_id,
+                        store,
+                        fiscal: Some((s, n)),
+                        ..
+                    } if s == series && n == number => Some((*event_id, *store)),
+                    _ => None,
+                })
+                .collect();
+            let store = *sales.values().next()?;
+            (sales.len() >= 2).then_some(())?;
+            make(
+                "duplicate_fiscal_number",
+                store,
+                sales.into_keys().collect(),
+            )
+        }
+        Subject::Debt(debt) => {
+            let mut opened: Option<i64> = None;
+            let mut paid: i128 = 0;
+            let mut events = BTreeSet::new();
+            let mut store = None;
+            for f in related {
+                match f {
+                    Fact::Debt {
+                        event_id,
+                        debt_id,
+                        amount,
+                        store: s,
+                        ..
+                    } if debt_id == debt => {
+                        opened = Some(opened.map_or(*amount, |o| o.min(*amount)));
+                        events.insert(*event_id);
+                        store = store.or(Some(*s));
+                    }
+                    Fact::DebtPayment {
+                        event_id,
+                        debt_id,
+                        amount,
+                        ..
+                    } if debt_id == debt => {
+                        paid += i128::from((*amount).max(0));
+                        events.insert(*event_id);
+                    }
+                    _ => {}
+                }
+            }
+            let opened = opened?;
+            (paid > i128::from(opened)).then_some(())?;
+            make("debt_overpaid", store?, events)
+        }
+        Subject::Event(id) => related.iter().find_map(|f| match f {
+            Fact::ForeignKind {
+                event_id, store, ..
+            } if event_id == id => make("hub_kind_from_register", *store, [*id].into()),
+            _ => None,
+        }),
+    }
+}
+
+/// Projection state in memory: every fact, keyed so that applying the same set
+/// of facts in any order gives the same state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Projections {
+    rows: BTreeMap<(u8, String), Fact>,
+}
+
+fn rank(f: &Fact) -> (u8, String) {
+    match f {
+        Fact::Shift { event_id, .. } => (0, event_id.to_string()),
+        Fact::ShiftClose { event_id, .. } => (1, event_id.to_string()),
+        Fact::Sale { event_id, .. } => (2, event_id.to_string()),
+        Fact::SaleLine { event_id, line, .. } => (3, format!("{event_id}/{line:010}")),
+        Fact::Payment { event_id, idx, .. } => (4, format!("{event_id}/{idx:010}")),
+        Fact::Void { event_id, .. } => (5, event_id.to_string()),
+        Fact::Debt { event_id, .. } => (6, event_id.to_string()),
+        Fact::DebtPayment { event_id, .. } => (7, event_id.to_string()),
+        Fact::StockMove { event_id, .. } => (8, event_id.to_string()),
+        Fact::Customer { customer_id, .. } => (9, customer_id.to_string()),
+        Fact::CatalogItem { store, product, .. } => (10, format!("{store}/{product}")),
+        Fact::Price { store, product, .. } => (11, format!("{store}/{product}")),
+        Fact::ForeignKind { event_id, .. } => (12, event_id.to_string()),
+    }
+}
+
+/// Whether `new` replaces `old` under the same key (`lww` / `server_wins`).
+pub fn wins(new: &Fact, old: &Fact) -> bool {
+    match (new, old) {
+        (
+            Fact::Customer {
+                hlc,
+                device,
+                event_id,
+                ..
+            },
+            Fact::Customer {
+                hlc: h0,
+                device: d0,
+                event_id: e0,
+                ..
+            },
+        ) => (hlc, device, event_id) > (h0, d0, e0),
+        (Fact::CatalogItem { hub_seq, .. }, Fact::CatalogItem { hub_seq: s0, .. })
+        | (Fact::Price { hub_seq, .. }, Fact::Price { hub_seq: s0, .. }) => hub_seq > s0,
+        // Facts keyed by their event are written once.
+        _ => false,
+    }
+}
+
+impl Projections {
+    /// Applies one fact.
+    pub fn apply(&mut self, fact: Fact) {
+        let key = rank(&fact);
+        match self.rows.get(&key) {
+            Some(old) if !wins(&fact, old) => {}
+            _ => {
+                self.rows.insert(key, fact);
+            }
+        }
+    }
+
+    /// Applies every fact of an event.
+    pub fn apply_event(&mut self, meta: &EventMeta, body: &EventBody) {
+        for f in facts(meta, body) {
+            self.apply(f);
+        }
+    }
+
+    /// Every fact, in key order.
+    pub fn all(&self) -> impl Iterator<Item = &Fact> {
+        self.rows.values()
+    }
+
+    /// The facts a subject's conflict depends on.
+    pub fn facts_about(&self, subject: &Subject) -> Vec<Fact> {
+        self.rows
+            .values()
+            .filter(|f| subjects(f).contains(subject))
+            .cloned()
+            .collect()
+    }
+
+    /// Every conflict, computed over all facts.
+    pub fn conflicts(&self) -> Vec<Conflict> {
+        // One pass to group facts by subject (not one scan per subject).
+        let mut by_subject: BTreeMap<Subject, Vec<Fact>> = BTreeMap::new();
+        for f in self.rows.values() {
+            for s in subjects(f) {
+                by_subject.entry(s).or_default().push(f.clone());
+            }
+        }
+        by_subject
+            .iter()
+            .filter_map(|(s, related)| conflict_of(s, related))
+            .collect()
+    }
+
+    /// The derived summary: per store sales, voids, stock and debt balances; per
+    /// shift the Z totals.
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        let voided: BTreeSet<(StoreId, SaleId)> = self
+            .all()
+            .filter_map(|f| match f {
+                Fact::Void { store, sale_id, .. } => Some((*store, *sale_id)),
+                _ => None,
+            })
+            .collect();
+        let mut sale_shift: BTreeMap<(StoreId, SaleId), ShiftId> = BTreeMap::new();
+        for f in self.all() {
+            if let Fact::Sale {
+                store,
+                sale_id,
+                shift_id: Some(shift),
+                ..
+            } = f
+            {
+                sale_shift.insert((*store, *sale_id), *shift);
+            }
+        }
+        for f in self.all() {
+            match f {
+                Fact::Shift {
+                    store,
+                    shift_id,
+                    opening_float,
+                    ..
+                } => {
+                    let z = s.shifts.entry((*store, *shift_id)).or_default();
+                    z.opening_float += i128::from(*opening_float);
+                }
+                Fact::ShiftClose {
+                    store,
+                    shift_id,
+                    expected_cash,
+                    counted_cash,
+                    ..
+                } => {
+                    let z = s.shifts.entry((*store, *shift_id)).or_default();
+                    z.closed = true;
+                    z.expected_cash += i128::from(*expected_cash);
+                    z.counted_cash += i128::from(*counted_cash);
+                }
+                Fact::Sale {
+                    store,
+                    sale_id,
+                    shift_id,
+                    total,
+                    tax,
+                    change,
+                    ..
+                } => {
+                    let st = s.stores.entry(*store).or_default();
+                    let is_void = voided.contains(&(*store, *sale_id));
+                    if is_void {
+                        st.voided_count += 1;
+                        st.voided_total += i128::from(*total);
+                    } else {
+                        st.sales_count += 1;
+                        st.sales_total += i128::from(*total);
+                        st.tax_total += i128::from(*tax);
+                    }
+                    if let Some(shift) = shift_id {
+                        let z = s.shifts.entry((*store, *shift)).or_default();
+                        if is_void {
+                            z.voided_total += i128::from(*total);
+                        } else {
+                            z.sales_count += 1;
+                            z.sales_total += i128::from(*total);
+                            z.tax_total += i128::from(*tax);
+                            *z.by_method.entry(PaymentMethod::Cash).or_default() -=
+                                i128::from(*change);
+                        }
+                    }
+                }
+                Fact::SaleLine {
+                    store,
+                    sale_id,
+                    product,
+                    qty_milli,
+                    ..
+                } if !voided.contains(&(*store, *sale_id)) => {
+                    *s.stock.entry((*store, product.clone())).or_default() -=
+                        i128::from(*qty_milli);
+                }
+                Fact::Payment {
+                    store,
+                    sale_id,
+                    method,
+                    amount,
+                    ..
+                } if !voided.contains(&(*store, *sale_id)) => {
+                    if let Some(shift) = sale_shift.get(&(*store, *sale_id)) {
+                        let z = s.shifts.entry((*store, *shift)).or_default();
+                        *z.by_method.entry(*method).or_default() += i128::from(*amount);
+                    }
+                }
+                Fact::Debt {
+                    store,
+                    customer,
+                    amount,
+                    ..
+                } => {
+                    *s.debts.entry((*store, *customer)).or_default() += i128::from(*amount);
+                }
+                Fact::DebtPayment {
+                    store,
+                    customer,
+                    amount,
+                    ..
+                } => {
+                    *s.debts.entry((*store, *customer)).or_default() -= i128::from(*amount);
+                }
+                Fact::StockMove {
+                    store,
+                    product,
+                    delta_milli,
+                    ..
+                } => {
+                    *s.stock.entry((*store, product.clone())).or_default() +=
+                        i128::from(*delta_milli);
+                }
+                _ => {}
+            }
+        }
+        s
+    }
+
+    /// SHA-256 of the canonical JSON of every fact, the summary and the
+    /// conflicts: equal digests mean equal projections.
+    pub fn digest(&self) -> Hash256 {
+        Hash256::of(&self.to_value().to_canonical_bytes())
+    }
+
+    /// The state as one canonical-JSON value (what [`Projections::digest`] hashes).
+    pub fn to_value(&self) -> Value {
+        let facts = Value::Array(self.all().map(fact_value).collect());
+        let conflicts = Value::Array(
+            self.conflicts()
+                .iter()
+                .map(|c| {
+                    obj([
+                        ("id", Value::String(c.conflict_id.to_string())),
+                        ("reason", Value::String(c.reason.into())),
+                        ("subject", Value::String(c.subject.clone())),
+                        (
+                            "events",
+                            Value::Array(
+                                c.events
+                                    .iter()
+                                    .map(|e| Value::String(e.to_string()))
+                                    .collect(),
+                            ),
+                        ),
+                    ])
+                })
+                .collect(),
+        );
+        obj([
+            ("facts", facts),
+            ("summary", self.summary().to_value()),
+            ("conflicts", conflicts),
+        ])
+    }
+}
+
+/// Sums derived from the facts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Per store.
+    pub stores: BTreeMap<StoreId, StoreTotals>,
+    /// Z totals per (store, shift).
+    pub shifts: BTreeMap<(StoreId, ShiftId), ZTotals>,
+    /// Stock per (store, product), in thousandths.
+    pub stock: BTreeMap<(StoreId, Sku), i128>,
+    /// Debt balance per (store, customer).
+    pub debts: BTreeMap<(StoreId, CustomerId), i128>,
+}
+
+/// A store's sales.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreTotals {
+    /// Sales not voided.
+    pub sales_count: u64,
+    /// Their total.
+    pub sales_total: i128,
+    /// Their tax.
+    pub tax_total: i128,
+    /// Voided sales.
+    pub voided_count: u64,
+    /// Their total.
+    pub voided_total: i128,
+}
+
+/// A shift's Z totals.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ZTotals {
+    /// Cash float at opening.
+    pub opening_float: i128,
+    /// Whether a close was recorded.
+    pub closed: bool,
+    /// Sales not voided.
+    pub sales_count: u64,
+    /// Their total.
+    pub sales_total: i128,
+    /// Their tax.
+    pub tax_total: i128,
+    /// Voided sales' total.
+    pub voided_total: i128,
+    /// Payments per method (cash net of change).
+    pub by_method: BTreeMap<PaymentMethod, i128>,
+    /// Cash the register expected at close.
+    pub expected_cash: i128,
+    /// Cash counted at close.
+    pub counted_cash: i128,
+}
+
+impl Summary {
+    /// As canonical JSON.
+    pub fn to_value(&self) -> Value {
+        let stores = Value::Array(
+            self.stores
+                .iter()
+                .map(|(store, t)| {
+                    obj([
+                        ("store", Value::String(store.to_string())),
+                        ("sales_count", int(i128::from(t.sales_count))),
+                        ("sales_total", int(t.sales_total)),
+                        ("tax_total", int(t.tax_total)),
+                        ("voided_count", int(i128::from(t.voided_count))),
+                        ("voided_total", int(t.voided_total)),
+                    ])
+                })
+                .collect(),
+        );
+        let shifts = Value::Array(
+            self.shifts
+                .iter()
+                .map(|((store, shift), z)| {
+                    let mut by = Object::new();
+                    for (m, v) in &z.by_method {
+                        by.insert(method_name(*m).into(), int(*v));
+                    }
+                    obj([
+                        ("store", Value::String(store.to_string())),
+                        ("shift", Value::String(shift.to_string())),
+                        ("opening_float", int(z.opening_float)),
+                        ("closed", Value::Bool(z.closed)),
+                        ("sales_count", int(i128::from(z.sales_count))),
+                        ("sales_total", int(z.sales_total)),
+                        ("tax_total", int(z.tax_total)),
+                        ("voided_total", int(z.voided_total)),
+                        ("by_method", Value::Object(by)),
+                        ("expected_cash", int(z.expected_cash)),
+                        ("counted_cash", int(z.counted_cash)),
+                    ])
+                })
+                .collect(),
+        );
+        let stock = Value::Array(
+            self.stock
+                .iter()
+                .map(|((store, product), q)| {
+                    obj([
+                        ("store", Value::String(store.to_string())),
+                        ("product", Value::String(product.to_string())),
+                        ("qty_milli", int(*q)),
+                    ])
+                })
+                .collect(),
+        );
+        let debts = Value::Array(
+            self.debts
+                .iter()
+                .map(|((store, customer), b)| {
+                    obj([
+                        ("store", Value::String(store.to_string())),
+                        ("customer", Value::String(customer.to_string())),
+                        ("balance", int(*b)),
+                    ])
+                })
+                .collect(),
+        );
+        obj([
+            ("stores", stores),
+            ("shifts", shifts),
+            ("stock", stock),
+            ("debts", debts),
+        ])
+    }
+}
+
+/// The wire name of a payment method.
+pub fn method_name(m: PaymentMethod) -> &'static str {
+    match m {
+        PaymentMethod::Cash => "cash",
+        PaymentMethod::Card => "card",
+        PaymentMethod::Transfer => "transfer",
+        PaymentMethod::Fiado => "fiado",
+    }
+}
+
+/// Parses a payment method's wire name.
+pub fn parse_method(s: &str) -> Option<PaymentMethod> {
+    [
+        PaymentMethod::Cash,
+        PaymentMethod::Card,
+        PaymentMethod::Transfer,
+        PaymentMethod::Fiado,
+    ]
+    .into_iter()
+    .find(|m| method_name(*m) == s)
+}
+
+fn obj<const N: usize>(pairs: [(&str, Value); N]) -> Value {
+    let mut o = Object::new();
+    for (k, v) in pairs {
+        o.insert(k.to_owned(), v);
+    }
+    Value::Object(o)
+}
+
+/// An integer in canonical JSON; sums beyond ±(2^53−1) are written as strings.
+fn int(v: i128) -> Value {
+    let max = i128::from(caja_shared::canonical::MAX_SAFE_INTEGER);
+    if (-max..=max).contains(&v) {
+        Value::Int(i64::try_from(v).unwrap_or(0))
+    } else {
+        Value::String(v.to_string())
+    }
+}
+
+fn opt<T: ToString>(v: &Option<T>) -> Value {
+    v.as_ref()
+        .map_or(Value::Null, |x| Value::String(x.to_string()))
+}
+
+fn s(v: impl ToString) -> Value {
+    Value::String(v.to_string())
+}
+
+fn fact_value(f: &Fact) -> Value {
+    match f {
+        Fact::Shift {
+            event_id,
+            shift_id,
+            store,
+            device,
+            cashier,
+            opening_float,
+        } => obj([
+            ("t", s("shift")),
+            ("event", s(event_id)),
+            ("shift", s(shift_id)),
+            ("store", s(store)),
+            ("device", s(device)),
+            ("cashier", s(cashier)),
+            ("opening_float", int((*opening_float).into())),
+        ]),
+        Fact::ShiftClose {
+            event_id,
+            shift_id,
+            store,
+            expected_cash,
+            counted_cash,
+        } => obj([
+            ("t", s("shift_close")),
+            ("event", s(event_id)),
+            ("shift", s(shift_id)),
+            ("store", s(store)),
+            ("expected_cash", int((*expected_cash).into())),
+            ("counted_cash", int((*counted_cash).into())),
+        ]),
+        Fact::Sale {
+            event_id,
+            sale_id,
+            store,
+            device,
+            shift_id,
+            customer,
+            total,
+            tax,
+            change,
+            fiscal,
+        } => obj([
+            ("t", s("sale")),
+            ("event", s(event_id)),
+            ("sale", s(sale_id)),
+            ("store", s(store)),
+            ("device", s(device)),
+            ("shift", opt(shift_id)),
+            ("customer", opt(customer)),
+            ("total", int((*total).into())),
+            ("tax", int((*tax).into())),
+            ("change", int((*change).into())),
+            (
+                "fiscal",
+                fiscal
+                    .as_ref()
+                    .map_or(Value::Null, |(a, b)| s(format!("{a}/{b}"))),
+            ),
+        ]),
+        Fact::SaleLine {
+            event_id,
+            line,
+            sale_id,
+            store,
+            product,
+            qty_milli,
+            total,
+            tax,
+        } => obj([
+            ("t", s("line")),
+            ("event", s(event_id)),
+            ("line", int((*line).into())),
+            ("sale", s(sale_id)),
+            ("store", s(store)),
+            ("product", s(product)),
+            ("qty_milli", int((*qty_milli).into())),
+            ("total", int((*total).into())),
+            ("tax", int((*tax).into())),
+        ]),
+        Fact::Payment {
+            event_id,
+            idx,
+            payment_id,
+            sale_id,
+            store,
+            method,
+            amount,
+        } => obj([
+            ("t", s("payment")),
+            ("event", s(event_id)),
+            ("idx", int((*idx).into())),
+            ("payment", opt(payment_id)),
+            ("sale", s(sale_id)),
+            ("store", s(store)),
+            ("method", s(method_name(*method))),
+            ("amount", int((*amount).into())),
+        ]),
+        Fact::Void {
+            event_id,
+            sale_id,
+            store,
+        } => obj([
+            ("t", s("void")),
+            ("event", s(event_id)),
+            ("sale", s(sale_id)),
+            ("store", s(store)),
+        ]),
+        Fact::Debt {
+            event_id,
+            debt_id,
+            store,
+            customer,
+            amount,
+        } => obj([
+            ("t", s("debt")),
+            ("event", s(event_id)),
+            ("debt", s(debt_id)),
+            ("store", s(store)),
+            ("customer", s(customer)),
+            ("amount", int((*amount).into())),
+        ]),
+        Fact::DebtPayment {
+            event_id,
+            payment_id,
+            debt_id,
+            store,
+            customer,
+            amount,
+        } => obj([
+            ("t", s("debt_payment")),
+            ("event", s(event_id)),
+            ("payment", s(payment_id)),
+            ("debt", s(debt_id)),
+            ("store", s(store)),
+            ("customer", s(customer)),
+            ("amount", int((*amount).into())),
+        ]),
+        Fact::StockMove {
+            event_id,
+            store,
+            product,
+            delta_milli,
+        } => obj([
+            ("t", s("stock")),
+            ("event", s(event_id)),
+            ("store", s(store)),
+            ("product", s(product)),
+            ("delta_milli", int((*delta_milli).into())),
+        ]),
+        Fact::Customer {
+            customer_id,
+            event_id,
+            hlc,
+            device,
+            body,
+        } => obj([
+            ("t", s("customer")),
+            ("customer", s(customer_id)),
+            ("event", s(event_id)),
+            ("hlc", s(hlc)),
+            ("device", s(device)),
+            ("body", s(body)),
+        ]),
+        Fact::CatalogItem {
+            store,
+            product,
+            event_id,
+            hub_seq,
+            body,
+        } => obj([
+            ("t", s("catalog")),
+            ("store", s(store)),
+            ("product", s(product)),
+            ("event", s(event_id)),
+            ("hub_seq", int((*hub_seq).into())),
+            ("body", s(body)),
+        ]),
+        Fact::Price {
+            store,
+            product,
+            event_id,
+            hub_seq,
+            unit_price,
+        } => obj([
+            ("t", s("price")),
+            ("store", s(store)),
+            ("product", s(product)),
+            ("event", s(event_id)),
+            ("hub_seq", int((*hub_seq).into())),
+            ("unit_price", int((*unit_price).into())),
+        ]),
+        Fact::ForeignKind {
+            event_id,
+            store,
+            device,
+            kind,
+        } => obj([
+            ("t", s("foreign_kind")),
+            ("event", s(event_id)),
+            ("store", s(store)),
+            ("device", s(device)),
+            ("kind", s(kind)),
+        ]),
+    }
+}
+
+#[cfg(test)]
+mod tests;

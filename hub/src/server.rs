@@ -1,0 +1,194 @@
+//! Running the service: open the data directory, bind, serve until told to
+//! stop, then shut down gracefully — in-flight requests finish, the writer
+//! commits what it has queued, and no push is left half applied (a push is one
+//! transaction).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use caja_shared::clock::Clock;
+use tokio::sync::{oneshot, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::auth::AdminToken;
+use crate::config::HubConfig;
+use crate::datadir::{self, DataDirError, DB_FILE};
+use crate::http::{router, AppState};
+use crate::hubchain::hub_key_id;
+use crate::metrics::Metrics;
+use crate::store::{self, Store, StoreConfig, StoreError};
+use crate::system::{OsRandom, SystemClock};
+
+/// How often forgotten nonces are pruned.
+pub const NONCE_PRUNE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Why the service could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The data directory is unusable.
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The listen address could not be bound, or serving failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+}
+
+/// A hub serving on a socket.
+#[derive(Debug)]
+pub struct RunningHub {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    shutdown: oneshot::Sender<()>,
+    server: JoinHandle<std::io::Result<()>>,
+    pruner: JoinHandle<()>,
+    store: Store,
+}
+
+/// Starts the hub of `data_dir` with `cfg` and the system clock.
+pub async fn start(data_dir: &Path, cfg: HubConfig) -> Result<RunningHub, ServeError> {
+    start_with_clock(data_dir, cfg, Arc::new(SystemClock)).await
+}
+
+/// Starts the hub with an injected clock (tests).
+pub async fn start_with_clock(
+    data_dir: &Path,
+    cfg: HubConfig,
+    clock: Arc<dyn Clock + Send + Sync>,
+) -> Result<RunningHub, ServeError> {
+    let hub_key = datadir::load_key(data_dir)?;
+    let db = data_dir.join(DB_FILE);
+    {
+        let conn = store::open_offline(&db)?;
+        let public = hub_key.public_key();
+        store::record_hub_key(
+            &conn,
+            &hub_key_id(&public),
+            &public.to_hex(),
+            clock.now_ms(),
+        )?;
+    }
+    let store = Store::open(
+        StoreConfig {
+            path: db,
+            queue_capacity: cfg.ingest_queue,
+            max_batch_jobs: cfg.max_batch_jobs,
+            read_connections: cfg.read_connections,
+            key_grace_ms: cfg.key_grace_ms,
+            rate_limit: cfg.rate_limit,
+        },
+        clock,
+        Box::new(OsRandom::new()),
+    )?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| ServeError::Io {
+            what: format!("cannot listen on {}", cfg.listen),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Io {
+        what: "local address".into(),
+        source,
+    })?;
+    let mut mac_key = [0u8; 32];
+    caja_shared::entropy::RandomSource::fill_bytes(&mut OsRandom::new(), &mut mac_key);
+    let state = Arc::new(AppState {
+        store: store.clone(),
+        admin: AdminToken::new(&cfg.admin_token, mac_key),
+        limiter: Arc::new(Semaphore::new(cfg.max_concurrent_requests)),
+        cfg: Arc::new(cfg),
+        metrics: Arc::new(Metrics::new()),
+        hub_key,
+    });
+    let app = router(state);
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.await;
+            })
+            .await
+    });
+    let prune_store = store.clone();
+    let pruner = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(NONCE_PRUNE_INTERVAL);
+        loop {
+            tick.tick().await;
+            match prune_store.prune_nonces().await {
+                Ok(n) if n > 0 => tracing::debug!(pruned = n, "nonces pruned"),
+                Ok(_) | Err(StoreError::Overloaded) => {}
+                Err(e) => tracing::warn!(error = %e, "nonce pruning failed"),
+            }
+        }
+    });
+    tracing::info!(%addr, data_dir = %data_dir.display(), "caja-hub listening");
+    Ok(RunningHub {
+        addr,
+        data_dir: data_dir.to_owned(),
+        shutdown,
+        server,
+        pruner,
+        store,
+    })
+}
+
+impl RunningHub {
+    /// The base URL, e.g. `http://127.0.0.1:7878`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, lets in-flight requests finish, then stops the writer
+    /// after it committed what was queued.
+    pub async fn stop(self) -> Result<(), ServeError> {
+        let _ = self.shutdown.send(());
+        let served = self.server.await;
+        self.pruner.abort();
+        let store = self.store;
+        let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;
+        match served {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(source)) => Err(ServeError::Io {
+                what: "serving".into(),
+                source,
+            }),
+            Err(e) => Err(ServeError::Io {
+                what: "server task".into(),
+                source: std::io::Error::other(e.to_string()),
+            }),
+        }
+    }
+}
+
+/// Waits for SIGTERM or ctrl-c.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

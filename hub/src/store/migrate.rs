@@ -1,0 +1,151 @@
+//! The hub's versioned migrator: the SQL files of `migrations/hub/NNNN_name.sql`,
+//! compiled in. `schema_version` records each applied migration's version, name
+//! and SHA-256; each migration runs in one `BEGIN IMMEDIATE` transaction with its
+//! row, so a crash leaves the previous version, never half a migration. A
+//! database newer than this binary, or whose recorded migrations differ from the
+//! compiled ones, is refused.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use caja_shared::digest::Hash256;
+
+/// One migration.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// 1, 2, … without gaps.
+    pub version: u32,
+    /// The file name without number and extension.
+    pub name: &'static str,
+    /// The SQL.
+    pub sql: &'static str,
+}
+
+/// The hub's migrations, in order.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "hub",
+    sql: include_str!("../../../migrations/hub/0001_hub.sql"),
+}];
+
+/// Why the database cannot be brought to this binary's schema.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    /// Written by a newer `caja-hub`.
+    #[error("the database has schema version {found}, newer than the {known} this caja-hub knows; upgrade caja-hub")]
+    TooNew {
+        /// Recorded version.
+        found: u32,
+        /// Newest known.
+        known: u32,
+    },
+    /// A recorded migration differs from the compiled one.
+    #[error("schema migration {version} recorded in the database differs from the one compiled into this caja-hub; migrations must never be edited after release")]
+    Mismatch {
+        /// The version.
+        version: u32,
+    },
+    /// SQLite failed.
+    #[error("schema migration failed: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+const CREATE_SCHEMA_VERSION: &str = "CREATE TABLE IF NOT EXISTS schema_version (
+    version  INTEGER PRIMARY KEY CHECK (version >= 1),
+    name     TEXT NOT NULL,
+    checksum TEXT NOT NULL CHECK (length(checksum) = 64)
+) STRICT";
+
+/// Brings the database to the last of [`MIGRATIONS`]; returns the version.
+pub fn migrate(conn: &mut Connection) -> Result<u32, MigrateError> {
+    let known = MIGRATIONS.last().map_or(0, |m| m.version);
+    for m in MIGRATIONS {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(CREATE_SCHEMA_VERSION)?;
+        let newest: u32 = tx.query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+            [],
+            |r| r.get(0),
+        )?;
+        if newest > known {
+            return Err(MigrateError::TooNew {
+                found: newest,
+                known,
+            });
+        }
+        let checksum = Hash256::of(m.sql.as_bytes()).to_hex();
+        if newest >= m.version {
+            let recorded: String = tx.query_row(
+                "SELECT checksum FROM schema_version WHERE version = ?1",
+                [m.version],
+                |r| r.get(0),
+            )?;
+            if recorded != checksum {
+                return Err(MigrateError::Mismatch { version: m.version });
+            }
+            tx.commit()?;
+            continue;
+        }
+        tx.execute_batch(m.sql)?;
+        tx.execute(
+            "INSERT INTO schema_version (version, name, checksum) VALUES (?1, ?2, ?3)",
+            rusqlite::params![m.version, m.name, checksum],
+        )?;
+        tx.commit()?;
+    }
+    Ok(known)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrating_twice_is_a_no_op_and_an_edited_schema_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), 1);
+        assert_eq!(migrate(&mut conn).unwrap(), 1);
+        conn.execute("UPDATE schema_version SET checksum = ?1", [&"0".repeat(64)])
+            .unwrap();
+        assert!(matches!(
+            migrate(&mut conn),
+            Err(MigrateError::Mismatch { version: 1 })
+        ));
+        conn.execute(
+            "INSERT INTO schema_version VALUES (9, 'x', ?1)",
+            [&"0".repeat(64)],
+        )
+        .unwrap();
+        assert!(matches!(
+            migrate(&mut conn),
+            Err(MigrateError::TooNew { found: 9, .. })
+        ));
+    }
+
+    #[test]
+    fn the_audit_log_and_events_are_append_only() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        let h = "a".repeat(64);
+        conn.execute(
+            "INSERT INTO audit_log VALUES (0, 'k', 1, NULL, x'00', ?1)",
+            [&h],
+        )
+        .unwrap();
+        assert!(conn
+            .execute(
+                "INSERT INTO audit_log VALUES (2, 'k', 1, NULL, x'00', ?1)",
+                [&h]
+            )
+            .is_err());
+        assert!(conn.execute("UPDATE audit_log SET at_ms = 2", []).is_err());
+        assert!(conn.execute("DELETE FROM audit_log", []).is_err());
+        conn.execute(
+            "INSERT INTO events (event_id, store_id, device_id, seq, hash, prev, kind, hlc_ms, hlc_n, bytes, received_ms)
+             VALUES (?1, 's', 'd', 1, ?2, ?2, 'k', 0, 0, x'00', 0)",
+            [&"e".repeat(36), &h],
+        )
+        .unwrap();
+        assert!(conn.execute("UPDATE events SET seq = 2", []).is_err());
+        assert!(conn.execute("DELETE FROM events", []).is_err());
+    }
+}

@@ -1,0 +1,781 @@
+//! Storage: the one module that knows SQL (SQLite today; PostgreSQL later behind
+//! the same API, issue #13).
+//!
+//! Writes go to one dedicated writer thread through a **bounded** queue
+//! ([`Store::write`]): the thread takes every job waiting (up to
+//! `max_batch_jobs`), runs them in one `BEGIN IMMEDIATE` transaction, commits
+//! once (`synchronous=FULL`, WAL), and only then answers each job. A job that
+//! fails (a storage error, not a protocol rejection) rolls the whole
+//! transaction back; the jobs batched before it are answered with a storage
+//! error and retried by their clients, those after it run in a new
+//! transaction. So a push is applied entirely or not at all, and nothing is
+//! acknowledged before it is durable. (Per-job savepoints were measured: their
+//! statement journals cost more than the whole rest of an ingest.) When the queue is full the caller gets [`StoreError::Overloaded`]
+//! at once (the HTTP layer answers 429). Reads run on a small pool of read-only
+//! connections (WAL readers never block the writer).
+//!
+//! Each store method returns `Result<Answer<T>, StoreError>`: the outer error is a
+//! storage failure (nothing kept), the inner [`Answer`] either the result or a
+//! protocol rejection whose permitted traces (nonce, rate-limit bucket, audit
+//! entry, quarantine and alert of a chain mismatch) are committed.
+//!
+//! Architecture invariant: handlers call these methods and never see SQL;
+//! every SQL statement of the hub lives in this module (`sqlite.rs`,
+//! `migrate.rs`) and in `migrations/hub/`.
+
+mod migrate;
+mod sqlite;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use caja_shared::clock::Clock;
+use caja_shared::digest::Hash256;
+use caja_shared::entropy::RandomSource;
+use caja_shared::ids::{DeviceId, EventId, KeyId, Seq, StoreId};
+use caja_shared::key::DeviceKey;
+use caja_shared::kind::EventBody;
+use rusqlite::Connection;
+use serde::Serialize;
+
+use crate::auth::SignedRequest;
+use crate::hubchain::HubChainError;
+use crate::ingest::PushBatch;
+use crate::ratelimit::RateLimit;
+use crate::wire::ApiError;
+
+pub use migrate::{MigrateError, MIGRATIONS};
+pub use sqlite::{digest, load_projections as projections, open_connection, rebuild};
+
+/// A result or a protocol rejection (see the module doc).
+pub type Answer<T> = Result<T, ApiError>;
+
+/// Why storage failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The writer's queue is full.
+    #[error("the ingest queue is full")]
+    Overloaded,
+    /// The writer has stopped (shutdown).
+    #[error("the store is shut down")]
+    Closed,
+    /// SQLite failed.
+    #[error("sqlite: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// The schema could not be migrated.
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
+    /// The commit of a batch failed; nothing of it was kept.
+    #[error("commit failed: {0}")]
+    Commit(String),
+    /// A stored row does not decode (corruption or a bug).
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// A hub event could not be built.
+    #[error(transparent)]
+    HubChain(#[from] HubChainError),
+    /// A read task failed to run.
+    #[error("read task failed: {0}")]
+    Task(String),
+}
+
+/// Tuning of the store, from the hub's configuration.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// The database file.
+    pub path: PathBuf,
+    /// Jobs waiting for the writer before callers get `Overloaded`.
+    pub queue_capacity: usize,
+    /// Most jobs committed in one transaction.
+    pub max_batch_jobs: usize,
+    /// Read connections.
+    pub read_connections: usize,
+    /// How long a rotated key stays valid.
+    pub key_grace_ms: i64,
+    /// Per-device request limit.
+    pub rate_limit: RateLimit,
+}
+
+/// An authenticated device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceCtx {
+    /// The device.
+    pub device: DeviceId,
+    /// Its store.
+    pub store: StoreId,
+}
+
+/// A held event in a push answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeldInfo {
+    /// The held event.
+    pub event_id: EventId,
+    /// What it still misses.
+    pub missing: Vec<EventId>,
+}
+
+/// A conflict in a push answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConflictRef {
+    /// The pushed event's seq.
+    pub seq: u64,
+    /// The conflict.
+    pub conflict_id: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// The answer to an accepted push (DESIGN "Wire shapes").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PushAck {
+    /// Highest contiguous seq stored, held events included.
+    pub acked_seq: u64,
+    /// New events stored.
+    pub accepted: usize,
+    /// Events already held with the same hash.
+    pub duplicates: usize,
+    /// This push's events still held.
+    pub held: Vec<HeldInfo>,
+    /// Conflicts this push's applied events are part of.
+    pub conflicts: Vec<ConflictRef>,
+}
+
+/// What enrollment hands a device.
+#[derive(Debug, Clone)]
+pub struct Enrollment {
+    /// Its store.
+    pub store: StoreId,
+    /// Its new id.
+    pub device: DeviceId,
+    /// Its key's id.
+    pub key_id: KeyId,
+    /// Its key (shown once).
+    pub key: DeviceKey,
+}
+
+/// A rotated key.
+#[derive(Debug, Clone)]
+pub struct RotatedKey {
+    /// The new key's id.
+    pub key_id: KeyId,
+    /// The new key.
+    pub key: DeviceKey,
+    /// The old key is refused from then on.
+    pub old_key_valid_until_ms: i64,
+}
+
+/// One page of `GET /v1/sync/pull`.
+#[derive(Debug, Clone)]
+pub struct PullPage {
+    /// Canonical bytes of the events, in apply order.
+    pub events: Vec<Vec<u8>>,
+    /// Cursor after the last event (the request's cursor when empty).
+    pub next: u64,
+    /// Whether more events follow.
+    pub more: bool,
+    /// The last hub event of the page: (hub device, seq, hash).
+    pub last_hub: Option<(DeviceId, Seq, Hash256)>,
+}
+
+/// One page of `GET /v1/sync/own`.
+#[derive(Debug, Clone)]
+pub struct OwnPage {
+    /// Canonical bytes of the device's events, in seq order.
+    pub events: Vec<Vec<u8>>,
+    /// The device's last checkpoint (canonical JSON), if it pushed any.
+    pub checkpoint: Option<String>,
+    /// Whether more events follow.
+    pub more: bool,
+}
+
+/// A store, for head office.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreInfo {
+    /// Id.
+    pub store: StoreId,
+    /// Name.
+    pub name: String,
+    /// IANA time zone.
+    pub time_zone: String,
+    /// Device id of its hub chain.
+    pub hub_device: DeviceId,
+    /// Events in its hub chain.
+    pub hub_seq: u64,
+}
+
+/// A device, for head office.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceInfo {
+    /// Id.
+    pub device: DeviceId,
+    /// Store.
+    pub store: StoreId,
+    /// Name given at token creation.
+    pub name: String,
+    /// Enrollment time.
+    pub enrolled_at_ms: i64,
+    /// Revocation time.
+    pub revoked_at_ms: Option<i64>,
+    /// Quarantine time.
+    pub quarantined_at_ms: Option<i64>,
+    /// Why quarantined.
+    pub quarantine_reason: Option<String>,
+    /// Last push.
+    pub last_push_ms: Option<i64>,
+    /// Backlog the node reported with its last push.
+    pub backlog: u64,
+    /// Node clock minus hub clock at the last signed request.
+    pub clock_skew_ms: Option<i64>,
+    /// Highest contiguous seq stored.
+    pub acked_seq: u64,
+    /// Keys still valid.
+    pub key_ids: Vec<String>,
+}
+
+/// An alert, for head office.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertInfo {
+    /// `chain_mismatch`, `enrollment_token_reused`, `conflict`, `negative_stock`.
+    pub kind: String,
+    /// Store.
+    pub store: Option<String>,
+    /// Device, when one is concerned.
+    pub device: Option<String>,
+    /// When raised.
+    pub at_ms: i64,
+    /// For a person.
+    pub message: String,
+    /// Still open.
+    pub open: bool,
+}
+
+/// What the health report is computed from.
+#[derive(Debug, Clone, Default)]
+pub struct HealthInputs {
+    /// Per device.
+    pub devices: Vec<DeviceInfo>,
+    /// Held events.
+    pub held_events: u64,
+    /// When the oldest held event was stored.
+    pub oldest_held_since_ms: Option<i64>,
+    /// Conflicts detected in the last 24 h.
+    pub conflicts_24h: u64,
+    /// Conflicts not resolved.
+    pub conflicts_open: u64,
+    /// Fiscal numbers used by more than one sale.
+    pub fiscal_duplicates: u64,
+    /// Products with negative stock.
+    pub negative_stock: u64,
+    /// Open alerts (mismatches, token reuse).
+    pub open_alerts: u64,
+}
+
+/// Hub events written by one catalog load.
+#[derive(Debug, Clone, Serialize)]
+pub struct HubAppend {
+    /// Store.
+    pub store: StoreId,
+    /// Events appended to its hub chain.
+    pub events: usize,
+    /// The chain's seq after.
+    pub hub_seq: u64,
+}
+
+type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// A job's work: given the connection (or `None` when no transaction could be
+/// begun), it runs and returns whether it succeeded (else the transaction is
+/// rolled back) and its reply.
+type Work = Box<dyn for<'a> FnOnce(Option<(&'a Connection, &'a mut Env)>) -> (bool, Reply) + Send>;
+
+enum Job {
+    Run(Work),
+    Stop,
+}
+
+/// What writer jobs may use besides the connection.
+pub(crate) struct Env {
+    pub(crate) clock: Arc<dyn Clock + Send + Sync>,
+    pub(crate) rng: Box<dyn RandomSource + Send>,
+    pub(crate) cfg: StoreConfig,
+    /// Counters cached for the current transaction (reset at every `BEGIN`).
+    pub(crate) tx: sqlite::TxCache,
+}
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Env")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Env {
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+}
+
+#[derive(Debug)]
+struct Readers {
+    path: PathBuf,
+    pool: Mutex<Vec<Connection>>,
+    permits: tokio::sync::Semaphore,
+}
+
+/// The hub's storage handle: cheap to clone, shared by every handler.
+#[derive(Clone, Debug)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    sender: SyncSender<Job>,
+    depth: Arc<AtomicUsize>,
+    busy_us: Arc<std::sync::atomic::AtomicU64>,
+    readers: Readers,
+    clock: Arc<dyn Clock + Send + Sync>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    capacity: usize,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.readers.path)
+            .field("queue_capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (and migrates) the database and starts the writer thread.
+    pub fn open(
+        cfg: StoreConfig,
+        clock: Arc<dyn Clock + Send + Sync>,
+        rng: Box<dyn RandomSource + Send>,
+    ) -> Result<Store, StoreError> {
+        let mut conn = open_connection(&cfg.path)?;
+        migrate::migrate(&mut conn)?;
+        let (sender, receiver) = mpsc::sync_channel(cfg.queue_capacity.max(1));
+        let depth = Arc::new(AtomicUsize::new(0));
+        let env = Env {
+            clock: clock.clone(),
+            rng,
+            cfg: cfg.clone(),
+            tx: sqlite::TxCache::default(),
+        };
+        let max_batch = cfg.max_batch_jobs.max(1);
+        let d = depth.clone();
+        let busy_us = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let b = busy_us.clone();
+        let writer = std::thread::Builder::new()
+            .name("caja-hub-writer".into())
+            .spawn(move || writer_loop(conn, receiver, env, max_batch, d, b))
+            .map_err(|e| StoreError::Task(e.to_string()))?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                sender,
+                depth,
+                busy_us,
+                readers: Readers {
+                    path: cfg.path.clone(),
+                    pool: Mutex::new(Vec::new()),
+                    permits: tokio::sync::Semaphore::new(cfg.read_connections.max(1)),
+                },
+                clock,
+                writer: Mutex::new(Some(writer)),
+                capacity: cfg.queue_capacity.max(1),
+            }),
+        })
+    }
+
+    /// The hub's clock.
+    pub fn now_ms(&self) -> i64 {
+        self.inner.clock.now_ms()
+    }
+
+    /// Jobs waiting for the writer.
+    pub fn queue_depth(&self) -> usize {
+        self.inner.depth.load(Ordering::Relaxed)
+    }
+
+    /// Microseconds the writer has spent in transactions (from `BEGIN` to the
+    /// answers): its saturation is this counter's rate.
+    pub fn writer_busy_us(&self) -> u64 {
+        self.inner.busy_us.load(Ordering::Relaxed)
+    }
+
+    /// The writer queue's capacity.
+    pub fn queue_capacity(&self) -> usize {
+        self.inner.capacity
+    }
+
+    /// Stops the writer after the jobs already queued, and waits for it.
+    pub fn shutdown(&self) {
+        // A full queue still takes the stop message once the writer drains it.
+        let _ = self.inner.sender.send(Job::Stop);
+        let handle = self.inner.writer.lock().ok().and_then(|mut h| h.take());
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+
+    /// Runs `f` on the writer thread inside its own savepoint; its `Err` rolls
+    /// the savepoint back. Answers after the batch's commit.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection, &mut Env) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel::<Result<T, StoreError>>();
+        let work: Work = Box::new(move |ctx| {
+            let result = match ctx {
+                Some((conn, env)) => f(conn, env),
+                None => Err(StoreError::Commit("could not begin a transaction".into())),
+            };
+            let keep = result.is_ok();
+            let reply: Reply = Box::new(move |commit| {
+                let out = match commit {
+                    Ok(()) => result,
+                    Err(e) => Err(StoreError::Commit(e)),
+                };
+                let _ = tx.send(out);
+            });
+            (keep, reply)
+        });
+        self.inner.depth.fetch_add(1, Ordering::Relaxed);
+        match self.inner.sender.try_send(Job::Run(work)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.inner.depth.fetch_sub(1, Ordering::Relaxed);
+                return Err(StoreError::Overloaded);
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.inner.depth.fetch_sub(1, Ordering::Relaxed);
+                return Err(StoreError::Closed);
+            }
+        }
+        rx.await.unwrap_or(Err(StoreError::Closed))
+    }
+
+    /// Runs `f` on a read connection off the async executor.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        let _permit = inner
+            .readers
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let inner2 = inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let readers = &inner2.readers;
+            let conn = readers.pool.lock().ok().and_then(|mut p| p.pop());
+            let conn = match conn {
+                Some(c) => c,
+                None => sqlite::open_reader(&readers.path)?,
+            };
+            let out = f(&conn);
+            if let Ok(mut p) = readers.pool.lock() {
+                p.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Authenticates a signed request (signature, key, timestamp, then the
+    /// nonce and the device's rate limit, both persisted).
+    pub async fn authenticate(&self, req: SignedRequest) -> Result<Answer<DeviceCtx>, StoreError> {
+        self.write(move |conn, env| {
+            sqlite::authenticate(conn, env, &req).map(|a| {
+                a.map(|d| DeviceCtx {
+                    device: d.device,
+                    store: d.store,
+                })
+            })
+        })
+        .await
+    }
+
+    /// `POST /v1/sync/push`: authentication, then the checks of
+    /// [`crate::ingest`] in DESIGN's order, then storage and the causal gate, all
+    /// in one transaction. `parsed` is the body already parsed off the writer.
+    pub async fn push(
+        &self,
+        req: SignedRequest,
+        parsed: Result<PushBatch, ApiError>,
+    ) -> Result<Answer<PushAck>, StoreError> {
+        let (answer, parsed) = self
+            .write(move |conn, env| {
+                let answer = sqlite::push(conn, env, &req, &parsed)?;
+                // Hand the parsed events back so the writer does not spend its
+                // time freeing them.
+                Ok((answer, parsed))
+            })
+            .await?;
+        drop(parsed);
+        Ok(answer)
+    }
+
+    /// `POST /v1/devices/enroll`.
+    pub async fn enroll(&self, token: String) -> Result<Answer<Enrollment>, StoreError> {
+        self.write(move |conn, env| sqlite::enroll(conn, env, &token))
+            .await
+    }
+
+    /// `POST /v1/devices/rotate`, signed by the device: authentication first,
+    /// then the body check (`parsed`), then the rotation.
+    pub async fn rotate_checked(
+        &self,
+        req: SignedRequest,
+        parsed: Result<(), ApiError>,
+    ) -> Result<Answer<RotatedKey>, StoreError> {
+        self.write(move |conn, env| {
+            let device = match sqlite::authenticate(conn, env, &req)? {
+                Ok(d) => d,
+                Err(e) => return Ok(Err(e)),
+            };
+            if let Err(e) = parsed {
+                return Ok(Err(e));
+            }
+            sqlite::rotate_key(conn, env, device.device, "device").map(Ok)
+        })
+        .await
+    }
+
+    /// Admin: rotates a device's key (the new key is shown once).
+    pub async fn admin_rotate(&self, device: DeviceId) -> Result<Answer<RotatedKey>, StoreError> {
+        self.write(move |conn, env| {
+            if !sqlite::device_exists(conn, device)? {
+                return Ok(Err(ApiError::not_found("no such device")));
+            }
+            sqlite::rotate_key(conn, env, device, "admin").map(Ok)
+        })
+        .await
+    }
+
+    /// Admin: creates a store and its hub chain.
+    pub async fn create_store(
+        &self,
+        name: String,
+        time_zone: String,
+    ) -> Result<StoreInfo, StoreError> {
+        self.write(move |conn, env| sqlite::create_store(conn, env, &name, &time_zone))
+            .await
+    }
+
+    /// Admin: creates a one-time enrollment token for a store; returns it and
+    /// its expiry.
+    pub async fn create_token(
+        &self,
+        store: StoreId,
+        device_name: String,
+        ttl_ms: i64,
+    ) -> Result<Answer<(String, i64)>, StoreError> {
+        self.write(move |conn, env| sqlite::create_token(conn, env, store, &device_name, ttl_ms))
+            .await
+    }
+
+    /// Admin: revokes a device (every key refused from now on).
+    pub async fn revoke(&self, device: DeviceId, reason: String) -> Result<Answer<()>, StoreError> {
+        self.write(move |conn, env| sqlite::revoke(conn, env, device, &reason))
+            .await
+    }
+
+    /// Admin: releases a device's quarantine after review.
+    pub async fn release_quarantine(
+        &self,
+        device: DeviceId,
+        note: String,
+    ) -> Result<Answer<()>, StoreError> {
+        self.write(move |conn, env| sqlite::release_quarantine(conn, env, device, &note))
+            .await
+    }
+
+    /// Admin: appends catalog items and prices (as hub events) to the hub chain
+    /// of each store in `stores` (every store when empty).
+    pub async fn append_hub_events(
+        &self,
+        stores: Vec<StoreId>,
+        bodies: Vec<EventBody>,
+    ) -> Result<Answer<Vec<HubAppend>>, StoreError> {
+        self.write(move |conn, env| sqlite::append_hub_events(conn, env, &stores, &bodies))
+            .await
+    }
+
+    /// Forgets nonces whose timestamp is outside the replay window.
+    pub async fn prune_nonces(&self) -> Result<usize, StoreError> {
+        self.write(sqlite::prune_nonces).await
+    }
+
+    /// `GET /v1/sync/pull` for an authenticated device.
+    pub async fn pull(
+        &self,
+        who: DeviceCtx,
+        after: u64,
+        limit: usize,
+    ) -> Result<PullPage, StoreError> {
+        self.read(move |conn| sqlite::pull_page(conn, who, after, limit))
+            .await
+    }
+
+    /// `GET /v1/sync/own` for an authenticated device.
+    pub async fn own(
+        &self,
+        who: DeviceCtx,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<OwnPage, StoreError> {
+        self.read(move |conn| sqlite::own_page(conn, who.device, after_seq, limit))
+            .await
+    }
+
+    /// Admin: the stores.
+    pub async fn stores(&self) -> Result<Vec<StoreInfo>, StoreError> {
+        self.read(sqlite::list_stores).await
+    }
+
+    /// Admin: the devices (of one store, or all).
+    pub async fn devices(&self, store: Option<StoreId>) -> Result<Vec<DeviceInfo>, StoreError> {
+        let now = self.now_ms();
+        self.read(move |conn| sqlite::list_devices(conn, store, now))
+            .await
+    }
+
+    /// Admin: alerts (stored ones, open conflicts, negative stock).
+    pub async fn alerts(&self) -> Result<Vec<AlertInfo>, StoreError> {
+        self.read(sqlite::list_alerts).await
+    }
+
+    /// What the health report is computed from.
+    pub async fn health_inputs(&self) -> Result<HealthInputs, StoreError> {
+        let now = self.now_ms();
+        self.read(move |conn| sqlite::health_inputs(conn, now))
+            .await
+    }
+
+    /// Digest of the projections (see [`digest`]).
+    pub async fn digest(&self) -> Result<Hash256, StoreError> {
+        self.read(digest).await
+    }
+}
+
+/// Opens the database (creating and migrating it) without starting a writer:
+/// for `caja-hub init` and `caja-hub rebuild`.
+pub fn open_offline(path: &Path) -> Result<Connection, StoreError> {
+    let mut conn = open_connection(path)?;
+    migrate::migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// Records the hub key in a fresh database (at `caja-hub init`); checks it
+/// matches on later opens.
+pub fn record_hub_key(
+    conn: &Connection,
+    key_id: &KeyId,
+    public_hex: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    sqlite::record_hub_key(conn, key_id, public_hex, now_ms)
+}
+
+fn writer_loop(
+    conn: Connection,
+    receiver: Receiver<Job>,
+    mut env: Env,
+    max_batch: usize,
+    depth: Arc<AtomicUsize>,
+    busy_us: Arc<std::sync::atomic::AtomicU64>,
+) {
+    loop {
+        let Ok(first) = receiver.recv() else {
+            return;
+        };
+        let mut jobs = vec![first];
+        while jobs.len() < max_batch {
+            match receiver.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        let started = std::time::Instant::now();
+        let mut stop = false;
+        let mut pending = jobs.into_iter();
+        // One transaction for the batch. A job that fails rolls the whole
+        // transaction back: the jobs before it in the batch are answered with a
+        // storage error (their clients retry; nothing of theirs was kept), and
+        // the jobs after it run in a fresh transaction.
+        loop {
+            env.tx.begin();
+            let began = conn
+                .execute_batch("BEGIN IMMEDIATE")
+                .map_err(|e| e.to_string());
+            let mut replies: Vec<Reply> = Vec::new();
+            let mut failed: Option<Reply> = None;
+            for job in pending.by_ref() {
+                match job {
+                    Job::Stop => stop = true,
+                    Job::Run(work) => {
+                        depth.fetch_sub(1, Ordering::Relaxed);
+                        if began.is_err() {
+                            // Run nothing: the job answers with the failure.
+                            let (_, reply) = (work)(None);
+                            replies.push(reply);
+                            continue;
+                        }
+                        let (keep, reply) = (work)(Some((&conn, &mut env)));
+                        if keep {
+                            replies.push(reply);
+                        } else {
+                            failed = Some(reply);
+                            break;
+                        }
+                    }
+                }
+            }
+            if let Some(failed) = failed {
+                let _ = conn.execute_batch("ROLLBACK");
+                env.tx.rolled_back();
+                tracing::error!(
+                    rolled_back = replies.len(),
+                    "a writer job failed; its transaction was rolled back"
+                );
+                // The failed job answers with its own error.
+                failed(Ok(()));
+                for reply in replies {
+                    reply(Err(
+                        "rolled back with a failed job of the same transaction".into()
+                    ));
+                }
+                continue;
+            }
+            let commit = match began {
+                Ok(()) => conn.execute_batch("COMMIT").map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = &commit {
+                tracing::error!(error = %e, "writer transaction failed; rolled back");
+                let _ = conn.execute_batch("ROLLBACK");
+                env.tx.rolled_back();
+            }
+            for reply in replies {
+                reply(commit.clone());
+            }
+            break;
+        }
+        busy_us.fetch_add(
+            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        if stop {
+            return;
+        }
+    }
+}

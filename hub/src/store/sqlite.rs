@@ -1,0 +1,2173 @@
+//! Every SQL statement of the hub (besides `migrations/hub/`). Functions that
+//! write run on the writer thread inside a job's savepoint (see `mod.rs`); the
+//! others run on read connections.
+//!
+//! Durability: WAL with `synchronous=FULL`, so a commit is on disk before the
+//! writer answers; a SIGKILL or a power cut loses at most transactions that were
+//! never acknowledged, and a push (one job) is committed whole or not at all.
+
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::Path;
+use std::str::FromStr;
+
+use caja_shared::canonical::Value;
+use caja_shared::digest::Hash256;
+use caja_shared::event::Event;
+use caja_shared::hlc::Hlc;
+use caja_shared::ids::{DeviceId, EventId, KeyId, Seq, StoreId};
+use caja_shared::key::DeviceKey;
+use caja_shared::kind::EventBody;
+use caja_shared::request::MAX_REQUEST_SKEW_MS;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+use super::{
+    AlertInfo, Answer, ConflictRef, DeviceInfo, Enrollment, Env, HealthInputs, HeldInfo, HubAppend,
+    OwnPage, PullPage, PushAck, RotatedKey, StoreError, StoreInfo,
+};
+use crate::audit::{self, AuditEntry, AuditKind};
+use crate::auth::{self, DeviceRecord, KeyRecord, SignedRequest};
+use crate::hubchain::{self, HubChainHead};
+use crate::ingest::{
+    self, Admission, Candidate, CausalIndex, ChainView, PositionReject, PushBatch, PushedEvent,
+};
+use crate::projection::{self, Conflict, EventMeta, Fact, Origin, Projections, Subject};
+use crate::ratelimit::{Bucket, Decision};
+use crate::wire::ApiError;
+
+/// Opens a read-write connection with the hub's pragmas.
+pub fn open_connection(path: &Path) -> Result<Connection, rusqlite::Error> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    // A push of 500 events dirties a few thousand pages: keep them in memory
+    // (32 MiB) rather than spilling to the WAL mid-transaction, and keep the
+    // savepoint sub-journals in memory too.
+    conn.pragma_update(None, "cache_size", -32_768)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.set_prepared_statement_cache_capacity(128);
+    Ok(conn)
+}
+
+/// Opens a read-only connection.
+pub(super) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+fn parse<T: FromStr>(s: &str) -> Result<T, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    s.parse().map_err(|e| corrupt(format!("{s:?}: {e}")))
+}
+
+/// A u64 as an SQLite integer (values here are seqs and counts, far below 2^63).
+fn i(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn u(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// Records the hub's key in `hub_meta`, or checks it is the one recorded.
+pub(super) fn record_hub_key(
+    conn: &Connection,
+    key_id: &KeyId,
+    public_hex: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT OR IGNORE INTO hub_meta (id, hub_key_id, hub_public_key, created_at_ms) VALUES (1, ?1, ?2, ?3)",
+        params![key_id.as_str(), public_hex, now_ms],
+    )?;
+    let recorded: String = conn.query_row(
+        "SELECT hub_public_key FROM hub_meta WHERE id = 1",
+        [],
+        |r| r.get(0),
+    )?;
+    if recorded != public_hex {
+        return Err(corrupt(
+            "this database was initialized with another hub key than the key file holds",
+        ));
+    }
+    Ok(())
+}
+
+fn append_audit(
+    conn: &Connection,
+    tx: &mut TxCache,
+    kind: AuditKind,
+    at_ms: i64,
+    store: Option<StoreId>,
+    data: Value,
+) -> Result<u64, StoreError> {
+    let next: i64 = match tx.audit_next {
+        Some(n) => n,
+        None => conn
+            .prepare_cached("SELECT COALESCE(MAX(idx), -1) + 1 FROM audit_log")?
+            .query_row([], |r| r.get(0))?,
+    };
+    tx.audit_next = Some(next + 1);
+    let entry = AuditEntry {
+        index: u(next),
+        kind,
+        at_ms,
+        store,
+        data,
+    };
+    let bytes = entry.canonical_bytes();
+    conn.prepare_cached(
+        "INSERT INTO audit_log (idx, kind, at_ms, store_id, entry, leaf_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        next,
+        kind.as_str(),
+        at_ms,
+        store.map(|s| s.to_string()),
+        bytes,
+        caja_shared::merkle::leaf_hash(&bytes).to_hex()
+    ])?;
+    Ok(entry.index)
+}
+
+/// Counters read once per transaction instead of once per row. The writer
+/// resets the cache at every `BEGIN`, so a rolled-back transaction never leaves
+/// a stale value.
+#[derive(Debug, Default)]
+pub(crate) struct TxCache {
+    /// The next audit index.
+    audit_next: Option<i64>,
+    /// The next apply order.
+    applied_next: Option<i64>,
+    /// Recently applied events (kept across transactions, bounded, cleared on
+    /// any rollback): most dependencies are recent, so this spares two index
+    /// lookups per event.
+    recent: HashSet<EventId>,
+    /// Insertion order of `recent`, to evict the oldest.
+    recent_order: std::collections::VecDeque<EventId>,
+    /// Every id some held event waits for (`held_missing.missing_id`), read
+    /// once and then kept in step, so applying an event nobody waits for
+    /// costs no query.
+    awaited: Option<HashSet<EventId>>,
+}
+
+/// Most ids kept in [`TxCache::recent`].
+const RECENT_APPLIED_MAX: usize = 65_536;
+
+impl TxCache {
+    /// At `BEGIN`: counters are read again from the database.
+    pub(crate) fn begin(&mut self) {
+        self.audit_next = None;
+        self.applied_next = None;
+    }
+
+    /// After a `ROLLBACK`: nothing cached may be trusted.
+    pub(crate) fn rolled_back(&mut self) {
+        *self = TxCache::default();
+    }
+
+    fn awaited(&mut self, conn: &Connection) -> Result<&mut HashSet<EventId>, StoreError> {
+        if self.awaited.is_none() {
+            let mut set = HashSet::new();
+            let mut stmt = conn.prepare_cached("SELECT DISTINCT missing_id FROM held_missing")?;
+            let mut rs = stmt.query([])?;
+            while let Some(r) = rs.next()? {
+                set.insert(parse(&r.get::<_, String>(0)?)?);
+            }
+            self.awaited = Some(set);
+        }
+        Ok(self.awaited.get_or_insert_with(HashSet::new))
+    }
+
+    fn remember_applied(&mut self, id: EventId) {
+        if self.recent.insert(id) {
+            self.recent_order.push_back(id);
+            if self.recent_order.len() > RECENT_APPLIED_MAX {
+                if let Some(old) = self.recent_order.pop_front() {
+                    self.recent.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+fn raise_alert(
+    conn: &Connection,
+    kind: &str,
+    store: Option<StoreId>,
+    device: Option<DeviceId>,
+    at_ms: i64,
+    message: &str,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO alerts (kind, store_id, device_id, at_ms, message) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            kind,
+            store.map(|s| s.to_string()),
+            device.map(|d| d.to_string()),
+            at_ms,
+            message
+        ],
+    )?;
+    Ok(())
+}
+
+fn load_device(conn: &Connection, device: DeviceId) -> Result<Option<DeviceRecord>, StoreError> {
+    let row: Option<(String, Option<i64>, Option<i64>)> = conn
+        .prepare_cached(
+            "SELECT store_id, revoked_at_ms, quarantined_at_ms FROM devices WHERE device_id = ?1",
+        )?
+        .query_row([device.to_string()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    let Some((store, revoked, quarantined)) = row else {
+        return Ok(None);
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT key_id, key_hex, valid_until_ms FROM device_keys WHERE device_id = ?1",
+    )?;
+    let mut keys = Vec::new();
+    let mut rows = stmt.query([device.to_string()])?;
+    while let Some(r) = rows.next()? {
+        let key_id: String = r.get(0)?;
+        let key_hex: String = r.get(1)?;
+        keys.push(KeyRecord {
+            key_id: parse(&key_id)?,
+            key: DeviceKey::from_hex(&key_hex).map_err(corrupt)?,
+            valid_until_ms: r.get(2)?,
+        });
+    }
+    Ok(Some(DeviceRecord {
+        device,
+        store: parse(&store)?,
+        revoked: revoked.is_some(),
+        quarantined: quarantined.is_some(),
+        keys,
+    }))
+}
+
+pub(super) fn device_exists(conn: &Connection, device: DeviceId) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM devices WHERE device_id = ?1 LIMIT 1")?
+        .exists([device.to_string()])?)
+}
+
+/// Authentication with its persisted parts: signature, key and timestamp
+/// ([`auth::verify`]), then the nonce (refused if seen), then the device's rate
+/// limit (its bucket persisted either way).
+pub(super) fn authenticate(
+    conn: &Connection,
+    env: &mut Env,
+    req: &SignedRequest,
+) -> Result<Answer<DeviceRecord>, StoreError> {
+    let now = env.now_ms();
+    let h = &req.headers;
+    let record = load_device(conn, h.device)?;
+    if let Err(failure) = auth::verify(req, record.as_ref(), now) {
+        tracing::warn!(device = %h.device, code = failure.code(), reason = %failure, path = %req.path_and_query, "request refused");
+        return Ok(Err(failure.to_api(now)));
+    }
+    let Some(record) = record else {
+        return Ok(Err(auth::AuthFailure::UnknownKey.to_api(now)));
+    };
+    let fresh = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO nonces (device_id, nonce, timestamp_ms) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![h.device.to_string(), h.nonce, h.timestamp_ms])?;
+    if fresh == 0 {
+        let failure = auth::AuthFailure::ReplayedNonce;
+        tracing::warn!(device = %h.device, code = failure.code(), "request refused: nonce replayed");
+        return Ok(Err(failure.to_api(now)));
+    }
+    let bucket: Option<Bucket> = conn
+        .prepare_cached("SELECT tokens_milli, updated_ms FROM rate_limits WHERE device_id = ?1")?
+        .query_row([h.device.to_string()], |r| {
+            Ok(Bucket {
+                tokens_milli: r.get(0)?,
+                updated_ms: r.get(1)?,
+            })
+        })
+        .optional()?;
+    let (bucket, decision) = env.cfg.rate_limit.take(bucket, now);
+    conn.prepare_cached(
+        "INSERT INTO rate_limits (device_id, tokens_milli, updated_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT (device_id) DO UPDATE SET tokens_milli = excluded.tokens_milli, updated_ms = excluded.updated_ms",
+    )?
+    .execute(params![h.device.to_string(), bucket.tokens_milli, bucket.updated_ms])?;
+    if let Decision::Limited { retry_after_ms } = decision {
+        tracing::warn!(device = %h.device, retry_after_ms, "request refused: device rate limit");
+        return Ok(Err(ApiError::overloaded(
+            "this device sends requests faster than its rate limit",
+            u((retry_after_ms + 999) / 1000),
+        )));
+    }
+    conn.prepare_cached("UPDATE devices SET clock_skew_ms = ?2 WHERE device_id = ?1")?
+        .execute(params![
+            h.device.to_string(),
+            h.timestamp_ms.saturating_sub(now)
+        ])?;
+    Ok(Ok(record))
+}
+
+fn chain_view(
+    conn: &Connection,
+    device: DeviceId,
+    batch: &PushBatch,
+) -> Result<ChainView, StoreError> {
+    let head: Option<(i64, String)> = conn
+        .prepare_cached(
+            "SELECT seq, hash FROM events WHERE device_id = ?1 ORDER BY seq DESC LIMIT 1",
+        )?
+        .query_row([device.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let mut view = ChainView::default();
+    if let Some((seq, hash)) = head {
+        view.acked_seq = u(seq);
+        view.head_hash = parse(&hash)?;
+    }
+    let overlap = ingest::overlap(batch, view.acked_seq);
+    if let (Some(lo), Some(hi)) = (overlap.first(), overlap.last()) {
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, hash FROM events WHERE device_id = ?1 AND seq BETWEEN ?2 AND ?3",
+        )?;
+        let mut rows = stmt.query(params![device.to_string(), i(*lo), i(*hi)])?;
+        while let Some(r) = rows.next()? {
+            let hash: String = r.get(1)?;
+            view.stored.insert(u(r.get(0)?), parse(&hash)?);
+        }
+    }
+    Ok(view)
+}
+
+fn event_id_at(
+    conn: &Connection,
+    device: DeviceId,
+    seq: u64,
+) -> Result<Option<EventId>, StoreError> {
+    let id: Option<String> = conn
+        .prepare_cached("SELECT event_id FROM events WHERE device_id = ?1 AND seq = ?2")?
+        .query_row(params![device.to_string(), i(seq)], |r| r.get(0))
+        .optional()?;
+    id.map(|s| parse(&s)).transpose()
+}
+
+fn insert_event(conn: &Connection, e: &Event, received_ms: i64) -> Result<i64, StoreError> {
+    let env = e.envelope();
+    conn.prepare_cached(
+        "INSERT INTO events (event_id, store_id, device_id, seq, hash, prev, kind, hlc_ms, hlc_n, bytes, received_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![
+        env.event_id.to_string(),
+        env.store.to_string(),
+        env.device.to_string(),
+        i(env.seq.get()),
+        e.hash().to_hex(),
+        env.prev.to_hex(),
+        env.kind.as_str(),
+        env.hlc.ms(),
+        i64::from(env.hlc.n()),
+        e.canonical_bytes(),
+        received_ms
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+fn quarantine(
+    conn: &Connection,
+    tx: &mut TxCache,
+    now: i64,
+    dev: &DeviceRecord,
+    reject: &PositionReject,
+) -> Result<(), StoreError> {
+    let PositionReject::ChainMismatch {
+        seq,
+        acked_seq,
+        stored_hash,
+        pushed_hash,
+    } = reject
+    else {
+        return Ok(());
+    };
+    let reason = format!(
+        "chain mismatch at seq {seq}: the hub holds {stored_hash}, the device pushed {pushed_hash}"
+    );
+    conn.execute(
+        "UPDATE devices SET quarantined_at_ms = COALESCE(quarantined_at_ms, ?2), quarantine_reason = ?3 WHERE device_id = ?1",
+        params![dev.device.to_string(), now, reason],
+    )?;
+    raise_alert(
+        conn,
+        "chain_mismatch",
+        Some(dev.store),
+        Some(dev.device),
+        now,
+        &reason,
+    )?;
+    append_audit(
+        conn,
+        tx,
+        AuditKind::ChainMismatch,
+        now,
+        Some(dev.store),
+        audit::data([
+            ("device", audit::s(dev.device)),
+            ("seq", audit::n(*seq)),
+            ("acked_seq", audit::n(*acked_seq)),
+            ("stored_hash", audit::s(stored_hash)),
+            ("pushed_hash", audit::s(pushed_hash)),
+        ]),
+    )?;
+    tracing::error!(device = %dev.device, store = %dev.store, seq, acked_seq, "chain mismatch: device quarantined");
+    Ok(())
+}
+
+/// `POST /v1/sync/push` on the writer thread (see [`crate::ingest`] for the
+/// checks and their order).
+pub(super) fn push(
+    conn: &Connection,
+    env: &mut Env,
+    req: &SignedRequest,
+    parsed: &Result<PushBatch, ApiError>,
+) -> Result<Answer<PushAck>, StoreError> {
+    let dev = match authenticate(conn, env, req)? {
+        Ok(d) => d,
+        Err(e) => return Ok(Err(e)),
+    };
+    let now = env.now_ms();
+    let refuse = |e: ApiError| {
+        tracing::warn!(device = %dev.device, code = e.error, field = e.field.as_deref().unwrap_or(""), reason = %e.message, "push refused");
+        Ok(Err(e))
+    };
+    if dev.quarantined {
+        return refuse(ApiError::forbidden(
+            "quarantined",
+            "this device is quarantined after a chain mismatch; head office must review and release it",
+        ));
+    }
+    let batch = match parsed {
+        Ok(b) => b,
+        Err(e) => return refuse(e.clone()),
+    };
+    if let Err(e) = ingest::check_scope(batch, dev.device, dev.store) {
+        return refuse(e);
+    }
+    let view = chain_view(conn, dev.device, batch)?;
+    let position = match ingest::check_position(&view, batch) {
+        Ok(p) => p,
+        Err(reject) => {
+            quarantine(conn, &mut env.tx, now, &dev, &reject)?;
+            return refuse(reject.to_api());
+        }
+    };
+    if let Err(e) = ingest::check_continuity(batch) {
+        return refuse(e);
+    }
+    let new_events: Vec<&ingest::PushedEvent> = batch
+        .events
+        .iter()
+        .filter(|e| e.seq() > view.acked_seq)
+        .collect();
+    let mut existing = HashSet::new();
+    if !new_events.is_empty() {
+        // One statement for the whole batch: which of these ids exist already.
+        let ids = serde_json::to_string(
+            &new_events
+                .iter()
+                .map(|e| e.event.id().to_string())
+                .collect::<Vec<_>>(),
+        )
+        .map_err(corrupt)?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT event_id FROM events WHERE event_id IN (SELECT value FROM json_each(?1))",
+        )?;
+        let mut rs = stmt.query([ids])?;
+        while let Some(r) = rs.next()? {
+            existing.insert(parse(&r.get::<_, String>(0)?)?);
+        }
+    }
+    if let Err(e) = ingest::check_new_ids(batch, view.acked_seq, &existing) {
+        return refuse(e);
+    }
+    if let Err(e) = ingest::check_checkpoint(batch, |k| dev.valid_key(k, now), now) {
+        return refuse(e);
+    }
+    debug_assert_eq!(position.new, new_events.len());
+
+    // Every check passed: store, then offer each new event to the causal gate.
+    let mut index = SqlIndex::new(conn, now, &mut env.tx);
+    let mut previous = match new_events.first() {
+        Some(first) if first.seq() > 1 => event_id_at(conn, dev.device, first.seq() - 1)?,
+        _ => None,
+    };
+    for e in &new_events {
+        let row = insert_event(conn, &e.event, now)?;
+        index
+            .known
+            .insert(e.event.id(), (row, Cow::Borrowed(*e), Origin::Register));
+        append_audit(
+            conn,
+            index.tx,
+            AuditKind::EventAccepted,
+            now,
+            Some(dev.store),
+            audit::data([
+                ("device", audit::s(dev.device)),
+                ("seq", audit::n(e.seq())),
+                ("event_id", audit::s(e.event.id())),
+                ("hash", audit::s(e.event.hash())),
+                ("kind", audit::s(e.event.envelope().kind.as_str())),
+            ]),
+        )?;
+        ingest::admit(
+            &mut index,
+            &Candidate {
+                id: e.event.id(),
+                deps: &e.event.envelope().deps,
+                previous,
+            },
+        )?;
+        previous = Some(e.event.id());
+    }
+    let mut held = Vec::new();
+    let mut conflicts = Vec::new();
+    let seq_of: HashMap<EventId, u64> = batch
+        .events
+        .iter()
+        .map(|e| (e.event.id(), e.seq()))
+        .collect();
+    for e in &new_events {
+        if index.held_now.contains(&e.event.id()) {
+            held.push(HeldInfo {
+                event_id: e.event.id(),
+                missing: missing_of(conn, index.known[&e.event.id()].0)?,
+            });
+        }
+    }
+    for (event, c) in &index.conflicts {
+        if let Some(seq) = seq_of.get(event) {
+            conflicts.push(ConflictRef {
+                seq: *seq,
+                conflict_id: c.conflict_id.to_string(),
+                reason: c.reason.to_owned(),
+            });
+        }
+    }
+    let last = batch.last();
+    let acked_seq = view.acked_seq.max(last.seq());
+    if last.seq() >= view.acked_seq {
+        let cp = Value::from_typed(&batch.checkpoint)
+            .map_err(corrupt)?
+            .to_canonical_string();
+        conn.prepare_cached(
+            "UPDATE devices SET last_push_ms = ?2, backlog = ?3, checkpoint = ?4 WHERE device_id = ?1",
+        )?
+        .execute(params![dev.device.to_string(), now, i(batch.backlog), cp])?;
+    } else {
+        conn.prepare_cached(
+            "UPDATE devices SET last_push_ms = ?2, backlog = ?3 WHERE device_id = ?1",
+        )?
+        .execute(params![dev.device.to_string(), now, i(batch.backlog)])?;
+    }
+    tracing::debug!(device = %dev.device, accepted = new_events.len(), duplicates = position.duplicates, held = held.len(), "push stored");
+    Ok(Ok(PushAck {
+        acked_seq,
+        accepted: new_events.len(),
+        duplicates: position.duplicates,
+        held,
+        conflicts,
+    }))
+}
+
+fn missing_of(conn: &Connection, row: i64) -> Result<Vec<EventId>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT missing_id FROM held_missing WHERE event_row = ?1 ORDER BY missing_id",
+    )?;
+    let ids: Vec<String> = stmt
+        .query_map([row], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    ids.iter().map(|s| parse(s)).collect()
+}
+
+/// The causal gate's state in SQLite, for one job.
+struct SqlIndex<'c> {
+    conn: &'c Connection,
+    now: i64,
+    /// Per-transaction counters.
+    tx: &'c mut TxCache,
+    /// Events this job stored or loaded and has not applied yet: row, the
+    /// event (borrowed from the push when it came in it), origin.
+    known: HashMap<EventId, (i64, Cow<'c, PushedEvent>, Origin)>,
+    /// Events applied by this job.
+    applied: HashSet<EventId>,
+    /// Events of this job held when it ends.
+    held_now: HashSet<EventId>,
+    /// Conflicts found while applying, with the event that triggered them.
+    conflicts: Vec<(EventId, Conflict)>,
+    /// Whether to write audit entries for new conflicts (not in a rebuild).
+    audit: bool,
+    /// Rebuild mode: `now` is the original apply time of each event.
+    applied_ms: Option<i64>,
+    /// Events loaded from the database because they were held.
+    was_held: HashSet<EventId>,
+}
+
+impl<'c> SqlIndex<'c> {
+    fn new(conn: &'c Connection, now: i64, tx: &'c mut TxCache) -> SqlIndex<'c> {
+        SqlIndex {
+            conn,
+            now,
+            tx,
+            known: HashMap::new(),
+            applied: HashSet::new(),
+            held_now: HashSet::new(),
+            conflicts: Vec::new(),
+            audit: true,
+            applied_ms: None,
+            was_held: HashSet::new(),
+        }
+    }
+
+    fn load(&mut self, id: &EventId) -> Result<(), StoreError> {
+        if self.known.contains_key(id) {
+            return Ok(());
+        }
+        let (row, bytes, device): (i64, Vec<u8>, String) = self
+            .conn
+            .prepare_cached("SELECT id, bytes, device_id FROM events WHERE event_id = ?1")?
+            .query_row([id.to_string()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        let event = Event::from_json(&bytes).map_err(corrupt)?;
+        let body = event.body().map_err(corrupt)?;
+        let origin = origin_of(self.conn, &device)?;
+        self.known
+            .insert(*id, (row, Cow::Owned(PushedEvent { event, body }), origin));
+        self.was_held.insert(*id);
+        Ok(())
+    }
+}
+
+fn origin_of(conn: &Connection, device: &str) -> Result<Origin, StoreError> {
+    let hub: bool = conn
+        .prepare_cached("SELECT 1 FROM stores WHERE hub_device = ?1 LIMIT 1")?
+        .exists([device])?;
+    Ok(if hub { Origin::Hub } else { Origin::Register })
+}
+
+impl CausalIndex for SqlIndex<'_> {
+    type Error = StoreError;
+
+    fn is_applied(&mut self, id: &EventId) -> Result<bool, StoreError> {
+        if self.applied.contains(id) || self.tx.recent.contains(id) {
+            return Ok(true);
+        }
+        if self.known.contains_key(id) {
+            // Stored by this job (or loaded when applied, then in `applied`).
+            return Ok(false);
+        }
+        // Stored and not held is applied (see the schema).
+        let row: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT id FROM events WHERE event_id = ?1")?
+            .query_row([id.to_string()], |r| r.get(0))
+            .optional()?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        Ok(!self
+            .conn
+            .prepare_cached("SELECT 1 FROM held WHERE event_row = ?1")?
+            .exists([row])?)
+    }
+
+    fn apply(&mut self, id: &EventId) -> Result<(), StoreError> {
+        self.load(id)?;
+        let (row, pushed, origin) = self
+            .known
+            .remove(id)
+            .ok_or_else(|| corrupt("applied event not loaded"))?;
+        let env = pushed.event.envelope();
+        let next: i64 = match self.tx.applied_next {
+            Some(n) => n,
+            None => self
+                .conn
+                .prepare_cached("SELECT COALESCE(MAX(applied_seq), 0) + 1 FROM applied")?
+                .query_row([], |r| r.get(0))?,
+        };
+        self.tx.applied_next = Some(next + 1);
+        let at = self.applied_ms.unwrap_or(self.now);
+        self.conn
+            .prepare_cached(
+                "INSERT INTO applied (applied_seq, event_row, store_id, device_id, applied_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![next, row, env.store.to_string(), env.device.to_string(), at])?;
+        if self.held_now.contains(id) || self.was_held.contains(id) {
+            self.conn
+                .prepare_cached("DELETE FROM held WHERE event_row = ?1")?
+                .execute([row])?;
+        }
+        self.applied.insert(*id);
+        self.tx.remember_applied(*id);
+        self.held_now.remove(id);
+        let meta = EventMeta {
+            event_id: env.event_id,
+            store: env.store,
+            device: env.device,
+            seq: env.seq.get(),
+            hlc: env.hlc,
+            origin,
+        };
+        project(self, &meta, &pushed.body, at)
+    }
+
+    fn hold(&mut self, id: &EventId, missing: &[EventId]) -> Result<(), StoreError> {
+        let row = self
+            .known
+            .get(id)
+            .map(|k| k.0)
+            .ok_or_else(|| corrupt("held event not stored"))?;
+        self.conn
+            .prepare_cached("INSERT INTO held (event_row, held_since_ms) VALUES (?1, ?2)")?
+            .execute(params![row, self.now])?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("INSERT INTO held_missing (missing_id, event_row) VALUES (?1, ?2)")?;
+        for m in missing {
+            stmt.execute(params![m.to_string(), row])?;
+        }
+        self.tx.awaited(self.conn)?.extend(missing.iter().copied());
+        self.held_now.insert(*id);
+        Ok(())
+    }
+
+    fn unblock(&mut self, applied: &EventId) -> Result<Vec<EventId>, StoreError> {
+        if !self.tx.awaited(self.conn)?.remove(applied) {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<i64> = self
+            .conn
+            .prepare_cached(
+                "SELECT event_row FROM held_missing WHERE missing_id = ?1 ORDER BY event_row",
+            )?
+            .query_map([applied.to_string()], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.conn
+            .prepare_cached("DELETE FROM held_missing WHERE missing_id = ?1")?
+            .execute([applied.to_string()])?;
+        let mut ready = Vec::new();
+        for row in rows {
+            let waiting: bool = self
+                .conn
+                .prepare_cached("SELECT 1 FROM held_missing WHERE event_row = ?1 LIMIT 1")?
+                .exists([row])?;
+            if !waiting {
+                let id: String = self
+                    .conn
+                    .prepare_cached("SELECT event_id FROM events WHERE id = ?1")?
+                    .query_row([row], |r| r.get(0))?;
+                ready.push(parse(&id)?);
+            }
+        }
+        Ok(ready)
+    }
+}
+
+/// Writes an applied event's facts and detects the conflicts they complete.
+fn project(
+    index: &mut SqlIndex<'_>,
+    meta: &EventMeta,
+    body: &EventBody,
+    at_ms: i64,
+) -> Result<(), StoreError> {
+    let conn = index.conn;
+    let facts = projection::facts(meta, body);
+    write_facts(conn, &facts)?;
+    let subjects: BTreeSet<Subject> = facts.iter().flat_map(projection::subjects).collect();
+    for subject in subjects {
+        let related = facts_about(conn, &subject)?;
+        let Some(c) = projection::conflict_of(&subject, &related) else {
+            continue;
+        };
+        let new = conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO conflicts (conflict_id, reason, strategy, store_id, subject, detected_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                c.conflict_id.to_string(),
+                c.reason,
+                c.strategy,
+                c.store.to_string(),
+                c.subject,
+                at_ms
+            ])?
+            == 1;
+        let mut stmt = conn.prepare_cached(
+            "INSERT OR IGNORE INTO conflict_events (conflict_id, event_id) VALUES (?1, ?2)",
+        )?;
+        for e in &c.events {
+            stmt.execute(params![c.conflict_id.to_string(), e.to_string()])?;
+        }
+        if new && index.audit {
+            append_audit(
+                conn,
+                index.tx,
+                AuditKind::ConflictDetected,
+                at_ms,
+                Some(c.store),
+                audit::data([
+                    ("conflict_id", audit::s(c.conflict_id)),
+                    ("reason", audit::s(c.reason)),
+                    ("strategy", audit::s(c.strategy)),
+                    ("subject", audit::s(&c.subject)),
+                    (
+                        "events",
+                        Value::Array(c.events.iter().map(audit::s).collect()),
+                    ),
+                ]),
+            )?;
+            tracing::warn!(conflict = %c.conflict_id, reason = c.reason, subject = %c.subject, "conflict detected");
+        }
+        index.conflicts.push((meta.event_id, c));
+    }
+    Ok(())
+}
+
+fn opt_str<T: ToString>(v: &Option<T>) -> Option<String> {
+    v.as_ref().map(ToString::to_string)
+}
+
+/// Writes one event's facts: a sale with its lines and payments as one
+/// `p_sales` row (see the schema), every other fact as its own row.
+fn write_facts(conn: &Connection, facts: &[Fact]) -> Result<(), StoreError> {
+    let mut lines = Vec::new();
+    let mut payments = Vec::new();
+    for f in facts {
+        match f {
+            Fact::SaleLine {
+                product,
+                qty_milli,
+                total,
+                tax,
+                ..
+            } => lines.push(serde_json::json!([product.as_str(), qty_milli, total, tax])),
+            Fact::Payment {
+                payment_id: None,
+                method,
+                amount,
+                ..
+            } => payments.push(serde_json::json!([
+                projection::method_name(*method),
+                amount
+            ])),
+            _ => {}
+        }
+    }
+    for f in facts {
+        match f {
+            Fact::SaleLine { .. }
+            | Fact::Payment {
+                payment_id: None, ..
+            } => {}
+            Fact::Sale {
+                event_id,
+                sale_id,
+                store,
+                device,
+                shift_id,
+                customer,
+                total,
+                tax,
+                change,
+                fiscal,
+            } => {
+                conn.prepare_cached(
+                    "INSERT INTO p_sales VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                )?
+                .execute(params![
+                    event_id.to_string(),
+                    sale_id.to_string(),
+                    store.to_string(),
+                    device.to_string(),
+                    opt_str(shift_id),
+                    opt_str(customer),
+                    total,
+                    tax,
+                    change,
+                    fiscal.as_ref().map(|f| f.0.clone()),
+                    fiscal.as_ref().map(|f| f.1.clone()),
+                    serde_json::Value::Array(std::mem::take(&mut lines)).to_string(),
+                    serde_json::Value::Array(std::mem::take(&mut payments)).to_string()
+                ])?;
+            }
+            other => write_fact(conn, other)?,
+        }
+    }
+    Ok(())
+}
+
+fn write_fact(conn: &Connection, f: &Fact) -> Result<(), StoreError> {
+    match f {
+        Fact::Shift {
+            event_id,
+            shift_id,
+            store,
+            device,
+            cashier,
+            opening_float,
+        } => conn
+            .prepare_cached("INSERT INTO p_shifts VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+            .execute(params![
+                event_id.to_string(),
+                shift_id.to_string(),
+                store.to_string(),
+                device.to_string(),
+                cashier,
+                opening_float
+            ])?,
+        Fact::ShiftClose {
+            event_id,
+            shift_id,
+            store,
+            expected_cash,
+            counted_cash,
+        } => conn
+            .prepare_cached("INSERT INTO p_shift_closes VALUES (?1, ?2, ?3, ?4, ?5)")?
+            .execute(params![
+                event_id.to_string(),
+                shift_id.to_string(),
+                store.to_string(),
+                expected_cash,
+                counted_cash
+            ])?,
+        // A sale, its lines and its own payments are one row: write_facts.
+        Fact::Sale { .. }
+        | Fact::SaleLine { .. }
+        | Fact::Payment {
+            payment_id: None, ..
+        } => return Err(corrupt("sale facts are written by write_facts")),
+        Fact::Payment {
+            event_id,
+            idx,
+            payment_id: Some(payment_id),
+            sale_id,
+            store,
+            method,
+            amount,
+        } => conn
+            .prepare_cached("INSERT INTO p_payments VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
+            .execute(params![
+                event_id.to_string(),
+                idx,
+                payment_id.to_string(),
+                sale_id.to_string(),
+                store.to_string(),
+                projection::method_name(*method),
+                amount
+            ])?,
+        Fact::Void {
+            event_id,
+            sale_id,
+            store,
+        } => conn
+            .prepare_cached("INSERT INTO p_voids VALUES (?1, ?2, ?3)")?
+            .execute(params![event_id.to_string(), sale_id.to_string(), store.to_string()])?,
+        Fact::Debt {
+            event_id,
+            debt_id,
+            store,
+            customer,
+            amount,
+        } => conn
+            .prepare_cached("INSERT INTO p_debts VALUES (?1, ?2, ?3, ?4, ?5)")?
+            .execute(params![
+                event_id.to_string(),
+                debt_id.to_string(),
+                store.to_string(),
+                customer.to_string(),
+                amount
+            ])?,
+        Fact::DebtPayment {
+            event_id,
+            payment_id,
+            debt_id,
+            store,
+            customer,
+            amount,
+        } => conn
+            .prepare_cached("INSERT INTO p_debt_payments VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+            .execute(params![
+                event_id.to_string(),
+                payment_id.to_string(),
+                debt_id.to_string(),
+                store.to_string(),
+                customer.to_string(),
+                amount
+            ])?,
+        Fact::StockMove {
+            event_id,
+            store,
+            product,
+            delta_milli,
+        } => conn
+            .prepare_cached("INSERT INTO p_stock_moves VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![event_id.to_string(), store.to_string(), product.as_str(), delta_milli])?,
+        Fact::Customer {
+            customer_id,
+            event_id,
+            hlc,
+            device,
+            body,
+        } => conn
+            .prepare_cached(
+                "INSERT INTO p_customers VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (customer_id) DO UPDATE SET event_id = excluded.event_id, hlc_ms = excluded.hlc_ms,
+                   hlc_n = excluded.hlc_n, device_id = excluded.device_id, body = excluded.body
+                 WHERE (excluded.hlc_ms, excluded.hlc_n, excluded.device_id, excluded.event_id)
+                     > (p_customers.hlc_ms, p_customers.hlc_n, p_customers.device_id, p_customers.event_id)",
+            )?
+            .execute(params![
+                customer_id.to_string(),
+                event_id.to_string(),
+                hlc.ms(),
+                i64::from(hlc.n()),
+                device.to_string(),
+                body
+            ])?,
+        Fact::CatalogItem {
+            store,
+            product,
+            event_id,
+            hub_seq,
+            body,
+        } => conn
+            .prepare_cached(
+                "INSERT INTO p_catalog VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (store_id, product) DO UPDATE SET event_id = excluded.event_id,
+                   hub_seq = excluded.hub_seq, body = excluded.body
+                 WHERE excluded.hub_seq > p_catalog.hub_seq",
+            )?
+            .execute(params![store.to_string(), product.as_str(), event_id.to_string(), i(*hub_seq), body])?,
+        Fact::Price {
+            store,
+            product,
+            event_id,
+            hub_seq,
+            unit_price,
+        } => conn
+            .prepare_cached(
+                "INSERT INTO p_prices VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (store_id, product) DO UPDATE SET event_id = excluded.event_id,
+                   hub_seq = excluded.hub_seq, unit_price = excluded.unit_price
+                 WHERE excluded.hub_seq > p_prices.hub_seq",
+            )?
+            .execute(params![store.to_string(), product.as_str(), event_id.to_string(), i(*hub_seq), unit_price])?,
+        Fact::ForeignKind {
+            event_id,
+            store,
+            device,
+            kind,
+        } => conn
+            .prepare_cached("INSERT INTO p_foreign_kinds VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![event_id.to_string(), store.to_string(), device.to_string(), kind])?,
+    };
+    Ok(())
+}
+
+fn id_opt<T: FromStr>(s: Option<String>) -> Result<Option<T>, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    s.map(|s| parse(&s)).transpose()
+}
+
+fn sale_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
+    let series: Option<String> = r.get(9)?;
+    let number: Option<String> = r.get(10)?;
+    Ok(Fact::Sale {
+        event_id: parse(&r.get::<_, String>(0)?)?,
+        sale_id: parse(&r.get::<_, String>(1)?)?,
+        store: parse(&r.get::<_, String>(2)?)?,
+        device: parse(&r.get::<_, String>(3)?)?,
+        shift_id: id_opt(r.get(4)?)?,
+        customer: id_opt(r.get(5)?)?,
+        total: r.get(6)?,
+        tax: r.get(7)?,
+        change: r.get(8)?,
+        fiscal: series.zip(number),
+    })
+}
+
+fn debt_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
+    Ok(Fact::Debt {
+        event_id: parse(&r.get::<_, String>(0)?)?,
+        debt_id: parse(&r.get::<_, String>(1)?)?,
+        store: parse(&r.get::<_, String>(2)?)?,
+        customer: parse(&r.get::<_, String>(3)?)?,
+        amount: r.get(4)?,
+    })
+}
+
+fn debt_payment_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
+    Ok(Fact::DebtPayment {
+        event_id: parse(&r.get::<_, String>(0)?)?,
+        payment_id: parse(&r.get::<_, String>(1)?)?,
+        debt_id: parse(&r.get::<_, String>(2)?)?,
+        store: parse(&r.get::<_, String>(3)?)?,
+        customer: parse(&r.get::<_, String>(4)?)?,
+        amount: r.get(5)?,
+    })
+}
+
+fn foreign_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
+    Ok(Fact::ForeignKind {
+        event_id: parse(&r.get::<_, String>(0)?)?,
+        store: parse(&r.get::<_, String>(1)?)?,
+        device: parse(&r.get::<_, String>(2)?)?,
+        kind: r.get(3)?,
+    })
+}
+
+/// Reads one projection row as a fact.
+type FactReader = fn(&rusqlite::Row<'_>) -> Result<Fact, StoreError>;
+
+fn rows<P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+    f: FactReader,
+) -> Result<Vec<Fact>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut out = Vec::new();
+    let mut rs = stmt.query(params)?;
+    while let Some(r) = rs.next()? {
+        out.push(f(r)?);
+    }
+    Ok(out)
+}
+
+fn facts_about(conn: &Connection, subject: &Subject) -> Result<Vec<Fact>, StoreError> {
+    match subject {
+        Subject::Fiscal(series, number) => {
+            // One sale alone is never a duplicate: skip reading it back.
+            let n: i64 = conn
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM p_sales WHERE fiscal_series = ?1 AND fiscal_number = ?2",
+                )?
+                .query_row(params![series, number], |r| r.get(0))?;
+            if n < 2 {
+                return Ok(Vec::new());
+            }
+            rows(
+                conn,
+                "SELECT * FROM p_sales WHERE fiscal_series = ?1 AND fiscal_number = ?2",
+                params![series, number],
+                sale_from_row,
+            )
+        }
+        Subject::Debt(d) => {
+            let mut out = rows(
+                conn,
+                "SELECT * FROM p_debts WHERE debt_id = ?1",
+                [d.to_string()],
+                debt_from_row,
+            )?;
+            out.extend(rows(
+                conn,
+                "SELECT * FROM p_debt_payments WHERE debt_id = ?1",
+                [d.to_string()],
+                debt_payment_from_row,
+            )?);
+            Ok(out)
+        }
+        Subject::Event(e) => rows(
+            conn,
+            "SELECT * FROM p_foreign_kinds WHERE event_id = ?1",
+            [e.to_string()],
+            foreign_from_row,
+        ),
+    }
+}
+
+/// The `p_sales` rows as facts: each sale, its lines and its own payments.
+fn load_sales(conn: &Connection) -> Result<Vec<Fact>, StoreError> {
+    let mut stmt = conn.prepare("SELECT * FROM p_sales")?;
+    let mut rs = stmt.query([])?;
+    let mut out = Vec::new();
+    while let Some(r) = rs.next()? {
+        let sale = sale_from_row(r)?;
+        let Fact::Sale {
+            event_id,
+            sale_id,
+            store,
+            ..
+        } = sale
+        else {
+            return Err(corrupt("p_sales row"));
+        };
+        out.push(sale);
+        let lines: Vec<(String, i64, i64, i64)> =
+            serde_json::from_str(&r.get::<_, String>(11)?).map_err(corrupt)?;
+        for (i, (product, qty_milli, total, tax)) in lines.into_iter().enumerate() {
+            out.push(Fact::SaleLine {
+                event_id,
+                line: u32::try_from(i).map_err(corrupt)?,
+                sale_id,
+                store,
+                product: parse(&product)?,
+                qty_milli,
+                total,
+                tax,
+            });
+        }
+        let payments: Vec<(String, i64)> =
+            serde_json::from_str(&r.get::<_, String>(12)?).map_err(corrupt)?;
+        for (i, (method, amount)) in payments.into_iter().enumerate() {
+            out.push(Fact::Payment {
+                event_id,
+                idx: u32::try_from(i).map_err(corrupt)?,
+                payment_id: None,
+                sale_id,
+                store,
+                method: projection::parse_method(&method).ok_or_else(|| corrupt(&method))?,
+                amount,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Every fact of the projection tables, read back into [`Projections`].
+pub fn load_projections(conn: &Connection) -> Result<Projections, StoreError> {
+    let mut p = Projections::default();
+    for fact in load_sales(conn)? {
+        p.apply(fact);
+    }
+    let all: [(&str, FactReader); 11] = [
+        ("SELECT * FROM p_debts", debt_from_row),
+        ("SELECT * FROM p_debt_payments", debt_payment_from_row),
+        ("SELECT * FROM p_foreign_kinds", foreign_from_row),
+        ("SELECT * FROM p_shifts", |r| {
+            Ok(Fact::Shift {
+                event_id: parse(&r.get::<_, String>(0)?)?,
+                shift_id: parse(&r.get::<_, String>(1)?)?,
+                store: parse(&r.get::<_, String>(2)?)?,
+                device: parse(&r.get::<_, String>(3)?)?,
+                cashier: r.get(4)?,
+                opening_float: r.get(5)?,
+            })
+        }),
+        ("SELECT * FROM p_shift_closes", |r| {
+            Ok(Fact::ShiftClose {
+                event_id: parse(&r.get::<_, String>(0)?)?,
+                shift_id: parse(&r.get::<_, String>(1)?)?,
+                store: parse(&r.get::<_, String>(2)?)?,
+                expected_cash: r.get(3)?,
+                counted_cash: r.get(4)?,
+            })
+        }),
+        ("SELECT * FROM p_payments", |r| {
+            let method: String = r.get(5)?;
+            Ok(Fact::Payment {
+                event_id: parse(&r.get::<_, String>(0)?)?,
+                idx: r.get(1)?,
+                payment_id: id_opt(r.get(2)?)?,
+                sale_id: parse(&r.get::<_, String>(3)?)?,
+                store: parse(&r.get::<_, String>(4)?)?,
+                method: projection::parse_method(&method).ok_or_else(|| corrupt(&method))?,
+                amount: r.get(6)?,
+            })
+        }),
+        ("SELECT * FROM p_voids", |r| {
+            Ok(Fact::Void {
+                event_id: parse(&r.get::<_, String>(0)?)?,
+                sale_id: parse(&r.get::<_, String>(1)?)?,
+                store: parse(&r.get::<_, String>(2)?)?,
+            })
+        }),
+        ("SELECT * FROM p_stock_moves", |r| {
+            Ok(Fact::StockMove {
+                event_id: parse(&r.get::<_, String>(0)?)?,
+                store: parse(&r.get::<_, String>(1)?)?,
+                product: parse(&r.get::<_, String>(2)?)?,
+                delta_milli: r.get(3)?,
+            })
+        }),
+        ("SELECT * FROM p_customers", |r| {
+            let n: i64 = r.get(3)?;
+            Ok(Fact::Customer {
+                customer_id: parse(&r.get::<_, String>(0)?)?,
+                event_id: parse(&r.get::<_, String>(1)?)?,
+                hlc: Hlc::new(r.get(2)?, u32::try_from(n).map_err(corrupt)?).map_err(corrupt)?,
+                device: parse(&r.get::<_, String>(4)?)?,
+                body: r.get(5)?,
+            })
+        }),
+        ("SELECT * FROM p_catalog", |r| {
+            Ok(Fact::CatalogItem {
+                store: parse(&r.get::<_, String>(0)?)?,
+                product: parse(&r.get::<_, String>(1)?)?,
+                event_id: parse(&r.get::<_, String>(2)?)?,
+                hub_seq: u(r.get(3)?),
+                body: r.get(4)?,
+            })
+        }),
+        ("SELECT * FROM p_prices", |r| {
+            Ok(Fact::Price {
+                store: parse(&r.get::<_, String>(0)?)?,
+                product: parse(&r.get::<_, String>(1)?)?,
+                event_id: parse(&r.get::<_, String>(2)?)?,
+                hub_seq: u(r.get(3)?),
+                unit_price: r.get(4)?,
+            })
+        }),
+    ];
+    for (sql, f) in all {
+        for fact in rows(conn, sql, [], f)? {
+            p.apply(fact);
+        }
+    }
+    Ok(p)
+}
+
+/// Digest of the projections: the canonical JSON of every fact, the derived
+/// summary and the conflicts (as the pure code computes them and as the
+/// `conflicts` tables hold them). Live ingest and a rebuild must agree on it.
+pub fn digest(conn: &Connection) -> Result<Hash256, StoreError> {
+    let p = load_projections(conn)?;
+    let mut stmt = conn.prepare(
+        "SELECT c.conflict_id, c.reason, c.strategy, c.subject, c.detected_ms,
+                (SELECT group_concat(event_id, ',') FROM (SELECT event_id FROM conflict_events e WHERE e.conflict_id = c.conflict_id ORDER BY event_id))
+         FROM conflicts c ORDER BY c.conflict_id",
+    )?;
+    let conflicts: Vec<Value> = stmt
+        .query_map([], |r| {
+            Ok(Value::Array(vec![
+                Value::String(r.get(0)?),
+                Value::String(r.get(1)?),
+                Value::String(r.get(2)?),
+                Value::String(r.get(3)?),
+                Value::Int(r.get(4)?),
+                Value::String(r.get::<_, Option<String>>(5)?.unwrap_or_default()),
+            ]))
+        })?
+        .collect::<Result<_, _>>()?;
+    let whole = audit::data([
+        ("projections", p.to_value()),
+        ("conflict_rows", Value::Array(conflicts)),
+    ]);
+    Ok(Hash256::of(&whole.to_canonical_bytes()))
+}
+
+/// Rebuilds the projections and conflicts from the applied events, in apply
+/// order, in one transaction. Returns the number of events applied.
+pub fn rebuild(conn: &mut Connection) -> Result<u64, StoreError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute_batch(
+        "DELETE FROM conflict_events; DELETE FROM conflicts;
+         DELETE FROM p_shifts; DELETE FROM p_shift_closes; DELETE FROM p_sales;
+         DELETE FROM p_payments; DELETE FROM p_voids; DELETE FROM p_debts; DELETE FROM p_debt_payments;
+         DELETE FROM p_stock_moves; DELETE FROM p_customers; DELETE FROM p_catalog; DELETE FROM p_prices;
+         DELETE FROM p_foreign_kinds;",
+    )?;
+    let hub_devices: HashSet<String> = tx
+        .prepare("SELECT hub_device FROM stores")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut count = 0u64;
+    {
+        let mut stmt = tx.prepare(
+            "SELECT e.bytes, e.device_id, a.applied_ms FROM applied a JOIN events e ON e.id = a.event_row ORDER BY a.applied_seq",
+        )?;
+        let mut rs = stmt.query([])?;
+        let mut cache = TxCache::default();
+        let mut index = SqlIndex::new(&tx, 0, &mut cache);
+        index.audit = false;
+        while let Some(r) = rs.next()? {
+            let bytes: Vec<u8> = r.get(0)?;
+            let device: String = r.get(1)?;
+            let applied_ms: i64 = r.get(2)?;
+            let event = Event::from_json(&bytes).map_err(corrupt)?;
+            let body = event.body().map_err(corrupt)?;
+            let env = event.envelope();
+            let meta = EventMeta {
+                event_id: env.event_id,
+                store: env.store,
+                device: env.device,
+                seq: env.seq.get(),
+                hlc: env.hlc,
+                origin: if hub_devices.contains(&device) {
+                    Origin::Hub
+                } else {
+                    Origin::Register
+                },
+            };
+            project(&mut index, &meta, &body, applied_ms)?;
+            index.conflicts.clear();
+            count += 1;
+        }
+    }
+    tx.commit()?;
+    Ok(count)
+}
+
+fn hub_head(
+    conn: &Connection,
+    store: StoreId,
+) -> Result<Option<(HubChainHead, Option<EventId>)>, StoreError> {
+    let hub: Option<String> = conn
+        .prepare_cached("SELECT hub_device FROM stores WHERE store_id = ?1")?
+        .query_row([store.to_string()], |r| r.get(0))
+        .optional()?;
+    let Some(hub) = hub else {
+        return Ok(None);
+    };
+    let mut head = HubChainHead {
+        store,
+        device: parse(&hub)?,
+        seq: 0,
+        hash: Hash256::ZERO,
+        last_hlc: Hlc::ZERO,
+    };
+    let last: Option<(i64, String, i64, i64, String)> = conn
+        .prepare_cached(
+            "SELECT seq, hash, hlc_ms, hlc_n, event_id FROM events WHERE device_id = ?1 ORDER BY seq DESC LIMIT 1",
+        )?
+        .query_row([hub], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .optional()?;
+    let mut last_id = None;
+    if let Some((seq, hash, ms, n, id)) = last {
+        head.seq = u(seq);
+        head.hash = parse(&hash)?;
+        head.last_hlc = Hlc::new(ms, u32::try_from(n).map_err(corrupt)?).map_err(corrupt)?;
+        last_id = Some(parse(&id)?);
+    }
+    Ok(Some((head, last_id)))
+}
+
+/// Appends hub events (catalog items, prices) to the hub chains of `stores`
+/// (all stores when empty); each is applied at once (a hub event depends only
+/// on its predecessor) and may release held register events.
+pub(super) fn append_hub_events(
+    conn: &Connection,
+    env: &mut Env,
+    stores: &[StoreId],
+    bodies: &[EventBody],
+) -> Result<Answer<Vec<HubAppend>>, StoreError> {
+    let now = env.now_ms();
+    let targets: Vec<StoreId> = if stores.is_empty() {
+        list_stores(conn)?.into_iter().map(|s| s.store).collect()
+    } else {
+        stores.to_vec()
+    };
+    // Every target is checked before anything is written: a rejection keeps nothing.
+    for store in &targets {
+        if !store_exists(conn, *store)? {
+            return Ok(Err(ApiError::not_found(format!("no store {store}"))));
+        }
+    }
+    let mut out = Vec::new();
+    for store in targets {
+        let Some((mut head, mut previous)) = hub_head(conn, store)? else {
+            return Err(corrupt(format!("store {store} vanished")));
+        };
+        let mut index = SqlIndex::new(conn, now, &mut env.tx);
+        for body in bodies {
+            let mut rng = &mut *env.rng;
+            let (event, next) = hubchain::next_event(&head, body.clone(), now, &mut rng)?;
+            let row = insert_event(conn, &event, now)?;
+            index.known.insert(
+                event.id(),
+                (
+                    row,
+                    Cow::Owned(PushedEvent {
+                        event: event.clone(),
+                        body: body.clone(),
+                    }),
+                    Origin::Hub,
+                ),
+            );
+            append_audit(
+                conn,
+                index.tx,
+                AuditKind::HubEventAppended,
+                now,
+                Some(store),
+                audit::data([
+                    ("device", audit::s(head.device)),
+                    ("seq", audit::n(next.seq)),
+                    ("event_id", audit::s(event.id())),
+                    ("hash", audit::s(event.hash())),
+                    ("kind", audit::s(body.kind().as_str())),
+                ]),
+            )?;
+            let admitted = ingest::admit(
+                &mut index,
+                &Candidate {
+                    id: event.id(),
+                    deps: &[],
+                    previous,
+                },
+            )?;
+            debug_assert!(matches!(admitted, Admission::Applied { .. }));
+            previous = Some(event.id());
+            head = next;
+        }
+        out.push(HubAppend {
+            store,
+            events: bodies.len(),
+            hub_seq: head.seq,
+        });
+    }
+    Ok(Ok(out))
+}
+
+pub(super) fn create_store(
+    conn: &Connection,
+    env: &mut Env,
+    name: &str,
+    time_zone: &str,
+) -> Result<StoreInfo, StoreError> {
+    let now = env.now_ms();
+    let mut rng = &mut *env.rng;
+    let store = StoreId::new_v7(now, &mut rng).map_err(corrupt)?;
+    let hub_device = DeviceId::new_v7(now, &mut rng).map_err(corrupt)?;
+    conn.execute(
+        "INSERT INTO stores (store_id, name, time_zone, hub_device, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![store.to_string(), name, time_zone, hub_device.to_string(), now],
+    )?;
+    append_audit(
+        conn,
+        &mut env.tx,
+        AuditKind::StoreCreated,
+        now,
+        Some(store),
+        audit::data([
+            ("name", audit::s(name)),
+            ("time_zone", audit::s(time_zone)),
+            ("hub_device", audit::s(hub_device)),
+        ]),
+    )?;
+    Ok(StoreInfo {
+        store,
+        name: name.to_owned(),
+        time_zone: time_zone.to_owned(),
+        hub_device,
+        hub_seq: 0,
+    })
+}
+
+fn store_exists(conn: &Connection, store: StoreId) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM stores WHERE store_id = ?1 LIMIT 1")?
+        .exists([store.to_string()])?)
+}
+
+pub(super) fn create_token(
+    conn: &Connection,
+    env: &mut Env,
+    store: StoreId,
+    device_name: &str,
+    ttl_ms: i64,
+) -> Result<Answer<(String, i64)>, StoreError> {
+    if !store_exists(conn, store)? {
+        return Ok(Err(ApiError::not_found(format!("no store {store}"))));
+    }
+    let now = env.now_ms();
+    let token = env.rng.random_hex(32);
+    let token_hash = Hash256::of(token.as_bytes()).to_hex();
+    let expires = now.saturating_add(ttl_ms.max(1));
+    conn.execute(
+        "INSERT INTO enrollment_tokens (token_hash, store_id, device_name, created_at_ms, expires_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![token_hash, store.to_string(), device_name, now, expires],
+    )?;
+    append_audit(
+        conn,
+        &mut env.tx,
+        AuditKind::EnrollmentTokenCreated,
+        now,
+        Some(store),
+        audit::data([
+            ("device_name", audit::s(device_name)),
+            ("token_sha256", audit::s(&token_hash)),
+            ("expires_at_ms", audit::n(expires)),
+        ]),
+    )?;
+    Ok(Ok((token, expires)))
+}
+
+pub(super) fn enroll(
+    conn: &Connection,
+    env: &mut Env,
+    token: &str,
+) -> Result<Answer<Enrollment>, StoreError> {
+    let now = env.now_ms();
+    let invalid = || {
+        ApiError::unauthorized(
+            "invalid_token",
+            "the enrollment token is unknown, expired or already used",
+            now,
+        )
+    };
+    let well_formed = token.len() == 64
+        && token
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if !well_formed {
+        tracing::warn!("enrollment refused: malformed token");
+        return Ok(Err(invalid()));
+    }
+    let token_hash = Hash256::of(token.as_bytes()).to_hex();
+    type TokenRow = (String, String, i64, Option<i64>, Option<String>);
+    let row: Option<TokenRow> = conn
+        .query_row(
+            "SELECT store_id, device_name, expires_at_ms, used_at_ms, device_id FROM enrollment_tokens WHERE token_hash = ?1",
+            [&token_hash],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .optional()?;
+    let Some((store, name, expires, used, used_by)) = row else {
+        tracing::warn!("enrollment refused: unknown token");
+        return Ok(Err(invalid()));
+    };
+    let store: StoreId = parse(&store)?;
+    if used.is_some() {
+        let msg = format!(
+            "an enrollment token already used by device {} was presented again",
+            used_by.as_deref().unwrap_or("?")
+        );
+        raise_alert(
+            conn,
+            "enrollment_token_reused",
+            Some(store),
+            None,
+            now,
+            &msg,
+        )?;
+        append_audit(
+            conn,
+            &mut env.tx,
+            AuditKind::EnrollmentTokenReused,
+            now,
+            Some(store),
+            audit::data([
+                ("token_sha256", audit::s(&token_hash)),
+                ("used_by", used_by.map_or(Value::Null, audit::s)),
+            ]),
+        )?;
+        tracing::warn!(store = %store, "enrollment refused: token reused");
+        return Ok(Err(invalid()));
+    }
+    if now >= expires {
+        tracing::warn!(store = %store, "enrollment refused: token expired");
+        return Ok(Err(invalid()));
+    }
+    let mut rng = &mut *env.rng;
+    let device = DeviceId::new_v7(now, &mut rng).map_err(corrupt)?;
+    let key = DeviceKey::generate(&mut rng);
+    let key_id: KeyId = parse("k1")?;
+    conn.execute(
+        "INSERT INTO devices (device_id, store_id, name, enrolled_at_ms) VALUES (?1, ?2, ?3, ?4)",
+        params![device.to_string(), store.to_string(), name, now],
+    )?;
+    conn.execute(
+        "INSERT INTO device_keys (device_id, key_id, key_hex, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
+        params![device.to_string(), key_id.as_str(), key.to_hex().as_str(), now],
+    )?;
+    conn.execute(
+        "UPDATE enrollment_tokens SET used_at_ms = ?2, device_id = ?3 WHERE token_hash = ?1",
+        params![token_hash, now, device.to_string()],
+    )?;
+    append_audit(
+        conn,
+        &mut env.tx,
+        AuditKind::DeviceEnrolled,
+        now,
+        Some(store),
+        audit::data([
+            ("device", audit::s(device)),
+            ("name", audit::s(&name)),
+            ("key_id", audit::s(&key_id)),
+            ("token_sha256", audit::s(&token_hash)),
+        ]),
+    )?;
+    tracing::info!(device = %device, store = %store, "device enrolled");
+    Ok(Ok(Enrollment {
+        store,
+        device,
+        key_id,
+        key,
+    }))
+}
+
+pub(super) fn rotate_key(
+    conn: &Connection,
+    env: &mut Env,
+    device: DeviceId,
+    by: &str,
+) -> Result<RotatedKey, StoreError> {
+    let now = env.now_ms();
+    let until = now.saturating_add(env.cfg.key_grace_ms);
+    let count: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM device_keys WHERE device_id = ?1",
+        [device.to_string()],
+        |r| r.get(0),
+    )?;
+    let key_id: KeyId = parse(&format!("k{}", count + 1))?;
+    let mut rng = &mut *env.rng;
+    let key = DeviceKey::generate(&mut rng);
+    conn.execute(
+        "UPDATE device_keys SET valid_until_ms = MIN(COALESCE(valid_until_ms, ?2), ?2)
+         WHERE device_id = ?1 AND (valid_until_ms IS NULL OR valid_until_ms > ?3)",
+        params![device.to_string(), until, now],
+    )?;
+    conn.execute(
+        "INSERT INTO device_keys (device_id, key_id, key_hex, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
+        params![device.to_string(), key_id.as_str(), key.to_hex().as_str(), now],
+    )?;
+    let store: String = conn.query_row(
+        "SELECT store_id FROM devices WHERE device_id = ?1",
+        [device.to_string()],
+        |r| r.get(0),
+    )?;
+    append_audit(
+        conn,
+        &mut env.tx,
+        AuditKind::KeyRotated,
+        now,
+        Some(parse(&store)?),
+        audit::data([
+            ("device", audit::s(device)),
+            ("key_id", audit::s(&key_id)),
+            ("old_key_valid_until_ms", audit::n(until)),
+            ("by", audit::s(by)),
+        ]),
+    )?;
+    tracing::info!(device = %device, key_id = %key_id, by, "device key rotated");
+    Ok(RotatedKey {
+        key_id,
+        key,
+        old_key_valid_until_ms: until,
+    })
+}
+
+pub(super) fn revoke(
+    conn: &Connection,
+    env: &mut Env,
+    device: DeviceId,
+    reason: &str,
+) -> Result<Answer<()>, StoreError> {
+    let Some(rec) = load_device(conn, device)? else {
+        return Ok(Err(ApiError::not_found("no such device")));
+    };
+    if rec.revoked {
+        return Ok(Ok(()));
+    }
+    let now = env.now_ms();
+    conn.execute(
+        "UPDATE devices SET revoked_at_ms = ?2 WHERE device_id = ?1",
+        params![device.to_string(), now],
+    )?;
+    append_audit(
+        conn,
+        &mut env.tx,
+        AuditKind::DeviceRevoked,
+        now,
+        Some(rec.store),
+        audit::data([("device", audit::s(device)), ("reason", audit::s(reason))]),
+    )?;
+    tracing::warn!(device = %device, reason, "device revoked");
+    Ok(Ok(()))
+}
+
+pub(super) fn release_quarantine(
+    conn: &Connection,
+    env: &mut Env,
+    device: DeviceId,
+    note: &str,
+) -> Result<Answer<()>, StoreError> {
+    let Some(rec) = load_device(conn, device)? else {
+        return Ok(Err(ApiError::not_found("no such device")));
+    };
+    if !rec.quarantined {
+        return Ok(Ok(()));
+    }
+    let now = env.now_ms();
+    conn.execute(
+        "UPDATE devices SET quarantined_at_ms = NULL, quarantine_reason = NULL WHERE device_id = ?1",
+        [device.to_string()],
+    )?;
+    conn.execute(
+        "UPDATE alerts SET closed_ms = ?2 WHERE device_id = ?1 AND kind = 'chain_mismatch' AND closed_ms IS NULL",
+        params![device.to_string(), now],
+    )?;
+    append_audit(
+        conn,
+        &mut env.tx,
+        AuditKind::QuarantineReleased,
+        now,
+        Some(rec.store),
+        audit::data([("device", audit::s(device)), ("note", audit::s(note))]),
+    )?;
+    tracing::info!(device = %device, "quarantine released");
+    Ok(Ok(()))
+}
+
+pub(super) fn prune_nonces(conn: &Connection, env: &mut Env) -> Result<usize, StoreError> {
+    let cutoff = env.now_ms().saturating_sub(MAX_REQUEST_SKEW_MS);
+    Ok(conn.execute("DELETE FROM nonces WHERE timestamp_ms < ?1", [cutoff])?)
+}
+
+pub(super) fn pull_page(
+    conn: &Connection,
+    who: super::DeviceCtx,
+    after: u64,
+    limit: usize,
+) -> Result<PullPage, StoreError> {
+    let hub: Option<String> = conn
+        .prepare_cached("SELECT hub_device FROM stores WHERE store_id = ?1")?
+        .query_row([who.store.to_string()], |r| r.get(0))
+        .optional()?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT a.applied_seq, e.device_id, e.seq, e.hash, e.bytes FROM applied a JOIN events e ON e.id = a.event_row
+         WHERE a.store_id = ?1 AND a.applied_seq > ?2 AND a.device_id != ?3 ORDER BY a.applied_seq LIMIT ?4",
+    )?;
+    let mut rs = stmt.query(params![
+        who.store.to_string(),
+        i(after),
+        who.device.to_string(),
+        i(u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1))
+    ])?;
+    let mut page = PullPage {
+        events: Vec::new(),
+        next: after,
+        more: false,
+        last_hub: None,
+    };
+    while let Some(r) = rs.next()? {
+        if page.events.len() == limit {
+            page.more = true;
+            break;
+        }
+        let device: String = r.get(1)?;
+        if hub.as_deref() == Some(device.as_str()) {
+            let seq = Seq::new(u(r.get(2)?)).map_err(corrupt)?;
+            let hash: String = r.get(3)?;
+            page.last_hub = Some((parse(&device)?, seq, parse(&hash)?));
+        }
+        page.next = u(r.get(0)?);
+        page.events.push(r.get(4)?);
+    }
+    Ok(page)
+}
+
+pub(super) fn own_page(
+    conn: &Connection,
+    device: DeviceId,
+    after_seq: u64,
+    limit: usize,
+) -> Result<OwnPage, StoreError> {
+    let checkpoint: Option<String> = conn
+        .prepare_cached("SELECT checkpoint FROM devices WHERE device_id = ?1")?
+        .query_row([device.to_string()], |r| r.get(0))
+        .optional()?
+        .flatten();
+    let mut stmt = conn.prepare_cached(
+        "SELECT bytes FROM events WHERE device_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    )?;
+    let mut events: Vec<Vec<u8>> = stmt
+        .query_map(
+            params![
+                device.to_string(),
+                i(after_seq),
+                i(u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1))
+            ],
+            |r| r.get(0),
+        )?
+        .collect::<Result<_, _>>()?;
+    let more = events.len() > limit;
+    events.truncate(limit);
+    Ok(OwnPage {
+        events,
+        checkpoint,
+        more,
+    })
+}
+
+pub(super) fn list_stores(conn: &Connection) -> Result<Vec<StoreInfo>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT s.store_id, s.name, s.time_zone, s.hub_device,
+                COALESCE((SELECT MAX(seq) FROM events e WHERE e.device_id = s.hub_device), 0)
+         FROM stores s ORDER BY s.created_at_ms, s.store_id",
+    )?;
+    let mut out = Vec::new();
+    let mut rs = stmt.query([])?;
+    while let Some(r) = rs.next()? {
+        out.push(StoreInfo {
+            store: parse(&r.get::<_, String>(0)?)?,
+            name: r.get(1)?,
+            time_zone: r.get(2)?,
+            hub_device: parse(&r.get::<_, String>(3)?)?,
+            hub_seq: u(r.get(4)?),
+        });
+    }
+    Ok(out)
+}
+
+pub(super) fn list_devices(
+    conn: &Connection,
+    store: Option<StoreId>,
+    now: i64,
+) -> Result<Vec<DeviceInfo>, StoreError> {
+    let now_valid =
+        "SELECT group_concat(key_id, ',') FROM device_keys k WHERE k.device_id = d.device_id";
+    let sql = format!(
+        "SELECT d.device_id, d.store_id, d.name, d.enrolled_at_ms, d.revoked_at_ms, d.quarantined_at_ms,
+                d.quarantine_reason, d.last_push_ms, d.backlog, d.clock_skew_ms,
+                COALESCE((SELECT MAX(seq) FROM events e WHERE e.device_id = d.device_id), 0),
+                ({now_valid} AND (k.valid_until_ms IS NULL OR k.valid_until_ms > ?2))
+         FROM devices d WHERE (?1 IS NULL OR d.store_id = ?1) ORDER BY d.enrolled_at_ms, d.device_id"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut out = Vec::new();
+    let mut rs = stmt.query(params![store.map(|s| s.to_string()), now])?;
+    while let Some(r) = rs.next()? {
+        let keys: Option<String> = r.get(11)?;
+        out.push(DeviceInfo {
+            device: parse(&r.get::<_, String>(0)?)?,
+            store: parse(&r.get::<_, String>(1)?)?,
+            name: r.get(2)?,
+            enrolled_at_ms: r.get(3)?,
+            revoked_at_ms: r.get(4)?,
+            quarantined_at_ms: r.get(5)?,
+            quarantine_reason: r.get(6)?,
+            last_push_ms: r.get(7)?,
+            backlog: u(r.get(8)?),
+            clock_skew_ms: r.get(9)?,
+            acked_seq: u(r.get(10)?),
+            key_ids: keys
+                .map(|k| k.split(',').map(str::to_owned).collect())
+                .unwrap_or_default(),
+        });
+    }
+    Ok(out)
+}
+
+pub(super) fn list_alerts(conn: &Connection) -> Result<Vec<AlertInfo>, StoreError> {
+    let mut out = Vec::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT kind, store_id, device_id, at_ms, message, closed_ms FROM alerts ORDER BY alert_id",
+    )?;
+    let mut rs = stmt.query([])?;
+    while let Some(r) = rs.next()? {
+        out.push(AlertInfo {
+            kind: r.get(0)?,
+            store: r.get(1)?,
+            device: r.get(2)?,
+            at_ms: r.get(3)?,
+            message: r.get(4)?,
+            open: r.get::<_, Option<i64>>(5)?.is_none(),
+        });
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT c.reason, c.store_id, c.detected_ms, c.subject, c.conflict_id,
+                (SELECT COUNT(*) FROM conflict_events e WHERE e.conflict_id = c.conflict_id)
+         FROM conflicts c ORDER BY c.detected_ms, c.conflict_id",
+    )?;
+    let mut rs = stmt.query([])?;
+    while let Some(r) = rs.next()? {
+        let reason: String = r.get(0)?;
+        let subject: String = r.get(3)?;
+        let id: String = r.get(4)?;
+        let n: i64 = r.get(5)?;
+        out.push(AlertInfo {
+            kind: "conflict".into(),
+            store: r.get(1)?,
+            device: None,
+            at_ms: r.get(2)?,
+            message: format!(
+                "{reason} on {subject}: {n} events (conflict {id}), manual resolution needed"
+            ),
+            open: true,
+        });
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT store_id, product, qty_milli FROM v_stock WHERE qty_milli < 0 ORDER BY store_id, product",
+    )?;
+    let mut rs = stmt.query([])?;
+    while let Some(r) = rs.next()? {
+        let product: String = r.get(1)?;
+        let qty: i64 = r.get(2)?;
+        out.push(AlertInfo {
+            kind: "negative_stock".into(),
+            store: r.get(0)?,
+            device: None,
+            at_ms: 0,
+            message: format!("stock of {product} is {qty} thousandths"),
+            open: true,
+        });
+    }
+    Ok(out)
+}
+
+pub(super) fn health_inputs(conn: &Connection, now: i64) -> Result<HealthInputs, StoreError> {
+    let devices = list_devices(conn, None, now)?;
+    let (held_events, oldest): (i64, Option<i64>) =
+        conn.query_row("SELECT COUNT(*), MIN(held_since_ms) FROM held", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    let count = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<u64, StoreError> {
+        Ok(u(conn.query_row(sql, p, |r| r.get(0))?))
+    };
+    Ok(HealthInputs {
+        devices,
+        held_events: u(held_events),
+        oldest_held_since_ms: oldest,
+        conflicts_24h: count(
+            "SELECT COUNT(*) FROM conflicts WHERE detected_ms > ?1",
+            &[&(now - 86_400_000)],
+        )?,
+        conflicts_open: count("SELECT COUNT(*) FROM conflicts", &[])?,
+        fiscal_duplicates: count(
+            "SELECT COUNT(*) FROM conflicts WHERE reason = 'duplicate_fiscal_number'",
+            &[],
+        )?,
+        negative_stock: count("SELECT COUNT(*) FROM v_stock WHERE qty_milli < 0", &[])?,
+        open_alerts: count("SELECT COUNT(*) FROM alerts WHERE closed_ms IS NULL", &[])?,
+    })
+}
+
+/// Statements SQLite re-prepares at each new binding cost a parse per call (a
+/// partial index or a join planned against table sizes did so): this pins that
+/// none of the push path's statements is re-prepared more than a few times.
+#[cfg(test)]
+mod reprepare_probe {
+    use super::*;
+    use crate::store::StoreConfig;
+    use caja_shared::clock::{Clock, ManualClock};
+    use caja_shared::entropy::SeededRandom;
+    use std::sync::Arc;
+
+    #[test]
+    fn hot_statements_are_not_reprepared_at_every_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.db");
+        let mut conn = open_connection(&path).unwrap();
+        crate::store::migrate::migrate(&mut conn).unwrap();
+        let clock = Arc::new(ManualClock::new(1_763_880_000_000));
+        let mut env = Env {
+            clock: clock.clone(),
+            rng: Box::new(SeededRandom::new(1)),
+            cfg: StoreConfig {
+                path: path.clone(),
+                queue_capacity: 1,
+                max_batch_jobs: 1,
+                read_connections: 1,
+                key_grace_ms: 1,
+                rate_limit: crate::ratelimit::RateLimit {
+                    burst: 1000,
+                    per_minute: 100000,
+                },
+            },
+            tx: TxCache::default(),
+        };
+        conn.execute_batch("BEGIN").unwrap();
+        let st = create_store(&conn, &mut env, "s", "tz").unwrap();
+        let (tok, _) = create_token(&conn, &mut env, st.store, "d", 1_000_000)
+            .unwrap()
+            .unwrap();
+        let e = enroll(&conn, &mut env, &tok).unwrap().unwrap();
+        let reg = crate::workload::Register::new(e.device, e.key.clone(), e.key_id.clone());
+        let mut w = crate::workload::Workload::new(3, st.store, vec![reg]);
+        for _ in 0..4 {
+            let evs: Vec<Event> = (0..50).map(|_| w.next(0, clock.now_ms())).collect();
+            let r = &w.registers[0];
+            let last = evs.last().unwrap();
+            let cp = caja_shared::checkpoint::Checkpoint::sign(
+                &r.key,
+                r.key_id.clone(),
+                r.device,
+                last.seq(),
+                last.hash(),
+            );
+            let mut body = format!("{{\"device\":\"{}\",\"events\":[", r.device).into_bytes();
+            for (i, e) in evs.iter().enumerate() {
+                if i > 0 {
+                    body.push(b',');
+                }
+                body.extend_from_slice(e.canonical_bytes());
+            }
+            body.extend_from_slice(
+                format!(
+                    "],\"checkpoint\":{},\"backlog\":0}}",
+                    serde_json::to_string(&cp).unwrap()
+                )
+                .as_bytes(),
+            );
+            let h = caja_shared::request::SignedHeaders::sign(
+                &r.key,
+                r.device,
+                r.key_id.clone(),
+                "POST",
+                "/p",
+                &body,
+                clock.now_ms(),
+                &mut SeededRandom::new(u64::try_from(clock.now_ms()).unwrap()),
+            );
+            let req = SignedRequest {
+                method: "POST".into(),
+                path_and_query: "/p".into(),
+                headers: crate::auth::AuthHeaders {
+                    device: h.device,
+                    key_id: h.key_id,
+                    timestamp_ms: h.timestamp_ms,
+                    nonce: h.nonce,
+                    signature: h.signature.to_hex(),
+                },
+                body: body.clone().into(),
+            };
+            let parsed = ingest::parse_push(&body, 1000);
+            let out = push(&conn, &mut env, &req, &parsed).unwrap().unwrap();
+            assert_eq!(out.accepted, 50);
+            clock.advance(10);
+        }
+        let src = include_str!("sqlite.rs");
+        let mut n = 0;
+        for chunk in src.split("prepare_cached(").skip(1) {
+            let Some(start) = chunk.find('"') else {
+                continue;
+            };
+            let rest = &chunk[start + 1..];
+            let Some(end) = rest.find("\")").or_else(|| rest.find("\",")) else {
+                continue;
+            };
+            let sql = rest[..end].replace("\\n", "\n");
+            if sql.contains('{') {
+                continue;
+            }
+            if let Ok(stmt) = conn.prepare_cached(&sql) {
+                let rp = stmt.get_status(rusqlite::StatementStatus::RePrepare);
+                let runs = stmt.get_status(rusqlite::StatementStatus::VmStep);
+                assert!(rp <= 5, "re-prepared {rp} times in {runs} steps: {sql}");
+                n += 1;
+            }
+        }
+        assert!(n > 30, "only {n} statements found in the source");
+    }
+}

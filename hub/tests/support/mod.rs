@@ -1,0 +1,277 @@
+//! Shared helpers of the hub's end-to-end tests: a real hub on a loopback port
+//! over a temporary data directory, registers that enroll and sign their
+//! requests with `caja_shared::request`, and events built with
+//! `caja_shared::event::Event::build` (through `caja_hub::workload`).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use caja_hub::admin_client::{install_crypto_provider, AdminClient};
+use caja_hub::config::HubConfig;
+use caja_hub::datadir;
+use caja_hub::server::{self, RunningHub};
+use caja_hub::system::{OsRandom, SystemClock};
+use caja_hub::workload::Register;
+use caja_shared::checkpoint::Checkpoint;
+use caja_shared::clock::Clock;
+use caja_shared::event::Event;
+use caja_shared::ids::{DeviceId, KeyId, StoreId};
+use caja_shared::key::{DeviceKey, HubPublicKey};
+use caja_shared::request::SignedHeaders;
+use serde_json::Value;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
+
+pub fn now_ms() -> i64 {
+    SystemClock.now_ms()
+}
+
+/// A hub serving from a temporary directory.
+pub struct TestHub {
+    pub dir: tempfile::TempDir,
+    pub cfg: HubConfig,
+    pub hub: Option<RunningHub>,
+    pub admin: AdminClient,
+    pub http: reqwest::Client,
+    pub url: String,
+}
+
+pub fn test_config() -> HubConfig {
+    HubConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin_token: ADMIN_TOKEN.into(),
+        ..HubConfig::default()
+    }
+}
+
+impl TestHub {
+    pub async fn start() -> TestHub {
+        TestHub::start_with(test_config()).await
+    }
+
+    pub async fn start_with(cfg: HubConfig) -> TestHub {
+        install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        datadir::init(
+            &dir.path().join("hub"),
+            cfg.clone(),
+            &mut OsRandom::new(),
+            &SystemClock,
+        )
+        .unwrap();
+        let hub = server::start(&dir.path().join("hub"), cfg.clone())
+            .await
+            .unwrap();
+        let url = hub.url();
+        TestHub {
+            admin: AdminClient::new(&url, ADMIN_TOKEN).unwrap(),
+            http: reqwest::Client::new(),
+            url,
+            dir,
+            cfg,
+            hub: Some(hub),
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("hub")
+    }
+
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.data_dir().join(datadir::DB_FILE)).unwrap()
+    }
+
+    /// Stops the hub gracefully and starts it again on a new port.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let hub = server::start(&self.data_dir(), self.cfg.clone())
+            .await
+            .unwrap();
+        self.url = hub.url();
+        self.admin = AdminClient::new(&self.url, ADMIN_TOKEN).unwrap();
+        self.hub = Some(hub);
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(h) = self.hub.take() {
+            h.stop().await.unwrap();
+        }
+    }
+
+    pub async fn create_store(&self, name: &str) -> StoreId {
+        let v = self.admin.create_store(name, None).await.unwrap();
+        v["store"].as_str().unwrap().parse().unwrap()
+    }
+
+    pub async fn token(&self, store: StoreId) -> String {
+        let v = self
+            .admin
+            .create_token(&store.to_string(), "caja 1", None)
+            .await
+            .unwrap();
+        v["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Enrolls a register of `store`; returns it and the hub's public key.
+    pub async fn enroll(&self, store: StoreId) -> (Register, HubPublicKey) {
+        let token = self.token(store).await;
+        let (status, v) = self
+            .post_json("/v1/devices/enroll", &serde_json::json!({ "token": token }))
+            .await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["store"].as_str().unwrap(), store.to_string());
+        let device: DeviceId = v["device"].as_str().unwrap().parse().unwrap();
+        let key = DeviceKey::from_hex(v["key"].as_str().unwrap()).unwrap();
+        let key_id: KeyId = v["key_id"].as_str().unwrap().parse().unwrap();
+        let hub_key = HubPublicKey::from_hex(v["hub_key"].as_str().unwrap()).unwrap();
+        (Register::new(device, key, key_id), hub_key)
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Sends a signed request; returns status, Retry-After and the JSON body.
+    pub async fn signed(
+        &self,
+        reg: &Register,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        ts: i64,
+    ) -> Reply {
+        let h = sign(reg, method, path, body, ts);
+        self.send_signed(method, path, body, &h).await
+    }
+
+    pub async fn send_signed(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        h: &SignedHeaders,
+    ) -> Reply {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.url))
+            .body(body.to_vec());
+        for (k, v) in h.pairs() {
+            req = req.header(k, v);
+        }
+        reply(req.send().await.unwrap()).await
+    }
+
+    pub async fn push(&self, reg: &Register, events: &[Event]) -> Reply {
+        let body = push_body(reg, events);
+        self.signed(reg, "POST", "/v1/sync/push", &body, now_ms())
+            .await
+    }
+
+    pub async fn pull(&self, reg: &Register, after: &str) -> Reply {
+        self.signed(
+            reg,
+            "GET",
+            &format!("/v1/sync/pull?after={after}"),
+            b"",
+            now_ms(),
+        )
+        .await
+    }
+
+    pub async fn admin_get(&self, path: &str) -> Value {
+        self.admin.get(path).await.unwrap()
+    }
+
+    pub fn event_count(&self) -> i64 {
+        self.db()
+            .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// Everything business state consists of, to check a rejection changed none.
+    pub fn business_state(&self) -> (i64, i64, i64, String) {
+        let db = self.db();
+        let count = |sql: &str| db.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+        let digest = caja_hub::store::digest(&db).unwrap().to_hex();
+        (
+            count("SELECT COUNT(*) FROM events"),
+            count("SELECT COUNT(*) FROM applied"),
+            count("SELECT COUNT(*) FROM held"),
+            digest,
+        )
+    }
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    pub body: Value,
+}
+
+pub async fn reply(r: reqwest::Response) -> Reply {
+    let status = r.status().as_u16();
+    let retry_after = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = r.text().await.unwrap();
+    Reply {
+        status,
+        retry_after,
+        body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    }
+}
+
+pub fn sign(reg: &Register, method: &str, path: &str, body: &[u8], ts: i64) -> SignedHeaders {
+    let mut rng = OsRandom::new();
+    SignedHeaders::sign(
+        &reg.key,
+        reg.device,
+        reg.key_id.clone(),
+        method,
+        path,
+        body,
+        ts,
+        &mut rng,
+    )
+}
+
+/// A push body: the events' canonical bytes and a checkpoint of the last one.
+pub fn push_body(reg: &Register, events: &[Event]) -> Vec<u8> {
+    let last = events.last().unwrap();
+    let cp = Checkpoint::sign(
+        &reg.key,
+        reg.key_id.clone(),
+        reg.device,
+        last.seq(),
+        last.hash(),
+    );
+    let mut out = format!("{{\"device\":\"{}\",\"events\":[", reg.device).into_bytes();
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(e.canonical_bytes());
+    }
+    out.extend_from_slice(
+        format!(
+            "],\"checkpoint\":{},\"backlog\":0}}",
+            serde_json::to_string(&cp).unwrap()
+        )
+        .as_bytes(),
+    );
+    out
+}
+
+pub fn path_exists(p: &Path) -> bool {
+    p.exists()
+}

@@ -1,0 +1,565 @@
+//! The demo of README's main command: a real hub and three real registers on
+//! loopback HTTP (each with its own SQLite files) play a day at a colmado —
+//! sales on every register, one register offline for a while selling the same
+//! scarce products, a price change from head office while it is offline, a
+//! void, fiado and a debt payment, shift closes with Z reports — then the
+//! network heals, everything converges, and the invariants are checked.
+//! A failed check is an error (non-zero exit).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use caja_hardware::codepage::CodePage;
+use caja_hardware::localtime::UtcOffset;
+use caja_hardware::receipt::{Receipt, ReceiptContext, StoreHeader, Width};
+use caja_node::journal::Journal;
+use caja_node::messages;
+use caja_node::register::CustomerRequest;
+use caja_node::sale::{LineRequest, PaymentRequest, SaleRequest};
+use caja_node::sync::backoff::BackoffPolicy;
+use caja_node::sync::breaker::{BreakerPolicy, BreakerState};
+use caja_node::sync::engine::SyncSettings;
+use caja_node::system::SystemClock;
+use caja_node::testkit;
+use caja_shared::clock::Clock;
+use caja_shared::digest::Hash256;
+use caja_shared::entropy::{RandomSource, SeededRandom};
+use caja_shared::ids::{OpId, SaleId};
+use caja_shared::kind::{EventBody, PaymentMethod, PriceSet, SoldBy};
+use caja_shared::merkle;
+use caja_shared::money::{Money, QtyMilli};
+
+use crate::cluster::{Hub, Till};
+use crate::proxy::Mode;
+
+/// How to run the day.
+#[derive(Debug, Clone)]
+pub struct DayOptions {
+    /// Keep the files here (a temp directory otherwise).
+    pub data_dir: Option<PathBuf>,
+    /// Seed of the shoppers' choices.
+    pub seed: u64,
+}
+
+/// What the day established.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaySummary {
+    /// Events per register.
+    pub events: Vec<(String, u64)>,
+    /// Events the hub holds of registers (each exactly once).
+    pub at_hub: u64,
+    /// Audit entries re-hashed and found intact.
+    pub audit_entries: u64,
+    /// The audit log's Merkle root.
+    pub audit_root: Hash256,
+    /// The hub's overall health at the end.
+    pub health: String,
+}
+
+/// A failed step or check.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DayError(pub String);
+
+fn fail<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> DayError + '_ {
+    move |e| DayError(format!("{what}: {e}"))
+}
+
+fn check(ok: bool, what: impl Into<String>) -> Result<(), DayError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(DayError(format!("invariant check failed: {}", what.into())))
+    }
+}
+
+struct Day<'o, W: Write> {
+    out: &'o mut W,
+    rng: SeededRandom,
+    ops: caja_node::system::OsRandom,
+    started: Instant,
+}
+
+impl<W: Write> Day<'_, W> {
+    fn say(&mut self, line: impl AsRef<str>) -> Result<(), DayError> {
+        let t = self.started.elapsed().as_millis();
+        writeln!(
+            self.out,
+            "[{:>2}.{:01}s] {}",
+            t / 1000,
+            (t % 1000) / 100,
+            line.as_ref()
+        )
+        .map_err(fail("write"))
+    }
+
+    fn op(&mut self) -> Result<OpId, DayError> {
+        OpId::new_v7(SystemClock.now_ms(), &mut self.ops).map_err(fail("op id"))
+    }
+
+    fn sell(
+        &mut self,
+        t: &mut Till,
+        basket: &[(&str, i64)],
+        pay: Vec<PaymentRequest>,
+        customer: Option<caja_shared::ids::CustomerId>,
+    ) -> Result<(SaleId, Money), DayError> {
+        let req = SaleRequest {
+            lines: basket
+                .iter()
+                .map(|(code, qty)| LineRequest {
+                    code: (*code).to_owned(),
+                    qty_milli: *qty,
+                    discount: None,
+                })
+                .collect(),
+            payments: pay,
+            discount: None,
+            customer,
+        };
+        let id = self.op()?;
+        let r = t
+            .register
+            .sell(id, &req)
+            .map_err(fail(&format!("{}: sale", t.name)))?;
+        Ok((r.sale_id, r.total))
+    }
+
+    fn random_sale(&mut self, t: &mut Till) -> Result<Money, DayError> {
+        let menu: [&[(&str, i64)]; 4] = [
+            &[("ARROZ", 2000), ("HABICHUELAS", 1000)],
+            &[("2000000000017", 455)],
+            &[("7460000000011", 1000), ("2000000000024", 250)],
+            &[("ARROZ", 1000)],
+        ];
+        let basket = menu[usize::try_from(self.rng.next_u64() % 4).unwrap_or(0)];
+        let cash = PaymentRequest {
+            method: PaymentMethod::Cash,
+            amount: 200_000,
+            reference: None,
+        };
+        Ok(self.sell(t, basket, vec![cash], None)?.1)
+    }
+
+    fn sync_all(&mut self, tills: &mut [Till]) -> Result<(), DayError> {
+        for t in tills.iter_mut() {
+            let (r, _) = t.sync.tick();
+            match r {
+                Ok(r) if r.pushed + r.hub_events + r.peer_events + r.recovered > 0 => {
+                    self.say(format!(
+                        "  {} synced: {} pushed, {} from head office, {} from other registers",
+                        t.name, r.pushed, r.hub_events, r.peer_events
+                    ))?
+                }
+                Ok(_) => {}
+                Err(e) => self.say(format!("  {} cannot reach the hub: {e}", t.name))?,
+            }
+        }
+        Ok(())
+    }
+}
+
+fn settings() -> SyncSettings {
+    SyncSettings {
+        timeout_ms: 3_000,
+        interval_ms: 100,
+        backoff: BackoffPolicy {
+            base_ms: 20,
+            cap_ms: 300,
+        },
+        breaker: BreakerPolicy {
+            failures_to_open: 3,
+            open_wait_ms: 100,
+            open_jitter_ms: 100,
+            successes_to_close: 3,
+        },
+        ..SyncSettings::default()
+    }
+}
+
+/// Plays the day, printing as it goes.
+pub fn run(opts: &DayOptions, out: &mut impl Write) -> Result<DaySummary, DayError> {
+    let tmp;
+    let root: &Path = match &opts.data_dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(fail("data dir"))?;
+            d
+        }
+        None => {
+            tmp = tempfile::tempdir().map_err(fail("temp dir"))?;
+            tmp.path()
+        }
+    };
+    let mut day = Day {
+        out,
+        rng: SeededRandom::new(opts.seed),
+        ops: caja_node::system::OsRandom::new().map_err(fail("random source"))?,
+        started: Instant::now(),
+    };
+    day.say(format!(
+        "Caja demo — a day at Colmado La Esquina. Files in {}",
+        root.display()
+    ))?;
+
+    // Head office.
+    let mut hub = Hub::start(&root.join("hub")).map_err(fail("hub"))?;
+    day.say(format!(
+        "Hub listening on {} (SQLite in {})",
+        hub.url,
+        hub.dir.display()
+    ))?;
+    let store = hub
+        .create_store("Colmado La Esquina")
+        .map_err(fail("store"))?;
+    hub.load_catalog(&testkit::sample_catalog_bodies())
+        .map_err(fail("catalog"))?;
+    day.say(format!(
+        "Head office loaded {} items and their prices (signed hub events)",
+        testkit::SAMPLE_CATALOG.len()
+    ))?;
+
+    // Registers.
+    let mut tills = Vec::new();
+    for i in 1..=3 {
+        let t = Till::enroll(&hub, store, &format!("caja-{i}"), root, settings())
+            .map_err(fail("enroll"))?;
+        day.say(format!(
+            "{} enrolled as device {}",
+            t.name,
+            t.register.device().device
+        ))?;
+        tills.push(t);
+    }
+    day.sync_all(&mut tills)?;
+    let receive = [
+        ("ARROZ", 40_000),
+        ("2000000000017", 5_000),
+        ("7460000000011", 12_000),
+    ];
+    for (code, qty) in receive {
+        let id = day.op()?;
+        tills[0]
+            .register
+            .receive_stock(id, code, QtyMilli(qty), Some("conduce 0042"))
+            .map_err(fail("stock"))?;
+    }
+    day.say("caja-1 received stock: 40 rice, 5 kg cheese, 12 sodas")?;
+    for t in &mut tills {
+        let id = day.op()?;
+        let name = t.name.clone();
+        t.register
+            .open_shift(id, &format!("cajero de {name}"), Money(500_000))
+            .map_err(fail("shift"))?;
+    }
+    day.say("Shifts opened on all registers with RD$ 5000.00")?;
+
+    // Morning.
+    for t in &mut tills {
+        for _ in 0..3 {
+            day.random_sale(t)?;
+        }
+    }
+    day.say("Morning: 3 sales on each register")?;
+    day.sync_all(&mut tills)?;
+
+    // caja-3 loses the internet.
+    tills[2].set_network(Mode::Down);
+    day.say("caja-3 loses its connection to head office (hub unreachable)")?;
+    let id = day.op()?;
+    let rosa = tills[1]
+        .register
+        .upsert_customer(
+            id,
+            &CustomerRequest {
+                customer_id: None,
+                name: "Doña Rosa".into(),
+                phone: Some("809-555-0101".into()),
+                tax_id: None,
+                credit_limit: 100_000,
+            },
+        )
+        .map_err(fail("customer"))?
+        .customer_id;
+    let fiado = PaymentRequest {
+        method: PaymentMethod::Fiado,
+        amount: 30_290,
+        reference: None,
+    };
+    let (fiado_sale, _) = day.sell(
+        &mut tills[1],
+        &[("ARROZ", 2000), ("2000000000017", 455)],
+        vec![fiado],
+        Some(rosa),
+    )?;
+    day.say("caja-2: Doña Rosa takes RD$ 302.90 on fiado (credit limit RD$ 1000.00)")?;
+    let (to_void, _) = day.random_sale_id(&mut tills[0])?;
+    let id = day.op()?;
+    tills[0]
+        .register
+        .void(id, to_void, "cliente desistió")
+        .map_err(fail("void"))?;
+    day.say("caja-1: a sale voided (cliente desistió)")?;
+    hub.load_catalog(&[EventBody::PriceSet(PriceSet {
+        product: "7501234567890".parse().map_err(fail("sku"))?,
+        unit_price: Money(7_000),
+    })])
+    .map_err(fail("price"))?;
+    day.say("Head office raises rice to RD$ 70.00 while caja-3 is offline")?;
+    for round in 0..4 {
+        for t in &mut tills {
+            day.random_sale(t)?;
+        }
+        if round % 2 == 1 {
+            day.sync_all(&mut tills)?;
+        }
+    }
+    day.say("Midday: 4 more sales on each register; caja-3 sells the same rice offline, at the price it knows")?;
+
+    // The network comes back.
+    tills[2].set_network(Mode::Up);
+    day.say("caja-3 is back online")?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        day.sync_all(&mut tills)?;
+        let closed = tills
+            .iter()
+            .all(|t| t.sync.breaker().state() == BreakerState::Closed { failures: 0 });
+        if closed || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(120));
+    }
+    let id = day.op()?;
+    let paid = tills[1]
+        .register
+        .pay_debt(id, rosa, Money(10_000), PaymentMethod::Cash)
+        .map_err(fail("debt payment"))?;
+    day.say(format!(
+        "caja-2: Doña Rosa pays RD$ 100.00; she still owes {}",
+        messages::rd(paid.balance)
+    ))?;
+
+    // Closing.
+    for t in &mut tills {
+        let z = t.register.z_report(None).map_err(fail("z"))?;
+        let id = day.op()?;
+        let closed = t
+            .register
+            .close_shift(id, z.expected_cash)
+            .map_err(fail("close"))?;
+        if t.name == "caja-1" {
+            day.say(format!(
+                "Shift closed on caja-1:\n{}",
+                messages::z_report(&closed.z)
+            ))?;
+        }
+    }
+    day.say("Shifts closed on all registers")?;
+    for _ in 0..2 {
+        for t in &mut tills {
+            t.sync
+                .round()
+                .map_err(fail(&format!("{} final sync", t.name)))?;
+        }
+    }
+
+    // Checks.
+    day.say("Checking the invariants…")?;
+    let hub_db = hub.db().map_err(fail("hub db"))?;
+    let mut at_hub = 0;
+    let mut events = Vec::new();
+    for t in &tills {
+        let conn = t.register.conn();
+        let head = Journal::head(conn).map_err(fail("head"))?;
+        check(
+            Journal::acked_seq(conn).map_err(fail("acked"))? == head.seq,
+            format!("{}: every event acknowledged", t.name),
+        )?;
+        let device = t.register.device().device.to_string();
+        let mut stmt = hub_db
+            .prepare("SELECT seq, hash FROM events WHERE device_id = ?1 ORDER BY seq")
+            .map_err(fail("query"))?;
+        let rows: Vec<(i64, String)> = stmt
+            .query_map([&device], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(fail("query"))?
+            .collect::<Result<_, _>>()
+            .map_err(fail("rows"))?;
+        check(
+            rows.len() as u64 == head.seq,
+            format!("{}: each event at the hub exactly once", t.name),
+        )?;
+        for (seq, hash) in &rows {
+            let mine = Journal::event(conn, seq.unsigned_abs()).map_err(fail("event"))?;
+            check(
+                mine.map(|e| e.hash().to_hex()).as_deref() == Some(hash.as_str()),
+                format!("{} seq {seq}: same bytes at the hub", t.name),
+            )?;
+        }
+        for u in tills.iter().filter(|u| u.name != t.name) {
+            let theirs = Journal::head(u.register.conn()).map_err(fail("head"))?.seq;
+            let held: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM peer_events WHERE device = ?1",
+                    [u.register.device().device.to_string()],
+                    |r| r.get(0),
+                )
+                .map_err(fail("peers"))?;
+            check(
+                held.unsigned_abs() == theirs,
+                format!("{} sees all of {}'s events", t.name, u.name),
+            )?;
+        }
+        at_hub += head.seq;
+        events.push((t.name.clone(), head.seq));
+    }
+    day.say(format!(
+        "  every register event is at the hub exactly once ({at_hub}), with the same hashes"
+    ))?;
+    day.say("  every register holds every other register's events")?;
+    for t in &mut tills {
+        let (live, rebuilt) = t.register.rebuild().map_err(fail("rebuild"))?;
+        check(
+            live == rebuilt,
+            format!("{}: projections equal a rebuild", t.name),
+        )?;
+    }
+    day.say("  every register's projections equal a rebuild from its events")?;
+    let rice_price: Option<i64> = tills[2]
+        .register
+        .conn()
+        .query_row(
+            "SELECT unit_price FROM catalog_items WHERE sku = '7501234567890'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(fail("price"))?;
+    check(
+        rice_price == Some(7_000),
+        "caja-3 has the new rice price after reconnecting",
+    )?;
+    day.say("  caja-3 applied the new price once it could verify head office's signature")?;
+
+    // The audit log: every entry re-hashed, the Merkle root recomputed.
+    let mut stmt = hub_db
+        .prepare("SELECT entry, leaf_hash FROM audit_log ORDER BY idx")
+        .map_err(fail("audit"))?;
+    let entries: Vec<(Vec<u8>, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(fail("audit"))?
+        .collect::<Result<_, _>>()
+        .map_err(fail("audit rows"))?;
+    let mut leaves = Vec::with_capacity(entries.len());
+    for (i, (entry, leaf)) in entries.iter().enumerate() {
+        let h = merkle::leaf_hash(entry);
+        check(h.to_hex() == *leaf, format!("audit entry {i} intact"))?;
+        caja_shared::canonical::canonicalize(entry)
+            .ok()
+            .filter(|c| c == entry)
+            .ok_or_else(|| DayError(format!("audit entry {i} is not canonical JSON")))?;
+        leaves.push(h);
+    }
+    let audit_root = merkle::root(&leaves);
+    day.say(format!(
+        "  audit log: {} entries re-hashed, Merkle root {} (signed heads and proofs: issue #9)",
+        leaves.len(),
+        &audit_root.to_hex()[..16]
+    ))?;
+    let health = hub.get("/v1/health").map_err(fail("health"))?;
+    let overall = health["overall"].as_str().unwrap_or("unknown").to_owned();
+    let held = &health["consistency"];
+    day.say(format!("  hub health: {overall}; consistency {held}"))?;
+    day.say(format!("  conflicts: {}", health["conflicts"]))?;
+    day.say(format!("  stock: {}", health["stock"]))?;
+    day.say("  fiscal numbers: not built yet (issue #7); escrow quotas: not built yet (issue #8)")?;
+
+    // A receipt, as the printer would print it.
+    let conn = tills[1].register.conn();
+    let seq: i64 = conn
+        .query_row(
+            "SELECT seq FROM sales WHERE sale_id = ?1",
+            [fiado_sale.to_string()],
+            |r| r.get(0),
+        )
+        .map_err(fail("receipt sale"))?;
+    let e = Journal::event(conn, seq.unsigned_abs())
+        .map_err(fail("receipt event"))?
+        .ok_or_else(|| DayError("receipt event missing".into()))?;
+    let EventBody::SaleCreated(sale) = e.body().map_err(fail("receipt body"))? else {
+        return Err(DayError("receipt event is not a sale".into()));
+    };
+    let receipt = Receipt::from_sale(
+        &sale,
+        &ReceiptContext {
+            store: StoreHeader {
+                name: "Colmado La Esquina".into(),
+                rnc: "1-01-12345-6".into(),
+                lines: vec!["C/ Duarte 12, Santo Domingo".into()],
+            },
+            register: "caja-2".into(),
+            sold_at_ms: e.envelope().hlc.ms(),
+            offset: UtcOffset::SANTO_DOMINGO,
+            fiscal_valid_until: None,
+            customer_name: Some("Doña Rosa".into()),
+            fiado_balance: Some(Money(30_290)),
+            qr_base_url: None,
+            footer: vec!["¡Gracias por su compra!".into()],
+        },
+        |sku| {
+            if sku.as_str().starts_with("2000") {
+                SoldBy::Weight
+            } else {
+                SoldBy::Unit
+            }
+        },
+    )
+    .map_err(fail("receipt"))?;
+    let layout = receipt
+        .layout(Width::Mm58, CodePage::Pc858)
+        .map_err(fail("layout"))?;
+    let paper = caja_hardware::render::preview(&layout).map_err(fail("render"))?;
+    day.say(format!(
+        "The fiado receipt of caja-2, as printed (ESC/POS decoded):\n{paper}"
+    ))?;
+
+    drop(stmt);
+    drop(hub_db);
+    hub.stop().map_err(fail("hub stop"))?;
+    let mut conn = caja_hub::store::open_connection(&hub.dir.join(caja_hub::datadir::DB_FILE))
+        .map_err(fail("hub db"))?;
+    let live = caja_hub::store::digest(&conn).map_err(fail("digest"))?;
+    caja_hub::store::rebuild(&mut conn).map_err(fail("rebuild"))?;
+    check(
+        caja_hub::store::digest(&conn).map_err(fail("digest"))? == live,
+        "hub projections equal a rebuild from its event store",
+    )?;
+    day.say("  hub projections equal a rebuild from its event store")?;
+
+    for (name, n) in &events {
+        day.say(format!(
+            "Summary: {name} wrote {n} events, all at the hub exactly once"
+        ))?;
+    }
+    day.say(format!(
+        "All checks passed in {:.1?}.",
+        day.started.elapsed()
+    ))?;
+    Ok(DaySummary {
+        events,
+        at_hub,
+        audit_entries: leaves.len() as u64,
+        audit_root,
+        health: overall,
+    })
+}
+
+impl<W: Write> Day<'_, W> {
+    fn random_sale_id(&mut self, t: &mut Till) -> Result<(SaleId, Money), DayError> {
+        let cash = PaymentRequest {
+            method: PaymentMethod::Cash,
+            amount: 100_000,
+            reference: None,
+        };
+        self.sell(t, &[("7460000000011", 1000)], vec![cash], None)
+    }
+}
