@@ -127,6 +127,7 @@ pub struct RoundReport {
 #[derive(Debug)]
 pub struct SyncEngine<C: Clock, R: RandomSource> {
     db: Db,
+    journal: Journal,
     device: DeviceRecord,
     creds: Credentials,
     client: HubClient,
@@ -155,6 +156,7 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
             key_id: device.key_id.clone(),
             key,
         };
+        let journal = Journal::open(db.conn(), creds.key.clone(), settings.max_hlc_drift_ms)?;
         let skew_ms: i64 = db
             .conn()
             .query_row("SELECT skew_ms FROM sync_status WHERE id = 1", [], |r| {
@@ -167,6 +169,7 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
         }
         Ok(SyncEngine {
             db,
+            journal,
             device,
             creds,
             client: HubClient::with_keep_alive(hub_url, settings.timeout_ms, settings.keep_alive)?,
@@ -345,6 +348,12 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
                     let now = self.clock.now_ms();
                     let tx = self.db.write_tx()?;
                     Journal::set_acked_seq(&tx, new_acked, now)?;
+                    // DESIGN: a checkpoint with every push (of the head, when
+                    // the push reached it).
+                    if last_seq == head.seq {
+                        self.journal
+                            .write_checkpoint(&tx, journal::CheckpointReason::Push, now)?;
+                    }
                     tx.commit()?;
                 }
                 Err(HubError::Api {
