@@ -55,6 +55,9 @@ pub struct AppState {
     pub hub_key: HubSigningKey,
     /// Requests in flight.
     pub limiter: Arc<Semaphore>,
+    /// Push bodies being parsed at once (about one per core): bounds the CPU
+    /// and the memory that parsed-but-not-yet-written batches take.
+    pub parsers: Arc<Semaphore>,
 }
 
 type App = State<Arc<AppState>>;
@@ -375,10 +378,21 @@ async fn push(
         let req = signed_request(&app, &method, &uri, &headers, body)?;
         let bytes = req.body.clone();
         let max = app.cfg.max_events_per_push;
-        // Parsing and hashing hundreds of events is CPU work: off the executor.
-        let parsed = tokio::task::spawn_blocking(move || ingest::parse_push(&bytes, max))
+        // Parsing and hashing hundreds of events is CPU work: off the executor,
+        // a bounded number at a time.
+        let permit = app
+            .parsers
+            .clone()
+            .acquire_owned()
             .await
-            .map_err(|_| ApiError::internal())?;
+            .map_err(|_| ApiError::unavailable())?;
+        let parsed = tokio::task::spawn_blocking(move || {
+            let parsed = ingest::parse_push(&bytes, max);
+            drop(permit);
+            parsed
+        })
+        .await
+        .map_err(|_| ApiError::internal())?;
         let ack = answer(app.store.push(req, parsed).await)?;
         app.metrics.events_accepted.inc_by(ack.accepted as u64);
         app.metrics.events_duplicate.inc_by(ack.duplicates as u64);

@@ -107,6 +107,9 @@ pub async fn start_with_clock(
         store: store.clone(),
         admin: AdminToken::new(&cfg.admin_token, mac_key),
         limiter: Arc::new(Semaphore::new(cfg.max_concurrent_requests)),
+        parsers: Arc::new(Semaphore::new(
+            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+        )),
         cfg: Arc::new(cfg),
         metrics: Arc::new(Metrics::new()),
         hub_key,

@@ -129,6 +129,8 @@ pub struct Workload {
     /// [`Workload::settle`] marked them as synced (the first `n` of each list);
     /// a register's own events are always referable.
     settled: Option<(usize, usize)>,
+    /// The lengths at each [`Workload::settle_lagged`] call, newest last.
+    marks: Vec<(usize, usize)>,
 }
 
 impl Workload {
@@ -144,6 +146,7 @@ impl Workload {
             customers: Vec::new(),
             fiscal_next: 1,
             settled: None,
+            marks: Vec::new(),
         }
     }
 
@@ -181,7 +184,16 @@ impl Workload {
     /// made earlier and already synced. (By default any event may be referred
     /// to at once, which makes many events wait for their dependencies.)
     pub fn settle(&mut self) {
-        self.settled = Some((self.sales.len(), self.debts.len()));
+        self.settle_lagged(0);
+    }
+
+    /// Like [`Workload::settle`], but what becomes referable is what existed
+    /// `lag` calls ago: registers that run at different speeds (one a round
+    /// ahead of another) then rarely refer to events not pushed yet.
+    pub fn settle_lagged(&mut self, lag: usize) {
+        self.marks.push((self.sales.len(), self.debts.len()));
+        let i = self.marks.len().checked_sub(1 + lag);
+        self.settled = Some(i.map_or((0, 0), |i| self.marks[i]));
     }
 
     /// A sale register `r` may refer to, if any.
