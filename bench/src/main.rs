@@ -5,13 +5,15 @@
 //! ```text
 //! cargo run --release -p caja-bench -- node-sales [--sales N]
 //! cargo run --release -p caja-bench -- node-verify [--events N]
-//! cargo run --release -p caja-bench -- hub-ingest [--events N] [--rounds R]
+//! cargo run --release -p caja-bench -- hub-ingest [--events N]
+//! cargo run --release -p caja-bench -- sync-backlog [--events N] [--rounds R]
 //! cargo run --release -p caja-bench -- all
 //! ```
 
 mod hub_ingest;
 mod node;
 mod rss;
+mod sync_backlog;
 
 fn arg_value(args: &[String], name: &str, default: u64) -> anyhow::Result<u64> {
     match args.iter().position(|a| a == name) {
@@ -33,6 +35,7 @@ fn main() -> anyhow::Result<()> {
         "node-verify" => node::verify(arg_value(&args, "--events", 1_000_000)?),
         // Internal: the child process whose peak RSS `node-verify` reports.
         "node-verify-child" => node::verify_child(args.get(1).map(String::as_str)),
+        "sync-backlog" => sync_backlog::run(arg_value(&args, "--events", 10_000)?),
         "hub-ingest" => hub_ingest::run(
             arg_value(&args, "--events", 100_000)?,
             arg_value(&args, "--rounds", 2)?,
@@ -45,7 +48,7 @@ fn main() -> anyhow::Result<()> {
             hub_ingest::run(100_000, 2)
         }
         other => {
-            anyhow::bail!("unknown benchmark {other:?}: node-sales, node-verify, hub-ingest, all")
+            anyhow::bail!("unknown benchmark {other:?}: node-sales, node-verify, hub-ingest, sync-backlog, all")
         }
     }
 }
