@@ -9,16 +9,31 @@
 //! hub_url = "https://hub.example.do"
 //! # How far the HLC may run ahead of this machine's clock for a remote stamp.
 //! max_hlc_drift_ms = 300000
+//! # The receipt's header.
+//! store_name = "Colmado La Esquina"
+//! store_rnc = "1-01-12345-6"
+//! # The receipt printer: tcp://host[:port], serial:///dev/ttyUSB0?baud=19200,
+//! # usb:///dev/usb/lp0 or file:///path (env CAJA_NODE_PRINTER). None: receipts
+//! # stay queued and can be seen with `caja-node receipt show`.
+//! printer = "tcp://192.168.1.50:9100"
+//! # Paper width: 58 or 80 (mm).
+//! receipt_width = 80
 //! ```
 
 use std::path::{Path, PathBuf};
 
+use caja_hardware::device::PrinterAddress;
+use caja_hardware::receipt::Width;
 use serde::Deserialize;
 
 /// Name of the configuration file inside the data directory.
 pub const CONFIG_FILE_NAME: &str = "config.toml";
 /// Default bound on HLC drift ahead of the local clock (5 minutes).
 pub const DEFAULT_MAX_HLC_DRIFT_MS: i64 = 5 * 60 * 1000;
+/// Default paper width in millimetres.
+pub const DEFAULT_RECEIPT_WIDTH_MM: u16 = 58;
+/// Longest store name or RNC accepted.
+pub const MAX_HEADER_CHARS: usize = 100;
 
 /// The register's settings.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -28,6 +43,14 @@ pub struct NodeConfig {
     pub hub_url: Option<String>,
     /// HLC drift bound (env `CAJA_NODE_MAX_HLC_DRIFT_MS`).
     pub max_hlc_drift_ms: i64,
+    /// The store's name on receipts (default: a generic one).
+    pub store_name: Option<String>,
+    /// The store's RNC on receipts.
+    pub store_rnc: Option<String>,
+    /// The receipt printer's address (env `CAJA_NODE_PRINTER`); checked on load.
+    pub printer: Option<String>,
+    /// Paper width in millimetres: 58 or 80.
+    pub receipt_width: u16,
 }
 
 impl Default for NodeConfig {
@@ -35,6 +58,10 @@ impl Default for NodeConfig {
         NodeConfig {
             hub_url: None,
             max_hlc_drift_ms: DEFAULT_MAX_HLC_DRIFT_MS,
+            store_name: None,
+            store_rnc: None,
+            printer: None,
+            receipt_width: DEFAULT_RECEIPT_WIDTH_MM,
         }
     }
 }
@@ -101,13 +128,59 @@ impl NodeConfig {
                 message: format!("{e}"),
             })?;
         }
+        if let Some(p) = env("CAJA_NODE_PRINTER") {
+            cfg.printer = Some(p).filter(|p| !p.trim().is_empty());
+        }
         if !(1_000..=86_400_000).contains(&cfg.max_hlc_drift_ms) {
             return Err(ConfigError::Invalid {
                 key: "max_hlc_drift_ms",
                 message: "must be between 1000 and 86400000".into(),
             });
         }
+        cfg.receipt_paper()?;
+        cfg.printer_address()?;
+        for (key, value) in [
+            ("store_name", &cfg.store_name),
+            ("store_rnc", &cfg.store_rnc),
+        ] {
+            if let Some(v) = value {
+                if v.chars().count() > MAX_HEADER_CHARS || v.chars().any(char::is_control) {
+                    return Err(ConfigError::Invalid {
+                        key,
+                        message: format!(
+                            "at most {MAX_HEADER_CHARS} characters, no control characters"
+                        ),
+                    });
+                }
+            }
+        }
         Ok(cfg)
+    }
+
+    /// The paper width of `receipt_width`.
+    pub fn receipt_paper(&self) -> Result<Width, ConfigError> {
+        match self.receipt_width {
+            58 => Ok(Width::Mm58),
+            80 => Ok(Width::Mm80),
+            _ => Err(ConfigError::Invalid {
+                key: "receipt_width",
+                message: "must be 58 or 80 (mm)".into(),
+            }),
+        }
+    }
+
+    /// The parsed `printer` address, if one is configured.
+    pub fn printer_address(&self) -> Result<Option<PrinterAddress>, ConfigError> {
+        self.printer
+            .as_deref()
+            .map(|p| {
+                p.parse::<PrinterAddress>()
+                    .map_err(|e| ConfigError::Invalid {
+                        key: "printer",
+                        message: e.to_string(),
+                    })
+            })
+            .transpose()
     }
 }
 
@@ -138,6 +211,43 @@ mod tests {
                 .max_hlc_drift_ms,
             120_000
         );
+    }
+
+    #[test]
+    fn printer_keys_are_read_and_checked() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let none = |_: &str| None;
+        let cfg = NodeConfig::load(dir.path(), none).expect("defaults");
+        assert_eq!(cfg.receipt_paper().expect("width"), Width::Mm58);
+        assert_eq!(cfg.printer_address().expect("printer"), None);
+        std::fs::write(
+            dir.path().join(CONFIG_FILE_NAME),
+            "store_name = \"Colmado Ñoño\"\nstore_rnc = \"1-01-12345-6\"\nprinter = \"tcp://127.0.0.1:9100\"\nreceipt_width = 80\n",
+        )
+        .expect("write");
+        let cfg = NodeConfig::load(dir.path(), none).expect("file");
+        assert_eq!(cfg.store_name.as_deref(), Some("Colmado Ñoño"));
+        assert_eq!(cfg.receipt_paper().expect("width"), Width::Mm80);
+        assert!(matches!(
+            cfg.printer_address().expect("printer"),
+            Some(PrinterAddress::Tcp { port: 9100, .. })
+        ));
+        let env = |k: &str| (k == "CAJA_NODE_PRINTER").then(|| "file:///tmp/r.bin".to_owned());
+        assert!(matches!(
+            NodeConfig::load(dir.path(), env)
+                .expect("env")
+                .printer_address(),
+            Ok(Some(PrinterAddress::File { .. }))
+        ));
+        for (text, key) in [
+            ("printer = \"lpt://1\"\n", "printer"),
+            ("receipt_width = 42\n", "receipt_width"),
+            ("store_name = \"a\\u0007b\"\n", "store_name"),
+        ] {
+            std::fs::write(dir.path().join(CONFIG_FILE_NAME), text).expect("write");
+            let err = NodeConfig::load(dir.path(), none).expect_err(text);
+            assert!(err.to_string().contains(key), "{err}");
+        }
     }
 
     #[test]

@@ -18,7 +18,8 @@
 //! Operations:
 //! - [`sale`] and [`zreport`]: pure sale building and Z report computation;
 //! - [`projection`]: the derived tables, their rebuild and digest;
-//! - [`register`]: each operation as one transaction over journal and projections.
+//! - [`register`]: each operation as one transaction over journal and projections;
+//! - [`print`]: the durable print queue and the receipts of sales.
 
 pub mod config;
 pub mod db;
@@ -28,6 +29,7 @@ pub mod journal;
 pub mod keyfile;
 pub mod messages;
 pub mod migrate;
+pub mod print;
 pub mod projection;
 pub mod register;
 pub mod sale;

@@ -116,7 +116,16 @@ enum Command {
         #[command(flatten)]
         op: OpArg,
     },
-    /// Shift, journal and sync state.
+    /// Receipts: show one as printed, or queue a reprint ("COPIA").
+    #[command(subcommand)]
+    Receipt(ReceiptCmd),
+    /// Print the receipts that are due on the configured printer now.
+    Print {
+        /// First put the receipts that were given up back in the queue.
+        #[arg(long)]
+        retry_failed: bool,
+    },
+    /// Shift, journal, sync and printer state.
     Status,
     /// The Z report of the open shift (or of --shift).
     ZReport {
@@ -171,6 +180,22 @@ enum Command {
         /// The page file to write.
         #[arg(long)]
         out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ReceiptCmd {
+    /// Print a sale's receipt as text (rendered to ESC/POS and decoded back).
+    Show {
+        /// The sale.
+        #[arg(long)]
+        sale: SaleId,
+    },
+    /// Queue a reprint of a sale's receipt, marked "COPIA", and try to print it.
+    Reprint {
+        /// The sale.
+        #[arg(long)]
+        sale: SaleId,
     },
 }
 
@@ -512,7 +537,44 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 let r = node.sell(id, &req)?;
                 emit(json, &r, messages::sale_done)?;
             }
+            // The sale is committed: a printer problem is only a warning, the
+            // receipt stays queued.
+            print_after(&mut node, json);
             Ok(())
+        }
+        Command::Receipt(ReceiptCmd::Show { sale }) => {
+            let text = open(&dir)?.receipt_text(sale)?;
+            if json {
+                emit(
+                    json,
+                    &serde_json::json!({"sale": sale, "text": text}),
+                    |_| String::new(),
+                )
+            } else {
+                emit(json, &text, |t| t.trim_end().to_owned())
+            }
+        }
+        Command::Receipt(ReceiptCmd::Reprint { sale }) => {
+            let mut node = open(&dir)?;
+            let job = node.reprint(sale)?;
+            emit(
+                json,
+                &serde_json::json!({"sale": sale, "job": job.0}),
+                |_| messages::reprint_queued(sale, job),
+            )?;
+            print_after(&mut node, json);
+            Ok(())
+        }
+        Command::Print { retry_failed } => {
+            let mut node = open(&dir)?;
+            if retry_failed {
+                let n = node.retry_failed_prints()?;
+                if !json {
+                    emit(json, &n, |n| messages::prints_retried(*n))?;
+                }
+            }
+            let r = node.print_pending()?;
+            emit(json, &r, messages::print_run)
         }
         Command::Void { sale, reason, op } => {
             let id = op_id(&op)?;
@@ -814,6 +876,29 @@ fn sample_catalog(store: StoreId, out: &std::path::Path, json: bool) -> Result<(
             out.display()
         )
     })
+}
+
+/// After a committed operation: prints the due receipts when a printer is
+/// configured. Never fails the command; problems are warnings on stderr.
+fn print_after(node: &mut Node, json: bool) {
+    let printer = match node.printer_settings() {
+        Ok(Some(p)) => p,
+        Ok(None) => return,
+        Err(e) => {
+            eprintln!("{}", messages::print_warning(&messages::error(&e)));
+            return;
+        }
+    };
+    match node.print_pending_on(&printer) {
+        Ok(run) => {
+            if let Some(e) = run.first_error() {
+                eprintln!("{}", messages::print_warning(e));
+            } else if !json && !run.jobs.is_empty() {
+                eprintln!("{}", messages::print_run(&run));
+            }
+        }
+        Err(e) => eprintln!("{}", messages::print_warning(&messages::error(&e))),
+    }
 }
 
 fn verify(dir: &DataDir, json: bool) -> Result<(), Failure> {

@@ -11,6 +11,9 @@ use crate::register::{
 use crate::sale::SaleError;
 use crate::zreport::ZReport;
 
+/// The store name printed on receipts when `store_name` is not configured.
+pub const DEFAULT_STORE_NAME: &str = "Tienda";
+
 /// "RD$ 1,234.50" style amount for people.
 pub fn rd(m: Money) -> String {
     format!("RD$ {m}")
@@ -146,8 +149,16 @@ pub fn status(s: &Status) -> String {
         format!("Eventos de otras cajas: {}", s.peer_events),
         "Números fiscales: no construido todavía (issue #7)".into(),
         "Cuotas de inventario: no construido todavía (issue #8)".into(),
-        "Impresora y balanza: no construido todavía (issue #10)".into(),
+        format!(
+            "Impresora: {}",
+            s.printer.as_deref().unwrap_or("no configurada")
+        ),
+        print_queue(&s.print),
+        "Balanza: no conectada todavía (issue #10)".into(),
     ];
+    if let Some(e) = &s.print.last_error {
+        lines.push(format!("Último error de impresión: {e}"));
+    }
     if s.sync.quarantined {
         lines.push(
             "ATENCIÓN: la oficina central puso esta caja en cuarentena (su historial difiere); llame a soporte."
@@ -164,6 +175,73 @@ pub fn status(s: &Status) -> String {
         );
     }
     lines.join("\n")
+}
+
+fn print_queue(q: &crate::print::QueueStatus) -> String {
+    let waiting = q.pending + q.printing;
+    let mut s = format!("Recibos en cola: {waiting}");
+    if q.failed > 0 {
+        s.push_str(&format!(
+            ", {} detenidos (revise la impresora y ejecute `caja-node print --retry-failed`)",
+            q.failed
+        ));
+    }
+    if let Some(ms) = q.oldest_unprinted_ms {
+        s.push_str(&format!(" (el más antiguo de {ms} ms UTC)"));
+    }
+    s
+}
+
+/// What `caja-node print` (or the print after a sale) did.
+pub fn print_run(r: &crate::print::PrintRun) -> String {
+    if r.jobs.is_empty() {
+        return "No hay recibos pendientes por imprimir.".into();
+    }
+    let mut lines = Vec::new();
+    for j in &r.jobs {
+        let what = if j.as_copy {
+            "Copia del recibo"
+        } else {
+            "Recibo"
+        };
+        lines.push(match &j.error {
+            None => format!("{what} de la venta {} impreso.", j.sale),
+            Some(e) => print_failed(j.sale, j.state, e),
+        });
+    }
+    lines.join("\n")
+}
+
+/// One receipt that did not print.
+pub fn print_failed(
+    sale: caja_shared::ids::SaleId,
+    state: caja_hardware::queue::JobState,
+    error: &str,
+) -> String {
+    if state == caja_hardware::queue::JobState::Failed {
+        format!(
+            "No se pudo imprimir el recibo de la venta {sale}: {error}. Quedó detenido: revise la impresora y ejecute `caja-node print --retry-failed`."
+        )
+    } else {
+        format!(
+            "No se pudo imprimir el recibo de la venta {sale}: {error}. Queda en cola y se reintentará (`caja-node print`)."
+        )
+    }
+}
+
+/// Warning after a committed sale whose receipt could not be printed.
+pub fn print_warning(detail: &str) -> String {
+    format!("Aviso: la venta quedó registrada, pero el recibo no se imprimió: {detail}")
+}
+
+/// A reprint was queued.
+pub fn reprint_queued(sale: caja_shared::ids::SaleId, job: caja_hardware::queue::JobId) -> String {
+    format!("Copia del recibo de la venta {sale} en cola (trabajo {job}).")
+}
+
+/// Failed receipts put back in the queue.
+pub fn prints_retried(n: usize) -> String {
+    format!("{n} recibo(s) detenido(s) vuelven a la cola.")
 }
 
 fn circuit(name: &str) -> &'static str {
@@ -194,6 +272,8 @@ pub fn error(e: &OpError) -> String {
         OpError::OpIdReused(id) => {
             format!("La operación {id} ya se usó para otra solicitud.")
         }
+        OpError::Receipt(why) => format!("No se pudo preparar el recibo: {why}."),
+        OpError::NoPrinter => "No hay impresora configurada: agregue `printer = \"tcp://…\"` en config.toml o defina CAJA_NODE_PRINTER.".into(),
         OpError::HubEvents(why) => format!("Datos de la oficina central rechazados: {why}."),
         OpError::Journal(j) => match j.first_bad_seq() {
             Some(seq) => format!(

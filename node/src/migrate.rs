@@ -52,6 +52,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "sync",
         sql: include_str!("../../migrations/node/0003_sync.sql"),
     },
+    Migration {
+        version: 4,
+        name: "print",
+        sql: include_str!("../../migrations/node/0004_print.sql"),
+    },
 ];
 
 /// The schema version this binary writes: the last of [`MIGRATIONS`].

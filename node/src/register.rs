@@ -90,6 +90,12 @@ pub enum OpError {
     /// The op id was used before for a different request.
     #[error("op_id: operation {0} was already used for a different request")]
     OpIdReused(OpId),
+    /// A receipt could not be built or rendered.
+    #[error("receipt: {0}")]
+    Receipt(String),
+    /// No receipt printer is configured.
+    #[error("no printer is configured (key `printer` in config.toml)")]
+    NoPrinter,
     /// Hub events that do not verify.
     #[error("hub events: {0}")]
     HubEvents(String),
@@ -136,6 +142,7 @@ impl OpError {
                 | OpError::OpIdReused(_)
                 | OpError::HubEvents(_)
                 | OpError::RestoredNeedsSync
+                | OpError::NoPrinter
         )
     }
 }
@@ -401,6 +408,10 @@ pub struct Status {
     pub peer_events: u64,
     /// What the sync engine last saw.
     pub sync: crate::sync::engine::SyncStatus,
+    /// The configured receipt printer's address.
+    pub printer: Option<String>,
+    /// The print queue.
+    pub print: crate::print::QueueStatus,
 }
 
 /// An open register: its database, journal writer, clock and random source.
@@ -410,6 +421,7 @@ pub struct Register<C: Clock, R: RandomSource> {
     journal: Journal,
     clock: C,
     rng: R,
+    config: crate::config::NodeConfig,
 }
 
 impl<C: Clock, R: RandomSource> Register<C, R> {
@@ -429,12 +441,18 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             journal,
             clock,
             rng,
+            config,
         })
     }
 
     /// The database connection, for reads.
     pub fn conn(&self) -> &Connection {
         self.db.conn()
+    }
+
+    /// The configuration read when the register was opened.
+    pub fn config(&self) -> &crate::config::NodeConfig {
+        &self.config
     }
 
     /// The device identity.
@@ -548,6 +566,8 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             )?;
             let body = outcome.body.clone();
             let seq = ctx.append(outcome.body.into(), vec![shift_event])?;
+            // The receipt is queued with the sale: committed together or not at all.
+            crate::print::enqueue_original(ctx.tx, sale_id, ctx.now_ms)?;
             let mut debt_id = None;
             if outcome.fiado.0 > 0 {
                 let customer = req.customer.ok_or(SaleError::FiadoWithoutCustomer)?;
@@ -884,7 +904,56 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             hub_events: u64::try_from(hub_events).unwrap_or(0),
             peer_events: u64::try_from(peer_events).unwrap_or(0),
             sync,
+            printer: self.config.printer.clone(),
+            print: crate::print::queue_status(conn)?,
         })
+    }
+
+    /// The receipt settings of this register's configuration.
+    pub fn receipt_settings(&self) -> Result<crate::print::ReceiptSettings, OpError> {
+        Ok(crate::print::ReceiptSettings::from_config(&self.config)?)
+    }
+
+    /// The configured printer, if any.
+    pub fn printer_settings(&self) -> Result<Option<crate::print::PrinterSettings>, OpError> {
+        Ok(crate::print::PrinterSettings::from_config(&self.config)?)
+    }
+
+    /// The receipt of one of this register's sales as it prints (decoded text).
+    pub fn receipt_text(&self, sale: SaleId) -> Result<String, OpError> {
+        crate::print::receipt_text(self.conn(), sale, &self.receipt_settings()?)
+    }
+
+    /// Queues a reprint of a sale, marked "COPIA"; the original is never
+    /// printed again.
+    pub fn reprint(&mut self, sale: SaleId) -> Result<caja_hardware::queue::JobId, OpError> {
+        let now_ms = self.clock.now_ms();
+        let tx = self.db.write_tx()?;
+        let id = crate::print::enqueue_copy(&tx, sale, now_ms)?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Prints the due jobs on `printer` (see [`crate::print::print_pending`]).
+    pub fn print_pending_on(
+        &mut self,
+        printer: &crate::print::PrinterSettings,
+    ) -> Result<crate::print::PrintRun, OpError> {
+        let receipt = self.receipt_settings()?;
+        let now_ms = self.clock.now_ms();
+        crate::print::print_pending(self.conn(), printer, &receipt, now_ms)
+    }
+
+    /// Prints the due jobs on the configured printer.
+    pub fn print_pending(&mut self) -> Result<crate::print::PrintRun, OpError> {
+        let printer = self.printer_settings()?.ok_or(OpError::NoPrinter)?;
+        self.print_pending_on(&printer)
+    }
+
+    /// Puts the print jobs that were given up back in the queue.
+    pub fn retry_failed_prints(&mut self) -> Result<usize, OpError> {
+        let now_ms = self.clock.now_ms();
+        crate::print::retry_failed(self.conn(), now_ms)
     }
 
     /// Rebuilds every projection from the journal and the hub chain, in one

@@ -1,0 +1,622 @@
+//! The durable print queue: receipts of this register's sales, kept in SQLite
+//! (`print_jobs`) and sent to the configured printer through `caja_hardware`.
+//!
+//! - The sale's `original` job is inserted by [`enqueue_original`] inside the
+//!   sale's own transaction ([`crate::register::Register::sell`]): a sale the
+//!   cashier saw as done always has its receipt queued. A partial unique index
+//!   allows one original per sale.
+//! - [`print_pending`] runs after commit. Each job moves through the pure state
+//!   machine [`caja_hardware::queue::PrintJob`]; every transition is written back
+//!   (compare-and-set on the state, so two processes never take the same job)
+//!   before the next step: the job is marked `printing` before any byte leaves,
+//!   so a crash mid-print is recovered as "may have printed" and the retry says
+//!   COPIA — never a second original.
+//! - A printer that reports paper out / cover open, or cannot be reached, leaves
+//!   the job `pending` with the queue's backoff; once it is back the job prints
+//!   exactly once.
+//! - [`enqueue_copy`] queues a reprint, always rendered "COPIA"
+//!   ([`Receipt::into_copy`]).
+//! - [`receipt_text`] is what `caja-node receipt show` prints: the receipt
+//!   rendered to ESC/POS and decoded back ([`caja_hardware::render::preview`]).
+//!
+//! Receipts are built from the journaled `SaleCreated` event, never from the
+//! projections, so a reprint says what was sold.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use caja_hardware::codepage::CodePage;
+use caja_hardware::device::PrinterAddress;
+use caja_hardware::localtime::{LocalDateTime, UtcOffset};
+use caja_hardware::printer::{PrinterConfig, ReceiptPrinter};
+use caja_hardware::queue::{FailReason, JobId, JobKind, JobState, PrintJob, RetryPolicy};
+use caja_hardware::receipt::{Receipt, ReceiptContext, StoreHeader, Width};
+use caja_hardware::transport::Transport;
+use caja_shared::ids::{SaleId, Sku};
+use caja_shared::kind::{EventBody, PaymentMethod, SaleCreated, SoldBy};
+use caja_shared::money::Money;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use crate::config::{ConfigError, NodeConfig};
+use crate::journal::{self, Journal};
+use crate::register::OpError;
+
+/// How long an attempt may stay `printing` before it is taken as interrupted
+/// (a crash) and recovered: well above connect + status + write timeouts.
+pub const ATTEMPT_LEASE_MS: i64 = 60_000;
+/// Most jobs one [`print_pending`] call takes.
+pub const MAX_JOBS_PER_RUN: usize = 100;
+/// Default TCP connect timeout.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// What a receipt needs beyond the sale: header, paper, zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptSettings {
+    /// The store's header.
+    pub store: StoreHeader,
+    /// Paper width.
+    pub width: Width,
+    /// Code page.
+    pub page: CodePage,
+    /// The store's offset from UTC.
+    pub offset: UtcOffset,
+}
+
+impl ReceiptSettings {
+    /// From the node's configuration.
+    pub fn from_config(cfg: &NodeConfig) -> Result<ReceiptSettings, ConfigError> {
+        Ok(ReceiptSettings {
+            store: StoreHeader {
+                name: cfg
+                    .store_name
+                    .clone()
+                    .unwrap_or_else(|| crate::messages::DEFAULT_STORE_NAME.to_owned()),
+                rnc: cfg.store_rnc.clone().unwrap_or_default(),
+                lines: Vec::new(),
+            },
+            width: cfg.receipt_paper()?,
+            page: CodePage::default(),
+            offset: UtcOffset::default(),
+        })
+    }
+}
+
+/// The printer and how to talk to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrinterSettings {
+    /// Where it is.
+    pub address: PrinterAddress,
+    /// Timeouts and the status check.
+    pub config: PrinterConfig,
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// Backoff and give-up rules.
+    pub policy: RetryPolicy,
+}
+
+impl PrinterSettings {
+    /// Default timeouts and retry policy for `address`.
+    pub fn new(address: PrinterAddress) -> PrinterSettings {
+        PrinterSettings {
+            address,
+            config: PrinterConfig::default(),
+            connect_timeout: CONNECT_TIMEOUT,
+            policy: RetryPolicy::default(),
+        }
+    }
+
+    /// The configured printer, if any.
+    pub fn from_config(cfg: &NodeConfig) -> Result<Option<PrinterSettings>, ConfigError> {
+        Ok(cfg.printer_address()?.map(PrinterSettings::new))
+    }
+}
+
+/// The print queue as `caja-node status` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct QueueStatus {
+    /// Waiting (including backoff).
+    pub pending: u64,
+    /// An attempt under way (or interrupted).
+    pub printing: u64,
+    /// Given up until a person retries (`caja-node print --retry-failed`).
+    pub failed: u64,
+    /// Printed.
+    pub printed: u64,
+    /// When the oldest unfinished job was queued.
+    pub oldest_unprinted_ms: Option<i64>,
+    /// The latest failure among unfinished jobs.
+    pub last_error: Option<String>,
+}
+
+/// One job handled by [`print_pending`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobOutcome {
+    /// The job.
+    pub job: JobId,
+    /// Its sale.
+    pub sale: SaleId,
+    /// Original or copy.
+    pub kind: JobKind,
+    /// Printed "COPIA".
+    pub as_copy: bool,
+    /// Its state after the attempt.
+    pub state: JobState,
+    /// Why it did not print.
+    pub error: Option<String>,
+}
+
+/// What one [`print_pending`] call did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PrintRun {
+    /// Jobs attempted, in order.
+    pub jobs: Vec<JobOutcome>,
+    /// Jobs interrupted by an earlier crash, put back in the queue.
+    pub recovered: usize,
+}
+
+impl PrintRun {
+    /// Jobs printed.
+    pub fn printed(&self) -> usize {
+        self.jobs
+            .iter()
+            .filter(|j| j.state == JobState::Printed)
+            .count()
+    }
+
+    /// The first failure, if any.
+    pub fn first_error(&self) -> Option<&str> {
+        self.jobs.iter().find_map(|j| j.error.as_deref())
+    }
+}
+
+fn bad_row(what: &str) -> OpError {
+    OpError::Invalid {
+        field: "print_jobs",
+        reason: format!("stored {what} unreadable"),
+    }
+}
+
+const JOB_COLUMNS: &str = "job_id, sale_id, kind, state, attempts, transport_failures, \
+     may_have_printed, next_attempt_ms, last_error, created_ms, printed_ms";
+
+type JobRow = (
+    i64,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<String>,
+    i64,
+    Option<i64>,
+);
+
+fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+        r.get(10)?,
+    ))
+}
+
+fn to_job(row: JobRow) -> Result<PrintJob, OpError> {
+    let (id, sale, kind, state, attempts, failures, may, next, error, created, printed) = row;
+    Ok(PrintJob {
+        id: JobId(u64::try_from(id).map_err(|_| bad_row("job id"))?),
+        sale: sale.parse().map_err(|_| bad_row("sale id"))?,
+        kind: JobKind::parse(&kind).ok_or_else(|| bad_row("kind"))?,
+        state: JobState::parse(&state).ok_or_else(|| bad_row("state"))?,
+        created_ms: created,
+        not_before_ms: next,
+        attempts: u32::try_from(attempts).map_err(|_| bad_row("attempts"))?,
+        transport_failures: u32::try_from(failures).map_err(|_| bad_row("failures"))?,
+        may_have_printed: may != 0,
+        last_error: error,
+        printed_ms: printed,
+    })
+}
+
+/// Every job of a sale, oldest first.
+pub fn jobs_of_sale(conn: &Connection, sale: SaleId) -> Result<Vec<PrintJob>, OpError> {
+    let rows: Vec<JobRow> = conn
+        .prepare_cached(&format!(
+            "SELECT {JOB_COLUMNS} FROM print_jobs WHERE sale_id = ?1 ORDER BY job_id"
+        ))?
+        .query_map([sale.to_string()], read_row)?
+        .collect::<Result<_, _>>()?;
+    rows.into_iter().map(to_job).collect()
+}
+
+/// One job.
+pub fn job(conn: &Connection, id: JobId) -> Result<Option<PrintJob>, OpError> {
+    let id = i64::try_from(id.0).map_err(|_| bad_row("job id"))?;
+    let row = conn
+        .prepare_cached(&format!(
+            "SELECT {JOB_COLUMNS} FROM print_jobs WHERE job_id = ?1"
+        ))?
+        .query_row([id], read_row)
+        .optional()?;
+    row.map(to_job).transpose()
+}
+
+fn insert(conn: &Connection, sale: SaleId, kind: JobKind, now_ms: i64) -> Result<JobId, OpError> {
+    conn.prepare_cached(
+        "INSERT INTO print_jobs (sale_id, kind, state, next_attempt_ms, created_ms)
+         VALUES (?1, ?2, ?3, ?4, ?4)",
+    )?
+    .execute(params![
+        sale.to_string(),
+        kind.as_str(),
+        JobState::Pending.as_str(),
+        now_ms
+    ])?;
+    let id = u64::try_from(conn.last_insert_rowid()).map_err(|_| bad_row("job id"))?;
+    Ok(JobId(id))
+}
+
+/// Queues the sale's original receipt. Call inside the sale's transaction; a
+/// second original for the same sale is refused by the database.
+pub fn enqueue_original(tx: &Connection, sale: SaleId, now_ms: i64) -> Result<JobId, OpError> {
+    insert(tx, sale, JobKind::Original, now_ms)
+}
+
+/// Queues a reprint of one of this register's sales (always "COPIA").
+pub fn enqueue_copy(tx: &Connection, sale: SaleId, now_ms: i64) -> Result<JobId, OpError> {
+    own_sale_seq(tx, sale)?;
+    insert(tx, sale, JobKind::Copy, now_ms)
+}
+
+/// Writes a job's new state if the row is still in `from` (compare-and-set):
+/// false when another process moved it first.
+fn save(conn: &Connection, job: &PrintJob, from: JobState, now_ms: i64) -> Result<bool, OpError> {
+    let id = i64::try_from(job.id.0).map_err(|_| bad_row("job id"))?;
+    let started = (job.state == JobState::Printing).then_some(now_ms);
+    let changed = conn
+        .prepare_cached(
+            "UPDATE print_jobs SET state = ?1, attempts = ?2, transport_failures = ?3,
+                 may_have_printed = ?4, next_attempt_ms = ?5, last_error = ?6,
+                 printed_ms = ?7, attempt_started_ms = ?8
+             WHERE job_id = ?9 AND state = ?10",
+        )?
+        .execute(params![
+            job.state.as_str(),
+            i64::from(job.attempts),
+            i64::from(job.transport_failures),
+            i64::from(job.may_have_printed),
+            job.not_before_ms,
+            job.last_error,
+            job.printed_ms,
+            started,
+            id,
+            from.as_str(),
+        ])?;
+    Ok(changed == 1)
+}
+
+/// The journal seq of one of this register's sales.
+fn own_sale_seq(conn: &Connection, sale: SaleId) -> Result<u64, OpError> {
+    let device = journal::load_device(conn)?.ok_or(crate::journal::JournalError::NotInitialized)?;
+    let seq: Option<i64> = conn
+        .prepare_cached("SELECT seq FROM sales WHERE sale_id = ?1 AND device = ?2")?
+        .query_row([sale.to_string(), device.device.to_string()], |r| r.get(0))
+        .optional()?;
+    let seq = seq.ok_or(OpError::UnknownSale(sale))?;
+    u64::try_from(seq).map_err(|_| bad_row("sale seq"))
+}
+
+/// The receipt of one of this register's sales, from its journaled event.
+pub fn receipt(
+    conn: &Connection,
+    sale: SaleId,
+    settings: &ReceiptSettings,
+) -> Result<Receipt, OpError> {
+    let seq = own_sale_seq(conn, sale)?;
+    let event = Journal::event(conn, seq)?.ok_or(OpError::UnknownSale(sale))?;
+    let body = event
+        .body()
+        .map_err(|e| OpError::Receipt(format!("event #{seq}: {e}")))?;
+    let EventBody::SaleCreated(created) = body else {
+        return Err(OpError::Receipt(format!("event #{seq} is not a sale")));
+    };
+    let register = journal::load_device(conn)?
+        .map(|d| d.device.to_string())
+        .unwrap_or_default();
+    let (customer_name, fiado_balance) = customer_lines(conn, &created)?;
+    let ctx = ReceiptContext {
+        store: settings.store.clone(),
+        register,
+        sold_at_ms: event.envelope().hlc.ms(),
+        offset: settings.offset,
+        fiscal_valid_until: None,
+        customer_name,
+        fiado_balance,
+        qr_base_url: None,
+        footer: Vec::new(),
+    };
+    let weighed = weighed_skus(conn, &created)?;
+    Receipt::from_sale(&created, &ctx, |sku| {
+        weighed.get(sku).copied().unwrap_or(SoldBy::Unit)
+    })
+    .map_err(|e| OpError::Receipt(e.to_string()))
+}
+
+/// The customer's name, and for a fiado sale the customer's current balance.
+fn customer_lines(
+    conn: &Connection,
+    sale: &SaleCreated,
+) -> Result<(Option<String>, Option<Money>), OpError> {
+    let Some(customer) = sale.customer else {
+        return Ok((None, None));
+    };
+    let id = customer.to_string();
+    let name: Option<String> = conn
+        .prepare_cached("SELECT name FROM customers WHERE customer_id = ?1")?
+        .query_row([&id], |r| r.get(0))
+        .optional()?;
+    let fiado = sale
+        .payments
+        .iter()
+        .any(|p| p.method == PaymentMethod::Fiado);
+    let balance = if fiado {
+        Some(Money(crate::projection::customer_balance(conn, &id)?))
+    } else {
+        None
+    };
+    Ok((name, balance))
+}
+
+fn weighed_skus(conn: &Connection, sale: &SaleCreated) -> Result<BTreeMap<Sku, SoldBy>, OpError> {
+    let mut out = BTreeMap::new();
+    let mut stmt = conn.prepare_cached("SELECT sold_by FROM catalog_items WHERE sku = ?1")?;
+    for line in &sale.lines {
+        let sold_by: Option<String> = stmt
+            .query_row([line.product.to_string()], |r| r.get(0))
+            .optional()?;
+        let by = if sold_by.as_deref() == Some("weight") {
+            SoldBy::Weight
+        } else {
+            SoldBy::Unit
+        };
+        out.insert(line.product.clone(), by);
+    }
+    Ok(out)
+}
+
+/// The receipt rendered to ESC/POS bytes; `copy_at_ms` marks it "COPIA".
+pub fn render_receipt(
+    conn: &Connection,
+    sale: SaleId,
+    settings: &ReceiptSettings,
+    copy_at_ms: Option<i64>,
+) -> Result<Vec<u8>, OpError> {
+    let layout = layout(conn, sale, settings, copy_at_ms)?;
+    Ok(caja_hardware::render::render(&layout)
+        .map_err(|e| OpError::Receipt(e.to_string()))?
+        .bytes)
+}
+
+fn layout(
+    conn: &Connection,
+    sale: SaleId,
+    settings: &ReceiptSettings,
+    copy_at_ms: Option<i64>,
+) -> Result<caja_hardware::receipt::Layout, OpError> {
+    let mut r = receipt(conn, sale, settings)?;
+    if let Some(ms) = copy_at_ms {
+        r = r.into_copy(LocalDateTime::from_utc_ms(ms, settings.offset));
+    }
+    r.layout(settings.width, settings.page)
+        .map_err(|e| OpError::Receipt(e.to_string()))
+}
+
+/// The receipt as it comes out on paper (rendered, then decoded): what
+/// `caja-node receipt show` prints.
+pub fn receipt_text(
+    conn: &Connection,
+    sale: SaleId,
+    settings: &ReceiptSettings,
+) -> Result<String, OpError> {
+    let layout = layout(conn, sale, settings, None)?;
+    caja_hardware::render::preview(&layout).map_err(|e| OpError::Receipt(e.to_string()))
+}
+
+/// Puts back jobs whose attempt was interrupted (found `printing` past the lease):
+/// pending again, marked as possibly printed.
+fn recover_interrupted(conn: &Connection, now_ms: i64) -> Result<usize, OpError> {
+    let rows: Vec<JobRow> = conn
+        .prepare_cached(&format!(
+            "SELECT {JOB_COLUMNS} FROM print_jobs
+             WHERE state = 'printing' AND coalesce(attempt_started_ms, 0) <= ?1
+             ORDER BY job_id"
+        ))?
+        .query_map([now_ms.saturating_sub(ATTEMPT_LEASE_MS)], read_row)?
+        .collect::<Result<_, _>>()?;
+    let mut n = 0;
+    for row in rows {
+        let mut job = to_job(row)?;
+        job.recover(now_ms);
+        if save(conn, &job, JobState::Printing, now_ms)? {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+fn due_jobs(conn: &Connection, now_ms: i64) -> Result<Vec<PrintJob>, OpError> {
+    let rows: Vec<JobRow> = conn
+        .prepare_cached(&format!(
+            "SELECT {JOB_COLUMNS} FROM print_jobs
+             WHERE state = 'pending' AND next_attempt_ms <= ?1
+             ORDER BY job_id LIMIT ?2"
+        ))?
+        .query_map(
+            params![now_ms, i64::try_from(MAX_JOBS_PER_RUN).unwrap_or(i64::MAX)],
+            read_row,
+        )?
+        .collect::<Result<_, _>>()?;
+    rows.into_iter().map(to_job).collect()
+}
+
+/// Prints the jobs that are due, oldest first, each through the queue's state
+/// machine. Stops at the first job the printer did not take (paper out,
+/// unreachable): the others would fail the same way and keep their place.
+/// Database errors are returned; printer errors are recorded on the job.
+pub fn print_pending(
+    conn: &Connection,
+    printer: &PrinterSettings,
+    receipt: &ReceiptSettings,
+    now_ms: i64,
+) -> Result<PrintRun, OpError> {
+    let mut run = PrintRun {
+        recovered: recover_interrupted(conn, now_ms)?,
+        ..PrintRun::default()
+    };
+    let mut device: Option<ReceiptPrinter<Box<dyn Transport>>> = None;
+    for mut job in due_jobs(conn, now_ms)? {
+        let Ok(attempt) = job.start(now_ms) else {
+            continue;
+        };
+        // Claimed durably before any byte leaves.
+        if !save(conn, &job, JobState::Pending, now_ms)? {
+            continue;
+        }
+        let copy_at = attempt.as_copy.then_some(now_ms);
+        let outcome = match render_receipt(conn, job.sale, receipt, copy_at) {
+            Err(e) => Err(FailReason::Permanent {
+                detail: e.to_string(),
+            }),
+            Ok(bytes) => deliver(&mut device, printer, &bytes),
+        };
+        let stop = match &outcome {
+            Ok(()) => {
+                job.printed(now_ms).map_err(queue_bug)?;
+                false
+            }
+            Err(reason) => {
+                job.failed(now_ms, reason, &printer.policy)
+                    .map_err(queue_bug)?;
+                if !matches!(reason, FailReason::Permanent { .. }) {
+                    // Reconnect next time; a broken connection is not reused.
+                    device = None;
+                }
+                !matches!(reason, FailReason::Permanent { .. })
+            }
+        };
+        save(conn, &job, JobState::Printing, now_ms)?;
+        run.jobs.push(JobOutcome {
+            job: job.id,
+            sale: job.sale,
+            kind: job.kind,
+            as_copy: attempt.as_copy,
+            state: job.state,
+            error: outcome.err().map(|r| failure_detail(&r)),
+        });
+        if stop {
+            break;
+        }
+    }
+    Ok(run)
+}
+
+fn queue_bug(e: caja_hardware::queue::QueueError) -> OpError {
+    OpError::Receipt(format!("print queue: {e}"))
+}
+
+fn failure_detail(reason: &FailReason) -> String {
+    match reason {
+        FailReason::NotReady { detail }
+        | FailReason::Transport { detail, .. }
+        | FailReason::Permanent { detail } => detail.clone(),
+    }
+}
+
+/// Opens the printer if needed and sends one job.
+fn deliver(
+    device: &mut Option<ReceiptPrinter<Box<dyn Transport>>>,
+    printer: &PrinterSettings,
+    bytes: &[u8],
+) -> Result<(), FailReason> {
+    if device.is_none() {
+        let transport =
+            printer
+                .address
+                .open(printer.connect_timeout)
+                .map_err(|e| FailReason::Transport {
+                    bytes_sent: 0,
+                    detail: e.to_string(),
+                })?;
+        *device = Some(ReceiptPrinter::new(transport, printer.config));
+    }
+    match device.as_mut() {
+        Some(p) => p.deliver(bytes).map_err(|e| e.fail_reason()),
+        None => Err(FailReason::Transport {
+            bytes_sent: 0,
+            detail: "printer not open".into(),
+        }),
+    }
+}
+
+/// Failed jobs back to pending, due now (a person fixed the printer).
+pub fn retry_failed(conn: &Connection, now_ms: i64) -> Result<usize, OpError> {
+    let rows: Vec<JobRow> = conn
+        .prepare_cached(&format!(
+            "SELECT {JOB_COLUMNS} FROM print_jobs WHERE state = 'failed' ORDER BY job_id"
+        ))?
+        .query_map([], read_row)?
+        .collect::<Result<_, _>>()?;
+    let mut n = 0;
+    for row in rows {
+        let mut job = to_job(row)?;
+        if job.retry(now_ms).is_ok() && save(conn, &job, JobState::Failed, now_ms)? {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Counts for `caja-node status`.
+pub fn queue_status(conn: &Connection) -> Result<QueueStatus, OpError> {
+    let mut s = QueueStatus::default();
+    let mut stmt = conn.prepare_cached("SELECT state, count(*) FROM print_jobs GROUP BY state")?;
+    let rows: Vec<(String, i64)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (state, n) in rows {
+        let n = u64::try_from(n).unwrap_or(0);
+        match JobState::parse(&state) {
+            Some(JobState::Pending) => s.pending = n,
+            Some(JobState::Printing) => s.printing = n,
+            Some(JobState::Printed) => s.printed = n,
+            Some(JobState::Failed) => s.failed = n,
+            None => return Err(bad_row("state")),
+        }
+    }
+    let oldest: Option<(i64, Option<String>)> = conn
+        .prepare_cached(
+            "SELECT created_ms, last_error FROM print_jobs WHERE state != 'printed'
+             ORDER BY job_id LIMIT 1",
+        )?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    s.oldest_unprinted_ms = oldest.as_ref().map(|o| o.0);
+    s.last_error = conn
+        .prepare_cached(
+            "SELECT last_error FROM print_jobs
+             WHERE state != 'printed' AND last_error IS NOT NULL
+             ORDER BY job_id DESC LIMIT 1",
+        )?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    Ok(s)
+}
