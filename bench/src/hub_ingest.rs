@@ -244,21 +244,7 @@ fn push_body(reg: &Register, events: &[Event]) -> anyhow::Result<Vec<u8>> {
         last.seq(),
         last.hash(),
     );
-    let mut out = format!("{{\"device\":\"{}\",\"events\":[", reg.device).into_bytes();
-    for (i, e) in events.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(e.canonical_bytes());
-    }
-    out.extend_from_slice(
-        format!(
-            "],\"checkpoint\":{},\"backlog\":0}}",
-            serde_json::to_string(&cp)?
-        )
-        .as_bytes(),
-    );
-    Ok(out)
+    Ok(caja_shared::push::push_body(reg.device, events, &cp, 0)?)
 }
 
 /// The baseline: the same rows into the hub's `events` table, 1000 per

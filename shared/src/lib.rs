@@ -22,4 +22,5 @@ pub mod key;
 pub mod kind;
 pub mod merkle;
 pub mod money;
+pub mod push;
 pub mod request;

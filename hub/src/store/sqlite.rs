@@ -2106,20 +2106,7 @@ mod reprepare_probe {
                 last.seq(),
                 last.hash(),
             );
-            let mut body = format!("{{\"device\":\"{}\",\"events\":[", r.device).into_bytes();
-            for (i, e) in evs.iter().enumerate() {
-                if i > 0 {
-                    body.push(b',');
-                }
-                body.extend_from_slice(e.canonical_bytes());
-            }
-            body.extend_from_slice(
-                format!(
-                    "],\"checkpoint\":{},\"backlog\":0}}",
-                    serde_json::to_string(&cp).unwrap()
-                )
-                .as_bytes(),
-            );
+            let body = caja_shared::push::push_body(r.device, &evs, &cp, 0).unwrap();
             let h = caja_shared::request::SignedHeaders::sign(
                 &r.key,
                 r.device,

@@ -255,21 +255,7 @@ pub fn push_body(reg: &Register, events: &[Event]) -> Vec<u8> {
         last.seq(),
         last.hash(),
     );
-    let mut out = format!("{{\"device\":\"{}\",\"events\":[", reg.device).into_bytes();
-    for (i, e) in events.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(e.canonical_bytes());
-    }
-    out.extend_from_slice(
-        format!(
-            "],\"checkpoint\":{},\"backlog\":0}}",
-            serde_json::to_string(&cp).unwrap()
-        )
-        .as_bytes(),
-    );
-    out
+    caja_shared::push::push_body(reg.device, events, &cp, 0).unwrap()
 }
 
 pub fn path_exists(p: &Path) -> bool {

@@ -323,7 +323,9 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
                 last.hash(),
             );
             let last_seq = last.seq().get();
-            let body = push_body(&self.device, &events, &cp, head.seq - last_seq)?;
+            let body =
+                caja_shared::push::push_body(self.device.device, &events, &cp, head.seq - last_seq)
+                    .map_err(|e| SyncError::BadHubData(e.to_string()))?;
             match self.request("POST", "/v1/sync/push", body) {
                 Ok(v) => {
                     let count = |k: &str| {
@@ -535,35 +537,6 @@ fn events_of(v: &Value) -> Result<Vec<Event>, SyncError> {
                 .map_err(|err| SyncError::BadHubData(format!("events[{i}].{err}")))
         })
         .collect()
-}
-
-/// `{"backlog","checkpoint","device","events"}` with the events' stored bytes
-/// as they are (never re-serialized).
-fn push_body(
-    device: &DeviceRecord,
-    events: &[Event],
-    cp: &Checkpoint,
-    backlog: u64,
-) -> Result<Vec<u8>, SyncError> {
-    let cp = serde_json::to_vec(cp).map_err(|e| SyncError::BadHubData(e.to_string()))?;
-    let mut out = Vec::with_capacity(
-        events
-            .iter()
-            .map(|e| e.canonical_bytes().len() + 1)
-            .sum::<usize>()
-            + 512,
-    );
-    out.extend_from_slice(format!("{{\"backlog\":{backlog},\"checkpoint\":").as_bytes());
-    out.extend_from_slice(&cp);
-    out.extend_from_slice(format!(",\"device\":\"{}\",\"events\":[", device.device).as_bytes());
-    for (i, e) in events.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(e.canonical_bytes());
-    }
-    out.extend_from_slice(b"]}");
-    Ok(out)
 }
 
 /// The stored sync status, for `caja-node status`.
