@@ -341,6 +341,8 @@ impl Workload {
                 fiscal: Some(FiscalRef {
                     series: "B02".into(),
                     number: format!("B02{number:08}"),
+                    valid_until: None,
+                    buyer_tax_id: None,
                 }),
                 lines,
                 total,

@@ -228,6 +228,14 @@ pub struct FiscalRef {
     pub series: String,
     /// The full formatted number, e.g. `B0200000051`.
     pub number: String,
+    /// The series' "valid until" date (`yyyy-mm-dd`, store time), printed on
+    /// the receipt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<String>,
+    /// The buyer's RNC or cédula (digits only), required by tax-credit
+    /// documents (`B01`, `E31`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buyer_tax_id: Option<String>,
 }
 
 /// One line of a sale. `total` and `tax` are the results of
@@ -475,6 +483,9 @@ pub struct FiscalRangeGranted {
     pub last: u64,
     /// The block is unusable after this time (UTC ms).
     pub expires_ms: i64,
+    /// The series' "valid until" date (`yyyy-mm-dd`, store time), printed on
+    /// receipts.
+    pub valid_until: String,
 }
 
 /// Body of [`EventKind::FiscalNumbersReleased`].

@@ -155,6 +155,8 @@ fn sale_body(
         fiscal: Some(FiscalRef {
             series: "B02".into(),
             number: format!("B02{fiscal_number:08}"),
+            valid_until: None,
+            buyer_tax_id: None,
         }),
         lines,
         total: totals.total,

@@ -46,6 +46,8 @@ pub fn sale(
         fiscal: fiscal.map(|n| FiscalRef {
             series: n[..3].to_string(),
             number: n.to_string(),
+            valid_until: None,
+            buyer_tax_id: None,
         }),
         lines,
         total,
