@@ -40,6 +40,12 @@ pub enum AuditKind {
     EnrollmentTokenCreated,
     /// Head office released a quarantine.
     QuarantineReleased,
+    /// Head office loaded a fiscal number series.
+    FiscalSeriesLoaded,
+    /// The hub granted a register a block of fiscal numbers.
+    FiscalRangeGranted,
+    /// Head office wrote a register off (lost, stolen, dead).
+    DeviceWrittenOff,
 }
 
 impl AuditKind {
@@ -57,6 +63,9 @@ impl AuditKind {
             AuditKind::StoreCreated => "store_created",
             AuditKind::EnrollmentTokenCreated => "enrollment_token_created",
             AuditKind::QuarantineReleased => "quarantine_released",
+            AuditKind::FiscalSeriesLoaded => "fiscal_series_loaded",
+            AuditKind::FiscalRangeGranted => "fiscal_range_granted",
+            AuditKind::DeviceWrittenOff => "device_written_off",
         }
     }
 }

@@ -48,6 +48,8 @@ pub struct HubConfig {
     pub key_grace_ms: i64,
     /// Default lifetime of an enrollment token.
     pub token_ttl_ms: i64,
+    /// Lifetime of a fiscal block (capped by its series' valid-until date).
+    pub fiscal_block_ttl_ms: i64,
     /// Per-device request rate limit.
     pub rate_limit: RateLimit,
     /// Log format.
@@ -68,6 +70,7 @@ impl std::fmt::Debug for HubConfig {
             .field("max_page", &self.max_page)
             .field("key_grace_ms", &self.key_grace_ms)
             .field("token_ttl_ms", &self.token_ttl_ms)
+            .field("fiscal_block_ttl_ms", &self.fiscal_block_ttl_ms)
             .field("rate_limit", &self.rate_limit)
             .field("log_format", &self.log_format)
             .finish()
@@ -88,6 +91,7 @@ impl Default for HubConfig {
             max_page: 1000,
             key_grace_ms: 24 * 3_600_000,
             token_ttl_ms: 24 * 3_600_000,
+            fiscal_block_ttl_ms: 7 * 24 * 3_600_000,
             rate_limit: RateLimit {
                 burst: 120,
                 per_minute: 1200,
@@ -188,6 +192,11 @@ impl HubConfig {
         env_parse(&env, "CAJA_HUB_MAX_PAGE", &mut cfg.max_page)?;
         env_parse(&env, "CAJA_HUB_KEY_GRACE_MS", &mut cfg.key_grace_ms)?;
         env_parse(&env, "CAJA_HUB_TOKEN_TTL_MS", &mut cfg.token_ttl_ms)?;
+        env_parse(
+            &env,
+            "CAJA_HUB_FISCAL_BLOCK_TTL_MS",
+            &mut cfg.fiscal_block_ttl_ms,
+        )?;
         env_parse(&env, "CAJA_HUB_RATE_LIMIT_BURST", &mut cfg.rate_limit.burst)?;
         env_parse(
             &env,
@@ -241,6 +250,9 @@ impl HubConfig {
         }
         if self.key_grace_ms < 0 || self.token_ttl_ms <= 0 {
             return bad("key_grace_ms", "durations must be positive");
+        }
+        if self.fiscal_block_ttl_ms <= 0 {
+            return bad("fiscal_block_ttl_ms", "must be positive");
         }
         if self.rate_limit.burst == 0 {
             return bad("rate_limit.burst", "must be at least 1");

@@ -20,6 +20,8 @@ pub const HELD_AGE_DEGRADED_MS: i64 = 5 * 60_000;
 pub const SKEW_DEGRADED_MS: i64 = 60_000;
 /// A device silent for longer is shown with an open circuit (hub's view).
 pub const SILENT_MS: i64 = 15 * 60_000;
+/// A fiscal series this close to its valid-until date degrades health.
+pub const FISCAL_EXPIRY_WARN_DAYS: i64 = 15;
 
 /// `healthy | degraded | critical`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -156,6 +158,18 @@ pub fn report(inputs: &HealthInputs, now_ms: i64) -> HealthReport {
             &mut overall,
         );
     }
+    for s in &inputs.fiscal_series {
+        if s.days_to_expiry >= 0 && s.days_to_expiry < FISCAL_EXPIRY_WARN_DAYS {
+            flag(
+                Overall::Degraded,
+                format!(
+                    "fiscal series {} ({}) expires in {} day(s)",
+                    s.prefix, s.series_id, s.days_to_expiry
+                ),
+                &mut overall,
+            );
+        }
+    }
     if inputs.negative_stock > 0 {
         flag(
             Overall::Degraded,
@@ -185,9 +199,8 @@ pub fn report(inputs: &HealthInputs, now_ms: i64) -> HealthReport {
             "open": inputs.conflicts_open,
         }),
         fiscal: serde_json::json!({
-            // Fiscal ranges are granted by the Fiscal issue; none exist yet.
-            "active_ranges": 0,
-            "numbers_left": [],
+            "active_series": inputs.fiscal_series.iter().filter(|s| s.days_to_expiry >= 0).count(),
+            "series": inputs.fiscal_series,
             "duplicates": inputs.fiscal_duplicates,
         }),
         stock: serde_json::json!({

@@ -83,6 +83,17 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/admin/quarantine", get(quarantined))
         .route("/v1/admin/alerts", get(alerts))
         .route("/v1/admin/catalog", post(load_catalog))
+        .route("/v1/fiscal/ranges", post(crate::http_fiscal::fiscal_ranges))
+        .route(
+            "/v1/admin/fiscal/series",
+            post(crate::http_fiscal::add_series).get(crate::http_fiscal::list_series),
+        )
+        .route("/v1/admin/fiscal/report", get(crate::http_fiscal::report))
+        .route("/v1/admin/fiscal/607", get(crate::http_fiscal::dgii_607))
+        .route(
+            "/v1/admin/devices/{device}/write-off",
+            post(crate::http_fiscal::write_off),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), guard))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -145,7 +156,7 @@ pub fn error_response(e: &ApiError) -> Response {
     r
 }
 
-fn json_bytes(body: Vec<u8>) -> Response {
+pub(crate) fn json_bytes(body: Vec<u8>) -> Response {
     let mut r = Response::new(Body::from(body));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -154,7 +165,7 @@ fn json_bytes(body: Vec<u8>) -> Response {
     r
 }
 
-fn json<T: serde::Serialize>(v: &T) -> Reply {
+pub(crate) fn json<T: serde::Serialize>(v: &T) -> Reply {
     serde_json::to_vec(v)
         .map(json_bytes)
         .map_err(|_| ApiError::internal())
@@ -162,7 +173,7 @@ fn json<T: serde::Serialize>(v: &T) -> Reply {
 
 impl AppState {
     /// Turns a handler's result into the answer, counting and logging rejections.
-    fn respond(&self, route: &str, r: Reply) -> Response {
+    pub(crate) fn respond(&self, route: &str, r: Reply) -> Response {
         match r {
             Ok(resp) => resp,
             Err(e) => {
@@ -177,7 +188,7 @@ impl AppState {
         }
     }
 
-    fn admin_only(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+    pub(crate) fn admin_only(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let value = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
@@ -194,7 +205,7 @@ impl AppState {
 }
 
 /// Maps a storage failure to an answer (the cause is logged).
-fn store_error(e: StoreError) -> ApiError {
+pub(crate) fn store_error(e: StoreError) -> ApiError {
     match e {
         StoreError::Overloaded => ApiError::overloaded("the ingest queue is full", 1),
         StoreError::Closed => ApiError::unavailable(),
@@ -205,11 +216,14 @@ fn store_error(e: StoreError) -> ApiError {
     }
 }
 
-fn answer<T>(r: Result<Answer<T>, StoreError>) -> Result<T, ApiError> {
+pub(crate) fn answer<T>(r: Result<Answer<T>, StoreError>) -> Result<T, ApiError> {
     r.map_err(store_error)?
 }
 
-fn body_bytes(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) fn body_bytes(
+    body: Result<Bytes, BytesRejection>,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     body.map_err(|rej| {
         if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::too_large(limit)
@@ -219,7 +233,7 @@ fn body_bytes(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes
     })
 }
 
-fn signed_request(
+pub(crate) fn signed_request(
     app: &AppState,
     method: &Method,
     uri: &Uri,
@@ -239,7 +253,7 @@ fn signed_request(
 }
 
 /// Parses a JSON body strictly into `T`, naming the field at fault.
-fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let bytes = if bytes.is_empty() {
         b"{}".as_slice()
     } else {
@@ -257,7 +271,10 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 /// Parses a query string of known parameters (`name=value&…`, no encoding).
-fn query_params<'q>(uri: &'q Uri, known: &[&str]) -> Result<Vec<(&'q str, &'q str)>, ApiError> {
+pub(crate) fn query_params<'q>(
+    uri: &'q Uri,
+    known: &[&str],
+) -> Result<Vec<(&'q str, &'q str)>, ApiError> {
     let mut out = Vec::new();
     for pair in uri
         .query()
@@ -531,6 +548,12 @@ async fn create_store(
         let tz = req
             .time_zone
             .unwrap_or_else(|| "America/Santo_Domingo".into());
+        if caja_shared::localtime::zone_offset(&tz).is_none() {
+            return Err(ApiError::invalid(
+                "time_zone",
+                format!("{tz} is not a zone this hub knows (fixed-offset zones such as America/Santo_Domingo)"),
+            ));
+        }
         let info = app
             .store
             .create_store(req.name, tz)
@@ -599,7 +622,7 @@ async fn list_devices(State(app): App, headers: HeaderMap, uri: Uri) -> Response
     app.respond("/v1/admin/devices", r)
 }
 
-fn device_param(s: &str) -> Result<DeviceId, ApiError> {
+pub(crate) fn device_param(s: &str) -> Result<DeviceId, ApiError> {
     s.parse()
         .map_err(|e: caja_shared::ids::IdError| ApiError::invalid("device", e.to_string()))
 }

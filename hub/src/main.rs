@@ -66,6 +66,75 @@ enum Command {
         #[command(subcommand)]
         action: AdminAction,
     },
+    /// Fiscal number series of a running hub: load, list, account, export.
+    Fiscal {
+        /// The hub's base URL.
+        #[arg(long, env = "CAJA_HUB_URL", default_value = "http://127.0.0.1:7878")]
+        url: String,
+        /// The admin token.
+        #[arg(long, env = "CAJA_HUB_ADMIN_TOKEN", hide_env_values = true)]
+        token: String,
+        #[command(subcommand)]
+        action: FiscalAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum FiscalAction {
+    /// Load a series authorized by the tax authority (e.g. B02 1..100000).
+    LoadSeries {
+        /// Prefix: a capital letter and two digits (B01, B02, E31, …).
+        #[arg(long)]
+        prefix: String,
+        /// Digits after the prefix (8 for NCF, 10 for e-CF).
+        #[arg(long)]
+        digits: u8,
+        /// First number.
+        #[arg(long)]
+        first: u64,
+        /// Last number.
+        #[arg(long)]
+        last: u64,
+        /// Last day of use, yyyy-mm-dd (store time).
+        #[arg(long)]
+        valid_until: String,
+        /// A store it serves (repeat; none = every store).
+        #[arg(long = "store")]
+        stores: Vec<String>,
+    },
+    /// List the series.
+    Series,
+    /// Account for every number: used, voided, released unused, written off,
+    /// outstanding on a register, never allocated; totals and duplicates.
+    Report {
+        /// The prefix (all series when absent).
+        #[arg(long)]
+        series: Option<String>,
+        /// json or csv.
+        #[arg(long, default_value = "json")]
+        format: String,
+    },
+    /// The DGII 607 sales report of a store for a month (pipe-separated text).
+    Dgii607 {
+        /// The store id.
+        #[arg(long)]
+        store: String,
+        /// The month, yyyy-mm (store time).
+        #[arg(long)]
+        month: String,
+        /// The taxpayer's RNC for the header.
+        #[arg(long)]
+        rnc: String,
+    },
+    /// Write a register off (lost, stolen, dead): its key is revoked and the
+    /// fiscal numbers it held are never issued again.
+    WriteOff {
+        /// The device id.
+        device: String,
+        /// Why (kept in the audit log).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -247,6 +316,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let rt = runtime()?;
             rt.block_on(admin(&url, &token, action))
         }
+        Command::Fiscal { url, token, action } => {
+            let rt = runtime()?;
+            rt.block_on(fiscal(&url, &token, action))
+        }
     }
 }
 
@@ -284,5 +357,62 @@ async fn admin(url: &str, token: &str, action: AdminAction) -> Result<(), Failur
         "{}",
         serde_json::to_string_pretty(&out).unwrap_or_else(|_| out.to_string())
     );
+    Ok(())
+}
+
+async fn fiscal(url: &str, token: &str, action: FiscalAction) -> Result<(), Failure> {
+    let c = AdminClient::new(url, token).map_err(runtime_error)?;
+    let out = match action {
+        FiscalAction::LoadSeries {
+            prefix,
+            digits,
+            first,
+            last,
+            valid_until,
+            stores,
+        } => {
+            let body = serde_json::json!({
+                "prefix": prefix, "digits": digits, "first": first, "last": last,
+                "valid_until": valid_until, "stores": stores,
+            });
+            c.call(
+                reqwest::Method::POST,
+                "/v1/admin/fiscal/series",
+                Some(&body),
+            )
+            .await
+        }
+        FiscalAction::Series => c.get("/v1/admin/fiscal/series").await,
+        FiscalAction::Report { series, format } => {
+            let mut path = format!("/v1/admin/fiscal/report?format={format}");
+            if let Some(s) = series {
+                path.push_str(&format!("&series={s}"));
+            }
+            c.get(&path).await
+        }
+        FiscalAction::Dgii607 { store, month, rnc } => {
+            c.get(&format!(
+                "/v1/admin/fiscal/607?store={store}&month={month}&rnc={rnc}"
+            ))
+            .await
+        }
+        FiscalAction::WriteOff { device, reason } => {
+            let body = serde_json::json!({ "reason": reason });
+            c.call(
+                reqwest::Method::POST,
+                &format!("/v1/admin/devices/{device}/write-off"),
+                Some(&body),
+            )
+            .await
+        }
+    }
+    .map_err(runtime_error)?;
+    match out {
+        serde_json::Value::String(text) => print!("{text}"),
+        v => println!(
+            "{}",
+            serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string())
+        ),
+    }
     Ok(())
 }

@@ -31,7 +31,8 @@ use caja_shared::canonical::{Object, Value};
 use caja_shared::digest::Hash256;
 use caja_shared::hlc::Hlc;
 use caja_shared::ids::{
-    ConflictId, CustomerId, DebtId, DeviceId, EventId, PaymentId, SaleId, ShiftId, Sku, StoreId,
+    ConflictId, CustomerId, DebtId, DeviceId, EventId, GrantId, PaymentId, SaleId, ShiftId, Sku,
+    StoreId,
 };
 use caja_shared::kind::{EventBody, PaymentMethod};
 
@@ -238,6 +239,28 @@ pub enum Fact {
         /// Shelf price.
         unit_price: i64,
     },
+    /// A fiscal block granted to a register (from the hub chain) or numbers a
+    /// register released from one of its blocks.
+    FiscalBlock {
+        /// Event.
+        event_id: EventId,
+        /// A release (else a grant).
+        release: bool,
+        /// The grant.
+        grant_id: GrantId,
+        /// Store.
+        store: StoreId,
+        /// The register the block was granted to / that released.
+        device: DeviceId,
+        /// Series prefix.
+        series: String,
+        /// First number, inclusive.
+        first: u64,
+        /// Last number, inclusive.
+        last: u64,
+        /// Expiry of a grant.
+        expires_ms: Option<i64>,
+    },
     /// A register wrote a kind only the hub writes.
     ForeignKind {
         /// Event.
@@ -393,10 +416,30 @@ pub fn facts(meta: &EventMeta, body: &EventBody) -> Vec<Fact> {
             hub_seq: meta.seq,
             unit_price: b.unit_price.0,
         }],
-        // Fiscal ranges, escrow and resolutions are projected by their issues.
-        EventBody::FiscalRangeGranted(_)
-        | EventBody::FiscalNumbersReleased(_)
-        | EventBody::EscrowGranted(_)
+        EventBody::FiscalRangeGranted(b) => vec![Fact::FiscalBlock {
+            event_id,
+            release: false,
+            grant_id: b.grant_id,
+            store,
+            device: b.device,
+            series: b.series.clone(),
+            first: b.first,
+            last: b.last,
+            expires_ms: Some(b.expires_ms),
+        }],
+        EventBody::FiscalNumbersReleased(b) => vec![Fact::FiscalBlock {
+            event_id,
+            release: true,
+            grant_id: b.grant_id,
+            store,
+            device,
+            series: b.series.clone(),
+            first: b.first,
+            last: b.last,
+            expires_ms: None,
+        }],
+        // Escrow and resolutions are projected by their issues.
+        EventBody::EscrowGranted(_)
         | EventBody::EscrowReleased(_)
         | EventBody::ConflictResolved(_) => vec![],
     }
@@ -573,6 +616,7 @@ fn rank(f: &Fact) -> (u8, String) {
         Fact::CatalogItem { store, product, .. } => (10, format!("{store}/{product}")),
         Fact::Price { store, product, .. } => (11, format!("{store}/{product}")),
         Fact::ForeignKind { event_id, .. } => (12, event_id.to_string()),
+        Fact::FiscalBlock { event_id, .. } => (13, event_id.to_string()),
     }
 }
 
@@ -1184,6 +1228,37 @@ fn fact_value(f: &Fact) -> Value {
             ("event", s(event_id)),
             ("hub_seq", int((*hub_seq).into())),
             ("unit_price", int((*unit_price).into())),
+        ]),
+        Fact::FiscalBlock {
+            event_id,
+            release,
+            grant_id,
+            store,
+            device,
+            series,
+            first,
+            last,
+            expires_ms,
+        } => obj([
+            (
+                "t",
+                s(if *release {
+                    "fiscal_release"
+                } else {
+                    "fiscal_grant"
+                }),
+            ),
+            ("event", s(event_id)),
+            ("grant", s(grant_id)),
+            ("store", s(store)),
+            ("device", s(device)),
+            ("series", s(series)),
+            ("first", int((*first).into())),
+            ("last", int((*last).into())),
+            (
+                "expires_ms",
+                expires_ms.map_or(Value::Null, |e| int(e.into())),
+            ),
         ]),
         Fact::ForeignKind {
             event_id,

@@ -21,11 +21,18 @@ pub struct Migration {
 }
 
 /// The hub's migrations, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "hub",
-    sql: include_str!("../../../migrations/hub/0001_hub.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "hub",
+        sql: include_str!("../../../migrations/hub/0001_hub.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "fiscal",
+        sql: include_str!("../../../migrations/hub/0002_fiscal.sql"),
+    },
+];
 
 /// Why the database cannot be brought to this binary's schema.
 #[derive(Debug, thiserror::Error)]

@@ -23,8 +23,11 @@
 //! every SQL statement of the hub lives in this module (`sqlite.rs`,
 //! `migrate.rs`) and in `migrations/hub/`.
 
+mod fiscal;
 mod migrate;
 mod sqlite;
+
+pub use fiscal::WriteOff;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -267,10 +270,31 @@ pub struct HealthInputs {
     pub conflicts_open: u64,
     /// Fiscal numbers used by more than one sale.
     pub fiscal_duplicates: u64,
+    /// Per fiscal series: what is left, where, and until when.
+    pub fiscal_series: Vec<FiscalHealth>,
     /// Products with negative stock.
     pub negative_stock: u64,
     /// Open alerts (mismatches, token reuse).
     pub open_alerts: u64,
+}
+
+/// One fiscal series in the health report.
+#[derive(Debug, Clone, Serialize)]
+pub struct FiscalHealth {
+    /// Prefix.
+    pub prefix: String,
+    /// Series id.
+    pub series_id: String,
+    /// Last local day of use.
+    pub valid_until: String,
+    /// Whole days from now to the end of `valid_until` (negative once expired).
+    pub days_to_expiry: i64,
+    /// Numbers the hub can still grant.
+    pub free: u64,
+    /// Numbers granted and not used or released, per register.
+    pub outstanding_by_device: std::collections::BTreeMap<String, u64>,
+    /// Sales beyond the first on one number (must be 0).
+    pub duplicates: u64,
 }
 
 /// Hub events written by one catalog load.
@@ -607,6 +631,69 @@ impl Store {
         bodies: Vec<EventBody>,
     ) -> Result<Answer<Vec<HubAppend>>, StoreError> {
         self.write(move |conn, env| sqlite::append_hub_events(conn, env, &stores, &bodies))
+            .await
+    }
+
+    /// Admin: loads a fiscal series.
+    pub async fn add_series(
+        &self,
+        spec: crate::fiscal::SeriesSpec,
+    ) -> Result<Answer<crate::fiscal::SeriesInfo>, StoreError> {
+        self.write(move |conn, env| fiscal::add_series(conn, env, &spec))
+            .await
+    }
+
+    /// `POST /v1/fiscal/ranges`: authentication first, then the body, the
+    /// request id and the grant, in one writer job. Answers the hub events'
+    /// canonical bytes.
+    pub async fn grant_fiscal_range(
+        &self,
+        req: SignedRequest,
+        parsed: Result<(crate::fiscal::RangeRequest, Hash256), ApiError>,
+        block_ttl_ms: i64,
+    ) -> Result<Answer<Vec<Vec<u8>>>, StoreError> {
+        self.write(move |conn, env| fiscal::grant_range(conn, env, &req, parsed, block_ttl_ms))
+            .await
+    }
+
+    /// Admin: writes a register off.
+    pub async fn write_off(
+        &self,
+        device: DeviceId,
+        reason: String,
+    ) -> Result<Answer<WriteOff>, StoreError> {
+        self.write(move |conn, env| fiscal::write_off(conn, env, device, &reason))
+            .await
+    }
+
+    /// Admin: the fiscal series.
+    pub async fn fiscal_series(&self) -> Result<Vec<crate::fiscal::SeriesInfo>, StoreError> {
+        self.read(fiscal::list_series).await
+    }
+
+    /// Admin: the accounting of the series of a prefix (all when `None`).
+    pub async fn fiscal_reports(
+        &self,
+        prefix: Option<String>,
+    ) -> Result<Vec<crate::fiscal::SeriesReport>, StoreError> {
+        self.read(move |conn| fiscal::reports(conn, prefix.as_deref()))
+            .await
+    }
+
+    /// Admin: a store's fiscal sales in `[from_ms, to_ms)` and its zone offset.
+    pub async fn fiscal_sales(
+        &self,
+        store: StoreId,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<
+        Answer<(
+            caja_shared::localtime::UtcOffset,
+            Vec<crate::fiscal::Sale607>,
+        )>,
+        StoreError,
+    > {
+        self.read(move |conn| fiscal::sales_between(conn, store, from_ms, to_ms))
             .await
     }
 

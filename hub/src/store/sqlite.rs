@@ -62,11 +62,11 @@ pub(super) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-fn corrupt(what: impl std::fmt::Display) -> StoreError {
+pub(crate) fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
 }
 
-fn parse<T: FromStr>(s: &str) -> Result<T, StoreError>
+pub(crate) fn parse<T: FromStr>(s: &str) -> Result<T, StoreError>
 where
     T::Err: std::fmt::Display,
 {
@@ -74,11 +74,11 @@ where
 }
 
 /// A u64 as an SQLite integer (values here are seqs and counts, far below 2^63).
-fn i(v: u64) -> i64 {
+pub(crate) fn i(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn u(v: i64) -> u64 {
+pub(crate) fn u(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
@@ -106,7 +106,7 @@ pub(super) fn record_hub_key(
     Ok(())
 }
 
-fn append_audit(
+pub(crate) fn append_audit(
     conn: &Connection,
     tx: &mut TxCache,
     kind: AuditKind,
@@ -204,7 +204,7 @@ impl TxCache {
     }
 }
 
-fn raise_alert(
+pub(crate) fn raise_alert(
     conn: &Connection,
     kind: &str,
     store: Option<StoreId>,
@@ -225,7 +225,10 @@ fn raise_alert(
     Ok(())
 }
 
-fn load_device(conn: &Connection, device: DeviceId) -> Result<Option<DeviceRecord>, StoreError> {
+pub(crate) fn load_device(
+    conn: &Connection,
+    device: DeviceId,
+) -> Result<Option<DeviceRecord>, StoreError> {
     let row: Option<(String, Option<i64>, Option<i64>)> = conn
         .prepare_cached(
             "SELECT store_id, revoked_at_ms, quarantined_at_ms FROM devices WHERE device_id = ?1",
@@ -269,7 +272,7 @@ pub(super) fn device_exists(conn: &Connection, device: DeviceId) -> Result<bool,
 /// Authentication with its persisted parts: signature, key and timestamp
 /// ([`auth::verify`]), then the nonce (refused if seen), then the device's rate
 /// limit (its bucket persisted either way).
-pub(super) fn authenticate(
+pub(crate) fn authenticate(
     conn: &Connection,
     env: &mut Env,
     req: &SignedRequest,
@@ -1078,6 +1081,29 @@ fn write_fact(conn: &Connection, f: &Fact) -> Result<(), StoreError> {
                  WHERE excluded.hub_seq > p_prices.hub_seq",
             )?
             .execute(params![store.to_string(), product.as_str(), event_id.to_string(), i(*hub_seq), unit_price])?,
+        Fact::FiscalBlock {
+            event_id,
+            release,
+            grant_id,
+            store,
+            device,
+            series,
+            first,
+            last,
+            expires_ms,
+        } => conn
+            .prepare_cached("INSERT INTO p_fiscal_blocks VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")?
+            .execute(params![
+                event_id.to_string(),
+                if *release { "release" } else { "grant" },
+                grant_id.to_string(),
+                store.to_string(),
+                device.to_string(),
+                series,
+                i(*first),
+                i(*last),
+                expires_ms
+            ])?,
         Fact::ForeignKind {
             event_id,
             store,
@@ -1132,6 +1158,21 @@ fn debt_payment_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
         store: parse(&r.get::<_, String>(3)?)?,
         customer: parse(&r.get::<_, String>(4)?)?,
         amount: r.get(5)?,
+    })
+}
+
+fn fiscal_block_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
+    let what: String = r.get(1)?;
+    Ok(Fact::FiscalBlock {
+        event_id: parse(&r.get::<_, String>(0)?)?,
+        release: what == "release",
+        grant_id: parse(&r.get::<_, String>(2)?)?,
+        store: parse(&r.get::<_, String>(3)?)?,
+        device: parse(&r.get::<_, String>(4)?)?,
+        series: r.get(5)?,
+        first: u(r.get(6)?),
+        last: u(r.get(7)?),
+        expires_ms: r.get(8)?,
     })
 }
 
@@ -1259,7 +1300,8 @@ pub fn load_projections(conn: &Connection) -> Result<Projections, StoreError> {
     for fact in load_sales(conn)? {
         p.apply(fact);
     }
-    let all: [(&str, FactReader); 11] = [
+    let all: [(&str, FactReader); 12] = [
+        ("SELECT * FROM p_fiscal_blocks", fiscal_block_from_row),
         ("SELECT * FROM p_debts", debt_from_row),
         ("SELECT * FROM p_debt_payments", debt_payment_from_row),
         ("SELECT * FROM p_foreign_kinds", foreign_from_row),
@@ -1384,7 +1426,7 @@ pub fn rebuild(conn: &mut Connection) -> Result<u64, StoreError> {
          DELETE FROM p_shifts; DELETE FROM p_shift_closes; DELETE FROM p_sales;
          DELETE FROM p_payments; DELETE FROM p_voids; DELETE FROM p_debts; DELETE FROM p_debt_payments;
          DELETE FROM p_stock_moves; DELETE FROM p_customers; DELETE FROM p_catalog; DELETE FROM p_prices;
-         DELETE FROM p_foreign_kinds;",
+         DELETE FROM p_foreign_kinds; DELETE FROM p_fiscal_blocks;",
     )?;
     let hub_devices: HashSet<String> = tx
         .prepare("SELECT hub_device FROM stores")?
@@ -1470,7 +1512,6 @@ pub(super) fn append_hub_events(
     stores: &[StoreId],
     bodies: &[EventBody],
 ) -> Result<Answer<Vec<HubAppend>>, StoreError> {
-    let now = env.now_ms();
     let targets: Vec<StoreId> = if stores.is_empty() {
         list_stores(conn)?.into_iter().map(|s| s.store).collect()
     } else {
@@ -1484,58 +1525,74 @@ pub(super) fn append_hub_events(
     }
     let mut out = Vec::new();
     for store in targets {
-        let Some((mut head, mut previous)) = hub_head(conn, store)? else {
-            return Err(corrupt(format!("store {store} vanished")));
-        };
-        let mut index = SqlIndex::new(conn, now, &mut env.tx);
-        for body in bodies {
-            let mut rng = &mut *env.rng;
-            let (event, next) = hubchain::next_event(&head, body.clone(), now, &mut rng)?;
-            let row = insert_event(conn, &event, now)?;
-            index.known.insert(
-                event.id(),
-                (
-                    row,
-                    Cow::Owned(PushedEvent {
-                        event: event.clone(),
-                        body: body.clone(),
-                    }),
-                    Origin::Hub,
-                ),
-            );
-            append_audit(
-                conn,
-                index.tx,
-                AuditKind::HubEventAppended,
-                now,
-                Some(store),
-                audit::data([
-                    ("device", audit::s(head.device)),
-                    ("seq", audit::n(next.seq)),
-                    ("event_id", audit::s(event.id())),
-                    ("hash", audit::s(event.hash())),
-                    ("kind", audit::s(body.kind().as_str())),
-                ]),
-            )?;
-            let admitted = ingest::admit(
-                &mut index,
-                &Candidate {
-                    id: event.id(),
-                    deps: &[],
-                    previous,
-                },
-            )?;
-            debug_assert!(matches!(admitted, Admission::Applied { .. }));
-            previous = Some(event.id());
-            head = next;
-        }
+        let events = append_to_hub_chain(conn, env, store, bodies)?;
         out.push(HubAppend {
             store,
-            events: bodies.len(),
-            hub_seq: head.seq,
+            events: events.len(),
+            hub_seq: events.last().map_or(0, |e| e.seq().get()),
         });
     }
     Ok(Ok(out))
+}
+
+/// Appends `bodies` to one store's hub chain; each event is applied at once (a
+/// hub event depends only on its predecessor) and may release held register
+/// events. Returns the events appended.
+pub(crate) fn append_to_hub_chain(
+    conn: &Connection,
+    env: &mut Env,
+    store: StoreId,
+    bodies: &[EventBody],
+) -> Result<Vec<Event>, StoreError> {
+    let now = env.now_ms();
+    let Some((mut head, mut previous)) = hub_head(conn, store)? else {
+        return Err(corrupt(format!("store {store} vanished")));
+    };
+    let mut appended = Vec::with_capacity(bodies.len());
+    let mut index = SqlIndex::new(conn, now, &mut env.tx);
+    for body in bodies {
+        let mut rng = &mut *env.rng;
+        let (event, next) = hubchain::next_event(&head, body.clone(), now, &mut rng)?;
+        let row = insert_event(conn, &event, now)?;
+        index.known.insert(
+            event.id(),
+            (
+                row,
+                Cow::Owned(PushedEvent {
+                    event: event.clone(),
+                    body: body.clone(),
+                }),
+                Origin::Hub,
+            ),
+        );
+        append_audit(
+            conn,
+            index.tx,
+            AuditKind::HubEventAppended,
+            now,
+            Some(store),
+            audit::data([
+                ("device", audit::s(head.device)),
+                ("seq", audit::n(next.seq)),
+                ("event_id", audit::s(event.id())),
+                ("hash", audit::s(event.hash())),
+                ("kind", audit::s(body.kind().as_str())),
+            ]),
+        )?;
+        let admitted = ingest::admit(
+            &mut index,
+            &Candidate {
+                id: event.id(),
+                deps: &[],
+                previous,
+            },
+        )?;
+        debug_assert!(matches!(admitted, Admission::Applied { .. }));
+        previous = Some(event.id());
+        head = next;
+        appended.push(event);
+    }
+    Ok(appended)
 }
 
 pub(super) fn create_store(
@@ -1767,7 +1824,7 @@ pub(super) fn rotate_key(
     })
 }
 
-pub(super) fn revoke(
+pub(crate) fn revoke(
     conn: &Connection,
     env: &mut Env,
     device: DeviceId,
@@ -2048,6 +2105,7 @@ pub(super) fn health_inputs(conn: &Connection, now: i64) -> Result<HealthInputs,
             "SELECT COUNT(*) FROM conflicts WHERE reason = 'duplicate_fiscal_number'",
             &[],
         )?,
+        fiscal_series: super::fiscal::health(conn, now)?,
         negative_stock: count("SELECT COUNT(*) FROM v_stock WHERE qty_milli < 0", &[])?,
         open_alerts: count("SELECT COUNT(*) FROM alerts WHERE closed_ms IS NULL", &[])?,
     })

@@ -385,7 +385,7 @@ proptest! {
         use crate::entropy::RandomSource;
         for v in [&mut shuffled.uses] {
             for i in (1..v.len()).rev() {
-                let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+                let j = usize::try_from(rng.next_u64() % (i as u64 + 1)).unwrap();
                 v.swap(i, j);
             }
         }
