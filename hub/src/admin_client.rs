@@ -157,6 +157,11 @@ impl AdminClient {
             .await
     }
 
+    /// `POST` of an admin path with a JSON body.
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Value, AdminError> {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
     /// `GET` of a read-only admin path (`/v1/admin/alerts`, `/v1/health`, …).
     pub async fn get(&self, path: &str) -> Result<Value, AdminError> {
         self.call(reqwest::Method::GET, path, None).await

@@ -18,6 +18,13 @@
 //! printer = "tcp://192.168.1.50:9100"
 //! # Paper width: 58 or 80 (mm).
 //! receipt_width = 80
+//! # Fiscal series kept (blocks asked for while online), the default
+//! # document, block size, low-water mark, release everything at shift close.
+//! fiscal_documents = ["B02", "B01"]
+//! fiscal_document = "B02"
+//! fiscal_block_size = 100
+//! fiscal_low_water = 20
+//! fiscal_release_at_close = false
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -51,6 +58,22 @@ pub struct NodeConfig {
     pub printer: Option<String>,
     /// Paper width in millimetres: 58 or 80.
     pub receipt_width: u16,
+    /// Fiscal series this register keeps blocks of, e.g. `["B02", "B01"]`
+    /// (env `CAJA_NODE_FISCAL_DOCUMENTS`, comma-separated). Empty: the
+    /// register issues no fiscal numbers.
+    pub fiscal_documents: Vec<String>,
+    /// The document type of a sale when the cashier names none (default: the
+    /// first of `fiscal_documents`).
+    pub fiscal_document: Option<String>,
+    /// Numbers asked for per request.
+    pub fiscal_block_size: u64,
+    /// Below this many numbers left, the register asks for more while online
+    /// and warns the cashier.
+    pub fiscal_low_water: u64,
+    /// Give back every unused number at shift close (default: keep blocks
+    /// across shifts so the next shift can sell offline; expired blocks are
+    /// always released at close).
+    pub fiscal_release_at_close: bool,
 }
 
 impl Default for NodeConfig {
@@ -62,6 +85,11 @@ impl Default for NodeConfig {
             store_rnc: None,
             printer: None,
             receipt_width: DEFAULT_RECEIPT_WIDTH_MM,
+            fiscal_documents: Vec::new(),
+            fiscal_document: None,
+            fiscal_block_size: 100,
+            fiscal_low_water: 20,
+            fiscal_release_at_close: false,
         }
     }
 }
@@ -131,6 +159,14 @@ impl NodeConfig {
         if let Some(p) = env("CAJA_NODE_PRINTER") {
             cfg.printer = Some(p).filter(|p| !p.trim().is_empty());
         }
+        if let Some(v) = env("CAJA_NODE_FISCAL_DOCUMENTS") {
+            cfg.fiscal_documents = v
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect();
+        }
+        cfg.check_fiscal()?;
         if !(1_000..=86_400_000).contains(&cfg.max_hlc_drift_ms) {
             return Err(ConfigError::Invalid {
                 key: "max_hlc_drift_ms",
@@ -155,6 +191,44 @@ impl NodeConfig {
             }
         }
         Ok(cfg)
+    }
+
+    fn check_fiscal(&self) -> Result<(), ConfigError> {
+        for d in &self.fiscal_documents {
+            caja_shared::fiscal::check_prefix(d).map_err(|e| ConfigError::Invalid {
+                key: "fiscal_documents",
+                message: e.to_string(),
+            })?;
+        }
+        if let Some(d) = &self.fiscal_document {
+            if !self.fiscal_documents.contains(d) {
+                return Err(ConfigError::Invalid {
+                    key: "fiscal_document",
+                    message: format!("{d} is not one of fiscal_documents"),
+                });
+            }
+        }
+        if !(1..=1000).contains(&self.fiscal_block_size) {
+            return Err(ConfigError::Invalid {
+                key: "fiscal_block_size",
+                message: "must be from 1 to 1000".into(),
+            });
+        }
+        if self.fiscal_low_water > self.fiscal_block_size {
+            return Err(ConfigError::Invalid {
+                key: "fiscal_low_water",
+                message: "must not exceed fiscal_block_size".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The document type of a sale for which the cashier named `asked`.
+    pub fn document_for(&self, asked: Option<&str>) -> Option<String> {
+        asked
+            .map(str::to_owned)
+            .or_else(|| self.fiscal_document.clone())
+            .or_else(|| self.fiscal_documents.first().cloned())
     }
 
     /// The paper width of `receipt_width`.

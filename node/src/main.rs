@@ -119,6 +119,9 @@ enum Command {
     /// Receipts: show one as printed, or queue a reprint ("COPIA").
     #[command(subcommand)]
     Receipt(ReceiptCmd),
+    /// Fiscal numbers: what is left, or give back the unused ones.
+    #[command(subcommand)]
+    Fiscal(FiscalCmd),
     /// Print the receipts that are due on the configured printer now.
     Print {
         /// First put the receipts that were given up back in the queue.
@@ -258,6 +261,12 @@ struct SellArgs {
     /// Discount on the whole sale.
     #[arg(long)]
     discount: Option<Money>,
+    /// Fiscal document type (series prefix, e.g. B01); default from config.
+    #[arg(long)]
+    doc: Option<String>,
+    /// The buyer's RNC or cédula (required for B01/E31).
+    #[arg(long)]
+    buyer: Option<String>,
     /// Read the sale as JSON from stdin instead.
     #[arg(long)]
     stdin: bool,
@@ -267,6 +276,17 @@ struct SellArgs {
     repeat: u64,
     #[command(flatten)]
     op: OpArg,
+}
+
+#[derive(Debug, Subcommand)]
+enum FiscalCmd {
+    /// Numbers left per series.
+    Status,
+    /// Give back every unused number (e.g. before retiring the register).
+    Release {
+        #[command(flatten)]
+        op: OpArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -532,15 +552,28 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     "--repeat hace ventas distintas: no se combina con --op.",
                 ));
             }
+            let doc = caja_node::register::Document {
+                series: a.doc.clone(),
+                buyer_tax_id: a.buyer.clone(),
+            };
             for _ in 0..a.repeat.max(1) {
                 let id = op_id(&a.op)?;
-                let r = node.sell(id, &req)?;
+                let r = node.sell_as(id, &req, &doc)?;
                 emit(json, &r, messages::sale_done)?;
             }
             // The sale is committed: a printer problem is only a warning, the
             // receipt stays queued.
             print_after(&mut node, json);
             Ok(())
+        }
+        Command::Fiscal(FiscalCmd::Status) => {
+            let st = open(&dir)?.status()?;
+            emit(json, &st.fiscal, |f| messages::status_fiscal(f))
+        }
+        Command::Fiscal(FiscalCmd::Release { op }) => {
+            let id = op_id(&op)?;
+            let r = open(&dir)?.release_fiscal(id)?;
+            emit(json, &r, |r| messages::fiscal_released(r))
         }
         Command::Receipt(ReceiptCmd::Show { sale }) => {
             let text = open(&dir)?.receipt_text(sale)?;

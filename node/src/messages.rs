@@ -36,6 +36,9 @@ pub fn sale_done(r: &SaleResult) -> String {
     if r.fiado.0 > 0 {
         s.push_str(&format!(" Fiado: {}.", rd(r.fiado)));
     }
+    if let Some(n) = &r.fiscal_number {
+        s.push_str(&format!(" Comprobante {n}."));
+    }
     s.push_str(&format!(" Venta {}", r.sale_id));
     s
 }
@@ -147,7 +150,7 @@ pub fn status(s: &Status) -> String {
         ),
         format!("Eventos de la oficina central: {}", s.hub_events),
         format!("Eventos de otras cajas: {}", s.peer_events),
-        "Números fiscales: no construido todavía (issue #7)".into(),
+        fiscal_line(&s.fiscal),
         "Cuotas de inventario: no construido todavía (issue #8)".into(),
         format!(
             "Impresora: {}",
@@ -175,6 +178,47 @@ pub fn status(s: &Status) -> String {
         );
     }
     lines.join("\n")
+}
+
+/// `caja-node fiscal status`.
+pub fn status_fiscal(series: &[crate::fiscal::SeriesLeft]) -> String {
+    fiscal_line(series)
+}
+
+fn fiscal_line(series: &[crate::fiscal::SeriesLeft]) -> String {
+    if series.is_empty() {
+        return "Números fiscales: esta caja no emite comprobantes fiscales".into();
+    }
+    let parts: Vec<String> = series
+        .iter()
+        .map(|s| {
+            let mut p = format!("{} quedan {}", s.series, s.left);
+            if s.low {
+                p.push_str(" (¡pocos!)");
+            }
+            if let Some(e) = &s.refused {
+                p.push_str(&format!(" — la oficina central no dio más: {e}"));
+            }
+            p
+        })
+        .collect();
+    format!("Números fiscales: {}", parts.join("; "))
+}
+
+/// What `caja-node fiscal release` gave back.
+pub fn fiscal_released(r: &[crate::register::ReleasedRange]) -> String {
+    if r.is_empty() {
+        return "No había números fiscales sin usar.".into();
+    }
+    r.iter()
+        .map(|x| {
+            format!(
+                "Devueltos {} {}..{} (evento #{})",
+                x.series, x.first, x.last, x.seq
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn print_queue(q: &crate::print::QueueStatus) -> String {
@@ -269,6 +313,12 @@ pub fn error(e: &OpError) -> String {
             rd(*balance)
         ),
         OpError::RestoredNeedsSync => "Esta caja fue restaurada de un respaldo: sincronice con la oficina central antes de vender (así no se repite ningún número fiscal).".into(),
+        OpError::FiscalExhausted(series) => format!(
+            "No quedan números fiscales {series} en esta caja: conéctese con la oficina central para recibir más, o emita otro tipo de comprobante."
+        ),
+        OpError::BuyerTaxIdRequired(series) => format!(
+            "El comprobante {series} requiere el RNC o la cédula del comprador."
+        ),
         OpError::OpIdReused(id) => {
             format!("La operación {id} ya se usó para otra solicitud.")
         }

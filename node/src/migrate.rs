@@ -57,6 +57,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "print",
         sql: include_str!("../../migrations/node/0004_print.sql"),
     },
+    Migration {
+        version: 5,
+        name: "fiscal",
+        sql: include_str!("../../migrations/node/0005_fiscal.sql"),
+    },
 ];
 
 /// The schema version this binary writes: the last of [`MIGRATIONS`].

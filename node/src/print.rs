@@ -338,7 +338,11 @@ pub fn receipt(
         register,
         sold_at_ms: event.envelope().hlc.ms(),
         offset: settings.offset,
-        fiscal_valid_until: None,
+        fiscal_valid_until: created
+            .fiscal
+            .as_ref()
+            .and_then(|f| f.valid_until.as_deref())
+            .and_then(caja_hardware::localtime::LocalDate::parse_iso),
         customer_name,
         fiado_balance,
         qr_base_url: None,

@@ -34,6 +34,7 @@ pub const TABLES: &[(&str, &str)] = &[
     ("debts", "debt_id"),
     ("debt_payments", "payment_id"),
     ("stock", "sku"),
+    ("fiscal_blocks", "grant_id"),
 ];
 
 /// Why a projection update failed. Any of these aborts the operation's
@@ -185,6 +186,21 @@ fn apply_register_event(
                 )?;
                 add_stock(conn, l.product.as_str(), -l.qty_milli.0)?;
             }
+            if let Some(f) = &b.fiscal {
+                // The number is used: the block's next number moves past it.
+                exec(
+                    conn,
+                    "UPDATE fiscal_blocks SET next = max(next, ?3 + 1)
+                     WHERE device_id = ?1 AND series = ?2 AND first <= ?3 AND last >= ?3",
+                    params![
+                        device,
+                        f.series,
+                        caja_shared::fiscal::parse_number(&f.series, &f.number)
+                            .and_then(|n| i64::try_from(n).ok())
+                            .unwrap_or(-1)
+                    ],
+                )?;
+            }
             for (i, p) in b.payments.iter().enumerate() {
                 exec(
                     conn,
@@ -294,12 +310,23 @@ fn apply_register_event(
                 ],
             )?;
         }
-        // Hub kinds and releases change no register projection here; the
-        // fiscal and escrow issues give them tables of their own.
+        EventBody::FiscalNumbersReleased(b) => {
+            exec(
+                conn,
+                "UPDATE fiscal_blocks SET released_from = min(coalesce(released_from, ?2), ?2)
+                 WHERE grant_id = ?1 AND device_id = ?3",
+                params![
+                    b.grant_id.to_string(),
+                    i64::try_from(b.first).unwrap_or(i64::MAX),
+                    device
+                ],
+            )?;
+        }
+        // Hub kinds change no register projection here; escrow gets tables
+        // of its own with its issue.
         EventBody::CatalogItemUpserted(_)
         | EventBody::PriceSet(_)
         | EventBody::FiscalRangeGranted(_)
-        | EventBody::FiscalNumbersReleased(_)
         | EventBody::EscrowGranted(_)
         | EventBody::EscrowReleased(_)
         | EventBody::ConflictResolved(_) => {}
@@ -338,6 +365,25 @@ pub fn apply_hub(conn: &Connection, body: &EventBody) -> rusqlite::Result<()> {
                     params![code.as_str(), b.product.as_str()],
                 )?;
             }
+        }
+        EventBody::FiscalRangeGranted(b) => {
+            exec(
+                conn,
+                "INSERT OR IGNORE INTO fiscal_blocks (grant_id, device_id, request_id, series, digits,
+                    first, last, next, expires_ms, valid_until)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6, ?8, ?9)",
+                params![
+                    b.grant_id.to_string(),
+                    b.device.to_string(),
+                    b.request_id.to_string(),
+                    b.series,
+                    i64::from(b.digits),
+                    i64::try_from(b.first).unwrap_or(i64::MAX),
+                    i64::try_from(b.last).unwrap_or(i64::MAX),
+                    b.expires_ms,
+                    b.valid_until
+                ],
+            )?;
         }
         EventBody::PriceSet(b) => {
             // A price for an item the catalog does not know yet waits in a row

@@ -39,6 +39,31 @@ use crate::projection::{self, ProjectionError};
 use crate::sale::{self, CatalogItem, CreditStanding, SaleContext, SaleError, SaleRequest};
 use crate::zreport::{ZReport, ZReportError};
 
+/// Numbers given back by [`Register::release_fiscal`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleasedRange {
+    /// Series.
+    pub series: String,
+    /// First released.
+    pub first: u64,
+    /// Last released.
+    pub last: u64,
+    /// The release event's seq.
+    pub seq: u64,
+}
+
+/// The fiscal document a sale is issued as.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Document {
+    /// Series prefix (e.g. `B01`); `None` = the register's default.
+    #[serde(default)]
+    pub series: Option<String>,
+    /// The buyer's RNC or cédula (tax-credit documents).
+    #[serde(default)]
+    pub buyer_tax_id: Option<String>,
+}
+
 /// Longest free text (names, reasons, references) accepted.
 pub const MAX_TEXT_LEN: usize = 200;
 
@@ -87,6 +112,13 @@ pub enum OpError {
     /// events back from the hub: making a new event now could fork its history.
     #[error("this register was restored from a backup: sync with the hub before selling")]
     RestoredNeedsSync,
+    /// The register has no usable fiscal number of this series (none granted,
+    /// used up, expired, or held before a restore).
+    #[error("document: no fiscal numbers of series {0} left on this register; sync with the hub to get more")]
+    FiscalExhausted(String),
+    /// A tax-credit document needs the buyer's RNC or cédula.
+    #[error("buyer_tax_id: series {0} needs the buyer's RNC or cédula")]
+    BuyerTaxIdRequired(String),
     /// The op id was used before for a different request.
     #[error("op_id: operation {0} was already used for a different request")]
     OpIdReused(OpId),
@@ -330,6 +362,9 @@ pub struct SaleResult {
     pub fiado: Money,
     /// The debt opened for the fiado, if any.
     pub debt_id: Option<DebtId>,
+    /// The fiscal number the sale used, if any.
+    #[serde(default)]
+    pub fiscal_number: Option<String>,
 }
 
 /// Result of a void, a stock movement, a customer change: the seq written.
@@ -412,6 +447,8 @@ pub struct Status {
     pub printer: Option<String>,
     /// The print queue.
     pub print: crate::print::QueueStatus,
+    /// Fiscal numbers left per configured series.
+    pub fiscal: Vec<crate::fiscal::SeriesLeft>,
 }
 
 /// An open register: its database, journal writer, clock and random source.
@@ -541,13 +578,58 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
         })
     }
 
-    /// Makes a sale in the open shift.
+    /// Makes a sale in the open shift, as the register's default document.
     pub fn sell(&mut self, op_id: OpId, req: &SaleRequest) -> Result<SaleResult, OpError> {
-        self.run(op_id, "sell", req, |ctx| {
+        self.sell_as(op_id, req, &Document::default())
+    }
+
+    /// Makes a sale in the open shift as the fiscal document `doc` (series
+    /// and, for tax-credit documents, the buyer's RNC or cédula). A fiscal
+    /// register takes the next number of a usable block of that series in this
+    /// same transaction; when it has none, the sale is refused with the reason
+    /// (never a number outside a granted block, never one used twice).
+    pub fn sell_as(
+        &mut self,
+        op_id: OpId,
+        req: &SaleRequest,
+        doc: &Document,
+    ) -> Result<SaleResult, OpError> {
+        let series = self.config.document_for(doc.series.as_deref());
+        if let Some(s) = &series {
+            caja_shared::fiscal::check_prefix(s).map_err(|e| invalid("document", e.to_string()))?;
+        }
+        let buyer = match (&series, &doc.buyer_tax_id) {
+            (_, Some(id)) => Some(
+                caja_shared::fiscal::validate_tax_id(id)
+                    .map_err(|e| invalid("buyer_tax_id", e.to_string()))?
+                    .1,
+            ),
+            (Some(s), None) if caja_shared::fiscal::requires_buyer_tax_id(s) => {
+                return Err(OpError::BuyerTaxIdRequired(s.clone()));
+            }
+            _ => None,
+        };
+        let own_device = self.device().device;
+        // A plain sale hashes as before; a named document is part of the request.
+        let hashed = if *doc == Document::default() {
+            serde_json::to_value(req)?
+        } else {
+            serde_json::to_value((req, doc))?
+        };
+        self.run(op_id, "sell", &hashed, |ctx| {
             let (shift_id, cashier, shift_seq) = ctx.open_shift()?;
             let shift_event = ctx.event_id_at(shift_seq)?;
             let credit = match req.customer {
                 Some(c) => Some(ctx.credit(&c)?),
+                None => None,
+            };
+            let fiscal = match &series {
+                Some(s) => {
+                    let mut f = crate::fiscal::next_number(ctx.tx, own_device, s, ctx.now_ms)?
+                        .ok_or_else(|| OpError::FiscalExhausted(s.clone()))?;
+                    f.buyer_tax_id = buyer.clone();
+                    Some(f)
+                }
                 None => None,
             };
             let sale_id = SaleId::new_v7(ctx.now_ms, ctx.rng)
@@ -559,7 +641,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
                     sale_id,
                     cashier,
                     shift_id,
-                    fiscal: None,
+                    fiscal,
                 },
                 |code| lookup_item(tx, code).ok().flatten(),
                 credit,
@@ -594,6 +676,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
                 change: body.change,
                 fiado: outcome.fiado,
                 debt_id,
+                fiscal_number: body.fiscal.as_ref().map(|f| f.number.clone()),
             })
         })
     }
@@ -820,6 +903,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
         if counted_cash.0 < 0 {
             return Err(invalid("counted_cash", "must not be negative"));
         }
+        let release_all = self.config.fiscal_release_at_close;
         self.run(op_id, "shift_close", &counted_cash, |ctx| {
             let (shift_id, cashier, opened_seq) = ctx.open_shift()?;
             let before = z_report_of(ctx.tx, opened_seq, None)?;
@@ -834,11 +918,37 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
                 .into(),
                 vec![dep],
             )?;
+            // Unused fiscal numbers go back: of expired blocks always, of every
+            // block when so configured.
+            let own = ctx.journal.device().device;
+            for r in crate::fiscal::to_release(ctx.tx, own, ctx.now_ms, release_all)? {
+                ctx.append(r.into(), vec![])?;
+            }
             ctx.journal
                 .write_checkpoint(ctx.tx, CheckpointReason::ShiftClose, ctx.now_ms)?;
             let closed = i64::try_from(seq).map_err(|_| invalid("seq", "out of range"))?;
             let z = z_report_of(ctx.tx, opened_seq, Some(closed))?;
             Ok(ShiftClosedResult { seq, z })
+        })
+    }
+
+    /// Gives back every unused fiscal number this register holds (e.g. before
+    /// it is retired): one `FiscalNumbersReleased` per block.
+    pub fn release_fiscal(&mut self, op_id: OpId) -> Result<Vec<ReleasedRange>, OpError> {
+        self.run(op_id, "fiscal_release", &"all", |ctx| {
+            let own = ctx.journal.device().device;
+            let mut out = Vec::new();
+            for r in crate::fiscal::to_release(ctx.tx, own, ctx.now_ms, true)? {
+                let (series, first, last) = (r.series.clone(), r.first, r.last);
+                let seq = ctx.append(r.into(), vec![])?;
+                out.push(ReleasedRange {
+                    series,
+                    first,
+                    last,
+                    seq,
+                });
+            }
+            Ok(out)
         })
     }
 
@@ -893,6 +1003,13 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
         let sync =
             crate::sync::engine::status(conn).map_err(|e| invalid("sync_status", e.to_string()))?;
         let d = self.device();
+        let fiscal = crate::fiscal::status(
+            conn,
+            self.device().device,
+            &self.config.fiscal_documents,
+            self.config.fiscal_low_water,
+            self.clock.now_ms(),
+        )?;
         Ok(Status {
             store: d.store,
             device: d.device,
@@ -901,6 +1018,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             unsynced: Journal::unsynced(conn)?,
             open_shift: open,
             restored_from_backup: d.restored_from_backup,
+            fiscal,
             hub_events: u64::try_from(hub_events).unwrap_or(0),
             peer_events: u64::try_from(peer_events).unwrap_or(0),
             sync,

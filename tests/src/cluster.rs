@@ -149,6 +149,17 @@ impl Hub {
             .map_err(|e| err("load catalog")(e.to_string()))
     }
 
+    /// An admin POST with a JSON body (fiscal series, write-offs, …).
+    pub fn post(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, ClusterError> {
+        self.rt
+            .block_on(self.admin.post(path, body))
+            .map_err(|e| err("admin post")(e.to_string()))
+    }
+
     /// A read-only admin GET (`/v1/health`, `/v1/admin/alerts`, …).
     pub fn get(&self, path: &str) -> Result<serde_json::Value, ClusterError> {
         self.rt
@@ -227,6 +238,32 @@ impl Till {
             sync,
             proxy,
         })
+    }
+
+    /// Appends settings to the register's `config.toml` and reopens its
+    /// register and sync engine with them (e.g. fiscal series to keep).
+    pub fn configure(
+        &mut self,
+        extra_toml: &str,
+        settings: SyncSettings,
+    ) -> Result<(), ClusterError> {
+        let path = self.data.root().join(caja_node::config::CONFIG_FILE_NAME);
+        let mut text = std::fs::read_to_string(&path).unwrap_or_default();
+        text.push_str(extra_toml);
+        text.push('\n');
+        std::fs::write(&path, text).map_err(|e| err("config")(e.to_string()))?;
+        self.reopen(settings)
+    }
+
+    /// Opens the register and the sync engine again (after a restore, a
+    /// configuration change).
+    pub fn reopen(&mut self, settings: SyncSettings) -> Result<(), ClusterError> {
+        let rng = || OsRandom::new().map_err(|e| err("rng")(e.to_string()));
+        self.register = Register::open(&self.data, SystemClock, rng()?)
+            .map_err(|e| err("open")(e.to_string()))?;
+        self.sync = SyncEngine::open(&self.data, &self.proxy.url(), SystemClock, rng()?, settings)
+            .map_err(|e| err("sync")(e.to_string()))?;
+        Ok(())
     }
 
     /// Cuts or restores this register's network.

@@ -121,6 +121,20 @@ pub struct RoundReport {
     pub hub_events: u64,
     /// New events of other registers.
     pub peer_events: u64,
+    /// Fiscal blocks the hub granted this round.
+    pub fiscal_blocks: u64,
+}
+
+/// After the hub refused a series (exhausted, missing), ask again only after
+/// this long.
+pub const FISCAL_REFUSAL_RETRY_MS: i64 = 60_000;
+
+/// What the register keeps of fiscal numbers (from its configuration).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct FiscalPlan {
+    documents: Vec<String>,
+    block_size: u64,
+    low_water: u64,
 }
 
 /// The engine of one register.
@@ -137,6 +151,7 @@ pub struct SyncEngine<C: Clock, R: RandomSource> {
     skew: SkewEstimate,
     breaker: Breaker,
     backoff: Backoff,
+    fiscal: FiscalPlan,
 }
 
 impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
@@ -149,6 +164,13 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
         settings: SyncSettings,
     ) -> Result<Self, SyncError> {
         let db = Db::open(dir.db_path())?;
+        let config = crate::config::NodeConfig::load(dir.root(), |k| std::env::var(k).ok())
+            .map_err(|e| SyncError::BadHubData(format!("configuration: {e}")))?;
+        let fiscal = FiscalPlan {
+            documents: config.fiscal_documents.clone(),
+            block_size: config.fiscal_block_size,
+            low_water: config.fiscal_low_water,
+        };
         let device = journal::load_device(db.conn())?.ok_or(JournalError::NotInitialized)?;
         let key = keyfile::read_key_file(&dir.key_path())?;
         let creds = Credentials {
@@ -179,6 +201,7 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
             skew,
             breaker: Breaker::new(settings.breaker),
             backoff: Backoff::new(settings.backoff),
+            fiscal,
         })
     }
 
@@ -245,7 +268,73 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
         }
         self.push_all(&mut report)?;
         self.pull_all(&mut report)?;
+        self.fiscal_topup(&mut report)?;
         Ok(report)
+    }
+
+    /// Asks the hub for a block of every configured series running low (below
+    /// the low-water mark), then pulls the grants in: a block is usable only
+    /// once it arrives as a verified hub event. A request keeps its id until
+    /// answered, so a retry after a timeout gets the same block, not a second.
+    fn fiscal_topup(&mut self, report: &mut RoundReport) -> Result<(), SyncError> {
+        let mut granted = 0;
+        for series in self.fiscal.documents.clone() {
+            let now = self.clock.now_ms();
+            let left =
+                crate::fiscal::numbers_left(self.db.conn(), self.device.device, &series, now)?;
+            if left >= self.fiscal.low_water {
+                continue;
+            }
+            if let Some((at, _)) = crate::fiscal::last_refusal(self.db.conn(), &series)? {
+                if now.saturating_sub(at) < FISCAL_REFUSAL_RETRY_MS {
+                    continue;
+                }
+            }
+            let (request_id, count) = {
+                let tx = self.db.write_tx()?;
+                let r = crate::fiscal::request_for(
+                    &tx,
+                    &series,
+                    self.fiscal.block_size,
+                    now,
+                    &mut self.rng,
+                )?;
+                tx.commit()?;
+                r
+            };
+            let mut body = caja_shared::canonical::Object::new();
+            body.insert(
+                "count".to_owned(),
+                Value::Int(i64::try_from(count).unwrap_or(1)),
+            );
+            body.insert(
+                "request_id".to_owned(),
+                Value::String(request_id.to_string()),
+            );
+            body.insert("series".to_owned(), Value::String(series.clone()));
+            let body = Value::Object(body);
+            match self.request("POST", "/v1/fiscal/ranges", body.to_canonical_bytes()) {
+                Ok(v) => {
+                    granted += v
+                        .get("events")
+                        .and_then(Value::as_array)
+                        .map_or(0, |a| a.len() as u64);
+                    tracing::info!(series = %series, request = %request_id, "fiscal block granted");
+                }
+                Err(HubError::Api { code, message, .. })
+                    if code == "fiscal_series_exhausted" || code == "no_fiscal_series" =>
+                {
+                    tracing::warn!(series = %series, code = %code, "hub gave no fiscal block");
+                    crate::fiscal::refused(self.db.conn(), request_id, &message)?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if granted > 0 {
+            report.fiscal_blocks += granted;
+            self.pull_all(report)?;
+        }
+        Ok(())
     }
 
     /// Fetches this register's own events the hub holds beyond the local head,
@@ -297,6 +386,9 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
             }
             if !more {
                 journal::set_restored_from_backup(&tx, false)?;
+                // Blocks this database held before the restore are never used
+                // again (a lost copy may have printed their numbers).
+                crate::fiscal::forget_requests_after_restore(&tx)?;
             }
             tx.commit()?;
             recovered += events.len() as u64;
