@@ -155,11 +155,24 @@ pub fn request_for(
     let id = RequestId::new_v7(now_ms, rng).map_err(|e| {
         rusqlite::Error::ToSqlConversionFailure(Box::new(std::io::Error::other(e.to_string())))
     })?;
+    record_request(conn, id, series, count, now_ms)?;
+    Ok((id, count))
+}
+
+/// Records a request this database makes (before it is sent), so the block
+/// that answers it is usable here.
+pub fn record_request(
+    conn: &Connection,
+    id: RequestId,
+    series: &str,
+    count: u64,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO fiscal_requests (request_id, series, count, made_ms, state) VALUES (?1, ?2, ?3, ?4, 'active')",
         params![id.to_string(), series, i64::try_from(count).unwrap_or(1), now_ms],
     )?;
-    Ok((id, count))
+    Ok(())
 }
 
 /// Records the hub's refusal of a request (series exhausted or missing).
