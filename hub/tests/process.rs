@@ -302,3 +302,67 @@ async fn sigterm_lets_an_in_flight_push_finish_and_the_admin_cli_works() {
     assert_eq!(digest("digest before:"), digest("digest after:"), "{text}");
     assert_eq!(digest("digest after:").len(), 64, "{text}");
 }
+
+/// `caja-hub fiscal …` against a running hub: load a series (a bad one is
+/// refused with exit 1), list it, account for it as JSON and CSV.
+#[tokio::test]
+async fn the_fiscal_cli_loads_lists_and_reports_a_series() {
+    caja_hub::admin_client::install_crypto_provider();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("hub");
+    init(&dir);
+    let mut hub = Hub::start(&dir);
+    let fiscal = |args: &[&str]| {
+        Command::new(BIN)
+            .args(["fiscal", "--url", &hub.url, "--token", ADMIN_TOKEN])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = fiscal(&[
+        "load-series",
+        "--prefix",
+        "B02",
+        "--digits",
+        "8",
+        "--first",
+        "1",
+        "--last",
+        "500",
+        "--valid-until",
+        "2099-12-31",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bad = fiscal(&[
+        "load-series",
+        "--prefix",
+        "B02",
+        "--digits",
+        "8",
+        "--first",
+        "400",
+        "--last",
+        "900",
+        "--valid-until",
+        "2099-12-31",
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("series_overlap"));
+    let list: serde_json::Value = serde_json::from_slice(&fiscal(&["series"]).stdout).unwrap();
+    assert_eq!(list["series"][0]["prefix"], "B02");
+    let rep: serde_json::Value =
+        serde_json::from_slice(&fiscal(&["report", "--series", "B02"]).stdout).unwrap();
+    assert_eq!(rep["reports"][0]["totals"]["never_allocated"], 500);
+    let csv = String::from_utf8(fiscal(&["report", "--series", "B02", "--format", "csv"]).stdout)
+        .unwrap();
+    assert_eq!(
+        csv,
+        "first,last,count,status,device,grant,sale,sale_event,at_ms\nB0200000001,B0200000500,500,never_allocated,,,,,\n"
+    );
+    hub.child.kill().unwrap();
+    hub.child.wait().unwrap();
+}

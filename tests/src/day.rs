@@ -33,6 +33,10 @@ use caja_shared::money::{Money, QtyMilli};
 use crate::cluster::{Hub, Till};
 use crate::proxy::Mode;
 
+/// What every register of the demo keeps of fiscal numbers.
+const FISCAL_CONFIG: &str =
+    "fiscal_documents = [\"B02\", \"B01\"]\nfiscal_block_size = 100\nfiscal_low_water = 20";
+
 /// How to run the day.
 #[derive(Debug, Clone)]
 pub struct DayOptions {
@@ -219,11 +223,25 @@ pub fn run(opts: &DayOptions, out: &mut impl Write) -> Result<DaySummary, DayErr
         testkit::SAMPLE_CATALOG.len()
     ))?;
 
+    for (prefix, last) in [("B02", 1000), ("B01", 300)] {
+        hub.post(
+            "/v1/admin/fiscal/series",
+            &serde_json::json!({"prefix": prefix, "digits": 8, "first": 1, "last": last,
+                                "valid_until": "2099-12-31"}),
+        )
+        .map_err(fail("fiscal series"))?;
+    }
+    day.say(
+        "Head office loaded the fiscal series B02 1..1000 and B01 1..300 (valid until 2099-12-31)",
+    )?;
+
     // Registers.
     let mut tills = Vec::new();
     for i in 1..=3 {
-        let t = Till::enroll(&hub, store, &format!("caja-{i}"), root, settings())
+        let mut t = Till::enroll(&hub, store, &format!("caja-{i}"), root, settings())
             .map_err(fail("enroll"))?;
+        t.configure(FISCAL_CONFIG, settings())
+            .map_err(fail("fiscal config"))?;
         day.say(format!(
             "{} enrolled as device {}",
             t.name,
@@ -471,7 +489,39 @@ pub fn run(opts: &DayOptions, out: &mut impl Write) -> Result<DaySummary, DayErr
     day.say(format!("  hub health: {overall}; consistency {held}"))?;
     day.say(format!("  conflicts: {}", health["conflicts"]))?;
     day.say(format!("  stock: {}", health["stock"]))?;
-    day.say("  fiscal numbers: not built yet (issue #7); escrow quotas: not built yet (issue #8)")?;
+    let fiscal = hub
+        .get("/v1/admin/fiscal/report?series=B02")
+        .map_err(fail("fiscal report"))?;
+    let rep = &fiscal["reports"][0];
+    let t = &rep["totals"];
+    let sum: u64 = t
+        .as_object()
+        .map(|o| o.values().filter_map(serde_json::Value::as_u64).sum())
+        .unwrap_or(0);
+    check(sum == 1000, "every B02 number has exactly one status")?;
+    check(rep["duplicates"] == 0, "no B02 number used twice")?;
+    check(
+        rep["anomalies"].as_array().is_some_and(Vec::is_empty),
+        "no fiscal anomaly",
+    )?;
+    day.say(format!(
+        "  fiscal B02: {} used, {} voided, {} outstanding on registers, {} released, {} never allocated (of 1000); duplicates 0",
+        t["used"], t["voided"], t["outstanding"], t["released_unused"], t["never_allocated"]
+    ))?;
+    for till in &tills {
+        let st = till.register.status().map_err(fail("status"))?;
+        let left: Vec<String> = st
+            .fiscal
+            .iter()
+            .map(|s| format!("{} {}", s.series, s.left))
+            .collect();
+        day.say(format!(
+            "  {} fiscal numbers left: {}",
+            till.name,
+            left.join(", ")
+        ))?;
+    }
+    day.say("  escrow quotas: not built yet (issue #8)")?;
 
     // A receipt, as the printer would print it.
     let conn = tills[1].register.conn();
@@ -499,7 +549,11 @@ pub fn run(opts: &DayOptions, out: &mut impl Write) -> Result<DaySummary, DayErr
             register: "caja-2".into(),
             sold_at_ms: e.envelope().hlc.ms(),
             offset: UtcOffset::SANTO_DOMINGO,
-            fiscal_valid_until: None,
+            fiscal_valid_until: sale
+                .fiscal
+                .as_ref()
+                .and_then(|f| f.valid_until.as_deref())
+                .and_then(caja_hardware::localtime::LocalDate::parse_iso),
             customer_name: Some("Doña Rosa".into()),
             fiado_balance: Some(Money(30_290)),
             qr_base_url: None,
