@@ -38,6 +38,12 @@ pub fn sale_done(r: &SaleResult) -> String {
     }
     if let Some(n) = &r.fiscal_number {
         s.push_str(&format!(" Comprobante {n}."));
+        if let Some(left) = r.fiscal_low {
+            s.push_str(&format!(
+                " ¡Atención: quedan {left} números fiscales de la serie {}; conéctese para recibir más!",
+                &n[..3.min(n.len())]
+            ));
+        }
     }
     s.push_str(&format!(" Venta {}", r.sale_id));
     s

@@ -365,6 +365,10 @@ pub struct SaleResult {
     /// The fiscal number the sale used, if any.
     #[serde(default)]
     pub fiscal_number: Option<String>,
+    /// Numbers of that series left on this register when they are running
+    /// low (below `fiscal_low_water`): the cashier is warned.
+    #[serde(default)]
+    pub fiscal_low: Option<u64>,
 }
 
 /// Result of a void, a stock movement, a customer change: the seq written.
@@ -610,6 +614,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             _ => None,
         };
         let own_device = self.device().device;
+        let low_water = self.config.fiscal_low_water;
         // A plain sale hashes as before; a named document is part of the request.
         let hashed = if *doc == Document::default() {
             serde_json::to_value(req)?
@@ -648,6 +653,13 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             )?;
             let body = outcome.body.clone();
             let seq = ctx.append(outcome.body.into(), vec![shift_event])?;
+            let fiscal_low = match &body.fiscal {
+                Some(f) => Some(crate::fiscal::numbers_left(
+                    ctx.tx, own_device, &f.series, ctx.now_ms,
+                )?)
+                .filter(|left| *left < low_water),
+                None => None,
+            };
             // The receipt is queued with the sale: committed together or not at all.
             crate::print::enqueue_original(ctx.tx, sale_id, ctx.now_ms)?;
             let mut debt_id = None;
@@ -677,6 +689,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
                 fiado: outcome.fiado,
                 debt_id,
                 fiscal_number: body.fiscal.as_ref().map(|f| f.number.clone()),
+                fiscal_low,
             })
         })
     }

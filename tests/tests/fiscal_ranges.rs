@@ -134,10 +134,15 @@ fn three_registers_sell_through_block_boundaries_offline_and_every_number_is_acc
     // Selling 7 brings B02 below the low-water mark (4): the next round
     // prefetches a second block.
     for t in &mut tills {
+        let mut last = None;
         for _ in 0..7 {
-            t.register.sell(op(), &sale()).expect("sale");
+            last = Some(t.register.sell(op(), &sale()).expect("sale"));
         }
         assert_eq!(left(t, "B02"), 3);
+        // Below the low-water mark the cashier is warned with the sale.
+        let last = last.expect("a sale");
+        assert_eq!(last.fiscal_low, Some(3));
+        assert!(caja_node::messages::sale_done(&last).contains("quedan 3 números fiscales"));
         let r = t.sync.round().expect("round");
         assert_eq!(r.fiscal_blocks, 1);
         assert_eq!(left(t, "B02"), 13);
