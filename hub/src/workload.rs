@@ -311,6 +311,7 @@ impl Workload {
                 discount: None,
                 total: amounts.total,
                 tax: amounts.tax,
+                beyond_quota_milli: None,
             });
         }
         let method = match self.pick(10) {

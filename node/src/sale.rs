@@ -339,6 +339,7 @@ pub fn build_sale(
             discount: (discount.0 > 0).then_some(discount),
             total: a.total,
             tax: a.tax,
+            beyond_quota_milli: None,
         });
     }
     let totals = caja_shared::money::SaleTotals::from_lines(amounts).map_err(overflow("lines"))?;

@@ -249,6 +249,7 @@ mod tests {
                 discount: None,
                 total: a.total,
                 tax: a.tax,
+                beyond_quota_milli: None,
             }],
             total: a.total,
             tax: a.tax,

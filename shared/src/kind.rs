@@ -260,6 +260,10 @@ pub struct SaleLine {
     pub total: Money,
     /// Tax contained in `total`.
     pub tax: Money,
+    /// The part of `qty_milli` beyond the register's stock quota when it was
+    /// sold (a `warn` product: allowed, flagged, alerted at the hub).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beyond_quota_milli: Option<QtyMilli>,
 }
 
 /// One payment of a sale.

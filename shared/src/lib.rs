@@ -15,6 +15,7 @@ pub mod checkpoint;
 pub mod clock;
 pub mod digest;
 pub mod entropy;
+pub mod escrow;
 pub mod event;
 pub mod fiscal;
 pub mod hlc;

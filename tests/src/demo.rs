@@ -143,6 +143,7 @@ fn sale_body(
             discount: None,
             total: a.total,
             tax: a.tax,
+            beyond_quota_milli: None,
         });
     }
     let totals = step!("sale totals", SaleTotals::from_lines(amounts))?;

@@ -24,6 +24,7 @@ pub fn line(code: &str, name: &str, qty: i64, price: i64, bp: u16, discount: i64
         discount: (discount != 0).then_some(Money(discount)),
         total: a.total,
         tax: a.tax,
+        beyond_quota_milli: None,
     }
 }
 
