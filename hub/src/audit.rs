@@ -46,6 +46,10 @@ pub enum AuditKind {
     FiscalRangeGranted,
     /// Head office wrote a register off (lost, stolen, dead).
     DeviceWrittenOff,
+    /// The hub granted a register a stock quota.
+    EscrowGranted,
+    /// An operator acknowledged or resolved a stock alert.
+    StockAlertDecided,
 }
 
 impl AuditKind {
@@ -66,6 +70,8 @@ impl AuditKind {
             AuditKind::FiscalSeriesLoaded => "fiscal_series_loaded",
             AuditKind::FiscalRangeGranted => "fiscal_range_granted",
             AuditKind::DeviceWrittenOff => "device_written_off",
+            AuditKind::EscrowGranted => "escrow_granted",
+            AuditKind::StockAlertDecided => "stock_alert_decided",
         }
     }
 }

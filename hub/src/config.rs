@@ -50,6 +50,8 @@ pub struct HubConfig {
     pub token_ttl_ms: i64,
     /// Lifetime of a fiscal block (capped by its series' valid-until date).
     pub fiscal_block_ttl_ms: i64,
+    /// Lifetime of an escrow quota grant.
+    pub escrow_quota_ttl_ms: i64,
     /// Per-device request rate limit.
     pub rate_limit: RateLimit,
     /// Log format.
@@ -71,6 +73,7 @@ impl std::fmt::Debug for HubConfig {
             .field("key_grace_ms", &self.key_grace_ms)
             .field("token_ttl_ms", &self.token_ttl_ms)
             .field("fiscal_block_ttl_ms", &self.fiscal_block_ttl_ms)
+            .field("escrow_quota_ttl_ms", &self.escrow_quota_ttl_ms)
             .field("rate_limit", &self.rate_limit)
             .field("log_format", &self.log_format)
             .finish()
@@ -92,6 +95,7 @@ impl Default for HubConfig {
             key_grace_ms: 24 * 3_600_000,
             token_ttl_ms: 24 * 3_600_000,
             fiscal_block_ttl_ms: 7 * 24 * 3_600_000,
+            escrow_quota_ttl_ms: 24 * 3_600_000,
             rate_limit: RateLimit {
                 burst: 120,
                 per_minute: 1200,
@@ -197,6 +201,11 @@ impl HubConfig {
             "CAJA_HUB_FISCAL_BLOCK_TTL_MS",
             &mut cfg.fiscal_block_ttl_ms,
         )?;
+        env_parse(
+            &env,
+            "CAJA_HUB_ESCROW_QUOTA_TTL_MS",
+            &mut cfg.escrow_quota_ttl_ms,
+        )?;
         env_parse(&env, "CAJA_HUB_RATE_LIMIT_BURST", &mut cfg.rate_limit.burst)?;
         env_parse(
             &env,
@@ -250,6 +259,9 @@ impl HubConfig {
         }
         if self.key_grace_ms < 0 || self.token_ttl_ms <= 0 {
             return bad("key_grace_ms", "durations must be positive");
+        }
+        if self.escrow_quota_ttl_ms <= 0 {
+            return bad("escrow_quota_ttl_ms", "must be positive");
         }
         if self.fiscal_block_ttl_ms <= 0 {
             return bad("fiscal_block_ttl_ms", "must be positive");

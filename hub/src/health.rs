@@ -170,6 +170,13 @@ pub fn report(inputs: &HealthInputs, now_ms: i64) -> HealthReport {
             );
         }
     }
+    if inputs.stock_alerts_open > 0 {
+        flag(
+            Overall::Degraded,
+            format!("{} open stock alert(s)", inputs.stock_alerts_open),
+            &mut overall,
+        );
+    }
     if inputs.negative_stock > 0 {
         flag(
             Overall::Degraded,
@@ -204,10 +211,9 @@ pub fn report(inputs: &HealthInputs, now_ms: i64) -> HealthReport {
             "duplicates": inputs.fiscal_duplicates,
         }),
         stock: serde_json::json!({
-            // Oversells beyond an escrow quota come with the Escrow issue.
-            "oversells": 0,
+            "oversells": inputs.oversells,
             "negative_products": inputs.negative_stock,
-            "open_alerts": inputs.negative_stock + inputs.open_alerts,
+            "open_alerts": inputs.stock_alerts_open,
         }),
     }
 }

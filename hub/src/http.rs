@@ -84,6 +84,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/admin/alerts", get(alerts))
         .route("/v1/admin/catalog", post(load_catalog))
         .route("/v1/fiscal/ranges", post(crate::http_fiscal::fiscal_ranges))
+        .route("/v1/escrow/grants", post(crate::http_escrow::grants))
+        .route("/v1/admin/stock", get(crate::http_escrow::stock))
+        .route("/v1/admin/stock/alerts", get(crate::http_escrow::alerts))
+        .route(
+            "/v1/admin/stock/alerts/decide",
+            post(crate::http_escrow::decide),
+        )
         .route(
             "/v1/admin/fiscal/series",
             post(crate::http_fiscal::add_series).get(crate::http_fiscal::list_series),

@@ -28,7 +28,7 @@ type App = State<Arc<AppState>>;
 
 /// Writes `{"events":[…],"hub_checkpoint":{…}}` for hub events (their stored
 /// bytes, unchanged) with a checkpoint signed over the last one.
-fn events_answer(app: &AppState, events: &[Vec<u8>]) -> Result<Response, ApiError> {
+pub(crate) fn events_answer(app: &AppState, events: &[Vec<u8>]) -> Result<Response, ApiError> {
     let last = events.last().ok_or_else(ApiError::internal)?;
     let event = caja_shared::event::Event::from_json(last).map_err(|_| ApiError::internal())?;
     let cp = hubchain::checkpoint(
@@ -53,7 +53,9 @@ fn events_answer(app: &AppState, events: &[Vec<u8>]) -> Result<Response, ApiErro
 
 /// Parses a body and hashes its canonical form (the idempotency check
 /// compares bodies by that hash, so key order and spacing do not matter).
-fn parse_canonical<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<(T, Hash256), ApiError> {
+pub(crate) fn parse_canonical<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+) -> Result<(T, Hash256), ApiError> {
     let v = canonical::parse(body).map_err(|e| ApiError::invalid("$", e.to_string()))?;
     let parsed: T = parse_json(body)?;
     Ok((parsed, Hash256::of(&v.to_canonical_bytes())))

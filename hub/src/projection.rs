@@ -261,6 +261,42 @@ pub enum Fact {
         /// Expiry of a grant.
         expires_ms: Option<i64>,
     },
+    /// A stock quota granted to a register (hub chain) or released by it.
+    Escrow {
+        /// Event.
+        event_id: EventId,
+        /// A release (else a grant).
+        release: bool,
+        /// The grant.
+        grant_id: GrantId,
+        /// Store.
+        store: StoreId,
+        /// The register the quota was granted to / that released.
+        device: DeviceId,
+        /// Product.
+        product: Sku,
+        /// Quantity in thousandths.
+        qty_milli: i64,
+        /// Expiry of a grant.
+        expires_ms: Option<i64>,
+    },
+    /// A sale line sold beyond the register's quota (`warn`).
+    Oversell {
+        /// Event.
+        event_id: EventId,
+        /// Line index.
+        line: u32,
+        /// Store.
+        store: StoreId,
+        /// Register.
+        device: DeviceId,
+        /// Sale.
+        sale_id: SaleId,
+        /// Product.
+        product: Sku,
+        /// Quantity beyond the quota.
+        beyond_milli: i64,
+    },
     /// A register wrote a kind only the hub writes.
     ForeignKind {
         /// Event.
@@ -330,6 +366,17 @@ pub fn facts(meta: &EventMeta, body: &EventBody) -> Vec<Fact> {
                     .map(|f| (f.series.clone(), f.number.clone())),
             }];
             for (i, l) in b.lines.iter().enumerate() {
+                if let Some(beyond) = l.beyond_quota_milli.filter(|q| q.0 > 0) {
+                    out.push(Fact::Oversell {
+                        event_id,
+                        line: u32::try_from(i).unwrap_or(u32::MAX),
+                        store,
+                        device,
+                        sale_id: b.sale_id,
+                        product: l.product.clone(),
+                        beyond_milli: beyond.0,
+                    });
+                }
                 out.push(Fact::SaleLine {
                     event_id,
                     line: u32::try_from(i).unwrap_or(u32::MAX),
@@ -438,10 +485,28 @@ pub fn facts(meta: &EventMeta, body: &EventBody) -> Vec<Fact> {
             last: b.last,
             expires_ms: None,
         }],
-        // Escrow and resolutions are projected by their issues.
-        EventBody::EscrowGranted(_)
-        | EventBody::EscrowReleased(_)
-        | EventBody::ConflictResolved(_) => vec![],
+        EventBody::EscrowGranted(b) => vec![Fact::Escrow {
+            event_id,
+            release: false,
+            grant_id: b.grant_id,
+            store,
+            device: b.device,
+            product: b.product.clone(),
+            qty_milli: b.qty_milli.0,
+            expires_ms: Some(b.expires_ms),
+        }],
+        EventBody::EscrowReleased(b) => vec![Fact::Escrow {
+            event_id,
+            release: true,
+            grant_id: b.grant_id,
+            store,
+            device,
+            product: b.product.clone(),
+            qty_milli: b.qty_milli.0,
+            expires_ms: None,
+        }],
+        // Resolutions are projected by their issue.
+        EventBody::ConflictResolved(_) => vec![],
     }
 }
 
@@ -617,6 +682,8 @@ fn rank(f: &Fact) -> (u8, String) {
         Fact::Price { store, product, .. } => (11, format!("{store}/{product}")),
         Fact::ForeignKind { event_id, .. } => (12, event_id.to_string()),
         Fact::FiscalBlock { event_id, .. } => (13, event_id.to_string()),
+        Fact::Escrow { event_id, .. } => (14, event_id.to_string()),
+        Fact::Oversell { event_id, line, .. } => (15, format!("{event_id}/{line:010}")),
     }
 }
 
@@ -1259,6 +1326,53 @@ fn fact_value(f: &Fact) -> Value {
                 "expires_ms",
                 expires_ms.map_or(Value::Null, |e| int(e.into())),
             ),
+        ]),
+        Fact::Escrow {
+            event_id,
+            release,
+            grant_id,
+            store,
+            device,
+            product,
+            qty_milli,
+            expires_ms,
+        } => obj([
+            (
+                "t",
+                s(if *release {
+                    "escrow_release"
+                } else {
+                    "escrow_grant"
+                }),
+            ),
+            ("event", s(event_id)),
+            ("grant", s(grant_id)),
+            ("store", s(store)),
+            ("device", s(device)),
+            ("product", s(product)),
+            ("qty_milli", int((*qty_milli).into())),
+            (
+                "expires_ms",
+                expires_ms.map_or(Value::Null, |e| int(e.into())),
+            ),
+        ]),
+        Fact::Oversell {
+            event_id,
+            line,
+            store,
+            device,
+            sale_id,
+            product,
+            beyond_milli,
+        } => obj([
+            ("t", s("oversell")),
+            ("event", s(event_id)),
+            ("line", int((*line).into())),
+            ("store", s(store)),
+            ("device", s(device)),
+            ("sale", s(sale_id)),
+            ("product", s(product)),
+            ("beyond_milli", int((*beyond_milli).into())),
         ]),
         Fact::ForeignKind {
             event_id,

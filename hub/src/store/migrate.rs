@@ -32,6 +32,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "fiscal",
         sql: include_str!("../../../migrations/hub/0002_fiscal.sql"),
     },
+    Migration {
+        version: 3,
+        name: "escrow",
+        sql: include_str!("../../../migrations/hub/0003_escrow.sql"),
+    },
 ];
 
 /// Why the database cannot be brought to this binary's schema.

@@ -23,6 +23,7 @@
 //! every SQL statement of the hub lives in this module (`sqlite.rs`,
 //! `migrate.rs`) and in `migrations/hub/`.
 
+mod escrow;
 mod fiscal;
 mod migrate;
 mod sqlite;
@@ -274,6 +275,10 @@ pub struct HealthInputs {
     pub fiscal_series: Vec<FiscalHealth>,
     /// Products with negative stock.
     pub negative_stock: u64,
+    /// Sale lines sold beyond a quota (`warn`).
+    pub oversells: u64,
+    /// Stock alerts nobody acknowledged or resolved yet.
+    pub stock_alerts_open: u64,
     /// Open alerts (mismatches, token reuse).
     pub open_alerts: u64,
 }
@@ -653,6 +658,41 @@ impl Store {
         block_ttl_ms: i64,
     ) -> Result<Answer<Vec<Vec<u8>>>, StoreError> {
         self.write(move |conn, env| fiscal::grant_range(conn, env, &req, parsed, block_ttl_ms))
+            .await
+    }
+
+    /// `POST /v1/escrow/grants`: authentication first, then the body, the
+    /// request id and the quotas, in one writer job.
+    pub async fn grant_quota(
+        &self,
+        req: SignedRequest,
+        parsed: Result<(crate::escrow::QuotaRequest, Hash256), ApiError>,
+        ttl_ms: i64,
+    ) -> Result<Answer<Vec<Vec<u8>>>, StoreError> {
+        self.write(move |conn, env| escrow::grant_quota(conn, env, &req, parsed, ttl_ms))
+            .await
+    }
+
+    /// Admin: stock, outstanding quotas and what is available, per product.
+    pub async fn stock(
+        &self,
+        store: StoreId,
+    ) -> Result<Vec<crate::escrow::ProductStock>, StoreError> {
+        self.read(move |conn| escrow::store_stock(conn, store))
+            .await
+    }
+
+    /// Admin: stock alerts (oversells, negative stock) with their decisions.
+    pub async fn stock_alerts(&self) -> Result<Vec<crate::escrow::StockAlert>, StoreError> {
+        self.read(escrow::alerts).await
+    }
+
+    /// Admin: an operator acknowledges or resolves a stock alert.
+    pub async fn decide_stock_alert(
+        &self,
+        d: crate::escrow::AlertDecision,
+    ) -> Result<Answer<crate::escrow::StockAlert>, StoreError> {
+        self.write(move |conn, env| escrow::decide(conn, env, &d))
             .await
     }
 

@@ -1104,6 +1104,46 @@ fn write_fact(conn: &Connection, f: &Fact) -> Result<(), StoreError> {
                 i(*last),
                 expires_ms
             ])?,
+        Fact::Escrow {
+            event_id,
+            release,
+            grant_id,
+            store,
+            device,
+            product,
+            qty_milli,
+            expires_ms,
+        } => conn
+            .prepare_cached("INSERT INTO p_escrow VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")?
+            .execute(params![
+                event_id.to_string(),
+                if *release { "release" } else { "grant" },
+                grant_id.to_string(),
+                store.to_string(),
+                device.to_string(),
+                product.as_str(),
+                qty_milli,
+                expires_ms
+            ])?,
+        Fact::Oversell {
+            event_id,
+            line,
+            store,
+            device,
+            sale_id,
+            product,
+            beyond_milli,
+        } => conn
+            .prepare_cached("INSERT INTO p_oversells VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
+            .execute(params![
+                event_id.to_string(),
+                line,
+                store.to_string(),
+                device.to_string(),
+                sale_id.to_string(),
+                product.as_str(),
+                beyond_milli
+            ])?,
         Fact::ForeignKind {
             event_id,
             store,
@@ -1300,7 +1340,31 @@ pub fn load_projections(conn: &Connection) -> Result<Projections, StoreError> {
     for fact in load_sales(conn)? {
         p.apply(fact);
     }
-    let all: [(&str, FactReader); 12] = [
+    let all: [(&str, FactReader); 14] = [
+        ("SELECT * FROM p_escrow", |r| {
+            let what: String = r.get(1)?;
+            Ok(Fact::Escrow {
+                event_id: parse(&r.get::<_, String>(0)?)?,
+                release: what == "release",
+                grant_id: parse(&r.get::<_, String>(2)?)?,
+                store: parse(&r.get::<_, String>(3)?)?,
+                device: parse(&r.get::<_, String>(4)?)?,
+                product: parse(&r.get::<_, String>(5)?)?,
+                qty_milli: r.get(6)?,
+                expires_ms: r.get(7)?,
+            })
+        }),
+        ("SELECT * FROM p_oversells", |r| {
+            Ok(Fact::Oversell {
+                event_id: parse(&r.get::<_, String>(0)?)?,
+                line: r.get(1)?,
+                store: parse(&r.get::<_, String>(2)?)?,
+                device: parse(&r.get::<_, String>(3)?)?,
+                sale_id: parse(&r.get::<_, String>(4)?)?,
+                product: parse(&r.get::<_, String>(5)?)?,
+                beyond_milli: r.get(6)?,
+            })
+        }),
         ("SELECT * FROM p_fiscal_blocks", fiscal_block_from_row),
         ("SELECT * FROM p_debts", debt_from_row),
         ("SELECT * FROM p_debt_payments", debt_payment_from_row),
@@ -1426,7 +1490,8 @@ pub fn rebuild(conn: &mut Connection) -> Result<u64, StoreError> {
          DELETE FROM p_shifts; DELETE FROM p_shift_closes; DELETE FROM p_sales;
          DELETE FROM p_payments; DELETE FROM p_voids; DELETE FROM p_debts; DELETE FROM p_debt_payments;
          DELETE FROM p_stock_moves; DELETE FROM p_customers; DELETE FROM p_catalog; DELETE FROM p_prices;
-         DELETE FROM p_foreign_kinds; DELETE FROM p_fiscal_blocks;",
+         DELETE FROM p_foreign_kinds; DELETE FROM p_fiscal_blocks;
+         DELETE FROM p_escrow; DELETE FROM p_oversells;",
     )?;
     let hub_devices: HashSet<String> = tx
         .prepare("SELECT hub_device FROM stores")?
@@ -2106,6 +2171,11 @@ pub(super) fn health_inputs(conn: &Connection, now: i64) -> Result<HealthInputs,
             &[],
         )?,
         fiscal_series: super::fiscal::health(conn, now)?,
+        oversells: count("SELECT COUNT(*) FROM p_oversells", &[])?,
+        stock_alerts_open: super::escrow::alerts(conn)?
+            .iter()
+            .filter(|a| a.state == "open")
+            .count() as u64,
         negative_stock: count("SELECT COUNT(*) FROM v_stock WHERE qty_milli < 0", &[])?,
         open_alerts: count("SELECT COUNT(*) FROM alerts WHERE closed_ms IS NULL", &[])?,
     })
