@@ -25,6 +25,11 @@
 //! fiscal_block_size = 100
 //! fiscal_low_water = 20
 //! fiscal_release_at_close = false
+//! # Sell tracked products from this register's stock quotas (escrow), asking
+//! # for escrow_target_milli when below escrow_low_milli.
+//! stock_quotas = true
+//! escrow_low_milli = 2000
+//! escrow_target_milli = 10000
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -74,6 +79,15 @@ pub struct NodeConfig {
     /// across shifts so the next shift can sell offline; expired blocks are
     /// always released at close).
     pub fiscal_release_at_close: bool,
+    /// Sell stock-tracked products only from this register's quotas (escrow):
+    /// `block` products beyond the quota are refused, `warn` ones flagged.
+    /// Off: no quota is asked for or checked (a register without a hub).
+    pub stock_quotas: bool,
+    /// Below this quota left (thousandths) the register asks for more.
+    pub escrow_low_milli: i64,
+    /// How much quota it asks for per product (thousandths; grams for
+    /// weighed items).
+    pub escrow_target_milli: i64,
 }
 
 impl Default for NodeConfig {
@@ -90,6 +104,9 @@ impl Default for NodeConfig {
             fiscal_block_size: 100,
             fiscal_low_water: 20,
             fiscal_release_at_close: false,
+            stock_quotas: false,
+            escrow_low_milli: 2_000,
+            escrow_target_milli: 10_000,
         }
     }
 }
@@ -212,6 +229,16 @@ impl NodeConfig {
             return Err(ConfigError::Invalid {
                 key: "fiscal_block_size",
                 message: "must be from 1 to 1000".into(),
+            });
+        }
+        if self.escrow_target_milli <= 0
+            || self.escrow_low_milli < 0
+            || self.escrow_low_milli > self.escrow_target_milli
+        {
+            return Err(ConfigError::Invalid {
+                key: "escrow_low_milli",
+                message: "0 ≤ escrow_low_milli ≤ escrow_target_milli, escrow_target_milli > 0"
+                    .into(),
             });
         }
         if self.fiscal_low_water > self.fiscal_block_size {

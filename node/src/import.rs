@@ -95,6 +95,11 @@ pub fn hub_page(
         ord += 1;
         if let Some(body) = body {
             projection::apply_hub(tx, &body)?;
+            // A quota this register asked for joins its quotas (not a
+            // projection: see `escrow`).
+            if let caja_shared::kind::EventBody::EscrowGranted(g) = &body {
+                crate::escrow::on_grant(tx, device.device, g)?;
+            }
         }
         seq = n;
         prev = e.hash().to_hex();

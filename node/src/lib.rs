@@ -23,6 +23,7 @@
 
 pub mod config;
 pub mod db;
+pub mod escrow;
 pub mod fiscal;
 pub mod import;
 pub mod journal;

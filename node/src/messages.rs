@@ -157,7 +157,7 @@ pub fn status(s: &Status) -> String {
         format!("Eventos de la oficina central: {}", s.hub_events),
         format!("Eventos de otras cajas: {}", s.peer_events),
         fiscal_line(&s.fiscal),
-        "Cuotas de inventario: no construido todavía (issue #8)".into(),
+        quota_line(s.quotas.as_deref()),
         format!(
             "Impresora: {}",
             s.printer.as_deref().unwrap_or("no configurada")
@@ -184,6 +184,30 @@ pub fn status(s: &Status) -> String {
         );
     }
     lines.join("\n")
+}
+
+fn qty(q: caja_shared::money::QtyMilli) -> String {
+    let sign = if q.0 < 0 { "-" } else { "" };
+    let a = q.0.unsigned_abs();
+    format!("{sign}{}.{:03}", a / 1000, a % 1000)
+}
+
+fn quota_line(quotas: Option<&[crate::escrow::QuotaLeft]>) -> String {
+    match quotas {
+        None => "Cuotas de inventario: no se usan en esta caja".into(),
+        Some([]) => "Cuotas de inventario: ninguna (se piden al conectarse)".into(),
+        Some(q) => format!(
+            "Cuotas de inventario: {}",
+            q.iter()
+                .map(|x| format!(
+                    "{} {}",
+                    x.product,
+                    qty(caja_shared::money::QtyMilli(x.left_milli))
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 /// `caja-node fiscal status`.
@@ -321,6 +345,11 @@ pub fn error(e: &OpError) -> String {
         OpError::RestoredNeedsSync => "Esta caja fue restaurada de un respaldo: sincronice con la oficina central antes de vender (así no se repite ningún número fiscal).".into(),
         OpError::FiscalExhausted(series) => format!(
             "No quedan números fiscales {series} en esta caja: conéctese con la oficina central para recibir más, o emita otro tipo de comprobante."
+        ),
+        OpError::QuotaExceeded { name, left, wanted, .. } => format!(
+            "No se puede vender {name}: la cuota de inventario de esta caja tiene {} y la venta pide {}. Conéctese para recibir más cuota.",
+            qty(*left),
+            qty(*wanted)
         ),
         OpError::BuyerTaxIdRequired(series) => format!(
             "El comprobante {series} requiere el RNC o la cédula del comprador."

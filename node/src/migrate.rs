@@ -62,6 +62,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "fiscal",
         sql: include_str!("../../migrations/node/0005_fiscal.sql"),
     },
+    Migration {
+        version: 6,
+        name: "escrow",
+        sql: include_str!("../../migrations/node/0006_escrow.sql"),
+    },
 ];
 
 /// The schema version this binary writes: the last of [`MIGRATIONS`].

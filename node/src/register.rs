@@ -116,6 +116,18 @@ pub enum OpError {
     /// used up, expired, or held before a restore).
     #[error("document: no fiscal numbers of series {0} left on this register; sync with the hub to get more")]
     FiscalExhausted(String),
+    /// A `block` product beyond this register's stock quota.
+    #[error("lines: {name} ({product}): {wanted:?} asked, only {left:?} left in this register's stock quota")]
+    QuotaExceeded {
+        /// The product.
+        product: String,
+        /// Its name.
+        name: String,
+        /// Quota left.
+        left: QtyMilli,
+        /// Asked for.
+        wanted: QtyMilli,
+    },
     /// A tax-credit document needs the buyer's RNC or cédula.
     #[error("buyer_tax_id: series {0} needs the buyer's RNC or cédula")]
     BuyerTaxIdRequired(String),
@@ -453,6 +465,8 @@ pub struct Status {
     pub print: crate::print::QueueStatus,
     /// Fiscal numbers left per configured series.
     pub fiscal: Vec<crate::fiscal::SeriesLeft>,
+    /// Stock quotas held (when `stock_quotas` is on).
+    pub quotas: Option<Vec<crate::escrow::QuotaLeft>>,
 }
 
 /// An open register: its database, journal writer, clock and random source.
@@ -615,6 +629,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
         };
         let own_device = self.device().device;
         let low_water = self.config.fiscal_low_water;
+        let stock_quotas = self.config.stock_quotas;
         // A plain sale hashes as before; a named document is part of the request.
         let hashed = if *doc == Document::default() {
             serde_json::to_value(req)?
@@ -651,6 +666,17 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
                 |code| lookup_item(tx, code).ok().flatten(),
                 credit,
             )?;
+            let mut outcome = outcome;
+            if stock_quotas {
+                if let Err(short) = crate::escrow::take(ctx.tx, &mut outcome.body, ctx.now_ms)? {
+                    return Err(OpError::QuotaExceeded {
+                        product: short.product,
+                        name: short.name,
+                        left: QtyMilli(short.left_milli),
+                        wanted: QtyMilli(short.wanted_milli),
+                    });
+                }
+            }
             let body = outcome.body.clone();
             let seq = ctx.append(outcome.body.into(), vec![shift_event])?;
             let fiscal_low = match &body.fiscal {
@@ -698,6 +724,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
     pub fn void(&mut self, op_id: OpId, sale_id: SaleId, reason: &str) -> Result<Written, OpError> {
         let reason = text("reason", reason, true)?;
         let own_device = self.device().device;
+        let stock_quotas = self.config.stock_quotas;
         self.run(op_id, "void", &(sale_id, &reason), |ctx| {
             ctx.open_shift()?;
             let row: Option<(String, Option<i64>)> = ctx
@@ -715,6 +742,21 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             let dep: EventId = event_id
                 .parse()
                 .map_err(|_| invalid("sale_id", "stored event id unreadable"))?;
+            if stock_quotas {
+                let sale_seq: i64 = ctx.tx.query_row(
+                    "SELECT seq FROM sales WHERE sale_id = ?1",
+                    [sale_id.to_string()],
+                    |r| r.get(0),
+                )?;
+                if let Some(EventBody::SaleCreated(sale)) =
+                    Journal::event(ctx.tx, sale_seq.unsigned_abs())?
+                        .map(|e| e.body())
+                        .transpose()
+                        .map_err(|e| invalid("sale_id", e.to_string()))?
+                {
+                    crate::escrow::give_back(ctx.tx, &sale)?;
+                }
+            }
             let seq = ctx.append(
                 SaleVoided {
                     sale_id,
@@ -937,6 +979,11 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             for r in crate::fiscal::to_release(ctx.tx, own, ctx.now_ms, release_all)? {
                 ctx.append(r.into(), vec![])?;
             }
+            // Unused stock quota goes back to the store at every close.
+            for r in crate::escrow::to_release(ctx.tx)? {
+                crate::escrow::released(ctx.tx, &r)?;
+                ctx.append(r.into(), vec![])?;
+            }
             ctx.journal
                 .write_checkpoint(ctx.tx, CheckpointReason::ShiftClose, ctx.now_ms)?;
             let closed = i64::try_from(seq).map_err(|_| invalid("seq", "out of range"))?;
@@ -1032,6 +1079,11 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             open_shift: open,
             restored_from_backup: d.restored_from_backup,
             fiscal,
+            quotas: if self.config.stock_quotas {
+                Some(crate::escrow::status(conn, self.clock.now_ms())?)
+            } else {
+                None
+            },
             hub_events: u64::try_from(hub_events).unwrap_or(0),
             peer_events: u64::try_from(peer_events).unwrap_or(0),
             sync,

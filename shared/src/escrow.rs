@@ -76,6 +76,17 @@ pub fn grant_amount(
     i64::try_from(out).unwrap_or(0)
 }
 
+/// A grant of an item sold by the piece in whole pieces (1000 thousandths):
+/// `g` rounded up to a whole piece, but never beyond the whole pieces
+/// `available`.
+pub fn whole_units(g: i64, available: i64) -> i64 {
+    if g <= 0 {
+        return 0;
+    }
+    let up = g.saturating_add(999) / 1000 * 1000;
+    up.min(available.max(0) / 1000 * 1000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,6 +127,14 @@ mod tests {
         assert_eq!(outstanding(1_000, 0, 3_000), 0);
         assert_eq!(available(10_000, 4_000), 6_000);
         assert_eq!(available(3_000, 4_000), 0);
+    }
+
+    #[test]
+    fn pieces_are_granted_whole() {
+        assert_eq!(whole_units(667, 2_000), 1_000);
+        assert_eq!(whole_units(1_500, 1_800), 1_000);
+        assert_eq!(whole_units(400, 900), 0);
+        assert_eq!(whole_units(0, 9_000), 0);
     }
 
     #[test]

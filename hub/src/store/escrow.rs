@@ -51,6 +51,16 @@ fn policy(conn: &Connection, store: StoreId, product: &Sku) -> Result<Option<Str
         .optional()?)
 }
 
+/// How a product is sold (`unit`, `weight`), from the store's catalog.
+fn sold_by(conn: &Connection, store: StoreId, product: &Sku) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT json_extract(body, '$.sold_by') FROM p_catalog WHERE store_id = ?1 AND product = ?2",
+        )?
+        .query_row(params![store.to_string(), product.as_str()], |r| r.get(0))
+        .optional()?)
+}
+
 /// Everything about one product of a store, from the set of applied events.
 pub(crate) fn product_stock(
     conn: &Connection,
@@ -177,11 +187,16 @@ pub(crate) fn grant_quota(
         }
     }
     let now = env.now_ms();
+    // The registers that share the stock: those of the store that hold or
+    // held quota (a back-office register that never sells from quota does
+    // not count), and the one asking.
     let registers: i64 = conn
         .prepare_cached(
-            "SELECT count(*) FROM devices WHERE store_id = ?1 AND revoked_at_ms IS NULL",
+            "SELECT count(*) FROM devices d WHERE d.store_id = ?1 AND d.revoked_at_ms IS NULL
+               AND (d.device_id = ?2 OR EXISTS (SELECT 1 FROM p_escrow e
+                    WHERE e.device_id = d.device_id AND e.store_id = d.store_id AND e.what = 'grant'))",
         )?
-        .query_row([who.store.to_string()], |r| r.get(0))?;
+        .query_row(params![who.store.to_string(), who.device.to_string()], |r| r.get(0))?;
     let mut bodies = Vec::new();
     for it in &request.items {
         let state = product_stock(conn, who.store, &it.product)?;
@@ -205,6 +220,12 @@ pub(crate) fn grant_quota(
             store_recent,
             u32::try_from(registers.max(1)).unwrap_or(1),
         );
+        // Items sold by the piece get whole pieces.
+        let g = if sold_by(conn, who.store, &it.product)?.as_deref() == Some("unit") {
+            escrow::whole_units(g, state.available_milli)
+        } else {
+            g
+        };
         // DESIGN invariant 3: what is promised never exceeds the stock.
         assert!(
             state.outstanding_total() + g <= state.stock_milli.max(0) || g == 0,

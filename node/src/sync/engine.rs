@@ -123,7 +123,12 @@ pub struct RoundReport {
     pub peer_events: u64,
     /// Fiscal blocks the hub granted this round.
     pub fiscal_blocks: u64,
+    /// Stock quotas the hub granted this round.
+    pub quotas: u64,
 }
+
+/// After the hub granted nothing for a product, ask again only after this long.
+pub const ESCROW_QUIET_MS: i64 = 60_000;
 
 /// After the hub refused a series (exhausted, missing), ask again only after
 /// this long.
@@ -135,6 +140,9 @@ struct FiscalPlan {
     documents: Vec<String>,
     block_size: u64,
     low_water: u64,
+    stock_quotas: bool,
+    escrow_low: i64,
+    escrow_target: i64,
 }
 
 /// The engine of one register.
@@ -170,6 +178,9 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
             documents: config.fiscal_documents.clone(),
             block_size: config.fiscal_block_size,
             low_water: config.fiscal_low_water,
+            stock_quotas: config.stock_quotas,
+            escrow_low: config.escrow_low_milli,
+            escrow_target: config.escrow_target_milli,
         };
         let device = journal::load_device(db.conn())?.ok_or(JournalError::NotInitialized)?;
         let key = keyfile::read_key_file(&dir.key_path())?;
@@ -269,7 +280,55 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
         self.push_all(&mut report)?;
         self.pull_all(&mut report)?;
         self.fiscal_topup(&mut report)?;
+        self.escrow_topup(&mut report)?;
         Ok(report)
+    }
+
+    /// Asks the hub for stock quota of every tracked product below the
+    /// low-water mark, then pulls the grants in (usable once verified hub
+    /// events). An unanswered request is sent again with the same id.
+    fn escrow_topup(&mut self, report: &mut RoundReport) -> Result<(), SyncError> {
+        if !self.fiscal.stock_quotas {
+            return Ok(());
+        }
+        let now = self.clock.now_ms();
+        let wanted = crate::escrow::wanted(
+            self.db.conn(),
+            self.fiscal.escrow_low,
+            self.fiscal.escrow_target,
+            now,
+            ESCROW_QUIET_MS,
+        )?;
+        let pending: bool = self.db.conn().query_row(
+            "SELECT EXISTS (SELECT 1 FROM escrow_requests WHERE state = 'active')",
+            [],
+            |r| r.get(0),
+        )?;
+        if wanted.is_empty() && !pending {
+            return Ok(());
+        }
+        let items: Vec<(String, i64)> = wanted.into_iter().take(crate::escrow::MAX_ITEMS).collect();
+        let (id, body) = {
+            let tx = self.db.write_tx()?;
+            let r = crate::escrow::request_for(&tx, &items, now, &mut self.rng)?;
+            tx.commit()?;
+            r
+        };
+        let v = self.request("POST", "/v1/escrow/grants", body.clone().into_bytes())?;
+        let granted = v
+            .get("events")
+            .and_then(Value::as_array)
+            .map_or(0, |a| a.len() as u64);
+        {
+            let tx = self.db.write_tx()?;
+            crate::escrow::answered(&tx, id, &body, now)?;
+            tx.commit()?;
+        }
+        if granted > 0 {
+            report.quotas += granted;
+            self.pull_all(report)?;
+        }
+        Ok(())
     }
 
     /// Asks the hub for a block of every configured series running low (below
@@ -389,6 +448,7 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
                 // Blocks this database held before the restore are never used
                 // again (a lost copy may have printed their numbers).
                 crate::fiscal::forget_requests_after_restore(&tx)?;
+                crate::escrow::forget_after_restore(&tx)?;
             }
             tx.commit()?;
             recovered += events.len() as u64;

@@ -1,0 +1,246 @@
+//! Escrow stock end to end with a real hub and real registers over loopback
+//! HTTP: two registers cut off from the hub sell the last units of the same
+//! product from their quotas. Under `block` the one without quota left is
+//! refused and the hub never shows negative stock; under `warn` the excess is
+//! sold, flagged, and the hub raises exactly one oversell alert whatever order
+//! the registers' events arrive in. Quotas go back at shift close.
+
+use caja_node::register::OpError;
+use caja_node::sale::{LineRequest, PaymentRequest, SaleRequest};
+use caja_node::sync::backoff::BackoffPolicy;
+use caja_node::sync::breaker::BreakerPolicy;
+use caja_node::sync::engine::SyncSettings;
+use caja_node::system::{OsRandom, SystemClock};
+use caja_node::testkit;
+use caja_shared::clock::Clock;
+use caja_shared::ids::{OpId, StoreId};
+use caja_shared::kind::PaymentMethod;
+use caja_shared::money::{Money, QtyMilli};
+use caja_tests::cluster::{Hub, Till};
+use caja_tests::proxy::Mode;
+
+const SODA: &str = "7460000000011"; // block
+const CHEESE: &str = "2000000000017"; // warn, by weight
+
+fn settings() -> SyncSettings {
+    SyncSettings {
+        timeout_ms: 3_000,
+        interval_ms: 50,
+        backoff: BackoffPolicy {
+            base_ms: 20,
+            cap_ms: 200,
+        },
+        breaker: BreakerPolicy {
+            failures_to_open: 100,
+            open_wait_ms: 100,
+            open_jitter_ms: 100,
+            successes_to_close: 1,
+        },
+        keep_alive: false,
+        ..SyncSettings::default()
+    }
+}
+
+fn op() -> OpId {
+    let mut rng = OsRandom::new().expect("rng");
+    OpId::new_v7(SystemClock.now_ms(), &mut rng).expect("op id")
+}
+
+fn sale(code: &str, qty_milli: i64) -> SaleRequest {
+    SaleRequest {
+        lines: vec![LineRequest {
+            code: code.into(),
+            qty_milli,
+            discount: None,
+        }],
+        payments: vec![PaymentRequest {
+            method: PaymentMethod::Cash,
+            amount: 1_000_000,
+            reference: None,
+        }],
+        discount: None,
+        customer: None,
+    }
+}
+
+/// A hub, a store with the sample catalog, `stock` of `product` received by
+/// a third register, and two selling registers with quotas.
+fn setup(tmp: &std::path::Path, product: &str, stock: i64) -> (Hub, StoreId, Vec<Till>) {
+    let hub = Hub::start(&tmp.join("hub")).expect("hub starts");
+    let store = hub.create_store("Colmado La Esquina").expect("store");
+    hub.load_catalog(&testkit::sample_catalog_bodies())
+        .expect("catalog");
+    let mut back = Till::enroll(&hub, store, "almacen", tmp, settings()).expect("enroll");
+    back.sync.round().expect("catalog");
+    back.register
+        .receive_stock(op(), product, QtyMilli(stock), Some("factura 1"))
+        .expect("receive");
+    back.sync.round().expect("push stock");
+    let tills = (1..=2)
+        .map(|i| {
+            let mut t =
+                Till::enroll(&hub, store, &format!("caja-{i}"), tmp, settings()).expect("enroll");
+            t.configure(
+                "stock_quotas = true\nescrow_low_milli = 1\nescrow_target_milli = 10000",
+                settings(),
+            )
+            .expect("configure");
+            t.register.open_shift(op(), "ana", Money(0)).expect("shift");
+            t
+        })
+        .collect();
+    (hub, store, tills)
+}
+
+fn quota(t: &Till, product: &str) -> i64 {
+    t.register
+        .status()
+        .expect("status")
+        .quotas
+        .expect("quotas on")
+        .iter()
+        .find(|q| q.product == product)
+        .map_or(0, |q| q.left_milli)
+}
+
+fn hub_stock(hub: &Hub, store: StoreId, product: &str) -> serde_json::Value {
+    let v = hub
+        .get(&format!("/v1/admin/stock?store={store}"))
+        .expect("stock");
+    v["products"]
+        .as_array()
+        .expect("products")
+        .iter()
+        .find(|p| p["product"] == product)
+        .cloned()
+        .expect("product")
+}
+
+#[test]
+fn under_block_the_register_without_quota_is_refused_and_stock_never_goes_negative() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (hub, store, mut tills) = setup(tmp.path(), SODA, 3_000);
+    for t in &mut tills {
+        t.sync.round().expect("round");
+    }
+    let (qa, qb) = (quota(&tills[0], SODA), quota(&tills[1], SODA));
+    // caja-1 asked first and holds the last 3 units; caja-2 holds none.
+    assert_eq!(
+        (qa, qb),
+        (3_000, 0),
+        "the last 3 units are promised, no more"
+    );
+    // Both lose the network and sell what they hold; one more is refused.
+    for t in &mut tills {
+        t.set_network(Mode::Down);
+        let mine = quota(t, SODA);
+        for _ in 0..mine / 1000 {
+            t.register
+                .sell(op(), &sale(SODA, 1000))
+                .expect("within quota");
+        }
+        let before = caja_node::projection::digest(t.register.conn()).expect("digest");
+        let refused = t.register.sell(op(), &sale(SODA, 1000));
+        assert!(
+            matches!(&refused, Err(OpError::QuotaExceeded { product, .. }) if product == SODA),
+            "{refused:?}"
+        );
+        assert!(
+            caja_node::messages::error(refused.as_ref().expect_err("refused")).contains("Refresco")
+        );
+        assert_eq!(
+            caja_node::projection::digest(t.register.conn()).expect("digest"),
+            before,
+            "a refusal changes nothing"
+        );
+        // A product with no quota at all is refused too (rice: no stock).
+        assert!(matches!(
+            t.register.sell(op(), &sale("ARROZ", 1000)),
+            Err(OpError::QuotaExceeded { .. })
+        ));
+    }
+    for t in &mut tills {
+        t.set_network(Mode::Up);
+        t.sync.round().expect("round");
+    }
+    let s = hub_stock(&hub, store, SODA);
+    assert_eq!(s["stock_milli"], 0, "{s}");
+    let health = hub.get("/v1/health").expect("health");
+    assert_eq!(health["stock"]["negative_products"], 0, "{health}");
+    assert_eq!(health["stock"]["oversells"], 0);
+    // Shift close gives unused quota back (none of soda is left; the
+    // quota of cheese asked at the first round is).
+    for t in &mut tills {
+        t.register.close_shift(op(), Money(0)).expect("close");
+        assert_eq!(quota(t, CHEESE), 0);
+        t.sync.round().expect("round");
+    }
+    let cheese = hub_stock(&hub, store, CHEESE);
+    assert_eq!(
+        cheese["outstanding"].as_array().map(Vec::len),
+        Some(0),
+        "{cheese}"
+    );
+}
+
+fn warn_day(first_a: bool) -> serde_json::Value {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (hub, store, mut tills) = setup(tmp.path(), CHEESE, 1_000);
+    for t in &mut tills {
+        t.sync.round().expect("round");
+    }
+    let (qa, qb) = (quota(&tills[0], CHEESE), quota(&tills[1], CHEESE));
+    assert_eq!((qa, qb), (1_000, 0));
+    for t in &mut tills {
+        t.set_network(Mode::Down);
+    }
+    // caja-1 sells within its quota; caja-2 sells 700 g beyond its quota.
+    let a = tills[0]
+        .register
+        .sell(op(), &sale(CHEESE, qa))
+        .expect("in quota");
+    let b = tills[1]
+        .register
+        .sell(op(), &sale(CHEESE, qb + 700))
+        .expect("warn: sold and flagged");
+    let flagged: Option<i64> = tills[1]
+        .register
+        .conn()
+        .query_row(
+            "SELECT bytes FROM journal WHERE seq = ?1",
+            [i64::try_from(b.seq).expect("seq")],
+            |r| r.get::<_, Vec<u8>>(0),
+        )
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .and_then(|v| v["body"]["lines"][0]["beyond_quota_milli"].as_i64());
+    assert_eq!(flagged, Some(700), "the excess is recorded in the sale");
+    let _ = a;
+    let order: Vec<usize> = if first_a { vec![0, 1] } else { vec![1, 0] };
+    for i in order {
+        tills[i].set_network(Mode::Up);
+        tills[i].sync.round().expect("round");
+    }
+    let s = hub_stock(&hub, store, CHEESE);
+    assert_eq!(s["stock_milli"], -700, "{s}");
+    hub.get("/v1/admin/stock/alerts").expect("alerts")
+}
+
+#[test]
+fn under_warn_the_oversell_is_sold_flagged_and_alerted_once_whatever_the_order() {
+    for first_a in [true, false] {
+        let alerts = warn_day(first_a);
+        let alerts = alerts["alerts"].as_array().expect("alerts").clone();
+        let oversells: Vec<_> = alerts.iter().filter(|a| a["kind"] == "oversell").collect();
+        assert_eq!(oversells.len(), 1, "{alerts:?}");
+        assert_eq!(oversells[0]["amount_milli"], 700);
+        assert_eq!(oversells[0]["product"], CHEESE);
+        let negative: Vec<_> = alerts
+            .iter()
+            .filter(|a| a["kind"] == "negative_stock")
+            .collect();
+        assert_eq!(negative.len(), 1, "the negative stock is alerted too");
+        assert_eq!(negative[0]["amount_milli"], 700);
+        assert_eq!(negative[0]["state"], "open");
+    }
+}
