@@ -98,6 +98,13 @@ pub fn z_report(z: &ZReport) -> String {
         };
         out.push(format!("{name}: {}", rd(*amount)));
     }
+    if z.oversold_lines > 0 {
+        out.push(format!(
+            "Ventas sobre la cuota de inventario: {} línea(s), {} en total",
+            z.oversold_lines,
+            qty(caja_shared::money::QtyMilli(z.oversold_milli))
+        ));
+    }
     out.push(format!("Fiado otorgado: {}", rd(z.fiado_given)));
     out.push(format!("Fiado cobrado: {}", rd(z.fiado_collected)));
     out.push(format!("Efectivo esperado: {}", rd(z.expected_cash)));

@@ -59,6 +59,13 @@ pub struct ZReport {
     pub cash_difference: Option<Money>,
     /// Whether the shift is closed.
     pub closed: bool,
+    /// Sale lines sold beyond this register's stock quota (`warn`), and the
+    /// quantity beyond it (thousandths).
+    #[serde(default)]
+    pub oversold_lines: u64,
+    /// Quantity sold beyond quotas (thousandths).
+    #[serde(default)]
+    pub oversold_milli: i64,
 }
 
 /// Why a Z report cannot be computed.
@@ -132,6 +139,8 @@ impl ZReport {
             counted_cash: None,
             cash_difference: None,
             closed: false,
+            oversold_lines: 0,
+            oversold_milli: 0,
         };
         let mut sales: BTreeMap<SaleId, &SaleCreated> = BTreeMap::new();
         let mut voided: BTreeSet<SaleId> = BTreeSet::new();
@@ -146,6 +155,10 @@ impl ZReport {
                     for l in &s.lines {
                         let e = z.tax_by_rate.entry(l.tax_bp).or_insert(Money::ZERO);
                         *e = e.checked_add(l.tax)?;
+                        if let Some(b) = l.beyond_quota_milli.filter(|b| b.0 > 0) {
+                            z.oversold_lines += 1;
+                            z.oversold_milli = z.oversold_milli.saturating_add(b.0);
+                        }
                     }
                     for (m, v) in taken_by_method(s)? {
                         add(&mut z.by_method, m, v)?;

@@ -33,9 +33,8 @@ use caja_shared::money::{Money, QtyMilli};
 use crate::cluster::{Hub, Till};
 use crate::proxy::Mode;
 
-/// What every register of the demo keeps of fiscal numbers.
-const FISCAL_CONFIG: &str =
-    "fiscal_documents = [\"B02\", \"B01\"]\nfiscal_block_size = 100\nfiscal_low_water = 20";
+/// What every register of the demo keeps of fiscal numbers and stock quotas.
+const FISCAL_CONFIG: &str = "fiscal_documents = [\"B02\", \"B01\"]\nfiscal_block_size = 100\nfiscal_low_water = 20\nstock_quotas = true\nescrow_low_milli = 3000\nescrow_target_milli = 12000";
 
 /// How to run the day.
 #[derive(Debug, Clone)]
@@ -83,6 +82,18 @@ struct Day<'o, W: Write> {
     rng: SeededRandom,
     ops: caja_node::system::OsRandom,
     started: Instant,
+    /// Sales refused for lack of stock quota.
+    refused: u64,
+}
+
+/// The policy of a product in the hub's catalog.
+fn stock_policy(db: &rusqlite::Connection, product: &str) -> Result<String, DayError> {
+    db.query_row(
+        "SELECT json_extract(body, '$.policy') FROM p_catalog WHERE product = ?1 LIMIT 1",
+        [product],
+        |r| r.get(0),
+    )
+    .map_err(fail("policy"))
 }
 
 impl<W: Write> Day<'_, W> {
@@ -138,12 +149,39 @@ impl<W: Write> Day<'_, W> {
             &[("ARROZ", 1000)],
         ];
         let basket = menu[usize::try_from(self.rng.next_u64() % 4).unwrap_or(0)];
-        let cash = PaymentRequest {
-            method: PaymentMethod::Cash,
-            amount: 200_000,
-            reference: None,
+        let req = SaleRequest {
+            lines: basket
+                .iter()
+                .map(|(code, qty)| LineRequest {
+                    code: (*code).to_owned(),
+                    qty_milli: *qty,
+                    discount: None,
+                })
+                .collect(),
+            payments: vec![PaymentRequest {
+                method: PaymentMethod::Cash,
+                amount: 200_000,
+                reference: None,
+            }],
+            discount: None,
+            customer: None,
         };
-        Ok(self.sell(t, basket, vec![cash], None)?.1)
+        let id = self.op()?;
+        match t.register.sell(id, &req) {
+            Ok(r) => Ok(r.total),
+            // Beyond the register's quota of a `block` product: refused,
+            // nothing written; the cashier sees why.
+            Err(e @ caja_node::register::OpError::QuotaExceeded { .. }) => {
+                self.refused += 1;
+                self.say(format!(
+                    "  {} refused a sale: {}",
+                    t.name,
+                    caja_node::messages::error(&e)
+                ))?;
+                Ok(Money::ZERO)
+            }
+            Err(e) => Err(DayError(format!("{}: sale: {e}", t.name))),
+        }
     }
 
     fn sync_all(&mut self, tills: &mut [Till]) -> Result<(), DayError> {
@@ -178,6 +216,8 @@ fn settings() -> SyncSettings {
             open_jitter_ms: 100,
             successes_to_close: 3,
         },
+        // The demo's day lasts a second: ask for quota again at every round.
+        escrow_retry_ms: 0,
         ..SyncSettings::default()
     }
 }
@@ -200,6 +240,7 @@ pub fn run(opts: &DayOptions, out: &mut impl Write) -> Result<DaySummary, DayErr
         rng: SeededRandom::new(opts.seed),
         ops: caja_node::system::OsRandom::new().map_err(fail("random source"))?,
         started: Instant::now(),
+        refused: 0,
     };
     day.say(format!(
         "Caja demo — a day at Colmado La Esquina. Files in {}",
@@ -254,6 +295,8 @@ pub fn run(opts: &DayOptions, out: &mut impl Write) -> Result<DaySummary, DayErr
         ("ARROZ", 40_000),
         ("2000000000017", 5_000),
         ("7460000000011", 12_000),
+        ("HABICHUELAS", 30_000),
+        ("2000000000024", 3_000),
     ];
     for (code, qty) in receive {
         let id = day.op()?;
@@ -262,7 +305,24 @@ pub fn run(opts: &DayOptions, out: &mut impl Write) -> Result<DaySummary, DayErr
             .receive_stock(id, code, QtyMilli(qty), Some("conduce 0042"))
             .map_err(fail("stock"))?;
     }
-    day.say("caja-1 received stock: 40 rice, 5 kg cheese, 12 sodas")?;
+    day.say("caja-1 received stock: 40 rice, 30 beans, 5 kg cheese, 3 kg of the second weighed item, 12 sodas")?;
+    day.sync_all(&mut tills)?;
+    for t in &tills {
+        let q = t
+            .register
+            .status()
+            .map_err(fail("status"))?
+            .quotas
+            .unwrap_or_default();
+        day.say(format!(
+            "  {} holds stock quotas: {}",
+            t.name,
+            q.iter()
+                .map(|x| format!("{} {}", x.product, x.left_milli / 1000))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))?;
+    }
     for t in &mut tills {
         let id = day.op()?;
         let name = t.name.clone();
@@ -521,7 +581,31 @@ pub fn run(opts: &DayOptions, out: &mut impl Write) -> Result<DaySummary, DayErr
             left.join(", ")
         ))?;
     }
-    day.say("  escrow quotas: not built yet (issue #8)")?;
+    let alerts = hub
+        .get("/v1/admin/stock/alerts")
+        .map_err(fail("stock alerts"))?;
+    let alerts = alerts["alerts"].as_array().cloned().unwrap_or_default();
+    let oversells = alerts.iter().filter(|a| a["kind"] == "oversell").count();
+    let negative: Vec<&serde_json::Value> = alerts
+        .iter()
+        .filter(|a| a["kind"] == "negative_stock")
+        .collect();
+    for a in &negative {
+        let policy = stock_policy(&hub_db, a["product"].as_str().unwrap_or(""))?;
+        check(
+            policy != "block",
+            format!(
+                "no block product below zero through sales ({})",
+                a["product"]
+            ),
+        )?;
+    }
+    day.say(format!(
+        "  escrow: {} sale(s) refused beyond a register's quota, {} oversell alert(s) (warn items), {} product(s) below zero, each alerted",
+        day.refused,
+        oversells,
+        negative.len()
+    ))?;
 
     // A receipt, as the printer would print it.
     let conn = tills[1].register.conn();

@@ -215,6 +215,9 @@ fn warn_day(first_a: bool) -> serde_json::Value {
         .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
         .and_then(|v| v["body"]["lines"][0]["beyond_quota_milli"].as_i64());
     assert_eq!(flagged, Some(700), "the excess is recorded in the sale");
+    let z = tills[1].register.z_report(None).expect("z");
+    assert_eq!((z.oversold_lines, z.oversold_milli), (1, 700));
+    assert!(caja_node::messages::z_report(&z).contains("sobre la cuota"));
     let _ = a;
     let order: Vec<usize> = if first_a { vec![0, 1] } else { vec![1, 0] };
     for i in order {

@@ -187,14 +187,17 @@ pub(crate) fn grant_quota(
         }
     }
     let now = env.now_ms();
-    // The registers that share the stock: those of the store that hold or
-    // held quota (a back-office register that never sells from quota does
+    // The registers that share the stock: those of the store that asked for
+    // or held quota (a back-office register that never sells from quota does
     // not count), and the one asking.
     let registers: i64 = conn
         .prepare_cached(
             "SELECT count(*) FROM devices d WHERE d.store_id = ?1 AND d.revoked_at_ms IS NULL
-               AND (d.device_id = ?2 OR EXISTS (SELECT 1 FROM p_escrow e
-                    WHERE e.device_id = d.device_id AND e.store_id = d.store_id AND e.what = 'grant'))",
+               AND (d.device_id = ?2
+                    OR EXISTS (SELECT 1 FROM p_escrow e
+                        WHERE e.device_id = d.device_id AND e.store_id = d.store_id AND e.what = 'grant')
+                    OR EXISTS (SELECT 1 FROM device_requests q
+                        WHERE q.device_id = d.device_id AND q.endpoint = 'escrow_grants'))",
         )?
         .query_row(params![who.store.to_string(), who.device.to_string()], |r| r.get(0))?;
     let mut bodies = Vec::new();

@@ -45,6 +45,9 @@ pub struct SyncSettings {
     pub max_hlc_drift_ms: i64,
     /// Reuse HTTP connections (off: one connection per request).
     pub keep_alive: bool,
+    /// After the hub granted no quota for a product, ask again only after
+    /// this long, ms.
+    pub escrow_retry_ms: i64,
 }
 
 impl Default for SyncSettings {
@@ -58,6 +61,7 @@ impl Default for SyncSettings {
             breaker: BreakerPolicy::default(),
             max_hlc_drift_ms: crate::config::DEFAULT_MAX_HLC_DRIFT_MS,
             keep_alive: true,
+            escrow_retry_ms: ESCROW_QUIET_MS,
         }
     }
 }
@@ -297,7 +301,7 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
             self.fiscal.escrow_low,
             self.fiscal.escrow_target,
             now,
-            ESCROW_QUIET_MS,
+            self.settings.escrow_retry_ms,
         )?;
         let pending: bool = self.db.conn().query_row(
             "SELECT EXISTS (SELECT 1 FROM escrow_requests WHERE state = 'active')",
