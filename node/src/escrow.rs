@@ -126,7 +126,8 @@ pub fn on_grant(conn: &Connection, me: DeviceId, g: &EscrowGranted) -> rusqlite:
     conn.execute(
         "INSERT INTO escrow_quota (product, left_milli, expires_ms, last_grant) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (product) DO UPDATE SET left_milli = left_milli + excluded.left_milli,
-            expires_ms = max(expires_ms, excluded.expires_ms), last_grant = excluded.last_grant",
+            expires_ms = max(expires_ms, excluded.expires_ms), last_grant = excluded.last_grant,
+            asked_ms = NULL",
         params![g.product.as_str(), g.qty_milli.0, g.expires_ms, g.grant_id.to_string()],
     )?;
     Ok(true)
@@ -171,7 +172,10 @@ pub fn released(conn: &Connection, r: &EscrowReleased) -> rusqlite::Result<()> {
 /// After a restore: nothing held before is usable (a lost copy may have sold
 /// it), and earlier requests are stale.
 pub fn forget_after_restore(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute("UPDATE escrow_quota SET left_milli = 0", [])?;
+    conn.execute(
+        "UPDATE escrow_quota SET left_milli = 0, asked_ms = NULL",
+        [],
+    )?;
     conn.execute(
         "UPDATE escrow_requests SET state = 'stale' WHERE state != 'stale'",
         [],
@@ -181,7 +185,7 @@ pub fn forget_after_restore(conn: &Connection) -> rusqlite::Result<()> {
 
 /// The tracked products whose quota is below `low` (what to ask for), with
 /// how much to ask: up to `target`. Products asked for within `quiet_ms`
-/// and answered with nothing are skipped.
+/// and answered with nothing are skipped (a grant clears the mark).
 pub fn wanted(
     conn: &Connection,
     low: i64,

@@ -247,3 +247,61 @@ fn under_warn_the_oversell_is_sold_flagged_and_alerted_once_whatever_the_order()
         assert_eq!(negative[0]["state"], "open");
     }
 }
+
+#[test]
+fn a_restored_register_forgets_the_quota_it_held_and_asks_again() {
+    use caja_node::register::{self, Register};
+    use caja_node::sync::engine::SyncEngine;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (hub, store, mut tills) = setup(tmp.path(), SODA, 20_000);
+    let mut t = tills.remove(0);
+    t.sync.round().expect("round");
+    let held = quota(&t, SODA);
+    assert_eq!(held, 10_000, "its target");
+    t.register.sell(op(), &sale(SODA, 1000)).expect("sale");
+    let backup = tmp.path().join("old.backup");
+    register::backup(&t.data, &backup).expect("backup");
+    for _ in 0..3 {
+        t.register.sell(op(), &sale(SODA, 1000)).expect("sale");
+    }
+    t.sync.round().expect("round");
+    register::restore(&t.data, &backup, SystemClock.now_ms()).expect("restore");
+    t.register = Register::open(&t.data, SystemClock, OsRandom::new().expect("rng")).expect("open");
+    t.sync = SyncEngine::open(
+        &t.data,
+        &t.proxy.url(),
+        SystemClock,
+        OsRandom::new().expect("rng"),
+        settings(),
+    )
+    .expect("sync");
+    assert_eq!(
+        quota(&t, SODA),
+        9_000,
+        "the backup's view, unusable until it syncs"
+    );
+    assert!(matches!(
+        t.register.sell(op(), &sale(SODA, 1000)),
+        Err(OpError::RestoredNeedsSync)
+    ));
+    let r = t.sync.round().expect("recovery");
+    assert_eq!(r.recovered, 3);
+    // The old quota is gone (the hub still counts its rest as promised); the
+    // register got a new one from what is left.
+    let s = hub_stock(&hub, store, SODA);
+    assert_eq!(s["stock_milli"], 16_000, "{s}");
+    let fresh = quota(&t, SODA);
+    assert!(fresh > 0 && fresh <= 10_000, "{fresh}");
+    let promised: i64 = s["outstanding"]
+        .as_array()
+        .expect("outstanding")
+        .iter()
+        .map(|o| o[1].as_i64().expect("qty"))
+        .sum();
+    assert_eq!(
+        promised,
+        6_000 + fresh,
+        "old rest + new quota, never more than stock: {s}"
+    );
+    assert!(promised <= 16_000);
+}
