@@ -264,10 +264,11 @@ fn node_and_hub_killed_in_turn_mid_push_store_every_event_exactly_once() {
         })
         .collect();
     // Where inside a batch to kill, in eighths of one batch's time after the
-    // hub stored the previous one; 0 kills the register the moment the hub has
-    // committed a batch, before it can record the answer.
+    // hub stored the previous one; 0 kills the moment the hub has committed a
+    // batch: the register before it records the answer, or the hub before it
+    // sends it.
     let node_eighths = [0u32, 4, 0, 6, 0, 2, 0, 7];
-    let hub_eighths = [4u32, 1, 6, 3, 7, 2, 5];
+    let hub_eighths = [4u32, 0, 6, 1, 0, 3, 7, 2];
     let mut outcomes = Vec::new();
     let mut stored_ack_lost = 0;
     let mut not_stored = 0;
