@@ -14,7 +14,7 @@
 //! `caja-node rebuild` find the projections equal to a rebuild; the journal
 //! verifies; the hub's sales are the register's sales.
 //!
-//! Four kills by default (~30 s in debug). `CAJA_SOAK=1` runs twenty, with a
+//! Four kills by default (10–15 s in debug). `CAJA_SOAK=1` runs twenty, with a
 //! larger backlog.
 
 use std::path::Path;
