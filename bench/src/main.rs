@@ -6,7 +6,7 @@
 //! cargo run --release -p caja-bench -- node-sales [--sales N]
 //! cargo run --release -p caja-bench -- node-verify [--events N]
 //! cargo run --release -p caja-bench -- hub-ingest [--events N]
-//! cargo run --release -p caja-bench -- sync-backlog [--events N] [--rounds R]
+//! cargo run --release -p caja-bench -- sync-backlog [--events N]   # and PouchDB → pouchdb-server (bench/peers)
 //! cargo run --release -p caja-bench -- all
 //! ```
 
@@ -45,7 +45,8 @@ fn main() -> anyhow::Result<()> {
         "all" => {
             node::sales(arg_value(&args, "--sales", 2_000)?)?;
             node::verify(arg_value(&args, "--events", 1_000_000)?)?;
-            hub_ingest::run(100_000, 2)
+            hub_ingest::run(100_000, 2)?;
+            sync_backlog::run(10_000)
         }
         other => {
             anyhow::bail!("unknown benchmark {other:?}: node-sales, node-verify, hub-ingest, sync-backlog, all")

@@ -46,7 +46,7 @@ fn per_sec(n: u64, d: Duration) -> u64 {
 }
 
 /// Ratio as "0.83" without floats: hundredths, rounded down.
-fn ratio(feature: u64, baseline: u64) -> String {
+pub fn ratio(feature: u64, baseline: u64) -> String {
     let h = feature.saturating_mul(100) / baseline.max(1);
     format!("{}.{:02}", h / 100, h % 100)
 }

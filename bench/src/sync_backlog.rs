@@ -1,17 +1,29 @@
 //! `sync-backlog`: end-to-end time to sync a register's backlog to the hub
 //! after a partition heals — a real hub on loopback HTTP and a real register,
-//! each with its own SQLite files.
+//! each with its own SQLite files — beside the baseline the issue names: the
+//! same documents replicated by PouchDB (LevelDB on disk) to a pouchdb-server
+//! (a separate Node.js process, LevelDB on disk) with `db.replicate.to()`.
 //!
-//! The issue asks for PouchDB → pouchdb-server replicating the same documents
-//! beside it as the baseline; that peer is not built yet, so this prints the
-//! Caja side alone and says so.
+//! The baseline lives in `bench/peers/` (`install.sh` puts pouchdb and
+//! pouchdb-server from the npm registry into `bench/peers/node_modules`,
+//! `replicate.js` runs it). Without Node.js or npm, or when the install fails,
+//! the Caja side is printed alone with the reason; the benchmark never fails
+//! for the baseline's sake.
+//!
+//! What each side makes durable: Caja's hub commits every push with SQLite
+//! `synchronous=FULL` (fsync of the WAL) before answering, and the register
+//! commits its acknowledged seq the same way; PouchDB's LevelDB writes are not
+//! fsynced (leveldown without `sync: true`) on either side.
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Instant;
 
 use anyhow::Context;
 use caja_node::journal::Journal;
 use caja_node::sale::{LineRequest, PaymentRequest, SaleRequest};
-use caja_node::sync::engine::SyncSettings;
+use caja_node::sync::engine::{SyncEngine, SyncSettings};
 use caja_node::system::{OsRandom, SystemClock};
 use caja_node::testkit;
 use caja_shared::clock::Clock;
@@ -21,7 +33,13 @@ use caja_shared::money::Money;
 use caja_tests::cluster::{Hub, Till};
 use caja_tests::proxy::Mode;
 
-/// Sells `n` events' worth offline, heals, and times the sync.
+use crate::node::ratio;
+
+/// The goal the issue sets: Caja at least this many times PouchDB's rate.
+const GOAL_TIMES: u64 = 10;
+
+/// Sells `n` events' worth offline, heals, and times the sync; then replicates
+/// the same events with PouchDB.
 pub fn run(n: u64) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let hub = Hub::start(&tmp.path().join("hub"))?;
@@ -29,6 +47,7 @@ pub fn run(n: u64) -> anyhow::Result<()> {
     hub.load_catalog(&testkit::sample_catalog_bodies())?;
     let mut t = Till::enroll(&hub, store, "caja-1", tmp.path(), SyncSettings::default())?;
     t.sync.round()?;
+    let before = Journal::acked_seq(t.register.conn())?;
     let mut rng = OsRandom::new()?;
     t.register.open_shift(
         OpId::new_v7(SystemClock.now_ms(), &mut rng)?,
@@ -60,17 +79,143 @@ pub fn run(n: u64) -> anyhow::Result<()> {
         "sync-backlog: {backlog} events sold offline in {} ms",
         offline.elapsed().as_millis()
     );
-    t.set_network(Mode::Up);
+    // The same documents for the baseline, as the journal holds them.
+    let docs = tmp.path().join("events.jsonl");
+    let written = write_events(t.register.conn(), before, &docs)?;
+    anyhow::ensure!(written == backlog, "exported {written} of {backlog} events");
+
+    // The link heals. The register talks to the hub directly, as PouchDB
+    // talks to pouchdb-server: the test proxy that made the partition is not
+    // part of what is measured.
+    let mut direct = SyncEngine::open(
+        &t.data,
+        &hub.url,
+        SystemClock,
+        OsRandom::new()?,
+        SyncSettings::default(),
+    )?;
     let t0 = Instant::now();
-    let report = t.sync.round().context("sync after the partition heals")?;
+    let report = direct.round().context("sync after the partition heals")?;
     let took = t0.elapsed();
     anyhow::ensure!(Journal::unsynced(t.register.conn())? == 0, "backlog left");
-    let per_s = u128::from(backlog) * 1_000_000 / took.as_micros().max(1);
+    let caja = u64::try_from(u128::from(backlog) * 1_000_000 / took.as_micros().max(1))?;
     println!(
-        "  caja-node → caja-hub: {} pushed in {} ms = {per_s} events/s (batches of 500, one transaction each at the hub)",
+        "  caja-node → caja-hub:      {} events in {} ms = {caja} events/s (batches of 500; hub fsyncs each batch, register fsyncs each ack)",
         report.pushed,
         took.as_millis()
     );
-    println!("  PouchDB → pouchdb-server baseline: not built yet (issue #6), no ratio printed");
+    // Where the time goes, roughly: the register's own share of a push is
+    // reading its batches back from the journal (each event parsed and
+    // re-hashed); the rest is the request, the hub's ingest and the ack commit.
+    let r0 = Instant::now();
+    let mut read = 0;
+    let mut after = before;
+    loop {
+        let events = Journal::events_after(t.register.conn(), after, 500)?;
+        let Some(e) = events.last() else { break };
+        after = e.seq().get();
+        read += events.len();
+    }
+    println!(
+        "    of which the register reading its {read} events back in batches: {} ms",
+        r0.elapsed().as_millis()
+    );
+    drop(direct);
+    drop(t);
+    drop(hub);
+
+    match pouchdb(&docs, &tmp.path().join("pouchdb")) {
+        Ok(p) => {
+            println!(
+                "  PouchDB → pouchdb-server:  {} docs in {} ms = {} docs/s (pouchdb {}, pouchdb-server {}, Node.js {}, batch_size {}; LevelDB, no fsync)",
+                p["docs"], p["ms"], p["docs_per_s"], p["pouchdb"].as_str().unwrap_or("?"),
+                p["pouchdb_server"].as_str().unwrap_or("?"), p["node"].as_str().unwrap_or("?"),
+                p["batch_size"]
+            );
+            let base = p["docs_per_s"].as_u64().context("docs_per_s")?;
+            let verdict = if caja >= base.saturating_mul(GOAL_TIMES) {
+                "goal met"
+            } else {
+                "below the goal"
+            };
+            println!(
+                "  ratio Caja / PouchDB: {}x (goal ≥ {GOAL_TIMES}x: {verdict})",
+                ratio(caja, base)
+            );
+        }
+        Err(why) => println!("  PouchDB → pouchdb-server baseline skipped: {why:#}"),
+    }
     Ok(())
+}
+
+/// Writes the journal's events after `after` as JSON lines (canonical bytes).
+fn write_events(conn: &rusqlite::Connection, after: u64, path: &Path) -> anyhow::Result<u64> {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut last = after;
+    let mut written = 0;
+    loop {
+        let events = Journal::events_after(conn, last, 1000)?;
+        let Some(e) = events.last() else { break };
+        last = e.seq().get();
+        for e in &events {
+            out.write_all(e.canonical_bytes())?;
+            out.write_all(b"\n")?;
+            written += 1;
+        }
+    }
+    out.flush()?;
+    Ok(written)
+}
+
+fn peers_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("peers")
+}
+
+/// Installs the baseline if needed and runs it; its JSON line.
+fn pouchdb(docs: &Path, work: &Path) -> anyhow::Result<serde_json::Value> {
+    let peers = peers_dir();
+    let node = Command::new("node").arg("--version").output();
+    anyhow::ensure!(
+        node.as_ref().is_ok_and(|o| o.status.success()),
+        "Node.js (`node`) is not available on this machine"
+    );
+    if !peers
+        .join("node_modules/pouchdb-server/package.json")
+        .exists()
+        || !peers.join("node_modules/pouchdb/package.json").exists()
+    {
+        println!("  installing the PouchDB baseline (bench/peers/install.sh, npm registry)…");
+        let status = Command::new("sh")
+            .arg(peers.join("install.sh"))
+            .status()
+            .context("running bench/peers/install.sh")?;
+        anyhow::ensure!(status.success(), "bench/peers/install.sh failed ({status})");
+    }
+    let out = Command::new("node")
+        .arg(peers.join("replicate.js"))
+        .arg("--docs")
+        .arg(docs)
+        .arg("--work")
+        .arg(work)
+        .output()
+        .context("running bench/peers/replicate.js")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "replicate.js failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let line = String::from_utf8(out.stdout)?;
+    let v: serde_json::Value = serde_json::from_str(line.trim())
+        .with_context(|| format!("replicate.js printed {line:?}"))?;
+    anyhow::ensure!(
+        v["docs"].as_u64() == Some(u64::try_from(count_lines(docs)?)?),
+        "replicate.js replicated {} documents",
+        v["docs"]
+    );
+    Ok(v)
+}
+
+fn count_lines(path: &Path) -> anyhow::Result<usize> {
+    Ok(std::fs::read(path)?.iter().filter(|b| **b == b'\n').count())
 }

@@ -153,6 +153,11 @@ fn forward(client: TcpStream, upstream: SocketAddr, shared: Arc<Shared>, replay:
         return;
     };
     let _ = client.set_nonblocking(false);
+    // Forward each write as it comes, as a router would: with Nagle's
+    // algorithm the proxy would hold a request's last segment back until the
+    // previous one is acknowledged (a delayed ACK, tens of ms per request).
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
     let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
         return;
     };
