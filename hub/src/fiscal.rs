@@ -305,6 +305,7 @@ mod tests {
             fiscal: Some(FiscalRef {
                 series: number[..3].into(),
                 number: number.into(),
+                modifies: None,
                 valid_until: Some("2027-12-31".into()),
                 buyer_tax_id: buyer.map(str::to_owned),
             }),

@@ -521,6 +521,7 @@ mod tests {
                         shift_id: "019aaf70-d618-7000-8000-00000000c001".parse().unwrap(),
                         cashier: "ana".into(),
                         opening_float: Money(100),
+                        staff_id: None,
                     })
                 } else {
                     EventBody::StockReceived(StockReceived {

@@ -320,6 +320,7 @@ pub fn facts(meta: &EventMeta, body: &EventBody) -> Vec<Fact> {
             | EventBody::FiscalRangeGranted(_)
             | EventBody::EscrowGranted(_)
             | EventBody::ConflictResolved(_)
+            | EventBody::StaffUpserted(_)
     );
     if hub_only && meta.origin == Origin::Register {
         return vec![Fact::ForeignKind {
@@ -505,8 +506,12 @@ pub fn facts(meta: &EventMeta, body: &EventBody) -> Vec<Fact> {
             qty_milli: b.qty_milli.0,
             expires_ms: None,
         }],
-        // Resolutions are projected by their issue.
-        EventBody::ConflictResolved(_) => vec![],
+        // Resolutions are projected by their issue; staff, returns and cash
+        // movements by issue #12 (in progress).
+        EventBody::ConflictResolved(_)
+        | EventBody::StaffUpserted(_)
+        | EventBody::SaleReturned(_)
+        | EventBody::CashMoved(_) => vec![],
     }
 }
 

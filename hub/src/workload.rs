@@ -282,6 +282,7 @@ impl Workload {
                 shift_id,
                 cashier: "ana".into(),
                 opening_float: Money(500_000),
+                staff_id: None,
             }),
             vec![],
         )
@@ -342,6 +343,7 @@ impl Workload {
                 fiscal: Some(FiscalRef {
                     series: "B02".into(),
                     number: format!("B02{number:08}"),
+                    modifies: None,
                     valid_until: None,
                     buyer_tax_id: None,
                 }),
@@ -376,6 +378,7 @@ impl Workload {
                     EventBody::SaleVoided(SaleVoided {
                         sale_id,
                         reason: "customer changed mind".into(),
+                        approval: None,
                         approved_by: Some("supervisor".into()),
                     }),
                     vec![sale_event],

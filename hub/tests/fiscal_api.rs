@@ -79,6 +79,7 @@ fn sale(number: Option<String>, total: i64) -> EventBody {
         fiscal: number.map(|n| FiscalRef {
             series: n[..3].into(),
             number: n,
+            modifies: None,
             valid_until: Some("2027-12-31".into()),
             buyer_tax_id: None,
         }),
@@ -333,6 +334,7 @@ async fn request_ids_are_idempotent_and_releases_are_regranted_and_everything_is
         EventBody::SaleVoided(SaleVoided {
             sale_id: sc2.sale_id,
             reason: "error".into(),
+            approval: None,
             approved_by: None,
         }),
         vec![s2.id()],

@@ -467,6 +467,7 @@ async fn events_whose_dependencies_are_missing_are_held_then_released() {
         EventBody::SaleVoided(SaleVoided {
             sale_id: s.sale_id,
             reason: "error".into(),
+            approval: None,
             approved_by: None,
         }),
         vec![sale.id()],

@@ -49,6 +49,7 @@ pub fn next_number(
         Some(FiscalRef {
             series: series.to_owned(),
             number: fiscal::format_number(series, digits, n).ok()?,
+            modifies: None,
             valid_until: Some(valid_until),
             buyer_tax_id: None,
         })

@@ -1608,6 +1608,7 @@ mod tests {
                 shift_id: "019aaf70-d618-7000-8000-00000000c001".parse().expect("id"),
                 cashier: "ana".into(),
                 opening_float: Money(0),
+                staff_id: None,
             }),
         };
         Event::build(draft, &mut SeededRandom::new(1)).expect("event")
@@ -1716,12 +1717,14 @@ mod tests {
                 shift_id: "019aaf70-d618-7000-8000-00000000c001".parse().expect("id"),
                 cashier: (*text).to_owned(),
                 opening_float: Money(-5),
+                staff_id: None,
             });
             assert_skim_agrees(&event_with(body, seq, Hlc::new(0, 0).expect("hlc")));
             let body = EventBody::ShiftOpened(ShiftOpened {
                 shift_id: "019aaf70-d618-7000-8000-00000000c001".parse().expect("id"),
                 cashier: (*text).to_owned(),
                 opening_float: Money(9_007_199_254_740_991),
+                staff_id: None,
             });
             assert_skim_agrees(&event_with(
                 body,
@@ -1766,6 +1769,7 @@ mod tests {
                 shift_id: "019aaf70-d618-7000-8000-00000000c001".parse().expect("id"),
                 cashier,
                 opening_float: Money(qty),
+                staff_id: None,
             });
             assert_skim_agrees(&event_with(body, seq, hlc));
             let body = EventBody::StockReceived(caja_shared::kind::StockReceived {

@@ -35,6 +35,7 @@ pub mod print;
 pub mod projection;
 pub mod register;
 pub mod sale;
+pub mod staff;
 pub mod sync;
 pub mod system;
 pub mod testkit;

@@ -35,6 +35,9 @@ pub const TABLES: &[(&str, &str)] = &[
     ("debt_payments", "payment_id"),
     ("stock", "sku"),
     ("fiscal_blocks", "grant_id"),
+    ("staff", "staff_id"),
+    ("returns", "return_id, line"),
+    ("cash_moves", "movement_id"),
 ];
 
 /// Why a projection update failed. Any of these aborts the operation's
@@ -310,6 +313,64 @@ fn apply_register_event(
                 ],
             )?;
         }
+        EventBody::SaleReturned(b) => {
+            for (i, l) in b.lines.iter().enumerate() {
+                exec(
+                    conn,
+                    "INSERT INTO returns (return_id, line, sale_id, sale_line, product, qty_milli, total, tax, damaged, device)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    params![
+                        b.return_id.to_string(),
+                        i as i64,
+                        b.sale_id.to_string(),
+                        i64::from(l.line),
+                        l.product.as_str(),
+                        l.qty_milli.0,
+                        l.total.0,
+                        l.tax.0,
+                        i64::from(l.damaged),
+                        device
+                    ],
+                )?;
+                if !l.damaged {
+                    add_stock(conn, l.product.as_str(), l.qty_milli.0)?;
+                }
+            }
+            if let Some(f) = &b.credit_note {
+                exec(
+                    conn,
+                    "UPDATE fiscal_blocks SET next = max(next, ?3 + 1)
+                     WHERE device_id = ?1 AND series = ?2 AND first <= ?3 AND last >= ?3",
+                    params![
+                        device,
+                        f.series,
+                        caja_shared::fiscal::parse_number(&f.series, &f.number)
+                            .and_then(|n| i64::try_from(n).ok())
+                            .unwrap_or(-1)
+                    ],
+                )?;
+            }
+        }
+        EventBody::CashMoved(b) if own => {
+            exec(
+                conn,
+                "INSERT INTO cash_moves (movement_id, shift_id, kind, amount, reason, seq, approved_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    b.movement_id.to_string(),
+                    b.shift_id.to_string(),
+                    match b.kind {
+                        caja_shared::kind::CashMovement::PaidIn => "paid_in",
+                        caja_shared::kind::CashMovement::PaidOut => "paid_out",
+                        caja_shared::kind::CashMovement::Drop => "drop",
+                    },
+                    b.amount.0,
+                    b.reason,
+                    seq,
+                    b.approval.as_ref().map(|a| a.name.clone())
+                ],
+            )?;
+        }
         EventBody::FiscalNumbersReleased(b) => {
             exec(
                 conn,
@@ -327,6 +388,8 @@ fn apply_register_event(
         EventBody::CatalogItemUpserted(_)
         | EventBody::PriceSet(_)
         | EventBody::FiscalRangeGranted(_)
+        | EventBody::StaffUpserted(_)
+        | EventBody::CashMoved(_)
         | EventBody::EscrowGranted(_)
         | EventBody::EscrowReleased(_)
         | EventBody::ConflictResolved(_) => {}
@@ -365,6 +428,25 @@ pub fn apply_hub(conn: &Connection, body: &EventBody) -> rusqlite::Result<()> {
                     params![code.as_str(), b.product.as_str()],
                 )?;
             }
+        }
+        EventBody::StaffUpserted(b) => {
+            exec(
+                conn,
+                "INSERT INTO staff (staff_id, name, role, pin, active) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (staff_id) DO UPDATE SET name = excluded.name, role = excluded.role,
+                    pin = excluded.pin, active = excluded.active",
+                params![
+                    b.staff_id.to_string(),
+                    b.name,
+                    match b.role {
+                        caja_shared::kind::Role::Cashier => "cashier",
+                        caja_shared::kind::Role::Supervisor => "supervisor",
+                        caja_shared::kind::Role::Manager => "manager",
+                    },
+                    serde_json::to_string(&b.pin).unwrap_or_default(),
+                    i64::from(b.active)
+                ],
+            )?;
         }
         EventBody::FiscalRangeGranted(b) => {
             exec(

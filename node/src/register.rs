@@ -588,6 +588,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
                     shift_id,
                     cashier: cashier.clone(),
                     opening_float,
+                    staff_id: None,
                 }
                 .into(),
                 vec![],
@@ -761,6 +762,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
                 SaleVoided {
                     sale_id,
                     reason: reason.clone(),
+                    approval: None,
                     approved_by: None,
                 }
                 .into(),

@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use caja_shared::ids::{SaleId, ShiftId};
-use caja_shared::kind::{EventBody, PaymentMethod, SaleCreated};
+use caja_shared::kind::{CashMovement, EventBody, PaymentMethod, SaleCreated};
 use caja_shared::money::{Money, MoneyError, TaxRateBp};
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +66,24 @@ pub struct ZReport {
     /// Quantity sold beyond quotas (thousandths).
     #[serde(default)]
     pub oversold_milli: i64,
+    /// Returns processed in the shift.
+    #[serde(default)]
+    pub returns_count: u64,
+    /// Refunded by those returns (subtracted from their method).
+    #[serde(default)]
+    pub returns_total: Money,
+    /// Cash paid into the drawer.
+    #[serde(default)]
+    pub paid_in: Money,
+    /// Cash paid out of the drawer.
+    #[serde(default)]
+    pub paid_out: Money,
+    /// Cash dropped to the safe.
+    #[serde(default)]
+    pub drops: Money,
+    /// Every approval given in the shift: `action: name (role)`.
+    #[serde(default)]
+    pub approvals: Vec<String>,
 }
 
 /// Why a Z report cannot be computed.
@@ -108,6 +126,15 @@ fn taken_by_method(sale: &SaleCreated) -> Result<BTreeMap<PaymentMethod, Money>,
     Ok(out)
 }
 
+fn approval_line(a: &caja_shared::kind::Approval) -> String {
+    let role = match a.role {
+        caja_shared::kind::Role::Cashier => "cajero",
+        caja_shared::kind::Role::Supervisor => "supervisor",
+        caja_shared::kind::Role::Manager => "gerente",
+    };
+    format!("{}: {} ({role})", a.action, a.name)
+}
+
 impl ZReport {
     /// Computes the report of the shift whose events are `events` (journal seq and
     /// body, in order, starting with its `ShiftOpened`). `earlier_sale` resolves
@@ -141,6 +168,12 @@ impl ZReport {
             closed: false,
             oversold_lines: 0,
             oversold_milli: 0,
+            returns_count: 0,
+            returns_total: Money::ZERO,
+            paid_in: Money::ZERO,
+            paid_out: Money::ZERO,
+            drops: Money::ZERO,
+            approvals: Vec::new(),
         };
         let mut sales: BTreeMap<SaleId, &SaleCreated> = BTreeMap::new();
         let mut voided: BTreeSet<SaleId> = BTreeSet::new();
@@ -178,6 +211,9 @@ impl ZReport {
                         }
                     };
                     z.voids_count += 1;
+                    if let Some(a) = &v.approval {
+                        z.approvals.push(approval_line(a));
+                    }
                     z.voids_total = z.voids_total.checked_add(s.total)?;
                     for l in &s.lines {
                         let e = z.tax_by_rate.entry(l.tax_bp).or_insert(Money::ZERO);
@@ -191,6 +227,45 @@ impl ZReport {
                     z.fiado_collected = z.fiado_collected.checked_add(p.amount)?;
                     if p.method == PaymentMethod::Cash {
                         debt_cash = debt_cash.checked_add(p.amount)?;
+                    }
+                }
+                EventBody::SaleReturned(r) => {
+                    z.returns_count += 1;
+                    z.returns_total = z.returns_total.checked_add(r.total)?;
+                    for l in &r.lines {
+                        // ITBIS per rate: the original line's rate is in the
+                        // sale; a return's tax is subtracted at rate 0 only
+                        // when the sale is unknown here.
+                        let rate = sales
+                            .get(&r.sale_id)
+                            .and_then(|s| {
+                                s.lines.get(usize::try_from(l.line).unwrap_or(usize::MAX))
+                            })
+                            .map(|x| x.tax_bp)
+                            .or_else(|| {
+                                earlier_sale(&r.sale_id).and_then(|s| {
+                                    s.lines
+                                        .get(usize::try_from(l.line).unwrap_or(usize::MAX))
+                                        .map(|x| x.tax_bp)
+                                })
+                            })
+                            .unwrap_or(TaxRateBp::ZERO);
+                        let e = z.tax_by_rate.entry(rate).or_insert(Money::ZERO);
+                        *e = e.checked_sub(l.tax)?;
+                    }
+                    add(&mut z.by_method, r.refund, r.total.checked_neg()?)?;
+                    if let Some(a) = &r.approval {
+                        z.approvals.push(approval_line(a));
+                    }
+                }
+                EventBody::CashMoved(m) => {
+                    match m.kind {
+                        CashMovement::PaidIn => z.paid_in = z.paid_in.checked_add(m.amount)?,
+                        CashMovement::PaidOut => z.paid_out = z.paid_out.checked_add(m.amount)?,
+                        CashMovement::Drop => z.drops = z.drops.checked_add(m.amount)?,
+                    }
+                    if let Some(a) = &m.approval {
+                        z.approvals.push(approval_line(a));
                     }
                 }
                 EventBody::ShiftClosed(c) if c.shift_id == z.shift_id => {
@@ -212,7 +287,14 @@ impl ZReport {
             .get(&PaymentMethod::Cash)
             .copied()
             .unwrap_or(Money::ZERO);
-        z.expected_cash = z.opening_float.checked_add(cash)?.checked_add(debt_cash)?;
+        z.expected_cash = z
+            .opening_float
+            .checked_add(cash)?
+            .checked_add(debt_cash)?
+            .checked_add(z.paid_in)?
+            .checked_sub(z.paid_out)?
+            .checked_sub(z.drops)?;
+        z.net_total = z.net_total.checked_sub(z.returns_total)?;
         z.cash_difference = match z.counted_cash {
             Some(c) => Some(c.checked_sub(z.expected_cash)?),
             None => None,
@@ -237,6 +319,7 @@ mod tests {
             shift_id: SHIFT.parse().expect("id"),
             cashier: "ana".into(),
             opening_float: Money(float),
+            staff_id: None,
         })
     }
 
@@ -293,6 +376,7 @@ mod tests {
                 EventBody::SaleVoided(SaleVoided {
                     sale_id: s2.sale_id,
                     reason: "error".into(),
+                    approval: None,
                     approved_by: None,
                 }),
             ),
@@ -345,6 +429,7 @@ mod tests {
         let void = EventBody::SaleVoided(SaleVoided {
             sale_id: "019aaf70-dbf4-7000-8000-0000000000ff".parse().expect("id"),
             reason: "x".into(),
+            approval: None,
             approved_by: None,
         });
         assert_eq!(
@@ -382,7 +467,7 @@ mod tests {
                 events.push((seq, EventBody::SaleCreated(s.clone())));
                 if void {
                     seq += 1;
-                    events.push((seq, EventBody::SaleVoided(SaleVoided { sale_id: s.sale_id, reason: "r".into(), approved_by: None })));
+                    events.push((seq, EventBody::SaleVoided(SaleVoided { sale_id: s.sale_id, reason: "r".into(), approved_by: None, approval: None })));
                 } else {
                     expect_total += s.total.0;
                     expect_tax += s.tax.0;

@@ -441,6 +441,7 @@ mod tests {
             shift_id: "019aaf70-d618-7000-8000-00000000c001".parse().unwrap(),
             cashier: "ana".into(),
             opening_float: Money(500_000),
+            staff_id: None,
         })
     }
 
@@ -506,6 +507,7 @@ mod tests {
         let bad_body = EventBody::SaleVoided(SaleVoided {
             sale_id: "019aaf70-dbf4-7000-8000-00000000a001".parse().unwrap(),
             reason: "x".into(),
+            approval: None,
             approved_by: None,
         });
         let e = Event::build(draft(2, Hash256::of(b"x"), bad_body), &mut rng).unwrap();

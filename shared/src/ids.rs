@@ -171,6 +171,18 @@ uuid_id!(
     /// A grant of fiscal numbers or escrow quota.
     GrantId
 );
+uuid_id!(
+    /// A member of staff (cashier, supervisor, manager).
+    StaffId
+);
+uuid_id!(
+    /// A return of (part of) a sale.
+    ReturnId
+);
+uuid_id!(
+    /// A cash movement: paid in, paid out, drop to the safe.
+    MovementId
+);
 
 /// The id of an event: a UUID v7 whose time part is the event's `hlc.ms`.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -16,10 +16,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::canonical::{CanonicalError, Value};
 use crate::ids::{
-    ConflictId, CustomerId, DebtId, DeviceId, EventId, GrantId, PaymentId, RequestId, SaleId,
-    ShiftId, Sku,
+    ConflictId, CustomerId, DebtId, DeviceId, EventId, GrantId, MovementId, PaymentId, RequestId,
+    ReturnId, SaleId, ShiftId, Sku, StaffId,
 };
 use crate::money::{Money, QtyMilli, TaxRateBp};
+use crate::pin::PinHash;
 
 /// Why a body does not decode.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -151,6 +152,12 @@ event_kinds! {
     EscrowReleased,
     /// An operator or a strategy resolved a conflict (hub event).
     ConflictResolved,
+    /// Head office created or changed a member of staff (hub event).
+    StaffUpserted,
+    /// Cash paid in, paid out or dropped to the safe during a shift.
+    CashMoved,
+    /// (Part of) an earlier sale returned, with its refund and credit note.
+    SaleReturned,
 }
 
 fn decode_as<T: for<'de> Deserialize<'de>>(body: &Value) -> Result<T, BodyError> {
@@ -236,6 +243,10 @@ pub struct FiscalRef {
     /// documents (`B01`, `E31`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buyer_tax_id: Option<String>,
+    /// For a credit note (`B04`): the fiscal number of the document it
+    /// modifies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modifies: Option<String>,
 }
 
 /// One line of a sale. `total` and `tax` are the results of
@@ -279,6 +290,32 @@ pub struct Payment {
     pub reference: Option<String>,
 }
 
+/// A role at the register, in increasing rights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Sells.
+    Cashier,
+    /// Approves voids, returns, paid-outs, large discounts.
+    Supervisor,
+    /// Everything a supervisor does, and closes others' shifts.
+    Manager,
+}
+
+/// Who approved an action that needs a higher role, recorded in the event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    /// The approver.
+    pub staff_id: StaffId,
+    /// Their name.
+    pub name: String,
+    /// Their role.
+    pub role: Role,
+    /// What was approved, e.g. `void`, `return`, `paid_out`, `discount`.
+    pub action: String,
+}
+
 /// Body of [`EventKind::ShiftOpened`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -289,6 +326,9 @@ pub struct ShiftOpened {
     pub cashier: String,
     /// Cash in the drawer at the start.
     pub opening_float: Money,
+    /// The signed-in member of staff, when the register has staff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staff_id: Option<StaffId>,
 }
 
 /// Body of [`EventKind::ShiftClosed`].
@@ -345,6 +385,9 @@ pub struct SaleVoided {
     /// Supervisor who approved, when approval was required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approved_by: Option<String>,
+    /// The approval, when the register has staff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
 }
 
 /// Body of [`EventKind::PaymentTaken`].
@@ -554,6 +597,103 @@ pub struct ConflictResolved {
     pub note: String,
 }
 
+/// Body of [`EventKind::StaffUpserted`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaffUpserted {
+    /// The member of staff.
+    pub staff_id: StaffId,
+    /// Name shown and printed.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// The PIN, hashed (never in clear).
+    pub pin: PinHash,
+    /// Whether they may sign in.
+    pub active: bool,
+}
+
+/// What kind of cash movement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CashMovement {
+    /// Cash put into the drawer (e.g. change from the bank).
+    PaidIn,
+    /// Cash taken out to pay for something (needs a supervisor).
+    PaidOut,
+    /// Cash moved to the safe during the shift.
+    Drop,
+}
+
+/// Body of [`EventKind::CashMoved`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CashMoved {
+    /// The movement.
+    pub movement_id: MovementId,
+    /// The shift (also a dependency).
+    pub shift_id: ShiftId,
+    /// In, out or drop.
+    pub kind: CashMovement,
+    /// Amount, positive.
+    pub amount: Money,
+    /// Why.
+    pub reason: String,
+    /// The supervisor's approval, when needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+}
+
+/// One returned line of a sale.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnLine {
+    /// Index of the line in the original sale.
+    pub line: u32,
+    /// Product.
+    pub product: Sku,
+    /// Quantity returned (thousandths), at most what is left of the line.
+    pub qty_milli: QtyMilli,
+    /// Amount refunded for it, tax included (the line's total pro rata).
+    pub total: Money,
+    /// Tax in `total`.
+    pub tax: Money,
+    /// Damaged goods do not go back to stock.
+    #[serde(default)]
+    pub damaged: bool,
+}
+
+/// Body of [`EventKind::SaleReturned`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SaleReturned {
+    /// The return.
+    pub return_id: ReturnId,
+    /// The original sale (also a dependency).
+    pub sale_id: SaleId,
+    /// The shift it happens in.
+    pub shift_id: ShiftId,
+    /// Who processed it.
+    pub cashier: String,
+    /// The lines returned.
+    pub lines: Vec<ReturnLine>,
+    /// Sum of line totals.
+    pub total: Money,
+    /// Sum of line taxes.
+    pub tax: Money,
+    /// How it was refunded (`fiado` = store credit on the customer's account).
+    pub refund: PaymentMethod,
+    /// The customer credited, for store credit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<CustomerId>,
+    /// The fiscal credit note (`B04`), when the register issues fiscal documents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credit_note: Option<FiscalRef>,
+    /// The supervisor's approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -565,7 +705,7 @@ mod tests {
             assert_eq!(EventKind::parse(k.as_str()), Some(*k));
         }
         assert_eq!(EventKind::parse("SaleDeleted"), None);
-        assert_eq!(EventKind::ALL.len(), 17);
+        assert_eq!(EventKind::ALL.len(), 20);
     }
 
     #[test]

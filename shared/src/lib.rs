@@ -25,5 +25,6 @@ pub mod kind;
 pub mod localtime;
 pub mod merkle;
 pub mod money;
+pub mod pin;
 pub mod push;
 pub mod request;

@@ -59,6 +59,7 @@ mod tests {
                     shift_id: "019aaf70-d618-7000-8000-00000000c001".parse().expect("id"),
                     cashier: "ana".into(),
                     opening_float: Money(500_000),
+                    staff_id: None,
                 }
                 .into(),
             },

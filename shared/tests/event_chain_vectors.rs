@@ -226,6 +226,7 @@ fn build_chain(n: usize, seed: u64) -> Vec<Event> {
         let body = EventBody::SaleVoided(SaleVoided {
             sale_id: "019aaf70-dbf4-7000-8000-00000000a001".parse().expect("id"),
             reason: format!("motivo {i} ñ"),
+            approval: None,
             approved_by: None,
         });
         let draft = EventDraft {

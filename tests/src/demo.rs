@@ -156,6 +156,7 @@ fn sale_body(
         fiscal: Some(FiscalRef {
             series: "B02".into(),
             number: format!("B02{fiscal_number:08}"),
+            modifies: None,
             valid_until: None,
             buyer_tax_id: None,
         }),
@@ -228,6 +229,7 @@ pub fn run(seed: u64, out: &mut impl Write) -> Result<DemoSummary, DemoError> {
                 shift_id,
                 cashier: "ana".into(),
                 opening_float: Money(500_000),
+                staff_id: None,
             }
             .into(),
         )?;
@@ -276,6 +278,7 @@ pub fn run(seed: u64, out: &mut impl Write) -> Result<DemoSummary, DemoError> {
                     SaleVoided {
                         sale_id,
                         reason: "cliente desistió".into(),
+                        approval: None,
                         approved_by: Some("supervisor".into()),
                     }
                     .into(),

@@ -47,6 +47,7 @@ pub fn sale(
         fiscal: fiscal.map(|n| FiscalRef {
             series: n[..3].to_string(),
             number: n.to_string(),
+            modifies: None,
             valid_until: None,
             buyer_tax_id: None,
         }),
