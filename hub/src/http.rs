@@ -37,6 +37,8 @@ use crate::metrics::{Metrics, Route, RouteStatus};
 use crate::store::{Answer, DeviceCtx, Store, StoreError};
 use crate::wire::ApiError;
 
+mod audit;
+
 /// Default page size of pull and own.
 pub const DEFAULT_PAGE: usize = 500;
 
@@ -83,6 +85,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/admin/quarantine", get(quarantined))
         .route("/v1/admin/alerts", get(alerts))
         .route("/v1/admin/catalog", post(load_catalog))
+        .merge(audit::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), guard))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))

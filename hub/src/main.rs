@@ -2,7 +2,8 @@
 //!
 //! `init` creates a data directory (key, configuration, database), `serve` runs
 //! the service until SIGTERM or ctrl-c, `rebuild` recomputes the projections
-//! from the event store, `admin …` calls the admin API over HTTP.
+//! from the event store, `audit export|verify` writes and checks the audit log
+//! export, `admin …` calls the admin API over HTTP.
 //!
 //! Exit codes: 0 success, 1 runtime failure (database, network, refused call),
 //! 2 usage error (clap), 3 configuration or data-directory error.
@@ -55,6 +56,11 @@ enum Command {
         #[arg(long, env = "CAJA_HUB_DATA_DIR")]
         data_dir: PathBuf,
     },
+    /// Export or verify the audit log (RFC 9162 Merkle tree, signed head).
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Call the admin API of a running hub.
     Admin {
         /// The hub's base URL.
@@ -65,6 +71,25 @@ enum Command {
         token: String,
         #[command(subcommand)]
         action: AdminAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditAction {
+    /// Write entries.jsonl, sth.json and hub_pubkey into a new directory,
+    /// signing a head of the current tree (safe while the hub runs).
+    Export {
+        /// The hub's state directory.
+        #[arg(long, env = "CAJA_HUB_DATA_DIR")]
+        data_dir: PathBuf,
+        /// The directory to write (must not hold an export already).
+        out: PathBuf,
+    },
+    /// Verify an export: every entry, the Merkle root and the Ed25519
+    /// signature. Needs only the export directory.
+    Verify {
+        /// The export directory.
+        dir: PathBuf,
     },
 }
 
@@ -243,9 +268,50 @@ fn run(cli: Cli) -> Result<(), Failure> {
             println!("digest after:  {after}");
             Ok(())
         }
+        Command::Audit { action } => audit(action),
         Command::Admin { url, token, action } => {
             let rt = runtime()?;
             rt.block_on(admin(&url, &token, action))
+        }
+    }
+}
+
+fn audit(action: AuditAction) -> Result<(), Failure> {
+    use caja_hub::audit_export::{self, ExportError};
+    use caja_shared::clock::Clock;
+    match action {
+        AuditAction::Export { data_dir, out } => {
+            init_logs(LogFormat::Text);
+            let report = audit_export::export(&data_dir, &out, SystemClock.now_ms()).map_err(
+                |e| match e {
+                    ExportError::DataDir(_) | ExportError::Exists(_) => config_error(e),
+                    other => runtime_error(other),
+                },
+            )?;
+            println!(
+                "exported {} audit entries to {}",
+                report.entries,
+                out.display()
+            );
+            println!("tree size: {}", report.sth.tree_size);
+            println!("root:      {}", report.sth.root);
+            println!(
+                "signed at: {} ms UTC by {}",
+                report.sth.at_ms, report.sth.key_id
+            );
+            Ok(())
+        }
+        AuditAction::Verify { dir } => {
+            let report = audit_export::verify(&dir)
+                .with_context(|| {
+                    format!("the audit log export in {} does not verify", dir.display())
+                })
+                .map_err(runtime_error)?;
+            println!("OK: {} entries lead to the signed root", report.entries);
+            println!("root:       {}", report.root);
+            println!("signed at:  {} ms UTC", report.at_ms);
+            println!("public key: {}", report.public_key);
+            Ok(())
         }
     }
 }

@@ -21,11 +21,18 @@ pub struct Migration {
 }
 
 /// The hub's migrations, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "hub",
-    sql: include_str!("../../../migrations/hub/0001_hub.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "hub",
+        sql: include_str!("../../../migrations/hub/0001_hub.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "audit_tree",
+        sql: include_str!("../../../migrations/hub/0002_audit_tree.sql"),
+    },
+];
 
 /// Why the database cannot be brought to this binary's schema.
 #[derive(Debug, thiserror::Error)]
@@ -102,8 +109,9 @@ mod tests {
     #[test]
     fn migrating_twice_is_a_no_op_and_an_edited_schema_is_refused() {
         let mut conn = Connection::open_in_memory().unwrap();
-        assert_eq!(migrate(&mut conn).unwrap(), 1);
-        assert_eq!(migrate(&mut conn).unwrap(), 1);
+        let last = MIGRATIONS.last().map_or(0, |m| m.version);
+        assert_eq!(migrate(&mut conn).unwrap(), last);
+        assert_eq!(migrate(&mut conn).unwrap(), last);
         conn.execute("UPDATE schema_version SET checksum = ?1", [&"0".repeat(64)])
             .unwrap();
         assert!(matches!(
