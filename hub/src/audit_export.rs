@@ -8,8 +8,8 @@
 //! hub_pubkey     lowercase hex of the hub's 32-byte Ed25519 public key, no newline
 //! ```
 //!
-//! plus `leaf_hashes.txt` (the hex leaf hash of each entry, one per line), an
-//! aid to diagnosis only: verification never trusts it, but when the entries do
+//! plus `leaf_hashes.txt` (the hex leaf hash of each entry as the signed tree
+//! holds it, one per line), an aid to diagnosis only: verification never trusts it, but when the entries do
 //! not lead to the signed root and these hashes do, the first entry whose hash
 //! differs is the one that was changed, and `verify` names it.
 //!
@@ -25,7 +25,7 @@ use caja_shared::digest::Hash256;
 use caja_shared::key::HubPublicKey;
 use caja_shared::merkle::{self, MerkleError, SignedTreeHead};
 
-use crate::audit_tree::Frontier;
+use crate::audit_tree::{Frontier, NodeSource};
 use crate::datadir::{self, DataDirError, DB_FILE};
 use crate::store::{self, audit_tree as tree_store, StoreError};
 
@@ -123,14 +123,16 @@ pub fn export(data_dir: &Path, out: &Path, now_ms: i64) -> Result<ExportReport, 
     let mut entries = create(&entries_path)?;
     let mut leaves = create(&leaves_path)?;
     let mut write_error: Option<ExportError> = None;
-    let n = tree_store::for_each_entry(&conn, sth.tree_size, |_, bytes, _| {
+    let mut nodes = tree_store::SqlNodes::new(&conn);
+    let n = tree_store::for_each_entry(&conn, sth.tree_size, |index, bytes, _| {
+        // The leaf hash the signed tree holds (not one recomputed from the
+        // bytes): where they differ, the entry was changed.
+        let leaf = nodes.node(0, index)?;
         let r = entries
             .write_all(bytes)
             .and_then(|()| entries.write_all(b"\n"))
             .map_err(io_err(&entries_path))
-            .and_then(|()| {
-                writeln!(leaves, "{}", merkle::leaf_hash(bytes)).map_err(io_err(&leaves_path))
-            });
+            .and_then(|()| writeln!(leaves, "{leaf}").map_err(io_err(&leaves_path)));
         match r {
             Ok(()) => Ok(()),
             Err(e) => {

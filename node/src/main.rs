@@ -805,6 +805,7 @@ fn sync_failure(e: caja_node::sync::engine::SyncError) -> Failure {
         SyncError::Hub(_) => (EXIT_HUB, "hub"),
         SyncError::Quarantined(_) => (EXIT_HUB, "quarantined"),
         SyncError::BadHubData(_) => (EXIT_HUB, "bad_hub_data"),
+        SyncError::HubLogRewritten(_) => (EXIT_HUB, "hub_log_rewritten"),
         SyncError::Journal(JournalError::Broken(_)) => (EXIT_TAMPERED, "journal_broken"),
         SyncError::Journal(JournalError::NotInitialized) | SyncError::KeyFile(_) => {
             (EXIT_NOT_READY, "not_ready")

@@ -57,6 +57,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "print",
         sql: include_str!("../../migrations/node/0004_print.sql"),
     },
+    Migration {
+        version: 5,
+        name: "audit_sth",
+        sql: include_str!("../../migrations/node/0005_audit_sth.sql"),
+    },
 ];
 
 /// The schema version this binary writes: the last of [`MIGRATIONS`].
