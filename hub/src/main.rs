@@ -154,6 +154,8 @@ enum AdminAction {
     },
     /// Print the health report.
     Health,
+    /// Sign a head of the audit log's Merkle tree now and print it (sth.json).
+    SignTreeHead,
 }
 
 /// A failure with its exit code.
@@ -344,6 +346,7 @@ async fn admin(url: &str, token: &str, action: AdminAction) -> Result<(), Failur
         AdminAction::Quarantined => c.get("/v1/admin/quarantine").await,
         AdminAction::Release { device, note } => c.release(&device, &note).await,
         AdminAction::Health => c.get("/v1/health").await,
+        AdminAction::SignTreeHead => c.sign_tree_head().await,
     }
     .map_err(runtime_error)?;
     println!(
