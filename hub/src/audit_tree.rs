@@ -374,7 +374,7 @@ mod tests {
         let all = leaves(70);
         let mut mem = build(&all);
         for size in 0..=70u64 {
-            let l = &all[..size as usize];
+            let l = &all[..usize::try_from(size).unwrap()];
             assert_eq!(root(&mut mem, size).unwrap(), merkle::root(l), "{size}");
             for i in 0..size {
                 assert_eq!(
@@ -459,7 +459,7 @@ mod tests {
             for (a, b) in picks {
                 let second = 1 + b % size;
                 let first = a % (second + 1);
-                let prefix = &all[..second as usize];
+                let prefix = &all[..usize::try_from(second).unwrap()];
                 let index = a % second;
                 prop_assert_eq!(
                     inclusion_proof(&mut mem, index, second).unwrap(),
