@@ -6,7 +6,7 @@
 -- and which extends the one before it (RFC 9162 consistency proof). `trust`
 -- is 'critical' once the hub showed a head that does not extend it (a rewritten
 -- log) or a bad signature; the engine then applies no more hub data until a
--- person clears it (`caja-node sync --trust-hub-log`).
+-- person clears it (`caja-node hub trust-log`).
 CREATE TABLE hub_audit (
     id          INTEGER PRIMARY KEY CHECK (id = 1),
     tree_size   INTEGER CHECK (tree_size >= 0),

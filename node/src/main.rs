@@ -324,6 +324,10 @@ enum HubCmd {
         #[arg(long)]
         file: PathBuf,
     },
+    /// After support confirmed why the hub's audit log changed (status shows
+    /// it as critical), forget the heads seen so far and trust the hub's
+    /// current log again; the next sync verifies from there.
+    TrustLog,
 }
 
 /// A failure with its exit code and a sentence for the person.
@@ -769,6 +773,18 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let v = serde_json::json!({"imported": n});
             emit(json, &v, |_| {
                 format!("{n} eventos de la oficina central importados.")
+            })
+        }
+        Command::Hub(HubCmd::TrustLog) => {
+            let node = open(&dir)?;
+            caja_node::sync::engine::reset_hub_trust(node.conn()).map_err(|e| Failure {
+                code: EXIT_STORAGE,
+                error: "storage",
+                message: format!("No se pudo guardar: {e}."),
+            })?;
+            let v = serde_json::json!({"hub_log": "unverified"});
+            emit(json, &v, |_| {
+                "Registro de auditoría de la oficina central: se verificará de nuevo desde la próxima sincronización.".into()
             })
         }
     }

@@ -145,6 +145,51 @@ fn a_register_detects_a_hub_whose_audit_log_was_edited_and_keeps_selling() {
     sold.expect("selling is never blocked");
     assert!(t.sync.round().is_err());
     assert_eq!(t.register.status().expect("status").unsynced, 0);
+
+    // Once support has looked into it, the register is told to trust the
+    // hub's current log again: it verifies from there and applies hub data.
+    caja_node::sync::engine::reset_hub_trust(t.register.conn()).expect("reset");
+    t.sync.round().expect("trusted again");
+    let status = t.register.status().expect("status");
+    assert_eq!(status.sync.hub_log.trust, "ok");
+    assert!(status.hub_events > hub_events, "the price change arrived");
+}
+
+#[test]
+fn network_trouble_is_not_a_rewritten_log_and_a_head_under_another_key_is() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (hub, mut t, size) = setup(tmp.path());
+    t.set_network(caja_tests::proxy::Mode::Down);
+    assert!(matches!(t.sync.round(), Err(SyncError::Hub(_))));
+    assert_eq!(
+        t.register.status().expect("status").sync.hub_log.trust,
+        "ok"
+    );
+    t.set_network(caja_tests::proxy::Mode::Up);
+    t.sync.round().expect("back online");
+
+    // A register told another hub key (as if the hub's answers came from
+    // someone else's key) refuses the head.
+    let other = caja_shared::key::HubSigningKey::from_seed([5; 32]).public_key();
+    t.register
+        .conn()
+        .execute("UPDATE device SET hub_public_key = ?1", [other.to_hex()])
+        .expect("swap key");
+    t.sync = caja_node::sync::engine::SyncEngine::open(
+        &t.data,
+        &t.proxy.url(),
+        SystemClock,
+        OsRandom::new().expect("rng"),
+        settings(),
+    )
+    .expect("reopen");
+    assert_critical(&mut t, "does not verify");
+    assert_eq!(
+        t.register.status().expect("status").sync.hub_log.tree_size,
+        Some(size),
+        "the last good head is kept"
+    );
+    drop(hub);
 }
 
 #[test]
