@@ -178,7 +178,8 @@ pub fn sign_head(
 pub struct StartupCheck {
     /// Entries in `audit_log`.
     pub entries: u64,
-    /// Whether the stored tree differed from the entries and was rebuilt.
+    /// Whether the stored tree differed from the entries and was rebuilt
+    /// (not counting the first build of a database from before the tree).
     pub rebuilt: bool,
     /// Entries whose stored `leaf_hash` column differs from the hash of their
     /// bytes (the bytes win).
@@ -244,14 +245,21 @@ pub fn startup(
         } else {
             None
         };
-    let rebuilt = stored_root != Some(frontier.root());
-    if rebuilt {
+    // A database from before the tree (migration 0002 just ran): no tree and
+    // no head yet. Building it is an upgrade, not a repair.
+    let first_build = stored_rows == 0 && entries > 0 && latest_sth(&tx)?.is_none();
+    let rebuilt = stored_root != Some(frontier.root()) && !first_build;
+    if first_build {
+        tracing::info!(entries, "building the audit log's Merkle tree");
+    } else if rebuilt {
         tracing::error!(
             entries,
             stored_size,
             stale_leaf_hashes = stale,
             "the audit tree does not match the audit log's entries: it was edited outside the hub; rebuilding it from the entries"
         );
+    }
+    if rebuilt || first_build {
         tx.execute("DELETE FROM audit_tree", [])?;
         let mut again = Frontier::new();
         {
@@ -264,6 +272,8 @@ pub fn startup(
                 Ok(())
             })?;
         }
+    }
+    if rebuilt {
         tx.execute(
             "INSERT INTO alerts (kind, store_id, device_id, at_ms, message) VALUES ('audit_tree_rebuilt', NULL, NULL, ?1, ?2)",
             params![
@@ -545,6 +555,26 @@ mod tests {
             .unwrap();
         let err = startup(&mut conn, &key(), 4_000).unwrap_err();
         assert!(err.to_string().contains("no entry 2"), "{err}");
+    }
+
+    #[test]
+    fn a_database_from_before_the_tree_gets_it_built_without_an_alert() {
+        let mut conn = db();
+        let all = fill(&conn, 0, 9);
+        conn.execute("DELETE FROM audit_tree", []).unwrap();
+        let check = startup(&mut conn, &key(), 1).unwrap();
+        assert!(!check.rebuilt);
+        assert_eq!(
+            (check.sth.tree_size, check.sth.root),
+            (9, merkle::root(&all))
+        );
+        let alerts: i64 = conn
+            .query_row("SELECT COUNT(*) FROM alerts", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(alerts, 0);
+        // Once a head was signed, a missing tree is a repair again.
+        conn.execute("DELETE FROM audit_tree", []).unwrap();
+        assert!(startup(&mut conn, &key(), 2).unwrap().rebuilt);
     }
 
     #[test]
