@@ -109,6 +109,11 @@ fn finish(path: &Path, w: BufWriter<File>) -> Result<(), ExportError> {
 pub fn export(data_dir: &Path, out: &Path, now_ms: i64) -> Result<ExportReport, ExportError> {
     let key = datadir::load_key(data_dir)?;
     let mut conn = store::open_offline(&data_dir.join(DB_FILE))?;
+    if tree_store::tree_size(&conn)? == 0 && tree_store::latest_sth(&conn)?.is_none() {
+        // A hub upgraded to the audit tree but not served since: build the
+        // tree as its start-up would.
+        tree_store::startup(&mut conn, &key, now_ms)?;
+    }
     let sth = {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)

@@ -494,3 +494,90 @@ async fn an_export_of_an_edited_database_does_not_verify() {
     assert_eq!(err.index(), Some(4), "{err}");
     hub.stop().await;
 }
+
+// ---- Against the DESIGN vectors ----------------------------------------------------
+
+fn vectors() -> Value {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/tests/vectors/merkle_log.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn the_persisted_tree_reproduces_every_vector_tree_and_proof() {
+    use caja_hub::store::audit_tree as tree;
+    let v = vectors();
+    let tmp = tempfile::tempdir().unwrap();
+    let conn = caja_hub::store::open_offline(&tmp.path().join("hub.db")).unwrap();
+    for (i, e) in v["entries"].as_array().unwrap().iter().enumerate() {
+        let bytes = e.as_str().unwrap().as_bytes();
+        let leaf = merkle::leaf_hash(bytes);
+        assert_eq!(v["leaf_hashes"][i].as_str().unwrap(), leaf.to_hex());
+        conn.execute(
+            "INSERT INTO audit_log (idx, kind, at_ms, store_id, entry, leaf_hash) VALUES (?1, 'event_accepted', 0, NULL, ?2, ?3)",
+            rusqlite::params![i64::try_from(i).unwrap(), bytes, leaf.to_hex()],
+        )
+        .unwrap();
+        tree::append_leaf(&conn, u64::try_from(i).unwrap(), leaf).unwrap();
+    }
+    for t in v["trees"].as_array().unwrap() {
+        let size = t["tree_size"].as_u64().unwrap();
+        let root = caja_hub::audit_tree::root(&mut tree::SqlNodes::new(&conn), size).unwrap();
+        assert_eq!(root.to_hex(), t["root"].as_str().unwrap(), "root of {size}");
+        for c in t["inclusion"].as_array().unwrap() {
+            let index = c["index"].as_u64().unwrap();
+            let a = tree::inclusion(&conn, index, size).unwrap().unwrap();
+            assert_eq!(a.proof, hashes(&c["proof"]), "inclusion {index} of {size}");
+        }
+        for c in t["consistency"].as_array().unwrap() {
+            let first = c["from_size"].as_u64().unwrap();
+            let proof = tree::consistency(&conn, first, size).unwrap().unwrap();
+            assert_eq!(proof, hashes(&c["proof"]), "consistency {first} to {size}");
+        }
+    }
+}
+
+#[test]
+fn the_signed_tree_head_vector_is_a_valid_export() {
+    let v = vectors();
+    let sth = &v["signed_tree_head"];
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut entries = String::new();
+    for e in v["entries"].as_array().unwrap() {
+        entries.push_str(e.as_str().unwrap());
+        entries.push('\n');
+    }
+    std::fs::write(dir.join(audit_export::ENTRIES_FILE), entries).unwrap();
+    let head = sth["canonical_head"].as_str().unwrap();
+    let sth_json = format!(
+        "{},\"signature\":\"{}\",\"tree_size\":{}}}",
+        head.split(",\"tree_size\"").next().unwrap(),
+        sth["signature"].as_str().unwrap(),
+        sth["head"]["tree_size"]
+    );
+    std::fs::write(dir.join(audit_export::STH_FILE), &sth_json).unwrap();
+    std::fs::write(
+        dir.join(audit_export::PUBKEY_FILE),
+        sth["public_key_hex"].as_str().unwrap(),
+    )
+    .unwrap();
+    // The same bytes `SignedTreeHead::to_json` writes for that head.
+    let key =
+        caja_shared::key::HubSigningKey::from_hex(sth["private_key_seed_hex"].as_str().unwrap())
+            .unwrap();
+    let parsed = SignedTreeHead::parse(&sth_json).unwrap();
+    assert_eq!(
+        SignedTreeHead::sign(&parsed.head(), &key)
+            .unwrap()
+            .to_json()
+            .unwrap(),
+        sth_json
+    );
+    let report = audit_export::verify(dir).unwrap();
+    assert_eq!(report.entries, 8);
+    assert_eq!(report.root.to_hex(), sth["head"]["root"].as_str().unwrap());
+    if let Some((passed, text)) = python_verify(dir) {
+        assert!(passed, "{text}");
+    }
+}
