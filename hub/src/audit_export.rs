@@ -38,6 +38,10 @@ pub const PUBKEY_FILE: &str = "hub_pubkey";
 /// The diagnostic leaf hashes file.
 pub const LEAF_HASHES_FILE: &str = "leaf_hashes.txt";
 
+/// Longest line `verify` reads as one entry (entries are a few hundred bytes;
+/// this bounds the memory a hostile file can make it use).
+pub const MAX_ENTRY_BYTES: u64 = 1 << 20;
+
 /// The keys of an entry, sorted (canonical order).
 const ENTRY_KEYS: [&str; 5] = ["at_ms", "data", "index", "kind", "store"];
 
@@ -58,8 +62,8 @@ pub enum ExportError {
         /// Why.
         source: std::io::Error,
     },
-    /// The output directory already holds an export.
-    #[error("{0} already exists; export into a new or empty directory")]
+    /// The output directory is not empty.
+    #[error("{0} is not empty; export into a new or empty directory")]
     Exists(PathBuf),
     /// `audit_log` holds fewer entries than the signed tree.
     #[error("the audit log has {entries} entries but its tree has {tree_size}")]
@@ -108,6 +112,12 @@ fn finish(path: &Path, w: BufWriter<File>) -> Result<(), ExportError> {
 /// append-only; the head is taken first).
 pub fn export(data_dir: &Path, out: &Path, now_ms: i64) -> Result<ExportReport, ExportError> {
     let key = datadir::load_key(data_dir)?;
+    if out.exists() {
+        let mut listing = fs::read_dir(out).map_err(io_err(out))?;
+        if listing.next().is_some() {
+            return Err(ExportError::Exists(out.to_owned()));
+        }
+    }
     let mut conn = store::open_offline(&data_dir.join(DB_FILE))?;
     if tree_store::tree_size(&conn)? == 0 && tree_store::latest_sth(&conn)?.is_none() {
         // A hub upgraded to the audit tree but not served since: build the
@@ -122,9 +132,19 @@ pub fn export(data_dir: &Path, out: &Path, now_ms: i64) -> Result<ExportReport, 
         tx.commit().map_err(StoreError::from)?;
         sth
     };
-    fs::create_dir_all(out).map_err(io_err(out))?;
-    let entries_path = out.join(ENTRIES_FILE);
-    let leaves_path = out.join(LEAF_HASHES_FILE);
+    // Written into a sibling directory, then renamed into place: an
+    // interrupted export leaves no half export under `out`.
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "export".into());
+    let partial = out.with_file_name(format!(".{name}.partial"));
+    if partial.exists() {
+        fs::remove_dir_all(&partial).map_err(io_err(&partial))?;
+    }
+    fs::create_dir_all(&partial).map_err(io_err(&partial))?;
+    let entries_path = partial.join(ENTRIES_FILE);
+    let leaves_path = partial.join(LEAF_HASHES_FILE);
     let mut entries = create(&entries_path)?;
     let mut leaves = create(&leaves_path)?;
     let mut write_error: Option<ExportError> = None;
@@ -162,8 +182,18 @@ pub fn export(data_dir: &Path, out: &Path, now_ms: i64) -> Result<ExportReport, 
     let sth_json = sth
         .to_json()
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    write_file(&out.join(STH_FILE), sth_json.as_bytes())?;
-    write_file(&out.join(PUBKEY_FILE), key.public_key().to_hex().as_bytes())?;
+    write_file(&partial.join(STH_FILE), sth_json.as_bytes())?;
+    write_file(
+        &partial.join(PUBKEY_FILE),
+        key.public_key().to_hex().as_bytes(),
+    )?;
+    // `out` may exist as an empty directory (checked above); rename replaces it.
+    fs::rename(&partial, out).map_err(io_err(out))?;
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        File::open(parent)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err(parent))?;
+    }
     Ok(ExportReport { entries: n, sth })
 }
 
@@ -317,7 +347,7 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, VerifyError> {
     let mut index = 0u64;
     loop {
         line.clear();
-        let n = reader
+        let n = std::io::Read::take(&mut reader, MAX_ENTRY_BYTES + 1)
             .read_until(b'\n', &mut line)
             .map_err(|source| VerifyError::Io {
                 path: entries_path.clone(),
@@ -328,6 +358,11 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, VerifyError> {
         }
         if line.last() == Some(&b'\n') {
             line.pop();
+        } else if u64::try_from(line.len()).unwrap_or(u64::MAX) > MAX_ENTRY_BYTES {
+            return Err(VerifyError::Entry {
+                index,
+                reason: format!("longer than {MAX_ENTRY_BYTES} bytes"),
+            });
         }
         if index >= head.tree_size {
             return Err(VerifyError::Extra {

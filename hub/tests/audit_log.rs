@@ -362,9 +362,26 @@ async fn export_verifies_with_caja_and_without_and_tampering_names_the_entry() {
         assert!(text.contains(&format!("OK {size} entries")), "{text}");
     }
 
-    // Exporting into an existing export is refused.
+    // Exporting into an existing export is refused; into an empty directory
+    // it works, and no partial directory is left beside it.
     let again = caja_hub(&["audit", "export", "--data-dir", s(&hub.data_dir()), s(&out)]);
     assert_eq!(again.status.code(), Some(3), "{again:?}");
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let into_empty = caja_hub(&[
+        "audit",
+        "export",
+        "--data-dir",
+        s(&hub.data_dir()),
+        s(&empty),
+    ]);
+    assert!(into_empty.status.success(), "{into_empty:?}");
+    assert!(audit_export::verify(&empty).is_ok());
+    let names: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.ends_with(".partial")), "{names:?}");
 
     // Tampering: each case fails verification naming the entry.
     let case = |name: &str, edit: &dyn Fn(&mut Vec<String>)| {
@@ -440,6 +457,14 @@ async fn export_verifies_with_caja_and_without_and_tampering_names_the_entry() {
         audit_export::verify(&forged),
         Err(VerifyError::RootMismatch { .. })
     ));
+
+    // A line too long to be an entry is refused without reading it whole.
+    let long = case("long", &|l| {
+        l[1] = format!("{{\"pad\":\"{}\"}}", "x".repeat(2 << 20));
+    });
+    let err = audit_export::verify(&long).unwrap_err();
+    assert_eq!(err.index(), Some(1), "{err}");
+    assert!(err.to_string().contains("longer than"), "{err}");
 
     // The head and the key are checked too.
     let head = tmp.path().join("head");

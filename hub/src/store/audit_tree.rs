@@ -78,7 +78,14 @@ fn sql_int(v: u64) -> i64 {
 /// Stores leaf `index` (the entry just written to `audit_log` at `idx = index`)
 /// and the subtrees it completes. Runs inside the writer's transaction.
 pub fn append_leaf(conn: &Connection, index: u64, leaf: Hash256) -> Result<(), StoreError> {
-    let nodes = audit_tree::append(&mut SqlNodes::new(conn), index, leaf).map_err(tree_error)?;
+    let mut source = SqlNodes::new(conn);
+    // The tree must end exactly where the log does: leaf `index - 1` exists
+    // (for an odd index `append` reads it anyway) and leaf `index` does not
+    // (the primary key refuses it).
+    if index > 0 && index % 2 == 0 {
+        source.node(0, index - 1)?;
+    }
+    let nodes = audit_tree::append(&mut source, index, leaf).map_err(tree_error)?;
     let mut insert = conn.prepare_cached("INSERT INTO audit_tree (node, hash) VALUES (?1, ?2)")?;
     for n in nodes {
         insert.execute(params![sql_int(n.id), n.hash.as_bytes().as_slice()])?;
@@ -483,6 +490,23 @@ mod tests {
         let e = consistency(&conn, 4, 3).unwrap().unwrap_err();
         assert_eq!(e.field.as_deref(), Some("first"));
         assert_eq!(consistency(&conn, 0, 5).unwrap().unwrap(), vec![]);
+    }
+
+    #[test]
+    fn appends_must_continue_the_tree_exactly() {
+        let conn = db();
+        fill(&conn, 0, 5);
+        let leaf = merkle::leaf_hash(b"x");
+        for index in [6, 7, 8] {
+            assert!(
+                matches!(append_leaf(&conn, index, leaf), Err(StoreError::Corrupt(_))),
+                "{index}"
+            );
+        }
+        assert!(append_leaf(&conn, 4, leaf).is_err(), "leaf 4 exists");
+        assert_eq!(tree_size(&conn).unwrap(), 5);
+        append_leaf(&conn, 5, leaf).unwrap();
+        assert_eq!(tree_size(&conn).unwrap(), 6);
     }
 
     #[test]
