@@ -7,9 +7,11 @@
 //! cargo run --release -p caja-bench -- node-verify [--events N]
 //! cargo run --release -p caja-bench -- hub-ingest [--events N]
 //! cargo run --release -p caja-bench -- sync-backlog [--events N]   # and PouchDB → pouchdb-server (bench/peers)
+//! cargo run --release -p caja-bench -- audit-log [--entries N]   (default 20000; the issue's size is 1000000)
 //! cargo run --release -p caja-bench -- all
 //! ```
 
+mod audit_log;
 mod hub_ingest;
 mod node;
 mod rss;
@@ -35,6 +37,7 @@ fn main() -> anyhow::Result<()> {
         "node-verify" => node::verify(arg_value(&args, "--events", 1_000_000)?),
         // Internal: the child process whose peak RSS `node-verify` reports.
         "node-verify-child" => node::verify_child(args.get(1).map(String::as_str)),
+        "audit-log" => audit_log::run(arg_value(&args, "--entries", 20_000)?).map(|_| ()),
         "sync-backlog" => sync_backlog::run(arg_value(&args, "--events", 10_000)?),
         "hub-ingest" => hub_ingest::run(
             arg_value(&args, "--events", 100_000)?,
@@ -46,10 +49,11 @@ fn main() -> anyhow::Result<()> {
             node::sales(arg_value(&args, "--sales", 2_000)?)?;
             node::verify(arg_value(&args, "--events", 1_000_000)?)?;
             hub_ingest::run(100_000, 2)?;
-            sync_backlog::run(10_000)
+            sync_backlog::run(10_000)?;
+            audit_log::run(arg_value(&args, "--entries", 20_000)?).map(|_| ())
         }
         other => {
-            anyhow::bail!("unknown benchmark {other:?}: node-sales, node-verify, hub-ingest, sync-backlog, all")
+            anyhow::bail!("unknown benchmark {other:?}: node-sales, node-verify, hub-ingest, sync-backlog, audit-log, all")
         }
     }
 }

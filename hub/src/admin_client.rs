@@ -77,6 +77,12 @@ impl AdminClient {
         Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
+    /// `POST /v1/admin/audit/sth`: signs a head of the audit log's tree now.
+    pub async fn sign_tree_head(&self) -> Result<Value, AdminError> {
+        self.call(reqwest::Method::POST, "/v1/admin/audit/sth", None)
+            .await
+    }
+
     /// `POST /v1/admin/stores`.
     pub async fn create_store(
         &self,

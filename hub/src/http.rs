@@ -37,6 +37,8 @@ use crate::metrics::{Metrics, Route, RouteStatus};
 use crate::store::{Answer, DeviceCtx, Store, StoreError};
 use crate::wire::ApiError;
 
+mod audit;
+
 /// Default page size of pull and own.
 pub const DEFAULT_PAGE: usize = 500;
 
@@ -101,6 +103,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/admin/devices/{device}/write-off",
             post(crate::http_fiscal::write_off),
         )
+        .merge(audit::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), guard))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -19,6 +19,8 @@
 
 pub mod admin_client;
 pub mod audit;
+pub mod audit_export;
+pub mod audit_tree;
 pub mod auth;
 pub mod config;
 pub mod datadir;

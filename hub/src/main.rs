@@ -2,7 +2,8 @@
 //!
 //! `init` creates a data directory (key, configuration, database), `serve` runs
 //! the service until SIGTERM or ctrl-c, `rebuild` recomputes the projections
-//! from the event store, `admin …` calls the admin API over HTTP.
+//! from the event store, `audit export|verify` writes and checks the audit log
+//! export, `admin …` calls the admin API over HTTP.
 //!
 //! Exit codes: 0 success, 1 runtime failure (database, network, refused call),
 //! 2 usage error (clap), 3 configuration or data-directory error.
@@ -54,6 +55,11 @@ enum Command {
         /// The hub's state directory.
         #[arg(long, env = "CAJA_HUB_DATA_DIR")]
         data_dir: PathBuf,
+    },
+    /// Export or verify the audit log (RFC 9162 Merkle tree, signed head).
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
     },
     /// Call the admin API of a running hub.
     Admin {
@@ -138,6 +144,25 @@ enum FiscalAction {
 }
 
 #[derive(Debug, Subcommand)]
+enum AuditAction {
+    /// Write entries.jsonl, sth.json and hub_pubkey into a new directory,
+    /// signing a head of the current tree (safe while the hub runs).
+    Export {
+        /// The hub's state directory.
+        #[arg(long, env = "CAJA_HUB_DATA_DIR")]
+        data_dir: PathBuf,
+        /// The directory to write (must not hold an export already).
+        out: PathBuf,
+    },
+    /// Verify an export: every entry, the Merkle root and the Ed25519
+    /// signature. Needs only the export directory.
+    Verify {
+        /// The export directory.
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum AdminAction {
     /// Create a store (and its hub chain).
     CreateStore {
@@ -198,6 +223,8 @@ enum AdminAction {
     },
     /// Print the health report.
     Health,
+    /// Sign a head of the audit log's Merkle tree now and print it (sth.json).
+    SignTreeHead,
 }
 
 /// A failure with its exit code.
@@ -312,6 +339,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             println!("digest after:  {after}");
             Ok(())
         }
+        Command::Audit { action } => audit(action),
         Command::Admin { url, token, action } => {
             let rt = runtime()?;
             rt.block_on(admin(&url, &token, action))
@@ -319,6 +347,46 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Fiscal { url, token, action } => {
             let rt = runtime()?;
             rt.block_on(fiscal(&url, &token, action))
+        }
+    }
+}
+
+fn audit(action: AuditAction) -> Result<(), Failure> {
+    use caja_hub::audit_export::{self, ExportError};
+    use caja_shared::clock::Clock;
+    match action {
+        AuditAction::Export { data_dir, out } => {
+            init_logs(LogFormat::Text);
+            let report = audit_export::export(&data_dir, &out, SystemClock.now_ms()).map_err(
+                |e| match e {
+                    ExportError::DataDir(_) | ExportError::Exists(_) => config_error(e),
+                    other => runtime_error(other),
+                },
+            )?;
+            println!(
+                "exported {} audit entries to {}",
+                report.entries,
+                out.display()
+            );
+            println!("tree size: {}", report.sth.tree_size);
+            println!("root:      {}", report.sth.root);
+            println!(
+                "signed at: {} ms UTC by {}",
+                report.sth.at_ms, report.sth.key_id
+            );
+            Ok(())
+        }
+        AuditAction::Verify { dir } => {
+            let report = audit_export::verify(&dir)
+                .with_context(|| {
+                    format!("the audit log export in {} does not verify", dir.display())
+                })
+                .map_err(runtime_error)?;
+            println!("OK: {} entries lead to the signed root", report.entries);
+            println!("root:       {}", report.root);
+            println!("signed at:  {} ms UTC", report.at_ms);
+            println!("public key: {}", report.public_key);
+            Ok(())
         }
     }
 }
@@ -351,6 +419,7 @@ async fn admin(url: &str, token: &str, action: AdminAction) -> Result<(), Failur
         AdminAction::Quarantined => c.get("/v1/admin/quarantine").await,
         AdminAction::Release { device, note } => c.release(&device, &note).await,
         AdminAction::Health => c.get("/v1/health").await,
+        AdminAction::SignTreeHead => c.sign_tree_head().await,
     }
     .map_err(runtime_error)?;
     println!(

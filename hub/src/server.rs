@@ -24,6 +24,27 @@ use crate::system::{OsRandom, SystemClock};
 /// How often forgotten nonces are pruned.
 pub const NONCE_PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
+/// How often the audit log's tree is signed when it grew (a head is also
+/// signed at start-up and on demand, `POST /v1/admin/audit/sth`).
+pub const STH_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Signs a tree head every [`STH_INTERVAL`] when the log grew since the last.
+fn spawn_sth_signer(store: Store, key: caja_shared::key::HubSigningKey) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(STH_INTERVAL);
+        // The first tick is immediate, and start-up has just signed.
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match store.audit_sign_head(key.clone(), false).await {
+                Ok(sth) => tracing::debug!(tree_size = sth.tree_size, "tree head"),
+                Err(StoreError::Overloaded) => {}
+                Err(e) => tracing::warn!(error = %e, "signing the tree head failed"),
+            }
+        }
+    })
+}
+
 /// Why the service could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -53,6 +74,7 @@ pub struct RunningHub {
     shutdown: oneshot::Sender<()>,
     server: JoinHandle<std::io::Result<()>>,
     pruner: JoinHandle<()>,
+    sth_task: JoinHandle<()>,
     store: Store,
 }
 
@@ -70,7 +92,7 @@ pub async fn start_with_clock(
     let hub_key = datadir::load_key(data_dir)?;
     let db = data_dir.join(DB_FILE);
     {
-        let conn = store::open_offline(&db)?;
+        let mut conn = store::open_offline(&db)?;
         let public = hub_key.public_key();
         store::record_hub_key(
             &conn,
@@ -78,6 +100,16 @@ pub async fn start_with_clock(
             &public.to_hex(),
             clock.now_ms(),
         )?;
+        // The audit tree is checked against the log's entries, and the current
+        // tree signed, before anything is served.
+        let check = store::audit_tree::startup(&mut conn, &hub_key, clock.now_ms())?;
+        tracing::info!(
+            entries = check.entries,
+            rebuilt = check.rebuilt,
+            tree_size = check.sth.tree_size,
+            root = %check.sth.root,
+            "audit log checked"
+        );
     }
     let store = Store::open(
         StoreConfig {
@@ -112,8 +144,9 @@ pub async fn start_with_clock(
         )),
         cfg: Arc::new(cfg),
         metrics: Arc::new(Metrics::new()),
-        hub_key,
+        hub_key: hub_key.clone(),
     });
+    let state_key = hub_key;
     let app = router(state);
     let (shutdown, stop) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
@@ -135,6 +168,7 @@ pub async fn start_with_clock(
             }
         }
     });
+    let sth_task = spawn_sth_signer(store.clone(), state_key);
     tracing::info!(%addr, data_dir = %data_dir.display(), "caja-hub listening");
     Ok(RunningHub {
         addr,
@@ -142,6 +176,7 @@ pub async fn start_with_clock(
         shutdown,
         server,
         pruner,
+        sth_task,
         store,
     })
 }
@@ -158,6 +193,7 @@ impl RunningHub {
         let _ = self.shutdown.send(());
         let served = self.server.await;
         self.pruner.abort();
+        self.sth_task.abort();
         let store = self.store;
         let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;
         match served {

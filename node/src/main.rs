@@ -344,6 +344,10 @@ enum HubCmd {
         #[arg(long)]
         file: PathBuf,
     },
+    /// After support confirmed why the hub's audit log changed (status shows
+    /// it as critical), forget the heads seen so far and trust the hub's
+    /// current log again; the next sync verifies from there.
+    TrustLog,
 }
 
 /// A failure with its exit code and a sentence for the person.
@@ -804,6 +808,18 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 format!("{n} eventos de la oficina central importados.")
             })
         }
+        Command::Hub(HubCmd::TrustLog) => {
+            let node = open(&dir)?;
+            caja_node::sync::engine::reset_hub_trust(node.conn()).map_err(|e| Failure {
+                code: EXIT_STORAGE,
+                error: "storage",
+                message: format!("No se pudo guardar: {e}."),
+            })?;
+            let v = serde_json::json!({"hub_log": "unverified"});
+            emit(json, &v, |_| {
+                "Registro de auditoría de la oficina central: se verificará de nuevo desde la próxima sincronización.".into()
+            })
+        }
     }
 }
 
@@ -838,6 +854,7 @@ fn sync_failure(e: caja_node::sync::engine::SyncError) -> Failure {
         SyncError::Hub(_) => (EXIT_HUB, "hub"),
         SyncError::Quarantined(_) => (EXIT_HUB, "quarantined"),
         SyncError::BadHubData(_) => (EXIT_HUB, "bad_hub_data"),
+        SyncError::HubLogRewritten(_) => (EXIT_HUB, "hub_log_rewritten"),
         SyncError::Journal(JournalError::Broken(_)) => (EXIT_TAMPERED, "journal_broken"),
         SyncError::Journal(JournalError::NotInitialized) | SyncError::KeyFile(_) => {
             (EXIT_NOT_READY, "not_ready")

@@ -181,6 +181,17 @@ pub fn status(s: &Status) -> String {
                 .into(),
         );
     }
+    match s.sync.hub_log.trust.as_str() {
+        "critical" => lines.push(format!(
+            "CRÍTICO: el registro de auditoría de la oficina central fue reescrito; no se aplican sus datos (se puede seguir vendiendo). {} Llame a soporte.",
+            s.sync.hub_log.problem.as_deref().unwrap_or("")
+        )),
+        "ok" => lines.push(format!(
+            "Registro de auditoría de la oficina central: verificado ({} entradas)",
+            s.sync.hub_log.tree_size.unwrap_or(0)
+        )),
+        _ => lines.push("Registro de auditoría de la oficina central: sin verificar todavía".into()),
+    }
     if let Some(e) = &s.sync.last_error {
         lines.push(format!("Último error de sincronización: {e}"));
     }

@@ -72,6 +72,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "staff",
         sql: include_str!("../../migrations/node/0007_staff.sql"),
     },
+    Migration {
+        version: 8,
+        name: "audit_sth",
+        sql: include_str!("../../migrations/node/0008_audit_sth.sql"),
+    },
 ];
 
 /// The schema version this binary writes: the last of [`MIGRATIONS`].

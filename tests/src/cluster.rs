@@ -104,6 +104,23 @@ impl Hub {
         Ok(())
     }
 
+    /// Stops the hub and starts it again from the same data directory on the
+    /// same address (registers' proxies keep pointing at it).
+    pub fn restart(&mut self) -> Result<(), ClusterError> {
+        let addr = self.addr()?;
+        self.stop()?;
+        let cfg = HubConfig {
+            listen: addr,
+            ..self.cfg.clone()
+        };
+        let running = self
+            .rt
+            .block_on(server::start(&self.dir, cfg))
+            .map_err(|e| err("hub restart")(e.to_string()))?;
+        self.running = Some(running);
+        Ok(())
+    }
+
     /// Creates a store.
     pub fn create_store(&self, name: &str) -> Result<StoreId, ClusterError> {
         let v = self

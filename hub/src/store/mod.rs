@@ -23,6 +23,7 @@
 //! every SQL statement of the hub lives in this module (`sqlite.rs`,
 //! `migrate.rs`) and in `migrations/hub/`.
 
+pub mod audit_tree;
 mod escrow;
 mod fiscal;
 mod migrate;

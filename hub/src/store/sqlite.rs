@@ -129,6 +129,7 @@ pub(crate) fn append_audit(
         data,
     };
     let bytes = entry.canonical_bytes();
+    let leaf = caja_shared::merkle::leaf_hash(&bytes);
     conn.prepare_cached(
         "INSERT INTO audit_log (idx, kind, at_ms, store_id, entry, leaf_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
@@ -138,8 +139,10 @@ pub(crate) fn append_audit(
         at_ms,
         store.map(|s| s.to_string()),
         bytes,
-        caja_shared::merkle::leaf_hash(&bytes).to_hex()
+        leaf.to_hex()
     ])?;
+    // The Merkle tree over the log grows in the same transaction.
+    super::audit_tree::append_leaf(conn, entry.index, leaf)?;
     Ok(entry.index)
 }
 

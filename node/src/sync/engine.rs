@@ -26,6 +26,9 @@ use crate::journal::{self, DeviceRecord, Journal, JournalError};
 use crate::keyfile::{self, KeyFileError};
 use crate::register::{DataDir, OpError};
 
+mod audit;
+pub use audit::{hub_log_status, reset_hub_trust, HubLogStatus};
+
 /// The sync engine's limits, all named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SyncSettings {
@@ -78,6 +81,10 @@ pub enum SyncError {
     /// What the hub sent does not verify or does not fit this register.
     #[error("hub data refused: {0}")]
     BadHubData(String),
+    /// The hub's audit log does not extend what it signed before (or its head
+    /// does not verify): hub data is no longer applied.
+    #[error("the hub's audit log was rewritten: {0}")]
+    HubLogRewritten(String),
     /// The journal refused.
     #[error(transparent)]
     Journal(#[from] JournalError),
@@ -282,6 +289,9 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
             report.recovered += self.recover_own()?;
         }
         self.push_all(&mut report)?;
+        // Hub data is applied only from a hub whose audit log still extends
+        // the signed head this register saw last.
+        self.check_hub_log()?;
         self.pull_all(&mut report)?;
         self.fiscal_topup(&mut report)?;
         self.escrow_topup(&mut report)?;
@@ -712,6 +722,8 @@ pub struct SyncStatus {
     pub quarantined: bool,
     /// Oldest unsynced event's HLC ms, if any.
     pub oldest_unsynced_ms: Option<i64>,
+    /// Trust in the hub's audit log.
+    pub hub_log: HubLogStatus,
 }
 
 /// Reads the sync status row and the age of the oldest unsynced event.
@@ -724,6 +736,7 @@ pub fn status(conn: &rusqlite::Connection) -> Result<SyncStatus, SyncError> {
             |r| r.get(0),
         )
         .optional()?;
+    let hub_log = hub_log_status(conn)?;
     Ok(conn.query_row(
         "SELECT online, circuit, skew_ms, last_success_ms, last_error, quarantined FROM sync_status WHERE id = 1",
         [],
@@ -736,6 +749,7 @@ pub fn status(conn: &rusqlite::Connection) -> Result<SyncStatus, SyncError> {
                 last_error: r.get(4)?,
                 quarantined: r.get::<_, i64>(5)? == 1,
                 oldest_unsynced_ms: oldest,
+                hub_log: hub_log.clone(),
             })
         },
     )?)

@@ -1,0 +1,204 @@
+//! The hub's audit log as a register checks it at every sync round (DESIGN
+//! "Audit log v1"): the register keeps the last signed tree head it verified
+//! (`hub_audit`, migration 0005) and, each round, fetches the hub's latest one,
+//! checks its Ed25519 signature with the hub key from enrollment, and checks
+//! with an RFC 9162 consistency proof that the new tree extends the old one.
+//!
+//! A head that does not verify, a smaller tree, another root for the same size,
+//! or a consistency proof that fails means the hub rewrote history it had
+//! already committed to: the register marks the hub `critical` in its status,
+//! keeps it so across restarts, and from then on applies no hub data (catalog,
+//! prices, grants) — pushing its own events and selling go on. Network trouble
+//! and malformed answers are ordinary sync failures, never `critical`.
+
+use caja_shared::canonical::Value;
+use caja_shared::digest::{Hash256, Signature};
+use caja_shared::merkle::{self, SignedTreeHead, TreeHead};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{SyncEngine, SyncError};
+use crate::sync::client::HubError;
+use caja_shared::clock::Clock;
+use caja_shared::entropy::RandomSource;
+
+/// Trust in the hub's audit log, as `caja-node status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HubLogStatus {
+    /// `unverified` (no head checked yet), `ok` or `critical`.
+    pub trust: String,
+    /// Size of the last verified tree.
+    pub tree_size: Option<u64>,
+    /// Its root.
+    pub root: Option<String>,
+    /// When it was verified, UTC ms.
+    pub verified_ms: Option<i64>,
+    /// What made the hub `critical`.
+    pub problem: Option<String>,
+}
+
+/// Reads the stored trust state.
+pub fn hub_log_status(conn: &Connection) -> Result<HubLogStatus, rusqlite::Error> {
+    conn.query_row(
+        "SELECT trust, tree_size, root, verified_ms, problem FROM hub_audit WHERE id = 1",
+        [],
+        |r| {
+            Ok(HubLogStatus {
+                trust: r.get(0)?,
+                tree_size: r
+                    .get::<_, Option<i64>>(1)?
+                    .and_then(|n| u64::try_from(n).ok()),
+                root: r.get(2)?,
+                verified_ms: r.get(3)?,
+                problem: r.get(4)?,
+            })
+        },
+    )
+}
+
+/// Clears a `critical` mark after a person has looked into it (the hub was
+/// restored or re-keyed on purpose): the next round starts over from the hub's
+/// current head. The journal is not touched.
+pub fn reset_hub_trust(conn: &Connection) -> Result<(), rusqlite::Error> {
+    conn.execute(
+        "UPDATE hub_audit SET tree_size = NULL, root = NULL, at_ms = NULL, key_id = NULL,
+             signature = NULL, verified_ms = NULL, trust = 'unverified', problem = NULL,
+             problem_ms = NULL
+         WHERE id = 1",
+        [],
+    )?;
+    Ok(())
+}
+
+fn previous(conn: &Connection) -> Result<Option<(u64, Hash256)>, SyncError> {
+    let row: Option<(Option<i64>, Option<String>)> = conn
+        .query_row(
+            "SELECT tree_size, root FROM hub_audit WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    match row {
+        Some((Some(size), Some(root))) => {
+            let size = u64::try_from(size)
+                .map_err(|_| SyncError::BadHubData("stored tree size is negative".into()))?;
+            let root = root
+                .parse()
+                .map_err(|e| SyncError::BadHubData(format!("stored tree root: {e}")))?;
+            Ok(Some((size, root)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The signed head in an answer of `GET /v1/audit/sth` (fields the register
+/// does not know are ignored).
+fn parse_sth(v: &Value) -> Result<SignedTreeHead, SyncError> {
+    let bad = |what: &str| SyncError::BadHubData(format!("signed tree head: {what}"));
+    let int = |k: &str| v.get(k).and_then(Value::as_i64).ok_or_else(|| bad(k));
+    let text = |k: &str| v.get(k).and_then(Value::as_str).ok_or_else(|| bad(k));
+    Ok(SignedTreeHead {
+        tree_size: u64::try_from(int("tree_size")?).map_err(|_| bad("tree_size"))?,
+        root: text("root")?.parse().map_err(|_| bad("root"))?,
+        at_ms: int("at_ms")?,
+        key_id: text("key_id")?.parse().map_err(|_| bad("key_id"))?,
+        signature: text("signature")?
+            .parse::<Signature>()
+            .map_err(|_| bad("signature"))?,
+    })
+}
+
+fn parse_proof(v: &Value) -> Result<Vec<Hash256>, SyncError> {
+    let bad = || SyncError::BadHubData("consistency proof: not a list of hashes".into());
+    v.get("proof")
+        .and_then(Value::as_array)
+        .ok_or_else(bad)?
+        .iter()
+        .map(|h| h.as_str().and_then(|s| s.parse().ok()).ok_or_else(bad))
+        .collect()
+}
+
+impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
+    /// The audit check of a round (see the module doc). `Ok` when the hub's
+    /// log extends what this register saw before (or the hub has no audit log
+    /// yet); [`SyncError::HubLogRewritten`] when it does not, or did before.
+    pub(super) fn check_hub_log(&mut self) -> Result<(), SyncError> {
+        let status = hub_log_status(self.db.conn())?;
+        if status.trust == "critical" {
+            return Err(SyncError::HubLogRewritten(
+                status.problem.unwrap_or_else(|| "marked critical".into()),
+            ));
+        }
+        let Some(hub_key) = self.device.hub_public_key else {
+            // Enrolled before the hub handed out its key: nothing to verify with.
+            return Ok(());
+        };
+        let v = match self.request("GET", "/v1/audit/sth", Vec::new()) {
+            Ok(v) => v,
+            // A hub from before the audit log: stay unverified.
+            Err(HubError::Api { status: 404, .. }) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let sth = parse_sth(&v)?;
+        let head = match sth.verify(&hub_key) {
+            Ok(h) => h,
+            Err(e) => {
+                return self.distrust(format!(
+                    "the hub's signed tree head of {} entries does not verify: {e}",
+                    sth.tree_size
+                ))
+            }
+        };
+        if let Some((old_size, old_root)) = previous(self.db.conn())? {
+            if head.tree_size < old_size {
+                return self.distrust(format!(
+                    "the hub's audit log shrank from {old_size} to {} entries",
+                    head.tree_size
+                ));
+            }
+            let proof = if head.tree_size == old_size {
+                Vec::new()
+            } else {
+                let path = format!(
+                    "/v1/audit/consistency?first={old_size}&second={}",
+                    head.tree_size
+                );
+                parse_proof(&self.request("GET", &path, Vec::new())?)?
+            };
+            if let Err(e) =
+                merkle::verify_consistency(old_size, head.tree_size, &old_root, &head.root, &proof)
+            {
+                return self.distrust(format!(
+                    "the hub's audit log of {} entries does not extend the {old_size} entries it signed before ({e}): history was rewritten",
+                    head.tree_size
+                ));
+            }
+        }
+        self.trust(&head, &sth)
+    }
+
+    fn trust(&self, head: &TreeHead, sth: &SignedTreeHead) -> Result<(), SyncError> {
+        self.db.conn().execute(
+            "UPDATE hub_audit SET tree_size = ?1, root = ?2, at_ms = ?3, key_id = ?4,
+                 signature = ?5, verified_ms = ?6, trust = 'ok', problem = NULL, problem_ms = NULL
+             WHERE id = 1",
+            params![
+                i64::try_from(head.tree_size).unwrap_or(i64::MAX),
+                head.root.to_hex(),
+                head.at_ms,
+                head.key_id.as_str(),
+                sth.signature.to_hex(),
+                self.clock.now_ms()
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn distrust(&self, problem: String) -> Result<(), SyncError> {
+        tracing::error!(%problem, "hub audit log check failed: the hub is no longer trusted");
+        self.db.conn().execute(
+            "UPDATE hub_audit SET trust = 'critical', problem = ?1, problem_ms = ?2 WHERE id = 1",
+            params![problem, self.clock.now_ms()],
+        )?;
+        Err(SyncError::HubLogRewritten(problem))
+    }
+}
