@@ -30,6 +30,7 @@ pub mod health;
 pub mod http;
 mod http_escrow;
 mod http_fiscal;
+mod http_staff;
 pub mod hubchain;
 pub mod ingest;
 pub mod metrics;

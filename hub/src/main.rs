@@ -225,6 +225,28 @@ enum AdminAction {
     Health,
     /// Sign a head of the audit log's Merkle tree now and print it (sth.json).
     SignTreeHead,
+    /// Create or change a member of staff (the PIN is hashed at the hub and
+    /// reaches the registers only as a hash).
+    Staff {
+        /// Name.
+        #[arg(long)]
+        name: String,
+        /// cashier, supervisor or manager.
+        #[arg(long)]
+        role: String,
+        /// PIN, 4 to 8 digits.
+        #[arg(long)]
+        pin: String,
+        /// Change this member instead of creating one.
+        #[arg(long)]
+        staff_id: Option<String>,
+        /// A store they work at (repeat; none = every store).
+        #[arg(long = "store")]
+        stores: Vec<String>,
+        /// They may no longer sign in.
+        #[arg(long)]
+        inactive: bool,
+    },
 }
 
 /// A failure with its exit code.
@@ -419,6 +441,22 @@ async fn admin(url: &str, token: &str, action: AdminAction) -> Result<(), Failur
         AdminAction::Quarantined => c.get("/v1/admin/quarantine").await,
         AdminAction::Release { device, note } => c.release(&device, &note).await,
         AdminAction::Health => c.get("/v1/health").await,
+        AdminAction::Staff {
+            name,
+            role,
+            pin,
+            staff_id,
+            stores,
+            inactive,
+        } => {
+            let mut body = serde_json::json!({
+                "name": name, "role": role, "pin": pin, "active": !inactive, "stores": stores,
+            });
+            if let Some(id) = staff_id {
+                body["staff_id"] = id.into();
+            }
+            c.post("/v1/admin/staff", &body).await
+        }
         AdminAction::SignTreeHead => c.sign_tree_head().await,
     }
     .map_err(runtime_error)?;

@@ -297,6 +297,40 @@ pub enum Fact {
         /// Quantity beyond the quota.
         beyond_milli: i64,
     },
+    /// One returned line of a sale.
+    ReturnLine {
+        /// Event (the `SaleReturned`).
+        event_id: EventId,
+        /// Index in the return.
+        line: u32,
+        /// Store.
+        store: StoreId,
+        /// The original sale.
+        sale_id: SaleId,
+        /// The sale's line.
+        sale_line: u32,
+        /// Product.
+        product: Sku,
+        /// Quantity returned.
+        qty_milli: i64,
+        /// Damaged goods do not go back to stock.
+        damaged: bool,
+    },
+    /// A fiscal credit note issued with a return.
+    CreditNote {
+        /// Event (the `SaleReturned`).
+        event_id: EventId,
+        /// Store.
+        store: StoreId,
+        /// Register.
+        device: DeviceId,
+        /// The original sale.
+        sale_id: SaleId,
+        /// Series.
+        series: String,
+        /// Number.
+        number: String,
+    },
     /// A register wrote a kind only the hub writes.
     ForeignKind {
         /// Event.
@@ -508,10 +542,37 @@ pub fn facts(meta: &EventMeta, body: &EventBody) -> Vec<Fact> {
         }],
         // Resolutions are projected by their issue; staff, returns and cash
         // movements by issue #12 (in progress).
-        EventBody::ConflictResolved(_)
-        | EventBody::StaffUpserted(_)
-        | EventBody::SaleReturned(_)
-        | EventBody::CashMoved(_) => vec![],
+        EventBody::ConflictResolved(_) | EventBody::StaffUpserted(_) | EventBody::CashMoved(_) => {
+            vec![]
+        }
+        EventBody::SaleReturned(b) => {
+            let mut out: Vec<Fact> = b
+                .lines
+                .iter()
+                .enumerate()
+                .map(|(i, l)| Fact::ReturnLine {
+                    event_id,
+                    line: u32::try_from(i).unwrap_or(u32::MAX),
+                    store,
+                    sale_id: b.sale_id,
+                    sale_line: l.line,
+                    product: l.product.clone(),
+                    qty_milli: l.qty_milli.0,
+                    damaged: l.damaged,
+                })
+                .collect();
+            if let Some(f) = &b.credit_note {
+                out.push(Fact::CreditNote {
+                    event_id,
+                    store,
+                    device,
+                    sale_id: b.sale_id,
+                    series: f.series.clone(),
+                    number: f.number.clone(),
+                });
+            }
+            out
+        }
     }
 }
 
@@ -530,6 +591,8 @@ pub enum Subject {
     Debt(DebtId),
     /// One event (a hub kind written by a register).
     Event(EventId),
+    /// What was returned of a sale.
+    Returned(SaleId),
 }
 
 impl Subject {
@@ -538,6 +601,7 @@ impl Subject {
             Subject::Fiscal(series, number) => format!("fiscal:{series}:{number}"),
             Subject::Debt(d) => format!("debt:{d}"),
             Subject::Event(e) => format!("event:{e}"),
+            Subject::Returned(sale) => format!("return:{sale}"),
         }
     }
 }
@@ -553,6 +617,10 @@ pub fn subjects(fact: &Fact) -> Vec<Subject> {
             vec![Subject::Debt(*debt_id)]
         }
         Fact::ForeignKind { event_id, .. } => vec![Subject::Event(*event_id)],
+        Fact::ReturnLine { sale_id, .. } => vec![Subject::Returned(*sale_id)],
+        Fact::CreditNote { series, number, .. } => {
+            vec![Subject::Fiscal(series.clone(), number.clone())]
+        }
         _ => vec![],
     }
 }
@@ -610,6 +678,13 @@ pub fn conflict_of(subject: &Subject, related: &[Fact]) -> Option<Conflict> {
                         fiscal: Some((s, n)),
                         ..
                     } if s == series && n == number => Some((*event_id, *store)),
+                    Fact::CreditNote {
+                        event_id,
+                        store,
+                        series: s,
+                        number: n,
+                        ..
+                    } if s == series && n == number => Some((*event_id, *store)),
                     _ => None,
                 })
                 .collect();
@@ -655,6 +730,48 @@ pub fn conflict_of(subject: &Subject, related: &[Fact]) -> Option<Conflict> {
             (paid > i128::from(opened)).then_some(())?;
             make("debt_overpaid", store?, events)
         }
+        Subject::Returned(sale) => {
+            // A return never returns more than was sold, per line, across
+            // every register's returns (checked at the register too).
+            let mut sold: BTreeMap<u32, i64> = BTreeMap::new();
+            let mut returned: BTreeMap<u32, i128> = BTreeMap::new();
+            let mut events = BTreeSet::new();
+            let mut store = None;
+            for f in related {
+                match f {
+                    Fact::SaleLine {
+                        sale_id,
+                        line,
+                        qty_milli,
+                        store: s,
+                        event_id,
+                        ..
+                    } if sale_id == sale => {
+                        sold.insert(*line, *qty_milli);
+                        store = store.or(Some(*s));
+                        events.insert(*event_id);
+                    }
+                    Fact::ReturnLine {
+                        sale_id,
+                        sale_line,
+                        qty_milli,
+                        event_id,
+                        store: s,
+                        ..
+                    } if sale_id == sale => {
+                        *returned.entry(*sale_line).or_default() += i128::from(*qty_milli);
+                        store = store.or(Some(*s));
+                        events.insert(*event_id);
+                    }
+                    _ => {}
+                }
+            }
+            let over = returned
+                .iter()
+                .any(|(line, q)| *q > i128::from(sold.get(line).copied().unwrap_or(0)));
+            (over && !sold.is_empty()).then_some(())?;
+            make("over_return", store?, events)
+        }
         Subject::Event(id) => related.iter().find_map(|f| match f {
             Fact::ForeignKind {
                 event_id, store, ..
@@ -689,6 +806,8 @@ fn rank(f: &Fact) -> (u8, String) {
         Fact::FiscalBlock { event_id, .. } => (13, event_id.to_string()),
         Fact::Escrow { event_id, .. } => (14, event_id.to_string()),
         Fact::Oversell { event_id, line, .. } => (15, format!("{event_id}/{line:010}")),
+        Fact::ReturnLine { event_id, line, .. } => (16, format!("{event_id}/{line:010}")),
+        Fact::CreditNote { event_id, .. } => (17, event_id.to_string()),
     }
 }
 
@@ -888,6 +1007,16 @@ impl Projections {
                 } => {
                     *s.stock.entry((*store, product.clone())).or_default() +=
                         i128::from(*delta_milli);
+                }
+                Fact::ReturnLine {
+                    store,
+                    product,
+                    qty_milli,
+                    damaged: false,
+                    ..
+                } => {
+                    *s.stock.entry((*store, product.clone())).or_default() +=
+                        i128::from(*qty_milli);
                 }
                 _ => {}
             }
@@ -1378,6 +1507,42 @@ fn fact_value(f: &Fact) -> Value {
             ("sale", s(sale_id)),
             ("product", s(product)),
             ("beyond_milli", int((*beyond_milli).into())),
+        ]),
+        Fact::ReturnLine {
+            event_id,
+            line,
+            store,
+            sale_id,
+            sale_line,
+            product,
+            qty_milli,
+            damaged,
+        } => obj([
+            ("t", s("return_line")),
+            ("event", s(event_id)),
+            ("line", int((*line).into())),
+            ("store", s(store)),
+            ("sale", s(sale_id)),
+            ("sale_line", int((*sale_line).into())),
+            ("product", s(product)),
+            ("qty_milli", int((*qty_milli).into())),
+            ("damaged", Value::Bool(*damaged)),
+        ]),
+        Fact::CreditNote {
+            event_id,
+            store,
+            device,
+            sale_id,
+            series,
+            number,
+        } => obj([
+            ("t", s("credit_note")),
+            ("event", s(event_id)),
+            ("store", s(store)),
+            ("device", s(device)),
+            ("sale", s(sale_id)),
+            ("series", s(series)),
+            ("number", s(number)),
         ]),
         Fact::ForeignKind {
             event_id,

@@ -105,6 +105,25 @@ pub fn z_report(z: &ZReport) -> String {
             qty(caja_shared::money::QtyMilli(z.oversold_milli))
         ));
     }
+    if z.returns_count > 0 {
+        out.push(format!(
+            "Devoluciones: {} por {}",
+            z.returns_count,
+            rd(z.returns_total)
+        ));
+    }
+    for (label, m) in [
+        ("Entradas de efectivo", z.paid_in),
+        ("Salidas de efectivo", z.paid_out),
+        ("Depósitos a caja fuerte", z.drops),
+    ] {
+        if m.0 != 0 {
+            out.push(format!("{label}: {}", rd(m)));
+        }
+    }
+    for a in &z.approvals {
+        out.push(format!("Autorizado — {a}"));
+    }
     out.push(format!("Fiado otorgado: {}", rd(z.fiado_given)));
     out.push(format!("Fiado cobrado: {}", rd(z.fiado_collected)));
     out.push(format!("Efectivo esperado: {}", rd(z.expected_cash)));
@@ -361,6 +380,27 @@ pub fn error(e: &OpError) -> String {
             rd(*balance)
         ),
         OpError::RestoredNeedsSync => "Esta caja fue restaurada de un respaldo: sincronice con la oficina central antes de vender (así no se repite ningún número fiscal).".into(),
+        OpError::Staff(e) => match e {
+            crate::staff::StaffError::Unknown(_) => "Empleado desconocido o inactivo en esta caja.".into(),
+            crate::staff::StaffError::WrongPin { left } => format!("PIN incorrecto (quedan {left} intentos)."),
+            crate::staff::StaffError::Locked { until_ms } => format!(
+                "Demasiados PIN incorrectos: bloqueado en esta caja hasta {until_ms} ms UTC."
+            ),
+            crate::staff::StaffError::Role { name, action, .. } => format!(
+                "{name} no puede autorizar «{action}»: se necesita un supervisor."
+            ),
+        },
+        OpError::ApprovalRequired(action) => format!(
+            "«{action}» necesita la autorización de un supervisor (su PIN)."
+        ),
+        OpError::SignInRequired => "Inicie sesión con su PIN para abrir el turno.".into(),
+        OpError::UnknownSaleRef(s) => format!(
+            "No se encontró la venta {s} en esta caja ni en su tienda (puede que aún no se haya sincronizado)."
+        ),
+        OpError::ReturnTooMuch { line, left, .. } => format!(
+            "De la línea {line} solo quedan {} por devolver.",
+            qty(*left)
+        ),
         OpError::FiscalExhausted(series) => format!(
             "No quedan números fiscales {series} en esta caja: conéctese con la oficina central para recibir más, o emita otro tipo de comprobante."
         ),

@@ -39,6 +39,46 @@ use crate::projection::{self, ProjectionError};
 use crate::sale::{self, CatalogItem, CreditStanding, SaleContext, SaleError, SaleRequest};
 use crate::zreport::{ZReport, ZReportError};
 
+/// One line to return: the original sale's line and how much of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnLineRequest {
+    /// Index of the line in the sale (0-based).
+    pub line: u32,
+    /// Quantity (thousandths; grams for weighed items).
+    pub qty_milli: i64,
+    /// Damaged goods do not go back to stock.
+    #[serde(default)]
+    pub damaged: bool,
+}
+
+/// A return as the cashier asks for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnRequest {
+    /// The sale: its id or its fiscal number.
+    pub sale: String,
+    /// What comes back.
+    pub lines: Vec<ReturnLineRequest>,
+    /// How the money goes back: cash, card or transfer.
+    pub refund: PaymentMethod,
+}
+
+/// What a return wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReturnResult {
+    /// The return.
+    pub return_id: caja_shared::ids::ReturnId,
+    /// The original sale.
+    pub sale_id: SaleId,
+    /// Journal seq of the `SaleReturned`.
+    pub seq: u64,
+    /// Refunded, tax included.
+    pub total: Money,
+    /// The credit note's number (`B04…`), when one was issued.
+    pub credit_note: Option<String>,
+}
+
 /// Numbers given back by [`Register::release_fiscal`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleasedRange {
@@ -116,6 +156,28 @@ pub enum OpError {
     /// used up, expired, or held before a restore).
     #[error("document: no fiscal numbers of series {0} left on this register; sync with the hub to get more")]
     FiscalExhausted(String),
+    /// A PIN or role was refused (only the failure counter moved).
+    #[error(transparent)]
+    Staff(#[from] crate::staff::StaffError),
+    /// This register has staff: the action needs a supervisor's PIN.
+    #[error("approval: {0} needs a supervisor's PIN")]
+    ApprovalRequired(&'static str),
+    /// This register has staff: a shift needs a signed-in member of staff.
+    #[error("staff_id: sign in with your PIN to open a shift")]
+    SignInRequired,
+    /// No sale with that id or fiscal number on this register or its store.
+    #[error("sale: no sale {0} known here (it may not have synced yet)")]
+    UnknownSaleRef(String),
+    /// A return beyond what is left of a line.
+    #[error("lines[{index}].qty_milli: only {left:?} left to return of line {line}")]
+    ReturnTooMuch {
+        /// Index in the request.
+        index: usize,
+        /// The sale's line.
+        line: u32,
+        /// What is left to return.
+        left: QtyMilli,
+    },
     /// A `block` product beyond this register's stock quota.
     #[error("lines: {name} ({product}): {wanted:?} asked, only {left:?} left in this register's stock quota")]
     QuotaExceeded {
@@ -576,6 +638,9 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
         if opening_float.0 < 0 {
             return Err(invalid("opening_float", "must not be negative"));
         }
+        if crate::staff::has_staff(self.conn())? {
+            return Err(OpError::SignInRequired);
+        }
         let request = (&cashier, opening_float);
         self.run(op_id, "shift_open", &request, |ctx| {
             if let Some((shift, _, _)) = projection::open_shift(ctx.tx)? {
@@ -594,6 +659,261 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
                 vec![],
             )?;
             Ok(ShiftOpenedResult { shift_id, seq })
+        })
+    }
+
+    /// Checks a member of staff's PIN and role in a transaction of its own,
+    /// so a refusal moves only the failure counter.
+    fn approve(
+        &mut self,
+        cred: &crate::staff::Credentials,
+        needed: caja_shared::kind::Role,
+        action: &'static str,
+    ) -> Result<caja_shared::kind::Approval, OpError> {
+        let now = self.clock.now_ms();
+        let tx = self.db.write_tx()?;
+        let r = crate::staff::check(&tx, cred, needed, action, now)?;
+        tx.commit()?;
+        Ok(r?)
+    }
+
+    /// The supervisor's approval an action needs on a register that has
+    /// staff (`None` on a register without staff: nothing to check against).
+    fn approval_for(
+        &mut self,
+        cred: Option<&crate::staff::Credentials>,
+        action: &'static str,
+    ) -> Result<Option<caja_shared::kind::Approval>, OpError> {
+        if !crate::staff::has_staff(self.conn())? {
+            return Ok(None);
+        }
+        let cred = cred.ok_or(OpError::ApprovalRequired(action))?;
+        self.approve(cred, caja_shared::kind::Role::Supervisor, action)
+            .map(Some)
+    }
+
+    /// Opens a shift for a member of staff who signs in with their PIN.
+    pub fn open_shift_signed(
+        &mut self,
+        op_id: OpId,
+        cred: &crate::staff::Credentials,
+        opening_float: Money,
+    ) -> Result<ShiftOpenedResult, OpError> {
+        if opening_float.0 < 0 {
+            return Err(invalid("opening_float", "must not be negative"));
+        }
+        let who = self.approve(cred, caja_shared::kind::Role::Cashier, "sign_in")?;
+        let request = (who.staff_id, opening_float);
+        self.run(op_id, "shift_open", &request, |ctx| {
+            if let Some((shift, _, _)) = projection::open_shift(ctx.tx)? {
+                return Err(OpError::ShiftAlreadyOpen(shift));
+            }
+            let shift_id = ShiftId::new_v7(ctx.now_ms, ctx.rng)
+                .map_err(|e| invalid("shift_id", e.to_string()))?;
+            let seq = ctx.append(
+                ShiftOpened {
+                    shift_id,
+                    cashier: who.name.clone(),
+                    opening_float,
+                    staff_id: Some(who.staff_id),
+                }
+                .into(),
+                vec![],
+            )?;
+            Ok(ShiftOpenedResult { shift_id, seq })
+        })
+    }
+
+    /// Cash paid in, paid out (a supervisor approves on a register with
+    /// staff) or dropped to the safe, in the open shift.
+    pub fn cash_move(
+        &mut self,
+        op_id: OpId,
+        kind: caja_shared::kind::CashMovement,
+        amount: Money,
+        reason: &str,
+        cred: Option<&crate::staff::Credentials>,
+    ) -> Result<Written, OpError> {
+        let reason = text("reason", reason, true)?;
+        if amount.0 <= 0 {
+            return Err(invalid("amount", "must be positive"));
+        }
+        let approval = if kind == caja_shared::kind::CashMovement::PaidOut {
+            self.approval_for(cred, "paid_out")?
+        } else {
+            None
+        };
+        self.run(op_id, "cash_move", &(kind, amount, &reason), |ctx| {
+            let (shift_id, _, shift_seq) = ctx.open_shift()?;
+            let dep = ctx.event_id_at(shift_seq)?;
+            let movement_id = caja_shared::ids::MovementId::new_v7(ctx.now_ms, ctx.rng)
+                .map_err(|e| invalid("movement_id", e.to_string()))?;
+            let seq = ctx.append(
+                caja_shared::kind::CashMoved {
+                    movement_id,
+                    shift_id,
+                    kind,
+                    amount,
+                    reason: reason.clone(),
+                    approval: approval.clone(),
+                }
+                .into(),
+                vec![dep],
+            )?;
+            Ok(Written { seqs: vec![seq] })
+        })
+    }
+
+    /// Returns (part of) a sale of this store, found by id or fiscal number:
+    /// never more than is left of a line, refunded by `refund`, stock back
+    /// unless damaged, a credit note (`B04`) in the same transaction when the
+    /// register issues fiscal documents, a supervisor's approval on a register
+    /// with staff.
+    pub fn return_sale(
+        &mut self,
+        op_id: OpId,
+        req: &ReturnRequest,
+        cred: Option<&crate::staff::Credentials>,
+    ) -> Result<ReturnResult, OpError> {
+        if req.lines.is_empty() || req.lines.len() > 200 {
+            return Err(invalid("lines", "1 to 200 lines"));
+        }
+        if req.refund == PaymentMethod::Fiado {
+            return Err(invalid("refund", "cash, card or transfer"));
+        }
+        for (i, l) in req.lines.iter().enumerate() {
+            if l.qty_milli <= 0 {
+                return Err(OpError::Invalid {
+                    field: "lines[].qty_milli",
+                    reason: format!("line {i}: must be positive"),
+                });
+            }
+        }
+        let approval = self.approval_for(cred, "return")?;
+        let credit_series = self
+            .config
+            .fiscal_documents
+            .iter()
+            .find(|d| d.as_str() == "B04")
+            .cloned();
+        let own_device = self.device().device;
+        self.run(op_id, "return", req, |ctx| {
+            let (shift_id, cashier, shift_seq) = ctx.open_shift()?;
+            let shift_event = ctx.event_id_at(shift_seq)?;
+            let row: Option<(String, String, Option<i64>, Option<String>)> = ctx
+                .tx
+                .query_row(
+                    "SELECT sale_id, event_id, voided_seq, fiscal_number FROM sales
+                     WHERE sale_id = ?1 OR fiscal_number = ?1 ORDER BY seq LIMIT 1",
+                    [req.sale.trim()],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .optional()?;
+            let (sale_id, sale_event, voided, original_number) =
+                row.ok_or_else(|| OpError::UnknownSaleRef(req.sale.chars().take(64).collect()))?;
+            let sale_id: SaleId = sale_id
+                .parse()
+                .map_err(|_| invalid("sale", "stored sale id unreadable"))?;
+            if voided.is_some() {
+                return Err(OpError::AlreadyVoided(sale_id));
+            }
+            let sale_event: EventId = sale_event
+                .parse()
+                .map_err(|_| invalid("sale", "stored event id unreadable"))?;
+            let mut lines = Vec::new();
+            let mut taken: std::collections::BTreeMap<u32, i64> = std::collections::BTreeMap::new();
+            for (index, l) in req.lines.iter().enumerate() {
+                let orig: Option<(String, i64, i64, i64)> = ctx
+                    .tx
+                    .query_row(
+                        "SELECT sku, qty_milli, total, tax FROM sale_lines WHERE sale_id = ?1 AND line_no = ?2",
+                        params![sale_id.to_string(), i64::from(l.line)],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    )
+                    .optional()?;
+                let (sku, sold, total, tax) = orig.ok_or_else(|| OpError::Invalid {
+                    field: "lines[].line",
+                    reason: format!("line {index}: the sale has no line {}", l.line),
+                })?;
+                let (returned, refunded, refunded_tax): (i64, i64, i64) = ctx.tx.query_row(
+                    "SELECT coalesce(sum(qty_milli), 0), coalesce(sum(total), 0), coalesce(sum(tax), 0)
+                     FROM returns WHERE sale_id = ?1 AND sale_line = ?2",
+                    params![sale_id.to_string(), i64::from(l.line)],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )?;
+                let before = taken.get(&l.line).copied().unwrap_or(0);
+                let left = sold - returned - before;
+                if l.qty_milli > left {
+                    return Err(OpError::ReturnTooMuch {
+                        index,
+                        line: l.line,
+                        left: QtyMilli(left.max(0)),
+                    });
+                }
+                taken.insert(l.line, before + l.qty_milli);
+                // The whole rest of a line refunds exactly what is left of
+                // its amount; a part, its share rounded once.
+                let (t, x) = if l.qty_milli == left && before == 0 {
+                    (total - refunded, tax - refunded_tax)
+                } else {
+                    let share = |amount: i64| {
+                        caja_shared::money::div_round_half_away(
+                            i128::from(amount) * i128::from(l.qty_milli),
+                            i128::from(sold),
+                        )
+                        .map_err(|e| invalid("lines", e.to_string()))
+                    };
+                    (share(total)?, share(tax)?)
+                };
+                lines.push(caja_shared::kind::ReturnLine {
+                    line: l.line,
+                    product: sku
+                        .parse()
+                        .map_err(|_| invalid("lines", "stored sku unreadable"))?,
+                    qty_milli: QtyMilli(l.qty_milli),
+                    total: Money(t),
+                    tax: Money(x),
+                    damaged: l.damaged,
+                });
+            }
+            let total = Money(lines.iter().map(|l| l.total.0).sum());
+            let tax = Money(lines.iter().map(|l| l.tax.0).sum());
+            let credit_note = match &credit_series {
+                Some(series) => {
+                    let mut f = crate::fiscal::next_number(ctx.tx, own_device, series, ctx.now_ms)?
+                        .ok_or_else(|| OpError::FiscalExhausted(series.clone()))?;
+                    f.modifies = original_number.clone();
+                    Some(f)
+                }
+                None => None,
+            };
+            let return_id = caja_shared::ids::ReturnId::new_v7(ctx.now_ms, ctx.rng)
+                .map_err(|e| invalid("return_id", e.to_string()))?;
+            let number = credit_note.as_ref().map(|f| f.number.clone());
+            let seq = ctx.append(
+                caja_shared::kind::SaleReturned {
+                    return_id,
+                    sale_id,
+                    shift_id,
+                    cashier,
+                    lines,
+                    total,
+                    tax,
+                    refund: req.refund,
+                    customer: None,
+                    credit_note,
+                    approval: approval.clone(),
+                }
+                .into(),
+                vec![shift_event, sale_event],
+            )?;
+            Ok(ReturnResult {
+                return_id,
+                sale_id,
+                seq,
+                total,
+                credit_note: number,
+            })
         })
     }
 
@@ -723,7 +1043,20 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
 
     /// Voids a sale (a reason is required; a sale is voided at most once).
     pub fn void(&mut self, op_id: OpId, sale_id: SaleId, reason: &str) -> Result<Written, OpError> {
+        self.void_approved(op_id, sale_id, reason, None)
+    }
+
+    /// Voids a sale with a supervisor's approval (required on a register
+    /// with staff; recorded in the event).
+    pub fn void_approved(
+        &mut self,
+        op_id: OpId,
+        sale_id: SaleId,
+        reason: &str,
+        cred: Option<&crate::staff::Credentials>,
+    ) -> Result<Written, OpError> {
         let reason = text("reason", reason, true)?;
+        let approval = self.approval_for(cred, "void")?;
         let own_device = self.device().device;
         let stock_quotas = self.config.stock_quotas;
         self.run(op_id, "void", &(sale_id, &reason), |ctx| {
@@ -762,8 +1095,8 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
                 SaleVoided {
                     sale_id,
                     reason: reason.clone(),
-                    approval: None,
-                    approved_by: None,
+                    approved_by: approval.as_ref().map(|a| a.name.clone()),
+                    approval: approval.clone(),
                 }
                 .into(),
                 vec![dep],

@@ -204,6 +204,29 @@ pub(crate) fn history(conn: &Connection, s: &SeriesInfo) -> Result<History, Stor
             voided: r.get(5)?,
         });
     }
+    let mut stmt = conn.prepare_cached(
+        "SELECT c.number, c.device_id, c.sale_id, c.event_id, e.hlc_ms
+         FROM p_credit_notes c JOIN events e ON e.event_id = c.event_id
+         WHERE c.series = ?1",
+    )?;
+    let mut rows = stmt.query([&s.prefix])?;
+    while let Some(r) = rows.next()? {
+        let printed: String = r.get(0)?;
+        let Some(number) = fiscal::parse_number(&s.prefix, &printed) else {
+            continue;
+        };
+        if number < s.first || number > s.last {
+            continue;
+        }
+        h.uses.push(Use {
+            number,
+            device: parse(&r.get::<_, String>(1)?)?,
+            sale: parse(&r.get::<_, String>(2)?)?,
+            event_id: parse(&r.get::<_, String>(3)?)?,
+            at_ms: r.get(4)?,
+            voided: false,
+        });
+    }
     let mut stmt = conn.prepare_cached("SELECT device_id FROM write_offs")?;
     let ids: Vec<String> = stmt
         .query_map([], |r| r.get(0))?

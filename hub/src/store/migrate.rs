@@ -42,6 +42,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "audit_tree",
         sql: include_str!("../../../migrations/hub/0004_audit_tree.sql"),
     },
+    Migration {
+        version: 5,
+        name: "returns",
+        sql: include_str!("../../../migrations/hub/0005_returns.sql"),
+    },
 ];
 
 /// Why the database cannot be brought to this binary's schema.

@@ -15,7 +15,7 @@ use caja_shared::canonical::Value;
 use caja_shared::digest::Hash256;
 use caja_shared::event::Event;
 use caja_shared::hlc::Hlc;
-use caja_shared::ids::{DeviceId, EventId, KeyId, Seq, StoreId};
+use caja_shared::ids::{DeviceId, EventId, KeyId, SaleId, Seq, StoreId};
 use caja_shared::key::DeviceKey;
 use caja_shared::kind::EventBody;
 use caja_shared::request::MAX_REQUEST_SKEW_MS;
@@ -1147,6 +1147,44 @@ fn write_fact(conn: &Connection, f: &Fact) -> Result<(), StoreError> {
                 product.as_str(),
                 beyond_milli
             ])?,
+        Fact::ReturnLine {
+            event_id,
+            line,
+            store,
+            sale_id,
+            sale_line,
+            product,
+            qty_milli,
+            damaged,
+        } => conn
+            .prepare_cached("INSERT INTO p_returns VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")?
+            .execute(params![
+                event_id.to_string(),
+                line,
+                store.to_string(),
+                sale_id.to_string(),
+                sale_line,
+                product.as_str(),
+                qty_milli,
+                i64::from(*damaged)
+            ])?,
+        Fact::CreditNote {
+            event_id,
+            store,
+            device,
+            sale_id,
+            series,
+            number,
+        } => conn
+            .prepare_cached("INSERT INTO p_credit_notes VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+            .execute(params![
+                event_id.to_string(),
+                store.to_string(),
+                device.to_string(),
+                sale_id.to_string(),
+                series,
+                number
+            ])?,
         Fact::ForeignKind {
             event_id,
             store,
@@ -1219,6 +1257,30 @@ fn fiscal_block_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
     })
 }
 
+fn credit_note_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
+    Ok(Fact::CreditNote {
+        event_id: parse(&r.get::<_, String>(0)?)?,
+        store: parse(&r.get::<_, String>(1)?)?,
+        device: parse(&r.get::<_, String>(2)?)?,
+        sale_id: parse(&r.get::<_, String>(3)?)?,
+        series: r.get(4)?,
+        number: r.get(5)?,
+    })
+}
+
+fn return_line_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
+    Ok(Fact::ReturnLine {
+        event_id: parse(&r.get::<_, String>(0)?)?,
+        line: r.get(1)?,
+        store: parse(&r.get::<_, String>(2)?)?,
+        sale_id: parse(&r.get::<_, String>(3)?)?,
+        sale_line: r.get(4)?,
+        product: parse(&r.get::<_, String>(5)?)?,
+        qty_milli: r.get(6)?,
+        damaged: r.get::<_, i64>(7)? == 1,
+    })
+}
+
 fn foreign_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
     Ok(Fact::ForeignKind {
         event_id: parse(&r.get::<_, String>(0)?)?,
@@ -1252,18 +1314,26 @@ fn facts_about(conn: &Connection, subject: &Subject) -> Result<Vec<Fact>, StoreE
             // One sale alone is never a duplicate: skip reading it back.
             let n: i64 = conn
                 .prepare_cached(
-                    "SELECT COUNT(*) FROM p_sales WHERE fiscal_series = ?1 AND fiscal_number = ?2",
+                    "SELECT (SELECT COUNT(*) FROM p_sales WHERE fiscal_series = ?1 AND fiscal_number = ?2)
+                          + (SELECT COUNT(*) FROM p_credit_notes WHERE series = ?1 AND number = ?2)",
                 )?
                 .query_row(params![series, number], |r| r.get(0))?;
             if n < 2 {
                 return Ok(Vec::new());
             }
-            rows(
+            let mut out = rows(
                 conn,
                 "SELECT * FROM p_sales WHERE fiscal_series = ?1 AND fiscal_number = ?2",
                 params![series, number],
                 sale_from_row,
-            )
+            )?;
+            out.extend(rows(
+                conn,
+                "SELECT * FROM p_credit_notes WHERE series = ?1 AND number = ?2",
+                params![series, number],
+                credit_note_from_row,
+            )?);
+            Ok(out)
         }
         Subject::Debt(d) => {
             let mut out = rows(
@@ -1286,13 +1356,39 @@ fn facts_about(conn: &Connection, subject: &Subject) -> Result<Vec<Fact>, StoreE
             [e.to_string()],
             foreign_from_row,
         ),
+        Subject::Returned(sale) => {
+            let mut out: Vec<Fact> = Vec::new();
+            for f in sales_by_id(conn, *sale)? {
+                if matches!(f, Fact::SaleLine { .. }) {
+                    out.push(f);
+                }
+            }
+            out.extend(rows(
+                conn,
+                "SELECT * FROM p_returns WHERE sale_id = ?1",
+                [sale.to_string()],
+                return_line_from_row,
+            )?);
+            Ok(out)
+        }
     }
 }
 
 /// The `p_sales` rows as facts: each sale, its lines and its own payments.
 fn load_sales(conn: &Connection) -> Result<Vec<Fact>, StoreError> {
     let mut stmt = conn.prepare("SELECT * FROM p_sales")?;
-    let mut rs = stmt.query([])?;
+    let rs = stmt.query([])?;
+    sale_rows(rs)
+}
+
+/// The facts of one sale (by sale id), with its lines and payments.
+fn sales_by_id(conn: &Connection, sale: SaleId) -> Result<Vec<Fact>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT * FROM p_sales WHERE sale_id = ?1")?;
+    let rs = stmt.query([sale.to_string()])?;
+    sale_rows(rs)
+}
+
+fn sale_rows(mut rs: rusqlite::Rows<'_>) -> Result<Vec<Fact>, StoreError> {
     let mut out = Vec::new();
     while let Some(r) = rs.next()? {
         let sale = sale_from_row(r)?;
@@ -1343,7 +1439,9 @@ pub fn load_projections(conn: &Connection) -> Result<Projections, StoreError> {
     for fact in load_sales(conn)? {
         p.apply(fact);
     }
-    let all: [(&str, FactReader); 14] = [
+    let all: [(&str, FactReader); 16] = [
+        ("SELECT * FROM p_credit_notes", credit_note_from_row),
+        ("SELECT * FROM p_returns", return_line_from_row),
         ("SELECT * FROM p_escrow", |r| {
             let what: String = r.get(1)?;
             Ok(Fact::Escrow {
@@ -1494,7 +1592,8 @@ pub fn rebuild(conn: &mut Connection) -> Result<u64, StoreError> {
          DELETE FROM p_payments; DELETE FROM p_voids; DELETE FROM p_debts; DELETE FROM p_debt_payments;
          DELETE FROM p_stock_moves; DELETE FROM p_customers; DELETE FROM p_catalog; DELETE FROM p_prices;
          DELETE FROM p_foreign_kinds; DELETE FROM p_fiscal_blocks;
-         DELETE FROM p_escrow; DELETE FROM p_oversells;",
+         DELETE FROM p_escrow; DELETE FROM p_oversells; DELETE FROM p_returns;
+         DELETE FROM p_credit_notes;",
     )?;
     let hub_devices: HashSet<String> = tx
         .prepare("SELECT hub_device FROM stores")?
