@@ -877,6 +877,16 @@ impl Projections {
                 by_subject.entry(s).or_default().push(f.clone());
             }
         }
+        // What was returned of a sale is judged against the sale's lines,
+        // which are not a subject of their own (the store reads them when a
+        // return arrives, as `facts_about` does).
+        for f in self.rows.values() {
+            if let Fact::SaleLine { sale_id, .. } = f {
+                if let Some(v) = by_subject.get_mut(&Subject::Returned(*sale_id)) {
+                    v.push(f.clone());
+                }
+            }
+        }
         by_subject
             .iter()
             .filter_map(|(s, related)| conflict_of(s, related))

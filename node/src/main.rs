@@ -88,6 +88,40 @@ enum Command {
         #[arg(long)]
         reason: String,
         #[command(flatten)]
+        approver: ApproverArg,
+        #[command(flatten)]
+        op: OpArg,
+    },
+    /// Return (part of) a sale of this store: `--line INDEX:QTY` (pieces, or
+    /// kg for weighed items; add `:damaged` to keep it out of stock).
+    Return {
+        /// The sale's id or its fiscal number.
+        #[arg(long)]
+        sale: String,
+        /// A line to return: INDEX:QTY[:damaged].
+        #[arg(long = "line", required = true)]
+        lines: Vec<String>,
+        /// cash, card or transfer.
+        #[arg(long, default_value = "cash")]
+        refund: String,
+        #[command(flatten)]
+        approver: ApproverArg,
+        #[command(flatten)]
+        op: OpArg,
+    },
+    /// Cash in, out (a supervisor approves) or dropped to the safe.
+    Cash {
+        /// in, out or drop.
+        kind: String,
+        /// Amount, e.g. 500.00.
+        #[arg(long)]
+        amount: Money,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        approver: ApproverArg,
+        #[command(flatten)]
         op: OpArg,
     },
     /// Fiado: take a payment on a customer's debt.
@@ -211,11 +245,15 @@ struct OpArg {
 
 #[derive(Debug, Subcommand)]
 enum ShiftCmd {
-    /// Open a shift.
+    /// Open a shift (with staff on the register: `--cashier` names a member
+    /// of staff and `--pin` signs them in).
     Open {
         /// The cashier.
         #[arg(long)]
         cashier: String,
+        /// The cashier's PIN (registers with staff).
+        #[arg(long, env = "CAJA_NODE_PIN", hide_env_values = true)]
+        pin: Option<String>,
         /// Opening cash float, e.g. 5000.00.
         #[arg(long = "float", default_value = "0")]
         opening_float: Money,
@@ -276,6 +314,21 @@ struct SellArgs {
     repeat: u64,
     #[command(flatten)]
     op: OpArg,
+}
+
+/// A supervisor's approval: who and their PIN.
+#[derive(Debug, Args)]
+struct ApproverArg {
+    /// The supervisor (name or staff id), on a register with staff.
+    #[arg(long)]
+    approver: Option<String>,
+    /// The supervisor's PIN.
+    #[arg(
+        long = "approver-pin",
+        env = "CAJA_NODE_APPROVER_PIN",
+        hide_env_values = true
+    )]
+    approver_pin: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -530,12 +583,78 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Shift(ShiftCmd::Open {
             cashier,
+            pin,
             opening_float,
             op,
         }) => {
             let id = op_id(&op)?;
-            let r = open(&dir)?.open_shift(id, &cashier, opening_float)?;
+            let mut node = open(&dir)?;
+            let r = match pin {
+                Some(pin) => {
+                    let cred = credentials(&node, &cashier, pin)?;
+                    node.open_shift_signed(id, &cred, opening_float)?
+                }
+                None => node.open_shift(id, &cashier, opening_float)?,
+            };
             emit(json, &r, messages::shift_opened)
+        }
+        Command::Return {
+            sale,
+            lines,
+            refund,
+            approver,
+            op,
+        } => {
+            let id = op_id(&op)?;
+            let mut node = open(&dir)?;
+            let mut parsed = Vec::new();
+            for l in &lines {
+                parsed.push(return_line(l)?);
+            }
+            let refund = match refund.as_str() {
+                "cash" => PaymentMethod::Cash,
+                "card" => PaymentMethod::Card,
+                "transfer" => PaymentMethod::Transfer,
+                other => {
+                    return Err(refused(format!(
+                        "Forma de reembolso desconocida: {other} (cash, card o transfer)."
+                    )))
+                }
+            };
+            let cred = approver_credentials(&node, approver)?;
+            let r = node.return_sale(
+                id,
+                &caja_node::register::ReturnRequest {
+                    sale,
+                    lines: parsed,
+                    refund,
+                },
+                cred.as_ref(),
+            )?;
+            emit(json, &r, messages::return_done)
+        }
+        Command::Cash {
+            kind,
+            amount,
+            reason,
+            approver,
+            op,
+        } => {
+            let id = op_id(&op)?;
+            let mut node = open(&dir)?;
+            let kind = match kind.as_str() {
+                "in" => caja_shared::kind::CashMovement::PaidIn,
+                "out" => caja_shared::kind::CashMovement::PaidOut,
+                "drop" => caja_shared::kind::CashMovement::Drop,
+                other => {
+                    return Err(refused(format!(
+                        "Movimiento desconocido: {other} (in, out o drop)."
+                    )))
+                }
+            };
+            let cred = approver_credentials(&node, approver)?;
+            let r = node.cash_move(id, kind, amount, &reason, cred.as_ref())?;
+            emit(json, &r, |r| messages::written("Movimiento de efectivo", r))
         }
         Command::Shift(ShiftCmd::Close { counted, op }) => {
             let id = op_id(&op)?;
@@ -613,9 +732,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let r = node.print_pending()?;
             emit(json, &r, messages::print_run)
         }
-        Command::Void { sale, reason, op } => {
+        Command::Void {
+            sale,
+            reason,
+            approver,
+            op,
+        } => {
             let id = op_id(&op)?;
-            let r = open(&dir)?.void(id, sale, &reason)?;
+            let mut node = open(&dir)?;
+            let cred = approver_credentials(&node, approver)?;
+            let r = node.void_approved(id, sale, &reason, cred.as_ref())?;
             emit(json, &r, |r| messages::written("Anulación", r))
         }
         Command::Debt(DebtCmd::Pay {
@@ -997,4 +1123,53 @@ fn main() -> ExitCode {
             ExitCode::from(f.code)
         }
     }
+}
+
+/// A member of staff by name or id, with the PIN typed.
+fn credentials(
+    node: &Node,
+    who: &str,
+    pin: String,
+) -> Result<caja_node::staff::Credentials, Failure> {
+    let staff_id = caja_node::staff::find(node.conn(), who)
+        .map_err(|e| Failure::from(OpError::Sql(e)))?
+        .ok_or_else(|| refused(format!("Empleado desconocido en esta caja: {who}.")))?;
+    Ok(caja_node::staff::Credentials { staff_id, pin })
+}
+
+fn approver_credentials(
+    node: &Node,
+    a: ApproverArg,
+) -> Result<Option<caja_node::staff::Credentials>, Failure> {
+    match (a.approver, a.approver_pin) {
+        (Some(who), Some(pin)) => credentials(node, &who, pin).map(Some),
+        (None, None) => Ok(None),
+        _ => Err(refused("Indique --approver y --approver-pin juntos.")),
+    }
+}
+
+/// `INDEX:QTY[:damaged]` of `caja-node return --line`.
+fn return_line(s: &str) -> Result<caja_node::register::ReturnLineRequest, Failure> {
+    let bad = || {
+        refused(format!(
+            "Línea inválida: {s} (use ÍNDICE:CANTIDAD[:damaged])."
+        ))
+    };
+    let mut parts = s.split(':');
+    let line: u32 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+    let qty = parts.next().ok_or_else(bad)?;
+    let qty_milli = qty.parse::<QtyMilli>().map_err(|_| bad())?.0;
+    let damaged = match parts.next() {
+        None => false,
+        Some("damaged") => true,
+        Some(_) => return Err(bad()),
+    };
+    if parts.next().is_some() {
+        return Err(bad());
+    }
+    Ok(caja_node::register::ReturnLineRequest {
+        line,
+        qty_milli,
+        damaged,
+    })
 }

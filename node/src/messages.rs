@@ -49,6 +49,20 @@ pub fn sale_done(r: &SaleResult) -> String {
     s
 }
 
+/// A return done.
+pub fn return_done(r: &crate::register::ReturnResult) -> String {
+    let mut s = format!(
+        "Devolución registrada #{}: reembolso {} de la venta {}.",
+        r.seq,
+        rd(r.total),
+        r.sale_id
+    );
+    if let Some(n) = &r.credit_note {
+        s.push_str(&format!(" Nota de crédito {n}."));
+    }
+    s
+}
+
 /// Void, stock movement: events written.
 pub fn written(what: &str, r: &Written) -> String {
     let seqs: Vec<String> = r.seqs.iter().map(|s| format!("#{s}")).collect();

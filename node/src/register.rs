@@ -249,6 +249,14 @@ impl OpError {
                 | OpError::HubEvents(_)
                 | OpError::RestoredNeedsSync
                 | OpError::NoPrinter
+                | OpError::FiscalExhausted(_)
+                | OpError::BuyerTaxIdRequired(_)
+                | OpError::QuotaExceeded { .. }
+                | OpError::Staff(_)
+                | OpError::ApprovalRequired(_)
+                | OpError::SignInRequired
+                | OpError::UnknownSaleRef(_)
+                | OpError::ReturnTooMuch { .. }
         )
     }
 }

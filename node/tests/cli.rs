@@ -101,8 +101,50 @@ fn a_register_runs_from_the_sample_catalog_with_the_documented_commands() {
     let s: serde_json::Value =
         serde_json::from_slice(&run(&["--json", "status"]).stdout).expect("status json");
     assert_eq!(s["head_seq"], serde_json::json!(3));
-    let out = run(&["shift", "close", "--counted", "5368.00"]);
+    // A partial return (1 of the 2 rice) refunded in cash, a drop, a paid-in.
+    let sale_id = sale["sale_id"].as_str().expect("sale id");
+    let out = run(&["--json", "return", "--sale", sale_id, "--line", "0:1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(r["total"], serde_json::json!(6500));
+    let out = run(&["return", "--sale", sale_id, "--line", "0:2"]);
+    assert_eq!(out.status.code(), Some(3), "more than is left");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("quedan"));
+    assert!(
+        run(&["return", "--sale", sale_id, "--line", "zero"])
+            .status
+            .code()
+            == Some(3)
+    );
+    assert!(run(&[
+        "cash",
+        "drop",
+        "--amount",
+        "1000",
+        "--reason",
+        "caja fuerte"
+    ])
+    .status
+    .success());
+    assert!(run(&["cash", "in", "--amount", "10", "--reason", "cambio"])
+        .status
+        .success());
+    assert_eq!(
+        run(&["cash", "sideways", "--amount", "10", "--reason", "x"])
+            .status
+            .code(),
+        Some(3)
+    );
+    // 5367.90 expected before − 65.00 refunded − 1000.00 dropped + 10.00 paid in.
+    let out = run(&["shift", "close", "--counted", "4312.90"]);
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("REPORTE Z"));
+    let z = String::from_utf8_lossy(&out.stdout);
+    assert!(z.contains("REPORTE Z"));
+    assert!(z.contains("Devoluciones: 1 por RD$ 65.00"), "{z}");
+    assert!(z.contains("Diferencia: RD$ 0.00"), "{z}");
     assert!(run(&["verify"]).status.success());
 }
