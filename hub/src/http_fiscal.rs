@@ -185,12 +185,7 @@ pub(crate) async fn dgii_607(State(app): App, headers: HeaderMap, uri: Uri) -> R
             Err(e) => return Err(ApiError::invalid("rnc", e.to_string())),
         }
         let rnc: String = rnc.chars().filter(char::is_ascii_digit).collect();
-        // The month's bounds depend on the store's zone: ask with a wide
-        // window, then cut in local time.
-        let (offset, _) = answer(app.store.fiscal_sales(store, 0, 0).await)?;
-        let from = month.start_utc_ms(offset);
-        let to = month.first_of_next_month().start_utc_ms(offset);
-        let (_, sales) = answer(app.store.fiscal_sales(store, from, to).await)?;
+        let (offset, sales) = answer(app.store.fiscal_sales(store, month).await)?;
         let text = render_607(&rnc, month.year, month.month, offset, &sales);
         let mut resp = Response::new(axum::body::Body::from(text));
         resp.headers_mut().insert(

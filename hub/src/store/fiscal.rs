@@ -529,13 +529,12 @@ pub(crate) fn write_off(
     }))
 }
 
-/// The fiscal sales of a store between two instants, decoded from their
-/// events, for the 607 report.
-pub(crate) fn sales_between(
+/// The fiscal sales of a store in a month of its local time, decoded from
+/// their events, for the 607 report.
+pub(crate) fn sales_of_month(
     conn: &Connection,
     store: StoreId,
-    from_ms: i64,
-    to_ms: i64,
+    month: caja_shared::localtime::LocalDate,
 ) -> Result<Answer<(UtcOffset, Vec<Sale607>)>, StoreError> {
     let known = conn
         .prepare_cached("SELECT 1 FROM stores WHERE store_id = ?1")?
@@ -543,7 +542,10 @@ pub(crate) fn sales_between(
     if !known {
         return Ok(Err(ApiError::not_found(format!("no store {store}"))));
     }
+    // The month in the store's own time zone.
     let offset = store_offset(conn, store)?;
+    let from_ms = month.start_utc_ms(offset);
+    let to_ms = month.first_of_next_month().start_utc_ms(offset);
     let mut stmt = conn.prepare_cached(
         "SELECT e.bytes, e.hlc_ms FROM p_sales s JOIN events e ON e.event_id = s.event_id
          WHERE s.store_id = ?1 AND s.fiscal_number IS NOT NULL

@@ -721,12 +721,12 @@ impl Store {
             .await
     }
 
-    /// Admin: a store's fiscal sales in `[from_ms, to_ms)` and its zone offset.
+    /// Admin: a store's fiscal sales in a month of its local time, and its
+    /// zone offset.
     pub async fn fiscal_sales(
         &self,
         store: StoreId,
-        from_ms: i64,
-        to_ms: i64,
+        month: caja_shared::localtime::LocalDate,
     ) -> Result<
         Answer<(
             caja_shared::localtime::UtcOffset,
@@ -734,7 +734,7 @@ impl Store {
         )>,
         StoreError,
     > {
-        self.read(move |conn| fiscal::sales_between(conn, store, from_ms, to_ms))
+        self.read(move |conn| fiscal::sales_of_month(conn, store, month))
             .await
     }
 
