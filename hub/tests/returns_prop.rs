@@ -141,3 +141,21 @@ proptest! {
         prop_assert_eq!(b.conflicts(), conflicts);
     }
 }
+
+/// Regression (found by the property test above): the pure projections did
+/// not see an over-return because a sale's lines are not a conflict subject of
+/// their own; the store read them, the pure code did not, and the two
+/// disagreed.
+#[test]
+fn two_registers_returning_the_same_line_is_an_over_return_in_the_pure_projections() {
+    let devices: [DeviceId; 2] = [id("019aaf75", 1), id("019aaf75", 2)];
+    let mut p = Projections::default();
+    p.apply_event(&meta(1, devices[0]), &sale());
+    p.apply_event(&meta(10, devices[0]), &ret(10, 0, 2000));
+    assert!(p.conflicts().is_empty());
+    p.apply_event(&meta(11, devices[1]), &ret(11, 0, 2000));
+    let c = p.conflicts();
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!((c[0].reason, c[0].strategy), ("over_return", "manual"));
+    assert_eq!(c[0].events.len(), 3, "the sale and both returns");
+}
