@@ -412,6 +412,8 @@ pub struct Status {
     pub printer: Option<String>,
     /// The print queue.
     pub print: crate::print::QueueStatus,
+    /// The configured scale's address.
+    pub scale: Option<String>,
 }
 
 /// An open register: its database, journal writer, clock and random source.
@@ -906,6 +908,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             sync,
             printer: self.config.printer.clone(),
             print: crate::print::queue_status(conn)?,
+            scale: self.config.scale.clone(),
         })
     }
 
