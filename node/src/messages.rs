@@ -254,7 +254,7 @@ pub fn weight(grams: i64) -> String {
 
 /// What `caja-node scale read` (and `status`) says about one look at the scale.
 pub fn scale_report(r: &crate::devices::ScaleReport) -> String {
-    let shown = r.grams.map_or_else(|| "sin peso".to_owned(), |g| weight(g));
+    let shown = r.grams.map_or_else(|| "sin peso".to_owned(), weight);
     match &r.problem {
         None => format!("Balanza {}: {shown} (estable, se puede vender).", r.address),
         Some(p) => format!("Balanza {}: {shown}. {p}.", r.address),
