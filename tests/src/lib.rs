@@ -7,4 +7,5 @@
 pub mod cluster;
 pub mod day;
 pub mod demo;
+pub mod devices;
 pub mod proxy;
