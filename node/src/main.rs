@@ -688,14 +688,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let scale = scale_settings(&node)?
                 .ok_or_else(|| device_failure(&devices::DeviceError::NoScale))?;
             let r = devices::scale_report(&scale);
-            emit(json, &r, messages::scale_report)?;
             if r.sellable {
-                Ok(())
+                emit(json, &r, messages::scale_report)
             } else {
+                // Not a weight that may be sold: said once, as the refusal.
                 Err(Failure {
                     code: EXIT_REFUSED,
                     error: "scale",
-                    message: r.problem.unwrap_or_default(),
+                    message: messages::scale_report(&r),
                 })
             }
         }

@@ -467,3 +467,83 @@ fn the_running_node_prints_queued_receipts_without_a_hub() {
         assert_eq!(jobs[0].state, caja_hardware::queue::JobState::Printed);
     }
 }
+
+#[test]
+fn the_printer_loop_backs_off_from_an_unreachable_printer_then_prints_once() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut f = Fixture::new(45);
+    let op = f.op();
+    f.register.open_shift(op, "ana", Money(0)).expect("shift");
+    let sold = sell(&mut f, vec![cash(10_000)]);
+    // A printer port nobody listens on yet.
+    let probe = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = probe.local_addr().expect("addr");
+    drop(probe);
+    std::fs::write(
+        f.data.root().join("config.toml"),
+        format!("printer = \"tcp://{addr}\"\n"),
+    )
+    .expect("config");
+    let mut printing = caja_node::register::Register::open(
+        &f.data,
+        f.clock.clone(),
+        caja_shared::entropy::SeededRandom::new(9),
+    )
+    .expect("second handle");
+    let stop = AtomicBool::new(false);
+    let runs = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            caja_node::devices::print_loop(&mut printing, &stop, Duration::from_millis(20), |r| {
+                runs.lock()
+                    .expect("runs")
+                    .push(r.as_ref().map(|r| r.printed()).map_err(|e| e.to_string()));
+            });
+        });
+        // Many polls while the clock stands still: one attempt, then the job
+        // waits out its backoff instead of hammering the printer.
+        std::thread::sleep(Duration::from_millis(400));
+        let job = print::jobs_of_sale(f.register.conn(), sold)
+            .expect("jobs")
+            .remove(0);
+        assert_eq!(job.state, caja_hardware::queue::JobState::Pending);
+        assert_eq!(job.attempts, 1, "backoff respected: {job:?}");
+        assert_eq!(job.transport_failures, 1);
+        assert!(job.not_before_ms > common::START_MS);
+
+        // The printer comes up on that port, the backoff passes: printed once.
+        let listener = TcpListener::bind(addr).expect("rebind the printer port");
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let shared = Arc::clone(&received);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let bytes = Arc::clone(&shared);
+                std::thread::spawn(move || serve(stream, &bytes));
+            }
+        });
+        f.clock.set(job.not_before_ms);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let job = print::jobs_of_sale(f.register.conn(), sold)
+                .expect("jobs")
+                .remove(0);
+            if job.state == caja_hardware::queue::JobState::Printed {
+                assert_eq!(job.attempts, 2);
+                break;
+            }
+            assert!(Instant::now() < deadline, "never printed: {job:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let job = job_after(&received, 0);
+        assert_eq!(kicks(&job), 1);
+        std::thread::sleep(Duration::from_millis(200));
+        stop.store(true, Ordering::Relaxed);
+    });
+    let runs = runs.into_inner().expect("runs");
+    assert_eq!(
+        runs.iter().filter(|r| matches!(r, Ok(1))).count(),
+        1,
+        "printed in exactly one run: {runs:?}"
+    );
+}
