@@ -583,26 +583,54 @@ impl FolderTransport {
         Ok(max)
     }
 
+    /// Writes both files complete under temporary names, then claims the next
+    /// number by hard-linking the bytes (fails if taken, so two processes never
+    /// share a number) and renames the text beside it: a crash leaves either
+    /// nothing or whole files under their final names (plus a stray temporary).
     fn write_job(&self, bytes: &[u8]) -> io::Result<PathBuf> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let tmp = |ext: &str| {
+            self.dir
+                .join(format!(".job-{}-{nanos}.{ext}.tmp", std::process::id()))
+        };
+        let (tmp_bin, tmp_txt) = (tmp("bin"), tmp("txt"));
+        let text = crate::decode::decode(bytes).paper(self.columns);
+        for (path, content) in [(&tmp_bin, bytes), (&tmp_txt, text.as_bytes())] {
+            let mut file = File::create(path)?;
+            file.write_all(content)?;
+            file.sync_all()?;
+        }
         let mut number = self.last_number()?;
+        let mut claimed = None;
         for _ in 0..FOLDER_CLAIM_ATTEMPTS {
             number += 1;
             let bin = self.dir.join(format!("{number:06}.bin"));
-            let mut file = match OpenOptions::new().write(true).create_new(true).open(&bin) {
-                Ok(f) => f,
+            match std::fs::hard_link(&tmp_bin, &bin) {
+                Ok(()) => {
+                    claimed = Some(bin);
+                    break;
+                }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e),
-            };
-            file.write_all(bytes)?;
-            file.sync_all()?;
-            let text = crate::decode::decode(bytes).paper(self.columns);
-            std::fs::write(bin.with_extension("txt"), text)?;
-            return Ok(bin);
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp_bin);
+                    let _ = std::fs::remove_file(&tmp_txt);
+                    return Err(e);
+                }
+            }
         }
-        Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            "no free receipt number in the folder",
-        ))
+        let _ = std::fs::remove_file(&tmp_bin);
+        let Some(bin) = claimed else {
+            let _ = std::fs::remove_file(&tmp_txt);
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "no free receipt number in the folder",
+            ));
+        };
+        std::fs::rename(&tmp_txt, bin.with_extension("txt"))?;
+        File::open(&self.dir)?.sync_all()?;
+        Ok(bin)
     }
 }
 
