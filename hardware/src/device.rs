@@ -5,6 +5,7 @@
 //! printer = "serial:///dev/ttyUSB0?baud=19200" serial printer (baud 9600 if omitted)
 //! printer = "usb:///dev/usb/lp0"               USB printer class device file
 //! printer = "file:///var/lib/caja/receipts.bin" previews: bytes appended to a file
+//! printer = "folder:///var/lib/caja/receipts"  no printer: one .txt + .bin per receipt
 //! scale   = "toledo:///dev/ttyS0"              Toledo 8217 scale
 //! scale   = "cas:///dev/ttyUSB1?baud=9600&capacity_g=30000"
 //! ```
@@ -22,8 +23,12 @@ use caja_shared::money::QtyMilli;
 use crate::scale::reader::{ScaleConfig, ScaleError, ScaleReader};
 use crate::scale::Protocol;
 use crate::transport::{
-    FileTransport, SerialTransport, TcpTransport, Transport, TransportError, DEFAULT_TCP_PORT,
+    FileTransport, FolderTransport, SerialTransport, TcpTransport, Transport, TransportError,
+    DEFAULT_TCP_PORT,
 };
+
+/// Text width of a folder printer's copies when none is given (80 mm paper).
+pub const DEFAULT_FOLDER_COLUMNS: usize = 48;
 
 /// The default serial speed of receipt printers.
 pub const DEFAULT_PRINTER_BAUD: u32 = 9600;
@@ -53,6 +58,12 @@ pub enum PrinterAddress {
     /// `file:///…`.
     File {
         /// The file the bytes are appended to.
+        path: PathBuf,
+    },
+    /// `folder:///…`: a virtual printer, one pair of files per job
+    /// ([`FolderTransport`]).
+    Folder {
+        /// The folder.
         path: PathBuf,
     },
 }
@@ -183,6 +194,9 @@ impl FromStr for PrinterAddress {
             "file" => Ok(PrinterAddress::File {
                 path: PathBuf::from(target),
             }),
+            "folder" => Ok(PrinterAddress::Folder {
+                path: PathBuf::from(target),
+            }),
             other => Err(AddressError::UnknownScheme {
                 scheme: other.to_string(),
                 address: address.to_string(),
@@ -198,13 +212,25 @@ impl fmt::Display for PrinterAddress {
             PrinterAddress::Serial { path, baud } => write!(f, "serial://{path}?baud={baud}"),
             PrinterAddress::Usb { path } => write!(f, "usb://{}", path.display()),
             PrinterAddress::File { path } => write!(f, "file://{}", path.display()),
+            PrinterAddress::Folder { path } => write!(f, "folder://{}", path.display()),
         }
     }
 }
 
 impl PrinterAddress {
-    /// Opens the transport (connecting within `connect_timeout` for TCP).
+    /// Opens the transport (connecting within `connect_timeout` for TCP); a
+    /// folder printer writes its text copies 48 columns wide.
     pub fn open(&self, connect_timeout: Duration) -> Result<Box<dyn Transport>, TransportError> {
+        self.open_with(connect_timeout, DEFAULT_FOLDER_COLUMNS)
+    }
+
+    /// Opens the transport; `columns` is the paper width a folder printer uses
+    /// for its text copies (other transports ignore it).
+    pub fn open_with(
+        &self,
+        connect_timeout: Duration,
+        columns: usize,
+    ) -> Result<Box<dyn Transport>, TransportError> {
         Ok(match self {
             PrinterAddress::Tcp { host, port } => Box::new(TcpTransport::connect(
                 &format!("{host}:{port}"),
@@ -213,6 +239,7 @@ impl PrinterAddress {
             PrinterAddress::Serial { path, baud } => Box::new(SerialTransport::open(path, *baud)?),
             PrinterAddress::Usb { path } => Box::new(FileTransport::open_device(path)?),
             PrinterAddress::File { path } => Box::new(FileTransport::create(path)?),
+            PrinterAddress::Folder { path } => Box::new(FolderTransport::open(path, columns)?),
         })
     }
 }
@@ -308,6 +335,10 @@ mod tests {
         assert_eq!(
             p("file:///tmp/r.bin").map(|a| a.to_string()),
             Ok("file:///tmp/r.bin".to_string())
+        );
+        assert_eq!(
+            p("folder:///tmp/recibos").map(|a| a.to_string()),
+            Ok("folder:///tmp/recibos".to_string())
         );
         assert!(matches!(p("lpt1"), Err(AddressError::NoScheme(_))));
         assert!(matches!(

@@ -12,7 +12,8 @@
 //!   answers), [`queue`] (the print job state machine the node persists),
 //!   [`scale`]'s frame parsers and certification, [`device`] (device addresses)
 //!   and [`messages`] (every Spanish string this crate prints or shows).
-//! - IO: [`transport`] (TCP, serial, device file, file; every write has a
+//! - IO: [`transport`] (TCP, serial, device file, file, folder — the virtual
+//!   printer with one text and one byte file per receipt; every write has a
 //!   deadline), [`printer`] (status, delivery, drawer), [`scale::reader`] (polls a
 //!   serial scale until it reports a stable weight or the deadline passes) and
 //!   [`scale::sim`] (a simulated scale on a pseudo-terminal).

@@ -128,8 +128,9 @@ impl<T: Transport> ReceiptPrinter<T> {
         Ok(())
     }
 
-    /// Pulses the cash drawer (`ESC p m t1 t2`). Sent on its own, not inside a
-    /// receipt job, so a retried or reprinted receipt never opens the drawer.
+    /// Pulses the cash drawer (`ESC p m t1 t2`) on its own (a "open drawer"
+    /// key). The node's print queue instead puts the kick at the head of a cash
+    /// sale's original receipt job, which prints once; copies carry none.
     pub fn open_drawer(&mut self, pulse: DrawerPulse) -> Result<(), TransportError> {
         self.transport
             .write_all(&drawer_kick(pulse), self.config.write_timeout)

@@ -1,6 +1,6 @@
 //! Byte pipes to a printer: TCP (network printers, port 9100), a serial port, a
-//! device file (USB printer class, `/dev/usb/lp0`) and a plain file (previews and
-//! tests).
+//! device file (USB printer class, `/dev/usb/lp0`), a plain file (previews and
+//! tests) and a folder with one file per receipt ([`FolderTransport`]).
 //!
 //! **Architecture invariant: every write has a deadline and every error says how
 //! many bytes were sent.** A printer that stops reading (paper jam with a full
@@ -536,6 +536,129 @@ impl Transport for FileTransport {
 
     fn is_bidirectional(&self) -> bool {
         self.readable
+    }
+}
+
+/// A folder that collects receipts without a printer (the "virtual printer" of
+/// demos and first trials): every job ([`Transport::write_all`] call) becomes two
+/// new files, `NNNNNN.bin` (the exact ESC/POS bytes) and `NNNNNN.txt` (the paper
+/// as the decoder reads it, `columns` wide, with markers such as `[GAVETA]` for
+/// a drawer kick). Numbers follow the highest already in the folder; files are
+/// created exclusively, so two processes never overwrite each other's receipts.
+#[derive(Debug)]
+pub struct FolderTransport {
+    dir: PathBuf,
+    columns: usize,
+}
+
+/// Most numbers tried when another process takes the same one at once.
+const FOLDER_CLAIM_ATTEMPTS: usize = 100;
+
+impl FolderTransport {
+    /// Creates the folder if needed.
+    pub fn open(dir: &Path, columns: usize) -> Result<FolderTransport, TransportError> {
+        std::fs::create_dir_all(dir).map_err(|source| TransportError::Connect {
+            device: format!("folder {}", dir.display()),
+            source,
+        })?;
+        Ok(FolderTransport {
+            dir: dir.to_path_buf(),
+            columns,
+        })
+    }
+
+    /// The highest job number in the folder (0 when none).
+    fn last_number(&self) -> io::Result<u64> {
+        let mut max = 0;
+        for entry in std::fs::read_dir(&self.dir)? {
+            let name = entry?.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(n) = name
+                .strip_suffix(".bin")
+                .and_then(|stem| stem.parse::<u64>().ok())
+            {
+                max = max.max(n);
+            }
+        }
+        Ok(max)
+    }
+
+    /// Writes both files complete under temporary names, then claims the next
+    /// number by hard-linking the bytes (fails if taken, so two processes never
+    /// share a number) and renames the text beside it: a crash leaves either
+    /// nothing or whole files under their final names (plus a stray temporary).
+    fn write_job(&self, bytes: &[u8]) -> io::Result<PathBuf> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let tmp = |ext: &str| {
+            self.dir
+                .join(format!(".job-{}-{nanos}.{ext}.tmp", std::process::id()))
+        };
+        let (tmp_bin, tmp_txt) = (tmp("bin"), tmp("txt"));
+        let text = crate::decode::decode(bytes).paper(self.columns);
+        for (path, content) in [(&tmp_bin, bytes), (&tmp_txt, text.as_bytes())] {
+            let mut file = File::create(path)?;
+            file.write_all(content)?;
+            file.sync_all()?;
+        }
+        let mut number = self.last_number()?;
+        let mut claimed = None;
+        for _ in 0..FOLDER_CLAIM_ATTEMPTS {
+            number += 1;
+            let bin = self.dir.join(format!("{number:06}.bin"));
+            match std::fs::hard_link(&tmp_bin, &bin) {
+                Ok(()) => {
+                    claimed = Some(bin);
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp_bin);
+                    let _ = std::fs::remove_file(&tmp_txt);
+                    return Err(e);
+                }
+            }
+        }
+        let _ = std::fs::remove_file(&tmp_bin);
+        let Some(bin) = claimed else {
+            let _ = std::fs::remove_file(&tmp_txt);
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "no free receipt number in the folder",
+            ));
+        };
+        std::fs::rename(&tmp_txt, bin.with_extension("txt"))?;
+        File::open(&self.dir)?.sync_all()?;
+        Ok(bin)
+    }
+}
+
+impl Transport for FolderTransport {
+    fn describe(&self) -> String {
+        format!("folder {}", self.dir.display())
+    }
+
+    fn write_all(&mut self, bytes: &[u8], _timeout: Duration) -> Result<(), TransportError> {
+        // A local file write: bounded by the disk, not by a device that may stop
+        // reading, so no deadline is needed.
+        self.write_job(bytes)
+            .map(|_| ())
+            .map_err(|e| io_error(self.describe(), 0, e))
+    }
+
+    fn read_byte(&mut self, _timeout: Duration) -> Result<Option<u8>, TransportError> {
+        Err(TransportError::OneWay {
+            device: self.describe(),
+        })
+    }
+
+    fn discard_input(&mut self) -> Result<(), TransportError> {
+        Ok(())
+    }
+
+    fn is_bidirectional(&self) -> bool {
+        false
     }
 }
 

@@ -20,7 +20,7 @@ use caja_hardware::receipt::Width;
 use caja_hardware::render::render;
 use caja_hardware::status::{answers_for, PrinterStatus, Problems, UnknownReason};
 use caja_hardware::transport::{
-    FileTransport, SerialTransport, TcpTransport, Transport, TransportError,
+    FileTransport, FolderTransport, SerialTransport, TcpTransport, Transport, TransportError,
 };
 use common::*;
 
@@ -360,6 +360,57 @@ fn file_transport_collects_previews_and_has_no_status() {
     assert_eq!(written.len(), 2 * bytes.len());
     assert_eq!(&written[..bytes.len()], &bytes[..]);
     assert!(FileTransport::create(&dir.path().join("missing/x.bin")).is_err());
+}
+
+#[test]
+fn folder_printer_writes_one_text_and_one_binary_file_per_job() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let folder = dir.path().join("recibos");
+    let address: caja_hardware::device::PrinterAddress = format!("folder://{}", folder.display())
+        .parse()
+        .expect("address");
+    let mut printer = ReceiptPrinter::new(
+        address.open_with(Duration::from_secs(1), 42).expect("open"),
+        config(),
+    );
+    assert_eq!(
+        printer.status(),
+        PrinterStatus::Unknown(UnknownReason::OneWay)
+    );
+    let bytes = job();
+    printer.deliver(&bytes).expect("first");
+    printer.open_drawer(DrawerPulse::default()).expect("drawer");
+    let mut names: Vec<String> = std::fs::read_dir(&folder)
+        .expect("folder")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec!["000001.bin", "000001.txt", "000002.bin", "000002.txt"]
+    );
+    assert_eq!(
+        std::fs::read(folder.join("000001.bin")).expect("bin"),
+        bytes
+    );
+    let text = std::fs::read_to_string(folder.join("000001.txt")).expect("txt");
+    assert_eq!(text, decode(&bytes).paper(42));
+    assert!(text.contains("[CORTE]"), "{text}");
+    let drawer = std::fs::read_to_string(folder.join("000002.txt")).expect("txt");
+    assert_eq!(drawer.trim(), "[GAVETA]");
+    // A new printer on the same folder continues the numbering.
+    let mut again = FolderTransport::open(&folder, 42).expect("reopen");
+    again
+        .write_all(&bytes, Duration::from_secs(1))
+        .expect("third");
+    assert!(folder.join("000003.txt").exists());
+    // A folder that cannot be created is a connect error.
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, b"x").expect("file");
+    assert!(matches!(
+        FolderTransport::open(&blocker.join("sub"), 42),
+        Err(TransportError::Connect { .. })
+    ));
 }
 
 #[test]

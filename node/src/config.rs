@@ -30,11 +30,18 @@
 //! stock_quotas = true
 //! escrow_low_milli = 2000
 //! escrow_target_milli = 10000
+//! # A virtual printer instead: one .txt (the paper) and one .bin per receipt.
+//! # printer = "folder:///home/caja/recibos"
+//! # The scale: toledo:///dev/ttyS0 or cas:///dev/ttyUSB0?baud=9600&capacity_g=30000
+//! # (env CAJA_NODE_SCALE). A virtual scale: `caja-node scale virtual`.
+//! scale = "toledo:///dev/ttyS0"
+//! # How long a sale waits for the weight to settle (ms).
+//! scale_timeout_ms = 3000
 //! ```
 
 use std::path::{Path, PathBuf};
 
-use caja_hardware::device::PrinterAddress;
+use caja_hardware::device::{PrinterAddress, ScaleAddress};
 use caja_hardware::receipt::Width;
 use serde::Deserialize;
 
@@ -44,6 +51,8 @@ pub const CONFIG_FILE_NAME: &str = "config.toml";
 pub const DEFAULT_MAX_HLC_DRIFT_MS: i64 = 5 * 60 * 1000;
 /// Default paper width in millimetres.
 pub const DEFAULT_RECEIPT_WIDTH_MM: u16 = 58;
+/// Default wait for a stable weight (3 s).
+pub const DEFAULT_SCALE_TIMEOUT_MS: u64 = 3_000;
 /// Longest store name or RNC accepted.
 pub const MAX_HEADER_CHARS: usize = 100;
 
@@ -88,6 +97,10 @@ pub struct NodeConfig {
     /// How much quota it asks for per product (thousandths; grams for
     /// weighed items).
     pub escrow_target_milli: i64,
+    /// The scale's address (env `CAJA_NODE_SCALE`); checked on load.
+    pub scale: Option<String>,
+    /// How long a sale waits for a stable weight, in milliseconds.
+    pub scale_timeout_ms: u64,
 }
 
 impl Default for NodeConfig {
@@ -107,6 +120,8 @@ impl Default for NodeConfig {
             stock_quotas: false,
             escrow_low_milli: 2_000,
             escrow_target_milli: 10_000,
+            scale: None,
+            scale_timeout_ms: DEFAULT_SCALE_TIMEOUT_MS,
         }
     }
 }
@@ -184,6 +199,9 @@ impl NodeConfig {
                 .collect();
         }
         cfg.check_fiscal()?;
+        if let Some(p) = env("CAJA_NODE_SCALE") {
+            cfg.scale = Some(p).filter(|p| !p.trim().is_empty());
+        }
         if !(1_000..=86_400_000).contains(&cfg.max_hlc_drift_ms) {
             return Err(ConfigError::Invalid {
                 key: "max_hlc_drift_ms",
@@ -192,6 +210,13 @@ impl NodeConfig {
         }
         cfg.receipt_paper()?;
         cfg.printer_address()?;
+        cfg.scale_address()?;
+        if !(100..=60_000).contains(&cfg.scale_timeout_ms) {
+            return Err(ConfigError::Invalid {
+                key: "scale_timeout_ms",
+                message: "must be between 100 and 60000".into(),
+            });
+        }
         for (key, value) in [
             ("store_name", &cfg.store_name),
             ("store_rnc", &cfg.store_rnc),
@@ -285,6 +310,21 @@ impl NodeConfig {
     }
 }
 
+impl NodeConfig {
+    /// The parsed `scale` address, if one is configured.
+    pub fn scale_address(&self) -> Result<Option<ScaleAddress>, ConfigError> {
+        self.scale
+            .as_deref()
+            .map(|p| {
+                p.parse::<ScaleAddress>().map_err(|e| ConfigError::Invalid {
+                    key: "scale",
+                    message: e.to_string(),
+                })
+            })
+            .transpose()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,7 +380,27 @@ mod tests {
                 .printer_address(),
             Ok(Some(PrinterAddress::File { .. }))
         ));
+        std::fs::write(
+            dir.path().join(CONFIG_FILE_NAME),
+            "printer = \"folder:///tmp/recibos\"\nscale = \"cas:///dev/ttyUSB0?baud=9600\"\n",
+        )
+        .expect("write");
+        let cfg = NodeConfig::load(dir.path(), none).expect("devices");
+        assert!(matches!(
+            cfg.printer_address(),
+            Ok(Some(PrinterAddress::Folder { .. }))
+        ));
+        let scale = cfg.scale_address().expect("scale").expect("configured");
+        assert_eq!(
+            (scale.path.as_str(), scale.baud),
+            ("/dev/ttyUSB0", Some(9600))
+        );
+        let env = |k: &str| (k == "CAJA_NODE_SCALE").then(|| "toledo:///dev/ttyS0".to_owned());
+        let cfg = NodeConfig::load(dir.path(), env).expect("env scale");
+        assert_eq!(cfg.scale.as_deref(), Some("toledo:///dev/ttyS0"));
         for (text, key) in [
+            ("scale = \"mettler:///dev/ttyS0\"\n", "scale"),
+            ("scale_timeout_ms = 5\n", "scale_timeout_ms"),
             ("printer = \"lpt://1\"\n", "printer"),
             ("receipt_width = 42\n", "receipt_width"),
             ("store_name = \"a\\u0007b\"\n", "store_name"),

@@ -19,10 +19,14 @@
 //! - [`sale`] and [`zreport`]: pure sale building and Z report computation;
 //! - [`projection`]: the derived tables, their rebuild and digest;
 //! - [`register`]: each operation as one transaction over journal and projections;
-//! - [`print`]: the durable print queue and the receipts of sales.
+//! - [`print`]: the durable print queue and the receipts of sales (a cash
+//!   sale's original receipt opens the drawer);
+//! - [`devices`]: the scale wired into selling, the running node's printer
+//!   loop and the virtual scale.
 
 pub mod config;
 pub mod db;
+pub mod devices;
 pub mod escrow;
 pub mod fiscal;
 pub mod import;

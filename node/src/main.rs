@@ -16,6 +16,7 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use caja_node::devices;
 use caja_node::journal::{Journal, JournalError};
 use caja_node::keyfile;
 use caja_node::messages;
@@ -162,8 +163,11 @@ enum Command {
         #[arg(long)]
         retry_failed: bool,
     },
-    /// Shift, journal, sync and printer state.
+    /// Shift, journal, sync, printer and scale state.
     Status,
+    /// The scale: read the weight now, or run a virtual scale.
+    #[command(subcommand)]
+    Scale(ScaleCmd),
     /// The Z report of the open shift (or of --shift).
     ZReport {
         /// A closed shift.
@@ -217,6 +221,28 @@ enum Command {
         /// The page file to write.
         #[arg(long)]
         out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ScaleCmd {
+    /// Poll the configured scale once and show the weight and whether it may
+    /// be sold.
+    Read,
+    /// Run a simulated scale on a new pseudo-terminal until stopped: prints the
+    /// port to configure, answers with the weight written in --weight-file
+    /// (grams, "motion" or "silent").
+    Virtual {
+        /// toledo or cas.
+        #[arg(long, default_value = "toledo")]
+        protocol: String,
+        /// The file holding the current weight.
+        #[arg(long)]
+        weight_file: PathBuf,
+        /// Also make a symbolic link to the port here (a stable path for
+        /// config.toml).
+        #[arg(long)]
+        link: Option<PathBuf>,
     },
 }
 
@@ -305,6 +331,10 @@ struct SellArgs {
     /// The buyer's RNC or cédula (required for B01/E31).
     #[arg(long)]
     buyer: Option<String>,
+    /// A weighed item (CODE), its weight read from the configured scale: the
+    /// sale is made only with a stable weight within the scale's capacity.
+    #[arg(long = "weigh")]
+    weigh: Vec<String>,
     /// Read the sale as JSON from stdin instead.
     #[arg(long)]
     stdin: bool,
@@ -668,8 +698,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             })
         }
         Command::Sell(a) => {
-            let req = sale_request(&a)?;
+            let mut req = sale_request(&a)?;
             let mut node = open(&dir)?;
+            // Weighed before the sale: a scale problem refuses it, unchanged.
+            weigh_lines(&node, &a.weigh, &mut req, json)?;
             if a.repeat > 1 && a.op.op.is_some() {
                 return Err(refused(
                     "--repeat hace ventas distintas: no se combina con --op.",
@@ -799,9 +831,42 @@ fn run(cli: Cli) -> Result<(), Failure> {
             emit(json, &r, messages::customer_saved)
         }
         Command::Status => {
-            let s = open(&dir)?.status()?;
-            emit(json, &s, messages::status)
+            let node = open(&dir)?;
+            let s = node.status()?;
+            let scale = scale_settings(&node)?.map(|sc| devices::scale_report(&sc));
+            if json {
+                let mut v = serde_json::to_value(&s).map_err(|e| refused(e.to_string()))?;
+                v["scale_reading"] =
+                    serde_json::to_value(&scale).map_err(|e| refused(e.to_string()))?;
+                emit(json, &v, |_| String::new())
+            } else {
+                emit(json, &s, |s| match &scale {
+                    Some(r) => format!("{}\n{}", messages::status(s), messages::scale_report(r)),
+                    None => messages::status(s),
+                })
+            }
         }
+        Command::Scale(ScaleCmd::Read) => {
+            let node = open(&dir)?;
+            let scale = scale_settings(&node)?
+                .ok_or_else(|| device_failure(&devices::DeviceError::NoScale))?;
+            let r = devices::scale_report(&scale);
+            if r.sellable {
+                emit(json, &r, messages::scale_report)
+            } else {
+                // Not a weight that may be sold: said once, as the refusal.
+                Err(Failure {
+                    code: EXIT_REFUSED,
+                    error: "scale",
+                    message: messages::scale_report(&r),
+                })
+            }
+        }
+        Command::Scale(ScaleCmd::Virtual {
+            protocol,
+            weight_file,
+            link,
+        }) => virtual_scale(&protocol, &weight_file, link.as_deref(), json),
         Command::ZReport { shift } => {
             let z = open(&dir)?.z_report(shift)?;
             emit(json, &z, messages::z_report)
@@ -894,16 +959,27 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 "Caja en marcha: sincronizando con {} (Ctrl-C para detener).",
                 hub_url(&dir)?
             );
-            engine.run(&stop, |r| match r {
-                Ok(r) if r.pushed + r.hub_events + r.peer_events + r.recovered > 0 => {
-                    let v = serde_json::json!({"pushed": r.pushed, "hub_events": r.hub_events, "peer_events": r.peer_events, "recovered": r.recovered});
-                    let _ = emit(json, &v, |_| format!(
-                        "Sincronizado: {} enviados, {} de la oficina central, {} de otras cajas.",
-                        r.pushed, r.hub_events, r.peer_events
-                    ));
-                }
-                Ok(_) => {}
-                Err(e) => eprintln!("Sin conexión con la oficina central: {e}"),
+            // Receipts print on their own thread and database connection: a
+            // slow or absent printer never holds up sync, nor sales.
+            let mut printing = open(&dir)?;
+            std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    devices::print_loop(&mut printing, &stop, devices::PRINT_POLL, |r| {
+                        print_report(r, json);
+                    });
+                });
+                engine.run(&stop, |r| match r {
+                    Ok(r) if r.pushed + r.hub_events + r.peer_events + r.recovered > 0 => {
+                        let v = serde_json::json!({"pushed": r.pushed, "hub_events": r.hub_events, "peer_events": r.peer_events, "recovered": r.recovered});
+                        let _ = emit(json, &v, |_| format!(
+                            "Sincronizado: {} enviados, {} de la oficina central, {} de otras cajas.",
+                            r.pushed, r.hub_events, r.peer_events
+                        ));
+                    }
+                    Ok(_) => {}
+                    Err(e) => eprintln!("Sin conexión con la oficina central: {e}"),
+                });
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
             });
             Ok(())
         }
@@ -1052,6 +1128,89 @@ fn sample_catalog(store: StoreId, out: &std::path::Path, json: bool) -> Result<(
             out.display()
         )
     })
+}
+
+/// What the running node's printer thread reports on the console.
+fn print_report(r: &Result<caja_node::print::PrintRun, OpError>, json: bool) {
+    match r {
+        Ok(run) => match run.first_error() {
+            Some(e) => eprintln!("{}", messages::print_loop_error(e)),
+            None => {
+                let _ = emit(json, run, messages::print_run);
+            }
+        },
+        Err(e) => eprintln!("{}", messages::print_loop_error(&messages::error(e))),
+    }
+}
+
+fn device_failure(e: &devices::DeviceError) -> Failure {
+    let (code, error) = if e.is_refusal() {
+        (EXIT_REFUSED, "refused")
+    } else {
+        (1, "failed")
+    };
+    Failure {
+        code,
+        error,
+        message: messages::device_error(e),
+    }
+}
+
+fn scale_settings(node: &Node) -> Result<Option<devices::ScaleSettings>, Failure> {
+    Ok(devices::ScaleSettings::from_config(node.config())?)
+}
+
+/// Reads each `--weigh` item's weight from the scale and adds its line. Any
+/// scale problem refuses the whole sale before it starts.
+fn weigh_lines(
+    node: &Node,
+    codes: &[String],
+    req: &mut SaleRequest,
+    json: bool,
+) -> Result<(), Failure> {
+    if codes.is_empty() {
+        return Ok(());
+    }
+    let scale = scale_settings(node)?;
+    for code in codes {
+        let line = devices::weigh_line(node.conn(), code, scale.as_ref())
+            .map_err(|e| device_failure(&e))?;
+        if !json {
+            eprintln!("{}", messages::weighed(code, line.qty_milli));
+        }
+        req.lines.push(line);
+    }
+    Ok(())
+}
+
+/// `caja-node scale virtual`: serves a simulated scale until killed.
+fn virtual_scale(
+    protocol: &str,
+    weight_file: &std::path::Path,
+    link: Option<&std::path::Path>,
+    json: bool,
+) -> Result<(), Failure> {
+    let protocol = caja_hardware::scale::Protocol::parse(protocol).ok_or_else(|| {
+        refused(format!(
+            "Protocolo de balanza desconocido: {protocol} (toledo o cas)."
+        ))
+    })?;
+    let scale = devices::VirtualScale::start(protocol, weight_file, link).map_err(|e| Failure {
+        code: 1,
+        error: "failed",
+        message: format!("No se pudo crear la balanza virtual: {e}."),
+    })?;
+    let port = link.map_or_else(|| scale.path().to_owned(), |l| l.display().to_string());
+    // The port alone on stdout (scripts read it); the explanation on stderr.
+    emit(
+        json,
+        &serde_json::json!({"port": port, "pty": scale.path(), "protocol": protocol.name()}),
+        |_| port.clone(),
+    )?;
+    eprintln!("{}", messages::virtual_scale_started(&port, weight_file));
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    devices::run_virtual_scale(&scale, &stop);
+    Ok(())
 }
 
 /// After a committed operation: prints the due receipts when a printer is

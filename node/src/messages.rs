@@ -203,7 +203,10 @@ pub fn status(s: &Status) -> String {
             s.printer.as_deref().unwrap_or("no configurada")
         ),
         print_queue(&s.print),
-        "Balanza: no conectada todavía (issue #10)".into(),
+        format!(
+            "Balanza: {}",
+            s.scale.as_deref().unwrap_or("no configurada")
+        ),
     ];
     if let Some(e) = &s.print.last_error {
         lines.push(format!("Último error de impresión: {e}"));
@@ -367,6 +370,52 @@ pub fn reprint_queued(sale: caja_shared::ids::SaleId, job: caja_hardware::queue:
 /// Failed receipts put back in the queue.
 pub fn prints_retried(n: usize) -> String {
     format!("{n} recibo(s) detenido(s) vuelven a la cola.")
+}
+
+/// A weight for the cashier: `1.250 kg`.
+pub fn weight(grams: i64) -> String {
+    format!("{} kg", caja_shared::money::QtyMilli(grams))
+}
+
+/// What `caja-node scale read` (and `status`) says about one look at the scale.
+pub fn scale_report(r: &crate::devices::ScaleReport) -> String {
+    let shown = r.grams.map_or_else(|| "sin peso".to_owned(), weight);
+    match &r.problem {
+        None => format!("Balanza {}: {shown} (estable, se puede vender).", r.address),
+        Some(p) => format!("Balanza {}: {shown}. {p}.", r.address),
+    }
+}
+
+/// The weighed line about to be sold.
+pub fn weighed(code: &str, grams: i64) -> String {
+    format!("Pesado {code}: {}.", weight(grams))
+}
+
+/// One plain Spanish sentence for a device error (the sale was not made).
+pub fn device_error(e: &crate::devices::DeviceError) -> String {
+    use crate::devices::DeviceError;
+    match e {
+        DeviceError::NoScale => "No hay balanza configurada: agregue `scale = \"toledo:///dev/ttyS0\"` en config.toml o defina CAJA_NODE_SCALE.".into(),
+        DeviceError::Scale(s) => format!("{}. La venta no se hizo.", s.message()),
+        DeviceError::NotSoldByWeight(code) => {
+            format!("{code} se vende por unidad, no por peso: véndalo con --item.")
+        }
+        DeviceError::UnknownProduct(code) => format!("Producto desconocido: {code}."),
+        DeviceError::Op(op) => error(op),
+    }
+}
+
+/// The virtual scale is serving.
+pub fn virtual_scale_started(path: &str, weight_file: &std::path::Path) -> String {
+    format!(
+        "Balanza virtual en {path}: configure `scale = \"<protocolo>://{path}\"`; el peso (gramos, «motion» o «silent») se lee de {} (Ctrl-C para detener).",
+        weight_file.display()
+    )
+}
+
+/// The running node's printer loop saw an error.
+pub fn print_loop_error(detail: &str) -> String {
+    format!("Impresión en espera: {detail}")
 }
 
 fn circuit(name: &str) -> &'static str {

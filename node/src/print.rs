@@ -14,6 +14,9 @@
 //! - A printer that reports paper out / cover open, or cannot be reached, leaves
 //!   the job `pending` with the queue's backoff; once it is back the job prints
 //!   exactly once.
+//! - A cash sale's original receipt job starts with the drawer kick
+//!   ([`job_bytes`]): the drawer opens when its receipt prints, once; a COPIA
+//!   (reprint, or a retry that may have printed) never opens it.
 //! - [`enqueue_copy`] queues a reprint, always rendered "COPIA"
 //!   ([`Receipt::into_copy`]).
 //! - [`receipt_text`] is what `caja-node receipt show` prints: the receipt
@@ -27,6 +30,7 @@ use std::time::Duration;
 
 use caja_hardware::codepage::CodePage;
 use caja_hardware::device::PrinterAddress;
+use caja_hardware::escpos_ext::{drawer_kick, DrawerPulse};
 use caja_hardware::localtime::{LocalDateTime, UtcOffset};
 use caja_hardware::printer::{PrinterConfig, ReceiptPrinter};
 use caja_hardware::queue::{FailReason, JobId, JobKind, JobState, PrintJob, RetryPolicy};
@@ -93,6 +97,8 @@ pub struct PrinterSettings {
     pub connect_timeout: Duration,
     /// Backoff and give-up rules.
     pub policy: RetryPolicy,
+    /// Paper width in columns (a folder printer's text copies).
+    pub columns: usize,
 }
 
 impl PrinterSettings {
@@ -103,12 +109,17 @@ impl PrinterSettings {
             config: PrinterConfig::default(),
             connect_timeout: CONNECT_TIMEOUT,
             policy: RetryPolicy::default(),
+            columns: caja_hardware::device::DEFAULT_FOLDER_COLUMNS,
         }
     }
 
     /// The configured printer, if any.
     pub fn from_config(cfg: &NodeConfig) -> Result<Option<PrinterSettings>, ConfigError> {
-        Ok(cfg.printer_address()?.map(PrinterSettings::new))
+        let columns = cfg.receipt_paper()?.columns();
+        Ok(cfg.printer_address()?.map(|a| PrinterSettings {
+            columns,
+            ..PrinterSettings::new(a)
+        }))
     }
 }
 
@@ -321,14 +332,7 @@ pub fn receipt(
     sale: SaleId,
     settings: &ReceiptSettings,
 ) -> Result<Receipt, OpError> {
-    let seq = own_sale_seq(conn, sale)?;
-    let event = Journal::event(conn, seq)?.ok_or(OpError::UnknownSale(sale))?;
-    let body = event
-        .body()
-        .map_err(|e| OpError::Receipt(format!("event #{seq}: {e}")))?;
-    let EventBody::SaleCreated(created) = body else {
-        return Err(OpError::Receipt(format!("event #{seq} is not a sale")));
-    };
+    let (created, sold_at_ms) = sale_created(conn, sale)?;
     let register = journal::load_device(conn)?
         .map(|d| d.device.to_string())
         .unwrap_or_default();
@@ -336,7 +340,7 @@ pub fn receipt(
     let ctx = ReceiptContext {
         store: settings.store.clone(),
         register,
-        sold_at_ms: event.envelope().hlc.ms(),
+        sold_at_ms,
         offset: settings.offset,
         fiscal_valid_until: created
             .fiscal
@@ -353,6 +357,54 @@ pub fn receipt(
         weighed.get(sku).copied().unwrap_or(SoldBy::Unit)
     })
     .map_err(|e| OpError::Receipt(e.to_string()))
+}
+
+/// The journaled `SaleCreated` of one of this register's sales, and its HLC
+/// time (ms).
+fn sale_created(conn: &Connection, sale: SaleId) -> Result<(SaleCreated, i64), OpError> {
+    let seq = own_sale_seq(conn, sale)?;
+    let event = Journal::event(conn, seq)?.ok_or(OpError::UnknownSale(sale))?;
+    let body = event
+        .body()
+        .map_err(|e| OpError::Receipt(format!("event #{seq}: {e}")))?;
+    let EventBody::SaleCreated(created) = body else {
+        return Err(OpError::Receipt(format!("event #{seq} is not a sale")));
+    };
+    Ok((created, event.envelope().hlc.ms()))
+}
+
+/// Whether printing this job opens the cash drawer: only the first printing of
+/// a sale's original receipt (not a copy, not a retry that may have printed
+/// already), and only when the sale took cash.
+fn opens_drawer(conn: &Connection, job: &PrintJob, as_copy: bool) -> Result<bool, OpError> {
+    if as_copy || job.kind != JobKind::Original {
+        return Ok(false);
+    }
+    let (created, _) = sale_created(conn, job.sale)?;
+    Ok(created
+        .payments
+        .iter()
+        .any(|p| p.method == PaymentMethod::Cash))
+}
+
+/// The bytes of one print job: the receipt (marked COPIA when `as_copy`), led
+/// by the drawer kick (`ESC p`) when [`opens_drawer`] says so. The kick is part
+/// of the job, so it is sent exactly when the original receipt is: once, and
+/// never by a reprint or a retry printed as a copy.
+pub fn job_bytes(
+    conn: &Connection,
+    job: &PrintJob,
+    settings: &ReceiptSettings,
+    as_copy: bool,
+    now_ms: i64,
+) -> Result<Vec<u8>, OpError> {
+    let receipt = render_receipt(conn, job.sale, settings, as_copy.then_some(now_ms))?;
+    if !opens_drawer(conn, job, as_copy)? {
+        return Ok(receipt);
+    }
+    let mut bytes = drawer_kick(DrawerPulse::default()).to_vec();
+    bytes.extend_from_slice(&receipt);
+    Ok(bytes)
 }
 
 /// The customer's name, and for a fiado sale the customer's current balance.
@@ -495,8 +547,7 @@ pub fn print_pending(
         if !save(conn, &job, JobState::Pending, now_ms)? {
             continue;
         }
-        let copy_at = attempt.as_copy.then_some(now_ms);
-        let outcome = match render_receipt(conn, job.sale, receipt, copy_at) {
+        let outcome = match job_bytes(conn, &job, receipt, attempt.as_copy, now_ms) {
             Err(e) => Err(FailReason::Permanent {
                 detail: e.to_string(),
             }),
@@ -552,14 +603,13 @@ fn deliver(
     bytes: &[u8],
 ) -> Result<(), FailReason> {
     if device.is_none() {
-        let transport =
-            printer
-                .address
-                .open(printer.connect_timeout)
-                .map_err(|e| FailReason::Transport {
-                    bytes_sent: 0,
-                    detail: e.to_string(),
-                })?;
+        let transport = printer
+            .address
+            .open_with(printer.connect_timeout, printer.columns)
+            .map_err(|e| FailReason::Transport {
+                bytes_sent: 0,
+                detail: e.to_string(),
+            })?;
         *device = Some(ReceiptPrinter::new(transport, printer.config));
     }
     match device.as_mut() {

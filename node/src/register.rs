@@ -537,6 +537,8 @@ pub struct Status {
     pub fiscal: Vec<crate::fiscal::SeriesLeft>,
     /// Stock quotas held (when `stock_quotas` is on).
     pub quotas: Option<Vec<crate::escrow::QuotaLeft>>,
+    /// The configured scale's address.
+    pub scale: Option<String>,
 }
 
 /// An open register: its database, journal writer, clock and random source.
@@ -1432,6 +1434,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             sync,
             printer: self.config.printer.clone(),
             print: crate::print::queue_status(conn)?,
+            scale: self.config.scale.clone(),
         })
     }
 

@@ -454,7 +454,7 @@ fn the_cli_shows_reprints_and_prints_receipts() {
         status.contains(&format!("Impresora: file://{}", printed.display())),
         "{status}"
     );
-    assert!(status.contains("Balanza: no conectada"), "{status}");
+    assert!(status.contains("Balanza: no configurada"), "{status}");
     let text = paper(&std::fs::read(&printed).expect("bytes"));
     assert_eq!(text.matches("Arroz Selecto 1kg").count(), 3, "{text}");
 

@@ -339,6 +339,10 @@ pub fn run(opts: &DayOptions, out: &mut impl Write) -> Result<DaySummary, DayErr
         }
     }
     day.say("Morning: 3 sales on each register")?;
+    let op = day.op()?;
+    for line in crate::devices::weighed_sale(&mut tills[0], op).map_err(fail("scale"))? {
+        day.say(line)?;
+    }
     day.sync_all(&mut tills)?;
 
     // caja-3 loses the internet.
@@ -636,6 +640,27 @@ pub fn run(opts: &DayOptions, out: &mut impl Write) -> Result<DaySummary, DayErr
         oversells,
         negative.len()
     ))?;
+
+    // Every receipt, printed to each register's folder printer.
+    for t in &mut tills {
+        let folder = t.data.root().join("recibos");
+        let p = crate::devices::print_to_folder(t, &folder).map_err(fail("receipts"))?;
+        check(
+            p.receipts == p.jobs && p.receipts > 0,
+            format!("{}: every queued receipt printed once", t.name),
+        )?;
+        check(
+            p.drawer_kicks > 0 && p.drawer_kicks <= p.receipts,
+            format!("{}: cash sales open the drawer", t.name),
+        )?;
+        day.say(format!(
+            "  {}: {} receipts printed to {} ({} opened the cash drawer)",
+            t.name,
+            p.receipts,
+            p.folder.display(),
+            p.drawer_kicks
+        ))?;
+    }
 
     // A receipt, as the printer would print it.
     let conn = tills[1].register.conn();

@@ -7,5 +7,6 @@
 pub mod cluster;
 pub mod day;
 pub mod demo;
+pub mod devices;
 pub mod procs;
 pub mod proxy;

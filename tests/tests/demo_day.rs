@@ -23,6 +23,12 @@ fn the_day_runs_converges_and_checks_its_invariants() {
     assert!(text.contains("REPORTE Z"), "{text}");
     assert!(text.contains("Doña Rosa"), "{text}");
     assert!(text.contains("All checks passed"), "{text}");
+    assert!(text.contains("stable at 1.250 kg"), "{text}");
+    assert!(text.contains("Peso inestable"), "{text}");
+    assert!(text.contains("opened the cash drawer"), "{text}");
+    let receipt = dir.path().join("demo/caja-1/recibos/000001.txt");
+    let paper = std::fs::read_to_string(&receipt).expect("a receipt in the folder printer");
+    assert!(paper.contains("[CORTE]"), "{paper}");
     for name in [
         "hub/hub.db",
         "caja-1/caja-node.sqlite3",

@@ -56,6 +56,40 @@ impl Answer {
     }
 }
 
+/// A weight file's text that is not an answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a weight in grams, \"motion\" or \"silent\"")]
+pub struct AnswerTextError(String);
+
+impl Answer {
+    /// The answer a virtual scale's weight file asks for: an integer number of
+    /// grams (`1250`; `-20` is below zero; empty is nothing on the scale),
+    /// `motion` (a weight that is still moving, optionally `motion 1250`) or
+    /// `silent` (no answer). Surrounding whitespace is ignored.
+    pub fn from_text(text: &str) -> Result<Answer, AnswerTextError> {
+        let t = text.trim();
+        let grams = |g: &str| {
+            g.trim()
+                .parse::<i64>()
+                .map_err(|_| AnswerTextError(t.to_string()))
+        };
+        if t.is_empty() {
+            Ok(Answer::stable(0))
+        } else if t == "silent" {
+            Ok(Answer::Silent)
+        } else if let Some(rest) = t.strip_prefix("motion") {
+            let g = if rest.trim().is_empty() {
+                0
+            } else {
+                grams(rest)?
+            };
+            Ok(Answer::moving(g))
+        } else {
+            Ok(Answer::stable(grams(t)?))
+        }
+    }
+}
+
 #[derive(Debug)]
 struct SimState {
     script: VecDeque<Answer>,
@@ -76,6 +110,13 @@ pub struct SimScale {
 #[derive(Debug, thiserror::Error)]
 #[error("cannot create the simulated scale's pseudo-terminal: {0}")]
 pub struct SimError(String);
+
+impl SimError {
+    /// A failure to set the simulator up, described.
+    pub fn new(detail: impl Into<String>) -> SimError {
+        SimError(detail.into())
+    }
+}
 
 fn lock(state: &Mutex<SimState>) -> MutexGuard<'_, SimState> {
     state
@@ -231,6 +272,24 @@ fn run(protocol: Protocol, master: &mut TTYPort, state: &Mutex<SimState>, stop: 
             if !reply.is_empty() && master.write_all(&reply).is_err() {
                 return;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weight_file_text_becomes_an_answer() {
+        assert_eq!(Answer::from_text("1250\n"), Ok(Answer::stable(1250)));
+        assert_eq!(Answer::from_text(" "), Ok(Answer::stable(0)));
+        assert_eq!(Answer::from_text("-20"), Ok(Answer::stable(-20)));
+        assert_eq!(Answer::from_text("motion"), Ok(Answer::moving(0)));
+        assert_eq!(Answer::from_text("motion 800"), Ok(Answer::moving(800)));
+        assert_eq!(Answer::from_text("silent"), Ok(Answer::Silent));
+        for bad in ["1.25", "kg", "motion x", "12 g"] {
+            assert!(Answer::from_text(bad).is_err(), "{bad}");
         }
     }
 }
