@@ -321,6 +321,7 @@ mod tests {
                 })
                 .collect(),
             change: Money(change),
+            approval: None,
         }
     }
 

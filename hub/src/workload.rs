@@ -356,6 +356,7 @@ impl Workload {
                     reference: None,
                 }],
                 change,
+                approval: None,
             }),
             vec![shift_event],
         )
@@ -479,6 +480,7 @@ impl Workload {
                     cashier: "ana".into(),
                     expected_cash: Money(500_000),
                     counted_cash: Money(500_000 - i64::try_from(self.pick(3)).unwrap_or(0) * 100),
+                    approval: None,
                 }),
                 vec![shift_event],
             ),

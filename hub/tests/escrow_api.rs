@@ -99,6 +99,7 @@ fn sell(
                 reference: None,
             }],
             change: Money(0),
+            approval: None,
         }),
         vec![],
         now_ms(),

@@ -92,6 +92,7 @@ fn sale(number: Option<String>, total: i64) -> EventBody {
             reference: None,
         }],
         change: Money(0),
+        approval: None,
     })
 }
 

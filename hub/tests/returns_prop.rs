@@ -63,6 +63,7 @@ fn sale() -> EventBody {
             reference: None,
         }],
         change: Money(0),
+        approval: None,
     })
 }
 

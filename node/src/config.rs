@@ -97,6 +97,9 @@ pub struct NodeConfig {
     /// How much quota it asks for per product (thousandths; grams for
     /// weighed items).
     pub escrow_target_milli: i64,
+    /// On a register with staff, a sale discounted by more than this share
+    /// of its gross (basis points; 1000 = 10 %) needs a supervisor.
+    pub max_discount_bp: u16,
     /// The scale's address (env `CAJA_NODE_SCALE`); checked on load.
     pub scale: Option<String>,
     /// How long a sale waits for a stable weight, in milliseconds.
@@ -120,6 +123,7 @@ impl Default for NodeConfig {
             stock_quotas: false,
             escrow_low_milli: 2_000,
             escrow_target_milli: 10_000,
+            max_discount_bp: 1_000,
             scale: None,
             scale_timeout_ms: DEFAULT_SCALE_TIMEOUT_MS,
         }

@@ -286,11 +286,18 @@ enum ShiftCmd {
         #[command(flatten)]
         op: OpArg,
     },
-    /// Close the open shift and print its Z report.
+    /// Close the open shift and print its Z report (with staff: `--by` and
+    /// `--pin`; a supervisor may close another person's shift).
     Close {
         /// Cash counted in the drawer, e.g. 5350.00.
         #[arg(long)]
         counted: Money,
+        /// Who closes (name or staff id), on a register with staff.
+        #[arg(long)]
+        by: Option<String>,
+        /// Their PIN.
+        #[arg(long, env = "CAJA_NODE_PIN", hide_env_values = true)]
+        pin: Option<String>,
         #[command(flatten)]
         op: OpArg,
     },
@@ -335,6 +342,8 @@ struct SellArgs {
     /// sale is made only with a stable weight within the scale's capacity.
     #[arg(long = "weigh")]
     weigh: Vec<String>,
+    #[command(flatten)]
+    approver: ApproverArg,
     /// Read the sale as JSON from stdin instead.
     #[arg(long)]
     stdin: bool,
@@ -686,9 +695,22 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let r = node.cash_move(id, kind, amount, &reason, cred.as_ref())?;
             emit(json, &r, |r| messages::written("Movimiento de efectivo", r))
         }
-        Command::Shift(ShiftCmd::Close { counted, op }) => {
+        Command::Shift(ShiftCmd::Close {
+            counted,
+            by,
+            pin,
+            op,
+        }) => {
             let id = op_id(&op)?;
-            let r = open(&dir)?.close_shift(id, counted)?;
+            let mut node = open(&dir)?;
+            let cred = approver_credentials(
+                &node,
+                ApproverArg {
+                    approver: by,
+                    approver_pin: pin,
+                },
+            )?;
+            let r = node.close_shift_as(id, counted, cred.as_ref())?;
             emit(json, &r, |r| {
                 format!(
                     "{}\n{}",
@@ -711,9 +733,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 series: a.doc.clone(),
                 buyer_tax_id: a.buyer.clone(),
             };
+            let cred = approver_credentials(
+                &node,
+                ApproverArg {
+                    approver: a.approver.approver.clone(),
+                    approver_pin: a.approver.approver_pin.clone(),
+                },
+            )?;
             for _ in 0..a.repeat.max(1) {
                 let id = op_id(&a.op)?;
-                let r = node.sell_as(id, &req, &doc)?;
+                let r = node.sell_approved(id, &req, &doc, cred.as_ref())?;
                 emit(json, &r, messages::sale_done)?;
             }
             // The sale is committed: a printer problem is only a warning, the

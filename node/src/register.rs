@@ -672,6 +672,18 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
         })
     }
 
+    /// The member of staff who opened the open shift, if any.
+    fn shift_staff(&self) -> Result<Option<caja_shared::ids::StaffId>, OpError> {
+        let Some((_, _, seq)) = projection::open_shift(self.conn())? else {
+            return Err(OpError::ShiftNotOpen);
+        };
+        let event = Journal::event(self.conn(), seq.unsigned_abs())?;
+        Ok(match event.map(|e| e.body()).transpose() {
+            Ok(Some(EventBody::ShiftOpened(o))) => o.staff_id,
+            _ => None,
+        })
+    }
+
     /// Checks a member of staff's PIN and role in a transaction of its own,
     /// so a refusal moves only the failure counter.
     fn approve(
@@ -943,6 +955,61 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
         req: &SaleRequest,
         doc: &Document,
     ) -> Result<SaleResult, OpError> {
+        self.sell_approved(op_id, req, doc, None)
+    }
+
+    /// Whether a sale's discounts exceed `max_discount_bp` of its gross (read
+    /// only: the sale is built again in its transaction).
+    fn discount_beyond_limit(&self, req: &SaleRequest) -> Result<bool, OpError> {
+        let has_discount = req.discount.is_some_and(|d| d > 0)
+            || req.lines.iter().any(|l| l.discount.is_some_and(|d| d > 0));
+        if !has_discount {
+            return Ok(false);
+        }
+        let conn = self.conn();
+        let probe = sale::build_sale(
+            req,
+            SaleContext {
+                sale_id: "00000000-0000-7000-8000-000000000000"
+                    .parse()
+                    .map_err(|_| invalid("sale_id", "probe id"))?,
+                cashier: String::new(),
+                shift_id: "00000000-0000-7000-8000-000000000000"
+                    .parse()
+                    .map_err(|_| invalid("shift_id", "probe id"))?,
+                fiscal: None,
+            },
+            |code| lookup_item(conn, code).ok().flatten(),
+            None,
+        );
+        let Ok(outcome) = probe else {
+            // The sale itself is invalid: its own transaction says why.
+            return Ok(false);
+        };
+        let discount: i128 = outcome
+            .body
+            .lines
+            .iter()
+            .map(|l| i128::from(l.discount.map_or(0, |d| d.0)))
+            .sum();
+        let gross = i128::from(outcome.body.total.0) + discount;
+        Ok(discount * 10_000 > gross * i128::from(self.config.max_discount_bp))
+    }
+
+    /// A sale, with a supervisor's approval when its discount is beyond the
+    /// register's limit (registers with staff).
+    pub fn sell_approved(
+        &mut self,
+        op_id: OpId,
+        req: &SaleRequest,
+        doc: &Document,
+        cred: Option<&crate::staff::Credentials>,
+    ) -> Result<SaleResult, OpError> {
+        let approval = if self.discount_beyond_limit(req)? {
+            self.approval_for(cred, "discount")?
+        } else {
+            None
+        };
         let series = self.config.document_for(doc.series.as_deref());
         if let Some(s) = &series {
             caja_shared::fiscal::check_prefix(s).map_err(|e| invalid("document", e.to_string()))?;
@@ -998,6 +1065,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
                 credit,
             )?;
             let mut outcome = outcome;
+            outcome.body.approval = approval.clone();
             if stock_quotas {
                 if let Err(short) = crate::escrow::take(ctx.tx, &mut outcome.body, ctx.now_ms)? {
                     return Err(OpError::QuotaExceeded {
@@ -1300,9 +1368,32 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
         op_id: OpId,
         counted_cash: Money,
     ) -> Result<ShiftClosedResult, OpError> {
+        self.close_shift_as(op_id, counted_cash, None)
+    }
+
+    /// Closes the open shift. On a register with staff someone signs the
+    /// close with their PIN: the shift's own cashier, or a supervisor for
+    /// another person's shift (recorded in the event and the Z report).
+    pub fn close_shift_as(
+        &mut self,
+        op_id: OpId,
+        counted_cash: Money,
+        cred: Option<&crate::staff::Credentials>,
+    ) -> Result<ShiftClosedResult, OpError> {
         if counted_cash.0 < 0 {
             return Err(invalid("counted_cash", "must not be negative"));
         }
+        let approval = if crate::staff::has_staff(self.conn())? {
+            let cred = cred.ok_or(OpError::SignInRequired)?;
+            let owner = self.shift_staff()?;
+            if owner == Some(cred.staff_id) {
+                Some(self.approve(cred, caja_shared::kind::Role::Cashier, "close_own_shift")?)
+            } else {
+                Some(self.approve(cred, caja_shared::kind::Role::Supervisor, "close_shift")?)
+            }
+        } else {
+            None
+        };
         let release_all = self.config.fiscal_release_at_close;
         self.run(op_id, "shift_close", &counted_cash, |ctx| {
             let (shift_id, cashier, opened_seq) = ctx.open_shift()?;
@@ -1314,6 +1405,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
                     cashier,
                     expected_cash: before.expected_cash,
                     counted_cash,
+                    approval: approval.clone(),
                 }
                 .into(),
                 vec![dep],

@@ -428,6 +428,7 @@ pub fn build_sale(
         tax: totals.tax,
         payments,
         change,
+        approval: None,
     };
     debug_assert_eq!(
         Money::sum(body.payments.iter().map(|p| p.amount)).map(|p| p.0 - body.change.0),

@@ -182,6 +182,9 @@ impl ZReport {
             z.last_seq = *seq;
             match body {
                 EventBody::SaleCreated(s) => {
+                    if let Some(a) = &s.approval {
+                        z.approvals.push(approval_line(a));
+                    }
                     sales.insert(s.sale_id, s);
                     z.sales_count += 1;
                     z.sales_total = z.sales_total.checked_add(s.total)?;
@@ -269,6 +272,13 @@ impl ZReport {
                     }
                 }
                 EventBody::ShiftClosed(c) if c.shift_id == z.shift_id => {
+                    if let Some(a) = c
+                        .approval
+                        .as_ref()
+                        .filter(|a| a.action != "close_own_shift")
+                    {
+                        z.approvals.push(approval_line(a));
+                    }
                     z.closed = true;
                     z.counted_cash = Some(c.counted_cash);
                 }
@@ -358,6 +368,7 @@ mod tests {
                 })
                 .collect(),
             change: Money(paid - a.total.0),
+            approval: None,
         }
     }
 
@@ -397,6 +408,7 @@ mod tests {
                     cashier: "ana".into(),
                     expected_cash: Money(514_000),
                     counted_cash: Money(513_900),
+                    approval: None,
                 }),
             ),
         ];

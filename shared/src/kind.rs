@@ -343,6 +343,10 @@ pub struct ShiftClosed {
     pub expected_cash: Money,
     /// Cash counted by the cashier.
     pub counted_cash: Money,
+    /// Who closed it when the register has staff (a supervisor for another
+    /// person's shift).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
 }
 
 /// Body of [`EventKind::SaleCreated`].
@@ -372,6 +376,9 @@ pub struct SaleCreated {
     pub payments: Vec<Payment>,
     /// Cash given back.
     pub change: Money,
+    /// A supervisor's approval (a discount beyond the register's limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
 }
 
 /// Body of [`EventKind::SaleVoided`].

@@ -169,6 +169,7 @@ fn sale_body(
             reference: None,
         }],
         change,
+        approval: None,
     })
 }
 

@@ -374,10 +374,15 @@ fn the_z_report_with_drops_paid_outs_and_a_return_equals_the_events() {
         .expect("return the soda");
     // Expected: float 1000 + sale 290 − refund 95 + in 200 − out 50 − drop 500.
     let expected = 100_000 + 29_000 - 9_500 + 20_000 - 5_000 - 50_000;
-    // A blind close: the cashier counts RD$ 5.00 short.
+    // Closing needs someone signed in: not anonymous, not another cashier.
+    assert!(matches!(
+        t.register.close_shift(op(), Money(0)),
+        Err(OpError::SignInRequired)
+    ));
+    // A blind close by Ana herself: she counts RD$ 5.00 short.
     let closed = t
         .register
-        .close_shift(op(), Money(expected - 500))
+        .close_shift_as(op(), Money(expected - 500), Some(&cred(ana, "1111")))
         .expect("close");
     let z = closed.z;
     assert_eq!(z.expected_cash, Money(expected));
@@ -388,7 +393,12 @@ fn the_z_report_with_drops_paid_outs_and_a_return_equals_the_events() {
     );
     assert_eq!((z.returns_count, z.returns_total), (1, Money(9_500)));
     assert_eq!(z.net_total, Money(29_000 - 9_500));
-    assert_eq!(z.approvals.len(), 2, "{:?}", z.approvals);
+    assert_eq!(
+        z.approvals.len(),
+        2,
+        "her own close is no approval: {:?}",
+        z.approvals
+    );
     let text = caja_node::messages::z_report(&z);
     for want in [
         "Devoluciones: 1",
@@ -400,4 +410,51 @@ fn the_z_report_with_drops_paid_outs_and_a_return_equals_the_events() {
     }
     let (live, rebuilt) = t.register.rebuild().expect("rebuild");
     assert_eq!(live, rebuilt);
+}
+
+#[test]
+fn large_discounts_and_closing_another_persons_shift_need_a_supervisor() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut s = setup(tmp.path());
+    let (ana, marta) = (s.ana, s.marta);
+    let t = &mut s.tills[0];
+    t.register
+        .open_shift_signed(op(), &cred(ana, "1111"), Money(0))
+        .expect("shift");
+    // 5 % off is within the register's 10 % limit; 20 % is not.
+    let mut small = sale();
+    small.discount = Some(1_450);
+    t.register.sell(op(), &small).expect("small discount");
+    let mut big = sale();
+    big.discount = Some(5_800);
+    let before = digest(t);
+    assert!(matches!(
+        t.register.sell(op(), &big),
+        Err(OpError::ApprovalRequired("discount"))
+    ));
+    assert_eq!(digest(t), before);
+    let doc = caja_node::register::Document::default();
+    let r = t
+        .register
+        .sell_approved(op(), &big, &doc, Some(&cred(marta, "2222")))
+        .expect("approved discount");
+    assert_eq!(r.total, Money(29_000 - 5_800));
+    // Another cashier cannot close Ana's shift; a supervisor can.
+    let _ = staff(&s.hub, "Luis", "cashier", "3333");
+    t.sync.round().expect("Luis reaches the register");
+    let luis = caja_node::staff::find(t.register.conn(), "Luis")
+        .expect("find")
+        .expect("Luis");
+    assert!(matches!(
+        t.register
+            .close_shift_as(op(), Money(0), Some(&cred(luis, "3333"))),
+        Err(OpError::Staff(StaffError::Role { .. }))
+    ));
+    let closed = t
+        .register
+        .close_shift_as(op(), Money(0), Some(&cred(marta, "2222")))
+        .expect("a supervisor closes it");
+    let text = caja_node::messages::z_report(&closed.z);
+    assert!(text.contains("Autorizado — discount: Marta"), "{text}");
+    assert!(text.contains("Autorizado — close_shift: Marta"), "{text}");
 }

@@ -56,6 +56,7 @@ pub fn sale(
         tax,
         payments,
         change: Money(change),
+        approval: None,
     }
 }
 
