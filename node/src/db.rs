@@ -183,9 +183,24 @@ pub fn configure(conn: &Connection, path: &Path) -> Result<(), DbError> {
     // database instead of failing.
     conn.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))
         .map_err(pragma_err("busy_timeout"))?;
-    let mode: String = conn
-        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-        .map_err(pragma_err("journal_mode"))?;
+    // Switching a fresh file to WAL can answer SQLITE_BUSY at once, without
+    // the busy handler, while another process switches it too: retry for as
+    // long as the busy timeout.
+    let mut waited_ms = 0;
+    let mode: String = loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && waited_ms < BUSY_TIMEOUT_MS =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+                waited_ms += 20;
+            }
+            other => break other.map_err(pragma_err("journal_mode"))?,
+        }
+    };
     expect_setting(path, "journal_mode", "wal", mode.to_ascii_lowercase())?;
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(pragma_err("synchronous"))?;
