@@ -47,6 +47,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "returns",
         sql: include_str!("../../../migrations/hub/0005_returns.sql"),
     },
+    // 6 is taken by the conflicts branch; renumber at merge if needed.
+    Migration {
+        version: 7,
+        name: "payments",
+        sql: include_str!("../../../migrations/hub/0007_payments.sql"),
+    },
 ];
 
 /// Why the database cannot be brought to this binary's schema.
