@@ -77,6 +77,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "audit_sth",
         sql: include_str!("../../migrations/node/0008_audit_sth.sql"),
     },
+    // 9 is taken by the conflicts branch; renumber at merge if needed.
+    Migration {
+        version: 10,
+        name: "payments",
+        sql: include_str!("../../migrations/node/0010_payments.sql"),
+    },
 ];
 
 /// The schema version this binary writes: the last of [`MIGRATIONS`].

@@ -537,6 +537,8 @@ pub struct Status {
     pub fiscal: Vec<crate::fiscal::SeriesLeft>,
     /// Stock quotas held (when `stock_quotas` is on).
     pub quotas: Option<Vec<crate::escrow::QuotaLeft>>,
+    /// This register's card/QR payment intents, as the hub reported them.
+    pub payment_intents: Vec<projection::IntentLine>,
 }
 
 /// An open register: its database, journal writer, clock and random source.
@@ -1432,6 +1434,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             sync,
             printer: self.config.printer.clone(),
             print: crate::print::queue_status(conn)?,
+            payment_intents: projection::payment_intents(conn, &d.device.to_string())?,
         })
     }
 
