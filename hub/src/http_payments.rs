@@ -120,16 +120,12 @@ pub(crate) async fn overview(State(app): App, headers: HeaderMap, uri: Uri) -> R
                     .map_err(|_| ApiError::invalid("store", "not a store id"))
             })
             .transpose()?;
-        let (intents, webhooks, card_checks) = app
+        let overview = app
             .store
             .payments_overview(store)
             .await
             .map_err(store_error)?;
-        json(&serde_json::json!({
-            "intents": intents,
-            "webhooks": webhooks,
-            "card_checks": card_checks,
-        }))
+        json(&overview)
     }
     .await;
     app.respond("/v1/admin/payments", r)

@@ -31,7 +31,9 @@ mod payments;
 mod sqlite;
 
 pub use fiscal::WriteOff;
-pub use payments::{CardCheckInfo, IntentInfo, ReconcileReport, WebhookAnswer, WebhookInfo};
+pub use payments::{
+    CardCheckInfo, IntentInfo, PaymentsOverview, ReconcileReport, WebhookAnswer, WebhookInfo,
+};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -782,7 +784,7 @@ impl Store {
     pub async fn payments_overview(
         &self,
         store: Option<StoreId>,
-    ) -> Result<(Vec<IntentInfo>, Vec<WebhookInfo>, Vec<CardCheckInfo>), StoreError> {
+    ) -> Result<PaymentsOverview, StoreError> {
         self.read(move |conn| payments::overview(conn, store)).await
     }
 

@@ -157,17 +157,20 @@ struct IntentRow {
     auth_code: Option<String>,
 }
 
+/// The columns of an intent row as stored.
+type IntentCols = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    String,
+    Option<String>,
+);
+
 fn load_intent(conn: &Connection, id: IntentId) -> Result<Option<IntentRow>, StoreError> {
-    let row: Option<(
-        String,
-        String,
-        String,
-        String,
-        String,
-        i64,
-        String,
-        Option<String>,
-    )> = conn
+    let row: Option<IntentCols> = conn
         .prepare_cached(
             "SELECT store_id, device_id, sale_id, provider, method, amount, state, auth_code
              FROM payment_intents WHERE intent_id = ?1",
@@ -947,12 +950,23 @@ pub(crate) fn reconcile(
     })
 }
 
+/// Head office's view of payments (`GET /v1/admin/payments`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PaymentsOverview {
+    /// Payment intents.
+    pub intents: Vec<IntentInfo>,
+    /// Provider events received, with their outcome (rejections with reasons).
+    pub webhooks: Vec<WebhookInfo>,
+    /// Card payments recorded with a terminal reference, with their verdict.
+    pub card_checks: Vec<CardCheckInfo>,
+}
+
 /// Head office's view: intents, received webhooks and card checks (of one
 /// store, or all).
 pub(crate) fn overview(
     conn: &Connection,
     store: Option<StoreId>,
-) -> Result<(Vec<IntentInfo>, Vec<WebhookInfo>, Vec<CardCheckInfo>), StoreError> {
+) -> Result<PaymentsOverview, StoreError> {
     let store_s = store.map(|s| s.to_string());
     let mut intents = Vec::new();
     let mut stmt = conn.prepare_cached(
@@ -1024,5 +1038,9 @@ pub(crate) fn overview(
             verdict: c.verdict,
         });
     }
-    Ok((intents, webhooks, cards))
+    Ok(PaymentsOverview {
+        intents,
+        webhooks,
+        card_checks: cards,
+    })
 }
