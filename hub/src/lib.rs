@@ -37,6 +37,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod payments;
 pub mod projection;
+pub mod provider_emulator;
 pub mod ratelimit;
 pub mod server;
 pub mod store;

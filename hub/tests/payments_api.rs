@@ -1,5 +1,5 @@
 //! Payment intents and provider webhooks at the hub, end to end over loopback
-//! HTTP with the provider emulator (`support::provider`): intents created by
+//! HTTP with the provider emulator (`caja_hub::provider_emulator`): intents created by
 //! signed registers, 100 concurrent deliveries of one webhook, reordered
 //! deliveries, bad signatures and replayed timestamps, and the reconciliation
 //! of card payments a terminal took offline.
@@ -9,6 +9,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use caja_hub::provider_emulator::{Fault, Provider, ProviderEvent};
 use caja_hub::workload::Register;
 use caja_shared::entropy::SeededRandom;
 use caja_shared::event::Event;
@@ -16,7 +17,6 @@ use caja_shared::ids::{SaleId, StoreId};
 use caja_shared::kind::{EventBody, IntentState, Payment, PaymentMethod, SaleCreated};
 use caja_shared::money::Money;
 use serde_json::{json, Value};
-use support::provider::{Fault, Provider, ProviderEvent};
 use support::*;
 
 const AZUL_SECRET: &str = "azul-webhook-secret-0123456789";

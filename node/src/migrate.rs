@@ -77,11 +77,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "audit_sth",
         sql: include_str!("../../migrations/node/0008_audit_sth.sql"),
     },
-    // 9 is taken by the conflicts branch; renumber at merge if needed.
+    // The conflicts branch also adds a 9: renumber at merge (versions must
+    // be contiguous here).
     Migration {
-        version: 10,
+        version: 9,
         name: "payments",
-        sql: include_str!("../../migrations/node/0010_payments.sql"),
+        sql: include_str!("../../migrations/node/0009_payments.sql"),
     },
 ];
 

@@ -4,8 +4,6 @@
 //! `caja_shared::event::Event::build` (through `caja_hub::workload`).
 #![allow(dead_code)]
 
-pub mod provider;
-
 use std::path::{Path, PathBuf};
 
 use caja_hub::admin_client::{install_crypto_provider, AdminClient};

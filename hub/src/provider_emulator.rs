@@ -1,17 +1,51 @@
-//! A payment provider emulator: builds webhook bodies, signs them with the
-//! provider's secret (`X-Provider-Signature: t=<ms>,v1=<hex>`, the format of
-//! `caja_hub::payments`) and delivers them to a real hub over loopback HTTP,
-//! with faults on demand: duplicates (sent concurrently), reordering (the
-//! caller picks the order), delays, corrupted signatures, a wrong secret and
-//! replayed old (or future) timestamps.
-#![allow(dead_code)]
+//! A payment provider emulator for tests and demos: builds webhook bodies,
+//! signs them with the provider's secret (`X-Provider-Signature:
+//! t=<ms>,v1=<hex>`, the format of [`crate::payments`]) and delivers them to a
+//! real hub over HTTP, with faults on demand: duplicates (sent concurrently),
+//! reordering (the caller picks the order), delays, corrupted signatures, a
+//! wrong secret, no signature, a tampered body, and replayed old (or future)
+//! timestamps.
+//!
+//! Not used by the hub itself; it lives in the library so the hub's API tests
+//! and the end-to-end tests share it (like [`crate::workload`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use caja_shared::clock::Clock;
 use serde_json::{json, Value};
 
-use super::{now_ms, reply, Reply};
+use crate::system::SystemClock;
+
+/// A hub's answer to one delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    /// HTTP status (0 when the hub could not be reached).
+    pub status: u16,
+    /// The JSON body (`Value::String` with the text when it is not JSON).
+    pub body: Value,
+}
+
+async fn send(req: reqwest::RequestBuilder) -> Reply {
+    match req.send().await {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let text = r.text().await.unwrap_or_default();
+            Reply {
+                status,
+                body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            }
+        }
+        Err(e) => Reply {
+            status: 0,
+            body: Value::String(e.to_string()),
+        },
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemClock.now_ms()
+}
 
 /// One event the provider reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +78,7 @@ impl ProviderEvent {
         if let Some(a) = &self.auth_code {
             v["auth_code"] = Value::String(a.clone());
         }
-        serde_json::to_vec(&v).unwrap()
+        serde_json::to_vec(&v).unwrap_or_default()
     }
 }
 
@@ -107,7 +141,7 @@ impl Provider {
 
     /// The signature header for `body` at `t_ms`.
     pub fn sign(&self, body: &[u8], t_ms: i64) -> String {
-        caja_hub::payments::sign_webhook(self.secret.as_bytes(), t_ms, body)
+        crate::payments::sign_webhook(self.secret.as_bytes(), t_ms, body)
     }
 
     /// Delivers `e` to the hub at `url` with `fault`.
@@ -118,11 +152,11 @@ impl Provider {
             Fault::None | Fault::TamperedBody => Some(self.sign(&body, now)),
             Fault::CorruptSignature => {
                 let mut h = self.sign(&body, now);
-                let last = h.pop().unwrap();
-                h.push(if last == '0' { '1' } else { '0' });
+                let last = h.pop();
+                h.push(if last == Some('0') { '1' } else { '0' });
                 Some(h)
             }
-            Fault::WrongSecret => Some(caja_hub::payments::sign_webhook(
+            Fault::WrongSecret => Some(crate::payments::sign_webhook(
                 b"not-the-providers-secret",
                 now,
                 &body,
@@ -131,8 +165,7 @@ impl Provider {
             Fault::Timestamp(delta) => Some(self.sign(&body, now + delta)),
         };
         if fault == Fault::TamperedBody {
-            body = String::from_utf8(body)
-                .unwrap()
+            body = String::from_utf8_lossy(&body)
                 .replace(&format!("\"amount\":{}", e.amount), "\"amount\":1")
                 .into_bytes();
         }
@@ -144,7 +177,7 @@ impl Provider {
         if let Some(h) = header {
             req = req.header("X-Provider-Signature", h);
         }
-        reply(req.send().await.unwrap()).await
+        send(req).await
     }
 
     /// Delivers `e` correctly.
@@ -175,7 +208,10 @@ impl Provider {
         }
         let mut out = Vec::new();
         for t in tasks {
-            out.push(t.await.unwrap());
+            out.push(t.await.unwrap_or_else(|e| Reply {
+                status: 0,
+                body: Value::String(e.to_string()),
+            }));
         }
         out
     }

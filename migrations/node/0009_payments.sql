@@ -1,4 +1,4 @@
--- Node schema v10: payment intents as the hub reports them (issue #15).
+-- Node schema v9 (renumber after the conflicts branch's 0009 at merge): payment intents as the hub reports them (issue #15).
 --
 -- A projection of the hub chain's `PaymentIntentUpdated` events (the latest
 -- one per intent wins; the hub chain is applied in order), rebuilt with the
