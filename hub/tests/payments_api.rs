@@ -273,6 +273,31 @@ async fn a_hundred_concurrent_deliveries_make_exactly_one_transition() {
     assert_eq!(pulled.len(), 3);
     assert_eq!(pulled[..2], [IntentState::Pending, IntentState::Authorized]);
     assert_eq!(pulled[2].as_str(), final_state);
+    // 100 different events (new ids, as a provider resending under fresh
+    // ids) all authorizing one intent at once: one transition, 99 recorded
+    // rejections.
+    let id2 = intent(&hub, &reg, 2, 1200).await;
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let azul = azul.clone();
+        let e = azul.event("authorized", Some(&id2), Some("777777"), 1200);
+        let url = hub.url.clone();
+        tasks.push(tokio::spawn(async move { azul.deliver(&url, &e).await }));
+    }
+    let mut applied = 0;
+    let mut already = 0;
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        match (r.body["outcome"].as_str(), r.body["reason"].as_str()) {
+            (Some("applied"), _) => applied += 1,
+            (Some("rejected"), Some("already_in_state")) => already += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((applied, already), (1, 99));
+    assert_eq!(audit_count(&hub, "payment_intent_transition"), 3);
+    assert_eq!(intent_state(&hub, &id2).await, "authorized");
 }
 
 #[tokio::test]
