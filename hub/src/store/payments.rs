@@ -937,11 +937,31 @@ pub(crate) fn reconcile(
 ) -> Result<ReconcileReport, StoreError> {
     let now = env.now_ms();
     let found = scan(conn, now)?;
-    let rows = card_rows(
+    let mut rows = card_rows(
         conn,
         &format!("{CARD_COLUMNS} WHERE verdict = 'waiting' ORDER BY sale_ms"),
         [],
     )?;
+    // `caja-hub rebuild` recomputes `conflicts` from events and drops the
+    // payment ones: judge again the payments whose conflict is missing, so
+    // they are detected again (once).
+    let present: std::collections::HashSet<String> = conn
+        .prepare_cached(
+            "SELECT subject FROM conflicts WHERE reason IN ('card_payment_amount_mismatch', 'card_payment_unconfirmed')",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    rows.extend(
+        card_rows(
+            conn,
+            &format!(
+                "{CARD_COLUMNS} WHERE verdict IN ('mismatch', 'unconfirmed') ORDER BY sale_ms"
+            ),
+            [],
+        )?
+        .into_iter()
+        .filter(|r| !present.contains(&format!("card_payment:{}:{}", r.event_id, r.idx))),
+    );
     let (checked, conflicts) = judge(conn, env, rows, deadline_ms, now)?;
     Ok(ReconcileReport {
         found,
