@@ -779,6 +779,7 @@ fn scan(conn: &Connection, now: i64) -> Result<u64, StoreError> {
 struct CardRow {
     event_id: String,
     idx: i64,
+    sale_id: String,
     store: StoreId,
     device: DeviceId,
     amount: Money,
@@ -805,13 +806,14 @@ fn card_rows(
             reference: r.get(5)?,
             sale_ms: r.get(6)?,
             verdict: r.get(7)?,
+            sale_id: r.get(8)?,
         });
     }
     Ok(out)
 }
 
 const CARD_COLUMNS: &str =
-    "SELECT event_id, idx, store_id, device_id, amount, reference, sale_ms, verdict FROM payment_card_checks";
+    "SELECT event_id, idx, store_id, device_id, amount, reference, sale_ms, verdict, sale_id FROM payment_card_checks";
 
 /// Judges card payments again and records what changed; a verdict needing a
 /// person becomes a `manual` conflict (once) and an alert. Returns (checked,
@@ -1039,25 +1041,20 @@ pub(crate) fn overview(
         ),
         [&store_s],
     )?;
-    let mut cards = Vec::new();
-    for c in checks {
-        let sale_id: String = conn
-            .prepare_cached(
-                "SELECT sale_id FROM payment_card_checks WHERE event_id = ?1 AND idx = ?2",
-            )?
-            .query_row(params![c.event_id, c.idx], |r| r.get(0))?;
-        cards.push(CardCheckInfo {
+    let cards = checks
+        .into_iter()
+        .map(|c| CardCheckInfo {
             event_id: c.event_id,
             idx: c.idx,
             store: c.store.to_string(),
             device: c.device.to_string(),
-            sale_id,
+            sale_id: c.sale_id,
             amount: c.amount.0,
             reference: c.reference,
             sale_ms: c.sale_ms,
             verdict: c.verdict,
-        });
-    }
+        })
+        .collect();
     Ok(PaymentsOverview {
         intents,
         webhooks,
