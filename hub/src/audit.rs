@@ -50,6 +50,13 @@ pub enum AuditKind {
     EscrowGranted,
     /// An operator acknowledged or resolved a stock alert.
     StockAlertDecided,
+    /// A register created a payment intent.
+    PaymentIntentCreated,
+    /// A provider's webhook moved a payment intent to a new state.
+    PaymentIntentTransition,
+    /// A provider's webhook was held, rejected (never applied) or recorded
+    /// without an intent (an offline card payment's confirmation).
+    PaymentWebhookDecided,
 }
 
 impl AuditKind {
@@ -72,6 +79,9 @@ impl AuditKind {
             AuditKind::DeviceWrittenOff => "device_written_off",
             AuditKind::EscrowGranted => "escrow_granted",
             AuditKind::StockAlertDecided => "stock_alert_decided",
+            AuditKind::PaymentIntentCreated => "payment_intent_created",
+            AuditKind::PaymentIntentTransition => "payment_intent_transition",
+            AuditKind::PaymentWebhookDecided => "payment_webhook_decided",
         }
     }
 }

@@ -56,6 +56,18 @@ pub struct HubConfig {
     pub rate_limit: RateLimit,
     /// Log format.
     pub log_format: LogFormat,
+    /// Payment providers that may send webhooks, by name (`[a-z0-9_-]`, as in
+    /// `/v1/payments/webhooks/{provider}`), each with its webhook signing
+    /// secret (at least 16 characters). In `hub.toml`:
+    /// `[payment_providers]` then `azul = "…"`; in the environment:
+    /// `CAJA_HUB_PAYMENT_PROVIDERS=azul=…,cardnet=…`.
+    pub payment_providers: std::collections::BTreeMap<String, String>,
+    /// How long after a sale a card payment recorded with a terminal
+    /// reference may wait for the provider's capture before it becomes a
+    /// `manual` conflict.
+    pub payment_confirm_deadline_ms: i64,
+    /// How often the reconciliation of card payments runs.
+    pub payment_reconcile_interval_ms: i64,
 }
 
 impl std::fmt::Debug for HubConfig {
@@ -76,6 +88,18 @@ impl std::fmt::Debug for HubConfig {
             .field("escrow_quota_ttl_ms", &self.escrow_quota_ttl_ms)
             .field("rate_limit", &self.rate_limit)
             .field("log_format", &self.log_format)
+            .field(
+                "payment_providers",
+                &self.payment_providers.keys().collect::<Vec<_>>(),
+            )
+            .field(
+                "payment_confirm_deadline_ms",
+                &self.payment_confirm_deadline_ms,
+            )
+            .field(
+                "payment_reconcile_interval_ms",
+                &self.payment_reconcile_interval_ms,
+            )
             .finish()
     }
 }
@@ -101,6 +125,9 @@ impl Default for HubConfig {
                 per_minute: 1200,
             },
             log_format: LogFormat::Text,
+            payment_providers: std::collections::BTreeMap::new(),
+            payment_confirm_deadline_ms: 24 * 3_600_000,
+            payment_reconcile_interval_ms: 60_000,
         }
     }
 }
@@ -224,6 +251,27 @@ impl HubConfig {
                 }
             };
         }
+        if let Some(v) = env("CAJA_HUB_PAYMENT_PROVIDERS") {
+            cfg.payment_providers.clear();
+            for pair in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                let (name, secret) = pair.split_once('=').ok_or(ConfigError::Env {
+                    name: "CAJA_HUB_PAYMENT_PROVIDERS",
+                    message: "expected name=secret,name=secret".into(),
+                })?;
+                cfg.payment_providers
+                    .insert(name.trim().to_owned(), secret.trim().to_owned());
+            }
+        }
+        env_parse(
+            &env,
+            "CAJA_HUB_PAYMENT_CONFIRM_DEADLINE_MS",
+            &mut cfg.payment_confirm_deadline_ms,
+        )?;
+        env_parse(
+            &env,
+            "CAJA_HUB_PAYMENT_RECONCILE_INTERVAL_MS",
+            &mut cfg.payment_reconcile_interval_ms,
+        )?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -269,6 +317,26 @@ impl HubConfig {
         if self.rate_limit.burst == 0 {
             return bad("rate_limit.burst", "must be at least 1");
         }
+        for (name, secret) in &self.payment_providers {
+            if !crate::payments::valid_provider_name(name) {
+                return bad(
+                    "payment_providers",
+                    "provider names are [a-z0-9_-], 1 to 32",
+                );
+            }
+            if secret.len() < 16 {
+                return bad(
+                    "payment_providers",
+                    "a provider's webhook secret must be at least 16 characters",
+                );
+            }
+        }
+        if self.payment_confirm_deadline_ms <= 0 {
+            return bad("payment_confirm_deadline_ms", "must be positive");
+        }
+        if self.payment_reconcile_interval_ms < 1000 {
+            return bad("payment_reconcile_interval_ms", "must be at least 1000");
+        }
         Ok(())
     }
 
@@ -300,6 +368,34 @@ mod tests {
         let loaded = HubConfig::load(dir.path(), env).unwrap();
         assert_eq!(loaded.listen.port(), 0);
         assert_eq!(loaded.rate_limit.burst, 3);
+        let with_providers = HubConfig {
+            payment_providers: [("azul".to_owned(), "s".repeat(20))].into(),
+            ..cfg.clone()
+        };
+        std::fs::write(dir.path().join(CONFIG_FILE), with_providers.to_toml()).unwrap();
+        assert_eq!(
+            HubConfig::load(dir.path(), |_| None).unwrap(),
+            with_providers
+        );
+        assert!(!format!("{with_providers:?}").contains("ssss"));
+        let from_env = HubConfig::load(dir.path(), |k| {
+            (k == "CAJA_HUB_PAYMENT_PROVIDERS").then(|| "cardnet=0123456789abcdef0".into())
+        })
+        .unwrap();
+        assert_eq!(
+            from_env.payment_providers.keys().collect::<Vec<_>>(),
+            ["cardnet"]
+        );
+        assert!(matches!(
+            HubConfig::load(dir.path(), |k| {
+                (k == "CAJA_HUB_PAYMENT_PROVIDERS").then(|| "cardnet=short".into())
+            }),
+            Err(ConfigError::Invalid {
+                field: "payment_providers",
+                ..
+            })
+        ));
+        std::fs::write(dir.path().join(CONFIG_FILE), cfg.to_toml()).unwrap();
         let err = HubConfig::load(dir.path(), |k| {
             (k == "CAJA_HUB_INGEST_QUEUE").then(|| "x".into())
         });

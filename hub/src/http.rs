@@ -104,6 +104,16 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/admin/devices/{device}/write-off",
             post(crate::http_fiscal::write_off),
         )
+        .route("/v1/payments/intents", post(crate::http_payments::intents))
+        .route(
+            "/v1/payments/webhooks/{provider}",
+            post(crate::http_payments::webhook),
+        )
+        .route("/v1/admin/payments", get(crate::http_payments::overview))
+        .route(
+            "/v1/admin/payments/reconcile",
+            post(crate::http_payments::reconcile),
+        )
         .merge(audit::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), guard))
         .fallback(not_found)

@@ -63,6 +63,9 @@ pub struct Metrics {
     pub writer_busy_ms: Gauge<i64, std::sync::atomic::AtomicI64>,
     /// Request durations.
     pub durations: Family<Route, Histogram, fn() -> Histogram>,
+    /// Payment webhooks by outcome (`applied`, `held`, `rejected`,
+    /// `recorded`, `duplicate`; the label is named `code`).
+    pub payment_webhooks: Family<Code, Counter>,
 }
 
 impl Default for Metrics {
@@ -125,6 +128,12 @@ impl Metrics {
             "Time the SQLite writer spent in transactions",
             writer_busy_ms.clone(),
         );
+        let payment_webhooks = Family::<Code, Counter>::default();
+        registry.register(
+            "payment_webhooks",
+            "Payment provider webhooks by outcome",
+            payment_webhooks.clone(),
+        );
         registry.register(
             "request_duration_seconds",
             "Request durations by route",
@@ -141,6 +150,7 @@ impl Metrics {
             in_flight,
             writer_busy_ms,
             durations,
+            payment_webhooks,
         }
     }
 

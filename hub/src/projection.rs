@@ -355,6 +355,7 @@ pub fn facts(meta: &EventMeta, body: &EventBody) -> Vec<Fact> {
             | EventBody::EscrowGranted(_)
             | EventBody::ConflictResolved(_)
             | EventBody::StaffUpserted(_)
+            | EventBody::PaymentIntentUpdated(_)
     );
     if hub_only && meta.origin == Origin::Register {
         return vec![Fact::ForeignKind {
@@ -545,6 +546,8 @@ pub fn facts(meta: &EventMeta, body: &EventBody) -> Vec<Fact> {
         EventBody::ConflictResolved(_) | EventBody::StaffUpserted(_) | EventBody::CashMoved(_) => {
             vec![]
         }
+        // Payment intents live in the payments tables (`store::payments`).
+        EventBody::PaymentIntentUpdated(_) => vec![],
         EventBody::SaleReturned(b) => {
             let mut out: Vec<Fact> = b
                 .lines

@@ -45,6 +45,29 @@ fn spawn_sth_signer(store: Store, key: caja_shared::key::HubSigningKey) -> JoinH
     })
 }
 
+/// Runs a reconciliation pass of card payments every `interval_ms`
+/// (`payment_reconcile_interval_ms`; the deadline may pass without any
+/// request arriving).
+fn spawn_payment_reconciler(store: Store, interval_ms: i64, deadline_ms: i64) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let every = Duration::from_millis(u64::try_from(interval_ms).unwrap_or(60_000).max(1000));
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            match store.reconcile_payments(deadline_ms).await {
+                Ok(r) if r.conflicts > 0 => {
+                    tracing::warn!(conflicts = r.conflicts, "card payments need a person")
+                }
+                Ok(r) => {
+                    tracing::debug!(found = r.found, checked = r.checked, "payments reconciled")
+                }
+                Err(StoreError::Overloaded) => {}
+                Err(e) => tracing::warn!(error = %e, "payment reconciliation failed"),
+            }
+        }
+    })
+}
+
 /// Why the service could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -75,6 +98,7 @@ pub struct RunningHub {
     server: JoinHandle<std::io::Result<()>>,
     pruner: JoinHandle<()>,
     sth_task: JoinHandle<()>,
+    reconciler: JoinHandle<()>,
     store: Store,
 }
 
@@ -133,6 +157,11 @@ pub async fn start_with_clock(
         what: "local address".into(),
         source,
     })?;
+    let reconciler = spawn_payment_reconciler(
+        store.clone(),
+        cfg.payment_reconcile_interval_ms,
+        cfg.payment_confirm_deadline_ms,
+    );
     let mut mac_key = [0u8; 32];
     caja_shared::entropy::RandomSource::fill_bytes(&mut OsRandom::new(), &mut mac_key);
     let state = Arc::new(AppState {
@@ -177,6 +206,7 @@ pub async fn start_with_clock(
         server,
         pruner,
         sth_task,
+        reconciler,
         store,
     })
 }
@@ -194,6 +224,7 @@ impl RunningHub {
         let served = self.server.await;
         self.pruner.abort();
         self.sth_task.abort();
+        self.reconciler.abort();
         let store = self.store;
         let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;
         match served {

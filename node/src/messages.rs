@@ -207,6 +207,7 @@ pub fn status(s: &Status) -> String {
             "Balanza: {}",
             s.scale.as_deref().unwrap_or("no configurada")
         ),
+        intents_line(&s.payment_intents),
     ];
     if let Some(e) = &s.print.last_error {
         lines.push(format!("Último error de impresión: {e}"));
@@ -238,6 +239,35 @@ pub fn status(s: &Status) -> String {
         );
     }
     lines.join("\n")
+}
+
+fn intents_line(intents: &[crate::projection::IntentLine]) -> String {
+    if intents.is_empty() {
+        return "Pagos con tarjeta/QR en la oficina central: ninguno".into();
+    }
+    let state = |s: &str| match s {
+        "pending" => "pendiente",
+        "authorized" => "autorizado",
+        "captured" => "cobrado",
+        "refunded" => "reembolsado",
+        "voided" => "anulado",
+        "failed" => "fallido",
+        _ => "desconocido",
+    };
+    format!(
+        "Pagos con tarjeta/QR en la oficina central: {}",
+        intents
+            .iter()
+            .map(|i| format!(
+                "{} {} ({}, venta {})",
+                rd(Money(i.amount)),
+                state(&i.state),
+                i.provider,
+                i.sale_id
+            ))
+            .collect::<Vec<_>>()
+            .join("; ")
+    )
 }
 
 fn qty(q: caja_shared::money::QtyMilli) -> String {

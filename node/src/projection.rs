@@ -38,6 +38,7 @@ pub const TABLES: &[(&str, &str)] = &[
     ("staff", "staff_id"),
     ("returns", "return_id, line"),
     ("cash_moves", "movement_id"),
+    ("payment_intents", "intent_id"),
 ];
 
 /// Why a projection update failed. Any of these aborts the operation's
@@ -392,7 +393,8 @@ fn apply_register_event(
         | EventBody::CashMoved(_)
         | EventBody::EscrowGranted(_)
         | EventBody::EscrowReleased(_)
-        | EventBody::ConflictResolved(_) => {}
+        | EventBody::ConflictResolved(_)
+        | EventBody::PaymentIntentUpdated(_) => {}
     }
     Ok(())
 }
@@ -464,6 +466,29 @@ pub fn apply_hub(conn: &Connection, body: &EventBody) -> rusqlite::Result<()> {
                     i64::try_from(b.last).unwrap_or(i64::MAX),
                     b.expires_ms,
                     b.valid_until
+                ],
+            )?;
+        }
+        EventBody::PaymentIntentUpdated(b) => {
+            exec(
+                conn,
+                "INSERT INTO payment_intents (intent_id, sale_id, device_id, provider, method, amount, state, auth_code, provider_event_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (intent_id) DO UPDATE SET state = excluded.state,
+                    auth_code = excluded.auth_code, provider_event_id = excluded.provider_event_id",
+                params![
+                    b.intent_id.to_string(),
+                    b.sale_id.to_string(),
+                    b.device.to_string(),
+                    b.provider,
+                    serde_json::to_value(b.method)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    b.amount.0,
+                    b.state.as_str(),
+                    b.auth_code,
+                    b.provider_event_id
                 ],
             )?;
         }
@@ -596,6 +621,39 @@ pub fn customer_balance(conn: &Connection, customer_id: &str) -> rusqlite::Resul
 }
 
 /// The open shift, if any: (shift_id, cashier, opened_seq).
+/// A payment intent of this register as the hub last reported it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct IntentLine {
+    /// The intent.
+    pub intent_id: String,
+    /// The sale.
+    pub sale_id: String,
+    /// The provider.
+    pub provider: String,
+    /// Amount in centavos.
+    pub amount: i64,
+    /// `pending`, `authorized`, `captured`, `refunded`, `voided` or `failed`.
+    pub state: String,
+}
+
+/// The payment intents of `device` (from the hub chain), oldest first.
+pub fn payment_intents(conn: &Connection, device: &str) -> rusqlite::Result<Vec<IntentLine>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT intent_id, sale_id, provider, amount, state FROM payment_intents
+         WHERE device_id = ?1 ORDER BY intent_id",
+    )?;
+    let rows = stmt.query_map([device], |r| {
+        Ok(IntentLine {
+            intent_id: r.get(0)?,
+            sale_id: r.get(1)?,
+            provider: r.get(2)?,
+            amount: r.get(3)?,
+            state: r.get(4)?,
+        })
+    })?;
+    rows.collect()
+}
+
 pub fn open_shift(conn: &Connection) -> rusqlite::Result<Option<(String, String, i64)>> {
     conn.prepare_cached(
         "SELECT shift_id, cashier, opened_seq FROM shifts WHERE closed_seq IS NULL",

@@ -539,6 +539,8 @@ pub struct Status {
     pub quotas: Option<Vec<crate::escrow::QuotaLeft>>,
     /// The configured scale's address.
     pub scale: Option<String>,
+    /// This register's card/QR payment intents, as the hub reported them.
+    pub payment_intents: Vec<projection::IntentLine>,
 }
 
 /// An open register: its database, journal writer, clock and random source.
@@ -1527,6 +1529,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             printer: self.config.printer.clone(),
             print: crate::print::queue_status(conn)?,
             scale: self.config.scale.clone(),
+            payment_intents: projection::payment_intents(conn, &d.device.to_string())?,
         })
     }
 

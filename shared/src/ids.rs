@@ -183,6 +183,11 @@ uuid_id!(
     /// A cash movement: paid in, paid out, drop to the safe.
     MovementId
 );
+uuid_id!(
+    /// A payment intent at the hub (a card or QR payment confirmed by a
+    /// payment provider).
+    IntentId
+);
 
 /// The id of an event: a UUID v7 whose time part is the event's `hlc.ms`.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

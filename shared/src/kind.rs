@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::canonical::{CanonicalError, Value};
 use crate::ids::{
-    ConflictId, CustomerId, DebtId, DeviceId, EventId, GrantId, MovementId, PaymentId, RequestId,
-    ReturnId, SaleId, ShiftId, Sku, StaffId,
+    ConflictId, CustomerId, DebtId, DeviceId, EventId, GrantId, IntentId, MovementId, PaymentId,
+    RequestId, ReturnId, SaleId, ShiftId, Sku, StaffId,
 };
 use crate::money::{Money, QtyMilli, TaxRateBp};
 use crate::pin::PinHash;
@@ -158,6 +158,9 @@ event_kinds! {
     CashMoved,
     /// (Part of) an earlier sale returned, with its refund and credit note.
     SaleReturned,
+    /// A payment intent was created or moved to a new state by the payment
+    /// provider's confirmation (hub event).
+    PaymentIntentUpdated,
 }
 
 fn decode_as<T: for<'de> Deserialize<'de>>(body: &Value) -> Result<T, BodyError> {
@@ -701,6 +704,82 @@ pub struct SaleReturned {
     pub approval: Option<Approval>,
 }
 
+/// The state of a payment intent. Allowed moves (the hub's
+/// `payments` module decides): `pending → authorized → captured → refunded`,
+/// and `pending | authorized → voided | failed`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntentState {
+    /// Created; the provider has not confirmed anything yet.
+    Pending,
+    /// The provider authorized the amount (held on the card).
+    Authorized,
+    /// The provider captured the money: the sale is paid.
+    Captured,
+    /// The captured money was given back.
+    Refunded,
+    /// Cancelled before capture.
+    Voided,
+    /// The provider declined or the payment failed.
+    Failed,
+}
+
+impl IntentState {
+    /// Every state.
+    pub const ALL: [IntentState; 6] = [
+        IntentState::Pending,
+        IntentState::Authorized,
+        IntentState::Captured,
+        IntentState::Refunded,
+        IntentState::Voided,
+        IntentState::Failed,
+    ];
+
+    /// The wire name, e.g. `"captured"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntentState::Pending => "pending",
+            IntentState::Authorized => "authorized",
+            IntentState::Captured => "captured",
+            IntentState::Refunded => "refunded",
+            IntentState::Voided => "voided",
+            IntentState::Failed => "failed",
+        }
+    }
+
+    /// Looks up a wire name.
+    pub fn parse(s: &str) -> Option<IntentState> {
+        IntentState::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+/// Body of [`EventKind::PaymentIntentUpdated`]: the intent as it is after
+/// the change (creation is the first one, in state `pending`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentIntentUpdated {
+    /// The intent.
+    pub intent_id: IntentId,
+    /// The sale it pays.
+    pub sale_id: SaleId,
+    /// The register that created it.
+    pub device: DeviceId,
+    /// The payment provider (as configured at the hub), e.g. `azul`.
+    pub provider: String,
+    /// `card` or `transfer` (QR / bank transfer).
+    pub method: PaymentMethod,
+    /// Amount of the intent.
+    pub amount: Money,
+    /// The state after this change.
+    pub state: IntentState,
+    /// The provider's event that caused the change (absent at creation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_event_id: Option<String>,
+    /// The authorization code the provider reported, once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_code: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -712,7 +791,7 @@ mod tests {
             assert_eq!(EventKind::parse(k.as_str()), Some(*k));
         }
         assert_eq!(EventKind::parse("SaleDeleted"), None);
-        assert_eq!(EventKind::ALL.len(), 20);
+        assert_eq!(EventKind::ALL.len(), 21);
     }
 
     #[test]

@@ -51,6 +51,15 @@ pub struct Hub {
 impl Hub {
     /// Creates and starts a hub in `dir`.
     pub fn start(dir: &Path) -> Result<Hub, ClusterError> {
+        Hub::start_with(dir, |c| c)
+    }
+
+    /// Creates and starts a hub in `dir` with its configuration changed by
+    /// `edit` (e.g. payment providers).
+    pub fn start_with(
+        dir: &Path,
+        edit: impl FnOnce(HubConfig) -> HubConfig,
+    ) -> Result<Hub, ClusterError> {
         install_crypto_provider();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -64,6 +73,7 @@ impl Hub {
             admin_token: ADMIN_TOKEN.into(),
             ..HubConfig::default()
         };
+        let cfg = edit(cfg);
         caja_hub::datadir::init(
             dir,
             cfg.clone(),

@@ -47,6 +47,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "returns",
         sql: include_str!("../../../migrations/hub/0005_returns.sql"),
     },
+    Migration {
+        version: 6,
+        name: "payments",
+        sql: include_str!("../../../migrations/hub/0006_payments.sql"),
+    },
 ];
 
 /// Why the database cannot be brought to this binary's schema.

@@ -27,9 +27,13 @@ pub mod audit_tree;
 mod escrow;
 mod fiscal;
 mod migrate;
+mod payments;
 mod sqlite;
 
 pub use fiscal::WriteOff;
+pub use payments::{
+    CardCheckInfo, IntentInfo, PaymentsOverview, ReconcileReport, WebhookAnswer, WebhookInfo,
+};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -736,6 +740,52 @@ impl Store {
     > {
         self.read(move |conn| fiscal::sales_of_month(conn, store, month))
             .await
+    }
+
+    /// `POST /v1/payments/intents`: authentication first, then the body, the
+    /// request id and the new intent, in one writer job. Answers the hub
+    /// event's canonical bytes.
+    pub async fn create_payment_intent(
+        &self,
+        req: SignedRequest,
+        parsed: Result<(crate::payments::IntentRequest, Hash256), ApiError>,
+        providers: Vec<String>,
+    ) -> Result<Answer<Vec<Vec<u8>>>, StoreError> {
+        self.write(move |conn, env| payments::create_intent(conn, env, &req, parsed, &providers))
+            .await
+    }
+
+    /// A provider's webhook whose signature the caller verified: decided in
+    /// one writer job (idempotent by the provider's event id).
+    pub async fn payment_webhook(
+        &self,
+        provider: String,
+        webhook: crate::payments::Webhook,
+        body_hash: Hash256,
+        deadline_ms: i64,
+    ) -> Result<Answer<WebhookAnswer>, StoreError> {
+        self.write(move |conn, env| {
+            payments::webhook(conn, env, &provider, &webhook, body_hash, deadline_ms)
+        })
+        .await
+    }
+
+    /// One reconciliation pass of card payments against the providers'
+    /// confirmations.
+    pub async fn reconcile_payments(
+        &self,
+        deadline_ms: i64,
+    ) -> Result<ReconcileReport, StoreError> {
+        self.write(move |conn, env| payments::reconcile(conn, env, deadline_ms))
+            .await
+    }
+
+    /// Admin: payment intents, received webhooks and card checks.
+    pub async fn payments_overview(
+        &self,
+        store: Option<StoreId>,
+    ) -> Result<PaymentsOverview, StoreError> {
+        self.read(move |conn| payments::overview(conn, store)).await
     }
 
     /// Forgets nonces whose timestamp is outside the replay window.

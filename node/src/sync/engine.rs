@@ -298,6 +298,46 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
         Ok(report)
     }
 
+    /// Asks the hub for a card or QR payment intent for a sale (online only),
+    /// then pulls the hub chain so the intent is held as a verified hub
+    /// event. `request_id` is the caller's: sending the same one again (after
+    /// a timeout) gets the same intent back, never a second. Returns the
+    /// intent's id. Later states (authorized, captured, …) arrive with the
+    /// next pulls.
+    pub fn create_payment_intent(
+        &mut self,
+        request_id: caja_shared::ids::RequestId,
+        sale_id: caja_shared::ids::SaleId,
+        provider: &str,
+        method: caja_shared::kind::PaymentMethod,
+        amount: caja_shared::money::Money,
+    ) -> Result<caja_shared::ids::IntentId, SyncError> {
+        let body = serde_json::json!({
+            "request_id": request_id,
+            "sale_id": sale_id,
+            "provider": provider,
+            "method": method,
+            "amount": amount,
+        });
+        let v = self.request(
+            "POST",
+            "/v1/payments/intents",
+            serde_json::to_vec(&body).map_err(|e| SyncError::BadHubData(e.to_string()))?,
+        )?;
+        let id = v
+            .get("events")
+            .and_then(Value::as_array)
+            .and_then(|a| a.first())
+            .and_then(|e| e.get("body"))
+            .and_then(|b| b.get("intent_id"))
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| SyncError::BadHubData("the intent answer has no intent_id".into()))?;
+        let mut report = RoundReport::default();
+        self.pull_all(&mut report)?;
+        Ok(id)
+    }
+
     /// Asks the hub for stock quota of every tracked product below the
     /// low-water mark, then pulls the grants in (usable once verified hub
     /// events). An unanswered request is sent again with the same id.

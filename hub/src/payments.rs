@@ -1,0 +1,572 @@
+//! Payment intents and provider webhooks (issue #15): the state machine, the
+//! webhook signature, the checks of request and webhook bodies, and the
+//! reconciliation of card payments a register took offline.
+//!
+//! - **State machine.** `pending → authorized → captured → refunded`, and
+//!   `pending | authorized → voided | failed` ([`allowed`]). A provider event
+//!   is decided against the intent's current state ([`decide`]): a move the
+//!   machine allows is applied; a state further along an allowed path (a
+//!   `captured` delivered before its `authorized`) is *held* and applied once
+//!   the intent reaches a state from which it is allowed; everything else is
+//!   rejected with a reason and never applied. [`process`] decides one
+//!   delivery and every held one it unblocks, so the final state of a
+//!   provider's history does not depend on the order its webhooks arrive in.
+//! - **Signature.** `X-Provider-Signature: t=<ms>,v1=<hex>` where the hex is
+//!   HMAC-SHA256(per-provider secret, `"<t>.<raw body>"`), verified in
+//!   constant time (ring) within ±5 minutes of the hub's clock
+//!   ([`verify_webhook`]); [`sign_webhook`] makes the header (the emulator
+//!   and tests use it).
+//! - **Reconciliation.** [`reconcile`] judges a card payment recorded with a
+//!   terminal authorization code against the provider's confirmations of that
+//!   code: a function of the facts and `now`, never of arrival order.
+//!
+//! Architecture invariant: pure; no SQL, no clock, no HTTP.
+
+use caja_shared::ids::{IntentId, RequestId, SaleId};
+use caja_shared::kind::{IntentState, PaymentMethod};
+use caja_shared::money::Money;
+use ring::hmac;
+use serde::Deserialize;
+
+use crate::wire::ApiError;
+
+/// The header carrying a webhook's signature.
+pub const SIGNATURE_HEADER: &str = "x-provider-signature";
+
+/// How far a webhook's timestamp may be from the hub's clock (±5 min).
+pub const WEBHOOK_TOLERANCE_MS: i64 = 5 * 60 * 1000;
+
+/// Longest provider event id, auth code or provider name accepted.
+const MAX_ID_LEN: usize = 128;
+
+/// The moves the state machine allows: exactly these, nothing else.
+pub const EDGES: [(IntentState, IntentState); 7] = [
+    (IntentState::Pending, IntentState::Authorized),
+    (IntentState::Authorized, IntentState::Captured),
+    (IntentState::Captured, IntentState::Refunded),
+    (IntentState::Pending, IntentState::Voided),
+    (IntentState::Pending, IntentState::Failed),
+    (IntentState::Authorized, IntentState::Voided),
+    (IntentState::Authorized, IntentState::Failed),
+];
+
+/// Whether `from → to` is one allowed move.
+pub fn allowed(from: IntentState, to: IntentState) -> bool {
+    EDGES.contains(&(from, to))
+}
+
+/// Whether `to` can be reached from `from` by one or more allowed moves.
+pub fn reachable(from: IntentState, to: IntentState) -> bool {
+    let mut frontier = vec![from];
+    let mut seen = vec![from];
+    while let Some(s) = frontier.pop() {
+        for (a, b) in EDGES {
+            if a == s && !seen.contains(&b) {
+                if b == to {
+                    return true;
+                }
+                seen.push(b);
+                frontier.push(b);
+            }
+        }
+    }
+    false
+}
+
+/// Whether no move leaves `s`.
+pub fn is_final(s: IntentState) -> bool {
+    !EDGES.iter().any(|(a, _)| *a == s)
+}
+
+/// Why a provider event is not applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RejectReason {
+    /// The intent is already in that state (a provider's resend under a new
+    /// event id).
+    AlreadyInState,
+    /// The intent is already past that state (e.g. `authorized` after
+    /// `captured`): an old event delivered late.
+    Stale,
+    /// The state cannot follow the intent's state (e.g. `captured` after
+    /// `voided`): the provider contradicts the hub; alerted.
+    InvalidTransition,
+    /// The event's amount is not the intent's; alerted.
+    AmountMismatch,
+}
+
+impl RejectReason {
+    /// The code written in the rejection record and the answer.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::AlreadyInState => "already_in_state",
+            RejectReason::Stale => "stale_transition",
+            RejectReason::InvalidTransition => "invalid_transition",
+            RejectReason::AmountMismatch => "amount_mismatch",
+        }
+    }
+
+    /// Whether a person must look at it (an alert is raised).
+    pub fn alerts(self) -> bool {
+        matches!(
+            self,
+            RejectReason::InvalidTransition | RejectReason::AmountMismatch
+        )
+    }
+}
+
+/// What to do with one provider event, given the intent's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Apply it now.
+    Apply,
+    /// Keep it until the intent reaches a state it can follow.
+    Hold,
+    /// Never apply it.
+    Reject(RejectReason),
+}
+
+/// Decides one provider event (`to`, `amount`) against an intent in state
+/// `from` for `intent_amount`.
+pub fn decide(from: IntentState, intent_amount: Money, to: IntentState, amount: Money) -> Step {
+    if amount != intent_amount {
+        Step::Reject(RejectReason::AmountMismatch)
+    } else if from == to {
+        Step::Reject(RejectReason::AlreadyInState)
+    } else if allowed(from, to) {
+        Step::Apply
+    } else if reachable(from, to) {
+        Step::Hold
+    } else if reachable(to, from) {
+        Step::Reject(RejectReason::Stale)
+    } else {
+        Step::Reject(RejectReason::InvalidTransition)
+    }
+}
+
+/// One provider event about an intent, keyed by whatever the caller uses
+/// (the store uses the webhook's row id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery<K> {
+    /// The caller's key.
+    pub key: K,
+    /// The state the provider reports.
+    pub state: IntentState,
+    /// The amount the provider reports.
+    pub amount: Money,
+}
+
+/// What happened to one delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Applied: the intent moved `from → to`.
+    Applied {
+        /// State before.
+        from: IntentState,
+        /// State after.
+        to: IntentState,
+    },
+    /// Kept for later (only ever the incoming delivery).
+    Held,
+    /// Rejected, never applied: the intent was in `from`.
+    Rejected {
+        /// Why.
+        reason: RejectReason,
+        /// The intent's state then.
+        from: IntentState,
+    },
+}
+
+/// Decides `incoming` against an intent in `state` (for `amount`) whose held
+/// deliveries are `held` (in arrival order), then every held delivery that
+/// the new state unblocks (applied, or rejected once it can no longer be
+/// reached), until nothing changes. Returns the final state and the outcomes
+/// in the order they happened; held deliveries that stay held are not listed.
+pub fn process<K: Clone>(
+    state: IntentState,
+    amount: Money,
+    held: &[Delivery<K>],
+    incoming: &Delivery<K>,
+) -> (IntentState, Vec<(K, Outcome)>) {
+    let mut out = Vec::new();
+    let mut state = state;
+    match decide(state, amount, incoming.state, incoming.amount) {
+        Step::Apply => {
+            out.push((
+                incoming.key.clone(),
+                Outcome::Applied {
+                    from: state,
+                    to: incoming.state,
+                },
+            ));
+            state = incoming.state;
+        }
+        Step::Hold => {
+            out.push((incoming.key.clone(), Outcome::Held));
+            return (state, out);
+        }
+        Step::Reject(reason) => {
+            out.push((
+                incoming.key.clone(),
+                Outcome::Rejected {
+                    reason,
+                    from: state,
+                },
+            ));
+            return (state, out);
+        }
+    }
+    // Drain: each pass applies the first held delivery (in arrival order)
+    // the state allows; at most one pass per held delivery.
+    let mut waiting: Vec<&Delivery<K>> = held.iter().collect();
+    loop {
+        let next = waiting
+            .iter()
+            .position(|d| decide(state, amount, d.state, d.amount) == Step::Apply);
+        let Some(i) = next else {
+            break;
+        };
+        let d = waiting.remove(i);
+        out.push((
+            d.key.clone(),
+            Outcome::Applied {
+                from: state,
+                to: d.state,
+            },
+        ));
+        state = d.state;
+    }
+    for d in waiting {
+        if let Step::Reject(reason) = decide(state, amount, d.state, d.amount) {
+            out.push((
+                d.key.clone(),
+                Outcome::Rejected {
+                    reason,
+                    from: state,
+                },
+            ));
+        }
+    }
+    (state, out)
+}
+
+// ---- Signature -------------------------------------------------------------
+
+/// Why a webhook's signature is refused (401; nothing is stored).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookAuthError {
+    /// No signature header.
+    #[error("missing X-Provider-Signature")]
+    Missing,
+    /// The header is not `t=<ms>,v1=<hex>`.
+    #[error("X-Provider-Signature must be t=<ms>,v1=<hex hmac-sha256>")]
+    Malformed,
+    /// The timestamp is more than the tolerance away from the hub's clock.
+    #[error("the signature's timestamp is {skew_ms} ms from the hub's clock (tolerance ±{tolerance_ms} ms)")]
+    Stale {
+        /// Timestamp minus the hub's clock.
+        skew_ms: i64,
+        /// The tolerance.
+        tolerance_ms: i64,
+    },
+    /// No `v1` matches the body under the provider's secret.
+    #[error("the signature does not match the body")]
+    Mismatch,
+}
+
+impl WebhookAuthError {
+    /// The DESIGN-style error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            WebhookAuthError::Stale { .. } => "stale_timestamp",
+            _ => "bad_signature",
+        }
+    }
+
+    /// The 401 answer.
+    pub fn to_api(&self, now_ms: i64) -> ApiError {
+        ApiError::unauthorized(self.code(), self.to_string(), now_ms)
+    }
+}
+
+fn webhook_message(timestamp_ms: i64, body: &[u8]) -> Vec<u8> {
+    let mut msg = format!("{timestamp_ms}.").into_bytes();
+    msg.extend_from_slice(body);
+    msg
+}
+
+/// The `X-Provider-Signature` value for `body` sent at `timestamp_ms`.
+pub fn sign_webhook(secret: &[u8], timestamp_ms: i64, body: &[u8]) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
+    let tag = hmac::sign(&key, &webhook_message(timestamp_ms, body));
+    format!("t={timestamp_ms},v1={}", hex::encode(tag.as_ref()))
+}
+
+/// Parses `t=<ms>,v1=<hex>[,v1=<hex>…]` (several `v1` while a provider rotates
+/// its secret; unknown keys are ignored).
+fn parse_signature(header: &str) -> Result<(i64, Vec<Vec<u8>>), WebhookAuthError> {
+    let mut t = None;
+    let mut macs = Vec::new();
+    for part in header.split(',') {
+        let (k, v) = part
+            .trim()
+            .split_once('=')
+            .ok_or(WebhookAuthError::Malformed)?;
+        match k {
+            "t" => {
+                let ok = !v.is_empty() && v.len() <= 16 && v.bytes().all(|b| b.is_ascii_digit());
+                let ms: i64 = ok
+                    .then(|| v.parse().ok())
+                    .flatten()
+                    .ok_or(WebhookAuthError::Malformed)?;
+                if t.replace(ms).is_some() {
+                    return Err(WebhookAuthError::Malformed);
+                }
+            }
+            "v1" => {
+                let mac = hex::decode(v).map_err(|_| WebhookAuthError::Malformed)?;
+                if mac.len() != 32 {
+                    return Err(WebhookAuthError::Malformed);
+                }
+                macs.push(mac);
+            }
+            _ => {}
+        }
+    }
+    match t {
+        Some(t) if !macs.is_empty() && macs.len() <= 4 => Ok((t, macs)),
+        _ => Err(WebhookAuthError::Malformed),
+    }
+}
+
+/// Verifies a webhook: the header's shape, then the timestamp window, then
+/// the HMAC (constant time, ring's `hmac::verify`) over `"<t>.<raw body>"`.
+pub fn verify_webhook(
+    secret: &[u8],
+    header: Option<&str>,
+    body: &[u8],
+    now_ms: i64,
+    tolerance_ms: i64,
+) -> Result<(), WebhookAuthError> {
+    let header = header.ok_or(WebhookAuthError::Missing)?;
+    let (t, macs) = parse_signature(header)?;
+    let skew_ms = t.saturating_sub(now_ms);
+    if skew_ms.saturating_abs() > tolerance_ms {
+        return Err(WebhookAuthError::Stale {
+            skew_ms,
+            tolerance_ms,
+        });
+    }
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
+    let msg = webhook_message(t, body);
+    if macs.iter().any(|m| hmac::verify(&key, &msg, m).is_ok()) {
+        Ok(())
+    } else {
+        Err(WebhookAuthError::Mismatch)
+    }
+}
+
+/// Whether `name` is a usable provider name: `[a-z0-9_-]{1,32}`.
+pub fn valid_provider_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 32
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+fn printable_id(v: &str) -> bool {
+    !v.is_empty() && v.len() <= MAX_ID_LEN && v.bytes().all(|b| b.is_ascii_graphic())
+}
+
+// ---- Bodies ----------------------------------------------------------------
+
+/// The body of `POST /v1/payments/intents` (signed by a register).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntentRequest {
+    /// Idempotency key, scoped to the device.
+    pub request_id: RequestId,
+    /// The sale the payment is for.
+    pub sale_id: SaleId,
+    /// The provider, as configured at the hub.
+    pub provider: String,
+    /// `card` or `transfer`.
+    pub method: PaymentMethod,
+    /// Amount, positive.
+    pub amount: Money,
+}
+
+impl IntentRequest {
+    /// Checks the fields; `known` says whether a provider is configured.
+    pub fn check(&self, known: impl Fn(&str) -> bool) -> Result<(), ApiError> {
+        if !matches!(self.method, PaymentMethod::Card | PaymentMethod::Transfer) {
+            return Err(ApiError::invalid(
+                "method",
+                "a payment intent is for card or transfer",
+            ));
+        }
+        if self.amount.0 <= 0 {
+            return Err(ApiError::invalid("amount", "must be positive"));
+        }
+        if !known(&self.provider) {
+            return Err(ApiError::invalid(
+                "provider",
+                format!("no payment provider {:?} is configured", self.provider),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A provider's webhook body. Unknown fields are ignored (providers add
+/// fields); the ones here are checked.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Webhook {
+    /// The provider's event id: the idempotency key.
+    pub event_id: String,
+    /// The state the provider reports (never `pending`).
+    pub state: IntentState,
+    /// The hub's intent, when the payment started from one.
+    #[serde(default)]
+    pub intent_id: Option<IntentId>,
+    /// The authorization code (the terminal's, for a payment taken offline).
+    #[serde(default)]
+    pub auth_code: Option<String>,
+    /// Amount the provider handled.
+    pub amount: Money,
+}
+
+impl Webhook {
+    /// Checks the fields, naming the one at fault.
+    pub fn check(&self) -> Result<(), ApiError> {
+        if !printable_id(&self.event_id) {
+            return Err(ApiError::invalid(
+                "event_id",
+                "1 to 128 printable ASCII characters",
+            ));
+        }
+        if self.state == IntentState::Pending {
+            return Err(ApiError::invalid(
+                "state",
+                "a provider reports authorized, captured, refunded, voided or failed",
+            ));
+        }
+        if self.amount.0 <= 0 {
+            return Err(ApiError::invalid("amount", "must be positive"));
+        }
+        if let Some(code) = &self.auth_code {
+            if !printable_id(code) {
+                return Err(ApiError::invalid(
+                    "auth_code",
+                    "1 to 128 printable ASCII characters",
+                ));
+            }
+        }
+        if self.intent_id.is_none() && self.auth_code.is_none() {
+            return Err(ApiError::invalid(
+                "intent_id",
+                "a webhook names an intent_id or an auth_code",
+            ));
+        }
+        Ok(())
+    }
+}
+
+// ---- Reconciliation --------------------------------------------------------
+
+/// A provider's report about an authorization code, as the hub received it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Confirmation {
+    /// The state reported.
+    pub state: IntentState,
+    /// The amount reported.
+    pub amount: Money,
+    /// When the hub received it (hub clock).
+    pub received_ms: i64,
+}
+
+/// How a card payment recorded at a register stands against the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Before the deadline, not confirmed yet.
+    Waiting,
+    /// A capture of the same amount arrived by the deadline.
+    Confirmed,
+    /// The provider reported another amount for the code: `manual` conflict.
+    Mismatch {
+        /// The provider's amount.
+        provider_amount: Money,
+    },
+    /// No capture by the deadline: `manual` conflict.
+    Unconfirmed,
+}
+
+impl Verdict {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Waiting => "waiting",
+            Verdict::Confirmed => "confirmed",
+            Verdict::Mismatch { .. } => "mismatch",
+            Verdict::Unconfirmed => "unconfirmed",
+        }
+    }
+
+    /// The conflict reason, for the verdicts that need a person.
+    pub fn conflict_reason(self) -> Option<&'static str> {
+        match self {
+            Verdict::Mismatch { .. } => Some("card_payment_amount_mismatch"),
+            Verdict::Unconfirmed => Some("card_payment_unconfirmed"),
+            Verdict::Waiting | Verdict::Confirmed => None,
+        }
+    }
+}
+
+/// Judges a card payment of `amount` made at `sale_ms` (the sale event's
+/// HLC time) against the provider's reports of its authorization code.
+/// Reports count when received within `deadline_ms` of the sale (either
+/// side: a webhook may arrive before the register syncs). A report of
+/// another amount is a mismatch (whatever else arrived); a capture of the
+/// amount is a confirmation; none by `sale_ms + deadline_ms` is unconfirmed,
+/// and a capture after that does not undo it (the conflict stays for a
+/// person). A function of the facts and `now_ms` only.
+pub fn reconcile(
+    amount: Money,
+    sale_ms: i64,
+    confirmations: &[Confirmation],
+    deadline_ms: i64,
+    now_ms: i64,
+) -> Verdict {
+    let due = sale_ms.saturating_add(deadline_ms);
+    let in_window = |c: &&Confirmation| {
+        c.received_ms >= sale_ms.saturating_sub(deadline_ms) && c.received_ms <= due
+    };
+    let relevant =
+        |c: &&Confirmation| matches!(c.state, IntentState::Authorized | IntentState::Captured);
+    if let Some(c) = confirmations
+        .iter()
+        .filter(in_window)
+        .filter(relevant)
+        .filter(|c| c.amount != amount)
+        .min_by_key(|c| (c.amount, c.received_ms))
+    {
+        return Verdict::Mismatch {
+            provider_amount: c.amount,
+        };
+    }
+    if confirmations
+        .iter()
+        .filter(in_window)
+        .any(|c| c.state == IntentState::Captured && c.amount == amount)
+    {
+        return Verdict::Confirmed;
+    }
+    if now_ms > due {
+        Verdict::Unconfirmed
+    } else {
+        Verdict::Waiting
+    }
+}
+
+#[cfg(test)]
+mod tests;
