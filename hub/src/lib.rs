@@ -21,6 +21,7 @@ pub mod admin_client;
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod conflict;
 pub mod datadir;
 pub mod escrow;
 pub mod fiscal;

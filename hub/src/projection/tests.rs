@@ -15,7 +15,7 @@ use crate::workload::Workload;
 const STORE: &str = "01935f4e-8a00-7000-8000-0000000000a1";
 const T0: i64 = 1_763_880_000_000;
 
-fn meta(e: &Event, origin: Origin) -> EventMeta {
+fn meta(e: &Event, origin: Origin) -> EventMeta<'_> {
     let env = e.envelope();
     EventMeta {
         event_id: env.event_id,
@@ -24,6 +24,7 @@ fn meta(e: &Event, origin: Origin) -> EventMeta {
         seq: env.seq.get(),
         hlc: env.hlc,
         origin,
+        deps: &env.deps,
     }
 }
 

@@ -37,6 +37,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "escrow",
         sql: include_str!("../../../migrations/hub/0003_escrow.sql"),
     },
+    Migration {
+        version: 4,
+        name: "conflicts",
+        sql: include_str!("../../../migrations/hub/0004_conflicts.sql"),
+    },
 ];
 
 /// Why the database cannot be brought to this binary's schema.
