@@ -27,6 +27,7 @@ pub mod escrow;
 pub mod fiscal;
 pub mod health;
 pub mod http;
+mod http_conflict;
 mod http_escrow;
 mod http_fiscal;
 pub mod hubchain;

@@ -23,11 +23,13 @@
 //! every SQL statement of the hub lives in this module (`sqlite.rs`,
 //! `migrate.rs`) and in `migrations/hub/`.
 
+mod conflicts;
 mod escrow;
 mod fiscal;
 mod migrate;
 mod sqlite;
 
+pub use conflicts::{ConflictInfo, ResolutionInfo, StateFilter};
 pub use fiscal::WriteOff;
 
 use std::path::{Path, PathBuf};
@@ -693,6 +695,21 @@ impl Store {
         d: crate::escrow::AlertDecision,
     ) -> Result<Answer<crate::escrow::StockAlert>, StoreError> {
         self.write(move |conn, env| escrow::decide(conn, env, &d))
+            .await
+    }
+
+    /// Admin: the conflicts in a state, oldest first.
+    pub async fn conflicts(&self, state: StateFilter) -> Result<Vec<ConflictInfo>, StoreError> {
+        self.read(move |conn| conflicts::list(conn, state)).await
+    }
+
+    /// Admin: an operator resolves a conflict (a `ConflictResolved` hub event).
+    pub async fn resolve_conflict(
+        &self,
+        id: caja_shared::ids::ConflictId,
+        req: crate::conflict::ResolveRequest,
+    ) -> Result<Answer<ConflictInfo>, StoreError> {
+        self.write(move |conn, env| conflicts::resolve(conn, env, id, &req))
             .await
     }
 

@@ -1999,15 +1999,28 @@ pub(crate) fn append_to_hub_chain(
     store: StoreId,
     bodies: &[EventBody],
 ) -> Result<Vec<Event>, StoreError> {
+    let with: Vec<(EventBody, Vec<EventId>)> = bodies.iter().map(|b| (b.clone(), vec![])).collect();
+    append_to_hub_chain_with_deps(conn, env, store, &with)
+}
+
+/// [`append_to_hub_chain`] with causal deps per event (every dep must be
+/// applied already: the event is applied at once).
+pub(crate) fn append_to_hub_chain_with_deps(
+    conn: &Connection,
+    env: &mut Env,
+    store: StoreId,
+    bodies: &[(EventBody, Vec<EventId>)],
+) -> Result<Vec<Event>, StoreError> {
     let now = env.now_ms();
     let Some((mut head, mut previous)) = hub_head(conn, store)? else {
         return Err(corrupt(format!("store {store} vanished")));
     };
     let mut appended = Vec::with_capacity(bodies.len());
     let mut index = SqlIndex::new(conn, now, &mut env.tx);
-    for body in bodies {
+    for (body, deps) in bodies {
         let mut rng = &mut *env.rng;
-        let (event, next) = hubchain::next_event(&head, body.clone(), now, &mut rng)?;
+        let (event, next) =
+            hubchain::next_event_with_deps(&head, body.clone(), deps.clone(), now, &mut rng)?;
         let row = insert_event(conn, &event, now)?;
         index.known.insert(
             event.id(),
@@ -2038,7 +2051,7 @@ pub(crate) fn append_to_hub_chain(
             &mut index,
             &Candidate {
                 id: event.id(),
-                deps: &[],
+                deps,
                 previous,
             },
         )?;
@@ -2497,26 +2510,26 @@ pub(super) fn list_alerts(conn: &Connection) -> Result<Vec<AlertInfo>, StoreErro
             open: r.get::<_, Option<i64>>(5)?.is_none(),
         });
     }
-    let mut stmt = conn.prepare_cached(
-        "SELECT c.reason, c.store_id, c.detected_ms, c.subject, c.conflict_id,
-                (SELECT COUNT(*) FROM conflict_events e WHERE e.conflict_id = c.conflict_id)
-         FROM conflicts c ORDER BY c.detected_ms, c.conflict_id",
-    )?;
-    let mut rs = stmt.query([])?;
-    while let Some(r) = rs.next()? {
-        let reason: String = r.get(0)?;
-        let subject: String = r.get(3)?;
-        let id: String = r.get(4)?;
-        let n: i64 = r.get(5)?;
+    for c in super::conflicts::list(conn, super::StateFilter::All)? {
+        let open = c.state == "open";
         out.push(AlertInfo {
             kind: "conflict".into(),
-            store: r.get(1)?,
+            store: Some(c.store.to_string()),
             device: None,
-            at_ms: r.get(2)?,
+            at_ms: c.detected_ms,
             message: format!(
-                "{reason} on {subject}: {n} events (conflict {id}), manual resolution needed"
+                "{} on {}: {} events (conflict {}, strategy {}), {}",
+                c.reason,
+                c.subject,
+                c.candidates.len(),
+                c.conflict_id,
+                c.strategy,
+                match &c.resolution {
+                    Some(r) => format!("resolved by {}", r.by),
+                    None => "manual resolution needed".to_owned(),
+                }
             ),
-            open: true,
+            open,
         });
     }
     let mut stmt = conn.prepare_cached(
@@ -2555,7 +2568,7 @@ pub(super) fn health_inputs(conn: &Connection, now: i64) -> Result<HealthInputs,
             "SELECT COUNT(*) FROM conflicts WHERE detected_ms > ?1",
             &[&(now - 86_400_000)],
         )?,
-        conflicts_open: count("SELECT COUNT(*) FROM conflicts", &[])?,
+        conflicts_open: super::conflicts::open_count(conn)?,
         fiscal_duplicates: count(
             "SELECT COUNT(*) FROM conflicts WHERE reason = 'duplicate_fiscal_number'",
             &[],
