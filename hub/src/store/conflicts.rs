@@ -159,11 +159,6 @@ pub(super) fn list(conn: &Connection, state: StateFilter) -> Result<Vec<Conflict
     Ok(out)
 }
 
-/// Open conflicts (for health).
-pub(super) fn open_count(conn: &Connection) -> Result<u64, StoreError> {
-    Ok(list(conn, StateFilter::Open)?.len() as u64)
-}
-
 fn refusal(e: ResolveError) -> ApiError {
     match e {
         ResolveError::Unknown(_) => ApiError::not_found(e.to_string()),

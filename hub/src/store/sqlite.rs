@@ -2560,15 +2560,45 @@ pub(super) fn health_inputs(conn: &Connection, now: i64) -> Result<HealthInputs,
     let count = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<u64, StoreError> {
         Ok(u(conn.query_row(sql, p, |r| r.get(0))?))
     };
+    let mut held = Vec::new();
+    {
+        let mut stmt = conn.prepare(
+            "SELECT e.event_id, e.device_id, e.seq, e.kind, h.held_since_ms, h.event_row
+             FROM held h JOIN events e ON e.id = h.event_row
+             ORDER BY h.held_since_ms, h.event_row LIMIT ?1",
+        )?;
+        let mut rs = stmt.query([i(super::HELD_LISTED as u64)])?;
+        while let Some(r) = rs.next()? {
+            held.push(super::HeldEvent {
+                event_id: r.get(0)?,
+                device: r.get(1)?,
+                seq: u(r.get(2)?),
+                kind: r.get(3)?,
+                held_since_ms: r.get(4)?,
+                missing: missing_of(conn, r.get(5)?)?
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+            });
+        }
+    }
+    let all = super::conflicts::list(conn, super::StateFilter::All)?;
+    let mut conflicts_by_reason = std::collections::BTreeMap::new();
+    for c in all.iter().filter(|c| c.state == "open") {
+        *conflicts_by_reason.entry(c.reason.clone()).or_insert(0) += 1;
+    }
     Ok(HealthInputs {
         devices,
         held_events: u(held_events),
         oldest_held_since_ms: oldest,
+        held,
+        conflicts_resolved: all.iter().filter(|c| c.state == "resolved").count() as u64,
+        conflicts_by_reason,
         conflicts_24h: count(
             "SELECT COUNT(*) FROM conflicts WHERE detected_ms > ?1",
             &[&(now - 86_400_000)],
         )?,
-        conflicts_open: super::conflicts::open_count(conn)?,
+        conflicts_open: all.iter().filter(|c| c.state == "open").count() as u64,
         fiscal_duplicates: count(
             "SELECT COUNT(*) FROM conflicts WHERE reason = 'duplicate_fiscal_number'",
             &[],
