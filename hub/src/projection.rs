@@ -1797,4 +1797,4 @@ fn fact_value(f: &Fact) -> Value {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

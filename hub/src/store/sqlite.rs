@@ -2614,6 +2614,9 @@ pub(super) fn health_inputs(conn: &Connection, now: i64) -> Result<HealthInputs,
     })
 }
 
+#[cfg(test)]
+mod conflict_order;
+
 /// Statements SQLite re-prepares at each new binding cost a parse per call (a
 /// partial index or a join planned against table sizes did so): this pins that
 /// none of the push path's statements is re-prepared more than a few times.
