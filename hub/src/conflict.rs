@@ -236,9 +236,11 @@ pub struct ResolveRequest {
     /// The winning candidate, when one wins (else the note says what was done).
     #[serde(default)]
     pub winner: Option<EventId>,
-    /// Why, for the auditor.
+    /// Why, for the auditor (required; a missing one is refused as empty).
+    #[serde(default)]
     pub note: String,
-    /// Who decided.
+    /// Who decided (required).
+    #[serde(default)]
     pub by: String,
 }
 
@@ -373,7 +375,11 @@ mod tests {
             (1, 0, true),
             (0, 0, false),
         ] {
-            assert_eq!(beyond_tolerance(charged, in_force), stale, "{charged} vs {in_force}");
+            assert_eq!(
+                beyond_tolerance(charged, in_force),
+                stale,
+                "{charged} vs {in_force}"
+            );
         }
     }
 
@@ -396,9 +402,22 @@ mod tests {
         assert_eq!(x, y);
         // Same HLC: the device id breaks the tie.
         assert_eq!(x.winner, id(1));
-        assert_eq!(lww("c".into(), a, LwwStamp { event_id: id(3), ..a }), None);
+        assert_eq!(
+            lww(
+                "c".into(),
+                a,
+                LwwStamp {
+                    event_id: id(3),
+                    ..a
+                }
+            ),
+            None
+        );
         let s = server_wins("price:p".into(), (3, id(3)), (7, id(7))).unwrap();
-        assert_eq!(s, server_wins("price:p".into(), (7, id(7)), (3, id(3))).unwrap());
+        assert_eq!(
+            s,
+            server_wins("price:p".into(), (7, id(7)), (3, id(3))).unwrap()
+        );
         assert_eq!(s.winner, id(7));
     }
 
@@ -445,7 +464,10 @@ mod tests {
             (ok.clone(), true, ResolveError::AlreadyResolved("c".into())),
         ];
         for (req, resolved, want) in cases {
-            assert_eq!(check_resolution(&candidates, resolved, &req, "c"), Err(want));
+            assert_eq!(
+                check_resolution(&candidates, resolved, &req, "c"),
+                Err(want)
+            );
         }
         assert!(covers(&[id(1), id(2), id(3)].into(), &candidates));
         assert!(!covers(&[id(1)].into(), &candidates));

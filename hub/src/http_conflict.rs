@@ -29,12 +29,7 @@ pub(crate) async fn list(State(app): App, headers: HeaderMap, uri: Uri) -> Respo
             None | Some("all") => StateFilter::All,
             Some("open") => StateFilter::Open,
             Some("resolved") => StateFilter::Resolved,
-            Some(_) => {
-                return Err(ApiError::invalid(
-                    "state",
-                    "must be open, resolved or all",
-                ))
-            }
+            Some(_) => return Err(ApiError::invalid("state", "must be open, resolved or all")),
         };
         let conflicts = app.store.conflicts(state).await.map_err(store_error)?;
         let strategies: Vec<serde_json::Value> = STRATEGIES

@@ -750,9 +750,7 @@ pub fn conflict_of(subject: &Subject, related: &[Fact]) -> Vec<Conflict> {
             })
             .take(1)
             .collect(),
-        Subject::SalePrice(sale) => stale_price(subject, *sale, related)
-            .into_iter()
-            .collect(),
+        Subject::SalePrice(sale) => stale_price(subject, *sale, related).into_iter().collect(),
         Subject::VoidedSale(_) | Subject::PriceChange(..) => vec![],
     }
 }
@@ -1031,7 +1029,9 @@ impl Projections {
                 out.extend(
                     self.rows
                         .values()
-                        .filter(|f| matches!(f, Fact::Void { sale_id, .. } if sales.contains(sale_id)))
+                        .filter(
+                            |f| matches!(f, Fact::Void { sale_id, .. } if sales.contains(sale_id)),
+                        )
                         .cloned(),
                 );
                 out

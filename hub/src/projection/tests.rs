@@ -488,7 +488,11 @@ pub(crate) mod conflicts {
             assert!(reasons.contains(want), "no {want}: {reasons:?}");
         }
         let resolved = states.iter().filter(|s| s.resolution.is_some()).count();
-        assert!(resolved > 0 && resolved < states.len(), "{resolved} of {}", states.len());
+        assert!(
+            resolved > 0 && resolved < states.len(),
+            "{resolved} of {}",
+            states.len()
+        );
         // Every resolution event decided on candidates of its conflict.
         for f in p.all() {
             if let Fact::Resolution {

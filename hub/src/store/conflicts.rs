@@ -85,7 +85,8 @@ fn info(conn: &Connection, row: Row) -> Result<ConflictInfo, StoreError> {
     while let Some(r) = rs.next()? {
         let covers: Vec<String> =
             serde_json::from_str(&r.get::<_, String>(5)?).map_err(super::sqlite::corrupt)?;
-        let covers: BTreeSet<EventId> = covers.iter().map(|c| parse(c)).collect::<Result<_, _>>()?;
+        let covers: BTreeSet<EventId> =
+            covers.iter().map(|c| parse(c)).collect::<Result<_, _>>()?;
         if !conflict::covers(&covers, &candidates) {
             continue;
         }
@@ -110,7 +111,11 @@ fn info(conn: &Connection, row: Row) -> Result<ConflictInfo, StoreError> {
         subject,
         detected_ms,
         candidates,
-        state: if settling.is_some() { "resolved" } else { "open" },
+        state: if settling.is_some() {
+            "resolved"
+        } else {
+            "open"
+        },
         resolution: settling,
     })
 }
@@ -184,12 +189,9 @@ pub(super) fn resolve(
     let Some(c) = get(conn, id)? else {
         return Ok(Err(refusal(ResolveError::Unknown(id.to_string()))));
     };
-    if let Err(e) = conflict::check_resolution(
-        &c.candidates,
-        c.resolution.is_some(),
-        req,
-        &id.to_string(),
-    ) {
+    if let Err(e) =
+        conflict::check_resolution(&c.candidates, c.resolution.is_some(), req, &id.to_string())
+    {
         tracing::warn!(conflict = %id, reason = %e, "resolution refused");
         return Ok(Err(refusal(e)));
     }
@@ -221,10 +223,7 @@ pub(super) fn resolve(
                 "candidates",
                 Value::Array(c.candidates.iter().map(audit::s).collect()),
             ),
-            (
-                "winner",
-                req.winner.map_or(Value::Null, |w| audit::s(w)),
-            ),
+            ("winner", req.winner.map_or(Value::Null, |w| audit::s(w))),
             ("by", audit::s(req.by.trim())),
             ("note", audit::s(req.note.trim())),
             ("event_id", audit::s(event.id())),
@@ -232,7 +231,8 @@ pub(super) fn resolve(
         ]),
     )?;
     tracing::info!(conflict = %id, reason = %c.reason, winner = ?req.winner, by = %req.by, "conflict resolved");
-    let after = get(conn, id)?.ok_or_else(|| super::sqlite::corrupt("resolved conflict vanished"))?;
+    let after =
+        get(conn, id)?.ok_or_else(|| super::sqlite::corrupt("resolved conflict vanished"))?;
     debug_assert_eq!(after.state, "resolved");
     Ok(Ok(after))
 }

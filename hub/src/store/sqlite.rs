@@ -1593,7 +1593,11 @@ fn facts_about(conn: &Connection, subject: &Subject) -> Result<Vec<Fact>, StoreE
         ),
         Subject::SalePrice(e) => {
             let mut out = Vec::new();
-            for f in load_sale_rows(conn, "SELECT * FROM p_sales WHERE event_id = ?1", [e.to_string()])? {
+            for f in load_sale_rows(
+                conn,
+                "SELECT * FROM p_sales WHERE event_id = ?1",
+                [e.to_string()],
+            )? {
                 if matches!(f, Fact::Sale { .. } | Fact::SaleLine { .. }) {
                     out.push(f);
                 }
@@ -1629,13 +1633,12 @@ fn widen(conn: &Connection, subject: Subject) -> Result<Vec<Subject>, StoreError
                 .prepare_cached("SELECT debt_id FROM p_debts WHERE sale_id = ?1")?
                 .query_map([sale.to_string()], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
-            debts
-                .iter()
-                .map(|d| Ok(Subject::Debt(parse(d)?)))
-                .collect()
+            debts.iter().map(|d| Ok(Subject::Debt(parse(d)?))).collect()
         }
         Subject::PriceChange(store, product, hlc) => {
-            let from = hlc.ms().saturating_add(crate::conflict::STALE_PRICE_GRACE_MS);
+            let from = hlc
+                .ms()
+                .saturating_add(crate::conflict::STALE_PRICE_GRACE_MS);
             let sales: Vec<String> = conn
                 .prepare_cached(
                     "SELECT s.event_id FROM p_sales s
@@ -1696,7 +1699,10 @@ fn load_sale_rows<P: rusqlite::Params>(
             return Err(corrupt("p_sales row"));
         };
         out.push(sale);
-        for (i, l) in sale_lines(&r.get::<_, String>(11)?)?.into_iter().enumerate() {
+        for (i, l) in sale_lines(&r.get::<_, String>(11)?)?
+            .into_iter()
+            .enumerate()
+        {
             out.push(Fact::SaleLine {
                 event_id,
                 line: u32::try_from(i).map_err(corrupt)?,
