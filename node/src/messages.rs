@@ -166,12 +166,25 @@ pub fn status(s: &Status) -> String {
         fiscal_line(&s.fiscal),
         quota_line(s.quotas.as_deref()),
         format!(
+            "Conflictos resueltos por la oficina central: {}",
+            s.conflicts_resolved.len()
+        ),
+        format!(
             "Impresora: {}",
             s.printer.as_deref().unwrap_or("no configurada")
         ),
         print_queue(&s.print),
         "Balanza: no conectada todavía (issue #10)".into(),
     ];
+    for c in s.conflicts_resolved.iter().take(5) {
+        lines.push(format!(
+            "  conflicto {} ({}): {} — {}",
+            c.conflict_id.get(..8).unwrap_or(&c.conflict_id),
+            c.strategy,
+            c.resolved_by,
+            c.note
+        ));
+    }
     if let Some(e) = &s.print.last_error {
         lines.push(format!("Último error de impresión: {e}"));
     }

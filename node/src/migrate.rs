@@ -67,6 +67,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "escrow",
         sql: include_str!("../../migrations/node/0006_escrow.sql"),
     },
+    Migration {
+        version: 7,
+        name: "conflicts",
+        sql: include_str!("../../migrations/node/0007_conflicts.sql"),
+    },
 ];
 
 /// The schema version this binary writes: the last of [`MIGRATIONS`].

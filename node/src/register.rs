@@ -467,6 +467,8 @@ pub struct Status {
     pub fiscal: Vec<crate::fiscal::SeriesLeft>,
     /// Stock quotas held (when `stock_quotas` is on).
     pub quotas: Option<Vec<crate::escrow::QuotaLeft>>,
+    /// Conflicts head office resolved (ConflictResolved hub events).
+    pub conflicts_resolved: Vec<projection::ResolvedConflict>,
 }
 
 /// An open register: its database, journal writer, clock and random source.
@@ -1089,6 +1091,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             sync,
             printer: self.config.printer.clone(),
             print: crate::print::queue_status(conn)?,
+            conflicts_resolved: projection::conflicts_resolved(conn)?,
         })
     }
 
