@@ -93,7 +93,8 @@ fn a_payment_on_a_debt_voided_elsewhere_is_resolved_by_head_office_and_reaches_b
                 }],
                 payments: vec![PaymentRequest {
                     method: PaymentMethod::Fiado,
-                    amount: 1_000_000,
+                    // 2 sodas at RD$95.00 (sample catalog), all on credit.
+                    amount: 19_000,
                     reference: None,
                 }],
                 discount: None,
