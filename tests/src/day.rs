@@ -741,7 +741,9 @@ impl<W: Write> Day<'_, W> {
             vec![fiado],
             Some(rosa),
         )?;
-        for t in tills.iter_mut() {
+        // caja-2 pushes first, so that caja-1 pulls the sale and every payment.
+        for i in [1, 0, 2] {
+            let t = &mut tills[i];
             t.sync.round().map_err(fail(&format!("{} sync", t.name)))?;
         }
         tills[0].set_network(Mode::Down);
