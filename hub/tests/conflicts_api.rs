@@ -152,9 +152,9 @@ async fn a_payment_on_a_voided_debt_is_resolved_by_an_operator_and_reaches_the_r
         }),
         vec![sale.id()],
     );
-    assert_eq!(hub.push(&b, &[void.clone()]).await.status, 200);
+    assert_eq!(hub.push(&b, std::slice::from_ref(&void)).await.status, 200);
     let pay = append(&mut a, store, payment(debt_id, 2000, 3), vec![debt.id()]);
-    let r = hub.push(&a, &a.events[2..].to_vec()).await;
+    let r = hub.push(&a, &a.events[2..]).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["conflicts"][0]["reason"], "payment_on_voided_debt");
 
@@ -317,7 +317,7 @@ async fn a_payment_on_a_voided_debt_is_resolved_by_an_operator_and_reaches_the_r
 
     // A second payment on the voided debt is a new candidate: the conflict reopens.
     append(&mut a, store, payment(debt_id, 500, 4), vec![debt.id()]);
-    let r = hub.push(&a, &a.events[3..].to_vec()).await;
+    let r = hub.push(&a, &a.events[3..]).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let open = hub.admin_get("/v1/admin/conflicts?state=open").await;
     assert_eq!(open["conflicts"][0]["conflict_id"], id, "{open}");
@@ -428,7 +428,7 @@ async fn a_debt_payment_whose_debt_never_arrived_is_held_reported_and_applied_la
         vec![],
     );
     let pay = append(&mut a, store, payment(debt_id, 4000, 8), vec![debt.id()]);
-    let r = hub.push(&a, &[pay.clone()]).await;
+    let r = hub.push(&a, std::slice::from_ref(&pay)).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["acked_seq"], 1, "held events are acknowledged");
     assert_eq!(r.body["held"][0]["missing"], json!([debt.id().to_string()]));

@@ -323,8 +323,7 @@ pub(crate) mod conflicts {
                     let price = self
                         .prices
                         .iter()
-                        .filter(|(seq, q, _)| *seq <= known && *q == p)
-                        .last()
+                        .rfind(|(seq, q, _)| *seq <= known && *q == p)
                         .map_or(PRICES[0], |x| x.2);
                     let sale_id = SaleId::new_v7(now, &mut self.rng).unwrap();
                     let i = self.pick(3);

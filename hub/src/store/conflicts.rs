@@ -223,7 +223,7 @@ pub(super) fn resolve(
                 "candidates",
                 Value::Array(c.candidates.iter().map(audit::s).collect()),
             ),
-            ("winner", req.winner.map_or(Value::Null, |w| audit::s(w))),
+            ("winner", req.winner.map_or(Value::Null, audit::s)),
             ("by", audit::s(req.by.trim())),
             ("note", audit::s(req.note.trim())),
             ("event_id", audit::s(event.id())),
