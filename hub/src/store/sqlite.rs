@@ -816,7 +816,19 @@ fn project(
         subjects.extend(widen(conn, s)?);
     }
     for subject in subjects {
-        let related = facts_about(conn, &subject)?;
+        let related = match &subject {
+            // The sale applied now: its facts are at hand, only prices are read.
+            Subject::SalePrice(e) if *e == meta.event_id => {
+                let mut related: Vec<Fact> = facts
+                    .iter()
+                    .filter(|f| matches!(f, Fact::Sale { .. } | Fact::SaleLine { .. }))
+                    .cloned()
+                    .collect();
+                related.extend(price_history_of(conn, &related)?);
+                related
+            }
+            _ => facts_about(conn, &subject)?,
+        };
         let found = projection::conflict_of(&subject, &related);
         if subject.retractable() {
             for id in projection::possible_conflicts(&subject) {
@@ -1602,25 +1614,33 @@ fn facts_about(conn: &Connection, subject: &Subject) -> Result<Vec<Fact>, StoreE
                     out.push(f);
                 }
             }
-            let mut keys = BTreeSet::new();
-            for f in &out {
-                if let Fact::SaleLine { store, product, .. } = f {
-                    keys.insert((store.to_string(), product.as_str().to_owned()));
-                }
-            }
-            for (store, product) in keys {
-                out.extend(rows(
-                    conn,
-                    "SELECT * FROM p_price_history WHERE store_id = ?1 AND product = ?2",
-                    params![store, product],
-                    price_history_from_row,
-                )?);
-            }
+            let prices = price_history_of(conn, &out)?;
+            out.extend(prices);
             Ok(out)
         }
         // Widened by `widen` before they are decided.
         Subject::VoidedSale(_) | Subject::PriceChange(..) => Ok(Vec::new()),
     }
+}
+
+/// The price history of the products of the sale lines among `facts`.
+fn price_history_of(conn: &Connection, facts: &[Fact]) -> Result<Vec<Fact>, StoreError> {
+    let mut keys = BTreeSet::new();
+    for f in facts {
+        if let Fact::SaleLine { store, product, .. } = f {
+            keys.insert((store.to_string(), product.as_str().to_owned()));
+        }
+    }
+    let mut out = Vec::new();
+    for (store, product) in keys {
+        out.extend(rows(
+            conn,
+            "SELECT * FROM p_price_history WHERE store_id = ?1 AND product = ?2",
+            params![store, product],
+            price_history_from_row,
+        )?);
+    }
+    Ok(out)
 }
 
 /// The subjects a fact's subject stands for: a voided sale stands for the
