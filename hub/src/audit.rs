@@ -32,8 +32,14 @@ pub enum AuditKind {
     DeviceRevoked,
     /// A device key was rotated (by the device or by head office).
     KeyRotated,
-    /// A conflict was detected between accepted events.
+    /// A conflict was detected between accepted events (or its candidates changed).
     ConflictDetected,
+    /// An automatic strategy (`lww`, `server_wins`) chose between candidates.
+    ConflictDecided,
+    /// A re-decided conflict no longer holds (a `stale_price` whose price in force changed).
+    ConflictWithdrawn,
+    /// An operator resolved a `manual` conflict.
+    ConflictResolved,
     /// Head office created a store.
     StoreCreated,
     /// Head office created an enrollment token.
@@ -71,6 +77,9 @@ impl AuditKind {
             AuditKind::DeviceRevoked => "device_revoked",
             AuditKind::KeyRotated => "key_rotated",
             AuditKind::ConflictDetected => "conflict_detected",
+            AuditKind::ConflictDecided => "conflict_decided",
+            AuditKind::ConflictWithdrawn => "conflict_withdrawn",
+            AuditKind::ConflictResolved => "conflict_resolved",
             AuditKind::StoreCreated => "store_created",
             AuditKind::EnrollmentTokenCreated => "enrollment_token_created",
             AuditKind::QuarantineReleased => "quarantine_released",

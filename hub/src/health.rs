@@ -199,11 +199,21 @@ pub fn report(inputs: &HealthInputs, now_ms: i64) -> HealthReport {
         consistency: serde_json::json!({
             "held_events": inputs.held_events,
             "oldest_held_age_ms": oldest_age,
+            "held": inputs.held.iter().map(|h| serde_json::json!({
+                "event_id": h.event_id,
+                "device": h.device,
+                "seq": h.seq,
+                "kind": h.kind,
+                "age_ms": (now_ms - h.held_since_ms).max(0),
+                "missing": h.missing,
+            })).collect::<Vec<_>>(),
             "quarantined_devices": quarantined,
         }),
         conflicts: serde_json::json!({
             "last_24h": inputs.conflicts_24h,
             "open": inputs.conflicts_open,
+            "resolved": inputs.conflicts_resolved,
+            "open_by_reason": inputs.conflicts_by_reason,
         }),
         fiscal: serde_json::json!({
             "active_series": inputs.fiscal_series.iter().filter(|s| s.days_to_expiry >= 0).count(),

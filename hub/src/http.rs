@@ -85,6 +85,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/admin/quarantine", get(quarantined))
         .route("/v1/admin/alerts", get(alerts))
         .route("/v1/admin/catalog", post(load_catalog))
+        .route("/v1/admin/conflicts", get(crate::http_conflict::list))
+        .route(
+            "/v1/admin/conflicts/{id}/resolve",
+            post(crate::http_conflict::resolve),
+        )
         .route("/v1/fiscal/ranges", post(crate::http_fiscal::fiscal_ranges))
         .route("/v1/escrow/grants", post(crate::http_escrow::grants))
         .route("/v1/admin/staff", post(crate::http_staff::upsert))

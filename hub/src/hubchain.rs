@@ -13,7 +13,7 @@ use caja_shared::digest::Hash256;
 use caja_shared::entropy::RandomSource;
 use caja_shared::event::{EnvelopeError, Event, EventDraft};
 use caja_shared::hlc::{Hlc, HlcError, HlcState};
-use caja_shared::ids::{DeviceId, KeyId, Seq, StoreId};
+use caja_shared::ids::{DeviceId, EventId, KeyId, Seq, StoreId};
 use caja_shared::key::{HubPublicKey, HubSigningKey};
 use caja_shared::kind::EventBody;
 
@@ -56,6 +56,18 @@ pub fn next_event(
     now_ms: i64,
     rng: &mut impl RandomSource,
 ) -> Result<(Event, HubChainHead), HubChainError> {
+    next_event_with_deps(head, body, vec![], now_ms, rng)
+}
+
+/// [`next_event`] with causal `deps` besides the chain's own predecessor (a
+/// conflict resolution depends on the candidates it decided on).
+pub fn next_event_with_deps(
+    head: &HubChainHead,
+    body: EventBody,
+    deps: Vec<EventId>,
+    now_ms: i64,
+    rng: &mut impl RandomSource,
+) -> Result<(Event, HubChainHead), HubChainError> {
     let mut hlc = HlcState::restore(head.last_hlc, HUB_MAX_DRIFT_MS)?;
     let stamp = hlc.tick(now_ms)?;
     let seq = Seq::new(head.seq.checked_add(1).ok_or(HubChainError::Full)?)
@@ -67,7 +79,7 @@ pub fn next_event(
             seq,
             prev: head.hash,
             hlc: stamp,
-            deps: vec![],
+            deps,
             body,
         },
         rng,

@@ -211,6 +211,27 @@ enum AdminAction {
     },
     /// List alerts.
     Alerts,
+    /// List conflicts with their candidates, state and strategy.
+    Conflicts {
+        /// `open`, `resolved` or `all`.
+        #[arg(long, default_value = "all")]
+        state: String,
+    },
+    /// Resolve a manual conflict: a `ConflictResolved` hub event that reaches
+    /// the registers, and an audit entry.
+    Resolve {
+        /// The conflict id.
+        conflict: String,
+        /// The winning candidate event, when one wins.
+        #[arg(long)]
+        winner: Option<String>,
+        /// What was decided and why (kept in the audit log).
+        #[arg(long)]
+        note: String,
+        /// Who decided.
+        #[arg(long)]
+        by: String,
+    },
     /// List quarantined devices.
     Quarantined,
     /// Release a device's quarantine after review.
@@ -439,6 +460,22 @@ async fn admin(url: &str, token: &str, action: AdminAction) -> Result<(), Failur
         }
         AdminAction::Alerts => c.get("/v1/admin/alerts").await,
         AdminAction::Quarantined => c.get("/v1/admin/quarantine").await,
+        AdminAction::Conflicts { state } => {
+            c.get(&format!("/v1/admin/conflicts?state={state}")).await
+        }
+        AdminAction::Resolve {
+            conflict,
+            winner,
+            note,
+            by,
+        } => {
+            let mut body = serde_json::json!({ "note": note, "by": by });
+            if let Some(w) = winner {
+                body["winner"] = serde_json::Value::String(w);
+            }
+            c.post(&format!("/v1/admin/conflicts/{conflict}/resolve"), &body)
+                .await
+        }
         AdminAction::Release { device, note } => c.release(&device, &note).await,
         AdminAction::Health => c.get("/v1/health").await,
         AdminAction::Staff {

@@ -47,7 +47,7 @@ pub enum Origin {
 
 /// The envelope fields projections need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EventMeta {
+pub struct EventMeta<'a> {
     /// The event.
     pub event_id: EventId,
     /// Its store.
@@ -60,6 +60,8 @@ pub struct EventMeta {
     pub hlc: Hlc,
     /// Who wrote it.
     pub origin: Origin,
+    /// Its causal dependencies (a resolution's candidates).
+    pub deps: &'a [EventId],
 }
 
 /// One row of projection state, derived from one applied event.
@@ -115,6 +117,8 @@ pub enum Fact {
         change: i64,
         /// Fiscal number (series, number).
         fiscal: Option<(String, String)>,
+        /// The sale's HLC (`None` for rows projected before schema v4).
+        hlc: Option<Hlc>,
     },
     /// One line of a sale.
     SaleLine {
@@ -134,6 +138,8 @@ pub enum Fact {
         total: i64,
         /// Line tax.
         tax: i64,
+        /// Shelf price charged (`None` for rows projected before schema v4).
+        unit_price: Option<i64>,
     },
     /// A payment on a sale (inside the sale, or taken later).
     Payment {
@@ -173,6 +179,8 @@ pub enum Fact {
         customer: CustomerId,
         /// Amount owed.
         amount: i64,
+        /// The sale it was opened for.
+        sale_id: Option<SaleId>,
     },
     /// A payment on a debt.
     DebtPayment {
@@ -331,6 +339,42 @@ pub enum Fact {
         /// Number.
         number: String,
     },
+    /// Every price a store's hub chain set (the price in force at a time).
+    PriceHistory {
+        /// Event.
+        event_id: EventId,
+        /// Store.
+        store: StoreId,
+        /// Product.
+        product: Sku,
+        /// Seq in the store's hub chain.
+        hub_seq: u64,
+        /// HLC of the hub event.
+        hlc: Hlc,
+        /// Shelf price.
+        unit_price: i64,
+    },
+    /// An operator's (or the hub's) resolution of a conflict.
+    Resolution {
+        /// Event.
+        event_id: EventId,
+        /// Store (of the hub chain it is in).
+        store: StoreId,
+        /// The conflict.
+        conflict_id: ConflictId,
+        /// Seq in the store's hub chain.
+        hub_seq: u64,
+        /// The strategy named.
+        strategy: String,
+        /// The winning candidate, if one.
+        winner: Option<EventId>,
+        /// Who decided.
+        resolved_by: String,
+        /// Why.
+        note: String,
+        /// The candidates it decided on (the event's deps).
+        covers: BTreeSet<EventId>,
+    },
     /// A register wrote a kind only the hub writes.
     ForeignKind {
         /// Event.
@@ -345,7 +389,7 @@ pub enum Fact {
 }
 
 /// The facts of one applied event.
-pub fn facts(meta: &EventMeta, body: &EventBody) -> Vec<Fact> {
+pub fn facts(meta: &EventMeta<'_>, body: &EventBody) -> Vec<Fact> {
     let (event_id, store, device) = (meta.event_id, meta.store, meta.device);
     let hub_only = matches!(
         body,
@@ -400,6 +444,7 @@ pub fn facts(meta: &EventMeta, body: &EventBody) -> Vec<Fact> {
                     .fiscal
                     .as_ref()
                     .map(|f| (f.series.clone(), f.number.clone())),
+                hlc: Some(meta.hlc),
             }];
             for (i, l) in b.lines.iter().enumerate() {
                 if let Some(beyond) = l.beyond_quota_milli.filter(|q| q.0 > 0) {
@@ -422,6 +467,7 @@ pub fn facts(meta: &EventMeta, body: &EventBody) -> Vec<Fact> {
                     qty_milli: l.qty_milli.0,
                     total: l.total.0,
                     tax: l.tax.0,
+                    unit_price: Some(l.unit_price.0),
                 });
             }
             for (i, p) in b.payments.iter().enumerate() {
@@ -457,6 +503,7 @@ pub fn facts(meta: &EventMeta, body: &EventBody) -> Vec<Fact> {
             store,
             customer: b.customer,
             amount: b.amount.0,
+            sale_id: b.sale_id,
         }],
         EventBody::DebtPaymentTaken(b) => vec![Fact::DebtPayment {
             event_id,
@@ -492,13 +539,23 @@ pub fn facts(meta: &EventMeta, body: &EventBody) -> Vec<Fact> {
             hub_seq: meta.seq,
             body: body_json(body),
         }],
-        EventBody::PriceSet(b) => vec![Fact::Price {
-            store,
-            product: b.product.clone(),
-            event_id,
-            hub_seq: meta.seq,
-            unit_price: b.unit_price.0,
-        }],
+        EventBody::PriceSet(b) => vec![
+            Fact::Price {
+                store,
+                product: b.product.clone(),
+                event_id,
+                hub_seq: meta.seq,
+                unit_price: b.unit_price.0,
+            },
+            Fact::PriceHistory {
+                event_id,
+                store,
+                product: b.product.clone(),
+                hub_seq: meta.seq,
+                hlc: meta.hlc,
+                unit_price: b.unit_price.0,
+            },
+        ],
         EventBody::FiscalRangeGranted(b) => vec![Fact::FiscalBlock {
             event_id,
             release: false,
@@ -541,11 +598,20 @@ pub fn facts(meta: &EventMeta, body: &EventBody) -> Vec<Fact> {
             qty_milli: b.qty_milli.0,
             expires_ms: None,
         }],
-        // Resolutions are projected by their issue; staff, returns and cash
-        // movements by issue #12 (in progress).
-        EventBody::ConflictResolved(_) | EventBody::StaffUpserted(_) | EventBody::CashMoved(_) => {
-            vec![]
-        }
+        EventBody::ConflictResolved(b) => vec![Fact::Resolution {
+            event_id,
+            store,
+            conflict_id: b.conflict_id,
+            hub_seq: meta.seq,
+            strategy: b.strategy.clone(),
+            winner: b.winner,
+            resolved_by: b.resolved_by.clone(),
+            note: b.note.clone(),
+            covers: meta.deps.iter().copied().collect(),
+        }],
+        // Staff live in the hub chain only; cash movements are in the
+        // registers' Z reports.
+        EventBody::StaffUpserted(_) | EventBody::CashMoved(_) => vec![],
         // Payment intents live in the payments tables (`store::payments`).
         EventBody::PaymentIntentUpdated(_) => vec![],
         EventBody::SaleReturned(b) => {
@@ -590,35 +656,65 @@ fn body_json(body: &EventBody) -> String {
 pub enum Subject {
     /// A fiscal number (series, number).
     Fiscal(String, String),
-    /// A debt.
+    /// A debt (`debt_overpaid`, `payment_on_voided_debt`).
     Debt(DebtId),
     /// One event (a hub kind written by a register).
     Event(EventId),
     /// What was returned of a sale.
     Returned(SaleId),
+    /// The prices charged by a sale (`stale_price`), by its event.
+    SalePrice(EventId),
+    /// A voided sale: the store widens it to the debts opened for the sale.
+    VoidedSale(SaleId),
+    /// A price the hub set for a product of a store at an HLC: the store
+    /// widens it to the sales made after it, whose price in force it may change.
+    PriceChange(StoreId, Sku, Hlc),
 }
 
 impl Subject {
-    fn key(&self) -> String {
+    /// The key a conflict names its subject by.
+    pub fn key(&self) -> String {
         match self {
             Subject::Fiscal(series, number) => format!("fiscal:{series}:{number}"),
             Subject::Debt(d) => format!("debt:{d}"),
             Subject::Event(e) => format!("event:{e}"),
             Subject::Returned(sale) => format!("return:{sale}"),
+            Subject::SalePrice(e) => format!("sale:{e}"),
+            Subject::VoidedSale(s) => format!("voided_sale:{s}"),
+            Subject::PriceChange(store, p, h) => format!("price:{store}:{p}:{h}"),
         }
+    }
+
+    /// Whether the conflicts of this subject can disappear as facts arrive
+    /// (so a store re-decides them instead of only adding).
+    pub fn retractable(&self) -> bool {
+        matches!(self, Subject::SalePrice(_))
     }
 }
 
-/// The subjects whose conflicts a fact may change.
+/// The subjects whose conflicts a fact may change (`VoidedSale` and
+/// `PriceChange` are widened by the store, see [`Subject`]).
 pub fn subjects(fact: &Fact) -> Vec<Subject> {
     match fact {
         Fact::Sale {
-            fiscal: Some((series, number)),
-            ..
-        } => vec![Subject::Fiscal(series.clone(), number.clone())],
+            event_id, fiscal, ..
+        } => {
+            let mut out = vec![Subject::SalePrice(*event_id)];
+            if let Some((series, number)) = fiscal {
+                out.push(Subject::Fiscal(series.clone(), number.clone()));
+            }
+            out
+        }
         Fact::Debt { debt_id, .. } | Fact::DebtPayment { debt_id, .. } => {
             vec![Subject::Debt(*debt_id)]
         }
+        Fact::Void { sale_id, .. } => vec![Subject::VoidedSale(*sale_id)],
+        Fact::PriceHistory {
+            store,
+            product,
+            hlc,
+            ..
+        } => vec![Subject::PriceChange(*store, product.clone(), *hlc)],
         Fact::ForeignKind { event_id, .. } => vec![Subject::Event(*event_id)],
         Fact::ReturnLine { sale_id, .. } => vec![Subject::Returned(*sale_id)],
         Fact::CreditNote { series, number, .. } => {
@@ -635,13 +731,13 @@ pub struct Conflict {
     pub conflict_id: ConflictId,
     /// Why, e.g. `duplicate_fiscal_number`.
     pub reason: &'static str,
-    /// The named strategy (`manual` for all of today's).
+    /// The named strategy (`manual` for all of these).
     pub strategy: &'static str,
     /// The store of the first event involved.
     pub store: StoreId,
     /// What it is about, e.g. `fiscal:B02:B0200000051`.
     pub subject: String,
-    /// Every event involved (sorted).
+    /// Every candidate event (sorted).
     pub events: BTreeSet<EventId>,
 }
 
@@ -656,20 +752,40 @@ pub fn conflict_id(reason: &str, subject: &str) -> ConflictId {
     ConflictId::from_uuid(uuid::Uuid::from_bytes(b))
 }
 
-/// Decides the conflict of a subject from all facts about it (as returned by
-/// [`Projections::facts_about`] or the store's equivalent query).
-pub fn conflict_of(subject: &Subject, related: &[Fact]) -> Option<Conflict> {
-    let make = |reason: &'static str, store: StoreId, events: BTreeSet<EventId>| {
-        let subject = subject.key();
-        Some(Conflict {
-            conflict_id: conflict_id(reason, &subject),
-            reason,
-            strategy: "manual",
-            store,
-            subject,
-            events,
-        })
+fn manual(
+    reason: &'static str,
+    subject: &Subject,
+    store: StoreId,
+    events: BTreeSet<EventId>,
+) -> Conflict {
+    let subject = subject.key();
+    Conflict {
+        conflict_id: conflict_id(reason, &subject),
+        reason,
+        strategy: crate::conflict::Strategy::Manual.as_str(),
+        store,
+        subject,
+        events,
+    }
+}
+
+/// The conflicts a subject may have, with the ids they would have: a store
+/// re-deciding a [`Subject::retractable`] subject drops those no longer found.
+pub fn possible_conflicts(subject: &Subject) -> Vec<ConflictId> {
+    let reasons: &[&str] = match subject {
+        Subject::SalePrice(_) => &["stale_price"],
+        _ => &[],
     };
+    reasons
+        .iter()
+        .map(|r| conflict_id(r, &subject.key()))
+        .collect()
+}
+
+/// Decides the conflicts of a subject from all facts about it (as returned by
+/// [`Projections::facts_about`] or the store's equivalent query). Widened
+/// subjects (`VoidedSale`, `PriceChange`) decide nothing themselves.
+pub fn conflict_of(subject: &Subject, related: &[Fact]) -> Vec<Conflict> {
     match subject {
         Subject::Fiscal(series, number) => {
             let sales: BTreeMap<EventId, StoreId> = related
@@ -691,48 +807,33 @@ pub fn conflict_of(subject: &Subject, related: &[Fact]) -> Option<Conflict> {
                     _ => None,
                 })
                 .collect();
-            let store = *sales.values().next()?;
-            (sales.len() >= 2).then_some(())?;
-            make(
-                "duplicate_fiscal_number",
-                store,
-                sales.into_keys().collect(),
-            )
-        }
-        Subject::Debt(debt) => {
-            let mut opened: Option<i64> = None;
-            let mut paid: i128 = 0;
-            let mut events = BTreeSet::new();
-            let mut store = None;
-            for f in related {
-                match f {
-                    Fact::Debt {
-                        event_id,
-                        debt_id,
-                        amount,
-                        store: s,
-                        ..
-                    } if debt_id == debt => {
-                        opened = Some(opened.map_or(*amount, |o| o.min(*amount)));
-                        events.insert(*event_id);
-                        store = store.or(Some(*s));
-                    }
-                    Fact::DebtPayment {
-                        event_id,
-                        debt_id,
-                        amount,
-                        ..
-                    } if debt_id == debt => {
-                        paid += i128::from((*amount).max(0));
-                        events.insert(*event_id);
-                    }
-                    _ => {}
-                }
+            match sales.values().next() {
+                Some(store) if sales.len() >= 2 => vec![manual(
+                    "duplicate_fiscal_number",
+                    subject,
+                    *store,
+                    sales.keys().copied().collect(),
+                )],
+                _ => vec![],
             }
-            let opened = opened?;
-            (paid > i128::from(opened)).then_some(())?;
-            make("debt_overpaid", store?, events)
         }
+        Subject::Debt(debt) => debt_conflicts(subject, *debt, related),
+        Subject::Event(id) => related
+            .iter()
+            .filter_map(|f| match f {
+                Fact::ForeignKind {
+                    event_id, store, ..
+                } if event_id == id => Some(manual(
+                    "hub_kind_from_register",
+                    subject,
+                    *store,
+                    [*id].into(),
+                )),
+                _ => None,
+            })
+            .take(1)
+            .collect(),
+        Subject::SalePrice(sale) => stale_price(subject, *sale, related).into_iter().collect(),
         Subject::Returned(sale) => {
             // A return never returns more than was sold, per line, across
             // every register's returns (checked at the register too).
@@ -772,16 +873,187 @@ pub fn conflict_of(subject: &Subject, related: &[Fact]) -> Option<Conflict> {
             let over = returned
                 .iter()
                 .any(|(line, q)| *q > i128::from(sold.get(line).copied().unwrap_or(0)));
-            (over && !sold.is_empty()).then_some(())?;
-            make("over_return", store?, events)
+            match store {
+                Some(store) if over && !sold.is_empty() => {
+                    vec![manual("over_return", subject, store, events)]
+                }
+                _ => vec![],
+            }
         }
-        Subject::Event(id) => related.iter().find_map(|f| match f {
-            Fact::ForeignKind {
-                event_id, store, ..
-            } if event_id == id => make("hub_kind_from_register", *store, [*id].into()),
-            _ => None,
-        }),
+        Subject::VoidedSale(_) | Subject::PriceChange(..) => vec![],
     }
+}
+
+/// `debt_overpaid`: positive payments beyond the smallest amount the debt was
+/// opened with. `payment_on_voided_debt`: a positive payment on a debt whose
+/// sale was voided (by any register); candidates are the voids and the
+/// payments. Both are monotone: more facts never make them false.
+fn debt_conflicts(subject: &Subject, debt: DebtId, related: &[Fact]) -> Vec<Conflict> {
+    let mut opened: Option<i64> = None;
+    let mut paid: i128 = 0;
+    let mut events = BTreeSet::new();
+    let mut payments = BTreeSet::new();
+    let mut sales = BTreeSet::new();
+    let mut store = None;
+    for f in related {
+        match f {
+            Fact::Debt {
+                event_id,
+                debt_id,
+                amount,
+                store: s,
+                sale_id,
+                ..
+            } if *debt_id == debt => {
+                opened = Some(opened.map_or(*amount, |o| o.min(*amount)));
+                events.insert(*event_id);
+                store = store.or(Some(*s));
+                sales.extend(*sale_id);
+            }
+            Fact::DebtPayment {
+                event_id,
+                debt_id,
+                amount,
+                ..
+            } if *debt_id == debt => {
+                paid += i128::from((*amount).max(0));
+                events.insert(*event_id);
+                if *amount > 0 {
+                    payments.insert(*event_id);
+                }
+            }
+            _ => {}
+        }
+    }
+    let (Some(opened), Some(store)) = (opened, store) else {
+        return vec![];
+    };
+    let mut out = Vec::new();
+    if paid > i128::from(opened) {
+        out.push(manual("debt_overpaid", subject, store, events));
+    }
+    let voids: BTreeSet<EventId> = related
+        .iter()
+        .filter_map(|f| match f {
+            Fact::Void {
+                event_id, sale_id, ..
+            } if sales.contains(sale_id) => Some(*event_id),
+            _ => None,
+        })
+        .collect();
+    if !voids.is_empty() && !payments.is_empty() {
+        let mut candidates = voids;
+        candidates.extend(payments);
+        out.push(manual("payment_on_voided_debt", subject, store, candidates));
+    }
+    out
+}
+
+/// `stale_price`: a line of the sale charged a unit price beyond
+/// [`crate::conflict::STALE_PRICE_TOLERANCE_BP`] of the price in force at the
+/// sale's HLC ([`crate::conflict::price_in_force`]). Candidates: the sale and
+/// the price events in force for its stale lines. Not monotone (a price set
+/// later by the hub chain but earlier by HLC can change the price in force),
+/// so stores re-decide it whenever a price of one of its products arrives.
+fn stale_price(subject: &Subject, sale: EventId, related: &[Fact]) -> Option<Conflict> {
+    let (store, hlc) = related.iter().find_map(|f| match f {
+        Fact::Sale {
+            event_id,
+            store,
+            hlc: Some(h),
+            ..
+        } if *event_id == sale => Some((*store, *h)),
+        _ => None,
+    })?;
+    let mut history: BTreeMap<&Sku, Vec<crate::conflict::PricePoint>> = BTreeMap::new();
+    for f in related {
+        if let Fact::PriceHistory {
+            event_id,
+            store: s,
+            product,
+            hub_seq,
+            hlc,
+            unit_price,
+        } = f
+        {
+            if *s == store {
+                history
+                    .entry(product)
+                    .or_default()
+                    .push(crate::conflict::PricePoint {
+                        hlc: *hlc,
+                        hub_seq: *hub_seq,
+                        unit_price: *unit_price,
+                        event_id: *event_id,
+                    });
+            }
+        }
+    }
+    let mut events = BTreeSet::new();
+    for f in related {
+        if let Fact::SaleLine {
+            event_id,
+            product,
+            unit_price: Some(charged),
+            ..
+        } = f
+        {
+            if *event_id != sale {
+                continue;
+            }
+            let Some(in_force) = history
+                .get(product)
+                .and_then(|h| crate::conflict::price_in_force(h, hlc))
+            else {
+                continue;
+            };
+            if crate::conflict::beyond_tolerance(*charged, in_force.unit_price) {
+                events.insert(in_force.event_id);
+            }
+        }
+    }
+    if events.is_empty() {
+        return None;
+    }
+    events.insert(sale);
+    Some(manual("stale_price", subject, store, events))
+}
+
+/// A conflict and the resolution that settles it, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConflictState {
+    /// The conflict.
+    pub conflict: Conflict,
+    /// The resolution event that covers every candidate (the greatest hub
+    /// seq of those that do), if any.
+    pub resolution: Option<EventId>,
+}
+
+/// The resolution settling a conflict among `resolutions` (facts of any
+/// conflict): of those naming it and covering all its candidates, the one with
+/// the greatest hub seq. A function of the set.
+pub fn settling<'a>(
+    conflict: &Conflict,
+    resolutions: impl IntoIterator<Item = &'a Fact>,
+) -> Option<EventId> {
+    resolutions
+        .into_iter()
+        .filter_map(|f| match f {
+            Fact::Resolution {
+                event_id,
+                conflict_id,
+                hub_seq,
+                covers,
+                ..
+            } if *conflict_id == conflict.conflict_id
+                && crate::conflict::covers(covers, &conflict.events) =>
+            {
+                Some((*hub_seq, *event_id))
+            }
+            _ => None,
+        })
+        .max()
+        .map(|(_, e)| e)
 }
 
 /// Projection state in memory: every fact, keyed so that applying the same set
@@ -811,6 +1083,8 @@ fn rank(f: &Fact) -> (u8, String) {
         Fact::Oversell { event_id, line, .. } => (15, format!("{event_id}/{line:010}")),
         Fact::ReturnLine { event_id, line, .. } => (16, format!("{event_id}/{line:010}")),
         Fact::CreditNote { event_id, .. } => (17, event_id.to_string()),
+        Fact::PriceHistory { event_id, .. } => (18, event_id.to_string()),
+        Fact::Resolution { event_id, .. } => (19, event_id.to_string()),
     }
 }
 
@@ -851,7 +1125,7 @@ impl Projections {
     }
 
     /// Applies every fact of an event.
-    pub fn apply_event(&mut self, meta: &EventMeta, body: &EventBody) {
+    pub fn apply_event(&mut self, meta: &EventMeta<'_>, body: &EventBody) {
         for f in facts(meta, body) {
             self.apply(f);
         }
@@ -862,22 +1136,86 @@ impl Projections {
         self.rows.values()
     }
 
-    /// The facts a subject's conflict depends on.
+    /// The facts a subject's conflicts depend on (the same as the store's
+    /// query for it): a debt with its payments and the voids of its sales; a
+    /// sale with its lines and the price history of its products.
     pub fn facts_about(&self, subject: &Subject) -> Vec<Fact> {
-        self.rows
-            .values()
-            .filter(|f| subjects(f).contains(subject))
-            .cloned()
-            .collect()
+        match subject {
+            Subject::Debt(d) => {
+                let mut out: Vec<Fact> = self
+                    .rows
+                    .values()
+                    .filter(|f| {
+                        matches!(f, Fact::Debt { debt_id, .. } | Fact::DebtPayment { debt_id, .. } if debt_id == d)
+                    })
+                    .cloned()
+                    .collect();
+                let sales: BTreeSet<SaleId> = out
+                    .iter()
+                    .filter_map(|f| match f {
+                        Fact::Debt { sale_id, .. } => *sale_id,
+                        _ => None,
+                    })
+                    .collect();
+                out.extend(
+                    self.rows
+                        .values()
+                        .filter(
+                            |f| matches!(f, Fact::Void { sale_id, .. } if sales.contains(sale_id)),
+                        )
+                        .cloned(),
+                );
+                out
+            }
+            Subject::SalePrice(e) => {
+                let mut out: Vec<Fact> = self
+                    .rows
+                    .values()
+                    .filter(|f| {
+                        matches!(f, Fact::Sale { event_id, .. } | Fact::SaleLine { event_id, .. } if event_id == e)
+                    })
+                    .cloned()
+                    .collect();
+                let keys: BTreeSet<(StoreId, Sku)> = out
+                    .iter()
+                    .filter_map(|f| match f {
+                        Fact::SaleLine { store, product, .. } => Some((*store, product.clone())),
+                        _ => None,
+                    })
+                    .collect();
+                out.extend(
+                    self.rows
+                        .values()
+                        .filter(|f| {
+                            matches!(f, Fact::PriceHistory { store, product, .. } if keys.contains(&(*store, product.clone())))
+                        })
+                        .cloned(),
+                );
+                out
+            }
+            _ => self
+                .rows
+                .values()
+                .filter(|f| subjects(f).contains(subject))
+                .cloned()
+                .collect(),
+        }
     }
 
-    /// Every conflict, computed over all facts.
+    /// Every conflict, computed over all facts (sorted by id).
     pub fn conflicts(&self) -> Vec<Conflict> {
-        // One pass to group facts by subject (not one scan per subject).
         let mut by_subject: BTreeMap<Subject, Vec<Fact>> = BTreeMap::new();
+        let mut wide: BTreeSet<Subject> = BTreeSet::new();
         for f in self.rows.values() {
             for s in subjects(f) {
-                by_subject.entry(s).or_default().push(f.clone());
+                match s {
+                    Subject::Debt(_) | Subject::SalePrice(_) => {
+                        wide.insert(s);
+                    }
+                    Subject::VoidedSale(_) | Subject::PriceChange(..) => {}
+                    // Fiscal numbers and foreign kinds depend only on their own facts.
+                    _ => by_subject.entry(s).or_default().push(f.clone()),
+                }
             }
         }
         // What was returned of a sale is judged against the sale's lines,
@@ -890,9 +1228,33 @@ impl Projections {
                 }
             }
         }
-        by_subject
-            .iter()
-            .filter_map(|(s, related)| conflict_of(s, related))
+        let mut out: BTreeMap<ConflictId, Conflict> = BTreeMap::new();
+        for (s, related) in &by_subject {
+            for c in conflict_of(s, related) {
+                out.insert(c.conflict_id, c);
+            }
+        }
+        for s in &wide {
+            for c in conflict_of(s, &self.facts_about(s)) {
+                out.insert(c.conflict_id, c);
+            }
+        }
+        out.into_values().collect()
+    }
+
+    /// Every conflict with the resolution that settles it, if any.
+    pub fn conflict_states(&self) -> Vec<ConflictState> {
+        let resolutions: Vec<&Fact> = self
+            .rows
+            .values()
+            .filter(|f| matches!(f, Fact::Resolution { .. }))
+            .collect();
+        self.conflicts()
+            .into_iter()
+            .map(|conflict| ConflictState {
+                resolution: settling(&conflict, resolutions.iter().copied()),
+                conflict,
+            })
             .collect()
     }
 
@@ -1047,13 +1409,15 @@ impl Projections {
     pub fn to_value(&self) -> Value {
         let facts = Value::Array(self.all().map(fact_value).collect());
         let conflicts = Value::Array(
-            self.conflicts()
+            self.conflict_states()
                 .iter()
-                .map(|c| {
+                .map(|st| {
+                    let c = &st.conflict;
                     obj([
                         ("id", Value::String(c.conflict_id.to_string())),
                         ("reason", Value::String(c.reason.into())),
                         ("subject", Value::String(c.subject.clone())),
+                        ("resolution", opt(&st.resolution)),
                         (
                             "events",
                             Value::Array(
@@ -1293,6 +1657,7 @@ fn fact_value(f: &Fact) -> Value {
             tax,
             change,
             fiscal,
+            hlc,
         } => obj([
             ("t", s("sale")),
             ("event", s(event_id)),
@@ -1310,6 +1675,7 @@ fn fact_value(f: &Fact) -> Value {
                     .as_ref()
                     .map_or(Value::Null, |(a, b)| s(format!("{a}/{b}"))),
             ),
+            ("hlc", opt(hlc)),
         ]),
         Fact::SaleLine {
             event_id,
@@ -1320,6 +1686,7 @@ fn fact_value(f: &Fact) -> Value {
             qty_milli,
             total,
             tax,
+            unit_price,
         } => obj([
             ("t", s("line")),
             ("event", s(event_id)),
@@ -1330,6 +1697,10 @@ fn fact_value(f: &Fact) -> Value {
             ("qty_milli", int((*qty_milli).into())),
             ("total", int((*total).into())),
             ("tax", int((*tax).into())),
+            (
+                "unit_price",
+                unit_price.map_or(Value::Null, |p| int(p.into())),
+            ),
         ]),
         Fact::Payment {
             event_id,
@@ -1365,6 +1736,7 @@ fn fact_value(f: &Fact) -> Value {
             store,
             customer,
             amount,
+            sale_id,
         } => obj([
             ("t", s("debt")),
             ("event", s(event_id)),
@@ -1372,6 +1744,7 @@ fn fact_value(f: &Fact) -> Value {
             ("store", s(store)),
             ("customer", s(customer)),
             ("amount", int((*amount).into())),
+            ("sale", opt(sale_id)),
         ]),
         Fact::DebtPayment {
             event_id,
@@ -1557,6 +1930,44 @@ fn fact_value(f: &Fact) -> Value {
             ("series", s(series)),
             ("number", s(number)),
         ]),
+        Fact::PriceHistory {
+            event_id,
+            store,
+            product,
+            hub_seq,
+            hlc,
+            unit_price,
+        } => obj([
+            ("t", s("price_history")),
+            ("event", s(event_id)),
+            ("store", s(store)),
+            ("product", s(product)),
+            ("hub_seq", int((*hub_seq).into())),
+            ("hlc", s(hlc)),
+            ("unit_price", int((*unit_price).into())),
+        ]),
+        Fact::Resolution {
+            event_id,
+            store,
+            conflict_id,
+            hub_seq,
+            strategy,
+            winner,
+            resolved_by,
+            note,
+            covers,
+        } => obj([
+            ("t", s("resolution")),
+            ("event", s(event_id)),
+            ("store", s(store)),
+            ("conflict", s(conflict_id)),
+            ("hub_seq", int((*hub_seq).into())),
+            ("strategy", s(strategy)),
+            ("winner", opt(winner)),
+            ("by", s(resolved_by)),
+            ("note", s(note)),
+            ("covers", Value::Array(covers.iter().map(s).collect())),
+        ]),
         Fact::ForeignKind {
             event_id,
             store,
@@ -1573,4 +1984,4 @@ fn fact_value(f: &Fact) -> Value {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

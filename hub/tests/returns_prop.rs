@@ -23,7 +23,7 @@ where
     format!("{prefix}-0000-7000-8000-{n:012x}").parse().unwrap()
 }
 
-fn meta(n: u64, device: DeviceId) -> EventMeta {
+fn meta(n: u64, device: DeviceId) -> EventMeta<'static> {
     EventMeta {
         event_id: id::<EventId>("019aaf70", n),
         store: id::<StoreId>("019aaf71", 1),
@@ -31,6 +31,7 @@ fn meta(n: u64, device: DeviceId) -> EventMeta {
         seq: n,
         hlc: Hlc::new(1_763_880_000_000 + i64::try_from(n).unwrap(), 0).unwrap(),
         origin: Origin::Register,
+        deps: &[],
     }
 }
 

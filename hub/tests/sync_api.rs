@@ -796,6 +796,7 @@ async fn projections_after_live_ingest_equal_a_rebuild_and_the_pure_model() {
                     seq: env.seq.get(),
                     hlc: env.hlc,
                     origin: caja_hub::projection::Origin::Register,
+                    deps: &env.deps,
                 },
                 &e.body().unwrap(),
             );

@@ -199,6 +199,10 @@ pub fn status(s: &Status) -> String {
         fiscal_line(&s.fiscal),
         quota_line(s.quotas.as_deref()),
         format!(
+            "Conflictos resueltos por la oficina central: {}",
+            s.conflicts_resolved.len()
+        ),
+        format!(
             "Impresora: {}",
             s.printer.as_deref().unwrap_or("no configurada")
         ),
@@ -209,6 +213,15 @@ pub fn status(s: &Status) -> String {
         ),
         intents_line(&s.payment_intents),
     ];
+    for c in s.conflicts_resolved.iter().take(5) {
+        lines.push(format!(
+            "  conflicto {} ({}): {} — {}",
+            c.conflict_id.get(..8).unwrap_or(&c.conflict_id),
+            c.strategy,
+            c.resolved_by,
+            c.note
+        ));
+    }
     if let Some(e) = &s.print.last_error {
         lines.push(format!("Último error de impresión: {e}"));
     }

@@ -77,12 +77,15 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "audit_sth",
         sql: include_str!("../../migrations/node/0008_audit_sth.sql"),
     },
-    // The conflicts branch also adds a 9: renumber at merge (versions must
-    // be contiguous here).
     Migration {
         version: 9,
         name: "payments",
         sql: include_str!("../../migrations/node/0009_payments.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "conflicts",
+        sql: include_str!("../../migrations/node/0010_conflicts.sql"),
     },
 ];
 

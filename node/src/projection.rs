@@ -39,6 +39,7 @@ pub const TABLES: &[(&str, &str)] = &[
     ("returns", "return_id, line"),
     ("cash_moves", "movement_id"),
     ("payment_intents", "intent_id"),
+    ("conflicts_resolved", "conflict_id"),
 ];
 
 /// Why a projection update failed. Any of these aborts the operation's
@@ -399,10 +400,60 @@ fn apply_register_event(
     Ok(())
 }
 
-/// Applies one event of the store's hub chain (catalog, prices; other hub kinds
-/// are applied by the issues that own them).
+/// A conflict head office resolved (from the hub chain).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ResolvedConflict {
+    /// The conflict.
+    pub conflict_id: String,
+    /// The strategy named (`manual` for an operator's decision).
+    pub strategy: String,
+    /// The winning event, if one.
+    pub winner: Option<String>,
+    /// Who decided.
+    pub resolved_by: String,
+    /// What was decided.
+    pub note: String,
+}
+
+/// The conflict resolutions this register holds, by conflict id.
+pub fn conflicts_resolved(conn: &Connection) -> rusqlite::Result<Vec<ResolvedConflict>> {
+    let mut stmt = conn.prepare(
+        "SELECT conflict_id, strategy, winner, resolved_by, note FROM conflicts_resolved ORDER BY conflict_id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(ResolvedConflict {
+            conflict_id: r.get(0)?,
+            strategy: r.get(1)?,
+            winner: r.get(2)?,
+            resolved_by: r.get(3)?,
+            note: r.get(4)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Applies one event of the store's hub chain (catalog, prices, fiscal
+/// blocks, conflict resolutions; other hub kinds are applied by the issues
+/// that own them).
 pub fn apply_hub(conn: &Connection, body: &EventBody) -> rusqlite::Result<()> {
     match body {
+        EventBody::ConflictResolved(b) => {
+            // Hub-chain order: a later resolution of a reopened conflict replaces it.
+            exec(
+                conn,
+                "INSERT INTO conflicts_resolved (conflict_id, strategy, winner, resolved_by, note)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (conflict_id) DO UPDATE SET strategy = excluded.strategy,
+                    winner = excluded.winner, resolved_by = excluded.resolved_by, note = excluded.note",
+                params![
+                    b.conflict_id.to_string(),
+                    b.strategy,
+                    b.winner.map(|w| w.to_string()),
+                    b.resolved_by,
+                    b.note
+                ],
+            )?;
+        }
         EventBody::CatalogItemUpserted(b) => {
             exec(
                 conn,

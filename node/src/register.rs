@@ -541,6 +541,8 @@ pub struct Status {
     pub scale: Option<String>,
     /// This register's card/QR payment intents, as the hub reported them.
     pub payment_intents: Vec<projection::IntentLine>,
+    /// Conflicts head office resolved (ConflictResolved hub events).
+    pub conflicts_resolved: Vec<projection::ResolvedConflict>,
 }
 
 /// An open register: its database, journal writer, clock and random source.
@@ -1530,6 +1532,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             print: crate::print::queue_status(conn)?,
             scale: self.config.scale.clone(),
             payment_intents: projection::payment_intents(conn, &d.device.to_string())?,
+            conflicts_resolved: projection::conflicts_resolved(conn)?,
         })
     }
 

@@ -462,9 +462,21 @@ fn the_running_node_prints_queued_receipts_without_a_hub() {
     let first = std::fs::read_to_string(&files[0]).expect("receipt");
     assert!(first.contains("Arroz Selecto 1kg"), "{first}");
     assert!(first.contains("[GAVETA]"), "{first}");
+    // The file is written before the job is marked printed (in its own
+    // transaction): wait for the mark.
     for id in [sold, second] {
-        let jobs = print::jobs_of_sale(f.register.conn(), id).expect("jobs");
-        assert_eq!(jobs[0].state, caja_hardware::queue::JobState::Printed);
+        loop {
+            let jobs = print::jobs_of_sale(f.register.conn(), id).expect("jobs");
+            if jobs[0].state == caja_hardware::queue::JobState::Printed {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "job of {id} not marked printed: {:?}",
+                jobs[0].state
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 

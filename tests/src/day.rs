@@ -421,6 +421,7 @@ pub fn run(opts: &DayOptions, out: &mut impl Write) -> Result<DaySummary, DayErr
         "caja-2: Doña Rosa pays RD$ 100.00; she still owes {}",
         messages::rd(paid.balance)
     ))?;
+    let resolved_conflict = day.conflict_scene(&hub, &mut tills, rosa)?;
 
     // Closing.
     for t in &mut tills {
@@ -733,6 +734,32 @@ pub fn run(opts: &DayOptions, out: &mut impl Write) -> Result<DaySummary, DayErr
             "Summary: {name} wrote {n} events, all at the hub exactly once"
         ))?;
     }
+    let decided: Vec<(String, i64)> = {
+        let mut stmt = conn
+            .prepare(
+                "SELECT json_extract(CAST(entry AS TEXT), '$.data.strategy'), COUNT(*) FROM audit_log
+                 WHERE kind = 'conflict_decided' GROUP BY 1 ORDER BY 1",
+            )
+            .map_err(fail("audit"))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(fail("audit"))?
+            .collect::<Result<_, _>>()
+            .map_err(fail("audit"))?;
+        rows
+    };
+    day.say(format!(
+        "Summary: conflicts resolved — manual: 1 ({resolved_conflict}); automatic: {}",
+        if decided.is_empty() {
+            "none".to_owned()
+        } else {
+            decided
+                .iter()
+                .map(|(s, n)| format!("{s} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    ))?;
     day.say(format!(
         "All checks passed in {:.1?}.",
         day.started.elapsed()
@@ -747,6 +774,105 @@ pub fn run(opts: &DayOptions, out: &mut impl Write) -> Result<DaySummary, DayErr
 }
 
 impl<W: Write> Day<'_, W> {
+    /// caja-1 loses the network; caja-2 voids a fiado sale of Doña Rosa;
+    /// caja-1, offline, takes her payment of everything she owes, part of it
+    /// on the voided debt. The hub keeps both and raises a `manual` conflict;
+    /// head office resolves it; the resolution reaches every register.
+    /// Returns what was resolved, for the summary.
+    fn conflict_scene(
+        &mut self,
+        hub: &Hub,
+        tills: &mut [Till],
+        rosa: caja_shared::ids::CustomerId,
+    ) -> Result<String, DayError> {
+        let fiado = PaymentRequest {
+            method: PaymentMethod::Fiado,
+            amount: 9_500,
+            reference: None,
+        };
+        let (soda, _) = self.sell(
+            &mut tills[1],
+            &[("7460000000011", 1000)],
+            vec![fiado],
+            Some(rosa),
+        )?;
+        // caja-2 pushes first, so that caja-1 pulls the sale and every payment.
+        for i in [1, 0, 2] {
+            let t = &mut tills[i];
+            t.sync.round().map_err(fail(&format!("{} sync", t.name)))?;
+        }
+        tills[0].set_network(Mode::Down);
+        let id = self.op()?;
+        tills[1]
+            .register
+            .void(id, soda, "devolvió el refresco")
+            .map_err(fail("void"))?;
+        tills[1].sync.round().map_err(fail("caja-2 sync"))?;
+        self.say("Conflict: caja-2 sells Doña Rosa a soda on fiado, then voids it (returned) while caja-1 is offline")?;
+        let id = self.op()?;
+        let balance = Money(
+            caja_node::projection::customer_balance(tills[0].register.conn(), &rosa.to_string())
+                .map_err(fail("balance"))?,
+        );
+        let paid = tills[0]
+            .register
+            .pay_debt(id, rosa, balance, PaymentMethod::Cash)
+            .map_err(fail("offline payment"))?;
+        self.say(format!(
+            "  caja-1, offline, takes {} from Doña Rosa: everything it thinks she owes ({} debt payments)",
+            messages::rd(balance),
+            paid.seqs.len()
+        ))?;
+        tills[0].set_network(Mode::Up);
+        tills[0].sync.round().map_err(fail("caja-1 sync"))?;
+        let open = hub
+            .get("/v1/admin/conflicts?state=open")
+            .map_err(fail("conflicts"))?;
+        let conflicts = open["conflicts"].as_array().cloned().unwrap_or_default();
+        check(
+            conflicts.len() == 1 && conflicts[0]["reason"] == "payment_on_voided_debt",
+            format!("one payment_on_voided_debt conflict: {open}"),
+        )?;
+        let c = &conflicts[0];
+        let conflict_id = c["conflict_id"].as_str().unwrap_or_default().to_owned();
+        self.say(format!(
+            "  head office sees conflict {} ({}, strategy {}) with {} candidates",
+            &conflict_id[..8.min(conflict_id.len())],
+            c["reason"].as_str().unwrap_or_default(),
+            c["strategy"].as_str().unwrap_or_default(),
+            c["candidates"].as_array().map_or(0, Vec::len)
+        ))?;
+        let resolved = hub
+            .post(
+                &format!("/v1/admin/conflicts/{conflict_id}/resolve"),
+                &serde_json::json!({
+                    "note": "la anulación se mantiene; se devuelven RD$ 95.00 a Doña Rosa",
+                    "by": "maria (oficina)"
+                }),
+            )
+            .map_err(fail("resolve"))?;
+        check(
+            resolved["state"] == "resolved",
+            format!("resolved: {resolved}"),
+        )?;
+        self.say(
+            "  head office resolves it: the void stands, RD$ 95.00 go back to Doña Rosa (maria)",
+        )?;
+        for t in tills.iter_mut() {
+            t.sync.round().map_err(fail(&format!("{} sync", t.name)))?;
+            let status = t.register.status().map_err(fail("status"))?;
+            check(
+                status
+                    .conflicts_resolved
+                    .iter()
+                    .any(|r| r.conflict_id == conflict_id && r.strategy == "manual"),
+                format!("{} received the resolution", t.name),
+            )?;
+        }
+        self.say("  every register received the resolution (a signed head-office event)")?;
+        Ok("payment_on_voided_debt, by maria (oficina)".into())
+    }
+
     fn random_sale_id(&mut self, t: &mut Till) -> Result<(SaleId, Money), DayError> {
         let cash = PaymentRequest {
             method: PaymentMethod::Cash,

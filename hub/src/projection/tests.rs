@@ -12,10 +12,10 @@ use crate::hubchain::{self, HubChainHead};
 use crate::ingest::{admit, Admission, Candidate, MemoryIndex};
 use crate::workload::Workload;
 
-const STORE: &str = "01935f4e-8a00-7000-8000-0000000000a1";
+pub(crate) const STORE: &str = "01935f4e-8a00-7000-8000-0000000000a1";
 const T0: i64 = 1_763_880_000_000;
 
-fn meta(e: &Event, origin: Origin) -> EventMeta {
+fn meta(e: &Event, origin: Origin) -> EventMeta<'_> {
     let env = e.envelope();
     EventMeta {
         event_id: env.event_id,
@@ -24,6 +24,7 @@ fn meta(e: &Event, origin: Origin) -> EventMeta {
         seq: env.seq.get(),
         hlc: env.hlc,
         origin,
+        deps: &env.deps,
     }
 }
 
@@ -205,4 +206,351 @@ fn conflict_ids_are_stable_uuids() {
         conflict_id("duplicate_fiscal_number", "fiscal:B02:B0200000002")
     );
     assert_eq!(a.to_string().as_bytes()[14], b'8');
+}
+
+/// A history built for conflicts: registers with skewed clocks that sell at
+/// the price they last pulled (so some sell at a stale one), fiado sales whose
+/// debts other registers pay while the sale is voided elsewhere, overpaid
+/// debts, customers edited at several registers, hub price changes; then the
+/// hub resolves some of the conflicts the set has (a resolution's deps are
+/// its candidates), and later events reopen some of them.
+pub(crate) mod conflicts {
+    use super::*;
+    use crate::conflict::STALE_PRICE_GRACE_MS;
+    use crate::workload::Register;
+    use caja_shared::ids::{CustomerId, DebtId, PaymentId, SaleId};
+    use caja_shared::key::DeviceKey;
+    use caja_shared::kind::{
+        ConflictResolved, CustomerUpserted, DebtOpened, DebtPaymentTaken, Payment, SaleCreated,
+        SaleLine, SaleVoided,
+    };
+    use caja_shared::money::QtyMilli;
+
+    const PRODUCTS: [&str; 2] = ["rice-1kg", "oil-1l"];
+    const PRICES: [i64; 3] = [1000, 1005, 1300];
+
+    struct Gen {
+        rng: SeededRandom,
+        store: StoreId,
+        regs: Vec<Register>,
+        skew_ms: Vec<i64>,
+        /// The hub seq of the last hub event each register pulled.
+        known: Vec<u64>,
+        hub: HubChainHead,
+        hub_events: Vec<Event>,
+        /// (hub seq, product index, price)
+        prices: Vec<(u64, usize, i64)>,
+        sales: Vec<(SaleId, EventId, i64)>,
+        debts: Vec<(DebtId, CustomerId, EventId, i64)>,
+        customers: Vec<CustomerId>,
+    }
+
+    impl Gen {
+        fn new(seed: u64) -> Gen {
+            let mut rng = SeededRandom::new(seed);
+            let store: StoreId = STORE.parse().unwrap();
+            let regs = (0..3)
+                .map(|_| {
+                    Register::new(
+                        DeviceId::new_v7(1_700_000_000_000, &mut rng).unwrap(),
+                        DeviceKey::generate(&mut rng),
+                        "k1".parse().unwrap(),
+                    )
+                })
+                .collect();
+            let customers = (0..3)
+                .map(|_| CustomerId::new_v7(T0, &mut rng).unwrap())
+                .collect();
+            Gen {
+                rng,
+                store,
+                regs,
+                // One register's clock runs 15 min ahead, one 15 min behind.
+                skew_ms: vec![0, 900_000, -900_000],
+                known: vec![0; 3],
+                hub: HubChainHead {
+                    store,
+                    device: "01935f4e-8a00-7000-8000-0000000000b1".parse().unwrap(),
+                    seq: 0,
+                    hash: Hash256::ZERO,
+                    last_hlc: Hlc::ZERO,
+                },
+                hub_events: vec![],
+                prices: vec![],
+                sales: vec![],
+                debts: vec![],
+                customers,
+            }
+        }
+
+        fn pick(&mut self, n: usize) -> usize {
+            usize::try_from(self.rng.next_u64() % u64::try_from(n).unwrap()).unwrap()
+        }
+
+        fn hub_append(&mut self, body: EventBody, deps: Vec<EventId>, now: i64) -> Event {
+            let (e, next) =
+                hubchain::next_event_with_deps(&self.hub, body, deps, now, &mut self.rng).unwrap();
+            self.hub = next;
+            self.hub_events.push(e.clone());
+            e
+        }
+
+        fn append(&mut self, r: usize, body: EventBody, deps: Vec<EventId>, now: i64) -> Event {
+            let at = now + self.skew_ms[r];
+            self.regs[r].append(self.store, body, deps, at, &mut self.rng)
+        }
+
+        fn step(&mut self, now: i64) {
+            let r = self.pick(3);
+            if self.pick(3) == 0 {
+                // The register syncs: it knows every hub event so far.
+                self.known[r] = self.hub.seq;
+            }
+            match self.pick(100) {
+                0..=14 => {
+                    let p = self.pick(PRODUCTS.len());
+                    let price = PRICES[self.pick(PRICES.len())];
+                    let body = EventBody::PriceSet(PriceSet {
+                        product: PRODUCTS[p].parse().unwrap(),
+                        unit_price: Money(price),
+                    });
+                    let e = self.hub_append(body, vec![], now);
+                    self.prices.push((e.seq().get(), p, price));
+                }
+                15..=49 => {
+                    let p = self.pick(PRODUCTS.len());
+                    let known = self.known[r];
+                    let price = self
+                        .prices
+                        .iter()
+                        .rfind(|(seq, q, _)| *seq <= known && *q == p)
+                        .map_or(PRICES[0], |x| x.2);
+                    let sale_id = SaleId::new_v7(now, &mut self.rng).unwrap();
+                    let i = self.pick(3);
+                    let customer = self.customers[i];
+                    let body = EventBody::SaleCreated(SaleCreated {
+                        sale_id,
+                        cashier: "ana".into(),
+                        shift_id: None,
+                        customer: Some(customer),
+                        fiscal: None,
+                        lines: vec![SaleLine {
+                            product: PRODUCTS[p].parse().unwrap(),
+                            name: PRODUCTS[p].into(),
+                            qty_milli: QtyMilli(1000),
+                            unit_price: Money(price),
+                            tax_bp: TaxRateBp::ZERO,
+                            discount: None,
+                            total: Money(price),
+                            tax: Money(0),
+                            beyond_quota_milli: None,
+                        }],
+                        total: Money(price),
+                        tax: Money(0),
+                        payments: vec![Payment {
+                            method: PaymentMethod::Fiado,
+                            amount: Money(price),
+                            reference: None,
+                        }],
+                        change: Money(0),
+                        approval: None,
+                    });
+                    let sale = self.append(r, body, vec![], now);
+                    self.sales.push((sale_id, sale.id(), price));
+                    let debt_id = DebtId::new_v7(now, &mut self.rng).unwrap();
+                    let debt = self.append(
+                        r,
+                        EventBody::DebtOpened(DebtOpened {
+                            debt_id,
+                            customer,
+                            sale_id: Some(sale_id),
+                            amount: Money(price),
+                        }),
+                        vec![sale.id()],
+                        now,
+                    );
+                    self.debts.push((debt_id, customer, debt.id(), price));
+                }
+                50..=61 if !self.sales.is_empty() => {
+                    let i = self.pick(self.sales.len());
+                    let (sale_id, event, _) = self.sales[i];
+                    self.append(
+                        r,
+                        EventBody::SaleVoided(SaleVoided {
+                            sale_id,
+                            reason: "mistake".into(),
+                            approval: None,
+                            approved_by: None,
+                        }),
+                        vec![event],
+                        now,
+                    );
+                }
+                62..=84 if !self.debts.is_empty() => self.pay(r, now),
+                _ => {
+                    let i = self.pick(3);
+                    let customer = self.customers[i];
+                    let n = self.pick(1000);
+                    self.append(
+                        r,
+                        EventBody::CustomerUpserted(CustomerUpserted {
+                            customer_id: customer,
+                            name: format!("name {n}"),
+                            phone: None,
+                            tax_id: None,
+                            credit_limit: Money(100_000),
+                        }),
+                        vec![],
+                        now,
+                    );
+                }
+            }
+        }
+
+        fn pay(&mut self, r: usize, now: i64) {
+            let i = self.pick(self.debts.len());
+            let (debt_id, customer, event, amount) = self.debts[i];
+            let part = 1 + i64::try_from(self.pick(usize::try_from(amount).unwrap())).unwrap();
+            let payment_id = PaymentId::new_v7(now, &mut self.rng).unwrap();
+            self.append(
+                r,
+                EventBody::DebtPaymentTaken(DebtPaymentTaken {
+                    payment_id,
+                    debt_id,
+                    customer,
+                    method: PaymentMethod::Cash,
+                    amount: Money(part),
+                }),
+                vec![event],
+                now,
+            );
+        }
+
+        fn chains(&self) -> Vec<Vec<(Event, Origin)>> {
+            let mut out: Vec<Vec<(Event, Origin)>> = self
+                .regs
+                .iter()
+                .map(|r| {
+                    r.events
+                        .iter()
+                        .map(|e| (e.clone(), Origin::Register))
+                        .collect()
+                })
+                .collect();
+            out.push(
+                self.hub_events
+                    .iter()
+                    .map(|e| (e.clone(), Origin::Hub))
+                    .collect(),
+            );
+            out
+        }
+    }
+
+    /// The history: `n` steps, the hub resolving every other conflict of the
+    /// set, then `n / 4` more steps (which may reopen resolved conflicts).
+    pub(crate) fn history(seed: u64, n: usize) -> Vec<Vec<(Event, Origin)>> {
+        let mut g = Gen::new(seed);
+        let step_ms = STALE_PRICE_GRACE_MS / 4;
+        let mut now = T0;
+        for _ in 0..n {
+            now += step_ms;
+            g.step(now);
+        }
+        let (p, _) = replay(&g.chains(), seed);
+        for (i, c) in p.conflicts().into_iter().enumerate() {
+            if i % 2 == 0 {
+                now += 1000;
+                let body = EventBody::ConflictResolved(ConflictResolved {
+                    conflict_id: c.conflict_id,
+                    strategy: c.strategy.into(),
+                    winner: c.events.iter().next().copied().filter(|_| i % 4 == 0),
+                    resolved_by: "ops".into(),
+                    note: format!("case {i}"),
+                });
+                g.hub_append(body, c.events.iter().copied().collect(), now);
+            }
+        }
+        for _ in 0..n / 4 {
+            now += step_ms;
+            g.step(now);
+        }
+        g.chains()
+    }
+
+    #[test]
+    fn a_history_has_every_manual_conflict_and_resolutions() {
+        let chains = history(7, 200);
+        let (p, applied) = replay(&chains, 3);
+        assert_eq!(applied, chains.iter().map(Vec::len).sum::<usize>());
+        let states = p.conflict_states();
+        let reasons: BTreeSet<&str> = states.iter().map(|s| s.conflict.reason).collect();
+        for want in ["payment_on_voided_debt", "stale_price", "debt_overpaid"] {
+            assert!(reasons.contains(want), "no {want}: {reasons:?}");
+        }
+        let resolved = states.iter().filter(|s| s.resolution.is_some()).count();
+        assert!(
+            resolved > 0 && resolved < states.len(),
+            "{resolved} of {}",
+            states.len()
+        );
+        // Every resolution event decided on candidates of its conflict.
+        for f in p.all() {
+            if let Fact::Resolution {
+                winner: Some(w),
+                covers,
+                ..
+            } = f
+            {
+                assert!(covers.contains(w));
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+        /// Invariant 5 with voids, debt payments, customer edits, price changes
+        /// and resolutions: every causal order gives the same projections, the
+        /// same conflicts (reason, subject, candidates) and the same
+        /// resolution state.
+        #[test]
+        fn conflict_decisions_do_not_depend_on_arrival_order(seed in 0u64..500, a in any::<u64>(), b in any::<u64>()) {
+            let chains = history(seed, 80);
+            let (pa, _) = replay(&chains, a);
+            let (pb, _) = replay(&chains, b);
+            prop_assert_eq!(pa.conflict_states(), pb.conflict_states());
+            prop_assert_eq!(pa.digest(), pb.digest());
+            prop_assert_eq!(pa, pb);
+        }
+    }
+
+    #[test]
+    fn a_later_candidate_reopens_a_resolved_conflict() {
+        let c = Conflict {
+            conflict_id: conflict_id("debt_overpaid", "debt:x"),
+            reason: "debt_overpaid",
+            strategy: "manual",
+            store: STORE.parse().unwrap(),
+            subject: "debt:x".into(),
+            events: ["019aaf70-d618-7000-8000-000000000001".parse().unwrap()].into(),
+        };
+        let r = Fact::Resolution {
+            event_id: "019aaf70-d618-7000-8000-0000000000f1".parse().unwrap(),
+            store: c.store,
+            conflict_id: c.conflict_id,
+            hub_seq: 4,
+            strategy: "manual".into(),
+            winner: None,
+            resolved_by: "ops".into(),
+            note: "n".into(),
+            covers: c.events.clone(),
+        };
+        assert!(settling(&c, [&r]).is_some());
+        let mut grown = c.clone();
+        grown
+            .events
+            .insert("019aaf70-d618-7000-8000-000000000002".parse().unwrap());
+        assert_eq!(settling(&grown, [&r]), None);
+    }
 }

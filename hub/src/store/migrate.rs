@@ -52,6 +52,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "payments",
         sql: include_str!("../../../migrations/hub/0006_payments.sql"),
     },
+    Migration {
+        version: 7,
+        name: "conflicts",
+        sql: include_str!("../../../migrations/hub/0007_conflicts.sql"),
+    },
 ];
 
 /// Why the database cannot be brought to this binary's schema.

@@ -24,12 +24,14 @@
 //! `migrate.rs`) and in `migrations/hub/`.
 
 pub mod audit_tree;
+mod conflicts;
 mod escrow;
 mod fiscal;
 mod migrate;
 mod payments;
 mod sqlite;
 
+pub use conflicts::{ConflictInfo, ResolutionInfo, StateFilter};
 pub use fiscal::WriteOff;
 pub use payments::{
     CardCheckInfo, IntentInfo, PaymentsOverview, ReconcileReport, WebhookAnswer, WebhookInfo,
@@ -270,6 +272,14 @@ pub struct HealthInputs {
     pub held_events: u64,
     /// When the oldest held event was stored.
     pub oldest_held_since_ms: Option<i64>,
+    /// The oldest held events (at most [`HELD_LISTED`]) with what they miss:
+    /// orphans until their dependencies arrive. They are kept, never
+    /// dropped, and applied when the dependencies come.
+    pub held: Vec<HeldEvent>,
+    /// Conflicts resolved by an operator.
+    pub conflicts_resolved: u64,
+    /// Open conflicts per reason.
+    pub conflicts_by_reason: std::collections::BTreeMap<String, u64>,
     /// Conflicts detected in the last 24 h.
     pub conflicts_24h: u64,
     /// Conflicts not resolved.
@@ -286,6 +296,26 @@ pub struct HealthInputs {
     pub stock_alerts_open: u64,
     /// Open alerts (mismatches, token reuse).
     pub open_alerts: u64,
+}
+
+/// How many held events the health report lists.
+pub const HELD_LISTED: usize = 50;
+
+/// A held event in the health report.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeldEvent {
+    /// The event.
+    pub event_id: String,
+    /// Its register.
+    pub device: String,
+    /// Its seq.
+    pub seq: u64,
+    /// Its kind.
+    pub kind: String,
+    /// When stored.
+    pub held_since_ms: i64,
+    /// The dependencies it waits for.
+    pub missing: Vec<String>,
 }
 
 /// One fiscal series in the health report.
@@ -698,6 +728,21 @@ impl Store {
         d: crate::escrow::AlertDecision,
     ) -> Result<Answer<crate::escrow::StockAlert>, StoreError> {
         self.write(move |conn, env| escrow::decide(conn, env, &d))
+            .await
+    }
+
+    /// Admin: the conflicts in a state, oldest first.
+    pub async fn conflicts(&self, state: StateFilter) -> Result<Vec<ConflictInfo>, StoreError> {
+        self.read(move |conn| conflicts::list(conn, state)).await
+    }
+
+    /// Admin: an operator resolves a conflict (a `ConflictResolved` hub event).
+    pub async fn resolve_conflict(
+        &self,
+        id: caja_shared::ids::ConflictId,
+        req: crate::conflict::ResolveRequest,
+    ) -> Result<Answer<ConflictInfo>, StoreError> {
+        self.write(move |conn, env| conflicts::resolve(conn, env, id, &req))
             .await
     }
 

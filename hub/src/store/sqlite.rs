@@ -736,6 +736,7 @@ impl CausalIndex for SqlIndex<'_> {
             seq: env.seq.get(),
             hlc: env.hlc,
             origin,
+            deps: &env.deps,
         };
         project(self, &meta, &pushed.body, at)
     }
@@ -795,63 +796,274 @@ impl CausalIndex for SqlIndex<'_> {
     }
 }
 
-/// Writes an applied event's facts and detects the conflicts they complete.
+/// Writes an applied event's facts, audits the automatic decisions they
+/// make (`lww`, `server_wins`) and decides the conflicts of their subjects.
 fn project(
     index: &mut SqlIndex<'_>,
-    meta: &EventMeta,
+    meta: &EventMeta<'_>,
     body: &EventBody,
     at_ms: i64,
 ) -> Result<(), StoreError> {
     let conn = index.conn;
     let facts = projection::facts(meta, body);
-    write_facts(conn, &facts)?;
-    let subjects: BTreeSet<Subject> = facts.iter().flat_map(projection::subjects).collect();
-    for subject in subjects {
-        let related = facts_about(conn, &subject)?;
-        let Some(c) = projection::conflict_of(&subject, &related) else {
-            continue;
-        };
-        let new = conn
-            .prepare_cached(
-                "INSERT OR IGNORE INTO conflicts (conflict_id, reason, strategy, store_id, subject, detected_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
-                c.conflict_id.to_string(),
-                c.reason,
-                c.strategy,
-                c.store.to_string(),
-                c.subject,
-                at_ms
-            ])?
-            == 1;
-        let mut stmt = conn.prepare_cached(
-            "INSERT OR IGNORE INTO conflict_events (conflict_id, event_id) VALUES (?1, ?2)",
-        )?;
-        for e in &c.events {
-            stmt.execute(params![c.conflict_id.to_string(), e.to_string()])?;
+    if index.audit {
+        for f in &facts {
+            if let Some(d) = auto_decision(conn, f)? {
+                audit_decision(conn, index.tx, at_ms, meta.store, &d)?;
+            }
         }
-        if new && index.audit {
-            append_audit(
-                conn,
-                index.tx,
-                AuditKind::ConflictDetected,
-                at_ms,
-                Some(c.store),
-                audit::data([
-                    ("conflict_id", audit::s(c.conflict_id)),
-                    ("reason", audit::s(c.reason)),
-                    ("strategy", audit::s(c.strategy)),
-                    ("subject", audit::s(&c.subject)),
-                    (
-                        "events",
-                        Value::Array(c.events.iter().map(audit::s).collect()),
-                    ),
-                ]),
-            )?;
-            tracing::warn!(conflict = %c.conflict_id, reason = c.reason, subject = %c.subject, "conflict detected");
-        }
-        index.conflicts.push((meta.event_id, c));
     }
+    write_facts(conn, &facts)?;
+    let mut subjects = BTreeSet::new();
+    for s in facts.iter().flat_map(projection::subjects) {
+        subjects.extend(widen(conn, s)?);
+    }
+    for subject in subjects {
+        let related = match &subject {
+            // The sale applied now: its facts are at hand, only prices are read.
+            Subject::SalePrice(e) if *e == meta.event_id => {
+                let mut related: Vec<Fact> = facts
+                    .iter()
+                    .filter(|f| matches!(f, Fact::Sale { .. } | Fact::SaleLine { .. }))
+                    .cloned()
+                    .collect();
+                related.extend(price_history_of(conn, &related)?);
+                related
+            }
+            _ => facts_about(conn, &subject)?,
+        };
+        let found = projection::conflict_of(&subject, &related);
+        if subject.retractable() {
+            for id in projection::possible_conflicts(&subject) {
+                if !found.iter().any(|c| c.conflict_id == id) {
+                    withdraw(index, &subject, id, at_ms)?;
+                }
+            }
+        }
+        for c in found {
+            record_conflict(index, meta.event_id, c, subject.retractable(), at_ms)?;
+        }
+    }
+    Ok(())
+}
+
+/// Stores a conflict (its row once, its candidates added, or replaced when
+/// its subject is re-decided) and audits it when new.
+fn record_conflict(
+    index: &mut SqlIndex<'_>,
+    event: EventId,
+    c: Conflict,
+    replace: bool,
+    at_ms: i64,
+) -> Result<(), StoreError> {
+    let conn = index.conn;
+    let new = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO conflicts (conflict_id, reason, strategy, store_id, subject, detected_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            c.conflict_id.to_string(),
+            c.reason,
+            c.strategy,
+            c.store.to_string(),
+            c.subject,
+            at_ms
+        ])?
+        == 1;
+    let before = if new {
+        BTreeSet::new()
+    } else {
+        conflict_candidates(conn, &c.conflict_id.to_string())?
+    };
+    if replace && !new {
+        conn.prepare_cached("DELETE FROM conflict_events WHERE conflict_id = ?1")?
+            .execute([c.conflict_id.to_string()])?;
+    }
+    let mut stmt = conn.prepare_cached(
+        "INSERT OR IGNORE INTO conflict_events (conflict_id, event_id) VALUES (?1, ?2)",
+    )?;
+    for e in &c.events {
+        stmt.execute(params![c.conflict_id.to_string(), e.to_string()])?;
+    }
+    if index.audit && before != c.events {
+        append_audit(
+            conn,
+            index.tx,
+            AuditKind::ConflictDetected,
+            at_ms,
+            Some(c.store),
+            audit::data([
+                ("conflict_id", audit::s(c.conflict_id)),
+                ("reason", audit::s(c.reason)),
+                ("strategy", audit::s(c.strategy)),
+                ("subject", audit::s(&c.subject)),
+                (
+                    "events",
+                    Value::Array(c.events.iter().map(audit::s).collect()),
+                ),
+                ("new", Value::Bool(new)),
+            ]),
+        )?;
+        if new {
+            tracing::warn!(conflict = %c.conflict_id, reason = c.reason, subject = %c.subject, "conflict detected");
+        } else {
+            tracing::info!(conflict = %c.conflict_id, reason = c.reason, candidates = c.events.len(), "conflict candidates changed");
+        }
+    }
+    index.conflicts.push((event, c));
+    Ok(())
+}
+
+/// Drops a re-decided conflict that no longer holds (a `stale_price` whose
+/// price in force changed), with an audit entry.
+fn withdraw(
+    index: &mut SqlIndex<'_>,
+    subject: &Subject,
+    id: caja_shared::ids::ConflictId,
+    at_ms: i64,
+) -> Result<(), StoreError> {
+    let conn = index.conn;
+    let store: Option<String> = conn
+        .prepare_cached("SELECT store_id FROM conflicts WHERE conflict_id = ?1")?
+        .query_row([id.to_string()], |r| r.get(0))
+        .optional()?;
+    let Some(store) = store else {
+        return Ok(());
+    };
+    conn.prepare_cached("DELETE FROM conflict_events WHERE conflict_id = ?1")?
+        .execute([id.to_string()])?;
+    conn.prepare_cached("DELETE FROM conflicts WHERE conflict_id = ?1")?
+        .execute([id.to_string()])?;
+    if index.audit {
+        append_audit(
+            conn,
+            index.tx,
+            AuditKind::ConflictWithdrawn,
+            at_ms,
+            Some(parse(&store)?),
+            audit::data([
+                ("conflict_id", audit::s(id)),
+                ("subject", audit::s(subject.key())),
+            ]),
+        )?;
+        tracing::info!(conflict = %id, subject = %subject.key(), "conflict withdrawn: no longer holds");
+    }
+    Ok(())
+}
+
+pub(crate) fn conflict_candidates(
+    conn: &Connection,
+    id: &str,
+) -> Result<BTreeSet<EventId>, StoreError> {
+    let ids: Vec<String> = conn
+        .prepare_cached("SELECT event_id FROM conflict_events WHERE conflict_id = ?1")?
+        .query_map([id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    ids.iter().map(|s| parse(s)).collect()
+}
+
+/// The automatic decision a fact makes against the row it meets, if any:
+/// `lww` for a customer written by another register, `server_wins` for a
+/// catalog item or price written again by the hub.
+fn auto_decision(
+    conn: &Connection,
+    f: &Fact,
+) -> Result<Option<crate::conflict::AutoDecision>, StoreError> {
+    use crate::conflict::{lww, server_wins, LwwStamp};
+    match f {
+        Fact::Customer {
+            customer_id,
+            event_id,
+            hlc,
+            device,
+            ..
+        } => {
+            let shown: Option<(String, i64, i64, String)> = conn
+                .prepare_cached(
+                    "SELECT event_id, hlc_ms, hlc_n, device_id FROM p_customers WHERE customer_id = ?1",
+                )?
+                .query_row([customer_id.to_string()], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()?;
+            let Some((e, ms, n, d)) = shown else {
+                return Ok(None);
+            };
+            let shown = LwwStamp {
+                hlc: hlc_opt(Some(ms), Some(n))?.ok_or_else(|| corrupt("customer hlc"))?,
+                device: parse(&d)?,
+                event_id: parse(&e)?,
+            };
+            let new = LwwStamp {
+                hlc: *hlc,
+                device: *device,
+                event_id: *event_id,
+            };
+            Ok(lww(format!("customer:{customer_id}"), shown, new))
+        }
+        Fact::CatalogItem {
+            store,
+            product,
+            event_id,
+            hub_seq,
+            ..
+        }
+        | Fact::Price {
+            store,
+            product,
+            event_id,
+            hub_seq,
+            ..
+        } => {
+            let (table, what) = match f {
+                Fact::CatalogItem { .. } => ("p_catalog", "catalog_item"),
+                _ => ("p_prices", "price"),
+            };
+            let shown: Option<(String, i64)> = conn
+                .prepare_cached(&format!(
+                    "SELECT event_id, hub_seq FROM {table} WHERE store_id = ?1 AND product = ?2"
+                ))?
+                .query_row(params![store.to_string(), product.as_str()], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            let Some((e, seq)) = shown else {
+                return Ok(None);
+            };
+            Ok(server_wins(
+                format!("{what}:{store}:{product}"),
+                (u(seq), parse(&e)?),
+                (*hub_seq, *event_id),
+            ))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn audit_decision(
+    conn: &Connection,
+    tx: &mut TxCache,
+    at_ms: i64,
+    store: StoreId,
+    d: &crate::conflict::AutoDecision,
+) -> Result<(), StoreError> {
+    append_audit(
+        conn,
+        tx,
+        AuditKind::ConflictDecided,
+        at_ms,
+        Some(store),
+        audit::data([
+            ("strategy", audit::s(d.strategy.as_str())),
+            ("subject", audit::s(&d.subject)),
+            (
+                "candidates",
+                Value::Array(d.candidates.iter().map(audit::s).collect()),
+            ),
+            ("winner", audit::s(d.winner)),
+        ]),
+    )?;
+    tracing::debug!(strategy = d.strategy.as_str(), subject = %d.subject, winner = %d.winner, "automatic decision");
     Ok(())
 }
 
@@ -871,8 +1083,15 @@ fn write_facts(conn: &Connection, facts: &[Fact]) -> Result<(), StoreError> {
                 qty_milli,
                 total,
                 tax,
+                unit_price,
                 ..
-            } => lines.push(serde_json::json!([product.as_str(), qty_milli, total, tax])),
+            } => lines.push(serde_json::json!([
+                product.as_str(),
+                qty_milli,
+                total,
+                tax,
+                unit_price
+            ])),
             Fact::Payment {
                 payment_id: None,
                 method,
@@ -902,9 +1121,10 @@ fn write_facts(conn: &Connection, facts: &[Fact]) -> Result<(), StoreError> {
                 tax,
                 change,
                 fiscal,
+                hlc,
             } => {
                 conn.prepare_cached(
-                    "INSERT INTO p_sales VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                    "INSERT INTO p_sales VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                 )?
                 .execute(params![
                     event_id.to_string(),
@@ -919,7 +1139,9 @@ fn write_facts(conn: &Connection, facts: &[Fact]) -> Result<(), StoreError> {
                     fiscal.as_ref().map(|f| f.0.clone()),
                     fiscal.as_ref().map(|f| f.1.clone()),
                     serde_json::Value::Array(std::mem::take(&mut lines)).to_string(),
-                    serde_json::Value::Array(std::mem::take(&mut payments)).to_string()
+                    serde_json::Value::Array(std::mem::take(&mut payments)).to_string(),
+                    hlc.map(|h| h.ms()),
+                    hlc.map(|h| i64::from(h.n()))
                 ])?;
             }
             other => write_fact(conn, other)?,
@@ -1000,14 +1222,16 @@ fn write_fact(conn: &Connection, f: &Fact) -> Result<(), StoreError> {
             store,
             customer,
             amount,
+            sale_id,
         } => conn
-            .prepare_cached("INSERT INTO p_debts VALUES (?1, ?2, ?3, ?4, ?5)")?
+            .prepare_cached("INSERT INTO p_debts VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
             .execute(params![
                 event_id.to_string(),
                 debt_id.to_string(),
                 store.to_string(),
                 customer.to_string(),
-                amount
+                amount,
+                opt_str(sale_id)
             ])?,
         Fact::DebtPayment {
             event_id,
@@ -1185,6 +1409,50 @@ fn write_fact(conn: &Connection, f: &Fact) -> Result<(), StoreError> {
                 series,
                 number
             ])?,
+        Fact::PriceHistory {
+            event_id,
+            store,
+            product,
+            hub_seq,
+            hlc,
+            unit_price,
+        } => conn
+            .prepare_cached("INSERT INTO p_price_history VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
+            .execute(params![
+                event_id.to_string(),
+                store.to_string(),
+                product.as_str(),
+                i(*hub_seq),
+                hlc.ms(),
+                i64::from(hlc.n()),
+                unit_price
+            ])?,
+        Fact::Resolution {
+            event_id,
+            store,
+            conflict_id,
+            hub_seq,
+            strategy,
+            winner,
+            resolved_by,
+            note,
+            covers,
+        } => conn
+            .prepare_cached(
+                "INSERT INTO p_resolutions VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                event_id.to_string(),
+                store.to_string(),
+                conflict_id.to_string(),
+                i(*hub_seq),
+                strategy,
+                opt_str(winner),
+                resolved_by,
+                note,
+                serde_json::to_string(&covers.iter().map(ToString::to_string).collect::<Vec<_>>())
+                    .map_err(corrupt)?
+            ])?,
         Fact::ForeignKind {
             event_id,
             store,
@@ -1218,6 +1486,50 @@ fn sale_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
         tax: r.get(7)?,
         change: r.get(8)?,
         fiscal: series.zip(number),
+        hlc: hlc_opt(r.get(13)?, r.get(14)?)?,
+    })
+}
+
+fn hlc_opt(ms: Option<i64>, n: Option<i64>) -> Result<Option<Hlc>, StoreError> {
+    match (ms, n) {
+        (Some(ms), Some(n)) => Ok(Some(
+            Hlc::new(ms, u32::try_from(n).map_err(corrupt)?).map_err(corrupt)?,
+        )),
+        _ => Ok(None),
+    }
+}
+
+fn price_history_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
+    Ok(Fact::PriceHistory {
+        event_id: parse(&r.get::<_, String>(0)?)?,
+        store: parse(&r.get::<_, String>(1)?)?,
+        product: parse(&r.get::<_, String>(2)?)?,
+        hub_seq: u(r.get(3)?),
+        hlc: hlc_opt(r.get(4)?, r.get(5)?)?.ok_or_else(|| corrupt("price history hlc"))?,
+        unit_price: r.get(6)?,
+    })
+}
+
+fn resolution_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
+    let covers: Vec<String> = serde_json::from_str(&r.get::<_, String>(8)?).map_err(corrupt)?;
+    Ok(Fact::Resolution {
+        event_id: parse(&r.get::<_, String>(0)?)?,
+        store: parse(&r.get::<_, String>(1)?)?,
+        conflict_id: parse(&r.get::<_, String>(2)?)?,
+        hub_seq: u(r.get(3)?),
+        strategy: r.get(4)?,
+        winner: id_opt(r.get(5)?)?,
+        resolved_by: r.get(6)?,
+        note: r.get(7)?,
+        covers: covers.iter().map(|c| parse(c)).collect::<Result<_, _>>()?,
+    })
+}
+
+fn void_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
+    Ok(Fact::Void {
+        event_id: parse(&r.get::<_, String>(0)?)?,
+        sale_id: parse(&r.get::<_, String>(1)?)?,
+        store: parse(&r.get::<_, String>(2)?)?,
     })
 }
 
@@ -1228,6 +1540,7 @@ fn debt_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
         store: parse(&r.get::<_, String>(2)?)?,
         customer: parse(&r.get::<_, String>(3)?)?,
         amount: r.get(4)?,
+        sale_id: id_opt(r.get(5)?)?,
     })
 }
 
@@ -1348,6 +1661,13 @@ fn facts_about(conn: &Connection, subject: &Subject) -> Result<Vec<Fact>, StoreE
                 [d.to_string()],
                 debt_payment_from_row,
             )?);
+            out.extend(rows(
+                conn,
+                "SELECT v.* FROM p_voids v WHERE v.sale_id IN
+                   (SELECT sale_id FROM p_debts WHERE debt_id = ?1 AND sale_id IS NOT NULL)",
+                [d.to_string()],
+                void_from_row,
+            )?);
             Ok(out)
         }
         Subject::Event(e) => rows(
@@ -1371,24 +1691,118 @@ fn facts_about(conn: &Connection, subject: &Subject) -> Result<Vec<Fact>, StoreE
             )?);
             Ok(out)
         }
+        Subject::SalePrice(e) => {
+            let mut out = Vec::new();
+            for f in load_sale_rows(
+                conn,
+                "SELECT * FROM p_sales WHERE event_id = ?1",
+                [e.to_string()],
+            )? {
+                if matches!(f, Fact::Sale { .. } | Fact::SaleLine { .. }) {
+                    out.push(f);
+                }
+            }
+            let prices = price_history_of(conn, &out)?;
+            out.extend(prices);
+            Ok(out)
+        }
+        // Widened by `widen` before they are decided.
+        Subject::VoidedSale(_) | Subject::PriceChange(..) => Ok(Vec::new()),
     }
 }
 
-/// The `p_sales` rows as facts: each sale, its lines and its own payments.
-fn load_sales(conn: &Connection) -> Result<Vec<Fact>, StoreError> {
-    let mut stmt = conn.prepare("SELECT * FROM p_sales")?;
-    let rs = stmt.query([])?;
-    sale_rows(rs)
+/// The price history of the products of the sale lines among `facts`.
+fn price_history_of(conn: &Connection, facts: &[Fact]) -> Result<Vec<Fact>, StoreError> {
+    let mut keys = BTreeSet::new();
+    for f in facts {
+        if let Fact::SaleLine { store, product, .. } = f {
+            keys.insert((store.to_string(), product.as_str().to_owned()));
+        }
+    }
+    let mut out = Vec::new();
+    for (store, product) in keys {
+        out.extend(rows(
+            conn,
+            "SELECT * FROM p_price_history WHERE store_id = ?1 AND product = ?2",
+            params![store, product],
+            price_history_from_row,
+        )?);
+    }
+    Ok(out)
+}
+
+/// The subjects a fact's subject stands for: a voided sale stands for the
+/// debts opened for it; a price change for the sales of the store made at or
+/// after it (plus the grace) that sold the product.
+fn widen(conn: &Connection, subject: Subject) -> Result<Vec<Subject>, StoreError> {
+    match subject {
+        Subject::VoidedSale(sale) => {
+            let debts: Vec<String> = conn
+                .prepare_cached("SELECT debt_id FROM p_debts WHERE sale_id = ?1")?
+                .query_map([sale.to_string()], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            debts.iter().map(|d| Ok(Subject::Debt(parse(d)?))).collect()
+        }
+        Subject::PriceChange(store, product, hlc) => {
+            let from = hlc
+                .ms()
+                .saturating_add(crate::conflict::STALE_PRICE_GRACE_MS);
+            let sales: Vec<String> = conn
+                .prepare_cached(
+                    "SELECT s.event_id FROM p_sales s
+                     WHERE s.store_id = ?1 AND s.hlc_ms >= ?2
+                       AND EXISTS (SELECT 1 FROM json_each(s.lines) l WHERE json_extract(l.value, '$[0]') = ?3)",
+                )?
+                .query_map(params![store.to_string(), from, product.as_str()], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            sales
+                .iter()
+                .map(|e| Ok(Subject::SalePrice(parse(e)?)))
+                .collect()
+        }
+        other => Ok(vec![other]),
+    }
+}
+
+/// A `p_sales.lines` array: `[product, qty_milli, total, tax, unit_price]`
+/// per line (rows projected before schema v4 lack the unit price).
+#[allow(clippy::type_complexity)]
+fn sale_lines(json: &str) -> Result<Vec<(String, i64, i64, i64, Option<i64>)>, StoreError> {
+    let raw: Vec<Vec<serde_json::Value>> = serde_json::from_str(json).map_err(corrupt)?;
+    raw.into_iter()
+        .map(|l| {
+            let int = |i: usize| l.get(i).and_then(serde_json::Value::as_i64);
+            let product = l
+                .first()
+                .and_then(serde_json::Value::as_str)
+                .ok_or_else(|| corrupt("p_sales line product"))?;
+            let n = |i: usize| int(i).ok_or_else(|| corrupt("p_sales line amount"));
+            Ok((product.to_owned(), n(1)?, n(2)?, n(3)?, int(4)))
+        })
+        .collect()
 }
 
 /// The facts of one sale (by sale id), with its lines and payments.
 fn sales_by_id(conn: &Connection, sale: SaleId) -> Result<Vec<Fact>, StoreError> {
-    let mut stmt = conn.prepare_cached("SELECT * FROM p_sales WHERE sale_id = ?1")?;
-    let rs = stmt.query([sale.to_string()])?;
-    sale_rows(rs)
+    load_sale_rows(
+        conn,
+        "SELECT * FROM p_sales WHERE sale_id = ?1",
+        [sale.to_string()],
+    )
 }
 
-fn sale_rows(mut rs: rusqlite::Rows<'_>) -> Result<Vec<Fact>, StoreError> {
+/// The `p_sales` rows as facts: each sale, its lines and its own payments.
+fn load_sales(conn: &Connection) -> Result<Vec<Fact>, StoreError> {
+    load_sale_rows(conn, "SELECT * FROM p_sales", [])
+}
+
+fn load_sale_rows<P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+) -> Result<Vec<Fact>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rs = stmt.query(params)?;
     let mut out = Vec::new();
     while let Some(r) = rs.next()? {
         let sale = sale_from_row(r)?;
@@ -1402,18 +1816,20 @@ fn sale_rows(mut rs: rusqlite::Rows<'_>) -> Result<Vec<Fact>, StoreError> {
             return Err(corrupt("p_sales row"));
         };
         out.push(sale);
-        let lines: Vec<(String, i64, i64, i64)> =
-            serde_json::from_str(&r.get::<_, String>(11)?).map_err(corrupt)?;
-        for (i, (product, qty_milli, total, tax)) in lines.into_iter().enumerate() {
+        for (i, l) in sale_lines(&r.get::<_, String>(11)?)?
+            .into_iter()
+            .enumerate()
+        {
             out.push(Fact::SaleLine {
                 event_id,
                 line: u32::try_from(i).map_err(corrupt)?,
                 sale_id,
                 store,
-                product: parse(&product)?,
-                qty_milli,
-                total,
-                tax,
+                product: parse(&l.0)?,
+                qty_milli: l.1,
+                total: l.2,
+                tax: l.3,
+                unit_price: l.4,
             });
         }
         let payments: Vec<(String, i64)> =
@@ -1439,9 +1855,11 @@ pub fn load_projections(conn: &Connection) -> Result<Projections, StoreError> {
     for fact in load_sales(conn)? {
         p.apply(fact);
     }
-    let all: [(&str, FactReader); 16] = [
+    let all: [(&str, FactReader); 18] = [
         ("SELECT * FROM p_credit_notes", credit_note_from_row),
         ("SELECT * FROM p_returns", return_line_from_row),
+        ("SELECT * FROM p_price_history", price_history_from_row),
+        ("SELECT * FROM p_resolutions", resolution_from_row),
         ("SELECT * FROM p_escrow", |r| {
             let what: String = r.get(1)?;
             Ok(Fact::Escrow {
@@ -1501,13 +1919,7 @@ pub fn load_projections(conn: &Connection) -> Result<Projections, StoreError> {
                 amount: r.get(6)?,
             })
         }),
-        ("SELECT * FROM p_voids", |r| {
-            Ok(Fact::Void {
-                event_id: parse(&r.get::<_, String>(0)?)?,
-                sale_id: parse(&r.get::<_, String>(1)?)?,
-                store: parse(&r.get::<_, String>(2)?)?,
-            })
-        }),
+        ("SELECT * FROM p_voids", void_from_row),
         ("SELECT * FROM p_stock_moves", |r| {
             Ok(Fact::StockMove {
                 event_id: parse(&r.get::<_, String>(0)?)?,
@@ -1593,7 +2005,7 @@ pub fn rebuild(conn: &mut Connection) -> Result<u64, StoreError> {
          DELETE FROM p_stock_moves; DELETE FROM p_customers; DELETE FROM p_catalog; DELETE FROM p_prices;
          DELETE FROM p_foreign_kinds; DELETE FROM p_fiscal_blocks;
          DELETE FROM p_escrow; DELETE FROM p_oversells; DELETE FROM p_returns;
-         DELETE FROM p_credit_notes;",
+         DELETE FROM p_credit_notes; DELETE FROM p_price_history; DELETE FROM p_resolutions;",
     )?;
     let hub_devices: HashSet<String> = tx
         .prepare("SELECT hub_device FROM stores")?
@@ -1626,6 +2038,7 @@ pub fn rebuild(conn: &mut Connection) -> Result<u64, StoreError> {
                 } else {
                     Origin::Register
                 },
+                deps: &env.deps,
             };
             project(&mut index, &meta, &body, applied_ms)?;
             index.conflicts.clear();
@@ -1711,15 +2124,28 @@ pub(crate) fn append_to_hub_chain(
     store: StoreId,
     bodies: &[EventBody],
 ) -> Result<Vec<Event>, StoreError> {
+    let with: Vec<(EventBody, Vec<EventId>)> = bodies.iter().map(|b| (b.clone(), vec![])).collect();
+    append_to_hub_chain_with_deps(conn, env, store, &with)
+}
+
+/// [`append_to_hub_chain`] with causal deps per event (every dep must be
+/// applied already: the event is applied at once).
+pub(crate) fn append_to_hub_chain_with_deps(
+    conn: &Connection,
+    env: &mut Env,
+    store: StoreId,
+    bodies: &[(EventBody, Vec<EventId>)],
+) -> Result<Vec<Event>, StoreError> {
     let now = env.now_ms();
     let Some((mut head, mut previous)) = hub_head(conn, store)? else {
         return Err(corrupt(format!("store {store} vanished")));
     };
     let mut appended = Vec::with_capacity(bodies.len());
     let mut index = SqlIndex::new(conn, now, &mut env.tx);
-    for body in bodies {
+    for (body, deps) in bodies {
         let mut rng = &mut *env.rng;
-        let (event, next) = hubchain::next_event(&head, body.clone(), now, &mut rng)?;
+        let (event, next) =
+            hubchain::next_event_with_deps(&head, body.clone(), deps.clone(), now, &mut rng)?;
         let row = insert_event(conn, &event, now)?;
         index.known.insert(
             event.id(),
@@ -1750,7 +2176,7 @@ pub(crate) fn append_to_hub_chain(
             &mut index,
             &Candidate {
                 id: event.id(),
-                deps: &[],
+                deps,
                 previous,
             },
         )?;
@@ -2209,26 +2635,26 @@ pub(super) fn list_alerts(conn: &Connection) -> Result<Vec<AlertInfo>, StoreErro
             open: r.get::<_, Option<i64>>(5)?.is_none(),
         });
     }
-    let mut stmt = conn.prepare_cached(
-        "SELECT c.reason, c.store_id, c.detected_ms, c.subject, c.conflict_id,
-                (SELECT COUNT(*) FROM conflict_events e WHERE e.conflict_id = c.conflict_id)
-         FROM conflicts c ORDER BY c.detected_ms, c.conflict_id",
-    )?;
-    let mut rs = stmt.query([])?;
-    while let Some(r) = rs.next()? {
-        let reason: String = r.get(0)?;
-        let subject: String = r.get(3)?;
-        let id: String = r.get(4)?;
-        let n: i64 = r.get(5)?;
+    for c in super::conflicts::list(conn, super::StateFilter::All)? {
+        let open = c.state == "open";
         out.push(AlertInfo {
             kind: "conflict".into(),
-            store: r.get(1)?,
+            store: Some(c.store.to_string()),
             device: None,
-            at_ms: r.get(2)?,
+            at_ms: c.detected_ms,
             message: format!(
-                "{reason} on {subject}: {n} events (conflict {id}), manual resolution needed"
+                "{} on {}: {} events (conflict {}, strategy {}), {}",
+                c.reason,
+                c.subject,
+                c.candidates.len(),
+                c.conflict_id,
+                c.strategy,
+                match &c.resolution {
+                    Some(r) => format!("resolved by {}", r.by),
+                    None => "manual resolution needed".to_owned(),
+                }
             ),
-            open: true,
+            open,
         });
     }
     let mut stmt = conn.prepare_cached(
@@ -2259,15 +2685,45 @@ pub(super) fn health_inputs(conn: &Connection, now: i64) -> Result<HealthInputs,
     let count = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<u64, StoreError> {
         Ok(u(conn.query_row(sql, p, |r| r.get(0))?))
     };
+    let mut held = Vec::new();
+    {
+        let mut stmt = conn.prepare(
+            "SELECT e.event_id, e.device_id, e.seq, e.kind, h.held_since_ms, h.event_row
+             FROM held h JOIN events e ON e.id = h.event_row
+             ORDER BY h.held_since_ms, h.event_row LIMIT ?1",
+        )?;
+        let mut rs = stmt.query([i(super::HELD_LISTED as u64)])?;
+        while let Some(r) = rs.next()? {
+            held.push(super::HeldEvent {
+                event_id: r.get(0)?,
+                device: r.get(1)?,
+                seq: u(r.get(2)?),
+                kind: r.get(3)?,
+                held_since_ms: r.get(4)?,
+                missing: missing_of(conn, r.get(5)?)?
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+            });
+        }
+    }
+    let all = super::conflicts::list(conn, super::StateFilter::All)?;
+    let mut conflicts_by_reason = std::collections::BTreeMap::new();
+    for c in all.iter().filter(|c| c.state == "open") {
+        *conflicts_by_reason.entry(c.reason.clone()).or_insert(0) += 1;
+    }
     Ok(HealthInputs {
         devices,
         held_events: u(held_events),
         oldest_held_since_ms: oldest,
+        held,
+        conflicts_resolved: all.iter().filter(|c| c.state == "resolved").count() as u64,
+        conflicts_by_reason,
         conflicts_24h: count(
             "SELECT COUNT(*) FROM conflicts WHERE detected_ms > ?1",
             &[&(now - 86_400_000)],
         )?,
-        conflicts_open: count("SELECT COUNT(*) FROM conflicts", &[])?,
+        conflicts_open: all.iter().filter(|c| c.state == "open").count() as u64,
         fiscal_duplicates: count(
             "SELECT COUNT(*) FROM conflicts WHERE reason = 'duplicate_fiscal_number'",
             &[],
@@ -2282,6 +2738,9 @@ pub(super) fn health_inputs(conn: &Connection, now: i64) -> Result<HealthInputs,
         open_alerts: count("SELECT COUNT(*) FROM alerts WHERE closed_ms IS NULL", &[])?,
     })
 }
+
+#[cfg(test)]
+mod conflict_order;
 
 /// Statements SQLite re-prepares at each new binding cost a parse per call (a
 /// partial index or a join planned against table sizes did so): this pins that

@@ -1,0 +1,238 @@
+//! The SQL of conflict resolution: listing conflicts with their state, and an
+//! operator's resolution of a `manual` one (a `ConflictResolved` hub event
+//! whose deps are the candidates decided on, its projection row, and an audit
+//! entry naming the strategy, the candidates and the winner, in one
+//! transaction).
+//!
+//! A conflict is resolved iff a resolution event of it covers every one of its
+//! current candidates ([`crate::conflict::covers`]): a function of the set of
+//! events, so a rebuild or another order finds the same state, and a candidate
+//! that arrives after the resolution reopens the conflict.
+
+use std::collections::BTreeSet;
+
+use caja_shared::canonical::Value;
+use caja_shared::ids::{ConflictId, EventId, StoreId};
+use caja_shared::kind::{ConflictResolved, EventBody};
+use rusqlite::{Connection, OptionalExtension};
+use serde::Serialize;
+
+use super::sqlite::{append_audit, append_to_hub_chain_with_deps, conflict_candidates, parse, u};
+use super::{Answer, Env, StoreError};
+use crate::audit::{self, AuditKind};
+use crate::conflict::{self, ResolveError, ResolveRequest};
+use crate::wire::ApiError;
+
+/// A conflict as head office sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConflictInfo {
+    /// Its id.
+    pub conflict_id: ConflictId,
+    /// Why, e.g. `payment_on_voided_debt`.
+    pub reason: String,
+    /// The named strategy (`manual`).
+    pub strategy: String,
+    /// Store.
+    pub store: StoreId,
+    /// What about, e.g. `debt:<id>`.
+    pub subject: String,
+    /// When the hub found it.
+    pub detected_ms: i64,
+    /// Every candidate event.
+    pub candidates: BTreeSet<EventId>,
+    /// `open` or `resolved`.
+    pub state: &'static str,
+    /// The settling resolution, when resolved.
+    pub resolution: Option<ResolutionInfo>,
+}
+
+/// A resolution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResolutionInfo {
+    /// The `ConflictResolved` hub event.
+    pub event_id: EventId,
+    /// Its seq in the store's hub chain.
+    pub hub_seq: u64,
+    /// The winning candidate, if one.
+    pub winner: Option<EventId>,
+    /// Who decided.
+    pub by: String,
+    /// Why.
+    pub note: String,
+}
+
+/// Which conflicts to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateFilter {
+    /// Every conflict.
+    All,
+    /// Not resolved.
+    Open,
+    /// Resolved.
+    Resolved,
+}
+
+type Row = (String, String, String, String, String, i64);
+
+fn info(conn: &Connection, row: Row) -> Result<ConflictInfo, StoreError> {
+    let (id, reason, strategy, store, subject, detected_ms) = row;
+    let candidates = conflict_candidates(conn, &id)?;
+    let mut settling: Option<ResolutionInfo> = None;
+    let mut stmt = conn.prepare_cached(
+        "SELECT event_id, hub_seq, winner, resolved_by, note, covers FROM p_resolutions WHERE conflict_id = ?1",
+    )?;
+    let mut rs = stmt.query([&id])?;
+    while let Some(r) = rs.next()? {
+        let covers: Vec<String> =
+            serde_json::from_str(&r.get::<_, String>(5)?).map_err(super::sqlite::corrupt)?;
+        let covers: BTreeSet<EventId> =
+            covers.iter().map(|c| parse(c)).collect::<Result<_, _>>()?;
+        if !conflict::covers(&covers, &candidates) {
+            continue;
+        }
+        let hub_seq = u(r.get(1)?);
+        if settling.as_ref().is_some_and(|s| s.hub_seq >= hub_seq) {
+            continue;
+        }
+        let winner: Option<String> = r.get(2)?;
+        settling = Some(ResolutionInfo {
+            event_id: parse(&r.get::<_, String>(0)?)?,
+            hub_seq,
+            winner: winner.map(|w| parse(&w)).transpose()?,
+            by: r.get(3)?,
+            note: r.get(4)?,
+        });
+    }
+    Ok(ConflictInfo {
+        conflict_id: parse(&id)?,
+        reason,
+        strategy,
+        store: parse(&store)?,
+        subject,
+        detected_ms,
+        candidates,
+        state: if settling.is_some() {
+            "resolved"
+        } else {
+            "open"
+        },
+        resolution: settling,
+    })
+}
+
+const SELECT: &str =
+    "SELECT conflict_id, reason, strategy, store_id, subject, detected_ms FROM conflicts";
+
+fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
+/// One conflict, if it exists.
+pub(super) fn get(conn: &Connection, id: ConflictId) -> Result<Option<ConflictInfo>, StoreError> {
+    let row = conn
+        .prepare_cached(&format!("{SELECT} WHERE conflict_id = ?1"))?
+        .query_row([id.to_string()], read_row)
+        .optional()?;
+    row.map(|r| info(conn, r)).transpose()
+}
+
+/// Every conflict in the state asked for, oldest first.
+pub(super) fn list(conn: &Connection, state: StateFilter) -> Result<Vec<ConflictInfo>, StoreError> {
+    let rows: Vec<Row> = conn
+        .prepare(&format!("{SELECT} ORDER BY detected_ms, conflict_id"))?
+        .query_map([], read_row)?
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::new();
+    for r in rows {
+        let c = info(conn, r)?;
+        let keep = match state {
+            StateFilter::All => true,
+            StateFilter::Open => c.state == "open",
+            StateFilter::Resolved => c.state == "resolved",
+        };
+        if keep {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+fn refusal(e: ResolveError) -> ApiError {
+    match e {
+        ResolveError::Unknown(_) => ApiError::not_found(e.to_string()),
+        ResolveError::AlreadyResolved(_) => ApiError::new(409, "already_resolved", e.to_string()),
+        ResolveError::TooManyCandidates(_) => {
+            ApiError::new(409, "too_many_candidates", e.to_string())
+        }
+        ResolveError::NotACandidate(_) => ApiError::invalid("winner", e.to_string()),
+        ResolveError::Invalid { field, reason } => ApiError::invalid(field, reason),
+    }
+}
+
+/// An operator resolves a conflict: checks, then appends the
+/// `ConflictResolved` event (deps = the candidates) to the store's hub chain,
+/// so it reaches the registers, and audits the decision. A refusal writes
+/// nothing.
+pub(super) fn resolve(
+    conn: &Connection,
+    env: &mut Env,
+    id: ConflictId,
+    req: &ResolveRequest,
+) -> Result<Answer<ConflictInfo>, StoreError> {
+    let Some(c) = get(conn, id)? else {
+        return Ok(Err(refusal(ResolveError::Unknown(id.to_string()))));
+    };
+    if let Err(e) =
+        conflict::check_resolution(&c.candidates, c.resolution.is_some(), req, &id.to_string())
+    {
+        tracing::warn!(conflict = %id, reason = %e, "resolution refused");
+        return Ok(Err(refusal(e)));
+    }
+    let body = EventBody::ConflictResolved(ConflictResolved {
+        conflict_id: id,
+        strategy: c.strategy.clone(),
+        winner: req.winner,
+        resolved_by: req.by.trim().to_owned(),
+        note: req.note.trim().to_owned(),
+    });
+    let deps: Vec<EventId> = c.candidates.iter().copied().collect();
+    let events = append_to_hub_chain_with_deps(conn, env, c.store, &[(body, deps)])?;
+    let event = events
+        .first()
+        .ok_or_else(|| super::sqlite::corrupt("no resolution event appended"))?;
+    let now = env.now_ms();
+    append_audit(
+        conn,
+        &mut env.tx,
+        AuditKind::ConflictResolved,
+        now,
+        Some(c.store),
+        audit::data([
+            ("conflict_id", audit::s(id)),
+            ("reason", audit::s(&c.reason)),
+            ("strategy", audit::s(&c.strategy)),
+            ("subject", audit::s(&c.subject)),
+            (
+                "candidates",
+                Value::Array(c.candidates.iter().map(audit::s).collect()),
+            ),
+            ("winner", req.winner.map_or(Value::Null, audit::s)),
+            ("by", audit::s(req.by.trim())),
+            ("note", audit::s(req.note.trim())),
+            ("event_id", audit::s(event.id())),
+            ("hub_seq", audit::n(event.seq().get())),
+        ]),
+    )?;
+    tracing::info!(conflict = %id, reason = %c.reason, winner = ?req.winner, by = %req.by, "conflict resolved");
+    let after =
+        get(conn, id)?.ok_or_else(|| super::sqlite::corrupt("resolved conflict vanished"))?;
+    debug_assert_eq!(after.state, "resolved");
+    Ok(Ok(after))
+}

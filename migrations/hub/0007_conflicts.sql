@@ -1,0 +1,48 @@
+-- Hub schema v4: conflict resolution (issue #9).
+--
+-- Never edit after release (see 0001_hub.sql).
+--
+-- Rows projected before this version lack the new columns (NULL): `caja-hub
+-- rebuild` fills them from the events. Until then a sale without `hlc_ms` is
+-- not checked for a stale price and a debt without `sale_id` for a void.
+
+-- The sale's HLC (the time its stale-price check compares with), and each
+-- line of `lines` gains a fifth element: its unit price.
+ALTER TABLE p_sales ADD COLUMN hlc_ms INTEGER;
+ALTER TABLE p_sales ADD COLUMN hlc_n INTEGER;
+-- A price change finds the sales made after it (stale_price is re-decided).
+CREATE INDEX p_sales_by_hlc ON p_sales (store_id, hlc_ms);
+
+-- The sale a debt was opened for (a void of that sale makes a payment on the
+-- debt a `payment_on_voided_debt` conflict).
+ALTER TABLE p_debts ADD COLUMN sale_id TEXT;
+CREATE INDEX p_debts_by_sale ON p_debts (sale_id);
+
+-- Every price a store's hub chain ever set (p_prices keeps only the latest,
+-- server_wins): the price in force at a time.
+CREATE TABLE p_price_history (
+    event_id   TEXT    PRIMARY KEY,
+    store_id   TEXT    NOT NULL,
+    product    TEXT    NOT NULL,
+    hub_seq    INTEGER NOT NULL,
+    hlc_ms     INTEGER NOT NULL,
+    hlc_n      INTEGER NOT NULL,
+    unit_price INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX p_price_history_by_product ON p_price_history (store_id, product, hlc_ms);
+
+-- ConflictResolved hub events: `covers` is the canonical JSON array of the
+-- event's deps (the candidates the operator saw). A conflict is resolved
+-- while some resolution of it covers every one of its current candidates.
+CREATE TABLE p_resolutions (
+    event_id    TEXT    PRIMARY KEY,
+    store_id    TEXT    NOT NULL,
+    conflict_id TEXT    NOT NULL,
+    hub_seq     INTEGER NOT NULL,
+    strategy    TEXT    NOT NULL,
+    winner      TEXT,
+    resolved_by TEXT    NOT NULL,
+    note        TEXT    NOT NULL,
+    covers      TEXT    NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX p_resolutions_by_conflict ON p_resolutions (conflict_id);
