@@ -10,18 +10,8 @@
 -- line of `lines` gains a fifth element: its unit price.
 ALTER TABLE p_sales ADD COLUMN hlc_ms INTEGER;
 ALTER TABLE p_sales ADD COLUMN hlc_n INTEGER;
--- Sales whose HLC was at least the stale-price grace ahead of the hub's clock
--- when they were applied (a register clock running ahead). Only these can
--- have been applied before a hub price change they come after (a hub event's
--- HLC is at least the hub's clock when it is applied, at once), so a price
--- change re-decides the stale price of these alone — an index paid by a few
--- sales instead of by every sale. Rebuilt with the projections.
-CREATE TABLE p_sales_ahead (
-    event_id TEXT    PRIMARY KEY,
-    store_id TEXT    NOT NULL,
-    hlc_ms   INTEGER NOT NULL
-) STRICT, WITHOUT ROWID;
-CREATE INDEX p_sales_ahead_by_time ON p_sales_ahead (store_id, hlc_ms);
+-- A price change finds the sales made after it (stale_price is re-decided).
+CREATE INDEX p_sales_by_hlc ON p_sales (store_id, hlc_ms);
 
 -- The sale a debt was opened for (a void of that sale makes a payment on the
 -- debt a `payment_on_voided_debt` conflict).

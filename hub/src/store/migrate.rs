@@ -42,6 +42,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "conflicts",
         sql: include_str!("../../../migrations/hub/0004_conflicts.sql"),
     },
+    Migration {
+        version: 5,
+        name: "conflicts_ahead",
+        sql: include_str!("../../../migrations/hub/0005_conflicts_ahead.sql"),
+    },
 ];
 
 /// Why the database cannot be brought to this binary's schema.
