@@ -134,6 +134,7 @@ pub const STALE_PRICE_TOLERANCE_BP: i64 = 100;
 /// The price in force for a sale at HLC `h` is the last one the hub set at
 /// least this long before `h`: a register online a moment before a change
 /// cannot be expected to have pulled it yet (10 minutes).
+/// (Also written, as 600000, in the backfill of `migrations/hub/0008_conflicts_ahead.sql`.)
 pub const STALE_PRICE_GRACE_MS: i64 = 600_000;
 
 /// One price the hub set: its HLC, hub seq, price and event.

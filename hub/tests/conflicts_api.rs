@@ -327,8 +327,16 @@ async fn a_payment_on_a_voided_debt_is_resolved_by_an_operator_and_reaches_the_r
         open["conflicts"][0]["candidates"].as_array().unwrap().len(),
         3
     );
-    let (s, v) = resolve(&hub, &id, &json!({"note": "both refunded", "by": "maria"})).await;
-    assert_eq!(s, 200, "{v}");
+    // The CLI lists it and resolves it again.
+    let listed = cli(&hub, &["conflicts", "--state", "open"]).await;
+    assert_eq!(listed["conflicts"][0]["conflict_id"], id, "{listed}");
+    let v = cli(
+        &hub,
+        &["resolve", &id, "--note", "both refunded", "--by", "maria"],
+    )
+    .await;
+    assert_eq!(v["state"], "resolved", "{v}");
+    assert_eq!(v["resolution"]["note"], "both refunded");
 
     // A rebuild from the events gives the same projections and conflicts.
     let live = caja_hub::store::digest(&hub.db()).unwrap();
@@ -337,6 +345,32 @@ async fn a_payment_on_a_voided_debt_is_resolved_by_an_operator_and_reaches_the_r
     let mut db = hub.db();
     caja_hub::store::rebuild(&mut db).unwrap();
     assert_eq!(caja_hub::store::digest(&db).unwrap(), live);
+}
+
+/// Runs `caja-hub admin <args>` against the test hub; returns its JSON output.
+async fn cli(hub: &TestHub, args: &[&str]) -> Value {
+    let mut all = vec![
+        "admin".to_owned(),
+        "--url".to_owned(),
+        hub.url.clone(),
+        "--token".to_owned(),
+        ADMIN_TOKEN.to_owned(),
+    ];
+    all.extend(args.iter().map(|a| (*a).to_owned()));
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_caja-hub"))
+            .args(&all)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 async fn resolve_with_bad_state(hub: &TestHub) -> (u16, Value) {

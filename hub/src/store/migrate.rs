@@ -57,6 +57,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "conflicts",
         sql: include_str!("../../../migrations/hub/0007_conflicts.sql"),
     },
+    Migration {
+        version: 8,
+        name: "conflicts_ahead",
+        sql: include_str!("../../../migrations/hub/0008_conflicts_ahead.sql"),
+    },
 ];
 
 /// Why the database cannot be brought to this binary's schema.

@@ -814,6 +814,20 @@ fn project(
         }
     }
     write_facts(conn, &facts)?;
+    for f in &facts {
+        if let Fact::Sale {
+            event_id,
+            store,
+            hlc: Some(h),
+            ..
+        } = f
+        {
+            if h.ms() >= at_ms.saturating_add(crate::conflict::STALE_PRICE_GRACE_MS) {
+                conn.prepare_cached("INSERT INTO p_sales_ahead VALUES (?1, ?2, ?3)")?
+                    .execute(params![event_id.to_string(), store.to_string(), h.ms()])?;
+            }
+        }
+    }
     let mut subjects = BTreeSet::new();
     for s in facts.iter().flat_map(projection::subjects) {
         subjects.extend(widen(conn, s)?);
@@ -1663,8 +1677,9 @@ fn facts_about(conn: &Connection, subject: &Subject) -> Result<Vec<Fact>, StoreE
             )?);
             out.extend(rows(
                 conn,
-                "SELECT v.* FROM p_voids v WHERE v.sale_id IN
-                   (SELECT sale_id FROM p_debts WHERE debt_id = ?1 AND sale_id IS NOT NULL)",
+                "SELECT v.* FROM p_debts d
+                 JOIN p_voids v ON v.store_id = d.store_id AND v.sale_id = d.sale_id
+                 WHERE d.debt_id = ?1",
                 [d.to_string()],
                 void_from_row,
             )?);
@@ -1733,7 +1748,8 @@ fn price_history_of(conn: &Connection, facts: &[Fact]) -> Result<Vec<Fact>, Stor
 
 /// The subjects a fact's subject stands for: a voided sale stands for the
 /// debts opened for it; a price change for the sales of the store made at or
-/// after it (plus the grace) that sold the product.
+/// after it (plus the grace) that sold the product — of those applied before
+/// it, only sales in `p_sales_ahead` can be (see the schema).
 fn widen(conn: &Connection, subject: Subject) -> Result<Vec<Subject>, StoreError> {
     match subject {
         Subject::VoidedSale(sale) => {
@@ -1749,8 +1765,8 @@ fn widen(conn: &Connection, subject: Subject) -> Result<Vec<Subject>, StoreError
                 .saturating_add(crate::conflict::STALE_PRICE_GRACE_MS);
             let sales: Vec<String> = conn
                 .prepare_cached(
-                    "SELECT s.event_id FROM p_sales s
-                     WHERE s.store_id = ?1 AND s.hlc_ms >= ?2
+                    "SELECT s.event_id FROM p_sales_ahead a JOIN p_sales s ON s.event_id = a.event_id
+                     WHERE a.store_id = ?1 AND a.hlc_ms >= ?2
                        AND EXISTS (SELECT 1 FROM json_each(s.lines) l WHERE json_extract(l.value, '$[0]') = ?3)",
                 )?
                 .query_map(params![store.to_string(), from, product.as_str()], |r| r.get(0))?
@@ -2005,7 +2021,8 @@ pub fn rebuild(conn: &mut Connection) -> Result<u64, StoreError> {
          DELETE FROM p_stock_moves; DELETE FROM p_customers; DELETE FROM p_catalog; DELETE FROM p_prices;
          DELETE FROM p_foreign_kinds; DELETE FROM p_fiscal_blocks;
          DELETE FROM p_escrow; DELETE FROM p_oversells; DELETE FROM p_returns;
-         DELETE FROM p_credit_notes; DELETE FROM p_price_history; DELETE FROM p_resolutions;",
+         DELETE FROM p_credit_notes; DELETE FROM p_price_history; DELETE FROM p_resolutions;
+         DELETE FROM p_sales_ahead;",
     )?;
     let hub_devices: HashSet<String> = tx
         .prepare("SELECT hub_device FROM stores")?
