@@ -14,8 +14,8 @@ use caja_shared::kind::{EscrowGranted, EventBody};
 use caja_shared::money::QtyMilli;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::fiscal::{prior_answer, record_answer};
-use super::sqlite::{append_audit, append_to_hub_chain, authenticate, corrupt, parse};
+use super::device_request::{begin, record_answer, Begun};
+use super::sqlite::{append_audit, append_to_hub_chain, corrupt, parse};
 use super::{Answer, Env, StoreError};
 use crate::audit::{self, AuditKind};
 use crate::auth::SignedRequest;
@@ -154,21 +154,23 @@ pub(crate) fn grant_quota(
     parsed: Result<(QuotaRequest, Hash256), ApiError>,
     ttl_ms: i64,
 ) -> Result<Answer<Vec<Vec<u8>>>, StoreError> {
-    let who = match authenticate(conn, env, req)? {
-        Ok(d) => d,
-        Err(e) => return Ok(Err(e)),
+    let Begun {
+        who,
+        request,
+        body_hash,
+        request_id: rid,
+    } = match begin(
+        conn,
+        env,
+        req,
+        parsed,
+        "escrow_grants",
+        QuotaRequest::check,
+        |r| r.request_id.to_string(),
+    )? {
+        Ok(b) => b,
+        Err(answer) => return Ok(answer),
     };
-    let (request, body_hash) = match parsed {
-        Ok(p) => p,
-        Err(e) => return Ok(Err(e)),
-    };
-    if let Err(e) = request.check() {
-        return Ok(Err(e));
-    }
-    let rid = request.request_id.to_string();
-    if let Some(prior) = prior_answer(conn, who.device, &rid, "escrow_grants", body_hash)? {
-        return Ok(prior);
-    }
     for (i, it) in request.items.iter().enumerate() {
         match policy(conn, who.store, &it.product)?.as_deref() {
             None => {

@@ -16,9 +16,9 @@ use caja_shared::kind::{EventBody, FiscalRangeGranted};
 use caja_shared::localtime::{zone_offset, UtcOffset};
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::device_request::{begin, record_answer, Begun};
 use super::sqlite::{
-    append_audit, append_to_hub_chain, authenticate, corrupt, i, load_device, parse, raise_alert,
-    revoke, u,
+    append_audit, append_to_hub_chain, corrupt, i, load_device, parse, raise_alert, revoke, u,
 };
 use super::{Answer, Env, StoreError};
 use crate::audit::{self, AuditKind};
@@ -266,26 +266,23 @@ pub(crate) fn grant_range(
     parsed: Result<(RangeRequest, Hash256), ApiError>,
     block_ttl_ms: i64,
 ) -> Result<Answer<Vec<Vec<u8>>>, StoreError> {
-    let who = match authenticate(conn, env, req)? {
-        Ok(d) => d,
-        Err(e) => return Ok(Err(e)),
-    };
-    let (request, body_hash) = match parsed {
-        Ok(p) => p,
-        Err(e) => return Ok(Err(e)),
-    };
-    if let Err(e) = request.check() {
-        return Ok(Err(e));
-    }
-    if let Some(prior) = prior_answer(
-        conn,
-        who.device,
-        &request.request_id.to_string(),
-        "fiscal_ranges",
+    let Begun {
+        who,
+        request,
         body_hash,
+        request_id,
+    } = match begin(
+        conn,
+        env,
+        req,
+        parsed,
+        "fiscal_ranges",
+        RangeRequest::check,
+        |r| r.request_id.to_string(),
     )? {
-        return Ok(prior);
-    }
+        Ok(b) => b,
+        Err(answer) => return Ok(answer),
+    };
     let now = env.now_ms();
     let offset = store_offset(conn, who.store)?;
     let candidates: Vec<SeriesInfo> = list_series(conn)?
@@ -368,74 +365,13 @@ pub(crate) fn grant_range(
     record_answer(
         conn,
         who.device,
-        &request.request_id.to_string(),
+        &request_id,
         "fiscal_ranges",
         body_hash,
         &bytes,
         now,
     )?;
     Ok(Ok(bytes))
-}
-
-/// The stored answer of a request id: the same body gets it again; another
-/// body (or endpoint) is `request_id_conflict`.
-pub(crate) fn prior_answer(
-    conn: &Connection,
-    device: DeviceId,
-    request_id: &str,
-    endpoint: &str,
-    body_hash: Hash256,
-) -> Result<Option<Answer<Vec<Vec<u8>>>>, StoreError> {
-    let row: Option<(String, String, String)> = conn
-        .prepare_cached(
-            "SELECT endpoint, body_hash, answer FROM device_requests WHERE device_id = ?1 AND request_id = ?2",
-        )?
-        .query_row(params![device.to_string(), request_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
-        .optional()?;
-    let Some((ep, hash, answer)) = row else {
-        return Ok(None);
-    };
-    if ep != endpoint || hash != body_hash.to_hex() {
-        return Ok(Some(Err(ApiError::new(
-            409,
-            "request_id_conflict",
-            "this request_id was used before with another body",
-        ))));
-    }
-    let events: Vec<String> = serde_json::from_str(&answer).map_err(corrupt)?;
-    Ok(Some(Ok(events
-        .into_iter()
-        .map(String::into_bytes)
-        .collect())))
-}
-
-pub(crate) fn record_answer(
-    conn: &Connection,
-    device: DeviceId,
-    request_id: &str,
-    endpoint: &str,
-    body_hash: Hash256,
-    events: &[Vec<u8>],
-    now: i64,
-) -> Result<(), StoreError> {
-    let as_text: Vec<String> = events
-        .iter()
-        .map(|b| String::from_utf8(b.clone()).map_err(corrupt))
-        .collect::<Result<_, _>>()?;
-    conn.execute(
-        "INSERT INTO device_requests (device_id, request_id, endpoint, body_hash, answer, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            device.to_string(),
-            request_id,
-            endpoint,
-            body_hash.to_hex(),
-            serde_json::to_string(&as_text).map_err(corrupt)?,
-            now
-        ],
-    )?;
-    Ok(())
 }
 
 /// What a write-off did.

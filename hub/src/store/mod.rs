@@ -25,6 +25,7 @@
 
 pub mod audit_tree;
 mod conflicts;
+mod device_request;
 mod escrow;
 mod fiscal;
 mod migrate;

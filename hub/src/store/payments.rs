@@ -18,8 +18,8 @@ use caja_shared::money::Money;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
-use super::fiscal::{prior_answer, record_answer};
-use super::sqlite::{append_audit, append_to_hub_chain, authenticate, corrupt, parse, raise_alert};
+use super::device_request::{begin, record_answer, Begun};
+use super::sqlite::{append_audit, append_to_hub_chain, corrupt, parse, raise_alert};
 use super::{Answer, Env, StoreError};
 use crate::audit::{self, AuditKind};
 use crate::auth::SignedRequest;
@@ -244,21 +244,23 @@ pub(crate) fn create_intent(
     parsed: Result<(IntentRequest, Hash256), ApiError>,
     providers: &[String],
 ) -> Result<Answer<Vec<Vec<u8>>>, StoreError> {
-    let who = match authenticate(conn, env, req)? {
-        Ok(d) => d,
-        Err(e) => return Ok(Err(e)),
+    let Begun {
+        who,
+        request,
+        body_hash,
+        request_id: rid,
+    } = match begin(
+        conn,
+        env,
+        req,
+        parsed,
+        "payment_intents",
+        |r: &IntentRequest| r.check(|p| providers.iter().any(|x| x == p)),
+        |r| r.request_id.to_string(),
+    )? {
+        Ok(b) => b,
+        Err(answer) => return Ok(answer),
     };
-    let (request, body_hash) = match parsed {
-        Ok(p) => p,
-        Err(e) => return Ok(Err(e)),
-    };
-    if let Err(e) = request.check(|p| providers.iter().any(|x| x == p)) {
-        return Ok(Err(e));
-    }
-    let rid = request.request_id.to_string();
-    if let Some(prior) = prior_answer(conn, who.device, &rid, "payment_intents", body_hash)? {
-        return Ok(prior);
-    }
     let now = env.now_ms();
     let mut rng = &mut *env.rng;
     let intent_id =
