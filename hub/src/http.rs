@@ -183,11 +183,14 @@ pub fn error_response(e: &ApiError) -> Response {
 }
 
 pub(crate) fn json_bytes(body: Vec<u8>) -> Response {
-    let mut r = Response::new(Body::from(body));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    body_with_type(body, "application/json")
+}
+
+/// A 200 answer with `body` as `content_type`.
+pub(crate) fn body_with_type(body: impl Into<Body>, content_type: &'static str) -> Response {
+    let mut r = Response::new(body.into());
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
 
@@ -538,12 +541,10 @@ async fn metrics(State(app): App, headers: HeaderMap) -> Response {
         app.metrics
             .writer_busy_ms
             .set(i64::try_from(app.store.writer_busy_us() / 1000).unwrap_or(i64::MAX));
-        let mut resp = Response::new(Body::from(app.metrics.encode()));
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-        );
-        Ok(resp)
+        Ok(body_with_type(
+            app.metrics.encode(),
+            "text/plain; version=0.0.4; charset=utf-8",
+        ))
     }
     .await;
     app.respond("/metrics", r)

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, Uri};
+use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use caja_shared::canonical;
 use caja_shared::digest::Hash256;
@@ -18,8 +18,8 @@ use serde::Deserialize;
 
 use crate::fiscal::{render_607, RangeRequest, SeriesSpec};
 use crate::http::{
-    answer, body_bytes, device_param, json, json_bytes, parse_json, query_params, signed_request,
-    store_error, AppState,
+    answer, body_bytes, body_with_type, device_param, json, json_bytes, parse_json, query_params,
+    signed_request, store_error, AppState,
 };
 use crate::hubchain;
 use crate::wire::ApiError;
@@ -146,12 +146,7 @@ pub(crate) async fn report(State(app): App, headers: HeaderMap, uri: Uri) -> Res
                     csv.split_once('\n').map_or("", |x| x.1)
                 });
             }
-            let mut resp = Response::new(axum::body::Body::from(text));
-            resp.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/csv; charset=utf-8"),
-            );
-            return Ok(resp);
+            return Ok(body_with_type(text, "text/csv; charset=utf-8"));
         }
         json(&serde_json::json!({
             "reports": reports.iter().map(|r| r.to_json()).collect::<Vec<_>>(),
@@ -179,20 +174,12 @@ pub(crate) async fn dgii_607(State(app): App, headers: HeaderMap, uri: Uri) -> R
         let month = LocalDate::parse_iso(&format!("{}-01", get("month")?))
             .ok_or_else(|| ApiError::invalid("month", "must be yyyy-mm"))?;
         let rnc = get("rnc")?;
-        match caja_shared::fiscal::validate_tax_id(rnc) {
-            Ok((caja_shared::fiscal::TaxIdKind::Rnc, _))
-            | Ok((caja_shared::fiscal::TaxIdKind::Cedula, _)) => {}
-            Err(e) => return Err(ApiError::invalid("rnc", e.to_string())),
-        }
+        caja_shared::fiscal::validate_tax_id(rnc)
+            .map_err(|e| ApiError::invalid("rnc", e.to_string()))?;
         let rnc: String = rnc.chars().filter(char::is_ascii_digit).collect();
         let (offset, sales) = answer(app.store.fiscal_sales(store, month).await)?;
         let text = render_607(&rnc, month.year, month.month, offset, &sales);
-        let mut resp = Response::new(axum::body::Body::from(text));
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        Ok(resp)
+        Ok(body_with_type(text, "text/plain; charset=utf-8"))
     }
     .await;
     app.respond("/v1/admin/fiscal/607", r)
