@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The test command of README.md (and of .ci/run): installs what the tests need
+# beyond cargo when it is missing, then runs every test of the workspace.
+#
+# - Chromium + chromedriver (browser tests of the cashier screen and the
+#   dashboard), from the distribution's packages.
+# - PostgreSQL server binaries (hub-on-PostgreSQL tests start their own
+#   throwaway server in a temp dir, as a non-root user).
+#
+# Extra arguments go to `cargo test` (e.g. `scripts/test.sh -p caja-hub`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+pg_bin=""
+for d in /usr/lib/postgresql/*/bin; do
+  if [ -x "$d/initdb" ] && [ -x "$d/postgres" ]; then pg_bin="$d"; fi
+done
+[ -n "$pg_bin" ] || need_apt+=(postgresql)
+
+if [ "${#need_apt[@]}" -gt 0 ]; then
+  echo "scripts/test.sh: installing ${need_apt[*]}" >&2
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >&2
+  for d in /usr/lib/postgresql/*/bin; do
+    if [ -x "$d/initdb" ] && [ -x "$d/postgres" ]; then pg_bin="$d"; fi
+  done
+fi
+
+# The tests find these; with CAJA_REQUIRE_EXTERNAL=1 a test that needs one and
+# cannot find it fails instead of being skipped.
+export CAJA_CHROMIUM="${CAJA_CHROMIUM:-$(command -v chromium)}"
+export CAJA_CHROMEDRIVER="${CAJA_CHROMEDRIVER:-$(command -v chromedriver)}"
+export CAJA_PG_BIN="${CAJA_PG_BIN:-$pg_bin}"
+export CAJA_REQUIRE_EXTERNAL=1
+
+exec cargo test --workspace --locked "$@"
