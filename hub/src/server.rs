@@ -107,12 +107,21 @@ pub async fn start(data_dir: &Path, cfg: HubConfig) -> Result<RunningHub, ServeE
     start_with_clock(data_dir, cfg, Arc::new(SystemClock)).await
 }
 
-/// Starts the hub with an injected clock (tests).
-pub async fn start_with_clock(
+/// Opens a hub's data directory without a socket or background tasks: the
+/// start-up checks (hub key recorded, audit log checked against its tree and
+/// signed), the store with its writer thread, and the handlers' state, with an
+/// injected clock and random source. [`start_with_clock`] serves it on a
+/// socket; the deterministic simulation calls [`router`] on it directly, so
+/// every request runs the same handlers without HTTP, and nothing happens
+/// between requests (no pruning, no periodic tree heads, no reconciliation
+/// timer) unless the caller asks for it.
+pub fn open_state(
     data_dir: &Path,
     cfg: HubConfig,
     clock: Arc<dyn Clock + Send + Sync>,
-) -> Result<RunningHub, ServeError> {
+    rng: Box<dyn caja_shared::entropy::RandomSource + Send>,
+    admin_mac_key: [u8; 32],
+) -> Result<Arc<AppState>, ServeError> {
     let hub_key = datadir::load_key(data_dir)?;
     let db = data_dir.join(DB_FILE);
     {
@@ -145,8 +154,37 @@ pub async fn start_with_clock(
             rate_limit: cfg.rate_limit,
         },
         clock,
-        Box::new(OsRandom::new()),
+        rng,
     )?;
+    Ok(Arc::new(AppState {
+        store,
+        admin: AdminToken::new(&cfg.admin_token, admin_mac_key),
+        limiter: Arc::new(Semaphore::new(cfg.max_concurrent_requests)),
+        parsers: Arc::new(Semaphore::new(
+            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+        )),
+        cfg: Arc::new(cfg),
+        metrics: Arc::new(Metrics::new()),
+        hub_key,
+    }))
+}
+
+/// Starts the hub with an injected clock (tests).
+pub async fn start_with_clock(
+    data_dir: &Path,
+    cfg: HubConfig,
+    clock: Arc<dyn Clock + Send + Sync>,
+) -> Result<RunningHub, ServeError> {
+    let mut mac_key = [0u8; 32];
+    caja_shared::entropy::RandomSource::fill_bytes(&mut OsRandom::new(), &mut mac_key);
+    let state = open_state(
+        data_dir,
+        cfg.clone(),
+        clock,
+        Box::new(OsRandom::new()),
+        mac_key,
+    )?;
+    let store = state.store.clone();
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| ServeError::Io {
@@ -162,20 +200,7 @@ pub async fn start_with_clock(
         cfg.payment_reconcile_interval_ms,
         cfg.payment_confirm_deadline_ms,
     );
-    let mut mac_key = [0u8; 32];
-    caja_shared::entropy::RandomSource::fill_bytes(&mut OsRandom::new(), &mut mac_key);
-    let state = Arc::new(AppState {
-        store: store.clone(),
-        admin: AdminToken::new(&cfg.admin_token, mac_key),
-        limiter: Arc::new(Semaphore::new(cfg.max_concurrent_requests)),
-        parsers: Arc::new(Semaphore::new(
-            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
-        )),
-        cfg: Arc::new(cfg),
-        metrics: Arc::new(Metrics::new()),
-        hub_key: hub_key.clone(),
-    });
-    let state_key = hub_key;
+    let state_key = state.hub_key.clone();
     let app = router(state);
     let (shutdown, stop) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {

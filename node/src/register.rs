@@ -1504,6 +1504,9 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
         let sync =
             crate::sync::engine::status(conn).map_err(|e| invalid("sync_status", e.to_string()))?;
         let d = self.device();
+        // Read, not the record cached at open: the sync engine (its own
+        // connection) clears the mark when the recovery ends.
+        let restored = journal::load_device(conn)?.is_some_and(|d| d.restored_from_backup);
         let fiscal = crate::fiscal::status(
             conn,
             self.device().device,
@@ -1518,7 +1521,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             last_checkpoint_seq: cp.map(|c| c.checkpoint.seq.get()),
             unsynced: Journal::unsynced(conn)?,
             open_shift: open,
-            restored_from_backup: d.restored_from_backup,
+            restored_from_backup: restored,
             fiscal,
             quotas: if self.config.stock_quotas {
                 Some(crate::escrow::status(conn, self.clock.now_ms())?)

@@ -10,3 +10,4 @@ pub mod demo;
 pub mod devices;
 pub mod procs;
 pub mod proxy;
+pub mod sim;

@@ -106,9 +106,18 @@ fn a_register_restored_from_an_old_backup_recovers_before_selling() {
         Err(OpError::RestoredNeedsSync)
     ));
 
+    assert!(t.register.status().expect("status").restored_from_backup);
+
     // Sync fetches what the hub holds of its chain, verified, and only then sells.
     let r = t.sync.round().expect("recovery");
     assert_eq!(r.recovered, 3);
+    // Regression (found by the simulation, seed 8): the register's status
+    // read the mark cached when it was opened, so a register whose sync
+    // engine had finished the recovery still showed "restored".
+    assert!(
+        !t.register.status().expect("status").restored_from_backup,
+        "the status follows the database, not the record read at open"
+    );
     let head = Journal::head(t.register.conn()).expect("head");
     assert_eq!(
         head, hub_head,

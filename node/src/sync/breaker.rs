@@ -90,11 +90,19 @@ impl Breaker {
     }
 
     /// Whether a request may be sent now. An open breaker whose wait is over
-    /// becomes half-open and lets this request through as a probe.
+    /// becomes half-open and lets this request through as a probe. A wait
+    /// longer than the policy's longest means the clock was set back since
+    /// the breaker opened: that counts as over too, or a register whose
+    /// clock is corrected backwards by ten minutes would not sync for ten
+    /// minutes (found by the simulation, seed 9).
     pub fn allow(&mut self, now_ms: i64) -> bool {
+        let longest = i64::try_from(self.policy.open_wait_ms + self.policy.open_jitter_ms)
+            .unwrap_or(i64::MAX);
         match self.state {
             BreakerState::Closed { .. } | BreakerState::HalfOpen { .. } => true,
-            BreakerState::Open { until_ms } if now_ms >= until_ms => {
+            BreakerState::Open { until_ms }
+                if now_ms >= until_ms || until_ms.saturating_sub(now_ms) > longest =>
+            {
                 self.state = BreakerState::HalfOpen { successes: 0 };
                 true
             }
@@ -178,6 +186,26 @@ mod tests {
         assert_eq!(b.state(), BreakerState::HalfOpen { successes: 2 });
         b.on_success();
         assert_eq!(b.state(), BreakerState::Closed { failures: 0 });
+    }
+
+    #[test]
+    fn regression_seed_9_a_clock_set_back_does_not_keep_it_open() {
+        let mut b = Breaker::new(policy());
+        let mut rng = SeededRandom::new(9);
+        for _ in 0..3 {
+            b.on_failure(1_000_000, &mut rng);
+        }
+        // The clock is corrected ten minutes back: the wait it computed is
+        // now ten minutes long, more than the policy ever waits.
+        let back = 1_000_000 - 600_000;
+        assert!(b.allow(back), "probes at once, as after the longest wait");
+        assert_eq!(b.state(), BreakerState::HalfOpen { successes: 0 });
+        // Within the wait, it still waits.
+        let mut b = Breaker::new(policy());
+        for _ in 0..3 {
+            b.on_failure(1_000_000, &mut rng);
+        }
+        assert!(!b.allow(1_000_000));
     }
 
     #[test]

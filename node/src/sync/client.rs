@@ -91,11 +91,46 @@ pub struct Enrollment {
     pub hub_time_ms: i64,
 }
 
+/// The hub's answer as bytes, before it is read: what a [`Transport`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawAnswer {
+    /// HTTP status.
+    pub status: u16,
+    /// `Retry-After`, in seconds, when the hub sent one.
+    pub retry_after_s: Option<u64>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// How a request reaches the hub and its answer comes back. HTTP (reqwest) by
+/// default; the deterministic simulation passes its own, which hands the same
+/// request to an in-process hub through a simulated network, so the protocol
+/// code above and below this seam is the one that runs in production.
+/// `Err(HubError::Unreachable)` means no answer (refused, reset, timed out).
+pub trait Transport: std::fmt::Debug + Send + Sync {
+    /// Sends one request: `headers` are the signed headers (none for
+    /// enrollment), `body` empty for a GET.
+    fn send(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(&'static str, String)],
+        body: Vec<u8>,
+    ) -> Result<RawAnswer, HubError>;
+}
+
+/// What carries the requests of a [`HubClient`].
+#[derive(Debug, Clone)]
+enum Carrier {
+    Http(reqwest::blocking::Client),
+    Custom(std::sync::Arc<dyn Transport>),
+}
+
 /// A client of one hub.
 #[derive(Debug, Clone)]
 pub struct HubClient {
     base: String,
-    http: reqwest::blocking::Client,
+    http: Carrier,
 }
 
 fn install_crypto_provider() {
@@ -129,8 +164,17 @@ impl HubClient {
             .map_err(|e| HubError::Unreachable(e.to_string()))?;
         Ok(HubClient {
             base: base_url.trim_end_matches('/').to_owned(),
-            http,
+            http: Carrier::Http(http),
         })
+    }
+
+    /// A client whose requests go through `transport` instead of HTTP (the
+    /// simulation's network); `base_url` is only a name.
+    pub fn with_transport(base_url: &str, transport: std::sync::Arc<dyn Transport>) -> HubClient {
+        HubClient {
+            base: base_url.trim_end_matches('/').to_owned(),
+            http: Carrier::Custom(transport),
+        }
     }
 
     /// The hub's base URL.
@@ -197,30 +241,46 @@ impl HubClient {
         body: Vec<u8>,
         headers: Option<&SignedHeaders>,
     ) -> Result<Value, HubError> {
-        let url = format!("{}{}", self.base, path_and_query);
-        let mut req = match method {
-            "GET" => self.http.get(&url),
-            _ => self.http.post(&url).body(body),
-        };
-        req = req.header("content-type", "application/json");
-        if let Some(h) = headers {
-            for (name, value) in h.pairs() {
-                req = req.header(name, value);
+        let answer = match &self.http {
+            Carrier::Custom(t) => {
+                let pairs: Vec<(&'static str, String)> =
+                    headers.map(|h| h.pairs().to_vec()).unwrap_or_default();
+                t.send(method, path_and_query, &pairs, body)?
             }
-        }
-        let resp = req
-            .send()
-            .map_err(|e| HubError::Unreachable(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let retry_after_ms = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(|s| s.saturating_mul(1000));
-        let bytes = resp
-            .bytes()
-            .map_err(|e| HubError::Unreachable(e.to_string()))?;
+            Carrier::Http(http) => {
+                let url = format!("{}{}", self.base, path_and_query);
+                let mut req = match method {
+                    "GET" => http.get(&url),
+                    _ => http.post(&url).body(body),
+                };
+                req = req.header("content-type", "application/json");
+                if let Some(h) = headers {
+                    for (name, value) in h.pairs() {
+                        req = req.header(name, value);
+                    }
+                }
+                let resp = req
+                    .send()
+                    .map_err(|e| HubError::Unreachable(e.to_string()))?;
+                let status = resp.status().as_u16();
+                let retry_after_s = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                let bytes = resp
+                    .bytes()
+                    .map_err(|e| HubError::Unreachable(e.to_string()))?;
+                RawAnswer {
+                    status,
+                    retry_after_s,
+                    body: bytes.to_vec(),
+                }
+            }
+        };
+        let status = answer.status;
+        let retry_after_ms = answer.retry_after_s.map(|s| s.saturating_mul(1000));
+        let bytes = answer.body;
         // Strict parse: the events inside are hashed as received.
         let value = canonical::parse(&bytes);
         if status == 200 {

@@ -182,6 +182,20 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
         rng: R,
         settings: SyncSettings,
     ) -> Result<Self, SyncError> {
+        let client =
+            HubClient::with_keep_alive(hub_url, settings.timeout_ms, settings.keep_alive)?;
+        SyncEngine::open_with_client(dir, client, clock, rng, settings)
+    }
+
+    /// Opens the engine with a ready client (e.g. one over the simulation's
+    /// network, [`HubClient::with_transport`]).
+    pub fn open_with_client(
+        dir: &DataDir,
+        client: HubClient,
+        clock: C,
+        rng: R,
+        settings: SyncSettings,
+    ) -> Result<Self, SyncError> {
         let db = Db::open(dir.db_path())?;
         let config = crate::config::NodeConfig::load(dir.root(), |k| std::env::var(k).ok())
             .map_err(|e| SyncError::BadHubData(format!("configuration: {e}")))?;
@@ -216,7 +230,7 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
             journal,
             device,
             creds,
-            client: HubClient::with_keep_alive(hub_url, settings.timeout_ms, settings.keep_alive)?,
+            client,
             clock,
             rng,
             settings,

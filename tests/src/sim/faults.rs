@@ -1,0 +1,107 @@
+//! The faults the simulator injects, counted per kind for the run's summary.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A kind of fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Fault {
+    /// A request from a register cut off from the hub.
+    PartitionedRequest,
+    /// A partition started.
+    Partition,
+    /// A request lost before the hub.
+    DropRequest,
+    /// An answer lost after the hub acted.
+    DropAnswer,
+    /// A request delivered twice.
+    Duplicate,
+    /// A request delayed (delivered later, reordered).
+    Delay,
+    /// A request to a hub that was down.
+    HubDownRequest,
+    /// A register process crashed and was reopened from its files.
+    RegisterCrash,
+    /// The hub crashed (down for a while) and restarted from its files.
+    HubCrash,
+    /// A register's clock jumped (±10 min).
+    ClockJump,
+    /// A register restored from an older backup.
+    Restore,
+    /// An operation retried by the UI with the same op id.
+    OpRetry,
+}
+
+impl Fault {
+    /// Every kind, in order.
+    pub const ALL: [Fault; 12] = [
+        Fault::Partition,
+        Fault::PartitionedRequest,
+        Fault::DropRequest,
+        Fault::DropAnswer,
+        Fault::Duplicate,
+        Fault::Delay,
+        Fault::HubDownRequest,
+        Fault::RegisterCrash,
+        Fault::HubCrash,
+        Fault::ClockJump,
+        Fault::Restore,
+        Fault::OpRetry,
+    ];
+
+    /// Its name in the summary.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::PartitionedRequest => "partitioned_request",
+            Fault::Partition => "partition",
+            Fault::DropRequest => "drop_request",
+            Fault::DropAnswer => "drop_answer",
+            Fault::Duplicate => "duplicate",
+            Fault::Delay => "delay_reorder",
+            Fault::HubDownRequest => "hub_down_request",
+            Fault::RegisterCrash => "register_crash",
+            Fault::HubCrash => "hub_crash",
+            Fault::ClockJump => "clock_jump",
+            Fault::Restore => "restore_backup",
+            Fault::OpRetry => "op_retry",
+        }
+    }
+}
+
+/// Faults injected, per kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FaultCounts(BTreeMap<Fault, u64>);
+
+impl FaultCounts {
+    /// Counts one fault.
+    pub fn add(&mut self, f: Fault) {
+        *self.0.entry(f).or_insert(0) += 1;
+    }
+
+    /// Adds another run's counts.
+    pub fn merge(&mut self, other: &FaultCounts) {
+        for (f, n) in &other.0 {
+            *self.0.entry(*f).or_insert(0) += n;
+        }
+    }
+
+    /// Faults of one kind.
+    pub fn get(&self, f: Fault) -> u64 {
+        self.0.get(&f).copied().unwrap_or(0)
+    }
+
+    /// Every fault.
+    pub fn total(&self) -> u64 {
+        self.0.values().sum()
+    }
+}
+
+impl fmt::Display for FaultCounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = Fault::ALL
+            .iter()
+            .map(|k| format!("{}={}", k.name(), self.get(*k)))
+            .collect();
+        write!(f, "{}", parts.join(" "))
+    }
+}

@@ -1,0 +1,427 @@
+//! What happens at each step: the cashiers' operations at the registers,
+//! head office's changes at the hub, and (in the safety phase) the faults.
+//! Every choice comes from the world's seeded dice.
+
+use caja_node::register::CustomerRequest;
+use caja_node::sale::{LineRequest, PaymentRequest, SaleRequest};
+use caja_shared::kind::PaymentMethod;
+use caja_shared::money::{Money, QtyMilli};
+
+use super::faults::Fault;
+use super::net::lock;
+use super::world::{first_words, World};
+use super::SimError;
+
+/// The sample catalog's products: (code to scan, sold by weight).
+pub const PRODUCTS: [(&str, &str, bool); 5] = [
+    ("7501234567890", "ARROZ", false),
+    ("2000000000017", "2000000000017", true),
+    ("7460000000011", "7460000000011", false),
+    ("7460000000028", "HABICHUELAS", false),
+    ("2000000000024", "2000000000024", true),
+];
+
+/// One cashier or head-office action at a random register.
+pub fn action(w: &mut World) -> Result<(), SimError> {
+    let reg = w.pick(w.regs.len());
+    let roll = w.rand_range(0, 999);
+    match roll {
+        0..=449 => sell(w, reg),
+        450..=499 => void(w, reg),
+        500..=539 => pay_debt(w, reg),
+        540..=569 => customer(w, reg),
+        570..=649 => receive(w, reg),
+        650..=674 => count(w, reg),
+        675..=724 => shift(w, reg),
+        725..=764 => price_change(w),
+        765..=774 => catalog_rename(w),
+        775..=784 => release_fiscal(w, reg),
+        _ => Ok(()),
+    }
+}
+
+fn sell(w: &mut World, reg: usize) -> Result<(), SimError> {
+    let lines_n = 1 + w.pick(3);
+    let mut lines = Vec::new();
+    for _ in 0..lines_n {
+        let (_, code, weighed) = PRODUCTS[w.pick(PRODUCTS.len())];
+        let qty_milli = if weighed {
+            w.rand_range(50, 2_500)
+        } else {
+            1000 * w.rand_range(1, 3)
+        };
+        lines.push(LineRequest {
+            code: code.into(),
+            qty_milli,
+            discount: None,
+        });
+    }
+    let mut payments = Vec::new();
+    let mut customer = None;
+    let kind = w.pick(10);
+    if kind < 2 && !w.customers.is_empty() {
+        let c = w.any_customer();
+        customer = Some(c);
+        payments.push(PaymentRequest {
+            method: PaymentMethod::Fiado,
+            amount: w.rand_range(100, 5_000),
+            reference: None,
+        });
+    } else if kind < 4 {
+        // Card: the terminal's authorization code, exact amount unknown to
+        // the dice, so cash covers the rest.
+        payments.push(PaymentRequest {
+            method: PaymentMethod::Card,
+            amount: w.rand_range(100, 2_000),
+            reference: Some(format!("{:06}", w.rand_range(0, 999_999))),
+        });
+    }
+    payments.push(PaymentRequest {
+        method: PaymentMethod::Cash,
+        amount: 10_000_000,
+        reference: None,
+    });
+    let req = SaleRequest {
+        lines,
+        payments,
+        discount: None,
+        customer,
+    };
+    let op = w.op_id();
+    let Some(ops) = w.regs[reg].ops.as_mut() else {
+        return Ok(());
+    };
+    match ops.sell(op, &req) {
+        Ok(r) => {
+            w.log(format!(
+                "r{reg} sale seq {} total {} fiscal {:?}",
+                r.seq, r.total.0, r.fiscal_number
+            ));
+            w.ack(reg, "sale", &[r.seq], Some(r.sale_id), r.fiscal_number.clone())?;
+            // The UI retries: once at once, and sometimes after the process
+            // died between the commit and the answer.
+            if w.chance(60) {
+                let crash = w.chance(500);
+                if crash {
+                    w.crash_register(reg)?;
+                }
+                lock(&w.net).counts.add(Fault::OpRetry);
+                let again = w.regs[reg]
+                    .ops
+                    .as_mut()
+                    .ok_or_else(|| SimError("register closed".into()))?
+                    .sell(op, &req)
+                    .map_err(|e| SimError(format!("r{reg} retried sale failed: {e}")))?;
+                w.checks += 1;
+                if again != r {
+                    return Err(SimError(format!(
+                        "invariant 9: r{reg} retried op {op} answered {again:?}, first {r:?}"
+                    )));
+                }
+                w.log(format!("r{reg} retry of sale seq {} answered the same", r.seq));
+            }
+            Ok(())
+        }
+        Err(caja_node::register::OpError::ShiftNotOpen) => {
+            // The cashier opens a shift first.
+            let op = w.op_id();
+            let Some(ops) = w.regs[reg].ops.as_mut() else {
+                return Ok(());
+            };
+            match ops.open_shift(op, "luis", Money(20_000)) {
+                Ok(r) => {
+                    w.log(format!("r{reg} shift opened seq {} to sell", r.seq));
+                    w.ack(reg, "shift_open", &[r.seq], None, None)
+                }
+                Err(e) => w.refused(reg, "shift open", &e),
+            }
+        }
+        Err(e) => w.refused(reg, "sale", &e),
+    }
+}
+
+fn void(w: &mut World, reg: usize) -> Result<(), SimError> {
+    let mine: Vec<_> = w
+        .acked
+        .iter()
+        .filter(|a| a.reg == reg && !a.lost && a.sale.is_some())
+        .filter_map(|a| a.sale)
+        .filter(|s| !w.voided.contains(s))
+        .collect();
+    if mine.is_empty() {
+        return Ok(());
+    }
+    let sale = mine[w.pick(mine.len()).min(mine.len() - 1)];
+    // Mostly recent sales.
+    let sale = if w.chance(700) {
+        mine[mine.len() - 1]
+    } else {
+        sale
+    };
+    let op = w.op_id();
+    let Some(ops) = w.regs[reg].ops.as_mut() else {
+        return Ok(());
+    };
+    match ops.void(op, sale, "cliente se arrepintió") {
+        Ok(r) => {
+            w.log(format!("r{reg} void seq {:?}", r.seqs));
+            w.voided.push(sale);
+            w.ack(reg, "void", &r.seqs, None, None)
+        }
+        Err(e) => w.refused(reg, "void", &e),
+    }
+}
+
+fn pay_debt(w: &mut World, reg: usize) -> Result<(), SimError> {
+    if w.customers.is_empty() {
+        return Ok(());
+    }
+    let c = w.any_customer();
+    let amount = w.rand_range(50, 3_000);
+    let op = w.op_id();
+    let Some(ops) = w.regs[reg].ops.as_mut() else {
+        return Ok(());
+    };
+    match ops.pay_debt(op, c, Money(amount), PaymentMethod::Cash) {
+        Ok(r) => {
+            w.log(format!("r{reg} debt payment seq {:?}", r.seqs));
+            w.ack(reg, "debt_payment", &r.seqs, None, None)
+        }
+        Err(e) => w.refused(reg, "debt payment", &e),
+    }
+}
+
+fn customer(w: &mut World, reg: usize) -> Result<(), SimError> {
+    let existing = if !w.customers.is_empty() && w.chance(300) {
+        Some(w.any_customer())
+    } else {
+        None
+    };
+    let n = w.customers.len();
+    let req = CustomerRequest {
+        customer_id: existing,
+        name: format!("Cliente {n}"),
+        phone: None,
+        tax_id: None,
+        credit_limit: w.rand_range(5_000, 50_000),
+    };
+    let op = w.op_id();
+    let Some(ops) = w.regs[reg].ops.as_mut() else {
+        return Ok(());
+    };
+    match ops.upsert_customer(op, &req) {
+        Ok(r) => {
+            w.log(format!("r{reg} customer seq {}", r.seq));
+            if existing.is_none() {
+                w.customers.push((reg, r.customer_id));
+            }
+            w.ack(reg, "customer", &[r.seq], None, None)
+        }
+        Err(e) => w.refused(reg, "customer", &e),
+    }
+}
+
+fn receive(w: &mut World, reg: usize) -> Result<(), SimError> {
+    let (sku, _, weighed) = PRODUCTS[w.pick(PRODUCTS.len())];
+    let qty = if weighed {
+        w.rand_range(1_000, 10_000)
+    } else {
+        1000 * w.rand_range(2, 12)
+    };
+    let op = w.op_id();
+    let Some(ops) = w.regs[reg].ops.as_mut() else {
+        return Ok(());
+    };
+    match ops.receive_stock(op, sku, QtyMilli(qty), Some("factura")) {
+        Ok(r) => {
+            w.log(format!("r{reg} stock received {sku} {qty} seq {:?}", r.seqs));
+            w.ack(reg, "stock_receive", &r.seqs, None, None)
+        }
+        Err(e) => w.refused(reg, "stock receive", &e),
+    }
+}
+
+fn count(w: &mut World, reg: usize) -> Result<(), SimError> {
+    let (sku, _, weighed) = PRODUCTS[w.pick(PRODUCTS.len())];
+    let counted = if weighed {
+        w.rand_range(0, 8_000)
+    } else {
+        1000 * w.rand_range(0, 8)
+    };
+    let op = w.op_id();
+    let Some(ops) = w.regs[reg].ops.as_mut() else {
+        return Ok(());
+    };
+    match ops.count_stock(op, sku, QtyMilli(counted)) {
+        Ok(r) => {
+            let delta = event_delta(ops.conn(), r.seqs[0]);
+            if delta < 0 && !w.counted_down.iter().any(|s| s == sku) {
+                w.counted_down.push(sku.to_owned());
+            }
+            w.log(format!("r{reg} stock count {sku} {counted} (delta {delta})"));
+            w.ack(reg, "stock_count", &r.seqs, None, None)
+        }
+        Err(e) => w.refused(reg, "stock count", &e),
+    }
+}
+
+/// The `delta_milli` of a `StockCounted` in the journal.
+fn event_delta(conn: &rusqlite::Connection, seq: u64) -> i64 {
+    caja_node::journal::Journal::event(conn, seq)
+        .ok()
+        .flatten()
+        .and_then(|e| {
+            e.value()
+                .get("body")
+                .and_then(|b| b.get("delta_milli"))
+                .and_then(caja_shared::canonical::Value::as_i64)
+        })
+        .unwrap_or(0)
+}
+
+fn shift(w: &mut World, reg: usize) -> Result<(), SimError> {
+    let op = w.op_id();
+    let counted = w.rand_range(0, 100_000);
+    let Some(ops) = w.regs[reg].ops.as_mut() else {
+        return Ok(());
+    };
+    let open = ops
+        .status()
+        .map_err(|e| SimError(format!("r{reg} status: {e}")))?
+        .open_shift
+        .is_some();
+    if open {
+        match ops.close_shift(op, Money(counted)) {
+            Ok(r) => {
+                w.log(format!("r{reg} shift closed seq {}", r.seq));
+                w.ack(reg, "shift_close", &[r.seq], None, None)
+            }
+            Err(e) => w.refused(reg, "shift close", &e),
+        }
+    } else {
+        match ops.open_shift(op, "ana", Money(50_000)) {
+            Ok(r) => {
+                w.log(format!("r{reg} shift opened seq {}", r.seq));
+                w.ack(reg, "shift_open", &[r.seq], None, None)
+            }
+            Err(e) => w.refused(reg, "shift open", &e),
+        }
+    }
+}
+
+fn price_change(w: &mut World) -> Result<(), SimError> {
+    let (sku, _, _) = PRODUCTS[w.pick(PRODUCTS.len())];
+    let price = w.rand_range(50, 500) * 100;
+    let r = lock(&w.net).hub.admin(
+        "POST",
+        "/v1/admin/catalog",
+        Some(&serde_json::json!({"items": [], "prices": [{"product": sku, "unit_price": price}]})),
+    );
+    match r {
+        Ok(_) => {
+            w.log(format!("hub: price of {sku} set to {price}"));
+            Ok(())
+        }
+        Err(e) if !lock(&w.net).hub.is_up() => {
+            w.log(format!("hub: price change while down: {}", first_words(&e.0)));
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn catalog_rename(w: &mut World) -> Result<(), SimError> {
+    let i = w.pick(caja_node::testkit::SAMPLE_CATALOG.len());
+    let (sku, barcode, name, _, bp, sold_by, policy) = caja_node::testkit::SAMPLE_CATALOG[i];
+    let n = w.step;
+    let item = serde_json::json!({
+        "product": sku,
+        "name": format!("{name} ({n})"),
+        "barcodes": barcode.into_iter().collect::<Vec<_>>(),
+        "tax_bp": bp,
+        "sold_by": sold_by,
+        "policy": policy,
+    });
+    let r = lock(&w.net).hub.admin(
+        "POST",
+        "/v1/admin/catalog",
+        Some(&serde_json::json!({"items": [item], "prices": []})),
+    );
+    match r {
+        Ok(_) => {
+            w.log(format!("hub: item {sku} renamed"));
+            Ok(())
+        }
+        Err(e) if !lock(&w.net).hub.is_up() => {
+            w.log(format!("hub: rename while down: {}", first_words(&e.0)));
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn release_fiscal(w: &mut World, reg: usize) -> Result<(), SimError> {
+    let op = w.op_id();
+    let Some(ops) = w.regs[reg].ops.as_mut() else {
+        return Ok(());
+    };
+    match ops.release_fiscal(op) {
+        Ok(r) => {
+            w.log(format!("r{reg} released {} fiscal ranges", r.len()));
+            Ok(())
+        }
+        Err(e) => w.refused(reg, "fiscal release", &e),
+    }
+}
+
+/// One fault of the safety phase, or none.
+pub fn fault(w: &mut World) -> Result<(), SimError> {
+    let reg = w.pick(w.regs.len());
+    let roll = w.rand_range(0, 999);
+    match roll {
+        0..=249 => {
+            let mut n = lock(&w.net);
+            let cut = !n.partitioned[reg];
+            n.partitioned[reg] = cut;
+            if cut {
+                n.counts.add(Fault::Partition);
+            }
+            drop(n);
+            w.log(format!(
+                "r{reg} network {}",
+                if cut { "partitioned" } else { "healed" }
+            ));
+        }
+        250..=369 => w.crash_register(reg)?,
+        370..=429 => {
+            if w.hub_down_steps == 0 {
+                let down = u64::try_from(w.rand_range(1, 6)).unwrap_or(1);
+                lock(&w.net).hub.close();
+                lock(&w.net).counts.add(Fault::HubCrash);
+                w.hub_down_steps = down;
+                w.log(format!("hub crashed, down for {down} steps"));
+            }
+        }
+        430..=579 => {
+            let jump = w.rand_range(-600_000, 600_000);
+            let r = &mut w.regs[reg];
+            r.offset_ms = (r.offset_ms + jump).clamp(-600_000, 600_000);
+            let off = r.offset_ms;
+            lock(&w.net).counts.add(Fault::ClockJump);
+            w.log(format!("r{reg} clock jumps {jump} ms (offset {off})"));
+        }
+        580..=699 => w.backup_register(reg)?,
+        700..=799 => {
+            let n = w.regs[reg].backups.len();
+            if n > 0 {
+                let which = w.pick(n);
+                w.restore_register(reg, which)?;
+            }
+        }
+        _ => {
+            let n = w.pick(3) + 1;
+            lock(&w.net).release_delayed(n);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! The deterministic simulation (`caja_tests::sim`): many seeds, each a run
+//! of three registers and a hub through faults, then healing, convergence
+//! and every invariant of DESIGN.md.
+//!
+//! - `SEED=<n> cargo test -p caja-tests --test simulation replay_seed -- --nocapture`
+//!   replays one seed and prints its whole trace;
+//! - `CAJA_SIM_SEEDS=<n>` runs n seeds (default 1000), `CAJA_SIM_FIRST=<n>`
+//!   starts elsewhere; `CAJA_SOAK=1` runs 20,000 longer seeds.
+
+use caja_tests::sim::faults::FaultCounts;
+use caja_tests::sim::{self, SimConfig};
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+}
+
+fn soak() -> bool {
+    std::env::var("CAJA_SOAK").is_ok_and(|v| v == "1")
+}
+
+fn config() -> SimConfig {
+    if soak() {
+        SimConfig {
+            safety_steps: 150,
+            liveness_steps: 300,
+            ..SimConfig::default()
+        }
+    } else {
+        SimConfig::default()
+    }
+}
+
+/// Runs `seeds` on every core; returns the summary and every failure.
+fn run_many(seeds: Vec<u64>, cfg: SimConfig) -> (String, Vec<sim::SimFailure>) {
+    let threads = std::thread::available_parallelism()
+        .map_or(2, std::num::NonZeroUsize::get)
+        .clamp(1, 4);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let started = std::time::Instant::now();
+    let results: Vec<Result<sim::RunReport, sim::SimFailure>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(seed) = seeds.get(i) else {
+                            return out;
+                        };
+                        out.push(sim::run(*seed, cfg));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a simulation thread panicked"))
+            .collect()
+    });
+    let mut faults = FaultCounts::default();
+    let (mut steps, mut checks, mut acked, mut requests, mut live_max) = (0, 0, 0, 0, 0);
+    let mut failures = Vec::new();
+    let mut ok = 0;
+    for r in results {
+        match r {
+            Ok(r) => {
+                ok += 1;
+                steps += r.steps;
+                checks += r.checks;
+                acked += r.acked;
+                requests += r.requests;
+                live_max = live_max.max(r.liveness_steps);
+                faults.merge(&r.faults);
+            }
+            Err(f) => failures.push(f),
+        }
+    }
+    failures.sort_by_key(|f| f.seed);
+    let summary = format!(
+        "simulation: {} seeds ({ok} passed, {} failed) in {:.1?} on {threads} threads; steps={steps} acknowledged_ops={acked} hub_requests={requests} liveness_max_steps={live_max} invariant_checks={checks}; faults total={} {faults}",
+        seeds.len(),
+        failures.len(),
+        started.elapsed(),
+        faults.total(),
+    );
+    (summary, failures)
+}
+
+#[test]
+fn many_seeds_hold_every_invariant() {
+    let n = env_u64("CAJA_SIM_SEEDS").unwrap_or(if soak() { 20_000 } else { 1_000 });
+    let first = env_u64("CAJA_SIM_FIRST").unwrap_or(1);
+    let (summary, failures) = run_many((first..first + n).collect(), config());
+    println!("{summary}");
+    if let Some(f) = failures.first() {
+        let seeds: Vec<u64> = failures.iter().map(|f| f.seed).collect();
+        panic!("{} seeds failed: {seeds:?}\n\n{f}", failures.len());
+    }
+}
+
+#[test]
+fn replay_seed() {
+    let seed = env_u64("SEED").unwrap_or(42);
+    let cfg = SimConfig {
+        echo: std::env::var("SEED").is_ok(),
+        ..config()
+    };
+    match sim::run(seed, cfg) {
+        Ok(r) => {
+            println!(
+                "seed {seed}: {} steps, liveness {} steps, {} acknowledged ops, {} checks; faults {}; trace {}",
+                r.steps, r.liveness_steps, r.acked, r.checks, r.faults, r.trace_hash
+            );
+            assert!(r.checks > 0 && r.acked > 0, "the run did something");
+        }
+        Err(f) => panic!("{f}"),
+    }
+}
+
+#[test]
+fn a_seed_replays_exactly() {
+    for seed in [7, 1234] {
+        let a = sim::run(seed, SimConfig::default()).unwrap_or_else(|f| panic!("{f}"));
+        let b = sim::run(seed, SimConfig::default()).unwrap_or_else(|f| panic!("{f}"));
+        assert_eq!(a, b, "seed {seed}: two runs, one trace");
+        assert!(a.faults.total() > 0, "seed {seed} injected faults");
+    }
+    let other = sim::run(8, SimConfig::default()).unwrap_or_else(|f| panic!("{f}"));
+    let seven = sim::run(7, SimConfig::default()).unwrap_or_else(|f| panic!("{f}"));
+    assert_ne!(other.trace_hash, seven.trace_hash, "another seed, another run");
+}
