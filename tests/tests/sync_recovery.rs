@@ -142,6 +142,49 @@ fn a_register_restored_from_an_old_backup_recovers_before_selling() {
     assert_eq!(live, rebuilt);
 }
 
+/// Regression (found by the simulation, seed 26): a backup taken while the
+/// register was offline holds sales the hub never received. Restored, the
+/// register recovered nothing from the hub and marked its whole journal as
+/// acknowledged, so those sales were never pushed. They must reach the hub.
+#[test]
+fn regression_seed_26_a_backup_taken_offline_pushes_what_the_hub_never_had() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (hub, mut t) = one_till(tmp.path());
+    t.register.sell(op(), &sale()).expect("sale");
+    t.sync.round().expect("sync");
+    let synced = Journal::head(t.register.conn()).expect("head").seq;
+    t.set_network(Mode::Down);
+    for _ in 0..3 {
+        t.register.sell(op(), &sale()).expect("an offline sale");
+    }
+    let backup = tmp.path().join("offline.backup");
+    let backed_up = register::backup(&t.data, &backup).expect("backup");
+    assert_eq!(backed_up, synced + 3);
+
+    // The machine dies; the backup is restored; the network is back.
+    register::restore(&t.data, &backup, SystemClock.now_ms()).expect("restore");
+    t.set_network(Mode::Up);
+    t.reopen(settings()).expect("reopen");
+    let r = t.sync.round().expect("recovery and push");
+    assert_eq!(r.recovered, 0, "the hub had nothing more");
+    assert_eq!(r.pushed, 3, "the three offline sales of the backup");
+    let at_hub: i64 = hub
+        .db()
+        .expect("db")
+        .query_row(
+            "SELECT count(*) FROM events WHERE device_id = ?1",
+            [t.register.device().device.to_string()],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(at_hub.unsigned_abs(), backed_up);
+    assert_eq!(
+        Journal::acked_seq(t.register.conn()).expect("acked"),
+        backed_up
+    );
+    assert!(!t.register.status().expect("status").restored_from_backup);
+}
+
 #[test]
 fn a_flapping_link_keeps_the_breaker_open_without_a_request_storm() {
     let tmp = tempfile::tempdir().expect("tmp");
