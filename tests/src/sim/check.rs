@@ -172,7 +172,25 @@ fn stock(w: &mut World) -> Result<(), SimError> {
         .hub
         .admin("GET", &format!("/v1/admin/stock?store={}", w.store), None)?;
     let alerts = n.hub.admin("GET", "/v1/admin/stock/alerts", None)?;
+    let oversold: i64 = n
+        .hub
+        .db()?
+        .query_row("SELECT count(*) FROM p_oversells", [], |r| r.get(0))
+        .map_err(sql)?;
     drop(n);
+    // One alert for every line sold beyond its quota under `warn`.
+    let oversell_alerts = alerts["alerts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["kind"] == "oversell")
+        .count();
+    w.checks += 1;
+    if oversell_alerts as i64 != oversold {
+        return Err(fail(format!(
+            "invariant 3: {oversold} lines sold beyond quota, {oversell_alerts} oversell alerts"
+        )));
+    }
     for p in v["products"].as_array().into_iter().flatten() {
         let sku = p["product"].as_str().unwrap_or("");
         let stock = p["stock_milli"].as_i64().unwrap_or(0);
@@ -483,7 +501,16 @@ fn causal_order_and_projections(
             Ok((e, hub_devices.contains(&device)))
         })
         .collect::<Result<_, SimError>>()?;
-    w.checks += 1;
+    let distinct: i64 = conn
+        .query_row("SELECT count(DISTINCT event_row) FROM applied", [], |r| r.get(0))
+        .map_err(sql)?;
+    w.checks += 2;
+    if distinct != applied.len() as i64 {
+        return Err(fail(format!(
+            "invariant 1: {} applications of {distinct} events: an event applied twice",
+            applied.len()
+        )));
+    }
     if applied.len() as i64 != stored {
         return Err(fail(format!(
             "invariant 6: {} events applied of {stored} stored after convergence",
