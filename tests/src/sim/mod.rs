@@ -76,7 +76,7 @@ impl Default for SimConfig {
     fn default() -> Self {
         SimConfig {
             registers: 3,
-            safety_steps: 60,
+            safety_steps: 45,
             liveness_steps: 150,
             fiscal_series_size: 10_000,
             net: NetFaults {

@@ -193,7 +193,7 @@ pub fn sync_settings() -> SyncSettings {
             successes_to_close: 1,
         },
         keep_alive: false,
-        escrow_retry_ms: 5_000,
+        escrow_retry_ms: 30_000,
         ..SyncSettings::default()
     }
 }
