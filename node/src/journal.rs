@@ -489,9 +489,12 @@ impl Journal {
         let linked = check_next(head, &event);
         debug_assert!(linked.is_ok(), "append built a non-next event: {linked:?}");
         linked?;
+        crate::crashpoint::hit("journal:before_insert");
         insert_event(tx, &event)?;
+        crate::crashpoint::hit("journal:inserted");
         if next.get() % CHECKPOINT_EVERY == 0 {
             self.write_checkpoint(tx, CheckpointReason::Periodic, now_ms)?;
+            crate::crashpoint::hit("journal:checkpoint");
         }
         Ok(event)
     }

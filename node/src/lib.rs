@@ -25,6 +25,7 @@
 //!   loop and the virtual scale.
 
 pub mod config;
+pub mod crashpoint;
 pub mod db;
 pub mod devices;
 pub mod escrow;

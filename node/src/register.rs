@@ -607,6 +607,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
         let request_hash = request_hash(kind, request)?;
         let now_ms = self.clock.now_ms();
         let tx = self.db.write_tx()?;
+        crate::crashpoint::hit("op:begun");
         if let Some(prior) = journal::find_op(&tx, &op_id)? {
             if prior.request_hash != request_hash || prior.kind != kind {
                 return Err(OpError::OpIdReused(op_id));
@@ -637,7 +638,9 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
                 at_ms: now_ms,
             },
         )?;
+        crate::crashpoint::hit("op:recorded");
         tx.commit()?;
+        crate::crashpoint::hit("op:committed");
         Ok(result)
     }
 
@@ -1079,6 +1082,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
                         wanted: QtyMilli(short.wanted_milli),
                     });
                 }
+                crate::crashpoint::hit("escrow:taken");
             }
             let body = outcome.body.clone();
             let seq = ctx.append(outcome.body.into(), vec![shift_event])?;
@@ -1091,6 +1095,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             };
             // The receipt is queued with the sale: committed together or not at all.
             crate::print::enqueue_original(ctx.tx, sale_id, ctx.now_ms)?;
+            crate::crashpoint::hit("print:enqueued");
             let mut debt_id = None;
             if outcome.fiado.0 > 0 {
                 let customer = req.customer.ok_or(SaleError::FiadoWithoutCustomer)?;
@@ -1616,6 +1621,7 @@ impl<R: RandomSource> OpCtx<'_, '_, R> {
         let seq = event.seq().get();
         let seq_i = i64::try_from(seq).map_err(|_| invalid("seq", "out of range"))?;
         projection::apply_own(self.tx, seq_i, &event, &body)?;
+        crate::crashpoint::hit("projection:applied");
         self.last_seq = Some(seq);
         Ok(seq)
     }

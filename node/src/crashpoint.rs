@@ -1,0 +1,91 @@
+//! Crash points for the crash-point sweep (`tests/tests/crash_points.rs`):
+//! named places on the write path of an operation where the process can be
+//! made to abort, as a power cut or a kill there would stop it.
+//!
+//! `CAJA_CRASH_AT=<point>:<n>` makes the `n`-th time this process reaches
+//! `<point>` call [`std::process::abort`] (no destructor runs, no
+//! transaction is committed or rolled back by us: SQLite finds what it
+//! finds at the next open). Without the variable nothing can trigger: the
+//! first call reads it once, every later call is one atomic load. A value
+//! that does not parse is ignored (this is a test hook, not configuration).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+/// The environment variable that arms one crash point.
+pub const ENV: &str = "CAJA_CRASH_AT";
+
+/// Every crash point, in the order a sale reaches them.
+pub const POINTS: &[&str] = &[
+    // `BEGIN IMMEDIATE` done, nothing written.
+    "op:begun",
+    // A tracked line's stock quota taken (escrow_quota written).
+    "escrow:taken",
+    // An event built, before its journal row.
+    "journal:before_insert",
+    // The journal row written.
+    "journal:inserted",
+    // A periodic checkpoint written (every 100 events).
+    "journal:checkpoint",
+    // The event applied to the projections (the fiscal number moved).
+    "projection:applied",
+    // The receipt's print job queued.
+    "print:enqueued",
+    // The client operation id recorded, before `COMMIT`.
+    "op:recorded",
+    // `COMMIT` returned, before the cashier is answered.
+    "op:committed",
+];
+
+#[derive(Debug)]
+struct Armed {
+    point: String,
+    nth: u64,
+    hits: AtomicU64,
+}
+
+static ARMED: OnceLock<Option<Armed>> = OnceLock::new();
+
+fn parse(v: &str) -> Option<Armed> {
+    let (point, nth) = v.trim().rsplit_once(':')?;
+    let nth: u64 = nth.parse().ok().filter(|n| *n >= 1)?;
+    POINTS.contains(&point).then(|| Armed {
+        point: point.to_owned(),
+        nth,
+        hits: AtomicU64::new(0),
+    })
+}
+
+/// Reached `point`: aborts the process if it is the armed one's `n`-th hit.
+pub fn hit(point: &'static str) {
+    let armed = ARMED.get_or_init(|| std::env::var(ENV).ok().and_then(|v| parse(&v)));
+    if let Some(a) = armed {
+        if a.point == point && a.hits.fetch_add(1, Ordering::SeqCst) + 1 == a.nth {
+            eprintln!("{ENV}: aborting at {point} (hit {})", a.nth);
+            std::process::abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_known_points_and_positive_counts_arm() {
+        assert!(parse("op:committed:3").is_some_and(|a| a.point == "op:committed" && a.nth == 3));
+        assert!(parse("journal:inserted:1").is_some());
+        assert!(parse("journal:inserted:0").is_none());
+        assert!(parse("nowhere:1").is_none());
+        assert!(parse("op:committed").is_none());
+        assert!(parse("").is_none());
+    }
+
+    #[test]
+    fn unarmed_points_do_nothing() {
+        // The test process has no CAJA_CRASH_AT: every point is a no-op.
+        for p in POINTS {
+            hit(p);
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! The crash-point sweep of the node: the real `caja-node` binary sells in
+//! a loop and aborts (`std::process::abort`, as a kill or a power cut would
+//! stop it) at every write point of a sale — `CAJA_CRASH_AT=<point>:<n>`,
+//! see `caja_node::crashpoint` — at several hits of each point, i.e. across
+//! many sales. After each crash the register is opened again and must hold
+//! every sale the cashier was told was done, and nothing half-applied: the
+//! chain verifies, each journal sale has its projection row, its op record
+//! and its print job, projections equal a rebuild, the fiscal block moved by
+//! exactly the sales that used it (numbers contiguous, none twice), the
+//! stock quota went down by exactly what they sold; and it sells on.
+//!
+//! The register starts from a real enrollment with a real hub (a fiscal
+//! block of 400 numbers and a stock quota of 400 units), copied fresh for
+//! each crash.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use caja_node::crashpoint;
+use caja_node::journal::Journal;
+use caja_node::register::Register;
+use caja_node::sync::engine::SyncSettings;
+use caja_node::system::{OsRandom, SystemClock};
+use caja_node::testkit;
+use caja_shared::clock::Clock;
+use caja_shared::ids::OpId;
+use caja_shared::money::{Money, QtyMilli};
+use caja_tests::cluster::{Hub, Till};
+
+const ARROZ: &str = "7501234567890";
+
+fn op() -> OpId {
+    OpId::new_v7(SystemClock.now_ms(), &mut OsRandom::new().expect("rng")).expect("op")
+}
+
+/// A register with a fiscal block, a stock quota and an open shift; its
+/// data directory is the template every crash starts from.
+fn prepare(tmp: &Path) -> std::path::PathBuf {
+    let hub = Hub::start(&tmp.join("hub")).expect("hub");
+    let store = hub.create_store("Colmado").expect("store");
+    hub.load_catalog(&testkit::sample_catalog_bodies())
+        .expect("catalog");
+    hub.post(
+        "/v1/admin/fiscal/series",
+        &serde_json::json!({"prefix":"B02","digits":8,"first":1,"last":1000,"valid_until":"2099-12-31"}),
+    )
+    .expect("series");
+    let mut back =
+        Till::enroll(&hub, store, "almacen", tmp, SyncSettings::default()).expect("enroll");
+    back.sync.round().expect("catalog");
+    back.register
+        .receive_stock(op(), ARROZ, QtyMilli(1_000_000), Some("inventario"))
+        .expect("stock");
+    back.sync.round().expect("push stock");
+    let mut t = Till::enroll(&hub, store, "caja-1", tmp, SyncSettings::default()).expect("enroll");
+    t.configure(
+        "fiscal_documents = [\"B02\"]\nfiscal_document = \"B02\"\nfiscal_block_size = 400\nfiscal_low_water = 1\nstock_quotas = true\nescrow_low_milli = 1000\nescrow_target_milli = 400000",
+        SyncSettings::default(),
+    )
+    .expect("configure");
+    t.sync.round().expect("block and quota");
+    t.register
+        .open_shift(op(), "ana", Money(0))
+        .expect("shift");
+    let data = t.data.root().to_path_buf();
+    let st = t.register.status().expect("status");
+    assert!(
+        st.fiscal.iter().any(|s| s.series == "B02" && s.left >= 400),
+        "a block of 400: {:?}",
+        st.fiscal
+    );
+    drop(t);
+    drop(back);
+    drop(hub);
+    data
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir") {
+        let e = e.expect("entry");
+        if e.file_type().expect("type").is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).expect("copy");
+        }
+    }
+}
+
+/// What the database says, for comparing before and after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Counts {
+    journal_sales: i64,
+    sales: i64,
+    sale_ops: i64,
+    print_jobs: i64,
+    block_next: i64,
+    block_first_next: i64,
+    quota_left: i64,
+    numbers: Vec<i64>,
+}
+
+fn counts(db: &Path, template_next: i64) -> Counts {
+    let c = rusqlite::Connection::open(db).expect("open");
+    let one = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).expect(sql) };
+    let mut numbers: Vec<i64> = c
+        .prepare("SELECT fiscal_number FROM sales WHERE fiscal_number IS NOT NULL")
+        .expect("prepare")
+        .query_map([], |r| r.get::<_, String>(0))
+        .expect("query")
+        .map(|n| {
+            n.expect("row")
+                .trim_start_matches("B02")
+                .parse::<i64>()
+                .expect("number")
+        })
+        .collect();
+    numbers.sort_unstable();
+    Counts {
+        journal_sales: one("SELECT count(*) FROM journal WHERE kind = 'SaleCreated'"),
+        sales: one("SELECT count(*) FROM sales"),
+        sale_ops: one("SELECT count(*) FROM ops WHERE kind = 'sell'"),
+        print_jobs: one("SELECT count(*) FROM print_jobs WHERE kind = 'original'"),
+        block_next: one("SELECT max(next) FROM fiscal_blocks"),
+        block_first_next: template_next,
+        quota_left: c
+            .query_row(
+                "SELECT left_milli FROM escrow_quota WHERE product = ?1",
+                [ARROZ],
+                |r| r.get(0),
+            )
+            .expect("quota"),
+        numbers,
+    }
+}
+
+fn sell(bin: &Path, data: &Path, repeat: u32, crash: Option<&str>) -> (Vec<String>, std::process::ExitStatus) {
+    let mut cmd = Command::new(bin);
+    cmd.arg("--data-dir")
+        .arg(data)
+        .args([
+            "--json",
+            "sell",
+            "--item",
+            "ARROZ",
+            "--item",
+            "2000000000017:0.455",
+            "--cash",
+            "1000",
+            "--repeat",
+            &repeat.to_string(),
+        ])
+        .env_remove(crashpoint::ENV)
+        .env_remove("CAJA_NODE_HUB_URL")
+        .env_remove("CAJA_NODE_PRINTER")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(c) = crash {
+        cmd.env(crashpoint::ENV, c);
+    }
+    let mut child = cmd.spawn().expect("spawn caja-node");
+    let out = child.stdout.take().expect("stdout");
+    let acked: Vec<String> = BufReader::new(out)
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
+        .filter_map(|v| v["sale_id"].as_str().map(str::to_owned))
+        .collect();
+    let status = child.wait().expect("wait");
+    (acked, status)
+}
+
+#[test]
+fn a_crash_at_every_write_point_of_a_sale_loses_nothing_acknowledged_and_leaves_nothing_half_applied(
+) {
+    let bin = caja_tests::procs::binary("caja-node").expect("caja-node binary");
+    let tmp = tempfile::tempdir_in(caja_tests::sim::scratch_root()).expect("tmp");
+    let template = prepare(tmp.path());
+    let db_name = "caja-node.sqlite3";
+    let start = counts(&template.join(db_name), 0);
+    let template_next = start.block_next;
+    let quota0 = start.quota_left;
+    let mut crashes = 0;
+    let mut sales_checked = 0;
+    for point in crashpoint::POINTS {
+        // Hits spread over many sales; a checkpoint comes every 100 events.
+        let nths: &[u64] = if *point == "journal:checkpoint" {
+            &[1, 2]
+        } else {
+            &[1, 2, 9, 61]
+        };
+        for &nth in nths {
+            let data = tmp.path().join(format!("run-{}-{nth}", point.replace(':', "_")));
+            copy_dir(&template, &data);
+            let (acked, status) = sell(&bin, &data, 300, Some(&format!("{point}:{nth}")));
+            assert_eq!(
+                status.signal(),
+                Some(6),
+                "{point}:{nth}: the process aborted there ({status:?})"
+            );
+            crashes += 1;
+            // Restart: the register opens (start-up chain check) and verifies.
+            let dir = caja_node::register::DataDir::new(&data);
+            let key = caja_node::keyfile::read_key_file(&dir.key_path()).expect("key");
+            let mut reg = Register::open(&dir, SystemClock, OsRandom::new().expect("rng"))
+                .unwrap_or_else(|e| panic!("{point}:{nth}: reopens after the crash: {e}"));
+            Journal::verify(reg.conn(), &key, None, |_, _| {})
+                .unwrap_or_else(|e| panic!("{point}:{nth}: the chain verifies: {e}"));
+            let (live, rebuilt) = reg.rebuild().expect("rebuild");
+            assert_eq!(live, rebuilt, "{point}:{nth}: projections equal a rebuild");
+            for id in &acked {
+                let n: i64 = reg
+                    .conn()
+                    .query_row("SELECT count(*) FROM sales WHERE sale_id = ?1", [id], |r| {
+                        r.get(0)
+                    })
+                    .expect("query");
+                assert_eq!(n, 1, "{point}:{nth}: acknowledged sale {id} is there once");
+            }
+            drop(reg);
+            let c = counts(&data.join(db_name), template_next);
+            let sold = c.journal_sales - start.journal_sales;
+            // A crash after COMMIT loses the answer, not the sale.
+            let expected = acked.len() as i64 + i64::from(*point == "op:committed");
+            assert_eq!(sold, expected, "{point}:{nth}: sales in the journal");
+            assert_eq!(c.sales - start.sales, sold, "{point}:{nth}: projection rows");
+            assert_eq!(c.sale_ops - start.sale_ops, sold, "{point}:{nth}: op records");
+            assert_eq!(c.print_jobs - start.print_jobs, sold, "{point}:{nth}: print jobs");
+            assert_eq!(
+                c.block_next - template_next,
+                sold,
+                "{point}:{nth}: the fiscal block moved by the sales that used it"
+            );
+            let used: Vec<i64> = (template_next..template_next + sold).collect();
+            let mine: Vec<i64> = c
+                .numbers
+                .iter()
+                .copied()
+                .filter(|n| *n >= template_next)
+                .collect();
+            assert_eq!(mine, used, "{point}:{nth}: numbers contiguous, none twice");
+            assert_eq!(
+                c.quota_left,
+                quota0 - 1000 * sold,
+                "{point}:{nth}: the quota went down by what was sold"
+            );
+            // It sells on, with the next number.
+            let (more, status) = sell(&bin, &data, 2, None);
+            assert!(status.success(), "{point}:{nth}: sells after the crash");
+            assert_eq!(more.len(), 2);
+            let after = counts(&data.join(db_name), template_next);
+            assert_eq!(after.block_next, c.block_next + 2);
+            sales_checked += acked.len();
+            let _ = std::fs::remove_dir_all(&data);
+        }
+    }
+    println!(
+        "crash-point sweep: {crashes} crashes at {} points, {sales_checked} acknowledged sales checked",
+        crashpoint::POINTS.len()
+    );
+    assert!(sales_checked > 0);
+}
