@@ -181,6 +181,14 @@ fn snapshot(cfg: SimConfig) -> Result<std::sync::Arc<world::Snapshot>, SimError>
     Ok(snap)
 }
 
+/// The opened store of `cfg`'s size copied into `root`, with clocks and
+/// random sources from `seed`, ready for a test to drive by hand (the
+/// fuzz tests push hostile bodies at its hub).
+pub fn open_world(seed: u64, cfg: SimConfig, root: &std::path::Path) -> Result<World, SimError> {
+    let snap = snapshot(cfg)?;
+    World::resume(seed, cfg, root, Trace::new(cfg.echo), &snap)
+}
+
 /// Runs one seed; any failure (a broken invariant, an unexpected error, a
 /// panic) comes back with the seed and the trace's tail.
 pub fn run(seed: u64, cfg: SimConfig) -> Result<RunReport, SimFailure> {
