@@ -2,7 +2,9 @@
 //! head office's changes at the hub, and (in the safety phase) the faults.
 //! Every choice comes from the world's seeded dice.
 
-use caja_node::register::CustomerRequest;
+use caja_node::register::{CustomerRequest, ReturnLineRequest, ReturnRequest};
+use caja_shared::ids::SaleId;
+use caja_shared::kind::CashMovement;
 use caja_node::sale::{LineRequest, PaymentRequest, SaleRequest};
 use caja_shared::kind::PaymentMethod;
 use caja_shared::money::{Money, QtyMilli};
@@ -36,6 +38,8 @@ pub fn action(w: &mut World) -> Result<(), SimError> {
         725..=764 => price_change(w),
         765..=774 => catalog_rename(w),
         775..=784 => release_fiscal(w, reg),
+        785..=814 => return_goods(w, reg),
+        815..=839 => cash_move(w, reg),
         _ => Ok(()),
     }
 }
@@ -357,6 +361,57 @@ fn catalog_rename(w: &mut World) -> Result<(), SimError> {
             Ok(())
         }
         Err(e) => Err(e),
+    }
+}
+
+/// A customer brings back part of a sale's first line, at this register or
+/// another one (which knows the sale once synced).
+fn return_goods(w: &mut World, reg: usize) -> Result<(), SimError> {
+    let sales: Vec<SaleId> = w
+        .acked
+        .iter()
+        .filter(|a| !a.lost)
+        .filter_map(|a| a.sale)
+        .collect();
+    if sales.is_empty() {
+        return Ok(());
+    }
+    let sale = sales[w.pick(sales.len())];
+    let req = ReturnRequest {
+        sale: sale.to_string(),
+        lines: vec![ReturnLineRequest {
+            line: 0,
+            qty_milli: w.rand_range(1, 2) * 250,
+            damaged: w.chance(200),
+        }],
+        refund: PaymentMethod::Cash,
+    };
+    let op = w.op_id();
+    let Some(ops) = w.regs[reg].ops.as_mut() else {
+        return Ok(());
+    };
+    match ops.return_sale(op, &req, None) {
+        Ok(r) => {
+            w.log(format!("r{reg} return seq {} total {}", r.seq, r.total.0));
+            w.ack(reg, "return", &[r.seq], None, None)
+        }
+        Err(e) => w.refused(reg, "return", &e),
+    }
+}
+
+fn cash_move(w: &mut World, reg: usize) -> Result<(), SimError> {
+    let kind = [CashMovement::PaidIn, CashMovement::PaidOut, CashMovement::Drop][w.pick(3)];
+    let amount = w.rand_range(100, 20_000);
+    let op = w.op_id();
+    let Some(ops) = w.regs[reg].ops.as_mut() else {
+        return Ok(());
+    };
+    match ops.cash_move(op, kind, Money(amount), "caja chica", None) {
+        Ok(r) => {
+            w.log(format!("r{reg} cash {kind:?} {amount} seq {:?}", r.seqs));
+            w.ack(reg, "cash_move", &r.seqs, None, None)
+        }
+        Err(e) => w.refused(reg, "cash movement", &e),
     }
 }
 
