@@ -61,9 +61,7 @@ fn prepare(tmp: &Path) -> std::path::PathBuf {
     )
     .expect("configure");
     t.sync.round().expect("block and quota");
-    t.register
-        .open_shift(op(), "ana", Money(0))
-        .expect("shift");
+    t.register.open_shift(op(), "ana", Money(0)).expect("shift");
     let data = t.data.root().to_path_buf();
     let st = t.register.status().expect("status");
     assert!(
@@ -134,7 +132,12 @@ fn counts(db: &Path, template_next: i64) -> Counts {
     }
 }
 
-fn sell(bin: &Path, data: &Path, repeat: u32, crash: Option<&str>) -> (Vec<String>, std::process::ExitStatus) {
+fn sell(
+    bin: &Path,
+    data: &Path,
+    repeat: u32,
+    crash: Option<&str>,
+) -> (Vec<String>, std::process::ExitStatus) {
     let mut cmd = Command::new(bin);
     cmd.arg("--data-dir")
         .arg(data)
@@ -190,7 +193,9 @@ fn a_crash_at_every_write_point_of_a_sale_loses_nothing_acknowledged_and_leaves_
             &[1, 2, 9, 61]
         };
         for &nth in nths {
-            let data = tmp.path().join(format!("run-{}-{nth}", point.replace(':', "_")));
+            let data = tmp
+                .path()
+                .join(format!("run-{}-{nth}", point.replace(':', "_")));
             copy_dir(&template, &data);
             let (acked, status) = sell(&bin, &data, 300, Some(&format!("{point}:{nth}")));
             assert_eq!(
@@ -223,9 +228,21 @@ fn a_crash_at_every_write_point_of_a_sale_loses_nothing_acknowledged_and_leaves_
             // A crash after COMMIT loses the answer, not the sale.
             let expected = acked.len() as i64 + i64::from(*point == "op:committed");
             assert_eq!(sold, expected, "{point}:{nth}: sales in the journal");
-            assert_eq!(c.sales - start.sales, sold, "{point}:{nth}: projection rows");
-            assert_eq!(c.sale_ops - start.sale_ops, sold, "{point}:{nth}: op records");
-            assert_eq!(c.print_jobs - start.print_jobs, sold, "{point}:{nth}: print jobs");
+            assert_eq!(
+                c.sales - start.sales,
+                sold,
+                "{point}:{nth}: projection rows"
+            );
+            assert_eq!(
+                c.sale_ops - start.sale_ops,
+                sold,
+                "{point}:{nth}: op records"
+            );
+            assert_eq!(
+                c.print_jobs - start.print_jobs,
+                sold,
+                "{point}:{nth}: print jobs"
+            );
             assert_eq!(
                 c.block_next - template_next,
                 sold,

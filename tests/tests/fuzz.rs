@@ -197,7 +197,13 @@ fn push_target() -> PushTarget {
         .expect("device")
         .expect("device");
     let last = events.last().expect("last");
-    let cp = Checkpoint::sign(&key, device.key_id.clone(), device.device, last.seq(), last.hash());
+    let cp = Checkpoint::sign(
+        &key,
+        device.key_id.clone(),
+        device.device,
+        last.seq(),
+        last.hash(),
+    );
     let body = caja_shared::push::push_body(device.device, &events, &cp, 0).expect("body");
     PushTarget {
         _tmp: tmp,

@@ -127,5 +127,8 @@ fn a_seed_replays_exactly() {
     }
     let other = sim::run(8, SimConfig::default()).unwrap_or_else(|f| panic!("{f}"));
     let seven = sim::run(7, SimConfig::default()).unwrap_or_else(|f| panic!("{f}"));
-    assert_ne!(other.trace_hash, seven.trace_hash, "another seed, another run");
+    assert_ne!(
+        other.trace_hash, seven.trace_hash,
+        "another seed, another run"
+    );
 }

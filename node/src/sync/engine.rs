@@ -182,8 +182,7 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
         rng: R,
         settings: SyncSettings,
     ) -> Result<Self, SyncError> {
-        let client =
-            HubClient::with_keep_alive(hub_url, settings.timeout_ms, settings.keep_alive)?;
+        let client = HubClient::with_keep_alive(hub_url, settings.timeout_ms, settings.keep_alive)?;
         SyncEngine::open_with_client(dir, client, clock, rng, settings)
     }
 

@@ -81,14 +81,16 @@ pub fn periodic(w: &mut World) -> Result<(), SimError> {
 /// acknowledged sale is there, and the numbers of sales lost with a machine
 /// are never free to be granted again.
 fn fiscal_report(w: &mut World, complete: bool) -> Result<(), SimError> {
-    let v = lock(&w.net)
-        .hub
-        .admin("GET", &format!("/v1/admin/fiscal/report?series={SERIES}"), None)?;
+    let v = lock(&w.net).hub.admin(
+        "GET",
+        &format!("/v1/admin/fiscal/report?series={SERIES}"),
+        None,
+    )?;
     let r = &v["reports"][0];
     let size = r["size"].as_u64().unwrap_or(0);
-    let total: u64 = r["totals"]
-        .as_object()
-        .map_or(0, |o| o.values().filter_map(serde_json::Value::as_u64).sum());
+    let total: u64 = r["totals"].as_object().map_or(0, |o| {
+        o.values().filter_map(serde_json::Value::as_u64).sum()
+    });
     w.checks += 1;
     if size == 0 || total != size {
         return Err(fail(format!(
@@ -137,7 +139,9 @@ fn fiscal_report(w: &mut World, complete: bool) -> Result<(), SimError> {
         };
         let n = number_of(number);
         let Some((st, sales)) = status(n) else {
-            return Err(fail(format!("fiscal number {number} is outside the report")));
+            return Err(fail(format!(
+                "fiscal number {number} is outside the report"
+            )));
         };
         w.checks += 1;
         if a.lost {
@@ -249,7 +253,9 @@ pub fn converged(w: &World) -> Result<Option<String>, SimError> {
         let Some(ops) = &r.ops else {
             return Ok(Some(format!("{} closed", r.name)));
         };
-        let head = Journal::head(ops.conn()).map_err(|e| fail(e.to_string()))?.seq;
+        let head = Journal::head(ops.conn())
+            .map_err(|e| fail(e.to_string()))?
+            .seq;
         let acked = Journal::acked_seq(ops.conn()).map_err(|e| fail(e.to_string()))?;
         let st = ops.status().map_err(|e| fail(e.to_string()))?;
         let at_hub = hub_seq(&r.device.to_string())?;
@@ -296,11 +302,9 @@ pub fn converged(w: &World) -> Result<Option<String>, SimError> {
 
 /// Every invariant, once the run converged.
 pub fn complete(w: &mut World) -> Result<(), SimError> {
-    let t0 = std::time::Instant::now();
     fiscal_numbers_unique(w)?;
     fiscal_report(w, true)?;
     stock(w)?;
-    if std::env::var("CAJA_SIM_TIMING").is_ok() { eprintln!("  reports {:?}", t0.elapsed()); }
     let conn = lock(&w.net).hub.db()?;
     let quarantined: i64 = conn
         .query_row(
@@ -315,22 +319,13 @@ pub fn complete(w: &mut World) -> Result<(), SimError> {
             "{quarantined} register(s) quarantined in a run without tampering"
         )));
     }
-    let t = std::time::Instant::now();
-    let tm = |what: &str| if std::env::var("CAJA_SIM_TIMING").is_ok() { eprintln!("  {what} {:?}", t.elapsed()); };
     acknowledged_at_hub(w, &conn)?;
-    tm("acked");
     registers(w)?;
-    tm("registers");
     hub_chains(w, &conn)?;
-    tm("chains");
     causal_order_and_projections(w, &conn)?;
-    tm("causal");
     audit(w, &conn)?;
-    tm("audit");
     drop(conn);
-    hub_rebuild(w)?;
-    tm("rebuild");
-    Ok(())
+    hub_rebuild(w)
 }
 
 /// Invariant 1: every operation a cashier saw done (and not lost with its
@@ -345,7 +340,11 @@ fn acknowledged_at_hub(w: &mut World, conn: &rusqlite::Connection) -> Result<(),
             .map_err(sql)?;
         let rows = stmt
             .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
             })
             .map_err(sql)?;
         for row in rows {
@@ -392,7 +391,9 @@ fn acknowledged_at_hub(w: &mut World, conn: &rusqlite::Connection) -> Result<(),
     // Each register's whole chain, byte for byte.
     for r in &w.regs {
         let ops = r.ops.as_ref().ok_or_else(|| fail("closed register"))?;
-        let head = Journal::head(ops.conn()).map_err(|e| fail(e.to_string()))?.seq;
+        let head = Journal::head(ops.conn())
+            .map_err(|e| fail(e.to_string()))?
+            .seq;
         let mut events = Vec::new();
         loop {
             let page = Journal::events_after(ops.conn(), events.len() as u64, 1000)
@@ -403,7 +404,11 @@ fn acknowledged_at_hub(w: &mut World, conn: &rusqlite::Connection) -> Result<(),
             events.extend(page);
         }
         if events.len() as u64 != head {
-            return Err(fail(format!("{}: journal holds {} of {head}", r.name, events.len())));
+            return Err(fail(format!(
+                "{}: journal holds {} of {head}",
+                r.name,
+                events.len()
+            )));
         }
         for e in events {
             let key = (r.device.to_string(), e.seq().get());
@@ -426,8 +431,12 @@ fn registers(w: &mut World) -> Result<(), SimError> {
         let key = caja_node::keyfile::read_key_file(&r.data.key_path())
             .map_err(|e| fail(format!("{}: key: {e}", r.name)))?;
         let ops = r.ops.as_mut().ok_or_else(|| fail("closed register"))?;
-        Journal::verify(ops.conn(), &key, None, |_, _| {})
-            .map_err(|e| fail(format!("invariant 4: {} journal does not verify: {e}", r.name)))?;
+        Journal::verify(ops.conn(), &key, None, |_, _| {}).map_err(|e| {
+            fail(format!(
+                "invariant 4: {} journal does not verify: {e}",
+                r.name
+            ))
+        })?;
         let (live, rebuilt) = ops
             .rebuild()
             .map_err(|e| fail(format!("{}: rebuild: {e}", r.name)))?;
@@ -493,7 +502,9 @@ fn causal_order_and_projections(
         )
         .map_err(sql)?;
     let applied: Vec<(Event, bool)> = stmt
-        .query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)))
+        .query_map([], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
+        })
         .map_err(sql)?
         .map(|row| {
             let (bytes, device) = row.map_err(sql)?;
@@ -502,7 +513,9 @@ fn causal_order_and_projections(
         })
         .collect::<Result<_, SimError>>()?;
     let distinct: i64 = conn
-        .query_row("SELECT count(DISTINCT event_row) FROM applied", [], |r| r.get(0))
+        .query_row("SELECT count(DISTINCT event_row) FROM applied", [], |r| {
+            r.get(0)
+        })
         .map_err(sql)?;
     w.checks += 2;
     if distinct != applied.len() as i64 {
@@ -570,8 +583,7 @@ fn causal_order_and_projections(
     let waits = |i: usize, taken: &BTreeSet<usize>| -> bool {
         let env = applied[i].0.envelope();
         env.deps.iter().any(|d| !taken.contains(&position[d]))
-            || (env.seq.get() > 1
-                && !taken.contains(&by_seq[&(env.device, env.seq.get() - 1)]))
+            || (env.seq.get() > 1 && !taken.contains(&by_seq[&(env.device, env.seq.get() - 1)]))
     };
     let mut pending: Vec<usize> = in_apply_order.clone();
     while !pending.is_empty() || !ready.is_empty() {
@@ -648,7 +660,9 @@ fn audit(w: &mut World, conn: &rusqlite::Connection) -> Result<(), SimError> {
         .map_err(sql)?;
     for id in &ids {
         if !logged.contains(id) {
-            return Err(fail(format!("invariant 7: event {id} is not in the audit log")));
+            return Err(fail(format!(
+                "invariant 7: event {id} is not in the audit log"
+            )));
         }
     }
     let conflicts: Vec<String> = conn

@@ -156,7 +156,9 @@ impl SimHub {
                 .get("retry-after")
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok());
-            let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.ok()?;
+            let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                .await
+                .ok()?;
             Some(RawAnswer {
                 status,
                 retry_after_s,

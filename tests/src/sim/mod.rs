@@ -231,17 +231,14 @@ fn run_in(
     trace: Trace,
     step_out: &std::sync::atomic::AtomicU64,
 ) -> Result<RunReport, SimError> {
-    let t0 = std::time::Instant::now();
     let snap = snapshot(cfg)?;
     let mut w = World::resume(seed, cfg, root, trace.clone(), &snap)?;
-    if std::env::var("CAJA_SIM_TIMING").is_ok() { eprintln!("world {:?}", t0.elapsed()); }
     w.log(format!("seed {seed}: {} registers", cfg.registers));
     lock(&w.net).faults = cfg.net;
     for _ in 0..cfg.safety_steps {
         step(&mut w, true)?;
         step_out.store(w.step, std::sync::atomic::Ordering::Relaxed);
     }
-    if std::env::var("CAJA_SIM_TIMING").is_ok() { eprintln!("safety {:?}", t0.elapsed()); }
     heal(&mut w)?;
     let started = w.step;
     let mut converged = false;
@@ -265,9 +262,7 @@ fn run_in(
         )));
     }
     w.log(format!("converged after {liveness_steps} liveness steps"));
-    if std::env::var("CAJA_SIM_TIMING").is_ok() { eprintln!("liveness {:?}", t0.elapsed()); }
     check::complete(&mut w)?;
-    if std::env::var("CAJA_SIM_TIMING").is_ok() { eprintln!("checked {:?}", t0.elapsed()); }
     let n = lock(&w.net);
     let report = RunReport {
         seed,
@@ -339,10 +334,20 @@ fn sync_tick(w: &mut World, i: usize) -> Result<(), SimError> {
     match result {
         Ok(r) => w.log(format!(
             "r{i} sync: recovered {} pushed {} dup {} held {} hub {} peers {} blocks {} quotas {}",
-            r.recovered, r.pushed, r.duplicates, r.held, r.hub_events, r.peer_events, r.fiscal_blocks, r.quotas
+            r.recovered,
+            r.pushed,
+            r.duplicates,
+            r.held,
+            r.hub_events,
+            r.peer_events,
+            r.fiscal_blocks,
+            r.quotas
         )),
         Err(e) => {
-            w.log(format!("r{i} sync failed: {}", world::first_words(&e.to_string())));
+            w.log(format!(
+                "r{i} sync failed: {}",
+                world::first_words(&e.to_string())
+            ));
             if !e.is_transient() && !matches!(e, caja_node::sync::engine::SyncError::Hub(_)) {
                 return Err(SimError(format!("r{i} sync: {e}")));
             }

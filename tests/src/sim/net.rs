@@ -78,7 +78,8 @@ pub type Net = Arc<Mutex<NetState>>;
 /// Locks the network (a poisoned lock means a panic elsewhere; keep going
 /// with the data, the panic is reported by the test).
 pub fn lock(net: &Net) -> MutexGuard<'_, NetState> {
-    net.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    net.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl NetState {

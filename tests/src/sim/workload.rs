@@ -3,9 +3,9 @@
 //! Every choice comes from the world's seeded dice.
 
 use caja_node::register::{CustomerRequest, ReturnLineRequest, ReturnRequest};
+use caja_node::sale::{LineRequest, PaymentRequest, SaleRequest};
 use caja_shared::ids::SaleId;
 use caja_shared::kind::CashMovement;
-use caja_node::sale::{LineRequest, PaymentRequest, SaleRequest};
 use caja_shared::kind::PaymentMethod;
 use caja_shared::money::{Money, QtyMilli};
 
@@ -101,7 +101,13 @@ fn sell(w: &mut World, reg: usize) -> Result<(), SimError> {
                 "r{reg} sale seq {} total {} fiscal {:?}",
                 r.seq, r.total.0, r.fiscal_number
             ));
-            w.ack(reg, "sale", &[r.seq], Some(r.sale_id), r.fiscal_number.clone())?;
+            w.ack(
+                reg,
+                "sale",
+                &[r.seq],
+                Some(r.sale_id),
+                r.fiscal_number.clone(),
+            )?;
             // The UI retries: once at once, and sometimes after the process
             // died between the commit and the answer.
             if w.chance(60) {
@@ -122,7 +128,10 @@ fn sell(w: &mut World, reg: usize) -> Result<(), SimError> {
                         "invariant 9: r{reg} retried op {op} answered {again:?}, first {r:?}"
                     )));
                 }
-                w.log(format!("r{reg} retry of sale seq {} answered the same", r.seq));
+                w.log(format!(
+                    "r{reg} retry of sale seq {} answered the same",
+                    r.seq
+                ));
             }
             Ok(())
         }
@@ -238,7 +247,10 @@ fn receive(w: &mut World, reg: usize) -> Result<(), SimError> {
     };
     match ops.receive_stock(op, sku, QtyMilli(qty), Some("factura")) {
         Ok(r) => {
-            w.log(format!("r{reg} stock received {sku} {qty} seq {:?}", r.seqs));
+            w.log(format!(
+                "r{reg} stock received {sku} {qty} seq {:?}",
+                r.seqs
+            ));
             w.ack(reg, "stock_receive", &r.seqs, None, None)
         }
         Err(e) => w.refused(reg, "stock receive", &e),
@@ -262,7 +274,9 @@ fn count(w: &mut World, reg: usize) -> Result<(), SimError> {
             if delta < 0 && !w.counted_down.iter().any(|s| s == sku) {
                 w.counted_down.push(sku.to_owned());
             }
-            w.log(format!("r{reg} stock count {sku} {counted} (delta {delta})"));
+            w.log(format!(
+                "r{reg} stock count {sku} {counted} (delta {delta})"
+            ));
             w.ack(reg, "stock_count", &r.seqs, None, None)
         }
         Err(e) => w.refused(reg, "stock count", &e),
@@ -327,7 +341,10 @@ fn price_change(w: &mut World) -> Result<(), SimError> {
             Ok(())
         }
         Err(e) if !lock(&w.net).hub.is_up() => {
-            w.log(format!("hub: price change while down: {}", first_words(&e.0)));
+            w.log(format!(
+                "hub: price change while down: {}",
+                first_words(&e.0)
+            ));
             Ok(())
         }
         Err(e) => Err(e),
@@ -400,7 +417,11 @@ fn return_goods(w: &mut World, reg: usize) -> Result<(), SimError> {
 }
 
 fn cash_move(w: &mut World, reg: usize) -> Result<(), SimError> {
-    let kind = [CashMovement::PaidIn, CashMovement::PaidOut, CashMovement::Drop][w.pick(3)];
+    let kind = [
+        CashMovement::PaidIn,
+        CashMovement::PaidOut,
+        CashMovement::Drop,
+    ][w.pick(3)];
     let amount = w.rand_range(100, 20_000);
     let op = w.op_id();
     let Some(ops) = w.regs[reg].ops.as_mut() else {

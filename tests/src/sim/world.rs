@@ -244,8 +244,10 @@ impl World {
             n.hub.admin(
                 "POST",
                 "/v1/admin/fiscal/series",
-                Some(&serde_json::json!({"prefix": SERIES, "digits": 8, "first": 1,
-                    "last": cfg.fiscal_series_size, "valid_until": "2099-12-31"})),
+                Some(
+                    &serde_json::json!({"prefix": SERIES, "digits": 8, "first": 1,
+                    "last": cfg.fiscal_series_size, "valid_until": "2099-12-31"}),
+                ),
             )?;
             store
         };
@@ -284,7 +286,12 @@ impl World {
             let qty = if weighed { 20_000 } else { 40_000 };
             if let Some(ops) = self.regs[0].ops.as_mut() {
                 let r = ops
-                    .receive_stock(op, sku, caja_shared::money::QtyMilli(qty), Some("inventario"))
+                    .receive_stock(
+                        op,
+                        sku,
+                        caja_shared::money::QtyMilli(qty),
+                        Some("inventario"),
+                    )
                     .map_err(|e| SimError(format!("opening stock: {e}")))?;
                 self.ack(0, "stock_receive", &r.seqs, None, None)?;
             }
@@ -389,7 +396,11 @@ impl World {
             dir: self.root.clone(),
             acked: self.acked.clone(),
             store: self.store,
-            regs: self.regs.iter().map(|r| (r.name.clone(), r.device)).collect(),
+            regs: self
+                .regs
+                .iter()
+                .map(|r| (r.name.clone(), r.device))
+                .collect(),
             now_ms: self.now_ms,
         }
     }
@@ -448,10 +459,7 @@ impl World {
 
     /// A client of the hub over register `idx`'s link.
     pub fn client(&self, idx: usize) -> HubClient {
-        HubClient::with_transport(
-            "http://sim-hub",
-            Arc::new(Link::new(self.net.clone(), idx)),
-        )
+        HubClient::with_transport("http://sim-hub", Arc::new(Link::new(self.net.clone(), idx)))
     }
 
     /// Opens a register's operations and sync engine from its files.
@@ -539,7 +547,11 @@ impl World {
         for s in seqs {
             let e = Journal::event(conn, *s)
                 .map_err(err("journal"))?
-                .ok_or_else(|| SimError(format!("r{reg}: acknowledged seq {s} is not in the journal")))?;
+                .ok_or_else(|| {
+                    SimError(format!(
+                        "r{reg}: acknowledged seq {s} is not in the journal"
+                    ))
+                })?;
             events.push((*s, e.hash()));
         }
         self.acked.push(Acked {
@@ -558,7 +570,10 @@ impl World {
     /// projections) is a failure of the run.
     pub fn refused(&self, reg: usize, what: &str, e: &OpError) -> Result<(), SimError> {
         if e.is_validation() {
-            self.log(format!("r{reg} {what} refused: {}", first_words(&e.to_string())));
+            self.log(format!(
+                "r{reg} {what} refused: {}",
+                first_words(&e.to_string())
+            ));
             Ok(())
         } else {
             Err(SimError(format!("r{reg} {what} failed: {e}")))
