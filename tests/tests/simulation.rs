@@ -2,8 +2,8 @@
 //! of three registers and a hub through faults, then healing, convergence
 //! and every invariant of DESIGN.md.
 //!
-//! - `SEED=<n> cargo test -p caja-tests --test simulation replay_seed -- --nocapture`
-//!   replays one seed and prints its whole trace;
+//! - `SEED=<n> cargo test -p caja-tests --test simulation` runs only that
+//!   seed; add `replay_seed -- --nocapture` to print its whole trace;
 //! - `CAJA_SIM_SEEDS=<n>` runs n seeds (default 1000), `CAJA_SIM_FIRST=<n>`
 //!   starts elsewhere; `CAJA_SIM_REGISTERS=<n>` and `CAJA_SIM_STEPS=<n>`
 //!   change the size (3 registers, 45 safety steps); `CAJA_SOAK=1` runs
@@ -97,13 +97,22 @@ fn run_many(seeds: Vec<u64>, cfg: SimConfig) -> (String, Vec<sim::SimFailure>) {
 
 #[test]
 fn many_seeds_hold_every_invariant() {
-    let n = env_u64("CAJA_SIM_SEEDS").unwrap_or(if soak() { 5_000 } else { 1_000 });
-    let first = env_u64("CAJA_SIM_FIRST").unwrap_or(1);
-    let (summary, failures) = run_many((first..first + n).collect(), config());
+    let seeds: Vec<u64> = if let Some(seed) = env_u64("SEED") {
+        // Replaying one seed: `replay_seed` prints its trace.
+        vec![seed]
+    } else {
+        let n = env_u64("CAJA_SIM_SEEDS").unwrap_or(if soak() { 5_000 } else { 1_000 });
+        let first = env_u64("CAJA_SIM_FIRST").unwrap_or(1);
+        (first..first + n).collect()
+    };
+    let (summary, failures) = run_many(seeds, config());
     println!("{summary}");
     if let Some(f) = failures.first() {
         let seeds: Vec<u64> = failures.iter().map(|f| f.seed).collect();
-        panic!("{} seeds failed: {seeds:?}\n\n{f}", failures.len());
+        panic!(
+            "{} seeds failed: {seeds:?}\n\n{f}\n(keep CAJA_SIM_REGISTERS, CAJA_SIM_STEPS and CAJA_SOAK as they were to replay)",
+            failures.len()
+        );
     }
 }
 
