@@ -305,3 +305,70 @@ fn a_restored_register_forgets_the_quota_it_held_and_asks_again() {
     );
     assert!(promised <= 16_000);
 }
+
+/// Regression (found by the simulation, seed 5038 with five registers): a
+/// register granted less than it asked (its share of what was left) asked
+/// again at every round, each answer a smaller share — down to single grams
+/// of a weighed product, each a hub event every register pulled, while
+/// nothing was sold. Now it asks again only after the quiet period, or at
+/// once when it sells from that quota.
+#[test]
+fn regression_seed_5038_a_partial_grant_is_not_asked_again_until_the_register_sells() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let hub = Hub::start(&tmp.path().join("hub")).expect("hub starts");
+    let store = hub.create_store("Colmado La Esquina").expect("store");
+    hub.load_catalog(&testkit::sample_catalog_bodies())
+        .expect("catalog");
+    let mut back = Till::enroll(&hub, store, "almacen", tmp.path(), settings()).expect("enroll");
+    back.sync.round().expect("catalog");
+    back.register
+        .receive_stock(op(), CHEESE, QtyMilli(10_000), Some("factura 1"))
+        .expect("receive");
+    back.sync.round().expect("push stock");
+    let mut tills: Vec<Till> = (1..=2)
+        .map(|i| {
+            let mut t = Till::enroll(&hub, store, &format!("caja-{i}"), tmp.path(), settings())
+                .expect("enroll");
+            t.configure(
+                "stock_quotas = true\nescrow_low_milli = 7000\nescrow_target_milli = 8000",
+                settings(),
+            )
+            .expect("configure");
+            t.register.open_shift(op(), "ana", Money(0)).expect("shift");
+            t
+        })
+        .collect();
+    tills[0].sync.round().expect("caja-1 asks");
+    assert_eq!(quota(&tills[0], CHEESE), 8000, "all it asked for");
+    let grants = |t: &Till| -> i64 {
+        hub.db()
+            .expect("db")
+            .query_row(
+                "SELECT count(*) FROM events WHERE kind = 'EscrowGranted' AND json_extract(bytes, '$.body.device') = ?1 AND json_extract(bytes, '$.body.product') = ?2",
+                [t.register.device().device.to_string(), CHEESE.to_owned()],
+                |r| r.get(0),
+            )
+            .expect("count")
+    };
+    tills[1].sync.round().expect("caja-2 asks");
+    let partial = quota(&tills[1], CHEESE);
+    assert!(
+        partial > 0 && partial < 7000,
+        "a share of the 2 kg left: {partial}"
+    );
+    assert_eq!(grants(&tills[1]), 1);
+    for _ in 0..3 {
+        tills[1].sync.round().expect("idle rounds");
+    }
+    assert_eq!(
+        grants(&tills[1]),
+        1,
+        "idle, it does not ask again for a smaller share"
+    );
+    tills[1]
+        .register
+        .sell(op(), &sale(CHEESE, 100))
+        .expect("a sale from the quota");
+    tills[1].sync.round().expect("asks again after selling");
+    assert_eq!(grants(&tills[1]), 2, "selling is new demand");
+}

@@ -35,6 +35,10 @@ fn config() -> SimConfig {
             .and_then(|n| usize::try_from(n).ok())
             .unwrap_or(base.registers),
         safety_steps: env_u64("CAJA_SIM_STEPS").unwrap_or(base.safety_steps),
+        // A longer safety phase leaves more to converge.
+        liveness_steps: base
+            .liveness_steps
+            .max(2 * env_u64("CAJA_SIM_STEPS").unwrap_or(0)),
         ..base
     }
 }
@@ -67,7 +71,8 @@ fn run_many(seeds: Vec<u64>, cfg: SimConfig) -> (String, Vec<sim::SimFailure>) {
             .collect()
     });
     let mut faults = FaultCounts::default();
-    let (mut steps, mut checks, mut acked, mut requests, mut live_max) = (0, 0, 0, 0, 0);
+    let (mut steps, mut checks, mut acked, mut requests) = (0, 0, 0, 0);
+    let (mut live_max, mut live_seed) = (0, 0);
     let mut failures = Vec::new();
     let mut ok = 0;
     for r in results {
@@ -78,7 +83,9 @@ fn run_many(seeds: Vec<u64>, cfg: SimConfig) -> (String, Vec<sim::SimFailure>) {
                 checks += r.checks;
                 acked += r.acked;
                 requests += r.requests;
-                live_max = live_max.max(r.liveness_steps);
+                if r.liveness_steps > live_max {
+                    (live_max, live_seed) = (r.liveness_steps, r.seed);
+                }
                 faults.merge(&r.faults);
             }
             Err(f) => failures.push(f),
@@ -86,7 +93,7 @@ fn run_many(seeds: Vec<u64>, cfg: SimConfig) -> (String, Vec<sim::SimFailure>) {
     }
     failures.sort_by_key(|f| f.seed);
     let summary = format!(
-        "simulation: {} seeds ({ok} passed, {} failed) in {:.1?} on {threads} threads; steps={steps} acknowledged_ops={acked} hub_requests={requests} liveness_max_steps={live_max} invariant_checks={checks}; faults total={} {faults}",
+        "simulation: {} seeds ({ok} passed, {} failed) in {:.1?} on {threads} threads; steps={steps} acknowledged_ops={acked} hub_requests={requests} liveness_max_steps={live_max} (seed {live_seed}) invariant_checks={checks}; faults total={} {faults}",
         seeds.len(),
         failures.len(),
         started.elapsed(),

@@ -281,7 +281,7 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
                     hub_time_ms: Some(t),
                     ..
                 }) if code == "stale_timestamp" && attempt == 0 => {
-                    self.skew.observe(sent, received, *t);
+                    self.skew.restart(sent, received, *t);
                     continue;
                 }
                 Err(_) => {}

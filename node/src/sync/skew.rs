@@ -32,6 +32,20 @@ impl SkewEstimate {
         self.samples.push(sample);
     }
 
+    /// Starts again from one round trip whose answer was the hub's 401
+    /// `stale_timestamp`: the estimate is then wrong by more than the hub's
+    /// ±5 min window, which no slow round trip explains — the local clock
+    /// jumped — so the older samples are dropped instead of out-voting the
+    /// new one for the next [`SAMPLES`]/2 rounds (found by the simulation,
+    /// seed 5038: a register whose clock jumped failed several rounds).
+    pub fn restart(&mut self, sent_ms: i64, received_ms: i64, hub_time_ms: i64) {
+        if received_ms < sent_ms {
+            return;
+        }
+        self.samples.clear();
+        self.observe(sent_ms, received_ms, hub_time_ms);
+    }
+
     /// Hub time minus local time, ms; 0 before any sample.
     pub fn skew_ms(&self) -> i64 {
         if self.samples.is_empty() {
@@ -75,5 +89,19 @@ mod tests {
         assert_eq!(s.hub_now(1_000), 601_000);
         s.observe(5, 1, 0); // clock went back mid-request: ignored
         assert_eq!(s.len(), 6);
+    }
+
+    #[test]
+    fn regression_seed_5038_a_stale_timestamp_answer_restarts_the_estimate() {
+        let mut s = SkewEstimate::default();
+        for t in 0..SAMPLES as i64 {
+            s.observe(t * 1000, t * 1000 + 40, t * 1000 + 20);
+        }
+        assert_eq!(s.skew_ms(), 0);
+        // The local clock jumped 6 minutes back: the hub refuses the
+        // request and says its time; the next request must be in time.
+        s.restart(10_000, 10_040, 370_020);
+        assert_eq!(s.skew_ms(), 360_000);
+        assert_eq!(s.len(), 1);
     }
 }
