@@ -114,7 +114,10 @@ fn round_once(per_device: usize) -> anyhow::Result<(Duration, Duration, Option<u
     let rss = rss_line
         .strip_prefix("peak_rss_kib ")
         .and_then(|k| k.parse().ok());
-    let baseline = raw_inserts(&tmp.path().join("raw.db"), &rows)?;
+    let baseline = raw_inserts(
+        &caja_hub::store::Database::Sqlite(tmp.path().join("raw.db")),
+        &rows,
+    )?;
     Ok((elapsed, baseline, rss))
 }
 
@@ -249,19 +252,21 @@ fn push_body(reg: &Register, events: &[Event]) -> anyhow::Result<Vec<u8>> {
 
 /// The baseline: the same rows into the hub's `events` table, 1000 per
 /// transaction, same pragmas (WAL, `synchronous=FULL`).
-fn raw_inserts(path: &std::path::Path, rows: &[Row]) -> anyhow::Result<Duration> {
-    let mut conn = caja_hub::store::open_offline(path)?;
+pub(crate) fn raw_inserts(
+    database: &caja_hub::store::Database,
+    rows: &[Row],
+) -> anyhow::Result<Duration> {
+    let conn = caja_hub::store::open_offline(database)?;
     let started = Instant::now();
     for chunk in rows.chunks(1000) {
-        let tx = conn.transaction()?;
-        {
+        conn.write_tx(|tx| -> anyhow::Result<()> {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO events (event_id, store_id, device_id, seq, hash, prev, kind, hlc_ms, hlc_n, bytes, received_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )?;
             for (e, received) in chunk {
                 let env = e.envelope();
-                stmt.execute(rusqlite::params![
+                stmt.execute(caja_hub::sql_params![
                     env.event_id.to_string(),
                     env.store.to_string(),
                     env.device.to_string(),
@@ -275,8 +280,8 @@ fn raw_inserts(path: &std::path::Path, rows: &[Row]) -> anyhow::Result<Duration>
                     received
                 ])?;
             }
-        }
-        tx.commit()?;
+            Ok(())
+        })?;
     }
     Ok(started.elapsed())
 }

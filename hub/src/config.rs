@@ -12,6 +12,9 @@ use crate::ratelimit::RateLimit;
 /// The file name of the configuration inside the data directory.
 pub const CONFIG_FILE: &str = "hub.toml";
 
+/// The SQLite file of a hub configured without `database`.
+pub const DEFAULT_DATABASE: &str = "hub.db";
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -28,6 +31,10 @@ pub enum LogFormat {
 pub struct HubConfig {
     /// Address to listen on (`127.0.0.1:0` picks a free port).
     pub listen: SocketAddr,
+    /// The database: an SQLite file (relative to the data directory;
+    /// default `hub.db`) or a PostgreSQL URL (`postgres://user@host/db`),
+    /// which several hub instances may share (issue #13).
+    pub database: String,
     /// Bearer token for the admin API, `/v1/health` and `/metrics`.
     pub admin_token: String,
     /// Largest request body accepted (413 beyond).
@@ -74,6 +81,10 @@ impl std::fmt::Debug for HubConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HubConfig")
             .field("listen", &self.listen)
+            .field(
+                "database",
+                &crate::store::Database::parse(&self.database, Path::new("")),
+            )
             .field("admin_token", &"<redacted>")
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("ingest_queue", &self.ingest_queue)
@@ -108,6 +119,7 @@ impl Default for HubConfig {
     fn default() -> HubConfig {
         HubConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
+            database: DEFAULT_DATABASE.to_owned(),
             admin_token: String::new(),
             body_limit_bytes: 8 * 1024 * 1024,
             ingest_queue: 256,
@@ -203,6 +215,9 @@ impl HubConfig {
             Err(source) => return Err(ConfigError::Read { path, source }),
         };
         env_parse(&env, "CAJA_HUB_LISTEN", &mut cfg.listen)?;
+        if let Some(d) = env("CAJA_HUB_DATABASE") {
+            cfg.database = d;
+        }
         if let Some(t) = env("CAJA_HUB_ADMIN_TOKEN") {
             cfg.admin_token = t;
         }
@@ -290,6 +305,19 @@ impl HubConfig {
                 "must be at least 16 characters (caja-hub init generates one)",
             );
         }
+        if self.database.trim().is_empty() {
+            return bad("database", "must be an SQLite file or a postgres:// URL");
+        }
+        if let crate::store::Database::Postgres(url) =
+            crate::store::Database::parse(&self.database, Path::new(""))
+        {
+            if let Err(e) = url.parse::<postgres::Config>() {
+                return Err(ConfigError::Invalid {
+                    field: "database",
+                    message: format!("not a PostgreSQL URL: {e}"),
+                });
+            }
+        }
         if self.body_limit_bytes < 1024 {
             return bad("body_limit_bytes", "must be at least 1024");
         }
@@ -338,6 +366,11 @@ impl HubConfig {
             return bad("payment_reconcile_interval_ms", "must be at least 1000");
         }
         Ok(())
+    }
+
+    /// The database, with a relative SQLite path taken from `data_dir`.
+    pub fn database(&self, data_dir: &Path) -> crate::store::Database {
+        crate::store::Database::parse(&self.database, data_dir)
     }
 
     /// The file text `caja-hub init` writes.

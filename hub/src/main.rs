@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use caja_hub::admin_client::AdminClient;
 use caja_hub::config::{HubConfig, LogFormat};
-use caja_hub::datadir::{self, DB_FILE};
+use caja_hub::datadir;
 use caja_hub::server;
 use caja_hub::system::{OsRandom, SystemClock};
 use clap::{Parser, Subcommand};
@@ -43,6 +43,10 @@ enum Command {
         /// Admin token (generated when absent).
         #[arg(long, env = "CAJA_HUB_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: Option<String>,
+        /// The database: an SQLite file (default hub.db in the data
+        /// directory) or a PostgreSQL URL, postgres://user@host/db.
+        #[arg(long, env = "CAJA_HUB_DATABASE", hide_env_values = true)]
+        database: Option<String>,
     },
     /// Run the service until SIGTERM or ctrl-c.
     Serve {
@@ -331,8 +335,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
             data_dir,
             listen,
             admin_token,
+            database,
         } => {
             let mut cfg = HubConfig::default();
+            if let Some(d) = database {
+                cfg.database = d;
+            }
             if let Some(l) = listen {
                 cfg.listen = l;
             }
@@ -371,11 +379,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Rebuild { data_dir } => {
             init_logs(LogFormat::Text);
-            let mut conn = caja_hub::store::open_offline(&data_dir.join(DB_FILE))
+            let database = datadir::database(&data_dir).map_err(config_error)?;
+            let conn = caja_hub::store::open_offline(&database)
                 .context("cannot open the hub database")
                 .map_err(config_error)?;
             let before = caja_hub::store::digest(&conn).map_err(runtime_error)?;
-            let n = caja_hub::store::rebuild(&mut conn).map_err(runtime_error)?;
+            let n = caja_hub::store::rebuild(&conn).map_err(runtime_error)?;
             let after = caja_hub::store::digest(&conn).map_err(runtime_error)?;
             println!("rebuilt projections from {n} applied events");
             println!("digest before: {before}");

@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 
 use crate::auth::AdminToken;
 use crate::config::HubConfig;
-use crate::datadir::{self, DataDirError, DB_FILE};
+use crate::datadir::{self, DataDirError};
 use crate::http::{router, AppState};
 use crate::hubchain::hub_key_id;
 use crate::metrics::Metrics;
@@ -114,9 +114,9 @@ pub async fn start_with_clock(
     clock: Arc<dyn Clock + Send + Sync>,
 ) -> Result<RunningHub, ServeError> {
     let hub_key = datadir::load_key(data_dir)?;
-    let db = data_dir.join(DB_FILE);
+    let db = cfg.database(data_dir);
     {
-        let mut conn = store::open_offline(&db)?;
+        let conn = store::open_offline(&db)?;
         let public = hub_key.public_key();
         store::record_hub_key(
             &conn,
@@ -126,7 +126,7 @@ pub async fn start_with_clock(
         )?;
         // The audit tree is checked against the log's entries, and the current
         // tree signed, before anything is served.
-        let check = store::audit_tree::startup(&mut conn, &hub_key, clock.now_ms())?;
+        let check = store::audit_tree::startup(&conn, &hub_key, clock.now_ms())?;
         tracing::info!(
             entries = check.entries,
             rebuilt = check.rebuilt,
@@ -137,7 +137,7 @@ pub async fn start_with_clock(
     }
     let store = Store::open(
         StoreConfig {
-            path: db,
+            database: db,
             queue_capacity: cfg.ingest_queue,
             max_batch_jobs: cfg.max_batch_jobs,
             read_connections: cfg.read_connections,

@@ -109,7 +109,7 @@ async fn resolve(hub: &TestHub, id: &str, body: &Value) -> (u16, Value) {
 fn audit_entries(hub: &TestHub, kind: &str) -> Vec<Value> {
     let db = hub.db();
     let mut stmt = db
-        .prepare("SELECT entry FROM audit_log WHERE kind = ?1 ORDER BY idx")
+        .prepare("SELECT entry FROM audit_log WHERE kind = $1 ORDER BY idx")
         .unwrap();
     stmt.query_map([kind], |r| r.get::<_, Vec<u8>>(0))
         .unwrap()
@@ -477,7 +477,7 @@ async fn a_debt_payment_whose_debt_never_arrived_is_held_reported_and_applied_la
     let balance = |hub: &TestHub| -> Option<i64> {
         hub.db()
             .query_row(
-                "SELECT balance FROM v_debt_balances WHERE customer_id = ?1",
+                "SELECT balance FROM v_debt_balances WHERE customer_id = $1",
                 [CUSTOMER],
                 |r| r.get(0),
             )
@@ -499,7 +499,7 @@ async fn a_debt_payment_whose_debt_never_arrived_is_held_reported_and_applied_la
     assert_eq!(caja_hub::store::digest(&db).unwrap(), live);
     let rebuilt: i64 = db
         .query_row(
-            "SELECT balance FROM v_debt_balances WHERE customer_id = ?1",
+            "SELECT balance FROM v_debt_balances WHERE customer_id = $1",
             [CUSTOMER],
             |r| r.get(0),
         )

@@ -79,7 +79,7 @@ fn count(hub: &TestHub, sql: &str) -> i64 {
 fn audit_count(hub: &TestHub, kind: &str) -> i64 {
     hub.db()
         .query_row(
-            "SELECT COUNT(*) FROM audit_log WHERE kind = ?1",
+            "SELECT COUNT(*) FROM audit_log WHERE kind = $1",
             [kind],
             |r| r.get(0),
         )

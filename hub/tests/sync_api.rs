@@ -652,7 +652,7 @@ async fn catalog_and_prices_reach_registers_as_signed_hub_events() {
     let price: i64 = hub
         .db()
         .query_row(
-            "SELECT unit_price FROM p_prices WHERE store_id = ?1",
+            "SELECT unit_price FROM p_prices WHERE store_id = $1",
             [store.to_string()],
             |r| r.get(0),
         )
@@ -810,8 +810,8 @@ async fn projections_after_live_ingest_equal_a_rebuild_and_the_pure_model() {
     // Stop the hub and rebuild from the event store.
     let mut hub = hub;
     hub.stop().await;
-    let mut conn = caja_hub::store::open_offline(&hub.data_dir().join("hub.db")).unwrap();
-    let n = caja_hub::store::rebuild(&mut conn).unwrap();
+    let conn = caja_hub::store::open_offline(&hub.cfg.database(&hub.data_dir())).unwrap();
+    let n = caja_hub::store::rebuild(&conn).unwrap();
     assert_eq!(n, 600);
     assert_eq!(caja_hub::store::digest(&conn).unwrap(), live);
     // The SQL views agree with the pure summary on stock.

@@ -77,8 +77,9 @@ impl TestHub {
         self.dir.path().join("hub")
     }
 
-    pub fn db(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(self.data_dir().join(datadir::DB_FILE)).unwrap()
+    /// A connection to the hub's database (SQLite file or PostgreSQL).
+    pub fn db(&self) -> caja_hub::store::Conn {
+        caja_hub::store::open(&self.cfg.database(&self.data_dir())).unwrap()
     }
 
     /// Stops the hub gracefully and starts it again on a new port.

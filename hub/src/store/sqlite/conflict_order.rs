@@ -16,7 +16,7 @@ const HUB_DEVICE: &str = "01935f4e-8a00-7000-8000-0000000000b1";
 
 type Rows = BTreeMap<String, (String, String, BTreeSet<String>)>;
 
-fn conflict_rows(conn: &Connection) -> Rows {
+fn conflict_rows(conn: &Conn) -> Rows {
     let mut out = BTreeMap::new();
     let mut stmt = conn
         .prepare("SELECT conflict_id, reason, subject FROM conflicts")
@@ -41,10 +41,10 @@ fn conflict_rows(conn: &Connection) -> Rows {
 /// `order_seed`; returns the conflict rows and the projections' digest.
 fn apply(chains: &[Vec<(Event, Origin)>], order_seed: u64) -> (Rows, Hash256, Projections) {
     let dir = tempfile::tempdir().unwrap();
-    let mut conn = open_connection(&dir.path().join("x.db")).unwrap();
-    crate::store::migrate::migrate(&mut conn).unwrap();
+    let conn = open_connection(&dir.path().join("x.db")).unwrap();
+    crate::store::migrate::migrate(&conn).unwrap();
     conn.execute(
-        "INSERT INTO stores VALUES (?1, 's', 'America/Santo_Domingo', ?2, 0)",
+        "INSERT INTO stores VALUES ($1, 's', 'America/Santo_Domingo', $2, 0)",
         params![STORE, HUB_DEVICE],
     )
     .unwrap();
@@ -69,11 +69,12 @@ fn apply(chains: &[Vec<(Event, Origin)>], order_seed: u64) -> (Rows, Hash256, Pr
         let q = live[usize::try_from(rng.next_u64() % live.len() as u64).unwrap()];
         let (e, origin) = queues[q].pop_front().unwrap();
         now += 1;
-        let t = conn.transaction().unwrap();
+        conn.begin_write().unwrap();
         tx.begin();
         {
-            let mut index = SqlIndex::new(&t, now, &mut tx);
-            let row = insert_event(&t, e, now).unwrap();
+            let t = &conn;
+            let mut index = SqlIndex::new(t, now, &mut tx);
+            let row = insert_event(t, e, now).unwrap();
             index.known.insert(
                 e.id(),
                 (
@@ -95,7 +96,7 @@ fn apply(chains: &[Vec<(Event, Origin)>], order_seed: u64) -> (Rows, Hash256, Pr
             )
             .unwrap();
         }
-        t.commit().unwrap();
+        conn.commit().unwrap();
     }
     let held: i64 = conn
         .query_row("SELECT COUNT(*) FROM held", [], |r| r.get(0))
