@@ -44,6 +44,7 @@ pub mod ratelimit;
 pub mod server;
 pub mod store;
 pub mod system;
+pub mod testpg;
 pub mod wire;
 pub mod workload;
 

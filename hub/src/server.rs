@@ -87,6 +87,37 @@ pub enum ServeError {
     },
 }
 
+/// Opens the database, records (or checks) the hub key, checks the audit
+/// tree against the log and signs it, then starts the writer.
+fn open_store(
+    db: &store::Database,
+    cfg: StoreConfig,
+    hub_key: &caja_shared::key::HubSigningKey,
+    clock: Arc<dyn Clock + Send + Sync>,
+) -> Result<Store, StoreError> {
+    {
+        let conn = store::open_offline(db)?;
+        let public = hub_key.public_key();
+        store::record_hub_key(
+            &conn,
+            &hub_key_id(&public),
+            &public.to_hex(),
+            clock.now_ms(),
+        )?;
+        // The audit tree is checked against the log's entries, and the current
+        // tree signed, before anything is served.
+        let check = store::audit_tree::startup(&conn, hub_key, clock.now_ms())?;
+        tracing::info!(
+            entries = check.entries,
+            rebuilt = check.rebuilt,
+            tree_size = check.sth.tree_size,
+            root = %check.sth.root,
+            "audit log checked"
+        );
+    }
+    Store::open(cfg, clock, Box::new(OsRandom::new()))
+}
+
 /// A hub serving on a socket.
 #[derive(Debug)]
 pub struct RunningHub {
@@ -115,38 +146,20 @@ pub async fn start_with_clock(
 ) -> Result<RunningHub, ServeError> {
     let hub_key = datadir::load_key(data_dir)?;
     let db = cfg.database(data_dir);
-    {
-        let conn = store::open_offline(&db)?;
-        let public = hub_key.public_key();
-        store::record_hub_key(
-            &conn,
-            &hub_key_id(&public),
-            &public.to_hex(),
-            clock.now_ms(),
-        )?;
-        // The audit tree is checked against the log's entries, and the current
-        // tree signed, before anything is served.
-        let check = store::audit_tree::startup(&conn, &hub_key, clock.now_ms())?;
-        tracing::info!(
-            entries = check.entries,
-            rebuilt = check.rebuilt,
-            tree_size = check.sth.tree_size,
-            root = %check.sth.root,
-            "audit log checked"
-        );
-    }
-    let store = Store::open(
-        StoreConfig {
-            database: db,
-            queue_capacity: cfg.ingest_queue,
-            max_batch_jobs: cfg.max_batch_jobs,
-            read_connections: cfg.read_connections,
-            key_grace_ms: cfg.key_grace_ms,
-            rate_limit: cfg.rate_limit,
-        },
-        clock,
-        Box::new(OsRandom::new()),
-    )?;
+    // The database is opened, checked and its writer started off the async
+    // executor (the PostgreSQL client blocks).
+    let key = hub_key.clone();
+    let store_cfg = StoreConfig {
+        database: db.clone(),
+        queue_capacity: cfg.ingest_queue,
+        max_batch_jobs: cfg.max_batch_jobs,
+        read_connections: cfg.read_connections,
+        key_grace_ms: cfg.key_grace_ms,
+        rate_limit: cfg.rate_limit,
+    };
+    let store = tokio::task::spawn_blocking(move || open_store(&db, store_cfg, &key, clock))
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))??;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| ServeError::Io {

@@ -69,6 +69,7 @@ fn hashes(v: &Value) -> Vec<Hash256> {
         .collect()
 }
 
+on_both_backends! {
 #[tokio::test]
 async fn heads_and_proofs_verify_with_the_shared_verifiers() {
     let (hub, reg, hub_key, mut w) = hub_with_events(40).await;
@@ -213,6 +214,7 @@ async fn heads_and_proofs_verify_with_the_shared_verifiers() {
         "{alerts}"
     );
 }
+}
 
 #[tokio::test]
 async fn a_hub_whose_database_was_edited_signs_a_head_that_does_not_extend_the_old_one() {
@@ -313,6 +315,7 @@ fn python_verify(dir: &Path) -> Option<(bool, String)> {
     ))
 }
 
+on_both_backends! {
 #[tokio::test]
 async fn export_verifies_with_caja_and_without_and_tampering_names_the_entry() {
     let (mut hub, _reg, hub_key, _w) = hub_with_events(30).await;
@@ -495,6 +498,7 @@ async fn export_verifies_with_caja_and_without_and_tampering_names_the_entry() {
     if let Some((passed, _)) = python_verify(&key) {
         assert!(!passed);
     }
+}
 }
 
 #[tokio::test]

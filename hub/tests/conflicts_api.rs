@@ -117,6 +117,7 @@ fn audit_entries(hub: &TestHub, kind: &str) -> Vec<Value> {
         .collect()
 }
 
+on_both_backends! {
 #[tokio::test]
 async fn a_payment_on_a_voided_debt_is_resolved_by_an_operator_and_reaches_the_registers() {
     let hub = TestHub::start().await;
@@ -346,6 +347,7 @@ async fn a_payment_on_a_voided_debt_is_resolved_by_an_operator_and_reaches_the_r
     caja_hub::store::rebuild(&mut db).unwrap();
     assert_eq!(caja_hub::store::digest(&db).unwrap(), live);
 }
+}
 
 /// Runs `caja-hub admin <args>` against the test hub; returns its JSON output.
 async fn cli(hub: &TestHub, args: &[&str]) -> Value {
@@ -381,6 +383,7 @@ async fn resolve_with_bad_state(hub: &TestHub) -> (u16, Value) {
     }
 }
 
+on_both_backends! {
 #[tokio::test]
 async fn a_stale_price_is_found_then_withdrawn_when_the_price_in_force_changes() {
     let hub = TestHub::start().await;
@@ -441,7 +444,9 @@ async fn a_stale_price_is_found_then_withdrawn_when_the_price_in_force_changes()
     caja_hub::store::rebuild(&mut db).unwrap();
     assert_eq!(caja_hub::store::digest(&db).unwrap(), live);
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn a_debt_payment_whose_debt_never_arrived_is_held_reported_and_applied_later() {
     let hub = TestHub::start().await;
@@ -505,4 +510,5 @@ async fn a_debt_payment_whose_debt_never_arrived_is_held_reported_and_applied_la
         )
         .unwrap();
     assert_eq!(rebuilt, 5000);
+}
 }

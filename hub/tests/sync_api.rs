@@ -28,6 +28,7 @@ fn events(w: &mut Workload, r: usize, n: usize) -> Vec<Event> {
     (0..n).map(|_| w.next(r, now_ms())).collect()
 }
 
+on_both_backends! {
 #[tokio::test]
 async fn enrollment_hands_out_a_key_once_and_a_reused_token_is_refused_and_audited() {
     let hub = TestHub::start().await;
@@ -810,7 +811,7 @@ async fn projections_after_live_ingest_equal_a_rebuild_and_the_pure_model() {
     // Stop the hub and rebuild from the event store.
     let mut hub = hub;
     hub.stop().await;
-    let conn = caja_hub::store::open_offline(&hub.cfg.database(&hub.data_dir())).unwrap();
+    let conn = hub.db();
     let n = caja_hub::store::rebuild(&conn).unwrap();
     assert_eq!(n, 600);
     assert_eq!(caja_hub::store::digest(&conn).unwrap(), live);
@@ -829,4 +830,5 @@ async fn projections_after_live_ingest_equal_a_rebuild_and_the_pure_model() {
         let key = (store.parse().unwrap(), product.parse().unwrap());
         assert_eq!(summary.stock[&key], i128::from(qty));
     }
+}
 }

@@ -122,7 +122,7 @@ pub enum DbError {
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// PostgreSQL failed.
-    #[error("postgres: {0}")]
+    #[error("postgres: {}", pg_message(.0))]
     Postgres(#[from] postgres::Error),
     /// `query_row` found no row.
     #[error("the query returned no rows")]
@@ -138,6 +138,24 @@ pub enum DbError {
     /// A statement the facade cannot run on this backend.
     #[error("{0}")]
     Unsupported(String),
+}
+
+/// A PostgreSQL error with the server's message (the client's `Display`
+/// says only "db error").
+fn pg_message(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut m = format!("{} ({})", db.message(), db.code().code());
+            if let Some(d) = db.detail() {
+                m.push_str(&format!("; {d}"));
+            }
+            if let Some(w) = db.where_() {
+                m.push_str(&format!("; where: {w}"));
+            }
+            m
+        }
+        None => e.to_string(),
+    }
 }
 
 impl DbError {
@@ -422,8 +440,42 @@ impl Rows {
 }
 
 struct Pg {
-    client: postgres::Client,
+    /// Always `Some` but while dropped.
+    client: Option<postgres::Client>,
     statements: HashMap<String, postgres::Statement>,
+    /// Every call on a thread of its own (see [`Conn::connect_postgres_detached`]).
+    detached: bool,
+}
+
+/// Runs `f` on the connection's client: on this thread, or — for a
+/// detached connection — on a scoped thread of its own, since the blocking
+/// client cannot run on a thread that drives asynchronous tasks.
+fn run<T: Send>(pg: &RefCell<Pg>, f: impl FnOnce(&mut postgres::Client) -> T + Send) -> T {
+    let mut guard = pg.borrow_mut();
+    let p = &mut *guard;
+    let client = p
+        .client
+        .as_mut()
+        .expect("a PostgreSQL client until dropped");
+    if p.detached {
+        std::thread::scope(|s| {
+            s.spawn(move || f(client))
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e))
+        })
+    } else {
+        f(client)
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        // Closing the connection blocks too: a detached one closes on a thread
+        // of its own.
+        if let (true, Some(c)) = (self.detached, self.client.take()) {
+            let _ = std::thread::spawn(move || drop(c)).join();
+        }
+    }
 }
 
 enum Kind {
@@ -594,15 +646,35 @@ impl Conn {
     /// Connects to PostgreSQL (no TLS: a local socket or a trusted network;
     /// see the README).
     pub fn connect_postgres(url: &str) -> Result<Conn, DbError> {
+        Conn::connect_pg(url, false)
+    }
+
+    /// Connects to PostgreSQL for use from asynchronous code (tests, tools):
+    /// each call runs on a short-lived thread of its own. The hub itself uses
+    /// [`Conn::connect_postgres`] on its writer thread and blocking readers.
+    pub fn connect_postgres_detached(url: &str) -> Result<Conn, DbError> {
+        Conn::connect_pg(url, true)
+    }
+
+    fn connect_pg(url: &str, detached: bool) -> Result<Conn, DbError> {
         let mut config: postgres::Config = url.parse()?;
         if config.get_application_name().is_none() {
             config.application_name("caja-hub");
         }
-        let client = config.connect(postgres::NoTls)?;
+        let client = if detached {
+            std::thread::scope(|s| {
+                s.spawn(|| config.connect(postgres::NoTls))
+                    .join()
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e))
+            })?
+        } else {
+            config.connect(postgres::NoTls)?
+        };
         Ok(Conn {
             kind: Kind::Postgres(RefCell::new(Pg {
-                client,
+                client: Some(client),
                 statements: HashMap::new(),
+                detached,
             })),
             in_tx: Cell::new(false),
             cursors: Cell::new(0),
@@ -638,7 +710,7 @@ impl Conn {
     pub fn is_broken(&self) -> bool {
         match &self.kind {
             Kind::Sqlite(_) => false,
-            Kind::Postgres(pg) => pg.borrow().client.is_closed(),
+            Kind::Postgres(pg) => pg.borrow().client.as_ref().is_none_or(|c| c.is_closed()),
         }
     }
 
@@ -646,7 +718,7 @@ impl Conn {
     pub fn execute_batch(&self, sql: &str) -> Result<(), DbError> {
         match &self.kind {
             Kind::Sqlite(c) => Ok(c.execute_batch(sql)?),
-            Kind::Postgres(pg) => Ok(pg.borrow_mut().client.batch_execute(sql)?),
+            Kind::Postgres(pg) => Ok(run(pg, |c| c.batch_execute(sql))?),
         }
     }
 
@@ -655,9 +727,11 @@ impl Conn {
     pub fn begin_write(&self) -> Result<(), DbError> {
         match &self.kind {
             Kind::Sqlite(c) => c.execute_batch("BEGIN IMMEDIATE")?,
-            Kind::Postgres(pg) => pg.borrow_mut().client.batch_execute(&format!(
-                "BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})"
-            ))?,
+            Kind::Postgres(pg) => run(pg, |c| {
+                c.batch_execute(&format!(
+                    "BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})"
+                ))
+            })?,
         }
         self.in_tx.set(true);
         Ok(())
@@ -668,9 +742,9 @@ impl Conn {
     /// statement on a WAL reader).
     pub fn begin_read(&self) -> Result<(), DbError> {
         if let Kind::Postgres(pg) = &self.kind {
-            pg.borrow_mut()
-                .client
-                .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+            run(pg, |c| {
+                c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            })?;
             self.in_tx.set(true);
         }
         Ok(())
@@ -680,7 +754,7 @@ impl Conn {
     pub fn end_read(&self) -> Result<(), DbError> {
         if let Kind::Postgres(pg) = &self.kind {
             self.in_tx.set(false);
-            pg.borrow_mut().client.batch_execute("COMMIT")?;
+            run(pg, |c| c.batch_execute("COMMIT"))?;
         }
         Ok(())
     }
@@ -723,13 +797,12 @@ impl Conn {
                 inner: StmtKind::Sqlite(SqliteStmt::Cached(c.prepare_cached(&sqlite_sql(sql))?)),
             }),
             Kind::Postgres(pg) => {
-                let mut guard = pg.borrow_mut();
-                let p = &mut *guard;
-                let stmt = match p.statements.get(sql) {
-                    Some(s) => s.clone(),
+                let cached = pg.borrow().statements.get(sql).cloned();
+                let stmt = match cached {
+                    Some(s) => s,
                     None => {
-                        let s = p.client.prepare(sql)?;
-                        p.statements.insert(sql.to_owned(), s.clone());
+                        let s = run(pg, |c| c.prepare(sql))?;
+                        pg.borrow_mut().statements.insert(sql.to_owned(), s.clone());
                         s
                     }
                 };
@@ -793,25 +866,19 @@ impl Conn {
                 let n = self.cursors.get() + 1;
                 self.cursors.set(n);
                 let name = format!("caja_scan_{n}");
-                {
-                    let mut p = pg.borrow_mut();
+                let declare = format!("DECLARE {name} NO SCROLL CURSOR FOR {inline}");
+                run(pg, |c| {
                     if own_tx {
-                        p.client
-                            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                            .map_err(DbError::from)?;
+                        c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
                     }
-                    p.client
-                        .batch_execute(&format!("DECLARE {name} NO SCROLL CURSOR FOR {inline}"))
-                        .map_err(DbError::from)?;
-                }
+                    c.batch_execute(&declare)
+                })
+                .map_err(DbError::from)?;
                 let fetch = format!("FETCH FORWARD {FETCH_PAGE} FROM {name}");
                 let result = (|| -> Result<(), E> {
                     loop {
-                        let page = pg
-                            .borrow_mut()
-                            .client
-                            .query(fetch.as_str(), &[])
-                            .map_err(DbError::from)?;
+                        let page =
+                            run(pg, |c| c.query(fetch.as_str(), &[])).map_err(DbError::from)?;
                         for r in &page {
                             f(&pg_row(r)?)?;
                         }
@@ -820,13 +887,11 @@ impl Conn {
                         }
                     }
                 })();
-                let mut p = pg.borrow_mut();
                 if own_tx {
-                    p.client.batch_execute("COMMIT").map_err(DbError::from)?;
+                    run(pg, |c| c.batch_execute("COMMIT")).map_err(DbError::from)?;
                 } else if result.is_ok() {
-                    p.client
-                        .batch_execute(&format!("CLOSE {name}"))
-                        .map_err(DbError::from)?;
+                    let close = format!("CLOSE {name}");
+                    run(pg, |c| c.batch_execute(&close)).map_err(DbError::from)?;
                 }
                 result
             }
@@ -911,10 +976,8 @@ impl Stmt<'_> {
                 Ok(s.get().execute(rusqlite::params_from_iter(values.iter()))?)
             }
             StmtKind::Postgres { conn, stmt } => {
-                let n = conn
-                    .borrow_mut()
-                    .client
-                    .execute(&*stmt, &pg_params(&values))?;
+                let stmt = &*stmt;
+                let n = run(conn, |c| c.execute(stmt, &pg_params(&values)))?;
                 Ok(usize::try_from(n).unwrap_or(usize::MAX))
             }
         }
@@ -934,13 +997,13 @@ impl Stmt<'_> {
                 }
                 out
             }
-            StmtKind::Postgres { conn, stmt } => conn
-                .borrow_mut()
-                .client
-                .query(&*stmt, &pg_params(&values))?
-                .iter()
-                .map(pg_row)
-                .collect::<Result<_, _>>()?,
+            StmtKind::Postgres { conn, stmt } => {
+                let stmt = &*stmt;
+                run(conn, |c| c.query(stmt, &pg_params(&values)))?
+                    .iter()
+                    .map(pg_row)
+                    .collect::<Result<_, _>>()?
+            }
         };
         Ok(Rows {
             rows: rows.into_iter(),

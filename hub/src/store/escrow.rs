@@ -44,9 +44,10 @@ fn sums_by_device(
 /// The policy of a product in a store's catalog (`None`: not in it).
 fn policy(conn: &Conn, store: StoreId, product: &Sku) -> Result<Option<String>, StoreError> {
     Ok(conn
-        .prepare_cached(
+        .prepare_cached(conn.pick(
             "SELECT json_extract(body, '$.policy') FROM p_catalog WHERE store_id = $1 AND product = $2",
-        )?
+            "SELECT body::jsonb->>'policy' FROM p_catalog WHERE store_id = $1 AND product = $2",
+        ))?
         .query_row(params![store.to_string(), product.as_str()], |r| r.get(0))
         .optional()?)
 }
@@ -54,9 +55,10 @@ fn policy(conn: &Conn, store: StoreId, product: &Sku) -> Result<Option<String>, 
 /// How a product is sold (`unit`, `weight`), from the store's catalog.
 fn sold_by(conn: &Conn, store: StoreId, product: &Sku) -> Result<Option<String>, StoreError> {
     Ok(conn
-        .prepare_cached(
+        .prepare_cached(conn.pick(
             "SELECT json_extract(body, '$.sold_by') FROM p_catalog WHERE store_id = $1 AND product = $2",
-        )?
+            "SELECT body::jsonb->>'sold_by' FROM p_catalog WHERE store_id = $1 AND product = $2",
+        ))?
         .query_row(params![store.to_string(), product.as_str()], |r| r.get(0))
         .optional()?)
 }
@@ -75,25 +77,32 @@ pub(crate) fn product_stock(
         .unwrap_or(0);
     let granted = sums_by_device(
         conn,
-        "SELECT device_id, SUM(qty_milli) FROM p_escrow WHERE store_id = $1 AND product = $2 AND what = 'grant' GROUP BY device_id",
+        "SELECT device_id, CAST(SUM(qty_milli) AS BIGINT) FROM p_escrow WHERE store_id = $1 AND product = $2 AND what = 'grant' GROUP BY device_id",
         params![s, p],
     )?;
     let released = sums_by_device(
         conn,
-        "SELECT device_id, SUM(qty_milli) FROM p_escrow WHERE store_id = $1 AND product = $2 AND what = 'release' GROUP BY device_id",
+        "SELECT device_id, CAST(SUM(qty_milli) AS BIGINT) FROM p_escrow WHERE store_id = $1 AND product = $2 AND what = 'release' GROUP BY device_id",
         params![s, p],
     )?;
     let sold = sums_by_device(
         conn,
-        "SELECT s.device_id, SUM(json_extract(l.value, '$[1]')) FROM p_sales s, json_each(s.lines) l
-         WHERE s.store_id = $1 AND json_extract(l.value, '$[0]') = $2
-           AND NOT EXISTS (SELECT 1 FROM p_voids v WHERE v.store_id = s.store_id AND v.sale_id = s.sale_id)
-         GROUP BY s.device_id",
+        conn.pick(
+            "SELECT s.device_id, SUM(json_extract(l.value, '$[1]')) FROM p_sales s, json_each(s.lines) l
+             WHERE s.store_id = $1 AND json_extract(l.value, '$[0]') = $2
+               AND NOT EXISTS (SELECT 1 FROM p_voids v WHERE v.store_id = s.store_id AND v.sale_id = s.sale_id)
+             GROUP BY s.device_id",
+            "SELECT s.device_id, CAST(SUM(CAST(l.value->>1 AS BIGINT)) AS BIGINT)
+             FROM p_sales s CROSS JOIN LATERAL jsonb_array_elements(s.lines::jsonb) l
+             WHERE s.store_id = $1 AND l.value->>0 = $2
+               AND NOT EXISTS (SELECT 1 FROM p_voids v WHERE v.store_id = s.store_id AND v.sale_id = s.sale_id)
+             GROUP BY s.device_id",
+        ),
         params![s, p],
     )?;
     let beyond = sums_by_device(
         conn,
-        "SELECT o.device_id, SUM(o.beyond_milli) FROM p_oversells o
+        "SELECT o.device_id, CAST(SUM(o.beyond_milli) AS BIGINT) FROM p_oversells o
          WHERE o.store_id = $1 AND o.product = $2
            AND NOT EXISTS (SELECT 1 FROM p_voids v WHERE v.store_id = o.store_id AND v.sale_id = o.sale_id)
          GROUP BY o.device_id",
@@ -204,10 +213,17 @@ pub(crate) fn grant_quota(
         let state = product_stock(conn, who.store, &it.product)?;
         let recent = sums_by_device(
             conn,
-            "SELECT s.device_id, SUM(json_extract(l.value, '$[1]'))
-             FROM p_sales s JOIN events e ON e.event_id = s.event_id, json_each(s.lines) l
-             WHERE s.store_id = $1 AND json_extract(l.value, '$[0]') = $2 AND e.hlc_ms >= $3
-             GROUP BY s.device_id",
+            conn.pick(
+                "SELECT s.device_id, SUM(json_extract(l.value, '$[1]'))
+                 FROM p_sales s JOIN events e ON e.event_id = s.event_id, json_each(s.lines) l
+                 WHERE s.store_id = $1 AND json_extract(l.value, '$[0]') = $2 AND e.hlc_ms >= $3
+                 GROUP BY s.device_id",
+                "SELECT s.device_id, CAST(SUM(CAST(l.value->>1 AS BIGINT)) AS BIGINT)
+                 FROM p_sales s JOIN events e ON e.event_id = s.event_id
+                 CROSS JOIN LATERAL jsonb_array_elements(s.lines::jsonb) l
+                 WHERE s.store_id = $1 AND l.value->>0 = $2 AND e.hlc_ms >= $3
+                 GROUP BY s.device_id",
+            ),
             params![
                 who.store.to_string(),
                 it.product.as_str(),
@@ -332,8 +348,13 @@ pub(crate) fn alerts(conn: &Conn) -> Result<Vec<StockAlert>, StoreError> {
     for (store, product, qty) in negative {
         let sellers = sums_by_device(
             conn,
-            "SELECT s.device_id, COUNT(*) FROM p_sales s, json_each(s.lines) l
-             WHERE s.store_id = $1 AND json_extract(l.value, '$[0]') = $2 GROUP BY s.device_id",
+            conn.pick(
+                "SELECT s.device_id, COUNT(*) FROM p_sales s, json_each(s.lines) l
+                 WHERE s.store_id = $1 AND json_extract(l.value, '$[0]') = $2 GROUP BY s.device_id",
+                "SELECT s.device_id, COUNT(*) FROM p_sales s
+                 CROSS JOIN LATERAL jsonb_array_elements(s.lines::jsonb) l
+                 WHERE s.store_id = $1 AND l.value->>0 = $2 GROUP BY s.device_id",
+            ),
             params![store, product],
         )?;
         let key = format!("negative:{store}:{product}");

@@ -914,6 +914,15 @@ pub fn open(database: &Database) -> Result<Conn, StoreError> {
     }
 }
 
+/// [`open`] for use from asynchronous code (tests, tools): on PostgreSQL each
+/// call runs on a thread of its own (see [`Conn::connect_postgres_detached`]).
+pub fn open_detached(database: &Database) -> Result<Conn, StoreError> {
+    match database {
+        Database::Sqlite(path) => Ok(open_connection(path)?),
+        Database::Postgres(url) => Ok(Conn::connect_postgres_detached(url)?),
+    }
+}
+
 /// Opens a read connection (read-only on SQLite).
 fn open_reader(database: &Database) -> Result<Conn, StoreError> {
     match database {

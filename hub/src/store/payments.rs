@@ -990,7 +990,7 @@ pub(crate) fn overview(
     let mut intents = Vec::new();
     let mut stmt = conn.prepare_cached(
         "SELECT intent_id, store_id, device_id, sale_id, provider, method, amount, state, auth_code, created_ms, updated_ms
-         FROM payment_intents WHERE $1 IS NULL OR store_id = $1 ORDER BY created_ms, intent_id",
+         FROM payment_intents WHERE CAST($1 AS TEXT) IS NULL OR store_id = $1 ORDER BY created_ms, intent_id",
     )?;
     let mut rows = stmt.query([&store_s])?;
     while let Some(r) = rows.next()? {
@@ -1013,7 +1013,7 @@ pub(crate) fn overview(
     let mut stmt = conn.prepare_cached(
         "SELECT w.provider, w.provider_event_id, w.intent_id, w.state, w.amount, w.auth_code, w.outcome, w.reason, w.from_state, w.received_ms
          FROM payment_webhooks w LEFT JOIN payment_intents i ON i.intent_id = w.intent_id
-         WHERE $1 IS NULL OR i.store_id = $1 ORDER BY w.webhook_id",
+         WHERE CAST($1 AS TEXT) IS NULL OR i.store_id = $1 ORDER BY w.webhook_id",
     )?;
     let mut rows = stmt.query([&store_s])?;
     while let Some(r) = rows.next()? {
@@ -1034,7 +1034,7 @@ pub(crate) fn overview(
     let checks = card_rows(
         conn,
         &format!(
-            "{CARD_COLUMNS} WHERE $1 IS NULL OR store_id = $1 ORDER BY sale_ms, event_id, idx"
+            "{CARD_COLUMNS} WHERE CAST($1 AS TEXT) IS NULL OR store_id = $1 ORDER BY sale_ms, event_id, idx"
         ),
         [&store_s],
     )?;

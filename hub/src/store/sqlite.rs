@@ -2624,7 +2624,7 @@ pub(super) fn list_devices(
                 d.quarantine_reason, d.last_push_ms, d.backlog, d.clock_skew_ms,
                 COALESCE((SELECT MAX(seq) FROM events e WHERE e.device_id = d.device_id), 0),
                 ({now_valid} AND (k.valid_until_ms IS NULL OR k.valid_until_ms > $2))
-         FROM devices d WHERE ($1 IS NULL OR d.store_id = $1) ORDER BY d.enrolled_at_ms, d.device_id"
+         FROM devices d WHERE (CAST($1 AS TEXT) IS NULL OR d.store_id = $1) ORDER BY d.enrolled_at_ms, d.device_id"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut out = Vec::new();
