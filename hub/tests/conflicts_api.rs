@@ -343,8 +343,8 @@ async fn a_payment_on_a_voided_debt_is_resolved_by_an_operator_and_reaches_the_r
     let live = caja_hub::store::digest(&hub.db()).unwrap();
     let mut hub = hub;
     hub.stop().await;
-    let mut db = hub.db();
-    caja_hub::store::rebuild(&mut db).unwrap();
+    let db = hub.db();
+    caja_hub::store::rebuild(&db).unwrap();
     assert_eq!(caja_hub::store::digest(&db).unwrap(), live);
 }
 }
@@ -440,8 +440,8 @@ async fn a_stale_price_is_found_then_withdrawn_when_the_price_in_force_changes()
     let live = caja_hub::store::digest(&hub.db()).unwrap();
     let mut hub = hub;
     hub.stop().await;
-    let mut db = hub.db();
-    caja_hub::store::rebuild(&mut db).unwrap();
+    let db = hub.db();
+    caja_hub::store::rebuild(&db).unwrap();
     assert_eq!(caja_hub::store::digest(&db).unwrap(), live);
 }
 }
@@ -499,8 +499,8 @@ async fn a_debt_payment_whose_debt_never_arrived_is_held_reported_and_applied_la
     let live = caja_hub::store::digest(&hub.db()).unwrap();
     let mut hub = hub;
     hub.stop().await;
-    let mut db = hub.db();
-    caja_hub::store::rebuild(&mut db).unwrap();
+    let db = hub.db();
+    caja_hub::store::rebuild(&db).unwrap();
     assert_eq!(caja_hub::store::digest(&db).unwrap(), live);
     let rebuilt: i64 = db
         .query_row(

@@ -396,13 +396,9 @@ async fn three_instances_on_one_postgres_keep_every_invariant() {
         .unwrap();
     let mut asks = Vec::new();
     for (i, reg) in regs.iter().enumerate().skip(1) {
-        for k in 0..10u64 {
-            let (http, url, reg) = (
-                http.clone(),
-                hubs[(i + k as usize) % 3].url.clone(),
-                reg.clone(),
-            );
-            let rid = format!("019aaf70-0000-7000-8000-{:012x}", (i as u64) * 100 + k);
+        for k in 0..10usize {
+            let (http, url, reg) = (http.clone(), hubs[(i + k) % 3].url.clone(), reg.clone());
+            let rid = format!("019aaf70-0000-7000-8000-{:012x}", i * 100 + k);
             asks.push(tokio::spawn(async move {
                 let body =
                     serde_json::to_vec(&json!({"request_id": rid, "series": "B01", "count": 9}))

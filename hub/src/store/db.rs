@@ -480,7 +480,7 @@ impl Drop for Pg {
 
 enum Kind {
     Sqlite(rusqlite::Connection),
-    Postgres(RefCell<Pg>),
+    Postgres(Box<RefCell<Pg>>),
 }
 
 /// A connection to the hub's database.
@@ -671,11 +671,11 @@ impl Conn {
             config.connect(postgres::NoTls)?
         };
         Ok(Conn {
-            kind: Kind::Postgres(RefCell::new(Pg {
+            kind: Kind::Postgres(Box::new(RefCell::new(Pg {
                 client: Some(client),
                 statements: HashMap::new(),
                 detached,
-            })),
+            }))),
             in_tx: Cell::new(false),
             cursors: Cell::new(0),
         })
