@@ -1,10 +1,14 @@
-//! Storage: the one module that knows SQL (SQLite today; PostgreSQL later behind
-//! the same API, issue #13).
+//! Storage: the one module that knows SQL, on SQLite (the default) or
+//! PostgreSQL (issue #13), through one SQL facade ([`db`]): every statement is
+//! written once.
 //!
 //! Writes go to one dedicated writer thread through a **bounded** queue
 //! ([`Store::write`]): the thread takes every job waiting (up to
-//! `max_batch_jobs`), runs them in one `BEGIN IMMEDIATE` transaction, commits
-//! once (`synchronous=FULL`, WAL), and only then answers each job. A job that
+//! `max_batch_jobs`), runs them in one write transaction ([`Conn::begin_write`]:
+//! `BEGIN IMMEDIATE` on SQLite; on PostgreSQL `BEGIN` and the advisory lock
+//! every instance's writer takes, so several hub instances on one database are
+//! serialized as one writer is), commits once (`synchronous=FULL`, WAL on
+//! SQLite; a durable commit on PostgreSQL), and only then answers each job. A job that
 //! fails (a storage error, not a protocol rejection) rolls the whole
 //! transaction back; the jobs batched before it are answered with a storage
 //! error and retried by their clients, those after it run in a new
@@ -20,8 +24,10 @@
 //! entry, quarantine and alert of a chain mismatch) are committed.
 //!
 //! Architecture invariant: handlers call these methods and never see SQL;
-//! every SQL statement of the hub lives in this module (`sqlite.rs`,
-//! `migrate.rs`) and in `migrations/hub/`.
+//! every SQL statement of the hub lives in this module (`sqlite.rs` — the
+//! statements of both dialects despite its name —, `fiscal.rs`, `escrow.rs`,
+//! …, `migrate.rs`) and in `migrations/hub/` (SQLite) and
+//! `migrations/hub/postgres/`.
 
 pub mod audit_tree;
 mod conflicts;
