@@ -53,11 +53,13 @@ fn sale() -> SaleRequest {
                 code: "ARROZ".into(),
                 qty_milli: 3000,
                 discount: None,
+                unit_price: None,
             },
             LineRequest {
                 code: "7460000000011".into(),
                 qty_milli: 1000,
                 discount: None,
+                unit_price: None,
             },
         ],
         payments: vec![PaymentRequest {
