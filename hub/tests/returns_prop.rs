@@ -54,6 +54,7 @@ fn sale() -> EventBody {
                 total: Money(*q),
                 tax: Money(0),
                 beyond_quota_milli: None,
+                price_override: None,
             })
             .collect(),
         total: Money(5000),
