@@ -881,6 +881,50 @@ mod tests {
     }
 
     #[test]
+    fn returns_from_before_unknown_originals_decode_and_write_the_same_bytes() {
+        // A SaleReturned as registers wrote it before the optional fields.
+        let old = br#"{"cashier":"ana","lines":[{"line":0,"product":"X1","qty_milli":1000,"tax":0,"total":100}],"refund":"cash","return_id":"019aaf70-dbf4-7000-8000-00000000f001","sale_id":"019aaf70-dbf4-7000-8000-00000000a001","shift_id":"019aaf70-d618-7000-8000-00000000c001","tax":0,"total":100}"#;
+        let v = parse(old).unwrap();
+        let body = EventBody::decode(EventKind::SaleReturned, &v).unwrap();
+        let EventBody::SaleReturned(r) = &body else {
+            panic!("kind")
+        };
+        assert_eq!((r.lines[0].line, r.original_unknown.as_ref()), (Some(0), None));
+        assert!(r.sale_id.is_some());
+        // `damaged: false` is written (it always was); nothing else is added.
+        let expected = r#"{"cashier":"ana","lines":[{"damaged":false,"line":0,"product":"X1","qty_milli":1000,"tax":0,"total":100}],"refund":"cash","return_id":"019aaf70-dbf4-7000-8000-00000000f001","sale_id":"019aaf70-dbf4-7000-8000-00000000a001","shift_id":"019aaf70-d618-7000-8000-00000000c001","tax":0,"total":100}"#;
+        assert_eq!(body.to_value().unwrap().to_canonical_string(), expected);
+    }
+
+    #[test]
+    fn new_bodies_decode_strictly() {
+        let drawer = parse(br#"{"movement_id":"019aaf70-dbf4-7000-8000-00000000d001","shift_id":"019aaf70-d618-7000-8000-00000000c001","reason":"cambio","approval":{"staff_id":"019aaf70-dbf4-7000-8000-0000000000e1","name":"Marta","role":"supervisor","action":"drawer_open"}}"#).unwrap();
+        let body = EventBody::decode(EventKind::DrawerOpened, &drawer).unwrap();
+        assert_eq!(body.approvals().len(), 1);
+        let extra = parse(br#"{"movement_id":"019aaf70-dbf4-7000-8000-00000000d001","shift_id":"019aaf70-d618-7000-8000-00000000c001","reason":"x","colour":1}"#).unwrap();
+        assert_eq!(
+            EventBody::decode(EventKind::DrawerOpened, &extra),
+            Err(BodyError::UnknownField {
+                path: "colour".into()
+            })
+        );
+        let line = br#"{"sale_id":"019aaf70-dbf4-7000-8000-00000000a001","cashier":"ana","lines":[{"product":"x","name":"n","qty_milli":1000,"unit_price":90,"tax_bp":0,"total":90,"tax":0,"price_override":{"shelf_price":100,"extra":1}}],"total":90,"tax":0,"payments":[{"method":"store_credit","amount":90}],"change":0}"#;
+        let err = EventBody::decode(EventKind::SaleCreated, &parse(line).unwrap()).unwrap_err();
+        assert_eq!(err.path(), "lines[0].price_override.extra", "{err}");
+        let ok = String::from_utf8_lossy(line).replace(r#","extra":1"#, "");
+        let EventBody::SaleCreated(s) =
+            EventBody::decode(EventKind::SaleCreated, &parse(ok.as_bytes()).unwrap()).unwrap()
+        else {
+            panic!("kind")
+        };
+        assert_eq!(s.payments[0].method, PaymentMethod::StoreCredit);
+        assert_eq!(
+            s.lines[0].price_override.as_ref().map(|o| o.shelf_price),
+            Some(Money(100))
+        );
+    }
+
+    #[test]
     fn unknown_field_is_named_with_its_path() {
         let body = parse(br#"{"shift_id":"019aaf70-d618-7000-8000-00000000c001","cashier":"ana","opening_float":1,"colour":"red"}"#).unwrap();
         assert_eq!(
