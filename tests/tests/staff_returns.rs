@@ -229,6 +229,8 @@ fn a_return_at_another_register_issues_a_credit_note_and_over_returns_are_confli
             damaged: false,
         }],
         refund: PaymentMethod::Cash,
+        customer: None,
+        unknown_original: vec![],
     };
     assert!(matches!(
         b.register.return_sale(op(), &ret, None),
@@ -370,6 +372,8 @@ fn the_z_report_with_drops_paid_outs_and_a_return_equals_the_events() {
                     damaged: false,
                 }],
                 refund: PaymentMethod::Cash,
+                customer: None,
+                unknown_original: vec![],
             },
             Some(&cred(marta, "2222")),
         )
