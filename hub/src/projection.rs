@@ -1810,7 +1810,10 @@ impl Projections {
                 Fact::DrawerOpen {
                     store, shift_id, ..
                 } => {
-                    s.shifts.entry((*store, *shift_id)).or_default().drawer_opens += 1;
+                    s.shifts
+                        .entry((*store, *shift_id))
+                        .or_default()
+                        .drawer_opens += 1;
                 }
                 Fact::SaleLine {
                     store,
@@ -1819,7 +1822,10 @@ impl Projections {
                     ..
                 } => {
                     if let Some(shift) = sale_shift.get(&(*store, *sale_id)) {
-                        s.shifts.entry((*store, *shift)).or_default().price_overrides += 1;
+                        s.shifts
+                            .entry((*store, *shift))
+                            .or_default()
+                            .price_overrides += 1;
                     }
                 }
                 _ => {}

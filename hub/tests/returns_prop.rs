@@ -104,7 +104,12 @@ enum By {
 fn ret(n: u64, by: By, qty: i64) -> EventBody {
     let (sale, line, product, unknown) = match by {
         By::Line(l) => (Some(sale_id()), Some(l), SOLD[l as usize].0, None),
-        By::UnknownById(p) => (Some(sale_id()), None, ["RICE", "OIL"][p], Some(sale_id().to_string())),
+        By::UnknownById(p) => (
+            Some(sale_id()),
+            None,
+            ["RICE", "OIL"][p],
+            Some(sale_id().to_string()),
+        ),
         By::UnknownByNumber(p) => (None, None, ["RICE", "OIL"][p], Some(FISCAL.to_owned())),
     };
     EventBody::SaleReturned(SaleReturned {
@@ -145,7 +150,8 @@ fn shuffled(events: &[(EventMeta<'static>, EventBody)], seed: u64) -> Projection
     let mut late: Vec<usize> = Vec::new();
     let mut out: Vec<usize> = Vec::new();
     for (k, i) in order.into_iter().enumerate() {
-        let by_line = matches!(&events[i].1, EventBody::SaleReturned(r) if r.original_unknown.is_none());
+        let by_line =
+            matches!(&events[i].1, EventBody::SaleReturned(r) if r.original_unknown.is_none());
         if k < sale_at && by_line {
             late.push(i);
         } else {
@@ -374,7 +380,10 @@ fn two_registers_returning_the_same_line_is_an_over_return_in_the_pure_projectio
 fn a_return_without_the_original_is_reviewed_and_checked_when_the_sale_arrives() {
     let devices: [DeviceId; 2] = [id("019aaf75", 1), id("019aaf75", 2)];
     let mut p = Projections::default();
-    p.apply_event(&meta(10, devices[1]), &ret(10, By::UnknownByNumber(0), 1500));
+    p.apply_event(
+        &meta(10, devices[1]),
+        &ret(10, By::UnknownByNumber(0), 1500),
+    );
     let c = p.conflicts();
     assert_eq!(c.len(), 1, "{c:?}");
     assert_eq!(c[0].reason, "return_original_unknown");

@@ -57,7 +57,11 @@ pub fn return_done(r: &crate::register::ReturnResult) -> String {
             r.seq,
             rd(r.total)
         ),
-        None => format!("Devolución registrada #{}: reembolso {}.", r.seq, rd(r.total)),
+        None => format!(
+            "Devolución registrada #{}: reembolso {}.",
+            r.seq,
+            rd(r.total)
+        ),
     };
     if r.original_unknown {
         s.push_str(

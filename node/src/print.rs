@@ -451,7 +451,9 @@ fn render_drawer_slip(
         .body()
         .map_err(|e| OpError::Receipt(format!("event #{seq}: {e}")))?
     else {
-        return Err(OpError::Receipt(format!("event #{seq} is no drawer opening")));
+        return Err(OpError::Receipt(format!(
+            "event #{seq} is no drawer opening"
+        )));
     };
     let register = journal::load_device(conn)?
         .map(|d| d.device.to_string())

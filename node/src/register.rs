@@ -865,7 +865,10 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
         }
         let reference = text("sale", &req.sale, true)?;
         if reference.chars().count() > 64 {
-            return Err(invalid("sale", "a sale id or fiscal number (at most 64 characters)"));
+            return Err(invalid(
+                "sale",
+                "a sale id or fiscal number (at most 64 characters)",
+            ));
         }
         for (i, l) in req.lines.iter().enumerate() {
             if l.qty_milli <= 0 {
@@ -915,55 +918,56 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
                 )
                 .optional()?;
-            let (sale_id, deps, original_number, sale_customer, lines, original_unknown) =
-                match row {
-                    Some((sale_id, sale_event, voided, number, customer)) => {
-                        if unknown {
-                            return Err(invalid(
-                                "unknown_original",
-                                format!("the sale {reference} is known here: return it by line"),
-                            ));
-                        }
-                        let sale_id: SaleId = sale_id
-                            .parse()
-                            .map_err(|_| invalid("sale", "stored sale id unreadable"))?;
-                        if voided.is_some() {
-                            return Err(OpError::AlreadyVoided(sale_id));
-                        }
-                        let sale_event: EventId = sale_event
-                            .parse()
-                            .map_err(|_| invalid("sale", "stored event id unreadable"))?;
-                        let lines = known_return_lines(ctx.tx, sale_id, number.as_deref(), &req.lines)?;
-                        let customer: Option<CustomerId> =
-                            customer.and_then(|c| c.parse().ok());
-                        (
-                            Some(sale_id),
-                            vec![shift_event, sale_event],
-                            number,
-                            customer,
-                            lines,
-                            None,
-                        )
+            let (sale_id, deps, original_number, sale_customer, lines, original_unknown) = match row
+            {
+                Some((sale_id, sale_event, voided, number, customer)) => {
+                    if unknown {
+                        return Err(invalid(
+                            "unknown_original",
+                            format!("the sale {reference} is known here: return it by line"),
+                        ));
                     }
-                    None if !unknown => {
-                        return Err(OpError::UnknownSaleRef(reference.chars().take(64).collect()))
+                    let sale_id: SaleId = sale_id
+                        .parse()
+                        .map_err(|_| invalid("sale", "stored sale id unreadable"))?;
+                    if voided.is_some() {
+                        return Err(OpError::AlreadyVoided(sale_id));
                     }
-                    None => {
-                        let lines = unknown_return_lines(ctx.tx, &req.unknown_original)?;
-                        let by_id: Option<SaleId> = reference.parse().ok();
-                        (
-                            by_id,
-                            vec![shift_event],
-                            // A fiscal number is what a credit note modifies.
-                            by_id.is_none().then(|| reference.clone()),
-                            None,
-                            lines,
-                            Some(caja_shared::kind::UnknownOriginal {
-                                reference: reference.clone(),
-                            }),
-                        )
-                    }
-                };
+                    let sale_event: EventId = sale_event
+                        .parse()
+                        .map_err(|_| invalid("sale", "stored event id unreadable"))?;
+                    let lines = known_return_lines(ctx.tx, sale_id, number.as_deref(), &req.lines)?;
+                    let customer: Option<CustomerId> = customer.and_then(|c| c.parse().ok());
+                    (
+                        Some(sale_id),
+                        vec![shift_event, sale_event],
+                        number,
+                        customer,
+                        lines,
+                        None,
+                    )
+                }
+                None if !unknown => {
+                    return Err(OpError::UnknownSaleRef(
+                        reference.chars().take(64).collect(),
+                    ))
+                }
+                None => {
+                    let lines = unknown_return_lines(ctx.tx, &req.unknown_original)?;
+                    let by_id: Option<SaleId> = reference.parse().ok();
+                    (
+                        by_id,
+                        vec![shift_event],
+                        // A fiscal number is what a credit note modifies.
+                        by_id.is_none().then(|| reference.clone()),
+                        None,
+                        lines,
+                        Some(caja_shared::kind::UnknownOriginal {
+                            reference: reference.clone(),
+                        }),
+                    )
+                }
+            };
             let customer = match req.refund {
                 PaymentMethod::StoreCredit => {
                     let c = req.customer.or(sale_customer).ok_or_else(|| {
@@ -1162,14 +1166,20 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             (_, true) => self.approval_for(cred, "price_override")?,
             (true, false) => self.approval_for(cred, "discount")?,
         };
-        let approval = checked.clone().filter(|_| discount).map(|a| caja_shared::kind::Approval {
-            action: "discount".into(),
-            ..a
-        });
-        let override_approval = checked.filter(|_| overrides).map(|a| caja_shared::kind::Approval {
-            action: "price_override".into(),
-            ..a
-        });
+        let approval = checked
+            .clone()
+            .filter(|_| discount)
+            .map(|a| caja_shared::kind::Approval {
+                action: "discount".into(),
+                ..a
+            });
+        let override_approval =
+            checked
+                .filter(|_| overrides)
+                .map(|a| caja_shared::kind::Approval {
+                    action: "price_override".into(),
+                    ..a
+                });
         let series = self.config.document_for(doc.series.as_deref());
         if let Some(s) = &series {
             caja_shared::fiscal::check_prefix(s).map_err(|e| invalid("document", e.to_string()))?;
@@ -1936,7 +1946,10 @@ fn unknown_return_lines(
             (None, None) => {
                 return Err(OpError::Invalid {
                     field: "unknown_original[].unit_price",
-                    reason: format!("line {index}: {} has no price: give the price paid", item.sku),
+                    reason: format!(
+                        "line {index}: {} has no price: give the price paid",
+                        item.sku
+                    ),
                 })
             }
         };

@@ -431,9 +431,7 @@ pub fn build_sale(
             PaymentMethod::Cash => cash = cash.checked_add(amount).map_err(overflow(field))?,
             PaymentMethod::Fiado => fiado = fiado.checked_add(amount).map_err(overflow(field))?,
             PaymentMethod::StoreCredit => {
-                store_credit = store_credit
-                    .checked_add(amount)
-                    .map_err(overflow(field))?;
+                store_credit = store_credit.checked_add(amount).map_err(overflow(field))?;
             }
             PaymentMethod::Card | PaymentMethod::Transfer => {}
         }

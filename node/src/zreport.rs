@@ -588,7 +588,10 @@ mod tests {
             ),
         ];
         let z = ZReport::compute(&events, |_| None).expect("report");
-        assert_eq!((z.price_overrides, z.price_override_amount), (1, Money(-3000)));
+        assert_eq!(
+            (z.price_overrides, z.price_override_amount),
+            (1, Money(-3000))
+        );
         assert_eq!(z.drawer_opens, 1);
         assert_eq!((z.returns_count, z.returns_unknown_original), (2, 1));
         assert_eq!(

@@ -284,7 +284,11 @@ fn overrides_the_drawer_store_credit_and_unknown_originals_from_the_command_line
         Some(3)
     );
     let out = run(&["drawer", "open", "--reason", "cambio"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let kicked = std::fs::read_dir(&slips)
         .expect("slips")
         .filter_map(|e| e.ok())

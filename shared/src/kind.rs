@@ -889,7 +889,10 @@ mod tests {
         let EventBody::SaleReturned(r) = &body else {
             panic!("kind")
         };
-        assert_eq!((r.lines[0].line, r.original_unknown.as_ref()), (Some(0), None));
+        assert_eq!(
+            (r.lines[0].line, r.original_unknown.as_ref()),
+            (Some(0), None)
+        );
         assert!(r.sale_id.is_some());
         // `damaged: false` is written (it always was); nothing else is added.
         let expected = r#"{"cashier":"ana","lines":[{"damaged":false,"line":0,"product":"X1","qty_milli":1000,"tax":0,"total":100}],"refund":"cash","return_id":"019aaf70-dbf4-7000-8000-00000000f001","sale_id":"019aaf70-dbf4-7000-8000-00000000a001","shift_id":"019aaf70-d618-7000-8000-00000000c001","tax":0,"total":100}"#;

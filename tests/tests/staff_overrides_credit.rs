@@ -216,9 +216,15 @@ fn a_price_override_needs_a_supervisor_and_a_wrong_pin_changes_nothing() {
         .expect("approved override");
     assert_eq!(sold.total, Money(12_000));
     let z = t.register.z_report(None).expect("z");
-    assert_eq!((z.price_overrides, z.price_override_amount), (1, Money(-1_000)));
+    assert_eq!(
+        (z.price_overrides, z.price_override_amount),
+        (1, Money(-1_000))
+    );
     let text = caja_node::messages::z_report(&z);
-    assert!(text.contains("Autorizado — price_override: Marta"), "{text}");
+    assert!(
+        text.contains("Autorizado — price_override: Marta"),
+        "{text}"
+    );
     assert!(text.contains("Cambios de precio autorizados: 1"), "{text}");
     // At the hub: the approval in the audit log and the staff activity; an
     // approved price is never a stale price.
@@ -269,8 +275,12 @@ fn opening_the_drawer_without_a_sale_is_approved_kicked_and_reported() {
         Err(OpError::Staff(StaffError::WrongPin { .. }))
     ));
     assert!(matches!(
-        t.register.open_drawer(op(), "  ", Some(&cred(marta, "2222"))),
-        Err(OpError::Invalid { field: "reason", .. })
+        t.register
+            .open_drawer(op(), "  ", Some(&cred(marta, "2222"))),
+        Err(OpError::Invalid {
+            field: "reason",
+            ..
+        })
     ));
     assert_eq!(state(t), before, "refusals change nothing");
     let opened = t
@@ -289,7 +299,12 @@ fn opening_the_drawer_without_a_sale_is_approved_kicked_and_reported() {
         .map(|e| std::fs::read_to_string(e.path()).expect("slip"))
         .collect();
     assert_eq!(slips.len(), 1);
-    for want in ["[GAVETA]", "APERTURA DE GAVETA", "cambio para la caja 2", "Marta"] {
+    for want in [
+        "[GAVETA]",
+        "APERTURA DE GAVETA",
+        "cambio para la caja 2",
+        "Marta",
+    ] {
         assert!(slips[0].contains(want), "{want} in\n{}", slips[0]);
     }
     assert!(t.register.print_pending().expect("again").jobs.is_empty());
@@ -306,7 +321,10 @@ fn opening_the_drawer_without_a_sale_is_approved_kicked_and_reported() {
     assert_eq!(opens.len(), 1, "{a}");
     assert_eq!(opens[0]["approved_by"], "Marta");
     assert_eq!(opens[0]["reason"], "cambio para la caja 2");
-    assert_eq!(opened.seq, s.tills[0].register.status().expect("st").head_seq);
+    assert_eq!(
+        opened.seq,
+        s.tills[0].register.status().expect("st").head_seq
+    );
     let (live, rebuilt) = s.tills[0].register.rebuild().expect("rebuild");
     assert_eq!(live, rebuilt);
 }
@@ -465,7 +483,8 @@ fn a_return_of_a_sale_unknown_offline_is_flagged_and_checked_when_the_sale_arriv
         unknown_original: vec![],
     };
     assert!(matches!(
-        b.register.return_sale(op(), &by_line, Some(&cred(marta, "2222"))),
+        b.register
+            .return_sale(op(), &by_line, Some(&cred(marta, "2222"))),
         Err(OpError::UnknownSaleRef(_))
     ));
     // By product, as an unknown original: a supervisor must approve.
@@ -497,8 +516,12 @@ fn a_return_of_a_sale_unknown_offline_is_flagged_and_checked_when_the_sale_arriv
         ..unknown.clone()
     };
     assert!(matches!(
-        b.register.return_sale(op(), &fractional, Some(&cred(marta, "2222"))),
-        Err(OpError::Invalid { field: "unknown_original[].qty_milli", .. })
+        b.register
+            .return_sale(op(), &fractional, Some(&cred(marta, "2222"))),
+        Err(OpError::Invalid {
+            field: "unknown_original[].qty_milli",
+            ..
+        })
     ));
     assert_eq!(state(b), before, "refusals change nothing");
     let r = b
@@ -572,7 +595,11 @@ fn a_return_of_a_sale_unknown_offline_is_flagged_and_checked_when_the_sale_arriv
     ));
     assert_eq!(state(a), before);
     let act = activity(&s);
-    assert_eq!(act["returns_unknown"].as_array().map(Vec::len), Some(1), "{act}");
+    assert_eq!(
+        act["returns_unknown"].as_array().map(Vec::len),
+        Some(1),
+        "{act}"
+    );
     assert_eq!(act["returns_unknown"][0]["reference"], ncf);
     for t in &mut s.tills {
         let (live, rebuilt) = t.register.rebuild().expect("rebuild");

@@ -1976,10 +1976,9 @@ fn widen(conn: &Connection, subject: Subject) -> Result<Vec<Subject>, StoreError
                          OR EXISTS (SELECT 1 FROM p_returns_unknown
                                     WHERE store_id = ?2 AND reference = ?3 AND sale_id IS NULL)",
                 )?
-                .query_row(
-                    params![sale.to_string(), store.to_string(), number],
-                    |r| r.get(0),
-                )?;
+                .query_row(params![sale.to_string(), store.to_string(), number], |r| {
+                    r.get(0)
+                })?;
             Ok(if named {
                 vec![Subject::Returned(sale)]
             } else {
@@ -2011,9 +2010,7 @@ fn widen(conn: &Connection, subject: Subject) -> Result<Vec<Subject>, StoreError
 /// per line, and a sixth element `true` on an overridden line (rows projected
 /// before schema v4 lack the unit price).
 #[allow(clippy::type_complexity)]
-fn sale_lines(
-    json: &str,
-) -> Result<Vec<(String, i64, i64, i64, Option<i64>, bool)>, StoreError> {
+fn sale_lines(json: &str) -> Result<Vec<(String, i64, i64, i64, Option<i64>, bool)>, StoreError> {
     let raw: Vec<Vec<serde_json::Value>> = serde_json::from_str(json).map_err(corrupt)?;
     raw.into_iter()
         .map(|l| {
@@ -3013,6 +3010,84 @@ pub(super) fn health_inputs(conn: &Connection, now: i64) -> Result<HealthInputs,
     })
 }
 
+/// What head office sees of a store's staff actions and store credit
+/// (`GET /v1/admin/staff/activity`): every approval with its event's kind and
+/// time (HLC ms), the drawer openings without a sale, the returns made without
+/// the original, and every customer's store-credit balance.
+pub(super) fn staff_activity(
+    conn: &Connection,
+    store: StoreId,
+) -> Result<serde_json::Value, StoreError> {
+    let st = store.to_string();
+    let mut approvals = Vec::new();
+    {
+        let mut stmt = conn.prepare(
+            "SELECT a.event_id, a.device_id, a.action, a.staff_id, a.name, a.role, e.kind, e.hlc_ms
+             FROM p_approvals a JOIN events e ON e.event_id = a.event_id
+             WHERE a.store_id = ?1 ORDER BY e.hlc_ms, a.event_id, a.idx",
+        )?;
+        let mut rs = stmt.query([&st])?;
+        while let Some(r) = rs.next()? {
+            approvals.push(serde_json::json!({
+                "event_id": r.get::<_, String>(0)?, "device": r.get::<_, String>(1)?,
+                "action": r.get::<_, String>(2)?, "staff_id": r.get::<_, String>(3)?,
+                "name": r.get::<_, String>(4)?, "role": r.get::<_, String>(5)?,
+                "kind": r.get::<_, String>(6)?, "at_ms": r.get::<_, i64>(7)?,
+            }));
+        }
+    }
+    let mut drawer_opens = Vec::new();
+    {
+        let mut stmt = conn.prepare(
+            "SELECT d.event_id, d.device_id, d.shift_id, d.reason, d.approved_by, e.hlc_ms
+             FROM p_drawer_opens d JOIN events e ON e.event_id = d.event_id
+             WHERE d.store_id = ?1 ORDER BY e.hlc_ms, d.event_id",
+        )?;
+        let mut rs = stmt.query([&st])?;
+        while let Some(r) = rs.next()? {
+            drawer_opens.push(serde_json::json!({
+                "event_id": r.get::<_, String>(0)?, "device": r.get::<_, String>(1)?,
+                "shift_id": r.get::<_, String>(2)?, "reason": r.get::<_, String>(3)?,
+                "approved_by": r.get::<_, Option<String>>(4)?, "at_ms": r.get::<_, i64>(5)?,
+            }));
+        }
+    }
+    let mut returns_unknown = Vec::new();
+    {
+        let mut stmt = conn.prepare(
+            "SELECT event_id, line, device_id, sale_id, reference, product, qty_milli, damaged
+             FROM p_returns_unknown WHERE store_id = ?1 ORDER BY event_id, line",
+        )?;
+        let mut rs = stmt.query([&st])?;
+        while let Some(r) = rs.next()? {
+            returns_unknown.push(serde_json::json!({
+                "event_id": r.get::<_, String>(0)?, "line": r.get::<_, i64>(1)?,
+                "device": r.get::<_, String>(2)?, "sale_id": r.get::<_, Option<String>>(3)?,
+                "reference": r.get::<_, String>(4)?, "product": r.get::<_, String>(5)?,
+                "qty_milli": r.get::<_, i64>(6)?, "damaged": r.get::<_, i64>(7)? == 1,
+            }));
+        }
+    }
+    let mut store_credit = Vec::new();
+    {
+        let mut stmt = conn.prepare(
+            "SELECT customer_id, balance FROM v_store_credit WHERE store_id = ?1 ORDER BY customer_id",
+        )?;
+        let mut rs = stmt.query([&st])?;
+        while let Some(r) = rs.next()? {
+            store_credit.push(serde_json::json!({
+                "customer": r.get::<_, String>(0)?, "balance": r.get::<_, i64>(1)?,
+            }));
+        }
+    }
+    Ok(serde_json::json!({
+        "approvals": approvals,
+        "drawer_opens": drawer_opens,
+        "returns_unknown": returns_unknown,
+        "store_credit": store_credit,
+    }))
+}
+
 #[cfg(test)]
 mod conflict_order;
 
@@ -3120,82 +3195,4 @@ mod reprepare_probe {
         }
         assert!(n > 30, "only {n} statements found in the source");
     }
-}
-
-/// What head office sees of a store's staff actions and store credit
-/// (`GET /v1/admin/staff/activity`): every approval with its event's kind and
-/// time (HLC ms), the drawer openings without a sale, the returns made without
-/// the original, and every customer's store-credit balance.
-pub(super) fn staff_activity(
-    conn: &Connection,
-    store: StoreId,
-) -> Result<serde_json::Value, StoreError> {
-    let st = store.to_string();
-    let mut approvals = Vec::new();
-    {
-        let mut stmt = conn.prepare(
-            "SELECT a.event_id, a.device_id, a.action, a.staff_id, a.name, a.role, e.kind, e.hlc_ms
-             FROM p_approvals a JOIN events e ON e.event_id = a.event_id
-             WHERE a.store_id = ?1 ORDER BY e.hlc_ms, a.event_id, a.idx",
-        )?;
-        let mut rs = stmt.query([&st])?;
-        while let Some(r) = rs.next()? {
-            approvals.push(serde_json::json!({
-                "event_id": r.get::<_, String>(0)?, "device": r.get::<_, String>(1)?,
-                "action": r.get::<_, String>(2)?, "staff_id": r.get::<_, String>(3)?,
-                "name": r.get::<_, String>(4)?, "role": r.get::<_, String>(5)?,
-                "kind": r.get::<_, String>(6)?, "at_ms": r.get::<_, i64>(7)?,
-            }));
-        }
-    }
-    let mut drawer_opens = Vec::new();
-    {
-        let mut stmt = conn.prepare(
-            "SELECT d.event_id, d.device_id, d.shift_id, d.reason, d.approved_by, e.hlc_ms
-             FROM p_drawer_opens d JOIN events e ON e.event_id = d.event_id
-             WHERE d.store_id = ?1 ORDER BY e.hlc_ms, d.event_id",
-        )?;
-        let mut rs = stmt.query([&st])?;
-        while let Some(r) = rs.next()? {
-            drawer_opens.push(serde_json::json!({
-                "event_id": r.get::<_, String>(0)?, "device": r.get::<_, String>(1)?,
-                "shift_id": r.get::<_, String>(2)?, "reason": r.get::<_, String>(3)?,
-                "approved_by": r.get::<_, Option<String>>(4)?, "at_ms": r.get::<_, i64>(5)?,
-            }));
-        }
-    }
-    let mut returns_unknown = Vec::new();
-    {
-        let mut stmt = conn.prepare(
-            "SELECT event_id, line, device_id, sale_id, reference, product, qty_milli, damaged
-             FROM p_returns_unknown WHERE store_id = ?1 ORDER BY event_id, line",
-        )?;
-        let mut rs = stmt.query([&st])?;
-        while let Some(r) = rs.next()? {
-            returns_unknown.push(serde_json::json!({
-                "event_id": r.get::<_, String>(0)?, "line": r.get::<_, i64>(1)?,
-                "device": r.get::<_, String>(2)?, "sale_id": r.get::<_, Option<String>>(3)?,
-                "reference": r.get::<_, String>(4)?, "product": r.get::<_, String>(5)?,
-                "qty_milli": r.get::<_, i64>(6)?, "damaged": r.get::<_, i64>(7)? == 1,
-            }));
-        }
-    }
-    let mut store_credit = Vec::new();
-    {
-        let mut stmt = conn.prepare(
-            "SELECT customer_id, balance FROM v_store_credit WHERE store_id = ?1 ORDER BY customer_id",
-        )?;
-        let mut rs = stmt.query([&st])?;
-        while let Some(r) = rs.next()? {
-            store_credit.push(serde_json::json!({
-                "customer": r.get::<_, String>(0)?, "balance": r.get::<_, i64>(1)?,
-            }));
-        }
-    }
-    Ok(serde_json::json!({
-        "approvals": approvals,
-        "drawer_opens": drawer_opens,
-        "returns_unknown": returns_unknown,
-        "store_credit": store_credit,
-    }))
 }
