@@ -1111,8 +1111,20 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             return Ok((false, false));
         }
         let conn = self.conn();
+        // Amounts only: the payments (fiado, store credit, short cash) are
+        // checked by the sale's own transaction, so a probe never fails on
+        // them and never hides an override or a discount.
+        let amounts_only = SaleRequest {
+            payments: vec![sale::PaymentRequest {
+                method: PaymentMethod::Cash,
+                amount: i64::MAX / 4,
+                reference: None,
+            }],
+            customer: None,
+            ..req.clone()
+        };
         let probe = sale::build_sale(
-            req,
+            &amounts_only,
             SaleContext {
                 sale_id: "00000000-0000-7000-8000-000000000000"
                     .parse()
@@ -1240,6 +1252,16 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
                 if let Some(o) = &mut l.price_override {
                     o.approval = override_approval.clone();
                 }
+            }
+            // Never an override without its approval on a register with
+            // staff, whatever the probe above concluded.
+            if outcome.body.lines.iter().any(|l| {
+                l.price_override
+                    .as_ref()
+                    .is_some_and(|o| o.approval.is_none())
+            }) && crate::staff::has_staff(ctx.tx)?
+            {
+                return Err(OpError::ApprovalRequired("price_override"));
             }
             if stock_quotas {
                 if let Err(short) = crate::escrow::take(ctx.tx, &mut outcome.body, ctx.now_ms)? {

@@ -200,6 +200,18 @@ fn a_price_override_needs_a_supervisor_and_a_wrong_pin_changes_nothing() {
         Err(OpError::Staff(StaffError::WrongPin { left: 4 }))
     ));
     assert_eq!(state(t), before, "a refused approval changes nothing");
+    // Whatever the payment (here store credit the customer does not have),
+    // an override still asks for the supervisor first.
+    let mut on_credit = sale(
+        vec![line("ARROZ", 1000, Some(6000))],
+        vec![pay(PaymentMethod::StoreCredit, 6000)],
+    );
+    on_credit.customer = Some("019aaf70-dbf4-7000-8000-0000000c0001".parse().expect("id"));
+    assert!(matches!(
+        t.register.sell(op(), &on_credit),
+        Err(OpError::ApprovalRequired("price_override"))
+    ));
+    assert_eq!(state(t), before);
     // A negative price is refused naming the field, unchanged too.
     let negative = sale(
         vec![line("ARROZ", 1000, Some(-1))],
