@@ -62,6 +62,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "conflicts_ahead",
         sql: include_str!("../../../migrations/hub/0008_conflicts_ahead.sql"),
     },
+    Migration {
+        version: 9,
+        name: "store_credit_drawer",
+        sql: include_str!("../../../migrations/hub/0009_store_credit_drawer.sql"),
+    },
 ];
 
 /// Why the database cannot be brought to this binary's schema.
@@ -151,14 +156,15 @@ mod tests {
             migrate(&mut conn),
             Err(MigrateError::Mismatch { version: 1 })
         ));
+        let next = MIGRATIONS.last().map_or(0, |m| m.version) + 1;
         conn.execute(
-            "INSERT INTO schema_version VALUES (9, 'x', ?1)",
-            [&"0".repeat(64)],
+            "INSERT INTO schema_version VALUES (?1, 'x', ?2)",
+            rusqlite::params![next, "0".repeat(64)],
         )
         .unwrap();
         assert!(matches!(
             migrate(&mut conn),
-            Err(MigrateError::TooNew { found: 9, .. })
+            Err(MigrateError::TooNew { found, .. }) if found == next
         ));
     }
 
