@@ -167,7 +167,7 @@ pub struct Browser {
     _profile: tempfile::TempDir,
     out: PathBuf,
     test: String,
-    step: u32,
+    step: std::cell::Cell<u32>,
 }
 
 impl Browser {
@@ -220,7 +220,7 @@ impl Browser {
                         _profile: profile,
                         out,
                         test: test.to_owned(),
-                        step: 0,
+                        step: std::cell::Cell::new(0),
                     }))
                 }
                 Err(e) => {
@@ -305,17 +305,20 @@ impl Browser {
     }
 
     /// The form control labelled `label` (exact text of a `<label>`, trimmed,
-    /// through `for=` or by nesting; or an `aria-label`), as a person finds it.
+    /// through `for=` or by nesting; or an `aria-label`), as a person finds
+    /// it: a rendered one first (a closed dialog may reuse the label).
     pub fn find_by_label(&self, label: &str) -> Result<El<'_>, BrowserError> {
         let found = self.execute(
             r#"const want = arguments[0].trim();
+               const found = [];
                for (const l of document.querySelectorAll('label')) {
-                 if (l.textContent.trim() === want && l.control) return l.control;
+                 if (l.textContent.trim() === want && l.control) found.push(l.control);
                }
                for (const e of document.querySelectorAll('[aria-label]')) {
-                 if (e.getAttribute('aria-label').trim() === want) return e;
+                 if (e.getAttribute('aria-label').trim() === want) found.push(e);
                }
-               return null;"#,
+               // A person sees only rendered controls: those first.
+               return found.find(e => e.getClientRects().length > 0) || found[0] || null;"#,
             vec![json!(label)],
         )?;
         if found.is_null() {
@@ -416,8 +419,8 @@ impl Browser {
 
     /// Saves a PNG of the viewport as `<output>/<NN>-<step>.png` (numbered in
     /// the order taken) and returns its path.
-    pub fn screenshot(&mut self, step: &str) -> Result<PathBuf, BrowserError> {
-        self.step += 1;
+    pub fn screenshot(&self, step: &str) -> Result<PathBuf, BrowserError> {
+        self.step.set(self.step.get() + 1);
         let safe: String = step
             .chars()
             .map(|c| {
@@ -428,7 +431,7 @@ impl Browser {
                 }
             })
             .collect();
-        let path = self.out.join(format!("{:02}-{safe}.png", self.step));
+        let path = self.out.join(format!("{:02}-{safe}.png", self.step.get()));
         let png = self.run("screenshot", self.client().screenshot())?;
         std::fs::write(&path, png)?;
         Ok(path)
