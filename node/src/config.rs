@@ -485,7 +485,8 @@ mod tests {
             std::fs::write(dir.path().join(CONFIG_FILE_NAME), text).expect("write");
             NodeConfig::load(dir.path(), |_| None)
         };
-        let ok = cfg_with("ui_listen = \"127.0.0.1:8080\"\nquick_keys = [\"ARROZ\"]\n").expect("ok");
+        let ok =
+            cfg_with("ui_listen = \"127.0.0.1:8080\"\nquick_keys = [\"ARROZ\"]\n").expect("ok");
         assert_eq!(
             ok.ui_address().expect("addr"),
             Some("127.0.0.1:8080".parse().expect("addr"))

@@ -746,6 +746,11 @@ pub fn ui_sale_done(r: &SaleResult, credit_left: Option<Money>) -> String {
     s
 }
 
+/// A shift opened from the screen.
+pub fn ui_shift_opened(cashier: &str) -> String {
+    format!("Turno abierto para {cashier}. Puede vender.")
+}
+
 /// A void done.
 pub fn ui_voided(sale: &str) -> String {
     format!("Venta {sale} anulada.")
@@ -812,7 +817,11 @@ pub fn ui_status_bar(
         (0, _) => item("sync", "ok", "Todo sincronizado".into()),
         (n, Some(ms)) => item(
             "sync",
-            if now_ms - ms > 3_600_000 { "bad" } else { "warn" },
+            if now_ms - ms > 3_600_000 {
+                "bad"
+            } else {
+                "warn"
+            },
             format!("{n} sin sincronizar (el más antiguo {})", ago(now_ms - ms)),
         ),
         (n, None) => item("sync", "warn", format!("{n} sin sincronizar")),
@@ -838,7 +847,13 @@ pub fn ui_status_bar(
         let low: Vec<String> = quotas
             .iter()
             .filter(|q| q.left_milli < quota_low_milli)
-            .map(|q| format!("{} {}", q.product, qty(caja_shared::money::QtyMilli(q.left_milli))))
+            .map(|q| {
+                format!(
+                    "{} {}",
+                    q.product,
+                    qty(caja_shared::money::QtyMilli(q.left_milli))
+                )
+            })
             .collect();
         out.push(if low.is_empty() {
             item("quota", "ok", "Cuotas de inventario bien".into())
@@ -862,7 +877,11 @@ pub fn ui_status_bar(
         ),
         Some(_) if s.print.pending + s.print.printing > 0 => item(
             "printer",
-            if s.print.last_error.is_some() { "bad" } else { "warn" },
+            if s.print.last_error.is_some() {
+                "bad"
+            } else {
+                "warn"
+            },
             match &s.print.last_error {
                 Some(e) => format!(
                     "Impresora: {e} — {} recibo(s) quedaron en cola",

@@ -92,9 +92,11 @@ fn rig(name: &str) -> Rig {
         .tempdir()
         .expect("tmp");
     let hub_port = free_port().expect("port");
-    let hub = HubProcess::init_and_serve(&tmp.path().join("hub"), hub_port, ADMIN_TOKEN)
-        .expect("hub");
-    let store = hub.admin(&["create-store", "Colmado La Esquina"]).expect("store")["store"]
+    let hub =
+        HubProcess::init_and_serve(&tmp.path().join("hub"), hub_port, ADMIN_TOKEN).expect("hub");
+    let store = hub
+        .admin(&["create-store", "Colmado La Esquina"])
+        .expect("store")["store"]
         .as_str()
         .expect("store id")
         .to_owned();
@@ -123,7 +125,9 @@ fn rig(name: &str) -> Rig {
         hub.admin(&["staff", "--name", n, "--role", role, "--pin", pin])
             .expect("staff");
     }
-    let token = hub.admin(&["create-token", &store, "caja 1"]).expect("token")["token"]
+    let token = hub
+        .admin(&["create-token", &store, "caja 1"])
+        .expect("token")["token"]
         .as_str()
         .expect("token")
         .to_owned();
@@ -222,7 +226,8 @@ fn open_shift(b: &Browser) {
     float
         .type_keys(&format!("1000.00{}", keys::ENTER))
         .expect("float");
-    b.wait_for_text("#shift-info", "Ana", WAIT).expect("shift open");
+    b.wait_for_text("#shift-info", "Ana", WAIT)
+        .expect("shift open");
 }
 
 /// Scans ARROZ and the weighed cheese (the scale shows 1.250 kg), then pays
@@ -233,7 +238,8 @@ fn keyboard_sale(b: &Browser) {
         .expect("line");
     b.type_keys(&format!("2000000000017{}", keys::ENTER))
         .expect("scan weighed");
-    b.wait_for_text("#lines", "1.250 kg", WAIT).expect("weighed");
+    b.wait_for_text("#lines", "1.250 kg", WAIT)
+        .expect("weighed");
     assert_eq!(b.text("#total").expect("total"), "RD$ 540.00");
     // ITBIS: 18 % inside the rice's 65.00; the cheese is exempt.
     assert_eq!(b.text("#tax").expect("tax"), "RD$ 9.92");
@@ -342,7 +348,10 @@ fn wait_hub_sale(rig: &Rig, sale_id: &str) {
 fn wait_hub_sale_within(rig: &Rig, sale_id: &str, limit: Duration) {
     let until = Instant::now() + limit;
     while !hub_has_sale(rig, sale_id) {
-        assert!(Instant::now() < until, "sale {sale_id} never reached the hub");
+        assert!(
+            Instant::now() < until,
+            "sale {sale_id} never reached the hub"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -360,7 +369,10 @@ fn keyboard_sale_with_weighed_item_and_cash() {
         .expect("lang");
     assert_eq!(lang, "es-DO");
     b.wait_for("the status bar", WAIT, |b| {
-        Ok(status_bar(b, "net").contains("En línea") && status_bar(b, "scale").contains("1.250 kg"))
+        Ok(
+            status_bar(b, "net").contains("En línea")
+                && status_bar(b, "scale").contains("1.250 kg"),
+        )
     })
     .expect("online, scale ready");
     assert!(
@@ -412,7 +424,8 @@ fn same_sale_with_the_hub_down_loses_nothing() {
     b.find("#item").expect("item").click().expect("focus");
     b.type_keys(&format!("2000000000017{}", keys::ENTER))
         .expect("scan weighed");
-    b.wait_for_text("#lines", "1.250 kg", WAIT).expect("weighed");
+    b.wait_for_text("#lines", "1.250 kg", WAIT)
+        .expect("weighed");
     b.type_keys(keys::F4).expect("F4");
     b.wait_for("the payment dialog", WAIT, |b| {
         b.find("#dlg-pay").and_then(|d| d.is_displayed())
@@ -451,8 +464,10 @@ fn void_needs_a_supervisor_pin() {
     let rig = rig("void");
     b.goto(&rig.url).expect("open the screen");
     open_shift(&b);
-    b.type_keys(&format!("2*ARROZ{}", keys::ENTER)).expect("scan");
-    b.wait_for_text("#total", "RD$ 130.00", WAIT).expect("total");
+    b.type_keys(&format!("2*ARROZ{}", keys::ENTER))
+        .expect("scan");
+    b.wait_for_text("#total", "RD$ 130.00", WAIT)
+        .expect("total");
     b.type_keys(keys::F4).expect("F4");
     b.wait_for("the payment dialog", WAIT, |b| {
         b.find("#dlg-pay").and_then(|d| d.is_displayed())

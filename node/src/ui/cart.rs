@@ -100,9 +100,8 @@ pub fn clear(conn: &Connection) -> Result<(), OpError> {
 
 /// The op id of the payment in progress, if any.
 pub fn pay_op(conn: &Connection) -> Result<Option<OpId>, OpError> {
-    let v: Option<String> = conn.query_row("SELECT pay_op FROM ui_cart WHERE id = 1", [], |r| {
-        r.get(0)
-    })?;
+    let v: Option<String> =
+        conn.query_row("SELECT pay_op FROM ui_cart WHERE id = 1", [], |r| r.get(0))?;
     v.map(|s| {
         s.parse().map_err(|_| OpError::Invalid {
             field: "pay_op",

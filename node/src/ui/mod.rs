@@ -173,7 +173,10 @@ fn security_headers(mut r: Response, content_type: &'static str) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
@@ -327,4 +330,90 @@ async fn action(
         other => Err(ApiError::bad_request(other)),
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).expect("value"));
+        }
+        h
+    }
+
+    #[test]
+    fn every_slot_of_the_page_is_filled_and_escaped() {
+        let page = render_page();
+        assert!(!page.contains("{{"), "a slot without a label");
+        assert!(page.contains(r#"<html lang="es-DO">"#));
+        assert!(page.contains("<title>Caja — pantalla del cajero</title>"));
+        // The labels for the script are JSON that cannot close the script.
+        let start = page.find(r#"id="labels">"#).expect("labels") + 12;
+        let end = start + page[start..].find("</script>").expect("end");
+        let v: serde_json::Value = serde_json::from_str(&page[start..end]).expect("json");
+        assert_eq!(v["pay"], "Cobrar (F4)");
+        // Nothing is fetched from elsewhere.
+        for s in [PAGE, SCRIPT, STYLE] {
+            assert!(!s.contains("http://") && !s.contains("https://"));
+            assert!(!s.contains("@import") && !s.contains("url("));
+        }
+        assert_eq!(
+            escape_html(r#"<a href="x">&"#),
+            "&lt;a href=&quot;x&quot;&gt;&amp;"
+        );
+    }
+
+    #[test]
+    fn only_this_machines_screen_may_call() {
+        let addr: SocketAddr = "127.0.0.1:8080".parse().expect("addr");
+        let ok = [
+            ("host", "127.0.0.1:8080"),
+            ("content-type", "application/json"),
+            ("x-caja-screen", "1"),
+        ];
+        assert!(guard(&headers(&ok), addr, true).is_ok());
+        assert!(guard(&headers(&[("host", "localhost:8080")]), addr, false).is_ok());
+        let with_origin = [
+            ("host", "127.0.0.1:8080"),
+            ("origin", "http://127.0.0.1:8080"),
+            ("content-type", "application/json; charset=utf-8"),
+            ("x-caja-screen", "1"),
+        ];
+        assert!(guard(&headers(&with_origin), addr, true).is_ok());
+        for bad in [
+            // DNS rebinding: another name for this address.
+            vec![
+                ("host", "evil.example:8080"),
+                ("content-type", "application/json"),
+                ("x-caja-screen", "1"),
+            ],
+            // Another port.
+            vec![
+                ("host", "127.0.0.1:9090"),
+                ("content-type", "application/json"),
+                ("x-caja-screen", "1"),
+            ],
+            // A page from elsewhere.
+            vec![
+                ("host", "127.0.0.1:8080"),
+                ("origin", "http://evil.example"),
+                ("content-type", "application/json"),
+                ("x-caja-screen", "1"),
+            ],
+            // A form post (no preflight): no JSON type, no header.
+            vec![("host", "127.0.0.1:8080"), ("content-type", "text/plain")],
+            vec![
+                ("host", "127.0.0.1:8080"),
+                ("content-type", "application/json"),
+            ],
+            vec![],
+        ] {
+            let e = guard(&headers(&bad), addr, true).expect_err("refused");
+            assert_eq!((e.status, e.code), (403, "forbidden"), "{bad:?}");
+            assert!(e.message.contains("esta misma caja"));
+        }
+    }
 }

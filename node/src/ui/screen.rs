@@ -100,6 +100,9 @@ impl From<DeviceError> for ApiError {
     }
 }
 
+/// A sale as listed: id, fiscal number, total, voided seq, time.
+type SaleRow = (String, Option<String>, i64, Option<i64>, i64);
+
 /// The answer to a screen request.
 pub type ApiResult = Result<Value, ApiError>;
 
@@ -300,9 +303,9 @@ pub fn parse_entry(entry: &str) -> Result<(Option<&str>, &str), ApiError> {
         return Err(ApiError::refused(messages::ui_no_code()));
     }
     if code.chars().count() > 64 || code.chars().any(char::is_control) {
-        return Err(ApiError::refused(messages::error(&OpError::UnknownProduct(
-            code.chars().take(64).collect(),
-        ))));
+        return Err(ApiError::refused(messages::error(
+            &OpError::UnknownProduct(code.chars().take(64).collect()),
+        )));
     }
     Ok((qty, code))
 }
@@ -364,7 +367,7 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
             if let Some(done) = crate::journal::find_op(node.conn(), &op).map_err(OpError::from)? {
                 let r: register::SaleResult =
                     serde_json::from_str(&done.result).map_err(OpError::from)?;
-                self.finish_sale(node, op, &r, None)?;
+                self.finish_sale(node, op, None, &r, None)?;
             }
         }
         Ok(())
@@ -473,7 +476,9 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
         .ok_or_else(|| ApiError::refused(messages::error(&OpError::UnknownProduct(code.into()))))?;
         let (qty, weighed) = if item.sold_by == SoldBy::Weight {
             if qty_text.is_some() {
-                return Err(ApiError::refused(messages::ui_weighed_from_scale(&item.name)));
+                return Err(ApiError::refused(messages::ui_weighed_from_scale(
+                    &item.name,
+                )));
             }
             let scale = self.scale.as_ref().ok_or(DeviceError::NoScale)?;
             let grams = {
@@ -560,6 +565,16 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
             })
             .collect();
         if lines.is_empty() {
+            // A retry of a payment that was made (its answer was lost): the
+            // first answer again, not a refusal.
+            let shown = cart::shown(node.conn())?;
+            let this = req.op.to_string();
+            let same = |key: &str| shown.as_ref().and_then(|v| v[key].as_str()) == Some(&this);
+            if same("op") || same("request_op") {
+                let mut v = self.view(&node)?;
+                v["done"] = json!(true);
+                return Ok(v);
+            }
             return Err(ApiError::refused(messages::ui_cart_empty()));
         }
         let op = cart::begin_pay(node.conn(), req.op)?;
@@ -570,7 +585,7 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
             customer,
         };
         let r = node.sell_approved(op, &sale, &register::Document::default(), None)?;
-        self.finish_sale(&node, op, &r, customer)?;
+        self.finish_sale(&node, op, Some(req.op), &r, customer)?;
         let mut v = self.view(&node)?;
         v["done"] = json!(true);
         Ok(v)
@@ -580,6 +595,7 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
         &self,
         node: &Register<C, R>,
         op: OpId,
+        request_op: Option<OpId>,
         r: &register::SaleResult,
         customer: Option<CustomerId>,
     ) -> Result<(), ApiError> {
@@ -600,6 +616,8 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
         };
         let shown = json!({
             "kind": "sale",
+            "op": op.to_string(),
+            "request_op": request_op.map(|o| o.to_string()),
             "sale_id": r.sale_id,
             "text": messages::ui_sale_done(r, credit_left),
             "total": messages::rd(r.total),
@@ -623,7 +641,7 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
         };
         cart::set_shown(
             node.conn(),
-            &json!({"kind": "shift", "text": messages::shift_opened(&r)}),
+            &json!({"kind": "shift", "text": messages::ui_shift_opened(&node.status()?.open_shift.map(|(_, c)| c).unwrap_or_default()), "shift_id": r.shift_id}),
         )?;
         self.view(&node)
     }
@@ -659,9 +677,19 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
         let mut node = lock(&self.node);
         let cred = Self::credentials(&node, given(&req.approver), given(&req.pin))?;
         node.void_approved(req.op, sale, &req.reason, cred.as_ref())?;
+        let number: Option<String> = node
+            .conn()
+            .query_row(
+                "SELECT fiscal_number FROM sales WHERE sale_id = ?1",
+                [sale.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        let named = number.unwrap_or_else(|| sale.to_string());
         cart::set_shown(
             node.conn(),
-            &json!({"kind": "void", "text": messages::ui_voided(&sale.to_string())}),
+            &json!({"kind": "void", "text": messages::ui_voided(&named)}),
         )?;
         self.view(&node)
     }
@@ -751,7 +779,7 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
              FROM sales s JOIN journal j ON j.seq = s.seq
              WHERE s.device = ?1 ORDER BY s.seq DESC LIMIT 30",
         )?;
-        let rows: Vec<(String, Option<String>, i64, Option<i64>, i64)> = stmt
+        let rows: Vec<SaleRow> = stmt
             .query_map([&own], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })?
