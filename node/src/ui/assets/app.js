@@ -10,6 +10,10 @@ const T = JSON.parse(document.getElementById('labels').textContent);
 const $ = (id) => document.getElementById(id);
 let state = null;
 let busy = false;
+// Answers can arrive out of order (the status poll and an action on two
+// connections): only a state asked for after the one drawn is drawn.
+let asked = 0;
+let drawn = 0;
 
 class Refusal extends Error {}
 
@@ -65,7 +69,11 @@ function anyDialog() {
   return document.querySelector('dialog[open]') !== null;
 }
 
-function render(s) {
+function render(s, seq) {
+  if (seq !== undefined) {
+    if (seq < drawn) return;
+    drawn = seq;
+  }
   state = s;
   const bar = $('status');
   bar.replaceChildren(...s.status.map((i) => {
@@ -111,7 +119,8 @@ function render(s) {
 }
 
 async function refresh() {
-  try { render(await get('state')); } catch (e) { /* the status poll tries again */ }
+  const seq = ++asked;
+  try { render(await get('state'), seq); } catch (e) { /* the status poll tries again */ }
 }
 
 // Runs an action that answers with the new state; shows a refusal as the
@@ -120,9 +129,10 @@ async function act(f, where) {
   if (busy) return null;
   busy = true;
   say(T.working, true, where);
+  const seq = ++asked;
   try {
     const s = await f();
-    render(s);
+    render(s, seq);
     say(s.notice || '', true, where);
     return s;
   } catch (e) {
@@ -153,11 +163,9 @@ function preview() {
   const parts = ['pay-cash', 'pay-card', 'pay-fiado'].map((id) => centavos($(id).value));
   if (parts.some((p) => p === null)) { $('pay-preview').textContent = ''; return; }
   const paid = parts[0] + parts[1] + parts[2];
-  const other = parts[1] + parts[2];
   $('pay-preview').textContent = paid >= due
     ? T.change_preview + ': ' + rd(Math.min(paid - due, parts[0]))
     : T.missing_preview + ': ' + rd(due - paid);
-  void other;
 }
 
 async function openPay() {
