@@ -140,7 +140,8 @@ pub fn find_program(var: &str, names: &[&str]) -> Option<PathBuf> {
 }
 
 /// `target/test-output/<test>/`: beside the test executable's target
-/// directory (`<target>/<profile>/deps/<exe>`), created if needed.
+/// directory (`<target>/<profile>/deps/<exe>`), created if needed
+/// ([`Browser::start`] empties it of an earlier run's screenshots).
 pub fn output_dir(test: &str) -> Result<PathBuf, BrowserError> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -156,6 +157,19 @@ pub fn output_dir(test: &str) -> Result<PathBuf, BrowserError> {
     let dir = target.join("test-output").join(test);
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+/// Removes what an earlier run of the test left in its folder (screenshots,
+/// accessibility reports), so the folder shows this run only.
+fn clear_output(dir: &Path) -> Result<(), BrowserError> {
+    for e in std::fs::read_dir(dir)?.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.ends_with(".png") || (name.starts_with("a11y-") && name.ends_with(".txt")) {
+            std::fs::remove_file(e.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// chromedriver (own process group) with its Chromium, and a WebDriver session.
@@ -200,6 +214,7 @@ impl Browser {
             return Ok(None);
         };
         let out = output_dir(test)?;
+        clear_output(&out)?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -363,7 +378,8 @@ impl Browser {
 
     /// Polls `cond` every 100 ms until it returns `Ok(true)`, for at most
     /// `timeout`. Errors from `cond` count as "not yet" (an element not
-    /// rendered yet); the last one is reported on timeout.
+    /// rendered yet); the last one is reported on timeout, and a screenshot
+    /// `NN-timeout_<what>.png` shows the page as it was.
     pub fn wait_for(
         &self,
         what: &str,
@@ -379,6 +395,8 @@ impl Browser {
                 Err(e) => last = format!(" (last error: {e})"),
             }
             if start.elapsed() >= timeout {
+                // What the page looked like, for the person reading the failure.
+                let _ = self.screenshot(&format!("timeout {what}"));
                 return Err(BrowserError::Timeout {
                     what: what.to_owned(),
                     waited_ms: start.elapsed().as_millis(),
@@ -533,6 +551,36 @@ impl El<'_> {
             &format!("type {keys:?} into {}", self.name),
             self.e.send_keys(keys),
         )
+    }
+
+    /// Chooses the `<option>` with this value of a `<select>`, as picking it
+    /// would (value set, `input` and `change` fired). Not by clicking the
+    /// `<option>`: in headless Chromium that leaves the native list open,
+    /// and it swallows the next keys typed anywhere on the page.
+    pub fn select(&self, value: &str) -> Result<(), BrowserError> {
+        let what = format!("select {value:?} in {}", self.name);
+        let arg = serde_json::to_value(&self.e).map_err(|e| BrowserError::WebDriver {
+            what: what.clone(),
+            detail: e.to_string(),
+        })?;
+        let done = self.b.execute(
+            r#"const [el, v] = arguments;
+               if (![...el.options].some(o => o.value === v)) return false;
+               el.focus();
+               el.value = v;
+               el.dispatchEvent(new Event('input', {bubbles: true}));
+               el.dispatchEvent(new Event('change', {bubbles: true}));
+               return true;"#,
+            vec![arg, json!(value)],
+        )?;
+        if done == Value::Bool(true) {
+            Ok(())
+        } else {
+            Err(BrowserError::WebDriver {
+                what,
+                detail: "no such option".into(),
+            })
+        }
     }
 
     /// Empties an input.

@@ -543,3 +543,182 @@ fn void_needs_a_supervisor_pin() {
     assert!(!copy.contains("[GAVETA]"), "a copy opens no drawer");
     look(&b, "reprint");
 }
+
+#[test]
+fn split_payment_fiado_paid_out_and_shift_close_with_the_z_report() {
+    let Some(b) = Browser::start("ui_cashier_split_close").expect("browser") else {
+        return;
+    };
+    let rig = rig("split");
+    let customer = rig
+        .node
+        .json(&[
+            "customer",
+            "--name",
+            "Doña Rosa",
+            "--credit-limit",
+            "500.00",
+        ])
+        .expect("customer")["customer_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    b.goto(&rig.url).expect("open the screen");
+    open_shift(&b);
+
+    // 3 × rice = 195.00: 100.00 by card, 95.00 on fiado.
+    b.type_keys(&format!("3*ARROZ{}", keys::ENTER))
+        .expect("scan");
+    b.wait_for_text("#total", "RD$ 195.00", WAIT)
+        .expect("total");
+    b.type_keys(keys::F4).expect("F4");
+    b.wait_for("customers in the payment dialog", WAIT, |b| {
+        b.exists(&format!("#pay-customer option[value='{customer}']"))
+    })
+    .expect("customer listed");
+    assert!(b
+        .text("#pay-customer")
+        .expect("customers")
+        .contains("Doña Rosa — RD$ 500.00"));
+    b.find_by_label("Tarjeta (monto)")
+        .expect("card")
+        .type_keys("100.00")
+        .expect("card");
+    b.find_by_label("Referencia de la tarjeta")
+        .expect("ref")
+        .type_keys("004512")
+        .expect("ref");
+    b.find_by_label("Fiado (monto)")
+        .expect("fiado")
+        .type_keys("95.00")
+        .expect("fiado");
+    b.find_by_label("Cliente del fiado")
+        .expect("customer")
+        .select(&customer)
+        .expect("choose");
+    b.wait_for_text("#pay-preview", "Cambio: RD$ 0.00", WAIT)
+        .expect("preview");
+    look(&b, "split payment");
+    b.find("#form-pay button[type=submit]")
+        .expect("pay button")
+        .click()
+        .expect("pay");
+    b.wait_for_text("#shown-text", "crédito disponible: RD$ 405.00", WAIT)
+        .expect("fiado with the credit left");
+    let (_, sale) = last_sale(&rig.node);
+    let pays: Vec<(PaymentMethod, i64, Option<String>)> = sale
+        .payments
+        .iter()
+        .map(|p| (p.method, p.amount.0, p.reference.clone()))
+        .collect();
+    assert_eq!(
+        pays,
+        vec![
+            (PaymentMethod::Card, 10_000, Some("004512".to_owned())),
+            (PaymentMethod::Fiado, 9_500, None)
+        ]
+    );
+    assert_eq!(sale.customer.map(|c| c.to_string()), Some(customer.clone()));
+    let receipt = wait_receipt(&rig, "004512");
+    assert!(!receipt.contains("[GAVETA]"), "no cash, no drawer");
+
+    // Beyond the credit left: refused in Spanish, nothing written.
+    let head = Journal::head(&rig.node.db().expect("db"))
+        .expect("head")
+        .seq;
+    // Typed where the focus is: the item field, back after the dialog closed.
+    b.type_keys(&format!("10*ARROZ{}", keys::ENTER))
+        .expect("scan");
+    b.wait_for_text("#total", "RD$ 650.00", WAIT)
+        .expect("total");
+    b.type_keys(keys::F4).expect("F4");
+    b.wait_for("customers in the payment dialog", WAIT, |b| {
+        b.exists(&format!("#pay-customer option[value='{customer}']"))
+    })
+    .expect("customer listed");
+    b.find_by_label("Cliente del fiado")
+        .expect("customer")
+        .select(&customer)
+        .expect("choose");
+    b.find_by_label("Fiado (monto)")
+        .expect("fiado")
+        .type_keys(&format!("650.00{}", keys::ENTER))
+        .expect("fiado");
+    b.wait_for_text("#pay-message", "Límite de crédito excedido", WAIT)
+        .expect("refused");
+    look(&b, "credit refused");
+    assert_eq!(
+        Journal::head(&rig.node.db().expect("db"))
+            .expect("head")
+            .seq,
+        head
+    );
+    b.type_keys(keys::ESCAPE).expect("close");
+    b.wait_for("the dialog to close", WAIT, |b| {
+        b.find("#dlg-pay")
+            .and_then(|d| d.is_displayed())
+            .map(|v| !v)
+    })
+    .expect("closed");
+    b.type_keys(keys::F10).expect("empty the sale");
+    b.wait_for_text("#total", "RD$ 0.00", WAIT)
+        .expect("emptied");
+
+    // Paid out, approved by the supervisor.
+    b.type_keys(keys::F8).expect("F8");
+    b.wait_for("the cash dialog", WAIT, |b| {
+        b.find("#dlg-cash").and_then(|d| d.is_displayed())
+    })
+    .expect("cash dialog");
+    b.find_by_label("Movimiento")
+        .expect("kind")
+        .select("out")
+        .expect("out");
+    b.find_by_label("Monto")
+        .expect("amount")
+        .type_keys("150.00")
+        .expect("amount");
+    b.find_by_label("Motivo")
+        .expect("reason")
+        .type_keys("hielo")
+        .expect("reason");
+    b.find_by_label("Supervisor")
+        .expect("who")
+        .type_keys("Marta")
+        .expect("who");
+    b.find_by_label("PIN del supervisor")
+        .expect("pin")
+        .type_keys(&format!("2222{}", keys::ENTER))
+        .expect("pin");
+    b.wait_for_text("#shown-text", "Salida de efectivo de RD$ 150.00", WAIT)
+        .expect("paid out");
+    look(&b, "paid out");
+
+    // Shift close: the Z report on screen.
+    b.type_keys(keys::F9).expect("F9");
+    b.wait_for("the close form", WAIT, |b| {
+        b.find("#form-shift-close").and_then(|d| d.is_displayed())
+    })
+    .expect("close form");
+    b.find_by_label("Efectivo contado")
+        .expect("counted")
+        .type_keys("850.00")
+        .expect("counted");
+    b.find_by_label("Quién cierra")
+        .expect("by")
+        .type_keys("Ana")
+        .expect("by");
+    // The close form's PIN (the open form is hidden).
+    b.find_by_label("PIN")
+        .expect("pin")
+        .type_keys(&format!("1111{}", keys::ENTER))
+        .expect("pin");
+    let z = b
+        .wait_for_text("#shown-z", "REPORTE Z", WAIT)
+        .expect("Z report on screen");
+    assert!(z.contains("Fiado: RD$ 95.00"), "{z}");
+    assert!(z.contains("Tarjeta: RD$ 100.00"), "{z}");
+    b.wait_for_text("#shift-info", "No hay turno", WAIT)
+        .expect("shift closed");
+    look(&b, "z report");
+}

@@ -10,10 +10,10 @@ const T = JSON.parse(document.getElementById('labels').textContent);
 const $ = (id) => document.getElementById(id);
 let state = null;
 let busy = false;
-// Answers can arrive out of order (the status poll and an action on two
-// connections): only a state asked for after the one drawn is drawn.
-let asked = 0;
-let drawn = 0;
+// Answers can arrive out of order (the status poll and an action travel on
+// two connections): an action's answer is always drawn; a poll's answer
+// only if no action started since the poll was sent.
+let actions = 0;
 
 class Refusal extends Error {}
 
@@ -60,20 +60,28 @@ function openDialog(id) {
   if (first) first.focus();
 }
 
+// Back to the item field, where the scanner types. After a modal dialog
+// closes, Chromium may report the field focused with no caret in it (keys
+// arrive, no text goes in): blur and focus again once the close is done.
+function focusItem() {
+  setTimeout(() => {
+    if (anyDialog()) return;
+    const i = $('item');
+    i.blur();
+    i.focus();
+  }, 0);
+}
+
 function closeDialogs() {
   for (const d of document.querySelectorAll('dialog[open]')) d.close();
-  $('item').focus();
+  focusItem();
 }
 
 function anyDialog() {
   return document.querySelector('dialog[open]') !== null;
 }
 
-function render(s, seq) {
-  if (seq !== undefined) {
-    if (seq < drawn) return;
-    drawn = seq;
-  }
+function render(s) {
   state = s;
   const bar = $('status');
   bar.replaceChildren(...s.status.map((i) => {
@@ -119,8 +127,11 @@ function render(s, seq) {
 }
 
 async function refresh() {
-  const seq = ++asked;
-  try { render(await get('state'), seq); } catch (e) { /* the status poll tries again */ }
+  const since = actions;
+  try {
+    const s = await get('state');
+    if (!busy && since === actions) render(s);
+  } catch (e) { /* the status poll tries again */ }
 }
 
 // Runs an action that answers with the new state; shows a refusal as the
@@ -129,10 +140,10 @@ async function act(f, where) {
   if (busy) return null;
   busy = true;
   say(T.working, true, where);
-  const seq = ++asked;
+  actions++;
   try {
     const s = await f();
-    render(s, seq);
+    render(s);
     say(s.notice || '', true, where);
     return s;
   } catch (e) {
@@ -305,13 +316,13 @@ function setup() {
     const s = await act(() => post('shift-open', {
       cashier: $('open-cashier').value, pin: $('open-pin').value, float: $('open-float').value,
     }), 'open-message');
-    if (s) closeDialogs();
+    if (s) { closeDialogs(); say(s.shown ? s.shown.text : '', true); }
   });
   onSubmit('form-shift-close', async () => {
     const s = await act(() => post('shift-close', {
       counted: $('close-counted').value, by: $('close-by').value, pin: $('close-pin').value,
     }), 'close-message');
-    if (s) closeDialogs();
+    if (s) { closeDialogs(); say(s.shown ? s.shown.text : '', true); }
   });
   onSubmit('form-void', async () => {
     const s = await act(() => post('void', {
@@ -339,7 +350,7 @@ function setup() {
   });
   for (const id of ['pay-cash', 'pay-card', 'pay-fiado']) $(id).addEventListener('input', preview);
   for (const b of document.querySelectorAll('dialog .cancel')) b.addEventListener('click', closeDialogs);
-  for (const d of document.querySelectorAll('dialog')) d.addEventListener('close', () => $('item').focus());
+  for (const d of document.querySelectorAll('dialog')) d.addEventListener('close', focusItem);
   $('btn-pay').addEventListener('click', openPay);
   $('btn-sales').addEventListener('click', openSales);
   $('btn-cash').addEventListener('click', openCash);
