@@ -400,6 +400,8 @@ pub fn facts(meta: &EventMeta<'_>, body: &EventBody) -> Vec<Fact> {
             | EventBody::ConflictResolved(_)
             | EventBody::StaffUpserted(_)
             | EventBody::PaymentIntentUpdated(_)
+            | EventBody::FiscalDocumentAccepted(_)
+            | EventBody::FiscalDocumentRejected(_)
     );
     if hub_only && meta.origin == Origin::Register {
         return vec![Fact::ForeignKind {
@@ -614,6 +616,8 @@ pub fn facts(meta: &EventMeta<'_>, body: &EventBody) -> Vec<Fact> {
         EventBody::StaffUpserted(_) | EventBody::CashMoved(_) => vec![],
         // Payment intents live in the payments tables (`store::payments`).
         EventBody::PaymentIntentUpdated(_) => vec![],
+        // The tax authority's verdicts live in the outbox (`store::outbox`).
+        EventBody::FiscalDocumentAccepted(_) | EventBody::FiscalDocumentRejected(_) => vec![],
         EventBody::SaleReturned(b) => {
             let mut out: Vec<Fact> = b
                 .lines

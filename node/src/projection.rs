@@ -395,7 +395,9 @@ fn apply_register_event(
         | EventBody::EscrowGranted(_)
         | EventBody::EscrowReleased(_)
         | EventBody::ConflictResolved(_)
-        | EventBody::PaymentIntentUpdated(_) => {}
+        | EventBody::PaymentIntentUpdated(_)
+        | EventBody::FiscalDocumentAccepted(_)
+        | EventBody::FiscalDocumentRejected(_) => {}
     }
     Ok(())
 }

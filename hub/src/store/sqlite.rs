@@ -814,6 +814,8 @@ fn project(
         }
     }
     write_facts(conn, &facts)?;
+    // Phase two of fiscal documents: queued with the event that issued them.
+    super::outbox::enqueue_facts(conn, &facts, at_ms)?;
     for f in &facts {
         if let Fact::Sale {
             event_id,
@@ -2062,6 +2064,8 @@ pub fn rebuild(conn: &mut Connection) -> Result<u64, StoreError> {
             count += 1;
         }
     }
+    // Rejected fiscal documents are not events the projection sees.
+    super::outbox::restore_conflicts(&tx)?;
     tx.commit()?;
     Ok(count)
 }
@@ -2747,6 +2751,7 @@ pub(super) fn health_inputs(conn: &Connection, now: i64) -> Result<HealthInputs,
         )?,
         fiscal_series: super::fiscal::health(conn, now)?,
         oversells: count("SELECT COUNT(*) FROM p_oversells", &[])?,
+        outbox: super::outbox::health(conn)?,
         stock_alerts_open: super::escrow::alerts(conn)?
             .iter()
             .filter(|a| a.state == "open")
