@@ -115,6 +115,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(crate::http_payments::webhook),
         )
         .route("/v1/admin/payments", get(crate::http_payments::overview))
+        .route("/v1/admin/outbox", get(crate::http_outbox::list))
         .route(
             "/v1/admin/payments/reconcile",
             post(crate::http_payments::reconcile),

@@ -33,6 +33,7 @@ pub mod http;
 mod http_conflict;
 mod http_escrow;
 mod http_fiscal;
+mod http_outbox;
 mod http_payments;
 mod http_staff;
 pub mod hubchain;
