@@ -352,7 +352,7 @@ async fn two_pools_race_over_a_thousand_documents_with_lost_answers_exactly_once
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!((decided as u64, prepared as u64), (N, N));
+    assert_eq!((decided, prepared), (N as i64, N as i64));
     // The bytes are written once: the database refuses another body.
     let err = db
         .execute(

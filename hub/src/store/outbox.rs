@@ -437,6 +437,7 @@ pub struct Recorded {
 /// on a verdict, appends its hub event (deps: the register's event), audits
 /// it, and for a rejection opens a `manual` conflict and raises an alert —
 /// all in this one transaction.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn record(
     conn: &Connection,
     env: &mut Env,
@@ -689,7 +690,9 @@ fn open_rejection_conflict(
 /// After `caja-hub rebuild` (which recomputes `conflicts` from events): the
 /// rejected documents' conflicts, found again (not audited again).
 pub(crate) fn restore_conflicts(conn: &Connection) -> Result<u64, StoreError> {
-    let rows: Vec<(String, String, Option<String>, Option<String>, i64)> = conn
+    /// doc_key, store, source event, result event, when.
+    type Rejected = (String, String, Option<String>, Option<String>, i64);
+    let rows: Vec<Rejected> = conn
         .prepare(
             "SELECT doc_key, store_id, event_id, result_event_id, coalesce(decided_ms, created_ms)
              FROM tax_outbox WHERE state = 'rejected' ORDER BY doc_id",

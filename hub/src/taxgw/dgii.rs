@@ -362,7 +362,7 @@ fn payment_nodes(s: &SaleCreated) -> Result<(String, Option<Node>), BuildError> 
     let tipo = if credit { "2" } else { "1" };
     Ok((
         tipo.into(),
-        (!forms.is_empty()).then(|| Node::Parent("TablaFormasPago", forms)),
+        (!forms.is_empty()).then_some(Node::Parent("TablaFormasPago", forms)),
     ))
 }
 
