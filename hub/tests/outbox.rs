@@ -253,12 +253,15 @@ async fn two_pools_race_over_a_thousand_documents_with_lost_answers_exactly_once
     );
 
     // 10 % of calls time out (half lost before processing, half processed
-    // with their answer lost); whole e-CFs are "En Proceso" once.
+    // with their answer lost), 2 % answer 503 (before or after processing),
+    // every answer is a little slow; whole e-CFs are "En Proceso" once.
     let emu = Emulator::start(
         "127.0.0.1:0".parse().unwrap(),
         RNC,
         Faults {
             timeout_per_mille: 100,
+            error_per_mille: 20,
+            slow_ms: 1,
             hang_ms: 1_500,
             in_process_polls: 1,
             ..Faults::default()
