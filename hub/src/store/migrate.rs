@@ -67,6 +67,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "store_credit_drawer",
         sql: include_str!("../../../migrations/hub/0009_store_credit_drawer.sql"),
     },
+    Migration {
+        version: 10,
+        name: "tax_outbox",
+        sql: include_str!("../../../migrations/hub/0010_tax_outbox.sql"),
+    },
 ];
 
 /// Why the database cannot be brought to this binary's schema.
