@@ -18,6 +18,7 @@ use crate::datadir::{self, DataDirError};
 use crate::http::{router, AppState};
 use crate::hubchain::hub_key_id;
 use crate::metrics::Metrics;
+use crate::outbox_worker::{PoolConfig, WorkerPool};
 use crate::store::{self, Store, StoreConfig, StoreError};
 use crate::system::{OsRandom, SystemClock};
 
@@ -130,6 +131,7 @@ pub struct RunningHub {
     pruner: JoinHandle<()>,
     sth_task: JoinHandle<()>,
     reconciler: JoinHandle<()>,
+    outbox: Option<WorkerPool>,
     store: Store,
 }
 
@@ -149,6 +151,7 @@ pub async fn start_with_clock(
     // The database is opened, checked and its writer started off the async
     // executor (the PostgreSQL client blocks).
     let key = hub_key.clone();
+    let clock_for_outbox = clock.clone();
     let store_cfg = StoreConfig {
         database: db.clone(),
         queue_capacity: cfg.ingest_queue,
@@ -175,6 +178,16 @@ pub async fn start_with_clock(
         cfg.payment_reconcile_interval_ms,
         cfg.payment_confirm_deadline_ms,
     );
+    let metrics = Arc::new(Metrics::new());
+    let outbox = match &cfg.tax_authority {
+        Some(t) if t.workers > 0 => Some(start_outbox(
+            &store,
+            t,
+            clock_for_outbox.clone(),
+            metrics.clone(),
+        )?),
+        _ => None,
+    };
     let mut mac_key = [0u8; 32];
     caja_shared::entropy::RandomSource::fill_bytes(&mut OsRandom::new(), &mut mac_key);
     let state = Arc::new(AppState {
@@ -185,7 +198,7 @@ pub async fn start_with_clock(
             std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
         )),
         cfg: Arc::new(cfg),
-        metrics: Arc::new(Metrics::new()),
+        metrics,
         hub_key: hub_key.clone(),
     });
     let state_key = hub_key;
@@ -220,8 +233,54 @@ pub async fn start_with_clock(
         pruner,
         sth_task,
         reconciler,
+        outbox,
         store,
     })
+}
+
+/// Starts the outbox workers of `[tax_authority]`.
+fn start_outbox(
+    store: &Store,
+    t: &crate::config::TaxAuthorityConfig,
+    clock: Arc<dyn Clock + Send + Sync>,
+    metrics: Arc<Metrics>,
+) -> Result<WorkerPool, ServeError> {
+    let gateway = crate::taxgw::dgii_http::DgiiGateway::new(
+        crate::taxgw::dgii::DgiiConfig {
+            ecf_base_url: t.ecf_base_url.clone(),
+            fc_base_url: t.fc_base_url.clone(),
+            rnc: t.rnc.clone(),
+            legal_name: t.legal_name.clone(),
+            address: t.address.clone(),
+        },
+        t.request_timeout_ms,
+        clock,
+    )
+    .map_err(|e| ServeError::Io {
+        what: "tax authority client".into(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    Ok(WorkerPool::spawn(
+        store.clone(),
+        Arc::new(gateway),
+        pool_config(t),
+        Some(metrics),
+    ))
+}
+
+/// The worker pool settings of a `[tax_authority]` section.
+pub fn pool_config(t: &crate::config::TaxAuthorityConfig) -> PoolConfig {
+    PoolConfig {
+        workers: t.workers,
+        lease_ms: t.lease_ms,
+        idle_poll_ms: t.idle_poll_ms,
+        policy: crate::outbox::RetryPolicy {
+            base_ms: t.retry_base_ms,
+            cap_ms: t.retry_cap_ms,
+            poll_ms: t.poll_interval_ms,
+        },
+        name: "hub".into(),
+    }
 }
 
 impl RunningHub {
@@ -238,6 +297,9 @@ impl RunningHub {
         self.pruner.abort();
         self.sth_task.abort();
         self.reconciler.abort();
+        if let Some(pool) = self.outbox {
+            pool.stop().await;
+        }
         let store = self.store;
         let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;
         match served {
