@@ -309,7 +309,7 @@ async fn measure(documents: u64, workers: usize) -> anyhow::Result<Summary> {
     }
     let store = Store::open(
         StoreConfig {
-            path: dir.join(caja_hub::datadir::DB_FILE),
+            database: cfg.database(&dir),
             queue_capacity: 1024,
             max_batch_jobs: 64,
             read_connections: 4,
