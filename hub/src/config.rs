@@ -68,6 +68,19 @@ pub struct HubConfig {
     pub payment_confirm_deadline_ms: i64,
     /// How often the reconciliation of card payments runs.
     pub payment_reconcile_interval_ms: i64,
+    /// A register that has not pushed for this long is shown without contact
+    /// (`circuit: open` in the health report, "sin contacto" in the
+    /// dashboard).
+    pub register_silent_ms: i64,
+    /// Whether the dashboard's cookies carry the `Secure` flag (sent over
+    /// HTTPS only). Leave it on behind the TLS proxy; turn it off only to
+    /// use the dashboard over plain HTTP on a loopback address.
+    pub ui_secure_cookie: bool,
+    /// How long a dashboard session lasts after login.
+    pub ui_session_ttl_ms: i64,
+    /// Login attempts per client address (burst, then per minute). All
+    /// clients together get six times this.
+    pub ui_login_limit: RateLimit,
 }
 
 impl std::fmt::Debug for HubConfig {
@@ -100,6 +113,10 @@ impl std::fmt::Debug for HubConfig {
                 "payment_reconcile_interval_ms",
                 &self.payment_reconcile_interval_ms,
             )
+            .field("register_silent_ms", &self.register_silent_ms)
+            .field("ui_secure_cookie", &self.ui_secure_cookie)
+            .field("ui_session_ttl_ms", &self.ui_session_ttl_ms)
+            .field("ui_login_limit", &self.ui_login_limit)
             .finish()
     }
 }
@@ -128,6 +145,13 @@ impl Default for HubConfig {
             payment_providers: std::collections::BTreeMap::new(),
             payment_confirm_deadline_ms: 24 * 3_600_000,
             payment_reconcile_interval_ms: 60_000,
+            register_silent_ms: 15 * 60_000,
+            ui_secure_cookie: true,
+            ui_session_ttl_ms: 8 * 3_600_000,
+            ui_login_limit: RateLimit {
+                burst: 5,
+                per_minute: 5,
+            },
         }
     }
 }
@@ -272,6 +296,17 @@ impl HubConfig {
             "CAJA_HUB_PAYMENT_RECONCILE_INTERVAL_MS",
             &mut cfg.payment_reconcile_interval_ms,
         )?;
+        env_parse(
+            &env,
+            "CAJA_HUB_REGISTER_SILENT_MS",
+            &mut cfg.register_silent_ms,
+        )?;
+        env_parse(&env, "CAJA_HUB_UI_SECURE_COOKIE", &mut cfg.ui_secure_cookie)?;
+        env_parse(
+            &env,
+            "CAJA_HUB_UI_SESSION_TTL_MS",
+            &mut cfg.ui_session_ttl_ms,
+        )?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -336,6 +371,15 @@ impl HubConfig {
         }
         if self.payment_reconcile_interval_ms < 1000 {
             return bad("payment_reconcile_interval_ms", "must be at least 1000");
+        }
+        if self.register_silent_ms < 1000 {
+            return bad("register_silent_ms", "must be at least 1000");
+        }
+        if self.ui_session_ttl_ms < 60_000 {
+            return bad("ui_session_ttl_ms", "must be at least 60000");
+        }
+        if self.ui_login_limit.burst == 0 {
+            return bad("ui_login_limit.burst", "must be at least 1");
         }
         Ok(())
     }

@@ -176,14 +176,17 @@ pub async fn start_with_clock(
         hub_key: hub_key.clone(),
     });
     let state_key = hub_key;
-    let app = router(state);
+    let app = router(state.clone()).merge(crate::ui::router(state, data_dir.to_owned()));
     let (shutdown, stop) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.await;
-            })
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop.await;
+        })
+        .await
     });
     let prune_store = store.clone();
     let pruner = tokio::spawn(async move {

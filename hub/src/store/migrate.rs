@@ -62,6 +62,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "conflicts_ahead",
         sql: include_str!("../../../migrations/hub/0008_conflicts_ahead.sql"),
     },
+    Migration {
+        version: 9,
+        name: "ui_sessions",
+        sql: include_str!("../../../migrations/hub/0009_ui_sessions.sql"),
+    },
 ];
 
 /// Why the database cannot be brought to this binary's schema.

@@ -25,6 +25,7 @@
 
 pub mod audit_tree;
 mod conflicts;
+mod dashboard;
 mod device_request;
 mod escrow;
 mod fiscal;
@@ -33,6 +34,7 @@ mod payments;
 mod sqlite;
 
 pub use conflicts::{ConflictInfo, ResolutionInfo, StateFilter};
+pub use dashboard::{EventSummary, HourlySales, UiSession};
 pub use fiscal::WriteOff;
 pub use payments::{
     CardCheckInfo, IntentInfo, PaymentsOverview, ReconcileReport, WebhookAnswer, WebhookInfo,
