@@ -52,6 +52,8 @@ use axum::Router;
 use caja_shared::digest::Hash256;
 use caja_shared::localtime::UtcOffset;
 
+pub use stores::qr_svg;
+
 use crate::http::AppState;
 use crate::store::StoreError;
 use form::Form;

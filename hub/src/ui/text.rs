@@ -569,7 +569,7 @@ pub const STOCK_TABLE: &str = "Alertas";
 /// Column.
 pub const COL_PRODUCT: &str = "Producto";
 /// Column.
-pub const COL_QUANTITY: &str = "Cantidad";
+pub const COL_QUANTITY: &str = "Cantidad fuera de cuota o bajo cero";
 /// Column.
 pub const COL_REGISTERS: &str = "Cajas";
 /// Field.
