@@ -457,4 +457,40 @@ mod tests {
         ));
         assert!(!format!("{cfg:?}").contains("aaaa"));
     }
+
+    #[test]
+    fn dashboard_settings_from_the_environment_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = HubConfig {
+            admin_token: "a".repeat(32),
+            ..HubConfig::default()
+        };
+        assert!(cfg.ui_secure_cookie, "Secure cookies unless turned off");
+        std::fs::write(dir.path().join(CONFIG_FILE), cfg.to_toml()).unwrap();
+        assert_eq!(HubConfig::load(dir.path(), |_| None).unwrap(), cfg);
+        let loaded = HubConfig::load(dir.path(), |k| match k {
+            "CAJA_HUB_UI_SECURE_COOKIE" => Some("false".into()),
+            "CAJA_HUB_REGISTER_SILENT_MS" => Some("5000".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert!(!loaded.ui_secure_cookie);
+        assert_eq!(loaded.register_silent_ms, 5000);
+        for (name, value, field) in [
+            ("CAJA_HUB_UI_SECURE_COOKIE", "nope", None),
+            (
+                "CAJA_HUB_REGISTER_SILENT_MS",
+                "10",
+                Some("register_silent_ms"),
+            ),
+            ("CAJA_HUB_UI_SESSION_TTL_MS", "5", Some("ui_session_ttl_ms")),
+        ] {
+            let err = HubConfig::load(dir.path(), |k| (k == name).then(|| value.to_owned()));
+            match (err, field) {
+                (Err(ConfigError::Env { name: n, .. }), None) => assert_eq!(n, name),
+                (Err(ConfigError::Invalid { field: f, .. }), Some(want)) => assert_eq!(f, want),
+                (other, _) => panic!("{name}={value}: {other:?}"),
+            }
+        }
+    }
 }

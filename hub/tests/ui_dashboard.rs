@@ -680,7 +680,8 @@ async fn a_conflict_is_resolved_through_its_form() {
         count(&hub, "SELECT COUNT(*) FROM audit_log"),
     );
     let stranger = "019aaf70-0000-7000-8000-0000000000ee";
-    let cases: Vec<(Vec<(&str, &str)>, u16, &str)> = vec![
+    type Case<'a> = (Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (vec![("csrf", &csrf), ("winner", &winner)], 400, "Nota"),
         (
             vec![("csrf", &csrf), ("winner", &winner), ("note", "   ")],

@@ -7,7 +7,7 @@
 //! (PostgreSQL, issue #13) has one place to port.
 
 use caja_shared::digest::Hash256;
-use caja_shared::ids::{EventId, StoreId};
+use caja_shared::ids::{DeviceId, EventId, StoreId};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::sqlite::{parse, u};
@@ -180,6 +180,23 @@ fn sales_by_hour(conn: &Connection, since_ms: i64) -> Result<Vec<HourlySales>, S
     Ok(out)
 }
 
+fn last_seen(conn: &Connection) -> Result<Vec<(DeviceId, i64)>, StoreError> {
+    // A nonce is kept for every signed request inside the ±5 min replay
+    // window; its timestamp is the device's clock, brought to the hub's by
+    // the skew measured at the device's last request.
+    let mut stmt = conn.prepare_cached(
+        "SELECT n.device_id, MAX(n.timestamp_ms) - COALESCE(d.clock_skew_ms, 0)
+         FROM nonces n JOIN devices d ON d.device_id = n.device_id GROUP BY n.device_id",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (device, at) = row?;
+        out.push((parse(&device)?, at));
+    }
+    Ok(out)
+}
+
 fn events(conn: &Connection, ids: &[EventId]) -> Result<Vec<EventSummary>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT e.store_id, e.device_id, e.seq, e.kind, e.hlc_ms, e.received_ms, e.bytes,
@@ -276,6 +293,15 @@ impl Store {
     /// Net sales (voided ones left out) per store and hour from `since_ms`.
     pub async fn ui_sales_by_hour(&self, since_ms: i64) -> Result<Vec<HourlySales>, StoreError> {
         self.read(move |conn| sales_by_hour(conn, since_ms)).await
+    }
+
+    /// When each device last made a signed request (push, pull, grant…),
+    /// in the hub's time, for the devices seen within the replay window
+    /// (5 min; nonces older than that are pruned). A register that is online
+    /// but has nothing to push pulls at every round: this, not the last
+    /// push, says whether the hub hears from it.
+    pub async fn ui_last_seen(&self) -> Result<Vec<(DeviceId, i64)>, StoreError> {
+        self.read(last_seen).await
     }
 
     /// The events with these ids the hub holds (unknown ids are left out).

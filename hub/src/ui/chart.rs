@@ -20,6 +20,9 @@ pub struct Bar {
     pub value: i64,
     /// The value as a person reads it ("RD$ 1,250.00", "3 min").
     pub text: String,
+    /// What a full bar stands for (a series' size); 0: the largest value of
+    /// the chart.
+    pub of: i64,
 }
 
 /// Width of every chart's drawing (SVG user units).
@@ -114,7 +117,7 @@ pub fn rows(id: &str, title: &str, head: &str, bars: &[Bar]) -> Markup {
                 }
                 @for (i, b) in bars.iter().enumerate() {
                     @let y = top + i64::try_from(i).unwrap_or(0) * row_h;
-                    @let w = scale(b.value, max, plot_w);
+                    @let w = scale(b.value, if b.of > 0 { b.of } else { max }, plot_w);
                     text x=(label_w - 8) y=(y + 17) text-anchor="end" font-size="12" fill="#1a1a1a" { (b.label) }
                     rect x=(label_w) y=(y + 4) width=(w) height=(row_h - 8) fill=(BAR) {
                         title { (b.label) ": " (b.text) }
@@ -136,6 +139,7 @@ mod tests {
             label: label.into(),
             value,
             text: format!("{value} u"),
+            of: 0,
         }
     }
 
@@ -176,5 +180,11 @@ mod tests {
         assert!(svg.contains(r#"width="0""#), "{svg}");
         assert!(svg.contains(r#"width="330""#), "{svg}");
         assert!(svg.contains("caja 2"));
+        let half = Bar {
+            of: 16,
+            ..bar("B02", 8)
+        };
+        let svg = rows("f", "Quedan", "Serie", &[half]).into_string();
+        assert!(svg.contains(r#"width="165""#), "{svg}");
     }
 }

@@ -55,6 +55,7 @@ pub(crate) async fn page(State(ui): Ui, headers: HeaderMap) -> Response {
             label: format!("{} ({}–{})", r.series.prefix, r.series.first, r.series.last),
             value: i64::try_from(left(r)).unwrap_or(i64::MAX),
             text: text::numbers_left(&count(left(r)), &count(r.accounting.size())),
+            of: i64::try_from(r.accounting.size()).unwrap_or(i64::MAX),
         })
         .collect();
     let content = html! {

@@ -204,4 +204,14 @@ mod tests {
             .for_person()
             .contains(text::field_label("note")));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_body_parses_or_is_refused_without_panicking(body in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            if let Ok(f) = Form::parse(&body) {
+                let _ = f.required("note", 10);
+                let _ = f.optional("x", 5);
+            }
+        }
+    }
 }

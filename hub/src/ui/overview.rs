@@ -15,6 +15,7 @@ use crate::health::{self, HealthReport, Overall};
 use crate::store::{HealthInputs, HourlySales, StoreInfo};
 use crate::ui::chart::{self, Bar};
 use crate::ui::layout::{self, html_response, money, Nav};
+use crate::ui::sync::in_contact;
 use crate::ui::{notice, text, UiState};
 
 type Ui = State<Arc<UiState>>;
@@ -108,6 +109,7 @@ fn store_bars(rows: &[&HourlySales], since_ms: i64, offset: UtcOffset) -> Vec<Ba
                 label: format!("{:02}:{:02}", t.hour, t.minute),
                 value: total,
                 text: text::sales_in_hour(&money(total), count),
+                of: 0,
             }
         })
         .collect()
@@ -122,10 +124,11 @@ pub(crate) async fn page(State(ui): Ui, headers: HeaderMap, uri: Uri) -> Respons
     let store = &ui.app.store;
     let now = store.now_ms();
     let since = (now - now.rem_euclid(HOUR_MS)) - (SALES_HOURS - 1) * HOUR_MS;
-    let (inputs, stores, sales) = match tokio::try_join!(
+    let (inputs, stores, sales, seen) = match tokio::try_join!(
         store.health_inputs(),
         store.stores(),
-        store.ui_sales_by_hour(since)
+        store.ui_sales_by_hour(since),
+        store.ui_last_seen()
     ) {
         Ok(x) => x,
         Err(e) => return ui.failure(Some(&op), e),
@@ -139,10 +142,7 @@ pub(crate) async fn page(State(ui): Ui, headers: HeaderMap, uri: Uri) -> Respons
         .collect();
     let silent = active
         .iter()
-        .filter(|d| {
-            !d.last_push_ms
-                .is_some_and(|t| now - t <= ui.app.cfg.register_silent_ms)
-        })
+        .filter(|d| !in_contact(d, &seen, now, ui.app.cfg.register_silent_ms))
         .count();
     let content = html! {
         section aria-labelledby="estado" {

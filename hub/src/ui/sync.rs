@@ -1,8 +1,9 @@
 //! `/ui/sync`: sync health per register — the health report's sync section
-//! (last push, backlog the register reported, clock skew, the hub's view of
-//! the link: `closed` while it pushes, `open` once silent for
-//! `register_silent_ms`) — with charts of the lag (time since the last push)
-//! and the backlog per register. `/ui/health.json` is DESIGN's health report
+//! (last push, backlog the register reported, clock skew) and the hub's view
+//! of the link: "en línea" while the register's signed requests arrive (a
+//! push, or the pull every round makes when it has nothing to push), "sin
+//! contacto" once silent for `register_silent_ms` — with charts of the time
+//! since the last contact and of the backlog per register. `/ui/health.json` is DESIGN's health report
 //! itself, for the session (the API's `/v1/health` needs the admin token).
 //! The page reloads itself every 15 seconds.
 
@@ -14,6 +15,8 @@ use axum::response::Response;
 use maud::html;
 
 use crate::health;
+use caja_shared::ids::DeviceId;
+
 use crate::store::{DeviceInfo, StoreInfo};
 use crate::ui::chart::{self, Bar};
 use crate::ui::layout::{self, html_response, Nav};
@@ -23,9 +26,19 @@ use crate::ui::{text, UiState};
 
 type Ui = State<Arc<UiState>>;
 
-/// Whether the hub hears from `d` (pushed within `silent_ms`).
-pub fn in_contact(d: &DeviceInfo, now_ms: i64, silent_ms: i64) -> bool {
-    d.last_push_ms.is_some_and(|t| now_ms - t <= silent_ms)
+/// When the hub last heard from `d`: its last push or, later, its last
+/// signed request of any kind (`seen`, from the store's replay window).
+pub fn last_contact(d: &DeviceInfo, seen: &[(DeviceId, i64)]) -> Option<i64> {
+    let request = seen.iter().find(|(id, _)| *id == d.device).map(|(_, t)| *t);
+    match (d.last_push_ms, request) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Whether the hub hears from `d`: in contact within `silent_ms`.
+pub fn in_contact(d: &DeviceInfo, seen: &[(DeviceId, i64)], now_ms: i64, silent_ms: i64) -> bool {
+    last_contact(d, seen).is_some_and(|t| now_ms - t <= silent_ms)
 }
 
 /// `GET /ui/sync`.
@@ -34,11 +47,14 @@ pub(crate) async fn page(State(ui): Ui, headers: HeaderMap) -> Response {
         Ok(op) => op,
         Err(r) => return r,
     };
-    let (inputs, stores) =
-        match tokio::try_join!(ui.app.store.health_inputs(), ui.app.store.stores()) {
-            Ok(x) => x,
-            Err(e) => return ui.failure(Some(&op), e),
-        };
+    let (inputs, stores, seen) = match tokio::try_join!(
+        ui.app.store.health_inputs(),
+        ui.app.store.stores(),
+        ui.app.store.ui_last_seen()
+    ) {
+        Ok(x) => x,
+        Err(e) => return ui.failure(Some(&op), e),
+    };
     let now = ui.app.store.now_ms();
     let silent_ms = ui.app.cfg.register_silent_ms;
     let report = health::report_with(&inputs, now, silent_ms);
@@ -54,16 +70,18 @@ pub(crate) async fn page(State(ui): Ui, headers: HeaderMap) -> Response {
         .collect();
     let lag: Vec<Bar> = live
         .iter()
-        .map(|d| match d.last_push_ms {
+        .map(|d| match last_contact(d, &seen) {
             Some(t) => Bar {
                 label: name_of(d),
                 value: (now - t).max(0),
                 text: layout::duration((now - t).max(0)),
+                of: 0,
             },
             None => Bar {
                 label: name_of(d),
                 value: 0,
-                text: text::NEVER_PUSHED.to_owned(),
+                text: text::NEVER_SEEN.to_owned(),
+                of: 0,
             },
         })
         .collect();
@@ -73,6 +91,7 @@ pub(crate) async fn page(State(ui): Ui, headers: HeaderMap) -> Response {
             label: name_of(d),
             value: i64::try_from(d.backlog).unwrap_or(i64::MAX),
             text: text::events_count(d.backlog),
+            of: 0,
         })
         .collect();
     let content = html! {
@@ -84,6 +103,7 @@ pub(crate) async fn page(State(ui): Ui, headers: HeaderMap) -> Response {
             thead { tr {
                 th scope="col" { (text::COL_REGISTER) }
                 th scope="col" { (text::COL_LINK) }
+                th scope="col" { (text::COL_LAST_CONTACT) }
                 th scope="col" { (text::COL_LAST_PUSH) }
                 th scope="col" class="num" { (text::COL_BACKLOG) }
                 th scope="col" class="num" { (text::COL_SKEW) }
@@ -99,10 +119,16 @@ pub(crate) async fn page(State(ui): Ui, headers: HeaderMap) -> Response {
                         td {
                             @if d.revoked_at_ms.is_some() {
                                 span class="muted" { "—" }
-                            } @else if in_contact(d, now, silent_ms) {
+                            } @else if in_contact(d, &seen, now, silent_ms) {
                                 span class="badge ok" data-link="closed" { (text::LINK_UP) }
                             } @else {
                                 span class="badge bad" data-link="open" { (text::LINK_DOWN) }
+                            }
+                        }
+                        td {
+                            @match last_contact(d, &seen) {
+                                Some(t) => { (layout::when(t, offset)) br; span class="muted" { (text::ago(&layout::duration((now - t).max(0)))) } }
+                                None => { (text::NEVER_SEEN) }
                             }
                         }
                         td {

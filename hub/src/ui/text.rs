@@ -374,15 +374,20 @@ pub const LINK_UP: &str = "En línea";
 pub const LINK_DOWN: &str = "Sin contacto";
 /// Never pushed.
 pub const NEVER_PUSHED: &str = "Nunca ha enviado";
+/// Not heard from in the last minutes.
+pub const NEVER_SEEN: &str = "Sin contacto reciente";
+/// Column.
+pub const COL_LAST_CONTACT: &str = "Último contacto";
 /// Chart.
-pub const LAG_CHART: &str = "Retraso de sincronización por caja (tiempo desde su último envío)";
+pub const LAG_CHART: &str =
+    "Retraso de sincronización por caja (tiempo desde su último contacto con el hub)";
 /// Chart.
 pub const BACKLOG_CHART: &str = "Eventos pendientes por caja (según su último envío)";
 
 /// Under the sync title.
 pub fn sync_note(silent: &str) -> String {
     format!(
-        "Una caja está «sin contacto» si no envía nada al hub en {silent}. «Pendientes» es lo que la caja dijo tener sin enviar en su último envío. La página se actualiza sola cada 15 segundos."
+        "Una caja está «sin contacto» si el hub no recibe nada de ella (ni ventas ni consultas) en {silent}. «Pendientes» es lo que la caja dijo tener sin enviar en su último envío. La página se actualiza sola cada 15 segundos."
     )
 }
 
