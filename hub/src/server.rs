@@ -202,6 +202,7 @@ pub async fn start_with_clock(
     });
     let sth_task = spawn_sth_signer(store.clone(), state_key);
     tracing::info!(%addr, data_dir = %data_dir.display(), "caja-hub listening");
+    tracing::info!("head-office dashboard at http://{addr}/ui/ (sign in with the admin token)");
     Ok(RunningHub {
         addr,
         data_dir: data_dir.to_owned(),

@@ -320,6 +320,29 @@ fn a_conflict_is_resolved_from_the_queue_and_reaches_the_registers() {
         r["note"], "La anulación se mantiene; devolver el abono en efectivo",
         "{done}"
     );
+    // The other pages, with this day's data, pass the check too.
+    for (path, needle) in [
+        ("/ui/", text::SALES_TITLE),
+        ("/ui/stores", "caja-2"),
+        ("/ui/held", text::QUARANTINE_TITLE),
+        ("/ui/stock", text::STOCK_TITLE),
+        ("/ui/outbox", "No construido"),
+        ("/ui/audit", text::STH_TITLE),
+    ] {
+        b.goto(&format!("{}{path}", hub.url)).expect("page");
+        b.wait_for_text("main", needle, WAIT).expect("page content");
+        b.screenshot(path.trim_matches('/')).expect("screenshot");
+        b.check_accessibility(path).expect("a11y");
+    }
+    b.find("form[action='/ui/audit/verify'] button")
+        .expect("verify button")
+        .click()
+        .expect("verify");
+    b.wait_for_text("#verificacion", "El registro verifica", WAIT)
+        .expect("verified");
+    b.screenshot("audit verified").expect("screenshot");
+    b.check_accessibility("audit verified").expect("a11y");
+
     // The decision reaches both registers with their next sync.
     for t in [&mut a, &mut c] {
         sync(t);
