@@ -110,6 +110,7 @@ pub fn payment_method(method: PaymentMethod) -> &'static str {
         PaymentMethod::Card => "Tarjeta",
         PaymentMethod::Transfer => "Transferencia",
         PaymentMethod::Fiado => "Fiado (crédito)",
+        PaymentMethod::StoreCredit => "Crédito en tienda",
     }
 }
 

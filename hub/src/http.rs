@@ -93,6 +93,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/fiscal/ranges", post(crate::http_fiscal::fiscal_ranges))
         .route("/v1/escrow/grants", post(crate::http_escrow::grants))
         .route("/v1/admin/staff", post(crate::http_staff::upsert))
+        .route("/v1/admin/staff/activity", get(crate::http_staff::activity))
         .route("/v1/admin/stock", get(crate::http_escrow::stock))
         .route("/v1/admin/stock/alerts", get(crate::http_escrow::alerts))
         .route(

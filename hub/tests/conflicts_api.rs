@@ -48,6 +48,7 @@ fn fiado_sale(product: &str, unit_price: i64, seed: u64) -> (SaleId, EventBody) 
             total: Money(unit_price),
             tax: Money(0),
             beyond_quota_milli: None,
+            price_override: None,
         }],
         total: Money(unit_price),
         tax: Money(0),

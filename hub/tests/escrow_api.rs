@@ -90,6 +90,7 @@ fn sell(
                 total: Money(qty / 10),
                 tax: Money(0),
                 beyond_quota_milli: beyond.map(QtyMilli),
+                price_override: None,
             }],
             total: Money(qty / 10),
             tax: Money(0),

@@ -178,6 +178,7 @@ fn line(product: &str, qty_milli: i64, unit_price: i64) -> SaleLine {
         total: Money(total),
         tax: Money(0),
         beyond_quota_milli: None,
+        price_override: None,
     }
 }
 

@@ -94,21 +94,40 @@ enum Command {
         op: OpArg,
     },
     /// Return (part of) a sale of this store: `--line INDEX:QTY` (pieces, or
-    /// kg for weighed items; add `:damaged` to keep it out of stock).
+    /// kg for weighed items; add `:damaged` to keep it out of stock). A sale
+    /// this register does not know is returned by product (`--product`): a
+    /// supervisor approves and the hub reviews it.
     Return {
         /// The sale's id or its fiscal number.
         #[arg(long)]
         sale: String,
         /// A line to return: INDEX:QTY[:damaged].
-        #[arg(long = "line", required = true)]
+        #[arg(long = "line", required_unless_present = "products")]
         lines: Vec<String>,
-        /// cash, card or transfer.
+        /// A product of a sale unknown here: CODE:QTY[@PRICE][:damaged]
+        /// (the price paid, per unit or kg; the shelf price by default).
+        #[arg(long = "product")]
+        products: Vec<String>,
+        /// cash, card, transfer or store_credit (with --customer, or the
+        /// sale's customer).
         #[arg(long, default_value = "cash")]
         refund: String,
+        /// The customer credited, for a store-credit refund.
+        #[arg(long)]
+        customer: Option<CustomerId>,
         #[command(flatten)]
         approver: ApproverArg,
         #[command(flatten)]
         op: OpArg,
+    },
+    /// Open the cash drawer without a sale (a supervisor approves).
+    #[command(subcommand)]
+    Drawer(DrawerCmd),
+    /// A customer's store-credit balance.
+    Credit {
+        /// The customer.
+        #[arg(long)]
+        customer: CustomerId,
     },
     /// Cash in, out (a supervisor approves) or dropped to the safe.
     Cash {
@@ -305,7 +324,9 @@ enum ShiftCmd {
 
 #[derive(Debug, Args)]
 struct SellArgs {
-    /// An item: CODE or CODE:QTY (pieces, or kg for weighed items: 0.455).
+    /// An item: CODE or CODE:QTY (pieces, or kg for weighed items: 0.455),
+    /// and @PRICE to sell it at another price than the shelf's (a price
+    /// override: a supervisor approves), e.g. ARROZ:2@60.00.
     #[arg(long = "item")]
     items: Vec<String>,
     /// Cash tendered.
@@ -326,6 +347,9 @@ struct SellArgs {
     /// Amount on fiado (with --customer).
     #[arg(long)]
     fiado: Option<Money>,
+    /// Amount paid with the customer's store credit (with --customer).
+    #[arg(long)]
+    store_credit: Option<Money>,
     /// The customer.
     #[arg(long)]
     customer: Option<CustomerId>,
@@ -368,6 +392,20 @@ struct ApproverArg {
         hide_env_values = true
     )]
     approver_pin: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum DrawerCmd {
+    /// Kick the drawer open through the printer and record why.
+    Open {
+        /// Why (required), e.g. "cambio para otra caja".
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        approver: ApproverArg,
+        #[command(flatten)]
+        op: OpArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -526,6 +564,18 @@ fn emit<T: Serialize>(
 }
 
 fn parse_item(s: &str) -> Result<LineRequest, Failure> {
+    let (s, unit_price) = match s.split_once('@') {
+        Some((item, price)) => (
+            item,
+            Some(
+                price
+                    .parse::<Money>()
+                    .map_err(|e| refused(format!("Precio inválido en «{s}»: {e}.")))?
+                    .0,
+            ),
+        ),
+        None => (s, None),
+    };
     let (code, qty) = match s.split_once(':') {
         Some((c, q)) => (
             c,
@@ -538,6 +588,7 @@ fn parse_item(s: &str) -> Result<LineRequest, Failure> {
         code: code.to_owned(),
         qty_milli: qty.0,
         discount: None,
+        unit_price,
     })
 }
 
@@ -569,6 +620,7 @@ fn sale_request(a: &SellArgs) -> Result<SaleRequest, Failure> {
     push(PaymentMethod::Card, a.card, a.card_ref.clone());
     push(PaymentMethod::Transfer, a.transfer, a.transfer_ref.clone());
     push(PaymentMethod::Fiado, a.fiado, None);
+    push(PaymentMethod::StoreCredit, a.store_credit, None);
     Ok(SaleRequest {
         lines,
         payments,
@@ -640,7 +692,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Return {
             sale,
             lines,
+            products,
             refund,
+            customer,
             approver,
             op,
         } => {
@@ -650,13 +704,18 @@ fn run(cli: Cli) -> Result<(), Failure> {
             for l in &lines {
                 parsed.push(return_line(l)?);
             }
+            let mut unknown = Vec::new();
+            for p in &products {
+                unknown.push(return_product(p)?);
+            }
             let refund = match refund.as_str() {
-                "cash" => PaymentMethod::Cash,
-                "card" => PaymentMethod::Card,
-                "transfer" => PaymentMethod::Transfer,
+                "cash" | "efectivo" => PaymentMethod::Cash,
+                "card" | "tarjeta" => PaymentMethod::Card,
+                "transfer" | "transferencia" => PaymentMethod::Transfer,
+                "store_credit" | "credito" => PaymentMethod::StoreCredit,
                 other => {
                     return Err(refused(format!(
-                        "Forma de reembolso desconocida: {other} (cash, card o transfer)."
+                        "Forma de reembolso desconocida: {other} (cash, card, transfer o store_credit)."
                     )))
                 }
             };
@@ -667,10 +726,35 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     sale,
                     lines: parsed,
                     refund,
+                    customer,
+                    unknown_original: unknown,
                 },
                 cred.as_ref(),
             )?;
             emit(json, &r, messages::return_done)
+        }
+        Command::Drawer(DrawerCmd::Open {
+            reason,
+            approver,
+            op,
+        }) => {
+            let id = op_id(&op)?;
+            let mut node = open(&dir)?;
+            let cred = approver_credentials(&node, approver)?;
+            let r = node.open_drawer(id, &reason, cred.as_ref())?;
+            emit(json, &r, messages::drawer_opened)?;
+            // Committed: the kick goes out with the print queue (a printer
+            // problem is a warning; the job stays queued).
+            print_after(&mut node, json);
+            Ok(())
+        }
+        Command::Credit { customer } => {
+            let balance = open(&dir)?.store_credit_balance(customer)?;
+            emit(
+                json,
+                &serde_json::json!({"customer": customer, "store_credit": balance}),
+                |_| messages::store_credit(customer, balance),
+            )
         }
         Command::Cash {
             kind,
@@ -1334,6 +1418,33 @@ fn approver_credentials(
         (None, None) => Ok(None),
         _ => Err(refused("Indique --approver y --approver-pin juntos.")),
     }
+}
+
+/// `CODE:QTY[@PRICE][:damaged]` of `caja-node return --product`.
+fn return_product(s: &str) -> Result<caja_node::register::ProductReturnRequest, Failure> {
+    let bad = || {
+        refused(format!(
+            "Producto inválido: {s} (use CÓDIGO:CANTIDAD[@PRECIO][:damaged])."
+        ))
+    };
+    let (rest, damaged) = match s.strip_suffix(":damaged") {
+        Some(r) => (r, true),
+        None => (s, false),
+    };
+    let (rest, unit_price) = match rest.split_once('@') {
+        Some((r, p)) => (r, Some(p.parse::<Money>().map_err(|_| bad())?.0)),
+        None => (rest, None),
+    };
+    let (code, qty) = rest.split_once(':').ok_or_else(bad)?;
+    if code.is_empty() {
+        return Err(bad());
+    }
+    Ok(caja_node::register::ProductReturnRequest {
+        code: code.to_owned(),
+        qty_milli: qty.parse::<QtyMilli>().map_err(|_| bad())?.0,
+        unit_price,
+        damaged,
+    })
 }
 
 /// `INDEX:QTY[:damaged]` of `caja-node return --line`.

@@ -51,16 +51,80 @@ pub fn sale_done(r: &SaleResult) -> String {
 
 /// A return done.
 pub fn return_done(r: &crate::register::ReturnResult) -> String {
-    let mut s = format!(
-        "Devolución registrada #{}: reembolso {} de la venta {}.",
-        r.seq,
-        rd(r.total),
-        r.sale_id
-    );
+    let mut s = match r.sale_id {
+        Some(sale) => format!(
+            "Devolución registrada #{}: reembolso {} de la venta {sale}.",
+            r.seq,
+            rd(r.total)
+        ),
+        None => format!(
+            "Devolución registrada #{}: reembolso {}.",
+            r.seq,
+            rd(r.total)
+        ),
+    };
+    if r.original_unknown {
+        s.push_str(
+            " La venta original no se conoce en esta caja: la devolución queda marcada para revisión en la oficina central.",
+        );
+    }
     if let Some(n) = &r.credit_note {
         s.push_str(&format!(" Nota de crédito {n}."));
     }
+    if let Some(b) = r.store_credit_balance {
+        s.push_str(&format!(" Crédito en tienda del cliente: {}.", rd(b)));
+    }
     s
+}
+
+/// The drawer was opened without a sale.
+pub fn drawer_opened(r: &crate::register::DrawerResult) -> String {
+    format!(
+        "Apertura de gaveta registrada (evento #{}); la gaveta se abre con la impresora.",
+        r.seq
+    )
+}
+
+/// A customer's store-credit balance.
+pub fn store_credit(customer: caja_shared::ids::CustomerId, balance: Money) -> String {
+    format!("Crédito en tienda de {customer}: {}.", rd(balance))
+}
+
+/// The slip printed when the drawer opens without a sale, line by line
+/// (the first is the title).
+pub fn drawer_slip(
+    store: &str,
+    register: &str,
+    at: &str,
+    d: &caja_shared::kind::DrawerOpened,
+    copy_at: Option<String>,
+) -> Vec<String> {
+    let mut out = vec![
+        "APERTURA DE GAVETA".to_owned(),
+        store.to_owned(),
+        format!("Caja: {register}"),
+        format!("Fecha: {at}"),
+        format!("Motivo: {}", d.reason),
+    ];
+    match &d.approval {
+        Some(a) => out.push(format!("Autorizó: {}", a.name)),
+        None => out.push("Sin autorización (caja sin personal)".to_owned()),
+    }
+    if let Some(c) = copy_at {
+        out.push(format!("COPIA {c} (la gaveta no se abre otra vez)"));
+    }
+    out
+}
+
+/// A payment method's name for people.
+pub fn method_name(m: caja_shared::kind::PaymentMethod) -> &'static str {
+    match m {
+        caja_shared::kind::PaymentMethod::Cash => "Efectivo",
+        caja_shared::kind::PaymentMethod::Card => "Tarjeta",
+        caja_shared::kind::PaymentMethod::Transfer => "Transferencia",
+        caja_shared::kind::PaymentMethod::Fiado => "Fiado",
+        caja_shared::kind::PaymentMethod::StoreCredit => "Crédito en tienda",
+    }
 }
 
 /// Void, stock movement: events written.
@@ -104,13 +168,7 @@ pub fn z_report(z: &ZReport) -> String {
     }
     out.push(format!("ITBIS total: {}", rd(z.tax_total)));
     for (method, amount) in &z.by_method {
-        let name = match method {
-            caja_shared::kind::PaymentMethod::Cash => "Efectivo",
-            caja_shared::kind::PaymentMethod::Card => "Tarjeta",
-            caja_shared::kind::PaymentMethod::Transfer => "Transferencia",
-            caja_shared::kind::PaymentMethod::Fiado => "Fiado",
-        };
-        out.push(format!("{name}: {}", rd(*amount)));
+        out.push(format!("{}: {}", method_name(*method), rd(*amount)));
     }
     if z.oversold_lines > 0 {
         out.push(format!(
@@ -125,6 +183,29 @@ pub fn z_report(z: &ZReport) -> String {
             z.returns_count,
             rd(z.returns_total)
         ));
+        for (method, amount) in &z.refunds_by_method {
+            out.push(format!(
+                "  Reembolsado en {}: {}",
+                method_name(*method).to_lowercase(),
+                rd(*amount)
+            ));
+        }
+        if z.returns_unknown_original > 0 {
+            out.push(format!(
+                "  Sin venta original conocida (a revisar): {}",
+                z.returns_unknown_original
+            ));
+        }
+    }
+    if z.price_overrides > 0 {
+        out.push(format!(
+            "Cambios de precio autorizados: {} línea(s), diferencia {}",
+            z.price_overrides,
+            rd(z.price_override_amount)
+        ));
+    }
+    if z.drawer_opens > 0 {
+        out.push(format!("Aperturas de gaveta sin venta: {}", z.drawer_opens));
     }
     for (label, m) in [
         ("Entradas de efectivo", z.paid_in),
@@ -375,6 +456,16 @@ pub fn print_run(r: &crate::print::PrintRun) -> String {
         } else {
             "Recibo"
         };
+        if j.kind == caja_hardware::queue::JobKind::Drawer {
+            lines.push(match &j.error {
+                None => format!("Gaveta abierta (apertura {}).", j.sale),
+                Some(e) => format!(
+                    "No se pudo abrir la gaveta (apertura {}): {e}. Queda en cola (`caja-node print`).",
+                    j.sale
+                ),
+            });
+            continue;
+        }
         lines.push(match &j.error {
             None => format!("{what} de la venta {} impreso.", j.sale),
             Some(e) => print_failed(j.sale, j.state, e),
@@ -559,6 +650,18 @@ fn sale_error(e: &SaleError) -> String {
             "El pago con tarjeta o transferencia necesita una referencia.".into()
         }
         SaleError::FiadoWithoutCustomer => "Para fiar hay que indicar el cliente.".into(),
+        SaleError::StoreCreditWithoutCustomer => {
+            "Para pagar con crédito en tienda hay que indicar el cliente.".into()
+        }
+        SaleError::StoreCreditExceeded {
+            requested,
+            available,
+        } => format!(
+            "Crédito en tienda insuficiente: se piden {} y el cliente tiene {}.",
+            rd(*requested),
+            rd(*available)
+        ),
+        SaleError::BadPrice { .. } => "El precio no puede ser negativo.".into(),
         SaleError::CreditLimitExceeded {
             requested,
             available,

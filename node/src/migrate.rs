@@ -87,6 +87,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "conflicts",
         sql: include_str!("../../migrations/node/0010_conflicts.sql"),
     },
+    Migration {
+        version: 11,
+        name: "store_credit_drawer",
+        sql: include_str!("../../migrations/node/0011_store_credit_drawer.sql"),
+    },
 ];
 
 /// The schema version this binary writes: the last of [`MIGRATIONS`].

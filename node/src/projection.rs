@@ -40,6 +40,9 @@ pub const TABLES: &[(&str, &str)] = &[
     ("cash_moves", "movement_id"),
     ("payment_intents", "intent_id"),
     ("conflicts_resolved", "conflict_id"),
+    ("store_credit", "entry_id, idx"),
+    ("drawer_opens", "movement_id"),
+    ("returns_unknown", "return_id, line"),
 ];
 
 /// Why a projection update failed. Any of these aborts the operation's
@@ -67,6 +70,7 @@ fn method_str(m: PaymentMethod) -> &'static str {
         PaymentMethod::Card => "card",
         PaymentMethod::Transfer => "transfer",
         PaymentMethod::Fiado => "fiado",
+        PaymentMethod::StoreCredit => "store_credit",
     }
 }
 
@@ -219,6 +223,21 @@ fn apply_register_event(
                         p.reference
                     ],
                 )?;
+                if let (PaymentMethod::StoreCredit, Some(customer)) = (p.method, b.customer) {
+                    exec(
+                        conn,
+                        "INSERT INTO store_credit (entry_id, idx, customer_id, amount, sale_id, event_id, device)
+                         VALUES (?1, ?2, ?3, ?4, ?1, ?5, ?6)",
+                        params![
+                            sale_id,
+                            i as i64,
+                            customer.to_string(),
+                            -p.amount.0,
+                            event_id,
+                            device
+                        ],
+                    )?;
+                }
             }
         }
         EventBody::SaleVoided(b) => {
@@ -317,25 +336,66 @@ fn apply_register_event(
         }
         EventBody::SaleReturned(b) => {
             for (i, l) in b.lines.iter().enumerate() {
-                exec(
-                    conn,
-                    "INSERT INTO returns (return_id, line, sale_id, sale_line, product, qty_milli, total, tax, damaged, device)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                    params![
-                        b.return_id.to_string(),
-                        i as i64,
-                        b.sale_id.to_string(),
-                        i64::from(l.line),
-                        l.product.as_str(),
-                        l.qty_milli.0,
-                        l.total.0,
-                        l.tax.0,
-                        i64::from(l.damaged),
-                        device
-                    ],
-                )?;
+                match (&b.original_unknown, l.line, b.sale_id) {
+                    (None, Some(line), Some(sale)) => exec(
+                        conn,
+                        "INSERT INTO returns (return_id, line, sale_id, sale_line, product, qty_milli, total, tax, damaged, device)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                        params![
+                            b.return_id.to_string(),
+                            i as i64,
+                            sale.to_string(),
+                            i64::from(line),
+                            l.product.as_str(),
+                            l.qty_milli.0,
+                            l.total.0,
+                            l.tax.0,
+                            i64::from(l.damaged),
+                            device
+                        ],
+                    )?,
+                    // The original was unknown (or the line names no sale
+                    // line): kept by the reference the cashier gave.
+                    _ => exec(
+                        conn,
+                        "INSERT INTO returns_unknown (return_id, line, reference, sale_id, product, qty_milli, total, tax, damaged, device)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                        params![
+                            b.return_id.to_string(),
+                            i as i64,
+                            b.original_unknown
+                                .as_ref()
+                                .map(|u| u.reference.clone())
+                                .or_else(|| b.sale_id.map(|s| s.to_string()))
+                                .unwrap_or_default(),
+                            b.sale_id.map(|s| s.to_string()),
+                            l.product.as_str(),
+                            l.qty_milli.0,
+                            l.total.0,
+                            l.tax.0,
+                            i64::from(l.damaged),
+                            device
+                        ],
+                    )?,
+                };
                 if !l.damaged {
                     add_stock(conn, l.product.as_str(), l.qty_milli.0)?;
+                }
+            }
+            if let (PaymentMethod::StoreCredit, Some(customer)) = (b.refund, b.customer) {
+                if b.total.0 != 0 {
+                    exec(
+                        conn,
+                        "INSERT INTO store_credit (entry_id, idx, customer_id, amount, sale_id, event_id, device)
+                         VALUES (?1, 0, ?2, ?3, NULL, ?4, ?5)",
+                        params![
+                            b.return_id.to_string(),
+                            customer.to_string(),
+                            b.total.0,
+                            event_id,
+                            device
+                        ],
+                    )?;
                 }
             }
             if let Some(f) = &b.credit_note {
@@ -352,6 +412,20 @@ fn apply_register_event(
                     ],
                 )?;
             }
+        }
+        EventBody::DrawerOpened(b) if own => {
+            exec(
+                conn,
+                "INSERT INTO drawer_opens (movement_id, shift_id, reason, seq, approved_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    b.movement_id.to_string(),
+                    b.shift_id.to_string(),
+                    b.reason,
+                    seq,
+                    b.approval.as_ref().map(|a| a.name.clone())
+                ],
+            )?;
         }
         EventBody::CashMoved(b) if own => {
             exec(
@@ -392,6 +466,7 @@ fn apply_register_event(
         | EventBody::FiscalRangeGranted(_)
         | EventBody::StaffUpserted(_)
         | EventBody::CashMoved(_)
+        | EventBody::DrawerOpened(_)
         | EventBody::EscrowGranted(_)
         | EventBody::EscrowReleased(_)
         | EventBody::ConflictResolved(_)
@@ -671,7 +746,17 @@ pub fn customer_balance(conn: &Connection, customer_id: &str) -> rusqlite::Resul
     .query_row([customer_id], |r| r.get(0))
 }
 
-/// The open shift, if any: (shift_id, cashier, opened_seq).
+/// A customer's store-credit balance as this register knows it: credits
+/// from returns refunded as store credit, less what sales not voided spent.
+pub fn store_credit_balance(conn: &Connection, customer_id: &str) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "SELECT coalesce(sum(c.amount), 0) FROM store_credit c
+         LEFT JOIN sales s ON s.sale_id = c.sale_id
+         WHERE c.customer_id = ?1 AND (c.sale_id IS NULL OR s.voided_seq IS NULL)",
+    )?
+    .query_row([customer_id], |r| r.get(0))
+}
+
 /// A payment intent of this register as the hub last reported it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct IntentLine {
@@ -705,6 +790,7 @@ pub fn payment_intents(conn: &Connection, device: &str) -> rusqlite::Result<Vec<
     rows.collect()
 }
 
+/// The open shift, if any: (shift_id, cashier, opened_seq).
 pub fn open_shift(conn: &Connection) -> rusqlite::Result<Option<(String, String, i64)>> {
     conn.prepare_cached(
         "SELECT shift_id, cashier, opened_seq FROM shifts WHERE closed_seq IS NULL",

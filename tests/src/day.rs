@@ -127,6 +127,7 @@ impl<W: Write> Day<'_, W> {
                     code: (*code).to_owned(),
                     qty_milli: *qty,
                     discount: None,
+                    unit_price: None,
                 })
                 .collect(),
             payments: pay,
@@ -156,6 +157,7 @@ impl<W: Write> Day<'_, W> {
                     code: (*code).to_owned(),
                     qty_milli: *qty,
                     discount: None,
+                    unit_price: None,
                 })
                 .collect(),
             payments: vec![PaymentRequest {

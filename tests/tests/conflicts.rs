@@ -90,6 +90,7 @@ fn a_payment_on_a_debt_voided_elsewhere_is_resolved_by_head_office_and_reaches_b
                     code: SODA.into(),
                     qty_milli: 2000,
                     discount: None,
+                    unit_price: None,
                 }],
                 payments: vec![PaymentRequest {
                     method: PaymentMethod::Fiado,

@@ -53,6 +53,7 @@ fn sell_something(t: &mut Till, rng: &mut SeededRandom) {
             code: code.into(),
             qty_milli: qty,
             discount: None,
+            unit_price: None,
         }],
         payments: vec![PaymentRequest {
             method: PaymentMethod::Cash,

@@ -87,6 +87,7 @@ fn sell_soda(t: &mut Till, method: PaymentMethod, customer: Option<caja_shared::
                     code: SODA.into(),
                     qty_milli: 1000,
                     discount: None,
+                    unit_price: None,
                 }],
                 payments: vec![PaymentRequest {
                     method,
@@ -228,6 +229,7 @@ fn a_conflict_is_resolved_from_the_queue_and_reaches_the_registers() {
                     code: SODA.into(),
                     qty_milli: 2000,
                     discount: None,
+                    unit_price: None,
                 }],
                 payments: vec![PaymentRequest {
                     method: PaymentMethod::Fiado,

@@ -64,8 +64,13 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 9,
+        name: "store_credit_drawer",
+        sql: include_str!("../../../migrations/hub/0009_store_credit_drawer.sql"),
+    },
+    Migration {
+        version: 10,
         name: "ui_sessions",
-        sql: include_str!("../../../migrations/hub/0009_ui_sessions.sql"),
+        sql: include_str!("../../../migrations/hub/0010_ui_sessions.sql"),
     },
 ];
 
@@ -156,16 +161,15 @@ mod tests {
             migrate(&mut conn),
             Err(MigrateError::Mismatch { version: 1 })
         ));
-        // One version beyond the last this binary knows.
-        let newer = last + 1;
+        let next = MIGRATIONS.last().map_or(0, |m| m.version) + 1;
         conn.execute(
             "INSERT INTO schema_version VALUES (?1, 'x', ?2)",
-            rusqlite::params![newer, "0".repeat(64)],
+            rusqlite::params![next, "0".repeat(64)],
         )
         .unwrap();
         assert!(matches!(
             migrate(&mut conn),
-            Err(MigrateError::TooNew { found, .. }) if found == newer
+            Err(MigrateError::TooNew { found, .. }) if found == next
         ));
     }
 

@@ -720,6 +720,13 @@ impl Store {
             .await
     }
 
+    /// Admin: a store's approvals, drawer openings without a sale, returns
+    /// made without the original and store-credit balances.
+    pub async fn staff_activity(&self, store: StoreId) -> Result<serde_json::Value, StoreError> {
+        self.read(move |conn| sqlite::staff_activity(conn, store))
+            .await
+    }
+
     /// Admin: stock alerts (oversells, negative stock) with their decisions.
     pub async fn stock_alerts(&self) -> Result<Vec<crate::escrow::StockAlert>, StoreError> {
         self.read(escrow::alerts).await

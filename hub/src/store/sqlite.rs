@@ -526,19 +526,42 @@ pub(super) fn push(
         index
             .known
             .insert(e.event.id(), (row, Cow::Borrowed(*e), Origin::Register));
+        let mut data = audit::data([
+            ("device", audit::s(dev.device)),
+            ("seq", audit::n(e.seq())),
+            ("event_id", audit::s(e.event.id())),
+            ("hash", audit::s(e.event.hash())),
+            ("kind", audit::s(e.event.envelope().kind.as_str())),
+        ]);
+        // Who approved what (voids, returns, paid-outs, discounts, price
+        // overrides, drawer openings, closing another's shift): in the
+        // entry itself, so the log shows it without the event store.
+        let approvals = e.body.approvals();
+        if let (false, Value::Object(o)) = (approvals.is_empty(), &mut data) {
+            o.insert(
+                "approvals".into(),
+                Value::Array(
+                    approvals
+                        .iter()
+                        .map(|a| {
+                            audit::data([
+                                ("action", audit::s(&a.action)),
+                                ("staff_id", audit::s(a.staff_id)),
+                                ("name", audit::s(&a.name)),
+                                ("role", audit::s(projection::role_name(a.role))),
+                            ])
+                        })
+                        .collect(),
+                ),
+            );
+        }
         append_audit(
             conn,
             index.tx,
             AuditKind::EventAccepted,
             now,
             Some(dev.store),
-            audit::data([
-                ("device", audit::s(dev.device)),
-                ("seq", audit::n(e.seq())),
-                ("event_id", audit::s(e.event.id())),
-                ("hash", audit::s(e.event.hash())),
-                ("kind", audit::s(e.event.envelope().kind.as_str())),
-            ]),
+            data,
         )?;
         ingest::admit(
             &mut index,
@@ -1098,14 +1121,15 @@ fn write_facts(conn: &Connection, facts: &[Fact]) -> Result<(), StoreError> {
                 total,
                 tax,
                 unit_price,
+                overridden,
                 ..
-            } => lines.push(serde_json::json!([
-                product.as_str(),
-                qty_milli,
-                total,
-                tax,
-                unit_price
-            ])),
+            } => lines.push(if *overridden {
+                // A sixth element only on overridden lines: rows written
+                // before schema v9 read as not overridden.
+                serde_json::json!([product.as_str(), qty_milli, total, tax, unit_price, true])
+            } else {
+                serde_json::json!([product.as_str(), qty_milli, total, tax, unit_price])
+            }),
             Fact::Payment {
                 payment_id: None,
                 method,
@@ -1419,7 +1443,9 @@ fn write_fact(conn: &Connection, f: &Fact) -> Result<(), StoreError> {
                 event_id.to_string(),
                 store.to_string(),
                 device.to_string(),
-                sale_id.to_string(),
+                // '' for a credit note whose original was given by fiscal
+                // number only (the column predates unknown originals).
+                sale_id.map(|x| x.to_string()).unwrap_or_default(),
                 series,
                 number
             ])?,
@@ -1466,6 +1492,86 @@ fn write_fact(conn: &Connection, f: &Fact) -> Result<(), StoreError> {
                 note,
                 serde_json::to_string(&covers.iter().map(ToString::to_string).collect::<Vec<_>>())
                     .map_err(corrupt)?
+            ])?,
+        Fact::StoreCredit {
+            event_id,
+            idx,
+            store,
+            customer,
+            amount,
+            sale_id,
+        } => conn
+            .prepare_cached("INSERT INTO p_store_credit VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+            .execute(params![
+                event_id.to_string(),
+                idx,
+                store.to_string(),
+                customer.to_string(),
+                amount,
+                opt_str(sale_id)
+            ])?,
+        Fact::UnlinkedReturn {
+            event_id,
+            line,
+            store,
+            device,
+            sale_id,
+            reference,
+            product,
+            qty_milli,
+            damaged,
+        } => conn
+            .prepare_cached(
+                "INSERT INTO p_returns_unknown VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                event_id.to_string(),
+                line,
+                store.to_string(),
+                device.to_string(),
+                opt_str(sale_id),
+                reference,
+                product.as_str(),
+                qty_milli,
+                i64::from(*damaged)
+            ])?,
+        Fact::DrawerOpen {
+            event_id,
+            store,
+            device,
+            shift_id,
+            reason,
+            approved_by,
+        } => conn
+            .prepare_cached("INSERT INTO p_drawer_opens VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+            .execute(params![
+                event_id.to_string(),
+                store.to_string(),
+                device.to_string(),
+                shift_id.to_string(),
+                reason,
+                approved_by
+            ])?,
+        Fact::Approval {
+            event_id,
+            idx,
+            store,
+            device,
+            action,
+            staff_id,
+            name,
+            role,
+        } => conn
+            .prepare_cached("INSERT INTO p_approvals VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")?
+            .execute(params![
+                event_id.to_string(),
+                idx,
+                store.to_string(),
+                device.to_string(),
+                action,
+                staff_id.to_string(),
+                name,
+                role
             ])?,
         Fact::ForeignKind {
             event_id,
@@ -1589,7 +1695,7 @@ fn credit_note_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
         event_id: parse(&r.get::<_, String>(0)?)?,
         store: parse(&r.get::<_, String>(1)?)?,
         device: parse(&r.get::<_, String>(2)?)?,
-        sale_id: parse(&r.get::<_, String>(3)?)?,
+        sale_id: id_opt(Some(r.get::<_, String>(3)?).filter(|x| !x.is_empty()))?,
         series: r.get(4)?,
         number: r.get(5)?,
     })
@@ -1605,6 +1711,31 @@ fn return_line_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
         product: parse(&r.get::<_, String>(5)?)?,
         qty_milli: r.get(6)?,
         damaged: r.get::<_, i64>(7)? == 1,
+    })
+}
+
+fn store_credit_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
+    Ok(Fact::StoreCredit {
+        event_id: parse(&r.get::<_, String>(0)?)?,
+        idx: r.get(1)?,
+        store: parse(&r.get::<_, String>(2)?)?,
+        customer: parse(&r.get::<_, String>(3)?)?,
+        amount: r.get(4)?,
+        sale_id: id_opt(r.get(5)?)?,
+    })
+}
+
+fn unlinked_return_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
+    Ok(Fact::UnlinkedReturn {
+        event_id: parse(&r.get::<_, String>(0)?)?,
+        line: r.get(1)?,
+        store: parse(&r.get::<_, String>(2)?)?,
+        device: parse(&r.get::<_, String>(3)?)?,
+        sale_id: id_opt(r.get(4)?)?,
+        reference: r.get(5)?,
+        product: parse(&r.get::<_, String>(6)?)?,
+        qty_milli: r.get(7)?,
+        damaged: r.get::<_, i64>(8)? == 1,
     })
 }
 
@@ -1693,8 +1824,17 @@ fn facts_about(conn: &Connection, subject: &Subject) -> Result<Vec<Fact>, StoreE
         ),
         Subject::Returned(sale) => {
             let mut out: Vec<Fact> = Vec::new();
+            let mut numbered = Vec::new();
             for f in sales_by_id(conn, *sale)? {
-                if matches!(f, Fact::SaleLine { .. }) {
+                if let Fact::Sale {
+                    store,
+                    fiscal: Some((_, n)),
+                    ..
+                } = &f
+                {
+                    numbered.push((store.to_string(), n.clone()));
+                }
+                if matches!(f, Fact::Sale { .. } | Fact::SaleLine { .. }) {
                     out.push(f);
                 }
             }
@@ -1704,8 +1844,44 @@ fn facts_about(conn: &Connection, subject: &Subject) -> Result<Vec<Fact>, StoreE
                 [sale.to_string()],
                 return_line_from_row,
             )?);
+            out.extend(rows(
+                conn,
+                "SELECT * FROM p_returns_unknown WHERE sale_id = ?1",
+                [sale.to_string()],
+                unlinked_return_from_row,
+            )?);
+            for (store, number) in numbered {
+                out.extend(rows(
+                    conn,
+                    "SELECT * FROM p_returns_unknown WHERE store_id = ?1 AND reference = ?2 AND sale_id IS NULL",
+                    params![store, number],
+                    unlinked_return_from_row,
+                )?);
+            }
             Ok(out)
         }
+        Subject::StoreCredit(store, customer) => {
+            let mut out = rows(
+                conn,
+                "SELECT * FROM p_store_credit WHERE store_id = ?1 AND customer_id = ?2",
+                params![store.to_string(), customer.to_string()],
+                store_credit_from_row,
+            )?;
+            out.extend(rows(
+                conn,
+                "SELECT v.* FROM p_voids v WHERE v.store_id = ?1 AND v.sale_id IN
+                   (SELECT sale_id FROM p_store_credit WHERE store_id = ?1 AND customer_id = ?2 AND sale_id IS NOT NULL)",
+                params![store.to_string(), customer.to_string()],
+                void_from_row,
+            )?);
+            Ok(out)
+        }
+        Subject::UnknownOriginal(e) => rows(
+            conn,
+            "SELECT * FROM p_returns_unknown WHERE event_id = ?1",
+            [e.to_string()],
+            unlinked_return_from_row,
+        ),
         Subject::SalePrice(e) => {
             let mut out = Vec::new();
             for f in load_sale_rows(
@@ -1722,7 +1898,10 @@ fn facts_about(conn: &Connection, subject: &Subject) -> Result<Vec<Fact>, StoreE
             Ok(out)
         }
         // Widened by `widen` before they are decided.
-        Subject::VoidedSale(_) | Subject::PriceChange(..) => Ok(Vec::new()),
+        Subject::VoidedSale(_)
+        | Subject::PriceChange(..)
+        | Subject::ReturnedFiscal(..)
+        | Subject::SaleForReturns(..) => Ok(Vec::new()),
     }
 }
 
@@ -1757,7 +1936,54 @@ fn widen(conn: &Connection, subject: Subject) -> Result<Vec<Subject>, StoreError
                 .prepare_cached("SELECT debt_id FROM p_debts WHERE sale_id = ?1")?
                 .query_map([sale.to_string()], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
-            debts.iter().map(|d| Ok(Subject::Debt(parse(d)?))).collect()
+            let mut out: Vec<Subject> = debts
+                .iter()
+                .map(|d| Ok(Subject::Debt(parse(d)?)))
+                .collect::<Result<_, StoreError>>()?;
+            // A voided sale that spent store credit gives it back.
+            let credits: Vec<(String, String)> = conn
+                .prepare_cached(
+                    "SELECT store_id, customer_id FROM p_store_credit WHERE sale_id = ?1",
+                )?
+                .query_map([sale.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            for (store, customer) in credits {
+                let s = Subject::StoreCredit(parse(&store)?, parse(&customer)?);
+                if !out.contains(&s) {
+                    out.push(s);
+                }
+            }
+            Ok(out)
+        }
+        Subject::ReturnedFiscal(store, number) => {
+            let sales: Vec<String> = conn
+                .prepare_cached(
+                    "SELECT sale_id FROM p_sales WHERE fiscal_number = ?1 AND store_id = ?2",
+                )?
+                .query_map(params![number, store.to_string()], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            sales
+                .iter()
+                .map(|s| Ok(Subject::Returned(parse(s)?)))
+                .collect()
+        }
+        Subject::SaleForReturns(store, sale, number) => {
+            // Only when a return made without the original names this sale
+            // (one indexed look-up per sale applied, on a small table).
+            let named: bool = conn
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM p_returns_unknown WHERE sale_id = ?1)
+                         OR EXISTS (SELECT 1 FROM p_returns_unknown
+                                    WHERE store_id = ?2 AND reference = ?3 AND sale_id IS NULL)",
+                )?
+                .query_row(params![sale.to_string(), store.to_string(), number], |r| {
+                    r.get(0)
+                })?;
+            Ok(if named {
+                vec![Subject::Returned(sale)]
+            } else {
+                Vec::new()
+            })
         }
         Subject::PriceChange(store, product, hlc) => {
             let from = hlc
@@ -1781,9 +2007,10 @@ fn widen(conn: &Connection, subject: Subject) -> Result<Vec<Subject>, StoreError
 }
 
 /// A `p_sales.lines` array: `[product, qty_milli, total, tax, unit_price]`
-/// per line (rows projected before schema v4 lack the unit price).
+/// per line, and a sixth element `true` on an overridden line (rows projected
+/// before schema v4 lack the unit price).
 #[allow(clippy::type_complexity)]
-fn sale_lines(json: &str) -> Result<Vec<(String, i64, i64, i64, Option<i64>)>, StoreError> {
+fn sale_lines(json: &str) -> Result<Vec<(String, i64, i64, i64, Option<i64>, bool)>, StoreError> {
     let raw: Vec<Vec<serde_json::Value>> = serde_json::from_str(json).map_err(corrupt)?;
     raw.into_iter()
         .map(|l| {
@@ -1793,7 +2020,8 @@ fn sale_lines(json: &str) -> Result<Vec<(String, i64, i64, i64, Option<i64>)>, S
                 .and_then(serde_json::Value::as_str)
                 .ok_or_else(|| corrupt("p_sales line product"))?;
             let n = |i: usize| int(i).ok_or_else(|| corrupt("p_sales line amount"));
-            Ok((product.to_owned(), n(1)?, n(2)?, n(3)?, int(4)))
+            let overridden = l.get(5).and_then(serde_json::Value::as_bool) == Some(true);
+            Ok((product.to_owned(), n(1)?, n(2)?, n(3)?, int(4), overridden))
         })
         .collect()
 }
@@ -1846,6 +2074,7 @@ fn load_sale_rows<P: rusqlite::Params>(
                 total: l.2,
                 tax: l.3,
                 unit_price: l.4,
+                overridden: l.5,
             });
         }
         let payments: Vec<(String, i64)> =
@@ -1871,8 +2100,32 @@ pub fn load_projections(conn: &Connection) -> Result<Projections, StoreError> {
     for fact in load_sales(conn)? {
         p.apply(fact);
     }
-    let all: [(&str, FactReader); 18] = [
+    let all: [(&str, FactReader); 22] = [
         ("SELECT * FROM p_credit_notes", credit_note_from_row),
+        ("SELECT * FROM p_store_credit", store_credit_from_row),
+        ("SELECT * FROM p_returns_unknown", unlinked_return_from_row),
+        ("SELECT * FROM p_drawer_opens", |r| {
+            Ok(Fact::DrawerOpen {
+                event_id: parse(&r.get::<_, String>(0)?)?,
+                store: parse(&r.get::<_, String>(1)?)?,
+                device: parse(&r.get::<_, String>(2)?)?,
+                shift_id: parse(&r.get::<_, String>(3)?)?,
+                reason: r.get(4)?,
+                approved_by: r.get(5)?,
+            })
+        }),
+        ("SELECT * FROM p_approvals", |r| {
+            Ok(Fact::Approval {
+                event_id: parse(&r.get::<_, String>(0)?)?,
+                idx: r.get(1)?,
+                store: parse(&r.get::<_, String>(2)?)?,
+                device: parse(&r.get::<_, String>(3)?)?,
+                action: r.get(4)?,
+                staff_id: parse(&r.get::<_, String>(5)?)?,
+                name: r.get(6)?,
+                role: r.get(7)?,
+            })
+        }),
         ("SELECT * FROM p_returns", return_line_from_row),
         ("SELECT * FROM p_price_history", price_history_from_row),
         ("SELECT * FROM p_resolutions", resolution_from_row),
@@ -2022,7 +2275,8 @@ pub fn rebuild(conn: &mut Connection) -> Result<u64, StoreError> {
          DELETE FROM p_foreign_kinds; DELETE FROM p_fiscal_blocks;
          DELETE FROM p_escrow; DELETE FROM p_oversells; DELETE FROM p_returns;
          DELETE FROM p_credit_notes; DELETE FROM p_price_history; DELETE FROM p_resolutions;
-         DELETE FROM p_sales_ahead;",
+         DELETE FROM p_sales_ahead; DELETE FROM p_store_credit; DELETE FROM p_returns_unknown;
+         DELETE FROM p_drawer_opens; DELETE FROM p_approvals;",
     )?;
     let hub_devices: HashSet<String> = tx
         .prepare("SELECT hub_device FROM stores")?
@@ -2754,6 +3008,84 @@ pub(super) fn health_inputs(conn: &Connection, now: i64) -> Result<HealthInputs,
         negative_stock: count("SELECT COUNT(*) FROM v_stock WHERE qty_milli < 0", &[])?,
         open_alerts: count("SELECT COUNT(*) FROM alerts WHERE closed_ms IS NULL", &[])?,
     })
+}
+
+/// What head office sees of a store's staff actions and store credit
+/// (`GET /v1/admin/staff/activity`): every approval with its event's kind and
+/// time (HLC ms), the drawer openings without a sale, the returns made without
+/// the original, and every customer's store-credit balance.
+pub(super) fn staff_activity(
+    conn: &Connection,
+    store: StoreId,
+) -> Result<serde_json::Value, StoreError> {
+    let st = store.to_string();
+    let mut approvals = Vec::new();
+    {
+        let mut stmt = conn.prepare(
+            "SELECT a.event_id, a.device_id, a.action, a.staff_id, a.name, a.role, e.kind, e.hlc_ms
+             FROM p_approvals a JOIN events e ON e.event_id = a.event_id
+             WHERE a.store_id = ?1 ORDER BY e.hlc_ms, a.event_id, a.idx",
+        )?;
+        let mut rs = stmt.query([&st])?;
+        while let Some(r) = rs.next()? {
+            approvals.push(serde_json::json!({
+                "event_id": r.get::<_, String>(0)?, "device": r.get::<_, String>(1)?,
+                "action": r.get::<_, String>(2)?, "staff_id": r.get::<_, String>(3)?,
+                "name": r.get::<_, String>(4)?, "role": r.get::<_, String>(5)?,
+                "kind": r.get::<_, String>(6)?, "at_ms": r.get::<_, i64>(7)?,
+            }));
+        }
+    }
+    let mut drawer_opens = Vec::new();
+    {
+        let mut stmt = conn.prepare(
+            "SELECT d.event_id, d.device_id, d.shift_id, d.reason, d.approved_by, e.hlc_ms
+             FROM p_drawer_opens d JOIN events e ON e.event_id = d.event_id
+             WHERE d.store_id = ?1 ORDER BY e.hlc_ms, d.event_id",
+        )?;
+        let mut rs = stmt.query([&st])?;
+        while let Some(r) = rs.next()? {
+            drawer_opens.push(serde_json::json!({
+                "event_id": r.get::<_, String>(0)?, "device": r.get::<_, String>(1)?,
+                "shift_id": r.get::<_, String>(2)?, "reason": r.get::<_, String>(3)?,
+                "approved_by": r.get::<_, Option<String>>(4)?, "at_ms": r.get::<_, i64>(5)?,
+            }));
+        }
+    }
+    let mut returns_unknown = Vec::new();
+    {
+        let mut stmt = conn.prepare(
+            "SELECT event_id, line, device_id, sale_id, reference, product, qty_milli, damaged
+             FROM p_returns_unknown WHERE store_id = ?1 ORDER BY event_id, line",
+        )?;
+        let mut rs = stmt.query([&st])?;
+        while let Some(r) = rs.next()? {
+            returns_unknown.push(serde_json::json!({
+                "event_id": r.get::<_, String>(0)?, "line": r.get::<_, i64>(1)?,
+                "device": r.get::<_, String>(2)?, "sale_id": r.get::<_, Option<String>>(3)?,
+                "reference": r.get::<_, String>(4)?, "product": r.get::<_, String>(5)?,
+                "qty_milli": r.get::<_, i64>(6)?, "damaged": r.get::<_, i64>(7)? == 1,
+            }));
+        }
+    }
+    let mut store_credit = Vec::new();
+    {
+        let mut stmt = conn.prepare(
+            "SELECT customer_id, balance FROM v_store_credit WHERE store_id = ?1 ORDER BY customer_id",
+        )?;
+        let mut rs = stmt.query([&st])?;
+        while let Some(r) = rs.next()? {
+            store_credit.push(serde_json::json!({
+                "customer": r.get::<_, String>(0)?, "balance": r.get::<_, i64>(1)?,
+            }));
+        }
+    }
+    Ok(serde_json::json!({
+        "approvals": approvals,
+        "drawer_opens": drawer_opens,
+        "returns_unknown": returns_unknown,
+        "store_credit": store_credit,
+    }))
 }
 
 #[cfg(test)]

@@ -108,6 +108,7 @@ fn apply(chains: &[Vec<(Event, Origin)>], order_seed: u64) -> (Rows, Hash256, Pr
 
 #[test]
 fn the_sql_store_finds_the_conflicts_of_the_set_in_any_order() {
+    let mut seen: BTreeSet<String> = BTreeSet::new();
     for seed in [1u64, 2, 3] {
         let chains = history(seed, 90);
         let (rows_a, digest_a, p) = apply(&chains, seed * 11);
@@ -133,5 +134,15 @@ fn the_sql_store_finds_the_conflicts_of_the_set_in_any_order() {
         let reasons: BTreeSet<&str> = rows_a.values().map(|r| r.0.as_str()).collect();
         assert!(reasons.contains("payment_on_voided_debt"), "{reasons:?}");
         assert!(reasons.contains("stale_price"), "{reasons:?}");
+        seen.extend(rows_a.values().map(|r| r.0.clone()));
+    }
+    // Over the seeds: returns (by line and without the original) and store
+    // credit spent at several registers were exercised too.
+    for want in [
+        "over_return",
+        "store_credit_overdrawn",
+        "return_original_unknown",
+    ] {
+        assert!(seen.contains(want), "no {want} in {seen:?}");
     }
 }
