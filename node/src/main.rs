@@ -230,7 +230,18 @@ enum Command {
     /// Sync once with the hub: recover own events if needed, push, pull.
     Sync,
     /// Run the sync engine until stopped (Ctrl-C): the long-running node.
+    /// It also prints receipts, and serves the cashier's screen when
+    /// `ui_listen` is set in config.toml.
     Run,
+    /// Serve the cashier's screen (and print receipts, and sync when a hub is
+    /// configured) until stopped: open http://127.0.0.1:8080/ in the
+    /// register's browser.
+    Ui {
+        /// Loopback address to serve on (default: `ui_listen` in
+        /// config.toml, else 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<String>,
+    },
     /// Try a register without a hub: write a sample catalog as a hub-chain page
     /// signed by a new throw-away hub key, and print that key for `init`.
     SampleCatalog {
@@ -1065,36 +1076,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 )
             })
         }
-        Command::Run => {
-            let mut engine = sync_engine(&dir)?;
-            let stop = std::sync::atomic::AtomicBool::new(false);
-            eprintln!(
-                "Caja en marcha: sincronizando con {} (Ctrl-C para detener).",
-                hub_url(&dir)?
-            );
-            // Receipts print on their own thread and database connection: a
-            // slow or absent printer never holds up sync, nor sales.
-            let mut printing = open(&dir)?;
-            std::thread::scope(|scope| {
-                scope.spawn(|| {
-                    devices::print_loop(&mut printing, &stop, devices::PRINT_POLL, |r| {
-                        print_report(r, json);
-                    });
-                });
-                engine.run(&stop, |r| match r {
-                    Ok(r) if r.pushed + r.hub_events + r.peer_events + r.recovered > 0 => {
-                        let v = serde_json::json!({"pushed": r.pushed, "hub_events": r.hub_events, "peer_events": r.peer_events, "recovered": r.recovered});
-                        let _ = emit(json, &v, |_| format!(
-                            "Sincronizado: {} enviados, {} de la oficina central, {} de otras cajas.",
-                            r.pushed, r.hub_events, r.peer_events
-                        ));
-                    }
-                    Ok(_) => {}
-                    Err(e) => eprintln!("Sin conexión con la oficina central: {e}"),
-                });
-                stop.store(true, std::sync::atomic::Ordering::Relaxed);
-            });
-            Ok(())
+        Command::Run => run_node(&dir, json, None, false),
+        Command::Ui { listen } => {
+            let cfg = caja_node::config::NodeConfig::load(dir.root(), |k| std::env::var(k).ok())
+                .map_err(|e| Failure::from(OpError::from(e)))?;
+            let text = listen
+                .or(cfg.ui_listen)
+                .unwrap_or_else(|| caja_node::config::DEFAULT_UI_LISTEN.to_owned());
+            let addr = caja_node::config::parse_ui_listen(&text)
+                .map_err(|e| Failure::from(OpError::from(e)))?;
+            run_node(&dir, json, Some(addr), true)
         }
         Command::Hub(HubCmd::Import { file }) => {
             let text = std::fs::read(&file)
@@ -1135,6 +1126,91 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 "Registro de auditoría de la oficina central: se verificará de nuevo desde la próxima sincronización.".into()
             })
         }
+    }
+}
+
+/// The long-running node: the sync engine (unless `hub_optional` and no hub
+/// is configured), the printer thread, and the cashier's screen on `ui` (or
+/// on `ui_listen` of config.toml), until the process is stopped.
+fn run_node(
+    dir: &DataDir,
+    json: bool,
+    ui: Option<std::net::SocketAddr>,
+    hub_optional: bool,
+) -> Result<(), Failure> {
+    let cfg = caja_node::config::NodeConfig::load(dir.root(), |k| std::env::var(k).ok())
+        .map_err(|e| Failure::from(OpError::from(e)))?;
+    let ui = match ui {
+        Some(a) => Some(a),
+        None => cfg
+            .ui_address()
+            .map_err(|e| Failure::from(OpError::from(e)))?,
+    };
+    let mut engine = if cfg.hub_url.is_none() && hub_optional {
+        None
+    } else {
+        let engine = sync_engine(dir)?;
+        eprintln!(
+            "Caja en marcha: sincronizando con {} (Ctrl-C para detener).",
+            hub_url(dir)?
+        );
+        Some(engine)
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Receipts print on their own thread and database connection: a
+    // slow or absent printer never holds up sync, nor sales.
+    let mut printing = open(dir)?;
+    let mut ui_failed = None;
+    std::thread::scope(|scope| {
+        let stop_ref: &std::sync::atomic::AtomicBool = &stop;
+        scope.spawn(|| {
+            devices::print_loop(&mut printing, stop_ref, devices::PRINT_POLL, |r| {
+                print_report(r, json);
+            });
+        });
+        let screen = ui.map(|addr| {
+            let stop = stop.clone();
+            scope.spawn(move || {
+                let r = caja_node::ui::serve(dir, addr, stop.clone(), |bound| {
+                    eprintln!("{}", messages::ui_serving(&bound.to_string()));
+                });
+                // The screen could not be served: the node stops with it.
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                r
+            })
+        });
+        match engine.as_mut() {
+            Some(engine) => engine.run(stop_ref, |r| match r {
+                Ok(r) if r.pushed + r.hub_events + r.peer_events + r.recovered > 0 => {
+                    let v = serde_json::json!({"pushed": r.pushed, "hub_events": r.hub_events, "peer_events": r.peer_events, "recovered": r.recovered});
+                    let _ = emit(json, &v, |_| format!(
+                        "Sincronizado: {} enviados, {} de la oficina central, {} de otras cajas.",
+                        r.pushed, r.hub_events, r.peer_events
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) => eprintln!("Sin conexión con la oficina central: {e}"),
+            }),
+            None => {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(h) = screen {
+            if let Ok(Err(e)) = h.join() {
+                ui_failed = Some(e);
+            }
+        }
+    });
+    match ui_failed {
+        Some(e) => Err(Failure {
+            code: 1,
+            error: "failed",
+            message: messages::ui_failed(&e.to_string()),
+        }),
+        None => Ok(()),
     }
 }
 

@@ -682,3 +682,343 @@ fn sale_error(e: &SaleError) -> String {
         SaleError::Overflow { field } => format!("Monto fuera de rango en {field}."),
     }
 }
+
+// ---------------------------------------------------------------------------
+// The cashier's screen (`crate::ui`). Labels of the page (placed into its
+// `{{key}}` slots and handed to its script), then the sentences of its answers
+// and of its status bar.
+
+/// Every label of the cashier's screen, by key: the page's `{{key}}` slots
+/// and the script's `T.key`.
+pub const UI_LABELS: &[(&str, &str)] = &[
+    ("title", "Caja — pantalla del cajero"),
+    ("app_name", "Caja"),
+    ("status_region", "Estado de la caja"),
+    ("item_label", "Código o artículo"),
+    ("item_hint", "Escanee o escriba el código y pulse Intro. Cantidad: 3*código. Los artículos por peso se pesan en la balanza."),
+    ("add", "Agregar"),
+    ("quick_keys", "Teclas rápidas"),
+    ("cart", "Venta en curso"),
+    ("col_item", "Artículo"),
+    ("col_qty", "Cantidad"),
+    ("col_price", "Precio"),
+    ("col_total", "Importe"),
+    ("col_actions", "Acciones"),
+    ("remove", "Quitar"),
+    ("empty_cart", "No hay artículos. Escanee el primero."),
+    ("total", "Total"),
+    ("itbis", "ITBIS incluido"),
+    ("pay", "Cobrar (F4)"),
+    ("clear_cart", "Vaciar (F10)"),
+    ("sales", "Ventas del turno (F7)"),
+    ("cash_moves", "Entradas y salidas (F8)"),
+    ("shift", "Turno (F9)"),
+    ("x_report", "Reporte X"),
+    ("payment", "Cobro"),
+    ("to_pay", "A pagar"),
+    ("cash", "Efectivo recibido"),
+    ("card", "Tarjeta (monto)"),
+    ("card_ref", "Referencia de la tarjeta"),
+    ("fiado", "Fiado (monto)"),
+    ("customer", "Cliente del fiado"),
+    ("no_customer", "— ninguno —"),
+    ("change_preview", "Cambio"),
+    ("missing_preview", "Falta"),
+    ("confirm_pay", "Cobrar e imprimir (Intro)"),
+    ("cancel", "Cancelar (Esc)"),
+    ("last_sale", "Última venta"),
+    ("open_shift", "Abrir turno"),
+    ("close_shift", "Cerrar turno"),
+    ("cashier", "Cajero"),
+    ("pin", "PIN"),
+    ("float", "Fondo inicial"),
+    ("counted", "Efectivo contado"),
+    ("closed_by", "Quién cierra"),
+    ("no_shift", "No hay turno abierto. Abra un turno para vender."),
+    ("z_report", "Reporte Z"),
+    ("sales_list", "Ventas del turno"),
+    ("col_time", "Hora"),
+    ("col_number", "Comprobante"),
+    ("col_state", "Estado"),
+    ("voided", "anulada"),
+    ("reprint", "Reimprimir"),
+    ("void", "Anular"),
+    ("return", "Devolver"),
+    ("reason", "Motivo"),
+    ("supervisor", "Supervisor"),
+    ("supervisor_pin", "PIN del supervisor"),
+    ("approval_note", "Necesita la autorización de un supervisor."),
+    ("confirm_void", "Anular la venta"),
+    ("return_title", "Devolución"),
+    ("return_qty", "Cantidad a devolver"),
+    ("refund", "Reembolso en"),
+    ("refund_cash", "efectivo"),
+    ("refund_card", "tarjeta"),
+    ("refund_transfer", "transferencia"),
+    ("confirm_return", "Registrar la devolución"),
+    ("cash_title", "Entradas y salidas de efectivo"),
+    ("cash_kind", "Movimiento"),
+    ("paid_in", "Entrada de efectivo"),
+    ("paid_out", "Salida de efectivo (supervisor)"),
+    ("drop", "Retiro a la caja fuerte"),
+    ("amount", "Monto"),
+    ("confirm_cash", "Registrar el movimiento"),
+    ("close", "Cerrar"),
+    ("working", "Procesando…"),
+    ("not_built_override", "Cambio de precio: no disponible en esta versión."),
+    ("network_retry", "La pantalla no pudo hablar con la caja; reintentando la misma operación…"),
+];
+
+/// The cart is empty: nothing to pay.
+pub fn ui_cart_empty() -> String {
+    "No hay artículos en la venta: escanee o elija uno primero.".into()
+}
+
+/// Nothing typed in the item field.
+pub fn ui_no_code() -> String {
+    "Escriba o escanee el código del artículo.".into()
+}
+
+/// A weighed item was given a typed quantity.
+pub fn ui_weighed_from_scale(name: &str) -> String {
+    format!("{name} se vende por peso: se pesa en la balanza, no se escribe la cantidad.")
+}
+
+/// A quantity that could not be read.
+pub fn ui_bad_quantity(field: &str, text: &str) -> String {
+    format!("Cantidad inválida en «{field}»: «{text}».")
+}
+
+/// An amount that could not be read.
+pub fn ui_bad_amount(field: &str, text: &str) -> String {
+    format!("Monto inválido en «{field}»: «{text}» (ejemplo: 150.00).")
+}
+
+/// A request the screen sent that the node cannot read.
+pub fn ui_bad_request(detail: &str) -> String {
+    format!("Solicitud inválida de la pantalla: {detail}.")
+}
+
+/// No member of staff by that name.
+pub fn ui_unknown_staff(who: &str) -> String {
+    format!("Empleado desconocido en esta caja: {who}.")
+}
+
+/// Name and PIN go together.
+pub fn ui_name_and_pin() -> String {
+    "Escriba el nombre y el PIN juntos.".into()
+}
+
+/// A request refused because it did not come from the register's own screen.
+pub fn ui_forbidden() -> String {
+    "Solicitud rechazada: la pantalla de caja solo acepta pedidos de esta misma caja.".into()
+}
+
+/// The node's storage failed while answering the screen.
+pub fn ui_storage(detail: &str) -> String {
+    format!("La caja no pudo guardar ni leer sus datos: {detail}. Llame a soporte.")
+}
+
+/// The line just weighed.
+pub fn ui_weighed(name: &str, grams: i64) -> String {
+    format!("Pesado {name}: {}.", weight(grams))
+}
+
+/// What the screen shows after a sale.
+pub fn ui_sale_done(r: &SaleResult, credit_left: Option<Money>) -> String {
+    let mut s = format!("Venta registrada: total {}", rd(r.total));
+    if r.change.0 > 0 {
+        s.push_str(&format!(", cambio {}", rd(r.change)));
+    }
+    if r.fiado.0 > 0 {
+        s.push_str(&format!(", fiado {}", rd(r.fiado)));
+        if let Some(left) = credit_left {
+            s.push_str(&format!(" (crédito disponible: {})", rd(left)));
+        }
+    }
+    if let Some(n) = &r.fiscal_number {
+        s.push_str(&format!(". Comprobante {n}"));
+    }
+    s.push_str(". Recibo enviado a la impresora.");
+    if let (Some(n), Some(left)) = (&r.fiscal_number, r.fiscal_low) {
+        s.push_str(&format!(
+            " ¡Atención: quedan {left} números fiscales de la serie {}!",
+            &n[..3.min(n.len())]
+        ));
+    }
+    s
+}
+
+/// A shift opened from the screen.
+pub fn ui_shift_opened(cashier: &str) -> String {
+    format!("Turno abierto para {cashier}. Puede vender.")
+}
+
+/// A void done.
+pub fn ui_voided(sale: &str) -> String {
+    format!("Venta {sale} anulada.")
+}
+
+/// A reprint queued.
+pub fn ui_reprinted() -> String {
+    "Copia del recibo enviada a la impresora (marcada COPIA).".into()
+}
+
+/// A cash movement done.
+pub fn ui_cash_moved(kind: caja_shared::kind::CashMovement, amount: Money) -> String {
+    let what = match kind {
+        caja_shared::kind::CashMovement::PaidIn => "Entrada de efectivo",
+        caja_shared::kind::CashMovement::PaidOut => "Salida de efectivo",
+        caja_shared::kind::CashMovement::Drop => "Retiro a la caja fuerte",
+    };
+    format!("{what} de {} registrada.", rd(amount))
+}
+
+/// One part of the status bar: its text and how worrying it is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StatusItem {
+    /// Which part (`net`, `sync`, `fiscal`, `quota`, `printer`, `scale`, `shift`).
+    pub key: &'static str,
+    /// The sentence.
+    pub text: String,
+    /// `ok`, `warn` or `bad`.
+    pub level: &'static str,
+}
+
+fn item(key: &'static str, level: &'static str, text: String) -> StatusItem {
+    StatusItem { key, text, level }
+}
+
+/// "hace 3 min" for an age in ms.
+pub fn ago(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    match s {
+        0..=59 => format!("hace {s} s"),
+        60..=3599 => format!("hace {} min", s / 60),
+        _ => format!("hace {} h {} min", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// The status bar of the cashier's screen, from the register's status and
+/// one look at the scale (`None`: no scale configured; `Some(None)`: the
+/// scale is busy weighing).
+pub fn ui_status_bar(
+    s: &Status,
+    scale: Option<Option<&crate::devices::ScaleReport>>,
+    quota_low_milli: i64,
+    now_ms: i64,
+) -> Vec<StatusItem> {
+    let mut out = Vec::new();
+    out.push(if s.sync.quarantined {
+        item("net", "bad", "En cuarentena: llame a soporte".into())
+    } else if s.sync.online {
+        item("net", "ok", "En línea".into())
+    } else {
+        item("net", "warn", "Sin conexión (se sigue vendiendo)".into())
+    });
+    out.push(match (s.unsynced, s.sync.oldest_unsynced_ms) {
+        (0, _) => item("sync", "ok", "Todo sincronizado".into()),
+        (n, Some(ms)) => item(
+            "sync",
+            if now_ms - ms > 3_600_000 {
+                "bad"
+            } else {
+                "warn"
+            },
+            format!("{n} sin sincronizar (el más antiguo {})", ago(now_ms - ms)),
+        ),
+        (n, None) => item("sync", "warn", format!("{n} sin sincronizar")),
+    });
+    if s.fiscal.is_empty() {
+        out.push(item("fiscal", "ok", "Sin comprobantes fiscales".into()));
+    }
+    for f in &s.fiscal {
+        let level = if f.left == 0 {
+            "bad"
+        } else if f.low {
+            "warn"
+        } else {
+            "ok"
+        };
+        let mut t = format!("{}: quedan {}", f.series, f.left);
+        if f.low {
+            t.push_str(" (¡pocos!)");
+        }
+        out.push(item("fiscal", level, t));
+    }
+    if let Some(quotas) = &s.quotas {
+        let low: Vec<String> = quotas
+            .iter()
+            .filter(|q| q.left_milli < quota_low_milli)
+            .map(|q| {
+                format!(
+                    "{} {}",
+                    q.product,
+                    qty(caja_shared::money::QtyMilli(q.left_milli))
+                )
+            })
+            .collect();
+        out.push(if low.is_empty() {
+            item("quota", "ok", "Cuotas de inventario bien".into())
+        } else {
+            item("quota", "warn", format!("Cuota baja: {}", low.join(", ")))
+        });
+    }
+    out.push(match &s.printer {
+        None => item("printer", "warn", "Impresora: no configurada".into()),
+        Some(_) if s.print.failed > 0 => item(
+            "printer",
+            "bad",
+            format!(
+                "Impresora detenida: {} recibo(s) sin imprimir{}",
+                s.print.failed,
+                s.print
+                    .last_error
+                    .as_deref()
+                    .map_or(String::new(), |e| format!(" — {e}"))
+            ),
+        ),
+        Some(_) if s.print.pending + s.print.printing > 0 => item(
+            "printer",
+            if s.print.last_error.is_some() {
+                "bad"
+            } else {
+                "warn"
+            },
+            match &s.print.last_error {
+                Some(e) => format!(
+                    "Impresora: {e} — {} recibo(s) quedaron en cola",
+                    s.print.pending + s.print.printing
+                ),
+                None => format!(
+                    "Impresora: {} recibo(s) en cola",
+                    s.print.pending + s.print.printing
+                ),
+            },
+        ),
+        Some(_) => item("printer", "ok", "Impresora lista".into()),
+    });
+    out.push(match scale {
+        None => item("scale", "warn", "Balanza: no configurada".into()),
+        Some(None) => item("scale", "ok", "Balanza: pesando…".into()),
+        Some(Some(r)) => match (&r.problem, r.grams) {
+            (None, g) => item(
+                "scale",
+                "ok",
+                format!("Balanza lista ({})", weight(g.unwrap_or(0))),
+            ),
+            (Some(p), _) => item("scale", "warn", format!("Balanza: {p}")),
+        },
+    });
+    out
+}
+
+/// The screen is being served.
+pub fn ui_serving(addr: &str) -> String {
+    format!("Pantalla de caja en http://{addr}/ (ábrala en el navegador de esta caja).")
+}
+
+/// The screen could not be served.
+pub fn ui_failed(detail: &str) -> String {
+    format!("No se pudo abrir la pantalla de caja: {detail}.")
+}

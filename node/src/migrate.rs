@@ -92,6 +92,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "store_credit_drawer",
         sql: include_str!("../../migrations/node/0011_store_credit_drawer.sql"),
     },
+    Migration {
+        version: 12,
+        name: "ui",
+        sql: include_str!("../../migrations/node/0012_ui.sql"),
+    },
 ];
 
 /// The schema version this binary writes: the last of [`MIGRATIONS`].

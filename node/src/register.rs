@@ -631,6 +631,11 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
         &self.config
     }
 
+    /// The register's clock now (UTC ms).
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
     /// The device identity.
     pub fn device(&self) -> &DeviceRecord {
         self.journal.device()

@@ -309,3 +309,80 @@ fn overrides_the_drawer_store_credit_and_unknown_originals_from_the_command_line
     }
     assert!(run(&["verify"]).status.success());
 }
+
+/// `caja-node ui` serves the cashier's screen on a loopback address only; a
+/// standalone register (no hub) serves it too.
+#[test]
+fn ui_serves_the_screen_on_loopback_only() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("caja-1");
+    let page = dir.path().join("page.json");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_caja-node"))
+            .env("CAJA_NODE_DATA_DIR", &data)
+            .env_remove("CAJA_NODE_UI_LISTEN")
+            .env_remove("CAJA_NODE_HUB_URL")
+            .args(args)
+            .output()
+            .expect("caja-node runs")
+    };
+    let store = "01935f4e-8a00-7000-8000-000000000001";
+    let out = run(&[
+        "--json",
+        "sample-catalog",
+        "--store",
+        store,
+        "--out",
+        page.to_str().expect("path"),
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let key = v["hub_key"].as_str().expect("hub_key").to_owned();
+    assert!(run(&["init", "--store", store, "--hub-key", &key])
+        .status
+        .success());
+    // Not loopback: refused before anything is served, naming the key.
+    let out = run(&["ui", "--listen", "0.0.0.0:8080"]);
+    assert_eq!(out.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ui_listen"), "{err}");
+    // Loopback: it serves the page.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_caja-node"))
+        .env("CAJA_NODE_DATA_DIR", &data)
+        .env_remove("CAJA_NODE_HUB_URL")
+        .args(["ui", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("caja-node ui");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let page = loop {
+        use std::io::{Read, Write};
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = write!(
+                s,
+                "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+            );
+            let mut text = String::new();
+            let _ = s.read_to_string(&mut text);
+            if text.starts_with("HTTP/1.1 200") {
+                break text;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "the screen never answered"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(page.contains(r#"<html lang="es-DO">"#), "{page}");
+    assert!(page
+        .to_ascii_lowercase()
+        .contains("content-security-policy: default-src 'none'"));
+}

@@ -140,7 +140,8 @@ pub fn find_program(var: &str, names: &[&str]) -> Option<PathBuf> {
 }
 
 /// `target/test-output/<test>/`: beside the test executable's target
-/// directory (`<target>/<profile>/deps/<exe>`), created if needed.
+/// directory (`<target>/<profile>/deps/<exe>`), created if needed
+/// ([`Browser::start`] empties it of an earlier run's screenshots).
 pub fn output_dir(test: &str) -> Result<PathBuf, BrowserError> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -158,6 +159,19 @@ pub fn output_dir(test: &str) -> Result<PathBuf, BrowserError> {
     Ok(dir)
 }
 
+/// Removes what an earlier run of the test left in its folder (screenshots,
+/// accessibility reports), so the folder shows this run only.
+fn clear_output(dir: &Path) -> Result<(), BrowserError> {
+    for e in std::fs::read_dir(dir)?.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.ends_with(".png") || (name.starts_with("a11y-") && name.ends_with(".txt")) {
+            std::fs::remove_file(e.path())?;
+        }
+    }
+    Ok(())
+}
+
 /// chromedriver (own process group) with its Chromium, and a WebDriver session.
 #[derive(Debug)]
 pub struct Browser {
@@ -167,7 +181,7 @@ pub struct Browser {
     _profile: tempfile::TempDir,
     out: PathBuf,
     test: String,
-    step: u32,
+    step: std::cell::Cell<u32>,
 }
 
 impl Browser {
@@ -200,6 +214,7 @@ impl Browser {
             return Ok(None);
         };
         let out = output_dir(test)?;
+        clear_output(&out)?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -220,7 +235,7 @@ impl Browser {
                         _profile: profile,
                         out,
                         test: test.to_owned(),
-                        step: 0,
+                        step: std::cell::Cell::new(0),
                     }))
                 }
                 Err(e) => {
@@ -305,17 +320,20 @@ impl Browser {
     }
 
     /// The form control labelled `label` (exact text of a `<label>`, trimmed,
-    /// through `for=` or by nesting; or an `aria-label`), as a person finds it.
+    /// through `for=` or by nesting; or an `aria-label`), as a person finds
+    /// it: a rendered one first (a closed dialog may reuse the label).
     pub fn find_by_label(&self, label: &str) -> Result<El<'_>, BrowserError> {
         let found = self.execute(
             r#"const want = arguments[0].trim();
+               const found = [];
                for (const l of document.querySelectorAll('label')) {
-                 if (l.textContent.trim() === want && l.control) return l.control;
+                 if (l.textContent.trim() === want && l.control) found.push(l.control);
                }
                for (const e of document.querySelectorAll('[aria-label]')) {
-                 if (e.getAttribute('aria-label').trim() === want) return e;
+                 if (e.getAttribute('aria-label').trim() === want) found.push(e);
                }
-               return null;"#,
+               // A person sees only rendered controls: those first.
+               return found.find(e => e.getClientRects().length > 0) || found[0] || null;"#,
             vec![json!(label)],
         )?;
         if found.is_null() {
@@ -360,7 +378,8 @@ impl Browser {
 
     /// Polls `cond` every 100 ms until it returns `Ok(true)`, for at most
     /// `timeout`. Errors from `cond` count as "not yet" (an element not
-    /// rendered yet); the last one is reported on timeout.
+    /// rendered yet); the last one is reported on timeout, and a screenshot
+    /// `NN-timeout_<what>.png` shows the page as it was.
     pub fn wait_for(
         &self,
         what: &str,
@@ -376,6 +395,8 @@ impl Browser {
                 Err(e) => last = format!(" (last error: {e})"),
             }
             if start.elapsed() >= timeout {
+                // What the page looked like, for the person reading the failure.
+                let _ = self.screenshot(&format!("timeout {what}"));
                 return Err(BrowserError::Timeout {
                     what: what.to_owned(),
                     waited_ms: start.elapsed().as_millis(),
@@ -416,8 +437,8 @@ impl Browser {
 
     /// Saves a PNG of the viewport as `<output>/<NN>-<step>.png` (numbered in
     /// the order taken) and returns its path.
-    pub fn screenshot(&mut self, step: &str) -> Result<PathBuf, BrowserError> {
-        self.step += 1;
+    pub fn screenshot(&self, step: &str) -> Result<PathBuf, BrowserError> {
+        self.step.set(self.step.get() + 1);
         let safe: String = step
             .chars()
             .map(|c| {
@@ -428,7 +449,7 @@ impl Browser {
                 }
             })
             .collect();
-        let path = self.out.join(format!("{:02}-{safe}.png", self.step));
+        let path = self.out.join(format!("{:02}-{safe}.png", self.step.get()));
         let png = self.run("screenshot", self.client().screenshot())?;
         std::fs::write(&path, png)?;
         Ok(path)
@@ -530,6 +551,36 @@ impl El<'_> {
             &format!("type {keys:?} into {}", self.name),
             self.e.send_keys(keys),
         )
+    }
+
+    /// Chooses the `<option>` with this value of a `<select>`, as picking it
+    /// would (value set, `input` and `change` fired). Not by clicking the
+    /// `<option>`: in headless Chromium that leaves the native list open,
+    /// and it swallows the next keys typed anywhere on the page.
+    pub fn select(&self, value: &str) -> Result<(), BrowserError> {
+        let what = format!("select {value:?} in {}", self.name);
+        let arg = serde_json::to_value(&self.e).map_err(|e| BrowserError::WebDriver {
+            what: what.clone(),
+            detail: e.to_string(),
+        })?;
+        let done = self.b.execute(
+            r#"const [el, v] = arguments;
+               if (![...el.options].some(o => o.value === v)) return false;
+               el.focus();
+               el.value = v;
+               el.dispatchEvent(new Event('input', {bubbles: true}));
+               el.dispatchEvent(new Event('change', {bubbles: true}));
+               return true;"#,
+            vec![arg, json!(value)],
+        )?;
+        if done == Value::Bool(true) {
+            Ok(())
+        } else {
+            Err(BrowserError::WebDriver {
+                what,
+                detail: "no such option".into(),
+            })
+        }
     }
 
     /// Empties an input.

@@ -82,7 +82,7 @@ fn serve() -> u16 {
 
 #[test]
 fn harness_drives_a_static_page_and_checks_accessibility() {
-    let Some(mut b) = Browser::start("browser_smoke").unwrap() else {
+    let Some(b) = Browser::start("browser_smoke").unwrap() else {
         return;
     };
     let port = serve();
