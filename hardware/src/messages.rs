@@ -130,6 +130,12 @@ pub const FIADO_BALANCE: &str = "Balance pendiente";
 /// Printed under the fiscal QR code.
 pub const QR_CAPTION: &str = "Verifique este comprobante";
 
+/// The tax authority's security code, under the QR code of a confirmed
+/// electronic document.
+pub fn security_code(code: &str) -> String {
+    format!("Código de seguridad: {code}")
+}
+
 /// The default footer.
 pub const DEFAULT_FOOTER: &[&str] = &["¡Gracias por su compra!"];
 

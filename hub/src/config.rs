@@ -22,6 +22,119 @@ pub enum LogFormat {
     Json,
 }
 
+/// The tax authority the outbox workers submit fiscal documents to
+/// (`[tax_authority]` in `hub.toml`). Without this section the outbox still
+/// fills (every electronic document is queued at ingest) but nothing is
+/// sent.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+#[serde(deny_unknown_fields, default)]
+pub struct TaxAuthorityConfig {
+    /// The gateway: `dgii` (the only one so far).
+    pub gateway: String,
+    /// Base of the e-CF services, e.g. `https://ecf.dgii.gov.do/testecf`
+    /// (or the emulator's `…/ecf`).
+    pub ecf_base_url: String,
+    /// Base of the consumer-invoice services, e.g.
+    /// `https://fc.dgii.gov.do/testecf` (or the emulator's `…/fc`).
+    pub fc_base_url: String,
+    /// The issuer's RNC (9 digits) or cédula (11).
+    pub rnc: String,
+    /// The issuer's legal name, as registered.
+    pub legal_name: String,
+    /// The issuer's address (printed in full e-CF documents when given).
+    pub address: Option<String>,
+    /// Outbox workers in this instance (0: this instance only queues; the
+    /// documents are sent by other instances).
+    pub workers: usize,
+    /// A worker's lease on a document; must outlive a call several times.
+    pub lease_ms: i64,
+    /// Deadline of one call to the authority.
+    pub request_timeout_ms: u64,
+    /// Pause between status queries while the authority is checking.
+    pub poll_interval_ms: i64,
+    /// First retry after a failed call (doubles, capped, jittered).
+    pub retry_base_ms: i64,
+    /// Longest pause between retries.
+    pub retry_cap_ms: i64,
+    /// Pause of an idle worker before it looks for due documents again.
+    pub idle_poll_ms: u64,
+}
+
+impl Default for TaxAuthorityConfig {
+    fn default() -> TaxAuthorityConfig {
+        TaxAuthorityConfig {
+            gateway: "dgii".into(),
+            ecf_base_url: "https://ecf.dgii.gov.do/testecf".into(),
+            fc_base_url: "https://fc.dgii.gov.do/testecf".into(),
+            rnc: String::new(),
+            legal_name: String::new(),
+            address: None,
+            workers: 2,
+            lease_ms: crate::outbox::DEFAULT_LEASE_MS,
+            request_timeout_ms: 30_000,
+            poll_interval_ms: 5_000,
+            retry_base_ms: 1_000,
+            retry_cap_ms: 300_000,
+            idle_poll_ms: 1_000,
+        }
+    }
+}
+
+impl TaxAuthorityConfig {
+    /// Checks the section; errors name `tax_authority.<field>`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |field, message: &str| {
+            Err(ConfigError::Invalid {
+                field,
+                message: message.to_owned(),
+            })
+        };
+        if self.gateway != "dgii" {
+            return bad("tax_authority.gateway", "the only gateway is dgii");
+        }
+        for (field, url) in [
+            ("tax_authority.ecf_base_url", &self.ecf_base_url),
+            ("tax_authority.fc_base_url", &self.fc_base_url),
+        ] {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return bad(field, "must be an http(s) address");
+            }
+        }
+        if !matches!(self.rnc.len(), 9 | 11) || !self.rnc.bytes().all(|b| b.is_ascii_digit()) {
+            return bad("tax_authority.rnc", "must be 9 digits (RNC) or 11 (cédula)");
+        }
+        if self.legal_name.trim().is_empty() {
+            return bad("tax_authority.legal_name", "must not be empty");
+        }
+        if self.workers > 64 {
+            return bad("tax_authority.workers", "at most 64");
+        }
+        if self.request_timeout_ms == 0 {
+            return bad("tax_authority.request_timeout_ms", "must be positive");
+        }
+        let timeout = i64::try_from(self.request_timeout_ms).unwrap_or(i64::MAX);
+        if self.lease_ms < timeout.saturating_mul(3) {
+            return bad(
+                "tax_authority.lease_ms",
+                "must be at least three times request_timeout_ms (a lease outlives the calls of a step)",
+            );
+        }
+        if self.poll_interval_ms <= 0
+            || self.retry_base_ms <= 0
+            || self.retry_cap_ms < self.retry_base_ms
+        {
+            return bad(
+                "tax_authority.retry_cap_ms",
+                "poll_interval_ms and retry_base_ms must be positive, retry_cap_ms at least retry_base_ms",
+            );
+        }
+        if self.idle_poll_ms == 0 {
+            return bad("tax_authority.idle_poll_ms", "must be positive");
+        }
+        Ok(())
+    }
+}
+
 /// Everything `caja-hub serve` can be told.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -81,6 +194,9 @@ pub struct HubConfig {
     /// Login attempts per client address (burst, then per minute). All
     /// clients together get six times this.
     pub ui_login_limit: RateLimit,
+    /// The tax authority of the fiscal-document outbox (issue #13).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tax_authority: Option<TaxAuthorityConfig>,
 }
 
 impl std::fmt::Debug for HubConfig {
@@ -117,6 +233,7 @@ impl std::fmt::Debug for HubConfig {
             .field("ui_secure_cookie", &self.ui_secure_cookie)
             .field("ui_session_ttl_ms", &self.ui_session_ttl_ms)
             .field("ui_login_limit", &self.ui_login_limit)
+            .field("tax_authority", &self.tax_authority)
             .finish()
     }
 }
@@ -152,6 +269,7 @@ impl Default for HubConfig {
                 burst: 5,
                 per_minute: 5,
             },
+            tax_authority: None,
         }
     }
 }
@@ -307,6 +425,9 @@ impl HubConfig {
             "CAJA_HUB_UI_SESSION_TTL_MS",
             &mut cfg.ui_session_ttl_ms,
         )?;
+        if let Some(t) = cfg.tax_authority.as_mut() {
+            env_parse(&env, "CAJA_HUB_TAX_WORKERS", &mut t.workers)?;
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -381,6 +502,9 @@ impl HubConfig {
         if self.ui_login_limit.burst == 0 {
             return bad("ui_login_limit.burst", "must be at least 1");
         }
+        if let Some(t) = &self.tax_authority {
+            t.validate()?;
+        }
         Ok(())
     }
 
@@ -447,6 +571,35 @@ mod tests {
             err,
             Err(ConfigError::Env {
                 name: "CAJA_HUB_INGEST_QUEUE",
+                ..
+            })
+        ));
+        let with_tax = HubConfig {
+            tax_authority: Some(TaxAuthorityConfig {
+                rnc: "131880738".into(),
+                legal_name: "Colmado SRL".into(),
+                ..TaxAuthorityConfig::default()
+            }),
+            ..cfg.clone()
+        };
+        std::fs::write(dir.path().join(CONFIG_FILE), with_tax.to_toml()).unwrap();
+        assert_eq!(HubConfig::load(dir.path(), |_| None).unwrap(), with_tax);
+        let one = HubConfig::load(dir.path(), |k| {
+            (k == "CAJA_HUB_TAX_WORKERS").then(|| "0".into())
+        })
+        .unwrap();
+        assert_eq!(one.tax_authority.unwrap().workers, 0);
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            with_tax
+                .to_toml()
+                .replace("rnc = \"131880738\"", "rnc = \"12-3\""),
+        )
+        .unwrap();
+        assert!(matches!(
+            HubConfig::load(dir.path(), |_| None),
+            Err(ConfigError::Invalid {
+                field: "tax_authority.rnc",
                 ..
             })
         ));

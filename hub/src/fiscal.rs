@@ -193,7 +193,8 @@ impl SeriesReport {
         out
     }
 
-    fn number(&self, n: u64) -> String {
+    /// The printed number `n` of this series (`E320000000051`).
+    pub fn number(&self, n: u64) -> String {
         fiscal::format_number(&self.series.prefix, self.series.digits, n)
             .unwrap_or_else(|_| format!("{}{n}", self.series.prefix))
     }

@@ -20,6 +20,9 @@ pub const HELD_AGE_DEGRADED_MS: i64 = 5 * 60_000;
 pub const SKEW_DEGRADED_MS: i64 = 60_000;
 /// A device silent for longer is shown with an open circuit (hub's view).
 pub const SILENT_MS: i64 = 15 * 60_000;
+/// A fiscal document still undecided by the tax authority after this long
+/// degrades health (the authority or the link to it is failing).
+pub const OUTBOX_AGE_DEGRADED_MS: i64 = 15 * 60_000;
 /// A fiscal series this close to its valid-until date degrades health.
 pub const FISCAL_EXPIRY_WARN_DAYS: i64 = 15;
 
@@ -78,6 +81,9 @@ pub struct HealthReport {
     pub fiscal: serde_json::Value,
     /// Stock.
     pub stock: serde_json::Value,
+    /// The tax-authority outbox: documents per state, the backlog, the age
+    /// of the oldest undecided one, rejections.
+    pub tax_authority: serde_json::Value,
 }
 
 /// Computes the report, a device silent for more than [`SILENT_MS`] shown
@@ -198,6 +204,28 @@ pub fn report_with(inputs: &HealthInputs, now_ms: i64, silent_ms: i64) -> Health
             &mut overall,
         );
     }
+    let outbox = &inputs.outbox;
+    let outbox_age = outbox.oldest_pending_since_ms.map(|t| (now_ms - t).max(0));
+    if let Some(age) = outbox_age.filter(|a| *a > OUTBOX_AGE_DEGRADED_MS) {
+        flag(
+            Overall::Degraded,
+            format!(
+                "{} fiscal document(s) not yet decided by the tax authority, oldest for {age} ms",
+                outbox.backlog
+            ),
+            &mut overall,
+        );
+    }
+    if outbox.rejected > 0 {
+        flag(
+            Overall::Degraded,
+            format!(
+                "{} fiscal document(s) rejected by the tax authority",
+                outbox.rejected
+            ),
+            &mut overall,
+        );
+    }
     HealthReport {
         overall,
         reasons,
@@ -232,6 +260,13 @@ pub fn report_with(inputs: &HealthInputs, now_ms: i64, silent_ms: i64) -> Health
             "negative_products": inputs.negative_stock,
             "open_alerts": inputs.stock_alerts_open,
         }),
+        tax_authority: serde_json::json!({
+            "backlog": outbox.backlog,
+            "oldest_pending_age_ms": outbox_age,
+            "rejected": outbox.rejected,
+            "failing": outbox.failing,
+            "by_state": outbox.by_state,
+        }),
     }
 }
 
@@ -258,5 +293,26 @@ mod tests {
         let r = report(&inputs, now);
         assert_eq!(r.overall, Overall::Critical);
         assert_eq!(r.reasons.len(), 2);
+    }
+
+    #[test]
+    fn the_outbox_degrades_when_old_or_rejected() {
+        let now = 1_000_000_000;
+        let mut inputs = HealthInputs::default();
+        inputs.outbox.backlog = 3;
+        inputs.outbox.oldest_pending_since_ms = Some(now - 1000);
+        let r = report(&inputs, now);
+        assert_eq!(r.overall, Overall::Healthy);
+        assert_eq!(r.tax_authority["backlog"], 3);
+        assert_eq!(r.tax_authority["oldest_pending_age_ms"], 1000);
+        inputs.outbox.oldest_pending_since_ms = Some(now - OUTBOX_AGE_DEGRADED_MS - 1);
+        let r = report(&inputs, now);
+        assert_eq!(r.overall, Overall::Degraded);
+        assert!(r.reasons[0].contains("not yet decided"), "{:?}", r.reasons);
+        inputs.outbox.oldest_pending_since_ms = None;
+        inputs.outbox.rejected = 1;
+        let r = report(&inputs, now);
+        assert_eq!(r.overall, Overall::Degraded);
+        assert_eq!(r.tax_authority["rejected"], 1);
     }
 }

@@ -116,6 +116,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(crate::http_payments::webhook),
         )
         .route("/v1/admin/payments", get(crate::http_payments::overview))
+        .route("/v1/admin/outbox", get(crate::http_outbox::list))
         .route(
             "/v1/admin/payments/reconcile",
             post(crate::http_payments::reconcile),
@@ -546,6 +547,19 @@ async fn metrics(State(app): App, headers: HeaderMap) -> Response {
         app.metrics
             .writer_busy_ms
             .set(i64::try_from(app.store.writer_busy_us() / 1000).unwrap_or(i64::MAX));
+        let outbox = app.store.outbox_health().await.map_err(store_error)?;
+        let now = app.store.now_ms();
+        app.metrics
+            .outbox_backlog
+            .set(i64::try_from(outbox.backlog).unwrap_or(i64::MAX));
+        app.metrics.outbox_oldest_pending_seconds.set(
+            outbox
+                .oldest_pending_since_ms
+                .map_or(0, |t| (now - t).max(0) / 1000),
+        );
+        app.metrics
+            .outbox_rejected
+            .set(i64::try_from(outbox.rejected).unwrap_or(i64::MAX));
         Ok(body_with_type(
             app.metrics.encode(),
             "text/plain; version=0.0.4; charset=utf-8",

@@ -476,6 +476,8 @@ pub fn facts(meta: &EventMeta<'_>, body: &EventBody) -> Vec<Fact> {
             | EventBody::ConflictResolved(_)
             | EventBody::StaffUpserted(_)
             | EventBody::PaymentIntentUpdated(_)
+            | EventBody::FiscalDocumentAccepted(_)
+            | EventBody::FiscalDocumentRejected(_)
     );
     if hub_only && meta.origin == Origin::Register {
         return vec![Fact::ForeignKind {
@@ -742,6 +744,8 @@ fn body_facts(meta: &EventMeta<'_>, body: &EventBody) -> Vec<Fact> {
             reason: b.reason.clone(),
             approved_by: b.approval.as_ref().map(|a| a.name.clone()),
         }],
+        // The tax authority's verdicts live in the outbox (`store::outbox`).
+        EventBody::FiscalDocumentAccepted(_) | EventBody::FiscalDocumentRejected(_) => vec![],
         EventBody::SaleReturned(b) => {
             let mut out: Vec<Fact> = Vec::new();
             for (i, l) in b.lines.iter().enumerate() {

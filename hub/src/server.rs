@@ -18,6 +18,7 @@ use crate::datadir::{self, DataDirError, DB_FILE};
 use crate::http::{router, AppState};
 use crate::hubchain::hub_key_id;
 use crate::metrics::Metrics;
+use crate::outbox_worker::{PoolConfig, WorkerPool};
 use crate::store::{self, Store, StoreConfig, StoreError};
 use crate::system::{OsRandom, SystemClock};
 
@@ -99,6 +100,7 @@ pub struct RunningHub {
     pruner: JoinHandle<()>,
     sth_task: JoinHandle<()>,
     reconciler: JoinHandle<()>,
+    outbox: Option<WorkerPool>,
     store: Store,
 }
 
@@ -135,6 +137,7 @@ pub async fn start_with_clock(
             "audit log checked"
         );
     }
+    let clock_for_outbox = clock.clone();
     let store = Store::open(
         StoreConfig {
             path: db,
@@ -162,6 +165,16 @@ pub async fn start_with_clock(
         cfg.payment_reconcile_interval_ms,
         cfg.payment_confirm_deadline_ms,
     );
+    let metrics = Arc::new(Metrics::new());
+    let outbox = match &cfg.tax_authority {
+        Some(t) if t.workers > 0 => Some(start_outbox(
+            &store,
+            t,
+            clock_for_outbox.clone(),
+            metrics.clone(),
+        )?),
+        _ => None,
+    };
     let mut mac_key = [0u8; 32];
     caja_shared::entropy::RandomSource::fill_bytes(&mut OsRandom::new(), &mut mac_key);
     let state = Arc::new(AppState {
@@ -172,7 +185,7 @@ pub async fn start_with_clock(
             std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
         )),
         cfg: Arc::new(cfg),
-        metrics: Arc::new(Metrics::new()),
+        metrics,
         hub_key: hub_key.clone(),
     });
     let state_key = hub_key;
@@ -211,8 +224,54 @@ pub async fn start_with_clock(
         pruner,
         sth_task,
         reconciler,
+        outbox,
         store,
     })
+}
+
+/// Starts the outbox workers of `[tax_authority]`.
+fn start_outbox(
+    store: &Store,
+    t: &crate::config::TaxAuthorityConfig,
+    clock: Arc<dyn Clock + Send + Sync>,
+    metrics: Arc<Metrics>,
+) -> Result<WorkerPool, ServeError> {
+    let gateway = crate::taxgw::dgii_http::DgiiGateway::new(
+        crate::taxgw::dgii::DgiiConfig {
+            ecf_base_url: t.ecf_base_url.clone(),
+            fc_base_url: t.fc_base_url.clone(),
+            rnc: t.rnc.clone(),
+            legal_name: t.legal_name.clone(),
+            address: t.address.clone(),
+        },
+        t.request_timeout_ms,
+        clock,
+    )
+    .map_err(|e| ServeError::Io {
+        what: "tax authority client".into(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    Ok(WorkerPool::spawn(
+        store.clone(),
+        Arc::new(gateway),
+        pool_config(t),
+        Some(metrics),
+    ))
+}
+
+/// The worker pool settings of a `[tax_authority]` section.
+pub fn pool_config(t: &crate::config::TaxAuthorityConfig) -> PoolConfig {
+    PoolConfig {
+        workers: t.workers,
+        lease_ms: t.lease_ms,
+        idle_poll_ms: t.idle_poll_ms,
+        policy: crate::outbox::RetryPolicy {
+            base_ms: t.retry_base_ms,
+            cap_ms: t.retry_cap_ms,
+            poll_ms: t.poll_interval_ms,
+        },
+        name: "hub".into(),
+    }
 }
 
 impl RunningHub {
@@ -229,6 +288,9 @@ impl RunningHub {
         self.pruner.abort();
         self.sth_task.abort();
         self.reconciler.abort();
+        if let Some(pool) = self.outbox {
+            pool.stop().await;
+        }
         let store = self.store;
         let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;
         match served {

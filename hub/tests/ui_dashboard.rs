@@ -597,7 +597,11 @@ async fn every_page_renders_the_real_data() {
         ),
         (
             "/ui/outbox",
-            vec!["No construido todavía", "data-not-built"],
+            vec![
+                "Comprobantes por estado",
+                "Rechazado",
+                "Todavía no hay comprobantes",
+            ],
         ),
         (
             "/ui/audit",

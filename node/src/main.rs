@@ -846,8 +846,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Fiscal(FiscalCmd::Status) => {
+            // JSON: the series left, as before; the documents' verdicts are
+            // in `caja-node status --json` (`fiscal_documents`).
             let st = open(&dir)?.status()?;
-            emit(json, &st.fiscal, |f| messages::status_fiscal(f))
+            let docs = st.fiscal_documents.clone();
+            emit(json, &st.fiscal, |f| messages::status_fiscal(f, &docs))
         }
         Command::Fiscal(FiscalCmd::Release { op }) => {
             let id = op_id(&op)?;

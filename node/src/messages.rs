@@ -278,6 +278,7 @@ pub fn status(s: &Status) -> String {
         format!("Eventos de la oficina central: {}", s.hub_events),
         format!("Eventos de otras cajas: {}", s.peer_events),
         fiscal_line(&s.fiscal),
+        fiscal_documents_line(&s.fiscal_documents),
         quota_line(s.quotas.as_deref()),
         format!(
             "Conflictos resueltos por la oficina central: {}",
@@ -389,8 +390,26 @@ fn quota_line(quotas: Option<&[crate::escrow::QuotaLeft]>) -> String {
 }
 
 /// `caja-node fiscal status`.
-pub fn status_fiscal(series: &[crate::fiscal::SeriesLeft]) -> String {
-    fiscal_line(series)
+pub fn status_fiscal(
+    series: &[crate::fiscal::SeriesLeft],
+    docs: &crate::projection::FiscalDocCounts,
+) -> String {
+    format!("{}\n{}", fiscal_line(series), fiscal_documents_line(docs))
+}
+
+/// The tax authority's verdicts on this register's electronic documents.
+fn fiscal_documents_line(d: &crate::projection::FiscalDocCounts) -> String {
+    if *d == crate::projection::FiscalDocCounts::default() {
+        return "Comprobantes electrónicos: ninguno".into();
+    }
+    let mut line = format!(
+        "Comprobantes electrónicos: {} aceptados, {} aceptados con condiciones, {} rechazados, {} por confirmar",
+        d.accepted, d.accepted_conditional, d.rejected, d.awaiting
+    );
+    if d.rejected > 0 {
+        line.push_str(" (¡la oficina central debe revisar los rechazados!)");
+    }
+    line
 }
 
 fn fiscal_line(series: &[crate::fiscal::SeriesLeft]) -> String {

@@ -97,6 +97,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "ui",
         sql: include_str!("../../migrations/node/0012_ui.sql"),
     },
+    Migration {
+        version: 13,
+        name: "fiscal_documents",
+        sql: include_str!("../../migrations/node/0013_fiscal_documents.sql"),
+    },
 ];
 
 /// The schema version this binary writes: the last of [`MIGRATIONS`].

@@ -366,6 +366,17 @@ pub fn receipt(
         fiado_balance,
         qr_base_url: None,
         footer: Vec::new(),
+        // Phase two: once the hub relayed the tax authority's acceptance, the
+        // receipt (a reprint) carries its security code and QR code.
+        fiscal_confirmation: match &created.fiscal {
+            Some(f) => crate::projection::fiscal_confirmation(conn, &f.number)?.map(
+                |(security_code, verify_url)| caja_hardware::receipt::FiscalConfirmation {
+                    security_code,
+                    verify_url,
+                },
+            ),
+            None => None,
+        },
     };
     let weighed = weighed_skus(conn, &created)?;
     Receipt::from_sale(&created, &ctx, |sku| {

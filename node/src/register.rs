@@ -588,6 +588,9 @@ pub struct Status {
     pub payment_intents: Vec<projection::IntentLine>,
     /// Conflicts head office resolved (ConflictResolved hub events).
     pub conflicts_resolved: Vec<projection::ResolvedConflict>,
+    /// This register's fiscal documents by the tax authority's verdict (phase
+    /// two, confirmed through the hub).
+    pub fiscal_documents: projection::FiscalDocCounts,
 }
 
 /// An open register: its database, journal writer, clock and random source.
@@ -903,12 +906,10 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             "return"
         };
         let approval = self.approval_for(cred, action)?;
-        let credit_series = self
-            .config
-            .fiscal_documents
-            .iter()
-            .find(|d| d.as_str() == "B04")
-            .cloned();
+        // A credit note of the register's kind: `E34` (electronic) for an
+        // electronic sale when the register issues E34, else `B04`.
+        let issues = |s: &str| self.config.fiscal_documents.iter().any(|d| d.as_str() == s);
+        let (b04, e34) = (issues("B04"), issues("E34"));
         let own_device = self.device().device;
         self.run(op_id, "return", req, |ctx| {
             let (shift_id, cashier, shift_seq) = ctx.open_shift()?;
@@ -985,6 +986,14 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             };
             let total = Money(lines.iter().map(|l| l.total.0).sum());
             let tax = Money(lines.iter().map(|l| l.tax.0).sum());
+            let electronic = original_number
+                .as_deref()
+                .is_some_and(|n| n.starts_with('E'));
+            let credit_series = match (electronic && e34, b04) {
+                (true, _) => Some("E34".to_owned()),
+                (false, true) => Some("B04".to_owned()),
+                (false, false) => None,
+            };
             let credit_note = match &credit_series {
                 Some(series) => {
                     let mut f = crate::fiscal::next_number(ctx.tx, own_device, series, ctx.now_ms)?
@@ -1734,6 +1743,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             scale: self.config.scale.clone(),
             payment_intents: projection::payment_intents(conn, &d.device.to_string())?,
             conflicts_resolved: projection::conflicts_resolved(conn)?,
+            fiscal_documents: projection::fiscal_doc_counts(conn, &d.device.to_string())?,
         })
     }
 

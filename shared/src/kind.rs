@@ -163,6 +163,12 @@ event_kinds! {
     PaymentIntentUpdated,
     /// The cash drawer was opened without a sale (a supervisor approves).
     DrawerOpened,
+    /// The tax authority accepted (possibly with conditions) a fiscal
+    /// document the hub submitted for a register (hub event).
+    FiscalDocumentAccepted,
+    /// The tax authority rejected a fiscal document the hub submitted
+    /// (hub event); head office must act (a `manual` conflict).
+    FiscalDocumentRejected,
 }
 
 impl EventBody {
@@ -866,6 +872,113 @@ pub struct PaymentIntentUpdated {
     pub auth_code: Option<String>,
 }
 
+/// What a fiscal document submitted to the tax authority is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FiscalDocType {
+    /// A sale's invoice (e-CF `E31`, `E32`, …).
+    Invoice,
+    /// A return's credit note (e-CF `E34`).
+    CreditNote,
+    /// The cancellation of numbers that will never be issued (a written-off
+    /// register's outstanding block; DGII's `ANECF`).
+    Cancellation,
+}
+
+impl FiscalDocType {
+    /// The wire name, e.g. `"credit_note"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FiscalDocType::Invoice => "invoice",
+            FiscalDocType::CreditNote => "credit_note",
+            FiscalDocType::Cancellation => "cancellation",
+        }
+    }
+
+    /// Looks up a wire name.
+    pub fn parse(s: &str) -> Option<FiscalDocType> {
+        [
+            FiscalDocType::Invoice,
+            FiscalDocType::CreditNote,
+            FiscalDocType::Cancellation,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+    }
+}
+
+/// One message of the tax authority about a document (a validation code and
+/// its text), as it answered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorityMessage {
+    /// The authority's code (as text: authorities mix numbers and letters).
+    pub code: String,
+    /// What it says.
+    pub text: String,
+}
+
+/// Body of [`EventKind::FiscalDocumentAccepted`]: phase two of a fiscal
+/// document, confirmed by the tax authority.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FiscalDocumentAccepted {
+    /// The document: its fiscal number (`E320000000051`), or for a
+    /// cancellation its range (`E320000000010..E320000000020`).
+    pub document: String,
+    /// Invoice, credit note or cancellation.
+    pub doc_type: FiscalDocType,
+    /// The series prefix, e.g. `E32`.
+    pub series: String,
+    /// The register that issued it (or held the cancelled numbers).
+    pub device: DeviceId,
+    /// The register's event that issued it (a sale or a return); absent for
+    /// a cancellation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<EventId>,
+    /// The tax authority's gateway, e.g. `dgii`.
+    pub authority: String,
+    /// Accepted with conditions (DGII's `Aceptado Condicional`).
+    pub conditional: bool,
+    /// The authority's tracking id, when it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track_id: Option<String>,
+    /// The security code printed on the receipt and carried by its QR code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_code: Option<String>,
+    /// The authority's verification address for this document (the
+    /// receipt's QR code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_url: Option<String>,
+    /// The authority's messages (conditions, warnings).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<AuthorityMessage>,
+}
+
+/// Body of [`EventKind::FiscalDocumentRejected`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FiscalDocumentRejected {
+    /// The document (see [`FiscalDocumentAccepted::document`]).
+    pub document: String,
+    /// Invoice, credit note or cancellation.
+    pub doc_type: FiscalDocType,
+    /// The series prefix.
+    pub series: String,
+    /// The register that issued it.
+    pub device: DeviceId,
+    /// The register's event that issued it; absent for a cancellation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<EventId>,
+    /// The tax authority's gateway, e.g. `dgii`.
+    pub authority: String,
+    /// The authority's tracking id, when it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track_id: Option<String>,
+    /// Why: the authority's messages.
+    pub messages: Vec<AuthorityMessage>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -877,7 +990,7 @@ mod tests {
             assert_eq!(EventKind::parse(k.as_str()), Some(*k));
         }
         assert_eq!(EventKind::parse("SaleDeleted"), None);
-        assert_eq!(EventKind::ALL.len(), 22);
+        assert_eq!(EventKind::ALL.len(), 24);
     }
 
     #[test]
@@ -925,6 +1038,44 @@ mod tests {
             s.lines[0].price_override.as_ref().map(|o| o.shelf_price),
             Some(Money(100))
         );
+    }
+
+    #[test]
+    fn fiscal_document_results_decode_strictly() {
+        let body = parse(br#"{"document":"E320000000051","doc_type":"invoice","series":"E32","device":"019aaf70-d618-7000-8000-00000000d001","event_id":"019aaf70-d618-7000-8000-00000000e001","authority":"dgii","conditional":false,"security_code":"A1B2C3","verify_url":"https://fc.example/ConsultaTimbreFC?ENCF=E320000000051"}"#).unwrap();
+        let EventBody::FiscalDocumentAccepted(b) =
+            EventBody::decode(EventKind::FiscalDocumentAccepted, &body).unwrap()
+        else {
+            panic!("wrong kind");
+        };
+        assert_eq!(b.doc_type, FiscalDocType::Invoice);
+        assert!(b.messages.is_empty());
+        assert_eq!(
+            EventBody::FiscalDocumentAccepted(b).to_value().unwrap(),
+            body,
+            "canonical round trip"
+        );
+        let bad = parse(br#"{"document":"E320000000051","doc_type":"receipt","series":"E32","device":"019aaf70-d618-7000-8000-00000000d001","authority":"dgii","messages":[]}"#).unwrap();
+        assert_eq!(
+            EventBody::decode(EventKind::FiscalDocumentRejected, &bad)
+                .unwrap_err()
+                .path(),
+            "doc_type"
+        );
+        let extra = parse(br#"{"document":"E34","doc_type":"credit_note","series":"E34","device":"019aaf70-d618-7000-8000-00000000d001","authority":"dgii","messages":[{"code":"1","text":"x","level":2}]}"#).unwrap();
+        assert_eq!(
+            EventBody::decode(EventKind::FiscalDocumentRejected, &extra),
+            Err(BodyError::UnknownField {
+                path: "messages[0].level".into()
+            })
+        );
+        for t in [
+            FiscalDocType::Invoice,
+            FiscalDocType::CreditNote,
+            FiscalDocType::Cancellation,
+        ] {
+            assert_eq!(FiscalDocType::parse(t.as_str()), Some(t));
+        }
     }
 
     #[test]

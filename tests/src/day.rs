@@ -700,6 +700,7 @@ pub fn run(opts: &DayOptions, out: &mut impl Write) -> Result<DaySummary, DayErr
             fiado_balance: Some(Money(30_290)),
             qr_base_url: None,
             footer: vec!["¡Gracias por su compra!".into()],
+            fiscal_confirmation: None,
         },
         |sku| {
             if sku.as_str().starts_with("2000") {

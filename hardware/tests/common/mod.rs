@@ -126,6 +126,7 @@ pub fn context() -> ReceiptContext {
         fiado_balance: Some(Money(85_000)),
         qr_base_url: Some("https://dgii.gov.do/verificar".to_string()),
         footer: vec![],
+        fiscal_confirmation: None,
     }
 }
 

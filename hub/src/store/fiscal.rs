@@ -26,7 +26,7 @@ use crate::auth::SignedRequest;
 use crate::fiscal::{RangeRequest, Sale607, SeriesInfo, SeriesReport, SeriesSpec};
 use crate::wire::ApiError;
 
-fn store_offset(conn: &Connection, store: StoreId) -> Result<UtcOffset, StoreError> {
+pub(crate) fn store_offset(conn: &Connection, store: StoreId) -> Result<UtcOffset, StoreError> {
     let tz: String = conn
         .prepare_cached("SELECT time_zone FROM stores WHERE store_id = ?1")?
         .query_row([store.to_string()], |r| r.get(0))?;
@@ -437,6 +437,13 @@ pub(crate) fn write_off(
         params![device.to_string(), now, reason],
     )?;
     let numbers = count_outstanding(conn)?;
+    // Electronic numbers that will never be issued are cancelled at the tax
+    // authority (phase two, through the outbox), in this transaction.
+    let cancellations =
+        super::outbox::enqueue_write_off(conn, now, rec.store, device, &reports(conn, None)?)?;
+    if cancellations > 0 {
+        tracing::info!(device = %device, cancellations, "cancellations of written-off e-CF numbers queued");
+    }
     append_audit(
         conn,
         &mut env.tx,

@@ -69,8 +69,13 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 10,
+        name: "tax_outbox",
+        sql: include_str!("../../../migrations/hub/0010_tax_outbox.sql"),
+    },
+    Migration {
+        version: 11,
         name: "ui_sessions",
-        sql: include_str!("../../../migrations/hub/0010_ui_sessions.sql"),
+        sql: include_str!("../../../migrations/hub/0011_ui_sessions.sql"),
     },
 ];
 

@@ -30,12 +30,14 @@ mod device_request;
 mod escrow;
 mod fiscal;
 mod migrate;
+mod outbox;
 mod payments;
 mod sqlite;
 
 pub use conflicts::{ConflictInfo, ResolutionInfo, StateFilter};
 pub use dashboard::{EventSummary, HourlySales, UiSession};
 pub use fiscal::WriteOff;
+pub use outbox::{DocInfo, OutboxHealth, Recorded};
 pub use payments::{
     CardCheckInfo, IntentInfo, PaymentsOverview, ReconcileReport, WebhookAnswer, WebhookInfo,
 };
@@ -299,6 +301,8 @@ pub struct HealthInputs {
     pub stock_alerts_open: u64,
     /// Open alerts (mismatches, token reuse).
     pub open_alerts: u64,
+    /// The tax-authority outbox.
+    pub outbox: OutboxHealth,
 }
 
 /// How many held events the health report lists.
@@ -841,6 +845,86 @@ impl Store {
         store: Option<StoreId>,
     ) -> Result<PaymentsOverview, StoreError> {
         self.read(move |conn| payments::overview(conn, store)).await
+    }
+
+    /// Outbox: claims up to `limit` due documents for `owner` for `lease_ms`
+    /// (one conditional UPDATE; see `store::outbox`).
+    pub async fn outbox_claim(
+        &self,
+        owner: String,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<crate::outbox::Claimed>, StoreError> {
+        self.write(move |conn, env| outbox::claim(conn, env, &owner, lease_ms, limit))
+            .await
+    }
+
+    /// Outbox: what the gateway needs to build a claimed document.
+    pub async fn outbox_source(
+        &self,
+        doc: crate::outbox::Claimed,
+    ) -> Result<crate::taxgw::DocumentSource, StoreError> {
+        let now = self.now_ms();
+        self.read(move |conn| outbox::source(conn, &doc, now)).await
+    }
+
+    /// Outbox: stores a document's bytes once and marks it in doubt (before
+    /// its first submission). `false`: the lease was lost.
+    pub async fn outbox_prepare(
+        &self,
+        doc: crate::outbox::Claimed,
+        owner: String,
+        prepared: crate::outbox::Prepared,
+    ) -> Result<bool, StoreError> {
+        self.write(move |conn, env| outbox::prepare(conn, env, &doc, &owner, &prepared))
+            .await
+    }
+
+    /// Outbox: marks a document in doubt before it is sent again. `false`:
+    /// the lease was lost.
+    pub async fn outbox_mark_in_doubt(
+        &self,
+        doc_id: i64,
+        owner: String,
+    ) -> Result<bool, StoreError> {
+        self.write(move |conn, _| outbox::mark_in_doubt(conn, doc_id, &owner))
+            .await
+    }
+
+    /// Outbox: records a gateway outcome and releases the lease; a verdict
+    /// becomes a hub event (and, rejected, a `manual` conflict and an alert)
+    /// in the same transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn outbox_record(
+        &self,
+        doc: crate::outbox::Claimed,
+        owner: String,
+        outcome: crate::outbox::Outcome,
+        policy: crate::outbox::RetryPolicy,
+        jitter: u64,
+        authority: &'static str,
+    ) -> Result<Recorded, StoreError> {
+        self.write(move |conn, env| {
+            outbox::record(
+                conn, env, &doc, &owner, &outcome, &policy, jitter, authority,
+            )
+        })
+        .await
+    }
+
+    /// Admin: outbox documents in a state (all when `None`), newest first.
+    pub async fn outbox_list(
+        &self,
+        state: Option<crate::outbox::DocState>,
+        limit: usize,
+    ) -> Result<Vec<DocInfo>, StoreError> {
+        self.read(move |conn| outbox::list(conn, state, limit))
+            .await
+    }
+
+    /// Outbox counts (health, metrics).
+    pub async fn outbox_health(&self) -> Result<OutboxHealth, StoreError> {
+        self.read(outbox::health).await
     }
 
     /// Forgets nonces whose timestamp is outside the replay window.

@@ -837,6 +837,8 @@ fn project(
         }
     }
     write_facts(conn, &facts)?;
+    // Phase two of fiscal documents: queued with the event that issued them.
+    super::outbox::enqueue_facts(conn, &facts, at_ms)?;
     for f in &facts {
         if let Fact::Sale {
             event_id,
@@ -2316,6 +2318,8 @@ pub fn rebuild(conn: &mut Connection) -> Result<u64, StoreError> {
             count += 1;
         }
     }
+    // Rejected fiscal documents are not events the projection sees.
+    super::outbox::restore_conflicts(&tx)?;
     tx.commit()?;
     Ok(count)
 }
@@ -3001,6 +3005,7 @@ pub(super) fn health_inputs(conn: &Connection, now: i64) -> Result<HealthInputs,
         )?,
         fiscal_series: super::fiscal::health(conn, now)?,
         oversells: count("SELECT COUNT(*) FROM p_oversells", &[])?,
+        outbox: super::outbox::health(conn)?,
         stock_alerts_open: super::escrow::alerts(conn)?
             .iter()
             .filter(|a| a.state == "open")

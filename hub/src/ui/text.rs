@@ -712,9 +712,51 @@ pub fn runs_truncated(shown: usize, total: usize) -> String {
 
 /// Page title.
 pub const OUTBOX_TITLE: &str = "Envíos a la DGII";
-/// Not built.
-pub const OUTBOX_NOT_BUILT: &str =
-    "No construido todavía: la cola de envíos de comprobantes a la DGII aún no forma parte de este hub. Cuando exista, su estado aparecerá aquí.";
+/// Summary heading.
+pub const OUTBOX_SUMMARY: &str = "Resumen";
+/// Oldest undecided document.
+pub const OUTBOX_OLDEST: &str = "El comprobante pendiente más antiguo entró en la cola el";
+/// Counts per state.
+pub const OUTBOX_BY_STATE: &str = "Comprobantes por estado";
+/// Latest documents.
+pub const OUTBOX_LATEST: &str = "Últimos comprobantes";
+/// No document yet.
+pub const OUTBOX_EMPTY: &str = "Todavía no hay comprobantes electrónicos en la cola.";
+/// A lost answer being checked.
+pub const OUTBOX_IN_DOUBT: &str = "(respuesta perdida: se consulta antes de reenviar)";
+/// Column.
+pub const COL_DOCUMENT: &str = "Comprobante";
+/// Column.
+pub const COL_DOCUMENTS: &str = "Comprobantes";
+/// Column.
+pub const COL_TRACK_ID: &str = "TrackId";
+/// Column.
+pub const COL_SECURITY_CODE: &str = "Código de seguridad";
+/// Column.
+pub const COL_ATTEMPTS: &str = "Intentos fallidos";
+/// Column.
+pub const COL_QUEUED: &str = "En cola desde";
+/// Column.
+pub const COL_MESSAGES: &str = "Mensajes de la DGII";
+
+/// Backlog sentence.
+pub fn outbox_backlog(backlog: u64, failing: u64, rejected: u64) -> String {
+    format!(
+        "{backlog} comprobante(s) sin respuesta final de la DGII ({failing} con el último intento fallido); {rejected} rechazado(s)."
+    )
+}
+
+/// A document's state in words.
+pub fn outbox_state(state: &str) -> &'static str {
+    match state {
+        "pending" => "Pendiente de envío",
+        "submitted" => "Enviado, en proceso",
+        "accepted" => "Aceptado",
+        "accepted_conditional" => "Aceptado condicional",
+        "rejected" => "Rechazado",
+        _ => "Desconocido",
+    }
+}
 
 // ---- Audit ----------------------------------------------------------------------
 
