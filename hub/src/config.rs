@@ -188,6 +188,19 @@ pub struct HubConfig {
     pub payment_confirm_deadline_ms: i64,
     /// How often the reconciliation of card payments runs.
     pub payment_reconcile_interval_ms: i64,
+    /// A register that has not pushed for this long is shown without contact
+    /// (`circuit: open` in the health report, "sin contacto" in the
+    /// dashboard).
+    pub register_silent_ms: i64,
+    /// Whether the dashboard's cookies carry the `Secure` flag (sent over
+    /// HTTPS only). Leave it on behind the TLS proxy; turn it off only to
+    /// use the dashboard over plain HTTP on a loopback address.
+    pub ui_secure_cookie: bool,
+    /// How long a dashboard session lasts after login.
+    pub ui_session_ttl_ms: i64,
+    /// Login attempts per client address (burst, then per minute). All
+    /// clients together get six times this.
+    pub ui_login_limit: RateLimit,
     /// The tax authority of the fiscal-document outbox (issue #13).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tax_authority: Option<TaxAuthorityConfig>,
@@ -227,6 +240,10 @@ impl std::fmt::Debug for HubConfig {
                 "payment_reconcile_interval_ms",
                 &self.payment_reconcile_interval_ms,
             )
+            .field("register_silent_ms", &self.register_silent_ms)
+            .field("ui_secure_cookie", &self.ui_secure_cookie)
+            .field("ui_session_ttl_ms", &self.ui_session_ttl_ms)
+            .field("ui_login_limit", &self.ui_login_limit)
             .field("tax_authority", &self.tax_authority)
             .finish()
     }
@@ -257,6 +274,13 @@ impl Default for HubConfig {
             payment_providers: std::collections::BTreeMap::new(),
             payment_confirm_deadline_ms: 24 * 3_600_000,
             payment_reconcile_interval_ms: 60_000,
+            register_silent_ms: 15 * 60_000,
+            ui_secure_cookie: true,
+            ui_session_ttl_ms: 8 * 3_600_000,
+            ui_login_limit: RateLimit {
+                burst: 5,
+                per_minute: 5,
+            },
             tax_authority: None,
         }
     }
@@ -405,6 +429,17 @@ impl HubConfig {
             "CAJA_HUB_PAYMENT_RECONCILE_INTERVAL_MS",
             &mut cfg.payment_reconcile_interval_ms,
         )?;
+        env_parse(
+            &env,
+            "CAJA_HUB_REGISTER_SILENT_MS",
+            &mut cfg.register_silent_ms,
+        )?;
+        env_parse(&env, "CAJA_HUB_UI_SECURE_COOKIE", &mut cfg.ui_secure_cookie)?;
+        env_parse(
+            &env,
+            "CAJA_HUB_UI_SESSION_TTL_MS",
+            &mut cfg.ui_session_ttl_ms,
+        )?;
         if let Some(t) = cfg.tax_authority.as_mut() {
             env_parse(&env, "CAJA_HUB_TAX_WORKERS", &mut t.workers)?;
         }
@@ -485,6 +520,15 @@ impl HubConfig {
         }
         if self.payment_reconcile_interval_ms < 1000 {
             return bad("payment_reconcile_interval_ms", "must be at least 1000");
+        }
+        if self.register_silent_ms < 1000 {
+            return bad("register_silent_ms", "must be at least 1000");
+        }
+        if self.ui_session_ttl_ms < 60_000 {
+            return bad("ui_session_ttl_ms", "must be at least 60000");
+        }
+        if self.ui_login_limit.burst == 0 {
+            return bad("ui_login_limit.burst", "must be at least 1");
         }
         if let Some(t) = &self.tax_authority {
             t.validate()?;
@@ -598,5 +642,41 @@ mod tests {
             Err(ConfigError::Parse { .. })
         ));
         assert!(!format!("{cfg:?}").contains("aaaa"));
+    }
+
+    #[test]
+    fn dashboard_settings_from_the_environment_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = HubConfig {
+            admin_token: "a".repeat(32),
+            ..HubConfig::default()
+        };
+        assert!(cfg.ui_secure_cookie, "Secure cookies unless turned off");
+        std::fs::write(dir.path().join(CONFIG_FILE), cfg.to_toml()).unwrap();
+        assert_eq!(HubConfig::load(dir.path(), |_| None).unwrap(), cfg);
+        let loaded = HubConfig::load(dir.path(), |k| match k {
+            "CAJA_HUB_UI_SECURE_COOKIE" => Some("false".into()),
+            "CAJA_HUB_REGISTER_SILENT_MS" => Some("5000".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert!(!loaded.ui_secure_cookie);
+        assert_eq!(loaded.register_silent_ms, 5000);
+        for (name, value, field) in [
+            ("CAJA_HUB_UI_SECURE_COOKIE", "nope", None),
+            (
+                "CAJA_HUB_REGISTER_SILENT_MS",
+                "10",
+                Some("register_silent_ms"),
+            ),
+            ("CAJA_HUB_UI_SESSION_TTL_MS", "5", Some("ui_session_ttl_ms")),
+        ] {
+            let err = HubConfig::load(dir.path(), |k| (k == name).then(|| value.to_owned()));
+            match (err, field) {
+                (Err(ConfigError::Env { name: n, .. }), None) => assert_eq!(n, name),
+                (Err(ConfigError::Invalid { field: f, .. }), Some(want)) => assert_eq!(f, want),
+                (other, _) => panic!("{name}={value}: {other:?}"),
+            }
+        }
     }
 }

@@ -86,8 +86,15 @@ pub struct HealthReport {
     pub tax_authority: serde_json::Value,
 }
 
-/// Computes the report.
+/// Computes the report, a device silent for more than [`SILENT_MS`] shown
+/// with an open circuit.
 pub fn report(inputs: &HealthInputs, now_ms: i64) -> HealthReport {
+    report_with(inputs, now_ms, SILENT_MS)
+}
+
+/// Computes the report, a device silent for more than `silent_ms` shown with
+/// an open circuit (`register_silent_ms` in the hub's configuration).
+pub fn report_with(inputs: &HealthInputs, now_ms: i64, silent_ms: i64) -> HealthReport {
     let mut overall = Overall::Healthy;
     let mut reasons = Vec::new();
     let mut flag = |level: Overall, why: String, overall: &mut Overall| {
@@ -107,7 +114,7 @@ pub fn report(inputs: &HealthInputs, now_ms: i64) -> HealthReport {
         if status == "quarantined" {
             quarantined.push(d.device.to_string());
         }
-        let pushing = d.last_push_ms.is_some_and(|t| now_ms - t <= SILENT_MS);
+        let pushing = d.last_push_ms.is_some_and(|t| now_ms - t <= silent_ms);
         if status == "active" {
             if let Some(skew) = d.clock_skew_ms.filter(|s| s.abs() > SKEW_DEGRADED_MS) {
                 flag(

@@ -129,7 +129,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 /// Concurrency limit and request metrics around every matched route.
-async fn guard(State(app): App, req: Request, next: Next) -> Response {
+pub(crate) async fn guard(State(app): App, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -528,7 +528,11 @@ async fn health_report(State(app): App, headers: HeaderMap) -> Response {
     let r = async {
         app.admin_only(&headers)?;
         let inputs = app.store.health_inputs().await.map_err(store_error)?;
-        json(&health::report(&inputs, app.store.now_ms()))
+        json(&health::report_with(
+            &inputs,
+            app.store.now_ms(),
+            app.cfg.register_silent_ms,
+        ))
     }
     .await;
     app.respond("/v1/health", r)

@@ -8,7 +8,7 @@
 //! an event changes, which conflicts exist), [`ratelimit`], [`hubchain`],
 //! [`audit`], [`health`]. The shell does IO: [`store`] (all SQL, one writer
 //! thread), [`http`] (axum handlers), [`server`], [`config`], [`datadir`],
-//! [`metrics`], [`admin_client`].
+//! [`metrics`], [`admin_client`], and [`ui`] (the head-office dashboard).
 //!
 //! Architecture invariant: handlers never touch SQL; storage sits behind one
 //! module ([`store`]) so a PostgreSQL backend can be added without touching them.
@@ -50,6 +50,7 @@ pub mod store;
 pub mod system;
 pub mod taxgw;
 pub mod testpg;
+pub mod ui;
 pub mod wire;
 pub mod workload;
 

@@ -202,14 +202,17 @@ pub async fn start_with_clock(
         hub_key: hub_key.clone(),
     });
     let state_key = hub_key;
-    let app = router(state);
+    let app = router(state.clone()).merge(crate::ui::router(state, data_dir.to_owned()));
     let (shutdown, stop) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.await;
-            })
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop.await;
+        })
+        .await
     });
     let prune_store = store.clone();
     let pruner = tokio::spawn(async move {
@@ -225,6 +228,7 @@ pub async fn start_with_clock(
     });
     let sth_task = spawn_sth_signer(store.clone(), state_key);
     tracing::info!(%addr, data_dir = %data_dir.display(), "caja-hub listening");
+    tracing::info!("head-office dashboard at http://{addr}/ui/ (sign in with the admin token)");
     Ok(RunningHub {
         addr,
         data_dir: data_dir.to_owned(),

@@ -102,6 +102,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../../migrations/hub/0010_tax_outbox.sql"),
         postgres: include_str!("../../../migrations/hub/postgres/0010_tax_outbox.sql"),
     },
+    Migration {
+        version: 11,
+        name: "ui_sessions",
+        sql: include_str!("../../../migrations/hub/0011_ui_sessions.sql"),
+        postgres: include_str!("../../../migrations/hub/postgres/0011_ui_sessions.sql"),
+    },
 ];
 
 /// Why the database cannot be brought to this binary's schema.

@@ -31,6 +31,7 @@
 
 pub mod audit_tree;
 mod conflicts;
+mod dashboard;
 pub mod db;
 mod device_request;
 mod escrow;
@@ -41,6 +42,7 @@ mod payments;
 mod sqlite;
 
 pub use conflicts::{ConflictInfo, ResolutionInfo, StateFilter};
+pub use dashboard::{EventSummary, HourlySales, UiSession};
 pub use fiscal::WriteOff;
 pub use outbox::{DocInfo, OutboxHealth, Recorded};
 pub use payments::{
