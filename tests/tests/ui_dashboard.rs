@@ -328,7 +328,7 @@ fn a_conflict_is_resolved_from_the_queue_and_reaches_the_registers() {
         ("/ui/stores", "caja-2"),
         ("/ui/held", text::QUARANTINE_TITLE),
         ("/ui/stock", text::STOCK_TITLE),
-        ("/ui/outbox", "No construido"),
+        ("/ui/outbox", text::OUTBOX_TITLE),
         ("/ui/audit", text::STH_TITLE),
     ] {
         b.goto(&format!("{}{path}", hub.url)).expect("page");
