@@ -784,7 +784,13 @@ pub const UI_LABELS: &[(&str, &str)] = &[
     ("confirm_cash", "Registrar el movimiento"),
     ("close", "Cerrar"),
     ("working", "Procesando…"),
-    ("not_built_override", "Cambio de precio: no disponible en esta versión."),
+    ("change_price", "Precio"),
+    ("price_title", "Cambiar el precio"),
+    ("new_price", "Precio nuevo (por unidad o por kg)"),
+    ("price_hint", "Deje el campo vacío para volver al precio de lista. Al cobrar, un supervisor autoriza el cambio con su PIN. Atajo: F6 cambia el precio de la última línea."),
+    ("confirm_price", "Cambiar el precio"),
+    ("shelf_price", "precio de lista"),
+    ("override_note", "Hay precios cambiados: un supervisor autoriza el cobro con su PIN."),
     ("network_retry", "La pantalla no pudo hablar con la caja; reintentando la misma operación…"),
 ];
 
@@ -821,6 +827,17 @@ pub fn ui_bad_request(detail: &str) -> String {
 /// No member of staff by that name.
 pub fn ui_unknown_staff(who: &str) -> String {
     format!("Empleado desconocido en esta caja: {who}.")
+}
+
+/// The cart line named is no longer in the cart.
+pub fn ui_line_gone() -> String {
+    "Esa línea ya no está en la venta.".into()
+}
+
+/// A cart with a changed price is paid without a supervisor.
+pub fn ui_override_needs_supervisor() -> String {
+    "Hay precios cambiados en la venta: escriba el nombre y el PIN del supervisor que lo autoriza."
+        .into()
 }
 
 /// Name and PIN go together.
