@@ -603,11 +603,13 @@ pub fn error(e: &OpError) -> String {
                 "Demasiados PIN incorrectos: bloqueado en esta caja hasta {until_ms} ms UTC."
             ),
             crate::staff::StaffError::Role { name, action, .. } => format!(
-                "{name} no puede autorizar «{action}»: se necesita un supervisor."
+                "{name} no puede autorizar {}: se necesita un supervisor.",
+                approval_action(action)
             ),
         },
         OpError::ApprovalRequired(action) => format!(
-            "«{action}» necesita la autorización de un supervisor (su PIN)."
+            "{} necesita la autorización de un supervisor (su PIN).",
+            capitalized(approval_action(action))
         ),
         OpError::SignInRequired => "Inicie sesión con su PIN para abrir el turno.".into(),
         OpError::UnknownSaleRef(s) => format!(
@@ -784,7 +786,13 @@ pub const UI_LABELS: &[(&str, &str)] = &[
     ("confirm_cash", "Registrar el movimiento"),
     ("close", "Cerrar"),
     ("working", "Procesando…"),
-    ("not_built_override", "Cambio de precio: no disponible en esta versión."),
+    ("change_price", "Precio"),
+    ("price_title", "Cambiar el precio"),
+    ("new_price", "Precio nuevo (por unidad o por kg)"),
+    ("price_hint", "Deje el campo vacío para volver al precio de lista. Al cobrar, un supervisor autoriza el cambio con su PIN. Atajo: F6 cambia el precio de la última línea."),
+    ("confirm_price", "Cambiar el precio"),
+    ("shelf_price", "precio de lista"),
+    ("override_note", "Hay precios cambiados: un supervisor autoriza el cobro con su PIN."),
     ("network_retry", "La pantalla no pudo hablar con la caja; reintentando la misma operación…"),
 ];
 
@@ -821,6 +829,17 @@ pub fn ui_bad_request(detail: &str) -> String {
 /// No member of staff by that name.
 pub fn ui_unknown_staff(who: &str) -> String {
     format!("Empleado desconocido en esta caja: {who}.")
+}
+
+/// The cart line named is no longer in the cart.
+pub fn ui_line_gone() -> String {
+    "Esa línea ya no está en la venta.".into()
+}
+
+/// A cart with a changed price is paid without a supervisor.
+pub fn ui_override_needs_supervisor() -> String {
+    "Hay precios cambiados en la venta: escriba el nombre y el PIN del supervisor que lo autoriza."
+        .into()
 }
 
 /// Name and PIN go together.
@@ -1040,4 +1059,49 @@ pub fn ui_serving(addr: &str) -> String {
 /// The screen could not be served.
 pub fn ui_failed(detail: &str) -> String {
     format!("No se pudo abrir la pantalla de caja: {detail}.")
+}
+
+/// What a supervisor approves, in words (the action names of
+/// `Register::approval_for`); an unknown name is shown as it is.
+pub fn approval_action(action: &str) -> &str {
+    match action {
+        "void" => "la anulación de la venta",
+        "return" => "la devolución",
+        "return_unknown_original" => "la devolución de una venta que esta caja no conoce",
+        "paid_out" => "la salida de efectivo",
+        "discount" => "el descuento",
+        "price_override" => "el cambio de precio",
+        "drawer_open" => "abrir la gaveta sin venta",
+        "close_shift" => "cerrar el turno de otra persona",
+        other => other,
+    }
+}
+
+/// The first letter in upper case.
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod approval_words {
+    use super::*;
+
+    #[test]
+    fn approvals_are_named_in_spanish() {
+        let m = error(&OpError::ApprovalRequired("price_override"));
+        assert_eq!(
+            m,
+            "El cambio de precio necesita la autorización de un supervisor (su PIN)."
+        );
+        assert!(!m.contains("price_override"));
+        assert_eq!(
+            approval_action("close_shift"),
+            "cerrar el turno de otra persona"
+        );
+        assert_eq!(approval_action("nuevo"), "nuevo");
+    }
 }

@@ -102,6 +102,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "fiscal_documents",
         sql: include_str!("../../migrations/node/0013_fiscal_documents.sql"),
     },
+    Migration {
+        version: 14,
+        name: "ui_price_override",
+        sql: include_str!("../../migrations/node/0014_ui_price_override.sql"),
+    },
 ];
 
 /// The schema version this binary writes: the last of [`MIGRATIONS`].

@@ -4,7 +4,8 @@
 //! sale made once however the payment is retried (also when the node stopped
 //! between the sale and emptying the cart), bad input refused in Spanish with
 //! nothing changed, shift close with the Z report, cash movements, returns,
-//! reprints once per op id.
+//! reprints once per op id; a price override kept in the cart across a
+//! restart and paid only with a supervisor's right PIN.
 
 mod common;
 
@@ -15,8 +16,8 @@ use caja_node::journal::Journal;
 use caja_node::register::Register;
 use caja_node::sale::{LineRequest, PaymentRequest, SaleRequest};
 use caja_node::ui::screen::{
-    AddLine, Cash, OpOnly, Pay, RemoveLine, Reprint, Return, ReturnLine, Screen, ShiftClose,
-    ShiftOpen,
+    AddLine, Cash, OpOnly, Pay, RemoveLine, Reprint, Return, ReturnLine, Screen, SetPrice,
+    ShiftClose, ShiftOpen,
 };
 use caja_shared::entropy::SeededRandom;
 use caja_shared::ids::OpId;
@@ -39,6 +40,8 @@ fn pay(op: OpId, cash: &str) -> Pay {
         card_ref: None,
         fiado: None,
         customer: None,
+        approver: None,
+        pin: None,
     }
 }
 
@@ -243,6 +246,8 @@ fn a_sale_is_made_once_however_the_payment_is_retried() {
             card_ref: None,
             fiado: None,
             customer: None,
+            approver: None,
+            pin: None,
         })
         .expect_err("no reference");
     assert!(e.message.contains("referencia"), "{}", e.message);
@@ -471,4 +476,225 @@ fn shift_close_cash_return_reprint_and_x_report() {
     let z = v["shown"]["z"].as_str().expect("z");
     assert!(z.contains("Ventas: 1 por RD$ 65.00"), "{z}");
     assert!(v["shift"].is_null());
+}
+
+/// Staff from the store's hub chain (after the catalog): Ana, cashier, PIN
+/// 1111; Marta, supervisor, PIN 2222 (few PBKDF2 rounds: a test).
+fn import_staff(fx: &mut Fixture) {
+    use caja_shared::kind::{Role, StaffUpserted};
+    let (catalog, _) = common::catalog_chain();
+    let last = catalog.last().expect("catalog events");
+    let bodies = [
+        (
+            "01935f4e-8a00-7000-8000-0000000000a1",
+            "Ana",
+            Role::Cashier,
+            "1111",
+        ),
+        (
+            "01935f4e-8a00-7000-8000-0000000000a2",
+            "Marta",
+            Role::Supervisor,
+            "2222",
+        ),
+    ]
+    .into_iter()
+    .map(|(id, name, role, pin)| {
+        StaffUpserted {
+            staff_id: id.parse().expect("staff id"),
+            name: name.into(),
+            role,
+            pin: caja_shared::pin::hash_with(pin, [7; 16], 1000),
+            active: true,
+        }
+        .into()
+    })
+    .collect();
+    let (events, cp) = caja_node::testkit::hub_chain_page(
+        &common::hub_key(),
+        &"hub-1".parse().expect("key id"),
+        common::STORE.parse().expect("store"),
+        common::HUB_CHAIN.parse().expect("hub chain"),
+        last.seq().get() + 1,
+        last.hash(),
+        common::START_MS - 500,
+        bodies,
+        &mut SeededRandom::new(2),
+    )
+    .expect("staff events");
+    fx.register
+        .import_hub_events(&events, &cp.expect("checkpoint"))
+        .expect("staff imports");
+}
+
+fn cart_prices(v: &Value) -> Vec<(String, bool, String)> {
+    v["cart"]["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .map(|l| {
+            (
+                l["unit_price"].as_str().expect("price").to_owned(),
+                l["overridden"].as_bool().expect("overridden"),
+                l["total"].as_str().expect("total").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_price_override_is_kept_in_the_cart_and_paid_only_with_a_supervisors_pin() {
+    let mut fx = Fixture::new(12);
+    import_staff(&mut fx);
+    let s = screen(&fx, 13);
+    let op = fx.op();
+    s.open_shift(&ShiftOpen {
+        op,
+        cashier: "Ana".into(),
+        pin: Some("1111".into()),
+        float: "500.00".into(),
+    })
+    .expect("signed in");
+    let op = fx.op();
+    s.add_line(&AddLine {
+        op,
+        entry: "2*ARROZ".into(),
+    })
+    .expect("add");
+    let op = fx.op();
+    let v = s
+        .add_line(&AddLine {
+            op,
+            entry: "HABICHUELAS".into(),
+        })
+        .expect("add");
+    assert_eq!(v["cart"]["overrides"], false);
+    let rice = v["cart"]["lines"][0]["id"].as_i64().expect("id");
+    let beans = v["cart"]["lines"][1]["id"].as_i64().expect("id");
+    let before = head(&fx);
+
+    // Bad prices and a line not in the cart: refused in Spanish, nothing
+    // changes.
+    for (line, price, says) in [
+        (rice, "sesenta", "Monto inválido en «precio»"),
+        (rice, "-1.00", "Monto inválido en «precio»"),
+        (rice + 1000, "60.00", "ya no está en la venta"),
+    ] {
+        let op = fx.op();
+        let e = s
+            .set_price(&SetPrice {
+                op,
+                line,
+                price: price.into(),
+            })
+            .expect_err(price);
+        assert_eq!((e.status, e.code), (422, "refused"), "{price}");
+        assert!(e.message.contains(says), "{price}: {}", e.message);
+    }
+    assert_eq!(s.state().expect("state")["cart"]["overrides"], false);
+
+    // RD$ 60.00 instead of the shelf's 65.00 for the rice; the beans' shelf
+    // price typed is no override.
+    let op = fx.op();
+    s.set_price(&SetPrice {
+        op,
+        line: rice,
+        price: "60.00".into(),
+    })
+    .expect("price");
+    let op = fx.op();
+    let v = s
+        .set_price(&SetPrice {
+            op,
+            line: beans,
+            price: "85.00".into(),
+        })
+        .expect("same price");
+    let expected = vec![
+        ("RD$ 60.00".to_owned(), true, "RD$ 120.00".to_owned()),
+        ("RD$ 85.00".to_owned(), false, "RD$ 85.00".to_owned()),
+    ];
+    assert_eq!(cart_prices(&v), expected);
+    assert_eq!(v["cart"]["lines"][0]["shelf_price"], "RD$ 65.00");
+    assert_eq!(v["cart"]["lines"][0]["price"], "60.00");
+    assert_eq!(v["cart"]["total"], "RD$ 205.00");
+    assert_eq!(v["cart"]["overrides"], true);
+    assert_eq!(head(&fx), before, "a typed price is not an event");
+
+    // The node restarts: the override is still there.
+    drop(s);
+    let s = screen(&fx, 14);
+    let v = s.state().expect("state");
+    assert_eq!(cart_prices(&v), expected);
+    assert_eq!(v["cart"]["total"], "RD$ 205.00");
+
+    // Without a supervisor, or with a wrong PIN: refused, no sale, the cart
+    // as it was.
+    let with = |op, who: Option<&str>, pin: Option<&str>| Pay {
+        approver: who.map(str::to_owned),
+        pin: pin.map(str::to_owned),
+        ..pay(op, "300.00")
+    };
+    let e = s
+        .pay(&with(fx.op(), None, None))
+        .expect_err("no supervisor");
+    assert_eq!(e.code, "refused");
+    assert!(e.message.contains("PIN del supervisor"), "{}", e.message);
+    let e = s
+        .pay(&with(fx.op(), Some("Marta"), Some("9999")))
+        .expect_err("wrong PIN");
+    assert_eq!((e.status, e.code), (422, "refused"));
+    assert!(e.message.contains("PIN incorrecto"), "{}", e.message);
+    let e = s
+        .pay(&with(fx.op(), Some("Ana"), Some("1111")))
+        .expect_err("a cashier cannot approve");
+    assert!(
+        e.message.contains("se necesita un supervisor"),
+        "{}",
+        e.message
+    );
+    assert_eq!(head(&fx), before, "refusals write nothing");
+    let v = s.state().expect("state");
+    assert_eq!(cart_prices(&v), expected);
+    assert!(v["shown"]["kind"] != "sale", "no sale shown: {v}");
+
+    // The supervisor's right PIN: sold at RD$ 60.00, the approval in the
+    // SaleCreated event's line.
+    let v = s
+        .pay(&with(fx.op(), Some("Marta"), Some("2222")))
+        .expect("approved");
+    assert_eq!(v["done"], true);
+    assert!(lines(&v).is_empty());
+    assert_eq!(v["cart"]["overrides"], false);
+    let text = v["shown"]["text"].as_str().expect("text");
+    assert!(
+        text.contains("total RD$ 205.00, cambio RD$ 95.00"),
+        "{text}"
+    );
+    assert_eq!(head(&fx), before + 1);
+    let event = Journal::event(fx.register.conn(), before + 1)
+        .expect("read")
+        .expect("sale event");
+    let caja_shared::kind::EventBody::SaleCreated(sale) = event.body().expect("body") else {
+        panic!("not a sale: {:?}", event.body());
+    };
+    let rice_line = &sale.lines[0];
+    assert_eq!(
+        (rice_line.unit_price.0, rice_line.total.0),
+        (6000, 12000),
+        "{rice_line:?}"
+    );
+    let o = rice_line
+        .price_override
+        .as_ref()
+        .expect("override recorded");
+    assert_eq!(o.shelf_price.0, 6500);
+    let approval = o.approval.as_ref().expect("approved");
+    assert_eq!(approval.name, "Marta");
+    assert_eq!(approval.role, caja_shared::kind::Role::Supervisor);
+    assert_eq!(approval.action, "price_override");
+    assert_eq!(
+        sale.lines[1].price_override, None,
+        "the shelf price is no override"
+    );
 }

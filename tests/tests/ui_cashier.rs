@@ -10,8 +10,12 @@
 //! - the same sale with the hub down: the status bar says so, the page is
 //!   reloaded mid-sale and loses nothing, the sale is journaled and reaches
 //!   the hub when it is back;
-//! - a void that needs a supervisor: a wrong PIN refused in Spanish with
-//!   nothing changed, the right one voids it (approval in the journal).
+//! - a price override and a void, each needing a supervisor: a line's price
+//!   changed with its button, the payment refused with a wrong PIN in
+//!   Spanish with nothing changed (cart kept, no sale), sold at the new
+//!   price with the right one (the approval in the sale's line); then a
+//!   wrong PIN refused on the void, the right one voids it (approval in the
+//!   journal).
 //!
 //! Every step saves a screenshot under `target/test-output/<test>/`, and
 //! every screen state passes the accessibility check.
@@ -457,7 +461,7 @@ fn same_sale_with_the_hub_down_loses_nothing() {
 }
 
 #[test]
-fn void_needs_a_supervisor_pin() {
+fn price_override_and_void_need_a_supervisor_pin() {
     let Some(b) = Browser::start("ui_cashier_void").expect("browser") else {
         return;
     };
@@ -468,18 +472,76 @@ fn void_needs_a_supervisor_pin() {
         .expect("scan");
     b.wait_for_text("#total", "RD$ 130.00", WAIT)
         .expect("total");
-    b.type_keys(keys::F4).expect("F4");
-    b.wait_for("the payment dialog", WAIT, |b| {
-        b.find("#dlg-pay").and_then(|d| d.is_displayed())
+
+    // The rice at RD$ 60.00 instead of 65.00, with the line's button.
+    b.find("#lines button[aria-label='Precio Arroz Selecto 1kg']")
+        .expect("price button")
+        .click()
+        .expect("price");
+    b.wait_for("the price dialog", WAIT, |b| {
+        b.find("#dlg-price").and_then(|d| d.is_displayed())
     })
-    .expect("pay dialog");
-    b.type_keys(&format!("130{}", keys::ENTER)).expect("pay");
+    .expect("price dialog");
+    let price = b
+        .find_by_label("Precio nuevo (por unidad o por kg)")
+        .expect("price field");
+    price.clear().expect("clear");
+    price
+        .type_keys(&format!("60.00{}", keys::ENTER))
+        .expect("new price");
+    b.wait_for_text("#total", "RD$ 120.00", WAIT)
+        .expect("total at the new price");
+    assert!(
+        b.text("#lines")
+            .expect("lines")
+            .contains("precio de lista: RD$ 65.00"),
+        "the shelf price is shown next to the new one"
+    );
+    look(&b, "price changed");
+    b.type_keys(keys::F4).expect("F4");
+    b.wait_for("the payment dialog asking for a supervisor", WAIT, |b| {
+        b.find("#pay-approver").and_then(|d| d.is_displayed())
+    })
+    .expect("pay dialog with approval");
+    b.type_keys("120").expect("cash");
+    b.find_by_label("Supervisor")
+        .expect("supervisor")
+        .type_keys("Marta")
+        .expect("who");
+    let pin = b.find_by_label("PIN del supervisor").expect("pin");
+    pin.type_keys(&format!("9999{}", keys::ENTER)).expect("pin");
+    b.wait_for_text("#pay-message", "PIN incorrecto", WAIT)
+        .expect("wrong PIN refused in Spanish");
+    look(&b, "override wrong pin");
+    let db = rig.node.db().expect("db");
+    let sales: i64 = db
+        .query_row("SELECT COUNT(*) FROM sales", [], |r| r.get(0))
+        .expect("sales");
+    assert_eq!(sales, 0, "a refused PIN sells nothing");
+    assert_eq!(b.text("#total").expect("total"), "RD$ 120.00", "cart kept");
+    pin.clear().expect("clear");
+    pin.type_keys(&format!("2222{}", keys::ENTER)).expect("pin");
     b.wait_for_text("#shown-text", "Venta registrada", WAIT)
         .expect("sold");
     let (_, sale) = last_sale(&rig.node);
+    assert_eq!(sale.total.0, 12_000);
+    let o = sale.lines[0]
+        .price_override
+        .as_ref()
+        .expect("override recorded");
+    assert_eq!(
+        (sale.lines[0].unit_price.0, o.shelf_price.0),
+        (6_000, 6_500)
+    );
+    assert_eq!(
+        o.approval
+            .as_ref()
+            .map(|a| (a.name.as_str(), a.action.as_str())),
+        Some(("Marta", "price_override"))
+    );
 
     b.type_keys(keys::F7).expect("F7");
-    b.wait_for_text("#sales-rows", "RD$ 130.00", WAIT)
+    b.wait_for_text("#sales-rows", "RD$ 120.00", WAIT)
         .expect("sales list");
     look(&b, "sales list");
     b.find("#sales-rows button[aria-label^='Anular']")

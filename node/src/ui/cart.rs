@@ -1,5 +1,6 @@
-//! The cashier screen's state in the node's database (migration `0012_ui`):
-//! the sale being rung up, the operation id of its payment, the last result
+//! The cashier screen's state in the node's database (migrations `0012_ui`
+//! and `0014_ui_price_override`): the sale being rung up (with any price the
+//! cashier typed over the shelf price), the operation id of its payment, the last result
 //! shown, and the screen's own idempotent operations (reprints). Every change
 //! is one `BEGIN IMMEDIATE` transaction, so a page reload, a closed tab or a
 //! restart finds exactly what the cashier had done.
@@ -25,6 +26,9 @@ pub struct CartLine {
     pub qty_milli: i64,
     /// Whether the quantity came from the scale.
     pub weighed: bool,
+    /// A price typed over the shelf price (centavos per piece or per kg),
+    /// sent as the line's `unit_price` when paying; `None`: the shelf price.
+    pub unit_price: Option<i64>,
 }
 
 fn immediate(conn: &Connection) -> rusqlite::Result<Transaction<'_>> {
@@ -34,7 +38,7 @@ fn immediate(conn: &Connection) -> rusqlite::Result<Transaction<'_>> {
 /// The cart's lines, in the order added.
 pub fn lines(conn: &Connection) -> rusqlite::Result<Vec<CartLine>> {
     conn.prepare_cached(
-        "SELECT line_id, code, qty_milli, weighed FROM ui_cart_lines ORDER BY line_id",
+        "SELECT line_id, code, qty_milli, weighed, unit_price FROM ui_cart_lines ORDER BY line_id",
     )?
     .query_map([], |r| {
         Ok(CartLine {
@@ -42,6 +46,7 @@ pub fn lines(conn: &Connection) -> rusqlite::Result<Vec<CartLine>> {
             code: r.get(1)?,
             qty_milli: r.get(2)?,
             weighed: r.get::<_, i64>(3)? == 1,
+            unit_price: r.get(4)?,
         })
     })?
     .collect()
@@ -85,6 +90,31 @@ pub fn add_line(
 pub fn remove_line(conn: &Connection, line_id: i64) -> Result<(), OpError> {
     let tx = immediate(conn)?;
     tx.execute("DELETE FROM ui_cart_lines WHERE line_id = ?1", [line_id])?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Sets (or, with `None`, takes back) the price of a line. Refuses a
+/// negative price and a line no longer in the cart; setting the same price
+/// again changes nothing.
+pub fn set_price(conn: &Connection, line_id: i64, unit_price: Option<i64>) -> Result<(), OpError> {
+    if unit_price.is_some_and(|p| p < 0) {
+        return Err(OpError::Invalid {
+            field: "unit_price",
+            reason: "must not be negative".into(),
+        });
+    }
+    let tx = immediate(conn)?;
+    let n = tx.execute(
+        "UPDATE ui_cart_lines SET unit_price = ?2 WHERE line_id = ?1",
+        params![line_id, unit_price],
+    )?;
+    if n == 0 {
+        return Err(OpError::Invalid {
+            field: "line",
+            reason: format!("line {line_id} is not in the cart"),
+        });
+    }
     tx.commit()?;
     Ok(())
 }

@@ -319,6 +319,7 @@ async fn action(
     blocking(app, move |s| match action.as_str() {
         "add" => s.add_line(&decode(&body)?),
         "remove" => s.remove_line(&decode(&body)?),
+        "price" => s.set_price(&decode(&body)?),
         "clear" => s.clear(&decode(&body)?),
         "pay" => s.pay(&decode(&body)?),
         "shift-open" => s.open_shift(&decode(&body)?),

@@ -126,6 +126,20 @@ pub struct RemoveLine {
     pub line: i64,
 }
 
+/// Change the price of a cart line (a price override; a supervisor approves
+/// it when the cart is paid, on registers with staff).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetPrice {
+    /// Client operation id.
+    pub op: OpId,
+    /// The line.
+    pub line: i64,
+    /// The new unit price, e.g. `60.00` (per piece, or per kg for weighed
+    /// items); empty: back to the shelf price.
+    pub price: String,
+}
+
 /// Only an op id (clear the cart).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -155,6 +169,12 @@ pub struct Pay {
     /// The fiado customer.
     #[serde(default)]
     pub customer: Option<String>,
+    /// Supervisor who approves the cart's price overrides.
+    #[serde(default)]
+    pub approver: Option<String>,
+    /// Supervisor's PIN.
+    #[serde(default)]
+    pub pin: Option<String>,
 }
 
 /// Open a shift.
@@ -383,14 +403,21 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
         let mut lines = Vec::new();
         let mut total = Money::ZERO;
         let mut tax = Money::ZERO;
+        let mut overrides = false;
         for l in cart::lines(conn)? {
             let item = register::lookup_item(conn, &l.code)?;
+            let shelf = item.as_ref().and_then(|i| i.unit_price);
+            // The price typed over the shelf price, if it still differs (the
+            // shelf price may have changed to it since).
+            let typed = l.unit_price.map(Money).filter(|p| Some(*p) != shelf);
+            overrides |= typed.is_some();
             let (name, price, amounts, by_weight) = match &item {
                 Some(i) => {
-                    let a = i.unit_price.and_then(|p| {
+                    let price = typed.or(shelf);
+                    let a = price.and_then(|p| {
                         LineAmounts::compute(p, QtyMilli(l.qty_milli), Money::ZERO, i.tax_bp).ok()
                     });
-                    (i.name.clone(), i.unit_price, a, i.sold_by == SoldBy::Weight)
+                    (i.name.clone(), price, a, i.sold_by == SoldBy::Weight)
                 }
                 None => (l.code.clone(), None, None, false),
             };
@@ -405,6 +432,9 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
                 "qty": if by_weight { messages::weight(l.qty_milli) } else { QtyMilli(l.qty_milli).to_string().trim_end_matches('0').trim_end_matches('.').to_owned() },
                 "weighed": l.weighed,
                 "unit_price": price.map_or("—".to_owned(), messages::rd),
+                "price": price.map_or(String::new(), |p| p.to_string()),
+                "overridden": typed.is_some(),
+                "shelf_price": typed.and(shelf).map(messages::rd),
                 "total": amounts.map_or("—".to_owned(), |a| messages::rd(a.total)),
             }));
         }
@@ -438,6 +468,7 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
                 "total": messages::rd(total),
                 "total_minor": total.0,
                 "tax": messages::rd(tax),
+                "overrides": overrides,
             },
             "status": bar,
             "quick_keys": quick,
@@ -516,6 +547,27 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
         self.view(&node)
     }
 
+    /// Changes the price of a cart line (kept in the node's cart; sent as the
+    /// line's `unit_price` when paying). An empty price, or the shelf price,
+    /// takes the override back.
+    pub fn set_price(&self, req: &SetPrice) -> ApiResult {
+        let _ = req.op;
+        let price = match req.price.trim() {
+            "" => None,
+            t => Some(money("precio", t)?),
+        };
+        let node = lock(&self.node);
+        let conn = node.conn();
+        let line = cart::lines(conn)?
+            .into_iter()
+            .find(|l| l.line_id == req.line)
+            .ok_or_else(|| ApiError::refused(messages::ui_line_gone()))?;
+        let shelf = register::lookup_item(conn, &line.code)?.and_then(|i| i.unit_price);
+        let price = price.filter(|p| Some(*p) != shelf);
+        cart::set_price(conn, line.line_id, price.map(|p| p.0))?;
+        self.view(&node)
+    }
+
     /// Empties the cart.
     pub fn clear(&self, req: &OpOnly) -> ApiResult {
         let _ = req.op;
@@ -556,15 +608,24 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
         }
         let mut node = lock(&self.node);
         self.reconcile(&node)?;
-        let lines: Vec<LineRequest> = cart::lines(node.conn())?
+        let in_cart = cart::lines(node.conn())?;
+        let mut overridden = false;
+        for l in &in_cart {
+            if let Some(p) = l.unit_price {
+                let shelf = register::lookup_item(node.conn(), &l.code)?.and_then(|i| i.unit_price);
+                overridden |= shelf != Some(Money(p));
+            }
+        }
+        let lines: Vec<LineRequest> = in_cart
             .into_iter()
             .map(|l| LineRequest {
                 code: l.code,
                 qty_milli: l.qty_milli,
                 discount: None,
-                unit_price: None,
+                unit_price: l.unit_price,
             })
             .collect();
+        let cred = Self::credentials(&node, given(&req.approver), given(&req.pin))?;
         if lines.is_empty() {
             // A retry of a payment that was made (its answer was lost): the
             // first answer again, not a refusal.
@@ -578,6 +639,11 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
             }
             return Err(ApiError::refused(messages::ui_cart_empty()));
         }
+        if overridden && cred.is_none() && crate::staff::has_staff(node.conn())? {
+            // Asked before anything is recorded: the register would refuse
+            // it too, in its own words.
+            return Err(ApiError::refused(messages::ui_override_needs_supervisor()));
+        }
         let op = cart::begin_pay(node.conn(), req.op)?;
         let sale = SaleRequest {
             lines,
@@ -585,7 +651,7 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
             discount: None,
             customer,
         };
-        let r = node.sell_approved(op, &sale, &register::Document::default(), None)?;
+        let r = node.sell_approved(op, &sale, &register::Document::default(), cred.as_ref())?;
         self.finish_sale(&node, op, Some(req.op), &r, customer)?;
         let mut v = self.view(&node)?;
         v["done"] = json!(true);

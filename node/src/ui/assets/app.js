@@ -94,19 +94,26 @@ function render(s) {
   $('shift-info').textContent = s.shift ? (T.cashier + ': ' + s.shift.cashier) : T.no_shift;
   const rows = s.cart.lines.map((l) => {
     const tr = document.createElement('tr');
-    for (const [text, cls] of [[l.name, ''], [l.qty, 'num'], [l.unit_price, 'num'], [l.total, 'num']]) {
+    const price = l.overridden ? l.unit_price + ' (' + T.shelf_price + ': ' + l.shelf_price + ')' : l.unit_price;
+    if (l.overridden) tr.className = 'overridden';
+    for (const [text, cls] of [[l.name, ''], [l.qty, 'num'], [price, 'num'], [l.total, 'num']]) {
       const td = document.createElement('td');
       td.textContent = text;
       if (cls) td.className = cls;
       tr.appendChild(td);
     }
     const td = document.createElement('td');
+    const p = document.createElement('button');
+    p.type = 'button';
+    p.textContent = T.change_price;
+    p.setAttribute('aria-label', T.change_price + ' ' + l.name);
+    p.addEventListener('click', () => startPrice(l));
     const b = document.createElement('button');
     b.type = 'button';
     b.textContent = T.remove;
     b.setAttribute('aria-label', T.remove + ' ' + l.name);
     b.addEventListener('click', () => act(() => post('remove', { line: l.id })));
-    td.appendChild(b);
+    td.append(p, b);
     tr.appendChild(td);
     return tr;
   });
@@ -182,7 +189,9 @@ function preview() {
 async function openPay() {
   if (!state || state.cart.lines.length === 0) { say(T.empty_cart); return; }
   $('pay-due').textContent = state.cart.total;
-  for (const id of ['pay-cash', 'pay-card', 'pay-card-ref', 'pay-fiado']) $(id).value = '';
+  for (const id of ['pay-cash', 'pay-card', 'pay-card-ref', 'pay-fiado', 'pay-approver', 'pay-pin']) $(id).value = '';
+  // A changed price is approved by a supervisor (registers with staff).
+  $('pay-approval').hidden = !(state.cart.overrides && state.staff);
   say('', false, 'pay-message');
   preview();
   openDialog('dlg-pay');
@@ -236,6 +245,18 @@ async function openSales() {
 }
 
 let target = null;
+let priceLine = null;
+
+// Changes a cart line's price (kept in the node's cart until paid).
+function startPrice(l) {
+  if (!l) return;
+  priceLine = l;
+  $('price-line').textContent = l.name + ' — ' + l.unit_price;
+  $('price-new').value = l.price;
+  say('', false, 'price-message');
+  openDialog('dlg-price');
+  $('price-new').select();
+}
 
 function startVoid(s) {
   target = s;
@@ -309,8 +330,14 @@ function setup() {
       card_ref: $('pay-card-ref').value,
       fiado: $('pay-fiado').value,
       customer: $('pay-customer').value,
+      approver: $('pay-approver').value,
+      pin: $('pay-pin').value,
     }), 'pay-message');
     if (s) { closeDialogs(); say(s.shown ? s.shown.text : '', true); }
+  });
+  onSubmit('form-price', async () => {
+    const s = await act(() => post('price', { line: priceLine.id, price: $('price-new').value }), 'price-message');
+    if (s) closeDialogs();
   });
   onSubmit('form-shift-open', async () => {
     const s = await act(() => post('shift-open', {
@@ -358,7 +385,8 @@ function setup() {
   $('btn-x').addEventListener('click', openX);
   $('btn-clear').addEventListener('click', () => act(() => post('clear', {})));
   document.addEventListener('keydown', (e) => {
-    const keys = { F4: openPay, F7: openSales, F8: openCash, F9: openShift, F10: () => act(() => post('clear', {})) };
+    const lastLine = () => startPrice(state && state.cart.lines[state.cart.lines.length - 1]);
+    const keys = { F4: openPay, F6: lastLine, F7: openSales, F8: openCash, F9: openShift, F10: () => act(() => post('clear', {})) };
     const f = keys[e.key];
     if (f && !anyDialog()) { e.preventDefault(); f(); }
   });
