@@ -20,12 +20,12 @@ use anyhow::{bail, Context};
 use caja_hub::audit::{self, AuditEntry, AuditKind};
 use caja_hub::audit_export;
 use caja_hub::config::HubConfig;
+use caja_hub::store::Conn;
 use caja_hub::store::{self, audit_tree};
 use caja_hub::system::{OsRandom, SystemClock};
 use caja_shared::digest::Hash256;
 use caja_shared::entropy::{RandomSource, SeededRandom};
 use caja_shared::merkle;
-use rusqlite::{params, Connection};
 
 const TX: usize = 1000;
 const SAMPLES: usize = 1000;
@@ -72,19 +72,18 @@ fn entries(n: u64) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn insert_rows(
-    conn: &Connection,
-    from: usize,
-    bytes: &[Vec<u8>],
-    tree: bool,
-) -> anyhow::Result<()> {
+fn insert_rows(conn: &Conn, from: usize, bytes: &[Vec<u8>], tree: bool) -> anyhow::Result<()> {
     let mut stmt = conn.prepare_cached(
-        "INSERT INTO audit_log (idx, kind, at_ms, store_id, entry, leaf_hash) VALUES (?1, 'event_accepted', 0, NULL, ?2, ?3)",
+        "INSERT INTO audit_log (idx, kind, at_ms, store_id, entry, leaf_hash) VALUES ($1, 'event_accepted', 0, NULL, $2, $3)",
     )?;
     for (k, b) in bytes.iter().enumerate() {
         let index = u64::try_from(from + k)?;
         let leaf = merkle::leaf_hash(b);
-        stmt.execute(params![i64::try_from(index)?, b, leaf.to_hex()])?;
+        stmt.execute(caja_hub::sql_params![
+            i64::try_from(index)?,
+            b,
+            leaf.to_hex()
+        ])?;
         if tree {
             audit_tree::append_leaf(conn, index, leaf)?;
         }
@@ -94,15 +93,13 @@ fn insert_rows(
 
 /// One `TX`-entry transaction; returns the time taken.
 fn append_chunk(
-    conn: &mut Connection,
+    conn: &Conn,
     from: usize,
     chunk: &[Vec<u8>],
     tree: bool,
 ) -> anyhow::Result<Duration> {
     let started = Instant::now();
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    insert_rows(&tx, from, chunk, tree)?;
-    tx.commit()?;
+    conn.write_tx(|tx| insert_rows(tx, from, chunk, tree))?;
     Ok(started.elapsed())
 }
 
@@ -184,7 +181,7 @@ pub fn run(n: u64) -> anyhow::Result<Summary> {
     // The row alone on a database of the hub's schema, and the feature (the
     // row and the tree) in a real hub data directory, transaction by
     // transaction in turn so that machine noise hits both.
-    let mut rows_only = store::open_offline(&tmp.path().join("rows.db"))?;
+    let rows_only = store::open_offline(&store::Database::Sqlite(tmp.path().join("rows.db")))?;
     let hub_dir = tmp.path().join("hub");
     caja_hub::datadir::init(
         &hub_dir,
@@ -192,12 +189,11 @@ pub fn run(n: u64) -> anyhow::Result<Summary> {
         &mut OsRandom::new(),
         &SystemClock,
     )?;
-    let db = hub_dir.join(caja_hub::datadir::DB_FILE);
-    let mut conn = store::open_offline(&db)?;
+    let conn = store::open_offline(&caja_hub::datadir::database(&hub_dir)?)?;
     let (mut rows, mut tree) = (Duration::ZERO, Duration::ZERO);
     for (c, chunk) in all.chunks(TX).enumerate() {
-        rows += append_chunk(&mut rows_only, c * TX, chunk, false)?;
-        tree += append_chunk(&mut conn, c * TX, chunk, true)?;
+        rows += append_chunk(&rows_only, c * TX, chunk, false)?;
+        tree += append_chunk(&conn, c * TX, chunk, true)?;
     }
     drop(rows_only);
 
@@ -222,7 +218,7 @@ pub fn run(n: u64) -> anyhow::Result<Summary> {
     // Start-up check of the whole log.
     let key = caja_hub::datadir::load_key(&hub_dir)?;
     let started = Instant::now();
-    let check = audit_tree::startup(&mut conn, &key, 1_763_880_000_000)?;
+    let check = audit_tree::startup(&conn, &key, 1_763_880_000_000)?;
     let startup = started.elapsed();
     if check.rebuilt || check.sth.tree_size != n {
         bail!("start-up check: {check:?}");

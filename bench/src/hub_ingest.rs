@@ -31,7 +31,7 @@ use caja_shared::request::SignedHeaders;
 
 use crate::rss::peak_rss_kib;
 
-const TOKEN: &str = "bench-admin-token-0123456789abcdef";
+pub(crate) const TOKEN: &str = "bench-admin-token-0123456789abcdef";
 const DEVICES: usize = 20;
 const BATCH: usize = 500;
 
@@ -106,7 +106,7 @@ fn round_once(per_device: usize) -> anyhow::Result<(Duration, Duration, Option<u
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let (elapsed, rows) = rt.block_on(feature(&url, per_device))?;
+    let (elapsed, rows) = rt.block_on(feature(&[url], DEVICES, BATCH, per_device))?;
     let mut stdin = child.stdin.take().context("no stdin")?;
     writeln!(stdin, "stop")?;
     let rss_line = lines.next().context("hub child did not report its RSS")??;
@@ -114,11 +114,14 @@ fn round_once(per_device: usize) -> anyhow::Result<(Duration, Duration, Option<u
     let rss = rss_line
         .strip_prefix("peak_rss_kib ")
         .and_then(|k| k.parse().ok());
-    let baseline = raw_inserts(&tmp.path().join("raw.db"), &rows)?;
+    let baseline = raw_inserts(
+        &caja_hub::store::Database::Sqlite(tmp.path().join("raw.db")),
+        &rows,
+    )?;
     Ok((elapsed, baseline, rss))
 }
 
-fn rate(events: usize, d: Duration) -> u64 {
+pub(crate) fn rate(events: usize, d: Duration) -> u64 {
     let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1);
     u64::try_from(events).unwrap_or(0) * 1_000_000 / micros
 }
@@ -129,10 +132,20 @@ struct Prepared {
     headers: SignedHeaders,
 }
 
-type Row = (Event, i64);
+pub(crate) type Row = (Event, i64);
 
-async fn feature(url: &str, per_device: usize) -> anyhow::Result<(Duration, Vec<Row>)> {
+/// The measured side: `devices` registers enrolled at `urls[0]`, each
+/// pushing its pre-signed batches of `batch` events in order to instance
+/// `urls[r % n]`, all registers at once; timed from the first request to the
+/// last acknowledgement. Returns the time and the rows for the baseline.
+pub(crate) async fn feature(
+    urls: &[String],
+    devices: usize,
+    batch: usize,
+    per_device: usize,
+) -> anyhow::Result<(Duration, Vec<Row>)> {
     install_crypto_provider();
+    let url = urls.first().context("no hub")?;
     let admin = AdminClient::new(url, TOKEN)?;
     let http = reqwest::Client::new();
     let store: StoreId = admin.create_store("bench", None).await?["store"]
@@ -140,7 +153,7 @@ async fn feature(url: &str, per_device: usize) -> anyhow::Result<(Duration, Vec<
         .context("no store id")?
         .parse()?;
     let mut registers = Vec::new();
-    for i in 0..DEVICES {
+    for i in 0..devices {
         let t = admin
             .create_token(&store.to_string(), &format!("caja {i}"), None)
             .await?;
@@ -161,8 +174,8 @@ async fn feature(url: &str, per_device: usize) -> anyhow::Result<(Duration, Vec<
     let mut w = Workload::new(5, store, registers);
     let now = SystemClock.now_ms();
     let mut rows = Vec::new();
-    let mut per_register: Vec<Vec<Prepared>> = (0..DEVICES).map(|_| Vec::new()).collect();
-    for _ in 0..per_device / BATCH {
+    let mut per_register: Vec<Vec<Prepared>> = (0..devices).map(|_| Vec::new()).collect();
+    for _ in 0..per_device / batch {
         // Cross-register references (a void of another register's sale, a
         // payment on a debt opened elsewhere) go to events at least two
         // rounds old, already pushed: what a chain of stores sees when its
@@ -170,7 +183,7 @@ async fn feature(url: &str, per_device: usize) -> anyhow::Result<(Duration, Vec<
         // still makes the run's hold count vary from run to run.)
         w.settle_lagged(2);
         for (r, out) in per_register.iter_mut().enumerate() {
-            let events: Vec<Event> = (0..BATCH).map(|_| w.next(r, now)).collect();
+            let events: Vec<Event> = (0..batch).map(|_| w.next(r, now)).collect();
             let reg = &w.registers[r];
             let body = push_body(reg, &events)?;
             let headers = SignedHeaders::sign(
@@ -190,9 +203,9 @@ async fn feature(url: &str, per_device: usize) -> anyhow::Result<(Duration, Vec<
     let http = Arc::new(http);
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for batches in per_register {
+    for (r, batches) in per_register.into_iter().enumerate() {
         let http = http.clone();
-        let url = url.to_owned();
+        let url = urls[r % urls.len()].clone();
         tasks.push(tokio::spawn(async move {
             for p in batches {
                 let mut req = http.post(format!("{url}/v1/sync/push")).body(p.body);
@@ -213,25 +226,32 @@ async fn feature(url: &str, per_device: usize) -> anyhow::Result<(Duration, Vec<
         t.await??;
     }
     let elapsed = started.elapsed();
-    let metrics = http
-        .get(format!("{url}/metrics"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await?
-        .text()
-        .await?;
-    let metric = |name: &str| {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(name).filter(|_| !l.starts_with('#')))
-            .map_or_else(|| "?".to_owned(), |v| v.trim().to_owned())
-    };
-    println!(
-        "  writer busy {} ms of {} ms; events held for dependencies then released: {}",
-        metric("caja_hub_writer_busy_milliseconds"),
-        elapsed.as_millis(),
-        metric("caja_hub_events_held_total"),
-    );
+    for (i, url) in urls.iter().enumerate() {
+        let metrics = http
+            .get(format!("{url}/metrics"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await?
+            .text()
+            .await?;
+        let metric = |name: &str| {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(name).filter(|_| !l.starts_with('#')))
+                .map_or_else(|| "?".to_owned(), |v| v.trim().to_owned())
+        };
+        println!(
+            "  {}writer busy {} ms of {} ms; events held for dependencies then released: {}",
+            if urls.len() > 1 {
+                format!("instance {}: ", i + 1)
+            } else {
+                String::new()
+            },
+            metric("caja_hub_writer_busy_milliseconds"),
+            elapsed.as_millis(),
+            metric("caja_hub_events_held_total"),
+        );
+    }
     Ok((elapsed, rows))
 }
 
@@ -249,19 +269,21 @@ fn push_body(reg: &Register, events: &[Event]) -> anyhow::Result<Vec<u8>> {
 
 /// The baseline: the same rows into the hub's `events` table, 1000 per
 /// transaction, same pragmas (WAL, `synchronous=FULL`).
-fn raw_inserts(path: &std::path::Path, rows: &[Row]) -> anyhow::Result<Duration> {
-    let mut conn = caja_hub::store::open_offline(path)?;
+pub(crate) fn raw_inserts(
+    database: &caja_hub::store::Database,
+    rows: &[Row],
+) -> anyhow::Result<Duration> {
+    let conn = caja_hub::store::open_offline(database)?;
     let started = Instant::now();
     for chunk in rows.chunks(1000) {
-        let tx = conn.transaction()?;
-        {
+        conn.write_tx(|tx| -> anyhow::Result<()> {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO events (event_id, store_id, device_id, seq, hash, prev, kind, hlc_ms, hlc_n, bytes, received_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )?;
             for (e, received) in chunk {
                 let env = e.envelope();
-                stmt.execute(rusqlite::params![
+                stmt.execute(caja_hub::sql_params![
                     env.event_id.to_string(),
                     env.store.to_string(),
                     env.device.to_string(),
@@ -275,8 +297,8 @@ fn raw_inserts(path: &std::path::Path, rows: &[Row]) -> anyhow::Result<Duration>
                     received
                 ])?;
             }
-        }
-        tx.commit()?;
+            Ok(())
+        })?;
     }
     Ok(started.elapsed())
 }

@@ -98,16 +98,19 @@ pub fn sales(n: u64) -> anyhow::Result<()> {
                 code: "ARROZ".into(),
                 qty_milli: 2000,
                 discount: None,
+                unit_price: None,
             },
             LineRequest {
                 code: "2000000000017".into(),
                 qty_milli: 455,
                 discount: None,
+                unit_price: None,
             },
             LineRequest {
                 code: "7460000000011".into(),
                 qty_milli: 1000,
                 discount: None,
+                unit_price: None,
             },
         ],
         payments: vec![PaymentRequest {

@@ -60,6 +60,7 @@ pub fn run(n: u64) -> anyhow::Result<()> {
             code: "ARROZ".into(),
             qty_milli: 1000,
             discount: None,
+            unit_price: None,
         }],
         payments: vec![PaymentRequest {
             method: PaymentMethod::Cash,

@@ -110,6 +110,7 @@ pub fn payment_method(method: PaymentMethod) -> &'static str {
         PaymentMethod::Card => "Tarjeta",
         PaymentMethod::Transfer => "Transferencia",
         PaymentMethod::Fiado => "Fiado (crédito)",
+        PaymentMethod::StoreCredit => "Crédito en tienda",
     }
 }
 
@@ -128,6 +129,12 @@ pub const FIADO_BALANCE: &str = "Balance pendiente";
 
 /// Printed under the fiscal QR code.
 pub const QR_CAPTION: &str = "Verifique este comprobante";
+
+/// The tax authority's security code, under the QR code of a confirmed
+/// electronic document.
+pub fn security_code(code: &str) -> String {
+    format!("Código de seguridad: {code}")
+}
 
 /// The default footer.
 pub const DEFAULT_FOOTER: &[&str] = &["¡Gracias por su compra!"];

@@ -58,6 +58,11 @@ pub enum JobKind {
     Original,
     /// A reprint asked for by a person; always marked "COPIA".
     Copy,
+    /// The cash drawer opened without a sale: the kick and a short slip,
+    /// queued with the opening's event. For this kind the job's `sale` field
+    /// carries the opening's id (a cash movement id) instead of a sale's. A
+    /// retry after an attempt that may have printed does not kick again.
+    Drawer,
 }
 
 /// Where a job is.
@@ -104,12 +109,13 @@ impl JobKind {
         match self {
             JobKind::Original => "original",
             JobKind::Copy => "copy",
+            JobKind::Drawer => "drawer",
         }
     }
 
     /// Parses a stored name.
     pub fn parse(s: &str) -> Option<JobKind> {
-        [JobKind::Original, JobKind::Copy]
+        [JobKind::Original, JobKind::Copy, JobKind::Drawer]
             .into_iter()
             .find(|kind| kind.as_str() == s)
     }
@@ -630,7 +636,7 @@ mod tests {
         ] {
             assert_eq!(JobState::parse(s.as_str()), Some(s));
         }
-        for k in [JobKind::Original, JobKind::Copy] {
+        for k in [JobKind::Original, JobKind::Copy, JobKind::Drawer] {
             assert_eq!(JobKind::parse(k.as_str()), Some(k));
         }
         assert_eq!(JobState::parse("done"), None);

@@ -129,6 +129,9 @@ pub struct Receipt {
     pub fiado_balance: Option<Money>,
     /// Data of the fiscal verification QR code (ASCII), if any.
     pub qr: Option<String>,
+    /// The tax authority's security code, printed under the QR code once the
+    /// document is confirmed.
+    pub security_code: Option<String>,
     /// Closing lines.
     pub footer: Vec<String>,
     /// Set on a reprint: when it was reprinted. A receipt with this set is marked
@@ -158,6 +161,20 @@ pub struct ReceiptContext {
     pub qr_base_url: Option<String>,
     /// Closing lines (default: [`msg::DEFAULT_FOOTER`]).
     pub footer: Vec<String>,
+    /// The tax authority's confirmation of the sale's fiscal document
+    /// (phase two, known after the hub's verdict reached the register):
+    /// the QR code then carries the authority's verification address and the
+    /// security code is printed under it.
+    pub fiscal_confirmation: Option<FiscalConfirmation>,
+}
+
+/// The tax authority's confirmation of a fiscal document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FiscalConfirmation {
+    /// The security code (DGII: six characters).
+    pub security_code: String,
+    /// The authority's verification address for the document.
+    pub verify_url: String,
 }
 
 /// Why a receipt cannot be built or laid out.
@@ -245,7 +262,9 @@ impl Receipt {
             }),
             None => None,
         };
+        let confirmed = fiscal.as_ref().and(ctx.fiscal_confirmation.as_ref());
         let qr = match (&fiscal, &ctx.qr_base_url) {
+            _ if confirmed.is_some() => confirmed.map(|c| c.verify_url.clone()),
             (Some(f), Some(base)) => Some(fiscal_qr(
                 base,
                 &ctx.store.rnc,
@@ -275,6 +294,7 @@ impl Receipt {
             change: sale.change,
             fiado_balance: ctx.fiado_balance,
             qr,
+            security_code: confirmed.map(|c| c.security_code.clone()),
             footer,
             copy: None,
         })
@@ -403,6 +423,9 @@ impl Receipt {
             b.rule();
             b.blocks.push(Block::Qr(qr.clone()));
             b.center(msg::QR_CAPTION, Style::PLAIN);
+        }
+        if let Some(code) = &self.security_code {
+            b.center(&msg::security_code(code), Style::BOLD);
         }
         b.rule();
         for line in &self.footer {

@@ -347,3 +347,31 @@ fn command_stream_of_the_header() {
         PrintAndFeed(1)"#]]
     .assert_eq(&head.join("\n"));
 }
+
+#[test]
+fn a_confirmed_electronic_document_carries_the_authoritys_qr_and_security_code() {
+    let mut ctx = context();
+    ctx.fiscal_confirmation = Some(caja_hardware::receipt::FiscalConfirmation {
+        security_code: "A1B2C3".into(),
+        verify_url: "https://fc.dgii.gov.do/ecf/ConsultaTimbreFC?RncEmisor=101123456&ENCF=E320000000051&MontoTotal=631.15&CodigoSeguridad=A1B2C3".into(),
+    });
+    let r = Receipt::from_sale(&groceries(), &ctx, weighed).expect("receipt");
+    let text = paper(&r, Width::Mm58, CodePage::Pc858);
+    let tail: Vec<&str> = text.lines().skip_while(|l| !l.contains("[QR:")).collect();
+    expect![[r#"
+        [QR: https://fc.dgii.gov.do/ecf/ConsultaTimbreFC?RncEmisor=101123456&ENCF=E320000000051&MontoTotal=631.15&CodigoSeguridad=A1B2C3]
+
+                Verifique este comprobante
+               Código de seguridad: A1B2C3
+        ------------------------------------------
+                 ¡Gracias por su compra!
+
+
+        [CORTE]"#]]
+    .assert_eq(&tail.join("\n"));
+    // Without a fiscal number there is nothing to confirm.
+    let mut plain = groceries();
+    plain.fiscal = None;
+    let r = Receipt::from_sale(&plain, &ctx, weighed).expect("receipt");
+    assert_eq!((r.qr, r.security_code), (None, None));
+}

@@ -63,6 +63,11 @@ pub enum AuditKind {
     /// A provider's webhook was held, rejected (never applied) or recorded
     /// without an intent (an offline card payment's confirmation).
     PaymentWebhookDecided,
+    /// A fiscal document's bytes were built for the tax authority (once;
+    /// every submission sends them).
+    FiscalDocumentPrepared,
+    /// The tax authority decided on a fiscal document.
+    FiscalDocumentDecided,
 }
 
 impl AuditKind {
@@ -91,6 +96,8 @@ impl AuditKind {
             AuditKind::PaymentIntentCreated => "payment_intent_created",
             AuditKind::PaymentIntentTransition => "payment_intent_transition",
             AuditKind::PaymentWebhookDecided => "payment_webhook_decided",
+            AuditKind::FiscalDocumentPrepared => "fiscal_document_prepared",
+            AuditKind::FiscalDocumentDecided => "fiscal_document_decided",
         }
     }
 }

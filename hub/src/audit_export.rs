@@ -26,7 +26,7 @@ use caja_shared::key::HubPublicKey;
 use caja_shared::merkle::{self, MerkleError, SignedTreeHead};
 
 use crate::audit_tree::{Frontier, NodeSource};
-use crate::datadir::{self, DataDirError, DB_FILE};
+use crate::datadir::{self, DataDirError};
 use crate::store::{self, audit_tree as tree_store, StoreError};
 
 /// The entries file.
@@ -118,20 +118,13 @@ pub fn export(data_dir: &Path, out: &Path, now_ms: i64) -> Result<ExportReport, 
             return Err(ExportError::Exists(out.to_owned()));
         }
     }
-    let mut conn = store::open_offline(&data_dir.join(DB_FILE))?;
+    let conn = store::open_offline(&datadir::database(data_dir)?)?;
     if tree_store::tree_size(&conn)? == 0 && tree_store::latest_sth(&conn)?.is_none() {
         // A hub upgraded to the audit tree but not served since: build the
         // tree as its start-up would.
-        tree_store::startup(&mut conn, &key, now_ms)?;
+        tree_store::startup(&conn, &key, now_ms)?;
     }
-    let sth = {
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(StoreError::from)?;
-        let sth = tree_store::sign_head(&tx, &key, now_ms, false)?;
-        tx.commit().map_err(StoreError::from)?;
-        sth
-    };
+    let sth = conn.write_tx(|tx| tree_store::sign_head(tx, &key, now_ms, false))?;
     // Written into a sibling directory, then renamed into place: an
     // interrupted export leaves no half export under `out`.
     let name = out

@@ -12,6 +12,9 @@ use crate::ratelimit::RateLimit;
 /// The file name of the configuration inside the data directory.
 pub const CONFIG_FILE: &str = "hub.toml";
 
+/// The SQLite file of a hub configured without `database`.
+pub const DEFAULT_DATABASE: &str = "hub.db";
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -22,12 +25,129 @@ pub enum LogFormat {
     Json,
 }
 
+/// The tax authority the outbox workers submit fiscal documents to
+/// (`[tax_authority]` in `hub.toml`). Without this section the outbox still
+/// fills (every electronic document is queued at ingest) but nothing is
+/// sent.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+#[serde(deny_unknown_fields, default)]
+pub struct TaxAuthorityConfig {
+    /// The gateway: `dgii` (the only one so far).
+    pub gateway: String,
+    /// Base of the e-CF services, e.g. `https://ecf.dgii.gov.do/testecf`
+    /// (or the emulator's `…/ecf`).
+    pub ecf_base_url: String,
+    /// Base of the consumer-invoice services, e.g.
+    /// `https://fc.dgii.gov.do/testecf` (or the emulator's `…/fc`).
+    pub fc_base_url: String,
+    /// The issuer's RNC (9 digits) or cédula (11).
+    pub rnc: String,
+    /// The issuer's legal name, as registered.
+    pub legal_name: String,
+    /// The issuer's address (printed in full e-CF documents when given).
+    pub address: Option<String>,
+    /// Outbox workers in this instance (0: this instance only queues; the
+    /// documents are sent by other instances).
+    pub workers: usize,
+    /// A worker's lease on a document; must outlive a call several times.
+    pub lease_ms: i64,
+    /// Deadline of one call to the authority.
+    pub request_timeout_ms: u64,
+    /// Pause between status queries while the authority is checking.
+    pub poll_interval_ms: i64,
+    /// First retry after a failed call (doubles, capped, jittered).
+    pub retry_base_ms: i64,
+    /// Longest pause between retries.
+    pub retry_cap_ms: i64,
+    /// Pause of an idle worker before it looks for due documents again.
+    pub idle_poll_ms: u64,
+}
+
+impl Default for TaxAuthorityConfig {
+    fn default() -> TaxAuthorityConfig {
+        TaxAuthorityConfig {
+            gateway: "dgii".into(),
+            ecf_base_url: "https://ecf.dgii.gov.do/testecf".into(),
+            fc_base_url: "https://fc.dgii.gov.do/testecf".into(),
+            rnc: String::new(),
+            legal_name: String::new(),
+            address: None,
+            workers: 2,
+            lease_ms: crate::outbox::DEFAULT_LEASE_MS,
+            request_timeout_ms: 30_000,
+            poll_interval_ms: 5_000,
+            retry_base_ms: 1_000,
+            retry_cap_ms: 300_000,
+            idle_poll_ms: 1_000,
+        }
+    }
+}
+
+impl TaxAuthorityConfig {
+    /// Checks the section; errors name `tax_authority.<field>`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |field, message: &str| {
+            Err(ConfigError::Invalid {
+                field,
+                message: message.to_owned(),
+            })
+        };
+        if self.gateway != "dgii" {
+            return bad("tax_authority.gateway", "the only gateway is dgii");
+        }
+        for (field, url) in [
+            ("tax_authority.ecf_base_url", &self.ecf_base_url),
+            ("tax_authority.fc_base_url", &self.fc_base_url),
+        ] {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return bad(field, "must be an http(s) address");
+            }
+        }
+        if !matches!(self.rnc.len(), 9 | 11) || !self.rnc.bytes().all(|b| b.is_ascii_digit()) {
+            return bad("tax_authority.rnc", "must be 9 digits (RNC) or 11 (cédula)");
+        }
+        if self.legal_name.trim().is_empty() {
+            return bad("tax_authority.legal_name", "must not be empty");
+        }
+        if self.workers > 64 {
+            return bad("tax_authority.workers", "at most 64");
+        }
+        if self.request_timeout_ms == 0 {
+            return bad("tax_authority.request_timeout_ms", "must be positive");
+        }
+        let timeout = i64::try_from(self.request_timeout_ms).unwrap_or(i64::MAX);
+        if self.lease_ms < timeout.saturating_mul(3) {
+            return bad(
+                "tax_authority.lease_ms",
+                "must be at least three times request_timeout_ms (a lease outlives the calls of a step)",
+            );
+        }
+        if self.poll_interval_ms <= 0
+            || self.retry_base_ms <= 0
+            || self.retry_cap_ms < self.retry_base_ms
+        {
+            return bad(
+                "tax_authority.retry_cap_ms",
+                "poll_interval_ms and retry_base_ms must be positive, retry_cap_ms at least retry_base_ms",
+            );
+        }
+        if self.idle_poll_ms == 0 {
+            return bad("tax_authority.idle_poll_ms", "must be positive");
+        }
+        Ok(())
+    }
+}
+
 /// Everything `caja-hub serve` can be told.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HubConfig {
     /// Address to listen on (`127.0.0.1:0` picks a free port).
     pub listen: SocketAddr,
+    /// The database: an SQLite file (relative to the data directory;
+    /// default `hub.db`) or a PostgreSQL URL (`postgres://user@host/db`),
+    /// which several hub instances may share (issue #13).
+    pub database: String,
     /// Bearer token for the admin API, `/v1/health` and `/metrics`.
     pub admin_token: String,
     /// Largest request body accepted (413 beyond).
@@ -68,12 +188,32 @@ pub struct HubConfig {
     pub payment_confirm_deadline_ms: i64,
     /// How often the reconciliation of card payments runs.
     pub payment_reconcile_interval_ms: i64,
+    /// A register that has not pushed for this long is shown without contact
+    /// (`circuit: open` in the health report, "sin contacto" in the
+    /// dashboard).
+    pub register_silent_ms: i64,
+    /// Whether the dashboard's cookies carry the `Secure` flag (sent over
+    /// HTTPS only). Leave it on behind the TLS proxy; turn it off only to
+    /// use the dashboard over plain HTTP on a loopback address.
+    pub ui_secure_cookie: bool,
+    /// How long a dashboard session lasts after login.
+    pub ui_session_ttl_ms: i64,
+    /// Login attempts per client address (burst, then per minute). All
+    /// clients together get six times this.
+    pub ui_login_limit: RateLimit,
+    /// The tax authority of the fiscal-document outbox (issue #13).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tax_authority: Option<TaxAuthorityConfig>,
 }
 
 impl std::fmt::Debug for HubConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HubConfig")
             .field("listen", &self.listen)
+            .field(
+                "database",
+                &crate::store::Database::parse(&self.database, Path::new("")),
+            )
             .field("admin_token", &"<redacted>")
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("ingest_queue", &self.ingest_queue)
@@ -100,6 +240,11 @@ impl std::fmt::Debug for HubConfig {
                 "payment_reconcile_interval_ms",
                 &self.payment_reconcile_interval_ms,
             )
+            .field("register_silent_ms", &self.register_silent_ms)
+            .field("ui_secure_cookie", &self.ui_secure_cookie)
+            .field("ui_session_ttl_ms", &self.ui_session_ttl_ms)
+            .field("ui_login_limit", &self.ui_login_limit)
+            .field("tax_authority", &self.tax_authority)
             .finish()
     }
 }
@@ -108,6 +253,7 @@ impl Default for HubConfig {
     fn default() -> HubConfig {
         HubConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
+            database: DEFAULT_DATABASE.to_owned(),
             admin_token: String::new(),
             body_limit_bytes: 8 * 1024 * 1024,
             ingest_queue: 256,
@@ -128,6 +274,14 @@ impl Default for HubConfig {
             payment_providers: std::collections::BTreeMap::new(),
             payment_confirm_deadline_ms: 24 * 3_600_000,
             payment_reconcile_interval_ms: 60_000,
+            register_silent_ms: 15 * 60_000,
+            ui_secure_cookie: true,
+            ui_session_ttl_ms: 8 * 3_600_000,
+            ui_login_limit: RateLimit {
+                burst: 5,
+                per_minute: 5,
+            },
+            tax_authority: None,
         }
     }
 }
@@ -203,6 +357,9 @@ impl HubConfig {
             Err(source) => return Err(ConfigError::Read { path, source }),
         };
         env_parse(&env, "CAJA_HUB_LISTEN", &mut cfg.listen)?;
+        if let Some(d) = env("CAJA_HUB_DATABASE") {
+            cfg.database = d;
+        }
         if let Some(t) = env("CAJA_HUB_ADMIN_TOKEN") {
             cfg.admin_token = t;
         }
@@ -272,6 +429,20 @@ impl HubConfig {
             "CAJA_HUB_PAYMENT_RECONCILE_INTERVAL_MS",
             &mut cfg.payment_reconcile_interval_ms,
         )?;
+        env_parse(
+            &env,
+            "CAJA_HUB_REGISTER_SILENT_MS",
+            &mut cfg.register_silent_ms,
+        )?;
+        env_parse(&env, "CAJA_HUB_UI_SECURE_COOKIE", &mut cfg.ui_secure_cookie)?;
+        env_parse(
+            &env,
+            "CAJA_HUB_UI_SESSION_TTL_MS",
+            &mut cfg.ui_session_ttl_ms,
+        )?;
+        if let Some(t) = cfg.tax_authority.as_mut() {
+            env_parse(&env, "CAJA_HUB_TAX_WORKERS", &mut t.workers)?;
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -289,6 +460,19 @@ impl HubConfig {
                 "admin_token",
                 "must be at least 16 characters (caja-hub init generates one)",
             );
+        }
+        if self.database.trim().is_empty() {
+            return bad("database", "must be an SQLite file or a postgres:// URL");
+        }
+        if let crate::store::Database::Postgres(url) =
+            crate::store::Database::parse(&self.database, Path::new(""))
+        {
+            if let Err(e) = url.parse::<postgres::Config>() {
+                return Err(ConfigError::Invalid {
+                    field: "database",
+                    message: format!("not a PostgreSQL URL: {e}"),
+                });
+            }
         }
         if self.body_limit_bytes < 1024 {
             return bad("body_limit_bytes", "must be at least 1024");
@@ -337,7 +521,24 @@ impl HubConfig {
         if self.payment_reconcile_interval_ms < 1000 {
             return bad("payment_reconcile_interval_ms", "must be at least 1000");
         }
+        if self.register_silent_ms < 1000 {
+            return bad("register_silent_ms", "must be at least 1000");
+        }
+        if self.ui_session_ttl_ms < 60_000 {
+            return bad("ui_session_ttl_ms", "must be at least 60000");
+        }
+        if self.ui_login_limit.burst == 0 {
+            return bad("ui_login_limit.burst", "must be at least 1");
+        }
+        if let Some(t) = &self.tax_authority {
+            t.validate()?;
+        }
         Ok(())
+    }
+
+    /// The database, with a relative SQLite path taken from `data_dir`.
+    pub fn database(&self, data_dir: &Path) -> crate::store::Database {
+        crate::store::Database::parse(&self.database, data_dir)
     }
 
     /// The file text `caja-hub init` writes.
@@ -406,11 +607,76 @@ mod tests {
                 ..
             })
         ));
+        let with_tax = HubConfig {
+            tax_authority: Some(TaxAuthorityConfig {
+                rnc: "131880738".into(),
+                legal_name: "Colmado SRL".into(),
+                ..TaxAuthorityConfig::default()
+            }),
+            ..cfg.clone()
+        };
+        std::fs::write(dir.path().join(CONFIG_FILE), with_tax.to_toml()).unwrap();
+        assert_eq!(HubConfig::load(dir.path(), |_| None).unwrap(), with_tax);
+        let one = HubConfig::load(dir.path(), |k| {
+            (k == "CAJA_HUB_TAX_WORKERS").then(|| "0".into())
+        })
+        .unwrap();
+        assert_eq!(one.tax_authority.unwrap().workers, 0);
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            with_tax
+                .to_toml()
+                .replace("rnc = \"131880738\"", "rnc = \"12-3\""),
+        )
+        .unwrap();
+        assert!(matches!(
+            HubConfig::load(dir.path(), |_| None),
+            Err(ConfigError::Invalid {
+                field: "tax_authority.rnc",
+                ..
+            })
+        ));
         std::fs::write(dir.path().join(CONFIG_FILE), "colour = 1\n").unwrap();
         assert!(matches!(
             HubConfig::load(dir.path(), |_| None),
             Err(ConfigError::Parse { .. })
         ));
         assert!(!format!("{cfg:?}").contains("aaaa"));
+    }
+
+    #[test]
+    fn dashboard_settings_from_the_environment_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = HubConfig {
+            admin_token: "a".repeat(32),
+            ..HubConfig::default()
+        };
+        assert!(cfg.ui_secure_cookie, "Secure cookies unless turned off");
+        std::fs::write(dir.path().join(CONFIG_FILE), cfg.to_toml()).unwrap();
+        assert_eq!(HubConfig::load(dir.path(), |_| None).unwrap(), cfg);
+        let loaded = HubConfig::load(dir.path(), |k| match k {
+            "CAJA_HUB_UI_SECURE_COOKIE" => Some("false".into()),
+            "CAJA_HUB_REGISTER_SILENT_MS" => Some("5000".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert!(!loaded.ui_secure_cookie);
+        assert_eq!(loaded.register_silent_ms, 5000);
+        for (name, value, field) in [
+            ("CAJA_HUB_UI_SECURE_COOKIE", "nope", None),
+            (
+                "CAJA_HUB_REGISTER_SILENT_MS",
+                "10",
+                Some("register_silent_ms"),
+            ),
+            ("CAJA_HUB_UI_SESSION_TTL_MS", "5", Some("ui_session_ttl_ms")),
+        ] {
+            let err = HubConfig::load(dir.path(), |k| (k == name).then(|| value.to_owned()));
+            match (err, field) {
+                (Err(ConfigError::Env { name: n, .. }), None) => assert_eq!(n, name),
+                (Err(ConfigError::Invalid { field: f, .. }), Some(want)) => assert_eq!(f, want),
+                (other, _) => panic!("{name}={value}: {other:?}"),
+            }
+        }
     }
 }

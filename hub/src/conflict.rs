@@ -102,6 +102,11 @@ pub const STRATEGIES: &[FieldStrategy] = &[
         fields: "balance",
         strategy: Strategy::PnCounter,
     },
+    FieldStrategy {
+        entity: "store_credit",
+        fields: "balance",
+        strategy: Strategy::PnCounter,
+    },
 ];
 
 /// The strategy of an entity's field (`*` rows match any field not named).
@@ -124,6 +129,9 @@ pub const MANUAL_REASONS: &[&str] = &[
     "payment_on_voided_debt",
     "stale_price",
     "hub_kind_from_register",
+    "over_return",
+    "store_credit_overdrawn",
+    "return_original_unknown",
 ];
 
 /// A sale line is at a stale price when its unit price differs from the

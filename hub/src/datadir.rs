@@ -1,7 +1,8 @@
 //! The hub's state directory (`--data-dir`, env `CAJA_HUB_DATA_DIR`):
 //!
 //! ```text
-//! hub.db     SQLite (WAL): events, audit log, devices, projections
+//! hub.db     SQLite (WAL): events, audit log, devices, projections — unless
+//!            hub.toml names a PostgreSQL database (`database = "postgres://…"`)
 //! hub.key    the hub's Ed25519 seed, lowercase hex, mode 0600
 //! hub.toml   configuration (admin token inside), mode 0600
 //! ```
@@ -126,7 +127,7 @@ pub fn init(
     let key = HubSigningKey::generate(rng);
     let public_key = key.public_key();
     let key_id = hub_key_id(&public_key);
-    let conn = store::open_offline(&dir.join(DB_FILE))?;
+    let conn = store::open_offline(&config.database(dir))?;
     store::record_hub_key(&conn, &key_id, &public_key.to_hex(), clock.now_ms())?;
     drop(conn);
     write_private(&dir.join(CONFIG_FILE), config.to_toml().as_bytes())?;
@@ -138,6 +139,25 @@ pub fn init(
         key_id,
         config,
     })
+}
+
+/// The database of the hub in `dir`: `database` from its `hub.toml`, or
+/// `CAJA_HUB_DATABASE`, else `hub.db` in `dir` (for the offline commands:
+/// rebuild, audit export).
+pub fn database(dir: &Path) -> Result<store::Database, DataDirError> {
+    let path = dir.join(CONFIG_FILE);
+    let mut cfg = match fs::read_to_string(&path) {
+        Ok(text) => toml::from_str::<HubConfig>(&text).map_err(|e| DataDirError::Io {
+            path: path.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => HubConfig::default(),
+        Err(source) => return Err(DataDirError::Io { path, source }),
+    };
+    if let Ok(d) = std::env::var("CAJA_HUB_DATABASE") {
+        cfg.database = d;
+    }
+    Ok(cfg.database(dir))
 }
 
 /// Reads the hub key, refusing a file others can read.

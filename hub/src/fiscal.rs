@@ -193,7 +193,8 @@ impl SeriesReport {
         out
     }
 
-    fn number(&self, n: u64) -> String {
+    /// The printed number `n` of this series (`E320000000051`).
+    pub fn number(&self, n: u64) -> String {
         fiscal::format_number(&self.series.prefix, self.series.digits, n)
             .unwrap_or_else(|_| format!("{}{n}", self.series.prefix))
     }
@@ -236,7 +237,8 @@ pub fn render_607(rnc: &str, year: i64, month: u8, offset: UtcOffset, sales: &[S
         let date = LocalDate::from_utc_ms(s.at_ms, offset);
         let total = i128::from(s.sale.total.0);
         let tax = i128::from(s.sale.tax.0);
-        let (mut cash, mut transfer, mut card, mut credit) = (0i128, 0i128, 0i128, 0i128);
+        let (mut cash, mut transfer, mut card, mut credit, mut vouchers) =
+            (0i128, 0i128, 0i128, 0i128, 0i128);
         for p in &s.sale.payments {
             let a = i128::from(p.amount.0);
             match p.method {
@@ -244,6 +246,9 @@ pub fn render_607(rnc: &str, year: i64, month: u8, offset: UtcOffset, sales: &[S
                 PaymentMethod::Transfer => transfer += a,
                 PaymentMethod::Card => card += a,
                 PaymentMethod::Fiado => credit += a,
+                // Store credit from a return is a voucher of the store: the
+                // "bonos o certificados de regalo" column.
+                PaymentMethod::StoreCredit => vouchers += a,
             }
         }
         cash -= i128::from(s.sale.change.0);
@@ -268,7 +273,7 @@ pub fn render_607(rnc: &str, year: i64, month: u8, offset: UtcOffset, sales: &[S
             amount(transfer),
             amount(card),
             amount(credit),
-            amount(0),
+            amount(vouchers),
             amount(0),
             amount(0),
         ];

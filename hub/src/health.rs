@@ -20,6 +20,9 @@ pub const HELD_AGE_DEGRADED_MS: i64 = 5 * 60_000;
 pub const SKEW_DEGRADED_MS: i64 = 60_000;
 /// A device silent for longer is shown with an open circuit (hub's view).
 pub const SILENT_MS: i64 = 15 * 60_000;
+/// A fiscal document still undecided by the tax authority after this long
+/// degrades health (the authority or the link to it is failing).
+pub const OUTBOX_AGE_DEGRADED_MS: i64 = 15 * 60_000;
 /// A fiscal series this close to its valid-until date degrades health.
 pub const FISCAL_EXPIRY_WARN_DAYS: i64 = 15;
 
@@ -78,10 +81,20 @@ pub struct HealthReport {
     pub fiscal: serde_json::Value,
     /// Stock.
     pub stock: serde_json::Value,
+    /// The tax-authority outbox: documents per state, the backlog, the age
+    /// of the oldest undecided one, rejections.
+    pub tax_authority: serde_json::Value,
 }
 
-/// Computes the report.
+/// Computes the report, a device silent for more than [`SILENT_MS`] shown
+/// with an open circuit.
 pub fn report(inputs: &HealthInputs, now_ms: i64) -> HealthReport {
+    report_with(inputs, now_ms, SILENT_MS)
+}
+
+/// Computes the report, a device silent for more than `silent_ms` shown with
+/// an open circuit (`register_silent_ms` in the hub's configuration).
+pub fn report_with(inputs: &HealthInputs, now_ms: i64, silent_ms: i64) -> HealthReport {
     let mut overall = Overall::Healthy;
     let mut reasons = Vec::new();
     let mut flag = |level: Overall, why: String, overall: &mut Overall| {
@@ -101,7 +114,7 @@ pub fn report(inputs: &HealthInputs, now_ms: i64) -> HealthReport {
         if status == "quarantined" {
             quarantined.push(d.device.to_string());
         }
-        let pushing = d.last_push_ms.is_some_and(|t| now_ms - t <= SILENT_MS);
+        let pushing = d.last_push_ms.is_some_and(|t| now_ms - t <= silent_ms);
         if status == "active" {
             if let Some(skew) = d.clock_skew_ms.filter(|s| s.abs() > SKEW_DEGRADED_MS) {
                 flag(
@@ -191,6 +204,28 @@ pub fn report(inputs: &HealthInputs, now_ms: i64) -> HealthReport {
             &mut overall,
         );
     }
+    let outbox = &inputs.outbox;
+    let outbox_age = outbox.oldest_pending_since_ms.map(|t| (now_ms - t).max(0));
+    if let Some(age) = outbox_age.filter(|a| *a > OUTBOX_AGE_DEGRADED_MS) {
+        flag(
+            Overall::Degraded,
+            format!(
+                "{} fiscal document(s) not yet decided by the tax authority, oldest for {age} ms",
+                outbox.backlog
+            ),
+            &mut overall,
+        );
+    }
+    if outbox.rejected > 0 {
+        flag(
+            Overall::Degraded,
+            format!(
+                "{} fiscal document(s) rejected by the tax authority",
+                outbox.rejected
+            ),
+            &mut overall,
+        );
+    }
     HealthReport {
         overall,
         reasons,
@@ -225,6 +260,13 @@ pub fn report(inputs: &HealthInputs, now_ms: i64) -> HealthReport {
             "negative_products": inputs.negative_stock,
             "open_alerts": inputs.stock_alerts_open,
         }),
+        tax_authority: serde_json::json!({
+            "backlog": outbox.backlog,
+            "oldest_pending_age_ms": outbox_age,
+            "rejected": outbox.rejected,
+            "failing": outbox.failing,
+            "by_state": outbox.by_state,
+        }),
     }
 }
 
@@ -251,5 +293,26 @@ mod tests {
         let r = report(&inputs, now);
         assert_eq!(r.overall, Overall::Critical);
         assert_eq!(r.reasons.len(), 2);
+    }
+
+    #[test]
+    fn the_outbox_degrades_when_old_or_rejected() {
+        let now = 1_000_000_000;
+        let mut inputs = HealthInputs::default();
+        inputs.outbox.backlog = 3;
+        inputs.outbox.oldest_pending_since_ms = Some(now - 1000);
+        let r = report(&inputs, now);
+        assert_eq!(r.overall, Overall::Healthy);
+        assert_eq!(r.tax_authority["backlog"], 3);
+        assert_eq!(r.tax_authority["oldest_pending_age_ms"], 1000);
+        inputs.outbox.oldest_pending_since_ms = Some(now - OUTBOX_AGE_DEGRADED_MS - 1);
+        let r = report(&inputs, now);
+        assert_eq!(r.overall, Overall::Degraded);
+        assert!(r.reasons[0].contains("not yet decided"), "{:?}", r.reasons);
+        inputs.outbox.oldest_pending_since_ms = None;
+        inputs.outbox.rejected = 1;
+        let r = report(&inputs, now);
+        assert_eq!(r.overall, Overall::Degraded);
+        assert_eq!(r.tax_authority["rejected"], 1);
     }
 }

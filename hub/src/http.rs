@@ -93,6 +93,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/fiscal/ranges", post(crate::http_fiscal::fiscal_ranges))
         .route("/v1/escrow/grants", post(crate::http_escrow::grants))
         .route("/v1/admin/staff", post(crate::http_staff::upsert))
+        .route("/v1/admin/staff/activity", get(crate::http_staff::activity))
         .route("/v1/admin/stock", get(crate::http_escrow::stock))
         .route("/v1/admin/stock/alerts", get(crate::http_escrow::alerts))
         .route(
@@ -115,6 +116,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(crate::http_payments::webhook),
         )
         .route("/v1/admin/payments", get(crate::http_payments::overview))
+        .route("/v1/admin/outbox", get(crate::http_outbox::list))
         .route(
             "/v1/admin/payments/reconcile",
             post(crate::http_payments::reconcile),
@@ -127,7 +129,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 /// Concurrency limit and request metrics around every matched route.
-async fn guard(State(app): App, req: Request, next: Next) -> Response {
+pub(crate) async fn guard(State(app): App, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -526,7 +528,11 @@ async fn health_report(State(app): App, headers: HeaderMap) -> Response {
     let r = async {
         app.admin_only(&headers)?;
         let inputs = app.store.health_inputs().await.map_err(store_error)?;
-        json(&health::report(&inputs, app.store.now_ms()))
+        json(&health::report_with(
+            &inputs,
+            app.store.now_ms(),
+            app.cfg.register_silent_ms,
+        ))
     }
     .await;
     app.respond("/v1/health", r)
@@ -541,6 +547,19 @@ async fn metrics(State(app): App, headers: HeaderMap) -> Response {
         app.metrics
             .writer_busy_ms
             .set(i64::try_from(app.store.writer_busy_us() / 1000).unwrap_or(i64::MAX));
+        let outbox = app.store.outbox_health().await.map_err(store_error)?;
+        let now = app.store.now_ms();
+        app.metrics
+            .outbox_backlog
+            .set(i64::try_from(outbox.backlog).unwrap_or(i64::MAX));
+        app.metrics.outbox_oldest_pending_seconds.set(
+            outbox
+                .oldest_pending_since_ms
+                .map_or(0, |t| (now - t).max(0) / 1000),
+        );
+        app.metrics
+            .outbox_rejected
+            .set(i64::try_from(outbox.rejected).unwrap_or(i64::MAX));
         Ok(body_with_type(
             app.metrics.encode(),
             "text/plain; version=0.0.4; charset=utf-8",

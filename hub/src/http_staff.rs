@@ -8,13 +8,13 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use caja_shared::ids::{StaffId, StoreId};
 use caja_shared::kind::{EventBody, Role, StaffUpserted};
 use serde::Deserialize;
 
-use crate::http::{answer, body_bytes, json, parse_json, AppState};
+use crate::http::{answer, body_bytes, json, parse_json, query_params, store_error, AppState};
 use crate::wire::ApiError;
 
 type App = State<Arc<AppState>>;
@@ -76,4 +76,27 @@ pub(crate) async fn upsert(
     }
     .await;
     app.respond("/v1/admin/staff", r)
+}
+
+/// `GET /v1/admin/staff/activity?store=<id>`: who approved what in a store
+/// (voids, returns, paid-outs, discounts, price overrides, drawer openings,
+/// closes of another's shift), the drawer openings without a sale, the
+/// returns made without the original (under review) and every customer's
+/// store-credit balance.
+pub(crate) async fn activity(State(app): App, headers: HeaderMap, uri: Uri) -> Response {
+    let r = async {
+        app.admin_only(&headers)?;
+        let params = query_params(&uri, &["store"])?;
+        let store: StoreId = params
+            .iter()
+            .find(|(k, _)| *k == "store")
+            .map(|(_, v)| *v)
+            .ok_or_else(|| ApiError::invalid("store", "required"))?
+            .parse()
+            .map_err(|_| ApiError::invalid("store", "not a store id"))?;
+        let v = app.store.staff_activity(store).await.map_err(store_error)?;
+        json(&v)
+    }
+    .await;
+    app.respond("/v1/admin/staff/activity", r)
 }

@@ -8,7 +8,7 @@
 //! an event changes, which conflicts exist), [`ratelimit`], [`hubchain`],
 //! [`audit`], [`health`]. The shell does IO: [`store`] (all SQL, one writer
 //! thread), [`http`] (axum handlers), [`server`], [`config`], [`datadir`],
-//! [`metrics`], [`admin_client`].
+//! [`metrics`], [`admin_client`], and [`ui`] (the head-office dashboard).
 //!
 //! Architecture invariant: handlers never touch SQL; storage sits behind one
 //! module ([`store`]) so a PostgreSQL backend can be added without touching them.
@@ -25,6 +25,7 @@ pub mod auth;
 pub mod config;
 pub mod conflict;
 pub mod datadir;
+pub mod dgii_emulator;
 pub mod escrow;
 pub mod fiscal;
 pub mod health;
@@ -32,11 +33,14 @@ pub mod http;
 mod http_conflict;
 mod http_escrow;
 mod http_fiscal;
+mod http_outbox;
 mod http_payments;
 mod http_staff;
 pub mod hubchain;
 pub mod ingest;
 pub mod metrics;
+pub mod outbox;
+pub mod outbox_worker;
 pub mod payments;
 pub mod projection;
 pub mod provider_emulator;
@@ -44,6 +48,9 @@ pub mod ratelimit;
 pub mod server;
 pub mod store;
 pub mod system;
+pub mod taxgw;
+pub mod testpg;
+pub mod ui;
 pub mod wire;
 pub mod workload;
 

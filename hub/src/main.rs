@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use caja_hub::admin_client::AdminClient;
 use caja_hub::config::{HubConfig, LogFormat};
-use caja_hub::datadir::{self, DB_FILE};
+use caja_hub::datadir;
 use caja_hub::server;
 use caja_hub::system::{OsRandom, SystemClock};
 use clap::{Parser, Subcommand};
@@ -43,6 +43,10 @@ enum Command {
         /// Admin token (generated when absent).
         #[arg(long, env = "CAJA_HUB_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: Option<String>,
+        /// The database: an SQLite file (default hub.db in the data
+        /// directory) or a PostgreSQL URL, postgres://user@host/db.
+        #[arg(long, env = "CAJA_HUB_DATABASE", hide_env_values = true)]
+        database: Option<String>,
     },
     /// Run the service until SIGTERM or ctrl-c.
     Serve {
@@ -82,6 +86,54 @@ enum Command {
         token: String,
         #[command(subcommand)]
         action: FiscalAction,
+    },
+    /// Development tools (not for production).
+    Dev {
+        #[command(subcommand)]
+        action: DevAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DevAction {
+    /// Run a DGII e-CF emulator (seed, token, reception, status, trackIds,
+    /// summaries, cancellations) with faults on demand, until ctrl-c. Point
+    /// `[tax_authority]` `ecf_base_url` / `fc_base_url` at the two bases it
+    /// prints. Documents are accepted unsigned.
+    DgiiEmulator {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8787")]
+        listen: std::net::SocketAddr,
+        /// The issuer's RNC it accepts documents of.
+        #[arg(long)]
+        rnc: String,
+        /// Of every 1000 calls, how many never answer in time.
+        #[arg(long, default_value_t = 0)]
+        timeout_per_mille: u32,
+        /// Of every 1000 calls, how many answer 503.
+        #[arg(long, default_value_t = 0)]
+        error_per_mille: u32,
+        /// Added to every answer, ms.
+        #[arg(long, default_value_t = 0)]
+        slow_ms: u64,
+        /// How long a "timeout" holds the connection, ms.
+        #[arg(long, default_value_t = 35_000)]
+        hang_ms: u64,
+        /// Status queries answered "En Proceso" before the verdict.
+        #[arg(long, default_value_t = 0)]
+        in_process_polls: u32,
+        /// Token lifetime, ms.
+        #[arg(long, default_value_t = 3_600_000)]
+        token_ttl_ms: i64,
+        /// A number to reject (repeat).
+        #[arg(long = "reject")]
+        reject: Vec<String>,
+        /// A number to accept with conditions (repeat).
+        #[arg(long = "conditional")]
+        conditional: Vec<String>,
+        /// Seed of the fault choices.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
 }
 
@@ -244,6 +296,15 @@ enum AdminAction {
     },
     /// Print the health report.
     Health,
+    /// List fiscal documents of the tax-authority outbox with their state.
+    Outbox {
+        /// pending, submitted, accepted, accepted_conditional, rejected or all.
+        #[arg(long, default_value = "all")]
+        state: String,
+        /// Most documents listed (newest first).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
     /// Sign a head of the audit log's Merkle tree now and print it (sth.json).
     SignTreeHead,
     /// Create or change a member of staff (the PIN is hashed at the hub and
@@ -331,8 +392,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
             data_dir,
             listen,
             admin_token,
+            database,
         } => {
             let mut cfg = HubConfig::default();
+            if let Some(d) = database {
+                cfg.database = d;
+            }
             if let Some(l) = listen {
                 cfg.listen = l;
             }
@@ -371,11 +436,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Rebuild { data_dir } => {
             init_logs(LogFormat::Text);
-            let mut conn = caja_hub::store::open_offline(&data_dir.join(DB_FILE))
+            let database = datadir::database(&data_dir).map_err(config_error)?;
+            let conn = caja_hub::store::open_offline(&database)
                 .context("cannot open the hub database")
                 .map_err(config_error)?;
             let before = caja_hub::store::digest(&conn).map_err(runtime_error)?;
-            let n = caja_hub::store::rebuild(&mut conn).map_err(runtime_error)?;
+            let n = caja_hub::store::rebuild(&conn).map_err(runtime_error)?;
             let after = caja_hub::store::digest(&conn).map_err(runtime_error)?;
             println!("rebuilt projections from {n} applied events");
             println!("digest before: {before}");
@@ -390,6 +456,68 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Fiscal { url, token, action } => {
             let rt = runtime()?;
             rt.block_on(fiscal(&url, &token, action))
+        }
+        Command::Dev { action } => dev(action),
+    }
+}
+
+fn dev(action: DevAction) -> Result<(), Failure> {
+    match action {
+        DevAction::DgiiEmulator {
+            listen,
+            rnc,
+            timeout_per_mille,
+            error_per_mille,
+            slow_ms,
+            hang_ms,
+            in_process_polls,
+            token_ttl_ms,
+            reject,
+            conditional,
+            seed,
+        } => {
+            init_logs(LogFormat::Text);
+            if timeout_per_mille + error_per_mille > 1000 {
+                return Err(config_error(anyhow::anyhow!(
+                    "--timeout-per-mille plus --error-per-mille must be at most 1000"
+                )));
+            }
+            if token_ttl_ms <= 0 {
+                return Err(config_error(anyhow::anyhow!(
+                    "--token-ttl-ms must be positive"
+                )));
+            }
+            let faults = caja_hub::dgii_emulator::Faults {
+                timeout_per_mille,
+                error_per_mille,
+                slow_ms,
+                hang_ms,
+                in_process_polls,
+                token_ttl_ms,
+                stall_submissions_ms: 0,
+                reject: reject.into_iter().collect(),
+                conditional: conditional.into_iter().collect(),
+            };
+            let rt = runtime()?;
+            rt.block_on(async move {
+                let emu = caja_hub::dgii_emulator::Emulator::start(listen, &rnc, faults, seed)
+                    .await
+                    .with_context(|| format!("cannot listen on {listen}"))
+                    .map_err(runtime_error)?;
+                println!("dgii emulator listening on {}", emu.addr());
+                println!("ecf_base_url = \"{}\"", emu.ecf_base_url());
+                println!("fc_base_url = \"{}\"", emu.fc_base_url());
+                server::shutdown_signal().await;
+                let t = emu.totals();
+                let received: u64 = t.per_number.values().map(|c| u64::from(c.received)).sum();
+                let duplicates: u64 = t.per_number.values().map(|c| u64::from(c.duplicates)).sum();
+                println!(
+                    "documents received {received}, identical resubmissions {duplicates}, lookups {}, faults {}",
+                    t.lookups, t.faults
+                );
+                emu.stop().await;
+                Ok(())
+            })
         }
     }
 }
@@ -462,6 +590,10 @@ async fn admin(url: &str, token: &str, action: AdminAction) -> Result<(), Failur
         AdminAction::Quarantined => c.get("/v1/admin/quarantine").await,
         AdminAction::Conflicts { state } => {
             c.get(&format!("/v1/admin/conflicts?state={state}")).await
+        }
+        AdminAction::Outbox { state, limit } => {
+            c.get(&format!("/v1/admin/outbox?state={state}&limit={limit}"))
+                .await
         }
         AdminAction::Resolve {
             conflict,

@@ -36,6 +36,16 @@ pub struct Route {
     pub route: String,
 }
 
+/// Labels of a tax-authority call.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutboxCall {
+    /// `submit`, `lookup`, `status` or `build`.
+    pub call: String,
+    /// `tracked`, `decided`, `in_process`, `found`, `absent`, `not_found`,
+    /// `in_doubt` or `failed`.
+    pub result: String,
+}
+
 fn duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
 }
@@ -66,6 +76,16 @@ pub struct Metrics {
     /// Payment webhooks by outcome (`applied`, `held`, `rejected`,
     /// `recorded`, `duplicate`; the label is named `code`).
     pub payment_webhooks: Family<Code, Counter>,
+    /// Tax-authority calls of the outbox workers by call and result.
+    pub outbox_calls: Family<OutboxCall, Counter>,
+    /// Fiscal documents not yet decided by the tax authority (set when
+    /// scraped).
+    pub outbox_backlog: Gauge<i64, std::sync::atomic::AtomicI64>,
+    /// Age of the oldest undecided fiscal document, seconds (set when
+    /// scraped; 0 when none).
+    pub outbox_oldest_pending_seconds: Gauge<i64, std::sync::atomic::AtomicI64>,
+    /// Fiscal documents the tax authority rejected (set when scraped).
+    pub outbox_rejected: Gauge<i64, std::sync::atomic::AtomicI64>,
 }
 
 impl Default for Metrics {
@@ -134,6 +154,30 @@ impl Metrics {
             "Payment provider webhooks by outcome",
             payment_webhooks.clone(),
         );
+        let outbox_calls = Family::<OutboxCall, Counter>::default();
+        registry.register(
+            "outbox_calls",
+            "Tax-authority calls of the outbox workers by call and result",
+            outbox_calls.clone(),
+        );
+        let outbox_backlog = Gauge::default();
+        registry.register(
+            "outbox_backlog",
+            "Fiscal documents not yet decided by the tax authority",
+            outbox_backlog.clone(),
+        );
+        let outbox_oldest_pending_seconds = Gauge::default();
+        registry.register(
+            "outbox_oldest_pending_seconds",
+            "Age of the oldest fiscal document not yet decided",
+            outbox_oldest_pending_seconds.clone(),
+        );
+        let outbox_rejected = Gauge::default();
+        registry.register(
+            "outbox_rejected",
+            "Fiscal documents the tax authority rejected",
+            outbox_rejected.clone(),
+        );
         registry.register(
             "request_duration_seconds",
             "Request durations by route",
@@ -151,7 +195,21 @@ impl Metrics {
             writer_busy_ms,
             durations,
             payment_webhooks,
+            outbox_calls,
+            outbox_backlog,
+            outbox_oldest_pending_seconds,
+            outbox_rejected,
         }
+    }
+
+    /// Counts a tax-authority call of an outbox worker.
+    pub fn outbox_call(&self, call: &str, result: &str) {
+        self.outbox_calls
+            .get_or_create(&OutboxCall {
+                call: call.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
     }
 
     /// Counts a rejection.

@@ -140,6 +140,9 @@ pub enum Fact {
         tax: i64,
         /// Shelf price charged (`None` for rows projected before schema v4).
         unit_price: Option<i64>,
+        /// Sold at an approved price other than the shelf price (a price
+        /// override): never a stale price.
+        overridden: bool,
     },
     /// A payment on a sale (inside the sale, or taken later).
     Payment {
@@ -332,8 +335,9 @@ pub enum Fact {
         store: StoreId,
         /// Register.
         device: DeviceId,
-        /// The original sale.
-        sale_id: SaleId,
+        /// The original sale, when known (absent for a return whose
+        /// original was given by fiscal number only).
+        sale_id: Option<SaleId>,
         /// Series.
         series: String,
         /// Number.
@@ -375,6 +379,78 @@ pub enum Fact {
         /// The candidates it decided on (the event's deps).
         covers: BTreeSet<EventId>,
     },
+    /// One entry of a customer's store credit: + a return refunded as store
+    /// credit, − a sale paid with it (given back if that sale is voided).
+    StoreCredit {
+        /// Event.
+        event_id: EventId,
+        /// Index inside the event (the payment's, 0 for a refund).
+        idx: u32,
+        /// Store.
+        store: StoreId,
+        /// Customer.
+        customer: CustomerId,
+        /// Signed amount.
+        amount: i64,
+        /// The spending sale (`None` for a refund).
+        sale_id: Option<SaleId>,
+    },
+    /// One returned line of a sale the returning register did not know.
+    UnlinkedReturn {
+        /// Event (the `SaleReturned`).
+        event_id: EventId,
+        /// Index in the return.
+        line: u32,
+        /// Store.
+        store: StoreId,
+        /// Register.
+        device: DeviceId,
+        /// The sale, when the cashier gave its id.
+        sale_id: Option<SaleId>,
+        /// What the cashier gave (a sale id or a fiscal number).
+        reference: String,
+        /// Product.
+        product: Sku,
+        /// Quantity returned.
+        qty_milli: i64,
+        /// Damaged goods do not go back to stock.
+        damaged: bool,
+    },
+    /// The cash drawer opened without a sale.
+    DrawerOpen {
+        /// Event.
+        event_id: EventId,
+        /// Store.
+        store: StoreId,
+        /// Register.
+        device: DeviceId,
+        /// Shift.
+        shift_id: ShiftId,
+        /// Why.
+        reason: String,
+        /// Who approved, if anyone.
+        approved_by: Option<String>,
+    },
+    /// A supervisor's approval carried by an event (who, what; when is the
+    /// event's HLC).
+    Approval {
+        /// Event.
+        event_id: EventId,
+        /// Index among the event's approvals.
+        idx: u32,
+        /// Store.
+        store: StoreId,
+        /// Register.
+        device: DeviceId,
+        /// What was approved (`void`, `price_override`, `drawer_open`, …).
+        action: String,
+        /// The approver.
+        staff_id: caja_shared::ids::StaffId,
+        /// Their name.
+        name: String,
+        /// Their role (`supervisor`, `manager`, …).
+        role: String,
+    },
     /// A register wrote a kind only the hub writes.
     ForeignKind {
         /// Event.
@@ -400,6 +476,8 @@ pub fn facts(meta: &EventMeta<'_>, body: &EventBody) -> Vec<Fact> {
             | EventBody::ConflictResolved(_)
             | EventBody::StaffUpserted(_)
             | EventBody::PaymentIntentUpdated(_)
+            | EventBody::FiscalDocumentAccepted(_)
+            | EventBody::FiscalDocumentRejected(_)
     );
     if hub_only && meta.origin == Origin::Register {
         return vec![Fact::ForeignKind {
@@ -413,6 +491,38 @@ pub fn facts(meta: &EventMeta<'_>, body: &EventBody) -> Vec<Fact> {
         // The hub writes only hub kinds; nothing else is projected from its chain.
         return vec![];
     }
+    let mut out = body_facts(meta, body);
+    // Every approval the event carries, once per (action, approver).
+    let mut seen = BTreeSet::new();
+    for a in body.approvals() {
+        if !seen.insert((a.action.as_str(), a.staff_id)) {
+            continue;
+        }
+        out.push(Fact::Approval {
+            event_id,
+            idx: u32::try_from(seen.len() - 1).unwrap_or(u32::MAX),
+            store,
+            device,
+            action: a.action.clone(),
+            staff_id: a.staff_id,
+            name: a.name.clone(),
+            role: role_name(a.role).to_owned(),
+        });
+    }
+    out
+}
+
+/// The wire name of a role.
+pub fn role_name(r: caja_shared::kind::Role) -> &'static str {
+    match r {
+        caja_shared::kind::Role::Cashier => "cashier",
+        caja_shared::kind::Role::Supervisor => "supervisor",
+        caja_shared::kind::Role::Manager => "manager",
+    }
+}
+
+fn body_facts(meta: &EventMeta<'_>, body: &EventBody) -> Vec<Fact> {
+    let (event_id, store, device) = (meta.event_id, meta.store, meta.device);
     match body {
         EventBody::ShiftOpened(b) => vec![Fact::Shift {
             event_id,
@@ -468,18 +578,30 @@ pub fn facts(meta: &EventMeta<'_>, body: &EventBody) -> Vec<Fact> {
                     total: l.total.0,
                     tax: l.tax.0,
                     unit_price: Some(l.unit_price.0),
+                    overridden: l.price_override.is_some(),
                 });
             }
             for (i, p) in b.payments.iter().enumerate() {
+                let idx = u32::try_from(i).unwrap_or(u32::MAX);
                 out.push(Fact::Payment {
                     event_id,
-                    idx: u32::try_from(i).unwrap_or(u32::MAX),
+                    idx,
                     payment_id: None,
                     sale_id: b.sale_id,
                     store,
                     method: p.method,
                     amount: p.amount.0,
                 });
+                if let (PaymentMethod::StoreCredit, Some(customer)) = (p.method, b.customer) {
+                    out.push(Fact::StoreCredit {
+                        event_id,
+                        idx,
+                        store,
+                        customer,
+                        amount: -p.amount.0,
+                        sale_id: Some(b.sale_id),
+                    });
+                }
             }
             out
         }
@@ -614,22 +736,49 @@ pub fn facts(meta: &EventMeta<'_>, body: &EventBody) -> Vec<Fact> {
         EventBody::StaffUpserted(_) | EventBody::CashMoved(_) => vec![],
         // Payment intents live in the payments tables (`store::payments`).
         EventBody::PaymentIntentUpdated(_) => vec![],
+        EventBody::DrawerOpened(b) => vec![Fact::DrawerOpen {
+            event_id,
+            store,
+            device,
+            shift_id: b.shift_id,
+            reason: b.reason.clone(),
+            approved_by: b.approval.as_ref().map(|a| a.name.clone()),
+        }],
+        // The tax authority's verdicts live in the outbox (`store::outbox`).
+        EventBody::FiscalDocumentAccepted(_) | EventBody::FiscalDocumentRejected(_) => vec![],
         EventBody::SaleReturned(b) => {
-            let mut out: Vec<Fact> = b
-                .lines
-                .iter()
-                .enumerate()
-                .map(|(i, l)| Fact::ReturnLine {
-                    event_id,
-                    line: u32::try_from(i).unwrap_or(u32::MAX),
-                    store,
-                    sale_id: b.sale_id,
-                    sale_line: l.line,
-                    product: l.product.clone(),
-                    qty_milli: l.qty_milli.0,
-                    damaged: l.damaged,
-                })
-                .collect();
+            let mut out: Vec<Fact> = Vec::new();
+            for (i, l) in b.lines.iter().enumerate() {
+                let line = u32::try_from(i).unwrap_or(u32::MAX);
+                match (&b.original_unknown, b.sale_id, l.line) {
+                    (None, Some(sale_id), Some(sale_line)) => out.push(Fact::ReturnLine {
+                        event_id,
+                        line,
+                        store,
+                        sale_id,
+                        sale_line,
+                        product: l.product.clone(),
+                        qty_milli: l.qty_milli.0,
+                        damaged: l.damaged,
+                    }),
+                    _ => out.push(Fact::UnlinkedReturn {
+                        event_id,
+                        line,
+                        store,
+                        device,
+                        sale_id: b.sale_id,
+                        reference: b
+                            .original_unknown
+                            .as_ref()
+                            .map(|u| u.reference.clone())
+                            .or_else(|| b.sale_id.map(|s| s.to_string()))
+                            .unwrap_or_default(),
+                        product: l.product.clone(),
+                        qty_milli: l.qty_milli.0,
+                        damaged: l.damaged,
+                    }),
+                }
+            }
             if let Some(f) = &b.credit_note {
                 out.push(Fact::CreditNote {
                     event_id,
@@ -639,6 +788,18 @@ pub fn facts(meta: &EventMeta<'_>, body: &EventBody) -> Vec<Fact> {
                     series: f.series.clone(),
                     number: f.number.clone(),
                 });
+            }
+            if let (PaymentMethod::StoreCredit, Some(customer)) = (b.refund, b.customer) {
+                if b.total.0 != 0 {
+                    out.push(Fact::StoreCredit {
+                        event_id,
+                        idx: 0,
+                        store,
+                        customer,
+                        amount: b.total.0,
+                        sale_id: None,
+                    });
+                }
             }
             out
         }
@@ -669,6 +830,17 @@ pub enum Subject {
     /// A price the hub set for a product of a store at an HLC: the store
     /// widens it to the sales made after it, whose price in force it may change.
     PriceChange(StoreId, Sku, Hlc),
+    /// A customer's store credit in a store (`store_credit_overdrawn`).
+    StoreCredit(StoreId, CustomerId),
+    /// A return whose original the register did not know, by its event (the
+    /// review item `return_original_unknown`).
+    UnknownOriginal(EventId),
+    /// Returns made without the original naming a fiscal number: the store
+    /// widens it to the sales of that store with that number.
+    ReturnedFiscal(StoreId, String),
+    /// A sale applied: the store widens it to `Returned` when returns made
+    /// without the original name it (by id or fiscal number), else nothing.
+    SaleForReturns(StoreId, SaleId, Option<String>),
 }
 
 impl Subject {
@@ -682,13 +854,19 @@ impl Subject {
             Subject::SalePrice(e) => format!("sale:{e}"),
             Subject::VoidedSale(s) => format!("voided_sale:{s}"),
             Subject::PriceChange(store, p, h) => format!("price:{store}:{p}:{h}"),
+            Subject::StoreCredit(store, c) => format!("store_credit:{store}:{c}"),
+            Subject::UnknownOriginal(e) => format!("unknown_original:{e}"),
+            Subject::ReturnedFiscal(store, n) => format!("returned_fiscal:{store}:{n}"),
+            Subject::SaleForReturns(store, sale, _) => format!("sale_returns:{store}:{sale}"),
         }
     }
 
     /// Whether the conflicts of this subject can disappear as facts arrive
-    /// (so a store re-decides them instead of only adding).
+    /// (so a store re-decides them instead of only adding): a stale price (a
+    /// price with an earlier HLC may arrive later) and an overdrawn store
+    /// credit (a refund may arrive later, a spending sale may be voided).
     pub fn retractable(&self) -> bool {
-        matches!(self, Subject::SalePrice(_))
+        matches!(self, Subject::SalePrice(_) | Subject::StoreCredit(..))
     }
 }
 
@@ -697,14 +875,39 @@ impl Subject {
 pub fn subjects(fact: &Fact) -> Vec<Subject> {
     match fact {
         Fact::Sale {
-            event_id, fiscal, ..
+            event_id,
+            fiscal,
+            store,
+            sale_id,
+            ..
         } => {
             let mut out = vec![Subject::SalePrice(*event_id)];
             if let Some((series, number)) = fiscal {
                 out.push(Subject::Fiscal(series.clone(), number.clone()));
             }
+            out.push(Subject::SaleForReturns(
+                *store,
+                *sale_id,
+                fiscal.as_ref().map(|f| f.1.clone()),
+            ));
             out
         }
+        Fact::StoreCredit {
+            store, customer, ..
+        } => vec![Subject::StoreCredit(*store, *customer)],
+        Fact::UnlinkedReturn {
+            event_id,
+            store,
+            sale_id,
+            reference,
+            ..
+        } => vec![
+            Subject::UnknownOriginal(*event_id),
+            match sale_id {
+                Some(s) => Subject::Returned(*s),
+                None => Subject::ReturnedFiscal(*store, reference.clone()),
+            },
+        ],
         Fact::Debt { debt_id, .. } | Fact::DebtPayment { debt_id, .. } => {
             vec![Subject::Debt(*debt_id)]
         }
@@ -774,6 +977,7 @@ fn manual(
 pub fn possible_conflicts(subject: &Subject) -> Vec<ConflictId> {
     let reasons: &[&str] = match subject {
         Subject::SalePrice(_) => &["stale_price"],
+        Subject::StoreCredit(..) => &["store_credit_overdrawn"],
         _ => &[],
     };
     reasons
@@ -834,54 +1038,164 @@ pub fn conflict_of(subject: &Subject, related: &[Fact]) -> Vec<Conflict> {
             .take(1)
             .collect(),
         Subject::SalePrice(sale) => stale_price(subject, *sale, related).into_iter().collect(),
-        Subject::Returned(sale) => {
-            // A return never returns more than was sold, per line, across
-            // every register's returns (checked at the register too).
-            let mut sold: BTreeMap<u32, i64> = BTreeMap::new();
-            let mut returned: BTreeMap<u32, i128> = BTreeMap::new();
-            let mut events = BTreeSet::new();
-            let mut store = None;
-            for f in related {
-                match f {
-                    Fact::SaleLine {
-                        sale_id,
-                        line,
-                        qty_milli,
-                        store: s,
-                        event_id,
-                        ..
-                    } if sale_id == sale => {
-                        sold.insert(*line, *qty_milli);
-                        store = store.or(Some(*s));
-                        events.insert(*event_id);
-                    }
-                    Fact::ReturnLine {
-                        sale_id,
-                        sale_line,
-                        qty_milli,
-                        event_id,
-                        store: s,
-                        ..
-                    } if sale_id == sale => {
-                        *returned.entry(*sale_line).or_default() += i128::from(*qty_milli);
-                        store = store.or(Some(*s));
-                        events.insert(*event_id);
-                    }
-                    _ => {}
-                }
-            }
-            let over = returned
-                .iter()
-                .any(|(line, q)| *q > i128::from(sold.get(line).copied().unwrap_or(0)));
-            match store {
-                Some(store) if over && !sold.is_empty() => {
-                    vec![manual("over_return", subject, store, events)]
-                }
-                _ => vec![],
-            }
+        Subject::Returned(sale) => over_return(subject, *sale, related),
+        Subject::StoreCredit(store, customer) => {
+            store_credit_overdrawn(subject, *store, *customer, related)
+                .into_iter()
+                .collect()
         }
-        Subject::VoidedSale(_) | Subject::PriceChange(..) => vec![],
+        Subject::UnknownOriginal(id) => related
+            .iter()
+            .filter_map(|f| match f {
+                Fact::UnlinkedReturn {
+                    event_id, store, ..
+                } if event_id == id => Some(manual(
+                    "return_original_unknown",
+                    subject,
+                    *store,
+                    [*id].into(),
+                )),
+                _ => None,
+            })
+            .take(1)
+            .collect(),
+        Subject::VoidedSale(_)
+        | Subject::PriceChange(..)
+        | Subject::ReturnedFiscal(..)
+        | Subject::SaleForReturns(..) => vec![],
     }
+}
+
+/// `over_return`: more returned of a sale than was sold — of a line (by its
+/// returns by line, across every register) or of a product (counting the
+/// returns made without the original that name the sale by id or by its
+/// fiscal number in its store). Judged once the sale is known; monotone
+/// (more returns never make it false). Candidates: the sale and its returns.
+fn over_return(subject: &Subject, sale: SaleId, related: &[Fact]) -> Vec<Conflict> {
+    let mut sold: BTreeMap<u32, i64> = BTreeMap::new();
+    let mut sold_p: BTreeMap<&Sku, i128> = BTreeMap::new();
+    let mut returned: BTreeMap<u32, i128> = BTreeMap::new();
+    let mut returned_p: BTreeMap<&Sku, i128> = BTreeMap::new();
+    let mut events = BTreeSet::new();
+    let mut store = None;
+    // The sale's store and fiscal number, for returns that name it by number.
+    let sale_fact = related.iter().find_map(|f| match f {
+        Fact::Sale {
+            sale_id,
+            store,
+            fiscal,
+            ..
+        } if *sale_id == sale => Some((*store, fiscal.as_ref().map(|x| x.1.as_str()))),
+        _ => None,
+    });
+    for f in related {
+        match f {
+            Fact::SaleLine {
+                sale_id,
+                line,
+                qty_milli,
+                store: s,
+                event_id,
+                product,
+                ..
+            } if *sale_id == sale => {
+                sold.insert(*line, *qty_milli);
+                *sold_p.entry(product).or_default() += i128::from(*qty_milli);
+                store = store.or(Some(*s));
+                events.insert(*event_id);
+            }
+            Fact::ReturnLine {
+                sale_id,
+                sale_line,
+                qty_milli,
+                event_id,
+                store: s,
+                product,
+                ..
+            } if *sale_id == sale => {
+                *returned.entry(*sale_line).or_default() += i128::from(*qty_milli);
+                *returned_p.entry(product).or_default() += i128::from(*qty_milli);
+                store = store.or(Some(*s));
+                events.insert(*event_id);
+            }
+            Fact::UnlinkedReturn {
+                sale_id,
+                reference,
+                store: s,
+                product,
+                qty_milli,
+                event_id,
+                ..
+            } => {
+                let names_it = match sale_id {
+                    Some(id) => *id == sale,
+                    None => {
+                        sale_fact.is_some_and(|(st, n)| st == *s && n == Some(reference.as_str()))
+                    }
+                };
+                if names_it {
+                    *returned_p.entry(product).or_default() += i128::from(*qty_milli);
+                    store = store.or(Some(*s));
+                    events.insert(*event_id);
+                }
+            }
+            _ => {}
+        }
+    }
+    let over_line = returned
+        .iter()
+        .any(|(line, q)| *q > i128::from(sold.get(line).copied().unwrap_or(0)));
+    let over_product = returned_p
+        .iter()
+        .any(|(p, q)| *q > sold_p.get(p).copied().unwrap_or(0));
+    match store {
+        Some(store) if (over_line || over_product) && !sold.is_empty() => {
+            vec![manual("over_return", subject, store, events)]
+        }
+        _ => vec![],
+    }
+}
+
+/// `store_credit_overdrawn`: a customer's store credit in a store below
+/// zero — what sales not voided spent exceeds what returns credited (two
+/// registers offline spending the same credit). Not monotone (a refund may
+/// arrive later, a spending sale may be voided): stores re-decide it.
+/// Candidates: the refunds and the spending sales not voided.
+fn store_credit_overdrawn(
+    subject: &Subject,
+    store: StoreId,
+    customer: CustomerId,
+    related: &[Fact],
+) -> Option<Conflict> {
+    let voided: BTreeSet<SaleId> = related
+        .iter()
+        .filter_map(|f| match f {
+            Fact::Void {
+                sale_id, store: s, ..
+            } if *s == store => Some(*sale_id),
+            _ => None,
+        })
+        .collect();
+    let mut balance: i128 = 0;
+    let mut events = BTreeSet::new();
+    for f in related {
+        if let Fact::StoreCredit {
+            event_id,
+            store: s,
+            customer: c,
+            amount,
+            sale_id,
+            ..
+        } = f
+        {
+            if *s != store || *c != customer || sale_id.is_some_and(|x| voided.contains(&x)) {
+                continue;
+            }
+            balance += i128::from(*amount);
+            events.insert(*event_id);
+        }
+    }
+    (balance < 0).then(|| manual("store_credit_overdrawn", subject, store, events))
 }
 
 /// `debt_overpaid`: positive payments beyond the smallest amount the debt was
@@ -995,6 +1309,7 @@ fn stale_price(subject: &Subject, sale: EventId, related: &[Fact]) -> Option<Con
             event_id,
             product,
             unit_price: Some(charged),
+            overridden: false,
             ..
         } = f
         {
@@ -1085,6 +1400,10 @@ fn rank(f: &Fact) -> (u8, String) {
         Fact::CreditNote { event_id, .. } => (17, event_id.to_string()),
         Fact::PriceHistory { event_id, .. } => (18, event_id.to_string()),
         Fact::Resolution { event_id, .. } => (19, event_id.to_string()),
+        Fact::StoreCredit { event_id, idx, .. } => (20, format!("{event_id}/{idx:010}")),
+        Fact::UnlinkedReturn { event_id, line, .. } => (21, format!("{event_id}/{line:010}")),
+        Fact::DrawerOpen { event_id, .. } => (22, event_id.to_string()),
+        Fact::Approval { event_id, idx, .. } => (23, format!("{event_id}/{idx:010}")),
     }
 }
 
@@ -1193,6 +1512,72 @@ impl Projections {
                 );
                 out
             }
+            Subject::Returned(sale) => {
+                // The sale, its lines, its returns by line, and the returns
+                // made without the original that name it (by id, or by its
+                // fiscal number in its store).
+                let mut out: Vec<Fact> = self
+                    .rows
+                    .values()
+                    .filter(|f| match f {
+                        Fact::Sale { sale_id, .. }
+                        | Fact::SaleLine { sale_id, .. }
+                        | Fact::ReturnLine { sale_id, .. } => sale_id == sale,
+                        Fact::UnlinkedReturn {
+                            sale_id: Some(s), ..
+                        } => s == sale,
+                        _ => false,
+                    })
+                    .cloned()
+                    .collect();
+                let numbered: Vec<(StoreId, String)> = out
+                    .iter()
+                    .filter_map(|f| match f {
+                        Fact::Sale {
+                            store,
+                            fiscal: Some((_, n)),
+                            ..
+                        } => Some((*store, n.clone())),
+                        _ => None,
+                    })
+                    .collect();
+                out.extend(
+                    self.rows
+                        .values()
+                        .filter(|f| {
+                            matches!(f, Fact::UnlinkedReturn { sale_id: None, store, reference, .. }
+                                if numbered.iter().any(|(s, n)| s == store && n == reference))
+                        })
+                        .cloned(),
+                );
+                out
+            }
+            Subject::StoreCredit(store, customer) => {
+                let mut out: Vec<Fact> = self
+                    .rows
+                    .values()
+                    .filter(|f| {
+                        matches!(f, Fact::StoreCredit { store: s, customer: c, .. } if s == store && c == customer)
+                    })
+                    .cloned()
+                    .collect();
+                let sales: BTreeSet<SaleId> = out
+                    .iter()
+                    .filter_map(|f| match f {
+                        Fact::StoreCredit { sale_id, .. } => *sale_id,
+                        _ => None,
+                    })
+                    .collect();
+                out.extend(
+                    self.rows
+                        .values()
+                        .filter(|f| {
+                            matches!(f, Fact::Void { sale_id, store: s, .. } if s == store && sales.contains(sale_id))
+                        })
+                        .cloned(),
+                );
+                out
+            }
             _ => self
                 .rows
                 .values()
@@ -1209,22 +1594,35 @@ impl Projections {
         for f in self.rows.values() {
             for s in subjects(f) {
                 match s {
-                    Subject::Debt(_) | Subject::SalePrice(_) => {
+                    Subject::Debt(_)
+                    | Subject::SalePrice(_)
+                    | Subject::Returned(_)
+                    | Subject::StoreCredit(..) => {
                         wide.insert(s);
                     }
-                    Subject::VoidedSale(_) | Subject::PriceChange(..) => {}
-                    // Fiscal numbers and foreign kinds depend only on their own facts.
+                    Subject::VoidedSale(_)
+                    | Subject::PriceChange(..)
+                    | Subject::SaleForReturns(..) => {}
+                    // Returns naming a fiscal number stand for the sales of
+                    // their store with that number (as the store widens them).
+                    Subject::ReturnedFiscal(store, number) => {
+                        for g in self.rows.values() {
+                            if let Fact::Sale {
+                                store: st,
+                                sale_id,
+                                fiscal: Some((_, n)),
+                                ..
+                            } = g
+                            {
+                                if *st == store && *n == number {
+                                    wide.insert(Subject::Returned(*sale_id));
+                                }
+                            }
+                        }
+                    }
+                    // Fiscal numbers, foreign kinds and unknown originals
+                    // depend only on their own facts.
                     _ => by_subject.entry(s).or_default().push(f.clone()),
-                }
-            }
-        }
-        // What was returned of a sale is judged against the sale's lines,
-        // which are not a subject of their own (the store reads them when a
-        // return arrives, as `facts_about` does).
-        for f in self.rows.values() {
-            if let Fact::SaleLine { sale_id, .. } = f {
-                if let Some(v) = by_subject.get_mut(&Subject::Returned(*sale_id)) {
-                    v.push(f.clone());
                 }
             }
         }
@@ -1389,9 +1787,50 @@ impl Projections {
                     qty_milli,
                     damaged: false,
                     ..
+                }
+                | Fact::UnlinkedReturn {
+                    store,
+                    product,
+                    qty_milli,
+                    damaged: false,
+                    ..
                 } => {
                     *s.stock.entry((*store, product.clone())).or_default() +=
                         i128::from(*qty_milli);
+                }
+                Fact::StoreCredit {
+                    store,
+                    customer,
+                    amount,
+                    sale_id,
+                    ..
+                } => {
+                    let spent_by_void = sale_id.is_some_and(|x| voided.contains(&(*store, x)));
+                    let b = s.store_credit.entry((*store, *customer)).or_default();
+                    if !spent_by_void {
+                        *b += i128::from(*amount);
+                    }
+                }
+                Fact::DrawerOpen {
+                    store, shift_id, ..
+                } => {
+                    s.shifts
+                        .entry((*store, *shift_id))
+                        .or_default()
+                        .drawer_opens += 1;
+                }
+                Fact::SaleLine {
+                    store,
+                    sale_id,
+                    overridden: true,
+                    ..
+                } => {
+                    if let Some(shift) = sale_shift.get(&(*store, *sale_id)) {
+                        s.shifts
+                            .entry((*store, *shift))
+                            .or_default()
+                            .price_overrides += 1;
+                    }
                 }
                 _ => {}
             }
@@ -1450,6 +1889,9 @@ pub struct Summary {
     pub stock: BTreeMap<(StoreId, Sku), i128>,
     /// Debt balance per (store, customer).
     pub debts: BTreeMap<(StoreId, CustomerId), i128>,
+    /// Store-credit balance per (store, customer): refunds as store credit
+    /// less what sales not voided spent (`pn_counter`).
+    pub store_credit: BTreeMap<(StoreId, CustomerId), i128>,
 }
 
 /// A store's sales.
@@ -1484,6 +1926,11 @@ pub struct ZTotals {
     pub voided_total: i128,
     /// Payments per method (cash net of change).
     pub by_method: BTreeMap<PaymentMethod, i128>,
+    /// Drawer openings without a sale.
+    pub drawer_opens: u64,
+    /// Sale lines sold at an overridden price (voided sales included: the
+    /// override was approved).
+    pub price_overrides: u64,
     /// Cash the register expected at close.
     pub expected_cash: i128,
     /// Cash counted at close.
@@ -1528,6 +1975,8 @@ impl Summary {
                         ("by_method", Value::Object(by)),
                         ("expected_cash", int(z.expected_cash)),
                         ("counted_cash", int(z.counted_cash)),
+                        ("drawer_opens", int(i128::from(z.drawer_opens))),
+                        ("price_overrides", int(i128::from(z.price_overrides))),
                     ])
                 })
                 .collect(),
@@ -1556,11 +2005,24 @@ impl Summary {
                 })
                 .collect(),
         );
+        let store_credit = Value::Array(
+            self.store_credit
+                .iter()
+                .map(|((store, customer), b)| {
+                    obj([
+                        ("store", Value::String(store.to_string())),
+                        ("customer", Value::String(customer.to_string())),
+                        ("balance", int(*b)),
+                    ])
+                })
+                .collect(),
+        );
         obj([
             ("stores", stores),
             ("shifts", shifts),
             ("stock", stock),
             ("debts", debts),
+            ("store_credit", store_credit),
         ])
     }
 }
@@ -1572,6 +2034,7 @@ pub fn method_name(m: PaymentMethod) -> &'static str {
         PaymentMethod::Card => "card",
         PaymentMethod::Transfer => "transfer",
         PaymentMethod::Fiado => "fiado",
+        PaymentMethod::StoreCredit => "store_credit",
     }
 }
 
@@ -1582,6 +2045,7 @@ pub fn parse_method(s: &str) -> Option<PaymentMethod> {
         PaymentMethod::Card,
         PaymentMethod::Transfer,
         PaymentMethod::Fiado,
+        PaymentMethod::StoreCredit,
     ]
     .into_iter()
     .find(|m| method_name(*m) == s)
@@ -1687,6 +2151,7 @@ fn fact_value(f: &Fact) -> Value {
             total,
             tax,
             unit_price,
+            overridden,
         } => obj([
             ("t", s("line")),
             ("event", s(event_id)),
@@ -1701,6 +2166,7 @@ fn fact_value(f: &Fact) -> Value {
                 "unit_price",
                 unit_price.map_or(Value::Null, |p| int(p.into())),
             ),
+            ("overridden", Value::Bool(*overridden)),
         ]),
         Fact::Payment {
             event_id,
@@ -1926,7 +2392,7 @@ fn fact_value(f: &Fact) -> Value {
             ("event", s(event_id)),
             ("store", s(store)),
             ("device", s(device)),
-            ("sale", s(sale_id)),
+            ("sale", opt(sale_id)),
             ("series", s(series)),
             ("number", s(number)),
         ]),
@@ -1967,6 +2433,80 @@ fn fact_value(f: &Fact) -> Value {
             ("by", s(resolved_by)),
             ("note", s(note)),
             ("covers", Value::Array(covers.iter().map(s).collect())),
+        ]),
+        Fact::StoreCredit {
+            event_id,
+            idx,
+            store,
+            customer,
+            amount,
+            sale_id,
+        } => obj([
+            ("t", s("store_credit")),
+            ("event", s(event_id)),
+            ("idx", int((*idx).into())),
+            ("store", s(store)),
+            ("customer", s(customer)),
+            ("amount", int((*amount).into())),
+            ("sale", opt(sale_id)),
+        ]),
+        Fact::UnlinkedReturn {
+            event_id,
+            line,
+            store,
+            device,
+            sale_id,
+            reference,
+            product,
+            qty_milli,
+            damaged,
+        } => obj([
+            ("t", s("unlinked_return")),
+            ("event", s(event_id)),
+            ("line", int((*line).into())),
+            ("store", s(store)),
+            ("device", s(device)),
+            ("sale", opt(sale_id)),
+            ("reference", s(reference)),
+            ("product", s(product)),
+            ("qty_milli", int((*qty_milli).into())),
+            ("damaged", Value::Bool(*damaged)),
+        ]),
+        Fact::DrawerOpen {
+            event_id,
+            store,
+            device,
+            shift_id,
+            reason,
+            approved_by,
+        } => obj([
+            ("t", s("drawer_open")),
+            ("event", s(event_id)),
+            ("store", s(store)),
+            ("device", s(device)),
+            ("shift", s(shift_id)),
+            ("reason", s(reason)),
+            ("approved_by", opt(approved_by)),
+        ]),
+        Fact::Approval {
+            event_id,
+            idx,
+            store,
+            device,
+            action,
+            staff_id,
+            name,
+            role,
+        } => obj([
+            ("t", s("approval")),
+            ("event", s(event_id)),
+            ("idx", int((*idx).into())),
+            ("store", s(store)),
+            ("device", s(device)),
+            ("action", s(action)),
+            ("staff", s(staff_id)),
+            ("name", s(name)),
+            ("role", s(role)),
         ]),
         Fact::ForeignKind {
             event_id,

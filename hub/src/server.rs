@@ -14,10 +14,11 @@ use tokio::task::JoinHandle;
 
 use crate::auth::AdminToken;
 use crate::config::HubConfig;
-use crate::datadir::{self, DataDirError, DB_FILE};
+use crate::datadir::{self, DataDirError};
 use crate::http::{router, AppState};
 use crate::hubchain::hub_key_id;
 use crate::metrics::Metrics;
+use crate::outbox_worker::{PoolConfig, WorkerPool};
 use crate::store::{self, Store, StoreConfig, StoreError};
 use crate::system::{OsRandom, SystemClock};
 
@@ -87,6 +88,99 @@ pub enum ServeError {
     },
 }
 
+/// Opens the database, records (or checks) the hub key, checks the audit
+/// tree against the log and signs it, then starts the writer.
+fn open_store(
+    db: &store::Database,
+    cfg: StoreConfig,
+    hub_key: &caja_shared::key::HubSigningKey,
+    clock: Arc<dyn Clock + Send + Sync>,
+    rng: Box<dyn caja_shared::entropy::RandomSource + Send>,
+) -> Result<Store, StoreError> {
+    {
+        let conn = store::open_offline(db)?;
+        let public = hub_key.public_key();
+        store::record_hub_key(
+            &conn,
+            &hub_key_id(&public),
+            &public.to_hex(),
+            clock.now_ms(),
+        )?;
+        // The audit tree is checked against the log's entries, and the current
+        // tree signed, before anything is served.
+        let check = store::audit_tree::startup(&conn, hub_key, clock.now_ms())?;
+        tracing::info!(
+            entries = check.entries,
+            rebuilt = check.rebuilt,
+            tree_size = check.sth.tree_size,
+            root = %check.sth.root,
+            "audit log checked"
+        );
+    }
+    Store::open(cfg, clock, rng)
+}
+
+/// The store's settings from the hub's configuration.
+fn store_config(cfg: &HubConfig, database: store::Database) -> StoreConfig {
+    StoreConfig {
+        database,
+        queue_capacity: cfg.ingest_queue,
+        max_batch_jobs: cfg.max_batch_jobs,
+        read_connections: cfg.read_connections,
+        key_grace_ms: cfg.key_grace_ms,
+        rate_limit: cfg.rate_limit,
+    }
+}
+
+/// The handlers' shared state.
+fn app_state(
+    store: Store,
+    cfg: HubConfig,
+    metrics: Arc<Metrics>,
+    hub_key: caja_shared::key::HubSigningKey,
+    admin_mac_key: [u8; 32],
+) -> Arc<AppState> {
+    Arc::new(AppState {
+        store,
+        admin: AdminToken::new(&cfg.admin_token, admin_mac_key),
+        limiter: Arc::new(Semaphore::new(cfg.max_concurrent_requests)),
+        parsers: Arc::new(Semaphore::new(
+            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+        )),
+        cfg: Arc::new(cfg),
+        metrics,
+        hub_key,
+    })
+}
+
+/// Opens a hub's data directory without a socket or background tasks: the
+/// start-up checks (hub key recorded, audit log checked against its tree and
+/// signed), the store with its writer thread, and the handlers' state, with
+/// an injected clock and random source. [`start_with_clock`] serves the same
+/// on a socket; the deterministic simulation (`caja_tests::sim`) calls
+/// [`router`] on it directly, so every request runs the production handlers
+/// without HTTP, and nothing happens between requests (no pruning, no
+/// periodic tree heads, no reconciliation timer, no outbox workers) unless
+/// the caller asks for it. Blocking (call it off an async executor).
+pub fn open_state(
+    data_dir: &Path,
+    cfg: HubConfig,
+    clock: Arc<dyn Clock + Send + Sync>,
+    rng: Box<dyn caja_shared::entropy::RandomSource + Send>,
+    admin_mac_key: [u8; 32],
+) -> Result<Arc<AppState>, ServeError> {
+    let hub_key = datadir::load_key(data_dir)?;
+    let db = cfg.database(data_dir);
+    let store = open_store(&db, store_config(&cfg, db.clone()), &hub_key, clock, rng)?;
+    Ok(app_state(
+        store,
+        cfg,
+        Arc::new(Metrics::new()),
+        hub_key,
+        admin_mac_key,
+    ))
+}
+
 /// A hub serving on a socket.
 #[derive(Debug)]
 pub struct RunningHub {
@@ -99,6 +193,7 @@ pub struct RunningHub {
     pruner: JoinHandle<()>,
     sth_task: JoinHandle<()>,
     reconciler: JoinHandle<()>,
+    outbox: Option<WorkerPool>,
     store: Store,
 }
 
@@ -107,84 +202,24 @@ pub async fn start(data_dir: &Path, cfg: HubConfig) -> Result<RunningHub, ServeE
     start_with_clock(data_dir, cfg, Arc::new(SystemClock)).await
 }
 
-/// Opens a hub's data directory without a socket or background tasks: the
-/// start-up checks (hub key recorded, audit log checked against its tree and
-/// signed), the store with its writer thread, and the handlers' state, with an
-/// injected clock and random source. [`start_with_clock`] serves it on a
-/// socket; the deterministic simulation calls [`router`] on it directly, so
-/// every request runs the same handlers without HTTP, and nothing happens
-/// between requests (no pruning, no periodic tree heads, no reconciliation
-/// timer) unless the caller asks for it.
-pub fn open_state(
-    data_dir: &Path,
-    cfg: HubConfig,
-    clock: Arc<dyn Clock + Send + Sync>,
-    rng: Box<dyn caja_shared::entropy::RandomSource + Send>,
-    admin_mac_key: [u8; 32],
-) -> Result<Arc<AppState>, ServeError> {
-    let hub_key = datadir::load_key(data_dir)?;
-    let db = data_dir.join(DB_FILE);
-    {
-        let mut conn = store::open_offline(&db)?;
-        let public = hub_key.public_key();
-        store::record_hub_key(
-            &conn,
-            &hub_key_id(&public),
-            &public.to_hex(),
-            clock.now_ms(),
-        )?;
-        // The audit tree is checked against the log's entries, and the current
-        // tree signed, before anything is served.
-        let check = store::audit_tree::startup(&mut conn, &hub_key, clock.now_ms())?;
-        tracing::info!(
-            entries = check.entries,
-            rebuilt = check.rebuilt,
-            tree_size = check.sth.tree_size,
-            root = %check.sth.root,
-            "audit log checked"
-        );
-    }
-    let store = Store::open(
-        StoreConfig {
-            path: db,
-            queue_capacity: cfg.ingest_queue,
-            max_batch_jobs: cfg.max_batch_jobs,
-            read_connections: cfg.read_connections,
-            key_grace_ms: cfg.key_grace_ms,
-            rate_limit: cfg.rate_limit,
-        },
-        clock,
-        rng,
-    )?;
-    Ok(Arc::new(AppState {
-        store,
-        admin: AdminToken::new(&cfg.admin_token, admin_mac_key),
-        limiter: Arc::new(Semaphore::new(cfg.max_concurrent_requests)),
-        parsers: Arc::new(Semaphore::new(
-            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
-        )),
-        cfg: Arc::new(cfg),
-        metrics: Arc::new(Metrics::new()),
-        hub_key,
-    }))
-}
-
 /// Starts the hub with an injected clock (tests).
 pub async fn start_with_clock(
     data_dir: &Path,
     cfg: HubConfig,
     clock: Arc<dyn Clock + Send + Sync>,
 ) -> Result<RunningHub, ServeError> {
-    let mut mac_key = [0u8; 32];
-    caja_shared::entropy::RandomSource::fill_bytes(&mut OsRandom::new(), &mut mac_key);
-    let state = open_state(
-        data_dir,
-        cfg.clone(),
-        clock,
-        Box::new(OsRandom::new()),
-        mac_key,
-    )?;
-    let store = state.store.clone();
+    let hub_key = datadir::load_key(data_dir)?;
+    let db = cfg.database(data_dir);
+    // The database is opened, checked and its writer started off the async
+    // executor (the PostgreSQL client blocks).
+    let key = hub_key.clone();
+    let clock_for_outbox = clock.clone();
+    let store_cfg = store_config(&cfg, db.clone());
+    let store = tokio::task::spawn_blocking(move || {
+        open_store(&db, store_cfg, &key, clock, Box::new(OsRandom::new()))
+    })
+    .await
+    .map_err(|e| StoreError::Task(e.to_string()))??;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| ServeError::Io {
@@ -200,15 +235,31 @@ pub async fn start_with_clock(
         cfg.payment_reconcile_interval_ms,
         cfg.payment_confirm_deadline_ms,
     );
-    let state_key = state.hub_key.clone();
-    let app = router(state);
+    let metrics = Arc::new(Metrics::new());
+    let outbox = match &cfg.tax_authority {
+        Some(t) if t.workers > 0 => Some(start_outbox(
+            &store,
+            t,
+            clock_for_outbox.clone(),
+            metrics.clone(),
+        )?),
+        _ => None,
+    };
+    let mut mac_key = [0u8; 32];
+    caja_shared::entropy::RandomSource::fill_bytes(&mut OsRandom::new(), &mut mac_key);
+    let state = app_state(store.clone(), cfg, metrics, hub_key.clone(), mac_key);
+    let state_key = hub_key;
+    let app = router(state.clone()).merge(crate::ui::router(state, data_dir.to_owned()));
     let (shutdown, stop) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.await;
-            })
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop.await;
+        })
+        .await
     });
     let prune_store = store.clone();
     let pruner = tokio::spawn(async move {
@@ -224,6 +275,7 @@ pub async fn start_with_clock(
     });
     let sth_task = spawn_sth_signer(store.clone(), state_key);
     tracing::info!(%addr, data_dir = %data_dir.display(), "caja-hub listening");
+    tracing::info!("head-office dashboard at http://{addr}/ui/ (sign in with the admin token)");
     Ok(RunningHub {
         addr,
         data_dir: data_dir.to_owned(),
@@ -232,8 +284,54 @@ pub async fn start_with_clock(
         pruner,
         sth_task,
         reconciler,
+        outbox,
         store,
     })
+}
+
+/// Starts the outbox workers of `[tax_authority]`.
+fn start_outbox(
+    store: &Store,
+    t: &crate::config::TaxAuthorityConfig,
+    clock: Arc<dyn Clock + Send + Sync>,
+    metrics: Arc<Metrics>,
+) -> Result<WorkerPool, ServeError> {
+    let gateway = crate::taxgw::dgii_http::DgiiGateway::new(
+        crate::taxgw::dgii::DgiiConfig {
+            ecf_base_url: t.ecf_base_url.clone(),
+            fc_base_url: t.fc_base_url.clone(),
+            rnc: t.rnc.clone(),
+            legal_name: t.legal_name.clone(),
+            address: t.address.clone(),
+        },
+        t.request_timeout_ms,
+        clock,
+    )
+    .map_err(|e| ServeError::Io {
+        what: "tax authority client".into(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    Ok(WorkerPool::spawn(
+        store.clone(),
+        Arc::new(gateway),
+        pool_config(t),
+        Some(metrics),
+    ))
+}
+
+/// The worker pool settings of a `[tax_authority]` section.
+pub fn pool_config(t: &crate::config::TaxAuthorityConfig) -> PoolConfig {
+    PoolConfig {
+        workers: t.workers,
+        lease_ms: t.lease_ms,
+        idle_poll_ms: t.idle_poll_ms,
+        policy: crate::outbox::RetryPolicy {
+            base_ms: t.retry_base_ms,
+            cap_ms: t.retry_cap_ms,
+            poll_ms: t.poll_interval_ms,
+        },
+        name: "hub".into(),
+    }
 }
 
 impl RunningHub {
@@ -250,6 +348,9 @@ impl RunningHub {
         self.pruner.abort();
         self.sth_task.abort();
         self.reconciler.abort();
+        if let Some(pool) = self.outbox {
+            pool.stop().await;
+        }
         let store = self.store;
         let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;
         match served {

@@ -313,6 +313,7 @@ impl Workload {
                 total: amounts.total,
                 tax: amounts.tax,
                 beyond_quota_milli: None,
+                price_override: None,
             });
         }
         let method = match self.pick(10) {

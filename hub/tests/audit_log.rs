@@ -69,6 +69,7 @@ fn hashes(v: &Value) -> Vec<Hash256> {
         .collect()
 }
 
+on_both_backends! {
 #[tokio::test]
 async fn heads_and_proofs_verify_with_the_shared_verifiers() {
     let (hub, reg, hub_key, mut w) = hub_with_events(40).await;
@@ -213,6 +214,7 @@ async fn heads_and_proofs_verify_with_the_shared_verifiers() {
         "{alerts}"
     );
 }
+}
 
 #[tokio::test]
 async fn a_hub_whose_database_was_edited_signs_a_head_that_does_not_extend_the_old_one() {
@@ -234,8 +236,8 @@ async fn a_hub_whose_database_was_edited_signs_a_head_that_does_not_extend_the_o
             .unwrap()
             .replacen("\"at_ms\":", "\"at_ms\":1", 1);
         db.execute(
-            "UPDATE audit_log SET entry = ?1, leaf_hash = ?2 WHERE idx = 3",
-            rusqlite::params![
+            "UPDATE audit_log SET entry = $1, leaf_hash = $2 WHERE idx = 3",
+            caja_hub::sql_params![
                 forged.as_bytes(),
                 merkle::leaf_hash(forged.as_bytes()).to_hex()
             ],
@@ -313,6 +315,7 @@ fn python_verify(dir: &Path) -> Option<(bool, String)> {
     ))
 }
 
+on_both_backends! {
 #[tokio::test]
 async fn export_verifies_with_caja_and_without_and_tampering_names_the_entry() {
     let (mut hub, _reg, hub_key, _w) = hub_with_events(30).await;
@@ -496,6 +499,7 @@ async fn export_verifies_with_caja_and_without_and_tampering_names_the_entry() {
         assert!(!passed);
     }
 }
+}
 
 #[tokio::test]
 async fn an_export_of_an_edited_database_does_not_verify() {
@@ -533,14 +537,17 @@ fn the_persisted_tree_reproduces_every_vector_tree_and_proof() {
     use caja_hub::store::audit_tree as tree;
     let v = vectors();
     let tmp = tempfile::tempdir().unwrap();
-    let conn = caja_hub::store::open_offline(&tmp.path().join("hub.db")).unwrap();
+    let conn = caja_hub::store::open_offline(&caja_hub::store::Database::Sqlite(
+        tmp.path().join("hub.db"),
+    ))
+    .unwrap();
     for (i, e) in v["entries"].as_array().unwrap().iter().enumerate() {
         let bytes = e.as_str().unwrap().as_bytes();
         let leaf = merkle::leaf_hash(bytes);
         assert_eq!(v["leaf_hashes"][i].as_str().unwrap(), leaf.to_hex());
         conn.execute(
-            "INSERT INTO audit_log (idx, kind, at_ms, store_id, entry, leaf_hash) VALUES (?1, 'event_accepted', 0, NULL, ?2, ?3)",
-            rusqlite::params![i64::try_from(i).unwrap(), bytes, leaf.to_hex()],
+            "INSERT INTO audit_log (idx, kind, at_ms, store_id, entry, leaf_hash) VALUES ($1, 'event_accepted', 0, NULL, $2, $3)",
+            caja_hub::sql_params![i64::try_from(i).unwrap(), bytes, leaf.to_hex()],
         )
         .unwrap();
         tree::append_leaf(&conn, u64::try_from(i).unwrap(), leaf).unwrap();

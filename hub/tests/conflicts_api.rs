@@ -48,6 +48,7 @@ fn fiado_sale(product: &str, unit_price: i64, seed: u64) -> (SaleId, EventBody) 
             total: Money(unit_price),
             tax: Money(0),
             beyond_quota_milli: None,
+            price_override: None,
         }],
         total: Money(unit_price),
         tax: Money(0),
@@ -109,7 +110,7 @@ async fn resolve(hub: &TestHub, id: &str, body: &Value) -> (u16, Value) {
 fn audit_entries(hub: &TestHub, kind: &str) -> Vec<Value> {
     let db = hub.db();
     let mut stmt = db
-        .prepare("SELECT entry FROM audit_log WHERE kind = ?1 ORDER BY idx")
+        .prepare("SELECT entry FROM audit_log WHERE kind = $1 ORDER BY idx")
         .unwrap();
     stmt.query_map([kind], |r| r.get::<_, Vec<u8>>(0))
         .unwrap()
@@ -117,6 +118,7 @@ fn audit_entries(hub: &TestHub, kind: &str) -> Vec<Value> {
         .collect()
 }
 
+on_both_backends! {
 #[tokio::test]
 async fn a_payment_on_a_voided_debt_is_resolved_by_an_operator_and_reaches_the_registers() {
     let hub = TestHub::start().await;
@@ -342,9 +344,10 @@ async fn a_payment_on_a_voided_debt_is_resolved_by_an_operator_and_reaches_the_r
     let live = caja_hub::store::digest(&hub.db()).unwrap();
     let mut hub = hub;
     hub.stop().await;
-    let mut db = hub.db();
-    caja_hub::store::rebuild(&mut db).unwrap();
+    let db = hub.db();
+    caja_hub::store::rebuild(&db).unwrap();
     assert_eq!(caja_hub::store::digest(&db).unwrap(), live);
+}
 }
 
 /// Runs `caja-hub admin <args>` against the test hub; returns its JSON output.
@@ -381,6 +384,7 @@ async fn resolve_with_bad_state(hub: &TestHub) -> (u16, Value) {
     }
 }
 
+on_both_backends! {
 #[tokio::test]
 async fn a_stale_price_is_found_then_withdrawn_when_the_price_in_force_changes() {
     let hub = TestHub::start().await;
@@ -437,11 +441,13 @@ async fn a_stale_price_is_found_then_withdrawn_when_the_price_in_force_changes()
     let live = caja_hub::store::digest(&hub.db()).unwrap();
     let mut hub = hub;
     hub.stop().await;
-    let mut db = hub.db();
-    caja_hub::store::rebuild(&mut db).unwrap();
+    let db = hub.db();
+    caja_hub::store::rebuild(&db).unwrap();
     assert_eq!(caja_hub::store::digest(&db).unwrap(), live);
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn a_debt_payment_whose_debt_never_arrived_is_held_reported_and_applied_later() {
     let hub = TestHub::start().await;
@@ -477,7 +483,7 @@ async fn a_debt_payment_whose_debt_never_arrived_is_held_reported_and_applied_la
     let balance = |hub: &TestHub| -> Option<i64> {
         hub.db()
             .query_row(
-                "SELECT balance FROM v_debt_balances WHERE customer_id = ?1",
+                "SELECT balance FROM v_debt_balances WHERE customer_id = $1",
                 [CUSTOMER],
                 |r| r.get(0),
             )
@@ -494,15 +500,16 @@ async fn a_debt_payment_whose_debt_never_arrived_is_held_reported_and_applied_la
     let live = caja_hub::store::digest(&hub.db()).unwrap();
     let mut hub = hub;
     hub.stop().await;
-    let mut db = hub.db();
-    caja_hub::store::rebuild(&mut db).unwrap();
+    let db = hub.db();
+    caja_hub::store::rebuild(&db).unwrap();
     assert_eq!(caja_hub::store::digest(&db).unwrap(), live);
     let rebuilt: i64 = db
         .query_row(
-            "SELECT balance FROM v_debt_balances WHERE customer_id = ?1",
+            "SELECT balance FROM v_debt_balances WHERE customer_id = $1",
             [CUSTOMER],
             |r| r.get(0),
         )
         .unwrap();
     assert_eq!(rebuilt, 5000);
+}
 }

@@ -90,6 +90,7 @@ fn sell(
                 total: Money(qty / 10),
                 tax: Money(0),
                 beyond_quota_milli: beyond.map(QtyMilli),
+                price_override: None,
             }],
             total: Money(qty / 10),
             tax: Money(0),
@@ -149,6 +150,7 @@ async fn stock_of(hub: &TestHub, store: StoreId, sku: &str) -> Value {
         .unwrap()
 }
 
+on_both_backends! {
 #[tokio::test]
 async fn concurrent_quota_requests_never_promise_more_than_the_stock() {
     let hub = TestHub::start().await;
@@ -197,6 +199,7 @@ async fn concurrent_quota_requests_never_promise_more_than_the_stock() {
         "{more} of {avail}"
     );
 }
+}
 
 async fn join_all<F: std::future::Future>(fs: Vec<F>) -> Vec<F::Output> {
     let mut pinned: Vec<_> = fs.into_iter().map(Box::pin).collect();
@@ -221,6 +224,7 @@ async fn join_all<F: std::future::Future>(fs: Vec<F>) -> Vec<F::Output> {
     outs.into_iter().map(Option::unwrap).collect()
 }
 
+on_both_backends! {
 #[tokio::test]
 async fn requests_are_idempotent_and_bad_ones_change_nothing() {
     let hub = TestHub::start().await;
@@ -281,7 +285,9 @@ async fn requests_are_idempotent_and_bad_ones_change_nothing() {
         assert_eq!(hub.business_state(), before);
     }
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn one_oversell_alert_per_warn_sale_whatever_the_order_and_decisions_are_audited() {
     for order in [false, true] {
@@ -377,4 +383,5 @@ async fn one_oversell_alert_per_warn_sale_whatever_the_order_and_decisions_are_a
             .await;
         assert!(bad.is_err());
     }
+}
 }

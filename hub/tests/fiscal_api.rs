@@ -103,6 +103,7 @@ async fn report(hub: &TestHub, series: &str) -> Value {
     v["reports"][0].clone()
 }
 
+on_both_backends! {
 #[tokio::test]
 async fn series_are_checked_and_overlaps_refused() {
     let hub = TestHub::start().await;
@@ -156,7 +157,9 @@ async fn series_are_checked_and_overlaps_refused() {
     let list = hub.admin_get("/v1/admin/fiscal/series").await;
     assert_eq!(list["series"].as_array().unwrap().len(), 2);
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn concurrent_grants_never_overlap_and_the_report_adds_up() {
     let hub = TestHub::start().await;
@@ -224,6 +227,7 @@ async fn concurrent_grants_never_overlap_and_the_report_adds_up() {
         8
     );
 }
+}
 
 /// Polls futures concurrently without extra crates: each is spawned.
 async fn futures_join_all<F, T>(fs: Vec<F>) -> Vec<T>
@@ -256,6 +260,7 @@ where
     outs.into_iter().map(|o| o.unwrap()).collect()
 }
 
+on_both_backends! {
 #[tokio::test]
 async fn request_ids_are_idempotent_and_releases_are_regranted_and_everything_is_accounted() {
     let hub = TestHub::start().await;
@@ -459,4 +464,5 @@ async fn request_ids_are_idempotent_and_releases_are_regranted_and_everything_is
         !t607.contains("B0200000002"),
         "voided documents are not in the 607"
     );
+}
 }

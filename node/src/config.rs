@@ -53,6 +53,10 @@ pub const DEFAULT_MAX_HLC_DRIFT_MS: i64 = 5 * 60 * 1000;
 pub const DEFAULT_RECEIPT_WIDTH_MM: u16 = 58;
 /// Default wait for a stable weight (3 s).
 pub const DEFAULT_SCALE_TIMEOUT_MS: u64 = 3_000;
+/// Where `caja-node ui` serves the cashier's screen when `ui_listen` is unset.
+pub const DEFAULT_UI_LISTEN: &str = "127.0.0.1:8080";
+/// Most quick keys shown.
+pub const MAX_QUICK_KEYS: usize = 24;
 /// Longest store name or RNC accepted.
 pub const MAX_HEADER_CHARS: usize = 100;
 
@@ -104,6 +108,14 @@ pub struct NodeConfig {
     pub scale: Option<String>,
     /// How long a sale waits for a stable weight, in milliseconds.
     pub scale_timeout_ms: u64,
+    /// Where the cashier's screen is served (env `CAJA_NODE_UI_LISTEN`), e.g.
+    /// `127.0.0.1:8080`: a loopback address only (the screen has no login;
+    /// it is for the register's own browser). `None`: `caja-node run` serves
+    /// no screen (`caja-node ui` uses [`DEFAULT_UI_LISTEN`]).
+    pub ui_listen: Option<String>,
+    /// Quick keys of the cashier's screen: codes (SKU or barcode) of items
+    /// without a barcode on them. Empty: the items sold by weight.
+    pub quick_keys: Vec<String>,
 }
 
 impl Default for NodeConfig {
@@ -126,6 +138,8 @@ impl Default for NodeConfig {
             max_discount_bp: 1_000,
             scale: None,
             scale_timeout_ms: DEFAULT_SCALE_TIMEOUT_MS,
+            ui_listen: None,
+            quick_keys: Vec::new(),
         }
     }
 }
@@ -167,6 +181,23 @@ pub enum ConfigError {
     },
 }
 
+/// `ui_listen` (or `caja-node ui --listen`): `IP:PORT` on a loopback address.
+pub fn parse_ui_listen(v: &str) -> Result<std::net::SocketAddr, ConfigError> {
+    let addr: std::net::SocketAddr = v.trim().parse().map_err(|_| ConfigError::Invalid {
+        key: "ui_listen",
+        message: format!("{v:?} is not IP:PORT (e.g. 127.0.0.1:8080)"),
+    })?;
+    if !addr.ip().is_loopback() {
+        return Err(ConfigError::Invalid {
+            key: "ui_listen",
+            message: format!(
+                "{addr} is not a loopback address: the cashier screen has no login and is served to this machine only"
+            ),
+        });
+    }
+    Ok(addr)
+}
+
 impl NodeConfig {
     /// Reads `config.toml` from `data_dir` (if present) and applies the
     /// environment `env` (a lookup, so tests need not touch the process env).
@@ -203,6 +234,16 @@ impl NodeConfig {
                 .collect();
         }
         cfg.check_fiscal()?;
+        if let Some(v) = env("CAJA_NODE_UI_LISTEN") {
+            cfg.ui_listen = Some(v).filter(|v| !v.trim().is_empty());
+        }
+        cfg.ui_address()?;
+        if cfg.quick_keys.len() > MAX_QUICK_KEYS {
+            return Err(ConfigError::Invalid {
+                key: "quick_keys",
+                message: format!("at most {MAX_QUICK_KEYS} codes"),
+            });
+        }
         if let Some(p) = env("CAJA_NODE_SCALE") {
             cfg.scale = Some(p).filter(|p| !p.trim().is_empty());
         }
@@ -237,6 +278,11 @@ impl NodeConfig {
             }
         }
         Ok(cfg)
+    }
+
+    /// The cashier screen's address, checked: a loopback IP and a port.
+    pub fn ui_address(&self) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+        self.ui_listen.as_deref().map(parse_ui_listen).transpose()
     }
 
     fn check_fiscal(&self) -> Result<(), ConfigError> {
@@ -430,5 +476,29 @@ mod tests {
             NodeConfig::load(dir.path(), bad_env),
             Err(ConfigError::Env { .. })
         ));
+    }
+
+    #[test]
+    fn ui_listen_is_loopback_only() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let cfg_with = |text: &str| {
+            std::fs::write(dir.path().join(CONFIG_FILE_NAME), text).expect("write");
+            NodeConfig::load(dir.path(), |_| None)
+        };
+        let ok =
+            cfg_with("ui_listen = \"127.0.0.1:8080\"\nquick_keys = [\"ARROZ\"]\n").expect("ok");
+        assert_eq!(
+            ok.ui_address().expect("addr"),
+            Some("127.0.0.1:8080".parse().expect("addr"))
+        );
+        assert_eq!(ok.quick_keys, vec!["ARROZ".to_owned()]);
+        for bad in ["0.0.0.0:8080", "192.168.1.5:80", "localhost", "127.0.0.1"] {
+            let err = cfg_with(&format!("ui_listen = \"{bad}\"\n")).expect_err(bad);
+            assert!(err.to_string().contains("ui_listen"), "{bad}: {err}");
+        }
+        std::fs::remove_file(dir.path().join(CONFIG_FILE_NAME)).expect("rm");
+        let env = |k: &str| (k == "CAJA_NODE_UI_LISTEN").then(|| "[::1]:9000".to_owned());
+        let cfg = NodeConfig::load(dir.path(), env).expect("env");
+        assert_eq!(cfg.ui_listen.as_deref(), Some("[::1]:9000"));
     }
 }

@@ -133,6 +133,7 @@ pub fn weigh_line(
         code: code.to_owned(),
         qty_milli: grams.milli(),
         discount: None,
+        unit_price: None,
     })
 }
 

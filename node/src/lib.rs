@@ -44,6 +44,7 @@ pub mod staff;
 pub mod sync;
 pub mod system;
 pub mod testkit;
+pub mod ui;
 pub mod zreport;
 
 /// The text `caja-node version` prints: the binary's version and the protocol

@@ -94,21 +94,40 @@ enum Command {
         op: OpArg,
     },
     /// Return (part of) a sale of this store: `--line INDEX:QTY` (pieces, or
-    /// kg for weighed items; add `:damaged` to keep it out of stock).
+    /// kg for weighed items; add `:damaged` to keep it out of stock). A sale
+    /// this register does not know is returned by product (`--product`): a
+    /// supervisor approves and the hub reviews it.
     Return {
         /// The sale's id or its fiscal number.
         #[arg(long)]
         sale: String,
         /// A line to return: INDEX:QTY[:damaged].
-        #[arg(long = "line", required = true)]
+        #[arg(long = "line", required_unless_present = "products")]
         lines: Vec<String>,
-        /// cash, card or transfer.
+        /// A product of a sale unknown here: CODE:QTY[@PRICE][:damaged]
+        /// (the price paid, per unit or kg; the shelf price by default).
+        #[arg(long = "product")]
+        products: Vec<String>,
+        /// cash, card, transfer or store_credit (with --customer, or the
+        /// sale's customer).
         #[arg(long, default_value = "cash")]
         refund: String,
+        /// The customer credited, for a store-credit refund.
+        #[arg(long)]
+        customer: Option<CustomerId>,
         #[command(flatten)]
         approver: ApproverArg,
         #[command(flatten)]
         op: OpArg,
+    },
+    /// Open the cash drawer without a sale (a supervisor approves).
+    #[command(subcommand)]
+    Drawer(DrawerCmd),
+    /// A customer's store-credit balance.
+    Credit {
+        /// The customer.
+        #[arg(long)]
+        customer: CustomerId,
     },
     /// Cash in, out (a supervisor approves) or dropped to the safe.
     Cash {
@@ -211,7 +230,18 @@ enum Command {
     /// Sync once with the hub: recover own events if needed, push, pull.
     Sync,
     /// Run the sync engine until stopped (Ctrl-C): the long-running node.
+    /// It also prints receipts, and serves the cashier's screen when
+    /// `ui_listen` is set in config.toml.
     Run,
+    /// Serve the cashier's screen (and print receipts, and sync when a hub is
+    /// configured) until stopped: open http://127.0.0.1:8080/ in the
+    /// register's browser.
+    Ui {
+        /// Loopback address to serve on (default: `ui_listen` in
+        /// config.toml, else 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<String>,
+    },
     /// Try a register without a hub: write a sample catalog as a hub-chain page
     /// signed by a new throw-away hub key, and print that key for `init`.
     SampleCatalog {
@@ -305,7 +335,9 @@ enum ShiftCmd {
 
 #[derive(Debug, Args)]
 struct SellArgs {
-    /// An item: CODE or CODE:QTY (pieces, or kg for weighed items: 0.455).
+    /// An item: CODE or CODE:QTY (pieces, or kg for weighed items: 0.455),
+    /// and @PRICE to sell it at another price than the shelf's (a price
+    /// override: a supervisor approves), e.g. ARROZ:2@60.00.
     #[arg(long = "item")]
     items: Vec<String>,
     /// Cash tendered.
@@ -326,6 +358,9 @@ struct SellArgs {
     /// Amount on fiado (with --customer).
     #[arg(long)]
     fiado: Option<Money>,
+    /// Amount paid with the customer's store credit (with --customer).
+    #[arg(long)]
+    store_credit: Option<Money>,
     /// The customer.
     #[arg(long)]
     customer: Option<CustomerId>,
@@ -368,6 +403,20 @@ struct ApproverArg {
         hide_env_values = true
     )]
     approver_pin: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum DrawerCmd {
+    /// Kick the drawer open through the printer and record why.
+    Open {
+        /// Why (required), e.g. "cambio para otra caja".
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        approver: ApproverArg,
+        #[command(flatten)]
+        op: OpArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -526,6 +575,18 @@ fn emit<T: Serialize>(
 }
 
 fn parse_item(s: &str) -> Result<LineRequest, Failure> {
+    let (s, unit_price) = match s.split_once('@') {
+        Some((item, price)) => (
+            item,
+            Some(
+                price
+                    .parse::<Money>()
+                    .map_err(|e| refused(format!("Precio inválido en «{s}»: {e}.")))?
+                    .0,
+            ),
+        ),
+        None => (s, None),
+    };
     let (code, qty) = match s.split_once(':') {
         Some((c, q)) => (
             c,
@@ -538,6 +599,7 @@ fn parse_item(s: &str) -> Result<LineRequest, Failure> {
         code: code.to_owned(),
         qty_milli: qty.0,
         discount: None,
+        unit_price,
     })
 }
 
@@ -569,6 +631,7 @@ fn sale_request(a: &SellArgs) -> Result<SaleRequest, Failure> {
     push(PaymentMethod::Card, a.card, a.card_ref.clone());
     push(PaymentMethod::Transfer, a.transfer, a.transfer_ref.clone());
     push(PaymentMethod::Fiado, a.fiado, None);
+    push(PaymentMethod::StoreCredit, a.store_credit, None);
     Ok(SaleRequest {
         lines,
         payments,
@@ -640,7 +703,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Return {
             sale,
             lines,
+            products,
             refund,
+            customer,
             approver,
             op,
         } => {
@@ -650,13 +715,18 @@ fn run(cli: Cli) -> Result<(), Failure> {
             for l in &lines {
                 parsed.push(return_line(l)?);
             }
+            let mut unknown = Vec::new();
+            for p in &products {
+                unknown.push(return_product(p)?);
+            }
             let refund = match refund.as_str() {
-                "cash" => PaymentMethod::Cash,
-                "card" => PaymentMethod::Card,
-                "transfer" => PaymentMethod::Transfer,
+                "cash" | "efectivo" => PaymentMethod::Cash,
+                "card" | "tarjeta" => PaymentMethod::Card,
+                "transfer" | "transferencia" => PaymentMethod::Transfer,
+                "store_credit" | "credito" => PaymentMethod::StoreCredit,
                 other => {
                     return Err(refused(format!(
-                        "Forma de reembolso desconocida: {other} (cash, card o transfer)."
+                        "Forma de reembolso desconocida: {other} (cash, card, transfer o store_credit)."
                     )))
                 }
             };
@@ -667,10 +737,35 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     sale,
                     lines: parsed,
                     refund,
+                    customer,
+                    unknown_original: unknown,
                 },
                 cred.as_ref(),
             )?;
             emit(json, &r, messages::return_done)
+        }
+        Command::Drawer(DrawerCmd::Open {
+            reason,
+            approver,
+            op,
+        }) => {
+            let id = op_id(&op)?;
+            let mut node = open(&dir)?;
+            let cred = approver_credentials(&node, approver)?;
+            let r = node.open_drawer(id, &reason, cred.as_ref())?;
+            emit(json, &r, messages::drawer_opened)?;
+            // Committed: the kick goes out with the print queue (a printer
+            // problem is a warning; the job stays queued).
+            print_after(&mut node, json);
+            Ok(())
+        }
+        Command::Credit { customer } => {
+            let balance = open(&dir)?.store_credit_balance(customer)?;
+            emit(
+                json,
+                &serde_json::json!({"customer": customer, "store_credit": balance}),
+                |_| messages::store_credit(customer, balance),
+            )
         }
         Command::Cash {
             kind,
@@ -751,8 +846,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Fiscal(FiscalCmd::Status) => {
+            // JSON: the series left, as before; the documents' verdicts are
+            // in `caja-node status --json` (`fiscal_documents`).
             let st = open(&dir)?.status()?;
-            emit(json, &st.fiscal, |f| messages::status_fiscal(f))
+            let docs = st.fiscal_documents.clone();
+            emit(json, &st.fiscal, |f| messages::status_fiscal(f, &docs))
         }
         Command::Fiscal(FiscalCmd::Release { op }) => {
             let id = op_id(&op)?;
@@ -981,36 +1079,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 )
             })
         }
-        Command::Run => {
-            let mut engine = sync_engine(&dir)?;
-            let stop = std::sync::atomic::AtomicBool::new(false);
-            eprintln!(
-                "Caja en marcha: sincronizando con {} (Ctrl-C para detener).",
-                hub_url(&dir)?
-            );
-            // Receipts print on their own thread and database connection: a
-            // slow or absent printer never holds up sync, nor sales.
-            let mut printing = open(&dir)?;
-            std::thread::scope(|scope| {
-                scope.spawn(|| {
-                    devices::print_loop(&mut printing, &stop, devices::PRINT_POLL, |r| {
-                        print_report(r, json);
-                    });
-                });
-                engine.run(&stop, |r| match r {
-                    Ok(r) if r.pushed + r.hub_events + r.peer_events + r.recovered > 0 => {
-                        let v = serde_json::json!({"pushed": r.pushed, "hub_events": r.hub_events, "peer_events": r.peer_events, "recovered": r.recovered});
-                        let _ = emit(json, &v, |_| format!(
-                            "Sincronizado: {} enviados, {} de la oficina central, {} de otras cajas.",
-                            r.pushed, r.hub_events, r.peer_events
-                        ));
-                    }
-                    Ok(_) => {}
-                    Err(e) => eprintln!("Sin conexión con la oficina central: {e}"),
-                });
-                stop.store(true, std::sync::atomic::Ordering::Relaxed);
-            });
-            Ok(())
+        Command::Run => run_node(&dir, json, None, false),
+        Command::Ui { listen } => {
+            let cfg = caja_node::config::NodeConfig::load(dir.root(), |k| std::env::var(k).ok())
+                .map_err(|e| Failure::from(OpError::from(e)))?;
+            let text = listen
+                .or(cfg.ui_listen)
+                .unwrap_or_else(|| caja_node::config::DEFAULT_UI_LISTEN.to_owned());
+            let addr = caja_node::config::parse_ui_listen(&text)
+                .map_err(|e| Failure::from(OpError::from(e)))?;
+            run_node(&dir, json, Some(addr), true)
         }
         Command::Hub(HubCmd::Import { file }) => {
             let text = std::fs::read(&file)
@@ -1051,6 +1129,91 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 "Registro de auditoría de la oficina central: se verificará de nuevo desde la próxima sincronización.".into()
             })
         }
+    }
+}
+
+/// The long-running node: the sync engine (unless `hub_optional` and no hub
+/// is configured), the printer thread, and the cashier's screen on `ui` (or
+/// on `ui_listen` of config.toml), until the process is stopped.
+fn run_node(
+    dir: &DataDir,
+    json: bool,
+    ui: Option<std::net::SocketAddr>,
+    hub_optional: bool,
+) -> Result<(), Failure> {
+    let cfg = caja_node::config::NodeConfig::load(dir.root(), |k| std::env::var(k).ok())
+        .map_err(|e| Failure::from(OpError::from(e)))?;
+    let ui = match ui {
+        Some(a) => Some(a),
+        None => cfg
+            .ui_address()
+            .map_err(|e| Failure::from(OpError::from(e)))?,
+    };
+    let mut engine = if cfg.hub_url.is_none() && hub_optional {
+        None
+    } else {
+        let engine = sync_engine(dir)?;
+        eprintln!(
+            "Caja en marcha: sincronizando con {} (Ctrl-C para detener).",
+            hub_url(dir)?
+        );
+        Some(engine)
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Receipts print on their own thread and database connection: a
+    // slow or absent printer never holds up sync, nor sales.
+    let mut printing = open(dir)?;
+    let mut ui_failed = None;
+    std::thread::scope(|scope| {
+        let stop_ref: &std::sync::atomic::AtomicBool = &stop;
+        scope.spawn(|| {
+            devices::print_loop(&mut printing, stop_ref, devices::PRINT_POLL, |r| {
+                print_report(r, json);
+            });
+        });
+        let screen = ui.map(|addr| {
+            let stop = stop.clone();
+            scope.spawn(move || {
+                let r = caja_node::ui::serve(dir, addr, stop.clone(), |bound| {
+                    eprintln!("{}", messages::ui_serving(&bound.to_string()));
+                });
+                // The screen could not be served: the node stops with it.
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                r
+            })
+        });
+        match engine.as_mut() {
+            Some(engine) => engine.run(stop_ref, |r| match r {
+                Ok(r) if r.pushed + r.hub_events + r.peer_events + r.recovered > 0 => {
+                    let v = serde_json::json!({"pushed": r.pushed, "hub_events": r.hub_events, "peer_events": r.peer_events, "recovered": r.recovered});
+                    let _ = emit(json, &v, |_| format!(
+                        "Sincronizado: {} enviados, {} de la oficina central, {} de otras cajas.",
+                        r.pushed, r.hub_events, r.peer_events
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) => eprintln!("Sin conexión con la oficina central: {e}"),
+            }),
+            None => {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(h) = screen {
+            if let Ok(Err(e)) = h.join() {
+                ui_failed = Some(e);
+            }
+        }
+    });
+    match ui_failed {
+        Some(e) => Err(Failure {
+            code: 1,
+            error: "failed",
+            message: messages::ui_failed(&e.to_string()),
+        }),
+        None => Ok(()),
     }
 }
 
@@ -1334,6 +1497,33 @@ fn approver_credentials(
         (None, None) => Ok(None),
         _ => Err(refused("Indique --approver y --approver-pin juntos.")),
     }
+}
+
+/// `CODE:QTY[@PRICE][:damaged]` of `caja-node return --product`.
+fn return_product(s: &str) -> Result<caja_node::register::ProductReturnRequest, Failure> {
+    let bad = || {
+        refused(format!(
+            "Producto inválido: {s} (use CÓDIGO:CANTIDAD[@PRECIO][:damaged])."
+        ))
+    };
+    let (rest, damaged) = match s.strip_suffix(":damaged") {
+        Some(r) => (r, true),
+        None => (s, false),
+    };
+    let (rest, unit_price) = match rest.split_once('@') {
+        Some((r, p)) => (r, Some(p.parse::<Money>().map_err(|_| bad())?.0)),
+        None => (rest, None),
+    };
+    let (code, qty) = rest.split_once(':').ok_or_else(bad)?;
+    if code.is_empty() {
+        return Err(bad());
+    }
+    Ok(caja_node::register::ProductReturnRequest {
+        code: code.to_owned(),
+        qty_milli: qty.parse::<QtyMilli>().map_err(|_| bad())?.0,
+        unit_price,
+        damaged,
+    })
 }
 
 /// `INDEX:QTY[:damaged]` of `caja-node return --line`.

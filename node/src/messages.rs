@@ -51,16 +51,80 @@ pub fn sale_done(r: &SaleResult) -> String {
 
 /// A return done.
 pub fn return_done(r: &crate::register::ReturnResult) -> String {
-    let mut s = format!(
-        "Devolución registrada #{}: reembolso {} de la venta {}.",
-        r.seq,
-        rd(r.total),
-        r.sale_id
-    );
+    let mut s = match r.sale_id {
+        Some(sale) => format!(
+            "Devolución registrada #{}: reembolso {} de la venta {sale}.",
+            r.seq,
+            rd(r.total)
+        ),
+        None => format!(
+            "Devolución registrada #{}: reembolso {}.",
+            r.seq,
+            rd(r.total)
+        ),
+    };
+    if r.original_unknown {
+        s.push_str(
+            " La venta original no se conoce en esta caja: la devolución queda marcada para revisión en la oficina central.",
+        );
+    }
     if let Some(n) = &r.credit_note {
         s.push_str(&format!(" Nota de crédito {n}."));
     }
+    if let Some(b) = r.store_credit_balance {
+        s.push_str(&format!(" Crédito en tienda del cliente: {}.", rd(b)));
+    }
     s
+}
+
+/// The drawer was opened without a sale.
+pub fn drawer_opened(r: &crate::register::DrawerResult) -> String {
+    format!(
+        "Apertura de gaveta registrada (evento #{}); la gaveta se abre con la impresora.",
+        r.seq
+    )
+}
+
+/// A customer's store-credit balance.
+pub fn store_credit(customer: caja_shared::ids::CustomerId, balance: Money) -> String {
+    format!("Crédito en tienda de {customer}: {}.", rd(balance))
+}
+
+/// The slip printed when the drawer opens without a sale, line by line
+/// (the first is the title).
+pub fn drawer_slip(
+    store: &str,
+    register: &str,
+    at: &str,
+    d: &caja_shared::kind::DrawerOpened,
+    copy_at: Option<String>,
+) -> Vec<String> {
+    let mut out = vec![
+        "APERTURA DE GAVETA".to_owned(),
+        store.to_owned(),
+        format!("Caja: {register}"),
+        format!("Fecha: {at}"),
+        format!("Motivo: {}", d.reason),
+    ];
+    match &d.approval {
+        Some(a) => out.push(format!("Autorizó: {}", a.name)),
+        None => out.push("Sin autorización (caja sin personal)".to_owned()),
+    }
+    if let Some(c) = copy_at {
+        out.push(format!("COPIA {c} (la gaveta no se abre otra vez)"));
+    }
+    out
+}
+
+/// A payment method's name for people.
+pub fn method_name(m: caja_shared::kind::PaymentMethod) -> &'static str {
+    match m {
+        caja_shared::kind::PaymentMethod::Cash => "Efectivo",
+        caja_shared::kind::PaymentMethod::Card => "Tarjeta",
+        caja_shared::kind::PaymentMethod::Transfer => "Transferencia",
+        caja_shared::kind::PaymentMethod::Fiado => "Fiado",
+        caja_shared::kind::PaymentMethod::StoreCredit => "Crédito en tienda",
+    }
 }
 
 /// Void, stock movement: events written.
@@ -104,13 +168,7 @@ pub fn z_report(z: &ZReport) -> String {
     }
     out.push(format!("ITBIS total: {}", rd(z.tax_total)));
     for (method, amount) in &z.by_method {
-        let name = match method {
-            caja_shared::kind::PaymentMethod::Cash => "Efectivo",
-            caja_shared::kind::PaymentMethod::Card => "Tarjeta",
-            caja_shared::kind::PaymentMethod::Transfer => "Transferencia",
-            caja_shared::kind::PaymentMethod::Fiado => "Fiado",
-        };
-        out.push(format!("{name}: {}", rd(*amount)));
+        out.push(format!("{}: {}", method_name(*method), rd(*amount)));
     }
     if z.oversold_lines > 0 {
         out.push(format!(
@@ -125,6 +183,29 @@ pub fn z_report(z: &ZReport) -> String {
             z.returns_count,
             rd(z.returns_total)
         ));
+        for (method, amount) in &z.refunds_by_method {
+            out.push(format!(
+                "  Reembolsado en {}: {}",
+                method_name(*method).to_lowercase(),
+                rd(*amount)
+            ));
+        }
+        if z.returns_unknown_original > 0 {
+            out.push(format!(
+                "  Sin venta original conocida (a revisar): {}",
+                z.returns_unknown_original
+            ));
+        }
+    }
+    if z.price_overrides > 0 {
+        out.push(format!(
+            "Cambios de precio autorizados: {} línea(s), diferencia {}",
+            z.price_overrides,
+            rd(z.price_override_amount)
+        ));
+    }
+    if z.drawer_opens > 0 {
+        out.push(format!("Aperturas de gaveta sin venta: {}", z.drawer_opens));
     }
     for (label, m) in [
         ("Entradas de efectivo", z.paid_in),
@@ -197,6 +278,7 @@ pub fn status(s: &Status) -> String {
         format!("Eventos de la oficina central: {}", s.hub_events),
         format!("Eventos de otras cajas: {}", s.peer_events),
         fiscal_line(&s.fiscal),
+        fiscal_documents_line(&s.fiscal_documents),
         quota_line(s.quotas.as_deref()),
         format!(
             "Conflictos resueltos por la oficina central: {}",
@@ -308,8 +390,26 @@ fn quota_line(quotas: Option<&[crate::escrow::QuotaLeft]>) -> String {
 }
 
 /// `caja-node fiscal status`.
-pub fn status_fiscal(series: &[crate::fiscal::SeriesLeft]) -> String {
-    fiscal_line(series)
+pub fn status_fiscal(
+    series: &[crate::fiscal::SeriesLeft],
+    docs: &crate::projection::FiscalDocCounts,
+) -> String {
+    format!("{}\n{}", fiscal_line(series), fiscal_documents_line(docs))
+}
+
+/// The tax authority's verdicts on this register's electronic documents.
+fn fiscal_documents_line(d: &crate::projection::FiscalDocCounts) -> String {
+    if *d == crate::projection::FiscalDocCounts::default() {
+        return "Comprobantes electrónicos: ninguno".into();
+    }
+    let mut line = format!(
+        "Comprobantes electrónicos: {} aceptados, {} aceptados con condiciones, {} rechazados, {} por confirmar",
+        d.accepted, d.accepted_conditional, d.rejected, d.awaiting
+    );
+    if d.rejected > 0 {
+        line.push_str(" (¡la oficina central debe revisar los rechazados!)");
+    }
+    line
 }
 
 fn fiscal_line(series: &[crate::fiscal::SeriesLeft]) -> String {
@@ -375,6 +475,16 @@ pub fn print_run(r: &crate::print::PrintRun) -> String {
         } else {
             "Recibo"
         };
+        if j.kind == caja_hardware::queue::JobKind::Drawer {
+            lines.push(match &j.error {
+                None => format!("Gaveta abierta (apertura {}).", j.sale),
+                Some(e) => format!(
+                    "No se pudo abrir la gaveta (apertura {}): {e}. Queda en cola (`caja-node print`).",
+                    j.sale
+                ),
+            });
+            continue;
+        }
         lines.push(match &j.error {
             None => format!("{what} de la venta {} impreso.", j.sale),
             Some(e) => print_failed(j.sale, j.state, e),
@@ -493,11 +603,13 @@ pub fn error(e: &OpError) -> String {
                 "Demasiados PIN incorrectos: bloqueado en esta caja hasta {until_ms} ms UTC."
             ),
             crate::staff::StaffError::Role { name, action, .. } => format!(
-                "{name} no puede autorizar «{action}»: se necesita un supervisor."
+                "{name} no puede autorizar {}: se necesita un supervisor.",
+                approval_action(action)
             ),
         },
         OpError::ApprovalRequired(action) => format!(
-            "«{action}» necesita la autorización de un supervisor (su PIN)."
+            "{} necesita la autorización de un supervisor (su PIN).",
+            capitalized(approval_action(action))
         ),
         OpError::SignInRequired => "Inicie sesión con su PIN para abrir el turno.".into(),
         OpError::UnknownSaleRef(s) => format!(
@@ -559,6 +671,18 @@ fn sale_error(e: &SaleError) -> String {
             "El pago con tarjeta o transferencia necesita una referencia.".into()
         }
         SaleError::FiadoWithoutCustomer => "Para fiar hay que indicar el cliente.".into(),
+        SaleError::StoreCreditWithoutCustomer => {
+            "Para pagar con crédito en tienda hay que indicar el cliente.".into()
+        }
+        SaleError::StoreCreditExceeded {
+            requested,
+            available,
+        } => format!(
+            "Crédito en tienda insuficiente: se piden {} y el cliente tiene {}.",
+            rd(*requested),
+            rd(*available)
+        ),
+        SaleError::BadPrice { .. } => "El precio no puede ser negativo.".into(),
         SaleError::CreditLimitExceeded {
             requested,
             available,
@@ -577,5 +701,407 @@ fn sale_error(e: &SaleError) -> String {
             rd(*change)
         ),
         SaleError::Overflow { field } => format!("Monto fuera de rango en {field}."),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The cashier's screen (`crate::ui`). Labels of the page (placed into its
+// `{{key}}` slots and handed to its script), then the sentences of its answers
+// and of its status bar.
+
+/// Every label of the cashier's screen, by key: the page's `{{key}}` slots
+/// and the script's `T.key`.
+pub const UI_LABELS: &[(&str, &str)] = &[
+    ("title", "Caja — pantalla del cajero"),
+    ("app_name", "Caja"),
+    ("status_region", "Estado de la caja"),
+    ("item_label", "Código o artículo"),
+    ("item_hint", "Escanee o escriba el código y pulse Intro. Cantidad: 3*código. Los artículos por peso se pesan en la balanza."),
+    ("add", "Agregar"),
+    ("quick_keys", "Teclas rápidas"),
+    ("cart", "Venta en curso"),
+    ("col_item", "Artículo"),
+    ("col_qty", "Cantidad"),
+    ("col_price", "Precio"),
+    ("col_total", "Importe"),
+    ("col_actions", "Acciones"),
+    ("remove", "Quitar"),
+    ("empty_cart", "No hay artículos. Escanee el primero."),
+    ("total", "Total"),
+    ("itbis", "ITBIS incluido"),
+    ("pay", "Cobrar (F4)"),
+    ("clear_cart", "Vaciar (F10)"),
+    ("sales", "Ventas del turno (F7)"),
+    ("cash_moves", "Entradas y salidas (F8)"),
+    ("shift", "Turno (F9)"),
+    ("x_report", "Reporte X"),
+    ("payment", "Cobro"),
+    ("to_pay", "A pagar"),
+    ("cash", "Efectivo recibido"),
+    ("card", "Tarjeta (monto)"),
+    ("card_ref", "Referencia de la tarjeta"),
+    ("fiado", "Fiado (monto)"),
+    ("customer", "Cliente del fiado"),
+    ("no_customer", "— ninguno —"),
+    ("change_preview", "Cambio"),
+    ("missing_preview", "Falta"),
+    ("confirm_pay", "Cobrar e imprimir (Intro)"),
+    ("cancel", "Cancelar (Esc)"),
+    ("last_sale", "Última venta"),
+    ("open_shift", "Abrir turno"),
+    ("close_shift", "Cerrar turno"),
+    ("cashier", "Cajero"),
+    ("pin", "PIN"),
+    ("float", "Fondo inicial"),
+    ("counted", "Efectivo contado"),
+    ("closed_by", "Quién cierra"),
+    ("no_shift", "No hay turno abierto. Abra un turno para vender."),
+    ("z_report", "Reporte Z"),
+    ("sales_list", "Ventas del turno"),
+    ("col_time", "Hora"),
+    ("col_number", "Comprobante"),
+    ("col_state", "Estado"),
+    ("voided", "anulada"),
+    ("reprint", "Reimprimir"),
+    ("void", "Anular"),
+    ("return", "Devolver"),
+    ("reason", "Motivo"),
+    ("supervisor", "Supervisor"),
+    ("supervisor_pin", "PIN del supervisor"),
+    ("approval_note", "Necesita la autorización de un supervisor."),
+    ("confirm_void", "Anular la venta"),
+    ("return_title", "Devolución"),
+    ("return_qty", "Cantidad a devolver"),
+    ("refund", "Reembolso en"),
+    ("refund_cash", "efectivo"),
+    ("refund_card", "tarjeta"),
+    ("refund_transfer", "transferencia"),
+    ("confirm_return", "Registrar la devolución"),
+    ("cash_title", "Entradas y salidas de efectivo"),
+    ("cash_kind", "Movimiento"),
+    ("paid_in", "Entrada de efectivo"),
+    ("paid_out", "Salida de efectivo (supervisor)"),
+    ("drop", "Retiro a la caja fuerte"),
+    ("amount", "Monto"),
+    ("confirm_cash", "Registrar el movimiento"),
+    ("close", "Cerrar"),
+    ("working", "Procesando…"),
+    ("change_price", "Precio"),
+    ("price_title", "Cambiar el precio"),
+    ("new_price", "Precio nuevo (por unidad o por kg)"),
+    ("price_hint", "Deje el campo vacío para volver al precio de lista. Al cobrar, un supervisor autoriza el cambio con su PIN. Atajo: F6 cambia el precio de la última línea."),
+    ("confirm_price", "Cambiar el precio"),
+    ("shelf_price", "precio de lista"),
+    ("override_note", "Hay precios cambiados: un supervisor autoriza el cobro con su PIN."),
+    ("network_retry", "La pantalla no pudo hablar con la caja; reintentando la misma operación…"),
+];
+
+/// The cart is empty: nothing to pay.
+pub fn ui_cart_empty() -> String {
+    "No hay artículos en la venta: escanee o elija uno primero.".into()
+}
+
+/// Nothing typed in the item field.
+pub fn ui_no_code() -> String {
+    "Escriba o escanee el código del artículo.".into()
+}
+
+/// A weighed item was given a typed quantity.
+pub fn ui_weighed_from_scale(name: &str) -> String {
+    format!("{name} se vende por peso: se pesa en la balanza, no se escribe la cantidad.")
+}
+
+/// A quantity that could not be read.
+pub fn ui_bad_quantity(field: &str, text: &str) -> String {
+    format!("Cantidad inválida en «{field}»: «{text}».")
+}
+
+/// An amount that could not be read.
+pub fn ui_bad_amount(field: &str, text: &str) -> String {
+    format!("Monto inválido en «{field}»: «{text}» (ejemplo: 150.00).")
+}
+
+/// A request the screen sent that the node cannot read.
+pub fn ui_bad_request(detail: &str) -> String {
+    format!("Solicitud inválida de la pantalla: {detail}.")
+}
+
+/// No member of staff by that name.
+pub fn ui_unknown_staff(who: &str) -> String {
+    format!("Empleado desconocido en esta caja: {who}.")
+}
+
+/// The cart line named is no longer in the cart.
+pub fn ui_line_gone() -> String {
+    "Esa línea ya no está en la venta.".into()
+}
+
+/// A cart with a changed price is paid without a supervisor.
+pub fn ui_override_needs_supervisor() -> String {
+    "Hay precios cambiados en la venta: escriba el nombre y el PIN del supervisor que lo autoriza."
+        .into()
+}
+
+/// Name and PIN go together.
+pub fn ui_name_and_pin() -> String {
+    "Escriba el nombre y el PIN juntos.".into()
+}
+
+/// A request refused because it did not come from the register's own screen.
+pub fn ui_forbidden() -> String {
+    "Solicitud rechazada: la pantalla de caja solo acepta pedidos de esta misma caja.".into()
+}
+
+/// The node's storage failed while answering the screen.
+pub fn ui_storage(detail: &str) -> String {
+    format!("La caja no pudo guardar ni leer sus datos: {detail}. Llame a soporte.")
+}
+
+/// The line just weighed.
+pub fn ui_weighed(name: &str, grams: i64) -> String {
+    format!("Pesado {name}: {}.", weight(grams))
+}
+
+/// What the screen shows after a sale.
+pub fn ui_sale_done(r: &SaleResult, credit_left: Option<Money>) -> String {
+    let mut s = format!("Venta registrada: total {}", rd(r.total));
+    if r.change.0 > 0 {
+        s.push_str(&format!(", cambio {}", rd(r.change)));
+    }
+    if r.fiado.0 > 0 {
+        s.push_str(&format!(", fiado {}", rd(r.fiado)));
+        if let Some(left) = credit_left {
+            s.push_str(&format!(" (crédito disponible: {})", rd(left)));
+        }
+    }
+    if let Some(n) = &r.fiscal_number {
+        s.push_str(&format!(". Comprobante {n}"));
+    }
+    s.push_str(". Recibo enviado a la impresora.");
+    if let (Some(n), Some(left)) = (&r.fiscal_number, r.fiscal_low) {
+        s.push_str(&format!(
+            " ¡Atención: quedan {left} números fiscales de la serie {}!",
+            &n[..3.min(n.len())]
+        ));
+    }
+    s
+}
+
+/// A shift opened from the screen.
+pub fn ui_shift_opened(cashier: &str) -> String {
+    format!("Turno abierto para {cashier}. Puede vender.")
+}
+
+/// A void done.
+pub fn ui_voided(sale: &str) -> String {
+    format!("Venta {sale} anulada.")
+}
+
+/// A reprint queued.
+pub fn ui_reprinted() -> String {
+    "Copia del recibo enviada a la impresora (marcada COPIA).".into()
+}
+
+/// A cash movement done.
+pub fn ui_cash_moved(kind: caja_shared::kind::CashMovement, amount: Money) -> String {
+    let what = match kind {
+        caja_shared::kind::CashMovement::PaidIn => "Entrada de efectivo",
+        caja_shared::kind::CashMovement::PaidOut => "Salida de efectivo",
+        caja_shared::kind::CashMovement::Drop => "Retiro a la caja fuerte",
+    };
+    format!("{what} de {} registrada.", rd(amount))
+}
+
+/// One part of the status bar: its text and how worrying it is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StatusItem {
+    /// Which part (`net`, `sync`, `fiscal`, `quota`, `printer`, `scale`, `shift`).
+    pub key: &'static str,
+    /// The sentence.
+    pub text: String,
+    /// `ok`, `warn` or `bad`.
+    pub level: &'static str,
+}
+
+fn item(key: &'static str, level: &'static str, text: String) -> StatusItem {
+    StatusItem { key, text, level }
+}
+
+/// "hace 3 min" for an age in ms.
+pub fn ago(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    match s {
+        0..=59 => format!("hace {s} s"),
+        60..=3599 => format!("hace {} min", s / 60),
+        _ => format!("hace {} h {} min", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// The status bar of the cashier's screen, from the register's status and
+/// one look at the scale (`None`: no scale configured; `Some(None)`: the
+/// scale is busy weighing).
+pub fn ui_status_bar(
+    s: &Status,
+    scale: Option<Option<&crate::devices::ScaleReport>>,
+    quota_low_milli: i64,
+    now_ms: i64,
+) -> Vec<StatusItem> {
+    let mut out = Vec::new();
+    out.push(if s.sync.quarantined {
+        item("net", "bad", "En cuarentena: llame a soporte".into())
+    } else if s.sync.online {
+        item("net", "ok", "En línea".into())
+    } else {
+        item("net", "warn", "Sin conexión (se sigue vendiendo)".into())
+    });
+    out.push(match (s.unsynced, s.sync.oldest_unsynced_ms) {
+        (0, _) => item("sync", "ok", "Todo sincronizado".into()),
+        (n, Some(ms)) => item(
+            "sync",
+            if now_ms - ms > 3_600_000 {
+                "bad"
+            } else {
+                "warn"
+            },
+            format!("{n} sin sincronizar (el más antiguo {})", ago(now_ms - ms)),
+        ),
+        (n, None) => item("sync", "warn", format!("{n} sin sincronizar")),
+    });
+    if s.fiscal.is_empty() {
+        out.push(item("fiscal", "ok", "Sin comprobantes fiscales".into()));
+    }
+    for f in &s.fiscal {
+        let level = if f.left == 0 {
+            "bad"
+        } else if f.low {
+            "warn"
+        } else {
+            "ok"
+        };
+        let mut t = format!("{}: quedan {}", f.series, f.left);
+        if f.low {
+            t.push_str(" (¡pocos!)");
+        }
+        out.push(item("fiscal", level, t));
+    }
+    if let Some(quotas) = &s.quotas {
+        let low: Vec<String> = quotas
+            .iter()
+            .filter(|q| q.left_milli < quota_low_milli)
+            .map(|q| {
+                format!(
+                    "{} {}",
+                    q.product,
+                    qty(caja_shared::money::QtyMilli(q.left_milli))
+                )
+            })
+            .collect();
+        out.push(if low.is_empty() {
+            item("quota", "ok", "Cuotas de inventario bien".into())
+        } else {
+            item("quota", "warn", format!("Cuota baja: {}", low.join(", ")))
+        });
+    }
+    out.push(match &s.printer {
+        None => item("printer", "warn", "Impresora: no configurada".into()),
+        Some(_) if s.print.failed > 0 => item(
+            "printer",
+            "bad",
+            format!(
+                "Impresora detenida: {} recibo(s) sin imprimir{}",
+                s.print.failed,
+                s.print
+                    .last_error
+                    .as_deref()
+                    .map_or(String::new(), |e| format!(" — {e}"))
+            ),
+        ),
+        Some(_) if s.print.pending + s.print.printing > 0 => item(
+            "printer",
+            if s.print.last_error.is_some() {
+                "bad"
+            } else {
+                "warn"
+            },
+            match &s.print.last_error {
+                Some(e) => format!(
+                    "Impresora: {e} — {} recibo(s) quedaron en cola",
+                    s.print.pending + s.print.printing
+                ),
+                None => format!(
+                    "Impresora: {} recibo(s) en cola",
+                    s.print.pending + s.print.printing
+                ),
+            },
+        ),
+        Some(_) => item("printer", "ok", "Impresora lista".into()),
+    });
+    out.push(match scale {
+        None => item("scale", "warn", "Balanza: no configurada".into()),
+        Some(None) => item("scale", "ok", "Balanza: pesando…".into()),
+        Some(Some(r)) => match (&r.problem, r.grams) {
+            (None, g) => item(
+                "scale",
+                "ok",
+                format!("Balanza lista ({})", weight(g.unwrap_or(0))),
+            ),
+            (Some(p), _) => item("scale", "warn", format!("Balanza: {p}")),
+        },
+    });
+    out
+}
+
+/// The screen is being served.
+pub fn ui_serving(addr: &str) -> String {
+    format!("Pantalla de caja en http://{addr}/ (ábrala en el navegador de esta caja).")
+}
+
+/// The screen could not be served.
+pub fn ui_failed(detail: &str) -> String {
+    format!("No se pudo abrir la pantalla de caja: {detail}.")
+}
+
+/// What a supervisor approves, in words (the action names of
+/// `Register::approval_for`); an unknown name is shown as it is.
+pub fn approval_action(action: &str) -> &str {
+    match action {
+        "void" => "la anulación de la venta",
+        "return" => "la devolución",
+        "return_unknown_original" => "la devolución de una venta que esta caja no conoce",
+        "paid_out" => "la salida de efectivo",
+        "discount" => "el descuento",
+        "price_override" => "el cambio de precio",
+        "drawer_open" => "abrir la gaveta sin venta",
+        "close_shift" => "cerrar el turno de otra persona",
+        other => other,
+    }
+}
+
+/// The first letter in upper case.
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod approval_words {
+    use super::*;
+
+    #[test]
+    fn approvals_are_named_in_spanish() {
+        let m = error(&OpError::ApprovalRequired("price_override"));
+        assert_eq!(
+            m,
+            "El cambio de precio necesita la autorización de un supervisor (su PIN)."
+        );
+        assert!(!m.contains("price_override"));
+        assert_eq!(
+            approval_action("close_shift"),
+            "cerrar el turno de otra persona"
+        );
+        assert_eq!(approval_action("nuevo"), "nuevo");
     }
 }

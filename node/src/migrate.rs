@@ -87,6 +87,26 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "conflicts",
         sql: include_str!("../../migrations/node/0010_conflicts.sql"),
     },
+    Migration {
+        version: 11,
+        name: "store_credit_drawer",
+        sql: include_str!("../../migrations/node/0011_store_credit_drawer.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "ui",
+        sql: include_str!("../../migrations/node/0012_ui.sql"),
+    },
+    Migration {
+        version: 13,
+        name: "fiscal_documents",
+        sql: include_str!("../../migrations/node/0013_fiscal_documents.sql"),
+    },
+    Migration {
+        version: 14,
+        name: "ui_price_override",
+        sql: include_str!("../../migrations/node/0014_ui_price_override.sql"),
+    },
 ];
 
 /// The schema version this binary writes: the last of [`MIGRATIONS`].

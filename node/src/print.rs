@@ -282,6 +282,21 @@ pub fn enqueue_original(tx: &Connection, sale: SaleId, now_ms: i64) -> Result<Jo
     insert(tx, sale, JobKind::Original, now_ms)
 }
 
+/// Queues the drawer kick of a drawer opening without a sale (kind
+/// `drawer`, keyed by the opening's movement id). Call inside the opening's
+/// transaction; a second job for the same opening is refused by the database.
+pub fn enqueue_drawer(
+    tx: &Connection,
+    opening: caja_shared::ids::MovementId,
+    now_ms: i64,
+) -> Result<JobId, OpError> {
+    let as_key: SaleId = opening
+        .to_string()
+        .parse()
+        .map_err(|_| bad_row("movement id"))?;
+    insert(tx, as_key, JobKind::Drawer, now_ms)
+}
+
 /// Queues a reprint of one of this register's sales (always "COPIA").
 pub fn enqueue_copy(tx: &Connection, sale: SaleId, now_ms: i64) -> Result<JobId, OpError> {
     own_sale_seq(tx, sale)?;
@@ -351,6 +366,17 @@ pub fn receipt(
         fiado_balance,
         qr_base_url: None,
         footer: Vec::new(),
+        // Phase two: once the hub relayed the tax authority's acceptance, the
+        // receipt (a reprint) carries its security code and QR code.
+        fiscal_confirmation: match &created.fiscal {
+            Some(f) => crate::projection::fiscal_confirmation(conn, &f.number)?.map(
+                |(security_code, verify_url)| caja_hardware::receipt::FiscalConfirmation {
+                    security_code,
+                    verify_url,
+                },
+            ),
+            None => None,
+        },
     };
     let weighed = weighed_skus(conn, &created)?;
     Receipt::from_sale(&created, &ctx, |sku| {
@@ -377,8 +403,11 @@ fn sale_created(conn: &Connection, sale: SaleId) -> Result<(SaleCreated, i64), O
 /// a sale's original receipt (not a copy, not a retry that may have printed
 /// already), and only when the sale took cash.
 fn opens_drawer(conn: &Connection, job: &PrintJob, as_copy: bool) -> Result<bool, OpError> {
-    if as_copy || job.kind != JobKind::Original {
+    if as_copy || job.kind == JobKind::Copy {
         return Ok(false);
+    }
+    if job.kind == JobKind::Drawer {
+        return Ok(true);
     }
     let (created, _) = sale_created(conn, job.sale)?;
     Ok(created
@@ -398,13 +427,78 @@ pub fn job_bytes(
     as_copy: bool,
     now_ms: i64,
 ) -> Result<Vec<u8>, OpError> {
-    let receipt = render_receipt(conn, job.sale, settings, as_copy.then_some(now_ms))?;
+    let receipt = if job.kind == JobKind::Drawer {
+        render_drawer_slip(conn, job, settings, as_copy.then_some(now_ms))?
+    } else {
+        render_receipt(conn, job.sale, settings, as_copy.then_some(now_ms))?
+    };
     if !opens_drawer(conn, job, as_copy)? {
         return Ok(receipt);
     }
     let mut bytes = drawer_kick(DrawerPulse::default()).to_vec();
     bytes.extend_from_slice(&receipt);
     Ok(bytes)
+}
+
+/// The slip of a drawer opening without a sale: store, register, when, why
+/// and who approved (from the journaled `DrawerOpened`), "COPIA" on a retry
+/// that may have printed (which kicks no drawer).
+fn render_drawer_slip(
+    conn: &Connection,
+    job: &PrintJob,
+    settings: &ReceiptSettings,
+    copy_at_ms: Option<i64>,
+) -> Result<Vec<u8>, OpError> {
+    use caja_hardware::receipt::{Align, Block, Layout, Line, Style};
+    let seq: Option<i64> = conn
+        .prepare_cached("SELECT seq FROM drawer_opens WHERE movement_id = ?1")?
+        .query_row([job.sale.to_string()], |r| r.get(0))
+        .optional()?;
+    let seq = seq.ok_or_else(|| OpError::Receipt(format!("no drawer opening {}", job.sale)))?;
+    let event = Journal::event(conn, u64::try_from(seq).map_err(|_| bad_row("seq"))?)?
+        .ok_or_else(|| OpError::Receipt(format!("no event #{seq}")))?;
+    let at = LocalDateTime::from_utc_ms(event.envelope().hlc.ms(), settings.offset);
+    let EventBody::DrawerOpened(d) = event
+        .body()
+        .map_err(|e| OpError::Receipt(format!("event #{seq}: {e}")))?
+    else {
+        return Err(OpError::Receipt(format!(
+            "event #{seq} is no drawer opening"
+        )));
+    };
+    let register = journal::load_device(conn)?
+        .map(|d| d.device.to_string())
+        .unwrap_or_default();
+    let cols = settings.width.columns();
+    let mut unmappable = caja_hardware::codepage::Unmappable::default();
+    let mut blocks = Vec::new();
+    let texts = crate::messages::drawer_slip(
+        &settings.store.name,
+        &register,
+        &at.to_string(),
+        &d,
+        copy_at_ms.map(|ms| LocalDateTime::from_utc_ms(ms, settings.offset).to_string()),
+    );
+    for (i, t) in texts.into_iter().enumerate() {
+        let fitted = settings.page.fit(&t, &mut unmappable);
+        for chunk in fitted.chars().collect::<Vec<_>>().chunks(cols) {
+            blocks.push(Block::Line(Line {
+                text: chunk.iter().collect(),
+                align: if i == 0 { Align::Center } else { Align::Left },
+                style: if i == 0 { Style::BOLD } else { Style::PLAIN },
+            }));
+        }
+    }
+    blocks.push(Block::Cut);
+    let layout = Layout {
+        width: settings.width,
+        page: settings.page,
+        blocks,
+        unmappable,
+    };
+    Ok(caja_hardware::render::render(&layout)
+        .map_err(|e| OpError::Receipt(e.to_string()))?
+        .bytes)
 }
 
 /// The customer's name, and for a fiado sale the customer's current balance.

@@ -40,6 +40,10 @@ pub const TABLES: &[(&str, &str)] = &[
     ("cash_moves", "movement_id"),
     ("payment_intents", "intent_id"),
     ("conflicts_resolved", "conflict_id"),
+    ("store_credit", "entry_id, idx"),
+    ("drawer_opens", "movement_id"),
+    ("returns_unknown", "return_id, line"),
+    ("fiscal_documents", "document"),
 ];
 
 /// Why a projection update failed. Any of these aborts the operation's
@@ -67,6 +71,7 @@ fn method_str(m: PaymentMethod) -> &'static str {
         PaymentMethod::Card => "card",
         PaymentMethod::Transfer => "transfer",
         PaymentMethod::Fiado => "fiado",
+        PaymentMethod::StoreCredit => "store_credit",
     }
 }
 
@@ -219,6 +224,21 @@ fn apply_register_event(
                         p.reference
                     ],
                 )?;
+                if let (PaymentMethod::StoreCredit, Some(customer)) = (p.method, b.customer) {
+                    exec(
+                        conn,
+                        "INSERT INTO store_credit (entry_id, idx, customer_id, amount, sale_id, event_id, device)
+                         VALUES (?1, ?2, ?3, ?4, ?1, ?5, ?6)",
+                        params![
+                            sale_id,
+                            i as i64,
+                            customer.to_string(),
+                            -p.amount.0,
+                            event_id,
+                            device
+                        ],
+                    )?;
+                }
             }
         }
         EventBody::SaleVoided(b) => {
@@ -317,25 +337,66 @@ fn apply_register_event(
         }
         EventBody::SaleReturned(b) => {
             for (i, l) in b.lines.iter().enumerate() {
-                exec(
-                    conn,
-                    "INSERT INTO returns (return_id, line, sale_id, sale_line, product, qty_milli, total, tax, damaged, device)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                    params![
-                        b.return_id.to_string(),
-                        i as i64,
-                        b.sale_id.to_string(),
-                        i64::from(l.line),
-                        l.product.as_str(),
-                        l.qty_milli.0,
-                        l.total.0,
-                        l.tax.0,
-                        i64::from(l.damaged),
-                        device
-                    ],
-                )?;
+                match (&b.original_unknown, l.line, b.sale_id) {
+                    (None, Some(line), Some(sale)) => exec(
+                        conn,
+                        "INSERT INTO returns (return_id, line, sale_id, sale_line, product, qty_milli, total, tax, damaged, device)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                        params![
+                            b.return_id.to_string(),
+                            i as i64,
+                            sale.to_string(),
+                            i64::from(line),
+                            l.product.as_str(),
+                            l.qty_milli.0,
+                            l.total.0,
+                            l.tax.0,
+                            i64::from(l.damaged),
+                            device
+                        ],
+                    )?,
+                    // The original was unknown (or the line names no sale
+                    // line): kept by the reference the cashier gave.
+                    _ => exec(
+                        conn,
+                        "INSERT INTO returns_unknown (return_id, line, reference, sale_id, product, qty_milli, total, tax, damaged, device)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                        params![
+                            b.return_id.to_string(),
+                            i as i64,
+                            b.original_unknown
+                                .as_ref()
+                                .map(|u| u.reference.clone())
+                                .or_else(|| b.sale_id.map(|s| s.to_string()))
+                                .unwrap_or_default(),
+                            b.sale_id.map(|s| s.to_string()),
+                            l.product.as_str(),
+                            l.qty_milli.0,
+                            l.total.0,
+                            l.tax.0,
+                            i64::from(l.damaged),
+                            device
+                        ],
+                    )?,
+                };
                 if !l.damaged {
                     add_stock(conn, l.product.as_str(), l.qty_milli.0)?;
+                }
+            }
+            if let (PaymentMethod::StoreCredit, Some(customer)) = (b.refund, b.customer) {
+                if b.total.0 != 0 {
+                    exec(
+                        conn,
+                        "INSERT INTO store_credit (entry_id, idx, customer_id, amount, sale_id, event_id, device)
+                         VALUES (?1, 0, ?2, ?3, NULL, ?4, ?5)",
+                        params![
+                            b.return_id.to_string(),
+                            customer.to_string(),
+                            b.total.0,
+                            event_id,
+                            device
+                        ],
+                    )?;
                 }
             }
             if let Some(f) = &b.credit_note {
@@ -352,6 +413,20 @@ fn apply_register_event(
                     ],
                 )?;
             }
+        }
+        EventBody::DrawerOpened(b) if own => {
+            exec(
+                conn,
+                "INSERT INTO drawer_opens (movement_id, shift_id, reason, seq, approved_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    b.movement_id.to_string(),
+                    b.shift_id.to_string(),
+                    b.reason,
+                    seq,
+                    b.approval.as_ref().map(|a| a.name.clone())
+                ],
+            )?;
         }
         EventBody::CashMoved(b) if own => {
             exec(
@@ -392,10 +467,13 @@ fn apply_register_event(
         | EventBody::FiscalRangeGranted(_)
         | EventBody::StaffUpserted(_)
         | EventBody::CashMoved(_)
+        | EventBody::DrawerOpened(_)
         | EventBody::EscrowGranted(_)
         | EventBody::EscrowReleased(_)
         | EventBody::ConflictResolved(_)
-        | EventBody::PaymentIntentUpdated(_) => {}
+        | EventBody::PaymentIntentUpdated(_)
+        | EventBody::FiscalDocumentAccepted(_)
+        | EventBody::FiscalDocumentRejected(_) => {}
     }
     Ok(())
 }
@@ -543,6 +621,46 @@ pub fn apply_hub(conn: &Connection, body: &EventBody) -> rusqlite::Result<()> {
                 ],
             )?;
         }
+        EventBody::FiscalDocumentAccepted(b) => {
+            upsert_fiscal_document(
+                conn,
+                &FiscalDocRow {
+                    document: &b.document,
+                    doc_type: b.doc_type.as_str(),
+                    series: &b.series,
+                    device: b.device.to_string(),
+                    event_id: b.event_id.map(|e| e.to_string()),
+                    status: if b.conditional {
+                        "accepted_conditional"
+                    } else {
+                        "accepted"
+                    },
+                    authority: &b.authority,
+                    track_id: b.track_id.as_deref(),
+                    security_code: b.security_code.as_deref(),
+                    verify_url: b.verify_url.as_deref(),
+                    messages: serde_json::to_string(&b.messages).unwrap_or_default(),
+                },
+            )?;
+        }
+        EventBody::FiscalDocumentRejected(b) => {
+            upsert_fiscal_document(
+                conn,
+                &FiscalDocRow {
+                    document: &b.document,
+                    doc_type: b.doc_type.as_str(),
+                    series: &b.series,
+                    device: b.device.to_string(),
+                    event_id: b.event_id.map(|e| e.to_string()),
+                    status: "rejected",
+                    authority: &b.authority,
+                    track_id: b.track_id.as_deref(),
+                    security_code: None,
+                    verify_url: None,
+                    messages: serde_json::to_string(&b.messages).unwrap_or_default(),
+                },
+            )?;
+        }
         EventBody::PriceSet(b) => {
             // A price for an item the catalog does not know yet waits in a row
             // with placeholder fields until its CatalogItemUpserted arrives.
@@ -557,6 +675,105 @@ pub fn apply_hub(conn: &Connection, body: &EventBody) -> rusqlite::Result<()> {
         _ => {}
     }
     Ok(())
+}
+
+struct FiscalDocRow<'a> {
+    document: &'a str,
+    doc_type: &'a str,
+    series: &'a str,
+    device: String,
+    event_id: Option<String>,
+    status: &'a str,
+    authority: &'a str,
+    track_id: Option<&'a str>,
+    security_code: Option<&'a str>,
+    verify_url: Option<&'a str>,
+    messages: String,
+}
+
+/// The latest verdict on a document (hub-chain order) replaces an earlier one.
+fn upsert_fiscal_document(conn: &Connection, r: &FiscalDocRow<'_>) -> rusqlite::Result<()> {
+    exec(
+        conn,
+        "INSERT INTO fiscal_documents (document, doc_type, series, device_id, event_id, status, authority,
+            track_id, security_code, verify_url, messages)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+         ON CONFLICT (document) DO UPDATE SET status = excluded.status, track_id = excluded.track_id,
+            security_code = excluded.security_code, verify_url = excluded.verify_url,
+            messages = excluded.messages, authority = excluded.authority",
+        params![
+            r.document,
+            r.doc_type,
+            r.series,
+            r.device,
+            r.event_id,
+            r.status,
+            r.authority,
+            r.track_id,
+            r.security_code,
+            r.verify_url,
+            r.messages
+        ],
+    )
+    .map(|_| ())
+}
+
+/// This register's fiscal documents by the tax authority's verdict.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FiscalDocCounts {
+    /// Accepted.
+    pub accepted: u64,
+    /// Accepted with conditions.
+    pub accepted_conditional: u64,
+    /// Rejected (head office must act).
+    pub rejected: u64,
+    /// Electronic sales (series `E…`) with no verdict yet.
+    pub awaiting: u64,
+}
+
+/// The counts of `device`'s documents (`caja-node fiscal status`).
+pub fn fiscal_doc_counts(conn: &Connection, device: &str) -> rusqlite::Result<FiscalDocCounts> {
+    let mut c = FiscalDocCounts::default();
+    let mut stmt = conn.prepare_cached(
+        "SELECT status, COUNT(*) FROM fiscal_documents WHERE device_id = ?1 GROUP BY status",
+    )?;
+    let rows = stmt.query_map([device], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+    })?;
+    for row in rows {
+        let (status, n) = row?;
+        let n = u64::try_from(n).unwrap_or(0);
+        match status.as_str() {
+            "accepted" => c.accepted = n,
+            "accepted_conditional" => c.accepted_conditional = n,
+            "rejected" => c.rejected = n,
+            _ => {}
+        }
+    }
+    c.awaiting = conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM sales s WHERE s.device = ?1 AND s.fiscal_series LIKE 'E%'
+               AND NOT EXISTS (SELECT 1 FROM fiscal_documents d WHERE d.document = s.fiscal_number)",
+        )?
+        .query_row([device], |r| r.get::<_, i64>(0))
+        .map(|n| u64::try_from(n).unwrap_or(0))?;
+    Ok(c)
+}
+
+/// The tax authority's confirmation of a document, when accepted: its
+/// security code and verification address (`None` before the verdict, or
+/// when rejected).
+pub fn fiscal_confirmation(
+    conn: &Connection,
+    document: &str,
+) -> rusqlite::Result<Option<(String, String)>> {
+    conn.prepare_cached(
+        "SELECT security_code, verify_url FROM fiscal_documents
+         WHERE document = ?1 AND status IN ('accepted', 'accepted_conditional')
+           AND security_code IS NOT NULL AND verify_url IS NOT NULL",
+    )?
+    .query_row([document], |r| Ok((r.get(0)?, r.get(1)?)))
+    .optional()
 }
 
 /// Deletes every projection row and applies every event again in the order it
@@ -671,7 +888,17 @@ pub fn customer_balance(conn: &Connection, customer_id: &str) -> rusqlite::Resul
     .query_row([customer_id], |r| r.get(0))
 }
 
-/// The open shift, if any: (shift_id, cashier, opened_seq).
+/// A customer's store-credit balance as this register knows it: credits
+/// from returns refunded as store credit, less what sales not voided spent.
+pub fn store_credit_balance(conn: &Connection, customer_id: &str) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "SELECT coalesce(sum(c.amount), 0) FROM store_credit c
+         LEFT JOIN sales s ON s.sale_id = c.sale_id
+         WHERE c.customer_id = ?1 AND (c.sale_id IS NULL OR s.voided_seq IS NULL)",
+    )?
+    .query_row([customer_id], |r| r.get(0))
+}
+
 /// A payment intent of this register as the hub last reported it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct IntentLine {
@@ -705,6 +932,7 @@ pub fn payment_intents(conn: &Connection, device: &str) -> rusqlite::Result<Vec<
     rows.collect()
 }
 
+/// The open shift, if any: (shift_id, cashier, opened_seq).
 pub fn open_shift(conn: &Connection) -> rusqlite::Result<Option<(String, String, i64)>> {
     conn.prepare_cached(
         "SELECT shift_id, cashier, opened_seq FROM shifts WHERE closed_seq IS NULL",

@@ -57,6 +57,10 @@ pub struct LineRequest {
     /// Discount on this line, in centavos.
     #[serde(default)]
     pub discount: Option<i64>,
+    /// A price other than the shelf price (a price override, in centavos per
+    /// unit or per kg): a supervisor approves it on a register with staff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_price: Option<i64>,
 }
 
 /// One payment as entered.
@@ -88,13 +92,16 @@ pub struct SaleRequest {
     pub customer: Option<CustomerId>,
 }
 
-/// A customer's fiado standing, for a sale with a fiado payment.
+/// A customer's standing, for a sale with a fiado or store-credit payment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CreditStanding {
     /// Most the customer may owe.
     pub limit: Money,
     /// What the customer owes now.
     pub balance: Money,
+    /// The customer's store-credit balance (what earlier returns credited,
+    /// less what sales spent), as this register knows it.
+    pub store_credit: Money,
 }
 
 /// Everything else a sale needs, decided by the caller.
@@ -184,6 +191,25 @@ pub enum SaleError {
     /// Fiado without a customer.
     #[error("customer: a fiado payment needs a customer")]
     FiadoWithoutCustomer,
+    /// Store credit without a customer.
+    #[error("customer: a store-credit payment needs a customer")]
+    StoreCreditWithoutCustomer,
+    /// Store credit beyond the customer's balance.
+    #[error("payments: store credit of {requested} exceeds the customer's balance of {available}")]
+    StoreCreditExceeded {
+        /// Store credit in this sale.
+        requested: Money,
+        /// The customer's balance.
+        available: Money,
+    },
+    /// An override price below zero.
+    #[error("{field}: the price must not be negative, got {price}")]
+    BadPrice {
+        /// `lines[i].unit_price`.
+        field: String,
+        /// The price entered.
+        price: i64,
+    },
     /// Fiado beyond the customer's available credit.
     #[error("payments: fiado of {requested} exceeds the available credit of {available}")]
     CreditLimitExceeded {
@@ -228,12 +254,14 @@ impl SaleError {
             | SaleError::BadDiscount { field, .. }
             | SaleError::NonPositivePayment { field, .. }
             | SaleError::MissingReference { field, .. }
+            | SaleError::BadPrice { field, .. }
             | SaleError::Overflow { field } => field,
             SaleError::PaymentCount(_)
             | SaleError::CreditLimitExceeded { .. }
+            | SaleError::StoreCreditExceeded { .. }
             | SaleError::PaymentShort { .. }
             | SaleError::ChangeWithoutCash { .. } => "payments",
-            SaleError::FiadoWithoutCustomer => "customer",
+            SaleError::FiadoWithoutCustomer | SaleError::StoreCreditWithoutCustomer => "customer",
         }
     }
 }
@@ -273,10 +301,22 @@ pub fn build_sale(
             field: format!("lines[{i}].code"),
             code: line.code.chars().take(64).collect(),
         })?;
-        let price = item.unit_price.ok_or_else(|| SaleError::NoPrice {
+        let shelf = item.unit_price.ok_or_else(|| SaleError::NoPrice {
             field: format!("lines[{i}].code"),
             sku: item.sku.clone(),
         })?;
+        // A price other than the shelf price is an override (the caller
+        // fills in the approval); the same price is no override.
+        let (price, overridden) = match line.unit_price {
+            Some(p) if p < 0 => {
+                return Err(SaleError::BadPrice {
+                    field: format!("lines[{i}].unit_price"),
+                    price: p,
+                })
+            }
+            Some(p) if p != shelf.0 => (Money(p), Some(shelf)),
+            _ => (shelf, None),
+        };
         if line.qty_milli <= 0 {
             return Err(SaleError::NonPositiveQuantity {
                 field: format!("lines[{i}].qty_milli"),
@@ -302,7 +342,7 @@ pub fn build_sale(
             });
         }
         nets.push(Money(gross.0 - own));
-        items.push((item, price, qty, Money(own)));
+        items.push((item, price, qty, Money(own), overridden));
     }
     // Sale-level discount, spread over what is left of each line.
     let sale_discount = req.discount.unwrap_or(0);
@@ -322,7 +362,9 @@ pub fn build_sale(
         })?;
     let mut lines = Vec::with_capacity(items.len());
     let mut amounts = Vec::with_capacity(items.len());
-    for (i, ((item, price, qty, own), share)) in items.into_iter().zip(shares).enumerate() {
+    for (i, ((item, price, qty, own, overridden), share)) in
+        items.into_iter().zip(shares).enumerate()
+    {
         let discount = own
             .checked_add(share)
             .map_err(overflow(format!("lines[{i}].discount")))?;
@@ -340,6 +382,10 @@ pub fn build_sale(
             total: a.total,
             tax: a.tax,
             beyond_quota_milli: None,
+            price_override: overridden.map(|shelf_price| caja_shared::kind::PriceOverride {
+                shelf_price,
+                approval: None,
+            }),
         });
     }
     let totals = caja_shared::money::SaleTotals::from_lines(amounts).map_err(overflow("lines"))?;
@@ -349,7 +395,8 @@ pub fn build_sale(
         return Err(SaleError::PaymentCount(req.payments.len()));
     }
     let mut payments = Vec::with_capacity(req.payments.len());
-    let (mut paid, mut cash, mut fiado) = (Money::ZERO, Money::ZERO, Money::ZERO);
+    let (mut paid, mut cash, mut fiado, mut store_credit) =
+        (Money::ZERO, Money::ZERO, Money::ZERO, Money::ZERO);
     for (i, p) in req.payments.iter().enumerate() {
         if p.amount <= 0 {
             return Err(SaleError::NonPositivePayment {
@@ -383,6 +430,9 @@ pub fn build_sale(
         match p.method {
             PaymentMethod::Cash => cash = cash.checked_add(amount).map_err(overflow(field))?,
             PaymentMethod::Fiado => fiado = fiado.checked_add(amount).map_err(overflow(field))?,
+            PaymentMethod::StoreCredit => {
+                store_credit = store_credit.checked_add(amount).map_err(overflow(field))?;
+            }
             PaymentMethod::Card | PaymentMethod::Transfer => {}
         }
         payments.push(Payment {
@@ -408,11 +458,24 @@ pub fn build_sale(
         let standing = credit.unwrap_or(CreditStanding {
             limit: Money::ZERO,
             balance: Money::ZERO,
+            store_credit: Money::ZERO,
         });
         let available = Money(standing.limit.0.saturating_sub(standing.balance.0).max(0));
         if fiado.0 > available.0 {
             return Err(SaleError::CreditLimitExceeded {
                 requested: fiado,
+                available,
+            });
+        }
+    }
+    if store_credit.0 > 0 {
+        if req.customer.is_none() {
+            return Err(SaleError::StoreCreditWithoutCustomer);
+        }
+        let available = credit.map_or(Money::ZERO, |c| Money(c.store_credit.0.max(0)));
+        if store_credit.0 > available.0 {
+            return Err(SaleError::StoreCreditExceeded {
+                requested: store_credit,
                 available,
             });
         }
@@ -488,6 +551,7 @@ mod tests {
             code: code.into(),
             qty_milli: qty,
             discount: None,
+            unit_price: None,
         }
     }
 
@@ -558,6 +622,7 @@ mod tests {
                 req(
                     vec![LineRequest {
                         discount: Some(6501),
+                        unit_price: None,
                         ..line("ARROZ", 1000)
                     }],
                     vec![pay(PaymentMethod::Cash, 100000)],
@@ -625,6 +690,7 @@ mod tests {
         let tight = CreditStanding {
             limit: Money(10000),
             balance: Money(4000),
+            store_credit: Money::ZERO,
         };
         assert_eq!(
             build_sale(&r, ctx(), catalog, Some(tight)),
@@ -636,6 +702,7 @@ mod tests {
         let room = CreditStanding {
             limit: Money(10500),
             balance: Money(4000),
+            store_credit: Money::ZERO,
         };
         let out = build_sale(&r, ctx(), catalog, Some(room)).expect("fits");
         assert_eq!(out.fiado, Money(6500));
@@ -654,6 +721,69 @@ mod tests {
         let out = build_sale(&r, ctx(), catalog, None).expect("valid");
         assert_eq!(out.body.total, Money(19500));
         assert_eq!(out.body.change, Money(500));
+    }
+
+    #[test]
+    fn an_override_price_is_charged_and_records_the_shelf_price() {
+        let mut r = req(
+            vec![LineRequest {
+                unit_price: Some(6000),
+                ..line("ARROZ", 2000)
+            }],
+            vec![pay(PaymentMethod::Cash, 20000)],
+        );
+        let out = build_sale(&r, ctx(), catalog, None).expect("override");
+        let l = &out.body.lines[0];
+        assert_eq!((l.unit_price, l.total), (Money(6000), Money(12000)));
+        let o = l.price_override.as_ref().expect("flagged");
+        assert_eq!((o.shelf_price, o.approval.as_ref()), (Money(6500), None));
+        // The shelf price itself is no override.
+        r.lines[0].unit_price = Some(6500);
+        let out = build_sale(&r, ctx(), catalog, None).expect("same price");
+        assert_eq!(out.body.lines[0].price_override, None);
+        r.lines[0].unit_price = Some(-1);
+        assert_eq!(
+            build_sale(&r, ctx(), catalog, None)
+                .expect_err("negative")
+                .field(),
+            "lines[0].unit_price"
+        );
+    }
+
+    #[test]
+    fn store_credit_needs_a_customer_and_never_goes_below_zero() {
+        let mut r = req(
+            vec![line("ARROZ", 1000)],
+            vec![
+                pay(PaymentMethod::StoreCredit, 5000),
+                pay(PaymentMethod::Cash, 1500),
+            ],
+        );
+        assert_eq!(
+            build_sale(&r, ctx(), catalog, None),
+            Err(SaleError::StoreCreditWithoutCustomer)
+        );
+        r.customer = Some("019aaf70-dbf4-7000-8000-0000000c0001".parse().expect("id"));
+        let standing = |store_credit| CreditStanding {
+            limit: Money::ZERO,
+            balance: Money::ZERO,
+            store_credit: Money(store_credit),
+        };
+        assert_eq!(
+            build_sale(&r, ctx(), catalog, Some(standing(4999))),
+            Err(SaleError::StoreCreditExceeded {
+                requested: Money(5000),
+                available: Money(4999)
+            })
+        );
+        let out = build_sale(&r, ctx(), catalog, Some(standing(5000))).expect("exactly");
+        assert_eq!(out.body.change, Money::ZERO);
+        // Store credit gives no change.
+        r.payments = vec![pay(PaymentMethod::StoreCredit, 7000)];
+        assert!(matches!(
+            build_sale(&r, ctx(), catalog, Some(standing(9000))),
+            Err(SaleError::ChangeWithoutCash { .. })
+        ));
     }
 
     proptest! {

@@ -84,6 +84,23 @@ pub struct ZReport {
     /// Every approval given in the shift: `action: name (role)`.
     #[serde(default)]
     pub approvals: Vec<String>,
+    /// Refunded by the shift's returns, per method (store credit included).
+    #[serde(default)]
+    pub refunds_by_method: BTreeMap<PaymentMethod, Money>,
+    /// Returns whose original sale the register did not know (flagged for
+    /// review at the hub).
+    #[serde(default)]
+    pub returns_unknown_original: u64,
+    /// Sale lines sold at a price other than the shelf price.
+    #[serde(default)]
+    pub price_overrides: u64,
+    /// What those overrides changed: the lines' amounts at the prices charged
+    /// minus at the shelf prices (negative when sold below the shelf price).
+    #[serde(default)]
+    pub price_override_amount: Money,
+    /// Drawer openings without a sale.
+    #[serde(default)]
+    pub drawer_opens: u64,
 }
 
 /// Why a Z report cannot be computed.
@@ -174,6 +191,11 @@ impl ZReport {
             paid_out: Money::ZERO,
             drops: Money::ZERO,
             approvals: Vec::new(),
+            refunds_by_method: BTreeMap::new(),
+            returns_unknown_original: 0,
+            price_overrides: 0,
+            price_override_amount: Money::ZERO,
+            drawer_opens: 0,
         };
         let mut sales: BTreeMap<SaleId, &SaleCreated> = BTreeMap::new();
         let mut voided: BTreeSet<SaleId> = BTreeSet::new();
@@ -183,6 +205,22 @@ impl ZReport {
             match body {
                 EventBody::SaleCreated(s) => {
                     if let Some(a) = &s.approval {
+                        z.approvals.push(approval_line(a));
+                    }
+                    let mut override_approval = None;
+                    for l in &s.lines {
+                        let Some(o) = &l.price_override else {
+                            continue;
+                        };
+                        z.price_overrides += 1;
+                        let charged = caja_shared::money::line_gross(l.unit_price, l.qty_milli)?;
+                        let shelf = caja_shared::money::line_gross(o.shelf_price, l.qty_milli)?;
+                        z.price_override_amount = z
+                            .price_override_amount
+                            .checked_add(charged.checked_sub(shelf)?)?;
+                        override_approval = override_approval.or(o.approval.as_ref());
+                    }
+                    if let Some(a) = override_approval {
                         z.approvals.push(approval_line(a));
                     }
                     sales.insert(s.sale_id, s);
@@ -234,30 +272,37 @@ impl ZReport {
                 }
                 EventBody::SaleReturned(r) => {
                     z.returns_count += 1;
+                    if r.original_unknown.is_some() {
+                        z.returns_unknown_original += 1;
+                    }
                     z.returns_total = z.returns_total.checked_add(r.total)?;
+                    let original = r.sale_id.and_then(|id| match sales.get(&id) {
+                        Some(s) => Some((*s).clone()),
+                        None => earlier_sale(&id),
+                    });
                     for l in &r.lines {
-                        // ITBIS per rate: the original line's rate is in the
-                        // sale; a return's tax is subtracted at rate 0 only
-                        // when the sale is unknown here.
-                        let rate = sales
-                            .get(&r.sale_id)
-                            .and_then(|s| {
-                                s.lines.get(usize::try_from(l.line).unwrap_or(usize::MAX))
-                            })
-                            .map(|x| x.tax_bp)
+                        // ITBIS per rate: the line's own rate (a line whose
+                        // original was unknown), else the original line's;
+                        // at rate 0 only when neither is known here.
+                        let rate = l
+                            .tax_bp
                             .or_else(|| {
-                                earlier_sale(&r.sale_id).and_then(|s| {
-                                    s.lines
-                                        .get(usize::try_from(l.line).unwrap_or(usize::MAX))
-                                        .map(|x| x.tax_bp)
-                                })
+                                let i = usize::try_from(l.line?).ok()?;
+                                original.as_ref()?.lines.get(i).map(|x| x.tax_bp)
                             })
                             .unwrap_or(TaxRateBp::ZERO);
                         let e = z.tax_by_rate.entry(rate).or_insert(Money::ZERO);
                         *e = e.checked_sub(l.tax)?;
                     }
                     add(&mut z.by_method, r.refund, r.total.checked_neg()?)?;
+                    add(&mut z.refunds_by_method, r.refund, r.total)?;
                     if let Some(a) = &r.approval {
+                        z.approvals.push(approval_line(a));
+                    }
+                }
+                EventBody::DrawerOpened(d) => {
+                    z.drawer_opens += 1;
+                    if let Some(a) = &d.approval {
                         z.approvals.push(approval_line(a));
                     }
                 }
@@ -356,6 +401,7 @@ mod tests {
                 total: a.total,
                 tax: a.tax,
                 beyond_quota_milli: None,
+                price_override: None,
             }],
             total: a.total,
             tax: a.tax,
@@ -457,6 +503,121 @@ mod tests {
             .expect("earlier sale resolves");
         assert_eq!(z.net_total, Money(-1000));
         assert_eq!(z.expected_cash, Money(-1000));
+    }
+
+    fn approval(action: &str) -> caja_shared::kind::Approval {
+        caja_shared::kind::Approval {
+            staff_id: "019aaf70-dbf4-7000-8000-0000000000e1".parse().expect("id"),
+            name: "Marta".into(),
+            role: caja_shared::kind::Role::Supervisor,
+            action: action.into(),
+        }
+    }
+
+    #[test]
+    fn overrides_drawer_openings_and_refunds_by_method_are_reported() {
+        use caja_shared::kind::{
+            DrawerOpened, PriceOverride, ReturnLine, SaleReturned, UnknownOriginal,
+        };
+        // Sold at 100.00 instead of the shelf's 130.00, paid in cash.
+        let mut s1 = sale(1, 10000, 1800, vec![(PaymentMethod::Cash, 10000)]);
+        s1.lines[0].price_override = Some(PriceOverride {
+            shelf_price: Money(13000),
+            approval: Some(approval("price_override")),
+        });
+        let line = |line: Option<u32>, total: i64, tax_bp: Option<u16>| ReturnLine {
+            line,
+            product: "X1".parse().expect("sku"),
+            qty_milli: QtyMilli(1000),
+            total: Money(total),
+            tax: Money(total / 10),
+            damaged: false,
+            tax_bp: tax_bp.map(|b| TaxRateBp::new(b).expect("bp")),
+        };
+        let ret = |n: u64, lines, refund, unknown: bool| SaleReturned {
+            return_id: format!("019aaf70-dbf4-7000-8000-0000000f{n:04x}")
+                .parse()
+                .expect("id"),
+            sale_id: (!unknown).then_some(s1.sale_id),
+            shift_id: SHIFT.parse().expect("id"),
+            cashier: "ana".into(),
+            total: Money(1000),
+            tax: Money(100),
+            lines,
+            refund,
+            customer: None,
+            credit_note: None,
+            approval: Some(approval(if unknown {
+                "return_unknown_original"
+            } else {
+                "return"
+            })),
+            original_unknown: unknown.then(|| UnknownOriginal {
+                reference: "B0200000099".into(),
+            }),
+        };
+        let events = vec![
+            (1, open(0)),
+            (2, EventBody::SaleCreated(s1.clone())),
+            (
+                3,
+                EventBody::DrawerOpened(DrawerOpened {
+                    movement_id: "019aaf70-dbf4-7000-8000-0000000d0001".parse().expect("id"),
+                    shift_id: SHIFT.parse().expect("id"),
+                    reason: "cambio".into(),
+                    approval: Some(approval("drawer_open")),
+                }),
+            ),
+            (
+                4,
+                EventBody::SaleReturned(ret(
+                    1,
+                    vec![line(Some(0), 1000, None)],
+                    PaymentMethod::StoreCredit,
+                    false,
+                )),
+            ),
+            (
+                5,
+                EventBody::SaleReturned(ret(
+                    2,
+                    vec![line(None, 1000, Some(1600))],
+                    PaymentMethod::Cash,
+                    true,
+                )),
+            ),
+        ];
+        let z = ZReport::compute(&events, |_| None).expect("report");
+        assert_eq!(
+            (z.price_overrides, z.price_override_amount),
+            (1, Money(-3000))
+        );
+        assert_eq!(z.drawer_opens, 1);
+        assert_eq!((z.returns_count, z.returns_unknown_original), (2, 1));
+        assert_eq!(
+            z.refunds_by_method,
+            BTreeMap::from([
+                (PaymentMethod::Cash, Money(1000)),
+                (PaymentMethod::StoreCredit, Money(1000))
+            ])
+        );
+        // A store-credit refund takes no cash out of the drawer.
+        assert_eq!(z.expected_cash, Money(10000 - 1000));
+        // The unknown original's tax is at its own rate, the known one's at
+        // the sale line's.
+        assert_eq!(
+            z.tax_by_rate.get(&TaxRateBp::new(1600).expect("bp")),
+            Some(&Money(-100))
+        );
+        assert_eq!(
+            z.approvals,
+            [
+                "price_override: Marta (supervisor)",
+                "drawer_open: Marta (supervisor)",
+                "return: Marta (supervisor)",
+                "return_unknown_original: Marta (supervisor)"
+            ]
+        );
     }
 
     proptest! {

@@ -161,6 +161,39 @@ event_kinds! {
     /// A payment intent was created or moved to a new state by the payment
     /// provider's confirmation (hub event).
     PaymentIntentUpdated,
+    /// The cash drawer was opened without a sale (a supervisor approves).
+    DrawerOpened,
+    /// The tax authority accepted (possibly with conditions) a fiscal
+    /// document the hub submitted for a register (hub event).
+    FiscalDocumentAccepted,
+    /// The tax authority rejected a fiscal document the hub submitted
+    /// (hub event); head office must act (a `manual` conflict).
+    FiscalDocumentRejected,
+}
+
+impl EventBody {
+    /// Every supervisor approval the event carries (a sale's discount and
+    /// price overrides, a void, a return, a paid-out, a drawer opening, a
+    /// close of another person's shift), in body order.
+    pub fn approvals(&self) -> Vec<&Approval> {
+        match self {
+            EventBody::SaleCreated(b) => b
+                .approval
+                .iter()
+                .chain(
+                    b.lines
+                        .iter()
+                        .filter_map(|l| l.price_override.as_ref()?.approval.as_ref()),
+                )
+                .collect(),
+            EventBody::SaleVoided(b) => b.approval.iter().collect(),
+            EventBody::SaleReturned(b) => b.approval.iter().collect(),
+            EventBody::CashMoved(b) => b.approval.iter().collect(),
+            EventBody::DrawerOpened(b) => b.approval.iter().collect(),
+            EventBody::ShiftClosed(b) => b.approval.iter().collect(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 fn decode_as<T: for<'de> Deserialize<'de>>(body: &Value) -> Result<T, BodyError> {
@@ -206,6 +239,9 @@ pub enum PaymentMethod {
     Transfer,
     /// Store credit (fiado) to a named customer.
     Fiado,
+    /// The customer's store-credit balance (credit given by earlier returns
+    /// refunded as store credit); never below zero at the register.
+    StoreCredit,
 }
 
 /// How an item is sold.
@@ -278,6 +314,23 @@ pub struct SaleLine {
     /// sold (a `warn` product: allowed, flagged, alerted at the hub).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub beyond_quota_milli: Option<QtyMilli>,
+    /// Present when the line was sold at a price other than the shelf price
+    /// (`unit_price` is then the price charged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_override: Option<PriceOverride>,
+}
+
+/// A line sold at a price other than the shelf price: what the shelf price
+/// was and who approved (the approval's `action` is `price_override`; when is
+/// the event's HLC).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceOverride {
+    /// The shelf price the register knew, per unit or per kg.
+    pub shelf_price: Money,
+    /// The supervisor's approval (absent only on a register without staff).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
 }
 
 /// One payment of a sale.
@@ -658,8 +711,10 @@ pub struct CashMoved {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReturnLine {
-    /// Index of the line in the original sale.
-    pub line: u32,
+    /// Index of the line in the original sale; absent when the original was
+    /// unknown to the register (the line names a product only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
     /// Product.
     pub product: Sku,
     /// Quantity returned (thousandths), at most what is left of the line.
@@ -671,6 +726,20 @@ pub struct ReturnLine {
     /// Damaged goods do not go back to stock.
     #[serde(default)]
     pub damaged: bool,
+    /// The tax rate of `tax`, for a line whose original was unknown (a known
+    /// line's rate is the sale line's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tax_bp: Option<TaxRateBp>,
+}
+
+/// A return whose original sale the register did not know (not synced yet,
+/// or from elsewhere): what the cashier gave to find it. The hub flags it for
+/// review and checks it against the sale when that arrives.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnknownOriginal {
+    /// The receipt's sale id or fiscal number, as given.
+    pub reference: String,
 }
 
 /// Body of [`EventKind::SaleReturned`].
@@ -679,8 +748,10 @@ pub struct ReturnLine {
 pub struct SaleReturned {
     /// The return.
     pub return_id: ReturnId,
-    /// The original sale (also a dependency).
-    pub sale_id: SaleId,
+    /// The original sale (also a dependency when the register knows it);
+    /// absent when the original was unknown and given by fiscal number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sale_id: Option<SaleId>,
     /// The shift it happens in.
     pub shift_id: ShiftId,
     /// Who processed it.
@@ -691,7 +762,8 @@ pub struct SaleReturned {
     pub total: Money,
     /// Sum of line taxes.
     pub tax: Money,
-    /// How it was refunded (`fiado` = store credit on the customer's account).
+    /// How it was refunded (`store_credit`: added to the customer's
+    /// store-credit balance).
     pub refund: PaymentMethod,
     /// The customer credited, for store credit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -700,6 +772,26 @@ pub struct SaleReturned {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credit_note: Option<FiscalRef>,
     /// The supervisor's approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+    /// Set when the register did not know the original sale: the lines name
+    /// products (no `line`), and the hub raises a review item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_unknown: Option<UnknownOriginal>,
+}
+
+/// Body of [`EventKind::DrawerOpened`]: the cash drawer opened without a
+/// sale (the kick goes through the register's print queue).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrawerOpened {
+    /// The opening (a cash movement of no amount).
+    pub movement_id: MovementId,
+    /// The shift (also a dependency).
+    pub shift_id: ShiftId,
+    /// Why, required.
+    pub reason: String,
+    /// The supervisor's approval (absent only on a register without staff).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<Approval>,
 }
@@ -780,6 +872,113 @@ pub struct PaymentIntentUpdated {
     pub auth_code: Option<String>,
 }
 
+/// What a fiscal document submitted to the tax authority is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FiscalDocType {
+    /// A sale's invoice (e-CF `E31`, `E32`, …).
+    Invoice,
+    /// A return's credit note (e-CF `E34`).
+    CreditNote,
+    /// The cancellation of numbers that will never be issued (a written-off
+    /// register's outstanding block; DGII's `ANECF`).
+    Cancellation,
+}
+
+impl FiscalDocType {
+    /// The wire name, e.g. `"credit_note"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FiscalDocType::Invoice => "invoice",
+            FiscalDocType::CreditNote => "credit_note",
+            FiscalDocType::Cancellation => "cancellation",
+        }
+    }
+
+    /// Looks up a wire name.
+    pub fn parse(s: &str) -> Option<FiscalDocType> {
+        [
+            FiscalDocType::Invoice,
+            FiscalDocType::CreditNote,
+            FiscalDocType::Cancellation,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+    }
+}
+
+/// One message of the tax authority about a document (a validation code and
+/// its text), as it answered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorityMessage {
+    /// The authority's code (as text: authorities mix numbers and letters).
+    pub code: String,
+    /// What it says.
+    pub text: String,
+}
+
+/// Body of [`EventKind::FiscalDocumentAccepted`]: phase two of a fiscal
+/// document, confirmed by the tax authority.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FiscalDocumentAccepted {
+    /// The document: its fiscal number (`E320000000051`), or for a
+    /// cancellation its range (`E320000000010..E320000000020`).
+    pub document: String,
+    /// Invoice, credit note or cancellation.
+    pub doc_type: FiscalDocType,
+    /// The series prefix, e.g. `E32`.
+    pub series: String,
+    /// The register that issued it (or held the cancelled numbers).
+    pub device: DeviceId,
+    /// The register's event that issued it (a sale or a return); absent for
+    /// a cancellation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<EventId>,
+    /// The tax authority's gateway, e.g. `dgii`.
+    pub authority: String,
+    /// Accepted with conditions (DGII's `Aceptado Condicional`).
+    pub conditional: bool,
+    /// The authority's tracking id, when it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track_id: Option<String>,
+    /// The security code printed on the receipt and carried by its QR code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_code: Option<String>,
+    /// The authority's verification address for this document (the
+    /// receipt's QR code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_url: Option<String>,
+    /// The authority's messages (conditions, warnings).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<AuthorityMessage>,
+}
+
+/// Body of [`EventKind::FiscalDocumentRejected`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FiscalDocumentRejected {
+    /// The document (see [`FiscalDocumentAccepted::document`]).
+    pub document: String,
+    /// Invoice, credit note or cancellation.
+    pub doc_type: FiscalDocType,
+    /// The series prefix.
+    pub series: String,
+    /// The register that issued it.
+    pub device: DeviceId,
+    /// The register's event that issued it; absent for a cancellation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<EventId>,
+    /// The tax authority's gateway, e.g. `dgii`.
+    pub authority: String,
+    /// The authority's tracking id, when it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track_id: Option<String>,
+    /// Why: the authority's messages.
+    pub messages: Vec<AuthorityMessage>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -791,7 +990,92 @@ mod tests {
             assert_eq!(EventKind::parse(k.as_str()), Some(*k));
         }
         assert_eq!(EventKind::parse("SaleDeleted"), None);
-        assert_eq!(EventKind::ALL.len(), 21);
+        assert_eq!(EventKind::ALL.len(), 24);
+    }
+
+    #[test]
+    fn returns_from_before_unknown_originals_decode_and_write_the_same_bytes() {
+        // A SaleReturned as registers wrote it before the optional fields.
+        let old = br#"{"cashier":"ana","lines":[{"line":0,"product":"X1","qty_milli":1000,"tax":0,"total":100}],"refund":"cash","return_id":"019aaf70-dbf4-7000-8000-00000000f001","sale_id":"019aaf70-dbf4-7000-8000-00000000a001","shift_id":"019aaf70-d618-7000-8000-00000000c001","tax":0,"total":100}"#;
+        let v = parse(old).unwrap();
+        let body = EventBody::decode(EventKind::SaleReturned, &v).unwrap();
+        let EventBody::SaleReturned(r) = &body else {
+            panic!("kind")
+        };
+        assert_eq!(
+            (r.lines[0].line, r.original_unknown.as_ref()),
+            (Some(0), None)
+        );
+        assert!(r.sale_id.is_some());
+        // `damaged: false` is written (it always was); nothing else is added.
+        let expected = r#"{"cashier":"ana","lines":[{"damaged":false,"line":0,"product":"X1","qty_milli":1000,"tax":0,"total":100}],"refund":"cash","return_id":"019aaf70-dbf4-7000-8000-00000000f001","sale_id":"019aaf70-dbf4-7000-8000-00000000a001","shift_id":"019aaf70-d618-7000-8000-00000000c001","tax":0,"total":100}"#;
+        assert_eq!(body.to_value().unwrap().to_canonical_string(), expected);
+    }
+
+    #[test]
+    fn new_bodies_decode_strictly() {
+        let drawer = parse(br#"{"movement_id":"019aaf70-dbf4-7000-8000-00000000d001","shift_id":"019aaf70-d618-7000-8000-00000000c001","reason":"cambio","approval":{"staff_id":"019aaf70-dbf4-7000-8000-0000000000e1","name":"Marta","role":"supervisor","action":"drawer_open"}}"#).unwrap();
+        let body = EventBody::decode(EventKind::DrawerOpened, &drawer).unwrap();
+        assert_eq!(body.approvals().len(), 1);
+        let extra = parse(br#"{"movement_id":"019aaf70-dbf4-7000-8000-00000000d001","shift_id":"019aaf70-d618-7000-8000-00000000c001","reason":"x","colour":1}"#).unwrap();
+        assert_eq!(
+            EventBody::decode(EventKind::DrawerOpened, &extra),
+            Err(BodyError::UnknownField {
+                path: "colour".into()
+            })
+        );
+        let line = br#"{"sale_id":"019aaf70-dbf4-7000-8000-00000000a001","cashier":"ana","lines":[{"product":"x","name":"n","qty_milli":1000,"unit_price":90,"tax_bp":0,"total":90,"tax":0,"price_override":{"shelf_price":100,"extra":1}}],"total":90,"tax":0,"payments":[{"method":"store_credit","amount":90}],"change":0}"#;
+        let err = EventBody::decode(EventKind::SaleCreated, &parse(line).unwrap()).unwrap_err();
+        assert_eq!(err.path(), "lines[0].price_override.extra", "{err}");
+        let ok = String::from_utf8_lossy(line).replace(r#","extra":1"#, "");
+        let EventBody::SaleCreated(s) =
+            EventBody::decode(EventKind::SaleCreated, &parse(ok.as_bytes()).unwrap()).unwrap()
+        else {
+            panic!("kind")
+        };
+        assert_eq!(s.payments[0].method, PaymentMethod::StoreCredit);
+        assert_eq!(
+            s.lines[0].price_override.as_ref().map(|o| o.shelf_price),
+            Some(Money(100))
+        );
+    }
+
+    #[test]
+    fn fiscal_document_results_decode_strictly() {
+        let body = parse(br#"{"document":"E320000000051","doc_type":"invoice","series":"E32","device":"019aaf70-d618-7000-8000-00000000d001","event_id":"019aaf70-d618-7000-8000-00000000e001","authority":"dgii","conditional":false,"security_code":"A1B2C3","verify_url":"https://fc.example/ConsultaTimbreFC?ENCF=E320000000051"}"#).unwrap();
+        let EventBody::FiscalDocumentAccepted(b) =
+            EventBody::decode(EventKind::FiscalDocumentAccepted, &body).unwrap()
+        else {
+            panic!("wrong kind");
+        };
+        assert_eq!(b.doc_type, FiscalDocType::Invoice);
+        assert!(b.messages.is_empty());
+        assert_eq!(
+            EventBody::FiscalDocumentAccepted(b).to_value().unwrap(),
+            body,
+            "canonical round trip"
+        );
+        let bad = parse(br#"{"document":"E320000000051","doc_type":"receipt","series":"E32","device":"019aaf70-d618-7000-8000-00000000d001","authority":"dgii","messages":[]}"#).unwrap();
+        assert_eq!(
+            EventBody::decode(EventKind::FiscalDocumentRejected, &bad)
+                .unwrap_err()
+                .path(),
+            "doc_type"
+        );
+        let extra = parse(br#"{"document":"E34","doc_type":"credit_note","series":"E34","device":"019aaf70-d618-7000-8000-00000000d001","authority":"dgii","messages":[{"code":"1","text":"x","level":2}]}"#).unwrap();
+        assert_eq!(
+            EventBody::decode(EventKind::FiscalDocumentRejected, &extra),
+            Err(BodyError::UnknownField {
+                path: "messages[0].level".into()
+            })
+        );
+        for t in [
+            FiscalDocType::Invoice,
+            FiscalDocType::CreditNote,
+            FiscalDocType::Cancellation,
+        ] {
+            assert_eq!(FiscalDocType::parse(t.as_str()), Some(t));
+        }
     }
 
     #[test]

@@ -127,6 +127,7 @@ impl<W: Write> Day<'_, W> {
                     code: (*code).to_owned(),
                     qty_milli: *qty,
                     discount: None,
+                    unit_price: None,
                 })
                 .collect(),
             payments: pay,
@@ -156,6 +157,7 @@ impl<W: Write> Day<'_, W> {
                     code: (*code).to_owned(),
                     qty_milli: *qty,
                     discount: None,
+                    unit_price: None,
                 })
                 .collect(),
             payments: vec![PaymentRequest {
@@ -698,6 +700,7 @@ pub fn run(opts: &DayOptions, out: &mut impl Write) -> Result<DaySummary, DayErr
             fiado_balance: Some(Money(30_290)),
             qr_base_url: None,
             footer: vec!["¡Gracias por su compra!".into()],
+            fiscal_confirmation: None,
         },
         |sku| {
             if sku.as_str().starts_with("2000") {
@@ -719,10 +722,10 @@ pub fn run(opts: &DayOptions, out: &mut impl Write) -> Result<DaySummary, DayErr
     drop(stmt);
     drop(hub_db);
     hub.stop().map_err(fail("hub stop"))?;
-    let mut conn = caja_hub::store::open_connection(&hub.dir.join(caja_hub::datadir::DB_FILE))
+    let conn = caja_hub::store::open_connection(&hub.dir.join(caja_hub::datadir::DB_FILE))
         .map_err(fail("hub db"))?;
     let live = caja_hub::store::digest(&conn).map_err(fail("digest"))?;
-    caja_hub::store::rebuild(&mut conn).map_err(fail("rebuild"))?;
+    caja_hub::store::rebuild(&conn).map_err(fail("rebuild"))?;
     check(
         caja_hub::store::digest(&conn).map_err(fail("digest"))? == live,
         "hub projections equal a rebuild from its event store",

@@ -144,6 +144,7 @@ fn sale_body(
             total: a.total,
             tax: a.tax,
             beyond_quota_milli: None,
+            price_override: None,
         });
     }
     let totals = step!("sale totals", SaleTotals::from_lines(amounts))?;

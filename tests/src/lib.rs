@@ -4,6 +4,7 @@
 //! they use for partitions and bad networks, and the demo binary `caja-demo`
 //! that README.md's first command runs.
 
+pub mod browser;
 pub mod cluster;
 pub mod day;
 pub mod demo;

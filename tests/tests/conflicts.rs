@@ -90,6 +90,7 @@ fn a_payment_on_a_debt_voided_elsewhere_is_resolved_by_head_office_and_reaches_b
                     code: SODA.into(),
                     qty_milli: 2000,
                     discount: None,
+                    unit_price: None,
                 }],
                 payments: vec![PaymentRequest {
                     method: PaymentMethod::Fiado,
@@ -183,11 +184,14 @@ fn a_payment_on_a_debt_voided_elsewhere_is_resolved_by_head_office_and_reaches_b
     };
     let live = balances(&hub.db().expect("db"));
     assert_eq!(live, vec![(customer.to_string(), sale.fiado.0 - paid.0)]);
-    let digest = caja_hub::store::digest(&hub.db().expect("db")).expect("digest");
+    let digest =
+        caja_hub::store::digest(&caja_hub::store::Conn::from_sqlite(hub.db().expect("db")))
+            .expect("digest");
     let mut hub = hub;
     hub.stop().expect("stop");
-    let mut db = hub.db().expect("db");
-    caja_hub::store::rebuild(&mut db).expect("rebuild");
-    assert_eq!(balances(&db), live);
+    let db = caja_hub::store::Conn::from_sqlite(hub.db().expect("db"));
+    caja_hub::store::rebuild(&db).expect("rebuild");
+    let raw = db.sqlite().expect("an SQLite hub");
+    assert_eq!(balances(raw), live);
     assert_eq!(caja_hub::store::digest(&db).expect("digest"), digest);
 }

@@ -52,6 +52,7 @@ fn sale(code: &str, qty_milli: i64) -> SaleRequest {
             code: code.into(),
             qty_milli,
             discount: None,
+            unit_price: None,
         }],
         payments: vec![PaymentRequest {
             method: PaymentMethod::Cash,

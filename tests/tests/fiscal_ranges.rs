@@ -52,6 +52,7 @@ fn sale() -> SaleRequest {
             code: "ARROZ".into(),
             qty_milli: 1000,
             discount: None,
+            unit_price: None,
         }],
         payments: vec![PaymentRequest {
             method: PaymentMethod::Cash,

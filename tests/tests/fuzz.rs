@@ -177,6 +177,7 @@ fn push_target() -> PushTarget {
                 code: "2000000000017".into(),
                 qty_milli: 500,
                 discount: None,
+                unit_price: None,
             }],
             payments: vec![caja_node::sale::PaymentRequest {
                 method: caja_shared::kind::PaymentMethod::Cash,
@@ -218,10 +219,12 @@ fn push_target() -> PushTarget {
 
 /// Everything a rejected request must not change.
 fn business_state(w: &World) -> (Hash256, i64, i64, i64, i64) {
+    let path = sim::net::lock(&w.net).hub.db_path();
     let conn = sim::net::lock(&w.net).hub.db().expect("db");
     let n = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).expect(sql) };
+    let store_conn = caja_hub::store::open_connection(&path).expect("store connection");
     (
-        caja_hub::store::digest(&conn).expect("digest"),
+        caja_hub::store::digest(&store_conn).expect("digest"),
         n("SELECT count(*) FROM events"),
         n("SELECT count(*) FROM applied"),
         n("SELECT count(*) FROM held"),

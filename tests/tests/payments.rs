@@ -60,6 +60,7 @@ fn card_sale(reference: &str) -> SaleRequest {
             code: "ARROZ".into(),
             qty_milli: 1000,
             discount: None,
+            unit_price: None,
         }],
         payments: vec![PaymentRequest {
             method: PaymentMethod::Card,

@@ -53,11 +53,13 @@ fn sale() -> SaleRequest {
                 code: "ARROZ".into(),
                 qty_milli: 3000,
                 discount: None,
+                unit_price: None,
             },
             LineRequest {
                 code: "7460000000011".into(),
                 qty_milli: 1000,
                 discount: None,
+                unit_price: None,
             },
         ],
         payments: vec![PaymentRequest {
@@ -227,6 +229,8 @@ fn a_return_at_another_register_issues_a_credit_note_and_over_returns_are_confli
             damaged: false,
         }],
         refund: PaymentMethod::Cash,
+        customer: None,
+        unknown_original: vec![],
     };
     assert!(matches!(
         b.register.return_sale(op(), &ret, None),
@@ -368,6 +372,8 @@ fn the_z_report_with_drops_paid_outs_and_a_return_equals_the_events() {
                     damaged: false,
                 }],
                 refund: PaymentMethod::Cash,
+                customer: None,
+                unknown_original: vec![],
             },
             Some(&cred(marta, "2222")),
         )

@@ -25,6 +25,7 @@ pub fn line(code: &str, name: &str, qty: i64, price: i64, bp: u16, discount: i64
         total: a.total,
         tax: a.tax,
         beyond_quota_milli: None,
+        price_override: None,
     }
 }
 
@@ -125,6 +126,7 @@ pub fn context() -> ReceiptContext {
         fiado_balance: Some(Money(85_000)),
         qr_base_url: Some("https://dgii.gov.do/verificar".to_string()),
         footer: vec![],
+        fiscal_confirmation: None,
     }
 }
 

@@ -221,8 +221,9 @@ pub(crate) mod conflicts {
     use caja_shared::ids::{CustomerId, DebtId, PaymentId, SaleId};
     use caja_shared::key::DeviceKey;
     use caja_shared::kind::{
-        ConflictResolved, CustomerUpserted, DebtOpened, DebtPaymentTaken, Payment, SaleCreated,
-        SaleLine, SaleVoided,
+        Approval, ConflictResolved, CustomerUpserted, DebtOpened, DebtPaymentTaken, DrawerOpened,
+        FiscalRef, Payment, PriceOverride, ReturnLine, Role, SaleCreated, SaleLine, SaleReturned,
+        SaleVoided, UnknownOriginal,
     };
     use caja_shared::money::QtyMilli;
 
@@ -241,8 +242,11 @@ pub(crate) mod conflicts {
         /// (hub seq, product index, price)
         prices: Vec<(u64, usize, i64)>,
         sales: Vec<(SaleId, EventId, i64)>,
+        /// Per sale in `sales`: its product index and fiscal number.
+        sale_info: Vec<(usize, String)>,
         debts: Vec<(DebtId, CustomerId, EventId, i64)>,
         customers: Vec<CustomerId>,
+        fiscal_next: u64,
     }
 
     impl Gen {
@@ -278,8 +282,10 @@ pub(crate) mod conflicts {
                 hub_events: vec![],
                 prices: vec![],
                 sales: vec![],
+                sale_info: vec![],
                 debts: vec![],
                 customers,
+                fiscal_next: 1,
             }
         }
 
@@ -328,12 +334,24 @@ pub(crate) mod conflicts {
                     let sale_id = SaleId::new_v7(now, &mut self.rng).unwrap();
                     let i = self.pick(3);
                     let customer = self.customers[i];
+                    let number = format!("B02{:08}", self.fiscal_next);
+                    self.fiscal_next += 1;
+                    // One sale in six at an approved price of its own: never
+                    // a stale price, whatever the price in force.
+                    let overridden = self.pick(6) == 0;
+                    let price = if overridden { price / 2 } else { price };
                     let body = EventBody::SaleCreated(SaleCreated {
                         sale_id,
                         cashier: "ana".into(),
                         shift_id: None,
                         customer: Some(customer),
-                        fiscal: None,
+                        fiscal: Some(FiscalRef {
+                            series: "B02".into(),
+                            number: number.clone(),
+                            valid_until: None,
+                            buyer_tax_id: None,
+                            modifies: None,
+                        }),
                         lines: vec![SaleLine {
                             product: PRODUCTS[p].parse().unwrap(),
                             name: PRODUCTS[p].into(),
@@ -344,6 +362,10 @@ pub(crate) mod conflicts {
                             total: Money(price),
                             tax: Money(0),
                             beyond_quota_milli: None,
+                            price_override: overridden.then(|| PriceOverride {
+                                shelf_price: Money(price * 2),
+                                approval: Some(approval("price_override")),
+                            }),
                         }],
                         total: Money(price),
                         tax: Money(0),
@@ -357,6 +379,7 @@ pub(crate) mod conflicts {
                     });
                     let sale = self.append(r, body, vec![], now);
                     self.sales.push((sale_id, sale.id(), price));
+                    self.sale_info.push((p, number));
                     let debt_id = DebtId::new_v7(now, &mut self.rng).unwrap();
                     let debt = self.append(
                         r,
@@ -386,7 +409,26 @@ pub(crate) mod conflicts {
                         now,
                     );
                 }
-                62..=84 if !self.debts.is_empty() => self.pay(r, now),
+                62..=79 if !self.debts.is_empty() => self.pay(r, now),
+                80..=81 if !self.sales.is_empty() => self.return_line(r, now),
+                82..=83 => self.return_unknown(r, now),
+                84..=88 => self.spend_store_credit(r, now),
+                89 => {
+                    let movement_id =
+                        caja_shared::ids::MovementId::new_v7(now, &mut self.rng).unwrap();
+                    let shift_id = caja_shared::ids::ShiftId::new_v7(now, &mut self.rng).unwrap();
+                    self.append(
+                        r,
+                        EventBody::DrawerOpened(DrawerOpened {
+                            movement_id,
+                            shift_id,
+                            reason: "cambio".into(),
+                            approval: Some(approval("drawer_open")),
+                        }),
+                        vec![],
+                        now,
+                    );
+                }
                 _ => {
                     let i = self.pick(3);
                     let customer = self.customers[i];
@@ -405,6 +447,167 @@ pub(crate) mod conflicts {
                     );
                 }
             }
+        }
+
+        /// A return by line of a known sale (1 of its 1 piece: a second one
+        /// of the same sale is an over-return), refunded in cash or as store
+        /// credit to the sale's customer.
+        fn return_line(&mut self, r: usize, now: i64) {
+            // One of the last sales: returns meet on few sales.
+            let n = self.sales.len();
+            let i = n - 1 - self.pick(n.min(2));
+            let (sale_id, event, price) = self.sales[i];
+            let p = self.sale_info[i].0;
+            let c = self.pick(3);
+            let customer = self.customers[c];
+            let credit = self.pick(2) == 0;
+            let return_id = caja_shared::ids::ReturnId::new_v7(now, &mut self.rng).unwrap();
+            let shift_id = caja_shared::ids::ShiftId::new_v7(now, &mut self.rng).unwrap();
+            self.append(
+                r,
+                EventBody::SaleReturned(SaleReturned {
+                    return_id,
+                    sale_id: Some(sale_id),
+                    shift_id,
+                    cashier: "ana".into(),
+                    lines: vec![ReturnLine {
+                        line: Some(0),
+                        product: PRODUCTS[p].parse().unwrap(),
+                        qty_milli: QtyMilli(1000),
+                        total: Money(price),
+                        tax: Money(0),
+                        damaged: false,
+                        tax_bp: None,
+                    }],
+                    total: Money(price),
+                    tax: Money(0),
+                    refund: if credit {
+                        PaymentMethod::StoreCredit
+                    } else {
+                        PaymentMethod::Cash
+                    },
+                    customer: credit.then_some(customer),
+                    credit_note: None,
+                    approval: Some(approval("return")),
+                    original_unknown: None,
+                }),
+                vec![event],
+                now,
+            );
+        }
+
+        /// A return whose original the register did not know: by a sale's
+        /// id, by a sale's fiscal number, or by a number no sale has (yet);
+        /// refunded as store credit. No deps: it may arrive before its sale.
+        fn return_unknown(&mut self, r: usize, now: i64) {
+            let c = self.pick(3);
+            let customer = self.customers[c];
+            let how = self.pick(3);
+            let (sale_id, reference, p) = match (self.sales.len(), how) {
+                (0, _) | (_, 2) => {
+                    let k = self.pick(3);
+                    (None, format!("B02{:08}", 90_000 + k), 0)
+                }
+                (n, 0) => {
+                    let i = n - 1 - self.pick(n.min(2));
+                    (
+                        Some(self.sales[i].0),
+                        self.sales[i].0.to_string(),
+                        self.sale_info[i].0,
+                    )
+                }
+                (n, _) => {
+                    let i = n - 1 - self.pick(n.min(2));
+                    (None, self.sale_info[i].1.clone(), self.sale_info[i].0)
+                }
+            };
+            let amount = 500 + i64::try_from(self.pick(1000)).unwrap();
+            let damaged = self.pick(4) == 0;
+            let return_id = caja_shared::ids::ReturnId::new_v7(now, &mut self.rng).unwrap();
+            let shift_id = caja_shared::ids::ShiftId::new_v7(now, &mut self.rng).unwrap();
+            self.append(
+                r,
+                EventBody::SaleReturned(SaleReturned {
+                    return_id,
+                    sale_id,
+                    shift_id,
+                    cashier: "ana".into(),
+                    lines: vec![ReturnLine {
+                        line: None,
+                        product: PRODUCTS[p].parse().unwrap(),
+                        qty_milli: QtyMilli(1000),
+                        total: Money(amount),
+                        tax: Money(0),
+                        damaged,
+                        tax_bp: Some(TaxRateBp::ZERO),
+                    }],
+                    total: Money(amount),
+                    tax: Money(0),
+                    refund: PaymentMethod::StoreCredit,
+                    customer: Some(customer),
+                    credit_note: None,
+                    approval: Some(approval("return_unknown_original")),
+                    original_unknown: Some(UnknownOriginal { reference }),
+                }),
+                vec![],
+                now,
+            );
+        }
+
+        /// A sale paid with store credit (each register checks only what it
+        /// knows, so together they may overdraw it).
+        fn spend_store_credit(&mut self, r: usize, now: i64) {
+            let c = self.pick(3);
+            let customer = self.customers[c];
+            let p = self.pick(PRODUCTS.len());
+            let price = 300 + i64::try_from(self.pick(1200)).unwrap();
+            let sale_id = SaleId::new_v7(now, &mut self.rng).unwrap();
+            let number = format!("B02{:08}", self.fiscal_next);
+            self.fiscal_next += 1;
+            let sale = self.append(
+                r,
+                EventBody::SaleCreated(SaleCreated {
+                    sale_id,
+                    cashier: "ana".into(),
+                    shift_id: None,
+                    customer: Some(customer),
+                    fiscal: Some(FiscalRef {
+                        series: "B02".into(),
+                        number: number.clone(),
+                        valid_until: None,
+                        buyer_tax_id: None,
+                        modifies: None,
+                    }),
+                    lines: vec![SaleLine {
+                        product: PRODUCTS[p].parse().unwrap(),
+                        name: PRODUCTS[p].into(),
+                        qty_milli: QtyMilli(1000),
+                        unit_price: Money(price),
+                        tax_bp: TaxRateBp::ZERO,
+                        discount: None,
+                        total: Money(price),
+                        tax: Money(0),
+                        beyond_quota_milli: None,
+                        price_override: Some(PriceOverride {
+                            shelf_price: Money(price + 1),
+                            approval: Some(approval("price_override")),
+                        }),
+                    }],
+                    total: Money(price),
+                    tax: Money(0),
+                    payments: vec![Payment {
+                        method: PaymentMethod::StoreCredit,
+                        amount: Money(price),
+                        reference: None,
+                    }],
+                    change: Money(0),
+                    approval: None,
+                }),
+                vec![],
+                now,
+            );
+            self.sales.push((sale_id, sale.id(), price));
+            self.sale_info.push((p, number));
         }
 
         fn pay(&mut self, r: usize, now: i64) {
@@ -447,6 +650,15 @@ pub(crate) mod conflicts {
         }
     }
 
+    fn approval(action: &str) -> Approval {
+        Approval {
+            staff_id: "019aaf70-dbf4-7000-8000-0000000000e1".parse().unwrap(),
+            name: "Marta".into(),
+            role: Role::Supervisor,
+            action: action.into(),
+        }
+    }
+
     /// The history: `n` steps, the hub resolving every other conflict of the
     /// set, then `n / 4` more steps (which may reopen resolved conflicts).
     pub(crate) fn history(seed: u64, n: usize) -> Vec<Vec<(Event, Origin)>> {
@@ -485,7 +697,14 @@ pub(crate) mod conflicts {
         assert_eq!(applied, chains.iter().map(Vec::len).sum::<usize>());
         let states = p.conflict_states();
         let reasons: BTreeSet<&str> = states.iter().map(|s| s.conflict.reason).collect();
-        for want in ["payment_on_voided_debt", "stale_price", "debt_overpaid"] {
+        for want in [
+            "payment_on_voided_debt",
+            "stale_price",
+            "debt_overpaid",
+            "over_return",
+            "store_credit_overdrawn",
+            "return_original_unknown",
+        ] {
             assert!(reasons.contains(want), "no {want}: {reasons:?}");
         }
         let resolved = states.iter().filter(|s| s.resolution.is_some()).count();

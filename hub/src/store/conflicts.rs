@@ -11,10 +11,10 @@
 
 use std::collections::BTreeSet;
 
+use super::db::{Conn, DbError, OptionalExtension};
 use caja_shared::canonical::Value;
 use caja_shared::ids::{ConflictId, EventId, StoreId};
 use caja_shared::kind::{ConflictResolved, EventBody};
-use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::sqlite::{append_audit, append_to_hub_chain_with_deps, conflict_candidates, parse, u};
@@ -72,14 +72,14 @@ pub enum StateFilter {
     Resolved,
 }
 
-type Row = (String, String, String, String, String, i64);
+type ConflictRow = (String, String, String, String, String, i64);
 
-fn info(conn: &Connection, row: Row) -> Result<ConflictInfo, StoreError> {
+fn info(conn: &Conn, row: ConflictRow) -> Result<ConflictInfo, StoreError> {
     let (id, reason, strategy, store, subject, detected_ms) = row;
     let candidates = conflict_candidates(conn, &id)?;
     let mut settling: Option<ResolutionInfo> = None;
     let mut stmt = conn.prepare_cached(
-        "SELECT event_id, hub_seq, winner, resolved_by, note, covers FROM p_resolutions WHERE conflict_id = ?1",
+        "SELECT event_id, hub_seq, winner, resolved_by, note, covers FROM p_resolutions WHERE conflict_id = $1",
     )?;
     let mut rs = stmt.query([&id])?;
     while let Some(r) = rs.next()? {
@@ -123,7 +123,7 @@ fn info(conn: &Connection, row: Row) -> Result<ConflictInfo, StoreError> {
 const SELECT: &str =
     "SELECT conflict_id, reason, strategy, store_id, subject, detected_ms FROM conflicts";
 
-fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+fn read_row(r: &super::db::Row) -> Result<ConflictRow, DbError> {
     Ok((
         r.get(0)?,
         r.get(1)?,
@@ -135,17 +135,17 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
 }
 
 /// One conflict, if it exists.
-pub(super) fn get(conn: &Connection, id: ConflictId) -> Result<Option<ConflictInfo>, StoreError> {
+pub(super) fn get(conn: &Conn, id: ConflictId) -> Result<Option<ConflictInfo>, StoreError> {
     let row = conn
-        .prepare_cached(&format!("{SELECT} WHERE conflict_id = ?1"))?
+        .prepare_cached(&format!("{SELECT} WHERE conflict_id = $1"))?
         .query_row([id.to_string()], read_row)
         .optional()?;
     row.map(|r| info(conn, r)).transpose()
 }
 
 /// Every conflict in the state asked for, oldest first.
-pub(super) fn list(conn: &Connection, state: StateFilter) -> Result<Vec<ConflictInfo>, StoreError> {
-    let rows: Vec<Row> = conn
+pub(super) fn list(conn: &Conn, state: StateFilter) -> Result<Vec<ConflictInfo>, StoreError> {
+    let rows: Vec<ConflictRow> = conn
         .prepare(&format!("{SELECT} ORDER BY detected_ms, conflict_id"))?
         .query_map([], read_row)?
         .collect::<Result<_, _>>()?;
@@ -181,7 +181,7 @@ fn refusal(e: ResolveError) -> ApiError {
 /// so it reaches the registers, and audits the decision. A refusal writes
 /// nothing.
 pub(super) fn resolve(
-    conn: &Connection,
+    conn: &Conn,
     env: &mut Env,
     id: ConflictId,
     req: &ResolveRequest,

@@ -5,9 +5,9 @@
 //! body returns the first answer; with another body, 409
 //! `request_id_conflict`.
 
+use super::db::{params, Conn, OptionalExtension};
 use caja_shared::digest::Hash256;
 use caja_shared::ids::DeviceId;
-use rusqlite::{params, Connection, OptionalExtension};
 
 use super::sqlite::{authenticate, corrupt};
 use super::{Answer, Env, StoreError};
@@ -33,7 +33,7 @@ pub(crate) struct Begun<T> {
 /// `Ok(begun)` to go on, `Err(answer)` to answer at once (a refusal, or the
 /// first answer to this request id).
 pub(crate) fn begin<T>(
-    conn: &Connection,
+    conn: &Conn,
     env: &mut Env,
     req: &SignedRequest,
     parsed: Result<(T, Hash256), ApiError>,
@@ -67,7 +67,7 @@ pub(crate) fn begin<T>(
 /// The stored answer of a request id: the same body gets it again; another
 /// body (or endpoint) is `request_id_conflict`.
 pub(crate) fn prior_answer(
-    conn: &Connection,
+    conn: &Conn,
     device: DeviceId,
     request_id: &str,
     endpoint: &str,
@@ -75,7 +75,7 @@ pub(crate) fn prior_answer(
 ) -> Result<Option<Events>, StoreError> {
     let row: Option<(String, String, String)> = conn
         .prepare_cached(
-            "SELECT endpoint, body_hash, answer FROM device_requests WHERE device_id = ?1 AND request_id = ?2",
+            "SELECT endpoint, body_hash, answer FROM device_requests WHERE device_id = $1 AND request_id = $2",
         )?
         .query_row(params![device.to_string(), request_id], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
@@ -99,7 +99,7 @@ pub(crate) fn prior_answer(
 }
 
 pub(crate) fn record_answer(
-    conn: &Connection,
+    conn: &Conn,
     device: DeviceId,
     request_id: &str,
     endpoint: &str,
@@ -112,7 +112,7 @@ pub(crate) fn record_answer(
         .map(|b| String::from_utf8(b.clone()).map_err(corrupt))
         .collect::<Result<_, _>>()?;
     conn.execute(
-        "INSERT INTO device_requests (device_id, request_id, endpoint, body_hash, answer, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO device_requests (device_id, request_id, endpoint, body_hash, answer, at_ms) VALUES ($1, $2, $3, $4, $5, $6)",
         params![
             device.to_string(),
             request_id,

@@ -7,12 +7,12 @@
 
 use std::collections::BTreeMap;
 
+use super::db::{params, Conn, OptionalExtension, Params};
 use caja_shared::digest::Hash256;
 use caja_shared::escrow;
 use caja_shared::ids::{DeviceId, GrantId, Sku, StoreId};
 use caja_shared::kind::{EscrowGranted, EventBody};
 use caja_shared::money::QtyMilli;
-use rusqlite::{params, Connection, OptionalExtension};
 
 use super::device_request::{begin, record_answer, Begun};
 use super::sqlite::{append_audit, append_to_hub_chain, corrupt, parse};
@@ -26,9 +26,9 @@ use crate::wire::ApiError;
 const VELOCITY_WINDOW_MS: i64 = 7 * 86_400_000;
 
 fn sums_by_device(
-    conn: &Connection,
+    conn: &Conn,
     sql: &str,
-    p: impl rusqlite::Params,
+    p: impl Params,
 ) -> Result<BTreeMap<DeviceId, i64>, StoreError> {
     let mut stmt = conn.prepare_cached(sql)?;
     let mut rows = stmt.query(p)?;
@@ -42,59 +42,68 @@ fn sums_by_device(
 }
 
 /// The policy of a product in a store's catalog (`None`: not in it).
-fn policy(conn: &Connection, store: StoreId, product: &Sku) -> Result<Option<String>, StoreError> {
+fn policy(conn: &Conn, store: StoreId, product: &Sku) -> Result<Option<String>, StoreError> {
     Ok(conn
-        .prepare_cached(
-            "SELECT json_extract(body, '$.policy') FROM p_catalog WHERE store_id = ?1 AND product = ?2",
-        )?
+        .prepare_cached(conn.pick(
+            "SELECT json_extract(body, '$.policy') FROM p_catalog WHERE store_id = $1 AND product = $2",
+            "SELECT body::jsonb->>'policy' FROM p_catalog WHERE store_id = $1 AND product = $2",
+        ))?
         .query_row(params![store.to_string(), product.as_str()], |r| r.get(0))
         .optional()?)
 }
 
 /// How a product is sold (`unit`, `weight`), from the store's catalog.
-fn sold_by(conn: &Connection, store: StoreId, product: &Sku) -> Result<Option<String>, StoreError> {
+fn sold_by(conn: &Conn, store: StoreId, product: &Sku) -> Result<Option<String>, StoreError> {
     Ok(conn
-        .prepare_cached(
-            "SELECT json_extract(body, '$.sold_by') FROM p_catalog WHERE store_id = ?1 AND product = ?2",
-        )?
+        .prepare_cached(conn.pick(
+            "SELECT json_extract(body, '$.sold_by') FROM p_catalog WHERE store_id = $1 AND product = $2",
+            "SELECT body::jsonb->>'sold_by' FROM p_catalog WHERE store_id = $1 AND product = $2",
+        ))?
         .query_row(params![store.to_string(), product.as_str()], |r| r.get(0))
         .optional()?)
 }
 
 /// Everything about one product of a store, from the set of applied events.
 pub(crate) fn product_stock(
-    conn: &Connection,
+    conn: &Conn,
     store: StoreId,
     product: &Sku,
 ) -> Result<ProductStock, StoreError> {
     let (s, p) = (store.to_string(), product.as_str().to_owned());
     let stock: i64 = conn
-        .prepare_cached("SELECT qty_milli FROM v_stock WHERE store_id = ?1 AND product = ?2")?
+        .prepare_cached("SELECT qty_milli FROM v_stock WHERE store_id = $1 AND product = $2")?
         .query_row(params![s, p], |r| r.get(0))
         .optional()?
         .unwrap_or(0);
     let granted = sums_by_device(
         conn,
-        "SELECT device_id, SUM(qty_milli) FROM p_escrow WHERE store_id = ?1 AND product = ?2 AND what = 'grant' GROUP BY device_id",
+        "SELECT device_id, CAST(SUM(qty_milli) AS BIGINT) FROM p_escrow WHERE store_id = $1 AND product = $2 AND what = 'grant' GROUP BY device_id",
         params![s, p],
     )?;
     let released = sums_by_device(
         conn,
-        "SELECT device_id, SUM(qty_milli) FROM p_escrow WHERE store_id = ?1 AND product = ?2 AND what = 'release' GROUP BY device_id",
+        "SELECT device_id, CAST(SUM(qty_milli) AS BIGINT) FROM p_escrow WHERE store_id = $1 AND product = $2 AND what = 'release' GROUP BY device_id",
         params![s, p],
     )?;
     let sold = sums_by_device(
         conn,
-        "SELECT s.device_id, SUM(json_extract(l.value, '$[1]')) FROM p_sales s, json_each(s.lines) l
-         WHERE s.store_id = ?1 AND json_extract(l.value, '$[0]') = ?2
-           AND NOT EXISTS (SELECT 1 FROM p_voids v WHERE v.store_id = s.store_id AND v.sale_id = s.sale_id)
-         GROUP BY s.device_id",
+        conn.pick(
+            "SELECT s.device_id, SUM(json_extract(l.value, '$[1]')) FROM p_sales s, json_each(s.lines) l
+             WHERE s.store_id = $1 AND json_extract(l.value, '$[0]') = $2
+               AND NOT EXISTS (SELECT 1 FROM p_voids v WHERE v.store_id = s.store_id AND v.sale_id = s.sale_id)
+             GROUP BY s.device_id",
+            "SELECT s.device_id, CAST(SUM(CAST(l.value->>1 AS BIGINT)) AS BIGINT)
+             FROM p_sales s CROSS JOIN LATERAL jsonb_array_elements(s.lines::jsonb) l
+             WHERE s.store_id = $1 AND l.value->>0 = $2
+               AND NOT EXISTS (SELECT 1 FROM p_voids v WHERE v.store_id = s.store_id AND v.sale_id = s.sale_id)
+             GROUP BY s.device_id",
+        ),
         params![s, p],
     )?;
     let beyond = sums_by_device(
         conn,
-        "SELECT o.device_id, SUM(o.beyond_milli) FROM p_oversells o
-         WHERE o.store_id = ?1 AND o.product = ?2
+        "SELECT o.device_id, CAST(SUM(o.beyond_milli) AS BIGINT) FROM p_oversells o
+         WHERE o.store_id = $1 AND o.product = $2
            AND NOT EXISTS (SELECT 1 FROM p_voids v WHERE v.store_id = o.store_id AND v.sale_id = o.sale_id)
          GROUP BY o.device_id",
         params![s, p],
@@ -127,14 +136,11 @@ pub(crate) fn product_stock(
 }
 
 /// Every product of a store's catalog with stock or quota.
-pub(crate) fn store_stock(
-    conn: &Connection,
-    store: StoreId,
-) -> Result<Vec<ProductStock>, StoreError> {
+pub(crate) fn store_stock(conn: &Conn, store: StoreId) -> Result<Vec<ProductStock>, StoreError> {
     let products: Vec<String> = conn
         .prepare_cached(
-            "SELECT product FROM p_catalog WHERE store_id = ?1
-             UNION SELECT product FROM v_stock WHERE store_id = ?1 ORDER BY 1",
+            "SELECT product FROM p_catalog WHERE store_id = $1
+             UNION SELECT product FROM v_stock WHERE store_id = $1 ORDER BY 1",
         )?
         .query_map([store.to_string()], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
@@ -148,7 +154,7 @@ pub(crate) fn store_stock(
 /// per product of what is available (shared by sales velocity). Answers the
 /// appended hub events (none when nothing is available).
 pub(crate) fn grant_quota(
-    conn: &Connection,
+    conn: &Conn,
     env: &mut Env,
     req: &SignedRequest,
     parsed: Result<(QuotaRequest, Hash256), ApiError>,
@@ -194,8 +200,8 @@ pub(crate) fn grant_quota(
     // not count), and the one asking.
     let registers: i64 = conn
         .prepare_cached(
-            "SELECT count(*) FROM devices d WHERE d.store_id = ?1 AND d.revoked_at_ms IS NULL
-               AND (d.device_id = ?2
+            "SELECT count(*) FROM devices d WHERE d.store_id = $1 AND d.revoked_at_ms IS NULL
+               AND (d.device_id = $2
                     OR EXISTS (SELECT 1 FROM p_escrow e
                         WHERE e.device_id = d.device_id AND e.store_id = d.store_id AND e.what = 'grant')
                     OR EXISTS (SELECT 1 FROM device_requests q
@@ -207,10 +213,17 @@ pub(crate) fn grant_quota(
         let state = product_stock(conn, who.store, &it.product)?;
         let recent = sums_by_device(
             conn,
-            "SELECT s.device_id, SUM(json_extract(l.value, '$[1]'))
-             FROM p_sales s JOIN events e ON e.event_id = s.event_id, json_each(s.lines) l
-             WHERE s.store_id = ?1 AND json_extract(l.value, '$[0]') = ?2 AND e.hlc_ms >= ?3
-             GROUP BY s.device_id",
+            conn.pick(
+                "SELECT s.device_id, SUM(json_extract(l.value, '$[1]'))
+                 FROM p_sales s JOIN events e ON e.event_id = s.event_id, json_each(s.lines) l
+                 WHERE s.store_id = $1 AND json_extract(l.value, '$[0]') = $2 AND e.hlc_ms >= $3
+                 GROUP BY s.device_id",
+                "SELECT s.device_id, CAST(SUM(CAST(l.value->>1 AS BIGINT)) AS BIGINT)
+                 FROM p_sales s JOIN events e ON e.event_id = s.event_id
+                 CROSS JOIN LATERAL jsonb_array_elements(s.lines::jsonb) l
+                 WHERE s.store_id = $1 AND l.value->>0 = $2 AND e.hlc_ms >= $3
+                 GROUP BY s.device_id",
+            ),
             params![
                 who.store.to_string(),
                 it.product.as_str(),
@@ -293,9 +306,9 @@ pub(crate) fn grant_quota(
     Ok(Ok(bytes))
 }
 
-fn decision(conn: &Connection, key: &str) -> Result<Option<(String, String, String)>, StoreError> {
+fn decision(conn: &Conn, key: &str) -> Result<Option<(String, String, String)>, StoreError> {
     Ok(conn
-        .prepare_cached("SELECT state, by_whom, note FROM stock_alert_acks WHERE alert_key = ?1")?
+        .prepare_cached("SELECT state, by_whom, note FROM stock_alert_acks WHERE alert_key = $1")?
         .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?)
 }
@@ -303,7 +316,7 @@ fn decision(conn: &Connection, key: &str) -> Result<Option<(String, String, Stri
 /// Every stock alert, derived from the applied events: one per line sold
 /// beyond a quota, one per product whose stock is negative now; with the
 /// operator's decision, if any.
-pub(crate) fn alerts(conn: &Connection) -> Result<Vec<StockAlert>, StoreError> {
+pub(crate) fn alerts(conn: &Conn) -> Result<Vec<StockAlert>, StoreError> {
     let mut out = Vec::new();
     let mut stmt = conn.prepare_cached(
         "SELECT event_id, line, store_id, device_id, product, beyond_milli FROM p_oversells ORDER BY event_id, line",
@@ -335,8 +348,13 @@ pub(crate) fn alerts(conn: &Connection) -> Result<Vec<StockAlert>, StoreError> {
     for (store, product, qty) in negative {
         let sellers = sums_by_device(
             conn,
-            "SELECT s.device_id, COUNT(*) FROM p_sales s, json_each(s.lines) l
-             WHERE s.store_id = ?1 AND json_extract(l.value, '$[0]') = ?2 GROUP BY s.device_id",
+            conn.pick(
+                "SELECT s.device_id, COUNT(*) FROM p_sales s, json_each(s.lines) l
+                 WHERE s.store_id = $1 AND json_extract(l.value, '$[0]') = $2 GROUP BY s.device_id",
+                "SELECT s.device_id, COUNT(*) FROM p_sales s
+                 CROSS JOIN LATERAL jsonb_array_elements(s.lines::jsonb) l
+                 WHERE s.store_id = $1 AND l.value->>0 = $2 GROUP BY s.device_id",
+            ),
             params![store, product],
         )?;
         let key = format!("negative:{store}:{product}");
@@ -359,7 +377,7 @@ pub(crate) fn alerts(conn: &Connection) -> Result<Vec<StockAlert>, StoreError> {
 /// Admin: an operator acknowledges or resolves a stock alert (audited). The
 /// alert must exist now; a resolved alert is not reopened by acknowledging.
 pub(crate) fn decide(
-    conn: &Connection,
+    conn: &Conn,
     env: &mut Env,
     d: &AlertDecision,
 ) -> Result<Answer<StockAlert>, StoreError> {
@@ -381,7 +399,7 @@ pub(crate) fn decide(
     }
     let now = env.now_ms();
     conn.execute(
-        "INSERT INTO stock_alert_acks (alert_key, state, by_whom, note, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+        "INSERT INTO stock_alert_acks (alert_key, state, by_whom, note, at_ms) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (alert_key) DO UPDATE SET state = excluded.state, by_whom = excluded.by_whom,
             note = excluded.note, at_ms = excluded.at_ms",
         params![d.key, d.state, d.by, d.note, now],

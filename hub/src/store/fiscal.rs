@@ -9,12 +9,12 @@
 //! the device's request id. Concurrent requests are serialized by the writer,
 //! so two grants never overlap (tested with many concurrent clients).
 
+use super::db::{params, Conn, OptionalExtension};
 use caja_shared::digest::Hash256;
 use caja_shared::fiscal::{self, Grant, History, Release, Use};
 use caja_shared::ids::{DeviceId, GrantId, StoreId};
 use caja_shared::kind::{EventBody, FiscalRangeGranted};
 use caja_shared::localtime::{zone_offset, UtcOffset};
-use rusqlite::{params, Connection, OptionalExtension};
 
 use super::device_request::{begin, record_answer, Begun};
 use super::sqlite::{
@@ -26,15 +26,15 @@ use crate::auth::SignedRequest;
 use crate::fiscal::{RangeRequest, Sale607, SeriesInfo, SeriesReport, SeriesSpec};
 use crate::wire::ApiError;
 
-fn store_offset(conn: &Connection, store: StoreId) -> Result<UtcOffset, StoreError> {
+pub(crate) fn store_offset(conn: &Conn, store: StoreId) -> Result<UtcOffset, StoreError> {
     let tz: String = conn
-        .prepare_cached("SELECT time_zone FROM stores WHERE store_id = ?1")?
+        .prepare_cached("SELECT time_zone FROM stores WHERE store_id = $1")?
         .query_row([store.to_string()], |r| r.get(0))?;
     Ok(zone_offset(&tz).unwrap_or(UtcOffset::SANTO_DOMINGO))
 }
 
 /// Every series, ordered by prefix and first number.
-pub(crate) fn list_series(conn: &Connection) -> Result<Vec<SeriesInfo>, StoreError> {
+pub(crate) fn list_series(conn: &Conn) -> Result<Vec<SeriesInfo>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT series_id, prefix, digits, first, last, valid_until FROM fiscal_series ORDER BY prefix, first",
     )?;
@@ -52,7 +52,7 @@ pub(crate) fn list_series(conn: &Connection) -> Result<Vec<SeriesInfo>, StoreErr
         });
     }
     let mut stmt = conn.prepare_cached(
-        "SELECT store_id FROM fiscal_series_stores WHERE series_id = ?1 ORDER BY store_id",
+        "SELECT store_id FROM fiscal_series_stores WHERE series_id = $1 ORDER BY store_id",
     )?;
     for s in &mut out {
         let ids: Vec<String> = stmt
@@ -66,7 +66,7 @@ pub(crate) fn list_series(conn: &Connection) -> Result<Vec<SeriesInfo>, StoreErr
 /// Admin: loads a series. Refused (nothing written) when a field is wrong, a
 /// store is unknown, or it overlaps a series of the same prefix.
 pub(crate) fn add_series(
-    conn: &Connection,
+    conn: &Conn,
     env: &mut Env,
     spec: &SeriesSpec,
 ) -> Result<Answer<SeriesInfo>, StoreError> {
@@ -75,7 +75,7 @@ pub(crate) fn add_series(
     }
     for (k, s) in spec.stores.iter().enumerate() {
         let known = conn
-            .prepare_cached("SELECT 1 FROM stores WHERE store_id = ?1")?
+            .prepare_cached("SELECT 1 FROM stores WHERE store_id = $1")?
             .exists([s.to_string()])?;
         if !known {
             return Ok(Err(ApiError::invalid(
@@ -86,7 +86,7 @@ pub(crate) fn add_series(
     }
     let overlapping: Option<(String, i64, i64)> = conn
         .prepare_cached(
-            "SELECT series_id, first, last FROM fiscal_series WHERE prefix = ?1 AND first <= ?3 AND last >= ?2 LIMIT 1",
+            "SELECT series_id, first, last FROM fiscal_series WHERE prefix = $1 AND first <= $3 AND last >= $2 LIMIT 1",
         )?
         .query_row(params![spec.prefix, i(spec.first), i(spec.last)], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
@@ -108,7 +108,7 @@ pub(crate) fn add_series(
         .map_err(|e| corrupt(format!("series id: {e}")))?
         .to_string();
     conn.execute(
-        "INSERT INTO fiscal_series (series_id, prefix, digits, first, last, valid_until, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO fiscal_series (series_id, prefix, digits, first, last, valid_until, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         params![series_id, spec.prefix, i64::from(spec.digits), i(spec.first), i(spec.last), spec.valid_until, now],
     )?;
     let mut stores = spec.stores.clone();
@@ -116,7 +116,7 @@ pub(crate) fn add_series(
     stores.dedup();
     for s in &stores {
         conn.execute(
-            "INSERT INTO fiscal_series_stores (series_id, store_id) VALUES (?1, ?2)",
+            "INSERT INTO fiscal_series_stores (series_id, store_id) VALUES ($1, $2)",
             params![series_id, s.to_string()],
         )?;
     }
@@ -152,11 +152,11 @@ pub(crate) fn add_series(
 }
 
 /// Everything the hub knows about one series' numbers.
-pub(crate) fn history(conn: &Connection, s: &SeriesInfo) -> Result<History, StoreError> {
+pub(crate) fn history(conn: &Conn, s: &SeriesInfo) -> Result<History, StoreError> {
     let mut h = History::default();
     let mut stmt = conn.prepare_cached(
         "SELECT what, grant_id, device_id, first, last FROM p_fiscal_blocks
-         WHERE series = ?1 AND first >= ?2 AND last <= ?3",
+         WHERE series = $1 AND first >= $2 AND last <= $3",
     )?;
     let mut rows = stmt.query(params![s.prefix, i(s.first), i(s.last)])?;
     while let Some(r) = rows.next()? {
@@ -184,7 +184,7 @@ pub(crate) fn history(conn: &Connection, s: &SeriesInfo) -> Result<History, Stor
         "SELECT s.fiscal_number, s.device_id, s.sale_id, s.event_id, e.hlc_ms,
                 EXISTS (SELECT 1 FROM p_voids v WHERE v.store_id = s.store_id AND v.sale_id = s.sale_id)
          FROM p_sales s JOIN events e ON e.event_id = s.event_id
-         WHERE s.fiscal_series = ?1",
+         WHERE s.fiscal_series = $1",
     )?;
     let mut rows = stmt.query([&s.prefix])?;
     while let Some(r) = rows.next()? {
@@ -207,7 +207,7 @@ pub(crate) fn history(conn: &Connection, s: &SeriesInfo) -> Result<History, Stor
     let mut stmt = conn.prepare_cached(
         "SELECT c.number, c.device_id, c.sale_id, c.event_id, e.hlc_ms
          FROM p_credit_notes c JOIN events e ON e.event_id = c.event_id
-         WHERE c.series = ?1",
+         WHERE c.series = $1",
     )?;
     let mut rows = stmt.query([&s.prefix])?;
     while let Some(r) = rows.next()? {
@@ -238,10 +238,7 @@ pub(crate) fn history(conn: &Connection, s: &SeriesInfo) -> Result<History, Stor
 }
 
 /// The accounting of every series of `prefix` (every series when `None`).
-pub(crate) fn reports(
-    conn: &Connection,
-    prefix: Option<&str>,
-) -> Result<Vec<SeriesReport>, StoreError> {
+pub(crate) fn reports(conn: &Conn, prefix: Option<&str>) -> Result<Vec<SeriesReport>, StoreError> {
     let mut out = Vec::new();
     for s in list_series(conn)? {
         if prefix.is_some_and(|p| p != s.prefix) {
@@ -260,7 +257,7 @@ pub(crate) fn reports(
 /// `POST /v1/fiscal/ranges`: authentication, the body check, the request id,
 /// then the grant. Answers the appended hub events' canonical bytes.
 pub(crate) fn grant_range(
-    conn: &Connection,
+    conn: &Conn,
     env: &mut Env,
     req: &SignedRequest,
     parsed: Result<(RangeRequest, Hash256), ApiError>,
@@ -389,7 +386,7 @@ pub struct WriteOff {
 /// its outstanding fiscal numbers become `written_off`, never issued again.
 /// Audited, alerted; idempotent.
 pub(crate) fn write_off(
-    conn: &Connection,
+    conn: &Conn,
     env: &mut Env,
     device: DeviceId,
     reason: &str,
@@ -404,9 +401,9 @@ pub(crate) fn write_off(
         return Ok(Err(ApiError::not_found("no such device")));
     };
     let exists = conn
-        .prepare_cached("SELECT 1 FROM write_offs WHERE device_id = ?1")?
+        .prepare_cached("SELECT 1 FROM write_offs WHERE device_id = $1")?
         .exists([device.to_string()])?;
-    let count_outstanding = |conn: &Connection| -> Result<u64, StoreError> {
+    let count_outstanding = |conn: &Conn| -> Result<u64, StoreError> {
         let mut n = 0;
         for r in reports(conn, None)? {
             n += r
@@ -433,10 +430,17 @@ pub(crate) fn write_off(
         return Ok(Err(e));
     }
     conn.execute(
-        "INSERT INTO write_offs (device_id, at_ms, reason) VALUES (?1, ?2, ?3)",
+        "INSERT INTO write_offs (device_id, at_ms, reason) VALUES ($1, $2, $3)",
         params![device.to_string(), now, reason],
     )?;
     let numbers = count_outstanding(conn)?;
+    // Electronic numbers that will never be issued are cancelled at the tax
+    // authority (phase two, through the outbox), in this transaction.
+    let cancellations =
+        super::outbox::enqueue_write_off(conn, now, rec.store, device, &reports(conn, None)?)?;
+    if cancellations > 0 {
+        tracing::info!(device = %device, cancellations, "cancellations of written-off e-CF numbers queued");
+    }
     append_audit(
         conn,
         &mut env.tx,
@@ -468,12 +472,12 @@ pub(crate) fn write_off(
 /// The fiscal sales of a store in a month of its local time, decoded from
 /// their events, for the 607 report.
 pub(crate) fn sales_of_month(
-    conn: &Connection,
+    conn: &Conn,
     store: StoreId,
     month: caja_shared::localtime::LocalDate,
 ) -> Result<Answer<(UtcOffset, Vec<Sale607>)>, StoreError> {
     let known = conn
-        .prepare_cached("SELECT 1 FROM stores WHERE store_id = ?1")?
+        .prepare_cached("SELECT 1 FROM stores WHERE store_id = $1")?
         .exists([store.to_string()])?;
     if !known {
         return Ok(Err(ApiError::not_found(format!("no store {store}"))));
@@ -484,8 +488,8 @@ pub(crate) fn sales_of_month(
     let to_ms = month.first_of_next_month().start_utc_ms(offset);
     let mut stmt = conn.prepare_cached(
         "SELECT e.bytes, e.hlc_ms FROM p_sales s JOIN events e ON e.event_id = s.event_id
-         WHERE s.store_id = ?1 AND s.fiscal_number IS NOT NULL
-           AND e.hlc_ms >= ?2 AND e.hlc_ms < ?3
+         WHERE s.store_id = $1 AND s.fiscal_number IS NOT NULL
+           AND e.hlc_ms >= $2 AND e.hlc_ms < $3
            AND NOT EXISTS (SELECT 1 FROM p_voids v WHERE v.store_id = s.store_id AND v.sale_id = s.sale_id)",
     )?;
     let mut rows = stmt.query(params![store.to_string(), from_ms, to_ms])?;
@@ -504,7 +508,7 @@ pub(crate) fn sales_of_month(
 /// The fiscal section of the health report: per series, days to expiry (in
 /// Santo Domingo time; a series may serve stores of several zones), numbers
 /// still free, outstanding per register, duplicates.
-pub(crate) fn health(conn: &Connection, now: i64) -> Result<Vec<super::FiscalHealth>, StoreError> {
+pub(crate) fn health(conn: &Conn, now: i64) -> Result<Vec<super::FiscalHealth>, StoreError> {
     let mut out = Vec::new();
     for r in reports(conn, None)? {
         let a = &r.accounting;

@@ -1,10 +1,14 @@
-//! Storage: the one module that knows SQL (SQLite today; PostgreSQL later behind
-//! the same API, issue #13).
+//! Storage: the one module that knows SQL, on SQLite (the default) or
+//! PostgreSQL (issue #13), through one SQL facade ([`db`]): every statement is
+//! written once.
 //!
 //! Writes go to one dedicated writer thread through a **bounded** queue
 //! ([`Store::write`]): the thread takes every job waiting (up to
-//! `max_batch_jobs`), runs them in one `BEGIN IMMEDIATE` transaction, commits
-//! once (`synchronous=FULL`, WAL), and only then answers each job. A job that
+//! `max_batch_jobs`), runs them in one write transaction ([`Conn::begin_write`]:
+//! `BEGIN IMMEDIATE` on SQLite; on PostgreSQL `BEGIN` and the advisory lock
+//! every instance's writer takes, so several hub instances on one database are
+//! serialized as one writer is), commits once (`synchronous=FULL`, WAL on
+//! SQLite; a durable commit on PostgreSQL), and only then answers each job. A job that
 //! fails (a storage error, not a protocol rejection) rolls the whole
 //! transaction back; the jobs batched before it are answered with a storage
 //! error and retried by their clients, those after it run in a new
@@ -20,25 +24,31 @@
 //! entry, quarantine and alert of a chain mismatch) are committed.
 //!
 //! Architecture invariant: handlers call these methods and never see SQL;
-//! every SQL statement of the hub lives in this module (`sqlite.rs`,
-//! `migrate.rs`) and in `migrations/hub/`.
+//! every SQL statement of the hub lives in this module (`sqlite.rs` — the
+//! statements of both dialects despite its name —, `fiscal.rs`, `escrow.rs`,
+//! …, `migrate.rs`) and in `migrations/hub/` (SQLite) and
+//! `migrations/hub/postgres/`.
 
 pub mod audit_tree;
 mod conflicts;
+mod dashboard;
+pub mod db;
 mod device_request;
 mod escrow;
 mod fiscal;
 mod migrate;
+mod outbox;
 mod payments;
 mod sqlite;
 
 pub use conflicts::{ConflictInfo, ResolutionInfo, StateFilter};
+pub use dashboard::{EventSummary, HourlySales, UiSession};
 pub use fiscal::WriteOff;
+pub use outbox::{DocInfo, OutboxHealth, Recorded};
 pub use payments::{
     CardCheckInfo, IntentInfo, PaymentsOverview, ReconcileReport, WebhookAnswer, WebhookInfo,
 };
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -50,8 +60,9 @@ use caja_shared::entropy::RandomSource;
 use caja_shared::ids::{DeviceId, EventId, KeyId, Seq, StoreId};
 use caja_shared::key::DeviceKey;
 use caja_shared::kind::EventBody;
-use rusqlite::Connection;
 use serde::Serialize;
+
+pub use db::{Conn, Database, DbError, Dialect};
 
 use crate::auth::SignedRequest;
 use crate::hubchain::HubChainError;
@@ -74,9 +85,9 @@ pub enum StoreError {
     /// The writer has stopped (shutdown).
     #[error("the store is shut down")]
     Closed,
-    /// SQLite failed.
-    #[error("sqlite: {0}")]
-    Sql(#[from] rusqlite::Error),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
     /// The schema could not be migrated.
     #[error(transparent)]
     Migrate(#[from] MigrateError),
@@ -94,11 +105,17 @@ pub enum StoreError {
     Task(String),
 }
 
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError::Db(DbError::Sqlite(e))
+    }
+}
+
 /// Tuning of the store, from the hub's configuration.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
-    /// The database file.
-    pub path: PathBuf,
+    /// The database (an SQLite file or a PostgreSQL URL).
+    pub database: Database,
     /// Jobs waiting for the writer before callers get `Overloaded`.
     pub queue_capacity: usize,
     /// Most jobs committed in one transaction.
@@ -297,6 +314,8 @@ pub struct HealthInputs {
     pub stock_alerts_open: u64,
     /// Open alerts (mismatches, token reuse).
     pub open_alerts: u64,
+    /// The tax-authority outbox.
+    pub outbox: OutboxHealth,
 }
 
 /// How many held events the health report lists.
@@ -353,7 +372,7 @@ type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
 /// A job's work: given the connection (or `None` when no transaction could be
 /// begun), it runs and returns whether it succeeded (else the transaction is
 /// rolled back) and its reply.
-type Work = Box<dyn for<'a> FnOnce(Option<(&'a Connection, &'a mut Env)>) -> (bool, Reply) + Send>;
+type Work = Box<dyn for<'a> FnOnce(Option<(&'a Conn, &'a mut Env)>) -> (bool, Reply) + Send>;
 
 enum Job {
     Run(Work),
@@ -385,8 +404,8 @@ impl Env {
 
 #[derive(Debug)]
 struct Readers {
-    path: PathBuf,
-    pool: Mutex<Vec<Connection>>,
+    database: Database,
+    pool: Mutex<Vec<Conn>>,
     permits: tokio::sync::Semaphore,
 }
 
@@ -409,7 +428,7 @@ struct Inner {
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
-            .field("path", &self.readers.path)
+            .field("database", &self.readers.database)
             .field("queue_capacity", &self.capacity)
             .finish_non_exhaustive()
     }
@@ -422,15 +441,15 @@ impl Store {
         clock: Arc<dyn Clock + Send + Sync>,
         rng: Box<dyn RandomSource + Send>,
     ) -> Result<Store, StoreError> {
-        let mut conn = open_connection(&cfg.path)?;
-        migrate::migrate(&mut conn)?;
+        let conn = open(&cfg.database)?;
+        migrate::migrate(&conn)?;
         let (sender, receiver) = mpsc::sync_channel(cfg.queue_capacity.max(1));
         let depth = Arc::new(AtomicUsize::new(0));
         let env = Env {
             clock: clock.clone(),
             rng,
             cfg: cfg.clone(),
-            tx: sqlite::TxCache::default(),
+            tx: sqlite::TxCache::new(cfg.database.dialect()),
         };
         let max_batch = cfg.max_batch_jobs.max(1);
         let d = depth.clone();
@@ -446,7 +465,7 @@ impl Store {
                 depth,
                 busy_us,
                 readers: Readers {
-                    path: cfg.path.clone(),
+                    database: cfg.database.clone(),
                     pool: Mutex::new(Vec::new()),
                     permits: tokio::sync::Semaphore::new(cfg.read_connections.max(1)),
                 },
@@ -492,7 +511,7 @@ impl Store {
     /// the savepoint back. Answers after the batch's commit.
     async fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection, &mut Env) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&Conn, &mut Env) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (tx, rx) = tokio::sync::oneshot::channel::<Result<T, StoreError>>();
         let work: Work = Box::new(move |ctx| {
@@ -528,7 +547,7 @@ impl Store {
     /// Runs `f` on a read connection off the async executor.
     async fn read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&Conn) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let inner = self.inner.clone();
         let _permit = inner
@@ -542,14 +561,21 @@ impl Store {
             let readers = &inner2.readers;
             let conn = readers.pool.lock().ok().and_then(|mut p| p.pop());
             let conn = match conn {
-                Some(c) => c,
-                None => sqlite::open_reader(&readers.path)?,
+                Some(c) if !c.is_broken() => c,
+                _ => open_reader(&readers.database)?,
             };
+            // One snapshot for the whole read on PostgreSQL.
+            conn.begin_read()?;
             let out = f(&conn);
-            if let Ok(mut p) = readers.pool.lock() {
-                p.push(conn);
+            let ended = conn.end_read();
+            if ended.is_ok() && !conn.is_broken() {
+                if let Ok(mut p) = readers.pool.lock() {
+                    p.push(conn);
+                }
             }
-            out
+            let out = out?;
+            ended?;
+            Ok(out)
         })
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?
@@ -718,6 +744,13 @@ impl Store {
             .await
     }
 
+    /// Admin: a store's approvals, drawer openings without a sale, returns
+    /// made without the original and store-credit balances.
+    pub async fn staff_activity(&self, store: StoreId) -> Result<serde_json::Value, StoreError> {
+        self.read(move |conn| sqlite::staff_activity(conn, store))
+            .await
+    }
+
     /// Admin: stock alerts (oversells, negative stock) with their decisions.
     pub async fn stock_alerts(&self) -> Result<Vec<crate::escrow::StockAlert>, StoreError> {
         self.read(escrow::alerts).await
@@ -834,6 +867,86 @@ impl Store {
         self.read(move |conn| payments::overview(conn, store)).await
     }
 
+    /// Outbox: claims up to `limit` due documents for `owner` for `lease_ms`
+    /// (one conditional UPDATE; see `store::outbox`).
+    pub async fn outbox_claim(
+        &self,
+        owner: String,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<crate::outbox::Claimed>, StoreError> {
+        self.write(move |conn, env| outbox::claim(conn, env, &owner, lease_ms, limit))
+            .await
+    }
+
+    /// Outbox: what the gateway needs to build a claimed document.
+    pub async fn outbox_source(
+        &self,
+        doc: crate::outbox::Claimed,
+    ) -> Result<crate::taxgw::DocumentSource, StoreError> {
+        let now = self.now_ms();
+        self.read(move |conn| outbox::source(conn, &doc, now)).await
+    }
+
+    /// Outbox: stores a document's bytes once and marks it in doubt (before
+    /// its first submission). `false`: the lease was lost.
+    pub async fn outbox_prepare(
+        &self,
+        doc: crate::outbox::Claimed,
+        owner: String,
+        prepared: crate::outbox::Prepared,
+    ) -> Result<bool, StoreError> {
+        self.write(move |conn, env| outbox::prepare(conn, env, &doc, &owner, &prepared))
+            .await
+    }
+
+    /// Outbox: marks a document in doubt before it is sent again. `false`:
+    /// the lease was lost.
+    pub async fn outbox_mark_in_doubt(
+        &self,
+        doc_id: i64,
+        owner: String,
+    ) -> Result<bool, StoreError> {
+        self.write(move |conn, _| outbox::mark_in_doubt(conn, doc_id, &owner))
+            .await
+    }
+
+    /// Outbox: records a gateway outcome and releases the lease; a verdict
+    /// becomes a hub event (and, rejected, a `manual` conflict and an alert)
+    /// in the same transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn outbox_record(
+        &self,
+        doc: crate::outbox::Claimed,
+        owner: String,
+        outcome: crate::outbox::Outcome,
+        policy: crate::outbox::RetryPolicy,
+        jitter: u64,
+        authority: &'static str,
+    ) -> Result<Recorded, StoreError> {
+        self.write(move |conn, env| {
+            outbox::record(
+                conn, env, &doc, &owner, &outcome, &policy, jitter, authority,
+            )
+        })
+        .await
+    }
+
+    /// Admin: outbox documents in a state (all when `None`), newest first.
+    pub async fn outbox_list(
+        &self,
+        state: Option<crate::outbox::DocState>,
+        limit: usize,
+    ) -> Result<Vec<DocInfo>, StoreError> {
+        self.read(move |conn| outbox::list(conn, state, limit))
+            .await
+    }
+
+    /// Outbox counts (health, metrics).
+    pub async fn outbox_health(&self) -> Result<OutboxHealth, StoreError> {
+        self.read(outbox::health).await
+    }
+
     /// Forgets nonces whose timestamp is outside the replay window.
     pub async fn prune_nonces(&self) -> Result<usize, StoreError> {
         self.write(sqlite::prune_nonces).await
@@ -891,18 +1004,44 @@ impl Store {
     }
 }
 
+/// Opens a read-write connection to the database (SQLite with the hub's
+/// pragmas; PostgreSQL over its URL).
+pub fn open(database: &Database) -> Result<Conn, StoreError> {
+    match database {
+        Database::Sqlite(path) => Ok(open_connection(path)?),
+        Database::Postgres(url) => Ok(Conn::connect_postgres(url)?),
+    }
+}
+
+/// [`open`] for use from asynchronous code (tests, tools): on PostgreSQL each
+/// call runs on a thread of its own (see [`Conn::connect_postgres_detached`]).
+pub fn open_detached(database: &Database) -> Result<Conn, StoreError> {
+    match database {
+        Database::Sqlite(path) => Ok(open_connection(path)?),
+        Database::Postgres(url) => Ok(Conn::connect_postgres_detached(url)?),
+    }
+}
+
+/// Opens a read connection (read-only on SQLite).
+fn open_reader(database: &Database) -> Result<Conn, StoreError> {
+    match database {
+        Database::Sqlite(path) => sqlite::open_reader(path),
+        Database::Postgres(url) => Ok(Conn::connect_postgres(url)?),
+    }
+}
+
 /// Opens the database (creating and migrating it) without starting a writer:
 /// for `caja-hub init` and `caja-hub rebuild`.
-pub fn open_offline(path: &Path) -> Result<Connection, StoreError> {
-    let mut conn = open_connection(path)?;
-    migrate::migrate(&mut conn)?;
+pub fn open_offline(database: &Database) -> Result<Conn, StoreError> {
+    let conn = open(database)?;
+    migrate::migrate(&conn)?;
     Ok(conn)
 }
 
 /// Records the hub key in a fresh database (at `caja-hub init`); checks it
 /// matches on later opens.
 pub fn record_hub_key(
-    conn: &Connection,
+    conn: &Conn,
     key_id: &KeyId,
     public_hex: &str,
     now_ms: i64,
@@ -911,7 +1050,7 @@ pub fn record_hub_key(
 }
 
 fn writer_loop(
-    conn: Connection,
+    mut conn: Conn,
     receiver: Receiver<Job>,
     mut env: Env,
     max_batch: usize,
@@ -938,9 +1077,18 @@ fn writer_loop(
         // the jobs after it run in a fresh transaction.
         loop {
             env.tx.begin();
-            let began = conn
-                .execute_batch("BEGIN IMMEDIATE")
-                .map_err(|e| e.to_string());
+            if conn.is_broken() {
+                // PostgreSQL closed the connection (a restart, the network):
+                // a new one, or this batch fails and the next tries again.
+                match open(&env.cfg.database) {
+                    Ok(c) => {
+                        tracing::warn!("the writer's database connection was lost; reconnected");
+                        conn = c;
+                    }
+                    Err(e) => tracing::error!(error = %e, "the writer cannot reconnect"),
+                }
+            }
+            let began = conn.begin_write().map_err(|e| e.to_string());
             let mut replies: Vec<Reply> = Vec::new();
             let mut failed: Option<Reply> = None;
             for job in pending.by_ref() {
@@ -965,7 +1113,7 @@ fn writer_loop(
                 }
             }
             if let Some(failed) = failed {
-                let _ = conn.execute_batch("ROLLBACK");
+                let _ = conn.rollback();
                 env.tx.rolled_back();
                 tracing::error!(
                     rolled_back = replies.len(),
@@ -981,12 +1129,12 @@ fn writer_loop(
                 continue;
             }
             let commit = match began {
-                Ok(()) => conn.execute_batch("COMMIT").map_err(|e| e.to_string()),
+                Ok(()) => conn.commit().map_err(|e| e.to_string()),
                 Err(e) => Err(e),
             };
             if let Err(e) = &commit {
                 tracing::error!(error = %e, "writer transaction failed; rolled back");
-                let _ = conn.execute_batch("ROLLBACK");
+                let _ = conn.rollback();
                 env.tx.rolled_back();
             }
             for reply in replies {

@@ -9,13 +9,13 @@
 //! `duplicate`; two different events for one intent are decided one after
 //! the other, the second against the state the first left.
 
+use super::db::{params, Conn, OptionalExtension, Params};
 use caja_shared::canonical::Value;
 use caja_shared::digest::Hash256;
 use caja_shared::event::Event;
 use caja_shared::ids::{DeviceId, EventId, IntentId, SaleId, StoreId};
 use caja_shared::kind::{EventBody, IntentState, PaymentIntentUpdated, PaymentMethod};
 use caja_shared::money::Money;
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::device_request::{begin, record_answer, Begun};
@@ -169,11 +169,11 @@ type IntentCols = (
     Option<String>,
 );
 
-fn load_intent(conn: &Connection, id: IntentId) -> Result<Option<IntentRow>, StoreError> {
+fn load_intent(conn: &Conn, id: IntentId) -> Result<Option<IntentRow>, StoreError> {
     let row: Option<IntentCols> = conn
         .prepare_cached(
             "SELECT store_id, device_id, sale_id, provider, method, amount, state, auth_code
-             FROM payment_intents WHERE intent_id = ?1",
+             FROM payment_intents WHERE intent_id = $1",
         )?
         .query_row([id.to_string()], |r| {
             Ok((
@@ -206,13 +206,13 @@ fn load_intent(conn: &Connection, id: IntentId) -> Result<Option<IntentRow>, Sto
 }
 
 fn intent_by_auth_code(
-    conn: &Connection,
+    conn: &Conn,
     provider: &str,
     auth_code: &str,
 ) -> Result<Option<IntentId>, StoreError> {
     let id: Option<String> = conn
         .prepare_cached(
-            "SELECT intent_id FROM payment_intents WHERE provider = ?1 AND auth_code = ?2
+            "SELECT intent_id FROM payment_intents WHERE provider = $1 AND auth_code = $2
              ORDER BY created_ms, intent_id LIMIT 1",
         )?
         .query_row(params![provider, auth_code], |r| r.get(0))
@@ -238,7 +238,7 @@ fn updated_body(i: &IntentRow, provider_event_id: Option<String>) -> EventBody {
 /// then a new intent in state `pending` and its `PaymentIntentUpdated` hub
 /// event. Answers the hub event's canonical bytes.
 pub(crate) fn create_intent(
-    conn: &Connection,
+    conn: &Conn,
     env: &mut Env,
     req: &SignedRequest,
     parsed: Result<(IntentRequest, Hash256), ApiError>,
@@ -278,7 +278,7 @@ pub(crate) fn create_intent(
     };
     conn.prepare_cached(
         "INSERT INTO payment_intents (intent_id, store_id, device_id, sale_id, provider, method, amount, state, auth_code, created_ms, updated_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', NULL, ?8, ?8)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', NULL, $8, $8)",
     )?
     .execute(params![
         intent_id.to_string(),
@@ -334,7 +334,7 @@ struct Decided<'a> {
 }
 
 fn audit_decision(
-    conn: &Connection,
+    conn: &Conn,
     env: &mut Env,
     store: Option<StoreId>,
     d: &Decided<'_>,
@@ -372,7 +372,7 @@ fn audit_decision(
 /// intent, another provider's intent): stored, audited, logged, alerted.
 #[allow(clippy::too_many_arguments)]
 fn reject_early(
-    conn: &Connection,
+    conn: &Conn,
     env: &mut Env,
     provider: &str,
     w: &Webhook,
@@ -384,7 +384,7 @@ fn reject_early(
     let intent = w.intent_id.map(|i| i.to_string());
     conn.prepare_cached(
         "INSERT INTO payment_webhooks (provider, provider_event_id, intent_id, state, amount, auth_code, body_hash, received_ms, outcome, reason, from_state, decided_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'rejected', ?9, NULL, ?8)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'rejected', $9, NULL, $8)",
     )?
     .execute(params![
         provider,
@@ -432,7 +432,7 @@ fn reject_early(
 /// A provider's webhook, already authenticated (signature checked by the
 /// caller) and its body checked. Idempotent by (provider, event id).
 pub(crate) fn webhook(
-    conn: &Connection,
+    conn: &Conn,
     env: &mut Env,
     provider: &str,
     w: &Webhook,
@@ -443,7 +443,7 @@ pub(crate) fn webhook(
     let prior: Option<(String, Option<String>, Option<String>, String)> = conn
         .prepare_cached(
             "SELECT outcome, reason, intent_id, body_hash FROM payment_webhooks
-             WHERE provider = ?1 AND provider_event_id = ?2",
+             WHERE provider = $1 AND provider_event_id = $2",
         )?
         .query_row(params![provider, w.event_id], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
@@ -506,7 +506,7 @@ pub(crate) fn webhook(
     let held: Vec<Delivery<i64>> = {
         let mut stmt = conn.prepare_cached(
             "SELECT webhook_id, state, amount FROM payment_webhooks
-             WHERE intent_id = ?1 AND outcome = 'held' ORDER BY webhook_id",
+             WHERE intent_id = $1 AND outcome = 'held' ORDER BY webhook_id",
         )?;
         let rows: Vec<(i64, String, i64)> = stmt
             .query_map([intent_id.to_string()], |r| {
@@ -523,11 +523,11 @@ pub(crate) fn webhook(
             })
             .collect::<Result<_, StoreError>>()?
     };
-    conn.prepare_cached(
+    let incoming_key: i64 = conn.prepare_cached(
         "INSERT INTO payment_webhooks (provider, provider_event_id, intent_id, state, amount, auth_code, body_hash, received_ms, outcome, reason, from_state, decided_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'held', NULL, ?9, ?8)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'held', NULL, $9, $8) RETURNING webhook_id",
     )?
-    .execute(params![
+    .query_row(params![
         provider,
         w.event_id,
         intent_id.to_string(),
@@ -537,8 +537,7 @@ pub(crate) fn webhook(
         body_hash.to_hex(),
         now,
         intent.state.as_str()
-    ])?;
-    let incoming_key = conn.last_insert_rowid();
+    ], |r| r.get(0))?;
     let incoming = Delivery {
         key: incoming_key,
         state: w.state,
@@ -558,7 +557,7 @@ pub(crate) fn webhook(
         // The delivery decided (this one or a held one), as stored.
         let (event_id, state, amount, auth_code): (String, String, i64, Option<String>) = conn
             .prepare_cached(
-                "SELECT provider_event_id, state, amount, auth_code FROM payment_webhooks WHERE webhook_id = ?1",
+                "SELECT provider_event_id, state, amount, auth_code FROM payment_webhooks WHERE webhook_id = $1",
             )?
             .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
         let stored = Webhook {
@@ -575,11 +574,11 @@ pub(crate) fn webhook(
                 }
                 intent.state = to;
                 conn.prepare_cached(
-                    "UPDATE payment_webhooks SET outcome = 'applied', from_state = ?2, decided_ms = ?3 WHERE webhook_id = ?1",
+                    "UPDATE payment_webhooks SET outcome = 'applied', from_state = $2, decided_ms = $3 WHERE webhook_id = $1",
                 )?
                 .execute(params![key, from.as_str(), now])?;
                 conn.prepare_cached(
-                    "UPDATE payment_intents SET state = ?2, auth_code = ?3, updated_ms = ?4 WHERE intent_id = ?1",
+                    "UPDATE payment_intents SET state = $2, auth_code = $3, updated_ms = $4 WHERE intent_id = $1",
                 )?
                 .execute(params![intent_id.to_string(), to.as_str(), intent.auth_code, now])?;
                 append_audit(
@@ -622,7 +621,7 @@ pub(crate) fn webhook(
             }
             Outcome::Rejected { reason, from } => {
                 conn.prepare_cached(
-                    "UPDATE payment_webhooks SET outcome = 'rejected', reason = ?2, from_state = ?3, decided_ms = ?4 WHERE webhook_id = ?1",
+                    "UPDATE payment_webhooks SET outcome = 'rejected', reason = $2, from_state = $3, decided_ms = $4 WHERE webhook_id = $1",
                 )?
                 .execute(params![key, reason.as_str(), from.as_str(), now])?;
                 let d = Decided {
@@ -671,7 +670,7 @@ pub(crate) fn webhook(
 /// A webhook about no intent: the confirmation of a payment a terminal took
 /// offline, kept for reconciliation.
 fn record_confirmation(
-    conn: &Connection,
+    conn: &Conn,
     env: &mut Env,
     provider: &str,
     w: &Webhook,
@@ -681,7 +680,7 @@ fn record_confirmation(
 ) -> Result<WebhookAnswer, StoreError> {
     conn.prepare_cached(
         "INSERT INTO payment_webhooks (provider, provider_event_id, intent_id, state, amount, auth_code, body_hash, received_ms, outcome, reason, from_state, decided_ms)
-         VALUES (?1, ?2, NULL, ?3, ?4, ?5, ?6, ?7, 'recorded', NULL, NULL, ?7)",
+         VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, 'recorded', NULL, NULL, $7)",
     )?
     .execute(params![
         provider,
@@ -719,7 +718,7 @@ fn record_confirmation(
 
 /// Reads the applied events after the scan cursor (at most [`SCAN_BATCH`])
 /// and records every card payment with a reference; returns how many.
-fn scan(conn: &Connection, now: i64) -> Result<u64, StoreError> {
+fn scan(conn: &Conn, now: i64) -> Result<u64, StoreError> {
     let after: i64 = conn
         .prepare_cached("SELECT applied_seq FROM payment_scan WHERE id = 1")?
         .query_row([], |r| r.get(0))?;
@@ -727,7 +726,7 @@ fn scan(conn: &Connection, now: i64) -> Result<u64, StoreError> {
         "SELECT a.applied_seq, e.event_id, e.store_id, e.device_id, e.hlc_ms,
                 CASE WHEN e.kind IN ('SaleCreated', 'PaymentTaken') THEN e.bytes END
          FROM applied a JOIN events e ON e.id = a.event_row
-         WHERE a.applied_seq > ?1 ORDER BY a.applied_seq LIMIT ?2",
+         WHERE a.applied_seq > $1 ORDER BY a.applied_seq LIMIT $2",
     )?;
     let mut rows = stmt.query(params![after, SCAN_BATCH])?;
     let mut last = after;
@@ -764,8 +763,8 @@ fn scan(conn: &Connection, now: i64) -> Result<u64, StoreError> {
         for (sale, idx, amount, reference) in cards {
             found += u64::try_from(
                 conn.prepare_cached(
-                    "INSERT OR IGNORE INTO payment_card_checks (event_id, idx, store_id, device_id, sale_id, amount, reference, sale_ms, verdict, decided_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'waiting', ?9)",
+                    "INSERT INTO payment_card_checks (event_id, idx, store_id, device_id, sale_id, amount, reference, sale_ms, verdict, decided_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'waiting', $9) ON CONFLICT DO NOTHING",
                 )?
                 .execute(params![event_id, idx, store, device, sale.to_string(), amount.0, reference, sale_ms, now])?,
             )
@@ -773,7 +772,7 @@ fn scan(conn: &Connection, now: i64) -> Result<u64, StoreError> {
         }
     }
     drop(rows);
-    conn.prepare_cached("UPDATE payment_scan SET applied_seq = ?1 WHERE id = 1")?
+    conn.prepare_cached("UPDATE payment_scan SET applied_seq = $1 WHERE id = 1")?
         .execute([last])?;
     Ok(found)
 }
@@ -790,11 +789,7 @@ struct CardRow {
     verdict: String,
 }
 
-fn card_rows(
-    conn: &Connection,
-    sql: &str,
-    p: impl rusqlite::Params,
-) -> Result<Vec<CardRow>, StoreError> {
+fn card_rows(conn: &Conn, sql: &str, p: impl Params) -> Result<Vec<CardRow>, StoreError> {
     let mut stmt = conn.prepare_cached(sql)?;
     let mut rows = stmt.query(p)?;
     let mut out = Vec::new();
@@ -821,7 +816,7 @@ const CARD_COLUMNS: &str =
 /// person becomes a `manual` conflict (once) and an alert. Returns (checked,
 /// new conflicts).
 fn judge(
-    conn: &Connection,
+    conn: &Conn,
     env: &mut Env,
     rows: Vec<CardRow>,
     deadline_ms: i64,
@@ -833,7 +828,7 @@ fn judge(
         checked += 1;
         let confirmations: Vec<Confirmation> = {
             let mut stmt = conn.prepare_cached(
-                "SELECT state, amount, received_ms FROM payment_webhooks WHERE auth_code = ?1",
+                "SELECT state, amount, received_ms FROM payment_webhooks WHERE auth_code = $1",
             )?;
             let rows: Vec<(String, i64, i64)> = stmt
                 .query_map([&row.reference], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
@@ -852,7 +847,7 @@ fn judge(
             payments::reconcile(row.amount, row.sale_ms, &confirmations, deadline_ms, now);
         if verdict.as_str() != row.verdict {
             conn.prepare_cached(
-                "UPDATE payment_card_checks SET verdict = ?3, decided_ms = ?4 WHERE event_id = ?1 AND idx = ?2",
+                "UPDATE payment_card_checks SET verdict = $3, decided_ms = $4 WHERE event_id = $1 AND idx = $2",
             )?
             .execute(params![row.event_id, row.idx, verdict.as_str(), now])?;
         }
@@ -863,7 +858,7 @@ fn judge(
         let conflict_id = projection::conflict_id(reason, &subject);
         let new = conn
             .prepare_cached(
-                "INSERT OR IGNORE INTO conflicts (conflict_id, reason, strategy, store_id, subject, detected_ms) VALUES (?1, ?2, 'manual', ?3, ?4, ?5)",
+                "INSERT INTO conflicts (conflict_id, reason, strategy, store_id, subject, detected_ms) VALUES ($1, $2, 'manual', $3, $4, $5) ON CONFLICT DO NOTHING",
             )?
             .execute(params![conflict_id.to_string(), reason, row.store.to_string(), subject, now])?
             == 1;
@@ -871,7 +866,7 @@ fn judge(
             continue;
         }
         conn.prepare_cached(
-            "INSERT OR IGNORE INTO conflict_events (conflict_id, event_id) VALUES (?1, ?2)",
+            "INSERT INTO conflict_events (conflict_id, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         )?
         .execute(params![conflict_id.to_string(), row.event_id])?;
         let event: EventId = parse(&row.event_id)?;
@@ -916,7 +911,7 @@ fn judge(
 /// Judges again the card payments recorded with `reference` (after a
 /// provider reported on that code).
 fn reconcile_reference(
-    conn: &Connection,
+    conn: &Conn,
     env: &mut Env,
     reference: &str,
     deadline_ms: i64,
@@ -925,7 +920,7 @@ fn reconcile_reference(
     scan(conn, now)?;
     let rows = card_rows(
         conn,
-        &format!("{CARD_COLUMNS} WHERE reference = ?1 AND verdict <> 'mismatch'"),
+        &format!("{CARD_COLUMNS} WHERE reference = $1 AND verdict <> 'mismatch'"),
         [reference],
     )?;
     judge(conn, env, rows, deadline_ms, now)?;
@@ -935,7 +930,7 @@ fn reconcile_reference(
 /// One reconciliation pass: new card payments from applied events, then every
 /// payment still waiting (the deadline may have passed).
 pub(crate) fn reconcile(
-    conn: &Connection,
+    conn: &Conn,
     env: &mut Env,
     deadline_ms: i64,
 ) -> Result<ReconcileReport, StoreError> {
@@ -988,14 +983,14 @@ pub struct PaymentsOverview {
 /// Head office's view: intents, received webhooks and card checks (of one
 /// store, or all).
 pub(crate) fn overview(
-    conn: &Connection,
+    conn: &Conn,
     store: Option<StoreId>,
 ) -> Result<PaymentsOverview, StoreError> {
     let store_s = store.map(|s| s.to_string());
     let mut intents = Vec::new();
     let mut stmt = conn.prepare_cached(
         "SELECT intent_id, store_id, device_id, sale_id, provider, method, amount, state, auth_code, created_ms, updated_ms
-         FROM payment_intents WHERE ?1 IS NULL OR store_id = ?1 ORDER BY created_ms, intent_id",
+         FROM payment_intents WHERE CAST($1 AS TEXT) IS NULL OR store_id = $1 ORDER BY created_ms, intent_id",
     )?;
     let mut rows = stmt.query([&store_s])?;
     while let Some(r) = rows.next()? {
@@ -1018,7 +1013,7 @@ pub(crate) fn overview(
     let mut stmt = conn.prepare_cached(
         "SELECT w.provider, w.provider_event_id, w.intent_id, w.state, w.amount, w.auth_code, w.outcome, w.reason, w.from_state, w.received_ms
          FROM payment_webhooks w LEFT JOIN payment_intents i ON i.intent_id = w.intent_id
-         WHERE ?1 IS NULL OR i.store_id = ?1 ORDER BY w.webhook_id",
+         WHERE CAST($1 AS TEXT) IS NULL OR i.store_id = $1 ORDER BY w.webhook_id",
     )?;
     let mut rows = stmt.query([&store_s])?;
     while let Some(r) = rows.next()? {
@@ -1039,7 +1034,7 @@ pub(crate) fn overview(
     let checks = card_rows(
         conn,
         &format!(
-            "{CARD_COLUMNS} WHERE ?1 IS NULL OR store_id = ?1 ORDER BY sale_ms, event_id, idx"
+            "{CARD_COLUMNS} WHERE CAST($1 AS TEXT) IS NULL OR store_id = $1 ORDER BY sale_ms, event_id, idx"
         ),
         [&store_s],
     )?;

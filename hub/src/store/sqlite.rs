@@ -11,6 +11,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
 
+use super::db::{params, Conn, DbError, OptionalExtension, Params, Row};
 use caja_shared::canonical::Value;
 use caja_shared::digest::Hash256;
 use caja_shared::event::Event;
@@ -19,7 +20,7 @@ use caja_shared::ids::{DeviceId, EventId, KeyId, SaleId, Seq, StoreId};
 use caja_shared::key::DeviceKey;
 use caja_shared::kind::EventBody;
 use caja_shared::request::MAX_REQUEST_SKEW_MS;
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite::OpenFlags;
 
 use super::{
     AlertInfo, Answer, ConflictRef, DeviceInfo, Enrollment, Env, HealthInputs, HeldInfo, HubAppend,
@@ -36,8 +37,8 @@ use crate::ratelimit::{Bucket, Decision};
 use crate::wire::ApiError;
 
 /// Opens a read-write connection with the hub's pragmas.
-pub fn open_connection(path: &Path) -> Result<Connection, rusqlite::Error> {
-    let conn = Connection::open(path)?;
+pub fn open_connection(path: &Path) -> Result<Conn, rusqlite::Error> {
+    let conn = rusqlite::Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
@@ -48,18 +49,18 @@ pub fn open_connection(path: &Path) -> Result<Connection, rusqlite::Error> {
     conn.pragma_update(None, "cache_size", -32_768)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.set_prepared_statement_cache_capacity(128);
-    Ok(conn)
+    Ok(Conn::from_sqlite(conn))
 }
 
 /// Opens a read-only connection.
-pub(super) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open_with_flags(
+pub(super) fn open_reader(path: &Path) -> Result<Conn, StoreError> {
+    let conn = rusqlite::Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.set_prepared_statement_cache_capacity(64);
-    Ok(conn)
+    Ok(Conn::from_sqlite(conn))
 }
 
 pub(crate) fn corrupt(what: impl std::fmt::Display) -> StoreError {
@@ -84,13 +85,13 @@ pub(crate) fn u(v: i64) -> u64 {
 
 /// Records the hub's key in `hub_meta`, or checks it is the one recorded.
 pub(super) fn record_hub_key(
-    conn: &Connection,
+    conn: &Conn,
     key_id: &KeyId,
     public_hex: &str,
     now_ms: i64,
 ) -> Result<(), StoreError> {
     conn.execute(
-        "INSERT OR IGNORE INTO hub_meta (id, hub_key_id, hub_public_key, created_at_ms) VALUES (1, ?1, ?2, ?3)",
+        "INSERT INTO hub_meta (id, hub_key_id, hub_public_key, created_at_ms) VALUES (1, $1, $2, $3) ON CONFLICT DO NOTHING",
         params![key_id.as_str(), public_hex, now_ms],
     )?;
     let recorded: String = conn.query_row(
@@ -107,7 +108,7 @@ pub(super) fn record_hub_key(
 }
 
 pub(crate) fn append_audit(
-    conn: &Connection,
+    conn: &Conn,
     tx: &mut TxCache,
     kind: AuditKind,
     at_ms: i64,
@@ -131,7 +132,7 @@ pub(crate) fn append_audit(
     let bytes = entry.canonical_bytes();
     let leaf = caja_shared::merkle::leaf_hash(&bytes);
     conn.prepare_cached(
-        "INSERT INTO audit_log (idx, kind, at_ms, store_id, entry, leaf_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO audit_log (idx, kind, at_ms, store_id, entry, leaf_hash) VALUES ($1, $2, $3, $4, $5, $6)",
     )?
     .execute(params![
         next,
@@ -151,6 +152,10 @@ pub(crate) fn append_audit(
 /// a stale value.
 #[derive(Debug, Default)]
 pub(crate) struct TxCache {
+    /// Whether other hub instances write the same database (PostgreSQL):
+    /// then nothing read from it is kept across transactions (`awaited`),
+    /// since another instance may have changed it in between.
+    shared: bool,
     /// The next audit index.
     audit_next: Option<i64>,
     /// The next apply order.
@@ -171,18 +176,36 @@ pub(crate) struct TxCache {
 const RECENT_APPLIED_MAX: usize = 65_536;
 
 impl TxCache {
-    /// At `BEGIN`: counters are read again from the database.
+    /// A cache for a database of this dialect (PostgreSQL may be shared by
+    /// several hub instances).
+    pub(crate) fn new(dialect: super::Dialect) -> TxCache {
+        TxCache {
+            shared: dialect == super::Dialect::Postgres,
+            ..TxCache::default()
+        }
+    }
+
+    /// At `BEGIN`: counters are read again from the database (under the
+    /// writers' lock, so they are exact), and so is what held events wait
+    /// for when other instances may have held some since. `recent` stays:
+    /// an applied event stays applied whoever applied it.
     pub(crate) fn begin(&mut self) {
         self.audit_next = None;
         self.applied_next = None;
+        if self.shared {
+            self.awaited = None;
+        }
     }
 
     /// After a `ROLLBACK`: nothing cached may be trusted.
     pub(crate) fn rolled_back(&mut self) {
-        *self = TxCache::default();
+        *self = TxCache {
+            shared: self.shared,
+            ..TxCache::default()
+        };
     }
 
-    fn awaited(&mut self, conn: &Connection) -> Result<&mut HashSet<EventId>, StoreError> {
+    fn awaited(&mut self, conn: &Conn) -> Result<&mut HashSet<EventId>, StoreError> {
         if self.awaited.is_none() {
             let mut set = HashSet::new();
             let mut stmt = conn.prepare_cached("SELECT DISTINCT missing_id FROM held_missing")?;
@@ -208,7 +231,7 @@ impl TxCache {
 }
 
 pub(crate) fn raise_alert(
-    conn: &Connection,
+    conn: &Conn,
     kind: &str,
     store: Option<StoreId>,
     device: Option<DeviceId>,
@@ -216,7 +239,7 @@ pub(crate) fn raise_alert(
     message: &str,
 ) -> Result<(), StoreError> {
     conn.execute(
-        "INSERT INTO alerts (kind, store_id, device_id, at_ms, message) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO alerts (kind, store_id, device_id, at_ms, message) VALUES ($1, $2, $3, $4, $5)",
         params![
             kind,
             store.map(|s| s.to_string()),
@@ -229,12 +252,12 @@ pub(crate) fn raise_alert(
 }
 
 pub(crate) fn load_device(
-    conn: &Connection,
+    conn: &Conn,
     device: DeviceId,
 ) -> Result<Option<DeviceRecord>, StoreError> {
     let row: Option<(String, Option<i64>, Option<i64>)> = conn
         .prepare_cached(
-            "SELECT store_id, revoked_at_ms, quarantined_at_ms FROM devices WHERE device_id = ?1",
+            "SELECT store_id, revoked_at_ms, quarantined_at_ms FROM devices WHERE device_id = $1",
         )?
         .query_row([device.to_string()], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
@@ -244,7 +267,7 @@ pub(crate) fn load_device(
         return Ok(None);
     };
     let mut stmt = conn.prepare_cached(
-        "SELECT key_id, key_hex, valid_until_ms FROM device_keys WHERE device_id = ?1",
+        "SELECT key_id, key_hex, valid_until_ms FROM device_keys WHERE device_id = $1",
     )?;
     let mut keys = Vec::new();
     let mut rows = stmt.query([device.to_string()])?;
@@ -266,9 +289,9 @@ pub(crate) fn load_device(
     }))
 }
 
-pub(super) fn device_exists(conn: &Connection, device: DeviceId) -> Result<bool, StoreError> {
+pub(super) fn device_exists(conn: &Conn, device: DeviceId) -> Result<bool, StoreError> {
     Ok(conn
-        .prepare_cached("SELECT 1 FROM devices WHERE device_id = ?1 LIMIT 1")?
+        .prepare_cached("SELECT 1 FROM devices WHERE device_id = $1 LIMIT 1")?
         .exists([device.to_string()])?)
 }
 
@@ -276,7 +299,7 @@ pub(super) fn device_exists(conn: &Connection, device: DeviceId) -> Result<bool,
 /// ([`auth::verify`]), then the nonce (refused if seen), then the device's rate
 /// limit (its bucket persisted either way).
 pub(crate) fn authenticate(
-    conn: &Connection,
+    conn: &Conn,
     env: &mut Env,
     req: &SignedRequest,
 ) -> Result<Answer<DeviceRecord>, StoreError> {
@@ -292,7 +315,7 @@ pub(crate) fn authenticate(
     };
     let fresh = conn
         .prepare_cached(
-            "INSERT OR IGNORE INTO nonces (device_id, nonce, timestamp_ms) VALUES (?1, ?2, ?3)",
+            "INSERT INTO nonces (device_id, nonce, timestamp_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )?
         .execute(params![h.device.to_string(), h.nonce, h.timestamp_ms])?;
     if fresh == 0 {
@@ -301,7 +324,7 @@ pub(crate) fn authenticate(
         return Ok(Err(failure.to_api(now)));
     }
     let bucket: Option<Bucket> = conn
-        .prepare_cached("SELECT tokens_milli, updated_ms FROM rate_limits WHERE device_id = ?1")?
+        .prepare_cached("SELECT tokens_milli, updated_ms FROM rate_limits WHERE device_id = $1")?
         .query_row([h.device.to_string()], |r| {
             Ok(Bucket {
                 tokens_milli: r.get(0)?,
@@ -311,7 +334,7 @@ pub(crate) fn authenticate(
         .optional()?;
     let (bucket, decision) = env.cfg.rate_limit.take(bucket, now);
     conn.prepare_cached(
-        "INSERT INTO rate_limits (device_id, tokens_milli, updated_ms) VALUES (?1, ?2, ?3)
+        "INSERT INTO rate_limits (device_id, tokens_milli, updated_ms) VALUES ($1, $2, $3)
          ON CONFLICT (device_id) DO UPDATE SET tokens_milli = excluded.tokens_milli, updated_ms = excluded.updated_ms",
     )?
     .execute(params![h.device.to_string(), bucket.tokens_milli, bucket.updated_ms])?;
@@ -322,7 +345,7 @@ pub(crate) fn authenticate(
             u((retry_after_ms + 999) / 1000),
         )));
     }
-    conn.prepare_cached("UPDATE devices SET clock_skew_ms = ?2 WHERE device_id = ?1")?
+    conn.prepare_cached("UPDATE devices SET clock_skew_ms = $2 WHERE device_id = $1")?
         .execute(params![
             h.device.to_string(),
             h.timestamp_ms.saturating_sub(now)
@@ -330,14 +353,10 @@ pub(crate) fn authenticate(
     Ok(Ok(record))
 }
 
-fn chain_view(
-    conn: &Connection,
-    device: DeviceId,
-    batch: &PushBatch,
-) -> Result<ChainView, StoreError> {
+fn chain_view(conn: &Conn, device: DeviceId, batch: &PushBatch) -> Result<ChainView, StoreError> {
     let head: Option<(i64, String)> = conn
         .prepare_cached(
-            "SELECT seq, hash FROM events WHERE device_id = ?1 ORDER BY seq DESC LIMIT 1",
+            "SELECT seq, hash FROM events WHERE device_id = $1 ORDER BY seq DESC LIMIT 1",
         )?
         .query_row([device.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
@@ -349,7 +368,7 @@ fn chain_view(
     let overlap = ingest::overlap(batch, view.acked_seq);
     if let (Some(lo), Some(hi)) = (overlap.first(), overlap.last()) {
         let mut stmt = conn.prepare_cached(
-            "SELECT seq, hash FROM events WHERE device_id = ?1 AND seq BETWEEN ?2 AND ?3",
+            "SELECT seq, hash FROM events WHERE device_id = $1 AND seq BETWEEN $2 AND $3",
         )?;
         let mut rows = stmt.query(params![device.to_string(), i(*lo), i(*hi)])?;
         while let Some(r) = rows.next()? {
@@ -360,25 +379,21 @@ fn chain_view(
     Ok(view)
 }
 
-fn event_id_at(
-    conn: &Connection,
-    device: DeviceId,
-    seq: u64,
-) -> Result<Option<EventId>, StoreError> {
+fn event_id_at(conn: &Conn, device: DeviceId, seq: u64) -> Result<Option<EventId>, StoreError> {
     let id: Option<String> = conn
-        .prepare_cached("SELECT event_id FROM events WHERE device_id = ?1 AND seq = ?2")?
+        .prepare_cached("SELECT event_id FROM events WHERE device_id = $1 AND seq = $2")?
         .query_row(params![device.to_string(), i(seq)], |r| r.get(0))
         .optional()?;
     id.map(|s| parse(&s)).transpose()
 }
 
-fn insert_event(conn: &Connection, e: &Event, received_ms: i64) -> Result<i64, StoreError> {
+fn insert_event(conn: &Conn, e: &Event, received_ms: i64) -> Result<i64, StoreError> {
     let env = e.envelope();
-    conn.prepare_cached(
+    Ok(conn.prepare_cached(
         "INSERT INTO events (event_id, store_id, device_id, seq, hash, prev, kind, hlc_ms, hlc_n, bytes, received_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
     )?
-    .execute(params![
+    .query_row(params![
         env.event_id.to_string(),
         env.store.to_string(),
         env.device.to_string(),
@@ -390,12 +405,11 @@ fn insert_event(conn: &Connection, e: &Event, received_ms: i64) -> Result<i64, S
         i64::from(env.hlc.n()),
         e.canonical_bytes(),
         received_ms
-    ])?;
-    Ok(conn.last_insert_rowid())
+    ], |r| r.get(0))?)
 }
 
 fn quarantine(
-    conn: &Connection,
+    conn: &Conn,
     tx: &mut TxCache,
     now: i64,
     dev: &DeviceRecord,
@@ -414,7 +428,7 @@ fn quarantine(
         "chain mismatch at seq {seq}: the hub holds {stored_hash}, the device pushed {pushed_hash}"
     );
     conn.execute(
-        "UPDATE devices SET quarantined_at_ms = COALESCE(quarantined_at_ms, ?2), quarantine_reason = ?3 WHERE device_id = ?1",
+        "UPDATE devices SET quarantined_at_ms = COALESCE(quarantined_at_ms, $2), quarantine_reason = $3 WHERE device_id = $1",
         params![dev.device.to_string(), now, reason],
     )?;
     raise_alert(
@@ -446,7 +460,7 @@ fn quarantine(
 /// `POST /v1/sync/push` on the writer thread (see [`crate::ingest`] for the
 /// checks and their order).
 pub(super) fn push(
-    conn: &Connection,
+    conn: &Conn,
     env: &mut Env,
     req: &SignedRequest,
     parsed: &Result<PushBatch, ApiError>,
@@ -499,9 +513,10 @@ pub(super) fn push(
                 .collect::<Vec<_>>(),
         )
         .map_err(corrupt)?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT event_id FROM events WHERE event_id IN (SELECT value FROM json_each(?1))",
-        )?;
+        let mut stmt = conn.prepare_cached(conn.pick(
+            "SELECT event_id FROM events WHERE event_id IN (SELECT value FROM json_each($1))",
+            "SELECT event_id FROM events WHERE event_id IN (SELECT json_array_elements_text($1::json))",
+        ))?;
         let mut rs = stmt.query([ids])?;
         while let Some(r) = rs.next()? {
             existing.insert(parse(&r.get::<_, String>(0)?)?);
@@ -526,19 +541,42 @@ pub(super) fn push(
         index
             .known
             .insert(e.event.id(), (row, Cow::Borrowed(*e), Origin::Register));
+        let mut data = audit::data([
+            ("device", audit::s(dev.device)),
+            ("seq", audit::n(e.seq())),
+            ("event_id", audit::s(e.event.id())),
+            ("hash", audit::s(e.event.hash())),
+            ("kind", audit::s(e.event.envelope().kind.as_str())),
+        ]);
+        // Who approved what (voids, returns, paid-outs, discounts, price
+        // overrides, drawer openings, closing another's shift): in the
+        // entry itself, so the log shows it without the event store.
+        let approvals = e.body.approvals();
+        if let (false, Value::Object(o)) = (approvals.is_empty(), &mut data) {
+            o.insert(
+                "approvals".into(),
+                Value::Array(
+                    approvals
+                        .iter()
+                        .map(|a| {
+                            audit::data([
+                                ("action", audit::s(&a.action)),
+                                ("staff_id", audit::s(a.staff_id)),
+                                ("name", audit::s(&a.name)),
+                                ("role", audit::s(projection::role_name(a.role))),
+                            ])
+                        })
+                        .collect(),
+                ),
+            );
+        }
         append_audit(
             conn,
             index.tx,
             AuditKind::EventAccepted,
             now,
             Some(dev.store),
-            audit::data([
-                ("device", audit::s(dev.device)),
-                ("seq", audit::n(e.seq())),
-                ("event_id", audit::s(e.event.id())),
-                ("hash", audit::s(e.event.hash())),
-                ("kind", audit::s(e.event.envelope().kind.as_str())),
-            ]),
+            data,
         )?;
         ingest::admit(
             &mut index,
@@ -581,12 +619,12 @@ pub(super) fn push(
             .map_err(corrupt)?
             .to_canonical_string();
         conn.prepare_cached(
-            "UPDATE devices SET last_push_ms = ?2, backlog = ?3, checkpoint = ?4 WHERE device_id = ?1",
+            "UPDATE devices SET last_push_ms = $2, backlog = $3, checkpoint = $4 WHERE device_id = $1",
         )?
         .execute(params![dev.device.to_string(), now, i(batch.backlog), cp])?;
     } else {
         conn.prepare_cached(
-            "UPDATE devices SET last_push_ms = ?2, backlog = ?3 WHERE device_id = ?1",
+            "UPDATE devices SET last_push_ms = $2, backlog = $3 WHERE device_id = $1",
         )?
         .execute(params![dev.device.to_string(), now, i(batch.backlog)])?;
     }
@@ -600,9 +638,9 @@ pub(super) fn push(
     }))
 }
 
-fn missing_of(conn: &Connection, row: i64) -> Result<Vec<EventId>, StoreError> {
+fn missing_of(conn: &Conn, row: i64) -> Result<Vec<EventId>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT missing_id FROM held_missing WHERE event_row = ?1 ORDER BY missing_id",
+        "SELECT missing_id FROM held_missing WHERE event_row = $1 ORDER BY missing_id",
     )?;
     let ids: Vec<String> = stmt
         .query_map([row], |r| r.get(0))?
@@ -612,7 +650,7 @@ fn missing_of(conn: &Connection, row: i64) -> Result<Vec<EventId>, StoreError> {
 
 /// The causal gate's state in SQLite, for one job.
 struct SqlIndex<'c> {
-    conn: &'c Connection,
+    conn: &'c Conn,
     now: i64,
     /// Per-transaction counters.
     tx: &'c mut TxCache,
@@ -634,7 +672,7 @@ struct SqlIndex<'c> {
 }
 
 impl<'c> SqlIndex<'c> {
-    fn new(conn: &'c Connection, now: i64, tx: &'c mut TxCache) -> SqlIndex<'c> {
+    fn new(conn: &'c Conn, now: i64, tx: &'c mut TxCache) -> SqlIndex<'c> {
         SqlIndex {
             conn,
             now,
@@ -655,7 +693,7 @@ impl<'c> SqlIndex<'c> {
         }
         let (row, bytes, device): (i64, Vec<u8>, String) = self
             .conn
-            .prepare_cached("SELECT id, bytes, device_id FROM events WHERE event_id = ?1")?
+            .prepare_cached("SELECT id, bytes, device_id FROM events WHERE event_id = $1")?
             .query_row([id.to_string()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         let event = Event::from_json(&bytes).map_err(corrupt)?;
         let body = event.body().map_err(corrupt)?;
@@ -667,9 +705,9 @@ impl<'c> SqlIndex<'c> {
     }
 }
 
-fn origin_of(conn: &Connection, device: &str) -> Result<Origin, StoreError> {
+fn origin_of(conn: &Conn, device: &str) -> Result<Origin, StoreError> {
     let hub: bool = conn
-        .prepare_cached("SELECT 1 FROM stores WHERE hub_device = ?1 LIMIT 1")?
+        .prepare_cached("SELECT 1 FROM stores WHERE hub_device = $1 LIMIT 1")?
         .exists([device])?;
     Ok(if hub { Origin::Hub } else { Origin::Register })
 }
@@ -688,7 +726,7 @@ impl CausalIndex for SqlIndex<'_> {
         // Stored and not held is applied (see the schema).
         let row: Option<i64> = self
             .conn
-            .prepare_cached("SELECT id FROM events WHERE event_id = ?1")?
+            .prepare_cached("SELECT id FROM events WHERE event_id = $1")?
             .query_row([id.to_string()], |r| r.get(0))
             .optional()?;
         let Some(row) = row else {
@@ -696,7 +734,7 @@ impl CausalIndex for SqlIndex<'_> {
         };
         Ok(!self
             .conn
-            .prepare_cached("SELECT 1 FROM held WHERE event_row = ?1")?
+            .prepare_cached("SELECT 1 FROM held WHERE event_row = $1")?
             .exists([row])?)
     }
 
@@ -718,12 +756,12 @@ impl CausalIndex for SqlIndex<'_> {
         let at = self.applied_ms.unwrap_or(self.now);
         self.conn
             .prepare_cached(
-                "INSERT INTO applied (applied_seq, event_row, store_id, device_id, applied_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO applied (applied_seq, event_row, store_id, device_id, applied_ms) VALUES ($1, $2, $3, $4, $5)",
             )?
             .execute(params![next, row, env.store.to_string(), env.device.to_string(), at])?;
         if self.held_now.contains(id) || self.was_held.contains(id) {
             self.conn
-                .prepare_cached("DELETE FROM held WHERE event_row = ?1")?
+                .prepare_cached("DELETE FROM held WHERE event_row = $1")?
                 .execute([row])?;
         }
         self.applied.insert(*id);
@@ -748,11 +786,11 @@ impl CausalIndex for SqlIndex<'_> {
             .map(|k| k.0)
             .ok_or_else(|| corrupt("held event not stored"))?;
         self.conn
-            .prepare_cached("INSERT INTO held (event_row, held_since_ms) VALUES (?1, ?2)")?
+            .prepare_cached("INSERT INTO held (event_row, held_since_ms) VALUES ($1, $2)")?
             .execute(params![row, self.now])?;
         let mut stmt = self
             .conn
-            .prepare_cached("INSERT INTO held_missing (missing_id, event_row) VALUES (?1, ?2)")?;
+            .prepare_cached("INSERT INTO held_missing (missing_id, event_row) VALUES ($1, $2)")?;
         for m in missing {
             stmt.execute(params![m.to_string(), row])?;
         }
@@ -768,7 +806,7 @@ impl CausalIndex for SqlIndex<'_> {
         let rows: Vec<i64> = self
             .conn
             .prepare_cached(
-                "SELECT event_row FROM held_missing WHERE missing_id = ?1 ORDER BY event_row",
+                "SELECT event_row FROM held_missing WHERE missing_id = $1 ORDER BY event_row",
             )?
             .query_map([applied.to_string()], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
@@ -776,18 +814,18 @@ impl CausalIndex for SqlIndex<'_> {
             return Ok(Vec::new());
         }
         self.conn
-            .prepare_cached("DELETE FROM held_missing WHERE missing_id = ?1")?
+            .prepare_cached("DELETE FROM held_missing WHERE missing_id = $1")?
             .execute([applied.to_string()])?;
         let mut ready = Vec::new();
         for row in rows {
             let waiting: bool = self
                 .conn
-                .prepare_cached("SELECT 1 FROM held_missing WHERE event_row = ?1 LIMIT 1")?
+                .prepare_cached("SELECT 1 FROM held_missing WHERE event_row = $1 LIMIT 1")?
                 .exists([row])?;
             if !waiting {
                 let id: String = self
                     .conn
-                    .prepare_cached("SELECT event_id FROM events WHERE id = ?1")?
+                    .prepare_cached("SELECT event_id FROM events WHERE id = $1")?
                     .query_row([row], |r| r.get(0))?;
                 ready.push(parse(&id)?);
             }
@@ -814,6 +852,8 @@ fn project(
         }
     }
     write_facts(conn, &facts)?;
+    // Phase two of fiscal documents: queued with the event that issued them.
+    super::outbox::enqueue_facts(conn, &facts, at_ms)?;
     for f in &facts {
         if let Fact::Sale {
             event_id,
@@ -823,7 +863,7 @@ fn project(
         } = f
         {
             if h.ms() >= at_ms.saturating_add(crate::conflict::STALE_PRICE_GRACE_MS) {
-                conn.prepare_cached("INSERT INTO p_sales_ahead VALUES (?1, ?2, ?3)")?
+                conn.prepare_cached("INSERT INTO p_sales_ahead VALUES ($1, $2, $3)")?
                     .execute(params![event_id.to_string(), store.to_string(), h.ms()])?;
             }
         }
@@ -873,7 +913,7 @@ fn record_conflict(
     let conn = index.conn;
     let new = conn
         .prepare_cached(
-            "INSERT OR IGNORE INTO conflicts (conflict_id, reason, strategy, store_id, subject, detected_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO conflicts (conflict_id, reason, strategy, store_id, subject, detected_ms) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
         )?
         .execute(params![
             c.conflict_id.to_string(),
@@ -890,11 +930,11 @@ fn record_conflict(
         conflict_candidates(conn, &c.conflict_id.to_string())?
     };
     if replace && !new {
-        conn.prepare_cached("DELETE FROM conflict_events WHERE conflict_id = ?1")?
+        conn.prepare_cached("DELETE FROM conflict_events WHERE conflict_id = $1")?
             .execute([c.conflict_id.to_string()])?;
     }
     let mut stmt = conn.prepare_cached(
-        "INSERT OR IGNORE INTO conflict_events (conflict_id, event_id) VALUES (?1, ?2)",
+        "INSERT INTO conflict_events (conflict_id, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
     )?;
     for e in &c.events {
         stmt.execute(params![c.conflict_id.to_string(), e.to_string()])?;
@@ -938,15 +978,15 @@ fn withdraw(
 ) -> Result<(), StoreError> {
     let conn = index.conn;
     let store: Option<String> = conn
-        .prepare_cached("SELECT store_id FROM conflicts WHERE conflict_id = ?1")?
+        .prepare_cached("SELECT store_id FROM conflicts WHERE conflict_id = $1")?
         .query_row([id.to_string()], |r| r.get(0))
         .optional()?;
     let Some(store) = store else {
         return Ok(());
     };
-    conn.prepare_cached("DELETE FROM conflict_events WHERE conflict_id = ?1")?
+    conn.prepare_cached("DELETE FROM conflict_events WHERE conflict_id = $1")?
         .execute([id.to_string()])?;
-    conn.prepare_cached("DELETE FROM conflicts WHERE conflict_id = ?1")?
+    conn.prepare_cached("DELETE FROM conflicts WHERE conflict_id = $1")?
         .execute([id.to_string()])?;
     if index.audit {
         append_audit(
@@ -965,12 +1005,9 @@ fn withdraw(
     Ok(())
 }
 
-pub(crate) fn conflict_candidates(
-    conn: &Connection,
-    id: &str,
-) -> Result<BTreeSet<EventId>, StoreError> {
+pub(crate) fn conflict_candidates(conn: &Conn, id: &str) -> Result<BTreeSet<EventId>, StoreError> {
     let ids: Vec<String> = conn
-        .prepare_cached("SELECT event_id FROM conflict_events WHERE conflict_id = ?1")?
+        .prepare_cached("SELECT event_id FROM conflict_events WHERE conflict_id = $1")?
         .query_map([id], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     ids.iter().map(|s| parse(s)).collect()
@@ -980,7 +1017,7 @@ pub(crate) fn conflict_candidates(
 /// `lww` for a customer written by another register, `server_wins` for a
 /// catalog item or price written again by the hub.
 fn auto_decision(
-    conn: &Connection,
+    conn: &Conn,
     f: &Fact,
 ) -> Result<Option<crate::conflict::AutoDecision>, StoreError> {
     use crate::conflict::{lww, server_wins, LwwStamp};
@@ -994,7 +1031,7 @@ fn auto_decision(
         } => {
             let shown: Option<(String, i64, i64, String)> = conn
                 .prepare_cached(
-                    "SELECT event_id, hlc_ms, hlc_n, device_id FROM p_customers WHERE customer_id = ?1",
+                    "SELECT event_id, hlc_ms, hlc_n, device_id FROM p_customers WHERE customer_id = $1",
                 )?
                 .query_row([customer_id.to_string()], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
@@ -1035,7 +1072,7 @@ fn auto_decision(
             };
             let shown: Option<(String, i64)> = conn
                 .prepare_cached(&format!(
-                    "SELECT event_id, hub_seq FROM {table} WHERE store_id = ?1 AND product = ?2"
+                    "SELECT event_id, hub_seq FROM {table} WHERE store_id = $1 AND product = $2"
                 ))?
                 .query_row(params![store.to_string(), product.as_str()], |r| {
                     Ok((r.get(0)?, r.get(1)?))
@@ -1055,7 +1092,7 @@ fn auto_decision(
 }
 
 fn audit_decision(
-    conn: &Connection,
+    conn: &Conn,
     tx: &mut TxCache,
     at_ms: i64,
     store: StoreId,
@@ -1087,7 +1124,7 @@ fn opt_str<T: ToString>(v: &Option<T>) -> Option<String> {
 
 /// Writes one event's facts: a sale with its lines and payments as one
 /// `p_sales` row (see the schema), every other fact as its own row.
-fn write_facts(conn: &Connection, facts: &[Fact]) -> Result<(), StoreError> {
+fn write_facts(conn: &Conn, facts: &[Fact]) -> Result<(), StoreError> {
     let mut lines = Vec::new();
     let mut payments = Vec::new();
     for f in facts {
@@ -1098,14 +1135,15 @@ fn write_facts(conn: &Connection, facts: &[Fact]) -> Result<(), StoreError> {
                 total,
                 tax,
                 unit_price,
+                overridden,
                 ..
-            } => lines.push(serde_json::json!([
-                product.as_str(),
-                qty_milli,
-                total,
-                tax,
-                unit_price
-            ])),
+            } => lines.push(if *overridden {
+                // A sixth element only on overridden lines: rows written
+                // before schema v9 read as not overridden.
+                serde_json::json!([product.as_str(), qty_milli, total, tax, unit_price, true])
+            } else {
+                serde_json::json!([product.as_str(), qty_milli, total, tax, unit_price])
+            }),
             Fact::Payment {
                 payment_id: None,
                 method,
@@ -1138,7 +1176,7 @@ fn write_facts(conn: &Connection, facts: &[Fact]) -> Result<(), StoreError> {
                 hlc,
             } => {
                 conn.prepare_cached(
-                    "INSERT INTO p_sales VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                    "INSERT INTO p_sales VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
                 )?
                 .execute(params![
                     event_id.to_string(),
@@ -1164,7 +1202,7 @@ fn write_facts(conn: &Connection, facts: &[Fact]) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn write_fact(conn: &Connection, f: &Fact) -> Result<(), StoreError> {
+fn write_fact(conn: &Conn, f: &Fact) -> Result<(), StoreError> {
     match f {
         Fact::Shift {
             event_id,
@@ -1174,7 +1212,7 @@ fn write_fact(conn: &Connection, f: &Fact) -> Result<(), StoreError> {
             cashier,
             opening_float,
         } => conn
-            .prepare_cached("INSERT INTO p_shifts VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+            .prepare_cached("INSERT INTO p_shifts VALUES ($1, $2, $3, $4, $5, $6)")?
             .execute(params![
                 event_id.to_string(),
                 shift_id.to_string(),
@@ -1190,7 +1228,7 @@ fn write_fact(conn: &Connection, f: &Fact) -> Result<(), StoreError> {
             expected_cash,
             counted_cash,
         } => conn
-            .prepare_cached("INSERT INTO p_shift_closes VALUES (?1, ?2, ?3, ?4, ?5)")?
+            .prepare_cached("INSERT INTO p_shift_closes VALUES ($1, $2, $3, $4, $5)")?
             .execute(params![
                 event_id.to_string(),
                 shift_id.to_string(),
@@ -1213,7 +1251,7 @@ fn write_fact(conn: &Connection, f: &Fact) -> Result<(), StoreError> {
             method,
             amount,
         } => conn
-            .prepare_cached("INSERT INTO p_payments VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
+            .prepare_cached("INSERT INTO p_payments VALUES ($1, $2, $3, $4, $5, $6, $7)")?
             .execute(params![
                 event_id.to_string(),
                 idx,
@@ -1228,7 +1266,7 @@ fn write_fact(conn: &Connection, f: &Fact) -> Result<(), StoreError> {
             sale_id,
             store,
         } => conn
-            .prepare_cached("INSERT INTO p_voids VALUES (?1, ?2, ?3)")?
+            .prepare_cached("INSERT INTO p_voids VALUES ($1, $2, $3)")?
             .execute(params![event_id.to_string(), sale_id.to_string(), store.to_string()])?,
         Fact::Debt {
             event_id,
@@ -1238,7 +1276,7 @@ fn write_fact(conn: &Connection, f: &Fact) -> Result<(), StoreError> {
             amount,
             sale_id,
         } => conn
-            .prepare_cached("INSERT INTO p_debts VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+            .prepare_cached("INSERT INTO p_debts VALUES ($1, $2, $3, $4, $5, $6)")?
             .execute(params![
                 event_id.to_string(),
                 debt_id.to_string(),
@@ -1255,7 +1293,7 @@ fn write_fact(conn: &Connection, f: &Fact) -> Result<(), StoreError> {
             customer,
             amount,
         } => conn
-            .prepare_cached("INSERT INTO p_debt_payments VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+            .prepare_cached("INSERT INTO p_debt_payments VALUES ($1, $2, $3, $4, $5, $6)")?
             .execute(params![
                 event_id.to_string(),
                 payment_id.to_string(),
@@ -1270,7 +1308,7 @@ fn write_fact(conn: &Connection, f: &Fact) -> Result<(), StoreError> {
             product,
             delta_milli,
         } => conn
-            .prepare_cached("INSERT INTO p_stock_moves VALUES (?1, ?2, ?3, ?4)")?
+            .prepare_cached("INSERT INTO p_stock_moves VALUES ($1, $2, $3, $4)")?
             .execute(params![event_id.to_string(), store.to_string(), product.as_str(), delta_milli])?,
         Fact::Customer {
             customer_id,
@@ -1280,7 +1318,7 @@ fn write_fact(conn: &Connection, f: &Fact) -> Result<(), StoreError> {
             body,
         } => conn
             .prepare_cached(
-                "INSERT INTO p_customers VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                "INSERT INTO p_customers VALUES ($1, $2, $3, $4, $5, $6)
                  ON CONFLICT (customer_id) DO UPDATE SET event_id = excluded.event_id, hlc_ms = excluded.hlc_ms,
                    hlc_n = excluded.hlc_n, device_id = excluded.device_id, body = excluded.body
                  WHERE (excluded.hlc_ms, excluded.hlc_n, excluded.device_id, excluded.event_id)
@@ -1302,7 +1340,7 @@ fn write_fact(conn: &Connection, f: &Fact) -> Result<(), StoreError> {
             body,
         } => conn
             .prepare_cached(
-                "INSERT INTO p_catalog VALUES (?1, ?2, ?3, ?4, ?5)
+                "INSERT INTO p_catalog VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (store_id, product) DO UPDATE SET event_id = excluded.event_id,
                    hub_seq = excluded.hub_seq, body = excluded.body
                  WHERE excluded.hub_seq > p_catalog.hub_seq",
@@ -1316,7 +1354,7 @@ fn write_fact(conn: &Connection, f: &Fact) -> Result<(), StoreError> {
             unit_price,
         } => conn
             .prepare_cached(
-                "INSERT INTO p_prices VALUES (?1, ?2, ?3, ?4, ?5)
+                "INSERT INTO p_prices VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (store_id, product) DO UPDATE SET event_id = excluded.event_id,
                    hub_seq = excluded.hub_seq, unit_price = excluded.unit_price
                  WHERE excluded.hub_seq > p_prices.hub_seq",
@@ -1333,7 +1371,7 @@ fn write_fact(conn: &Connection, f: &Fact) -> Result<(), StoreError> {
             last,
             expires_ms,
         } => conn
-            .prepare_cached("INSERT INTO p_fiscal_blocks VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")?
+            .prepare_cached("INSERT INTO p_fiscal_blocks VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")?
             .execute(params![
                 event_id.to_string(),
                 if *release { "release" } else { "grant" },
@@ -1355,7 +1393,7 @@ fn write_fact(conn: &Connection, f: &Fact) -> Result<(), StoreError> {
             qty_milli,
             expires_ms,
         } => conn
-            .prepare_cached("INSERT INTO p_escrow VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")?
+            .prepare_cached("INSERT INTO p_escrow VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")?
             .execute(params![
                 event_id.to_string(),
                 if *release { "release" } else { "grant" },
@@ -1375,7 +1413,7 @@ fn write_fact(conn: &Connection, f: &Fact) -> Result<(), StoreError> {
             product,
             beyond_milli,
         } => conn
-            .prepare_cached("INSERT INTO p_oversells VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
+            .prepare_cached("INSERT INTO p_oversells VALUES ($1, $2, $3, $4, $5, $6, $7)")?
             .execute(params![
                 event_id.to_string(),
                 line,
@@ -1395,7 +1433,7 @@ fn write_fact(conn: &Connection, f: &Fact) -> Result<(), StoreError> {
             qty_milli,
             damaged,
         } => conn
-            .prepare_cached("INSERT INTO p_returns VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")?
+            .prepare_cached("INSERT INTO p_returns VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")?
             .execute(params![
                 event_id.to_string(),
                 line,
@@ -1414,12 +1452,14 @@ fn write_fact(conn: &Connection, f: &Fact) -> Result<(), StoreError> {
             series,
             number,
         } => conn
-            .prepare_cached("INSERT INTO p_credit_notes VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+            .prepare_cached("INSERT INTO p_credit_notes VALUES ($1, $2, $3, $4, $5, $6)")?
             .execute(params![
                 event_id.to_string(),
                 store.to_string(),
                 device.to_string(),
-                sale_id.to_string(),
+                // '' for a credit note whose original was given by fiscal
+                // number only (the column predates unknown originals).
+                sale_id.map(|x| x.to_string()).unwrap_or_default(),
                 series,
                 number
             ])?,
@@ -1431,7 +1471,7 @@ fn write_fact(conn: &Connection, f: &Fact) -> Result<(), StoreError> {
             hlc,
             unit_price,
         } => conn
-            .prepare_cached("INSERT INTO p_price_history VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
+            .prepare_cached("INSERT INTO p_price_history VALUES ($1, $2, $3, $4, $5, $6, $7)")?
             .execute(params![
                 event_id.to_string(),
                 store.to_string(),
@@ -1453,7 +1493,7 @@ fn write_fact(conn: &Connection, f: &Fact) -> Result<(), StoreError> {
             covers,
         } => conn
             .prepare_cached(
-                "INSERT INTO p_resolutions VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO p_resolutions VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )?
             .execute(params![
                 event_id.to_string(),
@@ -1467,13 +1507,93 @@ fn write_fact(conn: &Connection, f: &Fact) -> Result<(), StoreError> {
                 serde_json::to_string(&covers.iter().map(ToString::to_string).collect::<Vec<_>>())
                     .map_err(corrupt)?
             ])?,
+        Fact::StoreCredit {
+            event_id,
+            idx,
+            store,
+            customer,
+            amount,
+            sale_id,
+        } => conn
+            .prepare_cached("INSERT INTO p_store_credit VALUES ($1, $2, $3, $4, $5, $6)")?
+            .execute(params![
+                event_id.to_string(),
+                idx,
+                store.to_string(),
+                customer.to_string(),
+                amount,
+                opt_str(sale_id)
+            ])?,
+        Fact::UnlinkedReturn {
+            event_id,
+            line,
+            store,
+            device,
+            sale_id,
+            reference,
+            product,
+            qty_milli,
+            damaged,
+        } => conn
+            .prepare_cached(
+                "INSERT INTO p_returns_unknown VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )?
+            .execute(params![
+                event_id.to_string(),
+                line,
+                store.to_string(),
+                device.to_string(),
+                opt_str(sale_id),
+                reference,
+                product.as_str(),
+                qty_milli,
+                i64::from(*damaged)
+            ])?,
+        Fact::DrawerOpen {
+            event_id,
+            store,
+            device,
+            shift_id,
+            reason,
+            approved_by,
+        } => conn
+            .prepare_cached("INSERT INTO p_drawer_opens VALUES ($1, $2, $3, $4, $5, $6)")?
+            .execute(params![
+                event_id.to_string(),
+                store.to_string(),
+                device.to_string(),
+                shift_id.to_string(),
+                reason,
+                approved_by
+            ])?,
+        Fact::Approval {
+            event_id,
+            idx,
+            store,
+            device,
+            action,
+            staff_id,
+            name,
+            role,
+        } => conn
+            .prepare_cached("INSERT INTO p_approvals VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")?
+            .execute(params![
+                event_id.to_string(),
+                idx,
+                store.to_string(),
+                device.to_string(),
+                action,
+                staff_id.to_string(),
+                name,
+                role
+            ])?,
         Fact::ForeignKind {
             event_id,
             store,
             device,
             kind,
         } => conn
-            .prepare_cached("INSERT INTO p_foreign_kinds VALUES (?1, ?2, ?3, ?4)")?
+            .prepare_cached("INSERT INTO p_foreign_kinds VALUES ($1, $2, $3, $4)")?
             .execute(params![event_id.to_string(), store.to_string(), device.to_string(), kind])?,
     };
     Ok(())
@@ -1486,7 +1606,7 @@ where
     s.map(|s| parse(&s)).transpose()
 }
 
-fn sale_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
+fn sale_from_row(r: &Row) -> Result<Fact, StoreError> {
     let series: Option<String> = r.get(9)?;
     let number: Option<String> = r.get(10)?;
     Ok(Fact::Sale {
@@ -1513,7 +1633,7 @@ fn hlc_opt(ms: Option<i64>, n: Option<i64>) -> Result<Option<Hlc>, StoreError> {
     }
 }
 
-fn price_history_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
+fn price_history_from_row(r: &Row) -> Result<Fact, StoreError> {
     Ok(Fact::PriceHistory {
         event_id: parse(&r.get::<_, String>(0)?)?,
         store: parse(&r.get::<_, String>(1)?)?,
@@ -1524,7 +1644,7 @@ fn price_history_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
     })
 }
 
-fn resolution_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
+fn resolution_from_row(r: &Row) -> Result<Fact, StoreError> {
     let covers: Vec<String> = serde_json::from_str(&r.get::<_, String>(8)?).map_err(corrupt)?;
     Ok(Fact::Resolution {
         event_id: parse(&r.get::<_, String>(0)?)?,
@@ -1539,7 +1659,7 @@ fn resolution_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
     })
 }
 
-fn void_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
+fn void_from_row(r: &Row) -> Result<Fact, StoreError> {
     Ok(Fact::Void {
         event_id: parse(&r.get::<_, String>(0)?)?,
         sale_id: parse(&r.get::<_, String>(1)?)?,
@@ -1547,7 +1667,7 @@ fn void_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
     })
 }
 
-fn debt_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
+fn debt_from_row(r: &Row) -> Result<Fact, StoreError> {
     Ok(Fact::Debt {
         event_id: parse(&r.get::<_, String>(0)?)?,
         debt_id: parse(&r.get::<_, String>(1)?)?,
@@ -1558,7 +1678,7 @@ fn debt_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
     })
 }
 
-fn debt_payment_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
+fn debt_payment_from_row(r: &Row) -> Result<Fact, StoreError> {
     Ok(Fact::DebtPayment {
         event_id: parse(&r.get::<_, String>(0)?)?,
         payment_id: parse(&r.get::<_, String>(1)?)?,
@@ -1569,7 +1689,7 @@ fn debt_payment_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
     })
 }
 
-fn fiscal_block_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
+fn fiscal_block_from_row(r: &Row) -> Result<Fact, StoreError> {
     let what: String = r.get(1)?;
     Ok(Fact::FiscalBlock {
         event_id: parse(&r.get::<_, String>(0)?)?,
@@ -1584,18 +1704,18 @@ fn fiscal_block_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
     })
 }
 
-fn credit_note_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
+fn credit_note_from_row(r: &Row) -> Result<Fact, StoreError> {
     Ok(Fact::CreditNote {
         event_id: parse(&r.get::<_, String>(0)?)?,
         store: parse(&r.get::<_, String>(1)?)?,
         device: parse(&r.get::<_, String>(2)?)?,
-        sale_id: parse(&r.get::<_, String>(3)?)?,
+        sale_id: id_opt(Some(r.get::<_, String>(3)?).filter(|x| !x.is_empty()))?,
         series: r.get(4)?,
         number: r.get(5)?,
     })
 }
 
-fn return_line_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
+fn return_line_from_row(r: &Row) -> Result<Fact, StoreError> {
     Ok(Fact::ReturnLine {
         event_id: parse(&r.get::<_, String>(0)?)?,
         line: r.get(1)?,
@@ -1608,7 +1728,32 @@ fn return_line_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
     })
 }
 
-fn foreign_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
+fn store_credit_from_row(r: &Row) -> Result<Fact, StoreError> {
+    Ok(Fact::StoreCredit {
+        event_id: parse(&r.get::<_, String>(0)?)?,
+        idx: r.get(1)?,
+        store: parse(&r.get::<_, String>(2)?)?,
+        customer: parse(&r.get::<_, String>(3)?)?,
+        amount: r.get(4)?,
+        sale_id: id_opt(r.get(5)?)?,
+    })
+}
+
+fn unlinked_return_from_row(r: &Row) -> Result<Fact, StoreError> {
+    Ok(Fact::UnlinkedReturn {
+        event_id: parse(&r.get::<_, String>(0)?)?,
+        line: r.get(1)?,
+        store: parse(&r.get::<_, String>(2)?)?,
+        device: parse(&r.get::<_, String>(3)?)?,
+        sale_id: id_opt(r.get(4)?)?,
+        reference: r.get(5)?,
+        product: parse(&r.get::<_, String>(6)?)?,
+        qty_milli: r.get(7)?,
+        damaged: r.get::<_, i64>(8)? == 1,
+    })
+}
+
+fn foreign_from_row(r: &Row) -> Result<Fact, StoreError> {
     Ok(Fact::ForeignKind {
         event_id: parse(&r.get::<_, String>(0)?)?,
         store: parse(&r.get::<_, String>(1)?)?,
@@ -1618,10 +1763,10 @@ fn foreign_from_row(r: &rusqlite::Row<'_>) -> Result<Fact, StoreError> {
 }
 
 /// Reads one projection row as a fact.
-type FactReader = fn(&rusqlite::Row<'_>) -> Result<Fact, StoreError>;
+type FactReader = fn(&Row) -> Result<Fact, StoreError>;
 
-fn rows<P: rusqlite::Params>(
-    conn: &Connection,
+fn rows<P: Params>(
+    conn: &Conn,
     sql: &str,
     params: P,
     f: FactReader,
@@ -1635,14 +1780,14 @@ fn rows<P: rusqlite::Params>(
     Ok(out)
 }
 
-fn facts_about(conn: &Connection, subject: &Subject) -> Result<Vec<Fact>, StoreError> {
+fn facts_about(conn: &Conn, subject: &Subject) -> Result<Vec<Fact>, StoreError> {
     match subject {
         Subject::Fiscal(series, number) => {
             // One sale alone is never a duplicate: skip reading it back.
             let n: i64 = conn
                 .prepare_cached(
-                    "SELECT (SELECT COUNT(*) FROM p_sales WHERE fiscal_series = ?1 AND fiscal_number = ?2)
-                          + (SELECT COUNT(*) FROM p_credit_notes WHERE series = ?1 AND number = ?2)",
+                    "SELECT (SELECT COUNT(*) FROM p_sales WHERE fiscal_series = $1 AND fiscal_number = $2)
+                          + (SELECT COUNT(*) FROM p_credit_notes WHERE series = $1 AND number = $2)",
                 )?
                 .query_row(params![series, number], |r| r.get(0))?;
             if n < 2 {
@@ -1650,13 +1795,13 @@ fn facts_about(conn: &Connection, subject: &Subject) -> Result<Vec<Fact>, StoreE
             }
             let mut out = rows(
                 conn,
-                "SELECT * FROM p_sales WHERE fiscal_series = ?1 AND fiscal_number = ?2",
+                "SELECT * FROM p_sales WHERE fiscal_series = $1 AND fiscal_number = $2",
                 params![series, number],
                 sale_from_row,
             )?;
             out.extend(rows(
                 conn,
-                "SELECT * FROM p_credit_notes WHERE series = ?1 AND number = ?2",
+                "SELECT * FROM p_credit_notes WHERE series = $1 AND number = $2",
                 params![series, number],
                 credit_note_from_row,
             )?);
@@ -1665,13 +1810,13 @@ fn facts_about(conn: &Connection, subject: &Subject) -> Result<Vec<Fact>, StoreE
         Subject::Debt(d) => {
             let mut out = rows(
                 conn,
-                "SELECT * FROM p_debts WHERE debt_id = ?1",
+                "SELECT * FROM p_debts WHERE debt_id = $1",
                 [d.to_string()],
                 debt_from_row,
             )?;
             out.extend(rows(
                 conn,
-                "SELECT * FROM p_debt_payments WHERE debt_id = ?1",
+                "SELECT * FROM p_debt_payments WHERE debt_id = $1",
                 [d.to_string()],
                 debt_payment_from_row,
             )?);
@@ -1679,7 +1824,7 @@ fn facts_about(conn: &Connection, subject: &Subject) -> Result<Vec<Fact>, StoreE
                 conn,
                 "SELECT v.* FROM p_debts d
                  JOIN p_voids v ON v.store_id = d.store_id AND v.sale_id = d.sale_id
-                 WHERE d.debt_id = ?1",
+                 WHERE d.debt_id = $1",
                 [d.to_string()],
                 void_from_row,
             )?);
@@ -1687,30 +1832,75 @@ fn facts_about(conn: &Connection, subject: &Subject) -> Result<Vec<Fact>, StoreE
         }
         Subject::Event(e) => rows(
             conn,
-            "SELECT * FROM p_foreign_kinds WHERE event_id = ?1",
+            "SELECT * FROM p_foreign_kinds WHERE event_id = $1",
             [e.to_string()],
             foreign_from_row,
         ),
         Subject::Returned(sale) => {
             let mut out: Vec<Fact> = Vec::new();
+            let mut numbered = Vec::new();
             for f in sales_by_id(conn, *sale)? {
-                if matches!(f, Fact::SaleLine { .. }) {
+                if let Fact::Sale {
+                    store,
+                    fiscal: Some((_, n)),
+                    ..
+                } = &f
+                {
+                    numbered.push((store.to_string(), n.clone()));
+                }
+                if matches!(f, Fact::Sale { .. } | Fact::SaleLine { .. }) {
                     out.push(f);
                 }
             }
             out.extend(rows(
                 conn,
-                "SELECT * FROM p_returns WHERE sale_id = ?1",
+                "SELECT * FROM p_returns WHERE sale_id = $1",
                 [sale.to_string()],
                 return_line_from_row,
             )?);
+            out.extend(rows(
+                conn,
+                "SELECT * FROM p_returns_unknown WHERE sale_id = $1",
+                [sale.to_string()],
+                unlinked_return_from_row,
+            )?);
+            for (store, number) in numbered {
+                out.extend(rows(
+                    conn,
+                    "SELECT * FROM p_returns_unknown WHERE store_id = $1 AND reference = $2 AND sale_id IS NULL",
+                    params![store, number],
+                    unlinked_return_from_row,
+                )?);
+            }
             Ok(out)
         }
+        Subject::StoreCredit(store, customer) => {
+            let mut out = rows(
+                conn,
+                "SELECT * FROM p_store_credit WHERE store_id = $1 AND customer_id = $2",
+                params![store.to_string(), customer.to_string()],
+                store_credit_from_row,
+            )?;
+            out.extend(rows(
+                conn,
+                "SELECT v.* FROM p_voids v WHERE v.store_id = $1 AND v.sale_id IN
+                   (SELECT sale_id FROM p_store_credit WHERE store_id = $1 AND customer_id = $2 AND sale_id IS NOT NULL)",
+                params![store.to_string(), customer.to_string()],
+                void_from_row,
+            )?);
+            Ok(out)
+        }
+        Subject::UnknownOriginal(e) => rows(
+            conn,
+            "SELECT * FROM p_returns_unknown WHERE event_id = $1",
+            [e.to_string()],
+            unlinked_return_from_row,
+        ),
         Subject::SalePrice(e) => {
             let mut out = Vec::new();
             for f in load_sale_rows(
                 conn,
-                "SELECT * FROM p_sales WHERE event_id = ?1",
+                "SELECT * FROM p_sales WHERE event_id = $1",
                 [e.to_string()],
             )? {
                 if matches!(f, Fact::Sale { .. } | Fact::SaleLine { .. }) {
@@ -1722,12 +1912,15 @@ fn facts_about(conn: &Connection, subject: &Subject) -> Result<Vec<Fact>, StoreE
             Ok(out)
         }
         // Widened by `widen` before they are decided.
-        Subject::VoidedSale(_) | Subject::PriceChange(..) => Ok(Vec::new()),
+        Subject::VoidedSale(_)
+        | Subject::PriceChange(..)
+        | Subject::ReturnedFiscal(..)
+        | Subject::SaleForReturns(..) => Ok(Vec::new()),
     }
 }
 
 /// The price history of the products of the sale lines among `facts`.
-fn price_history_of(conn: &Connection, facts: &[Fact]) -> Result<Vec<Fact>, StoreError> {
+fn price_history_of(conn: &Conn, facts: &[Fact]) -> Result<Vec<Fact>, StoreError> {
     let mut keys = BTreeSet::new();
     for f in facts {
         if let Fact::SaleLine { store, product, .. } = f {
@@ -1738,7 +1931,7 @@ fn price_history_of(conn: &Connection, facts: &[Fact]) -> Result<Vec<Fact>, Stor
     for (store, product) in keys {
         out.extend(rows(
             conn,
-            "SELECT * FROM p_price_history WHERE store_id = ?1 AND product = ?2",
+            "SELECT * FROM p_price_history WHERE store_id = $1 AND product = $2",
             params![store, product],
             price_history_from_row,
         )?);
@@ -1750,25 +1943,75 @@ fn price_history_of(conn: &Connection, facts: &[Fact]) -> Result<Vec<Fact>, Stor
 /// debts opened for it; a price change for the sales of the store made at or
 /// after it (plus the grace) that sold the product — of those applied before
 /// it, only sales in `p_sales_ahead` can be (see the schema).
-fn widen(conn: &Connection, subject: Subject) -> Result<Vec<Subject>, StoreError> {
+fn widen(conn: &Conn, subject: Subject) -> Result<Vec<Subject>, StoreError> {
     match subject {
         Subject::VoidedSale(sale) => {
             let debts: Vec<String> = conn
-                .prepare_cached("SELECT debt_id FROM p_debts WHERE sale_id = ?1")?
+                .prepare_cached("SELECT debt_id FROM p_debts WHERE sale_id = $1")?
                 .query_map([sale.to_string()], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
-            debts.iter().map(|d| Ok(Subject::Debt(parse(d)?))).collect()
+            let mut out: Vec<Subject> = debts
+                .iter()
+                .map(|d| Ok(Subject::Debt(parse(d)?)))
+                .collect::<Result<_, StoreError>>()?;
+            // A voided sale that spent store credit gives it back.
+            let credits: Vec<(String, String)> = conn
+                .prepare_cached(
+                    "SELECT store_id, customer_id FROM p_store_credit WHERE sale_id = $1",
+                )?
+                .query_map([sale.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            for (store, customer) in credits {
+                let s = Subject::StoreCredit(parse(&store)?, parse(&customer)?);
+                if !out.contains(&s) {
+                    out.push(s);
+                }
+            }
+            Ok(out)
+        }
+        Subject::ReturnedFiscal(store, number) => {
+            let sales: Vec<String> = conn
+                .prepare_cached(
+                    "SELECT sale_id FROM p_sales WHERE fiscal_number = $1 AND store_id = $2",
+                )?
+                .query_map(params![number, store.to_string()], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            sales
+                .iter()
+                .map(|s| Ok(Subject::Returned(parse(s)?)))
+                .collect()
+        }
+        Subject::SaleForReturns(store, sale, number) => {
+            // Only when a return made without the original names this sale
+            // (one indexed look-up per sale applied, on a small table).
+            let named: bool = conn
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM p_returns_unknown WHERE sale_id = $1)
+                         OR EXISTS (SELECT 1 FROM p_returns_unknown
+                                    WHERE store_id = $2 AND reference = $3 AND sale_id IS NULL)",
+                )?
+                .query_row(params![sale.to_string(), store.to_string(), number], |r| {
+                    r.get(0)
+                })?;
+            Ok(if named {
+                vec![Subject::Returned(sale)]
+            } else {
+                Vec::new()
+            })
         }
         Subject::PriceChange(store, product, hlc) => {
             let from = hlc
                 .ms()
                 .saturating_add(crate::conflict::STALE_PRICE_GRACE_MS);
             let sales: Vec<String> = conn
-                .prepare_cached(
+                .prepare_cached(conn.pick(
                     "SELECT s.event_id FROM p_sales_ahead a JOIN p_sales s ON s.event_id = a.event_id
-                     WHERE a.store_id = ?1 AND a.hlc_ms >= ?2
-                       AND EXISTS (SELECT 1 FROM json_each(s.lines) l WHERE json_extract(l.value, '$[0]') = ?3)",
-                )?
+                     WHERE a.store_id = $1 AND a.hlc_ms >= $2
+                       AND EXISTS (SELECT 1 FROM json_each(s.lines) l WHERE json_extract(l.value, '$[0]') = $3)",
+                    "SELECT s.event_id FROM p_sales_ahead a JOIN p_sales s ON s.event_id = a.event_id
+                     WHERE a.store_id = $1 AND a.hlc_ms >= $2
+                       AND EXISTS (SELECT 1 FROM jsonb_array_elements(s.lines::jsonb) l WHERE l.value->>0 = $3)",
+                ))?
                 .query_map(params![store.to_string(), from, product.as_str()], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
             sales
@@ -1781,9 +2024,10 @@ fn widen(conn: &Connection, subject: Subject) -> Result<Vec<Subject>, StoreError
 }
 
 /// A `p_sales.lines` array: `[product, qty_milli, total, tax, unit_price]`
-/// per line (rows projected before schema v4 lack the unit price).
+/// per line, and a sixth element `true` on an overridden line (rows projected
+/// before schema v4 lack the unit price).
 #[allow(clippy::type_complexity)]
-fn sale_lines(json: &str) -> Result<Vec<(String, i64, i64, i64, Option<i64>)>, StoreError> {
+fn sale_lines(json: &str) -> Result<Vec<(String, i64, i64, i64, Option<i64>, bool)>, StoreError> {
     let raw: Vec<Vec<serde_json::Value>> = serde_json::from_str(json).map_err(corrupt)?;
     raw.into_iter()
         .map(|l| {
@@ -1793,30 +2037,27 @@ fn sale_lines(json: &str) -> Result<Vec<(String, i64, i64, i64, Option<i64>)>, S
                 .and_then(serde_json::Value::as_str)
                 .ok_or_else(|| corrupt("p_sales line product"))?;
             let n = |i: usize| int(i).ok_or_else(|| corrupt("p_sales line amount"));
-            Ok((product.to_owned(), n(1)?, n(2)?, n(3)?, int(4)))
+            let overridden = l.get(5).and_then(serde_json::Value::as_bool) == Some(true);
+            Ok((product.to_owned(), n(1)?, n(2)?, n(3)?, int(4), overridden))
         })
         .collect()
 }
 
 /// The facts of one sale (by sale id), with its lines and payments.
-fn sales_by_id(conn: &Connection, sale: SaleId) -> Result<Vec<Fact>, StoreError> {
+fn sales_by_id(conn: &Conn, sale: SaleId) -> Result<Vec<Fact>, StoreError> {
     load_sale_rows(
         conn,
-        "SELECT * FROM p_sales WHERE sale_id = ?1",
+        "SELECT * FROM p_sales WHERE sale_id = $1",
         [sale.to_string()],
     )
 }
 
 /// The `p_sales` rows as facts: each sale, its lines and its own payments.
-fn load_sales(conn: &Connection) -> Result<Vec<Fact>, StoreError> {
+fn load_sales(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
     load_sale_rows(conn, "SELECT * FROM p_sales", [])
 }
 
-fn load_sale_rows<P: rusqlite::Params>(
-    conn: &Connection,
-    sql: &str,
-    params: P,
-) -> Result<Vec<Fact>, StoreError> {
+fn load_sale_rows<P: Params>(conn: &Conn, sql: &str, params: P) -> Result<Vec<Fact>, StoreError> {
     let mut stmt = conn.prepare_cached(sql)?;
     let mut rs = stmt.query(params)?;
     let mut out = Vec::new();
@@ -1846,6 +2087,7 @@ fn load_sale_rows<P: rusqlite::Params>(
                 total: l.2,
                 tax: l.3,
                 unit_price: l.4,
+                overridden: l.5,
             });
         }
         let payments: Vec<(String, i64)> =
@@ -1866,13 +2108,37 @@ fn load_sale_rows<P: rusqlite::Params>(
 }
 
 /// Every fact of the projection tables, read back into [`Projections`].
-pub fn load_projections(conn: &Connection) -> Result<Projections, StoreError> {
+pub fn load_projections(conn: &Conn) -> Result<Projections, StoreError> {
     let mut p = Projections::default();
     for fact in load_sales(conn)? {
         p.apply(fact);
     }
-    let all: [(&str, FactReader); 18] = [
+    let all: [(&str, FactReader); 22] = [
         ("SELECT * FROM p_credit_notes", credit_note_from_row),
+        ("SELECT * FROM p_store_credit", store_credit_from_row),
+        ("SELECT * FROM p_returns_unknown", unlinked_return_from_row),
+        ("SELECT * FROM p_drawer_opens", |r| {
+            Ok(Fact::DrawerOpen {
+                event_id: parse(&r.get::<_, String>(0)?)?,
+                store: parse(&r.get::<_, String>(1)?)?,
+                device: parse(&r.get::<_, String>(2)?)?,
+                shift_id: parse(&r.get::<_, String>(3)?)?,
+                reason: r.get(4)?,
+                approved_by: r.get(5)?,
+            })
+        }),
+        ("SELECT * FROM p_approvals", |r| {
+            Ok(Fact::Approval {
+                event_id: parse(&r.get::<_, String>(0)?)?,
+                idx: r.get(1)?,
+                store: parse(&r.get::<_, String>(2)?)?,
+                device: parse(&r.get::<_, String>(3)?)?,
+                action: r.get(4)?,
+                staff_id: parse(&r.get::<_, String>(5)?)?,
+                name: r.get(6)?,
+                role: r.get(7)?,
+            })
+        }),
         ("SELECT * FROM p_returns", return_line_from_row),
         ("SELECT * FROM p_price_history", price_history_from_row),
         ("SELECT * FROM p_resolutions", resolution_from_row),
@@ -1984,13 +2250,16 @@ pub fn load_projections(conn: &Connection) -> Result<Projections, StoreError> {
 /// Digest of the projections: the canonical JSON of every fact, the derived
 /// summary and the conflicts (as the pure code computes them and as the
 /// `conflicts` tables hold them). Live ingest and a rebuild must agree on it.
-pub fn digest(conn: &Connection) -> Result<Hash256, StoreError> {
+pub fn digest(conn: &Conn) -> Result<Hash256, StoreError> {
     let p = load_projections(conn)?;
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare(conn.pick(
         "SELECT c.conflict_id, c.reason, c.strategy, c.subject, c.detected_ms,
                 (SELECT group_concat(event_id, ',') FROM (SELECT event_id FROM conflict_events e WHERE e.conflict_id = c.conflict_id ORDER BY event_id))
          FROM conflicts c ORDER BY c.conflict_id",
-    )?;
+        "SELECT c.conflict_id, c.reason, c.strategy, c.subject, c.detected_ms,
+                (SELECT string_agg(event_id, ',' ORDER BY event_id) FROM conflict_events e WHERE e.conflict_id = c.conflict_id)
+         FROM conflicts c ORDER BY c.conflict_id",
+    ))?;
     let conflicts: Vec<Value> = stmt
         .query_map([], |r| {
             Ok(Value::Array(vec![
@@ -2012,66 +2281,68 @@ pub fn digest(conn: &Connection) -> Result<Hash256, StoreError> {
 
 /// Rebuilds the projections and conflicts from the applied events, in apply
 /// order, in one transaction. Returns the number of events applied.
-pub fn rebuild(conn: &mut Connection) -> Result<u64, StoreError> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    tx.execute_batch(
-        "DELETE FROM conflict_events; DELETE FROM conflicts;
-         DELETE FROM p_shifts; DELETE FROM p_shift_closes; DELETE FROM p_sales;
-         DELETE FROM p_payments; DELETE FROM p_voids; DELETE FROM p_debts; DELETE FROM p_debt_payments;
-         DELETE FROM p_stock_moves; DELETE FROM p_customers; DELETE FROM p_catalog; DELETE FROM p_prices;
-         DELETE FROM p_foreign_kinds; DELETE FROM p_fiscal_blocks;
-         DELETE FROM p_escrow; DELETE FROM p_oversells; DELETE FROM p_returns;
-         DELETE FROM p_credit_notes; DELETE FROM p_price_history; DELETE FROM p_resolutions;
-         DELETE FROM p_sales_ahead;",
-    )?;
-    let hub_devices: HashSet<String> = tx
-        .prepare("SELECT hub_device FROM stores")?
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    let mut count = 0u64;
-    {
-        let mut stmt = tx.prepare(
-            "SELECT e.bytes, e.device_id, a.applied_ms FROM applied a JOIN events e ON e.id = a.event_row ORDER BY a.applied_seq",
+pub fn rebuild(conn: &Conn) -> Result<u64, StoreError> {
+    conn.write_tx(|tx| {
+        tx.execute_batch(
+            "DELETE FROM conflict_events; DELETE FROM conflicts;
+             DELETE FROM p_shifts; DELETE FROM p_shift_closes; DELETE FROM p_sales;
+             DELETE FROM p_payments; DELETE FROM p_voids; DELETE FROM p_debts; DELETE FROM p_debt_payments;
+             DELETE FROM p_stock_moves; DELETE FROM p_customers; DELETE FROM p_catalog; DELETE FROM p_prices;
+             DELETE FROM p_foreign_kinds; DELETE FROM p_fiscal_blocks;
+             DELETE FROM p_escrow; DELETE FROM p_oversells; DELETE FROM p_returns;
+             DELETE FROM p_credit_notes; DELETE FROM p_price_history; DELETE FROM p_resolutions;
+             DELETE FROM p_sales_ahead; DELETE FROM p_store_credit; DELETE FROM p_returns_unknown;
+             DELETE FROM p_drawer_opens; DELETE FROM p_approvals;",
         )?;
-        let mut rs = stmt.query([])?;
-        let mut cache = TxCache::default();
-        let mut index = SqlIndex::new(&tx, 0, &mut cache);
+        let hub_devices: HashSet<String> = tx
+            .prepare("SELECT hub_device FROM stores")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, DbError>>()?;
+        let mut count = 0u64;
+        let mut cache = TxCache::new(tx.dialect());
+        let mut index = SqlIndex::new(tx, 0, &mut cache);
         index.audit = false;
-        while let Some(r) = rs.next()? {
-            let bytes: Vec<u8> = r.get(0)?;
-            let device: String = r.get(1)?;
-            let applied_ms: i64 = r.get(2)?;
-            let event = Event::from_json(&bytes).map_err(corrupt)?;
-            let body = event.body().map_err(corrupt)?;
-            let env = event.envelope();
-            let meta = EventMeta {
-                event_id: env.event_id,
-                store: env.store,
-                device: env.device,
-                seq: env.seq.get(),
-                hlc: env.hlc,
-                origin: if hub_devices.contains(&device) {
-                    Origin::Hub
-                } else {
-                    Origin::Register
-                },
-                deps: &env.deps,
-            };
-            project(&mut index, &meta, &body, applied_ms)?;
-            index.conflicts.clear();
-            count += 1;
-        }
-    }
-    tx.commit()?;
-    Ok(count)
+        tx.for_each(
+            "SELECT e.bytes, e.device_id, a.applied_ms FROM applied a JOIN events e ON e.id = a.event_row ORDER BY a.applied_seq",
+            [],
+            |r| -> Result<(), StoreError> {
+                let bytes: Vec<u8> = r.get(0)?;
+                let device: String = r.get(1)?;
+                let applied_ms: i64 = r.get(2)?;
+                let event = Event::from_json(&bytes).map_err(corrupt)?;
+                let body = event.body().map_err(corrupt)?;
+                let env = event.envelope();
+                let meta = EventMeta {
+                    event_id: env.event_id,
+                    store: env.store,
+                    device: env.device,
+                    seq: env.seq.get(),
+                    hlc: env.hlc,
+                    origin: if hub_devices.contains(&device) {
+                        Origin::Hub
+                    } else {
+                        Origin::Register
+                    },
+                    deps: &env.deps,
+                };
+                project(&mut index, &meta, &body, applied_ms)?;
+                index.conflicts.clear();
+                count += 1;
+                Ok(())
+            },
+        )?;
+        // Rejected fiscal documents are not events the projection sees.
+        super::outbox::restore_conflicts(tx)?;
+        Ok(count)
+    })
 }
 
 fn hub_head(
-    conn: &Connection,
+    conn: &Conn,
     store: StoreId,
 ) -> Result<Option<(HubChainHead, Option<EventId>)>, StoreError> {
     let hub: Option<String> = conn
-        .prepare_cached("SELECT hub_device FROM stores WHERE store_id = ?1")?
+        .prepare_cached("SELECT hub_device FROM stores WHERE store_id = $1")?
         .query_row([store.to_string()], |r| r.get(0))
         .optional()?;
     let Some(hub) = hub else {
@@ -2086,7 +2357,7 @@ fn hub_head(
     };
     let last: Option<(i64, String, i64, i64, String)> = conn
         .prepare_cached(
-            "SELECT seq, hash, hlc_ms, hlc_n, event_id FROM events WHERE device_id = ?1 ORDER BY seq DESC LIMIT 1",
+            "SELECT seq, hash, hlc_ms, hlc_n, event_id FROM events WHERE device_id = $1 ORDER BY seq DESC LIMIT 1",
         )?
         .query_row([hub], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
         .optional()?;
@@ -2104,7 +2375,7 @@ fn hub_head(
 /// (all stores when empty); each is applied at once (a hub event depends only
 /// on its predecessor) and may release held register events.
 pub(super) fn append_hub_events(
-    conn: &Connection,
+    conn: &Conn,
     env: &mut Env,
     stores: &[StoreId],
     bodies: &[EventBody],
@@ -2136,7 +2407,7 @@ pub(super) fn append_hub_events(
 /// hub event depends only on its predecessor) and may release held register
 /// events. Returns the events appended.
 pub(crate) fn append_to_hub_chain(
-    conn: &Connection,
+    conn: &Conn,
     env: &mut Env,
     store: StoreId,
     bodies: &[EventBody],
@@ -2148,7 +2419,7 @@ pub(crate) fn append_to_hub_chain(
 /// [`append_to_hub_chain`] with causal deps per event (every dep must be
 /// applied already: the event is applied at once).
 pub(crate) fn append_to_hub_chain_with_deps(
-    conn: &Connection,
+    conn: &Conn,
     env: &mut Env,
     store: StoreId,
     bodies: &[(EventBody, Vec<EventId>)],
@@ -2206,7 +2477,7 @@ pub(crate) fn append_to_hub_chain_with_deps(
 }
 
 pub(super) fn create_store(
-    conn: &Connection,
+    conn: &Conn,
     env: &mut Env,
     name: &str,
     time_zone: &str,
@@ -2216,7 +2487,7 @@ pub(super) fn create_store(
     let store = StoreId::new_v7(now, &mut rng).map_err(corrupt)?;
     let hub_device = DeviceId::new_v7(now, &mut rng).map_err(corrupt)?;
     conn.execute(
-        "INSERT INTO stores (store_id, name, time_zone, hub_device, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO stores (store_id, name, time_zone, hub_device, created_at_ms) VALUES ($1, $2, $3, $4, $5)",
         params![store.to_string(), name, time_zone, hub_device.to_string(), now],
     )?;
     append_audit(
@@ -2240,14 +2511,14 @@ pub(super) fn create_store(
     })
 }
 
-fn store_exists(conn: &Connection, store: StoreId) -> Result<bool, StoreError> {
+fn store_exists(conn: &Conn, store: StoreId) -> Result<bool, StoreError> {
     Ok(conn
-        .prepare_cached("SELECT 1 FROM stores WHERE store_id = ?1 LIMIT 1")?
+        .prepare_cached("SELECT 1 FROM stores WHERE store_id = $1 LIMIT 1")?
         .exists([store.to_string()])?)
 }
 
 pub(super) fn create_token(
-    conn: &Connection,
+    conn: &Conn,
     env: &mut Env,
     store: StoreId,
     device_name: &str,
@@ -2261,7 +2532,7 @@ pub(super) fn create_token(
     let token_hash = Hash256::of(token.as_bytes()).to_hex();
     let expires = now.saturating_add(ttl_ms.max(1));
     conn.execute(
-        "INSERT INTO enrollment_tokens (token_hash, store_id, device_name, created_at_ms, expires_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO enrollment_tokens (token_hash, store_id, device_name, created_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4, $5)",
         params![token_hash, store.to_string(), device_name, now, expires],
     )?;
     append_audit(
@@ -2280,7 +2551,7 @@ pub(super) fn create_token(
 }
 
 pub(super) fn enroll(
-    conn: &Connection,
+    conn: &Conn,
     env: &mut Env,
     token: &str,
 ) -> Result<Answer<Enrollment>, StoreError> {
@@ -2304,7 +2575,7 @@ pub(super) fn enroll(
     type TokenRow = (String, String, i64, Option<i64>, Option<String>);
     let row: Option<TokenRow> = conn
         .query_row(
-            "SELECT store_id, device_name, expires_at_ms, used_at_ms, device_id FROM enrollment_tokens WHERE token_hash = ?1",
+            "SELECT store_id, device_name, expires_at_ms, used_at_ms, device_id FROM enrollment_tokens WHERE token_hash = $1",
             [&token_hash],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )
@@ -2350,15 +2621,15 @@ pub(super) fn enroll(
     let key = DeviceKey::generate(&mut rng);
     let key_id: KeyId = parse("k1")?;
     conn.execute(
-        "INSERT INTO devices (device_id, store_id, name, enrolled_at_ms) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO devices (device_id, store_id, name, enrolled_at_ms) VALUES ($1, $2, $3, $4)",
         params![device.to_string(), store.to_string(), name, now],
     )?;
     conn.execute(
-        "INSERT INTO device_keys (device_id, key_id, key_hex, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO device_keys (device_id, key_id, key_hex, created_at_ms) VALUES ($1, $2, $3, $4)",
         params![device.to_string(), key_id.as_str(), key.to_hex().as_str(), now],
     )?;
     conn.execute(
-        "UPDATE enrollment_tokens SET used_at_ms = ?2, device_id = ?3 WHERE token_hash = ?1",
+        "UPDATE enrollment_tokens SET used_at_ms = $2, device_id = $3 WHERE token_hash = $1",
         params![token_hash, now, device.to_string()],
     )?;
     append_audit(
@@ -2384,7 +2655,7 @@ pub(super) fn enroll(
 }
 
 pub(super) fn rotate_key(
-    conn: &Connection,
+    conn: &Conn,
     env: &mut Env,
     device: DeviceId,
     by: &str,
@@ -2392,7 +2663,7 @@ pub(super) fn rotate_key(
     let now = env.now_ms();
     let until = now.saturating_add(env.cfg.key_grace_ms);
     let count: i64 = conn.query_row(
-        "SELECT COUNT(*) FROM device_keys WHERE device_id = ?1",
+        "SELECT COUNT(*) FROM device_keys WHERE device_id = $1",
         [device.to_string()],
         |r| r.get(0),
     )?;
@@ -2400,16 +2671,16 @@ pub(super) fn rotate_key(
     let mut rng = &mut *env.rng;
     let key = DeviceKey::generate(&mut rng);
     conn.execute(
-        "UPDATE device_keys SET valid_until_ms = MIN(COALESCE(valid_until_ms, ?2), ?2)
-         WHERE device_id = ?1 AND (valid_until_ms IS NULL OR valid_until_ms > ?3)",
+        "UPDATE device_keys SET valid_until_ms = CASE WHEN valid_until_ms IS NOT NULL AND valid_until_ms < $2 THEN valid_until_ms ELSE $2 END
+         WHERE device_id = $1 AND (valid_until_ms IS NULL OR valid_until_ms > $3)",
         params![device.to_string(), until, now],
     )?;
     conn.execute(
-        "INSERT INTO device_keys (device_id, key_id, key_hex, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO device_keys (device_id, key_id, key_hex, created_at_ms) VALUES ($1, $2, $3, $4)",
         params![device.to_string(), key_id.as_str(), key.to_hex().as_str(), now],
     )?;
     let store: String = conn.query_row(
-        "SELECT store_id FROM devices WHERE device_id = ?1",
+        "SELECT store_id FROM devices WHERE device_id = $1",
         [device.to_string()],
         |r| r.get(0),
     )?;
@@ -2435,7 +2706,7 @@ pub(super) fn rotate_key(
 }
 
 pub(crate) fn revoke(
-    conn: &Connection,
+    conn: &Conn,
     env: &mut Env,
     device: DeviceId,
     reason: &str,
@@ -2448,7 +2719,7 @@ pub(crate) fn revoke(
     }
     let now = env.now_ms();
     conn.execute(
-        "UPDATE devices SET revoked_at_ms = ?2 WHERE device_id = ?1",
+        "UPDATE devices SET revoked_at_ms = $2 WHERE device_id = $1",
         params![device.to_string(), now],
     )?;
     append_audit(
@@ -2464,7 +2735,7 @@ pub(crate) fn revoke(
 }
 
 pub(super) fn release_quarantine(
-    conn: &Connection,
+    conn: &Conn,
     env: &mut Env,
     device: DeviceId,
     note: &str,
@@ -2477,11 +2748,11 @@ pub(super) fn release_quarantine(
     }
     let now = env.now_ms();
     conn.execute(
-        "UPDATE devices SET quarantined_at_ms = NULL, quarantine_reason = NULL WHERE device_id = ?1",
+        "UPDATE devices SET quarantined_at_ms = NULL, quarantine_reason = NULL WHERE device_id = $1",
         [device.to_string()],
     )?;
     conn.execute(
-        "UPDATE alerts SET closed_ms = ?2 WHERE device_id = ?1 AND kind = 'chain_mismatch' AND closed_ms IS NULL",
+        "UPDATE alerts SET closed_ms = $2 WHERE device_id = $1 AND kind = 'chain_mismatch' AND closed_ms IS NULL",
         params![device.to_string(), now],
     )?;
     append_audit(
@@ -2496,24 +2767,24 @@ pub(super) fn release_quarantine(
     Ok(Ok(()))
 }
 
-pub(super) fn prune_nonces(conn: &Connection, env: &mut Env) -> Result<usize, StoreError> {
+pub(super) fn prune_nonces(conn: &Conn, env: &mut Env) -> Result<usize, StoreError> {
     let cutoff = env.now_ms().saturating_sub(MAX_REQUEST_SKEW_MS);
-    Ok(conn.execute("DELETE FROM nonces WHERE timestamp_ms < ?1", [cutoff])?)
+    Ok(conn.execute("DELETE FROM nonces WHERE timestamp_ms < $1", [cutoff])?)
 }
 
 pub(super) fn pull_page(
-    conn: &Connection,
+    conn: &Conn,
     who: super::DeviceCtx,
     after: u64,
     limit: usize,
 ) -> Result<PullPage, StoreError> {
     let hub: Option<String> = conn
-        .prepare_cached("SELECT hub_device FROM stores WHERE store_id = ?1")?
+        .prepare_cached("SELECT hub_device FROM stores WHERE store_id = $1")?
         .query_row([who.store.to_string()], |r| r.get(0))
         .optional()?;
     let mut stmt = conn.prepare_cached(
         "SELECT a.applied_seq, e.device_id, e.seq, e.hash, e.bytes FROM applied a JOIN events e ON e.id = a.event_row
-         WHERE a.store_id = ?1 AND a.applied_seq > ?2 AND a.device_id != ?3 ORDER BY a.applied_seq LIMIT ?4",
+         WHERE a.store_id = $1 AND a.applied_seq > $2 AND a.device_id != $3 ORDER BY a.applied_seq LIMIT $4",
     )?;
     let mut rs = stmt.query(params![
         who.store.to_string(),
@@ -2545,18 +2816,18 @@ pub(super) fn pull_page(
 }
 
 pub(super) fn own_page(
-    conn: &Connection,
+    conn: &Conn,
     device: DeviceId,
     after_seq: u64,
     limit: usize,
 ) -> Result<OwnPage, StoreError> {
     let checkpoint: Option<String> = conn
-        .prepare_cached("SELECT checkpoint FROM devices WHERE device_id = ?1")?
+        .prepare_cached("SELECT checkpoint FROM devices WHERE device_id = $1")?
         .query_row([device.to_string()], |r| r.get(0))
         .optional()?
         .flatten();
     let mut stmt = conn.prepare_cached(
-        "SELECT bytes FROM events WHERE device_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        "SELECT bytes FROM events WHERE device_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
     )?;
     let mut events: Vec<Vec<u8>> = stmt
         .query_map(
@@ -2577,7 +2848,7 @@ pub(super) fn own_page(
     })
 }
 
-pub(super) fn list_stores(conn: &Connection) -> Result<Vec<StoreInfo>, StoreError> {
+pub(super) fn list_stores(conn: &Conn) -> Result<Vec<StoreInfo>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT s.store_id, s.name, s.time_zone, s.hub_device,
                 COALESCE((SELECT MAX(seq) FROM events e WHERE e.device_id = s.hub_device), 0)
@@ -2598,18 +2869,20 @@ pub(super) fn list_stores(conn: &Connection) -> Result<Vec<StoreInfo>, StoreErro
 }
 
 pub(super) fn list_devices(
-    conn: &Connection,
+    conn: &Conn,
     store: Option<StoreId>,
     now: i64,
 ) -> Result<Vec<DeviceInfo>, StoreError> {
-    let now_valid =
-        "SELECT group_concat(key_id, ',') FROM device_keys k WHERE k.device_id = d.device_id";
+    let now_valid = conn.pick(
+        "SELECT group_concat(key_id, ',') FROM device_keys k WHERE k.device_id = d.device_id",
+        "SELECT string_agg(key_id, ',' ORDER BY key_id) FROM device_keys k WHERE k.device_id = d.device_id",
+    );
     let sql = format!(
         "SELECT d.device_id, d.store_id, d.name, d.enrolled_at_ms, d.revoked_at_ms, d.quarantined_at_ms,
                 d.quarantine_reason, d.last_push_ms, d.backlog, d.clock_skew_ms,
                 COALESCE((SELECT MAX(seq) FROM events e WHERE e.device_id = d.device_id), 0),
-                ({now_valid} AND (k.valid_until_ms IS NULL OR k.valid_until_ms > ?2))
-         FROM devices d WHERE (?1 IS NULL OR d.store_id = ?1) ORDER BY d.enrolled_at_ms, d.device_id"
+                ({now_valid} AND (k.valid_until_ms IS NULL OR k.valid_until_ms > $2))
+         FROM devices d WHERE (CAST($1 AS TEXT) IS NULL OR d.store_id = $1) ORDER BY d.enrolled_at_ms, d.device_id"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut out = Vec::new();
@@ -2636,7 +2909,7 @@ pub(super) fn list_devices(
     Ok(out)
 }
 
-pub(super) fn list_alerts(conn: &Connection) -> Result<Vec<AlertInfo>, StoreError> {
+pub(super) fn list_alerts(conn: &Conn) -> Result<Vec<AlertInfo>, StoreError> {
     let mut out = Vec::new();
     let mut stmt = conn.prepare_cached(
         "SELECT kind, store_id, device_id, at_ms, message, closed_ms FROM alerts ORDER BY alert_id",
@@ -2693,13 +2966,13 @@ pub(super) fn list_alerts(conn: &Connection) -> Result<Vec<AlertInfo>, StoreErro
     Ok(out)
 }
 
-pub(super) fn health_inputs(conn: &Connection, now: i64) -> Result<HealthInputs, StoreError> {
+pub(super) fn health_inputs(conn: &Conn, now: i64) -> Result<HealthInputs, StoreError> {
     let devices = list_devices(conn, None, now)?;
     let (held_events, oldest): (i64, Option<i64>) =
         conn.query_row("SELECT COUNT(*), MIN(held_since_ms) FROM held", [], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })?;
-    let count = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<u64, StoreError> {
+    let count = |sql: &str, p: &[&dyn super::db::ToValue]| -> Result<u64, StoreError> {
         Ok(u(conn.query_row(sql, p, |r| r.get(0))?))
     };
     let mut held = Vec::new();
@@ -2707,7 +2980,7 @@ pub(super) fn health_inputs(conn: &Connection, now: i64) -> Result<HealthInputs,
         let mut stmt = conn.prepare(
             "SELECT e.event_id, e.device_id, e.seq, e.kind, h.held_since_ms, h.event_row
              FROM held h JOIN events e ON e.id = h.event_row
-             ORDER BY h.held_since_ms, h.event_row LIMIT ?1",
+             ORDER BY h.held_since_ms, h.event_row LIMIT $1",
         )?;
         let mut rs = stmt.query([i(super::HELD_LISTED as u64)])?;
         while let Some(r) = rs.next()? {
@@ -2737,7 +3010,7 @@ pub(super) fn health_inputs(conn: &Connection, now: i64) -> Result<HealthInputs,
         conflicts_resolved: all.iter().filter(|c| c.state == "resolved").count() as u64,
         conflicts_by_reason,
         conflicts_24h: count(
-            "SELECT COUNT(*) FROM conflicts WHERE detected_ms > ?1",
+            "SELECT COUNT(*) FROM conflicts WHERE detected_ms > $1",
             &[&(now - 86_400_000)],
         )?,
         conflicts_open: all.iter().filter(|c| c.state == "open").count() as u64,
@@ -2747,6 +3020,7 @@ pub(super) fn health_inputs(conn: &Connection, now: i64) -> Result<HealthInputs,
         )?,
         fiscal_series: super::fiscal::health(conn, now)?,
         oversells: count("SELECT COUNT(*) FROM p_oversells", &[])?,
+        outbox: super::outbox::health(conn)?,
         stock_alerts_open: super::escrow::alerts(conn)?
             .iter()
             .filter(|a| a.state == "open")
@@ -2754,6 +3028,81 @@ pub(super) fn health_inputs(conn: &Connection, now: i64) -> Result<HealthInputs,
         negative_stock: count("SELECT COUNT(*) FROM v_stock WHERE qty_milli < 0", &[])?,
         open_alerts: count("SELECT COUNT(*) FROM alerts WHERE closed_ms IS NULL", &[])?,
     })
+}
+
+/// What head office sees of a store's staff actions and store credit
+/// (`GET /v1/admin/staff/activity`): every approval with its event's kind and
+/// time (HLC ms), the drawer openings without a sale, the returns made without
+/// the original, and every customer's store-credit balance.
+pub(super) fn staff_activity(conn: &Conn, store: StoreId) -> Result<serde_json::Value, StoreError> {
+    let st = store.to_string();
+    let mut approvals = Vec::new();
+    {
+        let mut stmt = conn.prepare(
+            "SELECT a.event_id, a.device_id, a.action, a.staff_id, a.name, a.role, e.kind, e.hlc_ms
+             FROM p_approvals a JOIN events e ON e.event_id = a.event_id
+             WHERE a.store_id = $1 ORDER BY e.hlc_ms, a.event_id, a.idx",
+        )?;
+        let mut rs = stmt.query([&st])?;
+        while let Some(r) = rs.next()? {
+            approvals.push(serde_json::json!({
+                "event_id": r.get::<_, String>(0)?, "device": r.get::<_, String>(1)?,
+                "action": r.get::<_, String>(2)?, "staff_id": r.get::<_, String>(3)?,
+                "name": r.get::<_, String>(4)?, "role": r.get::<_, String>(5)?,
+                "kind": r.get::<_, String>(6)?, "at_ms": r.get::<_, i64>(7)?,
+            }));
+        }
+    }
+    let mut drawer_opens = Vec::new();
+    {
+        let mut stmt = conn.prepare(
+            "SELECT d.event_id, d.device_id, d.shift_id, d.reason, d.approved_by, e.hlc_ms
+             FROM p_drawer_opens d JOIN events e ON e.event_id = d.event_id
+             WHERE d.store_id = $1 ORDER BY e.hlc_ms, d.event_id",
+        )?;
+        let mut rs = stmt.query([&st])?;
+        while let Some(r) = rs.next()? {
+            drawer_opens.push(serde_json::json!({
+                "event_id": r.get::<_, String>(0)?, "device": r.get::<_, String>(1)?,
+                "shift_id": r.get::<_, String>(2)?, "reason": r.get::<_, String>(3)?,
+                "approved_by": r.get::<_, Option<String>>(4)?, "at_ms": r.get::<_, i64>(5)?,
+            }));
+        }
+    }
+    let mut returns_unknown = Vec::new();
+    {
+        let mut stmt = conn.prepare(
+            "SELECT event_id, line, device_id, sale_id, reference, product, qty_milli, damaged
+             FROM p_returns_unknown WHERE store_id = $1 ORDER BY event_id, line",
+        )?;
+        let mut rs = stmt.query([&st])?;
+        while let Some(r) = rs.next()? {
+            returns_unknown.push(serde_json::json!({
+                "event_id": r.get::<_, String>(0)?, "line": r.get::<_, i64>(1)?,
+                "device": r.get::<_, String>(2)?, "sale_id": r.get::<_, Option<String>>(3)?,
+                "reference": r.get::<_, String>(4)?, "product": r.get::<_, String>(5)?,
+                "qty_milli": r.get::<_, i64>(6)?, "damaged": r.get::<_, i64>(7)? == 1,
+            }));
+        }
+    }
+    let mut store_credit = Vec::new();
+    {
+        let mut stmt = conn.prepare(
+            "SELECT customer_id, balance FROM v_store_credit WHERE store_id = $1 ORDER BY customer_id",
+        )?;
+        let mut rs = stmt.query([&st])?;
+        while let Some(r) = rs.next()? {
+            store_credit.push(serde_json::json!({
+                "customer": r.get::<_, String>(0)?, "balance": r.get::<_, i64>(1)?,
+            }));
+        }
+    }
+    Ok(serde_json::json!({
+        "approvals": approvals,
+        "drawer_opens": drawer_opens,
+        "returns_unknown": returns_unknown,
+        "store_credit": store_credit,
+    }))
 }
 
 #[cfg(test)]
@@ -2774,14 +3123,14 @@ mod reprepare_probe {
     fn hot_statements_are_not_reprepared_at_every_call() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.db");
-        let mut conn = open_connection(&path).unwrap();
-        crate::store::migrate::migrate(&mut conn).unwrap();
+        let conn = open_connection(&path).unwrap();
+        crate::store::migrate::migrate(&conn).unwrap();
         let clock = Arc::new(ManualClock::new(1_763_880_000_000));
         let mut env = Env {
             clock: clock.clone(),
             rng: Box::new(SeededRandom::new(1)),
             cfg: StoreConfig {
-                path: path.clone(),
+                database: crate::store::Database::Sqlite(path.clone()),
                 queue_capacity: 1,
                 max_batch_jobs: 1,
                 read_connections: 1,
@@ -2854,9 +3203,8 @@ mod reprepare_probe {
             if sql.contains('{') {
                 continue;
             }
-            if let Ok(stmt) = conn.prepare_cached(&sql) {
-                let rp = stmt.get_status(rusqlite::StatementStatus::RePrepare);
-                let runs = stmt.get_status(rusqlite::StatementStatus::VmStep);
+            if let Ok(mut stmt) = conn.prepare_cached(&sql) {
+                let (rp, runs) = stmt.sqlite_status().unwrap();
                 assert!(rp <= 5, "re-prepared {rp} times in {runs} steps: {sql}");
                 n += 1;
             }

@@ -100,6 +100,7 @@ pub fn line(code: &str, qty_milli: i64) -> LineRequest {
         code: code.into(),
         qty_milli,
         discount: None,
+        unit_price: None,
     }
 }
 

@@ -58,6 +58,7 @@ fn sell(w: &mut World, reg: usize) -> Result<(), SimError> {
             code: code.into(),
             qty_milli,
             discount: None,
+            unit_price: None,
         });
     }
     let mut payments = Vec::new();
@@ -402,6 +403,8 @@ fn return_goods(w: &mut World, reg: usize) -> Result<(), SimError> {
             damaged: w.chance(200),
         }],
         refund: PaymentMethod::Cash,
+        customer: None,
+        unknown_original: Vec::new(),
     };
     let op = w.op_id();
     let Some(ops) = w.regs[reg].ops.as_mut() else {

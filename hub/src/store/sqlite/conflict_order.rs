@@ -16,7 +16,7 @@ const HUB_DEVICE: &str = "01935f4e-8a00-7000-8000-0000000000b1";
 
 type Rows = BTreeMap<String, (String, String, BTreeSet<String>)>;
 
-fn conflict_rows(conn: &Connection) -> Rows {
+fn conflict_rows(conn: &Conn) -> Rows {
     let mut out = BTreeMap::new();
     let mut stmt = conn
         .prepare("SELECT conflict_id, reason, subject FROM conflicts")
@@ -41,10 +41,19 @@ fn conflict_rows(conn: &Connection) -> Rows {
 /// `order_seed`; returns the conflict rows and the projections' digest.
 fn apply(chains: &[Vec<(Event, Origin)>], order_seed: u64) -> (Rows, Hash256, Projections) {
     let dir = tempfile::tempdir().unwrap();
-    let mut conn = open_connection(&dir.path().join("x.db")).unwrap();
-    crate::store::migrate::migrate(&mut conn).unwrap();
+    let conn = open_connection(&dir.path().join("x.db")).unwrap();
+    apply_on(&conn, chains, order_seed)
+}
+
+/// [`apply`] on a given (empty) database.
+fn apply_on(
+    conn: &Conn,
+    chains: &[Vec<(Event, Origin)>],
+    order_seed: u64,
+) -> (Rows, Hash256, Projections) {
+    crate::store::migrate::migrate(conn).unwrap();
     conn.execute(
-        "INSERT INTO stores VALUES (?1, 's', 'America/Santo_Domingo', ?2, 0)",
+        "INSERT INTO stores VALUES ($1, 's', 'America/Santo_Domingo', $2, 0)",
         params![STORE, HUB_DEVICE],
     )
     .unwrap();
@@ -57,7 +66,7 @@ fn apply(chains: &[Vec<(Event, Origin)>], order_seed: u64) -> (Rows, Hash256, Pr
             previous.insert(pair[1].0.id(), pair[0].0.id());
         }
     }
-    let mut tx = TxCache::default();
+    let mut tx = TxCache::new(conn.dialect());
     let mut now = 1_763_880_000_000;
     loop {
         let live: Vec<usize> = (0..queues.len())
@@ -69,11 +78,12 @@ fn apply(chains: &[Vec<(Event, Origin)>], order_seed: u64) -> (Rows, Hash256, Pr
         let q = live[usize::try_from(rng.next_u64() % live.len() as u64).unwrap()];
         let (e, origin) = queues[q].pop_front().unwrap();
         now += 1;
-        let t = conn.transaction().unwrap();
+        conn.begin_write().unwrap();
         tx.begin();
         {
-            let mut index = SqlIndex::new(&t, now, &mut tx);
-            let row = insert_event(&t, e, now).unwrap();
+            let t = conn;
+            let mut index = SqlIndex::new(t, now, &mut tx);
+            let row = insert_event(t, e, now).unwrap();
             index.known.insert(
                 e.id(),
                 (
@@ -95,19 +105,20 @@ fn apply(chains: &[Vec<(Event, Origin)>], order_seed: u64) -> (Rows, Hash256, Pr
             )
             .unwrap();
         }
-        t.commit().unwrap();
+        conn.commit().unwrap();
     }
     let held: i64 = conn
         .query_row("SELECT COUNT(*) FROM held", [], |r| r.get(0))
         .unwrap();
     assert_eq!(held, 0);
     // (`digest` also covers when each conflict was detected: arrival order.)
-    let p = load_projections(&conn).unwrap();
-    (conflict_rows(&conn), p.digest(), p)
+    let p = load_projections(conn).unwrap();
+    (conflict_rows(conn), p.digest(), p)
 }
 
 #[test]
 fn the_sql_store_finds_the_conflicts_of_the_set_in_any_order() {
+    let mut seen: BTreeSet<String> = BTreeSet::new();
     for seed in [1u64, 2, 3] {
         let chains = history(seed, 90);
         let (rows_a, digest_a, p) = apply(&chains, seed * 11);
@@ -133,5 +144,35 @@ fn the_sql_store_finds_the_conflicts_of_the_set_in_any_order() {
         let reasons: BTreeSet<&str> = rows_a.values().map(|r| r.0.as_str()).collect();
         assert!(reasons.contains("payment_on_voided_debt"), "{reasons:?}");
         assert!(reasons.contains("stale_price"), "{reasons:?}");
+        seen.extend(rows_a.values().map(|r| r.0.clone()));
+    }
+    // Over the seeds: returns (by line and without the original) and store
+    // credit spent at several registers were exercised too.
+    for want in [
+        "over_return",
+        "store_credit_overdrawn",
+        "return_original_unknown",
+    ] {
+        assert!(seen.contains(want), "no {want} in {seen:?}");
+    }
+}
+
+/// The same histories on PostgreSQL (the ported statements of returns,
+/// unknown originals, store credit, voids and price changes): the same
+/// conflict rows and projections as on SQLite.
+#[test]
+fn on_postgres_the_sql_store_finds_the_same_conflicts_as_on_sqlite() {
+    for seed in [1u64, 2] {
+        let Some(url) = crate::testpg::fresh_database() else {
+            return;
+        };
+        let chains = history(seed, 90);
+        let (rows_sqlite, digest_sqlite, _) = apply(&chains, seed * 11);
+        let conn = Conn::connect_postgres(&url).unwrap();
+        let (rows_pg, digest_pg, _) = apply_on(&conn, &chains, seed * 13 + 5);
+        assert_eq!(rows_pg, rows_sqlite, "seed {seed}");
+        assert_eq!(digest_pg, digest_sqlite, "seed {seed}");
+        let reasons: BTreeSet<&str> = rows_pg.values().map(|r| r.0.as_str()).collect();
+        assert!(!reasons.is_empty(), "seed {seed}");
     }
 }

@@ -1,0 +1,903 @@
+//! A DGII e-CF emulator for tests, demos and the benchmark (`caja-hub dev
+//! dgii-emulator`): the services of [`crate::taxgw::dgii`] over real HTTP on
+//! loopback, with faults on demand — slow answers, timeouts (the request
+//! lost before it is processed, or processed and its answer lost), 5xx,
+//! `En Proceso` for a number of status queries, rejections and conditional
+//! acceptances of chosen numbers, short-lived tokens — and duplicate
+//! detection by number.
+//!
+//! It counts, per document number, the submissions it **processed as new**
+//! (`received`), the identical resubmissions it answered as before
+//! (`duplicates`), and resubmissions with other bytes (`conflicting`,
+//! rejected as a number already used): the outbox tests prove exactly-once
+//! with these counts.
+//!
+//! Documents are accepted unsigned (XMLDSig is out of scope; see
+//! `taxgw::dgii`). The e-CF services are served under `/ecf`, the
+//! consumer-invoice ones under `/fc` ([`Emulator::ecf_base_url`],
+//! [`Emulator::fc_base_url`]). Fault choices come from a seeded generator.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use caja_shared::clock::Clock;
+use caja_shared::digest::Hash256;
+use caja_shared::entropy::{RandomSource, SeededRandom};
+use caja_shared::money::Money;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+use crate::system::SystemClock;
+use crate::taxgw::dgii::{self, Estado};
+use crate::taxgw::{multipart, xml};
+
+/// Faults the emulator injects; change them while it runs with
+/// [`Emulator::set_faults`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Faults {
+    /// Of every 1000 calls, how many never answer in time: half are lost
+    /// before they are processed, half are processed and their answer lost.
+    pub timeout_per_mille: u32,
+    /// Of every 1000 calls, how many answer 503: half before processing,
+    /// half after.
+    pub error_per_mille: u32,
+    /// Added to every answer.
+    pub slow_ms: u64,
+    /// How long a "timeout" keeps the connection before giving up (longer
+    /// than the client's deadline).
+    pub hang_ms: u64,
+    /// Status queries answered `En Proceso` before a tracked document's
+    /// verdict.
+    pub in_process_polls: u32,
+    /// Lifetime of a token.
+    pub token_ttl_ms: i64,
+    /// Submissions are processed, then answered only after this long (a
+    /// hub killed meanwhile never hears back).
+    pub stall_submissions_ms: u64,
+    /// Numbers rejected (with a message).
+    pub reject: BTreeSet<String>,
+    /// Numbers accepted with conditions.
+    pub conditional: BTreeSet<String>,
+}
+
+impl Default for Faults {
+    fn default() -> Faults {
+        Faults {
+            timeout_per_mille: 0,
+            error_per_mille: 0,
+            slow_ms: 0,
+            hang_ms: 3_000,
+            in_process_polls: 0,
+            token_ttl_ms: 3_600_000,
+            stall_submissions_ms: 0,
+            reject: BTreeSet::new(),
+            conditional: BTreeSet::new(),
+        }
+    }
+}
+
+/// What the emulator saw of one number.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NumberCount {
+    /// Submissions processed as a new document.
+    pub received: u32,
+    /// Identical resubmissions, answered as the first.
+    pub duplicates: u32,
+    /// Resubmissions with other bytes (rejected).
+    pub conflicting: u32,
+    /// Distinct contents seen.
+    pub contents: u32,
+}
+
+/// Totals, for tests and the benchmark.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Per document number (cancellations by `ANECF:first:last`).
+    pub per_number: BTreeMap<String, NumberCount>,
+    /// Lookups (trackIds and summary queries).
+    pub lookups: u64,
+    /// Status queries.
+    pub status_queries: u64,
+    /// Tokens issued.
+    pub tokens: u64,
+    /// Requests refused for a missing or expired token.
+    pub unauthorized: u64,
+    /// Faults injected.
+    pub faults: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Track {
+    number: String,
+    polls_left: u32,
+    verdict: Estado,
+    messages: Vec<Value>,
+}
+
+#[derive(Debug, Clone)]
+struct Doc {
+    hash: Hash256,
+    /// The tracking id (full e-CF) or the synchronous answer (summary,
+    /// cancellation).
+    track: Option<String>,
+    answer: Option<Value>,
+    security_code: Option<String>,
+}
+
+#[derive(Debug)]
+struct EmuState {
+    rnc: String,
+    faults: Faults,
+    rng: SeededRandom,
+    seeds: BTreeSet<String>,
+    tokens: HashMap<String, i64>,
+    docs: HashMap<String, Doc>,
+    tracks: HashMap<String, Track>,
+    totals: Totals,
+    next_track: u64,
+}
+
+type Shared = Arc<Mutex<EmuState>>;
+
+/// A running emulator.
+#[derive(Debug)]
+pub struct Emulator {
+    addr: SocketAddr,
+    state: Shared,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Emulator {
+    /// Starts on `listen` (`127.0.0.1:0` for a free port) for the issuer
+    /// `rnc`, choosing faults with a generator seeded by `seed`.
+    pub async fn start(
+        listen: SocketAddr,
+        rnc: &str,
+        faults: Faults,
+        seed: u64,
+    ) -> std::io::Result<Emulator> {
+        let state = Arc::new(Mutex::new(EmuState {
+            rnc: rnc.to_owned(),
+            faults,
+            rng: SeededRandom::new(seed),
+            seeds: BTreeSet::new(),
+            tokens: HashMap::new(),
+            docs: HashMap::new(),
+            tracks: HashMap::new(),
+            totals: Totals::default(),
+            next_track: 0,
+        }));
+        let app = Router::new()
+            .route(
+                "/ecf/autenticacion/api/autenticacion/semilla",
+                get(seed_handler),
+            )
+            .route(
+                "/ecf/autenticacion/api/autenticacion/validarsemilla",
+                post(validate_seed),
+            )
+            .route("/ecf/recepcion/api/facturaselectronicas", post(reception))
+            .route("/ecf/consultaresultado/api/consultas/estado", get(status))
+            .route("/ecf/consultatrackids/api/trackids/consulta", get(trackids))
+            .route(
+                "/ecf/anulacionrangos/api/operaciones/anularrango",
+                post(cancel),
+            )
+            .route("/fc/recepcionfc/api/recepcion/ecf", post(summary))
+            .route(
+                "/fc/consultarfce/api/Consultas/Consulta",
+                get(summary_query),
+            )
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Ok(Emulator {
+            addr,
+            state,
+            shutdown: Some(tx),
+            server: Some(server),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Base of the e-CF services (`ecf_base_url` of the hub's configuration).
+    pub fn ecf_base_url(&self) -> String {
+        format!("http://{}/ecf", self.addr)
+    }
+
+    /// Base of the consumer-invoice services (`fc_base_url`).
+    pub fn fc_base_url(&self) -> String {
+        format!("http://{}/fc", self.addr)
+    }
+
+    /// Replaces the faults.
+    pub fn set_faults(&self, faults: Faults) {
+        if let Ok(mut s) = self.state.lock() {
+            s.faults = faults;
+        }
+    }
+
+    /// Changes the faults in place.
+    pub fn update_faults(&self, f: impl FnOnce(&mut Faults)) {
+        if let Ok(mut s) = self.state.lock() {
+            f(&mut s.faults);
+        }
+    }
+
+    /// Expires every token issued so far (the next call gets a 401).
+    pub fn expire_tokens(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            s.tokens.clear();
+        }
+    }
+
+    /// The counts so far.
+    pub fn totals(&self) -> Totals {
+        self.state
+            .lock()
+            .map(|s| s.totals.clone())
+            .unwrap_or_default()
+    }
+
+    /// Stops serving.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(s) = self.server.take() {
+            s.abort();
+            let _ = s.await;
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemClock.now_ms()
+}
+
+fn json_response(status: StatusCode, v: &Value) -> Response {
+    (
+        status,
+        [("content-type", "application/json; charset=utf-8")],
+        serde_json::to_vec(v).unwrap_or_default(),
+    )
+        .into_response()
+}
+
+fn xml_response(body: String) -> Response {
+    (
+        StatusCode::OK,
+        [("content-type", "application/xml; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+/// What a call's fault roll decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    None,
+    LoseBefore,
+    LoseAfter,
+    FailBefore,
+    FailAfter,
+}
+
+struct Roll {
+    fault: Fault,
+    slow_ms: u64,
+    hang_ms: u64,
+}
+
+fn roll(state: &Shared) -> Roll {
+    let Ok(mut s) = state.lock() else {
+        return Roll {
+            fault: Fault::None,
+            slow_ms: 0,
+            hang_ms: 0,
+        };
+    };
+    let r = s.rng.next_u64() % 2000;
+    let t = u64::from(s.faults.timeout_per_mille) * 2;
+    let e = u64::from(s.faults.error_per_mille) * 2;
+    let fault = if r < t {
+        if r % 2 == 0 {
+            Fault::LoseBefore
+        } else {
+            Fault::LoseAfter
+        }
+    } else if r < t + e {
+        if r % 2 == 0 {
+            Fault::FailBefore
+        } else {
+            Fault::FailAfter
+        }
+    } else {
+        Fault::None
+    };
+    if fault != Fault::None {
+        s.totals.faults += 1;
+    }
+    Roll {
+        fault,
+        slow_ms: s.faults.slow_ms,
+        hang_ms: s.faults.hang_ms,
+    }
+}
+
+/// Runs `work` under the faults of one call: `work` is the processing (it
+/// changes state); the answer it returns is delivered late, never, or as a
+/// 503, as the roll says.
+async fn faulty(state: &Shared, work: impl FnOnce() -> Response, stall_ms: u64) -> Response {
+    let r = roll(state);
+    if r.slow_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(r.slow_ms)).await;
+    }
+    match r.fault {
+        Fault::LoseBefore => {
+            tokio::time::sleep(Duration::from_millis(r.hang_ms)).await;
+            return StatusCode::GATEWAY_TIMEOUT.into_response();
+        }
+        Fault::FailBefore => {
+            return json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({"error": "Servicio no disponible"}),
+            )
+        }
+        _ => {}
+    }
+    let answer = work();
+    if stall_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(stall_ms)).await;
+    }
+    match r.fault {
+        Fault::LoseAfter => {
+            tokio::time::sleep(Duration::from_millis(r.hang_ms)).await;
+            StatusCode::GATEWAY_TIMEOUT.into_response()
+        }
+        Fault::FailAfter => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"error": "Servicio no disponible"}),
+        ),
+        _ => answer,
+    }
+}
+
+fn authorized(state: &Shared, headers: &HeaderMap) -> bool {
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::to_owned);
+    let Ok(mut s) = state.lock() else {
+        return false;
+    };
+    let ok = token
+        .and_then(|t| s.tokens.get(&t).copied())
+        .is_some_and(|exp| exp > now_ms());
+    if !ok {
+        s.totals.unauthorized += 1;
+    }
+    ok
+}
+
+fn unauthorized() -> Response {
+    json_response(
+        StatusCode::UNAUTHORIZED,
+        &json!({"mensajes": [{"codigo": "401", "valor": "Token inválido o vencido"}]}),
+    )
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 3 <= b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A query parameter by name, case-insensitively (DGII's services are not
+/// case sensitive).
+fn param(uri: &Uri, name: &str) -> Option<String> {
+    uri.query()?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        k.eq_ignore_ascii_case(name).then(|| percent_decode(v))
+    })
+}
+
+fn form_xml(headers: &HeaderMap, body: &[u8]) -> Option<Vec<u8>> {
+    let ct = headers.get("content-type")?.to_str().ok()?;
+    multipart::field(ct, body, "xml").map(<[u8]>::to_vec)
+}
+
+fn bad_request(error: &str, mensaje: &str) -> Response {
+    json_response(
+        StatusCode::BAD_REQUEST,
+        &json!({"trackId": null, "error": error, "mensaje": mensaje}),
+    )
+}
+
+async fn seed_handler(State(state): State<Shared>) -> Response {
+    faulty(
+        &state,
+        || {
+            let Ok(mut s) = state.lock() else {
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            };
+            let mut b = [0u8; 16];
+            s.rng.fill_bytes(&mut b);
+            let valor = hex::encode(b);
+            s.seeds.insert(valor.clone());
+            xml_response(format!(
+                "<?xml version=\"1.0\" encoding=\"utf-8\"?><SemillaModel xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\"><valor>{valor}</valor><fecha>{}</fecha></SemillaModel>",
+                iso(now_ms())
+            ))
+        },
+        0,
+    )
+    .await
+}
+
+/// `yyyy-MM-ddTHH:mm:ssZ`.
+fn iso(ms: i64) -> String {
+    let t = caja_shared::localtime::LocalDateTime::from_utc_ms(
+        ms,
+        caja_shared::localtime::UtcOffset::UTC,
+    );
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year, t.month, t.day, t.hour, t.minute, t.second
+    )
+}
+
+async fn validate_seed(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let doc = form_xml(&headers, &body);
+    faulty(
+        &state,
+        || {
+            let Some(doc) = doc else {
+                return bad_request("xml", "falta el archivo xml");
+            };
+            let valor = xml::flatten(&doc)
+                .ok()
+                .and_then(|f| xml::field(&f, "SemillaModel/valor").map(str::to_owned));
+            let Ok(mut s) = state.lock() else {
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            };
+            // The seed must be one we issued, used once. Unsigned seeds are
+            // accepted (see the module doc).
+            let Some(valor) = valor.filter(|v| s.seeds.remove(v)) else {
+                return json_response(
+                    StatusCode::BAD_REQUEST,
+                    &json!({"mensaje": "semilla inválida o ya usada"}),
+                );
+            };
+            let mut b = [0u8; 24];
+            s.rng.fill_bytes(&mut b);
+            let token = format!("emu.{}.{}", hex::encode(b), &valor[..8]);
+            let now = now_ms();
+            // Whole seconds, as DGII writes them.
+            let exp = (now + s.faults.token_ttl_ms) / 1000 * 1000;
+            s.tokens.insert(token.clone(), exp);
+            s.totals.tokens += 1;
+            json_response(
+                StatusCode::OK,
+                &json!({"token": token, "expira": iso(exp), "expedido": iso(now)}),
+            )
+        },
+        0,
+    )
+    .await
+}
+
+fn verdict_for(faults: &Faults, number: &str) -> (Estado, Vec<Value>) {
+    if faults.reject.contains(number) {
+        (
+            Estado::Rejected,
+            vec![
+                json!({"codigo": 1101, "valor": "Monto total no coincide con la suma de los ítems"}),
+            ],
+        )
+    } else if faults.conditional.contains(number) {
+        (
+            Estado::Conditional,
+            vec![json!({"codigo": 2001, "valor": "RNC del comprador no registrado"})],
+        )
+    } else {
+        (Estado::Accepted, vec![])
+    }
+}
+
+fn answer_json(e: Estado, messages: &[Value], number: &str) -> Value {
+    json!({
+        "codigo": e.code(),
+        "estado": e.text(),
+        "mensajes": messages,
+        "encf": number,
+        "secuenciaUtilizada": e != Estado::NotFound,
+    })
+}
+
+/// The outcome of a submission with a number: new, the same again, or other
+/// bytes for a used number.
+enum Seen {
+    New,
+    Same(Doc),
+    Other,
+}
+
+fn seen(s: &mut EmuState, key: &str, hash: Hash256) -> Seen {
+    let count = s.totals.per_number.entry(key.to_owned()).or_default();
+    match s.docs.get(key) {
+        None => {
+            count.received += 1;
+            count.contents += 1;
+            Seen::New
+        }
+        Some(d) if d.hash == hash => {
+            count.duplicates += 1;
+            Seen::Same(d.clone())
+        }
+        Some(_) => {
+            count.conflicting += 1;
+            count.contents += 1;
+            Seen::Other
+        }
+    }
+}
+
+async fn reception(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let doc = form_xml(&headers, &body);
+    let stall = state
+        .lock()
+        .map(|s| s.faults.stall_submissions_ms)
+        .unwrap_or(0);
+    faulty(
+        &state,
+        || {
+            let Some(doc) = doc else {
+                return bad_request("xml", "falta el archivo xml");
+            };
+            let Ok(fields) = xml::flatten(&doc) else {
+                return bad_request("XML no válido", "el archivo no es XML bien formado");
+            };
+            let get = |p: &str| xml::field(&fields, p).map(str::to_owned);
+            let (Some(number), Some(rnc), Some(total)) = (
+                get("ECF/Encabezado/IdDoc/eNCF"),
+                get("ECF/Encabezado/Emisor/RNCEmisor"),
+                get("ECF/Encabezado/Totales/MontoTotal"),
+            ) else {
+                return bad_request("XML no válido", "faltan eNCF, RNCEmisor o MontoTotal");
+            };
+            let Ok(mut s) = state.lock() else {
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            };
+            if rnc != s.rnc {
+                return bad_request("RNCEmisor", "el RNC emisor no corresponde al token");
+            }
+            let small = total
+                .parse::<Money>()
+                .is_ok_and(|m| dgii::uses_summary(&number[..3.min(number.len())], m));
+            if small {
+                return bad_request(
+                    "Tipo de envío",
+                    "facturas de consumo menores de RD$250,000.00 se envían como resumen (RFCE)",
+                );
+            }
+            let hash = Hash256::of(&doc);
+            let (verdict, messages) = match seen(&mut s, &number, hash) {
+                Seen::Same(d) => {
+                    return json_response(StatusCode::OK, &json!({"trackId": d.track}));
+                }
+                Seen::New => verdict_for(&s.faults, &number),
+                Seen::Other => (
+                    Estado::Rejected,
+                    vec![json!({"codigo": 1001, "valor": "e-NCF ya utilizado con otro contenido"})],
+                ),
+            };
+            s.next_track += 1;
+            let track = format!("emu-{:08}-{}", s.next_track, number);
+            let polls = s.faults.in_process_polls;
+            s.tracks.insert(
+                track.clone(),
+                Track {
+                    number: number.clone(),
+                    polls_left: polls,
+                    verdict,
+                    messages,
+                },
+            );
+            s.docs.entry(number).or_insert(Doc {
+                hash,
+                track: Some(track.clone()),
+                answer: None,
+                security_code: None,
+            });
+            json_response(StatusCode::OK, &json!({"trackId": track}))
+        },
+        stall,
+    )
+    .await
+}
+
+async fn status(State(state): State<Shared>, headers: HeaderMap, uri: Uri) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let track = param(&uri, "trackId").unwrap_or_default();
+    faulty(
+        &state,
+        || {
+            let Ok(mut s) = state.lock() else {
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            };
+            s.totals.status_queries += 1;
+            let Some(t) = s.tracks.get_mut(&track) else {
+                return json_response(
+                    StatusCode::OK,
+                    &json!({"trackId": track, "codigo": 0, "estado": "No Encontrado", "mensajes": []}),
+                );
+            };
+            let mut v = if t.polls_left > 0 {
+                t.polls_left -= 1;
+                answer_json(Estado::InProcess, &[], &t.number)
+            } else {
+                answer_json(t.verdict, &t.messages, &t.number)
+            };
+            v["trackId"] = json!(track);
+            json_response(StatusCode::OK, &v)
+        },
+        0,
+    )
+    .await
+}
+
+async fn trackids(State(state): State<Shared>, headers: HeaderMap, uri: Uri) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let number = param(&uri, "ENCF").unwrap_or_default();
+    faulty(
+        &state,
+        || {
+            let Ok(mut s) = state.lock() else {
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            };
+            s.totals.lookups += 1;
+            let mut list: Vec<(&String, &Track)> =
+                s.tracks.iter().filter(|(_, t)| t.number == number).collect();
+            list.sort_by(|a, b| a.0.cmp(b.0));
+            let detalles: Vec<Value> = list
+                .into_iter()
+                .map(|(id, t)| {
+                    let e = if t.polls_left > 0 { Estado::InProcess } else { t.verdict };
+                    json!({"trackId": id, "codigo": e.code().to_string(), "estado": e.text(),
+                           "mensaje": t.messages.first().and_then(|m| m["valor"].as_str()).unwrap_or("")})
+                })
+                .collect();
+            json_response(StatusCode::OK, &json!({ "detalles": detalles }))
+        },
+        0,
+    )
+    .await
+}
+
+async fn summary(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let doc = form_xml(&headers, &body);
+    let stall = state
+        .lock()
+        .map(|s| s.faults.stall_submissions_ms)
+        .unwrap_or(0);
+    faulty(
+        &state,
+        || {
+            let Some(doc) = doc else {
+                return bad_request("xml", "falta el archivo xml");
+            };
+            let Ok(fields) = xml::flatten(&doc) else {
+                return bad_request("XML no válido", "el archivo no es XML bien formado");
+            };
+            let get = |p: &str| xml::field(&fields, p).map(str::to_owned);
+            let (Some(number), Some(rnc), Some(total), Some(code)) = (
+                get("RFCE/Encabezado/IdDoc/eNCF"),
+                get("RFCE/Encabezado/Emisor/RNCEmisor"),
+                get("RFCE/Encabezado/Totales/MontoTotal"),
+                get("RFCE/Encabezado/CodigoSeguridadeCF"),
+            ) else {
+                return bad_request("XML no válido", "faltan eNCF, RNCEmisor, MontoTotal o CodigoSeguridadeCF");
+            };
+            let Ok(mut s) = state.lock() else {
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            };
+            if rnc != s.rnc {
+                return bad_request("RNCEmisor", "el RNC emisor no corresponde al token");
+            }
+            let hash = Hash256::of(&doc);
+            let (verdict, messages) = match seen(&mut s, &number, hash) {
+                Seen::Same(d) => {
+                    return json_response(StatusCode::OK, &d.answer.unwrap_or(Value::Null));
+                }
+                Seen::Other => (
+                    Estado::Rejected,
+                    vec![json!({"codigo": 1001, "valor": "e-NCF ya utilizado con otro contenido"})],
+                ),
+                Seen::New => {
+                    let small = total
+                        .parse::<Money>()
+                        .is_ok_and(|m| dgii::uses_summary(&number[..3.min(number.len())], m));
+                    if small {
+                        verdict_for(&s.faults, &number)
+                    } else {
+                        (
+                            Estado::Rejected,
+                            vec![json!({"codigo": 1002, "valor": "solo facturas de consumo menores de RD$250,000.00"})],
+                        )
+                    }
+                }
+            };
+            let answer = answer_json(verdict, &messages, &number);
+            s.docs.entry(number).or_insert(Doc {
+                hash,
+                track: None,
+                answer: Some(answer.clone()),
+                security_code: Some(code),
+            });
+            json_response(StatusCode::OK, &answer)
+        },
+        stall,
+    )
+    .await
+}
+
+async fn summary_query(State(state): State<Shared>, headers: HeaderMap, uri: Uri) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let number = param(&uri, "ENCF").unwrap_or_default();
+    let code = param(&uri, "Cod_Seguridad_eCF").unwrap_or_default();
+    faulty(
+        &state,
+        || {
+            let Ok(mut s) = state.lock() else {
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            };
+            s.totals.lookups += 1;
+            let rnc = s.rnc.clone();
+            match s.docs.get(&number) {
+                Some(d) if d.security_code.as_deref() == Some(code.as_str()) && d.answer.is_some() => {
+                    let mut v = d.answer.clone().unwrap_or(Value::Null);
+                    v["rnc"] = json!(rnc);
+                    json_response(StatusCode::OK, &v)
+                }
+                _ => json_response(
+                    StatusCode::OK,
+                    &json!({"rnc": rnc, "encf": number, "codigo": 0, "estado": "No Encontrado", "secuenciaUtilizada": false, "mensajes": []}),
+                ),
+            }
+        },
+        0,
+    )
+    .await
+}
+
+async fn cancel(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let doc = form_xml(&headers, &body);
+    faulty(
+        &state,
+        || {
+            let Some(doc) = doc else {
+                return bad_request("xml", "falta el archivo xml");
+            };
+            let Ok(fields) = xml::flatten(&doc) else {
+                return bad_request("XML no válido", "el archivo no es XML bien formado");
+            };
+            let get = |p: &str| xml::field(&fields, p).map(str::to_owned);
+            let base = "ANECF/DetalleAnulacion/Anulacion/TablaRangoSecuenciasAnuladaseNCF/Secuencias";
+            let (Some(first), Some(last)) = (
+                get(&format!("{base}/SecuenciaeNCFDesde")),
+                get(&format!("{base}/SecuenciaeNCFHasta")),
+            ) else {
+                return bad_request("XML no válido", "faltan las secuencias anuladas");
+            };
+            let Ok(mut s) = state.lock() else {
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            };
+            let key = crate::outbox::cancellation_key(&first, &last);
+            let hash = Hash256::of(&doc);
+            let (e, messages) = match seen(&mut s, &key, hash) {
+                Seen::Same(d) => {
+                    return json_response(StatusCode::OK, &d.answer.unwrap_or(Value::Null));
+                }
+                Seen::Other => (Estado::Rejected, vec![json!({"codigo": 1001, "valor": "rango ya anulado con otro contenido"})]),
+                Seen::New => {
+                    // A number already received cannot be cancelled.
+                    let used = s.docs.keys().any(|n| {
+                        n.len() == first.len() && n[..3] == first[..3] && *n >= first && *n <= last
+                    });
+                    if used {
+                        (Estado::Rejected, vec![json!({"codigo": 1003, "valor": "el rango contiene e-NCF ya recibidos"})])
+                    } else {
+                        verdict_for(&s.faults, &key)
+                    }
+                }
+            };
+            let answer = json!({"codigo": e.code().to_string(), "estado": e.text(), "mensajes": messages});
+            s.docs.entry(key).or_insert(Doc {
+                hash,
+                track: None,
+                answer: Some(answer.clone()),
+                security_code: None,
+            });
+            json_response(StatusCode::OK, &answer)
+        },
+        0,
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parameters_are_decoded_case_insensitively() {
+        let uri: Uri = "/x?rncemisor=1&ENCF=E32%2000&Cod_Seguridad_eCF=a%2Bb"
+            .parse()
+            .unwrap();
+        assert_eq!(param(&uri, "RncEmisor").as_deref(), Some("1"));
+        assert_eq!(param(&uri, "encf").as_deref(), Some("E32 00"));
+        assert_eq!(param(&uri, "cod_seguridad_ecf").as_deref(), Some("a+b"));
+        assert_eq!(param(&uri, "none"), None);
+        assert_eq!(percent_decode("%4"), "%4");
+        assert_eq!(percent_decode("%zz1"), "%zz1");
+    }
+}

@@ -1,0 +1,223 @@
+//! The cashier screen's state in the node's database (migrations `0012_ui`
+//! and `0014_ui_price_override`): the sale being rung up (with any price the
+//! cashier typed over the shelf price), the operation id of its payment, the last result
+//! shown, and the screen's own idempotent operations (reprints). Every change
+//! is one `BEGIN IMMEDIATE` transaction, so a page reload, a closed tab or a
+//! restart finds exactly what the cashier had done.
+//!
+//! *Invariant: the only SQL that touches the `ui_*` tables.*
+
+use caja_shared::ids::{OpId, SaleId};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+
+use crate::register::OpError;
+
+/// Most lines a cart holds (a sale's own limit).
+pub const MAX_CART_LINES: usize = crate::sale::MAX_LINES;
+
+/// One line of the cart as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CartLine {
+    /// Row id (what "remove" names).
+    pub line_id: i64,
+    /// SKU or barcode as entered.
+    pub code: String,
+    /// Thousandths of a piece, or grams.
+    pub qty_milli: i64,
+    /// Whether the quantity came from the scale.
+    pub weighed: bool,
+    /// A price typed over the shelf price (centavos per piece or per kg),
+    /// sent as the line's `unit_price` when paying; `None`: the shelf price.
+    pub unit_price: Option<i64>,
+}
+
+fn immediate(conn: &Connection) -> rusqlite::Result<Transaction<'_>> {
+    Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
+}
+
+/// The cart's lines, in the order added.
+pub fn lines(conn: &Connection) -> rusqlite::Result<Vec<CartLine>> {
+    conn.prepare_cached(
+        "SELECT line_id, code, qty_milli, weighed, unit_price FROM ui_cart_lines ORDER BY line_id",
+    )?
+    .query_map([], |r| {
+        Ok(CartLine {
+            line_id: r.get(0)?,
+            code: r.get(1)?,
+            qty_milli: r.get(2)?,
+            weighed: r.get::<_, i64>(3)? == 1,
+            unit_price: r.get(4)?,
+        })
+    })?
+    .collect()
+}
+
+/// Adds a line under the request's op id; the same op id again adds nothing.
+/// Refuses a cart already at [`MAX_CART_LINES`].
+pub fn add_line(
+    conn: &Connection,
+    op: OpId,
+    code: &str,
+    qty_milli: i64,
+    weighed: bool,
+    now_ms: i64,
+) -> Result<(), OpError> {
+    let tx = immediate(conn)?;
+    let n: i64 = tx.query_row("SELECT count(*) FROM ui_cart_lines", [], |r| r.get(0))?;
+    let seen: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM ui_cart_lines WHERE op_id = ?1)",
+        [op.to_string()],
+        |r| r.get(0),
+    )?;
+    if !seen {
+        if usize::try_from(n).unwrap_or(usize::MAX) >= MAX_CART_LINES {
+            return Err(OpError::Invalid {
+                field: "lines",
+                reason: format!("a sale has at most {MAX_CART_LINES} lines"),
+            });
+        }
+        tx.execute(
+            "INSERT INTO ui_cart_lines (op_id, code, qty_milli, weighed, added_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![op.to_string(), code, qty_milli, i64::from(weighed), now_ms],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Removes a line (removing it again is a no-op).
+pub fn remove_line(conn: &Connection, line_id: i64) -> Result<(), OpError> {
+    let tx = immediate(conn)?;
+    tx.execute("DELETE FROM ui_cart_lines WHERE line_id = ?1", [line_id])?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Sets (or, with `None`, takes back) the price of a line. Refuses a
+/// negative price and a line no longer in the cart; setting the same price
+/// again changes nothing.
+pub fn set_price(conn: &Connection, line_id: i64, unit_price: Option<i64>) -> Result<(), OpError> {
+    if unit_price.is_some_and(|p| p < 0) {
+        return Err(OpError::Invalid {
+            field: "unit_price",
+            reason: "must not be negative".into(),
+        });
+    }
+    let tx = immediate(conn)?;
+    let n = tx.execute(
+        "UPDATE ui_cart_lines SET unit_price = ?2 WHERE line_id = ?1",
+        params![line_id, unit_price],
+    )?;
+    if n == 0 {
+        return Err(OpError::Invalid {
+            field: "line",
+            reason: format!("line {line_id} is not in the cart"),
+        });
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Empties the cart and forgets a payment in progress.
+pub fn clear(conn: &Connection) -> Result<(), OpError> {
+    let tx = immediate(conn)?;
+    tx.execute("DELETE FROM ui_cart_lines", [])?;
+    tx.execute("UPDATE ui_cart SET pay_op = NULL WHERE id = 1", [])?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The op id of the payment in progress, if any.
+pub fn pay_op(conn: &Connection) -> Result<Option<OpId>, OpError> {
+    let v: Option<String> =
+        conn.query_row("SELECT pay_op FROM ui_cart WHERE id = 1", [], |r| r.get(0))?;
+    v.map(|s| {
+        s.parse().map_err(|_| OpError::Invalid {
+            field: "pay_op",
+            reason: "stored operation id unreadable".into(),
+        })
+    })
+    .transpose()
+}
+
+/// The op id that pays the cart: the one chosen at the first attempt, else
+/// `op` (recorded now, before the sale is attempted).
+pub fn begin_pay(conn: &Connection, op: OpId) -> Result<OpId, OpError> {
+    let tx = immediate(conn)?;
+    tx.execute(
+        "UPDATE ui_cart SET pay_op = ?1 WHERE id = 1 AND pay_op IS NULL",
+        [op.to_string()],
+    )?;
+    tx.commit()?;
+    pay_op(conn)?.ok_or(OpError::Invalid {
+        field: "pay_op",
+        reason: "not recorded".into(),
+    })
+}
+
+/// The sale `op` paid the cart: empties it and keeps `shown` as the last
+/// result, in one transaction (only if `op` is still the cart's payment).
+pub fn finish_pay(conn: &Connection, op: OpId, shown: &serde_json::Value) -> Result<(), OpError> {
+    let tx = immediate(conn)?;
+    let n = tx.execute(
+        "UPDATE ui_cart SET pay_op = NULL, last_sale = ?2 WHERE id = 1 AND pay_op = ?1",
+        params![op.to_string(), shown.to_string()],
+    )?;
+    if n == 1 {
+        tx.execute("DELETE FROM ui_cart_lines", [])?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Replaces the last result shown (a closed shift's Z report, …).
+pub fn set_shown(conn: &Connection, shown: &serde_json::Value) -> Result<(), OpError> {
+    let tx = immediate(conn)?;
+    tx.execute(
+        "UPDATE ui_cart SET last_sale = ?1 WHERE id = 1",
+        [shown.to_string()],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The last result shown.
+pub fn shown(conn: &Connection) -> Result<Option<serde_json::Value>, OpError> {
+    let v: Option<String> =
+        conn.query_row("SELECT last_sale FROM ui_cart WHERE id = 1", [], |r| {
+            r.get(0)
+        })?;
+    Ok(v.and_then(|t| serde_json::from_str(&t).ok()))
+}
+
+/// Queues a reprint ("COPIA") of `sale` once per op id; the first answer's
+/// job id again for a retry.
+pub fn reprint_once(
+    conn: &Connection,
+    op: OpId,
+    sale: SaleId,
+    now_ms: i64,
+) -> Result<u64, OpError> {
+    let tx = immediate(conn)?;
+    let prior: Option<String> = tx
+        .query_row(
+            "SELECT result FROM ui_ops WHERE op_id = ?1 AND kind = 'reprint'",
+            [op.to_string()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(job) = prior {
+        return job.parse().map_err(|_| OpError::Invalid {
+            field: "op",
+            reason: "stored answer unreadable".into(),
+        });
+    }
+    let job = crate::print::enqueue_copy(&tx, sale, now_ms)?;
+    tx.execute(
+        "INSERT INTO ui_ops (op_id, kind, result, at_ms) VALUES (?1, 'reprint', ?2, ?3)",
+        params![op.to_string(), job.0.to_string(), now_ms],
+    )?;
+    tx.commit()?;
+    Ok(job.0)
+}

@@ -1,0 +1,700 @@
+//! The cashier screen's operations without HTTP (`caja_node::ui::screen`), on
+//! a real register database and a virtual Toledo scale on a pty: cart lines
+//! once per op id and kept across a restart, weighed lines from the scale, a
+//! sale made once however the payment is retried (also when the node stopped
+//! between the sale and emptying the cart), bad input refused in Spanish with
+//! nothing changed, shift close with the Z report, cash movements, returns,
+//! reprints once per op id; a price override kept in the cart across a
+//! restart and paid only with a supervisor's right PIN.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use caja_node::journal::Journal;
+use caja_node::register::Register;
+use caja_node::sale::{LineRequest, PaymentRequest, SaleRequest};
+use caja_node::ui::screen::{
+    AddLine, Cash, OpOnly, Pay, RemoveLine, Reprint, Return, ReturnLine, Screen, SetPrice,
+    ShiftClose, ShiftOpen,
+};
+use caja_shared::entropy::SeededRandom;
+use caja_shared::ids::OpId;
+use caja_shared::kind::PaymentMethod;
+use common::Fixture;
+use serde_json::Value;
+
+type TestScreen = Screen<Arc<caja_shared::clock::ManualClock>, SeededRandom>;
+
+fn screen(fx: &Fixture, seed: u64) -> TestScreen {
+    let r = Register::open(&fx.data, fx.clock.clone(), SeededRandom::new(seed)).expect("open");
+    Screen::new(r).expect("screen")
+}
+
+fn pay(op: OpId, cash: &str) -> Pay {
+    Pay {
+        op,
+        cash: Some(cash.into()),
+        card: None,
+        card_ref: None,
+        fiado: None,
+        customer: None,
+        approver: None,
+        pin: None,
+    }
+}
+
+fn lines(v: &Value) -> Vec<(String, String)> {
+    v["cart"]["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .map(|l| {
+            (
+                l["name"].as_str().expect("name").to_owned(),
+                l["qty"].as_str().expect("qty").to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn head(fx: &Fixture) -> u64 {
+    Journal::head(fx.register.conn()).expect("head").seq
+}
+
+fn open_shift(fx: &mut Fixture, s: &TestScreen) {
+    let op = fx.op();
+    s.open_shift(&ShiftOpen {
+        op,
+        cashier: "ana".into(),
+        pin: None,
+        float: "1000.00".into(),
+    })
+    .expect("shift");
+}
+
+struct Scale {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Scale {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A virtual Toledo scale showing `grams`, configured in the data directory.
+fn with_scale(fx: &Fixture, grams: &str) -> (Scale, std::path::PathBuf) {
+    let weight = fx.dir.path().join("peso.txt");
+    std::fs::write(&weight, grams).expect("weight");
+    let link = fx.dir.path().join("balanza");
+    let sim = caja_node::devices::VirtualScale::start(
+        caja_hardware::scale::Protocol::Toledo8217,
+        &weight,
+        Some(&link),
+    )
+    .expect("virtual scale");
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = stop.clone();
+    let thread = std::thread::spawn(move || caja_node::devices::run_virtual_scale(&sim, &s2));
+    std::fs::write(
+        fx.data.root().join("config.toml"),
+        format!(
+            "scale = \"toledo://{}\"\nscale_timeout_ms = 2000\n",
+            link.display()
+        ),
+    )
+    .expect("config");
+    (
+        Scale {
+            stop,
+            thread: Some(thread),
+        },
+        weight,
+    )
+}
+
+#[test]
+fn cart_lines_once_per_op_weighed_from_the_scale_and_kept_across_a_restart() {
+    let mut fx = Fixture::new(1);
+    let (_scale, weight) = with_scale(&fx, "1250");
+    let s = screen(&fx, 2);
+    let op = fx.op();
+    let add = AddLine {
+        op,
+        entry: "2*ARROZ".into(),
+    };
+    s.add_line(&add).expect("add");
+    let v = s.add_line(&add).expect("retry adds nothing");
+    assert_eq!(
+        lines(&v),
+        vec![("Arroz Selecto 1kg".to_owned(), "2".to_owned())]
+    );
+    assert_eq!(v["cart"]["total"], "RD$ 130.00");
+    assert_eq!(v["cart"]["tax"], "RD$ 19.83");
+
+    let op = fx.op();
+    let v = s
+        .add_line(&AddLine {
+            op,
+            entry: "2000000000017".into(),
+        })
+        .expect("weighed");
+    assert_eq!(
+        lines(&v)[1],
+        ("Queso de freír".to_owned(), "1.250 kg".to_owned())
+    );
+    assert_eq!(v["notice"], "Pesado Queso de freír: 1.250 kg.");
+    assert_eq!(v["cart"]["total"], "RD$ 605.00");
+
+    // Refusals: in Spanish, nothing added.
+    for (entry, says) in [
+        ("3*2000000000017", "se vende por peso"),
+        ("NOEXISTE", "Producto desconocido: NOEXISTE"),
+        ("0*ARROZ", "Cantidad inválida"),
+        ("1.5*ARROZ", "Cantidad inválida"),
+        ("  ", "Escriba o escanee"),
+    ] {
+        let op = fx.op();
+        let e = s
+            .add_line(&AddLine {
+                op,
+                entry: entry.into(),
+            })
+            .expect_err(entry);
+        assert_eq!((e.status, e.code), (422, "refused"), "{entry}");
+        assert!(e.message.contains(says), "{entry}: {}", e.message);
+    }
+    // A moving weight is refused: nothing added.
+    std::fs::write(&weight, "motion").expect("weight");
+    // The simulator rereads its file every 50 ms: wait until the status bar
+    // sees the motion.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        s.refresh_scale();
+        let v = s.state().expect("state");
+        let bar = v["status"].to_string();
+        if bar.contains("inestable") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "scale never moving: {bar}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let op = fx.op();
+    let e = s
+        .add_line(&AddLine {
+            op,
+            entry: "2000000000017".into(),
+        })
+        .expect_err("motion");
+    assert_eq!(e.code, "scale");
+    assert!(e.message.contains("inestable"), "{}", e.message);
+
+    // The node restarts: the cart is where it was.
+    drop(s);
+    let s = screen(&fx, 3);
+    let v = s.state().expect("state");
+    assert_eq!(lines(&v).len(), 2);
+    let first = v["cart"]["lines"][0]["id"].as_i64().expect("id");
+    let op = fx.op();
+    let v = s
+        .remove_line(&RemoveLine { op, line: first })
+        .expect("remove");
+    assert_eq!(lines(&v).len(), 1);
+    let op = fx.op();
+    let v = s.clear(&OpOnly { op }).expect("clear");
+    assert!(lines(&v).is_empty());
+    assert_eq!(head(&fx), 0, "nothing of this is an event");
+}
+
+#[test]
+fn a_sale_is_made_once_however_the_payment_is_retried() {
+    let mut fx = Fixture::new(4);
+    let s = screen(&fx, 5);
+    open_shift(&mut fx, &s);
+    let op = fx.op();
+    s.add_line(&AddLine {
+        op,
+        entry: "ARROZ".into(),
+    })
+    .expect("add");
+    let before = head(&fx);
+
+    // Refused: short, unreadable, card without reference. Nothing changes.
+    let first = fx.op();
+    let e = s.pay(&pay(first, "50.00")).expect_err("short");
+    assert!(e.message.contains("Pago insuficiente"), "{}", e.message);
+    let e = s.pay(&pay(fx.op(), "diez")).expect_err("bad amount");
+    assert!(
+        e.message.contains("Monto inválido en «efectivo»"),
+        "{}",
+        e.message
+    );
+    let e = s
+        .pay(&Pay {
+            op: fx.op(),
+            cash: None,
+            card: Some("65.00".into()),
+            card_ref: None,
+            fiado: None,
+            customer: None,
+            approver: None,
+            pin: None,
+        })
+        .expect_err("no reference");
+    assert!(e.message.contains("referencia"), "{}", e.message);
+    assert_eq!(head(&fx), before, "refusals write nothing");
+    assert_eq!(lines(&s.state().expect("state")).len(), 1);
+
+    // Paid; the same request again (its answer lost) gives the same answer.
+    let op = fx.op();
+    let v = s.pay(&pay(op, "100")).expect("paid");
+    assert_eq!(v["done"], true);
+    assert!(lines(&v).is_empty());
+    let shown = v["shown"]["text"].as_str().expect("text").to_owned();
+    assert!(shown.contains("cambio RD$ 35.00"), "{shown}");
+    let after = head(&fx);
+    assert_eq!(after, before + 1);
+    let again = s.pay(&pay(op, "100")).expect("retry answered");
+    assert_eq!(again["shown"]["text"], shown.as_str());
+    assert_eq!(head(&fx), after, "one sale");
+    // A new request on the empty cart is refused.
+    let e = s.pay(&pay(fx.op(), "100")).expect_err("empty");
+    assert!(e.message.contains("No hay artículos"), "{}", e.message);
+}
+
+#[test]
+fn a_sale_committed_before_the_cart_was_emptied_is_finished_on_restart() {
+    let mut fx = Fixture::new(6);
+    let s = screen(&fx, 7);
+    open_shift(&mut fx, &s);
+    let op = fx.op();
+    s.add_line(&AddLine {
+        op,
+        entry: "HABICHUELAS".into(),
+    })
+    .expect("add");
+    drop(s);
+    // The node recorded the payment's op id and made the sale, then stopped
+    // before emptying the cart.
+    let pay_op = fx.op();
+    let other = fx.op();
+    let conn = fx.register.conn();
+    assert_eq!(
+        caja_node::ui::cart::begin_pay(conn, pay_op).expect("begin"),
+        pay_op
+    );
+    assert_eq!(
+        caja_node::ui::cart::begin_pay(conn, other).expect("begin"),
+        pay_op,
+        "a second attempt reuses the first op id"
+    );
+    fx.register
+        .sell(
+            pay_op,
+            &SaleRequest {
+                lines: vec![LineRequest {
+                    code: "HABICHUELAS".into(),
+                    qty_milli: 1000,
+                    discount: None,
+                    unit_price: None,
+                }],
+                payments: vec![PaymentRequest {
+                    method: PaymentMethod::Cash,
+                    amount: 10_000,
+                    reference: None,
+                }],
+                discount: None,
+                customer: None,
+            },
+        )
+        .expect("sale");
+    let sold = head(&fx);
+    // On restart the screen sees the sale done and empties the cart; paying
+    // again cannot sell it twice.
+    let s = screen(&fx, 8);
+    let v = s.state().expect("state");
+    assert!(lines(&v).is_empty());
+    assert!(
+        v["shown"]["text"]
+            .as_str()
+            .expect("text")
+            .contains("RD$ 85.00"),
+        "{v}"
+    );
+    assert!(s.pay(&pay(other, "100")).is_err());
+    assert_eq!(head(&fx), sold);
+}
+
+#[test]
+fn shift_close_cash_return_reprint_and_x_report() {
+    let mut fx = Fixture::new(9);
+    let s = screen(&fx, 10);
+    // No shift: selling is refused in Spanish.
+    let op = fx.op();
+    s.add_line(&AddLine {
+        op,
+        entry: "ARROZ".into(),
+    })
+    .expect("add");
+    let e = s.pay(&pay(fx.op(), "100")).expect_err("no shift");
+    assert!(
+        e.message.contains("No hay un turno abierto"),
+        "{}",
+        e.message
+    );
+    open_shift(&mut fx, &s);
+    let v = s.state().expect("state");
+    assert_eq!(v["shift"]["cashier"], "ana");
+    s.pay(&pay(fx.op(), "100")).expect("sold");
+    let sales = s.sales().expect("sales");
+    let sale = sales["sales"][0]["sale_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert_eq!(sales["sales"][0]["total"], "RD$ 65.00");
+
+    // Paid in, then a bad amount refused.
+    let op = fx.op();
+    let v = s
+        .cash(&Cash {
+            op,
+            kind: "in".into(),
+            amount: "200.00".into(),
+            reason: "cambio del banco".into(),
+            approver: None,
+            pin: None,
+        })
+        .expect("paid in");
+    assert_eq!(
+        v["shown"]["text"],
+        "Entrada de efectivo de RD$ 200.00 registrada."
+    );
+    let before = head(&fx);
+    let e = s
+        .cash(&Cash {
+            op: fx.op(),
+            kind: "out".into(),
+            amount: "-5".into(),
+            reason: "x".into(),
+            approver: None,
+            pin: None,
+        })
+        .expect_err("negative");
+    assert!(e.message.contains("«monto»"), "{}", e.message);
+    let e = s
+        .cash(&Cash {
+            op: fx.op(),
+            kind: "out".into(),
+            amount: "5".into(),
+            reason: " ".into(),
+            approver: Some("Marta".into()),
+            pin: None,
+        })
+        .expect_err("name without PIN");
+    assert!(e.message.contains("nombre y el PIN"), "{}", e.message);
+    assert_eq!(head(&fx), before);
+
+    // A return of the rice, in cash; too much is refused.
+    let e = s
+        .return_sale(&Return {
+            op: fx.op(),
+            sale: sale.clone(),
+            lines: vec![ReturnLine {
+                line: 0,
+                qty: "2".into(),
+            }],
+            refund: "cash".into(),
+            approver: None,
+            pin: None,
+        })
+        .expect_err("too much");
+    assert!(e.message.contains("solo quedan"), "{}", e.message);
+    let v = s
+        .return_sale(&Return {
+            op: fx.op(),
+            sale: sale.clone(),
+            lines: vec![ReturnLine {
+                line: 0,
+                qty: "1".into(),
+            }],
+            refund: "cash".into(),
+            approver: None,
+            pin: None,
+        })
+        .expect("returned");
+    assert!(
+        v["shown"]["text"]
+            .as_str()
+            .expect("text")
+            .contains("reembolso RD$ 65.00"),
+        "{v}"
+    );
+
+    // Reprint: once per op id.
+    let op = fx.op();
+    s.reprint(&Reprint {
+        op,
+        sale: sale.clone(),
+    })
+    .expect("reprint");
+    s.reprint(&Reprint {
+        op,
+        sale: sale.clone(),
+    })
+    .expect("retry");
+    let copies: i64 = fx
+        .register
+        .conn()
+        .query_row(
+            "SELECT count(*) FROM print_jobs WHERE kind = 'copy'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("jobs");
+    assert_eq!(copies, 1);
+
+    let x = s.x_report().expect("x");
+    assert!(x["z"].as_str().expect("z").contains("REPORTE Z"), "{x}");
+    let op = fx.op();
+    let v = s
+        .close_shift(&ShiftClose {
+            op,
+            counted: "1200.00".into(),
+            by: None,
+            pin: None,
+        })
+        .expect("closed");
+    let z = v["shown"]["z"].as_str().expect("z");
+    assert!(z.contains("Ventas: 1 por RD$ 65.00"), "{z}");
+    assert!(v["shift"].is_null());
+}
+
+/// Staff from the store's hub chain (after the catalog): Ana, cashier, PIN
+/// 1111; Marta, supervisor, PIN 2222 (few PBKDF2 rounds: a test).
+fn import_staff(fx: &mut Fixture) {
+    use caja_shared::kind::{Role, StaffUpserted};
+    let (catalog, _) = common::catalog_chain();
+    let last = catalog.last().expect("catalog events");
+    let bodies = [
+        (
+            "01935f4e-8a00-7000-8000-0000000000a1",
+            "Ana",
+            Role::Cashier,
+            "1111",
+        ),
+        (
+            "01935f4e-8a00-7000-8000-0000000000a2",
+            "Marta",
+            Role::Supervisor,
+            "2222",
+        ),
+    ]
+    .into_iter()
+    .map(|(id, name, role, pin)| {
+        StaffUpserted {
+            staff_id: id.parse().expect("staff id"),
+            name: name.into(),
+            role,
+            pin: caja_shared::pin::hash_with(pin, [7; 16], 1000),
+            active: true,
+        }
+        .into()
+    })
+    .collect();
+    let (events, cp) = caja_node::testkit::hub_chain_page(
+        &common::hub_key(),
+        &"hub-1".parse().expect("key id"),
+        common::STORE.parse().expect("store"),
+        common::HUB_CHAIN.parse().expect("hub chain"),
+        last.seq().get() + 1,
+        last.hash(),
+        common::START_MS - 500,
+        bodies,
+        &mut SeededRandom::new(2),
+    )
+    .expect("staff events");
+    fx.register
+        .import_hub_events(&events, &cp.expect("checkpoint"))
+        .expect("staff imports");
+}
+
+fn cart_prices(v: &Value) -> Vec<(String, bool, String)> {
+    v["cart"]["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .map(|l| {
+            (
+                l["unit_price"].as_str().expect("price").to_owned(),
+                l["overridden"].as_bool().expect("overridden"),
+                l["total"].as_str().expect("total").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_price_override_is_kept_in_the_cart_and_paid_only_with_a_supervisors_pin() {
+    let mut fx = Fixture::new(12);
+    import_staff(&mut fx);
+    let s = screen(&fx, 13);
+    let op = fx.op();
+    s.open_shift(&ShiftOpen {
+        op,
+        cashier: "Ana".into(),
+        pin: Some("1111".into()),
+        float: "500.00".into(),
+    })
+    .expect("signed in");
+    let op = fx.op();
+    s.add_line(&AddLine {
+        op,
+        entry: "2*ARROZ".into(),
+    })
+    .expect("add");
+    let op = fx.op();
+    let v = s
+        .add_line(&AddLine {
+            op,
+            entry: "HABICHUELAS".into(),
+        })
+        .expect("add");
+    assert_eq!(v["cart"]["overrides"], false);
+    let rice = v["cart"]["lines"][0]["id"].as_i64().expect("id");
+    let beans = v["cart"]["lines"][1]["id"].as_i64().expect("id");
+    let before = head(&fx);
+
+    // Bad prices and a line not in the cart: refused in Spanish, nothing
+    // changes.
+    for (line, price, says) in [
+        (rice, "sesenta", "Monto inválido en «precio»"),
+        (rice, "-1.00", "Monto inválido en «precio»"),
+        (rice + 1000, "60.00", "ya no está en la venta"),
+    ] {
+        let op = fx.op();
+        let e = s
+            .set_price(&SetPrice {
+                op,
+                line,
+                price: price.into(),
+            })
+            .expect_err(price);
+        assert_eq!((e.status, e.code), (422, "refused"), "{price}");
+        assert!(e.message.contains(says), "{price}: {}", e.message);
+    }
+    assert_eq!(s.state().expect("state")["cart"]["overrides"], false);
+
+    // RD$ 60.00 instead of the shelf's 65.00 for the rice; the beans' shelf
+    // price typed is no override.
+    let op = fx.op();
+    s.set_price(&SetPrice {
+        op,
+        line: rice,
+        price: "60.00".into(),
+    })
+    .expect("price");
+    let op = fx.op();
+    let v = s
+        .set_price(&SetPrice {
+            op,
+            line: beans,
+            price: "85.00".into(),
+        })
+        .expect("same price");
+    let expected = vec![
+        ("RD$ 60.00".to_owned(), true, "RD$ 120.00".to_owned()),
+        ("RD$ 85.00".to_owned(), false, "RD$ 85.00".to_owned()),
+    ];
+    assert_eq!(cart_prices(&v), expected);
+    assert_eq!(v["cart"]["lines"][0]["shelf_price"], "RD$ 65.00");
+    assert_eq!(v["cart"]["lines"][0]["price"], "60.00");
+    assert_eq!(v["cart"]["total"], "RD$ 205.00");
+    assert_eq!(v["cart"]["overrides"], true);
+    assert_eq!(head(&fx), before, "a typed price is not an event");
+
+    // The node restarts: the override is still there.
+    drop(s);
+    let s = screen(&fx, 14);
+    let v = s.state().expect("state");
+    assert_eq!(cart_prices(&v), expected);
+    assert_eq!(v["cart"]["total"], "RD$ 205.00");
+
+    // Without a supervisor, or with a wrong PIN: refused, no sale, the cart
+    // as it was.
+    let with = |op, who: Option<&str>, pin: Option<&str>| Pay {
+        approver: who.map(str::to_owned),
+        pin: pin.map(str::to_owned),
+        ..pay(op, "300.00")
+    };
+    let e = s
+        .pay(&with(fx.op(), None, None))
+        .expect_err("no supervisor");
+    assert_eq!(e.code, "refused");
+    assert!(e.message.contains("PIN del supervisor"), "{}", e.message);
+    let e = s
+        .pay(&with(fx.op(), Some("Marta"), Some("9999")))
+        .expect_err("wrong PIN");
+    assert_eq!((e.status, e.code), (422, "refused"));
+    assert!(e.message.contains("PIN incorrecto"), "{}", e.message);
+    let e = s
+        .pay(&with(fx.op(), Some("Ana"), Some("1111")))
+        .expect_err("a cashier cannot approve");
+    assert!(
+        e.message.contains("se necesita un supervisor"),
+        "{}",
+        e.message
+    );
+    assert_eq!(head(&fx), before, "refusals write nothing");
+    let v = s.state().expect("state");
+    assert_eq!(cart_prices(&v), expected);
+    assert!(v["shown"]["kind"] != "sale", "no sale shown: {v}");
+
+    // The supervisor's right PIN: sold at RD$ 60.00, the approval in the
+    // SaleCreated event's line.
+    let v = s
+        .pay(&with(fx.op(), Some("Marta"), Some("2222")))
+        .expect("approved");
+    assert_eq!(v["done"], true);
+    assert!(lines(&v).is_empty());
+    assert_eq!(v["cart"]["overrides"], false);
+    let text = v["shown"]["text"].as_str().expect("text");
+    assert!(
+        text.contains("total RD$ 205.00, cambio RD$ 95.00"),
+        "{text}"
+    );
+    assert_eq!(head(&fx), before + 1);
+    let event = Journal::event(fx.register.conn(), before + 1)
+        .expect("read")
+        .expect("sale event");
+    let caja_shared::kind::EventBody::SaleCreated(sale) = event.body().expect("body") else {
+        panic!("not a sale: {:?}", event.body());
+    };
+    let rice_line = &sale.lines[0];
+    assert_eq!(
+        (rice_line.unit_price.0, rice_line.total.0),
+        (6000, 12000),
+        "{rice_line:?}"
+    );
+    let o = rice_line
+        .price_override
+        .as_ref()
+        .expect("override recorded");
+    assert_eq!(o.shelf_price.0, 6500);
+    let approval = o.approval.as_ref().expect("approved");
+    assert_eq!(approval.name, "Marta");
+    assert_eq!(approval.role, caja_shared::kind::Role::Supervisor);
+    assert_eq!(approval.action, "price_override");
+    assert_eq!(
+        sale.lines[1].price_override, None,
+        "the shelf price is no override"
+    );
+}

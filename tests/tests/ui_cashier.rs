@@ -1,0 +1,786 @@
+//! Issue #14, the cashier's screen in a real browser: headless Chromium
+//! (`caja_tests::browser`) on the screen served by a real `caja-node run`
+//! (enrolled with a real `caja-hub serve`, printing to a folder printer and
+//! weighing on a virtual Toledo scale on a real pseudo-terminal).
+//!
+//! - a full sale by keyboard: shift opened with F9 and a PIN, an item
+//!   scanned, a weighed item (1.250 kg from the scale), F4, cash, change; the
+//!   sale checked in the register's journal, the receipt printed with the
+//!   drawer kick, the sale at the hub;
+//! - the same sale with the hub down: the status bar says so, the page is
+//!   reloaded mid-sale and loses nothing, the sale is journaled and reaches
+//!   the hub when it is back;
+//! - a price override and a void, each needing a supervisor: a line's price
+//!   changed with its button, the payment refused with a wrong PIN in
+//!   Spanish with nothing changed (cart kept, no sale), sold at the new
+//!   price with the right one (the approval in the sale's line); then a
+//!   wrong PIN refused on the void, the right one voids it (approval in the
+//!   journal).
+//!
+//! Every step saves a screenshot under `target/test-output/<test>/`, and
+//! every screen state passes the accessibility check.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use caja_node::journal::Journal;
+use caja_node::testkit;
+use caja_shared::kind::{EventBody, PaymentMethod};
+use caja_tests::browser::{keys, Browser};
+use caja_tests::procs::{binary, free_port, HubProcess, NodeProcess};
+
+const ADMIN_TOKEN: &str = "caja-ui-test-admin-token-0123456";
+/// Generous: a loaded 2-core machine runs three browsers and six processes.
+const WAIT: Duration = Duration::from_secs(45);
+/// How long a register may take to find the hub back after an outage.
+const RECONNECT: Duration = Duration::from_secs(120);
+
+struct Rig {
+    tmp: tempfile::TempDir,
+    hub: HubProcess,
+    node: NodeProcess,
+    device: String,
+    url: String,
+    scale_stop: Arc<AtomicBool>,
+    scale: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        self.scale_stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.scale.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn catalog_file(path: &Path) {
+    let mut items = Vec::new();
+    let mut prices = Vec::new();
+    for b in testkit::sample_catalog_bodies() {
+        let v = b.to_value().expect("catalog body").to_serde();
+        match b {
+            EventBody::CatalogItemUpserted(_) => items.push(v),
+            EventBody::PriceSet(_) => prices.push(v),
+            _ => {}
+        }
+    }
+    let body = serde_json::json!({ "items": items, "prices": prices });
+    std::fs::write(path, body.to_string()).expect("catalog file");
+}
+
+fn hub_cli(hub: &HubProcess, args: &[&str]) {
+    let out = Command::new(binary("caja-hub").expect("caja-hub"))
+        .env("CAJA_HUB_URL", &hub.url)
+        .env("CAJA_HUB_ADMIN_TOKEN", &hub.token)
+        .args(args)
+        .output()
+        .expect("caja-hub");
+    assert!(
+        out.status.success(),
+        "caja-hub {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A hub with the sample catalog, fiscal series B02, a cashier (Ana, 1111)
+/// and a supervisor (Marta, 2222); a register enrolled and synced, with a
+/// folder printer, a virtual scale showing 1.250 kg and the screen on a free
+/// loopback port, running as `caja-node run`.
+fn rig(name: &str) -> Rig {
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!("caja-ui-{name}-"))
+        .tempdir()
+        .expect("tmp");
+    let hub_port = free_port().expect("port");
+    let hub =
+        HubProcess::init_and_serve(&tmp.path().join("hub"), hub_port, ADMIN_TOKEN).expect("hub");
+    let store = hub
+        .admin(&["create-store", "Colmado La Esquina"])
+        .expect("store")["store"]
+        .as_str()
+        .expect("store id")
+        .to_owned();
+    let catalog = tmp.path().join("catalog.json");
+    catalog_file(&catalog);
+    hub.admin(&["load-catalog", catalog.to_str().expect("path")])
+        .expect("catalog");
+    hub_cli(
+        &hub,
+        &[
+            "fiscal",
+            "load-series",
+            "--prefix",
+            "B02",
+            "--digits",
+            "8",
+            "--first",
+            "1",
+            "--last",
+            "1000",
+            "--valid-until",
+            "2099-12-31",
+        ],
+    );
+    for (n, role, pin) in [("Ana", "cashier", "1111"), ("Marta", "supervisor", "2222")] {
+        hub.admin(&["staff", "--name", n, "--role", role, "--pin", pin])
+            .expect("staff");
+    }
+    let token = hub
+        .admin(&["create-token", &store, "caja 1"])
+        .expect("token")["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let mut node = NodeProcess::new(&tmp.path().join("caja-1"));
+    let enrolled = node
+        .json(&["enroll", "--hub", &hub.url, "--token", &token])
+        .expect("enroll");
+    let device = enrolled["device"].as_str().expect("device").to_owned();
+
+    // The scale: a Toledo on a pseudo-terminal, answering what the file says.
+    let weight = tmp.path().join("peso.txt");
+    std::fs::write(&weight, "1250").expect("weight");
+    let link = tmp.path().join("balanza");
+    let scale = caja_node::devices::VirtualScale::start(
+        caja_hardware::scale::Protocol::Toledo8217,
+        &weight,
+        Some(&link),
+    )
+    .expect("virtual scale");
+    let scale_stop = Arc::new(AtomicBool::new(false));
+    let stop = scale_stop.clone();
+    let scale = std::thread::spawn(move || caja_node::devices::run_virtual_scale(&scale, &stop));
+
+    let ui_port = free_port().expect("port");
+    let recibos = tmp.path().join("recibos");
+    std::fs::create_dir_all(&recibos).expect("recibos");
+    let config = format!(
+        "printer = \"folder://{}\"\nscale = \"toledo://{}\"\nui_listen = \"127.0.0.1:{ui_port}\"\nfiscal_documents = [\"B02\"]\nfiscal_block_size = 50\nfiscal_low_water = 10\nstore_name = \"Colmado La Esquina\"\n",
+        recibos.display(),
+        link.display()
+    );
+    let cfg_path = tmp.path().join("caja-1").join("config.toml");
+    let mut text = std::fs::read_to_string(&cfg_path).expect("config");
+    text.push_str(&config);
+    std::fs::write(&cfg_path, text).expect("config");
+    // Catalog, staff and a block of B02 numbers before the screen opens.
+    node.json(&["sync"]).expect("sync");
+    node.json(&["sync"]).expect("sync");
+    node.start_run(&tmp.path().join("caja-node-run.log"))
+        .expect("caja-node run");
+    let url = format!("http://127.0.0.1:{ui_port}/");
+    let until = Instant::now() + WAIT;
+    while std::net::TcpStream::connect(("127.0.0.1", ui_port)).is_err() {
+        assert!(
+            Instant::now() < until,
+            "the screen never listened: {}",
+            std::fs::read_to_string(tmp.path().join("caja-node-run.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Rig {
+        tmp,
+        hub,
+        node,
+        device,
+        url,
+        scale_stop,
+        scale: Some(scale),
+    }
+}
+
+fn recibos(rig: &Rig) -> PathBuf {
+    rig.tmp.path().join("recibos")
+}
+
+/// Screenshot and accessibility check of the screen as it is now.
+fn look(b: &Browser, step: &str) {
+    b.screenshot(step).expect("screenshot");
+    b.check_accessibility(step).expect("accessibility");
+}
+
+fn status_bar(b: &Browser, key: &str) -> String {
+    b.text(&format!("#status [data-key={key}]"))
+        .unwrap_or_default()
+}
+
+fn open_shift(b: &Browser) {
+    b.wait_for_text("#shift-info", "No hay turno", WAIT)
+        .expect("no shift yet");
+    b.type_keys(keys::F9).expect("F9");
+    b.wait_for("the shift dialog", WAIT, |b| {
+        b.find("#dlg-shift").and_then(|d| d.is_displayed())
+    })
+    .expect("dialog");
+    look(b, "shift dialog");
+    b.find_by_label("Cajero")
+        .expect("cashier field")
+        .type_keys("Ana")
+        .expect("name");
+    b.find_by_label("PIN")
+        .expect("pin field")
+        .type_keys("1111")
+        .expect("pin");
+    let float = b.find_by_label("Fondo inicial").expect("float");
+    float.clear().expect("clear");
+    float
+        .type_keys(&format!("1000.00{}", keys::ENTER))
+        .expect("float");
+    b.wait_for_text("#shift-info", "Ana", WAIT)
+        .expect("shift open");
+}
+
+/// Scans ARROZ and the weighed cheese (the scale shows 1.250 kg), then pays
+/// 600.00 in cash with F4: total 540.00, change 60.00.
+fn keyboard_sale(b: &Browser) {
+    b.type_keys(&format!("ARROZ{}", keys::ENTER)).expect("scan");
+    b.wait_for_text("#lines", "Arroz Selecto 1kg", WAIT)
+        .expect("line");
+    b.type_keys(&format!("2000000000017{}", keys::ENTER))
+        .expect("scan weighed");
+    b.wait_for_text("#lines", "1.250 kg", WAIT)
+        .expect("weighed");
+    assert_eq!(b.text("#total").expect("total"), "RD$ 540.00");
+    // ITBIS: 18 % inside the rice's 65.00; the cheese is exempt.
+    assert_eq!(b.text("#tax").expect("tax"), "RD$ 9.92");
+    assert!(
+        b.text("#message").expect("message").contains("1.250 kg"),
+        "the cashier sees the weight"
+    );
+    look(b, "cart");
+    b.type_keys(keys::F4).expect("F4");
+    b.wait_for("the payment dialog", WAIT, |b| {
+        b.find("#dlg-pay").and_then(|d| d.is_displayed())
+    })
+    .expect("pay dialog");
+    b.type_keys("600.00").expect("cash");
+    b.wait_for_text("#pay-preview", "RD$ 60.00", WAIT)
+        .expect("change preview");
+    look(b, "payment");
+    b.type_keys(keys::ENTER).expect("pay");
+    b.wait_for_text("#shown-text", "cambio RD$ 60.00", WAIT)
+        .expect("sale done");
+    assert!(b.find_all("#lines tr").expect("lines").is_empty());
+    look(b, "sale done");
+}
+
+/// The register's last `SaleCreated`, read from its journal.
+fn last_sale(node: &NodeProcess) -> (u64, caja_shared::kind::SaleCreated) {
+    let db = node.db().expect("db");
+    let head = Journal::head(&db).expect("head").seq;
+    for seq in (1..=head).rev() {
+        let e = Journal::event(&db, seq).expect("event").expect("present");
+        if let EventBody::SaleCreated(s) = e.body().expect("body") {
+            return (seq, s);
+        }
+    }
+    panic!("no sale in the journal");
+}
+
+fn check_sale_in_journal(node: &NodeProcess) -> caja_shared::kind::SaleCreated {
+    let (_, sale) = last_sale(node);
+    let lines: Vec<(String, i64)> = sale
+        .lines
+        .iter()
+        .map(|l| (l.product.to_string(), l.qty_milli.0))
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            ("7501234567890".to_owned(), 1000),
+            ("2000000000017".to_owned(), 1250)
+        ]
+    );
+    assert_eq!(sale.total.0, 54_000);
+    assert_eq!(sale.tax.0, 992);
+    assert_eq!(sale.change.0, 6_000);
+    assert_eq!(sale.payments.len(), 1);
+    assert_eq!(sale.payments[0].method, PaymentMethod::Cash);
+    assert_eq!(sale.payments[0].amount.0, 60_000);
+    assert!(
+        sale.fiscal
+            .as_ref()
+            .is_some_and(|f| f.number.starts_with("B02")),
+        "a B02 number: {:?}",
+        sale.fiscal
+    );
+    sale
+}
+
+/// Waits until the folder printer holds a receipt with `needle`.
+fn wait_receipt(rig: &Rig, needle: &str) -> String {
+    let until = Instant::now() + WAIT;
+    loop {
+        let mut found = None;
+        if let Ok(dir) = std::fs::read_dir(recibos(rig)) {
+            for e in dir.flatten() {
+                if e.path().extension().is_some_and(|x| x == "txt") {
+                    let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                    if text.contains(needle) {
+                        found = Some(text);
+                    }
+                }
+            }
+        }
+        if let Some(t) = found {
+            return t;
+        }
+        assert!(Instant::now() < until, "no receipt with {needle:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn hub_has_sale(rig: &Rig, sale_id: &str) -> bool {
+    let Ok(db) = rig.hub.db() else { return false };
+    db.query_row(
+        "SELECT COUNT(*) FROM events WHERE device_id = ?1 AND kind = 'SaleCreated' AND instr(CAST(bytes AS TEXT), ?2) > 0",
+        [rig.device.as_str(), sale_id],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n == 1)
+    .unwrap_or(false)
+}
+
+fn wait_hub_sale(rig: &Rig, sale_id: &str) {
+    wait_hub_sale_within(rig, sale_id, WAIT);
+}
+
+fn wait_hub_sale_within(rig: &Rig, sale_id: &str, limit: Duration) {
+    let until = Instant::now() + limit;
+    while !hub_has_sale(rig, sale_id) {
+        assert!(
+            Instant::now() < until,
+            "sale {sale_id} never reached the hub"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn keyboard_sale_with_weighed_item_and_cash() {
+    let Some(b) = Browser::start("ui_cashier_keyboard_sale").expect("browser") else {
+        return;
+    };
+    let rig = rig("sale");
+    b.goto(&rig.url).expect("open the screen");
+    assert_eq!(b.title().expect("title"), "Caja — pantalla del cajero");
+    let lang = b
+        .execute("return document.documentElement.lang;", vec![])
+        .expect("lang");
+    assert_eq!(lang, "es-DO");
+    b.wait_for("the status bar", WAIT, |b| {
+        Ok(
+            status_bar(b, "net").contains("En línea")
+                && status_bar(b, "scale").contains("1.250 kg"),
+        )
+    })
+    .expect("online, scale ready");
+    assert!(
+        status_bar(&b, "fiscal").starts_with("B02: quedan"),
+        "{}",
+        status_bar(&b, "fiscal")
+    );
+    look(&b, "start");
+    open_shift(&b);
+    keyboard_sale(&b);
+
+    let sale = check_sale_in_journal(&rig.node);
+    let receipt = wait_receipt(&rig, "Queso de");
+    assert!(receipt.contains("[GAVETA]"), "a cash sale opens the drawer");
+    assert!(receipt.contains("1.250 kg"), "{receipt}");
+    wait_hub_sale(&rig, &sale.sale_id.to_string());
+    b.wait_for("everything synced", WAIT, |b| {
+        Ok(status_bar(b, "sync").contains("Todo sincronizado"))
+    })
+    .expect("synced");
+    look(&b, "synced");
+}
+
+#[test]
+fn same_sale_with_the_hub_down_loses_nothing() {
+    let Some(b) = Browser::start("ui_cashier_hub_down").expect("browser") else {
+        return;
+    };
+    let mut rig = rig("down");
+    b.goto(&rig.url).expect("open the screen");
+    open_shift(&b);
+    rig.hub.kill().expect("hub down");
+    b.wait_for("the status bar to show offline", WAIT, |b| {
+        Ok(status_bar(b, "net").contains("Sin conexión"))
+    })
+    .expect("offline shown");
+    look(&b, "offline");
+
+    // Mid-sale the tab is reloaded: the cart is in the node.
+    b.type_keys(&format!("ARROZ{}", keys::ENTER)).expect("scan");
+    b.wait_for_text("#lines", "Arroz Selecto 1kg", WAIT)
+        .expect("line");
+    b.goto(&rig.url).expect("reload");
+    b.wait_for_text("#lines", "Arroz Selecto 1kg", WAIT)
+        .expect("the cart survived the reload");
+    assert_eq!(b.find_all("#lines tr").expect("lines").len(), 1);
+    look(&b, "after reload");
+    // Continue the same sale by keyboard.
+    b.find("#item").expect("item").click().expect("focus");
+    b.type_keys(&format!("2000000000017{}", keys::ENTER))
+        .expect("scan weighed");
+    b.wait_for_text("#lines", "1.250 kg", WAIT)
+        .expect("weighed");
+    b.type_keys(keys::F4).expect("F4");
+    b.wait_for("the payment dialog", WAIT, |b| {
+        b.find("#dlg-pay").and_then(|d| d.is_displayed())
+    })
+    .expect("pay dialog");
+    b.type_keys(&format!("600.00{}", keys::ENTER)).expect("pay");
+    b.wait_for_text("#shown-text", "cambio RD$ 60.00", WAIT)
+        .expect("sale done offline");
+    let sale = check_sale_in_journal(&rig.node);
+    b.wait_for("unsynced events in the status bar", WAIT, |b| {
+        Ok(status_bar(b, "sync").contains("sin sincronizar"))
+    })
+    .expect("unsynced shown");
+    look(&b, "sold offline");
+    wait_receipt(&rig, "Queso de");
+    assert!(!hub_has_sale(&rig, &sale.sale_id.to_string()));
+
+    // Head office comes back: the sale gets there, the bar says so.
+    rig.hub.serve().expect("hub back");
+    // The register retries with full-jitter backoff (up to a minute between
+    // rounds after a long outage): a longer limit here only.
+    wait_hub_sale_within(&rig, &sale.sale_id.to_string(), RECONNECT);
+    b.wait_for("online again", RECONNECT, |b| {
+        Ok(status_bar(b, "net").contains("En línea")
+            && status_bar(b, "sync").contains("Todo sincronizado"))
+    })
+    .expect("back online");
+    look(&b, "back online");
+}
+
+#[test]
+fn price_override_and_void_need_a_supervisor_pin() {
+    let Some(b) = Browser::start("ui_cashier_void").expect("browser") else {
+        return;
+    };
+    let rig = rig("void");
+    b.goto(&rig.url).expect("open the screen");
+    open_shift(&b);
+    b.type_keys(&format!("2*ARROZ{}", keys::ENTER))
+        .expect("scan");
+    b.wait_for_text("#total", "RD$ 130.00", WAIT)
+        .expect("total");
+
+    // The rice at RD$ 60.00 instead of 65.00, with the line's button.
+    b.find("#lines button[aria-label='Precio Arroz Selecto 1kg']")
+        .expect("price button")
+        .click()
+        .expect("price");
+    b.wait_for("the price dialog", WAIT, |b| {
+        b.find("#dlg-price").and_then(|d| d.is_displayed())
+    })
+    .expect("price dialog");
+    let price = b
+        .find_by_label("Precio nuevo (por unidad o por kg)")
+        .expect("price field");
+    price.clear().expect("clear");
+    price
+        .type_keys(&format!("60.00{}", keys::ENTER))
+        .expect("new price");
+    b.wait_for_text("#total", "RD$ 120.00", WAIT)
+        .expect("total at the new price");
+    assert!(
+        b.text("#lines")
+            .expect("lines")
+            .contains("precio de lista: RD$ 65.00"),
+        "the shelf price is shown next to the new one"
+    );
+    look(&b, "price changed");
+    b.type_keys(keys::F4).expect("F4");
+    b.wait_for("the payment dialog asking for a supervisor", WAIT, |b| {
+        b.find("#pay-approver").and_then(|d| d.is_displayed())
+    })
+    .expect("pay dialog with approval");
+    b.type_keys("120").expect("cash");
+    b.find_by_label("Supervisor")
+        .expect("supervisor")
+        .type_keys("Marta")
+        .expect("who");
+    let pin = b.find_by_label("PIN del supervisor").expect("pin");
+    pin.type_keys(&format!("9999{}", keys::ENTER)).expect("pin");
+    b.wait_for_text("#pay-message", "PIN incorrecto", WAIT)
+        .expect("wrong PIN refused in Spanish");
+    look(&b, "override wrong pin");
+    let db = rig.node.db().expect("db");
+    let sales: i64 = db
+        .query_row("SELECT COUNT(*) FROM sales", [], |r| r.get(0))
+        .expect("sales");
+    assert_eq!(sales, 0, "a refused PIN sells nothing");
+    assert_eq!(b.text("#total").expect("total"), "RD$ 120.00", "cart kept");
+    pin.clear().expect("clear");
+    pin.type_keys(&format!("2222{}", keys::ENTER)).expect("pin");
+    b.wait_for_text("#shown-text", "Venta registrada", WAIT)
+        .expect("sold");
+    let (_, sale) = last_sale(&rig.node);
+    assert_eq!(sale.total.0, 12_000);
+    let o = sale.lines[0]
+        .price_override
+        .as_ref()
+        .expect("override recorded");
+    assert_eq!(
+        (sale.lines[0].unit_price.0, o.shelf_price.0),
+        (6_000, 6_500)
+    );
+    assert_eq!(
+        o.approval
+            .as_ref()
+            .map(|a| (a.name.as_str(), a.action.as_str())),
+        Some(("Marta", "price_override"))
+    );
+
+    b.type_keys(keys::F7).expect("F7");
+    b.wait_for_text("#sales-rows", "RD$ 120.00", WAIT)
+        .expect("sales list");
+    look(&b, "sales list");
+    b.find("#sales-rows button[aria-label^='Anular']")
+        .expect("void button")
+        .click()
+        .expect("void");
+    b.wait_for("the void dialog", WAIT, |b| {
+        b.find("#dlg-void").and_then(|d| d.is_displayed())
+    })
+    .expect("void dialog");
+    b.find_by_label("Motivo")
+        .expect("reason")
+        .type_keys("cliente desistió")
+        .expect("reason");
+    b.find_by_label("Supervisor")
+        .expect("supervisor")
+        .type_keys("Marta")
+        .expect("who");
+    let pin = b.find_by_label("PIN del supervisor").expect("pin");
+    pin.type_keys(&format!("9999{}", keys::ENTER)).expect("pin");
+    b.wait_for_text("#void-message", "PIN incorrecto", WAIT)
+        .expect("wrong PIN refused in Spanish");
+    look(&b, "wrong pin");
+    let db = rig.node.db().expect("db");
+    let voided: Option<i64> = db
+        .query_row(
+            "SELECT voided_seq FROM sales WHERE sale_id = ?1",
+            [sale.sale_id.to_string()],
+            |r| r.get(0),
+        )
+        .expect("sale row");
+    assert_eq!(voided, None, "a refused PIN changes nothing");
+    pin.clear().expect("clear");
+    pin.type_keys(&format!("2222{}", keys::ENTER)).expect("pin");
+    b.wait_for_text("#shown-text", "anulada", WAIT)
+        .expect("voided");
+    look(&b, "voided");
+
+    let head = Journal::head(&db).expect("head").seq;
+    let e = Journal::event(&db, head).expect("event").expect("present");
+    match e.body().expect("body") {
+        EventBody::SaleVoided(v) => {
+            assert_eq!(v.sale_id, sale.sale_id);
+            assert_eq!(v.reason, "cliente desistió");
+            let a = v.approval.expect("approval recorded");
+            assert_eq!(a.name, "Marta");
+        }
+        other => panic!("last event is not the void: {other:?}"),
+    }
+    // A reprint from the list is marked COPIA and opens no drawer.
+    b.type_keys(keys::F7).expect("F7");
+    b.wait_for_text("#sales-rows", "anulada", WAIT)
+        .expect("list shows the void");
+    b.find("#sales-rows button[aria-label^='Reimprimir']")
+        .expect("reprint button")
+        .click()
+        .expect("reprint");
+    b.wait_for_text("#sales-message", "COPIA", WAIT)
+        .expect("reprint queued");
+    let copy = wait_receipt(&rig, "COPIA");
+    assert!(!copy.contains("[GAVETA]"), "a copy opens no drawer");
+    look(&b, "reprint");
+}
+
+#[test]
+fn split_payment_fiado_paid_out_and_shift_close_with_the_z_report() {
+    let Some(b) = Browser::start("ui_cashier_split_close").expect("browser") else {
+        return;
+    };
+    let rig = rig("split");
+    let customer = rig
+        .node
+        .json(&[
+            "customer",
+            "--name",
+            "Doña Rosa",
+            "--credit-limit",
+            "500.00",
+        ])
+        .expect("customer")["customer_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    b.goto(&rig.url).expect("open the screen");
+    open_shift(&b);
+
+    // 3 × rice = 195.00: 100.00 by card, 95.00 on fiado.
+    b.type_keys(&format!("3*ARROZ{}", keys::ENTER))
+        .expect("scan");
+    b.wait_for_text("#total", "RD$ 195.00", WAIT)
+        .expect("total");
+    b.type_keys(keys::F4).expect("F4");
+    b.wait_for("customers in the payment dialog", WAIT, |b| {
+        b.exists(&format!("#pay-customer option[value='{customer}']"))
+    })
+    .expect("customer listed");
+    assert!(b
+        .text("#pay-customer")
+        .expect("customers")
+        .contains("Doña Rosa — RD$ 500.00"));
+    b.find_by_label("Tarjeta (monto)")
+        .expect("card")
+        .type_keys("100.00")
+        .expect("card");
+    b.find_by_label("Referencia de la tarjeta")
+        .expect("ref")
+        .type_keys("004512")
+        .expect("ref");
+    b.find_by_label("Fiado (monto)")
+        .expect("fiado")
+        .type_keys("95.00")
+        .expect("fiado");
+    b.find_by_label("Cliente del fiado")
+        .expect("customer")
+        .select(&customer)
+        .expect("choose");
+    b.wait_for_text("#pay-preview", "Cambio: RD$ 0.00", WAIT)
+        .expect("preview");
+    look(&b, "split payment");
+    b.find("#form-pay button[type=submit]")
+        .expect("pay button")
+        .click()
+        .expect("pay");
+    b.wait_for_text("#shown-text", "crédito disponible: RD$ 405.00", WAIT)
+        .expect("fiado with the credit left");
+    let (_, sale) = last_sale(&rig.node);
+    let pays: Vec<(PaymentMethod, i64, Option<String>)> = sale
+        .payments
+        .iter()
+        .map(|p| (p.method, p.amount.0, p.reference.clone()))
+        .collect();
+    assert_eq!(
+        pays,
+        vec![
+            (PaymentMethod::Card, 10_000, Some("004512".to_owned())),
+            (PaymentMethod::Fiado, 9_500, None)
+        ]
+    );
+    assert_eq!(sale.customer.map(|c| c.to_string()), Some(customer.clone()));
+    let receipt = wait_receipt(&rig, "004512");
+    assert!(!receipt.contains("[GAVETA]"), "no cash, no drawer");
+
+    // Beyond the credit left: refused in Spanish, nothing written.
+    let head = Journal::head(&rig.node.db().expect("db"))
+        .expect("head")
+        .seq;
+    // Typed where the focus is: the item field, back after the dialog closed.
+    b.type_keys(&format!("10*ARROZ{}", keys::ENTER))
+        .expect("scan");
+    b.wait_for_text("#total", "RD$ 650.00", WAIT)
+        .expect("total");
+    b.type_keys(keys::F4).expect("F4");
+    b.wait_for("customers in the payment dialog", WAIT, |b| {
+        b.exists(&format!("#pay-customer option[value='{customer}']"))
+    })
+    .expect("customer listed");
+    b.find_by_label("Cliente del fiado")
+        .expect("customer")
+        .select(&customer)
+        .expect("choose");
+    b.find_by_label("Fiado (monto)")
+        .expect("fiado")
+        .type_keys(&format!("650.00{}", keys::ENTER))
+        .expect("fiado");
+    b.wait_for_text("#pay-message", "Límite de crédito excedido", WAIT)
+        .expect("refused");
+    look(&b, "credit refused");
+    assert_eq!(
+        Journal::head(&rig.node.db().expect("db"))
+            .expect("head")
+            .seq,
+        head
+    );
+    b.type_keys(keys::ESCAPE).expect("close");
+    b.wait_for("the dialog to close", WAIT, |b| {
+        b.find("#dlg-pay")
+            .and_then(|d| d.is_displayed())
+            .map(|v| !v)
+    })
+    .expect("closed");
+    b.type_keys(keys::F10).expect("empty the sale");
+    b.wait_for_text("#total", "RD$ 0.00", WAIT)
+        .expect("emptied");
+
+    // Paid out, approved by the supervisor.
+    b.type_keys(keys::F8).expect("F8");
+    b.wait_for("the cash dialog", WAIT, |b| {
+        b.find("#dlg-cash").and_then(|d| d.is_displayed())
+    })
+    .expect("cash dialog");
+    b.find_by_label("Movimiento")
+        .expect("kind")
+        .select("out")
+        .expect("out");
+    b.find_by_label("Monto")
+        .expect("amount")
+        .type_keys("150.00")
+        .expect("amount");
+    b.find_by_label("Motivo")
+        .expect("reason")
+        .type_keys("hielo")
+        .expect("reason");
+    b.find_by_label("Supervisor")
+        .expect("who")
+        .type_keys("Marta")
+        .expect("who");
+    b.find_by_label("PIN del supervisor")
+        .expect("pin")
+        .type_keys(&format!("2222{}", keys::ENTER))
+        .expect("pin");
+    b.wait_for_text("#shown-text", "Salida de efectivo de RD$ 150.00", WAIT)
+        .expect("paid out");
+    look(&b, "paid out");
+
+    // Shift close: the Z report on screen.
+    b.type_keys(keys::F9).expect("F9");
+    b.wait_for("the close form", WAIT, |b| {
+        b.find("#form-shift-close").and_then(|d| d.is_displayed())
+    })
+    .expect("close form");
+    b.find_by_label("Efectivo contado")
+        .expect("counted")
+        .type_keys("850.00")
+        .expect("counted");
+    b.find_by_label("Quién cierra")
+        .expect("by")
+        .type_keys("Ana")
+        .expect("by");
+    // The close form's PIN (the open form is hidden).
+    b.find_by_label("PIN")
+        .expect("pin")
+        .type_keys(&format!("1111{}", keys::ENTER))
+        .expect("pin");
+    let z = b
+        .wait_for_text("#shown-z", "REPORTE Z", WAIT)
+        .expect("Z report on screen");
+    assert!(z.contains("Fiado: RD$ 95.00"), "{z}");
+    assert!(z.contains("Tarjeta: RD$ 100.00"), "{z}");
+    b.wait_for_text("#shift-info", "No hay turno", WAIT)
+        .expect("shift closed");
+    look(&b, "z report");
+}
