@@ -298,3 +298,31 @@ impl Till {
         self.proxy.set(mode);
     }
 }
+
+/// Sync settings for tests: short rounds and backoff, a breaker that does not
+/// open on the failures a test provokes on purpose.
+pub fn fast_sync_settings() -> SyncSettings {
+    SyncSettings {
+        timeout_ms: 3_000,
+        interval_ms: 50,
+        backoff: caja_node::sync::backoff::BackoffPolicy {
+            base_ms: 20,
+            cap_ms: 200,
+        },
+        breaker: caja_node::sync::breaker::BreakerPolicy {
+            failures_to_open: 100,
+            open_wait_ms: 100,
+            open_jitter_ms: 100,
+            successes_to_close: 1,
+        },
+        keep_alive: false,
+        ..SyncSettings::default()
+    }
+}
+
+/// A fresh client operation id (UUID v7 from the system clock).
+pub fn op_id() -> caja_shared::ids::OpId {
+    use caja_shared::clock::Clock;
+    let mut rng = OsRandom::new().expect("rng");
+    caja_shared::ids::OpId::new_v7(SystemClock.now_ms(), &mut rng).expect("op id")
+}

@@ -8,43 +8,13 @@
 
 use caja_node::register::CustomerRequest;
 use caja_node::sale::{LineRequest, PaymentRequest, SaleRequest};
-use caja_node::sync::backoff::BackoffPolicy;
-use caja_node::sync::breaker::BreakerPolicy;
-use caja_node::sync::engine::SyncSettings;
-use caja_node::system::{OsRandom, SystemClock};
 use caja_node::testkit;
-use caja_shared::clock::Clock;
-use caja_shared::ids::OpId;
 use caja_shared::kind::PaymentMethod;
 use caja_shared::money::Money;
-use caja_tests::cluster::{Hub, Till};
+use caja_tests::cluster::{fast_sync_settings, op_id, Hub, Till};
 use caja_tests::proxy::Mode;
 
 const SODA: &str = "7460000000011";
-
-fn settings() -> SyncSettings {
-    SyncSettings {
-        timeout_ms: 3_000,
-        interval_ms: 50,
-        backoff: BackoffPolicy {
-            base_ms: 20,
-            cap_ms: 200,
-        },
-        breaker: BreakerPolicy {
-            failures_to_open: 100,
-            open_wait_ms: 100,
-            open_jitter_ms: 100,
-            successes_to_close: 1,
-        },
-        keep_alive: false,
-        ..SyncSettings::default()
-    }
-}
-
-fn op() -> OpId {
-    let mut rng = OsRandom::new().expect("rng");
-    OpId::new_v7(SystemClock.now_ms(), &mut rng).expect("op id")
-}
 
 fn sync(t: &mut Till) {
     t.sync
@@ -59,18 +29,22 @@ fn a_payment_on_a_debt_voided_elsewhere_is_resolved_by_head_office_and_reaches_b
     let store = hub.create_store("Colmado La Esquina").expect("store");
     hub.load_catalog(&testkit::sample_catalog_bodies())
         .expect("catalog");
-    let mut a = Till::enroll(&hub, store, "caja-1", tmp.path(), settings()).expect("enroll a");
-    let mut b = Till::enroll(&hub, store, "caja-2", tmp.path(), settings()).expect("enroll b");
+    let mut a =
+        Till::enroll(&hub, store, "caja-1", tmp.path(), fast_sync_settings()).expect("enroll a");
+    let mut b =
+        Till::enroll(&hub, store, "caja-2", tmp.path(), fast_sync_settings()).expect("enroll b");
     for t in [&mut a, &mut b] {
         sync(t);
-        t.register.open_shift(op(), "ana", Money(0)).expect("shift");
+        t.register
+            .open_shift(op_id(), "ana", Money(0))
+            .expect("shift");
     }
 
     // A registers the customer and sells to her on fiado; B learns both.
     let customer = a
         .register
         .upsert_customer(
-            op(),
+            op_id(),
             &CustomerRequest {
                 customer_id: None,
                 name: "Doña Carmen".into(),
@@ -84,7 +58,7 @@ fn a_payment_on_a_debt_voided_elsewhere_is_resolved_by_head_office_and_reaches_b
     let sale = a
         .register
         .sell(
-            op(),
+            op_id(),
             &SaleRequest {
                 lines: vec![LineRequest {
                     code: SODA.into(),
@@ -111,12 +85,12 @@ fn a_payment_on_a_debt_voided_elsewhere_is_resolved_by_head_office_and_reaches_b
     // a payment on the debt.
     b.set_network(Mode::Down);
     a.register
-        .void(op(), sale.sale_id, "cliente devolvió todo")
+        .void(op_id(), sale.sale_id, "cliente devolvió todo")
         .expect("void");
     sync(&mut a);
     let paid = Money(sale.fiado.0 / 2);
     b.register
-        .pay_debt(op(), customer, paid, PaymentMethod::Cash)
+        .pay_debt(op_id(), customer, paid, PaymentMethod::Cash)
         .expect("offline payment");
     b.set_network(Mode::Up);
     sync(&mut b);

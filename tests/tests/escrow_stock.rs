@@ -7,44 +7,17 @@
 
 use caja_node::register::OpError;
 use caja_node::sale::{LineRequest, PaymentRequest, SaleRequest};
-use caja_node::sync::backoff::BackoffPolicy;
-use caja_node::sync::breaker::BreakerPolicy;
-use caja_node::sync::engine::SyncSettings;
 use caja_node::system::{OsRandom, SystemClock};
 use caja_node::testkit;
 use caja_shared::clock::Clock;
-use caja_shared::ids::{OpId, StoreId};
+use caja_shared::ids::StoreId;
 use caja_shared::kind::PaymentMethod;
 use caja_shared::money::{Money, QtyMilli};
-use caja_tests::cluster::{Hub, Till};
+use caja_tests::cluster::{fast_sync_settings, op_id, Hub, Till};
 use caja_tests::proxy::Mode;
 
 const SODA: &str = "7460000000011"; // block
 const CHEESE: &str = "2000000000017"; // warn, by weight
-
-fn settings() -> SyncSettings {
-    SyncSettings {
-        timeout_ms: 3_000,
-        interval_ms: 50,
-        backoff: BackoffPolicy {
-            base_ms: 20,
-            cap_ms: 200,
-        },
-        breaker: BreakerPolicy {
-            failures_to_open: 100,
-            open_wait_ms: 100,
-            open_jitter_ms: 100,
-            successes_to_close: 1,
-        },
-        keep_alive: false,
-        ..SyncSettings::default()
-    }
-}
-
-fn op() -> OpId {
-    let mut rng = OsRandom::new().expect("rng");
-    OpId::new_v7(SystemClock.now_ms(), &mut rng).expect("op id")
-}
 
 fn sale(code: &str, qty_milli: i64) -> SaleRequest {
     SaleRequest {
@@ -71,22 +44,24 @@ fn setup(tmp: &std::path::Path, product: &str, stock: i64) -> (Hub, StoreId, Vec
     let store = hub.create_store("Colmado La Esquina").expect("store");
     hub.load_catalog(&testkit::sample_catalog_bodies())
         .expect("catalog");
-    let mut back = Till::enroll(&hub, store, "almacen", tmp, settings()).expect("enroll");
+    let mut back = Till::enroll(&hub, store, "almacen", tmp, fast_sync_settings()).expect("enroll");
     back.sync.round().expect("catalog");
     back.register
-        .receive_stock(op(), product, QtyMilli(stock), Some("factura 1"))
+        .receive_stock(op_id(), product, QtyMilli(stock), Some("factura 1"))
         .expect("receive");
     back.sync.round().expect("push stock");
     let tills = (1..=2)
         .map(|i| {
-            let mut t =
-                Till::enroll(&hub, store, &format!("caja-{i}"), tmp, settings()).expect("enroll");
+            let mut t = Till::enroll(&hub, store, &format!("caja-{i}"), tmp, fast_sync_settings())
+                .expect("enroll");
             t.configure(
                 "stock_quotas = true\nescrow_low_milli = 1\nescrow_target_milli = 10000",
-                settings(),
+                fast_sync_settings(),
             )
             .expect("configure");
-            t.register.open_shift(op(), "ana", Money(0)).expect("shift");
+            t.register
+                .open_shift(op_id(), "ana", Money(0))
+                .expect("shift");
             t
         })
         .collect();
@@ -137,11 +112,11 @@ fn under_block_the_register_without_quota_is_refused_and_stock_never_goes_negati
         let mine = quota(t, SODA);
         for _ in 0..mine / 1000 {
             t.register
-                .sell(op(), &sale(SODA, 1000))
+                .sell(op_id(), &sale(SODA, 1000))
                 .expect("within quota");
         }
         let before = caja_node::projection::digest(t.register.conn()).expect("digest");
-        let refused = t.register.sell(op(), &sale(SODA, 1000));
+        let refused = t.register.sell(op_id(), &sale(SODA, 1000));
         assert!(
             matches!(&refused, Err(OpError::QuotaExceeded { product, .. }) if product == SODA),
             "{refused:?}"
@@ -156,7 +131,7 @@ fn under_block_the_register_without_quota_is_refused_and_stock_never_goes_negati
         );
         // A product with no quota at all is refused too (rice: no stock).
         assert!(matches!(
-            t.register.sell(op(), &sale("ARROZ", 1000)),
+            t.register.sell(op_id(), &sale("ARROZ", 1000)),
             Err(OpError::QuotaExceeded { .. })
         ));
     }
@@ -172,7 +147,7 @@ fn under_block_the_register_without_quota_is_refused_and_stock_never_goes_negati
     // Shift close gives unused quota back (none of soda is left; the
     // quota of cheese asked at the first round is).
     for t in &mut tills {
-        t.register.close_shift(op(), Money(0)).expect("close");
+        t.register.close_shift(op_id(), Money(0)).expect("close");
         assert_eq!(quota(t, CHEESE), 0);
         t.sync.round().expect("round");
     }
@@ -198,11 +173,11 @@ fn warn_day(first_a: bool) -> serde_json::Value {
     // caja-1 sells within its quota; caja-2 sells 700 g beyond its quota.
     let a = tills[0]
         .register
-        .sell(op(), &sale(CHEESE, qa))
+        .sell(op_id(), &sale(CHEESE, qa))
         .expect("in quota");
     let b = tills[1]
         .register
-        .sell(op(), &sale(CHEESE, qb + 700))
+        .sell(op_id(), &sale(CHEESE, qb + 700))
         .expect("warn: sold and flagged");
     let flagged: Option<i64> = tills[1]
         .register
@@ -259,11 +234,11 @@ fn a_restored_register_forgets_the_quota_it_held_and_asks_again() {
     t.sync.round().expect("round");
     let held = quota(&t, SODA);
     assert_eq!(held, 10_000, "its target");
-    t.register.sell(op(), &sale(SODA, 1000)).expect("sale");
+    t.register.sell(op_id(), &sale(SODA, 1000)).expect("sale");
     let backup = tmp.path().join("old.backup");
     register::backup(&t.data, &backup).expect("backup");
     for _ in 0..3 {
-        t.register.sell(op(), &sale(SODA, 1000)).expect("sale");
+        t.register.sell(op_id(), &sale(SODA, 1000)).expect("sale");
     }
     t.sync.round().expect("round");
     register::restore(&t.data, &backup, SystemClock.now_ms()).expect("restore");
@@ -273,7 +248,7 @@ fn a_restored_register_forgets_the_quota_it_held_and_asks_again() {
         &t.proxy.url(),
         SystemClock,
         OsRandom::new().expect("rng"),
-        settings(),
+        fast_sync_settings(),
     )
     .expect("sync");
     assert_eq!(
@@ -282,7 +257,7 @@ fn a_restored_register_forgets_the_quota_it_held_and_asks_again() {
         "the backup's view, unusable until it syncs"
     );
     assert!(matches!(
-        t.register.sell(op(), &sale(SODA, 1000)),
+        t.register.sell(op_id(), &sale(SODA, 1000)),
         Err(OpError::RestoredNeedsSync)
     ));
     let r = t.sync.round().expect("recovery");
@@ -320,22 +295,31 @@ fn regression_seed_5038_a_partial_grant_is_not_asked_again_until_the_register_se
     let store = hub.create_store("Colmado La Esquina").expect("store");
     hub.load_catalog(&testkit::sample_catalog_bodies())
         .expect("catalog");
-    let mut back = Till::enroll(&hub, store, "almacen", tmp.path(), settings()).expect("enroll");
+    let mut back =
+        Till::enroll(&hub, store, "almacen", tmp.path(), fast_sync_settings()).expect("enroll");
     back.sync.round().expect("catalog");
     back.register
-        .receive_stock(op(), CHEESE, QtyMilli(10_000), Some("factura 1"))
+        .receive_stock(op_id(), CHEESE, QtyMilli(10_000), Some("factura 1"))
         .expect("receive");
     back.sync.round().expect("push stock");
     let mut tills: Vec<Till> = (1..=2)
         .map(|i| {
-            let mut t = Till::enroll(&hub, store, &format!("caja-{i}"), tmp.path(), settings())
-                .expect("enroll");
+            let mut t = Till::enroll(
+                &hub,
+                store,
+                &format!("caja-{i}"),
+                tmp.path(),
+                fast_sync_settings(),
+            )
+            .expect("enroll");
             t.configure(
                 "stock_quotas = true\nescrow_low_milli = 7000\nescrow_target_milli = 8000",
-                settings(),
+                fast_sync_settings(),
             )
             .expect("configure");
-            t.register.open_shift(op(), "ana", Money(0)).expect("shift");
+            t.register
+                .open_shift(op_id(), "ana", Money(0))
+                .expect("shift");
             t
         })
         .collect();
@@ -368,7 +352,7 @@ fn regression_seed_5038_a_partial_grant_is_not_asked_again_until_the_register_se
     );
     tills[1]
         .register
-        .sell(op(), &sale(CHEESE, 100))
+        .sell(op_id(), &sale(CHEESE, 100))
         .expect("a sale from the quota");
     tills[1].sync.round().expect("asks again after selling");
     assert_eq!(grants(&tills[1]), 2, "selling is new demand");

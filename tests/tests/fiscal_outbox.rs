@@ -13,38 +13,16 @@ use caja_hub::config::{HubConfig, TaxAuthorityConfig};
 use caja_hub::dgii_emulator::{Emulator, Faults};
 use caja_node::register::ReturnRequest;
 use caja_node::sale::{LineRequest, PaymentRequest, SaleRequest};
-use caja_node::sync::backoff::BackoffPolicy;
-use caja_node::sync::breaker::BreakerPolicy;
-use caja_node::sync::engine::SyncSettings;
 use caja_node::system::{OsRandom, SystemClock};
 use caja_node::testkit;
 use caja_shared::clock::Clock;
 use caja_shared::ids::OpId;
 use caja_shared::kind::PaymentMethod;
 use caja_shared::money::Money;
-use caja_tests::cluster::{Hub, Till};
+use caja_tests::cluster::{fast_sync_settings, Hub, Till};
 use serde_json::json;
 
 const RNC: &str = "131880738";
-
-fn settings() -> SyncSettings {
-    SyncSettings {
-        timeout_ms: 3_000,
-        interval_ms: 50,
-        backoff: BackoffPolicy {
-            base_ms: 20,
-            cap_ms: 200,
-        },
-        breaker: BreakerPolicy {
-            failures_to_open: 100,
-            open_wait_ms: 100,
-            open_jitter_ms: 100,
-            successes_to_close: 1,
-        },
-        keep_alive: false,
-        ..SyncSettings::default()
-    }
-}
 
 fn op() -> OpId {
     OpId::new_v7(SystemClock.now_ms(), &mut OsRandom::new().expect("rng")).expect("op id")
@@ -144,10 +122,11 @@ fn electronic_documents_are_confirmed_by_the_authority_and_the_register_learns_i
         )
         .expect("series");
     }
-    let mut till = Till::enroll(&hub, store, "caja-1", tmp.path(), settings()).expect("enroll");
+    let mut till =
+        Till::enroll(&hub, store, "caja-1", tmp.path(), fast_sync_settings()).expect("enroll");
     till.configure(
         "fiscal_documents = [\"E32\", \"E34\"]\nfiscal_document = \"E32\"\nfiscal_block_size = 10\nfiscal_low_water = 2",
-        settings(),
+        fast_sync_settings(),
     )
     .expect("configure");
     till.register

@@ -9,42 +9,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use caja_node::register::{self, Document, OpError, Register};
 use caja_node::sale::{LineRequest, PaymentRequest, SaleRequest};
-use caja_node::sync::backoff::BackoffPolicy;
-use caja_node::sync::breaker::BreakerPolicy;
-use caja_node::sync::engine::{SyncEngine, SyncSettings};
+use caja_node::sync::engine::SyncEngine;
 use caja_node::system::{OsRandom, SystemClock};
 use caja_node::testkit;
 use caja_shared::clock::Clock;
-use caja_shared::ids::OpId;
 use caja_shared::kind::PaymentMethod;
 use caja_shared::money::Money;
-use caja_tests::cluster::{Hub, Till};
+use caja_tests::cluster::{fast_sync_settings, op_id, Hub, Till};
 use caja_tests::proxy::Mode;
 use serde_json::json;
-
-fn settings() -> SyncSettings {
-    SyncSettings {
-        timeout_ms: 3_000,
-        interval_ms: 50,
-        backoff: BackoffPolicy {
-            base_ms: 20,
-            cap_ms: 200,
-        },
-        breaker: BreakerPolicy {
-            failures_to_open: 100,
-            open_wait_ms: 100,
-            open_jitter_ms: 100,
-            successes_to_close: 1,
-        },
-        keep_alive: false,
-        ..SyncSettings::default()
-    }
-}
-
-fn op() -> OpId {
-    let mut rng = OsRandom::new().expect("rng");
-    OpId::new_v7(SystemClock.now_ms(), &mut rng).expect("op id")
-}
 
 fn sale() -> SaleRequest {
     SaleRequest {
@@ -83,10 +56,13 @@ fn setup(tmp: &std::path::Path, last: u64, tills: usize) -> (Hub, Vec<Till>) {
     .expect("series B01");
     let tills = (1..=tills)
         .map(|i| {
-            let mut t =
-                Till::enroll(&hub, store, &format!("caja-{i}"), tmp, settings()).expect("enroll");
-            t.configure(FISCAL, settings()).expect("configure");
-            t.register.open_shift(op(), "ana", Money(0)).expect("shift");
+            let mut t = Till::enroll(&hub, store, &format!("caja-{i}"), tmp, fast_sync_settings())
+                .expect("enroll");
+            t.configure(FISCAL, fast_sync_settings())
+                .expect("configure");
+            t.register
+                .open_shift(op_id(), "ana", Money(0))
+                .expect("shift");
             t
         })
         .collect();
@@ -137,7 +113,7 @@ fn three_registers_sell_through_block_boundaries_offline_and_every_number_is_acc
     for t in &mut tills {
         let mut last = None;
         for _ in 0..7 {
-            last = Some(t.register.sell(op(), &sale()).expect("sale"));
+            last = Some(t.register.sell(op_id(), &sale()).expect("sale"));
         }
         assert_eq!(left(t, "B02"), 3);
         // Below the low-water mark the cashier is warned with the sale.
@@ -153,11 +129,11 @@ fn three_registers_sell_through_block_boundaries_offline_and_every_number_is_acc
     for t in &mut tills {
         t.set_network(Mode::Down);
         for _ in 0..13 {
-            t.register.sell(op(), &sale()).expect("offline sale");
+            t.register.sell(op_id(), &sale()).expect("offline sale");
         }
         let before = caja_node::projection::digest(t.register.conn()).expect("digest");
         let head = caja_node::journal::Journal::head(t.register.conn()).expect("head");
-        let refused = t.register.sell(op(), &sale());
+        let refused = t.register.sell(op_id(), &sale());
         assert!(
             matches!(&refused, Err(OpError::FiscalExhausted(s)) if s == "B02"),
             "{refused:?}"
@@ -176,7 +152,7 @@ fn three_registers_sell_through_block_boundaries_offline_and_every_number_is_acc
             buyer_tax_id: None,
         };
         assert!(matches!(
-            t.register.sell_as(op(), &sale(), &b01),
+            t.register.sell_as(op_id(), &sale(), &b01),
             Err(OpError::BuyerTaxIdRequired(_))
         ));
         let bad = Document {
@@ -184,7 +160,7 @@ fn three_registers_sell_through_block_boundaries_offline_and_every_number_is_acc
             buyer_tax_id: Some("101850042".into()),
         };
         assert!(matches!(
-            t.register.sell_as(op(), &sale(), &bad),
+            t.register.sell_as(op_id(), &sale(), &bad),
             Err(OpError::Invalid {
                 field: "buyer_tax_id",
                 ..
@@ -194,7 +170,10 @@ fn three_registers_sell_through_block_boundaries_offline_and_every_number_is_acc
             series: Some("B01".into()),
             buyer_tax_id: Some("1-01-85004-3".into()),
         };
-        let r = t.register.sell_as(op(), &sale(), &good).expect("B01 sale");
+        let r = t
+            .register
+            .sell_as(op_id(), &sale(), &good)
+            .expect("B01 sale");
         assert!(r
             .fiscal_number
             .as_deref()
@@ -210,7 +189,7 @@ fn three_registers_sell_through_block_boundaries_offline_and_every_number_is_acc
         .expect("sale");
     tills[0]
         .register
-        .void(op(), first_sale.parse().expect("id"), "cliente desistió")
+        .void(op_id(), first_sale.parse().expect("id"), "cliente desistió")
         .expect("void");
     // Reconnect: push everything, prefetch again until the series runs out.
     for t in &mut tills {
@@ -218,7 +197,7 @@ fn three_registers_sell_through_block_boundaries_offline_and_every_number_is_acc
         t.sync.round().expect("round");
     }
     // One register gives back what it holds; another gets those numbers.
-    let released = tills[2].register.release_fiscal(op()).expect("release");
+    let released = tills[2].register.release_fiscal(op_id()).expect("release");
     assert!(!released.is_empty());
     for t in &mut tills {
         t.sync.round().expect("round");
@@ -259,13 +238,13 @@ fn a_restored_register_never_reuses_a_number_and_a_written_off_one_never_issues_
     let mut other = tills.remove(0);
     t.sync.round().expect("round");
     for _ in 0..2 {
-        t.register.sell(op(), &sale()).expect("sale");
+        t.register.sell(op_id(), &sale()).expect("sale");
     }
     let backup = tmp.path().join("old.backup");
     register::backup(&t.data, &backup).expect("backup");
     // After the backup: more sales, some pushed, and the block still has numbers.
     for _ in 0..3 {
-        t.register.sell(op(), &sale()).expect("sale");
+        t.register.sell(op_id(), &sale()).expect("sale");
     }
     t.sync.round().expect("round");
     let used_before: BTreeSet<String> = numbers_of(&t).into_iter().collect();
@@ -280,11 +259,11 @@ fn a_restored_register_never_reuses_a_number_and_a_written_off_one_never_issues_
         &t.proxy.url(),
         SystemClock,
         OsRandom::new().expect("rng"),
-        settings(),
+        fast_sync_settings(),
     )
     .expect("sync");
     assert!(matches!(
-        t.register.sell(op(), &sale()),
+        t.register.sell(op_id(), &sale()),
         Err(OpError::RestoredNeedsSync)
     ));
     // Sync recovers its own chain, forgets the blocks it held and asks anew.
@@ -292,7 +271,7 @@ fn a_restored_register_never_reuses_a_number_and_a_written_off_one_never_issues_
     assert_eq!(r.recovered, 3);
     assert!(r.fiscal_blocks >= 1);
     for _ in 0..4 {
-        let s = t.register.sell(op(), &sale()).expect("sells again");
+        let s = t.register.sell(op_id(), &sale()).expect("sells again");
         let n = s.fiscal_number.expect("fiscal");
         assert!(!used_before.contains(&n), "{n} reused after restore");
         let num: u64 = n[3..].parse().expect("number");
@@ -307,7 +286,7 @@ fn a_restored_register_never_reuses_a_number_and_a_written_off_one_never_issues_
 
     // Writing the other register off: it is refused, its numbers never issued.
     other.sync.round().expect("round");
-    other.register.sell(op(), &sale()).expect("sale");
+    other.register.sell(op_id(), &sale()).expect("sale");
     let w = hub
         .post(
             &format!(
@@ -339,7 +318,7 @@ fn a_restored_register_never_reuses_a_number_and_a_written_off_one_never_issues_
         })
         .collect();
     for _ in 0..30 {
-        if let Ok(s) = t.register.sell(op(), &sale()) {
+        if let Ok(s) = t.register.sell(op_id(), &sale()) {
             let n: u64 = s.fiscal_number.expect("fiscal")[3..].parse().expect("n");
             assert!(
                 written_off.iter().all(|(a, b)| n < *a || n > *b),

@@ -9,16 +9,13 @@ use std::time::Duration;
 
 use caja_hub::provider_emulator::Provider;
 use caja_node::sale::{LineRequest, PaymentRequest, SaleRequest};
-use caja_node::sync::backoff::BackoffPolicy;
-use caja_node::sync::breaker::BreakerPolicy;
-use caja_node::sync::engine::SyncSettings;
 use caja_node::system::{OsRandom, SystemClock};
 use caja_node::testkit;
 use caja_shared::clock::Clock;
 use caja_shared::ids::{OpId, RequestId, SaleId};
 use caja_shared::kind::PaymentMethod;
 use caja_shared::money::Money;
-use caja_tests::cluster::{Hub, Till};
+use caja_tests::cluster::{fast_sync_settings, Hub, Till};
 use caja_tests::proxy::Mode;
 use serde_json::json;
 
@@ -26,25 +23,6 @@ const SECRET: &str = "azul-webhook-secret-0123456789";
 const DEADLINE_MS: i64 = 2_000;
 /// Arroz Selecto 1kg in the sample catalog.
 const ARROZ: i64 = 6_500;
-
-fn settings() -> SyncSettings {
-    SyncSettings {
-        timeout_ms: 3_000,
-        interval_ms: 50,
-        backoff: BackoffPolicy {
-            base_ms: 20,
-            cap_ms: 200,
-        },
-        breaker: BreakerPolicy {
-            failures_to_open: 100,
-            open_wait_ms: 100,
-            open_jitter_ms: 100,
-            successes_to_close: 1,
-        },
-        keep_alive: false,
-        ..SyncSettings::default()
-    }
-}
 
 fn rng() -> OsRandom {
     OsRandom::new().expect("rng")
@@ -83,7 +61,7 @@ fn setup(tmp: &std::path::Path) -> (Hub, Till) {
     let store = hub.create_store("Colmado La Esquina").expect("store");
     hub.load_catalog(&testkit::sample_catalog_bodies())
         .expect("catalog");
-    let mut till = Till::enroll(&hub, store, "caja-1", tmp, settings()).expect("enroll");
+    let mut till = Till::enroll(&hub, store, "caja-1", tmp, fast_sync_settings()).expect("enroll");
     till.register
         .open_shift(op(), "ana", Money(0))
         .expect("shift");

@@ -14,42 +14,13 @@ use caja_node::register::{
 };
 use caja_node::sale::{LineRequest, PaymentRequest, SaleError, SaleRequest};
 use caja_node::staff::{Credentials, StaffError};
-use caja_node::sync::backoff::BackoffPolicy;
-use caja_node::sync::breaker::BreakerPolicy;
-use caja_node::sync::engine::SyncSettings;
-use caja_node::system::{OsRandom, SystemClock};
 use caja_node::testkit;
-use caja_shared::clock::Clock;
-use caja_shared::ids::{CustomerId, OpId, StaffId};
+use caja_shared::ids::{CustomerId, StaffId};
 use caja_shared::kind::PaymentMethod;
 use caja_shared::money::Money;
-use caja_tests::cluster::{Hub, Till};
+use caja_tests::cluster::{fast_sync_settings, op_id, Hub, Till};
 use caja_tests::proxy::Mode;
 use serde_json::json;
-
-fn settings() -> SyncSettings {
-    SyncSettings {
-        timeout_ms: 3_000,
-        interval_ms: 50,
-        backoff: BackoffPolicy {
-            base_ms: 20,
-            cap_ms: 200,
-        },
-        breaker: BreakerPolicy {
-            failures_to_open: 100,
-            open_wait_ms: 100,
-            open_jitter_ms: 100,
-            successes_to_close: 1,
-        },
-        keep_alive: false,
-        ..SyncSettings::default()
-    }
-}
-
-fn op() -> OpId {
-    let mut rng = OsRandom::new().expect("rng");
-    OpId::new_v7(SystemClock.now_ms(), &mut rng).expect("op id")
-}
 
 fn line(code: &str, qty_milli: i64, unit_price: Option<i64>) -> LineRequest {
     LineRequest {
@@ -110,7 +81,7 @@ fn setup(tmp: &std::path::Path) -> Store {
     let marta = staff(&hub, "Marta", "supervisor", "2222");
     let tills = (1..=2)
         .map(|i| {
-            let mut t = Till::enroll(&hub, store, &format!("caja-{i}"), tmp, settings())
+            let mut t = Till::enroll(&hub, store, &format!("caja-{i}"), tmp, fast_sync_settings())
                 .expect("enroll");
             let printer = tmp.join(format!("recibos-{i}"));
             t.configure(
@@ -118,12 +89,12 @@ fn setup(tmp: &std::path::Path) -> Store {
                     "fiscal_documents = [\"B02\", \"B04\"]\nfiscal_block_size = 20\nfiscal_low_water = 5\nprinter = \"folder://{}\"",
                     printer.display()
                 ),
-                settings(),
+                fast_sync_settings(),
             )
             .expect("configure");
             t.sync.round().expect("staff, catalog, blocks");
             t.register
-                .open_shift_signed(op(), &cred(ana, "1111"), Money(100_000))
+                .open_shift_signed(op_id(), &cred(ana, "1111"), Money(100_000))
                 .expect("shift");
             t
         })
@@ -186,17 +157,17 @@ fn a_price_override_needs_a_supervisor_and_a_wrong_pin_changes_nothing() {
     let doc = Document::default();
     let before = state(t);
     assert!(matches!(
-        t.register.sell(op(), &cheaper),
+        t.register.sell(op_id(), &cheaper),
         Err(OpError::ApprovalRequired("price_override"))
     ));
     assert!(matches!(
         t.register
-            .sell_approved(op(), &cheaper, &doc, Some(&cred(ana, "1111"))),
+            .sell_approved(op_id(), &cheaper, &doc, Some(&cred(ana, "1111"))),
         Err(OpError::Staff(StaffError::Role { .. }))
     ));
     assert!(matches!(
         t.register
-            .sell_approved(op(), &cheaper, &doc, Some(&cred(marta, "0000"))),
+            .sell_approved(op_id(), &cheaper, &doc, Some(&cred(marta, "0000"))),
         Err(OpError::Staff(StaffError::WrongPin { left: 4 }))
     ));
     assert_eq!(state(t), before, "a refused approval changes nothing");
@@ -208,7 +179,7 @@ fn a_price_override_needs_a_supervisor_and_a_wrong_pin_changes_nothing() {
     );
     on_credit.customer = Some("019aaf70-dbf4-7000-8000-0000000c0001".parse().expect("id"));
     assert!(matches!(
-        t.register.sell(op(), &on_credit),
+        t.register.sell(op_id(), &on_credit),
         Err(OpError::ApprovalRequired("price_override"))
     ));
     assert_eq!(state(t), before);
@@ -218,13 +189,13 @@ fn a_price_override_needs_a_supervisor_and_a_wrong_pin_changes_nothing() {
         vec![pay(PaymentMethod::Cash, 20_000)],
     );
     assert!(matches!(
-        t.register.sell_approved(op(), &negative, &doc, Some(&cred(marta, "2222"))),
+        t.register.sell_approved(op_id(), &negative, &doc, Some(&cred(marta, "2222"))),
         Err(OpError::Sale(SaleError::BadPrice { ref field, .. })) if field == "lines[0].unit_price"
     ));
     assert_eq!(state(t), before);
     let sold = t
         .register
-        .sell_approved(op(), &cheaper, &doc, Some(&cred(marta, "2222")))
+        .sell_approved(op_id(), &cheaper, &doc, Some(&cred(marta, "2222")))
         .expect("approved override");
     assert_eq!(sold.total, Money(12_000));
     let z = t.register.z_report(None).expect("z");
@@ -278,17 +249,17 @@ fn opening_the_drawer_without_a_sale_is_approved_kicked_and_reported() {
     let t = &mut s.tills[0];
     let before = state(t);
     assert!(matches!(
-        t.register.open_drawer(op(), "cambio", None),
+        t.register.open_drawer(op_id(), "cambio", None),
         Err(OpError::ApprovalRequired("drawer_open"))
     ));
     assert!(matches!(
         t.register
-            .open_drawer(op(), "cambio", Some(&cred(marta, "9999"))),
+            .open_drawer(op_id(), "cambio", Some(&cred(marta, "9999"))),
         Err(OpError::Staff(StaffError::WrongPin { .. }))
     ));
     assert!(matches!(
         t.register
-            .open_drawer(op(), "  ", Some(&cred(marta, "2222"))),
+            .open_drawer(op_id(), "  ", Some(&cred(marta, "2222"))),
         Err(OpError::Invalid {
             field: "reason",
             ..
@@ -297,7 +268,7 @@ fn opening_the_drawer_without_a_sale_is_approved_kicked_and_reported() {
     assert_eq!(state(t), before, "refusals change nothing");
     let opened = t
         .register
-        .open_drawer(op(), "cambio para la caja 2", Some(&cred(marta, "2222")))
+        .open_drawer(op_id(), "cambio para la caja 2", Some(&cred(marta, "2222")))
         .expect("drawer");
     // The kick goes through the print queue, once.
     let run = t.register.print_pending().expect("print");
@@ -349,7 +320,7 @@ fn store_credit_refunded_then_spent_and_overspent_across_registers_is_a_conflict
     let rosa: CustomerId = s.tills[0]
         .register
         .upsert_customer(
-            op(),
+            op_id(),
             &CustomerRequest {
                 customer_id: None,
                 name: "Doña Rosa".into(),
@@ -366,7 +337,7 @@ fn store_credit_refunded_then_spent_and_overspent_across_registers_is_a_conflict
         vec![pay(PaymentMethod::Cash, 20_000)],
     );
     bought.customer = Some(rosa);
-    let sold = s.tills[0].register.sell(op(), &bought).expect("sale");
+    let sold = s.tills[0].register.sell(op_id(), &bought).expect("sale");
     let a = &mut s.tills[0];
     let credit = ReturnRequest {
         sale: sold.sale_id.to_string(),
@@ -381,7 +352,7 @@ fn store_credit_refunded_then_spent_and_overspent_across_registers_is_a_conflict
     };
     let r = a
         .register
-        .return_sale(op(), &credit, Some(&cred(marta, "2222")))
+        .return_sale(op_id(), &credit, Some(&cred(marta, "2222")))
         .expect("return as store credit");
     assert_eq!(r.total, Money(13_000));
     assert_eq!(r.store_credit_balance, Some(Money(13_000)));
@@ -403,7 +374,7 @@ fn store_credit_refunded_then_spent_and_overspent_across_registers_is_a_conflict
     too_much.customer = Some(rosa);
     let before = state(a);
     assert!(matches!(
-        a.register.sell(op(), &too_much),
+        a.register.sell(op_id(), &too_much),
         Err(OpError::Sale(SaleError::StoreCreditExceeded { .. }))
     ));
     assert_eq!(state(a), before);
@@ -422,7 +393,7 @@ fn store_credit_refunded_then_spent_and_overspent_across_registers_is_a_conflict
             Money(13_000)
         );
         t.set_network(Mode::Down);
-        t.register.sell(op(), &soda).expect("spend offline");
+        t.register.sell(op_id(), &soda).expect("spend offline");
         assert_eq!(
             t.register.store_credit_balance(rosa).expect("balance"),
             Money(3_500)
@@ -474,7 +445,7 @@ fn a_return_of_a_sale_unknown_offline_is_flagged_and_checked_when_the_sale_arriv
     let sold = s.tills[0]
         .register
         .sell(
-            op(),
+            op_id(),
             &sale(
                 vec![line("ARROZ", 3000, None)],
                 vec![pay(PaymentMethod::Cash, 20_000)],
@@ -496,7 +467,7 @@ fn a_return_of_a_sale_unknown_offline_is_flagged_and_checked_when_the_sale_arriv
     };
     assert!(matches!(
         b.register
-            .return_sale(op(), &by_line, Some(&cred(marta, "2222"))),
+            .return_sale(op_id(), &by_line, Some(&cred(marta, "2222"))),
         Err(OpError::UnknownSaleRef(_))
     ));
     // By product, as an unknown original: a supervisor must approve.
@@ -512,12 +483,12 @@ fn a_return_of_a_sale_unknown_offline_is_flagged_and_checked_when_the_sale_arriv
     };
     let before = state(b);
     assert!(matches!(
-        b.register.return_sale(op(), &unknown, None),
+        b.register.return_sale(op_id(), &unknown, None),
         Err(OpError::ApprovalRequired("return_unknown_original"))
     ));
     assert!(matches!(
         b.register
-            .return_sale(op(), &unknown, Some(&cred(marta, "1234"))),
+            .return_sale(op_id(), &unknown, Some(&cred(marta, "1234"))),
         Err(OpError::Staff(StaffError::WrongPin { .. }))
     ));
     let fractional = ReturnRequest {
@@ -529,7 +500,7 @@ fn a_return_of_a_sale_unknown_offline_is_flagged_and_checked_when_the_sale_arriv
     };
     assert!(matches!(
         b.register
-            .return_sale(op(), &fractional, Some(&cred(marta, "2222"))),
+            .return_sale(op_id(), &fractional, Some(&cred(marta, "2222"))),
         Err(OpError::Invalid {
             field: "unknown_original[].qty_milli",
             ..
@@ -538,7 +509,7 @@ fn a_return_of_a_sale_unknown_offline_is_flagged_and_checked_when_the_sale_arriv
     assert_eq!(state(b), before, "refusals change nothing");
     let r = b
         .register
-        .return_sale(op(), &unknown, Some(&cred(marta, "2222")))
+        .return_sale(op_id(), &unknown, Some(&cred(marta, "2222")))
         .expect("flagged return");
     assert!(r.original_unknown);
     assert_eq!(r.sale_id, None, "given by fiscal number");
@@ -559,7 +530,7 @@ fn a_return_of_a_sale_unknown_offline_is_flagged_and_checked_when_the_sale_arriv
     let a = &mut s.tills[0];
     a.register
         .return_sale(
-            op(),
+            op_id(),
             &ReturnRequest {
                 lines: vec![ReturnLineRequest {
                     line: 0,
@@ -584,7 +555,7 @@ fn a_return_of_a_sale_unknown_offline_is_flagged_and_checked_when_the_sale_arriv
     let before = state(a);
     assert!(matches!(
         a.register.return_sale(
-            op(),
+            op_id(),
             &ReturnRequest {
                 lines: vec![ReturnLineRequest {
                     line: 0,
@@ -599,7 +570,7 @@ fn a_return_of_a_sale_unknown_offline_is_flagged_and_checked_when_the_sale_arriv
     ));
     assert!(matches!(
         a.register
-            .return_sale(op(), &unknown, Some(&cred(marta, "2222"))),
+            .return_sale(op_id(), &unknown, Some(&cred(marta, "2222"))),
         Err(OpError::Invalid {
             field: "unknown_original",
             ..

@@ -9,42 +9,13 @@
 use caja_node::register::{OpError, ReturnLineRequest, ReturnRequest};
 use caja_node::sale::{LineRequest, PaymentRequest, SaleRequest};
 use caja_node::staff::{Credentials, StaffError};
-use caja_node::sync::backoff::BackoffPolicy;
-use caja_node::sync::breaker::BreakerPolicy;
-use caja_node::sync::engine::SyncSettings;
-use caja_node::system::{OsRandom, SystemClock};
 use caja_node::testkit;
-use caja_shared::clock::Clock;
-use caja_shared::ids::{OpId, StaffId};
+use caja_shared::ids::StaffId;
 use caja_shared::kind::{CashMovement, PaymentMethod};
 use caja_shared::money::Money;
-use caja_tests::cluster::{Hub, Till};
+use caja_tests::cluster::{fast_sync_settings, op_id, Hub, Till};
 use caja_tests::proxy::Mode;
 use serde_json::json;
-
-fn settings() -> SyncSettings {
-    SyncSettings {
-        timeout_ms: 3_000,
-        interval_ms: 50,
-        backoff: BackoffPolicy {
-            base_ms: 20,
-            cap_ms: 200,
-        },
-        breaker: BreakerPolicy {
-            failures_to_open: 100,
-            open_wait_ms: 100,
-            open_jitter_ms: 100,
-            successes_to_close: 1,
-        },
-        keep_alive: false,
-        ..SyncSettings::default()
-    }
-}
-
-fn op() -> OpId {
-    let mut rng = OsRandom::new().expect("rng");
-    OpId::new_v7(SystemClock.now_ms(), &mut rng).expect("op id")
-}
 
 fn sale() -> SaleRequest {
     SaleRequest {
@@ -106,11 +77,11 @@ fn setup(tmp: &std::path::Path) -> Store {
     let marta = staff(&hub, "Marta", "supervisor", "2222");
     let tills = (1..=2)
         .map(|i| {
-            let mut t = Till::enroll(&hub, store, &format!("caja-{i}"), tmp, settings())
+            let mut t = Till::enroll(&hub, store, &format!("caja-{i}"), tmp, fast_sync_settings())
                 .expect("enroll");
             t.configure(
                 "fiscal_documents = [\"B02\", \"B04\"]\nfiscal_block_size = 20\nfiscal_low_water = 5",
-                settings(),
+                fast_sync_settings(),
             )
             .expect("configure");
             t.sync.round().expect("staff, catalog, blocks");
@@ -144,33 +115,33 @@ fn staff_sign_in_approvals_lockout_and_no_pin_in_clear() {
     t.set_network(Mode::Down);
     // With staff on the register a shift needs a signed-in member.
     assert!(matches!(
-        t.register.open_shift(op(), "ana", Money(0)),
+        t.register.open_shift(op_id(), "ana", Money(0)),
         Err(OpError::SignInRequired)
     ));
     assert!(matches!(
         t.register
-            .open_shift_signed(op(), &cred(s.ana, "9999"), Money(0)),
+            .open_shift_signed(op_id(), &cred(s.ana, "9999"), Money(0)),
         Err(OpError::Staff(StaffError::WrongPin { left: 4 }))
     ));
     t.register
-        .open_shift_signed(op(), &cred(s.ana, "1111"), Money(100_000))
+        .open_shift_signed(op_id(), &cred(s.ana, "1111"), Money(100_000))
         .expect("Ana signs in offline");
-    let sold = t.register.sell(op(), &sale()).expect("sale");
+    let sold = t.register.sell(op_id(), &sale()).expect("sale");
     // A void needs a supervisor: none, a cashier, a wrong PIN — nothing changes.
     let before = digest(t);
     assert!(matches!(
-        t.register.void(op(), sold.sale_id, "error"),
+        t.register.void(op_id(), sold.sale_id, "error"),
         Err(OpError::ApprovalRequired("void"))
     ));
     assert!(matches!(
         t.register
-            .void_approved(op(), sold.sale_id, "error", Some(&cred(s.ana, "1111"))),
+            .void_approved(op_id(), sold.sale_id, "error", Some(&cred(s.ana, "1111"))),
         Err(OpError::Staff(StaffError::Role { .. }))
     ));
     for left in (1..=4).rev() {
-        let r = t
-            .register
-            .void_approved(op(), sold.sale_id, "error", Some(&cred(s.marta, "0000")));
+        let r =
+            t.register
+                .void_approved(op_id(), sold.sale_id, "error", Some(&cred(s.marta, "0000")));
         assert!(
             matches!(r, Err(OpError::Staff(StaffError::WrongPin { left: l })) if l == left),
             "{r:?}"
@@ -180,12 +151,12 @@ fn staff_sign_in_approvals_lockout_and_no_pin_in_clear() {
     // The fifth wrong PIN locks Marta out here — even the right one now.
     assert!(matches!(
         t.register
-            .void_approved(op(), sold.sale_id, "error", Some(&cred(s.marta, "0000"))),
+            .void_approved(op_id(), sold.sale_id, "error", Some(&cred(s.marta, "0000"))),
         Err(OpError::Staff(StaffError::Locked { .. }))
     ));
     assert!(matches!(
         t.register
-            .void_approved(op(), sold.sale_id, "error", Some(&cred(s.marta, "2222"))),
+            .void_approved(op_id(), sold.sale_id, "error", Some(&cred(s.marta, "2222"))),
         Err(OpError::Staff(StaffError::Locked { .. }))
     ));
     assert_eq!(digest(t), before);
@@ -212,10 +183,13 @@ fn a_return_at_another_register_issues_a_credit_note_and_over_returns_are_confli
     let (ana, marta) = (s.ana, s.marta);
     for t in &mut s.tills {
         t.register
-            .open_shift_signed(op(), &cred(ana, "1111"), Money(100_000))
+            .open_shift_signed(op_id(), &cred(ana, "1111"), Money(100_000))
             .expect("shift");
     }
-    let sold = s.tills[0].register.sell(op(), &sale()).expect("sale at A");
+    let sold = s.tills[0]
+        .register
+        .sell(op_id(), &sale())
+        .expect("sale at A");
     let ncf = sold.fiscal_number.clone().expect("B02");
     s.tills[0].sync.round().expect("push");
     s.tills[1].sync.round().expect("pull A's sale");
@@ -233,12 +207,12 @@ fn a_return_at_another_register_issues_a_credit_note_and_over_returns_are_confli
         unknown_original: vec![],
     };
     assert!(matches!(
-        b.register.return_sale(op(), &ret, None),
+        b.register.return_sale(op_id(), &ret, None),
         Err(OpError::ApprovalRequired("return"))
     ));
     let r = b
         .register
-        .return_sale(op(), &ret, Some(&cred(marta, "2222")))
+        .return_sale(op_id(), &ret, Some(&cred(marta, "2222")))
         .expect("return");
     let note = r.credit_note.clone().expect("a credit note");
     assert!(note.starts_with("B04"), "{note}");
@@ -255,7 +229,7 @@ fn a_return_at_another_register_issues_a_credit_note_and_over_returns_are_confli
     };
     assert!(matches!(
         b.register
-            .return_sale(op(), &too_much, Some(&cred(marta, "2222"))),
+            .return_sale(op_id(), &too_much, Some(&cred(marta, "2222"))),
         Err(OpError::ReturnTooMuch { left, .. }) if left.0 == 2000
     ));
     // Both registers offline each return the last 2 of that line: each is
@@ -273,7 +247,7 @@ fn a_return_at_another_register_issues_a_credit_note_and_over_returns_are_confli
     for t in &mut s.tills {
         t.set_network(Mode::Down);
         t.register
-            .return_sale(op(), &last_two, Some(&cred(marta, "2222")))
+            .return_sale(op_id(), &last_two, Some(&cred(marta, "2222")))
             .expect("offline return within what this register knows");
     }
     for t in &mut s.tills {
@@ -326,12 +300,12 @@ fn the_z_report_with_drops_paid_outs_and_a_return_equals_the_events() {
     let (ana, marta) = (s.ana, s.marta);
     let t = &mut s.tills[0];
     t.register
-        .open_shift_signed(op(), &cred(ana, "1111"), Money(100_000))
+        .open_shift_signed(op_id(), &cred(ana, "1111"), Money(100_000))
         .expect("shift");
-    let sold = t.register.sell(op(), &sale()).expect("sale"); // 195.00 + 95.00
+    let sold = t.register.sell(op_id(), &sale()).expect("sale"); // 195.00 + 95.00
     t.register
         .cash_move(
-            op(),
+            op_id(),
             CashMovement::PaidIn,
             Money(20_000),
             "cambio del banco",
@@ -340,12 +314,12 @@ fn the_z_report_with_drops_paid_outs_and_a_return_equals_the_events() {
         .expect("paid in");
     assert!(matches!(
         t.register
-            .cash_move(op(), CashMovement::PaidOut, Money(5_000), "hielo", None),
+            .cash_move(op_id(), CashMovement::PaidOut, Money(5_000), "hielo", None),
         Err(OpError::ApprovalRequired("paid_out"))
     ));
     t.register
         .cash_move(
-            op(),
+            op_id(),
             CashMovement::PaidOut,
             Money(5_000),
             "hielo",
@@ -354,7 +328,7 @@ fn the_z_report_with_drops_paid_outs_and_a_return_equals_the_events() {
         .expect("paid out");
     t.register
         .cash_move(
-            op(),
+            op_id(),
             CashMovement::Drop,
             Money(50_000),
             "a la caja fuerte",
@@ -363,7 +337,7 @@ fn the_z_report_with_drops_paid_outs_and_a_return_equals_the_events() {
         .expect("drop");
     t.register
         .return_sale(
-            op(),
+            op_id(),
             &ReturnRequest {
                 sale: sold.sale_id.to_string(),
                 lines: vec![ReturnLineRequest {
@@ -382,13 +356,13 @@ fn the_z_report_with_drops_paid_outs_and_a_return_equals_the_events() {
     let expected = 100_000 + 29_000 - 9_500 + 20_000 - 5_000 - 50_000;
     // Closing needs someone signed in: not anonymous, not another cashier.
     assert!(matches!(
-        t.register.close_shift(op(), Money(0)),
+        t.register.close_shift(op_id(), Money(0)),
         Err(OpError::SignInRequired)
     ));
     // A blind close by Ana herself: she counts RD$ 5.00 short.
     let closed = t
         .register
-        .close_shift_as(op(), Money(expected - 500), Some(&cred(ana, "1111")))
+        .close_shift_as(op_id(), Money(expected - 500), Some(&cred(ana, "1111")))
         .expect("close");
     let z = closed.z;
     assert_eq!(z.expected_cash, Money(expected));
@@ -425,24 +399,24 @@ fn large_discounts_and_closing_another_persons_shift_need_a_supervisor() {
     let (ana, marta) = (s.ana, s.marta);
     let t = &mut s.tills[0];
     t.register
-        .open_shift_signed(op(), &cred(ana, "1111"), Money(0))
+        .open_shift_signed(op_id(), &cred(ana, "1111"), Money(0))
         .expect("shift");
     // 5 % off is within the register's 10 % limit; 20 % is not.
     let mut small = sale();
     small.discount = Some(1_450);
-    t.register.sell(op(), &small).expect("small discount");
+    t.register.sell(op_id(), &small).expect("small discount");
     let mut big = sale();
     big.discount = Some(5_800);
     let before = digest(t);
     assert!(matches!(
-        t.register.sell(op(), &big),
+        t.register.sell(op_id(), &big),
         Err(OpError::ApprovalRequired("discount"))
     ));
     assert_eq!(digest(t), before);
     let doc = caja_node::register::Document::default();
     let r = t
         .register
-        .sell_approved(op(), &big, &doc, Some(&cred(marta, "2222")))
+        .sell_approved(op_id(), &big, &doc, Some(&cred(marta, "2222")))
         .expect("approved discount");
     assert_eq!(r.total, Money(29_000 - 5_800));
     // Another cashier cannot close Ana's shift; a supervisor can.
@@ -453,12 +427,12 @@ fn large_discounts_and_closing_another_persons_shift_need_a_supervisor() {
         .expect("Luis");
     assert!(matches!(
         t.register
-            .close_shift_as(op(), Money(0), Some(&cred(luis, "3333"))),
+            .close_shift_as(op_id(), Money(0), Some(&cred(luis, "3333"))),
         Err(OpError::Staff(StaffError::Role { .. }))
     ));
     let closed = t
         .register
-        .close_shift_as(op(), Money(0), Some(&cred(marta, "2222")))
+        .close_shift_as(op_id(), Money(0), Some(&cred(marta, "2222")))
         .expect("a supervisor closes it");
     let text = caja_node::messages::z_report(&closed.z);
     assert!(text.contains("Autorizado — discount: Marta"), "{text}");

@@ -16,17 +16,11 @@ use caja_hub::config::HubConfig;
 use caja_hub::ui::text;
 use caja_node::register::CustomerRequest;
 use caja_node::sale::{LineRequest, PaymentRequest, SaleRequest};
-use caja_node::sync::backoff::BackoffPolicy;
-use caja_node::sync::breaker::BreakerPolicy;
-use caja_node::sync::engine::SyncSettings;
-use caja_node::system::{OsRandom, SystemClock};
 use caja_node::testkit;
-use caja_shared::clock::Clock;
-use caja_shared::ids::OpId;
 use caja_shared::kind::PaymentMethod;
 use caja_shared::money::Money;
 use caja_tests::browser::{Browser, BrowserError};
-use caja_tests::cluster::{Hub, Till, ADMIN_TOKEN};
+use caja_tests::cluster::{fast_sync_settings, op_id, Hub, Till, ADMIN_TOKEN};
 use caja_tests::proxy::Mode;
 use serde_json::json;
 
@@ -36,30 +30,6 @@ const SODA: &str = "7460000000011";
 /// A register silent this long shows "Sin contacto".
 const SILENT_MS: i64 = 3_000;
 const WAIT: Duration = Duration::from_secs(60);
-
-fn settings() -> SyncSettings {
-    SyncSettings {
-        timeout_ms: 3_000,
-        interval_ms: 50,
-        backoff: BackoffPolicy {
-            base_ms: 20,
-            cap_ms: 200,
-        },
-        breaker: BreakerPolicy {
-            failures_to_open: 100,
-            open_wait_ms: 100,
-            open_jitter_ms: 100,
-            successes_to_close: 1,
-        },
-        keep_alive: false,
-        ..SyncSettings::default()
-    }
-}
-
-fn op() -> OpId {
-    let mut rng = OsRandom::new().expect("rng");
-    OpId::new_v7(SystemClock.now_ms(), &mut rng).expect("op id")
-}
 
 fn sync(t: &mut Till) {
     t.sync
@@ -81,7 +51,7 @@ fn hub(dir: &std::path::Path) -> Hub {
 fn sell_soda(t: &mut Till, method: PaymentMethod, customer: Option<caja_shared::ids::CustomerId>) {
     t.register
         .sell(
-            op(),
+            op_id(),
             &SaleRequest {
                 lines: vec![LineRequest {
                     code: SODA.into(),
@@ -125,9 +95,12 @@ fn the_sync_page_shows_a_register_going_offline_and_coming_back() {
     let store = hub.create_store("Colmado La Esquina").expect("store");
     hub.load_catalog(&testkit::sample_catalog_bodies())
         .expect("catalog");
-    let mut a = Till::enroll(&hub, store, "caja-1", tmp.path(), settings()).expect("enroll");
+    let mut a =
+        Till::enroll(&hub, store, "caja-1", tmp.path(), fast_sync_settings()).expect("enroll");
     sync(&mut a);
-    a.register.open_shift(op(), "ana", Money(0)).expect("shift");
+    a.register
+        .open_shift(op_id(), "ana", Money(0))
+        .expect("shift");
     sell_soda(&mut a, PaymentMethod::Cash, None);
     sync(&mut a);
     let Some(mut b) = Browser::start("ui_dashboard_offline").expect("browser") else {
@@ -198,18 +171,22 @@ fn a_conflict_is_resolved_from_the_queue_and_reaches_the_registers() {
     let store = hub.create_store("Colmado La Esquina").expect("store");
     hub.load_catalog(&testkit::sample_catalog_bodies())
         .expect("catalog");
-    let mut a = Till::enroll(&hub, store, "caja-1", tmp.path(), settings()).expect("enroll a");
-    let mut c = Till::enroll(&hub, store, "caja-2", tmp.path(), settings()).expect("enroll b");
+    let mut a =
+        Till::enroll(&hub, store, "caja-1", tmp.path(), fast_sync_settings()).expect("enroll a");
+    let mut c =
+        Till::enroll(&hub, store, "caja-2", tmp.path(), fast_sync_settings()).expect("enroll b");
     for t in [&mut a, &mut c] {
         sync(t);
-        t.register.open_shift(op(), "ana", Money(0)).expect("shift");
+        t.register
+            .open_shift(op_id(), "ana", Money(0))
+            .expect("shift");
     }
     // A sells on fiado; caja-2, offline, takes a payment on the debt while A
     // voids the sale: a payment on a voided debt.
     let customer = a
         .register
         .upsert_customer(
-            op(),
+            op_id(),
             &CustomerRequest {
                 customer_id: None,
                 name: "Doña Carmen".into(),
@@ -223,7 +200,7 @@ fn a_conflict_is_resolved_from_the_queue_and_reaches_the_registers() {
     let sale = a
         .register
         .sell(
-            op(),
+            op_id(),
             &SaleRequest {
                 lines: vec![LineRequest {
                     code: SODA.into(),
@@ -245,11 +222,11 @@ fn a_conflict_is_resolved_from_the_queue_and_reaches_the_registers() {
     sync(&mut c);
     c.set_network(Mode::Down);
     a.register
-        .void(op(), sale.sale_id, "cliente devolvió todo")
+        .void(op_id(), sale.sale_id, "cliente devolvió todo")
         .expect("void");
     sync(&mut a);
     c.register
-        .pay_debt(op(), customer, Money(9_500), PaymentMethod::Cash)
+        .pay_debt(op_id(), customer, Money(9_500), PaymentMethod::Cash)
         .expect("offline payment");
     c.set_network(Mode::Up);
     sync(&mut c);
@@ -372,14 +349,17 @@ fn the_fiscal_report_is_downloaded_from_the_dashboard() {
         )
         .expect("series B02");
     let series_id = series["series_id"].as_str().expect("series id").to_owned();
-    let mut a = Till::enroll(&hub, store, "caja-1", tmp.path(), settings()).expect("enroll");
+    let mut a =
+        Till::enroll(&hub, store, "caja-1", tmp.path(), fast_sync_settings()).expect("enroll");
     a.configure(
         "fiscal_documents = [\"B02\"]\nfiscal_document = \"B02\"\nfiscal_block_size = 10\nfiscal_low_water = 4",
-        settings(),
+        fast_sync_settings(),
     )
     .expect("configure");
     sync(&mut a);
-    a.register.open_shift(op(), "ana", Money(0)).expect("shift");
+    a.register
+        .open_shift(op_id(), "ana", Money(0))
+        .expect("shift");
     sell_soda(&mut a, PaymentMethod::Cash, None);
     sell_soda(&mut a, PaymentMethod::Cash, None);
     sync(&mut a);
