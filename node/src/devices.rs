@@ -29,7 +29,8 @@ use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 
 use crate::config::NodeConfig;
-use crate::register::{OpError, Register};
+use crate::error::{Failure, OpError};
+use crate::register::Register;
 use crate::sale::LineRequest;
 
 /// How often the running node looks for due print jobs.
@@ -69,7 +70,7 @@ impl DeviceError {
 
 impl From<rusqlite::Error> for DeviceError {
     fn from(e: rusqlite::Error) -> Self {
-        DeviceError::Op(OpError::Sql(e))
+        DeviceError::Op(OpError::Failed(Failure::Sql(e)))
     }
 }
 

@@ -28,6 +28,7 @@ pub mod config;
 pub mod crashpoint;
 pub mod db;
 pub mod devices;
+pub mod error;
 pub mod escrow;
 pub mod fiscal;
 pub mod import;

@@ -17,10 +17,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use caja_node::devices;
+use caja_node::error::{self as op, OpError};
 use caja_node::journal::{Journal, JournalError};
 use caja_node::keyfile;
 use caja_node::messages;
-use caja_node::register::{self, CustomerRequest, DataDir, InitParams, OpError, Register};
+use caja_node::register::{self, CustomerRequest, DataDir, InitParams, Register};
 use caja_node::sale::{LineRequest, PaymentRequest, SaleRequest};
 use caja_node::system::{OsRandom, SystemClock};
 use caja_shared::checkpoint::HubCheckpoint;
@@ -500,18 +501,19 @@ struct Failure {
 
 impl From<OpError> for Failure {
     fn from(e: OpError) -> Failure {
+        use op::Failure as F;
         let (code, error) = match &e {
-            e if e.is_validation() => (EXIT_REFUSED, "refused"),
-            OpError::Journal(JournalError::Broken(_)) => (EXIT_TAMPERED, "journal_broken"),
-            OpError::Journal(
-                JournalError::NotInitialized | JournalError::AlreadyInitialized(_),
-            )
-            | OpError::KeyFile(_)
-            | OpError::Config(_) => (EXIT_NOT_READY, "not_ready"),
-            OpError::Db(_) | OpError::Sql(_) | OpError::Journal(_) | OpError::Projection(_) => {
-                (EXIT_STORAGE, "storage")
-            }
-            _ => (1, "failed"),
+            OpError::Refused(_) => (EXIT_REFUSED, "refused"),
+            OpError::Failed(f) => match f {
+                F::Journal(JournalError::Broken(_)) => (EXIT_TAMPERED, "journal_broken"),
+                F::Journal(JournalError::NotInitialized | JournalError::AlreadyInitialized(_))
+                | F::KeyFile(_)
+                | F::Config(_) => (EXIT_NOT_READY, "not_ready"),
+                F::Db(_) | F::Sql(_) | F::Journal(_) | F::Projection(_) => {
+                    (EXIT_STORAGE, "storage")
+                }
+                F::Receipt(_) | F::ZReport(_) | F::Json(_) => (1, "failed"),
+            },
         };
         Failure {
             code,
@@ -1483,7 +1485,7 @@ fn credentials(
     pin: String,
 ) -> Result<caja_node::staff::Credentials, Failure> {
     let staff_id = caja_node::staff::find(node.conn(), who)
-        .map_err(|e| Failure::from(OpError::Sql(e)))?
+        .map_err(|e| Failure::from(OpError::from(e)))?
         .ok_or_else(|| refused(format!("Empleado desconocido en esta caja: {who}.")))?;
     Ok(caja_node::staff::Credentials { staff_id, pin })
 }

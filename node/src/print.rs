@@ -43,8 +43,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use crate::config::{ConfigError, NodeConfig};
+use crate::error::{Failure, OpError, Refusal};
 use crate::journal::{self, Journal};
-use crate::register::OpError;
 
 /// How long an attempt may stay `printing` before it is taken as interrupted
 /// (a crash) and recovered: well above connect + status + write timeouts.
@@ -182,10 +182,10 @@ impl PrintRun {
 }
 
 fn bad_row(what: &str) -> OpError {
-    OpError::Invalid {
+    OpError::Refused(Refusal::Invalid {
         field: "print_jobs",
         reason: format!("stored {what} unreadable"),
-    }
+    })
 }
 
 const JOB_COLUMNS: &str = "job_id, sale_id, kind, state, attempts, transport_failures, \
@@ -337,7 +337,7 @@ fn own_sale_seq(conn: &Connection, sale: SaleId) -> Result<u64, OpError> {
         .prepare_cached("SELECT seq FROM sales WHERE sale_id = ?1 AND device = ?2")?
         .query_row([sale.to_string(), device.device.to_string()], |r| r.get(0))
         .optional()?;
-    let seq = seq.ok_or(OpError::UnknownSale(sale))?;
+    let seq = seq.ok_or(OpError::Refused(Refusal::UnknownSale(sale)))?;
     u64::try_from(seq).map_err(|_| bad_row("sale seq"))
 }
 
@@ -382,19 +382,21 @@ pub fn receipt(
     Receipt::from_sale(&created, &ctx, |sku| {
         weighed.get(sku).copied().unwrap_or(SoldBy::Unit)
     })
-    .map_err(|e| OpError::Receipt(e.to_string()))
+    .map_err(|e| OpError::Failed(Failure::Receipt(e.to_string())))
 }
 
 /// The journaled `SaleCreated` of one of this register's sales, and its HLC
 /// time (ms).
 fn sale_created(conn: &Connection, sale: SaleId) -> Result<(SaleCreated, i64), OpError> {
     let seq = own_sale_seq(conn, sale)?;
-    let event = Journal::event(conn, seq)?.ok_or(OpError::UnknownSale(sale))?;
+    let event = Journal::event(conn, seq)?.ok_or(OpError::Refused(Refusal::UnknownSale(sale)))?;
     let body = event
         .body()
-        .map_err(|e| OpError::Receipt(format!("event #{seq}: {e}")))?;
+        .map_err(|e| OpError::Failed(Failure::Receipt(format!("event #{seq}: {e}"))))?;
     let EventBody::SaleCreated(created) = body else {
-        return Err(OpError::Receipt(format!("event #{seq} is not a sale")));
+        return Err(OpError::Failed(Failure::Receipt(format!(
+            "event #{seq} is not a sale"
+        ))));
     };
     Ok((created, event.envelope().hlc.ms()))
 }
@@ -454,17 +456,19 @@ fn render_drawer_slip(
         .prepare_cached("SELECT seq FROM drawer_opens WHERE movement_id = ?1")?
         .query_row([job.sale.to_string()], |r| r.get(0))
         .optional()?;
-    let seq = seq.ok_or_else(|| OpError::Receipt(format!("no drawer opening {}", job.sale)))?;
+    let seq = seq.ok_or_else(|| {
+        OpError::Failed(Failure::Receipt(format!("no drawer opening {}", job.sale)))
+    })?;
     let event = Journal::event(conn, u64::try_from(seq).map_err(|_| bad_row("seq"))?)?
-        .ok_or_else(|| OpError::Receipt(format!("no event #{seq}")))?;
+        .ok_or_else(|| OpError::Failed(Failure::Receipt(format!("no event #{seq}"))))?;
     let at = LocalDateTime::from_utc_ms(event.envelope().hlc.ms(), settings.offset);
     let EventBody::DrawerOpened(d) = event
         .body()
-        .map_err(|e| OpError::Receipt(format!("event #{seq}: {e}")))?
+        .map_err(|e| OpError::Failed(Failure::Receipt(format!("event #{seq}: {e}"))))?
     else {
-        return Err(OpError::Receipt(format!(
+        return Err(OpError::Failed(Failure::Receipt(format!(
             "event #{seq} is no drawer opening"
-        )));
+        ))));
     };
     let register = journal::load_device(conn)?
         .map(|d| d.device.to_string())
@@ -497,7 +501,7 @@ fn render_drawer_slip(
         unmappable,
     };
     Ok(caja_hardware::render::render(&layout)
-        .map_err(|e| OpError::Receipt(e.to_string()))?
+        .map_err(|e| OpError::Failed(Failure::Receipt(e.to_string())))?
         .bytes)
 }
 
@@ -552,7 +556,7 @@ pub fn render_receipt(
 ) -> Result<Vec<u8>, OpError> {
     let layout = layout(conn, sale, settings, copy_at_ms)?;
     Ok(caja_hardware::render::render(&layout)
-        .map_err(|e| OpError::Receipt(e.to_string()))?
+        .map_err(|e| OpError::Failed(Failure::Receipt(e.to_string())))?
         .bytes)
 }
 
@@ -567,7 +571,7 @@ fn layout(
         r = r.into_copy(LocalDateTime::from_utc_ms(ms, settings.offset));
     }
     r.layout(settings.width, settings.page)
-        .map_err(|e| OpError::Receipt(e.to_string()))
+        .map_err(|e| OpError::Failed(Failure::Receipt(e.to_string())))
 }
 
 /// The receipt as it comes out on paper (rendered, then decoded): what
@@ -578,7 +582,8 @@ pub fn receipt_text(
     settings: &ReceiptSettings,
 ) -> Result<String, OpError> {
     let layout = layout(conn, sale, settings, None)?;
-    caja_hardware::render::preview(&layout).map_err(|e| OpError::Receipt(e.to_string()))
+    caja_hardware::render::preview(&layout)
+        .map_err(|e| OpError::Failed(Failure::Receipt(e.to_string())))
 }
 
 /// Puts back jobs whose attempt was interrupted (found `printing` past the lease):
@@ -679,7 +684,7 @@ pub fn print_pending(
 }
 
 fn queue_bug(e: caja_hardware::queue::QueueError) -> OpError {
-    OpError::Receipt(format!("print queue: {e}"))
+    OpError::Failed(Failure::Receipt(format!("print queue: {e}")))
 }
 
 fn failure_detail(reason: &FailReason) -> String {

@@ -32,12 +32,13 @@ use caja_shared::money::{Money, QtyMilli, TaxRateBp};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-use crate::db::{Db, DbError, DB_FILE_NAME};
+use crate::db::{Db, DB_FILE_NAME};
+use crate::error::{OpError, Refusal};
 use crate::journal::{self, CheckpointReason, DeviceRecord, Journal, JournalError, OpRecord};
-use crate::keyfile::{self, KeyFileError, KEY_FILE_NAME};
-use crate::projection::{self, ProjectionError};
+use crate::keyfile::{self, KEY_FILE_NAME};
+use crate::projection;
 use crate::sale::{self, CatalogItem, CreditStanding, SaleContext, SaleError, SaleRequest};
-use crate::zreport::{ZReport, ZReportError};
+use crate::zreport::ZReport;
 
 /// One line to return: the original sale's line and how much of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,165 +153,8 @@ pub struct Document {
 /// Longest free text (names, reasons, references) accepted.
 pub const MAX_TEXT_LEN: usize = 200;
 
-/// Why an operation was refused or failed. Validation variants name the field
-/// and leave the database as it was.
-#[derive(Debug, thiserror::Error)]
-pub enum OpError {
-    /// A field is missing, empty or out of range.
-    #[error("{field}: {reason}")]
-    Invalid {
-        /// The field at fault.
-        field: &'static str,
-        /// Why.
-        reason: String,
-    },
-    /// The sale itself is invalid.
-    #[error(transparent)]
-    Sale(#[from] SaleError),
-    /// No shift is open.
-    #[error("no shift is open: open one first")]
-    ShiftNotOpen,
-    /// A shift is already open.
-    #[error("shift {0} is already open: close it first")]
-    ShiftAlreadyOpen(String),
-    /// The sale does not exist on this register.
-    #[error("sale_id: unknown sale {0}")]
-    UnknownSale(SaleId),
-    /// The sale was voided already.
-    #[error("sale_id: sale {0} is already voided")]
-    AlreadyVoided(SaleId),
-    /// The customer does not exist.
-    #[error("customer: unknown customer {0}")]
-    UnknownCustomer(CustomerId),
-    /// The product does not exist in the catalog.
-    #[error("product: unknown product {0}")]
-    UnknownProduct(String),
-    /// A debt payment beyond what the customer owes.
-    #[error("amount: {amount} is more than the {balance} the customer owes")]
-    DebtOverpaid {
-        /// The payment.
-        amount: Money,
-        /// The balance.
-        balance: Money,
-    },
-    /// This database was restored from a backup and has not yet fetched its own
-    /// events back from the hub: making a new event now could fork its history.
-    #[error("this register was restored from a backup: sync with the hub before selling")]
-    RestoredNeedsSync,
-    /// The register has no usable fiscal number of this series (none granted,
-    /// used up, expired, or held before a restore).
-    #[error("document: no fiscal numbers of series {0} left on this register; sync with the hub to get more")]
-    FiscalExhausted(String),
-    /// A PIN or role was refused (only the failure counter moved).
-    #[error(transparent)]
-    Staff(#[from] crate::staff::StaffError),
-    /// This register has staff: the action needs a supervisor's PIN.
-    #[error("approval: {0} needs a supervisor's PIN")]
-    ApprovalRequired(&'static str),
-    /// This register has staff: a shift needs a signed-in member of staff.
-    #[error("staff_id: sign in with your PIN to open a shift")]
-    SignInRequired,
-    /// No sale with that id or fiscal number on this register or its store.
-    #[error("sale: no sale {0} known here (it may not have synced yet)")]
-    UnknownSaleRef(String),
-    /// A return beyond what is left of a line.
-    #[error("lines[{index}].qty_milli: only {left:?} left to return of line {line}")]
-    ReturnTooMuch {
-        /// Index in the request.
-        index: usize,
-        /// The sale's line.
-        line: u32,
-        /// What is left to return.
-        left: QtyMilli,
-    },
-    /// A `block` product beyond this register's stock quota.
-    #[error("lines: {name} ({product}): {wanted:?} asked, only {left:?} left in this register's stock quota")]
-    QuotaExceeded {
-        /// The product.
-        product: String,
-        /// Its name.
-        name: String,
-        /// Quota left.
-        left: QtyMilli,
-        /// Asked for.
-        wanted: QtyMilli,
-    },
-    /// A tax-credit document needs the buyer's RNC or cédula.
-    #[error("buyer_tax_id: series {0} needs the buyer's RNC or cédula")]
-    BuyerTaxIdRequired(String),
-    /// The op id was used before for a different request.
-    #[error("op_id: operation {0} was already used for a different request")]
-    OpIdReused(OpId),
-    /// A receipt could not be built or rendered.
-    #[error("receipt: {0}")]
-    Receipt(String),
-    /// No receipt printer is configured.
-    #[error("no printer is configured (key `printer` in config.toml)")]
-    NoPrinter,
-    /// Hub events that do not verify.
-    #[error("hub events: {0}")]
-    HubEvents(String),
-    /// The Z report could not be computed.
-    #[error("z report: {0}")]
-    ZReport(#[from] ZReportError),
-    /// The journal refused (including a broken chain: no selling).
-    #[error(transparent)]
-    Journal(#[from] JournalError),
-    /// The projections could not be updated.
-    #[error(transparent)]
-    Projection(#[from] ProjectionError),
-    /// The database could not be opened or locked.
-    #[error(transparent)]
-    Db(#[from] DbError),
-    /// The configuration is unusable.
-    #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
-    /// The key file could not be read or written.
-    #[error(transparent)]
-    KeyFile(#[from] KeyFileError),
-    /// SQLite failed.
-    #[error("database: {0}")]
-    Sql(#[from] rusqlite::Error),
-    /// A stored result could not be read back.
-    #[error("stored result: {0}")]
-    Json(#[from] serde_json::Error),
-}
-
-impl OpError {
-    /// Whether the error is the caller's input (as opposed to the machine).
-    pub fn is_validation(&self) -> bool {
-        matches!(
-            self,
-            OpError::Invalid { .. }
-                | OpError::Sale(_)
-                | OpError::ShiftNotOpen
-                | OpError::ShiftAlreadyOpen(_)
-                | OpError::UnknownSale(_)
-                | OpError::AlreadyVoided(_)
-                | OpError::UnknownCustomer(_)
-                | OpError::UnknownProduct(_)
-                | OpError::DebtOverpaid { .. }
-                | OpError::OpIdReused(_)
-                | OpError::HubEvents(_)
-                | OpError::RestoredNeedsSync
-                | OpError::NoPrinter
-                | OpError::FiscalExhausted(_)
-                | OpError::BuyerTaxIdRequired(_)
-                | OpError::QuotaExceeded { .. }
-                | OpError::Staff(_)
-                | OpError::ApprovalRequired(_)
-                | OpError::SignInRequired
-                | OpError::UnknownSaleRef(_)
-                | OpError::ReturnTooMuch { .. }
-        )
-    }
-}
-
 fn invalid(field: &'static str, reason: impl Into<String>) -> OpError {
-    OpError::Invalid {
-        field,
-        reason: reason.into(),
-    }
+    OpError::invalid(field, reason)
 }
 
 fn text(field: &'static str, s: &str, required: bool) -> Result<String, OpError> {
@@ -663,7 +507,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
         crate::crashpoint::hit("op:begun");
         if let Some(prior) = journal::find_op(&tx, &op_id)? {
             if prior.request_hash != request_hash || prior.kind != kind {
-                return Err(OpError::OpIdReused(op_id));
+                return Err(OpError::Refused(Refusal::OpIdReused(op_id)));
             }
             return Ok(serde_json::from_str(&prior.result)?);
         }
@@ -676,7 +520,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
         };
         // Read under the write lock: a sync process may have just cleared it.
         if journal::load_device(ctx.tx)?.is_some_and(|d| d.restored_from_backup) {
-            return Err(OpError::RestoredNeedsSync);
+            return Err(OpError::Refused(Refusal::RestoredNeedsSync));
         }
         let result = f(&mut ctx)?;
         let last_seq = ctx.last_seq;
@@ -709,12 +553,12 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             return Err(invalid("opening_float", "must not be negative"));
         }
         if crate::staff::has_staff(self.conn())? {
-            return Err(OpError::SignInRequired);
+            return Err(OpError::Refused(Refusal::SignInRequired));
         }
         let request = (&cashier, opening_float);
         self.run(op_id, "shift_open", &request, |ctx| {
             if let Some((shift, _, _)) = projection::open_shift(ctx.tx)? {
-                return Err(OpError::ShiftAlreadyOpen(shift));
+                return Err(OpError::Refused(Refusal::ShiftAlreadyOpen(shift)));
             }
             let shift_id = ShiftId::new_v7(ctx.now_ms, ctx.rng)
                 .map_err(|e| invalid("shift_id", e.to_string()))?;
@@ -735,7 +579,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
     /// The member of staff who opened the open shift, if any.
     fn shift_staff(&self) -> Result<Option<caja_shared::ids::StaffId>, OpError> {
         let Some((_, _, seq)) = projection::open_shift(self.conn())? else {
-            return Err(OpError::ShiftNotOpen);
+            return Err(OpError::Refused(Refusal::ShiftNotOpen));
         };
         let event = Journal::event(self.conn(), seq.unsigned_abs())?;
         Ok(match event.map(|e| e.body()).transpose() {
@@ -769,7 +613,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
         if !crate::staff::has_staff(self.conn())? {
             return Ok(None);
         }
-        let cred = cred.ok_or(OpError::ApprovalRequired(action))?;
+        let cred = cred.ok_or(OpError::Refused(Refusal::ApprovalRequired(action)))?;
         self.approve(cred, caja_shared::kind::Role::Supervisor, action)
             .map(Some)
     }
@@ -788,7 +632,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
         let request = (who.staff_id, opening_float);
         self.run(op_id, "shift_open", &request, |ctx| {
             if let Some((shift, _, _)) = projection::open_shift(ctx.tx)? {
-                return Err(OpError::ShiftAlreadyOpen(shift));
+                return Err(OpError::Refused(Refusal::ShiftAlreadyOpen(shift)));
             }
             let shift_id = ShiftId::new_v7(ctx.now_ms, ctx.rng)
                 .map_err(|e| invalid("shift_id", e.to_string()))?;
@@ -883,24 +727,24 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
         }
         for (i, l) in req.lines.iter().enumerate() {
             if l.qty_milli <= 0 {
-                return Err(OpError::Invalid {
+                return Err(OpError::Refused(Refusal::Invalid {
                     field: "lines[].qty_milli",
                     reason: format!("line {i}: must be positive"),
-                });
+                }));
             }
         }
         for (i, l) in req.unknown_original.iter().enumerate() {
             if l.qty_milli <= 0 {
-                return Err(OpError::Invalid {
+                return Err(OpError::Refused(Refusal::Invalid {
                     field: "unknown_original[].qty_milli",
                     reason: format!("line {i}: must be positive"),
-                });
+                }));
             }
             if l.unit_price.is_some_and(|p| p < 0) {
-                return Err(OpError::Invalid {
+                return Err(OpError::Refused(Refusal::Invalid {
                     field: "unknown_original[].unit_price",
                     reason: format!("line {i}: must not be negative"),
-                });
+                }));
             }
         }
         let action = if unknown {
@@ -940,7 +784,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
                         .parse()
                         .map_err(|_| invalid("sale", "stored sale id unreadable"))?;
                     if voided.is_some() {
-                        return Err(OpError::AlreadyVoided(sale_id));
+                        return Err(OpError::Refused(Refusal::AlreadyVoided(sale_id)));
                     }
                     let sale_event: EventId = sale_event
                         .parse()
@@ -957,9 +801,9 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
                     )
                 }
                 None if !unknown => {
-                    return Err(OpError::UnknownSaleRef(
+                    return Err(OpError::Refused(Refusal::UnknownSaleRef(
                         reference.chars().take(64).collect(),
-                    ))
+                    )))
                 }
                 None => {
                     let lines = unknown_return_lines(ctx.tx, &req.unknown_original)?;
@@ -1000,7 +844,9 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             let credit_note = match &credit_series {
                 Some(series) => {
                     let mut f = crate::fiscal::next_number(ctx.tx, own_device, series, ctx.now_ms)?
-                        .ok_or_else(|| OpError::FiscalExhausted(series.clone()))?;
+                        .ok_or_else(|| {
+                            OpError::Refused(Refusal::FiscalExhausted(series.clone()))
+                        })?;
                     f.modifies = original_number.clone();
                     Some(f)
                 }
@@ -1090,7 +936,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             .prepare_cached("SELECT EXISTS (SELECT 1 FROM customers WHERE customer_id = ?1)")?
             .query_row([customer.to_string()], |r| r.get(0))?;
         if !exists {
-            return Err(OpError::UnknownCustomer(customer));
+            return Err(OpError::Refused(Refusal::UnknownCustomer(customer)));
         }
         Ok(Money(projection::store_credit_balance(
             conn,
@@ -1220,7 +1066,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
                     .1,
             ),
             (Some(s), None) if caja_shared::fiscal::requires_buyer_tax_id(s) => {
-                return Err(OpError::BuyerTaxIdRequired(s.clone()));
+                return Err(OpError::Refused(Refusal::BuyerTaxIdRequired(s.clone())));
             }
             _ => None,
         };
@@ -1243,7 +1089,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             let fiscal = match &series {
                 Some(s) => {
                     let mut f = crate::fiscal::next_number(ctx.tx, own_device, s, ctx.now_ms)?
-                        .ok_or_else(|| OpError::FiscalExhausted(s.clone()))?;
+                        .ok_or_else(|| OpError::Refused(Refusal::FiscalExhausted(s.clone())))?;
                     f.buyer_tax_id = buyer.clone();
                     Some(f)
                 }
@@ -1278,16 +1124,18 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
                     .is_some_and(|o| o.approval.is_none())
             }) && crate::staff::has_staff(ctx.tx)?
             {
-                return Err(OpError::ApprovalRequired("price_override"));
+                return Err(OpError::Refused(Refusal::ApprovalRequired(
+                    "price_override",
+                )));
             }
             if stock_quotas {
                 if let Err(short) = crate::escrow::take(ctx.tx, &mut outcome.body, ctx.now_ms)? {
-                    return Err(OpError::QuotaExceeded {
+                    return Err(OpError::Refused(Refusal::QuotaExceeded {
                         product: short.product,
                         name: short.name,
                         left: QtyMilli(short.left_milli),
                         wanted: QtyMilli(short.wanted_milli),
-                    });
+                    }));
                 }
                 crate::crashpoint::hit("escrow:taken");
             }
@@ -1363,9 +1211,9 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()?;
-            let (event_id, voided) = row.ok_or(OpError::UnknownSale(sale_id))?;
+            let (event_id, voided) = row.ok_or(OpError::Refused(Refusal::UnknownSale(sale_id)))?;
             if voided.is_some() {
-                return Err(OpError::AlreadyVoided(sale_id));
+                return Err(OpError::Refused(Refusal::AlreadyVoided(sale_id)));
             }
             let dep: EventId = event_id
                 .parse()
@@ -1421,7 +1269,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             ctx.customer_exists(&customer)?;
             let balance = Money(projection::customer_balance(ctx.tx, &customer.to_string())?);
             if amount.0 > balance.0 {
-                return Err(OpError::DebtOverpaid { amount, balance });
+                return Err(OpError::Refused(Refusal::DebtOverpaid { amount, balance }));
             }
             let debts: Vec<(String, String, i64)> = ctx
                 .tx
@@ -1603,7 +1451,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             return Err(invalid("counted_cash", "must not be negative"));
         }
         let approval = if crate::staff::has_staff(self.conn())? {
-            let cred = cred.ok_or(OpError::SignInRequired)?;
+            let cred = cred.ok_or(OpError::Refused(Refusal::SignInRequired))?;
             let owner = self.shift_staff()?;
             if owner == Some(cred.staff_id) {
                 Some(self.approve(cred, caja_shared::kind::Role::Cashier, "close_own_shift")?)
@@ -1687,7 +1535,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
                 )
                 .optional()?,
         };
-        let (opened, closed) = row.ok_or(OpError::ShiftNotOpen)?;
+        let (opened, closed) = row.ok_or(OpError::Refused(Refusal::ShiftNotOpen))?;
         z_report_of(conn, opened, closed)
     }
 
@@ -1792,7 +1640,9 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
 
     /// Prints the due jobs on the configured printer.
     pub fn print_pending(&mut self) -> Result<crate::print::PrintRun, OpError> {
-        let printer = self.printer_settings()?.ok_or(OpError::NoPrinter)?;
+        let printer = self
+            .printer_settings()?
+            .ok_or(OpError::Refused(Refusal::NoPrinter))?;
         self.print_pending_on(&printer)
     }
 
@@ -1839,7 +1689,7 @@ impl<R: RandomSource> OpCtx<'_, '_, R> {
 
     fn open_shift(&self) -> Result<(ShiftId, String, i64), OpError> {
         let (shift, cashier, seq) =
-            projection::open_shift(self.tx)?.ok_or(OpError::ShiftNotOpen)?;
+            projection::open_shift(self.tx)?.ok_or(OpError::Refused(Refusal::ShiftNotOpen))?;
         let shift: ShiftId = shift
             .parse()
             .map_err(|_| invalid("shift", "stored shift id unreadable"))?;
@@ -1865,7 +1715,7 @@ impl<R: RandomSource> OpCtx<'_, '_, R> {
             .prepare_cached("SELECT credit_limit FROM customers WHERE customer_id = ?1")?
             .query_row([c.to_string()], |r| r.get(0))
             .optional()?
-            .ok_or(OpError::UnknownCustomer(*c))
+            .ok_or(OpError::Refused(Refusal::UnknownCustomer(*c)))
     }
 
     fn credit(&self, c: &CustomerId) -> Result<CreditStanding, OpError> {
@@ -1880,8 +1730,9 @@ impl<R: RandomSource> OpCtx<'_, '_, R> {
     }
 
     fn item(&self, code: &str) -> Result<CatalogItem, OpError> {
-        lookup_item(self.tx, code)?
-            .ok_or_else(|| OpError::UnknownProduct(code.chars().take(64).collect()))
+        lookup_item(self.tx, code)?.ok_or_else(|| {
+            OpError::Refused(Refusal::UnknownProduct(code.chars().take(64).collect()))
+        })
     }
 }
 
@@ -1907,9 +1758,11 @@ fn known_return_lines(
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .optional()?;
-        let (sku, sold, total, tax) = orig.ok_or_else(|| OpError::Invalid {
-            field: "lines[].line",
-            reason: format!("line {index}: the sale has no line {}", l.line),
+        let (sku, sold, total, tax) = orig.ok_or_else(|| {
+            OpError::Refused(Refusal::Invalid {
+                field: "lines[].line",
+                reason: format!("line {index}: the sale has no line {}", l.line),
+            })
         })?;
         let (returned, refunded, refunded_tax): (i64, i64, i64) = tx.query_row(
             "SELECT coalesce(sum(qty_milli), 0), coalesce(sum(total), 0), coalesce(sum(tax), 0)
@@ -1932,11 +1785,11 @@ fn known_return_lines(
         let left_line = sold - returned - before;
         let left = left_line.min(sold_p - returned_p - unknown_p - before_p);
         if l.qty_milli > left {
-            return Err(OpError::ReturnTooMuch {
+            return Err(OpError::Refused(Refusal::ReturnTooMuch {
                 index,
                 line: l.line,
                 left: QtyMilli(left.max(0)),
-            });
+            }));
         }
         taken.insert(l.line, before + l.qty_milli);
         taken_product.insert(sku.clone(), before_p + l.qty_milli);
@@ -1978,25 +1831,26 @@ fn unknown_return_lines(
 ) -> Result<Vec<caja_shared::kind::ReturnLine>, OpError> {
     let mut lines = Vec::new();
     for (index, l) in req.iter().enumerate() {
-        let item = lookup_item(tx, &l.code)?
-            .ok_or_else(|| OpError::UnknownProduct(l.code.chars().take(64).collect()))?;
+        let item = lookup_item(tx, &l.code)?.ok_or_else(|| {
+            OpError::Refused(Refusal::UnknownProduct(l.code.chars().take(64).collect()))
+        })?;
         if item.sold_by == SoldBy::Unit && l.qty_milli % QtyMilli::PER_UNIT != 0 {
-            return Err(OpError::Invalid {
+            return Err(OpError::Refused(Refusal::Invalid {
                 field: "unknown_original[].qty_milli",
                 reason: format!("line {index}: {} is sold by the piece", item.sku),
-            });
+            }));
         }
         let price = match (l.unit_price, item.unit_price) {
             (Some(p), _) => Money(p),
             (None, Some(p)) => p,
             (None, None) => {
-                return Err(OpError::Invalid {
+                return Err(OpError::Refused(Refusal::Invalid {
                     field: "unknown_original[].unit_price",
                     reason: format!(
                         "line {index}: {} has no price: give the price paid",
                         item.sku
                     ),
-                })
+                }))
             }
         };
         let a = caja_shared::money::LineAmounts::compute(
@@ -2005,9 +1859,11 @@ fn unknown_return_lines(
             Money::ZERO,
             item.tax_bp,
         )
-        .map_err(|e| OpError::Invalid {
-            field: "unknown_original[].qty_milli",
-            reason: format!("line {index}: {e}"),
+        .map_err(|e| {
+            OpError::Refused(Refusal::Invalid {
+                field: "unknown_original[].qty_milli",
+                reason: format!("line {index}: {e}"),
+            })
         })?;
         lines.push(caja_shared::kind::ReturnLine {
             line: None,

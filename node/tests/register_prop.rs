@@ -4,7 +4,8 @@
 
 mod common;
 
-use caja_node::register::{CustomerRequest, OpError};
+use caja_node::error::OpError;
+use caja_node::register::CustomerRequest;
 use caja_node::sale::PaymentRequest;
 use caja_shared::ids::{CustomerId, SaleId};
 use caja_shared::kind::PaymentMethod;

@@ -5,7 +5,7 @@
 //! sold, flagged, and the hub raises exactly one oversell alert whatever order
 //! the registers' events arrive in. Quotas go back at shift close.
 
-use caja_node::register::OpError;
+use caja_node::error::{OpError, Refusal};
 use caja_node::sale::{LineRequest, PaymentRequest, SaleRequest};
 use caja_node::system::{OsRandom, SystemClock};
 use caja_node::testkit;
@@ -118,7 +118,7 @@ fn under_block_the_register_without_quota_is_refused_and_stock_never_goes_negati
         let before = caja_node::projection::digest(t.register.conn()).expect("digest");
         let refused = t.register.sell(op_id(), &sale(SODA, 1000));
         assert!(
-            matches!(&refused, Err(OpError::QuotaExceeded { product, .. }) if product == SODA),
+            matches!(&refused, Err(OpError::Refused(Refusal::QuotaExceeded { product, .. })) if product == SODA),
             "{refused:?}"
         );
         assert!(
@@ -132,7 +132,7 @@ fn under_block_the_register_without_quota_is_refused_and_stock_never_goes_negati
         // A product with no quota at all is refused too (rice: no stock).
         assert!(matches!(
             t.register.sell(op_id(), &sale("ARROZ", 1000)),
-            Err(OpError::QuotaExceeded { .. })
+            Err(OpError::Refused(Refusal::QuotaExceeded { .. }))
         ));
     }
     for t in &mut tills {
@@ -258,7 +258,7 @@ fn a_restored_register_forgets_the_quota_it_held_and_asks_again() {
     );
     assert!(matches!(
         t.register.sell(op_id(), &sale(SODA, 1000)),
-        Err(OpError::RestoredNeedsSync)
+        Err(OpError::Refused(Refusal::RestoredNeedsSync))
     ));
     let r = t.sync.round().expect("recovery");
     assert_eq!(r.recovered, 3);

@@ -7,7 +7,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use caja_node::register::{self, Document, OpError, Register};
+use caja_node::error::{OpError, Refusal};
+use caja_node::register::{self, Document, Register};
 use caja_node::sale::{LineRequest, PaymentRequest, SaleRequest};
 use caja_node::sync::engine::SyncEngine;
 use caja_node::system::{OsRandom, SystemClock};
@@ -135,7 +136,7 @@ fn three_registers_sell_through_block_boundaries_offline_and_every_number_is_acc
         let head = caja_node::journal::Journal::head(t.register.conn()).expect("head");
         let refused = t.register.sell(op_id(), &sale());
         assert!(
-            matches!(&refused, Err(OpError::FiscalExhausted(s)) if s == "B02"),
+            matches!(&refused, Err(OpError::Refused(Refusal::FiscalExhausted(s))) if s == "B02"),
             "{refused:?}"
         );
         assert_eq!(
@@ -153,7 +154,7 @@ fn three_registers_sell_through_block_boundaries_offline_and_every_number_is_acc
         };
         assert!(matches!(
             t.register.sell_as(op_id(), &sale(), &b01),
-            Err(OpError::BuyerTaxIdRequired(_))
+            Err(OpError::Refused(Refusal::BuyerTaxIdRequired(_)))
         ));
         let bad = Document {
             series: Some("B01".into()),
@@ -161,10 +162,10 @@ fn three_registers_sell_through_block_boundaries_offline_and_every_number_is_acc
         };
         assert!(matches!(
             t.register.sell_as(op_id(), &sale(), &bad),
-            Err(OpError::Invalid {
+            Err(OpError::Refused(Refusal::Invalid {
                 field: "buyer_tax_id",
                 ..
-            })
+            }))
         ));
         let good = Document {
             series: Some("B01".into()),
@@ -264,7 +265,7 @@ fn a_restored_register_never_reuses_a_number_and_a_written_off_one_never_issues_
     .expect("sync");
     assert!(matches!(
         t.register.sell(op_id(), &sale()),
-        Err(OpError::RestoredNeedsSync)
+        Err(OpError::Refused(Refusal::RestoredNeedsSync))
     ));
     // Sync recovers its own chain, forgets the blocks it held and asks anew.
     let r = t.sync.round().expect("recovery");

@@ -4,8 +4,9 @@
 
 use std::time::{Duration, Instant};
 
+use caja_node::error::{OpError, Refusal};
 use caja_node::journal::Journal;
-use caja_node::register::{self, OpError, Register};
+use caja_node::register::{self, Register};
 use caja_node::sale::{LineRequest, PaymentRequest, SaleRequest};
 use caja_node::sync::backoff::BackoffPolicy;
 use caja_node::sync::breaker::{BreakerPolicy, BreakerState};
@@ -104,7 +105,7 @@ fn a_register_restored_from_an_old_backup_recovers_before_selling() {
     );
     assert!(matches!(
         t.register.sell(op(), &sale()),
-        Err(OpError::RestoredNeedsSync)
+        Err(OpError::Refused(Refusal::RestoredNeedsSync))
     ));
 
     assert!(t.register.status().expect("status").restored_from_backup);

@@ -22,9 +22,10 @@ use super::breaker::{Breaker, BreakerPolicy};
 use super::client::{Credentials, HubClient, HubError};
 use super::skew::SkewEstimate;
 use crate::db::{Db, DbError};
+use crate::error::OpError;
 use crate::journal::{self, DeviceRecord, Journal, JournalError};
 use crate::keyfile::{self, KeyFileError};
-use crate::register::{DataDir, OpError};
+use crate::register::DataDir;
 
 mod audit;
 pub use audit::{hub_log_status, reset_hub_trust, HubLogStatus};

@@ -20,8 +20,9 @@ use serde_json::{json, Value};
 
 use super::cart;
 use crate::devices::{self, DeviceError, ScaleReport, ScaleSettings};
+use crate::error::{Failure, OpError, Refusal};
 use crate::messages;
-use crate::register::{self, OpError, Register};
+use crate::register::{self, Register};
 use crate::sale::{LineRequest, PaymentRequest, SaleRequest};
 use crate::staff::Credentials;
 
@@ -75,7 +76,7 @@ impl From<OpError> for ApiError {
 
 impl From<rusqlite::Error> for ApiError {
     fn from(e: rusqlite::Error) -> ApiError {
-        ApiError::from(OpError::Sql(e))
+        ApiError::from(OpError::Failed(Failure::Sql(e)))
     }
 }
 
@@ -323,9 +324,9 @@ pub fn parse_entry(entry: &str) -> Result<(Option<&str>, &str), ApiError> {
         return Err(ApiError::refused(messages::ui_no_code()));
     }
     if code.chars().count() > 64 || code.chars().any(char::is_control) {
-        return Err(ApiError::refused(messages::error(
-            &OpError::UnknownProduct(code.chars().take(64).collect()),
-        )));
+        return Err(ApiError::refused(messages::error(&OpError::Refused(
+            Refusal::UnknownProduct(code.chars().take(64).collect()),
+        ))));
     }
     Ok((qty, code))
 }
@@ -504,7 +505,11 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
             let node = lock(&self.node);
             register::lookup_item(node.conn(), code)?
         }
-        .ok_or_else(|| ApiError::refused(messages::error(&OpError::UnknownProduct(code.into()))))?;
+        .ok_or_else(|| {
+            ApiError::refused(messages::error(&OpError::Refused(Refusal::UnknownProduct(
+                code.into(),
+            ))))
+        })?;
         let (qty, weighed) = if item.sold_by == SoldBy::Weight {
             if qty_text.is_some() {
                 return Err(ApiError::refused(messages::ui_weighed_from_scale(

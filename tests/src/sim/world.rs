@@ -5,8 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use caja_node::error::OpError;
 use caja_node::journal::Journal;
-use caja_node::register::{self, Adopted, DataDir, OpError, Register};
+use caja_node::register::{self, Adopted, DataDir, Register};
 use caja_node::sync::backoff::BackoffPolicy;
 use caja_node::sync::breaker::BreakerPolicy;
 use caja_node::sync::client::HubClient;
