@@ -26,6 +26,7 @@
 
 pub mod config;
 pub mod crashpoint;
+pub mod datadir;
 pub mod db;
 pub mod devices;
 pub mod error;

@@ -16,12 +16,13 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use caja_node::datadir::{DataDir, InitParams};
 use caja_node::devices;
 use caja_node::error::{self as op, OpError};
 use caja_node::journal::{Journal, JournalError};
 use caja_node::keyfile;
 use caja_node::messages;
-use caja_node::register::{self, CustomerRequest, DataDir, InitParams, Register};
+use caja_node::register::{CustomerRequest, Register};
 use caja_node::sale::{LineRequest, PaymentRequest, SaleRequest};
 use caja_node::system::{OsRandom, SystemClock};
 use caja_shared::checkpoint::HubCheckpoint;
@@ -665,7 +666,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                         "Llave pública de la oficina central inválida: {e}."
                     ))
                 })?;
-            let rec = register::init(
+            let rec = caja_node::datadir::init(
                 &dir,
                 &InitParams {
                     store,
@@ -1022,7 +1023,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
         }
         Command::Backup { out } => {
-            let seq = register::backup(&dir, &out)?;
+            let seq = caja_node::datadir::backup(&dir, &out)?;
             let v = serde_json::json!({"backup": out, "head_seq": seq});
             emit(json, &v, |_| {
                 format!(
@@ -1032,7 +1033,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             })
         }
         Command::Restore { from } => {
-            let seq = register::restore(&dir, &from, SystemClock.now_ms())?;
+            let seq = caja_node::datadir::restore(&dir, &from, SystemClock.now_ms())?;
             open(&dir)?;
             let v = serde_json::json!({"restored_from": from, "head_seq": seq});
             emit(json, &v, |_| {
@@ -1269,9 +1270,9 @@ fn enroll(dir: &DataDir, hub: &str, token: &str, json: bool) -> Result<(), Failu
         caja_node::sync::client::HubClient::new(hub, caja_node::sync::client::DEFAULT_TIMEOUT_MS)
             .map_err(|e| sync_failure(e.into()))?;
     let e = client.enroll(token).map_err(|e| sync_failure(e.into()))?;
-    let rec = register::adopt_enrollment(
+    let rec = caja_node::datadir::adopt_enrollment(
         dir,
-        &register::Adopted {
+        &caja_node::datadir::Adopted {
             store: e.store,
             device: e.device,
             key_id: e.key_id.clone(),

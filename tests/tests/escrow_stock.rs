@@ -226,7 +226,7 @@ fn under_warn_the_oversell_is_sold_flagged_and_alerted_once_whatever_the_order()
 
 #[test]
 fn a_restored_register_forgets_the_quota_it_held_and_asks_again() {
-    use caja_node::register::{self, Register};
+    use caja_node::register::Register;
     use caja_node::sync::engine::SyncEngine;
     let tmp = tempfile::tempdir().expect("tmp");
     let (hub, store, mut tills) = setup(tmp.path(), SODA, 20_000);
@@ -236,12 +236,12 @@ fn a_restored_register_forgets_the_quota_it_held_and_asks_again() {
     assert_eq!(held, 10_000, "its target");
     t.register.sell(op_id(), &sale(SODA, 1000)).expect("sale");
     let backup = tmp.path().join("old.backup");
-    register::backup(&t.data, &backup).expect("backup");
+    caja_node::datadir::backup(&t.data, &backup).expect("backup");
     for _ in 0..3 {
         t.register.sell(op_id(), &sale(SODA, 1000)).expect("sale");
     }
     t.sync.round().expect("round");
-    register::restore(&t.data, &backup, SystemClock.now_ms()).expect("restore");
+    caja_node::datadir::restore(&t.data, &backup, SystemClock.now_ms()).expect("restore");
     t.register = Register::open(&t.data, SystemClock, OsRandom::new().expect("rng")).expect("open");
     t.sync = SyncEngine::open(
         &t.data,

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use caja_node::error::{OpError, Refusal};
-use caja_node::register::{self, Document, Register};
+use caja_node::register::{Document, Register};
 use caja_node::sale::{LineRequest, PaymentRequest, SaleRequest};
 use caja_node::sync::engine::SyncEngine;
 use caja_node::system::{OsRandom, SystemClock};
@@ -242,7 +242,7 @@ fn a_restored_register_never_reuses_a_number_and_a_written_off_one_never_issues_
         t.register.sell(op_id(), &sale()).expect("sale");
     }
     let backup = tmp.path().join("old.backup");
-    register::backup(&t.data, &backup).expect("backup");
+    caja_node::datadir::backup(&t.data, &backup).expect("backup");
     // After the backup: more sales, some pushed, and the block still has numbers.
     for _ in 0..3 {
         t.register.sell(op_id(), &sale()).expect("sale");
@@ -253,7 +253,7 @@ fn a_restored_register_never_reuses_a_number_and_a_written_off_one_never_issues_
     assert!(left(&t, "B02") > 0);
 
     // The disk dies; the old backup is restored.
-    register::restore(&t.data, &backup, SystemClock.now_ms()).expect("restore");
+    caja_node::datadir::restore(&t.data, &backup, SystemClock.now_ms()).expect("restore");
     t.register = Register::open(&t.data, SystemClock, OsRandom::new().expect("rng")).expect("open");
     t.sync = SyncEngine::open(
         &t.data,

@@ -21,11 +21,11 @@ use super::backoff::{Backoff, BackoffPolicy};
 use super::breaker::{Breaker, BreakerPolicy};
 use super::client::{Credentials, HubClient, HubError};
 use super::skew::SkewEstimate;
+use crate::datadir::DataDir;
 use crate::db::{Db, DbError};
 use crate::error::OpError;
 use crate::journal::{self, DeviceRecord, Journal, JournalError};
 use crate::keyfile::{self, KeyFileError};
-use crate::register::DataDir;
 
 mod audit;
 pub use audit::{hub_log_status, reset_hub_trust, HubLogStatus};

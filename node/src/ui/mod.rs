@@ -38,8 +38,9 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::de::DeserializeOwned;
 
+use crate::datadir::DataDir;
 use crate::error::{OpError, Refusal};
-use crate::register::{DataDir, Register};
+use crate::register::Register;
 use crate::system::{OsRandom, SystemClock};
 use screen::{ApiError, ApiResult, Screen};
 
