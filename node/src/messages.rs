@@ -12,8 +12,7 @@ use crate::register::{
 use crate::sale::SaleError;
 use crate::zreport::ZReport;
 
-/// The store name printed on receipts when `store_name` is not configured.
-pub const DEFAULT_STORE_NAME: &str = "Tienda";
+pub mod receipt;
 
 /// "RD$ 1,234.50" style amount for people.
 pub fn rd(m: Money) -> String {
@@ -89,32 +88,6 @@ pub fn drawer_opened(r: &crate::register::DrawerResult) -> String {
 /// A customer's store-credit balance.
 pub fn store_credit(customer: caja_shared::ids::CustomerId, balance: Money) -> String {
     format!("Crédito en tienda de {customer}: {}.", rd(balance))
-}
-
-/// The slip printed when the drawer opens without a sale, line by line
-/// (the first is the title).
-pub fn drawer_slip(
-    store: &str,
-    register: &str,
-    at: &str,
-    d: &caja_shared::kind::DrawerOpened,
-    copy_at: Option<String>,
-) -> Vec<String> {
-    let mut out = vec![
-        "APERTURA DE GAVETA".to_owned(),
-        store.to_owned(),
-        format!("Caja: {register}"),
-        format!("Fecha: {at}"),
-        format!("Motivo: {}", d.reason),
-    ];
-    match &d.approval {
-        Some(a) => out.push(format!("Autorizó: {}", a.name)),
-        None => out.push("Sin autorización (caja sin personal)".to_owned()),
-    }
-    if let Some(c) = copy_at {
-        out.push(format!("COPIA {c} (la gaveta no se abre otra vez)"));
-    }
-    out
 }
 
 /// A payment method's name for people.

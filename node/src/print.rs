@@ -75,7 +75,7 @@ impl ReceiptSettings {
                 name: cfg
                     .store_name
                     .clone()
-                    .unwrap_or_else(|| crate::messages::DEFAULT_STORE_NAME.to_owned()),
+                    .unwrap_or_else(|| crate::messages::receipt::DEFAULT_STORE_NAME.to_owned()),
                 rnc: cfg.store_rnc.clone().unwrap_or_default(),
                 lines: Vec::new(),
             },
@@ -476,7 +476,7 @@ fn render_drawer_slip(
     let cols = settings.width.columns();
     let mut unmappable = caja_hardware::codepage::Unmappable::default();
     let mut blocks = Vec::new();
-    let texts = crate::messages::drawer_slip(
+    let texts = crate::messages::receipt::drawer_slip(
         &settings.store.name,
         &register,
         &at.to_string(),
