@@ -13,9 +13,8 @@ use caja_shared::clock::Clock;
 use caja_shared::entropy::RandomSource;
 use caja_shared::ids::{DeviceId, StoreId};
 use caja_shared::key::{DeviceKey, HubPublicKey};
-use rusqlite::Connection;
 
-use crate::db::{Db, DB_FILE_NAME};
+use crate::db::{self, Db, DB_FILE_NAME};
 use crate::error::OpError;
 use crate::journal::{self, DeviceRecord, Journal, JournalError};
 use crate::keyfile::{self, KEY_FILE_NAME};
@@ -171,17 +170,12 @@ pub fn backup(dir: &DataDir, dest: &Path) -> Result<u64, OpError> {
     journal::load_device(src.conn())?.ok_or(JournalError::NotInitialized)?;
     let tmp = dest.with_extension("partial");
     let _ = std::fs::remove_file(&tmp);
-    {
-        let mut dst = Connection::open(&tmp)?;
-        let b = rusqlite::backup::Backup::new(src.conn(), &mut dst)?;
-        b.run_to_completion(256, std::time::Duration::from_millis(0), None)?;
-    }
+    db::snapshot_to(src.conn(), &tmp)?;
     let copy = Db::open(&tmp)?;
     journal::set_restored_from_backup(copy.conn(), true)?;
     let head = Journal::head(copy.conn())?;
     // Leave a single self-contained file (no -wal beside it).
-    copy.conn()
-        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode=DELETE;")?;
+    db::make_self_contained(copy.conn())?;
     drop(copy);
     std::fs::rename(&tmp, dest)
         .map_err(|e| invalid("out", format!("cannot write {}: {e}", dest.display())))?;
@@ -215,9 +209,7 @@ pub fn restore(dir: &DataDir, from: &Path, now_ms: i64) -> Result<u64, OpError> 
     if db.exists() {
         let kept = db.with_extension(format!("before-restore-{now_ms}"));
         // Fold the WAL into the file first so the kept copy is complete.
-        if let Ok(old) = Connection::open(&db) {
-            let _ = old.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
-        }
+        db::fold_wal(&db);
         std::fs::rename(&db, &kept).map_err(|e| {
             invalid(
                 "data_dir",

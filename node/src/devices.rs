@@ -25,7 +25,7 @@ use caja_hardware::scale::{certify, Protocol, Reading};
 use caja_shared::clock::Clock;
 use caja_shared::entropy::RandomSource;
 use caja_shared::money::QtyMilli;
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::config::NodeConfig;
@@ -95,14 +95,7 @@ impl ScaleSettings {
 
 /// Whether `code` (SKU or barcode) is sold by weight.
 fn sold_by_weight(conn: &Connection, code: &str) -> Result<bool, DeviceError> {
-    let sold_by: Option<String> = conn
-        .prepare_cached(
-            "SELECT sold_by FROM catalog_items
-             WHERE sku = ?1 OR sku = (SELECT sku FROM barcodes WHERE code = ?1)
-             LIMIT 1",
-        )?
-        .query_row([code], |r| r.get(0))
-        .optional()?;
+    let sold_by = crate::queries::sold_by(conn, code)?;
     match sold_by {
         None => Err(DeviceError::UnknownProduct(code.to_owned())),
         Some(s) => Ok(s == "weight"),

@@ -40,6 +40,7 @@ pub mod messages;
 pub mod migrate;
 pub mod print;
 pub mod projection;
+pub mod queries;
 pub mod register;
 pub mod sale;
 pub mod staff;

@@ -114,10 +114,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
         let head = Journal::head(conn)?;
         let cp = Journal::latest_checkpoint(conn)?;
         let open = projection::open_shift(conn)?.map(|(s, c, _)| (s, c));
-        let hub_events: i64 =
-            conn.query_row("SELECT count(*) FROM hub_events", [], |r| r.get(0))?;
-        let peer_events: i64 =
-            conn.query_row("SELECT count(*) FROM peer_events", [], |r| r.get(0))?;
+        let (hub_events, peer_events) = crate::queries::held_events(conn)?;
         let sync =
             crate::sync::engine::status(conn).map_err(|e| invalid("sync_status", e.to_string()))?;
         let d = self.device();

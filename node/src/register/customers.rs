@@ -55,10 +55,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
     /// A customer's store-credit balance as this register knows it.
     pub fn store_credit_balance(&self, customer: CustomerId) -> Result<Money, OpError> {
         let conn = self.conn();
-        let exists: bool = conn
-            .prepare_cached("SELECT EXISTS (SELECT 1 FROM customers WHERE customer_id = ?1)")?
-            .query_row([customer.to_string()], |r| r.get(0))?;
-        if !exists {
+        if crate::queries::credit_limit(conn, &customer)?.is_none() {
             return Err(OpError::Refused(Refusal::UnknownCustomer(customer)));
         }
         Ok(Money(projection::store_credit_balance(
@@ -91,17 +88,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             if amount.0 > balance.0 {
                 return Err(OpError::Refused(Refusal::DebtOverpaid { amount, balance }));
             }
-            let debts: Vec<(String, String, i64)> = ctx
-                .tx
-                .prepare(
-                    "SELECT debt_id, event_id, amount - paid FROM debts
-                     WHERE customer_id = ?1 AND voided = 0 AND amount > paid
-                     ORDER BY event_id",
-                )?
-                .query_map([customer.to_string()], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })?
-                .collect::<Result<_, _>>()?;
+            let debts = crate::queries::open_debts(ctx.tx, &customer)?;
             let mut left = amount.0;
             let mut seqs = Vec::new();
             for (debt_id, event_id, owed) in debts {

@@ -12,10 +12,10 @@ use caja_shared::canonical::Value;
 use caja_shared::clock::Clock;
 use caja_shared::digest::Hash256;
 use caja_shared::entropy::RandomSource;
-use caja_shared::ids::{CustomerId, EventId, OpId, ShiftId, Sku};
-use caja_shared::kind::{EventBody, SoldBy};
-use caja_shared::money::{Money, TaxRateBp};
-use rusqlite::{Connection, OptionalExtension, Transaction};
+use caja_shared::ids::{CustomerId, EventId, OpId, ShiftId};
+use caja_shared::kind::EventBody;
+use caja_shared::money::Money;
+use rusqlite::{Connection, Transaction};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::datadir::DataDir;
@@ -24,6 +24,7 @@ use crate::error::{OpError, Refusal};
 use crate::journal::{self, DeviceRecord, Journal, JournalError, OpRecord};
 use crate::keyfile;
 use crate::projection;
+use crate::queries;
 use crate::sale::{CatalogItem, CreditStanding};
 
 /// Longest free text (names, reasons, references) accepted.
@@ -228,22 +229,14 @@ impl<R: RandomSource> OpCtx<'_, '_, R> {
         // The index column, checked against the event's bytes by `verify`.
         let seq: u64 = seq.try_into().map_err(|_| invalid("seq", "out of range"))?;
         let seq_i = i64::try_from(seq).map_err(|_| invalid("seq", "out of range"))?;
-        let id: String = self
-            .tx
-            .prepare_cached("SELECT event_id FROM journal WHERE seq = ?1")?
-            .query_row([seq_i], |r| r.get(0))
-            .optional()?
+        let id: String = queries::event_id_at(self.tx, seq_i)?
             .ok_or_else(|| invalid("seq", format!("no event at seq {seq}")))?;
         id.parse()
             .map_err(|_| invalid("seq", format!("unreadable event id at seq {seq}")))
     }
 
     pub(super) fn customer_exists(&self, c: &CustomerId) -> Result<i64, OpError> {
-        self.tx
-            .prepare_cached("SELECT credit_limit FROM customers WHERE customer_id = ?1")?
-            .query_row([c.to_string()], |r| r.get(0))
-            .optional()?
-            .ok_or(OpError::Refused(Refusal::UnknownCustomer(*c)))
+        queries::credit_limit(self.tx, c)?.ok_or(OpError::Refused(Refusal::UnknownCustomer(*c)))
     }
 
     pub(super) fn credit(&self, c: &CustomerId) -> Result<CreditStanding, OpError> {
@@ -258,7 +251,7 @@ impl<R: RandomSource> OpCtx<'_, '_, R> {
     }
 
     pub(super) fn item(&self, code: &str) -> Result<CatalogItem, OpError> {
-        lookup_item(self.tx, code)?.ok_or_else(|| {
+        queries::lookup_item(self.tx, code)?.ok_or_else(|| {
             OpError::Refused(Refusal::UnknownProduct(code.chars().take(64).collect()))
         })
     }
@@ -269,38 +262,4 @@ fn request_hash(kind: &str, request: &impl Serialize) -> Result<Hash256, OpError
     let v = serde_json::json!({ "kind": kind, "request": request });
     let v = Value::from_serde(v).map_err(|e| invalid("request", e.to_string()))?;
     Ok(Hash256::of(&v.to_canonical_bytes()))
-}
-
-/// Looks up an item by SKU or barcode.
-pub fn lookup_item(conn: &Connection, code: &str) -> Result<Option<CatalogItem>, OpError> {
-    let row: Option<(String, String, i64, String, Option<i64>)> = conn
-        .prepare_cached(
-            "SELECT sku, name, tax_bp, sold_by, unit_price FROM catalog_items
-             WHERE sku = ?1 OR sku = (SELECT sku FROM barcodes WHERE code = ?1)",
-        )?
-        .query_row([code], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })
-        .optional()?;
-    let Some((sku, name, bp, sold_by, price)) = row else {
-        return Ok(None);
-    };
-    let sku: Sku = sku
-        .parse()
-        .map_err(|_| invalid("sku", "stored sku unreadable"))?;
-    let bp = u16::try_from(bp)
-        .ok()
-        .and_then(|b| TaxRateBp::new(b).ok())
-        .ok_or_else(|| invalid("tax_bp", "stored tax rate unreadable"))?;
-    Ok(Some(CatalogItem {
-        sku,
-        name,
-        tax_bp: bp,
-        sold_by: if sold_by == "weight" {
-            SoldBy::Weight
-        } else {
-            SoldBy::Unit
-        },
-        unit_price: price.map(Money),
-    }))
 }

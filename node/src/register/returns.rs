@@ -9,12 +9,13 @@ use caja_shared::entropy::RandomSource;
 use caja_shared::ids::{CustomerId, EventId, OpId, SaleId};
 use caja_shared::kind::{PaymentMethod, SoldBy};
 use caja_shared::money::{Money, QtyMilli};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
-use super::kernel::{invalid, lookup_item, text, Register};
+use super::kernel::{invalid, text, Register};
 use crate::error::{OpError, Refusal};
 use crate::projection;
+use crate::queries;
 
 /// One line to return: the original sale's line and how much of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,16 +163,15 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
         self.run(op_id, "return", req, |ctx| {
             let (shift_id, cashier, shift_seq) = ctx.open_shift()?;
             let shift_event = ctx.event_id_at(shift_seq)?;
-            type SaleRow = (String, String, Option<i64>, Option<String>, Option<String>);
-            let row: Option<SaleRow> = ctx
-                .tx
-                .query_row(
-                    "SELECT sale_id, event_id, voided_seq, fiscal_number, customer_id FROM sales
-                     WHERE sale_id = ?1 OR fiscal_number = ?1 ORDER BY seq LIMIT 1",
-                    [reference.as_str()],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            let row = crate::queries::sale_by_ref(ctx.tx, &reference)?.map(|r| {
+                (
+                    r.sale_id,
+                    r.event_id,
+                    r.voided_seq,
+                    r.fiscal_number,
+                    r.customer_id,
                 )
-                .optional()?;
+            });
             let (sale_id, deps, original_number, sale_customer, lines, original_unknown) = match row
             {
                 Some((sale_id, sale_event, voided, number, customer)) => {
@@ -310,35 +310,18 @@ fn known_return_lines(
     let mut taken_product: std::collections::BTreeMap<String, i64> =
         std::collections::BTreeMap::new();
     for (index, l) in req.iter().enumerate() {
-        let orig: Option<(String, i64, i64, i64)> = tx
-            .query_row(
-                "SELECT sku, qty_milli, total, tax FROM sale_lines WHERE sale_id = ?1 AND line_no = ?2",
-                params![sale, i64::from(l.line)],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()?;
+        let orig = queries::sale_line(tx, &sale, l.line)?;
         let (sku, sold, total, tax) = orig.ok_or_else(|| {
             OpError::Refused(Refusal::Invalid {
                 field: "lines[].line",
                 reason: format!("line {index}: the sale has no line {}", l.line),
             })
         })?;
-        let (returned, refunded, refunded_tax): (i64, i64, i64) = tx.query_row(
-            "SELECT coalesce(sum(qty_milli), 0), coalesce(sum(total), 0), coalesce(sum(tax), 0)
-             FROM returns WHERE sale_id = ?1 AND sale_line = ?2",
-            params![sale, i64::from(l.line)],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )?;
+        let (returned, refunded, refunded_tax) = queries::line_returned(tx, &sale, l.line)?;
         // What is left of the product: sold in the sale, less returned by
         // line and returned without the original.
-        let (sold_p, returned_p, unknown_p): (i64, i64, i64) = tx.query_row(
-            "SELECT (SELECT coalesce(sum(qty_milli), 0) FROM sale_lines WHERE sale_id = ?1 AND sku = ?2),
-                    (SELECT coalesce(sum(qty_milli), 0) FROM returns WHERE sale_id = ?1 AND product = ?2),
-                    (SELECT coalesce(sum(qty_milli), 0) FROM returns_unknown
-                      WHERE product = ?2 AND (sale_id = ?1 OR reference = ?1 OR reference = ?3))",
-            params![sale, sku, fiscal_number],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )?;
+        let (sold_p, returned_p, unknown_p) =
+            queries::product_returned(tx, &sale, &sku, fiscal_number)?;
         let before = taken.get(&l.line).copied().unwrap_or(0);
         let before_p = taken_product.get(&sku).copied().unwrap_or(0);
         let left_line = sold - returned - before;
@@ -390,7 +373,7 @@ fn unknown_return_lines(
 ) -> Result<Vec<caja_shared::kind::ReturnLine>, OpError> {
     let mut lines = Vec::new();
     for (index, l) in req.iter().enumerate() {
-        let item = lookup_item(tx, &l.code)?.ok_or_else(|| {
+        let item = crate::queries::lookup_item(tx, &l.code)?.ok_or_else(|| {
             OpError::Refused(Refusal::UnknownProduct(l.code.chars().take(64).collect()))
         })?;
         if item.sold_by == SoldBy::Unit && l.qty_milli % QtyMilli::PER_UNIT != 0 {

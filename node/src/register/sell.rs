@@ -11,10 +11,9 @@ use caja_shared::entropy::RandomSource;
 use caja_shared::ids::{DebtId, EventId, OpId, SaleId};
 use caja_shared::kind::{DebtOpened, EventBody, PaymentMethod, SaleVoided};
 use caja_shared::money::{Money, QtyMilli};
-use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
 
-use super::kernel::{invalid, lookup_item, text, Register, Written};
+use super::kernel::{invalid, text, Register, Written};
 use crate::error::{OpError, Refusal};
 use crate::journal::Journal;
 use crate::sale::{self, SaleContext, SaleError, SaleRequest};
@@ -112,7 +111,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
                     .map_err(|_| invalid("shift_id", "probe id"))?,
                 fiscal: None,
             },
-            |code| lookup_item(conn, code).ok().flatten(),
+            |code| crate::queries::lookup_item(conn, code).ok().flatten(),
             None,
         );
         let Ok(outcome) = probe else {
@@ -220,7 +219,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
                     shift_id,
                     fiscal,
                 },
-                |code| lookup_item(tx, code).ok().flatten(),
+                |code| crate::queries::lookup_item(tx, code).ok().flatten(),
                 credit,
             )?;
             let mut outcome = outcome;
@@ -317,14 +316,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
         let stock_quotas = self.config.stock_quotas;
         self.run(op_id, "void", &(sale_id, &reason), |ctx| {
             ctx.open_shift()?;
-            let row: Option<(String, Option<i64>)> = ctx
-                .tx
-                .query_row(
-                    "SELECT event_id, voided_seq FROM sales WHERE sale_id = ?1 AND device = ?2",
-                    [sale_id.to_string(), own_device.to_string()],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
+            let row = crate::queries::device_sale(ctx.tx, sale_id, &own_device.to_string())?;
             let (event_id, voided) = row.ok_or(OpError::Refused(Refusal::UnknownSale(sale_id)))?;
             if voided.is_some() {
                 return Err(OpError::Refused(Refusal::AlreadyVoided(sale_id)));
@@ -333,11 +325,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
                 .parse()
                 .map_err(|_| invalid("sale_id", "stored event id unreadable"))?;
             if stock_quotas {
-                let sale_seq: i64 = ctx.tx.query_row(
-                    "SELECT seq FROM sales WHERE sale_id = ?1",
-                    [sale_id.to_string()],
-                    |r| r.get(0),
-                )?;
+                let sale_seq = crate::queries::sale_seq(ctx.tx, sale_id)?;
                 if let Some(EventBody::SaleCreated(sale)) =
                     Journal::event(ctx.tx, sale_seq.unsigned_abs())?
                         .map(|e| e.body())

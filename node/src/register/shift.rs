@@ -11,13 +11,14 @@ use caja_shared::event::Event;
 use caja_shared::ids::{OpId, SaleId, ShiftId};
 use caja_shared::kind::{EventBody, SaleCreated, ShiftClosed, ShiftOpened};
 use caja_shared::money::Money;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use super::kernel::{invalid, text, Register};
 use crate::error::{OpError, Refusal};
 use crate::journal::{CheckpointReason, Journal};
 use crate::projection;
+use crate::queries;
 use crate::zreport::ZReport;
 
 /// Result of opening a shift.
@@ -189,22 +190,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
     /// The Z report of the open shift, or of the shift with this id.
     pub fn z_report(&self, shift: Option<ShiftId>) -> Result<ZReport, OpError> {
         let conn = self.db.conn();
-        let row: Option<(i64, Option<i64>)> = match shift {
-            Some(s) => conn
-                .query_row(
-                    "SELECT opened_seq, closed_seq FROM shifts WHERE shift_id = ?1",
-                    [s.to_string()],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?,
-            None => conn
-                .query_row(
-                    "SELECT opened_seq, closed_seq FROM shifts WHERE closed_seq IS NULL",
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?,
-        };
+        let row = queries::shift_seqs(conn, shift)?;
         let (opened, closed) = row.ok_or(OpError::Refused(Refusal::ShiftNotOpen))?;
         z_report_of(conn, opened, closed)
     }
@@ -218,13 +204,8 @@ fn z_report_of(
     closed_seq: Option<i64>,
 ) -> Result<ZReport, OpError> {
     let end = closed_seq.unwrap_or(i64::MAX);
-    let mut stmt =
-        conn.prepare("SELECT seq, bytes FROM journal WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq")?;
-    let mut rows = stmt.query(params![opened_seq, end])?;
     let mut events = Vec::new();
-    while let Some(row) = rows.next()? {
-        let seq: i64 = row.get(0)?;
-        let bytes: Vec<u8> = row.get(1)?;
+    for (seq, bytes) in queries::journal_range(conn, opened_seq, end)? {
         let e = Event::from_json(&bytes).map_err(|err| invalid("journal", err.to_string()))?;
         let body = e
             .body()
@@ -232,14 +213,7 @@ fn z_report_of(
         events.push((u64::try_from(seq).unwrap_or(0), body));
     }
     let earlier = |sale_id: &SaleId| -> Option<SaleCreated> {
-        let seq: i64 = conn
-            .query_row(
-                "SELECT seq FROM sales WHERE sale_id = ?1
-                 AND device = (SELECT device_id FROM device WHERE id = 1)",
-                [sale_id.to_string()],
-                |r| r.get(0),
-            )
-            .ok()?;
+        let seq = queries::own_sale_seq(conn, sale_id).ok().flatten()?;
         let e = Journal::event(conn, u64::try_from(seq).ok()?).ok()??;
         match e.body().ok()? {
             EventBody::SaleCreated(s) => Some(s),

@@ -9,7 +9,6 @@ use caja_shared::entropy::RandomSource;
 use caja_shared::ids::OpId;
 use caja_shared::kind::{StockCounted, StockReceived};
 use caja_shared::money::QtyMilli;
-use rusqlite::OptionalExtension;
 
 use super::kernel::{invalid, text, Register, Written};
 use crate::error::OpError;
@@ -55,15 +54,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
         }
         self.run(op_id, "stock_count", &(product, counted), |ctx| {
             let item = ctx.item(product)?;
-            let current: i64 = ctx
-                .tx
-                .query_row(
-                    "SELECT qty_milli FROM stock WHERE sku = ?1",
-                    [item.sku.as_str()],
-                    |r| r.get(0),
-                )
-                .optional()?
-                .unwrap_or(0);
+            let current = crate::queries::stock_qty(ctx.tx, &item.sku)?.unwrap_or(0);
             let delta = counted
                 .0
                 .checked_sub(current)
