@@ -333,10 +333,7 @@ fn save(conn: &Connection, job: &PrintJob, from: JobState, now_ms: i64) -> Resul
 /// The journal seq of one of this register's sales.
 fn own_sale_seq(conn: &Connection, sale: SaleId) -> Result<u64, OpError> {
     let device = journal::load_device(conn)?.ok_or(crate::journal::JournalError::NotInitialized)?;
-    let seq: Option<i64> = conn
-        .prepare_cached("SELECT seq FROM sales WHERE sale_id = ?1 AND device = ?2")?
-        .query_row([sale.to_string(), device.device.to_string()], |r| r.get(0))
-        .optional()?;
+    let seq = crate::queries::device_sale_seq(conn, sale, &device.device.to_string())?;
     let seq = seq.ok_or(OpError::Refused(Refusal::UnknownSale(sale)))?;
     u64::try_from(seq).map_err(|_| bad_row("sale seq"))
 }
@@ -452,10 +449,7 @@ fn render_drawer_slip(
     copy_at_ms: Option<i64>,
 ) -> Result<Vec<u8>, OpError> {
     use caja_hardware::receipt::{Align, Block, Layout, Line, Style};
-    let seq: Option<i64> = conn
-        .prepare_cached("SELECT seq FROM drawer_opens WHERE movement_id = ?1")?
-        .query_row([job.sale.to_string()], |r| r.get(0))
-        .optional()?;
+    let seq = crate::queries::drawer_open_seq(conn, &job.sale.to_string())?;
     let seq = seq.ok_or_else(|| {
         OpError::Failed(Failure::Receipt(format!("no drawer opening {}", job.sale)))
     })?;
@@ -514,10 +508,7 @@ fn customer_lines(
         return Ok((None, None));
     };
     let id = customer.to_string();
-    let name: Option<String> = conn
-        .prepare_cached("SELECT name FROM customers WHERE customer_id = ?1")?
-        .query_row([&id], |r| r.get(0))
-        .optional()?;
+    let name = crate::queries::customer_name(conn, &id)?;
     let fiado = sale
         .payments
         .iter()
@@ -532,11 +523,8 @@ fn customer_lines(
 
 fn weighed_skus(conn: &Connection, sale: &SaleCreated) -> Result<BTreeMap<Sku, SoldBy>, OpError> {
     let mut out = BTreeMap::new();
-    let mut stmt = conn.prepare_cached("SELECT sold_by FROM catalog_items WHERE sku = ?1")?;
     for line in &sale.lines {
-        let sold_by: Option<String> = stmt
-            .query_row([line.product.to_string()], |r| r.get(0))
-            .optional()?;
+        let sold_by = crate::queries::sku_sold_by(conn, line.product.as_str())?;
         let by = if sold_by.as_deref() == Some("weight") {
             SoldBy::Weight
         } else {

@@ -327,3 +327,36 @@ pub fn held_events(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
     let peer: i64 = conn.query_row("SELECT count(*) FROM peer_events", [], |r| r.get(0))?;
     Ok((hub, peer))
 }
+
+/// The journal seq of `device`'s sale (`None`: not one of its sales).
+pub fn device_sale_seq(
+    conn: &Connection,
+    sale: SaleId,
+    device: &str,
+) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT seq FROM sales WHERE sale_id = ?1 AND device = ?2")?
+        .query_row([sale.to_string(), device.to_owned()], |r| r.get(0))
+        .optional()
+}
+
+/// The journal seq of a drawer opening, by its movement id.
+pub fn drawer_open_seq(conn: &Connection, movement: &str) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT seq FROM drawer_opens WHERE movement_id = ?1")?
+        .query_row([movement], |r| r.get(0))
+        .optional()
+}
+
+/// A customer's name (`None`: unknown here).
+pub fn customer_name(conn: &Connection, customer: &str) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT name FROM customers WHERE customer_id = ?1")?
+        .query_row([customer], |r| r.get(0))
+        .optional()
+}
+
+/// How a SKU (not a barcode) is sold: `Some("weight")`, `Some("unit")`, or
+/// `None` when the catalog does not have it.
+pub fn sku_sold_by(conn: &Connection, sku: &str) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT sold_by FROM catalog_items WHERE sku = ?1")?
+        .query_row([sku], |r| r.get(0))
+        .optional()
+}

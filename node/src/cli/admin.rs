@@ -30,11 +30,13 @@ use super::common::{
     sync_engine, sync_failure, Ctx, Failure, EXIT_REFUSED, EXIT_STORAGE,
 };
 
+/// `caja-node version`.
 pub(crate) fn version(cx: &Ctx) -> Result<(), Failure> {
     let json = cx.json;
     emit(json, &caja_node::version_text(), Clone::clone)
 }
 
+/// `caja-node init`.
 pub(crate) fn init(cx: &Ctx, args: InitArgs) -> Result<(), Failure> {
     let InitArgs {
         store,
@@ -72,6 +74,7 @@ pub(crate) fn init(cx: &Ctx, args: InitArgs) -> Result<(), Failure> {
     })
 }
 
+/// `caja-node status`.
 pub(crate) fn status(cx: &Ctx) -> Result<(), Failure> {
     let dir = &cx.dir;
     let json = cx.json;
@@ -90,6 +93,7 @@ pub(crate) fn status(cx: &Ctx) -> Result<(), Failure> {
     }
 }
 
+/// `caja-node scale read`.
 pub(crate) fn scale_read(cx: &Ctx) -> Result<(), Failure> {
     let dir = &cx.dir;
     let json = cx.json;
@@ -109,6 +113,7 @@ pub(crate) fn scale_read(cx: &Ctx) -> Result<(), Failure> {
     }
 }
 
+/// `caja-node scale virtual`.
 pub(crate) fn scale_virtual(cx: &Ctx, args: ScaleVirtualArgs) -> Result<(), Failure> {
     let ScaleVirtualArgs {
         protocol,
@@ -119,12 +124,14 @@ pub(crate) fn scale_virtual(cx: &Ctx, args: ScaleVirtualArgs) -> Result<(), Fail
     virtual_scale(&protocol, &weight_file, link.as_deref(), json)
 }
 
+/// `caja-node verify`.
 pub(crate) fn verify(cx: &Ctx) -> Result<(), Failure> {
     let dir = &cx.dir;
     let json = cx.json;
     verify_journal(dir, json)
 }
 
+/// `caja-node export`.
 pub(crate) fn export(cx: &Ctx, args: ExportArgs) -> Result<(), Failure> {
     let ExportArgs { out } = args;
     let dir = &cx.dir;
@@ -148,6 +155,7 @@ pub(crate) fn export(cx: &Ctx, args: ExportArgs) -> Result<(), Failure> {
     }
 }
 
+/// `caja-node backup`.
 pub(crate) fn backup(cx: &Ctx, args: BackupArgs) -> Result<(), Failure> {
     let BackupArgs { out } = args;
     let dir = &cx.dir;
@@ -162,6 +170,7 @@ pub(crate) fn backup(cx: &Ctx, args: BackupArgs) -> Result<(), Failure> {
     })
 }
 
+/// `caja-node restore`.
 pub(crate) fn restore(cx: &Ctx, args: RestoreArgs) -> Result<(), Failure> {
     let RestoreArgs { from } = args;
     let dir = &cx.dir;
@@ -176,6 +185,7 @@ pub(crate) fn restore(cx: &Ctx, args: RestoreArgs) -> Result<(), Failure> {
     })
 }
 
+/// `caja-node rebuild`.
 pub(crate) fn rebuild(cx: &Ctx) -> Result<(), Failure> {
     let dir = &cx.dir;
     let json = cx.json;
@@ -197,12 +207,14 @@ pub(crate) fn rebuild(cx: &Ctx) -> Result<(), Failure> {
     })
 }
 
+/// `caja-node sample-catalog`.
 pub(crate) fn sample_catalog(cx: &Ctx, args: SampleCatalogArgs) -> Result<(), Failure> {
     let SampleCatalogArgs { store, out } = args;
     let json = cx.json;
     write_sample_catalog(store, &out, json)
 }
 
+/// `caja-node enroll`.
 pub(crate) fn enroll(cx: &Ctx, args: EnrollArgs) -> Result<(), Failure> {
     let EnrollArgs { hub, token } = args;
     let dir = &cx.dir;
@@ -210,6 +222,7 @@ pub(crate) fn enroll(cx: &Ctx, args: EnrollArgs) -> Result<(), Failure> {
     enroll_with(dir, &hub, &token, json)
 }
 
+/// `caja-node sync`.
 pub(crate) fn sync(cx: &Ctx) -> Result<(), Failure> {
     let dir = &cx.dir;
     let json = cx.json;
@@ -233,12 +246,14 @@ pub(crate) fn sync(cx: &Ctx) -> Result<(), Failure> {
     })
 }
 
+/// `caja-node run`.
 pub(crate) fn run(cx: &Ctx) -> Result<(), Failure> {
     let dir = &cx.dir;
     let json = cx.json;
     run_node(dir, json, None, false)
 }
 
+/// `caja-node ui`.
 pub(crate) fn ui(cx: &Ctx, args: UiArgs) -> Result<(), Failure> {
     let UiArgs { listen } = args;
     let dir = &cx.dir;
@@ -253,6 +268,7 @@ pub(crate) fn ui(cx: &Ctx, args: UiArgs) -> Result<(), Failure> {
     run_node(dir, json, Some(addr), true)
 }
 
+/// `caja-node hub import`.
 pub(crate) fn hub_import(cx: &Ctx, args: HubImportArgs) -> Result<(), Failure> {
     let HubImportArgs { file } = args;
     let dir = &cx.dir;
@@ -283,6 +299,7 @@ pub(crate) fn hub_import(cx: &Ctx, args: HubImportArgs) -> Result<(), Failure> {
     })
 }
 
+/// `caja-node hub trust-log`.
 pub(crate) fn hub_trust_log(cx: &Ctx) -> Result<(), Failure> {
     let dir = &cx.dir;
     let json = cx.json;

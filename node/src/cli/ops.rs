@@ -24,6 +24,7 @@ use super::common::{
     scale_settings, Ctx, Failure, Node,
 };
 
+/// `caja-node shift open`.
 pub(crate) fn shift_open(cx: &Ctx, args: ShiftOpenArgs) -> Result<(), Failure> {
     let ShiftOpenArgs {
         cashier,
@@ -45,6 +46,7 @@ pub(crate) fn shift_open(cx: &Ctx, args: ShiftOpenArgs) -> Result<(), Failure> {
     emit(json, &r, messages::shift_opened)
 }
 
+/// `caja-node return`.
 pub(crate) fn return_sale(cx: &Ctx, args: ReturnArgs) -> Result<(), Failure> {
     let ReturnArgs {
         sale,
@@ -93,6 +95,7 @@ pub(crate) fn return_sale(cx: &Ctx, args: ReturnArgs) -> Result<(), Failure> {
     emit(json, &r, messages::return_done)
 }
 
+/// `caja-node drawer open`.
 pub(crate) fn drawer_open(cx: &Ctx, args: DrawerOpenArgs) -> Result<(), Failure> {
     let DrawerOpenArgs {
         reason,
@@ -112,6 +115,7 @@ pub(crate) fn drawer_open(cx: &Ctx, args: DrawerOpenArgs) -> Result<(), Failure>
     Ok(())
 }
 
+/// `caja-node credit`.
 pub(crate) fn credit(cx: &Ctx, args: CreditArgs) -> Result<(), Failure> {
     let CreditArgs { customer } = args;
     let dir = &cx.dir;
@@ -124,6 +128,7 @@ pub(crate) fn credit(cx: &Ctx, args: CreditArgs) -> Result<(), Failure> {
     )
 }
 
+/// `caja-node cash`.
 pub(crate) fn cash(cx: &Ctx, args: CashArgs) -> Result<(), Failure> {
     let CashArgs {
         kind,
@@ -151,6 +156,7 @@ pub(crate) fn cash(cx: &Ctx, args: CashArgs) -> Result<(), Failure> {
     emit(json, &r, |r| messages::written("Movimiento de efectivo", r))
 }
 
+/// `caja-node shift close`.
 pub(crate) fn shift_close(cx: &Ctx, args: ShiftCloseArgs) -> Result<(), Failure> {
     let ShiftCloseArgs {
         counted,
@@ -179,6 +185,7 @@ pub(crate) fn shift_close(cx: &Ctx, args: ShiftCloseArgs) -> Result<(), Failure>
     })
 }
 
+/// `caja-node sell`.
 pub(crate) fn sell(cx: &Ctx, a: SellArgs) -> Result<(), Failure> {
     let dir = &cx.dir;
     let json = cx.json;
@@ -213,6 +220,7 @@ pub(crate) fn sell(cx: &Ctx, a: SellArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// `caja-node fiscal status`.
 pub(crate) fn fiscal_status(cx: &Ctx) -> Result<(), Failure> {
     let dir = &cx.dir;
     let json = cx.json;
@@ -223,6 +231,7 @@ pub(crate) fn fiscal_status(cx: &Ctx) -> Result<(), Failure> {
     emit(json, &st.fiscal, |f| messages::status_fiscal(f, &docs))
 }
 
+/// `caja-node fiscal release`.
 pub(crate) fn fiscal_release(cx: &Ctx, args: FiscalReleaseArgs) -> Result<(), Failure> {
     let FiscalReleaseArgs { op } = args;
     let dir = &cx.dir;
@@ -232,6 +241,7 @@ pub(crate) fn fiscal_release(cx: &Ctx, args: FiscalReleaseArgs) -> Result<(), Fa
     emit(json, &r, |r| messages::fiscal_released(r))
 }
 
+/// `caja-node receipt show`.
 pub(crate) fn receipt_show(cx: &Ctx, args: ReceiptShowArgs) -> Result<(), Failure> {
     let ReceiptShowArgs { sale } = args;
     let dir = &cx.dir;
@@ -248,6 +258,7 @@ pub(crate) fn receipt_show(cx: &Ctx, args: ReceiptShowArgs) -> Result<(), Failur
     }
 }
 
+/// `caja-node receipt reprint`.
 pub(crate) fn receipt_reprint(cx: &Ctx, args: ReceiptReprintArgs) -> Result<(), Failure> {
     let ReceiptReprintArgs { sale } = args;
     let dir = &cx.dir;
@@ -263,6 +274,7 @@ pub(crate) fn receipt_reprint(cx: &Ctx, args: ReceiptReprintArgs) -> Result<(), 
     Ok(())
 }
 
+/// `caja-node print`.
 pub(crate) fn print_due(cx: &Ctx, args: PrintArgs) -> Result<(), Failure> {
     let PrintArgs { retry_failed } = args;
     let dir = &cx.dir;
@@ -278,6 +290,7 @@ pub(crate) fn print_due(cx: &Ctx, args: PrintArgs) -> Result<(), Failure> {
     emit(json, &r, messages::print_run)
 }
 
+/// `caja-node void`.
 pub(crate) fn void(cx: &Ctx, args: VoidArgs) -> Result<(), Failure> {
     let VoidArgs {
         sale,
@@ -294,6 +307,7 @@ pub(crate) fn void(cx: &Ctx, args: VoidArgs) -> Result<(), Failure> {
     emit(json, &r, |r| messages::written("Anulación", r))
 }
 
+/// `caja-node debt pay`.
 pub(crate) fn debt_pay(cx: &Ctx, args: DebtPayArgs) -> Result<(), Failure> {
     let DebtPayArgs {
         customer,
@@ -314,6 +328,7 @@ pub(crate) fn debt_pay(cx: &Ctx, args: DebtPayArgs) -> Result<(), Failure> {
     emit(json, &r, messages::debt_paid)
 }
 
+/// `caja-node stock receive`.
 pub(crate) fn stock_receive(cx: &Ctx, args: StockReceiveArgs) -> Result<(), Failure> {
     let StockReceiveArgs {
         product,
@@ -330,6 +345,7 @@ pub(crate) fn stock_receive(cx: &Ctx, args: StockReceiveArgs) -> Result<(), Fail
     })
 }
 
+/// `caja-node stock count`.
 pub(crate) fn stock_count(cx: &Ctx, args: StockCountArgs) -> Result<(), Failure> {
     let StockCountArgs { product, qty, op } = args;
     let dir = &cx.dir;
@@ -339,6 +355,7 @@ pub(crate) fn stock_count(cx: &Ctx, args: StockCountArgs) -> Result<(), Failure>
     emit(json, &r, |r| messages::written("Conteo de inventario", r))
 }
 
+/// `caja-node customer`.
 pub(crate) fn customer(cx: &Ctx, args: CustomerArgs) -> Result<(), Failure> {
     let CustomerArgs {
         id,
@@ -364,6 +381,7 @@ pub(crate) fn customer(cx: &Ctx, args: CustomerArgs) -> Result<(), Failure> {
     emit(json, &r, messages::customer_saved)
 }
 
+/// `caja-node z-report`.
 pub(crate) fn z_report(cx: &Ctx, args: ZReportArgs) -> Result<(), Failure> {
     let ZReportArgs { shift } = args;
     let dir = &cx.dir;
