@@ -360,3 +360,11 @@ pub fn sku_sold_by(conn: &Connection, sku: &str) -> rusqlite::Result<Option<Stri
         .query_row([sku], |r| r.get(0))
         .optional()
 }
+
+/// The HLC ms of the event at a journal seq (`None`: no event there).
+pub fn event_hlc_ms(conn: &Connection, seq: i64) -> rusqlite::Result<Option<i64>> {
+    conn.query_row("SELECT hlc_ms FROM journal WHERE seq = ?1", [seq], |r| {
+        r.get(0)
+    })
+    .optional()
+}
