@@ -15,10 +15,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use caja_node::datadir::{init, DataDir, InitParams};
 use caja_node::db::Db;
 use caja_node::journal::Journal;
 use caja_node::keyfile;
-use caja_node::register::{init, DataDir, InitParams, Register};
+use caja_node::register::Register;
 use caja_node::sale::{LineRequest, PaymentRequest, SaleRequest};
 use caja_node::system::{OsRandom, SystemClock};
 use caja_node::testkit;

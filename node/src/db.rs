@@ -249,3 +249,26 @@ fn expect_setting(
         })
     }
 }
+
+/// Copies the database behind `src` into a new file at `dest` with SQLite's
+/// online backup API: a consistent snapshot even while another connection
+/// writes.
+pub fn snapshot_to(src: &Connection, dest: &Path) -> rusqlite::Result<()> {
+    let mut dst = Connection::open(dest)?;
+    let b = rusqlite::backup::Backup::new(src, &mut dst)?;
+    b.run_to_completion(256, Duration::from_millis(0), None)
+}
+
+/// Folds the WAL into the file and leaves it in rollback-journal mode: a
+/// single self-contained file, no `-wal` beside it.
+pub fn make_self_contained(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode=DELETE;")
+}
+
+/// Folds the WAL of the database file at `path` into it, best effort (so a
+/// copy of the file alone is complete).
+pub fn fold_wal(path: &Path) {
+    if let Ok(old) = Connection::open(path) {
+        let _ = old.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+    }
+}

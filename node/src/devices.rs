@@ -25,11 +25,12 @@ use caja_hardware::scale::{certify, Protocol, Reading};
 use caja_shared::clock::Clock;
 use caja_shared::entropy::RandomSource;
 use caja_shared::money::QtyMilli;
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::config::NodeConfig;
-use crate::register::{OpError, Register};
+use crate::error::{Failure, OpError};
+use crate::register::Register;
 use crate::sale::LineRequest;
 
 /// How often the running node looks for due print jobs.
@@ -69,7 +70,7 @@ impl DeviceError {
 
 impl From<rusqlite::Error> for DeviceError {
     fn from(e: rusqlite::Error) -> Self {
-        DeviceError::Op(OpError::Sql(e))
+        DeviceError::Op(OpError::Failed(Failure::Sql(e)))
     }
 }
 
@@ -94,14 +95,7 @@ impl ScaleSettings {
 
 /// Whether `code` (SKU or barcode) is sold by weight.
 fn sold_by_weight(conn: &Connection, code: &str) -> Result<bool, DeviceError> {
-    let sold_by: Option<String> = conn
-        .prepare_cached(
-            "SELECT sold_by FROM catalog_items
-             WHERE sku = ?1 OR sku = (SELECT sku FROM barcodes WHERE code = ?1)
-             LIMIT 1",
-        )?
-        .query_row([code], |r| r.get(0))
-        .optional()?;
+    let sold_by = crate::queries::sold_by(conn, code)?;
     match sold_by {
         None => Err(DeviceError::UnknownProduct(code.to_owned())),
         Some(s) => Ok(s == "weight"),

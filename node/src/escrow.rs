@@ -184,6 +184,15 @@ pub fn forget_after_restore(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Whether a quota request is still active (sent, not yet answered).
+pub fn request_pending(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM escrow_requests WHERE state = 'active')",
+        [],
+        |r| r.get(0),
+    )
+}
+
 /// The tracked products whose quota is below `low` (what to ask for), with
 /// how much to ask: up to `target`. Products asked for within `quiet_ms`
 /// are skipped unless the register sold from their quota or released it

@@ -8,9 +8,9 @@ use caja_shared::digest::Hash256;
 use caja_shared::event::Event;
 use rusqlite::{params, OptionalExtension, Transaction};
 
+use crate::error::{OpError, Refusal};
 use crate::journal::DeviceRecord;
 use crate::projection;
-use crate::register::OpError;
 
 /// Verifies and applies a page of the store's hub chain: the checkpoint must
 /// verify with the hub key received at enrollment and cover the page's last
@@ -23,21 +23,23 @@ pub fn hub_page(
     checkpoint: &HubCheckpoint,
 ) -> Result<u64, OpError> {
     let hub_key = device.hub_public_key.ok_or_else(|| {
-        OpError::HubEvents("this register has no hub public key (enroll first)".into())
+        OpError::Refused(Refusal::HubEvents(
+            "this register has no hub public key (enroll first)".into(),
+        ))
     })?;
     checkpoint
         .verify(&hub_key)
-        .map_err(|e| OpError::HubEvents(e.to_string()))?;
+        .map_err(|e| OpError::Refused(Refusal::HubEvents(e.to_string())))?;
     let last = events
         .last()
-        .ok_or_else(|| OpError::HubEvents("no events".into()))?;
+        .ok_or_else(|| OpError::Refused(Refusal::HubEvents("no events".into())))?;
     if last.seq() != checkpoint.seq
         || last.hash() != checkpoint.hash
         || last.envelope().device != checkpoint.device
     {
-        return Err(OpError::HubEvents(
+        return Err(OpError::Refused(Refusal::HubEvents(
             "the checkpoint does not cover the last event of the page".into(),
-        ));
+        )));
     }
     let (mut seq, mut prev): (i64, String) = tx.query_row(
         "SELECT coalesce(max(seq), 0),
@@ -50,7 +52,7 @@ pub fn hub_page(
     let mut imported = 0;
     for (i, e) in events.iter().enumerate() {
         let env = e.envelope();
-        let at = |what: &str| OpError::HubEvents(format!("events[{i}]: {what}"));
+        let at = |what: &str| OpError::Refused(Refusal::HubEvents(format!("events[{i}]: {what}")));
         if env.store != device.store || env.device != checkpoint.device {
             return Err(at("belongs to another store or chain"));
         }
@@ -121,7 +123,7 @@ pub fn peer_events(
     let mut imported = 0;
     for (i, e) in events.iter().enumerate() {
         let env = e.envelope();
-        let at = |what: &str| OpError::HubEvents(format!("events[{i}]: {what}"));
+        let at = |what: &str| OpError::Refused(Refusal::HubEvents(format!("events[{i}]: {what}")));
         if env.store != device.store {
             return Err(at("belongs to another store"));
         }

@@ -4,15 +4,15 @@
 
 use caja_shared::money::Money;
 
+use crate::error::{Failure, OpError, Refusal};
 use crate::register::{
-    CustomerResult, DebtPaymentResult, OpError, SaleResult, ShiftClosedResult, ShiftOpenedResult,
-    Status, Written,
+    CustomerResult, DebtPaymentResult, SaleResult, ShiftClosedResult, ShiftOpenedResult, Status,
+    Written,
 };
 use crate::sale::SaleError;
 use crate::zreport::ZReport;
 
-/// The store name printed on receipts when `store_name` is not configured.
-pub const DEFAULT_STORE_NAME: &str = "Tienda";
+pub mod receipt;
 
 /// "RD$ 1,234.50" style amount for people.
 pub fn rd(m: Money) -> String {
@@ -88,32 +88,6 @@ pub fn drawer_opened(r: &crate::register::DrawerResult) -> String {
 /// A customer's store-credit balance.
 pub fn store_credit(customer: caja_shared::ids::CustomerId, balance: Money) -> String {
     format!("Crédito en tienda de {customer}: {}.", rd(balance))
-}
-
-/// The slip printed when the drawer opens without a sale, line by line
-/// (the first is the title).
-pub fn drawer_slip(
-    store: &str,
-    register: &str,
-    at: &str,
-    d: &caja_shared::kind::DrawerOpened,
-    copy_at: Option<String>,
-) -> Vec<String> {
-    let mut out = vec![
-        "APERTURA DE GAVETA".to_owned(),
-        store.to_owned(),
-        format!("Caja: {register}"),
-        format!("Fecha: {at}"),
-        format!("Motivo: {}", d.reason),
-    ];
-    match &d.approval {
-        Some(a) => out.push(format!("Autorizó: {}", a.name)),
-        None => out.push("Sin autorización (caja sin personal)".to_owned()),
-    }
-    if let Some(c) = copy_at {
-        out.push(format!("COPIA {c} (la gaveta no se abre otra vez)"));
-    }
-    out
 }
 
 /// A payment method's name for people.
@@ -582,21 +556,28 @@ fn circuit(name: &str) -> &'static str {
 /// One plain Spanish sentence for an operation error.
 pub fn error(e: &OpError) -> String {
     match e {
-        OpError::Invalid { field, reason } => format!("Dato inválido en «{field}»: {reason}."),
-        OpError::Sale(s) => sale_error(s),
-        OpError::ShiftNotOpen => "No hay un turno abierto: abra un turno primero.".into(),
-        OpError::ShiftAlreadyOpen(id) => format!("Ya hay un turno abierto ({id}): ciérrelo primero."),
-        OpError::UnknownSale(id) => format!("No existe la venta {id} en esta caja."),
-        OpError::AlreadyVoided(id) => format!("La venta {id} ya fue anulada."),
-        OpError::UnknownCustomer(id) => format!("No existe el cliente {id}."),
-        OpError::UnknownProduct(code) => format!("Producto desconocido: {code}."),
-        OpError::DebtOverpaid { amount, balance } => format!(
+        OpError::Refused(r) => refusal(r),
+        OpError::Failed(f) => failure(f),
+    }
+}
+
+fn refusal(e: &Refusal) -> String {
+    match e {
+        Refusal::Invalid { field, reason } => format!("Dato inválido en «{field}»: {reason}."),
+        Refusal::Sale(s) => sale_error(s),
+        Refusal::ShiftNotOpen => "No hay un turno abierto: abra un turno primero.".into(),
+        Refusal::ShiftAlreadyOpen(id) => format!("Ya hay un turno abierto ({id}): ciérrelo primero."),
+        Refusal::UnknownSale(id) => format!("No existe la venta {id} en esta caja."),
+        Refusal::AlreadyVoided(id) => format!("La venta {id} ya fue anulada."),
+        Refusal::UnknownCustomer(id) => format!("No existe el cliente {id}."),
+        Refusal::UnknownProduct(code) => format!("Producto desconocido: {code}."),
+        Refusal::DebtOverpaid { amount, balance } => format!(
             "El abono de {} es mayor que lo que debe el cliente ({}).",
             rd(*amount),
             rd(*balance)
         ),
-        OpError::RestoredNeedsSync => "Esta caja fue restaurada de un respaldo: sincronice con la oficina central antes de vender (así no se repite ningún número fiscal).".into(),
-        OpError::Staff(e) => match e {
+        Refusal::RestoredNeedsSync => "Esta caja fue restaurada de un respaldo: sincronice con la oficina central antes de vender (así no se repite ningún número fiscal).".into(),
+        Refusal::Staff(e) => match e {
             crate::staff::StaffError::Unknown(_) => "Empleado desconocido o inactivo en esta caja.".into(),
             crate::staff::StaffError::WrongPin { left } => format!("PIN incorrecto (quedan {left} intentos)."),
             crate::staff::StaffError::Locked { until_ms } => format!(
@@ -607,36 +588,41 @@ pub fn error(e: &OpError) -> String {
                 approval_action(action)
             ),
         },
-        OpError::ApprovalRequired(action) => format!(
+        Refusal::ApprovalRequired(action) => format!(
             "{} necesita la autorización de un supervisor (su PIN).",
             capitalized(approval_action(action))
         ),
-        OpError::SignInRequired => "Inicie sesión con su PIN para abrir el turno.".into(),
-        OpError::UnknownSaleRef(s) => format!(
+        Refusal::SignInRequired => "Inicie sesión con su PIN para abrir el turno.".into(),
+        Refusal::UnknownSaleRef(s) => format!(
             "No se encontró la venta {s} en esta caja ni en su tienda (puede que aún no se haya sincronizado)."
         ),
-        OpError::ReturnTooMuch { line, left, .. } => format!(
+        Refusal::ReturnTooMuch { line, left, .. } => format!(
             "De la línea {line} solo quedan {} por devolver.",
             qty(*left)
         ),
-        OpError::FiscalExhausted(series) => format!(
+        Refusal::FiscalExhausted(series) => format!(
             "No quedan números fiscales {series} en esta caja: conéctese con la oficina central para recibir más, o emita otro tipo de comprobante."
         ),
-        OpError::QuotaExceeded { name, left, wanted, .. } => format!(
+        Refusal::QuotaExceeded { name, left, wanted, .. } => format!(
             "No se puede vender {name}: la cuota de inventario de esta caja tiene {} y la venta pide {}. Conéctese para recibir más cuota.",
             qty(*left),
             qty(*wanted)
         ),
-        OpError::BuyerTaxIdRequired(series) => format!(
+        Refusal::BuyerTaxIdRequired(series) => format!(
             "El comprobante {series} requiere el RNC o la cédula del comprador."
         ),
-        OpError::OpIdReused(id) => {
+        Refusal::OpIdReused(id) => {
             format!("La operación {id} ya se usó para otra solicitud.")
         }
-        OpError::Receipt(why) => format!("No se pudo preparar el recibo: {why}."),
-        OpError::NoPrinter => "No hay impresora configurada: agregue `printer = \"tcp://…\"` en config.toml o defina CAJA_NODE_PRINTER.".into(),
-        OpError::HubEvents(why) => format!("Datos de la oficina central rechazados: {why}."),
-        OpError::Journal(j) => match j.first_bad_seq() {
+        Refusal::NoPrinter => "No hay impresora configurada: agregue `printer = \"tcp://…\"` en config.toml o defina CAJA_NODE_PRINTER.".into(),
+        Refusal::HubEvents(why) => format!("Datos de la oficina central rechazados: {why}."),
+    }
+}
+
+fn failure(e: &Failure) -> String {
+    match e {
+        Failure::Receipt(why) => format!("No se pudo preparar el recibo: {why}."),
+        Failure::Journal(j) => match j.first_bad_seq() {
             Some(seq) => format!(
                 "El diario de esta caja fue alterado (primer evento dañado: #{seq}). No se puede vender hasta repararlo o restaurar un respaldo. Detalle: {j}"
             ),
@@ -647,9 +633,13 @@ pub fn error(e: &OpError) -> String {
                 other => format!("Error del diario: {other}."),
             },
         },
-        OpError::KeyFile(k) => format!("Problema con la llave de la caja: {k}."),
-        OpError::Config(c) => format!("Configuración inválida: {c}."),
-        other => format!("Error interno: {other}."),
+        Failure::KeyFile(k) => format!("Problema con la llave de la caja: {k}."),
+        Failure::Config(c) => format!("Configuración inválida: {c}."),
+        Failure::ZReport(_)
+        | Failure::Projection(_)
+        | Failure::Db(_)
+        | Failure::Sql(_)
+        | Failure::Json(_) => format!("Error interno: {e}."),
     }
 }
 
@@ -1092,7 +1082,9 @@ mod approval_words {
 
     #[test]
     fn approvals_are_named_in_spanish() {
-        let m = error(&OpError::ApprovalRequired("price_override"));
+        let m = error(&OpError::Refused(Refusal::ApprovalRequired(
+            "price_override",
+        )));
         assert_eq!(
             m,
             "El cambio de precio necesita la autorización de un supervisor (su PIN)."

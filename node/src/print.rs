@@ -43,8 +43,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use crate::config::{ConfigError, NodeConfig};
+use crate::error::{Failure, OpError, Refusal};
 use crate::journal::{self, Journal};
-use crate::register::OpError;
 
 /// How long an attempt may stay `printing` before it is taken as interrupted
 /// (a crash) and recovered: well above connect + status + write timeouts.
@@ -75,7 +75,7 @@ impl ReceiptSettings {
                 name: cfg
                     .store_name
                     .clone()
-                    .unwrap_or_else(|| crate::messages::DEFAULT_STORE_NAME.to_owned()),
+                    .unwrap_or_else(|| crate::messages::receipt::DEFAULT_STORE_NAME.to_owned()),
                 rnc: cfg.store_rnc.clone().unwrap_or_default(),
                 lines: Vec::new(),
             },
@@ -182,10 +182,10 @@ impl PrintRun {
 }
 
 fn bad_row(what: &str) -> OpError {
-    OpError::Invalid {
+    OpError::Refused(Refusal::Invalid {
         field: "print_jobs",
         reason: format!("stored {what} unreadable"),
-    }
+    })
 }
 
 const JOB_COLUMNS: &str = "job_id, sale_id, kind, state, attempts, transport_failures, \
@@ -333,11 +333,8 @@ fn save(conn: &Connection, job: &PrintJob, from: JobState, now_ms: i64) -> Resul
 /// The journal seq of one of this register's sales.
 fn own_sale_seq(conn: &Connection, sale: SaleId) -> Result<u64, OpError> {
     let device = journal::load_device(conn)?.ok_or(crate::journal::JournalError::NotInitialized)?;
-    let seq: Option<i64> = conn
-        .prepare_cached("SELECT seq FROM sales WHERE sale_id = ?1 AND device = ?2")?
-        .query_row([sale.to_string(), device.device.to_string()], |r| r.get(0))
-        .optional()?;
-    let seq = seq.ok_or(OpError::UnknownSale(sale))?;
+    let seq = crate::queries::device_sale_seq(conn, sale, &device.device.to_string())?;
+    let seq = seq.ok_or(OpError::Refused(Refusal::UnknownSale(sale)))?;
     u64::try_from(seq).map_err(|_| bad_row("sale seq"))
 }
 
@@ -382,19 +379,21 @@ pub fn receipt(
     Receipt::from_sale(&created, &ctx, |sku| {
         weighed.get(sku).copied().unwrap_or(SoldBy::Unit)
     })
-    .map_err(|e| OpError::Receipt(e.to_string()))
+    .map_err(|e| OpError::Failed(Failure::Receipt(e.to_string())))
 }
 
 /// The journaled `SaleCreated` of one of this register's sales, and its HLC
 /// time (ms).
 fn sale_created(conn: &Connection, sale: SaleId) -> Result<(SaleCreated, i64), OpError> {
     let seq = own_sale_seq(conn, sale)?;
-    let event = Journal::event(conn, seq)?.ok_or(OpError::UnknownSale(sale))?;
+    let event = Journal::event(conn, seq)?.ok_or(OpError::Refused(Refusal::UnknownSale(sale)))?;
     let body = event
         .body()
-        .map_err(|e| OpError::Receipt(format!("event #{seq}: {e}")))?;
+        .map_err(|e| OpError::Failed(Failure::Receipt(format!("event #{seq}: {e}"))))?;
     let EventBody::SaleCreated(created) = body else {
-        return Err(OpError::Receipt(format!("event #{seq} is not a sale")));
+        return Err(OpError::Failed(Failure::Receipt(format!(
+            "event #{seq} is not a sale"
+        ))));
     };
     Ok((created, event.envelope().hlc.ms()))
 }
@@ -450,21 +449,20 @@ fn render_drawer_slip(
     copy_at_ms: Option<i64>,
 ) -> Result<Vec<u8>, OpError> {
     use caja_hardware::receipt::{Align, Block, Layout, Line, Style};
-    let seq: Option<i64> = conn
-        .prepare_cached("SELECT seq FROM drawer_opens WHERE movement_id = ?1")?
-        .query_row([job.sale.to_string()], |r| r.get(0))
-        .optional()?;
-    let seq = seq.ok_or_else(|| OpError::Receipt(format!("no drawer opening {}", job.sale)))?;
+    let seq = crate::queries::drawer_open_seq(conn, &job.sale.to_string())?;
+    let seq = seq.ok_or_else(|| {
+        OpError::Failed(Failure::Receipt(format!("no drawer opening {}", job.sale)))
+    })?;
     let event = Journal::event(conn, u64::try_from(seq).map_err(|_| bad_row("seq"))?)?
-        .ok_or_else(|| OpError::Receipt(format!("no event #{seq}")))?;
+        .ok_or_else(|| OpError::Failed(Failure::Receipt(format!("no event #{seq}"))))?;
     let at = LocalDateTime::from_utc_ms(event.envelope().hlc.ms(), settings.offset);
     let EventBody::DrawerOpened(d) = event
         .body()
-        .map_err(|e| OpError::Receipt(format!("event #{seq}: {e}")))?
+        .map_err(|e| OpError::Failed(Failure::Receipt(format!("event #{seq}: {e}"))))?
     else {
-        return Err(OpError::Receipt(format!(
+        return Err(OpError::Failed(Failure::Receipt(format!(
             "event #{seq} is no drawer opening"
-        )));
+        ))));
     };
     let register = journal::load_device(conn)?
         .map(|d| d.device.to_string())
@@ -472,7 +470,7 @@ fn render_drawer_slip(
     let cols = settings.width.columns();
     let mut unmappable = caja_hardware::codepage::Unmappable::default();
     let mut blocks = Vec::new();
-    let texts = crate::messages::drawer_slip(
+    let texts = crate::messages::receipt::drawer_slip(
         &settings.store.name,
         &register,
         &at.to_string(),
@@ -497,7 +495,7 @@ fn render_drawer_slip(
         unmappable,
     };
     Ok(caja_hardware::render::render(&layout)
-        .map_err(|e| OpError::Receipt(e.to_string()))?
+        .map_err(|e| OpError::Failed(Failure::Receipt(e.to_string())))?
         .bytes)
 }
 
@@ -510,10 +508,7 @@ fn customer_lines(
         return Ok((None, None));
     };
     let id = customer.to_string();
-    let name: Option<String> = conn
-        .prepare_cached("SELECT name FROM customers WHERE customer_id = ?1")?
-        .query_row([&id], |r| r.get(0))
-        .optional()?;
+    let name = crate::queries::customer_name(conn, &id)?;
     let fiado = sale
         .payments
         .iter()
@@ -528,11 +523,8 @@ fn customer_lines(
 
 fn weighed_skus(conn: &Connection, sale: &SaleCreated) -> Result<BTreeMap<Sku, SoldBy>, OpError> {
     let mut out = BTreeMap::new();
-    let mut stmt = conn.prepare_cached("SELECT sold_by FROM catalog_items WHERE sku = ?1")?;
     for line in &sale.lines {
-        let sold_by: Option<String> = stmt
-            .query_row([line.product.to_string()], |r| r.get(0))
-            .optional()?;
+        let sold_by = crate::queries::sku_sold_by(conn, line.product.as_str())?;
         let by = if sold_by.as_deref() == Some("weight") {
             SoldBy::Weight
         } else {
@@ -552,7 +544,7 @@ pub fn render_receipt(
 ) -> Result<Vec<u8>, OpError> {
     let layout = layout(conn, sale, settings, copy_at_ms)?;
     Ok(caja_hardware::render::render(&layout)
-        .map_err(|e| OpError::Receipt(e.to_string()))?
+        .map_err(|e| OpError::Failed(Failure::Receipt(e.to_string())))?
         .bytes)
 }
 
@@ -567,7 +559,7 @@ fn layout(
         r = r.into_copy(LocalDateTime::from_utc_ms(ms, settings.offset));
     }
     r.layout(settings.width, settings.page)
-        .map_err(|e| OpError::Receipt(e.to_string()))
+        .map_err(|e| OpError::Failed(Failure::Receipt(e.to_string())))
 }
 
 /// The receipt as it comes out on paper (rendered, then decoded): what
@@ -578,7 +570,8 @@ pub fn receipt_text(
     settings: &ReceiptSettings,
 ) -> Result<String, OpError> {
     let layout = layout(conn, sale, settings, None)?;
-    caja_hardware::render::preview(&layout).map_err(|e| OpError::Receipt(e.to_string()))
+    caja_hardware::render::preview(&layout)
+        .map_err(|e| OpError::Failed(Failure::Receipt(e.to_string())))
 }
 
 /// Puts back jobs whose attempt was interrupted (found `printing` past the lease):
@@ -679,7 +672,7 @@ pub fn print_pending(
 }
 
 fn queue_bug(e: caja_hardware::queue::QueueError) -> OpError {
-    OpError::Receipt(format!("print queue: {e}"))
+    OpError::Failed(Failure::Receipt(format!("print queue: {e}")))
 }
 
 fn failure_detail(reason: &FailReason) -> String {

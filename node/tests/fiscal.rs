@@ -5,7 +5,7 @@
 
 mod common;
 
-use caja_node::register::OpError;
+use caja_node::error::{OpError, Refusal};
 use caja_shared::entropy::SeededRandom;
 use caja_shared::ids::{DeviceId, GrantId, RequestId};
 use caja_shared::kind::{EventBody, FiscalRangeGranted};
@@ -123,7 +123,7 @@ fn blocks_are_used_lowest_first_and_expired_or_foreign_blocks_never() {
         .register
         .sell(op, &sale(vec![line("ARROZ", 1000)], vec![cash(10_000)]));
     assert!(
-        matches!(&refused, Err(OpError::FiscalExhausted(s)) if s == "B02"),
+        matches!(&refused, Err(OpError::Refused(Refusal::FiscalExhausted(s))) if s == "B02"),
         "{refused:?}"
     );
     assert_eq!(

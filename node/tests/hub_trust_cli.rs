@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use caja_node::register::DataDir;
+use caja_node::datadir::DataDir;
 
 #[test]
 fn status_shows_the_hub_log_trust_and_trust_log_resets_it() {

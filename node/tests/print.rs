@@ -15,8 +15,8 @@ use caja_hardware::device::PrinterAddress;
 use caja_hardware::printer::PrinterConfig;
 use caja_hardware::queue::{JobKind, JobState, PrintJob};
 use caja_hardware::status::{answers_for, Problems};
+use caja_node::error::{OpError, Refusal};
 use caja_node::print::{self, PrinterSettings};
-use caja_node::register::OpError;
 use caja_shared::ids::SaleId;
 use common::{cash, line, sale, Fixture};
 
@@ -341,7 +341,7 @@ fn a_reprint_says_copia_and_the_original_never_prints_twice() {
     let unknown: SaleId = "01935f4e-8a00-7000-8000-00000000dead".parse().expect("id");
     assert!(matches!(
         f.register.reprint(unknown),
-        Err(OpError::UnknownSale(_))
+        Err(OpError::Refused(Refusal::UnknownSale(_)))
     ));
 }
 

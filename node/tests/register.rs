@@ -3,9 +3,10 @@
 
 mod common;
 
+use caja_node::error::{OpError, Refusal};
 use caja_node::journal::Journal;
 use caja_node::projection;
-use caja_node::register::{CustomerRequest, OpError};
+use caja_node::register::CustomerRequest;
 use caja_node::sale::{PaymentRequest, SaleError};
 use caja_shared::ids::{CustomerId, SaleId};
 use caja_shared::kind::PaymentMethod;
@@ -175,7 +176,7 @@ fn a_retried_operation_is_applied_once_and_answers_the_first_result() {
     let other = sale(vec![line("ARROZ", 2000)], vec![cash(20000)]);
     assert!(matches!(
         f.register.sell(op, &other),
-        Err(OpError::OpIdReused(_))
+        Err(OpError::Refused(Refusal::OpIdReused(_)))
     ));
     assert_eq!(snapshot(&f), after_first);
 }
@@ -189,13 +190,13 @@ fn every_invalid_operation_changes_nothing() {
     assert!(matches!(
         f.register
             .sell(op, &sale(vec![line("ARROZ", 1000)], vec![cash(6500)])),
-        Err(OpError::ShiftNotOpen)
+        Err(OpError::Refused(Refusal::ShiftNotOpen))
     ));
     assert_eq!(snapshot(&f), before);
     let op = f.op();
     assert!(matches!(
         f.register.close_shift(op, Money(0)),
-        Err(OpError::ShiftNotOpen)
+        Err(OpError::Refused(Refusal::ShiftNotOpen))
     ));
     assert_eq!(snapshot(&f), before);
 
@@ -382,7 +383,7 @@ fn fiado_beyond_the_credit_limit_is_refused_and_names_payments() {
     r.customer = Some(c.customer_id);
     let op = f.op();
     match f.register.sell(op, &r) {
-        Err(OpError::Sale(e @ SaleError::CreditLimitExceeded { .. })) => {
+        Err(OpError::Refused(Refusal::Sale(e @ SaleError::CreditLimitExceeded { .. }))) => {
             assert_eq!(e.field(), "payments")
         }
         other => panic!("expected credit limit exceeded, got {other:?}"),

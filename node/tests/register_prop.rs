@@ -4,7 +4,8 @@
 
 mod common;
 
-use caja_node::register::{CustomerRequest, OpError};
+use caja_node::error::OpError;
+use caja_node::register::CustomerRequest;
 use caja_node::sale::PaymentRequest;
 use caja_shared::ids::{CustomerId, SaleId};
 use caja_shared::kind::PaymentMethod;
@@ -87,7 +88,7 @@ proptest! {
                     let total = caja_node::sale::build_sale(
                         &probe,
                         caja_node::sale::SaleContext { sale_id: "019aaf70-dbf4-7000-8000-00000000a001".parse().expect("id"), cashier: "x".into(), shift_id: "019aaf70-d618-7000-8000-00000000c001".parse().expect("id"), fiscal: None },
-                        |c| caja_node::register::lookup_item(f.register.conn(), c).ok().flatten(),
+                        |c| caja_node::queries::lookup_item(f.register.conn(), c).ok().flatten(),
                         None,
                     ).map(|o| o.body.total.0).unwrap_or(1);
                     let amount = if method == PaymentMethod::Cash { total + extra } else { total };

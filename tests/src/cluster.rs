@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use caja_hub::admin_client::{install_crypto_provider, AdminClient};
 use caja_hub::config::HubConfig;
 use caja_hub::server::{self, RunningHub};
-use caja_node::register::{self, Adopted, DataDir, Register};
+use caja_node::datadir::{Adopted, DataDir};
+use caja_node::register::Register;
 use caja_node::sync::client::HubClient;
 use caja_node::sync::engine::{SyncEngine, SyncSettings};
 use caja_node::system::{OsRandom, SystemClock};
@@ -240,7 +241,7 @@ impl Till {
             .enroll(&token)
             .map_err(|e| err("enroll")(e.to_string()))?;
         let data = DataDir::new(root.join(name));
-        register::adopt_enrollment(
+        caja_node::datadir::adopt_enrollment(
             &data,
             &Adopted {
                 store: e.store,

@@ -173,7 +173,11 @@ impl<W: Write> Day<'_, W> {
             Ok(r) => Ok(r.total),
             // Beyond the register's quota of a `block` product: refused,
             // nothing written; the cashier sees why.
-            Err(e @ caja_node::register::OpError::QuotaExceeded { .. }) => {
+            Err(
+                e @ caja_node::error::OpError::Refused(caja_node::error::Refusal::QuotaExceeded {
+                    ..
+                }),
+            ) => {
                 self.refused += 1;
                 self.say(format!(
                     "  {} refused a sale: {}",

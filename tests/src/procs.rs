@@ -14,7 +14,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use caja_node::register::DataDir;
+use caja_node::datadir::DataDir;
 
 /// Why a process could not be started or answered badly.
 #[derive(Debug, thiserror::Error)]

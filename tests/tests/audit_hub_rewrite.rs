@@ -4,7 +4,7 @@
 //! someone edits the hub's database, the register marks the hub critical,
 //! applies no more hub data, and keeps selling.
 
-use caja_node::register::OpError;
+use caja_node::error::OpError;
 use caja_node::sale::{LineRequest, PaymentRequest, SaleRequest};
 use caja_node::sync::engine::{SyncError, SyncSettings};
 use caja_node::system::{OsRandom, SystemClock};

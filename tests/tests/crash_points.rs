@@ -205,7 +205,7 @@ fn a_crash_at_every_write_point_of_a_sale_loses_nothing_acknowledged_and_leaves_
             );
             crashes += 1;
             // Restart: the register opens (start-up chain check) and verifies.
-            let dir = caja_node::register::DataDir::new(&data);
+            let dir = caja_node::datadir::DataDir::new(&data);
             let key = caja_node::keyfile::read_key_file(&dir.key_path()).expect("key");
             let mut reg = Register::open(&dir, SystemClock, OsRandom::new().expect("rng"))
                 .unwrap_or_else(|e| panic!("{point}:{nth}: reopens after the crash: {e}"));

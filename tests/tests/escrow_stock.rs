@@ -5,7 +5,7 @@
 //! sold, flagged, and the hub raises exactly one oversell alert whatever order
 //! the registers' events arrive in. Quotas go back at shift close.
 
-use caja_node::register::OpError;
+use caja_node::error::{OpError, Refusal};
 use caja_node::sale::{LineRequest, PaymentRequest, SaleRequest};
 use caja_node::system::{OsRandom, SystemClock};
 use caja_node::testkit;
@@ -118,7 +118,7 @@ fn under_block_the_register_without_quota_is_refused_and_stock_never_goes_negati
         let before = caja_node::projection::digest(t.register.conn()).expect("digest");
         let refused = t.register.sell(op_id(), &sale(SODA, 1000));
         assert!(
-            matches!(&refused, Err(OpError::QuotaExceeded { product, .. }) if product == SODA),
+            matches!(&refused, Err(OpError::Refused(Refusal::QuotaExceeded { product, .. })) if product == SODA),
             "{refused:?}"
         );
         assert!(
@@ -132,7 +132,7 @@ fn under_block_the_register_without_quota_is_refused_and_stock_never_goes_negati
         // A product with no quota at all is refused too (rice: no stock).
         assert!(matches!(
             t.register.sell(op_id(), &sale("ARROZ", 1000)),
-            Err(OpError::QuotaExceeded { .. })
+            Err(OpError::Refused(Refusal::QuotaExceeded { .. }))
         ));
     }
     for t in &mut tills {
@@ -226,7 +226,7 @@ fn under_warn_the_oversell_is_sold_flagged_and_alerted_once_whatever_the_order()
 
 #[test]
 fn a_restored_register_forgets_the_quota_it_held_and_asks_again() {
-    use caja_node::register::{self, Register};
+    use caja_node::register::Register;
     use caja_node::sync::engine::SyncEngine;
     let tmp = tempfile::tempdir().expect("tmp");
     let (hub, store, mut tills) = setup(tmp.path(), SODA, 20_000);
@@ -236,12 +236,12 @@ fn a_restored_register_forgets_the_quota_it_held_and_asks_again() {
     assert_eq!(held, 10_000, "its target");
     t.register.sell(op_id(), &sale(SODA, 1000)).expect("sale");
     let backup = tmp.path().join("old.backup");
-    register::backup(&t.data, &backup).expect("backup");
+    caja_node::datadir::backup(&t.data, &backup).expect("backup");
     for _ in 0..3 {
         t.register.sell(op_id(), &sale(SODA, 1000)).expect("sale");
     }
     t.sync.round().expect("round");
-    register::restore(&t.data, &backup, SystemClock.now_ms()).expect("restore");
+    caja_node::datadir::restore(&t.data, &backup, SystemClock.now_ms()).expect("restore");
     t.register = Register::open(&t.data, SystemClock, OsRandom::new().expect("rng")).expect("open");
     t.sync = SyncEngine::open(
         &t.data,
@@ -258,7 +258,7 @@ fn a_restored_register_forgets_the_quota_it_held_and_asks_again() {
     );
     assert!(matches!(
         t.register.sell(op_id(), &sale(SODA, 1000)),
-        Err(OpError::RestoredNeedsSync)
+        Err(OpError::Refused(Refusal::RestoredNeedsSync))
     ));
     let r = t.sync.round().expect("recovery");
     assert_eq!(r.recovered, 3);

@@ -7,7 +7,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use caja_node::register::{self, Document, OpError, Register};
+use caja_node::error::{OpError, Refusal};
+use caja_node::register::{Document, Register};
 use caja_node::sale::{LineRequest, PaymentRequest, SaleRequest};
 use caja_node::sync::engine::SyncEngine;
 use caja_node::system::{OsRandom, SystemClock};
@@ -135,7 +136,7 @@ fn three_registers_sell_through_block_boundaries_offline_and_every_number_is_acc
         let head = caja_node::journal::Journal::head(t.register.conn()).expect("head");
         let refused = t.register.sell(op_id(), &sale());
         assert!(
-            matches!(&refused, Err(OpError::FiscalExhausted(s)) if s == "B02"),
+            matches!(&refused, Err(OpError::Refused(Refusal::FiscalExhausted(s))) if s == "B02"),
             "{refused:?}"
         );
         assert_eq!(
@@ -153,7 +154,7 @@ fn three_registers_sell_through_block_boundaries_offline_and_every_number_is_acc
         };
         assert!(matches!(
             t.register.sell_as(op_id(), &sale(), &b01),
-            Err(OpError::BuyerTaxIdRequired(_))
+            Err(OpError::Refused(Refusal::BuyerTaxIdRequired(_)))
         ));
         let bad = Document {
             series: Some("B01".into()),
@@ -161,10 +162,10 @@ fn three_registers_sell_through_block_boundaries_offline_and_every_number_is_acc
         };
         assert!(matches!(
             t.register.sell_as(op_id(), &sale(), &bad),
-            Err(OpError::Invalid {
+            Err(OpError::Refused(Refusal::Invalid {
                 field: "buyer_tax_id",
                 ..
-            })
+            }))
         ));
         let good = Document {
             series: Some("B01".into()),
@@ -241,7 +242,7 @@ fn a_restored_register_never_reuses_a_number_and_a_written_off_one_never_issues_
         t.register.sell(op_id(), &sale()).expect("sale");
     }
     let backup = tmp.path().join("old.backup");
-    register::backup(&t.data, &backup).expect("backup");
+    caja_node::datadir::backup(&t.data, &backup).expect("backup");
     // After the backup: more sales, some pushed, and the block still has numbers.
     for _ in 0..3 {
         t.register.sell(op_id(), &sale()).expect("sale");
@@ -252,7 +253,7 @@ fn a_restored_register_never_reuses_a_number_and_a_written_off_one_never_issues_
     assert!(left(&t, "B02") > 0);
 
     // The disk dies; the old backup is restored.
-    register::restore(&t.data, &backup, SystemClock.now_ms()).expect("restore");
+    caja_node::datadir::restore(&t.data, &backup, SystemClock.now_ms()).expect("restore");
     t.register = Register::open(&t.data, SystemClock, OsRandom::new().expect("rng")).expect("open");
     t.sync = SyncEngine::open(
         &t.data,
@@ -264,7 +265,7 @@ fn a_restored_register_never_reuses_a_number_and_a_written_off_one_never_issues_
     .expect("sync");
     assert!(matches!(
         t.register.sell(op_id(), &sale()),
-        Err(OpError::RestoredNeedsSync)
+        Err(OpError::Refused(Refusal::RestoredNeedsSync))
     ));
     // Sync recovers its own chain, forgets the blocks it held and asks anew.
     let r = t.sync.round().expect("recovery");

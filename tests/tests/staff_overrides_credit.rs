@@ -9,8 +9,9 @@
 //! hub; a return of a sale the register did not know is flagged for review
 //! and, once the sale arrives, checked against what was sold.
 
+use caja_node::error::{OpError, Refusal};
 use caja_node::register::{
-    CustomerRequest, Document, OpError, ProductReturnRequest, ReturnLineRequest, ReturnRequest,
+    CustomerRequest, Document, ProductReturnRequest, ReturnLineRequest, ReturnRequest,
 };
 use caja_node::sale::{LineRequest, PaymentRequest, SaleError, SaleRequest};
 use caja_node::staff::{Credentials, StaffError};
@@ -158,17 +159,21 @@ fn a_price_override_needs_a_supervisor_and_a_wrong_pin_changes_nothing() {
     let before = state(t);
     assert!(matches!(
         t.register.sell(op_id(), &cheaper),
-        Err(OpError::ApprovalRequired("price_override"))
+        Err(OpError::Refused(Refusal::ApprovalRequired(
+            "price_override"
+        )))
     ));
     assert!(matches!(
         t.register
             .sell_approved(op_id(), &cheaper, &doc, Some(&cred(ana, "1111"))),
-        Err(OpError::Staff(StaffError::Role { .. }))
+        Err(OpError::Refused(Refusal::Staff(StaffError::Role { .. })))
     ));
     assert!(matches!(
         t.register
             .sell_approved(op_id(), &cheaper, &doc, Some(&cred(marta, "0000"))),
-        Err(OpError::Staff(StaffError::WrongPin { left: 4 }))
+        Err(OpError::Refused(Refusal::Staff(StaffError::WrongPin {
+            left: 4
+        })))
     ));
     assert_eq!(state(t), before, "a refused approval changes nothing");
     // Whatever the payment (here store credit the customer does not have),
@@ -180,7 +185,9 @@ fn a_price_override_needs_a_supervisor_and_a_wrong_pin_changes_nothing() {
     on_credit.customer = Some("019aaf70-dbf4-7000-8000-0000000c0001".parse().expect("id"));
     assert!(matches!(
         t.register.sell(op_id(), &on_credit),
-        Err(OpError::ApprovalRequired("price_override"))
+        Err(OpError::Refused(Refusal::ApprovalRequired(
+            "price_override"
+        )))
     ));
     assert_eq!(state(t), before);
     // A negative price is refused naming the field, unchanged too.
@@ -190,7 +197,7 @@ fn a_price_override_needs_a_supervisor_and_a_wrong_pin_changes_nothing() {
     );
     assert!(matches!(
         t.register.sell_approved(op_id(), &negative, &doc, Some(&cred(marta, "2222"))),
-        Err(OpError::Sale(SaleError::BadPrice { ref field, .. })) if field == "lines[0].unit_price"
+        Err(OpError::Refused(Refusal::Sale(SaleError::BadPrice { ref field, .. }))) if field == "lines[0].unit_price"
     ));
     assert_eq!(state(t), before);
     let sold = t
@@ -250,20 +257,22 @@ fn opening_the_drawer_without_a_sale_is_approved_kicked_and_reported() {
     let before = state(t);
     assert!(matches!(
         t.register.open_drawer(op_id(), "cambio", None),
-        Err(OpError::ApprovalRequired("drawer_open"))
+        Err(OpError::Refused(Refusal::ApprovalRequired("drawer_open")))
     ));
     assert!(matches!(
         t.register
             .open_drawer(op_id(), "cambio", Some(&cred(marta, "9999"))),
-        Err(OpError::Staff(StaffError::WrongPin { .. }))
+        Err(OpError::Refused(Refusal::Staff(
+            StaffError::WrongPin { .. }
+        )))
     ));
     assert!(matches!(
         t.register
             .open_drawer(op_id(), "  ", Some(&cred(marta, "2222"))),
-        Err(OpError::Invalid {
+        Err(OpError::Refused(Refusal::Invalid {
             field: "reason",
             ..
-        })
+        }))
     ));
     assert_eq!(state(t), before, "refusals change nothing");
     let opened = t
@@ -375,7 +384,9 @@ fn store_credit_refunded_then_spent_and_overspent_across_registers_is_a_conflict
     let before = state(a);
     assert!(matches!(
         a.register.sell(op_id(), &too_much),
-        Err(OpError::Sale(SaleError::StoreCreditExceeded { .. }))
+        Err(OpError::Refused(Refusal::Sale(
+            SaleError::StoreCreditExceeded { .. }
+        )))
     ));
     assert_eq!(state(a), before);
     // B learns the credit by syncing; both then go offline and each spends
@@ -468,7 +479,7 @@ fn a_return_of_a_sale_unknown_offline_is_flagged_and_checked_when_the_sale_arriv
     assert!(matches!(
         b.register
             .return_sale(op_id(), &by_line, Some(&cred(marta, "2222"))),
-        Err(OpError::UnknownSaleRef(_))
+        Err(OpError::Refused(Refusal::UnknownSaleRef(_)))
     ));
     // By product, as an unknown original: a supervisor must approve.
     let unknown = ReturnRequest {
@@ -484,12 +495,16 @@ fn a_return_of_a_sale_unknown_offline_is_flagged_and_checked_when_the_sale_arriv
     let before = state(b);
     assert!(matches!(
         b.register.return_sale(op_id(), &unknown, None),
-        Err(OpError::ApprovalRequired("return_unknown_original"))
+        Err(OpError::Refused(Refusal::ApprovalRequired(
+            "return_unknown_original"
+        )))
     ));
     assert!(matches!(
         b.register
             .return_sale(op_id(), &unknown, Some(&cred(marta, "1234"))),
-        Err(OpError::Staff(StaffError::WrongPin { .. }))
+        Err(OpError::Refused(Refusal::Staff(
+            StaffError::WrongPin { .. }
+        )))
     ));
     let fractional = ReturnRequest {
         unknown_original: vec![ProductReturnRequest {
@@ -501,10 +516,10 @@ fn a_return_of_a_sale_unknown_offline_is_flagged_and_checked_when_the_sale_arriv
     assert!(matches!(
         b.register
             .return_sale(op_id(), &fractional, Some(&cred(marta, "2222"))),
-        Err(OpError::Invalid {
+        Err(OpError::Refused(Refusal::Invalid {
             field: "unknown_original[].qty_milli",
             ..
-        })
+        }))
     ));
     assert_eq!(state(b), before, "refusals change nothing");
     let r = b
@@ -566,15 +581,15 @@ fn a_return_of_a_sale_unknown_offline_is_flagged_and_checked_when_the_sale_arriv
             },
             Some(&cred(marta, "2222"))
         ),
-        Err(OpError::ReturnTooMuch { .. })
+        Err(OpError::Refused(Refusal::ReturnTooMuch { .. }))
     ));
     assert!(matches!(
         a.register
             .return_sale(op_id(), &unknown, Some(&cred(marta, "2222"))),
-        Err(OpError::Invalid {
+        Err(OpError::Refused(Refusal::Invalid {
             field: "unknown_original",
             ..
-        })
+        }))
     ));
     assert_eq!(state(a), before);
     let act = activity(&s);

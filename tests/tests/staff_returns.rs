@@ -6,7 +6,8 @@
 //! same line become a `manual` conflict at the hub, and the Z report with
 //! drops, paid-outs and a return equals the sum of the events.
 
-use caja_node::register::{OpError, ReturnLineRequest, ReturnRequest};
+use caja_node::error::{OpError, Refusal};
+use caja_node::register::{ReturnLineRequest, ReturnRequest};
 use caja_node::sale::{LineRequest, PaymentRequest, SaleRequest};
 use caja_node::staff::{Credentials, StaffError};
 use caja_node::testkit;
@@ -116,12 +117,14 @@ fn staff_sign_in_approvals_lockout_and_no_pin_in_clear() {
     // With staff on the register a shift needs a signed-in member.
     assert!(matches!(
         t.register.open_shift(op_id(), "ana", Money(0)),
-        Err(OpError::SignInRequired)
+        Err(OpError::Refused(Refusal::SignInRequired))
     ));
     assert!(matches!(
         t.register
             .open_shift_signed(op_id(), &cred(s.ana, "9999"), Money(0)),
-        Err(OpError::Staff(StaffError::WrongPin { left: 4 }))
+        Err(OpError::Refused(Refusal::Staff(StaffError::WrongPin {
+            left: 4
+        })))
     ));
     t.register
         .open_shift_signed(op_id(), &cred(s.ana, "1111"), Money(100_000))
@@ -131,19 +134,19 @@ fn staff_sign_in_approvals_lockout_and_no_pin_in_clear() {
     let before = digest(t);
     assert!(matches!(
         t.register.void(op_id(), sold.sale_id, "error"),
-        Err(OpError::ApprovalRequired("void"))
+        Err(OpError::Refused(Refusal::ApprovalRequired("void")))
     ));
     assert!(matches!(
         t.register
             .void_approved(op_id(), sold.sale_id, "error", Some(&cred(s.ana, "1111"))),
-        Err(OpError::Staff(StaffError::Role { .. }))
+        Err(OpError::Refused(Refusal::Staff(StaffError::Role { .. })))
     ));
     for left in (1..=4).rev() {
         let r =
             t.register
                 .void_approved(op_id(), sold.sale_id, "error", Some(&cred(s.marta, "0000")));
         assert!(
-            matches!(r, Err(OpError::Staff(StaffError::WrongPin { left: l })) if l == left),
+            matches!(r, Err(OpError::Refused(Refusal::Staff(StaffError::WrongPin { left: l }))) if l == left),
             "{r:?}"
         );
         assert_eq!(digest(t), before, "a refused approval changes nothing");
@@ -152,12 +155,12 @@ fn staff_sign_in_approvals_lockout_and_no_pin_in_clear() {
     assert!(matches!(
         t.register
             .void_approved(op_id(), sold.sale_id, "error", Some(&cred(s.marta, "0000"))),
-        Err(OpError::Staff(StaffError::Locked { .. }))
+        Err(OpError::Refused(Refusal::Staff(StaffError::Locked { .. })))
     ));
     assert!(matches!(
         t.register
             .void_approved(op_id(), sold.sale_id, "error", Some(&cred(s.marta, "2222"))),
-        Err(OpError::Staff(StaffError::Locked { .. }))
+        Err(OpError::Refused(Refusal::Staff(StaffError::Locked { .. })))
     ));
     assert_eq!(digest(t), before);
     // No PIN in clear anywhere in the register's database or the hub's.
@@ -208,7 +211,7 @@ fn a_return_at_another_register_issues_a_credit_note_and_over_returns_are_confli
     };
     assert!(matches!(
         b.register.return_sale(op_id(), &ret, None),
-        Err(OpError::ApprovalRequired("return"))
+        Err(OpError::Refused(Refusal::ApprovalRequired("return")))
     ));
     let r = b
         .register
@@ -230,7 +233,7 @@ fn a_return_at_another_register_issues_a_credit_note_and_over_returns_are_confli
     assert!(matches!(
         b.register
             .return_sale(op_id(), &too_much, Some(&cred(marta, "2222"))),
-        Err(OpError::ReturnTooMuch { left, .. }) if left.0 == 2000
+        Err(OpError::Refused(Refusal::ReturnTooMuch { left, .. })) if left.0 == 2000
     ));
     // Both registers offline each return the last 2 of that line: each is
     // within what it knows; together they return more than was sold.
@@ -315,7 +318,7 @@ fn the_z_report_with_drops_paid_outs_and_a_return_equals_the_events() {
     assert!(matches!(
         t.register
             .cash_move(op_id(), CashMovement::PaidOut, Money(5_000), "hielo", None),
-        Err(OpError::ApprovalRequired("paid_out"))
+        Err(OpError::Refused(Refusal::ApprovalRequired("paid_out")))
     ));
     t.register
         .cash_move(
@@ -357,7 +360,7 @@ fn the_z_report_with_drops_paid_outs_and_a_return_equals_the_events() {
     // Closing needs someone signed in: not anonymous, not another cashier.
     assert!(matches!(
         t.register.close_shift(op_id(), Money(0)),
-        Err(OpError::SignInRequired)
+        Err(OpError::Refused(Refusal::SignInRequired))
     ));
     // A blind close by Ana herself: she counts RD$ 5.00 short.
     let closed = t
@@ -410,7 +413,7 @@ fn large_discounts_and_closing_another_persons_shift_need_a_supervisor() {
     let before = digest(t);
     assert!(matches!(
         t.register.sell(op_id(), &big),
-        Err(OpError::ApprovalRequired("discount"))
+        Err(OpError::Refused(Refusal::ApprovalRequired("discount")))
     ));
     assert_eq!(digest(t), before);
     let doc = caja_node::register::Document::default();
@@ -428,7 +431,7 @@ fn large_discounts_and_closing_another_persons_shift_need_a_supervisor() {
     assert!(matches!(
         t.register
             .close_shift_as(op_id(), Money(0), Some(&cred(luis, "3333"))),
-        Err(OpError::Staff(StaffError::Role { .. }))
+        Err(OpError::Refused(Refusal::Staff(StaffError::Role { .. })))
     ));
     let closed = t
         .register

@@ -4,8 +4,9 @@
 
 use std::time::{Duration, Instant};
 
+use caja_node::error::{OpError, Refusal};
 use caja_node::journal::Journal;
-use caja_node::register::{self, OpError, Register};
+use caja_node::register::Register;
 use caja_node::sale::{LineRequest, PaymentRequest, SaleRequest};
 use caja_node::sync::backoff::BackoffPolicy;
 use caja_node::sync::breaker::{BreakerPolicy, BreakerState};
@@ -79,7 +80,7 @@ fn a_register_restored_from_an_old_backup_recovers_before_selling() {
         t.register.sell(op(), &sale()).expect("sale");
     }
     let backup = tmp.path().join("old.backup");
-    let backed_up = register::backup(&t.data, &backup).expect("backup");
+    let backed_up = caja_node::datadir::backup(&t.data, &backup).expect("backup");
     for _ in 0..3 {
         t.register.sell(op(), &sale()).expect("sale");
     }
@@ -88,7 +89,7 @@ fn a_register_restored_from_an_old_backup_recovers_before_selling() {
     assert_eq!(hub_head.seq, backed_up + 3);
 
     // The machine dies; the old backup is restored.
-    register::restore(&t.data, &backup, SystemClock.now_ms()).expect("restore");
+    caja_node::datadir::restore(&t.data, &backup, SystemClock.now_ms()).expect("restore");
     t.register = Register::open(&t.data, SystemClock, OsRandom::new().expect("rng")).expect("open");
     t.sync = SyncEngine::open(
         &t.data,
@@ -104,7 +105,7 @@ fn a_register_restored_from_an_old_backup_recovers_before_selling() {
     );
     assert!(matches!(
         t.register.sell(op(), &sale()),
-        Err(OpError::RestoredNeedsSync)
+        Err(OpError::Refused(Refusal::RestoredNeedsSync))
     ));
 
     assert!(t.register.status().expect("status").restored_from_backup);
@@ -159,11 +160,11 @@ fn regression_seed_26_a_backup_taken_offline_pushes_what_the_hub_never_had() {
         t.register.sell(op(), &sale()).expect("an offline sale");
     }
     let backup = tmp.path().join("offline.backup");
-    let backed_up = register::backup(&t.data, &backup).expect("backup");
+    let backed_up = caja_node::datadir::backup(&t.data, &backup).expect("backup");
     assert_eq!(backed_up, synced + 3);
 
     // The machine dies; the backup is restored; the network is back.
-    register::restore(&t.data, &backup, SystemClock.now_ms()).expect("restore");
+    caja_node::datadir::restore(&t.data, &backup, SystemClock.now_ms()).expect("restore");
     t.set_network(Mode::Up);
     t.reopen(settings()).expect("reopen");
     let r = t.sync.round().expect("recovery and push");

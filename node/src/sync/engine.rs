@@ -15,16 +15,17 @@ use caja_shared::checkpoint::{Checkpoint, HubCheckpoint};
 use caja_shared::clock::Clock;
 use caja_shared::entropy::RandomSource;
 use caja_shared::event::Event;
-use rusqlite::{params, OptionalExtension};
 
 use super::backoff::{Backoff, BackoffPolicy};
 use super::breaker::{Breaker, BreakerPolicy};
 use super::client::{Credentials, HubClient, HubError};
 use super::skew::SkewEstimate;
+use super::state;
+use crate::datadir::DataDir;
 use crate::db::{Db, DbError};
+use crate::error::OpError;
 use crate::journal::{self, DeviceRecord, Journal, JournalError};
 use crate::keyfile::{self, KeyFileError};
-use crate::register::{DataDir, OpError};
 
 mod audit;
 pub use audit::{hub_log_status, reset_hub_trust, HubLogStatus};
@@ -214,12 +215,7 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
             key,
         };
         let journal = Journal::open(db.conn(), creds.key.clone(), settings.max_hlc_drift_ms)?;
-        let skew_ms: i64 = db
-            .conn()
-            .query_row("SELECT skew_ms FROM sync_status WHERE id = 1", [], |r| {
-                r.get(0)
-            })
-            .unwrap_or(0);
+        let skew_ms = state::saved_skew_ms(db.conn()).unwrap_or(0);
         let mut skew = SkewEstimate::default();
         if skew_ms != 0 {
             skew.observe(0, 0, skew_ms);
@@ -366,11 +362,7 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
             now,
             self.settings.escrow_retry_ms,
         )?;
-        let pending: bool = self.db.conn().query_row(
-            "SELECT EXISTS (SELECT 1 FROM escrow_requests WHERE state = 'active')",
-            [],
-            |r| r.get(0),
-        )?;
+        let pending = crate::escrow::request_pending(self.db.conn())?;
         if wanted.is_empty() && !pending {
             return Ok(());
         }
@@ -607,10 +599,7 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
                 Err(HubError::Api { code, message, .. })
                     if code == "chain_mismatch" || code == "quarantined" =>
                 {
-                    self.db.conn().execute(
-                        "UPDATE sync_status SET quarantined = 1, last_error = ?1 WHERE id = 1",
-                        [&message],
-                    )?;
+                    state::set_quarantined(self.db.conn(), &message)?;
                     return Err(SyncError::Quarantined(message));
                 }
                 Err(e) => return Err(e.into()),
@@ -620,11 +609,7 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
 
     fn pull_all(&mut self, report: &mut RoundReport) -> Result<(), SyncError> {
         loop {
-            let cursor: String = self.db.conn().query_row(
-                "SELECT pull_cursor FROM sync_status WHERE id = 1",
-                [],
-                |r| r.get(0),
-            )?;
+            let cursor = state::pull_cursor(self.db.conn())?;
             let path = format!(
                 "/v1/sync/pull?after={cursor}&limit={}",
                 self.settings.pull_limit
@@ -654,16 +639,10 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
                 if !hub.is_empty() {
                     report.hub_events += crate::import::hub_page(&tx, &self.device, &hub, cp)?;
                 }
-                tx.execute(
-                    "UPDATE sync_status SET hub_chain = ?1 WHERE id = 1",
-                    [cp.device.to_string()],
-                )?;
+                state::set_hub_chain(&tx, &cp.device.to_string())?;
             }
             report.peer_events += crate::import::peer_events(&tx, &self.device, &peers)?;
-            tx.execute(
-                "UPDATE sync_status SET pull_cursor = ?1 WHERE id = 1",
-                [&next],
-            )?;
+            state::set_pull_cursor(&tx, &next)?;
             tx.commit()?;
             if !more || next == cursor {
                 return Ok(());
@@ -674,18 +653,15 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
     /// Records the outcome of a round for `status` and health.
     fn record(&self, ok: bool, error: Option<&str>) -> Result<(), SyncError> {
         let now = self.clock.now_ms();
-        self.db.conn().execute(
-            "UPDATE sync_status SET online = ?1, circuit = ?2, skew_ms = ?3, last_attempt_ms = ?4,
-                last_success_ms = CASE WHEN ?1 = 1 THEN ?4 ELSE last_success_ms END,
-                last_error = ?5
-             WHERE id = 1",
-            params![
-                i64::from(ok),
-                self.breaker.state().name(),
-                self.skew.skew_ms(),
-                now,
-                error
-            ],
+        state::record_round(
+            self.db.conn(),
+            &state::Round {
+                ok,
+                circuit: self.breaker.state().name(),
+                skew_ms: self.skew.skew_ms(),
+                now_ms: now,
+                error,
+            },
         )?;
         Ok(())
     }
@@ -788,28 +764,17 @@ pub struct SyncStatus {
 /// Reads the sync status row and the age of the oldest unsynced event.
 pub fn status(conn: &rusqlite::Connection) -> Result<SyncStatus, SyncError> {
     let acked = Journal::acked_seq(conn)?;
-    let oldest: Option<i64> = conn
-        .query_row(
-            "SELECT hlc_ms FROM journal WHERE seq = ?1",
-            [i64::try_from(acked + 1).unwrap_or(i64::MAX)],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let oldest = crate::queries::event_hlc_ms(conn, i64::try_from(acked + 1).unwrap_or(i64::MAX))?;
     let hub_log = hub_log_status(conn)?;
-    Ok(conn.query_row(
-        "SELECT online, circuit, skew_ms, last_success_ms, last_error, quarantined FROM sync_status WHERE id = 1",
-        [],
-        |r| {
-            Ok(SyncStatus {
-                online: r.get::<_, i64>(0)? == 1,
-                circuit: r.get(1)?,
-                skew_ms: r.get(2)?,
-                last_success_ms: r.get(3)?,
-                last_error: r.get(4)?,
-                quarantined: r.get::<_, i64>(5)? == 1,
-                oldest_unsynced_ms: oldest,
-                hub_log: hub_log.clone(),
-            })
-        },
-    )?)
+    let row = state::status_row(conn)?;
+    Ok(SyncStatus {
+        online: row.online,
+        circuit: row.circuit,
+        skew_ms: row.skew_ms,
+        last_success_ms: row.last_success_ms,
+        last_error: row.last_error,
+        quarantined: row.quarantined,
+        oldest_unsynced_ms: oldest,
+        hub_log,
+    })
 }

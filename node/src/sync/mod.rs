@@ -4,10 +4,12 @@
 //! estimate — take `now_ms` and the random source as inputs, so the simulation
 //! can replay them. `client` is the HTTP shell (signed requests, DESIGN's wire
 //! shapes) and `engine` the loop that pushes, pulls and recovers, on its own
-//! SQLite connection so selling never waits for the network.
+//! SQLite connection so selling never waits for the network; `state` its
+//! rows in the database.
 
 pub mod backoff;
 pub mod breaker;
 pub mod client;
 pub mod engine;
 pub mod skew;
+pub mod state;

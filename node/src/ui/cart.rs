@@ -10,7 +10,7 @@
 use caja_shared::ids::{OpId, SaleId};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
-use crate::register::OpError;
+use crate::error::{OpError, Refusal};
 
 /// Most lines a cart holds (a sale's own limit).
 pub const MAX_CART_LINES: usize = crate::sale::MAX_LINES;
@@ -71,10 +71,10 @@ pub fn add_line(
     )?;
     if !seen {
         if usize::try_from(n).unwrap_or(usize::MAX) >= MAX_CART_LINES {
-            return Err(OpError::Invalid {
+            return Err(OpError::Refused(Refusal::Invalid {
                 field: "lines",
                 reason: format!("a sale has at most {MAX_CART_LINES} lines"),
-            });
+            }));
         }
         tx.execute(
             "INSERT INTO ui_cart_lines (op_id, code, qty_milli, weighed, added_ms)
@@ -99,10 +99,10 @@ pub fn remove_line(conn: &Connection, line_id: i64) -> Result<(), OpError> {
 /// again changes nothing.
 pub fn set_price(conn: &Connection, line_id: i64, unit_price: Option<i64>) -> Result<(), OpError> {
     if unit_price.is_some_and(|p| p < 0) {
-        return Err(OpError::Invalid {
+        return Err(OpError::Refused(Refusal::Invalid {
             field: "unit_price",
             reason: "must not be negative".into(),
-        });
+        }));
     }
     let tx = immediate(conn)?;
     let n = tx.execute(
@@ -110,10 +110,10 @@ pub fn set_price(conn: &Connection, line_id: i64, unit_price: Option<i64>) -> Re
         params![line_id, unit_price],
     )?;
     if n == 0 {
-        return Err(OpError::Invalid {
+        return Err(OpError::Refused(Refusal::Invalid {
             field: "line",
             reason: format!("line {line_id} is not in the cart"),
-        });
+        }));
     }
     tx.commit()?;
     Ok(())
@@ -133,9 +133,11 @@ pub fn pay_op(conn: &Connection) -> Result<Option<OpId>, OpError> {
     let v: Option<String> =
         conn.query_row("SELECT pay_op FROM ui_cart WHERE id = 1", [], |r| r.get(0))?;
     v.map(|s| {
-        s.parse().map_err(|_| OpError::Invalid {
-            field: "pay_op",
-            reason: "stored operation id unreadable".into(),
+        s.parse().map_err(|_| {
+            OpError::Refused(Refusal::Invalid {
+                field: "pay_op",
+                reason: "stored operation id unreadable".into(),
+            })
         })
     })
     .transpose()
@@ -150,10 +152,10 @@ pub fn begin_pay(conn: &Connection, op: OpId) -> Result<OpId, OpError> {
         [op.to_string()],
     )?;
     tx.commit()?;
-    pay_op(conn)?.ok_or(OpError::Invalid {
+    pay_op(conn)?.ok_or(OpError::Refused(Refusal::Invalid {
         field: "pay_op",
         reason: "not recorded".into(),
-    })
+    }))
 }
 
 /// The sale `op` paid the cart: empties it and keeps `shown` as the last
@@ -208,9 +210,11 @@ pub fn reprint_once(
         )
         .optional()?;
     if let Some(job) = prior {
-        return job.parse().map_err(|_| OpError::Invalid {
-            field: "op",
-            reason: "stored answer unreadable".into(),
+        return job.parse().map_err(|_| {
+            OpError::Refused(Refusal::Invalid {
+                field: "op",
+                reason: "stored answer unreadable".into(),
+            })
         });
     }
     let job = crate::print::enqueue_copy(&tx, sale, now_ms)?;

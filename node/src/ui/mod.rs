@@ -38,7 +38,9 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::de::DeserializeOwned;
 
-use crate::register::{DataDir, OpError, Register};
+use crate::datadir::DataDir;
+use crate::error::{OpError, Refusal};
+use crate::register::Register;
 use crate::system::{OsRandom, SystemClock};
 use screen::{ApiError, ApiResult, Screen};
 
@@ -108,9 +110,11 @@ pub fn serve(
     stop: Arc<AtomicBool>,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), UiError> {
-    let rng = OsRandom::new().map_err(|e| OpError::Invalid {
-        field: "random",
-        reason: e.to_string(),
+    let rng = OsRandom::new().map_err(|e| {
+        OpError::Refused(Refusal::Invalid {
+            field: "random",
+            reason: e.to_string(),
+        })
     })?;
     let node = Register::open(dir, SystemClock, rng)?;
     let screen = Screen::new(node)?;

@@ -14,14 +14,14 @@ use caja_shared::entropy::RandomSource;
 use caja_shared::ids::{CustomerId, OpId, SaleId};
 use caja_shared::kind::{CashMovement, PaymentMethod, SoldBy};
 use caja_shared::money::{LineAmounts, Money, QtyMilli};
-use rusqlite::OptionalExtension;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::cart;
 use crate::devices::{self, DeviceError, ScaleReport, ScaleSettings};
+use crate::error::{Failure, OpError, Refusal};
 use crate::messages;
-use crate::register::{self, OpError, Register};
+use crate::register::{self, Register};
 use crate::sale::{LineRequest, PaymentRequest, SaleRequest};
 use crate::staff::Credentials;
 
@@ -75,7 +75,7 @@ impl From<OpError> for ApiError {
 
 impl From<rusqlite::Error> for ApiError {
     fn from(e: rusqlite::Error) -> ApiError {
-        ApiError::from(OpError::Sql(e))
+        ApiError::from(OpError::Failed(Failure::Sql(e)))
     }
 }
 
@@ -99,9 +99,6 @@ impl From<DeviceError> for ApiError {
         }
     }
 }
-
-/// A sale as listed: id, fiscal number, total, voided seq, time.
-type SaleRow = (String, Option<String>, i64, Option<i64>, i64);
 
 /// The answer to a screen request.
 pub type ApiResult = Result<Value, ApiError>;
@@ -323,9 +320,9 @@ pub fn parse_entry(entry: &str) -> Result<(Option<&str>, &str), ApiError> {
         return Err(ApiError::refused(messages::ui_no_code()));
     }
     if code.chars().count() > 64 || code.chars().any(char::is_control) {
-        return Err(ApiError::refused(messages::error(
-            &OpError::UnknownProduct(code.chars().take(64).collect()),
-        )));
+        return Err(ApiError::refused(messages::error(&OpError::Refused(
+            Refusal::UnknownProduct(code.chars().take(64).collect()),
+        ))));
     }
     Ok((qty, code))
 }
@@ -405,7 +402,7 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
         let mut tax = Money::ZERO;
         let mut overrides = false;
         for l in cart::lines(conn)? {
-            let item = register::lookup_item(conn, &l.code)?;
+            let item = crate::queries::lookup_item(conn, &l.code)?;
             let shelf = item.as_ref().and_then(|i| i.unit_price);
             // The price typed over the shelf price, if it still differs (the
             // shelf price may have changed to it since).
@@ -442,16 +439,12 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
             .map(|(id, cashier, _)| json!({"id": id, "cashier": cashier}));
         let mut quick = Vec::new();
         let codes: Vec<String> = if self.quick_keys.is_empty() {
-            conn.prepare_cached(
-                "SELECT sku FROM catalog_items WHERE sold_by = 'weight' ORDER BY name LIMIT 12",
-            )?
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?
+            crate::queries::weighed_skus(conn, 12)?
         } else {
             self.quick_keys.clone()
         };
         for code in codes {
-            if let Some(i) = register::lookup_item(conn, &code)? {
+            if let Some(i) = crate::queries::lookup_item(conn, &code)? {
                 quick.push(json!({
                     "code": code,
                     "name": i.name,
@@ -502,9 +495,13 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
         let (qty_text, code) = parse_entry(&req.entry)?;
         let item = {
             let node = lock(&self.node);
-            register::lookup_item(node.conn(), code)?
+            crate::queries::lookup_item(node.conn(), code)?
         }
-        .ok_or_else(|| ApiError::refused(messages::error(&OpError::UnknownProduct(code.into()))))?;
+        .ok_or_else(|| {
+            ApiError::refused(messages::error(&OpError::Refused(Refusal::UnknownProduct(
+                code.into(),
+            ))))
+        })?;
         let (qty, weighed) = if item.sold_by == SoldBy::Weight {
             if qty_text.is_some() {
                 return Err(ApiError::refused(messages::ui_weighed_from_scale(
@@ -562,7 +559,7 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
             .into_iter()
             .find(|l| l.line_id == req.line)
             .ok_or_else(|| ApiError::refused(messages::ui_line_gone()))?;
-        let shelf = register::lookup_item(conn, &line.code)?.and_then(|i| i.unit_price);
+        let shelf = crate::queries::lookup_item(conn, &line.code)?.and_then(|i| i.unit_price);
         let price = price.filter(|p| Some(*p) != shelf);
         cart::set_price(conn, line.line_id, price.map(|p| p.0))?;
         self.view(&node)
@@ -612,7 +609,8 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
         let mut overridden = false;
         for l in &in_cart {
             if let Some(p) = l.unit_price {
-                let shelf = register::lookup_item(node.conn(), &l.code)?.and_then(|i| i.unit_price);
+                let shelf =
+                    crate::queries::lookup_item(node.conn(), &l.code)?.and_then(|i| i.unit_price);
                 overridden |= shelf != Some(Money(p));
             }
         }
@@ -668,14 +666,7 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
     ) -> Result<(), ApiError> {
         let credit_left = match customer {
             Some(c) if r.fiado.0 > 0 => {
-                let limit: Option<i64> = node
-                    .conn()
-                    .query_row(
-                        "SELECT credit_limit FROM customers WHERE customer_id = ?1",
-                        [c.to_string()],
-                        |row| row.get(0),
-                    )
-                    .optional()?;
+                let limit = crate::queries::credit_limit(node.conn(), &c)?;
                 let owed = crate::projection::customer_balance(node.conn(), &c.to_string())?;
                 limit.map(|l| Money(l - owed))
             }
@@ -744,15 +735,7 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
         let mut node = lock(&self.node);
         let cred = Self::credentials(&node, given(&req.approver), given(&req.pin))?;
         node.void_approved(req.op, sale, &req.reason, cred.as_ref())?;
-        let number: Option<String> = node
-            .conn()
-            .query_row(
-                "SELECT fiscal_number FROM sales WHERE sale_id = ?1",
-                [sale.to_string()],
-                |r| r.get(0),
-            )
-            .optional()?
-            .flatten();
+        let number = crate::queries::sale_fiscal_number(node.conn(), sale)?;
         let named = number.unwrap_or_else(|| sale.to_string());
         cart::set_shown(
             node.conn(),
@@ -843,34 +826,18 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
         let node = lock(&self.node);
         let conn = node.conn();
         let own = node.device().device.to_string();
-        let mut stmt = conn.prepare(
-            "SELECT s.sale_id, s.fiscal_number, s.total, s.voided_seq, j.hlc_ms
-             FROM sales s JOIN journal j ON j.seq = s.seq
-             WHERE s.device = ?1 ORDER BY s.seq DESC LIMIT 30",
-        )?;
-        let rows: Vec<SaleRow> = stmt
-            .query_map([&own], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })?
-            .collect::<Result<_, _>>()?;
+        let rows = crate::queries::recent_sales(conn, &own, 30)?;
         let mut out = Vec::new();
         for (id, number, total, voided, at_ms) in rows {
             let mut lines = Vec::new();
-            let mut ls = conn.prepare_cached(
-                "SELECT l.line_no, l.name, l.qty_milli, l.total, c.sold_by
-                 FROM sale_lines l LEFT JOIN catalog_items c ON c.sku = l.sku
-                 WHERE l.sale_id = ?1 ORDER BY l.line_no",
-            )?;
-            let mut rows = ls.query([&id])?;
-            while let Some(r) = rows.next()? {
-                let qty: i64 = r.get(2)?;
-                let by_weight = r.get::<_, Option<String>>(4)?.as_deref() == Some("weight");
+            for (line, name, qty, total, by_weight) in crate::queries::sale_lines_shown(conn, &id)?
+            {
                 lines.push(json!({
-                    "line": r.get::<_, i64>(0)?,
-                    "name": r.get::<_, String>(1)?,
+                    "line": line,
+                    "name": name,
                     "qty": if by_weight { messages::weight(qty) } else { QtyMilli(qty).to_string() },
                     "by_weight": by_weight,
-                    "total": messages::rd(Money(r.get(3)?)),
+                    "total": messages::rd(Money(total)),
                 }));
             }
             let t = caja_shared::localtime::LocalDateTime::from_utc_ms(
@@ -893,12 +860,7 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
     pub fn customers(&self) -> ApiResult {
         let node = lock(&self.node);
         let conn = node.conn();
-        let rows: Vec<(String, String, i64)> = conn
-            .prepare(
-                "SELECT customer_id, name, credit_limit FROM customers ORDER BY name LIMIT 500",
-            )?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<Result<_, _>>()?;
+        let rows = crate::queries::customers(conn, 500)?;
         let mut out = Vec::new();
         for (id, name, limit) in rows {
             let owed = crate::projection::customer_balance(conn, &id)?;

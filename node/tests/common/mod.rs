@@ -3,7 +3,8 @@
 
 #![allow(dead_code)]
 
-use caja_node::register::{init, DataDir, InitParams, Register};
+use caja_node::datadir::{init, DataDir, InitParams};
+use caja_node::register::Register;
 use caja_node::sale::{LineRequest, PaymentRequest, SaleRequest};
 use caja_node::testkit;
 use caja_shared::checkpoint::HubCheckpoint;

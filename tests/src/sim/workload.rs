@@ -136,7 +136,7 @@ fn sell(w: &mut World, reg: usize) -> Result<(), SimError> {
             }
             Ok(())
         }
-        Err(caja_node::register::OpError::ShiftNotOpen) => {
+        Err(caja_node::error::OpError::Refused(caja_node::error::Refusal::ShiftNotOpen)) => {
             // The cashier opens a shift first.
             let op = w.op_id();
             let Some(ops) = w.regs[reg].ops.as_mut() else {

@@ -5,8 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use caja_node::datadir::{Adopted, DataDir};
+use caja_node::error::OpError;
 use caja_node::journal::Journal;
-use caja_node::register::{self, Adopted, DataDir, OpError, Register};
+use caja_node::register::Register;
 use caja_node::sync::backoff::BackoffPolicy;
 use caja_node::sync::breaker::BreakerPolicy;
 use caja_node::sync::client::HubClient;
@@ -422,7 +424,7 @@ impl World {
         let client = self.client(idx);
         let e = client.enroll(&token).map_err(err("enroll"))?;
         let data = DataDir::new(self.root.join(&name));
-        register::adopt_enrollment(
+        caja_node::datadir::adopt_enrollment(
             &data,
             &Adopted {
                 store: e.store,
@@ -595,7 +597,7 @@ impl World {
         let path = self
             .root
             .join(format!("{}-backup-{}.sqlite3", r.name, r.backups.len()));
-        let head = register::backup(&r.data, &path).map_err(err("backup"))?;
+        let head = caja_node::datadir::backup(&r.data, &path).map_err(err("backup"))?;
         r.backups.push(Backup {
             path,
             head,
@@ -646,7 +648,8 @@ impl World {
             self.regs[idx].name, self.step
         ));
         std::fs::copy(&b.path, &copy).map_err(|e| SimError(format!("copy backup: {e}")))?;
-        register::restore(&self.regs[idx].data, &copy, self.now_ms).map_err(err("restore"))?;
+        caja_node::datadir::restore(&self.regs[idx].data, &copy, self.now_ms)
+            .map_err(err("restore"))?;
         self.log(format!(
             "r{idx} restored from backup {which} (seq {}, hub holds {hub_has}); {lost} acknowledged ops lost with the machine",
             b.head

@@ -14,10 +14,11 @@
 use caja_shared::canonical::Value;
 use caja_shared::digest::{Hash256, Signature};
 use caja_shared::merkle::{self, SignedTreeHead, TreeHead};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::Connection;
 
 use super::{SyncEngine, SyncError};
 use crate::sync::client::HubError;
+use crate::sync::state;
 use caja_shared::clock::Clock;
 use caja_shared::entropy::RandomSource;
 
@@ -38,45 +39,25 @@ pub struct HubLogStatus {
 
 /// Reads the stored trust state.
 pub fn hub_log_status(conn: &Connection) -> Result<HubLogStatus, rusqlite::Error> {
-    conn.query_row(
-        "SELECT trust, tree_size, root, verified_ms, problem FROM hub_audit WHERE id = 1",
-        [],
-        |r| {
-            Ok(HubLogStatus {
-                trust: r.get(0)?,
-                tree_size: r
-                    .get::<_, Option<i64>>(1)?
-                    .and_then(|n| u64::try_from(n).ok()),
-                root: r.get(2)?,
-                verified_ms: r.get(3)?,
-                problem: r.get(4)?,
-            })
-        },
-    )
+    let (trust, tree_size, root, verified_ms, problem) = state::hub_audit(conn)?;
+    Ok(HubLogStatus {
+        trust,
+        tree_size: tree_size.and_then(|n| u64::try_from(n).ok()),
+        root,
+        verified_ms,
+        problem,
+    })
 }
 
 /// Clears a `critical` mark after a person has looked into it (the hub was
 /// restored or re-keyed on purpose): the next round starts over from the hub's
 /// current head. The journal is not touched.
 pub fn reset_hub_trust(conn: &Connection) -> Result<(), rusqlite::Error> {
-    conn.execute(
-        "UPDATE hub_audit SET tree_size = NULL, root = NULL, at_ms = NULL, key_id = NULL,
-             signature = NULL, verified_ms = NULL, trust = 'unverified', problem = NULL,
-             problem_ms = NULL
-         WHERE id = 1",
-        [],
-    )?;
-    Ok(())
+    state::reset_hub_audit(conn)
 }
 
 fn previous(conn: &Connection) -> Result<Option<(u64, Hash256)>, SyncError> {
-    let row: Option<(Option<i64>, Option<String>)> = conn
-        .query_row(
-            "SELECT tree_size, root FROM hub_audit WHERE id = 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
+    let row = state::verified_head(conn)?;
     match row {
         Some((Some(size), Some(root))) => {
             let size = u64::try_from(size)
@@ -177,28 +158,23 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
     }
 
     fn trust(&self, head: &TreeHead, sth: &SignedTreeHead) -> Result<(), SyncError> {
-        self.db.conn().execute(
-            "UPDATE hub_audit SET tree_size = ?1, root = ?2, at_ms = ?3, key_id = ?4,
-                 signature = ?5, verified_ms = ?6, trust = 'ok', problem = NULL, problem_ms = NULL
-             WHERE id = 1",
-            params![
-                i64::try_from(head.tree_size).unwrap_or(i64::MAX),
-                head.root.to_hex(),
-                head.at_ms,
-                head.key_id.as_str(),
-                sth.signature.to_hex(),
-                self.clock.now_ms()
-            ],
+        state::trust_head(
+            self.db.conn(),
+            &state::VerifiedHead {
+                tree_size: i64::try_from(head.tree_size).unwrap_or(i64::MAX),
+                root: &head.root.to_hex(),
+                at_ms: head.at_ms,
+                key_id: head.key_id.as_str(),
+                signature: &sth.signature.to_hex(),
+                verified_ms: self.clock.now_ms(),
+            },
         )?;
         Ok(())
     }
 
     fn distrust(&self, problem: String) -> Result<(), SyncError> {
         tracing::error!(%problem, "hub audit log check failed: the hub is no longer trusted");
-        self.db.conn().execute(
-            "UPDATE hub_audit SET trust = 'critical', problem = ?1, problem_ms = ?2 WHERE id = 1",
-            params![problem, self.clock.now_ms()],
-        )?;
+        state::distrust(self.db.conn(), &problem, self.clock.now_ms())?;
         Err(SyncError::HubLogRewritten(problem))
     }
 }
