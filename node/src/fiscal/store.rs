@@ -1,26 +1,16 @@
-//! Fiscal numbers at the register: the blocks the hub granted it (projected
-//! into `fiscal_blocks` from the hub chain), the requests it made for them
-//! (`fiscal_requests`, kept across rebuilds), the choice of the next number
-//! for a sale, and what to release.
+//! The fiscal tables: the usable part of `fiscal_blocks` (the next number,
+//! what is left, what to release) and the register's own `fiscal_requests`
+//! (ask once, retry with the same id, refusals, staleness after a restore).
 //!
-//! The number is consumed in the sale's own transaction: the sale reads the
-//! lowest usable block's `next` here, and applying the `SaleCreated` event to
-//! the projections moves `next` past it. So a crash leaves either the sale with
-//! its number or neither, and the same number is never read twice.
-//!
-//! A block is usable only while (1) it was granted to this device, (2) its
-//! request was made by this database since its last restore (`active`), (3) it
-//! has numbers below both its end and its released part, and (4) it has not
-//! expired by this register's clock. Condition 2 is the restore rule of
-//! DESIGN: a database restored from a backup never issues from blocks it held
-//! before, because a lost copy may have printed some of their numbers.
+//! Invariant: loads and stores only; what a row means is decided in `rules`.
+//! A request is recorded before it is sent.
 
 use caja_shared::entropy::RandomSource;
-use caja_shared::fiscal;
-use caja_shared::ids::{DeviceId, GrantId, RequestId};
+use caja_shared::ids::{DeviceId, RequestId};
 use caja_shared::kind::{FiscalNumbersReleased, FiscalRef};
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::Serialize;
+
+use super::rules::{self, Remainder, SeriesLeft};
 
 /// The usable part of a block: `[next, end]`.
 const USABLE: &str = "SELECT b.grant_id, b.series, b.digits, b.next,
@@ -44,15 +34,7 @@ pub fn next_number(
         })
         .optional()?;
     Ok(row.and_then(|(digits, next, valid_until)| {
-        let digits = u8::try_from(digits).ok()?;
-        let n = u64::try_from(next).ok()?;
-        Some(FiscalRef {
-            series: series.to_owned(),
-            number: fiscal::format_number(series, digits, n).ok()?,
-            modifies: None,
-            valid_until: Some(valid_until),
-            buyer_tax_id: None,
-        })
+        rules::number_of(series, digits, next, valid_until)
     }))
 }
 
@@ -97,23 +79,15 @@ fn remainders(
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (grant, series, next, end, expires) = row?;
-        if only_expired && expires > now_ms {
-            continue;
-        }
-        let (Ok(grant_id), Ok(first), Ok(last)) = (
-            grant.parse::<GrantId>(),
-            u64::try_from(next),
-            u64::try_from(end),
-        ) else {
-            continue;
-        };
-        out.push(FiscalNumbersReleased {
-            grant_id,
+        let (grant, series, next, end, expires_ms) = row?;
+        let block = Remainder {
+            grant,
             series,
-            first,
-            last,
-        });
+            next,
+            end,
+            expires_ms,
+        };
+        out.extend(rules::release_of(block, now_ms, only_expired));
     }
     Ok(out)
 }
@@ -206,23 +180,6 @@ pub fn forget_requests_after_restore(conn: &Connection) -> rusqlite::Result<usiz
         "UPDATE fiscal_requests SET state = 'stale' WHERE state != 'stale'",
         [],
     )
-}
-
-/// One series as the register sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SeriesLeft {
-    /// Prefix.
-    pub series: String,
-    /// Numbers this register may still issue.
-    pub left: u64,
-    /// Usable blocks.
-    pub blocks: u64,
-    /// The nearest expiry of a usable block (UTC ms).
-    pub next_expiry_ms: Option<i64>,
-    /// Whether `left` is below the low-water mark.
-    pub low: bool,
-    /// The hub's last refusal, if any.
-    pub refused: Option<String>,
 }
 
 /// The series of `documents` as this register sees them.

@@ -1,36 +1,19 @@
-//! Stock quotas (escrow) at the register: what it may sell of each product
-//! without asking anyone, kept in `escrow_quota` and changed in the same
-//! transaction as the sale, void, grant import or release that changes it.
+//! The quota tables: `escrow_quota` (taken by a sale, given back by a void,
+//! added by an imported grant, emptied by a release or a restore) and the
+//! register's own `escrow_requests` (recorded before sending, retried with the
+//! same id and body).
 //!
-//! A line of a tracked product is split against the quota left
-//! (`caja_shared::escrow::split`): under `block` a line beyond it is refused
-//! with the product and what is left; under `warn` it is sold and the part
-//! beyond is recorded in the line (`beyond_quota_milli`), which the hub turns
-//! into an oversell alert. `untracked` products need no quota. A quota is
-//! usable until its latest grant expires (by the register's clock).
+//! Invariant: loads and stores only; what a row means is decided in `rules`.
+//! Every change is made in the caller's transaction.
 
-use caja_shared::escrow;
+use std::collections::BTreeMap;
+
 use caja_shared::ids::{DeviceId, GrantId, RequestId};
 use caja_shared::kind::{EscrowGranted, EscrowReleased, SaleCreated};
 use caja_shared::money::QtyMilli;
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::Serialize;
 
-/// Most products in one quota request (the hub's limit).
-pub const MAX_ITEMS: usize = 100;
-
-/// Why a sale does not fit the quotas.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QuotaShort {
-    /// The product.
-    pub product: String,
-    /// Its name.
-    pub name: String,
-    /// What is left of the quota.
-    pub left_milli: i64,
-    /// What the sale asks for.
-    pub wanted_milli: i64,
-}
+use super::rules::{self, Quota, QuotaLeft, QuotaShort, Stock};
 
 /// The policy of a product in the register's catalog.
 fn policy(conn: &Connection, sku: &str) -> rusqlite::Result<String> {
@@ -47,7 +30,7 @@ pub fn left(conn: &Connection, sku: &str, now_ms: i64) -> rusqlite::Result<i64> 
         .prepare_cached("SELECT left_milli, expires_ms FROM escrow_quota WHERE product = ?1")?
         .query_row([sku], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
         .optional()?
-        .map_or(0, |(l, exp)| if exp > now_ms { l } else { 0 }))
+        .map_or(0, |(l, exp)| rules::usable(l, exp, now_ms)))
 }
 
 /// Splits each tracked line of `sale` against the quotas: refuses (`Err`) a
@@ -58,31 +41,24 @@ pub fn take(
     sale: &mut SaleCreated,
     now_ms: i64,
 ) -> rusqlite::Result<Result<(), QuotaShort>> {
-    // Lines of one product draw on one quota, in line order.
-    let mut used: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
-    for line in &mut sale.lines {
-        let sku = line.product.as_str().to_owned();
-        let pol = policy(conn, &sku)?;
-        if pol == "untracked" {
+    let mut quotas: BTreeMap<String, Quota> = BTreeMap::new();
+    for line in &sale.lines {
+        let sku = line.product.as_str();
+        if quotas.contains_key(sku) {
             continue;
         }
-        let already = used.get(&sku).copied().unwrap_or(0);
-        let avail = left(conn, &sku, now_ms)? - already;
-        let sp = escrow::split(line.qty_milli.0, avail);
-        if sp.beyond > 0 {
-            if pol == "warn" {
-                line.beyond_quota_milli = Some(QtyMilli(sp.beyond));
-            } else {
-                return Ok(Err(QuotaShort {
-                    product: sku,
-                    name: line.name.clone(),
-                    left_milli: avail.max(0),
-                    wanted_milli: line.qty_milli.0,
-                }));
-            }
-        }
-        *used.entry(sku).or_default() += sp.in_quota;
+        let policy = policy(conn, sku)?;
+        let left_milli = if policy == "untracked" {
+            0
+        } else {
+            left(conn, sku, now_ms)?
+        };
+        quotas.insert(sku.to_owned(), Quota { policy, left_milli });
     }
+    let used = match rules::split_sale(sale, &quotas) {
+        Ok(used) => used,
+        Err(short) => return Ok(Err(short)),
+    };
     for (sku, q) in used {
         if q > 0 {
             // Selling is new demand: the product may be asked for again at
@@ -99,7 +75,7 @@ pub fn take(
 /// A void of this register's own sale gives its in-quota parts back.
 pub fn give_back(conn: &Connection, sale: &SaleCreated) -> rusqlite::Result<()> {
     for line in &sale.lines {
-        let in_quota = line.qty_milli.0 - line.beyond_quota_milli.map_or(0, |b| b.0);
+        let in_quota = rules::in_quota(line);
         if in_quota > 0 {
             conn.execute(
                 "UPDATE escrow_quota SET left_milli = left_milli + ?2 WHERE product = ?1",
@@ -113,10 +89,7 @@ pub fn give_back(conn: &Connection, sale: &SaleCreated) -> rusqlite::Result<()> 
 /// Imports a grant from the hub chain: counted only if it is for this device
 /// and answers a request this database made since its last restore.
 pub fn on_grant(conn: &Connection, me: DeviceId, g: &EscrowGranted) -> rusqlite::Result<bool> {
-    if g.device != me {
-        return Ok(false);
-    }
-    let Some(req) = g.request_id else {
+    let Some(req) = rules::grant_request(me, g) else {
         return Ok(false);
     };
     let ours = conn
@@ -224,18 +197,14 @@ pub fn wanted(
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (sku, l, exp, asked) = row?;
-        let l = match (l, exp) {
-            (Some(l), Some(e)) if e > now_ms => l,
-            _ => 0,
+        let (sku, left_milli, expires_ms, asked_ms) = row?;
+        let stock = Stock {
+            sku,
+            left_milli,
+            expires_ms,
+            asked_ms,
         };
-        if l >= low {
-            continue;
-        }
-        if asked.is_some_and(|a| now_ms.saturating_sub(a) < quiet_ms) {
-            continue;
-        }
-        out.push((sku, target - l));
+        out.extend(rules::want(stock, low, target, now_ms, quiet_ms));
     }
     Ok(out)
 }
@@ -262,23 +231,7 @@ pub fn request_for(
     let id = RequestId::new_v7(now_ms, rng).map_err(|e| {
         rusqlite::Error::ToSqlConversionFailure(Box::new(std::io::Error::other(e.to_string())))
     })?;
-    let mut list = Vec::new();
-    for (sku, q) in items {
-        let mut o = caja_shared::canonical::Object::new();
-        o.insert(
-            "product".into(),
-            caja_shared::canonical::Value::String(sku.clone()),
-        );
-        o.insert("qty_milli".into(), caja_shared::canonical::Value::Int(*q));
-        list.push(caja_shared::canonical::Value::Object(o));
-    }
-    let mut body = caja_shared::canonical::Object::new();
-    body.insert("items".into(), caja_shared::canonical::Value::Array(list));
-    body.insert(
-        "request_id".into(),
-        caja_shared::canonical::Value::String(id.to_string()),
-    );
-    let body = caja_shared::canonical::Value::Object(body).to_canonical_string();
+    let body = rules::request_body(id, items);
     conn.execute(
         "INSERT INTO escrow_requests (request_id, body, made_ms, state) VALUES (?1, ?2, ?3, 'active')",
         params![id.to_string(), body, now_ms],
@@ -292,33 +245,18 @@ pub fn answered(conn: &Connection, id: RequestId, body: &str, now_ms: i64) -> ru
         "UPDATE escrow_requests SET state = 'answered' WHERE request_id = ?1",
         [id.to_string()],
     )?;
-    if let Ok(v) = serde_json::from_str::<serde_json::Value>(body) {
-        for it in v["items"].as_array().into_iter().flatten() {
-            if let Some(p) = it["product"].as_str() {
-                conn.execute(
-                    "UPDATE escrow_quota SET asked_ms = ?2 WHERE product = ?1",
-                    params![p, now_ms],
-                )?;
-                conn.execute(
-                    "INSERT OR IGNORE INTO escrow_quota (product, left_milli, expires_ms, last_grant, asked_ms)
-                     VALUES (?1, 0, 0, '00000000-0000-0000-0000-000000000000', ?2)",
-                    params![p, now_ms],
-                )?;
-            }
-        }
+    for p in rules::asked_products(body) {
+        conn.execute(
+            "UPDATE escrow_quota SET asked_ms = ?2 WHERE product = ?1",
+            params![p, now_ms],
+        )?;
+        conn.execute(
+            "INSERT OR IGNORE INTO escrow_quota (product, left_milli, expires_ms, last_grant, asked_ms)
+             VALUES (?1, 0, 0, '00000000-0000-0000-0000-000000000000', ?2)",
+            params![p, now_ms],
+        )?;
     }
     Ok(())
-}
-
-/// One product's quota, for the status and the Z report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct QuotaLeft {
-    /// Product.
-    pub product: String,
-    /// Quota left (0 once expired).
-    pub left_milli: i64,
-    /// When it lapses.
-    pub expires_ms: i64,
 }
 
 /// Every quota this register holds.
@@ -335,9 +273,7 @@ pub fn status(conn: &Connection, now_ms: i64) -> rusqlite::Result<Vec<QuotaLeft>
     })?;
     rows.map(|q| {
         q.map(|mut q| {
-            if q.expires_ms <= now_ms {
-                q.left_milli = 0;
-            }
+            q.left_milli = rules::usable(q.left_milli, q.expires_ms, now_ms);
             q
         })
     })
