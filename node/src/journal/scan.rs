@@ -94,7 +94,7 @@ impl<'a> Fields<'a> {
 /// falls back to the scan and then the strict parser. The bytes themselves are
 /// bound by their hash and the chain links.
 pub(super) mod tail {
-    use super::Fields;
+    use crate::journal::scan::Fields;
 
     struct Back<'a> {
         b: &'a [u8],
@@ -143,7 +143,7 @@ pub(super) mod tail {
         }
     }
 
-    pub(in crate::journal) fn envelope_fields(bytes: &[u8]) -> Option<Fields<'_>> {
+    pub(crate) fn envelope_fields(bytes: &[u8]) -> Option<Fields<'_>> {
         let mut c = Back {
             b: bytes,
             end: bytes.len(),
@@ -197,7 +197,7 @@ pub(super) mod tail {
 pub(super) mod skim {
     use caja_shared::canonical::{MAX_DEPTH, MAX_SAFE_INTEGER};
 
-    use super::Fields;
+    use crate::journal::scan::Fields;
 
     struct Cursor<'a> {
         b: &'a [u8],
@@ -328,7 +328,7 @@ pub(super) mod skim {
 
     /// The fields of canonical envelope bytes, or `None` if the bytes are not
     /// in the canonical shape this scan reads.
-    pub(in crate::journal) fn envelope_fields(bytes: &[u8]) -> Option<Fields<'_>> {
+    pub(crate) fn envelope_fields(bytes: &[u8]) -> Option<Fields<'_>> {
         let mut c = Cursor { b: bytes, i: 0 };
         let mut f = Fields::default();
         let mut last_key: Option<&str> = None;
