@@ -88,8 +88,8 @@ enum Command {
         #[command(subcommand)]
         action: FiscalAction,
     },
-    /// Development tools (not for production; only with the `testkit`
-    /// feature).
+    /// Development tools (not for production).
+    // Only in builds with the `testkit` feature.
     #[cfg(feature = "testkit")]
     Dev {
         #[command(subcommand)]

@@ -32,8 +32,11 @@ fn perr(what: &str) -> impl Fn(String) -> ProcError + '_ {
 static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
 
 /// The features the driven binaries are built with (the same as this crate's
-/// dependencies on `caja-node` and `caja-hub` enable).
-pub const TEST_FEATURES: &str = "caja-node/crashpoints,caja-hub/testkit";
+/// dependencies on `caja-node` and `caja-hub` enable): `crashpoints` of
+/// caja-node, `testkit` of caja-hub. Not spelled `caja-hub/testkit`: caja-hub
+/// has itself as a dev-dependency, and cargo reads that spelling as the
+/// feature of the dependency, which a build of the binaries does not use.
+pub const TEST_FEATURES: &str = "testkit,crashpoints";
 
 /// The directory holding `caja-hub` and `caja-node`, built for this profile.
 pub fn bin_dir() -> Result<PathBuf, ProcError> {

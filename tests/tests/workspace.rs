@@ -80,9 +80,13 @@ fn resolved_features(args: &[&str]) -> std::collections::BTreeMap<String, Vec<St
 fn assert_no_test_only_features(args: &[&str]) -> std::collections::BTreeMap<String, Vec<String>> {
     let features = resolved_features(args);
     for (package, feature) in TEST_ONLY_FEATURES {
-        let enabled = features
-            .get(*package)
-            .unwrap_or_else(|| panic!("{package} is not in `cargo tree {args:?}`: {features:?}"));
+        let enabled = features.get(*package).unwrap_or_else(|| {
+            panic!(
+                "{package} is not in `cargo tree {}`: {:?}",
+                args.join(" "),
+                features.keys().collect::<Vec<_>>()
+            )
+        });
         assert!(
             !enabled.iter().any(|f| f == feature),
             "`cargo build {}` would build {package} with its test-only feature \
@@ -106,4 +110,28 @@ fn release_builds_have_no_test_only_features() {
         root.keys().collect::<Vec<_>>()
     );
     assert_no_test_only_features(&["-p", "caja-hub", "-p", "caja-node"]);
+}
+
+/// The binaries the end-to-end tests drive are built with every test-only
+/// feature (the crash-point sweep needs its points armed), and the check
+/// above would see those features if a build had them.
+#[test]
+fn driven_binaries_are_built_with_the_test_only_features() {
+    let features = resolved_features(&[
+        "-p",
+        "caja-hub",
+        "-p",
+        "caja-node",
+        "--features",
+        caja_tests::procs::TEST_FEATURES,
+    ]);
+    for (package, feature) in TEST_ONLY_FEATURES {
+        assert!(
+            features
+                .get(*package)
+                .is_some_and(|f| f.iter().any(|f| f == feature)),
+            "{package} is built for the tests without `{feature}`: {:?}",
+            features.get(*package)
+        );
+    }
 }
