@@ -12,6 +12,12 @@
 //!
 //! Architecture invariant: handlers never touch SQL; storage sits behind one
 //! module ([`store`]) so a PostgreSQL backend can be added without touching them.
+//!
+//! Test support exists only in the crate's own unit tests and with the
+//! `testkit` feature (the hub's integration tests, `caja-tests`, `caja-bench`),
+//! never in a release build: `testpg` (a throwaway PostgreSQL server),
+//! `workload` (deterministic registers' chains), `dgii_emulator` and
+//! `provider_emulator`.
 
 // `ApiError` (152 bytes) is the Err of most shell functions; rejections are
 // the rare path and boxing every one would only add noise.
@@ -25,6 +31,7 @@ pub mod auth;
 pub mod config;
 pub mod conflict;
 pub mod datadir;
+#[cfg(any(test, feature = "testkit"))]
 pub mod dgii_emulator;
 pub mod escrow;
 pub mod fiscal;
@@ -43,15 +50,18 @@ pub mod outbox;
 pub mod outbox_worker;
 pub mod payments;
 pub mod projection;
+#[cfg(any(test, feature = "testkit"))]
 pub mod provider_emulator;
 pub mod ratelimit;
 pub mod server;
 pub mod store;
 pub mod system;
 pub mod taxgw;
+#[cfg(any(test, feature = "testkit"))]
 pub mod testpg;
 pub mod ui;
 pub mod wire;
+#[cfg(any(test, feature = "testkit"))]
 pub mod workload;
 
 /// The text `caja-hub version` prints: the binary's version and the protocol
