@@ -347,7 +347,7 @@ fn truncate(s: &str, max: usize) -> String {
 }
 
 /// The `manual` conflict reason of a rejected document.
-pub const REJECTED_REASON: &str = "fiscal_document_rejected";
+pub const REJECTED_REASON: &str = crate::conflict::ConflictReason::FiscalDocumentRejected.as_str();
 
 /// The conflict subject of a rejected document.
 pub fn rejected_subject(doc_key: &str) -> String {

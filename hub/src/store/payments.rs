@@ -855,12 +855,12 @@ fn judge(
             continue;
         };
         let subject = format!("card_payment:{}:{}", row.event_id, row.idx);
-        let conflict_id = projection::conflict_id(reason, &subject);
+        let conflict_id = projection::conflict_id(reason.as_str(), &subject);
         let new = conn
             .prepare_cached(
                 "INSERT INTO conflicts (conflict_id, reason, strategy, store_id, subject, detected_ms) VALUES ($1, $2, 'manual', $3, $4, $5) ON CONFLICT DO NOTHING",
             )?
-            .execute(params![conflict_id.to_string(), reason, row.store.to_string(), subject, now])?
+            .execute(params![conflict_id.to_string(), reason.as_str(), row.store.to_string(), subject, now])?
             == 1;
         if !new {
             continue;
@@ -902,7 +902,7 @@ fn judge(
             now,
             &detail,
         )?;
-        tracing::warn!(conflict = %conflict_id, reason, %subject, "card payment needs a person");
+        tracing::warn!(conflict = %conflict_id, %reason, %subject, "card payment needs a person");
         conflicts += 1;
     }
     Ok((checked, conflicts))

@@ -608,7 +608,7 @@ pub(super) fn push(
             conflicts.push(ConflictRef {
                 seq: *seq,
                 conflict_id: c.conflict_id.to_string(),
-                reason: c.reason.to_owned(),
+                reason: c.reason.as_str().to_owned(),
             });
         }
     }
@@ -917,10 +917,10 @@ fn record_conflict(
         )?
         .execute(params![
             c.conflict_id.to_string(),
-            c.reason,
-            c.strategy,
+            c.reason.as_str(),
+            c.strategy().as_str(),
             c.store.to_string(),
-            c.subject,
+            c.subject.key(),
             at_ms
         ])?
         == 1;
@@ -949,7 +949,7 @@ fn record_conflict(
             audit::data([
                 ("conflict_id", audit::s(c.conflict_id)),
                 ("reason", audit::s(c.reason)),
-                ("strategy", audit::s(c.strategy)),
+                ("strategy", audit::s(c.strategy().as_str())),
                 ("subject", audit::s(&c.subject)),
                 (
                     "events",
@@ -959,9 +959,9 @@ fn record_conflict(
             ]),
         )?;
         if new {
-            tracing::warn!(conflict = %c.conflict_id, reason = c.reason, subject = %c.subject, "conflict detected");
+            tracing::warn!(conflict = %c.conflict_id, reason = %c.reason, subject = %c.subject, "conflict detected");
         } else {
-            tracing::info!(conflict = %c.conflict_id, reason = c.reason, candidates = c.events.len(), "conflict candidates changed");
+            tracing::info!(conflict = %c.conflict_id, reason = %c.reason, candidates = c.events.len(), "conflict candidates changed");
         }
     }
     index.conflicts.push((event, c));
@@ -1916,6 +1916,8 @@ fn facts_about(conn: &Conn, subject: &Subject) -> Result<Vec<Fact>, StoreError> 
         | Subject::PriceChange(..)
         | Subject::ReturnedFiscal(..)
         | Subject::SaleForReturns(..) => Ok(Vec::new()),
+        // Decided outside ingest, never from facts.
+        Subject::CardPayment(..) | Subject::FiscalDocument(_) => Ok(Vec::new()),
     }
 }
 

@@ -133,8 +133,8 @@ fn the_sql_store_finds_the_conflicts_of_the_set_in_any_order() {
                 (
                     c.conflict_id.to_string(),
                     (
-                        c.reason.to_owned(),
-                        c.subject,
+                        c.reason.as_str().to_owned(),
+                        c.subject.key(),
                         c.events.iter().map(ToString::to_string).collect(),
                     ),
                 )
