@@ -350,8 +350,8 @@ fn truncate(s: &str, max: usize) -> String {
 pub const REJECTED_REASON: &str = crate::conflict::ConflictReason::FiscalDocumentRejected.as_str();
 
 /// The conflict subject of a rejected document.
-pub fn rejected_subject(doc_key: &str) -> String {
-    format!("fiscal_doc:{doc_key}")
+pub fn rejected_subject(doc_key: &str) -> crate::projection::Subject {
+    crate::projection::Subject::FiscalDocument(doc_key.to_owned())
 }
 
 /// The outbox key of a cancellation of `first..=last` printed numbers.

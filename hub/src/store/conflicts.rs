@@ -1,8 +1,14 @@
-//! The SQL of conflict resolution: listing conflicts with their state, and an
-//! operator's resolution of a `manual` one (a `ConflictResolved` hub event
-//! whose deps are the candidates decided on, its projection row, and an audit
-//! entry naming the strategy, the candidates and the winner, in one
-//! transaction).
+//! The SQL of conflicts: the one path that stores a conflict ([`upsert`]) and
+//! the one that drops it ([`withdraw`]), each with its audit entry; listing
+//! conflicts with their state; and an operator's resolution of a `manual` one
+//! (a `ConflictResolved` hub event whose deps are the candidates decided on,
+//! its projection row, and an audit entry naming the strategy, the candidates
+//! and the winner, in one transaction).
+//!
+//! What to store is decided elsewhere, in pure code
+//! ([`crate::projection::decide`] for ingest, [`crate::payments`] and
+//! [`crate::outbox`] for card payments and rejected documents); these
+//! functions only execute it.
 //!
 //! A conflict is resolved iff a resolution event of it covers every one of its
 //! current candidates ([`crate::conflict::covers`]): a function of the set of
@@ -11,17 +17,136 @@
 
 use std::collections::BTreeSet;
 
-use super::db::{Conn, DbError, OptionalExtension};
+use super::db::{params, Conn, DbError, OptionalExtension};
 use caja_shared::canonical::Value;
 use caja_shared::ids::{ConflictId, EventId, StoreId};
 use caja_shared::kind::{ConflictResolved, EventBody};
 use serde::Serialize;
 
-use super::sqlite::{append_audit, append_to_hub_chain_with_deps, conflict_candidates, parse, u};
+use super::sqlite::{append_audit, append_to_hub_chain_with_deps, corrupt, parse, u, TxCache};
 use super::{Answer, Env, StoreError};
 use crate::audit::{self, AuditKind};
-use crate::conflict::{self, ResolveError, ResolveRequest};
+use crate::conflict::{self, ConflictReason, ResolveError, ResolveRequest};
+use crate::projection::{Conflict, Subject};
 use crate::wire::ApiError;
+
+/// Stores a conflict: its row once, its candidates added (or, with
+/// `replace`, replacing the stored ones: its subject was re-decided over every
+/// fact). When its candidates change (and `audit` is given: not in a rebuild)
+/// appends a `conflict_detected` entry — `conflict_id`, `reason`, `strategy`,
+/// `subject`, `events` (sorted) and `new` — the one shape of every opening.
+/// Returns whether the conflict is new. The one path that writes a conflict.
+pub(crate) fn upsert(
+    conn: &Conn,
+    audit: Option<&mut TxCache>,
+    c: &Conflict,
+    replace: bool,
+    at_ms: i64,
+) -> Result<bool, StoreError> {
+    let id = c.conflict_id.to_string();
+    let new = conn
+        .prepare_cached(
+            "INSERT INTO conflicts (conflict_id, reason, strategy, store_id, subject, detected_ms) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![
+            id,
+            c.reason.as_str(),
+            c.strategy().as_str(),
+            c.store.to_string(),
+            c.subject.key(),
+            at_ms
+        ])?
+        == 1;
+    let before = if new {
+        BTreeSet::new()
+    } else {
+        candidates(conn, &id)?
+    };
+    if replace && !new {
+        conn.prepare_cached("DELETE FROM conflict_events WHERE conflict_id = $1")?
+            .execute([&id])?;
+    }
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO conflict_events (conflict_id, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )?;
+    for e in &c.events {
+        stmt.execute(params![id, e.to_string()])?;
+    }
+    if let (Some(tx), true) = (audit, before != c.events) {
+        append_audit(
+            conn,
+            tx,
+            AuditKind::ConflictDetected,
+            at_ms,
+            Some(c.store),
+            audit::data([
+                ("conflict_id", audit::s(c.conflict_id)),
+                ("reason", audit::s(c.reason)),
+                ("strategy", audit::s(c.strategy().as_str())),
+                ("subject", audit::s(&c.subject)),
+                (
+                    "events",
+                    Value::Array(c.events.iter().map(audit::s).collect()),
+                ),
+                ("new", Value::Bool(new)),
+            ]),
+        )?;
+        if new {
+            tracing::warn!(conflict = %c.conflict_id, reason = %c.reason, subject = %c.subject, "conflict detected");
+        } else {
+            tracing::info!(conflict = %c.conflict_id, reason = %c.reason, candidates = c.events.len(), "conflict candidates changed");
+        }
+    }
+    Ok(new)
+}
+
+/// Drops a stored conflict that a re-decided `subject` no longer has (a
+/// `stale_price` whose price in force changed, a store credit no longer
+/// overdrawn), with a `conflict_withdrawn` entry when `audit` is given; a
+/// conflict not stored is left alone. The one path that removes a conflict.
+pub(crate) fn withdraw(
+    conn: &Conn,
+    audit: Option<&mut TxCache>,
+    subject: &Subject,
+    id: ConflictId,
+    at_ms: i64,
+) -> Result<(), StoreError> {
+    let store: Option<String> = conn
+        .prepare_cached("SELECT store_id FROM conflicts WHERE conflict_id = $1")?
+        .query_row([id.to_string()], |r| r.get(0))
+        .optional()?;
+    let Some(store) = store else {
+        return Ok(());
+    };
+    conn.prepare_cached("DELETE FROM conflict_events WHERE conflict_id = $1")?
+        .execute([id.to_string()])?;
+    conn.prepare_cached("DELETE FROM conflicts WHERE conflict_id = $1")?
+        .execute([id.to_string()])?;
+    if let Some(tx) = audit {
+        append_audit(
+            conn,
+            tx,
+            AuditKind::ConflictWithdrawn,
+            at_ms,
+            Some(parse(&store)?),
+            audit::data([
+                ("conflict_id", audit::s(id)),
+                ("subject", audit::s(subject)),
+            ]),
+        )?;
+        tracing::info!(conflict = %id, %subject, "conflict withdrawn: no longer holds");
+    }
+    Ok(())
+}
+
+/// The stored candidates of a conflict.
+pub(crate) fn candidates(conn: &Conn, id: &str) -> Result<BTreeSet<EventId>, StoreError> {
+    let ids: Vec<String> = conn
+        .prepare_cached("SELECT event_id FROM conflict_events WHERE conflict_id = $1")?
+        .query_map([id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    ids.iter().map(|s| parse(s)).collect()
+}
 
 /// A conflict as head office sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -29,13 +154,13 @@ pub struct ConflictInfo {
     /// Its id.
     pub conflict_id: ConflictId,
     /// Why, e.g. `payment_on_voided_debt`.
-    pub reason: String,
+    pub reason: ConflictReason,
     /// The named strategy (`manual`).
     pub strategy: String,
     /// Store.
     pub store: StoreId,
     /// What about, e.g. `debt:<id>`.
-    pub subject: String,
+    pub subject: Subject,
     /// When the hub found it.
     pub detected_ms: i64,
     /// Every candidate event.
@@ -76,15 +201,14 @@ type ConflictRow = (String, String, String, String, String, i64);
 
 fn info(conn: &Conn, row: ConflictRow) -> Result<ConflictInfo, StoreError> {
     let (id, reason, strategy, store, subject, detected_ms) = row;
-    let candidates = conflict_candidates(conn, &id)?;
+    let candidates = candidates(conn, &id)?;
     let mut settling: Option<ResolutionInfo> = None;
     let mut stmt = conn.prepare_cached(
         "SELECT event_id, hub_seq, winner, resolved_by, note, covers FROM p_resolutions WHERE conflict_id = $1",
     )?;
     let mut rs = stmt.query([&id])?;
     while let Some(r) = rs.next()? {
-        let covers: Vec<String> =
-            serde_json::from_str(&r.get::<_, String>(5)?).map_err(super::sqlite::corrupt)?;
+        let covers: Vec<String> = serde_json::from_str(&r.get::<_, String>(5)?).map_err(corrupt)?;
         let covers: BTreeSet<EventId> =
             covers.iter().map(|c| parse(c)).collect::<Result<_, _>>()?;
         if !conflict::covers(&covers, &candidates) {
@@ -105,10 +229,12 @@ fn info(conn: &Conn, row: ConflictRow) -> Result<ConflictInfo, StoreError> {
     }
     Ok(ConflictInfo {
         conflict_id: parse(&id)?,
-        reason,
+        reason: ConflictReason::parse(&reason)
+            .ok_or_else(|| corrupt(format!("conflict {id}: unknown reason {reason}")))?,
         strategy,
         store: parse(&store)?,
-        subject,
+        subject: Subject::parse_key(&subject)
+            .ok_or_else(|| corrupt(format!("conflict {id}: unknown subject {subject}")))?,
         detected_ms,
         candidates,
         state: if settling.is_some() {
@@ -206,7 +332,7 @@ pub(super) fn resolve(
     let events = append_to_hub_chain_with_deps(conn, env, c.store, &[(body, deps)])?;
     let event = events
         .first()
-        .ok_or_else(|| super::sqlite::corrupt("no resolution event appended"))?;
+        .ok_or_else(|| corrupt("no resolution event appended"))?;
     let now = env.now_ms();
     append_audit(
         conn,
@@ -216,7 +342,7 @@ pub(super) fn resolve(
         Some(c.store),
         audit::data([
             ("conflict_id", audit::s(id)),
-            ("reason", audit::s(&c.reason)),
+            ("reason", audit::s(c.reason)),
             ("strategy", audit::s(&c.strategy)),
             ("subject", audit::s(&c.subject)),
             (
@@ -231,8 +357,7 @@ pub(super) fn resolve(
         ]),
     )?;
     tracing::info!(conflict = %id, reason = %c.reason, winner = ?req.winner, by = %req.by, "conflict resolved");
-    let after =
-        get(conn, id)?.ok_or_else(|| super::sqlite::corrupt("resolved conflict vanished"))?;
+    let after = get(conn, id)?.ok_or_else(|| corrupt("resolved conflict vanished"))?;
     debug_assert_eq!(after.state, "resolved");
     Ok(Ok(after))
 }

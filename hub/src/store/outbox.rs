@@ -2,7 +2,7 @@
 //! decisions and `migrations/hub/0010_tax_outbox.sql` for the table).
 //!
 //! **Enqueue.** A fiscal document enters the outbox in the transaction that
-//! applies its event (`sqlite::project` → [`enqueue_facts`]) or writes its
+//! applies its event (`sqlite::project` → [`enqueue`]) or writes its
 //! register off ([`enqueue_write_off`]): it is never accepted without being
 //! queued, and `INSERT … ON CONFLICT DO NOTHING` on the unique `doc_key`
 //! makes a replay (or `caja-hub rebuild`) a no-op.
@@ -55,68 +55,36 @@ use serde::Serialize;
 use super::sqlite::{append_audit, append_to_hub_chain_with_deps, corrupt, parse, raise_alert};
 use super::{Env, StoreError};
 use crate::audit::{self, AuditKind};
+use crate::conflict::ConflictReason;
 use crate::outbox::{self, Claimed, DocState, Outcome, Prepared, RetryPolicy};
-use crate::projection::{self, Fact};
+use crate::projection::decide::Document;
+use crate::projection::Conflict;
 use crate::taxgw::{DocumentSource, SourceBody};
 
-/// Queues the fiscal documents among an applied event's facts: a sale with
-/// an electronic fiscal number, a return's electronic credit note.
-pub(crate) fn enqueue_facts(conn: &Conn, facts: &[Fact], now: i64) -> Result<(), StoreError> {
-    for f in facts {
-        let (event_id, store, device, series, number, doc_type) = match f {
-            Fact::Sale {
-                event_id,
-                store,
-                device,
-                fiscal: Some((series, number)),
-                ..
-            } => (
-                event_id,
-                store,
-                device,
-                series,
-                number,
-                FiscalDocType::Invoice,
-            ),
-            Fact::CreditNote {
-                event_id,
-                store,
-                device,
-                series,
-                number,
-                ..
-            } => (
-                event_id,
-                store,
-                device,
-                series,
-                number,
-                FiscalDocType::CreditNote,
-            ),
-            _ => continue,
-        };
-        if !outbox::is_electronic(series) {
-            continue;
-        }
+/// Queues the fiscal documents an applied event issued (decided by
+/// [`crate::projection::decide`]: a sale with an electronic fiscal number, a
+/// return's electronic credit note).
+pub(crate) fn enqueue(conn: &Conn, documents: &[Document], now: i64) -> Result<(), StoreError> {
+    for d in documents {
         let added = conn
             .prepare_cached(
                 "INSERT INTO tax_outbox (doc_key, doc_type, series, store_id, device_id, event_id, created_ms, state, next_attempt_ms)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $7) ON CONFLICT DO NOTHING",
             )?
             .execute(params![
-                number,
-                doc_type.as_str(),
-                series,
-                store.to_string(),
-                device.to_string(),
-                event_id.to_string(),
+                d.number,
+                d.doc_type.as_str(),
+                d.series,
+                d.store.to_string(),
+                d.device.to_string(),
+                d.event_id.to_string(),
                 now
             ])?;
         if added == 0 {
             // The same event again (a rebuild), or a second sale on the
             // number: the `duplicate_fiscal_number` conflict covers it, and
             // the authority only ever gets the first document.
-            tracing::debug!(number = %number, event = %event_id, "fiscal document already queued");
+            tracing::debug!(number = %d.number, event = %d.event_id, "fiscal document already queued");
         }
     }
     Ok(())
@@ -653,40 +621,13 @@ fn open_rejection_conflict(
     candidates: &[EventId],
     now: i64,
 ) -> Result<bool, StoreError> {
-    let subject = outbox::rejected_subject(doc_key);
-    let id = projection::conflict_id(outbox::REJECTED_REASON, &subject);
-    let new = conn
-        .prepare_cached(
-            "INSERT INTO conflicts (conflict_id, reason, strategy, store_id, subject, detected_ms) VALUES ($1, $2, 'manual', $3, $4, $5) ON CONFLICT DO NOTHING",
-        )?
-        .execute(params![id.to_string(), outbox::REJECTED_REASON, store.to_string(), subject, now])?
-        == 1;
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO conflict_events (conflict_id, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-    )?;
-    for c in candidates {
-        stmt.execute(params![id.to_string(), c.to_string()])?;
-    }
-    if let (true, Some(env)) = (new, env) {
-        append_audit(
-            conn,
-            &mut env.tx,
-            AuditKind::ConflictDetected,
-            now,
-            Some(store),
-            audit::data([
-                ("conflict_id", audit::s(id)),
-                ("reason", audit::s(outbox::REJECTED_REASON)),
-                ("strategy", audit::s("manual")),
-                ("subject", audit::s(&subject)),
-                (
-                    "events",
-                    Value::Array(candidates.iter().map(audit::s).collect()),
-                ),
-                ("new", Value::Bool(true)),
-            ]),
-        )?;
-    }
+    let conflict = Conflict::new(
+        ConflictReason::FiscalDocumentRejected,
+        outbox::rejected_subject(doc_key),
+        store,
+        candidates.iter().copied().collect(),
+    );
+    let new = super::conflicts::upsert(conn, env.map(|e| &mut e.tx), &conflict, false, now)?;
     Ok(new)
 }
 

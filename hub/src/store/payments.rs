@@ -24,7 +24,7 @@ use super::{Answer, Env, StoreError};
 use crate::audit::{self, AuditKind};
 use crate::auth::SignedRequest;
 use crate::payments::{self, Confirmation, Delivery, IntentRequest, Outcome, Verdict, Webhook};
-use crate::projection;
+use crate::projection::{self, Conflict, Subject};
 use crate::wire::ApiError;
 
 /// Most applied events one reconciliation pass reads.
@@ -854,22 +854,13 @@ fn judge(
         let Some(reason) = verdict.conflict_reason() else {
             continue;
         };
-        let subject = format!("card_payment:{}:{}", row.event_id, row.idx);
-        let conflict_id = projection::conflict_id(reason.as_str(), &subject);
-        let new = conn
-            .prepare_cached(
-                "INSERT INTO conflicts (conflict_id, reason, strategy, store_id, subject, detected_ms) VALUES ($1, $2, 'manual', $3, $4, $5) ON CONFLICT DO NOTHING",
-            )?
-            .execute(params![conflict_id.to_string(), reason.as_str(), row.store.to_string(), subject, now])?
-            == 1;
-        if !new {
+        let event: EventId = parse(&row.event_id)?;
+        let idx = u32::try_from(row.idx).map_err(corrupt)?;
+        let subject = Subject::CardPayment(event, idx);
+        let conflict = Conflict::new(reason, subject.clone(), row.store, [event].into());
+        if !super::conflicts::upsert(conn, Some(&mut env.tx), &conflict, false, now)? {
             continue;
         }
-        conn.prepare_cached(
-            "INSERT INTO conflict_events (conflict_id, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        )?
-        .execute(params![conflict_id.to_string(), row.event_id])?;
-        let event: EventId = parse(&row.event_id)?;
         let detail = match verdict {
             Verdict::Mismatch { provider_amount } => format!(
                 "card payment {} (reference {}) of {} centavos: the provider reported {} centavos",
@@ -880,20 +871,6 @@ fn judge(
                 subject, row.reference, row.amount.0, deadline_ms
             ),
         };
-        append_audit(
-            conn,
-            &mut env.tx,
-            AuditKind::ConflictDetected,
-            now,
-            Some(row.store),
-            audit::data([
-                ("conflict_id", audit::s(conflict_id)),
-                ("reason", audit::s(reason)),
-                ("strategy", audit::s("manual")),
-                ("subject", audit::s(&subject)),
-                ("events", Value::Array(vec![audit::s(event)])),
-            ]),
-        )?;
         raise_alert(
             conn,
             "payment_reconciliation",
@@ -902,7 +879,7 @@ fn judge(
             now,
             &detail,
         )?;
-        tracing::warn!(conflict = %conflict_id, %reason, %subject, "card payment needs a person");
+        tracing::warn!(conflict = %conflict.conflict_id, %reason, %subject, "card payment needs a person");
         conflicts += 1;
     }
     Ok((checked, conflicts))
@@ -950,17 +927,17 @@ pub(crate) fn reconcile(
         )?
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
-    rows.extend(
-        card_rows(
-            conn,
-            &format!(
-                "{CARD_COLUMNS} WHERE verdict IN ('mismatch', 'unconfirmed') ORDER BY sale_ms"
-            ),
-            [],
-        )?
-        .into_iter()
-        .filter(|r| !present.contains(&format!("card_payment:{}:{}", r.event_id, r.idx))),
-    );
+    for r in card_rows(
+        conn,
+        &format!("{CARD_COLUMNS} WHERE verdict IN ('mismatch', 'unconfirmed') ORDER BY sale_ms"),
+        [],
+    )? {
+        let subject =
+            Subject::CardPayment(parse(&r.event_id)?, u32::try_from(r.idx).map_err(corrupt)?);
+        if !present.contains(&subject.key()) {
+            rows.push(r);
+        }
+    }
     let (checked, conflicts) = judge(conn, env, rows, deadline_ms, now)?;
     Ok(ReconcileReport {
         found,

@@ -28,10 +28,12 @@ use super::{
 };
 use crate::audit::{self, AuditEntry, AuditKind};
 use crate::auth::{self, DeviceRecord, KeyRecord, SignedRequest};
+use crate::conflict::LwwStamp;
 use crate::hubchain::{self, HubChainHead};
 use crate::ingest::{
     self, Admission, Candidate, CausalIndex, ChainView, PositionReject, PushBatch, PushedEvent,
 };
+use crate::projection::decide::{self, ConflictChange, ShownKey, ShownRow};
 use crate::projection::{self, Conflict, EventMeta, Fact, Origin, Projections, Subject};
 use crate::ratelimit::{Bucket, Decision};
 use crate::wire::ApiError;
@@ -834,8 +836,12 @@ impl CausalIndex for SqlIndex<'_> {
     }
 }
 
-/// Writes an applied event's facts, audits the automatic decisions they
-/// make (`lww`, `server_wins`) and decides the conflicts of their subjects.
+/// Executes the decisions of an applied event ([`decide`]): reads the rows
+/// its facts replace (for the automatic decisions, when auditing), audits the
+/// decisions, writes the facts, queues the fiscal documents, remembers the
+/// sales ahead of the hub clock; then widens the subjects whose conflicts the
+/// facts may change, reads the facts about each and stores or withdraws its
+/// conflicts.
 fn project(
     index: &mut SqlIndex<'_>,
     meta: &EventMeta<'_>,
@@ -844,39 +850,36 @@ fn project(
 ) -> Result<(), StoreError> {
     let conn = index.conn;
     let facts = projection::facts(meta, body);
-    if index.audit {
-        for f in &facts {
-            if let Some(d) = auto_decision(conn, f)? {
-                audit_decision(conn, index.tx, at_ms, meta.store, &d)?;
-            }
-        }
+    let shown = if index.audit {
+        shown_rows(conn, &facts)?
+    } else {
+        decide::Shown::new()
+    };
+    let effects = decide::event(facts, &shown, at_ms);
+    for d in &effects.decisions {
+        audit_decision(conn, index.tx, at_ms, meta.store, d)?;
     }
-    write_facts(conn, &facts)?;
+    write_facts(conn, &effects.facts)?;
     // Phase two of fiscal documents: queued with the event that issued them.
-    super::outbox::enqueue_facts(conn, &facts, at_ms)?;
-    for f in &facts {
-        if let Fact::Sale {
-            event_id,
-            store,
-            hlc: Some(h),
-            ..
-        } = f
-        {
-            if h.ms() >= at_ms.saturating_add(crate::conflict::STALE_PRICE_GRACE_MS) {
-                conn.prepare_cached("INSERT INTO p_sales_ahead VALUES ($1, $2, $3)")?
-                    .execute(params![event_id.to_string(), store.to_string(), h.ms()])?;
-            }
-        }
+    super::outbox::enqueue(conn, &effects.documents, at_ms)?;
+    for a in &effects.sales_ahead {
+        conn.prepare_cached("INSERT INTO p_sales_ahead VALUES ($1, $2, $3)")?
+            .execute(params![
+                a.event_id.to_string(),
+                a.store.to_string(),
+                a.hlc_ms
+            ])?;
     }
     let mut subjects = BTreeSet::new();
-    for s in facts.iter().flat_map(projection::subjects) {
-        subjects.extend(widen(conn, s)?);
+    for s in &effects.subjects {
+        subjects.extend(widen(conn, s.clone())?);
     }
     for subject in subjects {
         let related = match &subject {
             // The sale applied now: its facts are at hand, only prices are read.
             Subject::SalePrice(e) if *e == meta.event_id => {
-                let mut related: Vec<Fact> = facts
+                let mut related: Vec<Fact> = effects
+                    .facts
                     .iter()
                     .filter(|f| matches!(f, Fact::Sale { .. } | Fact::SaleLine { .. }))
                     .cloned()
@@ -886,209 +889,71 @@ fn project(
             }
             _ => facts_about(conn, &subject)?,
         };
-        let found = projection::conflict_of(&subject, &related);
-        if subject.retractable() {
-            for id in projection::possible_conflicts(&subject) {
-                if !found.iter().any(|c| c.conflict_id == id) {
-                    withdraw(index, &subject, id, at_ms)?;
+        for change in decide::conflict_changes(&subject, &related) {
+            let audit = if index.audit {
+                Some(&mut *index.tx)
+            } else {
+                None
+            };
+            match change {
+                ConflictChange::Withdraw {
+                    subject,
+                    conflict_id,
+                } => super::conflicts::withdraw(conn, audit, &subject, conflict_id, at_ms)?,
+                ConflictChange::Upsert { conflict, replace } => {
+                    super::conflicts::upsert(conn, audit, &conflict, replace, at_ms)?;
+                    index.conflicts.push((meta.event_id, conflict));
                 }
             }
         }
-        for c in found {
-            record_conflict(index, meta.event_id, c, subject.retractable(), at_ms)?;
-        }
     }
     Ok(())
 }
 
-/// Stores a conflict (its row once, its candidates added, or replaced when
-/// its subject is re-decided) and audits it when new.
-fn record_conflict(
-    index: &mut SqlIndex<'_>,
-    event: EventId,
-    c: Conflict,
-    replace: bool,
-    at_ms: i64,
-) -> Result<(), StoreError> {
-    let conn = index.conn;
-    let new = conn
-        .prepare_cached(
-            "INSERT INTO conflicts (conflict_id, reason, strategy, store_id, subject, detected_ms) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        )?
-        .execute(params![
-            c.conflict_id.to_string(),
-            c.reason.as_str(),
-            c.strategy().as_str(),
-            c.store.to_string(),
-            c.subject.key(),
-            at_ms
-        ])?
-        == 1;
-    let before = if new {
-        BTreeSet::new()
-    } else {
-        conflict_candidates(conn, &c.conflict_id.to_string())?
-    };
-    if replace && !new {
-        conn.prepare_cached("DELETE FROM conflict_events WHERE conflict_id = $1")?
-            .execute([c.conflict_id.to_string()])?;
-    }
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO conflict_events (conflict_id, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-    )?;
-    for e in &c.events {
-        stmt.execute(params![c.conflict_id.to_string(), e.to_string()])?;
-    }
-    if index.audit && before != c.events {
-        append_audit(
-            conn,
-            index.tx,
-            AuditKind::ConflictDetected,
-            at_ms,
-            Some(c.store),
-            audit::data([
-                ("conflict_id", audit::s(c.conflict_id)),
-                ("reason", audit::s(c.reason)),
-                ("strategy", audit::s(c.strategy().as_str())),
-                ("subject", audit::s(&c.subject)),
-                (
-                    "events",
-                    Value::Array(c.events.iter().map(audit::s).collect()),
-                ),
-                ("new", Value::Bool(new)),
-            ]),
-        )?;
-        if new {
-            tracing::warn!(conflict = %c.conflict_id, reason = %c.reason, subject = %c.subject, "conflict detected");
-        } else {
-            tracing::info!(conflict = %c.conflict_id, reason = %c.reason, candidates = c.events.len(), "conflict candidates changed");
-        }
-    }
-    index.conflicts.push((event, c));
-    Ok(())
-}
-
-/// Drops a re-decided conflict that no longer holds (a `stale_price` whose
-/// price in force changed), with an audit entry.
-fn withdraw(
-    index: &mut SqlIndex<'_>,
-    subject: &Subject,
-    id: caja_shared::ids::ConflictId,
-    at_ms: i64,
-) -> Result<(), StoreError> {
-    let conn = index.conn;
-    let store: Option<String> = conn
-        .prepare_cached("SELECT store_id FROM conflicts WHERE conflict_id = $1")?
-        .query_row([id.to_string()], |r| r.get(0))
-        .optional()?;
-    let Some(store) = store else {
-        return Ok(());
-    };
-    conn.prepare_cached("DELETE FROM conflict_events WHERE conflict_id = $1")?
-        .execute([id.to_string()])?;
-    conn.prepare_cached("DELETE FROM conflicts WHERE conflict_id = $1")?
-        .execute([id.to_string()])?;
-    if index.audit {
-        append_audit(
-            conn,
-            index.tx,
-            AuditKind::ConflictWithdrawn,
-            at_ms,
-            Some(parse(&store)?),
-            audit::data([
-                ("conflict_id", audit::s(id)),
-                ("subject", audit::s(subject.key())),
-            ]),
-        )?;
-        tracing::info!(conflict = %id, subject = %subject.key(), "conflict withdrawn: no longer holds");
-    }
-    Ok(())
-}
-
-pub(crate) fn conflict_candidates(conn: &Conn, id: &str) -> Result<BTreeSet<EventId>, StoreError> {
-    let ids: Vec<String> = conn
-        .prepare_cached("SELECT event_id FROM conflict_events WHERE conflict_id = $1")?
-        .query_map([id], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    ids.iter().map(|s| parse(s)).collect()
-}
-
-/// The automatic decision a fact makes against the row it meets, if any:
-/// `lww` for a customer written by another register, `server_wins` for a
-/// catalog item or price written again by the hub.
-fn auto_decision(
-    conn: &Conn,
-    f: &Fact,
-) -> Result<Option<crate::conflict::AutoDecision>, StoreError> {
-    use crate::conflict::{lww, server_wins, LwwStamp};
-    match f {
-        Fact::Customer {
-            customer_id,
-            event_id,
-            hlc,
-            device,
-            ..
-        } => {
-            let shown: Option<(String, i64, i64, String)> = conn
+/// The rows an event's facts replace, as the automatic strategies compare
+/// them (read before the facts are written).
+fn shown_rows(conn: &Conn, facts: &[Fact]) -> Result<decide::Shown, StoreError> {
+    let mut shown = decide::Shown::new();
+    for key in facts.iter().filter_map(ShownKey::of) {
+        let row = match &key {
+            ShownKey::Customer(customer) => conn
                 .prepare_cached(
                     "SELECT event_id, hlc_ms, hlc_n, device_id FROM p_customers WHERE customer_id = $1",
                 )?
-                .query_row([customer_id.to_string()], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                .query_row([customer.to_string()], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get::<_, String>(3)?))
                 })
-                .optional()?;
-            let Some((e, ms, n, d)) = shown else {
-                return Ok(None);
-            };
-            let shown = LwwStamp {
-                hlc: hlc_opt(Some(ms), Some(n))?.ok_or_else(|| corrupt("customer hlc"))?,
-                device: parse(&d)?,
-                event_id: parse(&e)?,
-            };
-            let new = LwwStamp {
-                hlc: *hlc,
-                device: *device,
-                event_id: *event_id,
-            };
-            Ok(lww(format!("customer:{customer_id}"), shown, new))
-        }
-        Fact::CatalogItem {
-            store,
-            product,
-            event_id,
-            hub_seq,
-            ..
-        }
-        | Fact::Price {
-            store,
-            product,
-            event_id,
-            hub_seq,
-            ..
-        } => {
-            let (table, what) = match f {
-                Fact::CatalogItem { .. } => ("p_catalog", "catalog_item"),
-                _ => ("p_prices", "price"),
-            };
-            let shown: Option<(String, i64)> = conn
-                .prepare_cached(&format!(
+                .optional()?
+                .map(|(e, ms, n, d)| {
+                    Ok::<_, StoreError>(ShownRow::Lww(LwwStamp {
+                        hlc: hlc_opt(Some(ms), Some(n))?
+                            .ok_or_else(|| corrupt("customer hlc"))?,
+                        device: parse(&d)?,
+                        event_id: parse(&e)?,
+                    }))
+                })
+                .transpose()?,
+            ShownKey::CatalogItem(store, product) | ShownKey::Price(store, product) => {
+                let table = match key {
+                    ShownKey::CatalogItem(..) => "p_catalog",
+                    _ => "p_prices",
+                };
+                conn.prepare_cached(&format!(
                     "SELECT event_id, hub_seq FROM {table} WHERE store_id = $1 AND product = $2"
                 ))?
                 .query_row(params![store.to_string(), product.as_str()], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
+                    Ok((r.get::<_, String>(0)?, r.get(1)?))
                 })
-                .optional()?;
-            let Some((e, seq)) = shown else {
-                return Ok(None);
-            };
-            Ok(server_wins(
-                format!("{what}:{store}:{product}"),
-                (u(seq), parse(&e)?),
-                (*hub_seq, *event_id),
-            ))
+                .optional()?
+                .map(|(e, seq)| Ok::<_, StoreError>(ShownRow::ServerWins(u(seq), parse(&e)?)))
+                .transpose()?
+            }
+        };
+        if let Some(row) = row {
+            shown.insert(key, row);
         }
-        _ => Ok(None),
     }
+    Ok(shown)
 }
 
 fn audit_decision(
@@ -3002,7 +2867,9 @@ pub(super) fn health_inputs(conn: &Conn, now: i64) -> Result<HealthInputs, Store
     let all = super::conflicts::list(conn, super::StateFilter::All)?;
     let mut conflicts_by_reason = std::collections::BTreeMap::new();
     for c in all.iter().filter(|c| c.state == "open") {
-        *conflicts_by_reason.entry(c.reason.clone()).or_insert(0) += 1;
+        *conflicts_by_reason
+            .entry(c.reason.as_str().to_owned())
+            .or_insert(0) += 1;
     }
     Ok(HealthInputs {
         devices,

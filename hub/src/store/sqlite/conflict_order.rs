@@ -27,7 +27,7 @@ fn conflict_rows(conn: &Conn) -> Rows {
         .collect::<Result<_, _>>()
         .unwrap();
     for (id, reason, subject) in rows {
-        let events = conflict_candidates(conn, &id)
+        let events = crate::store::conflicts::candidates(conn, &id)
             .unwrap()
             .iter()
             .map(ToString::to_string)
