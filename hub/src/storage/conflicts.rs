@@ -17,10 +17,16 @@ use caja_shared::ids::{ConflictId, EventId, StoreId};
 use caja_shared::kind::{ConflictResolved, EventBody};
 use serde::Serialize;
 
-use super::sqlite::{append_audit, append_to_hub_chain_with_deps, conflict_candidates, parse, u};
-use super::{Answer, Env, StoreError};
 use crate::audit::{self, AuditKind};
 use crate::conflict::{self, ResolveError, ResolveRequest};
+use crate::storage::audit_log::append_audit;
+use crate::storage::codec::parse;
+use crate::storage::codec::u;
+use crate::storage::error::Answer;
+use crate::storage::error::StoreError;
+use crate::storage::ingest::decisions::conflict_candidates;
+use crate::storage::ingest::hub_chain::append_to_hub_chain_with_deps;
+use crate::storage::writer::Env;
 use crate::wire::ApiError;
 
 /// A conflict as head office sees it.
@@ -83,8 +89,8 @@ fn info(conn: &Conn, row: ConflictRow) -> Result<ConflictInfo, StoreError> {
     )?;
     let mut rs = stmt.query([&id])?;
     while let Some(r) = rs.next()? {
-        let covers: Vec<String> =
-            serde_json::from_str(&r.get::<_, String>(5)?).map_err(super::sqlite::corrupt)?;
+        let covers: Vec<String> = serde_json::from_str(&r.get::<_, String>(5)?)
+            .map_err(crate::storage::codec::corrupt)?;
         let covers: BTreeSet<EventId> =
             covers.iter().map(|c| parse(c)).collect::<Result<_, _>>()?;
         if !conflict::covers(&covers, &candidates) {
@@ -206,7 +212,7 @@ pub(super) fn resolve(
     let events = append_to_hub_chain_with_deps(conn, env, c.store, &[(body, deps)])?;
     let event = events
         .first()
-        .ok_or_else(|| super::sqlite::corrupt("no resolution event appended"))?;
+        .ok_or_else(|| crate::storage::codec::corrupt("no resolution event appended"))?;
     let now = env.now_ms();
     append_audit(
         conn,
@@ -231,8 +237,8 @@ pub(super) fn resolve(
         ]),
     )?;
     tracing::info!(conflict = %id, reason = %c.reason, winner = ?req.winner, by = %req.by, "conflict resolved");
-    let after =
-        get(conn, id)?.ok_or_else(|| super::sqlite::corrupt("resolved conflict vanished"))?;
+    let after = get(conn, id)?
+        .ok_or_else(|| crate::storage::codec::corrupt("resolved conflict vanished"))?;
     debug_assert_eq!(after.state, "resolved");
     Ok(Ok(after))
 }
