@@ -34,7 +34,7 @@ use crate::health;
 use crate::hubchain;
 use crate::ingest;
 use crate::metrics::{Metrics, Route, RouteStatus};
-use crate::store::{Answer, DeviceCtx, Store, StoreError};
+use crate::storage::{Answer, DeviceCtx, Store, StoreError};
 use crate::wire::ApiError;
 
 mod audit;

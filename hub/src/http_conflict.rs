@@ -14,7 +14,7 @@ use caja_shared::ids::ConflictId;
 
 use crate::conflict::{ResolveRequest, STRATEGIES};
 use crate::http::{answer, body_bytes, json, parse_json, query_params, store_error, AppState};
-use crate::store::StateFilter;
+use crate::storage::StateFilter;
 use crate::wire::ApiError;
 
 type App = State<Arc<AppState>>;

@@ -46,7 +46,7 @@ pub mod projection;
 pub mod provider_emulator;
 pub mod ratelimit;
 pub mod server;
-pub mod store;
+pub mod storage;
 pub mod system;
 pub mod taxgw;
 pub mod testpg;

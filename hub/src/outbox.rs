@@ -5,7 +5,7 @@
 //! Phase one happens at the register (a sale takes a fiscal number offline);
 //! phase two is here: the hub submits the document to the tax authority
 //! exactly once and records its verdict. The row of a document
-//! (`store::outbox`) moves through
+//! (`storage::outbox`) moves through
 //!
 //! ```text
 //! pending ──submit──▶ submitted ──status──▶ accepted | accepted_conditional | rejected

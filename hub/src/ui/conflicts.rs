@@ -15,7 +15,7 @@ use caja_shared::ids::{ConflictId, EventId};
 use maud::{html, Markup};
 
 use crate::conflict::ResolveRequest;
-use crate::store::{ConflictInfo, DeviceInfo, EventSummary, StateFilter, StoreInfo};
+use crate::storage::{ConflictInfo, DeviceInfo, EventSummary, StateFilter, StoreInfo};
 use crate::ui::layout::{self, error, html_response, money, redirect, Nav};
 use crate::ui::overview::offset_of;
 use crate::ui::{notice, text, Operator, UiState, HEAD_OFFICE_OFFSET};

@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use maud::html;
 
-use crate::store::DeviceInfo;
+use crate::storage::DeviceInfo;
 use crate::ui::layout::{self, error, html_response, redirect, Nav};
 use crate::ui::{notice, text, UiState, HEAD_OFFICE_OFFSET};
 

@@ -16,7 +16,7 @@
 //! `text`.
 //!
 //! Architecture invariant: no SQL here (the store's methods, and
-//! `store::dashboard` for the dashboard's own reads); no business decision
+//! `storage::dashboard` for the dashboard's own reads); no business decision
 //! here (they are the same store methods the admin API calls); a GET never
 //! changes state.
 
@@ -55,7 +55,7 @@ use caja_shared::localtime::UtcOffset;
 pub use stores::qr_svg;
 
 use crate::http::AppState;
-use crate::store::StoreError;
+use crate::storage::StoreError;
 use form::Form;
 use layout::error;
 

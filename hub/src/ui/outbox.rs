@@ -100,7 +100,7 @@ pub(crate) async fn page(State(ui): Ui, headers: HeaderMap) -> Response {
 }
 
 /// The authority's messages, or the last failure of an undecided document.
-fn messages(d: &crate::store::DocInfo) -> String {
+fn messages(d: &crate::storage::DocInfo) -> String {
     let from_authority: Vec<String> = d
         .messages
         .as_ref()

@@ -12,7 +12,7 @@ use caja_shared::localtime::{zone_offset, LocalDateTime, UtcOffset};
 use maud::{html, Markup};
 
 use crate::health::{self, HealthReport, Overall};
-use crate::store::{HealthInputs, HourlySales, StoreInfo};
+use crate::storage::{HealthInputs, HourlySales, StoreInfo};
 use crate::ui::chart::{self, Bar};
 use crate::ui::layout::{self, html_response, money, Nav};
 use crate::ui::sync::in_contact;

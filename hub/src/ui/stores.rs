@@ -16,7 +16,7 @@ use maud::{html, Markup};
 use qrcode::render::svg;
 use qrcode::{EcLevel, QrCode};
 
-use crate::store::{DeviceInfo, StoreInfo};
+use crate::storage::{DeviceInfo, StoreInfo};
 use crate::ui::form::FormError;
 use crate::ui::layout::{self, error, html_response, redirect, Nav};
 use crate::ui::overview::offset_of;

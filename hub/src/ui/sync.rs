@@ -17,7 +17,7 @@ use maud::html;
 use crate::health;
 use caja_shared::ids::DeviceId;
 
-use crate::store::{DeviceInfo, StoreInfo};
+use crate::storage::{DeviceInfo, StoreInfo};
 use crate::ui::chart::{self, Bar};
 use crate::ui::layout::{self, html_response, Nav};
 use crate::ui::overview::{offset_of, overall_badge};

@@ -308,8 +308,8 @@ array_params!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
 /// Parameters of mixed types, as rusqlite's `params!`.
 #[macro_export]
 macro_rules! sql_params {
-    () => { &[] as &[&dyn $crate::store::db::ToValue] };
-    ($($p:expr),+ $(,)?) => { &[$(&$p as &dyn $crate::store::db::ToValue),+] as &[&dyn $crate::store::db::ToValue] };
+    () => { &[] as &[&dyn $crate::storage::db::ToValue] };
+    ($($p:expr),+ $(,)?) => { &[$(&$p as &dyn $crate::storage::db::ToValue),+] as &[&dyn $crate::storage::db::ToValue] };
 }
 pub use crate::sql_params as params;
 

@@ -2,8 +2,9 @@
 //! decisions and `migrations/hub/0010_tax_outbox.sql` for the table).
 //!
 //! **Enqueue.** A fiscal document enters the outbox in the transaction that
-//! applies its event (`sqlite::project` → [`enqueue`]) or writes its
-//! register off ([`enqueue_write_off`]): it is never accepted without being
+//! applies its event (`storage::ingest::decisions::project` →
+//! [`enqueue::enqueue`]) or writes its register off
+//! ([`enqueue::enqueue_write_off`], in [`enqueue`]): it is never accepted without being
 //! queued, and `INSERT … ON CONFLICT DO NOTHING` on the unique `doc_key`
 //! makes a replay (or `caja-hub rebuild`) a no-op.
 //!
@@ -24,7 +25,7 @@
 //! SQLite that is `BEGIN IMMEDIATE`, so two hub processes on one file are
 //! serialized by SQLite's write lock. On PostgreSQL every write transaction
 //! of every instance first takes the writers' advisory lock
-//! (`pg_advisory_xact_lock`, see `store::db`), so claims of several
+//! (`pg_advisory_xact_lock`, see `storage::db`), so claims of several
 //! instances are serialized too, and each (`READ COMMITTED`, lock taken
 //! before its first read) sees every lease committed before it: two
 //! instances never claim the same row. `FOR UPDATE SKIP LOCKED` was the
@@ -40,93 +41,31 @@
 //! Lease times are the hub clock of the instance that writes them: instances
 //! are assumed to agree within a small fraction of the lease (NTP).
 
+pub(crate) mod enqueue;
+
 use std::collections::BTreeMap;
 
-use super::db::{params, Conn, DbError, OptionalExtension, Row};
+use crate::storage::db::{params, Conn, DbError, OptionalExtension, Row};
 use caja_shared::canonical::Value;
 use caja_shared::digest::Hash256;
 use caja_shared::event::Event;
-use caja_shared::ids::{DeviceId, EventId, StoreId};
+use caja_shared::ids::{EventId, StoreId};
 use caja_shared::kind::{
     AuthorityMessage, EventBody, FiscalDocType, FiscalDocumentAccepted, FiscalDocumentRejected,
 };
 use serde::Serialize;
 
-use super::sqlite::{append_audit, append_to_hub_chain_with_deps, corrupt, parse, raise_alert};
-use super::{Env, StoreError};
 use crate::audit::{self, AuditKind};
 use crate::conflict::ConflictReason;
 use crate::outbox::{self, Claimed, DocState, Outcome, Prepared, RetryPolicy};
-use crate::projection::decide::Document;
 use crate::projection::Conflict;
+use crate::storage::alerts::raise_alert;
+use crate::storage::audit_log::append_audit;
+use crate::storage::codec::{corrupt, parse};
+use crate::storage::error::StoreError;
+use crate::storage::ingest::hub_chain::append_to_hub_chain_with_deps;
+use crate::storage::writer::Env;
 use crate::taxgw::{DocumentSource, SourceBody};
-
-/// Queues the fiscal documents an applied event issued (decided by
-/// [`crate::projection::decide`]: a sale with an electronic fiscal number, a
-/// return's electronic credit note).
-pub(crate) fn enqueue(conn: &Conn, documents: &[Document], now: i64) -> Result<(), StoreError> {
-    for d in documents {
-        let added = conn
-            .prepare_cached(
-                "INSERT INTO tax_outbox (doc_key, doc_type, series, store_id, device_id, event_id, created_ms, state, next_attempt_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $7) ON CONFLICT DO NOTHING",
-            )?
-            .execute(params![
-                d.number,
-                d.doc_type.as_str(),
-                d.series,
-                d.store.to_string(),
-                d.device.to_string(),
-                d.event_id.to_string(),
-                now
-            ])?;
-        if added == 0 {
-            // The same event again (a rebuild), or a second sale on the
-            // number: the `duplicate_fiscal_number` conflict covers it, and
-            // the authority only ever gets the first document.
-            tracing::debug!(number = %d.number, event = %d.event_id, "fiscal document already queued");
-        }
-    }
-    Ok(())
-}
-
-/// Queues the cancellation of a written-off register's outstanding
-/// electronic numbers, one document per run.
-pub(crate) fn enqueue_write_off(
-    conn: &Conn,
-    now: i64,
-    store: StoreId,
-    device: DeviceId,
-    reports: &[crate::fiscal::SeriesReport],
-) -> Result<usize, StoreError> {
-    let mut queued = 0;
-    for r in reports {
-        if !outbox::is_electronic(&r.series.prefix) {
-            continue;
-        }
-        for run in r.accounting.runs.iter().filter(|x| {
-            x.device == Some(device) && x.status == caja_shared::fiscal::NumberStatus::WrittenOff
-        }) {
-            let first = r.number(run.first);
-            let last = r.number(run.last);
-            queued += conn
-                .prepare_cached(
-                    "INSERT INTO tax_outbox (doc_key, doc_type, series, store_id, device_id, event_id, first_number, last_number, created_ms, state, next_attempt_ms)
-                     VALUES ($1, 'cancellation', $2, $3, $4, NULL, $5, $6, $7, 'pending', $7) ON CONFLICT DO NOTHING",
-                )?
-                .execute(params![
-                    outbox::cancellation_key(&first, &last),
-                    r.series.prefix,
-                    store.to_string(),
-                    device.to_string(),
-                    super::sqlite::i(run.first),
-                    super::sqlite::i(run.last),
-                    now
-                ])?;
-        }
-    }
-    Ok(queued)
-}
 
 const CLAIM_COLUMNS: &str = "doc_id, doc_key, doc_type, series, store_id, device_id, event_id, first_number, last_number, created_ms, state, channel, body, body_hash, archive, security_code, verify_url, track_id, in_doubt, attempts";
 
@@ -215,7 +154,9 @@ impl RawClaimed {
             device: parse(&self.device)?,
             event_id: self.event_id.as_deref().map(parse).transpose()?,
             range: match (self.first, self.last) {
-                (Some(a), Some(b)) => Some((super::sqlite::u(a), super::sqlite::u(b))),
+                (Some(a), Some(b)) => {
+                    Some((crate::storage::codec::u(a), crate::storage::codec::u(b)))
+                }
                 _ => None,
             },
             created_ms: self.created_ms,
@@ -250,7 +191,7 @@ pub(crate) fn claim(
     ))?;
     let raws: Vec<RawClaimed> = stmt
         .query_map(
-            params![owner, now, lease_ms, super::sqlite::i(limit as u64)],
+            params![owner, now, lease_ms, crate::storage::codec::i(limit as u64)],
             read_claimed,
         )?
         .collect::<Result<_, _>>()?;
@@ -685,7 +626,7 @@ pub(crate) fn health(conn: &Conn) -> Result<OutboxHealth, StoreError> {
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     for (s, n) in rows {
-        h.by_state.insert(s, super::sqlite::u(n));
+        h.by_state.insert(s, crate::storage::codec::u(n));
     }
     h.backlog = h.by_state["pending"] + h.by_state["submitted"];
     h.rejected = h.by_state["rejected"];
@@ -694,7 +635,7 @@ pub(crate) fn health(conn: &Conn) -> Result<OutboxHealth, StoreError> {
             "SELECT MIN(created_ms) FROM tax_outbox WHERE state IN ('pending', 'submitted')",
         )?
         .query_row([], |r| r.get(0))?;
-    h.failing = super::sqlite::u(
+    h.failing = crate::storage::codec::u(
         conn.prepare_cached(
             "SELECT COUNT(*) FROM tax_outbox WHERE state IN ('pending', 'submitted') AND last_error IS NOT NULL",
         )?
@@ -758,7 +699,10 @@ pub(crate) fn list(
          FROM tax_outbox WHERE CAST($1 AS TEXT) IS NULL OR state = $1 ORDER BY doc_id DESC LIMIT $2",
     )?;
     let rows = stmt.query_map(
-        params![state.map(DocState::as_str), super::sqlite::i(limit as u64)],
+        params![
+            state.map(DocState::as_str),
+            crate::storage::codec::i(limit as u64)
+        ],
         |r| {
             let messages: Option<String> = r.get(14)?;
             Ok(DocInfo {

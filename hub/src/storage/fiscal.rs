@@ -17,13 +17,21 @@ use caja_shared::kind::{EventBody, FiscalRangeGranted};
 use caja_shared::localtime::{zone_offset, UtcOffset};
 
 use super::device_request::{begin, record_answer, Begun};
-use super::sqlite::{
-    append_audit, append_to_hub_chain, corrupt, i, load_device, parse, raise_alert, revoke, u,
-};
-use super::{Answer, Env, StoreError};
 use crate::audit::{self, AuditKind};
 use crate::auth::SignedRequest;
 use crate::fiscal::{RangeRequest, Sale607, SeriesInfo, SeriesReport, SeriesSpec};
+use crate::storage::alerts::raise_alert;
+use crate::storage::audit_log::append_audit;
+use crate::storage::codec::corrupt;
+use crate::storage::codec::i;
+use crate::storage::codec::parse;
+use crate::storage::codec::u;
+use crate::storage::device_auth::load_device;
+use crate::storage::devices::revoke;
+use crate::storage::error::Answer;
+use crate::storage::error::StoreError;
+use crate::storage::ingest::hub_chain::append_to_hub_chain;
+use crate::storage::writer::Env;
 use crate::wire::ApiError;
 
 pub(crate) fn store_offset(conn: &Conn, store: StoreId) -> Result<UtcOffset, StoreError> {
@@ -436,8 +444,13 @@ pub(crate) fn write_off(
     let numbers = count_outstanding(conn)?;
     // Electronic numbers that will never be issued are cancelled at the tax
     // authority (phase two, through the outbox), in this transaction.
-    let cancellations =
-        super::outbox::enqueue_write_off(conn, now, rec.store, device, &reports(conn, None)?)?;
+    let cancellations = super::outbox::enqueue::enqueue_write_off(
+        conn,
+        now,
+        rec.store,
+        device,
+        &reports(conn, None)?,
+    )?;
     if cancellations > 0 {
         tracing::info!(device = %device, cancellations, "cancellations of written-off e-CF numbers queued");
     }
@@ -505,10 +518,29 @@ pub(crate) fn sales_of_month(
     Ok(Ok((offset, out)))
 }
 
+/// One fiscal series in the health report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FiscalHealth {
+    /// Prefix.
+    pub prefix: String,
+    /// Series id.
+    pub series_id: String,
+    /// Last local day of use.
+    pub valid_until: String,
+    /// Whole days from now to the end of `valid_until` (negative once expired).
+    pub days_to_expiry: i64,
+    /// Numbers the hub can still grant.
+    pub free: u64,
+    /// Numbers granted and not used or released, per register.
+    pub outstanding_by_device: std::collections::BTreeMap<String, u64>,
+    /// Sales beyond the first on one number (must be 0).
+    pub duplicates: u64,
+}
+
 /// The fiscal section of the health report: per series, days to expiry (in
 /// Santo Domingo time; a series may serve stores of several zones), numbers
 /// still free, outstanding per register, duplicates.
-pub(crate) fn health(conn: &Conn, now: i64) -> Result<Vec<super::FiscalHealth>, StoreError> {
+pub(crate) fn health(conn: &Conn, now: i64) -> Result<Vec<FiscalHealth>, StoreError> {
     let mut out = Vec::new();
     for r in reports(conn, None)? {
         let a = &r.accounting;
@@ -521,7 +553,7 @@ pub(crate) fn health(conn: &Conn, now: i64) -> Result<Vec<super::FiscalHealth>, 
             }
         }
         let end = r.series.valid_until_ms(UtcOffset::SANTO_DOMINGO);
-        out.push(super::FiscalHealth {
+        out.push(FiscalHealth {
             prefix: r.series.prefix.clone(),
             series_id: r.series.series_id.clone(),
             valid_until: r.series.valid_until.clone(),

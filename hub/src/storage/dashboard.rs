@@ -1,18 +1,21 @@
-//! The SQL of the head-office dashboard (`hub::ui`, issue #14): its sessions,
+//! The SQL of the head-office dashboard (`hub::ui`): its sessions,
 //! its login rate limit, and the few reads no admin endpoint had (sales per
 //! hour, the events a conflict is about).
 //!
 //! Everything else the dashboard shows comes from the store methods the admin
 //! API already uses. Kept small and in this one file; written once for SQLite and PostgreSQL
-//! (`store::db`).
+//! (`storage::db`).
 
 use super::db::{params, Conn, OptionalExtension};
 use caja_shared::digest::Hash256;
 use caja_shared::ids::{DeviceId, EventId, StoreId};
 
-use super::sqlite::{parse, u};
-use super::{Env, Store, StoreError};
 use crate::ratelimit::{Bucket, Decision, RateLimit};
+use crate::storage::codec::parse;
+use crate::storage::codec::u;
+use crate::storage::error::StoreError;
+use crate::storage::writer::Env;
+use crate::storage::writer::Store;
 
 /// A signed-in operator's session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,7 +222,7 @@ fn events(conn: &Conn, ids: &[EventId]) -> Result<Vec<EventSummary>, StoreError>
             continue;
         };
         let envelope: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| super::sqlite::corrupt(format!("event {id}: {e}")))?;
+            .map_err(|e| crate::storage::codec::corrupt(format!("event {id}: {e}")))?;
         out.push(EventSummary {
             event_id: *id,
             store,

@@ -23,11 +23,16 @@ use caja_shared::ids::{ConflictId, EventId, StoreId};
 use caja_shared::kind::{ConflictResolved, EventBody};
 use serde::Serialize;
 
-use super::sqlite::{append_audit, append_to_hub_chain_with_deps, corrupt, parse, u, TxCache};
-use super::{Answer, Env, StoreError};
 use crate::audit::{self, AuditKind};
 use crate::conflict::{self, ConflictReason, ResolveError, ResolveRequest};
 use crate::projection::{Conflict, Subject};
+use crate::storage::audit_log::append_audit;
+use crate::storage::codec::{corrupt, parse, u};
+use crate::storage::error::Answer;
+use crate::storage::error::StoreError;
+use crate::storage::ingest::hub_chain::append_to_hub_chain_with_deps;
+use crate::storage::tx_cache::TxCache;
+use crate::storage::writer::Env;
 use crate::wire::ApiError;
 
 /// Stores a conflict: its row once, its candidates added (or, with

@@ -8,9 +8,22 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use caja_shared::entropy::{RandomSource, SeededRandom};
 
-use super::*;
+use std::borrow::Cow;
+
+use caja_shared::digest::Hash256;
+use caja_shared::event::Event;
+use caja_shared::ids::EventId;
+
+use super::events::insert_event;
+use super::index::SqlIndex;
+use crate::ingest::{self, Candidate, PushedEvent};
 use crate::projection::tests::conflicts::history;
 use crate::projection::tests::STORE;
+use crate::projection::{Origin, Projections};
+use crate::storage::connect::open_connection;
+use crate::storage::db::{params, Conn};
+use crate::storage::facts::read::load_projections;
+use crate::storage::tx_cache::TxCache;
 
 const HUB_DEVICE: &str = "01935f4e-8a00-7000-8000-0000000000b1";
 
@@ -27,7 +40,7 @@ fn conflict_rows(conn: &Conn) -> Rows {
         .collect::<Result<_, _>>()
         .unwrap();
     for (id, reason, subject) in rows {
-        let events = crate::store::conflicts::candidates(conn, &id)
+        let events = crate::storage::conflicts::candidates(conn, &id)
             .unwrap()
             .iter()
             .map(ToString::to_string)
@@ -51,7 +64,7 @@ fn apply_on(
     chains: &[Vec<(Event, Origin)>],
     order_seed: u64,
 ) -> (Rows, Hash256, Projections) {
-    crate::store::migrate::migrate(conn).unwrap();
+    crate::storage::migrate::migrate(conn).unwrap();
     conn.execute(
         "INSERT INTO stores VALUES ($1, 's', 'America/Santo_Domingo', $2, 0)",
         params![STORE, HUB_DEVICE],

@@ -20,9 +20,11 @@ use caja_shared::digest::Hash256;
 use caja_shared::key::HubSigningKey;
 use caja_shared::merkle::{self, SignedTreeHead, TreeHead};
 
-use super::{Answer, Store, StoreError};
 use crate::audit_tree::{self, Frontier, NodeSource, TreeError};
 use crate::hubchain::hub_key_id;
+use crate::storage::error::Answer;
+use crate::storage::error::StoreError;
+use crate::storage::writer::Store;
 use crate::wire::ApiError;
 
 /// Reads `audit_tree` rows by id.

@@ -9,9 +9,12 @@ use super::db::{params, Conn, OptionalExtension};
 use caja_shared::digest::Hash256;
 use caja_shared::ids::DeviceId;
 
-use super::sqlite::{authenticate, corrupt};
-use super::{Answer, Env, StoreError};
 use crate::auth::{DeviceRecord, SignedRequest};
+use crate::storage::codec::corrupt;
+use crate::storage::device_auth::authenticate;
+use crate::storage::error::Answer;
+use crate::storage::error::StoreError;
+use crate::storage::writer::Env;
 use crate::wire::ApiError;
 
 /// What such a request answers: the hub events' canonical bytes.

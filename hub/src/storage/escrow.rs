@@ -15,11 +15,16 @@ use caja_shared::kind::{EscrowGranted, EventBody};
 use caja_shared::money::QtyMilli;
 
 use super::device_request::{begin, record_answer, Begun};
-use super::sqlite::{append_audit, append_to_hub_chain, corrupt, parse};
-use super::{Answer, Env, StoreError};
 use crate::audit::{self, AuditKind};
 use crate::auth::SignedRequest;
 use crate::escrow::{AlertDecision, ProductStock, QuotaRequest, StockAlert};
+use crate::storage::audit_log::append_audit;
+use crate::storage::codec::corrupt;
+use crate::storage::codec::parse;
+use crate::storage::error::Answer;
+use crate::storage::error::StoreError;
+use crate::storage::ingest::hub_chain::append_to_hub_chain;
+use crate::storage::writer::Env;
 use crate::wire::ApiError;
 
 /// Sales of the last week count towards a register's share.

@@ -19,12 +19,18 @@ use caja_shared::money::Money;
 use serde::Serialize;
 
 use super::device_request::{begin, record_answer, Begun};
-use super::sqlite::{append_audit, append_to_hub_chain, corrupt, parse, raise_alert};
-use super::{Answer, Env, StoreError};
 use crate::audit::{self, AuditKind};
 use crate::auth::SignedRequest;
 use crate::payments::{self, Confirmation, Delivery, IntentRequest, Outcome, Verdict, Webhook};
 use crate::projection::{self, Conflict, Subject};
+use crate::storage::alerts::raise_alert;
+use crate::storage::audit_log::append_audit;
+use crate::storage::codec::corrupt;
+use crate::storage::codec::parse;
+use crate::storage::error::Answer;
+use crate::storage::error::StoreError;
+use crate::storage::ingest::hub_chain::append_to_hub_chain;
+use crate::storage::writer::Env;
 use crate::wire::ApiError;
 
 /// Most applied events one reconciliation pass reads.
