@@ -21,6 +21,7 @@ use serde::Serialize;
 use super::device_request::{begin, record_answer, Begun};
 use crate::audit::{self, AuditKind};
 use crate::auth::SignedRequest;
+use crate::conflict::ConflictReason;
 use crate::payments::{self, Confirmation, Delivery, IntentRequest, Outcome, Verdict, Webhook};
 use crate::projection::{self, Conflict, Subject};
 use crate::storage::alerts::raise_alert;
@@ -928,10 +929,14 @@ pub(crate) fn reconcile(
     // payment ones: judge again the payments whose conflict is missing, so
     // they are detected again (once).
     let present: std::collections::HashSet<String> = conn
-        .prepare_cached(
-            "SELECT subject FROM conflicts WHERE reason IN ('card_payment_amount_mismatch', 'card_payment_unconfirmed')",
+        .prepare_cached("SELECT subject FROM conflicts WHERE reason IN ($1, $2)")?
+        .query_map(
+            [
+                ConflictReason::CardPaymentAmountMismatch.as_str(),
+                ConflictReason::CardPaymentUnconfirmed.as_str(),
+            ],
+            |r| r.get(0),
         )?
-        .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     for r in card_rows(
         conn,
