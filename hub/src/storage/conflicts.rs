@@ -366,3 +366,131 @@ pub(super) fn resolve(
     debug_assert_eq!(after.state, "resolved");
     Ok(Ok(after))
 }
+
+#[cfg(test)]
+mod tests {
+    //! The executor of conflict changes: what it stores and when it audits.
+
+    use super::*;
+    use crate::storage::connect::open_connection;
+
+    const STORE: &str = "01935f4e-8a00-7000-8000-0000000000a1";
+
+    fn id(n: u8) -> EventId {
+        format!("019aaf70-d618-7000-8000-0000000000{n:02x}")
+            .parse()
+            .unwrap()
+    }
+
+    /// Every `conflict_*` audit entry: (kind, data).
+    fn entries(conn: &Conn) -> Vec<(String, serde_json::Value)> {
+        let rows: Vec<(String, Vec<u8>)> = conn
+            .prepare("SELECT kind, entry FROM audit_log WHERE kind LIKE 'conflict_%' ORDER BY idx")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        rows.into_iter()
+            .map(|(k, e)| {
+                let v: serde_json::Value = serde_json::from_slice(&e).unwrap();
+                (k, v["data"].clone())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn upsert_and_withdraw_audit_only_what_changes_in_one_shape() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open_connection(&dir.path().join("x.db")).unwrap();
+        crate::storage::migrate::migrate(&conn).unwrap();
+        conn.execute(
+            "INSERT INTO stores VALUES ($1, 's', 'America/Santo_Domingo', $2, 0)",
+            params![STORE, "01935f4e-8a00-7000-8000-0000000000b1"],
+        )
+        .unwrap();
+        let mut tx = TxCache::default();
+        let store: StoreId = STORE.parse().unwrap();
+        let subject = Subject::SalePrice(id(1));
+        let c = |events: &[u8]| {
+            Conflict::new(
+                ConflictReason::StalePrice,
+                subject.clone(),
+                store,
+                events.iter().map(|n| id(*n)).collect(),
+            )
+        };
+        let key = c(&[]).conflict_id.to_string();
+        // New: stored and audited.
+        assert!(upsert(&conn, Some(&mut tx), &c(&[1, 9]), true, 5).unwrap());
+        // The same candidates again: nothing to audit.
+        assert!(!upsert(&conn, Some(&mut tx), &c(&[1, 9]), true, 6).unwrap());
+        // Re-decided with other candidates: replaced, audited as not new.
+        assert!(!upsert(&conn, Some(&mut tx), &c(&[1, 8]), true, 7).unwrap());
+        assert_eq!(candidates(&conn, &key).unwrap(), [id(1), id(8)].into());
+        // Added to (a monotone subject's upsert): the union is stored.
+        assert!(!upsert(&conn, Some(&mut tx), &c(&[1, 9]), false, 8).unwrap());
+        assert_eq!(
+            candidates(&conn, &key).unwrap(),
+            [id(1), id(8), id(9)].into()
+        );
+        // Not audited (a rebuild): stored all the same.
+        let other = Conflict::new(
+            ConflictReason::CardPaymentUnconfirmed,
+            Subject::CardPayment(id(2), 0),
+            store,
+            [id(2)].into(),
+        );
+        assert!(upsert(&conn, None, &other, false, 9).unwrap());
+        withdraw(&conn, Some(&mut tx), &subject, c(&[]).conflict_id, 10).unwrap();
+        assert!(candidates(&conn, &key).unwrap().is_empty());
+        assert!(get(&conn, c(&[]).conflict_id).unwrap().is_none());
+        // Withdrawing what is not stored does nothing.
+        withdraw(&conn, Some(&mut tx), &subject, c(&[]).conflict_id, 11).unwrap();
+
+        let got = entries(&conn);
+        let kinds: Vec<&str> = got.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "conflict_detected",
+                "conflict_detected",
+                "conflict_detected",
+                "conflict_withdrawn"
+            ]
+        );
+        for (_, data) in &got[..3] {
+            let fields: Vec<&str> = data
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            assert_eq!(
+                fields,
+                [
+                    "conflict_id",
+                    "events",
+                    "new",
+                    "reason",
+                    "strategy",
+                    "subject"
+                ]
+            );
+            assert_eq!(data["conflict_id"], key.as_str());
+            assert_eq!(data["reason"], "stale_price");
+            assert_eq!(data["strategy"], "manual");
+            assert_eq!(data["subject"], subject.key());
+        }
+        assert_eq!(got[0].1["new"], true);
+        assert_eq!(got[1].1["new"], false);
+        assert_eq!(got[1].1["events"], serde_json::json!([id(1), id(8)]));
+        assert_eq!(got[3].1["subject"], subject.key());
+        // The stored row reads back typed.
+        let listed = get(&conn, other.conflict_id).unwrap().unwrap();
+        assert_eq!(
+            (listed.reason, listed.subject, listed.strategy.as_str()),
+            (other.reason, other.subject, "manual")
+        );
+    }
+}
