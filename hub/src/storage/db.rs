@@ -1090,12 +1090,12 @@ mod tests {
         c.execute_batch("CREATE TABLE t (a INTEGER, b TEXT, c BLOB)")
             .unwrap();
         c.execute(
-            "INSERT INTO t VALUES ($1, $2, $3)",
+            "INSERT INTO t (a, b, c) VALUES ($1, $2, $3)",
             params![7i64, "x", vec![1u8, 2]],
         )
         .unwrap();
         c.execute(
-            "INSERT INTO t VALUES ($1, $2, $3)",
+            "INSERT INTO t (a, b, c) VALUES ($1, $2, $3)",
             params![None::<i64>, None::<String>, None::<Vec<u8>>],
         )
         .unwrap();

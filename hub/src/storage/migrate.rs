@@ -229,7 +229,7 @@ mod tests {
         ));
         let next = MIGRATIONS.last().map_or(0, |m| m.version) + 1;
         conn.execute(
-            "INSERT INTO schema_version VALUES ($1, 'x', $2)",
+            "INSERT INTO schema_version (version, name, checksum) VALUES ($1, 'x', $2)",
             params![next, "0".repeat(64)],
         )
         .unwrap();
@@ -245,13 +245,15 @@ mod tests {
         migrate(&conn).unwrap();
         let h = "a".repeat(64);
         conn.execute(
-            "INSERT INTO audit_log VALUES (0, 'k', 1, NULL, x'00', $1)",
+            "INSERT INTO audit_log (idx, kind, at_ms, store_id, entry, leaf_hash)
+             VALUES (0, 'k', 1, NULL, x'00', $1)",
             [&h],
         )
         .unwrap();
         assert!(conn
             .execute(
-                "INSERT INTO audit_log VALUES (2, 'k', 1, NULL, x'00', $1)",
+                "INSERT INTO audit_log (idx, kind, at_ms, store_id, entry, leaf_hash)
+                 VALUES (2, 'k', 1, NULL, x'00', $1)",
                 [&h]
             )
             .is_err());

@@ -73,7 +73,7 @@ pub use db::{Conn, Database, DbError, Dialect};
 pub use device_auth::DeviceCtx;
 pub use devices::{DeviceInfo, Enrollment, RotatedKey};
 pub use error::{Answer, StoreError};
-pub use facts::read::{digest, load_projections as projections};
+pub use facts::load::{digest, load_projections as projections};
 pub use fiscal::{FiscalHealth, WriteOff};
 pub use health::{HealthInputs, HeldEvent, HELD_LISTED};
 pub use ingest::hub_chain::HubAppend;
@@ -519,6 +519,6 @@ impl Store {
 
     /// Digest of the projections (see [`digest`]).
     pub async fn digest(&self) -> Result<Hash256, StoreError> {
-        self.read(facts::read::digest).await
+        self.read(facts::load::digest).await
     }
 }

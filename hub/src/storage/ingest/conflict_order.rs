@@ -22,7 +22,7 @@ use crate::projection::tests::STORE;
 use crate::projection::{Origin, Projections};
 use crate::storage::connect::open_connection;
 use crate::storage::db::{params, Conn};
-use crate::storage::facts::read::load_projections;
+use crate::storage::facts::load::load_projections;
 use crate::storage::tx_cache::TxCache;
 
 const HUB_DEVICE: &str = "01935f4e-8a00-7000-8000-0000000000b1";
@@ -66,7 +66,8 @@ fn apply_on(
 ) -> (Rows, Hash256, Projections) {
     crate::storage::migrate::migrate(conn).unwrap();
     conn.execute(
-        "INSERT INTO stores VALUES ($1, 's', 'America/Santo_Domingo', $2, 0)",
+        "INSERT INTO stores (store_id, name, time_zone, hub_device, created_at_ms)
+         VALUES ($1, 's', 'America/Santo_Domingo', $2, 0)",
         params![STORE, HUB_DEVICE],
     )
     .unwrap();

@@ -7,6 +7,7 @@ use crate::projection::{EventMeta, Origin};
 use crate::storage::codec::corrupt;
 use crate::storage::db::{Conn, DbError};
 use crate::storage::error::StoreError;
+use crate::storage::facts::registry;
 use crate::storage::ingest::decisions::project;
 use crate::storage::ingest::index::SqlIndex;
 use crate::storage::tx_cache::TxCache;
@@ -17,17 +18,8 @@ use std::collections::HashSet;
 /// order, in one transaction. Returns the number of events applied.
 pub fn rebuild(conn: &Conn) -> Result<u64, StoreError> {
     conn.write_tx(|tx| {
-        tx.execute_batch(
-            "DELETE FROM conflict_events; DELETE FROM conflicts;
-             DELETE FROM p_shifts; DELETE FROM p_shift_closes; DELETE FROM p_sales;
-             DELETE FROM p_payments; DELETE FROM p_voids; DELETE FROM p_debts; DELETE FROM p_debt_payments;
-             DELETE FROM p_stock_moves; DELETE FROM p_customers; DELETE FROM p_catalog; DELETE FROM p_prices;
-             DELETE FROM p_foreign_kinds; DELETE FROM p_fiscal_blocks;
-             DELETE FROM p_escrow; DELETE FROM p_oversells; DELETE FROM p_returns;
-             DELETE FROM p_credit_notes; DELETE FROM p_price_history; DELETE FROM p_resolutions;
-             DELETE FROM p_sales_ahead; DELETE FROM p_store_credit; DELETE FROM p_returns_unknown;
-             DELETE FROM p_drawer_opens; DELETE FROM p_approvals;",
-        )?;
+        tx.execute_batch("DELETE FROM conflict_events; DELETE FROM conflicts;")?;
+        registry::clear(tx)?;
         let hub_devices: HashSet<String> = tx
             .prepare("SELECT hub_device FROM stores")?
             .query_map([], |r| r.get(0))?
