@@ -22,6 +22,10 @@
 //!   writes (stored as a fact of the register's chain, never applied as a price
 //!   or a catalog change).
 //!
+//! [`decide`] turns an applied event's facts into what storage does with them
+//! (facts to write, automatic decisions to audit, conflicts to store or
+//! withdraw, documents to queue); storage only executes it.
+//!
 //! Architecture invariant: pure; no SQL. The store reads facts back into
 //! [`Projections`] to compute the same digest.
 
