@@ -16,9 +16,11 @@ use maud::{html, Markup};
 
 use crate::conflict::ResolveRequest;
 use crate::storage::{ConflictInfo, DeviceInfo, EventSummary, StateFilter, StoreInfo};
+use crate::ui::layout::offset_of;
 use crate::ui::layout::{self, error, html_response, money, redirect, Nav};
-use crate::ui::overview::offset_of;
-use crate::ui::{notice, text, Operator, UiState, HEAD_OFFICE_OFFSET};
+use crate::ui::session::Operator;
+use crate::ui::state::{notice, UiState, HEAD_OFFICE_OFFSET};
+use crate::ui::text;
 
 type Ui = State<Arc<UiState>>;
 

@@ -16,7 +16,8 @@ use crate::fiscal::SeriesReport;
 use crate::storage::FiscalHealth;
 use crate::ui::chart::{self, Bar};
 use crate::ui::layout::{self, count, error, html_response, Nav};
-use crate::ui::{text, UiState};
+use crate::ui::state::UiState;
+use crate::ui::text;
 
 type Ui = State<Arc<UiState>>;
 

@@ -16,7 +16,8 @@ use maud::html;
 
 use crate::storage::DeviceInfo;
 use crate::ui::layout::{self, error, html_response, redirect, Nav};
-use crate::ui::{notice, text, UiState, HEAD_OFFICE_OFFSET};
+use crate::ui::state::{notice, UiState, HEAD_OFFICE_OFFSET};
+use crate::ui::text;
 
 type Ui = State<Arc<UiState>>;
 

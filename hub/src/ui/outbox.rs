@@ -13,7 +13,8 @@ use maud::html;
 
 use crate::outbox::DocState;
 use crate::ui::layout::{self, html_response, Nav};
-use crate::ui::{text, UiState, HEAD_OFFICE_OFFSET};
+use crate::ui::state::{UiState, HEAD_OFFICE_OFFSET};
+use crate::ui::text;
 
 type Ui = State<Arc<UiState>>;
 

@@ -12,8 +12,8 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use caja_shared::ids::ConflictId;
 
+use super::kernel::{answer, body_bytes, json, parse_json, query_params, store_error, AppState};
 use crate::conflict::{ResolveRequest, STRATEGIES};
-use crate::http::{answer, body_bytes, json, parse_json, query_params, store_error, AppState};
 use crate::storage::StateFilter;
 use crate::wire::ApiError;
 

@@ -14,10 +14,10 @@ use axum::response::Response;
 use caja_shared::digest::Hash256;
 use caja_shared::ids::StoreId;
 
-use crate::http::{
+use super::kernel::{
     answer, body_bytes, json, parse_json, query_params, signed_request, store_error, AppState,
 };
-use crate::http_fiscal::{events_answer, parse_canonical};
+use super::kernel::{events_answer, parse_canonical};
 use crate::payments::{self, IntentRequest, Webhook};
 use crate::wire::ApiError;
 

@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 
-use crate::http::{json, query_params, store_error, AppState};
+use super::kernel::{json, query_params, store_error, AppState};
 use crate::outbox::DocState;
 use crate::wire::ApiError;
 

@@ -11,12 +11,12 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use caja_shared::ids::StoreId;
 
-use crate::escrow::{AlertDecision, QuotaRequest};
-use crate::http::{
+use super::kernel::{
     answer, body_bytes, json, json_bytes, parse_json, query_params, signed_request, store_error,
     AppState,
 };
-use crate::http_fiscal::{events_answer, parse_canonical};
+use super::kernel::{events_answer, parse_canonical};
+use crate::escrow::{AlertDecision, QuotaRequest};
 
 type App = State<Arc<AppState>>;
 

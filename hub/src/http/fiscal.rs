@@ -10,56 +10,18 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
-use caja_shared::canonical;
-use caja_shared::digest::Hash256;
 use caja_shared::ids::StoreId;
 use caja_shared::localtime::LocalDate;
 use serde::Deserialize;
 
-use crate::fiscal::{render_607, RangeRequest, SeriesSpec};
-use crate::http::{
-    answer, body_bytes, body_with_type, device_param, json, json_bytes, parse_json, query_params,
-    signed_request, store_error, AppState,
+use super::kernel::{
+    answer, body_bytes, body_with_type, device_param, events_answer, json, parse_canonical,
+    parse_json, query_params, signed_request, store_error, AppState,
 };
-use crate::hubchain;
+use crate::fiscal::{render_607, RangeRequest, SeriesSpec};
 use crate::wire::ApiError;
 
 type App = State<Arc<AppState>>;
-
-/// Writes `{"events":[…],"hub_checkpoint":{…}}` for hub events (their stored
-/// bytes, unchanged) with a checkpoint signed over the last one.
-pub(crate) fn events_answer(app: &AppState, events: &[Vec<u8>]) -> Result<Response, ApiError> {
-    let last = events.last().ok_or_else(ApiError::internal)?;
-    let event = caja_shared::event::Event::from_json(last).map_err(|_| ApiError::internal())?;
-    let cp = hubchain::checkpoint(
-        &app.hub_key,
-        event.envelope().device,
-        event.seq(),
-        event.hash(),
-    );
-    let mut out = Vec::new();
-    out.extend_from_slice(b"{\"events\":[");
-    for (i, e) in events.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(e);
-    }
-    out.extend_from_slice(b"],\"hub_checkpoint\":");
-    out.extend_from_slice(&serde_json::to_vec(&cp).map_err(|_| ApiError::internal())?);
-    out.extend_from_slice(format!(",\"hub_time_ms\":{}}}", app.store.now_ms()).as_bytes());
-    Ok(json_bytes(out))
-}
-
-/// Parses a body and hashes its canonical form (the idempotency check
-/// compares bodies by that hash, so key order and spacing do not matter).
-pub(crate) fn parse_canonical<T: serde::de::DeserializeOwned>(
-    body: &[u8],
-) -> Result<(T, Hash256), ApiError> {
-    let v = canonical::parse(body).map_err(|e| ApiError::invalid("$", e.to_string()))?;
-    let parsed: T = parse_json(body)?;
-    Ok((parsed, Hash256::of(&v.to_canonical_bytes())))
-}
 
 pub(crate) async fn fiscal_ranges(
     State(app): App,

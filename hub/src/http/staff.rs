@@ -14,7 +14,7 @@ use caja_shared::ids::{StaffId, StoreId};
 use caja_shared::kind::{EventBody, Role, StaffUpserted};
 use serde::Deserialize;
 
-use crate::http::{answer, body_bytes, json, parse_json, query_params, store_error, AppState};
+use super::kernel::{answer, body_bytes, json, parse_json, query_params, store_error, AppState};
 use crate::wire::ApiError;
 
 type App = State<Arc<AppState>>;
