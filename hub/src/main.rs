@@ -441,12 +441,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Rebuild { data_dir } => {
             init_logs(LogFormat::Text);
             let database = datadir::database(&data_dir).map_err(config_error)?;
-            let conn = caja_hub::store::open_offline(&database)
+            let conn = caja_hub::storage::open_offline(&database)
                 .context("cannot open the hub database")
                 .map_err(config_error)?;
-            let before = caja_hub::store::digest(&conn).map_err(runtime_error)?;
-            let n = caja_hub::store::rebuild(&conn).map_err(runtime_error)?;
-            let after = caja_hub::store::digest(&conn).map_err(runtime_error)?;
+            let before = caja_hub::storage::digest(&conn).map_err(runtime_error)?;
+            let n = caja_hub::storage::rebuild(&conn).map_err(runtime_error)?;
+            let after = caja_hub::storage::digest(&conn).map_err(runtime_error)?;
             println!("rebuilt projections from {n} applied events");
             println!("digest before: {before}");
             println!("digest after:  {after}");
