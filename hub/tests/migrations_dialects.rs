@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use caja_hub::store::{open_offline, Database};
+use caja_hub::storage::{open_offline, Database};
 
 /// Differences between the dialects in shipped migrations, as
 /// [`differences`] words them.

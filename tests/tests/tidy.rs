@@ -27,27 +27,26 @@ use std::path::{Path, PathBuf};
 use scan::{cycles, lex, sql_keyword, Crate};
 
 /// The hub's storage layer: the only directory of `hub/src` where SQL lives.
-const HUB_STORAGE_DIR: &str = "hub/src/store";
+const HUB_STORAGE_DIR: &str = "hub/src/storage";
 
-/// The node's files that may hold SQL. Today: every node file that holds
-/// SQL, each marked "to move" until the node's storage and read-query modules
-/// exist; then this list names those modules only. An entry whose file holds
-/// no SQL any more fails the test, so the list only shrinks.
+/// The node's files that may hold SQL: opening and migrating the database,
+/// the journal, the projections, the shared read queries, and the tables owned
+/// by one feature (fiscal blocks, escrow quotas, staff, print queue, imports,
+/// sync state, the screen's cart). An entry whose file holds no SQL any more
+/// fails the test, so the list stays exact.
 const NODE_SQL_FILES: &[&str] = &[
-    "node/src/devices.rs",           // to move
-    "node/src/escrow.rs",            // to move
-    "node/src/fiscal.rs",            // to move
-    "node/src/import.rs",            // to move
-    "node/src/journal.rs",           // to move
-    "node/src/migrate.rs",           // to move
-    "node/src/print.rs",             // to move
-    "node/src/projection.rs",        // to move
-    "node/src/register.rs",          // to move
-    "node/src/staff.rs",             // to move
-    "node/src/sync/engine.rs",       // to move
-    "node/src/sync/engine/audit.rs", // to move
-    "node/src/ui/cart.rs",           // to move
-    "node/src/ui/screen.rs",         // to move
+    "node/src/db.rs",
+    "node/src/escrow.rs",
+    "node/src/fiscal.rs",
+    "node/src/import.rs",
+    "node/src/journal.rs",
+    "node/src/migrate.rs",
+    "node/src/print.rs",
+    "node/src/projection.rs",
+    "node/src/queries.rs",
+    "node/src/staff.rs",
+    "node/src/sync/state.rs",
+    "node/src/ui/cart.rs",
 ];
 
 /// Hub files outside [`HUB_STORAGE_DIR`] that hold SQL (none today; the
@@ -75,61 +74,7 @@ const HUB_PURE_MODULES: &[&str] = &[
 
 /// The file-level import cycles that exist today, each as its set of files:
 /// to break, never to grow (the test prints the edges of each).
-const ALLOWED_CYCLES: &[&[&str]] = &[
-    // The router and the handlers' shared helpers in `http.rs`; the handler
-    // files import those helpers back.
-    &[
-        "hub/src/http.rs",
-        "hub/src/http/audit.rs",
-        "hub/src/http_conflict.rs",
-        "hub/src/http_escrow.rs",
-        "hub/src/http_fiscal.rs",
-        "hub/src/http_outbox.rs",
-        "hub/src/http_payments.rs",
-        "hub/src/http_staff.rs",
-    ],
-    // The storage kernel in `sqlite.rs` and `mod.rs` and the feature
-    // modules that call it and that it calls back.
-    &[
-        "hub/src/store/audit_tree.rs",
-        "hub/src/store/conflicts.rs",
-        "hub/src/store/dashboard.rs",
-        "hub/src/store/device_request.rs",
-        "hub/src/store/escrow.rs",
-        "hub/src/store/fiscal.rs",
-        "hub/src/store/mod.rs",
-        "hub/src/store/outbox.rs",
-        "hub/src/store/payments.rs",
-        "hub/src/store/sqlite.rs",
-    ],
-    // The dashboard's router and state in `ui/mod.rs`; the pages import the
-    // state back.
-    &[
-        "hub/src/ui/audit.rs",
-        "hub/src/ui/conflicts.rs",
-        "hub/src/ui/fiscal.rs",
-        "hub/src/ui/held.rs",
-        "hub/src/ui/layout.rs",
-        "hub/src/ui/login.rs",
-        "hub/src/ui/mod.rs",
-        "hub/src/ui/outbox.rs",
-        "hub/src/ui/overview.rs",
-        "hub/src/ui/stock.rs",
-        "hub/src/ui/stores.rs",
-        "hub/src/ui/sync.rs",
-    ],
-    // `register.rs` (OpError, DataDir, results) and the modules it calls
-    // that import it back.
-    &[
-        "node/src/devices.rs",
-        "node/src/import.rs",
-        "node/src/messages.rs",
-        "node/src/print.rs",
-        "node/src/register.rs",
-        "node/src/sync/engine.rs",
-        "node/src/sync/engine/audit.rs",
-    ],
-];
+const ALLOWED_CYCLES: &[&[&str]] = &[];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
