@@ -6,12 +6,12 @@
 //! Sans-IO core, thin IO shell. The pure modules decide: [`auth`] (is a request
 //! authentic), [`ingest`] (does a push fit, what is held), [`projection`] (what
 //! an event changes, which conflicts exist), [`ratelimit`], [`hubchain`],
-//! [`audit`], [`health`]. The shell does IO: [`store`] (all SQL, one writer
+//! [`audit`], [`health`]. The shell does IO: [`storage`] (all SQL, one writer
 //! thread), [`http`] (axum handlers), [`server`], [`config`], [`datadir`],
 //! [`metrics`], [`admin_client`], and [`ui`] (the head-office dashboard).
 //!
 //! Architecture invariant: handlers never touch SQL; storage sits behind one
-//! module ([`store`]) so a PostgreSQL backend can be added without touching them.
+//! module ([`storage`]), on SQLite or PostgreSQL.
 
 // `ApiError` (152 bytes) is the Err of most shell functions; rejections are
 // the rare path and boxing every one would only add noise.

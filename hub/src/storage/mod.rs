@@ -3,7 +3,7 @@
 //! once.
 //!
 //! Writes go to one dedicated writer thread through a **bounded** queue
-//! ([`Store::write`]): the thread takes every job waiting (up to
+//! (`Store::write`): the thread takes every job waiting (up to
 //! `max_batch_jobs`), runs them in one write transaction ([`Conn::begin_write`]:
 //! `BEGIN IMMEDIATE` on SQLite; on PostgreSQL `BEGIN` and the advisory lock
 //! every instance's writer takes, so several hub instances on one database are
