@@ -6,12 +6,12 @@
 //! Sans-IO core, thin IO shell. The pure modules decide: [`auth`] (is a request
 //! authentic), [`ingest`] (does a push fit, what is held), [`projection`] (what
 //! an event changes, which conflicts exist), [`ratelimit`], [`hubchain`],
-//! [`audit`], [`health`]. The shell does IO: [`store`] (all SQL, one writer
+//! [`audit`], [`health`]. The shell does IO: [`storage`] (all SQL, one writer
 //! thread), [`http`] (axum handlers), [`server`], [`config`], [`datadir`],
 //! [`metrics`], [`admin_client`], and [`ui`] (the head-office dashboard).
 //!
 //! Architecture invariant: handlers never touch SQL; storage sits behind one
-//! module ([`store`]) so a PostgreSQL backend can be added without touching them.
+//! module ([`storage`]), on SQLite or PostgreSQL.
 //!
 //! Test support exists only in the crate's own unit tests and with the
 //! `testkit` feature (the hub's integration tests, `caja-tests`, `caja-bench`),

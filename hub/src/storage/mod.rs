@@ -3,7 +3,7 @@
 //! once.
 //!
 //! Writes go to one dedicated writer thread through a **bounded** queue
-//! ([`Store::write`]): the thread takes every job waiting (up to
+//! (`Store::write`): the thread takes every job waiting (up to
 //! `max_batch_jobs`), runs them in one write transaction ([`Conn::begin_write`]:
 //! `BEGIN IMMEDIATE` on SQLite; on PostgreSQL `BEGIN` and the advisory lock
 //! every instance's writer takes, so several hub instances on one database are
@@ -23,16 +23,21 @@
 //! protocol rejection whose permitted traces (nonce, rate-limit bucket, audit
 //! entry, quarantine and alert of a chain mismatch) are committed.
 //!
-//! Layers (each imports only the layers below it; no file imports this one):
+//! Layers (each imports only the layers below it, but for the outbox's
+//! `restore_conflicts` that a rebuild calls; no file imports this one):
 //! - **kernel**: [`db`] (SQL facade), `migrate`, `connect` (opening),
 //!   `error`, `codec` (row codecs), `tx_cache`, `writer` (the [`Store`]
 //!   handle and its writer thread), `audit_log` and [`audit_tree`] (audit
 //!   append), `alerts`, `device_auth`, `device_request`;
-//! - **facts**: `facts` (projection rows written and read back, digest);
+//! - **facts**: `facts`, one module per fact family (its `p_*` tables,
+//!   named-column statements and row decoders) and the registry of those
+//!   tables that rebuild and the digest go through;
 //! - **ingest**: `ingest` (push, the events table, the causal gate, the
 //!   decision pipeline, hub-chain append, rebuild) and `outbox::enqueue`;
-//! - **features**: `stores`, `devices`, `pull`, `conflicts`, `fiscal`,
-//!   `escrow`, `payments`, `outbox`, `dashboard`, `reports`, `health`;
+//! - **features**: `stores`, `devices`, `catalog`, `pull`, `conflicts`,
+//!   `fiscal`, `escrow`, `payments`, `outbox`, `dashboard`, `reports`,
+//!   `health` (`dashboard` and `audit_tree` add their own methods to
+//!   [`Store`]);
 //! - **this module**: the typed async methods of [`Store`] that handlers
 //!   call, and the re-exports.
 //!
@@ -43,6 +48,7 @@
 mod alerts;
 mod audit_log;
 pub mod audit_tree;
+mod catalog;
 mod codec;
 mod conflicts;
 mod connect;
@@ -66,6 +72,7 @@ mod stores;
 mod tx_cache;
 mod writer;
 
+pub use catalog::HubAppend;
 pub use conflicts::{ConflictInfo, ResolutionInfo, StateFilter};
 pub use connect::{open, open_connection, open_detached, open_offline, record_hub_key};
 pub use dashboard::{EventSummary, HourlySales, UiSession};
@@ -76,7 +83,6 @@ pub use error::{Answer, StoreError};
 pub use facts::load::{digest, load_projections as projections};
 pub use fiscal::{FiscalHealth, WriteOff};
 pub use health::{HealthInputs, HeldEvent, HELD_LISTED};
-pub use ingest::hub_chain::HubAppend;
 pub use ingest::push::{ConflictRef, HeldInfo, PushAck};
 pub use ingest::rebuild::rebuild;
 pub use migrate::{MigrateError, MIGRATIONS};
@@ -214,10 +220,8 @@ impl Store {
         stores: Vec<StoreId>,
         bodies: Vec<EventBody>,
     ) -> Result<Answer<Vec<HubAppend>>, StoreError> {
-        self.write(move |conn, env| {
-            ingest::hub_chain::append_hub_events(conn, env, &stores, &bodies)
-        })
-        .await
+        self.write(move |conn, env| catalog::append_hub_events(conn, env, &stores, &bodies))
+            .await
     }
 
     /// Admin: loads a fiscal series.

@@ -12,31 +12,17 @@ use crate::projection::Origin;
 use crate::storage::audit_log::append_audit;
 use crate::storage::codec::{corrupt, parse, u};
 use crate::storage::db::{Conn, OptionalExtension};
-use crate::storage::error::{Answer, StoreError};
+use crate::storage::error::StoreError;
 use crate::storage::ingest::events::insert_event;
 use crate::storage::ingest::index::SqlIndex;
-use crate::storage::stores::{list_stores, store_exists};
 use crate::storage::writer::Env;
-use crate::wire::ApiError;
 use crate::{audit, hubchain, ingest};
 use caja_shared::digest::Hash256;
 use caja_shared::event::Event;
 use caja_shared::hlc::Hlc;
 use caja_shared::ids::{EventId, StoreId};
 use caja_shared::kind::EventBody;
-use serde::Serialize;
 use std::borrow::Cow;
-
-/// Hub events written by one catalog load.
-#[derive(Debug, Clone, Serialize)]
-pub struct HubAppend {
-    /// Store.
-    pub store: StoreId,
-    /// Events appended to its hub chain.
-    pub events: usize,
-    /// The chain's seq after.
-    pub hub_seq: u64,
-}
 
 fn hub_head(
     conn: &Conn,
@@ -70,38 +56,6 @@ fn hub_head(
         last_id = Some(parse(&id)?);
     }
     Ok(Some((head, last_id)))
-}
-
-/// Appends hub events (catalog items, prices) to the hub chains of `stores`
-/// (all stores when empty); each is applied at once (a hub event depends only
-/// on its predecessor) and may release held register events.
-pub(crate) fn append_hub_events(
-    conn: &Conn,
-    env: &mut Env,
-    stores: &[StoreId],
-    bodies: &[EventBody],
-) -> Result<Answer<Vec<HubAppend>>, StoreError> {
-    let targets: Vec<StoreId> = if stores.is_empty() {
-        list_stores(conn)?.into_iter().map(|s| s.store).collect()
-    } else {
-        stores.to_vec()
-    };
-    // Every target is checked before anything is written: a rejection keeps nothing.
-    for store in &targets {
-        if !store_exists(conn, *store)? {
-            return Ok(Err(ApiError::not_found(format!("no store {store}"))));
-        }
-    }
-    let mut out = Vec::new();
-    for store in targets {
-        let events = append_to_hub_chain(conn, env, store, bodies)?;
-        out.push(HubAppend {
-            store,
-            events: events.len(),
-            hub_seq: events.last().map_or(0, |e| e.seq().get()),
-        });
-    }
-    Ok(Ok(out))
 }
 
 /// Appends `bodies` to one store's hub chain; each event is applied at once (a
