@@ -5,7 +5,7 @@
 //! `event_accepted` entries, ~330 bytes):
 //! - baseline: raw SHA-256 of each entry, in memory;
 //! - the `audit_log` row alone (what the hub wrote per entry before the tree);
-//! - feature: the row and the tree (`store::audit_tree::append_leaf`: leaf hash,
+//! - feature: the row and the tree (`storage::audit_tree::append_leaf`: leaf hash,
 //!   completed subtrees, their rows), in 1000-entry transactions with
 //!   `synchronous=FULL`, as the hub's writer does.
 //!
@@ -20,8 +20,8 @@ use anyhow::{bail, Context};
 use caja_hub::audit::{self, AuditEntry, AuditKind};
 use caja_hub::audit_export;
 use caja_hub::config::HubConfig;
-use caja_hub::store::Conn;
-use caja_hub::store::{self, audit_tree};
+use caja_hub::storage::Conn;
+use caja_hub::storage::{self, audit_tree};
 use caja_hub::system::{OsRandom, SystemClock};
 use caja_shared::digest::Hash256;
 use caja_shared::entropy::{RandomSource, SeededRandom};
@@ -181,7 +181,7 @@ pub fn run(n: u64) -> anyhow::Result<Summary> {
     // The row alone on a database of the hub's schema, and the feature (the
     // row and the tree) in a real hub data directory, transaction by
     // transaction in turn so that machine noise hits both.
-    let rows_only = store::open_offline(&store::Database::Sqlite(tmp.path().join("rows.db")))?;
+    let rows_only = storage::open_offline(&storage::Database::Sqlite(tmp.path().join("rows.db")))?;
     let hub_dir = tmp.path().join("hub");
     caja_hub::datadir::init(
         &hub_dir,
@@ -189,7 +189,7 @@ pub fn run(n: u64) -> anyhow::Result<Summary> {
         &mut OsRandom::new(),
         &SystemClock,
     )?;
-    let conn = store::open_offline(&caja_hub::datadir::database(&hub_dir)?)?;
+    let conn = storage::open_offline(&caja_hub::datadir::database(&hub_dir)?)?;
     let (mut rows, mut tree) = (Duration::ZERO, Duration::ZERO);
     for (c, chunk) in all.chunks(TX).enumerate() {
         rows += append_chunk(&rows_only, c * TX, chunk, false)?;

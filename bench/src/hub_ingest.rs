@@ -115,7 +115,7 @@ fn round_once(per_device: usize) -> anyhow::Result<(Duration, Duration, Option<u
         .strip_prefix("peak_rss_kib ")
         .and_then(|k| k.parse().ok());
     let baseline = raw_inserts(
-        &caja_hub::store::Database::Sqlite(tmp.path().join("raw.db")),
+        &caja_hub::storage::Database::Sqlite(tmp.path().join("raw.db")),
         &rows,
     )?;
     Ok((elapsed, baseline, rss))
@@ -270,10 +270,10 @@ fn push_body(reg: &Register, events: &[Event]) -> anyhow::Result<Vec<u8>> {
 /// The baseline: the same rows into the hub's `events` table, 1000 per
 /// transaction, same pragmas (WAL, `synchronous=FULL`).
 pub(crate) fn raw_inserts(
-    database: &caja_hub::store::Database,
+    database: &caja_hub::storage::Database,
     rows: &[Row],
 ) -> anyhow::Result<Duration> {
-    let conn = caja_hub::store::open_offline(database)?;
+    let conn = caja_hub::storage::open_offline(database)?;
     let started = Instant::now();
     for chunk in rows.chunks(1000) {
         conn.write_tx(|tx| -> anyhow::Result<()> {

@@ -24,7 +24,7 @@ use std::time::Duration;
 use anyhow::Context;
 use caja_hub::config::HubConfig;
 use caja_hub::ratelimit::RateLimit;
-use caja_hub::store::Database;
+use caja_hub::storage::Database;
 use caja_hub::system::{OsRandom, SystemClock};
 
 use crate::hub_ingest::{feature, rate, raw_inserts, Row, TOKEN};

@@ -25,7 +25,7 @@ use caja_hub::dgii_emulator::{Emulator, Faults};
 use caja_hub::outbox::{Claimed, DocState, RetryPolicy};
 use caja_hub::outbox_worker::{PoolConfig, WorkerPool};
 use caja_hub::ratelimit::RateLimit;
-use caja_hub::store::{Store, StoreConfig};
+use caja_hub::storage::{Store, StoreConfig};
 use caja_hub::system::{OsRandom, SystemClock};
 use caja_hub::taxgw::dgii::DgiiConfig;
 use caja_hub::taxgw::dgii_http::DgiiGateway;

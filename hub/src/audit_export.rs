@@ -27,7 +27,7 @@ use caja_shared::merkle::{self, MerkleError, SignedTreeHead};
 
 use crate::audit_tree::{Frontier, NodeSource};
 use crate::datadir::{self, DataDirError};
-use crate::store::{self, audit_tree as tree_store, StoreError};
+use crate::storage::{self, audit_tree as tree_store, StoreError};
 
 /// The entries file.
 pub const ENTRIES_FILE: &str = "entries.jsonl";
@@ -118,7 +118,7 @@ pub fn export(data_dir: &Path, out: &Path, now_ms: i64) -> Result<ExportReport, 
             return Err(ExportError::Exists(out.to_owned()));
         }
     }
-    let conn = store::open_offline(&datadir::database(data_dir)?)?;
+    let conn = storage::open_offline(&datadir::database(data_dir)?)?;
     if tree_store::tree_size(&conn)? == 0 && tree_store::latest_sth(&conn)?.is_none() {
         // A hub upgraded to the audit tree but not served since: build the
         // tree as its start-up would.

@@ -18,7 +18,7 @@
 //! size is `max_id / 2 + 1`.
 //!
 //! Architecture invariant: pure. The storage is behind [`NodeSource`]; the
-//! SQLite side is `store::audit_tree`. Results equal `caja_shared::merkle`'s
+//! SQLite side is `storage::audit_tree`. Results equal `caja_shared::merkle`'s
 //! in-memory functions for every size (property-tested below).
 
 use caja_shared::digest::Hash256;

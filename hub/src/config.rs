@@ -212,7 +212,7 @@ impl std::fmt::Debug for HubConfig {
             .field("listen", &self.listen)
             .field(
                 "database",
-                &crate::store::Database::parse(&self.database, Path::new("")),
+                &crate::storage::Database::parse(&self.database, Path::new("")),
             )
             .field("admin_token", &"<redacted>")
             .field("body_limit_bytes", &self.body_limit_bytes)
@@ -464,8 +464,8 @@ impl HubConfig {
         if self.database.trim().is_empty() {
             return bad("database", "must be an SQLite file or a postgres:// URL");
         }
-        if let crate::store::Database::Postgres(url) =
-            crate::store::Database::parse(&self.database, Path::new(""))
+        if let crate::storage::Database::Postgres(url) =
+            crate::storage::Database::parse(&self.database, Path::new(""))
         {
             if let Err(e) = url.parse::<postgres::Config>() {
                 return Err(ConfigError::Invalid {
@@ -537,8 +537,8 @@ impl HubConfig {
     }
 
     /// The database, with a relative SQLite path taken from `data_dir`.
-    pub fn database(&self, data_dir: &Path) -> crate::store::Database {
-        crate::store::Database::parse(&self.database, data_dir)
+    pub fn database(&self, data_dir: &Path) -> crate::storage::Database {
+        crate::storage::Database::parse(&self.database, data_dir)
     }
 
     /// The file text `caja-hub init` writes.

@@ -11,7 +11,7 @@
 //! | stock per product | `pn_counter` | sum of signed deltas (receipts, counts, sales not voided) |
 //! | debt balances (fiado) | `pn_counter` | sum of debts minus payments |
 //! | sales, voids, payments, shifts, grants | none needed | keyed by their event, written once |
-//! | duplicate fiscal number, overpaid debt, payment on a voided debt, stale price, hub kind from a register | `manual` | kept with all candidates until an operator resolves it |
+//! | every [`ConflictReason`] (duplicate fiscal number, overpaid debt, stale price, over-return, …) | `manual` | kept with all candidates until an operator resolves it |
 //!
 //! Barcodes are a set, but only the hub writes catalog items (a register
 //! writing one is a `hub_kind_from_register` conflict, never applied), so the
@@ -48,7 +48,7 @@ pub enum Strategy {
 
 impl Strategy {
     /// The name written in audit entries and events.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Strategy::ServerWins => "server_wins",
             Strategy::Lww => "lww",
@@ -122,17 +122,109 @@ pub fn strategy_of(entity: &str, field: &str) -> Option<Strategy> {
         .map(|s| s.strategy)
 }
 
-/// The `manual` conflicts the hub detects, by reason.
-pub const MANUAL_REASONS: &[&str] = &[
-    "duplicate_fiscal_number",
-    "debt_overpaid",
-    "payment_on_voided_debt",
-    "stale_price",
-    "hub_kind_from_register",
-    "over_return",
-    "store_credit_overdrawn",
-    "return_original_unknown",
-];
+/// Why the hub keeps a conflict: one variant per rule that finds one. Its
+/// name ([`ConflictReason::as_str`]) is what the `conflicts` table, audit
+/// entries, the API and the conflict id hold, so a name never changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ConflictReason {
+    /// Two fiscal documents (sales, credit notes) with one fiscal number.
+    DuplicateFiscalNumber,
+    /// Positive payments beyond the smallest amount a debt was opened with.
+    DebtOverpaid,
+    /// A positive payment on a debt whose sale was voided.
+    PaymentOnVoidedDebt,
+    /// A sale line charged beyond the tolerance of the price in force.
+    StalePrice,
+    /// A register wrote a kind only the hub writes.
+    HubKindFromRegister,
+    /// More returned of a sale than was sold.
+    OverReturn,
+    /// A customer's store credit in a store spent below zero.
+    StoreCreditOverdrawn,
+    /// A return whose original sale the register did not know (a review item).
+    ReturnOriginalUnknown,
+    /// A card payment the provider reported with another amount.
+    CardPaymentAmountMismatch,
+    /// A card payment the provider did not confirm in time.
+    CardPaymentUnconfirmed,
+    /// The tax authority rejected a fiscal document.
+    FiscalDocumentRejected,
+}
+
+impl ConflictReason {
+    /// Every reason.
+    pub const ALL: [ConflictReason; 11] = [
+        ConflictReason::DuplicateFiscalNumber,
+        ConflictReason::DebtOverpaid,
+        ConflictReason::PaymentOnVoidedDebt,
+        ConflictReason::StalePrice,
+        ConflictReason::HubKindFromRegister,
+        ConflictReason::OverReturn,
+        ConflictReason::StoreCreditOverdrawn,
+        ConflictReason::ReturnOriginalUnknown,
+        ConflictReason::CardPaymentAmountMismatch,
+        ConflictReason::CardPaymentUnconfirmed,
+        ConflictReason::FiscalDocumentRejected,
+    ];
+
+    /// The name stored, audited and sent (also hashed into the conflict id).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ConflictReason::DuplicateFiscalNumber => "duplicate_fiscal_number",
+            ConflictReason::DebtOverpaid => "debt_overpaid",
+            ConflictReason::PaymentOnVoidedDebt => "payment_on_voided_debt",
+            ConflictReason::StalePrice => "stale_price",
+            ConflictReason::HubKindFromRegister => "hub_kind_from_register",
+            ConflictReason::OverReturn => "over_return",
+            ConflictReason::StoreCreditOverdrawn => "store_credit_overdrawn",
+            ConflictReason::ReturnOriginalUnknown => "return_original_unknown",
+            ConflictReason::CardPaymentAmountMismatch => "card_payment_amount_mismatch",
+            ConflictReason::CardPaymentUnconfirmed => "card_payment_unconfirmed",
+            ConflictReason::FiscalDocumentRejected => "fiscal_document_rejected",
+        }
+    }
+
+    /// The reason of a stored name, if it is one.
+    pub fn parse(name: &str) -> Option<ConflictReason> {
+        ConflictReason::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
+    /// The strategy that settles a conflict of this reason: every conflict the
+    /// hub keeps waits for a person (the automatic strategies decide without
+    /// keeping one, see [`AutoDecision`]).
+    pub const fn strategy(self) -> Strategy {
+        match self {
+            ConflictReason::DuplicateFiscalNumber
+            | ConflictReason::DebtOverpaid
+            | ConflictReason::PaymentOnVoidedDebt
+            | ConflictReason::StalePrice
+            | ConflictReason::HubKindFromRegister
+            | ConflictReason::OverReturn
+            | ConflictReason::StoreCreditOverdrawn
+            | ConflictReason::ReturnOriginalUnknown
+            | ConflictReason::CardPaymentAmountMismatch
+            | ConflictReason::CardPaymentUnconfirmed
+            | ConflictReason::FiscalDocumentRejected => Strategy::Manual,
+        }
+    }
+
+    /// Whether an operator settles it ([`Strategy::Manual`]).
+    pub const fn is_manual(self) -> bool {
+        matches!(self.strategy(), Strategy::Manual)
+    }
+}
+
+impl std::fmt::Display for ConflictReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for ConflictReason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
 
 /// A sale line is at a stale price when its unit price differs from the
 /// price in force by more than this, in basis points of the price in force
@@ -348,6 +440,32 @@ mod tests {
             );
         }
         assert_eq!(strategy_of("unknown", "x"), None);
+    }
+
+    #[test]
+    fn reasons_keep_their_stored_names_and_wait_for_a_person() {
+        let names = [
+            "duplicate_fiscal_number",
+            "debt_overpaid",
+            "payment_on_voided_debt",
+            "stale_price",
+            "hub_kind_from_register",
+            "over_return",
+            "store_credit_overdrawn",
+            "return_original_unknown",
+            "card_payment_amount_mismatch",
+            "card_payment_unconfirmed",
+            "fiscal_document_rejected",
+        ];
+        assert_eq!(ConflictReason::ALL.len(), names.len());
+        for (r, name) in ConflictReason::ALL.into_iter().zip(names) {
+            assert_eq!(r.as_str(), name);
+            assert_eq!(ConflictReason::parse(name), Some(r));
+            assert_eq!(r.strategy(), Strategy::Manual, "{name}");
+            assert!(r.is_manual());
+            assert_eq!(serde_json::to_string(&r).unwrap(), format!("\"{name}\""));
+        }
+        assert_eq!(ConflictReason::parse("lww"), None);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use caja_shared::key::{HubPublicKey, HubSigningKey};
 
 use crate::config::{HubConfig, CONFIG_FILE};
 use crate::hubchain::hub_key_id;
-use crate::store::{self, StoreError};
+use crate::storage::{self, StoreError};
 
 /// The database file name.
 pub const DB_FILE: &str = "hub.db";
@@ -127,8 +127,8 @@ pub fn init(
     let key = HubSigningKey::generate(rng);
     let public_key = key.public_key();
     let key_id = hub_key_id(&public_key);
-    let conn = store::open_offline(&config.database(dir))?;
-    store::record_hub_key(&conn, &key_id, &public_key.to_hex(), clock.now_ms())?;
+    let conn = storage::open_offline(&config.database(dir))?;
+    storage::record_hub_key(&conn, &key_id, &public_key.to_hex(), clock.now_ms())?;
     drop(conn);
     write_private(&dir.join(CONFIG_FILE), config.to_toml().as_bytes())?;
     let mut text = key.to_hex();
@@ -144,7 +144,7 @@ pub fn init(
 /// The database of the hub in `dir`: `database` from its `hub.toml`, or
 /// `CAJA_HUB_DATABASE`, else `hub.db` in `dir` (for the offline commands:
 /// rebuild, audit export).
-pub fn database(dir: &Path) -> Result<store::Database, DataDirError> {
+pub fn database(dir: &Path) -> Result<storage::Database, DataDirError> {
     let path = dir.join(CONFIG_FILE);
     let mut cfg = match fs::read_to_string(&path) {
         Ok(text) => toml::from_str::<HubConfig>(&text).map_err(|e| DataDirError::Io {

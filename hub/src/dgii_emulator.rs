@@ -1,5 +1,5 @@
 //! A DGII e-CF emulator for tests, demos and the benchmark (`caja-hub dev
-//! dgii-emulator`): the services of [`crate::taxgw::dgii`] over real HTTP on
+//! dgii-emulator`, both only with the `testkit` feature): the services of [`crate::taxgw::dgii`] over real HTTP on
 //! loopback, with faults on demand — slow answers, timeouts (the request
 //! lost before it is processed, or processed and its answer lost), 5xx,
 //! `En Proceso` for a number of status queries, rejections and conditional

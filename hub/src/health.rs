@@ -12,7 +12,7 @@
 
 use serde::Serialize;
 
-use crate::store::HealthInputs;
+use crate::storage::HealthInputs;
 
 /// Held events older than this degrade health.
 pub const HELD_AGE_DEGRADED_MS: i64 = 5 * 60_000;

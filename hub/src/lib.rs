@@ -6,12 +6,18 @@
 //! Sans-IO core, thin IO shell. The pure modules decide: [`auth`] (is a request
 //! authentic), [`ingest`] (does a push fit, what is held), [`projection`] (what
 //! an event changes, which conflicts exist), [`ratelimit`], [`hubchain`],
-//! [`audit`], [`health`]. The shell does IO: [`store`] (all SQL, one writer
+//! [`audit`], [`health`]. The shell does IO: [`storage`] (all SQL, one writer
 //! thread), [`http`] (axum handlers), [`server`], [`config`], [`datadir`],
 //! [`metrics`], [`admin_client`], and [`ui`] (the head-office dashboard).
 //!
 //! Architecture invariant: handlers never touch SQL; storage sits behind one
-//! module ([`store`]) so a PostgreSQL backend can be added without touching them.
+//! module ([`storage`]), on SQLite or PostgreSQL.
+//!
+//! Test support exists only in the crate's own unit tests and with the
+//! `testkit` feature (the hub's integration tests, `caja-tests`, `caja-bench`),
+//! never in a release build: `testpg` (a throwaway PostgreSQL server),
+//! `workload` (deterministic registers' chains), `dgii_emulator` and
+//! `provider_emulator`.
 
 // `ApiError` (152 bytes) is the Err of most shell functions; rejections are
 // the rare path and boxing every one would only add noise.
@@ -25,17 +31,12 @@ pub mod auth;
 pub mod config;
 pub mod conflict;
 pub mod datadir;
+#[cfg(any(test, feature = "testkit"))]
 pub mod dgii_emulator;
 pub mod escrow;
 pub mod fiscal;
 pub mod health;
 pub mod http;
-mod http_conflict;
-mod http_escrow;
-mod http_fiscal;
-mod http_outbox;
-mod http_payments;
-mod http_staff;
 pub mod hubchain;
 pub mod ingest;
 pub mod metrics;
@@ -43,15 +44,18 @@ pub mod outbox;
 pub mod outbox_worker;
 pub mod payments;
 pub mod projection;
+#[cfg(any(test, feature = "testkit"))]
 pub mod provider_emulator;
 pub mod ratelimit;
 pub mod server;
-pub mod store;
+pub mod storage;
 pub mod system;
 pub mod taxgw;
+#[cfg(any(test, feature = "testkit"))]
 pub mod testpg;
 pub mod ui;
 pub mod wire;
+#[cfg(any(test, feature = "testkit"))]
 pub mod workload;
 
 /// The text `caja-hub version` prints: the binary's version and the protocol

@@ -3,7 +3,8 @@
 //! `init` creates a data directory (key, configuration, database), `serve` runs
 //! the service until SIGTERM or ctrl-c, `rebuild` recomputes the projections
 //! from the event store, `audit export|verify` writes and checks the audit log
-//! export, `admin …` calls the admin API over HTTP.
+//! export, `admin …` calls the admin API over HTTP. `dev …` (the DGII
+//! emulator) exists only in builds with the `testkit` feature.
 //!
 //! Exit codes: 0 success, 1 runtime failure (database, network, refused call),
 //! 2 usage error (clap), 3 configuration or data-directory error.
@@ -88,12 +89,15 @@ enum Command {
         action: FiscalAction,
     },
     /// Development tools (not for production).
+    // Only in builds with the `testkit` feature.
+    #[cfg(feature = "testkit")]
     Dev {
         #[command(subcommand)]
         action: DevAction,
     },
 }
 
+#[cfg(feature = "testkit")]
 #[derive(Debug, Subcommand)]
 enum DevAction {
     /// Run a DGII e-CF emulator (seed, token, reception, status, trackIds,
@@ -437,12 +441,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Rebuild { data_dir } => {
             init_logs(LogFormat::Text);
             let database = datadir::database(&data_dir).map_err(config_error)?;
-            let conn = caja_hub::store::open_offline(&database)
+            let conn = caja_hub::storage::open_offline(&database)
                 .context("cannot open the hub database")
                 .map_err(config_error)?;
-            let before = caja_hub::store::digest(&conn).map_err(runtime_error)?;
-            let n = caja_hub::store::rebuild(&conn).map_err(runtime_error)?;
-            let after = caja_hub::store::digest(&conn).map_err(runtime_error)?;
+            let before = caja_hub::storage::digest(&conn).map_err(runtime_error)?;
+            let n = caja_hub::storage::rebuild(&conn).map_err(runtime_error)?;
+            let after = caja_hub::storage::digest(&conn).map_err(runtime_error)?;
             println!("rebuilt projections from {n} applied events");
             println!("digest before: {before}");
             println!("digest after:  {after}");
@@ -457,10 +461,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let rt = runtime()?;
             rt.block_on(fiscal(&url, &token, action))
         }
+        #[cfg(feature = "testkit")]
         Command::Dev { action } => dev(action),
     }
 }
 
+#[cfg(feature = "testkit")]
 fn dev(action: DevAction) -> Result<(), Failure> {
     match action {
         DevAction::DgiiEmulator {

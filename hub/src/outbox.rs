@@ -5,7 +5,7 @@
 //! Phase one happens at the register (a sale takes a fiscal number offline);
 //! phase two is here: the hub submits the document to the tax authority
 //! exactly once and records its verdict. The row of a document
-//! (`store::outbox`) moves through
+//! (`storage::outbox`) moves through
 //!
 //! ```text
 //! pending ──submit──▶ submitted ──status──▶ accepted | accepted_conditional | rejected
@@ -347,11 +347,11 @@ fn truncate(s: &str, max: usize) -> String {
 }
 
 /// The `manual` conflict reason of a rejected document.
-pub const REJECTED_REASON: &str = "fiscal_document_rejected";
+pub const REJECTED_REASON: &str = crate::conflict::ConflictReason::FiscalDocumentRejected.as_str();
 
 /// The conflict subject of a rejected document.
-pub fn rejected_subject(doc_key: &str) -> String {
-    format!("fiscal_doc:{doc_key}")
+pub fn rejected_subject(doc_key: &str) -> crate::projection::Subject {
+    crate::projection::Subject::FiscalDocument(doc_key.to_owned())
 }
 
 /// The outbox key of a cancellation of `first..=last` printed numbers.

@@ -1,6 +1,6 @@
 //! The outbox workers: tokio tasks that claim due documents with a lease,
 //! take each one step through the tax authority's gateway, and record the
-//! outcome (see `crate::outbox` for the decisions, `store::outbox` for the
+//! outcome (see `crate::outbox` for the decisions, `storage::outbox` for the
 //! claim protocol). Any number of workers in any number of hub instances may
 //! run at once; the lease keeps two off one document, and the stored bytes,
 //! the `in_doubt` flag and the lookup before a resubmission keep a document
@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::metrics::Metrics;
 use crate::outbox::{self, Claimed, Outcome, RetryPolicy, Step};
-use crate::store::{Store, StoreError};
+use crate::storage::{Store, StoreError};
 use crate::system::OsRandom;
 use crate::taxgw::{StatusAnswer, Submitted, TaxGateway};
 

@@ -513,10 +513,11 @@ impl Verdict {
     }
 
     /// The conflict reason, for the verdicts that need a person.
-    pub fn conflict_reason(self) -> Option<&'static str> {
+    pub fn conflict_reason(self) -> Option<crate::conflict::ConflictReason> {
+        use crate::conflict::ConflictReason;
         match self {
-            Verdict::Mismatch { .. } => Some("card_payment_amount_mismatch"),
-            Verdict::Unconfirmed => Some("card_payment_unconfirmed"),
+            Verdict::Mismatch { .. } => Some(ConflictReason::CardPaymentAmountMismatch),
+            Verdict::Unconfirmed => Some(ConflictReason::CardPaymentUnconfirmed),
             Verdict::Waiting | Verdict::Confirmed => None,
         }
     }

@@ -22,6 +22,10 @@
 //!   writes (stored as a fact of the register's chain, never applied as a price
 //!   or a catalog change).
 //!
+//! [`decide`] turns an applied event's facts into what storage does with them
+//! (facts to write, automatic decisions to audit, conflicts to store or
+//! withdraw, documents to queue); storage only executes it.
+//!
 //! Architecture invariant: pure; no SQL. The store reads facts back into
 //! [`Projections`] to compute the same digest.
 
@@ -35,6 +39,10 @@ use caja_shared::ids::{
     StoreId,
 };
 use caja_shared::kind::{EventBody, PaymentMethod};
+
+use crate::conflict::{ConflictReason, Strategy};
+
+pub mod decide;
 
 /// Where an event comes from: a register's chain or a store's hub chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -812,8 +820,10 @@ fn body_json(body: &EventBody) -> String {
         .unwrap_or_default()
 }
 
-/// What a conflict is about: the facts to look at to decide it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+/// What a conflict is about: the facts to look at to decide it. A conflict
+/// names its subject by [`Subject::key`] (stored, audited, hashed into its id);
+/// [`Subject::parse_key`] reads the subjects of conflicts back.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Subject {
     /// A fiscal number (series, number).
     Fiscal(String, String),
@@ -841,6 +851,12 @@ pub enum Subject {
     /// A sale applied: the store widens it to `Returned` when returns made
     /// without the original name it (by id or fiscal number), else nothing.
     SaleForReturns(StoreId, SaleId, Option<String>),
+    /// A card payment (the sale's event, the payment's index in it), judged
+    /// against the provider's reports (`card_payment_*`), not by facts.
+    CardPayment(EventId, u32),
+    /// A fiscal document by its outbox key, rejected by the tax authority
+    /// (`fiscal_document_rejected`), not decided by facts.
+    FiscalDocument(String),
 }
 
 impl Subject {
@@ -858,7 +874,38 @@ impl Subject {
             Subject::UnknownOriginal(e) => format!("unknown_original:{e}"),
             Subject::ReturnedFiscal(store, n) => format!("returned_fiscal:{store}:{n}"),
             Subject::SaleForReturns(store, sale, _) => format!("sale_returns:{store}:{sale}"),
+            Subject::CardPayment(e, idx) => format!("card_payment:{e}:{idx}"),
+            Subject::FiscalDocument(key) => format!("fiscal_doc:{key}"),
         }
+    }
+
+    /// The subject of a conflict named by `key` (the inverse of
+    /// [`Subject::key`] on the subjects conflicts have: `key(parse_key(k)) ==
+    /// k`). Subjects that only widen to others have no conflicts: `None`.
+    pub fn parse_key(key: &str) -> Option<Subject> {
+        let (kind, rest) = key.split_once(':')?;
+        Some(match kind {
+            "fiscal" => {
+                let (series, number) = rest.split_once(':')?;
+                Subject::Fiscal(series.to_owned(), number.to_owned())
+            }
+            "debt" => Subject::Debt(rest.parse().ok()?),
+            "event" => Subject::Event(rest.parse().ok()?),
+            "return" => Subject::Returned(rest.parse().ok()?),
+            "sale" => Subject::SalePrice(rest.parse().ok()?),
+            "store_credit" => {
+                let (store, customer) = rest.split_once(':')?;
+                Subject::StoreCredit(store.parse().ok()?, customer.parse().ok()?)
+            }
+            "unknown_original" => Subject::UnknownOriginal(rest.parse().ok()?),
+            "card_payment" => {
+                let (event, idx) = rest.rsplit_once(':')?;
+                Subject::CardPayment(event.parse().ok()?, idx.parse().ok()?)
+            }
+            "fiscal_doc" => Subject::FiscalDocument(rest.to_owned()),
+            _ => return None,
+        })
+        .filter(|s| s.key() == key)
     }
 
     /// Whether the conflicts of this subject can disappear as facts arrive
@@ -867,6 +914,18 @@ impl Subject {
     /// credit (a refund may arrive later, a spending sale may be voided).
     pub fn retractable(&self) -> bool {
         matches!(self, Subject::SalePrice(_) | Subject::StoreCredit(..))
+    }
+}
+
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.key())
+    }
+}
+
+impl serde::Serialize for Subject {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.key())
     }
 }
 
@@ -930,18 +989,44 @@ pub fn subjects(fact: &Fact) -> Vec<Subject> {
 /// A conflict between accepted events, kept until an operator resolves it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conflict {
-    /// Stable id: a function of `reason` and the subject.
+    /// Stable id: a function of `reason` and the subject's key.
     pub conflict_id: ConflictId,
     /// Why, e.g. `duplicate_fiscal_number`.
-    pub reason: &'static str,
-    /// The named strategy (`manual` for all of these).
-    pub strategy: &'static str,
+    pub reason: ConflictReason,
     /// The store of the first event involved.
     pub store: StoreId,
     /// What it is about, e.g. `fiscal:B02:B0200000051`.
-    pub subject: String,
+    pub subject: Subject,
     /// Every candidate event (sorted).
     pub events: BTreeSet<EventId>,
+}
+
+impl Conflict {
+    /// A conflict of `reason` about `subject` (its id follows from both).
+    pub fn new(
+        reason: ConflictReason,
+        subject: Subject,
+        store: StoreId,
+        events: BTreeSet<EventId>,
+    ) -> Conflict {
+        Conflict {
+            conflict_id: Conflict::id_of(reason, &subject),
+            reason,
+            store,
+            subject,
+            events,
+        }
+    }
+
+    /// The id a conflict of `reason` about `subject` has.
+    pub fn id_of(reason: ConflictReason, subject: &Subject) -> ConflictId {
+        conflict_id(reason.as_str(), &subject.key())
+    }
+
+    /// The named strategy that settles it (`manual` for every reason).
+    pub fn strategy(&self) -> Strategy {
+        self.reason.strategy()
+    }
 }
 
 /// The conflict id of a reason and subject: a UUID (version 8) from SHA-256, so
@@ -956,33 +1041,26 @@ pub fn conflict_id(reason: &str, subject: &str) -> ConflictId {
 }
 
 fn manual(
-    reason: &'static str,
+    reason: ConflictReason,
     subject: &Subject,
     store: StoreId,
     events: BTreeSet<EventId>,
 ) -> Conflict {
-    let subject = subject.key();
-    Conflict {
-        conflict_id: conflict_id(reason, &subject),
-        reason,
-        strategy: crate::conflict::Strategy::Manual.as_str(),
-        store,
-        subject,
-        events,
-    }
+    debug_assert!(reason.is_manual(), "{reason} is decided automatically");
+    Conflict::new(reason, subject.clone(), store, events)
 }
 
 /// The conflicts a subject may have, with the ids they would have: a store
 /// re-deciding a [`Subject::retractable`] subject drops those no longer found.
 pub fn possible_conflicts(subject: &Subject) -> Vec<ConflictId> {
-    let reasons: &[&str] = match subject {
-        Subject::SalePrice(_) => &["stale_price"],
-        Subject::StoreCredit(..) => &["store_credit_overdrawn"],
+    let reasons: &[ConflictReason] = match subject {
+        Subject::SalePrice(_) => &[ConflictReason::StalePrice],
+        Subject::StoreCredit(..) => &[ConflictReason::StoreCreditOverdrawn],
         _ => &[],
     };
     reasons
         .iter()
-        .map(|r| conflict_id(r, &subject.key()))
+        .map(|r| Conflict::id_of(*r, subject))
         .collect()
 }
 
@@ -1013,7 +1091,7 @@ pub fn conflict_of(subject: &Subject, related: &[Fact]) -> Vec<Conflict> {
                 .collect();
             match sales.values().next() {
                 Some(store) if sales.len() >= 2 => vec![manual(
-                    "duplicate_fiscal_number",
+                    ConflictReason::DuplicateFiscalNumber,
                     subject,
                     *store,
                     sales.keys().copied().collect(),
@@ -1028,7 +1106,7 @@ pub fn conflict_of(subject: &Subject, related: &[Fact]) -> Vec<Conflict> {
                 Fact::ForeignKind {
                     event_id, store, ..
                 } if event_id == id => Some(manual(
-                    "hub_kind_from_register",
+                    ConflictReason::HubKindFromRegister,
                     subject,
                     *store,
                     [*id].into(),
@@ -1050,7 +1128,7 @@ pub fn conflict_of(subject: &Subject, related: &[Fact]) -> Vec<Conflict> {
                 Fact::UnlinkedReturn {
                     event_id, store, ..
                 } if event_id == id => Some(manual(
-                    "return_original_unknown",
+                    ConflictReason::ReturnOriginalUnknown,
                     subject,
                     *store,
                     [*id].into(),
@@ -1062,7 +1140,9 @@ pub fn conflict_of(subject: &Subject, related: &[Fact]) -> Vec<Conflict> {
         Subject::VoidedSale(_)
         | Subject::PriceChange(..)
         | Subject::ReturnedFiscal(..)
-        | Subject::SaleForReturns(..) => vec![],
+        | Subject::SaleForReturns(..)
+        | Subject::CardPayment(..)
+        | Subject::FiscalDocument(_) => vec![],
     }
 }
 
@@ -1150,7 +1230,7 @@ fn over_return(subject: &Subject, sale: SaleId, related: &[Fact]) -> Vec<Conflic
         .any(|(p, q)| *q > sold_p.get(p).copied().unwrap_or(0));
     match store {
         Some(store) if (over_line || over_product) && !sold.is_empty() => {
-            vec![manual("over_return", subject, store, events)]
+            vec![manual(ConflictReason::OverReturn, subject, store, events)]
         }
         _ => vec![],
     }
@@ -1195,7 +1275,7 @@ fn store_credit_overdrawn(
             events.insert(*event_id);
         }
     }
-    (balance < 0).then(|| manual("store_credit_overdrawn", subject, store, events))
+    (balance < 0).then(|| manual(ConflictReason::StoreCreditOverdrawn, subject, store, events))
 }
 
 /// `debt_overpaid`: positive payments beyond the smallest amount the debt was
@@ -1244,7 +1324,7 @@ fn debt_conflicts(subject: &Subject, debt: DebtId, related: &[Fact]) -> Vec<Conf
     };
     let mut out = Vec::new();
     if paid > i128::from(opened) {
-        out.push(manual("debt_overpaid", subject, store, events));
+        out.push(manual(ConflictReason::DebtOverpaid, subject, store, events));
     }
     let voids: BTreeSet<EventId> = related
         .iter()
@@ -1258,7 +1338,12 @@ fn debt_conflicts(subject: &Subject, debt: DebtId, related: &[Fact]) -> Vec<Conf
     if !voids.is_empty() && !payments.is_empty() {
         let mut candidates = voids;
         candidates.extend(payments);
-        out.push(manual("payment_on_voided_debt", subject, store, candidates));
+        out.push(manual(
+            ConflictReason::PaymentOnVoidedDebt,
+            subject,
+            store,
+            candidates,
+        ));
     }
     out
 }
@@ -1331,7 +1416,7 @@ fn stale_price(subject: &Subject, sale: EventId, related: &[Fact]) -> Option<Con
         return None;
     }
     events.insert(sale);
-    Some(manual("stale_price", subject, store, events))
+    Some(manual(ConflictReason::StalePrice, subject, store, events))
 }
 
 /// A conflict and the resolution that settles it, if any.
@@ -1602,7 +1687,9 @@ impl Projections {
                     }
                     Subject::VoidedSale(_)
                     | Subject::PriceChange(..)
-                    | Subject::SaleForReturns(..) => {}
+                    | Subject::SaleForReturns(..)
+                    | Subject::CardPayment(..)
+                    | Subject::FiscalDocument(_) => {}
                     // Returns naming a fiscal number stand for the sales of
                     // their store with that number (as the store widens them).
                     Subject::ReturnedFiscal(store, number) => {
@@ -1854,8 +1941,8 @@ impl Projections {
                     let c = &st.conflict;
                     obj([
                         ("id", Value::String(c.conflict_id.to_string())),
-                        ("reason", Value::String(c.reason.into())),
-                        ("subject", Value::String(c.subject.clone())),
+                        ("reason", Value::String(c.reason.as_str().into())),
+                        ("subject", Value::String(c.subject.key())),
                         ("resolution", opt(&st.resolution)),
                         (
                             "events",

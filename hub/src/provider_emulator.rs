@@ -6,8 +6,9 @@
 //! wrong secret, no signature, a tampered body, and replayed old (or future)
 //! timestamps.
 //!
-//! Not used by the hub itself; it lives in the library so the hub's API tests
-//! and the end-to-end tests share it (like [`crate::workload`]).
+//! Not used by the hub itself; test support behind the `testkit` feature so
+//! the hub's API tests and the end-to-end tests share it (like
+//! [`crate::workload`]), never in a release build.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

@@ -19,7 +19,7 @@ use crate::http::{router, AppState};
 use crate::hubchain::hub_key_id;
 use crate::metrics::Metrics;
 use crate::outbox_worker::{PoolConfig, WorkerPool};
-use crate::store::{self, Store, StoreConfig, StoreError};
+use crate::storage::{self, Store, StoreConfig, StoreError};
 use crate::system::{OsRandom, SystemClock};
 
 /// How often forgotten nonces are pruned.
@@ -91,16 +91,16 @@ pub enum ServeError {
 /// Opens the database, records (or checks) the hub key, checks the audit
 /// tree against the log and signs it, then starts the writer.
 fn open_store(
-    db: &store::Database,
+    db: &storage::Database,
     cfg: StoreConfig,
     hub_key: &caja_shared::key::HubSigningKey,
     clock: Arc<dyn Clock + Send + Sync>,
     rng: Box<dyn caja_shared::entropy::RandomSource + Send>,
 ) -> Result<Store, StoreError> {
     {
-        let conn = store::open_offline(db)?;
+        let conn = storage::open_offline(db)?;
         let public = hub_key.public_key();
-        store::record_hub_key(
+        storage::record_hub_key(
             &conn,
             &hub_key_id(&public),
             &public.to_hex(),
@@ -108,7 +108,7 @@ fn open_store(
         )?;
         // The audit tree is checked against the log's entries, and the current
         // tree signed, before anything is served.
-        let check = store::audit_tree::startup(&conn, hub_key, clock.now_ms())?;
+        let check = storage::audit_tree::startup(&conn, hub_key, clock.now_ms())?;
         tracing::info!(
             entries = check.entries,
             rebuilt = check.rebuilt,
@@ -121,7 +121,7 @@ fn open_store(
 }
 
 /// The store's settings from the hub's configuration.
-fn store_config(cfg: &HubConfig, database: store::Database) -> StoreConfig {
+fn store_config(cfg: &HubConfig, database: storage::Database) -> StoreConfig {
     StoreConfig {
         database,
         queue_capacity: cfg.ingest_queue,

@@ -1,6 +1,7 @@
-//! A throwaway PostgreSQL server for tests and the benchmark (issue #13): in
-//! the library, like `workload` and `provider_emulator`, so the hub's tests,
-//! the end-to-end tests and the benchmark share it.
+//! A throwaway PostgreSQL server for tests and the benchmark: test support
+//! behind the `testkit` feature, like `workload` and `provider_emulator`, so
+//! the hub's tests, the end-to-end tests and the benchmark share it (never in
+//! a release build).
 //!
 //! `initdb` into a fresh directory under the system's temporary directory,
 //! `postgres` on a free loopback port with its unix socket in that directory

@@ -2,7 +2,8 @@
 //! with ITBIS, voids of sales made at other registers, fiado debts and their
 //! payments, stock receipts and counts, customers), with the causal `deps`
 //! DESIGN.md asks for. Used by the property tests, the end-to-end tests and the
-//! benchmark; a seed replays the same history exactly.
+//! benchmark (test support behind the `testkit` feature, never in a release
+//! build); a seed replays the same history exactly.
 //!
 //! Architecture invariant: pure; time (`now_ms`) and randomness (a seeded
 //! source) are passed in, events are built with `caja_shared::event::Event::build`.

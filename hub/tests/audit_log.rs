@@ -534,10 +534,10 @@ fn vectors() -> Value {
 
 #[test]
 fn the_persisted_tree_reproduces_every_vector_tree_and_proof() {
-    use caja_hub::store::audit_tree as tree;
+    use caja_hub::storage::audit_tree as tree;
     let v = vectors();
     let tmp = tempfile::tempdir().unwrap();
-    let conn = caja_hub::store::open_offline(&caja_hub::store::Database::Sqlite(
+    let conn = caja_hub::storage::open_offline(&caja_hub::storage::Database::Sqlite(
         tmp.path().join("hub.db"),
     ))
     .unwrap();

@@ -341,12 +341,12 @@ async fn a_payment_on_a_voided_debt_is_resolved_by_an_operator_and_reaches_the_r
     assert_eq!(v["resolution"]["note"], "both refunded");
 
     // A rebuild from the events gives the same projections and conflicts.
-    let live = caja_hub::store::digest(&hub.db()).unwrap();
+    let live = caja_hub::storage::digest(&hub.db()).unwrap();
     let mut hub = hub;
     hub.stop().await;
     let db = hub.db();
-    caja_hub::store::rebuild(&db).unwrap();
-    assert_eq!(caja_hub::store::digest(&db).unwrap(), live);
+    caja_hub::storage::rebuild(&db).unwrap();
+    assert_eq!(caja_hub::storage::digest(&db).unwrap(), live);
 }
 }
 
@@ -438,12 +438,12 @@ async fn a_stale_price_is_found_then_withdrawn_when_the_price_in_force_changes()
             .any(|e| e["data"]["strategy"] == "server_wins"),
         "{decided:?}"
     );
-    let live = caja_hub::store::digest(&hub.db()).unwrap();
+    let live = caja_hub::storage::digest(&hub.db()).unwrap();
     let mut hub = hub;
     hub.stop().await;
     let db = hub.db();
-    caja_hub::store::rebuild(&db).unwrap();
-    assert_eq!(caja_hub::store::digest(&db).unwrap(), live);
+    caja_hub::storage::rebuild(&db).unwrap();
+    assert_eq!(caja_hub::storage::digest(&db).unwrap(), live);
 }
 }
 
@@ -497,12 +497,12 @@ async fn a_debt_payment_whose_debt_never_arrived_is_held_reported_and_applied_la
     assert_eq!(health["consistency"]["held"], json!([]));
     assert_eq!(balance(&hub), Some(5000));
     // Fiado balances equal a rebuild from the events.
-    let live = caja_hub::store::digest(&hub.db()).unwrap();
+    let live = caja_hub::storage::digest(&hub.db()).unwrap();
     let mut hub = hub;
     hub.stop().await;
     let db = hub.db();
-    caja_hub::store::rebuild(&db).unwrap();
-    assert_eq!(caja_hub::store::digest(&db).unwrap(), live);
+    caja_hub::storage::rebuild(&db).unwrap();
+    assert_eq!(caja_hub::storage::digest(&db).unwrap(), live);
     let rebuilt: i64 = db
         .query_row(
             "SELECT balance FROM v_debt_balances WHERE customer_id = $1",

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use caja_hub::admin_client::AdminClient;
-use caja_hub::store::{Conn, Database};
+use caja_hub::storage::{Conn, Database};
 use caja_hub::workload::{Register, Workload};
 use caja_shared::entropy::SeededRandom;
 use caja_shared::event::Event;
@@ -448,7 +448,7 @@ async fn three_instances_on_one_postgres_keep_every_invariant() {
     let chain = {
         let db = db.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = caja_hub::store::open(&Database::Postgres(db)).unwrap();
+            let conn = caja_hub::storage::open(&Database::Postgres(db)).unwrap();
             let mut stmt = conn
                 .prepare(
                     "SELECT e.seq, e.hash, e.prev FROM events e JOIN stores s ON s.hub_device = e.device_id ORDER BY e.seq",

@@ -28,7 +28,7 @@ use caja_hub::config::{HubConfig, TaxAuthorityConfig};
 use caja_hub::dgii_emulator::{Emulator, Faults};
 use caja_hub::outbox::RetryPolicy;
 use caja_hub::outbox_worker::{PoolConfig, WorkerPool};
-use caja_hub::store::{Store, StoreConfig};
+use caja_hub::storage::{Store, StoreConfig};
 use caja_hub::system::{OsRandom, SystemClock};
 use caja_hub::taxgw::dgii::DgiiConfig;
 use caja_hub::taxgw::dgii_http::DgiiGateway;
@@ -370,7 +370,7 @@ async fn two_pools_race_over_a_thousand_documents_with_lost_answers_exactly_once
     let err = db
         .execute(
             "UPDATE tax_outbox SET body = $2 WHERE doc_key = $1",
-            caja_hub::store::db::params![number(numbers[0]), vec![0u8]],
+            caja_hub::storage::db::params![number(numbers[0]), vec![0u8]],
         )
         .unwrap_err();
     assert!(err.to_string().contains("never change"), "{err}");
@@ -544,7 +544,7 @@ async fn verdicts_reach_the_register_and_a_rejection_needs_a_person() {
     // found again (and stays resolved by its resolution event).
     hub.stop().await;
     let conn = hub.db();
-    caja_hub::store::rebuild(&conn).unwrap();
+    caja_hub::storage::rebuild(&conn).unwrap();
     let n: i64 = conn
         .query_row(
             "SELECT COUNT(*) FROM conflicts WHERE reason = 'fiscal_document_rejected'",
@@ -682,7 +682,7 @@ async fn a_killed_hub_process_leaves_a_lease_that_expires_and_nothing_is_sent_tw
     child.kill().unwrap();
     child.wait().unwrap();
     let db = hub.db();
-    let row = |db: &caja_hub::store::Conn| -> (Option<String>, Option<i64>, i64, String) {
+    let row = |db: &caja_hub::storage::Conn| -> (Option<String>, Option<i64>, i64, String) {
         db.query_row(
             "SELECT lease_owner, lease_until_ms, in_doubt, state FROM tax_outbox WHERE doc_key = $1",
             [number(n)],

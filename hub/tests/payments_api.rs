@@ -662,7 +662,7 @@ async fn offline_card_payments_are_reconciled_against_the_providers_webhooks() {
     let before = ids(&hub);
     let mut hub = hub;
     hub.stop().await;
-    caja_hub::store::rebuild(&hub.db()).unwrap();
+    caja_hub::storage::rebuild(&hub.db()).unwrap();
     assert!(conflicts(&hub).is_empty());
     hub.restart().await;
     // (The reconciler's first pass at start-up may be the one that does it.)

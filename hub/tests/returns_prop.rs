@@ -231,12 +231,12 @@ proptest! {
         }
         let conflicts = a.conflicts();
         prop_assert_eq!(
-            conflicts.iter().any(|c| c.reason == "over_return" && c.strategy == "manual"),
+            conflicts.iter().any(|c| c.reason.as_str() == "over_return" && c.strategy().as_str() == "manual"),
             over
         );
         // Every return without the original is a review item of its own.
         prop_assert_eq!(
-            conflicts.iter().filter(|c| c.reason == "return_original_unknown").count(),
+            conflicts.iter().filter(|c| c.reason.as_str() == "return_original_unknown").count(),
             unknown_events
         );
         let b = shuffled(&events, seed);
@@ -318,7 +318,7 @@ proptest! {
         prop_assert_eq!(balance, i128::from(credited - spent));
         let conflicts = a.conflicts();
         prop_assert_eq!(
-            conflicts.iter().any(|c| c.reason == "store_credit_overdrawn" && c.strategy == "manual"),
+            conflicts.iter().any(|c| c.reason.as_str() == "store_credit_overdrawn" && c.strategy().as_str() == "manual"),
             credited < spent
         );
         // Voids depend on their sales; any order that keeps them after.
@@ -367,7 +367,10 @@ fn two_registers_returning_the_same_line_is_an_over_return_in_the_pure_projectio
     p.apply_event(&meta(11, devices[1]), &ret(11, By::Line(0), 2000));
     let c = p.conflicts();
     assert_eq!(c.len(), 1, "{c:?}");
-    assert_eq!((c[0].reason, c[0].strategy), ("over_return", "manual"));
+    assert_eq!(
+        (c[0].reason.as_str(), c[0].strategy().as_str()),
+        ("over_return", "manual")
+    );
     assert_eq!(c[0].events.len(), 3, "the sale and both returns");
 }
 
@@ -386,12 +389,12 @@ fn a_return_without_the_original_is_reviewed_and_checked_when_the_sale_arrives()
     );
     let c = p.conflicts();
     assert_eq!(c.len(), 1, "{c:?}");
-    assert_eq!(c[0].reason, "return_original_unknown");
+    assert_eq!(c[0].reason.as_str(), "return_original_unknown");
     p.apply_event(&meta(1, devices[0]), &sale());
     p.apply_event(&meta(11, devices[0]), &ret(11, By::Line(0), 3000));
     assert_eq!(p.conflicts().len(), 1, "4.5 of 5 kg of rice returned");
     p.apply_event(&meta(12, devices[0]), &ret(12, By::Line(1), 1000));
-    let reasons: Vec<&str> = p.conflicts().iter().map(|c| c.reason).collect();
+    let reasons: Vec<&str> = p.conflicts().iter().map(|c| c.reason.as_str()).collect();
     assert!(reasons.contains(&"over_return"), "{reasons:?}");
     // A number of another store, or no sale with it, is never matched.
     let mut q = Projections::default();
@@ -403,6 +406,6 @@ fn a_return_without_the_original_is_reviewed_and_checked_when_the_sale_arrives()
         });
     }
     q.apply_event(&meta(10, devices[1]), &other);
-    let reasons: Vec<&str> = q.conflicts().iter().map(|c| c.reason).collect();
+    let reasons: Vec<&str> = q.conflicts().iter().map(|c| c.reason.as_str()).collect();
     assert_eq!(reasons, ["return_original_unknown"]);
 }

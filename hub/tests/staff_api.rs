@@ -215,11 +215,11 @@ async fn unknown_originals_store_credit_and_drawer_openings_reach_head_office() 
         .all(|e| e["data"]["approvals"][0]["name"] == "Marta"));
 
     // A rebuild from the events gives the same projections and conflicts.
-    let live = caja_hub::store::digest(&db).unwrap();
+    let live = caja_hub::storage::digest(&db).unwrap();
     let mut hub = hub;
     hub.stop().await;
-    caja_hub::store::rebuild(&db).unwrap();
-    assert_eq!(caja_hub::store::digest(&db).unwrap(), live);
+    caja_hub::storage::rebuild(&db).unwrap();
+    assert_eq!(caja_hub::storage::digest(&db).unwrap(), live);
 }
 }
 

@@ -823,8 +823,8 @@ async fn projections_after_live_ingest_equal_a_rebuild_and_the_pure_model() {
     }
     let health = hub.admin_get("/v1/health").await;
     assert_eq!(health["consistency"]["held_events"], 0, "{health}");
-    let live = caja_hub::store::digest(&hub.db()).unwrap();
-    let live_projections = caja_hub::store::projections(&hub.db()).unwrap();
+    let live = caja_hub::storage::digest(&hub.db()).unwrap();
+    let live_projections = caja_hub::storage::projections(&hub.db()).unwrap();
     // The pure model over the same set of events.
     let mut model = caja_hub::projection::Projections::default();
     for reg in &w.registers {
@@ -853,9 +853,9 @@ async fn projections_after_live_ingest_equal_a_rebuild_and_the_pure_model() {
     let mut hub = hub;
     hub.stop().await;
     let conn = hub.db();
-    let n = caja_hub::store::rebuild(&conn).unwrap();
+    let n = caja_hub::storage::rebuild(&conn).unwrap();
     assert_eq!(n, 600);
-    assert_eq!(caja_hub::store::digest(&conn).unwrap(), live);
+    assert_eq!(caja_hub::storage::digest(&conn).unwrap(), live);
     // The SQL views agree with the pure summary on stock.
     let summary = model.summary();
     let mut stmt = conn

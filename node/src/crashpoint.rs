@@ -8,8 +8,15 @@
 //! finds at the next open). Without the variable nothing can trigger: the
 //! first call reads it once, every later call is one atomic load. A value
 //! that does not parse is ignored (this is a test hook, not configuration).
+//!
+//! Only with the `crashpoints` feature (the crash-point sweep builds the
+//! binary with it). Without it — every release build — [`hit`] is an empty
+//! function and the variable is never read: a shipped register cannot be
+//! made to abort this way.
 
+#[cfg(any(test, feature = "crashpoints"))]
 use std::sync::atomic::{AtomicU64, Ordering};
+#[cfg(feature = "crashpoints")]
 use std::sync::OnceLock;
 
 /// The environment variable that arms one crash point.
@@ -37,6 +44,7 @@ pub const POINTS: &[&str] = &[
     "op:committed",
 ];
 
+#[cfg(any(test, feature = "crashpoints"))]
 #[derive(Debug)]
 struct Armed {
     point: String,
@@ -44,8 +52,10 @@ struct Armed {
     hits: AtomicU64,
 }
 
+#[cfg(feature = "crashpoints")]
 static ARMED: OnceLock<Option<Armed>> = OnceLock::new();
 
+#[cfg(any(test, feature = "crashpoints"))]
 fn parse(v: &str) -> Option<Armed> {
     let (point, nth) = v.trim().rsplit_once(':')?;
     let nth: u64 = nth.parse().ok().filter(|n| *n >= 1)?;
@@ -57,6 +67,7 @@ fn parse(v: &str) -> Option<Armed> {
 }
 
 /// Reached `point`: aborts the process if it is the armed one's `n`-th hit.
+#[cfg(feature = "crashpoints")]
 pub fn hit(point: &'static str) {
     let armed = ARMED.get_or_init(|| std::env::var(ENV).ok().and_then(|v| parse(&v)));
     if let Some(a) = armed {
@@ -67,13 +78,23 @@ pub fn hit(point: &'static str) {
     }
 }
 
+/// Reached `point`: nothing happens (built without the `crashpoints`
+/// feature; `CAJA_CRASH_AT` is not read).
+#[cfg(not(feature = "crashpoints"))]
+#[inline(always)]
+pub fn hit(_point: &'static str) {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn only_known_points_and_positive_counts_arm() {
-        assert!(parse("op:committed:3").is_some_and(|a| a.point == "op:committed" && a.nth == 3));
+        assert!(
+            parse("op:committed:3").is_some_and(|a| a.point == "op:committed"
+                && a.nth == 3
+                && a.hits.load(Ordering::SeqCst) == 0)
+        );
         assert!(parse("journal:inserted:1").is_some());
         assert!(parse("journal:inserted:0").is_none());
         assert!(parse("nowhere:1").is_none());

@@ -62,7 +62,8 @@ fn shared_has_no_io_crates_in_its_dependency_tree() {
 
 /// ring (for SHA-256, HMAC, Ed25519) brings `getrandom` along for its
 /// `SystemRandom`, so the tree alone cannot prove the core never reads the OS
-/// random source or clock: the source must not name them either.
+/// random source or clock: the source must not name them either (every file
+/// under `src/`, at any depth).
 #[test]
 fn shared_source_reads_no_clock_no_os_randomness_no_files() {
     const FORBIDDEN_APIS: &[&str] = &[
@@ -79,12 +80,14 @@ fn shared_source_reads_no_clock_no_os_randomness_no_files() {
         "Uuid::new_v4",
     ];
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let files = rust_files(&dir);
+    assert!(
+        files.iter().any(|f| f.parent() != Some(dir.as_path())),
+        "the scan must reach the subdirectories of {}: {files:?}",
+        dir.display()
+    );
     let mut checked = 0;
-    for entry in std::fs::read_dir(&dir).expect("src dir") {
-        let path = entry.expect("entry").path();
-        if path.extension().and_then(|e| e.to_str()) != Some("rs") {
-            continue;
-        }
+    for path in files {
         let text = std::fs::read_to_string(&path).expect("read source");
         for api in FORBIDDEN_APIS {
             assert!(
@@ -100,4 +103,22 @@ fn shared_source_reads_no_clock_no_os_randomness_no_files() {
         "only {checked} source files found in {}",
         dir.display()
     );
+}
+
+/// Every `.rs` file under `dir`, at any depth, sorted.
+fn rust_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if path.extension().and_then(|e| e.to_str()) == Some("rs") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
 }

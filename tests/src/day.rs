@@ -726,12 +726,12 @@ pub fn run(opts: &DayOptions, out: &mut impl Write) -> Result<DaySummary, DayErr
     drop(stmt);
     drop(hub_db);
     hub.stop().map_err(fail("hub stop"))?;
-    let conn = caja_hub::store::open_connection(&hub.dir.join(caja_hub::datadir::DB_FILE))
+    let conn = caja_hub::storage::open_connection(&hub.dir.join(caja_hub::datadir::DB_FILE))
         .map_err(fail("hub db"))?;
-    let live = caja_hub::store::digest(&conn).map_err(fail("digest"))?;
-    caja_hub::store::rebuild(&conn).map_err(fail("rebuild"))?;
+    let live = caja_hub::storage::digest(&conn).map_err(fail("digest"))?;
+    caja_hub::storage::rebuild(&conn).map_err(fail("rebuild"))?;
     check(
-        caja_hub::store::digest(&conn).map_err(fail("digest"))? == live,
+        caja_hub::storage::digest(&conn).map_err(fail("digest"))? == live,
         "hub projections equal a rebuild from its event store",
     )?;
     day.say("  hub projections equal a rebuild from its event store")?;

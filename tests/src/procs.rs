@@ -5,7 +5,11 @@
 //! crate finds the binaries beside its own test executable
 //! (`<target>/<profile>/deps/…` → `<target>/<profile>/`) and first asks cargo
 //! to build them there (`cargo build -p caja-hub -p caja-node --bins`, a no-op
-//! when they are fresh), so a test never runs a stale binary.
+//! when they are fresh), so a test never runs a stale binary. They are built
+//! with the test-only features this crate's own dependencies enable
+//! ([`TEST_FEATURES`]: the node's crash points, the hub's test support), so
+//! the libraries are the ones already built for the test and the crash-point
+//! sweep finds its points armed.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
@@ -26,6 +30,13 @@ fn perr(what: &str) -> impl Fn(String) -> ProcError + '_ {
 }
 
 static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+
+/// The features the driven binaries are built with (the same as this crate's
+/// dependencies on `caja-node` and `caja-hub` enable): `crashpoints` of
+/// caja-node, `testkit` of caja-hub. Not spelled `caja-hub/testkit`: caja-hub
+/// has itself as a dev-dependency, and cargo reads that spelling as the
+/// feature of the dependency, which a build of the binaries does not use.
+pub const TEST_FEATURES: &str = "testkit,crashpoints";
 
 /// The directory holding `caja-hub` and `caja-node`, built for this profile.
 pub fn bin_dir() -> Result<PathBuf, ProcError> {
@@ -86,6 +97,8 @@ fn build_binaries() -> Result<PathBuf, String> {
             "-p",
             "caja-node",
             "--bins",
+            "--features",
+            TEST_FEATURES,
         ])
         .arg("--profile")
         .arg(&profile)

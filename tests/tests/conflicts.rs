@@ -159,13 +159,13 @@ fn a_payment_on_a_debt_voided_elsewhere_is_resolved_by_head_office_and_reaches_b
     let live = balances(&hub.db().expect("db"));
     assert_eq!(live, vec![(customer.to_string(), sale.fiado.0 - paid.0)]);
     let digest =
-        caja_hub::store::digest(&caja_hub::store::Conn::from_sqlite(hub.db().expect("db")))
+        caja_hub::storage::digest(&caja_hub::storage::Conn::from_sqlite(hub.db().expect("db")))
             .expect("digest");
     let mut hub = hub;
     hub.stop().expect("stop");
-    let db = caja_hub::store::Conn::from_sqlite(hub.db().expect("db"));
-    caja_hub::store::rebuild(&db).expect("rebuild");
+    let db = caja_hub::storage::Conn::from_sqlite(hub.db().expect("db"));
+    caja_hub::storage::rebuild(&db).expect("rebuild");
     let raw = db.sqlite().expect("an SQLite hub");
     assert_eq!(balances(raw), live);
-    assert_eq!(caja_hub::store::digest(&db).expect("digest"), digest);
+    assert_eq!(caja_hub::storage::digest(&db).expect("digest"), digest);
 }

@@ -222,9 +222,9 @@ fn business_state(w: &World) -> (Hash256, i64, i64, i64, i64) {
     let path = sim::net::lock(&w.net).hub.db_path();
     let conn = sim::net::lock(&w.net).hub.db().expect("db");
     let n = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).expect(sql) };
-    let store_conn = caja_hub::store::open_connection(&path).expect("store connection");
+    let store_conn = caja_hub::storage::open_connection(&path).expect("store connection");
     (
-        caja_hub::store::digest(&store_conn).expect("digest"),
+        caja_hub::storage::digest(&store_conn).expect("digest"),
         n("SELECT count(*) FROM events"),
         n("SELECT count(*) FROM applied"),
         n("SELECT count(*) FROM held"),

@@ -197,11 +197,11 @@ fn three_registers_partition_heal_and_converge_exactly_once() {
     // Hub projections equal a rebuild from its event store.
     drop(hub_db);
     hub.stop().expect("stop");
-    let conn =
-        caja_hub::store::open_connection(&hub.dir.join(caja_hub::datadir::DB_FILE)).expect("open");
-    let live = caja_hub::store::digest(&conn).expect("digest");
-    caja_hub::store::rebuild(&conn).expect("rebuild");
-    assert_eq!(caja_hub::store::digest(&conn).expect("digest"), live);
+    let conn = caja_hub::storage::open_connection(&hub.dir.join(caja_hub::datadir::DB_FILE))
+        .expect("open");
+    let live = caja_hub::storage::digest(&conn).expect("digest");
+    caja_hub::storage::rebuild(&conn).expect("rebuild");
+    assert_eq!(caja_hub::storage::digest(&conn).expect("digest"), live);
 }
 
 #[test]

@@ -22,7 +22,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use caja_shared::digest::Hash256;
 
-use super::{
+use super::kernel::{
     answer, authenticated, json_bytes, param_number, query_params, signed_request, store_error,
     App, AppState, Reply,
 };

@@ -144,7 +144,7 @@ fn a_workload_has_every_kind_of_fact_and_some_conflicts() {
     }
     let s = p.summary();
     assert!(!s.shifts.is_empty() && !s.stock.is_empty() && !s.debts.is_empty());
-    let reasons: Vec<&str> = p.conflicts().iter().map(|c| c.reason).collect();
+    let reasons: Vec<&str> = p.conflicts().iter().map(|c| c.reason.as_str()).collect();
     assert!(reasons.contains(&"duplicate_fiscal_number"), "{reasons:?}");
     assert!(reasons.contains(&"debt_overpaid"), "{reasons:?}");
 }
@@ -675,7 +675,7 @@ pub(crate) mod conflicts {
                 now += 1000;
                 let body = EventBody::ConflictResolved(ConflictResolved {
                     conflict_id: c.conflict_id,
-                    strategy: c.strategy.into(),
+                    strategy: c.strategy().as_str().into(),
                     winner: c.events.iter().next().copied().filter(|_| i % 4 == 0),
                     resolved_by: "ops".into(),
                     note: format!("case {i}"),
@@ -696,7 +696,7 @@ pub(crate) mod conflicts {
         let (p, applied) = replay(&chains, 3);
         assert_eq!(applied, chains.iter().map(Vec::len).sum::<usize>());
         let states = p.conflict_states();
-        let reasons: BTreeSet<&str> = states.iter().map(|s| s.conflict.reason).collect();
+        let reasons: BTreeSet<&str> = states.iter().map(|s| s.conflict.reason.as_str()).collect();
         for want in [
             "payment_on_voided_debt",
             "stale_price",
@@ -746,14 +746,12 @@ pub(crate) mod conflicts {
 
     #[test]
     fn a_later_candidate_reopens_a_resolved_conflict() {
-        let c = Conflict {
-            conflict_id: conflict_id("debt_overpaid", "debt:x"),
-            reason: "debt_overpaid",
-            strategy: "manual",
-            store: STORE.parse().unwrap(),
-            subject: "debt:x".into(),
-            events: ["019aaf70-d618-7000-8000-000000000001".parse().unwrap()].into(),
-        };
+        let c = Conflict::new(
+            ConflictReason::DebtOverpaid,
+            Subject::Debt("019aaf70-d618-7000-8000-0000000000de".parse().unwrap()),
+            STORE.parse().unwrap(),
+            ["019aaf70-d618-7000-8000-000000000001".parse().unwrap()].into(),
+        );
         let r = Fact::Resolution {
             event_id: "019aaf70-d618-7000-8000-0000000000f1".parse().unwrap(),
             store: c.store,

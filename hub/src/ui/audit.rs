@@ -23,8 +23,10 @@ use maud::html;
 use crate::audit_export::{self, ENTRIES_FILE, LEAF_HASHES_FILE, PUBKEY_FILE, STH_FILE};
 use crate::system::OsRandom;
 use crate::ui::layout::{self, error, html_response, redirect, Nav};
+use crate::ui::session::{self, Operator};
+use crate::ui::state::{notice, UiState, HEAD_OFFICE_OFFSET};
 use crate::ui::tar;
-use crate::ui::{notice, session, text, Operator, UiState, HEAD_OFFICE_OFFSET};
+use crate::ui::text;
 
 type Ui = State<Arc<UiState>>;
 

@@ -15,10 +15,12 @@ use caja_shared::ids::{ConflictId, EventId};
 use maud::{html, Markup};
 
 use crate::conflict::ResolveRequest;
-use crate::store::{ConflictInfo, DeviceInfo, EventSummary, StateFilter, StoreInfo};
+use crate::storage::{ConflictInfo, DeviceInfo, EventSummary, StateFilter, StoreInfo};
+use crate::ui::layout::offset_of;
 use crate::ui::layout::{self, error, html_response, money, redirect, Nav};
-use crate::ui::overview::offset_of;
-use crate::ui::{notice, text, Operator, UiState, HEAD_OFFICE_OFFSET};
+use crate::ui::session::Operator;
+use crate::ui::state::{notice, UiState, HEAD_OFFICE_OFFSET};
+use crate::ui::text;
 
 type Ui = State<Arc<UiState>>;
 
@@ -49,7 +51,7 @@ pub(crate) async fn list(State(ui): Ui, headers: HeaderMap, uri: Uri) -> Respons
     let row = |c: &ConflictInfo| {
         html! {
             tr {
-                th scope="row" { a href={"/ui/conflicts/" (c.conflict_id)} { (text::conflict_reason(&c.reason)) } }
+                th scope="row" { a href={"/ui/conflicts/" (c.conflict_id)} { (text::conflict_reason(c.reason)) } }
                 td { (store_name(&stores, c)) }
                 td { code { (c.subject) } }
                 td class="num" { (c.candidates.len()) }
@@ -209,7 +211,7 @@ pub(crate) async fn detail(
         .map_or(HEAD_OFFICE_OFFSET, offset_of);
     let content = html! {
         dl {
-            dt { (text::COL_REASON) } dd { (text::conflict_reason(&c.reason)) " " code { "(" (c.reason) ")" } }
+            dt { (text::COL_REASON) } dd { (text::conflict_reason(c.reason)) " " code { "(" (c.reason) ")" } }
             dt { (text::COL_STRATEGY) } dd { (c.strategy) }
             dt { (text::COL_STORE) } dd { (store_name(&stores, &c)) }
             dt { (text::COL_SUBJECT) } dd { code { (c.subject) } }
@@ -247,7 +249,7 @@ pub(crate) async fn detail(
         layout::page(
             &op,
             Nav::Conflicts,
-            &text::conflict_title(&c.reason),
+            &text::conflict_title(c.reason),
             notice(uri.query()),
             content,
         ),

@@ -13,10 +13,11 @@ use caja_shared::fiscal::{format_number, NumberStatus};
 use maud::html;
 
 use crate::fiscal::SeriesReport;
-use crate::store::FiscalHealth;
+use crate::storage::FiscalHealth;
 use crate::ui::chart::{self, Bar};
 use crate::ui::layout::{self, count, error, html_response, Nav};
-use crate::ui::{text, UiState};
+use crate::ui::state::UiState;
+use crate::ui::text;
 
 type Ui = State<Arc<UiState>>;
 
@@ -104,7 +105,7 @@ pub(crate) async fn page(State(ui): Ui, headers: HeaderMap) -> Response {
 async fn one_report(
     ui: &UiState,
     series_id: &str,
-) -> Result<Option<SeriesReport>, crate::store::StoreError> {
+) -> Result<Option<SeriesReport>, crate::storage::StoreError> {
     Ok(ui
         .app
         .store

@@ -14,9 +14,10 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use maud::html;
 
-use crate::store::DeviceInfo;
+use crate::storage::DeviceInfo;
 use crate::ui::layout::{self, error, html_response, redirect, Nav};
-use crate::ui::{notice, text, UiState, HEAD_OFFICE_OFFSET};
+use crate::ui::state::{notice, UiState, HEAD_OFFICE_OFFSET};
+use crate::ui::text;
 
 type Ui = State<Arc<UiState>>;
 

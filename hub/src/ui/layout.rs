@@ -1,15 +1,18 @@
 //! The page shell (header, navigation, main), responses of the dashboard, and
-//! how values are written for a person (money, times, ages).
+//! how values are written for a person (money, times, ages, zones, status
+//! badges).
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
-use caja_shared::localtime::{LocalDateTime, UtcOffset};
+use caja_shared::localtime::{zone_offset, LocalDateTime, UtcOffset};
 use caja_shared::money::Money;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
+use crate::health::Overall;
+use crate::storage::{DeviceInfo, StoreInfo};
+use crate::ui::session::Operator;
 use crate::ui::text;
-use crate::ui::Operator;
 
 /// The sections of the navigation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,6 +222,32 @@ pub fn duration(ms: i64) -> String {
 /// An inline SVG made by a library, trusted (it is ours: the QR renderer).
 pub fn trusted_svg(svg: String) -> Markup {
     PreEscaped(svg)
+}
+
+/// The badge of an `overall`.
+pub fn overall_badge(o: Overall) -> Markup {
+    let (class, label) = match o {
+        Overall::Healthy => ("badge ok", text::OVERALL_HEALTHY),
+        Overall::Degraded => ("badge warn", text::OVERALL_DEGRADED),
+        Overall::Critical => ("badge bad", text::OVERALL_CRITICAL),
+    };
+    html! { span class=(class) { (label) } }
+}
+
+/// The store's zone offset (Santo Domingo when unknown).
+pub fn offset_of(store: &StoreInfo) -> UtcOffset {
+    zone_offset(&store.time_zone).unwrap_or(UtcOffset::SANTO_DOMINGO)
+}
+
+/// A register's status as a badge.
+pub fn device_status(d: &DeviceInfo) -> Markup {
+    if d.revoked_at_ms.is_some() {
+        html! { span class="badge bad" { (text::STATUS_REVOKED) } }
+    } else if d.quarantined_at_ms.is_some() {
+        html! { span class="badge bad" { (text::STATUS_QUARANTINED) } }
+    } else {
+        html! { span class="badge ok" { (text::STATUS_ACTIVE) } }
+    }
 }
 
 #[cfg(test)]

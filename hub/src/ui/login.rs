@@ -19,9 +19,10 @@ use crate::system::OsRandom;
 use crate::ui::form::Form;
 use crate::ui::layout::{bare, html_response, redirect};
 use crate::ui::session::{self, COOKIE_PATH, LOGIN_COOKIE, SESSION_COOKIE};
-use crate::ui::{text, FORM_LIMIT_BYTES};
+use crate::ui::state::FORM_LIMIT_BYTES;
+use crate::ui::text;
 
-type Ui = State<Arc<crate::ui::UiState>>;
+type Ui = State<Arc<crate::ui::state::UiState>>;
 
 /// Longest operator name.
 pub const MAX_NAME: usize = 100;
@@ -54,7 +55,7 @@ fn with_cookie(mut r: Response, cookie: &str) -> Response {
 
 /// The form with a fresh double-submit token in its cookie.
 fn form_page(
-    ui: &crate::ui::UiState,
+    ui: &crate::ui::state::UiState,
     status: StatusCode,
     name: &str,
     message: Option<&str>,

@@ -1,4 +1,4 @@
-//! The head-office dashboard (issue #14), served by `caja-hub serve` under
+//! The head-office dashboard, served by `caja-hub serve` under
 //! `/ui/`: server-rendered HTML (maud, compiled into the binary), charts as
 //! inline SVG, one small script, every asset inside the binary.
 //!
@@ -11,12 +11,14 @@
 //! the hub's persisted token buckets.
 //!
 //! One module per page or concept: `login`, `overview`, `stores`, `sync`,
-//! `held`, `conflicts`, `stock`, `fiscal`, `outbox`, `audit`; the pure parts
-//! are `form`, `session`, `chart`, `tar`; every Spanish sentence is in
-//! `text`.
+//! `held`, `conflicts`, `stock`, `fiscal`, `outbox`, `audit`; what they share
+//! is `state` (the handlers' state, the operator's checks) and `layout` (the
+//! page shell and how values are written); the pure parts are `form`,
+//! `session`, `chart`, `tar`; every Spanish sentence is in `text`. This file
+//! holds the router only: no page module imports it.
 //!
 //! Architecture invariant: no SQL here (the store's methods, and
-//! `store::dashboard` for the dashboard's own reads); no business decision
+//! `storage::dashboard` for the dashboard's own reads); no business decision
 //! here (they are the same store methods the admin API calls); a GET never
 //! changes state.
 
@@ -34,6 +36,7 @@ mod layout;
 mod login;
 mod outbox;
 mod overview;
+mod state;
 mod stock;
 mod stores;
 mod sync;
@@ -41,49 +44,18 @@ mod sync;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
-use caja_shared::digest::Hash256;
-use caja_shared::localtime::UtcOffset;
 
+pub use session::Operator;
+pub use state::{UiState, FORM_LIMIT_BYTES, HEAD_OFFICE_OFFSET};
 pub use stores::qr_svg;
 
 use crate::http::AppState;
-use crate::store::StoreError;
-use form::Form;
-use layout::error;
-
-/// Largest form body the dashboard accepts.
-pub const FORM_LIMIT_BYTES: usize = 64 * 1024;
-
-/// The zone times are shown in when no store is concerned (head office's).
-pub const HEAD_OFFICE_OFFSET: UtcOffset = UtcOffset::SANTO_DOMINGO;
-
-/// What the dashboard's handlers share.
-#[derive(Debug)]
-pub struct UiState {
-    /// The hub's handler state (store, configuration, admin token, key).
-    pub app: Arc<AppState>,
-    /// The hub's data directory (for the audit export).
-    pub data_dir: PathBuf,
-}
-
-/// A signed-in operator.
-#[derive(Debug, Clone)]
-pub struct Operator {
-    /// The name they signed in with.
-    pub name: String,
-    /// Their session's CSRF token.
-    pub csrf: String,
-    /// Their session (its stored hash).
-    pub session: Hash256,
-}
 
 /// The dashboard's routes, with their own state, body limit and headers; the
 /// hub's concurrency guard and request metrics around each.
@@ -166,85 +138,4 @@ async fn script() -> Response {
         include_str!("assets/app.js"),
         "text/javascript; charset=utf-8",
     )
-}
-
-impl UiState {
-    /// The signed-in operator, or the answer that sends the browser to the
-    /// login page.
-    pub(crate) async fn operator(&self, headers: &HeaderMap) -> Result<Operator, Response> {
-        let cookies = headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok());
-        let Some(id) =
-            session::cookie(cookies, session::SESSION_COOKIE).filter(|v| session::is_secret(v))
-        else {
-            return Err(layout::redirect("/ui/login"));
-        };
-        let hash = session::session_hash(id);
-        match self.app.store.ui_session(hash).await {
-            Ok(Some(s)) => Ok(Operator {
-                name: s.operator,
-                csrf: s.csrf,
-                session: hash,
-            }),
-            Ok(None) => Err(layout::redirect("/ui/login")),
-            Err(e) => Err(self.failure(None, e)),
-        }
-    }
-
-    /// A form of a signed-in operator whose CSRF token matches; otherwise the
-    /// refusal (nothing is changed).
-    pub(crate) async fn form(
-        &self,
-        headers: &HeaderMap,
-        body: Result<Bytes, BytesRejection>,
-    ) -> Result<(Operator, Form), Response> {
-        let op = self.operator(headers).await?;
-        let body = body.map_err(|rej| {
-            let status = if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                StatusCode::PAYLOAD_TOO_LARGE
-            } else {
-                StatusCode::BAD_REQUEST
-            };
-            error(status, Some(&op), text::FORM_MALFORMED)
-        })?;
-        let form = Form::parse(&body)
-            .map_err(|e| error(StatusCode::BAD_REQUEST, Some(&op), &e.for_person()))?;
-        if !session::tokens_match(&op.csrf, form.get("csrf").unwrap_or("")) {
-            tracing::warn!(operator = %op.name, "dashboard form refused: missing or wrong CSRF token");
-            return Err(error(StatusCode::FORBIDDEN, Some(&op), text::CSRF_REFUSED));
-        }
-        Ok((op, form))
-    }
-
-    /// The answer to a storage failure (logged; the person gets a sentence).
-    pub(crate) fn failure(&self, op: Option<&Operator>, e: StoreError) -> Response {
-        match e {
-            StoreError::Overloaded => error(StatusCode::TOO_MANY_REQUESTS, op, text::BUSY),
-            StoreError::Closed => error(StatusCode::SERVICE_UNAVAILABLE, op, text::BUSY),
-            other => {
-                tracing::error!(error = %other, "dashboard: storage failure");
-                error(StatusCode::INTERNAL_SERVER_ERROR, op, text::STORAGE_FAILED)
-            }
-        }
-    }
-
-    /// The answer to a refusal of the store (an `ApiError`): its status, and
-    /// its message in the person's words where we have them.
-    pub(crate) fn refused(&self, op: &Operator, e: &crate::wire::ApiError) -> Response {
-        let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-        error(
-            status,
-            Some(op),
-            &text::refusal(e.error, e.field.as_deref(), &e.message),
-        )
-    }
-}
-
-/// The notice a redirect after a form asks for (`?ok=<code>`): only known
-/// codes are shown, nothing from the URL is echoed.
-pub(crate) fn notice(query: Option<&str>) -> Option<&'static str> {
-    let code = query?.split('&').find_map(|p| p.strip_prefix("ok="))?;
-    text::notice(code)
 }

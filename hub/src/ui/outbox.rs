@@ -13,7 +13,8 @@ use maud::html;
 
 use crate::outbox::DocState;
 use crate::ui::layout::{self, html_response, Nav};
-use crate::ui::{text, UiState, HEAD_OFFICE_OFFSET};
+use crate::ui::state::{UiState, HEAD_OFFICE_OFFSET};
+use crate::ui::text;
 
 type Ui = State<Arc<UiState>>;
 
@@ -100,7 +101,7 @@ pub(crate) async fn page(State(ui): Ui, headers: HeaderMap) -> Response {
 }
 
 /// The authority's messages, or the last failure of an undecided document.
-fn messages(d: &crate::store::DocInfo) -> String {
+fn messages(d: &crate::storage::DocInfo) -> String {
     let from_authority: Vec<String> = d
         .messages
         .as_ref()

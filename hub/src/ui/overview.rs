@@ -8,31 +8,22 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
-use caja_shared::localtime::{zone_offset, LocalDateTime, UtcOffset};
-use maud::{html, Markup};
+use caja_shared::localtime::{LocalDateTime, UtcOffset};
+use maud::html;
 
-use crate::health::{self, HealthReport, Overall};
-use crate::store::{HealthInputs, HourlySales, StoreInfo};
+use crate::health::{self, HealthReport};
+use crate::storage::{HealthInputs, HourlySales};
 use crate::ui::chart::{self, Bar};
-use crate::ui::layout::{self, html_response, money, Nav};
+use crate::ui::layout::{self, html_response, money, offset_of, overall_badge, Nav};
+use crate::ui::state::{notice, UiState};
 use crate::ui::sync::in_contact;
-use crate::ui::{notice, text, UiState};
+use crate::ui::text;
 
 type Ui = State<Arc<UiState>>;
 
 const HOUR_MS: i64 = 3_600_000;
 /// Hours in the sales chart.
 pub const SALES_HOURS: i64 = 24;
-
-/// The badge of an `overall`.
-pub fn overall_badge(o: Overall) -> Markup {
-    let (class, label) = match o {
-        Overall::Healthy => ("badge ok", text::OVERALL_HEALTHY),
-        Overall::Degraded => ("badge warn", text::OVERALL_DEGRADED),
-        Overall::Critical => ("badge bad", text::OVERALL_CRITICAL),
-    };
-    html! { span class=(class) { (label) } }
-}
 
 /// Why the hub is not healthy, in the operator's words (the same rules as
 /// `health::report_with`, whose own reasons are for logs, in English).
@@ -91,11 +82,6 @@ pub fn reasons(inputs: &HealthInputs, report: &HealthReport, now_ms: i64) -> Vec
         out.extend(report.reasons.iter().cloned());
     }
     out
-}
-
-/// The store's zone offset (Santo Domingo when unknown).
-pub fn offset_of(store: &StoreInfo) -> UtcOffset {
-    zone_offset(&store.time_zone).unwrap_or(UtcOffset::SANTO_DOMINGO)
 }
 
 /// The 24 bars of one store, the first hour starting at `since_ms`.

@@ -1,5 +1,6 @@
-//! Dashboard sessions and anti-forgery tokens, the pure part: secrets, what
-//! is stored of them, cookie headers, constant-time comparison.
+//! Dashboard sessions and anti-forgery tokens, the pure part: the signed-in
+//! [`Operator`], secrets, what is stored of them, cookie headers,
+//! constant-time comparison.
 //!
 //! A session id is 32 random bytes (hex) held by the browser in the
 //! `caja_sesion` cookie (`HttpOnly`, `SameSite=Strict`, `Path=/ui`, `Secure`
@@ -13,6 +14,17 @@
 
 use caja_shared::digest::Hash256;
 use caja_shared::entropy::RandomSource;
+
+/// A signed-in operator.
+#[derive(Debug, Clone)]
+pub struct Operator {
+    /// The name they signed in with.
+    pub name: String,
+    /// Their session's CSRF token.
+    pub csrf: String,
+    /// Their session (its stored hash).
+    pub session: Hash256,
+}
 
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "caja_sesion";

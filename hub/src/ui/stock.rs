@@ -13,7 +13,8 @@ use maud::html;
 
 use crate::escrow::AlertDecision;
 use crate::ui::layout::{self, error, html_response, qty, redirect, Nav};
-use crate::ui::{notice, text, UiState};
+use crate::ui::state::{notice, UiState};
+use crate::ui::text;
 
 type Ui = State<Arc<UiState>>;
 

@@ -16,11 +16,13 @@ use maud::{html, Markup};
 use qrcode::render::svg;
 use qrcode::{EcLevel, QrCode};
 
-use crate::store::{DeviceInfo, StoreInfo};
+use crate::storage::{DeviceInfo, StoreInfo};
 use crate::ui::form::FormError;
-use crate::ui::layout::{self, error, html_response, redirect, Nav};
-use crate::ui::overview::offset_of;
-use crate::ui::{notice, text, Operator, UiState, HEAD_OFFICE_OFFSET};
+use crate::ui::layout::offset_of;
+use crate::ui::layout::{self, device_status, error, html_response, redirect, Nav};
+use crate::ui::session::Operator;
+use crate::ui::state::{notice, UiState, HEAD_OFFICE_OFFSET};
+use crate::ui::text;
 
 type Ui = State<Arc<UiState>>;
 
@@ -60,17 +62,6 @@ pub fn qr_svg(data: &str, label: &str) -> Option<String> {
         &format!("<svg role=\"img\" aria-label=\"{label}\" "),
         1,
     ))
-}
-
-/// A register's status as a badge.
-pub fn device_status(d: &DeviceInfo) -> Markup {
-    if d.revoked_at_ms.is_some() {
-        html! { span class="badge bad" { (text::STATUS_REVOKED) } }
-    } else if d.quarantined_at_ms.is_some() {
-        html! { span class="badge bad" { (text::STATUS_QUARANTINED) } }
-    } else {
-        html! { span class="badge ok" { (text::STATUS_ACTIVE) } }
-    }
 }
 
 fn store_section(op: &Operator, s: &StoreInfo, devices: &[&DeviceInfo]) -> Markup {

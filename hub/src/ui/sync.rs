@@ -17,12 +17,12 @@ use maud::html;
 use crate::health;
 use caja_shared::ids::DeviceId;
 
-use crate::store::{DeviceInfo, StoreInfo};
+use crate::storage::{DeviceInfo, StoreInfo};
 use crate::ui::chart::{self, Bar};
 use crate::ui::layout::{self, html_response, Nav};
-use crate::ui::overview::{offset_of, overall_badge};
-use crate::ui::stores::device_status;
-use crate::ui::{text, UiState};
+use crate::ui::layout::{device_status, offset_of, overall_badge};
+use crate::ui::state::UiState;
+use crate::ui::text;
 
 type Ui = State<Arc<UiState>>;
 
@@ -113,7 +113,7 @@ pub(crate) async fn page(State(ui): Ui, headers: HeaderMap) -> Response {
             tbody {
                 @for d in &inputs.devices {
                     @let store: Option<&StoreInfo> = store_of(d);
-                    @let offset = store.map_or(crate::ui::HEAD_OFFICE_OFFSET, offset_of);
+                    @let offset = store.map_or(crate::ui::state::HEAD_OFFICE_OFFSET, offset_of);
                     tr id={"caja-" (d.device)} {
                         th scope="row" { (name_of(d)) }
                         td {

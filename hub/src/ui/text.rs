@@ -2,6 +2,7 @@
 //! place. Codes stay in English in the code and in the API; here they get
 //! the words head office reads.
 
+use crate::conflict::ConflictReason;
 use caja_shared::fiscal::NumberStatus;
 
 // ---- Shell and navigation ----------------------------------------------------
@@ -525,23 +526,30 @@ pub fn open_conflicts(n: usize) -> String {
     format!("Conflictos abiertos ({n})")
 }
 
-/// A conflict reason for a person.
-pub fn conflict_reason(reason: &str) -> String {
+/// A conflict reason for a person (a reason without its own sentence shows
+/// its stored name).
+pub fn conflict_reason(reason: ConflictReason) -> String {
     match reason {
-        "duplicate_fiscal_number" => "Número fiscal usado dos veces".into(),
-        "debt_overpaid" => "Deuda pagada de más".into(),
-        "payment_on_voided_debt" => "Abono a una deuda cuya venta fue anulada".into(),
-        "stale_price" => "Venta con un precio viejo".into(),
-        "hub_kind_from_register" => "Una caja escribió un evento que solo escribe el hub".into(),
-        "over_return" => "Se devolvió más de lo vendido".into(),
-        "card_payment_amount_mismatch" => "Pago con tarjeta por otro monto".into(),
-        "card_payment_unconfirmed" => "Pago con tarjeta sin confirmar por el proveedor".into(),
-        other => format!("Conflicto «{other}»"),
+        ConflictReason::DuplicateFiscalNumber => "Número fiscal usado dos veces".into(),
+        ConflictReason::DebtOverpaid => "Deuda pagada de más".into(),
+        ConflictReason::PaymentOnVoidedDebt => "Abono a una deuda cuya venta fue anulada".into(),
+        ConflictReason::StalePrice => "Venta con un precio viejo".into(),
+        ConflictReason::HubKindFromRegister => {
+            "Una caja escribió un evento que solo escribe el hub".into()
+        }
+        ConflictReason::OverReturn => "Se devolvió más de lo vendido".into(),
+        ConflictReason::CardPaymentAmountMismatch => "Pago con tarjeta por otro monto".into(),
+        ConflictReason::CardPaymentUnconfirmed => {
+            "Pago con tarjeta sin confirmar por el proveedor".into()
+        }
+        ConflictReason::StoreCreditOverdrawn
+        | ConflictReason::ReturnOriginalUnknown
+        | ConflictReason::FiscalDocumentRejected => format!("Conflicto «{reason}»"),
     }
 }
 
 /// A conflict page's title.
-pub fn conflict_title(reason: &str) -> String {
+pub fn conflict_title(reason: ConflictReason) -> String {
     format!("Conflicto: {}", conflict_reason(reason))
 }
 

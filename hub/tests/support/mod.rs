@@ -132,8 +132,8 @@ impl TestHub {
     }
 
     /// A connection to the hub's database (SQLite file or PostgreSQL).
-    pub fn db(&self) -> caja_hub::store::Conn {
-        caja_hub::store::open_detached(&self.cfg.database(&self.data_dir())).unwrap()
+    pub fn db(&self) -> caja_hub::storage::Conn {
+        caja_hub::storage::open_detached(&self.cfg.database(&self.data_dir())).unwrap()
     }
 
     /// Stops the hub gracefully and starts it again on a new port.
@@ -252,7 +252,7 @@ impl TestHub {
     pub fn business_state(&self) -> (i64, i64, i64, String) {
         let db = self.db();
         let count = |sql: &str| db.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
-        let digest = caja_hub::store::digest(&db).unwrap().to_hex();
+        let digest = caja_hub::storage::digest(&db).unwrap().to_hex();
         (
             count("SELECT COUNT(*) FROM events"),
             count("SELECT COUNT(*) FROM applied"),

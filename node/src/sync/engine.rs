@@ -28,7 +28,7 @@ use crate::journal::{self, DeviceRecord, Journal, JournalError};
 use crate::keyfile::{self, KeyFileError};
 
 mod audit;
-pub use audit::{hub_log_status, reset_hub_trust, HubLogStatus};
+pub use crate::sync::state::{hub_log_status, reset_hub_trust, HubLogStatus};
 
 /// The sync engine's limits, all named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -195,3 +195,37 @@ pub fn distrust(conn: &Connection, problem: &str, now_ms: i64) -> rusqlite::Resu
     )?;
     Ok(())
 }
+
+/// Trust in the hub's audit log, as `caja-node status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HubLogStatus {
+    /// `unverified` (no head checked yet), `ok` or `critical`.
+    pub trust: String,
+    /// Size of the last verified tree.
+    pub tree_size: Option<u64>,
+    /// Its root.
+    pub root: Option<String>,
+    /// When it was verified, UTC ms.
+    pub verified_ms: Option<i64>,
+    /// What made the hub `critical`.
+    pub problem: Option<String>,
+}
+
+/// Reads the stored trust state.
+pub fn hub_log_status(conn: &Connection) -> Result<HubLogStatus, rusqlite::Error> {
+    let (trust, tree_size, root, verified_ms, problem) = hub_audit(conn)?;
+    Ok(HubLogStatus {
+        trust,
+        tree_size: tree_size.and_then(|n| u64::try_from(n).ok()),
+        root,
+        verified_ms,
+        problem,
+    })
+}
+
+/// Clears a `critical` mark after a person has looked into it (the hub was
+/// restored or re-keyed on purpose): the next round starts over from the hub's
+/// current head. The journal is not touched.
+pub fn reset_hub_trust(conn: &Connection) -> Result<(), rusqlite::Error> {
+    reset_hub_audit(conn)
+}

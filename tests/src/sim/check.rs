@@ -691,10 +691,10 @@ fn hub_rebuild(w: &mut World) -> Result<(), SimError> {
         n.hub.close();
         n.hub.db_path()
     };
-    let conn = caja_hub::store::open_connection(&path).map_err(sql)?;
-    let live = caja_hub::store::digest(&conn).map_err(|e| fail(e.to_string()))?;
-    caja_hub::store::rebuild(&conn).map_err(|e| fail(e.to_string()))?;
-    let rebuilt = caja_hub::store::digest(&conn).map_err(|e| fail(e.to_string()))?;
+    let conn = caja_hub::storage::open_connection(&path).map_err(sql)?;
+    let live = caja_hub::storage::digest(&conn).map_err(|e| fail(e.to_string()))?;
+    caja_hub::storage::rebuild(&conn).map_err(|e| fail(e.to_string()))?;
+    let rebuilt = caja_hub::storage::digest(&conn).map_err(|e| fail(e.to_string()))?;
     w.checks += 1;
     if live != rebuilt {
         return Err(fail(format!(

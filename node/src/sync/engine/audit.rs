@@ -1,6 +1,6 @@
 //! The hub's audit log as a register checks it at every sync round (DESIGN
 //! "Audit log v1"): the register keeps the last signed tree head it verified
-//! (`hub_audit`, migration 0005) and, each round, fetches the hub's latest one,
+//! (`hub_audit`, migration 0008) and, each round, fetches the hub's latest one,
 //! checks its Ed25519 signature with the hub key from enrollment, and checks
 //! with an RFC 9162 consistency proof that the new tree extends the old one.
 //!
@@ -18,43 +18,9 @@ use rusqlite::Connection;
 
 use super::{SyncEngine, SyncError};
 use crate::sync::client::HubError;
-use crate::sync::state;
+use crate::sync::state::{self, hub_log_status};
 use caja_shared::clock::Clock;
 use caja_shared::entropy::RandomSource;
-
-/// Trust in the hub's audit log, as `caja-node status` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct HubLogStatus {
-    /// `unverified` (no head checked yet), `ok` or `critical`.
-    pub trust: String,
-    /// Size of the last verified tree.
-    pub tree_size: Option<u64>,
-    /// Its root.
-    pub root: Option<String>,
-    /// When it was verified, UTC ms.
-    pub verified_ms: Option<i64>,
-    /// What made the hub `critical`.
-    pub problem: Option<String>,
-}
-
-/// Reads the stored trust state.
-pub fn hub_log_status(conn: &Connection) -> Result<HubLogStatus, rusqlite::Error> {
-    let (trust, tree_size, root, verified_ms, problem) = state::hub_audit(conn)?;
-    Ok(HubLogStatus {
-        trust,
-        tree_size: tree_size.and_then(|n| u64::try_from(n).ok()),
-        root,
-        verified_ms,
-        problem,
-    })
-}
-
-/// Clears a `critical` mark after a person has looked into it (the hub was
-/// restored or re-keyed on purpose): the next round starts over from the hub's
-/// current head. The journal is not touched.
-pub fn reset_hub_trust(conn: &Connection) -> Result<(), rusqlite::Error> {
-    state::reset_hub_audit(conn)
-}
 
 fn previous(conn: &Connection) -> Result<Option<(u64, Hash256)>, SyncError> {
     let row = state::verified_head(conn)?;

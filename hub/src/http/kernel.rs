@@ -1,0 +1,333 @@
+//! What every HTTP handler module shares: the state ([`AppState`]), the
+//! concurrency guard, error and JSON answers, request reading (body limit,
+//! signed requests, JSON and canonical bodies, query parameters, cursors)
+//! and the hub-events answer of signed device requests.
+//!
+//! Invariant: imports no handler module; handler modules and the router
+//! import it.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::middleware::Next;
+use axum::response::Response;
+use caja_shared::ids::DeviceId;
+use caja_shared::key::HubSigningKey;
+use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
+
+use crate::auth::{self, AdminToken, SignedRequest};
+use crate::config::HubConfig;
+use crate::hubchain;
+use crate::metrics::{Metrics, Route, RouteStatus};
+use crate::storage::{Answer, DeviceCtx, Store, StoreError};
+use crate::wire::ApiError;
+use caja_shared::canonical;
+use caja_shared::digest::Hash256;
+
+/// Default page size of pull and own.
+pub const DEFAULT_PAGE: usize = 500;
+
+/// What every handler shares.
+#[derive(Debug)]
+pub struct AppState {
+    /// Storage.
+    pub store: Store,
+    /// Configuration.
+    pub cfg: Arc<HubConfig>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// The admin token check.
+    pub admin: AdminToken,
+    /// The hub's Ed25519 key (signs hub checkpoints).
+    pub hub_key: HubSigningKey,
+    /// Requests in flight.
+    pub limiter: Arc<Semaphore>,
+    /// Push bodies being parsed at once (about one per core): bounds the CPU
+    /// and the memory that parsed-but-not-yet-written batches take.
+    pub parsers: Arc<Semaphore>,
+}
+
+pub(crate) type App = State<Arc<AppState>>;
+
+pub(crate) type Reply = Result<Response, ApiError>;
+
+/// Concurrency limit and request metrics around every matched route.
+pub(crate) async fn guard(State(app): App, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let started = Instant::now();
+    let response = match app.limiter.clone().try_acquire_owned() {
+        Err(_) => {
+            let e = ApiError::overloaded("too many requests in flight", 1);
+            app.metrics.reject(e.error);
+            tracing::warn!(route, "request refused: concurrency limit");
+            error_response(&e)
+        }
+        Ok(permit) => {
+            app.metrics.in_flight.inc();
+            let r = next.run(req).await;
+            app.metrics.in_flight.dec();
+            drop(permit);
+            r
+        }
+    };
+    app.metrics
+        .requests
+        .get_or_create(&RouteStatus {
+            route: route.clone(),
+            status: response.status().as_u16().to_string(),
+        })
+        .inc();
+    app.metrics
+        .durations
+        .get_or_create(&Route { route })
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+pub(crate) async fn not_found() -> Response {
+    error_response(&ApiError::not_found("no such endpoint"))
+}
+
+/// An error answer: JSON body, `Retry-After` for 429/503.
+pub fn error_response(e: &ApiError) -> Response {
+    let mut r = Response::new(Body::from(e.to_json()));
+    *r.status_mut() = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some(s) = e.retry_after_s {
+        if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    r
+}
+
+pub(crate) fn json_bytes(body: Vec<u8>) -> Response {
+    body_with_type(body, "application/json")
+}
+
+/// A 200 answer with `body` as `content_type`.
+pub(crate) fn body_with_type(body: impl Into<Body>, content_type: &'static str) -> Response {
+    let mut r = Response::new(body.into());
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+pub(crate) fn json<T: serde::Serialize>(v: &T) -> Reply {
+    serde_json::to_vec(v)
+        .map(json_bytes)
+        .map_err(|_| ApiError::internal())
+}
+
+impl AppState {
+    /// Turns a handler's result into the answer, counting and logging rejections.
+    pub(crate) fn respond(&self, route: &str, r: Reply) -> Response {
+        match r {
+            Ok(resp) => resp,
+            Err(e) => {
+                self.metrics.reject(e.error);
+                if e.status >= 500 {
+                    tracing::error!(route, code = e.error, "request failed");
+                } else {
+                    tracing::warn!(route, status = e.status, code = e.error, field = e.field.as_deref().unwrap_or(""), reason = %e.message, "request rejected");
+                }
+                error_response(&e)
+            }
+        }
+    }
+
+    pub(crate) fn admin_only(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let value = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if self.admin.check(value) {
+            Ok(())
+        } else {
+            Err(ApiError::unauthorized(
+                "bad_admin_token",
+                "this endpoint needs Authorization: Bearer <admin token>",
+                self.store.now_ms(),
+            ))
+        }
+    }
+}
+
+/// Maps a storage failure to an answer (the cause is logged).
+pub(crate) fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Overloaded => ApiError::overloaded("the ingest queue is full", 1),
+        StoreError::Closed => ApiError::unavailable(),
+        other => {
+            tracing::error!(error = %other, "storage failure");
+            ApiError::internal()
+        }
+    }
+}
+
+pub(crate) fn answer<T>(r: Result<Answer<T>, StoreError>) -> Result<T, ApiError> {
+    r.map_err(store_error)?
+}
+
+pub(crate) fn body_bytes(
+    body: Result<Bytes, BytesRejection>,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    body.map_err(|rej| {
+        if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large(limit)
+        } else {
+            ApiError::invalid("$", "the body could not be read")
+        }
+    })
+}
+
+pub(crate) fn signed_request(
+    app: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<SignedRequest, ApiError> {
+    let get = |name: &'static str| headers.get(name).and_then(|v| v.to_str().ok());
+    let parsed = auth::parse_headers(get).map_err(|f| f.to_api(app.store.now_ms()))?;
+    Ok(SignedRequest {
+        method: method.as_str().to_owned(),
+        path_and_query: uri
+            .path_and_query()
+            .map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned()),
+        headers: parsed,
+        body: Arc::from(body.as_ref()),
+    })
+}
+
+/// Parses a JSON body strictly into `T`, naming the field at fault.
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let bytes = if bytes.is_empty() {
+        b"{}".as_slice()
+    } else {
+        bytes
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let v: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { "$".to_owned() } else { path };
+        ApiError::invalid(field, e.inner().to_string())
+    })?;
+    de.end()
+        .map_err(|e| ApiError::invalid("$", e.to_string()))?;
+    Ok(v)
+}
+
+/// Parses a query string of known parameters (`name=value&…`, no encoding).
+pub(crate) fn query_params<'q>(
+    uri: &'q Uri,
+    known: &[&str],
+) -> Result<Vec<(&'q str, &'q str)>, ApiError> {
+    let mut out = Vec::new();
+    for pair in uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if !known.contains(&k) {
+            return Err(ApiError::invalid(k, "unknown query parameter"));
+        }
+        if out.iter().any(|(seen, _)| *seen == k) {
+            return Err(ApiError::invalid(k, "repeated query parameter"));
+        }
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+pub(crate) fn param_number(name: &str, v: &str, max: u64) -> Result<u64, ApiError> {
+    let ok = !v.is_empty() && v.len() <= 16 && v.bytes().all(|b| b.is_ascii_digit());
+    ok.then(|| v.parse::<u64>().ok())
+        .flatten()
+        .filter(|n| *n <= max)
+        .ok_or_else(|| ApiError::invalid(name, format!("must be an integer from 0 to {max}")))
+}
+
+pub(crate) fn page_limit(app: &AppState, params: &[(&str, &str)]) -> Result<usize, ApiError> {
+    let max = app.cfg.max_page;
+    match params.iter().find(|(k, _)| *k == "limit") {
+        None => Ok(DEFAULT_PAGE.min(max)),
+        Some((_, v)) => {
+            let n = param_number("limit", v, u64::try_from(max).unwrap_or(u64::MAX))?;
+            if n == 0 {
+                return Err(ApiError::invalid("limit", "must be at least 1"));
+            }
+            Ok(usize::try_from(n).unwrap_or(max))
+        }
+    }
+}
+
+/// Pull cursors are `a<applied order>`; clients treat them as opaque.
+pub(crate) fn parse_cursor(v: &str) -> Result<u64, ApiError> {
+    if v.is_empty() {
+        return Ok(0);
+    }
+    v.strip_prefix('a')
+        .and_then(|n| param_number("after", n, 1 << 53).ok())
+        .ok_or_else(|| ApiError::invalid("after", "not a cursor this hub returned"))
+}
+
+pub(crate) async fn authenticated(
+    app: &AppState,
+    req: SignedRequest,
+) -> Result<DeviceCtx, ApiError> {
+    answer(app.store.authenticate(req).await)
+}
+
+pub(crate) fn device_param(s: &str) -> Result<DeviceId, ApiError> {
+    s.parse()
+        .map_err(|e: caja_shared::ids::IdError| ApiError::invalid("device", e.to_string()))
+}
+
+/// Writes `{"events":[…],"hub_checkpoint":{…}}` for hub events (their stored
+/// bytes, unchanged) with a checkpoint signed over the last one.
+pub(crate) fn events_answer(app: &AppState, events: &[Vec<u8>]) -> Result<Response, ApiError> {
+    let last = events.last().ok_or_else(ApiError::internal)?;
+    let event = caja_shared::event::Event::from_json(last).map_err(|_| ApiError::internal())?;
+    let cp = hubchain::checkpoint(
+        &app.hub_key,
+        event.envelope().device,
+        event.seq(),
+        event.hash(),
+    );
+    let mut out = Vec::new();
+    out.extend_from_slice(b"{\"events\":[");
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(e);
+    }
+    out.extend_from_slice(b"],\"hub_checkpoint\":");
+    out.extend_from_slice(&serde_json::to_vec(&cp).map_err(|_| ApiError::internal())?);
+    out.extend_from_slice(format!(",\"hub_time_ms\":{}}}", app.store.now_ms()).as_bytes());
+    Ok(json_bytes(out))
+}
+
+/// Parses a body and hashes its canonical form (the idempotency check
+/// compares bodies by that hash, so key order and spacing do not matter).
+pub(crate) fn parse_canonical<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+) -> Result<(T, Hash256), ApiError> {
+    let v = canonical::parse(body).map_err(|e| ApiError::invalid("$", e.to_string()))?;
+    let parsed: T = parse_json(body)?;
+    Ok((parsed, Hash256::of(&v.to_canonical_bytes())))
+}

@@ -1,0 +1,135 @@
+//! Device authentication with its persisted parts: the device and its keys,
+//! the signature and timestamp ([`crate::auth::verify`]), the nonce (refused
+//! if seen, pruned when out of the replay window) and the device's rate
+//! limit bucket.
+//!
+//! Kernel: every device-facing write starts here; imports no feature
+//! module.
+
+use crate::auth;
+use crate::auth::{DeviceRecord, KeyRecord, SignedRequest};
+use crate::ratelimit::{Bucket, Decision};
+use crate::storage::codec::{corrupt, parse, u};
+use crate::storage::db::{params, Conn, OptionalExtension};
+use crate::storage::error::{Answer, StoreError};
+use crate::storage::writer::Env;
+use crate::wire::ApiError;
+use caja_shared::ids::{DeviceId, StoreId};
+use caja_shared::key::DeviceKey;
+use caja_shared::request::MAX_REQUEST_SKEW_MS;
+
+/// An authenticated device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceCtx {
+    /// The device.
+    pub device: DeviceId,
+    /// Its store.
+    pub store: StoreId,
+}
+
+pub(crate) fn load_device(
+    conn: &Conn,
+    device: DeviceId,
+) -> Result<Option<DeviceRecord>, StoreError> {
+    let row: Option<(String, Option<i64>, Option<i64>)> = conn
+        .prepare_cached(
+            "SELECT store_id, revoked_at_ms, quarantined_at_ms FROM devices WHERE device_id = $1",
+        )?
+        .query_row([device.to_string()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    let Some((store, revoked, quarantined)) = row else {
+        return Ok(None);
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT key_id, key_hex, valid_until_ms FROM device_keys WHERE device_id = $1",
+    )?;
+    let mut keys = Vec::new();
+    let mut rows = stmt.query([device.to_string()])?;
+    while let Some(r) = rows.next()? {
+        let key_id: String = r.get(0)?;
+        let key_hex: String = r.get(1)?;
+        keys.push(KeyRecord {
+            key_id: parse(&key_id)?,
+            key: DeviceKey::from_hex(&key_hex).map_err(corrupt)?,
+            valid_until_ms: r.get(2)?,
+        });
+    }
+    Ok(Some(DeviceRecord {
+        device,
+        store: parse(&store)?,
+        revoked: revoked.is_some(),
+        quarantined: quarantined.is_some(),
+        keys,
+    }))
+}
+
+pub(crate) fn device_exists(conn: &Conn, device: DeviceId) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM devices WHERE device_id = $1 LIMIT 1")?
+        .exists([device.to_string()])?)
+}
+
+/// Authentication with its persisted parts: signature, key and timestamp
+/// ([`auth::verify`]), then the nonce (refused if seen), then the device's rate
+/// limit (its bucket persisted either way).
+pub(crate) fn authenticate(
+    conn: &Conn,
+    env: &mut Env,
+    req: &SignedRequest,
+) -> Result<Answer<DeviceRecord>, StoreError> {
+    let now = env.now_ms();
+    let h = &req.headers;
+    let record = load_device(conn, h.device)?;
+    if let Err(failure) = auth::verify(req, record.as_ref(), now) {
+        tracing::warn!(device = %h.device, code = failure.code(), reason = %failure, path = %req.path_and_query, "request refused");
+        return Ok(Err(failure.to_api(now)));
+    }
+    let Some(record) = record else {
+        return Ok(Err(auth::AuthFailure::UnknownKey.to_api(now)));
+    };
+    let fresh = conn
+        .prepare_cached(
+            "INSERT INTO nonces (device_id, nonce, timestamp_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![h.device.to_string(), h.nonce, h.timestamp_ms])?;
+    if fresh == 0 {
+        let failure = auth::AuthFailure::ReplayedNonce;
+        tracing::warn!(device = %h.device, code = failure.code(), "request refused: nonce replayed");
+        return Ok(Err(failure.to_api(now)));
+    }
+    let bucket: Option<Bucket> = conn
+        .prepare_cached("SELECT tokens_milli, updated_ms FROM rate_limits WHERE device_id = $1")?
+        .query_row([h.device.to_string()], |r| {
+            Ok(Bucket {
+                tokens_milli: r.get(0)?,
+                updated_ms: r.get(1)?,
+            })
+        })
+        .optional()?;
+    let (bucket, decision) = env.cfg.rate_limit.take(bucket, now);
+    conn.prepare_cached(
+        "INSERT INTO rate_limits (device_id, tokens_milli, updated_ms) VALUES ($1, $2, $3)
+         ON CONFLICT (device_id) DO UPDATE SET tokens_milli = excluded.tokens_milli, updated_ms = excluded.updated_ms",
+    )?
+    .execute(params![h.device.to_string(), bucket.tokens_milli, bucket.updated_ms])?;
+    if let Decision::Limited { retry_after_ms } = decision {
+        tracing::warn!(device = %h.device, retry_after_ms, "request refused: device rate limit");
+        return Ok(Err(ApiError::overloaded(
+            "this device sends requests faster than its rate limit",
+            u((retry_after_ms + 999) / 1000),
+        )));
+    }
+    conn.prepare_cached("UPDATE devices SET clock_skew_ms = $2 WHERE device_id = $1")?
+        .execute(params![
+            h.device.to_string(),
+            h.timestamp_ms.saturating_sub(now)
+        ])?;
+    Ok(Ok(record))
+}
+
+pub(crate) fn prune_nonces(conn: &Conn, env: &mut Env) -> Result<usize, StoreError> {
+    let cutoff = env.now_ms().saturating_sub(MAX_REQUEST_SKEW_MS);
+    Ok(conn.execute("DELETE FROM nonces WHERE timestamp_ms < $1", [cutoff])?)
+}

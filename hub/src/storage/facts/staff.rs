@@ -1,0 +1,115 @@
+//! The staff family: `p_drawer_opens` (a drawer opened without a sale) and
+//! `p_approvals` (who approved what, one row per approval of an event).
+//!
+//! Invariant: the only module that writes or decodes these rows; statements
+//! name their columns.
+
+use super::table::{rows, Family, Table};
+use crate::projection::Fact;
+use crate::storage::codec::{corrupt, parse};
+use crate::storage::db::{params, Conn};
+use crate::storage::error::StoreError;
+
+/// The family's tables.
+pub(crate) const FAMILY: Family = Family {
+    tables: &[
+        Table {
+            name: "p_drawer_opens",
+            load: Some(load_drawer_opens),
+        },
+        Table {
+            name: "p_approvals",
+            load: Some(load_approvals),
+        },
+    ],
+};
+
+/// Writes a drawer opening or an approval.
+pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StoreError> {
+    match f {
+        Fact::DrawerOpen {
+            event_id,
+            store,
+            device,
+            shift_id,
+            reason,
+            approved_by,
+        } => conn
+            .prepare_cached(
+                "INSERT INTO p_drawer_opens (event_id, store_id, device_id, shift_id, reason, approved_by)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )?
+            .execute(params![
+                event_id.to_string(),
+                store.to_string(),
+                device.to_string(),
+                shift_id.to_string(),
+                reason,
+                approved_by
+            ])?,
+        Fact::Approval {
+            event_id,
+            idx,
+            store,
+            device,
+            action,
+            staff_id,
+            name,
+            role,
+        } => conn
+            .prepare_cached(
+                "INSERT INTO p_approvals (event_id, idx, store_id, device_id, action, staff_id, name, role)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )?
+            .execute(params![
+                event_id.to_string(),
+                idx,
+                store.to_string(),
+                device.to_string(),
+                action,
+                staff_id.to_string(),
+                name,
+                role
+            ])?,
+        _ => return Err(corrupt("not a staff fact")),
+    };
+    Ok(())
+}
+
+fn load_drawer_opens(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
+    rows(
+        conn,
+        "SELECT event_id, store_id, device_id, shift_id, reason, approved_by FROM p_drawer_opens",
+        [],
+        |r| {
+            Ok(Fact::DrawerOpen {
+                event_id: parse(&r.get::<_, String>(0)?)?,
+                store: parse(&r.get::<_, String>(1)?)?,
+                device: parse(&r.get::<_, String>(2)?)?,
+                shift_id: parse(&r.get::<_, String>(3)?)?,
+                reason: r.get(4)?,
+                approved_by: r.get(5)?,
+            })
+        },
+    )
+}
+
+fn load_approvals(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
+    rows(
+        conn,
+        "SELECT event_id, idx, store_id, device_id, action, staff_id, name, role FROM p_approvals",
+        [],
+        |r| {
+            Ok(Fact::Approval {
+                event_id: parse(&r.get::<_, String>(0)?)?,
+                idx: r.get(1)?,
+                store: parse(&r.get::<_, String>(2)?)?,
+                device: parse(&r.get::<_, String>(3)?)?,
+                action: r.get(4)?,
+                staff_id: parse(&r.get::<_, String>(5)?)?,
+                name: r.get(6)?,
+                role: r.get(7)?,
+            })
+        },
+    )
+}

@@ -1,0 +1,292 @@
+//! `POST /v1/sync/push` on the writer thread: authentication, the checks of
+//! [`crate::ingest`] in DESIGN's order, a chain mismatch's quarantine, then
+//! each new event stored, audited and offered to the causal gate.
+//!
+//! Invariant: a push is applied entirely or not at all (one job).
+
+use crate::audit::AuditKind;
+use crate::auth::{DeviceRecord, SignedRequest};
+use crate::ingest::{Candidate, PositionReject, PushBatch};
+use crate::projection::Origin;
+use crate::storage::alerts::raise_alert;
+use crate::storage::audit_log::append_audit;
+use crate::storage::codec::{corrupt, i, parse};
+use crate::storage::db::{params, Conn};
+use crate::storage::device_auth::authenticate;
+use crate::storage::error::{Answer, StoreError};
+use crate::storage::ingest::events::{chain_view, event_id_at, insert_event, missing_of};
+use crate::storage::ingest::index::SqlIndex;
+use crate::storage::tx_cache::TxCache;
+use crate::storage::writer::Env;
+use crate::wire::ApiError;
+use crate::{audit, ingest, projection};
+use caja_shared::canonical::Value;
+use caja_shared::ids::EventId;
+use serde::Serialize;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+
+/// A held event in a push answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeldInfo {
+    /// The held event.
+    pub event_id: EventId,
+    /// What it still misses.
+    pub missing: Vec<EventId>,
+}
+
+/// A conflict in a push answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConflictRef {
+    /// The pushed event's seq.
+    pub seq: u64,
+    /// The conflict.
+    pub conflict_id: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// The answer to an accepted push (DESIGN "Wire shapes").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PushAck {
+    /// Highest contiguous seq stored, held events included.
+    pub acked_seq: u64,
+    /// New events stored.
+    pub accepted: usize,
+    /// Events already held with the same hash.
+    pub duplicates: usize,
+    /// This push's events still held.
+    pub held: Vec<HeldInfo>,
+    /// Conflicts this push's applied events are part of.
+    pub conflicts: Vec<ConflictRef>,
+}
+
+fn quarantine(
+    conn: &Conn,
+    tx: &mut TxCache,
+    now: i64,
+    dev: &DeviceRecord,
+    reject: &PositionReject,
+) -> Result<(), StoreError> {
+    let PositionReject::ChainMismatch {
+        seq,
+        acked_seq,
+        stored_hash,
+        pushed_hash,
+    } = reject
+    else {
+        return Ok(());
+    };
+    let reason = format!(
+        "chain mismatch at seq {seq}: the hub holds {stored_hash}, the device pushed {pushed_hash}"
+    );
+    conn.execute(
+        "UPDATE devices SET quarantined_at_ms = COALESCE(quarantined_at_ms, $2), quarantine_reason = $3 WHERE device_id = $1",
+        params![dev.device.to_string(), now, reason],
+    )?;
+    raise_alert(
+        conn,
+        "chain_mismatch",
+        Some(dev.store),
+        Some(dev.device),
+        now,
+        &reason,
+    )?;
+    append_audit(
+        conn,
+        tx,
+        AuditKind::ChainMismatch,
+        now,
+        Some(dev.store),
+        audit::data([
+            ("device", audit::s(dev.device)),
+            ("seq", audit::n(*seq)),
+            ("acked_seq", audit::n(*acked_seq)),
+            ("stored_hash", audit::s(stored_hash)),
+            ("pushed_hash", audit::s(pushed_hash)),
+        ]),
+    )?;
+    tracing::error!(device = %dev.device, store = %dev.store, seq, acked_seq, "chain mismatch: device quarantined");
+    Ok(())
+}
+
+/// `POST /v1/sync/push` on the writer thread (see [`crate::ingest`] for the
+/// checks and their order).
+pub(crate) fn push(
+    conn: &Conn,
+    env: &mut Env,
+    req: &SignedRequest,
+    parsed: &Result<PushBatch, ApiError>,
+) -> Result<Answer<PushAck>, StoreError> {
+    let dev = match authenticate(conn, env, req)? {
+        Ok(d) => d,
+        Err(e) => return Ok(Err(e)),
+    };
+    let now = env.now_ms();
+    let refuse = |e: ApiError| {
+        tracing::warn!(device = %dev.device, code = e.error, field = e.field.as_deref().unwrap_or(""), reason = %e.message, "push refused");
+        Ok(Err(e))
+    };
+    if dev.quarantined {
+        return refuse(ApiError::forbidden(
+            "quarantined",
+            "this device is quarantined after a chain mismatch; head office must review and release it",
+        ));
+    }
+    let batch = match parsed {
+        Ok(b) => b,
+        Err(e) => return refuse(e.clone()),
+    };
+    if let Err(e) = ingest::check_scope(batch, dev.device, dev.store) {
+        return refuse(e);
+    }
+    let view = chain_view(conn, dev.device, batch)?;
+    let position = match ingest::check_position(&view, batch) {
+        Ok(p) => p,
+        Err(reject) => {
+            quarantine(conn, &mut env.tx, now, &dev, &reject)?;
+            return refuse(reject.to_api());
+        }
+    };
+    if let Err(e) = ingest::check_continuity(batch) {
+        return refuse(e);
+    }
+    let new_events: Vec<&ingest::PushedEvent> = batch
+        .events
+        .iter()
+        .filter(|e| e.seq() > view.acked_seq)
+        .collect();
+    let mut existing = HashSet::new();
+    if !new_events.is_empty() {
+        // One statement for the whole batch: which of these ids exist already.
+        let ids = serde_json::to_string(
+            &new_events
+                .iter()
+                .map(|e| e.event.id().to_string())
+                .collect::<Vec<_>>(),
+        )
+        .map_err(corrupt)?;
+        let mut stmt = conn.prepare_cached(conn.pick(
+            "SELECT event_id FROM events WHERE event_id IN (SELECT value FROM json_each($1))",
+            "SELECT event_id FROM events WHERE event_id IN (SELECT json_array_elements_text($1::json))",
+        ))?;
+        let mut rs = stmt.query([ids])?;
+        while let Some(r) = rs.next()? {
+            existing.insert(parse(&r.get::<_, String>(0)?)?);
+        }
+    }
+    if let Err(e) = ingest::check_new_ids(batch, view.acked_seq, &existing) {
+        return refuse(e);
+    }
+    if let Err(e) = ingest::check_checkpoint(batch, |k| dev.valid_key(k, now), now) {
+        return refuse(e);
+    }
+    debug_assert_eq!(position.new, new_events.len());
+
+    // Every check passed: store, then offer each new event to the causal gate.
+    let mut index = SqlIndex::new(conn, now, &mut env.tx);
+    let mut previous = match new_events.first() {
+        Some(first) if first.seq() > 1 => event_id_at(conn, dev.device, first.seq() - 1)?,
+        _ => None,
+    };
+    for e in &new_events {
+        let row = insert_event(conn, &e.event, now)?;
+        index
+            .known
+            .insert(e.event.id(), (row, Cow::Borrowed(*e), Origin::Register));
+        let mut data = audit::data([
+            ("device", audit::s(dev.device)),
+            ("seq", audit::n(e.seq())),
+            ("event_id", audit::s(e.event.id())),
+            ("hash", audit::s(e.event.hash())),
+            ("kind", audit::s(e.event.envelope().kind.as_str())),
+        ]);
+        // Who approved what (voids, returns, paid-outs, discounts, price
+        // overrides, drawer openings, closing another's shift): in the
+        // entry itself, so the log shows it without the event store.
+        let approvals = e.body.approvals();
+        if let (false, Value::Object(o)) = (approvals.is_empty(), &mut data) {
+            o.insert(
+                "approvals".into(),
+                Value::Array(
+                    approvals
+                        .iter()
+                        .map(|a| {
+                            audit::data([
+                                ("action", audit::s(&a.action)),
+                                ("staff_id", audit::s(a.staff_id)),
+                                ("name", audit::s(&a.name)),
+                                ("role", audit::s(projection::role_name(a.role))),
+                            ])
+                        })
+                        .collect(),
+                ),
+            );
+        }
+        append_audit(
+            conn,
+            index.tx,
+            AuditKind::EventAccepted,
+            now,
+            Some(dev.store),
+            data,
+        )?;
+        ingest::admit(
+            &mut index,
+            &Candidate {
+                id: e.event.id(),
+                deps: &e.event.envelope().deps,
+                previous,
+            },
+        )?;
+        previous = Some(e.event.id());
+    }
+    let mut held = Vec::new();
+    let mut conflicts = Vec::new();
+    let seq_of: HashMap<EventId, u64> = batch
+        .events
+        .iter()
+        .map(|e| (e.event.id(), e.seq()))
+        .collect();
+    for e in &new_events {
+        if index.held_now.contains(&e.event.id()) {
+            held.push(HeldInfo {
+                event_id: e.event.id(),
+                missing: missing_of(conn, index.known[&e.event.id()].0)?,
+            });
+        }
+    }
+    for (event, c) in &index.conflicts {
+        if let Some(seq) = seq_of.get(event) {
+            conflicts.push(ConflictRef {
+                seq: *seq,
+                conflict_id: c.conflict_id.to_string(),
+                reason: c.reason.as_str().to_owned(),
+            });
+        }
+    }
+    let last = batch.last();
+    let acked_seq = view.acked_seq.max(last.seq());
+    if last.seq() >= view.acked_seq {
+        let cp = Value::from_typed(&batch.checkpoint)
+            .map_err(corrupt)?
+            .to_canonical_string();
+        conn.prepare_cached(
+            "UPDATE devices SET last_push_ms = $2, backlog = $3, checkpoint = $4 WHERE device_id = $1",
+        )?
+        .execute(params![dev.device.to_string(), now, i(batch.backlog), cp])?;
+    } else {
+        conn.prepare_cached(
+            "UPDATE devices SET last_push_ms = $2, backlog = $3 WHERE device_id = $1",
+        )?
+        .execute(params![dev.device.to_string(), now, i(batch.backlog)])?;
+    }
+    tracing::debug!(device = %dev.device, accepted = new_events.len(), duplicates = position.duplicates, held = held.len(), "push stored");
+    Ok(Ok(PushAck {
+        acked_seq,
+        accepted: new_events.len(),
+        duplicates: position.duplicates,
+        held,
+        conflicts,
+    }))
+}

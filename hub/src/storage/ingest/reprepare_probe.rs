@@ -1,0 +1,152 @@
+//! Statements SQLite re-prepares at each new binding cost a parse per call (a
+//! partial index or a join planned against table sizes did so): this pins that
+//! none of the push path's statements is re-prepared more than a few times.
+//!
+//! The statements checked are every `prepare_cached` of the files that hold
+//! the push path and its kernel (see `SOURCES`).
+
+use caja_shared::event::Event;
+
+use super::push::push;
+use crate::auth::SignedRequest;
+use crate::ingest;
+use crate::storage::connect::open_connection;
+use crate::storage::devices::{create_token, enroll};
+use crate::storage::stores::create_store;
+use crate::storage::tx_cache::TxCache;
+use crate::storage::writer::Env;
+use crate::storage::writer::StoreConfig;
+use caja_shared::clock::{Clock, ManualClock};
+use caja_shared::entropy::SeededRandom;
+use std::sync::Arc;
+
+/// The files whose statements are checked (the statements of the old
+/// single store file, now split by concern).
+const SOURCES: [&str; 33] = [
+    include_str!("../connect.rs"),
+    include_str!("../tx_cache.rs"),
+    include_str!("../audit_log.rs"),
+    include_str!("../alerts.rs"),
+    include_str!("../device_auth.rs"),
+    include_str!("../facts/write.rs"),
+    include_str!("../facts/read.rs"),
+    include_str!("../facts/load.rs"),
+    include_str!("../facts/sales.rs"),
+    include_str!("../facts/payments.rs"),
+    include_str!("../facts/shifts.rs"),
+    include_str!("../facts/staff.rs"),
+    include_str!("../facts/voids.rs"),
+    include_str!("../facts/debts.rs"),
+    include_str!("../facts/stock.rs"),
+    include_str!("../facts/customers.rs"),
+    include_str!("../facts/catalog.rs"),
+    include_str!("../facts/fiscal.rs"),
+    include_str!("../facts/returns.rs"),
+    include_str!("../facts/resolutions.rs"),
+    include_str!("../facts/foreign.rs"),
+    include_str!("events.rs"),
+    include_str!("index.rs"),
+    include_str!("causal.rs"),
+    include_str!("decisions.rs"),
+    include_str!("push.rs"),
+    include_str!("hub_chain.rs"),
+    include_str!("../stores.rs"),
+    include_str!("../devices.rs"),
+    include_str!("../pull.rs"),
+    include_str!("../reports.rs"),
+    include_str!("../health.rs"),
+    include_str!("rebuild.rs"),
+];
+
+#[test]
+fn hot_statements_are_not_reprepared_at_every_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.db");
+    let conn = open_connection(&path).unwrap();
+    crate::storage::migrate::migrate(&conn).unwrap();
+    let clock = Arc::new(ManualClock::new(1_763_880_000_000));
+    let mut env = Env {
+        clock: clock.clone(),
+        rng: Box::new(SeededRandom::new(1)),
+        cfg: StoreConfig {
+            database: crate::storage::db::Database::Sqlite(path.clone()),
+            queue_capacity: 1,
+            max_batch_jobs: 1,
+            read_connections: 1,
+            key_grace_ms: 1,
+            rate_limit: crate::ratelimit::RateLimit {
+                burst: 1000,
+                per_minute: 100000,
+            },
+        },
+        tx: TxCache::default(),
+    };
+    conn.execute_batch("BEGIN").unwrap();
+    let st = create_store(&conn, &mut env, "s", "tz").unwrap();
+    let (tok, _) = create_token(&conn, &mut env, st.store, "d", 1_000_000)
+        .unwrap()
+        .unwrap();
+    let e = enroll(&conn, &mut env, &tok).unwrap().unwrap();
+    let reg = crate::workload::Register::new(e.device, e.key.clone(), e.key_id.clone());
+    let mut w = crate::workload::Workload::new(3, st.store, vec![reg]);
+    for _ in 0..4 {
+        let evs: Vec<Event> = (0..50).map(|_| w.next(0, clock.now_ms())).collect();
+        let r = &w.registers[0];
+        let last = evs.last().unwrap();
+        let cp = caja_shared::checkpoint::Checkpoint::sign(
+            &r.key,
+            r.key_id.clone(),
+            r.device,
+            last.seq(),
+            last.hash(),
+        );
+        let body = caja_shared::push::push_body(r.device, &evs, &cp, 0).unwrap();
+        let h = caja_shared::request::SignedHeaders::sign(
+            &r.key,
+            r.device,
+            r.key_id.clone(),
+            "POST",
+            "/p",
+            &body,
+            clock.now_ms(),
+            &mut SeededRandom::new(u64::try_from(clock.now_ms()).unwrap()),
+        );
+        let req = SignedRequest {
+            method: "POST".into(),
+            path_and_query: "/p".into(),
+            headers: crate::auth::AuthHeaders {
+                device: h.device,
+                key_id: h.key_id,
+                timestamp_ms: h.timestamp_ms,
+                nonce: h.nonce,
+                signature: h.signature.to_hex(),
+            },
+            body: body.clone().into(),
+        };
+        let parsed = ingest::parse_push(&body, 1000);
+        let out = push(&conn, &mut env, &req, &parsed).unwrap().unwrap();
+        assert_eq!(out.accepted, 50);
+        clock.advance(10);
+    }
+    let src = SOURCES.concat();
+    let mut n = 0;
+    for chunk in src.split("prepare_cached(").skip(1) {
+        let Some(start) = chunk.find('"') else {
+            continue;
+        };
+        let rest = &chunk[start + 1..];
+        let Some(end) = rest.find("\")").or_else(|| rest.find("\",")) else {
+            continue;
+        };
+        let sql = rest[..end].replace("\\n", "\n");
+        if sql.contains('{') {
+            continue;
+        }
+        if let Ok(mut stmt) = conn.prepare_cached(&sql) {
+            let (rp, runs) = stmt.sqlite_status().unwrap();
+            assert!(rp <= 5, "re-prepared {rp} times in {runs} steps: {sql}");
+            n += 1;
+        }
+    }
+    assert!(n > 30, "only {n} statements found in the source");
+}

@@ -1,0 +1,528 @@
+//! Storage: the one module that knows SQL, on SQLite (the default) or
+//! PostgreSQL, through one SQL facade ([`db`]): every statement is written
+//! once.
+//!
+//! Writes go to one dedicated writer thread through a **bounded** queue
+//! (`Store::write`): the thread takes every job waiting (up to
+//! `max_batch_jobs`), runs them in one write transaction ([`Conn::begin_write`]:
+//! `BEGIN IMMEDIATE` on SQLite; on PostgreSQL `BEGIN` and the advisory lock
+//! every instance's writer takes, so several hub instances on one database are
+//! serialized as one writer is), commits once (`synchronous=FULL`, WAL on
+//! SQLite; a durable commit on PostgreSQL), and only then answers each job. A job that
+//! fails (a storage error, not a protocol rejection) rolls the whole
+//! transaction back; the jobs batched before it are answered with a storage
+//! error and retried by their clients, those after it run in a new
+//! transaction. So a push is applied entirely or not at all, and nothing is
+//! acknowledged before it is durable. (Per-job savepoints were measured: their
+//! statement journals cost more than the whole rest of an ingest.) When the queue is full the caller gets [`StoreError::Overloaded`]
+//! at once (the HTTP layer answers 429). Reads run on a small pool of read-only
+//! connections (WAL readers never block the writer).
+//!
+//! Each store method returns `Result<Answer<T>, StoreError>`: the outer error is a
+//! storage failure (nothing kept), the inner [`Answer`] either the result or a
+//! protocol rejection whose permitted traces (nonce, rate-limit bucket, audit
+//! entry, quarantine and alert of a chain mismatch) are committed.
+//!
+//! Layers (each imports only the layers below it, but for the outbox's
+//! `restore_conflicts` that a rebuild calls; no file imports this one):
+//! - **kernel**: [`db`] (SQL facade), `migrate`, `connect` (opening),
+//!   `error`, `codec` (row codecs), `tx_cache`, `writer` (the [`Store`]
+//!   handle and its writer thread), `audit_log` and [`audit_tree`] (audit
+//!   append), `alerts`, `device_auth`, `device_request`;
+//! - **facts**: `facts`, one module per fact family (its `p_*` tables,
+//!   named-column statements and row decoders) and the registry of those
+//!   tables that rebuild and the digest go through;
+//! - **ingest**: `ingest` (push, the events table, the causal gate, the
+//!   decision pipeline, hub-chain append, rebuild) and `outbox::enqueue`;
+//! - **features**: `stores`, `devices`, `catalog`, `pull`, `conflicts`,
+//!   `fiscal`, `escrow`, `payments`, `outbox`, `dashboard`, `reports`,
+//!   `health` (`dashboard` and `audit_tree` add their own methods to
+//!   [`Store`]);
+//! - **this module**: the typed async methods of [`Store`] that handlers
+//!   call, and the re-exports.
+//!
+//! Architecture invariant: handlers call these methods and never see SQL;
+//! every SQL statement of the hub lives in this module's files and in
+//! `migrations/hub/` (SQLite) and `migrations/hub/postgres/`.
+
+mod alerts;
+mod audit_log;
+pub mod audit_tree;
+mod catalog;
+mod codec;
+mod conflicts;
+mod connect;
+mod dashboard;
+pub mod db;
+mod device_auth;
+mod device_request;
+mod devices;
+mod error;
+mod escrow;
+mod facts;
+mod fiscal;
+mod health;
+mod ingest;
+mod migrate;
+mod outbox;
+mod payments;
+mod pull;
+mod reports;
+mod stores;
+mod tx_cache;
+mod writer;
+
+pub use catalog::HubAppend;
+pub use conflicts::{ConflictInfo, ResolutionInfo, StateFilter};
+pub use connect::{open, open_connection, open_detached, open_offline, record_hub_key};
+pub use dashboard::{EventSummary, HourlySales, UiSession};
+pub use db::{Conn, Database, DbError, Dialect};
+pub use device_auth::DeviceCtx;
+pub use devices::{DeviceInfo, Enrollment, RotatedKey};
+pub use error::{Answer, StoreError};
+pub use facts::load::{digest, load_projections as projections};
+pub use fiscal::{FiscalHealth, WriteOff};
+pub use health::{HealthInputs, HeldEvent, HELD_LISTED};
+pub use ingest::push::{ConflictRef, HeldInfo, PushAck};
+pub use ingest::rebuild::rebuild;
+pub use migrate::{MigrateError, MIGRATIONS};
+pub use outbox::{DocInfo, OutboxHealth, Recorded};
+pub use payments::{
+    CardCheckInfo, IntentInfo, PaymentsOverview, ReconcileReport, WebhookAnswer, WebhookInfo,
+};
+pub use pull::{OwnPage, PullPage};
+pub use reports::AlertInfo;
+pub use stores::StoreInfo;
+pub use writer::{Store, StoreConfig};
+
+use caja_shared::digest::Hash256;
+use caja_shared::ids::{DeviceId, StoreId};
+use caja_shared::kind::EventBody;
+
+use crate::auth::SignedRequest;
+use crate::ingest::PushBatch;
+use crate::wire::ApiError;
+
+impl Store {
+    /// Authenticates a signed request (signature, key, timestamp, then the
+    /// nonce and the device's rate limit, both persisted).
+    pub async fn authenticate(&self, req: SignedRequest) -> Result<Answer<DeviceCtx>, StoreError> {
+        self.write(move |conn, env| {
+            device_auth::authenticate(conn, env, &req).map(|a| {
+                a.map(|d| DeviceCtx {
+                    device: d.device,
+                    store: d.store,
+                })
+            })
+        })
+        .await
+    }
+
+    /// `POST /v1/sync/push`: authentication, then the checks of
+    /// [`crate::ingest`] in DESIGN's order, then storage and the causal gate, all
+    /// in one transaction. `parsed` is the body already parsed off the writer.
+    pub async fn push(
+        &self,
+        req: SignedRequest,
+        parsed: Result<PushBatch, ApiError>,
+    ) -> Result<Answer<PushAck>, StoreError> {
+        let (answer, parsed) = self
+            .write(move |conn, env| {
+                let answer = ingest::push::push(conn, env, &req, &parsed)?;
+                // Hand the parsed events back so the writer does not spend its
+                // time freeing them.
+                Ok((answer, parsed))
+            })
+            .await?;
+        drop(parsed);
+        Ok(answer)
+    }
+
+    /// `POST /v1/devices/enroll`.
+    pub async fn enroll(&self, token: String) -> Result<Answer<Enrollment>, StoreError> {
+        self.write(move |conn, env| devices::enroll(conn, env, &token))
+            .await
+    }
+
+    /// `POST /v1/devices/rotate`, signed by the device: authentication first,
+    /// then the body check (`parsed`), then the rotation.
+    pub async fn rotate_checked(
+        &self,
+        req: SignedRequest,
+        parsed: Result<(), ApiError>,
+    ) -> Result<Answer<RotatedKey>, StoreError> {
+        self.write(move |conn, env| {
+            let device = match device_auth::authenticate(conn, env, &req)? {
+                Ok(d) => d,
+                Err(e) => return Ok(Err(e)),
+            };
+            if let Err(e) = parsed {
+                return Ok(Err(e));
+            }
+            devices::rotate_key(conn, env, device.device, "device").map(Ok)
+        })
+        .await
+    }
+
+    /// Admin: rotates a device's key (the new key is shown once).
+    pub async fn admin_rotate(&self, device: DeviceId) -> Result<Answer<RotatedKey>, StoreError> {
+        self.write(move |conn, env| {
+            if !device_auth::device_exists(conn, device)? {
+                return Ok(Err(ApiError::not_found("no such device")));
+            }
+            devices::rotate_key(conn, env, device, "admin").map(Ok)
+        })
+        .await
+    }
+
+    /// Admin: creates a store and its hub chain.
+    pub async fn create_store(
+        &self,
+        name: String,
+        time_zone: String,
+    ) -> Result<StoreInfo, StoreError> {
+        self.write(move |conn, env| stores::create_store(conn, env, &name, &time_zone))
+            .await
+    }
+
+    /// Admin: creates a one-time enrollment token for a store; returns it and
+    /// its expiry.
+    pub async fn create_token(
+        &self,
+        store: StoreId,
+        device_name: String,
+        ttl_ms: i64,
+    ) -> Result<Answer<(String, i64)>, StoreError> {
+        self.write(move |conn, env| devices::create_token(conn, env, store, &device_name, ttl_ms))
+            .await
+    }
+
+    /// Admin: revokes a device (every key refused from now on).
+    pub async fn revoke(&self, device: DeviceId, reason: String) -> Result<Answer<()>, StoreError> {
+        self.write(move |conn, env| devices::revoke(conn, env, device, &reason))
+            .await
+    }
+
+    /// Admin: releases a device's quarantine after review.
+    pub async fn release_quarantine(
+        &self,
+        device: DeviceId,
+        note: String,
+    ) -> Result<Answer<()>, StoreError> {
+        self.write(move |conn, env| devices::release_quarantine(conn, env, device, &note))
+            .await
+    }
+
+    /// Admin: appends catalog items and prices (as hub events) to the hub chain
+    /// of each store in `stores` (every store when empty).
+    pub async fn append_hub_events(
+        &self,
+        stores: Vec<StoreId>,
+        bodies: Vec<EventBody>,
+    ) -> Result<Answer<Vec<HubAppend>>, StoreError> {
+        self.write(move |conn, env| catalog::append_hub_events(conn, env, &stores, &bodies))
+            .await
+    }
+
+    /// Admin: loads a fiscal series.
+    pub async fn add_series(
+        &self,
+        spec: crate::fiscal::SeriesSpec,
+    ) -> Result<Answer<crate::fiscal::SeriesInfo>, StoreError> {
+        self.write(move |conn, env| fiscal::add_series(conn, env, &spec))
+            .await
+    }
+
+    /// `POST /v1/fiscal/ranges`: authentication first, then the body, the
+    /// request id and the grant, in one writer job. Answers the hub events'
+    /// canonical bytes.
+    pub async fn grant_fiscal_range(
+        &self,
+        req: SignedRequest,
+        parsed: Result<(crate::fiscal::RangeRequest, Hash256), ApiError>,
+        block_ttl_ms: i64,
+    ) -> Result<Answer<Vec<Vec<u8>>>, StoreError> {
+        self.write(move |conn, env| fiscal::grant_range(conn, env, &req, parsed, block_ttl_ms))
+            .await
+    }
+
+    /// `POST /v1/escrow/grants`: authentication first, then the body, the
+    /// request id and the quotas, in one writer job.
+    pub async fn grant_quota(
+        &self,
+        req: SignedRequest,
+        parsed: Result<(crate::escrow::QuotaRequest, Hash256), ApiError>,
+        ttl_ms: i64,
+    ) -> Result<Answer<Vec<Vec<u8>>>, StoreError> {
+        self.write(move |conn, env| escrow::grant_quota(conn, env, &req, parsed, ttl_ms))
+            .await
+    }
+
+    /// Admin: stock, outstanding quotas and what is available, per product.
+    pub async fn stock(
+        &self,
+        store: StoreId,
+    ) -> Result<Vec<crate::escrow::ProductStock>, StoreError> {
+        self.read(move |conn| escrow::store_stock(conn, store))
+            .await
+    }
+
+    /// Admin: a store's approvals, drawer openings without a sale, returns
+    /// made without the original and store-credit balances.
+    pub async fn staff_activity(&self, store: StoreId) -> Result<serde_json::Value, StoreError> {
+        self.read(move |conn| reports::staff_activity(conn, store))
+            .await
+    }
+
+    /// Admin: stock alerts (oversells, negative stock) with their decisions.
+    pub async fn stock_alerts(&self) -> Result<Vec<crate::escrow::StockAlert>, StoreError> {
+        self.read(escrow::alerts).await
+    }
+
+    /// Admin: an operator acknowledges or resolves a stock alert.
+    pub async fn decide_stock_alert(
+        &self,
+        d: crate::escrow::AlertDecision,
+    ) -> Result<Answer<crate::escrow::StockAlert>, StoreError> {
+        self.write(move |conn, env| escrow::decide(conn, env, &d))
+            .await
+    }
+
+    /// Admin: the conflicts in a state, oldest first.
+    pub async fn conflicts(&self, state: StateFilter) -> Result<Vec<ConflictInfo>, StoreError> {
+        self.read(move |conn| conflicts::list(conn, state)).await
+    }
+
+    /// Admin: an operator resolves a conflict (a `ConflictResolved` hub event).
+    pub async fn resolve_conflict(
+        &self,
+        id: caja_shared::ids::ConflictId,
+        req: crate::conflict::ResolveRequest,
+    ) -> Result<Answer<ConflictInfo>, StoreError> {
+        self.write(move |conn, env| conflicts::resolve(conn, env, id, &req))
+            .await
+    }
+
+    /// Admin: writes a register off.
+    pub async fn write_off(
+        &self,
+        device: DeviceId,
+        reason: String,
+    ) -> Result<Answer<WriteOff>, StoreError> {
+        self.write(move |conn, env| fiscal::write_off(conn, env, device, &reason))
+            .await
+    }
+
+    /// Admin: the fiscal series.
+    pub async fn fiscal_series(&self) -> Result<Vec<crate::fiscal::SeriesInfo>, StoreError> {
+        self.read(fiscal::list_series).await
+    }
+
+    /// Admin: the accounting of the series of a prefix (all when `None`).
+    pub async fn fiscal_reports(
+        &self,
+        prefix: Option<String>,
+    ) -> Result<Vec<crate::fiscal::SeriesReport>, StoreError> {
+        self.read(move |conn| fiscal::reports(conn, prefix.as_deref()))
+            .await
+    }
+
+    /// Admin: a store's fiscal sales in a month of its local time, and its
+    /// zone offset.
+    pub async fn fiscal_sales(
+        &self,
+        store: StoreId,
+        month: caja_shared::localtime::LocalDate,
+    ) -> Result<
+        Answer<(
+            caja_shared::localtime::UtcOffset,
+            Vec<crate::fiscal::Sale607>,
+        )>,
+        StoreError,
+    > {
+        self.read(move |conn| fiscal::sales_of_month(conn, store, month))
+            .await
+    }
+
+    /// `POST /v1/payments/intents`: authentication first, then the body, the
+    /// request id and the new intent, in one writer job. Answers the hub
+    /// event's canonical bytes.
+    pub async fn create_payment_intent(
+        &self,
+        req: SignedRequest,
+        parsed: Result<(crate::payments::IntentRequest, Hash256), ApiError>,
+        providers: Vec<String>,
+    ) -> Result<Answer<Vec<Vec<u8>>>, StoreError> {
+        self.write(move |conn, env| payments::create_intent(conn, env, &req, parsed, &providers))
+            .await
+    }
+
+    /// A provider's webhook whose signature the caller verified: decided in
+    /// one writer job (idempotent by the provider's event id).
+    pub async fn payment_webhook(
+        &self,
+        provider: String,
+        webhook: crate::payments::Webhook,
+        body_hash: Hash256,
+        deadline_ms: i64,
+    ) -> Result<Answer<WebhookAnswer>, StoreError> {
+        self.write(move |conn, env| {
+            payments::webhook(conn, env, &provider, &webhook, body_hash, deadline_ms)
+        })
+        .await
+    }
+
+    /// One reconciliation pass of card payments against the providers'
+    /// confirmations.
+    pub async fn reconcile_payments(
+        &self,
+        deadline_ms: i64,
+    ) -> Result<ReconcileReport, StoreError> {
+        self.write(move |conn, env| payments::reconcile(conn, env, deadline_ms))
+            .await
+    }
+
+    /// Admin: payment intents, received webhooks and card checks.
+    pub async fn payments_overview(
+        &self,
+        store: Option<StoreId>,
+    ) -> Result<PaymentsOverview, StoreError> {
+        self.read(move |conn| payments::overview(conn, store)).await
+    }
+
+    /// Outbox: claims up to `limit` due documents for `owner` for `lease_ms`
+    /// (one conditional UPDATE; see `storage::outbox`).
+    pub async fn outbox_claim(
+        &self,
+        owner: String,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<crate::outbox::Claimed>, StoreError> {
+        self.write(move |conn, env| outbox::claim(conn, env, &owner, lease_ms, limit))
+            .await
+    }
+
+    /// Outbox: what the gateway needs to build a claimed document.
+    pub async fn outbox_source(
+        &self,
+        doc: crate::outbox::Claimed,
+    ) -> Result<crate::taxgw::DocumentSource, StoreError> {
+        let now = self.now_ms();
+        self.read(move |conn| outbox::source(conn, &doc, now)).await
+    }
+
+    /// Outbox: stores a document's bytes once and marks it in doubt (before
+    /// its first submission). `false`: the lease was lost.
+    pub async fn outbox_prepare(
+        &self,
+        doc: crate::outbox::Claimed,
+        owner: String,
+        prepared: crate::outbox::Prepared,
+    ) -> Result<bool, StoreError> {
+        self.write(move |conn, env| outbox::prepare(conn, env, &doc, &owner, &prepared))
+            .await
+    }
+
+    /// Outbox: marks a document in doubt before it is sent again. `false`:
+    /// the lease was lost.
+    pub async fn outbox_mark_in_doubt(
+        &self,
+        doc_id: i64,
+        owner: String,
+    ) -> Result<bool, StoreError> {
+        self.write(move |conn, _| outbox::mark_in_doubt(conn, doc_id, &owner))
+            .await
+    }
+
+    /// Outbox: records a gateway outcome and releases the lease; a verdict
+    /// becomes a hub event (and, rejected, a `manual` conflict and an alert)
+    /// in the same transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn outbox_record(
+        &self,
+        doc: crate::outbox::Claimed,
+        owner: String,
+        outcome: crate::outbox::Outcome,
+        policy: crate::outbox::RetryPolicy,
+        jitter: u64,
+        authority: &'static str,
+    ) -> Result<Recorded, StoreError> {
+        self.write(move |conn, env| {
+            outbox::record(
+                conn, env, &doc, &owner, &outcome, &policy, jitter, authority,
+            )
+        })
+        .await
+    }
+
+    /// Admin: outbox documents in a state (all when `None`), newest first.
+    pub async fn outbox_list(
+        &self,
+        state: Option<crate::outbox::DocState>,
+        limit: usize,
+    ) -> Result<Vec<DocInfo>, StoreError> {
+        self.read(move |conn| outbox::list(conn, state, limit))
+            .await
+    }
+
+    /// Outbox counts (health, metrics).
+    pub async fn outbox_health(&self) -> Result<OutboxHealth, StoreError> {
+        self.read(outbox::health).await
+    }
+
+    /// Forgets nonces whose timestamp is outside the replay window.
+    pub async fn prune_nonces(&self) -> Result<usize, StoreError> {
+        self.write(device_auth::prune_nonces).await
+    }
+
+    /// `GET /v1/sync/pull` for an authenticated device.
+    pub async fn pull(
+        &self,
+        who: DeviceCtx,
+        after: u64,
+        limit: usize,
+    ) -> Result<PullPage, StoreError> {
+        self.read(move |conn| pull::pull_page(conn, who, after, limit))
+            .await
+    }
+
+    /// `GET /v1/sync/own` for an authenticated device.
+    pub async fn own(
+        &self,
+        who: DeviceCtx,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<OwnPage, StoreError> {
+        self.read(move |conn| pull::own_page(conn, who.device, after_seq, limit))
+            .await
+    }
+
+    /// Admin: the stores.
+    pub async fn stores(&self) -> Result<Vec<StoreInfo>, StoreError> {
+        self.read(stores::list_stores).await
+    }
+
+    /// Admin: the devices (of one store, or all).
+    pub async fn devices(&self, store: Option<StoreId>) -> Result<Vec<DeviceInfo>, StoreError> {
+        let now = self.now_ms();
+        self.read(move |conn| devices::list_devices(conn, store, now))
+            .await
+    }
+
+    /// Admin: alerts (stored ones, open conflicts, negative stock).
+    pub async fn alerts(&self) -> Result<Vec<AlertInfo>, StoreError> {
+        self.read(reports::list_alerts).await
+    }
+
+    /// What the health report is computed from.
+    pub async fn health_inputs(&self) -> Result<HealthInputs, StoreError> {
+        let now = self.now_ms();
+        self.read(move |conn| health::health_inputs(conn, now))
+            .await
+    }
+
+    /// Digest of the projections (see [`digest`]).
+    pub async fn digest(&self) -> Result<Hash256, StoreError> {
+        self.read(facts::load::digest).await
+    }
+}

@@ -1,0 +1,1048 @@
+//! The SQL of payment intents, provider webhooks and the reconciliation of
+//! card payments (see `crate::payments` for the decisions).
+//!
+//! Everything here runs on the single writer thread, inside its `BEGIN
+//! IMMEDIATE` transaction: that serialization is the "row lock" on an
+//! intent. A webhook's first step is the lookup of its (provider, event id),
+//! backed by a UNIQUE constraint, so of any number of concurrent deliveries of
+//! one event exactly one is decided and the others find its row and answer
+//! `duplicate`; two different events for one intent are decided one after
+//! the other, the second against the state the first left.
+
+use super::db::{params, Conn, OptionalExtension, Params};
+use caja_shared::canonical::Value;
+use caja_shared::digest::Hash256;
+use caja_shared::event::Event;
+use caja_shared::ids::{DeviceId, EventId, IntentId, SaleId, StoreId};
+use caja_shared::kind::{EventBody, IntentState, PaymentIntentUpdated, PaymentMethod};
+use caja_shared::money::Money;
+use serde::Serialize;
+
+use super::device_request::{begin, record_answer, Begun};
+use crate::audit::{self, AuditKind};
+use crate::auth::SignedRequest;
+use crate::conflict::ConflictReason;
+use crate::payments::{self, Confirmation, Delivery, IntentRequest, Outcome, Verdict, Webhook};
+use crate::projection::{self, Conflict, Subject};
+use crate::storage::alerts::raise_alert;
+use crate::storage::audit_log::append_audit;
+use crate::storage::codec::corrupt;
+use crate::storage::codec::parse;
+use crate::storage::error::Answer;
+use crate::storage::error::StoreError;
+use crate::storage::ingest::hub_chain::append_to_hub_chain;
+use crate::storage::writer::Env;
+use crate::wire::ApiError;
+
+/// Most applied events one reconciliation pass reads.
+const SCAN_BATCH: i64 = 10_000;
+
+/// A payment intent, for head office and answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IntentInfo {
+    /// The intent.
+    pub intent_id: IntentId,
+    /// Its store.
+    pub store: StoreId,
+    /// The register that created it.
+    pub device: DeviceId,
+    /// The sale.
+    pub sale_id: SaleId,
+    /// The provider.
+    pub provider: String,
+    /// `card` or `transfer`.
+    pub method: String,
+    /// Amount in centavos.
+    pub amount: i64,
+    /// State now.
+    pub state: String,
+    /// Authorization code, once reported.
+    pub auth_code: Option<String>,
+    /// When created (hub clock).
+    pub created_ms: i64,
+    /// Last change (hub clock).
+    pub updated_ms: i64,
+}
+
+/// One received provider event, for head office.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WebhookInfo {
+    /// The provider.
+    pub provider: String,
+    /// The provider's event id.
+    pub provider_event_id: String,
+    /// The intent, when it named or matched one.
+    pub intent_id: Option<String>,
+    /// The state it reported.
+    pub state: String,
+    /// The amount it reported.
+    pub amount: i64,
+    /// The authorization code it reported.
+    pub auth_code: Option<String>,
+    /// `applied`, `held`, `rejected` or `recorded`.
+    pub outcome: String,
+    /// Why it was rejected.
+    pub reason: Option<String>,
+    /// The intent's state when it was decided.
+    pub from_state: Option<String>,
+    /// When received.
+    pub received_ms: i64,
+}
+
+/// A card payment checked against the provider, for head office.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CardCheckInfo {
+    /// The register event holding the payment.
+    pub event_id: String,
+    /// The payment's index in it.
+    pub idx: i64,
+    /// Store.
+    pub store: String,
+    /// Register.
+    pub device: String,
+    /// Sale.
+    pub sale_id: String,
+    /// Amount.
+    pub amount: i64,
+    /// The terminal's authorization code.
+    pub reference: String,
+    /// The sale's time (its event's HLC).
+    pub sale_ms: i64,
+    /// `waiting`, `confirmed`, `mismatch` or `unconfirmed`.
+    pub verdict: String,
+}
+
+/// What the hub did with a webhook delivery (the 200 answer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WebhookAnswer {
+    /// `applied`, `held`, `rejected`, `recorded` or `duplicate`.
+    pub outcome: &'static str,
+    /// For `rejected`: why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// For `duplicate`: what the first delivery's outcome is now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_outcome: Option<String>,
+    /// The intent concerned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub intent_id: Option<String>,
+    /// The intent's state after this delivery.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<&'static str>,
+    /// Transitions this delivery caused (itself and held ones it unblocked).
+    pub transitions: usize,
+}
+
+/// What a reconciliation pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReconcileReport {
+    /// Card payments newly found in applied events.
+    pub found: u64,
+    /// Card payments judged in this pass.
+    pub checked: u64,
+    /// New `manual` conflicts.
+    pub conflicts: u64,
+}
+
+fn method_str(m: PaymentMethod) -> &'static str {
+    projection::method_name(m)
+}
+
+fn state_of(s: &str) -> Result<IntentState, StoreError> {
+    IntentState::parse(s).ok_or_else(|| corrupt(format!("intent state {s:?}")))
+}
+
+struct IntentRow {
+    intent_id: IntentId,
+    store: StoreId,
+    device: DeviceId,
+    sale_id: SaleId,
+    provider: String,
+    method: PaymentMethod,
+    amount: Money,
+    state: IntentState,
+    auth_code: Option<String>,
+}
+
+/// The columns of an intent row as stored.
+type IntentCols = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    String,
+    Option<String>,
+);
+
+fn load_intent(conn: &Conn, id: IntentId) -> Result<Option<IntentRow>, StoreError> {
+    let row: Option<IntentCols> = conn
+        .prepare_cached(
+            "SELECT store_id, device_id, sale_id, provider, method, amount, state, auth_code
+             FROM payment_intents WHERE intent_id = $1",
+        )?
+        .query_row([id.to_string()], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+            ))
+        })
+        .optional()?;
+    let Some((store, device, sale, provider, method, amount, state, auth_code)) = row else {
+        return Ok(None);
+    };
+    Ok(Some(IntentRow {
+        intent_id: id,
+        store: parse(&store)?,
+        device: parse(&device)?,
+        sale_id: parse(&sale)?,
+        provider,
+        method: projection::parse_method(&method)
+            .ok_or_else(|| corrupt(format!("payment method {method:?}")))?,
+        amount: Money(amount),
+        state: state_of(&state)?,
+        auth_code,
+    }))
+}
+
+fn intent_by_auth_code(
+    conn: &Conn,
+    provider: &str,
+    auth_code: &str,
+) -> Result<Option<IntentId>, StoreError> {
+    let id: Option<String> = conn
+        .prepare_cached(
+            "SELECT intent_id FROM payment_intents WHERE provider = $1 AND auth_code = $2
+             ORDER BY created_ms, intent_id LIMIT 1",
+        )?
+        .query_row(params![provider, auth_code], |r| r.get(0))
+        .optional()?;
+    id.map(|s| parse(&s)).transpose()
+}
+
+fn updated_body(i: &IntentRow, provider_event_id: Option<String>) -> EventBody {
+    EventBody::PaymentIntentUpdated(PaymentIntentUpdated {
+        intent_id: i.intent_id,
+        sale_id: i.sale_id,
+        device: i.device,
+        provider: i.provider.clone(),
+        method: i.method,
+        amount: i.amount,
+        state: i.state,
+        provider_event_id,
+        auth_code: i.auth_code.clone(),
+    })
+}
+
+/// `POST /v1/payments/intents`: authentication, the body, the request id,
+/// then a new intent in state `pending` and its `PaymentIntentUpdated` hub
+/// event. Answers the hub event's canonical bytes.
+pub(crate) fn create_intent(
+    conn: &Conn,
+    env: &mut Env,
+    req: &SignedRequest,
+    parsed: Result<(IntentRequest, Hash256), ApiError>,
+    providers: &[String],
+) -> Result<Answer<Vec<Vec<u8>>>, StoreError> {
+    let Begun {
+        who,
+        request,
+        body_hash,
+        request_id: rid,
+    } = match begin(
+        conn,
+        env,
+        req,
+        parsed,
+        "payment_intents",
+        |r: &IntentRequest| r.check(|p| providers.iter().any(|x| x == p)),
+        |r| r.request_id.to_string(),
+    )? {
+        Ok(b) => b,
+        Err(answer) => return Ok(answer),
+    };
+    let now = env.now_ms();
+    let mut rng = &mut *env.rng;
+    let intent_id =
+        IntentId::new_v7(now, &mut rng).map_err(|e| corrupt(format!("intent id: {e}")))?;
+    let intent = IntentRow {
+        intent_id,
+        store: who.store,
+        device: who.device,
+        sale_id: request.sale_id,
+        provider: request.provider.clone(),
+        method: request.method,
+        amount: request.amount,
+        state: IntentState::Pending,
+        auth_code: None,
+    };
+    conn.prepare_cached(
+        "INSERT INTO payment_intents (intent_id, store_id, device_id, sale_id, provider, method, amount, state, auth_code, created_ms, updated_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', NULL, $8, $8)",
+    )?
+    .execute(params![
+        intent_id.to_string(),
+        who.store.to_string(),
+        who.device.to_string(),
+        request.sale_id.to_string(),
+        request.provider,
+        method_str(request.method),
+        request.amount.0,
+        now
+    ])?;
+    let events = append_to_hub_chain(conn, env, who.store, &[updated_body(&intent, None)])?;
+    append_audit(
+        conn,
+        &mut env.tx,
+        AuditKind::PaymentIntentCreated,
+        now,
+        Some(who.store),
+        audit::data([
+            ("intent_id", audit::s(intent_id)),
+            ("device", audit::s(who.device)),
+            ("sale_id", audit::s(request.sale_id)),
+            ("provider", audit::s(&request.provider)),
+            ("method", audit::s(method_str(request.method))),
+            ("amount", audit::n(request.amount.0)),
+            ("request_id", audit::s(&rid)),
+        ]),
+    )?;
+    tracing::info!(intent = %intent_id, device = %who.device, provider = %request.provider, amount = request.amount.0, "payment intent created");
+    let bytes: Vec<Vec<u8>> = events
+        .iter()
+        .map(|e: &Event| e.canonical_bytes().to_vec())
+        .collect();
+    record_answer(
+        conn,
+        who.device,
+        &rid,
+        "payment_intents",
+        body_hash,
+        &bytes,
+        now,
+    )?;
+    Ok(Ok(bytes))
+}
+
+struct Decided<'a> {
+    provider: &'a str,
+    event_id: &'a str,
+    intent: Option<&'a str>,
+    outcome: &'static str,
+    reason: Option<&'a str>,
+    from: Option<IntentState>,
+}
+
+fn audit_decision(
+    conn: &Conn,
+    env: &mut Env,
+    store: Option<StoreId>,
+    d: &Decided<'_>,
+    w: &Webhook,
+    now: i64,
+) -> Result<(), StoreError> {
+    append_audit(
+        conn,
+        &mut env.tx,
+        AuditKind::PaymentWebhookDecided,
+        now,
+        store,
+        audit::data([
+            ("provider", audit::s(d.provider)),
+            ("provider_event_id", audit::s(d.event_id)),
+            ("intent_id", d.intent.map_or(Value::Null, audit::s)),
+            ("state", audit::s(w.state.as_str())),
+            ("amount", audit::n(w.amount.0)),
+            (
+                "auth_code",
+                w.auth_code.as_deref().map_or(Value::Null, audit::s),
+            ),
+            ("outcome", audit::s(d.outcome)),
+            ("reason", d.reason.map_or(Value::Null, audit::s)),
+            (
+                "from_state",
+                d.from.map_or(Value::Null, |s| audit::s(s.as_str())),
+            ),
+        ]),
+    )?;
+    Ok(())
+}
+
+/// Records a rejection that happens before the state machine (an unknown
+/// intent, another provider's intent): stored, audited, logged, alerted.
+#[allow(clippy::too_many_arguments)]
+fn reject_early(
+    conn: &Conn,
+    env: &mut Env,
+    provider: &str,
+    w: &Webhook,
+    body_hash: Hash256,
+    store: Option<StoreId>,
+    reason: &'static str,
+    now: i64,
+) -> Result<WebhookAnswer, StoreError> {
+    let intent = w.intent_id.map(|i| i.to_string());
+    conn.prepare_cached(
+        "INSERT INTO payment_webhooks (provider, provider_event_id, intent_id, state, amount, auth_code, body_hash, received_ms, outcome, reason, from_state, decided_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'rejected', $9, NULL, $8)",
+    )?
+    .execute(params![
+        provider,
+        w.event_id,
+        intent,
+        w.state.as_str(),
+        w.amount.0,
+        w.auth_code,
+        body_hash.to_hex(),
+        now,
+        reason
+    ])?;
+    let d = Decided {
+        provider,
+        event_id: &w.event_id,
+        intent: intent.as_deref(),
+        outcome: "rejected",
+        reason: Some(reason),
+        from: None,
+    };
+    audit_decision(conn, env, store, &d, w, now)?;
+    raise_alert(
+        conn,
+        "payment_webhook_rejected",
+        store,
+        None,
+        now,
+        &format!(
+            "{provider} event {} ({}) rejected: {reason}",
+            w.event_id,
+            w.state.as_str()
+        ),
+    )?;
+    tracing::warn!(provider, event = %w.event_id, reason, "payment webhook rejected");
+    Ok(WebhookAnswer {
+        outcome: "rejected",
+        reason: Some(reason.to_owned()),
+        first_outcome: None,
+        intent_id: intent,
+        state: None,
+        transitions: 0,
+    })
+}
+
+/// A provider's webhook, already authenticated (signature checked by the
+/// caller) and its body checked. Idempotent by (provider, event id).
+pub(crate) fn webhook(
+    conn: &Conn,
+    env: &mut Env,
+    provider: &str,
+    w: &Webhook,
+    body_hash: Hash256,
+    deadline_ms: i64,
+) -> Result<Answer<WebhookAnswer>, StoreError> {
+    let now = env.now_ms();
+    let prior: Option<(String, Option<String>, Option<String>, String)> = conn
+        .prepare_cached(
+            "SELECT outcome, reason, intent_id, body_hash FROM payment_webhooks
+             WHERE provider = $1 AND provider_event_id = $2",
+        )?
+        .query_row(params![provider, w.event_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()?;
+    if let Some((outcome, reason, intent, hash)) = prior {
+        if hash != body_hash.to_hex() {
+            tracing::warn!(provider, event = %w.event_id, "a duplicate webhook carries another body; the first one stands");
+        }
+        let state = match intent.as_deref().map(parse::<IntentId>).transpose()? {
+            Some(id) => load_intent(conn, id)?.map(|i| i.state.as_str()),
+            None => None,
+        };
+        return Ok(Ok(WebhookAnswer {
+            outcome: "duplicate",
+            reason,
+            first_outcome: Some(outcome),
+            intent_id: intent,
+            state,
+            transitions: 0,
+        }));
+    }
+    // Which intent: the one named, else the one this provider authorized
+    // with this code, else none (a terminal's offline payment).
+    let intent_id = match (w.intent_id, &w.auth_code) {
+        (Some(id), _) => Some(id),
+        (None, Some(code)) => intent_by_auth_code(conn, provider, code)?,
+        (None, None) => None,
+    };
+    let Some(intent_id) = intent_id else {
+        return record_confirmation(conn, env, provider, w, body_hash, deadline_ms, now).map(Ok);
+    };
+    let Some(mut intent) = load_intent(conn, intent_id)? else {
+        return reject_early(
+            conn,
+            env,
+            provider,
+            w,
+            body_hash,
+            None,
+            "unknown_intent",
+            now,
+        )
+        .map(Ok);
+    };
+    if intent.provider != provider {
+        // One provider's secret never moves another provider's intent.
+        return reject_early(
+            conn,
+            env,
+            provider,
+            w,
+            body_hash,
+            Some(intent.store),
+            "wrong_provider",
+            now,
+        )
+        .map(Ok);
+    }
+    let held: Vec<Delivery<i64>> = {
+        let mut stmt = conn.prepare_cached(
+            "SELECT webhook_id, state, amount FROM payment_webhooks
+             WHERE intent_id = $1 AND outcome = 'held' ORDER BY webhook_id",
+        )?;
+        let rows: Vec<(i64, String, i64)> = stmt
+            .query_map([intent_id.to_string()], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        rows.into_iter()
+            .map(|(key, s, a)| {
+                Ok(Delivery {
+                    key,
+                    state: state_of(&s)?,
+                    amount: Money(a),
+                })
+            })
+            .collect::<Result<_, StoreError>>()?
+    };
+    let incoming_key: i64 = conn.prepare_cached(
+        "INSERT INTO payment_webhooks (provider, provider_event_id, intent_id, state, amount, auth_code, body_hash, received_ms, outcome, reason, from_state, decided_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'held', NULL, $9, $8) RETURNING webhook_id",
+    )?
+    .query_row(params![
+        provider,
+        w.event_id,
+        intent_id.to_string(),
+        w.state.as_str(),
+        w.amount.0,
+        w.auth_code,
+        body_hash.to_hex(),
+        now,
+        intent.state.as_str()
+    ], |r| r.get(0))?;
+    let incoming = Delivery {
+        key: incoming_key,
+        state: w.state,
+        amount: w.amount,
+    };
+    let (final_state, outcomes) = payments::process(intent.state, intent.amount, &held, &incoming);
+    let mut bodies = Vec::new();
+    let mut answer = WebhookAnswer {
+        outcome: "held",
+        reason: None,
+        first_outcome: None,
+        intent_id: Some(intent_id.to_string()),
+        state: Some(final_state.as_str()),
+        transitions: 0,
+    };
+    for (key, outcome) in outcomes {
+        // The delivery decided (this one or a held one), as stored.
+        let (event_id, state, amount, auth_code): (String, String, i64, Option<String>) = conn
+            .prepare_cached(
+                "SELECT provider_event_id, state, amount, auth_code FROM payment_webhooks WHERE webhook_id = $1",
+            )?
+            .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        let stored = Webhook {
+            event_id,
+            state: state_of(&state)?,
+            intent_id: Some(intent_id),
+            auth_code,
+            amount: Money(amount),
+        };
+        match outcome {
+            Outcome::Applied { from, to } => {
+                if intent.auth_code.is_none() {
+                    intent.auth_code.clone_from(&stored.auth_code);
+                }
+                intent.state = to;
+                conn.prepare_cached(
+                    "UPDATE payment_webhooks SET outcome = 'applied', from_state = $2, decided_ms = $3 WHERE webhook_id = $1",
+                )?
+                .execute(params![key, from.as_str(), now])?;
+                conn.prepare_cached(
+                    "UPDATE payment_intents SET state = $2, auth_code = $3, updated_ms = $4 WHERE intent_id = $1",
+                )?
+                .execute(params![intent_id.to_string(), to.as_str(), intent.auth_code, now])?;
+                append_audit(
+                    conn,
+                    &mut env.tx,
+                    AuditKind::PaymentIntentTransition,
+                    now,
+                    Some(intent.store),
+                    audit::data([
+                        ("intent_id", audit::s(intent_id)),
+                        ("provider", audit::s(provider)),
+                        ("provider_event_id", audit::s(&stored.event_id)),
+                        ("from", audit::s(from.as_str())),
+                        ("to", audit::s(to.as_str())),
+                        ("amount", audit::n(intent.amount.0)),
+                        (
+                            "auth_code",
+                            intent.auth_code.as_deref().map_or(Value::Null, audit::s),
+                        ),
+                    ]),
+                )?;
+                tracing::info!(intent = %intent_id, provider, event = %stored.event_id, from = from.as_str(), to = to.as_str(), "payment intent moved");
+                bodies.push(updated_body(&intent, Some(stored.event_id.clone())));
+                answer.transitions += 1;
+                if key == incoming_key {
+                    answer.outcome = "applied";
+                }
+            }
+            Outcome::Held => {
+                let d = Decided {
+                    provider,
+                    event_id: &stored.event_id,
+                    intent: answer.intent_id.as_deref(),
+                    outcome: "held",
+                    reason: None,
+                    from: Some(intent.state),
+                };
+                audit_decision(conn, env, Some(intent.store), &d, &stored, now)?;
+                tracing::info!(intent = %intent_id, provider, event = %stored.event_id, state = stored.state.as_str(), at = intent.state.as_str(), "payment webhook held until the intent catches up");
+            }
+            Outcome::Rejected { reason, from } => {
+                conn.prepare_cached(
+                    "UPDATE payment_webhooks SET outcome = 'rejected', reason = $2, from_state = $3, decided_ms = $4 WHERE webhook_id = $1",
+                )?
+                .execute(params![key, reason.as_str(), from.as_str(), now])?;
+                let d = Decided {
+                    provider,
+                    event_id: &stored.event_id,
+                    intent: answer.intent_id.as_deref(),
+                    outcome: "rejected",
+                    reason: Some(reason.as_str()),
+                    from: Some(from),
+                };
+                audit_decision(conn, env, Some(intent.store), &d, &stored, now)?;
+                tracing::warn!(intent = %intent_id, provider, event = %stored.event_id, state = stored.state.as_str(), from = from.as_str(), reason = reason.as_str(), "payment transition rejected, not applied");
+                if reason.alerts() {
+                    raise_alert(
+                        conn,
+                        "payment_transition_rejected",
+                        Some(intent.store),
+                        Some(intent.device),
+                        now,
+                        &format!(
+                            "{provider} reported {} ({} centavos) for intent {intent_id} in state {}: {}",
+                            stored.state.as_str(),
+                            stored.amount.0,
+                            from.as_str(),
+                            reason.as_str()
+                        ),
+                    )?;
+                }
+                if key == incoming_key {
+                    answer.outcome = "rejected";
+                    answer.reason = Some(reason.as_str().to_owned());
+                }
+            }
+        }
+    }
+    debug_assert_eq!(intent.state, final_state);
+    if !bodies.is_empty() {
+        append_to_hub_chain(conn, env, intent.store, &bodies)?;
+    }
+    if let Some(code) = &w.auth_code {
+        reconcile_reference(conn, env, code, deadline_ms, now)?;
+    }
+    Ok(Ok(answer))
+}
+
+/// A webhook about no intent: the confirmation of a payment a terminal took
+/// offline, kept for reconciliation.
+fn record_confirmation(
+    conn: &Conn,
+    env: &mut Env,
+    provider: &str,
+    w: &Webhook,
+    body_hash: Hash256,
+    deadline_ms: i64,
+    now: i64,
+) -> Result<WebhookAnswer, StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO payment_webhooks (provider, provider_event_id, intent_id, state, amount, auth_code, body_hash, received_ms, outcome, reason, from_state, decided_ms)
+         VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, 'recorded', NULL, NULL, $7)",
+    )?
+    .execute(params![
+        provider,
+        w.event_id,
+        w.state.as_str(),
+        w.amount.0,
+        w.auth_code,
+        body_hash.to_hex(),
+        now
+    ])?;
+    let d = Decided {
+        provider,
+        event_id: &w.event_id,
+        intent: None,
+        outcome: "recorded",
+        reason: None,
+        from: None,
+    };
+    audit_decision(conn, env, None, &d, w, now)?;
+    tracing::info!(provider, event = %w.event_id, auth_code = w.auth_code.as_deref().unwrap_or(""), "payment confirmation recorded");
+    if let Some(code) = &w.auth_code {
+        reconcile_reference(conn, env, code, deadline_ms, now)?;
+    }
+    Ok(WebhookAnswer {
+        outcome: "recorded",
+        reason: None,
+        first_outcome: None,
+        intent_id: None,
+        state: None,
+        transitions: 0,
+    })
+}
+
+// ---- Reconciliation ----------------------------------------------------------
+
+/// Reads the applied events after the scan cursor (at most [`SCAN_BATCH`])
+/// and records every card payment with a reference; returns how many.
+fn scan(conn: &Conn, now: i64) -> Result<u64, StoreError> {
+    let after: i64 = conn
+        .prepare_cached("SELECT applied_seq FROM payment_scan WHERE id = 1")?
+        .query_row([], |r| r.get(0))?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT a.applied_seq, e.event_id, e.store_id, e.device_id, e.hlc_ms,
+                CASE WHEN e.kind IN ('SaleCreated', 'PaymentTaken') THEN e.bytes END
+         FROM applied a JOIN events e ON e.id = a.event_row
+         WHERE a.applied_seq > $1 ORDER BY a.applied_seq LIMIT $2",
+    )?;
+    let mut rows = stmt.query(params![after, SCAN_BATCH])?;
+    let mut last = after;
+    let mut found = 0;
+    while let Some(r) = rows.next()? {
+        last = r.get(0)?;
+        let Some(bytes) = r.get::<_, Option<Vec<u8>>>(5)? else {
+            continue;
+        };
+        let event_id: String = r.get(1)?;
+        let store: String = r.get(2)?;
+        let device: String = r.get(3)?;
+        let sale_ms: i64 = r.get(4)?;
+        let event = Event::from_json(&bytes).map_err(corrupt)?;
+        let cards: Vec<(SaleId, i64, Money, String)> = match event.body().map_err(corrupt)? {
+            EventBody::SaleCreated(s) => s
+                .payments
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.method == PaymentMethod::Card)
+                .filter_map(|(i, p)| {
+                    let r = p.reference.clone()?;
+                    Some((s.sale_id, i64::try_from(i).unwrap_or(i64::MAX), p.amount, r))
+                })
+                .collect(),
+            EventBody::PaymentTaken(p) if p.method == PaymentMethod::Card => p
+                .reference
+                .clone()
+                .map(|r| (p.sale_id, 0, p.amount, r))
+                .into_iter()
+                .collect(),
+            _ => vec![],
+        };
+        for (sale, idx, amount, reference) in cards {
+            found += u64::try_from(
+                conn.prepare_cached(
+                    "INSERT INTO payment_card_checks (event_id, idx, store_id, device_id, sale_id, amount, reference, sale_ms, verdict, decided_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'waiting', $9) ON CONFLICT DO NOTHING",
+                )?
+                .execute(params![event_id, idx, store, device, sale.to_string(), amount.0, reference, sale_ms, now])?,
+            )
+            .unwrap_or(0);
+        }
+    }
+    drop(rows);
+    conn.prepare_cached("UPDATE payment_scan SET applied_seq = $1 WHERE id = 1")?
+        .execute([last])?;
+    Ok(found)
+}
+
+struct CardRow {
+    event_id: String,
+    idx: i64,
+    sale_id: String,
+    store: StoreId,
+    device: DeviceId,
+    amount: Money,
+    reference: String,
+    sale_ms: i64,
+    verdict: String,
+}
+
+fn card_rows(conn: &Conn, sql: &str, p: impl Params) -> Result<Vec<CardRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(p)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(CardRow {
+            event_id: r.get(0)?,
+            idx: r.get(1)?,
+            store: parse(&r.get::<_, String>(2)?)?,
+            device: parse(&r.get::<_, String>(3)?)?,
+            amount: Money(r.get(4)?),
+            reference: r.get(5)?,
+            sale_ms: r.get(6)?,
+            verdict: r.get(7)?,
+            sale_id: r.get(8)?,
+        });
+    }
+    Ok(out)
+}
+
+const CARD_COLUMNS: &str =
+    "SELECT event_id, idx, store_id, device_id, amount, reference, sale_ms, verdict, sale_id FROM payment_card_checks";
+
+/// Judges card payments again and records what changed; a verdict needing a
+/// person becomes a `manual` conflict (once) and an alert. Returns (checked,
+/// new conflicts).
+fn judge(
+    conn: &Conn,
+    env: &mut Env,
+    rows: Vec<CardRow>,
+    deadline_ms: i64,
+    now: i64,
+) -> Result<(u64, u64), StoreError> {
+    let mut conflicts = 0;
+    let mut checked = 0;
+    for row in rows {
+        checked += 1;
+        let confirmations: Vec<Confirmation> = {
+            let mut stmt = conn.prepare_cached(
+                "SELECT state, amount, received_ms FROM payment_webhooks WHERE auth_code = $1",
+            )?;
+            let rows: Vec<(String, i64, i64)> = stmt
+                .query_map([&row.reference], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<_, _>>()?;
+            rows.into_iter()
+                .map(|(s, a, t)| {
+                    Ok(Confirmation {
+                        state: state_of(&s)?,
+                        amount: Money(a),
+                        received_ms: t,
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?
+        };
+        let verdict =
+            payments::reconcile(row.amount, row.sale_ms, &confirmations, deadline_ms, now);
+        if verdict.as_str() != row.verdict {
+            conn.prepare_cached(
+                "UPDATE payment_card_checks SET verdict = $3, decided_ms = $4 WHERE event_id = $1 AND idx = $2",
+            )?
+            .execute(params![row.event_id, row.idx, verdict.as_str(), now])?;
+        }
+        let Some(reason) = verdict.conflict_reason() else {
+            continue;
+        };
+        let event: EventId = parse(&row.event_id)?;
+        let idx = u32::try_from(row.idx).map_err(corrupt)?;
+        let subject = Subject::CardPayment(event, idx);
+        let conflict = Conflict::new(reason, subject.clone(), row.store, [event].into());
+        if !super::conflicts::upsert(conn, Some(&mut env.tx), &conflict, false, now)? {
+            continue;
+        }
+        let detail = match verdict {
+            Verdict::Mismatch { provider_amount } => format!(
+                "card payment {} (reference {}) of {} centavos: the provider reported {} centavos",
+                subject, row.reference, row.amount.0, provider_amount.0
+            ),
+            _ => format!(
+                "card payment {} (reference {}) of {} centavos: no capture from the provider within {} ms of the sale",
+                subject, row.reference, row.amount.0, deadline_ms
+            ),
+        };
+        raise_alert(
+            conn,
+            "payment_reconciliation",
+            Some(row.store),
+            Some(row.device),
+            now,
+            &detail,
+        )?;
+        tracing::warn!(conflict = %conflict.conflict_id, %reason, %subject, "card payment needs a person");
+        conflicts += 1;
+    }
+    Ok((checked, conflicts))
+}
+
+/// Judges again the card payments recorded with `reference` (after a
+/// provider reported on that code).
+fn reconcile_reference(
+    conn: &Conn,
+    env: &mut Env,
+    reference: &str,
+    deadline_ms: i64,
+    now: i64,
+) -> Result<(), StoreError> {
+    scan(conn, now)?;
+    let rows = card_rows(
+        conn,
+        &format!("{CARD_COLUMNS} WHERE reference = $1 AND verdict <> 'mismatch'"),
+        [reference],
+    )?;
+    judge(conn, env, rows, deadline_ms, now)?;
+    Ok(())
+}
+
+/// One reconciliation pass: new card payments from applied events, then every
+/// payment still waiting (the deadline may have passed).
+pub(crate) fn reconcile(
+    conn: &Conn,
+    env: &mut Env,
+    deadline_ms: i64,
+) -> Result<ReconcileReport, StoreError> {
+    let now = env.now_ms();
+    let found = scan(conn, now)?;
+    let mut rows = card_rows(
+        conn,
+        &format!("{CARD_COLUMNS} WHERE verdict = 'waiting' ORDER BY sale_ms"),
+        [],
+    )?;
+    // `caja-hub rebuild` recomputes `conflicts` from events and drops the
+    // payment ones: judge again the payments whose conflict is missing, so
+    // they are detected again (once).
+    let present: std::collections::HashSet<String> = conn
+        .prepare_cached("SELECT subject FROM conflicts WHERE reason IN ($1, $2)")?
+        .query_map(
+            [
+                ConflictReason::CardPaymentAmountMismatch.as_str(),
+                ConflictReason::CardPaymentUnconfirmed.as_str(),
+            ],
+            |r| r.get(0),
+        )?
+        .collect::<Result<_, _>>()?;
+    for r in card_rows(
+        conn,
+        &format!("{CARD_COLUMNS} WHERE verdict IN ('mismatch', 'unconfirmed') ORDER BY sale_ms"),
+        [],
+    )? {
+        let subject =
+            Subject::CardPayment(parse(&r.event_id)?, u32::try_from(r.idx).map_err(corrupt)?);
+        if !present.contains(&subject.key()) {
+            rows.push(r);
+        }
+    }
+    let (checked, conflicts) = judge(conn, env, rows, deadline_ms, now)?;
+    Ok(ReconcileReport {
+        found,
+        checked,
+        conflicts,
+    })
+}
+
+/// Head office's view of payments (`GET /v1/admin/payments`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PaymentsOverview {
+    /// Payment intents.
+    pub intents: Vec<IntentInfo>,
+    /// Provider events received, with their outcome (rejections with reasons).
+    pub webhooks: Vec<WebhookInfo>,
+    /// Card payments recorded with a terminal reference, with their verdict.
+    pub card_checks: Vec<CardCheckInfo>,
+}
+
+/// Head office's view: intents, received webhooks and card checks (of one
+/// store, or all).
+pub(crate) fn overview(
+    conn: &Conn,
+    store: Option<StoreId>,
+) -> Result<PaymentsOverview, StoreError> {
+    let store_s = store.map(|s| s.to_string());
+    let mut intents = Vec::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT intent_id, store_id, device_id, sale_id, provider, method, amount, state, auth_code, created_ms, updated_ms
+         FROM payment_intents WHERE CAST($1 AS TEXT) IS NULL OR store_id = $1 ORDER BY created_ms, intent_id",
+    )?;
+    let mut rows = stmt.query([&store_s])?;
+    while let Some(r) = rows.next()? {
+        intents.push(IntentInfo {
+            intent_id: parse(&r.get::<_, String>(0)?)?,
+            store: parse(&r.get::<_, String>(1)?)?,
+            device: parse(&r.get::<_, String>(2)?)?,
+            sale_id: parse(&r.get::<_, String>(3)?)?,
+            provider: r.get(4)?,
+            method: r.get(5)?,
+            amount: r.get(6)?,
+            state: r.get(7)?,
+            auth_code: r.get(8)?,
+            created_ms: r.get(9)?,
+            updated_ms: r.get(10)?,
+        });
+    }
+    drop(rows);
+    let mut webhooks = Vec::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT w.provider, w.provider_event_id, w.intent_id, w.state, w.amount, w.auth_code, w.outcome, w.reason, w.from_state, w.received_ms
+         FROM payment_webhooks w LEFT JOIN payment_intents i ON i.intent_id = w.intent_id
+         WHERE CAST($1 AS TEXT) IS NULL OR i.store_id = $1 ORDER BY w.webhook_id",
+    )?;
+    let mut rows = stmt.query([&store_s])?;
+    while let Some(r) = rows.next()? {
+        webhooks.push(WebhookInfo {
+            provider: r.get(0)?,
+            provider_event_id: r.get(1)?,
+            intent_id: r.get(2)?,
+            state: r.get(3)?,
+            amount: r.get(4)?,
+            auth_code: r.get(5)?,
+            outcome: r.get(6)?,
+            reason: r.get(7)?,
+            from_state: r.get(8)?,
+            received_ms: r.get(9)?,
+        });
+    }
+    drop(rows);
+    let checks = card_rows(
+        conn,
+        &format!(
+            "{CARD_COLUMNS} WHERE CAST($1 AS TEXT) IS NULL OR store_id = $1 ORDER BY sale_ms, event_id, idx"
+        ),
+        [&store_s],
+    )?;
+    let cards = checks
+        .into_iter()
+        .map(|c| CardCheckInfo {
+            event_id: c.event_id,
+            idx: c.idx,
+            store: c.store.to_string(),
+            device: c.device.to_string(),
+            sale_id: c.sale_id,
+            amount: c.amount.0,
+            reference: c.reference,
+            sale_ms: c.sale_ms,
+            verdict: c.verdict,
+        })
+        .collect();
+    Ok(PaymentsOverview {
+        intents,
+        webhooks,
+        card_checks: cards,
+    })
+}

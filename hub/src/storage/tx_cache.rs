@@ -1,0 +1,95 @@
+//! The per-transaction cache of the writer ([`TxCache`]): counters read once
+//! per transaction (next audit index, next apply order), recently applied
+//! events, and what held events wait for.
+//!
+//! Kernel: reset at every `BEGIN`, cleared on any rollback, so it never
+//! outlives what the database holds.
+
+use crate::storage::codec::parse;
+use crate::storage::db::Conn;
+use crate::storage::error::StoreError;
+use caja_shared::ids::EventId;
+use std::collections::HashSet;
+
+/// Counters read once per transaction instead of once per row. The writer
+/// resets the cache at every `BEGIN`, so a rolled-back transaction never leaves
+/// a stale value.
+#[derive(Debug, Default)]
+pub(crate) struct TxCache {
+    /// Whether other hub instances write the same database (PostgreSQL):
+    /// then nothing read from it is kept across transactions (`awaited`),
+    /// since another instance may have changed it in between.
+    pub(crate) shared: bool,
+    /// The next audit index.
+    pub(crate) audit_next: Option<i64>,
+    /// The next apply order.
+    pub(crate) applied_next: Option<i64>,
+    /// Recently applied events (kept across transactions, bounded, cleared on
+    /// any rollback): most dependencies are recent, so this spares two index
+    /// lookups per event.
+    pub(crate) recent: HashSet<EventId>,
+    /// Insertion order of `recent`, to evict the oldest.
+    pub(crate) recent_order: std::collections::VecDeque<EventId>,
+    /// Every id some held event waits for (`held_missing.missing_id`), read
+    /// once and then kept in step, so applying an event nobody waits for
+    /// costs no query.
+    pub(crate) awaited: Option<HashSet<EventId>>,
+}
+
+/// Most ids kept in [`TxCache::recent`].
+const RECENT_APPLIED_MAX: usize = 65_536;
+
+impl TxCache {
+    /// A cache for a database of this dialect (PostgreSQL may be shared by
+    /// several hub instances).
+    pub(crate) fn new(dialect: crate::storage::db::Dialect) -> TxCache {
+        TxCache {
+            shared: dialect == crate::storage::db::Dialect::Postgres,
+            ..TxCache::default()
+        }
+    }
+
+    /// At `BEGIN`: counters are read again from the database (under the
+    /// writers' lock, so they are exact), and so is what held events wait
+    /// for when other instances may have held some since. `recent` stays:
+    /// an applied event stays applied whoever applied it.
+    pub(crate) fn begin(&mut self) {
+        self.audit_next = None;
+        self.applied_next = None;
+        if self.shared {
+            self.awaited = None;
+        }
+    }
+
+    /// After a `ROLLBACK`: nothing cached may be trusted.
+    pub(crate) fn rolled_back(&mut self) {
+        *self = TxCache {
+            shared: self.shared,
+            ..TxCache::default()
+        };
+    }
+
+    pub(crate) fn awaited(&mut self, conn: &Conn) -> Result<&mut HashSet<EventId>, StoreError> {
+        if self.awaited.is_none() {
+            let mut set = HashSet::new();
+            let mut stmt = conn.prepare_cached("SELECT DISTINCT missing_id FROM held_missing")?;
+            let mut rs = stmt.query([])?;
+            while let Some(r) = rs.next()? {
+                set.insert(parse(&r.get::<_, String>(0)?)?);
+            }
+            self.awaited = Some(set);
+        }
+        Ok(self.awaited.get_or_insert_with(HashSet::new))
+    }
+
+    pub(crate) fn remember_applied(&mut self, id: EventId) {
+        if self.recent.insert(id) {
+            self.recent_order.push_back(id);
+            if self.recent_order.len() > RECENT_APPLIED_MAX {
+                if let Some(old) = self.recent_order.pop_front() {
+                    self.recent.remove(&old);
+                }
+            }
+        }
+    }
+}

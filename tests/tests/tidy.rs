@@ -1,0 +1,405 @@
+//! Tidy tests: the layout rules of the hub and the node, checked on the source
+//! tree (pure file scanning, no build).
+//!
+//! - No file-level import cycles inside `hub/src` and inside `node/src`. Each
+//!   file's references to the crate's other files (`use` trees and inline
+//!   paths from `crate`, `self`, `super` or a child module; a name re-exported
+//!   by `pub use` is followed to the file that defines it) make a graph whose
+//!   strongly connected components must be single files. `#[cfg(test)]` items
+//!   and test module files are ignored: tests may import anything.
+//!   The cycles that exist while the layout is being untangled are listed in
+//!   [`ALLOWED_CYCLES`]; a cycle not listed fails, and so does a listed one
+//!   that no longer exists, so the list only shrinks.
+//! - No SQL outside the storage modules: no string literal holding an SQL
+//!   statement in a file outside [`HUB_STORAGE_DIR`] and [`NODE_SQL_FILES`]
+//!   (test code excluded).
+//! - The hub's pure modules ([`HUB_PURE_MODULES`]) refer to no file of the
+//!   storage layer.
+//!
+//! Invariant: reads files only; never runs cargo or rustc.
+
+#[path = "tidy/scan.rs"]
+mod scan;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use scan::{cycles, lex, sql_keyword, Crate};
+
+/// The hub's storage layer: the only directory of `hub/src` where SQL lives.
+const HUB_STORAGE_DIR: &str = "hub/src/storage";
+
+/// The node's files that may hold SQL: opening and migrating the database,
+/// the journal, the projections, the shared read queries, and the tables owned
+/// by one feature (fiscal blocks, escrow quotas, staff, print queue, imports,
+/// sync state, the screen's cart). An entry whose file holds no SQL any more
+/// fails the test, so the list stays exact.
+const NODE_SQL_FILES: &[&str] = &[
+    "node/src/db.rs",
+    "node/src/escrow.rs",
+    "node/src/fiscal.rs",
+    "node/src/import.rs",
+    "node/src/journal.rs",
+    "node/src/migrate.rs",
+    "node/src/print.rs",
+    "node/src/projection.rs",
+    "node/src/queries.rs",
+    "node/src/staff.rs",
+    "node/src/sync/state.rs",
+    "node/src/ui/cart.rs",
+];
+
+/// Hub files outside [`HUB_STORAGE_DIR`] that hold SQL (none today; the
+/// same rule as [`NODE_SQL_FILES`]).
+const HUB_SQL_FILES_TO_MOVE: &[&str] = &[];
+
+/// The hub's pure modules (decisions without IO): a file here, or under its
+/// directory, refers to nothing in [`HUB_STORAGE_DIR`]. `health` is not one
+/// yet: it reads the storage layer's `HealthInputs`.
+const HUB_PURE_MODULES: &[&str] = &[
+    "audit",
+    "audit_tree",
+    "auth",
+    "conflict",
+    "escrow",
+    "fiscal",
+    "hubchain",
+    "ingest",
+    "outbox",
+    "payments",
+    "projection",
+    "ratelimit",
+    "wire",
+];
+
+/// The file-level import cycles that exist today, each as its set of files:
+/// to break, never to grow (the test prints the edges of each).
+const ALLOWED_CYCLES: &[&[&str]] = &[];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace holds the tests crate")
+        .to_path_buf()
+}
+
+/// The crate of `rel` (`hub/src`), read.
+fn read_crate(rel: &str) -> Crate {
+    let c = Crate::read(&root().join(rel));
+    assert!(
+        c.files.len() >= 10,
+        "only {} files found in {rel}",
+        c.files.len()
+    );
+    c
+}
+
+fn cycle_names(c: &Crate, prefix: &str) -> BTreeSet<Vec<String>> {
+    cycles(&c.graph())
+        .into_iter()
+        .map(|comp| {
+            let mut names: Vec<String> = comp.iter().map(|i| c.name(*i, prefix)).collect();
+            names.sort();
+            names
+        })
+        .collect()
+}
+
+/// The edges inside `files` of crate `c`, for a failure message.
+fn describe(c: &Crate, prefix: &str, files: &[String]) -> String {
+    let mut out = String::new();
+    for (i, (_, _, facts)) in c.files.iter().enumerate() {
+        let from = c.name(i, prefix);
+        if !files.contains(&from) {
+            continue;
+        }
+        for (path, line) in &facts.refs {
+            let Some(t) = c.resolve(path) else { continue };
+            let to = c.name(t, prefix);
+            if t != i && files.contains(&to) {
+                out.push_str(&format!("    {from}:{line} → {to} ({})\n", path.join("::")));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn no_import_cycles_between_files_of_hub_and_node() {
+    let mut found = BTreeSet::new();
+    let mut details = String::new();
+    for prefix in ["hub/src", "node/src"] {
+        let c = read_crate(prefix);
+        for cycle in cycle_names(&c, prefix) {
+            details.push_str(&format!("  {cycle:?}\n{}", describe(&c, prefix, &cycle)));
+            found.insert(cycle);
+        }
+    }
+    let allowed: BTreeSet<Vec<String>> = ALLOWED_CYCLES
+        .iter()
+        .map(|c| {
+            let mut v: Vec<String> = c.iter().map(|s| (*s).to_owned()).collect();
+            v.sort();
+            v
+        })
+        .collect();
+    let new: Vec<_> = found.difference(&allowed).collect();
+    let gone: Vec<_> = allowed.difference(&found).collect();
+    let listing: String = found
+        .iter()
+        .map(|c| {
+            format!(
+                "    &[{}],\n",
+                c.iter()
+                    .map(|f| format!("{f:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+        .collect();
+    assert!(
+        new.is_empty() && gone.is_empty(),
+        "file-level import cycles changed.\nnew (break them): {new:?}\nno longer there \
+         (remove them from ALLOWED_CYCLES): {gone:?}\n\nthe cycles today, with their edges:\n\
+         {details}\nALLOWED_CYCLES as it stands:\n{listing}"
+    );
+}
+
+/// Every SQL literal outside test code: (file, line, keyword).
+fn sql_literals(prefix: &str) -> Vec<(String, usize, &'static str)> {
+    let c = read_crate(prefix);
+    let mut out = Vec::new();
+    let mut files: Vec<(String, Vec<(String, usize)>)> = c
+        .files
+        .iter()
+        .enumerate()
+        .map(|(i, (_, _, f))| (c.name(i, prefix), f.strings.clone()))
+        .collect();
+    // The binary's root is no module of the library: read it on its own.
+    let main = root().join(prefix).join("main.rs");
+    if let Ok(text) = std::fs::read_to_string(&main) {
+        let facts = scan::file_facts(&lex(&text), &[]);
+        files.push((format!("{prefix}/main.rs"), facts.strings));
+    }
+    for (name, strings) in files {
+        for (s, line) in strings {
+            if let Some(kw) = sql_keyword(&s) {
+                out.push((name.clone(), line, kw));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn no_sql_outside_the_storage_modules() {
+    let mut stray = Vec::new();
+    let mut with_sql = BTreeSet::new();
+    for prefix in ["hub/src", "node/src"] {
+        for (file, line, kw) in sql_literals(prefix) {
+            with_sql.insert(file.clone());
+            let allowed = file.starts_with(&format!("{HUB_STORAGE_DIR}/"))
+                || NODE_SQL_FILES.contains(&file.as_str())
+                || HUB_SQL_FILES_TO_MOVE.contains(&file.as_str());
+            if !allowed {
+                stray.push(format!("{file}:{line}: {kw}"));
+            }
+        }
+    }
+    assert!(
+        stray.is_empty(),
+        "SQL outside the storage modules (move it behind them):\n{}",
+        stray.join("\n")
+    );
+    let stale: Vec<&&str> = NODE_SQL_FILES
+        .iter()
+        .chain(HUB_SQL_FILES_TO_MOVE)
+        .filter(|f| !with_sql.contains(**f))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "these files hold no SQL any more: remove them from the allowed list: {stale:?}"
+    );
+    assert!(
+        with_sql.iter().any(|f| f.starts_with(HUB_STORAGE_DIR)),
+        "no SQL found in {HUB_STORAGE_DIR}: is the scan blind? {with_sql:?}"
+    );
+}
+
+#[test]
+fn pure_hub_modules_do_not_touch_storage() {
+    let prefix = "hub/src";
+    let c = read_crate(prefix);
+    let storage = format!("{HUB_STORAGE_DIR}/");
+    let mut bad = Vec::new();
+    let mut checked = BTreeSet::new();
+    for (i, (_, _, facts)) in c.files.iter().enumerate() {
+        let from = c.name(i, prefix);
+        let Some(module) = HUB_PURE_MODULES.iter().find(|m| {
+            from == format!("{prefix}/{m}.rs")
+                || from == format!("{prefix}/{m}/mod.rs")
+                || from.starts_with(&format!("{prefix}/{m}/"))
+        }) else {
+            continue;
+        };
+        checked.insert(*module);
+        for (path, line) in &facts.refs {
+            let Some(t) = c.resolve(path) else { continue };
+            let to = c.name(t, prefix);
+            if to.starts_with(&storage) {
+                bad.push(format!("{from}:{line}: {} (in {to})", path.join("::")));
+            }
+        }
+    }
+    let missing: Vec<_> = HUB_PURE_MODULES
+        .iter()
+        .filter(|m| !checked.contains(*m))
+        .collect();
+    assert!(missing.is_empty(), "no such hub modules: {missing:?}");
+    assert!(
+        bad.is_empty(),
+        "pure hub modules refer to the storage layer:\n{}",
+        bad.join("\n")
+    );
+}
+
+// The scanner itself, on small examples.
+
+fn crate_of(files: &[(&str, &str)]) -> (tempfile::TempDir, Crate) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (path, text) in files {
+        let p = dir.path().join(path);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, text).expect("write");
+    }
+    let c = Crate::read(dir.path());
+    (dir, c)
+}
+
+fn cycle_files(c: &Crate) -> Vec<Vec<String>> {
+    cycle_names(c, "src").into_iter().collect()
+}
+
+#[test]
+fn scanner_finds_a_cycle_through_use_and_inline_paths() {
+    let (_d, c) = crate_of(&[
+        ("lib.rs", "pub mod a;\npub mod b;\npub mod c;\n"),
+        ("a.rs", "use crate::b::{self, Thing};\npub fn fa() {}\n"),
+        (
+            "b.rs",
+            "pub struct Thing;\npub fn fb() { crate::a::fa(); }\n",
+        ),
+        ("c.rs", "use super::a::fa;\n"),
+    ]);
+    assert_eq!(
+        cycle_files(&c),
+        vec![vec!["src/a.rs".to_owned(), "src/b.rs".to_owned()]]
+    );
+}
+
+#[test]
+fn scanner_ignores_comments_strings_and_test_code() {
+    let (_d, c) = crate_of(&[
+        ("lib.rs", "pub mod a;\npub mod b;\n"),
+        (
+            "a.rs",
+            "pub fn fa() {}\n// crate::b::fb()\n/* crate::b::fb() */\nconst S: &str = \"crate::b::fb()\";\n\
+             #[cfg(test)]\nmod tests { use crate::b::fb; }\n#[cfg(test)]\nuse crate::b::{fb, Other};\n",
+        ),
+        ("b.rs", "pub fn fb() { crate::a::fa(); let c = '\"'; let r = r#\"crate::a\"#; }\n"),
+    ]);
+    assert!(cycle_files(&c).is_empty(), "{:?}", c.graph());
+}
+
+#[test]
+fn scanner_resolves_nested_modules_super_self_and_children() {
+    let (_d, c) = crate_of(&[
+        ("lib.rs", "pub mod store;\npub mod audit;\n"),
+        ("store/mod.rs", "mod sqlite;\nmod conflicts;\npub use sqlite::open;\n#[cfg(test)]\nmod tests;\n"),
+        ("store/sqlite.rs", "pub fn open() { super::conflicts::write(); }\n"),
+        ("store/conflicts.rs", "use self::inner::X;\nmod inner { pub struct X; }\npub fn write() { super::super::audit::append(); }\n"),
+        ("store/tests.rs", "use crate::store::sqlite;\n"),
+        ("audit.rs", "pub fn append() {}\npub fn f() { crate::store::open(); }\n"),
+    ]);
+    let names: Vec<String> = c.files.iter().map(|f| f.0.display().to_string()).collect();
+    assert_eq!(
+        names,
+        [
+            "audit.rs",
+            "lib.rs",
+            "store/conflicts.rs",
+            "store/mod.rs",
+            "store/sqlite.rs"
+        ],
+        "a #[cfg(test)] module file is left out"
+    );
+    let store = c
+        .files
+        .iter()
+        .find(|f| f.0.ends_with("store/mod.rs"))
+        .expect("store");
+    assert!(
+        store.2.test_mods.contains("tests"),
+        "{:?}",
+        store.2.test_mods
+    );
+    // audit → (through the re-export) sqlite → conflicts → audit.
+    assert_eq!(
+        cycle_files(&c),
+        vec![vec![
+            "src/audit.rs".to_owned(),
+            "src/store/conflicts.rs".to_owned(),
+            "src/store/sqlite.rs".to_owned()
+        ]]
+    );
+}
+
+#[test]
+fn scanner_follows_glob_reexports_and_does_not_blame_the_facade() {
+    let (_d, c) = crate_of(&[
+        ("lib.rs", "pub mod store;\n"),
+        (
+            "store/mod.rs",
+            "mod kernel;\nmod facts;\npub use kernel::*;\npub use facts::write_fact;\n",
+        ),
+        ("store/kernel.rs", "pub struct Conn;\n"),
+        (
+            "store/facts.rs",
+            "use super::Conn;\npub fn write_fact(_: &Conn) {}\n",
+        ),
+    ]);
+    assert!(cycle_files(&c).is_empty(), "{:?}", c.graph());
+    let facts = c
+        .files
+        .iter()
+        .position(|f| f.0.ends_with("facts.rs"))
+        .expect("facts");
+    let kernel = c
+        .files
+        .iter()
+        .position(|f| f.0.ends_with("kernel.rs"))
+        .expect("kernel");
+    assert!(c.graph()[facts].contains(&kernel), "{:?}", c.graph());
+}
+
+#[test]
+fn sql_keywords_are_statements_not_prose() {
+    assert_eq!(
+        sql_keyword("SELECT a, b FROM t WHERE x = ?1"),
+        Some("SELECT … FROM")
+    );
+    assert_eq!(
+        sql_keyword("INSERT INTO t (a) VALUES (?1)"),
+        Some("INSERT INTO")
+    );
+    assert_eq!(sql_keyword("UPDATE t SET a = 1"), Some("UPDATE … SET"));
+    assert_eq!(sql_keyword("DELETE FROM t"), Some("DELETE FROM"));
+    assert_eq!(
+        sql_keyword("CREATE TABLE IF NOT EXISTS t (a)"),
+        Some("CREATE TABLE")
+    );
+    assert_eq!(sql_keyword("PRAGMA journal_mode = WAL"), Some("PRAGMA"));
+    assert_eq!(sql_keyword("select the sale from the list"), None);
+    assert_eq!(sql_keyword("SELECT a product"), None);
+    assert_eq!(sql_keyword("price UPDATE"), None);
+}
