@@ -136,10 +136,11 @@ fn no_import_cycles_between_files_of_hub_and_node() {
     let mut found = BTreeSet::new();
     let mut details = String::new();
     for prefix in ["hub/src", "node/src"] {
-        let c = read_crate(prefix);
-        for cycle in cycle_names(&c, prefix) {
-            details.push_str(&format!("  {cycle:?}\n{}", describe(&c, prefix, &cycle)));
-            found.insert(cycle);
+        for c in crates_of(prefix) {
+            for cycle in cycle_names(&c, prefix) {
+                details.push_str(&format!("  {cycle:?}\n{}", describe(&c, prefix, &cycle)));
+                found.insert(cycle);
+            }
         }
     }
     let allowed: BTreeSet<Vec<String>> = ALLOWED_CYCLES
@@ -172,30 +173,37 @@ fn no_import_cycles_between_files_of_hub_and_node() {
     );
 }
 
-/// Every SQL literal outside test code: (file, line, keyword).
-fn sql_literals(prefix: &str) -> Vec<(String, usize, &'static str)> {
-    let c = read_crate(prefix);
-    let mut out = Vec::new();
-    let mut files: Vec<(String, Vec<(String, usize)>)> = c
-        .files
-        .iter()
-        .enumerate()
-        .map(|(i, (_, _, f))| (c.name(i, prefix), f.strings.clone()))
-        .collect();
-    // The binary's root is no module of the library: read it on its own.
-    let main = root().join(prefix).join("main.rs");
-    if let Ok(text) = std::fs::read_to_string(&main) {
-        let facts = scan::file_facts(&lex(&text), &[]);
-        files.push((format!("{prefix}/main.rs"), facts.strings));
+/// The crates of a source directory: the library (`lib.rs`) and, when there
+/// is one, the binary with its own modules (`main.rs`).
+fn crates_of(prefix: &str) -> Vec<Crate> {
+    let src = root().join(prefix);
+    let mut out = vec![read_crate(prefix)];
+    if src.join("main.rs").exists() {
+        out.push(Crate::read_root(&src, "main.rs"));
     }
-    for (name, strings) in files {
-        for (s, line) in strings {
-            if let Some(kw) = sql_keyword(&s) {
-                out.push((name.clone(), line, kw));
+    out
+}
+
+/// Every string literal outside test code: (file, line, text).
+fn string_literals(prefix: &str) -> Vec<(String, usize, String)> {
+    let mut out = Vec::new();
+    for c in crates_of(prefix) {
+        for (i, (_, _, f)) in c.files.iter().enumerate() {
+            let name = c.name(i, prefix);
+            for (s, line) in &f.strings {
+                out.push((name.clone(), *line, s.clone()));
             }
         }
     }
     out
+}
+
+/// Every SQL literal outside test code: (file, line, keyword).
+fn sql_literals(prefix: &str) -> Vec<(String, usize, &'static str)> {
+    string_literals(prefix)
+        .into_iter()
+        .filter_map(|(file, line, s)| sql_keyword(&s).map(|kw| (file, line, kw)))
+        .collect()
 }
 
 #[test]
@@ -267,6 +275,104 @@ fn pure_hub_modules_do_not_touch_storage() {
         bad.is_empty(),
         "pure hub modules refer to the storage layer:\n{}",
         bad.join("\n")
+    );
+}
+
+/// The hub storage layer's kernel: the SQL facade, opening and migrating,
+/// errors and row codecs, the writer and its per-transaction cache, the
+/// audit log and its tree, alerts, device authentication and idempotent
+/// device requests. Feature modules (ingest, facts, conflicts, fiscal,
+/// escrow, payments, outbox, dashboard, …) sit above it.
+const HUB_STORAGE_KERNEL: &[&str] = &[
+    "alerts.rs",
+    "audit_log.rs",
+    "audit_tree.rs",
+    "codec.rs",
+    "connect.rs",
+    "db.rs",
+    "device_auth.rs",
+    "device_request.rs",
+    "error.rs",
+    "migrate.rs",
+    "tx_cache.rs",
+    "writer.rs",
+];
+
+#[test]
+fn the_storage_kernel_imports_no_feature_module() {
+    let prefix = "hub/src";
+    let c = read_crate(prefix);
+    let storage = format!("{HUB_STORAGE_DIR}/");
+    let in_kernel = |name: &str| {
+        name.strip_prefix(&storage)
+            .is_some_and(|rest| HUB_STORAGE_KERNEL.contains(&rest))
+    };
+    let mut bad = Vec::new();
+    let mut checked = BTreeSet::new();
+    for (i, (_, _, facts)) in c.files.iter().enumerate() {
+        let from = c.name(i, prefix);
+        if !in_kernel(&from) {
+            continue;
+        }
+        checked.insert(from.clone());
+        for (path, line) in &facts.refs {
+            let Some(t) = c.resolve(path) else { continue };
+            let to = c.name(t, prefix);
+            // Anything outside storage is fine (pure modules, wire types);
+            // inside storage only the kernel itself.
+            if to.starts_with(&storage) && !in_kernel(&to) {
+                bad.push(format!("{from}:{line}: {} (in {to})", path.join("::")));
+            }
+        }
+    }
+    assert_eq!(
+        checked.len(),
+        HUB_STORAGE_KERNEL.len(),
+        "kernel files missing from {HUB_STORAGE_DIR}: found only {checked:?}"
+    );
+    assert!(
+        bad.is_empty(),
+        "the storage kernel refers to feature modules above it:\n{}",
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn inserts_name_their_columns() {
+    // `INSERT INTO t VALUES (…)` depends on the table's column order, which
+    // two dialects' migrations keep by hand: every insert names its columns.
+    let mut positional = Vec::new();
+    for prefix in ["hub/src", "node/src"] {
+        for (file, line, text) in string_literals(prefix) {
+            let words: Vec<&str> = text
+                .split(|c: char| c.is_whitespace() || c == '\\')
+                .filter(|w| !w.is_empty())
+                .collect();
+            for w in words.windows(4) {
+                let insert = w[0].eq_ignore_ascii_case("INSERT");
+                let into = w[1].eq_ignore_ascii_case("INTO");
+                let values =
+                    w[3].eq_ignore_ascii_case("VALUES") || w[3].eq_ignore_ascii_case("SELECT");
+                if insert && into && values {
+                    positional.push(format!("{file}:{line}: {}", w.join(" ")));
+                }
+            }
+            for w in words.windows(6) {
+                // INSERT OR IGNORE INTO t VALUES
+                if w[0].eq_ignore_ascii_case("INSERT")
+                    && w[1].eq_ignore_ascii_case("OR")
+                    && w[3].eq_ignore_ascii_case("INTO")
+                    && (w[5].eq_ignore_ascii_case("VALUES") || w[5].eq_ignore_ascii_case("SELECT"))
+                {
+                    positional.push(format!("{file}:{line}: {}", w.join(" ")));
+                }
+            }
+        }
+    }
+    assert!(
+        positional.is_empty(),
+        "inserts without a column list:\n{}",
+        positional.join("\n")
     );
 }
 

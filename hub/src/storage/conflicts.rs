@@ -405,7 +405,7 @@ mod tests {
         let conn = open_connection(&dir.path().join("x.db")).unwrap();
         crate::storage::migrate::migrate(&conn).unwrap();
         conn.execute(
-            "INSERT INTO stores VALUES ($1, 's', 'America/Santo_Domingo', $2, 0)",
+            "INSERT INTO stores (store_id, name, time_zone, hub_device, created_at_ms) VALUES ($1, 's', 'America/Santo_Domingo', $2, 0)",
             params![STORE, "01935f4e-8a00-7000-8000-0000000000b1"],
         )
         .unwrap();

@@ -611,8 +611,14 @@ impl Crate {
     /// Reads the library crate rooted at `src/lib.rs`, following `mod`
     /// declarations outside test code (`#[cfg(test)] mod x;` files are left out).
     pub fn read(src: &Path) -> Crate {
+        Crate::read_root(src, "lib.rs")
+    }
+
+    /// Reads the crate rooted at `src/<root>` (`lib.rs`, or `main.rs` for a
+    /// binary's own modules), as [`Crate::read`] does.
+    pub fn read_root(src: &Path, root: &str) -> Crate {
         let mut files = Vec::new();
-        let mut todo = vec![(PathBuf::from("lib.rs"), Vec::<String>::new())];
+        let mut todo = vec![(PathBuf::from(root), Vec::<String>::new())];
         while let Some((rel, module)) = todo.pop() {
             let text = std::fs::read_to_string(src.join(&rel))
                 .unwrap_or_else(|e| panic!("{}: {e}", src.join(&rel).display()));
@@ -621,7 +627,7 @@ impl Crate {
             // directory named after the file.
             let dir = if rel
                 .file_name()
-                .is_some_and(|n| n == "mod.rs" || n == "lib.rs")
+                .is_some_and(|n| n == "mod.rs" || n == "lib.rs" || n == "main.rs")
             {
                 rel.parent().map(Path::to_path_buf).unwrap_or_default()
             } else {

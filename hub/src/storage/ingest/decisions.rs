@@ -56,12 +56,14 @@ pub(crate) fn project(
     // Phase two of fiscal documents: queued with the event that issued them.
     crate::storage::outbox::enqueue::enqueue(conn, &effects.documents, at_ms)?;
     for a in &effects.sales_ahead {
-        conn.prepare_cached("INSERT INTO p_sales_ahead VALUES ($1, $2, $3)")?
-            .execute(params![
-                a.event_id.to_string(),
-                a.store.to_string(),
-                a.hlc_ms
-            ])?;
+        conn.prepare_cached(
+            "INSERT INTO p_sales_ahead (event_id, store_id, hlc_ms) VALUES ($1, $2, $3)",
+        )?
+        .execute(params![
+            a.event_id.to_string(),
+            a.store.to_string(),
+            a.hlc_ms
+        ])?;
     }
     let mut subjects = BTreeSet::new();
     for s in &effects.subjects {
