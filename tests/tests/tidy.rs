@@ -24,7 +24,7 @@ mod scan;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use scan::{cycles, lex, sql_keyword, Crate};
+use scan::{cycles, sql_keyword, Crate};
 
 /// The hub's storage layer: the only directory of `hub/src` where SQL lives.
 const HUB_STORAGE_DIR: &str = "hub/src/storage";
