@@ -1,5 +1,5 @@
 //! `audit-log`: the hub's persisted RFC 9162 tree at N entries (default 20 000;
-//! `--entries 1000000` for the size).
+//! `--entries 1000000` for the goal's size).
 //!
 //! Appends, in the same run and on the same entry bytes (realistic
 //! `event_accepted` entries, ~330 bytes):

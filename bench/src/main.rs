@@ -8,7 +8,7 @@
 //! cargo run --release -p caja-bench -- hub-ingest [--events N]
 //! cargo run --release -p caja-bench -- hub-ingest-pg [--events N] [--rounds R]   (default 20000, 1; PostgreSQL, 1 and 3 instances)
 //! cargo run --release -p caja-bench -- sync-backlog [--events N]   # and PouchDB → pouchdb-server (bench/peers)
-//! cargo run --release -p caja-bench -- audit-log [--entries N]   (default 20000; the issue's size is 1000000)
+//! cargo run --release -p caja-bench -- audit-log [--entries N]   (default 20000; the goal's size is 1000000)
 //! cargo run --release -p caja-bench -- outbox [--documents N] [--workers W]   (default 2000, 4)
 //! cargo run --release -p caja-bench -- all
 //! ```

@@ -1,6 +1,6 @@
 //! `sync-backlog`: end-to-end time to sync a register's backlog to the hub
 //! after a partition heals — a real hub on loopback HTTP and a real register,
-//! each with its own SQLite files — beside the baseline the issue names: the
+//! each with its own SQLite files — beside the baseline the goal names: the
 //! same documents replicated by PouchDB (LevelDB on disk) to a pouchdb-server
 //! (a separate Node.js process, LevelDB on disk) with `db.replicate.to()`.
 //!
@@ -35,7 +35,7 @@ use caja_tests::proxy::Mode;
 
 use crate::node::ratio;
 
-/// The goal the issue sets: Caja at least this many times PouchDB's rate.
+/// The goal: Caja at least this many times PouchDB's rate.
 const GOAL_TIMES: u64 = 10;
 
 /// Sells `n` events' worth offline, heals, and times the sync; then replicates

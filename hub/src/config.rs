@@ -146,7 +146,7 @@ pub struct HubConfig {
     pub listen: SocketAddr,
     /// The database: an SQLite file (relative to the data directory;
     /// default `hub.db`) or a PostgreSQL URL (`postgres://user@host/db`),
-    /// which several hub instances may share (issue #13).
+    /// which several hub instances may share.
     pub database: String,
     /// Bearer token for the admin API, `/v1/health` and `/metrics`.
     pub admin_token: String,
@@ -201,7 +201,7 @@ pub struct HubConfig {
     /// Login attempts per client address (burst, then per minute). All
     /// clients together get six times this.
     pub ui_login_limit: RateLimit,
-    /// The tax authority of the fiscal-document outbox (issue #13).
+    /// The tax authority of the fiscal-document outbox.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tax_authority: Option<TaxAuthorityConfig>,
 }

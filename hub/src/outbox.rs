@@ -1,4 +1,4 @@
-//! The tax-authority outbox's decisions (issue #13, two-phase invoicing): which
+//! The tax-authority outbox's decisions (two-phase invoicing): which
 //! fiscal documents go to the authority, what a worker does next with a
 //! claimed document, and where each gateway answer moves it.
 //!

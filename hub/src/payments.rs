@@ -1,4 +1,4 @@
-//! Payment intents and provider webhooks (issue #15): the state machine, the
+//! Payment intents and provider webhooks: the state machine, the
 //! webhook signature, the checks of request and webhook bodies, and the
 //! reconciliation of card payments a register took offline.
 //!

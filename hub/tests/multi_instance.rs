@@ -1,4 +1,4 @@
-//! Several `caja-hub` processes on one PostgreSQL database (issue #13): the
+//! Several `caja-hub` processes on one PostgreSQL database: the
 //! invariants are enforced by the database (unique constraints, one
 //! transaction per push, the writers' advisory lock), never by one process's
 //! memory. Registers spread their pushes over three instances, one instance

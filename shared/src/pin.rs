@@ -2,7 +2,7 @@
 //! ring), never in clear — not in the journal, not in logs, not on the wire
 //! after head office types it.
 //!
-//! Parameters (written down, as the issue asks): 16 random bytes of salt per
+//! Parameters (written down): 16 random bytes of salt per
 //! PIN, [`ITERATIONS`] rounds, a 32-byte output. A PIN is 4 to 8 digits. The
 //! hash record travels in the hub's `StaffUpserted` event so a register can
 //! check a PIN offline; verification is constant-time (ring's

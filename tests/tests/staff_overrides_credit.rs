@@ -1,6 +1,6 @@
 //! Price overrides, opening the drawer without a sale, store-credit refunds
 //! and returns of sales unknown offline, end to end with a real hub and real
-//! registers (issue #12): a wrong PIN changes nothing (journal and projection
+//! registers: a wrong PIN changes nothing (journal and projection
 //! digest unchanged); an approved override and an approved drawer opening
 //! are in the Z report, in the hub's audit log and in its staff activity; the
 //! drawer is kicked through the print queue; store credit refunded at one

@@ -1,4 +1,4 @@
-//! Issue #6: "Node killed mid-push and hub killed mid-ingest, in turn → exactly
+//! "Node killed mid-push and hub killed mid-ingest, in turn → exactly
 //! once after restart", with the real binaries: `caja-hub serve` on a loopback
 //! port and `caja-node run` (the register's sync engine) on their own data
 //! directories, a backlog of sales made with `caja-node sell --repeat`, and

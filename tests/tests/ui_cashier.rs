@@ -1,4 +1,4 @@
-//! Issue #14, the cashier's screen in a real browser: headless Chromium
+//! The cashier's screen in a real browser: headless Chromium
 //! (`caja_tests::browser`) on the screen served by a real `caja-node run`
 //! (enrolled with a real `caja-hub serve`, printing to a folder printer and
 //! weighing on a virtual Toledo scale on a real pseudo-terminal).

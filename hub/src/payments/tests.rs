@@ -4,7 +4,7 @@ use IntentState::*;
 
 const M: Money = Money(9_500);
 
-/// The table, written out by hand (not derived from `EDGES`): row =
+/// The transition table, written out by hand (not derived from `EDGES`): row =
 /// from, column = to, in the order pending, authorized, captured, refunded,
 /// voided, failed.
 const TABLE: [[bool; 6]; 6] = [

@@ -25,7 +25,7 @@ fn policy_str(p: StockPolicy) -> &'static str {
 }
 
 /// Applies one event of the store's hub chain (catalog, prices, fiscal
-/// blocks, conflict resolutions; other hub kinds are applied by the issues
+/// blocks, conflict resolutions; other hub kinds are applied by the modules
 /// that own them).
 pub fn apply_hub(conn: &Connection, body: &EventBody) -> rusqlite::Result<()> {
     match body {

@@ -1,4 +1,4 @@
-//! The cashier's screen (issue #14): one HTML page, a small script and a
+//! The cashier's screen: one HTML page, a small script and a
 //! style sheet, all compiled into the binary (no CDN, no outside fonts),
 //! served by axum on a loopback address, and a JSON API over the same
 //! register operations the CLI calls ([`screen`]).
