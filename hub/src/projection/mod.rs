@@ -26,8 +26,8 @@
 //! (facts to write, automatic decisions to audit, conflicts to store or
 //! withdraw, documents to queue); storage only executes it.
 //!
-//! Architecture invariant: pure; no SQL. The store reads facts back into
-//! [`Projections`] to compute the same digest.
+//! Architecture invariant: pure; no `crate::storage`, no SQL, no IO. The
+//! store reads facts back into [`Projections`] to compute the same digest.
 //!
 //! Files, lowest first (each imports only those above it):
 //! - `fact`: [`Fact`], [`EventMeta`], [`facts`] and wire names;
