@@ -15,6 +15,9 @@
 //!   (test code excluded).
 //! - The hub's pure modules ([`HUB_PURE_MODULES`]) refer to no file of the
 //!   storage layer.
+//! - No source file of the workspace's crates is over [`MAX_FILE_LINES`]
+//!   lines (test modules excluded) unless [`LONG_FILES`] lists it with a
+//!   reason and its top `//!` doc says why it is one cohesive thing.
 //!
 //! Invariant: reads files only; never runs cargo or rustc.
 
@@ -82,6 +85,26 @@ const HUB_PURE_MODULES: &[&str] = &[
 /// The file-level import cycles that exist today, each as its set of files:
 /// to break, never to grow (the test prints the edges of each).
 const ALLOWED_CYCLES: &[&[&str]] = &[];
+
+/// The source roots whose files [`no_source_file_is_over_the_length_limit`]
+/// measures.
+const SOURCE_ROOTS: &[&str] = &[
+    "shared/src",
+    "node/src",
+    "hub/src",
+    "hardware/src",
+    "bench/src",
+    "tests/src",
+];
+
+/// The most lines a source file may have, counted up to its first top-level
+/// `#[cfg(test)]` line.
+const MAX_FILE_LINES: usize = 1_200;
+
+/// The files allowed over [`MAX_FILE_LINES`], each with a one-line reason
+/// (its top `//!` doc must also say why it is "one cohesive" thing). An entry
+/// no longer over the limit fails the test, so the list stays exact.
+const LONG_FILES: &[(&str, &str)] = &[];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -373,6 +396,114 @@ fn inserts_name_their_columns() {
         positional.is_empty(),
         "inserts without a column list:\n{}",
         positional.join("\n")
+    );
+}
+
+/// The lines of `text` that count toward [`MAX_FILE_LINES`]: those before
+/// the first top-level `#[cfg(test)]` line (the test module that follows is
+/// test code).
+fn counted_lines(text: &str) -> usize {
+    text.lines()
+        .take_while(|l| l.trim_end() != "#[cfg(test)]")
+        .count()
+}
+
+/// Whether `rel` (relative to its source root) is a test module file: named
+/// `tests.rs` or under a `tests/` directory.
+fn is_test_module(rel: &Path) -> bool {
+    rel.file_name().is_some_and(|n| n == "tests.rs")
+        || rel
+            .parent()
+            .is_some_and(|p| p.components().any(|c| c.as_os_str() == "tests"))
+}
+
+/// Every `.rs` file under `dir`, recursively.
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    for entry in entries {
+        let path = entry.expect("directory entry").path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The leading `//!` paragraph block of a file, joined.
+fn top_doc(text: &str) -> String {
+    text.lines()
+        .take_while(|l| l.starts_with("//!"))
+        .map(|l| l.trim_start_matches("//!").trim())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn no_source_file_is_over_the_length_limit() {
+    let mut measured = 0;
+    let mut long = BTreeSet::new();
+    let mut bad = Vec::new();
+    for src in SOURCE_ROOTS {
+        let base = root().join(src);
+        let mut files = Vec::new();
+        rust_files(&base, &mut files);
+        for path in files {
+            let rel = path.strip_prefix(&base).expect("under its root");
+            if is_test_module(rel) {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            measured += 1;
+            let lines = counted_lines(&text);
+            if lines <= MAX_FILE_LINES {
+                continue;
+            }
+            let name = format!("{src}/{}", rel.display());
+            long.insert(name.clone());
+            if !LONG_FILES.iter().any(|(f, _)| *f == name) {
+                bad.push(format!(
+                    "{name}: {lines} lines (split it by concept, or list it in LONG_FILES)"
+                ));
+            } else if !top_doc(&text).contains("one cohesive") {
+                bad.push(format!(
+                    "{name}: listed in LONG_FILES, but its top //! doc does not say why it \
+                     is one cohesive thing"
+                ));
+            }
+        }
+    }
+    assert!(
+        measured >= 100,
+        "only {measured} files measured: is the scan blind?"
+    );
+    for (name, reason) in LONG_FILES {
+        assert!(!reason.trim().is_empty(), "{name}: give a reason");
+        if !long.contains(*name) {
+            bad.push(format!(
+                "{name}: listed in LONG_FILES but not over {MAX_FILE_LINES} lines: remove it"
+            ));
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "source files over {MAX_FILE_LINES} lines:\n{}",
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn file_length_counts_to_the_test_module_and_skips_test_files() {
+    assert_eq!(counted_lines("a\nb\n#[cfg(test)]\nmod tests {\n}\n"), 2);
+    assert_eq!(counted_lines("a\n    #[cfg(test)]\nb\n"), 3);
+    assert_eq!(counted_lines("a\nb"), 2);
+    assert!(is_test_module(Path::new("money/tests.rs")));
+    assert!(is_test_module(Path::new("projection/tests/conflicts.rs")));
+    assert!(!is_test_module(Path::new("projection/decide.rs")));
+    assert_eq!(
+        top_doc("//! Holds X.\n//! one cohesive thing.\n\nuse y;\n"),
+        "Holds X. one cohesive thing."
     );
 }
 

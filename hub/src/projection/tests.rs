@@ -1,4 +1,4 @@
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use caja_shared::entropy::{RandomSource, SeededRandom};
 use caja_shared::event::Event;
@@ -7,7 +7,13 @@ use caja_shared::kind::{CatalogItemUpserted, PriceSet, SoldBy, StockPolicy};
 use caja_shared::money::{Money, TaxRateBp};
 use proptest::prelude::*;
 
+use caja_shared::digest::Hash256;
+use caja_shared::ids::{CustomerId, DeviceId, EventId, Sku, StoreId};
+use caja_shared::kind::{EventBody, PaymentMethod};
+
+use super::projections::rank;
 use super::*;
+use crate::conflict::ConflictReason;
 use crate::hubchain::{self, HubChainHead};
 use crate::ingest::{admit, Admission, Candidate, MemoryIndex};
 use crate::workload::Workload;
