@@ -25,7 +25,7 @@ use caja_hub::dgii_emulator::{Emulator, Faults};
 use caja_hub::outbox::{Claimed, DocState, RetryPolicy};
 use caja_hub::outbox_worker::{PoolConfig, WorkerPool};
 use caja_hub::ratelimit::RateLimit;
-use caja_hub::storage::{Store, StoreConfig};
+use caja_hub::storage::{Storage, StorageConfig};
 use caja_hub::system::{OsRandom, SystemClock};
 use caja_hub::taxgw::dgii::DgiiConfig;
 use caja_hub::taxgw::dgii_http::DgiiGateway;
@@ -307,8 +307,8 @@ async fn measure(documents: u64, workers: usize) -> anyhow::Result<Summary> {
             bail!("push refused: {}", r.text().await?);
         }
     }
-    let store = Store::open(
-        StoreConfig {
+    let store = Storage::open(
+        StorageConfig {
             database: cfg.database(&dir),
             queue_capacity: 1024,
             max_batch_jobs: 64,

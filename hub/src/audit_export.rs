@@ -27,7 +27,7 @@ use caja_shared::merkle::{self, MerkleError, SignedTreeHead};
 
 use crate::audit_tree::{Frontier, NodeSource};
 use crate::datadir::{self, DataDirError};
-use crate::storage::{self, audit_tree as tree_store, StoreError};
+use crate::storage::{self, audit_tree as tree_store, StorageError};
 
 /// The entries file.
 pub const ENTRIES_FILE: &str = "entries.jsonl";
@@ -53,7 +53,7 @@ pub enum ExportError {
     DataDir(#[from] DataDirError),
     /// The database failed.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Storage(#[from] StorageError),
     /// A file could not be written.
     #[error("{path}: {source}")]
     Io {
@@ -156,7 +156,7 @@ pub fn export(data_dir: &Path, out: &Path, now_ms: i64) -> Result<ExportReport, 
             Err(e) => {
                 let msg = e.to_string();
                 write_error = Some(e);
-                Err(StoreError::Task(msg))
+                Err(StorageError::Task(msg))
             }
         }
     });
@@ -174,7 +174,7 @@ pub fn export(data_dir: &Path, out: &Path, now_ms: i64) -> Result<ExportReport, 
     finish(&leaves_path, leaves)?;
     let sth_json = sth
         .to_json()
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        .map_err(|e| StorageError::Corrupt(e.to_string()))?;
     write_file(&partial.join(STH_FILE), sth_json.as_bytes())?;
     write_file(
         &partial.join(PUBKEY_FILE),

@@ -44,7 +44,7 @@ pub enum TreeError<E> {
     Merkle(#[from] MerkleError),
     /// The storage failed or lacks a node.
     #[error("{0}")]
-    Store(E),
+    Storage(E),
 }
 
 /// A node stored by an append: its id and hash.
@@ -98,7 +98,7 @@ pub fn append<S: NodeSource>(
     let mut level = 0u32;
     let mut j = index;
     while j & 1 == 1 {
-        let left = source.node(level, j - 1).map_err(TreeError::Store)?;
+        let left = source.node(level, j - 1).map_err(TreeError::Storage)?;
         current = merkle::node_hash(&left, &current);
         level += 1;
         j >>= 1;
@@ -192,7 +192,9 @@ fn range_hash<S: NodeSource>(
 ) -> Result<Hash256, TreeError<S::Error>> {
     let n = end - start;
     if n.is_power_of_two() && start % n == 0 {
-        return source.node(n.ilog2(), start / n).map_err(TreeError::Store);
+        return source
+            .node(n.ilog2(), start / n)
+            .map_err(TreeError::Storage);
     }
     let k = split_point(n);
     let left = range_hash(source, start, start + k)?;
@@ -409,7 +411,7 @@ mod tests {
             Err(TreeError::Merkle(MerkleError::IntegerOutOfRange { .. }))
         ));
         // A size beyond what is stored is a storage error, not a panic.
-        assert!(matches!(root(&mut mem, 6), Err(TreeError::Store(_))));
+        assert!(matches!(root(&mut mem, 6), Err(TreeError::Storage(_))));
         assert!(matches!(
             append(&mut mem, MAX_TREE_SIZE, Hash256::ZERO),
             Err(TreeError::Merkle(_))

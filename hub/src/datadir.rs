@@ -21,7 +21,7 @@ use caja_shared::key::{HubPublicKey, HubSigningKey};
 
 use crate::config::{HubConfig, CONFIG_FILE};
 use crate::hubchain::hub_key_id;
-use crate::storage::{self, StoreError};
+use crate::storage::{self, StorageError};
 
 /// The database file name.
 pub const DB_FILE: &str = "hub.db";
@@ -58,7 +58,7 @@ pub enum DataDirError {
     BadKey(PathBuf),
     /// The database failed.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Storage(#[from] StorageError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DataDirError + '_ {

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::metrics::Metrics;
 use crate::outbox::{self, Claimed, Outcome, RetryPolicy, Step};
-use crate::storage::{Store, StoreError};
+use crate::storage::{Storage, StorageError};
 use crate::system::OsRandom;
 use crate::taxgw::{StatusAnswer, Submitted, TaxGateway};
 
@@ -74,7 +74,7 @@ pub struct PoolStats {
 }
 
 struct Ctx {
-    store: Store,
+    store: Storage,
     gateway: Arc<dyn TaxGateway>,
     cfg: PoolConfig,
     metrics: Option<Arc<Metrics>>,
@@ -92,7 +92,7 @@ pub struct WorkerPool {
 impl WorkerPool {
     /// Starts `cfg.workers` workers on `store` with `gateway`.
     pub fn spawn(
-        store: Store,
+        store: Storage,
         gateway: Arc<dyn TaxGateway>,
         cfg: PoolConfig,
         metrics: Option<Arc<Metrics>>,
@@ -163,8 +163,8 @@ async fn run(ctx: Arc<Ctx>, n: usize, mut stopped: watch::Receiver<bool>) {
                 }
                 false
             }
-            Err(StoreError::Closed) => return,
-            Err(StoreError::Overloaded) => true,
+            Err(StorageError::Closed) => return,
+            Err(StorageError::Overloaded) => true,
             Err(e) => {
                 tracing::warn!(error = %e, "outbox claim failed");
                 true
@@ -346,7 +346,7 @@ impl Ctx {
                     }
                     return;
                 }
-                Err(StoreError::Overloaded) => {
+                Err(StorageError::Overloaded) => {
                     tokio::time::sleep(Duration::from_millis(50u64 << attempt.min(6))).await;
                 }
                 Err(e) => {

@@ -19,7 +19,7 @@ use crate::http::{router, AppState};
 use crate::hubchain::hub_key_id;
 use crate::metrics::Metrics;
 use crate::outbox_worker::{PoolConfig, WorkerPool};
-use crate::storage::{self, Store, StoreConfig, StoreError};
+use crate::storage::{self, Storage, StorageConfig, StorageError};
 use crate::system::{OsRandom, SystemClock};
 
 /// How often forgotten nonces are pruned.
@@ -30,7 +30,7 @@ pub const NONCE_PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 pub const STH_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Signs a tree head every [`STH_INTERVAL`] when the log grew since the last.
-fn spawn_sth_signer(store: Store, key: caja_shared::key::HubSigningKey) -> JoinHandle<()> {
+fn spawn_sth_signer(store: Storage, key: caja_shared::key::HubSigningKey) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(STH_INTERVAL);
         // The first tick is immediate, and start-up has just signed.
@@ -39,7 +39,7 @@ fn spawn_sth_signer(store: Store, key: caja_shared::key::HubSigningKey) -> JoinH
             tick.tick().await;
             match store.audit_sign_head(key.clone(), false).await {
                 Ok(sth) => tracing::debug!(tree_size = sth.tree_size, "tree head"),
-                Err(StoreError::Overloaded) => {}
+                Err(StorageError::Overloaded) => {}
                 Err(e) => tracing::warn!(error = %e, "signing the tree head failed"),
             }
         }
@@ -49,7 +49,7 @@ fn spawn_sth_signer(store: Store, key: caja_shared::key::HubSigningKey) -> JoinH
 /// Runs a reconciliation pass of card payments every `interval_ms`
 /// (`payment_reconcile_interval_ms`; the deadline may pass without any
 /// request arriving).
-fn spawn_payment_reconciler(store: Store, interval_ms: i64, deadline_ms: i64) -> JoinHandle<()> {
+fn spawn_payment_reconciler(store: Storage, interval_ms: i64, deadline_ms: i64) -> JoinHandle<()> {
     tokio::spawn(async move {
         let every = Duration::from_millis(u64::try_from(interval_ms).unwrap_or(60_000).max(1000));
         let mut tick = tokio::time::interval(every);
@@ -62,7 +62,7 @@ fn spawn_payment_reconciler(store: Store, interval_ms: i64, deadline_ms: i64) ->
                 Ok(r) => {
                     tracing::debug!(found = r.found, checked = r.checked, "payments reconciled")
                 }
-                Err(StoreError::Overloaded) => {}
+                Err(StorageError::Overloaded) => {}
                 Err(e) => tracing::warn!(error = %e, "payment reconciliation failed"),
             }
         }
@@ -77,7 +77,7 @@ pub enum ServeError {
     DataDir(#[from] DataDirError),
     /// The database failed.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Storage(#[from] StorageError),
     /// The listen address could not be bound, or serving failed.
     #[error("{what}: {source}")]
     Io {
@@ -92,11 +92,11 @@ pub enum ServeError {
 /// tree against the log and signs it, then starts the writer.
 fn open_store(
     db: &storage::Database,
-    cfg: StoreConfig,
+    cfg: StorageConfig,
     hub_key: &caja_shared::key::HubSigningKey,
     clock: Arc<dyn Clock + Send + Sync>,
     rng: Box<dyn caja_shared::entropy::RandomSource + Send>,
-) -> Result<Store, StoreError> {
+) -> Result<Storage, StorageError> {
     {
         let conn = storage::open_offline(db)?;
         let public = hub_key.public_key();
@@ -117,12 +117,12 @@ fn open_store(
             "audit log checked"
         );
     }
-    Store::open(cfg, clock, rng)
+    Storage::open(cfg, clock, rng)
 }
 
 /// The store's settings from the hub's configuration.
-fn store_config(cfg: &HubConfig, database: storage::Database) -> StoreConfig {
-    StoreConfig {
+fn store_config(cfg: &HubConfig, database: storage::Database) -> StorageConfig {
+    StorageConfig {
         database,
         queue_capacity: cfg.ingest_queue,
         max_batch_jobs: cfg.max_batch_jobs,
@@ -134,7 +134,7 @@ fn store_config(cfg: &HubConfig, database: storage::Database) -> StoreConfig {
 
 /// The handlers' shared state.
 fn app_state(
-    store: Store,
+    store: Storage,
     cfg: HubConfig,
     metrics: Arc<Metrics>,
     hub_key: caja_shared::key::HubSigningKey,
@@ -194,7 +194,7 @@ pub struct RunningHub {
     sth_task: JoinHandle<()>,
     reconciler: JoinHandle<()>,
     outbox: Option<WorkerPool>,
-    store: Store,
+    store: Storage,
 }
 
 /// Starts the hub of `data_dir` with `cfg` and the system clock.
@@ -219,7 +219,7 @@ pub async fn start_with_clock(
         open_store(&db, store_cfg, &key, clock, Box::new(OsRandom::new()))
     })
     .await
-    .map_err(|e| StoreError::Task(e.to_string()))??;
+    .map_err(|e| StorageError::Task(e.to_string()))??;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| ServeError::Io {
@@ -268,7 +268,7 @@ pub async fn start_with_clock(
             tick.tick().await;
             match prune_store.prune_nonces().await {
                 Ok(n) if n > 0 => tracing::debug!(pruned = n, "nonces pruned"),
-                Ok(_) | Err(StoreError::Overloaded) => {}
+                Ok(_) | Err(StorageError::Overloaded) => {}
                 Err(e) => tracing::warn!(error = %e, "nonce pruning failed"),
             }
         }
@@ -291,7 +291,7 @@ pub async fn start_with_clock(
 
 /// Starts the outbox workers of `[tax_authority]`.
 fn start_outbox(
-    store: &Store,
+    store: &Storage,
     t: &crate::config::TaxAuthorityConfig,
     clock: Arc<dyn Clock + Send + Sync>,
     metrics: Arc<Metrics>,

@@ -28,7 +28,7 @@ use caja_hub::config::{HubConfig, TaxAuthorityConfig};
 use caja_hub::dgii_emulator::{Emulator, Faults};
 use caja_hub::outbox::RetryPolicy;
 use caja_hub::outbox_worker::{PoolConfig, WorkerPool};
-use caja_hub::storage::{Store, StoreConfig};
+use caja_hub::storage::{Storage, StorageConfig};
 use caja_hub::system::{OsRandom, SystemClock};
 use caja_hub::taxgw::dgii::DgiiConfig;
 use caja_hub::taxgw::dgii_http::DgiiGateway;
@@ -173,8 +173,8 @@ fn gateway(emu: &Emulator, timeout_ms: u64) -> Arc<DgiiGateway> {
 /// A second store (its own writer and readers) on the hub's database, as
 /// another hub instance would have; opened off the executor (the PostgreSQL
 /// client blocks).
-async fn open_store(hub: &TestHub) -> Store {
-    let cfg = StoreConfig {
+async fn open_store(hub: &TestHub) -> Storage {
+    let cfg = StorageConfig {
         database: hub.cfg.database(&hub.data_dir()),
         queue_capacity: 256,
         max_batch_jobs: 64,
@@ -183,7 +183,7 @@ async fn open_store(hub: &TestHub) -> Store {
         rate_limit: hub.cfg.rate_limit,
     };
     tokio::task::spawn_blocking(move || {
-        Store::open(cfg, Arc::new(SystemClock), Box::new(OsRandom::new())).unwrap()
+        Storage::open(cfg, Arc::new(SystemClock), Box::new(OsRandom::new())).unwrap()
     })
     .await
     .unwrap()

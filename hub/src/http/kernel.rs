@@ -24,7 +24,7 @@ use crate::auth::{self, AdminToken, SignedRequest};
 use crate::config::HubConfig;
 use crate::hubchain;
 use crate::metrics::{Metrics, Route, RouteStatus};
-use crate::storage::{Answer, DeviceCtx, Store, StoreError};
+use crate::storage::{Answer, DeviceCtx, Storage, StorageError};
 use crate::wire::ApiError;
 use caja_shared::canonical;
 use caja_shared::digest::Hash256;
@@ -36,7 +36,7 @@ pub const DEFAULT_PAGE: usize = 500;
 #[derive(Debug)]
 pub struct AppState {
     /// Storage.
-    pub store: Store,
+    pub store: Storage,
     /// Configuration.
     pub cfg: Arc<HubConfig>,
     /// Metrics.
@@ -164,10 +164,10 @@ impl AppState {
 }
 
 /// Maps a storage failure to an answer (the cause is logged).
-pub(crate) fn store_error(e: StoreError) -> ApiError {
+pub(crate) fn store_error(e: StorageError) -> ApiError {
     match e {
-        StoreError::Overloaded => ApiError::overloaded("the ingest queue is full", 1),
-        StoreError::Closed => ApiError::unavailable(),
+        StorageError::Overloaded => ApiError::overloaded("the ingest queue is full", 1),
+        StorageError::Closed => ApiError::unavailable(),
         other => {
             tracing::error!(error = %other, "storage failure");
             ApiError::internal()
@@ -175,7 +175,7 @@ pub(crate) fn store_error(e: StoreError) -> ApiError {
     }
 }
 
-pub(crate) fn answer<T>(r: Result<Answer<T>, StoreError>) -> Result<T, ApiError> {
+pub(crate) fn answer<T>(r: Result<Answer<T>, StorageError>) -> Result<T, ApiError> {
     r.map_err(store_error)?
 }
 

@@ -2,7 +2,7 @@
 //! admin API, `/v1/health` and `/metrics`.
 //!
 //! Each handler reads the request, calls one pure function or one
-//! [`crate::storage::Store`] method and writes the answer. Around every route: a concurrency guard (over
+//! [`crate::storage::Storage`] method and writes the answer. Around every route: a concurrency guard (over
 //! `max_concurrent_requests` in flight → 429 `overloaded` with `Retry-After`),
 //! request metrics, and the body limit (→ 413 `too_large`). Every rejection is
 //! counted by code and logged with its reason.

@@ -95,8 +95,9 @@ pub fn possible_conflicts(subject: &Subject) -> Vec<ConflictId> {
 }
 
 /// Decides the conflicts of a subject from all facts about it (as returned by
-/// [`Projections::facts_about`] or the store's equivalent query). Widened
-/// subjects (`VoidedSale`, `PriceChange`) decide nothing themselves.
+/// [`Projections::facts_about`](crate::projection::Projections::facts_about)
+/// or storage's equivalent query). Widened subjects (`VoidedSale`,
+/// `PriceChange`) decide nothing themselves.
 pub fn conflict_of(subject: &Subject, related: &[Fact]) -> Vec<Conflict> {
     match subject {
         Subject::Fiscal(series, number) => {

@@ -4,7 +4,7 @@
 //! [`super::reports`].
 
 use crate::storage::db::{params, Conn};
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 use caja_shared::ids::{DeviceId, StoreId};
 
 pub(crate) fn raise_alert(
@@ -14,7 +14,7 @@ pub(crate) fn raise_alert(
     device: Option<DeviceId>,
     at_ms: i64,
     message: &str,
-) -> Result<(), StoreError> {
+) -> Result<(), StorageError> {
     conn.execute(
         "INSERT INTO alerts (kind, store_id, device_id, at_ms, message) VALUES ($1, $2, $3, $4, $5)",
         params![

@@ -7,7 +7,7 @@
 use crate::audit::{AuditEntry, AuditKind};
 use crate::storage::codec::u;
 use crate::storage::db::{params, Conn};
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 use crate::storage::tx_cache::TxCache;
 use caja_shared::canonical::Value;
 use caja_shared::ids::StoreId;
@@ -19,7 +19,7 @@ pub(crate) fn append_audit(
     at_ms: i64,
     store: Option<StoreId>,
     data: Value,
-) -> Result<u64, StoreError> {
+) -> Result<u64, StorageError> {
     let next: i64 = match tx.audit_next {
         Some(n) => n,
         None => conn

@@ -23,8 +23,8 @@ use caja_shared::merkle::{self, SignedTreeHead, TreeHead};
 use crate::audit_tree::{self, Frontier, NodeSource, TreeError};
 use crate::hubchain::hub_key_id;
 use crate::storage::error::Answer;
-use crate::storage::error::StoreError;
-use crate::storage::writer::Store;
+use crate::storage::error::StorageError;
+use crate::storage::writer::Storage;
 use crate::wire::ApiError;
 
 /// Reads `audit_tree` rows by id.
@@ -41,9 +41,9 @@ impl<'c> SqlNodes<'c> {
 }
 
 impl NodeSource for SqlNodes<'_> {
-    type Error = StoreError;
+    type Error = StorageError;
 
-    fn node(&mut self, level: u32, index: u64) -> Result<Hash256, StoreError> {
+    fn node(&mut self, level: u32, index: u64) -> Result<Hash256, StorageError> {
         let id = audit_tree::node_id(level, index);
         let bytes: Option<Vec<u8>> = self
             .conn
@@ -51,7 +51,7 @@ impl NodeSource for SqlNodes<'_> {
             .query_row([sql_int(id)], |r| r.get(0))
             .optional()?;
         let bytes = bytes.ok_or_else(|| {
-            StoreError::Corrupt(format!(
+            StorageError::Corrupt(format!(
                 "the audit tree lacks node (level {level}, index {index})"
             ))
         })?;
@@ -59,17 +59,17 @@ impl NodeSource for SqlNodes<'_> {
     }
 }
 
-fn tree_error(e: TreeError<StoreError>) -> StoreError {
+fn tree_error(e: TreeError<StorageError>) -> StorageError {
     match e {
-        TreeError::Store(s) => s,
-        TreeError::Merkle(m) => StoreError::Corrupt(format!("audit tree: {m}")),
+        TreeError::Storage(s) => s,
+        TreeError::Merkle(m) => StorageError::Corrupt(format!("audit tree: {m}")),
     }
 }
 
-fn hash_of(bytes: &[u8]) -> Result<Hash256, StoreError> {
+fn hash_of(bytes: &[u8]) -> Result<Hash256, StorageError> {
     <[u8; 32]>::try_from(bytes)
         .map(Hash256)
-        .map_err(|_| StoreError::Corrupt("an audit tree hash is not 32 bytes".into()))
+        .map_err(|_| StorageError::Corrupt("an audit tree hash is not 32 bytes".into()))
 }
 
 /// A u64 below 2^63 as an SQLite integer (ids and sizes stay below 2^54).
@@ -79,7 +79,7 @@ fn sql_int(v: u64) -> i64 {
 
 /// Stores leaf `index` (the entry just written to `audit_log` at `idx = index`)
 /// and the subtrees it completes. Runs inside the writer's transaction.
-pub fn append_leaf(conn: &Conn, index: u64, leaf: Hash256) -> Result<(), StoreError> {
+pub fn append_leaf(conn: &Conn, index: u64, leaf: Hash256) -> Result<(), StorageError> {
     let mut source = SqlNodes::new(conn);
     // The tree must end exactly where the log does: leaf `index - 1` exists
     // (for an odd index `append` reads it anyway) and leaf `index` does not
@@ -96,7 +96,7 @@ pub fn append_leaf(conn: &Conn, index: u64, leaf: Hash256) -> Result<(), StoreEr
 }
 
 /// Number of leaves in the stored tree.
-pub fn tree_size(conn: &Conn) -> Result<u64, StoreError> {
+pub fn tree_size(conn: &Conn) -> Result<u64, StorageError> {
     let max: Option<i64> = conn
         .prepare_cached("SELECT MAX(node) FROM audit_tree")?
         .query_row([], |r| r.get(0))?;
@@ -106,14 +106,14 @@ pub fn tree_size(conn: &Conn) -> Result<u64, StoreError> {
 }
 
 /// The stored tree's size and root.
-pub fn current_head(conn: &Conn) -> Result<(u64, Hash256), StoreError> {
+pub fn current_head(conn: &Conn) -> Result<(u64, Hash256), StorageError> {
     let size = tree_size(conn)?;
     let root = audit_tree::root(&mut SqlNodes::new(conn), size).map_err(tree_error)?;
     Ok((size, root))
 }
 
 /// The most recent signed tree head, if any.
-pub fn latest_sth(conn: &Conn) -> Result<Option<SignedTreeHead>, StoreError> {
+pub fn latest_sth(conn: &Conn) -> Result<Option<SignedTreeHead>, StorageError> {
     let row = conn
         .prepare_cached(
             "SELECT tree_size, root, at_ms, key_id, signature FROM audit_sth ORDER BY sth_id DESC LIMIT 1",
@@ -131,7 +131,7 @@ pub fn latest_sth(conn: &Conn) -> Result<Option<SignedTreeHead>, StoreError> {
     let Some((size, root, at_ms, key_id, signature)) = row else {
         return Ok(None);
     };
-    let corrupt = |what: &str, e: String| StoreError::Corrupt(format!("audit_sth {what}: {e}"));
+    let corrupt = |what: &str, e: String| StorageError::Corrupt(format!("audit_sth {what}: {e}"));
     Ok(Some(SignedTreeHead {
         at_ms,
         key_id: key_id
@@ -153,7 +153,7 @@ pub fn sign_head(
     key: &HubSigningKey,
     now_ms: i64,
     force: bool,
-) -> Result<SignedTreeHead, StoreError> {
+) -> Result<SignedTreeHead, StorageError> {
     let (size, root) = current_head(conn)?;
     let latest = latest_sth(conn)?;
     if let Some(l) = &latest {
@@ -168,7 +168,7 @@ pub fn sign_head(
         key_id: hub_key_id(&key.public_key()),
     };
     let sth = SignedTreeHead::sign(&head, key)
-        .map_err(|e| StoreError::Corrupt(format!("cannot sign the tree head: {e}")))?;
+        .map_err(|e| StorageError::Corrupt(format!("cannot sign the tree head: {e}")))?;
     conn.prepare_cached(
         "INSERT INTO audit_sth (tree_size, root, at_ms, key_id, signature) VALUES ($1, $2, $3, $4, $5)",
     )?
@@ -202,20 +202,20 @@ pub struct StartupCheck {
 pub fn for_each_entry(
     conn: &Conn,
     limit: u64,
-    mut f: impl FnMut(u64, &[u8], &str) -> Result<(), StoreError>,
-) -> Result<u64, StoreError> {
+    mut f: impl FnMut(u64, &[u8], &str) -> Result<(), StorageError>,
+) -> Result<u64, StorageError> {
     let mut expected = 0u64;
     conn.for_each(
         "SELECT idx, entry, leaf_hash FROM audit_log WHERE idx < $1 ORDER BY idx",
         [sql_int(limit)],
-        |r| -> Result<(), StoreError> {
+        |r| -> Result<(), StorageError> {
             let idx: i64 = r.get(0)?;
             if u64::try_from(idx).ok() != Some(expected) {
-                return Err(StoreError::Corrupt(format!(
+                return Err(StorageError::Corrupt(format!(
                     "audit_log has no entry {expected} (the next row is {idx}): entries were deleted"
                 )));
             }
-            let bad = |what: &str| StoreError::Corrupt(format!("audit_log entry {expected}: {what}"));
+            let bad = |what: &str| StorageError::Corrupt(format!("audit_log entry {expected}: {what}"));
             let bytes = match r.value(1)? {
                 Value::Blob(b) => b.as_slice(),
                 Value::Text(t) => t.as_bytes(),
@@ -236,11 +236,15 @@ pub fn for_each_entry(
 /// head of the tree if it changed since the last one. Runs before the writer
 /// starts, in a write transaction (on PostgreSQL under the writers' lock, so
 /// instances starting together check one after the other).
-pub fn startup(conn: &Conn, key: &HubSigningKey, now_ms: i64) -> Result<StartupCheck, StoreError> {
+pub fn startup(
+    conn: &Conn,
+    key: &HubSigningKey,
+    now_ms: i64,
+) -> Result<StartupCheck, StorageError> {
     conn.write_tx(|tx| startup_in(tx, key, now_ms))
 }
 
-fn startup_in(tx: &Conn, key: &HubSigningKey, now_ms: i64) -> Result<StartupCheck, StoreError> {
+fn startup_in(tx: &Conn, key: &HubSigningKey, now_ms: i64) -> Result<StartupCheck, StorageError> {
     let mut frontier = Frontier::new();
     let mut stale = 0u64;
     let entries = for_each_entry(tx, u64::MAX >> 1, |_, bytes, leaf_hex| {
@@ -314,7 +318,7 @@ fn startup_in(tx: &Conn, key: &HubSigningKey, now_ms: i64) -> Result<StartupChec
     })
 }
 
-fn insert_nodes(tx: &Conn, nodes: &mut Vec<(i64, Hash256)>) -> Result<(), StoreError> {
+fn insert_nodes(tx: &Conn, nodes: &mut Vec<(i64, Hash256)>) -> Result<(), StorageError> {
     let mut insert = tx.prepare_cached("INSERT INTO audit_tree (node, hash) VALUES ($1, $2)")?;
     for (id, hash) in nodes.drain(..) {
         insert.execute(params![id, hash.as_bytes().as_slice()])?;
@@ -333,7 +337,7 @@ pub struct InclusionAnswer {
     pub proof: Vec<Hash256>,
 }
 
-fn size_fits(conn: &Conn, field: &str, size: u64) -> Result<Answer<()>, StoreError> {
+fn size_fits(conn: &Conn, field: &str, size: u64) -> Result<Answer<()>, StorageError> {
     let current = tree_size(conn)?;
     if size > current {
         return Ok(Err(ApiError::invalid(
@@ -349,7 +353,7 @@ pub fn inclusion(
     conn: &Conn,
     index: u64,
     size: u64,
-) -> Result<Answer<InclusionAnswer>, StoreError> {
+) -> Result<Answer<InclusionAnswer>, StorageError> {
     if let Err(e) = size_fits(conn, "tree_size", size)? {
         return Ok(Err(e));
     }
@@ -366,7 +370,7 @@ pub fn inclusion(
         .prepare_cached("SELECT entry FROM audit_log WHERE idx = $1")?
         .query_row([sql_int(index)], |r| r.get(0))
         .optional()?
-        .ok_or_else(|| StoreError::Corrupt(format!("audit_log has no entry {index}")))?;
+        .ok_or_else(|| StorageError::Corrupt(format!("audit_log has no entry {index}")))?;
     Ok(Ok(InclusionAnswer {
         entry,
         leaf_hash,
@@ -380,7 +384,7 @@ pub fn consistency(
     conn: &Conn,
     first: u64,
     second: u64,
-) -> Result<Answer<Vec<Hash256>>, StoreError> {
+) -> Result<Answer<Vec<Hash256>>, StorageError> {
     if let Err(e) = size_fits(conn, "second", second)? {
         return Ok(Err(e));
     }
@@ -395,19 +399,19 @@ pub fn consistency(
         .map_err(tree_error)
 }
 
-impl Store {
+impl Storage {
     /// Signs the current tree (see [`sign_head`]) on the writer.
     pub async fn audit_sign_head(
         &self,
         key: HubSigningKey,
         force: bool,
-    ) -> Result<SignedTreeHead, StoreError> {
+    ) -> Result<SignedTreeHead, StorageError> {
         self.write(move |conn, env| sign_head(conn, &key, env.now_ms(), force))
             .await
     }
 
     /// The latest signed tree head.
-    pub async fn audit_latest_sth(&self) -> Result<Option<SignedTreeHead>, StoreError> {
+    pub async fn audit_latest_sth(&self) -> Result<Option<SignedTreeHead>, StorageError> {
         self.read(latest_sth).await
     }
 
@@ -416,7 +420,7 @@ impl Store {
         &self,
         index: u64,
         size: u64,
-    ) -> Result<Answer<InclusionAnswer>, StoreError> {
+    ) -> Result<Answer<InclusionAnswer>, StorageError> {
         self.read(move |conn| inclusion(conn, index, size)).await
     }
 
@@ -425,7 +429,7 @@ impl Store {
         &self,
         first: u64,
         second: u64,
-    ) -> Result<Answer<Vec<Hash256>>, StoreError> {
+    ) -> Result<Answer<Vec<Hash256>>, StorageError> {
         self.read(move |conn| consistency(conn, first, second))
             .await
     }
@@ -515,7 +519,10 @@ mod tests {
         let leaf = merkle::leaf_hash(b"x");
         for index in [6, 7, 8] {
             assert!(
-                matches!(append_leaf(&conn, index, leaf), Err(StoreError::Corrupt(_))),
+                matches!(
+                    append_leaf(&conn, index, leaf),
+                    Err(StorageError::Corrupt(_))
+                ),
                 "{index}"
             );
         }

@@ -9,7 +9,7 @@ use caja_shared::kind::EventBody;
 use serde::Serialize;
 
 use crate::storage::db::Conn;
-use crate::storage::error::{Answer, StoreError};
+use crate::storage::error::{Answer, StorageError};
 use crate::storage::ingest::hub_chain::append_to_hub_chain;
 use crate::storage::stores::{list_stores, store_exists};
 use crate::storage::writer::Env;
@@ -34,7 +34,7 @@ pub(crate) fn append_hub_events(
     env: &mut Env,
     stores: &[StoreId],
     bodies: &[EventBody],
-) -> Result<Answer<Vec<HubAppend>>, StoreError> {
+) -> Result<Answer<Vec<HubAppend>>, StorageError> {
     let targets: Vec<StoreId> = if stores.is_empty() {
         list_stores(conn)?.into_iter().map(|s| s.store).collect()
     } else {

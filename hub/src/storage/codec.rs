@@ -5,15 +5,15 @@
 //!
 //! Kernel: no SQL and no other storage module besides [`super::error`].
 
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 use caja_shared::hlc::Hlc;
 use std::str::FromStr;
 
-pub(crate) fn corrupt(what: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(what.to_string())
+pub(crate) fn corrupt(what: impl std::fmt::Display) -> StorageError {
+    StorageError::Corrupt(what.to_string())
 }
 
-pub(crate) fn parse<T: FromStr>(s: &str) -> Result<T, StoreError>
+pub(crate) fn parse<T: FromStr>(s: &str) -> Result<T, StorageError>
 where
     T::Err: std::fmt::Display,
 {
@@ -29,14 +29,14 @@ pub(crate) fn u(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-pub(crate) fn id_opt<T: FromStr>(s: Option<String>) -> Result<Option<T>, StoreError>
+pub(crate) fn id_opt<T: FromStr>(s: Option<String>) -> Result<Option<T>, StorageError>
 where
     T::Err: std::fmt::Display,
 {
     s.map(|s| parse(&s)).transpose()
 }
 
-pub(crate) fn hlc_opt(ms: Option<i64>, n: Option<i64>) -> Result<Option<Hlc>, StoreError> {
+pub(crate) fn hlc_opt(ms: Option<i64>, n: Option<i64>) -> Result<Option<Hlc>, StorageError> {
     match (ms, n) {
         (Some(ms), Some(n)) => Ok(Some(
             Hlc::new(ms, u32::try_from(n).map_err(corrupt)?).map_err(corrupt)?,

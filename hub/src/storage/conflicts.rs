@@ -29,7 +29,7 @@ use crate::projection::{Conflict, Subject};
 use crate::storage::audit_log::append_audit;
 use crate::storage::codec::{corrupt, parse, u};
 use crate::storage::error::Answer;
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 use crate::storage::ingest::hub_chain::append_to_hub_chain_with_deps;
 use crate::storage::tx_cache::TxCache;
 use crate::storage::writer::Env;
@@ -47,7 +47,7 @@ pub(crate) fn upsert(
     c: &Conflict,
     replace: bool,
     at_ms: i64,
-) -> Result<bool, StoreError> {
+) -> Result<bool, StorageError> {
     let id = c.conflict_id.to_string();
     let new = conn
         .prepare_cached(
@@ -115,7 +115,7 @@ pub(crate) fn withdraw(
     subject: &Subject,
     id: ConflictId,
     at_ms: i64,
-) -> Result<(), StoreError> {
+) -> Result<(), StorageError> {
     let store: Option<String> = conn
         .prepare_cached("SELECT store_id FROM conflicts WHERE conflict_id = $1")?
         .query_row([id.to_string()], |r| r.get(0))
@@ -145,7 +145,7 @@ pub(crate) fn withdraw(
 }
 
 /// The stored candidates of a conflict.
-pub(crate) fn candidates(conn: &Conn, id: &str) -> Result<BTreeSet<EventId>, StoreError> {
+pub(crate) fn candidates(conn: &Conn, id: &str) -> Result<BTreeSet<EventId>, StorageError> {
     let ids: Vec<String> = conn
         .prepare_cached("SELECT event_id FROM conflict_events WHERE conflict_id = $1")?
         .query_map([id], |r| r.get(0))?
@@ -204,7 +204,7 @@ pub enum StateFilter {
 
 type ConflictRow = (String, String, String, String, String, i64);
 
-fn info(conn: &Conn, row: ConflictRow) -> Result<ConflictInfo, StoreError> {
+fn info(conn: &Conn, row: ConflictRow) -> Result<ConflictInfo, StorageError> {
     let (id, reason, strategy, store, subject, detected_ms) = row;
     let candidates = candidates(conn, &id)?;
     let mut settling: Option<ResolutionInfo> = None;
@@ -266,7 +266,7 @@ fn read_row(r: &super::db::Row) -> Result<ConflictRow, DbError> {
 }
 
 /// One conflict, if it exists.
-pub(super) fn get(conn: &Conn, id: ConflictId) -> Result<Option<ConflictInfo>, StoreError> {
+pub(super) fn get(conn: &Conn, id: ConflictId) -> Result<Option<ConflictInfo>, StorageError> {
     let row = conn
         .prepare_cached(&format!("{SELECT} WHERE conflict_id = $1"))?
         .query_row([id.to_string()], read_row)
@@ -275,7 +275,7 @@ pub(super) fn get(conn: &Conn, id: ConflictId) -> Result<Option<ConflictInfo>, S
 }
 
 /// Every conflict in the state asked for, oldest first.
-pub(super) fn list(conn: &Conn, state: StateFilter) -> Result<Vec<ConflictInfo>, StoreError> {
+pub(super) fn list(conn: &Conn, state: StateFilter) -> Result<Vec<ConflictInfo>, StorageError> {
     let rows: Vec<ConflictRow> = conn
         .prepare(&format!("{SELECT} ORDER BY detected_ms, conflict_id"))?
         .query_map([], read_row)?
@@ -316,7 +316,7 @@ pub(super) fn resolve(
     env: &mut Env,
     id: ConflictId,
     req: &ResolveRequest,
-) -> Result<Answer<ConflictInfo>, StoreError> {
+) -> Result<Answer<ConflictInfo>, StorageError> {
     let Some(c) = get(conn, id)? else {
         return Ok(Err(refusal(ResolveError::Unknown(id.to_string()))));
     };

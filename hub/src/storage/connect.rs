@@ -7,7 +7,7 @@
 
 use crate::storage::codec::corrupt;
 use crate::storage::db::{params, Conn, Database};
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 use crate::storage::migrate;
 use caja_shared::ids::KeyId;
 use rusqlite::OpenFlags;
@@ -30,7 +30,7 @@ pub fn open_connection(path: &Path) -> Result<Conn, rusqlite::Error> {
 }
 
 /// Opens a read-only connection.
-pub(crate) fn open_sqlite_reader(path: &Path) -> Result<Conn, StoreError> {
+pub(crate) fn open_sqlite_reader(path: &Path) -> Result<Conn, StorageError> {
     let conn = rusqlite::Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -42,7 +42,7 @@ pub(crate) fn open_sqlite_reader(path: &Path) -> Result<Conn, StoreError> {
 
 /// Opens a read-write connection to the database (SQLite with the hub's
 /// pragmas; PostgreSQL over its URL).
-pub fn open(database: &Database) -> Result<Conn, StoreError> {
+pub fn open(database: &Database) -> Result<Conn, StorageError> {
     match database {
         Database::Sqlite(path) => Ok(open_connection(path)?),
         Database::Postgres(url) => Ok(Conn::connect_postgres(url)?),
@@ -51,7 +51,7 @@ pub fn open(database: &Database) -> Result<Conn, StoreError> {
 
 /// [`open`] for use from asynchronous code (tests, tools): on PostgreSQL each
 /// call runs on a thread of its own (see [`Conn::connect_postgres_detached`]).
-pub fn open_detached(database: &Database) -> Result<Conn, StoreError> {
+pub fn open_detached(database: &Database) -> Result<Conn, StorageError> {
     match database {
         Database::Sqlite(path) => Ok(open_connection(path)?),
         Database::Postgres(url) => Ok(Conn::connect_postgres_detached(url)?),
@@ -59,7 +59,7 @@ pub fn open_detached(database: &Database) -> Result<Conn, StoreError> {
 }
 
 /// Opens a read connection (read-only on SQLite).
-pub(crate) fn open_reader(database: &Database) -> Result<Conn, StoreError> {
+pub(crate) fn open_reader(database: &Database) -> Result<Conn, StorageError> {
     match database {
         Database::Sqlite(path) => open_sqlite_reader(path),
         Database::Postgres(url) => Ok(Conn::connect_postgres(url)?),
@@ -68,7 +68,7 @@ pub(crate) fn open_reader(database: &Database) -> Result<Conn, StoreError> {
 
 /// Opens the database (creating and migrating it) without starting a writer:
 /// for `caja-hub init` and `caja-hub rebuild`.
-pub fn open_offline(database: &Database) -> Result<Conn, StoreError> {
+pub fn open_offline(database: &Database) -> Result<Conn, StorageError> {
     let conn = open(database)?;
     migrate::migrate(&conn)?;
     Ok(conn)
@@ -81,7 +81,7 @@ pub fn record_hub_key(
     key_id: &KeyId,
     public_hex: &str,
     now_ms: i64,
-) -> Result<(), StoreError> {
+) -> Result<(), StorageError> {
     conn.execute(
         "INSERT INTO hub_meta (id, hub_key_id, hub_public_key, created_at_ms) VALUES (1, $1, $2, $3) ON CONFLICT DO NOTHING",
         params![key_id.as_str(), public_hex, now_ms],

@@ -13,9 +13,9 @@ use caja_shared::ids::{DeviceId, EventId, StoreId};
 use crate::ratelimit::{Bucket, Decision, RateLimit};
 use crate::storage::codec::parse;
 use crate::storage::codec::u;
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 use crate::storage::writer::Env;
-use crate::storage::writer::Store;
+use crate::storage::writer::Storage;
 
 /// A signed-in operator's session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +81,7 @@ fn take_token(
     key: &str,
     limit: &RateLimit,
     now_ms: i64,
-) -> Result<Decision, StoreError> {
+) -> Result<Decision, StorageError> {
     let bucket: Option<Bucket> = conn
         .prepare_cached("SELECT tokens_milli, updated_ms FROM rate_limits WHERE device_id = $1")?
         .query_row([key], |r| {
@@ -107,7 +107,7 @@ fn login_attempt(
     global_key: &str,
     per_client: &RateLimit,
     global: &RateLimit,
-) -> Result<Decision, StoreError> {
+) -> Result<Decision, StorageError> {
     let now = env.now_ms();
     // The client's own bucket first: a client over its limit does not drain
     // the bucket every client shares.
@@ -124,7 +124,7 @@ fn create_session(
     operator: &str,
     csrf: &str,
     ttl_ms: i64,
-) -> Result<i64, StoreError> {
+) -> Result<i64, StorageError> {
     let now = env.now_ms();
     conn.execute("DELETE FROM ui_sessions WHERE expires_ms <= $1", [now])?;
     let expires = now.saturating_add(ttl_ms);
@@ -135,7 +135,7 @@ fn create_session(
     Ok(expires)
 }
 
-fn session(conn: &Conn, session: Hash256, now_ms: i64) -> Result<Option<UiSession>, StoreError> {
+fn session(conn: &Conn, session: Hash256, now_ms: i64) -> Result<Option<UiSession>, StorageError> {
     Ok(conn
         .prepare_cached(
             "SELECT operator, csrf, expires_ms FROM ui_sessions WHERE session_hash = $1 AND expires_ms > $2",
@@ -150,7 +150,7 @@ fn session(conn: &Conn, session: Hash256, now_ms: i64) -> Result<Option<UiSessio
         .optional()?)
 }
 
-fn sales_by_hour(conn: &Conn, since_ms: i64) -> Result<Vec<HourlySales>, StoreError> {
+fn sales_by_hour(conn: &Conn, since_ms: i64) -> Result<Vec<HourlySales>, StorageError> {
     let mut stmt = conn.prepare_cached(
         "SELECT s.store_id, (e.hlc_ms - $1) / 3600000 AS h, COUNT(*), CAST(SUM(s.total) AS BIGINT)
          FROM p_sales s JOIN events e ON e.event_id = s.event_id
@@ -179,7 +179,7 @@ fn sales_by_hour(conn: &Conn, since_ms: i64) -> Result<Vec<HourlySales>, StoreEr
     Ok(out)
 }
 
-fn last_seen(conn: &Conn) -> Result<Vec<(DeviceId, i64)>, StoreError> {
+fn last_seen(conn: &Conn) -> Result<Vec<(DeviceId, i64)>, StorageError> {
     // A nonce is kept for every signed request inside the ±5 min replay
     // window; its timestamp is the device's clock, brought to the hub's by
     // the skew measured at the device's last request.
@@ -196,7 +196,7 @@ fn last_seen(conn: &Conn) -> Result<Vec<(DeviceId, i64)>, StoreError> {
     Ok(out)
 }
 
-fn events(conn: &Conn, ids: &[EventId]) -> Result<Vec<EventSummary>, StoreError> {
+fn events(conn: &Conn, ids: &[EventId]) -> Result<Vec<EventSummary>, StorageError> {
     let mut stmt = conn.prepare_cached(
         "SELECT e.store_id, e.device_id, e.seq, e.kind, e.hlc_ms, e.received_ms, e.bytes,
                 EXISTS (SELECT 1 FROM held h WHERE h.event_row = e.id)
@@ -238,7 +238,7 @@ fn events(conn: &Conn, ids: &[EventId]) -> Result<Vec<EventSummary>, StoreError>
     Ok(out)
 }
 
-impl Store {
+impl Storage {
     /// Takes a login attempt from the client's bucket (`client_key`) and,
     /// when it has one, from the bucket all clients share (`global_key`):
     /// the hub's persisted token buckets (`rate_limits`), so a restart grants
@@ -249,7 +249,7 @@ impl Store {
         global_key: String,
         per_client: RateLimit,
         global: RateLimit,
-    ) -> Result<Decision, StoreError> {
+    ) -> Result<Decision, StorageError> {
         self.write(move |conn, env| {
             login_attempt(conn, env, &client_key, &global_key, &per_client, &global)
         })
@@ -264,7 +264,7 @@ impl Store {
         operator: String,
         csrf: String,
         ttl_ms: i64,
-    ) -> Result<i64, StoreError> {
+    ) -> Result<i64, StorageError> {
         self.write(move |conn, env| {
             create_session(conn, env, session_hash, &operator, &csrf, ttl_ms)
         })
@@ -272,14 +272,17 @@ impl Store {
     }
 
     /// The live session with this hash, if any.
-    pub async fn ui_session(&self, session_hash: Hash256) -> Result<Option<UiSession>, StoreError> {
+    pub async fn ui_session(
+        &self,
+        session_hash: Hash256,
+    ) -> Result<Option<UiSession>, StorageError> {
         let now = self.now_ms();
         self.read(move |conn| session(conn, session_hash, now))
             .await
     }
 
     /// Ends a session (logout). Whether there was one.
-    pub async fn ui_end_session(&self, session_hash: Hash256) -> Result<bool, StoreError> {
+    pub async fn ui_end_session(&self, session_hash: Hash256) -> Result<bool, StorageError> {
         self.write(move |conn, _env| {
             Ok(conn.execute(
                 "DELETE FROM ui_sessions WHERE session_hash = $1",
@@ -290,7 +293,7 @@ impl Store {
     }
 
     /// Net sales (voided ones left out) per store and hour from `since_ms`.
-    pub async fn ui_sales_by_hour(&self, since_ms: i64) -> Result<Vec<HourlySales>, StoreError> {
+    pub async fn ui_sales_by_hour(&self, since_ms: i64) -> Result<Vec<HourlySales>, StorageError> {
         self.read(move |conn| sales_by_hour(conn, since_ms)).await
     }
 
@@ -299,12 +302,12 @@ impl Store {
     /// (5 min; nonces older than that are pruned). A register that is online
     /// but has nothing to push pulls at every round: this, not the last
     /// push, says whether the hub hears from it.
-    pub async fn ui_last_seen(&self) -> Result<Vec<(DeviceId, i64)>, StoreError> {
+    pub async fn ui_last_seen(&self) -> Result<Vec<(DeviceId, i64)>, StorageError> {
         self.read(last_seen).await
     }
 
     /// The events with these ids the hub holds (unknown ids are left out).
-    pub async fn ui_events(&self, ids: Vec<EventId>) -> Result<Vec<EventSummary>, StoreError> {
+    pub async fn ui_events(&self, ids: Vec<EventId>) -> Result<Vec<EventSummary>, StorageError> {
         self.read(move |conn| events(conn, &ids)).await
     }
 }

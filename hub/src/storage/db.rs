@@ -472,7 +472,7 @@ impl Drop for Pg {
     fn drop(&mut self) {
         // Closing the connection blocks too: a detached one closes on a thread
         // of its own, and so does any connection dropped where a tokio
-        // runtime is current (the last clone of a `Store` dropped by async
+        // runtime is current (the last clone of a `Storage` dropped by async
         // code drops its read connections there).
         let elsewhere = self.detached || tokio::runtime::Handle::try_current().is_ok();
         if let (true, Some(c)) = (elsewhere, self.client.take()) {

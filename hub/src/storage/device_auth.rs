@@ -11,7 +11,7 @@ use crate::auth::{DeviceRecord, KeyRecord, SignedRequest};
 use crate::ratelimit::{Bucket, Decision};
 use crate::storage::codec::{corrupt, parse, u};
 use crate::storage::db::{params, Conn, OptionalExtension};
-use crate::storage::error::{Answer, StoreError};
+use crate::storage::error::{Answer, StorageError};
 use crate::storage::writer::Env;
 use crate::wire::ApiError;
 use caja_shared::ids::{DeviceId, StoreId};
@@ -30,7 +30,7 @@ pub struct DeviceCtx {
 pub(crate) fn load_device(
     conn: &Conn,
     device: DeviceId,
-) -> Result<Option<DeviceRecord>, StoreError> {
+) -> Result<Option<DeviceRecord>, StorageError> {
     let row: Option<(String, Option<i64>, Option<i64>)> = conn
         .prepare_cached(
             "SELECT store_id, revoked_at_ms, quarantined_at_ms FROM devices WHERE device_id = $1",
@@ -65,7 +65,7 @@ pub(crate) fn load_device(
     }))
 }
 
-pub(crate) fn device_exists(conn: &Conn, device: DeviceId) -> Result<bool, StoreError> {
+pub(crate) fn device_exists(conn: &Conn, device: DeviceId) -> Result<bool, StorageError> {
     Ok(conn
         .prepare_cached("SELECT 1 FROM devices WHERE device_id = $1 LIMIT 1")?
         .exists([device.to_string()])?)
@@ -78,7 +78,7 @@ pub(crate) fn authenticate(
     conn: &Conn,
     env: &mut Env,
     req: &SignedRequest,
-) -> Result<Answer<DeviceRecord>, StoreError> {
+) -> Result<Answer<DeviceRecord>, StorageError> {
     let now = env.now_ms();
     let h = &req.headers;
     let record = load_device(conn, h.device)?;
@@ -129,7 +129,7 @@ pub(crate) fn authenticate(
     Ok(Ok(record))
 }
 
-pub(crate) fn prune_nonces(conn: &Conn, env: &mut Env) -> Result<usize, StoreError> {
+pub(crate) fn prune_nonces(conn: &Conn, env: &mut Env) -> Result<usize, StorageError> {
     let cutoff = env.now_ms().saturating_sub(MAX_REQUEST_SKEW_MS);
     Ok(conn.execute("DELETE FROM nonces WHERE timestamp_ms < $1", [cutoff])?)
 }

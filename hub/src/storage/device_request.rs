@@ -13,7 +13,7 @@ use crate::auth::{DeviceRecord, SignedRequest};
 use crate::storage::codec::corrupt;
 use crate::storage::device_auth::authenticate;
 use crate::storage::error::Answer;
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 use crate::storage::writer::Env;
 use crate::wire::ApiError;
 
@@ -43,7 +43,7 @@ pub(crate) fn begin<T>(
     endpoint: &str,
     check: impl FnOnce(&T) -> Result<(), ApiError>,
     request_id: impl FnOnce(&T) -> String,
-) -> Result<Result<Begun<T>, Events>, StoreError> {
+) -> Result<Result<Begun<T>, Events>, StorageError> {
     let who = match authenticate(conn, env, req)? {
         Ok(d) => d,
         Err(e) => return Ok(Err(Err(e))),
@@ -75,7 +75,7 @@ pub(crate) fn prior_answer(
     request_id: &str,
     endpoint: &str,
     body_hash: Hash256,
-) -> Result<Option<Events>, StoreError> {
+) -> Result<Option<Events>, StorageError> {
     let row: Option<(String, String, String)> = conn
         .prepare_cached(
             "SELECT endpoint, body_hash, answer FROM device_requests WHERE device_id = $1 AND request_id = $2",
@@ -109,7 +109,7 @@ pub(crate) fn record_answer(
     body_hash: Hash256,
     events: &[Vec<u8>],
     now: i64,
-) -> Result<(), StoreError> {
+) -> Result<(), StorageError> {
     let as_text: Vec<String> = events
         .iter()
         .map(|b| String::from_utf8(b.clone()).map_err(corrupt))

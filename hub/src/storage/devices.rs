@@ -10,7 +10,7 @@ use crate::storage::audit_log::append_audit;
 use crate::storage::codec::{corrupt, parse, u};
 use crate::storage::db::{params, Conn, OptionalExtension};
 use crate::storage::device_auth::load_device;
-use crate::storage::error::{Answer, StoreError};
+use crate::storage::error::{Answer, StorageError};
 use crate::storage::stores::store_exists;
 use crate::storage::writer::Env;
 use crate::wire::ApiError;
@@ -79,7 +79,7 @@ pub(crate) fn create_token(
     store: StoreId,
     device_name: &str,
     ttl_ms: i64,
-) -> Result<Answer<(String, i64)>, StoreError> {
+) -> Result<Answer<(String, i64)>, StorageError> {
     if !store_exists(conn, store)? {
         return Ok(Err(ApiError::not_found(format!("no store {store}"))));
     }
@@ -110,7 +110,7 @@ pub(crate) fn enroll(
     conn: &Conn,
     env: &mut Env,
     token: &str,
-) -> Result<Answer<Enrollment>, StoreError> {
+) -> Result<Answer<Enrollment>, StorageError> {
     let now = env.now_ms();
     let invalid = || {
         ApiError::unauthorized(
@@ -215,7 +215,7 @@ pub(crate) fn rotate_key(
     env: &mut Env,
     device: DeviceId,
     by: &str,
-) -> Result<RotatedKey, StoreError> {
+) -> Result<RotatedKey, StorageError> {
     let now = env.now_ms();
     let until = now.saturating_add(env.cfg.key_grace_ms);
     let count: i64 = conn.query_row(
@@ -266,7 +266,7 @@ pub(crate) fn revoke(
     env: &mut Env,
     device: DeviceId,
     reason: &str,
-) -> Result<Answer<()>, StoreError> {
+) -> Result<Answer<()>, StorageError> {
     let Some(rec) = load_device(conn, device)? else {
         return Ok(Err(ApiError::not_found("no such device")));
     };
@@ -295,7 +295,7 @@ pub(crate) fn release_quarantine(
     env: &mut Env,
     device: DeviceId,
     note: &str,
-) -> Result<Answer<()>, StoreError> {
+) -> Result<Answer<()>, StorageError> {
     let Some(rec) = load_device(conn, device)? else {
         return Ok(Err(ApiError::not_found("no such device")));
     };
@@ -327,7 +327,7 @@ pub(crate) fn list_devices(
     conn: &Conn,
     store: Option<StoreId>,
     now: i64,
-) -> Result<Vec<DeviceInfo>, StoreError> {
+) -> Result<Vec<DeviceInfo>, StorageError> {
     let now_valid = conn.pick(
         "SELECT group_concat(key_id, ',') FROM device_keys k WHERE k.device_id = d.device_id",
         "SELECT string_agg(key_id, ',' ORDER BY key_id) FROM device_keys k WHERE k.device_id = d.device_id",

@@ -1,4 +1,4 @@
-//! What a storage call answers: [`StoreError`] (storage failed, nothing of
+//! What a storage call answers: [`StorageError`] (storage failed, nothing of
 //! the job was kept) and [`Answer`] (the result or a protocol rejection).
 //!
 //! Kernel: imports no other storage module besides the SQL facade.
@@ -13,7 +13,7 @@ pub type Answer<T> = Result<T, ApiError>;
 
 /// Why storage failed.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub enum StorageError {
     /// The writer's queue is full.
     #[error("the ingest queue is full")]
     Overloaded,
@@ -40,8 +40,8 @@ pub enum StoreError {
     Task(String),
 }
 
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> StoreError {
-        StoreError::Db(DbError::Sqlite(e))
+impl From<rusqlite::Error> for StorageError {
+    fn from(e: rusqlite::Error) -> StorageError {
+        StorageError::Db(DbError::Sqlite(e))
     }
 }

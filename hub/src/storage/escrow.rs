@@ -22,7 +22,7 @@ use crate::storage::audit_log::append_audit;
 use crate::storage::codec::corrupt;
 use crate::storage::codec::parse;
 use crate::storage::error::Answer;
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 use crate::storage::ingest::hub_chain::append_to_hub_chain;
 use crate::storage::writer::Env;
 use crate::wire::ApiError;
@@ -34,7 +34,7 @@ fn sums_by_device(
     conn: &Conn,
     sql: &str,
     p: impl Params,
-) -> Result<BTreeMap<DeviceId, i64>, StoreError> {
+) -> Result<BTreeMap<DeviceId, i64>, StorageError> {
     let mut stmt = conn.prepare_cached(sql)?;
     let mut rows = stmt.query(p)?;
     let mut out = BTreeMap::new();
@@ -47,7 +47,7 @@ fn sums_by_device(
 }
 
 /// The policy of a product in a store's catalog (`None`: not in it).
-fn policy(conn: &Conn, store: StoreId, product: &Sku) -> Result<Option<String>, StoreError> {
+fn policy(conn: &Conn, store: StoreId, product: &Sku) -> Result<Option<String>, StorageError> {
     Ok(conn
         .prepare_cached(conn.pick(
             "SELECT json_extract(body, '$.policy') FROM p_catalog WHERE store_id = $1 AND product = $2",
@@ -58,7 +58,7 @@ fn policy(conn: &Conn, store: StoreId, product: &Sku) -> Result<Option<String>, 
 }
 
 /// How a product is sold (`unit`, `weight`), from the store's catalog.
-fn sold_by(conn: &Conn, store: StoreId, product: &Sku) -> Result<Option<String>, StoreError> {
+fn sold_by(conn: &Conn, store: StoreId, product: &Sku) -> Result<Option<String>, StorageError> {
     Ok(conn
         .prepare_cached(conn.pick(
             "SELECT json_extract(body, '$.sold_by') FROM p_catalog WHERE store_id = $1 AND product = $2",
@@ -73,7 +73,7 @@ pub(crate) fn product_stock(
     conn: &Conn,
     store: StoreId,
     product: &Sku,
-) -> Result<ProductStock, StoreError> {
+) -> Result<ProductStock, StorageError> {
     let (s, p) = (store.to_string(), product.as_str().to_owned());
     let stock: i64 = conn
         .prepare_cached("SELECT qty_milli FROM v_stock WHERE store_id = $1 AND product = $2")?
@@ -141,7 +141,7 @@ pub(crate) fn product_stock(
 }
 
 /// Every product of a store's catalog with stock or quota.
-pub(crate) fn store_stock(conn: &Conn, store: StoreId) -> Result<Vec<ProductStock>, StoreError> {
+pub(crate) fn store_stock(conn: &Conn, store: StoreId) -> Result<Vec<ProductStock>, StorageError> {
     let products: Vec<String> = conn
         .prepare_cached(
             "SELECT product FROM p_catalog WHERE store_id = $1
@@ -164,7 +164,7 @@ pub(crate) fn grant_quota(
     req: &SignedRequest,
     parsed: Result<(QuotaRequest, Hash256), ApiError>,
     ttl_ms: i64,
-) -> Result<Answer<Vec<Vec<u8>>>, StoreError> {
+) -> Result<Answer<Vec<Vec<u8>>>, StorageError> {
     let Begun {
         who,
         request,
@@ -311,7 +311,7 @@ pub(crate) fn grant_quota(
     Ok(Ok(bytes))
 }
 
-fn decision(conn: &Conn, key: &str) -> Result<Option<(String, String, String)>, StoreError> {
+fn decision(conn: &Conn, key: &str) -> Result<Option<(String, String, String)>, StorageError> {
     Ok(conn
         .prepare_cached("SELECT state, by_whom, note FROM stock_alert_acks WHERE alert_key = $1")?
         .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -321,7 +321,7 @@ fn decision(conn: &Conn, key: &str) -> Result<Option<(String, String, String)>, 
 /// Every stock alert, derived from the applied events: one per line sold
 /// beyond a quota, one per product whose stock is negative now; with the
 /// operator's decision, if any.
-pub(crate) fn alerts(conn: &Conn) -> Result<Vec<StockAlert>, StoreError> {
+pub(crate) fn alerts(conn: &Conn) -> Result<Vec<StockAlert>, StorageError> {
     let mut out = Vec::new();
     let mut stmt = conn.prepare_cached(
         "SELECT event_id, line, store_id, device_id, product, beyond_milli FROM p_oversells ORDER BY event_id, line",
@@ -385,7 +385,7 @@ pub(crate) fn decide(
     conn: &Conn,
     env: &mut Env,
     d: &AlertDecision,
-) -> Result<Answer<StockAlert>, StoreError> {
+) -> Result<Answer<StockAlert>, StorageError> {
     if let Err(e) = d.check() {
         return Ok(Err(e));
     }

@@ -29,12 +29,12 @@ use crate::storage::codec::u;
 use crate::storage::device_auth::load_device;
 use crate::storage::devices::revoke;
 use crate::storage::error::Answer;
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 use crate::storage::ingest::hub_chain::append_to_hub_chain;
 use crate::storage::writer::Env;
 use crate::wire::ApiError;
 
-pub(crate) fn store_offset(conn: &Conn, store: StoreId) -> Result<UtcOffset, StoreError> {
+pub(crate) fn store_offset(conn: &Conn, store: StoreId) -> Result<UtcOffset, StorageError> {
     let tz: String = conn
         .prepare_cached("SELECT time_zone FROM stores WHERE store_id = $1")?
         .query_row([store.to_string()], |r| r.get(0))?;
@@ -42,7 +42,7 @@ pub(crate) fn store_offset(conn: &Conn, store: StoreId) -> Result<UtcOffset, Sto
 }
 
 /// Every series, ordered by prefix and first number.
-pub(crate) fn list_series(conn: &Conn) -> Result<Vec<SeriesInfo>, StoreError> {
+pub(crate) fn list_series(conn: &Conn) -> Result<Vec<SeriesInfo>, StorageError> {
     let mut stmt = conn.prepare_cached(
         "SELECT series_id, prefix, digits, first, last, valid_until FROM fiscal_series ORDER BY prefix, first",
     )?;
@@ -77,7 +77,7 @@ pub(crate) fn add_series(
     conn: &Conn,
     env: &mut Env,
     spec: &SeriesSpec,
-) -> Result<Answer<SeriesInfo>, StoreError> {
+) -> Result<Answer<SeriesInfo>, StorageError> {
     if let Err(e) = spec.check() {
         return Ok(Err(e));
     }
@@ -160,7 +160,7 @@ pub(crate) fn add_series(
 }
 
 /// Everything the hub knows about one series' numbers.
-pub(crate) fn history(conn: &Conn, s: &SeriesInfo) -> Result<History, StoreError> {
+pub(crate) fn history(conn: &Conn, s: &SeriesInfo) -> Result<History, StorageError> {
     let mut h = History::default();
     let mut stmt = conn.prepare_cached(
         "SELECT what, grant_id, device_id, first, last FROM p_fiscal_blocks
@@ -246,7 +246,10 @@ pub(crate) fn history(conn: &Conn, s: &SeriesInfo) -> Result<History, StoreError
 }
 
 /// The accounting of every series of `prefix` (every series when `None`).
-pub(crate) fn reports(conn: &Conn, prefix: Option<&str>) -> Result<Vec<SeriesReport>, StoreError> {
+pub(crate) fn reports(
+    conn: &Conn,
+    prefix: Option<&str>,
+) -> Result<Vec<SeriesReport>, StorageError> {
     let mut out = Vec::new();
     for s in list_series(conn)? {
         if prefix.is_some_and(|p| p != s.prefix) {
@@ -270,7 +273,7 @@ pub(crate) fn grant_range(
     req: &SignedRequest,
     parsed: Result<(RangeRequest, Hash256), ApiError>,
     block_ttl_ms: i64,
-) -> Result<Answer<Vec<Vec<u8>>>, StoreError> {
+) -> Result<Answer<Vec<Vec<u8>>>, StorageError> {
     let Begun {
         who,
         request,
@@ -398,7 +401,7 @@ pub(crate) fn write_off(
     env: &mut Env,
     device: DeviceId,
     reason: &str,
-) -> Result<Answer<WriteOff>, StoreError> {
+) -> Result<Answer<WriteOff>, StorageError> {
     if reason.trim().is_empty() {
         return Ok(Err(ApiError::invalid(
             "reason",
@@ -411,7 +414,7 @@ pub(crate) fn write_off(
     let exists = conn
         .prepare_cached("SELECT 1 FROM write_offs WHERE device_id = $1")?
         .exists([device.to_string()])?;
-    let count_outstanding = |conn: &Conn| -> Result<u64, StoreError> {
+    let count_outstanding = |conn: &Conn| -> Result<u64, StorageError> {
         let mut n = 0;
         for r in reports(conn, None)? {
             n += r
@@ -488,7 +491,7 @@ pub(crate) fn sales_of_month(
     conn: &Conn,
     store: StoreId,
     month: caja_shared::localtime::LocalDate,
-) -> Result<Answer<(UtcOffset, Vec<Sale607>)>, StoreError> {
+) -> Result<Answer<(UtcOffset, Vec<Sale607>)>, StorageError> {
     let known = conn
         .prepare_cached("SELECT 1 FROM stores WHERE store_id = $1")?
         .exists([store.to_string()])?;
@@ -540,7 +543,7 @@ pub struct FiscalHealth {
 /// The fiscal section of the health report: per series, days to expiry (in
 /// Santo Domingo time; a series may serve stores of several zones), numbers
 /// still free, outstanding per register, duplicates.
-pub(crate) fn health(conn: &Conn, now: i64) -> Result<Vec<FiscalHealth>, StoreError> {
+pub(crate) fn health(conn: &Conn, now: i64) -> Result<Vec<FiscalHealth>, StorageError> {
     let mut out = Vec::new();
     for r in reports(conn, None)? {
         let a = &r.accounting;

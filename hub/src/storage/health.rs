@@ -6,7 +6,7 @@
 use crate::storage::codec::{i, u};
 use crate::storage::db::Conn;
 use crate::storage::devices::{list_devices, DeviceInfo};
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 use crate::storage::fiscal::FiscalHealth;
 use crate::storage::ingest::events::missing_of;
 use crate::storage::outbox::OutboxHealth;
@@ -69,13 +69,13 @@ pub struct HeldEvent {
     pub missing: Vec<String>,
 }
 
-pub(crate) fn health_inputs(conn: &Conn, now: i64) -> Result<HealthInputs, StoreError> {
+pub(crate) fn health_inputs(conn: &Conn, now: i64) -> Result<HealthInputs, StorageError> {
     let devices = list_devices(conn, None, now)?;
     let (held_events, oldest): (i64, Option<i64>) =
         conn.query_row("SELECT COUNT(*), MIN(held_since_ms) FROM held", [], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })?;
-    let count = |sql: &str, p: &[&dyn crate::storage::db::ToValue]| -> Result<u64, StoreError> {
+    let count = |sql: &str, p: &[&dyn crate::storage::db::ToValue]| -> Result<u64, StorageError> {
         Ok(u(conn.query_row(sql, p, |r| r.get(0))?))
     };
     let mut held = Vec::new();

@@ -3,7 +3,7 @@
 //! once.
 //!
 //! Writes go to one dedicated writer thread through a **bounded** queue
-//! (`Store::write`): the thread takes every job waiting (up to
+//! (`Storage::write`): the thread takes every job waiting (up to
 //! `max_batch_jobs`), runs them in one write transaction ([`Conn::begin_write`]:
 //! `BEGIN IMMEDIATE` on SQLite; on PostgreSQL `BEGIN` and the advisory lock
 //! every instance's writer takes, so several hub instances on one database are
@@ -14,11 +14,11 @@
 //! error and retried by their clients, those after it run in a new
 //! transaction. So a push is applied entirely or not at all, and nothing is
 //! acknowledged before it is durable. (Per-job savepoints were measured: their
-//! statement journals cost more than the whole rest of an ingest.) When the queue is full the caller gets [`StoreError::Overloaded`]
+//! statement journals cost more than the whole rest of an ingest.) When the queue is full the caller gets [`StorageError::Overloaded`]
 //! at once (the HTTP layer answers 429). Reads run on a small pool of read-only
 //! connections (WAL readers never block the writer).
 //!
-//! Each store method returns `Result<Answer<T>, StoreError>`: the outer error is a
+//! Each store method returns `Result<Answer<T>, StorageError>`: the outer error is a
 //! storage failure (nothing kept), the inner [`Answer`] either the result or a
 //! protocol rejection whose permitted traces (nonce, rate-limit bucket, audit
 //! entry, quarantine and alert of a chain mismatch) are committed.
@@ -26,7 +26,7 @@
 //! Layers (each imports only the layers below it, but for the outbox's
 //! `restore_conflicts` that a rebuild calls; no file imports this one):
 //! - **kernel**: [`db`] (SQL facade), `migrate`, `connect` (opening),
-//!   `error`, `codec` (row codecs), `tx_cache`, `writer` (the [`Store`]
+//!   `error`, `codec` (row codecs), `tx_cache`, `writer` (the [`Storage`]
 //!   handle and its writer thread), `audit_log` and [`audit_tree`] (audit
 //!   append), `alerts`, `device_auth`, `device_request`;
 //! - **facts**: `facts`, one module per fact family (its `p_*` tables,
@@ -37,8 +37,8 @@
 //! - **features**: `stores`, `devices`, `catalog`, `pull`, `conflicts`,
 //!   `fiscal`, `escrow`, `payments`, `outbox`, `dashboard`, `reports`,
 //!   `health` (`dashboard` and `audit_tree` add their own methods to
-//!   [`Store`]);
-//! - **this module**: the typed async methods of [`Store`] that handlers
+//!   [`Storage`]);
+//! - **this module**: the typed async methods of [`Storage`] that handlers
 //!   call, and the re-exports.
 //!
 //! Architecture invariant: handlers call these methods and never see SQL;
@@ -79,7 +79,7 @@ pub use dashboard::{EventSummary, HourlySales, UiSession};
 pub use db::{Conn, Database, DbError, Dialect};
 pub use device_auth::DeviceCtx;
 pub use devices::{DeviceInfo, Enrollment, RotatedKey};
-pub use error::{Answer, StoreError};
+pub use error::{Answer, StorageError};
 pub use facts::load::{digest, load_projections as projections};
 pub use fiscal::{FiscalHealth, WriteOff};
 pub use health::{HealthInputs, HeldEvent, HELD_LISTED};
@@ -93,7 +93,7 @@ pub use payments::{
 pub use pull::{OwnPage, PullPage};
 pub use reports::AlertInfo;
 pub use stores::StoreInfo;
-pub use writer::{Store, StoreConfig};
+pub use writer::{Storage, StorageConfig};
 
 use caja_shared::digest::Hash256;
 use caja_shared::ids::{DeviceId, StoreId};
@@ -103,10 +103,13 @@ use crate::auth::SignedRequest;
 use crate::ingest::PushBatch;
 use crate::wire::ApiError;
 
-impl Store {
+impl Storage {
     /// Authenticates a signed request (signature, key, timestamp, then the
     /// nonce and the device's rate limit, both persisted).
-    pub async fn authenticate(&self, req: SignedRequest) -> Result<Answer<DeviceCtx>, StoreError> {
+    pub async fn authenticate(
+        &self,
+        req: SignedRequest,
+    ) -> Result<Answer<DeviceCtx>, StorageError> {
         self.write(move |conn, env| {
             device_auth::authenticate(conn, env, &req).map(|a| {
                 a.map(|d| DeviceCtx {
@@ -125,7 +128,7 @@ impl Store {
         &self,
         req: SignedRequest,
         parsed: Result<PushBatch, ApiError>,
-    ) -> Result<Answer<PushAck>, StoreError> {
+    ) -> Result<Answer<PushAck>, StorageError> {
         let (answer, parsed) = self
             .write(move |conn, env| {
                 let answer = ingest::push::push(conn, env, &req, &parsed)?;
@@ -139,7 +142,7 @@ impl Store {
     }
 
     /// `POST /v1/devices/enroll`.
-    pub async fn enroll(&self, token: String) -> Result<Answer<Enrollment>, StoreError> {
+    pub async fn enroll(&self, token: String) -> Result<Answer<Enrollment>, StorageError> {
         self.write(move |conn, env| devices::enroll(conn, env, &token))
             .await
     }
@@ -150,7 +153,7 @@ impl Store {
         &self,
         req: SignedRequest,
         parsed: Result<(), ApiError>,
-    ) -> Result<Answer<RotatedKey>, StoreError> {
+    ) -> Result<Answer<RotatedKey>, StorageError> {
         self.write(move |conn, env| {
             let device = match device_auth::authenticate(conn, env, &req)? {
                 Ok(d) => d,
@@ -165,7 +168,7 @@ impl Store {
     }
 
     /// Admin: rotates a device's key (the new key is shown once).
-    pub async fn admin_rotate(&self, device: DeviceId) -> Result<Answer<RotatedKey>, StoreError> {
+    pub async fn admin_rotate(&self, device: DeviceId) -> Result<Answer<RotatedKey>, StorageError> {
         self.write(move |conn, env| {
             if !device_auth::device_exists(conn, device)? {
                 return Ok(Err(ApiError::not_found("no such device")));
@@ -180,7 +183,7 @@ impl Store {
         &self,
         name: String,
         time_zone: String,
-    ) -> Result<StoreInfo, StoreError> {
+    ) -> Result<StoreInfo, StorageError> {
         self.write(move |conn, env| stores::create_store(conn, env, &name, &time_zone))
             .await
     }
@@ -192,13 +195,17 @@ impl Store {
         store: StoreId,
         device_name: String,
         ttl_ms: i64,
-    ) -> Result<Answer<(String, i64)>, StoreError> {
+    ) -> Result<Answer<(String, i64)>, StorageError> {
         self.write(move |conn, env| devices::create_token(conn, env, store, &device_name, ttl_ms))
             .await
     }
 
     /// Admin: revokes a device (every key refused from now on).
-    pub async fn revoke(&self, device: DeviceId, reason: String) -> Result<Answer<()>, StoreError> {
+    pub async fn revoke(
+        &self,
+        device: DeviceId,
+        reason: String,
+    ) -> Result<Answer<()>, StorageError> {
         self.write(move |conn, env| devices::revoke(conn, env, device, &reason))
             .await
     }
@@ -208,7 +215,7 @@ impl Store {
         &self,
         device: DeviceId,
         note: String,
-    ) -> Result<Answer<()>, StoreError> {
+    ) -> Result<Answer<()>, StorageError> {
         self.write(move |conn, env| devices::release_quarantine(conn, env, device, &note))
             .await
     }
@@ -219,7 +226,7 @@ impl Store {
         &self,
         stores: Vec<StoreId>,
         bodies: Vec<EventBody>,
-    ) -> Result<Answer<Vec<HubAppend>>, StoreError> {
+    ) -> Result<Answer<Vec<HubAppend>>, StorageError> {
         self.write(move |conn, env| catalog::append_hub_events(conn, env, &stores, &bodies))
             .await
     }
@@ -228,7 +235,7 @@ impl Store {
     pub async fn add_series(
         &self,
         spec: crate::fiscal::SeriesSpec,
-    ) -> Result<Answer<crate::fiscal::SeriesInfo>, StoreError> {
+    ) -> Result<Answer<crate::fiscal::SeriesInfo>, StorageError> {
         self.write(move |conn, env| fiscal::add_series(conn, env, &spec))
             .await
     }
@@ -241,7 +248,7 @@ impl Store {
         req: SignedRequest,
         parsed: Result<(crate::fiscal::RangeRequest, Hash256), ApiError>,
         block_ttl_ms: i64,
-    ) -> Result<Answer<Vec<Vec<u8>>>, StoreError> {
+    ) -> Result<Answer<Vec<Vec<u8>>>, StorageError> {
         self.write(move |conn, env| fiscal::grant_range(conn, env, &req, parsed, block_ttl_ms))
             .await
     }
@@ -253,7 +260,7 @@ impl Store {
         req: SignedRequest,
         parsed: Result<(crate::escrow::QuotaRequest, Hash256), ApiError>,
         ttl_ms: i64,
-    ) -> Result<Answer<Vec<Vec<u8>>>, StoreError> {
+    ) -> Result<Answer<Vec<Vec<u8>>>, StorageError> {
         self.write(move |conn, env| escrow::grant_quota(conn, env, &req, parsed, ttl_ms))
             .await
     }
@@ -262,20 +269,20 @@ impl Store {
     pub async fn stock(
         &self,
         store: StoreId,
-    ) -> Result<Vec<crate::escrow::ProductStock>, StoreError> {
+    ) -> Result<Vec<crate::escrow::ProductStock>, StorageError> {
         self.read(move |conn| escrow::store_stock(conn, store))
             .await
     }
 
     /// Admin: a store's approvals, drawer openings without a sale, returns
     /// made without the original and store-credit balances.
-    pub async fn staff_activity(&self, store: StoreId) -> Result<serde_json::Value, StoreError> {
+    pub async fn staff_activity(&self, store: StoreId) -> Result<serde_json::Value, StorageError> {
         self.read(move |conn| reports::staff_activity(conn, store))
             .await
     }
 
     /// Admin: stock alerts (oversells, negative stock) with their decisions.
-    pub async fn stock_alerts(&self) -> Result<Vec<crate::escrow::StockAlert>, StoreError> {
+    pub async fn stock_alerts(&self) -> Result<Vec<crate::escrow::StockAlert>, StorageError> {
         self.read(escrow::alerts).await
     }
 
@@ -283,13 +290,13 @@ impl Store {
     pub async fn decide_stock_alert(
         &self,
         d: crate::escrow::AlertDecision,
-    ) -> Result<Answer<crate::escrow::StockAlert>, StoreError> {
+    ) -> Result<Answer<crate::escrow::StockAlert>, StorageError> {
         self.write(move |conn, env| escrow::decide(conn, env, &d))
             .await
     }
 
     /// Admin: the conflicts in a state, oldest first.
-    pub async fn conflicts(&self, state: StateFilter) -> Result<Vec<ConflictInfo>, StoreError> {
+    pub async fn conflicts(&self, state: StateFilter) -> Result<Vec<ConflictInfo>, StorageError> {
         self.read(move |conn| conflicts::list(conn, state)).await
     }
 
@@ -298,7 +305,7 @@ impl Store {
         &self,
         id: caja_shared::ids::ConflictId,
         req: crate::conflict::ResolveRequest,
-    ) -> Result<Answer<ConflictInfo>, StoreError> {
+    ) -> Result<Answer<ConflictInfo>, StorageError> {
         self.write(move |conn, env| conflicts::resolve(conn, env, id, &req))
             .await
     }
@@ -308,13 +315,13 @@ impl Store {
         &self,
         device: DeviceId,
         reason: String,
-    ) -> Result<Answer<WriteOff>, StoreError> {
+    ) -> Result<Answer<WriteOff>, StorageError> {
         self.write(move |conn, env| fiscal::write_off(conn, env, device, &reason))
             .await
     }
 
     /// Admin: the fiscal series.
-    pub async fn fiscal_series(&self) -> Result<Vec<crate::fiscal::SeriesInfo>, StoreError> {
+    pub async fn fiscal_series(&self) -> Result<Vec<crate::fiscal::SeriesInfo>, StorageError> {
         self.read(fiscal::list_series).await
     }
 
@@ -322,7 +329,7 @@ impl Store {
     pub async fn fiscal_reports(
         &self,
         prefix: Option<String>,
-    ) -> Result<Vec<crate::fiscal::SeriesReport>, StoreError> {
+    ) -> Result<Vec<crate::fiscal::SeriesReport>, StorageError> {
         self.read(move |conn| fiscal::reports(conn, prefix.as_deref()))
             .await
     }
@@ -338,7 +345,7 @@ impl Store {
             caja_shared::localtime::UtcOffset,
             Vec<crate::fiscal::Sale607>,
         )>,
-        StoreError,
+        StorageError,
     > {
         self.read(move |conn| fiscal::sales_of_month(conn, store, month))
             .await
@@ -352,7 +359,7 @@ impl Store {
         req: SignedRequest,
         parsed: Result<(crate::payments::IntentRequest, Hash256), ApiError>,
         providers: Vec<String>,
-    ) -> Result<Answer<Vec<Vec<u8>>>, StoreError> {
+    ) -> Result<Answer<Vec<Vec<u8>>>, StorageError> {
         self.write(move |conn, env| payments::create_intent(conn, env, &req, parsed, &providers))
             .await
     }
@@ -365,7 +372,7 @@ impl Store {
         webhook: crate::payments::Webhook,
         body_hash: Hash256,
         deadline_ms: i64,
-    ) -> Result<Answer<WebhookAnswer>, StoreError> {
+    ) -> Result<Answer<WebhookAnswer>, StorageError> {
         self.write(move |conn, env| {
             payments::webhook(conn, env, &provider, &webhook, body_hash, deadline_ms)
         })
@@ -377,7 +384,7 @@ impl Store {
     pub async fn reconcile_payments(
         &self,
         deadline_ms: i64,
-    ) -> Result<ReconcileReport, StoreError> {
+    ) -> Result<ReconcileReport, StorageError> {
         self.write(move |conn, env| payments::reconcile(conn, env, deadline_ms))
             .await
     }
@@ -386,7 +393,7 @@ impl Store {
     pub async fn payments_overview(
         &self,
         store: Option<StoreId>,
-    ) -> Result<PaymentsOverview, StoreError> {
+    ) -> Result<PaymentsOverview, StorageError> {
         self.read(move |conn| payments::overview(conn, store)).await
     }
 
@@ -397,7 +404,7 @@ impl Store {
         owner: String,
         lease_ms: i64,
         limit: usize,
-    ) -> Result<Vec<crate::outbox::Claimed>, StoreError> {
+    ) -> Result<Vec<crate::outbox::Claimed>, StorageError> {
         self.write(move |conn, env| outbox::claim(conn, env, &owner, lease_ms, limit))
             .await
     }
@@ -406,7 +413,7 @@ impl Store {
     pub async fn outbox_source(
         &self,
         doc: crate::outbox::Claimed,
-    ) -> Result<crate::taxgw::DocumentSource, StoreError> {
+    ) -> Result<crate::taxgw::DocumentSource, StorageError> {
         let now = self.now_ms();
         self.read(move |conn| outbox::source(conn, &doc, now)).await
     }
@@ -418,7 +425,7 @@ impl Store {
         doc: crate::outbox::Claimed,
         owner: String,
         prepared: crate::outbox::Prepared,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, StorageError> {
         self.write(move |conn, env| outbox::prepare(conn, env, &doc, &owner, &prepared))
             .await
     }
@@ -429,7 +436,7 @@ impl Store {
         &self,
         doc_id: i64,
         owner: String,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, StorageError> {
         self.write(move |conn, _| outbox::mark_in_doubt(conn, doc_id, &owner))
             .await
     }
@@ -446,7 +453,7 @@ impl Store {
         policy: crate::outbox::RetryPolicy,
         jitter: u64,
         authority: &'static str,
-    ) -> Result<Recorded, StoreError> {
+    ) -> Result<Recorded, StorageError> {
         self.write(move |conn, env| {
             outbox::record(
                 conn, env, &doc, &owner, &outcome, &policy, jitter, authority,
@@ -460,18 +467,18 @@ impl Store {
         &self,
         state: Option<crate::outbox::DocState>,
         limit: usize,
-    ) -> Result<Vec<DocInfo>, StoreError> {
+    ) -> Result<Vec<DocInfo>, StorageError> {
         self.read(move |conn| outbox::list(conn, state, limit))
             .await
     }
 
     /// Outbox counts (health, metrics).
-    pub async fn outbox_health(&self) -> Result<OutboxHealth, StoreError> {
+    pub async fn outbox_health(&self) -> Result<OutboxHealth, StorageError> {
         self.read(outbox::health).await
     }
 
     /// Forgets nonces whose timestamp is outside the replay window.
-    pub async fn prune_nonces(&self) -> Result<usize, StoreError> {
+    pub async fn prune_nonces(&self) -> Result<usize, StorageError> {
         self.write(device_auth::prune_nonces).await
     }
 
@@ -481,7 +488,7 @@ impl Store {
         who: DeviceCtx,
         after: u64,
         limit: usize,
-    ) -> Result<PullPage, StoreError> {
+    ) -> Result<PullPage, StorageError> {
         self.read(move |conn| pull::pull_page(conn, who, after, limit))
             .await
     }
@@ -492,37 +499,37 @@ impl Store {
         who: DeviceCtx,
         after_seq: u64,
         limit: usize,
-    ) -> Result<OwnPage, StoreError> {
+    ) -> Result<OwnPage, StorageError> {
         self.read(move |conn| pull::own_page(conn, who.device, after_seq, limit))
             .await
     }
 
     /// Admin: the stores.
-    pub async fn stores(&self) -> Result<Vec<StoreInfo>, StoreError> {
+    pub async fn stores(&self) -> Result<Vec<StoreInfo>, StorageError> {
         self.read(stores::list_stores).await
     }
 
     /// Admin: the devices (of one store, or all).
-    pub async fn devices(&self, store: Option<StoreId>) -> Result<Vec<DeviceInfo>, StoreError> {
+    pub async fn devices(&self, store: Option<StoreId>) -> Result<Vec<DeviceInfo>, StorageError> {
         let now = self.now_ms();
         self.read(move |conn| devices::list_devices(conn, store, now))
             .await
     }
 
     /// Admin: alerts (stored ones, open conflicts, negative stock).
-    pub async fn alerts(&self) -> Result<Vec<AlertInfo>, StoreError> {
+    pub async fn alerts(&self) -> Result<Vec<AlertInfo>, StorageError> {
         self.read(reports::list_alerts).await
     }
 
     /// What the health report is computed from.
-    pub async fn health_inputs(&self) -> Result<HealthInputs, StoreError> {
+    pub async fn health_inputs(&self) -> Result<HealthInputs, StorageError> {
         let now = self.now_ms();
         self.read(move |conn| health::health_inputs(conn, now))
             .await
     }
 
     /// Digest of the projections (see [`digest`]).
-    pub async fn digest(&self) -> Result<Hash256, StoreError> {
+    pub async fn digest(&self) -> Result<Hash256, StorageError> {
         self.read(facts::load::digest).await
     }
 }

@@ -29,7 +29,7 @@ use crate::storage::audit_log::append_audit;
 use crate::storage::codec::corrupt;
 use crate::storage::codec::parse;
 use crate::storage::error::Answer;
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 use crate::storage::ingest::hub_chain::append_to_hub_chain;
 use crate::storage::writer::Env;
 use crate::wire::ApiError;
@@ -148,7 +148,7 @@ fn method_str(m: PaymentMethod) -> &'static str {
     projection::method_name(m)
 }
 
-fn state_of(s: &str) -> Result<IntentState, StoreError> {
+fn state_of(s: &str) -> Result<IntentState, StorageError> {
     IntentState::parse(s).ok_or_else(|| corrupt(format!("intent state {s:?}")))
 }
 
@@ -176,7 +176,7 @@ type IntentCols = (
     Option<String>,
 );
 
-fn load_intent(conn: &Conn, id: IntentId) -> Result<Option<IntentRow>, StoreError> {
+fn load_intent(conn: &Conn, id: IntentId) -> Result<Option<IntentRow>, StorageError> {
     let row: Option<IntentCols> = conn
         .prepare_cached(
             "SELECT store_id, device_id, sale_id, provider, method, amount, state, auth_code
@@ -216,7 +216,7 @@ fn intent_by_auth_code(
     conn: &Conn,
     provider: &str,
     auth_code: &str,
-) -> Result<Option<IntentId>, StoreError> {
+) -> Result<Option<IntentId>, StorageError> {
     let id: Option<String> = conn
         .prepare_cached(
             "SELECT intent_id FROM payment_intents WHERE provider = $1 AND auth_code = $2
@@ -250,7 +250,7 @@ pub(crate) fn create_intent(
     req: &SignedRequest,
     parsed: Result<(IntentRequest, Hash256), ApiError>,
     providers: &[String],
-) -> Result<Answer<Vec<Vec<u8>>>, StoreError> {
+) -> Result<Answer<Vec<Vec<u8>>>, StorageError> {
     let Begun {
         who,
         request,
@@ -347,7 +347,7 @@ fn audit_decision(
     d: &Decided<'_>,
     w: &Webhook,
     now: i64,
-) -> Result<(), StoreError> {
+) -> Result<(), StorageError> {
     append_audit(
         conn,
         &mut env.tx,
@@ -387,7 +387,7 @@ fn reject_early(
     store: Option<StoreId>,
     reason: &'static str,
     now: i64,
-) -> Result<WebhookAnswer, StoreError> {
+) -> Result<WebhookAnswer, StorageError> {
     let intent = w.intent_id.map(|i| i.to_string());
     conn.prepare_cached(
         "INSERT INTO payment_webhooks (provider, provider_event_id, intent_id, state, amount, auth_code, body_hash, received_ms, outcome, reason, from_state, decided_ms)
@@ -445,7 +445,7 @@ pub(crate) fn webhook(
     w: &Webhook,
     body_hash: Hash256,
     deadline_ms: i64,
-) -> Result<Answer<WebhookAnswer>, StoreError> {
+) -> Result<Answer<WebhookAnswer>, StorageError> {
     let now = env.now_ms();
     let prior: Option<(String, Option<String>, Option<String>, String)> = conn
         .prepare_cached(
@@ -528,7 +528,7 @@ pub(crate) fn webhook(
                     amount: Money(a),
                 })
             })
-            .collect::<Result<_, StoreError>>()?
+            .collect::<Result<_, StorageError>>()?
     };
     let incoming_key: i64 = conn.prepare_cached(
         "INSERT INTO payment_webhooks (provider, provider_event_id, intent_id, state, amount, auth_code, body_hash, received_ms, outcome, reason, from_state, decided_ms)
@@ -684,7 +684,7 @@ fn record_confirmation(
     body_hash: Hash256,
     deadline_ms: i64,
     now: i64,
-) -> Result<WebhookAnswer, StoreError> {
+) -> Result<WebhookAnswer, StorageError> {
     conn.prepare_cached(
         "INSERT INTO payment_webhooks (provider, provider_event_id, intent_id, state, amount, auth_code, body_hash, received_ms, outcome, reason, from_state, decided_ms)
          VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, 'recorded', NULL, NULL, $7)",
@@ -725,7 +725,7 @@ fn record_confirmation(
 
 /// Reads the applied events after the scan cursor (at most [`SCAN_BATCH`])
 /// and records every card payment with a reference; returns how many.
-fn scan(conn: &Conn, now: i64) -> Result<u64, StoreError> {
+fn scan(conn: &Conn, now: i64) -> Result<u64, StorageError> {
     let after: i64 = conn
         .prepare_cached("SELECT applied_seq FROM payment_scan WHERE id = 1")?
         .query_row([], |r| r.get(0))?;
@@ -796,7 +796,7 @@ struct CardRow {
     verdict: String,
 }
 
-fn card_rows(conn: &Conn, sql: &str, p: impl Params) -> Result<Vec<CardRow>, StoreError> {
+fn card_rows(conn: &Conn, sql: &str, p: impl Params) -> Result<Vec<CardRow>, StorageError> {
     let mut stmt = conn.prepare_cached(sql)?;
     let mut rows = stmt.query(p)?;
     let mut out = Vec::new();
@@ -828,7 +828,7 @@ fn judge(
     rows: Vec<CardRow>,
     deadline_ms: i64,
     now: i64,
-) -> Result<(u64, u64), StoreError> {
+) -> Result<(u64, u64), StorageError> {
     let mut conflicts = 0;
     let mut checked = 0;
     for row in rows {
@@ -848,7 +848,7 @@ fn judge(
                         received_ms: t,
                     })
                 })
-                .collect::<Result<_, StoreError>>()?
+                .collect::<Result<_, StorageError>>()?
         };
         let verdict =
             payments::reconcile(row.amount, row.sale_ms, &confirmations, deadline_ms, now);
@@ -900,7 +900,7 @@ fn reconcile_reference(
     reference: &str,
     deadline_ms: i64,
     now: i64,
-) -> Result<(), StoreError> {
+) -> Result<(), StorageError> {
     scan(conn, now)?;
     let rows = card_rows(
         conn,
@@ -917,7 +917,7 @@ pub(crate) fn reconcile(
     conn: &Conn,
     env: &mut Env,
     deadline_ms: i64,
-) -> Result<ReconcileReport, StoreError> {
+) -> Result<ReconcileReport, StorageError> {
     let now = env.now_ms();
     let found = scan(conn, now)?;
     let mut rows = card_rows(
@@ -973,7 +973,7 @@ pub struct PaymentsOverview {
 pub(crate) fn overview(
     conn: &Conn,
     store: Option<StoreId>,
-) -> Result<PaymentsOverview, StoreError> {
+) -> Result<PaymentsOverview, StorageError> {
     let store_s = store.map(|s| s.to_string());
     let mut intents = Vec::new();
     let mut stmt = conn.prepare_cached(

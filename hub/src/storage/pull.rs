@@ -7,7 +7,7 @@
 use crate::storage::codec::{corrupt, i, parse, u};
 use crate::storage::db::{params, Conn, OptionalExtension};
 use crate::storage::device_auth::DeviceCtx;
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 use caja_shared::digest::Hash256;
 use caja_shared::ids::{DeviceId, Seq};
 
@@ -40,7 +40,7 @@ pub(crate) fn pull_page(
     who: DeviceCtx,
     after: u64,
     limit: usize,
-) -> Result<PullPage, StoreError> {
+) -> Result<PullPage, StorageError> {
     let hub: Option<String> = conn
         .prepare_cached("SELECT hub_device FROM stores WHERE store_id = $1")?
         .query_row([who.store.to_string()], |r| r.get(0))
@@ -83,7 +83,7 @@ pub(crate) fn own_page(
     device: DeviceId,
     after_seq: u64,
     limit: usize,
-) -> Result<OwnPage, StoreError> {
+) -> Result<OwnPage, StorageError> {
     let checkpoint: Option<String> = conn
         .prepare_cached("SELECT checkpoint FROM devices WHERE device_id = $1")?
         .query_row([device.to_string()], |r| r.get(0))

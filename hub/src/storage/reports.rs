@@ -4,7 +4,7 @@
 //! Feature module: reads only.
 
 use crate::storage::db::Conn;
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 use caja_shared::ids::StoreId;
 use serde::Serialize;
 
@@ -25,7 +25,7 @@ pub struct AlertInfo {
     pub open: bool,
 }
 
-pub(crate) fn list_alerts(conn: &Conn) -> Result<Vec<AlertInfo>, StoreError> {
+pub(crate) fn list_alerts(conn: &Conn) -> Result<Vec<AlertInfo>, StorageError> {
     let mut out = Vec::new();
     let mut stmt = conn.prepare_cached(
         "SELECT kind, store_id, device_id, at_ms, message, closed_ms FROM alerts ORDER BY alert_id",
@@ -86,7 +86,10 @@ pub(crate) fn list_alerts(conn: &Conn) -> Result<Vec<AlertInfo>, StoreError> {
 /// (`GET /v1/admin/staff/activity`): every approval with its event's kind and
 /// time (HLC ms), the drawer openings without a sale, the returns made without
 /// the original, and every customer's store-credit balance.
-pub(crate) fn staff_activity(conn: &Conn, store: StoreId) -> Result<serde_json::Value, StoreError> {
+pub(crate) fn staff_activity(
+    conn: &Conn,
+    store: StoreId,
+) -> Result<serde_json::Value, StorageError> {
     let st = store.to_string();
     let mut approvals = Vec::new();
     {

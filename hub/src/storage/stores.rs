@@ -8,7 +8,7 @@ use crate::audit::AuditKind;
 use crate::storage::audit_log::append_audit;
 use crate::storage::codec::{corrupt, parse, u};
 use crate::storage::db::{params, Conn};
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 use crate::storage::writer::Env;
 use caja_shared::ids::{DeviceId, StoreId};
 use serde::Serialize;
@@ -33,7 +33,7 @@ pub(crate) fn create_store(
     env: &mut Env,
     name: &str,
     time_zone: &str,
-) -> Result<StoreInfo, StoreError> {
+) -> Result<StoreInfo, StorageError> {
     let now = env.now_ms();
     let mut rng = &mut *env.rng;
     let store = StoreId::new_v7(now, &mut rng).map_err(corrupt)?;
@@ -63,13 +63,13 @@ pub(crate) fn create_store(
     })
 }
 
-pub(crate) fn store_exists(conn: &Conn, store: StoreId) -> Result<bool, StoreError> {
+pub(crate) fn store_exists(conn: &Conn, store: StoreId) -> Result<bool, StorageError> {
     Ok(conn
         .prepare_cached("SELECT 1 FROM stores WHERE store_id = $1 LIMIT 1")?
         .exists([store.to_string()])?)
 }
 
-pub(crate) fn list_stores(conn: &Conn) -> Result<Vec<StoreInfo>, StoreError> {
+pub(crate) fn list_stores(conn: &Conn) -> Result<Vec<StoreInfo>, StorageError> {
     let mut stmt = conn.prepare_cached(
         "SELECT s.store_id, s.name, s.time_zone, s.hub_device,
                 COALESCE((SELECT MAX(seq) FROM events e WHERE e.device_id = s.hub_device), 0)

@@ -7,7 +7,7 @@
 
 use crate::storage::codec::parse;
 use crate::storage::db::Conn;
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 use caja_shared::ids::EventId;
 use std::collections::HashSet;
 
@@ -69,7 +69,7 @@ impl TxCache {
         };
     }
 
-    pub(crate) fn awaited(&mut self, conn: &Conn) -> Result<&mut HashSet<EventId>, StoreError> {
+    pub(crate) fn awaited(&mut self, conn: &Conn) -> Result<&mut HashSet<EventId>, StorageError> {
         if self.awaited.is_none() {
             let mut set = HashSet::new();
             let mut stmt = conn.prepare_cached("SELECT DISTINCT missing_id FROM held_missing")?;

@@ -1,17 +1,17 @@
-//! The storage handle ([`Store`]) and its one writer thread: jobs queued on
+//! The storage handle ([`Storage`]) and its one writer thread: jobs queued on
 //! a bounded channel, batched into one write transaction, committed once,
 //! answered only after the commit; reads on a pool of read connections.
 //! See the module doc of [`crate::storage`] for the batching and failure
 //! rules.
 //!
 //! Kernel: runs jobs and knows nothing of what they do; the typed methods of
-//! [`Store`] live with the features (`storage/mod.rs` and the feature
+//! [`Storage`] live with the features (`storage/mod.rs` and the feature
 //! modules).
 
 use crate::ratelimit::RateLimit;
 use crate::storage::connect::{open, open_reader};
 use crate::storage::db::{Conn, Database};
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 use crate::storage::migrate;
 use crate::storage::tx_cache::TxCache;
 use caja_shared::clock::Clock;
@@ -23,7 +23,7 @@ use std::thread::JoinHandle;
 
 /// Tuning of the store, from the hub's configuration.
 #[derive(Debug, Clone)]
-pub struct StoreConfig {
+pub struct StorageConfig {
     /// The database (an SQLite file or a PostgreSQL URL).
     pub database: Database,
     /// Jobs waiting for the writer before callers get `Overloaded`.
@@ -54,7 +54,7 @@ enum Job {
 pub(crate) struct Env {
     pub(crate) clock: Arc<dyn Clock + Send + Sync>,
     pub(crate) rng: Box<dyn RandomSource + Send>,
-    pub(crate) cfg: StoreConfig,
+    pub(crate) cfg: StorageConfig,
     /// Counters cached for the current transaction (reset at every `BEGIN`).
     pub(crate) tx: TxCache,
 }
@@ -82,7 +82,7 @@ struct Readers {
 
 /// The hub's storage handle: cheap to clone, shared by every handler.
 #[derive(Clone, Debug)]
-pub struct Store {
+pub struct Storage {
     inner: Arc<Inner>,
 }
 
@@ -98,20 +98,20 @@ struct Inner {
 
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
+        f.debug_struct("Storage")
             .field("database", &self.readers.database)
             .field("queue_capacity", &self.capacity)
             .finish_non_exhaustive()
     }
 }
 
-impl Store {
+impl Storage {
     /// Opens (and migrates) the database and starts the writer thread.
     pub fn open(
-        cfg: StoreConfig,
+        cfg: StorageConfig,
         clock: Arc<dyn Clock + Send + Sync>,
         rng: Box<dyn RandomSource + Send>,
-    ) -> Result<Store, StoreError> {
+    ) -> Result<Storage, StorageError> {
         let conn = open(&cfg.database)?;
         migrate::migrate(&conn)?;
         let (sender, receiver) = mpsc::sync_channel(cfg.queue_capacity.max(1));
@@ -129,8 +129,8 @@ impl Store {
         let writer = std::thread::Builder::new()
             .name("caja-hub-writer".into())
             .spawn(move || writer_loop(conn, receiver, env, max_batch, d, b))
-            .map_err(|e| StoreError::Task(e.to_string()))?;
-        Ok(Store {
+            .map_err(|e| StorageError::Task(e.to_string()))?;
+        Ok(Storage {
             inner: Arc::new(Inner {
                 sender,
                 depth,
@@ -182,19 +182,19 @@ impl Store {
     /// the savepoint back. Answers after the batch's commit.
     pub(crate) async fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Conn, &mut Env) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let (tx, rx) = tokio::sync::oneshot::channel::<Result<T, StoreError>>();
+        f: impl FnOnce(&Conn, &mut Env) -> Result<T, StorageError> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let (tx, rx) = tokio::sync::oneshot::channel::<Result<T, StorageError>>();
         let work: Work = Box::new(move |ctx| {
             let result = match ctx {
                 Some((conn, env)) => f(conn, env),
-                None => Err(StoreError::Commit("could not begin a transaction".into())),
+                None => Err(StorageError::Commit("could not begin a transaction".into())),
             };
             let keep = result.is_ok();
             let reply: Reply = Box::new(move |commit| {
                 let out = match commit {
                     Ok(()) => result,
-                    Err(e) => Err(StoreError::Commit(e)),
+                    Err(e) => Err(StorageError::Commit(e)),
                 };
                 let _ = tx.send(out);
             });
@@ -205,28 +205,28 @@ impl Store {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 self.inner.depth.fetch_sub(1, Ordering::Relaxed);
-                return Err(StoreError::Overloaded);
+                return Err(StorageError::Overloaded);
             }
             Err(TrySendError::Disconnected(_)) => {
                 self.inner.depth.fetch_sub(1, Ordering::Relaxed);
-                return Err(StoreError::Closed);
+                return Err(StorageError::Closed);
             }
         }
-        rx.await.unwrap_or(Err(StoreError::Closed))
+        rx.await.unwrap_or(Err(StorageError::Closed))
     }
 
     /// Runs `f` on a read connection off the async executor.
     pub(crate) async fn read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Conn) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
+        f: impl FnOnce(&Conn) -> Result<T, StorageError> + Send + 'static,
+    ) -> Result<T, StorageError> {
         let inner = self.inner.clone();
         let _permit = inner
             .readers
             .permits
             .acquire()
             .await
-            .map_err(|_| StoreError::Closed)?;
+            .map_err(|_| StorageError::Closed)?;
         let inner2 = inner.clone();
         tokio::task::spawn_blocking(move || {
             let readers = &inner2.readers;
@@ -249,7 +249,7 @@ impl Store {
             Ok(out)
         })
         .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
+        .map_err(|e| StorageError::Task(e.to_string()))?
     }
 }
 

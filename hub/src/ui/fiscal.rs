@@ -105,7 +105,7 @@ pub(crate) async fn page(State(ui): Ui, headers: HeaderMap) -> Response {
 async fn one_report(
     ui: &UiState,
     series_id: &str,
-) -> Result<Option<SeriesReport>, crate::storage::StoreError> {
+) -> Result<Option<SeriesReport>, crate::storage::StorageError> {
     Ok(ui
         .app
         .store

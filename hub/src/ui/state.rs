@@ -15,7 +15,7 @@ use axum::response::Response;
 use caja_shared::localtime::UtcOffset;
 
 use crate::http::AppState;
-use crate::storage::StoreError;
+use crate::storage::StorageError;
 use crate::ui::form::Form;
 use crate::ui::layout::{self, error};
 use crate::ui::session::{self, Operator};
@@ -87,10 +87,10 @@ impl UiState {
     }
 
     /// The answer to a storage failure (logged; the person gets a sentence).
-    pub(crate) fn failure(&self, op: Option<&Operator>, e: StoreError) -> Response {
+    pub(crate) fn failure(&self, op: Option<&Operator>, e: StorageError) -> Response {
         match e {
-            StoreError::Overloaded => error(StatusCode::TOO_MANY_REQUESTS, op, text::BUSY),
-            StoreError::Closed => error(StatusCode::SERVICE_UNAVAILABLE, op, text::BUSY),
+            StorageError::Overloaded => error(StatusCode::TOO_MANY_REQUESTS, op, text::BUSY),
+            StorageError::Closed => error(StatusCode::SERVICE_UNAVAILABLE, op, text::BUSY),
             other => {
                 tracing::error!(error = %other, "dashboard: storage failure");
                 error(StatusCode::INTERNAL_SERVER_ERROR, op, text::STORAGE_FAILED)

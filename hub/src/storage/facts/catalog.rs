@@ -10,7 +10,7 @@ use super::table::{rows, Family, Table};
 use crate::projection::Fact;
 use crate::storage::codec::{corrupt, hlc_opt, i, parse, u};
 use crate::storage::db::{params, Conn, Row};
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 
 /// The family's tables.
 pub(crate) const FAMILY: Family = Family {
@@ -32,7 +32,7 @@ pub(crate) const FAMILY: Family = Family {
 
 /// Writes a catalog item or a price (unless the row holds a later hub
 /// event), or a price change's history row.
-pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StoreError> {
+pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StorageError> {
     match f {
         Fact::CatalogItem {
             store,
@@ -89,7 +89,7 @@ pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StoreError> {
 }
 
 /// Decodes `event_id, store_id, product, hub_seq, hlc_ms, hlc_n, unit_price`.
-fn price_history_from_row(r: &Row) -> Result<Fact, StoreError> {
+fn price_history_from_row(r: &Row) -> Result<Fact, StorageError> {
     Ok(Fact::PriceHistory {
         event_id: parse(&r.get::<_, String>(0)?)?,
         store: parse(&r.get::<_, String>(1)?)?,
@@ -100,7 +100,7 @@ fn price_history_from_row(r: &Row) -> Result<Fact, StoreError> {
     })
 }
 
-fn load_catalog(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
+fn load_catalog(conn: &Conn) -> Result<Vec<Fact>, StorageError> {
     rows(
         conn,
         "SELECT store_id, product, event_id, hub_seq, body FROM p_catalog",
@@ -117,7 +117,7 @@ fn load_catalog(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
     )
 }
 
-fn load_prices(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
+fn load_prices(conn: &Conn) -> Result<Vec<Fact>, StorageError> {
     rows(
         conn,
         "SELECT store_id, product, event_id, hub_seq, unit_price FROM p_prices",
@@ -134,7 +134,7 @@ fn load_prices(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
     )
 }
 
-fn load_history(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
+fn load_history(conn: &Conn) -> Result<Vec<Fact>, StorageError> {
     rows(
         conn,
         "SELECT event_id, store_id, product, hub_seq, hlc_ms, hlc_n, unit_price FROM p_price_history",
@@ -148,7 +148,7 @@ pub(crate) fn price_history(
     conn: &Conn,
     store: &str,
     product: &str,
-) -> Result<Vec<Fact>, StoreError> {
+) -> Result<Vec<Fact>, StorageError> {
     rows(
         conn,
         "SELECT event_id, store_id, product, hub_seq, hlc_ms, hlc_n, unit_price FROM p_price_history

@@ -10,7 +10,7 @@ use super::table::{rows, Family, Table};
 use crate::projection::Fact;
 use crate::storage::codec::{corrupt, parse};
 use crate::storage::db::{params, Conn};
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 
 /// The family's tables.
 pub(crate) const FAMILY: Family = Family {
@@ -21,7 +21,7 @@ pub(crate) const FAMILY: Family = Family {
 };
 
 /// Writes a customer unless the row holds a later write.
-pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StoreError> {
+pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StorageError> {
     let Fact::Customer {
         customer_id,
         event_id,
@@ -50,7 +50,7 @@ pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn load(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
+fn load(conn: &Conn) -> Result<Vec<Fact>, StorageError> {
     rows(
         conn,
         "SELECT customer_id, event_id, hlc_ms, hlc_n, device_id, body FROM p_customers",

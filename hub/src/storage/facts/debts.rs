@@ -10,7 +10,7 @@ use super::table::{rows, Family, Table};
 use crate::projection::Fact;
 use crate::storage::codec::{corrupt, id_opt, opt_str, parse};
 use crate::storage::db::{params, Conn, Row};
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 
 /// The family's tables.
 pub(crate) const FAMILY: Family = Family {
@@ -27,7 +27,7 @@ pub(crate) const FAMILY: Family = Family {
 };
 
 /// Writes a debt or a debt payment.
-pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StoreError> {
+pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StorageError> {
     match f {
         Fact::Debt {
             event_id,
@@ -75,7 +75,7 @@ pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StoreError> {
 }
 
 /// Decodes `event_id, debt_id, store_id, customer_id, amount, sale_id`.
-fn debt_from_row(r: &Row) -> Result<Fact, StoreError> {
+fn debt_from_row(r: &Row) -> Result<Fact, StorageError> {
     Ok(Fact::Debt {
         event_id: parse(&r.get::<_, String>(0)?)?,
         debt_id: parse(&r.get::<_, String>(1)?)?,
@@ -87,7 +87,7 @@ fn debt_from_row(r: &Row) -> Result<Fact, StoreError> {
 }
 
 /// Decodes `event_id, payment_id, debt_id, store_id, customer_id, amount`.
-fn debt_payment_from_row(r: &Row) -> Result<Fact, StoreError> {
+fn debt_payment_from_row(r: &Row) -> Result<Fact, StorageError> {
     Ok(Fact::DebtPayment {
         event_id: parse(&r.get::<_, String>(0)?)?,
         payment_id: parse(&r.get::<_, String>(1)?)?,
@@ -98,7 +98,7 @@ fn debt_payment_from_row(r: &Row) -> Result<Fact, StoreError> {
     })
 }
 
-fn load_debts(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
+fn load_debts(conn: &Conn) -> Result<Vec<Fact>, StorageError> {
     rows(
         conn,
         "SELECT event_id, debt_id, store_id, customer_id, amount, sale_id FROM p_debts",
@@ -107,7 +107,7 @@ fn load_debts(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
     )
 }
 
-fn load_payments(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
+fn load_payments(conn: &Conn) -> Result<Vec<Fact>, StorageError> {
     rows(
         conn,
         "SELECT event_id, payment_id, debt_id, store_id, customer_id, amount FROM p_debt_payments",
@@ -117,7 +117,7 @@ fn load_payments(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
 }
 
 /// A debt and its payments.
-pub(crate) fn of_debt(conn: &Conn, debt: DebtId) -> Result<Vec<Fact>, StoreError> {
+pub(crate) fn of_debt(conn: &Conn, debt: DebtId) -> Result<Vec<Fact>, StorageError> {
     let mut out = rows(
         conn,
         "SELECT event_id, debt_id, store_id, customer_id, amount, sale_id FROM p_debts WHERE debt_id = $1",

@@ -9,7 +9,7 @@ use super::table::{rows, Family, Table};
 use crate::projection::Fact;
 use crate::storage::codec::{corrupt, i, id_opt, parse, u};
 use crate::storage::db::{params, Conn, Row};
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 
 /// The family's tables.
 pub(crate) const FAMILY: Family = Family {
@@ -26,7 +26,7 @@ pub(crate) const FAMILY: Family = Family {
 };
 
 /// Writes a fiscal block's grant or release, or a credit note.
-pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StoreError> {
+pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StorageError> {
     match f {
         Fact::FiscalBlock {
             event_id,
@@ -83,7 +83,7 @@ pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StoreError> {
 
 /// Decodes `event_id, what, grant_id, store_id, device_id, series, first,
 /// last, expires_ms`.
-fn fiscal_block_from_row(r: &Row) -> Result<Fact, StoreError> {
+fn fiscal_block_from_row(r: &Row) -> Result<Fact, StorageError> {
     let what: String = r.get(1)?;
     Ok(Fact::FiscalBlock {
         event_id: parse(&r.get::<_, String>(0)?)?,
@@ -99,7 +99,7 @@ fn fiscal_block_from_row(r: &Row) -> Result<Fact, StoreError> {
 }
 
 /// Decodes `event_id, store_id, device_id, sale_id, series, number`.
-fn credit_note_from_row(r: &Row) -> Result<Fact, StoreError> {
+fn credit_note_from_row(r: &Row) -> Result<Fact, StorageError> {
     Ok(Fact::CreditNote {
         event_id: parse(&r.get::<_, String>(0)?)?,
         store: parse(&r.get::<_, String>(1)?)?,
@@ -110,7 +110,7 @@ fn credit_note_from_row(r: &Row) -> Result<Fact, StoreError> {
     })
 }
 
-fn load_blocks(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
+fn load_blocks(conn: &Conn) -> Result<Vec<Fact>, StorageError> {
     rows(
         conn,
         "SELECT event_id, what, grant_id, store_id, device_id, series, first, last, expires_ms
@@ -120,7 +120,7 @@ fn load_blocks(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
     )
 }
 
-fn load_credit_notes(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
+fn load_credit_notes(conn: &Conn) -> Result<Vec<Fact>, StorageError> {
     rows(
         conn,
         "SELECT event_id, store_id, device_id, sale_id, series, number FROM p_credit_notes",
@@ -134,7 +134,7 @@ pub(crate) fn credit_notes_by_number(
     conn: &Conn,
     series: &str,
     number: &str,
-) -> Result<Vec<Fact>, StoreError> {
+) -> Result<Vec<Fact>, StorageError> {
     rows(
         conn,
         "SELECT event_id, store_id, device_id, sale_id, series, number FROM p_credit_notes

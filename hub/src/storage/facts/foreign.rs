@@ -10,7 +10,7 @@ use super::table::{rows, Family, Table};
 use crate::projection::Fact;
 use crate::storage::codec::{corrupt, parse};
 use crate::storage::db::{params, Conn, Row};
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 
 /// The family's tables.
 pub(crate) const FAMILY: Family = Family {
@@ -21,7 +21,7 @@ pub(crate) const FAMILY: Family = Family {
 };
 
 /// Writes a foreign kind.
-pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StoreError> {
+pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StorageError> {
     let Fact::ForeignKind {
         event_id,
         store,
@@ -44,7 +44,7 @@ pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StoreError> {
 }
 
 /// Decodes `event_id, store_id, device_id, kind`.
-fn foreign_from_row(r: &Row) -> Result<Fact, StoreError> {
+fn foreign_from_row(r: &Row) -> Result<Fact, StorageError> {
     Ok(Fact::ForeignKind {
         event_id: parse(&r.get::<_, String>(0)?)?,
         store: parse(&r.get::<_, String>(1)?)?,
@@ -53,7 +53,7 @@ fn foreign_from_row(r: &Row) -> Result<Fact, StoreError> {
     })
 }
 
-fn load(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
+fn load(conn: &Conn) -> Result<Vec<Fact>, StorageError> {
     rows(
         conn,
         "SELECT event_id, store_id, device_id, kind FROM p_foreign_kinds",
@@ -63,7 +63,7 @@ fn load(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
 }
 
 /// The foreign kind written by one event.
-pub(crate) fn of_event(conn: &Conn, event: EventId) -> Result<Vec<Fact>, StoreError> {
+pub(crate) fn of_event(conn: &Conn, event: EventId) -> Result<Vec<Fact>, StorageError> {
     rows(
         conn,
         "SELECT event_id, store_id, device_id, kind FROM p_foreign_kinds WHERE event_id = $1",

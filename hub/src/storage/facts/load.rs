@@ -12,10 +12,10 @@ use super::registry;
 use crate::audit;
 use crate::projection::Projections;
 use crate::storage::db::Conn;
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 
 /// Every fact of the projection tables, read back into [`Projections`].
-pub fn load_projections(conn: &Conn) -> Result<Projections, StoreError> {
+pub fn load_projections(conn: &Conn) -> Result<Projections, StorageError> {
     let mut p = Projections::default();
     for table in registry::tables() {
         if let Some(load) = table.load {
@@ -30,7 +30,7 @@ pub fn load_projections(conn: &Conn) -> Result<Projections, StoreError> {
 /// Digest of the projections: the canonical JSON of every fact, the derived
 /// summary and the conflicts (as the pure code computes them and as the
 /// `conflicts` tables hold them). Live ingest and a rebuild must agree on it.
-pub fn digest(conn: &Conn) -> Result<Hash256, StoreError> {
+pub fn digest(conn: &Conn) -> Result<Hash256, StorageError> {
     let p = load_projections(conn)?;
     let mut stmt = conn.prepare(conn.pick(
         "SELECT c.conflict_id, c.reason, c.strategy, c.subject, c.detected_ms,

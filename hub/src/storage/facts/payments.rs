@@ -9,7 +9,7 @@ use super::table::{rows, Family, Table};
 use crate::projection::{self, Fact};
 use crate::storage::codec::{corrupt, id_opt, parse};
 use crate::storage::db::{params, Conn, Row};
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 
 /// The family's tables.
 pub(crate) const FAMILY: Family = Family {
@@ -20,7 +20,7 @@ pub(crate) const FAMILY: Family = Family {
 };
 
 /// Writes a payment taken after its sale.
-pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StoreError> {
+pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StorageError> {
     let Fact::Payment {
         event_id,
         idx,
@@ -50,7 +50,7 @@ pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StoreError> {
 }
 
 /// Decodes `event_id, idx, payment_id, sale_id, store_id, method, amount`.
-fn payment_from_row(r: &Row) -> Result<Fact, StoreError> {
+fn payment_from_row(r: &Row) -> Result<Fact, StorageError> {
     let method: String = r.get(5)?;
     Ok(Fact::Payment {
         event_id: parse(&r.get::<_, String>(0)?)?,
@@ -63,7 +63,7 @@ fn payment_from_row(r: &Row) -> Result<Fact, StoreError> {
     })
 }
 
-fn load(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
+fn load(conn: &Conn) -> Result<Vec<Fact>, StorageError> {
     rows(
         conn,
         "SELECT event_id, idx, payment_id, sale_id, store_id, method, amount FROM p_payments",

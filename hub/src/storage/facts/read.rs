@@ -10,11 +10,11 @@ use super::{catalog, debts, fiscal, foreign, returns, sales, voids};
 use crate::projection::{Fact, Subject};
 use crate::storage::codec::parse;
 use crate::storage::db::{params, Conn};
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 
 /// The facts the conflicts of `subject` are decided on (the same as the
 /// pure model's [`crate::projection::Projections::facts_about`]).
-pub(crate) fn facts_about(conn: &Conn, subject: &Subject) -> Result<Vec<Fact>, StoreError> {
+pub(crate) fn facts_about(conn: &Conn, subject: &Subject) -> Result<Vec<Fact>, StorageError> {
     match subject {
         Subject::Fiscal(series, number) => {
             // One sale alone is never a duplicate: skip reading it back.
@@ -88,7 +88,7 @@ pub(crate) fn facts_about(conn: &Conn, subject: &Subject) -> Result<Vec<Fact>, S
 }
 
 /// The price history of the products of the sale lines among `facts`.
-pub(crate) fn price_history_of(conn: &Conn, facts: &[Fact]) -> Result<Vec<Fact>, StoreError> {
+pub(crate) fn price_history_of(conn: &Conn, facts: &[Fact]) -> Result<Vec<Fact>, StorageError> {
     let mut keys = BTreeSet::new();
     for f in facts {
         if let Fact::SaleLine { store, product, .. } = f {
@@ -106,7 +106,7 @@ pub(crate) fn price_history_of(conn: &Conn, facts: &[Fact]) -> Result<Vec<Fact>,
 /// debts opened for it; a price change for the sales of the store made at or
 /// after it (plus the grace) that sold the product — of those applied before
 /// it, only sales in `p_sales_ahead` can be (see the schema).
-pub(crate) fn widen(conn: &Conn, subject: Subject) -> Result<Vec<Subject>, StoreError> {
+pub(crate) fn widen(conn: &Conn, subject: Subject) -> Result<Vec<Subject>, StorageError> {
     match subject {
         Subject::VoidedSale(sale) => {
             let debts: Vec<String> = conn
@@ -116,7 +116,7 @@ pub(crate) fn widen(conn: &Conn, subject: Subject) -> Result<Vec<Subject>, Store
             let mut out: Vec<Subject> = debts
                 .iter()
                 .map(|d| Ok(Subject::Debt(parse(d)?)))
-                .collect::<Result<_, StoreError>>()?;
+                .collect::<Result<_, StorageError>>()?;
             // A voided sale that spent store credit gives it back.
             let credits: Vec<(String, String)> = conn
                 .prepare_cached(

@@ -8,7 +8,7 @@ use super::table::{rows, Family, Table};
 use crate::projection::Fact;
 use crate::storage::codec::{corrupt, i, id_opt, opt_str, parse, u};
 use crate::storage::db::{params, Conn};
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 
 /// The family's tables.
 pub(crate) const FAMILY: Family = Family {
@@ -19,7 +19,7 @@ pub(crate) const FAMILY: Family = Family {
 };
 
 /// Writes a resolution.
-pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StoreError> {
+pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StorageError> {
     let Fact::Resolution {
         event_id,
         store,
@@ -53,7 +53,7 @@ pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn load(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
+fn load(conn: &Conn) -> Result<Vec<Fact>, StorageError> {
     rows(
         conn,
         "SELECT event_id, store_id, conflict_id, hub_seq, strategy, winner, resolved_by, note, covers

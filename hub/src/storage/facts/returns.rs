@@ -11,7 +11,7 @@ use super::table::{rows, Family, Table};
 use crate::projection::Fact;
 use crate::storage::codec::{corrupt, id_opt, opt_str, parse};
 use crate::storage::db::{params, Conn, Row};
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 
 /// The family's tables.
 pub(crate) const FAMILY: Family = Family {
@@ -33,7 +33,7 @@ pub(crate) const FAMILY: Family = Family {
 
 /// Writes a returned line, a store-credit movement or a return made
 /// without the original.
-pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StoreError> {
+pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StorageError> {
     match f {
         Fact::ReturnLine {
             event_id,
@@ -113,7 +113,7 @@ pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StoreError> {
 
 /// Decodes `event_id, line, store_id, sale_id, sale_line, product,
 /// qty_milli, damaged`.
-fn return_line_from_row(r: &Row) -> Result<Fact, StoreError> {
+fn return_line_from_row(r: &Row) -> Result<Fact, StorageError> {
     Ok(Fact::ReturnLine {
         event_id: parse(&r.get::<_, String>(0)?)?,
         line: r.get(1)?,
@@ -127,7 +127,7 @@ fn return_line_from_row(r: &Row) -> Result<Fact, StoreError> {
 }
 
 /// Decodes `event_id, idx, store_id, customer_id, amount, sale_id`.
-fn store_credit_from_row(r: &Row) -> Result<Fact, StoreError> {
+fn store_credit_from_row(r: &Row) -> Result<Fact, StorageError> {
     Ok(Fact::StoreCredit {
         event_id: parse(&r.get::<_, String>(0)?)?,
         idx: r.get(1)?,
@@ -140,7 +140,7 @@ fn store_credit_from_row(r: &Row) -> Result<Fact, StoreError> {
 
 /// Decodes `event_id, line, store_id, device_id, sale_id, reference,
 /// product, qty_milli, damaged`.
-fn unlinked_return_from_row(r: &Row) -> Result<Fact, StoreError> {
+fn unlinked_return_from_row(r: &Row) -> Result<Fact, StorageError> {
     Ok(Fact::UnlinkedReturn {
         event_id: parse(&r.get::<_, String>(0)?)?,
         line: r.get(1)?,
@@ -154,7 +154,7 @@ fn unlinked_return_from_row(r: &Row) -> Result<Fact, StoreError> {
     })
 }
 
-fn load_returns(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
+fn load_returns(conn: &Conn) -> Result<Vec<Fact>, StorageError> {
     rows(
         conn,
         "SELECT event_id, line, store_id, sale_id, sale_line, product, qty_milli, damaged FROM p_returns",
@@ -163,7 +163,7 @@ fn load_returns(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
     )
 }
 
-fn load_store_credit(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
+fn load_store_credit(conn: &Conn) -> Result<Vec<Fact>, StorageError> {
     rows(
         conn,
         "SELECT event_id, idx, store_id, customer_id, amount, sale_id FROM p_store_credit",
@@ -172,7 +172,7 @@ fn load_store_credit(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
     )
 }
 
-fn load_unlinked(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
+fn load_unlinked(conn: &Conn) -> Result<Vec<Fact>, StorageError> {
     rows(
         conn,
         "SELECT event_id, line, store_id, device_id, sale_id, reference, product, qty_milli, damaged
@@ -183,7 +183,7 @@ fn load_unlinked(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
 }
 
 /// The lines returned against one sale.
-pub(crate) fn lines_of_sale(conn: &Conn, sale: SaleId) -> Result<Vec<Fact>, StoreError> {
+pub(crate) fn lines_of_sale(conn: &Conn, sale: SaleId) -> Result<Vec<Fact>, StorageError> {
     rows(
         conn,
         "SELECT event_id, line, store_id, sale_id, sale_line, product, qty_milli, damaged FROM p_returns
@@ -194,7 +194,7 @@ pub(crate) fn lines_of_sale(conn: &Conn, sale: SaleId) -> Result<Vec<Fact>, Stor
 }
 
 /// The returns made without the original that name one sale by id.
-pub(crate) fn unlinked_of_sale(conn: &Conn, sale: SaleId) -> Result<Vec<Fact>, StoreError> {
+pub(crate) fn unlinked_of_sale(conn: &Conn, sale: SaleId) -> Result<Vec<Fact>, StorageError> {
     rows(
         conn,
         "SELECT event_id, line, store_id, device_id, sale_id, reference, product, qty_milli, damaged
@@ -210,7 +210,7 @@ pub(crate) fn unlinked_by_reference(
     conn: &Conn,
     store: &str,
     number: &str,
-) -> Result<Vec<Fact>, StoreError> {
+) -> Result<Vec<Fact>, StorageError> {
     rows(
         conn,
         "SELECT event_id, line, store_id, device_id, sale_id, reference, product, qty_milli, damaged
@@ -221,7 +221,7 @@ pub(crate) fn unlinked_by_reference(
 }
 
 /// The lines of one return made without the original.
-pub(crate) fn unlinked_of_event(conn: &Conn, event: EventId) -> Result<Vec<Fact>, StoreError> {
+pub(crate) fn unlinked_of_event(conn: &Conn, event: EventId) -> Result<Vec<Fact>, StorageError> {
     rows(
         conn,
         "SELECT event_id, line, store_id, device_id, sale_id, reference, product, qty_milli, damaged
@@ -236,7 +236,7 @@ pub(crate) fn store_credit_of(
     conn: &Conn,
     store: StoreId,
     customer: CustomerId,
-) -> Result<Vec<Fact>, StoreError> {
+) -> Result<Vec<Fact>, StorageError> {
     rows(
         conn,
         "SELECT event_id, idx, store_id, customer_id, amount, sale_id FROM p_store_credit

@@ -12,7 +12,7 @@ use super::table::{rows, Family, Table};
 use crate::projection::{self, Fact};
 use crate::storage::codec::{corrupt, hlc_opt, id_opt, opt_str, parse};
 use crate::storage::db::{params, Conn, Params, Row};
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 
 /// The family's tables.
 pub(crate) const FAMILY: Family = Family {
@@ -76,7 +76,7 @@ pub(crate) fn write_sale(
     f: &Fact,
     lines: Vec<serde_json::Value>,
     payments: Vec<serde_json::Value>,
-) -> Result<(), StoreError> {
+) -> Result<(), StorageError> {
     let Fact::Sale {
         event_id,
         sale_id,
@@ -118,7 +118,7 @@ pub(crate) fn write_sale(
     Ok(())
 }
 
-fn sale_from_row(r: &Row) -> Result<Fact, StoreError> {
+fn sale_from_row(r: &Row) -> Result<Fact, StorageError> {
     let series: Option<String> = r.get(9)?;
     let number: Option<String> = r.get(10)?;
     Ok(Fact::Sale {
@@ -140,7 +140,7 @@ fn sale_from_row(r: &Row) -> Result<Fact, StoreError> {
 /// per line, and a sixth element `true` on an overridden line (rows projected
 /// before schema v4 lack the unit price).
 #[allow(clippy::type_complexity)]
-fn sale_lines(json: &str) -> Result<Vec<(String, i64, i64, i64, Option<i64>, bool)>, StoreError> {
+fn sale_lines(json: &str) -> Result<Vec<(String, i64, i64, i64, Option<i64>, bool)>, StorageError> {
     let raw: Vec<Vec<serde_json::Value>> = serde_json::from_str(json).map_err(corrupt)?;
     raw.into_iter()
         .map(|l| {
@@ -157,7 +157,7 @@ fn sale_lines(json: &str) -> Result<Vec<(String, i64, i64, i64, Option<i64>, boo
 }
 
 /// The facts of one sale (by sale id), with its lines and payments.
-pub(crate) fn by_sale_id(conn: &Conn, sale: SaleId) -> Result<Vec<Fact>, StoreError> {
+pub(crate) fn by_sale_id(conn: &Conn, sale: SaleId) -> Result<Vec<Fact>, StorageError> {
     read_rows(
         conn,
         "SELECT event_id, sale_id, store_id, device_id, shift_id, customer_id, total, tax, change,
@@ -168,7 +168,7 @@ pub(crate) fn by_sale_id(conn: &Conn, sale: SaleId) -> Result<Vec<Fact>, StoreEr
 }
 
 /// The facts of the sale applied by one event, with its lines and payments.
-pub(crate) fn by_event(conn: &Conn, event: EventId) -> Result<Vec<Fact>, StoreError> {
+pub(crate) fn by_event(conn: &Conn, event: EventId) -> Result<Vec<Fact>, StorageError> {
     read_rows(
         conn,
         "SELECT event_id, sale_id, store_id, device_id, shift_id, customer_id, total, tax, change,
@@ -184,7 +184,7 @@ pub(crate) fn by_fiscal_number(
     conn: &Conn,
     series: &str,
     number: &str,
-) -> Result<Vec<Fact>, StoreError> {
+) -> Result<Vec<Fact>, StorageError> {
     rows(
         conn,
         "SELECT event_id, sale_id, store_id, device_id, shift_id, customer_id, total, tax, change,
@@ -196,7 +196,7 @@ pub(crate) fn by_fiscal_number(
 }
 
 /// The `p_sales` rows as facts: each sale, its lines and its own payments.
-fn load(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
+fn load(conn: &Conn) -> Result<Vec<Fact>, StorageError> {
     read_rows(
         conn,
         "SELECT event_id, sale_id, store_id, device_id, shift_id, customer_id, total, tax, change,
@@ -210,7 +210,7 @@ fn load(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
 /// device_id, shift_id, customer_id, total, tax, change, fiscal_series,
 /// fiscal_number, lines, payments, hlc_ms, hlc_n` in this order, as every
 /// `SELECT` of this module does.
-fn read_rows<P: Params>(conn: &Conn, sql: &str, params: P) -> Result<Vec<Fact>, StoreError> {
+fn read_rows<P: Params>(conn: &Conn, sql: &str, params: P) -> Result<Vec<Fact>, StorageError> {
     let mut stmt = conn.prepare_cached(sql)?;
     let mut rs = stmt.query(params)?;
     let mut out = Vec::new();

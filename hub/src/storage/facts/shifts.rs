@@ -8,7 +8,7 @@ use super::table::{rows, Family, Table};
 use crate::projection::Fact;
 use crate::storage::codec::{corrupt, parse};
 use crate::storage::db::{params, Conn};
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 
 /// The family's tables.
 pub(crate) const FAMILY: Family = Family {
@@ -25,7 +25,7 @@ pub(crate) const FAMILY: Family = Family {
 };
 
 /// Writes a shift opening or closing.
-pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StoreError> {
+pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StorageError> {
     match f {
         Fact::Shift {
             event_id,
@@ -70,7 +70,7 @@ pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn load_shifts(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
+fn load_shifts(conn: &Conn) -> Result<Vec<Fact>, StorageError> {
     rows(
         conn,
         "SELECT event_id, shift_id, store_id, device_id, cashier, opening_float FROM p_shifts",
@@ -88,7 +88,7 @@ fn load_shifts(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
     )
 }
 
-fn load_closes(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
+fn load_closes(conn: &Conn) -> Result<Vec<Fact>, StorageError> {
     rows(
         conn,
         "SELECT event_id, shift_id, store_id, expected_cash, counted_cash FROM p_shift_closes",

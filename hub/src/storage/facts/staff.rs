@@ -8,7 +8,7 @@ use super::table::{rows, Family, Table};
 use crate::projection::Fact;
 use crate::storage::codec::{corrupt, parse};
 use crate::storage::db::{params, Conn};
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 
 /// The family's tables.
 pub(crate) const FAMILY: Family = Family {
@@ -25,7 +25,7 @@ pub(crate) const FAMILY: Family = Family {
 };
 
 /// Writes a drawer opening or an approval.
-pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StoreError> {
+pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StorageError> {
     match f {
         Fact::DrawerOpen {
             event_id,
@@ -76,7 +76,7 @@ pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn load_drawer_opens(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
+fn load_drawer_opens(conn: &Conn) -> Result<Vec<Fact>, StorageError> {
     rows(
         conn,
         "SELECT event_id, store_id, device_id, shift_id, reason, approved_by FROM p_drawer_opens",
@@ -94,7 +94,7 @@ fn load_drawer_opens(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
     )
 }
 
-fn load_approvals(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
+fn load_approvals(conn: &Conn) -> Result<Vec<Fact>, StorageError> {
     rows(
         conn,
         "SELECT event_id, idx, store_id, device_id, action, staff_id, name, role FROM p_approvals",

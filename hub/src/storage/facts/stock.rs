@@ -9,7 +9,7 @@ use super::table::{rows, Family, Table};
 use crate::projection::Fact;
 use crate::storage::codec::{corrupt, parse};
 use crate::storage::db::{params, Conn};
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 
 /// The family's tables.
 pub(crate) const FAMILY: Family = Family {
@@ -30,7 +30,7 @@ pub(crate) const FAMILY: Family = Family {
 };
 
 /// Writes a stock move, a quota grant or release, or an oversell.
-pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StoreError> {
+pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StorageError> {
     match f {
         Fact::StockMove {
             event_id,
@@ -93,7 +93,7 @@ pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn load_moves(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
+fn load_moves(conn: &Conn) -> Result<Vec<Fact>, StorageError> {
     rows(
         conn,
         "SELECT event_id, store_id, product, delta_milli FROM p_stock_moves",
@@ -109,7 +109,7 @@ fn load_moves(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
     )
 }
 
-fn load_escrow(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
+fn load_escrow(conn: &Conn) -> Result<Vec<Fact>, StorageError> {
     rows(
         conn,
         "SELECT event_id, what, grant_id, store_id, device_id, product, qty_milli, expires_ms FROM p_escrow",
@@ -130,7 +130,7 @@ fn load_escrow(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
     )
 }
 
-fn load_oversells(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
+fn load_oversells(conn: &Conn) -> Result<Vec<Fact>, StorageError> {
     rows(
         conn,
         "SELECT event_id, line, store_id, device_id, sale_id, product, beyond_milli FROM p_oversells",

@@ -7,14 +7,14 @@
 
 use crate::projection::Fact;
 use crate::storage::db::{Conn, Params, Row};
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 
 /// Reads one projection row (the columns its statement names, in order) as
 /// a fact.
-pub(crate) type FactReader = fn(&Row) -> Result<Fact, StoreError>;
+pub(crate) type FactReader = fn(&Row) -> Result<Fact, StorageError>;
 
 /// Every fact one table holds, read back.
-pub(crate) type TableLoader = fn(&Conn) -> Result<Vec<Fact>, StoreError>;
+pub(crate) type TableLoader = fn(&Conn) -> Result<Vec<Fact>, StorageError>;
 
 /// One projection table.
 #[derive(Debug)]
@@ -40,7 +40,7 @@ pub(crate) fn rows<P: Params>(
     sql: &str,
     params: P,
     f: FactReader,
-) -> Result<Vec<Fact>, StoreError> {
+) -> Result<Vec<Fact>, StorageError> {
     let mut stmt = conn.prepare_cached(sql)?;
     let mut out = Vec::new();
     let mut rs = stmt.query(params)?;

@@ -9,7 +9,7 @@ use super::table::{rows, Family, Table};
 use crate::projection::Fact;
 use crate::storage::codec::{corrupt, parse};
 use crate::storage::db::{params, Conn, Row};
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 
 /// The family's tables.
 pub(crate) const FAMILY: Family = Family {
@@ -20,7 +20,7 @@ pub(crate) const FAMILY: Family = Family {
 };
 
 /// Writes a void.
-pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StoreError> {
+pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StorageError> {
     let Fact::Void {
         event_id,
         sale_id,
@@ -39,7 +39,7 @@ pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StoreError> {
 }
 
 /// Decodes `event_id, sale_id, store_id`.
-fn void_from_row(r: &Row) -> Result<Fact, StoreError> {
+fn void_from_row(r: &Row) -> Result<Fact, StorageError> {
     Ok(Fact::Void {
         event_id: parse(&r.get::<_, String>(0)?)?,
         sale_id: parse(&r.get::<_, String>(1)?)?,
@@ -47,7 +47,7 @@ fn void_from_row(r: &Row) -> Result<Fact, StoreError> {
     })
 }
 
-fn load(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
+fn load(conn: &Conn) -> Result<Vec<Fact>, StorageError> {
     rows(
         conn,
         "SELECT event_id, sale_id, store_id FROM p_voids",
@@ -57,7 +57,7 @@ fn load(conn: &Conn) -> Result<Vec<Fact>, StoreError> {
 }
 
 /// The voids of the sale a debt was opened for.
-pub(crate) fn of_debt(conn: &Conn, debt: DebtId) -> Result<Vec<Fact>, StoreError> {
+pub(crate) fn of_debt(conn: &Conn, debt: DebtId) -> Result<Vec<Fact>, StorageError> {
     rows(
         conn,
         "SELECT v.event_id, v.sale_id, v.store_id FROM p_debts d
@@ -73,7 +73,7 @@ pub(crate) fn of_store_credit(
     conn: &Conn,
     store: StoreId,
     customer: CustomerId,
-) -> Result<Vec<Fact>, StoreError> {
+) -> Result<Vec<Fact>, StorageError> {
     rows(
         conn,
         "SELECT v.event_id, v.sale_id, v.store_id FROM p_voids v WHERE v.store_id = $1 AND v.sale_id IN

@@ -11,11 +11,11 @@ use super::{shifts, staff, stock, voids};
 use crate::projection::Fact;
 use crate::storage::codec::corrupt;
 use crate::storage::db::Conn;
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 
 /// Writes one event's facts: a sale with its lines and payments as one
 /// `p_sales` row (see the schema), every other fact as its own row.
-pub(crate) fn write_facts(conn: &Conn, facts: &[Fact]) -> Result<(), StoreError> {
+pub(crate) fn write_facts(conn: &Conn, facts: &[Fact]) -> Result<(), StorageError> {
     let (mut lines, mut payments) = sales::lines_and_payments(facts);
     for f in facts {
         match f {
@@ -35,7 +35,7 @@ pub(crate) fn write_facts(conn: &Conn, facts: &[Fact]) -> Result<(), StoreError>
     Ok(())
 }
 
-fn write_fact(conn: &Conn, f: &Fact) -> Result<(), StoreError> {
+fn write_fact(conn: &Conn, f: &Fact) -> Result<(), StorageError> {
     match f {
         // A sale, its lines and its own payments are one row: write_facts.
         Fact::Sale { .. }

@@ -8,15 +8,15 @@ use crate::ingest::CausalIndex;
 use crate::projection::EventMeta;
 use crate::storage::codec::{corrupt, parse};
 use crate::storage::db::{params, OptionalExtension};
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 use crate::storage::ingest::decisions::project;
 use crate::storage::ingest::index::SqlIndex;
 use caja_shared::ids::EventId;
 
 impl CausalIndex for SqlIndex<'_> {
-    type Error = StoreError;
+    type Error = StorageError;
 
-    fn is_applied(&mut self, id: &EventId) -> Result<bool, StoreError> {
+    fn is_applied(&mut self, id: &EventId) -> Result<bool, StorageError> {
         if self.applied.contains(id) || self.tx.recent.contains(id) {
             return Ok(true);
         }
@@ -39,7 +39,7 @@ impl CausalIndex for SqlIndex<'_> {
             .exists([row])?)
     }
 
-    fn apply(&mut self, id: &EventId) -> Result<(), StoreError> {
+    fn apply(&mut self, id: &EventId) -> Result<(), StorageError> {
         self.load(id)?;
         let (row, pushed, origin) = self
             .known
@@ -80,7 +80,7 @@ impl CausalIndex for SqlIndex<'_> {
         project(self, &meta, &pushed.body, at)
     }
 
-    fn hold(&mut self, id: &EventId, missing: &[EventId]) -> Result<(), StoreError> {
+    fn hold(&mut self, id: &EventId, missing: &[EventId]) -> Result<(), StorageError> {
         let row = self
             .known
             .get(id)
@@ -100,7 +100,7 @@ impl CausalIndex for SqlIndex<'_> {
         Ok(())
     }
 
-    fn unblock(&mut self, applied: &EventId) -> Result<Vec<EventId>, StoreError> {
+    fn unblock(&mut self, applied: &EventId) -> Result<Vec<EventId>, StorageError> {
         if !self.tx.awaited(self.conn)?.remove(applied) {
             return Ok(Vec::new());
         }

@@ -23,7 +23,7 @@ use crate::projection::{self, EventMeta, Fact, Subject};
 use crate::storage::audit_log::append_audit;
 use crate::storage::codec::{corrupt, hlc_opt, parse, u};
 use crate::storage::db::{params, Conn, OptionalExtension};
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 use crate::storage::facts::read::{facts_about, price_history_of, widen};
 use crate::storage::facts::write::write_facts;
 use crate::storage::ingest::index::SqlIndex;
@@ -40,7 +40,7 @@ pub(crate) fn project(
     meta: &EventMeta<'_>,
     body: &EventBody,
     at_ms: i64,
-) -> Result<(), StoreError> {
+) -> Result<(), StorageError> {
     let conn = index.conn;
     let facts = projection::facts(meta, body);
     let shown = if index.audit {
@@ -109,7 +109,7 @@ pub(crate) fn project(
 
 /// The rows an event's facts replace, as the automatic strategies compare
 /// them (read before the facts are written).
-fn shown_rows(conn: &Conn, facts: &[Fact]) -> Result<decide::Shown, StoreError> {
+fn shown_rows(conn: &Conn, facts: &[Fact]) -> Result<decide::Shown, StorageError> {
     let mut shown = decide::Shown::new();
     for key in facts.iter().filter_map(ShownKey::of) {
         let row = match &key {
@@ -122,7 +122,7 @@ fn shown_rows(conn: &Conn, facts: &[Fact]) -> Result<decide::Shown, StoreError> 
                 })
                 .optional()?
                 .map(|(e, ms, n, d)| {
-                    Ok::<_, StoreError>(ShownRow::Lww(LwwStamp {
+                    Ok::<_, StorageError>(ShownRow::Lww(LwwStamp {
                         hlc: hlc_opt(Some(ms), Some(n))?
                             .ok_or_else(|| corrupt("customer hlc"))?,
                         device: parse(&d)?,
@@ -142,7 +142,7 @@ fn shown_rows(conn: &Conn, facts: &[Fact]) -> Result<decide::Shown, StoreError> 
                     Ok((r.get::<_, String>(0)?, r.get(1)?))
                 })
                 .optional()?
-                .map(|(e, seq)| Ok::<_, StoreError>(ShownRow::ServerWins(u(seq), parse(&e)?)))
+                .map(|(e, seq)| Ok::<_, StorageError>(ShownRow::ServerWins(u(seq), parse(&e)?)))
                 .transpose()?
             }
         };
@@ -159,7 +159,7 @@ fn audit_decision(
     at_ms: i64,
     store: StoreId,
     d: &crate::conflict::AutoDecision,
-) -> Result<(), StoreError> {
+) -> Result<(), StorageError> {
     append_audit(
         conn,
         tx,

@@ -7,7 +7,7 @@ use crate::ingest;
 use crate::ingest::{ChainView, PushBatch};
 use crate::storage::codec::{i, parse, u};
 use crate::storage::db::{params, Conn, OptionalExtension};
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 use caja_shared::event::Event;
 use caja_shared::ids::{DeviceId, EventId};
 
@@ -15,7 +15,7 @@ pub(crate) fn chain_view(
     conn: &Conn,
     device: DeviceId,
     batch: &PushBatch,
-) -> Result<ChainView, StoreError> {
+) -> Result<ChainView, StorageError> {
     let head: Option<(i64, String)> = conn
         .prepare_cached(
             "SELECT seq, hash FROM events WHERE device_id = $1 ORDER BY seq DESC LIMIT 1",
@@ -45,7 +45,7 @@ pub(crate) fn event_id_at(
     conn: &Conn,
     device: DeviceId,
     seq: u64,
-) -> Result<Option<EventId>, StoreError> {
+) -> Result<Option<EventId>, StorageError> {
     let id: Option<String> = conn
         .prepare_cached("SELECT event_id FROM events WHERE device_id = $1 AND seq = $2")?
         .query_row(params![device.to_string(), i(seq)], |r| r.get(0))
@@ -53,7 +53,7 @@ pub(crate) fn event_id_at(
     id.map(|s| parse(&s)).transpose()
 }
 
-pub(crate) fn insert_event(conn: &Conn, e: &Event, received_ms: i64) -> Result<i64, StoreError> {
+pub(crate) fn insert_event(conn: &Conn, e: &Event, received_ms: i64) -> Result<i64, StorageError> {
     let env = e.envelope();
     Ok(conn.prepare_cached(
         "INSERT INTO events (event_id, store_id, device_id, seq, hash, prev, kind, hlc_ms, hlc_n, bytes, received_ms)
@@ -74,7 +74,7 @@ pub(crate) fn insert_event(conn: &Conn, e: &Event, received_ms: i64) -> Result<i
     ], |r| r.get(0))?)
 }
 
-pub(crate) fn missing_of(conn: &Conn, row: i64) -> Result<Vec<EventId>, StoreError> {
+pub(crate) fn missing_of(conn: &Conn, row: i64) -> Result<Vec<EventId>, StorageError> {
     let mut stmt = conn.prepare_cached(
         "SELECT missing_id FROM held_missing WHERE event_row = $1 ORDER BY missing_id",
     )?;

@@ -12,7 +12,7 @@ use crate::projection::Origin;
 use crate::storage::audit_log::append_audit;
 use crate::storage::codec::{corrupt, parse, u};
 use crate::storage::db::{Conn, OptionalExtension};
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 use crate::storage::ingest::events::insert_event;
 use crate::storage::ingest::index::SqlIndex;
 use crate::storage::writer::Env;
@@ -27,7 +27,7 @@ use std::borrow::Cow;
 fn hub_head(
     conn: &Conn,
     store: StoreId,
-) -> Result<Option<(HubChainHead, Option<EventId>)>, StoreError> {
+) -> Result<Option<(HubChainHead, Option<EventId>)>, StorageError> {
     let hub: Option<String> = conn
         .prepare_cached("SELECT hub_device FROM stores WHERE store_id = $1")?
         .query_row([store.to_string()], |r| r.get(0))
@@ -66,7 +66,7 @@ pub(crate) fn append_to_hub_chain(
     env: &mut Env,
     store: StoreId,
     bodies: &[EventBody],
-) -> Result<Vec<Event>, StoreError> {
+) -> Result<Vec<Event>, StorageError> {
     let with: Vec<(EventBody, Vec<EventId>)> = bodies.iter().map(|b| (b.clone(), vec![])).collect();
     append_to_hub_chain_with_deps(conn, env, store, &with)
 }
@@ -78,7 +78,7 @@ pub(crate) fn append_to_hub_chain_with_deps(
     env: &mut Env,
     store: StoreId,
     bodies: &[(EventBody, Vec<EventId>)],
-) -> Result<Vec<Event>, StoreError> {
+) -> Result<Vec<Event>, StorageError> {
     let now = env.now_ms();
     let Some((mut head, mut previous)) = hub_head(conn, store)? else {
         return Err(corrupt(format!("store {store} vanished")));

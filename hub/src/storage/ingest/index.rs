@@ -9,7 +9,7 @@ use crate::ingest::PushedEvent;
 use crate::projection::{Conflict, Origin};
 use crate::storage::codec::corrupt;
 use crate::storage::db::Conn;
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 use crate::storage::tx_cache::TxCache;
 use caja_shared::event::Event;
 use caja_shared::ids::EventId;
@@ -55,7 +55,7 @@ impl<'c> SqlIndex<'c> {
         }
     }
 
-    pub(crate) fn load(&mut self, id: &EventId) -> Result<(), StoreError> {
+    pub(crate) fn load(&mut self, id: &EventId) -> Result<(), StorageError> {
         if self.known.contains_key(id) {
             return Ok(());
         }
@@ -73,7 +73,7 @@ impl<'c> SqlIndex<'c> {
     }
 }
 
-pub(crate) fn origin_of(conn: &Conn, device: &str) -> Result<Origin, StoreError> {
+pub(crate) fn origin_of(conn: &Conn, device: &str) -> Result<Origin, StorageError> {
     let hub: bool = conn
         .prepare_cached("SELECT 1 FROM stores WHERE hub_device = $1 LIMIT 1")?
         .exists([device])?;

@@ -13,7 +13,7 @@ use crate::storage::audit_log::append_audit;
 use crate::storage::codec::{corrupt, i, parse};
 use crate::storage::db::{params, Conn};
 use crate::storage::device_auth::authenticate;
-use crate::storage::error::{Answer, StoreError};
+use crate::storage::error::{Answer, StorageError};
 use crate::storage::ingest::events::{chain_view, event_id_at, insert_event, missing_of};
 use crate::storage::ingest::index::SqlIndex;
 use crate::storage::tx_cache::TxCache;
@@ -67,7 +67,7 @@ fn quarantine(
     now: i64,
     dev: &DeviceRecord,
     reject: &PositionReject,
-) -> Result<(), StoreError> {
+) -> Result<(), StorageError> {
     let PositionReject::ChainMismatch {
         seq,
         acked_seq,
@@ -117,7 +117,7 @@ pub(crate) fn push(
     env: &mut Env,
     req: &SignedRequest,
     parsed: &Result<PushBatch, ApiError>,
-) -> Result<Answer<PushAck>, StoreError> {
+) -> Result<Answer<PushAck>, StorageError> {
     let dev = match authenticate(conn, env, req)? {
         Ok(d) => d,
         Err(e) => return Ok(Err(e)),

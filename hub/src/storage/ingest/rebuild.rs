@@ -6,7 +6,7 @@
 use crate::projection::{EventMeta, Origin};
 use crate::storage::codec::corrupt;
 use crate::storage::db::{Conn, DbError};
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 use crate::storage::facts::registry;
 use crate::storage::ingest::decisions::project;
 use crate::storage::ingest::index::SqlIndex;
@@ -16,7 +16,7 @@ use std::collections::HashSet;
 
 /// Rebuilds the projections and conflicts from the applied events, in apply
 /// order, in one transaction. Returns the number of events applied.
-pub fn rebuild(conn: &Conn) -> Result<u64, StoreError> {
+pub fn rebuild(conn: &Conn) -> Result<u64, StorageError> {
     conn.write_tx(|tx| {
         tx.execute_batch("DELETE FROM conflict_events; DELETE FROM conflicts;")?;
         registry::clear(tx)?;
@@ -31,7 +31,7 @@ pub fn rebuild(conn: &Conn) -> Result<u64, StoreError> {
         tx.for_each(
             "SELECT e.bytes, e.device_id, a.applied_ms FROM applied a JOIN events e ON e.id = a.event_row ORDER BY a.applied_seq",
             [],
-            |r| -> Result<(), StoreError> {
+            |r| -> Result<(), StorageError> {
                 let bytes: Vec<u8> = r.get(0)?;
                 let device: String = r.get(1)?;
                 let applied_ms: i64 = r.get(2)?;

@@ -15,7 +15,7 @@ use crate::storage::devices::{create_token, enroll};
 use crate::storage::stores::create_store;
 use crate::storage::tx_cache::TxCache;
 use crate::storage::writer::Env;
-use crate::storage::writer::StoreConfig;
+use crate::storage::writer::StorageConfig;
 use caja_shared::clock::{Clock, ManualClock};
 use caja_shared::entropy::SeededRandom;
 use std::sync::Arc;
@@ -68,7 +68,7 @@ fn hot_statements_are_not_reprepared_at_every_call() {
     let mut env = Env {
         clock: clock.clone(),
         rng: Box::new(SeededRandom::new(1)),
-        cfg: StoreConfig {
+        cfg: StorageConfig {
             database: crate::storage::db::Database::Sqlite(path.clone()),
             queue_capacity: 1,
             max_batch_jobs: 1,

@@ -13,12 +13,12 @@ use crate::outbox;
 use crate::projection::decide::Document;
 use crate::storage::codec::i;
 use crate::storage::db::{params, Conn};
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 
 /// Queues the fiscal documents an applied event issued (decided by
 /// [`crate::projection::decide`]: a sale with an electronic fiscal number, a
 /// return's electronic credit note).
-pub(crate) fn enqueue(conn: &Conn, documents: &[Document], now: i64) -> Result<(), StoreError> {
+pub(crate) fn enqueue(conn: &Conn, documents: &[Document], now: i64) -> Result<(), StorageError> {
     for d in documents {
         let added = conn
             .prepare_cached(
@@ -52,7 +52,7 @@ pub(crate) fn enqueue_write_off(
     store: StoreId,
     device: DeviceId,
     reports: &[crate::fiscal::SeriesReport],
-) -> Result<usize, StoreError> {
+) -> Result<usize, StorageError> {
     let mut queued = 0;
     for r in reports {
         if !outbox::is_electronic(&r.series.prefix) {

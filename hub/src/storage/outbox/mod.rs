@@ -62,7 +62,7 @@ use crate::projection::Conflict;
 use crate::storage::alerts::raise_alert;
 use crate::storage::audit_log::append_audit;
 use crate::storage::codec::{corrupt, parse};
-use crate::storage::error::StoreError;
+use crate::storage::error::StorageError;
 use crate::storage::ingest::hub_chain::append_to_hub_chain_with_deps;
 use crate::storage::writer::Env;
 use crate::taxgw::{DocumentSource, SourceBody};
@@ -118,7 +118,7 @@ struct RawClaimed {
 }
 
 impl RawClaimed {
-    fn decode(self) -> Result<Claimed, StoreError> {
+    fn decode(self) -> Result<Claimed, StorageError> {
         let prepared = match (self.channel, self.body, self.body_hash) {
             (Some(channel), Some(body), Some(hash)) => {
                 let body_hash: Hash256 = parse(&hash)?;
@@ -179,7 +179,7 @@ pub(crate) fn claim(
     owner: &str,
     lease_ms: i64,
     limit: usize,
-) -> Result<Vec<Claimed>, StoreError> {
+) -> Result<Vec<Claimed>, StorageError> {
     let now = env.now_ms();
     let mut stmt = conn.prepare_cached(&format!(
         "UPDATE tax_outbox SET lease_owner = $1, lease_until_ms = CAST($2 AS BIGINT) + CAST($3 AS BIGINT)
@@ -203,7 +203,7 @@ pub(crate) fn source(
     conn: &Conn,
     doc: &Claimed,
     built_ms: i64,
-) -> Result<DocumentSource, StoreError> {
+) -> Result<DocumentSource, StorageError> {
     let offset = super::fiscal::store_offset(conn, doc.store)?;
     let (body, issued_ms, modified_issued_ms) = match doc.doc_type {
         FiscalDocType::Cancellation => {
@@ -280,7 +280,7 @@ pub(crate) fn prepare(
     doc: &Claimed,
     owner: &str,
     p: &Prepared,
-) -> Result<bool, StoreError> {
+) -> Result<bool, StorageError> {
     debug_assert_eq!(Hash256::of(&p.body), p.body_hash);
     let now = env.now_ms();
     let changed = conn
@@ -325,7 +325,7 @@ pub(crate) fn prepare(
 
 /// Marks a prepared document in doubt before it is (re)sent. `false`: the
 /// lease is lost.
-pub(crate) fn mark_in_doubt(conn: &Conn, doc_id: i64, owner: &str) -> Result<bool, StoreError> {
+pub(crate) fn mark_in_doubt(conn: &Conn, doc_id: i64, owner: &str) -> Result<bool, StorageError> {
     Ok(conn
         .prepare_cached(
             "UPDATE tax_outbox SET in_doubt = 1 WHERE doc_id = $1 AND lease_owner = $2",
@@ -359,7 +359,7 @@ pub(crate) fn record(
     policy: &RetryPolicy,
     jitter: u64,
     authority: &str,
-) -> Result<Recorded, StoreError> {
+) -> Result<Recorded, StorageError> {
     let now = env.now_ms();
     let holder: Option<Option<String>> = conn
         .prepare_cached("SELECT lease_owner FROM tax_outbox WHERE doc_id = $1")?
@@ -435,7 +435,7 @@ fn verdict_event(
     authority: &str,
     track_id: &Option<String>,
     now: i64,
-) -> Result<EventId, StoreError> {
+) -> Result<EventId, StorageError> {
     let prepared = doc.prepared.as_ref();
     let body = match v.status {
         outbox::FinalStatus::Accepted | outbox::FinalStatus::AcceptedConditional => {
@@ -561,7 +561,7 @@ fn open_rejection_conflict(
     doc_key: &str,
     candidates: &[EventId],
     now: i64,
-) -> Result<bool, StoreError> {
+) -> Result<bool, StorageError> {
     let conflict = Conflict::new(
         ConflictReason::FiscalDocumentRejected,
         outbox::rejected_subject(doc_key),
@@ -574,7 +574,7 @@ fn open_rejection_conflict(
 
 /// After `caja-hub rebuild` (which recomputes `conflicts` from events): the
 /// rejected documents' conflicts, found again (not audited again).
-pub(crate) fn restore_conflicts(conn: &Conn) -> Result<u64, StoreError> {
+pub(crate) fn restore_conflicts(conn: &Conn) -> Result<u64, StorageError> {
     /// doc_key, store, source event, result event, when.
     type Rejected = (String, String, Option<String>, Option<String>, i64);
     let rows: Vec<Rejected> = conn
@@ -616,7 +616,7 @@ pub struct OutboxHealth {
 }
 
 /// Counts for health and metrics.
-pub(crate) fn health(conn: &Conn) -> Result<OutboxHealth, StoreError> {
+pub(crate) fn health(conn: &Conn) -> Result<OutboxHealth, StorageError> {
     let mut h = OutboxHealth::default();
     for s in DocState::ALL {
         h.by_state.insert(s.as_str().to_owned(), 0);
@@ -692,7 +692,7 @@ pub(crate) fn list(
     conn: &Conn,
     state: Option<DocState>,
     limit: usize,
-) -> Result<Vec<DocInfo>, StoreError> {
+) -> Result<Vec<DocInfo>, StorageError> {
     let mut stmt = conn.prepare_cached(
         "SELECT doc_key, doc_type, series, store_id, device_id, event_id, state, channel, body_hash, security_code,
                 track_id, in_doubt, attempts, last_error, messages, created_ms, decided_ms, next_attempt_ms, lease_owner
