@@ -290,10 +290,7 @@ pub fn run(n: u64) -> anyhow::Result<Summary> {
         && cons.max_hashes <= 2 * levels
         && inc.quantile(990) <= Duration::from_millis(1)
         && cons.quantile(990) <= Duration::from_millis(1);
-    println!(
-        "    goals (p99 <= 1 ms, sizes): {}",
-        if within { "met" } else { "NOT MET" }
-    );
+    println!("    goals (p99 <= 1 ms, sizes): {}", crate::verdict(within));
     drop(conn);
 
     // Export and verify of the whole log.

@@ -67,9 +67,10 @@ pub fn run(events: u64, rounds: u64) -> anyhow::Result<()> {
         "  hub HTTP push (auth, checks, audit, gate, projections):  {feature_rate:>8} events/s"
     );
     println!(
-        "  ratio hub/raw: {}.{:03}x (goal >= 0.2x)",
+        "  ratio hub/raw: {}.{:03}x (goal >= 0.2x: {})",
         milli / 1000,
-        milli % 1000
+        milli % 1000,
+        crate::verdict(milli >= 200)
     );
     println!("  hub peak RSS: {peak_rss_kib} KiB");
     Ok(())

@@ -14,6 +14,16 @@
 //! ```
 
 mod audit_log;
+
+/// The word a benchmark prints after its goal: `met` or `missed`.
+pub fn verdict(met: bool) -> &'static str {
+    if met {
+        "met"
+    } else {
+        "missed"
+    }
+}
+
 mod hub_ingest;
 mod hub_ingest_pg;
 mod node;

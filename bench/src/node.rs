@@ -174,7 +174,11 @@ pub fn sales(n: u64) -> anyhow::Result<()> {
         percentile(&lat, 50).as_micros(),
         percentile(&lat, 99).as_micros()
     );
-    println!("  ratio sales/raw: {} (goal ≥ 0.70)", ratio(f, b));
+    println!(
+        "  ratio sales/raw: {} (goal ≥ 0.70: {})",
+        ratio(f, b),
+        crate::verdict(u128::from(f) * 100 >= u128::from(b) * 70)
+    );
     Ok(())
 }
 
@@ -271,7 +275,11 @@ pub fn verify(n: u64) -> anyhow::Result<()> {
         "  caja-node verify (child): {f:>8} events/s ({} ms, process start included)",
         feat.as_millis()
     );
-    println!("  ratio verify/baseline: {} (goal ≥ 0.80)", ratio(f, b));
+    println!(
+        "  ratio verify/baseline: {} (goal ≥ 0.80: {})",
+        ratio(f, b),
+        crate::verdict(u128::from(f) * 100 >= u128::from(b) * 80)
+    );
     print!("  {child}");
     Ok(())
 }

@@ -134,11 +134,7 @@ pub fn run(n: u64) -> anyhow::Result<()> {
                 p["batch_size"]
             );
             let base = p["docs_per_s"].as_u64().context("docs_per_s")?;
-            let verdict = if caja >= base.saturating_mul(GOAL_TIMES) {
-                "goal met"
-            } else {
-                "below the goal"
-            };
+            let verdict = crate::verdict(caja >= base.saturating_mul(GOAL_TIMES));
             println!(
                 "  ratio Caja / PouchDB: {}x (goal ≥ {GOAL_TIMES}x: {verdict})",
                 ratio(caja, base)
