@@ -6,6 +6,9 @@
 #   dashboard), from the distribution's packages.
 # - PostgreSQL server binaries (hub-on-PostgreSQL tests start their own
 #   throwaway server in a temp dir, as a non-root user).
+# - xmllint, xmlsec1 and openssl: the independent checks of e-CF documents
+#   (schema validity against DGII's XSDs, XMLDSig signatures) and the
+#   throwaway certification authority the tests make.
 #
 # Extra arguments go to `cargo test` (e.g. `scripts/test.sh -p caja-hub`).
 set -euo pipefail
@@ -19,6 +22,9 @@ for d in /usr/lib/postgresql/*/bin; do
   if [ -x "$d/initdb" ] && [ -x "$d/postgres" ]; then pg_bin="$d"; fi
 done
 [ -n "$pg_bin" ] || need_apt+=(postgresql)
+command -v xmllint >/dev/null 2>&1 || need_apt+=(libxml2-utils)
+command -v xmlsec1 >/dev/null 2>&1 || need_apt+=(xmlsec1)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "scripts/test.sh: installing ${need_apt[*]}" >&2
