@@ -187,6 +187,22 @@ enum FiscalAction {
         /// The taxpayer's RNC for the header.
         #[arg(long)]
         rnc: String,
+        /// Print the sums of the consumer invoices under RD$250,000 (JSON,
+        /// typed into the Oficina Virtual) instead of the file.
+        #[arg(long)]
+        consumer_summary: bool,
+    },
+    /// The DGII 608 report of a store for a month: voided documents.
+    Dgii608 {
+        /// The store id.
+        #[arg(long)]
+        store: String,
+        /// The month, yyyy-mm (store time).
+        #[arg(long)]
+        month: String,
+        /// The taxpayer's RNC for the header.
+        #[arg(long)]
+        rnc: String,
     },
     /// Write a register off (lost, stolen, dead): its key is revoked and the
     /// fiscal numbers it held are never issued again.
@@ -672,9 +688,21 @@ async fn fiscal(url: &str, token: &str, action: FiscalAction) -> Result<(), Fail
             }
             c.get(&path).await
         }
-        FiscalAction::Dgii607 { store, month, rnc } => {
+        FiscalAction::Dgii607 {
+            store,
+            month,
+            rnc,
+            consumer_summary,
+        } => {
+            let part = if consumer_summary { "consumer" } else { "file" };
             c.get(&format!(
-                "/v1/admin/fiscal/607?store={store}&month={month}&rnc={rnc}"
+                "/v1/admin/fiscal/607?store={store}&month={month}&rnc={rnc}&part={part}"
+            ))
+            .await
+        }
+        FiscalAction::Dgii608 { store, month, rnc } => {
+            c.get(&format!(
+                "/v1/admin/fiscal/608?store={store}&month={month}&rnc={rnc}"
             ))
             .await
         }

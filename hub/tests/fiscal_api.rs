@@ -439,30 +439,59 @@ async fn request_ids_are_idempotent_and_releases_are_regranted_and_everything_is
     let text = csv.as_str().unwrap();
     assert!(text.starts_with("first,last,count,status,device,grant,sale,sale_event,at_ms\n"));
     assert!(text.contains("B0200000001,B0200000001,1,used,"));
-    // The 607 has the standing fiscal sales of this month.
+    // The 607: the standing fiscal sales of this month are consumer
+    // invoices (B02) under RD$250,000, so the file lists none of them and
+    // its consumer summary counts them; the voided one is in the 608.
     let month = caja_shared::localtime::LocalDate::from_utc_ms(
         now,
         caja_shared::localtime::UtcOffset::SANTO_DOMINGO,
     );
+    let period = format!("{:04}{:02}", month.year, month.month);
+    let query = format!(
+        "store={store}&month={:04}-{:02}&rnc=131098193",
+        month.year, month.month
+    );
     let t607 = hub
         .admin
-        .get(&format!(
-            "/v1/admin/fiscal/607?store={store}&month={:04}-{:02}&rnc=131098193",
-            month.year, month.month
-        ))
+        .get(&format!("/v1/admin/fiscal/607?{query}"))
         .await
         .unwrap();
     let t607 = t607.as_str().unwrap();
+    assert_eq!(t607, format!("607|131098193|{period}|0\n"), "{t607}");
+    let consumer = hub
+        .admin
+        .get(&format!("/v1/admin/fiscal/607?{query}&part=consumer"))
+        .await
+        .unwrap();
+    assert_eq!(consumer["count"], 4, "{consumer}");
+    assert!(consumer["amount"].as_i64().unwrap() > 0, "{consumer}");
+    let t608 = hub
+        .admin
+        .get(&format!("/v1/admin/fiscal/608?{query}"))
+        .await
+        .unwrap();
+    let t608 = t608.as_str().unwrap();
+    let lines: Vec<&str> = t608.lines().collect();
+    assert_eq!(lines[0], format!("608|131098193|{period}|1"), "{t608}");
     assert!(
-        t607.starts_with(&format!(
-            "607|131098193|{:04}{:02}|4\n",
-            month.year, month.month
-        )),
-        "{t607}"
+        lines[1].starts_with("B0200000002|") && lines[1].ends_with("|04"),
+        "{t608}"
     );
-    assert!(
-        !t607.contains("B0200000002"),
-        "voided documents are not in the 607"
-    );
+    // A bad query names its field and changes nothing.
+    let bad = hub
+        .admin
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/admin/fiscal/607?{query}&part=everything"),
+            None,
+        )
+        .await;
+    match bad {
+        Err(caja_hub::admin_client::AdminError::Refused { status, body }) => {
+            assert_eq!(status, 400, "{body}");
+            assert!(body.contains("\"field\":\"part\""), "{body}");
+        }
+        other => panic!("part=everything must be refused with 400: {other:?}"),
+    }
 }
 }

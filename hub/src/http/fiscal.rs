@@ -18,7 +18,7 @@ use super::kernel::{
     answer, body_bytes, body_with_type, device_param, events_answer, json, parse_canonical,
     parse_json, query_params, signed_request, store_error, AppState,
 };
-use crate::fiscal::{render_607, RangeRequest, SeriesSpec};
+use crate::fiscal::{render_607, render_608, RangeRequest, SeriesSpec};
 use crate::wire::ApiError;
 
 type App = State<Arc<AppState>>;
@@ -118,33 +118,63 @@ pub(crate) async fn report(State(app): App, headers: HeaderMap, uri: Uri) -> Res
     app.respond("/v1/admin/fiscal/report", r)
 }
 
-/// `GET /v1/admin/fiscal/607?store=<id>&month=yyyy-mm&rnc=<RNC>`.
+/// The store, month and RNC of a monthly DGII report's query.
+fn month_report_params(uri: &Uri) -> Result<(StoreId, LocalDate, String, bool), ApiError> {
+    let params = query_params(uri, &["store", "month", "rnc", "part"])?;
+    let get = |k: &'static str| {
+        params
+            .iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| *v)
+            .ok_or_else(|| ApiError::invalid(k, "required"))
+    };
+    let store: StoreId = get("store")?
+        .parse()
+        .map_err(|_| ApiError::invalid("store", "not a store id"))?;
+    let month = LocalDate::parse_iso(&format!("{}-01", get("month")?))
+        .ok_or_else(|| ApiError::invalid("month", "must be yyyy-mm"))?;
+    let rnc = get("rnc")?;
+    caja_shared::fiscal::validate_tax_id(rnc)
+        .map_err(|e| ApiError::invalid("rnc", e.to_string()))?;
+    let rnc: String = rnc.chars().filter(char::is_ascii_digit).collect();
+    let consumer = match params.iter().find(|(n, _)| *n == "part").map(|(_, v)| *v) {
+        None | Some("file") => false,
+        Some("consumer") => true,
+        Some(_) => return Err(ApiError::invalid("part", "must be file or consumer")),
+    };
+    Ok((store, month, rnc, consumer))
+}
+
+/// `GET /v1/admin/fiscal/607?store=<id>&month=yyyy-mm&rnc=<RNC>[&part=consumer]`:
+/// the text file, or (`part=consumer`) the JSON sums of the consumer
+/// invoices it does not list.
 pub(crate) async fn dgii_607(State(app): App, headers: HeaderMap, uri: Uri) -> Response {
     let r = async {
         app.admin_only(&headers)?;
-        let params = query_params(&uri, &["store", "month", "rnc"])?;
-        let get = |k: &'static str| {
-            params
-                .iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| *v)
-                .ok_or_else(|| ApiError::invalid(k, "required"))
-        };
-        let store: StoreId = get("store")?
-            .parse()
-            .map_err(|_| ApiError::invalid("store", "not a store id"))?;
-        let month = LocalDate::parse_iso(&format!("{}-01", get("month")?))
-            .ok_or_else(|| ApiError::invalid("month", "must be yyyy-mm"))?;
-        let rnc = get("rnc")?;
-        caja_shared::fiscal::validate_tax_id(rnc)
-            .map_err(|e| ApiError::invalid("rnc", e.to_string()))?;
-        let rnc: String = rnc.chars().filter(char::is_ascii_digit).collect();
-        let (offset, sales) = answer(app.store.fiscal_sales(store, month).await)?;
-        let text = render_607(&rnc, month.year, month.month, offset, &sales);
-        Ok(body_with_type(text, "text/plain; charset=utf-8"))
+        let (store, month, rnc, consumer) = month_report_params(&uri)?;
+        let (offset, docs) = answer(app.store.fiscal_month(store, month).await)?;
+        let report = render_607(&rnc, month.year, month.month, offset, &docs);
+        if consumer {
+            return json(&report.consumer);
+        }
+        Ok(body_with_type(report.text, "text/plain; charset=utf-8"))
     }
     .await;
     app.respond("/v1/admin/fiscal/607", r)
+}
+
+/// `GET /v1/admin/fiscal/608?store=<id>&month=yyyy-mm&rnc=<RNC>`: the
+/// voided documents of the month.
+pub(crate) async fn dgii_608(State(app): App, headers: HeaderMap, uri: Uri) -> Response {
+    let r = async {
+        app.admin_only(&headers)?;
+        let (store, month, rnc, _) = month_report_params(&uri)?;
+        let (offset, docs) = answer(app.store.fiscal_month(store, month).await)?;
+        let text = render_608(&rnc, month.year, month.month, offset, &docs);
+        Ok(body_with_type(text, "text/plain; charset=utf-8"))
+    }
+    .await;
+    app.respond("/v1/admin/fiscal/608", r)
 }
 
 #[derive(Deserialize)]

@@ -77,6 +77,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/admin/fiscal/report", get(fiscal::report))
         .route("/v1/admin/fiscal/607", get(fiscal::dgii_607))
+        .route("/v1/admin/fiscal/608", get(fiscal::dgii_608))
         .route(
             "/v1/admin/devices/{device}/write-off",
             post(fiscal::write_off),

@@ -19,7 +19,9 @@ use caja_shared::localtime::{zone_offset, UtcOffset};
 use super::device_request::{begin, record_answer, Begun};
 use crate::audit::{self, AuditKind};
 use crate::auth::SignedRequest;
-use crate::fiscal::{RangeRequest, Sale607, SeriesInfo, SeriesReport, SeriesSpec};
+use crate::fiscal::{
+    MonthDocuments, RangeRequest, Return607, Sale607, SeriesInfo, SeriesReport, SeriesSpec, Void608,
+};
 use crate::storage::alerts::raise_alert;
 use crate::storage::audit_log::append_audit;
 use crate::storage::codec::corrupt;
@@ -485,13 +487,14 @@ pub(crate) fn write_off(
     }))
 }
 
-/// The fiscal sales of a store in a month of its local time, decoded from
-/// their events, for the 607 report.
-pub(crate) fn sales_of_month(
+/// The fiscal documents of a store in a month of its local time, decoded
+/// from their events, for the 607 and 608 reports: sales that stand,
+/// credit notes, and voided numbers.
+pub(crate) fn month_documents(
     conn: &Conn,
     store: StoreId,
     month: caja_shared::localtime::LocalDate,
-) -> Result<Answer<(UtcOffset, Vec<Sale607>)>, StorageError> {
+) -> Result<Answer<(UtcOffset, MonthDocuments)>, StorageError> {
     let known = conn
         .prepare_cached("SELECT 1 FROM stores WHERE store_id = $1")?
         .exists([store.to_string()])?;
@@ -502,6 +505,7 @@ pub(crate) fn sales_of_month(
     let offset = store_offset(conn, store)?;
     let from_ms = month.start_utc_ms(offset);
     let to_ms = month.first_of_next_month().start_utc_ms(offset);
+    let mut docs = MonthDocuments::default();
     let mut stmt = conn.prepare_cached(
         "SELECT e.bytes, e.hlc_ms FROM p_sales s JOIN events e ON e.event_id = s.event_id
          WHERE s.store_id = $1 AND s.fiscal_number IS NOT NULL
@@ -509,16 +513,47 @@ pub(crate) fn sales_of_month(
            AND NOT EXISTS (SELECT 1 FROM p_voids v WHERE v.store_id = s.store_id AND v.sale_id = s.sale_id)",
     )?;
     let mut rows = stmt.query(params![store.to_string(), from_ms, to_ms])?;
-    let mut out = Vec::new();
     while let Some(r) = rows.next()? {
         let bytes: Vec<u8> = r.get(0)?;
         let at_ms: i64 = r.get(1)?;
         let event = caja_shared::event::Event::from_json(&bytes).map_err(corrupt)?;
         if let EventBody::SaleCreated(sale) = event.body().map_err(corrupt)? {
-            out.push(Sale607 { sale, at_ms });
+            docs.sales.push(Sale607 { sale, at_ms });
         }
     }
-    Ok(Ok((offset, out)))
+    let mut stmt = conn.prepare_cached(
+        "SELECT e.bytes, e.hlc_ms FROM events e JOIN applied a ON a.event_row = e.id
+         WHERE e.store_id = $1 AND e.kind = 'SaleReturned'
+           AND e.hlc_ms >= $2 AND e.hlc_ms < $3",
+    )?;
+    let mut rows = stmt.query(params![store.to_string(), from_ms, to_ms])?;
+    while let Some(r) = rows.next()? {
+        let bytes: Vec<u8> = r.get(0)?;
+        let at_ms: i64 = r.get(1)?;
+        let event = caja_shared::event::Event::from_json(&bytes).map_err(corrupt)?;
+        if let EventBody::SaleReturned(ret) = event.body().map_err(corrupt)? {
+            if ret.credit_note.is_some() {
+                docs.returns.push(Return607 { ret, at_ms });
+            }
+        }
+    }
+    // Voided in the month (the void's time), dated by the sale.
+    let mut stmt = conn.prepare_cached(
+        "SELECT s.fiscal_number, se.hlc_ms FROM p_voids v
+         JOIN events ve ON ve.event_id = v.event_id
+         JOIN p_sales s ON s.store_id = v.store_id AND s.sale_id = v.sale_id
+         JOIN events se ON se.event_id = s.event_id
+         WHERE v.store_id = $1 AND s.fiscal_number IS NOT NULL
+           AND ve.hlc_ms >= $2 AND ve.hlc_ms < $3",
+    )?;
+    let mut rows = stmt.query(params![store.to_string(), from_ms, to_ms])?;
+    while let Some(r) = rows.next()? {
+        docs.voided.push(Void608 {
+            number: r.get(0)?,
+            issued_ms: r.get(1)?,
+        });
+    }
+    Ok(Ok((offset, docs)))
 }
 
 /// One fiscal series in the health report.

@@ -334,20 +334,20 @@ impl Storage {
             .await
     }
 
-    /// Admin: a store's fiscal sales in a month of its local time, and its
-    /// zone offset.
-    pub async fn fiscal_sales(
+    /// Admin: a store's fiscal documents in a month of its local time (for
+    /// the 607 and 608), and its zone offset.
+    pub async fn fiscal_month(
         &self,
         store: StoreId,
         month: caja_shared::localtime::LocalDate,
     ) -> Result<
         Answer<(
             caja_shared::localtime::UtcOffset,
-            Vec<crate::fiscal::Sale607>,
+            crate::fiscal::MonthDocuments,
         )>,
         StorageError,
     > {
-        self.read(move |conn| fiscal::sales_of_month(conn, store, month))
+        self.read(move |conn| fiscal::month_documents(conn, store, month))
             .await
     }
 
