@@ -357,3 +357,47 @@ fn a_contingency_b_number_is_replaced_by_an_e_cf_with_code_4() {
         assert!(e.unwrap_err().to_string().starts_with("replaced"));
     }
 }
+
+/// The text of the first `<name>…</name>` with whitespace removed.
+fn value_of(doc: &str, name: &str) -> String {
+    let a = doc.find(&format!("<{name}>")).unwrap() + name.len() + 2;
+    let b = doc.find(&format!("</{name}>")).unwrap();
+    doc[a..b].split_whitespace().collect()
+}
+
+#[test]
+fn xmlsec1_signing_the_same_document_gives_the_same_digest_and_signature_value() {
+    // RSA PKCS#1 v1.5 is deterministic: an independent signer that
+    // canonicalizes the document and SignedInfo itself must produce exactly
+    // Caja's DigestValue and SignatureValue.
+    let Some(()) = tools() else { return };
+    let pki = Pki::new("Firmante Prueba");
+    let issuer = issuer();
+    let c = ctx(&issuer, Some("Juan Pérez"));
+    let mut sale = small_sale("E320000000051");
+    sale.fiscal.as_mut().unwrap().buyer_tax_id = Some("00112345678".into());
+    let unsigned = document::invoice(&sale, &c).unwrap().xml;
+    let ours = text(&xmldsig::sign(&unsigned, &pki.signer()).unwrap());
+    // The template: the same Signature with empty values.
+    let empty = |s: &str, name: &str| {
+        let a = s.find(&format!("<{name}>")).unwrap() + name.len() + 2;
+        let b = s.find(&format!("</{name}>")).unwrap();
+        format!("{}{}", &s[..a], &s[b..])
+    };
+    let template = empty(
+        &empty(&empty(&ours, "DigestValue"), "SignatureValue"),
+        "X509Certificate",
+    );
+    let theirs = pki.xmlsec_sign("tmpl.xml", template.as_bytes());
+    assert_eq!(
+        value_of(&theirs, "DigestValue"),
+        value_of(&ours, "DigestValue")
+    );
+    assert_eq!(
+        value_of(&theirs, "SignatureValue"),
+        value_of(&ours, "SignatureValue")
+    );
+    // xmlsec1's serialization (self-closing tags, wrapped base64) is not
+    // Caja's: refused as such, not mis-verified.
+    assert!(xmldsig::verify(theirs.as_bytes()).is_err());
+}

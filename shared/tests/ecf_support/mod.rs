@@ -79,6 +79,7 @@ pub struct Pki {
     pub key_pkcs8_der: Vec<u8>,
     pub cert_der: Vec<u8>,
     pub cert_pem: PathBuf,
+    pub key_pem: PathBuf,
 }
 
 impl Pki {
@@ -128,6 +129,7 @@ impl Pki {
             key_pkcs8_der: std::fs::read(p("key.der")).unwrap(),
             cert_der: std::fs::read(p("cert.der")).unwrap(),
             cert_pem: p("cert.pem"),
+            key_pem: p("key.pem"),
             dir,
         }
     }
@@ -155,6 +157,20 @@ impl Pki {
         } else {
             Err(out)
         }
+    }
+
+    /// `xmlsec1 --sign` of a template with this PKI's key: the signed
+    /// output (xmlsec1's own serialization).
+    pub fn xmlsec_sign(&self, name: &str, template: &[u8]) -> String {
+        let path = self.write(name, template);
+        let out = self.dir.path().join(format!("{name}.signed"));
+        let key = format!("{},{}", self.key_pem.display(), self.cert_pem.display());
+        let (ok, text) = run(Command::new("xmlsec1")
+            .args(["--sign", "--privkey-pem", &key, "--output"])
+            .arg(&out)
+            .arg(&path));
+        assert!(ok, "xmlsec1 --sign: {text}");
+        std::fs::read_to_string(out).unwrap()
     }
 
     /// `xmlsec1 --verify --enabled-reference-uris empty --pubkey-cert-pem`
