@@ -112,15 +112,13 @@ fn a_large_consumer_invoice_and_a_tax_credit_invoice_name_their_buyer() {
         0,
         Some("101672919"),
     );
-    let out = issue::issue_sale(
-        &e31,
-        &ctx(&issuer, Some("Ferretería Ñ & Co.")),
-        &pki.signer(),
-    )
-    .unwrap();
+    // Authorized deferred sending (IndicadorEnvioDiferido) in its place.
+    let mut deferred = ctx(&issuer, Some("Ferretería Ñ & Co."));
+    deferred.deferred_send = true;
+    let out = issue::issue_sale(&e31, &deferred, &pki.signer()).unwrap();
     check(&pki, "e-CF-31.xsd", "e31.xml", &out.documents[0].xml);
     let s = text(&out.documents[0].xml);
-    assert!(s.contains("<eNCF>E310000000007</eNCF><FechaVencimientoSecuencia>31-12-2027</FechaVencimientoSecuencia>"), "{s}");
+    assert!(s.contains("<eNCF>E310000000007</eNCF><FechaVencimientoSecuencia>31-12-2027</FechaVencimientoSecuencia><IndicadorEnvioDiferido>1</IndicadorEnvioDiferido>"), "{s}");
     assert!(s.contains("<Comprador><RNCComprador>101672919</RNCComprador><RazonSocialComprador>Ferretería Ñ &amp; Co.</RazonSocialComprador></Comprador>"), "{s}");
     assert!(s.contains("<TipoPago>2</TipoPago>"), "{s}");
     // An E31 without the sequence's expiry is a configuration error.
@@ -166,13 +164,14 @@ fn credit_notes_modifying_an_e_and_a_b_document_validate_and_verify() {
         code: ModificationCode::Cancel,
     };
     let e = issue::issue_credit_note(&r, &m, &c, &pki.signer()).unwrap_err();
+    let mut deferred = ctx(&issuer, Some("Ferretería Ñ"));
+    deferred.deferred_send = true;
     assert!(e.to_string().starts_with("buyer_name:"), "{e}");
-    let out = issue::issue_credit_note(&r, &m, &ctx(&issuer, Some("Ferretería Ñ")), &pki.signer())
-        .unwrap();
+    let out = issue::issue_credit_note(&r, &m, &deferred, &pki.signer()).unwrap();
     check(&pki, "e-CF-34.xsd", "e34b.xml", &out.documents[0].xml);
     let s = text(&out.documents[0].xml);
     assert!(
-        s.contains("<IndicadorNotaCredito>1</IndicadorNotaCredito>"),
+        s.contains("<IndicadorNotaCredito>1</IndicadorNotaCredito><IndicadorEnvioDiferido>1</IndicadorEnvioDiferido>"),
         "{s}"
     );
     assert!(s.contains("<NCFModificado>B0100000012</NCFModificado><FechaNCFModificado>23-10-2026</FechaNCFModificado><CodigoModificacion>1</CodigoModificacion>"), "{s}");
