@@ -156,6 +156,21 @@ fn a_credit_note_needs_its_reference() {
         field_of(document::credit_note(&named, &m, &c).unwrap_err()),
         "buyer_name"
     );
+    // Named lines: the original sale's names instead of product codes.
+    let names = vec!["Salami Induveca & <Cía>".to_owned(), "Arroz".to_owned()];
+    let b = document::credit_note_named(&r, &m, &c, Some(&names)).unwrap();
+    let doc = xml::parse(&b.xml).unwrap();
+    let got: Vec<&str> = doc
+        .child("DetallesItems")
+        .unwrap()
+        .elements()
+        .map(|i| i.text_at("NombreItem").unwrap())
+        .collect();
+    assert_eq!(got, ["Salami Induveca & <Cía>", "Arroz"]);
+    assert_eq!(
+        field_of(document::credit_note_named(&r, &m, &c, Some(&names[..1])).unwrap_err()),
+        "names"
+    );
     assert_eq!(ModificationCode::Cancel.code(), 1);
     assert_eq!(ModificationCode::Contingency.code(), 4);
 }

@@ -481,6 +481,18 @@ pub fn credit_note(
     modified: &ModifiedDocument,
     ctx: &SaleContextEcf<'_>,
 ) -> Result<Built, DocumentError> {
+    credit_note_named(ret, modified, ctx, None)
+}
+
+/// [`credit_note`] with the returned lines' names (`names[i]` for
+/// `ret.lines[i]`, e.g. the original sale's line names): a returned line
+/// carries only its product code.
+pub fn credit_note_named(
+    ret: &SaleReturned,
+    modified: &ModifiedDocument,
+    ctx: &SaleContextEcf<'_>,
+    names: Option<&[String]>,
+) -> Result<Built, DocumentError> {
     let note = ret.credit_note.as_ref().ok_or_else(|| {
         DocumentError::field("credit_note", "an e-CF return needs its credit note number")
     })?;
@@ -495,7 +507,7 @@ pub fn credit_note(
             ));
         }
     }
-    let items = items::return_items(&ret.lines)?;
+    let items = items::return_items(&ret.lines, names)?;
     let totals = Totals::of(&items)?;
     if totals.total != ret.total.0 {
         return Err(DocumentError::field(

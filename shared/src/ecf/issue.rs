@@ -191,7 +191,19 @@ pub fn issue_credit_note(
     ctx: &SaleContextEcf<'_>,
     signer: &Signer,
 ) -> Result<Issued, IssueError> {
-    let b = document::credit_note(ret, modified, ctx)?;
+    issue_credit_note_named(ret, modified, ctx, None, signer)
+}
+
+/// [`issue_credit_note`] with the returned lines' names (see
+/// [`document::credit_note_named`]).
+pub fn issue_credit_note_named(
+    ret: &SaleReturned,
+    modified: &ModifiedDocument,
+    ctx: &SaleContextEcf<'_>,
+    names: Option<&[String]>,
+    signer: &Signer,
+) -> Result<Issued, IssueError> {
+    let b = document::credit_note_named(ret, modified, ctx, names)?;
     let (ecf, code) = sign_checked(SignedKind::Ecf, &b.xml, signer)?;
     Ok(issued(b, ecf, code, ctx, None))
 }

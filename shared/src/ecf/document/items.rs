@@ -262,8 +262,16 @@ pub fn sale_items(lines: &[SaleLine]) -> Result<Vec<Item>, DocumentError> {
 }
 
 /// The items of a return: the price is the refund per unit, rounded to 4
-/// decimals (a returned line carries its refund, not a price).
-pub fn return_items(lines: &[ReturnLine]) -> Result<Vec<Item>, DocumentError> {
+/// decimals (a returned line carries its refund, not a price). `names[i]`
+/// names `lines[i]` when given (the original sale's line names); else the
+/// product code is the name.
+pub fn return_items(
+    lines: &[ReturnLine],
+    names: Option<&[String]>,
+) -> Result<Vec<Item>, DocumentError> {
+    if names.is_some_and(|n| n.len() != lines.len()) {
+        return Err(DocumentError::field("names", "one name per returned line"));
+    }
     if lines.is_empty() {
         return Err(DocumentError::field(
             "lines",
@@ -292,7 +300,10 @@ pub fn return_items(lines: &[ReturnLine]) -> Result<Vec<Item>, DocumentError> {
             };
             checked(
                 Item {
-                    name: xml::fit(l.product.as_str(), MAX_ITEM_NAME_CHARS),
+                    name: names
+                        .map(|n| xml::fit(&n[i], MAX_ITEM_NAME_CHARS))
+                        .filter(|n| !n.is_empty())
+                        .unwrap_or_else(|| xml::fit(l.product.as_str(), MAX_ITEM_NAME_CHARS)),
                     group,
                     qty_hundredths,
                     unit,
