@@ -404,6 +404,27 @@ mod tests {
         assert_eq!(code_of("gQyXO0FFDG"), "gQyXO0");
     }
 
+    proptest::proptest! {
+        /// Arbitrary damage to a document is an error, never a panic.
+        #[test]
+        fn damaged_documents_are_errors_not_panics(
+            cut in 0usize..400,
+            flips in proptest::collection::vec((0usize..400, proptest::num::u8::ANY), 0..6),
+        ) {
+            let doc = "<?xml version=\"1.0\" encoding=\"utf-8\"?><ECF><A>x &amp; ñ</A><Signature xmlns=\"http://www.w3.org/2000/09/xmldsig#\"><SignedInfo><DigestValue>AAAA</DigestValue></SignedInfo><SignatureValue>QUJD</SignatureValue><KeyInfo><X509Data><X509Certificate>MIIB</X509Certificate></X509Data></KeyInfo></Signature></ECF>";
+            let mut bytes = doc.as_bytes().to_vec();
+            for (at, b) in flips {
+                let n = bytes.len();
+                bytes[at % n] = b;
+            }
+            bytes.truncate(cut.max(1));
+            let _ = verify(&bytes);
+            let _ = security_code(&bytes);
+            let _ = xml::parse(&bytes);
+            let _ = der::rsa_public_key(&bytes);
+        }
+    }
+
     #[test]
     fn unreadable_inputs_are_errors() {
         assert!(matches!(
