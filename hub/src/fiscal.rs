@@ -523,6 +523,7 @@ mod tests {
                 modifies: Some(modifies.into()),
                 valid_until: None,
                 buyer_tax_id: buyer.map(str::to_owned),
+                buyer_name: buyer.map(|_| "Ferretería Ñ & Co".to_owned()),
             }),
             approval: None,
             original_unknown: None,
