@@ -135,3 +135,26 @@ fn chains_good_other_ca_expired() {
     let err = verify_chain(foreign.cert_der(), &[leaf.cert_der().to_vec()], &trust, now);
     assert!(err.is_err());
 }
+
+#[test]
+fn bundle_round_trip_and_mismatched_parts() {
+    let Some(pki) = Pki::get() else { return };
+    let c = open(&pki.leaf_legacy_p12);
+    let back = Credentials::from_bundle(&c.to_bundle()).unwrap();
+    assert_eq!(back.key_pkcs8(), c.key_pkcs8());
+    assert_eq!(back.cert_der(), c.cert_der());
+    assert_eq!(back.chain_der(), c.chain_der());
+    assert_eq!(back.info(), c.info());
+    // A key with another key's certificate is refused.
+    let other = open(&pki.foreign_p12);
+    let err = Credentials::from_parts(
+        zeroize::Zeroizing::new(c.key_pkcs8().to_vec()),
+        other.cert_der().to_vec(),
+        vec![],
+    )
+    .unwrap_err();
+    assert_eq!(err, CertError::NoCertificate);
+    let bundle = c.to_bundle();
+    assert!(Credentials::from_bundle(&bundle[..bundle.len() - 1]).is_err());
+    assert!(Credentials::from_bundle(&bundle[..c.key_pkcs8().len()]).is_err());
+}

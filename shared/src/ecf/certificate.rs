@@ -334,6 +334,102 @@ impl Credentials {
     pub fn validity(&self, now_ms: i64) -> Validity {
         validity(&self.info, now_ms)
     }
+
+    /// Builds credentials from their parts, with the same checks as
+    /// [`Credentials::from_pkcs12`] (an RSA key ring accepts, the leaf
+    /// certificate's public key is the key's).
+    pub fn from_parts(
+        key_pkcs8: Zeroizing<Vec<u8>>,
+        cert_der: Vec<u8>,
+        chain_der: Vec<Vec<u8>>,
+    ) -> Result<Credentials, CertError> {
+        let pair = ring::signature::RsaKeyPair::from_pkcs8(&key_pkcs8)
+            .map_err(|e| CertError::Key(e.to_string()))?;
+        let public = ring::signature::KeyPair::public_key(&pair)
+            .as_ref()
+            .to_vec();
+        drop(pair);
+        let cert = parse(&cert_der)?;
+        if cert.public_key().subject_public_key.data.as_ref() != public.as_slice() {
+            return Err(CertError::NoCertificate);
+        }
+        let info = info_of(&cert);
+        for der in &chain_der {
+            parse(der)?;
+        }
+        Ok(Credentials {
+            key_pkcs8,
+            cert_der,
+            chain_der,
+            info,
+        })
+    }
+
+    /// The credentials as one byte string for an owner-only file: the DER
+    /// encodings of the PKCS#8 key, the leaf certificate and the chain,
+    /// concatenated (each is self-delimiting). Read back with
+    /// [`Credentials::from_bundle`].
+    pub fn to_bundle(&self) -> Zeroizing<Vec<u8>> {
+        let len = self.key_pkcs8.len()
+            + self.cert_der.len()
+            + self.chain_der.iter().map(Vec::len).sum::<usize>();
+        let mut out = Zeroizing::new(Vec::with_capacity(len));
+        out.extend_from_slice(&self.key_pkcs8);
+        out.extend_from_slice(&self.cert_der);
+        for der in &self.chain_der {
+            out.extend_from_slice(der);
+        }
+        out
+    }
+
+    /// Reads what [`Credentials::to_bundle`] wrote.
+    pub fn from_bundle(bundle: &[u8]) -> Result<Credentials, CertError> {
+        let bad = |what: &str| CertError::Certificate(format!("credentials bundle: {what}"));
+        let mut rest = bundle;
+        let mut parts: Vec<&[u8]> = Vec::new();
+        while !rest.is_empty() {
+            if parts.len() > MAX_CHAIN_DEPTH + 1 {
+                return Err(bad("too many parts"));
+            }
+            let len = der_len(rest).ok_or_else(|| bad("not a sequence of DER values"))?;
+            let (part, tail) = rest.split_at(len);
+            parts.push(part);
+            rest = tail;
+        }
+        let [key, cert, chain @ ..] = parts.as_slice() else {
+            return Err(bad("a key and a certificate are required"));
+        };
+        Credentials::from_parts(
+            Zeroizing::new(key.to_vec()),
+            cert.to_vec(),
+            chain.iter().map(|c| c.to_vec()).collect(),
+        )
+    }
+}
+
+/// The length of the DER SEQUENCE at the start of `bytes` (header included),
+/// if it is one and fits.
+fn der_len(bytes: &[u8]) -> Option<usize> {
+    let (&tag, rest) = bytes.split_first()?;
+    if tag != 0x30 {
+        return None;
+    }
+    let (&first, rest) = rest.split_first()?;
+    let (header, body) = if first < 0x80 {
+        (2, usize::from(first))
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let len = rest
+            .get(..n)?
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        (2 + n, len)
+    };
+    let total = header.checked_add(body)?;
+    (total <= bytes.len()).then_some(total)
 }
 
 /// The certification authorities whose certificates are trusted as chain
