@@ -14,7 +14,11 @@
 //! the key's private components in its own big-number buffers and exposes no
 //! way to wipe them; they are freed, not overwritten, when it drops. So the
 //! long-lived copy is the PKCS#8 buffer here, and a `RsaKeyPair` should live no
-//! longer than the process needs it.
+//! longer than the process needs it. Also not wiped: the AES key `pkcs5`
+//! 0.7 derives inside PBES2 decryption (a stack value it does not zeroize;
+//! it unlocks the PKCS#12, it is not the signing key). The ciphers' key
+//! schedules are wiped on drop (their `zeroize` features are on), and so
+//! are the PKCS#12 KDF's keys and IVs (`pfx`).
 //!
 //! Dependencies (the workspace `Cargo.toml` says the same): ring signs and
 //! verifies, including X.509 signatures through x509-parser's `verify`
