@@ -6,9 +6,6 @@
 
 mod support;
 
-#[path = "../../tests/src/pki.rs"]
-mod pki;
-
 use std::collections::BTreeMap;
 
 use caja_hub::workload::Register;
@@ -1065,6 +1062,7 @@ async fn the_audit_log_verifies_from_the_button_and_its_export_downloads() {
 
 #[tokio::test]
 async fn the_overview_shows_the_hubs_certificate_state() {
+    use support::pki;
     let Some(pki) = pki::Pki::get() else { return };
     let hub = TestHub::start().await;
     let mut ui = Browser::new(&hub.url);
