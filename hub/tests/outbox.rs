@@ -409,6 +409,8 @@ async fn verdicts_reach_the_register_and_a_rejection_needs_a_person() {
         ..test_config()
     })
     .await;
+    // Electronic series without the hub's certificate would be critical.
+    hub.install_test_certificate();
     let mut shop = shop(&hub, 20).await;
     let first = *shop.numbers.start();
     let (ok, conditional, rejected, whole) = (first, first + 1, first + 2, first + 3);

@@ -3,13 +3,15 @@
 //! ([`numbers`]), the documents ([`document`]) in Caja's canonical XML
 //! ([`xml`]), their enveloped XMLDSig signature ([`xmldsig`]), what the
 //! receipt prints ([`receipt`]) and the composition the register and the hub
-//! call ([`issue`]).
+//! call ([`issue`]); the signer's PKCS#12 and X.509 checks
+//! ([`certificate`]).
 //!
 //! Invariant: nothing here does IO; every document built validates against
 //! DGII's schema for its type and every signed one verifies (tests in
 //! `shared/tests/ecf_*.rs` check both with `xmllint` and `xmlsec1`). Sources
 //! are named in each module.
 
+pub mod certificate;
 pub mod document;
 pub mod issue;
 pub mod issuer;
