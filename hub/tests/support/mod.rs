@@ -331,3 +331,23 @@ pub fn push_body(reg: &Register, events: &[Event]) -> Vec<u8> {
 pub fn path_exists(p: &Path) -> bool {
     p.exists()
 }
+
+/// Whether an external program (`xmllint`, `xmlsec1`, `openssl`) is on PATH.
+/// Missing: a failure with `CAJA_REQUIRE_EXTERNAL=1`, else a printed skip
+/// and `false`.
+pub fn require_tool(program: &str) -> bool {
+    let found = std::process::Command::new(program)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        assert!(
+            !std::env::var("CAJA_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1"),
+            "{program} not found on PATH and CAJA_REQUIRE_EXTERNAL=1"
+        );
+        eprintln!("SKIPPED ({program} not found on PATH) — set CAJA_REQUIRE_EXTERNAL=1 to make this a failure");
+    }
+    found
+}
