@@ -540,9 +540,14 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
                 last.hash(),
             );
             let last_seq = last.seq().get();
-            let body =
-                caja_shared::push::push_body(self.device.device, &events, &cp, head.seq - last_seq)
-                    .map_err(|e| SyncError::BadHubData(e.to_string()))?;
+            let body = caja_shared::push::push_body(
+                self.device.device,
+                &events,
+                &[],
+                &cp,
+                head.seq - last_seq,
+            )
+            .map_err(|e| SyncError::BadHubData(e.to_string()))?;
             match self.request("POST", "/v1/sync/push", body) {
                 Ok(v) => {
                     let count = |k: &str| {
