@@ -22,7 +22,7 @@ use crate::metrics::Metrics;
 use crate::outbox::{self, Claimed, Outcome, RetryPolicy, Step};
 use crate::storage::{Storage, StorageError};
 use crate::system::OsRandom;
-use crate::taxgw::{StatusAnswer, Submitted, TaxGateway};
+use crate::taxgw::{BuildError, StatusAnswer, Submitted, TaxGateway};
 
 /// How a pool of workers runs.
 #[derive(Debug, Clone)]
@@ -278,6 +278,23 @@ impl Ctx {
                         doc.prepared = Some(p);
                         doc.in_doubt = true;
                         self.submit(&doc).await
+                    }
+                    Err(BuildError::Invalid(reason)) => {
+                        self.count("build", "invalid");
+                        match self
+                            .store
+                            .outbox_refuse(doc.clone(), owner.to_owned(), reason)
+                            .await
+                        {
+                            Ok(true) => {}
+                            Ok(false) => {
+                                self.stats.leases_lost.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(e) => {
+                                tracing::warn!(document = %doc.doc_key, error = %e, "recording a refused document failed; retried after the lease");
+                            }
+                        }
+                        return;
                     }
                     Err(e) => {
                         tracing::error!(document = %doc.doc_key, error = %e, "fiscal document cannot be built");

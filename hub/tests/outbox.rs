@@ -32,12 +32,19 @@ use caja_hub::storage::{Storage, StorageConfig};
 use caja_hub::system::{OsRandom, SystemClock};
 use caja_hub::taxgw::dgii::DgiiConfig;
 use caja_hub::taxgw::dgii_http::DgiiGateway;
+use caja_hub::taxgw::{DocumentSource, SourceBody};
 use caja_hub::workload::Register;
+use caja_shared::digest::Hash256;
 use caja_shared::entropy::SeededRandom;
 use caja_shared::event::Event;
 use caja_shared::ids::{SaleId, StoreId};
-use caja_shared::kind::{EventBody, FiscalRef, Payment, PaymentMethod, SaleCreated, SaleLine};
+use caja_shared::kind::{
+    EventBody, FiscalDocType, FiscalDocumentIssued, FiscalRef, IssuedDocument, Payment,
+    PaymentMethod, SaleCreated, SaleLine,
+};
+use caja_shared::localtime::UtcOffset;
 use caja_shared::money::{line_tax, Money, QtyMilli, TaxRateBp};
+use caja_shared::push::PushDocument;
 use serde_json::{json, Value};
 use support::*;
 
@@ -125,24 +132,116 @@ fn sale(n: u64, unit_price: i64) -> EventBody {
     })
 }
 
-/// Pushes sales of the numbers given (every `big_every`-th one above the
-/// RD$250,000 summary threshold, so it goes whole and is polled).
+/// The documents a register signs for a sale, until the register signs
+/// (the hub's old builder, with a stand-in `Signature` whose value starts
+/// with the security code the RFCE carries): the e-CF, and the RFCE of an
+/// E32 under RD$250,000.
+fn signed_documents(sale: &SaleCreated) -> (FiscalDocumentIssued, Vec<PushDocument>) {
+    let fiscal = sale.fiscal.as_ref().unwrap();
+    let cfg = DgiiConfig {
+        ecf_base_url: "http://dgii.invalid/ecf".into(),
+        fc_base_url: "http://dgii.invalid/fc".into(),
+        rnc: RNC.into(),
+        legal_name: "Colmado & Hijos SRL".into(),
+        address: None,
+    };
+    let src = DocumentSource {
+        doc_key: fiscal.number.clone(),
+        doc_type: FiscalDocType::Invoice,
+        series: fiscal.series.clone(),
+        body: SourceBody::Sale(sale.clone()),
+        issued_ms: now_ms(),
+        offset: UtcOffset::UTC,
+        modified_issued_ms: None,
+        built_ms: now_ms(),
+        modified: None,
+    };
+    let p = caja_hub::taxgw::dgii::build(&cfg, &src).unwrap();
+    let code = p.security_code.clone().unwrap();
+    let sign = |xml: &[u8], root: &str| -> Vec<u8> {
+        let text = String::from_utf8(xml.to_vec()).unwrap();
+        let close = format!("</{root}>");
+        text.replace(
+            &close,
+            &format!("<Signature xmlns=\"http://www.w3.org/2000/09/xmldsig#\"><SignatureValue>{code}QUJD</SignatureValue></Signature>{close}"),
+        )
+        .into_bytes()
+    };
+    let mut docs = Vec::new();
+    match &p.archive {
+        Some(full) => {
+            docs.push(("ecf", sign(full, "ECF")));
+            docs.push(("rfce", sign(&p.body, "RFCE")));
+        }
+        None => docs.push(("ecf", sign(&p.body, "ECF"))),
+    }
+    let issued = FiscalDocumentIssued {
+        encf: fiscal.number.clone(),
+        doc_type: FiscalDocType::Invoice,
+        sale_id: Some(sale.sale_id),
+        return_id: None,
+        security_code: code,
+        signed_at_ms: now_ms(),
+        total: sale.total,
+        documents: docs
+            .iter()
+            .map(|(kind, xml)| IssuedDocument {
+                kind: (*kind).into(),
+                sha256: Hash256::of(xml),
+            })
+            .collect(),
+    };
+    let push = docs
+        .into_iter()
+        .map(|(_, xml)| PushDocument {
+            sha256: Hash256::of(&xml),
+            xml,
+        })
+        .collect();
+    (issued, push)
+}
+
+/// Pushes sales of the numbers given, each with its `FiscalDocumentIssued`
+/// and the signed documents beside them (every `big_every`-th one above the
+/// RD$250,000 summary threshold, so it goes whole and is polled). Returns
+/// the sales.
 async fn sell(hub: &TestHub, shop: &mut Shop, numbers: &[u64], big_every: u64) -> Vec<Event> {
     let mut rng = OsRandom::new();
-    let events: Vec<Event> = numbers
-        .iter()
-        .map(|n| {
+    let mut sales = Vec::new();
+    let mut batches: Vec<(Vec<Event>, Vec<PushDocument>)> = Vec::new();
+    for chunk in numbers.chunks(125) {
+        let mut events = Vec::new();
+        let mut docs = Vec::new();
+        for n in chunk {
             let price = if big_every > 0 && n % big_every == 0 {
                 30_000_000
             } else {
                 9_500
             };
-            shop.reg
-                .append(shop.store, sale(*n, price), vec![], now_ms(), &mut rng)
-        })
-        .collect();
-    for chunk in events.chunks(250) {
-        let r = hub.push(&shop.reg, chunk).await;
+            let body = sale(*n, price);
+            let EventBody::SaleCreated(s) = &body else {
+                unreachable!()
+            };
+            let (issued, signed) = signed_documents(s);
+            let e = shop
+                .reg
+                .append(shop.store, body, vec![], now_ms(), &mut rng);
+            let i = shop.reg.append(
+                shop.store,
+                EventBody::FiscalDocumentIssued(issued),
+                vec![e.id()],
+                now_ms(),
+                &mut rng,
+            );
+            sales.push(e.clone());
+            events.extend([e, i]);
+            docs.extend(signed);
+        }
+        docs.sort_by_key(|d| d.sha256);
+        batches.push((events, docs));
+    }
+    for (events, docs) in &batches {
+        let r = hub.push_with_documents(&shop.reg, events, docs).await;
         assert_eq!(r.status, 200, "{}", r.body);
         assert!(
             r.body["conflicts"].as_array().unwrap().is_empty(),
@@ -150,7 +249,7 @@ async fn sell(hub: &TestHub, shop: &mut Shop, numbers: &[u64], big_every: u64) -
             r.body
         );
     }
-    events
+    sales
 }
 
 fn gateway(emu: &Emulator, timeout_ms: u64) -> Arc<DgiiGateway> {

@@ -13,8 +13,8 @@ use caja_shared::clock::Clock;
 
 use super::dgii::{self, DgiiConfig};
 use super::{
-    multipart, BuildError, DocumentSource, GatewayError, GwFuture, StatusAnswer, Submitted,
-    TaxGateway,
+    multipart, BuildError, DocumentSource, GatewayError, GwFuture, SourceBody, StatusAnswer,
+    Submitted, TaxGateway,
 };
 use crate::outbox::{Claimed, Prepared};
 
@@ -28,6 +28,7 @@ pub struct DgiiGateway {
     timeout_ms: u64,
     clock: Arc<dyn Clock + Send + Sync>,
     token: tokio::sync::Mutex<Option<(String, i64)>>,
+    check: Option<Arc<super::dgii_signed::SignatureCheck>>,
 }
 
 impl std::fmt::Debug for DgiiGateway {
@@ -60,7 +61,15 @@ impl DgiiGateway {
             timeout_ms: timeout_ms.max(1),
             clock,
             token: tokio::sync::Mutex::new(None),
+            check: None,
         })
+    }
+
+    /// The signature check every register-signed document passes before its
+    /// first submission (see [`super::dgii_signed`]).
+    pub fn with_signature_check(mut self, check: Arc<super::dgii_signed::SignatureCheck>) -> Self {
+        self.check = Some(check);
+        self
     }
 
     fn ecf(&self, path: &str) -> String {
@@ -289,7 +298,12 @@ impl TaxGateway for DgiiGateway {
     }
 
     fn build(&self, src: &DocumentSource) -> Result<Prepared, BuildError> {
-        dgii::build(&self.cfg, src)
+        match &src.body {
+            SourceBody::Signed(docs) => {
+                super::dgii_signed::prepare(&self.cfg, src, docs, self.check.as_deref())
+            }
+            _ => dgii::build(&self.cfg, src),
+        }
     }
 
     fn submit<'a>(&'a self, doc: &'a Claimed) -> GwFuture<'a, Result<Submitted, GatewayError>> {

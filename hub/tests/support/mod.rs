@@ -227,6 +227,18 @@ impl TestHub {
             .await
     }
 
+    /// A push with signed documents beside the events.
+    pub async fn push_with_documents(
+        &self,
+        reg: &Register,
+        events: &[Event],
+        documents: &[caja_shared::push::PushDocument],
+    ) -> Reply {
+        let body = push_body_with_documents(reg, events, documents);
+        self.signed(reg, "POST", "/v1/sync/push", &body, now_ms())
+            .await
+    }
+
     pub async fn pull(&self, reg: &Register, after: &str) -> Reply {
         self.signed(
             reg,
@@ -317,6 +329,14 @@ pub fn sign(reg: &Register, method: &str, path: &str, body: &[u8], ts: i64) -> S
 
 /// A push body: the events' canonical bytes and a checkpoint of the last one.
 pub fn push_body(reg: &Register, events: &[Event]) -> Vec<u8> {
+    push_body_with_documents(reg, events, &[])
+}
+
+pub fn push_body_with_documents(
+    reg: &Register,
+    events: &[Event],
+    documents: &[caja_shared::push::PushDocument],
+) -> Vec<u8> {
     let last = events.last().unwrap();
     let cp = Checkpoint::sign(
         &reg.key,
@@ -325,7 +345,7 @@ pub fn push_body(reg: &Register, events: &[Event]) -> Vec<u8> {
         last.seq(),
         last.hash(),
     );
-    caja_shared::push::push_body(reg.device, events, &[], &cp, 0).unwrap()
+    caja_shared::push::push_body(reg.device, events, documents, &cp, 0).unwrap()
 }
 
 pub fn path_exists(p: &Path) -> bool {
