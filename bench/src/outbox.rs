@@ -165,6 +165,7 @@ async fn measure(documents: u64, workers: usize) -> anyhow::Result<Summary> {
             offset: UtcOffset::SANTO_DOMINGO,
             modified_issued_ms: None,
             built_ms: SystemClock.now_ms(),
+            modified: None,
         };
         let prepared = gw.build(&src).map_err(|e| anyhow::anyhow!("{e}"))?;
         docs.push(Claimed {
@@ -276,18 +277,38 @@ async fn measure(documents: u64, workers: usize) -> anyhow::Result<Summary> {
     let EventBody::FiscalRangeGranted(g) = g.body().map_err(|e| anyhow::anyhow!("{e}"))? else {
         bail!("no grant: {grant}");
     };
-    let events: Vec<Event> = (g.first..=g.last)
-        .map(|n| {
-            reg.append(
+    // Each sale with its signed documents beside it, as a register pushes
+    // them (stand-in signatures: the benchmark's gateway does not verify).
+    let mut batches: Vec<(Vec<Event>, Vec<caja_shared::push::PushDocument>)> = Vec::new();
+    let numbers: Vec<u64> = (g.first..=g.last).collect();
+    for part in numbers.chunks(250) {
+        let mut events = Vec::new();
+        let mut docs = Vec::new();
+        for n in part {
+            let s = sale(format!("E32{n:010}"), *n);
+            let (issued, signed) =
+                caja_hub::workload::signed_sale_documents(&s, RNC, SystemClock.now_ms());
+            let e = reg.append(
                 store,
-                EventBody::SaleCreated(sale(format!("E32{n:010}"), n)),
+                EventBody::SaleCreated(s),
                 vec![],
                 SystemClock.now_ms(),
                 &mut OsRandom::new(),
-            )
-        })
-        .collect();
-    for chunk in events.chunks(500) {
+            );
+            let i = reg.append(
+                store,
+                EventBody::FiscalDocumentIssued(issued),
+                vec![e.id()],
+                SystemClock.now_ms(),
+                &mut OsRandom::new(),
+            );
+            events.extend([e, i]);
+            docs.extend(signed);
+        }
+        docs.sort_by_key(|d| d.sha256);
+        batches.push((events, docs));
+    }
+    for (chunk, docs) in &batches {
         let last = chunk.last().context("empty chunk")?;
         let cp = Checkpoint::sign(
             &reg.key,
@@ -296,7 +317,7 @@ async fn measure(documents: u64, workers: usize) -> anyhow::Result<Summary> {
             last.seq(),
             last.hash(),
         );
-        let body = caja_shared::push::push_body(reg.device, chunk, &[], &cp, 0)
+        let body = caja_shared::push::push_body(reg.device, chunk, docs, &cp, 0)
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         let mut req = http.post(format!("{url}/v1/sync/push")).body(body.clone());
         for (k, v) in signed(&reg, "POST", "/v1/sync/push", &body).pairs() {

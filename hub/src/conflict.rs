@@ -462,6 +462,7 @@ mod tests {
             "card_payment_amount_mismatch",
             "card_payment_unconfirmed",
             "fiscal_document_rejected",
+            "fiscal_document_invalid",
         ];
         assert_eq!(ConflictReason::ALL.len(), names.len());
         for (r, name) in ConflictReason::ALL.into_iter().zip(names) {

@@ -18,11 +18,13 @@ use caja_shared::ids::{
 };
 use caja_shared::key::DeviceKey;
 use caja_shared::kind::{
-    CustomerUpserted, DebtOpened, DebtPaymentTaken, EventBody, FiscalRef, Payment, PaymentMethod,
-    PaymentTaken, SaleCreated, SaleLine, SaleVoided, ShiftClosed, ShiftOpened, StockCounted,
-    StockReceived,
+    CustomerUpserted, DebtOpened, DebtPaymentTaken, EventBody, FiscalDocType, FiscalDocumentIssued,
+    FiscalRef, IssuedDocument, Payment, PaymentMethod, PaymentTaken, SaleCreated, SaleLine,
+    SaleVoided, ShiftClosed, ShiftOpened, StockCounted, StockReceived,
 };
+use caja_shared::localtime::UtcOffset;
 use caja_shared::money::{LineAmounts, Money, QtyMilli, TaxRateBp};
+use caja_shared::push::PushDocument;
 
 /// Products the workload sells: (code, unit price in centavos, tax in bp).
 pub const PRODUCTS: [(&str, i64, u16); 5] = [
@@ -489,6 +491,91 @@ impl Workload {
             _ => self.sale(r, now_ms),
         }
     }
+}
+
+/// The signed documents of an electronic sale as a register sends them
+/// (`FiscalDocumentIssued` and the bytes beside it), for tests and the
+/// benchmark: the e-CF (and an E32's RFCE under RD$250,000) from
+/// [`crate::taxgw::dgii::build`], each with a stand-in `Signature` whose
+/// value starts with the security code the RFCE carries. Not a real XMLDSig
+/// signature: for paths that do not verify signatures.
+pub fn signed_sale_documents(
+    sale: &SaleCreated,
+    rnc: &str,
+    now_ms: i64,
+) -> (FiscalDocumentIssued, Vec<PushDocument>) {
+    use crate::taxgw::dgii::{self, DgiiConfig};
+    use crate::taxgw::{DocumentSource, SourceBody};
+    let fiscal = sale.fiscal.clone().unwrap_or(FiscalRef {
+        series: "E32".into(),
+        number: "E320000000000".into(),
+        valid_until: None,
+        buyer_tax_id: None,
+        modifies: None,
+    });
+    let cfg = DgiiConfig {
+        ecf_base_url: "http://dgii.invalid/ecf".into(),
+        fc_base_url: "http://dgii.invalid/fc".into(),
+        rnc: rnc.into(),
+        legal_name: "Colmado & Hijos SRL".into(),
+        address: None,
+    };
+    let src = DocumentSource {
+        doc_key: fiscal.number.clone(),
+        doc_type: FiscalDocType::Invoice,
+        series: fiscal.series.clone(),
+        body: SourceBody::Sale(sale.clone()),
+        issued_ms: now_ms,
+        offset: UtcOffset::SANTO_DOMINGO,
+        modified_issued_ms: None,
+        built_ms: now_ms,
+        modified: None,
+    };
+    let mut docs: Vec<(&str, Vec<u8>)> = Vec::new();
+    let mut code = String::new();
+    if let Ok(p) = dgii::build(&cfg, &src) {
+        code = p.security_code.clone().unwrap_or_default();
+        let sign = |xml: &[u8], root: &str| -> Vec<u8> {
+            let close = format!("</{root}>");
+            String::from_utf8_lossy(xml)
+                .replace(
+                    &close,
+                    &format!("<Signature xmlns=\"http://www.w3.org/2000/09/xmldsig#\"><SignatureValue>{code}QUJD</SignatureValue></Signature>{close}"),
+                )
+                .into_bytes()
+        };
+        match &p.archive {
+            Some(full) => {
+                docs.push(("ecf", sign(full, "ECF")));
+                docs.push(("rfce", sign(&p.body, "RFCE")));
+            }
+            None => docs.push(("ecf", sign(&p.body, "ECF"))),
+        }
+    }
+    let issued = FiscalDocumentIssued {
+        encf: fiscal.number,
+        doc_type: FiscalDocType::Invoice,
+        sale_id: Some(sale.sale_id),
+        return_id: None,
+        security_code: code,
+        signed_at_ms: now_ms,
+        total: sale.total,
+        documents: docs
+            .iter()
+            .map(|(kind, xml)| IssuedDocument {
+                kind: (*kind).into(),
+                sha256: Hash256::of(xml),
+            })
+            .collect(),
+    };
+    let push = docs
+        .into_iter()
+        .map(|(_, xml)| PushDocument {
+            sha256: Hash256::of(&xml),
+            xml,
+        })
+        .collect();
+    (issued, push)
 }
 
 #[cfg(test)]

@@ -32,17 +32,13 @@ use caja_hub::storage::{Storage, StorageConfig};
 use caja_hub::system::{OsRandom, SystemClock};
 use caja_hub::taxgw::dgii::DgiiConfig;
 use caja_hub::taxgw::dgii_http::DgiiGateway;
-use caja_hub::taxgw::{DocumentSource, SourceBody};
 use caja_hub::workload::Register;
-use caja_shared::digest::Hash256;
 use caja_shared::entropy::SeededRandom;
 use caja_shared::event::Event;
 use caja_shared::ids::{SaleId, StoreId};
 use caja_shared::kind::{
-    EventBody, FiscalDocType, FiscalDocumentIssued, FiscalRef, IssuedDocument, Payment,
-    PaymentMethod, SaleCreated, SaleLine,
+    EventBody, FiscalDocumentIssued, FiscalRef, Payment, PaymentMethod, SaleCreated, SaleLine,
 };
-use caja_shared::localtime::UtcOffset;
 use caja_shared::money::{line_tax, Money, QtyMilli, TaxRateBp};
 use caja_shared::push::PushDocument;
 use serde_json::{json, Value};
@@ -132,73 +128,8 @@ fn sale(n: u64, unit_price: i64) -> EventBody {
     })
 }
 
-/// The documents a register signs for a sale, until the register signs
-/// (the hub's old builder, with a stand-in `Signature` whose value starts
-/// with the security code the RFCE carries): the e-CF, and the RFCE of an
-/// E32 under RD$250,000.
 fn signed_documents(sale: &SaleCreated) -> (FiscalDocumentIssued, Vec<PushDocument>) {
-    let fiscal = sale.fiscal.as_ref().unwrap();
-    let cfg = DgiiConfig {
-        ecf_base_url: "http://dgii.invalid/ecf".into(),
-        fc_base_url: "http://dgii.invalid/fc".into(),
-        rnc: RNC.into(),
-        legal_name: "Colmado & Hijos SRL".into(),
-        address: None,
-    };
-    let src = DocumentSource {
-        doc_key: fiscal.number.clone(),
-        doc_type: FiscalDocType::Invoice,
-        series: fiscal.series.clone(),
-        body: SourceBody::Sale(sale.clone()),
-        issued_ms: now_ms(),
-        offset: UtcOffset::UTC,
-        modified_issued_ms: None,
-        built_ms: now_ms(),
-        modified: None,
-    };
-    let p = caja_hub::taxgw::dgii::build(&cfg, &src).unwrap();
-    let code = p.security_code.clone().unwrap();
-    let sign = |xml: &[u8], root: &str| -> Vec<u8> {
-        let text = String::from_utf8(xml.to_vec()).unwrap();
-        let close = format!("</{root}>");
-        text.replace(
-            &close,
-            &format!("<Signature xmlns=\"http://www.w3.org/2000/09/xmldsig#\"><SignatureValue>{code}QUJD</SignatureValue></Signature>{close}"),
-        )
-        .into_bytes()
-    };
-    let mut docs = Vec::new();
-    match &p.archive {
-        Some(full) => {
-            docs.push(("ecf", sign(full, "ECF")));
-            docs.push(("rfce", sign(&p.body, "RFCE")));
-        }
-        None => docs.push(("ecf", sign(&p.body, "ECF"))),
-    }
-    let issued = FiscalDocumentIssued {
-        encf: fiscal.number.clone(),
-        doc_type: FiscalDocType::Invoice,
-        sale_id: Some(sale.sale_id),
-        return_id: None,
-        security_code: code,
-        signed_at_ms: now_ms(),
-        total: sale.total,
-        documents: docs
-            .iter()
-            .map(|(kind, xml)| IssuedDocument {
-                kind: (*kind).into(),
-                sha256: Hash256::of(xml),
-            })
-            .collect(),
-    };
-    let push = docs
-        .into_iter()
-        .map(|(_, xml)| PushDocument {
-            sha256: Hash256::of(&xml),
-            xml,
-        })
-        .collect();
-    (issued, push)
+    caja_hub::workload::signed_sale_documents(sale, RNC, now_ms())
 }
 
 /// Pushes sales of the numbers given, each with its `FiscalDocumentIssued`
