@@ -20,6 +20,8 @@ use caja_hub::server;
 use caja_hub::system::{OsRandom, SystemClock};
 use clap::{Parser, Subcommand};
 
+mod cli_certificate;
+
 /// Caja hub: receives every register's events exactly once and in causal order,
 /// resolves conflicts, accounts for fiscal numbers and keeps a verifiable audit log.
 #[derive(Debug, Parser)]
@@ -77,14 +79,15 @@ enum Command {
         #[command(subcommand)]
         action: AdminAction,
     },
-    /// Fiscal number series of a running hub: load, list, account, export.
+    /// Fiscal number series of a running hub: load, list, account, export;
+    /// and the hub's e-CF signing certificate (in the data directory).
     Fiscal {
         /// The hub's base URL.
         #[arg(long, env = "CAJA_HUB_URL", default_value = "http://127.0.0.1:7878")]
         url: String,
-        /// The admin token.
+        /// The admin token (every action but `certificate`).
         #[arg(long, env = "CAJA_HUB_ADMIN_TOKEN", hide_env_values = true)]
-        token: String,
+        token: Option<String>,
         #[command(subcommand)]
         action: FiscalAction,
     },
@@ -142,7 +145,36 @@ enum DevAction {
 }
 
 #[derive(Debug, Subcommand)]
+enum CertificateAction {
+    /// Install the hub's e-CF signing certificate from a PKCS#12 file
+    /// (.p12/.pfx). The password comes from --password-file, else the
+    /// environment variable CAJA_CERT_PASSWORD, else a prompt on the
+    /// terminal; never an argument. The key is stored owner-only.
+    Install {
+        /// The PKCS#12 file.
+        file: PathBuf,
+        /// A file holding the password (one line), readable by its owner only.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+    /// Show the installed certificate: subject, issuer, expiry.
+    Show,
+}
+
+#[derive(Debug, Subcommand)]
 enum FiscalAction {
+    /// The hub's own e-CF signing certificate (works on the data directory;
+    /// no running hub or token needed).
+    Certificate {
+        /// The hub's state directory.
+        #[arg(long, env = "CAJA_HUB_DATA_DIR")]
+        data_dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        action: CertificateAction,
+    },
     /// Load a series authorized by the tax authority (e.g. B02 1..100000).
     LoadSeries {
         /// Prefix: a capital letter and two digits (B01, B02, E31, …).
@@ -442,7 +474,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let rt = runtime()?;
             rt.block_on(async move {
                 let hub = server::start(&data_dir, cfg).await.map_err(|e| match e {
-                    server::ServeError::DataDir(_) => config_error(e),
+                    server::ServeError::DataDir(_) | server::ServeError::TrustedCa(_) => {
+                        config_error(e)
+                    }
                     other => runtime_error(other),
                 })?;
                 // Tests and scripts read this line to learn a port picked by the OS.
@@ -471,7 +505,28 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let rt = runtime()?;
             rt.block_on(admin(&url, &token, action))
         }
+        Command::Fiscal {
+            action:
+                FiscalAction::Certificate {
+                    data_dir,
+                    json,
+                    action,
+                },
+            ..
+        } => match action {
+            CertificateAction::Install {
+                file,
+                password_file,
+            } => cli_certificate::install(&data_dir, &file, password_file.as_deref(), json),
+            CertificateAction::Show => cli_certificate::show(&data_dir, json),
+        }
+        .map_err(runtime_error),
         Command::Fiscal { url, token, action } => {
+            let token = token.ok_or_else(|| {
+                config_error(anyhow::anyhow!(
+                    "--token (or CAJA_HUB_ADMIN_TOKEN) is required for this command"
+                ))
+            })?;
             let rt = runtime()?;
             rt.block_on(fiscal(&url, &token, action))
         }
@@ -716,6 +771,12 @@ async fn fiscal(url: &str, token: &str, action: FiscalAction) -> Result<(), Fail
                 Some(&body),
             )
             .await
+        }
+        FiscalAction::Certificate { .. } => {
+            // Handled in `run` on the data directory, never over HTTP.
+            return Err(config_error(anyhow::anyhow!(
+                "fiscal certificate works on --data-dir, not on a running hub"
+            )));
         }
     }
     .map_err(runtime_error)?;
