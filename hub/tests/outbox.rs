@@ -766,3 +766,84 @@ async fn a_killed_hub_process_leaves_a_lease_that_expires_and_nothing_is_sent_tw
     emu.stop().await;
 }
 }
+
+on_both_backends! {
+#[tokio::test]
+async fn a_signed_document_that_fails_the_checks_is_never_sent_and_needs_a_person() {
+    let emu = Emulator::start("127.0.0.1:0".parse().unwrap(), RNC, Faults::default(), 13)
+        .await
+        .unwrap();
+    let hub = TestHub::start_with(HubConfig {
+        tax_authority: Some(tax_config(&emu, 1)),
+        ..test_config()
+    })
+    .await;
+    let mut shop = shop(&hub, 5).await;
+    let n = *shop.numbers.start();
+    // Signed for another taxpayer: the hub must not send it.
+    let body = sale(n, 9_500);
+    let EventBody::SaleCreated(s) = &body else {
+        unreachable!()
+    };
+    let (issued, docs) = caja_hub::workload::signed_sale_documents(s, "101010101", now_ms());
+    let mut rng = OsRandom::new();
+    let e = shop.reg.append(shop.store, body, vec![], now_ms(), &mut rng);
+    let i = shop.reg.append(
+        shop.store,
+        EventBody::FiscalDocumentIssued(issued),
+        vec![e.id()],
+        now_ms(),
+        &mut rng,
+    );
+    let mut docs = docs;
+    docs.sort_by_key(|d| d.sha256);
+    let r = hub.push_with_documents(&shop.reg, &[e.clone(), i], &docs).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // A good one after it is sent as usual.
+    sell(&hub, &mut shop, &[n + 1], 0).await;
+    let start = Instant::now();
+    let conflict = loop {
+        let c = hub.admin_get("/v1/admin/conflicts?state=open").await;
+        if let Some(c) = c["conflicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["reason"] == "fiscal_document_invalid")
+        {
+            break c.clone();
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "no conflict: {c}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(conflict["strategy"], "manual");
+    assert_eq!(conflict["subject"], format!("fiscal_doc:{}", number(n)));
+    assert_eq!(conflict["candidates"], json!([e.id().to_string()]));
+    let alerts = hub.admin_get("/v1/admin/alerts").await;
+    assert!(alerts.to_string().contains("RNCEmisor"), "{alerts}");
+    while emu.totals().per_number.get(&number(n + 1)).is_none() {
+        assert!(start.elapsed() < Duration::from_secs(30));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Never sent, never due again, and health says a document is failing.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !emu.totals().per_number.contains_key(&number(n)),
+        "a refused document reached the authority"
+    );
+    let docs = outbox(&hub, "state=pending").await;
+    let d = docs["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["document"] == number(n))
+        .cloned()
+        .unwrap_or_else(|| panic!("{docs}"));
+    assert!(d["body_hash"].is_null(), "{d}");
+    assert!(
+        d["last_error"].as_str().unwrap().contains("RNCEmisor"),
+        "{d}"
+    );
+    assert_eq!(docs["health"]["failing"], 1, "{}", docs["health"]);
+    emu.stop().await;
+}
+}
