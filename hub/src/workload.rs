@@ -350,6 +350,7 @@ impl Workload {
                     modifies: None,
                     valid_until: None,
                     buyer_tax_id: None,
+                    buyer_name: None,
                 }),
                 lines,
                 total,
@@ -512,6 +513,7 @@ pub fn signed_sale_documents(
         valid_until: None,
         buyer_tax_id: None,
         modifies: None,
+        buyer_name: None,
     });
     let cfg = DgiiConfig {
         ecf_base_url: "http://dgii.invalid/ecf".into(),

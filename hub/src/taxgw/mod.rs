@@ -115,9 +115,12 @@ pub enum BuildError {
         /// What was given.
         what: &'static str,
     },
-    /// The XML writer failed.
-    #[error("xml: {0}")]
-    Xml(String),
+    /// The event does not fit the document (the message names the field).
+    #[error("{0}")]
+    Document(String),
+    /// The configured issuer cannot go on documents (configuration).
+    #[error("tax authority configuration: {0}")]
+    Issuer(String),
     /// A signed document fails the checks before its first submission
     /// (signature, certificate chain, issuer, structure): it is never sent;
     /// head office decides (a `manual` conflict).
