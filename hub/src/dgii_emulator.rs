@@ -574,18 +574,13 @@ fn check_document(checks: &Checks, doc: &[u8]) -> Result<(), Vec<Value>> {
     Ok(())
 }
 
-/// Verifies a document's enveloped signature.
+/// Verifies a document's enveloped signature (`xmldsig::verify`: the
+/// digest, the RSA-SHA256 value with the certificate in `KeyInfo`, the
+/// profile of "Firmado de e-CF").
 fn verify_signature(doc: &[u8]) -> Result<(), Vec<Value>> {
-    let fields =
-        xml::flatten(doc).map_err(|_| vec![message(1, "El archivo no es XML bien formado")])?;
-    let signed = fields
-        .iter()
-        .any(|(p, v)| p.ends_with("/Signature/SignatureValue") && !v.trim().is_empty());
-    if signed {
-        Ok(())
-    } else {
-        Err(vec![message(2, "El documento no está firmado")])
-    }
+    caja_shared::ecf::xmldsig::verify(doc)
+        .map(|_| ())
+        .map_err(|e| vec![message(2, format!("Firma digital inválida o ausente: {e}"))])
 }
 
 /// Runs [`check_document`] off the executor.

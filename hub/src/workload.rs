@@ -10,6 +10,10 @@
 
 use caja_shared::checkpoint::Checkpoint;
 use caja_shared::digest::Hash256;
+use caja_shared::ecf::document::SaleContextEcf;
+use caja_shared::ecf::issue::{issue_sale, IssueError};
+use caja_shared::ecf::issuer::{Environment, Issuer};
+use caja_shared::ecf::xmldsig::Signer;
 use caja_shared::entropy::{RandomSource, SeededRandom};
 use caja_shared::event::{Event, EventDraft};
 use caja_shared::hlc::HlcState;
@@ -496,88 +500,51 @@ impl Workload {
 
 /// The signed documents of an electronic sale as a register sends them
 /// (`FiscalDocumentIssued` and the bytes beside it), for tests and the
-/// benchmark: the e-CF (and an E32's RFCE under RD$250,000) from
-/// [`crate::taxgw::dgii::build`], each with a stand-in `Signature` whose
-/// value starts with the security code the RFCE carries. Not a real XMLDSig
-/// signature: for paths that do not verify signatures.
+/// benchmark: [`caja_shared::ecf::issue::issue_sale`] with `signer` for
+/// `issuer` — the e-CF, and for an E32 under RD$250,000 its RFCE.
 pub fn signed_sale_documents(
     sale: &SaleCreated,
-    rnc: &str,
+    issuer: &Issuer,
+    signer: &Signer,
     now_ms: i64,
-) -> (FiscalDocumentIssued, Vec<PushDocument>) {
-    use crate::taxgw::dgii::{self, DgiiConfig};
-    use crate::taxgw::{DocumentSource, SourceBody};
-    let fiscal = sale.fiscal.clone().unwrap_or(FiscalRef {
-        series: "E32".into(),
-        number: "E320000000000".into(),
-        valid_until: None,
-        buyer_tax_id: None,
-        modifies: None,
-        buyer_name: None,
-    });
-    let cfg = DgiiConfig {
-        ecf_base_url: "http://dgii.invalid/ecf".into(),
-        fc_base_url: "http://dgii.invalid/fc".into(),
-        rnc: rnc.into(),
-        legal_name: "Colmado & Hijos SRL".into(),
-        address: None,
-    };
-    let src = DocumentSource {
-        doc_key: fiscal.number.clone(),
-        doc_type: FiscalDocType::Invoice,
-        series: fiscal.series.clone(),
-        body: SourceBody::Sale(sale.clone()),
-        issued_ms: now_ms,
+) -> Result<(FiscalDocumentIssued, Vec<PushDocument>), IssueError> {
+    let ctx = SaleContextEcf {
+        issuer,
+        environment: Environment::Test,
         offset: UtcOffset::SANTO_DOMINGO,
-        modified_issued_ms: None,
-        built_ms: now_ms,
-        modified: None,
+        issued_ms: now_ms,
+        signed_at_ms: now_ms,
+        series_valid_until: Some("2099-12-31"),
+        deferred_send: false,
+        buyer_name: None,
     };
-    let mut docs: Vec<(&str, Vec<u8>)> = Vec::new();
-    let mut code = String::new();
-    if let Ok(p) = dgii::build(&cfg, &src) {
-        code = p.security_code.clone().unwrap_or_default();
-        let sign = |xml: &[u8], root: &str| -> Vec<u8> {
-            let close = format!("</{root}>");
-            String::from_utf8_lossy(xml)
-                .replace(
-                    &close,
-                    &format!("<Signature xmlns=\"http://www.w3.org/2000/09/xmldsig#\"><SignatureValue>{code}QUJD</SignatureValue></Signature>{close}"),
-                )
-                .into_bytes()
-        };
-        match &p.archive {
-            Some(full) => {
-                docs.push(("ecf", sign(full, "ECF")));
-                docs.push(("rfce", sign(&p.body, "RFCE")));
-            }
-            None => docs.push(("ecf", sign(&p.body, "ECF"))),
-        }
-    }
-    let issued = FiscalDocumentIssued {
-        encf: fiscal.number,
+    let issued = issue_sale(sale, &ctx, signer)?;
+    let event = FiscalDocumentIssued {
+        encf: issued.encf.clone(),
         doc_type: FiscalDocType::Invoice,
         sale_id: Some(sale.sale_id),
         return_id: None,
-        security_code: code,
-        signed_at_ms: now_ms,
-        total: sale.total,
-        documents: docs
+        security_code: issued.security_code.clone(),
+        signed_at_ms: issued.signed_at_ms,
+        total: issued.total,
+        documents: issued
+            .documents
             .iter()
-            .map(|(kind, xml)| IssuedDocument {
-                kind: (*kind).into(),
-                sha256: Hash256::of(xml),
+            .map(|d| IssuedDocument {
+                kind: d.kind.as_str().to_owned(),
+                sha256: d.sha256,
             })
             .collect(),
     };
-    let push = docs
+    let push = issued
+        .documents
         .into_iter()
-        .map(|(_, xml)| PushDocument {
-            sha256: Hash256::of(&xml),
-            xml,
+        .map(|d| PushDocument {
+            sha256: d.sha256,
+            xml: d.xml,
         })
         .collect();
-    (issued, push)
+    Ok((event, push))
 }
 
 #[cfg(test)]

@@ -157,7 +157,10 @@ async fn the_emulator_refuses_a_schema_invalid_and_an_unsigned_document() {
     let unsigned = rfce("E320000000003", "<Firma/>", "ABC123");
     let (status, v) = post(&http, url, &token, &unsigned).await;
     assert_eq!(status, 400, "{v}");
-    assert!(v["mensajes"].to_string().contains("firma"), "{v}");
+    assert!(
+        v["mensajes"].to_string().to_lowercase().contains("firma"),
+        "{v}"
+    );
     assert_eq!(emu.totals().per_number["E320000000003"].received, 0);
     emu.stop().await;
 }
@@ -213,6 +216,145 @@ async fn a_second_arrival_of_a_number_is_rejected_and_the_first_verdict_stays() 
         .unwrap();
     assert_eq!(found["estado"], "Aceptado", "{found}");
     let c = &emu.totals().per_number["E320000000009"];
+    assert_eq!((c.received, c.duplicates), (1, 1), "{c:?}");
+    emu.stop().await;
+}
+
+/// A sale of `price` centavos at 18 % with e-NCF `number`, signed by the test
+/// PKI's signer: the e-CF, and its RFCE when under RD$250,000.
+fn signed_sale(number: &str, price: i64) -> Option<Vec<Vec<u8>>> {
+    use caja_shared::entropy::SeededRandom;
+    use caja_shared::ids::SaleId;
+    use caja_shared::kind::{FiscalRef, Payment, PaymentMethod, SaleCreated, SaleLine};
+    use caja_shared::money::{line_tax, Money, QtyMilli, TaxRateBp};
+    let signer = support::signer()?;
+    let total = Money(price);
+    let tax = line_tax(total, TaxRateBp::new(1800).unwrap()).unwrap();
+    let sale = SaleCreated {
+        sale_id: SaleId::new_v7(support::now_ms(), &mut SeededRandom::new(1)).unwrap(),
+        cashier: "ana".into(),
+        shift_id: None,
+        customer: None,
+        fiscal: Some(FiscalRef {
+            series: number[..3].into(),
+            number: number.into(),
+            valid_until: Some("2099-12-31".into()),
+            // DGII wants the buyer on an E32 of RD$250,000 or more.
+            buyer_tax_id: (price >= 25_000_000).then(|| "101010101".into()),
+            modifies: None,
+            buyer_name: (price >= 25_000_000).then(|| "Ferreteria Central SRL".into()),
+        }),
+        lines: vec![SaleLine {
+            product: "soda-2l".parse().unwrap(),
+            name: "Refresco 2 L".into(),
+            qty_milli: QtyMilli(1000),
+            unit_price: total,
+            tax_bp: TaxRateBp::new(1800).unwrap(),
+            discount: None,
+            total,
+            tax,
+            beyond_quota_milli: None,
+            price_override: None,
+        }],
+        total,
+        tax,
+        payments: vec![Payment {
+            method: PaymentMethod::Cash,
+            amount: total,
+            reference: None,
+        }],
+        change: Money(0),
+        approval: None,
+    };
+    let (_, docs) = caja_hub::workload::signed_sale_documents(
+        &sale,
+        &support::issuer(RNC),
+        &signer,
+        support::now_ms(),
+    )
+    .unwrap();
+    Some(docs.into_iter().map(|d| d.xml).collect())
+}
+
+#[tokio::test]
+async fn signed_documents_pass_altered_ones_do_not_and_each_submission_has_its_own_track_id() {
+    if !require_tool("xmllint") {
+        return;
+    }
+    let (Some(small), Some(big)) = (
+        signed_sale("E320000000021", 9_500),
+        signed_sale("E320000000022", 30_000_000),
+    ) else {
+        return;
+    };
+    let emu = Emulator::start_checked(
+        "127.0.0.1:0".parse().unwrap(),
+        RNC,
+        Faults::default(),
+        4,
+        Checks {
+            xsd_dir: Some(xsd_dir()),
+            signatures: true,
+        },
+    )
+    .await
+    .unwrap();
+    caja_hub::admin_client::install_crypto_provider();
+    let http = reqwest::Client::new();
+    let token = get_token(&http, &emu).await;
+    let fc = format!("{}/recepcionfc/api/recepcion/ecf", emu.fc_base_url());
+    let ecf = format!("{}/recepcion/api/facturaselectronicas", emu.ecf_base_url());
+
+    // The register's RFCE, altered after signing: the signature no longer
+    // verifies (the schema still does).
+    let altered = String::from_utf8(small[1].clone())
+        .unwrap()
+        .replace(
+            "<MontoTotal>95.00</MontoTotal>",
+            "<MontoTotal>9.50</MontoTotal>",
+        )
+        .into_bytes();
+    assert_ne!(altered, small[1]);
+    let (status, v) = post(&http, fc.clone(), &token, &altered).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v["mensajes"].to_string().contains("Firma"), "{v}");
+    // As signed: accepted.
+    let (status, v) = post(&http, fc, &token, &small[1]).await;
+    assert_eq!(
+        (status, v["estado"].as_str()),
+        (200, Some("Aceptado")),
+        "{v}"
+    );
+
+    // A whole e-CF twice: two trackIds; the second is rejected as a number
+    // already received, and consultatrackids lists both.
+    let (s1, a) = post(&http, ecf.clone(), &token, &big[0]).await;
+    let (s2, b) = post(&http, ecf, &token, &big[0]).await;
+    assert_eq!((s1, s2), (200, 200), "{a} {b}");
+    assert_ne!(a["trackId"], b["trackId"], "{a} {b}");
+    let status_of = |t: &Value| {
+        let url = format!(
+            "{}/consultaresultado/api/consultas/estado?trackId={}",
+            emu.ecf_base_url(),
+            t.as_str().unwrap()
+        );
+        let (http, token) = (http.clone(), token.clone());
+        async move {
+            http.get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(status_of(&a["trackId"]).await["estado"], "Aceptado");
+    let second = status_of(&b["trackId"]).await;
+    assert_eq!(second["estado"], "Rechazado", "{second}");
+    assert!(second["mensajes"].to_string().contains("1004"), "{second}");
+    let c = &emu.totals().per_number["E320000000022"];
     assert_eq!((c.received, c.duplicates), (1, 1), "{c:?}");
     emu.stop().await;
 }

@@ -7,9 +7,6 @@
 
 mod support;
 
-#[path = "../../tests/src/pki.rs"]
-mod pki;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -17,8 +14,8 @@ use std::process::{Command, Output, Stdio};
 use caja_hub::certificate::{self, CertificateState};
 use caja_hub::config::TaxAuthorityConfig;
 use caja_shared::ecf::certificate::{verify_chain, CertError};
-use pki::{Pki, P12_PASSWORD};
 use serde_json::json;
+use support::pki::{Pki, P12_PASSWORD};
 use support::*;
 
 fn hub_cli(env_password: Option<&str>, args: &[&str]) -> Output {

@@ -227,3 +227,140 @@ async fn the_auditors_export_writes_the_exact_bytes_and_an_index() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("from"), "{}", String::from_utf8_lossy(&o.stderr));
 }
 }
+
+/// A one-line cash sale with e-NCF `number` (RD$ `price` centavos, 18 %).
+fn sale_of(number: &str, price: i64) -> caja_shared::kind::SaleCreated {
+    use caja_shared::kind::{FiscalRef, Payment, PaymentMethod, SaleCreated, SaleLine};
+    use caja_shared::money::{line_tax, QtyMilli, TaxRateBp};
+    let total = Money(price);
+    let tax = line_tax(total, TaxRateBp::new(1800).unwrap()).unwrap();
+    SaleCreated {
+        sale_id: SaleId::new_v7(now_ms(), &mut caja_hub::system::OsRandom::new()).unwrap(),
+        cashier: "ana".into(),
+        shift_id: None,
+        customer: None,
+        fiscal: Some(FiscalRef {
+            series: number[..3].into(),
+            number: number.into(),
+            valid_until: Some("2099-12-31".into()),
+            // DGII wants the buyer on an E32 of RD$250,000 or more.
+            buyer_tax_id: (price >= 25_000_000).then(|| "101010101".into()),
+            modifies: None,
+            buyer_name: (price >= 25_000_000).then(|| "Ferreteria Central SRL".into()),
+        }),
+        lines: vec![SaleLine {
+            product: "soda-2l".parse().unwrap(),
+            name: "Refresco 2 L".into(),
+            qty_milli: QtyMilli(1000),
+            unit_price: total,
+            tax_bp: TaxRateBp::new(1800).unwrap(),
+            discount: None,
+            total,
+            tax,
+            beyond_quota_milli: None,
+            price_override: None,
+        }],
+        total,
+        tax,
+        payments: vec![Payment {
+            method: PaymentMethod::Cash,
+            amount: total,
+            reference: None,
+        }],
+        change: Money(0),
+        approval: None,
+    }
+}
+
+on_both_backends! {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_of_register_signed_documents_validates_with_xmllint_and_verifies_with_xmlsec1() {
+    if !require_tool("xmllint") || !require_tool("xmlsec1") {
+        return;
+    }
+    let Some(signer) = signer() else {
+        return;
+    };
+    let pki = pki::Pki::get().unwrap();
+    let hub = TestHub::start().await;
+    let store = hub.create_store("colmado").await;
+    let (mut reg, _) = hub.enroll(store).await;
+    let mut events = Vec::new();
+    let mut docs = Vec::new();
+    for (number, price) in [("E320000000031", 9_500), ("E320000000032", 30_000_000)] {
+        let sale = sale_of(number, price);
+        let (issued, signed) = caja_hub::workload::signed_sale_documents(
+            &sale,
+            &issuer("131880738"),
+            &signer,
+            now_ms(),
+        )
+        .unwrap();
+        let e = append(&mut reg, store, EventBody::SaleCreated(sale));
+        let i = reg.append(
+            store,
+            EventBody::FiscalDocumentIssued(issued),
+            vec![e.id()],
+            now_ms(),
+            &mut caja_hub::system::OsRandom::new(),
+        );
+        events.extend([e, i]);
+        docs.extend(signed);
+    }
+    docs.sort_by_key(|d| d.sha256);
+    let r = hub.push_with_documents(&reg, &events, &docs).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("export");
+    let o = tokio::task::block_in_place(|| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_caja-hub"))
+            .args(["fiscal", "--url", &hub.url, "--token", ADMIN_TOKEN, "documents", "--out"])
+            .arg(&dir)
+            .output()
+            .unwrap()
+    });
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let xsd = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/dgii/xsd");
+    let files = [
+        ("E320000000031.ecf.xml", "e-CF-32.xsd"),
+        ("E320000000031.rfce.xml", "RFCE-32.xsd"),
+        ("E320000000032.ecf.xml", "e-CF-32.xsd"),
+    ];
+    for (file, schema) in files {
+        let path = dir.join(file);
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(docs.iter().any(|d| d.xml == bytes), "{file}: not the pushed bytes");
+        let lint = std::process::Command::new("xmllint")
+            .arg("--noout")
+            .arg("--schema")
+            .arg(xsd.join(schema))
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(lint.status.success(), "{file}: {}", String::from_utf8_lossy(&lint.stderr));
+        let sec = std::process::Command::new("xmlsec1")
+            .args(["--verify", "--enabled-reference-uris", "empty", "--trusted-pem"])
+            .arg(&pki.ca_pem)
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(sec.status.success(), "{file}: {}", String::from_utf8_lossy(&sec.stderr));
+    }
+    let index = std::fs::read_to_string(dir.join("index.csv")).unwrap();
+    assert_eq!(index.lines().count(), 4, "{index}");
+    // xmlsec1 refuses a file altered after export (the check can fail).
+    let path = dir.join("E320000000032.ecf.xml");
+    let altered = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("300000.00", "300001.00");
+    std::fs::write(&path, altered).unwrap();
+    let sec = std::process::Command::new("xmlsec1")
+        .args(["--verify", "--enabled-reference-uris", "empty", "--trusted-pem"])
+        .arg(&pki.ca_pem)
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!sec.status.success(), "an altered document verified");
+}
+}

@@ -29,6 +29,7 @@ pub struct DgiiGateway {
     clock: Arc<dyn Clock + Send + Sync>,
     token: tokio::sync::Mutex<Option<(String, i64)>>,
     check: Option<Arc<super::dgii_signed::SignatureCheck>>,
+    signer: Option<Arc<caja_shared::ecf::xmldsig::Signer>>,
 }
 
 impl std::fmt::Debug for DgiiGateway {
@@ -62,7 +63,16 @@ impl DgiiGateway {
             clock,
             token: tokio::sync::Mutex::new(None),
             check: None,
+            signer: None,
         })
+    }
+
+    /// The hub's own signer (its installed certificate): what the hub issues
+    /// itself — a cancellation (ANECF) — is signed with it; without it a
+    /// cancellation waits.
+    pub fn with_signer(mut self, signer: Arc<caja_shared::ecf::xmldsig::Signer>) -> Self {
+        self.signer = Some(signer);
+        self
     }
 
     /// The signature check every register-signed document passes before its
@@ -302,6 +312,12 @@ impl TaxGateway for DgiiGateway {
             SourceBody::Signed(docs) => {
                 super::dgii_signed::prepare(&self.cfg, src, docs, self.check.as_deref())
             }
+            SourceBody::Cancellation { .. } => match &self.signer {
+                Some(signer) => super::dgii_signed::cancellation(&self.cfg, src, signer),
+                None => Err(BuildError::Wait(
+                    "the hub signs a cancellation (ANECF) with its own certificate: install it with caja-hub fiscal certificate install".into(),
+                )),
+            },
             _ => dgii::build(&self.cfg, src),
         }
     }

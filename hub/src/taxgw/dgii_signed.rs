@@ -15,6 +15,10 @@
 //! `ConsultaTimbre` / `ConsultaTimbreFC` and their parameters); Formato e-CF
 //! v1.0 (`InformacionReferencia/NCFModificado`, `FechaHoraFirma`).
 
+use std::sync::Arc;
+
+use caja_shared::ecf::certificate::{verify_chain, TrustStore};
+use caja_shared::ecf::xmldsig;
 use caja_shared::money::Money;
 
 use super::dgii::{self, DgiiConfig};
@@ -23,9 +27,26 @@ use super::{BuildError, DocumentSource, SignedSource};
 use crate::outbox::{DocState, Prepared};
 
 /// The signature check the hub runs on every signed document before its
-/// first submission (XMLDSig, certificate chain to a trusted CA, at the
-/// signing time). `Err` names what failed.
-pub type SignatureCheck = dyn Fn(&[u8]) -> Result<(), String> + Send + Sync;
+/// first submission, given the signing time (UTC ms). `Err` names what
+/// failed. See [`signature_check`].
+pub type SignatureCheck = dyn Fn(&[u8], i64) -> Result<(), String> + Send + Sync;
+
+/// The hub's check: the enveloped XMLDSig verifies in Caja's own
+/// serialization ([`xmldsig::verify`]: digest, RSA-SHA256 value, profile —
+/// the hub accepts only documents it can re-serialize byte for byte), and the
+/// certificate in `KeyInfo` chains to one of the trusted CAs and was valid at
+/// the signing time ([`verify_chain`]). Without trusted CAs (no
+/// `[tax_authority] trusted_ca`) only the signature is verified.
+pub fn signature_check(trust: Option<Arc<TrustStore>>) -> Arc<SignatureCheck> {
+    Arc::new(move |xml: &[u8], at_ms: i64| {
+        let v = xmldsig::verify(xml).map_err(|e| e.to_string())?;
+        if let Some(t) = &trust {
+            verify_chain(&v.certificate_der, &[], t, at_ms)
+                .map_err(|e| format!("certificate: {e}"))?;
+        }
+        Ok(())
+    })
+}
 
 fn field(fields: &[(String, String)], suffix: &str) -> Option<String> {
     fields
@@ -84,7 +105,7 @@ pub fn prepare(
     }
     if let Some(check) = check {
         for d in docs {
-            check(&d.xml).map_err(|e| {
+            check(&d.xml, src.issued_ms).map_err(|e| {
                 BuildError::Invalid(format!("{} ({}): signature: {e}", src.doc_key, d.kind))
             })?;
         }
@@ -199,4 +220,38 @@ pub fn prepare(
             })
         }
     }
+}
+
+/// A cancellation (ANECF) of a written-off register's unused numbers, built
+/// and signed by the hub with its own certificate (DESIGN: what the hub
+/// issues itself is signed with the hub's certificate of the same taxpayer).
+pub fn cancellation(
+    cfg: &DgiiConfig,
+    src: &DocumentSource,
+    signer: &xmldsig::Signer,
+) -> Result<Prepared, BuildError> {
+    let super::SourceBody::Cancellation { first, last, .. } = &src.body else {
+        return Err(BuildError::WrongSource {
+            doc_type: src.doc_type.as_str(),
+            what: "not a cancelled range",
+        });
+    };
+    let issuer = dgii::issuer(cfg).map_err(|e| BuildError::Issuer(e.to_string()))?;
+    let signed = caja_shared::ecf::issue::cancellation(
+        &issuer,
+        &src.series,
+        &[(first.as_str(), last.as_str())],
+        src.built_ms,
+        src.offset,
+        signer,
+    )
+    .map_err(|e| BuildError::Document(e.to_string()))?;
+    Ok(Prepared {
+        channel: dgii::CHANNEL_CANCEL.to_owned(),
+        body_hash: signed.sha256,
+        body: signed.xml,
+        archive: None,
+        security_code: None,
+        verify_url: None,
+    })
 }

@@ -371,3 +371,34 @@ pub fn require_tool(program: &str) -> bool {
     }
     found
 }
+
+/// The throwaway PKI of the e-CF tests (`tests/src/pki.rs`, made with the
+/// `openssl` command line once per test process).
+#[path = "../../../tests/src/pki.rs"]
+pub mod pki;
+
+/// A signer with the test PKI's certificate (issued by its CA); `None`
+/// (skipped, printed) without `openssl` unless `CAJA_REQUIRE_EXTERNAL=1`.
+pub fn signer() -> Option<caja_shared::ecf::xmldsig::Signer> {
+    let p = pki::Pki::get()?;
+    let creds = caja_shared::ecf::certificate::Credentials::from_pkcs12(
+        &pki::Pki::read(&p.leaf_p12),
+        pki::P12_PASSWORD,
+    )
+    .unwrap();
+    Some(
+        caja_shared::ecf::xmldsig::Signer::new(creds.key_pkcs8(), creds.cert_der().to_vec())
+            .unwrap(),
+    )
+}
+
+/// The issuer of the tests' documents.
+pub fn issuer(rnc: &str) -> caja_shared::ecf::issuer::Issuer {
+    caja_shared::ecf::issuer::Issuer::new(
+        rnc,
+        "Colmado & Hijos SRL",
+        "Calle 1, Santo Domingo",
+        None,
+    )
+    .unwrap()
+}

@@ -70,6 +70,36 @@ pub(crate) fn insert_pushed(
     Ok(())
 }
 
+/// Stores a document the hub signed itself (an ANECF: `encf` is
+/// `first..last`), with no event.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn insert_hub_signed(
+    conn: &Conn,
+    encf: &str,
+    kind: &str,
+    doc_type: &str,
+    store: StoreId,
+    device: DeviceId,
+    xml: &[u8],
+    now: i64,
+) -> Result<(), StorageError> {
+    conn.prepare_cached(
+        "INSERT INTO signed_documents (sha256, encf, kind, doc_type, store_id, device_id, seq, event_id, security_code, signed_at_ms, xml, received_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, NULL, $7, $8, $7) ON CONFLICT DO NOTHING",
+    )?
+    .execute(params![
+        Hash256::of(xml).to_hex(),
+        encf,
+        kind,
+        doc_type,
+        store.to_string(),
+        device.to_string(),
+        now,
+        xml.to_vec()
+    ])?;
+    Ok(())
+}
+
 /// A stored document, bytes included.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredDocument {

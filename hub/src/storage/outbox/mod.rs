@@ -303,6 +303,19 @@ pub(crate) fn prepare(
     if changed == 0 {
         return Ok(false);
     }
+    if doc.doc_type == FiscalDocType::Cancellation {
+        // The hub signed it: kept with the register-signed documents.
+        documents::insert_hub_signed(
+            conn,
+            &doc_label(doc),
+            &p.channel,
+            doc.doc_type.as_str(),
+            doc.store,
+            doc.device,
+            &p.body,
+            now,
+        )?;
+    }
     append_audit(
         conn,
         &mut env.tx,
