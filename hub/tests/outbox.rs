@@ -210,15 +210,7 @@ fn gateway(emu: &Emulator, timeout_ms: u64) -> Arc<DgiiGateway> {
 /// hub signs itself; health wants one while e-CF series are loaded) and
 /// restarts the hub so its workers load it.
 async fn install_hub_certificate(hub: &mut TestHub) {
-    let p = pki::Pki::get().unwrap();
-    caja_hub::certificate::install(
-        &hub.data_dir(),
-        &p.leaf_p12,
-        &pki::Pki::read(&p.leaf_p12),
-        pki::P12_PASSWORD,
-        now_ms(),
-    )
-    .unwrap();
+    hub.install_test_certificate();
     hub.restart().await;
 }
 

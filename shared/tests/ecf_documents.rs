@@ -314,7 +314,46 @@ fn tampered_documents_and_foreign_signatures_are_refused() {
         xmldsig::verify(&unsigned),
         Err(VerifyError::Profile(_))
     ));
+    // Signing is deterministic (PKCS#1 v1.5; no random source is read).
+    assert_eq!(
+        xmldsig::sign(&unsigned, &pki.signer()).unwrap(),
+        xmldsig::sign(&unsigned, &pki.signer()).unwrap()
+    );
     // Signing twice is refused; a key that is not the certificate's too.
     assert!(xmldsig::sign(&good, &pki.signer()).is_err());
     assert!(xmldsig::Signer::new(&other.key_pkcs8_der, pki.cert_der.clone()).is_err());
+}
+
+#[test]
+fn a_contingency_b_number_is_replaced_by_an_e_cf_with_code_4() {
+    let Some(()) = tools() else { return };
+    let pki = Pki::new("Firmante Prueba");
+    let issuer = issuer();
+    let replaced = ModifiedDocument {
+        ncf: "B0200000345".into(),
+        issued_date: LocalDate::new(2026, 11, 20).unwrap(),
+        code: ModificationCode::Contingency,
+    };
+    let sale = small_sale("E320000000060");
+    let out =
+        issue::issue_sale_replacing(&sale, &ctx(&issuer, None), Some(&replaced), &pki.signer())
+            .unwrap();
+    check(&pki, "e-CF-32.xsd", "e32c.xml", &out.documents[0].xml);
+    check(&pki, "RFCE-32.xsd", "rfcec.xml", &out.documents[1].xml);
+    let s = text(&out.documents[0].xml);
+    assert!(s.contains("</DetallesItems><InformacionReferencia><NCFModificado>B0200000345</NCFModificado><FechaNCFModificado>20-11-2026</FechaNCFModificado><CodigoModificacion>4</CodigoModificacion></InformacionReferencia><FechaHoraFirma>"), "{s}");
+    // Only a B number, only with code 4.
+    for bad in [
+        ModifiedDocument {
+            ncf: "E320000000001".into(),
+            ..replaced.clone()
+        },
+        ModifiedDocument {
+            code: ModificationCode::Cancel,
+            ..replaced.clone()
+        },
+    ] {
+        let e = issue::issue_sale_replacing(&sale, &ctx(&issuer, None), Some(&bad), &pki.signer());
+        assert!(e.unwrap_err().to_string().starts_with("replaced"));
+    }
 }

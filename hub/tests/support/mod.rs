@@ -22,6 +22,10 @@ use serde_json::Value;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 
+/// The throwaway PKI made with `openssl` (`tests/src/pki.rs`).
+#[path = "../../../tests/src/pki.rs"]
+pub mod pki;
+
 tokio::task_local! {
     /// Set while a test runs in its PostgreSQL variant.
     static ON_POSTGRES: bool;
@@ -129,6 +133,21 @@ impl TestHub {
 
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("hub")
+    }
+
+    /// Installs the test PKI's signer certificate as the hub's own: a hub
+    /// with electronic series and no certificate is critical. Needs
+    /// `openssl` (installed by `scripts/test.sh`).
+    pub fn install_test_certificate(&self) {
+        let pki = pki::Pki::get().expect("openssl is needed for the hub's e-CF certificate");
+        caja_hub::certificate::install(
+            &self.data_dir(),
+            &pki.leaf_p12,
+            &pki::Pki::read(&pki.leaf_p12),
+            pki::P12_PASSWORD,
+            now_ms(),
+        )
+        .expect("install the test certificate");
     }
 
     /// A connection to the hub's database (SQLite file or PostgreSQL).
@@ -371,11 +390,6 @@ pub fn require_tool(program: &str) -> bool {
     }
     found
 }
-
-/// The throwaway PKI of the e-CF tests (`tests/src/pki.rs`, made with the
-/// `openssl` command line once per test process).
-#[path = "../../../tests/src/pki.rs"]
-pub mod pki;
 
 /// A signer with the test PKI's certificate (issued by its CA); `None`
 /// (skipped, printed) without `openssl` unless `CAJA_REQUIRE_EXTERNAL=1`.

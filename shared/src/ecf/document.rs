@@ -325,6 +325,18 @@ fn sale_doc(sale: &SaleCreated, ctx: &SaleContextEcf<'_>) -> Result<SaleDoc, Doc
     })
 }
 
+/// `InformacionReferencia`.
+fn reference_node(m: &ModifiedDocument) -> Node {
+    Node::Parent(
+        "InformacionReferencia",
+        vec![
+            Node::Text("NCFModificado", m.ncf.clone()),
+            Node::Text("FechaNCFModificado", date_dmy(m.issued_date)),
+            Node::Text("CodigoModificacion", m.code.code().to_string()),
+        ],
+    )
+}
+
 fn fecha_hora_firma(ctx: &SaleContextEcf<'_>) -> Node {
     Node::Text(
         "FechaHoraFirma",
@@ -334,6 +346,39 @@ fn fecha_hora_firma(ctx: &SaleContextEcf<'_>) -> Node {
 
 /// The invoice (e-CF 31 or 32) of a sale, unsigned.
 pub fn invoice(sale: &SaleCreated, ctx: &SaleContextEcf<'_>) -> Result<Built, DocumentError> {
+    invoice_replacing(sale, ctx, None)
+}
+
+/// The invoice of a sale first issued on a paper `B` number during a
+/// declared contingency: the e-CF that replaces it names it in
+/// `InformacionReferencia` with `CodigoModificacion` 4 (Formato e-CF,
+/// `FechaNCFModificado` conditional to "reemplazo de Comprobante Fiscal no
+/// electrónico emitido en contingencia").
+pub fn invoice_replacing(
+    sale: &SaleCreated,
+    ctx: &SaleContextEcf<'_>,
+    replaced: Option<&ModifiedDocument>,
+) -> Result<Built, DocumentError> {
+    let reference = match replaced {
+        None => None,
+        Some(m) => {
+            let n = numbers::parse_number(&m.ncf)
+                .map_err(|e| DocumentError::field("replaced.ncf", &e.to_string()))?;
+            if n.electronic || m.code != ModificationCode::Contingency {
+                return Err(DocumentError::field(
+                    "replaced",
+                    "an invoice replaces only a B number issued in contingency (code 4)",
+                ));
+            }
+            if m.issued_date > LocalDate::from_utc_ms(ctx.issued_ms, ctx.offset) {
+                return Err(DocumentError::field(
+                    "replaced.issued_date",
+                    "is after the invoice's date",
+                ));
+            }
+            Some(reference_node(m))
+        }
+    };
     let d = sale_doc(sale, ctx)?;
     let mut id_doc = vec![
         Node::Text("TipoeCF", d.number.doc_type.to_string()),
@@ -372,11 +417,11 @@ pub fn invoice(sale: &SaleCreated, ctx: &SaleContextEcf<'_>) -> Result<Built, Do
     enc.push(d.totals.node(true));
     let root = Node::Parent(
         "ECF",
-        vec![
-            Node::Parent("Encabezado", enc),
-            items_node(&d.items),
-            fecha_hora_firma(ctx),
-        ],
+        vec![Node::Parent("Encabezado", enc), items_node(&d.items)]
+            .into_iter()
+            .chain(reference)
+            .chain([fecha_hora_firma(ctx)])
+            .collect(),
     );
     Ok(Built {
         ecf_type: d.number.doc_type,
@@ -497,17 +542,12 @@ pub fn credit_note(
     ];
     enc.extend(comprador(buyer_rnc.as_ref(), buyer_name.as_ref(), false));
     enc.push(totals.node(true));
-    let reference = vec![
-        Node::Text("NCFModificado", modified.ncf.clone()),
-        Node::Text("FechaNCFModificado", date_dmy(modified.issued_date)),
-        Node::Text("CodigoModificacion", modified.code.code().to_string()),
-    ];
     let root = Node::Parent(
         "ECF",
         vec![
             Node::Parent("Encabezado", enc),
             items_node(&items),
-            Node::Parent("InformacionReferencia", reference),
+            reference_node(modified),
             fecha_hora_firma(ctx),
         ],
     );

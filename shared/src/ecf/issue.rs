@@ -162,7 +162,18 @@ pub fn issue_sale(
     ctx: &SaleContextEcf<'_>,
     signer: &Signer,
 ) -> Result<Issued, IssueError> {
-    let b = document::invoice(sale, ctx)?;
+    issue_sale_replacing(sale, ctx, None, signer)
+}
+
+/// [`issue_sale`] for a sale first issued on a `B` number in a declared
+/// contingency: the e-CF names it (`CodigoModificacion` 4).
+pub fn issue_sale_replacing(
+    sale: &SaleCreated,
+    ctx: &SaleContextEcf<'_>,
+    replaced: Option<&ModifiedDocument>,
+    signer: &Signer,
+) -> Result<Issued, IssueError> {
+    let b = document::invoice_replacing(sale, ctx, replaced)?;
     let (ecf, code) = sign_checked(SignedKind::Ecf, &b.xml, signer)?;
     let rfce = if numbers::uses_summary(b.ecf_type, b.total) {
         let unsigned = document::summary(sale, ctx, &code)?;

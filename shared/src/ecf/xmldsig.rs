@@ -24,7 +24,9 @@
 //! ([`super`]'s certificate module).
 //!
 //! ring's `RsaKeyPair::sign` takes a random source; PKCS#1 v1.5 padding is
-//! deterministic and never reads it, so signing here reads no OS state.
+//! deterministic and never reads it (ring's `rsa::padding::pkcs1`), so
+//! signing here passes a fixed source and reads no OS state: the same
+//! document signed twice gives the same bytes (tested).
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -126,8 +128,12 @@ impl Signer {
 
     fn sign_bytes(&self, msg: &[u8]) -> Result<Vec<u8>, SignError> {
         let mut sig = vec![0u8; self.key.public().modulus_len()];
-        // PKCS#1 v1.5 does not read the random source (see the module doc).
-        let rng = ring::rand::SystemRandom::new();
+        // PKCS#1 v1.5 padding is deterministic and never reads its random
+        // source (see the module doc); ring's random-source trait is sealed,
+        // so the only source that is not the OS's is ring's fixed one. When
+        // ring removes it, take an injected source here instead.
+        #[allow(deprecated)]
+        let rng = ring::test::rand::FixedByteRandom { byte: 0 };
         self.key
             .sign(&signature::RSA_PKCS1_SHA256, &rng, msg, &mut sig)
             .map_err(|_| SignError::Crypto)?;

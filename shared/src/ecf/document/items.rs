@@ -6,18 +6,20 @@
 //! (`1.25`) with the shelf price per unit or kilogram (2 decimals) and no
 //! `UnidadMedida`. A quantity that needs the third decimal is a weighed item
 //! (grams): it is written in grams (`1255.00`) with `UnidadMedida` 17
-//! ("Gramo", Formato e-CF Tabla IV) and the price per gram rounded to 4
-//! decimals (the schema's limit for `PrecioUnitarioItem`).
+//! ("Gramo", Formato e-CF Tabla IV) and the price per gram with 4 decimals
+//! (the schema's limit for `PrecioUnitarioItem`) that best fits the line's
+//! amount before discount.
 //!
 //! Tolerance rule (DGII "Informe Técnico e-CF v1.0" §12, "Regla de
 //! tolerancia. Cuadratura"): for each line, `CantidadItem ×
 //! PrecioUnitarioItem − DescuentoMonto` may differ from `MontoItem` by at
 //! most 1.00; on the total, by as many units as there are lines. `MontoItem`
 //! is always the register's line total and `MontoTotal` their exact sum, so
-//! the total's difference is at most the sum of the lines' differences. A
-//! line beyond 1.00 (a weighed line of more than about 20 kg at a price with
-//! a fifth decimal per gram) is refused with the line named, never written:
-//! DGII would accept it only conditionally.
+//! the total's difference is at most the sum of the lines' differences. In
+//! grams the best 4-decimal price is off by at most half a ten-thousandth
+//! per gram, so a line up to 20 kg always fits; a heavier line that does not
+//! fit is refused with the line named, never written (DGII would accept it
+//! only conditionally).
 
 use crate::kind::{ReturnLine, SaleLine};
 use crate::money::{div_round_half_away, line_tax, Money, TaxRateBp};
@@ -151,30 +153,38 @@ fn price_text(e4: i64) -> String {
 }
 
 /// The quantity as written and the price per written unit, from a quantity
-/// in thousandths and a price in cents per thousand thousandths.
+/// in thousandths, the shelf price (cents per 1000 thousandths) when there
+/// is one, and the line's amount before discount (cents). Whole hundredths:
+/// the shelf price, else the amount per unit. Grams: the price per gram
+/// that best fits the amount (the shelf price per gram needs 5 decimals and
+/// only 4 are allowed; fitting the amount keeps the line within tolerance
+/// for every weight up to 20 kg).
 fn quantity(
     field: &str,
     qty_milli: i64,
-    price_cents: i128,
+    shelf_price_cents: Option<i64>,
+    amount_cents: i64,
 ) -> Result<(i64, Option<&'static str>, i64), DocumentError> {
     if qty_milli <= 0 {
         return Err(DocumentError::field(field, "must be positive"));
     }
-    let to_i64 = |v: i128| i64::try_from(v).map_err(|_| DocumentError::overflow(field));
+    let overflow = |_| DocumentError::overflow(field);
+    let amount_e4 = i128::from(amount_cents) * 100;
     if qty_milli % 10 == 0 {
-        // Hundredths of the unit; price per unit, cents → ten-thousandths.
-        Ok((qty_milli / 10, None, to_i64(price_cents * 100)?))
+        let price_e4 =
+            match shelf_price_cents {
+                Some(p) => i64::try_from(i128::from(p) * 100)
+                    .map_err(|_| DocumentError::overflow(field))?,
+                None => div_round_half_away(amount_e4 * 1000, i128::from(qty_milli))
+                    .map_err(overflow)?,
+            };
+        Ok((qty_milli / 10, None, price_e4))
     } else {
-        // Grams; price per gram: cents per kg × 100 / 1000, rounded.
-        let e4 = div_round_half_away(price_cents * 100, 1000)
-            .map_err(|_| DocumentError::overflow(field))?;
-        Ok((
-            qty_milli
-                .checked_mul(100)
-                .ok_or_else(|| DocumentError::overflow(field))?,
-            Some(UNIT_GRAM),
-            e4,
-        ))
+        let price_e4 = div_round_half_away(amount_e4, i128::from(qty_milli)).map_err(overflow)?;
+        let grams_hundredths = qty_milli
+            .checked_mul(100)
+            .ok_or_else(|| DocumentError::overflow(field))?;
+        Ok((grams_hundredths, Some(UNIT_GRAM), price_e4))
     }
 }
 
@@ -220,11 +230,14 @@ pub fn sale_items(lines: &[SaleLine]) -> Result<Vec<Item>, DocumentError> {
                     "is negative",
                 ));
             }
-            let (qty_hundredths, unit, price_e4) = quantity(
-                &format!("lines[{i}].qty_milli"),
-                l.qty_milli.0,
-                i128::from(l.unit_price.0),
-            )?;
+            let field = format!("lines[{i}].qty_milli");
+            let gross = l
+                .total
+                .0
+                .checked_add(discount.map_or(0, |d| d.0))
+                .ok_or_else(|| DocumentError::overflow(&field))?;
+            let (qty_hundredths, unit, price_e4) =
+                quantity(&field, l.qty_milli.0, Some(l.unit_price.0), gross)?;
             let name = xml::fit(&l.name, MAX_ITEM_NAME_CHARS);
             let name = if name.is_empty() {
                 xml::fit(l.product.as_str(), MAX_ITEM_NAME_CHARS)
@@ -271,14 +284,8 @@ pub fn return_items(lines: &[ReturnLine]) -> Result<Vec<Item>, DocumentError> {
             if l.qty_milli.0 <= 0 {
                 return Err(DocumentError::field(&field, "must be positive"));
             }
-            // Cents per 1000 thousandths, exact as a ratio: total × 1000 / qty.
-            let (qty_hundredths, unit, _) = quantity(&field, l.qty_milli.0, 0)?;
-            let per_written_unit_milli: i128 = if unit.is_some() { 1 } else { 1000 };
-            let price_e4 = div_round_half_away(
-                i128::from(l.total.0) * 100 * per_written_unit_milli,
-                i128::from(l.qty_milli.0),
-            )
-            .map_err(|_| DocumentError::overflow(&field))?;
+            let (qty_hundredths, unit, price_e4) =
+                quantity(&field, l.qty_milli.0, None, l.total.0)?;
             let group = match l.tax_bp {
                 Some(bp) => TaxGroup::of_bp(i, bp.bp())?,
                 None => TaxGroup::of_amounts(i, l.total, l.tax)?,
@@ -410,14 +417,29 @@ mod tests {
 
     #[test]
     fn quantities_take_two_decimals_and_weighed_ones_grams() {
-        assert_eq!(quantity("q", 1250, 38000).unwrap(), (125, None, 3_800_000));
-        assert_eq!(quantity("q", 2000, 6500).unwrap(), (200, None, 650_000));
-        // 1.255 kg at 385.55/kg: 1255 g at 0.3856/g (rounded half away).
         assert_eq!(
-            quantity("q", 1255, 38555).unwrap(),
+            quantity("q", 1250, Some(38000), 47500).unwrap(),
+            (125, None, 3_800_000)
+        );
+        assert_eq!(
+            quantity("q", 2000, Some(6500), 13000).unwrap(),
+            (200, None, 650_000)
+        );
+        // A returned line: the refund per unit.
+        assert_eq!(
+            quantity("q", 3000, None, 18000).unwrap(),
+            (300, None, 600_000)
+        );
+        // 1.255 kg at 385.55/kg = 483.87: 1255 g at 0.3856/g (483.928, +0.06).
+        assert_eq!(
+            quantity("q", 1255, Some(38555), 48387).unwrap(),
             (125_500, Some(UNIT_GRAM), 3856)
         );
-        assert!(quantity("q", 0, 1).is_err());
+        // 30.001 kg at 100.05/kg = 3001.60: no 4-decimal price per gram fits
+        // within 1.00 (1000 × 30001 is 1.50 short): refused.
+        let (q, _, p) = quantity("q", 30_001, Some(10005), 300_160).unwrap();
+        assert_eq!((q, p), (3_000_100, 1000));
+        assert!(quantity("q", 0, Some(1), 0).is_err());
         assert_eq!(fixed(125_500, 2), "1255.00");
         assert_eq!(price_text(3856), "0.3856");
         assert_eq!(price_text(3_800_000), "380.00");
