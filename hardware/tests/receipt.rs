@@ -354,6 +354,7 @@ fn a_confirmed_electronic_document_carries_the_authoritys_qr_and_security_code()
     ctx.fiscal_confirmation = Some(caja_hardware::receipt::FiscalConfirmation {
         security_code: "A1B2C3".into(),
         verify_url: "https://fc.dgii.gov.do/ecf/ConsultaTimbreFC?RncEmisor=101123456&ENCF=E320000000051&MontoTotal=631.15&CodigoSeguridad=A1B2C3".into(),
+        signed_at: None,
     });
     let r = Receipt::from_sale(&groceries(), &ctx, weighed).expect("receipt");
     let text = paper(&r, Width::Mm58, CodePage::Pc858);
