@@ -8,7 +8,11 @@
 //! half the hub's limit, and a sale is bounded in lines, so it fits).
 
 use caja_shared::event::Event;
-use caja_shared::push::DOCUMENTS_MEMBER_LEN;
+use caja_shared::push::{PushDocument, DOCUMENTS_MEMBER_LEN};
+use rusqlite::Connection;
+
+use crate::error::OpError;
+use crate::journal::Journal;
 
 /// The node's default byte budget of one push body: half the hub's default
 /// 8 MiB body limit, leaving room for the checkpoint, JSON framing and a hub
@@ -40,4 +44,26 @@ pub fn bounded_prefix(events: &[Event], doc_sizes: &[(u64, usize)], budget: usiz
         }
     }
     events.len()
+}
+
+/// The next push: the events after `acked` (at most `max_events`, cut to
+/// `max_bytes` by [`bounded_prefix`]) and the signed documents their
+/// `FiscalDocumentIssued` events name, in ascending SHA-256 order.
+pub fn next_batch(
+    conn: &Connection,
+    acked: u64,
+    max_events: usize,
+    max_bytes: usize,
+) -> Result<(Vec<Event>, Vec<PushDocument>), OpError> {
+    let mut events = Journal::events_after(conn, acked, max_events)?;
+    let Some(last) = events.last() else {
+        return Ok((events, Vec::new()));
+    };
+    let sizes = crate::ecf::store::wire_sizes(conn, acked, last.seq().get())?;
+    events.truncate(bounded_prefix(&events, &sizes, max_bytes));
+    let documents = match events.last() {
+        Some(last) => crate::ecf::store::for_push(conn, acked, last.seq().get())?,
+        None => Vec::new(),
+    };
+    Ok((events, documents))
 }

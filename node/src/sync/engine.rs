@@ -531,19 +531,17 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
         loop {
             let conn = self.db.conn();
             let acked = Journal::acked_seq(conn)?;
-            let mut events = Journal::events_after(conn, acked, self.settings.push_batch)?;
-            let Some(last) = events.last() else {
-                return Ok(());
-            };
             // The signed documents named by the batch's events go beside
             // them; the batch is cut so the body stays under the byte budget.
-            let sizes = crate::ecf::store::wire_sizes(conn, acked, last.seq().get())?;
-            let keep = super::batch::bounded_prefix(&events, &sizes, self.settings.push_bytes);
-            events.truncate(keep);
+            let (events, documents) = super::batch::next_batch(
+                conn,
+                acked,
+                self.settings.push_batch,
+                self.settings.push_bytes,
+            )?;
             let Some(last) = events.last() else {
                 return Ok(());
             };
-            let documents = crate::ecf::store::for_push(conn, acked, last.seq().get())?;
             let head = Journal::head(conn)?;
             let cp = Checkpoint::sign(
                 &self.creds.key,
