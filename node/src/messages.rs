@@ -12,6 +12,8 @@ use crate::register::{
 use crate::sale::SaleError;
 use crate::zreport::ZReport;
 
+#[cfg(unix)]
+pub mod certificate;
 pub mod receipt;
 
 /// "RD$ 1,234.50" style amount for people.

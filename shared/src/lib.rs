@@ -14,6 +14,7 @@ pub mod chain;
 pub mod checkpoint;
 pub mod clock;
 pub mod digest;
+pub mod ecf;
 pub mod entropy;
 pub mod escrow;
 pub mod event;

@@ -226,6 +226,29 @@ pub(crate) enum FiscalCmd {
     Status,
     /// Give back every unused number (e.g. before retiring the register).
     Release(FiscalReleaseArgs),
+    /// The e-CF signing certificate: install one from a PKCS#12 file, or show it.
+    #[command(subcommand)]
+    Certificate(CertificateCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CertificateCmd {
+    /// Install the signing certificate from a PKCS#12 file (.p12/.pfx). The
+    /// password comes from --password-file, else the environment variable
+    /// CAJA_CERT_PASSWORD, else a prompt on the terminal; never an argument.
+    /// The key is stored owner-only in the data directory.
+    Install(CertInstallArgs),
+    /// Show the installed certificate: subject, issuer, validity.
+    Show,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CertInstallArgs {
+    /// The PKCS#12 file.
+    pub(crate) file: PathBuf,
+    /// A file holding the password (one line), readable by its owner only.
+    #[arg(long)]
+    pub(crate) password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
