@@ -20,6 +20,7 @@
 //! certificate make one, tests inject one); `store` holds the two tables
 //! (`signed_documents`, `issued_ecf`) and is the only file here with SQL.
 
+pub mod configured;
 pub mod error;
 pub mod store;
 
@@ -143,15 +144,6 @@ pub trait EcfIssuer: std::fmt::Debug + Send + Sync {
 /// The register's e-CF issuer as loaded at open: one, or why there is none
 /// (reported only when an `E` series is used).
 pub type IssuerSlot = Result<std::sync::Arc<dyn EcfIssuer>, EcfUnavailable>;
-
-/// The issuer the data directory and configuration give: the `[ecf]` issuer
-/// and the installed certificate.
-pub fn load_issuer(
-    _dir: &crate::datadir::DataDir,
-    _config: &crate::config::NodeConfig,
-) -> IssuerSlot {
-    Err(EcfUnavailable::NoIssuer)
-}
 
 /// The hub-corrected time: the local clock plus the measured skew (hub −
 /// local). Saturating: a garbage skew never overflows.

@@ -83,7 +83,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
         let db = Db::open(dir.db_path())?;
         let key = keyfile::read_key_file(&dir.key_path())?;
         let journal = Journal::open(db.conn(), key, config.max_hlc_drift_ms)?;
-        let ecf = crate::ecf::load_issuer(dir, &config);
+        let ecf = crate::ecf::configured::load(dir, &config);
         Ok(Register {
             db,
             journal,
