@@ -77,6 +77,7 @@ fn sale(number: String, seed: u64) -> SaleCreated {
             number,
             valid_until: Some("2099-12-31".into()),
             buyer_tax_id: None,
+            buyer_name: None,
             modifies: None,
         }),
         lines: vec![SaleLine {
@@ -111,7 +112,7 @@ fn gateway(emu: &Emulator) -> anyhow::Result<Arc<DgiiGateway>> {
                 fc_base_url: emu.fc_base_url(),
                 rnc: RNC.into(),
                 legal_name: "Colmado SRL".into(),
-                address: None,
+                address: Some("Calle 1, Santo Domingo".into()),
             },
             10_000,
             Arc::new(SystemClock),

@@ -109,6 +109,29 @@ impl TaxAuthorityConfig {
         if self.legal_name.trim().is_empty() {
             return bad("tax_authority.legal_name", "must not be empty");
         }
+        if self.address.as_deref().is_none_or(|a| a.trim().is_empty()) {
+            return bad(
+                "tax_authority.address",
+                "must be set: every full e-CF carries the issuer's address (DireccionEmisor)",
+            );
+        }
+        let issuer = caja_shared::ecf::issuer::Issuer::new(
+            &self.rnc,
+            &self.legal_name,
+            self.address.as_deref().unwrap_or(""),
+            None,
+        );
+        if let Err(e) = issuer {
+            let message = e.to_string();
+            let field = if message.starts_with("issuer.address") {
+                "tax_authority.address"
+            } else if message.starts_with("issuer.legal_name") {
+                "tax_authority.legal_name"
+            } else {
+                "tax_authority.rnc"
+            };
+            return bad(field, &message);
+        }
         if self.workers > 64 {
             return bad("tax_authority.workers", "at most 64");
         }
@@ -611,6 +634,7 @@ mod tests {
             tax_authority: Some(TaxAuthorityConfig {
                 rnc: "131880738".into(),
                 legal_name: "Colmado SRL".into(),
+                address: Some("Calle 1, Santo Domingo".into()),
                 ..TaxAuthorityConfig::default()
             }),
             ..cfg.clone()
@@ -633,6 +657,22 @@ mod tests {
             HubConfig::load(dir.path(), |_| None),
             Err(ConfigError::Invalid {
                 field: "tax_authority.rnc",
+                ..
+            })
+        ));
+        // No issuer address: a configuration error, not a dropped element.
+        let no_address = HubConfig {
+            tax_authority: with_tax
+                .tax_authority
+                .clone()
+                .map(|t| TaxAuthorityConfig { address: None, ..t }),
+            ..with_tax.clone()
+        };
+        std::fs::write(dir.path().join(CONFIG_FILE), no_address.to_toml()).unwrap();
+        assert!(matches!(
+            HubConfig::load(dir.path(), |_| None),
+            Err(ConfigError::Invalid {
+                field: "tax_authority.address",
                 ..
             })
         ));

@@ -313,6 +313,7 @@ mod tests {
                 modifies: None,
                 valid_until: Some("2027-12-31".into()),
                 buyer_tax_id: buyer.map(str::to_owned),
+                buyer_name: None,
             }),
             lines: vec![],
             total: Money(total),

@@ -348,6 +348,7 @@ impl Workload {
                     modifies: None,
                     valid_until: None,
                     buyer_tax_id: None,
+                    buyer_name: None,
                 }),
                 lines,
                 total,

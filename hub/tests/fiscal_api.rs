@@ -82,6 +82,7 @@ fn sale(number: Option<String>, total: i64) -> EventBody {
             modifies: None,
             valid_until: Some("2027-12-31".into()),
             buyer_tax_id: None,
+            buyer_name: None,
         }),
         lines: vec![],
         total: Money(total),

@@ -98,7 +98,9 @@ fn sale(n: u64, unit_price: i64) -> EventBody {
             series: "E32".into(),
             number: number(n),
             valid_until: Some("2099-12-31".into()),
-            buyer_tax_id: None,
+            // DGII: from RD$250,000 on a consumer invoice names its buyer.
+            buyer_tax_id: (total >= Money(25_000_000)).then(|| "00112345678".into()),
+            buyer_name: (total >= Money(25_000_000)).then(|| "Juan Pérez".into()),
             modifies: None,
         }),
         lines: vec![SaleLine {
@@ -161,7 +163,7 @@ fn gateway(emu: &Emulator, timeout_ms: u64) -> Arc<DgiiGateway> {
                 fc_base_url: emu.fc_base_url(),
                 rnc: RNC.into(),
                 legal_name: "Colmado & Hijos SRL".into(),
-                address: None,
+                address: Some("Calle 1, Santo Domingo".into()),
             },
             timeout_ms,
             Arc::new(SystemClock),
@@ -384,6 +386,7 @@ fn tax_config(emu: &Emulator, workers: usize) -> TaxAuthorityConfig {
         fc_base_url: emu.fc_base_url(),
         rnc: RNC.into(),
         legal_name: "Colmado & Hijos SRL".into(),
+        address: Some("Calle 1, Santo Domingo".into()),
         workers,
         lease_ms: 3_000,
         request_timeout_ms: 1_000,

@@ -61,6 +61,7 @@ fn sale() -> EventBody {
             number: FISCAL.into(),
             valid_until: None,
             buyer_tax_id: None,
+            buyer_name: None,
             modifies: None,
         }),
         lines: SOLD

@@ -201,6 +201,7 @@ fn sale_body(
             modifies: None,
             valid_until: Some("2027-12-31".into()),
             buyer_tax_id: None,
+            buyer_name: None,
         }),
         lines,
         total: Money(total),

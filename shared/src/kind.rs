@@ -288,6 +288,11 @@ pub struct FiscalRef {
     /// documents (`B01`, `E31`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buyer_tax_id: Option<String>,
+    /// The buyer's name, given with the buyer's tax id (e-CF require it
+    /// beside the RNC: `E31`, an `E32` of RD$250,000 or more, credit notes
+    /// modifying them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buyer_name: Option<String>,
     /// For a credit note (`B04`): the fiscal number of the document it
     /// modifies.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -160,6 +160,7 @@ fn sale_body(
             modifies: None,
             valid_until: None,
             buyer_tax_id: None,
+            buyer_name: None,
         }),
         lines,
         total: totals.total,

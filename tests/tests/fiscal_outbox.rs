@@ -98,6 +98,7 @@ fn electronic_documents_are_confirmed_by_the_authority_and_the_register_learns_i
         fc_base_url: emu.fc_base_url(),
         rnc: RNC.into(),
         legal_name: "Colmado La Esquina SRL".into(),
+        address: Some("Calle El Conde 12, Santo Domingo".into()),
         workers: 2,
         lease_ms: 6_000,
         request_timeout_ms: 2_000,

@@ -51,6 +51,7 @@ pub fn sale(
             modifies: None,
             valid_until: None,
             buyer_tax_id: None,
+            buyer_name: None,
         }),
         lines,
         total,

@@ -356,6 +356,7 @@ pub(crate) mod conflicts {
                             number: number.clone(),
                             valid_until: None,
                             buyer_tax_id: None,
+                            buyer_name: None,
                             modifies: None,
                         }),
                         lines: vec![SaleLine {
@@ -582,6 +583,7 @@ pub(crate) mod conflicts {
                         number: number.clone(),
                         valid_until: None,
                         buyer_tax_id: None,
+                        buyer_name: None,
                         modifies: None,
                     }),
                     lines: vec![SaleLine {

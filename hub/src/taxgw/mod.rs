@@ -97,9 +97,12 @@ pub enum BuildError {
         /// What was given.
         what: &'static str,
     },
-    /// The XML writer failed.
-    #[error("xml: {0}")]
-    Xml(String),
+    /// The event does not fit the document (the message names the field).
+    #[error("{0}")]
+    Document(String),
+    /// The configured issuer cannot go on documents (configuration).
+    #[error("tax authority configuration: {0}")]
+    Issuer(String),
 }
 
 /// Why a call to the authority failed.

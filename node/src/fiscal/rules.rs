@@ -26,6 +26,7 @@ pub(super) fn number_of(
         modifies: None,
         valid_until: Some(valid_until),
         buyer_tax_id: None,
+        buyer_name: None,
     })
 }
 

@@ -2,7 +2,7 @@
 //! with snapshots of the bytes that are submitted.
 
 use super::*;
-use caja_shared::kind::FiscalDocType;
+use caja_shared::kind::{FiscalDocType, SaleCreated, SaleReturned};
 use expect_test::expect;
 use serde_json::json;
 
@@ -100,8 +100,8 @@ fn a_small_consumer_invoice_goes_as_a_summary_and_keeps_the_full_ecf() {
         Some(security_code(&full).as_str())
     );
     assert_eq!(p.body_hash, Hash256::of(&p.body));
-    expect![[r#"<?xml version="1.0" encoding="utf-8"?><ECF><Encabezado><Version>1.0</Version><IdDoc><TipoeCF>32</TipoeCF><eNCF>E320000000051</eNCF><IndicadorMontoGravado>1</IndicadorMontoGravado><TipoIngresos>01</TipoIngresos><TipoPago>1</TipoPago><TablaFormasPago><FormaDePago><FormaPago>1</FormaPago><MontoPago>595.00</MontoPago></FormaDePago></TablaFormasPago></IdDoc><Emisor><RNCEmisor>131880738</RNCEmisor><RazonSocialEmisor>Colmado &amp; Hijos SRL</RazonSocialEmisor><DireccionEmisor>Calle 1, Santo Domingo</DireccionEmisor><FechaEmision>23-11-2026</FechaEmision></Emisor><Totales><MontoGravadoTotal>402.54</MontoGravadoTotal><MontoGravadoI1>402.54</MontoGravadoI1><MontoExento>120.00</MontoExento><ITBIS1>18</ITBIS1><TotalITBIS>72.46</TotalITBIS><TotalITBIS1>72.46</TotalITBIS1><MontoTotal>595.00</MontoTotal></Totales></Encabezado><DetallesItems><Item><NumeroLinea>1</NumeroLinea><IndicadorFacturacion>1</IndicadorFacturacion><NombreItem>Salami Induveca</NombreItem><IndicadorBienoServicio>1</IndicadorBienoServicio><CantidadItem>1.250</CantidadItem><PrecioUnitarioItem>380.00</PrecioUnitarioItem><MontoItem>475.00</MontoItem></Item><Item><NumeroLinea>2</NumeroLinea><IndicadorFacturacion>4</IndicadorFacturacion><NombreItem>Arroz &lt;selecto&gt;</NombreItem><IndicadorBienoServicio>1</IndicadorBienoServicio><CantidadItem>2.000</CantidadItem><PrecioUnitarioItem>65.00</PrecioUnitarioItem><DescuentoMonto>10.00</DescuentoMonto><MontoItem>120.00</MontoItem></Item></DetallesItems><FechaHoraFirma>23-11-2026 14:06:10</FechaHoraFirma></ECF>"#]].assert_eq(&text(&full));
-    expect![[r#"<?xml version="1.0" encoding="utf-8"?><RFCE><Encabezado><Version>1.0</Version><IdDoc><TipoeCF>32</TipoeCF><eNCF>E320000000051</eNCF><TipoIngresos>01</TipoIngresos><TipoPago>1</TipoPago><TablaFormasPago><FormaDePago><FormaPago>1</FormaPago><MontoPago>595.00</MontoPago></FormaDePago></TablaFormasPago></IdDoc><Emisor><RNCEmisor>131880738</RNCEmisor><RazonSocialEmisor>Colmado &amp; Hijos SRL</RazonSocialEmisor><FechaEmision>23-11-2026</FechaEmision></Emisor><Totales><MontoGravadoTotal>402.54</MontoGravadoTotal><MontoGravadoI1>402.54</MontoGravadoI1><MontoExento>120.00</MontoExento><ITBIS1>18</ITBIS1><TotalITBIS>72.46</TotalITBIS><TotalITBIS1>72.46</TotalITBIS1><MontoTotal>595.00</MontoTotal></Totales><CodigoSeguridadeCF>{CODE}</CodigoSeguridadeCF></Encabezado></RFCE>"#]].assert_eq(&text(&p.body).replace(p.security_code.as_deref().unwrap(), "{CODE}"));
+    expect![[r#"<?xml version="1.0" encoding="utf-8"?><ECF><Encabezado><Version>1.0</Version><IdDoc><TipoeCF>32</TipoeCF><eNCF>E320000000051</eNCF><IndicadorMontoGravado>1</IndicadorMontoGravado><TipoIngresos>01</TipoIngresos><TipoPago>1</TipoPago><TablaFormasPago><FormaDePago><FormaPago>1</FormaPago><MontoPago>595.00</MontoPago></FormaDePago></TablaFormasPago></IdDoc><Emisor><RNCEmisor>131880738</RNCEmisor><RazonSocialEmisor>Colmado &amp; Hijos SRL</RazonSocialEmisor><DireccionEmisor>Calle 1, Santo Domingo</DireccionEmisor><FechaEmision>23-11-2026</FechaEmision></Emisor><Comprador><RazonSocialComprador>CONSUMIDOR FINAL</RazonSocialComprador></Comprador><Totales><MontoGravadoTotal>402.54</MontoGravadoTotal><MontoGravadoI1>402.54</MontoGravadoI1><MontoExento>120.00</MontoExento><ITBIS1>18</ITBIS1><TotalITBIS>72.46</TotalITBIS><TotalITBIS1>72.46</TotalITBIS1><MontoTotal>595.00</MontoTotal></Totales></Encabezado><DetallesItems><Item><NumeroLinea>1</NumeroLinea><IndicadorFacturacion>1</IndicadorFacturacion><NombreItem>Salami Induveca</NombreItem><IndicadorBienoServicio>1</IndicadorBienoServicio><CantidadItem>1.25</CantidadItem><PrecioUnitarioItem>380.00</PrecioUnitarioItem><MontoItem>475.00</MontoItem></Item><Item><NumeroLinea>2</NumeroLinea><IndicadorFacturacion>4</IndicadorFacturacion><NombreItem>Arroz &lt;selecto&gt;</NombreItem><IndicadorBienoServicio>1</IndicadorBienoServicio><CantidadItem>2.00</CantidadItem><PrecioUnitarioItem>65.00</PrecioUnitarioItem><DescuentoMonto>10.00</DescuentoMonto><MontoItem>120.00</MontoItem></Item></DetallesItems><FechaHoraFirma>23-11-2026 14:06:10</FechaHoraFirma></ECF>"#]].assert_eq(&text(&full));
+    expect![[r#"<?xml version="1.0" encoding="utf-8"?><RFCE><Encabezado><Version>1.0</Version><IdDoc><TipoeCF>32</TipoeCF><eNCF>E320000000051</eNCF><TipoIngresos>01</TipoIngresos><TipoPago>1</TipoPago><TablaFormasPago><FormaDePago><FormaPago>1</FormaPago><MontoPago>595.00</MontoPago></FormaDePago></TablaFormasPago></IdDoc><Emisor><RNCEmisor>131880738</RNCEmisor><RazonSocialEmisor>Colmado &amp; Hijos SRL</RazonSocialEmisor><FechaEmision>23-11-2026</FechaEmision></Emisor><Comprador><RazonSocialComprador>CONSUMIDOR FINAL</RazonSocialComprador></Comprador><Totales><MontoGravadoTotal>402.54</MontoGravadoTotal><MontoGravadoI1>402.54</MontoGravadoI1><MontoExento>120.00</MontoExento><TotalITBIS>72.46</TotalITBIS><TotalITBIS1>72.46</TotalITBIS1><MontoTotal>595.00</MontoTotal></Totales><CodigoSeguridadeCF>{CODE}</CodigoSeguridadeCF></Encabezado></RFCE>"#]].assert_eq(&text(&p.body).replace(p.security_code.as_deref().unwrap(), "{CODE}"));
     assert_eq!(
         p.verify_url.as_deref().unwrap().replace(p.security_code.as_deref().unwrap(), "{CODE}"),
         "https://fc.dgii.gov.do/testecf/ConsultaTimbreFC?RncEmisor=131880738&ENCF=E320000000051&MontoTotal=595.00&CodigoSeguridad={CODE}"
@@ -139,16 +139,20 @@ fn a_tax_credit_invoice_goes_whole_with_the_buyer_and_the_sequence_expiry() {
         0,
         Some("101672919"),
     );
-    let p = build(
-        &cfg(),
-        &src(
-            FiscalDocType::Invoice,
-            "E31",
-            "E310000000007",
-            SourceBody::Sale(s),
-        ),
-    )
-    .unwrap();
+    let mut e31 = src(
+        FiscalDocType::Invoice,
+        "E31",
+        "E310000000007",
+        SourceBody::Sale(s.clone()),
+    );
+    // The buyer's RNC needs the buyer's name beside it.
+    assert!(
+        matches!(build(&cfg(), &e31), Err(BuildError::Document(m)) if m.starts_with("buyer_name:"))
+    );
+    let mut named = s;
+    named.fiscal.as_mut().unwrap().buyer_name = Some("Ferretería Ñ & Co.".into());
+    e31.body = SourceBody::Sale(named);
+    let p = build(&cfg(), &e31).unwrap();
     assert_eq!(p.channel, CHANNEL_ECF);
     assert!(p.archive.is_none());
     let f = xml::flatten(&p.body).unwrap();
@@ -160,6 +164,10 @@ fn a_tax_credit_invoice_goes_whole_with_the_buyer_and_the_sequence_expiry() {
         ),
         ("ECF/Encabezado/IdDoc/TipoPago", "2"),
         ("ECF/Encabezado/Comprador/RNCComprador", "101672919"),
+        (
+            "ECF/Encabezado/Comprador/RazonSocialComprador",
+            "Ferretería Ñ & Co.",
+        ),
         ("ECF/Encabezado/Totales/MontoGravadoI2", "827.59"),
         ("ECF/Encabezado/Totales/TotalITBIS2", "132.41"),
         ("ECF/Encabezado/Totales/MontoTotal", "960.00"),
@@ -189,23 +197,29 @@ fn a_consumer_invoice_at_the_threshold_goes_whole() {
                 "tax_bp": 1800, "total": 25_000_000, "tax": 3_813_559}]),
         json!([{"method": "transfer", "amount": 25_000_000, "reference": "T1"}]),
         0,
-        None,
+        Some("00112345678"),
     );
     assert!(!uses_summary("E32", Money(25_000_000)));
     assert!(uses_summary("E32", Money(24_999_999)));
     assert!(!uses_summary("E31", Money(1)));
-    let p = build(
-        &cfg(),
-        &src(
-            FiscalDocType::Invoice,
-            "E32",
-            "E320000000052",
-            SourceBody::Sale(s),
-        ),
-    )
-    .unwrap();
+    let mut named = s.clone();
+    named.fiscal.as_mut().unwrap().buyer_name = Some("Juan Pérez".into());
+    let mut whole = src(
+        FiscalDocType::Invoice,
+        "E32",
+        "E320000000052",
+        SourceBody::Sale(named),
+    );
+    let p = build(&cfg(), &whole).unwrap();
     assert_eq!(p.channel, CHANNEL_ECF);
     assert!(p.verify_url.unwrap().contains("/ConsultaTimbre?"));
+    // From RD$250,000 on, the buyer must be identified.
+    let mut anonymous = s;
+    anonymous.fiscal.as_mut().unwrap().buyer_tax_id = None;
+    whole.body = SourceBody::Sale(anonymous);
+    assert!(
+        matches!(build(&cfg(), &whole), Err(BuildError::Document(m)) if m.starts_with("fiscal.buyer_tax_id:"))
+    );
 }
 
 #[test]

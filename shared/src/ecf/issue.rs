@@ -1,0 +1,205 @@
+//! Issuing at the register: build and sign the e-CF of a sale (and, for a
+//! consumer invoice under DOP$250,000.00, its RFCE summary), the credit note
+//! of a return, and — at the hub — the cancellation of unused numbers.
+//!
+//! Invariant: the e-CF is signed first and the RFCE carries that signed
+//! e-CF's security code (DGII "Formato Resumen Factura Consumo Electrónica
+//! v1.0", `CodigoSeguridadeCF`); every returned document is signed and
+//! verifies ([`super::xmldsig::verify`]) — checked here before returning, so
+//! a signing bug refuses the sale instead of printing a receipt for a
+//! document DGII would refuse. The QR address follows DGII "Descripción
+//! técnica" (see [`super::receipt`]).
+
+use crate::digest::Hash256;
+use crate::kind::{SaleCreated, SaleReturned};
+use crate::localtime::{LocalDate, LocalDateTime, UtcOffset};
+use crate::money::Money;
+
+use super::document::{self, Built, DocumentError};
+pub use super::document::{ModificationCode, ModifiedDocument, SaleContextEcf};
+use super::issuer::Issuer;
+use super::numbers;
+use super::receipt::{self, TimbreParams};
+use super::xmldsig::{self, SignError, Signer, VerifyError};
+
+/// What a signed document is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SignedKind {
+    /// An e-CF (31, 32, 34).
+    Ecf,
+    /// A consumer-invoice summary.
+    Rfce,
+    /// A cancellation of unused numbers.
+    Anecf,
+}
+
+impl SignedKind {
+    /// `ecf` | `rfce` | `anecf`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SignedKind::Ecf => "ecf",
+            SignedKind::Rfce => "rfce",
+            SignedKind::Anecf => "anecf",
+        }
+    }
+
+    /// The inverse of [`SignedKind::as_str`].
+    pub fn parse(s: &str) -> Option<SignedKind> {
+        match s {
+            "ecf" => Some(SignedKind::Ecf),
+            "rfce" => Some(SignedKind::Rfce),
+            "anecf" => Some(SignedKind::Anecf),
+            _ => None,
+        }
+    }
+}
+
+/// A signed document's bytes and their SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedDocument {
+    /// What it is.
+    pub kind: SignedKind,
+    /// The signed bytes, exactly as stored and submitted.
+    pub xml: Vec<u8>,
+    /// SHA-256 of `xml`.
+    pub sha256: Hash256,
+}
+
+impl SignedDocument {
+    fn new(kind: SignedKind, xml: Vec<u8>) -> SignedDocument {
+        SignedDocument {
+            kind,
+            sha256: Hash256::of(&xml),
+            xml,
+        }
+    }
+}
+
+/// An issued e-CF: what the receipt prints and the event records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issued {
+    /// The e-NCF.
+    pub encf: String,
+    /// The e-CF type (31, 32, 34).
+    pub ecf_type: u8,
+    /// The security code (first 6 characters of the e-CF's `SignatureValue`).
+    pub security_code: String,
+    /// Signing time (UTC ms), as written in `FechaHoraFirma`.
+    pub signed_at_ms: i64,
+    /// `MontoTotal`.
+    pub total: Money,
+    /// The e-CF first, then its RFCE when there is one.
+    pub documents: Vec<SignedDocument>,
+    /// The QR's address.
+    pub qr_url: String,
+}
+
+/// Why a document cannot be issued.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IssueError {
+    /// The event does not fit the document.
+    #[error(transparent)]
+    Document(#[from] DocumentError),
+    /// Signing failed.
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    /// The document just signed does not verify (a bug: nothing is issued).
+    #[error("the document just signed does not verify: {0}")]
+    SelfCheck(VerifyError),
+}
+
+fn sign_checked(
+    kind: SignedKind,
+    unsigned: &[u8],
+    signer: &Signer,
+) -> Result<(SignedDocument, String), IssueError> {
+    let signed = xmldsig::sign(unsigned, signer)?;
+    let v = xmldsig::verify(&signed).map_err(IssueError::SelfCheck)?;
+    Ok((
+        SignedDocument::new(kind, signed),
+        xmldsig::code_of(&v.signature_value),
+    ))
+}
+
+fn issued(
+    b: Built,
+    ecf: SignedDocument,
+    code: String,
+    ctx: &SaleContextEcf<'_>,
+    rfce: Option<SignedDocument>,
+) -> Issued {
+    let summarized = rfce.is_some();
+    let qr_url = receipt::qr_url(
+        ctx.environment,
+        summarized,
+        &TimbreParams {
+            rnc: &ctx.issuer.rnc,
+            buyer_rnc: b.buyer_rnc.as_deref(),
+            encf: &b.encf,
+            issued: LocalDate::from_utc_ms(ctx.issued_ms, ctx.offset),
+            total: b.total,
+            signed_at: LocalDateTime::from_utc_ms(ctx.signed_at_ms, ctx.offset),
+            code: &code,
+        },
+    );
+    let mut documents = vec![ecf];
+    documents.extend(rfce);
+    Issued {
+        encf: b.encf,
+        ecf_type: b.ecf_type,
+        security_code: code,
+        signed_at_ms: ctx.signed_at_ms,
+        total: b.total,
+        documents,
+        qr_url,
+    }
+}
+
+/// Builds and signs a sale's e-CF (31 or 32), then for an `E32` under
+/// DOP$250,000.00 its RFCE carrying the e-CF's code.
+pub fn issue_sale(
+    sale: &SaleCreated,
+    ctx: &SaleContextEcf<'_>,
+    signer: &Signer,
+) -> Result<Issued, IssueError> {
+    let b = document::invoice(sale, ctx)?;
+    let (ecf, code) = sign_checked(SignedKind::Ecf, &b.xml, signer)?;
+    let rfce = if numbers::uses_summary(b.ecf_type, b.total) {
+        let unsigned = document::summary(sale, ctx, &code)?;
+        Some(sign_checked(SignedKind::Rfce, &unsigned, signer)?.0)
+    } else {
+        None
+    };
+    Ok(issued(b, ecf, code, ctx, rfce))
+}
+
+/// Builds and signs a return's credit note (e-CF 34).
+pub fn issue_credit_note(
+    ret: &SaleReturned,
+    modified: &ModifiedDocument,
+    ctx: &SaleContextEcf<'_>,
+    signer: &Signer,
+) -> Result<Issued, IssueError> {
+    let b = document::credit_note(ret, modified, ctx)?;
+    let (ecf, code) = sign_checked(SignedKind::Ecf, &b.xml, signer)?;
+    Ok(issued(b, ecf, code, ctx, None))
+}
+
+/// Builds and signs the cancellation (ANECF) of unused ranges of a series
+/// (`first`, `last` e-NCF, inclusive), dated `at_ms` (signed by the hub).
+pub fn cancellation(
+    issuer: &Issuer,
+    series: &str,
+    ranges: &[(&str, &str)],
+    at_ms: i64,
+    offset: UtcOffset,
+    signer: &Signer,
+) -> Result<SignedDocument, IssueError> {
+    let unsigned = document::cancellation(
+        issuer,
+        series,
+        ranges,
+        LocalDateTime::from_utc_ms(at_ms, offset),
+    )?;
+    Ok(sign_checked(SignedKind::Anecf, &unsigned, signer)?.0)
+}
