@@ -7,10 +7,16 @@
 //! documents named by its events and is cut into several bodies when a
 //! backlog of large documents exceeds the byte budget.
 //!
-//! The issuer here is a stand-in with the register's contract (the real one,
-//! `caja_shared::ecf`, is tested with xmllint and xmlsec1 in `shared`).
+//! Most tests use a stand-in issuer with the register's contract; the last
+//! one uses the configured issuer (`[ecf]` and a throwaway certificate made
+//! with `openssl`), whose documents verify (`caja_shared::ecf::xmldsig`;
+//! xmllint and xmlsec1 check the builders in `shared/tests`).
 
 mod common;
+
+#[path = "../../tests/src/pki.rs"]
+#[allow(dead_code)]
+mod pki;
 
 use std::sync::{Arc, Mutex};
 
@@ -20,6 +26,7 @@ use caja_node::ecf::{
 use caja_node::error::{OpError, Refusal};
 use caja_node::register::{Document, ReturnLineRequest, ReturnRequest};
 use caja_shared::canonical;
+use caja_shared::clock::Clock;
 use caja_shared::checkpoint::Checkpoint;
 use caja_shared::digest::Hash256;
 use caja_shared::entropy::SeededRandom;
@@ -534,4 +541,126 @@ fn a_backlog_of_large_documents_is_pushed_in_several_bounded_bodies() {
             .expect("sent");
         assert_eq!(&d.xml, xml, "bytes unchanged");
     }
+}
+
+/// Reopens the register with a random source of its own (a reopen with the
+/// fixture's fixed seed at the same manual time would make the same ids).
+fn reopen_seeded(f: &mut Fixture, k: u64) {
+    f.register =
+        caja_node::register::Register::open(&f.data, f.clock.clone(), SeededRandom::new(0xec0 + k))
+            .expect("reopen");
+}
+
+#[test]
+fn the_configured_issuer_signs_with_the_installed_certificate_and_refuses_when_expired() {
+    let Some(pki) = pki::Pki::get() else {
+        return; // openssl missing: printed why (a failure under CAJA_REQUIRE_EXTERNAL=1)
+    };
+    let mut f = ecf_fixture(6, None);
+    // No [ecf] yet: refused.
+    let op = f.op();
+    let r = f.register.sell_as(
+        op,
+        &sale(vec![line("ARROZ", 1000)], vec![cash(10_000)]),
+        &e32(),
+    );
+    assert!(
+        matches!(
+            &r,
+            Err(OpError::Refused(Refusal::EcfUnavailable(
+                EcfUnavailable::NoIssuer
+            )))
+        ),
+        "{r:?}"
+    );
+    let path = f.data.root().join("config.toml");
+    let mut cfg = std::fs::read_to_string(&path).expect("config");
+    cfg.push_str(&format!(
+        "\n[ecf]\nenvironment = \"testecf\"\nrnc = \"{}\"\nlegal_name = \"Colmado La Esquina SRL\"\naddress = \"C/ Duarte 12, Santiago\"\n",
+        pki::SIGNER_RNC
+    ));
+    std::fs::write(&path, cfg).expect("config");
+    reopen_seeded(&mut f, 1);
+    // [ecf] but no certificate: refused.
+    let op = f.op();
+    let r = f.register.sell_as(
+        op,
+        &sale(vec![line("ARROZ", 1000)], vec![cash(10_000)]),
+        &e32(),
+    );
+    assert!(
+        matches!(
+            &r,
+            Err(OpError::Refused(Refusal::EcfUnavailable(
+                EcfUnavailable::NoCertificate
+            )))
+        ),
+        "{r:?}"
+    );
+    let p12 = pki::Pki::read(&pki.leaf_p12);
+    let info = caja_node::fiscal::certificate::install(
+        &f.data,
+        &pki.leaf_p12,
+        &p12,
+        pki::P12_PASSWORD,
+        START_MS,
+    )
+    .expect("install");
+    // The throwaway certificate is valid from when it was made.
+    f.clock.set(info.not_before_ms + 60_000);
+    reopen_seeded(&mut f, 2);
+    let op = f.op();
+    let r = f
+        .register
+        .sell_as(
+            op,
+            &sale(vec![line("ARROZ", 1000)], vec![cash(10_000)]),
+            &e32(),
+        )
+        .expect("signed sale");
+    let conn = f.register.conn();
+    let row = caja_node::ecf::store::of_sale(conn, r.sale_id)
+        .expect("read")
+        .expect("issued");
+    let docs = caja_node::ecf::store::all(conn).expect("docs");
+    assert_eq!(docs.len(), 2, "E32 under RD$250,000: e-CF and RFCE");
+    for (_, encf, kind, xml) in &docs {
+        let v = caja_shared::ecf::xmldsig::verify(xml)
+            .unwrap_or_else(|e| panic!("{kind} of {encf} does not verify: {e}"));
+        assert_eq!(v.certificate_der, pki.der_of(&pki.leaf_pem));
+    }
+    assert_eq!(
+        caja_shared::ecf::xmldsig::security_code(&docs[0].3).expect("code"),
+        row.security_code
+    );
+    assert!(
+        row.qr_url.contains("ConsultaTimbreFC?RncEmisor="),
+        "{}",
+        row.qr_url
+    );
+    // Past the certificate's end by the hub-corrected clock (the hub is
+    // ahead; the register's blocks are still valid by its own clock):
+    // refused, nothing written.
+    let skew = info.not_after_ms + 1 - f.clock.now_ms();
+    f.register
+        .conn()
+        .execute("UPDATE sync_status SET skew_ms = ?1 WHERE id = 1", [skew])
+        .expect("skew");
+    let before = state(&f);
+    let op = f.op();
+    let r = f.register.sell_as(
+        op,
+        &sale(vec![line("ARROZ", 1000)], vec![cash(10_000)]),
+        &e32(),
+    );
+    assert!(
+        matches!(
+            &r,
+            Err(OpError::Refused(Refusal::EcfUnavailable(
+                EcfUnavailable::CertificateNotValid { .. }
+            )))
+        ),
+        "{r:?}"
+    );
+    assert_eq!(state(&f), before);
 }

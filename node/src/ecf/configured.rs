@@ -11,19 +11,32 @@
 use std::sync::Arc;
 
 use caja_shared::ecf::certificate::{Credentials, Validity};
-
+use caja_shared::ecf::document::{
+    DocumentError, ModificationCode, ModifiedDocument, SaleContextEcf,
+};
+use caja_shared::ecf::issue;
+use caja_shared::ecf::issuer::{Environment, Issuer};
+use caja_shared::ecf::xmldsig::Signer;
 use caja_shared::kind::{SaleCreated, SaleReturned};
+use caja_shared::localtime::UtcOffset;
 
-use super::{EcfIssuer, EcfUnavailable, IssueFailed, IssuedEcf, IssuerSlot, Modified, Signing};
+use super::{
+    EcfIssuer, EcfUnavailable, IssueFailed, IssuedEcf, IssuerSlot, Modification, Modified,
+    SignedDoc, Signing,
+};
 use crate::config::{EcfConfig, NodeConfig};
 use crate::datadir::DataDir;
 
-/// The configured issuer and its credentials.
+/// The configured issuer, its DGII environment, its signer and the
+/// certificate's validity.
 #[derive(Debug)]
 pub struct Configured {
     /// The `[ecf]` section.
     pub config: EcfConfig,
-    pub(super) creds: Credentials,
+    issuer: Issuer,
+    environment: Environment,
+    signer: Signer,
+    creds: Credentials,
 }
 
 impl Configured {
@@ -54,7 +67,41 @@ pub fn load(dir: &DataDir, config: &NodeConfig) -> IssuerSlot {
         Ok(None) => return Err(EcfUnavailable::NoCertificate),
         Err(e) => return Err(EcfUnavailable::Broken(e.to_string())),
     };
-    Ok(Arc::new(Configured { config: ecf, creds }))
+    let broken =
+        |what: &str, e: &dyn std::fmt::Display| EcfUnavailable::Broken(format!("{what}: {e}"));
+    let environment = Environment::parse(&ecf.environment)
+        .ok_or_else(|| broken("ecf.environment", &ecf.environment))?;
+    let issuer = Issuer::new(
+        &ecf.rnc,
+        &ecf.legal_name,
+        &ecf.address,
+        ecf.trade_name.as_deref(),
+    )
+    .map_err(|e| broken("ecf", &e))?;
+    let signer = Signer::new(creds.key_pkcs8(), creds.cert_der().to_vec())
+        .map_err(|e| broken("certificate", &e))?;
+    Ok(Arc::new(Configured {
+        config: ecf,
+        issuer,
+        environment,
+        signer,
+        creds,
+    }))
+}
+
+impl Configured {
+    fn context<'a>(&'a self, at: &Signing<'a>) -> SaleContextEcf<'a> {
+        SaleContextEcf {
+            issuer: &self.issuer,
+            environment: self.environment,
+            offset: UtcOffset::SANTO_DOMINGO,
+            issued_ms: at.issued_ms,
+            signed_at_ms: at.signed_at_ms,
+            series_valid_until: at.series_valid_until,
+            deferred_send: self.config.deferred_send,
+            buyer_name: at.buyer_name,
+        }
+    }
 }
 
 impl EcfIssuer for Configured {
@@ -62,23 +109,61 @@ impl EcfIssuer for Configured {
         self.check_validity(at_ms)
     }
 
-    fn issue_sale(&self, _sale: &SaleCreated, _at: &Signing<'_>) -> Result<IssuedEcf, IssueFailed> {
-        Err(not_yet())
+    fn issue_sale(&self, sale: &SaleCreated, at: &Signing<'_>) -> Result<IssuedEcf, IssueFailed> {
+        issue::issue_sale(sale, &self.context(at), &self.signer)
+            .map(converted)
+            .map_err(failed)
     }
 
     fn issue_credit_note(
         &self,
-        _ret: &SaleReturned,
-        _modified: &Modified,
-        _at: &Signing<'_>,
+        ret: &SaleReturned,
+        modified: &Modified,
+        at: &Signing<'_>,
     ) -> Result<IssuedEcf, IssueFailed> {
-        Err(not_yet())
+        let modified = ModifiedDocument {
+            ncf: modified.ncf.clone(),
+            issued_date: modified.issued_date,
+            code: match modified.modification {
+                Modification::Full => ModificationCode::Cancel,
+                Modification::Partial => ModificationCode::CorrectAmounts,
+            },
+        };
+        issue::issue_credit_note(ret, &modified, &self.context(at), &self.signer)
+            .map(converted)
+            .map_err(failed)
     }
 }
 
-fn not_yet() -> IssueFailed {
-    IssueFailed {
-        field: "ecf".into(),
-        reason: "this build has no e-CF document builder yet".into(),
+fn converted(i: issue::Issued) -> IssuedEcf {
+    IssuedEcf {
+        encf: i.encf,
+        security_code: i.security_code,
+        signed_at_ms: i.signed_at_ms,
+        total: i.total,
+        documents: i
+            .documents
+            .into_iter()
+            .map(|d| SignedDoc {
+                kind: d.kind.as_str().to_owned(),
+                xml: d.xml,
+                sha256: d.sha256,
+            })
+            .collect(),
+        qr_url: i.qr_url,
     }
+}
+
+/// The failure, naming the field of the document (or the sale) at fault.
+fn failed(e: issue::IssueError) -> IssueFailed {
+    let (field, reason) = match &e {
+        issue::IssueError::Document(DocumentError::Field { field, reason }) => {
+            (field.clone(), reason.clone())
+        }
+        issue::IssueError::Document(DocumentError::TaxRate { line, .. }) => {
+            (format!("lines[{line}].tax_bp"), e.to_string())
+        }
+        _ => ("ecf".to_owned(), e.to_string()),
+    };
+    IssueFailed { field, reason }
 }
