@@ -15,7 +15,6 @@
 mod common;
 
 #[path = "../../tests/src/pki.rs"]
-#[allow(dead_code)]
 mod pki;
 
 use std::sync::{Arc, Mutex};
