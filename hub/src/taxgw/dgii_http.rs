@@ -126,8 +126,15 @@ impl DgiiGateway {
                 String::from_utf8_lossy(&seed)
             )));
         }
-        // Unsigned: see `dgii`'s module doc (XMLDSig is out of scope).
-        let signed = dgii::read_seed(&seed).map_err(GatewayError::Auth)?;
+        let seed = dgii::read_seed(&seed).map_err(GatewayError::Auth)?;
+        // Signed with the hub's own certificate when one is installed (as
+        // DGII requires); the emulator without signature checks takes the
+        // seed as received.
+        let signed = match &self.signer {
+            Some(signer) => super::dgii_signed::signed_seed(&seed, signer)
+                .map_err(|e| GatewayError::Auth(format!("signing the seed: {e}")))?,
+            None => seed,
+        };
         let (ct, body) = multipart::form("xml", "semilla.xml", &signed);
         let (status, answer) = self
             .send(|| {
