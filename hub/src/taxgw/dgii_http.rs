@@ -1,6 +1,7 @@
 //! The DGII e-CF services over HTTPS (the IO half of [`super::dgii`]): the
-//! bearer token (seed → "signed" seed → token, cached until shortly before
-//! it expires, renewed once on a 401), submissions as `multipart/form-data`
+//! bearer token (seed → seed signed with the hub's certificate → token,
+//! cached until shortly before it expires, renewed once on a 401),
+//! submissions as `multipart/form-data`
 //! with the file name DGII expects, status queries and lookups.
 //!
 //! Every call has a deadline (`request_timeout_ms`); what a failure means for
