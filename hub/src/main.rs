@@ -236,6 +236,20 @@ enum FiscalAction {
         #[arg(long)]
         rnc: String,
     },
+    /// Export every signed e-CF, RFCE and ANECF the hub holds as its exact
+    /// bytes, one file per document (`{e-NCF}.{kind}.xml`), with `index.csv`
+    /// (e-NCF, type, kind, security code, state, trackId), for an auditor.
+    Documents {
+        /// Directory to write (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// First day, yyyy-mm-dd (Santo Domingo time, by signing time).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day, yyyy-mm-dd (inclusive).
+        #[arg(long)]
+        to: Option<String>,
+    },
     /// Write a register off (lost, stolen, dead): its key is revoked and the
     /// fiscal numbers it held are never issued again.
     WriteOff {
@@ -715,7 +729,23 @@ async fn admin(url: &str, token: &str, action: AdminAction) -> Result<(), Failur
 
 async fn fiscal(url: &str, token: &str, action: FiscalAction) -> Result<(), Failure> {
     let c = AdminClient::new(url, token).map_err(runtime_error)?;
+    if let FiscalAction::Documents { out, from, to } = &action {
+        let mut path = "/v1/admin/fiscal/documents?".to_owned();
+        for (k, v) in [("from", from), ("to", to)] {
+            if let Some(v) = v {
+                path.push_str(&format!("{k}={v}&"));
+            }
+        }
+        let v = c
+            .get(path.trim_end_matches(['&', '?']))
+            .await
+            .map_err(runtime_error)?;
+        let n = caja_hub::admin_client::write_documents(out, &v).map_err(runtime_error)?;
+        println!("{n} documents written to {}", out.display());
+        return Ok(());
+    }
     let out = match action {
+        FiscalAction::Documents { .. } => unreachable!("handled above"),
         FiscalAction::LoadSeries {
             prefix,
             digits,

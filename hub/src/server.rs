@@ -271,6 +271,8 @@ pub async fn start_with_clock(
             t,
             clock_for_outbox.clone(),
             metrics.clone(),
+            trust.clone(),
+            data_dir,
         )?),
         _ => None,
     };
@@ -332,7 +334,29 @@ fn start_outbox(
     t: &crate::config::TaxAuthorityConfig,
     clock: Arc<dyn Clock + Send + Sync>,
     metrics: Arc<Metrics>,
+    trust: Option<Arc<caja_shared::ecf::certificate::TrustStore>>,
+    data_dir: &Path,
 ) -> Result<WorkerPool, ServeError> {
+    if trust.is_none() {
+        tracing::warn!("no [tax_authority] trusted_ca: registers' signatures are verified, their certificates' chains are not");
+    }
+    // The hub's own certificate signs what the hub issues (ANECF).
+    let signer = match crate::certificate::load_credentials(data_dir) {
+        Ok(Some(c)) => {
+            match caja_shared::ecf::xmldsig::Signer::new(c.key_pkcs8(), c.cert_der().to_vec()) {
+                Ok(s) => Some(Arc::new(s)),
+                Err(e) => {
+                    tracing::error!(error = %e, "the hub's installed certificate cannot sign; cancellations wait");
+                    None
+                }
+            }
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::error!(error = %e, "the hub's certificate cannot be read; cancellations wait");
+            None
+        }
+    };
     let gateway = crate::taxgw::dgii_http::DgiiGateway::new(
         crate::taxgw::dgii::DgiiConfig {
             ecf_base_url: t.ecf_base_url.clone(),
@@ -347,7 +371,12 @@ fn start_outbox(
     .map_err(|e| ServeError::Io {
         what: "tax authority client".into(),
         source: std::io::Error::other(e.to_string()),
-    })?;
+    })?
+    .with_signature_check(crate::taxgw::dgii_signed::signature_check(trust));
+    let gateway = match signer {
+        Some(s) => gateway.with_signer(s),
+        None => gateway,
+    };
     Ok(WorkerPool::spawn(
         store.clone(),
         Arc::new(gateway),

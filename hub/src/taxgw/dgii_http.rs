@@ -1,6 +1,7 @@
 //! The DGII e-CF services over HTTPS (the IO half of [`super::dgii`]): the
-//! bearer token (seed → "signed" seed → token, cached until shortly before
-//! it expires, renewed once on a 401), submissions as `multipart/form-data`
+//! bearer token (seed → seed signed with the hub's certificate → token,
+//! cached until shortly before it expires, renewed once on a 401),
+//! submissions as `multipart/form-data`
 //! with the file name DGII expects, status queries and lookups.
 //!
 //! Every call has a deadline (`request_timeout_ms`); what a failure means for
@@ -13,8 +14,8 @@ use caja_shared::clock::Clock;
 
 use super::dgii::{self, DgiiConfig};
 use super::{
-    multipart, BuildError, DocumentSource, GatewayError, GwFuture, StatusAnswer, Submitted,
-    TaxGateway,
+    multipart, BuildError, DocumentSource, GatewayError, GwFuture, SourceBody, StatusAnswer,
+    Submitted, TaxGateway,
 };
 use crate::outbox::{Claimed, Prepared};
 
@@ -28,6 +29,8 @@ pub struct DgiiGateway {
     timeout_ms: u64,
     clock: Arc<dyn Clock + Send + Sync>,
     token: tokio::sync::Mutex<Option<(String, i64)>>,
+    check: Option<Arc<super::dgii_signed::SignatureCheck>>,
+    signer: Option<Arc<caja_shared::ecf::xmldsig::Signer>>,
 }
 
 impl std::fmt::Debug for DgiiGateway {
@@ -60,7 +63,24 @@ impl DgiiGateway {
             timeout_ms: timeout_ms.max(1),
             clock,
             token: tokio::sync::Mutex::new(None),
+            check: None,
+            signer: None,
         })
+    }
+
+    /// The hub's own signer (its installed certificate): what the hub issues
+    /// itself — a cancellation (ANECF) — is signed with it; without it a
+    /// cancellation waits.
+    pub fn with_signer(mut self, signer: Arc<caja_shared::ecf::xmldsig::Signer>) -> Self {
+        self.signer = Some(signer);
+        self
+    }
+
+    /// The signature check every register-signed document passes before its
+    /// first submission (see [`super::dgii_signed`]).
+    pub fn with_signature_check(mut self, check: Arc<super::dgii_signed::SignatureCheck>) -> Self {
+        self.check = Some(check);
+        self
     }
 
     fn ecf(&self, path: &str) -> String {
@@ -107,8 +127,15 @@ impl DgiiGateway {
                 String::from_utf8_lossy(&seed)
             )));
         }
-        // Unsigned: see `dgii`'s module doc (XMLDSig is out of scope).
-        let signed = dgii::read_seed(&seed).map_err(GatewayError::Auth)?;
+        let seed = dgii::read_seed(&seed).map_err(GatewayError::Auth)?;
+        // Signed with the hub's own certificate when one is installed (as
+        // DGII requires); the emulator without signature checks takes the
+        // seed as received.
+        let signed = match &self.signer {
+            Some(signer) => super::dgii_signed::signed_seed(&seed, signer)
+                .map_err(|e| GatewayError::Auth(format!("signing the seed: {e}")))?,
+            None => seed,
+        };
         let (ct, body) = multipart::form("xml", "semilla.xml", &signed);
         let (status, answer) = self
             .send(|| {
@@ -289,7 +316,18 @@ impl TaxGateway for DgiiGateway {
     }
 
     fn build(&self, src: &DocumentSource) -> Result<Prepared, BuildError> {
-        dgii::build(&self.cfg, src)
+        match &src.body {
+            SourceBody::Signed(docs) => {
+                super::dgii_signed::prepare(&self.cfg, src, docs, self.check.as_deref())
+            }
+            SourceBody::Cancellation { .. } => match &self.signer {
+                Some(signer) => super::dgii_signed::cancellation(&self.cfg, src, signer),
+                None => Err(BuildError::Wait(
+                    "the hub signs a cancellation (ANECF) with its own certificate: install it with caja-hub fiscal certificate install".into(),
+                )),
+            },
+            _ => dgii::build(&self.cfg, src),
+        }
     }
 
     fn submit<'a>(&'a self, doc: &'a Claimed) -> GwFuture<'a, Result<Submitted, GatewayError>> {

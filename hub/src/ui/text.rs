@@ -572,6 +572,9 @@ pub fn conflict_reason(reason: ConflictReason) -> String {
         ConflictReason::StoreCreditOverdrawn
         | ConflictReason::ReturnOriginalUnknown
         | ConflictReason::FiscalDocumentRejected => format!("Conflicto «{reason}»"),
+        ConflictReason::FiscalDocumentInvalid => {
+            "Documento fiscal firmado que no pasó la verificación: no se envió a la DGII".into()
+        }
     }
 }
 

@@ -178,6 +178,10 @@ pub(crate) struct SellArgs {
     /// The buyer's RNC or cédula (required for B01/E31).
     #[arg(long)]
     pub(crate) buyer: Option<String>,
+    /// The buyer's name (required with --buyer on E31 and on an E32 of
+    /// RD$250,000 or more).
+    #[arg(long)]
+    pub(crate) buyer_name: Option<String>,
     /// A weighed item (CODE), its weight read from the configured scale: the
     /// sale is made only with a stable weight within the scale's capacity.
     #[arg(long = "weigh")]
@@ -317,6 +321,17 @@ pub(crate) struct ReturnArgs {
     /// The customer credited, for a store-credit refund.
     #[arg(long)]
     pub(crate) customer: Option<CustomerId>,
+    /// For an electronic credit note (E34) of a document this register does
+    /// not hold: that document's date (yyyy-mm-dd).
+    #[arg(long)]
+    pub(crate) modified_date: Option<String>,
+    /// The buyer's RNC or cédula, for a credit note modifying a document
+    /// that names its buyer (E31, E32 of RD$250,000 or more).
+    #[arg(long)]
+    pub(crate) buyer: Option<String>,
+    /// The buyer's name, likewise.
+    #[arg(long)]
+    pub(crate) buyer_name: Option<String>,
     #[command(flatten)]
     pub(crate) approver: ApproverArg,
     #[command(flatten)]
