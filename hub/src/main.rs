@@ -106,7 +106,8 @@ enum DevAction {
     /// Run a DGII e-CF emulator (seed, token, reception, status, trackIds,
     /// summaries, cancellations) with faults on demand, until ctrl-c. Point
     /// `[tax_authority]` `ecf_base_url` / `fc_base_url` at the two bases it
-    /// prints. Documents are accepted unsigned.
+    /// prints. With `--xsd-dir` every document is validated with `xmllint`;
+    /// with `--check-signatures` unsigned or badly signed ones are refused.
     DgiiEmulator {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8787")]
@@ -141,6 +142,13 @@ enum DevAction {
         /// Seed of the fault choices.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// DGII's XSD directory: validate every document with `xmllint`.
+        #[arg(long)]
+        xsd_dir: Option<PathBuf>,
+        /// Refuse documents (and seeds) whose XMLDSig signature does not
+        /// verify.
+        #[arg(long)]
+        check_signatures: bool,
     },
 }
 
@@ -566,6 +574,8 @@ fn dev(action: DevAction) -> Result<(), Failure> {
             reject,
             conditional,
             seed,
+            xsd_dir,
+            check_signatures,
         } => {
             init_logs(LogFormat::Text);
             if timeout_per_mille + error_per_mille > 1000 {
@@ -591,8 +601,14 @@ fn dev(action: DevAction) -> Result<(), Failure> {
             };
             let rt = runtime()?;
             rt.block_on(async move {
-                let emu = caja_hub::dgii_emulator::Emulator::start(listen, &rnc, faults, seed)
-                    .await
+                let checks = caja_hub::dgii_emulator::Checks {
+                    xsd_dir,
+                    signatures: check_signatures,
+                };
+                let emu = caja_hub::dgii_emulator::Emulator::start_checked(
+                    listen, &rnc, faults, seed, checks,
+                )
+                .await
                     .with_context(|| format!("cannot listen on {listen}"))
                     .map_err(runtime_error)?;
                 println!("dgii emulator listening on {}", emu.addr());
