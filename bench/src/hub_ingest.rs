@@ -265,7 +265,13 @@ fn push_body(reg: &Register, events: &[Event]) -> anyhow::Result<Vec<u8>> {
         last.seq(),
         last.hash(),
     );
-    Ok(caja_shared::push::push_body(reg.device, events, &cp, 0)?)
+    Ok(caja_shared::push::push_body(
+        reg.device,
+        events,
+        &[],
+        &cp,
+        0,
+    )?)
 }
 
 /// The baseline: the same rows into the hub's `events` table, 1000 per

@@ -297,7 +297,7 @@ async fn measure(documents: u64, workers: usize) -> anyhow::Result<Summary> {
             last.seq(),
             last.hash(),
         );
-        let body = caja_shared::push::push_body(reg.device, chunk, &cp, 0)
+        let body = caja_shared::push::push_body(reg.device, chunk, &[], &cp, 0)
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         let mut req = http.post(format!("{url}/v1/sync/push")).body(body.clone());
         for (k, v) in signed(&reg, "POST", "/v1/sync/push", &body).pairs() {

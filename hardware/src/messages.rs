@@ -136,6 +136,15 @@ pub fn security_code(code: &str) -> String {
     format!("Código de seguridad: {code}")
 }
 
+/// When the electronic document was signed (DGII's `FechaHoraFirma`),
+/// `dd-MM-yyyy HH:mm:ss` in GMT-4 as DGII's "Representación Impresa" writes it.
+pub fn signed_at(at: &crate::localtime::LocalDateTime) -> String {
+    format!(
+        "Fecha de firma: {:02}-{:02}-{:04} {:02}:{:02}:{:02}",
+        at.day, at.month, at.year, at.hour, at.minute, at.second
+    )
+}
+
 /// The default footer.
 pub const DEFAULT_FOOTER: &[&str] = &["¡Gracias por su compra!"];
 

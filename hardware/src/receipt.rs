@@ -132,6 +132,9 @@ pub struct Receipt {
     /// The tax authority's security code, printed under the QR code once the
     /// document is confirmed.
     pub security_code: Option<String>,
+    /// When the electronic document was signed (GMT-4), printed under the
+    /// security code.
+    pub signed_at: Option<LocalDateTime>,
     /// Closing lines.
     pub footer: Vec<String>,
     /// Set on a reprint: when it was reprinted. A receipt with this set is marked
@@ -175,6 +178,9 @@ pub struct FiscalConfirmation {
     pub security_code: String,
     /// The authority's verification address for the document.
     pub verify_url: String,
+    /// When the document was signed, in GMT-4 (an e-CF signed at the
+    /// register: known when the original receipt prints, offline too).
+    pub signed_at: Option<LocalDateTime>,
 }
 
 /// Why a receipt cannot be built or laid out.
@@ -295,6 +301,7 @@ impl Receipt {
             fiado_balance: ctx.fiado_balance,
             qr,
             security_code: confirmed.map(|c| c.security_code.clone()),
+            signed_at: confirmed.and_then(|c| c.signed_at),
             footer,
             copy: None,
         })
@@ -426,6 +433,9 @@ impl Receipt {
         }
         if let Some(code) = &self.security_code {
             b.center(&msg::security_code(code), Style::BOLD);
+        }
+        if let Some(at) = &self.signed_at {
+            b.center(&msg::signed_at(at), Style::PLAIN);
         }
         b.rule();
         for line in &self.footer {

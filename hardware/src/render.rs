@@ -22,8 +22,17 @@ use escpos::utils::{
 use crate::codepage::Unmappable;
 use crate::receipt::{Align, Block, Layout, Style, Width};
 
-/// QR module size in dots (1–16); 5 gives a ~3 cm code for a typical payload.
-const QR_MODULE_DOTS: u8 = 5;
+/// QR module size in dots (1–16). At 203 dpi (8 dots/mm, 58 and 80 mm
+/// printers alike) a module is 0.625 mm. DGII's shortest e-CF payload (a
+/// `ConsultaTimbreFC` address, about 120 bytes) needs a version-8 symbol
+/// (49 modules) at error correction M: 30.6 mm, above the 22 × 22 mm DGII's
+/// "Representación Impresa" asks for; the longest (`ConsultaTimbre`, about
+/// 260 bytes, 65 modules) is 40.6 mm, inside 58 mm paper's 48 mm print width.
+/// `hardware/tests/receipt.rs` checks both bounds.
+pub const QR_MODULE_DOTS: u8 = 5;
+
+/// Printer dots per millimetre (203 dpi), for the QR size bound.
+pub const DOTS_PER_MM: u32 = 8;
 
 /// A receipt as printer bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]

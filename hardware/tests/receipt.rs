@@ -354,6 +354,7 @@ fn a_confirmed_electronic_document_carries_the_authoritys_qr_and_security_code()
     ctx.fiscal_confirmation = Some(caja_hardware::receipt::FiscalConfirmation {
         security_code: "A1B2C3".into(),
         verify_url: "https://fc.dgii.gov.do/ecf/ConsultaTimbreFC?RncEmisor=101123456&ENCF=E320000000051&MontoTotal=631.15&CodigoSeguridad=A1B2C3".into(),
+        signed_at: None,
     });
     let r = Receipt::from_sale(&groceries(), &ctx, weighed).expect("receipt");
     let text = paper(&r, Width::Mm58, CodePage::Pc858);
@@ -374,4 +375,40 @@ fn a_confirmed_electronic_document_carries_the_authoritys_qr_and_security_code()
     plain.fiscal = None;
     let r = Receipt::from_sale(&plain, &ctx, weighed).expect("receipt");
     assert_eq!((r.qr, r.security_code), (None, None));
+}
+
+#[test]
+fn an_ecf_signed_at_the_register_prints_code_signing_time_and_a_large_enough_qr() {
+    let mut ctx = context();
+    let url = "https://fc.dgii.gov.do/testecf/ConsultaTimbreFC?RncEmisor=101123456&ENCF=E320000000051&MontoTotal=631.15&CodigoSeguridad=A1B2C3";
+    ctx.fiscal_confirmation = Some(caja_hardware::receipt::FiscalConfirmation {
+        security_code: "A1B2C3".into(),
+        verify_url: url.into(),
+        signed_at: Some(LocalDateTime::from_utc_ms(
+            SOLD_AT_MS,
+            UtcOffset::SANTO_DOMINGO,
+        )),
+    });
+    let r = Receipt::from_sale(&groceries(), &ctx, weighed).expect("receipt");
+    let text = paper(&r, Width::Mm80, CodePage::Pc858);
+    assert!(text.contains("Código de seguridad: A1B2C3"), "{text}");
+    let at = LocalDateTime::from_utc_ms(SOLD_AT_MS, UtcOffset::SANTO_DOMINGO);
+    let expected = format!(
+        "Fecha de firma: {:02}-{:02}-{:04} {:02}:{:02}:{:02}",
+        at.day, at.month, at.year, at.hour, at.minute, at.second
+    );
+    assert!(text.contains(&expected), "{text}");
+    // The symbol's side in mm at the module size the renderer sends, for
+    // the shortest and the longest DGII payload.
+    let side_mm = |data: &str| {
+        let code =
+            qrcode::QrCode::with_error_correction_level(data, qrcode::EcLevel::M).expect("qr");
+        let modules = u32::try_from(code.width()).expect("width");
+        f64::from(modules * u32::from(caja_hardware::render::QR_MODULE_DOTS))
+            / f64::from(caja_hardware::render::DOTS_PER_MM)
+    };
+    let shortest = "https://fc.dgii.gov.do/ecf/ConsultaTimbreFC?RncEmisor=101123456&ENCF=E320000000001&MontoTotal=0.00&CodigoSeguridad=A1B2C3";
+    let longest = "https://ecf.dgii.gov.do/certecf/ConsultaTimbre?RncEmisor=101123456&RncComprador=40212345678&ENCF=E310000000001&FechaEmision=31-12-2026&MontoTotal=99999999999.99&FechaFirma=31-12-2026%2023%3A59%3A59&CodigoSeguridad=A%2B%2F1b2";
+    assert!(side_mm(shortest) >= 22.0, "{} mm", side_mm(shortest));
+    assert!(side_mm(longest) <= 48.0, "{} mm", side_mm(longest));
 }

@@ -37,6 +37,17 @@
 //! scale = "toledo:///dev/ttyS0"
 //! # How long a sale waits for the weight to settle (ms).
 //! scale_timeout_ms = 3000
+//!
+//! # Electronic fiscal documents (e-CF): the issuer as DGII knows it. Required
+//! # to sell on an `E` series; checked at start (each field is named in the
+//! # error). The signing certificate: `caja-node fiscal certificate install`.
+//! [ecf]
+//! environment = "ecf"          # testecf | certecf | ecf (production)
+//! rnc = "131234567"            # 9 digits (RNC) or 11 (cédula)
+//! legal_name = "Colmado La Esquina SRL"
+//! address = "Calle Duarte 12, Santo Domingo"
+//! trade_name = "Colmado La Esquina"   # optional
+//! deferred_send = false        # IndicadorEnvioDiferido, if DGII authorized it
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -116,6 +127,73 @@ pub struct NodeConfig {
     /// Quick keys of the cashier's screen: codes (SKU or barcode) of items
     /// without a barcode on them. Empty: the items sold by weight.
     pub quick_keys: Vec<String>,
+    /// `[ecf]`: the issuer of electronic fiscal documents; `None` when the
+    /// register issues none.
+    pub ecf: Option<EcfConfig>,
+}
+
+/// DGII environments a register may send to (`[ecf] environment`).
+pub const ECF_ENVIRONMENTS: [&str; 3] = ["testecf", "certecf", "ecf"];
+
+/// The `[ecf]` section: who issues the register's e-CF. Lengths and the RNC
+/// pattern are DGII's (Formato e-CF v1.0: `RNCEmisor` 9 or 11 digits,
+/// `RazonSocialEmisor` and `NombreComercial` 1–150, `DireccionEmisor` 1–100
+/// characters; `../shared/dgii/xsd/e-CF-32.xsd`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EcfConfig {
+    /// `testecf`, `certecf` or `ecf` (production).
+    pub environment: String,
+    /// The taxpayer's RNC (9 digits) or cédula (11 digits), digits only.
+    pub rnc: String,
+    /// Razón social.
+    pub legal_name: String,
+    /// The issuer's address (`DireccionEmisor`).
+    pub address: String,
+    /// Nombre comercial, if any.
+    #[serde(default)]
+    pub trade_name: Option<String>,
+    /// `IndicadorEnvioDiferido`: DGII authorized this taxpayer to send later.
+    #[serde(default)]
+    pub deferred_send: bool,
+}
+
+impl EcfConfig {
+    /// Checks every field; the error names it (`ecf.rnc`, …).
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if !ECF_ENVIRONMENTS.contains(&self.environment.as_str()) {
+            return Err(ConfigError::Invalid {
+                key: "ecf.environment",
+                message: format!("{:?} is not one of testecf, certecf, ecf", self.environment),
+            });
+        }
+        let digits = self.rnc.chars().all(|c| c.is_ascii_digit());
+        if !digits || !(self.rnc.len() == 9 || self.rnc.len() == 11) {
+            return Err(ConfigError::Invalid {
+                key: "ecf.rnc",
+                message: format!(
+                    "{:?} must be 9 digits (RNC) or 11 (cédula), without dashes",
+                    self.rnc
+                ),
+            });
+        }
+        let text = |key: &'static str, v: &str, max: usize| {
+            let n = v.trim().chars().count();
+            if n == 0 || v.chars().count() > max || v.chars().any(char::is_control) {
+                return Err(ConfigError::Invalid {
+                    key,
+                    message: format!("1 to {max} characters, no control characters"),
+                });
+            }
+            Ok(())
+        };
+        text("ecf.legal_name", &self.legal_name, 150)?;
+        text("ecf.address", &self.address, 100)?;
+        if let Some(t) = &self.trade_name {
+            text("ecf.trade_name", t, 150)?;
+        }
+        Ok(())
+    }
 }
 
 impl Default for NodeConfig {
@@ -140,6 +218,7 @@ impl Default for NodeConfig {
             scale_timeout_ms: DEFAULT_SCALE_TIMEOUT_MS,
             ui_listen: None,
             quick_keys: Vec::new(),
+            ecf: None,
         }
     }
 }
@@ -252,6 +331,9 @@ impl NodeConfig {
                 key: "max_hlc_drift_ms",
                 message: "must be between 1000 and 86400000".into(),
             });
+        }
+        if let Some(ecf) = &cfg.ecf {
+            ecf.check()?;
         }
         cfg.receipt_paper()?;
         cfg.printer_address()?;
@@ -476,6 +558,39 @@ mod tests {
             NodeConfig::load(dir.path(), bad_env),
             Err(ConfigError::Env { .. })
         ));
+    }
+
+    #[test]
+    fn ecf_section_is_read_and_each_field_checked() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let good = "[ecf]\nenvironment = \"certecf\"\nrnc = \"131234567\"\n\
+                    legal_name = \"Colmado Ñoño SRL\"\naddress = \"Calle Duarte 12\"\n";
+        std::fs::write(dir.path().join(CONFIG_FILE_NAME), good).expect("write");
+        let cfg = NodeConfig::load(dir.path(), |_| None).expect("ecf");
+        let ecf = cfg.ecf.expect("section");
+        assert_eq!(ecf.environment, "certecf");
+        assert_eq!(ecf.trade_name, None);
+        assert!(!ecf.deferred_send);
+        for (edit, key) in [
+            (("certecf", "prod"), "ecf.environment"),
+            (("131234567", "1-31-23456-7"), "ecf.rnc"),
+            (("131234567", "1312345678"), "ecf.rnc"),
+            (("Colmado Ñoño SRL", ""), "ecf.legal_name"),
+            (("Calle Duarte 12", " "), "ecf.address"),
+        ] {
+            let text = good.replace(edit.0, edit.1);
+            std::fs::write(dir.path().join(CONFIG_FILE_NAME), &text).expect("write");
+            let err = NodeConfig::load(dir.path(), |_| None).expect_err(&text);
+            assert!(err.to_string().contains(key), "{key}: {err}");
+        }
+        let long = format!("{good}trade_name = \"{}\"\n", "x".repeat(151));
+        std::fs::write(dir.path().join(CONFIG_FILE_NAME), long).expect("write");
+        let err = NodeConfig::load(dir.path(), |_| None).expect_err("long");
+        assert!(err.to_string().contains("ecf.trade_name"), "{err}");
+        let missing = good.replace("address = \"Calle Duarte 12\"\n", "");
+        std::fs::write(dir.path().join(CONFIG_FILE_NAME), missing).expect("write");
+        let err = NodeConfig::load(dir.path(), |_| None).expect_err("missing");
+        assert!(err.to_string().contains("address"), "{err}");
     }
 
     #[test]

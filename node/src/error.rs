@@ -131,6 +131,21 @@ pub enum Refusal {
     /// Hub events that do not verify.
     #[error("hub events: {0}")]
     HubEvents(String),
+    /// An electronic series (`E…`) was asked but the register cannot sign:
+    /// no `[ecf]` issuer configuration, no certificate, an expired one.
+    #[error(transparent)]
+    EcfUnavailable(crate::ecf::error::EcfUnavailable),
+    /// The e-CF could not be built or signed from this sale or return.
+    #[error("ecf: {0}")]
+    EcfNotIssued(crate::ecf::error::IssueFailed),
+    /// The document must name its buyer (RNC or cédula and name): `E31`, an
+    /// `E32` of RD$250,000 or more, a credit note modifying one of them.
+    #[error("buyer_name: series {0} needs the buyer's name and RNC or cédula")]
+    BuyerNameRequired(String),
+    /// A credit note modifies a document this register does not hold: the
+    /// cashier types the date of the modified document.
+    #[error("modified_date: the date of {0} is unknown here; give it (yyyy-mm-dd)")]
+    ModifiedDateRequired(String),
 }
 
 /// What failed in the machine: storage, the journal, the key file, the
@@ -196,6 +211,7 @@ macro_rules! into_op_error {
 into_op_error!(
     Refusal::Sale(SaleError),
     Refusal::Staff(StaffError),
+    Refusal::EcfUnavailable(crate::ecf::error::EcfUnavailable),
     Failure::ZReport(ZReportError),
     Failure::Journal(JournalError),
     Failure::Projection(ProjectionError),

@@ -12,6 +12,8 @@ use crate::register::{
 use crate::sale::SaleError;
 use crate::zreport::ZReport;
 
+#[cfg(unix)]
+pub mod certificate;
 pub mod receipt;
 
 /// "RD$ 1,234.50" style amount for people.
@@ -616,6 +618,17 @@ fn refusal(e: &Refusal) -> String {
         }
         Refusal::NoPrinter => "No hay impresora configurada: agregue `printer = \"tcp://…\"` en config.toml o defina CAJA_NODE_PRINTER.".into(),
         Refusal::HubEvents(why) => format!("Datos de la oficina central rechazados: {why}."),
+        Refusal::EcfUnavailable(why) => ecf_unavailable(why),
+        Refusal::EcfNotIssued(e) => format!(
+            "No se pudo firmar el comprobante electrónico ({}: {}). No se registró nada.",
+            e.field, e.reason
+        ),
+        Refusal::BuyerNameRequired(series) => format!(
+            "El comprobante {series} requiere el nombre y el RNC o la cédula del comprador."
+        ),
+        Refusal::ModifiedDateRequired(ncf) => format!(
+            "Esta caja no tiene el comprobante {ncf}: indique su fecha de emisión (aaaa-mm-dd)."
+        ),
     }
 }
 
@@ -1073,6 +1086,17 @@ fn capitalized(s: &str) -> String {
     match c.next() {
         Some(f) => f.to_uppercase().chain(c).collect(),
         None => String::new(),
+    }
+}
+
+/// Why an electronic (e-CF) sale cannot be made now, for the cashier.
+pub fn ecf_unavailable(why: &crate::ecf::EcfUnavailable) -> String {
+    use crate::ecf::EcfUnavailable as U;
+    match why {
+        U::NoIssuer => "No se puede emitir un comprobante electrónico: falta la configuración del emisor ([ecf] en config.toml). No se registró nada.".into(),
+        U::NoCertificate => "No se puede emitir un comprobante electrónico: no hay certificado digital instalado (caja-node fiscal certificate install). No se registró nada.".into(),
+        U::CertificateNotValid { .. } => "No se puede emitir un comprobante electrónico: el certificado digital está vencido o aún no es válido. Instale uno vigente. No se registró nada.".into(),
+        U::Broken(e) => format!("No se puede emitir un comprobante electrónico: {e}. No se registró nada."),
     }
 }
 

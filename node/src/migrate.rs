@@ -107,6 +107,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "ui_price_override",
         sql: include_str!("../../migrations/node/0014_ui_price_override.sql"),
     },
+    Migration {
+        version: 15,
+        name: "signed_documents",
+        sql: include_str!("../../migrations/node/0015_signed_documents.sql"),
+    },
 ];
 
 /// The schema version this binary writes: the last of [`MIGRATIONS`].

@@ -363,16 +363,27 @@ pub fn receipt(
         fiado_balance,
         qr_base_url: None,
         footer: Vec::new(),
-        // Phase two: once the hub relayed the tax authority's acceptance, the
+        // An e-CF signed here: the original receipt carries its security
+        // code, signing time (GMT-4) and QR code, offline too. Otherwise,
+        // phase two: once the hub relayed the tax authority's acceptance, the
         // receipt (a reprint) carries its security code and QR code.
-        fiscal_confirmation: match &created.fiscal {
-            Some(f) => crate::projection::fiscal_confirmation(conn, &f.number)?.map(
+        fiscal_confirmation: match (&created.fiscal, crate::ecf::store::of_sale(conn, sale)?) {
+            (Some(_), Some(own)) => Some(caja_hardware::receipt::FiscalConfirmation {
+                security_code: own.security_code,
+                verify_url: own.qr_url,
+                signed_at: Some(LocalDateTime::from_utc_ms(
+                    own.signed_at_ms,
+                    UtcOffset::SANTO_DOMINGO,
+                )),
+            }),
+            (Some(f), None) => crate::projection::fiscal_confirmation(conn, &f.number)?.map(
                 |(security_code, verify_url)| caja_hardware::receipt::FiscalConfirmation {
                     security_code,
                     verify_url,
+                    signed_at: None,
                 },
             ),
-            None => None,
+            (None, _) => None,
         },
     };
     let weighed = weighed_skus(conn, &created)?;

@@ -22,6 +22,9 @@ use crate::ids::{
 use crate::money::{Money, QtyMilli, TaxRateBp};
 use crate::pin::PinHash;
 
+mod fiscal;
+pub use fiscal::{FiscalDocumentIssued, IssuedDocument};
+
 /// Why a body does not decode.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BodyError {
@@ -169,6 +172,9 @@ event_kinds! {
     /// The tax authority rejected a fiscal document the hub submitted
     /// (hub event); head office must act (a `manual` conflict).
     FiscalDocumentRejected,
+    /// A register signed an e-CF (and its RFCE) for a sale or a return; the
+    /// signed bytes travel beside the event in the push.
+    FiscalDocumentIssued,
 }
 
 impl EventBody {
@@ -995,7 +1001,7 @@ mod tests {
             assert_eq!(EventKind::parse(k.as_str()), Some(*k));
         }
         assert_eq!(EventKind::parse("SaleDeleted"), None);
-        assert_eq!(EventKind::ALL.len(), 24);
+        assert_eq!(EventKind::ALL.len(), 25);
     }
 
     #[test]

@@ -294,6 +294,33 @@ impl Till {
         Ok(())
     }
 
+    /// Makes this register an e-CF issuer: installs the throwaway test
+    /// certificate (`crate::pki`) in its data directory and appends the
+    /// `[ecf]` section for `rnc` (a table: append top-level keys before it).
+    /// `Ok(false)` when `openssl` is missing (the PKI printed why; it fails
+    /// under `CAJA_REQUIRE_EXTERNAL=1`).
+    pub fn issue_ecf(&mut self, rnc: &str, settings: SyncSettings) -> Result<bool, ClusterError> {
+        let Some(pki) = crate::pki::Pki::get() else {
+            return Ok(false);
+        };
+        let p12 = crate::pki::Pki::read(&pki.leaf_p12);
+        caja_node::fiscal::certificate::install(
+            &self.data,
+            &pki.leaf_p12,
+            &p12,
+            crate::pki::P12_PASSWORD,
+            caja_shared::clock::Clock::now_ms(&SystemClock),
+        )
+        .map_err(|e| err("certificate")(e.to_string()))?;
+        self.configure(
+            &format!(
+                "\n[ecf]\nenvironment = \"testecf\"\nrnc = \"{rnc}\"\nlegal_name = \"Colmado La Esquina SRL\"\naddress = \"C/ Duarte 12, Santiago\"\n"
+            ),
+            settings,
+        )?;
+        Ok(true)
+    }
+
     /// Cuts or restores this register's network.
     pub fn set_network(&self, mode: Mode) {
         self.proxy.set(mode);

@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod day;
 pub mod demo;
 pub mod devices;
+pub mod pki;
 pub mod procs;
 pub mod proxy;
 pub mod sim;

@@ -130,6 +130,13 @@ fn electronic_documents_are_confirmed_by_the_authority_and_the_register_learns_i
         fast_sync_settings(),
     )
     .expect("configure");
+    // The register signs its e-CF (a throwaway certificate made with openssl).
+    if !till
+        .issue_ecf(RNC, fast_sync_settings())
+        .expect("e-CF issuer")
+    {
+        return;
+    }
     till.register
         .open_shift(op(), "ana", Money(0))
         .expect("shift");
@@ -151,12 +158,25 @@ fn electronic_documents_are_confirmed_by_the_authority_and_the_register_learns_i
     );
     let st = till.register.status().expect("status");
     assert_eq!(st.fiscal_documents.awaiting, 3);
-    // Before the verdict, a receipt has no QR code and no security code.
+    // Before the verdict, the original receipt already carries the code the
+    // register signed (offline too).
+    let signed: Vec<String> = sales
+        .iter()
+        .map(|s| {
+            caja_node::ecf::store::of_sale(till.register.conn(), s.sale_id)
+                .expect("read")
+                .expect("signed at the register")
+                .security_code
+        })
+        .collect();
     let before = till
         .register
         .receipt_text(sales[0].sale_id)
         .expect("receipt");
-    assert!(!before.contains("Código de seguridad"), "{before}");
+    assert!(
+        before.contains(&format!("Código de seguridad: {}", signed[0])),
+        "{before}"
+    );
 
     // Phase two: pushed, queued, submitted, decided, pulled back.
     let st = sync_until(&mut till, "verdicts", |st| {
@@ -179,7 +199,10 @@ fn electronic_documents_are_confirmed_by_the_authority_and_the_register_learns_i
             |r| r.get(0),
         )
         .expect("confirmed");
-    assert_eq!(code.len(), 6);
+    assert_eq!(
+        code, signed[0],
+        "the authority saw the register's signature"
+    );
     let after = till
         .register
         .receipt_text(sales[0].sale_id)
@@ -190,17 +213,22 @@ fn electronic_documents_are_confirmed_by_the_authority_and_the_register_learns_i
     );
     assert!(
         after.contains(&format!(
-            "ConsultaTimbreFC?RncEmisor={RNC}&ENCF={}&MontoTotal=130.00&CodigoSeguridad={code}",
-            numbers[0]
+            "ConsultaTimbreFC?RncEmisor={RNC}&ENCF={}&MontoTotal=130.00&CodigoSeguridad={}",
+            numbers[0],
+            caja_shared::ecf::receipt::percent_encode(&code)
         )),
         "{after}"
     );
-    // The rejected document's receipt stays without a code.
+    // The rejected document's receipt keeps the code it was printed with
+    // (head office acts on the rejection).
     let rejected = till
         .register
         .receipt_text(sales[1].sale_id)
         .expect("receipt");
-    assert!(!rejected.contains("Código de seguridad"), "{rejected}");
+    assert!(
+        rejected.contains(&format!("Código de seguridad: {}", signed[1])),
+        "{rejected}"
+    );
 
     // Head office sees the rejection as a manual conflict.
     let conflicts = hub
@@ -229,6 +257,9 @@ fn electronic_documents_are_confirmed_by_the_authority_and_the_register_learns_i
                     damaged: false,
                 }],
                 refund: PaymentMethod::Cash,
+                modified_date: None,
+                buyer_tax_id: None,
+                buyer_name: None,
                 customer: None,
                 unknown_original: Vec::new(),
             },

@@ -151,6 +151,7 @@ fn three_registers_sell_through_block_boundaries_offline_and_every_number_is_acc
         let b01 = Document {
             series: Some("B01".into()),
             buyer_tax_id: None,
+            buyer_name: None,
         };
         assert!(matches!(
             t.register.sell_as(op_id(), &sale(), &b01),
@@ -159,6 +160,7 @@ fn three_registers_sell_through_block_boundaries_offline_and_every_number_is_acc
         let bad = Document {
             series: Some("B01".into()),
             buyer_tax_id: Some("101850042".into()),
+            buyer_name: None,
         };
         assert!(matches!(
             t.register.sell_as(op_id(), &sale(), &bad),
@@ -170,6 +172,7 @@ fn three_registers_sell_through_block_boundaries_offline_and_every_number_is_acc
         let good = Document {
             series: Some("B01".into()),
             buyer_tax_id: Some("1-01-85004-3".into()),
+            buyer_name: None,
         };
         let r = t
             .register

@@ -205,7 +205,7 @@ fn push_target() -> PushTarget {
         last.seq(),
         last.hash(),
     );
-    let body = caja_shared::push::push_body(device.device, &events, &cp, 0).expect("body");
+    let body = caja_shared::push::push_body(device.device, &events, &[], &cp, 0).expect("body");
     PushTarget {
         _tmp: tmp,
         body,

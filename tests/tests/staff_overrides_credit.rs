@@ -356,6 +356,9 @@ fn store_credit_refunded_then_spent_and_overspent_across_registers_is_a_conflict
             damaged: false,
         }],
         refund: PaymentMethod::StoreCredit,
+        modified_date: None,
+        buyer_tax_id: None,
+        buyer_name: None,
         customer: None,
         unknown_original: vec![],
     };
@@ -473,6 +476,9 @@ fn a_return_of_a_sale_unknown_offline_is_flagged_and_checked_when_the_sale_arriv
             damaged: false,
         }],
         refund: PaymentMethod::Cash,
+        modified_date: None,
+        buyer_tax_id: None,
+        buyer_name: None,
         customer: None,
         unknown_original: vec![],
     };

@@ -55,6 +55,7 @@ const NODE_SQL_FILES: &[&str] = &[
     "node/src/projection/rebuild.rs",
     "node/src/projection/reads.rs",
     "node/src/fiscal/store.rs",
+    "node/src/ecf/store.rs",
     "node/src/escrow/store.rs",
     "node/src/staff/store.rs",
 ];

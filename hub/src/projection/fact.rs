@@ -726,6 +726,9 @@ fn body_facts(meta: &EventMeta<'_>, body: &EventBody) -> Vec<Fact> {
         }],
         // The tax authority's verdicts live in the outbox (`store::outbox`).
         EventBody::FiscalDocumentAccepted(_) | EventBody::FiscalDocumentRejected(_) => vec![],
+        // A register's signed e-CF: the documents themselves are stored from
+        // the push body and submitted by the outbox, not projected as facts.
+        EventBody::FiscalDocumentIssued(_) => vec![],
         EventBody::SaleReturned(b) => {
             let mut out: Vec<Fact> = Vec::new();
             for (i, l) in b.lines.iter().enumerate() {

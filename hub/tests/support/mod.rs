@@ -325,7 +325,7 @@ pub fn push_body(reg: &Register, events: &[Event]) -> Vec<u8> {
         last.seq(),
         last.hash(),
     );
-    caja_shared::push::push_body(reg.device, events, &cp, 0).unwrap()
+    caja_shared::push::push_body(reg.device, events, &[], &cp, 0).unwrap()
 }
 
 pub fn path_exists(p: &Path) -> bool {

@@ -81,14 +81,29 @@ pub(crate) fn status(cx: &Ctx) -> Result<(), Failure> {
     let node = open(dir)?;
     let s = node.status()?;
     let scale = scale_settings(&node)?.map(|sc| devices::scale_report(&sc));
+    let cert = caja_node::fiscal::certificate::summary(dir, SystemClock.now_ms());
     if json {
         let mut v = serde_json::to_value(&s).map_err(|e| refused(e.to_string()))?;
         v["scale_reading"] = serde_json::to_value(&scale).map_err(|e| refused(e.to_string()))?;
+        v["certificate"] = match &cert {
+            Ok(c) => serde_json::to_value(c).map_err(|e| refused(e.to_string()))?,
+            Err(e) => {
+                serde_json::json!({"present": true, "status": "unreadable", "error": e.to_string()})
+            }
+        };
         emit(json, &v, |_| String::new())
     } else {
+        let cert_line = match &cert {
+            Ok(c) => messages::certificate::state(c),
+            Err(e) => messages::certificate::unreadable(&messages::certificate::store_error(e)),
+        };
         emit(json, &s, |s| match &scale {
-            Some(r) => format!("{}\n{}", messages::status(s), messages::scale_report(r)),
-            None => messages::status(s),
+            Some(r) => format!(
+                "{}\n{cert_line}\n{}",
+                messages::status(s),
+                messages::scale_report(r)
+            ),
+            None => format!("{}\n{cert_line}", messages::status(s)),
         })
     }
 }

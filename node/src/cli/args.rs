@@ -178,6 +178,10 @@ pub(crate) struct SellArgs {
     /// The buyer's RNC or cédula (required for B01/E31).
     #[arg(long)]
     pub(crate) buyer: Option<String>,
+    /// The buyer's name (required with --buyer on E31 and on an E32 of
+    /// RD$250,000 or more).
+    #[arg(long)]
+    pub(crate) buyer_name: Option<String>,
     /// A weighed item (CODE), its weight read from the configured scale: the
     /// sale is made only with a stable weight within the scale's capacity.
     #[arg(long = "weigh")]
@@ -222,6 +226,29 @@ pub(crate) enum FiscalCmd {
     Status,
     /// Give back every unused number (e.g. before retiring the register).
     Release(FiscalReleaseArgs),
+    /// The e-CF signing certificate: install one from a PKCS#12 file, or show it.
+    #[command(subcommand)]
+    Certificate(CertificateCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CertificateCmd {
+    /// Install the signing certificate from a PKCS#12 file (.p12/.pfx). The
+    /// password comes from --password-file, else the environment variable
+    /// CAJA_CERT_PASSWORD, else a prompt on the terminal; never an argument.
+    /// The key is stored owner-only in the data directory.
+    Install(CertInstallArgs),
+    /// Show the installed certificate: subject, issuer, validity.
+    Show,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CertInstallArgs {
+    /// The PKCS#12 file.
+    pub(crate) file: PathBuf,
+    /// A file holding the password (one line), readable by its owner only.
+    #[arg(long)]
+    pub(crate) password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -294,6 +321,17 @@ pub(crate) struct ReturnArgs {
     /// The customer credited, for a store-credit refund.
     #[arg(long)]
     pub(crate) customer: Option<CustomerId>,
+    /// For an electronic credit note (E34) of a document this register does
+    /// not hold: that document's date (yyyy-mm-dd).
+    #[arg(long)]
+    pub(crate) modified_date: Option<String>,
+    /// The buyer's RNC or cédula, for a credit note modifying a document
+    /// that names its buyer (E31, E32 of RD$250,000 or more).
+    #[arg(long)]
+    pub(crate) buyer: Option<String>,
+    /// The buyer's name, likewise.
+    #[arg(long)]
+    pub(crate) buyer_name: Option<String>,
     #[command(flatten)]
     pub(crate) approver: ApproverArg,
     #[command(flatten)]

@@ -8,6 +8,7 @@
 
 mod admin;
 pub(crate) mod args;
+mod certificate;
 mod common;
 mod ops;
 
@@ -16,7 +17,8 @@ use std::path::PathBuf;
 use caja_node::datadir::DataDir;
 
 use args::{
-    Cli, Command, DebtCmd, DrawerCmd, FiscalCmd, HubCmd, ReceiptCmd, ScaleCmd, ShiftCmd, StockCmd,
+    CertificateCmd, Cli, Command, DebtCmd, DrawerCmd, FiscalCmd, HubCmd, ReceiptCmd, ScaleCmd,
+    ShiftCmd, StockCmd,
 };
 use common::Ctx;
 pub(crate) use common::Failure;
@@ -44,6 +46,10 @@ pub(crate) fn try_main(cli: Cli) -> Result<(), Failure> {
         Command::Sell(a) => ops::sell(&cx, a),
         Command::Fiscal(FiscalCmd::Status) => ops::fiscal_status(&cx),
         Command::Fiscal(FiscalCmd::Release(args)) => ops::fiscal_release(&cx, args),
+        Command::Fiscal(FiscalCmd::Certificate(CertificateCmd::Install(args))) => {
+            certificate::install(&cx, args)
+        }
+        Command::Fiscal(FiscalCmd::Certificate(CertificateCmd::Show)) => certificate::show(&cx),
         Command::Receipt(ReceiptCmd::Show(args)) => ops::receipt_show(&cx, args),
         Command::Receipt(ReceiptCmd::Reprint(args)) => ops::receipt_reprint(&cx, args),
         Command::Print(args) => ops::print_due(&cx, args),

@@ -54,6 +54,9 @@ pub(crate) fn return_sale(cx: &Ctx, args: ReturnArgs) -> Result<(), Failure> {
         products,
         refund,
         customer,
+        modified_date,
+        buyer,
+        buyer_name,
         approver,
         op,
     } = args;
@@ -89,6 +92,9 @@ pub(crate) fn return_sale(cx: &Ctx, args: ReturnArgs) -> Result<(), Failure> {
             refund,
             customer,
             unknown_original: unknown,
+            modified_date,
+            buyer_tax_id: buyer,
+            buyer_name,
         },
         cred.as_ref(),
     )?;
@@ -201,6 +207,7 @@ pub(crate) fn sell(cx: &Ctx, a: SellArgs) -> Result<(), Failure> {
     let doc = caja_node::register::Document {
         series: a.doc.clone(),
         buyer_tax_id: a.buyer.clone(),
+        buyer_name: a.buyer_name.clone(),
     };
     let cred = approver_credentials(
         &node,

@@ -17,8 +17,11 @@
 //!
 //! `rules` decides from values (the number a block gives, what a block
 //! releases, a series' status); `store` reads and writes the two tables and
-//! is the only file here with SQL.
+//! is the only file here with SQL. `certificate` keeps the e-CF signing
+//! credentials on disk (no SQL).
 
+#[cfg(unix)]
+pub mod certificate;
 mod rules;
 mod store;
 

@@ -400,6 +400,9 @@ fn apply_register_event(
         | EventBody::PaymentIntentUpdated(_)
         | EventBody::FiscalDocumentAccepted(_)
         | EventBody::FiscalDocumentRejected(_) => {}
+        // The issuing register stores its signed documents in the sale's own
+        // transaction (`signed_documents`); other registers only keep the event.
+        EventBody::FiscalDocumentIssued(_) => {}
     }
     Ok(())
 }

@@ -66,6 +66,9 @@ pub struct Register<C: Clock, R: RandomSource> {
     pub(super) clock: C,
     pub(super) rng: R,
     pub(super) config: crate::config::NodeConfig,
+    /// Who signs this register's e-CF, or why nobody can (asked only when an
+    /// `E` series is used).
+    pub(super) ecf: crate::ecf::IssuerSlot,
 }
 
 impl<C: Clock, R: RandomSource> Register<C, R> {
@@ -80,13 +83,28 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
         let db = Db::open(dir.db_path())?;
         let key = keyfile::read_key_file(&dir.key_path())?;
         let journal = Journal::open(db.conn(), key, config.max_hlc_drift_ms)?;
+        let ecf = crate::ecf::configured::load(dir, &config);
         Ok(Register {
             db,
             journal,
             clock,
             rng,
             config,
+            ecf,
         })
+    }
+
+    /// Replaces the register's e-CF issuer (tests and the demo inject one made
+    /// from a throwaway certificate; `open` loads the configured one).
+    pub fn set_ecf_issuer(&mut self, slot: crate::ecf::IssuerSlot) {
+        self.ecf = slot;
+    }
+
+    /// The e-CF issuer, or why there is none.
+    pub(super) fn ecf_issuer(
+        &self,
+    ) -> Result<std::sync::Arc<dyn crate::ecf::EcfIssuer>, crate::ecf::EcfUnavailable> {
+        self.ecf.clone()
     }
 
     /// The database connection, for reads.

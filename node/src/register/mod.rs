@@ -19,6 +19,7 @@
 mod admin;
 mod cash;
 mod customers;
+mod electronic;
 mod kernel;
 mod receipts;
 mod returns;

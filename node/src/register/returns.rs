@@ -68,6 +68,17 @@ pub struct ReturnRequest {
     /// flagged for review at the hub. Refused when the sale is known here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unknown_original: Vec<ProductReturnRequest>,
+    /// For an electronic credit note (`E34`) modifying a document this
+    /// register does not hold: that document's date, `yyyy-mm-dd`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modified_date: Option<String>,
+    /// The buyer's RNC or cédula, for a credit note modifying a document
+    /// that names its buyer (when this register does not hold it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buyer_tax_id: Option<String>,
+    /// The buyer's name, likewise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buyer_name: Option<String>,
 }
 
 /// What a return wrote.
@@ -159,6 +170,24 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
         // electronic sale when the register issues E34, else `B04`.
         let issues = |s: &str| self.config.fiscal_documents.iter().any(|d| d.as_str() == s);
         let (b04, e34) = (issues("B04"), issues("E34"));
+        let e34_issuer = e34.then(|| self.ecf_issuer());
+        let buyer_tax_id = match &req.buyer_tax_id {
+            Some(id) => Some(
+                caja_shared::fiscal::validate_tax_id(id)
+                    .map_err(|e| invalid("buyer_tax_id", e.to_string()))?
+                    .1,
+            ),
+            None => None,
+        };
+        let buyer_name = match &req.buyer_name {
+            Some(n) => Some(text("buyer_name", n, true)?),
+            None => None,
+        };
+        let credit_input = super::electronic::CreditNoteInput {
+            modified_date: req.modified_date.as_deref(),
+            buyer_tax_id: buyer_tax_id.as_deref(),
+            buyer_name: buyer_name.as_deref(),
+        };
         let own_device = self.device().device;
         self.run(op_id, "return", req, |ctx| {
             let (shift_id, cashier, shift_seq) = ctx.open_shift()?;
@@ -242,6 +271,18 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
                 (false, true) => Some("B04".to_owned()),
                 (false, false) => None,
             };
+            // An electronic credit note: who signs it, what it modifies and
+            // whom it names, decided before anything is appended.
+            let electronic_note = match (credit_series.as_deref(), &original_number) {
+                (Some(series), Some(ncf)) if crate::ecf::is_electronic(series) => {
+                    let issuer = e34_issuer
+                        .clone()
+                        .unwrap_or(Err(crate::ecf::EcfUnavailable::NoIssuer))?;
+                    let plan = super::electronic::plan_credit_note(ctx, ncf, total, &credit_input)?;
+                    Some((issuer, plan))
+                }
+                _ => None,
+            };
             let credit_note = match &credit_series {
                 Some(series) => {
                     let mut f = crate::fiscal::next_number(ctx.tx, own_device, series, ctx.now_ms)?
@@ -249,6 +290,9 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
                             OpError::Refused(Refusal::FiscalExhausted(series.clone()))
                         })?;
                     f.modifies = original_number.clone();
+                    f.buyer_tax_id = electronic_note
+                        .as_ref()
+                        .and_then(|(_, p)| p.buyer_tax_id.clone());
                     Some(f)
                 }
                 None => None,
@@ -257,24 +301,24 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
                 .map_err(|e| invalid("return_id", e.to_string()))?;
             let number = credit_note.as_ref().map(|f| f.number.clone());
             let flagged = original_unknown.is_some();
-            let seq = ctx.append(
-                caja_shared::kind::SaleReturned {
-                    return_id,
-                    sale_id,
-                    shift_id,
-                    cashier,
-                    lines,
-                    total,
-                    tax,
-                    refund: req.refund,
-                    customer,
-                    credit_note,
-                    approval: approval.clone(),
-                    original_unknown,
-                }
-                .into(),
-                deps,
-            )?;
+            let returned = caja_shared::kind::SaleReturned {
+                return_id,
+                sale_id,
+                shift_id,
+                cashier,
+                lines,
+                total,
+                tax,
+                refund: req.refund,
+                customer,
+                credit_note,
+                approval: approval.clone(),
+                original_unknown,
+            };
+            let seq = ctx.append(returned.clone().into(), deps)?;
+            if let Some((issuer, plan)) = &electronic_note {
+                super::electronic::issue_credit_note(ctx, issuer.as_ref(), &returned, seq, plan)?;
+            }
             let store_credit_balance = match customer {
                 Some(c) => Some(Money(projection::store_credit_balance(
                     ctx.tx,

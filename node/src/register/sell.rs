@@ -28,6 +28,10 @@ pub struct Document {
     /// The buyer's RNC or cédula (tax-credit documents).
     #[serde(default)]
     pub buyer_tax_id: Option<String>,
+    /// The buyer's name (`RazonSocialComprador`): required with the tax id on
+    /// an `E31` and on an `E32` of RD$250,000 or more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buyer_name: Option<String>,
 }
 
 /// Result of a sale.
@@ -183,6 +187,19 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             }
             _ => None,
         };
+        let buyer_name = match &doc.buyer_name {
+            Some(n) => Some(text("buyer_name", n, true)?),
+            None => None,
+        };
+        // An electronic series is refused up front, before anything is read
+        // under the write lock, when nobody can sign it.
+        let ecf_issuer = match &series {
+            Some(s) if crate::ecf::is_electronic(s) => Some(
+                self.ecf_issuer()
+                    .map_err(|e| OpError::Refused(Refusal::EcfUnavailable(e)))?,
+            ),
+            _ => None,
+        };
         let own_device = self.device().device;
         let low_water = self.config.fiscal_low_water;
         let stock_quotas = self.config.stock_quotas;
@@ -254,6 +271,15 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             }
             let body = outcome.body.clone();
             let seq = ctx.append(outcome.body.into(), vec![shift_event])?;
+            if let Some(issuer) = &ecf_issuer {
+                super::electronic::issue_sale(
+                    ctx,
+                    issuer.as_ref(),
+                    &body,
+                    seq,
+                    buyer_name.as_deref(),
+                )?;
+            }
             let fiscal_low = match &body.fiscal {
                 Some(f) => Some(crate::fiscal::numbers_left(
                     ctx.tx, own_device, &f.series, ctx.now_ms,

@@ -35,6 +35,9 @@ pub use crate::sync::state::{hub_log_status, reset_hub_trust, HubLogStatus};
 pub struct SyncSettings {
     /// Events per push.
     pub push_batch: usize,
+    /// Bytes per push body, signed documents included (under the hub's
+    /// body limit).
+    pub push_bytes: usize,
     /// Events per pull page.
     pub pull_limit: usize,
     /// Longest wait for one request, ms.
@@ -58,6 +61,7 @@ impl Default for SyncSettings {
     fn default() -> Self {
         SyncSettings {
             push_batch: 500,
+            push_bytes: super::batch::DEFAULT_PUSH_BYTES,
             pull_limit: 500,
             timeout_ms: super::client::DEFAULT_TIMEOUT_MS,
             interval_ms: 2_000,
@@ -527,7 +531,14 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
         loop {
             let conn = self.db.conn();
             let acked = Journal::acked_seq(conn)?;
-            let events = Journal::events_after(conn, acked, self.settings.push_batch)?;
+            // The signed documents named by the batch's events go beside
+            // them; the batch is cut so the body stays under the byte budget.
+            let (events, documents) = super::batch::next_batch(
+                conn,
+                acked,
+                self.settings.push_batch,
+                self.settings.push_bytes,
+            )?;
             let Some(last) = events.last() else {
                 return Ok(());
             };
@@ -540,9 +551,14 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
                 last.hash(),
             );
             let last_seq = last.seq().get();
-            let body =
-                caja_shared::push::push_body(self.device.device, &events, &cp, head.seq - last_seq)
-                    .map_err(|e| SyncError::BadHubData(e.to_string()))?;
+            let body = caja_shared::push::push_body(
+                self.device.device,
+                &events,
+                &documents,
+                &cp,
+                head.seq - last_seq,
+            )
+            .map_err(|e| SyncError::BadHubData(e.to_string()))?;
             match self.request("POST", "/v1/sync/push", body) {
                 Ok(v) => {
                     let count = |k: &str| {

@@ -5,9 +5,10 @@
 //! can replay them. `client` is the HTTP shell (signed requests, DESIGN's wire
 //! shapes) and `engine` the loop that pushes, pulls and recovers, on its own
 //! SQLite connection so selling never waits for the network; `state` its
-//! rows in the database.
+//! rows in the database; `batch` bounds a push in events and bytes.
 
 pub mod backoff;
+pub mod batch;
 pub mod breaker;
 pub mod client;
 pub mod engine;

@@ -779,6 +779,9 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
                 refund,
                 customer: None,
                 unknown_original: Vec::new(),
+                modified_date: None,
+                buyer_tax_id: None,
+                buyer_name: None,
             },
             cred.as_ref(),
         )?;

@@ -10,6 +10,7 @@
 //! `shared/tests/ecf_*.rs` check both with `xmllint` and `xmlsec1`). Sources
 //! are named in each module.
 
+pub mod certificate;
 pub mod document;
 pub mod issue;
 pub mod issuer;

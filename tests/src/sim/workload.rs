@@ -403,6 +403,9 @@ fn return_goods(w: &mut World, reg: usize) -> Result<(), SimError> {
             damaged: w.chance(200),
         }],
         refund: PaymentMethod::Cash,
+        modified_date: None,
+        buyer_tax_id: None,
+        buyer_name: None,
         customer: None,
         unknown_original: Vec::new(),
     };

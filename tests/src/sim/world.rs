@@ -181,6 +181,7 @@ fn err<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> SimError + '_ {
 pub fn sync_settings() -> SyncSettings {
     SyncSettings {
         push_batch: 50,
+        push_bytes: caja_node::sync::batch::DEFAULT_PUSH_BYTES,
         pull_limit: 50,
         timeout_ms: 1_000,
         interval_ms: 4_000,

@@ -88,7 +88,7 @@ fn hot_statements_are_not_reprepared_at_every_call() {
             last.seq(),
             last.hash(),
         );
-        let body = caja_shared::push::push_body(r.device, &evs, &cp, 0).unwrap();
+        let body = caja_shared::push::push_body(r.device, &evs, &[], &cp, 0).unwrap();
         let h = caja_shared::request::SignedHeaders::sign(
             &r.key,
             r.device,
