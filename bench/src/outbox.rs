@@ -146,6 +146,47 @@ pub fn run(documents: u64, workers: usize) -> anyhow::Result<Summary> {
     Ok(s)
 }
 
+/// A self-signed RSA-2048 certificate and its key, made with the `openssl`
+/// command line in `dir`, as a signer.
+fn throwaway_signer(dir: &std::path::Path) -> anyhow::Result<caja_shared::ecf::xmldsig::Signer> {
+    let run = |args: &[&str]| -> anyhow::Result<()> {
+        let st = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .context("openssl (needed to sign the benchmark's documents)")?;
+        anyhow::ensure!(st.success(), "openssl {args:?} failed");
+        Ok(())
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "cert.pem",
+        "-subj",
+        "/CN=caja-bench",
+        "-days",
+        "2",
+    ])?;
+    run(&[
+        "pkcs8", "-topk8", "-nocrypt", "-outform", "DER", "-in", "key.pem", "-out", "key.der",
+    ])?;
+    run(&[
+        "x509", "-outform", "DER", "-in", "cert.pem", "-out", "cert.der",
+    ])?;
+    caja_shared::ecf::xmldsig::Signer::new(
+        &std::fs::read(dir.join("key.der"))?,
+        std::fs::read(dir.join("cert.der"))?,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
 async fn measure(documents: u64, workers: usize) -> anyhow::Result<Summary> {
     let emu = Emulator::start("127.0.0.1:0".parse()?, RNC, Faults::default(), 1).await?;
 
@@ -166,6 +207,7 @@ async fn measure(documents: u64, workers: usize) -> anyhow::Result<Summary> {
             offset: UtcOffset::SANTO_DOMINGO,
             modified_issued_ms: None,
             built_ms: SystemClock.now_ms(),
+            modified: None,
         };
         let prepared = gw.build(&src).map_err(|e| anyhow::anyhow!("{e}"))?;
         docs.push(Claimed {
@@ -277,18 +319,51 @@ async fn measure(documents: u64, workers: usize) -> anyhow::Result<Summary> {
     let EventBody::FiscalRangeGranted(g) = g.body().map_err(|e| anyhow::anyhow!("{e}"))? else {
         bail!("no grant: {grant}");
     };
-    let events: Vec<Event> = (g.first..=g.last)
-        .map(|n| {
-            reg.append(
+    // Each sale with its signed documents beside it, as a register pushes
+    // them, signed with a throwaway certificate.
+    let signer = throwaway_signer(tmp.path())?;
+    let issuer = caja_shared::ecf::issuer::Issuer::new(
+        RNC,
+        "Colmado & Hijos SRL",
+        "Calle 1, Santo Domingo",
+        None,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut batches: Vec<(Vec<Event>, Vec<caja_shared::push::PushDocument>)> = Vec::new();
+    let numbers: Vec<u64> = (g.first..=g.last).collect();
+    for part in numbers.chunks(250) {
+        let mut events = Vec::new();
+        let mut docs = Vec::new();
+        for n in part {
+            let s = sale(format!("E32{n:010}"), *n);
+            let (issued, signed) = caja_hub::workload::signed_sale_documents(
+                &s,
+                &issuer,
+                &signer,
+                SystemClock.now_ms(),
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let e = reg.append(
                 store,
-                EventBody::SaleCreated(sale(format!("E32{n:010}"), n)),
+                EventBody::SaleCreated(s),
                 vec![],
                 SystemClock.now_ms(),
                 &mut OsRandom::new(),
-            )
-        })
-        .collect();
-    for chunk in events.chunks(500) {
+            );
+            let i = reg.append(
+                store,
+                EventBody::FiscalDocumentIssued(issued),
+                vec![e.id()],
+                SystemClock.now_ms(),
+                &mut OsRandom::new(),
+            );
+            events.extend([e, i]);
+            docs.extend(signed);
+        }
+        docs.sort_by_key(|d| d.sha256);
+        batches.push((events, docs));
+    }
+    for (chunk, docs) in &batches {
         let last = chunk.last().context("empty chunk")?;
         let cp = Checkpoint::sign(
             &reg.key,
@@ -297,7 +372,7 @@ async fn measure(documents: u64, workers: usize) -> anyhow::Result<Summary> {
             last.seq(),
             last.hash(),
         );
-        let body = caja_shared::push::push_body(reg.device, chunk, &[], &cp, 0)
+        let body = caja_shared::push::push_body(reg.device, chunk, docs, &cp, 0)
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         let mut req = http.post(format!("{url}/v1/sync/push")).body(body.clone());
         for (k, v) in signed(&reg, "POST", "/v1/sync/push", &body).pairs() {

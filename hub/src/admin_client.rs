@@ -173,3 +173,61 @@ impl AdminClient {
         self.call(reqwest::Method::GET, path, None).await
     }
 }
+
+/// Writes an export of signed documents (`GET /v1/admin/fiscal/documents`)
+/// into `dir`: each document's exact bytes as `{e-NCF}.{kind}.xml` (an
+/// ANECF's `first..last` as `first-last`), checked against its SHA-256, and
+/// `index.csv` (`encf,type,kind,security_code,state,track_id`). Returns how
+/// many documents were written.
+pub fn write_documents(dir: &std::path::Path, export: &Value) -> anyhow::Result<usize> {
+    use anyhow::Context as _;
+    use base64::Engine as _;
+    let docs = export["documents"]
+        .as_array()
+        .context("the hub's answer has no documents list")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut index = String::from("encf,type,kind,security_code,state,track_id\n");
+    let text = |d: &Value, k: &str| d[k].as_str().unwrap_or("").to_owned();
+    for d in docs {
+        let (encf, kind) = (text(d, "encf"), text(d, "kind"));
+        let safe = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        };
+        let name = encf.replace("..", "-");
+        anyhow::ensure!(
+            safe(&name) && safe(&kind) && !name.starts_with('.'),
+            "unexpected document name {encf:?} / {kind:?}"
+        );
+        let xml = base64::engine::general_purpose::STANDARD
+            .decode(text(d, "xml_base64"))
+            .with_context(|| format!("{encf}: the bytes are not base64"))?;
+        let sha = caja_shared::digest::Hash256::of(&xml).to_hex();
+        anyhow::ensure!(
+            sha == text(d, "sha256"),
+            "{encf} ({kind}): the bytes do not match their SHA-256"
+        );
+        let path = dir.join(format!("{name}.{kind}.xml"));
+        std::fs::write(&path, &xml).with_context(|| format!("cannot write {}", path.display()))?;
+        let csv = |s: String| {
+            if s.contains([',', '"', '\n']) {
+                format!("\"{}\"", s.replace('"', "\"\""))
+            } else {
+                s
+            }
+        };
+        index.push_str(&format!(
+            "{},{},{},{},{},{}\n",
+            csv(encf),
+            csv(text(d, "ecf_type")),
+            csv(kind),
+            csv(text(d, "security_code")),
+            csv(text(d, "state")),
+            csv(text(d, "track_id")),
+        ));
+    }
+    let path = dir.join("index.csv");
+    std::fs::write(&path, index).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(docs.len())
+}

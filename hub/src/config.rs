@@ -61,6 +61,11 @@ pub struct TaxAuthorityConfig {
     pub retry_cap_ms: i64,
     /// Pause of an idle worker before it looks for due documents again.
     pub idle_poll_ms: u64,
+    /// PEM file of the trusted Dominican certification authorities
+    /// (relative to the data directory): registers' signing certificates
+    /// must chain to one of them. Read at start; a bad file stops the hub.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_ca: Option<String>,
 }
 
 impl Default for TaxAuthorityConfig {
@@ -79,6 +84,7 @@ impl Default for TaxAuthorityConfig {
             retry_base_ms: 1_000,
             retry_cap_ms: 300_000,
             idle_poll_ms: 1_000,
+            trusted_ca: None,
         }
     }
 }
@@ -156,6 +162,16 @@ impl TaxAuthorityConfig {
         }
         if self.idle_poll_ms == 0 {
             return bad("tax_authority.idle_poll_ms", "must be positive");
+        }
+        if self
+            .trusted_ca
+            .as_ref()
+            .is_some_and(|f| f.trim().is_empty())
+        {
+            return bad(
+                "tax_authority.trusted_ca",
+                "must name a PEM file of CA certificates",
+            );
         }
         Ok(())
     }

@@ -149,11 +149,14 @@ pub enum ConflictReason {
     CardPaymentUnconfirmed,
     /// The tax authority rejected a fiscal document.
     FiscalDocumentRejected,
+    /// A register's signed document failed the hub's checks before its
+    /// first submission (signature, certificate, issuer): never sent.
+    FiscalDocumentInvalid,
 }
 
 impl ConflictReason {
     /// Every reason.
-    pub const ALL: [ConflictReason; 11] = [
+    pub const ALL: [ConflictReason; 12] = [
         ConflictReason::DuplicateFiscalNumber,
         ConflictReason::DebtOverpaid,
         ConflictReason::PaymentOnVoidedDebt,
@@ -165,6 +168,7 @@ impl ConflictReason {
         ConflictReason::CardPaymentAmountMismatch,
         ConflictReason::CardPaymentUnconfirmed,
         ConflictReason::FiscalDocumentRejected,
+        ConflictReason::FiscalDocumentInvalid,
     ];
 
     /// The name stored, audited and sent (also hashed into the conflict id).
@@ -181,6 +185,7 @@ impl ConflictReason {
             ConflictReason::CardPaymentAmountMismatch => "card_payment_amount_mismatch",
             ConflictReason::CardPaymentUnconfirmed => "card_payment_unconfirmed",
             ConflictReason::FiscalDocumentRejected => "fiscal_document_rejected",
+            ConflictReason::FiscalDocumentInvalid => "fiscal_document_invalid",
         }
     }
 
@@ -204,7 +209,8 @@ impl ConflictReason {
             | ConflictReason::ReturnOriginalUnknown
             | ConflictReason::CardPaymentAmountMismatch
             | ConflictReason::CardPaymentUnconfirmed
-            | ConflictReason::FiscalDocumentRejected => Strategy::Manual,
+            | ConflictReason::FiscalDocumentRejected
+            | ConflictReason::FiscalDocumentInvalid => Strategy::Manual,
         }
     }
 
@@ -456,6 +462,7 @@ mod tests {
             "card_payment_amount_mismatch",
             "card_payment_unconfirmed",
             "fiscal_document_rejected",
+            "fiscal_document_invalid",
         ];
         assert_eq!(ConflictReason::ALL.len(), names.len());
         for (r, name) in ConflictReason::ALL.into_iter().zip(names) {

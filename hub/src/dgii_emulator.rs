@@ -3,22 +3,39 @@
 //! loopback, with faults on demand — slow answers, timeouts (the request
 //! lost before it is processed, or processed and its answer lost), 5xx,
 //! `En Proceso` for a number of status queries, rejections and conditional
-//! acceptances of chosen numbers, short-lived tokens — and duplicate
-//! detection by number.
+//! acceptances of chosen numbers, short-lived tokens — and DGII's refusal of
+//! a number already used.
 //!
 //! It counts, per document number, the submissions it **processed as new**
-//! (`received`), the identical resubmissions it answered as before
-//! (`duplicates`), and resubmissions with other bytes (`conflicting`,
-//! rejected as a number already used): the outbox tests prove exactly-once
+//! (`received`), identical resubmissions (`duplicates`), resubmissions with
+//! other bytes (`conflicting`) and documents refused before processing
+//! (`refused`: schema or signature): the outbox tests prove exactly-once
 //! with these counts.
 //!
-//! Documents are accepted unsigned (XMLDSig is out of scope; see
-//! `taxgw::dgii`). The e-CF services are served under `/ecf`, the
-//! consumer-invoice ones under `/fc` ([`Emulator::ecf_base_url`],
+//! **Checks** ([`Checks`], given at start): every received document (e-CF,
+//! RFCE, ANECF) is validated against DGII's XSD with `xmllint --noout
+//! --schema <xsd_dir>/<file>.xsd` and its enveloped XMLDSig signature
+//! verified; a document that fails is refused with HTTP 400 and DGII-style
+//! `mensajes`, `secuenciaUtilizada: false` (Descripción técnica v1.6, §4: an
+//! XSD failure or an invalid signature leaves the number reusable). Without
+//! an XSD directory the schema is not checked (unit tests that need no
+//! `xmllint`).
+//!
+//! **Numbers already used.** Every submission gets its own `trackId`. A
+//! second submission of an e-NCF DGII already received is rejected — DGII
+//! rejects "e-NCF anulados o ya usados por el contribuyente" (Reglamento
+//! 587-24 art. 17, as DGII's help centre lists the rejection causes); the
+//! code (`1004`) and wording of the message are guessed, the public
+//! documents do not give them. `consultatrackids` lists every submission of
+//! the number, so the first one's verdict stays findable. A repeated
+//! identical cancellation (ANECF) is answered as the first (no lookup
+//! service exists for it; guessed). The e-CF services are served under
+//! `/ecf`, the consumer-invoice ones under `/fc` ([`Emulator::ecf_base_url`],
 //! [`Emulator::fc_base_url`]). Fault choices come from a seeded generator.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -95,6 +112,18 @@ pub struct NumberCount {
     pub conflicting: u32,
     /// Distinct contents seen.
     pub contents: u32,
+    /// Documents refused before processing (schema or signature).
+    pub refused: u32,
+}
+
+/// What the emulator checks in every received document, as DGII does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Checks {
+    /// DGII's XSD directory (`e-CF-32.xsd`, `RFCE-32.xsd`, `ANECF.xsd`, …):
+    /// every document is validated with `xmllint`. `None`: not validated.
+    pub xsd_dir: Option<PathBuf>,
+    /// Verify every document's XMLDSig signature.
+    pub signatures: bool,
 }
 
 /// Totals, for tests and the benchmark.
@@ -125,9 +154,7 @@ struct Track {
 #[derive(Debug, Clone)]
 struct Doc {
     hash: Hash256,
-    /// The tracking id (full e-CF) or the synchronous answer (summary,
-    /// cancellation).
-    track: Option<String>,
+    /// The synchronous answer (summary, cancellation).
     answer: Option<Value>,
     security_code: Option<String>,
 }
@@ -135,6 +162,7 @@ struct Doc {
 #[derive(Debug)]
 struct EmuState {
     rnc: String,
+    checks: Checks,
     faults: Faults,
     rng: SeededRandom,
     seeds: BTreeSet<String>,
@@ -165,8 +193,20 @@ impl Emulator {
         faults: Faults,
         seed: u64,
     ) -> std::io::Result<Emulator> {
+        Emulator::start_checked(listen, rnc, faults, seed, Checks::default()).await
+    }
+
+    /// [`Emulator::start`] with the document checks of `checks`.
+    pub async fn start_checked(
+        listen: SocketAddr,
+        rnc: &str,
+        faults: Faults,
+        seed: u64,
+        checks: Checks,
+    ) -> std::io::Result<Emulator> {
         let state = Arc::new(Mutex::new(EmuState {
             rnc: rnc.to_owned(),
+            checks,
             faults,
             rng: SeededRandom::new(seed),
             seeds: BTreeSet::new(),
@@ -450,6 +490,127 @@ fn form_xml(headers: &HeaderMap, body: &[u8]) -> Option<Vec<u8>> {
     multipart::field(ct, body, "xml").map(<[u8]>::to_vec)
 }
 
+/// A document refused before processing, as DGII answers it: HTTP 400,
+/// `Rechazado`, the messages, and the number left reusable.
+fn refused(messages: &[Value]) -> Response {
+    json_response(
+        StatusCode::BAD_REQUEST,
+        &json!({"trackId": null, "codigo": Estado::Rejected.code(), "estado": Estado::Rejected.text(),
+                "secuenciaUtilizada": false, "mensajes": messages}),
+    )
+}
+
+/// The XSD file of a document, from its root (and an e-CF's `TipoeCF`).
+fn schema_file(fields: &[(String, String)]) -> Option<String> {
+    if let Some(t) = xml::field(fields, "ECF/Encabezado/IdDoc/TipoeCF") {
+        return (t.len() == 2 && t.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| format!("e-CF-{t}.xsd"));
+    }
+    let root = fields.first()?.0.split('/').next()?;
+    match root {
+        "RFCE" => Some("RFCE-32.xsd".into()),
+        "ANECF" => Some("ANECF.xsd".into()),
+        _ => None,
+    }
+}
+
+fn message(code: u32, text: impl Into<String>) -> Value {
+    json!({"codigo": code, "valor": text.into()})
+}
+
+/// Validates `doc` with `xmllint --noout --schema` (read from stdin).
+fn validate_schema(xsd: &std::path::Path, doc: &[u8]) -> Result<(), Vec<Value>> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let child = Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(xsd)
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => return Err(vec![message(500, format!("xmllint: {e}"))]),
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(doc);
+    }
+    match child.wait_with_output() {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => {
+            let errors: Vec<Value> = String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .filter(|l| !l.trim().is_empty() && !l.ends_with("fails to validate"))
+                .take(10)
+                .map(|l| message(1, format!("XML no cumple con el esquema XSD: {l}")))
+                .collect();
+            Err(if errors.is_empty() {
+                vec![message(1, "XML no cumple con el esquema XSD")]
+            } else {
+                errors
+            })
+        }
+        Err(e) => Err(vec![message(500, format!("xmllint: {e}"))]),
+    }
+}
+
+/// The checks of `checks` on one document (blocking: runs `xmllint`).
+fn check_document(checks: &Checks, doc: &[u8]) -> Result<(), Vec<Value>> {
+    let Ok(fields) = xml::flatten(doc) else {
+        return Err(vec![message(1, "El archivo no es XML bien formado")]);
+    };
+    if let Some(dir) = &checks.xsd_dir {
+        let Some(file) = schema_file(&fields) else {
+            return Err(vec![message(1, "Tipo de documento desconocido")]);
+        };
+        validate_schema(&dir.join(file), doc)?;
+    }
+    if checks.signatures {
+        verify_signature(doc)?;
+    }
+    Ok(())
+}
+
+/// Verifies a document's enveloped signature (`xmldsig::verify`: the
+/// digest, the RSA-SHA256 value with the certificate in `KeyInfo`, the
+/// profile of "Firmado de e-CF").
+fn verify_signature(doc: &[u8]) -> Result<(), Vec<Value>> {
+    caja_shared::ecf::xmldsig::verify(doc)
+        .map(|_| ())
+        .map_err(|e| vec![message(2, format!("Firma digital inválida o ausente: {e}"))])
+}
+
+/// Runs [`check_document`] off the executor.
+async fn check(state: &Shared, doc: Option<&[u8]>) -> Result<(), Vec<Value>> {
+    let (Some(doc), Ok(checks)) = (doc, state.lock().map(|s| s.checks.clone())) else {
+        return Ok(());
+    };
+    if checks == Checks::default() {
+        return Ok(());
+    }
+    let doc = doc.to_vec();
+    tokio::task::spawn_blocking(move || check_document(&checks, &doc))
+        .await
+        .unwrap_or_else(|e| Err(vec![message(500, e.to_string())]))
+}
+
+/// Counts a refused document under its number (when it names one).
+fn count_refused(state: &Shared, number: Option<String>) {
+    if let (Some(n), Ok(mut s)) = (number, state.lock()) {
+        s.totals.per_number.entry(n).or_default().refused += 1;
+    }
+}
+
+fn number_of(doc: &[u8]) -> Option<String> {
+    let fields = xml::flatten(doc).ok()?;
+    ["ECF/Encabezado/IdDoc/eNCF", "RFCE/Encabezado/IdDoc/eNCF"]
+        .iter()
+        .find_map(|p| xml::field(&fields, p).map(str::to_owned))
+}
+
 fn bad_request(error: &str, mensaje: &str) -> Response {
     json_response(
         StatusCode::BAD_REQUEST,
@@ -548,6 +709,12 @@ fn verdict_for(faults: &Faults, number: &str) -> (Estado, Vec<Value>) {
     }
 }
 
+/// DGII's rejection of a number already used (code and wording guessed,
+/// see the module doc).
+fn already_used() -> Value {
+    json!({"codigo": 1004, "valor": "e-NCF ya fue recibido: número anulado o ya utilizado por el contribuyente"})
+}
+
 fn answer_json(e: Estado, messages: &[Value], number: &str) -> Value {
     json!({
         "codigo": e.code(),
@@ -591,6 +758,7 @@ async fn reception(State(state): State<Shared>, headers: HeaderMap, body: Bytes)
         return unauthorized();
     }
     let doc = form_xml(&headers, &body);
+    let checked = check(&state, doc.as_deref()).await;
     let stall = state
         .lock()
         .map(|s| s.faults.stall_submissions_ms)
@@ -601,6 +769,10 @@ async fn reception(State(state): State<Shared>, headers: HeaderMap, body: Bytes)
             let Some(doc) = doc else {
                 return bad_request("xml", "falta el archivo xml");
             };
+            if let Err(messages) = checked {
+                count_refused(&state, number_of(&doc));
+                return refused(&messages);
+            }
             let Ok(fields) = xml::flatten(&doc) else {
                 return bad_request("XML no válido", "el archivo no es XML bien formado");
             };
@@ -628,15 +800,11 @@ async fn reception(State(state): State<Shared>, headers: HeaderMap, body: Bytes)
                 );
             }
             let hash = Hash256::of(&doc);
+            // Every submission gets its own trackId; a number already
+            // received is rejected (see the module doc).
             let (verdict, messages) = match seen(&mut s, &number, hash) {
-                Seen::Same(d) => {
-                    return json_response(StatusCode::OK, &json!({"trackId": d.track}));
-                }
                 Seen::New => verdict_for(&s.faults, &number),
-                Seen::Other => (
-                    Estado::Rejected,
-                    vec![json!({"codigo": 1001, "valor": "e-NCF ya utilizado con otro contenido"})],
-                ),
+                Seen::Same(_) | Seen::Other => (Estado::Rejected, vec![already_used()]),
             };
             s.next_track += 1;
             let track = format!("emu-{:08}-{}", s.next_track, number);
@@ -652,7 +820,6 @@ async fn reception(State(state): State<Shared>, headers: HeaderMap, body: Bytes)
             );
             s.docs.entry(number).or_insert(Doc {
                 hash,
-                track: Some(track.clone()),
                 answer: None,
                 security_code: None,
             });
@@ -730,6 +897,7 @@ async fn summary(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -
         return unauthorized();
     }
     let doc = form_xml(&headers, &body);
+    let checked = check(&state, doc.as_deref()).await;
     let stall = state
         .lock()
         .map(|s| s.faults.stall_submissions_ms)
@@ -740,6 +908,10 @@ async fn summary(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -
             let Some(doc) = doc else {
                 return bad_request("xml", "falta el archivo xml");
             };
+            if let Err(messages) = checked {
+                count_refused(&state, number_of(&doc));
+                return refused(&messages);
+            }
             let Ok(fields) = xml::flatten(&doc) else {
                 return bad_request("XML no válido", "el archivo no es XML bien formado");
             };
@@ -760,13 +932,12 @@ async fn summary(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -
             }
             let hash = Hash256::of(&doc);
             let (verdict, messages) = match seen(&mut s, &number, hash) {
-                Seen::Same(d) => {
-                    return json_response(StatusCode::OK, &d.answer.unwrap_or(Value::Null));
+                // A number already received (see the module doc); the
+                // first answer stays what `consultarfce` finds.
+                Seen::Same(_) | Seen::Other => {
+                    let answer = answer_json(Estado::Rejected, &[already_used()], &number);
+                    return json_response(StatusCode::OK, &answer);
                 }
-                Seen::Other => (
-                    Estado::Rejected,
-                    vec![json!({"codigo": 1001, "valor": "e-NCF ya utilizado con otro contenido"})],
-                ),
                 Seen::New => {
                     let small = total
                         .parse::<Money>()
@@ -784,7 +955,6 @@ async fn summary(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -
             let answer = answer_json(verdict, &messages, &number);
             s.docs.entry(number).or_insert(Doc {
                 hash,
-                track: None,
                 answer: Some(answer.clone()),
                 security_code: Some(code),
             });
@@ -831,12 +1001,17 @@ async fn cancel(State(state): State<Shared>, headers: HeaderMap, body: Bytes) ->
         return unauthorized();
     }
     let doc = form_xml(&headers, &body);
+    let checked = check(&state, doc.as_deref()).await;
     faulty(
         &state,
         || {
             let Some(doc) = doc else {
                 return bad_request("xml", "falta el archivo xml");
             };
+            if let Err(messages) = checked {
+                count_refused(&state, number_of(&doc));
+                return refused(&messages);
+            }
             let Ok(fields) = xml::flatten(&doc) else {
                 return bad_request("XML no válido", "el archivo no es XML bien formado");
             };
@@ -873,7 +1048,6 @@ async fn cancel(State(state): State<Shared>, headers: HeaderMap, body: Bytes) ->
             let answer = json!({"codigo": e.code().to_string(), "estado": e.text(), "mensajes": messages});
             s.docs.entry(key).or_insert(Doc {
                 hash,
-                track: None,
                 answer: Some(answer.clone()),
                 security_code: None,
             });

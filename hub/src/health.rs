@@ -3,7 +3,12 @@
 //! conflicts, fiscal and stock, and the reasons behind `overall`.
 //!
 //! Rules: **critical** when a fiscal number is used twice or a device is
-//! quarantined (history was contradicted); **degraded** when events are held
+//! quarantined (history was contradicted), or when electronic series (`E…`)
+//! are loaded and the hub's e-CF certificate is missing, unreadable, expired
+//! or not yet valid (head office could not sign an `ANECF` or DGII's seed);
+//! **degraded** when the certificate expires within
+//! [`caja_shared::ecf::certificate::EXPIRY_WARNING_DAYS`] days (or is
+//! unusable while no electronic series is loaded), when events are held
 //! for more than [`HELD_AGE_DEGRADED_MS`], conflicts are open, a device's clock
 //! is more than [`SKEW_DEGRADED_MS`] off, stock is negative or an alert is open;
 //! otherwise **healthy**.
@@ -226,6 +231,37 @@ pub fn report_with(inputs: &HealthInputs, now_ms: i64, silent_ms: i64) -> Health
             &mut overall,
         );
     }
+    let electronic = inputs
+        .fiscal_series
+        .iter()
+        .any(|s| s.days_to_expiry >= 0 && s.prefix.starts_with('E'));
+    let certificate = inputs.certificate.health(now_ms);
+    let unusable = if electronic {
+        Overall::Critical
+    } else {
+        Overall::Degraded
+    };
+    match certificate.status {
+        "expires_soon" => flag(
+            Overall::Degraded,
+            format!(
+                "the hub's e-CF certificate expires in {} day(s)",
+                certificate.days_left.unwrap_or(0)
+            ),
+            &mut overall,
+        ),
+        "missing" if electronic => flag(
+            Overall::Critical,
+            "no e-CF certificate installed on the hub while electronic series are loaded".into(),
+            &mut overall,
+        ),
+        "expired" | "not_yet_valid" | "unreadable" => flag(
+            unusable,
+            format!("the hub's e-CF certificate is {}", certificate.status),
+            &mut overall,
+        ),
+        _ => {}
+    }
     HealthReport {
         overall,
         reasons,
@@ -254,6 +290,7 @@ pub fn report_with(inputs: &HealthInputs, now_ms: i64, silent_ms: i64) -> Health
             "active_series": inputs.fiscal_series.iter().filter(|s| s.days_to_expiry >= 0).count(),
             "series": inputs.fiscal_series,
             "duplicates": inputs.fiscal_duplicates,
+            "certificate": certificate,
         }),
         stock: serde_json::json!({
             "oversells": inputs.oversells,
@@ -293,6 +330,82 @@ mod tests {
         let r = report(&inputs, now);
         assert_eq!(r.overall, Overall::Critical);
         assert_eq!(r.reasons.len(), 2);
+    }
+
+    fn series(prefix: &str) -> crate::storage::FiscalHealth {
+        crate::storage::FiscalHealth {
+            prefix: prefix.into(),
+            series_id: "s1".into(),
+            valid_until: "2099-12-31".into(),
+            days_to_expiry: 100,
+            free: 10,
+            outstanding_by_device: Default::default(),
+            duplicates: 0,
+        }
+    }
+
+    #[test]
+    fn the_certificate_section_and_its_states() {
+        use crate::certificate::CertificateState;
+        use caja_shared::ecf::certificate::CertInfo;
+        const DAY: i64 = 86_400_000;
+        let now = 1_000 * DAY;
+        let cert = |not_after_ms| {
+            CertificateState::Installed(CertInfo {
+                subject: "CN=Firmante".into(),
+                issuer: "CN=CA".into(),
+                serial_hex: "01".into(),
+                not_before_ms: now - 10 * DAY,
+                not_after_ms,
+                subject_tax_id: None,
+            })
+        };
+        let mut inputs = HealthInputs::default();
+        // No certificate and no electronic series: nothing to say.
+        let r = report(&inputs, now);
+        assert_eq!(r.overall, Overall::Healthy);
+        assert_eq!(r.fiscal["certificate"]["present"], false);
+        assert_eq!(r.fiscal["certificate"]["status"], "missing");
+        inputs.fiscal_series.push(series("B02"));
+        assert_eq!(report(&inputs, now).overall, Overall::Healthy);
+        // Electronic series loaded: missing is critical.
+        inputs.fiscal_series.push(series("E32"));
+        let r = report(&inputs, now);
+        assert_eq!(r.overall, Overall::Critical);
+        assert!(
+            r.reasons[0].contains("no e-CF certificate"),
+            "{:?}",
+            r.reasons
+        );
+        // Valid for long: healthy, facts shown.
+        inputs.certificate = cert(now + 200 * DAY);
+        let r = report(&inputs, now);
+        assert_eq!(r.overall, Overall::Healthy);
+        let c = &r.fiscal["certificate"];
+        assert_eq!(c["present"], true);
+        assert_eq!(c["subject"], "CN=Firmante");
+        assert_eq!(c["not_after_ms"], now + 200 * DAY);
+        assert_eq!(c["days_left"], 200);
+        assert_eq!(c["status"], "valid");
+        // 30 days or fewer: degraded.
+        inputs.certificate = cert(now + 30 * DAY);
+        let r = report(&inputs, now);
+        assert_eq!(r.overall, Overall::Degraded);
+        assert_eq!(r.fiscal["certificate"]["status"], "expires_soon");
+        inputs.certificate = cert(now + 31 * DAY);
+        assert_eq!(report(&inputs, now).overall, Overall::Healthy);
+        // Expired: critical with electronic series, degraded without.
+        inputs.certificate = cert(now - DAY);
+        let r = report(&inputs, now);
+        assert_eq!(r.overall, Overall::Critical);
+        assert_eq!(r.fiscal["certificate"]["status"], "expired");
+        assert_eq!(r.fiscal["certificate"]["days_left"], -1);
+        inputs.fiscal_series.retain(|s| !s.prefix.starts_with('E'));
+        assert_eq!(report(&inputs, now).overall, Overall::Degraded);
+        inputs.certificate = CertificateState::Unreadable("mode 0644".into());
+        let r = report(&inputs, now);
+        assert_eq!(r.overall, Overall::Degraded);
+        assert_eq!(r.fiscal["certificate"]["error"], "mode 0644");
     }
 
     #[test]

@@ -32,12 +32,13 @@ use caja_shared::digest::Hash256;
 use caja_shared::event::{EnvelopeError, Event};
 use caja_shared::ids::{DeviceId, EventId, KeyId, StoreId};
 use caja_shared::key::DeviceKey;
-use caja_shared::kind::EventBody;
+use caja_shared::kind::{EventBody, FiscalDocType};
+use caja_shared::push::PushDocument;
 
 use crate::wire::ApiError;
 
 /// Fields of a push body.
-const PUSH_FIELDS: [&str; 4] = ["device", "events", "checkpoint", "backlog"];
+const PUSH_FIELDS: [&str; 5] = ["device", "events", "checkpoint", "backlog", "documents"];
 
 /// A pushed event: the envelope as received and its decoded body.
 #[derive(Debug, Clone)]
@@ -66,6 +67,9 @@ pub struct PushBatch {
     pub checkpoint: Checkpoint,
     /// Events still unsynced on the node.
     pub backlog: u64,
+    /// The signed documents sent beside the events (each already checked to
+    /// hash to its `sha256`).
+    pub documents: Vec<PushDocument>,
 }
 
 impl PushBatch {
@@ -90,6 +94,12 @@ fn envelope_error(i: usize, e: EnvelopeError) -> ApiError {
 /// body, a checkpoint of the right shape naming the body's device.
 pub fn parse_push(bytes: &[u8], max_events: usize) -> Result<PushBatch, ApiError> {
     let value = canonical::parse(bytes).map_err(|e| ApiError::invalid("$", e.to_string()))?;
+    let documents = match &value {
+        Value::Object(_) => {
+            PushDocument::decode_all(&value).map_err(|e| ApiError::invalid(e.path, e.reason))?
+        }
+        _ => Vec::new(),
+    };
     let Value::Object(obj) = value else {
         return Err(ApiError::invalid("$", "the body must be a JSON object"));
     };
@@ -151,6 +161,7 @@ pub fn parse_push(bytes: &[u8], max_events: usize) -> Result<PushBatch, ApiError
         events,
         checkpoint,
         backlog,
+        documents,
     })
 }
 
@@ -495,6 +506,102 @@ impl CausalIndex for MemoryIndex {
         }
         Ok(ready)
     }
+}
+
+/// A signed document a push stores: its bytes (from the push) and what its
+/// `FiscalDocumentIssued` event says of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedDocument<'a> {
+    /// SHA-256 of the bytes.
+    pub sha256: Hash256,
+    /// The e-NCF.
+    pub encf: &'a str,
+    /// `ecf` or `rfce`.
+    pub kind: &'a str,
+    /// Invoice or credit note.
+    pub doc_type: FiscalDocType,
+    /// The naming event's seq and id.
+    pub seq: u64,
+    /// The naming event.
+    pub event_id: EventId,
+    /// The e-CF's security code.
+    pub security_code: &'a str,
+    /// When it was signed (UTC ms).
+    pub signed_at_ms: i64,
+    /// The signed bytes.
+    pub xml: &'a [u8],
+}
+
+/// The document kinds a register signs.
+pub const REGISTER_DOCUMENT_KINDS: [&str; 2] = ["ecf", "rfce"];
+
+/// Checks a batch's `documents` against its `FiscalDocumentIssued` events
+/// (DESIGN "Electronic fiscal documents"): every pushed document must be
+/// named by an event of the batch, or already be held (`held`, the pushed
+/// and named hashes the hub stores); every document a **new** event (seq
+/// above `acked_seq`) names must be pushed or held, else the push is refused
+/// whole (400 `invalid`, field `documents`). Returns the documents to store:
+/// those new events name and the push carries, not yet held.
+pub fn check_documents<'a>(
+    batch: &'a PushBatch,
+    acked_seq: u64,
+    held: &HashSet<Hash256>,
+) -> Result<Vec<NamedDocument<'a>>, ApiError> {
+    let pushed: BTreeMap<Hash256, &PushDocument> =
+        batch.documents.iter().map(|d| (d.sha256, d)).collect();
+    let mut named: HashSet<Hash256> = HashSet::new();
+    let mut out = Vec::new();
+    for (i, e) in batch.events.iter().enumerate() {
+        let EventBody::FiscalDocumentIssued(b) = &e.body else {
+            continue;
+        };
+        for (j, d) in b.documents.iter().enumerate() {
+            if !REGISTER_DOCUMENT_KINDS.contains(&d.kind.as_str()) {
+                return Err(ApiError::invalid(
+                    format!("events[{i}].body.documents[{j}].kind"),
+                    "must be ecf or rfce",
+                ));
+            }
+            if !named.insert(d.sha256) || e.seq() <= acked_seq {
+                continue;
+            }
+            match pushed.get(&d.sha256) {
+                _ if held.contains(&d.sha256) => {}
+                Some(p) => out.push(NamedDocument {
+                    sha256: d.sha256,
+                    encf: &b.encf,
+                    kind: &d.kind,
+                    doc_type: b.doc_type,
+                    seq: e.seq(),
+                    event_id: e.event.id(),
+                    security_code: &b.security_code,
+                    signed_at_ms: b.signed_at_ms,
+                    xml: &p.xml,
+                }),
+                None => {
+                    return Err(ApiError::invalid(
+                        "documents",
+                        format!(
+                            "events[{i}] (seq {}) names the {} document {} of {}, which this push does not carry and the hub does not hold",
+                            e.seq(),
+                            d.kind,
+                            d.sha256,
+                            b.encf
+                        ),
+                    ))
+                }
+            }
+        }
+    }
+    for (i, d) in batch.documents.iter().enumerate() {
+        if !named.contains(&d.sha256) && !held.contains(&d.sha256) {
+            return Err(ApiError::invalid(
+                format!("documents[{i}].sha256"),
+                "no FiscalDocumentIssued event of this push names this document",
+            ));
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -20,6 +20,8 @@ use caja_hub::server;
 use caja_hub::system::{OsRandom, SystemClock};
 use clap::{Parser, Subcommand};
 
+mod cli_certificate;
+
 /// Caja hub: receives every register's events exactly once and in causal order,
 /// resolves conflicts, accounts for fiscal numbers and keeps a verifiable audit log.
 #[derive(Debug, Parser)]
@@ -77,14 +79,15 @@ enum Command {
         #[command(subcommand)]
         action: AdminAction,
     },
-    /// Fiscal number series of a running hub: load, list, account, export.
+    /// Fiscal number series of a running hub: load, list, account, export;
+    /// and the hub's e-CF signing certificate (in the data directory).
     Fiscal {
         /// The hub's base URL.
         #[arg(long, env = "CAJA_HUB_URL", default_value = "http://127.0.0.1:7878")]
         url: String,
-        /// The admin token.
+        /// The admin token (every action but `certificate`).
         #[arg(long, env = "CAJA_HUB_ADMIN_TOKEN", hide_env_values = true)]
-        token: String,
+        token: Option<String>,
         #[command(subcommand)]
         action: FiscalAction,
     },
@@ -142,7 +145,36 @@ enum DevAction {
 }
 
 #[derive(Debug, Subcommand)]
+enum CertificateAction {
+    /// Install the hub's e-CF signing certificate from a PKCS#12 file
+    /// (.p12/.pfx). The password comes from --password-file, else the
+    /// environment variable CAJA_CERT_PASSWORD, else a prompt on the
+    /// terminal; never an argument. The key is stored owner-only.
+    Install {
+        /// The PKCS#12 file.
+        file: PathBuf,
+        /// A file holding the password (one line), readable by its owner only.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+    /// Show the installed certificate: subject, issuer, expiry.
+    Show,
+}
+
+#[derive(Debug, Subcommand)]
 enum FiscalAction {
+    /// The hub's own e-CF signing certificate (works on the data directory;
+    /// no running hub or token needed).
+    Certificate {
+        /// The hub's state directory.
+        #[arg(long, env = "CAJA_HUB_DATA_DIR")]
+        data_dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        action: CertificateAction,
+    },
     /// Load a series authorized by the tax authority (e.g. B02 1..100000).
     LoadSeries {
         /// Prefix: a capital letter and two digits (B01, B02, E31, …).
@@ -203,6 +235,20 @@ enum FiscalAction {
         /// The taxpayer's RNC for the header.
         #[arg(long)]
         rnc: String,
+    },
+    /// Export every signed e-CF, RFCE and ANECF the hub holds as its exact
+    /// bytes, one file per document (`{e-NCF}.{kind}.xml`), with `index.csv`
+    /// (e-NCF, type, kind, security code, state, trackId), for an auditor.
+    Documents {
+        /// Directory to write (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// First day, yyyy-mm-dd (Santo Domingo time, by signing time).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day, yyyy-mm-dd (inclusive).
+        #[arg(long)]
+        to: Option<String>,
     },
     /// Write a register off (lost, stolen, dead): its key is revoked and the
     /// fiscal numbers it held are never issued again.
@@ -444,7 +490,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let rt = runtime()?;
             rt.block_on(async move {
                 let hub = server::start(&data_dir, cfg).await.map_err(|e| match e {
-                    server::ServeError::DataDir(_) => config_error(e),
+                    server::ServeError::DataDir(_) | server::ServeError::TrustedCa(_) => {
+                        config_error(e)
+                    }
                     other => runtime_error(other),
                 })?;
                 // Tests and scripts read this line to learn a port picked by the OS.
@@ -473,7 +521,28 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let rt = runtime()?;
             rt.block_on(admin(&url, &token, action))
         }
+        Command::Fiscal {
+            action:
+                FiscalAction::Certificate {
+                    data_dir,
+                    json,
+                    action,
+                },
+            ..
+        } => match action {
+            CertificateAction::Install {
+                file,
+                password_file,
+            } => cli_certificate::install(&data_dir, &file, password_file.as_deref(), json),
+            CertificateAction::Show => cli_certificate::show(&data_dir, json),
+        }
+        .map_err(runtime_error),
         Command::Fiscal { url, token, action } => {
+            let token = token.ok_or_else(|| {
+                config_error(anyhow::anyhow!(
+                    "--token (or CAJA_HUB_ADMIN_TOKEN) is required for this command"
+                ))
+            })?;
             let rt = runtime()?;
             rt.block_on(fiscal(&url, &token, action))
         }
@@ -660,7 +729,23 @@ async fn admin(url: &str, token: &str, action: AdminAction) -> Result<(), Failur
 
 async fn fiscal(url: &str, token: &str, action: FiscalAction) -> Result<(), Failure> {
     let c = AdminClient::new(url, token).map_err(runtime_error)?;
+    if let FiscalAction::Documents { out, from, to } = &action {
+        let mut path = "/v1/admin/fiscal/documents?".to_owned();
+        for (k, v) in [("from", from), ("to", to)] {
+            if let Some(v) = v {
+                path.push_str(&format!("{k}={v}&"));
+            }
+        }
+        let v = c
+            .get(path.trim_end_matches(['&', '?']))
+            .await
+            .map_err(runtime_error)?;
+        let n = caja_hub::admin_client::write_documents(out, &v).map_err(runtime_error)?;
+        println!("{n} documents written to {}", out.display());
+        return Ok(());
+    }
     let out = match action {
+        FiscalAction::Documents { .. } => unreachable!("handled above"),
         FiscalAction::LoadSeries {
             prefix,
             digits,
@@ -714,6 +799,12 @@ async fn fiscal(url: &str, token: &str, action: FiscalAction) -> Result<(), Fail
                 Some(&body),
             )
             .await
+        }
+        FiscalAction::Certificate { .. } => {
+            // Handled in `run` on the data directory, never over HTTP.
+            return Err(config_error(anyhow::anyhow!(
+                "fiscal certificate works on --data-dir, not on a running hub"
+            )));
         }
     }
     .map_err(runtime_error)?;

@@ -31,6 +31,10 @@ use caja_shared::kind::{AuthorityMessage, FiscalDocType};
 /// worker, which then asks the authority before sending anything).
 pub const DEFAULT_LEASE_MS: i64 = 120_000;
 
+/// `next_attempt_ms` of a document refused before sending: never due again
+/// (head office decides, see `storage::outbox::refuse`).
+pub const NEVER_MS: i64 = i64::MAX;
+
 /// Longest message kept from a transport error.
 pub const MAX_ERROR_LEN: usize = 500;
 

@@ -22,7 +22,7 @@ use crate::metrics::Metrics;
 use crate::outbox::{self, Claimed, Outcome, RetryPolicy, Step};
 use crate::storage::{Storage, StorageError};
 use crate::system::OsRandom;
-use crate::taxgw::{StatusAnswer, Submitted, TaxGateway};
+use crate::taxgw::{BuildError, StatusAnswer, Submitted, TaxGateway};
 
 /// How a pool of workers runs.
 #[derive(Debug, Clone)]
@@ -200,7 +200,7 @@ impl Ctx {
 
     async fn submit(&self, doc: &Claimed) -> Outcome {
         self.stats.submissions.fetch_add(1, Ordering::Relaxed);
-        match self.gateway.submit(doc).await {
+        let outcome = match self.gateway.submit(doc).await {
             Ok(Submitted::Tracked(t)) => {
                 self.count("submit", "tracked");
                 Outcome::Tracked { track_id: t }
@@ -210,6 +210,40 @@ impl Ctx {
                 Outcome::Decided(v)
             }
             Err(e) => self.failed("submit", &e),
+        };
+        self.confirm_rejection(doc, outcome).await
+    }
+
+    /// Before a rejection is recorded, the number is looked up again: a
+    /// submission whose answer was lost may have been accepted, and the
+    /// authority rejects a second arrival of a number it already holds
+    /// (`dgii_emulator` module doc). What it holds for the number wins
+    /// unless that is a rejection too; a failed lookup is retried later.
+    async fn confirm_rejection(&self, doc: &Claimed, outcome: Outcome) -> Outcome {
+        match &outcome {
+            Outcome::Decided(v) if v.status == outbox::FinalStatus::Rejected => {}
+            _ => return outcome,
+        }
+        self.stats.lookups.fetch_add(1, Ordering::Relaxed);
+        match self.gateway.lookup(doc).await {
+            Ok(Some(Submitted::Decided(found)))
+                if found.status != outbox::FinalStatus::Rejected =>
+            {
+                self.stats.lookups_found.fetch_add(1, Ordering::Relaxed);
+                self.count("lookup", "found");
+                tracing::info!(document = %doc.doc_key, "a rejection was of a second arrival: the first one's verdict is kept");
+                Outcome::Decided(found)
+            }
+            Ok(Some(Submitted::Tracked(t))) if doc.track_id.as_deref() != Some(t.as_str()) => {
+                self.stats.lookups_found.fetch_add(1, Ordering::Relaxed);
+                self.count("lookup", "found");
+                Outcome::Tracked { track_id: t }
+            }
+            Ok(_) => {
+                self.count("lookup", "confirmed");
+                outcome
+            }
+            Err(e) => self.failed("lookup", &e),
         }
     }
 
@@ -244,6 +278,23 @@ impl Ctx {
                         doc.prepared = Some(p);
                         doc.in_doubt = true;
                         self.submit(&doc).await
+                    }
+                    Err(BuildError::Invalid(reason)) => {
+                        self.count("build", "invalid");
+                        match self
+                            .store
+                            .outbox_refuse(doc.clone(), owner.to_owned(), reason)
+                            .await
+                        {
+                            Ok(true) => {}
+                            Ok(false) => {
+                                self.stats.leases_lost.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(e) => {
+                                tracing::warn!(document = %doc.doc_key, error = %e, "recording a refused document failed; retried after the lease");
+                            }
+                        }
+                        return;
                     }
                     Err(e) => {
                         tracing::error!(document = %doc.doc_key, error = %e, "fiscal document cannot be built");
@@ -302,7 +353,7 @@ impl Ctx {
                     }
                     Ok(StatusAnswer::Final(v)) => {
                         self.count("status", "decided");
-                        Outcome::Decided(v)
+                        self.confirm_rejection(&doc, Outcome::Decided(v)).await
                     }
                     Ok(StatusAnswer::NotFound) => {
                         self.count("status", "not_found");

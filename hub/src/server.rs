@@ -78,6 +78,9 @@ pub enum ServeError {
     /// The database failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The trusted CA file of `[tax_authority] trusted_ca` is unusable.
+    #[error("configuration tax_authority.trusted_ca: {0}")]
+    TrustedCa(#[from] crate::certificate::CertStoreError),
     /// The listen address could not be bound, or serving failed.
     #[error("{what}: {source}")]
     Io {
@@ -133,14 +136,36 @@ fn store_config(cfg: &HubConfig, database: storage::Database) -> StorageConfig {
 }
 
 /// The handlers' shared state.
+/// The trusted CAs of `[tax_authority] trusted_ca`, read at start: a
+/// missing or unreadable file stops the hub with the file named.
+fn trust_store(
+    data_dir: &Path,
+    cfg: &HubConfig,
+) -> Result<Option<Arc<caja_shared::ecf::certificate::TrustStore>>, ServeError> {
+    match cfg
+        .tax_authority
+        .as_ref()
+        .and_then(|t| t.trusted_ca.as_deref())
+    {
+        Some(file) => Ok(Some(Arc::new(crate::certificate::trust_store(
+            data_dir, file,
+        )?))),
+        None => Ok(None),
+    }
+}
+
 fn app_state(
     store: Storage,
     cfg: HubConfig,
     metrics: Arc<Metrics>,
     hub_key: caja_shared::key::HubSigningKey,
     admin_mac_key: [u8; 32],
+    data_dir: &Path,
+    trust_store: Option<Arc<caja_shared::ecf::certificate::TrustStore>>,
 ) -> Arc<AppState> {
     Arc::new(AppState {
+        data_dir: data_dir.to_owned(),
+        trust_store,
         store,
         admin: AdminToken::new(&cfg.admin_token, admin_mac_key),
         limiter: Arc::new(Semaphore::new(cfg.max_concurrent_requests)),
@@ -170,6 +195,7 @@ pub fn open_state(
     admin_mac_key: [u8; 32],
 ) -> Result<Arc<AppState>, ServeError> {
     let hub_key = datadir::load_key(data_dir)?;
+    let trust = trust_store(data_dir, &cfg)?;
     let db = cfg.database(data_dir);
     let store = open_store(&db, store_config(&cfg, db.clone()), &hub_key, clock, rng)?;
     Ok(app_state(
@@ -178,6 +204,8 @@ pub fn open_state(
         Arc::new(Metrics::new()),
         hub_key,
         admin_mac_key,
+        data_dir,
+        trust,
     ))
 }
 
@@ -209,6 +237,7 @@ pub async fn start_with_clock(
     clock: Arc<dyn Clock + Send + Sync>,
 ) -> Result<RunningHub, ServeError> {
     let hub_key = datadir::load_key(data_dir)?;
+    let trust = trust_store(data_dir, &cfg)?;
     let db = cfg.database(data_dir);
     // The database is opened, checked and its writer started off the async
     // executor (the PostgreSQL client blocks).
@@ -242,12 +271,22 @@ pub async fn start_with_clock(
             t,
             clock_for_outbox.clone(),
             metrics.clone(),
+            trust.clone(),
+            data_dir,
         )?),
         _ => None,
     };
     let mut mac_key = [0u8; 32];
     caja_shared::entropy::RandomSource::fill_bytes(&mut OsRandom::new(), &mut mac_key);
-    let state = app_state(store.clone(), cfg, metrics, hub_key.clone(), mac_key);
+    let state = app_state(
+        store.clone(),
+        cfg,
+        metrics,
+        hub_key.clone(),
+        mac_key,
+        data_dir,
+        trust,
+    );
     let state_key = hub_key;
     let app = router(state.clone()).merge(crate::ui::router(state, data_dir.to_owned()));
     let (shutdown, stop) = oneshot::channel::<()>();
@@ -295,7 +334,29 @@ fn start_outbox(
     t: &crate::config::TaxAuthorityConfig,
     clock: Arc<dyn Clock + Send + Sync>,
     metrics: Arc<Metrics>,
+    trust: Option<Arc<caja_shared::ecf::certificate::TrustStore>>,
+    data_dir: &Path,
 ) -> Result<WorkerPool, ServeError> {
+    if trust.is_none() {
+        tracing::warn!("no [tax_authority] trusted_ca: registers' signatures are verified, their certificates' chains are not");
+    }
+    // The hub's own certificate signs what the hub issues (ANECF).
+    let signer = match crate::certificate::load_credentials(data_dir) {
+        Ok(Some(c)) => {
+            match caja_shared::ecf::xmldsig::Signer::new(c.key_pkcs8(), c.cert_der().to_vec()) {
+                Ok(s) => Some(Arc::new(s)),
+                Err(e) => {
+                    tracing::error!(error = %e, "the hub's installed certificate cannot sign; cancellations wait");
+                    None
+                }
+            }
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::error!(error = %e, "the hub's certificate cannot be read; cancellations wait");
+            None
+        }
+    };
     let gateway = crate::taxgw::dgii_http::DgiiGateway::new(
         crate::taxgw::dgii::DgiiConfig {
             ecf_base_url: t.ecf_base_url.clone(),
@@ -310,7 +371,12 @@ fn start_outbox(
     .map_err(|e| ServeError::Io {
         what: "tax authority client".into(),
         source: std::io::Error::other(e.to_string()),
-    })?;
+    })?
+    .with_signature_check(crate::taxgw::dgii_signed::signature_check(trust));
+    let gateway = match signer {
+        Some(s) => gateway.with_signer(s),
+        None => gateway,
+    };
     Ok(WorkerPool::spawn(
         store.clone(),
         Arc::new(gateway),

@@ -10,6 +10,10 @@
 
 use caja_shared::checkpoint::Checkpoint;
 use caja_shared::digest::Hash256;
+use caja_shared::ecf::document::SaleContextEcf;
+use caja_shared::ecf::issue::{issue_sale, IssueError};
+use caja_shared::ecf::issuer::{Environment, Issuer};
+use caja_shared::ecf::xmldsig::Signer;
 use caja_shared::entropy::{RandomSource, SeededRandom};
 use caja_shared::event::{Event, EventDraft};
 use caja_shared::hlc::HlcState;
@@ -18,11 +22,13 @@ use caja_shared::ids::{
 };
 use caja_shared::key::DeviceKey;
 use caja_shared::kind::{
-    CustomerUpserted, DebtOpened, DebtPaymentTaken, EventBody, FiscalRef, Payment, PaymentMethod,
-    PaymentTaken, SaleCreated, SaleLine, SaleVoided, ShiftClosed, ShiftOpened, StockCounted,
-    StockReceived,
+    CustomerUpserted, DebtOpened, DebtPaymentTaken, EventBody, FiscalDocType, FiscalDocumentIssued,
+    FiscalRef, IssuedDocument, Payment, PaymentMethod, PaymentTaken, SaleCreated, SaleLine,
+    SaleVoided, ShiftClosed, ShiftOpened, StockCounted, StockReceived,
 };
+use caja_shared::localtime::UtcOffset;
 use caja_shared::money::{LineAmounts, Money, QtyMilli, TaxRateBp};
+use caja_shared::push::PushDocument;
 
 /// Products the workload sells: (code, unit price in centavos, tax in bp).
 pub const PRODUCTS: [(&str, i64, u16); 5] = [
@@ -490,6 +496,55 @@ impl Workload {
             _ => self.sale(r, now_ms),
         }
     }
+}
+
+/// The signed documents of an electronic sale as a register sends them
+/// (`FiscalDocumentIssued` and the bytes beside it), for tests and the
+/// benchmark: [`caja_shared::ecf::issue::issue_sale`] with `signer` for
+/// `issuer` — the e-CF, and for an E32 under RD$250,000 its RFCE.
+pub fn signed_sale_documents(
+    sale: &SaleCreated,
+    issuer: &Issuer,
+    signer: &Signer,
+    now_ms: i64,
+) -> Result<(FiscalDocumentIssued, Vec<PushDocument>), IssueError> {
+    let ctx = SaleContextEcf {
+        issuer,
+        environment: Environment::Test,
+        offset: UtcOffset::SANTO_DOMINGO,
+        issued_ms: now_ms,
+        signed_at_ms: now_ms,
+        series_valid_until: Some("2099-12-31"),
+        deferred_send: false,
+        buyer_name: None,
+    };
+    let issued = issue_sale(sale, &ctx, signer)?;
+    let event = FiscalDocumentIssued {
+        encf: issued.encf.clone(),
+        doc_type: FiscalDocType::Invoice,
+        sale_id: Some(sale.sale_id),
+        return_id: None,
+        security_code: issued.security_code.clone(),
+        signed_at_ms: issued.signed_at_ms,
+        total: issued.total,
+        documents: issued
+            .documents
+            .iter()
+            .map(|d| IssuedDocument {
+                kind: d.kind.as_str().to_owned(),
+                sha256: d.sha256,
+            })
+            .collect(),
+    };
+    let push = issued
+        .documents
+        .into_iter()
+        .map(|d| PushDocument {
+            sha256: d.sha256,
+            xml: d.xml,
+        })
+        .collect();
+    Ok((event, push))
 }
 
 #[cfg(test)]

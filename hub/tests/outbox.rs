@@ -36,8 +36,11 @@ use caja_hub::workload::Register;
 use caja_shared::entropy::SeededRandom;
 use caja_shared::event::Event;
 use caja_shared::ids::{SaleId, StoreId};
-use caja_shared::kind::{EventBody, FiscalRef, Payment, PaymentMethod, SaleCreated, SaleLine};
+use caja_shared::kind::{
+    EventBody, FiscalDocumentIssued, FiscalRef, Payment, PaymentMethod, SaleCreated, SaleLine,
+};
 use caja_shared::money::{line_tax, Money, QtyMilli, TaxRateBp};
+use caja_shared::push::PushDocument;
 use serde_json::{json, Value};
 use support::*;
 
@@ -127,24 +130,52 @@ fn sale(n: u64, unit_price: i64) -> EventBody {
     })
 }
 
-/// Pushes sales of the numbers given (every `big_every`-th one above the
-/// RD$250,000 summary threshold, so it goes whole and is polled).
+fn signed_documents(sale: &SaleCreated) -> (FiscalDocumentIssued, Vec<PushDocument>) {
+    let signer = signer().expect("the test PKI (openssl)");
+    caja_hub::workload::signed_sale_documents(sale, &issuer(RNC), &signer, now_ms()).unwrap()
+}
+
+/// Pushes sales of the numbers given, each with its `FiscalDocumentIssued`
+/// and the signed documents beside them (every `big_every`-th one above the
+/// RD$250,000 summary threshold, so it goes whole and is polled). Returns
+/// the sales.
 async fn sell(hub: &TestHub, shop: &mut Shop, numbers: &[u64], big_every: u64) -> Vec<Event> {
     let mut rng = OsRandom::new();
-    let events: Vec<Event> = numbers
-        .iter()
-        .map(|n| {
+    let mut sales = Vec::new();
+    let mut batches: Vec<(Vec<Event>, Vec<PushDocument>)> = Vec::new();
+    for chunk in numbers.chunks(125) {
+        let mut events = Vec::new();
+        let mut docs = Vec::new();
+        for n in chunk {
             let price = if big_every > 0 && n % big_every == 0 {
                 30_000_000
             } else {
                 9_500
             };
-            shop.reg
-                .append(shop.store, sale(*n, price), vec![], now_ms(), &mut rng)
-        })
-        .collect();
-    for chunk in events.chunks(250) {
-        let r = hub.push(&shop.reg, chunk).await;
+            let body = sale(*n, price);
+            let EventBody::SaleCreated(s) = &body else {
+                unreachable!()
+            };
+            let (issued, signed) = signed_documents(s);
+            let e = shop
+                .reg
+                .append(shop.store, body, vec![], now_ms(), &mut rng);
+            let i = shop.reg.append(
+                shop.store,
+                EventBody::FiscalDocumentIssued(issued),
+                vec![e.id()],
+                now_ms(),
+                &mut rng,
+            );
+            sales.push(e.clone());
+            events.extend([e, i]);
+            docs.extend(signed);
+        }
+        docs.sort_by_key(|d| d.sha256);
+        batches.push((events, docs));
+    }
+    for (events, docs) in &batches {
+        let r = hub.push_with_documents(&shop.reg, events, docs).await;
         assert_eq!(r.status, 200, "{}", r.body);
         assert!(
             r.body["conflicts"].as_array().unwrap().is_empty(),
@@ -152,7 +183,7 @@ async fn sell(hub: &TestHub, shop: &mut Shop, numbers: &[u64], big_every: u64) -
             r.body
         );
     }
-    events
+    sales
 }
 
 fn gateway(emu: &Emulator, timeout_ms: u64) -> Arc<DgiiGateway> {
@@ -168,8 +199,25 @@ fn gateway(emu: &Emulator, timeout_ms: u64) -> Arc<DgiiGateway> {
             timeout_ms,
             Arc::new(SystemClock),
         )
-        .unwrap(),
+        .unwrap()
+        .with_signature_check(caja_hub::taxgw::dgii_signed::signature_check(Some(
+            Arc::new(trust()),
+        ))),
     )
+}
+
+/// Installs the test PKI's signer as the hub's own certificate (what the
+/// hub signs itself; health wants one while e-CF series are loaded) and
+/// restarts the hub so its workers load it.
+async fn install_hub_certificate(hub: &mut TestHub) {
+    hub.install_test_certificate();
+    hub.restart().await;
+}
+
+/// The test PKI's CA, as the hub trusts it.
+fn trust() -> caja_shared::ecf::certificate::TrustStore {
+    let p = pki::Pki::get().expect("the test PKI (openssl)");
+    caja_shared::ecf::certificate::TrustStore::from_pem(&pki::Pki::read(&p.ca_pem)).unwrap()
 }
 
 /// A second store (its own writer and readers) on the hub's database, as
@@ -251,6 +299,9 @@ async fn pulled(hub: &TestHub, reg: &Register) -> Vec<EventBody> {
 on_both_backends! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_pools_race_over_a_thousand_documents_with_lost_answers_exactly_once() {
+    if signer().is_none() {
+        return;
+    }
     const N: u64 = 1000;
     let hub = TestHub::start().await;
     let mut shop = shop(&hub, N).await;
@@ -394,6 +445,7 @@ fn tax_config(emu: &Emulator, workers: usize) -> TaxAuthorityConfig {
         retry_base_ms: 50,
         retry_cap_ms: 500,
         idle_poll_ms: 50,
+        trusted_ca: pki::Pki::get().map(|p| p.ca_pem.display().to_string()),
         ..TaxAuthorityConfig::default()
     }
 }
@@ -401,6 +453,9 @@ fn tax_config(emu: &Emulator, workers: usize) -> TaxAuthorityConfig {
 on_both_backends! {
 #[tokio::test]
 async fn verdicts_reach_the_register_and_a_rejection_needs_a_person() {
+    if signer().is_none() {
+        return;
+    }
     let emu = Emulator::start("127.0.0.1:0".parse().unwrap(), RNC, Faults::default(), 3)
         .await
         .unwrap();
@@ -409,6 +464,7 @@ async fn verdicts_reach_the_register_and_a_rejection_needs_a_person() {
         ..test_config()
     })
     .await;
+    install_hub_certificate(&mut hub).await;
     let mut shop = shop(&hub, 20).await;
     let first = *shop.numbers.start();
     let (ok, conditional, rejected, whole) = (first, first + 1, first + 2, first + 3);
@@ -438,9 +494,10 @@ async fn verdicts_reach_the_register_and_a_rejection_needs_a_person() {
                 assert_eq!(a.authority, "dgii");
                 let url = a.verify_url.as_deref().unwrap();
                 assert!(url.contains(&format!("ENCF={}", a.document)), "{url}");
+                // The code is base64 (`+`, `/`): percent-encoded in the URL.
                 assert!(url.contains(&format!(
                     "CodigoSeguridad={}",
-                    a.security_code.as_deref().unwrap()
+                    caja_shared::ecf::receipt::percent_encode(a.security_code.as_deref().unwrap())
                 )));
                 if a.document == number(conditional) {
                     assert_eq!(a.messages[0].code, "2001");
@@ -571,14 +628,19 @@ async fn verdicts_reach_the_register_and_a_rejection_needs_a_person() {
 on_both_backends! {
 #[tokio::test]
 async fn a_written_off_registers_unused_numbers_are_cancelled() {
+    if signer().is_none() {
+        return;
+    }
     let emu = Emulator::start("127.0.0.1:0".parse().unwrap(), RNC, Faults::default(), 5)
         .await
         .unwrap();
-    let hub = TestHub::start_with(HubConfig {
+    let mut hub = TestHub::start_with(HubConfig {
         tax_authority: Some(tax_config(&emu, 1)),
         ..test_config()
     })
     .await;
+    // The hub signs the cancellation with its own installed certificate.
+    install_hub_certificate(&mut hub).await;
     let mut shop = shop(&hub, 10).await;
     let first = *shop.numbers.start();
     sell(&hub, &mut shop, &[first, first + 1], 0).await;
@@ -604,6 +666,17 @@ async fn a_written_off_registers_unused_numbers_are_cancelled() {
         .unwrap_or_else(|| panic!("{docs}"));
     assert_eq!(cancelled["doc_type"], "cancellation");
     assert_eq!(cancelled["channel"], "anecf");
+    // Signed by the hub, kept with the signed documents.
+    let (xml, kind): (Vec<u8>, String) = hub
+        .db()
+        .query_row(
+            "SELECT xml, kind FROM signed_documents WHERE encf = $1",
+            [format!("{}..{}", number(first + 2), number(first + 9))],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(kind, "anecf");
+    caja_shared::ecf::xmldsig::verify(&xml).unwrap();
     // Bad listing parameters are named.
     let r = hub
         .http
@@ -622,6 +695,9 @@ async fn a_written_off_registers_unused_numbers_are_cancelled() {
 on_both_backends! {
 #[tokio::test]
 async fn a_killed_hub_process_leaves_a_lease_that_expires_and_nothing_is_sent_twice() {
+    if signer().is_none() {
+        return;
+    }
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
 
@@ -736,6 +812,93 @@ async fn a_killed_hub_process_leaves_a_lease_that_expires_and_nothing_is_sent_tw
     pool.stop().await;
     let c = &emu.totals().per_number[&number(n)];
     assert_eq!((c.received, c.duplicates, c.conflicting), (1, 0, 0));
+    emu.stop().await;
+}
+}
+
+on_both_backends! {
+#[tokio::test]
+async fn a_signed_document_that_fails_the_checks_is_never_sent_and_needs_a_person() {
+    if signer().is_none() {
+        return;
+    }
+    let emu = Emulator::start("127.0.0.1:0".parse().unwrap(), RNC, Faults::default(), 13)
+        .await
+        .unwrap();
+    let hub = TestHub::start_with(HubConfig {
+        tax_authority: Some(tax_config(&emu, 1)),
+        ..test_config()
+    })
+    .await;
+    let mut shop = shop(&hub, 5).await;
+    let n = *shop.numbers.start();
+    // Signed for another taxpayer: the hub must not send it.
+    let body = sale(n, 9_500);
+    let EventBody::SaleCreated(s) = &body else {
+        unreachable!()
+    };
+    let signer = signer().unwrap();
+    let (issued, docs) =
+        caja_hub::workload::signed_sale_documents(s, &issuer("101010101"), &signer, now_ms())
+            .unwrap();
+    let mut rng = OsRandom::new();
+    let e = shop.reg.append(shop.store, body, vec![], now_ms(), &mut rng);
+    let i = shop.reg.append(
+        shop.store,
+        EventBody::FiscalDocumentIssued(issued),
+        vec![e.id()],
+        now_ms(),
+        &mut rng,
+    );
+    let mut docs = docs;
+    docs.sort_by_key(|d| d.sha256);
+    let r = hub.push_with_documents(&shop.reg, &[e.clone(), i], &docs).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // A good one after it is sent as usual.
+    sell(&hub, &mut shop, &[n + 1], 0).await;
+    let start = Instant::now();
+    let conflict = loop {
+        let c = hub.admin_get("/v1/admin/conflicts?state=open").await;
+        if let Some(c) = c["conflicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["reason"] == "fiscal_document_invalid")
+        {
+            break c.clone();
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "no conflict: {c}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(conflict["strategy"], "manual");
+    assert_eq!(conflict["subject"], format!("fiscal_doc:{}", number(n)));
+    assert_eq!(conflict["candidates"], json!([e.id().to_string()]));
+    let alerts = hub.admin_get("/v1/admin/alerts").await;
+    assert!(alerts.to_string().contains("RNCEmisor"), "{alerts}");
+    while !emu.totals().per_number.contains_key(&number(n + 1)) {
+        assert!(start.elapsed() < Duration::from_secs(30));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Never sent, never due again, and health says a document is failing.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !emu.totals().per_number.contains_key(&number(n)),
+        "a refused document reached the authority"
+    );
+    let docs = outbox(&hub, "state=pending").await;
+    let d = docs["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["document"] == number(n))
+        .cloned()
+        .unwrap_or_else(|| panic!("{docs}"));
+    assert!(d["body_hash"].is_null(), "{d}");
+    assert!(
+        d["last_error"].as_str().unwrap().contains("RNCEmisor"),
+        "{d}"
+    );
+    assert_eq!(docs["health"]["failing"], 1, "{}", docs["health"]);
     emu.stop().await;
 }
 }

@@ -1060,3 +1060,44 @@ async fn the_audit_log_verifies_from_the_button_and_its_export_downloads() {
     assert!(r.body.contains(r#"data-verified="false""#), "{}", r.body);
     assert!(r.body.contains("entry 1 was changed"), "{}", r.body);
 }
+
+#[tokio::test]
+async fn the_overview_shows_the_hubs_certificate_state() {
+    use support::pki;
+    let Some(pki) = pki::Pki::get() else { return };
+    let hub = TestHub::start().await;
+    let mut ui = Browser::new(&hub.url);
+    ui.signed_in("Marta").await;
+    hub.admin
+        .call(
+            reqwest::Method::POST,
+            "/v1/admin/fiscal/series",
+            Some(&json!({"prefix":"E32","digits":10,"first":1,"last":1000,"valid_until":"2099-12-31"})),
+        )
+        .await
+        .unwrap();
+    let home = ui.get("/ui/").await;
+    assert!(
+        home.body
+            .contains("No hay certificado de firma e-CF instalado en el hub"),
+        "{}",
+        home.body
+    );
+    caja_hub::certificate::install(
+        &hub.data_dir(),
+        &pki.soon_p12,
+        &pki::Pki::read(&pki.soon_p12),
+        pki::P12_PASSWORD,
+        support::now_ms(),
+    )
+    .unwrap();
+    let home = ui.get("/ui/").await;
+    assert!(
+        home.body
+            .contains("El certificado de firma e-CF del hub vence en"),
+        "{}",
+        home.body
+    );
+    assert!(home.body.contains("Certificado e-CF (días)"));
+    assert!(!home.body.contains("No hay certificado de firma"));
+}

@@ -159,40 +159,55 @@ pub struct EcfConfig {
 }
 
 impl EcfConfig {
-    /// Checks every field; the error names it (`ecf.rnc`, …).
+    /// Checks every field with DGII's rules (`caja_shared::ecf::issuer`);
+    /// the error names it (`ecf.rnc`, …).
     pub fn check(&self) -> Result<(), ConfigError> {
-        if !ECF_ENVIRONMENTS.contains(&self.environment.as_str()) {
-            return Err(ConfigError::Invalid {
+        self.issuer().map(|_| ())
+    }
+
+    /// The DGII environment.
+    pub fn environment(&self) -> Result<caja_shared::ecf::issuer::Environment, ConfigError> {
+        caja_shared::ecf::issuer::Environment::parse(self.environment.trim()).ok_or_else(|| {
+            ConfigError::Invalid {
                 key: "ecf.environment",
-                message: format!("{:?} is not one of testecf, certecf, ecf", self.environment),
-            });
-        }
-        let digits = self.rnc.chars().all(|c| c.is_ascii_digit());
-        if !digits || !(self.rnc.len() == 9 || self.rnc.len() == 11) {
-            return Err(ConfigError::Invalid {
-                key: "ecf.rnc",
                 message: format!(
-                    "{:?} must be 9 digits (RNC) or 11 (cédula), without dashes",
-                    self.rnc
+                    "{:?} is not one of {}",
+                    self.environment,
+                    ECF_ENVIRONMENTS.join(", ")
                 ),
-            });
-        }
-        let text = |key: &'static str, v: &str, max: usize| {
-            let n = v.trim().chars().count();
-            if n == 0 || v.chars().count() > max || v.chars().any(char::is_control) {
-                return Err(ConfigError::Invalid {
-                    key,
-                    message: format!("1 to {max} characters, no control characters"),
-                });
             }
-            Ok(())
-        };
-        text("ecf.legal_name", &self.legal_name, 150)?;
-        text("ecf.address", &self.address, 100)?;
-        if let Some(t) = &self.trade_name {
-            text("ecf.trade_name", t, 150)?;
-        }
-        Ok(())
+        })
+    }
+
+    /// The issuer, validated: the environment, then the RNC, legal name,
+    /// address and trade name.
+    pub fn issuer(&self) -> Result<caja_shared::ecf::issuer::Issuer, ConfigError> {
+        use caja_shared::ecf::issuer::{Issuer, IssuerError};
+        use caja_shared::ecf::xml::TextError;
+        self.environment()?;
+        Issuer::new(
+            &self.rnc,
+            &self.legal_name,
+            &self.address,
+            self.trade_name.as_deref(),
+        )
+        .map_err(|e| {
+            let key = match &e {
+                IssuerError::Rnc(_) => "ecf.rnc",
+                IssuerError::Text(
+                    TextError::Empty(f) | TextError::Character(f, _) | TextError::TooLong(f, _, _),
+                ) => match f.as_str() {
+                    "issuer.legal_name" => "ecf.legal_name",
+                    "issuer.address" => "ecf.address",
+                    "issuer.trade_name" => "ecf.trade_name",
+                    _ => "ecf",
+                },
+            };
+            ConfigError::Invalid {
+                key,
+                message: e.to_string().replace("issuer.", "ecf."),
+            }
+        })
     }
 }
 

@@ -6,6 +6,8 @@
 #[path = "../../tests/src/pki.rs"]
 mod pki;
 
+mod ecf_support;
+
 use caja_shared::ecf::certificate::{
     cert_info, validity, verify_chain, CertError, Credentials, TrustStore, Validity,
 };
@@ -157,4 +159,61 @@ fn bundle_round_trip_and_mismatched_parts() {
     let bundle = c.to_bundle();
     assert!(Credentials::from_bundle(&bundle[..bundle.len() - 1]).is_err());
     assert!(Credentials::from_bundle(&bundle[..c.key_pkcs8().len()]).is_err());
+}
+
+/// A document signed with the key of a PKCS#12 file (both formats) verifies
+/// with `xmlsec1` trusting only the test CA: `KeyInfo` carries the signer's
+/// certificate and it chains to the CA. Another CA is refused. Caja's own
+/// verifier plus `verify_chain` (what the hub does) agree.
+#[test]
+fn documents_signed_with_the_p12_key_verify_with_xmlsec1_against_the_ca() {
+    let Some(pki) = Pki::get() else { return };
+    let Some(xmlsec1) = ecf_support::tool("xmlsec1") else {
+        return;
+    };
+    let trust = TrustStore::from_pem(&Pki::read(&pki.ca_pem)).unwrap();
+    let issuer = ecf_support::issuer();
+    for (n, p12) in [&pki.leaf_p12, &pki.leaf_legacy_p12]
+        .into_iter()
+        .enumerate()
+    {
+        let creds = open(p12);
+        let signer = creds.signer().expect("signer");
+        assert_eq!(signer.certificate_der(), creds.cert_der());
+        let sale = ecf_support::small_sale(&format!("E3200000001{n:02}"));
+        let issued =
+            caja_shared::ecf::issue::issue_sale(&sale, &ecf_support::ctx(&issuer, None), &signer)
+                .expect("issue");
+        assert!(!issued.documents.is_empty());
+        for (i, doc) in issued.documents.iter().enumerate() {
+            let file = pki.dir.join(format!("signed-{n}-{i}.xml"));
+            std::fs::write(&file, &doc.xml).unwrap();
+            let run = |ca: &std::path::Path| {
+                std::process::Command::new(&xmlsec1)
+                    .args([
+                        "--verify",
+                        "--enabled-reference-uris",
+                        "empty",
+                        "--trusted-pem",
+                    ])
+                    .arg(ca)
+                    .arg(&file)
+                    .output()
+                    .expect("xmlsec1 runs")
+            };
+            let out = run(&pki.ca_pem);
+            assert!(
+                out.status.success(),
+                "xmlsec1 refuses {}: {}",
+                file.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let out = run(&pki.other_ca_pem);
+            assert!(!out.status.success(), "another CA must not verify it");
+            let v = caja_shared::ecf::xmldsig::verify(&doc.xml).expect("own verify");
+            assert_eq!(v.certificate_der, creds.cert_der());
+            let now = creds.info().not_before_ms + 86_400_000;
+            verify_chain(&v.certificate_der, &[], &trust, now).expect("chain");
+        }
+    }
 }

@@ -23,7 +23,7 @@ use crate::wire::ApiError;
 pub(crate) async fn health_report(State(app): App, headers: HeaderMap) -> Response {
     let r = async {
         app.admin_only(&headers)?;
-        let inputs = app.store.health_inputs().await.map_err(store_error)?;
+        let inputs = app.health_inputs().await.map_err(store_error)?;
         json(&health::report_with(
             &inputs,
             app.store.now_ms(),

@@ -200,3 +200,33 @@ pub(crate) async fn write_off(
     .await;
     app.respond("/v1/admin/devices/{device}/write-off", r)
 }
+
+/// `GET /v1/admin/fiscal/documents?from=yyyy-mm-dd&to=yyyy-mm-dd`: every
+/// signed document the hub holds (e-CF, RFCE, ANECF) signed on those days
+/// (Santo Domingo time, both inclusive), oldest first, each with its exact
+/// bytes in base64 and its outbox state → `{"documents": […]}`.
+pub(crate) async fn documents(State(app): App, headers: HeaderMap, uri: Uri) -> Response {
+    let r = async {
+        app.admin_only(&headers)?;
+        let params = query_params(&uri, &["from", "to"])?;
+        let day = |k: &'static str, next: bool| -> Result<Option<i64>, ApiError> {
+            let Some(v) = params.iter().find(|(n, _)| *n == k).map(|(_, v)| *v) else {
+                return Ok(None);
+            };
+            let d = LocalDate::parse_iso(v)
+                .ok_or_else(|| ApiError::invalid(k, "must be a date yyyy-mm-dd"))?;
+            let start = d.start_utc_ms(caja_shared::localtime::UtcOffset::SANTO_DOMINGO);
+            // A fixed offset: every day is 24 h.
+            Ok(Some(if next { start + 86_400_000 } else { start }))
+        };
+        let (from, to) = (day("from", false)?, day("to", true)?);
+        let documents = app
+            .store
+            .signed_documents(from, to)
+            .await
+            .map_err(store_error)?;
+        json(&serde_json::json!({ "documents": documents }))
+    }
+    .await;
+    app.respond("/v1/admin/fiscal/documents", r)
+}

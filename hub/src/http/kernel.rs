@@ -50,6 +50,11 @@ pub struct AppState {
     /// Push bodies being parsed at once (about one per core): bounds the CPU
     /// and the memory that parsed-but-not-yet-written batches take.
     pub parsers: Arc<Semaphore>,
+    /// The hub's data directory (its installed e-CF certificate).
+    pub data_dir: std::path::PathBuf,
+    /// The trusted certification authorities of `[tax_authority]
+    /// trusted_ca`, read at start; `None` when not configured.
+    pub trust_store: Option<Arc<caja_shared::ecf::certificate::TrustStore>>,
 }
 
 pub(crate) type App = State<Arc<AppState>>;
@@ -131,6 +136,19 @@ pub(crate) fn json<T: serde::Serialize>(v: &T) -> Reply {
 }
 
 impl AppState {
+    /// The health report's inputs: the store's, and the state of the hub's
+    /// e-CF certificate read from the data directory now (it may have been
+    /// installed while the hub runs).
+    pub async fn health_inputs(&self) -> Result<crate::storage::HealthInputs, StorageError> {
+        let mut inputs = self.store.health_inputs().await?;
+        let dir = self.data_dir.clone();
+        inputs.certificate =
+            tokio::task::spawn_blocking(move || crate::certificate::CertificateState::read(&dir))
+                .await
+                .map_err(|e| StorageError::Task(e.to_string()))?;
+        Ok(inputs)
+    }
+
     /// Turns a handler's result into the answer, counting and logging rejections.
     pub(crate) fn respond(&self, route: &str, r: Reply) -> Response {
         match r {

@@ -76,6 +76,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(fiscal::add_series).get(fiscal::list_series),
         )
         .route("/v1/admin/fiscal/report", get(fiscal::report))
+        .route("/v1/admin/fiscal/documents", get(fiscal::documents))
         .route("/v1/admin/fiscal/607", get(fiscal::dgii_607))
         .route("/v1/admin/fiscal/608", get(fiscal::dgii_608))
         .route(

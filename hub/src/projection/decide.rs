@@ -24,9 +24,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use caja_shared::ids::{ConflictId, CustomerId, DeviceId, EventId, Sku, StoreId};
-use caja_shared::kind::FiscalDocType;
+use caja_shared::kind::{EventBody, FiscalDocType};
 
-use super::{conflict_of, possible_conflicts, subjects, Conflict, Fact, Subject};
+use super::{conflict_of, possible_conflicts, subjects, Conflict, EventMeta, Fact, Subject};
 use crate::conflict::{lww, server_wins, AutoDecision, LwwStamp, STALE_PRICE_GRACE_MS};
 
 /// The row a fact replaces when it is written, by key: what the automatic
@@ -118,7 +118,8 @@ pub struct Effects {
     pub decisions: Vec<AutoDecision>,
     /// The facts to write.
     pub facts: Vec<Fact>,
-    /// Fiscal documents to queue (electronic series only).
+    /// Fiscal documents to queue (electronic series only): none from facts;
+    /// the caller adds [`issued_document`] of the event.
     pub documents: Vec<Document>,
     /// Sales ahead of the hub clock.
     pub sales_ahead: Vec<SaleAhead>,
@@ -156,7 +157,7 @@ pub fn event(facts: Vec<Fact>, shown: &Shown, at_ms: i64) -> Effects {
         .iter()
         .filter_map(|f| auto_decision(f, shown))
         .collect();
-    let documents = facts.iter().filter_map(document).collect();
+    let documents = Vec::new();
     let sales_ahead = facts
         .iter()
         .filter_map(|f| match f {
@@ -249,48 +250,25 @@ fn auto_decision(fact: &Fact, shown: &Shown) -> Option<AutoDecision> {
     }
 }
 
-/// The fiscal document a fact issues, if any: a sale with an electronic
-/// fiscal number, a return's electronic credit note.
-fn document(fact: &Fact) -> Option<Document> {
-    let (event_id, store, device, series, number, doc_type) = match fact {
-        Fact::Sale {
-            event_id,
-            store,
-            device,
-            fiscal: Some((series, number)),
-            ..
-        } => (
-            event_id,
-            store,
-            device,
-            series,
-            number,
-            FiscalDocType::Invoice,
-        ),
-        Fact::CreditNote {
-            event_id,
-            store,
-            device,
-            series,
-            number,
-            ..
-        } => (
-            event_id,
-            store,
-            device,
-            series,
-            number,
-            FiscalDocType::CreditNote,
-        ),
-        _ => return None,
+/// The fiscal document a register's `FiscalDocumentIssued` event asks the
+/// hub to submit: its e-NCF (the outbox key) when the series is electronic,
+/// with the sale or return event it depends on as the issuing event (DESIGN
+/// "Electronic fiscal documents": the register signs, the hub submits the
+/// signed bytes). A sale or return alone queues nothing: its documents are
+/// queued when the event naming their signed bytes is applied.
+pub fn issued_document(meta: &EventMeta<'_>, body: &EventBody) -> Option<Document> {
+    let EventBody::FiscalDocumentIssued(b) = body else {
+        return None;
     };
+    let series = b.encf.get(..3)?;
     crate::outbox::is_electronic(series).then(|| Document {
-        number: number.clone(),
-        doc_type,
-        series: series.clone(),
-        store: *store,
-        device: *device,
-        event_id: *event_id,
+        number: b.encf.clone(),
+        doc_type: b.doc_type,
+        series: series.to_owned(),
+        store: meta.store,
+        device: meta.device,
+        // deps = [the SaleCreated / SaleReturned event].
+        event_id: meta.deps.first().copied().unwrap_or(meta.event_id),
     })
 }
 

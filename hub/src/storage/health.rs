@@ -47,6 +47,9 @@ pub struct HealthInputs {
     pub open_alerts: u64,
     /// The tax-authority outbox.
     pub outbox: OutboxHealth,
+    /// The hub's e-CF signing certificate: not in the database; filled by
+    /// `AppState::health_inputs` from the data directory (`Missing` here).
+    pub certificate: crate::certificate::CertificateState,
 }
 
 /// How many held events the health report lists.
@@ -126,6 +129,7 @@ pub(crate) fn health_inputs(conn: &Conn, now: i64) -> Result<HealthInputs, Stora
         fiscal_series: crate::storage::fiscal::health(conn, now)?,
         oversells: count("SELECT COUNT(*) FROM p_oversells", &[])?,
         outbox: crate::storage::outbox::health(conn)?,
+        certificate: crate::certificate::CertificateState::Missing,
         stock_alerts_open: crate::storage::escrow::alerts(conn)?
             .iter()
             .filter(|a| a.state == "open")

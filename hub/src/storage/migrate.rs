@@ -108,6 +108,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../../migrations/hub/0011_ui_sessions.sql"),
         postgres: include_str!("../../../migrations/hub/postgres/0011_ui_sessions.sql"),
     },
+    Migration {
+        version: 12,
+        name: "signed_documents",
+        sql: include_str!("../../../migrations/hub/0012_signed_documents.sql"),
+        postgres: include_str!("../../../migrations/hub/postgres/0012_signed_documents.sql"),
+    },
 ];
 
 /// Why the database cannot be brought to this binary's schema.

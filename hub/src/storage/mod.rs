@@ -83,6 +83,7 @@ pub use error::{Answer, StorageError};
 pub use facts::load::{digest, load_projections as projections};
 pub use fiscal::{FiscalHealth, WriteOff};
 pub use health::{HealthInputs, HeldEvent, HELD_LISTED};
+pub use ingest::documents::ExportRow;
 pub use ingest::push::{ConflictRef, HeldInfo, PushAck};
 pub use ingest::rebuild::rebuild;
 pub use migrate::{MigrateError, MIGRATIONS};
@@ -430,6 +431,19 @@ impl Storage {
             .await
     }
 
+    /// Outbox: keeps a document that failed the checks before its first
+    /// submission from ever being sent (a `manual` conflict and an alert).
+    /// `false`: the lease was lost.
+    pub async fn outbox_refuse(
+        &self,
+        doc: crate::outbox::Claimed,
+        owner: String,
+        reason: String,
+    ) -> Result<bool, StorageError> {
+        self.write(move |conn, env| outbox::refuse(conn, env, &doc, &owner, &reason))
+            .await
+    }
+
     /// Outbox: marks a document in doubt before it is sent again. `false`:
     /// the lease was lost.
     pub async fn outbox_mark_in_doubt(
@@ -469,6 +483,17 @@ impl Storage {
         limit: usize,
     ) -> Result<Vec<DocInfo>, StorageError> {
         self.read(move |conn| outbox::list(conn, state, limit))
+            .await
+    }
+
+    /// Every signed document the hub holds signed in `[from_ms, to_ms)`,
+    /// with its bytes and outbox state (`caja-hub fiscal documents`).
+    pub async fn signed_documents(
+        &self,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+    ) -> Result<Vec<ExportRow>, StorageError> {
+        self.read(move |conn| ingest::documents::list(conn, from_ms, to_ms))
             .await
     }
 

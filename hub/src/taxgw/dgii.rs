@@ -253,6 +253,7 @@ pub fn build(cfg: &DgiiConfig, src: &DocumentSource) -> Result<Prepared, BuildEr
             return Err(BuildError::WrongSource {
                 doc_type: t.as_str(),
                 what: match b {
+                    SourceBody::Signed(_) => "signed documents",
                     SourceBody::Sale(_) => "a sale",
                     SourceBody::Return(_) => "a return",
                     SourceBody::Cancellation { .. } => "a cancelled range",

@@ -13,8 +13,8 @@ use caja_shared::clock::Clock;
 
 use super::dgii::{self, DgiiConfig};
 use super::{
-    multipart, BuildError, DocumentSource, GatewayError, GwFuture, StatusAnswer, Submitted,
-    TaxGateway,
+    multipart, BuildError, DocumentSource, GatewayError, GwFuture, SourceBody, StatusAnswer,
+    Submitted, TaxGateway,
 };
 use crate::outbox::{Claimed, Prepared};
 
@@ -28,6 +28,8 @@ pub struct DgiiGateway {
     timeout_ms: u64,
     clock: Arc<dyn Clock + Send + Sync>,
     token: tokio::sync::Mutex<Option<(String, i64)>>,
+    check: Option<Arc<super::dgii_signed::SignatureCheck>>,
+    signer: Option<Arc<caja_shared::ecf::xmldsig::Signer>>,
 }
 
 impl std::fmt::Debug for DgiiGateway {
@@ -60,7 +62,24 @@ impl DgiiGateway {
             timeout_ms: timeout_ms.max(1),
             clock,
             token: tokio::sync::Mutex::new(None),
+            check: None,
+            signer: None,
         })
+    }
+
+    /// The hub's own signer (its installed certificate): what the hub issues
+    /// itself — a cancellation (ANECF) — is signed with it; without it a
+    /// cancellation waits.
+    pub fn with_signer(mut self, signer: Arc<caja_shared::ecf::xmldsig::Signer>) -> Self {
+        self.signer = Some(signer);
+        self
+    }
+
+    /// The signature check every register-signed document passes before its
+    /// first submission (see [`super::dgii_signed`]).
+    pub fn with_signature_check(mut self, check: Arc<super::dgii_signed::SignatureCheck>) -> Self {
+        self.check = Some(check);
+        self
     }
 
     fn ecf(&self, path: &str) -> String {
@@ -289,7 +308,18 @@ impl TaxGateway for DgiiGateway {
     }
 
     fn build(&self, src: &DocumentSource) -> Result<Prepared, BuildError> {
-        dgii::build(&self.cfg, src)
+        match &src.body {
+            SourceBody::Signed(docs) => {
+                super::dgii_signed::prepare(&self.cfg, src, docs, self.check.as_deref())
+            }
+            SourceBody::Cancellation { .. } => match &self.signer {
+                Some(signer) => super::dgii_signed::cancellation(&self.cfg, src, signer),
+                None => Err(BuildError::Wait(
+                    "the hub signs a cancellation (ANECF) with its own certificate: install it with caja-hub fiscal certificate install".into(),
+                )),
+            },
+            _ => dgii::build(&self.cfg, src),
+        }
     }
 
     fn submit<'a>(&'a self, doc: &'a Claimed) -> GwFuture<'a, Result<Submitted, GatewayError>> {

@@ -11,6 +11,7 @@
 
 pub mod dgii;
 pub mod dgii_http;
+pub mod dgii_signed;
 pub mod multipart;
 pub mod xml;
 
@@ -25,9 +26,23 @@ use crate::outbox::{Claimed, Prepared, Verdict};
 /// A boxed future of a gateway call.
 pub type GwFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// A document a register signed, as the hub stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedSource {
+    /// `ecf` or `rfce`.
+    pub kind: String,
+    /// The exact signed bytes.
+    pub xml: Vec<u8>,
+    /// The security code the register's event gave.
+    pub security_code: Option<String>,
+}
+
 /// What a document is built from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceBody {
+    /// The documents a register signed for the number (the e-CF, and an
+    /// E32's RFCE): submitted as they are, never rebuilt.
+    Signed(Vec<SignedSource>),
     /// A sale (an invoice).
     Sale(SaleCreated),
     /// A return (a credit note).
@@ -65,6 +80,9 @@ pub struct DocumentSource {
     pub modified_issued_ms: Option<i64>,
     /// When the document is built (its signing time), UTC ms.
     pub built_ms: i64,
+    /// For a signed credit note: the number it modifies and that number's
+    /// outbox state (`None` when the hub has not queued it).
+    pub modified: Option<(String, Option<crate::outbox::DocState>)>,
 }
 
 /// Why a document cannot be built (the register's event does not fit the
@@ -103,6 +121,15 @@ pub enum BuildError {
     /// The configured issuer cannot go on documents (configuration).
     #[error("tax authority configuration: {0}")]
     Issuer(String),
+    /// A signed document fails the checks before its first submission
+    /// (signature, certificate chain, issuer, structure): it is never sent;
+    /// head office decides (a `manual` conflict).
+    #[error("refused before sending: {0}")]
+    Invalid(String),
+    /// Not yet: something must happen first (a credit note waits for the
+    /// document it modifies to be accepted). Retried with backoff.
+    #[error("waiting: {0}")]
+    Wait(String),
 }
 
 /// Why a call to the authority failed.

@@ -43,13 +43,11 @@ pub(crate) async fn page(State(ui): Ui, headers: HeaderMap) -> Response {
         Ok(op) => op,
         Err(r) => return r,
     };
-    let (reports, inputs) = match tokio::try_join!(
-        ui.app.store.fiscal_reports(None),
-        ui.app.store.health_inputs()
-    ) {
-        Ok(x) => x,
-        Err(e) => return ui.failure(Some(&op), e),
-    };
+    let (reports, inputs) =
+        match tokio::try_join!(ui.app.store.fiscal_reports(None), ui.app.health_inputs()) {
+            Ok(x) => x,
+            Err(e) => return ui.failure(Some(&op), e),
+        };
     let bars: Vec<Bar> = reports
         .iter()
         .map(|r| Bar {

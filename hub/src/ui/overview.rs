@@ -68,6 +68,21 @@ pub fn reasons(inputs: &HealthInputs, report: &HealthReport, now_ms: i64) -> Vec
             out.push(text::reason_series_expiring(&s.prefix, s.days_to_expiry));
         }
     }
+    let electronic = inputs
+        .fiscal_series
+        .iter()
+        .any(|s| s.days_to_expiry >= 0 && s.prefix.starts_with('E'));
+    let cert = inputs.certificate.health(now_ms);
+    match cert.status {
+        "expires_soon" => out.push(text::reason_certificate_expiring(
+            cert.days_left.unwrap_or(0),
+        )),
+        "missing" if electronic => out.push(text::REASON_CERTIFICATE_MISSING.into()),
+        "expired" | "not_yet_valid" | "unreadable" => {
+            out.push(text::reason_certificate_unusable(cert.status));
+        }
+        _ => {}
+    }
     if inputs.stock_alerts_open > 0 {
         out.push(text::reason_stock_alerts(inputs.stock_alerts_open));
     }
@@ -111,7 +126,7 @@ pub(crate) async fn page(State(ui): Ui, headers: HeaderMap, uri: Uri) -> Respons
     let now = store.now_ms();
     let since = (now - now.rem_euclid(HOUR_MS)) - (SALES_HOURS - 1) * HOUR_MS;
     let (inputs, stores, sales, seen) = match tokio::try_join!(
-        store.health_inputs(),
+        ui.app.health_inputs(),
         store.stores(),
         store.ui_sales_by_hour(since),
         store.ui_last_seen()
@@ -146,6 +161,11 @@ pub(crate) async fn page(State(ui): Ui, headers: HeaderMap, uri: Uri) -> Respons
                 div class="card" { div { a href="/ui/held" { (text::CARD_HELD) } } div class="big" { (inputs.held_events) } }
                 div class="card" { div { a href="/ui/stock" { (text::CARD_STOCK_ALERTS) } } div class="big" { (inputs.stock_alerts_open) } }
                 div class="card" { div { a href="/ui/fiscal" { (text::CARD_FISCAL_DUPLICATES) } } div class="big" { (inputs.fiscal_duplicates) } }
+                @let cert = inputs.certificate.health(now);
+                div class="card" title=[cert.subject.as_deref()] {
+                    div { (text::CARD_CERTIFICATE) }
+                    div class="big" { (cert.days_left.map_or("—".to_string(), |d| d.to_string())) }
+                }
             }
             p { a href="/ui/health.json" { (text::HEALTH_JSON_LINK) } }
         }

@@ -48,7 +48,7 @@ pub(crate) async fn page(State(ui): Ui, headers: HeaderMap) -> Response {
         Err(r) => return r,
     };
     let (inputs, stores, seen) = match tokio::try_join!(
-        ui.app.store.health_inputs(),
+        ui.app.health_inputs(),
         ui.app.store.stores(),
         ui.app.store.ui_last_seen()
     ) {
@@ -170,7 +170,7 @@ pub(crate) async fn health_json(State(ui): Ui, headers: HeaderMap) -> Response {
         Ok(op) => op,
         Err(r) => return r,
     };
-    let inputs = match ui.app.store.health_inputs().await {
+    let inputs = match ui.app.health_inputs().await {
         Ok(i) => i,
         Err(e) => return ui.failure(Some(&op), e),
     };

@@ -223,6 +223,33 @@ pub fn reason_series_expiring(prefix: &str, days: i64) -> String {
     format!("La serie {prefix} vence en {days} día(s).")
 }
 
+/// Reason: the hub's e-CF certificate expires soon.
+pub fn reason_certificate_expiring(days: i64) -> String {
+    match days {
+        0 => "El certificado de firma e-CF del hub vence hoy: renuévelo.".into(),
+        1 => "El certificado de firma e-CF del hub vence mañana: renuévelo.".into(),
+        d => format!("El certificado de firma e-CF del hub vence en {d} días: renuévelo."),
+    }
+}
+
+/// Reason: no certificate while electronic series are loaded.
+pub const REASON_CERTIFICATE_MISSING: &str =
+    "No hay certificado de firma e-CF instalado en el hub \
+     y hay series electrónicas cargadas (`caja-hub fiscal certificate install`).";
+
+/// Reason: the certificate cannot be used.
+pub fn reason_certificate_unusable(status: &str) -> String {
+    let what = match status {
+        "expired" => "está vencido",
+        "not_yet_valid" => "aún no es válido",
+        _ => "no se puede leer",
+    };
+    format!("El certificado de firma e-CF del hub {what}: no se pueden firmar anulaciones.")
+}
+
+/// Card: the hub's e-CF certificate.
+pub const CARD_CERTIFICATE: &str = "Certificado e-CF (días)";
+
 /// Reason: stock alerts.
 pub fn reason_stock_alerts(n: u64) -> String {
     format!("{n} alerta(s) de inventario sin revisar.")
@@ -545,6 +572,9 @@ pub fn conflict_reason(reason: ConflictReason) -> String {
         ConflictReason::StoreCreditOverdrawn
         | ConflictReason::ReturnOriginalUnknown
         | ConflictReason::FiscalDocumentRejected => format!("Conflicto «{reason}»"),
+        ConflictReason::FiscalDocumentInvalid => {
+            "Documento fiscal firmado que no pasó la verificación: no se envió a la DGII".into()
+        }
     }
 }
 

@@ -22,6 +22,10 @@ use serde_json::Value;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 
+/// The throwaway PKI made with `openssl` (`tests/src/pki.rs`).
+#[path = "../../../tests/src/pki.rs"]
+pub mod pki;
+
 tokio::task_local! {
     /// Set while a test runs in its PostgreSQL variant.
     static ON_POSTGRES: bool;
@@ -131,6 +135,21 @@ impl TestHub {
         self.dir.path().join("hub")
     }
 
+    /// Installs the test PKI's signer certificate as the hub's own: a hub
+    /// with electronic series and no certificate is critical. Needs
+    /// `openssl` (installed by `scripts/test.sh`).
+    pub fn install_test_certificate(&self) {
+        let pki = pki::Pki::get().expect("openssl is needed for the hub's e-CF certificate");
+        caja_hub::certificate::install(
+            &self.data_dir(),
+            &pki.leaf_p12,
+            &pki::Pki::read(&pki.leaf_p12),
+            pki::P12_PASSWORD,
+            now_ms(),
+        )
+        .expect("install the test certificate");
+    }
+
     /// A connection to the hub's database (SQLite file or PostgreSQL).
     pub fn db(&self) -> caja_hub::storage::Conn {
         caja_hub::storage::open_detached(&self.cfg.database(&self.data_dir())).unwrap()
@@ -227,6 +246,18 @@ impl TestHub {
             .await
     }
 
+    /// A push with signed documents beside the events.
+    pub async fn push_with_documents(
+        &self,
+        reg: &Register,
+        events: &[Event],
+        documents: &[caja_shared::push::PushDocument],
+    ) -> Reply {
+        let body = push_body_with_documents(reg, events, documents);
+        self.signed(reg, "POST", "/v1/sync/push", &body, now_ms())
+            .await
+    }
+
     pub async fn pull(&self, reg: &Register, after: &str) -> Reply {
         self.signed(
             reg,
@@ -317,6 +348,14 @@ pub fn sign(reg: &Register, method: &str, path: &str, body: &[u8], ts: i64) -> S
 
 /// A push body: the events' canonical bytes and a checkpoint of the last one.
 pub fn push_body(reg: &Register, events: &[Event]) -> Vec<u8> {
+    push_body_with_documents(reg, events, &[])
+}
+
+pub fn push_body_with_documents(
+    reg: &Register,
+    events: &[Event],
+    documents: &[caja_shared::push::PushDocument],
+) -> Vec<u8> {
     let last = events.last().unwrap();
     let cp = Checkpoint::sign(
         &reg.key,
@@ -325,9 +364,55 @@ pub fn push_body(reg: &Register, events: &[Event]) -> Vec<u8> {
         last.seq(),
         last.hash(),
     );
-    caja_shared::push::push_body(reg.device, events, &[], &cp, 0).unwrap()
+    caja_shared::push::push_body(reg.device, events, documents, &cp, 0).unwrap()
 }
 
 pub fn path_exists(p: &Path) -> bool {
     p.exists()
+}
+
+/// Whether an external program (`xmllint`, `xmlsec1`, `openssl`) is on PATH.
+/// Missing: a failure with `CAJA_REQUIRE_EXTERNAL=1`, else a printed skip
+/// and `false`.
+pub fn require_tool(program: &str) -> bool {
+    let found = std::process::Command::new(program)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        assert!(
+            !std::env::var("CAJA_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1"),
+            "{program} not found on PATH and CAJA_REQUIRE_EXTERNAL=1"
+        );
+        eprintln!("SKIPPED ({program} not found on PATH) — set CAJA_REQUIRE_EXTERNAL=1 to make this a failure");
+    }
+    found
+}
+
+/// A signer with the test PKI's certificate (issued by its CA); `None`
+/// (skipped, printed) without `openssl` unless `CAJA_REQUIRE_EXTERNAL=1`.
+pub fn signer() -> Option<caja_shared::ecf::xmldsig::Signer> {
+    let p = pki::Pki::get()?;
+    let creds = caja_shared::ecf::certificate::Credentials::from_pkcs12(
+        &pki::Pki::read(&p.leaf_p12),
+        pki::P12_PASSWORD,
+    )
+    .unwrap();
+    Some(
+        caja_shared::ecf::xmldsig::Signer::new(creds.key_pkcs8(), creds.cert_der().to_vec())
+            .unwrap(),
+    )
+}
+
+/// The issuer of the tests' documents.
+pub fn issuer(rnc: &str) -> caja_shared::ecf::issuer::Issuer {
+    caja_shared::ecf::issuer::Issuer::new(
+        rnc,
+        "Colmado & Hijos SRL",
+        "Calle 1, Santo Domingo",
+        None,
+    )
+    .unwrap()
 }

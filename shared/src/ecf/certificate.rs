@@ -14,7 +14,11 @@
 //! the key's private components in its own big-number buffers and exposes no
 //! way to wipe them; they are freed, not overwritten, when it drops. So the
 //! long-lived copy is the PKCS#8 buffer here, and a `RsaKeyPair` should live no
-//! longer than the process needs it.
+//! longer than the process needs it. Also not wiped: the AES key `pkcs5`
+//! 0.7 derives inside PBES2 decryption (a stack value it does not zeroize;
+//! it unlocks the PKCS#12, it is not the signing key). The ciphers' key
+//! schedules are wiped on drop (their `zeroize` features are on), and so
+//! are the PKCS#12 KDF's keys and IVs (`pfx`).
 //!
 //! Dependencies (the workspace `Cargo.toml` says the same): ring signs and
 //! verifies, including X.509 signatures through x509-parser's `verify`
@@ -80,8 +84,8 @@ pub enum CertError {
     /// No certificate matches the private key.
     #[error("the PKCS#12 file holds no certificate for its private key")]
     NoCertificate,
-    /// The key is not one ring can sign with (RSA, 2,048 to 8,192 bits).
-    #[error("the private key cannot sign e-CF (RSA 2048-8192 bits required): {0}")]
+    /// The key is not one ring can sign with (RSA, 2,048 to 4,096 bits).
+    #[error("the private key cannot sign e-CF (RSA 2048-4096 bits required): {0}")]
     Key(String),
     /// Bytes that should be an X.509 certificate are not.
     #[error("invalid X.509 certificate: {0}")]
@@ -313,6 +317,15 @@ impl Credentials {
     /// The leaf certificate's facts.
     pub fn info(&self) -> &CertInfo {
         &self.info
+    }
+
+    /// An e-CF signer with this key and leaf certificate (the certificate
+    /// goes into every signature's `KeyInfo`). Builds ring's `RsaKeyPair`,
+    /// whose private components cannot be wiped (module doc): keep the
+    /// signer for as long as it signs, no longer.
+    pub fn signer(&self) -> Result<super::xmldsig::Signer, CertError> {
+        super::xmldsig::Signer::new(&self.key_pkcs8, self.cert_der.clone())
+            .map_err(|e| CertError::Key(e.to_string()))
     }
 
     /// The private key, PKCS#8 `PrivateKeyInfo` DER (RSA).

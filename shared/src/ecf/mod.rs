@@ -3,7 +3,8 @@
 //! ([`numbers`]), the documents ([`document`]) in Caja's canonical XML
 //! ([`xml`]), their enveloped XMLDSig signature ([`xmldsig`]), what the
 //! receipt prints ([`receipt`]) and the composition the register and the hub
-//! call ([`issue`]).
+//! call ([`issue`]); the signer's PKCS#12 and X.509 checks
+//! ([`certificate`]).
 //!
 //! Invariant: nothing here does IO; every document built validates against
 //! DGII's schema for its type and every signed one verifies (tests in

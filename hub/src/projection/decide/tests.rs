@@ -390,7 +390,8 @@ fn an_event_decides_its_automatic_decisions_documents_and_sales_ahead() {
     let same = event(vec![customer_fact(2, d1, T0)], &shown, T0);
     assert!(same.decisions.is_empty());
 
-    // Documents: electronic series only; a sale ahead by the grace is kept.
+    // A sale queues no document (its signed documents are queued from the
+    // event naming them); a sale ahead by the grace is kept.
     let grace = STALE_PRICE_GRACE_MS;
     let e = event(
         vec![
@@ -400,13 +401,7 @@ fn an_event_decides_its_automatic_decisions_documents_and_sales_ahead() {
         &Shown::new(),
         T0,
     );
-    assert_eq!(
-        e.documents
-            .iter()
-            .map(|d| (d.number.as_str(), d.doc_type, d.event_id))
-            .collect::<Vec<_>>(),
-        vec![("E310000000001", FiscalDocType::Invoice, id(1))]
-    );
+    assert!(e.documents.is_empty());
     assert_eq!(
         e.sales_ahead,
         vec![SaleAhead {
@@ -420,4 +415,52 @@ fn an_event_decides_its_automatic_decisions_documents_and_sales_ahead() {
         .subjects
         .contains(&Subject::Fiscal("B02".into(), "B0200000001".into())));
     assert_eq!(e.facts.len(), 2);
+}
+
+#[test]
+fn a_fiscal_document_issued_event_queues_its_electronic_number() {
+    use caja_shared::kind::{FiscalDocumentIssued, IssuedDocument};
+    let deps = [id(1)];
+    let meta = EventMeta {
+        event_id: id(2),
+        store: store(),
+        device: id(0xd1),
+        seq: 2,
+        hlc: hlc(T0),
+        origin: crate::projection::Origin::Register,
+        deps: &deps,
+    };
+    let body = |encf: &str| {
+        EventBody::FiscalDocumentIssued(FiscalDocumentIssued {
+            encf: encf.into(),
+            doc_type: FiscalDocType::CreditNote,
+            sale_id: None,
+            return_id: None,
+            security_code: "Ab+/9z".into(),
+            signed_at_ms: T0,
+            total: caja_shared::money::Money(100),
+            documents: vec![IssuedDocument {
+                kind: "ecf".into(),
+                sha256: caja_shared::digest::Hash256::of(b"x"),
+            }],
+        })
+    };
+    let d = issued_document(&meta, &body("E340000000007")).unwrap();
+    assert_eq!(
+        (
+            d.number.as_str(),
+            d.series.as_str(),
+            d.doc_type,
+            d.event_id,
+            d.device
+        ),
+        (
+            "E340000000007",
+            "E34",
+            FiscalDocType::CreditNote,
+            id(1),
+            id(0xd1)
+        )
+    );
+    assert_eq!(issued_document(&meta, &body("B0400000007")), None);
 }

@@ -48,7 +48,10 @@ pub(crate) fn project(
     } else {
         decide::Shown::new()
     };
-    let effects = decide::event(facts, &shown, at_ms);
+    let mut effects = decide::event(facts, &shown, at_ms);
+    effects
+        .documents
+        .extend(decide::issued_document(meta, body));
     for d in &effects.decisions {
         audit_decision(conn, index.tx, at_ms, meta.store, d)?;
     }

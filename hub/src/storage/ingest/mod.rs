@@ -9,6 +9,7 @@
 
 pub(crate) mod causal;
 pub(crate) mod decisions;
+pub(crate) mod documents;
 pub(crate) mod events;
 pub(crate) mod hub_chain;
 pub(crate) mod index;

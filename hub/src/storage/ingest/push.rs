@@ -14,6 +14,7 @@ use crate::storage::codec::{corrupt, i, parse};
 use crate::storage::db::{params, Conn};
 use crate::storage::device_auth::authenticate;
 use crate::storage::error::{Answer, StorageError};
+use crate::storage::ingest::documents;
 use crate::storage::ingest::events::{chain_view, event_id_at, insert_event, missing_of};
 use crate::storage::ingest::index::SqlIndex;
 use crate::storage::tx_cache::TxCache;
@@ -21,7 +22,9 @@ use crate::storage::writer::Env;
 use crate::wire::ApiError;
 use crate::{audit, ingest, projection};
 use caja_shared::canonical::Value;
+use caja_shared::digest::Hash256;
 use caja_shared::ids::EventId;
+use caja_shared::kind::EventBody;
 use serde::Serialize;
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -182,6 +185,20 @@ pub(crate) fn push(
         return refuse(e);
     }
     debug_assert_eq!(position.new, new_events.len());
+    // The signed documents beside the events: each named by an event of the
+    // batch (or held), each one a new event names pushed or held.
+    let mut hashes: Vec<Hash256> = batch.documents.iter().map(|d| d.sha256).collect();
+    for e in &batch.events {
+        if let EventBody::FiscalDocumentIssued(b) = &e.body {
+            hashes.extend(b.documents.iter().map(|d| d.sha256));
+        }
+    }
+    let held = documents::held(conn, &hashes)?;
+    let to_store = match ingest::check_documents(batch, view.acked_seq, &held) {
+        Ok(d) => d,
+        Err(e) => return refuse(e),
+    };
+    documents::insert_pushed(conn, dev.store, dev.device, &to_store, now)?;
 
     // Every check passed: store, then offer each new event to the causal gate.
     let mut index = SqlIndex::new(conn, now, &mut env.tx);

@@ -63,9 +63,10 @@ use crate::storage::alerts::raise_alert;
 use crate::storage::audit_log::append_audit;
 use crate::storage::codec::{corrupt, parse};
 use crate::storage::error::StorageError;
+use crate::storage::ingest::documents;
 use crate::storage::ingest::hub_chain::append_to_hub_chain_with_deps;
 use crate::storage::writer::Env;
-use crate::taxgw::{DocumentSource, SourceBody};
+use crate::taxgw::{DocumentSource, SignedSource, SourceBody};
 
 const CLAIM_COLUMNS: &str = "doc_id, doc_key, doc_type, series, store_id, device_id, event_id, first_number, last_number, created_ms, state, channel, body, body_hash, archive, security_code, verify_url, track_id, in_doubt, attempts";
 
@@ -205,6 +206,7 @@ pub(crate) fn source(
     built_ms: i64,
 ) -> Result<DocumentSource, StorageError> {
     let offset = super::fiscal::store_offset(conn, doc.store)?;
+    let mut modified = None;
     let (body, issued_ms, modified_issued_ms) = match doc.doc_type {
         FiscalDocType::Cancellation => {
             let (first, last) = doc
@@ -226,37 +228,35 @@ pub(crate) fn source(
             )
         }
         FiscalDocType::Invoice | FiscalDocType::CreditNote => {
-            let id = doc
-                .event_id
-                .ok_or_else(|| corrupt(format!("document {} without its event", doc.doc_key)))?;
-            let (bytes, hlc_ms): (Vec<u8>, i64) = conn
-                .prepare_cached("SELECT bytes, hlc_ms FROM events WHERE event_id = $1")?
-                .query_row([id.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            let event = Event::from_json(&bytes).map_err(corrupt)?;
-            match event.body().map_err(corrupt)? {
-                EventBody::SaleCreated(s) => (SourceBody::Sale(s), hlc_ms, None),
-                EventBody::SaleReturned(r) => {
-                    let modified = match r.credit_note.as_ref().and_then(|c| c.modifies.clone()) {
-                        Some(number) => conn
-                            .prepare_cached(
-                                "SELECT e.hlc_ms FROM p_sales s JOIN events e ON e.event_id = s.event_id
-                                 WHERE s.fiscal_series = $1 AND s.fiscal_number = $2
-                                 ORDER BY e.event_id LIMIT 1",
-                            )?
-                            .query_row(params![number.get(..3).unwrap_or(""), number], |r| r.get(0))
-                            .optional()?,
-                        None => None,
-                    };
-                    (SourceBody::Return(r), hlc_ms, modified)
-                }
-                other => {
-                    return Err(corrupt(format!(
-                        "document {} points at a {} event",
-                        doc.doc_key,
-                        other.kind().as_str()
-                    )))
+            // The register's signed bytes, submitted as they are.
+            let stored = documents::for_number(conn, &doc.doc_key, doc.device)?;
+            let issued_ms = stored
+                .iter()
+                .map(|d| d.signed_at_ms)
+                .min()
+                .unwrap_or(doc.created_ms);
+            let signed: Vec<SignedSource> = stored
+                .into_iter()
+                .map(|d| SignedSource {
+                    kind: d.kind,
+                    xml: d.xml,
+                    security_code: d.security_code,
+                })
+                .collect();
+            if doc.doc_type == FiscalDocType::CreditNote {
+                if let Some(n) = signed
+                    .iter()
+                    .find(|d| d.kind == "ecf")
+                    .and_then(|d| crate::taxgw::dgii_signed::modified_number(&d.xml))
+                {
+                    let state: Option<String> = conn
+                        .prepare_cached("SELECT state FROM tax_outbox WHERE doc_key = $1")?
+                        .query_row([n.as_str()], |r| r.get(0))
+                        .optional()?;
+                    modified = Some((n, state.as_deref().and_then(DocState::parse)));
                 }
             }
+            (SourceBody::Signed(signed), issued_ms, None)
         }
     };
     Ok(DocumentSource {
@@ -268,6 +268,7 @@ pub(crate) fn source(
         offset,
         modified_issued_ms,
         built_ms,
+        modified,
     })
 }
 
@@ -302,6 +303,19 @@ pub(crate) fn prepare(
     if changed == 0 {
         return Ok(false);
     }
+    if doc.doc_type == FiscalDocType::Cancellation {
+        // The hub signed it: kept with the register-signed documents.
+        documents::insert_hub_signed(
+            conn,
+            &doc_label(doc),
+            &p.channel,
+            doc.doc_type.as_str(),
+            doc.store,
+            doc.device,
+            &p.body,
+            now,
+        )?;
+    }
     append_audit(
         conn,
         &mut env.tx,
@@ -320,6 +334,51 @@ pub(crate) fn prepare(
             ),
         ]),
     )?;
+    Ok(true)
+}
+
+/// Keeps a document that failed the checks before its first submission from
+/// ever being sent: it stays `pending`, never due again, with the reason;
+/// a `manual` conflict (`fiscal_document_invalid`, candidates: the
+/// register's event) and an alert, in one transaction. `false`: the lease
+/// is no longer `owner`'s, nothing changed.
+pub(crate) fn refuse(
+    conn: &Conn,
+    env: &mut Env,
+    doc: &Claimed,
+    owner: &str,
+    reason: &str,
+) -> Result<bool, StorageError> {
+    let now = env.now_ms();
+    let changed = conn
+        .prepare_cached(
+            "UPDATE tax_outbox SET next_attempt_ms = $3, last_error = $4, lease_owner = NULL, lease_until_ms = NULL
+             WHERE doc_id = $1 AND lease_owner = $2 AND body IS NULL",
+        )?
+        .execute(params![doc.doc_id, owner, outbox::NEVER_MS, reason])?;
+    if changed == 0 {
+        return Ok(false);
+    }
+    let conflict = Conflict::new(
+        ConflictReason::FiscalDocumentInvalid,
+        outbox::rejected_subject(&doc.doc_key),
+        doc.store,
+        doc.event_id.into_iter().collect(),
+    );
+    super::conflicts::upsert(conn, Some(&mut env.tx), &conflict, false, now)?;
+    raise_alert(
+        conn,
+        ConflictReason::FiscalDocumentInvalid.as_str(),
+        Some(doc.store),
+        Some(doc.device),
+        now,
+        &format!(
+            "{} {} is never sent: {reason}",
+            doc.doc_type.as_str(),
+            doc.doc_key
+        ),
+    )?;
+    tracing::error!(document = %doc.doc_key, reason, "signed fiscal document refused before sending: a person must act");
     Ok(true)
 }
 
@@ -587,6 +646,26 @@ pub(crate) fn restore_conflicts(conn: &Conn) -> Result<u64, StorageError> {
         })?
         .collect::<Result<_, _>>()?;
     let mut restored = 0;
+    let invalid: Vec<(String, String, Option<String>, i64)> = conn
+        .prepare(
+            "SELECT doc_key, store_id, event_id, created_ms FROM tax_outbox
+             WHERE state = 'pending' AND next_attempt_ms = $1 ORDER BY doc_id",
+        )?
+        .query_map([outbox::NEVER_MS], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    for (key, store, event, at) in invalid {
+        let conflict = Conflict::new(
+            ConflictReason::FiscalDocumentInvalid,
+            outbox::rejected_subject(&key),
+            parse(&store)?,
+            event.iter().map(|s| parse(s)).collect::<Result<_, _>>()?,
+        );
+        if super::conflicts::upsert(conn, None, &conflict, false, at)? {
+            restored += 1;
+        }
+    }
     for (key, store, event, result, at) in rows {
         let candidates: Vec<EventId> = event
             .iter()

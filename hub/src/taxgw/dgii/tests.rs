@@ -57,6 +57,7 @@ fn src(doc_type: FiscalDocType, series: &str, key: &str, body: SourceBody) -> Do
         offset: UtcOffset::SANTO_DOMINGO,
         modified_issued_ms: Some(ISSUED_MS - 86_400_000),
         built_ms: ISSUED_MS + 61_000,
+        modified: None,
     }
 }
 
