@@ -642,9 +642,30 @@ pub fn run(opts: &DayOptions, out: &mut impl Write) -> Result<DaySummary, DayErr
     let health = hub.get("/v1/health").map_err(fail("health"))?;
     let overall = health["overall"].as_str().unwrap_or("unknown").to_owned();
     let held = &health["consistency"];
-    day.say(format!("  hub health: {overall}; consistency {held}"))?;
+    day.say(format!(
+        "  hub health: {overall} ({}); consistency {held}",
+        health["reasons"]
+            .as_array()
+            .map(|r| r
+                .iter()
+                .filter_map(serde_json::Value::as_str)
+                .collect::<Vec<_>>()
+                .join("; "))
+            .unwrap_or_default()
+    ))?;
+    day.say(format!("  tax authority: {}", health["tax_authority"]))?;
     day.say(format!("  conflicts: {}", health["conflicts"]))?;
     day.say(format!("  stock: {}", health["stock"]))?;
+    let cert = &health["fiscal"]["certificate"];
+    check(
+        cert["status"] == "valid",
+        format!("the hub's e-CF certificate is valid: {cert}"),
+    )?;
+    day.say(format!(
+        "  hub e-CF certificate: {}, {} days left",
+        cert["status"].as_str().unwrap_or_default(),
+        cert["days_left"]
+    ))?;
     for (series, last) in SERIES {
         let fiscal = hub
             .get(&format!("/v1/admin/fiscal/report?series={series}"))
