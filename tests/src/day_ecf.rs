@@ -206,9 +206,23 @@ impl EcfDay {
         // What the registers signed: per e-NCF, the register and the hash
         // of the bytes DGII must receive.
         let mut signed: BTreeMap<String, (String, Hash256)> = BTreeMap::new();
+        let hub_db = hub.db().map_err(fail("hub db"))?;
+        let mut held = 0;
         for t in tills {
             let docs = caja_node::ecf::store::all(t.register.conn()).map_err(fail("documents"))?;
-            for (sha, encf, kind, _) in &docs {
+            for (sha, encf, kind, xml) in &docs {
+                let at_hub: Vec<u8> = hub_db
+                    .query_row(
+                        "SELECT xml FROM signed_documents WHERE sha256 = ?1",
+                        [sha],
+                        |r| r.get(0),
+                    )
+                    .map_err(fail(&format!("the hub's copy of the {kind} of {encf}")))?;
+                check(
+                    at_hub == *xml,
+                    format!("the hub holds the {kind} of {encf} as {} signed it", t.name),
+                )?;
+                held += 1;
                 let sha: Hash256 = sha.parse().map_err(fail("document hash"))?;
                 let summarized = docs.iter().any(|d| d.1 == *encf && d.2 == "rfce");
                 if kind == "rfce" || !summarized {
@@ -273,6 +287,9 @@ impl EcfDay {
             Err(why) => format!("schema validation SKIPPED: {why}"),
         };
         Ok(vec![
+            format!(
+                "  the hub holds all {held} signed documents (e-CF and RFCE) byte for byte as the registers signed them"
+            ),
             format!(
                 "  DGII emulator: {} e-CF arrived exactly once each ({} E32 as their RFCE summary, {} whole), \
                  each the register's signed bytes (SHA-256 equal), all accepted",
