@@ -17,7 +17,9 @@
 //! --schema <xsd_dir>/<file>.xsd` and its enveloped XMLDSig signature
 //! verified; a document that fails is refused with HTTP 400 and DGII-style
 //! `mensajes`, `secuenciaUtilizada: false` (Descripción técnica v1.6, §4: an
-//! XSD failure or an invalid signature leaves the number reusable). Without
+//! XSD failure or an invalid signature leaves the number reusable). With
+//! signature checks the seed of the token exchange must come back signed too
+//! (§2). Without
 //! an XSD directory the schema is not checked (unit tests that need no
 //! `xmllint`).
 //!
@@ -676,8 +678,13 @@ async fn validate_seed(State(state): State<Shared>, headers: HeaderMap, body: By
             let Ok(mut s) = state.lock() else {
                 return StatusCode::INTERNAL_SERVER_ERROR.into_response();
             };
-            // The seed must be one we issued, used once. Unsigned seeds are
-            // accepted (see the module doc).
+            // With signature checks, the seed must come back signed.
+            if s.checks.signatures {
+                if let Err(messages) = verify_signature(&doc) {
+                    return refused(&messages);
+                }
+            }
+            // The seed must be one we issued, used once.
             let Some(valor) = valor.filter(|v| s.seeds.remove(v)) else {
                 return json_response(
                     StatusCode::BAD_REQUEST,

@@ -10,7 +10,7 @@
 
 use caja_shared::checkpoint::Checkpoint;
 use caja_shared::digest::Hash256;
-use caja_shared::ecf::document::SaleContextEcf;
+use caja_shared::ecf::document::{ModifiedDocument, SaleContextEcf};
 use caja_shared::ecf::issue::{issue_sale, IssueError};
 use caja_shared::ecf::issuer::{Environment, Issuer};
 use caja_shared::ecf::xmldsig::Signer;
@@ -24,7 +24,7 @@ use caja_shared::key::DeviceKey;
 use caja_shared::kind::{
     CustomerUpserted, DebtOpened, DebtPaymentTaken, EventBody, FiscalDocType, FiscalDocumentIssued,
     FiscalRef, IssuedDocument, Payment, PaymentMethod, PaymentTaken, SaleCreated, SaleLine,
-    SaleVoided, ShiftClosed, ShiftOpened, StockCounted, StockReceived,
+    SaleReturned, SaleVoided, ShiftClosed, ShiftOpened, StockCounted, StockReceived,
 };
 use caja_shared::localtime::UtcOffset;
 use caja_shared::money::{LineAmounts, Money, QtyMilli, TaxRateBp};
@@ -524,6 +524,55 @@ pub fn signed_sale_documents(
         doc_type: FiscalDocType::Invoice,
         sale_id: Some(sale.sale_id),
         return_id: None,
+        security_code: issued.security_code.clone(),
+        signed_at_ms: issued.signed_at_ms,
+        total: issued.total,
+        documents: issued
+            .documents
+            .iter()
+            .map(|d| IssuedDocument {
+                kind: d.kind.as_str().to_owned(),
+                sha256: d.sha256,
+            })
+            .collect(),
+    };
+    let push = issued
+        .documents
+        .into_iter()
+        .map(|d| PushDocument {
+            sha256: d.sha256,
+            xml: d.xml,
+        })
+        .collect();
+    Ok((event, push))
+}
+
+/// The signed credit note (E34) of a return as a register sends it
+/// (`FiscalDocumentIssued` and the bytes), for tests:
+/// [`caja_shared::ecf::issue::issue_credit_note`] with `signer`.
+pub fn signed_credit_note_documents(
+    ret: &SaleReturned,
+    modified: &ModifiedDocument,
+    issuer: &Issuer,
+    signer: &Signer,
+    now_ms: i64,
+) -> Result<(FiscalDocumentIssued, Vec<PushDocument>), IssueError> {
+    let ctx = SaleContextEcf {
+        issuer,
+        environment: Environment::Test,
+        offset: UtcOffset::SANTO_DOMINGO,
+        issued_ms: now_ms,
+        signed_at_ms: now_ms,
+        series_valid_until: Some("2099-12-31"),
+        deferred_send: false,
+        buyer_name: None,
+    };
+    let issued = caja_shared::ecf::issue::issue_credit_note(ret, modified, &ctx, signer)?;
+    let event = FiscalDocumentIssued {
+        encf: issued.encf.clone(),
+        doc_type: FiscalDocType::CreditNote,
+        sale_id: None,
+        return_id: Some(ret.return_id),
         security_code: issued.security_code.clone(),
         signed_at_ms: issued.signed_at_ms,
         total: issued.total,

@@ -206,6 +206,25 @@ fn gateway(emu: &Emulator, timeout_ms: u64) -> Arc<DgiiGateway> {
     )
 }
 
+/// An emulator that checks every document as DGII does: XSD (`xmllint`,
+/// DGII's schemas from the workspace) and signatures, the seed's included.
+async fn checked_emulator(seed: u64) -> Emulator {
+    Emulator::start_checked(
+        "127.0.0.1:0".parse().unwrap(),
+        RNC,
+        Faults::default(),
+        seed,
+        caja_hub::dgii_emulator::Checks {
+            xsd_dir: Some(
+                std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/dgii/xsd"),
+            ),
+            signatures: true,
+        },
+    )
+    .await
+    .unwrap()
+}
+
 /// Installs the test PKI's signer as the hub's own certificate (what the
 /// hub signs itself; health wants one while e-CF series are loaded) and
 /// restarts the hub so its workers load it.
@@ -631,9 +650,11 @@ async fn a_written_off_registers_unused_numbers_are_cancelled() {
     if signer().is_none() {
         return;
     }
-    let emu = Emulator::start("127.0.0.1:0".parse().unwrap(), RNC, Faults::default(), 5)
-        .await
-        .unwrap();
+    if !require_tool("xmllint") {
+        return;
+    }
+    // DGII's checks: the hub-signed seed and ANECF validate and verify.
+    let emu = checked_emulator(5).await;
     let mut hub = TestHub::start_with(HubConfig {
         tax_authority: Some(tax_config(&emu, 1)),
         ..test_config()
@@ -899,6 +920,131 @@ async fn a_signed_document_that_fails_the_checks_is_never_sent_and_needs_a_perso
         "{d}"
     );
     assert_eq!(docs["health"]["failing"], 1, "{}", docs["health"]);
+    emu.stop().await;
+}
+}
+
+on_both_backends! {
+#[tokio::test]
+async fn a_credit_note_goes_only_after_the_e_cf_it_modifies_was_accepted() {
+    use caja_shared::ecf::document::{ModificationCode, ModifiedDocument};
+    use caja_shared::ids::{ReturnId, ShiftId};
+    use caja_shared::kind::{ReturnLine, SaleReturned};
+    use caja_shared::localtime::{LocalDate, UtcOffset};
+    let Some(signer) = signer() else {
+        return;
+    };
+    // The whole E32 is "En Proceso" for a few polls: a credit note sent at
+    // once would arrive before its verdict.
+    if !require_tool("xmllint") {
+        return;
+    }
+    let emu = checked_emulator(17).await;
+    emu.update_faults(|f| f.in_process_polls = 4);
+    let mut hub = TestHub::start_with(HubConfig {
+        tax_authority: Some(tax_config(&emu, 2)),
+        ..test_config()
+    })
+    .await;
+    install_hub_certificate(&mut hub).await;
+    let mut shop = shop(&hub, 5).await;
+    let n = *shop.numbers.start();
+    let sales = sell(&hub, &mut shop, &[n], 1).await;
+    let EventBody::SaleCreated(s) = sales[0].body().unwrap() else {
+        unreachable!()
+    };
+    let mut rng = OsRandom::new();
+    let e34 = "E340000000001";
+    let ret = SaleReturned {
+        return_id: ReturnId::new_v7(now_ms(), &mut SeededRandom::new(5)).unwrap(),
+        sale_id: Some(s.sale_id),
+        shift_id: ShiftId::new_v7(now_ms(), &mut SeededRandom::new(6)).unwrap(),
+        cashier: "ana".into(),
+        lines: vec![ReturnLine {
+            line: Some(0),
+            product: s.lines[0].product.clone(),
+            qty_milli: s.lines[0].qty_milli,
+            total: s.lines[0].total,
+            tax: s.lines[0].tax,
+            damaged: false,
+            tax_bp: None,
+        }],
+        total: s.total,
+        tax: s.tax,
+        refund: PaymentMethod::Cash,
+        customer: None,
+        credit_note: Some(FiscalRef {
+            series: "E34".into(),
+            number: e34.into(),
+            valid_until: None,
+            buyer_tax_id: s.fiscal.as_ref().unwrap().buyer_tax_id.clone(),
+            modifies: Some(number(n)),
+            buyer_name: s.fiscal.as_ref().unwrap().buyer_name.clone(),
+        }),
+        approval: None,
+        original_unknown: None,
+    };
+    let modified = ModifiedDocument {
+        ncf: number(n),
+        issued_date: LocalDate::from_utc_ms(now_ms(), UtcOffset::SANTO_DOMINGO),
+        code: ModificationCode::Cancel,
+    };
+    let (issued, mut docs) = caja_hub::workload::signed_credit_note_documents(
+        &ret,
+        &modified,
+        &issuer(RNC),
+        &signer,
+        now_ms(),
+    )
+    .unwrap();
+    let r_event = shop.reg.append(
+        shop.store,
+        EventBody::SaleReturned(ret),
+        vec![sales[0].id()],
+        now_ms(),
+        &mut rng,
+    );
+    let i_event = shop.reg.append(
+        shop.store,
+        EventBody::FiscalDocumentIssued(issued),
+        vec![r_event.id()],
+        now_ms(),
+        &mut rng,
+    );
+    docs.sort_by_key(|d| d.sha256);
+    let r = hub
+        .push_with_documents(&shop.reg, &[r_event, i_event], &docs)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let state_of = |key: &str| -> String {
+        hub.db()
+            .query_row(
+                "SELECT state FROM tax_outbox WHERE doc_key = $1",
+                [key],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let start = Instant::now();
+    let mut waited = false;
+    loop {
+        let arrived = emu
+            .totals()
+            .per_number
+            .get(e34)
+            .is_some_and(|c| c.received > 0);
+        if arrived {
+            // Recorded before the credit note was even prepared.
+            assert_eq!(state_of(&number(n)), "accepted");
+            break;
+        }
+        waited |= state_of(&number(n)) != "accepted";
+        assert!(start.elapsed() < Duration::from_secs(60), "the credit note never went");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(waited, "the e-CF was still undecided while the credit note waited");
+    drained(&hub, Duration::from_secs(60)).await;
+    assert_eq!(state_of(e34), "accepted");
     emu.stop().await;
 }
 }

@@ -25,8 +25,8 @@ use caja_node::ecf::{
 use caja_node::error::{OpError, Refusal};
 use caja_node::register::{Document, ReturnLineRequest, ReturnRequest};
 use caja_shared::canonical;
-use caja_shared::clock::Clock;
 use caja_shared::checkpoint::Checkpoint;
+use caja_shared::clock::Clock;
 use caja_shared::digest::Hash256;
 use caja_shared::entropy::SeededRandom;
 use caja_shared::ids::{GrantId, RequestId};

@@ -21,14 +21,14 @@
 //! `{RNC}{e-NCF}.xml`, the QR addresses `ConsultaTimbre` /
 //! `ConsultaTimbreFC`.
 //!
-//! Guessed (documented where the public text is silent or we cannot comply):
-//! the documents built here are **not signed** yet — registers sign their
-//! e-CF (`caja_shared::ecf::issue`) and the outbox is moving to submitting
-//! those bytes; until then the "signed" seed is the seed as received and the
-//! security code — on DGII the first six characters of the signature value —
-//! is the first six hexadecimal digits (upper case) of SHA-256 of the full
-//! e-CF; `CodigoModificacion` 3 ("corrige montos") for every return built
-//! here; the cancellation answer is read by its `estado` text; a
+//! What the outbox submits is not built here: registers sign their e-CF
+//! (`caja_shared::ecf::issue`) and the outbox submits those bytes
+//! ([`super::dgii_signed`], which also signs the seed and the ANECF with the
+//! hub's certificate). The builders here (unsigned; their security code is
+//! the first six hexadecimal digits of SHA-256 of the full e-CF,
+//! `CodigoModificacion` 3 for every return) remain for tests and the
+//! benchmark's baseline. Guessed (documented where the public text is
+//! silent): the cancellation answer is read by its `estado` text; a
 //! cancellation has no lookup service, so it is resent as is (DGII is
 //! expected to answer a repeated identical cancellation the same way — the
 //! emulator does).

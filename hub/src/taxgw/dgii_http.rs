@@ -1,6 +1,7 @@
 //! The DGII e-CF services over HTTPS (the IO half of [`super::dgii`]): the
-//! bearer token (seed → "signed" seed → token, cached until shortly before
-//! it expires, renewed once on a 401), submissions as `multipart/form-data`
+//! bearer token (seed → seed signed with the hub's certificate → token,
+//! cached until shortly before it expires, renewed once on a 401),
+//! submissions as `multipart/form-data`
 //! with the file name DGII expects, status queries and lookups.
 //!
 //! Every call has a deadline (`request_timeout_ms`); what a failure means for
@@ -126,8 +127,15 @@ impl DgiiGateway {
                 String::from_utf8_lossy(&seed)
             )));
         }
-        // Unsigned: see `dgii`'s module doc (XMLDSig is out of scope).
-        let signed = dgii::read_seed(&seed).map_err(GatewayError::Auth)?;
+        let seed = dgii::read_seed(&seed).map_err(GatewayError::Auth)?;
+        // Signed with the hub's own certificate when one is installed (as
+        // DGII requires); the emulator without signature checks takes the
+        // seed as received.
+        let signed = match &self.signer {
+            Some(signer) => super::dgii_signed::signed_seed(&seed, signer)
+                .map_err(|e| GatewayError::Auth(format!("signing the seed: {e}")))?,
+            None => seed,
+        };
         let (ct, body) = multipart::form("xml", "semilla.xml", &signed);
         let (status, answer) = self
             .send(|| {

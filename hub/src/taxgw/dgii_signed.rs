@@ -255,3 +255,29 @@ pub fn cancellation(
         verify_url: None,
     })
 }
+
+/// The seed of DGII's token exchange signed with the hub's certificate
+/// (Descripción técnica v1.6 §2: the whole `SemillaModel` signed, enveloped,
+/// `Reference URI=""`, the certificate in `KeyInfo`). The seed is rewritten
+/// in Caja's serialization before signing — `valor` and `fecha` kept, the
+/// unused namespace declarations of DGII's answer dropped, since the
+/// signature profile signs a root without attributes (guessed: DGII's text
+/// does not say whether the returned seed must keep them).
+pub fn signed_seed(seed: &[u8], signer: &xmldsig::Signer) -> Result<Vec<u8>, String> {
+    use caja_shared::ecf::xml as cx;
+    let f = xml::flatten(seed)?;
+    let valor = xml::field(&f, "SemillaModel/valor").ok_or("the seed has no valor")?;
+    let fecha = xml::field(&f, "SemillaModel/fecha").unwrap_or_default();
+    let mut s = String::from(cx::DECLARATION);
+    cx::open(&mut s, "SemillaModel", &[]);
+    cx::open(&mut s, "valor", &[]);
+    cx::escape_text(&mut s, valor);
+    cx::close(&mut s, "valor");
+    if !fecha.is_empty() {
+        cx::open(&mut s, "fecha", &[]);
+        cx::escape_text(&mut s, fecha);
+        cx::close(&mut s, "fecha");
+    }
+    cx::close(&mut s, "SemillaModel");
+    xmldsig::sign(s.as_bytes(), signer).map_err(|e| e.to_string())
+}
