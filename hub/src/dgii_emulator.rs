@@ -116,6 +116,10 @@ pub struct NumberCount {
     pub contents: u32,
     /// Documents refused before processing (schema or signature).
     pub refused: u32,
+    /// Submissions processed whose answer the emulator then lost on purpose
+    /// (a timeout or a 503 after processing): each may make the outbox send
+    /// the number again, so `duplicates` is bounded by it.
+    pub answers_lost: u32,
 }
 
 /// What the emulator checks in every received document, as DGII does.
@@ -403,6 +407,18 @@ fn roll(state: &Shared) -> Roll {
 /// changes state); the answer it returns is delivered late, never, or as a
 /// 503, as the roll says.
 async fn faulty(state: &Shared, work: impl FnOnce() -> Response, stall_ms: u64) -> Response {
+    faulty_for(state, None, work, stall_ms).await
+}
+
+/// [`faulty`] for a submission of document `key`: an answer lost after the
+/// submission was processed is counted under its number
+/// ([`NumberCount::answers_lost`]).
+async fn faulty_for(
+    state: &Shared,
+    key: Option<String>,
+    work: impl FnOnce() -> Response,
+    stall_ms: u64,
+) -> Response {
     let r = roll(state);
     if r.slow_ms > 0 {
         tokio::time::sleep(Duration::from_millis(r.slow_ms)).await;
@@ -423,6 +439,10 @@ async fn faulty(state: &Shared, work: impl FnOnce() -> Response, stall_ms: u64) 
     let answer = work();
     if stall_ms > 0 {
         tokio::time::sleep(Duration::from_millis(stall_ms)).await;
+    }
+    if let (Fault::LoseAfter | Fault::FailAfter, Some(k), Ok(mut s)) = (r.fault, key, state.lock())
+    {
+        s.totals.per_number.entry(k).or_default().answers_lost += 1;
     }
     match r.fault {
         Fault::LoseAfter => {
@@ -781,8 +801,10 @@ async fn reception(State(state): State<Shared>, headers: HeaderMap, body: Bytes)
         .lock()
         .map(|s| s.faults.stall_submissions_ms)
         .unwrap_or(0);
-    faulty(
+    let key = doc.as_deref().and_then(number_of);
+    faulty_for(
         &state,
+        key,
         || {
             let Some(doc) = doc else {
                 return bad_request("xml", "falta el archivo xml");
@@ -920,8 +942,10 @@ async fn summary(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -
         .lock()
         .map(|s| s.faults.stall_submissions_ms)
         .unwrap_or(0);
-    faulty(
+    let key = doc.as_deref().and_then(number_of);
+    faulty_for(
         &state,
+        key,
         || {
             let Some(doc) = doc else {
                 return bad_request("xml", "falta el archivo xml");

@@ -397,6 +397,14 @@ async fn two_pools_race_over_a_thousand_documents_with_lost_answers_exactly_once
         );
         assert_eq!(c.conflicting, 0, "{} sent with two contents", number(*n));
         assert_eq!(c.contents, 1);
+        // Every extra arrival followed an answer lost in flight.
+        assert!(
+            c.duplicates <= c.answers_lost,
+            "{}: {} extra arrivals, {} answers lost",
+            number(*n),
+            c.duplicates,
+            c.answers_lost
+        );
         duplicates += c.duplicates;
     }
     println!("identical resubmissions answered as before: {duplicates}");
