@@ -306,6 +306,17 @@ impl Emulator {
             .unwrap_or_default()
     }
 
+    /// The SHA-256 of the bytes first processed under each number (what
+    /// DGII keeps: the RFCE of a summarized `E32`, the e-CF otherwise;
+    /// cancellations under `ANECF:first:last`), for checks that the
+    /// authority received a register's signed bytes unchanged.
+    pub fn received_hashes(&self) -> BTreeMap<String, Hash256> {
+        self.state
+            .lock()
+            .map(|s| s.docs.iter().map(|(k, d)| (k.clone(), d.hash)).collect())
+            .unwrap_or_default()
+    }
+
     /// Stops serving.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {

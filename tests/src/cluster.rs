@@ -61,6 +61,17 @@ impl Hub {
         dir: &Path,
         edit: impl FnOnce(HubConfig) -> HubConfig,
     ) -> Result<Hub, ClusterError> {
+        Hub::start_prepared(dir, edit, |_| Ok(()))
+    }
+
+    /// [`Hub::start_with`], running `prepare` on the new data directory
+    /// before the hub starts (files the hub reads at start: trusted CAs, its
+    /// own certificate).
+    pub fn start_prepared(
+        dir: &Path,
+        edit: impl FnOnce(HubConfig) -> HubConfig,
+        prepare: impl FnOnce(&Path) -> Result<(), String>,
+    ) -> Result<Hub, ClusterError> {
         install_crypto_provider();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -82,6 +93,7 @@ impl Hub {
             &caja_hub::system::SystemClock,
         )
         .map_err(|e| err("hub init")(e.to_string()))?;
+        prepare(dir).map_err(err("hub data directory"))?;
         let running = rt
             .block_on(server::start(dir, cfg.clone()))
             .map_err(|e| err("hub start")(e.to_string()))?;
@@ -303,6 +315,17 @@ impl Till {
         let Some(pki) = crate::pki::Pki::get() else {
             return Ok(false);
         };
+        self.issue_ecf_with(pki, rnc, settings)?;
+        Ok(true)
+    }
+
+    /// [`Till::issue_ecf`] with the signer certificate of `pki`.
+    pub fn issue_ecf_with(
+        &mut self,
+        pki: &crate::pki::Pki,
+        rnc: &str,
+        settings: SyncSettings,
+    ) -> Result<(), ClusterError> {
         let p12 = crate::pki::Pki::read(&pki.leaf_p12);
         caja_node::fiscal::certificate::install(
             &self.data,
@@ -317,8 +340,7 @@ impl Till {
                 "\n[ecf]\nenvironment = \"testecf\"\nrnc = \"{rnc}\"\nlegal_name = \"Colmado La Esquina SRL\"\naddress = \"C/ Duarte 12, Santiago\"\n"
             ),
             settings,
-        )?;
-        Ok(true)
+        )
     }
 
     /// Cuts or restores this register's network.

@@ -4,15 +4,17 @@
 //! scarce products, a price change from head office while it is offline, a
 //! void, fiado and a debt payment, shift closes with Z reports — then the
 //! network heals, everything converges, and the invariants are checked.
+//! Every sale is an electronic fiscal document (e-CF) signed at its register
+//! with a throwaway certificate ([`crate::day_ecf`]): consumer invoices
+//! (`E32`, some signed offline) and a tax-credit invoice (`E31`) naming its
+//! buyer; the hub's outbox submits them to a DGII emulator, and the demo
+//! checks that each arrived exactly once, as the register's signed bytes.
 //! A failed check is an error (non-zero exit).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use caja_hardware::codepage::CodePage;
-use caja_hardware::localtime::UtcOffset;
-use caja_hardware::receipt::{Receipt, ReceiptContext, StoreHeader, Width};
 use caja_node::journal::Journal;
 use caja_node::messages;
 use caja_node::register::CustomerRequest;
@@ -26,15 +28,31 @@ use caja_shared::clock::Clock;
 use caja_shared::digest::Hash256;
 use caja_shared::entropy::{RandomSource, SeededRandom};
 use caja_shared::ids::{OpId, SaleId};
-use caja_shared::kind::{EventBody, PaymentMethod, PriceSet, SoldBy};
+use caja_shared::kind::{EventBody, PaymentMethod, PriceSet};
 use caja_shared::merkle;
 use caja_shared::money::{Money, QtyMilli};
 
 use crate::cluster::{Hub, Till};
+use crate::day_ecf::EcfDay;
 use crate::proxy::Mode;
 
-/// What every register of the demo keeps of fiscal numbers and stock quotas.
-const FISCAL_CONFIG: &str = "fiscal_documents = [\"B02\", \"B01\"]\nfiscal_block_size = 100\nfiscal_low_water = 20\nstock_quotas = true\nescrow_low_milli = 3000\nescrow_target_milli = 12000";
+/// What every register of the demo keeps of fiscal numbers (e-CF series:
+/// consumer `E32` by default, tax-credit `E31`) and stock quotas, and its
+/// receipt header. `[ecf]` follows ([`EcfDay::make_issuer`]).
+const FISCAL_CONFIG: &str = "fiscal_documents = [\"E32\", \"E31\"]\nfiscal_document = \"E32\"\nfiscal_block_size = 100\nfiscal_low_water = 20\nstock_quotas = true\nescrow_low_milli = 3000\nescrow_target_milli = 12000\nstore_name = \"Colmado La Esquina\"\nstore_rnc = \"131234567\"";
+
+/// The business buying with a tax-credit invoice (`E31`): RNC and name.
+const E31_BUYER: (&str, &str) = ("101000015", "Cafetería El Puente SRL");
+
+/// e-CF a register signed so far.
+fn signed_count(t: &Till) -> Result<usize, DayError> {
+    crate::day_ecf::signed_by_series(t)
+        .map(|(n, _)| n)
+        .map_err(fail("signed e-CF"))
+}
+
+/// The e-CF series head office loads: prefix and last number.
+const SERIES: [(&str, u64); 2] = [("E32", 1000), ("E31", 300)];
 
 /// How to run the day.
 #[derive(Debug, Clone)]
@@ -58,6 +76,9 @@ pub struct DaySummary {
     pub audit_root: Hash256,
     /// The hub's overall health at the end.
     pub health: String,
+    /// e-CF the registers signed, each received exactly once by the DGII
+    /// emulator.
+    pub ecf_at_emulator: usize,
 }
 
 /// A failed step or check.
@@ -253,8 +274,28 @@ pub fn run(opts: &DayOptions, out: &mut impl Write) -> Result<DaySummary, DayErr
         root.display()
     ))?;
 
+    // e-CF: a throwaway certificate and a DGII emulator (stops here when
+    // openssl is missing: never unsigned documents).
+    let ecf = EcfDay::start(root).map_err(|e| DayError(e.to_string()))?;
+    day.say(format!(
+        "Throwaway CA and signer certificate (RNC {}) made with openssl in {}",
+        crate::day_ecf::RNC,
+        ecf.pki.dir.display()
+    ))?;
+    day.say(format!(
+        "DGII emulator on {}: verifies every signature; {}",
+        ecf.emulator_url().map_err(fail("emulator"))?,
+        match &ecf.schema {
+            Ok(dir) => format!(
+                "validates every document against DGII's XSD in {} (xmllint)",
+                dir.display()
+            ),
+            Err(why) => format!("schema validation SKIPPED: {why}"),
+        }
+    ))?;
+
     // Head office.
-    let mut hub = Hub::start(&root.join("hub")).map_err(fail("hub"))?;
+    let mut hub = ecf.start_hub(&root.join("hub")).map_err(fail("hub"))?;
     day.say(format!(
         "Hub listening on {} (SQLite in {})",
         hub.url,
@@ -270,16 +311,21 @@ pub fn run(opts: &DayOptions, out: &mut impl Write) -> Result<DaySummary, DayErr
         testkit::SAMPLE_CATALOG.len()
     ))?;
 
-    for (prefix, last) in [("B02", 1000), ("B01", 300)] {
+    day.say(format!(
+        "Hub: [tax_authority] RNC {} → the DGII emulator, trusted CA {}, its own certificate installed (for cancellations)",
+        crate::day_ecf::RNC,
+        crate::day_ecf::TRUSTED_CA_FILE
+    ))?;
+    for (prefix, last) in SERIES {
         hub.post(
             "/v1/admin/fiscal/series",
-            &serde_json::json!({"prefix": prefix, "digits": 8, "first": 1, "last": last,
+            &serde_json::json!({"prefix": prefix, "digits": 10, "first": 1, "last": last,
                                 "valid_until": "2099-12-31"}),
         )
         .map_err(fail("fiscal series"))?;
     }
     day.say(
-        "Head office loaded the fiscal series B02 1..1000 and B01 1..300 (valid until 2099-12-31)",
+        "Head office loaded the e-CF series E32 1..1000 and E31 1..300 (valid until 2099-12-31)",
     )?;
 
     // Registers.
@@ -289,8 +335,10 @@ pub fn run(opts: &DayOptions, out: &mut impl Write) -> Result<DaySummary, DayErr
             .map_err(fail("enroll"))?;
         t.configure(FISCAL_CONFIG, settings())
             .map_err(fail("fiscal config"))?;
+        ecf.make_issuer(&mut t, settings())
+            .map_err(fail("e-CF issuer"))?;
         day.say(format!(
-            "{} enrolled as device {}",
+            "{} enrolled as device {}, an e-CF issuer (signer certificate installed, [ecf])",
             t.name,
             t.register.device().device
         ))?;
@@ -344,7 +392,8 @@ pub fn run(opts: &DayOptions, out: &mut impl Write) -> Result<DaySummary, DayErr
             day.random_sale(t)?;
         }
     }
-    day.say("Morning: 3 sales on each register")?;
+    day.say("Morning: 3 sales on each register, each an E32 signed at its register")?;
+    let (e31_sale, e31) = day.e31_sale(&mut tills[0])?;
     let op = day.op()?;
     for line in crate::devices::weighed_sale(&mut tills[0], op).map_err(fail("scale"))? {
         day.say(line)?;
@@ -354,6 +403,7 @@ pub fn run(opts: &DayOptions, out: &mut impl Write) -> Result<DaySummary, DayErr
     // caja-3 loses the internet.
     tills[2].set_network(Mode::Down);
     day.say("caja-3 loses its connection to head office (hub unreachable)")?;
+    let signed_before_offline = signed_count(&tills[2])?;
     let id = day.op()?;
     let rosa = tills[1]
         .register
@@ -374,7 +424,7 @@ pub fn run(opts: &DayOptions, out: &mut impl Write) -> Result<DaySummary, DayErr
         amount: 30_290,
         reference: None,
     };
-    let (fiado_sale, _) = day.sell(
+    day.sell(
         &mut tills[1],
         &[("ARROZ", 2000), ("2000000000017", 455)],
         vec![fiado],
@@ -403,6 +453,11 @@ pub fn run(opts: &DayOptions, out: &mut impl Write) -> Result<DaySummary, DayErr
         }
     }
     day.say("Midday: 4 more sales on each register; caja-3 sells the same rice offline, at the price it knows")?;
+    let offline_e32 = day.offline_e32(&mut tills[2])?;
+    let signed_offline = signed_count(&tills[2])? - signed_before_offline;
+    day.say(format!(
+        "  caja-3 signed {signed_offline} e-CF while offline, each with its code and QR on the receipt at once"
+    ))?;
 
     // The network comes back.
     tills[2].set_network(Mode::Up);
@@ -587,28 +642,57 @@ pub fn run(opts: &DayOptions, out: &mut impl Write) -> Result<DaySummary, DayErr
     let health = hub.get("/v1/health").map_err(fail("health"))?;
     let overall = health["overall"].as_str().unwrap_or("unknown").to_owned();
     let held = &health["consistency"];
-    day.say(format!("  hub health: {overall}; consistency {held}"))?;
+    day.say(format!(
+        "  hub health: {overall} ({}); consistency {held}",
+        health["reasons"]
+            .as_array()
+            .map(|r| r
+                .iter()
+                .filter_map(serde_json::Value::as_str)
+                .collect::<Vec<_>>()
+                .join("; "))
+            .unwrap_or_default()
+    ))?;
+    day.say(format!("  tax authority: {}", health["tax_authority"]))?;
     day.say(format!("  conflicts: {}", health["conflicts"]))?;
     day.say(format!("  stock: {}", health["stock"]))?;
-    let fiscal = hub
-        .get("/v1/admin/fiscal/report?series=B02")
-        .map_err(fail("fiscal report"))?;
-    let rep = &fiscal["reports"][0];
-    let t = &rep["totals"];
-    let sum: u64 = t
-        .as_object()
-        .map(|o| o.values().filter_map(serde_json::Value::as_u64).sum())
-        .unwrap_or(0);
-    check(sum == 1000, "every B02 number has exactly one status")?;
-    check(rep["duplicates"] == 0, "no B02 number used twice")?;
+    let cert = &health["fiscal"]["certificate"];
     check(
-        rep["anomalies"].as_array().is_some_and(Vec::is_empty),
-        "no fiscal anomaly",
+        cert["status"] == "valid",
+        format!("the hub's e-CF certificate is valid: {cert}"),
     )?;
     day.say(format!(
-        "  fiscal B02: {} used, {} voided, {} outstanding on registers, {} released, {} never allocated (of 1000); duplicates 0",
-        t["used"], t["voided"], t["outstanding"], t["released_unused"], t["never_allocated"]
+        "  hub e-CF certificate: {}, {} days left",
+        cert["status"].as_str().unwrap_or_default(),
+        cert["days_left"]
     ))?;
+    for (series, last) in SERIES {
+        let fiscal = hub
+            .get(&format!("/v1/admin/fiscal/report?series={series}"))
+            .map_err(fail("fiscal report"))?;
+        let rep = &fiscal["reports"][0];
+        let t = &rep["totals"];
+        let sum: u64 = t
+            .as_object()
+            .map(|o| o.values().filter_map(serde_json::Value::as_u64).sum())
+            .unwrap_or(0);
+        check(
+            sum == last,
+            format!("every {series} number has exactly one status"),
+        )?;
+        check(
+            rep["duplicates"] == 0,
+            format!("no {series} number used twice"),
+        )?;
+        check(
+            rep["anomalies"].as_array().is_some_and(Vec::is_empty),
+            format!("no {series} anomaly: {}", rep["anomalies"]),
+        )?;
+        day.say(format!(
+            "  fiscal {series}: {} used, {} voided, {} outstanding on registers, {} released, {} never allocated (of {last}); duplicates 0",
+            t["used"], t["voided"], t["outstanding"], t["released_unused"], t["never_allocated"]
+        ))?;
+    }
     for till in &tills {
         let st = till.register.status().map_err(fail("status"))?;
         let left: Vec<String> = st
@@ -648,7 +732,23 @@ pub fn run(opts: &DayOptions, out: &mut impl Write) -> Result<DaySummary, DayErr
         negative.len()
     ))?;
 
+    // e-CF: the outbox submits everything; the emulator's counts and hashes
+    // are checked against what each register signed.
+    let mut ecf_total = 0;
+    for t in &tills {
+        let (n, by) = crate::day_ecf::signed_by_series(t).map_err(fail("signed e-CF"))?;
+        ecf_total += n;
+        day.say(format!("  {} signed {n} e-CF ({by})", t.name))?;
+    }
+    for line in ecf.settle(&hub, &tills).map_err(fail("e-CF"))? {
+        day.say(line)?;
+    }
+    day.say(format!(
+        "  among them {offline_e32}, signed by caja-3 while offline, and the tax-credit invoice {e31}"
+    ))?;
+
     // Every receipt, printed to each register's folder printer.
+    let mut e31_receipt = None;
     for t in &mut tills {
         let folder = t.data.root().join("recibos");
         let p = crate::devices::print_to_folder(t, &folder).map_err(fail("receipts"))?;
@@ -660,8 +760,13 @@ pub fn run(opts: &DayOptions, out: &mut impl Write) -> Result<DaySummary, DayErr
             p.drawer_kicks > 0 && p.drawer_kicks <= p.receipts,
             format!("{}: cash sales open the drawer", t.name),
         )?;
+        let (sales, file) = crate::day_ecf::originals_in_folder(t, &folder, Some(&e31))
+            .map_err(fail("original receipts"))?;
+        if file.is_some() {
+            e31_receipt = file;
+        }
         day.say(format!(
-            "  {}: {} receipts printed to {} ({} opened the cash drawer)",
+            "  {}: {} receipts printed to {} ({} opened the cash drawer); the original of each of its {sales} sales is there once, with its e-NCF and security code",
             t.name,
             p.receipts,
             p.folder.display(),
@@ -669,58 +774,29 @@ pub fn run(opts: &DayOptions, out: &mut impl Write) -> Result<DaySummary, DayErr
         ))?;
     }
 
-    // A receipt, as the printer would print it.
-    let conn = tills[1].register.conn();
-    let seq: i64 = conn
-        .query_row(
-            "SELECT seq FROM sales WHERE sale_id = ?1",
-            [fiado_sale.to_string()],
-            |r| r.get(0),
-        )
-        .map_err(fail("receipt sale"))?;
-    let e = Journal::event(conn, seq.unsigned_abs())
-        .map_err(fail("receipt event"))?
-        .ok_or_else(|| DayError("receipt event missing".into()))?;
-    let EventBody::SaleCreated(sale) = e.body().map_err(fail("receipt body"))? else {
-        return Err(DayError("receipt event is not a sale".into()));
-    };
-    let receipt = Receipt::from_sale(
-        &sale,
-        &ReceiptContext {
-            store: StoreHeader {
-                name: "Colmado La Esquina".into(),
-                rnc: "1-01-12345-6".into(),
-                lines: vec!["C/ Duarte 12, Santo Domingo".into()],
-            },
-            register: "caja-2".into(),
-            sold_at_ms: e.envelope().hlc.ms(),
-            offset: UtcOffset::SANTO_DOMINGO,
-            fiscal_valid_until: sale
-                .fiscal
-                .as_ref()
-                .and_then(|f| f.valid_until.as_deref())
-                .and_then(caja_hardware::localtime::LocalDate::parse_iso),
-            customer_name: Some("Doña Rosa".into()),
-            fiado_balance: Some(Money(30_290)),
-            qr_base_url: None,
-            footer: vec!["¡Gracias por su compra!".into()],
-            fiscal_confirmation: None,
-        },
-        |sku| {
-            if sku.as_str().starts_with("2000") {
-                SoldBy::Weight
-            } else {
-                SoldBy::Unit
-            }
-        },
-    )
-    .map_err(fail("receipt"))?;
-    let layout = receipt
-        .layout(Width::Mm58, CodePage::Pc858)
-        .map_err(fail("layout"))?;
-    let paper = caja_hardware::render::preview(&layout).map_err(fail("render"))?;
+    // One original receipt, as it came out of the folder printer.
+    let path = e31_receipt.ok_or_else(|| DayError(format!("no original receipt of {e31}")))?;
+    let paper = std::fs::read_to_string(&path).map_err(fail("receipt"))?;
+    let issued = caja_node::ecf::store::of_sale(tills[0].register.conn(), e31_sale)
+        .map_err(fail("issued e-CF"))?
+        .ok_or_else(|| DayError(format!("{e31} not signed")))?;
+    for (what, needle) in [
+        (
+            "security code",
+            format!("Código de seguridad: {}", issued.security_code),
+        ),
+        ("signing time", "Fecha de firma: ".to_owned()),
+        ("QR", format!("[QR: {}", issued.qr_url)),
+        ("buyer", E31_BUYER.0.to_owned()),
+    ] {
+        check(
+            paper.contains(&needle),
+            format!("the original receipt of {e31} shows its {what}: {paper}"),
+        )?;
+    }
     day.say(format!(
-        "The fiado receipt of caja-2, as printed (ESC/POS decoded):\n{paper}"
+        "The original receipt of {e31} (caja-1, {}), as printed (ESC/POS decoded):\n{paper}",
+        path.display()
     ))?;
 
     drop(stmt);
@@ -777,6 +853,7 @@ pub fn run(opts: &DayOptions, out: &mut impl Write) -> Result<DaySummary, DayErr
         audit_entries: leaves.len() as u64,
         audit_root,
         health: overall,
+        ecf_at_emulator: ecf_total,
     })
 }
 
@@ -878,6 +955,77 @@ impl<W: Write> Day<'_, W> {
         }
         self.say("  every register received the resolution (a signed head-office event)")?;
         Ok("payment_on_voided_debt, by maria (oficina)".into())
+    }
+
+    /// A tax-credit invoice (`E31`): a business buys, naming its RNC and
+    /// name. Returns the sale and its e-NCF.
+    fn e31_sale(&mut self, t: &mut Till) -> Result<(SaleId, String), DayError> {
+        let req = SaleRequest {
+            lines: [("2000000000017", 500), ("2000000000024", 500)]
+                .iter()
+                .map(|(code, qty)| LineRequest {
+                    code: (*code).to_owned(),
+                    qty_milli: *qty,
+                    discount: None,
+                    unit_price: None,
+                })
+                .collect(),
+            payments: vec![PaymentRequest {
+                method: PaymentMethod::Cash,
+                amount: 50_000,
+                reference: None,
+            }],
+            discount: None,
+            customer: None,
+        };
+        let doc = caja_node::register::Document {
+            series: Some("E31".into()),
+            buyer_tax_id: Some(E31_BUYER.0.into()),
+            buyer_name: Some(E31_BUYER.1.into()),
+        };
+        let id = self.op()?;
+        let r = t
+            .register
+            .sell_as(id, &req, &doc)
+            .map_err(fail(&format!("{}: E31 sale", t.name)))?;
+        let encf = r
+            .fiscal_number
+            .ok_or_else(|| DayError("the E31 sale has no e-NCF".into()))?;
+        check(encf.starts_with("E31"), format!("an E31 number: {encf}"))?;
+        self.say(format!(
+            "{}: {} (RNC {}) buys cheese and salami for {} with a tax-credit invoice, {encf}, signed at the register",
+            t.name,
+            E31_BUYER.1,
+            E31_BUYER.0,
+            messages::rd(r.total)
+        ))?;
+        Ok((r.sale_id, encf))
+    }
+
+    /// An `E32` sold on a register that cannot reach the hub: signed in the
+    /// sale's transaction, its code ready for the receipt. Returns its e-NCF.
+    fn offline_e32(&mut self, t: &mut Till) -> Result<String, DayError> {
+        check(t.sync.round().is_err(), format!("{} is offline", t.name))?;
+        let cash = PaymentRequest {
+            method: PaymentMethod::Cash,
+            amount: 20_000,
+            reference: None,
+        };
+        let (sale, total) = self.sell(t, &[("2000000000024", 250)], vec![cash], None)?;
+        let issued = caja_node::ecf::store::of_sale(t.register.conn(), sale)
+            .map_err(fail("issued e-CF"))?
+            .ok_or_else(|| DayError(format!("{}: the offline sale was not signed", t.name)))?;
+        check(
+            issued.encf.starts_with("E32"),
+            format!("an E32 number: {}", issued.encf),
+        )?;
+        self.say(format!(
+            "  caja-3, offline, sells salami for {}: {} signed, security code {}",
+            messages::rd(total),
+            issued.encf,
+            issued.security_code
+        ))?;
+        Ok(issued.encf)
     }
 
     fn random_sale_id(&mut self, t: &mut Till) -> Result<(SaleId, Money), DayError> {

@@ -7,6 +7,7 @@
 pub mod browser;
 pub mod cluster;
 pub mod day;
+pub mod day_ecf;
 pub mod demo;
 pub mod devices;
 pub mod pki;
