@@ -33,6 +33,8 @@ pub fn fiscal_title(series: &str) -> &'static str {
         "B15" => "FACTURA GUBERNAMENTAL",
         "E31" => "FACTURA DE CRÉDITO FISCAL ELECTRÓNICA",
         "E32" => "FACTURA DE CONSUMO ELECTRÓNICA",
+        "B04" => "NOTA DE CRÉDITO",
+        "E34" => "NOTA DE CRÉDITO ELECTRÓNICA",
         _ => "COMPROBANTE FISCAL",
     }
 }
@@ -44,6 +46,21 @@ pub const NON_FISCAL_NOTE: &str = "Sin comprobante fiscal";
 
 /// Label of the fiscal number.
 pub const LABEL_NCF: &str = "NCF";
+/// Label of an electronic fiscal number.
+pub const LABEL_ENCF: &str = "e-NCF";
+/// Label of the buyer's RNC or cédula.
+pub const LABEL_BUYER_ID: &str = "RNC/Cédula comprador";
+/// Label of the buyer's name.
+pub const LABEL_BUYER_NAME: &str = "Razón social comprador";
+
+/// The label of a fiscal number: `e-NCF` for an electronic one (`E…`).
+pub fn ncf_label(number: &str) -> &'static str {
+    if number.starts_with('E') {
+        LABEL_ENCF
+    } else {
+        LABEL_NCF
+    }
+}
 /// Label of the fiscal series' expiry date.
 pub const LABEL_VALID_UNTIL: &str = "Válido hasta";
 /// Label of the sale's date and time.

@@ -340,10 +340,18 @@ impl Receipt {
             Some(f) => {
                 b.center(msg::fiscal_title(&f.number.series), Style::BOLD);
                 b.left(
-                    &msg::labelled(msg::LABEL_NCF, &f.number.number),
+                    &msg::labelled(msg::ncf_label(&f.number.number), &f.number.number),
                     Style::BOLD,
                 );
                 b.left(&msg::valid_until(&f.valid_until), Style::PLAIN);
+                // DGII's "Representación Impresa": the buyer's RNC or
+                // cédula and name when the document names a buyer.
+                if let Some(id) = &f.number.buyer_tax_id {
+                    b.left(&msg::labelled(msg::LABEL_BUYER_ID, id), Style::PLAIN);
+                }
+                if let Some(name) = &f.number.buyer_name {
+                    b.left(&msg::labelled(msg::LABEL_BUYER_NAME, name), Style::PLAIN);
+                }
             }
             None => {
                 b.center(msg::NON_FISCAL_TITLE, Style::BOLD);

@@ -412,3 +412,29 @@ fn an_ecf_signed_at_the_register_prints_code_signing_time_and_a_large_enough_qr(
     assert!(side_mm(shortest) >= 22.0, "{} mm", side_mm(shortest));
     assert!(side_mm(longest) <= 48.0, "{} mm", side_mm(longest));
 }
+
+#[test]
+fn an_electronic_tax_credit_invoice_names_the_e_ncf_and_its_buyer() {
+    let mut sale = groceries();
+    let f = sale.fiscal.as_mut().expect("groceries are fiscal");
+    f.series = "E31".into();
+    f.number = "E310000000001".into();
+    f.buyer_tax_id = Some("101000015".into());
+    f.buyer_name = Some("Cafetería El Puente SRL".into());
+    let r = Receipt::from_sale(&sale, &context(), weighed).expect("receipt");
+    let text = paper(&r, Width::Mm80, CodePage::Pc858);
+    assert!(
+        text.contains("FACTURA DE CRÉDITO FISCAL ELECTRÓNICA"),
+        "{text}"
+    );
+    assert!(text.contains("e-NCF: E310000000001"), "{text}");
+    assert!(text.contains("RNC/Cédula comprador: 101000015"), "{text}");
+    assert!(
+        text.contains("Razón social comprador: Cafetería El Puente SRL"),
+        "{text}"
+    );
+    // A paper NCF keeps its label and a consumer sale names no buyer.
+    let plain = paper(&groceries_receipt(), Width::Mm80, CodePage::Pc858);
+    assert!(!plain.contains("e-NCF"), "{plain}");
+    assert!(!plain.contains("comprador"), "{plain}");
+}
