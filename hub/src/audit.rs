@@ -68,6 +68,9 @@ pub enum AuditKind {
     FiscalDocumentPrepared,
     /// The tax authority decided on a fiscal document.
     FiscalDocumentDecided,
+    /// Head office replaced a rejected summary (RFCE) with one the hub
+    /// rebuilt from the e-CF and signed: the one second content of an e-NCF.
+    FiscalSummaryCorrected,
 }
 
 impl AuditKind {
@@ -98,6 +101,7 @@ impl AuditKind {
             AuditKind::PaymentWebhookDecided => "payment_webhook_decided",
             AuditKind::FiscalDocumentPrepared => "fiscal_document_prepared",
             AuditKind::FiscalDocumentDecided => "fiscal_document_decided",
+            AuditKind::FiscalSummaryCorrected => "fiscal_summary_corrected",
         }
     }
 }

@@ -259,6 +259,20 @@ enum FiscalAction {
         #[arg(long)]
         reason: String,
     },
+    /// Correct a summary (RFCE) the tax authority rejected: the hub rebuilds
+    /// it from the e-CF it holds, signs it with its own certificate and
+    /// submits it as a new attempt of the same e-NCF (audited; resolves the
+    /// rejection's conflict). Refused for anything but a rejected RFCE.
+    CorrectSummary {
+        /// The e-NCF (e.g. E320000000051).
+        document: String,
+        /// Who decides.
+        #[arg(long)]
+        by: String,
+        /// Why (kept in the audit log).
+        #[arg(long)]
+        note: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -796,6 +810,15 @@ async fn fiscal(url: &str, token: &str, action: FiscalAction) -> Result<(), Fail
             c.call(
                 reqwest::Method::POST,
                 &format!("/v1/admin/devices/{device}/write-off"),
+                Some(&body),
+            )
+            .await
+        }
+        FiscalAction::CorrectSummary { document, by, note } => {
+            let body = serde_json::json!({ "by": by, "note": note });
+            c.call(
+                reqwest::Method::POST,
+                &format!("/v1/admin/outbox/{document}/correct-summary"),
                 Some(&body),
             )
             .await

@@ -41,6 +41,7 @@
 //! Lease times are the hub clock of the instance that writes them: instances
 //! are assumed to agree within a small fraction of the lease (NTP).
 
+pub(crate) mod correct;
 pub(crate) mod enqueue;
 
 use std::collections::BTreeMap;
