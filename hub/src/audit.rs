@@ -71,6 +71,9 @@ pub enum AuditKind {
     /// Head office replaced a rejected summary (RFCE) with one the hub
     /// rebuilt from the e-CF and signed: the one second content of an e-NCF.
     FiscalSummaryCorrected,
+    /// Head office cancelled (ANECF) the number of a document refused before
+    /// sending; the document is never sent.
+    FiscalDocumentCancelled,
 }
 
 impl AuditKind {
@@ -102,6 +105,7 @@ impl AuditKind {
             AuditKind::FiscalDocumentPrepared => "fiscal_document_prepared",
             AuditKind::FiscalDocumentDecided => "fiscal_document_decided",
             AuditKind::FiscalSummaryCorrected => "fiscal_summary_corrected",
+            AuditKind::FiscalDocumentCancelled => "fiscal_document_cancelled",
         }
     }
 }

@@ -8,6 +8,11 @@
 //! decision is audited (old and new SHA-256) and the audit log verifies; the
 //! rejection's conflict is resolved; anything but a rejected RFCE is refused.
 //!
+//! Also head office's cancellation of a document refused before sending
+//! (signed for another taxpayer, so never sent, though its receipt was
+//! printed): an ANECF of that one number, signed by the hub, accepted by the
+//! emulator; the document never reaches it and leaves the backlog.
+//!
 //! Runs on SQLite and, as `<name>::postgres`, on PostgreSQL.
 
 mod support;
@@ -180,9 +185,13 @@ async fn settled(hub: &TestHub, n: &str, state: &str) -> Value {
 
 /// `POST /v1/admin/outbox/{n}/correct-summary` → (status, body).
 async fn correct(hub: &TestHub, n: &str, body: Value) -> (u16, Value) {
+    admin_post(hub, &format!("/v1/admin/outbox/{n}/correct-summary"), body).await
+}
+
+async fn admin_post(hub: &TestHub, path: &str, body: Value) -> (u16, Value) {
     let r = hub
         .http
-        .post(format!("{}/v1/admin/outbox/{n}/correct-summary", hub.url))
+        .post(format!("{}{path}", hub.url))
         .bearer_auth(ADMIN_TOKEN)
         .json(&body)
         .send()
@@ -419,6 +428,137 @@ async fn head_office_corrects_a_rejected_summary_and_dgii_receives_a_second_cont
         caja_hub::audit_export::export(&data_dir, &dir, now_ms()).unwrap();
         caja_hub::audit_export::verify(&dir).unwrap();
     });
+    hub.stop().await;
+    emu.stop().await;
+}
+}
+
+on_both_backends! {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_office_cancels_the_number_of_a_document_refused_before_sending() {
+    let Some(p) = pki::Pki::get() else { return };
+    let xsd = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/dgii/xsd");
+    let emu = Emulator::start_checked(
+        "127.0.0.1:0".parse().unwrap(),
+        RNC,
+        Faults::default(),
+        22,
+        Checks { xsd_dir: Some(xsd), signatures: true },
+    )
+    .await
+    .unwrap();
+    let mut hub = TestHub::start_with(HubConfig {
+        tax_authority: Some(TaxAuthorityConfig {
+            ecf_base_url: emu.ecf_base_url(),
+            fc_base_url: emu.fc_base_url(),
+            rnc: RNC.into(),
+            legal_name: "Colmado & Hijos SRL".into(),
+            address: Some("Calle 1, Santo Domingo".into()),
+            workers: 2,
+            lease_ms: 3_000,
+            request_timeout_ms: 2_000,
+            poll_interval_ms: 50,
+            retry_base_ms: 50,
+            retry_cap_ms: 500,
+            idle_poll_ms: 50,
+            trusted_ca: Some(p.ca_pem.display().to_string()),
+            ..TaxAuthorityConfig::default()
+        }),
+        ..test_config()
+    })
+    .await;
+    hub.install_test_certificate();
+    hub.restart().await;
+    let store = hub.create_store("colmado").await;
+    hub.admin
+        .call(
+            reqwest::Method::POST,
+            "/v1/admin/fiscal/series",
+            Some(&json!({"prefix":"E32","digits":10,"first":1,"last":1000,"valid_until":"2099-12-31"})),
+        )
+        .await
+        .unwrap();
+    let (mut reg, _) = hub.enroll(store).await;
+    // Signed for another taxpayer: refused before sending.
+    let s = sale(1, 9_500);
+    let (issued, mut docs) = caja_hub::workload::signed_sale_documents(
+        &s,
+        &issuer("101010101"),
+        &signer().unwrap(),
+        now_ms(),
+    )
+    .unwrap();
+    let mut rng = OsRandom::new();
+    let e = reg.append(store, EventBody::SaleCreated(s), vec![], now_ms(), &mut rng);
+    let i = reg.append(store, EventBody::FiscalDocumentIssued(issued), vec![e.id()], now_ms(), &mut rng);
+    docs.sort_by_key(|d| d.sha256);
+    let r = hub.push_with_documents(&reg, &[e, i], &docs).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    sell(&hub, &mut reg, store, 2, 9_500, false).await;
+    settled(&hub, &number(2), "accepted").await;
+    let start = Instant::now();
+    while document(&hub, &number(1)).await["last_error"].is_null() {
+        assert!(start.elapsed() < Duration::from_secs(30));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let health = hub.admin_get("/v1/admin/outbox?limit=1").await["health"].clone();
+    assert_eq!(health["backlog"], 1, "{health}");
+
+    // Refused, nothing changed: a document that was sent, an unknown one,
+    // no reason given.
+    let why = json!({"by": "contabilidad", "note": "firmado con otro RNC; recibo impreso"});
+    let (st, b) = admin_post(&hub, &format!("/v1/admin/outbox/{}/cancel", number(2)), why.clone()).await;
+    assert_eq!((st, b["error"].as_str()), (409, Some("not_refused")), "{b}");
+    let (st, _) = admin_post(&hub, &format!("/v1/admin/outbox/{}/cancel", number(9)), why.clone()).await;
+    assert_eq!(st, 404);
+    let (st, b) = admin_post(&hub, &format!("/v1/admin/outbox/{}/cancel", number(1)), json!({"note": "x"})).await;
+    assert_eq!((st, b["field"].as_str()), (400, Some("by")), "{b}");
+
+    let (url, n) = (hub.url.clone(), number(1));
+    let o = tokio::task::block_in_place(|| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_caja-hub"))
+            .args(["fiscal", "--url", &url, "--token", ADMIN_TOKEN, "cancel-refused", &n])
+            .args(["--by", "contabilidad", "--note", "firmado con otro RNC; recibo impreso"])
+            .output()
+            .unwrap()
+    });
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let key = format!("ANECF:{n}:{n}");
+    assert_eq!(out["cancellation"], key, "{out}");
+    assert!(out["resolved_conflict"].is_string(), "{out}");
+    settled(&hub, &key, "accepted").await;
+
+    // DGII got the ANECF once and never the refused document; it left the
+    // backlog; a second cancellation is refused.
+    let totals = emu.totals();
+    assert_eq!(totals.per_number[&key].received, 1, "{:?}", totals.per_number);
+    assert!(!totals.per_number.contains_key(&n), "the refused document was sent");
+    let health = hub.admin_get("/v1/admin/outbox?limit=1").await["health"].clone();
+    assert_eq!((health["backlog"].as_u64(), health["failing"].as_u64()), (Some(0), Some(0)), "{health}");
+    let (st, b) = admin_post(&hub, &format!("/v1/admin/outbox/{n}/cancel"), why).await;
+    assert_eq!((st, b["error"].as_str()), (409, Some("already_cancelled")), "{b}");
+    // The hub signed the ANECF; the conflict is resolved; audited.
+    let anecf: i64 = hub
+        .db()
+        .query_row(
+            "SELECT COUNT(*) FROM signed_documents WHERE kind = 'anecf' AND encf = $1",
+            [format!("{n}..{n}").as_str()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(anecf, 1);
+    let open = hub.admin_get("/v1/admin/conflicts?state=open").await;
+    assert!(!open.to_string().contains("fiscal_document_invalid"), "{open}");
+    let audited: i64 = hub
+        .db()
+        .query_row(
+            "SELECT COUNT(*) FROM audit_log WHERE kind = 'fiscal_document_cancelled'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(audited, 1);
     hub.stop().await;
     emu.stop().await;
 }

@@ -1,4 +1,5 @@
--- Hub schema: head office's correction of a rejected summary (RFCE).
+-- Hub schema: head office's correction of a rejected summary (RFCE) and
+-- cancellation of a document refused before sending.
 --
 -- Never edit after release (see 0001_hub.sql).
 --
@@ -10,6 +11,12 @@
 -- that change and nothing else: from `rejected` to `pending`, the channel
 -- `rfce` and the security code unchanged, `corrections` one more.
 ALTER TABLE tax_outbox ADD COLUMN corrections INTEGER NOT NULL DEFAULT 0 CHECK (corrections >= 0);
+
+-- Head office's cancellation of a document refused before sending (the
+-- `fiscal_document_invalid` conflict): when its number was cancelled at the
+-- tax authority (an ANECF queued as its own row), the refused row is closed
+-- here and leaves the backlog; it is never sent.
+ALTER TABLE tax_outbox ADD COLUMN cancelled_ms INTEGER;
 
 DROP TRIGGER tax_outbox_body_once;
 

@@ -4,7 +4,10 @@
 //! `POST /v1/admin/outbox/{document}/correct-summary` `{"by","note"}` → the
 //! correction of a rejected RFCE (`storage::outbox::correct`): the summary
 //! rebuilt from the e-CF the hub holds, signed with the hub's installed
-//! certificate. No SQL and no decision here.
+//! certificate; and `POST /v1/admin/outbox/{document}/cancel` `{"by","note"}`
+//! → the cancellation (ANECF of that one number, signed by the hub when a
+//! worker builds it) of a document refused before sending
+//! (`storage::outbox::cancel`). No SQL and no decision here.
 
 use std::sync::Arc;
 
@@ -122,4 +125,26 @@ pub(crate) async fn correct_summary(
     }
     .await;
     app.respond("/v1/admin/outbox/{document}/correct-summary", r)
+}
+
+/// `POST /v1/admin/outbox/{document}/cancel`.
+pub(crate) async fn cancel_refused(
+    State(app): App,
+    headers: HeaderMap,
+    Path(document): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let r = async {
+        app.admin_only(&headers)?;
+        let body = body_bytes(body, app.cfg.body_limit_bytes)?;
+        let req: CorrectBody = parse_json(&body)?;
+        let c = answer(
+            app.store
+                .outbox_cancel_refused(document, req.by, req.note)
+                .await,
+        )?;
+        json(&c)
+    }
+    .await;
+    app.respond("/v1/admin/outbox/{document}/cancel", r)
 }

@@ -87,6 +87,7 @@ pub use ingest::documents::ExportRow;
 pub use ingest::push::{ConflictRef, HeldInfo, PushAck};
 pub use ingest::rebuild::rebuild;
 pub use migrate::{MigrateError, MIGRATIONS};
+pub use outbox::cancel::Cancelled;
 pub use outbox::correct::{Corrected, CorrectionSource};
 pub use outbox::{DocInfo, OutboxHealth, Recorded};
 pub use payments::{
@@ -509,6 +510,21 @@ impl Storage {
                 &by,
                 &note,
             )
+        })
+        .await
+    }
+
+    /// Admin: head office cancels (ANECF, hub-signed) the number of a
+    /// document refused before sending; audited, its conflict resolved
+    /// (`storage::outbox::cancel`).
+    pub async fn outbox_cancel_refused(
+        &self,
+        document: String,
+        by: String,
+        note: String,
+    ) -> Result<Answer<Cancelled>, StorageError> {
+        self.write(move |conn, env| {
+            outbox::cancel::cancel_refused(conn, env, &document, &by, &note)
         })
         .await
     }

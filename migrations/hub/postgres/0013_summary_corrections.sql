@@ -12,6 +12,12 @@
 -- `rfce` and the security code unchanged, `corrections` one more.
 ALTER TABLE tax_outbox ADD COLUMN corrections BIGINT NOT NULL DEFAULT 0 CHECK (corrections >= 0);
 
+-- Head office's cancellation of a document refused before sending (the
+-- `fiscal_document_invalid` conflict): when its number was cancelled at the
+-- tax authority (an ANECF queued as its own row), the refused row is closed
+-- here and leaves the backlog; it is never sent.
+ALTER TABLE tax_outbox ADD COLUMN cancelled_ms BIGINT;
+
 DROP TRIGGER tax_outbox_body_once ON tax_outbox;
 
 CREATE TRIGGER tax_outbox_body_once BEFORE UPDATE OF body, body_hash, channel, security_code ON tax_outbox

@@ -41,6 +41,7 @@
 //! Lease times are the hub clock of the instance that writes them: instances
 //! are assumed to agree within a small fraction of the lease (NTP).
 
+pub(crate) mod cancel;
 pub(crate) mod correct;
 pub(crate) mod enqueue;
 
@@ -695,13 +696,16 @@ pub struct OutboxHealth {
     pub failing: u64,
 }
 
-/// Counts for health and metrics.
+/// Counts for health and metrics (a refused document whose number head
+/// office cancelled is counted no more: it is closed, never sent).
 pub(crate) fn health(conn: &Conn) -> Result<OutboxHealth, StorageError> {
     let mut h = OutboxHealth::default();
     for s in DocState::ALL {
         h.by_state.insert(s.as_str().to_owned(), 0);
     }
-    let mut stmt = conn.prepare_cached("SELECT state, COUNT(*) FROM tax_outbox GROUP BY state")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT state, COUNT(*) FROM tax_outbox WHERE cancelled_ms IS NULL GROUP BY state",
+    )?;
     let rows: Vec<(String, i64)> = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
@@ -712,12 +716,12 @@ pub(crate) fn health(conn: &Conn) -> Result<OutboxHealth, StorageError> {
     h.rejected = h.by_state["rejected"];
     h.oldest_pending_since_ms = conn
         .prepare_cached(
-            "SELECT MIN(created_ms) FROM tax_outbox WHERE state IN ('pending', 'submitted')",
+            "SELECT MIN(created_ms) FROM tax_outbox WHERE state IN ('pending', 'submitted') AND cancelled_ms IS NULL",
         )?
         .query_row([], |r| r.get(0))?;
     h.failing = crate::storage::codec::u(
         conn.prepare_cached(
-            "SELECT COUNT(*) FROM tax_outbox WHERE state IN ('pending', 'submitted') AND last_error IS NOT NULL",
+            "SELECT COUNT(*) FROM tax_outbox WHERE state IN ('pending', 'submitted') AND last_error IS NOT NULL AND cancelled_ms IS NULL",
         )?
         .query_row([], |r| r.get(0))?,
     );
