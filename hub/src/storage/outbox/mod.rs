@@ -70,7 +70,7 @@ use crate::storage::ingest::hub_chain::append_to_hub_chain_with_deps;
 use crate::storage::writer::Env;
 use crate::taxgw::{DocumentSource, SignedSource, SourceBody};
 
-const CLAIM_COLUMNS: &str = "doc_id, doc_key, doc_type, series, store_id, device_id, event_id, first_number, last_number, created_ms, state, channel, body, body_hash, archive, security_code, verify_url, track_id, in_doubt, attempts";
+const CLAIM_COLUMNS: &str = "doc_id, doc_key, doc_type, series, store_id, device_id, event_id, first_number, last_number, created_ms, state, channel, body, body_hash, archive, security_code, verify_url, track_id, in_doubt, attempts, corrections";
 
 fn read_claimed(r: &Row) -> Result<RawClaimed, DbError> {
     Ok(RawClaimed {
@@ -94,6 +94,7 @@ fn read_claimed(r: &Row) -> Result<RawClaimed, DbError> {
         track_id: r.get(17)?,
         in_doubt: r.get(18)?,
         attempts: r.get(19)?,
+        corrections: r.get(20)?,
     })
 }
 
@@ -118,6 +119,7 @@ struct RawClaimed {
     track_id: Option<String>,
     in_doubt: i64,
     attempts: i64,
+    corrections: i64,
 }
 
 impl RawClaimed {
@@ -169,6 +171,7 @@ impl RawClaimed {
             track_id: self.track_id,
             in_doubt: self.in_doubt != 0,
             attempts: u32::try_from(self.attempts).unwrap_or(u32::MAX),
+            corrections: u32::try_from(self.corrections).unwrap_or(u32::MAX),
             doc_key: self.doc_key,
         })
     }
