@@ -225,6 +225,7 @@ async fn measure(documents: u64, workers: usize) -> anyhow::Result<Summary> {
             track_id: None,
             in_doubt: true,
             attempts: 0,
+            corrections: 0,
         });
     }
     let docs = Arc::new(docs);

@@ -176,7 +176,9 @@ impl AdminClient {
 
 /// Writes an export of signed documents (`GET /v1/admin/fiscal/documents`)
 /// into `dir`: each document's exact bytes as `{e-NCF}.{kind}.xml` (an
-/// ANECF's `first..last` as `first-last`), checked against its SHA-256, and
+/// ANECF's `first..last` as `first-last`; a second document of the same
+/// number and kind — a corrected RFCE — as `{e-NCF}.{kind}.2.xml`, in the
+/// order the hub lists them, oldest first), checked against its SHA-256, and
 /// `index.csv` (`encf,type,kind,security_code,state,track_id`). Returns how
 /// many documents were written.
 pub fn write_documents(dir: &std::path::Path, export: &Value) -> anyhow::Result<usize> {
@@ -188,6 +190,7 @@ pub fn write_documents(dir: &std::path::Path, export: &Value) -> anyhow::Result<
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut index = String::from("encf,type,kind,security_code,state,track_id\n");
     let text = |d: &Value, k: &str| d[k].as_str().unwrap_or("").to_owned();
+    let mut seen: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
     for d in docs {
         let (encf, kind) = (text(d, "encf"), text(d, "kind"));
         let safe = |s: &str| {
@@ -208,7 +211,15 @@ pub fn write_documents(dir: &std::path::Path, export: &Value) -> anyhow::Result<
             sha == text(d, "sha256"),
             "{encf} ({kind}): the bytes do not match their SHA-256"
         );
-        let path = dir.join(format!("{name}.{kind}.xml"));
+        // A number may hold a second summary (head office's correction of a
+        // rejected RFCE): later ones are `{e-NCF}.{kind}.{n}.xml`, n from 2.
+        let n = seen.entry(format!("{name}.{kind}")).or_insert(0u32);
+        *n += 1;
+        let path = if *n == 1 {
+            dir.join(format!("{name}.{kind}.xml"))
+        } else {
+            dir.join(format!("{name}.{kind}.{n}.xml"))
+        };
         std::fs::write(&path, &xml).with_context(|| format!("cannot write {}", path.display()))?;
         let csv = |s: String| {
             if s.contains([',', '"', '\n']) {

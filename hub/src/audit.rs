@@ -68,6 +68,12 @@ pub enum AuditKind {
     FiscalDocumentPrepared,
     /// The tax authority decided on a fiscal document.
     FiscalDocumentDecided,
+    /// Head office replaced a rejected summary (RFCE) with one the hub
+    /// rebuilt from the e-CF and signed: the one second content of an e-NCF.
+    FiscalSummaryCorrected,
+    /// Head office cancelled (ANECF) the number of a document refused before
+    /// sending; the document is never sent.
+    FiscalDocumentCancelled,
 }
 
 impl AuditKind {
@@ -98,6 +104,8 @@ impl AuditKind {
             AuditKind::PaymentWebhookDecided => "payment_webhook_decided",
             AuditKind::FiscalDocumentPrepared => "fiscal_document_prepared",
             AuditKind::FiscalDocumentDecided => "fiscal_document_decided",
+            AuditKind::FiscalSummaryCorrected => "fiscal_summary_corrected",
+            AuditKind::FiscalDocumentCancelled => "fiscal_document_cancelled",
         }
     }
 }

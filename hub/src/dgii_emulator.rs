@@ -31,7 +31,14 @@
 //! documents do not give them. `consultatrackids` lists every submission of
 //! the number, so the first one's verdict stays findable. A repeated
 //! identical cancellation (ANECF) is answered as the first (no lookup
-//! service exists for it; guessed). The e-CF services are served under
+//! service exists for it; guessed). One exception: a summary (RFCE) with
+//! other bytes for a number whose summary was **rejected** is received as
+//! new (`received` and `contents` grow, `conflicting` does not) and its
+//! answer replaces the first in `consultarfce` — head office's correction
+//! of a rejected RFCE (DESIGN invariant 10; guessed: DGII's documents do
+//! not say how it treats a corrected summary of the same e-NCF, Caja
+//! assumes it takes it since the rejected one was not recorded as valid).
+//! The e-CF services are served under
 //! `/ecf`, the consumer-invoice ones under `/fc` ([`Emulator::ecf_base_url`],
 //! [`Emulator::fc_base_url`]). Fault choices come from a seeded generator.
 
@@ -973,6 +980,15 @@ async fn summary(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -
                 return bad_request("RNCEmisor", "el RNC emisor no corresponde al token");
             }
             let hash = Hash256::of(&doc);
+            // A corrected summary of a number whose summary was rejected is
+            // received as new (see the module doc).
+            let corrects = s.docs.get(&number).is_some_and(|d| {
+                d.hash != hash
+                    && d.answer.as_ref().is_some_and(|a| a["codigo"] == json!(Estado::Rejected.code()))
+            });
+            if corrects {
+                s.docs.remove(&number);
+            }
             let (verdict, messages) = match seen(&mut s, &number, hash) {
                 // A number already received (see the module doc); the
                 // first answer stays what `consultarfce` finds.

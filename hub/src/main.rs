@@ -267,6 +267,34 @@ enum FiscalAction {
         #[arg(long)]
         reason: String,
     },
+    /// Correct a summary (RFCE) the tax authority rejected: the hub rebuilds
+    /// it from the e-CF it holds, signs it with its own certificate and
+    /// submits it as a new attempt of the same e-NCF (audited; resolves the
+    /// rejection's conflict). Refused for anything but a rejected RFCE.
+    CorrectSummary {
+        /// The e-NCF (e.g. E320000000051).
+        document: String,
+        /// Who decides.
+        #[arg(long)]
+        by: String,
+        /// Why (kept in the audit log).
+        #[arg(long)]
+        note: String,
+    },
+    /// Cancel the number of a document refused before sending (its signed
+    /// bytes failed the checks, its receipt was printed): an ANECF of that
+    /// one number signed with the hub's certificate; the document is never
+    /// sent (audited; resolves its conflict).
+    CancelRefused {
+        /// The e-NCF.
+        document: String,
+        /// Who decides.
+        #[arg(long)]
+        by: String,
+        /// Why (kept in the audit log).
+        #[arg(long)]
+        note: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -812,6 +840,24 @@ async fn fiscal(url: &str, token: &str, action: FiscalAction) -> Result<(), Fail
             c.call(
                 reqwest::Method::POST,
                 &format!("/v1/admin/devices/{device}/write-off"),
+                Some(&body),
+            )
+            .await
+        }
+        FiscalAction::CancelRefused { document, by, note } => {
+            let body = serde_json::json!({ "by": by, "note": note });
+            c.call(
+                reqwest::Method::POST,
+                &format!("/v1/admin/outbox/{document}/cancel"),
+                Some(&body),
+            )
+            .await
+        }
+        FiscalAction::CorrectSummary { document, by, note } => {
+            let body = serde_json::json!({ "by": by, "note": note });
+            c.call(
+                reqwest::Method::POST,
+                &format!("/v1/admin/outbox/{document}/correct-summary"),
                 Some(&body),
             )
             .await

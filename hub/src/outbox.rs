@@ -174,6 +174,10 @@ pub struct Claimed {
     pub in_doubt: bool,
     /// Failed attempts so far (drives the backoff).
     pub attempts: u32,
+    /// Head office's corrections of this rejected summary so far
+    /// (`storage::outbox::correct`): after one, what the authority holds for
+    /// the number may still be the rejected content.
+    pub corrections: u32,
 }
 
 /// What a worker does next with a claimed document.
@@ -199,6 +203,17 @@ pub fn step(c: &Claimed) -> Step {
         _ if c.in_doubt => Step::Lookup,
         _ => Step::Submit,
     }
+}
+
+/// Whether a rejection found by a lookup after a lost answer is the verdict
+/// on a summary head office has since replaced: the authority answers a
+/// summary's lookup by number and security code, which a correction keeps,
+/// so the first content's rejection is found until the correction arrives.
+/// Then the stored (corrected) bytes are sent again; if the correction did
+/// arrive, the authority rejects the second arrival and the worker's lookup
+/// before recording finds that rejection.
+pub fn stale_rejection(c: &Claimed, found: &Verdict) -> bool {
+    c.corrections > 0 && found.status == FinalStatus::Rejected
 }
 
 /// What a gateway call came back with.
@@ -383,7 +398,25 @@ mod tests {
             track_id: None,
             in_doubt: false,
             attempts: 0,
+            corrections: 0,
         }
+    }
+
+    #[test]
+    fn a_rejection_found_after_a_correction_is_stale() {
+        let mut c = claimed(DocState::Pending);
+        let rejected = Verdict {
+            status: FinalStatus::Rejected,
+            messages: vec![],
+        };
+        let accepted = Verdict {
+            status: FinalStatus::Accepted,
+            messages: vec![],
+        };
+        assert!(!stale_rejection(&c, &rejected));
+        c.corrections = 1;
+        assert!(stale_rejection(&c, &rejected));
+        assert!(!stale_rejection(&c, &accepted));
     }
 
     fn prepared() -> Prepared {

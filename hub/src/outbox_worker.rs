@@ -328,6 +328,11 @@ impl Ctx {
             Step::Lookup => {
                 self.stats.lookups.fetch_add(1, Ordering::Relaxed);
                 match self.gateway.lookup(&doc).await {
+                    Ok(Some(Submitted::Decided(v))) if outbox::stale_rejection(&doc, &v) => {
+                        self.count("lookup", "stale");
+                        tracing::info!(document = %doc.doc_key, "the lookup found the rejection of the summary head office replaced; the correction is sent");
+                        self.submit(&doc).await
+                    }
                     Ok(Some(found)) => {
                         self.stats.lookups_found.fetch_add(1, Ordering::Relaxed);
                         self.count("lookup", "found");

@@ -87,6 +87,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/payments/webhooks/{provider}", post(payments::webhook))
         .route("/v1/admin/payments", get(payments::overview))
         .route("/v1/admin/outbox", get(outbox::list))
+        .route(
+            "/v1/admin/outbox/{document}/correct-summary",
+            post(outbox::correct_summary),
+        )
+        .route(
+            "/v1/admin/outbox/{document}/cancel",
+            post(outbox::cancel_refused),
+        )
         .route("/v1/admin/payments/reconcile", post(payments::reconcile))
         .merge(audit::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), guard))

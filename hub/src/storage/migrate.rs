@@ -114,6 +114,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../../migrations/hub/0012_signed_documents.sql"),
         postgres: include_str!("../../../migrations/hub/postgres/0012_signed_documents.sql"),
     },
+    Migration {
+        version: 13,
+        name: "summary_corrections",
+        sql: include_str!("../../../migrations/hub/0013_summary_corrections.sql"),
+        postgres: include_str!("../../../migrations/hub/postgres/0013_summary_corrections.sql"),
+    },
 ];
 
 /// Why the database cannot be brought to this binary's schema.

@@ -87,6 +87,8 @@ pub use ingest::documents::ExportRow;
 pub use ingest::push::{ConflictRef, HeldInfo, PushAck};
 pub use ingest::rebuild::rebuild;
 pub use migrate::{MigrateError, MIGRATIONS};
+pub use outbox::cancel::Cancelled;
+pub use outbox::correct::{Corrected, CorrectionSource};
 pub use outbox::{DocInfo, OutboxHealth, Recorded};
 pub use payments::{
     CardCheckInfo, IntentInfo, PaymentsOverview, ReconcileReport, WebhookAnswer, WebhookInfo,
@@ -472,6 +474,57 @@ impl Storage {
             outbox::record(
                 conn, env, &doc, &owner, &outcome, &policy, jitter, authority,
             )
+        })
+        .await
+    }
+
+    /// Admin: a rejected summary (RFCE) and the e-CF it is rebuilt from;
+    /// refused (404/409) for anything else.
+    pub async fn outbox_correction_source(
+        &self,
+        document: String,
+    ) -> Result<Answer<CorrectionSource>, StorageError> {
+        self.read(move |conn| outbox::correct::source(conn, &document))
+            .await
+    }
+
+    /// Admin: head office's correction of a rejected summary: the hub-signed
+    /// `signed` replaces the rejected `rejected_hash` as a new attempt of the
+    /// same e-NCF; audited, the rejection's conflict resolved
+    /// (`storage::outbox::correct`).
+    pub async fn outbox_correct_summary(
+        &self,
+        document: String,
+        rejected_hash: Hash256,
+        signed: Vec<u8>,
+        by: String,
+        note: String,
+    ) -> Result<Answer<Corrected>, StorageError> {
+        self.write(move |conn, env| {
+            outbox::correct::correct_summary(
+                conn,
+                env,
+                &document,
+                rejected_hash,
+                &signed,
+                &by,
+                &note,
+            )
+        })
+        .await
+    }
+
+    /// Admin: head office cancels (ANECF, hub-signed) the number of a
+    /// document refused before sending; audited, its conflict resolved
+    /// (`storage::outbox::cancel`).
+    pub async fn outbox_cancel_refused(
+        &self,
+        document: String,
+        by: String,
+        note: String,
+    ) -> Result<Answer<Cancelled>, StorageError> {
+        self.write(move |conn, env| {
+            outbox::cancel::cancel_refused(conn, env, &document, &by, &note)
         })
         .await
     }

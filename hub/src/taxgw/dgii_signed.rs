@@ -281,3 +281,110 @@ pub fn signed_seed(seed: &[u8], signer: &xmldsig::Signer) -> Result<Vec<u8>, Str
     cx::close(&mut s, "SemillaModel");
     xmldsig::sign(s.as_bytes(), signer).map_err(|e| e.to_string())
 }
+
+/// What of an e-CF 32 its summary (RFCE) carries, element by element, in the
+/// order of DGII's `RFCE-32.xsd`: `(parent, children kept)`. A child not
+/// listed is left out; `TablaFormasPago` and `ImpuestosAdicionales` are kept
+/// whole.
+const SUMMARY_FIELDS: &[(&str, &[&str])] = &[
+    (
+        "Encabezado",
+        &["Version", "IdDoc", "Emisor", "Comprador", "Totales"],
+    ),
+    (
+        "IdDoc",
+        &[
+            "TipoeCF",
+            "eNCF",
+            "TipoIngresos",
+            "TipoPago",
+            "TablaFormasPago",
+        ],
+    ),
+    (
+        "Emisor",
+        &["RNCEmisor", "RazonSocialEmisor", "FechaEmision"],
+    ),
+    (
+        "Comprador",
+        &[
+            "RNCComprador",
+            "IdentificadorExtranjero",
+            "RazonSocialComprador",
+        ],
+    ),
+    (
+        "Totales",
+        &[
+            "MontoGravadoTotal",
+            "MontoGravadoI1",
+            "MontoGravadoI2",
+            "MontoGravadoI3",
+            "MontoExento",
+            "TotalITBIS",
+            "TotalITBIS1",
+            "TotalITBIS2",
+            "TotalITBIS3",
+            "MontoImpuestoAdicional",
+            "ImpuestosAdicionales",
+            "MontoTotal",
+            "MontoNoFacturable",
+            "MontoPeriodo",
+        ],
+    ),
+];
+
+fn summary_element(e: &caja_shared::ecf::xml::Element) -> Option<caja_shared::ecf::xml::Element> {
+    use caja_shared::ecf::xml::{Content, Element};
+    let Some((_, keep)) = SUMMARY_FIELDS.iter().find(|(p, _)| *p == e.name) else {
+        return Some(e.clone());
+    };
+    let children: Vec<Content> = e
+        .elements()
+        .filter(|c| keep.contains(&c.name.as_str()))
+        .filter_map(summary_element)
+        .map(Content::Element)
+        .collect();
+    (!children.is_empty()).then(|| Element {
+        name: e.name.clone(),
+        attrs: vec![],
+        children,
+    })
+}
+
+/// The summary (RFCE) of a signed consumer invoice (`E32` under
+/// RD$250,000), rebuilt from the invoice itself, unsigned: what head office
+/// submits when DGII rejected the register's summary (DESIGN "Electronic
+/// fiscal documents": the correction of a rejected RFCE). Every field is
+/// copied from the signed e-CF in the order of `RFCE-32.xsd` (Formato RFCE:
+/// the summary repeats the invoice's header and totals) and
+/// `CodigoSeguridadeCF` is the e-CF's own security code, so the summary can
+/// only say what the invoice the buyer holds says. For an untouched sale it
+/// is byte for byte what the register's `shared::ecf::document::summary`
+/// wrote.
+pub fn summary_of_invoice(ecf: &[u8]) -> Result<Vec<u8>, String> {
+    use caja_shared::ecf::xml::{parse, Content, Element, DECLARATION};
+    let code = xmldsig::security_code(ecf).map_err(|e| format!("the e-CF's signature: {e}"))?;
+    let root = parse(ecf).map_err(|e| format!("the e-CF: {e}"))?;
+    if root.name != "ECF" || root.text_at("Encabezado/IdDoc/TipoeCF") != Some("32") {
+        return Err("only a consumer invoice (e-CF 32) has a summary".into());
+    }
+    let encabezado = root
+        .child("Encabezado")
+        .and_then(summary_element)
+        .ok_or("the e-CF has no Encabezado")?;
+    let mut encabezado = encabezado;
+    encabezado.children.push(Content::Element(Element {
+        name: "CodigoSeguridadeCF".into(),
+        attrs: vec![],
+        children: vec![Content::Text(code)],
+    }));
+    let rfce = Element {
+        name: "RFCE".into(),
+        attrs: vec![],
+        children: vec![Content::Element(encabezado)],
+    };
+    let mut out = String::from(DECLARATION);
+    rfce.write(&mut out);
+    Ok(out.into_bytes())
+}

@@ -41,6 +41,8 @@
 //! Lease times are the hub clock of the instance that writes them: instances
 //! are assumed to agree within a small fraction of the lease (NTP).
 
+pub(crate) mod cancel;
+pub(crate) mod correct;
 pub(crate) mod enqueue;
 
 use std::collections::BTreeMap;
@@ -68,7 +70,7 @@ use crate::storage::ingest::hub_chain::append_to_hub_chain_with_deps;
 use crate::storage::writer::Env;
 use crate::taxgw::{DocumentSource, SignedSource, SourceBody};
 
-const CLAIM_COLUMNS: &str = "doc_id, doc_key, doc_type, series, store_id, device_id, event_id, first_number, last_number, created_ms, state, channel, body, body_hash, archive, security_code, verify_url, track_id, in_doubt, attempts";
+const CLAIM_COLUMNS: &str = "doc_id, doc_key, doc_type, series, store_id, device_id, event_id, first_number, last_number, created_ms, state, channel, body, body_hash, archive, security_code, verify_url, track_id, in_doubt, attempts, corrections";
 
 fn read_claimed(r: &Row) -> Result<RawClaimed, DbError> {
     Ok(RawClaimed {
@@ -92,6 +94,7 @@ fn read_claimed(r: &Row) -> Result<RawClaimed, DbError> {
         track_id: r.get(17)?,
         in_doubt: r.get(18)?,
         attempts: r.get(19)?,
+        corrections: r.get(20)?,
     })
 }
 
@@ -116,6 +119,7 @@ struct RawClaimed {
     track_id: Option<String>,
     in_doubt: i64,
     attempts: i64,
+    corrections: i64,
 }
 
 impl RawClaimed {
@@ -167,6 +171,7 @@ impl RawClaimed {
             track_id: self.track_id,
             in_doubt: self.in_doubt != 0,
             attempts: u32::try_from(self.attempts).unwrap_or(u32::MAX),
+            corrections: u32::try_from(self.corrections).unwrap_or(u32::MAX),
             doc_key: self.doc_key,
         })
     }
@@ -694,13 +699,16 @@ pub struct OutboxHealth {
     pub failing: u64,
 }
 
-/// Counts for health and metrics.
+/// Counts for health and metrics (a refused document whose number head
+/// office cancelled is counted no more: it is closed, never sent).
 pub(crate) fn health(conn: &Conn) -> Result<OutboxHealth, StorageError> {
     let mut h = OutboxHealth::default();
     for s in DocState::ALL {
         h.by_state.insert(s.as_str().to_owned(), 0);
     }
-    let mut stmt = conn.prepare_cached("SELECT state, COUNT(*) FROM tax_outbox GROUP BY state")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT state, COUNT(*) FROM tax_outbox WHERE cancelled_ms IS NULL GROUP BY state",
+    )?;
     let rows: Vec<(String, i64)> = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
@@ -711,12 +719,12 @@ pub(crate) fn health(conn: &Conn) -> Result<OutboxHealth, StorageError> {
     h.rejected = h.by_state["rejected"];
     h.oldest_pending_since_ms = conn
         .prepare_cached(
-            "SELECT MIN(created_ms) FROM tax_outbox WHERE state IN ('pending', 'submitted')",
+            "SELECT MIN(created_ms) FROM tax_outbox WHERE state IN ('pending', 'submitted') AND cancelled_ms IS NULL",
         )?
         .query_row([], |r| r.get(0))?;
     h.failing = crate::storage::codec::u(
         conn.prepare_cached(
-            "SELECT COUNT(*) FROM tax_outbox WHERE state IN ('pending', 'submitted') AND last_error IS NOT NULL",
+            "SELECT COUNT(*) FROM tax_outbox WHERE state IN ('pending', 'submitted') AND last_error IS NOT NULL AND cancelled_ms IS NULL",
         )?
         .query_row([], |r| r.get(0))?,
     );
