@@ -36,7 +36,15 @@ async fn get_token(http: &reqwest::Client, emu: &Emulator) -> String {
         .unwrap();
     // Signed with the test PKI's certificate, as the hub signs it.
     let seed = match support::signer() {
-        Some(signer) => caja_hub::taxgw::dgii_signed::signed_seed(&seed, &signer).unwrap(),
+        Some(signer) => {
+            let signed = caja_hub::taxgw::dgii_signed::signed_seed(&seed, &signer).unwrap();
+            // The hub-signed seed passes the independent checks.
+            let tmp = tempfile::tempdir().unwrap();
+            let path = tmp.path().join("semilla.xml");
+            std::fs::write(&path, &signed).unwrap();
+            support::check_with_xmllint_and_xmlsec1(&path, "Semilla.xsd");
+            signed
+        }
         None => seed.to_vec(),
     };
     let (ct, body) = multipart::form("xml", "semilla.xml", &seed);

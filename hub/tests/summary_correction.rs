@@ -407,6 +407,11 @@ async fn head_office_corrects_a_rejected_summary_and_dgii_receives_a_second_cont
     let file = |name: String| std::fs::read(export.join(name)).unwrap();
     assert_eq!(&file(format!("{}.rfce.xml", number(bad))), sold.rfce.as_ref().unwrap());
     assert_eq!(file(format!("{}.rfce.2.xml", number(bad))), new_xml);
+    // The hub-signed correction passes the independent checks.
+    check_with_xmllint_and_xmlsec1(
+        &export.join(format!("{}.rfce.2.xml", number(bad))),
+        "RFCE-32.xsd",
+    );
 
     // Audited with both hashes; the audit log verifies.
     let entries: Vec<Vec<u8>> = hub
@@ -539,15 +544,20 @@ async fn head_office_cancels_the_number_of_a_document_refused_before_sending() {
     let (st, b) = admin_post(&hub, &format!("/v1/admin/outbox/{n}/cancel"), why).await;
     assert_eq!((st, b["error"].as_str()), (409, Some("already_cancelled")), "{b}");
     // The hub signed the ANECF; the conflict is resolved; audited.
-    let anecf: i64 = hub
+    let anecf: Vec<Vec<u8>> = hub
         .db()
-        .query_row(
-            "SELECT COUNT(*) FROM signed_documents WHERE kind = 'anecf' AND encf = $1",
-            [format!("{n}..{n}").as_str()],
-            |r| r.get(0),
-        )
+        .prepare("SELECT xml FROM signed_documents WHERE kind = 'anecf' AND encf = $1")
+        .unwrap()
+        .query_map([format!("{n}..{n}").as_str()], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(anecf, 1);
+    assert_eq!(anecf.len(), 1);
+    // The hub-signed ANECF passes the independent checks.
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("anecf.xml");
+    std::fs::write(&path, &anecf[0]).unwrap();
+    check_with_xmllint_and_xmlsec1(&path, "ANECF.xsd");
     let open = hub.admin_get("/v1/admin/conflicts?state=open").await;
     assert!(!open.to_string().contains("fiscal_document_invalid"), "{open}");
     let audited: i64 = hub

@@ -1,5 +1,6 @@
 //! The device key file: the register's 32-byte HMAC key as 64 lowercase hex
-//! characters (and a newline), readable and writable by its owner only.
+//! characters (and a newline), readable and writable by its owner only; and
+//! the atomic owner-only write it uses, shared with the e-CF credentials.
 //!
 //! Writing is atomic: the key goes to a temporary file created with mode 0600 in
 //! the same directory, is fsynced, renamed over the target, and the directory is
@@ -90,27 +91,65 @@ fn io_err<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(io::Error) ->
 /// Writes `key` to `path` atomically with mode 0600, replacing any file there.
 /// The parent directory must exist.
 pub fn write_key_file(path: &Path, key: &DeviceKey) -> Result<(), KeyFileError> {
+    if path.file_name().is_none() {
+        return Err(KeyFileError::NotAFile {
+            path: path.to_path_buf(),
+        });
+    }
+    let mut contents = Zeroizing::new(Vec::with_capacity(DEVICE_KEY_LEN * 2 + 1));
+    contents.extend_from_slice(key.to_hex().as_bytes());
+    contents.push(b'\n');
+    write_owner_only(path, &contents).map_err(|e| KeyFileError::Io {
+        path: e.path,
+        action: e.action,
+        source: e.source,
+    })
+}
+
+/// One failed step of [`write_owner_only`]: what was being done, to which
+/// path, and the OS error.
+#[derive(Debug)]
+pub struct FileStepError {
+    /// The file or directory.
+    pub path: PathBuf,
+    /// What was being done.
+    pub action: &'static str,
+    /// The OS error.
+    pub source: io::Error,
+}
+
+fn step<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(io::Error) -> FileStepError + 'a {
+    move |source| FileStepError {
+        path: path.to_path_buf(),
+        action,
+        source,
+    }
+}
+
+/// Writes a secret (`bytes`) to `path` atomically with mode 0600, replacing
+/// any file there: a temporary file created 0600 in the same directory,
+/// fsynced, renamed over the target, then the directory fsynced. On failure
+/// the temporary copy is removed (best effort). The parent directory must
+/// exist. Used for the device key and the e-CF signing credentials.
+pub fn write_owner_only(path: &Path, bytes: &[u8]) -> Result<(), FileStepError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
     let file_name = path
         .file_name()
-        .ok_or_else(|| KeyFileError::NotAFile {
-            path: path.to_path_buf(),
-        })?
-        .to_string_lossy()
-        .into_owned();
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
     // A temporary file left by a crash of this same process id is ours to replace.
     match fs::remove_file(&tmp) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_err(&tmp, "remove a stale temporary file")(e)),
+        Err(e) => return Err(step(&tmp, "remove a stale temporary file")(e)),
     }
-    let result = write_tmp_and_rename(&tmp, path, &dir, key);
+    let result = write_tmp_and_rename(&tmp, path, &dir, bytes);
     if result.is_err() {
-        // Best effort: do not leave a key copy behind. The original error wins.
+        // Best effort: do not leave a secret copy behind. The original error wins.
         let _ = fs::remove_file(&tmp);
     }
     result
@@ -120,27 +159,24 @@ fn write_tmp_and_rename(
     tmp: &Path,
     path: &Path,
     dir: &Path,
-    key: &DeviceKey,
-) -> Result<(), KeyFileError> {
+    bytes: &[u8],
+) -> Result<(), FileStepError> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(KEY_FILE_MODE)
         .open(tmp)
-        .map_err(io_err(tmp, "create"))?;
+        .map_err(step(tmp, "create"))?;
     // The umask can only remove bits; set the mode exactly anyway.
     file.set_permissions(fs::Permissions::from_mode(KEY_FILE_MODE))
-        .map_err(io_err(tmp, "set permissions"))?;
-    let mut contents = Zeroizing::new(Vec::with_capacity(DEVICE_KEY_LEN * 2 + 1));
-    contents.extend_from_slice(key.to_hex().as_bytes());
-    contents.push(b'\n');
-    file.write_all(&contents).map_err(io_err(tmp, "write"))?;
-    file.sync_all().map_err(io_err(tmp, "fsync"))?;
+        .map_err(step(tmp, "set permissions"))?;
+    file.write_all(bytes).map_err(step(tmp, "write"))?;
+    file.sync_all().map_err(step(tmp, "fsync"))?;
     drop(file);
-    fs::rename(tmp, path).map_err(io_err(path, "rename the temporary file into place"))?;
+    fs::rename(tmp, path).map_err(step(path, "rename the temporary file into place"))?;
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(io_err(dir, "fsync the directory"))?;
+        .map_err(step(dir, "fsync the directory"))?;
     Ok(())
 }
 

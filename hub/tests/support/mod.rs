@@ -416,3 +416,47 @@ pub fn issuer(rnc: &str) -> caja_shared::ecf::issuer::Issuer {
     )
     .unwrap()
 }
+
+/// Checks a signed document file independently of Caja: `xmllint` against
+/// DGII's `schema` (a file of `../shared/dgii/xsd`) and `xmlsec1` against the
+/// test CA (the certificate is the one in `KeyInfo`). Panics naming the file
+/// and the tool's message; without the tools (and without
+/// `CAJA_REQUIRE_EXTERNAL=1`) it prints a skip.
+#[allow(dead_code)]
+pub fn check_with_xmllint_and_xmlsec1(path: &std::path::Path, schema: &str) {
+    if !require_tool("xmllint") || !require_tool("xmlsec1") {
+        return;
+    }
+    let pki = pki::Pki::get().expect("openssl is needed for the test CA");
+    let xsd = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/dgii/xsd");
+    let lint = std::process::Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(xsd.join(schema))
+        .arg(path)
+        .output()
+        .expect("xmllint runs");
+    assert!(
+        lint.status.success(),
+        "{}: {}",
+        path.display(),
+        String::from_utf8_lossy(&lint.stderr)
+    );
+    let sec = std::process::Command::new("xmlsec1")
+        .args([
+            "--verify",
+            "--enabled-reference-uris",
+            "empty",
+            "--trusted-pem",
+        ])
+        .arg(&pki.ca_pem)
+        .arg(path)
+        .output()
+        .expect("xmlsec1 runs");
+    assert!(
+        sec.status.success(),
+        "{}: {}",
+        path.display(),
+        String::from_utf8_lossy(&sec.stderr)
+    );
+}

@@ -19,9 +19,9 @@
 //! `Zeroizing` (see `caja_shared::ecf::certificate` for what ring's key type
 //! allows). Unix only, like the device key.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use caja_shared::ecf::certificate::{CertError, CertInfo, Credentials, Validity};
@@ -35,7 +35,7 @@ pub const CERT_DIR_NAME: &str = "ecf";
 /// The credentials file inside [`CERT_DIR_NAME`].
 pub const CERT_FILE_NAME: &str = "signer.der";
 /// Mode of the credentials file.
-pub const CERT_FILE_MODE: u32 = 0o600;
+pub const CERT_FILE_MODE: u32 = crate::keyfile::KEY_FILE_MODE;
 /// Mode of its directory.
 pub const CERT_DIR_MODE: u32 = 0o700;
 /// Largest credentials file read (a key and a few certificates are < 20 KiB).
@@ -136,7 +136,7 @@ pub fn install(
     fs::create_dir_all(&cert_dir).map_err(io_err(&cert_dir, "create"))?;
     fs::set_permissions(&cert_dir, fs::Permissions::from_mode(CERT_DIR_MODE))
         .map_err(io_err(&cert_dir, "set permissions"))?;
-    write_owner_only(&cert_dir, &path, &creds.to_bundle())?;
+    write_owner_only(&path, &creds.to_bundle())?;
     Ok(creds.info().clone())
 }
 
@@ -282,32 +282,11 @@ pub fn read_owner_only(path: &Path) -> Result<Zeroizing<Vec<u8>>, CertStoreError
     Ok(buf)
 }
 
-fn write_owner_only(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), CertStoreError> {
-    let tmp = dir.join(format!(".{CERT_FILE_NAME}.tmp-{}", std::process::id()));
-    match fs::remove_file(&tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_err(&tmp, "remove a stale temporary file")(e)),
-    }
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(CERT_FILE_MODE)
-            .open(&tmp)
-            .map_err(io_err(&tmp, "create"))?;
-        file.set_permissions(fs::Permissions::from_mode(CERT_FILE_MODE))
-            .map_err(io_err(&tmp, "set permissions"))?;
-        file.write_all(bytes).map_err(io_err(&tmp, "write"))?;
-        file.sync_all().map_err(io_err(&tmp, "fsync"))?;
-        drop(file);
-        fs::rename(&tmp, path).map_err(io_err(path, "rename the temporary file into place"))?;
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err(dir, "fsync the directory"))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+/// The atomic owner-only write of the device key file, for the credentials.
+fn write_owner_only(path: &Path, bytes: &[u8]) -> Result<(), CertStoreError> {
+    crate::keyfile::write_owner_only(path, bytes).map_err(|e| CertStoreError::Io {
+        path: e.path,
+        action: e.action,
+        source: e.source,
+    })
 }
