@@ -138,10 +138,17 @@ impl AdminClient {
 
     /// `POST /v1/admin/devices/{device}/rotate`.
     pub async fn rotate(&self, device: &str) -> Result<Value, AdminError> {
+        self.rotate_with(device, false).await
+    }
+
+    /// `POST /v1/admin/devices/{device}/rotate` `{"no_grace"}`: with
+    /// `no_grace`, every old key of the device is refused at once.
+    pub async fn rotate_with(&self, device: &str, no_grace: bool) -> Result<Value, AdminError> {
+        let body = serde_json::json!({ "no_grace": no_grace });
         self.call(
             reqwest::Method::POST,
             &format!("/v1/admin/devices/{device}/rotate"),
-            None,
+            Some(&body),
         )
         .await
     }

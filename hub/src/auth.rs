@@ -6,6 +6,14 @@
 //! 401 codes applies. The nonce check needs the store (a nonce is remembered
 //! durably) and is done there, after these checks.
 //!
+//! Two steps, so that an unauthenticated request costs no parsing and no
+//! writer job: [`admit`] checks everything but the nonce against a read of
+//! the device (off the writer, before the body is parsed) and is the only
+//! maker of an [`Authentic`]; the writer then takes an [`Authentic`] only,
+//! re-checks the key's standing at that moment ([`recheck`]: rotated past
+//! its grace, revoked), and remembers the nonce. Key bytes never change for a
+//! key id (ids are never reused), so the signature need not be verified twice.
+//!
 //! Order of checks: headers (`bad_signature`), device and key id (`unknown_key`),
 //! revocation or a rotated key past its grace period (`revoked_key`), signature
 //! (`bad_signature`), timestamp (`stale_timestamp`). The signature is checked
@@ -118,6 +126,10 @@ pub enum AuthFailure {
     /// The device is revoked or the key is past its grace period.
     #[error("the key is revoked")]
     RevokedKey,
+    /// A key rotated out (inside its grace period) asked for a rotation:
+    /// only the current key may rotate (DESIGN "Sync protocol").
+    #[error("only the device's current key may rotate it; this key was rotated out")]
+    KeyNotCurrent,
 }
 
 impl AuthFailure {
@@ -129,6 +141,7 @@ impl AuthFailure {
             AuthFailure::ReplayedNonce => "replayed_nonce",
             AuthFailure::UnknownKey => "unknown_key",
             AuthFailure::RevokedKey => "revoked_key",
+            AuthFailure::KeyNotCurrent => "key_not_current",
         }
     }
 
@@ -205,6 +218,81 @@ pub fn verify(
         RequestAuthError::StaleTimestamp { skew_ms, .. } => AuthFailure::StaleTimestamp { skew_ms },
         other => AuthFailure::BadSignature(other.to_string()),
     })
+}
+
+/// A request whose headers, key, signature and timestamp verified ([`admit`]).
+/// Only [`admit`] makes one, so a writer job that takes it cannot run for an
+/// unauthenticated request.
+#[derive(Debug, Clone)]
+pub struct Authentic {
+    req: SignedRequest,
+}
+
+impl Authentic {
+    /// The request.
+    pub fn request(&self) -> &SignedRequest {
+        &self.req
+    }
+
+    /// Its signing headers.
+    pub fn headers(&self) -> &AuthHeaders {
+        &self.req.headers
+    }
+}
+
+/// [`verify`], keeping the proof: everything but the nonce, checked against
+/// `device` as a read (off the writer) found it.
+pub fn admit(
+    req: SignedRequest,
+    device: Option<&DeviceRecord>,
+    now_ms: i64,
+) -> Result<Authentic, AuthFailure> {
+    verify(&req, device, now_ms)?;
+    Ok(Authentic { req })
+}
+
+/// The writer's re-check of an admitted request against the device as it is
+/// now: the device still exists and is not revoked, and the key is still
+/// valid (an admin rotation without grace, or a revocation, may have
+/// happened in between).
+pub fn recheck(
+    a: &Authentic,
+    device: Option<&DeviceRecord>,
+    now_ms: i64,
+) -> Result<(), AuthFailure> {
+    let device = device.ok_or(AuthFailure::UnknownKey)?;
+    let record = device
+        .keys
+        .iter()
+        .find(|k| k.key_id == a.headers().key_id)
+        .ok_or(AuthFailure::UnknownKey)?;
+    if device.revoked || !record.is_valid_at(now_ms) {
+        return Err(AuthFailure::RevokedKey);
+    }
+    Ok(())
+}
+
+/// Whether the key that signed `a` is the device's current key (not one
+/// rotated out and inside its grace period): a rotation needs it.
+pub fn check_current_key(a: &Authentic, device: &DeviceRecord) -> Result<(), AuthFailure> {
+    let current = device
+        .keys
+        .iter()
+        .any(|k| k.key_id == a.headers().key_id && k.valid_until_ms.is_none());
+    if current {
+        Ok(())
+    } else {
+        Err(AuthFailure::KeyNotCurrent)
+    }
+}
+
+/// 403 `quarantined`: DESIGN's code for a device quarantined after a chain
+/// mismatch, refused on every signed request until head office releases it.
+pub fn quarantined() -> ApiError {
+    ApiError::forbidden(
+        "quarantined",
+        "this device is quarantined after a chain mismatch; head office must review and release it",
+    )
 }
 
 /// The admin token check: `Authorization: Bearer <token>` compared in constant
@@ -331,6 +419,45 @@ mod tests {
             verify(&tampered, Some(&d), NOW).unwrap_err().code(),
             "bad_signature"
         );
+    }
+
+    #[test]
+    fn admitted_requests_are_rechecked_and_only_the_current_key_rotates() {
+        let d = device();
+        let a = admit(signed("k1", 1, NOW, b"{}"), Some(&d), NOW).unwrap();
+        assert_eq!(recheck(&a, Some(&d), NOW), Ok(()));
+        // Rotated out inside its grace period: may sync, may not rotate.
+        assert_eq!(
+            check_current_key(&a, &d).unwrap_err().code(),
+            "key_not_current"
+        );
+        let current = admit(signed("k2", 2, NOW, b"{}"), Some(&d), NOW).unwrap();
+        assert_eq!(check_current_key(&current, &d), Ok(()));
+        // Between the admission and the writer: grace over, or revoked.
+        assert_eq!(
+            recheck(&a, Some(&d), NOW + 1000).unwrap_err().code(),
+            "revoked_key"
+        );
+        let revoked = DeviceRecord {
+            revoked: true,
+            ..device()
+        };
+        assert_eq!(
+            recheck(&current, Some(&revoked), NOW).unwrap_err().code(),
+            "revoked_key"
+        );
+        assert_eq!(
+            recheck(&current, None, NOW).unwrap_err().code(),
+            "unknown_key"
+        );
+        assert_eq!(
+            admit(signed("k2", 7, NOW, b"{}"), Some(&d), NOW)
+                .unwrap_err()
+                .code(),
+            "bad_signature"
+        );
+        assert_eq!(quarantined().status, 403);
+        assert_eq!(quarantined().error, "quarantined");
     }
 
     #[test]

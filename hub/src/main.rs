@@ -352,10 +352,15 @@ enum AdminAction {
         #[arg(long, default_value = "")]
         reason: String,
     },
-    /// Rotate a device's key; prints the new key once.
+    /// Rotate a device's key; prints the new key once. The old key stays
+    /// valid for the grace period (`key_grace_ms`) unless `--no-grace`.
     Rotate {
         /// The device id.
         device: String,
+        /// The old key is compromised: refuse every old key at once (the
+        /// register stops syncing until the new key is installed on it).
+        #[arg(long)]
+        no_grace: bool,
     },
     /// Load catalog items and prices from a JSON file
     /// `{"stores"?: [..], "items"?: [..], "prices"?: [..]}`.
@@ -711,7 +716,7 @@ async fn admin(url: &str, token: &str, action: AdminAction) -> Result<(), Failur
         } => c.create_token(&store, &name, ttl_ms).await,
         AdminAction::Devices { store } => c.devices(store.as_deref()).await,
         AdminAction::Revoke { device, reason } => c.revoke(&device, &reason).await,
-        AdminAction::Rotate { device } => c.rotate(&device).await,
+        AdminAction::Rotate { device, no_grace } => c.rotate_with(&device, no_grace).await,
         AdminAction::LoadCatalog { file } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))

@@ -64,6 +64,13 @@ pub struct Metrics {
     pub events_duplicate: Counter,
     /// Events held for dependencies at the end of their push.
     pub events_held: Counter,
+    /// Push bodies parsed (each after its request was authenticated).
+    pub pushes_parsed: Counter,
+    /// Jobs the writer ran (set when scraped).
+    pub writer_jobs: Gauge<i64, std::sync::atomic::AtomicI64>,
+    /// Writer jobs that panicked (caught, rolled back, answered 500; set
+    /// when scraped).
+    pub writer_panics: Gauge<i64, std::sync::atomic::AtomicI64>,
     /// Writer queue depth (set when scraped).
     pub queue_depth: Gauge<i64, std::sync::atomic::AtomicI64>,
     /// Requests in flight.
@@ -104,6 +111,24 @@ impl Metrics {
         let events_duplicate: Counter<u64, AtomicU64> = Counter::default();
         let events_held: Counter<u64, AtomicU64> = Counter::default();
         let queue_depth = Gauge::default();
+        let pushes_parsed: Counter<u64, AtomicU64> = Counter::default();
+        let writer_jobs = Gauge::default();
+        let writer_panics = Gauge::default();
+        registry.register(
+            "pushes_parsed",
+            "Push bodies parsed (only after the request authenticated)",
+            pushes_parsed.clone(),
+        );
+        registry.register(
+            "writer_jobs",
+            "Jobs the writer thread ran",
+            writer_jobs.clone(),
+        );
+        registry.register(
+            "writer_panics",
+            "Writer jobs that panicked (rolled back, answered 500)",
+            writer_panics.clone(),
+        );
         let in_flight = Gauge::default();
         let writer_busy_ms = Gauge::default();
         let durations =
@@ -191,6 +216,9 @@ impl Metrics {
             events_duplicate,
             events_held,
             queue_depth,
+            pushes_parsed,
+            writer_jobs,
+            writer_panics,
             in_flight,
             writer_busy_ms,
             durations,

@@ -43,6 +43,12 @@ pub(crate) async fn metrics(State(app): App, headers: HeaderMap) -> Response {
         app.metrics
             .writer_busy_ms
             .set(i64::try_from(app.store.writer_busy_us() / 1000).unwrap_or(i64::MAX));
+        app.metrics
+            .writer_jobs
+            .set(i64::try_from(app.store.writer_jobs()).unwrap_or(i64::MAX));
+        app.metrics
+            .writer_panics
+            .set(i64::try_from(app.store.writer_panics()).unwrap_or(i64::MAX));
         let outbox = app.store.outbox_health().await.map_err(store_error)?;
         let now = app.store.now_ms();
         app.metrics
@@ -193,20 +199,34 @@ pub(crate) async fn revoke(
     app.respond("/v1/admin/devices/{device}/revoke", r)
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotateBody {
+    /// A compromised key: every old key is refused at once (no grace period).
+    #[serde(default)]
+    no_grace: bool,
+}
+
+/// `POST /v1/admin/devices/{device}/rotate` `{"no_grace"?: bool}` (an empty
+/// body is a planned rotation with the configured grace period).
 pub(crate) async fn admin_rotate(
     State(app): App,
     headers: HeaderMap,
     Path(device): Path<String>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let r = async {
         app.admin_only(&headers)?;
         let device = device_param(&device)?;
-        let rotated = answer(app.store.admin_rotate(device).await)?;
+        let body = body_bytes(body, app.cfg.body_limit_bytes)?;
+        let req: RotateBody = parse_json(&body)?;
+        let rotated = answer(app.store.admin_rotate_with(device, req.no_grace).await)?;
         json(&serde_json::json!({
             "device": device,
             "key_id": rotated.key_id,
             "key": rotated.key.to_hex().as_str(),
             "old_key_valid_until_ms": rotated.old_key_valid_until_ms,
+            "no_grace": req.no_grace,
         }))
     }
     .await;

@@ -12,8 +12,7 @@ use axum::response::Response;
 use caja_shared::ids::StoreId;
 
 use super::kernel::{
-    answer, body_bytes, json, json_bytes, parse_json, query_params, signed_request, store_error,
-    AppState,
+    admitted, answer, body_bytes, json, json_bytes, parse_json, query_params, store_error, AppState,
 };
 use super::kernel::{events_answer, parse_canonical};
 use crate::escrow::{AlertDecision, QuotaRequest};
@@ -29,7 +28,7 @@ pub(crate) async fn grants(
 ) -> Response {
     let r = async {
         let body = body_bytes(body, app.cfg.body_limit_bytes)?;
-        let req = signed_request(&app, &method, &uri, &headers, body.clone())?;
+        let req = admitted(&app, &method, &uri, &headers, body.clone()).await?;
         let parsed = parse_canonical::<QuotaRequest>(&body);
         let events = answer(
             app.store

@@ -15,8 +15,8 @@ use caja_shared::localtime::LocalDate;
 use serde::Deserialize;
 
 use super::kernel::{
-    answer, body_bytes, body_with_type, device_param, events_answer, json, parse_canonical,
-    parse_json, query_params, signed_request, store_error, AppState,
+    admitted, answer, body_bytes, body_with_type, device_param, events_answer, json,
+    parse_canonical, parse_json, query_params, store_error, AppState,
 };
 use crate::fiscal::{render_607, render_608, RangeRequest, SeriesSpec};
 use crate::wire::ApiError;
@@ -32,7 +32,7 @@ pub(crate) async fn fiscal_ranges(
 ) -> Response {
     let r = async {
         let body = body_bytes(body, app.cfg.body_limit_bytes)?;
-        let req = signed_request(&app, &method, &uri, &headers, body.clone())?;
+        let req = admitted(&app, &method, &uri, &headers, body.clone()).await?;
         let parsed = parse_canonical::<RangeRequest>(&body);
         let events = answer(
             app.store

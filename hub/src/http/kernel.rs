@@ -20,7 +20,7 @@ use caja_shared::key::HubSigningKey;
 use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 
-use crate::auth::{self, AdminToken, SignedRequest};
+use crate::auth::{self, AdminToken, Authentic, SignedRequest};
 use crate::config::HubConfig;
 use crate::hubchain;
 use crate::metrics::{Metrics, Route, RouteStatus};
@@ -210,7 +210,7 @@ pub(crate) fn body_bytes(
     })
 }
 
-pub(crate) fn signed_request(
+fn signed_request(
     app: &AppState,
     method: &Method,
     uri: &Uri,
@@ -303,10 +303,25 @@ pub(crate) fn parse_cursor(v: &str) -> Result<u64, ApiError> {
         .ok_or_else(|| ApiError::invalid("after", "not a cursor this hub returned"))
 }
 
-pub(crate) async fn authenticated(
+/// A device-signed request, authenticated before anything reads its body:
+/// the signing headers, then the device's key, signature, timestamp and
+/// quarantine checked on a read connection ([`Storage::preauthenticate`]).
+/// A request refused here costs no parsing and no writer job; the nonce and
+/// the rate limit are checked by the writer job the handler then runs.
+pub(crate) async fn admitted(
     app: &AppState,
-    req: SignedRequest,
-) -> Result<DeviceCtx, ApiError> {
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Authentic, ApiError> {
+    let req = signed_request(app, method, uri, headers, body)?;
+    answer(app.store.preauthenticate(req).await)
+}
+
+/// The writer's part of authentication for a request with no other writer
+/// job (pull, own, audit reads): the nonce and the rate limit.
+pub(crate) async fn authenticated(app: &AppState, req: Authentic) -> Result<DeviceCtx, ApiError> {
     answer(app.store.authenticate(req).await)
 }
 

@@ -15,7 +15,7 @@ use caja_shared::digest::Hash256;
 use caja_shared::ids::StoreId;
 
 use super::kernel::{
-    answer, body_bytes, json, parse_json, query_params, signed_request, store_error, AppState,
+    admitted, answer, body_bytes, json, parse_json, query_params, store_error, AppState,
 };
 use super::kernel::{events_answer, parse_canonical};
 use crate::payments::{self, IntentRequest, Webhook};
@@ -35,7 +35,7 @@ pub(crate) async fn intents(
 ) -> Response {
     let r = async {
         let body = body_bytes(body, app.cfg.body_limit_bytes)?;
-        let req = signed_request(&app, &method, &uri, &headers, body.clone())?;
+        let req = admitted(&app, &method, &uri, &headers, body.clone()).await?;
         let parsed = parse_canonical::<IntentRequest>(&body);
         let providers: Vec<String> = app.cfg.payment_providers.keys().cloned().collect();
         let events = answer(

@@ -12,8 +12,8 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::kernel::{
-    answer, authenticated, body_bytes, json, json_bytes, page_limit, param_number, parse_cursor,
-    parse_json, query_params, signed_request, store_error, App,
+    admitted, answer, authenticated, body_bytes, json, json_bytes, page_limit, param_number,
+    parse_cursor, parse_json, query_params, store_error, App,
 };
 use crate::hubchain;
 use crate::ingest;
@@ -56,9 +56,10 @@ pub(crate) async fn rotate(
 ) -> Response {
     let r = async {
         let body = body_bytes(body, app.cfg.body_limit_bytes)?;
-        let req = signed_request(&app, &method, &uri, &headers, body.clone())?;
+        let req = admitted(&app, &method, &uri, &headers, body.clone()).await?;
         let parsed = parse_json::<Empty>(&body);
-        // Authentication is checked first, inside the same writer job.
+        // The nonce, the current key and quarantine are checked first,
+        // inside the rotation's writer job.
         let rotated = answer(app.store.rotate_checked(req, parsed.map(|_| ())).await)?;
         json(&serde_json::json!({
             "key_id": rotated.key_id,
@@ -79,9 +80,12 @@ pub(crate) async fn push(
 ) -> Response {
     let r = async {
         let body = body_bytes(body, app.cfg.body_limit_bytes)?;
-        let req = signed_request(&app, &method, &uri, &headers, body)?;
-        let bytes = req.body.clone();
+        // Authenticated before the body is parsed: a forged push costs a
+        // key read and a hash, never a parse or a writer job.
+        let req = admitted(&app, &method, &uri, &headers, body).await?;
+        let bytes = req.request().body.clone();
         let max = app.cfg.max_events_per_push;
+        app.metrics.pushes_parsed.inc();
         // Parsing and hashing hundreds of events is CPU work: off the executor,
         // a bounded number at a time.
         let permit = app
@@ -127,7 +131,7 @@ pub(crate) async fn pull(
     headers: HeaderMap,
 ) -> Response {
     let r = async {
-        let req = signed_request(&app, &method, &uri, &headers, Bytes::new())?;
+        let req = admitted(&app, &method, &uri, &headers, Bytes::new()).await?;
         let who = authenticated(&app, req).await?;
         let params = query_params(&uri, &["after", "limit"])?;
         let after = match params.iter().find(|(k, _)| *k == "after") {
@@ -159,7 +163,7 @@ pub(crate) async fn pull(
 
 pub(crate) async fn own(State(app): App, method: Method, uri: Uri, headers: HeaderMap) -> Response {
     let r = async {
-        let req = signed_request(&app, &method, &uri, &headers, Bytes::new())?;
+        let req = admitted(&app, &method, &uri, &headers, Bytes::new()).await?;
         let who = authenticated(&app, req).await?;
         let params = query_params(&uri, &["after_seq", "limit"])?;
         let after_seq = match params.iter().find(|(k, _)| *k == "after_seq") {

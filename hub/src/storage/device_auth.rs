@@ -1,18 +1,26 @@
-//! Device authentication with its persisted parts: the device and its keys,
-//! the signature and timestamp ([`crate::auth::verify`]), the nonce (refused
-//! if seen, pruned when out of the replay window) and the device's rate
-//! limit bucket.
+//! Device authentication with its persisted parts, in two steps.
+//!
+//! 1. [`Storage::preauthenticate`], off the writer and before the body is
+//!    parsed: the device and its keys read on a read connection, then the
+//!    key, signature and timestamp ([`crate::auth::admit`]; the body is hashed
+//!    only once a valid key exists), then quarantine. A request that fails
+//!    here never reaches the writer and its body is never parsed.
+//! 2. [`authenticate`], the first thing of every device writer job: the key's
+//!    standing re-read in the write transaction ([`crate::auth::recheck`]),
+//!    the nonce (refused if seen, pruned when out of the replay window),
+//!    quarantine again (it may have begun in between), and the device's rate
+//!    limit bucket.
 //!
 //! Kernel: every device-facing write starts here; imports no feature
 //! module.
 
 use crate::auth;
-use crate::auth::{DeviceRecord, KeyRecord, SignedRequest};
+use crate::auth::{Authentic, DeviceRecord, KeyRecord, SignedRequest};
 use crate::ratelimit::{Bucket, Decision};
 use crate::storage::codec::{corrupt, parse, u};
 use crate::storage::db::{params, Conn, OptionalExtension};
 use crate::storage::error::{Answer, StorageError};
-use crate::storage::writer::Env;
+use crate::storage::writer::{Env, Storage};
 use crate::wire::ApiError;
 use caja_shared::ids::{DeviceId, StoreId};
 use caja_shared::key::DeviceKey;
@@ -71,19 +79,68 @@ pub(crate) fn device_exists(conn: &Conn, device: DeviceId) -> Result<bool, Stora
         .exists([device.to_string()])?)
 }
 
-/// Authentication with its persisted parts: signature, key and timestamp
-/// ([`auth::verify`]), then the nonce (refused if seen), then the device's rate
-/// limit (its bucket persisted either way).
+/// Bodies at least this large are hashed on a blocking thread, not on the
+/// async executor.
+const HASH_INLINE_MAX_BYTES: usize = 64 * 1024;
+
+impl Storage {
+    /// Step 1 of device authentication (module doc): a read of the device,
+    /// then [`auth::admit`], then quarantine, with no writer job and before
+    /// anything parses the body. The nonce and the rate limit are the
+    /// writer's ([`authenticate`]).
+    pub async fn preauthenticate(
+        &self,
+        req: SignedRequest,
+    ) -> Result<Answer<Authentic>, StorageError> {
+        let device = req.headers.device;
+        let record = self.read(move |conn| load_device(conn, device)).await?;
+        let now = self.now_ms();
+        let admitted = if req.body.len() < HASH_INLINE_MAX_BYTES {
+            admit_logged(req, record.as_ref(), now)
+        } else {
+            let record = record.clone();
+            tokio::task::spawn_blocking(move || admit_logged(req, record.as_ref(), now))
+                .await
+                .map_err(|e| StorageError::Task(e.to_string()))?
+        };
+        let a = match admitted {
+            Ok(a) => a,
+            Err(e) => return Ok(Err(e)),
+        };
+        if record.is_some_and(|r| r.quarantined) {
+            tracing::warn!(device = %device, path = %a.request().path_and_query, "request refused: device quarantined");
+            return Ok(Err(auth::quarantined()));
+        }
+        Ok(Ok(a))
+    }
+}
+
+fn admit_logged(
+    req: SignedRequest,
+    record: Option<&DeviceRecord>,
+    now: i64,
+) -> Result<Authentic, ApiError> {
+    let (device, path) = (req.headers.device, req.path_and_query.clone());
+    auth::admit(req, record, now).map_err(|failure| {
+        tracing::warn!(device = %device, code = failure.code(), reason = %failure, path = %path, "request refused");
+        failure.to_api(now)
+    })
+}
+
+/// Step 2 of device authentication (module doc), in the writer's
+/// transaction: the key's standing again, the nonce (refused if seen),
+/// quarantine, then the device's rate limit (its bucket persisted either
+/// way).
 pub(crate) fn authenticate(
     conn: &Conn,
     env: &mut Env,
-    req: &SignedRequest,
+    a: &Authentic,
 ) -> Result<Answer<DeviceRecord>, StorageError> {
     let now = env.now_ms();
-    let h = &req.headers;
+    let h = a.headers();
     let record = load_device(conn, h.device)?;
-    if let Err(failure) = auth::verify(req, record.as_ref(), now) {
-        tracing::warn!(device = %h.device, code = failure.code(), reason = %failure, path = %req.path_and_query, "request refused");
+    if let Err(failure) = auth::recheck(a, record.as_ref(), now) {
+        tracing::warn!(device = %h.device, code = failure.code(), reason = %failure, path = %a.request().path_and_query, "request refused");
         return Ok(Err(failure.to_api(now)));
     }
     let Some(record) = record else {
@@ -98,6 +155,10 @@ pub(crate) fn authenticate(
         let failure = auth::AuthFailure::ReplayedNonce;
         tracing::warn!(device = %h.device, code = failure.code(), "request refused: nonce replayed");
         return Ok(Err(failure.to_api(now)));
+    }
+    if record.quarantined {
+        tracing::warn!(device = %h.device, path = %a.request().path_and_query, "request refused: device quarantined");
+        return Ok(Err(auth::quarantined()));
     }
     let bucket: Option<Bucket> = conn
         .prepare_cached("SELECT tokens_milli, updated_ms FROM rate_limits WHERE device_id = $1")?

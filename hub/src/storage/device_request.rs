@@ -1,7 +1,8 @@
 //! Idempotent device requests (`POST /v1/fiscal/ranges`, `/v1/escrow/grants`,
-//! `/v1/payments/intents`): the prologue they share — authentication, the
-//! body, its own checks, the request id — and the stored answers in
-//! `device_requests`. DESIGN: the same `request_id` with the same canonical
+//! `/v1/payments/intents`): the prologue they share — authentication (the
+//! writer's part, quarantine included; the request was admitted before its
+//! body was parsed), the body, its own checks, the request id — and the
+//! stored answers in `device_requests`. DESIGN: the same `request_id` with the same canonical
 //! body returns the first answer; with another body, 409
 //! `request_id_conflict`.
 
@@ -9,7 +10,7 @@ use super::db::{params, Conn, OptionalExtension};
 use caja_shared::digest::Hash256;
 use caja_shared::ids::DeviceId;
 
-use crate::auth::{DeviceRecord, SignedRequest};
+use crate::auth::{Authentic, DeviceRecord};
 use crate::storage::codec::corrupt;
 use crate::storage::device_auth::authenticate;
 use crate::storage::error::Answer;
@@ -38,7 +39,7 @@ pub(crate) struct Begun<T> {
 pub(crate) fn begin<T>(
     conn: &Conn,
     env: &mut Env,
-    req: &SignedRequest,
+    req: &Authentic,
     parsed: Result<(T, Hash256), ApiError>,
     endpoint: &str,
     check: impl FnOnce(&T) -> Result<(), ApiError>,

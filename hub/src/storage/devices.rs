@@ -210,14 +210,28 @@ pub(crate) fn enroll(
     }))
 }
 
+/// How long the keys a rotation replaces stay valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Grace {
+    /// `key_grace_ms` of the configuration (a planned rotation).
+    Configured,
+    /// None: refused from the rotation on (a compromised key).
+    None,
+}
+
 pub(crate) fn rotate_key(
     conn: &Conn,
     env: &mut Env,
     device: DeviceId,
     by: &str,
+    grace: Grace,
 ) -> Result<RotatedKey, StorageError> {
     let now = env.now_ms();
-    let until = now.saturating_add(env.cfg.key_grace_ms);
+    let until = match grace {
+        Grace::Configured => now.saturating_add(env.cfg.key_grace_ms),
+        // `valid_until_ms` is exclusive: a key valid until `now` is refused now.
+        Grace::None => now,
+    };
     let count: i64 = conn.query_row(
         "SELECT COUNT(*) FROM device_keys WHERE device_id = $1",
         [device.to_string()],
@@ -240,20 +254,24 @@ pub(crate) fn rotate_key(
         [device.to_string()],
         |r| r.get(0),
     )?;
+    let mut data = audit::data([
+        ("device", audit::s(device)),
+        ("key_id", audit::s(&key_id)),
+        ("old_key_valid_until_ms", audit::n(until)),
+        ("by", audit::s(by)),
+    ]);
+    if let (Grace::None, Value::Object(o)) = (grace, &mut data) {
+        o.insert("no_grace".to_owned(), Value::Bool(true));
+    }
     append_audit(
         conn,
         &mut env.tx,
         AuditKind::KeyRotated,
         now,
         Some(parse(&store)?),
-        audit::data([
-            ("device", audit::s(device)),
-            ("key_id", audit::s(&key_id)),
-            ("old_key_valid_until_ms", audit::n(until)),
-            ("by", audit::s(by)),
-        ]),
+        data,
     )?;
-    tracing::info!(device = %device, key_id = %key_id, by, "device key rotated");
+    tracing::info!(device = %device, key_id = %key_id, by, no_grace = grace == Grace::None, "device key rotated");
     Ok(RotatedKey {
         key_id,
         key,

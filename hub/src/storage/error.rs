@@ -38,6 +38,10 @@ pub enum StorageError {
     /// A read task failed to run.
     #[error("read task failed: {0}")]
     Task(String),
+    /// A writer job panicked: caught, its transaction rolled back, an alert
+    /// raised; the writer goes on with the next job.
+    #[error("a writer job panicked: {0}")]
+    Panicked(String),
 }
 
 impl From<rusqlite::Error> for StorageError {

@@ -16,7 +16,7 @@ use caja_shared::money::QtyMilli;
 
 use super::device_request::{begin, record_answer, Begun};
 use crate::audit::{self, AuditKind};
-use crate::auth::SignedRequest;
+use crate::auth::Authentic;
 use crate::escrow::{AlertDecision, ProductStock, QuotaRequest, StockAlert};
 use crate::storage::audit_log::append_audit;
 use crate::storage::codec::corrupt;
@@ -161,7 +161,7 @@ pub(crate) fn store_stock(conn: &Conn, store: StoreId) -> Result<Vec<ProductStoc
 pub(crate) fn grant_quota(
     conn: &Conn,
     env: &mut Env,
-    req: &SignedRequest,
+    req: &Authentic,
     parsed: Result<(QuotaRequest, Hash256), ApiError>,
     ttl_ms: i64,
 ) -> Result<Answer<Vec<Vec<u8>>>, StorageError> {

@@ -18,7 +18,7 @@ use caja_shared::localtime::{zone_offset, UtcOffset};
 
 use super::device_request::{begin, record_answer, Begun};
 use crate::audit::{self, AuditKind};
-use crate::auth::SignedRequest;
+use crate::auth::Authentic;
 use crate::fiscal::{
     MonthDocuments, RangeRequest, Return607, Sale607, SeriesInfo, SeriesReport, SeriesSpec, Void608,
 };
@@ -272,7 +272,7 @@ pub(crate) fn reports(
 pub(crate) fn grant_range(
     conn: &Conn,
     env: &mut Env,
-    req: &SignedRequest,
+    req: &Authentic,
     parsed: Result<(RangeRequest, Hash256), ApiError>,
     block_ttl_ms: i64,
 ) -> Result<Answer<Vec<Vec<u8>>>, StorageError> {

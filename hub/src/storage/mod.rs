@@ -102,17 +102,15 @@ use caja_shared::digest::Hash256;
 use caja_shared::ids::{DeviceId, StoreId};
 use caja_shared::kind::EventBody;
 
-use crate::auth::SignedRequest;
+use crate::auth::Authentic;
 use crate::ingest::PushBatch;
 use crate::wire::ApiError;
 
 impl Storage {
-    /// Authenticates a signed request (signature, key, timestamp, then the
-    /// nonce and the device's rate limit, both persisted).
-    pub async fn authenticate(
-        &self,
-        req: SignedRequest,
-    ) -> Result<Answer<DeviceCtx>, StorageError> {
+    /// The writer's part of authenticating an admitted request
+    /// ([`Storage::preauthenticate`] first): the key's standing, the nonce,
+    /// quarantine and the device's rate limit, persisted.
+    pub async fn authenticate(&self, req: Authentic) -> Result<Answer<DeviceCtx>, StorageError> {
         self.write(move |conn, env| {
             device_auth::authenticate(conn, env, &req).map(|a| {
                 a.map(|d| DeviceCtx {
@@ -129,7 +127,7 @@ impl Storage {
     /// in one transaction. `parsed` is the body already parsed off the writer.
     pub async fn push(
         &self,
-        req: SignedRequest,
+        req: Authentic,
         parsed: Result<PushBatch, ApiError>,
     ) -> Result<Answer<PushAck>, StorageError> {
         let (answer, parsed) = self
@@ -151,10 +149,12 @@ impl Storage {
     }
 
     /// `POST /v1/devices/rotate`, signed by the device: authentication first,
-    /// then the body check (`parsed`), then the rotation.
+    /// then the key must be the device's current one (a key rotated out and
+    /// inside its grace period may not rotate: 401 `key_not_current`), then
+    /// the body check (`parsed`), then the rotation.
     pub async fn rotate_checked(
         &self,
-        req: SignedRequest,
+        req: Authentic,
         parsed: Result<(), ApiError>,
     ) -> Result<Answer<RotatedKey>, StorageError> {
         self.write(move |conn, env| {
@@ -162,21 +162,42 @@ impl Storage {
                 Ok(d) => d,
                 Err(e) => return Ok(Err(e)),
             };
+            if let Err(failure) = crate::auth::check_current_key(&req, &device) {
+                tracing::warn!(device = %device.device, key_id = %req.headers().key_id, code = failure.code(), "rotation refused: not the current key");
+                return Ok(Err(failure.to_api(env.now_ms())));
+            }
             if let Err(e) = parsed {
                 return Ok(Err(e));
             }
-            devices::rotate_key(conn, env, device.device, "device").map(Ok)
+            devices::rotate_key(conn, env, device.device, "device", devices::Grace::Configured)
+                .map(Ok)
         })
         .await
     }
 
-    /// Admin: rotates a device's key (the new key is shown once).
+    /// Admin: rotates a device's key (the new key is shown once); the old
+    /// keys stay valid for the configured grace period.
     pub async fn admin_rotate(&self, device: DeviceId) -> Result<Answer<RotatedKey>, StorageError> {
+        self.admin_rotate_with(device, false).await
+    }
+
+    /// Admin: rotates a device's key; with `no_grace` (a key known to be
+    /// compromised) every old key is refused from this moment.
+    pub async fn admin_rotate_with(
+        &self,
+        device: DeviceId,
+        no_grace: bool,
+    ) -> Result<Answer<RotatedKey>, StorageError> {
+        let grace = if no_grace {
+            devices::Grace::None
+        } else {
+            devices::Grace::Configured
+        };
         self.write(move |conn, env| {
             if !device_auth::device_exists(conn, device)? {
                 return Ok(Err(ApiError::not_found("no such device")));
             }
-            devices::rotate_key(conn, env, device, "admin").map(Ok)
+            devices::rotate_key(conn, env, device, "admin", grace).map(Ok)
         })
         .await
     }
@@ -248,7 +269,7 @@ impl Storage {
     /// canonical bytes.
     pub async fn grant_fiscal_range(
         &self,
-        req: SignedRequest,
+        req: Authentic,
         parsed: Result<(crate::fiscal::RangeRequest, Hash256), ApiError>,
         block_ttl_ms: i64,
     ) -> Result<Answer<Vec<Vec<u8>>>, StorageError> {
@@ -260,7 +281,7 @@ impl Storage {
     /// request id and the quotas, in one writer job.
     pub async fn grant_quota(
         &self,
-        req: SignedRequest,
+        req: Authentic,
         parsed: Result<(crate::escrow::QuotaRequest, Hash256), ApiError>,
         ttl_ms: i64,
     ) -> Result<Answer<Vec<Vec<u8>>>, StorageError> {
@@ -359,7 +380,7 @@ impl Storage {
     /// event's canonical bytes.
     pub async fn create_payment_intent(
         &self,
-        req: SignedRequest,
+        req: Authentic,
         parsed: Result<(crate::payments::IntentRequest, Hash256), ApiError>,
         providers: Vec<String>,
     ) -> Result<Answer<Vec<Vec<u8>>>, StorageError> {

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use super::device_request::{begin, record_answer, Begun};
 use crate::audit::{self, AuditKind};
-use crate::auth::SignedRequest;
+use crate::auth::Authentic;
 use crate::conflict::ConflictReason;
 use crate::payments::{self, Confirmation, Delivery, IntentRequest, Outcome, Verdict, Webhook};
 use crate::projection::{self, Conflict, Subject};
@@ -247,7 +247,7 @@ fn updated_body(i: &IntentRow, provider_event_id: Option<String>) -> EventBody {
 pub(crate) fn create_intent(
     conn: &Conn,
     env: &mut Env,
-    req: &SignedRequest,
+    req: &Authentic,
     parsed: Result<(IntentRequest, Hash256), ApiError>,
     providers: &[String],
 ) -> Result<Answer<Vec<Vec<u8>>>, StorageError> {

@@ -4,11 +4,19 @@
 //! See the module doc of [`crate::storage`] for the batching and failure
 //! rules.
 //!
+//! A job that panics is caught where it runs: the batch's transaction is
+//! rolled back as for a failed job, the job answers
+//! [`StorageError::Panicked`] (500), a `writer_panic` alert is raised and
+//! counted, and the writer goes on with the next job. A panic anywhere else
+//! in the writer thread aborts the process loudly, so a supervisor restarts
+//! the hub: ingest never stops silently behind a dead writer.
+//!
 //! Kernel: runs jobs and knows nothing of what they do; the typed methods of
 //! [`Storage`] live with the features (`storage/mod.rs` and the feature
 //! modules).
 
 use crate::ratelimit::RateLimit;
+use crate::storage::alerts::raise_alert;
 use crate::storage::connect::{open, open_reader};
 use crate::storage::db::{Conn, Database};
 use crate::storage::error::StorageError;
@@ -16,7 +24,8 @@ use crate::storage::migrate;
 use crate::storage::tx_cache::TxCache;
 use caja_shared::clock::Clock;
 use caja_shared::entropy::RandomSource;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
@@ -40,10 +49,20 @@ pub struct StorageConfig {
 
 type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
 
+/// How a job ended.
+enum Outcome {
+    /// Keep its writes.
+    Keep,
+    /// It failed: roll the transaction back.
+    Fail,
+    /// It panicked (caught): roll back, alert, count.
+    Panicked(String),
+}
+
 /// A job's work: given the connection (or `None` when no transaction could be
-/// begun), it runs and returns whether it succeeded (else the transaction is
-/// rolled back) and its reply.
-type Work = Box<dyn for<'a> FnOnce(Option<(&'a Conn, &'a mut Env)>) -> (bool, Reply) + Send>;
+/// begun), it runs and returns how it ended (anything but `Keep` rolls the
+/// transaction back) and its reply.
+type Work = Box<dyn for<'a> FnOnce(Option<(&'a Conn, &'a mut Env)>) -> (Outcome, Reply) + Send>;
 
 enum Job {
     Run(Work),
@@ -73,6 +92,13 @@ impl Env {
     }
 }
 
+/// What the writer counts, for `/metrics`.
+#[derive(Debug, Default)]
+struct Counters {
+    jobs: AtomicU64,
+    panics: AtomicU64,
+}
+
 #[derive(Debug)]
 struct Readers {
     database: Database,
@@ -90,6 +116,10 @@ struct Inner {
     sender: SyncSender<Job>,
     depth: Arc<AtomicUsize>,
     busy_us: Arc<std::sync::atomic::AtomicU64>,
+    counters: Arc<Counters>,
+    /// Test support: the next write job panics after its work.
+    #[cfg(any(test, feature = "testkit"))]
+    panic_next: std::sync::atomic::AtomicBool,
     readers: Readers,
     clock: Arc<dyn Clock + Send + Sync>,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -126,15 +156,33 @@ impl Storage {
         let d = depth.clone();
         let busy_us = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let b = busy_us.clone();
+        let counters = Arc::new(Counters::default());
+        let c = counters.clone();
         let writer = std::thread::Builder::new()
             .name("caja-hub-writer".into())
-            .spawn(move || writer_loop(conn, receiver, env, max_batch, d, b))
+            .spawn(move || {
+                let ended = catch_unwind(AssertUnwindSafe(|| {
+                    writer_loop(conn, receiver, env, max_batch, d, b, &c);
+                }));
+                if let Err(payload) = ended {
+                    // Outside any job (commit, rollback, an answer): nothing
+                    // can be trusted to go on. Abort so a supervisor
+                    // restarts the hub, rather than answer 503 forever.
+                    let msg = panic_message(payload.as_ref());
+                    tracing::error!(panic = %msg, "the writer thread panicked outside a job; aborting");
+                    eprintln!("caja-hub: the writer thread panicked outside a job ({msg}); aborting");
+                    std::process::abort();
+                }
+            })
             .map_err(|e| StorageError::Task(e.to_string()))?;
         Ok(Storage {
             inner: Arc::new(Inner {
                 sender,
                 depth,
                 busy_us,
+                counters,
+                #[cfg(any(test, feature = "testkit"))]
+                panic_next: std::sync::atomic::AtomicBool::new(false),
                 readers: Readers {
                     database: cfg.database.clone(),
                     pool: Mutex::new(Vec::new()),
@@ -163,6 +211,23 @@ impl Storage {
         self.inner.busy_us.load(Ordering::Relaxed)
     }
 
+    /// Jobs the writer has run.
+    pub fn writer_jobs(&self) -> u64 {
+        self.inner.counters.jobs.load(Ordering::Relaxed)
+    }
+
+    /// Writer jobs that panicked (each caught, rolled back and answered 500).
+    pub fn writer_panics(&self) -> u64 {
+        self.inner.counters.panics.load(Ordering::Relaxed)
+    }
+
+    /// Test support: the next write job panics after its work has run (so
+    /// its writes must be rolled back). Only with the `testkit` feature.
+    #[cfg(any(test, feature = "testkit"))]
+    pub fn testkit_panic_next_job(&self) {
+        self.inner.panic_next.store(true, Ordering::SeqCst);
+    }
+
     /// The writer queue's capacity.
     pub fn queue_capacity(&self) -> usize {
         self.inner.capacity
@@ -185,12 +250,38 @@ impl Storage {
         f: impl FnOnce(&Conn, &mut Env) -> Result<T, StorageError> + Send + 'static,
     ) -> Result<T, StorageError> {
         let (tx, rx) = tokio::sync::oneshot::channel::<Result<T, StorageError>>();
+        #[cfg(any(test, feature = "testkit"))]
+        let armed = self.inner.panic_next.swap(false, Ordering::SeqCst);
         let work: Work = Box::new(move |ctx| {
-            let result = match ctx {
-                Some((conn, env)) => f(conn, env),
-                None => Err(StorageError::Commit("could not begin a transaction".into())),
+            let (outcome, result) = match ctx {
+                Some((conn, env)) => {
+                    // A panic of this job is this job's failure, not the
+                    // writer's: caught here, rolled back by the loop.
+                    let ran = catch_unwind(AssertUnwindSafe(|| {
+                        let r = f(conn, env);
+                        #[cfg(any(test, feature = "testkit"))]
+                        if armed {
+                            panic!("testkit: a writer job panics on purpose");
+                        }
+                        r
+                    }));
+                    match ran {
+                        Ok(r) if r.is_ok() => (Outcome::Keep, r),
+                        Ok(r) => (Outcome::Fail, r),
+                        Err(payload) => {
+                            let msg = panic_message(payload.as_ref());
+                            (
+                                Outcome::Panicked(msg.clone()),
+                                Err(StorageError::Panicked(msg)),
+                            )
+                        }
+                    }
+                }
+                None => (
+                    Outcome::Fail,
+                    Err(StorageError::Commit("could not begin a transaction".into())),
+                ),
             };
-            let keep = result.is_ok();
             let reply: Reply = Box::new(move |commit| {
                 let out = match commit {
                     Ok(()) => result,
@@ -198,7 +289,7 @@ impl Storage {
                 };
                 let _ = tx.send(out);
             });
-            (keep, reply)
+            (outcome, reply)
         });
         self.inner.depth.fetch_add(1, Ordering::Relaxed);
         match self.inner.sender.try_send(Job::Run(work)) {
@@ -253,6 +344,43 @@ impl Storage {
     }
 }
 
+/// The text of a panic's payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
+/// Raises the `writer_panic` alert in a transaction of its own (the
+/// panicked job's was rolled back).
+fn alert_panic(conn: &Conn, env: &mut Env, msg: &str) {
+    env.tx.begin();
+    let raised = conn
+        .begin_write()
+        .map_err(StorageError::from)
+        .and_then(|()| {
+            raise_alert(
+                conn,
+                "writer_panic",
+                None,
+                None,
+                env.now_ms(),
+                &format!("a writer job panicked and was rolled back: {msg}"),
+            )
+        });
+    let done = match raised {
+        Ok(()) => conn.commit().map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = done {
+        let _ = conn.rollback();
+        env.tx.rolled_back();
+        tracing::error!(error = %e, "the writer_panic alert could not be stored");
+    }
+}
+
 fn writer_loop(
     mut conn: Conn,
     receiver: Receiver<Job>,
@@ -260,6 +388,7 @@ fn writer_loop(
     max_batch: usize,
     depth: Arc<AtomicUsize>,
     busy_us: Arc<std::sync::atomic::AtomicU64>,
+    counters: &Counters,
 ) {
     loop {
         let Ok(first) = receiver.recv() else {
@@ -295,23 +424,32 @@ fn writer_loop(
             let began = conn.begin_write().map_err(|e| e.to_string());
             let mut replies: Vec<Reply> = Vec::new();
             let mut failed: Option<Reply> = None;
+            let mut panicked: Option<String> = None;
             for job in pending.by_ref() {
                 match job {
                     Job::Stop => stop = true,
                     Job::Run(work) => {
                         depth.fetch_sub(1, Ordering::Relaxed);
+                        counters.jobs.fetch_add(1, Ordering::Relaxed);
                         if began.is_err() {
                             // Run nothing: the job answers with the failure.
                             let (_, reply) = (work)(None);
                             replies.push(reply);
                             continue;
                         }
-                        let (keep, reply) = (work)(Some((&conn, &mut env)));
-                        if keep {
-                            replies.push(reply);
-                        } else {
-                            failed = Some(reply);
-                            break;
+                        match (work)(Some((&conn, &mut env))) {
+                            (Outcome::Keep, reply) => replies.push(reply),
+                            (Outcome::Fail, reply) => {
+                                failed = Some(reply);
+                                break;
+                            }
+                            (Outcome::Panicked(msg), reply) => {
+                                counters.panics.fetch_add(1, Ordering::Relaxed);
+                                tracing::error!(panic = %msg, "a writer job panicked; rolled back, answered 500");
+                                panicked = Some(msg);
+                                failed = Some(reply);
+                                break;
+                            }
                         }
                     }
                 }
@@ -323,6 +461,10 @@ fn writer_loop(
                     rolled_back = replies.len(),
                     "a writer job failed; its transaction was rolled back"
                 );
+                // The alert is stored before anyone hears of the panic.
+                if let Some(msg) = panicked {
+                    alert_panic(&conn, &mut env, &msg);
+                }
                 // The failed job answers with its own error.
                 failed(Ok(()));
                 for reply in replies {

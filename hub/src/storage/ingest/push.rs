@@ -5,7 +5,7 @@
 //! Invariant: a push is applied entirely or not at all (one job).
 
 use crate::audit::AuditKind;
-use crate::auth::{DeviceRecord, SignedRequest};
+use crate::auth::{Authentic, DeviceRecord};
 use crate::ingest::{Candidate, PositionReject, PushBatch};
 use crate::projection::Origin;
 use crate::storage::alerts::raise_alert;
@@ -118,7 +118,7 @@ fn quarantine(
 pub(crate) fn push(
     conn: &Conn,
     env: &mut Env,
-    req: &SignedRequest,
+    req: &Authentic,
     parsed: &Result<PushBatch, ApiError>,
 ) -> Result<Answer<PushAck>, StorageError> {
     let dev = match authenticate(conn, env, req)? {
@@ -130,12 +130,8 @@ pub(crate) fn push(
         tracing::warn!(device = %dev.device, code = e.error, field = e.field.as_deref().unwrap_or(""), reason = %e.message, "push refused");
         Ok(Err(e))
     };
-    if dev.quarantined {
-        return refuse(ApiError::forbidden(
-            "quarantined",
-            "this device is quarantined after a chain mismatch; head office must review and release it",
-        ));
-    }
+    // A quarantined device was refused by `authenticate`.
+    debug_assert!(!dev.quarantined);
     let batch = match parsed {
         Ok(b) => b,
         Err(e) => return refuse(e.clone()),

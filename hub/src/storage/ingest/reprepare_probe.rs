@@ -111,6 +111,8 @@ fn hot_statements_are_not_reprepared_at_every_call() {
             },
             body: body.clone().into(),
         };
+        let record = crate::storage::device_auth::load_device(&conn, r.device).unwrap();
+        let req = crate::auth::admit(req, record.as_ref(), clock.now_ms()).unwrap();
         let parsed = ingest::parse_push(&body, 1000);
         let out = push(&conn, &mut env, &req, &parsed).unwrap().unwrap();
         assert_eq!(out.accepted, 50);
