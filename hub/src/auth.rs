@@ -295,6 +295,16 @@ pub fn quarantined() -> ApiError {
     )
 }
 
+/// 401 `invalid_token`: an enrollment token that is malformed, unknown,
+/// expired or already used (one answer for all, so a guess learns nothing).
+pub fn invalid_token(now_ms: i64) -> ApiError {
+    ApiError::unauthorized(
+        "invalid_token",
+        "the enrollment token is unknown, expired or already used",
+        now_ms,
+    )
+}
+
 /// The admin token check: `Authorization: Bearer <token>` compared in constant
 /// time (HMAC of the presented token verified against the HMAC of the expected
 /// one under a per-process random key, so neither length nor content leaks).

@@ -184,6 +184,46 @@ async fn a_forged_8_mb_push_costs_no_parse_and_no_writer_job() {
     assert!(text.contains("caja_hub_writer_panics 0"), "{text}");
 }
 
+#[tokio::test]
+async fn guessed_enrollment_tokens_cost_no_writer_job() {
+    let (hub, state) = router_hub(test_config()).await;
+    let store = hub.create_store("s").await;
+    let short = hub
+        .admin
+        .create_token(&store.to_string(), "late", Some(1))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let jobs = state.store.writer_jobs();
+    for token in [
+        json!("0".repeat(64)),
+        json!("not a token"),
+        short["token"].clone(),
+    ] {
+        let (status, v) = hub
+            .post_json("/v1/devices/enroll", &json!({ "token": token }))
+            .await;
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (401, Some("invalid_token")),
+            "{v}"
+        );
+    }
+    assert_eq!(
+        state.store.writer_jobs(),
+        jobs,
+        "a guessed token reached the writer"
+    );
+    // A real token still enrolls (one job).
+    let token = hub.token(store).await;
+    let jobs = state.store.writer_jobs();
+    let (status, v) = hub
+        .post_json("/v1/devices/enroll", &json!({ "token": token }))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(state.store.writer_jobs(), jobs + 1);
+}
+
 /// The register installs a key handed to it (by head office or a rotation).
 fn with_key(reg: &Register, answer: &serde_json::Value) -> Register {
     let mut r = reg.clone();

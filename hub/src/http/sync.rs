@@ -29,6 +29,8 @@ pub(crate) async fn enroll(State(app): App, body: Result<Bytes, BytesRejection>)
     let r = async {
         let body = body_bytes(body, app.cfg.body_limit_bytes)?;
         let req: EnrollBody = parse_json(&body)?;
+        // A guessed token costs a read, not a writer job.
+        answer(app.store.enrollment_precheck(&req.token).await)?;
         let e = answer(app.store.enroll(req.token).await)?;
         json(&serde_json::json!({
             "store": e.store,

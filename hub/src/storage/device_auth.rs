@@ -115,6 +115,46 @@ impl Storage {
     }
 }
 
+impl Storage {
+    /// Enrollment before the writer: a malformed, unknown or expired token
+    /// is refused (401 `invalid_token`, the answer enrollment gives) on a
+    /// read, with no writer job. A token that exists, unexpired, goes on to
+    /// the writer, which enrolls, or audits a reused one.
+    pub async fn enrollment_precheck(&self, token: &str) -> Result<Answer<()>, StorageError> {
+        let now = self.now_ms();
+        let well_formed = token.len() == 64
+            && token
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !well_formed {
+            tracing::warn!("enrollment refused: malformed token");
+            return Ok(Err(auth::invalid_token(now)));
+        }
+        let token_hash = caja_shared::digest::Hash256::of(token.as_bytes()).to_hex();
+        let expires: Option<i64> = self
+            .read(move |conn| {
+                Ok(conn
+                    .prepare_cached(
+                        "SELECT expires_at_ms FROM enrollment_tokens WHERE token_hash = $1",
+                    )?
+                    .query_row([token_hash], |r| r.get(0))
+                    .optional()?)
+            })
+            .await?;
+        match expires {
+            None => {
+                tracing::warn!("enrollment refused: unknown token");
+                Ok(Err(auth::invalid_token(now)))
+            }
+            Some(until) if now >= until => {
+                tracing::warn!("enrollment refused: token expired");
+                Ok(Err(auth::invalid_token(now)))
+            }
+            Some(_) => Ok(Ok(())),
+        }
+    }
+}
+
 fn admit_logged(
     req: SignedRequest,
     record: Option<&DeviceRecord>,
