@@ -499,3 +499,65 @@ async fn a_writer_job_that_panics_is_rolled_back_answered_500_and_the_writer_goe
         .unwrap();
     assert!(text.contains("caja_hub_writer_panics 1"), "{text}");
 }
+
+/// A request as the HTTP layer hands it to authentication.
+fn signed_request(
+    reg: &Register,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> caja_hub::auth::SignedRequest {
+    let h = sign(reg, method, path, body, now_ms());
+    caja_hub::auth::SignedRequest {
+        method: method.into(),
+        path_and_query: path.into(),
+        headers: caja_hub::auth::AuthHeaders {
+            device: h.device,
+            key_id: h.key_id,
+            timestamp_ms: h.timestamp_ms,
+            nonce: h.nonce,
+            signature: h.signature.to_hex(),
+        },
+        body: body.to_vec().into(),
+    }
+}
+
+#[tokio::test]
+async fn what_changes_between_admission_and_the_writer_wins() {
+    let (hub, state) = router_hub(test_config()).await;
+    let w = registers(&hub, 27, 2).await;
+    let (a, b) = (w.registers[0].clone(), w.registers[1].clone());
+    // Admitted with a valid key; head office then rotates it without grace.
+    let admitted = state
+        .store
+        .preauthenticate(signed_request(&a, "GET", "/v1/sync/pull", b""))
+        .await
+        .unwrap()
+        .unwrap();
+    hub.admin
+        .rotate_with(&a.device.to_string(), true)
+        .await
+        .unwrap();
+    let e = state
+        .store
+        .authenticate(admitted)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!((e.status, e.error), (401, "revoked_key"));
+    // Admitted, then quarantined (a chain mismatch in between).
+    let admitted = state
+        .store
+        .preauthenticate(signed_request(&b, "GET", "/v1/sync/pull", b""))
+        .await
+        .unwrap()
+        .unwrap();
+    quarantine(&hub, &b);
+    let e = state
+        .store
+        .authenticate(admitted)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!((e.status, e.error), (403, "quarantined"));
+}
