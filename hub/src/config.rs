@@ -185,7 +185,10 @@ pub struct HubConfig {
     pub listen: SocketAddr,
     /// The database: an SQLite file (relative to the data directory;
     /// default `hub.db`) or a PostgreSQL URL (`postgres://user@host/db`),
-    /// which several hub instances may share.
+    /// which several hub instances may share. A server on another machine
+    /// only over verified TLS: `?sslmode=verify-full&sslrootcert=/path/ca.pem`
+    /// (`storage::pg_tls`); its password never appears in `Debug`, logs or
+    /// errors.
     pub database: String,
     /// Bearer token for the admin API, `/v1/health` and `/metrics`.
     pub admin_token: String,
@@ -506,10 +509,13 @@ impl HubConfig {
         if let crate::storage::Database::Postgres(url) =
             crate::storage::Database::parse(&self.database, Path::new(""))
         {
-            if let Err(e) = url.parse::<postgres::Config>() {
+            // The TLS rules too: a server on another machine only over
+            // verified TLS (`storage::pg_tls`); the message never holds the
+            // password.
+            if let Err(e) = crate::storage::pg_tls::target(&url) {
                 return Err(ConfigError::Invalid {
                     field: "database",
-                    message: format!("not a PostgreSQL URL: {e}"),
+                    message: e.0,
                 });
             }
         }
