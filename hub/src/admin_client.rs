@@ -38,6 +38,23 @@ pub fn install_crypto_provider() {
 }
 
 impl AdminClient {
+    /// A client for a hub serving TLS with a certificate of its own (e.g.
+    /// `caja-hub init --tls-self-signed`): only the certificates in the PEM
+    /// `ca_pem` are trusted.
+    pub fn with_ca(base: &str, token: &str, ca_pem: &[u8]) -> Result<AdminClient, AdminError> {
+        install_crypto_provider();
+        let roots = reqwest::Certificate::from_pem_bundle(ca_pem)?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .tls_certs_only(roots)
+            .build()?;
+        Ok(AdminClient {
+            base: base.trim_end_matches('/').to_owned(),
+            token: token.to_owned(),
+            http,
+        })
+    }
+
     /// A client for the hub at `base` (e.g. `http://127.0.0.1:7878`).
     pub fn new(base: &str, token: &str) -> Result<AdminClient, AdminError> {
         install_crypto_provider();

@@ -185,7 +185,10 @@ pub struct HubConfig {
     pub listen: SocketAddr,
     /// The database: an SQLite file (relative to the data directory;
     /// default `hub.db`) or a PostgreSQL URL (`postgres://user@host/db`),
-    /// which several hub instances may share.
+    /// which several hub instances may share. A server on another machine
+    /// only over verified TLS: `?sslmode=verify-full&sslrootcert=/path/ca.pem`
+    /// (`storage::pg_tls`); its password never appears in `Debug`, logs or
+    /// errors.
     pub database: String,
     /// Bearer token for the admin API, `/v1/health` and `/metrics`.
     pub admin_token: String,
@@ -243,6 +246,31 @@ pub struct HubConfig {
     /// The tax authority of the fiscal-document outbox.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tax_authority: Option<TaxAuthorityConfig>,
+    // — NET limits —
+    /// Open connections at once; more are closed on arrival.
+    pub max_connections: usize,
+    /// Open connections at once from one IPv4 address or IPv6 /64. Behind a
+    /// TLS proxy every client has the proxy's address: raise it to
+    /// `max_connections` there.
+    pub max_connections_per_ip: usize,
+    /// A TLS handshake and a request's headers must arrive within this; a
+    /// keep-alive connection idle this long is closed.
+    pub header_timeout_ms: u64,
+    /// A request's body must arrive within this (the concurrency permit is
+    /// taken only after it has).
+    pub body_timeout_ms: u64,
+    /// From a request's headers to the start of its answer.
+    pub request_timeout_ms: u64,
+    /// Wrong admin tokens per client address (burst, then per minute) on the
+    /// endpoints that take it; then 429 until the bucket refills.
+    pub admin_guess_limit: RateLimit,
+    /// The hub's TLS certificate chain, PEM (relative to the data directory).
+    /// With `tls_key`, the hub serves HTTPS only; reloaded on SIGHUP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<String>,
+    /// The private key of `tls_cert`, PEM, owner-only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<String>,
 }
 
 impl std::fmt::Debug for HubConfig {
@@ -284,6 +312,15 @@ impl std::fmt::Debug for HubConfig {
             .field("ui_session_ttl_ms", &self.ui_session_ttl_ms)
             .field("ui_login_limit", &self.ui_login_limit)
             .field("tax_authority", &self.tax_authority)
+            // — NET limits —
+            .field("max_connections", &self.max_connections)
+            .field("max_connections_per_ip", &self.max_connections_per_ip)
+            .field("header_timeout_ms", &self.header_timeout_ms)
+            .field("body_timeout_ms", &self.body_timeout_ms)
+            .field("request_timeout_ms", &self.request_timeout_ms)
+            .field("admin_guess_limit", &self.admin_guess_limit)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
             .finish()
     }
 }
@@ -321,6 +358,18 @@ impl Default for HubConfig {
                 per_minute: 5,
             },
             tax_authority: None,
+            // — NET limits —
+            max_connections: 2048,
+            max_connections_per_ip: 64,
+            header_timeout_ms: 15_000,
+            body_timeout_ms: 60_000,
+            request_timeout_ms: 120_000,
+            admin_guess_limit: RateLimit {
+                burst: 10,
+                per_minute: 10,
+            },
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -482,6 +531,24 @@ impl HubConfig {
         if let Some(t) = cfg.tax_authority.as_mut() {
             env_parse(&env, "CAJA_HUB_TAX_WORKERS", &mut t.workers)?;
         }
+        // — NET limits —
+        env_parse(&env, "CAJA_HUB_MAX_CONNECTIONS", &mut cfg.max_connections)?;
+        env_parse(
+            &env,
+            "CAJA_HUB_MAX_CONNECTIONS_PER_IP",
+            &mut cfg.max_connections_per_ip,
+        )?;
+        env_parse(
+            &env,
+            "CAJA_HUB_HEADER_TIMEOUT_MS",
+            &mut cfg.header_timeout_ms,
+        )?;
+        env_parse(&env, "CAJA_HUB_BODY_TIMEOUT_MS", &mut cfg.body_timeout_ms)?;
+        env_parse(
+            &env,
+            "CAJA_HUB_REQUEST_TIMEOUT_MS",
+            &mut cfg.request_timeout_ms,
+        )?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -506,10 +573,13 @@ impl HubConfig {
         if let crate::storage::Database::Postgres(url) =
             crate::storage::Database::parse(&self.database, Path::new(""))
         {
-            if let Err(e) = url.parse::<postgres::Config>() {
+            // The TLS rules too: a server on another machine only over
+            // verified TLS (`storage::pg_tls`); the message never holds the
+            // password.
+            if let Err(e) = crate::storage::pg_tls::target(&url) {
                 return Err(ConfigError::Invalid {
                     field: "database",
-                    message: format!("not a PostgreSQL URL: {e}"),
+                    message: e.0,
                 });
             }
         }
@@ -572,7 +642,66 @@ impl HubConfig {
         if let Some(t) = &self.tax_authority {
             t.validate()?;
         }
+        self.validate_net()?;
         Ok(())
+    }
+
+    /// Checks the serve loop's limits and the TLS pair.
+    fn validate_net(&self) -> Result<(), ConfigError> {
+        let bad = |field, message: &str| {
+            Err(ConfigError::Invalid {
+                field,
+                message: message.to_owned(),
+            })
+        };
+        if self.max_connections == 0 {
+            return bad("max_connections", "must be at least 1");
+        }
+        if self.max_connections_per_ip == 0 || self.max_connections_per_ip > self.max_connections {
+            return bad(
+                "max_connections_per_ip",
+                "must be from 1 to max_connections",
+            );
+        }
+        for (field, v) in [
+            ("header_timeout_ms", self.header_timeout_ms),
+            ("body_timeout_ms", self.body_timeout_ms),
+            ("request_timeout_ms", self.request_timeout_ms),
+        ] {
+            if v < 100 {
+                return bad(field, "must be at least 100");
+            }
+        }
+        if self.request_timeout_ms < self.body_timeout_ms {
+            return bad(
+                "request_timeout_ms",
+                "must be at least body_timeout_ms (the body arrives within the request)",
+            );
+        }
+        if self.admin_guess_limit.burst == 0 {
+            return bad("admin_guess_limit.burst", "must be at least 1");
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (None, None) => Ok(()),
+            (Some(c), _) if c.trim().is_empty() => bad("tls_cert", "must name a PEM file"),
+            (_, Some(k)) if k.trim().is_empty() => bad("tls_key", "must name a PEM file"),
+            (Some(_), Some(_)) => Ok(()),
+            (Some(_), None) => bad(
+                "tls_key",
+                "must be set with tls_cert (the certificate's private key, PEM)",
+            ),
+            (None, Some(_)) => bad(
+                "tls_cert",
+                "must be set with tls_key (the certificate chain, PEM)",
+            ),
+        }
+    }
+
+    /// The TLS certificate and key files, relative paths taken from
+    /// `data_dir`; `None` when the hub serves plain HTTP.
+    pub fn tls_files(&self, data_dir: &Path) -> Option<(PathBuf, PathBuf)> {
+        let (c, k) = (self.tls_cert.as_ref()?, self.tls_key.as_ref()?);
+        Some((data_dir.join(c), data_dir.join(k)))
     }
 
     /// The database, with a relative SQLite path taken from `data_dir`.

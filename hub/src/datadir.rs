@@ -141,10 +141,31 @@ pub fn init(
     })
 }
 
+/// Writes a self-signed TLS pair where `hub.toml` of `caja-hub init
+/// --tls-self-signed` points (`tls/` 0700, both files owner-only).
+pub fn write_tls(dir: &Path, made: &crate::tls::SelfSigned) -> Result<(), DataDirError> {
+    let tls_dir = dir.join("tls");
+    fs::create_dir_all(&tls_dir).map_err(io(&tls_dir))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&tls_dir, fs::Permissions::from_mode(0o700)).map_err(io(&tls_dir))?;
+    }
+    write_private(
+        &dir.join(crate::tls::SELF_SIGNED_KEY),
+        made.key_pem.as_bytes(),
+    )?;
+    write_private(
+        &dir.join(crate::tls::SELF_SIGNED_CERT),
+        made.cert_pem.as_bytes(),
+    )
+}
+
 /// The database of the hub in `dir`: `database` from its `hub.toml`, or
 /// `CAJA_HUB_DATABASE`, else `hub.db` in `dir` (for the offline commands:
 /// rebuild, audit export).
 pub fn database(dir: &Path) -> Result<storage::Database, DataDirError> {
+    check_config_file(dir)?;
     let path = dir.join(CONFIG_FILE);
     let mut cfg = match fs::read_to_string(&path) {
         Ok(text) => toml::from_str::<HubConfig>(&text).map_err(|e| DataDirError::Io {
@@ -160,20 +181,43 @@ pub fn database(dir: &Path) -> Result<storage::Database, DataDirError> {
     Ok(cfg.database(dir))
 }
 
+/// Refuses a secret file that group or others may read or write (the error
+/// names the file and says to `chmod 600` it).
+pub fn check_private_file(path: &Path) -> Result<(), DataDirError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path).map_err(io(path))?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(DataDirError::Permissions {
+                path: path.to_owned(),
+                mode,
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Refuses a `hub.toml` (admin token, webhook secrets, database password)
+/// that group or others may read, like `hub.key`; a data directory without
+/// one passes (every setting has a default and the environment).
+pub fn check_config_file(dir: &Path) -> Result<(), DataDirError> {
+    let path = dir.join(CONFIG_FILE);
+    if !path.exists() {
+        return Ok(());
+    }
+    check_private_file(&path)
+}
+
 /// Reads the hub key, refusing a file others can read.
 pub fn load_key(dir: &Path) -> Result<HubSigningKey, DataDirError> {
     let path = dir.join(KEY_FILE);
     if !path.exists() {
         return Err(DataDirError::NotInitialized(dir.to_owned()));
     }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = fs::metadata(&path).map_err(io(&path))?.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(DataDirError::Permissions { path, mode });
-        }
-    }
+    check_private_file(&path)?;
     let text = zeroize::Zeroizing::new(fs::read_to_string(&path).map_err(io(&path))?);
     HubSigningKey::from_hex(text.trim()).map_err(|_| DataDirError::BadKey(path))
 }

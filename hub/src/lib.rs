@@ -41,6 +41,7 @@ pub mod http;
 pub mod hubchain;
 pub mod ingest;
 pub mod metrics;
+pub mod net;
 pub mod outbox;
 pub mod outbox_worker;
 pub mod payments;
@@ -54,6 +55,7 @@ pub mod system;
 pub mod taxgw;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testpg;
+pub mod tls;
 pub mod ui;
 pub mod wire;
 #[cfg(any(test, feature = "testkit"))]

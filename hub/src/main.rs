@@ -43,9 +43,20 @@ enum Command {
         /// Address to listen on.
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
-        /// Admin token (generated when absent).
-        #[arg(long, env = "CAJA_HUB_ADMIN_TOKEN", hide_env_values = true)]
-        admin_token: Option<String>,
+        /// A file holding the admin token (one line, owner-only). Else the
+        /// environment variable CAJA_HUB_ADMIN_TOKEN; else one is generated.
+        /// Never an argument: arguments show in `ps`.
+        #[arg(long)]
+        admin_token_file: Option<PathBuf>,
+        /// Make a self-signed TLS certificate (tls/cert.pem, tls/key.pem,
+        /// owner-only), serve HTTPS with it, and print its SHA-256 for
+        /// registers to pin.
+        #[arg(long)]
+        tls_self_signed: bool,
+        /// A DNS name or IP address registers reach the hub at, added to the
+        /// certificate beside localhost and 127.0.0.1 (repeat).
+        #[arg(long = "tls-name", requires = "tls_self_signed")]
+        tls_names: Vec<String>,
         /// The database: an SQLite file (default hub.db in the data
         /// directory) or a PostgreSQL URL, postgres://user@host/db.
         #[arg(long, env = "CAJA_HUB_DATABASE", hide_env_values = true)]
@@ -73,9 +84,16 @@ enum Command {
         /// The hub's base URL.
         #[arg(long, env = "CAJA_HUB_URL", default_value = "http://127.0.0.1:7878")]
         url: String,
-        /// The admin token.
-        #[arg(long, env = "CAJA_HUB_ADMIN_TOKEN", hide_env_values = true)]
-        token: String,
+        /// A file holding the admin token (one line, owner-only). Else the
+        /// environment variable CAJA_HUB_ADMIN_TOKEN. Never an argument:
+        /// arguments show in `ps`.
+        #[arg(long)]
+        admin_token_file: Option<PathBuf>,
+        /// PEM file of the certificate (or CA) to trust for an `https://`
+        /// hub with a certificate of its own, e.g. the data directory's
+        /// tls/cert.pem after `init --tls-self-signed`.
+        #[arg(long, env = "CAJA_HUB_CA")]
+        hub_ca: Option<PathBuf>,
         #[command(subcommand)]
         action: AdminAction,
     },
@@ -85,9 +103,16 @@ enum Command {
         /// The hub's base URL.
         #[arg(long, env = "CAJA_HUB_URL", default_value = "http://127.0.0.1:7878")]
         url: String,
-        /// The admin token (every action but `certificate`).
-        #[arg(long, env = "CAJA_HUB_ADMIN_TOKEN", hide_env_values = true)]
-        token: Option<String>,
+        /// A file holding the admin token (one line, owner-only), for every
+        /// action but `certificate`. Else the environment variable
+        /// CAJA_HUB_ADMIN_TOKEN. Never an argument: arguments show in `ps`.
+        #[arg(long)]
+        admin_token_file: Option<PathBuf>,
+        /// PEM file of the certificate (or CA) to trust for an `https://`
+        /// hub with a certificate of its own, e.g. the data directory's
+        /// tls/cert.pem after `init --tls-self-signed`.
+        #[arg(long, env = "CAJA_HUB_CA")]
+        hub_ca: Option<PathBuf>,
         #[command(subcommand)]
         action: FiscalAction,
     },
@@ -458,6 +483,43 @@ fn runtime_error(e: impl Into<anyhow::Error>) -> Failure {
     }
 }
 
+/// The admin token: the first line of `--admin-token-file` (refused when
+/// group or others may read it), else `CAJA_HUB_ADMIN_TOKEN`; `None` when
+/// neither is given. Never from an argument, which `ps` shows.
+fn admin_token(
+    file: Option<&std::path::Path>,
+) -> Result<Option<zeroize::Zeroizing<String>>, Failure> {
+    if let Some(path) = file {
+        datadir::check_private_file(path).map_err(config_error)?;
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("--admin-token-file {}", path.display()))
+                .map_err(config_error)?,
+        );
+        let token = text.lines().next().unwrap_or("").trim();
+        if token.is_empty() {
+            return Err(config_error(anyhow::anyhow!(
+                "--admin-token-file {} is empty",
+                path.display()
+            )));
+        }
+        return Ok(Some(zeroize::Zeroizing::new(token.to_owned())));
+    }
+    Ok(std::env::var("CAJA_HUB_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| zeroize::Zeroizing::new(t.trim().to_owned())))
+}
+
+/// [`admin_token`] for commands that cannot work without it.
+fn required_token(file: Option<&std::path::Path>) -> Result<zeroize::Zeroizing<String>, Failure> {
+    admin_token(file)?.ok_or_else(|| {
+        config_error(anyhow::anyhow!(
+            "the admin token is required: --admin-token-file FILE or CAJA_HUB_ADMIN_TOKEN"
+        ))
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -498,8 +560,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Init {
             data_dir,
             listen,
-            admin_token,
+            admin_token_file,
             database,
+            tls_self_signed,
+            tls_names,
         } => {
             let mut cfg = HubConfig::default();
             if let Some(d) = database {
@@ -508,11 +572,22 @@ fn run(cli: Cli) -> Result<(), Failure> {
             if let Some(l) = listen {
                 cfg.listen = l;
             }
-            if let Some(t) = admin_token {
-                cfg.admin_token = t;
+            if let Some(t) = admin_token(admin_token_file.as_deref())? {
+                cfg.admin_token = t.to_string();
             }
+            let tls = if tls_self_signed {
+                let made = caja_hub::tls::self_signed(&tls_names).map_err(config_error)?;
+                cfg.tls_cert = Some(caja_hub::tls::SELF_SIGNED_CERT.to_owned());
+                cfg.tls_key = Some(caja_hub::tls::SELF_SIGNED_KEY.to_owned());
+                Some(made)
+            } else {
+                None
+            };
             let report = datadir::init(&data_dir, cfg, &mut OsRandom::new(), &SystemClock)
                 .map_err(config_error)?;
+            if let Some(made) = &tls {
+                datadir::write_tls(&data_dir, made).map_err(config_error)?;
+            }
             report.config.validate().map_err(config_error)?;
             println!("initialized hub in {}", data_dir.display());
             println!("hub public key: {}", report.public_key.to_hex());
@@ -522,18 +597,27 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 "admin token:    in {} (owner-only)",
                 data_dir.join(caja_hub::config::CONFIG_FILE).display()
             );
+            if let Some(made) = &tls {
+                println!(
+                    "TLS certificate: {}",
+                    data_dir.join(caja_hub::tls::SELF_SIGNED_CERT).display()
+                );
+                // Tests and operators read this exact line to pin the certificate.
+                println!("TLS certificate SHA-256: {}", made.fingerprint);
+            }
             Ok(())
         }
         Command::Serve { data_dir } => {
+            datadir::check_config_file(&data_dir).map_err(config_error)?;
             let cfg =
                 HubConfig::load(&data_dir, |k| std::env::var(k).ok()).map_err(config_error)?;
             init_logs(cfg.log_format);
             let rt = runtime()?;
             rt.block_on(async move {
                 let hub = server::start(&data_dir, cfg).await.map_err(|e| match e {
-                    server::ServeError::DataDir(_) | server::ServeError::TrustedCa(_) => {
-                        config_error(e)
-                    }
+                    server::ServeError::DataDir(_)
+                    | server::ServeError::TrustedCa(_)
+                    | server::ServeError::Tls(_) => config_error(e),
                     other => runtime_error(other),
                 })?;
                 // Tests and scripts read this line to learn a port picked by the OS.
@@ -558,9 +642,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Audit { action } => audit(action),
-        Command::Admin { url, token, action } => {
+        Command::Admin {
+            url,
+            admin_token_file,
+            hub_ca,
+            action,
+        } => {
+            let token = required_token(admin_token_file.as_deref())?;
+            let client = admin_client(&url, &token, hub_ca.as_deref())?;
             let rt = runtime()?;
-            rt.block_on(admin(&url, &token, action))
+            rt.block_on(admin(client, action))
         }
         Command::Fiscal {
             action:
@@ -578,14 +669,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
             CertificateAction::Show => cli_certificate::show(&data_dir, json),
         }
         .map_err(runtime_error),
-        Command::Fiscal { url, token, action } => {
-            let token = token.ok_or_else(|| {
-                config_error(anyhow::anyhow!(
-                    "--token (or CAJA_HUB_ADMIN_TOKEN) is required for this command"
-                ))
-            })?;
+        Command::Fiscal {
+            url,
+            admin_token_file,
+            hub_ca,
+            action,
+        } => {
+            let token = required_token(admin_token_file.as_deref())?;
+            let client = admin_client(&url, &token, hub_ca.as_deref())?;
             let rt = runtime()?;
-            rt.block_on(fiscal(&url, &token, action))
+            rt.block_on(fiscal(client, action))
         }
         #[cfg(feature = "testkit")]
         Command::Dev { action } => dev(action),
@@ -702,8 +795,26 @@ fn audit(action: AuditAction) -> Result<(), Failure> {
     }
 }
 
-async fn admin(url: &str, token: &str, action: AdminAction) -> Result<(), Failure> {
-    let c = AdminClient::new(url, token).map_err(runtime_error)?;
+/// The admin API client: trusting only `hub_ca` when given.
+fn admin_client(
+    url: &str,
+    token: &str,
+    hub_ca: Option<&std::path::Path>,
+) -> Result<AdminClient, Failure> {
+    match hub_ca {
+        None => AdminClient::new(url, token).map_err(runtime_error),
+        Some(file) => {
+            let pem = std::fs::read(file)
+                .with_context(|| format!("--hub-ca {}", file.display()))
+                .map_err(config_error)?;
+            AdminClient::with_ca(url, token, &pem)
+                .with_context(|| format!("--hub-ca {}", file.display()))
+                .map_err(config_error)
+        }
+    }
+}
+
+async fn admin(c: AdminClient, action: AdminAction) -> Result<(), Failure> {
     let out = match action {
         AdminAction::CreateStore { name, time_zone } => {
             c.create_store(&name, time_zone.as_deref()).await
@@ -776,8 +887,7 @@ async fn admin(url: &str, token: &str, action: AdminAction) -> Result<(), Failur
     Ok(())
 }
 
-async fn fiscal(url: &str, token: &str, action: FiscalAction) -> Result<(), Failure> {
-    let c = AdminClient::new(url, token).map_err(runtime_error)?;
+async fn fiscal(c: AdminClient, action: FiscalAction) -> Result<(), Failure> {
     if let FiscalAction::Documents { out, from, to } = &action {
         let mut path = "/v1/admin/fiscal/documents?".to_owned();
         for (k, v) in [("from", from), ("to", to)] {

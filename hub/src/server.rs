@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::outbox_worker::{PoolConfig, WorkerPool};
 use crate::storage::{self, Storage, StorageConfig, StorageError};
 use crate::system::{OsRandom, SystemClock};
+use crate::tls::TlsReloader;
 
 /// How often forgotten nonces are pruned.
 pub const NONCE_PRUNE_INTERVAL: Duration = Duration::from_secs(60);
@@ -69,6 +70,38 @@ fn spawn_payment_reconciler(store: Storage, interval_ms: i64, deadline_ms: i64) 
     })
 }
 
+/// Reloads the TLS certificate and key on every SIGHUP; a failure keeps the
+/// certificate in use and logs why.
+fn spawn_tls_reloader(tls: Arc<TlsReloader>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut hup = match signal(SignalKind::hangup()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "no SIGHUP handler: the TLS certificate is not reloaded");
+                    return;
+                }
+            };
+            while hup.recv().await.is_some() {
+                let files = tls.clone();
+                match tokio::task::spawn_blocking(move || files.reload()).await {
+                    Ok(Ok(fingerprint)) => {
+                        tracing::info!(%fingerprint, "TLS certificate reloaded")
+                    }
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, kept = %tls.fingerprint(), "TLS reload failed; the certificate in use is kept")
+                    }
+                    Err(e) => tracing::error!(error = %e, "TLS reload task failed"),
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        drop(tls);
+    })
+}
+
 /// Why the service could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -78,6 +111,9 @@ pub enum ServeError {
     /// The database failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The TLS certificate or key is unusable.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// The trusted CA file of `[tax_authority] trusted_ca` is unusable.
     #[error("configuration tax_authority.trusted_ca: {0}")]
     TrustedCa(#[from] crate::certificate::CertStoreError),
@@ -168,6 +204,7 @@ fn app_state(
         trust_store,
         store,
         admin: AdminToken::new(&cfg.admin_token, admin_mac_key),
+        admin_guesses: crate::net::guesses::GuessLimiter::new(cfg.admin_guess_limit),
         limiter: Arc::new(Semaphore::new(cfg.max_concurrent_requests)),
         parsers: Arc::new(Semaphore::new(
             std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
@@ -216,6 +253,9 @@ pub struct RunningHub {
     pub addr: SocketAddr,
     /// The data directory.
     pub data_dir: PathBuf,
+    /// The certificate served, when the hub terminates TLS.
+    pub tls: Option<Arc<TlsReloader>>,
+    reload_task: Option<JoinHandle<()>>,
     shutdown: oneshot::Sender<()>,
     server: JoinHandle<std::io::Result<()>>,
     pruner: JoinHandle<()>,
@@ -237,7 +277,15 @@ pub async fn start_with_clock(
     clock: Arc<dyn Clock + Send + Sync>,
 ) -> Result<RunningHub, ServeError> {
     let hub_key = datadir::load_key(data_dir)?;
+    datadir::check_config_file(data_dir)?;
     let trust = trust_store(data_dir, &cfg)?;
+    let tls = match cfg.tls_files(data_dir) {
+        Some((cert, key)) => {
+            datadir::check_private_file(&key)?;
+            Some(Arc::new(TlsReloader::new(cert, key)?))
+        }
+        None => None,
+    };
     let db = cfg.database(data_dir);
     // The database is opened, checked and its writer started off the async
     // executor (the PostgreSQL client blocks).
@@ -288,18 +336,17 @@ pub async fn start_with_clock(
         trust,
     );
     let state_key = hub_key;
+    let limits = crate::net::ServeLimits::of(&state.cfg);
     let app = router(state.clone()).merge(crate::ui::router(state, data_dir.to_owned()));
     let (shutdown, stop) = oneshot::channel::<()>();
+    let served_tls = tls.clone();
     let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        crate::net::serve(listener, app, limits, served_tls, async move {
             let _ = stop.await;
         })
         .await
     });
+    let reload_task = tls.clone().map(spawn_tls_reloader);
     let prune_store = store.clone();
     let pruner = tokio::spawn(async move {
         let mut tick = tokio::time::interval(NONCE_PRUNE_INTERVAL);
@@ -313,10 +360,16 @@ pub async fn start_with_clock(
         }
     });
     let sth_task = spawn_sth_signer(store.clone(), state_key);
-    tracing::info!(%addr, data_dir = %data_dir.display(), "caja-hub listening");
-    tracing::info!("head-office dashboard at http://{addr}/ui/ (sign in with the admin token)");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, scheme, data_dir = %data_dir.display(), "caja-hub listening");
+    if let Some(t) = &tls {
+        tracing::info!(fingerprint = %t.fingerprint(), "TLS certificate SHA-256");
+    }
+    tracing::info!("head-office dashboard at {scheme}://{addr}/ui/ (sign in with the admin token)");
     Ok(RunningHub {
         addr,
+        tls,
+        reload_task,
         data_dir: data_dir.to_owned(),
         shutdown,
         server,
@@ -401,9 +454,10 @@ pub fn pool_config(t: &crate::config::TaxAuthorityConfig) -> PoolConfig {
 }
 
 impl RunningHub {
-    /// The base URL, e.g. `http://127.0.0.1:7878`.
+    /// The base URL, e.g. `http://127.0.0.1:7878` (`https://` with TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Stops accepting, lets in-flight requests finish, then stops the writer
@@ -414,6 +468,9 @@ impl RunningHub {
         self.pruner.abort();
         self.sth_task.abort();
         self.reconciler.abort();
+        if let Some(t) = self.reload_task {
+            t.abort();
+        }
         if let Some(pool) = self.outbox {
             pool.stop().await;
         }

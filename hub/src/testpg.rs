@@ -202,9 +202,57 @@ fn sh_quote(p: &Path) -> String {
     format!("'{}'", p.display().to_string().replace('\'', "'\\''"))
 }
 
+/// How a test server differs from the default one.
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// `ssl=on` with this certificate and key (PEM files, copied into the
+    /// data directory as `server.crt` / `server.key`, owner-only).
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// The whole `pg_hba.conf` (default: `initdb`'s, trust on loopback).
+    pub hba: Option<String>,
+}
+
 impl TestPostgres {
     /// Starts a new server (a few seconds: `initdb`, then start-up).
     pub fn start() -> Result<TestPostgres, TestPgError> {
+        TestPostgres::start_with(&StartOptions::default())
+    }
+
+    /// Starts a new server with `ssl=on` and the certificate `cert` (PEM) and
+    /// its key `key`, its `pg_hba.conf` replaced by `hba` when given.
+    pub fn start_tls(
+        cert: &Path,
+        key: &Path,
+        hba: Option<String>,
+    ) -> Result<TestPostgres, TestPgError> {
+        TestPostgres::start_with(&StartOptions {
+            tls: Some((cert.to_owned(), key.to_owned())),
+            hba,
+        })
+    }
+
+    /// Writes `text` to `path` in the data directory, owner-only, owned by
+    /// the server's user.
+    fn data_file(path: &Path, bytes: &[u8], root: bool) -> Result<(), TestPgError> {
+        std::fs::write(path, bytes).map_err(fail)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(fail)?;
+        }
+        if root {
+            run(
+                Command::new("chown")
+                    .arg(format!("{PG_USER}:{PG_USER}"))
+                    .arg(path),
+                "chown",
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Starts a new server as `options` say.
+    pub fn start_with(options: &StartOptions) -> Result<TestPostgres, TestPgError> {
         let bin = available()?;
         let root = is_root();
         if root {
@@ -238,6 +286,15 @@ impl TestPostgres {
                 ]),
             "initdb",
         )?;
+        if let Some((cert, key)) = &options.tls {
+            let read =
+                |p: &Path| std::fs::read(p).map_err(|e| fail(format!("{}: {e}", p.display())));
+            TestPostgres::data_file(&data.join("server.crt"), &read(cert)?, root)?;
+            TestPostgres::data_file(&data.join("server.key"), &read(key)?, root)?;
+        }
+        if let Some(hba) = &options.hba {
+            TestPostgres::data_file(&data.join("pg_hba.conf"), hba.as_bytes(), root)?;
+        }
         let mut last_error = String::new();
         for _ in 0..5 {
             let port = free_port()?;
@@ -268,6 +325,9 @@ impl TestPostgres {
                 "shared_buffers=32MB",
             ] {
                 words.extend(["-c".to_owned(), setting.to_owned()]);
+            }
+            if options.tls.is_some() {
+                words.extend(["-c".to_owned(), "ssl=on".to_owned()]);
             }
             let cmdline = words
                 .iter()

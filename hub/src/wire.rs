@@ -152,6 +152,16 @@ impl ApiError {
         // Serializing a struct of strings and integers cannot fail.
         serde_json::to_vec(self).unwrap_or_else(|_| b"{\"error\":\"internal\"}".to_vec())
     }
+
+    /// 503 `timeout` with `Retry-After`: the request (its body, or the whole
+    /// of it) did not arrive or complete within the serve loop's limits. A
+    /// register retries it like any 5xx.
+    pub fn timeout(message: impl Into<String>) -> ApiError {
+        ApiError {
+            retry_after_s: Some(1),
+            ..ApiError::new(503, "timeout", message)
+        }
+    }
 }
 
 impl std::fmt::Display for ApiError {

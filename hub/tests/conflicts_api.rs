@@ -352,16 +352,11 @@ async fn a_payment_on_a_voided_debt_is_resolved_by_an_operator_and_reaches_the_r
 
 /// Runs `caja-hub admin <args>` against the test hub; returns its JSON output.
 async fn cli(hub: &TestHub, args: &[&str]) -> Value {
-    let mut all = vec![
-        "admin".to_owned(),
-        "--url".to_owned(),
-        hub.url.clone(),
-        "--token".to_owned(),
-        ADMIN_TOKEN.to_owned(),
-    ];
+    let mut all = vec!["admin".to_owned(), "--url".to_owned(), hub.url.clone()];
     all.extend(args.iter().map(|a| (*a).to_owned()));
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_caja-hub"))
+            .env("CAJA_HUB_ADMIN_TOKEN", ADMIN_TOKEN)
             .args(&all)
             .output()
             .unwrap()

@@ -22,6 +22,7 @@ fn hub_cli(env_password: Option<&str>, args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_caja-hub"));
     cmd.env_remove("CAJA_CERT_PASSWORD")
         .env_remove("CAJA_HUB_DATA_DIR")
+        .env("CAJA_HUB_ADMIN_TOKEN", ADMIN_TOKEN)
         .stdin(Stdio::null())
         .args(args);
     if let Some(p) = env_password {
@@ -40,10 +41,7 @@ fn install_cli_writes_owner_only_and_a_new_process_loads_it() {
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path().join("hub");
     let d = dir.to_str().expect("path");
-    let out = hub_cli(
-        None,
-        &["init", "--data-dir", d, "--admin-token", ADMIN_TOKEN],
-    );
+    let out = hub_cli(None, &["init", "--data-dir", d]);
     assert!(
         out.status.success(),
         "{}",

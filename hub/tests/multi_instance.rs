@@ -86,7 +86,8 @@ fn init(dir: &Path, database: &str) {
     let out = Command::new(BIN)
         .args(["init", "--data-dir"])
         .arg(dir)
-        .args(["--admin-token", ADMIN_TOKEN, "--listen", "127.0.0.1:0"])
+        .env("CAJA_HUB_ADMIN_TOKEN", ADMIN_TOKEN)
+        .args(["--listen", "127.0.0.1:0"])
         .args(["--database", database])
         .output()
         .unwrap();

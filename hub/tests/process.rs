@@ -20,7 +20,8 @@ fn init(dir: &Path) {
     let out = Command::new(BIN)
         .args(["init", "--data-dir"])
         .arg(dir)
-        .args(["--admin-token", ADMIN_TOKEN, "--listen", "127.0.0.1:0"])
+        .env("CAJA_HUB_ADMIN_TOKEN", ADMIN_TOKEN)
+        .args(["--listen", "127.0.0.1:0"])
         .output()
         .unwrap();
     assert!(
@@ -216,13 +217,13 @@ async fn sigterm_lets_an_in_flight_push_finish_and_the_admin_cli_works() {
     init(&dir);
     let mut hub = Hub::start(&dir);
     // The admin CLI against the running hub.
+    // The token from the environment, never from an argument (`ps` shows those).
     let out = Command::new(BIN)
+        .env("CAJA_HUB_ADMIN_TOKEN", ADMIN_TOKEN)
         .args([
             "admin",
             "--url",
             &hub.url,
-            "--token",
-            ADMIN_TOKEN,
             "create-store",
             "Farmacia Central",
         ])
@@ -235,18 +236,35 @@ async fn sigterm_lets_an_in_flight_push_finish_and_the_admin_cli_works() {
     );
     let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let store: StoreId = created["store"].as_str().unwrap().parse().unwrap();
-    let out = Command::new(BIN)
-        .args([
-            "admin",
-            "--url",
-            &hub.url,
-            "--token",
-            "wrong-token-wrong-token",
-            "stores",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    // Or from an owner-only file: a wrong token there is refused by the hub (1);
+    // a file others may read is refused before anything is sent (3).
+    let token_file = tmp.path().join("token");
+    std::fs::write(&token_file, "wrong-token-wrong-token\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let with_file = || {
+        Command::new(BIN)
+            .env_remove("CAJA_HUB_ADMIN_TOKEN")
+            .args(["admin", "--url", &hub.url, "--admin-token-file"])
+            .arg(&token_file)
+            .arg("stores")
+            .output()
+            .unwrap()
+    };
+    assert_eq!(with_file().status.code(), Some(1));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    }
+    let out = with_file();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("chmod 600"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let reg = hub.enroll(store).await;
     let mut w = Workload::new(22, store, vec![reg]);
     let events: Vec<Event> = (0..BIG).map(|_| w.next_sale(0, now_ms())).collect();
@@ -314,7 +332,8 @@ async fn the_fiscal_cli_loads_lists_and_reports_a_series() {
     let mut hub = Hub::start(&dir);
     let fiscal = |args: &[&str]| {
         Command::new(BIN)
-            .args(["fiscal", "--url", &hub.url, "--token", ADMIN_TOKEN])
+            .env("CAJA_HUB_ADMIN_TOKEN", ADMIN_TOKEN)
+            .args(["fiscal", "--url", &hub.url])
             .args(args)
             .output()
             .unwrap()

@@ -183,7 +183,8 @@ async fn the_auditors_export_writes_the_exact_bytes_and_an_index() {
     let url = hub.url.clone();
     let run = |args: Vec<String>| {
         std::process::Command::new(env!("CARGO_BIN_EXE_caja-hub"))
-            .args(["fiscal", "--url", &url, "--token", ADMIN_TOKEN, "documents"])
+            .env("CAJA_HUB_ADMIN_TOKEN", ADMIN_TOKEN)
+            .args(["fiscal", "--url", &url, "documents"])
             .args(args)
             .output()
             .unwrap()
@@ -315,7 +316,8 @@ async fn an_export_of_register_signed_documents_validates_with_xmllint_and_verif
     let dir = out.path().join("export");
     let o = tokio::task::block_in_place(|| {
         std::process::Command::new(env!("CARGO_BIN_EXE_caja-hub"))
-            .args(["fiscal", "--url", &hub.url, "--token", ADMIN_TOKEN, "documents", "--out"])
+            .env("CAJA_HUB_ADMIN_TOKEN", ADMIN_TOKEN)
+            .args(["fiscal", "--url", &hub.url, "documents", "--out"])
             .arg(&dir)
             .output()
             .unwrap()

@@ -285,7 +285,8 @@ async fn head_office_corrects_a_rejected_summary_and_dgii_receives_a_second_cont
     let (url, n) = (hub.url.clone(), number(bad));
     let o = tokio::task::block_in_place(|| {
         std::process::Command::new(env!("CARGO_BIN_EXE_caja-hub"))
-            .args(["fiscal", "--url", &url, "--token", ADMIN_TOKEN, "correct-summary", &n])
+            .env("CAJA_HUB_ADMIN_TOKEN", ADMIN_TOKEN)
+            .args(["fiscal", "--url", &url, "correct-summary", &n])
             .args(["--by", "contabilidad", "--note", "MontoTotal del resumen no coincidía con el e-CF"])
             .output()
             .unwrap()
@@ -399,7 +400,8 @@ async fn head_office_corrects_a_rejected_summary_and_dgii_receives_a_second_cont
     let (url, out_dir) = (hub.url.clone(), export.display().to_string());
     let o = tokio::task::block_in_place(|| {
         std::process::Command::new(env!("CARGO_BIN_EXE_caja-hub"))
-            .args(["fiscal", "--url", &url, "--token", ADMIN_TOKEN, "documents", "--out", &out_dir])
+            .env("CAJA_HUB_ADMIN_TOKEN", ADMIN_TOKEN)
+            .args(["fiscal", "--url", &url, "documents", "--out", &out_dir])
             .output()
             .unwrap()
     });
@@ -522,7 +524,8 @@ async fn head_office_cancels_the_number_of_a_document_refused_before_sending() {
     let (url, n) = (hub.url.clone(), number(1));
     let o = tokio::task::block_in_place(|| {
         std::process::Command::new(env!("CARGO_BIN_EXE_caja-hub"))
-            .args(["fiscal", "--url", &url, "--token", ADMIN_TOKEN, "cancel-refused", &n])
+            .env("CAJA_HUB_ADMIN_TOKEN", ADMIN_TOKEN)
+            .args(["fiscal", "--url", &url, "cancel-refused", &n])
             .args(["--by", "contabilidad", "--note", "firmado con otro RNC; recibo impreso"])
             .output()
             .unwrap()

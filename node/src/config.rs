@@ -5,8 +5,13 @@
 //! naming the key, so a typo is not silently ignored.
 //!
 //! ```toml
-//! # Where the hub is (used by sync, once built).
+//! # Where the hub is: https:// (http:// only for a hub on this machine).
 //! hub_url = "https://hub.example.do"
+//! # Trust only this CA for the hub's certificate (PEM; relative to the data
+//! # directory), or pin the hub's certificate by the SHA-256 of its DER (as
+//! # `caja-hub init --tls-self-signed` prints it). Neither: the system's roots.
+//! # hub_ca = "hub-ca.pem"
+//! # hub_cert_sha256 = "3f:a2:…"
 //! # How far the HLC may run ahead of this machine's clock for a remote stamp.
 //! max_hlc_drift_ms = 300000
 //! # The receipt's header.
@@ -56,6 +61,8 @@ use caja_hardware::device::{PrinterAddress, ScaleAddress};
 use caja_hardware::receipt::Width;
 use serde::Deserialize;
 
+use crate::sync::trust::{self, HubTrust, TrustError};
+
 /// Name of the configuration file inside the data directory.
 pub const CONFIG_FILE_NAME: &str = "config.toml";
 /// Default bound on HLC drift ahead of the local clock (5 minutes).
@@ -75,8 +82,16 @@ pub const MAX_HEADER_CHARS: usize = 100;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NodeConfig {
-    /// The hub's base URL (env `CAJA_NODE_HUB_URL`).
+    /// The hub's base URL (env `CAJA_NODE_HUB_URL`): `https://`, or
+    /// `http://` to a loopback host only (checked on load).
     pub hub_url: Option<String>,
+    /// A PEM file of the only CAs trusted for the hub's certificate
+    /// (env `CAJA_NODE_HUB_CA`; relative to the data directory).
+    pub hub_ca: Option<String>,
+    /// The pinned SHA-256 of the hub's certificate (DER), 64 hex digits,
+    /// colons allowed (env `CAJA_NODE_HUB_CERT_SHA256`). Exclusive with
+    /// `hub_ca`.
+    pub hub_cert_sha256: Option<String>,
     /// HLC drift bound (env `CAJA_NODE_MAX_HLC_DRIFT_MS`).
     pub max_hlc_drift_ms: i64,
     /// The store's name on receipts (default: a generic one).
@@ -215,6 +230,8 @@ impl Default for NodeConfig {
     fn default() -> Self {
         NodeConfig {
             hub_url: None,
+            hub_ca: None,
+            hub_cert_sha256: None,
             max_hlc_drift_ms: DEFAULT_MAX_HLC_DRIFT_MS,
             store_name: None,
             store_rnc: None,
@@ -275,6 +292,29 @@ pub enum ConfigError {
     },
 }
 
+/// Appends `key = "value"` to `config.toml` in `data_dir` (e.g. the trust
+/// `caja-node enroll` was given), then checks the file still loads.
+pub fn record_setting(data_dir: &Path, key: &'static str, value: &str) -> Result<(), ConfigError> {
+    let path = data_dir.join(CONFIG_FILE_NAME);
+    let mut text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(source) => return Err(ConfigError::Read { path, source }),
+    };
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "{key} = {}\n",
+        toml::Value::String(value.to_owned())
+    ));
+    std::fs::write(&path, text).map_err(|source| ConfigError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    NodeConfig::load(data_dir, |_| None).map(|_| ())
+}
+
 /// `ui_listen` (or `caja-node ui --listen`): `IP:PORT` on a loopback address.
 pub fn parse_ui_listen(v: &str) -> Result<std::net::SocketAddr, ConfigError> {
     let addr: std::net::SocketAddr = v.trim().parse().map_err(|_| ConfigError::Invalid {
@@ -310,6 +350,12 @@ impl NodeConfig {
         };
         if let Some(url) = env("CAJA_NODE_HUB_URL") {
             cfg.hub_url = Some(url);
+        }
+        if let Some(v) = env("CAJA_NODE_HUB_CA") {
+            cfg.hub_ca = Some(v).filter(|v| !v.trim().is_empty());
+        }
+        if let Some(v) = env("CAJA_NODE_HUB_CERT_SHA256") {
+            cfg.hub_cert_sha256 = Some(v).filter(|v| !v.trim().is_empty());
         }
         if let Some(v) = env("CAJA_NODE_MAX_HLC_DRIFT_MS") {
             cfg.max_hlc_drift_ms = v.parse().map_err(|e| ConfigError::Env {
@@ -350,6 +396,7 @@ impl NodeConfig {
         if let Some(ecf) = &cfg.ecf {
             ecf.check()?;
         }
+        cfg.check_hub()?;
         cfg.receipt_paper()?;
         cfg.printer_address()?;
         cfg.scale_address()?;
@@ -375,6 +422,46 @@ impl NodeConfig {
             }
         }
         Ok(cfg)
+    }
+
+    /// `hub_url` is https:// (or http:// on loopback), the pin is well
+    /// formed, and at most one of `hub_ca`, `hub_cert_sha256` is set. The CA
+    /// file is read when a client is made ([`NodeConfig::hub_trust`]).
+    fn check_hub(&self) -> Result<(), ConfigError> {
+        let invalid = |e: TrustError| ConfigError::Invalid {
+            key: e.key,
+            message: e.message,
+        };
+        if let Some(url) = &self.hub_url {
+            trust::check_hub_url(url).map_err(invalid)?;
+        }
+        if let Some(pin) = &self.hub_cert_sha256 {
+            trust::parse_pin(pin).map_err(invalid)?;
+            if self.hub_ca.is_some() {
+                return Err(ConfigError::Invalid {
+                    key: "hub_cert_sha256",
+                    message: "set either hub_ca or hub_cert_sha256, not both".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// How the hub's certificate is checked: the pin, the roots of `hub_ca`
+    /// (a relative path is taken from `data_dir`), or the system's roots.
+    pub fn hub_trust(&self, data_dir: &Path) -> Result<HubTrust, ConfigError> {
+        let invalid = |e: TrustError| ConfigError::Invalid {
+            key: e.key,
+            message: e.message,
+        };
+        if let Some(pin) = &self.hub_cert_sha256 {
+            return Ok(HubTrust::Pin(trust::parse_pin(pin).map_err(invalid)?));
+        }
+        if let Some(ca) = &self.hub_ca {
+            let path = data_dir.join(ca.trim());
+            return Ok(HubTrust::Roots(trust::read_roots(&path).map_err(invalid)?));
+        }
+        Ok(HubTrust::System)
     }
 
     /// The cashier screen's address, checked: a loopback IP and a port.
@@ -630,5 +717,50 @@ mod tests {
         let env = |k: &str| (k == "CAJA_NODE_UI_LISTEN").then(|| "[::1]:9000".to_owned());
         let cfg = NodeConfig::load(dir.path(), env).expect("env");
         assert_eq!(cfg.ui_listen.as_deref(), Some("[::1]:9000"));
+    }
+
+    #[test]
+    fn hub_url_is_https_unless_loopback_and_trust_is_one_of_ca_or_pin() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let cfg_with = |text: &str| {
+            std::fs::write(dir.path().join(CONFIG_FILE_NAME), text).expect("write");
+            NodeConfig::load(dir.path(), |_| None)
+        };
+        for bad in [
+            "hub_url = \"http://hub.example.do\"\n",
+            "hub_url = \"http://192.168.1.10:7878\"\n",
+        ] {
+            let err = cfg_with(bad).expect_err(bad);
+            assert!(err.to_string().starts_with("hub_url: "), "{err}");
+        }
+        let env = |k: &str| (k == "CAJA_NODE_HUB_URL").then(|| "http://10.1.1.1".to_owned());
+        std::fs::remove_file(dir.path().join(CONFIG_FILE_NAME)).expect("rm");
+        let err = NodeConfig::load(dir.path(), env).expect_err("env");
+        assert!(err.to_string().starts_with("hub_url: "), "{err}");
+        let cfg = cfg_with("hub_url = \"http://127.0.0.1:7878\"\n").expect("loopback");
+        assert_eq!(cfg.hub_trust(dir.path()).expect("trust"), HubTrust::System);
+        let pin = "AB:".repeat(31) + "AB";
+        let cfg = cfg_with(&format!(
+            "hub_url = \"https://hub.example.do\"\nhub_cert_sha256 = \"{pin}\"\n"
+        ))
+        .expect("pin");
+        assert_eq!(
+            cfg.hub_trust(dir.path()).expect("trust"),
+            HubTrust::Pin([0xab; 32])
+        );
+        let err = cfg_with("hub_cert_sha256 = \"abcd\"\n").expect_err("short pin");
+        assert!(err.to_string().starts_with("hub_cert_sha256: "), "{err}");
+        let err = cfg_with(&format!(
+            "hub_ca = \"ca.pem\"\nhub_cert_sha256 = \"{pin}\"\n"
+        ))
+        .expect_err("both");
+        assert!(err.to_string().starts_with("hub_cert_sha256: "), "{err}");
+        // The CA file is read when a client is made, and named when missing.
+        let cfg = cfg_with("hub_ca = \"ca.pem\"\n").expect("ca");
+        let err = cfg.hub_trust(dir.path()).expect_err("no file");
+        assert!(err.to_string().starts_with("hub_ca: "), "{err}");
+        record_setting(dir.path(), "hub_url", "https://hub.example.do").expect("record");
+        let cfg = NodeConfig::load(dir.path(), |_| None).expect("recorded");
+        assert_eq!(cfg.hub_url.as_deref(), Some("https://hub.example.do"));
     }
 }

@@ -14,6 +14,7 @@ use crate::zreport::ZReport;
 
 #[cfg(unix)]
 pub mod certificate;
+pub mod hub;
 pub mod receipt;
 
 /// "RD$ 1,234.50" style amount for people.
@@ -647,6 +648,11 @@ fn failure(e: &Failure) -> String {
             },
         },
         Failure::KeyFile(k) => format!("Problema con la llave de la caja: {k}."),
+        Failure::Config(crate::config::ConfigError::Invalid { key, message })
+            if key.starts_with("hub_") =>
+        {
+            hub::bad_setting(key, message)
+        }
         Failure::Config(c) => format!("Configuración inválida: {c}."),
         Failure::ZReport(_)
         | Failure::Projection(_)

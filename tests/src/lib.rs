@@ -14,3 +14,4 @@ pub mod pki;
 pub mod procs;
 pub mod proxy;
 pub mod sim;
+pub mod tlspki;

@@ -178,23 +178,44 @@ pub struct HubProcess {
 impl HubProcess {
     /// `caja-hub init` on `dir` listening on `port`, then `serve`.
     pub fn init_and_serve(dir: &Path, port: u16, token: &str) -> Result<HubProcess, ProcError> {
+        HubProcess::init_and_serve_with(dir, port, token, &[]).map(|(hub, _)| hub)
+    }
+
+    /// `caja-hub init` with `extra` arguments (e.g. `--tls-self-signed`,
+    /// `--tls-name NAME`), then `serve`; also init's output. With
+    /// `--tls-self-signed` the URL is `https://127.0.0.1:<port>` and the
+    /// output holds `TLS certificate SHA-256: <hex>`. The admin token goes
+    /// through the environment, never the command line.
+    pub fn init_and_serve_with(
+        dir: &Path,
+        port: u16,
+        token: &str,
+        extra: &[&str],
+    ) -> Result<(HubProcess, String), ProcError> {
         let out = Command::new(binary("caja-hub")?)
             .args(["init", "--data-dir"])
             .arg(dir)
-            .args(["--admin-token", token, "--listen"])
+            .env("CAJA_HUB_ADMIN_TOKEN", token)
+            .args(["--listen"])
             .arg(format!("127.0.0.1:{port}"))
+            .args(extra)
             .output()
             .map_err(|e| perr("caja-hub init")(e.to_string()))?;
-        check(out, "caja-hub init")?;
+        let printed = check(out, "caja-hub init")?;
+        let scheme = if extra.contains(&"--tls-self-signed") {
+            "https"
+        } else {
+            "http"
+        };
         let mut hub = HubProcess {
             dir: dir.to_path_buf(),
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("{scheme}://127.0.0.1:{port}"),
             token: token.to_owned(),
             child: None,
             starts: 0,
         };
         hub.serve()?;
-        Ok(hub)
+        Ok((hub, printed))
     }
 
     /// Starts `caja-hub serve` and waits for its "listening" line.
@@ -269,8 +290,15 @@ impl HubProcess {
 
     /// `caja-hub admin …` against this hub; its JSON answer.
     pub fn admin(&self, args: &[&str]) -> Result<serde_json::Value, ProcError> {
-        let out = Command::new(binary("caja-hub")?)
-            .args(["admin", "--url", &self.url, "--token", &self.token])
+        let mut cmd = Command::new(binary("caja-hub")?);
+        cmd.env("CAJA_HUB_ADMIN_TOKEN", &self.token)
+            .env_remove("CAJA_HUB_CA");
+        if self.url.starts_with("https://") {
+            // The hub's own self-signed certificate.
+            cmd.env("CAJA_HUB_CA", self.dir.join("tls/cert.pem"));
+        }
+        let out = cmd
+            .args(["admin", "--url", &self.url])
             .args(args)
             .output()
             .map_err(|e| perr("caja-hub admin")(e.to_string()))?;

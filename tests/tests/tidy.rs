@@ -318,6 +318,7 @@ const HUB_STORAGE_KERNEL: &[&str] = &[
     "device_request.rs",
     "error.rs",
     "migrate.rs",
+    "pg_tls.rs",
     "tx_cache.rs",
     "writer.rs",
 ];

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -55,33 +55,115 @@ pub struct AppState {
     /// The trusted certification authorities of `[tax_authority]
     /// trusted_ca`, read at start; `None` when not configured.
     pub trust_store: Option<Arc<caja_shared::ecf::certificate::TrustStore>>,
+    /// Wrong admin tokens per client address.
+    pub admin_guesses: crate::net::guesses::GuessLimiter,
 }
 
 pub(crate) type App = State<Arc<AppState>>;
 
 pub(crate) type Reply = Result<Response, ApiError>;
 
-/// Concurrency limit and request metrics around every matched route.
+/// Whether a route takes the admin token (its wrong guesses are limited per
+/// client address).
+fn takes_admin_token(route: &str) -> bool {
+    route.starts_with("/v1/admin/") || route == "/v1/health" || route == "/metrics"
+}
+
+/// The client address the serve loop recorded (absent when the router is
+/// called without a socket, as in the simulation).
+fn peer_ip(req: &Request) -> Option<std::net::IpAddr> {
+    req.extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+/// Refuses an address that has used up its wrong admin tokens (before the
+/// token is compared), and counts a wrong or missing one.
+fn admin_guess(app: &AppState, req: &Request) -> Result<(), ApiError> {
+    let ip = peer_ip(req);
+    let now = app.store.now_ms();
+    if let Err(wait_ms) = app.admin_guesses.admit(ip, now) {
+        let wait_s = u64::try_from((wait_ms + 999) / 1000).unwrap_or(60);
+        tracing::warn!(peer = ?ip, wait_s, "admin token refused unchecked: too many wrong tokens");
+        return Err(ApiError::overloaded(
+            "too many wrong admin tokens from this address",
+            wait_s,
+        ));
+    }
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if !app.admin.check(value) {
+        app.admin_guesses.failed(ip, now);
+    }
+    Ok(())
+}
+
+/// Reads the whole body (at most `body_limit_bytes`, within
+/// `body_timeout_ms`) before anything else holds a resource for it.
+async fn buffered(app: &AppState, req: Request) -> Result<Request, ApiError> {
+    let limit = app.cfg.body_limit_bytes;
+    let (parts, body) = req.into_parts();
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > u64::try_from(limit).unwrap_or(u64::MAX)) {
+        return Err(ApiError::too_large(limit));
+    }
+    let read = http_body_util::BodyExt::collect(http_body_util::Limited::new(body, limit));
+    let wait = std::time::Duration::from_millis(app.cfg.body_timeout_ms);
+    match tokio::time::timeout(wait, read).await {
+        Err(_) => Err(ApiError::timeout(
+            "the request body did not arrive within the body timeout",
+        )),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::too_large(limit)),
+        Ok(Err(_)) => Err(ApiError::invalid("$", "the body could not be read")),
+        Ok(Ok(collected)) => Ok(Request::from_parts(parts, Body::from(collected.to_bytes()))),
+    }
+}
+
+/// Around every matched route: the admin-token guess limit, the body read
+/// in full, then the concurrency limit, and request metrics. The permit is
+/// taken only once the body is here, so slow senders never hold one.
 pub(crate) async fn guard(State(app): App, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
     let started = Instant::now();
-    let response = match app.limiter.clone().try_acquire_owned() {
-        Err(_) => {
-            let e = ApiError::overloaded("too many requests in flight", 1);
+    let admitted = if takes_admin_token(&route) {
+        admin_guess(&app, &req)
+    } else {
+        Ok(())
+    };
+    let ready = match admitted {
+        Ok(()) => buffered(&app, req).await,
+        Err(e) => Err(e),
+    };
+    let response = match ready {
+        Err(e) => {
             app.metrics.reject(e.error);
-            tracing::warn!(route, "request refused: concurrency limit");
+            tracing::warn!(route, status = e.status, code = e.error, reason = %e.message, "request refused before its handler");
             error_response(&e)
         }
-        Ok(permit) => {
-            app.metrics.in_flight.inc();
-            let r = next.run(req).await;
-            app.metrics.in_flight.dec();
-            drop(permit);
-            r
-        }
+        Ok(req) => match app.limiter.clone().try_acquire_owned() {
+            Err(_) => {
+                let e = ApiError::overloaded("too many requests in flight", 1);
+                app.metrics.reject(e.error);
+                tracing::warn!(route, "request refused: concurrency limit");
+                error_response(&e)
+            }
+            Ok(permit) => {
+                app.metrics.in_flight.inc();
+                let r = next.run(req).await;
+                app.metrics.in_flight.dec();
+                drop(permit);
+                r
+            }
+        },
     };
     app.metrics
         .requests

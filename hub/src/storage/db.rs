@@ -30,6 +30,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::path::Path;
 
+use crate::storage::pg_tls;
 use postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 
 /// The advisory lock every write transaction takes on PostgreSQL.
@@ -75,18 +76,38 @@ impl std::fmt::Display for Database {
     }
 }
 
-/// A connection URL without its password.
-fn redact(url: &str) -> String {
+/// A connection URL without its password: the user info keeps the user
+/// name only (the last `@` ends it, so an unencoded `@` in the password does
+/// not leak its tail), and a `password=` query option is masked.
+pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    match rest.split_once('@') {
+    let (before_query, query) = match rest.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (rest, None),
+    };
+    let mut out = format!("{scheme}://");
+    match before_query.rsplit_once('@') {
         Some((user, host)) => {
-            let user = user.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}@{host}")
+            out.push_str(user.split(':').next().unwrap_or(""));
+            out.push('@');
+            out.push_str(host);
         }
-        None => url.to_owned(),
+        None => out.push_str(before_query),
     }
+    if let Some(q) = query {
+        let pairs: Vec<String> = q
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=<redacted>"),
+                _ => p.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&pairs.join("&"));
+    }
+    out
 }
 
 impl Database {
@@ -138,6 +159,19 @@ pub enum DbError {
     /// A statement the facade cannot run on this backend.
     #[error("{0}")]
     Unsupported(String),
+    /// The PostgreSQL URL cannot be used as it is (TLS settings; names
+    /// `database`, never shows the password).
+    #[error(transparent)]
+    PgUrl(#[from] pg_tls::PgUrlError),
+}
+
+impl From<pg_tls::ConnectError> for DbError {
+    fn from(e: pg_tls::ConnectError) -> Self {
+        match e {
+            pg_tls::ConnectError::Url(u) => DbError::PgUrl(u),
+            pg_tls::ConnectError::Postgres(p) => DbError::Postgres(p),
+        }
+    }
 }
 
 /// A PostgreSQL error with the server's message (the client's `Display`
@@ -646,8 +680,9 @@ impl Conn {
         }
     }
 
-    /// Connects to PostgreSQL (no TLS: a local socket or a trusted network;
-    /// see the README).
+    /// Connects to PostgreSQL: without TLS to a local server only, else over
+    /// TLS with the server's certificate verified (`sslmode`, `sslrootcert`;
+    /// [`crate::storage::pg_tls`]).
     pub fn connect_postgres(url: &str) -> Result<Conn, DbError> {
         Conn::connect_pg(url, false)
     }
@@ -660,18 +695,18 @@ impl Conn {
     }
 
     fn connect_pg(url: &str, detached: bool) -> Result<Conn, DbError> {
-        let mut config: postgres::Config = url.parse()?;
-        if config.get_application_name().is_none() {
-            config.application_name("caja-hub");
+        let mut target = pg_tls::target(url)?;
+        if target.config.get_application_name().is_none() {
+            target.config.application_name("caja-hub");
         }
         let client = if detached {
             std::thread::scope(|s| {
-                s.spawn(|| config.connect(postgres::NoTls))
+                s.spawn(|| pg_tls::connect(&target))
                     .join()
                     .unwrap_or_else(|e| std::panic::resume_unwind(e))
             })?
         } else {
-            config.connect(postgres::NoTls)?
+            pg_tls::connect(&target)?
         };
         Ok(Conn {
             kind: Kind::Postgres(Box::new(RefCell::new(Pg {

@@ -66,6 +66,7 @@ mod ingest;
 mod migrate;
 mod outbox;
 mod payments;
+pub mod pg_tls;
 mod pull;
 mod reports;
 mod stores;

@@ -231,10 +231,23 @@ pub(crate) fn sample_catalog(cx: &Ctx, args: SampleCatalogArgs) -> Result<(), Fa
 
 /// `caja-node enroll`.
 pub(crate) fn enroll(cx: &Ctx, args: EnrollArgs) -> Result<(), Failure> {
-    let EnrollArgs { hub, token } = args;
+    let EnrollArgs {
+        hub,
+        token,
+        hub_ca,
+        hub_cert_sha256,
+    } = args;
     let dir = &cx.dir;
     let json = cx.json;
-    enroll_with(dir, &hub, &token, json)
+    let given = match (hub_ca, hub_cert_sha256) {
+        (Some(ca), _) => {
+            let ca = std::path::absolute(&ca).unwrap_or(ca);
+            Some(("hub_ca", ca.display().to_string()))
+        }
+        (None, Some(pin)) => Some(("hub_cert_sha256", pin)),
+        (None, None) => None,
+    };
+    enroll_with(dir, &hub, &token, given, json)
 }
 
 /// `caja-node sync`.
@@ -390,7 +403,10 @@ pub(crate) fn run_node(
                     ));
                 }
                 Ok(_) => {}
-                Err(e) => eprintln!("Sin conexión con la oficina central: {e}"),
+                Err(e) => match messages::hub::trust_failure(e) {
+                    Some(sentence) => eprintln!("{sentence}"),
+                    None => eprintln!("Sin conexión con la oficina central: {e}"),
+                },
             }),
             None => {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -415,10 +431,42 @@ pub(crate) fn run_node(
     }
 }
 
-fn enroll_with(dir: &DataDir, hub: &str, token: &str, json: bool) -> Result<(), Failure> {
-    let client =
-        caja_node::sync::client::HubClient::new(hub, caja_node::sync::client::DEFAULT_TIMEOUT_MS)
-            .map_err(|e| sync_failure(e.into()))?;
+/// Enrolls over the trust given on the command line (`key`, `value` of
+/// config.toml) or, without one, the trust config.toml already names; the
+/// given one is written to config.toml for sync.
+fn enroll_with(
+    dir: &DataDir,
+    hub: &str,
+    token: &str,
+    given: Option<(&'static str, String)>,
+    json: bool,
+) -> Result<(), Failure> {
+    let mut cfg = caja_node::config::NodeConfig::load(dir.root(), |k| std::env::var(k).ok())
+        .map_err(|e| Failure::from(OpError::from(e)))?;
+    if let Some((key, value)) = &given {
+        if cfg.hub_ca.is_some() || cfg.hub_cert_sha256.is_some() {
+            return Err(Failure::from(OpError::from(
+                caja_node::config::ConfigError::Invalid {
+                    key,
+                    message: "config.toml already sets hub_ca or hub_cert_sha256: remove it or drop the option".into(),
+                },
+            )));
+        }
+        match *key {
+            "hub_ca" => cfg.hub_ca = Some(value.clone()),
+            _ => cfg.hub_cert_sha256 = Some(value.clone()),
+        }
+    }
+    let trust = cfg
+        .hub_trust(dir.root())
+        .map_err(|e| Failure::from(OpError::from(e)))?;
+    let client = caja_node::sync::client::HubClient::with_trust(
+        hub,
+        caja_node::sync::client::DEFAULT_TIMEOUT_MS,
+        true,
+        &trust,
+    )
+    .map_err(|e| sync_failure(e.into()))?;
     let e = client.enroll(token).map_err(|e| sync_failure(e.into()))?;
     let rec = caja_node::datadir::adopt_enrollment(
         dir,
@@ -432,6 +480,10 @@ fn enroll_with(dir: &DataDir, hub: &str, token: &str, json: bool) -> Result<(), 
         },
         SystemClock.now_ms(),
     )?;
+    if let Some((key, value)) = &given {
+        caja_node::config::record_setting(dir.root(), key, value)
+            .map_err(|e| Failure::from(OpError::from(e)))?;
+    }
     let v = serde_json::json!({"store": rec.store, "device": rec.device, "hub": hub});
     emit(json, &v, |_| {
         format!(

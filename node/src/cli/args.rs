@@ -419,12 +419,21 @@ pub(crate) struct RestoreArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct EnrollArgs {
-    /// The hub's base URL, e.g. http://127.0.0.1:8080.
+    /// The hub's base URL: https://hub.example.do (http:// only for a hub on
+    /// this machine, e.g. http://127.0.0.1:7878).
     #[arg(long)]
     pub(crate) hub: String,
     /// The one-time enrollment token.
     #[arg(long)]
     pub(crate) token: String,
+    /// Trust only the CAs in this PEM file for the hub's certificate
+    /// (written to config.toml as hub_ca).
+    #[arg(long, conflicts_with = "hub_cert_sha256")]
+    pub(crate) hub_ca: Option<PathBuf>,
+    /// Trust only the hub certificate with this SHA-256 (as `caja-hub init
+    /// --tls-self-signed` prints it; written to config.toml).
+    #[arg(long)]
+    pub(crate) hub_cert_sha256: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -230,8 +230,13 @@ pub(crate) fn sync_engine(
 }
 
 pub(crate) fn sync_failure(e: caja_node::sync::engine::SyncError) -> Failure {
+    use caja_node::sync::client::HubError;
     use caja_node::sync::engine::SyncError;
     let (code, error) = match &e {
+        SyncError::Hub(HubError::Config { .. }) | SyncError::Config(_) => {
+            (EXIT_NOT_READY, "config")
+        }
+        SyncError::Hub(HubError::Untrusted { .. }) => (EXIT_HUB, "hub_untrusted"),
         SyncError::Hub(_) => (EXIT_HUB, "hub"),
         SyncError::Quarantined(_) => (EXIT_HUB, "quarantined"),
         SyncError::BadHubData(_) => (EXIT_HUB, "bad_hub_data"),
@@ -242,9 +247,11 @@ pub(crate) fn sync_failure(e: caja_node::sync::engine::SyncError) -> Failure {
         }
         _ => (EXIT_STORAGE, "storage"),
     };
+    let message =
+        messages::hub::trust_failure(&e).unwrap_or_else(|| format!("No se pudo sincronizar: {e}."));
     Failure {
         code,
         error,
-        message: format!("No se pudo sincronizar: {e}."),
+        message,
     }
 }

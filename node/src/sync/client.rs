@@ -11,6 +11,8 @@ use caja_shared::ids::{DeviceId, KeyId};
 use caja_shared::key::DeviceKey;
 use caja_shared::request::SignedHeaders;
 
+use super::trust::{self, HubTrust, TrustError};
+
 /// Longest wait for one request, unless configured otherwise.
 pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 
@@ -41,6 +43,27 @@ pub enum HubError {
     /// An answer that is not what DESIGN says.
     #[error("unreadable hub answer: {0}")]
     BadAnswer(String),
+    /// The hub's address or trust settings cannot be used (names the key:
+    /// `hub_url`, `hub_ca`, `hub_cert_sha256`); nothing was sent.
+    #[error("{key}: {message}")]
+    Config {
+        /// The configuration key.
+        key: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// The TLS peer at the hub's address is not the hub this register was
+    /// configured to trust (another certificate than the pinned one, or one
+    /// not issued by `hub_ca` / the system roots for that name): nothing was
+    /// sent to it.
+    #[error("the hub's TLS certificate is not trusted ({key}): {detail}")]
+    Untrusted {
+        /// The trust setting it failed: `hub_cert_sha256`, `hub_ca` or
+        /// `hub_url` (the system roots).
+        key: &'static str,
+        /// The TLS library's reason.
+        detail: String,
+    },
 }
 
 impl HubError {
@@ -51,6 +74,7 @@ impl HubError {
             HubError::Unreachable(_) => true,
             HubError::Api { status, .. } => *status == 429 || *status >= 500,
             HubError::BadAnswer(_) => true,
+            HubError::Config { .. } | HubError::Untrusted { .. } => false,
         }
     }
 
@@ -131,6 +155,21 @@ enum Carrier {
 pub struct HubClient {
     base: String,
     http: Carrier,
+    /// The trust setting in force, named in certificate errors.
+    trust_key: &'static str,
+}
+
+/// An error and its sources on one line (reqwest's own `Display` stops at
+/// "error sending request").
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        cur = s.source();
+    }
+    text
 }
 
 fn install_crypto_provider() {
@@ -140,22 +179,45 @@ fn install_crypto_provider() {
 
 impl HubClient {
     /// A client for the hub at `base_url` (e.g. `http://127.0.0.1:8080`),
-    /// reusing connections.
+    /// reusing connections, trusting the system's roots.
     pub fn new(base_url: &str, timeout_ms: u64) -> Result<HubClient, HubError> {
         HubClient::with_keep_alive(base_url, timeout_ms, true)
     }
 
     /// A client that reuses connections or opens one per request (so every
-    /// request is its own TCP connection, e.g. behind a replaying proxy).
+    /// request is its own TCP connection, e.g. behind a replaying proxy),
+    /// trusting the system's roots.
     pub fn with_keep_alive(
         base_url: &str,
         timeout_ms: u64,
         keep_alive: bool,
     ) -> Result<HubClient, HubError> {
+        HubClient::with_trust(base_url, timeout_ms, keep_alive, &HubTrust::System)
+    }
+
+    /// A client of the hub at `base_url` that checks its TLS certificate as
+    /// `trust` says ([`crate::sync::trust`]). `base_url` must be `https://`
+    /// unless its host is loopback ([`HubError::Config`] naming `hub_url`).
+    /// Redirects are not followed: the hub answers itself.
+    pub fn with_trust(
+        base_url: &str,
+        timeout_ms: u64,
+        keep_alive: bool,
+        trust: &HubTrust,
+    ) -> Result<HubClient, HubError> {
+        let config_error = |e: TrustError| HubError::Config {
+            key: e.key,
+            message: e.message,
+        };
+        let base = trust::check_hub_url(base_url).map_err(config_error)?;
         install_crypto_provider();
         let mut builder = reqwest::blocking::Client::builder()
             .timeout(Duration::from_millis(timeout_ms))
-            .connect_timeout(Duration::from_millis(timeout_ms.min(5_000)));
+            .connect_timeout(Duration::from_millis(timeout_ms.min(5_000)))
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(tls) = trust::client_config(trust).map_err(config_error)? {
+            builder = builder.tls_backend_preconfigured(tls);
+        }
         if !keep_alive {
             builder = builder.pool_max_idle_per_host(0);
         }
@@ -163,8 +225,9 @@ impl HubClient {
             .build()
             .map_err(|e| HubError::Unreachable(e.to_string()))?;
         Ok(HubClient {
-            base: base_url.trim_end_matches('/').to_owned(),
+            base,
             http: Carrier::Http(http),
+            trust_key: trust.key(),
         })
     }
 
@@ -174,6 +237,7 @@ impl HubClient {
         HubClient {
             base: base_url.trim_end_matches('/').to_owned(),
             http: Carrier::Custom(transport),
+            trust_key: "hub_url",
         }
     }
 
@@ -259,9 +323,16 @@ impl HubClient {
                         req = req.header(name, value);
                     }
                 }
-                let resp = req
-                    .send()
-                    .map_err(|e| HubError::Unreachable(e.to_string()))?;
+                let resp = req.send().map_err(|e| {
+                    if trust::is_certificate_error(&e) {
+                        HubError::Untrusted {
+                            key: self.trust_key,
+                            detail: error_chain(&e),
+                        }
+                    } else {
+                        HubError::Unreachable(e.to_string())
+                    }
+                })?;
                 let status = resp.status().as_u16();
                 let retry_after_s = resp
                     .headers()

@@ -102,6 +102,9 @@ pub enum SyncError {
     /// The key file.
     #[error(transparent)]
     KeyFile(#[from] KeyFileError),
+    /// The configuration cannot be used (names the key).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 impl From<OpError> for SyncError {
@@ -179,7 +182,9 @@ pub struct SyncEngine<C: Clock, R: RandomSource> {
 }
 
 impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
-    /// Opens the register's data directory for syncing with the hub at `hub_url`.
+    /// Opens the register's data directory for syncing with the hub at
+    /// `hub_url`, checking its certificate as `config.toml` says (`hub_ca`,
+    /// `hub_cert_sha256`; https unless loopback).
     pub fn open(
         dir: &DataDir,
         hub_url: &str,
@@ -187,7 +192,10 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
         rng: R,
         settings: SyncSettings,
     ) -> Result<Self, SyncError> {
-        let client = HubClient::with_keep_alive(hub_url, settings.timeout_ms, settings.keep_alive)?;
+        let config = crate::config::NodeConfig::load(dir.root(), |k| std::env::var(k).ok())?;
+        let trust = config.hub_trust(dir.root())?;
+        let client =
+            HubClient::with_trust(hub_url, settings.timeout_ms, settings.keep_alive, &trust)?;
         SyncEngine::open_with_client(dir, client, clock, rng, settings)
     }
 

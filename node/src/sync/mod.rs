@@ -5,7 +5,8 @@
 //! can replay them. `client` is the HTTP shell (signed requests, DESIGN's wire
 //! shapes) and `engine` the loop that pushes, pulls and recovers, on its own
 //! SQLite connection so selling never waits for the network; `state` its
-//! rows in the database; `batch` bounds a push in events and bytes.
+//! rows in the database; `batch` bounds a push in events and bytes; `trust`
+//! whom the register believes is its hub (https, CA, pinned certificate).
 
 pub mod backoff;
 pub mod batch;
@@ -14,3 +15,4 @@ pub mod client;
 pub mod engine;
 pub mod skew;
 pub mod state;
+pub mod trust;

@@ -433,7 +433,7 @@ impl World {
                 key_id: e.key_id.clone(),
                 key: e.key.clone(),
                 hub_public_key: e.hub_key,
-                hub_url: "http://sim-hub".into(),
+                hub_url: "https://sim-hub".into(),
             },
             self.now_ms,
         )
@@ -462,7 +462,10 @@ impl World {
 
     /// A client of the hub over register `idx`'s link.
     pub fn client(&self, idx: usize) -> HubClient {
-        HubClient::with_transport("http://sim-hub", Arc::new(Link::new(self.net.clone(), idx)))
+        HubClient::with_transport(
+            "https://sim-hub",
+            Arc::new(Link::new(self.net.clone(), idx)),
+        )
     }
 
     /// Opens a register's operations and sync engine from its files.

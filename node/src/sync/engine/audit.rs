@@ -10,6 +10,14 @@
 //! keeps it so across restarts, and from then on applies no hub data (catalog,
 //! prices, grants) — pushing its own events and selling go on. Network trouble
 //! and malformed answers are ordinary sync failures, never `critical`.
+//!
+//! Once a head has been verified, the hub may not withdraw its log: a refusal
+//! of the head or of a consistency proof (a 404 or any other answer that is
+//! not overload, a server failure, or a refusal of this register's own
+//! credentials — see [`withdraws_log`]) is as critical as an inconsistent
+//! head, since a rolled-back or hostile hub would otherwise skip the proof by
+//! answering "not found". Before any head was verified, a 404 means a hub from
+//! before the audit log and the register stays `unverified`.
 
 use caja_shared::canonical::Value;
 use caja_shared::digest::{Hash256, Signature};
@@ -54,6 +62,22 @@ fn parse_sth(v: &Value) -> Result<SignedTreeHead, SyncError> {
     })
 }
 
+/// Whether `e` is the hub refusing an audit-log request (as opposed to being
+/// overloaded or failing — `429`, `5xx`, no answer — or refusing this
+/// register itself: `401` for its key or clock, `403 device_quarantined`,
+/// which every endpoint answers alike and which stop the round anyway).
+pub(crate) fn withdraws_log(e: &HubError) -> bool {
+    match e {
+        HubError::Api { status, code, .. } => {
+            !(*status == 429
+                || *status >= 500
+                || *status == 401
+                || (*status == 403 && code == "device_quarantined"))
+        }
+        _ => false,
+    }
+}
+
 fn parse_proof(v: &Value) -> Result<Vec<Hash256>, SyncError> {
     let bad = || SyncError::BadHubData("consistency proof: not a list of hashes".into());
     v.get("proof")
@@ -79,8 +103,15 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
             // Enrolled before the hub handed out its key: nothing to verify with.
             return Ok(());
         };
+        let before = previous(self.db.conn())?;
         let v = match self.request("GET", "/v1/audit/sth", Vec::new()) {
             Ok(v) => v,
+            Err(e) if before.is_some() && withdraws_log(&e) => {
+                let old_size = before.as_ref().map_or(0, |(size, _)| *size);
+                return self.distrust(format!(
+                    "the hub refused its signed tree head ({e}) after this register had verified one of {old_size} entries: a hub may not withdraw its audit log"
+                ));
+            }
             // A hub from before the audit log: stay unverified.
             Err(HubError::Api { status: 404, .. }) => return Ok(()),
             Err(e) => return Err(e.into()),
@@ -95,7 +126,7 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
                 ))
             }
         };
-        if let Some((old_size, old_root)) = previous(self.db.conn())? {
+        if let Some((old_size, old_root)) = before {
             if head.tree_size < old_size {
                 return self.distrust(format!(
                     "the hub's audit log shrank from {old_size} to {} entries",
@@ -109,7 +140,16 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
                     "/v1/audit/consistency?first={old_size}&second={}",
                     head.tree_size
                 );
-                parse_proof(&self.request("GET", &path, Vec::new())?)?
+                match self.request("GET", &path, Vec::new()) {
+                    Ok(v) => parse_proof(&v)?,
+                    Err(e) if withdraws_log(&e) => {
+                        return self.distrust(format!(
+                            "the hub refused the consistency proof from {old_size} to {} entries ({e}): a hub may not withdraw its audit log",
+                            head.tree_size
+                        ))
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             };
             if let Err(e) =
                 merkle::verify_consistency(old_size, head.tree_size, &old_root, &head.root, &proof)
@@ -142,5 +182,42 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
         tracing::error!(%problem, "hub audit log check failed: the hub is no longer trusted");
         state::distrust(self.db.conn(), &problem, self.clock.now_ms())?;
         Err(SyncError::HubLogRewritten(problem))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16, code: &str) -> HubError {
+        HubError::Api {
+            status,
+            code: code.into(),
+            message: String::new(),
+            expected_seq: None,
+            acked_seq: None,
+            hub_time_ms: None,
+            retry_after_ms: None,
+        }
+    }
+
+    #[test]
+    fn which_answers_withdraw_the_log() {
+        for (e, withdraws) in [
+            (api(404, "http_404"), true),
+            (api(410, "gone"), true),
+            (api(400, "bad_request"), true),
+            (api(403, "forbidden"), true),
+            (api(302, "http_302"), true),
+            (api(403, "device_quarantined"), false),
+            (api(401, "bad_signature"), false),
+            (api(429, "rate_limited"), false),
+            (api(500, "internal"), false),
+            (api(503, "unavailable"), false),
+            (HubError::Unreachable("reset".into()), false),
+            (HubError::BadAnswer("junk".into()), false),
+        ] {
+            assert_eq!(withdraws_log(&e), withdraws, "{e}");
+        }
     }
 }
