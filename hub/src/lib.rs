@@ -28,6 +28,7 @@ pub mod audit;
 pub mod audit_export;
 pub mod audit_tree;
 pub mod auth;
+pub mod caps;
 pub mod certificate;
 pub mod config;
 pub mod conflict;

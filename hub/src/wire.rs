@@ -152,6 +152,15 @@ impl ApiError {
         // Serializing a struct of strings and integers cannot fail.
         serde_json::to_vec(self).unwrap_or_else(|_| b"{\"error\":\"internal\"}".to_vec())
     }
+
+    /// 413 `too_large` naming the part of the body over its cap (an event,
+    /// a signed document), with the size and the limit in the message.
+    pub fn too_large_field(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError {
+            field: Some(field.into()),
+            ..ApiError::new(413, "too_large", message)
+        }
+    }
 }
 
 impl std::fmt::Display for ApiError {
