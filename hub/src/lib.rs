@@ -41,6 +41,7 @@ pub mod health;
 pub mod http;
 pub mod hubchain;
 pub mod ingest;
+pub mod logsafe;
 pub mod metrics;
 pub mod outbox;
 pub mod outbox_worker;

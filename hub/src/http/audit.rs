@@ -21,6 +21,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use caja_shared::digest::Hash256;
+use caja_shared::ids::StoreId;
 
 use super::kernel::{
     answer, authenticated, json_bytes, param_number, query_params, signed_request, store_error,
@@ -38,18 +39,19 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/v1/admin/audit/sth", post(sign_now))
 }
 
-/// An auditor with the admin token, or a register's signed request.
+/// An auditor with the admin token (`None`: every entry), or a register's
+/// signed request (`Some(its store)`: the entries it may read).
 async fn reader(
     app: &AppState,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
-) -> Result<(), ApiError> {
+) -> Result<Option<StoreId>, ApiError> {
     if headers.contains_key(header::AUTHORIZATION) {
-        return app.admin_only(headers);
+        return app.admin_only(headers).map(|()| None);
     }
     let req = signed_request(app, method, uri, headers, Bytes::new())?;
-    authenticated(app, req).await.map(|_| ())
+    authenticated(app, req).await.map(|who| Some(who.store))
 }
 
 fn sth_response(sth: &caja_shared::merkle::SignedTreeHead) -> Reply {
@@ -101,11 +103,11 @@ async fn sth(State(app): App, method: Method, uri: Uri, headers: HeaderMap) -> R
 
 async fn inclusion(State(app): App, method: Method, uri: Uri, headers: HeaderMap) -> Response {
     let r = async {
-        reader(&app, &method, &uri, &headers).await?;
+        let scope = reader(&app, &method, &uri, &headers).await?;
         let params = query_params(&uri, &["index", "tree_size"])?;
         let index = required(&params, "index")?;
         let tree_size = required(&params, "tree_size")?;
-        let a = answer(app.store.audit_inclusion(index, tree_size).await)?;
+        let a = answer(app.store.audit_inclusion(index, tree_size, scope).await)?;
         let mut out = Vec::with_capacity(a.entry.len() + 64 * (a.proof.len() + 2) + 128);
         out.extend_from_slice(b"{\"entry\":");
         out.extend_from_slice(&a.entry);

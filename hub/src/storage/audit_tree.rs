@@ -420,8 +420,26 @@ impl Storage {
         &self,
         index: u64,
         size: u64,
+        scope: Option<caja_shared::ids::StoreId>,
     ) -> Result<Answer<InclusionAnswer>, StorageError> {
-        self.read(move |conn| inclusion(conn, index, size)).await
+        self.read(move |conn| {
+            // A register reads only its own store's entries; an auditor
+            // with the admin token (no scope) reads every entry.
+            if let Some(store) = scope {
+                match crate::storage::audit_log::entry_store(conn, index)? {
+                    Some(Some(s)) if s == store.to_string() => {}
+                    Some(_) => {
+                        return Ok(Err(ApiError::forbidden(
+                            "wrong_store",
+                            "this audit entry is not of the register's store",
+                        )))
+                    }
+                    None => {}
+                }
+            }
+            inclusion(conn, index, size)
+        })
+        .await
     }
 
     /// `GET /v1/audit/consistency`.
