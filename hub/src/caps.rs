@@ -62,7 +62,7 @@ impl Caps {
     /// [`crate::config::HubConfig`]).
     pub const DEFAULT: Caps = Caps {
         max_event_bytes: 1024 * 1024,
-        max_document_bytes: 2 * 1024 * 1024,
+        max_document_bytes: 1024 * 1024,
         max_page_bytes: 4 * 1024 * 1024,
         push_rate_limit: RateLimit {
             burst: 60_000,

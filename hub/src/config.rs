@@ -246,12 +246,14 @@ pub struct HubConfig {
     pub tax_authority: Option<TaxAuthorityConfig>,
     // — CAPS limits —
     /// Largest canonical event a push may carry (413 `too_large` naming
-    /// `events[i]`). Default 1 MiB: the largest event a register makes (a
-    /// 500-line sale, measured in `hub/tests/caps.rs`) is a fraction of it.
+    /// `events[i]`). Default 1 MiB: the largest event a register makes, a
+    /// 500-line sale with 200-character names, discounts and overrides on
+    /// every line, is about 330 KB (measured in `hub/tests/caps.rs`).
     pub max_event_bytes: usize,
     /// Largest signed document (e-CF or RFCE XML, decoded) a push may carry
-    /// (413 naming `documents[j].xml`). Default 2 MiB, above the e-CF of a
-    /// 500-line sale (measured in `hub/tests/caps.rs`).
+    /// (413 naming `documents[j].xml`). Default 1 MiB: the signed e-CF of
+    /// the largest 500-line sale is about 210 KB (measured in
+    /// `hub/tests/caps.rs`).
     pub max_document_bytes: usize,
     /// Most event bytes in one pull or own page: a page stops before it
     /// would exceed this, and always holds at least one event. Default
