@@ -112,7 +112,7 @@ fn largest_sale(store_rng: u64) -> SaleCreated {
     let mut lines = Vec::new();
     let (mut total, mut tax) = (Money(0), Money(0));
     for k in 0..500i64 {
-        let a = LineAmounts::compute(Money(99_999_00 + k), QtyMilli(999_000), Money(1_00), rate)
+        let a = LineAmounts::compute(Money(9_999_900 + k), QtyMilli(999_000), Money(1_00), rate)
             .unwrap();
         total = Money(total.0 + a.total.0);
         tax = Money(tax.0 + a.tax.0);
@@ -120,14 +120,14 @@ fn largest_sale(store_rng: u64) -> SaleCreated {
             product: format!("SKU-{k:060}").parse().unwrap(),
             name: name.clone(),
             qty_milli: QtyMilli(999_000),
-            unit_price: Money(99_999_00 + k),
+            unit_price: Money(9_999_900 + k),
             tax_bp: rate,
             discount: Some(a.discount),
             total: a.total,
             tax: a.tax,
             beyond_quota_milli: Some(QtyMilli(999_999)),
             price_override: Some(PriceOverride {
-                shelf_price: Money(199_999_00),
+                shelf_price: Money(19_999_900),
                 approval: Some(approver.clone()),
             }),
         });
