@@ -559,3 +559,109 @@ async fn a_register_reads_only_its_own_stores_audit_entries() {
     let v = hub.admin_get(&path(of_two)).await;
     assert_eq!(v["index"], of_two);
 }
+
+/// The real `caja-hub serve` process logging a dashboard login refused for
+/// a wrong admin token, the operator name carrying a newline, a forged log
+/// line and ANSI escapes: its stderr keeps one line per event, the forged
+/// text shown escaped.
+#[tokio::test]
+async fn an_operator_name_cannot_forge_a_line_in_the_hubs_log() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    const BIN: &str = env!("CARGO_BIN_EXE_caja-hub");
+    caja_hub::admin_client::install_crypto_provider();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("hub");
+    let out = Command::new(BIN)
+        .args(["init", "--data-dir"])
+        .arg(&dir)
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log_path = tmp.path().join("stderr.log");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--data-dir"])
+        .arg(&dir)
+        .env("CAJA_HUB_LOG", "warn")
+        .env_remove("CAJA_HUB_LOG_FORMAT")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("caja-hub listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    let http = reqwest::Client::new();
+    // The login form's cookie and its form token.
+    let page = http
+        .get(format!("http://{addr}/ui/login"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("caja_login="))
+        .and_then(|v| v.split(';').next())
+        .expect("the login cookie")
+        .to_owned();
+    let forged = "2026-01-01T00:00:00.000000Z ERROR caja_hub: FORGED operator=admin";
+    let name = format!("ana\n{forged}\r\u{1b}[2K\u{1b}[31m");
+    let encode = |v: &str| -> String {
+        v.bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    let form = format!(
+        "csrf={}&name={}&token=not-the-admin-token",
+        encode(&cookie),
+        encode(&name)
+    );
+    let r = http
+        .post(format!("http://{addr}/ui/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", format!("caja_login={cookie}"))
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let text = loop {
+        let text = std::fs::read_to_string(&log_path).unwrap();
+        if text.contains("FORGED") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(text.contains("FORGED"), "the refusal is logged: {text}");
+    assert!(
+        !text.lines().any(|l| l.starts_with(forged)),
+        "a forged line: {text}"
+    );
+    // The hub colours its own lines; the name's escapes stay inert.
+    assert!(
+        !text.contains("\u{1b}[2K") && !text.contains("\u{1b}[31m"),
+        "raw ANSI escapes from the name: {text:?}"
+    );
+    assert!(!text.contains('\r'), "raw carriage return: {text:?}");
+    assert!(text.contains("ana\\n2026-01-01T00:00:00"), "{text}");
+}
