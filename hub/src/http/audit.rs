@@ -8,7 +8,10 @@
 //! ```
 //!
 //! The `GET`s answer registers (signed requests, as pull) and auditors
-//! (`Authorization: Bearer <admin token>`); the `POST` is admin only. Proofs are
+//! (`Authorization: Bearer <admin token>`); the `POST` is admin only. A
+//! register reads inclusion proofs of its own store's entries only (403
+//! `wrong_store` for another store's or a hub-wide entry); an auditor reads
+//! every entry. Proofs are
 //! lowercase hex hashes in RFC 9162 order; `entry` is the entry's canonical JSON
 //! as stored, so its leaf hash is SHA-256(0x00 ‖ its bytes).
 

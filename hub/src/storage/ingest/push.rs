@@ -1,6 +1,8 @@
-//! `POST /v1/sync/push` on the writer thread: authentication, the checks of
-//! [`crate::ingest`] in DESIGN's order, a chain mismatch's quarantine, then
-//! each new event stored, audited and offered to the causal gate.
+//! `POST /v1/sync/push` on the writer thread: authentication, the push's
+//! weight charged to the device's volume bucket and the size caps
+//! ([`crate::caps`]), the checks of [`crate::ingest`] in DESIGN's order, a
+//! chain mismatch's quarantine, then each new event stored, audited and
+//! offered to the causal gate; held events beyond the threshold alert.
 //!
 //! Invariant: a push is applied entirely or not at all (one job).
 
