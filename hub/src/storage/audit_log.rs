@@ -6,7 +6,7 @@
 
 use crate::audit::{AuditEntry, AuditKind};
 use crate::storage::codec::u;
-use crate::storage::db::{params, Conn, OptionalExtension};
+use crate::storage::db::{params, Conn};
 use crate::storage::error::StorageError;
 use crate::storage::tx_cache::TxCache;
 use caja_shared::canonical::Value;
@@ -50,17 +50,4 @@ pub(crate) fn append_audit(
     // The Merkle tree over the log grows in the same transaction.
     crate::storage::audit_tree::append_leaf(conn, entry.index, leaf)?;
     Ok(entry.index)
-}
-
-/// The store of entry `index`: `None` when there is no such entry,
-/// `Some(None)` for an entry of no store (hub-wide operator actions).
-/// Scopes what a register may read of the log.
-pub(crate) fn entry_store(conn: &Conn, index: u64) -> Result<Option<Option<String>>, StorageError> {
-    let Ok(idx) = i64::try_from(index) else {
-        return Ok(None);
-    };
-    Ok(conn
-        .prepare_cached("SELECT store_id FROM audit_log WHERE idx = $1")?
-        .query_row([idx], |r| r.get(0))
-        .optional()?)
 }

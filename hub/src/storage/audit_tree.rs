@@ -426,7 +426,7 @@ impl Storage {
             // A register reads only its own store's entries; an auditor
             // with the admin token (no scope) reads every entry.
             if let Some(store) = scope {
-                match crate::storage::audit_log::entry_store(conn, index)? {
+                match entry_store(conn, index)? {
                     Some(Some(s)) if s == store.to_string() => {}
                     Some(_) => {
                         return Ok(Err(ApiError::forbidden(
@@ -451,6 +451,19 @@ impl Storage {
         self.read(move |conn| consistency(conn, first, second))
             .await
     }
+}
+
+/// The store of entry `index`: `None` when there is no such entry,
+/// `Some(None)` for an entry of no store (hub-wide operator actions).
+/// Scopes what a register may read of the log.
+fn entry_store(conn: &Conn, index: u64) -> Result<Option<Option<String>>, StorageError> {
+    let Ok(idx) = i64::try_from(index) else {
+        return Ok(None);
+    };
+    Ok(conn
+        .prepare_cached("SELECT store_id FROM audit_log WHERE idx = $1")?
+        .query_row([idx], |r| r.get(0))
+        .optional()?)
 }
 
 #[cfg(test)]
