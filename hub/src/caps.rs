@@ -65,8 +65,8 @@ impl Caps {
         max_document_bytes: 1024 * 1024,
         max_page_bytes: 4 * 1024 * 1024,
         push_rate_limit: RateLimit {
-            burst: 60_000,
-            per_minute: 1_200_000,
+            burst: 100_000,
+            per_minute: 1_800_000,
         },
         push_bytes_per_unit: 2048,
         max_outstanding_fiscal: 5_000,
