@@ -393,6 +393,7 @@ async fn measure(documents: u64, workers: usize) -> anyhow::Result<Summary> {
             read_connections: 4,
             key_grace_ms: 0,
             rate_limit: cfg.rate_limit,
+            caps: cfg.caps(),
         },
         Arc::new(SystemClock),
         Box::new(OsRandom::new()),

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::caps::Caps;
 use crate::ratelimit::RateLimit;
 
 /// The file name of the configuration inside the data directory.
@@ -271,6 +272,42 @@ pub struct HubConfig {
     /// The private key of `tls_cert`, PEM, owner-only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<String>,
+    // — CAPS limits —
+    /// Largest canonical event a push may carry (413 `too_large` naming
+    /// `events[i]`). Default 1 MiB: the largest event a register makes, a
+    /// 500-line sale with 200-character names, discounts and overrides on
+    /// every line, is about 330 KB (measured in `hub/tests/caps.rs`).
+    pub max_event_bytes: usize,
+    /// Largest signed document (e-CF or RFCE XML, decoded) a push may carry
+    /// (413 naming `documents[j].xml`). Default 1 MiB: the signed e-CF of
+    /// the largest 500-line sale is about 210 KB (measured in
+    /// `hub/tests/caps.rs`).
+    pub max_document_bytes: usize,
+    /// Most event bytes in one pull or own page: a page stops before it
+    /// would exceed this, and always holds at least one event. Default
+    /// 4 MiB, the register's own push bound.
+    pub max_page_bytes: usize,
+    /// Per-device volume limit on pushes, in weight units (one per event
+    /// plus one per `push_bytes_per_unit` body bytes): burst, then per
+    /// minute. 429 `overloaded` with `Retry-After` beyond. Default burst
+    /// 100,000 and 1,800,000 a minute (30,000 a second): above one
+    /// register's full-speed catch-up (about 16,000 events/s of ~700 bytes,
+    /// 1.35 units each), far below what the request limit alone let through
+    /// (1,200 pushes a minute of 5,000 events and 8 MiB each).
+    pub push_rate_limit: RateLimit,
+    /// Body bytes that weigh as much as one event in `push_rate_limit`.
+    pub push_bytes_per_unit: usize,
+    /// Fiscal numbers granted to one device and not yet used or released,
+    /// per series prefix, beyond which a range request answers 429. Default
+    /// 5,000: a register holds less than two of its blocks (block size at
+    /// most 1,000, low-water mark at most the block size).
+    pub max_outstanding_fiscal: u64,
+    /// Held events of one device beyond which head office is alerted and the
+    /// health report degrades (held events are stored, never refused).
+    pub held_alert_threshold: u64,
+    /// A used enrollment token presented again gets the same refusal each
+    /// time but one audit entry and alert per token in this window.
+    pub enroll_replay_window_ms: i64,
 }
 
 impl std::fmt::Debug for HubConfig {
@@ -321,6 +358,14 @@ impl std::fmt::Debug for HubConfig {
             .field("admin_guess_limit", &self.admin_guess_limit)
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key)
+            .field("max_event_bytes", &self.max_event_bytes)
+            .field("max_document_bytes", &self.max_document_bytes)
+            .field("max_page_bytes", &self.max_page_bytes)
+            .field("push_rate_limit", &self.push_rate_limit)
+            .field("push_bytes_per_unit", &self.push_bytes_per_unit)
+            .field("max_outstanding_fiscal", &self.max_outstanding_fiscal)
+            .field("held_alert_threshold", &self.held_alert_threshold)
+            .field("enroll_replay_window_ms", &self.enroll_replay_window_ms)
             .finish()
     }
 }
@@ -370,6 +415,15 @@ impl Default for HubConfig {
             },
             tls_cert: None,
             tls_key: None,
+            // — CAPS limits —
+            max_event_bytes: Caps::DEFAULT.max_event_bytes,
+            max_document_bytes: Caps::DEFAULT.max_document_bytes,
+            max_page_bytes: Caps::DEFAULT.max_page_bytes,
+            push_rate_limit: Caps::DEFAULT.push_rate_limit,
+            push_bytes_per_unit: Caps::DEFAULT.push_bytes_per_unit,
+            max_outstanding_fiscal: Caps::DEFAULT.max_outstanding_fiscal,
+            held_alert_threshold: Caps::DEFAULT.held_alert_threshold,
+            enroll_replay_window_ms: Caps::DEFAULT.enroll_replay_window_ms,
         }
     }
 }
@@ -553,6 +607,20 @@ impl HubConfig {
         Ok(cfg)
     }
 
+    /// The resource caps of these settings (the `— CAPS limits —` block).
+    pub fn caps(&self) -> Caps {
+        Caps {
+            max_event_bytes: self.max_event_bytes,
+            max_document_bytes: self.max_document_bytes,
+            max_page_bytes: self.max_page_bytes,
+            push_rate_limit: self.push_rate_limit,
+            push_bytes_per_unit: self.push_bytes_per_unit,
+            max_outstanding_fiscal: self.max_outstanding_fiscal,
+            held_alert_threshold: self.held_alert_threshold,
+            enroll_replay_window_ms: self.enroll_replay_window_ms,
+        }
+    }
+
     /// Checks ranges.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |field, message: &str| {
@@ -609,6 +677,26 @@ impl HubConfig {
         }
         if self.rate_limit.burst == 0 {
             return bad("rate_limit.burst", "must be at least 1");
+        }
+        // — CAPS limits —
+        for (field, v) in [
+            ("max_event_bytes", self.max_event_bytes),
+            ("max_document_bytes", self.max_document_bytes),
+            ("max_page_bytes", self.max_page_bytes),
+            ("push_bytes_per_unit", self.push_bytes_per_unit),
+        ] {
+            if v < 1024 {
+                return bad(field, "must be at least 1024");
+            }
+        }
+        if self.push_rate_limit.burst == 0 {
+            return bad("push_rate_limit.burst", "must be at least 1");
+        }
+        if self.max_outstanding_fiscal == 0 {
+            return bad("max_outstanding_fiscal", "must be at least 1");
+        }
+        if self.enroll_replay_window_ms < 0 {
+            return bad("enroll_replay_window_ms", "must not be negative");
         }
         for (name, secret) in &self.payment_providers {
             if !crate::payments::valid_provider_name(name) {

@@ -169,6 +169,13 @@ pub fn report_with(inputs: &HealthInputs, now_ms: i64, silent_ms: i64) -> Health
             &mut overall,
         );
     }
+    for (device, held) in &inputs.held_over_threshold {
+        flag(
+            Overall::Degraded,
+            format!("register {device} holds {held} event(s) waiting for dependencies, beyond the alert threshold"),
+            &mut overall,
+        );
+    }
     if inputs.conflicts_open > 0 {
         flag(
             Overall::Degraded,
@@ -279,6 +286,10 @@ pub fn report_with(inputs: &HealthInputs, now_ms: i64, silent_ms: i64) -> Health
                 "missing": h.missing,
             })).collect::<Vec<_>>(),
             "quarantined_devices": quarantined,
+            "held_over_threshold": inputs.held_over_threshold.iter().map(|(device, held)| serde_json::json!({
+                "device": device,
+                "held": held,
+            })).collect::<Vec<_>>(),
         }),
         conflicts: serde_json::json!({
             "last_24h": inputs.conflicts_24h,

@@ -537,9 +537,11 @@ fn init_logs(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
+    // Text lines escape every field's control characters (log forging);
+    // JSON escapes them itself.
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Text => builder.fmt_fields(caja_hub::logsafe::fields()).try_init(),
     };
 }
 

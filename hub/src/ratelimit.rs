@@ -48,7 +48,21 @@ impl RateLimit {
     /// the bucket to persist and the decision. A clock that went backwards
     /// refills nothing.
     pub fn take(&self, bucket: Option<Bucket>, now_ms: i64) -> (Bucket, Decision) {
+        self.take_units(bucket, now_ms, 1)
+    }
+
+    /// Takes `units` tokens at once (a weighted request: a push costs by its
+    /// events and bytes); the wait when refused is until that many are
+    /// back. A cost above the burst is charged as the burst, so a request
+    /// the bucket can never hold still passes once it is full.
+    pub fn take_units(
+        &self,
+        bucket: Option<Bucket>,
+        now_ms: i64,
+        units: u32,
+    ) -> (Bucket, Decision) {
         let cap = i64::from(self.burst) * MILLI;
+        let cost = i64::from(units.clamp(1, self.burst.max(1))) * MILLI;
         let mut b = bucket.unwrap_or(Bucket {
             tokens_milli: cap,
             updated_ms: now_ms,
@@ -61,8 +75,8 @@ impl RateLimit {
             / MS_PER_MIN;
         b.tokens_milli = b.tokens_milli.saturating_add(refill).min(cap);
         b.updated_ms = b.updated_ms.max(now_ms);
-        if b.tokens_milli >= MILLI {
-            b.tokens_milli -= MILLI;
+        if b.tokens_milli >= cost {
+            b.tokens_milli -= cost;
             (b, Decision::Allow)
         } else if self.per_minute == 0 {
             (
@@ -72,7 +86,7 @@ impl RateLimit {
                 },
             )
         } else {
-            let short = MILLI - b.tokens_milli;
+            let short = cost - b.tokens_milli;
             let per_min_milli = i64::from(self.per_minute) * MILLI;
             let retry_after_ms = (short * MS_PER_MIN + per_min_milli - 1) / per_min_milli;
             (b, Decision::Limited { retry_after_ms })
@@ -112,6 +126,31 @@ mod tests {
         // Long idle refills to the burst, not beyond.
         let (nb, _) = rl.take(Some(nb), 10_000_000);
         assert_eq!(nb.tokens_milli, 2000);
+    }
+
+    #[test]
+    fn weighted_takes_wait_for_their_whole_cost() {
+        let rl = RateLimit {
+            burst: 100,
+            per_minute: 6000,
+        };
+        let (b, d) = rl.take_units(None, 0, 60);
+        assert_eq!(d, Decision::Allow);
+        assert_eq!(b.tokens_milli, 40_000);
+        // 60 more need 20 more tokens: 200 ms at 100 a second.
+        let (b, d) = rl.take_units(Some(b), 0, 60);
+        assert_eq!(
+            d,
+            Decision::Limited {
+                retry_after_ms: 200
+            }
+        );
+        let (_, d) = rl.take_units(Some(b), 200, 60);
+        assert_eq!(d, Decision::Allow);
+        // A cost beyond the burst is charged as the burst.
+        let (b, d) = rl.take_units(None, 0, 1_000_000);
+        assert_eq!(d, Decision::Allow);
+        assert_eq!(b.tokens_milli, 0);
     }
 
     #[test]

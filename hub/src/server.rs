@@ -168,6 +168,7 @@ fn store_config(cfg: &HubConfig, database: storage::Database) -> StorageConfig {
         read_connections: cfg.read_connections,
         key_grace_ms: cfg.key_grace_ms,
         rate_limit: cfg.rate_limit,
+        caps: cfg.caps(),
     }
 }
 

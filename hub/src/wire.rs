@@ -162,6 +162,15 @@ impl ApiError {
             ..ApiError::new(503, "timeout", message)
         }
     }
+
+    /// 413 `too_large` naming the part of the body over its cap (an event,
+    /// a signed document), with the size and the limit in the message.
+    pub fn too_large_field(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError {
+            field: Some(field.into()),
+            ..ApiError::new(413, "too_large", message)
+        }
+    }
 }
 
 impl std::fmt::Display for ApiError {

@@ -250,6 +250,7 @@ async fn open_store(hub: &TestHub) -> Storage {
         read_connections: 2,
         key_grace_ms: 0,
         rate_limit: hub.cfg.rate_limit,
+        caps: hub.cfg.caps(),
     };
     tokio::task::spawn_blocking(move || {
         Storage::open(cfg, Arc::new(SystemClock), Box::new(OsRandom::new())).unwrap()

@@ -336,3 +336,33 @@ fn a_restored_register_never_reuses_a_number_and_a_written_off_one_never_issues_
     let (live, rebuilt) = t.register.rebuild().expect("rebuild");
     assert_eq!(live, rebuilt);
 }
+
+/// The register's own top-up stays under the hub's cap on fiscal numbers
+/// outstanding per device and series: it asks `fiscal_block_size` (at most
+/// 1,000, the hub's largest block) only while fewer than `fiscal_low_water`
+/// (at most the block size) are left, so right after a grant it holds fewer
+/// than two blocks; the cap leaves room for an expired block not yet
+/// released besides.
+#[test]
+fn the_registers_top_up_stays_under_the_hubs_outstanding_cap() {
+    let load = |text: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.toml"), text).unwrap();
+        caja_node::config::NodeConfig::load(dir.path(), |_| None)
+    };
+    let widest =
+        load("fiscal_documents = [\"B02\"]\nfiscal_block_size = 1000\nfiscal_low_water = 1000\n")
+            .unwrap();
+    assert!(load("fiscal_documents = [\"B02\"]\nfiscal_block_size = 1001\n").is_err());
+    assert!(
+        load("fiscal_documents = [\"B02\"]\nfiscal_block_size = 10\nfiscal_low_water = 11\n")
+            .is_err()
+    );
+    assert_eq!(widest.fiscal_block_size, caja_hub::fiscal::MAX_BLOCK);
+    let held_after_a_grant = (widest.fiscal_low_water - 1) + widest.fiscal_block_size;
+    let cap = caja_hub::config::HubConfig::default().max_outstanding_fiscal;
+    assert!(
+        held_after_a_grant + widest.fiscal_block_size <= cap,
+        "{held_after_a_grant} + an unreleased block > {cap}"
+    );
+}

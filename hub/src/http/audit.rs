@@ -8,7 +8,10 @@
 //! ```
 //!
 //! The `GET`s answer registers (signed requests, as pull) and auditors
-//! (`Authorization: Bearer <admin token>`); the `POST` is admin only. Proofs are
+//! (`Authorization: Bearer <admin token>`); the `POST` is admin only. A
+//! register reads inclusion proofs of its own store's entries only (403
+//! `wrong_store` for another store's or a hub-wide entry); an auditor reads
+//! every entry. Proofs are
 //! lowercase hex hashes in RFC 9162 order; `entry` is the entry's canonical JSON
 //! as stored, so its leaf hash is SHA-256(0x00 ‖ its bytes).
 
@@ -21,6 +24,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use caja_shared::digest::Hash256;
+use caja_shared::ids::StoreId;
 
 use super::kernel::{
     admitted, answer, authenticated, json_bytes, param_number, query_params, store_error, App,
@@ -38,18 +42,19 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/v1/admin/audit/sth", post(sign_now))
 }
 
-/// An auditor with the admin token, or a register's signed request.
+/// An auditor with the admin token (`None`: every entry), or a register's
+/// signed request (`Some(its store)`: the entries it may read).
 async fn reader(
     app: &AppState,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
-) -> Result<(), ApiError> {
+) -> Result<Option<StoreId>, ApiError> {
     if headers.contains_key(header::AUTHORIZATION) {
-        return app.admin_only(headers);
+        return app.admin_only(headers).map(|()| None);
     }
     let req = admitted(app, method, uri, headers, Bytes::new()).await?;
-    authenticated(app, req).await.map(|_| ())
+    authenticated(app, req).await.map(|who| Some(who.store))
 }
 
 fn sth_response(sth: &caja_shared::merkle::SignedTreeHead) -> Reply {
@@ -101,11 +106,11 @@ async fn sth(State(app): App, method: Method, uri: Uri, headers: HeaderMap) -> R
 
 async fn inclusion(State(app): App, method: Method, uri: Uri, headers: HeaderMap) -> Response {
     let r = async {
-        reader(&app, &method, &uri, &headers).await?;
+        let scope = reader(&app, &method, &uri, &headers).await?;
         let params = query_params(&uri, &["index", "tree_size"])?;
         let index = required(&params, "index")?;
         let tree_size = required(&params, "tree_size")?;
-        let a = answer(app.store.audit_inclusion(index, tree_size).await)?;
+        let a = answer(app.store.audit_inclusion(index, tree_size, scope).await)?;
         let mut out = Vec::with_capacity(a.entry.len() + 64 * (a.proof.len() + 2) + 128);
         out.extend_from_slice(b"{\"entry\":");
         out.extend_from_slice(&a.entry);

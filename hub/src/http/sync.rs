@@ -143,7 +143,7 @@ pub(crate) async fn pull(
         let limit = page_limit(&app, &params)?;
         let page = app
             .store
-            .pull(who, after, limit)
+            .pull(who, after, limit, app.cfg.max_page_bytes)
             .await
             .map_err(store_error)?;
         let mut out = Vec::with_capacity(page.events.iter().map(Vec::len).sum::<usize>() + 512);
@@ -175,7 +175,7 @@ pub(crate) async fn own(State(app): App, method: Method, uri: Uri, headers: Head
         let limit = page_limit(&app, &params)?;
         let page = app
             .store
-            .own(who, after_seq, limit)
+            .own(who, after_seq, limit, app.cfg.max_page_bytes)
             .await
             .map_err(store_error)?;
         let mut out = Vec::new();

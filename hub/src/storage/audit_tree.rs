@@ -420,8 +420,26 @@ impl Storage {
         &self,
         index: u64,
         size: u64,
+        scope: Option<caja_shared::ids::StoreId>,
     ) -> Result<Answer<InclusionAnswer>, StorageError> {
-        self.read(move |conn| inclusion(conn, index, size)).await
+        self.read(move |conn| {
+            // A register reads only its own store's entries; an auditor
+            // with the admin token (no scope) reads every entry.
+            if let Some(store) = scope {
+                match entry_store(conn, index)? {
+                    Some(Some(s)) if s == store.to_string() => {}
+                    Some(_) => {
+                        return Ok(Err(ApiError::forbidden(
+                            "wrong_store",
+                            "this audit entry is not of the register's store",
+                        )))
+                    }
+                    None => {}
+                }
+            }
+            inclusion(conn, index, size)
+        })
+        .await
     }
 
     /// `GET /v1/audit/consistency`.
@@ -433,6 +451,19 @@ impl Storage {
         self.read(move |conn| consistency(conn, first, second))
             .await
     }
+}
+
+/// The store of entry `index`: `None` when there is no such entry,
+/// `Some(None)` for an entry of no store (hub-wide operator actions).
+/// Scopes what a register may read of the log.
+fn entry_store(conn: &Conn, index: u64) -> Result<Option<Option<String>>, StorageError> {
+    let Ok(idx) = i64::try_from(index) else {
+        return Ok(None);
+    };
+    Ok(conn
+        .prepare_cached("SELECT store_id FROM audit_log WHERE idx = $1")?
+        .query_row([idx], |r| r.get(0))
+        .optional()?)
 }
 
 #[cfg(test)]

@@ -142,6 +142,13 @@ pub(crate) fn enroll(
     };
     let store: StoreId = parse(&store)?;
     if used.is_some() {
+        // Replays answer the same refusal every time, but are recorded at
+        // most once per token and window: a loop of replays cannot grow the
+        // audit log and the alerts without bound.
+        if !replay_recorded_now(conn, &token_hash, now, env.cfg.caps.enroll_replay_window_ms)? {
+            tracing::debug!(store = %store, "enrollment refused: token reused (already recorded in this window)");
+            return Ok(Err(invalid()));
+        }
         let msg = format!(
             "an enrollment token already used by device {} was presented again",
             used_by.as_deref().unwrap_or("?")
@@ -380,4 +387,29 @@ pub(crate) fn list_devices(
         });
     }
     Ok(out)
+}
+
+/// Whether a replay of the used token `token_hash` at `now` is the first in
+/// its window (then it is recorded, and the window starts again). The last
+/// recorded replay is kept in `rate_limits` under `enroll-replay:<sha256>`.
+fn replay_recorded_now(
+    conn: &Conn,
+    token_hash: &str,
+    now: i64,
+    window_ms: i64,
+) -> Result<bool, StorageError> {
+    let key = format!("enroll-replay:{token_hash}");
+    let last: Option<i64> = conn
+        .prepare_cached("SELECT updated_ms FROM rate_limits WHERE device_id = $1")?
+        .query_row([&key], |r| r.get(0))
+        .optional()?;
+    if last.is_some_and(|at| now >= at && now - at < window_ms) {
+        return Ok(false);
+    }
+    conn.prepare_cached(
+        "INSERT INTO rate_limits (device_id, tokens_milli, updated_ms) VALUES ($1, 0, $2)
+         ON CONFLICT (device_id) DO UPDATE SET tokens_milli = excluded.tokens_milli, updated_ms = excluded.updated_ms",
+    )?
+    .execute(params![key, now])?;
+    Ok(true)
 }

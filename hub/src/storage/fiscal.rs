@@ -308,9 +308,36 @@ pub(crate) fn grant_range(
             format!("no valid series {} serves this store", request.series),
         )));
     }
-    let mut bodies = Vec::new();
+    // A device may hold only so many numbers of a series at once: one stolen
+    // register cannot drain it. Its own top-up asks far below this.
+    let mut accounts = Vec::with_capacity(candidates.len());
+    let mut outstanding = 0u64;
     for s in &candidates {
         let acc = fiscal::account(s.first, s.last, &history(conn, s)?);
+        outstanding = outstanding.saturating_add(
+            acc.runs
+                .iter()
+                .filter(|r| {
+                    r.status == fiscal::NumberStatus::Outstanding && r.device == Some(who.device)
+                })
+                .map(|r| r.last - r.first + 1)
+                .sum::<u64>(),
+        );
+        accounts.push(acc);
+    }
+    let caps = env.cfg.caps;
+    if !caps.fiscal_grant_fits(outstanding, request.count) {
+        tracing::warn!(device = %who.device, series = %request.series, outstanding, count = request.count, cap = caps.max_outstanding_fiscal, "fiscal range refused: outstanding cap");
+        return Ok(Err(ApiError::overloaded(
+            format!(
+                "this register already holds {outstanding} unused numbers of series {}; with {} more it would exceed the limit of {} (use or release numbers first)",
+                request.series, request.count, caps.max_outstanding_fiscal
+            ),
+            FISCAL_CAP_RETRY_S,
+        )));
+    }
+    let mut bodies = Vec::new();
+    for (s, acc) in candidates.iter().zip(accounts) {
         let blocks = fiscal::allocate(&acc.free_runs(), request.count);
         if blocks.is_empty() {
             continue;
@@ -383,6 +410,10 @@ pub(crate) fn grant_range(
     )?;
     Ok(Ok(bytes))
 }
+
+/// `Retry-After` of a range refused for the outstanding cap: numbers come
+/// back as the register's sales and releases are pushed.
+const FISCAL_CAP_RETRY_S: u64 = 300;
 
 /// What a write-off did.
 #[derive(Debug, Clone, serde::Serialize)]

@@ -25,6 +25,9 @@ pub struct HealthInputs {
     /// orphans until their dependencies arrive. They are kept, never
     /// dropped, and applied when the dependencies come.
     pub held: Vec<HeldEvent>,
+    /// Registers holding more events than the alert threshold (their open
+    /// `held_events_threshold` alert) with how many they hold now.
+    pub held_over_threshold: Vec<(String, u64)>,
     /// Conflicts resolved by an operator.
     pub conflicts_resolved: u64,
     /// Open conflicts per reason.
@@ -103,6 +106,18 @@ pub(crate) fn health_inputs(conn: &Conn, now: i64) -> Result<HealthInputs, Stora
             });
         }
     }
+    let mut held_over_threshold = Vec::new();
+    {
+        let mut stmt = conn.prepare(
+            "SELECT e.device_id, COUNT(*) FROM held h JOIN events e ON e.id = h.event_row
+             WHERE e.device_id IN (SELECT device_id FROM alerts WHERE kind = $1 AND closed_ms IS NULL)
+             GROUP BY e.device_id ORDER BY e.device_id",
+        )?;
+        let mut rs = stmt.query([crate::storage::ingest::push::HELD_ALERT])?;
+        while let Some(r) = rs.next()? {
+            held_over_threshold.push((r.get(0)?, u(r.get(1)?)));
+        }
+    }
     let all = crate::storage::conflicts::list(conn, crate::storage::conflicts::StateFilter::All)?;
     let mut conflicts_by_reason = std::collections::BTreeMap::new();
     for c in all.iter().filter(|c| c.state == "open") {
@@ -115,6 +130,7 @@ pub(crate) fn health_inputs(conn: &Conn, now: i64) -> Result<HealthInputs, Stora
         held_events: u(held_events),
         oldest_held_since_ms: oldest,
         held,
+        held_over_threshold,
         conflicts_resolved: all.iter().filter(|c| c.state == "resolved").count() as u64,
         conflicts_by_reason,
         conflicts_24h: count(

@@ -588,8 +588,9 @@ impl Storage {
         who: DeviceCtx,
         after: u64,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<PullPage, StorageError> {
-        self.read(move |conn| pull::pull_page(conn, who, after, limit))
+        self.read(move |conn| pull::pull_page(conn, who, after, limit, max_bytes))
             .await
     }
 
@@ -599,8 +600,9 @@ impl Storage {
         who: DeviceCtx,
         after_seq: u64,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<OwnPage, StorageError> {
-        self.read(move |conn| pull::own_page(conn, who.device, after_seq, limit))
+        self.read(move |conn| pull::own_page(conn, who.device, after_seq, limit, max_bytes))
             .await
     }
 

@@ -2,8 +2,14 @@
 //! order, but the device's own) and `GET /v1/sync/own` (a device's own chain
 //! back, for a restore).
 //!
+//! A page holds at most `limit` events and stops before its event bytes
+//! would exceed `max_bytes`, but always holds one event when any follows
+//! (an event is never larger than the push cap that let it in), so a
+//! register always progresses.
+//!
 //! Feature module: reads only.
 
+use crate::caps::page_takes;
 use crate::storage::codec::{corrupt, i, parse, u};
 use crate::storage::db::{params, Conn, OptionalExtension};
 use crate::storage::device_auth::DeviceCtx;
@@ -40,6 +46,7 @@ pub(crate) fn pull_page(
     who: DeviceCtx,
     after: u64,
     limit: usize,
+    max_bytes: usize,
 ) -> Result<PullPage, StorageError> {
     let hub: Option<String> = conn
         .prepare_cached("SELECT hub_device FROM stores WHERE store_id = $1")?
@@ -61,11 +68,16 @@ pub(crate) fn pull_page(
         more: false,
         last_hub: None,
     };
+    let mut bytes = 0usize;
     while let Some(r) = rs.next()? {
-        if page.events.len() == limit {
+        let event: Vec<u8> = r.get(4)?;
+        if page.events.len() == limit
+            || !page_takes(max_bytes, page.events.len(), bytes, event.len())
+        {
             page.more = true;
             break;
         }
+        bytes += event.len();
         let device: String = r.get(1)?;
         if hub.as_deref() == Some(device.as_str()) {
             let seq = Seq::new(u(r.get(2)?)).map_err(corrupt)?;
@@ -73,7 +85,7 @@ pub(crate) fn pull_page(
             page.last_hub = Some((parse(&device)?, seq, parse(&hash)?));
         }
         page.next = u(r.get(0)?);
-        page.events.push(r.get(4)?);
+        page.events.push(event);
     }
     Ok(page)
 }
@@ -83,6 +95,7 @@ pub(crate) fn own_page(
     device: DeviceId,
     after_seq: u64,
     limit: usize,
+    max_bytes: usize,
 ) -> Result<OwnPage, StorageError> {
     let checkpoint: Option<String> = conn
         .prepare_cached("SELECT checkpoint FROM devices WHERE device_id = $1")?
@@ -92,18 +105,23 @@ pub(crate) fn own_page(
     let mut stmt = conn.prepare_cached(
         "SELECT bytes FROM events WHERE device_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
     )?;
-    let mut events: Vec<Vec<u8>> = stmt
-        .query_map(
-            params![
-                device.to_string(),
-                i(after_seq),
-                i(u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1))
-            ],
-            |r| r.get(0),
-        )?
-        .collect::<Result<_, _>>()?;
-    let more = events.len() > limit;
-    events.truncate(limit);
+    let mut rs = stmt.query(params![
+        device.to_string(),
+        i(after_seq),
+        i(u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1))
+    ])?;
+    let mut events: Vec<Vec<u8>> = Vec::new();
+    let mut bytes = 0usize;
+    let mut more = false;
+    while let Some(r) = rs.next()? {
+        let event: Vec<u8> = r.get(0)?;
+        if events.len() == limit || !page_takes(max_bytes, events.len(), bytes, event.len()) {
+            more = true;
+            break;
+        }
+        bytes += event.len();
+        events.push(event);
+    }
     Ok(OwnPage {
         events,
         checkpoint,

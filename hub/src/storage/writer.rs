@@ -45,6 +45,9 @@ pub struct StorageConfig {
     pub key_grace_ms: i64,
     /// Per-device request limit.
     pub rate_limit: RateLimit,
+    /// Resource caps (event, document and page sizes, push volume, fiscal
+    /// numbers outstanding, held-event alerts, enrollment-token replays).
+    pub caps: crate::caps::Caps,
 }
 
 type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;

@@ -438,6 +438,9 @@ pub fn read_token(body: &[u8]) -> Result<(String, i64), AnswerError> {
 }
 
 /// `yyyy-MM-ddTHH:mm:ss[.fraction][Z|±hh:mm]` → UTC ms (no zone = UTC).
+/// The text comes from the tax authority's answers: a year outside
+/// 1..=9999, an offset beyond ±23:59 or any other field out of range is
+/// `None`, and the arithmetic is checked (never a panic or a wrap).
 pub fn parse_utc(s: &str) -> Option<i64> {
     let s = s.trim();
     let (date, rest) = s.split_once('T')?;
@@ -445,16 +448,20 @@ pub fn parse_utc(s: &str) -> Option<i64> {
     let year: i64 = d.next()?.parse().ok()?;
     let month: u8 = d.next()?.parse().ok()?;
     let day: u8 = d.next()?.parse().ok()?;
+    if !(1..=9999).contains(&year) || d.next().is_some() {
+        return None;
+    }
     let (time, offset_min) = if let Some(t) = rest.strip_suffix('Z') {
         (t, 0i64)
     } else if let Some(i) = rest.rfind(['+', '-']).filter(|i| *i >= 8) {
         let (t, off) = rest.split_at(i);
         let sign = if off.starts_with('-') { -1 } else { 1 };
-        let (h, m) = off[1..].split_once(':')?;
-        (
-            t,
-            sign * (h.parse::<i64>().ok()? * 60 + m.parse::<i64>().ok()?),
-        )
+        let (h, m) = off.get(1..)?.split_once(':')?;
+        let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
+        if !(0..=23).contains(&h) || !(0..=59).contains(&m) {
+            return None;
+        }
+        (t, sign * (h * 60 + m))
     } else {
         (rest, 0)
     };
@@ -463,11 +470,16 @@ pub fn parse_utc(s: &str) -> Option<i64> {
     let h: i64 = t.next()?.parse().ok()?;
     let mi: i64 = t.next()?.parse().ok()?;
     let se: i64 = t.next()?.parse().ok()?;
-    if h > 23 || mi > 59 || se > 60 {
+    if !(0..=23).contains(&h) || !(0..=59).contains(&mi) || !(0..=60).contains(&se) {
         return None;
     }
     let start = LocalDate::new(year, month, day)?.start_utc_ms(UtcOffset::UTC);
-    Some(start + ((h * 60 + mi - offset_min) * 60 + se) * 1000)
+    let minutes = h
+        .checked_mul(60)?
+        .checked_add(mi)?
+        .checked_sub(offset_min)?;
+    let seconds = minutes.checked_mul(60)?.checked_add(se)?;
+    start.checked_add(seconds.checked_mul(1000)?)
 }
 
 /// The answer of e-CF reception (2xx): `{"trackId","error","mensaje"}`.

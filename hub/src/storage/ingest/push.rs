@@ -1,6 +1,8 @@
-//! `POST /v1/sync/push` on the writer thread: authentication, the checks of
-//! [`crate::ingest`] in DESIGN's order, a chain mismatch's quarantine, then
-//! each new event stored, audited and offered to the causal gate.
+//! `POST /v1/sync/push` on the writer thread: authentication, the push's
+//! weight charged to the device's volume bucket and the size caps
+//! ([`crate::caps`]), the checks of [`crate::ingest`] in DESIGN's order, a
+//! chain mismatch's quarantine, then each new event stored, audited and
+//! offered to the causal gate; held events beyond the threshold alert.
 //!
 //! Invariant: a push is applied entirely or not at all (one job).
 
@@ -8,10 +10,11 @@ use crate::audit::AuditKind;
 use crate::auth::{Authentic, DeviceRecord};
 use crate::ingest::{Candidate, PositionReject, PushBatch};
 use crate::projection::Origin;
+use crate::ratelimit::{Bucket, Decision};
 use crate::storage::alerts::raise_alert;
 use crate::storage::audit_log::append_audit;
-use crate::storage::codec::{corrupt, i, parse};
-use crate::storage::db::{params, Conn};
+use crate::storage::codec::{corrupt, i, parse, u};
+use crate::storage::db::{params, Conn, OptionalExtension};
 use crate::storage::device_auth::authenticate;
 use crate::storage::error::{Answer, StorageError};
 use crate::storage::ingest::documents;
@@ -132,11 +135,20 @@ pub(crate) fn push(
     };
     // A quarantined device was refused by `authenticate`.
     debug_assert!(!dev.quarantined);
+    // The device's volume bucket: a push weighs by its events and bytes (a
+    // malformed one by its bytes), charged before any further work.
+    let events = parsed.as_ref().map_or(0, |b| b.events.len());
+    if let Err(e) = charge_volume(conn, env, &dev, events, req.body.len())? {
+        return refuse(e);
+    }
     let batch = match parsed {
         Ok(b) => b,
         Err(e) => return refuse(e.clone()),
     };
     if let Err(e) = ingest::check_scope(batch, dev.device, dev.store) {
+        return refuse(e);
+    }
+    if let Err(e) = env.cfg.caps.check_push_sizes(batch) {
         return refuse(e);
     }
     let view = chain_view(conn, dev.device, batch)?;
@@ -254,6 +266,9 @@ pub(crate) fn push(
         )?;
         previous = Some(e.event.id());
     }
+    if !index.held_now.is_empty() {
+        alert_if_held_beyond_threshold(conn, now, &dev, env.cfg.caps.held_alert_threshold)?;
+    }
     let mut held = Vec::new();
     let mut conflicts = Vec::new();
     let seq_of: HashMap<EventId, u64> = batch
@@ -303,3 +318,94 @@ pub(crate) fn push(
         conflicts,
     }))
 }
+
+/// The key of a device's push-volume bucket in `rate_limits` (beside its
+/// request bucket, keyed by the bare device id).
+fn volume_key(dev: &DeviceRecord) -> String {
+    format!("push-volume:{}", dev.device)
+}
+
+/// Charges a push's weight ([`crate::caps::Caps::push_weight`]) to the
+/// device's volume bucket, persisted either way: 429 `overloaded` with
+/// `Retry-After` when the bucket lacks it.
+fn charge_volume(
+    conn: &Conn,
+    env: &mut Env,
+    dev: &DeviceRecord,
+    events: usize,
+    body_bytes: usize,
+) -> Result<Answer<()>, StorageError> {
+    let now = env.now_ms();
+    let caps = env.cfg.caps;
+    let weight = caps.push_weight(events, body_bytes);
+    let key = volume_key(dev);
+    let bucket: Option<Bucket> = conn
+        .prepare_cached("SELECT tokens_milli, updated_ms FROM rate_limits WHERE device_id = $1")?
+        .query_row([&key], |r| {
+            Ok(Bucket {
+                tokens_milli: r.get(0)?,
+                updated_ms: r.get(1)?,
+            })
+        })
+        .optional()?;
+    let (bucket, decision) = caps.push_rate_limit.take_units(bucket, now, weight);
+    conn.prepare_cached(
+        "INSERT INTO rate_limits (device_id, tokens_milli, updated_ms) VALUES ($1, $2, $3)
+         ON CONFLICT (device_id) DO UPDATE SET tokens_milli = excluded.tokens_milli, updated_ms = excluded.updated_ms",
+    )?
+    .execute(params![key, bucket.tokens_milli, bucket.updated_ms])?;
+    match decision {
+        Decision::Allow => Ok(Ok(())),
+        Decision::Limited { retry_after_ms } => Ok(Err(ApiError::overloaded(
+            format!(
+                "this device pushes more than its volume limit ({} units a minute; this push weighs {weight})",
+                caps.push_rate_limit.per_minute
+            ),
+            u((retry_after_ms + 999) / 1000),
+        ))),
+    }
+}
+
+/// Held events are stored, never refused; beyond the threshold head office
+/// gets one alert per device until it closes it (the health report lists
+/// the device while the alert is open and events are held).
+fn alert_if_held_beyond_threshold(
+    conn: &Conn,
+    now: i64,
+    dev: &DeviceRecord,
+    threshold: u64,
+) -> Result<(), StorageError> {
+    let held: i64 = conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM held h JOIN events e ON e.id = h.event_row WHERE e.device_id = $1",
+        )?
+        .query_row([dev.device.to_string()], |r| r.get(0))?;
+    if u(held) <= threshold {
+        return Ok(());
+    }
+    let open = conn
+        .prepare_cached(
+            "SELECT 1 FROM alerts WHERE kind = $1 AND device_id = $2 AND closed_ms IS NULL LIMIT 1",
+        )?
+        .exists(params![HELD_ALERT, dev.device.to_string()])?;
+    if open {
+        return Ok(());
+    }
+    let message = format!(
+        "register {} has {held} events held for missing dependencies (alert threshold {threshold}); they are stored and applied when what they wait for arrives",
+        dev.device
+    );
+    raise_alert(
+        conn,
+        HELD_ALERT,
+        Some(dev.store),
+        Some(dev.device),
+        now,
+        &message,
+    )?;
+    tracing::warn!(device = %dev.device, held, threshold, "held events beyond the alert threshold");
+    Ok(())
+}
+
+/// The alert kind of a device holding more events than the threshold.
+pub(crate) const HELD_ALERT: &str = "held_events_threshold";

@@ -66,6 +66,7 @@ fn hot_statements_are_not_reprepared_at_every_call() {
                 burst: 1000,
                 per_minute: 100000,
             },
+            caps: crate::caps::Caps::default(),
         },
         tx: TxCache::default(),
     };

@@ -457,3 +457,29 @@ fn answers_are_read_in_both_documented_shapes() {
     assert_eq!(r.messages.len(), 2);
     assert_eq!(refusal(b"plain").messages[0].text, "plain");
 }
+
+#[test]
+fn parse_utc_refuses_out_of_range_text_without_panicking() {
+    assert_eq!(parse_utc("1970-01-01T00:00:00Z"), Some(0));
+    assert_eq!(parse_utc("1970-01-01T00:00:00-04:00"), Some(4 * 3_600_000));
+    assert_eq!(
+        parse_utc("2026-03-01T10:00:00.123+01:30"),
+        parse_utc("2026-03-01T08:30:00Z")
+    );
+    for bad in [
+        // An offset whose minutes would overflow i64.
+        "2026-01-01T00:00:00+9223372036854775807:00",
+        "2026-01-01T00:00:00-9223372036854775807:59",
+        "2026-01-01T00:00:00+24:00",
+        "2026-01-01T00:00:00+01:60",
+        "2026-01-01T00:00:00+-1:00",
+        // A year whose days would overflow.
+        "9223372036854775807-12-31T23:59:59Z",
+        "-5-01-01T00:00:00Z",
+        "2026-01-01T99999999999999999:00:00Z",
+        "2026-01-01T-1:00:00Z",
+        "2026-01-01T00:00:00+",
+    ] {
+        assert_eq!(parse_utc(bad), None, "{bad}");
+    }
+}
