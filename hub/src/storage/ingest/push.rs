@@ -138,7 +138,7 @@ pub(crate) fn push(
     // The device's volume bucket: a push weighs by its events and bytes (a
     // malformed one by its bytes), charged before any further work.
     let events = parsed.as_ref().map_or(0, |b| b.events.len());
-    if let Err(e) = charge_volume(conn, env, &dev, events, req.body.len())? {
+    if let Err(e) = charge_volume(conn, env, &dev, events, req.request().body.len())? {
         return refuse(e);
     }
     let batch = match parsed {
