@@ -179,3 +179,46 @@ async fn bodies_still_arriving_hold_no_concurrency_permit() {
     }
     drop(slow);
 }
+
+#[tokio::test]
+async fn bodies_in_arrival_are_bounded_in_bytes_per_address() {
+    let hub = TestHub::start_with(caja_hub::config::HubConfig {
+        body_limit_bytes: 10_000,
+        max_buffered_body_bytes_per_ip: 20_000,
+        max_buffered_body_bytes: 30_000,
+        body_timeout_ms: 20_000,
+        request_timeout_ms: 20_000,
+        ..test_config()
+    })
+    .await;
+    let addr = addr_of(&hub);
+    let stalled = |source: &'static str| async move {
+        let mut s = connect_from(source, addr).await;
+        s.write_all(b"POST /v1/sync/push HTTP/1.1\r\nHost: hub\r\nContent-Length: 10000\r\n\r\n")
+            .await
+            .unwrap();
+        s.write_all(&[b' '; 9_000]).await.unwrap();
+        s
+    };
+    let held = vec![stalled("127.0.0.2").await, stalled("127.0.0.2").await];
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A third nearly whole body from the same address: refused at once.
+    let mut third = stalled("127.0.0.2").await;
+    let (got, _) = read_until_closed(&mut third, Duration::from_secs(5)).await;
+    assert!(got.starts_with("HTTP/1.1 429"), "{got}");
+    assert!(got.contains("too many request bodies"), "{got}");
+    // Another address is served, body and all.
+    let c = reqwest::Client::builder()
+        .local_address("127.0.0.3".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let r = c
+        .post(format!("{}/v1/admin/stores", hub.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({ "name": "Colmado" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    drop(held);
+}

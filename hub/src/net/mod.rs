@@ -17,6 +17,7 @@
 //! Invariant: every open connection holds one global and one per-address
 //! slot until its task ends; every wait has a deadline.
 
+pub mod budget;
 pub mod guesses;
 pub mod peers;
 
