@@ -369,7 +369,7 @@ impl Default for HubConfig {
             tax_authority: None,
             // — NET limits —
             max_connections: 2048,
-            max_connections_per_ip: 64,
+            max_connections_per_ip: 256,
             header_timeout_ms: 15_000,
             body_timeout_ms: 60_000,
             request_timeout_ms: 120_000,
