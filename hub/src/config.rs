@@ -373,8 +373,8 @@ impl Default for HubConfig {
             header_timeout_ms: 15_000,
             body_timeout_ms: 60_000,
             request_timeout_ms: 120_000,
-            max_buffered_body_bytes: 256 * 1024 * 1024,
-            max_buffered_body_bytes_per_ip: 32 * 1024 * 1024,
+            max_buffered_body_bytes: 512 * 1024 * 1024,
+            max_buffered_body_bytes_per_ip: 64 * 1024 * 1024,
             admin_guess_limit: RateLimit {
                 burst: 10,
                 per_minute: 10,
