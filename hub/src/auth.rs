@@ -312,6 +312,7 @@ pub fn invalid_token(now_ms: i64) -> ApiError {
 pub struct AdminToken {
     key: hmac::Key,
     expected: hmac::Tag,
+    session_binding: [u8; 32],
 }
 
 impl AdminToken {
@@ -319,7 +320,24 @@ impl AdminToken {
     pub fn new(token: &str, mac_key: [u8; 32]) -> AdminToken {
         let key = hmac::Key::new(hmac::HMAC_SHA256, &mac_key);
         let expected = hmac::sign(&key, token.as_bytes());
-        AdminToken { key, expected }
+        let bound = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, token.as_bytes()),
+            b"caja/ui-session-binding/v1",
+        );
+        let mut session_binding = [0u8; 32];
+        session_binding.copy_from_slice(bound.as_ref());
+        AdminToken {
+            key,
+            expected,
+            session_binding,
+        }
+    }
+
+    /// A value derived from the token (HMAC-SHA256 keyed by it), the same
+    /// across restarts: dashboard sessions are stored under a hash that
+    /// includes it, so changing the admin token ends every session.
+    pub fn session_binding(&self) -> &[u8; 32] {
+        &self.session_binding
     }
 
     /// Whether an `Authorization` header value carries the admin token.

@@ -262,6 +262,13 @@ pub struct HubConfig {
     pub body_timeout_ms: u64,
     /// From a request's headers to the start of its answer.
     pub request_timeout_ms: u64,
+    /// Request-body bytes held in memory while bodies arrive, in all; a body
+    /// that would go over gets 429 `overloaded` (the concurrency permit
+    /// comes only after the body, so this bounds what slow senders hold).
+    pub max_buffered_body_bytes: usize,
+    /// The same from one IPv4 address or IPv6 /64; at least
+    /// `body_limit_bytes`, so one largest push always fits.
+    pub max_buffered_body_bytes_per_ip: usize,
     /// Wrong admin tokens per client address (burst, then per minute) on the
     /// endpoints that take it; then 429 until the bucket refills.
     pub admin_guess_limit: RateLimit,
@@ -355,6 +362,11 @@ impl std::fmt::Debug for HubConfig {
             .field("header_timeout_ms", &self.header_timeout_ms)
             .field("body_timeout_ms", &self.body_timeout_ms)
             .field("request_timeout_ms", &self.request_timeout_ms)
+            .field("max_buffered_body_bytes", &self.max_buffered_body_bytes)
+            .field(
+                "max_buffered_body_bytes_per_ip",
+                &self.max_buffered_body_bytes_per_ip,
+            )
             .field("admin_guess_limit", &self.admin_guess_limit)
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key)
@@ -405,10 +417,12 @@ impl Default for HubConfig {
             tax_authority: None,
             // — NET limits —
             max_connections: 2048,
-            max_connections_per_ip: 64,
+            max_connections_per_ip: 256,
             header_timeout_ms: 15_000,
             body_timeout_ms: 60_000,
             request_timeout_ms: 120_000,
+            max_buffered_body_bytes: 512 * 1024 * 1024,
+            max_buffered_body_bytes_per_ip: 64 * 1024 * 1024,
             admin_guess_limit: RateLimit {
                 burst: 10,
                 per_minute: 10,
@@ -764,6 +778,14 @@ impl HubConfig {
             return bad(
                 "request_timeout_ms",
                 "must be at least body_timeout_ms (the body arrives within the request)",
+            );
+        }
+        if self.max_buffered_body_bytes_per_ip < self.body_limit_bytes
+            || self.max_buffered_body_bytes < self.max_buffered_body_bytes_per_ip
+        {
+            return bad(
+                "max_buffered_body_bytes_per_ip",
+                "must be from body_limit_bytes to max_buffered_body_bytes",
             );
         }
         if self.admin_guess_limit.burst == 0 {

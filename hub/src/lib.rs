@@ -7,7 +7,8 @@
 //! authentic), [`ingest`] (does a push fit, what is held), [`projection`] (what
 //! an event changes, which conflicts exist), [`ratelimit`], [`hubchain`],
 //! [`audit`], [`health`]. The shell does IO: [`storage`] (all SQL, one writer
-//! thread), [`http`] (axum handlers), [`server`], [`config`], [`datadir`],
+//! thread), [`http`] (axum handlers), [`net`] (the serve loop and its limits),
+//! [`tls`], [`server`], [`config`], [`datadir`],
 //! [`metrics`], [`admin_client`], and [`ui`] (the head-office dashboard).
 //!
 //! Architecture invariant: handlers never touch SQL; storage sits behind one

@@ -206,6 +206,10 @@ fn app_state(
         store,
         admin: AdminToken::new(&cfg.admin_token, admin_mac_key),
         admin_guesses: crate::net::guesses::GuessLimiter::new(cfg.admin_guess_limit),
+        body_budget: crate::net::budget::BodyBudget::new(
+            cfg.max_buffered_body_bytes,
+            cfg.max_buffered_body_bytes_per_ip,
+        ),
         limiter: Arc::new(Semaphore::new(cfg.max_concurrent_requests)),
         parsers: Arc::new(Semaphore::new(
             std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),

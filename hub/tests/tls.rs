@@ -346,3 +346,42 @@ fn a_hub_toml_others_can_read_stops_serve_and_rebuild() {
         "{err}"
     );
 }
+
+#[test]
+fn init_reads_the_admin_token_from_an_owner_only_file_never_from_argv() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("token");
+    std::fs::write(&file, format!("{ADMIN_TOKEN}\n")).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let init = |dir: &Path| {
+        Command::new(BIN)
+            .env_remove("CAJA_HUB_ADMIN_TOKEN")
+            .args(["init", "--data-dir"])
+            .arg(dir)
+            .arg("--admin-token-file")
+            .arg(&file)
+            .output()
+            .unwrap()
+    };
+    let out = init(&tmp.path().join("a"));
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("chmod 600"));
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = init(&tmp.path().join("b"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let toml = std::fs::read_to_string(tmp.path().join("b/hub.toml")).unwrap();
+    assert!(toml.contains(&format!("admin_token = \"{ADMIN_TOKEN}\"")));
+    // The old flag that put the token on the command line is gone.
+    let out = Command::new(BIN)
+        .args(["init", "--data-dir"])
+        .arg(tmp.path().join("c"))
+        .args(["--admin-token", ADMIN_TOKEN])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

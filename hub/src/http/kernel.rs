@@ -57,6 +57,8 @@ pub struct AppState {
     pub trust_store: Option<Arc<caja_shared::ecf::certificate::TrustStore>>,
     /// Wrong admin tokens per client address.
     pub admin_guesses: crate::net::guesses::GuessLimiter,
+    /// Memory for request bodies being read, in all and per address.
+    pub body_budget: Arc<crate::net::budget::BodyBudget>,
 }
 
 pub(crate) type App = State<Arc<AppState>>;
@@ -101,10 +103,15 @@ fn admin_guess(app: &AppState, req: &Request) -> Result<(), ApiError> {
 }
 
 /// Reads the whole body (at most `body_limit_bytes`, within
-/// `body_timeout_ms`) before anything else holds a resource for it.
-async fn buffered(app: &AppState, req: Request) -> Result<Request, ApiError> {
+/// `body_timeout_ms`, its bytes counted against the body budget as they
+/// arrive) before anything else holds a resource for it.
+async fn buffered(
+    app: &AppState,
+    req: Request,
+    held: &mut crate::net::budget::Reservation,
+) -> Result<Request, ApiError> {
     let limit = app.cfg.body_limit_bytes;
-    let (parts, body) = req.into_parts();
+    let (parts, mut body) = req.into_parts();
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -113,15 +120,32 @@ async fn buffered(app: &AppState, req: Request) -> Result<Request, ApiError> {
     if declared.is_some_and(|n| n > u64::try_from(limit).unwrap_or(u64::MAX)) {
         return Err(ApiError::too_large(limit));
     }
-    let read = http_body_util::BodyExt::collect(http_body_util::Limited::new(body, limit));
+    let read = async {
+        let mut buf = bytes::BytesMut::new();
+        while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
+            let frame = frame.map_err(|_| ApiError::invalid("$", "the body could not be read"))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if buf.len().saturating_add(data.len()) > limit {
+                return Err(ApiError::too_large(limit));
+            }
+            if !held.grow(data.len()) {
+                return Err(ApiError::overloaded(
+                    "the hub is reading too many request bodies at once",
+                    1,
+                ));
+            }
+            buf.extend_from_slice(&data);
+        }
+        Ok(buf.freeze())
+    };
     let wait = std::time::Duration::from_millis(app.cfg.body_timeout_ms);
     match tokio::time::timeout(wait, read).await {
         Err(_) => Err(ApiError::timeout(
             "the request body did not arrive within the body timeout",
         )),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::too_large(limit)),
-        Ok(Err(_)) => Err(ApiError::invalid("$", "the body could not be read")),
-        Ok(Ok(collected)) => Ok(Request::from_parts(parts, Body::from(collected.to_bytes()))),
+        Ok(r) => r.map(|bytes| Request::from_parts(parts, Body::from(bytes))),
     }
 }
 
@@ -139,8 +163,10 @@ pub(crate) async fn guard(State(app): App, req: Request, next: Next) -> Response
     } else {
         Ok(())
     };
+    // The body's bytes stay counted until the answer is made.
+    let mut held = app.body_budget.start(peer_ip(&req));
     let ready = match admitted {
-        Ok(()) => buffered(&app, req).await,
+        Ok(()) => buffered(&app, req, &mut held).await,
         Err(e) => Err(e),
     };
     let response = match ready {
@@ -165,6 +191,7 @@ pub(crate) async fn guard(State(app): App, req: Request, next: Next) -> Response
             }
         },
     };
+    drop(held);
     app.metrics
         .requests
         .get_or_create(&RouteStatus {

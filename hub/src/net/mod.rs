@@ -10,13 +10,14 @@
 //!   that long (hyper starts it again after each answer).
 //! - The body must arrive within `body_timeout_ms` and the answer start
 //!   within `request_timeout_ms`: the router's guard
-//!   ([`crate::http::guard`]) buffers the body first and only then takes
+//!   (`http::kernel::guard`) buffers the body first and only then takes
 //!   one of the `max_concurrent_requests` permits, so clients that trickle
 //!   bodies hold a connection slot of their own address, never a permit.
 //!
 //! Invariant: every open connection holds one global and one per-address
 //! slot until its task ends; every wait has a deadline.
 
+pub mod budget;
 pub mod guesses;
 pub mod peers;
 

@@ -292,6 +292,12 @@ impl Storage {
         .await
     }
 
+    /// Ends every session ("sign out everyone"). How many there were.
+    pub async fn ui_end_all_sessions(&self) -> Result<usize, StorageError> {
+        self.write(move |conn, _env| Ok(conn.execute("DELETE FROM ui_sessions", [])?))
+            .await
+    }
+
     /// Net sales (voided ones left out) per store and hour from `since_ms`.
     pub async fn ui_sales_by_hour(&self, since_ms: i64) -> Result<Vec<HourlySales>, StorageError> {
         self.read(move |conn| sales_by_hour(conn, since_ms)).await

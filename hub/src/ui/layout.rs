@@ -84,6 +84,11 @@ pub fn page(op: &Operator, nav: Nav, title: &str, notice: Option<&str>, content:
                         (csrf(op))
                         button type="submit" class="secondary" { (text::LOGOUT) }
                     }
+                    " "
+                    form class="inline" method="post" action="/ui/sessions/end-all" {
+                        (csrf(op))
+                        button type="submit" class="secondary" title=(text::LOGOUT_EVERYONE_HINT) { (text::LOGOUT_EVERYONE) }
+                    }
                 }
             }
             nav class="main" aria-label=(text::NAV_LABEL) {

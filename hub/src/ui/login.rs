@@ -176,7 +176,12 @@ pub(crate) async fn submit(State(ui): Ui, req: Request) -> Response {
     if let Err(e) = ui
         .app
         .store
-        .ui_create_session(session::session_hash(&id), name.clone(), csrf, ttl)
+        .ui_create_session(
+            session::session_hash(ui.app.admin.session_binding(), &id),
+            name.clone(),
+            csrf,
+            ttl,
+        )
         .await
     {
         return ui.failure(None, e);
@@ -204,6 +209,29 @@ pub(crate) async fn logout(
         return ui.failure(Some(&op), e);
     }
     tracing::info!(operator = %op.name, "dashboard logout");
+    with_cookie(
+        redirect("/ui/login"),
+        &session::clear_cookie(SESSION_COOKIE, COOKIE_PATH, ui.app.cfg.ui_secure_cookie),
+    )
+}
+
+/// `POST /ui/sessions/end-all`: signs every operator out, this one included
+/// (a leaked session cookie, a laptop left signed in). CSRF-checked.
+pub(crate) async fn end_all(
+    State(ui): Ui,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let op = match ui.form(&headers, body).await {
+        Ok((op, _)) => op,
+        Err(r) => return r,
+    };
+    match ui.app.store.ui_end_all_sessions().await {
+        Ok(n) => {
+            tracing::warn!(operator = %op.name, sessions = n, "dashboard: every session ended")
+        }
+        Err(e) => return ui.failure(Some(&op), e),
+    }
     with_cookie(
         redirect("/ui/login"),
         &session::clear_cookie(SESSION_COOKIE, COOKIE_PATH, ui.app.cfg.ui_secure_cookie),

@@ -71,6 +71,7 @@ pub fn router(app: Arc<AppState>, data_dir: PathBuf) -> Router {
         .route("/ui/assets/app.js", get(script))
         .route("/ui/login", get(login::page).post(login::submit))
         .route("/ui/logout", post(login::logout))
+        .route("/ui/sessions/end-all", post(login::end_all))
         .route("/ui/health.json", get(sync::health_json))
         .route("/ui/stores", get(stores::page).post(stores::create_store))
         .route("/ui/stores/enroll", post(stores::enroll))

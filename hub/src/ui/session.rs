@@ -5,7 +5,9 @@
 //! A session id is 32 random bytes (hex) held by the browser in the
 //! `caja_sesion` cookie (`HttpOnly`, `SameSite=Strict`, `Path=/ui`, `Secure`
 //! unless configured off for loopback HTTP); the hub stores only
-//! SHA-256("caja/ui-session/v1\n" ‖ id). Every form carries the session's
+//! SHA-256("caja/ui-session/v2\n" ‖ binding ‖ id), where the binding is
+//! derived from the admin token ([`crate::auth::AdminToken::session_binding`]):
+//! a new admin token finds no session, so changing it signs everyone out. Every form carries the session's
 //! CSRF token (another 32 random bytes, stored with the session). The login
 //! form, before any session exists, is protected by a double-submit token:
 //! the same random value in the `caja_login` cookie and in the form.
@@ -42,9 +44,10 @@ pub fn new_secret(rng: &mut dyn RandomSource) -> String {
     hex::encode(bytes)
 }
 
-/// What the hub stores of a session id.
-pub fn session_hash(session_id: &str) -> Hash256 {
-    Hash256::of_parts(&[b"caja/ui-session/v1\n", session_id.as_bytes()])
+/// What the hub stores of a session id, bound to the admin token's
+/// `binding`.
+pub fn session_hash(binding: &[u8; 32], session_id: &str) -> Hash256 {
+    Hash256::of_parts(&[b"caja/ui-session/v2\n", binding, session_id.as_bytes()])
 }
 
 /// Whether a value has the shape of a secret made by [`new_secret`].
@@ -96,7 +99,8 @@ mod tests {
         let b = new_secret(&mut rng);
         assert!(is_secret(&a) && is_secret(&b) && a != b);
         assert!(!is_secret("ABC") && !is_secret(&a.to_uppercase()));
-        assert_ne!(session_hash(&a), Hash256::of(a.as_bytes()));
+        assert_ne!(session_hash(&[0; 32], &a), Hash256::of(a.as_bytes()));
+        assert_ne!(session_hash(&[0; 32], &a), session_hash(&[1; 32], &a));
         assert!(tokens_match(&a, &a.clone()));
         assert!(!tokens_match(&a, &b));
         assert!(!tokens_match(&a, &a[..63]));

@@ -49,7 +49,7 @@ impl UiState {
         else {
             return Err(layout::redirect("/ui/login"));
         };
-        let hash = session::session_hash(id);
+        let hash = session::session_hash(self.app.admin.session_binding(), id);
         match self.app.store.ui_session(hash).await {
             Ok(Some(s)) => Ok(Operator {
                 name: s.operator,

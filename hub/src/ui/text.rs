@@ -15,6 +15,11 @@ pub const SKIP_TO_CONTENT: &str = "Saltar al contenido";
 pub const SIGNED_IN_AS: &str = "Sesión de";
 /// Logout button.
 pub const LOGOUT: &str = "Cerrar sesión";
+/// The button that ends every dashboard session.
+pub const LOGOUT_EVERYONE: &str = "Cerrar todas las sesiones";
+/// Its explanation (tooltip).
+pub const LOGOUT_EVERYONE_HINT: &str =
+    "Cierra la sesión de todas las personas conectadas al panel, también la suya.";
 /// The navigation's accessible name.
 pub const NAV_LABEL: &str = "Secciones del panel";
 /// Navigation.
