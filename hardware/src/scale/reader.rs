@@ -27,6 +27,8 @@ use crate::messages::scale as msg;
 pub const MAX_BYTES_PER_POLL: usize = 4096;
 /// Most polls of one [`ScaleReader::read_stable`].
 pub const MAX_POLLS: usize = 1000;
+/// The text sent with the Toledo echo probe.
+pub const PROBE_TEXT: &[u8] = b"caja";
 
 /// How a scale is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,6 +287,72 @@ impl ScaleReader {
                 Err(e) => return Err(ScaleError::Disconnected(e.to_string())),
             }
         }
+    }
+
+    /// Probes the line: for Toledo the echo command (`E` and a short text; the
+    /// scale answers `STX E CR` and echoes the text; `F` ends the echo), the way
+    /// drivers recognise an 8217 scale without asking for a weight; for CAS one
+    /// poll. `Ok` means a scale of this protocol answers on this line.
+    pub fn probe(&mut self) -> Result<(), ScaleError> {
+        let timeout = self.config.answer_timeout;
+        if self.config.protocol != Protocol::Toledo8217 {
+            return self.poll_within(timeout).map(|_| ());
+        }
+        self.port
+            .clear(ClearBuffer::Input)
+            .map_err(|e| ScaleError::Disconnected(e.to_string()))?;
+        let mut request = vec![toledo::ECHO];
+        request.extend_from_slice(PROBE_TEXT);
+        self.send(&request, timeout)?;
+        let mut expected = toledo::ECHO_ACK.to_vec();
+        expected.extend_from_slice(PROBE_TEXT);
+        let got = self.read_bytes(expected.len(), timeout);
+        // Leave echo mode whatever came back, so the next `W` is a request.
+        let ended = self.send(&[toledo::ECHO_END], timeout);
+        let got = got?;
+        ended?;
+        if got != expected {
+            return Err(ScaleError::Garbled(FrameError::Malformed(
+                "the echo does not match the probe",
+            )));
+        }
+        Ok(())
+    }
+
+    /// Reads exactly `n` bytes (7-bit) by `timeout`.
+    fn read_bytes(&mut self, n: usize, timeout: Duration) -> Result<Vec<u8>, ScaleError> {
+        let deadline = Instant::now() + timeout;
+        let mut got = Vec::with_capacity(n);
+        let mut buf = [0u8; 64];
+        while got.len() < n {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(ScaleError::NoAnswer {
+                    timeout_ms: millis(timeout),
+                });
+            }
+            self.port
+                .set_timeout(remaining)
+                .map_err(|e| ScaleError::Disconnected(e.to_string()))?;
+            let want = (n - got.len()).min(buf.len());
+            match self.port.read(&mut buf[..want]) {
+                Ok(0) => return Err(ScaleError::Disconnected("end of file".into())),
+                Ok(k) => got.extend(buf[..k].iter().map(|b| b & 0x7F)),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+                    ) =>
+                {
+                    return Err(ScaleError::NoAnswer {
+                        timeout_ms: millis(timeout),
+                    })
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ScaleError::Disconnected(e.to_string())),
+            }
+        }
+        Ok(got)
     }
 
     /// Polls until the scale reports a weight that may be sold, or `timeout`
