@@ -439,12 +439,21 @@ fn print_queue(q: &crate::print::QueueStatus) -> String {
     s
 }
 
-/// What `caja-node print` (or the print after a sale) did.
+/// What `caja-node print` (or the print after a sale) did; for `caja-node
+/// print`, also what stays queued and why.
 pub fn print_run(r: &crate::print::PrintRun) -> String {
-    if r.jobs.is_empty() {
+    let left = r.left.as_ref();
+    let waiting = left.map_or(0, |q| q.pending + q.printing);
+    let stopped = left.map_or(0, |q| q.failed);
+    if r.jobs.is_empty() && waiting == 0 && stopped == 0 {
         return "No hay recibos pendientes por imprimir.".into();
     }
     let mut lines = Vec::new();
+    if r.jobs.is_empty() && waiting > 0 {
+        lines.push(format!(
+            "No se imprimió nada: {waiting} recibo(s) en impresión por otro proceso de esta caja."
+        ));
+    }
     for j in &r.jobs {
         let what = if j.as_copy {
             "Copia del recibo"
@@ -465,8 +474,57 @@ pub fn print_run(r: &crate::print::PrintRun) -> String {
             None => format!("{what} de la venta {} impreso.", j.sale),
             Some(e) => print_failed(j.sale, j.state, e),
         });
+        if let Some(d) = &j.drawer {
+            lines.push(drawer_note(j.sale, d));
+        }
+    }
+    if let Some(q) = left {
+        let untried = waiting.saturating_sub(
+            r.jobs
+                .iter()
+                .filter(|j| j.state == caja_hardware::queue::JobState::Pending)
+                .count() as u64,
+        );
+        if untried > 0 {
+            lines.push(format!(
+                "Quedan en cola {untried} recibo(s) más sin intentar: la impresora no aceptó el anterior{}.",
+                q.last_error
+                    .as_deref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            ));
+        }
+        if stopped > 0 {
+            lines.push(format!(
+                "{stopped} recibo(s) detenido(s) tras varios intentos no se imprimieron: revise la impresora y ejecute `caja-node print --retry-failed`."
+            ));
+        }
     }
     lines.join("\n")
+}
+
+/// The drawer of a receipt that did not print.
+pub fn drawer_note(sale: caja_shared::ids::SaleId, note: &crate::print::DrawerNote) -> String {
+    use crate::print::DrawerNote;
+    match note {
+        DrawerNote::Pulsed => format!(
+            "Gaveta abierta (venta {sale}) aunque el recibo no pudo imprimirse; el recibo saldrá sin volver a abrirla."
+        ),
+        DrawerNote::PulseFailed(e) => format!(
+            "La gaveta de la venta {sale} no se pudo abrir: {e}. Ábrala con la llave y registre la apertura: `caja-node drawer manual --sale {sale}`."
+        ),
+        DrawerNote::Unreachable => format!(
+            "La impresora no responde: la gaveta de la venta {sale} no se abrió. Ábrala con la llave y registre la apertura: `caja-node drawer manual --sale {sale}`."
+        ),
+    }
+}
+
+/// A drawer opened by hand, recorded.
+pub fn drawer_manual(r: &crate::print::ManualOpening) -> String {
+    format!(
+        "Apertura manual de la gaveta registrada (venta {}); el recibo, cuando se imprima, no volverá a abrirla.",
+        r.sale
+    )
 }
 
 /// One receipt that did not print.

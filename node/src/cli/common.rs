@@ -173,6 +173,11 @@ pub(crate) fn print_after(node: &mut Node, json: bool) {
         Ok(run) => {
             if let Some(e) = run.first_error() {
                 eprintln!("{}", messages::print_warning(e));
+                for j in &run.jobs {
+                    if let Some(d) = &j.drawer {
+                        eprintln!("{}", messages::drawer_note(j.sale, d));
+                    }
+                }
             } else if !json && !run.jobs.is_empty() {
                 eprintln!("{}", messages::print_run(&run));
             }
