@@ -281,3 +281,58 @@ fn an_unreachable_printer_is_said_and_the_manual_opening_is_recorded() {
     assert_eq!(p.kicks(), 0);
     assert_eq!(p.pulses, 0);
 }
+
+#[test]
+fn status_shows_the_printer_bits_and_times_with_their_age_and_ends_quietly_on_a_closed_pipe() {
+    let (address, printer) = emulator();
+    let f = register(44, &address);
+    let data = f.data.root().to_path_buf();
+    {
+        let mut p = printer.lock().unwrap();
+        p.cover_open = true;
+        p.paper_out = true;
+    }
+    sell(&data, &["--card", "65", "--card-ref", "111111"]);
+    let out = cli(&data, &["status"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let status = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        status
+            .contains("Estado de la impresora: Tapa de la impresora abierta; Impresora sin papel"),
+        "{status}"
+    );
+    // The queued receipt's time: the store's zone and its age, no milliseconds.
+    let queue = status
+        .lines()
+        .find(|l| l.starts_with("Recibos en cola: 1"))
+        .unwrap_or_else(|| panic!("{status}"));
+    assert!(queue.contains(", hace "), "{queue}");
+    assert!(!status.contains(" ms"), "{status}");
+
+    {
+        let mut p = printer.lock().unwrap();
+        p.cover_open = false;
+        p.paper_out = false;
+        p.near_end = true;
+    }
+    let status = text(&cli(&data, &["status"]));
+    assert!(
+        status.contains("Estado de la impresora: Impresora lista (papel por acabarse)"),
+        "{status}"
+    );
+
+    // `caja-node status | head -1`: the reader is gone before the answer.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_caja-node"))
+        .env("CAJA_NODE_DATA_DIR", &data)
+        .arg("status")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?} {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}

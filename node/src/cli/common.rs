@@ -119,13 +119,17 @@ pub(crate) fn emit<T: Serialize>(
     };
     // Flushed per result: a caller reading our stdout sees each acknowledged
     // operation as soon as it is durable.
-    writeln!(out, "{line}")
-        .and_then(|()| out.flush())
-        .map_err(|e| Failure {
+    match writeln!(out, "{line}").and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        // The reader went away (`caja-node status | head -1`): what was asked
+        // is done; nothing more to say, and nowhere to say it.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Failure {
             code: 1,
             error: "failed",
             message: format!("No se pudo escribir la salida: {e}."),
-        })
+        }),
+    }
 }
 
 /// What the running node's printer thread reports on the console.
