@@ -235,3 +235,48 @@ fn a_mute_scale_is_no_answer_not_unreadable() {
         Err(ScaleError::NoAnswer { .. })
     ));
 }
+
+/// The port's line settings, read the way another program would.
+fn line_settings(path: &str) -> (u32, u32, u32, u32) {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(nix::libc::O_NOCTTY | nix::libc::O_NONBLOCK)
+        .open(path)
+        .expect("open the port");
+    let t = nix::sys::termios::tcgetattr(file.as_raw_fd()).expect("tcgetattr");
+    (
+        t.control_flags.bits() as u32,
+        t.input_flags.bits() as u32,
+        t.output_flags.bits() as u32,
+        t.local_flags.bits() as u32,
+    )
+}
+
+#[test]
+fn closing_the_scale_leaves_the_line_settings_as_it_found_them() {
+    let emu = Emulator::start(Shows::Weight {
+        grams: 1250,
+        net: false,
+    });
+    // Another program left the line at 19200 8N1.
+    let other = serialport::new(&emu.path, 19_200)
+        .data_bits(serialport::DataBits::Eight)
+        .parity(serialport::Parity::None)
+        .open_native()
+        .expect("another program opens the port");
+    drop(other);
+    let found = line_settings(&emu.path);
+
+    let mut reader = reader(&emu);
+    assert_eq!(
+        reader
+            .read_stable(Duration::from_millis(1000))
+            .expect("weight"),
+        QtyMilli(1250)
+    );
+    drop(reader);
+    assert_eq!(line_settings(&emu.path), found);
+}

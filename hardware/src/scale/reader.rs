@@ -8,6 +8,11 @@
 //! the cashier. A cable pulled out is [`ScaleError::Disconnected`] at once, not a
 //! timeout.
 //!
+//! The port's line settings found before opening are put back when the reader
+//! is dropped (tested on a pty), so the register leaves a shared serial line as
+//! it found it. [`ScaleReader::probe`] asks a Toledo scale to echo a text,
+//! recognising the scale without asking for a weight.
+//!
 //! **Architecture invariant: bounded.** Each poll reads at most
 //! [`MAX_BYTES_PER_POLL`] bytes and ends by its own deadline; `read_stable` makes
 //! at most [`MAX_POLLS`] polls and returns by the caller's deadline (plus one
@@ -133,6 +138,49 @@ pub struct ScaleReader {
     port: Box<dyn SerialPort>,
     name: String,
     config: ScaleConfig,
+    restore: Option<LineRestore>,
+}
+
+/// The line settings found on the port before it was opened, put back when the
+/// reader is dropped: another program on the same port (a label printer's
+/// driver, a console) finds the line as it left it.
+struct LineRestore {
+    file: std::fs::File,
+    saved: nix::sys::termios::Termios,
+}
+
+impl LineRestore {
+    /// Reads the port's settings; `None` when the path is not a terminal.
+    fn capture(path: &str) -> Option<LineRestore> {
+        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::io::AsRawFd;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(nix::libc::O_NOCTTY | nix::libc::O_NONBLOCK)
+            .open(path)
+            .ok()?;
+        let saved = nix::sys::termios::tcgetattr(file.as_raw_fd()).ok()?;
+        Some(LineRestore { file, saved })
+    }
+
+    fn put_back(&self) {
+        use std::os::unix::io::AsRawFd;
+        // Best effort: a port that went away has no settings to restore.
+        let _ = nix::sys::termios::tcsetattr(
+            self.file.as_raw_fd(),
+            nix::sys::termios::SetArg::TCSANOW,
+            &self.saved,
+        );
+    }
+}
+
+impl Drop for ScaleReader {
+    fn drop(&mut self) {
+        if let Some(r) = &self.restore {
+            r.put_back();
+        }
+    }
 }
 
 impl std::fmt::Debug for ScaleReader {
@@ -153,6 +201,8 @@ impl ScaleReader {
         config: ScaleConfig,
     ) -> Result<ScaleReader, ScaleError> {
         let line = config.protocol.serial_settings();
+        // Before the port is opened (it is then held exclusively).
+        let restore = LineRestore::capture(path);
         let port = serialport::new(path, baud.unwrap_or(line.baud))
             .data_bits(if line.data_bits == 7 {
                 DataBits::Seven
@@ -175,6 +225,7 @@ impl ScaleReader {
             port,
             name: path.to_string(),
             config,
+            restore,
         })
     }
 
