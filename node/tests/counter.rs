@@ -11,7 +11,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
@@ -80,11 +80,13 @@ fn emulator() -> (String, Arc<Mutex<Printer>>) {
     (format!("tcp://{addr}"), state)
 }
 
-fn serve(mut stream: TcpStream, state: &Mutex<Printer>) {
+fn serve(mut stream: impl Read + Write, state: &Mutex<Printer>) {
     let mut pending: Vec<u8> = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
         let n = match stream.read(&mut buf) {
+            // A pty master polled with a timeout: nothing yet.
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => continue,
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
@@ -335,4 +337,50 @@ fn status_shows_the_printer_bits_and_times_with_their_age_and_ends_quietly_on_a_
     assert!(out.status.success(), "{:?} {stderr}", out.status);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(stderr.is_empty(), "{stderr}");
+}
+
+/// A pseudo-terminal in raw mode stands in for the USB printer class device
+/// (`/dev/usb/lp0`): the register opens the slave side as a `usb://` printer,
+/// the emulator answers on the master side.
+fn usb_emulator() -> (String, Arc<Mutex<Printer>>) {
+    use serialport::{SerialPort, TTYPort};
+    use std::os::unix::io::AsRawFd;
+    let (mut master, slave) = TTYPort::pair().expect("pty pair");
+    let path = slave.name().expect("slave path");
+    let mut t = nix::sys::termios::tcgetattr(slave.as_raw_fd()).expect("termios");
+    nix::sys::termios::cfmakeraw(&mut t);
+    nix::sys::termios::tcsetattr(slave.as_raw_fd(), nix::sys::termios::SetArg::TCSANOW, &t)
+        .expect("raw");
+    master
+        .set_timeout(Duration::from_millis(20))
+        .expect("timeout");
+    let state = Arc::new(Mutex::new(Printer::default()));
+    let shared = Arc::clone(&state);
+    std::thread::spawn(move || {
+        let _slave = slave;
+        serve(master, &shared);
+    });
+    (format!("usb://{path}"), state)
+}
+
+#[test]
+fn a_usb_printer_class_device_answers_its_status_opens_the_drawer_and_prints() {
+    let (address, printer) = usb_emulator();
+    let f = register(45, &address);
+    let data = f.data.root().to_path_buf();
+    printer.lock().unwrap().paper_out = true;
+
+    let (_, said) = sell(&data, &["--cash", "100"]);
+    assert!(said.contains("Gaveta abierta"), "{said}");
+    wait_for(&printer, |p| p.pulses == 1);
+    let status = text(&cli(&data, &["status"]));
+    assert!(status.contains("Impresora sin papel"), "{status}");
+
+    printer.lock().unwrap().paper_out = false;
+    let out = cli(&data, &["print"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("impreso"), "{}", text(&out));
+    wait_for(&printer, |p| p.receipts() == 1);
+    let p = printer.lock().unwrap();
+    assert_eq!((p.receipts(), p.kicks(), p.pulses), (1, 0, 1));
 }
