@@ -248,8 +248,8 @@ pub mod scale {
     /// The scale did not understand the register's request.
     pub const BAD_COMMAND: &str =
         "Comando inválido: la balanza no entendió la petición (revise el protocolo configurado)";
-    /// The line answered the echo probe but the scale sent no valid frame.
-    pub const PROBE_FAILED: &str = "La balanza no respondió a la prueba de la línea (eco)";
+    /// The line answered the echo probe but the scale sent no weight.
+    pub const ECHO_ONLY: &str = "la línea responde a la prueba de eco: revise que la balanza esté en el protocolo 8217 y no en otro modo";
     /// The scale reports a zero-setting problem.
     pub const ZERO_ERROR: &str = "La balanza necesita ponerse en cero";
     /// Unsupported unit (e.g. pounds).

@@ -144,15 +144,27 @@ pub struct ScaleReport {
     pub sellable: bool,
     /// Why not (the cashier's sentence), when it may not.
     pub problem: Option<String>,
+    /// For a Toledo scale that sent no weight: whether the line answered the
+    /// echo probe (the scale is there but not answering weight requests).
+    pub echo: Option<bool>,
 }
 
 /// Polls the scale once (no waiting for it to settle).
 pub fn scale_report(scale: &ScaleSettings) -> ScaleReport {
     let address = format!("{}://{}", scale.address.protocol.name(), scale.address.path);
-    let poll = scale
-        .address
-        .open()
-        .and_then(|mut reader| reader.poll().map(|r| (r, reader.config().capacity)));
+    let mut echo = None;
+    let poll = scale.address.open().and_then(|mut reader| {
+        let polled = reader.poll().map(|r| (r, reader.config().capacity));
+        if scale.address.protocol == Protocol::Toledo8217
+            && matches!(
+                polled,
+                Err(ScaleError::NoAnswer { .. } | ScaleError::Garbled(_))
+            )
+        {
+            echo = Some(reader.probe().is_ok());
+        }
+        polled
+    });
     match poll {
         Ok((reading, capacity)) => {
             let grams = match reading {
@@ -165,12 +177,14 @@ pub fn scale_report(scale: &ScaleSettings) -> ScaleReport {
                     grams,
                     sellable: true,
                     problem: None,
+                    echo,
                 },
                 Err(w) => ScaleReport {
                     address,
                     grams,
                     sellable: false,
                     problem: Some(w.message().to_owned()),
+                    echo,
                 },
             }
         }
@@ -178,7 +192,15 @@ pub fn scale_report(scale: &ScaleSettings) -> ScaleReport {
             address,
             grams: None,
             sellable: false,
-            problem: Some(e.message().to_owned()),
+            problem: Some(match echo {
+                Some(true) => format!(
+                    "{}; {}",
+                    e.message(),
+                    caja_hardware::messages::scale::ECHO_ONLY
+                ),
+                _ => e.message().to_owned(),
+            }),
+            echo,
         },
     }
 }

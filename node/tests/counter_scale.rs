@@ -39,12 +39,30 @@ impl Scale {
         std::thread::spawn(move || {
             let _slave = slave;
             let mut buf = [0u8; 32];
+            let mut echo = false;
             while !s.load(Ordering::SeqCst) {
                 let Ok(n) = master.read(&mut buf) else {
                     continue;
                 };
                 for &b in &buf[..n] {
-                    if b & 0x7F == b'W' {
+                    let b = b & 0x7F;
+                    // `E` … `F`: echo mode, each byte sent back.
+                    if echo {
+                        echo = b != b'F';
+                        if echo && master.write_all(&[b]).is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    if b == b'E' {
+                        echo = true;
+                        if master.write_all(b"\x02E\r").is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    // An empty record: the scale ignores weight requests.
+                    if b == b'W' && !r.lock().unwrap().is_empty() {
                         let mut out = vec![0x02];
                         out.extend_from_slice(&r.lock().unwrap());
                         out.push(0x0D);
@@ -147,4 +165,32 @@ fn a_tared_weight_sells_at_its_net_and_each_status_has_its_own_sentence() {
     seen.sort();
     seen.dedup();
     assert_eq!(seen.len(), cases.len(), "{seen:?}");
+}
+
+#[test]
+fn a_scale_that_echoes_but_sends_no_weight_is_told_apart_from_a_dead_line() {
+    let f = Fixture::new(52);
+    let data = f.data.root().to_path_buf();
+    let scale = Scale::start(b"");
+    std::fs::write(
+        data.join("config.toml"),
+        format!(
+            "scale = \"toledo://{}\"\nscale_timeout_ms = 400\n",
+            scale.path
+        ),
+    )
+    .expect("config");
+    let out = cli(&data, &["scale", "read"]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("no responde"), "{said}");
+    assert!(said.contains("prueba de eco"), "{said}");
+
+    // Once it answers, the same command reads the weight after the probe.
+    scale.set(b"00.500");
+    let said = String::from_utf8_lossy(&cli(&data, &["scale", "read"]).stdout).into_owned();
+    assert!(said.contains("0.500 kg"), "{said}");
 }
