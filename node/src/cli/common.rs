@@ -136,7 +136,14 @@ pub(crate) fn emit<T: Serialize>(
 pub(crate) fn print_report(r: &Result<caja_node::print::PrintRun, OpError>, json: bool) {
     match r {
         Ok(run) => match run.first_error() {
-            Some(e) => eprintln!("{}", messages::print_loop_error(e)),
+            Some(e) => {
+                eprintln!("{}", messages::print_loop_error(e));
+                for j in &run.jobs {
+                    if let Some(d) = &j.drawer {
+                        eprintln!("{}", messages::drawer_note(j.sale, d));
+                    }
+                }
+            }
             None => {
                 let _ = emit(json, run, messages::print_run);
             }
