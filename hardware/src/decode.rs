@@ -9,7 +9,7 @@
 //! uses memory proportional to its input (property-tested).
 
 use crate::codepage::CodePage;
-use crate::escpos_ext::{DLE, EOT, ESC, GS, LF};
+use crate::escpos_ext::{DC4, DLE, EOT, ESC, GS, LF};
 use crate::messages as msg;
 use crate::receipt::Align;
 
@@ -75,6 +75,13 @@ pub enum Command {
     },
     /// `DLE EOT n`: real-time status request.
     StatusRequest(u8),
+    /// `DLE DC4 1 m t`: real-time drawer pulse.
+    RealTimePulse {
+        /// `m`: 0 = pin 2, 1 = pin 5.
+        pin: u8,
+        /// On time in milliseconds (`t × 100`).
+        on_ms: u16,
+    },
     /// Another command of known length that changes no text (`ESC - n`,
     /// `ESC 2`, `GS B n`…), kept as its bytes.
     Other(Vec<u8>),
@@ -269,6 +276,16 @@ fn decode_dle(rest: &[u8]) -> (Command, usize) {
                 (Command::StatusRequest(n), 3)
             }
         }
+        Some(&[DC4, 1]) => match rest.get(3..5) {
+            Some(&[pin, t]) => (
+                Command::RealTimePulse {
+                    pin,
+                    on_ms: u16::from(t) * 100,
+                },
+                5,
+            ),
+            _ => (Command::Truncated(rest.to_vec()), rest.len()),
+        },
         Some(_) => (Command::Unknown(rest[..2].to_vec()), 2),
         None => (Command::Truncated(rest.to_vec()), rest.len()),
     }
@@ -337,7 +354,9 @@ impl Decoded {
                     }
                     out.push(msg::DECODED_CUT.to_string());
                 }
-                Command::DrawerKick { .. } => out.push(msg::DECODED_DRAWER.to_string()),
+                Command::DrawerKick { .. } | Command::RealTimePulse { .. } => {
+                    out.push(msg::DECODED_DRAWER.to_string())
+                }
                 _ => {}
             }
         }

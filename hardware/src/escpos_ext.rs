@@ -28,6 +28,8 @@ pub const GS: u8 = 0x1D;
 pub const DLE: u8 = 0x10;
 /// End of transmission (`DLE EOT n`, real-time status).
 pub const EOT: u8 = 0x04;
+/// Device control 4 (`DLE DC4 n`, real-time requests).
+pub const DC4: u8 = 0x14;
 /// Line feed.
 pub const LF: u8 = 0x0A;
 
@@ -80,6 +82,19 @@ pub fn drawer_kick(pulse: DrawerPulse) -> [u8; 5] {
     [ESC, b'p', m, t1, t2]
 }
 
+/// `DLE DC4 1 m t`: generate the drawer pulse in real time — executed on
+/// arrival even while the printer is offline for paper end or an open cover
+/// (Epson ESC/POS reference, `DLE DC4 n` with `n = 1`), so the drawer opens
+/// without waiting for the receipt. `t` is the on time in 100 ms units (the off
+/// time is the same), clamped to `1..=8`.
+pub fn drawer_pulse_realtime(pin: DrawerPin, t: u8) -> [u8; 5] {
+    let m = match pin {
+        DrawerPin::Pin2 => 0,
+        DrawerPin::Pin5 => 1,
+    };
+    [DLE, DC4, 1, m, t.clamp(1, 8)]
+}
+
 /// `DLE EOT n`: real-time status request (`n` = 1 printer, 2 offline cause,
 /// 3 error cause, 4 roll paper sensor).
 pub const fn status_request(n: u8) -> [u8; 3] {
@@ -103,6 +118,22 @@ mod tests {
         });
         assert_eq!(status, Ok(vec![DLE, EOT, 1, 0]), "a stray fourth byte");
         assert_eq!(status_request(1), [DLE, EOT, 1]);
+    }
+
+    #[test]
+    fn the_real_time_pulse_is_dle_dc4_1_m_t() {
+        assert_eq!(
+            drawer_pulse_realtime(DrawerPin::Pin2, 1),
+            [0x10, 0x14, 1, 0, 1]
+        );
+        assert_eq!(
+            drawer_pulse_realtime(DrawerPin::Pin5, 20),
+            [0x10, 0x14, 1, 1, 8]
+        );
+        assert_eq!(
+            drawer_pulse_realtime(DrawerPin::Pin2, 0),
+            [0x10, 0x14, 1, 0, 1]
+        );
     }
 
     #[test]

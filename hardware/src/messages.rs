@@ -235,13 +235,21 @@ pub mod printer {
 /// Scale problems, as the register shows them.
 pub mod scale {
     /// The weight is moving.
-    pub const MOTION: &str = "Peso inestable: espere a que la balanza se detenga";
+    pub const MOTION: &str =
+        "Peso inestable: la balanza está en movimiento; espere a que se detenga";
     /// More than the scale's capacity.
     pub const OVERLOAD: &str = "Sobrecarga: retire peso de la balanza";
     /// Below zero.
-    pub const UNDER_ZERO: &str = "Peso bajo cero: ponga la balanza en cero";
+    pub const UNDER_ZERO: &str = "Peso negativo (bajo cero): ponga la balanza en cero";
     /// Nothing on the scale.
     pub const NO_WEIGHT: &str = "No hay peso en la balanza";
+    /// The scale rests at the center of zero.
+    pub const AT_ZERO: &str = "Balanza en cero: coloque el producto en la balanza";
+    /// The scale did not understand the register's request.
+    pub const BAD_COMMAND: &str =
+        "Comando inválido: la balanza no entendió la petición (revise el protocolo configurado)";
+    /// The line answered the echo probe but the scale sent no weight.
+    pub const ECHO_ONLY: &str = "la línea responde a la prueba de eco: revise que la balanza esté en el protocolo 8217 y no en otro modo";
     /// The scale reports a zero-setting problem.
     pub const ZERO_ERROR: &str = "La balanza necesita ponerse en cero";
     /// Unsupported unit (e.g. pounds).

@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use crate::escpos_ext::{drawer_kick, DrawerPulse};
+use crate::escpos_ext::{drawer_kick, drawer_pulse_realtime, DrawerPin, DrawerPulse};
 use crate::queue::FailReason;
 use crate::status::{PrinterStatus, Problems, UnknownReason, REQUESTS};
 use crate::transport::{Transport, TransportError};
@@ -134,6 +134,16 @@ impl<T: Transport> ReceiptPrinter<T> {
     pub fn open_drawer(&mut self, pulse: DrawerPulse) -> Result<(), TransportError> {
         self.transport
             .write_all(&drawer_kick(pulse), self.config.write_timeout)
+    }
+
+    /// Pulses the drawer with the real-time command (`DLE DC4 1 m t`), which a
+    /// printer executes even while offline for paper end or an open cover: the
+    /// drawer of a cash sale opens although its receipt cannot print yet.
+    pub fn pulse_drawer_now(&mut self, pulse: DrawerPulse) -> Result<(), TransportError> {
+        let t = u8::try_from(pulse.on_ms.div_ceil(100)).unwrap_or(u8::MAX);
+        let pin: DrawerPin = pulse.pin;
+        self.transport
+            .write_all(&drawer_pulse_realtime(pin, t), self.config.write_timeout)
     }
 
     /// Sends raw bytes (tests, diagnostics).

@@ -301,6 +301,14 @@ impl PrintJob {
         self.state == JobState::Pending && now_ms >= self.not_before_ms
     }
 
+    /// A person asked to print now (paper refilled, cover closed): a pending
+    /// job's backoff is waived, its attempt count and copy rule unchanged.
+    pub fn waive_backoff(&mut self, now_ms: i64) {
+        if self.state == JobState::Pending && self.not_before_ms > now_ms {
+            self.not_before_ms = now_ms;
+        }
+    }
+
     /// Pending → Printing, when due.
     pub fn start(&mut self, now_ms: i64) -> Result<Attempt, QueueError> {
         if self.state != JobState::Pending {

@@ -61,7 +61,7 @@ fn toledo_motion_until_the_deadline_is_a_motion_error() {
     let err = read(&mut reader, 300).expect_err("never stable");
     assert_eq!(
         err.message(),
-        "Peso inestable: espere a que la balanza se detenga"
+        "Peso inestable: la balanza está en movimiento; espere a que se detenga"
     );
     assert_eq!(rejected(Err(err)), WeighError::Motion);
 }

@@ -6,7 +6,8 @@
 //!   capacity — [`caja_hardware::scale::certify`]). It runs *before* the sale's
 //!   transaction: a scale problem (motion, overload, under zero, no answer) is a
 //!   typed [`DeviceError`] and no sale is attempted, so nothing changes.
-//! - [`scale_report`] is one poll for `caja-node scale read` and `status`.
+//! - [`scale_report`] is one poll for `caja-node scale read` and `status`;
+//!   [`printer_report`] one status query of the printer for `status`.
 //! - [`print_loop`] is the printer thread of `caja-node run`: it prints due jobs
 //!   on its own database connection, so sales and sync never wait for a
 //!   printer; an unreachable printer backs off through the queue's retry policy
@@ -30,6 +31,7 @@ use serde::Serialize;
 
 use crate::config::NodeConfig;
 use crate::error::{Failure, OpError};
+use crate::print::PrinterSettings;
 use crate::register::Register;
 use crate::sale::LineRequest;
 
@@ -142,15 +144,27 @@ pub struct ScaleReport {
     pub sellable: bool,
     /// Why not (the cashier's sentence), when it may not.
     pub problem: Option<String>,
+    /// For a Toledo scale that sent no weight: whether the line answered the
+    /// echo probe (the scale is there but not answering weight requests).
+    pub echo: Option<bool>,
 }
 
 /// Polls the scale once (no waiting for it to settle).
 pub fn scale_report(scale: &ScaleSettings) -> ScaleReport {
     let address = format!("{}://{}", scale.address.protocol.name(), scale.address.path);
-    let poll = scale
-        .address
-        .open()
-        .and_then(|mut reader| reader.poll().map(|r| (r, reader.config().capacity)));
+    let mut echo = None;
+    let poll = scale.address.open().and_then(|mut reader| {
+        let polled = reader.poll().map(|r| (r, reader.config().capacity));
+        if scale.address.protocol == Protocol::Toledo8217
+            && matches!(
+                polled,
+                Err(ScaleError::NoAnswer { .. } | ScaleError::Garbled(_))
+            )
+        {
+            echo = Some(reader.probe().is_ok());
+        }
+        polled
+    });
     match poll {
         Ok((reading, capacity)) => {
             let grams = match reading {
@@ -163,12 +177,14 @@ pub fn scale_report(scale: &ScaleSettings) -> ScaleReport {
                     grams,
                     sellable: true,
                     problem: None,
+                    echo,
                 },
                 Err(w) => ScaleReport {
                     address,
                     grams,
                     sellable: false,
                     problem: Some(w.message().to_owned()),
+                    echo,
                 },
             }
         }
@@ -176,9 +192,100 @@ pub fn scale_report(scale: &ScaleSettings) -> ScaleReport {
             address,
             grams: None,
             sellable: false,
-            problem: Some(e.message().to_owned()),
+            problem: Some(match echo {
+                Some(true) => format!(
+                    "{}; {}",
+                    e.message(),
+                    caja_hardware::messages::scale::ECHO_ONLY
+                ),
+                _ => e.message().to_owned(),
+            }),
+            echo,
         },
     }
+}
+
+/// One look at the printer's status bits, for `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PrinterReport {
+    /// Ready to print (it answered, no problem).
+    pub ready: bool,
+    /// The near-end sensor says the roll is running out.
+    pub paper_low: bool,
+    /// Paper end.
+    pub paper_out: bool,
+    /// Cover open.
+    pub cover_open: bool,
+    /// Another error (cutter, head).
+    pub error: bool,
+    /// The status could not be read (one-way connection, no answer,
+    /// unreachable): never taken as ready.
+    pub unknown: bool,
+    /// The cashier's sentences, in order.
+    pub lines: Vec<String>,
+}
+
+/// Asks the printer its real-time status (`DLE EOT 1/2/4`) once, within the
+/// printer's status timeout. A file or folder printer is not opened (opening
+/// one would start a job): its status is unknown.
+pub fn printer_report(printer: &PrinterSettings) -> PrinterReport {
+    use caja_hardware::device::PrinterAddress;
+    use caja_hardware::messages::printer as msg;
+    use caja_hardware::status::{PrinterStatus, UnknownReason};
+    let status = match &printer.address {
+        PrinterAddress::File { .. } | PrinterAddress::Folder { .. } => {
+            PrinterStatus::Unknown(UnknownReason::OneWay)
+        }
+        address => match address.open_with(printer.connect_timeout, printer.columns) {
+            Ok(t) => caja_hardware::printer::ReceiptPrinter::new(t, printer.config).status(),
+            Err(e) => PrinterStatus::Unknown(UnknownReason::Unreachable(e.to_string())),
+        },
+    };
+    let mut r = PrinterReport {
+        ready: false,
+        paper_low: false,
+        paper_out: false,
+        cover_open: false,
+        error: false,
+        unknown: false,
+        lines: Vec::new(),
+    };
+    match status {
+        PrinterStatus::Ready { paper_low } => {
+            r.ready = true;
+            r.paper_low = paper_low;
+            r.lines.push(
+                if paper_low {
+                    msg::PAPER_LOW
+                } else {
+                    msg::READY
+                }
+                .to_owned(),
+            );
+        }
+        PrinterStatus::NotReady(p) => {
+            r.paper_out = p.paper_out;
+            r.cover_open = p.cover_open;
+            r.error = p.error;
+            for (on, line) in [
+                (p.cover_open, msg::COVER_OPEN),
+                (p.paper_out, msg::PAPER_OUT),
+                (p.error, msg::ERROR),
+            ] {
+                if on {
+                    r.lines.push(line.to_owned());
+                }
+            }
+            if r.lines.is_empty() {
+                r.lines.push(msg::OFFLINE.to_owned());
+            }
+        }
+        unknown @ PrinterStatus::Unknown(_) => {
+            r.unknown = true;
+            r.lines.push(unknown.message().to_owned());
+        }
+    }
+    r
 }
 
 /// The printer thread of the running node: until `stop`, prints the due jobs

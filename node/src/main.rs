@@ -14,6 +14,7 @@
 
 mod cli;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -25,7 +26,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             if json {
-                println!(
+                // A closed stdout (a reader that went away) is not a panic.
+                let _ = writeln!(
+                    std::io::stdout(),
                     "{}",
                     serde_json::json!({"error": f.error, "message": f.message})
                 );

@@ -15,7 +15,10 @@ use crate::zreport::ZReport;
 #[cfg(unix)]
 pub mod certificate;
 pub mod hub;
+pub mod printing;
 pub mod receipt;
+
+pub use printing::*;
 
 /// "RD$ 1,234.50" style amount for people.
 pub fn rd(m: Money) -> String {
@@ -238,19 +241,20 @@ pub fn status(s: &Status) -> String {
             s.sync
                 .oldest_unsynced_ms
                 .map_or(String::new(), |ms| format!(
-                    " (el más antiguo de {ms} ms UTC)"
+                    " (el más antiguo de {})",
+                    moment(ms, s.now_ms)
                 ))
         ),
         format!(
             "Última sincronización: {}",
             s.sync
                 .last_success_ms
-                .map_or("nunca".to_string(), |ms| format!("{ms} ms UTC"))
+                .map_or("nunca".to_string(), |ms| moment(ms, s.now_ms))
         ),
         format!("Circuito: {}", circuit(&s.sync.circuit)),
         format!(
-            "Desfase de reloj con la oficina central: {} ms",
-            s.sync.skew_ms
+            "Desfase de reloj con la oficina central: {}",
+            duration(s.sync.skew_ms)
         ),
         format!("Eventos de la oficina central: {}", s.hub_events),
         format!("Eventos de otras cajas: {}", s.peer_events),
@@ -265,7 +269,7 @@ pub fn status(s: &Status) -> String {
             "Impresora: {}",
             s.printer.as_deref().unwrap_or("no configurada")
         ),
-        print_queue(&s.print),
+        print_queue(&s.print, s.now_ms),
         format!(
             "Balanza: {}",
             s.scale.as_deref().unwrap_or("no configurada")
@@ -425,83 +429,6 @@ pub fn fiscal_released(r: &[crate::register::ReleasedRange]) -> String {
         .join("\n")
 }
 
-fn print_queue(q: &crate::print::QueueStatus) -> String {
-    let waiting = q.pending + q.printing;
-    let mut s = format!("Recibos en cola: {waiting}");
-    if q.failed > 0 {
-        s.push_str(&format!(
-            ", {} detenidos (revise la impresora y ejecute `caja-node print --retry-failed`)",
-            q.failed
-        ));
-    }
-    if let Some(ms) = q.oldest_unprinted_ms {
-        s.push_str(&format!(" (el más antiguo de {ms} ms UTC)"));
-    }
-    s
-}
-
-/// What `caja-node print` (or the print after a sale) did.
-pub fn print_run(r: &crate::print::PrintRun) -> String {
-    if r.jobs.is_empty() {
-        return "No hay recibos pendientes por imprimir.".into();
-    }
-    let mut lines = Vec::new();
-    for j in &r.jobs {
-        let what = if j.as_copy {
-            "Copia del recibo"
-        } else {
-            "Recibo"
-        };
-        if j.kind == caja_hardware::queue::JobKind::Drawer {
-            lines.push(match &j.error {
-                None => format!("Gaveta abierta (apertura {}).", j.sale),
-                Some(e) => format!(
-                    "No se pudo abrir la gaveta (apertura {}): {e}. Queda en cola (`caja-node print`).",
-                    j.sale
-                ),
-            });
-            continue;
-        }
-        lines.push(match &j.error {
-            None => format!("{what} de la venta {} impreso.", j.sale),
-            Some(e) => print_failed(j.sale, j.state, e),
-        });
-    }
-    lines.join("\n")
-}
-
-/// One receipt that did not print.
-pub fn print_failed(
-    sale: caja_shared::ids::SaleId,
-    state: caja_hardware::queue::JobState,
-    error: &str,
-) -> String {
-    if state == caja_hardware::queue::JobState::Failed {
-        format!(
-            "No se pudo imprimir el recibo de la venta {sale}: {error}. Quedó detenido: revise la impresora y ejecute `caja-node print --retry-failed`."
-        )
-    } else {
-        format!(
-            "No se pudo imprimir el recibo de la venta {sale}: {error}. Queda en cola y se reintentará (`caja-node print`)."
-        )
-    }
-}
-
-/// Warning after a committed sale whose receipt could not be printed.
-pub fn print_warning(detail: &str) -> String {
-    format!("Aviso: la venta quedó registrada, pero el recibo no se imprimió: {detail}")
-}
-
-/// A reprint was queued.
-pub fn reprint_queued(sale: caja_shared::ids::SaleId, job: caja_hardware::queue::JobId) -> String {
-    format!("Copia del recibo de la venta {sale} en cola (trabajo {job}).")
-}
-
-/// Failed receipts put back in the queue.
-pub fn prints_retried(n: usize) -> String {
-    format!("{n} recibo(s) detenido(s) vuelven a la cola.")
-}
-
 /// A weight for the cashier: `1.250 kg`.
 pub fn weight(grams: i64) -> String {
     format!("{} kg", caja_shared::money::QtyMilli(grams))
@@ -584,7 +511,8 @@ fn refusal(e: &Refusal) -> String {
             crate::staff::StaffError::Unknown(_) => "Empleado desconocido o inactivo en esta caja.".into(),
             crate::staff::StaffError::WrongPin { left } => format!("PIN incorrecto (quedan {left} intentos)."),
             crate::staff::StaffError::Locked { until_ms } => format!(
-                "Demasiados PIN incorrectos: bloqueado en esta caja hasta {until_ms} ms UTC."
+                "Demasiados PIN incorrectos: bloqueado en esta caja hasta las {}.",
+                local_time(*until_ms)
             ),
             crate::staff::StaffError::Role { name, action, .. } => format!(
                 "{name} no puede autorizar {}: se necesita un supervisor.",

@@ -112,6 +112,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "signed_documents",
         sql: include_str!("../../migrations/node/0015_signed_documents.sql"),
     },
+    Migration {
+        version: 16,
+        name: "drawer_openings",
+        sql: include_str!("../../migrations/node/0016_drawer_openings.sql"),
+    },
 ];
 
 /// The schema version this binary writes: the last of [`MIGRATIONS`].

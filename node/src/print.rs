@@ -155,6 +155,34 @@ pub struct JobOutcome {
     pub state: JobState,
     /// Why it did not print.
     pub error: Option<String>,
+    /// What happened to the cash drawer of a job that did not print.
+    pub drawer: Option<DrawerNote>,
+}
+
+/// The cash drawer of a job that opens one (a cash sale's original, a drawer
+/// job) when its receipt could not print.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DrawerNote {
+    /// The printer answered but cannot print (paper end, cover open): the
+    /// drawer was opened with the real-time pulse, once, and it is recorded.
+    Pulsed,
+    /// The real-time pulse could not be sent.
+    PulseFailed(String),
+    /// The printer cannot be reached: the drawer did not open; the cashier
+    /// opens it with the key and records it (`caja-node drawer manual`).
+    Unreachable,
+}
+
+/// A drawer opening recorded by hand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ManualOpening {
+    /// The job whose drawer it was.
+    pub job: JobId,
+    /// Its sale (or drawer opening).
+    pub sale: SaleId,
+    /// When it was recorded.
+    pub opened_ms: i64,
 }
 
 /// What one [`print_pending`] call did.
@@ -164,6 +192,18 @@ pub struct PrintRun {
     pub jobs: Vec<JobOutcome>,
     /// Jobs interrupted by an earlier crash, put back in the queue.
     pub recovered: usize,
+    /// For a run a person asked for ([`Due::Now`]): the queue after it, so the
+    /// answer says what stays queued and why.
+    pub left: Option<QueueStatus>,
+}
+
+/// Which pending jobs a run takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// Those whose backoff is over (the automatic runs).
+    Scheduled,
+    /// Every pending job, whatever its backoff: a person pressed print.
+    Now,
 }
 
 impl PrintRun {
@@ -411,9 +451,10 @@ fn sale_created(conn: &Connection, sale: SaleId) -> Result<(SaleCreated, i64), O
 
 /// Whether printing this job opens the cash drawer: only the first printing of
 /// a sale's original receipt (not a copy, not a retry that may have printed
-/// already), and only when the sale took cash.
+/// already), and only when the sale took cash; never when the drawer was
+/// already opened apart from the receipt (`drawer_openings`).
 fn opens_drawer(conn: &Connection, job: &PrintJob, as_copy: bool) -> Result<bool, OpError> {
-    if as_copy || job.kind == JobKind::Copy {
+    if as_copy || job.kind == JobKind::Copy || drawer_opened(conn, job.id)? {
         return Ok(false);
     }
     if job.kind == JobKind::Drawer {
@@ -607,7 +648,7 @@ fn recover_interrupted(conn: &Connection, now_ms: i64) -> Result<usize, OpError>
     Ok(n)
 }
 
-fn due_jobs(conn: &Connection, now_ms: i64) -> Result<Vec<PrintJob>, OpError> {
+fn due_jobs(conn: &Connection, due_by_ms: i64) -> Result<Vec<PrintJob>, OpError> {
     let rows: Vec<JobRow> = conn
         .prepare_cached(&format!(
             "SELECT {JOB_COLUMNS} FROM print_jobs
@@ -615,29 +656,41 @@ fn due_jobs(conn: &Connection, now_ms: i64) -> Result<Vec<PrintJob>, OpError> {
              ORDER BY job_id LIMIT ?2"
         ))?
         .query_map(
-            params![now_ms, i64::try_from(MAX_JOBS_PER_RUN).unwrap_or(i64::MAX)],
+            params![
+                due_by_ms,
+                i64::try_from(MAX_JOBS_PER_RUN).unwrap_or(i64::MAX)
+            ],
             read_row,
         )?
         .collect::<Result<_, _>>()?;
     rows.into_iter().map(to_job).collect()
 }
 
-/// Prints the jobs that are due, oldest first, each through the queue's state
-/// machine. Stops at the first job the printer did not take (paper out,
-/// unreachable): the others would fail the same way and keep their place.
-/// Database errors are returned; printer errors are recorded on the job.
+/// Prints the jobs that are due (with [`Due::Now`], every pending job, its
+/// backoff waived), oldest first, each through the queue's state machine.
+/// Stops at the first job the printer did not take (paper out, unreachable):
+/// the others would fail the same way and keep their place. Database errors
+/// are returned; printer errors are recorded on the job.
 pub fn print_pending(
     conn: &Connection,
     printer: &PrinterSettings,
     receipt: &ReceiptSettings,
     now_ms: i64,
+    due: Due,
 ) -> Result<PrintRun, OpError> {
     let mut run = PrintRun {
         recovered: recover_interrupted(conn, now_ms)?,
         ..PrintRun::default()
     };
     let mut device: Option<ReceiptPrinter<Box<dyn Transport>>> = None;
-    for mut job in due_jobs(conn, now_ms)? {
+    let due_by_ms = match due {
+        Due::Scheduled => now_ms,
+        Due::Now => i64::MAX,
+    };
+    for mut job in due_jobs(conn, due_by_ms)? {
+        if due == Due::Now {
+            job.waive_backoff(now_ms);
+        }
         let Ok(attempt) = job.start(now_ms) else {
             continue;
         };
@@ -651,12 +704,15 @@ pub fn print_pending(
             }),
             Ok(bytes) => deliver(&mut device, printer, &bytes),
         };
+        let mut drawer = None;
         let stop = match &outcome {
             Ok(()) => {
                 job.printed(now_ms).map_err(queue_bug)?;
                 false
             }
             Err(reason) => {
+                drawer =
+                    drawer_after_failure(conn, &mut device, &job, attempt.as_copy, reason, now_ms)?;
                 job.failed(now_ms, reason, &printer.policy)
                     .map_err(queue_bug)?;
                 if !matches!(reason, FailReason::Permanent { .. }) {
@@ -674,12 +730,126 @@ pub fn print_pending(
             as_copy: attempt.as_copy,
             state: job.state,
             error: outcome.err().map(|r| failure_detail(&r)),
+            drawer,
         });
         if stop {
             break;
         }
     }
+    if due == Due::Now {
+        run.left = Some(queue_status(conn)?);
+    }
     Ok(run)
+}
+
+fn job_key(id: JobId) -> Result<i64, OpError> {
+    i64::try_from(id.0).map_err(|_| bad_row("job id"))
+}
+
+/// Whether the job's drawer was opened apart from its receipt.
+fn drawer_opened(conn: &Connection, job: JobId) -> Result<bool, OpError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM drawer_openings WHERE job_id = ?1")?
+        .query_row([job_key(job)?], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// Claims the job's drawer opening; false when it was already recorded.
+fn claim_drawer(
+    conn: &Connection,
+    job: &PrintJob,
+    how: &str,
+    now_ms: i64,
+) -> Result<bool, OpError> {
+    let n = conn.execute(
+        "INSERT OR IGNORE INTO drawer_openings (job_id, sale_id, how, opened_ms)
+         VALUES (?1, ?2, ?3, ?4)",
+        params![job_key(job.id)?, job.sale.to_string(), how, now_ms],
+    )?;
+    Ok(n == 1)
+}
+
+/// The drawer of a job that opens one and did not print: the real-time pulse
+/// when the printer answered (claimed durably first, so it is sent once; the
+/// claim is withdrawn if the pulse cannot be sent), a note when the printer
+/// cannot be reached. `None` when the drawer is not this attempt's concern.
+fn drawer_after_failure(
+    conn: &Connection,
+    device: &mut Option<ReceiptPrinter<Box<dyn Transport>>>,
+    job: &PrintJob,
+    as_copy: bool,
+    reason: &FailReason,
+    now_ms: i64,
+) -> Result<Option<DrawerNote>, OpError> {
+    let unreachable = match reason {
+        FailReason::NotReady { .. } => false,
+        FailReason::Transport { bytes_sent: 0, .. } => true,
+        // Part of the job (the kick leads it) may have gone out, or the job is
+        // broken: nothing to add.
+        FailReason::Transport { .. } | FailReason::Permanent { .. } => return Ok(None),
+    };
+    if !opens_drawer(conn, job, as_copy)? {
+        return Ok(None);
+    }
+    if unreachable {
+        return Ok(Some(DrawerNote::Unreachable));
+    }
+    let Some(printer) = device.as_mut() else {
+        return Ok(Some(DrawerNote::Unreachable));
+    };
+    if !claim_drawer(conn, job, "pulse", now_ms)? {
+        return Ok(None);
+    }
+    match printer.pulse_drawer_now(DrawerPulse::default()) {
+        Ok(()) => Ok(Some(DrawerNote::Pulsed)),
+        Err(e) => {
+            conn.execute(
+                "DELETE FROM drawer_openings WHERE job_id = ?1 AND how = 'pulse'",
+                [job_key(job.id)?],
+            )?;
+            Ok(Some(DrawerNote::PulseFailed(e.to_string())))
+        }
+    }
+}
+
+/// Records that the cashier opened the drawer of `sale` by hand because the
+/// printer could not be reached: its receipt, when it prints, kicks no drawer.
+/// Refused when the sale has no unprinted job that would open the drawer.
+pub fn record_manual_opening(
+    conn: &Connection,
+    sale: SaleId,
+    now_ms: i64,
+) -> Result<ManualOpening, OpError> {
+    let refuse = |reason: &str| {
+        OpError::Refused(Refusal::Invalid {
+            field: "sale",
+            reason: reason.to_owned(),
+        })
+    };
+    let jobs = jobs_of_sale(conn, sale)?;
+    let job = jobs
+        .iter()
+        .find(|j| j.kind != JobKind::Copy)
+        .ok_or_else(|| refuse("no receipt of this sale opens the drawer"))?;
+    if job.state == JobState::Printed || job.may_have_printed {
+        return Err(refuse(
+            "its receipt already went to the printer with the drawer kick",
+        ));
+    }
+    if !opens_drawer(conn, job, false)? {
+        return Err(refuse(
+            "this sale took no cash, or its drawer opening is already recorded",
+        ));
+    }
+    if !claim_drawer(conn, job, "manual", now_ms)? {
+        return Err(refuse("its drawer opening is already recorded"));
+    }
+    Ok(ManualOpening {
+        job: job.id,
+        sale,
+        opened_ms: now_ms,
+    })
 }
 
 fn queue_bug(e: caja_hardware::queue::QueueError) -> OpError {

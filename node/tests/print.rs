@@ -144,6 +144,8 @@ struct FakeState {
     problems: Problems,
     job_bytes: Vec<u8>,
     status_requests: usize,
+    /// Real-time drawer pulses (`DLE DC4 1 m t`), executed apart from the job.
+    pulses: usize,
 }
 
 fn fake_printer() -> (String, Arc<Mutex<FakeState>>) {
@@ -189,6 +191,14 @@ fn serve(mut stream: TcpStream, state: &Mutex<FakeState>) {
                 i += 3;
                 continue;
             }
+            if pending[i] == 0x10 && pending.get(i + 1) == Some(&0x14) {
+                if pending.len() < i + 5 {
+                    break;
+                }
+                state.lock().expect("state").pulses += 1;
+                i += 5;
+                continue;
+            }
             state.lock().expect("state").job_bytes.push(pending[i]);
             i += 1;
         }
@@ -230,6 +240,8 @@ fn paper_out_keeps_the_job_then_it_prints_exactly_once() {
     );
     assert!(job.not_before_ms > common::START_MS, "backoff");
     assert!(state.lock().expect("state").job_bytes.is_empty());
+    // A cash sale: the drawer opened with the real-time pulse, apart from the job.
+    assert_eq!(state.lock().expect("state").pulses, 1);
     let status = f.register.status().expect("status");
     assert_eq!(status.print.pending, 1);
     assert!(caja_node::messages::status(&status).contains("sin papel"));

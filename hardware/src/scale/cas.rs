@@ -19,6 +19,10 @@
 //! - `BCC`: XOR of the ten bytes `STA` through `U2`. It can take any value, so the
 //!   frame is read by length, not by looking for `ETX`.
 //!
+//! Bit 7 of every byte is masked off: some PD-II units are set to 7 data bits
+//! with even parity (public driver notes list the first byte as `0x01` or
+//! `0x81`, which is `SOH` with its parity bit), and the frame is all ASCII.
+//!
 //! Overload has no marker of its own in this frame: a weight above the scale's
 //! configured capacity is refused by [`super::certify`].
 
@@ -82,6 +86,10 @@ impl Framer {
     /// Feeds one byte; returns `ACK`, `NAK`, a reading, or an error when a frame
     /// ends.
     pub fn push(&mut self, byte: u8) -> Option<Result<Frame, FrameError>> {
+        // Every byte of the frame is ASCII (and so is the XOR of ASCII bytes):
+        // bit 7 is a parity bit when a 7E1 scale is read as 8N1 (`SOH` arrives
+        // as 0x81), never data.
+        let byte = byte & 0x7F;
         match &mut self.state {
             State::Idle => {
                 match byte {
@@ -234,6 +242,25 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn a_seven_bit_even_parity_line_read_as_eight_bits_still_frames() {
+        let frame = encode(QtyMilli(1250), true, *b"kg");
+        let with_parity: Vec<u8> = frame
+            .iter()
+            .map(|&b| if b.count_ones() % 2 == 1 { b | 0x80 } else { b })
+            .collect();
+        assert_eq!(with_parity[0], 0x81, "SOH with its parity bit");
+        let mut f = Framer::new();
+        let got: Vec<_> = with_parity.iter().filter_map(|&b| f.push(b)).collect();
+        assert_eq!(
+            got,
+            [Ok(Frame::Reading(Reading::Weight {
+                grams: QtyMilli(1250),
+                stable: true
+            }))]
+        );
+    }
+
     proptest! {
         #[test]
         fn any_bytes_never_panic_and_stay_bounded(bytes in proptest::collection::vec(any::<u8>(), 0..1024)) {
@@ -250,7 +277,7 @@ mod tests {
         fn frames_round_trip_after_garbage(
             grams in -99_999i64..=99_999,
             stable in any::<bool>(),
-            garbage in proptest::collection::vec(any::<u8>().prop_filter("no SOH/ACK/NAK", |b| ![SOH, ACK, NAK].contains(b)), 0..64),
+            garbage in proptest::collection::vec(any::<u8>().prop_filter("no SOH/ACK/NAK, parity bit or not", |b| ![SOH, ACK, NAK].contains(&(b & 0x7F))), 0..64),
         ) {
             let mut bytes = garbage;
             bytes.extend(encode(QtyMilli(grams), stable, *b"kg"));

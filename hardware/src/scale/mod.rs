@@ -97,6 +97,10 @@ pub struct StatusFlags {
     pub outside_zero_range: bool,
     /// Bit 4: at the center of zero.
     pub center_of_zero: bool,
+    /// Bit 5: the scale shows a net weight (a tare is set).
+    pub net_weight: bool,
+    /// Bit 6: the scale did not understand the host's command.
+    pub bad_command: bool,
 }
 
 /// What one answer of a scale says.
@@ -159,6 +163,12 @@ pub enum WeighError {
     /// The scale needs re-zeroing.
     #[error("outside the zero range")]
     ZeroError,
+    /// The scale rests at the center of zero: nothing to weigh.
+    #[error("the scale is at zero")]
+    AtZero,
+    /// The scale did not understand the request (wrong protocol set).
+    #[error("the scale reports a bad command")]
+    BadCommand,
 }
 
 impl WeighError {
@@ -170,13 +180,15 @@ impl WeighError {
             WeighError::UnderZero => msg::UNDER_ZERO,
             WeighError::NoWeight => msg::NO_WEIGHT,
             WeighError::ZeroError => msg::ZERO_ERROR,
+            WeighError::AtZero => msg::AT_ZERO,
+            WeighError::BadCommand => msg::BAD_COMMAND,
         }
     }
 }
 
 /// The certification rule: a weight is accepted only when stable, positive and
-/// within `capacity`. Checked in this order: under zero, over capacity, motion,
-/// zero.
+/// within `capacity`. Checked in this order: a bad command, under zero, over
+/// capacity, motion, outside the zero range, center of zero, zero.
 pub fn certify(reading: &Reading, capacity: QtyMilli) -> Result<QtyMilli, WeighError> {
     match *reading {
         Reading::Weight { grams, stable } => {
@@ -192,7 +204,9 @@ pub fn certify(reading: &Reading, capacity: QtyMilli) -> Result<QtyMilli, WeighE
                 Ok(grams)
             }
         }
-        Reading::Status(s) => Err(if s.under_zero {
+        Reading::Status(s) => Err(if s.bad_command {
+            WeighError::BadCommand
+        } else if s.under_zero {
             WeighError::UnderZero
         } else if s.over_capacity {
             WeighError::Overload
@@ -200,6 +214,8 @@ pub fn certify(reading: &Reading, capacity: QtyMilli) -> Result<QtyMilli, WeighE
             WeighError::Motion
         } else if s.outside_zero_range {
             WeighError::ZeroError
+        } else if s.center_of_zero {
+            WeighError::AtZero
         } else {
             WeighError::NoWeight
         }),

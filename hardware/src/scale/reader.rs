@@ -8,6 +8,11 @@
 //! the cashier. A cable pulled out is [`ScaleError::Disconnected`] at once, not a
 //! timeout.
 //!
+//! The port's line settings found before opening are put back when the reader
+//! is dropped (tested on a pty), so the register leaves a shared serial line as
+//! it found it. [`ScaleReader::probe`] asks a Toledo scale to echo a text,
+//! recognising the scale without asking for a weight.
+//!
 //! **Architecture invariant: bounded.** Each poll reads at most
 //! [`MAX_BYTES_PER_POLL`] bytes and ends by its own deadline; `read_stable` makes
 //! at most [`MAX_POLLS`] polls and returns by the caller's deadline (plus one
@@ -27,6 +32,8 @@ use crate::messages::scale as msg;
 pub const MAX_BYTES_PER_POLL: usize = 4096;
 /// Most polls of one [`ScaleReader::read_stable`].
 pub const MAX_POLLS: usize = 1000;
+/// The text sent with the Toledo echo probe.
+pub const PROBE_TEXT: &[u8] = b"caja";
 
 /// How a scale is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +138,49 @@ pub struct ScaleReader {
     port: Box<dyn SerialPort>,
     name: String,
     config: ScaleConfig,
+    restore: Option<LineRestore>,
+}
+
+/// The line settings found on the port before it was opened, put back when the
+/// reader is dropped: another program on the same port (a label printer's
+/// driver, a console) finds the line as it left it.
+struct LineRestore {
+    file: std::fs::File,
+    saved: nix::sys::termios::Termios,
+}
+
+impl LineRestore {
+    /// Reads the port's settings; `None` when the path is not a terminal.
+    fn capture(path: &str) -> Option<LineRestore> {
+        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::io::AsRawFd;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(nix::libc::O_NOCTTY | nix::libc::O_NONBLOCK)
+            .open(path)
+            .ok()?;
+        let saved = nix::sys::termios::tcgetattr(file.as_raw_fd()).ok()?;
+        Some(LineRestore { file, saved })
+    }
+
+    fn put_back(&self) {
+        use std::os::unix::io::AsRawFd;
+        // Best effort: a port that went away has no settings to restore.
+        let _ = nix::sys::termios::tcsetattr(
+            self.file.as_raw_fd(),
+            nix::sys::termios::SetArg::TCSANOW,
+            &self.saved,
+        );
+    }
+}
+
+impl Drop for ScaleReader {
+    fn drop(&mut self) {
+        if let Some(r) = &self.restore {
+            r.put_back();
+        }
+    }
 }
 
 impl std::fmt::Debug for ScaleReader {
@@ -151,6 +201,8 @@ impl ScaleReader {
         config: ScaleConfig,
     ) -> Result<ScaleReader, ScaleError> {
         let line = config.protocol.serial_settings();
+        // Before the port is opened (it is then held exclusively).
+        let restore = LineRestore::capture(path);
         let port = serialport::new(path, baud.unwrap_or(line.baud))
             .data_bits(if line.data_bits == 7 {
                 DataBits::Seven
@@ -173,6 +225,7 @@ impl ScaleReader {
             port,
             name: path.to_string(),
             config,
+            restore,
         })
     }
 
@@ -285,6 +338,72 @@ impl ScaleReader {
                 Err(e) => return Err(ScaleError::Disconnected(e.to_string())),
             }
         }
+    }
+
+    /// Probes the line: for Toledo the echo command (`E` and a short text; the
+    /// scale answers `STX E CR` and echoes the text; `F` ends the echo), the way
+    /// drivers recognise an 8217 scale without asking for a weight; for CAS one
+    /// poll. `Ok` means a scale of this protocol answers on this line.
+    pub fn probe(&mut self) -> Result<(), ScaleError> {
+        let timeout = self.config.answer_timeout;
+        if self.config.protocol != Protocol::Toledo8217 {
+            return self.poll_within(timeout).map(|_| ());
+        }
+        self.port
+            .clear(ClearBuffer::Input)
+            .map_err(|e| ScaleError::Disconnected(e.to_string()))?;
+        let mut request = vec![toledo::ECHO];
+        request.extend_from_slice(PROBE_TEXT);
+        self.send(&request, timeout)?;
+        let mut expected = toledo::ECHO_ACK.to_vec();
+        expected.extend_from_slice(PROBE_TEXT);
+        let got = self.read_bytes(expected.len(), timeout);
+        // Leave echo mode whatever came back, so the next `W` is a request.
+        let ended = self.send(&[toledo::ECHO_END], timeout);
+        let got = got?;
+        ended?;
+        if got != expected {
+            return Err(ScaleError::Garbled(FrameError::Malformed(
+                "the echo does not match the probe",
+            )));
+        }
+        Ok(())
+    }
+
+    /// Reads exactly `n` bytes (7-bit) by `timeout`.
+    fn read_bytes(&mut self, n: usize, timeout: Duration) -> Result<Vec<u8>, ScaleError> {
+        let deadline = Instant::now() + timeout;
+        let mut got = Vec::with_capacity(n);
+        let mut buf = [0u8; 64];
+        while got.len() < n {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(ScaleError::NoAnswer {
+                    timeout_ms: millis(timeout),
+                });
+            }
+            self.port
+                .set_timeout(remaining)
+                .map_err(|e| ScaleError::Disconnected(e.to_string()))?;
+            let want = (n - got.len()).min(buf.len());
+            match self.port.read(&mut buf[..want]) {
+                Ok(0) => return Err(ScaleError::Disconnected("end of file".into())),
+                Ok(k) => got.extend(buf[..k].iter().map(|b| b & 0x7F)),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+                    ) =>
+                {
+                    return Err(ScaleError::NoAnswer {
+                        timeout_ms: millis(timeout),
+                    })
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ScaleError::Disconnected(e.to_string())),
+            }
+        }
+        Ok(got)
     }
 
     /// Polls until the scale reports a weight that may be sold, or `timeout`

@@ -241,6 +241,8 @@ fn run(protocol: Protocol, master: &mut TTYPort, state: &Mutex<SimState>, stop: 
     let mut buf = [0u8; 64];
     // For CAS: the answer chosen at ENQ time, sent at DC1.
     let mut chosen: Option<Answer> = None;
+    // For Toledo: between `E` and `F` every byte is echoed.
+    let mut echoing = false;
     while !stop.load(Ordering::SeqCst) {
         let n = match master.read(&mut buf) {
             Ok(n) => n,
@@ -252,6 +254,15 @@ fn run(protocol: Protocol, master: &mut TTYPort, state: &Mutex<SimState>, stop: 
         };
         for &b in &buf[..n] {
             let reply = match (protocol, b) {
+                (Protocol::Toledo8217, toledo::ECHO_END) if echoing => {
+                    echoing = false;
+                    Vec::new()
+                }
+                (Protocol::Toledo8217, _) if echoing => vec![b],
+                (Protocol::Toledo8217, toledo::ECHO) => {
+                    echoing = true;
+                    toledo::ECHO_ACK.to_vec()
+                }
                 (Protocol::Toledo8217, toledo::REQUEST) => encode(protocol, &next_answer(state)),
                 (Protocol::CasPd2, cas::ENQ) => {
                     let answer = next_answer(state);

@@ -81,10 +81,14 @@ pub(crate) fn status(cx: &Ctx) -> Result<(), Failure> {
     let node = open(dir)?;
     let s = node.status()?;
     let scale = scale_settings(&node)?.map(|sc| devices::scale_report(&sc));
+    let printer = node
+        .printer_settings()?
+        .map(|p| devices::printer_report(&p));
     let cert = caja_node::fiscal::certificate::summary(dir, SystemClock.now_ms());
     if json {
         let mut v = serde_json::to_value(&s).map_err(|e| refused(e.to_string()))?;
         v["scale_reading"] = serde_json::to_value(&scale).map_err(|e| refused(e.to_string()))?;
+        v["printer_state"] = serde_json::to_value(&printer).map_err(|e| refused(e.to_string()))?;
         v["certificate"] = match &cert {
             Ok(c) => serde_json::to_value(c).map_err(|e| refused(e.to_string()))?,
             Err(e) => {
@@ -97,13 +101,17 @@ pub(crate) fn status(cx: &Ctx) -> Result<(), Failure> {
             Ok(c) => messages::certificate::state(c),
             Err(e) => messages::certificate::unreadable(&messages::certificate::store_error(e)),
         };
+        let printer_line = printer
+            .as_ref()
+            .map(|p| format!("\n{}", messages::printer_state(p)))
+            .unwrap_or_default();
         emit(json, &s, |s| match &scale {
             Some(r) => format!(
-                "{}\n{cert_line}\n{}",
+                "{}{printer_line}\n{cert_line}\n{}",
                 messages::status(s),
                 messages::scale_report(r)
             ),
-            None => format!("{}\n{cert_line}", messages::status(s)),
+            None => format!("{}{printer_line}\n{cert_line}", messages::status(s)),
         })
     }
 }

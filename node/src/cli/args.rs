@@ -218,6 +218,16 @@ pub(crate) struct ApproverArg {
 pub(crate) enum DrawerCmd {
     /// Kick the drawer open through the printer and record why.
     Open(DrawerOpenArgs),
+    /// Record that the drawer of a cash sale was opened with the key because
+    /// the printer could not be reached (its receipt will not kick it again).
+    Manual(DrawerManualArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DrawerManualArgs {
+    /// The sale whose drawer was opened by hand.
+    #[arg(long)]
+    pub(crate) sale: SaleId,
 }
 
 #[derive(Debug, Subcommand)]

@@ -119,20 +119,31 @@ pub(crate) fn emit<T: Serialize>(
     };
     // Flushed per result: a caller reading our stdout sees each acknowledged
     // operation as soon as it is durable.
-    writeln!(out, "{line}")
-        .and_then(|()| out.flush())
-        .map_err(|e| Failure {
+    match writeln!(out, "{line}").and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        // The reader went away (`caja-node status | head -1`): what was asked
+        // is done; nothing more to say, and nowhere to say it.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Failure {
             code: 1,
             error: "failed",
             message: format!("No se pudo escribir la salida: {e}."),
-        })
+        }),
+    }
 }
 
 /// What the running node's printer thread reports on the console.
 pub(crate) fn print_report(r: &Result<caja_node::print::PrintRun, OpError>, json: bool) {
     match r {
         Ok(run) => match run.first_error() {
-            Some(e) => eprintln!("{}", messages::print_loop_error(e)),
+            Some(e) => {
+                eprintln!("{}", messages::print_loop_error(e));
+                for j in &run.jobs {
+                    if let Some(d) = &j.drawer {
+                        eprintln!("{}", messages::drawer_note(j.sale, d));
+                    }
+                }
+            }
             None => {
                 let _ = emit(json, run, messages::print_run);
             }
@@ -173,6 +184,11 @@ pub(crate) fn print_after(node: &mut Node, json: bool) {
         Ok(run) => {
             if let Some(e) = run.first_error() {
                 eprintln!("{}", messages::print_warning(e));
+                for j in &run.jobs {
+                    if let Some(d) = &j.drawer {
+                        eprintln!("{}", messages::drawer_note(j.sale, d));
+                    }
+                }
             } else if !json && !run.jobs.is_empty() {
                 eprintln!("{}", messages::print_run(&run));
             }

@@ -40,6 +40,7 @@ pub(crate) fn try_main(cli: Cli) -> Result<(), Failure> {
         Command::Shift(ShiftCmd::Open(args)) => ops::shift_open(&cx, args),
         Command::Return(args) => ops::return_sale(&cx, args),
         Command::Drawer(DrawerCmd::Open(args)) => ops::drawer_open(&cx, args),
+        Command::Drawer(DrawerCmd::Manual(args)) => ops::drawer_manual(&cx, args),
         Command::Credit(args) => ops::credit(&cx, args),
         Command::Cash(args) => ops::cash(&cx, args),
         Command::Shift(ShiftCmd::Close(args)) => ops::shift_close(&cx, args),

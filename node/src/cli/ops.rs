@@ -15,7 +15,7 @@ use caja_shared::kind::PaymentMethod;
 use caja_shared::money::{Money, QtyMilli};
 
 use super::args::{
-    ApproverArg, CashArgs, CreditArgs, CustomerArgs, DebtPayArgs, DrawerOpenArgs,
+    ApproverArg, CashArgs, CreditArgs, CustomerArgs, DebtPayArgs, DrawerManualArgs, DrawerOpenArgs,
     FiscalReleaseArgs, PrintArgs, ReceiptReprintArgs, ReceiptShowArgs, ReturnArgs, SellArgs,
     ShiftCloseArgs, ShiftOpenArgs, StockCountArgs, StockReceiveArgs, VoidArgs, ZReportArgs,
 };
@@ -119,6 +119,13 @@ pub(crate) fn drawer_open(cx: &Ctx, args: DrawerOpenArgs) -> Result<(), Failure>
     // problem is a warning; the job stays queued).
     print_after(&mut node, json);
     Ok(())
+}
+
+/// `caja-node drawer manual`.
+pub(crate) fn drawer_manual(cx: &Ctx, args: DrawerManualArgs) -> Result<(), Failure> {
+    let mut node = open(&cx.dir)?;
+    let r = node.record_manual_drawer(args.sale)?;
+    emit(cx.json, &r, messages::drawer_manual)
 }
 
 /// `caja-node credit`.
@@ -293,7 +300,7 @@ pub(crate) fn print_due(cx: &Ctx, args: PrintArgs) -> Result<(), Failure> {
             emit(json, &n, |n| messages::prints_retried(*n))?;
         }
     }
-    let r = node.print_pending()?;
+    let r = node.print_now()?;
     emit(json, &r, messages::print_run)
 }
 

@@ -70,6 +70,8 @@ pub struct Status {
     /// This register's fiscal documents by the tax authority's verdict (phase
     /// two, confirmed through the hub).
     pub fiscal_documents: projection::FiscalDocCounts,
+    /// When this status was taken (UTC ms), for the ages the register shows.
+    pub now_ms: i64,
 }
 
 impl<C: Clock, R: RandomSource> Register<C, R> {
@@ -151,6 +153,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             payment_intents: projection::payment_intents(conn, &d.device.to_string())?,
             conflicts_resolved: projection::conflicts_resolved(conn)?,
             fiscal_documents: projection::fiscal_doc_counts(conn, &d.device.to_string())?,
+            now_ms: self.clock.now_ms(),
         })
     }
 

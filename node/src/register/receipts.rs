@@ -41,9 +41,18 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
         &mut self,
         printer: &crate::print::PrinterSettings,
     ) -> Result<crate::print::PrintRun, OpError> {
+        self.print_on(printer, crate::print::Due::Scheduled)
+    }
+
+    /// Prints on `printer` the jobs `due` selects.
+    pub fn print_on(
+        &mut self,
+        printer: &crate::print::PrinterSettings,
+        due: crate::print::Due,
+    ) -> Result<crate::print::PrintRun, OpError> {
         let receipt = self.receipt_settings()?;
         let now_ms = self.clock.now_ms();
-        crate::print::print_pending(self.conn(), printer, &receipt, now_ms)
+        crate::print::print_pending(self.conn(), printer, &receipt, now_ms, due)
     }
 
     /// Prints the due jobs on the configured printer.
@@ -52,6 +61,29 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             .printer_settings()?
             .ok_or(OpError::Refused(Refusal::NoPrinter))?;
         self.print_pending_on(&printer)
+    }
+
+    /// Prints every pending job now, whatever its backoff (a person pressed
+    /// print); the run carries the queue left after it.
+    pub fn print_now(&mut self) -> Result<crate::print::PrintRun, OpError> {
+        let printer = self
+            .printer_settings()?
+            .ok_or(OpError::Refused(Refusal::NoPrinter))?;
+        self.print_on(&printer, crate::print::Due::Now)
+    }
+
+    /// Records that the cashier opened the drawer of `sale` with the key
+    /// because the printer could not be reached (see
+    /// [`crate::print::record_manual_opening`]).
+    pub fn record_manual_drawer(
+        &mut self,
+        sale: SaleId,
+    ) -> Result<crate::print::ManualOpening, OpError> {
+        let now_ms = self.clock.now_ms();
+        let tx = self.db.write_tx()?;
+        let opening = crate::print::record_manual_opening(&tx, sale, now_ms)?;
+        tx.commit()?;
+        Ok(opening)
     }
 
     /// Puts the print jobs that were given up back in the queue.
