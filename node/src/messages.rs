@@ -17,6 +17,7 @@ pub mod certificate;
 pub mod hub;
 pub mod printing;
 pub mod receipt;
+pub mod screen;
 
 pub use printing::*;
 

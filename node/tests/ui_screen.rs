@@ -42,6 +42,9 @@ fn pay(op: OpId, cash: &str) -> Pay {
         customer: None,
         approver: None,
         pin: None,
+        document: None,
+        buyer_tax_id: None,
+        buyer_name: None,
     }
 }
 
@@ -248,6 +251,9 @@ fn a_sale_is_made_once_however_the_payment_is_retried() {
             customer: None,
             approver: None,
             pin: None,
+            document: None,
+            buyer_tax_id: None,
+            buyer_name: None,
         })
         .expect_err("no reference");
     assert!(e.message.contains("referencia"), "{}", e.message);

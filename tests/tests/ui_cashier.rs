@@ -91,6 +91,12 @@ fn hub_cli(hub: &HubProcess, args: &[&str]) {
 /// folder printer, a virtual scale showing 1.250 kg and the screen on a free
 /// loopback port, running as `caja-node run`.
 fn rig(name: &str) -> Rig {
+    rig_with(name, &[])
+}
+
+/// [`rig`] with more fiscal series (loaded at the hub and issued by the
+/// register after B02).
+fn rig_with(name: &str, more_series: &[&str]) -> Rig {
     let tmp = tempfile::Builder::new()
         .prefix(&format!("caja-ui-{name}-"))
         .tempdir()
@@ -108,6 +114,25 @@ fn rig(name: &str) -> Rig {
     catalog_file(&catalog);
     hub.admin(&["load-catalog", catalog.to_str().expect("path")])
         .expect("catalog");
+    for prefix in more_series {
+        hub_cli(
+            &hub,
+            &[
+                "fiscal",
+                "load-series",
+                "--prefix",
+                prefix,
+                "--digits",
+                "8",
+                "--first",
+                "1",
+                "--last",
+                "1000",
+                "--valid-until",
+                "2099-12-31",
+            ],
+        );
+    }
     hub_cli(
         &hub,
         &[
@@ -158,10 +183,15 @@ fn rig(name: &str) -> Rig {
     let ui_port = free_port().expect("port");
     let recibos = tmp.path().join("recibos");
     std::fs::create_dir_all(&recibos).expect("recibos");
+    let documents: Vec<String> = std::iter::once("B02")
+        .chain(more_series.iter().copied())
+        .map(|d| format!("\"{d}\""))
+        .collect();
     let config = format!(
-        "printer = \"folder://{}\"\nscale = \"toledo://{}\"\nui_listen = \"127.0.0.1:{ui_port}\"\nfiscal_documents = [\"B02\"]\nfiscal_block_size = 50\nfiscal_low_water = 10\nstore_name = \"Colmado La Esquina\"\n",
+        "printer = \"folder://{}\"\nscale = \"toledo://{}\"\nui_listen = \"127.0.0.1:{ui_port}\"\nfiscal_documents = [{}]\nfiscal_document = \"B02\"\nfiscal_block_size = 50\nfiscal_low_water = 10\nstore_name = \"Colmado La Esquina\"\n",
         recibos.display(),
-        link.display()
+        link.display(),
+        documents.join(", ")
     );
     let cfg_path = tmp.path().join("caja-1").join("config.toml");
     let mut text = std::fs::read_to_string(&cfg_path).expect("config");
@@ -783,4 +813,269 @@ fn split_payment_fiado_paid_out_and_shift_close_with_the_z_report() {
     b.wait_for_text("#shift-info", "No hay turno", WAIT)
         .expect("shift closed");
     look(&b, "z report");
+}
+
+/// Events of `kind` this register's journal holds at the hub.
+fn hub_count(rig: &Rig, kind: &str) -> i64 {
+    let Ok(db) = rig.hub.db() else { return 0 };
+    db.query_row(
+        "SELECT COUNT(*) FROM events WHERE device_id = ?1 AND kind = ?2",
+        [rig.device.as_str(), kind],
+        |r| r.get::<_, i64>(0),
+    )
+    .unwrap_or(0)
+}
+
+fn wait_shown(b: &Browser, id: &str) {
+    b.wait_for(id, WAIT, |b| {
+        b.find(&format!("#{id}")).and_then(|d| d.is_displayed())
+    })
+    .expect(id);
+}
+
+/// A new customer (a bad cédula refused, naming the field), a sale with a
+/// line discount (10 %) and a sale discount (F5) beyond the register's
+/// 10 % limit, on fiado, as a B01 with the buyer's RNC (missing, then a
+/// wrong check digit, refused naming the field; then right), approved by
+/// the supervisor; then an abono (too much refused, then part of the debt
+/// in cash). Each checked in the journal and at the hub.
+#[test]
+fn discounts_new_customer_b01_buyer_and_debt_payment() {
+    let Some(b) = Browser::start("ui_cashier_discounts_abonos").expect("browser") else {
+        return;
+    };
+    let rig = rig_with("more", &["B01"]);
+    b.goto(&rig.url).expect("open the screen");
+    open_shift(&b);
+
+    // F2: customers. A new one, first with a cédula that does not check.
+    b.type_keys(keys::F2).expect("F2");
+    wait_shown(&b, "dlg-customers");
+    b.find_by_label("Nombre del cliente")
+        .expect("name")
+        .type_keys("Doña Rosa")
+        .expect("name");
+    let tax = b.find_by_label("RNC o cédula (opcional)").expect("tax id");
+    tax.type_keys("00112345678").expect("tax id");
+    let limit = b.find_by_label("Límite de crédito (fiado)").expect("limit");
+    limit.clear().expect("clear");
+    limit
+        .type_keys(&format!("500.00{}", keys::ENTER))
+        .expect("limit");
+    b.wait_for_text(
+        "#customers-message",
+        "RNC o cédula del cliente inválido",
+        WAIT,
+    )
+    .expect("bad cédula refused, naming the field");
+    look(&b, "customer bad cedula");
+    tax.clear().expect("clear");
+    b.find("#form-customer button[type=submit]")
+        .expect("submit")
+        .click()
+        .expect("add customer");
+    b.wait_for_text("#customer-rows", "Doña Rosa", WAIT)
+        .expect("customer listed");
+    assert!(
+        b.text("#customers-message")
+            .expect("message")
+            .contains("Cliente Doña Rosa registrado"),
+        "{}",
+        b.text("#customers-message").unwrap_or_default()
+    );
+    look(&b, "customer added");
+    b.type_keys(keys::ESCAPE).expect("close");
+    b.wait_for("the dialog to close", WAIT, |b| {
+        b.find("#dlg-customers")
+            .and_then(|d| d.is_displayed())
+            .map(|v| !v)
+    })
+    .expect("closed");
+    let customer: String = rig
+        .node
+        .db()
+        .expect("db")
+        .query_row(
+            "SELECT customer_id FROM customers WHERE name = 'Doña Rosa'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("customer row");
+
+    // 3 × rice = 195.00; 10 % off the line: 175.50.
+    b.find("#item").expect("item").click().expect("focus");
+    b.type_keys(&format!("3*ARROZ{}", keys::ENTER))
+        .expect("scan");
+    b.wait_for_text("#total", "RD$ 195.00", WAIT)
+        .expect("total");
+    b.find("#lines button[aria-label='Descuento Arroz Selecto 1kg']")
+        .expect("discount button")
+        .click()
+        .expect("discount");
+    wait_shown(&b, "dlg-discount");
+    let field = b
+        .find_by_label("Descuento en RD$ (o porcentaje, ej. 10%)")
+        .expect("discount field");
+    field
+        .type_keys(&format!("diez{}", keys::ENTER))
+        .expect("bad");
+    b.wait_for_text("#discount-message", "Descuento inválido", WAIT)
+        .expect("bad discount refused");
+    field.clear().expect("clear");
+    field
+        .type_keys(&format!("10%{}", keys::ENTER))
+        .expect("10%");
+    b.wait_for_text("#total", "RD$ 175.50", WAIT)
+        .expect("line discount");
+    assert!(
+        b.text("#lines")
+            .expect("lines")
+            .contains("Descuento: −RD$ 19.50"),
+        "{}",
+        b.text("#lines").unwrap_or_default()
+    );
+    // F5: RD$ 5.50 off the sale: 170.00, 25.00 off in all (12.8 % > 10 %).
+    b.type_keys(keys::F5).expect("F5");
+    wait_shown(&b, "dlg-discount");
+    b.type_keys(&format!("5.50{}", keys::ENTER))
+        .expect("sale discount");
+    b.wait_for_text("#total", "RD$ 170.00", WAIT)
+        .expect("sale discount");
+    assert_eq!(
+        b.text("#sale-discount").expect("discount shown"),
+        "Descuento: −RD$ 5.50"
+    );
+    look(&b, "discounts");
+
+    // F4: on fiado for Doña Rosa, as a B01.
+    b.type_keys(keys::F4).expect("F4");
+    b.wait_for("the payment dialog asking for a supervisor", WAIT, |b| {
+        b.find("#pay-approver").and_then(|d| d.is_displayed())
+    })
+    .expect("approval asked for the discount");
+    assert!(b
+        .find("#pay-discount-note")
+        .expect("note")
+        .is_displayed()
+        .expect("shown"));
+    b.wait_for("customers in the payment dialog", WAIT, |b| {
+        b.exists(&format!("#pay-customer option[value='{customer}']"))
+    })
+    .expect("customer listed");
+    b.find_by_label("Fiado (monto)")
+        .expect("fiado")
+        .type_keys("170.00")
+        .expect("fiado");
+    b.find_by_label("Cliente del fiado")
+        .expect("customer")
+        .select(&customer)
+        .expect("choose");
+    b.find_by_label("Comprobante fiscal")
+        .expect("document")
+        .select("B01")
+        .expect("B01");
+    let submit = b.find("#form-pay button[type=submit]").expect("pay");
+    submit.click().expect("pay");
+    b.wait_for_text(
+        "#pay-message",
+        "requiere el RNC o la cédula del comprador",
+        WAIT,
+    )
+    .expect("B01 without the buyer's RNC refused");
+    let buyer = b
+        .find_by_label("RNC o cédula del comprador")
+        .expect("buyer field");
+    buyer.type_keys("101850042").expect("wrong check digit");
+    submit.click().expect("pay");
+    b.wait_for_text("#pay-message", "RNC o cédula del comprador inválido", WAIT)
+        .expect("wrong RNC refused, naming the field");
+    look(&b, "buyer rnc refused");
+    buyer.clear().expect("clear");
+    buyer.type_keys("101850043").expect("rnc");
+    b.find_by_label("Nombre o razón social del comprador")
+        .expect("buyer name")
+        .type_keys("Ferretería Rosa SRL")
+        .expect("name");
+    submit.click().expect("pay");
+    b.wait_for_text("#pay-message", "supervisor debe autorizarlo", WAIT)
+        .expect("the discount needs a supervisor");
+    let db = rig.node.db().expect("db");
+    let sales: i64 = db
+        .query_row("SELECT COUNT(*) FROM sales", [], |r| r.get(0))
+        .expect("sales");
+    assert_eq!(sales, 0, "refusals sell nothing");
+    b.find_by_label("Supervisor")
+        .expect("supervisor")
+        .type_keys("Marta")
+        .expect("who");
+    b.find_by_label("PIN del supervisor")
+        .expect("pin")
+        .type_keys(&format!("2222{}", keys::ENTER))
+        .expect("pin");
+    b.wait_for_text("#shown-text", "Venta registrada", WAIT)
+        .expect("sold");
+    look(&b, "discounted b01 sold");
+    let (_, sale) = last_sale(&rig.node);
+    assert_eq!(sale.total.0, 17_000);
+    let off: Vec<i64> = sale
+        .lines
+        .iter()
+        .map(|l| l.discount.map_or(0, |d| d.0))
+        .collect();
+    assert_eq!(off, vec![2_500], "10 % of the line plus the sale's 5.50");
+    assert_eq!(
+        sale.approval
+            .as_ref()
+            .map(|a| (a.name.as_str(), a.action.as_str())),
+        Some(("Marta", "discount"))
+    );
+    let f = sale.fiscal.as_ref().expect("fiscal");
+    assert!(f.number.starts_with("B01"), "{f:?}");
+    assert_eq!(f.buyer_tax_id.as_deref(), Some("101850043"));
+    assert_eq!(sale.customer.map(|c| c.to_string()), Some(customer.clone()));
+    wait_hub_sale(&rig, &sale.sale_id.to_string());
+
+    // F2: an abono. More than owed is refused; 70.00 in cash is taken.
+    b.type_keys(keys::F2).expect("F2");
+    wait_shown(&b, "dlg-customers");
+    b.wait_for_text("#customer-rows", "RD$ 170.00", WAIT)
+        .expect("owes 170.00");
+    b.find("#customer-rows button[aria-label='Abonar Doña Rosa']")
+        .expect("abono button")
+        .click()
+        .expect("abono");
+    wait_shown(&b, "dlg-debt");
+    let amount = b.find_by_label("Monto del abono").expect("amount");
+    amount
+        .type_keys(&format!("200.00{}", keys::ENTER))
+        .expect("too much");
+    b.wait_for_text("#debt-message", "mayor que lo que debe", WAIT)
+        .expect("overpayment refused");
+    look(&b, "abono refused");
+    amount.clear().expect("clear");
+    amount
+        .type_keys(&format!("70.00{}", keys::ENTER))
+        .expect("abono");
+    b.wait_for_text("#shown-text", "todavía debe RD$ 100.00", WAIT)
+        .expect("abono taken");
+    look(&b, "abono taken");
+    let db = rig.node.db().expect("db");
+    let head = Journal::head(&db).expect("head").seq;
+    let e = Journal::event(&db, head).expect("event").expect("present");
+    match e.body().expect("body") {
+        EventBody::DebtPaymentTaken(p) => {
+            assert_eq!(p.amount.0, 7_000);
+            assert_eq!(p.method, PaymentMethod::Cash);
+            assert_eq!(p.customer.to_string(), customer);
+        }
+        other => panic!("last event is not the abono: {other:?}"),
+    }
+    let until = Instant::now() + WAIT;
+    while hub_count(&rig, "DebtPaymentTaken") < 1 || hub_count(&rig, "CustomerUpserted") < 1 {
+        assert!(
+            Instant::now() < until,
+            "the abono and the customer never reached the hub"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

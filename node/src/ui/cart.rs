@@ -1,6 +1,7 @@
-//! The cashier screen's state in the node's database (migrations `0012_ui`
-//! and `0014_ui_price_override`): the sale being rung up (with any price the
-//! cashier typed over the shelf price), the operation id of its payment, the last result
+//! The cashier screen's state in the node's database (migrations `0012_ui`,
+//! `0014_ui_price_override` and `0017_ui_discounts`): the sale being rung up
+//! (with any price the cashier typed over the shelf price, and the line and
+//! sale discounts), the operation id of its payment, the last result
 //! shown, and the screen's own idempotent operations (reprints). Every change
 //! is one `BEGIN IMMEDIATE` transaction, so a page reload, a closed tab or a
 //! restart finds exactly what the cashier had done.
@@ -29,6 +30,8 @@ pub struct CartLine {
     /// A price typed over the shelf price (centavos per piece or per kg),
     /// sent as the line's `unit_price` when paying; `None`: the shelf price.
     pub unit_price: Option<i64>,
+    /// The line's own discount in centavos (`None`: none).
+    pub discount: Option<i64>,
 }
 
 fn immediate(conn: &Connection) -> rusqlite::Result<Transaction<'_>> {
@@ -38,7 +41,8 @@ fn immediate(conn: &Connection) -> rusqlite::Result<Transaction<'_>> {
 /// The cart's lines, in the order added.
 pub fn lines(conn: &Connection) -> rusqlite::Result<Vec<CartLine>> {
     conn.prepare_cached(
-        "SELECT line_id, code, qty_milli, weighed, unit_price FROM ui_cart_lines ORDER BY line_id",
+        "SELECT line_id, code, qty_milli, weighed, unit_price, discount FROM ui_cart_lines
+         ORDER BY line_id",
     )?
     .query_map([], |r| {
         Ok(CartLine {
@@ -47,6 +51,7 @@ pub fn lines(conn: &Connection) -> rusqlite::Result<Vec<CartLine>> {
             qty_milli: r.get(2)?,
             weighed: r.get::<_, i64>(3)? == 1,
             unit_price: r.get(4)?,
+            discount: r.get(5)?,
         })
     })?
     .collect()
@@ -119,11 +124,70 @@ pub fn set_price(conn: &Connection, line_id: i64, unit_price: Option<i64>) -> Re
     Ok(())
 }
 
-/// Empties the cart and forgets a payment in progress.
+/// Sets (or, with `None`, takes back) a line's own discount. Refuses a
+/// discount that is not positive and a line no longer in the cart (whether
+/// it fits the line's amount is the sale's rule, checked when paying).
+pub fn set_line_discount(
+    conn: &Connection,
+    line_id: i64,
+    discount: Option<i64>,
+) -> Result<(), OpError> {
+    if discount.is_some_and(|d| d <= 0) {
+        return Err(OpError::Refused(Refusal::Invalid {
+            field: "discount",
+            reason: "must be positive".into(),
+        }));
+    }
+    let tx = immediate(conn)?;
+    let n = tx.execute(
+        "UPDATE ui_cart_lines SET discount = ?2 WHERE line_id = ?1",
+        params![line_id, discount],
+    )?;
+    if n == 0 {
+        return Err(OpError::Refused(Refusal::Invalid {
+            field: "line",
+            reason: format!("line {line_id} is not in the cart"),
+        }));
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Sets (or, with `None`, takes back) the discount on the whole sale.
+pub fn set_sale_discount(conn: &Connection, discount: Option<i64>) -> Result<(), OpError> {
+    if discount.is_some_and(|d| d <= 0) {
+        return Err(OpError::Refused(Refusal::Invalid {
+            field: "discount",
+            reason: "must be positive".into(),
+        }));
+    }
+    let tx = immediate(conn)?;
+    tx.execute(
+        "UPDATE ui_cart SET discount = ?1 WHERE id = 1",
+        params![discount],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The discount on the whole sale, if any.
+pub fn sale_discount(conn: &Connection) -> Result<Option<i64>, OpError> {
+    Ok(
+        conn.query_row("SELECT discount FROM ui_cart WHERE id = 1", [], |r| {
+            r.get(0)
+        })?,
+    )
+}
+
+/// Empties the cart (its sale discount too) and forgets a payment in
+/// progress.
 pub fn clear(conn: &Connection) -> Result<(), OpError> {
     let tx = immediate(conn)?;
     tx.execute("DELETE FROM ui_cart_lines", [])?;
-    tx.execute("UPDATE ui_cart SET pay_op = NULL WHERE id = 1", [])?;
+    tx.execute(
+        "UPDATE ui_cart SET pay_op = NULL, discount = NULL WHERE id = 1",
+        [],
+    )?;
     tx.commit()?;
     Ok(())
 }
@@ -158,12 +222,14 @@ pub fn begin_pay(conn: &Connection, op: OpId) -> Result<OpId, OpError> {
     }))
 }
 
-/// The sale `op` paid the cart: empties it and keeps `shown` as the last
-/// result, in one transaction (only if `op` is still the cart's payment).
+/// The sale `op` paid the cart: empties it (lines and sale discount) and
+/// keeps `shown` as the last result, in one transaction (only if `op` is
+/// still the cart's payment).
 pub fn finish_pay(conn: &Connection, op: OpId, shown: &serde_json::Value) -> Result<(), OpError> {
     let tx = immediate(conn)?;
     let n = tx.execute(
-        "UPDATE ui_cart SET pay_op = NULL, last_sale = ?2 WHERE id = 1 AND pay_op = ?1",
+        "UPDATE ui_cart SET pay_op = NULL, discount = NULL, last_sale = ?2
+         WHERE id = 1 AND pay_op = ?1",
         params![op.to_string(), shown.to_string()],
     )?;
     if n == 1 {

@@ -23,6 +23,7 @@
 //!   [`crate::messages::UI_LABELS`] too (`{{key}}` slots in the page).
 
 pub mod cart;
+pub mod dialogs;
 pub mod screen;
 
 use std::net::SocketAddr;
@@ -70,14 +71,19 @@ pub enum UiError {
 }
 
 /// The page with its `{{key}}` slots filled from [`crate::messages::UI_LABELS`]
+/// and [`crate::messages::screen::DIALOG_LABELS`]
 /// (HTML-escaped) and `{{labels_json}}` with all of them for the script.
 pub fn render_page() -> String {
     let mut page = PAGE.to_owned();
-    for (key, text) in crate::messages::UI_LABELS {
+    let all = || {
+        crate::messages::UI_LABELS
+            .iter()
+            .chain(crate::messages::screen::DIALOG_LABELS)
+    };
+    for (key, text) in all() {
         page = page.replace(&format!("{{{{{key}}}}}"), &escape_html(text));
     }
-    let labels: serde_json::Map<String, serde_json::Value> = crate::messages::UI_LABELS
-        .iter()
+    let labels: serde_json::Map<String, serde_json::Value> = all()
         .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v)))
         .collect();
     // Inside <script type="application/json">: no "</script>" can appear.
@@ -332,6 +338,9 @@ async fn action(
         "return" => s.return_sale(&decode(&body)?),
         "cash" => s.cash(&decode(&body)?),
         "reprint" => s.reprint(&decode(&body)?),
+        "discount" => s.discount(&decode(&body)?),
+        "customer" => s.add_customer(&decode(&body)?),
+        "debt-pay" => s.pay_debt(&decode(&body)?),
         other => Err(ApiError::bad_request(other)),
     })
     .await

@@ -172,6 +172,15 @@ pub struct Pay {
     /// Supervisor's PIN.
     #[serde(default)]
     pub pin: Option<String>,
+    /// Fiscal document series (e.g. `B01`); empty: the register's default.
+    #[serde(default)]
+    pub document: Option<String>,
+    /// The buyer's RNC or cédula (tax-credit documents).
+    #[serde(default)]
+    pub buyer_tax_id: Option<String>,
+    /// The buyer's name (`E31`).
+    #[serde(default)]
+    pub buyer_name: Option<String>,
 }
 
 /// Open a shift.
@@ -283,11 +292,11 @@ pub struct Reprint {
     pub sale: String,
 }
 
-fn given(v: &Option<String>) -> Option<&str> {
+pub(super) fn given(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
-fn money(field: &str, text: &str) -> Result<Money, ApiError> {
+pub(super) fn money(field: &str, text: &str) -> Result<Money, ApiError> {
     text.trim()
         .parse::<Money>()
         .ok()
@@ -330,7 +339,7 @@ pub fn parse_entry(entry: &str) -> Result<(Option<&str>, &str), ApiError> {
 /// The register, its scale, and what the screen shows.
 #[derive(Debug)]
 pub struct Screen<C: Clock, R: RandomSource> {
-    node: Mutex<Register<C, R>>,
+    pub(super) node: Mutex<Register<C, R>>,
     scale: Option<ScaleSettings>,
     scale_lock: Mutex<()>,
     scale_seen: Mutex<Option<ScaleReport>>,
@@ -338,7 +347,7 @@ pub struct Screen<C: Clock, R: RandomSource> {
     quota_low_milli: i64,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic in another request must not take the register down with it.
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -390,7 +399,7 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
         Ok(())
     }
 
-    fn view(&self, node: &Register<C, R>) -> ApiResult {
+    pub(super) fn view(&self, node: &Register<C, R>) -> ApiResult {
         let conn = node.conn();
         let status = node.status()?;
         let now = node.now_ms();
@@ -411,8 +420,9 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
             let (name, price, amounts, by_weight) = match &item {
                 Some(i) => {
                     let price = typed.or(shelf);
+                    let off = Money(l.discount.unwrap_or(0));
                     let a = price.and_then(|p| {
-                        LineAmounts::compute(p, QtyMilli(l.qty_milli), Money::ZERO, i.tax_bp).ok()
+                        LineAmounts::compute(p, QtyMilli(l.qty_milli), off, i.tax_bp).ok()
                     });
                     (i.name.clone(), price, a, i.sold_by == SoldBy::Weight)
                 }
@@ -433,8 +443,18 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
                 "overridden": typed.is_some(),
                 "shelf_price": typed.and(shelf).map(messages::rd),
                 "total": amounts.map_or("—".to_owned(), |a| messages::rd(a.total)),
+                "discount": l.discount.map(|d| messages::rd(Money(d))),
             }));
         }
+        // The engine's own arithmetic for the sale discount (spread over the
+        // lines, tax recomputed) and for whether a supervisor must approve.
+        let sale_discount = cart::sale_discount(conn)?;
+        let probe = super::dialogs::probe(node, sale_discount)?;
+        if let Some(p) = &probe {
+            total = p.total;
+            tax = p.tax;
+        }
+        let discount_needs_approval = probe.as_ref().is_some_and(|p| p.needs_approval);
         let shift = crate::projection::open_shift(conn)?
             .map(|(id, cashier, _)| json!({"id": id, "cashier": cashier}));
         let mut quick = Vec::new();
@@ -462,7 +482,11 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
                 "total_minor": total.0,
                 "tax": messages::rd(tax),
                 "overrides": overrides,
+                "sale_discount": sale_discount.map(|d| messages::screen::ui_discount_line(Money(d))),
+                "sale_discount_amount": sale_discount.map(|d| Money(d).to_string()),
+                "discount_approval": discount_needs_approval,
             },
+            "documents": node.config().fiscal_documents,
             "status": bar,
             "quick_keys": quick,
             "shown": cart::shown(conn)?,
@@ -470,7 +494,7 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
         }))
     }
 
-    fn credentials(
+    pub(super) fn credentials(
         node: &Register<C, R>,
         who: Option<&str>,
         pin: Option<&str>,
@@ -619,10 +643,12 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
             .map(|l| LineRequest {
                 code: l.code,
                 qty_milli: l.qty_milli,
-                discount: None,
+                discount: l.discount,
                 unit_price: l.unit_price,
             })
             .collect();
+        let sale_discount = cart::sale_discount(node.conn())?;
+        let doc = super::dialogs::document(&node, req)?;
         let cred = Self::credentials(&node, given(&req.approver), given(&req.pin))?;
         if lines.is_empty() {
             // A retry of a payment that was made (its answer was lost): the
@@ -642,14 +668,21 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
             // it too, in its own words.
             return Err(ApiError::refused(messages::ui_override_needs_supervisor()));
         }
+        let needs_discount_approval =
+            super::dialogs::probe(&node, sale_discount)?.is_some_and(|p| p.needs_approval);
+        if needs_discount_approval && cred.is_none() && crate::staff::has_staff(node.conn())? {
+            return Err(ApiError::refused(
+                messages::screen::ui_discount_needs_supervisor(),
+            ));
+        }
         let op = cart::begin_pay(node.conn(), req.op)?;
         let sale = SaleRequest {
             lines,
             payments,
-            discount: None,
+            discount: sale_discount,
             customer,
         };
-        let r = node.sell_approved(op, &sale, &register::Document::default(), cred.as_ref())?;
+        let r = node.sell_approved(op, &sale, &doc, cred.as_ref())?;
         self.finish_sale(&node, op, Some(req.op), &r, customer)?;
         let mut v = self.view(&node)?;
         v["done"] = json!(true);

@@ -96,7 +96,9 @@ function render(s) {
     const tr = document.createElement('tr');
     const price = l.overridden ? l.unit_price + ' (' + T.shelf_price + ': ' + l.shelf_price + ')' : l.unit_price;
     if (l.overridden) tr.className = 'overridden';
-    for (const [text, cls] of [[l.name, ''], [l.qty, 'num'], [price, 'num'], [l.total, 'num']]) {
+    else if (l.discount) tr.className = 'discounted';
+    const total = l.discount ? l.total + ' (' + T.discount + ': −' + l.discount + ')' : l.total;
+    for (const [text, cls] of [[l.name, ''], [l.qty, 'num'], [price, 'num'], [total, 'num']]) {
       const td = document.createElement('td');
       td.textContent = text;
       if (cls) td.className = cls;
@@ -113,7 +115,12 @@ function render(s) {
     b.textContent = T.remove;
     b.setAttribute('aria-label', T.remove + ' ' + l.name);
     b.addEventListener('click', () => act(() => post('remove', { line: l.id })));
-    td.append(p, b);
+    const d = document.createElement('button');
+    d.type = 'button';
+    d.textContent = T.discount;
+    d.setAttribute('aria-label', T.discount + ' ' + l.name);
+    d.addEventListener('click', () => startDiscount(l));
+    td.append(p, d, b);
     tr.appendChild(td);
     return tr;
   });
@@ -121,6 +128,7 @@ function render(s) {
   $('empty').hidden = s.cart.lines.length > 0;
   $('total').textContent = s.cart.total;
   $('tax').textContent = s.cart.tax;
+  $('sale-discount').textContent = s.cart.sale_discount || '';
   $('quick').replaceChildren(...s.quick_keys.map((q) => {
     const b = document.createElement('button');
     b.type = 'button';
@@ -190,8 +198,20 @@ async function openPay() {
   if (!state || state.cart.lines.length === 0) { say(T.empty_cart); return; }
   $('pay-due').textContent = state.cart.total;
   for (const id of ['pay-cash', 'pay-card', 'pay-card-ref', 'pay-fiado', 'pay-approver', 'pay-pin']) $(id).value = '';
-  // A changed price is approved by a supervisor (registers with staff).
-  $('pay-approval').hidden = !(state.cart.overrides && state.staff);
+  for (const id of ['pay-buyer-id', 'pay-buyer-name']) $(id).value = '';
+  const doc = $('pay-document');
+  doc.replaceChildren(doc.options[0], ...(state.documents || []).map((d) => {
+    const o = document.createElement('option');
+    o.value = d;
+    o.textContent = d;
+    return o;
+  }));
+  doc.value = '';
+  // A changed price, or a discount beyond the register's limit, is approved
+  // by a supervisor (registers with staff).
+  $('pay-override-note').hidden = !state.cart.overrides;
+  $('pay-discount-note').hidden = !state.cart.discount_approval;
+  $('pay-approval').hidden = !((state.cart.overrides || state.cart.discount_approval) && state.staff);
   say('', false, 'pay-message');
   preview();
   openDialog('dlg-pay');
@@ -246,6 +266,58 @@ async function openSales() {
 
 let target = null;
 let priceLine = null;
+// The line a discount is for; null: the whole sale.
+let discountLine = null;
+let debtCustomer = null;
+
+// A discount on a cart line (its button) or on the whole sale (F5).
+function startDiscount(l) {
+  if (!state || state.cart.lines.length === 0) { say(T.empty_cart); return; }
+  discountLine = l || null;
+  $('discount-line').textContent = l ? l.name + ' — ' + l.total : T.discount_of_sale + ' — ' + state.cart.total;
+  $('discount-amount').value = l ? '' : (state.cart.sale_discount_amount || '');
+  say('', false, 'discount-message');
+  openDialog('dlg-discount');
+}
+
+async function openCustomers() {
+  for (const id of ['cust-name', 'cust-phone', 'cust-tax-id']) $(id).value = '';
+  $('cust-limit').value = '0';
+  openDialog('dlg-customers');
+  await loadCustomers();
+}
+
+async function loadCustomers() {
+  let v;
+  try { v = await get('customers'); } catch (e) { say(e.message, false, 'customers-message'); return; }
+  $('customer-rows').replaceChildren(...v.customers.map((c) => {
+    const tr = document.createElement('tr');
+    for (const text of [c.name, c.owes, c.credit_left]) {
+      const td = document.createElement('td');
+      td.textContent = text;
+      tr.appendChild(td);
+    }
+    const td = document.createElement('td');
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.textContent = T.pay_debt;
+    b.setAttribute('aria-label', T.pay_debt + ' ' + c.name);
+    b.addEventListener('click', () => startDebt(c));
+    td.appendChild(b);
+    tr.appendChild(td);
+    return tr;
+  }));
+}
+
+function startDebt(c) {
+  debtCustomer = c;
+  $('debt-customer').textContent = c.name + ' — ' + T.col_owes + ': ' + c.owes;
+  $('debt-amount').value = '';
+  $('debt-method').value = 'cash';
+  say('', false, 'debt-message');
+  $('dlg-customers').close();
+  openDialog('dlg-debt');
+}
 
 // Changes a cart line's price (kept in the node's cart until paid).
 function startPrice(l) {
@@ -332,12 +404,39 @@ function setup() {
       customer: $('pay-customer').value,
       approver: $('pay-approver').value,
       pin: $('pay-pin').value,
+      document: $('pay-document').value,
+      buyer_tax_id: $('pay-buyer-id').value,
+      buyer_name: $('pay-buyer-name').value,
     }), 'pay-message');
     if (s) { closeDialogs(); say(s.shown ? s.shown.text : '', true); }
   });
   onSubmit('form-price', async () => {
     const s = await act(() => post('price', { line: priceLine.id, price: $('price-new').value }), 'price-message');
     if (s) closeDialogs();
+  });
+  onSubmit('form-discount', async () => {
+    const body = { amount: $('discount-amount').value };
+    if (discountLine) body.line = discountLine.id;
+    const s = await act(() => post('discount', body), 'discount-message');
+    if (s) closeDialogs();
+  });
+  onSubmit('form-customer', async () => {
+    const s = await act(() => post('customer', {
+      name: $('cust-name').value, phone: $('cust-phone').value,
+      tax_id: $('cust-tax-id').value, credit_limit: $('cust-limit').value,
+    }), 'customers-message');
+    if (s) {
+      for (const id of ['cust-name', 'cust-phone', 'cust-tax-id']) $(id).value = '';
+      $('cust-limit').value = '0';
+      await loadCustomers();
+      say(s.shown ? s.shown.text : '', true, 'customers-message');
+    }
+  });
+  onSubmit('form-debt', async () => {
+    const s = await act(() => post('debt-pay', {
+      customer: debtCustomer.id, amount: $('debt-amount').value, method: $('debt-method').value,
+    }), 'debt-message');
+    if (s) { closeDialogs(); say(s.shown ? s.shown.text : '', true); }
   });
   onSubmit('form-shift-open', async () => {
     const s = await act(() => post('shift-open', {
@@ -380,13 +479,15 @@ function setup() {
   for (const d of document.querySelectorAll('dialog')) d.addEventListener('close', focusItem);
   $('btn-pay').addEventListener('click', openPay);
   $('btn-sales').addEventListener('click', openSales);
+  $('btn-discount').addEventListener('click', () => startDiscount(null));
+  $('btn-customers').addEventListener('click', openCustomers);
   $('btn-cash').addEventListener('click', openCash);
   $('btn-shift').addEventListener('click', openShift);
   $('btn-x').addEventListener('click', openX);
   $('btn-clear').addEventListener('click', () => act(() => post('clear', {})));
   document.addEventListener('keydown', (e) => {
     const lastLine = () => startPrice(state && state.cart.lines[state.cart.lines.length - 1]);
-    const keys = { F4: openPay, F6: lastLine, F7: openSales, F8: openCash, F9: openShift, F10: () => act(() => post('clear', {})) };
+    const keys = { F2: openCustomers, F5: () => startDiscount(null), F4: openPay, F6: lastLine, F7: openSales, F8: openCash, F9: openShift, F10: () => act(() => post('clear', {})) };
     const f = keys[e.key];
     if (f && !anyDialog()) { e.preventDefault(); f(); }
   });
