@@ -92,6 +92,11 @@ pub const HEAD_AMOUNT: &str = "VALOR";
 /// A line's discount.
 pub const LINE_DISCOUNT: &str = "Descuento";
 
+/// The shelf price of a line sold at another (approved) price.
+pub fn shelf_price(price: Money) -> String {
+    format!("Precio de lista: {}", currency(price))
+}
+
 /// Quantity and price of a line: `1.250 kg x RD$ 45.00` for weighed items,
 /// `2 x RD$ 125.00` for pieces (`2.500 x …` if a fraction of a piece was sold).
 pub fn quantity(qty: QtyMilli, weighed: bool, unit_price: Money) -> String {

@@ -92,6 +92,9 @@ pub struct ReceiptLine {
     pub unit_price: Money,
     /// Discount on this line (zero if none).
     pub discount: Money,
+    /// The shelf price when the cashier sold at another one (a price
+    /// override, approved): printed under the line so the customer sees both.
+    pub shelf_price: Option<Money>,
     /// Line total after discount, tax included.
     pub total: Money,
     /// Tax rate.
@@ -240,6 +243,7 @@ impl Receipt {
                 qty: l.qty_milli,
                 unit_price: l.unit_price,
                 discount: l.discount.unwrap_or(Money::ZERO),
+                shelf_price: l.price_override.as_ref().map(|o| o.shelf_price),
                 total: l.total,
                 tax_bp: l.tax_bp,
                 tax: l.tax,
@@ -380,7 +384,10 @@ impl Receipt {
         for line in &self.lines {
             b.row(&line.name, &msg::amount(line.total), Style::PLAIN);
             let weighed = line.sold_by == SoldBy::Weight;
-            if weighed || line.qty != QtyMilli::ONE {
+            if let Some(shelf) = line.shelf_price {
+                b.indented(&msg::quantity(line.qty, weighed, line.unit_price));
+                b.indented(&msg::shelf_price(shelf));
+            } else if weighed || line.qty != QtyMilli::ONE {
                 b.indented(&msg::quantity(line.qty, weighed, line.unit_price));
             }
             if line.discount != Money::ZERO {

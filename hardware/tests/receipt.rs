@@ -438,3 +438,38 @@ fn an_electronic_tax_credit_invoice_names_the_e_ncf_and_its_buyer() {
     assert!(!plain.contains("e-NCF"), "{plain}");
     assert!(!plain.contains("comprador"), "{plain}");
 }
+
+#[test]
+fn a_line_sold_over_its_shelf_price_prints_both_prices() {
+    let mut rice = line("ARROZ", "Arroz selecto 1 kg", 1000, 6000, 1800, 0);
+    rice.price_override = Some(caja_shared::kind::PriceOverride {
+        shelf_price: Money(6500),
+        approval: None,
+    });
+    let s = sale(
+        vec![rice, line("PAN", "Pan de agua", 2000, 500, 0, 0)],
+        vec![pay(PaymentMethod::Cash, 7000, None)],
+        0,
+        None,
+    );
+    let mut ctx = context();
+    ctx.customer_name = None;
+    ctx.fiado_balance = None;
+    let receipt = Receipt::from_sale(&s, &ctx, weighed).expect("receipt");
+    let text = paper(&receipt, Width::Mm58, CodePage::Pc858);
+    let body: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.contains("DESCRIPCIÓN"))
+        .skip(2)
+        .take(4)
+        .collect();
+    expect![[r#"
+        [
+            "Arroz selecto 1 kg                   60.00",
+            "  1 x RD$ 60.00",
+            "  Precio de lista: RD$ 65.00",
+            "Pan de agua                          10.00",
+        ]
+    "#]]
+    .assert_debug_eq(&body);
+}

@@ -417,6 +417,7 @@ fn shift_close_cash_return_reprint_and_x_report() {
             lines: vec![ReturnLine {
                 line: 0,
                 qty: "2".into(),
+                damaged: false,
             }],
             refund: "cash".into(),
             approver: None,
@@ -431,12 +432,30 @@ fn shift_close_cash_return_reprint_and_x_report() {
             lines: vec![ReturnLine {
                 line: 0,
                 qty: "1".into(),
+                damaged: true,
             }],
             refund: "cash".into(),
             approver: None,
             pin: None,
         })
         .expect("returned");
+    // Damaged on the screen is damaged in the journal (not back to stock).
+    let last = Journal::head(fx.register.conn()).expect("head").seq;
+    let returned = (1..=last)
+        .rev()
+        .find_map(|seq| {
+            match Journal::event(fx.register.conn(), seq)
+                .expect("read")
+                .expect("event")
+                .body()
+                .expect("body")
+            {
+                caja_shared::kind::EventBody::SaleReturned(r) => Some(r),
+                _ => None,
+            }
+        })
+        .expect("a return in the journal");
+    assert!(returned.lines[0].damaged, "{returned:?}");
     assert!(
         v["shown"]["text"]
             .as_str()

@@ -555,6 +555,9 @@ fn price_override_and_void_need_a_supervisor_pin() {
         .expect("sold");
     let (_, sale) = last_sale(&rig.node);
     assert_eq!(sale.total.0, 12_000);
+    // The receipt shows the price sold at and the shelf price under it.
+    let receipt = wait_receipt(&rig, "Precio de lista: RD$ 65.00");
+    assert!(receipt.contains("2 x RD$ 60.00"), "{receipt}");
     let o = sale.lines[0]
         .price_override
         .as_ref()
@@ -1076,6 +1079,100 @@ fn discounts_new_customer_b01_buyer_and_debt_payment() {
             Instant::now() < until,
             "the abono and the customer never reached the hub"
         );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Receipts queued while the printer could not print (its folder gone) are
+/// printed by "Reimprimir pendientes" once it is back; then a damaged return
+/// from the sales list (the box ticked), approved by the supervisor, is
+/// journaled as damaged and reaches the hub.
+#[test]
+fn pending_receipts_printed_now_and_a_damaged_return() {
+    let Some(b) = Browser::start("ui_cashier_print_now_damaged").expect("browser") else {
+        return;
+    };
+    let rig = rig("damaged");
+    b.goto(&rig.url).expect("open the screen");
+    open_shift(&b);
+    let away = rig.tmp.path().join("recibos-fuera");
+    std::fs::rename(recibos(&rig), &away).expect("printer gone");
+    b.type_keys(&format!("2*ARROZ{}", keys::ENTER))
+        .expect("scan");
+    b.wait_for_text("#total", "RD$ 130.00", WAIT)
+        .expect("total");
+    b.type_keys(keys::F4).expect("F4");
+    wait_shown(&b, "dlg-pay");
+    b.type_keys(&format!("200.00{}", keys::ENTER)).expect("pay");
+    b.wait_for_text("#shown-text", "cambio RD$ 70.00", WAIT)
+        .expect("sold");
+    let (_, sale) = last_sale(&rig.node);
+    b.wait_for("the status bar to show the receipt waiting", WAIT, |b| {
+        Ok(status_bar(b, "printer").contains("recibo"))
+    })
+    .expect("receipt waiting shown");
+    look(&b, "receipt waiting");
+    std::fs::rename(&away, recibos(&rig)).expect("printer back");
+    b.find("#btn-print-now")
+        .expect("print now button")
+        .click()
+        .expect("print now");
+    let receipt = wait_receipt(&rig, &sale.sale_id.to_string());
+    assert!(receipt.contains("[GAVETA]"), "a cash sale opens the drawer");
+    let said = b
+        .wait_for_text("#message", "impreso", WAIT)
+        .expect("the button's run printed it");
+    assert!(said.contains(&sale.sale_id.to_string()), "{said}");
+    look(&b, "printed now");
+
+    // F7, Devolver: one rice, damaged.
+    b.type_keys(keys::F7).expect("F7");
+    b.wait_for_text("#sales-rows", "RD$ 130.00", WAIT)
+        .expect("sales list");
+    b.find("#sales-rows button[aria-label^='Devolver']")
+        .expect("return button")
+        .click()
+        .expect("return");
+    wait_shown(&b, "dlg-return");
+    b.find("#return-lines input.ret-qty")
+        .expect("qty")
+        .type_keys("1")
+        .expect("qty");
+    b.find_by_label("Dañado, no vuelve al inventario: Arroz Selecto 1kg")
+        .expect("damaged box")
+        .click()
+        .expect("tick");
+    b.find("#dlg-return #return-approver")
+        .expect("supervisor")
+        .type_keys("Marta")
+        .expect("who");
+    b.find("#dlg-return #return-pin")
+        .expect("pin")
+        .type_keys("2222")
+        .expect("pin");
+    look(&b, "damaged return");
+    b.find("#form-return button[type=submit]")
+        .expect("submit")
+        .click()
+        .expect("return");
+    b.wait_for_text("#shown-text", "reembolso RD$ 65.00", WAIT)
+        .expect("returned");
+    look(&b, "returned");
+    let db = rig.node.db().expect("db");
+    let head = Journal::head(&db).expect("head").seq;
+    let e = Journal::event(&db, head).expect("event").expect("present");
+    match e.body().expect("body") {
+        EventBody::SaleReturned(r) => {
+            assert_eq!(r.sale_id, Some(sale.sale_id));
+            assert_eq!(r.lines.len(), 1);
+            assert!(r.lines[0].damaged, "{r:?}");
+            assert_eq!(r.lines[0].qty_milli.0, 1_000);
+        }
+        other => panic!("last event is not the return: {other:?}"),
+    }
+    let until = Instant::now() + WAIT;
+    while hub_count(&rig, "SaleReturned") < 1 {
+        assert!(Instant::now() < until, "the return never reached the hub");
         std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -44,8 +44,28 @@ pub const DIALOG_LABELS: &[(&str, &str)] = &[
     ("document_default", "el de siempre de esta caja"),
     ("buyer_tax_id", "RNC o cédula del comprador"),
     ("buyer_name", "Nombre o razón social del comprador"),
+    ("print_pending", "Reimprimir pendientes"),
+    ("damaged", "Dañado, no vuelve al inventario"),
     ("buyer_hint", "Crédito fiscal (B01, E31): RNC o cédula del comprador; E31 también el nombre."),
 ];
+
+/// The printer's status bits on the status bar (key `printer_state`):
+/// paper out, cover open or an error are `bad`, paper near its end or an
+/// unknown state `warn`.
+pub fn ui_printer_state(r: &crate::devices::PrinterReport) -> super::StatusItem {
+    let level = if r.paper_out || r.cover_open || r.error {
+        "bad"
+    } else if r.paper_low || r.unknown || !r.ready {
+        "warn"
+    } else {
+        "ok"
+    };
+    super::StatusItem {
+        key: "printer_state",
+        text: super::printer_state(r),
+        level,
+    }
+}
 
 /// The discount field could not be read.
 pub fn ui_bad_discount(text: &str) -> String {
@@ -144,6 +164,34 @@ pub fn ui_unknown_document(series: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printer_bits_on_the_status_bar() {
+        let report =
+            |paper_low, paper_out, cover_open, lines: &[&str]| crate::devices::PrinterReport {
+                ready: !(paper_out || cover_open),
+                paper_low,
+                paper_out,
+                cover_open,
+                error: false,
+                unknown: false,
+                lines: lines.iter().map(|l| (*l).to_owned()).collect(),
+            };
+        let cases = [
+            (report(false, false, false, &["Lista"]), "ok"),
+            (report(true, false, false, &["Papel por acabarse"]), "warn"),
+            (
+                report(false, true, true, &["Tapa abierta", "Sin papel"]),
+                "bad",
+            ),
+        ];
+        for (r, level) in cases {
+            let i = ui_printer_state(&r);
+            assert_eq!((i.key, i.level), ("printer_state", level), "{r:?}");
+            assert!(i.text.starts_with("Estado de la impresora: "), "{}", i.text);
+            assert!(i.text.contains(&r.lines.join("; ")), "{}", i.text);
+        }
+    }
 
     #[test]
     fn dialog_labels_are_unique_and_new() {

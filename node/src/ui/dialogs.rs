@@ -225,6 +225,20 @@ pub fn document<C: Clock, R: RandomSource>(
     })
 }
 
+/// The printer the status bar asks for its status bits: not a file or a
+/// folder (opening one would start a job, and they answer nothing).
+pub fn answering_printer(
+    p: Option<crate::print::PrinterSettings>,
+) -> Option<crate::print::PrinterSettings> {
+    use caja_hardware::device::PrinterAddress;
+    p.filter(|p| {
+        !matches!(
+            p.address,
+            PrinterAddress::File { .. } | PrinterAddress::Folder { .. }
+        )
+    })
+}
+
 fn method(text: &str) -> Result<PaymentMethod, ApiError> {
     match text {
         "cash" => Ok(PaymentMethod::Cash),
@@ -275,6 +289,26 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
             }
         }
         self.view(&node)
+    }
+
+    /// Asks the printer its status bits (`DLE EOT`) for the status bar.
+    pub fn refresh_printer(&self) {
+        let Some(p) = &self.printer else { return };
+        let r = crate::devices::printer_report(p);
+        *lock(&self.printer_seen) = Some(r);
+    }
+
+    /// "Reimprimir pendientes": prints every pending receipt now, whatever
+    /// its backoff, and says what stays queued and why.
+    pub fn print_pending_now(&self, req: &super::screen::OpOnly) -> ApiResult {
+        let _ = req.op;
+        let mut node = lock(&self.node);
+        let run = node.print_now()?;
+        let text = messages::print_run(&run);
+        cart::set_shown(node.conn(), &json!({"kind": "print", "text": text}))?;
+        let mut v = self.view(&node)?;
+        v["notice"] = json!(text);
+        Ok(v)
     }
 
     /// Registers a new customer (name, optional phone and RNC/cédula, credit

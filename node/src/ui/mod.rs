@@ -53,6 +53,8 @@ const STYLE: &str = include_str!("assets/app.css");
 const MAX_BODY_BYTES: usize = 64 * 1024;
 /// How often the background look at the scale refreshes the status bar.
 const SCALE_REFRESH: Duration = Duration::from_secs(2);
+/// The printer's status is asked every this many scale looks (10 s).
+const PRINTER_REFRESH_EVERY: u32 = 5;
 
 /// Why the screen could not be served.
 #[derive(Debug, thiserror::Error)]
@@ -142,9 +144,17 @@ pub fn serve(
         });
         let scale_app = app.clone();
         tokio::spawn(async move {
+            let mut printer_due = 0u32;
             loop {
                 let a = scale_app.clone();
                 let _ = tokio::task::spawn_blocking(move || a.screen.refresh_scale()).await;
+                // The printer's status bits, less often (one short
+                // connection each time).
+                if printer_due == 0 {
+                    let a = scale_app.clone();
+                    let _ = tokio::task::spawn_blocking(move || a.screen.refresh_printer()).await;
+                }
+                printer_due = (printer_due + 1) % PRINTER_REFRESH_EVERY;
                 tokio::time::sleep(SCALE_REFRESH).await;
             }
         });
@@ -341,6 +351,7 @@ async fn action(
         "discount" => s.discount(&decode(&body)?),
         "customer" => s.add_customer(&decode(&body)?),
         "debt-pay" => s.pay_debt(&decode(&body)?),
+        "print-now" => s.print_pending_now(&decode(&body)?),
         other => Err(ApiError::bad_request(other)),
     })
     .await

@@ -240,6 +240,9 @@ pub struct ReturnLine {
     pub line: u32,
     /// Quantity (pieces, or kg for weighed items).
     pub qty: String,
+    /// Damaged goods do not go back to stock.
+    #[serde(default)]
+    pub damaged: bool,
 }
 
 /// Return (part of) a sale.
@@ -343,6 +346,10 @@ pub struct Screen<C: Clock, R: RandomSource> {
     scale: Option<ScaleSettings>,
     scale_lock: Mutex<()>,
     scale_seen: Mutex<Option<ScaleReport>>,
+    /// The printer, when it answers its status (TCP, serial, USB).
+    pub(super) printer: Option<crate::print::PrinterSettings>,
+    /// The printer's last status bits, for the status bar.
+    pub(super) printer_seen: Mutex<Option<devices::PrinterReport>>,
     quick_keys: Vec<String>,
     quota_low_milli: i64,
 }
@@ -358,7 +365,10 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
         let scale = ScaleSettings::from_config(node.config())?;
         let quick_keys = node.config().quick_keys.clone();
         let quota_low_milli = node.config().escrow_low_milli;
+        let printer = super::dialogs::answering_printer(node.printer_settings()?);
         Ok(Screen {
+            printer,
+            printer_seen: Mutex::new(None),
             node: Mutex::new(node),
             scale,
             scale_lock: Mutex::new(()),
@@ -405,7 +415,10 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
         let now = node.now_ms();
         let seen = lock(&self.scale_seen).clone();
         let scale = self.scale.as_ref().map(|_| seen.as_ref());
-        let bar = messages::ui_status_bar(&status, scale, self.quota_low_milli, now);
+        let mut bar = messages::ui_status_bar(&status, scale, self.quota_low_milli, now);
+        if let Some(r) = lock(&self.printer_seen).as_ref() {
+            bar.push(messages::screen::ui_printer_state(r));
+        }
         let mut lines = Vec::new();
         let mut total = Money::ZERO;
         let mut tax = Money::ZERO;
@@ -793,7 +806,7 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
             lines.push(register::ReturnLineRequest {
                 line: l.line,
                 qty_milli: quantity("cantidad a devolver", &l.qty)?.0,
-                damaged: false,
+                damaged: l.damaged,
             });
         }
         if lines.is_empty() {

@@ -351,7 +351,16 @@ function startReturn(s) {
     input.id = 'ret-' + l.line;
     input.dataset.line = l.line;
     input.inputMode = 'decimal';
-    div.append(label, input);
+    input.className = 'ret-qty';
+    const damaged = document.createElement('input');
+    damaged.type = 'checkbox';
+    damaged.id = 'ret-damaged-' + l.line;
+    damaged.className = 'ret-damaged';
+    const dl = document.createElement('label');
+    dl.htmlFor = damaged.id;
+    dl.className = 'check';
+    dl.textContent = T.damaged + ': ' + l.name;
+    div.append(label, input, damaged, dl);
     return div;
   }));
   for (const id of ['return-approver', 'return-pin']) $(id).value = '';
@@ -458,9 +467,12 @@ function setup() {
     if (s) { closeDialogs(); say(s.shown ? s.shown.text : '', true); }
   });
   onSubmit('form-return', async () => {
-    const lines = [...document.querySelectorAll('#return-lines input')]
+    const lines = [...document.querySelectorAll('#return-lines input.ret-qty')]
       .filter((i) => i.value.trim() !== '')
-      .map((i) => ({ line: parseInt(i.dataset.line, 10), qty: i.value }));
+      .map((i) => ({
+        line: parseInt(i.dataset.line, 10), qty: i.value,
+        damaged: $('ret-damaged-' + i.dataset.line).checked,
+      }));
     const s = await act(() => post('return', {
       sale: target.sale_id, lines, refund: $('return-refund').value,
       approver: $('return-approver').value, pin: $('return-pin').value,
@@ -481,6 +493,7 @@ function setup() {
   $('btn-sales').addEventListener('click', openSales);
   $('btn-discount').addEventListener('click', () => startDiscount(null));
   $('btn-customers').addEventListener('click', openCustomers);
+  $('btn-print-now').addEventListener('click', () => act(() => post('print-now', {})));
   $('btn-cash').addEventListener('click', openCash);
   $('btn-shift').addEventListener('click', openShift);
   $('btn-x').addEventListener('click', openX);
