@@ -1097,6 +1097,8 @@ fn pending_receipts_printed_now_and_a_damaged_return() {
     open_shift(&b);
     let away = rig.tmp.path().join("recibos-fuera");
     std::fs::rename(recibos(&rig), &away).expect("printer gone");
+    // A file where the folder was: nothing can be written there.
+    std::fs::write(recibos(&rig), b"no es una carpeta").expect("blocker");
     b.type_keys(&format!("2*ARROZ{}", keys::ENTER))
         .expect("scan");
     b.wait_for_text("#total", "RD$ 130.00", WAIT)
@@ -1112,12 +1114,57 @@ fn pending_receipts_printed_now_and_a_damaged_return() {
     })
     .expect("receipt waiting shown");
     look(&b, "receipt waiting");
+    // Wait until the queue's backoff puts the next attempt 8 s or more
+    // away: the button must print before then.
+    let now_ms = || {
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_millis(),
+        )
+        .expect("ms")
+    };
+    let until = Instant::now() + WAIT;
+    let due = loop {
+        let next: Option<i64> = rig
+            .node
+            .db()
+            .expect("db")
+            .query_row(
+                "SELECT next_attempt_ms FROM print_jobs WHERE state = 'pending'",
+                [],
+                |r| r.get(0),
+            )
+            .ok();
+        if let Some(next) = next.filter(|n| *n - now_ms() >= 8_000) {
+            break next;
+        }
+        assert!(
+            Instant::now() < until,
+            "the receipt never backed off: {:?}",
+            {
+                let db = rig.node.db().expect("db");
+                db.query_row(
+                "SELECT state, attempts, transport_failures, next_attempt_ms, last_error FROM print_jobs",
+                [],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)? - now_ms(), r.get::<_, Option<String>>(4)?)),
+            )
+            }
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::fs::remove_file(recibos(&rig)).expect("blocker gone");
     std::fs::rename(&away, recibos(&rig)).expect("printer back");
     b.find("#btn-print-now")
         .expect("print now button")
         .click()
         .expect("print now");
     let receipt = wait_receipt(&rig, &sale.sale_id.to_string());
+    assert!(
+        now_ms() < due,
+        "printed by the button, before its backoff ended"
+    );
     assert!(receipt.contains("[GAVETA]"), "a cash sale opens the drawer");
     let said = b
         .wait_for_text("#message", "impreso", WAIT)
