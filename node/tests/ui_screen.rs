@@ -723,3 +723,168 @@ fn a_price_override_is_kept_in_the_cart_and_paid_only_with_a_supervisors_pin() {
         "the shelf price is no override"
     );
 }
+
+#[test]
+fn discounts_priced_by_the_sale_and_approved_beyond_the_limit_and_customers_with_abonos() {
+    use caja_node::ui::dialogs::{DebtPay, Discount, NewCustomer};
+    let mut fx = Fixture::new(21);
+    import_staff(&mut fx);
+    let s = screen(&fx, 22);
+    let op = fx.op();
+    s.open_shift(&ShiftOpen {
+        op,
+        cashier: "Ana".into(),
+        pin: Some("1111".into()),
+        float: "500.00".into(),
+    })
+    .expect("signed in");
+    let op = fx.op();
+    let v = s
+        .add_line(&AddLine {
+            op,
+            entry: "3*ARROZ".into(),
+        })
+        .expect("add");
+    let rice = v["cart"]["lines"][0]["id"].as_i64().expect("id");
+    let before = head(&fx);
+
+    // Refused, naming what is wrong; nothing changes.
+    for (line, amount, says) in [
+        (Some(rice), "diez", "Descuento inválido"),
+        (Some(rice), "195.01", "mayor que el importe"),
+        (None, "200.00", "mayor que el importe"),
+        (Some(rice + 99), "1.00", "ya no está en la venta"),
+    ] {
+        let e = s
+            .discount(&Discount {
+                op: fx.op(),
+                line,
+                amount: amount.into(),
+            })
+            .expect_err(amount);
+        assert_eq!((e.status, e.code), (422, "refused"), "{amount}");
+        assert!(e.message.contains(says), "{amount}: {}", e.message);
+    }
+    // 5 % of the line (9.75) is within the register's 10 %: no approval.
+    let v = s
+        .discount(&Discount {
+            op: fx.op(),
+            line: Some(rice),
+            amount: "5%".into(),
+        })
+        .expect("line discount");
+    assert_eq!(v["cart"]["total"], "RD$ 185.25");
+    assert_eq!(v["cart"]["lines"][0]["discount"], "RD$ 9.75");
+    assert_eq!(v["cart"]["discount_approval"], false);
+    // 15.25 more on the sale: 25.00 of 195.00 is beyond 10 %.
+    let v = s
+        .discount(&Discount {
+            op: fx.op(),
+            line: None,
+            amount: "15.25".into(),
+        })
+        .expect("sale discount");
+    assert_eq!(v["cart"]["total"], "RD$ 170.00");
+    assert_eq!(v["cart"]["discount_approval"], true);
+    assert_eq!(head(&fx), before, "discounts in the cart are not events");
+
+    // A restart keeps them; paying without a supervisor is refused first.
+    drop(s);
+    let s = screen(&fx, 23);
+    assert_eq!(s.state().expect("state")["cart"]["total"], "RD$ 170.00");
+    let e = s.pay(&pay(fx.op(), "200.00")).expect_err("no supervisor");
+    assert!(e.message.contains("supervisor"), "{}", e.message);
+    // A B01 is not issued by this register: named, refused.
+    let e = s
+        .pay(&Pay {
+            document: Some("B01".into()),
+            ..pay(fx.op(), "200.00")
+        })
+        .expect_err("no B01 here");
+    assert!(
+        e.message.contains("no emite comprobantes B01"),
+        "{}",
+        e.message
+    );
+    assert_eq!(head(&fx), before, "refusals write nothing");
+    let v = s
+        .pay(&Pay {
+            approver: Some("Marta".into()),
+            pin: Some("2222".into()),
+            ..pay(fx.op(), "200.00")
+        })
+        .expect("approved");
+    assert!(
+        v["shown"]["text"]
+            .as_str()
+            .expect("text")
+            .contains("total RD$ 170.00, cambio RD$ 30.00"),
+        "{v}"
+    );
+    assert_eq!(
+        v["cart"]["sale_discount"],
+        Value::Null,
+        "paid: discount gone"
+    );
+    let event = Journal::event(fx.register.conn(), before + 1)
+        .expect("read")
+        .expect("sale event");
+    let caja_shared::kind::EventBody::SaleCreated(sale) = event.body().expect("body") else {
+        panic!("not a sale: {:?}", event.body());
+    };
+    assert_eq!(sale.lines[0].discount.map(|d| d.0), Some(2_500));
+    assert_eq!(
+        sale.approval.as_ref().map(|a| a.action.as_str()),
+        Some("discount")
+    );
+
+    // A customer (a cédula that does not check is refused), a fiado sale,
+    // an abono.
+    let e = s
+        .add_customer(&NewCustomer {
+            op: fx.op(),
+            name: "Doña Rosa".into(),
+            phone: None,
+            tax_id: Some("00112345678".into()),
+            credit_limit: "500.00".into(),
+        })
+        .expect_err("bad cédula");
+    assert!(e.message.contains("cédula del cliente"), "{}", e.message);
+    let v = s
+        .add_customer(&NewCustomer {
+            op: fx.op(),
+            name: "Doña Rosa".into(),
+            phone: Some("809-555-0101".into()),
+            tax_id: None,
+            credit_limit: "500.00".into(),
+        })
+        .expect("customer");
+    let customer = v["shown"]["customer_id"].as_str().expect("id").to_owned();
+    s.add_line(&AddLine {
+        op: fx.op(),
+        entry: "ARROZ".into(),
+    })
+    .expect("add");
+    s.pay(&Pay {
+        cash: None,
+        fiado: Some("65.00".into()),
+        customer: Some(customer.clone()),
+        ..pay(fx.op(), "")
+    })
+    .expect("fiado");
+    let mut abono = |amount: &str, method: &str| DebtPay {
+        op: fx.op(),
+        customer: customer.clone(),
+        amount: amount.into(),
+        method: method.into(),
+    };
+    let e = s.pay_debt(&abono("70.00", "cash")).expect_err("too much");
+    assert!(e.message.contains("mayor que lo que debe"), "{}", e.message);
+    let e = s.pay_debt(&abono("10.00", "fiado")).expect_err("fiado");
+    assert!(e.message.contains("efectivo"), "{}", e.message);
+    let v = s.pay_debt(&abono("25.00", "transfer")).expect("abono");
+    assert_eq!(
+        v["shown"]["text"],
+        "Abono de RD$ 25.00 de Doña Rosa por transferencia: todavía debe RD$ 40.00."
+    );
+}
