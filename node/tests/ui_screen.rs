@@ -5,7 +5,8 @@
 //! between the sale and emptying the cart), bad input refused in Spanish with
 //! nothing changed, shift close with the Z report, cash movements, returns,
 //! reprints once per op id; a price override kept in the cart across a
-//! restart and paid only with a supervisor's right PIN.
+//! restart and paid only with a supervisor's right PIN; discounts priced by
+//! the sale's rules and approved beyond the limit; customers and abonos.
 
 mod common;
 

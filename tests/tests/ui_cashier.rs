@@ -15,7 +15,13 @@
 //!   Spanish with nothing changed (cart kept, no sale), sold at the new
 //!   price with the right one (the approval in the sale's line); then a
 //!   wrong PIN refused on the void, the right one voids it (approval in the
-//!   journal).
+//!   journal); the receipt prints the shelf price under the line;
+//! - a new customer, a line and a sale discount beyond the register's limit
+//!   approved by the supervisor, a B01 with the buyer's RNC (missing, then a
+//!   wrong check digit, refused naming the field), an abono; each in the
+//!   journal and at the hub;
+//! - a receipt that could not print, printed by "Reimprimir pendientes"
+//!   before its backoff ends; a damaged return from the sales list.
 //!
 //! Every step saves a screenshot under `target/test-output/<test>/`, and
 //! every screen state passes the accessibility check.

@@ -24,6 +24,7 @@
 
 pub mod cart;
 pub mod dialogs;
+pub mod pricing;
 pub mod screen;
 
 use std::net::SocketAddr;

@@ -365,7 +365,7 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
         let scale = ScaleSettings::from_config(node.config())?;
         let quick_keys = node.config().quick_keys.clone();
         let quota_low_milli = node.config().escrow_low_milli;
-        let printer = super::dialogs::answering_printer(node.printer_settings()?);
+        let printer = super::pricing::answering_printer(node.printer_settings()?);
         Ok(Screen {
             printer,
             printer_seen: Mutex::new(None),
@@ -462,7 +462,7 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
         // The engine's own arithmetic for the sale discount (spread over the
         // lines, tax recomputed) and for whether a supervisor must approve.
         let sale_discount = cart::sale_discount(conn)?;
-        let probe = super::dialogs::probe(node, sale_discount)?;
+        let probe = super::pricing::probe(node, sale_discount)?;
         if let Some(p) = &probe {
             total = p.total;
             tax = p.tax;
@@ -661,7 +661,13 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
             })
             .collect();
         let sale_discount = cart::sale_discount(node.conn())?;
-        let doc = super::dialogs::document(&node, req)?;
+        let doc = super::pricing::document(
+            &node,
+            given(&req.document),
+            given(&req.buyer_tax_id),
+            given(&req.buyer_name),
+        )
+        .map_err(ApiError::refused)?;
         let cred = Self::credentials(&node, given(&req.approver), given(&req.pin))?;
         if lines.is_empty() {
             // A retry of a payment that was made (its answer was lost): the
@@ -682,7 +688,7 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
             return Err(ApiError::refused(messages::ui_override_needs_supervisor()));
         }
         let needs_discount_approval =
-            super::dialogs::probe(&node, sale_discount)?.is_some_and(|p| p.needs_approval);
+            super::pricing::probe(&node, sale_discount)?.is_some_and(|p| p.needs_approval);
         if needs_discount_approval && cred.is_none() && crate::staff::has_staff(node.conn())? {
             return Err(ApiError::refused(
                 messages::screen::ui_discount_needs_supervisor(),
