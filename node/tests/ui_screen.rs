@@ -889,3 +889,72 @@ fn discounts_priced_by_the_sale_and_approved_beyond_the_limit_and_customers_with
         "Abono de RD$ 25.00 de Doña Rosa por transferencia: todavía debe RD$ 40.00."
     );
 }
+
+/// A TCP printer that answers every `DLE EOT n` with the status of an open
+/// cover and a roll near its end (and reads whatever else it is sent).
+fn printer_with_cover_open() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let problems = caja_hardware::status::Problems {
+                    cover_open: true,
+                    ..Default::default()
+                };
+                let (a, b, c) = caja_hardware::status::answers_for(problems, true);
+                let mut pending = Vec::new();
+                let mut buf = [0u8; 256];
+                loop {
+                    let n = match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    pending.extend_from_slice(&buf[..n]);
+                    while let Some(i) = pending.windows(2).position(|w| w == [0x10, 0x04]) {
+                        let Some(&which) = pending.get(i + 2) else {
+                            break;
+                        };
+                        let answer = match which {
+                            1 => a,
+                            2 => b,
+                            _ => c,
+                        };
+                        let _ = stream.write_all(&[answer]);
+                        pending.drain(..i + 3);
+                    }
+                }
+            });
+        }
+    });
+    format!("tcp://{addr}")
+}
+
+#[test]
+fn the_status_bar_shows_the_printers_status_bits() {
+    let fx = Fixture::new(31);
+    std::fs::write(
+        fx.data.root().join("config.toml"),
+        format!("printer = \"{}\"\n", printer_with_cover_open()),
+    )
+    .expect("config");
+    let s = screen(&fx, 32);
+    let bar = |v: &Value| {
+        v["status"]
+            .as_array()
+            .expect("status")
+            .iter()
+            .find(|i| i["key"] == "printer_state")
+            .cloned()
+    };
+    assert_eq!(bar(&s.state().expect("state")), None, "not asked yet");
+    s.refresh_printer();
+    let item = bar(&s.state().expect("state")).expect("printer state shown");
+    assert_eq!(item["level"], "bad", "{item}");
+    assert_eq!(
+        item["text"],
+        "Estado de la impresora: Tapa de la impresora abierta"
+    );
+}

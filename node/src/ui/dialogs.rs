@@ -120,8 +120,17 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
     }
 
     /// Asks the printer its status bits (`DLE EOT`) for the status bar.
+    /// Skipped while a receipt is printing (a printer that takes one
+    /// connection at a time must not be asked in the middle of a job).
     pub fn refresh_printer(&self) {
         let Some(p) = &self.printer else { return };
+        let printing = {
+            let node = lock(&self.node);
+            crate::print::queue_status(node.conn()).map_or(true, |q| q.printing > 0)
+        };
+        if printing {
+            return;
+        }
         let r = crate::devices::printer_report(p);
         *lock(&self.printer_seen) = Some(r);
     }
