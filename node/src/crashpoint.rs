@@ -1,6 +1,7 @@
-//! Crash points for the crash-point sweep (`tests/tests/crash_points.rs`):
-//! named places on the write path of an operation where the process can be
-//! made to abort, as a power cut or a kill there would stop it.
+//! Crash points for the crash-point sweeps (`tests/tests/crash_points.rs`):
+//! named places on the write path of an operation ([`POINTS`]) and between
+//! the transactions of a sync round ([`SYNC_POINTS`]) where the process can
+//! be made to abort, as a power cut or a kill there would stop it.
 //!
 //! `CAJA_CRASH_AT=<point>:<n>` makes the `n`-th time this process reaches
 //! `<point>` call [`std::process::abort`] (no destructor runs, no
@@ -44,6 +45,26 @@ pub const POINTS: &[&str] = &[
     "op:committed",
 ];
 
+/// Every crash point of a sync round, in the order a round reaches them:
+/// each between two of its transactions (or between a request the hub acted
+/// on and the transaction that records its answer).
+pub const SYNC_POINTS: &[&str] = &[
+    // A push batch's acknowledgement (and checkpoint) committed.
+    "sync:push_acked",
+    // The hub's signed tree head verified and stored.
+    "sync:hub_head_stored",
+    // A pull page (hub chain and peer events, the cursor) committed.
+    "sync:pull_page",
+    // A fiscal block request recorded, before it is sent.
+    "sync:fiscal_requested",
+    // The hub granted a fiscal block, before the grant is pulled.
+    "sync:fiscal_granted",
+    // A stock quota request recorded, before it is sent.
+    "sync:escrow_requested",
+    // The hub's quota answer recorded, before the grants are pulled.
+    "sync:escrow_answered",
+];
+
 #[cfg(any(test, feature = "crashpoints"))]
 #[derive(Debug)]
 struct Armed {
@@ -59,7 +80,7 @@ static ARMED: OnceLock<Option<Armed>> = OnceLock::new();
 fn parse(v: &str) -> Option<Armed> {
     let (point, nth) = v.trim().rsplit_once(':')?;
     let nth: u64 = nth.parse().ok().filter(|n| *n >= 1)?;
-    POINTS.contains(&point).then(|| Armed {
+    (POINTS.contains(&point) || SYNC_POINTS.contains(&point)).then(|| Armed {
         point: point.to_owned(),
         nth,
         hits: AtomicU64::new(0),
@@ -96,6 +117,7 @@ mod tests {
                 && a.hits.load(Ordering::SeqCst) == 0)
         );
         assert!(parse("journal:inserted:1").is_some());
+        assert!(parse("sync:pull_page:2").is_some());
         assert!(parse("journal:inserted:0").is_none());
         assert!(parse("nowhere:1").is_none());
         assert!(parse("op:committed").is_none());
@@ -105,7 +127,7 @@ mod tests {
     #[test]
     fn unarmed_points_do_nothing() {
         // The test process has no CAJA_CRASH_AT: every point is a no-op.
-        for p in POINTS {
+        for p in POINTS.iter().chain(SYNC_POINTS) {
             hit(p);
         }
     }

@@ -9,7 +9,7 @@
 //!   change the size (3 registers, 45 safety steps); `CAJA_SOAK=1` runs
 //!   5,000 longer seeds (150 safety steps each).
 
-use caja_tests::sim::faults::FaultCounts;
+use caja_tests::sim::faults::{Fault, FaultCounts};
 use caja_tests::sim::{self, SimConfig};
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -43,8 +43,9 @@ fn config() -> SimConfig {
     }
 }
 
-/// Runs `seeds` on every core; returns the summary and every failure.
-fn run_many(seeds: Vec<u64>, cfg: SimConfig) -> (String, Vec<sim::SimFailure>) {
+/// Runs `seeds` on every core; returns the summary, the faults injected and
+/// every failure.
+fn run_many(seeds: Vec<u64>, cfg: SimConfig) -> (String, FaultCounts, Vec<sim::SimFailure>) {
     let threads = std::thread::available_parallelism()
         .map_or(2, std::num::NonZeroUsize::get)
         .clamp(1, 4);
@@ -99,7 +100,7 @@ fn run_many(seeds: Vec<u64>, cfg: SimConfig) -> (String, Vec<sim::SimFailure>) {
         started.elapsed(),
         faults.total(),
     );
-    (summary, failures)
+    (summary, faults, failures)
 }
 
 #[test]
@@ -112,7 +113,8 @@ fn many_seeds_hold_every_invariant() {
         let first = env_u64("CAJA_SIM_FIRST").unwrap_or(1);
         (first..first + n).collect()
     };
-    let (summary, failures) = run_many(seeds, config());
+    let many = seeds.len() >= MIN_SEEDS_FOR_EVERY_FAULT;
+    let (summary, faults, failures) = run_many(seeds, config());
     println!("{summary}");
     if let Some(f) = failures.first() {
         let seeds: Vec<u64> = failures.iter().map(|f| f.seed).collect();
@@ -121,6 +123,40 @@ fn many_seeds_hold_every_invariant() {
             failures.len()
         );
     }
+    // A run that passes without injecting some fault proves nothing about it.
+    if many {
+        let missing = never_injected(&faults);
+        assert!(
+            missing.is_empty(),
+            "fault kinds never injected in this run: {missing:?}\n{summary}"
+        );
+    }
+}
+
+/// Below this many seeds (replays, quick local runs) a fault kind may be
+/// missing by chance; the default run (1,000 seeds) must inject every one.
+const MIN_SEEDS_FOR_EVERY_FAULT: usize = 100;
+
+/// The fault kinds a run's counts never saw.
+fn never_injected(faults: &FaultCounts) -> Vec<&'static str> {
+    Fault::ALL
+        .iter()
+        .filter(|k| faults.get(**k) == 0)
+        .map(|k| k.name())
+        .collect()
+}
+
+#[test]
+fn a_fault_kind_never_injected_is_named() {
+    let mut faults = FaultCounts::default();
+    for k in Fault::ALL {
+        if k != Fault::Restore {
+            faults.add(k);
+        }
+    }
+    assert_eq!(never_injected(&faults), vec!["restore_backup"]);
+    faults.add(Fault::Restore);
+    assert!(never_injected(&faults).is_empty());
 }
 
 #[test]

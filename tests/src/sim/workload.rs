@@ -272,9 +272,6 @@ fn count(w: &mut World, reg: usize) -> Result<(), SimError> {
     match ops.count_stock(op, sku, QtyMilli(counted)) {
         Ok(r) => {
             let delta = event_delta(ops.conn(), r.seqs[0]);
-            if delta < 0 && !w.counted_down.iter().any(|s| s == sku) {
-                w.counted_down.push(sku.to_owned());
-            }
             w.log(format!(
                 "r{reg} stock count {sku} {counted} (delta {delta})"
             ));
