@@ -192,6 +192,44 @@ pub fn open_world(seed: u64, cfg: SimConfig, root: &std::path::Path) -> Result<W
 /// Runs one seed; any failure (a broken invariant, an unexpected error, a
 /// panic) comes back with the seed and the trace's tail.
 pub fn run(seed: u64, cfg: SimConfig) -> Result<RunReport, SimFailure> {
+    run_with(seed, cfg, None)
+}
+
+/// A scenario written by hand instead of the safety phase's dice: it drives
+/// the world ([`settle`], [`workload::sell`], the world's fault methods) and
+/// asserts the path it takes; then, as in every run, healing, convergence
+/// and every invariant.
+pub type Script = Box<dyn FnOnce(&mut World) -> Result<(), SimError>>;
+
+/// Runs `script` on the opened store of `cfg`'s size, then heals and checks
+/// like [`run`].
+pub fn run_scripted(seed: u64, cfg: SimConfig, script: Script) -> Result<RunReport, SimFailure> {
+    run_with(seed, cfg, Some(script))
+}
+
+/// Steps with no operation and no fault (delayed requests delivered, every
+/// due register syncing) until `done` holds, at most `limit` steps; the
+/// steps it took.
+pub fn settle(
+    w: &mut World,
+    limit: u64,
+    mut done: impl FnMut(&World) -> Result<bool, SimError>,
+) -> Result<u64, SimError> {
+    for i in 0..limit {
+        if done(w)? {
+            return Ok(i);
+        }
+        step(w, false)?;
+    }
+    if done(w)? {
+        return Ok(limit);
+    }
+    Err(SimError(format!(
+        "scenario: not settled within {limit} steps"
+    )))
+}
+
+fn run_with(seed: u64, cfg: SimConfig, script: Option<Script>) -> Result<RunReport, SimFailure> {
     let trace = Trace::new(cfg.echo);
     let step = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let failure = |message: String, trace: &Trace, step: u64| SimFailure {
@@ -207,7 +245,7 @@ pub fn run(seed: u64, cfg: SimConfig) -> Result<RunReport, SimFailure> {
     let t2 = trace.clone();
     let s2 = step.clone();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-        run_in(seed, cfg, tmp.path(), t2, &s2)
+        run_in(seed, cfg, tmp.path(), t2, &s2, script)
     }));
     let at = step.load(std::sync::atomic::Ordering::Relaxed);
     match outcome {
@@ -230,14 +268,22 @@ fn run_in(
     root: &std::path::Path,
     trace: Trace,
     step_out: &std::sync::atomic::AtomicU64,
+    script: Option<Script>,
 ) -> Result<RunReport, SimError> {
     let snap = snapshot(cfg)?;
     let mut w = World::resume(seed, cfg, root, trace.clone(), &snap)?;
     w.log(format!("seed {seed}: {} registers", cfg.registers));
-    lock(&w.net).faults = cfg.net;
-    for _ in 0..cfg.safety_steps {
-        step(&mut w, true)?;
+    if let Some(script) = script {
+        w.log("scripted scenario");
+        let done = script(&mut w);
         step_out.store(w.step, std::sync::atomic::Ordering::Relaxed);
+        done?;
+    } else {
+        lock(&w.net).faults = cfg.net;
+        for _ in 0..cfg.safety_steps {
+            step(&mut w, true)?;
+            step_out.store(w.step, std::sync::atomic::Ordering::Relaxed);
+        }
     }
     heal(&mut w)?;
     let started = w.step;

@@ -44,7 +44,9 @@ pub fn action(w: &mut World) -> Result<(), SimError> {
     }
 }
 
-fn sell(w: &mut World, reg: usize) -> Result<(), SimError> {
+/// A cashier's sale of 1–3 random lines at `reg` (and sometimes the UI's
+/// retry of it), recorded when acknowledged.
+pub fn sell(w: &mut World, reg: usize) -> Result<(), SimError> {
     let lines_n = 1 + w.pick(3);
     let mut lines = Vec::new();
     for _ in 0..lines_n {
