@@ -87,9 +87,47 @@ fn parse(v: &str) -> Option<Armed> {
     })
 }
 
-/// Reached `point`: aborts the process if it is the armed one's `n`-th hit.
+/// What unwinds out of a crash point armed in one thread
+/// ([`arm_in_thread`]): the point. Raised with
+/// [`std::panic::resume_unwind`], so no panic hook prints it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Crashed(pub &'static str);
+
+#[cfg(feature = "crashpoints")]
+thread_local! {
+    static IN_THREAD: std::cell::Cell<Option<(&'static str, u64)>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Arms `point` in this thread only: its `nth` hit unwinds with
+/// [`Crashed`] instead of aborting the process (the simulator, which runs
+/// many registers in one process, drops the crashed register's objects and
+/// opens it again from its files; an open transaction rolls back as a
+/// crash would lose it).
+#[cfg(feature = "crashpoints")]
+pub fn arm_in_thread(point: &'static str, nth: u64) {
+    IN_THREAD.with(|c| c.set(Some((point, nth.max(1)))));
+}
+
+/// Disarms what [`arm_in_thread`] armed in this thread.
+#[cfg(feature = "crashpoints")]
+pub fn disarm_in_thread() {
+    IN_THREAD.with(|c| c.set(None));
+}
+
+/// Reached `point`: unwinds or aborts if it is the armed one's `n`-th hit.
 #[cfg(feature = "crashpoints")]
 pub fn hit(point: &'static str) {
+    let here = IN_THREAD.with(|c| match c.get() {
+        Some((p, n)) if p == point => {
+            c.set(if n <= 1 { None } else { Some((p, n - 1)) });
+            n <= 1
+        }
+        _ => false,
+    });
+    if here {
+        std::panic::resume_unwind(Box::new(Crashed(point)));
+    }
     let armed = ARMED.get_or_init(|| std::env::var(ENV).ok().and_then(|v| parse(&v)));
     if let Some(a) = armed {
         if a.point == point && a.hits.fetch_add(1, Ordering::SeqCst) + 1 == a.nth {

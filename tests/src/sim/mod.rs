@@ -35,7 +35,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use caja_shared::entropy::RandomSource;
-use faults::FaultCounts;
+use faults::{Fault, FaultCounts};
 use net::{lock, NetFaults};
 use trace::Trace;
 use world::World;
@@ -352,7 +352,13 @@ fn step(w: &mut World, safety: bool) -> Result<(), SimError> {
     }
     for i in 0..w.regs.len() {
         if w.regs[i].next_sync_ms <= w.now_ms {
-            sync_tick(w, i)?;
+            // Sometimes the register dies inside the round, at a point drawn
+            // from every point between its transactions.
+            let crash_at = (safety && w.chance(ROUND_CRASH_PER_MILLE)).then(|| {
+                let points = caja_node::crashpoint::SYNC_POINTS;
+                points[w.pick(points.len())]
+            });
+            sync_tick(w, i, crash_at)?;
         }
     }
     check::every_step(w)?;
@@ -369,13 +375,43 @@ fn reopen_hub(w: &mut World) -> Result<(), SimError> {
     Ok(())
 }
 
+/// Per-mille chance that a register's sync round in the safety phase is
+/// armed to crash at one of the round's crash points (it crashes only if
+/// the round reaches that point).
+const ROUND_CRASH_PER_MILLE: u64 = 40;
+
 /// One sync round through the engine's breaker; the next is due after the
-/// wait it asks for.
-fn sync_tick(w: &mut World, i: usize) -> Result<(), SimError> {
+/// wait it asks for. With `crash_at`, the register dies if the round reaches
+/// that point: its objects are dropped mid-round and opened again from its
+/// files.
+fn sync_tick(w: &mut World, i: usize, crash_at: Option<&'static str>) -> Result<(), SimError> {
     let Some(sync) = w.regs[i].sync.as_mut() else {
         return Ok(());
     };
-    let (result, wait_ms) = sync.tick();
+    if let Some(p) = crash_at {
+        caja_node::crashpoint::arm_in_thread(p, 1);
+    }
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sync.tick()));
+    caja_node::crashpoint::disarm_in_thread();
+    let (result, wait_ms) = match outcome {
+        Ok(r) => r,
+        Err(payload) => {
+            let Some(caja_node::crashpoint::Crashed(point)) = payload
+                .downcast_ref::<caja_node::crashpoint::Crashed>()
+                .copied()
+            else {
+                std::panic::resume_unwind(payload);
+            };
+            w.regs[i].ops = None;
+            w.regs[i].sync = None;
+            lock(&w.net).counts.add(Fault::RoundCrash);
+            w.log(format!(
+                "r{i} crashed inside its sync round at {point} and restarts"
+            ));
+            w.open_register(i)?;
+            return Ok(());
+        }
+    };
     w.regs[i].next_sync_ms = w.now_ms + i64::try_from(wait_ms).unwrap_or(i64::MAX / 4);
     match result {
         Ok(r) => w.log(format!(
