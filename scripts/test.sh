@@ -9,6 +9,8 @@
 # - xmllint, xmlsec1 and openssl: the independent checks of e-CF documents
 #   (schema validity against DGII's XSDs, XMLDSig signatures) and the
 #   throwaway certification authority the tests make.
+# - python3: the independent verifier of audit exports
+#   (hub/tests/independent/verify_audit_export.py, standard library only).
 #
 # Extra arguments go to `cargo test` (e.g. `scripts/test.sh -p caja-hub`).
 set -euo pipefail
@@ -25,6 +27,7 @@ done
 command -v xmllint >/dev/null 2>&1 || need_apt+=(libxml2-utils)
 command -v xmlsec1 >/dev/null 2>&1 || need_apt+=(xmlsec1)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "scripts/test.sh: installing ${need_apt[*]}" >&2

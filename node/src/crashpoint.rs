@@ -1,6 +1,7 @@
-//! Crash points for the crash-point sweep (`tests/tests/crash_points.rs`):
-//! named places on the write path of an operation where the process can be
-//! made to abort, as a power cut or a kill there would stop it.
+//! Crash points for the crash-point sweeps (`tests/tests/crash_points.rs`):
+//! named places on the write path of an operation ([`POINTS`]) and between
+//! the transactions of a sync round ([`SYNC_POINTS`]) where the process can
+//! be made to abort, as a power cut or a kill there would stop it.
 //!
 //! `CAJA_CRASH_AT=<point>:<n>` makes the `n`-th time this process reaches
 //! `<point>` call [`std::process::abort`] (no destructor runs, no
@@ -44,6 +45,26 @@ pub const POINTS: &[&str] = &[
     "op:committed",
 ];
 
+/// Every crash point of a sync round, in the order a round reaches them:
+/// each between two of its transactions (or between a request the hub acted
+/// on and the transaction that records its answer).
+pub const SYNC_POINTS: &[&str] = &[
+    // A push batch's acknowledgement (and checkpoint) committed.
+    "sync:push_acked",
+    // The hub's signed tree head verified and stored.
+    "sync:hub_head_stored",
+    // A pull page (hub chain and peer events, the cursor) committed.
+    "sync:pull_page",
+    // A fiscal block request recorded, before it is sent.
+    "sync:fiscal_requested",
+    // The hub granted a fiscal block, before the grant is pulled.
+    "sync:fiscal_granted",
+    // A stock quota request recorded, before it is sent.
+    "sync:escrow_requested",
+    // The hub's quota answer recorded, before the grants are pulled.
+    "sync:escrow_answered",
+];
+
 #[cfg(any(test, feature = "crashpoints"))]
 #[derive(Debug)]
 struct Armed {
@@ -59,16 +80,54 @@ static ARMED: OnceLock<Option<Armed>> = OnceLock::new();
 fn parse(v: &str) -> Option<Armed> {
     let (point, nth) = v.trim().rsplit_once(':')?;
     let nth: u64 = nth.parse().ok().filter(|n| *n >= 1)?;
-    POINTS.contains(&point).then(|| Armed {
+    (POINTS.contains(&point) || SYNC_POINTS.contains(&point)).then(|| Armed {
         point: point.to_owned(),
         nth,
         hits: AtomicU64::new(0),
     })
 }
 
-/// Reached `point`: aborts the process if it is the armed one's `n`-th hit.
+/// What unwinds out of a crash point armed in one thread
+/// ([`arm_in_thread`]): the point. Raised with
+/// [`std::panic::resume_unwind`], so no panic hook prints it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Crashed(pub &'static str);
+
+#[cfg(feature = "crashpoints")]
+thread_local! {
+    static IN_THREAD: std::cell::Cell<Option<(&'static str, u64)>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Arms `point` in this thread only: its `nth` hit unwinds with
+/// [`Crashed`] instead of aborting the process (the simulator, which runs
+/// many registers in one process, drops the crashed register's objects and
+/// opens it again from its files; an open transaction rolls back as a
+/// crash would lose it).
+#[cfg(feature = "crashpoints")]
+pub fn arm_in_thread(point: &'static str, nth: u64) {
+    IN_THREAD.with(|c| c.set(Some((point, nth.max(1)))));
+}
+
+/// Disarms what [`arm_in_thread`] armed in this thread.
+#[cfg(feature = "crashpoints")]
+pub fn disarm_in_thread() {
+    IN_THREAD.with(|c| c.set(None));
+}
+
+/// Reached `point`: unwinds or aborts if it is the armed one's `n`-th hit.
 #[cfg(feature = "crashpoints")]
 pub fn hit(point: &'static str) {
+    let here = IN_THREAD.with(|c| match c.get() {
+        Some((p, n)) if p == point => {
+            c.set(if n <= 1 { None } else { Some((p, n - 1)) });
+            n <= 1
+        }
+        _ => false,
+    });
+    if here {
+        std::panic::resume_unwind(Box::new(Crashed(point)));
+    }
     let armed = ARMED.get_or_init(|| std::env::var(ENV).ok().and_then(|v| parse(&v)));
     if let Some(a) = armed {
         if a.point == point && a.hits.fetch_add(1, Ordering::SeqCst) + 1 == a.nth {
@@ -96,6 +155,7 @@ mod tests {
                 && a.hits.load(Ordering::SeqCst) == 0)
         );
         assert!(parse("journal:inserted:1").is_some());
+        assert!(parse("sync:pull_page:2").is_some());
         assert!(parse("journal:inserted:0").is_none());
         assert!(parse("nowhere:1").is_none());
         assert!(parse("op:committed").is_none());
@@ -105,7 +165,7 @@ mod tests {
     #[test]
     fn unarmed_points_do_nothing() {
         // The test process has no CAJA_CRASH_AT: every point is a no-op.
-        for p in POINTS {
+        for p in POINTS.iter().chain(SYNC_POINTS) {
             hit(p);
         }
     }

@@ -15,7 +15,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use caja_node::crashpoint;
@@ -26,8 +26,10 @@ use caja_node::system::{OsRandom, SystemClock};
 use caja_node::testkit;
 use caja_shared::clock::Clock;
 use caja_shared::ids::OpId;
+use caja_shared::kind::EventBody;
 use caja_shared::money::{Money, QtyMilli};
 use caja_tests::cluster::{Hub, Till};
+use caja_tests::procs::{HubProcess, NodeProcess};
 
 const ARROZ: &str = "7501234567890";
 
@@ -276,4 +278,305 @@ fn a_crash_at_every_write_point_of_a_sale_loses_nothing_acknowledged_and_leaves_
         crashpoint::POINTS.len()
     );
     assert!(sales_checked > 0);
+}
+
+// ---------------------------------------------------------------------------
+// The sync round's sweep.
+
+const SYNC_TOKEN: &str = "caja-crash-sweep-admin-token-0123";
+/// Own events to push: two batches of the node's 500.
+const OWN_SALES: u32 = 520;
+/// Another register's events to pull: two pages of the node's 500.
+const PEER_SALES: u32 = 520;
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir") {
+        let e = e.expect("entry");
+        let target = to.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).expect("copy");
+        }
+    }
+}
+
+fn node_ok(node: &NodeProcess, args: &[&str]) -> serde_json::Value {
+    node.json(args)
+        .unwrap_or_else(|e| panic!("caja-node {args:?}: {e}"))
+}
+
+fn sell_n(node: &NodeProcess, item: &str, n: u32) {
+    let out = node
+        .output(&[
+            "sell",
+            "--item",
+            item,
+            "--cash",
+            "1000",
+            "--repeat",
+            &n.to_string(),
+        ])
+        .expect("sell");
+    assert!(
+        out.status.success(),
+        "sell --repeat {n}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A hub (stopped) and a register with 520 unsynced sales, running low on
+/// fiscal numbers and on its quota of ARROZ, while another register pushed
+/// 520 sales it has not pulled; the template every crash starts from.
+fn prepare_sync(tmp: &Path, port: u16) -> (HubProcess, PathBuf, String, String) {
+    let mut hub = HubProcess::init_and_serve(&tmp.join("hub"), port, SYNC_TOKEN).expect("hub");
+    let store = hub.admin(&["create-store", "Colmado"]).expect("store")["store"]
+        .as_str()
+        .expect("store id")
+        .to_owned();
+    let mut items = Vec::new();
+    let mut prices = Vec::new();
+    for b in testkit::sample_catalog_bodies() {
+        let v = b.to_value().expect("catalog body").to_serde();
+        match b {
+            EventBody::CatalogItemUpserted(_) => items.push(v),
+            EventBody::PriceSet(_) => prices.push(v),
+            _ => {}
+        }
+    }
+    let catalog = tmp.join("catalog.json");
+    std::fs::write(
+        &catalog,
+        serde_json::json!({ "items": items, "prices": prices }).to_string(),
+    )
+    .expect("catalog file");
+    hub.admin(&["load-catalog", catalog.to_str().expect("path")])
+        .expect("catalog");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    caja_hub::admin_client::install_crypto_provider();
+    let admin = caja_hub::admin_client::AdminClient::new(&hub.url, SYNC_TOKEN).expect("admin");
+    rt.block_on(admin.post(
+        "/v1/admin/fiscal/series",
+        &serde_json::json!({"prefix":"B02","digits":8,"first":1,"last":5000,"valid_until":"2099-12-31"}),
+    ))
+    .expect("series");
+    let token = |name: &str| {
+        hub.admin(&["create-token", &store, name]).expect("token")["token"]
+            .as_str()
+            .expect("token")
+            .to_owned()
+    };
+    // The peer: stock received, then sales the crashing register will pull.
+    let peer = NodeProcess::new(&tmp.join("caja-2"));
+    let peer_device = node_ok(
+        &peer,
+        &["enroll", "--hub", &hub.url, "--token", &token("caja 2")],
+    )["device"]
+        .as_str()
+        .expect("device")
+        .to_owned();
+    node_ok(&peer, &["sync"]);
+    node_ok(
+        &peer,
+        &["stock", "receive", "--product", ARROZ, "--qty", "100000"],
+    );
+    node_ok(
+        &peer,
+        &["shift", "open", "--cashier", "luis", "--float", "0"],
+    );
+    node_ok(&peer, &["sync"]);
+    // The crashing register: a block of 600 numbers (low water 100) and a
+    // quota of ARROZ (low water 20 units).
+    let node = NodeProcess::new(&tmp.join("caja-1"));
+    let device = node_ok(
+        &node,
+        &["enroll", "--hub", &hub.url, "--token", &token("caja 1")],
+    )["device"]
+        .as_str()
+        .expect("device")
+        .to_owned();
+    let config = tmp.join("caja-1").join(caja_node::config::CONFIG_FILE_NAME);
+    let mut text = std::fs::read_to_string(&config).unwrap_or_default();
+    text.push_str("\nfiscal_documents = [\"B02\"]\nfiscal_document = \"B02\"\nfiscal_block_size = 600\nfiscal_low_water = 100\nstock_quotas = true\nescrow_low_milli = 20000\nescrow_target_milli = 60000\n");
+    std::fs::write(&config, text).expect("config");
+    node_ok(&node, &["sync"]);
+    node_ok(
+        &node,
+        &["shift", "open", "--cashier", "ana", "--float", "0"],
+    );
+    sell_n(&node, "ARROZ", 50);
+    sell_n(&node, "2000000000017:0.455", OWN_SALES - 50);
+    sell_n(&peer, "2000000000017:0.250", PEER_SALES);
+    node_ok(&peer, &["sync"]);
+    hub.terminate().expect("stop hub");
+    (hub, tmp.to_path_buf(), device, peer_device)
+}
+
+/// What a register and the hub hold after a sync round finished, for
+/// comparing a crashed-and-resumed round with one that was not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Synced {
+    head: u64,
+    acked: u64,
+    at_hub: u64,
+    hub_chain: u64,
+    hub_events_at_node: u64,
+    peer_events_at_node: u64,
+    fiscal_ranges: u64,
+    escrow_grants: u64,
+}
+
+fn synced(hub: &HubProcess, node: &NodeProcess, device: &str, peer: &str) -> Synced {
+    let n = node.db().expect("node db");
+    let h = hub.db().expect("hub db");
+    let one = |c: &rusqlite::Connection, sql: &str, p: &str| -> u64 {
+        let v: i64 = c.query_row(sql, [p], |r| r.get(0)).expect(sql);
+        u64::try_from(v).expect("count")
+    };
+    let head = Journal::head(&n).expect("head").seq;
+    let acked = Journal::acked_seq(&n).expect("acked");
+    // Every event of the register at the hub once, with its hash, applied.
+    for seq in 1..=head {
+        let mine = Journal::event(&n, seq)
+            .expect("event")
+            .expect("in the journal");
+        let (hash, applied): (String, i64) = h
+            .query_row(
+                "SELECT e.hash, (SELECT count(*) FROM applied a WHERE a.event_row = e.id) FROM events e WHERE e.device_id = ?1 AND e.seq = ?2",
+                rusqlite::params![device, i64::try_from(seq).expect("seq")],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap_or_else(|e| panic!("seq {seq} at the hub: {e}"));
+        assert_eq!(
+            hash,
+            mine.hash().to_hex(),
+            "seq {seq}: the hub holds the register's bytes"
+        );
+        assert_eq!(applied, 1, "seq {seq} applied once");
+    }
+    let held = one(&h, "SELECT count(*) FROM held WHERE ?1 = ?1", "");
+    assert_eq!(held, 0, "nothing held at the hub");
+    let hub_device: String = h
+        .query_row("SELECT hub_device FROM stores", [], |r| r.get(0))
+        .expect("hub device");
+    Synced {
+        head,
+        acked,
+        at_hub: one(&h, "SELECT count(*) FROM events WHERE device_id = ?1", device),
+        hub_chain: one(&h, "SELECT count(*) FROM events WHERE device_id = ?1", &hub_device),
+        hub_events_at_node: one(&n, "SELECT count(*) FROM hub_events WHERE ?1 = ?1", ""),
+        peer_events_at_node: one(&n, "SELECT count(*) FROM peer_events WHERE device = ?1", peer),
+        fiscal_ranges: one(
+            &h,
+            "SELECT count(*) FROM events WHERE kind = 'FiscalRangeGranted' AND instr(CAST(bytes AS TEXT), ?1) > 0",
+            device,
+        ),
+        escrow_grants: one(
+            &h,
+            "SELECT count(*) FROM events WHERE kind = 'EscrowGranted' AND instr(CAST(bytes AS TEXT), ?1) > 0",
+            device,
+        ),
+    }
+}
+
+/// Syncs until a round moves nothing (at most five rounds).
+fn sync_until_quiet(node: &NodeProcess, what: &str) {
+    for _ in 0..5 {
+        let v = node
+            .json(&["sync"])
+            .unwrap_or_else(|e| panic!("{what}: sync after the crash: {e}"));
+        if v["pushed"] == 0 && v["hub_events"] == 0 && v["peer_events"] == 0 && v["recovered"] == 0
+        {
+            return;
+        }
+    }
+    panic!("{what}: sync never settled");
+}
+
+#[test]
+fn a_crash_between_the_transactions_of_a_sync_round_converges_on_the_next_with_nothing_lost_or_twice(
+) {
+    let bin = caja_tests::procs::binary("caja-node").expect("caja-node binary");
+    let tmp = tempfile::tempdir_in(caja_tests::sim::scratch_root()).expect("tmp");
+    let port = caja_tests::procs::free_port().expect("port");
+    let (mut hub, root, device, peer) = prepare_sync(tmp.path(), port);
+    let template_hub = root.join("hub");
+    let template_node = root.join("caja-1");
+    // The same round without a crash: what every crashed one must end at.
+    let mut run = |name: &str, crash: Option<&str>| -> (Synced, Option<std::process::ExitStatus>) {
+        let dir = root.join(format!("run-{name}"));
+        copy_tree(&template_hub, &dir.join("hub"));
+        copy_tree(&template_node, &dir.join("caja-1"));
+        hub.dir = dir.join("hub");
+        hub.serve().expect("hub serves the copy");
+        let node = NodeProcess::new(&dir.join("caja-1"));
+        let mut status = None;
+        if let Some(c) = crash {
+            let out = Command::new(&bin)
+                .arg("--data-dir")
+                .arg(dir.join("caja-1"))
+                .args(["--json", "sync"])
+                .env(crashpoint::ENV, c)
+                .env_remove("CAJA_NODE_HUB_URL")
+                .env_remove("CAJA_NODE_PRINTER")
+                .output()
+                .expect("caja-node sync");
+            status = Some(out.status);
+        }
+        sync_until_quiet(&node, name);
+        let verified = node.output(&["verify"]).expect("verify");
+        assert!(verified.status.success(), "{name}: the journal verifies");
+        let s = synced(&hub, &node, &device, &peer);
+        hub.terminate().expect("stop hub");
+        let data = caja_node::datadir::DataDir::new(dir.join("caja-1"));
+        let mut reg = Register::open(&data, SystemClock, OsRandom::new().expect("rng"))
+            .unwrap_or_else(|e| panic!("{name}: reopens: {e}"));
+        let (live, rebuilt) = reg.rebuild().expect("rebuild");
+        assert_eq!(live, rebuilt, "{name}: projections equal a rebuild");
+        drop(reg);
+        let _ = std::fs::remove_dir_all(&dir);
+        (s, status)
+    };
+    let (expected, _) = run("baseline", None);
+    assert_eq!(expected.acked, expected.head, "baseline: all acknowledged");
+    assert_eq!(expected.at_hub, expected.head);
+    assert!(expected.head > u64::from(OWN_SALES), "two push batches");
+    assert!(
+        expected.peer_events_at_node > u64::from(PEER_SALES),
+        "two pull pages"
+    );
+    assert_eq!(expected.hub_events_at_node, expected.hub_chain);
+    assert!(expected.fiscal_ranges >= 2, "a top-up block: {expected:?}");
+    assert!(expected.escrow_grants >= 2, "a top-up quota: {expected:?}");
+    let mut crashes = 0;
+    for point in crashpoint::SYNC_POINTS {
+        // Between the two push batches and the two pull pages too.
+        let nths: &[u64] = if matches!(*point, "sync:push_acked" | "sync:pull_page") {
+            &[1, 2]
+        } else {
+            &[1]
+        };
+        for &nth in nths {
+            let name = format!("{}-{nth}", point.replace(':', "_"));
+            let (got, status) = run(&name, Some(&format!("{point}:{nth}")));
+            assert_eq!(
+                status.and_then(|s| s.signal()),
+                Some(6),
+                "{point}:{nth}: the round aborted there ({status:?})"
+            );
+            crashes += 1;
+            assert_eq!(
+                got, expected,
+                "{point}:{nth}: after the crash the next rounds end where an uninterrupted one does"
+            );
+        }
+    }
+    println!(
+        "sync crash-point sweep: {crashes} crashes at {} points, each resumed to {expected:?}",
+        crashpoint::SYNC_POINTS.len()
+    );
 }

@@ -385,6 +385,7 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
             tx.commit()?;
             r
         };
+        crate::crashpoint::hit("sync:escrow_requested");
         let v = self.request("POST", "/v1/escrow/grants", body.clone().into_bytes())?;
         let granted = v
             .get("events")
@@ -395,6 +396,7 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
             crate::escrow::answered(&tx, id, &body, now)?;
             tx.commit()?;
         }
+        crate::crashpoint::hit("sync:escrow_answered");
         if granted > 0 {
             report.quotas += granted;
             self.pull_all(report)?;
@@ -432,6 +434,7 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
                 tx.commit()?;
                 r
             };
+            crate::crashpoint::hit("sync:fiscal_requested");
             let mut body = caja_shared::canonical::Object::new();
             body.insert(
                 "count".to_owned(),
@@ -450,6 +453,7 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
                         .and_then(Value::as_array)
                         .map_or(0, |a| a.len() as u64);
                     tracing::info!(series = %series, request = %request_id, "fiscal block granted");
+                    crate::crashpoint::hit("sync:fiscal_granted");
                 }
                 Err(HubError::Api { code, message, .. })
                     if code == "fiscal_series_exhausted" || code == "no_fiscal_series" =>
@@ -598,6 +602,7 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
                             .write_checkpoint(&tx, journal::CheckpointReason::Push, now)?;
                     }
                     tx.commit()?;
+                    crate::crashpoint::hit("sync:push_acked");
                 }
                 Err(HubError::Api {
                     code,
@@ -668,6 +673,7 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
             report.peer_events += crate::import::peer_events(&tx, &self.device, &peers)?;
             state::set_pull_cursor(&tx, &next)?;
             tx.commit()?;
+            crate::crashpoint::hit("sync:pull_page");
             if !more || next == cursor {
                 return Ok(());
             }

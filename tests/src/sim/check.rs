@@ -168,20 +168,40 @@ fn number_of(printed: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Invariant 3: no `block` product below zero unless a count lowered it;
-/// every negative product has an open alert.
+/// Invariant 3: a `block` product goes below zero only as deep as stock
+/// counts lowered it (sales from quotas never take more than the hub had
+/// when it granted them; a count may reveal a shortfall), and never has an
+/// oversell; every negative product has an open alert; one oversell alert
+/// per line sold beyond quota; every product of the workload is listed.
 fn stock(w: &mut World) -> Result<(), SimError> {
     let n = lock(&w.net);
     let v = n
         .hub
         .admin("GET", &format!("/v1/admin/stock?store={}", w.store), None)?;
     let alerts = n.hub.admin("GET", "/v1/admin/stock/alerts", None)?;
-    let oversold: i64 = n
-        .hub
-        .db()?
-        .query_row("SELECT count(*) FROM p_oversells", [], |r| r.get(0))
-        .map_err(sql)?;
+    let conn = n.hub.db()?;
     drop(n);
+    let oversold_by_product: HashMap<String, i64> = conn
+        .prepare("SELECT product, count(*) FROM p_oversells GROUP BY product")
+        .map_err(sql)?
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .map_err(sql)?
+        .collect::<Result<_, _>>()
+        .map_err(sql)?;
+    let oversold: i64 = oversold_by_product.values().sum();
+    // How deep the counts the hub applied lowered each product, in all.
+    let counted_down: HashMap<String, i64> = conn
+        .prepare(
+            "SELECT m.product, sum(-m.delta_milli) FROM p_stock_moves m \
+             JOIN events e ON e.event_id = m.event_id \
+             WHERE e.kind = 'StockCounted' AND m.delta_milli < 0 GROUP BY m.product",
+        )
+        .map_err(sql)?
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .map_err(sql)?
+        .collect::<Result<_, _>>()
+        .map_err(sql)?;
+    drop(conn);
     // One alert for every line sold beyond its quota under `warn`.
     let oversell_alerts = alerts["alerts"]
         .as_array()
@@ -195,14 +215,35 @@ fn stock(w: &mut World) -> Result<(), SimError> {
             "invariant 3: {oversold} lines sold beyond quota, {oversell_alerts} oversell alerts"
         )));
     }
-    for p in v["products"].as_array().into_iter().flatten() {
-        let sku = p["product"].as_str().unwrap_or("");
-        let stock = p["stock_milli"].as_i64().unwrap_or(0);
+    let products: Vec<&serde_json::Value> =
+        v["products"].as_array().into_iter().flatten().collect();
+    for (sku, _, _) in super::workload::PRODUCTS {
         w.checks += 1;
-        if p["policy"] == "block" && stock < 0 && !w.counted_down.iter().any(|s| s == sku) {
+        if !products.iter().any(|p| p["product"] == sku) {
             return Err(fail(format!(
-                "invariant 3: block product {sku} at {stock} without a count lowering it"
+                "invariant 3: product {sku} is missing from the hub's stock ({} listed)",
+                products.len()
             )));
+        }
+    }
+    for p in products {
+        let sku = p["product"].as_str().unwrap_or("");
+        let stock = p["stock_milli"]
+            .as_i64()
+            .ok_or_else(|| fail(format!("stock of {sku} unreadable: {p}")))?;
+        w.checks += 1;
+        if p["policy"] == "block" {
+            let allowed = counted_down.get(sku).copied().unwrap_or(0);
+            if stock < -allowed {
+                return Err(fail(format!(
+                    "invariant 3: block product {sku} at {stock}, deeper than the {allowed} counts took off"
+                )));
+            }
+            if let Some(n) = oversold_by_product.get(sku) {
+                return Err(fail(format!(
+                    "invariant 3: block product {sku} has {n} oversold line(s)"
+                )));
+            }
         }
         if stock < 0 {
             let alerted = alerts["alerts"].as_array().into_iter().flatten().any(|a| {

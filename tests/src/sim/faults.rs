@@ -22,6 +22,9 @@ pub enum Fault {
     HubDownRequest,
     /// A register process crashed and was reopened from its files.
     RegisterCrash,
+    /// A register crashed inside a sync round, between two of its
+    /// transactions (a crash point of `caja_node::crashpoint::SYNC_POINTS`).
+    RoundCrash,
     /// The hub crashed (down for a while) and restarted from its files.
     HubCrash,
     /// A register's clock jumped (±10 min).
@@ -34,7 +37,7 @@ pub enum Fault {
 
 impl Fault {
     /// Every kind, in order.
-    pub const ALL: [Fault; 12] = [
+    pub const ALL: [Fault; 13] = [
         Fault::Partition,
         Fault::PartitionedRequest,
         Fault::DropRequest,
@@ -43,6 +46,7 @@ impl Fault {
         Fault::Delay,
         Fault::HubDownRequest,
         Fault::RegisterCrash,
+        Fault::RoundCrash,
         Fault::HubCrash,
         Fault::ClockJump,
         Fault::Restore,
@@ -60,6 +64,7 @@ impl Fault {
             Fault::Delay => "delay_reorder",
             Fault::HubDownRequest => "hub_down_request",
             Fault::RegisterCrash => "register_crash",
+            Fault::RoundCrash => "round_crash",
             Fault::HubCrash => "hub_crash",
             Fault::ClockJump => "clock_jump",
             Fault::Restore => "restore_backup",

@@ -35,7 +35,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use caja_shared::entropy::RandomSource;
-use faults::FaultCounts;
+use faults::{Fault, FaultCounts};
 use net::{lock, NetFaults};
 use trace::Trace;
 use world::World;
@@ -192,6 +192,44 @@ pub fn open_world(seed: u64, cfg: SimConfig, root: &std::path::Path) -> Result<W
 /// Runs one seed; any failure (a broken invariant, an unexpected error, a
 /// panic) comes back with the seed and the trace's tail.
 pub fn run(seed: u64, cfg: SimConfig) -> Result<RunReport, SimFailure> {
+    run_with(seed, cfg, None)
+}
+
+/// A scenario written by hand instead of the safety phase's dice: it drives
+/// the world ([`settle`], [`workload::sell`], the world's fault methods) and
+/// asserts the path it takes; then, as in every run, healing, convergence
+/// and every invariant.
+pub type Script = Box<dyn FnOnce(&mut World) -> Result<(), SimError>>;
+
+/// Runs `script` on the opened store of `cfg`'s size, then heals and checks
+/// like [`run`].
+pub fn run_scripted(seed: u64, cfg: SimConfig, script: Script) -> Result<RunReport, SimFailure> {
+    run_with(seed, cfg, Some(script))
+}
+
+/// Steps with no operation and no fault (delayed requests delivered, every
+/// due register syncing) until `done` holds, at most `limit` steps; the
+/// steps it took.
+pub fn settle(
+    w: &mut World,
+    limit: u64,
+    mut done: impl FnMut(&World) -> Result<bool, SimError>,
+) -> Result<u64, SimError> {
+    for i in 0..limit {
+        if done(w)? {
+            return Ok(i);
+        }
+        step(w, false)?;
+    }
+    if done(w)? {
+        return Ok(limit);
+    }
+    Err(SimError(format!(
+        "scenario: not settled within {limit} steps"
+    )))
+}
+
+fn run_with(seed: u64, cfg: SimConfig, script: Option<Script>) -> Result<RunReport, SimFailure> {
     let trace = Trace::new(cfg.echo);
     let step = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let failure = |message: String, trace: &Trace, step: u64| SimFailure {
@@ -207,7 +245,7 @@ pub fn run(seed: u64, cfg: SimConfig) -> Result<RunReport, SimFailure> {
     let t2 = trace.clone();
     let s2 = step.clone();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-        run_in(seed, cfg, tmp.path(), t2, &s2)
+        run_in(seed, cfg, tmp.path(), t2, &s2, script)
     }));
     let at = step.load(std::sync::atomic::Ordering::Relaxed);
     match outcome {
@@ -230,14 +268,22 @@ fn run_in(
     root: &std::path::Path,
     trace: Trace,
     step_out: &std::sync::atomic::AtomicU64,
+    script: Option<Script>,
 ) -> Result<RunReport, SimError> {
     let snap = snapshot(cfg)?;
     let mut w = World::resume(seed, cfg, root, trace.clone(), &snap)?;
     w.log(format!("seed {seed}: {} registers", cfg.registers));
-    lock(&w.net).faults = cfg.net;
-    for _ in 0..cfg.safety_steps {
-        step(&mut w, true)?;
+    if let Some(script) = script {
+        w.log("scripted scenario");
+        let done = script(&mut w);
         step_out.store(w.step, std::sync::atomic::Ordering::Relaxed);
+        done?;
+    } else {
+        lock(&w.net).faults = cfg.net;
+        for _ in 0..cfg.safety_steps {
+            step(&mut w, true)?;
+            step_out.store(w.step, std::sync::atomic::Ordering::Relaxed);
+        }
     }
     heal(&mut w)?;
     let started = w.step;
@@ -306,7 +352,13 @@ fn step(w: &mut World, safety: bool) -> Result<(), SimError> {
     }
     for i in 0..w.regs.len() {
         if w.regs[i].next_sync_ms <= w.now_ms {
-            sync_tick(w, i)?;
+            // Sometimes the register dies inside the round, at a point drawn
+            // from every point between its transactions.
+            let crash_at = (safety && w.chance(ROUND_CRASH_PER_MILLE)).then(|| {
+                let points = caja_node::crashpoint::SYNC_POINTS;
+                points[w.pick(points.len())]
+            });
+            sync_tick(w, i, crash_at)?;
         }
     }
     check::every_step(w)?;
@@ -323,13 +375,43 @@ fn reopen_hub(w: &mut World) -> Result<(), SimError> {
     Ok(())
 }
 
+/// Per-mille chance that a register's sync round in the safety phase is
+/// armed to crash at one of the round's crash points (it crashes only if
+/// the round reaches that point).
+const ROUND_CRASH_PER_MILLE: u64 = 40;
+
 /// One sync round through the engine's breaker; the next is due after the
-/// wait it asks for.
-fn sync_tick(w: &mut World, i: usize) -> Result<(), SimError> {
+/// wait it asks for. With `crash_at`, the register dies if the round reaches
+/// that point: its objects are dropped mid-round and opened again from its
+/// files.
+fn sync_tick(w: &mut World, i: usize, crash_at: Option<&'static str>) -> Result<(), SimError> {
     let Some(sync) = w.regs[i].sync.as_mut() else {
         return Ok(());
     };
-    let (result, wait_ms) = sync.tick();
+    if let Some(p) = crash_at {
+        caja_node::crashpoint::arm_in_thread(p, 1);
+    }
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sync.tick()));
+    caja_node::crashpoint::disarm_in_thread();
+    let (result, wait_ms) = match outcome {
+        Ok(r) => r,
+        Err(payload) => {
+            let Some(caja_node::crashpoint::Crashed(point)) = payload
+                .downcast_ref::<caja_node::crashpoint::Crashed>()
+                .copied()
+            else {
+                std::panic::resume_unwind(payload);
+            };
+            w.regs[i].ops = None;
+            w.regs[i].sync = None;
+            lock(&w.net).counts.add(Fault::RoundCrash);
+            w.log(format!(
+                "r{i} crashed inside its sync round at {point} and restarts"
+            ));
+            w.open_register(i)?;
+            return Ok(());
+        }
+    };
     w.regs[i].next_sync_ms = w.now_ms + i64::try_from(wait_ms).unwrap_or(i64::MAX / 4);
     match result {
         Ok(r) => w.log(format!(
@@ -348,7 +430,10 @@ fn sync_tick(w: &mut World, i: usize) -> Result<(), SimError> {
                 "r{i} sync failed: {}",
                 world::first_words(&e.to_string())
             ));
-            if !e.is_transient() && !matches!(e, caja_node::sync::engine::SyncError::Hub(_)) {
+            // Only the link may fail a round: the hub's answers (through
+            // the breaker). A database error at the register is a bug here
+            // (no disk fault is injected), not a transient state to retry.
+            if !matches!(e, caja_node::sync::engine::SyncError::Hub(_)) {
                 return Err(SimError(format!("r{i} sync: {e}")));
             }
         }

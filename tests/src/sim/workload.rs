@@ -44,7 +44,9 @@ pub fn action(w: &mut World) -> Result<(), SimError> {
     }
 }
 
-fn sell(w: &mut World, reg: usize) -> Result<(), SimError> {
+/// A cashier's sale of 1–3 random lines at `reg` (and sometimes the UI's
+/// retry of it), recorded when acknowledged.
+pub fn sell(w: &mut World, reg: usize) -> Result<(), SimError> {
     let lines_n = 1 + w.pick(3);
     let mut lines = Vec::new();
     for _ in 0..lines_n {
@@ -272,9 +274,6 @@ fn count(w: &mut World, reg: usize) -> Result<(), SimError> {
     match ops.count_stock(op, sku, QtyMilli(counted)) {
         Ok(r) => {
             let delta = event_delta(ops.conn(), r.seqs[0]);
-            if delta < 0 && !w.counted_down.iter().any(|s| s == sku) {
-                w.counted_down.push(sku.to_owned());
-            }
             w.log(format!(
                 "r{reg} stock count {sku} {counted} (delta {delta})"
             ));

@@ -168,8 +168,6 @@ pub struct World {
     pub hub_down_steps: u64,
     /// Invariant checks passed.
     pub checks: u64,
-    /// Products a stock count lowered (their stock may go negative).
-    pub counted_down: Vec<String>,
 }
 
 fn err<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> SimError + '_ {
@@ -271,7 +269,6 @@ impl World {
             step: 0,
             hub_down_steps: 0,
             checks: 0,
-            counted_down: Vec::new(),
         };
         for i in 0..world.cfg.registers {
             world.enroll(i)?;
@@ -370,7 +367,6 @@ impl World {
             step: 0,
             hub_down_steps: 0,
             checks: 0,
-            counted_down: Vec::new(),
         };
         for (idx, (name, device)) in snap.regs.iter().enumerate() {
             let offset_ms = world.rand_range(-30_000, 30_000);

@@ -175,6 +175,7 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
                 verified_ms: self.clock.now_ms(),
             },
         )?;
+        crate::crashpoint::hit("sync:hub_head_stored");
         Ok(())
     }
 
