@@ -66,6 +66,7 @@ mod ingest;
 mod migrate;
 mod outbox;
 mod payments;
+mod payments_health;
 pub mod pg_tls;
 mod pull;
 mod reports;
@@ -94,6 +95,7 @@ pub use outbox::{DocInfo, OutboxHealth, Recorded};
 pub use payments::{
     CardCheckInfo, IntentInfo, PaymentsOverview, ReconcileReport, WebhookAnswer, WebhookInfo,
 };
+pub use payments_health::PaymentsHealth;
 pub use pull::{OwnPage, PullPage};
 pub use reports::AlertInfo;
 pub use stores::StoreInfo;
@@ -621,6 +623,14 @@ impl Storage {
     /// Admin: alerts (stored ones, open conflicts, negative stock).
     pub async fn alerts(&self) -> Result<Vec<AlertInfo>, StorageError> {
         self.read(reports::list_alerts).await
+    }
+
+    /// The payments section of the health report, with the confirmation
+    /// deadline `deadline_ms`.
+    pub async fn payments_health(&self, deadline_ms: i64) -> Result<PaymentsHealth, StorageError> {
+        let now = self.now_ms();
+        self.read(move |conn| payments_health::health(conn, now, deadline_ms))
+            .await
     }
 
     /// What the health report is computed from.

@@ -22,7 +22,10 @@ use super::device_request::{begin, record_answer, Begun};
 use crate::audit::{self, AuditKind};
 use crate::auth::Authentic;
 use crate::conflict::ConflictReason;
-use crate::payments::{self, Confirmation, Delivery, IntentRequest, Outcome, Verdict, Webhook};
+use crate::payments::{
+    self, CardFacts, CardReference, Confirmation, Delivery, IntentRequest, Outcome, Verdict,
+    Webhook,
+};
 use crate::projection::{self, Conflict, Subject};
 use crate::storage::alerts::raise_alert;
 use crate::storage::audit_log::append_audit;
@@ -148,7 +151,7 @@ fn method_str(m: PaymentMethod) -> &'static str {
     projection::method_name(m)
 }
 
-fn state_of(s: &str) -> Result<IntentState, StorageError> {
+pub(super) fn state_of(s: &str) -> Result<IntentState, StorageError> {
     IntentState::parse(s).ok_or_else(|| corrupt(format!("intent state {s:?}")))
 }
 
@@ -390,8 +393,8 @@ fn reject_early(
 ) -> Result<WebhookAnswer, StorageError> {
     let intent = w.intent_id.map(|i| i.to_string());
     conn.prepare_cached(
-        "INSERT INTO payment_webhooks (provider, provider_event_id, intent_id, state, amount, auth_code, body_hash, received_ms, outcome, reason, from_state, decided_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'rejected', $9, NULL, $8)",
+        "INSERT INTO payment_webhooks (provider, provider_event_id, intent_id, state, amount, auth_code, body_hash, received_ms, outcome, reason, from_state, decided_ms, terminal_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'rejected', $9, NULL, $8, $10)",
     )?
     .execute(params![
         provider,
@@ -402,7 +405,8 @@ fn reject_early(
         w.auth_code,
         body_hash.to_hex(),
         now,
-        reason
+        reason,
+        w.terminal_id
     ])?;
     let d = Decided {
         provider,
@@ -531,8 +535,8 @@ pub(crate) fn webhook(
             .collect::<Result<_, StorageError>>()?
     };
     let incoming_key: i64 = conn.prepare_cached(
-        "INSERT INTO payment_webhooks (provider, provider_event_id, intent_id, state, amount, auth_code, body_hash, received_ms, outcome, reason, from_state, decided_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'held', NULL, $9, $8) RETURNING webhook_id",
+        "INSERT INTO payment_webhooks (provider, provider_event_id, intent_id, state, amount, auth_code, body_hash, received_ms, outcome, reason, from_state, decided_ms, terminal_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'held', NULL, $9, $8, $10) RETURNING webhook_id",
     )?
     .query_row(params![
         provider,
@@ -543,7 +547,8 @@ pub(crate) fn webhook(
         w.auth_code,
         body_hash.to_hex(),
         now,
-        intent.state.as_str()
+        intent.state.as_str(),
+        w.terminal_id
     ], |r| r.get(0))?;
     let incoming = Delivery {
         key: incoming_key,
@@ -572,6 +577,7 @@ pub(crate) fn webhook(
             state: state_of(&state)?,
             intent_id: Some(intent_id),
             auth_code,
+            terminal_id: None,
             amount: Money(amount),
         };
         match outcome {
@@ -686,8 +692,8 @@ fn record_confirmation(
     now: i64,
 ) -> Result<WebhookAnswer, StorageError> {
     conn.prepare_cached(
-        "INSERT INTO payment_webhooks (provider, provider_event_id, intent_id, state, amount, auth_code, body_hash, received_ms, outcome, reason, from_state, decided_ms)
-         VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, 'recorded', NULL, NULL, $7)",
+        "INSERT INTO payment_webhooks (provider, provider_event_id, intent_id, state, amount, auth_code, body_hash, received_ms, outcome, reason, from_state, decided_ms, terminal_id)
+         VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, 'recorded', NULL, NULL, $7, $8)",
     )?
     .execute(params![
         provider,
@@ -696,7 +702,8 @@ fn record_confirmation(
         w.amount.0,
         w.auth_code,
         body_hash.to_hex(),
-        now
+        now,
+        w.terminal_id
     ])?;
     let d = Decided {
         provider,
@@ -724,8 +731,10 @@ fn record_confirmation(
 // ---- Reconciliation ----------------------------------------------------------
 
 /// Reads the applied events after the scan cursor (at most [`SCAN_BATCH`])
-/// and records every card payment with a reference; returns how many.
-fn scan(conn: &Conn, now: i64) -> Result<u64, StorageError> {
+/// and records every card payment with a reference; returns how many, and
+/// the authorization codes they carry (a new payment may collide with one
+/// already judged).
+fn scan(conn: &Conn, now: i64) -> Result<(u64, Vec<String>), StorageError> {
     let after: i64 = conn
         .prepare_cached("SELECT applied_seq FROM payment_scan WHERE id = 1")?
         .query_row([], |r| r.get(0))?;
@@ -738,6 +747,7 @@ fn scan(conn: &Conn, now: i64) -> Result<u64, StorageError> {
     let mut rows = stmt.query(params![after, SCAN_BATCH])?;
     let mut last = after;
     let mut found = 0;
+    let mut codes = Vec::new();
     while let Some(r) = rows.next()? {
         last = r.get(0)?;
         let Some(bytes) = r.get::<_, Option<Vec<u8>>>(5)? else {
@@ -768,23 +778,27 @@ fn scan(conn: &Conn, now: i64) -> Result<u64, StorageError> {
             _ => vec![],
         };
         for (sale, idx, amount, reference) in cards {
+            let parsed = CardReference::parse(&reference);
             found += u64::try_from(
                 conn.prepare_cached(
-                    "INSERT INTO payment_card_checks (event_id, idx, store_id, device_id, sale_id, amount, reference, sale_ms, verdict, decided_ms)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'waiting', $9) ON CONFLICT DO NOTHING",
+                    "INSERT INTO payment_card_checks (event_id, idx, store_id, device_id, sale_id, amount, reference, sale_ms, verdict, decided_ms, terminal_id, auth_code)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'waiting', $9, $10, $11) ON CONFLICT DO NOTHING",
                 )?
-                .execute(params![event_id, idx, store, device, sale.to_string(), amount.0, reference, sale_ms, now])?,
+                .execute(params![event_id, idx, store, device, sale.to_string(), amount.0, reference, sale_ms, now, parsed.terminal, parsed.code])?,
             )
             .unwrap_or(0);
+            if !codes.contains(&parsed.code) {
+                codes.push(parsed.code);
+            }
         }
     }
     drop(rows);
     conn.prepare_cached("UPDATE payment_scan SET applied_seq = $1 WHERE id = 1")?
         .execute([last])?;
-    Ok(found)
+    Ok((found, codes))
 }
 
-struct CardRow {
+pub(super) struct CardRow {
     event_id: String,
     idx: i64,
     sale_id: String,
@@ -794,9 +808,25 @@ struct CardRow {
     reference: String,
     sale_ms: i64,
     verdict: String,
+    terminal: Option<String>,
+    code: String,
 }
 
-fn card_rows(conn: &Conn, sql: &str, p: impl Params) -> Result<Vec<CardRow>, StorageError> {
+impl CardRow {
+    pub(super) fn facts(&self) -> CardFacts {
+        CardFacts {
+            terminal: self.terminal.clone(),
+            amount: self.amount,
+            sale_ms: self.sale_ms,
+        }
+    }
+}
+
+pub(super) fn card_rows(
+    conn: &Conn,
+    sql: &str,
+    p: impl Params,
+) -> Result<Vec<CardRow>, StorageError> {
     let mut stmt = conn.prepare_cached(sql)?;
     let mut rows = stmt.query(p)?;
     let mut out = Vec::new();
@@ -811,13 +841,15 @@ fn card_rows(conn: &Conn, sql: &str, p: impl Params) -> Result<Vec<CardRow>, Sto
             sale_ms: r.get(6)?,
             verdict: r.get(7)?,
             sale_id: r.get(8)?,
+            terminal: r.get(9)?,
+            code: r.get(10)?,
         });
     }
     Ok(out)
 }
 
-const CARD_COLUMNS: &str =
-    "SELECT event_id, idx, store_id, device_id, amount, reference, sale_ms, verdict, sale_id FROM payment_card_checks";
+pub(super) const CARD_COLUMNS: &str =
+    "SELECT event_id, idx, store_id, device_id, amount, reference, sale_ms, verdict, sale_id, terminal_id, auth_code FROM payment_card_checks";
 
 /// Judges card payments again and records what changed; a verdict needing a
 /// person becomes a `manual` conflict (once) and an alert. Returns (checked,
@@ -835,23 +867,37 @@ fn judge(
         checked += 1;
         let confirmations: Vec<Confirmation> = {
             let mut stmt = conn.prepare_cached(
-                "SELECT state, amount, received_ms FROM payment_webhooks WHERE auth_code = $1",
+                "SELECT state, amount, received_ms, terminal_id FROM payment_webhooks WHERE auth_code = $1",
             )?;
-            let rows: Vec<(String, i64, i64)> = stmt
-                .query_map([&row.reference], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            let rows: Vec<(String, i64, i64, Option<String>)> = stmt
+                .query_map([&row.code], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?
                 .collect::<Result<_, _>>()?;
             rows.into_iter()
-                .map(|(s, a, t)| {
+                .map(|(s, a, t, terminal)| {
                     Ok(Confirmation {
                         state: state_of(&s)?,
                         amount: Money(a),
                         received_ms: t,
+                        terminal,
                     })
                 })
                 .collect::<Result<_, StorageError>>()?
         };
+        // Every other recorded payment with the same code: a capture one of
+        // them could claim as well is no match for this one.
+        let others: Vec<CardFacts> = card_rows(
+            conn,
+            &format!("{CARD_COLUMNS} WHERE auth_code = $1"),
+            [&row.code],
+        )?
+        .into_iter()
+        .filter(|o| !(o.event_id == row.event_id && o.idx == row.idx))
+        .map(|o| o.facts())
+        .collect();
         let verdict =
-            payments::reconcile(row.amount, row.sale_ms, &confirmations, deadline_ms, now);
+            payments::reconcile_card(&row.facts(), &others, &confirmations, deadline_ms, now);
         if verdict.as_str() != row.verdict {
             conn.prepare_cached(
                 "UPDATE payment_card_checks SET verdict = $3, decided_ms = $4 WHERE event_id = $1 AND idx = $2",
@@ -873,6 +919,10 @@ fn judge(
                 "card payment {} (reference {}) of {} centavos: the provider reported {} centavos",
                 subject, row.reference, row.amount.0, provider_amount.0
             ),
+            Verdict::Ambiguous => format!(
+                "card payment {} (reference {}) of {} centavos: the provider's capture of code {} could be another payment's as well",
+                subject, row.reference, row.amount.0, row.code
+            ),
             _ => format!(
                 "card payment {} (reference {}) of {} centavos: no capture from the provider within {} ms of the sale",
                 subject, row.reference, row.amount.0, deadline_ms
@@ -892,22 +942,42 @@ fn judge(
     Ok((checked, conflicts))
 }
 
-/// Judges again the card payments recorded with `reference` (after a
-/// provider reported on that code).
+/// Judges again the card payments recorded with authorization code `code`
+/// (after a provider reported on it, or a new payment with it was found).
+/// A mismatch or an ambiguity stays for a person.
+fn reconcile_code(
+    conn: &Conn,
+    env: &mut Env,
+    code: &str,
+    deadline_ms: i64,
+    now: i64,
+) -> Result<(u64, u64), StorageError> {
+    let rows = card_rows(
+        conn,
+        &format!(
+            "{CARD_COLUMNS} WHERE auth_code = $1 AND verdict NOT IN ('mismatch', 'ambiguous')"
+        ),
+        [code],
+    )?;
+    judge(conn, env, rows, deadline_ms, now)
+}
+
+/// After a provider reported on `code`: new payments first, then every
+/// payment with a code just found or this one.
 fn reconcile_reference(
     conn: &Conn,
     env: &mut Env,
-    reference: &str,
+    code: &str,
     deadline_ms: i64,
     now: i64,
 ) -> Result<(), StorageError> {
-    scan(conn, now)?;
-    let rows = card_rows(
-        conn,
-        &format!("{CARD_COLUMNS} WHERE reference = $1 AND verdict <> 'mismatch'"),
-        [reference],
-    )?;
-    judge(conn, env, rows, deadline_ms, now)?;
+    let (_, mut codes) = scan(conn, now)?;
+    if !codes.iter().any(|c| c == code) {
+        codes.push(code.to_owned());
+    }
+    for c in codes {
+        reconcile_code(conn, env, &c, deadline_ms, now)?;
+    }
     Ok(())
 }
 
@@ -919,7 +989,15 @@ pub(crate) fn reconcile(
     deadline_ms: i64,
 ) -> Result<ReconcileReport, StorageError> {
     let now = env.now_ms();
-    let found = scan(conn, now)?;
+    let (found, codes) = scan(conn, now)?;
+    let (mut checked, mut conflicts) = (0, 0);
+    // Payments with a code just found are judged together with the ones
+    // already recorded with it: a confirmed one may now be ambiguous.
+    for c in &codes {
+        let (a, b) = reconcile_code(conn, env, c, deadline_ms, now)?;
+        checked += a;
+        conflicts += b;
+    }
     let mut rows = card_rows(
         conn,
         &format!("{CARD_COLUMNS} WHERE verdict = 'waiting' ORDER BY sale_ms"),
@@ -929,18 +1007,21 @@ pub(crate) fn reconcile(
     // payment ones: judge again the payments whose conflict is missing, so
     // they are detected again (once).
     let present: std::collections::HashSet<String> = conn
-        .prepare_cached("SELECT subject FROM conflicts WHERE reason IN ($1, $2)")?
+        .prepare_cached("SELECT subject FROM conflicts WHERE reason IN ($1, $2, $3)")?
         .query_map(
             [
                 ConflictReason::CardPaymentAmountMismatch.as_str(),
                 ConflictReason::CardPaymentUnconfirmed.as_str(),
+                ConflictReason::CardPaymentAmbiguous.as_str(),
             ],
             |r| r.get(0),
         )?
         .collect::<Result<_, _>>()?;
     for r in card_rows(
         conn,
-        &format!("{CARD_COLUMNS} WHERE verdict IN ('mismatch', 'unconfirmed') ORDER BY sale_ms"),
+        &format!(
+            "{CARD_COLUMNS} WHERE verdict IN ('mismatch', 'unconfirmed', 'ambiguous') ORDER BY sale_ms"
+        ),
         [],
     )? {
         let subject =
@@ -949,7 +1030,9 @@ pub(crate) fn reconcile(
             rows.push(r);
         }
     }
-    let (checked, conflicts) = judge(conn, env, rows, deadline_ms, now)?;
+    let (a, b) = judge(conn, env, rows, deadline_ms, now)?;
+    checked += a;
+    conflicts += b;
     Ok(ReconcileReport {
         found,
         checked,
