@@ -92,6 +92,8 @@ pub enum RejectReason {
     InvalidTransition,
     /// The event's amount is not the intent's; alerted.
     AmountMismatch,
+    /// A refund beyond what is left of the captured amount; alerted.
+    RefundExceedsCapture,
 }
 
 impl RejectReason {
@@ -102,6 +104,7 @@ impl RejectReason {
             RejectReason::Stale => "stale_transition",
             RejectReason::InvalidTransition => "invalid_transition",
             RejectReason::AmountMismatch => "amount_mismatch",
+            RejectReason::RefundExceedsCapture => "refund_exceeds_capture",
         }
     }
 
@@ -109,7 +112,9 @@ impl RejectReason {
     pub fn alerts(self) -> bool {
         matches!(
             self,
-            RejectReason::InvalidTransition | RejectReason::AmountMismatch
+            RejectReason::InvalidTransition
+                | RejectReason::AmountMismatch
+                | RejectReason::RefundExceedsCapture
         )
     }
 }
@@ -141,6 +146,56 @@ pub fn decide(from: IntentState, intent_amount: Money, to: IntentState, amount: 
     } else {
         Step::Reject(RejectReason::InvalidTransition)
     }
+}
+
+/// What a refund report of part of an intent's amount does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundStep {
+    /// Part refunded: the intent stays `captured` with `refunded` so far.
+    Partial {
+        /// Refunded so far, this report included.
+        refunded: Money,
+    },
+    /// The last part: the intent becomes `refunded`.
+    Full,
+    /// Never applied.
+    Reject(RejectReason),
+}
+
+/// Decides a `refunded` report of `amount` (marked partial, or after
+/// earlier partial refunds) against an intent in `from` for
+/// `intent_amount` of which `refunded` was refunded already. Only a
+/// `captured` intent is refunded; a refund beyond what is left is rejected
+/// (alerted); the report that completes the amount makes it `refunded`.
+pub fn decide_refund(
+    from: IntentState,
+    intent_amount: Money,
+    refunded: Money,
+    amount: Money,
+) -> RefundStep {
+    if from == IntentState::Refunded {
+        return RefundStep::Reject(RejectReason::Stale);
+    }
+    if from != IntentState::Captured {
+        return RefundStep::Reject(RejectReason::InvalidTransition);
+    }
+    let total = refunded.0.saturating_add(amount.0);
+    if amount.0 <= 0 || total > intent_amount.0 {
+        RefundStep::Reject(RejectReason::RefundExceedsCapture)
+    } else if total == intent_amount.0 {
+        RefundStep::Full
+    } else {
+        RefundStep::Partial {
+            refunded: Money(total),
+        }
+    }
+}
+
+/// Whether a provider report is a partial refund (to go through
+/// [`decide_refund`] rather than [`process`]): a `refunded` the provider
+/// marks `partial`, or any refund after a partial one.
+pub fn is_partial_refund(to: IntentState, partial: bool, refunded: Money) -> bool {
+    to == IntentState::Refunded && (partial || refunded.0 > 0)
 }
 
 /// One provider event about an intent, keyed by whatever the caller uses
@@ -437,6 +492,11 @@ pub struct Webhook {
     /// matched by code, amount and time only).
     #[serde(default)]
     pub terminal_id: Option<String>,
+    /// For `refunded`: the provider refunded part of the intent (`amount` is
+    /// that part). Without it a refund of another amount than the intent's is
+    /// an `amount_mismatch`.
+    #[serde(default)]
+    pub partial: bool,
     /// Amount the provider handled.
     pub amount: Money,
 }

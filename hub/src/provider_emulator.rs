@@ -62,6 +62,8 @@ pub struct ProviderEvent {
     /// The terminal that took the card (offline payments), if the provider
     /// names it.
     pub terminal_id: Option<String>,
+    /// A refund of part of the intent (`"partial": true`).
+    pub partial: bool,
     /// Amount in centavos.
     pub amount: i64,
 }
@@ -84,6 +86,9 @@ impl ProviderEvent {
         }
         if let Some(t) = &self.terminal_id {
             v["terminal_id"] = Value::String(t.clone());
+        }
+        if self.partial {
+            v["partial"] = Value::Bool(true);
         }
         serde_json::to_vec(&v).unwrap_or_default()
     }
@@ -143,7 +148,17 @@ impl Provider {
             intent_id: intent_id.map(str::to_owned),
             auth_code: auth_code.map(str::to_owned),
             terminal_id: None,
+            partial: false,
             amount,
+        }
+    }
+
+    /// A new report that `amount` of intent `intent_id` was refunded (part
+    /// of it).
+    pub fn partial_refund(&self, intent_id: &str, amount: i64) -> ProviderEvent {
+        ProviderEvent {
+            partial: true,
+            ..self.event("refunded", Some(intent_id), None, amount)
         }
     }
 

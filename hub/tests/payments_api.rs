@@ -782,3 +782,79 @@ async fn offline_confirmations_sharing_a_code_match_by_terminal_or_become_a_conf
     }
 }
 }
+
+on_both_backends! {
+#[tokio::test]
+async fn card_payments_are_refunded_in_parts_and_the_register_learns_each_part() {
+    let (hub, _store, reg, _) = setup(60_000).await;
+    let azul = Provider::new("azul", AZUL_SECRET);
+    let id = intent(&hub, &reg, 41, 9500).await;
+    for state in ["authorized", "captured"] {
+        let e = azul.event(state, Some(&id), Some("731950"), 9500);
+        assert_eq!(azul.deliver(&hub.url, &e).await.body["outcome"], "applied");
+    }
+    // (refund, outcome, reason, state after)
+    let steps: [(i64, &str, Option<&str>, &str); 4] = [
+        (2000, "applied", None, "captured"),
+        (8000, "rejected", Some("refund_exceeds_capture"), "captured"),
+        (7500, "applied", None, "refunded"),
+        (100, "rejected", Some("stale_transition"), "refunded"),
+    ];
+    for (amount, outcome, reason, state) in steps {
+        let r = azul.deliver(&hub.url, &azul.partial_refund(&id, amount)).await;
+        assert_eq!(
+            (
+                r.body["outcome"].as_str(),
+                r.body["reason"].as_str(),
+                r.body["state"].as_str()
+            ),
+            (Some(outcome), reason, Some(state)),
+            "refund of {amount}: {}",
+            r.body
+        );
+        assert_eq!(intent_state(&hub, &id).await, state);
+    }
+    assert_eq!(
+        count(&hub, "SELECT refunded_amount FROM payment_intents"),
+        9500
+    );
+    // The register pulls every part: captured with 20.00 refunded, then
+    // refunded with all of it.
+    let r = hub.pull(&reg, "").await;
+    let parts: Vec<(IntentState, Option<i64>)> = r.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| {
+            match Event::from_json(v.to_string().as_bytes()).unwrap().body().unwrap() {
+                EventBody::PaymentIntentUpdated(p) if p.intent_id.to_string() == id => {
+                    Some((p.state, p.refunded.map(|m| m.0)))
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    assert_eq!(
+        parts,
+        [
+            (IntentState::Pending, None),
+            (IntentState::Authorized, None),
+            (IntentState::Captured, None),
+            (IntentState::Captured, Some(2000)),
+            (IntentState::Refunded, Some(9500)),
+        ]
+    );
+    // The rejected refund beyond the capture is alerted.
+    let alerts = hub.admin_get("/v1/admin/alerts").await;
+    assert!(
+        alerts["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("refund_exceeds_capture"))),
+        "{alerts}"
+    );
+}
+}

@@ -35,3 +35,7 @@ ALTER TABLE payment_card_checks_v2 RENAME TO payment_card_checks;
 CREATE INDEX payment_card_checks_by_reference ON payment_card_checks (reference);
 CREATE INDEX payment_card_checks_by_code ON payment_card_checks (auth_code);
 CREATE INDEX payment_card_checks_waiting ON payment_card_checks (verdict, sale_ms);
+
+-- Partial refunds: how much of a captured intent the provider refunded so
+-- far (the intent stays `captured` until the whole amount is refunded).
+ALTER TABLE payment_intents ADD COLUMN refunded_amount INTEGER NOT NULL DEFAULT 0 CHECK (refunded_amount >= 0);

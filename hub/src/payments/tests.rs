@@ -259,6 +259,7 @@ fn bodies_are_checked_field_by_field() {
         intent_id: None,
         auth_code: Some("004512".into()),
         terminal_id: None,
+        partial: false,
         amount: M,
     };
     assert_eq!(w.check(), Ok(()));
@@ -607,4 +608,62 @@ fn offline_card_matching_is_by_terminal_code_amount_and_window() {
             "{payment:?} {others:?} {reports:?}"
         );
     }
+}
+
+#[test]
+fn partial_refunds_are_a_table() {
+    use crate::payments::{decide_refund, is_partial_refund, RefundStep};
+    let cases = [
+        (
+            Captured,
+            0,
+            2_000,
+            RefundStep::Partial {
+                refunded: Money(2_000),
+            },
+        ),
+        (Captured, 2_000, 7_500, RefundStep::Full),
+        (
+            Captured,
+            2_000,
+            7_501,
+            RefundStep::Reject(RejectReason::RefundExceedsCapture),
+        ),
+        (
+            Captured,
+            0,
+            0,
+            RefundStep::Reject(RejectReason::RefundExceedsCapture),
+        ),
+        (
+            Authorized,
+            0,
+            100,
+            RefundStep::Reject(RejectReason::InvalidTransition),
+        ),
+        (
+            Pending,
+            0,
+            100,
+            RefundStep::Reject(RejectReason::InvalidTransition),
+        ),
+        (
+            Refunded,
+            9_500,
+            100,
+            RefundStep::Reject(RejectReason::Stale),
+        ),
+    ];
+    for (from, refunded, amount, step) in cases {
+        assert_eq!(
+            decide_refund(from, Money(9_500), Money(refunded), Money(amount)),
+            step,
+            "{from:?} {refunded} {amount}"
+        );
+    }
+    assert!(is_partial_refund(Refunded, true, Money(0)));
+    assert!(is_partial_refund(Refunded, false, Money(1)));
+    assert!(!is_partial_refund(Refunded, false, Money(0)));
+    assert!(!is_partial_refund(Captured, true, Money(0)));
+    assert!(RejectReason::RefundExceedsCapture.alerts());
 }

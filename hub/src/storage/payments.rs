@@ -241,6 +241,7 @@ fn updated_body(i: &IntentRow, provider_event_id: Option<String>) -> EventBody {
         state: i.state,
         provider_event_id,
         auth_code: i.auth_code.clone(),
+        refunded: None,
     })
 }
 
@@ -514,6 +515,22 @@ pub(crate) fn webhook(
         )
         .map(Ok);
     }
+    let refunded: i64 = conn
+        .prepare_cached("SELECT refunded_amount FROM payment_intents WHERE intent_id = $1")?
+        .query_row([intent_id.to_string()], |r| r.get(0))?;
+    if payments::is_partial_refund(w.state, w.partial, Money(refunded)) {
+        return partial_refund(
+            conn,
+            env,
+            provider,
+            w,
+            body_hash,
+            intent,
+            Money(refunded),
+            now,
+        )
+        .map(Ok);
+    }
     let held: Vec<Delivery<i64>> = {
         let mut stmt = conn.prepare_cached(
             "SELECT webhook_id, state, amount FROM payment_webhooks
@@ -578,6 +595,7 @@ pub(crate) fn webhook(
             intent_id: Some(intent_id),
             auth_code,
             terminal_id: None,
+            partial: false,
             amount: Money(amount),
         };
         match outcome {
@@ -678,6 +696,129 @@ pub(crate) fn webhook(
         reconcile_reference(conn, env, code, deadline_ms, now)?;
     }
     Ok(Ok(answer))
+}
+
+/// A `refunded` report of part of a captured intent (or completing earlier
+/// partial refunds): stored, decided by [`payments::decide_refund`], audited,
+/// and when applied a `PaymentIntentUpdated` hub event carrying the amount
+/// refunded so far (the register learns it with its next pull).
+#[allow(clippy::too_many_arguments)]
+fn partial_refund(
+    conn: &Conn,
+    env: &mut Env,
+    provider: &str,
+    w: &Webhook,
+    body_hash: Hash256,
+    mut intent: IntentRow,
+    refunded: Money,
+    now: i64,
+) -> Result<WebhookAnswer, StorageError> {
+    let from = intent.state;
+    let step = payments::decide_refund(from, intent.amount, refunded, w.amount);
+    let (outcome, reason, total) = match step {
+        payments::RefundStep::Partial { refunded } => ("applied", None, refunded),
+        payments::RefundStep::Full => ("applied", None, intent.amount),
+        payments::RefundStep::Reject(r) => ("rejected", Some(r), refunded),
+    };
+    conn.prepare_cached(
+        "INSERT INTO payment_webhooks (provider, provider_event_id, intent_id, state, amount, auth_code, body_hash, received_ms, outcome, reason, from_state, decided_ms, terminal_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $8, $12)",
+    )?
+    .execute(params![
+        provider,
+        w.event_id,
+        intent.intent_id.to_string(),
+        w.state.as_str(),
+        w.amount.0,
+        w.auth_code,
+        body_hash.to_hex(),
+        now,
+        outcome,
+        reason.map(|r| r.as_str()),
+        from.as_str(),
+        w.terminal_id
+    ])?;
+    let d = Decided {
+        provider,
+        event_id: &w.event_id,
+        intent: Some(&intent.intent_id.to_string()),
+        outcome,
+        reason: reason.map(|r| r.as_str()),
+        from: Some(from),
+    };
+    audit_decision(conn, env, Some(intent.store), &d, w, now)?;
+    if let Some(r) = reason {
+        tracing::warn!(intent = %intent.intent_id, provider, event = %w.event_id, amount = w.amount.0, reason = r.as_str(), "partial refund rejected, not applied");
+        if r.alerts() {
+            raise_alert(
+                conn,
+                "payment_transition_rejected",
+                Some(intent.store),
+                Some(intent.device),
+                now,
+                &format!(
+                    "{provider} reported a refund of {} centavos for intent {} ({} centavos, {} refunded, state {}): {}",
+                    w.amount.0,
+                    intent.intent_id,
+                    intent.amount.0,
+                    refunded.0,
+                    from.as_str(),
+                    r.as_str()
+                ),
+            )?;
+        }
+        return Ok(WebhookAnswer {
+            outcome: "rejected",
+            reason: Some(r.as_str().to_owned()),
+            first_outcome: None,
+            intent_id: Some(intent.intent_id.to_string()),
+            state: Some(from.as_str()),
+            transitions: 0,
+        });
+    }
+    if step == payments::RefundStep::Full {
+        intent.state = IntentState::Refunded;
+    }
+    conn.prepare_cached(
+        "UPDATE payment_intents SET state = $2, refunded_amount = $3, updated_ms = $4 WHERE intent_id = $1",
+    )?
+    .execute(params![
+        intent.intent_id.to_string(),
+        intent.state.as_str(),
+        total.0,
+        now
+    ])?;
+    append_audit(
+        conn,
+        &mut env.tx,
+        AuditKind::PaymentIntentTransition,
+        now,
+        Some(intent.store),
+        audit::data([
+            ("intent_id", audit::s(intent.intent_id)),
+            ("provider", audit::s(provider)),
+            ("provider_event_id", audit::s(&w.event_id)),
+            ("from", audit::s(from.as_str())),
+            ("to", audit::s(intent.state.as_str())),
+            ("amount", audit::n(intent.amount.0)),
+            ("refund", audit::n(w.amount.0)),
+            ("refunded", audit::n(total.0)),
+        ]),
+    )?;
+    tracing::info!(intent = %intent.intent_id, provider, event = %w.event_id, refund = w.amount.0, refunded = total.0, "payment intent partly refunded");
+    let mut body = updated_body(&intent, Some(w.event_id.clone()));
+    if let EventBody::PaymentIntentUpdated(u) = &mut body {
+        u.refunded = Some(total);
+    }
+    append_to_hub_chain(conn, env, intent.store, &[body])?;
+    Ok(WebhookAnswer {
+        outcome: "applied",
+        reason: None,
+        first_outcome: None,
+        intent_id: Some(intent.intent_id.to_string()),
+        state: Some(intent.state.as_str()),
+        transitions: 1,
+    })
 }
 
 /// A webhook about no intent: the confirmation of a payment a terminal took

@@ -13,3 +13,7 @@ ALTER TABLE payment_card_checks DROP CONSTRAINT payment_card_checks_verdict_chec
 ALTER TABLE payment_card_checks ADD CONSTRAINT payment_card_checks_verdict_check
     CHECK (verdict IN ('waiting', 'confirmed', 'mismatch', 'unconfirmed', 'ambiguous'));
 CREATE INDEX payment_card_checks_by_code ON payment_card_checks (auth_code);
+
+-- Partial refunds: how much of a captured intent the provider refunded so
+-- far (the intent stays `captured` until the whole amount is refunded).
+ALTER TABLE payment_intents ADD COLUMN refunded_amount BIGINT NOT NULL DEFAULT 0 CHECK (refunded_amount >= 0);
