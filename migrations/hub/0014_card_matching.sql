@@ -19,16 +19,16 @@ CREATE TABLE payment_card_checks_v2 (
     sale_id     TEXT    NOT NULL,
     amount      INTEGER NOT NULL,
     reference   TEXT    NOT NULL,
-    terminal_id TEXT,
-    auth_code   TEXT    NOT NULL,
     sale_ms     INTEGER NOT NULL,
     verdict     TEXT    NOT NULL CHECK (verdict IN ('waiting', 'confirmed', 'mismatch', 'unconfirmed', 'ambiguous')),
     decided_ms  INTEGER NOT NULL,
+    terminal_id TEXT,
+    auth_code   TEXT    NOT NULL,
     PRIMARY KEY (event_id, idx)
 ) STRICT, WITHOUT ROWID;
 INSERT INTO payment_card_checks_v2
-    (event_id, idx, store_id, device_id, sale_id, amount, reference, terminal_id, auth_code, sale_ms, verdict, decided_ms)
-    SELECT event_id, idx, store_id, device_id, sale_id, amount, reference, NULL, reference, sale_ms, verdict, decided_ms
+    (event_id, idx, store_id, device_id, sale_id, amount, reference, sale_ms, verdict, decided_ms, terminal_id, auth_code)
+    SELECT event_id, idx, store_id, device_id, sale_id, amount, reference, sale_ms, verdict, decided_ms, NULL, reference
     FROM payment_card_checks;
 DROP TABLE payment_card_checks;
 ALTER TABLE payment_card_checks_v2 RENAME TO payment_card_checks;

@@ -364,13 +364,20 @@ fn intents_line(intents: &[crate::projection::IntentLine]) -> String {
         "Pagos con tarjeta/QR en la oficina central: {}",
         intents
             .iter()
-            .map(|i| format!(
-                "{} {} ({}, venta {})",
-                rd(Money(i.amount)),
-                state(&i.state),
-                i.provider,
-                i.sale_id
-            ))
+            .map(|i| {
+                let part = if i.refunded > 0 && i.state != "refunded" {
+                    format!(", {} reembolsado", rd(Money(i.refunded)))
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{} {}{part} ({}, venta {})",
+                    rd(Money(i.amount)),
+                    state(&i.state),
+                    i.provider,
+                    i.sale_id
+                )
+            })
             .collect::<Vec<_>>()
             .join("; ")
     )

@@ -117,6 +117,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "drawer_openings",
         sql: include_str!("../../migrations/node/0016_drawer_openings.sql"),
     },
+    Migration {
+        version: 17,
+        name: "intent_refunds",
+        sql: include_str!("../../migrations/node/0017_intent_refunds.sql"),
+    },
 ];
 
 /// The schema version this binary writes: the last of [`MIGRATIONS`].

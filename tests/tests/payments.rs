@@ -281,6 +281,22 @@ fn sell_creates_intents_online_and_keeps_terminal_references_offline() {
         intent_states(&till),
         [(intent.clone(), "captured".to_owned())]
     );
+    // Part of it is refunded at the provider (a return of part of the
+    // sale): the intent stays captured and the register shows the part.
+    let r = hub
+        .rt
+        .block_on(azul.deliver(&hub.url, &azul.partial_refund(&intent, 2_000)));
+    assert_eq!(r.body["outcome"], "applied", "{}", r.body);
+    till.sync.round().expect("round");
+    assert_eq!(
+        intent_states(&till),
+        [(intent.clone(), "captured".to_owned())]
+    );
+    let text = caja_node::messages::status(&till.register.status().expect("status"));
+    assert!(
+        text.contains("RD$ 65.00 cobrado, RD$ 20.00 reembolsado (azul"),
+        "{text}"
+    );
     // A QR payment online goes through an intent too (method transfer).
     let (lines, ok, err) = cli_sell(
         &till,

@@ -66,7 +66,7 @@ mod ingest;
 mod migrate;
 mod outbox;
 mod payments;
-mod payments_health;
+mod payments_reads;
 pub mod pg_tls;
 mod pull;
 mod reports;
@@ -92,10 +92,10 @@ pub use migrate::{MigrateError, MIGRATIONS};
 pub use outbox::cancel::Cancelled;
 pub use outbox::correct::{Corrected, CorrectionSource};
 pub use outbox::{DocInfo, OutboxHealth, Recorded};
-pub use payments::{
-    CardCheckInfo, IntentInfo, PaymentsOverview, ReconcileReport, WebhookAnswer, WebhookInfo,
+pub use payments::{ReconcileReport, WebhookAnswer};
+pub use payments_reads::{
+    CardCheckInfo, IntentInfo, PaymentsHealth, PaymentsOverview, WebhookInfo,
 };
-pub use payments_health::PaymentsHealth;
 pub use pull::{OwnPage, PullPage};
 pub use reports::AlertInfo;
 pub use stores::StoreInfo;
@@ -421,7 +421,8 @@ impl Storage {
         &self,
         store: Option<StoreId>,
     ) -> Result<PaymentsOverview, StorageError> {
-        self.read(move |conn| payments::overview(conn, store)).await
+        self.read(move |conn| payments_reads::overview(conn, store))
+            .await
     }
 
     /// Outbox: claims up to `limit` due documents for `owner` for `lease_ms`
@@ -629,7 +630,7 @@ impl Storage {
     /// deadline `deadline_ms`.
     pub async fn payments_health(&self, deadline_ms: i64) -> Result<PaymentsHealth, StorageError> {
         let now = self.now_ms();
-        self.read(move |conn| payments_health::health(conn, now, deadline_ms))
+        self.read(move |conn| payments_reads::health(conn, now, deadline_ms))
             .await
     }
 

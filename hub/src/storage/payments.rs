@@ -40,81 +40,6 @@ use crate::wire::ApiError;
 /// Most applied events one reconciliation pass reads.
 const SCAN_BATCH: i64 = 10_000;
 
-/// A payment intent, for head office and answers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct IntentInfo {
-    /// The intent.
-    pub intent_id: IntentId,
-    /// Its store.
-    pub store: StoreId,
-    /// The register that created it.
-    pub device: DeviceId,
-    /// The sale.
-    pub sale_id: SaleId,
-    /// The provider.
-    pub provider: String,
-    /// `card` or `transfer`.
-    pub method: String,
-    /// Amount in centavos.
-    pub amount: i64,
-    /// State now.
-    pub state: String,
-    /// Authorization code, once reported.
-    pub auth_code: Option<String>,
-    /// When created (hub clock).
-    pub created_ms: i64,
-    /// Last change (hub clock).
-    pub updated_ms: i64,
-}
-
-/// One received provider event, for head office.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct WebhookInfo {
-    /// The provider.
-    pub provider: String,
-    /// The provider's event id.
-    pub provider_event_id: String,
-    /// The intent, when it named or matched one.
-    pub intent_id: Option<String>,
-    /// The state it reported.
-    pub state: String,
-    /// The amount it reported.
-    pub amount: i64,
-    /// The authorization code it reported.
-    pub auth_code: Option<String>,
-    /// `applied`, `held`, `rejected` or `recorded`.
-    pub outcome: String,
-    /// Why it was rejected.
-    pub reason: Option<String>,
-    /// The intent's state when it was decided.
-    pub from_state: Option<String>,
-    /// When received.
-    pub received_ms: i64,
-}
-
-/// A card payment checked against the provider, for head office.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CardCheckInfo {
-    /// The register event holding the payment.
-    pub event_id: String,
-    /// The payment's index in it.
-    pub idx: i64,
-    /// Store.
-    pub store: String,
-    /// Register.
-    pub device: String,
-    /// Sale.
-    pub sale_id: String,
-    /// Amount.
-    pub amount: i64,
-    /// The terminal's authorization code.
-    pub reference: String,
-    /// The sale's time (its event's HLC).
-    pub sale_ms: i64,
-    /// `waiting`, `confirmed`, `mismatch` or `unconfirmed`.
-    pub verdict: String,
-}
-
 /// What the hub did with a webhook delivery (the 200 answer).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WebhookAnswer {
@@ -155,16 +80,16 @@ pub(super) fn state_of(s: &str) -> Result<IntentState, StorageError> {
     IntentState::parse(s).ok_or_else(|| corrupt(format!("intent state {s:?}")))
 }
 
-struct IntentRow {
-    intent_id: IntentId,
-    store: StoreId,
-    device: DeviceId,
-    sale_id: SaleId,
-    provider: String,
-    method: PaymentMethod,
-    amount: Money,
-    state: IntentState,
-    auth_code: Option<String>,
+pub(super) struct IntentRow {
+    pub(super) intent_id: IntentId,
+    pub(super) store: StoreId,
+    pub(super) device: DeviceId,
+    pub(super) sale_id: SaleId,
+    pub(super) provider: String,
+    pub(super) method: PaymentMethod,
+    pub(super) amount: Money,
+    pub(super) state: IntentState,
+    pub(super) auth_code: Option<String>,
 }
 
 /// The columns of an intent row as stored.
@@ -230,7 +155,7 @@ fn intent_by_auth_code(
     id.map(|s| parse(&s)).transpose()
 }
 
-fn updated_body(i: &IntentRow, provider_event_id: Option<String>) -> EventBody {
+pub(super) fn updated_body(i: &IntentRow, provider_event_id: Option<String>) -> EventBody {
     EventBody::PaymentIntentUpdated(PaymentIntentUpdated {
         intent_id: i.intent_id,
         sale_id: i.sale_id,
@@ -335,16 +260,16 @@ pub(crate) fn create_intent(
     Ok(Ok(bytes))
 }
 
-struct Decided<'a> {
-    provider: &'a str,
-    event_id: &'a str,
-    intent: Option<&'a str>,
-    outcome: &'static str,
-    reason: Option<&'a str>,
-    from: Option<IntentState>,
+pub(super) struct Decided<'a> {
+    pub(super) provider: &'a str,
+    pub(super) event_id: &'a str,
+    pub(super) intent: Option<&'a str>,
+    pub(super) outcome: &'static str,
+    pub(super) reason: Option<&'a str>,
+    pub(super) from: Option<IntentState>,
 }
 
-fn audit_decision(
+pub(super) fn audit_decision(
     conn: &Conn,
     env: &mut Env,
     store: Option<StoreId>,
@@ -940,17 +865,17 @@ fn scan(conn: &Conn, now: i64) -> Result<(u64, Vec<String>), StorageError> {
 }
 
 pub(super) struct CardRow {
-    event_id: String,
-    idx: i64,
-    sale_id: String,
-    store: StoreId,
-    device: DeviceId,
-    amount: Money,
-    reference: String,
-    sale_ms: i64,
-    verdict: String,
-    terminal: Option<String>,
-    code: String,
+    pub(super) event_id: String,
+    pub(super) idx: i64,
+    pub(super) sale_id: String,
+    pub(super) store: StoreId,
+    pub(super) device: DeviceId,
+    pub(super) amount: Money,
+    pub(super) reference: String,
+    pub(super) sale_ms: i64,
+    pub(super) verdict: String,
+    pub(super) terminal: Option<String>,
+    pub(super) code: String,
 }
 
 impl CardRow {
@@ -1178,95 +1103,5 @@ pub(crate) fn reconcile(
         found,
         checked,
         conflicts,
-    })
-}
-
-/// Head office's view of payments (`GET /v1/admin/payments`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PaymentsOverview {
-    /// Payment intents.
-    pub intents: Vec<IntentInfo>,
-    /// Provider events received, with their outcome (rejections with reasons).
-    pub webhooks: Vec<WebhookInfo>,
-    /// Card payments recorded with a terminal reference, with their verdict.
-    pub card_checks: Vec<CardCheckInfo>,
-}
-
-/// Head office's view: intents, received webhooks and card checks (of one
-/// store, or all).
-pub(crate) fn overview(
-    conn: &Conn,
-    store: Option<StoreId>,
-) -> Result<PaymentsOverview, StorageError> {
-    let store_s = store.map(|s| s.to_string());
-    let mut intents = Vec::new();
-    let mut stmt = conn.prepare_cached(
-        "SELECT intent_id, store_id, device_id, sale_id, provider, method, amount, state, auth_code, created_ms, updated_ms
-         FROM payment_intents WHERE CAST($1 AS TEXT) IS NULL OR store_id = $1 ORDER BY created_ms, intent_id",
-    )?;
-    let mut rows = stmt.query([&store_s])?;
-    while let Some(r) = rows.next()? {
-        intents.push(IntentInfo {
-            intent_id: parse(&r.get::<_, String>(0)?)?,
-            store: parse(&r.get::<_, String>(1)?)?,
-            device: parse(&r.get::<_, String>(2)?)?,
-            sale_id: parse(&r.get::<_, String>(3)?)?,
-            provider: r.get(4)?,
-            method: r.get(5)?,
-            amount: r.get(6)?,
-            state: r.get(7)?,
-            auth_code: r.get(8)?,
-            created_ms: r.get(9)?,
-            updated_ms: r.get(10)?,
-        });
-    }
-    drop(rows);
-    let mut webhooks = Vec::new();
-    let mut stmt = conn.prepare_cached(
-        "SELECT w.provider, w.provider_event_id, w.intent_id, w.state, w.amount, w.auth_code, w.outcome, w.reason, w.from_state, w.received_ms
-         FROM payment_webhooks w LEFT JOIN payment_intents i ON i.intent_id = w.intent_id
-         WHERE CAST($1 AS TEXT) IS NULL OR i.store_id = $1 ORDER BY w.webhook_id",
-    )?;
-    let mut rows = stmt.query([&store_s])?;
-    while let Some(r) = rows.next()? {
-        webhooks.push(WebhookInfo {
-            provider: r.get(0)?,
-            provider_event_id: r.get(1)?,
-            intent_id: r.get(2)?,
-            state: r.get(3)?,
-            amount: r.get(4)?,
-            auth_code: r.get(5)?,
-            outcome: r.get(6)?,
-            reason: r.get(7)?,
-            from_state: r.get(8)?,
-            received_ms: r.get(9)?,
-        });
-    }
-    drop(rows);
-    let checks = card_rows(
-        conn,
-        &format!(
-            "{CARD_COLUMNS} WHERE CAST($1 AS TEXT) IS NULL OR store_id = $1 ORDER BY sale_ms, event_id, idx"
-        ),
-        [&store_s],
-    )?;
-    let cards = checks
-        .into_iter()
-        .map(|c| CardCheckInfo {
-            event_id: c.event_id,
-            idx: c.idx,
-            store: c.store.to_string(),
-            device: c.device.to_string(),
-            sale_id: c.sale_id,
-            amount: c.amount.0,
-            reference: c.reference,
-            sale_ms: c.sale_ms,
-            verdict: c.verdict,
-        })
-        .collect();
-    Ok(PaymentsOverview {
-        intents,
-        webhooks,
-        card_checks: cards,
     })
 }
