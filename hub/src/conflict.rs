@@ -147,6 +147,9 @@ pub enum ConflictReason {
     CardPaymentAmountMismatch,
     /// A card payment the provider did not confirm in time.
     CardPaymentUnconfirmed,
+    /// A provider's capture two recorded card payments could claim (one
+    /// authorization code at two terminals, no terminal to tell them apart).
+    CardPaymentAmbiguous,
     /// The tax authority rejected a fiscal document.
     FiscalDocumentRejected,
     /// A register's signed document failed the hub's checks before its
@@ -156,7 +159,7 @@ pub enum ConflictReason {
 
 impl ConflictReason {
     /// Every reason.
-    pub const ALL: [ConflictReason; 12] = [
+    pub const ALL: [ConflictReason; 13] = [
         ConflictReason::DuplicateFiscalNumber,
         ConflictReason::DebtOverpaid,
         ConflictReason::PaymentOnVoidedDebt,
@@ -169,6 +172,7 @@ impl ConflictReason {
         ConflictReason::CardPaymentUnconfirmed,
         ConflictReason::FiscalDocumentRejected,
         ConflictReason::FiscalDocumentInvalid,
+        ConflictReason::CardPaymentAmbiguous,
     ];
 
     /// The name stored, audited and sent (also hashed into the conflict id).
@@ -186,6 +190,7 @@ impl ConflictReason {
             ConflictReason::CardPaymentUnconfirmed => "card_payment_unconfirmed",
             ConflictReason::FiscalDocumentRejected => "fiscal_document_rejected",
             ConflictReason::FiscalDocumentInvalid => "fiscal_document_invalid",
+            ConflictReason::CardPaymentAmbiguous => "card_payment_ambiguous",
         }
     }
 
@@ -210,7 +215,8 @@ impl ConflictReason {
             | ConflictReason::CardPaymentAmountMismatch
             | ConflictReason::CardPaymentUnconfirmed
             | ConflictReason::FiscalDocumentRejected
-            | ConflictReason::FiscalDocumentInvalid => Strategy::Manual,
+            | ConflictReason::FiscalDocumentInvalid
+            | ConflictReason::CardPaymentAmbiguous => Strategy::Manual,
         }
     }
 
@@ -463,6 +469,7 @@ mod tests {
             "card_payment_unconfirmed",
             "fiscal_document_rejected",
             "fiscal_document_invalid",
+            "card_payment_ambiguous",
         ];
         assert_eq!(ConflictReason::ALL.len(), names.len());
         for (r, name) in ConflictReason::ALL.into_iter().zip(names) {

@@ -1,6 +1,7 @@
 //! The health report of `GET /v1/health` (DESIGN.md "Health report"): `overall`
 //! (`healthy | degraded | critical`), with sections sync, consistency,
-//! conflicts, fiscal and stock, and the reasons behind `overall`.
+//! conflicts, fiscal and stock (plus tax_authority and payments), and the
+//! reasons behind `overall`.
 //!
 //! Rules: **critical** when a fiscal number is used twice or a device is
 //! quarantined (history was contradicted), or when electronic series (`E…`)
@@ -10,7 +11,10 @@
 //! [`caja_shared::ecf::certificate::EXPIRY_WARNING_DAYS`] days (or is
 //! unusable while no electronic series is loaded), when events are held
 //! for more than [`HELD_AGE_DEGRADED_MS`], conflicts are open, a device's clock
-//! is more than [`SKEW_DEGRADED_MS`] off, stock is negative or an alert is open;
+//! is more than [`SKEW_DEGRADED_MS`] off, stock is negative or an alert is open,
+//! a payment intent is pending past the confirmation deadline, an offline
+//! card confirmation matches no recorded payment, or a payment webhook was
+//! rejected in the last 24 h for a reason a person must look at;
 //! otherwise **healthy**.
 //!
 //! Architecture invariant: pure; computed from [`HealthInputs`] and `now_ms`.
@@ -89,6 +93,10 @@ pub struct HealthReport {
     /// The tax-authority outbox: documents per state, the backlog, the age
     /// of the oldest undecided one, rejections.
     pub tax_authority: serde_json::Value,
+    /// Card and QR payments: intents pending past the confirmation deadline,
+    /// offline confirmations no recorded payment claims, webhook rejections,
+    /// offline card payments per verdict.
+    pub payments: serde_json::Value,
 }
 
 /// Computes the report, a device silent for more than [`SILENT_MS`] shown
@@ -238,6 +246,37 @@ pub fn report_with(inputs: &HealthInputs, now_ms: i64, silent_ms: i64) -> Health
             &mut overall,
         );
     }
+    let pay = &inputs.payments;
+    if pay.intents_pending_past_deadline > 0 {
+        flag(
+            Overall::Degraded,
+            format!(
+                "{} payment intent(s) pending past the {} ms confirmation deadline",
+                pay.intents_pending_past_deadline, pay.deadline_ms
+            ),
+            &mut overall,
+        );
+    }
+    if pay.unmatched_confirmations > 0 {
+        flag(
+            Overall::Degraded,
+            format!(
+                "{} offline card confirmation(s) from the provider match no recorded payment",
+                pay.unmatched_confirmations
+            ),
+            &mut overall,
+        );
+    }
+    if pay.webhook_rejections_alerting_24h > 0 {
+        flag(
+            Overall::Degraded,
+            format!(
+                "{} payment webhook(s) rejected in the last 24 h for a person to look at",
+                pay.webhook_rejections_alerting_24h
+            ),
+            &mut overall,
+        );
+    }
     let electronic = inputs
         .fiscal_series
         .iter()
@@ -314,6 +353,17 @@ pub fn report_with(inputs: &HealthInputs, now_ms: i64, silent_ms: i64) -> Health
             "rejected": outbox.rejected,
             "failing": outbox.failing,
             "by_state": outbox.by_state,
+        }),
+        payments: serde_json::json!({
+            "deadline_ms": pay.deadline_ms,
+            "intents_pending": pay.intents_pending,
+            "intents_pending_past_deadline": pay.intents_pending_past_deadline,
+            "oldest_pending_age_ms": pay.oldest_pending_created_ms.map(|t| (now_ms - t).max(0)),
+            "unmatched_confirmations": pay.unmatched_confirmations,
+            "webhook_rejections": pay.webhook_rejections,
+            "webhook_rejections_alerting_24h": pay.webhook_rejections_alerting_24h,
+            "rejections_by_reason": pay.rejections_by_reason,
+            "card_checks": pay.card_checks,
         }),
     }
 }

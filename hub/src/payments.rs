@@ -92,6 +92,8 @@ pub enum RejectReason {
     InvalidTransition,
     /// The event's amount is not the intent's; alerted.
     AmountMismatch,
+    /// A refund beyond what is left of the captured amount; alerted.
+    RefundExceedsCapture,
 }
 
 impl RejectReason {
@@ -102,6 +104,7 @@ impl RejectReason {
             RejectReason::Stale => "stale_transition",
             RejectReason::InvalidTransition => "invalid_transition",
             RejectReason::AmountMismatch => "amount_mismatch",
+            RejectReason::RefundExceedsCapture => "refund_exceeds_capture",
         }
     }
 
@@ -109,7 +112,9 @@ impl RejectReason {
     pub fn alerts(self) -> bool {
         matches!(
             self,
-            RejectReason::InvalidTransition | RejectReason::AmountMismatch
+            RejectReason::InvalidTransition
+                | RejectReason::AmountMismatch
+                | RejectReason::RefundExceedsCapture
         )
     }
 }
@@ -141,6 +146,56 @@ pub fn decide(from: IntentState, intent_amount: Money, to: IntentState, amount: 
     } else {
         Step::Reject(RejectReason::InvalidTransition)
     }
+}
+
+/// What a refund report of part of an intent's amount does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundStep {
+    /// Part refunded: the intent stays `captured` with `refunded` so far.
+    Partial {
+        /// Refunded so far, this report included.
+        refunded: Money,
+    },
+    /// The last part: the intent becomes `refunded`.
+    Full,
+    /// Never applied.
+    Reject(RejectReason),
+}
+
+/// Decides a `refunded` report of `amount` (marked partial, or after
+/// earlier partial refunds) against an intent in `from` for
+/// `intent_amount` of which `refunded` was refunded already. Only a
+/// `captured` intent is refunded; a refund beyond what is left is rejected
+/// (alerted); the report that completes the amount makes it `refunded`.
+pub fn decide_refund(
+    from: IntentState,
+    intent_amount: Money,
+    refunded: Money,
+    amount: Money,
+) -> RefundStep {
+    if from == IntentState::Refunded {
+        return RefundStep::Reject(RejectReason::Stale);
+    }
+    if from != IntentState::Captured {
+        return RefundStep::Reject(RejectReason::InvalidTransition);
+    }
+    let total = refunded.0.saturating_add(amount.0);
+    if amount.0 <= 0 || total > intent_amount.0 {
+        RefundStep::Reject(RejectReason::RefundExceedsCapture)
+    } else if total == intent_amount.0 {
+        RefundStep::Full
+    } else {
+        RefundStep::Partial {
+            refunded: Money(total),
+        }
+    }
+}
+
+/// Whether a provider report is a partial refund (to go through
+/// [`decide_refund`] rather than [`process`]): a `refunded` the provider
+/// marks `partial`, or any refund after a partial one.
+pub fn is_partial_refund(to: IntentState, partial: bool, refunded: Money) -> bool {
+    to == IntentState::Refunded && (partial || refunded.0 > 0)
 }
 
 /// One provider event about an intent, keyed by whatever the caller uses
@@ -432,6 +487,16 @@ pub struct Webhook {
     /// The authorization code (the terminal's, for a payment taken offline).
     #[serde(default)]
     pub auth_code: Option<String>,
+    /// The terminal that took the card (matches a register's
+    /// `TERMINAL:CODE` reference; optional, providers that omit it are
+    /// matched by code, amount and time only).
+    #[serde(default)]
+    pub terminal_id: Option<String>,
+    /// For `refunded`: the provider refunded part of the intent (`amount` is
+    /// that part). Without it a refund of another amount than the intent's is
+    /// an `amount_mismatch`.
+    #[serde(default)]
+    pub partial: bool,
     /// Amount the provider handled.
     pub amount: Money,
 }
@@ -462,6 +527,14 @@ impl Webhook {
                 ));
             }
         }
+        if let Some(t) = &self.terminal_id {
+            if !printable_id(t) || t.contains(':') {
+                return Err(ApiError::invalid(
+                    "terminal_id",
+                    "1 to 128 printable ASCII characters, no ':'",
+                ));
+            }
+        }
         if self.intent_id.is_none() && self.auth_code.is_none() {
             return Err(ApiError::invalid(
                 "intent_id",
@@ -475,7 +548,7 @@ impl Webhook {
 // ---- Reconciliation --------------------------------------------------------
 
 /// A provider's report about an authorization code, as the hub received it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Confirmation {
     /// The state reported.
     pub state: IntentState,
@@ -483,6 +556,47 @@ pub struct Confirmation {
     pub amount: Money,
     /// When the hub received it (hub clock).
     pub received_ms: i64,
+    /// The terminal the provider names, if any.
+    pub terminal: Option<String>,
+}
+
+/// A card payment's reference as the register recorded it: `TERMINAL:CODE`
+/// (the terminal id the card terminal prints, then its authorization code),
+/// or a bare code from a register that did not record the terminal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardReference {
+    /// The terminal id, when recorded.
+    pub terminal: Option<String>,
+    /// The authorization code.
+    pub code: String,
+}
+
+impl CardReference {
+    /// Splits a reference at its last `:` when both sides are non-empty;
+    /// otherwise the whole reference is the code.
+    pub fn parse(reference: &str) -> CardReference {
+        match reference.rsplit_once(':') {
+            Some((t, c)) if !t.is_empty() && !c.is_empty() => CardReference {
+                terminal: Some(t.to_owned()),
+                code: c.to_owned(),
+            },
+            _ => CardReference {
+                terminal: None,
+                code: reference.to_owned(),
+            },
+        }
+    }
+}
+
+/// What reconciliation knows of one recorded card payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardFacts {
+    /// The terminal in its reference, if any.
+    pub terminal: Option<String>,
+    /// The amount charged.
+    pub amount: Money,
+    /// The sale's time (its event's HLC).
+    pub sale_ms: i64,
 }
 
 /// How a card payment recorded at a register stands against the provider.
@@ -499,6 +613,10 @@ pub enum Verdict {
     },
     /// No capture by the deadline: `manual` conflict.
     Unconfirmed,
+    /// The capture that would confirm it matches another recorded payment
+    /// just as well (same code, compatible terminal, amount, window): a
+    /// `manual` conflict rather than a guess.
+    Ambiguous,
 }
 
 impl Verdict {
@@ -509,6 +627,7 @@ impl Verdict {
             Verdict::Confirmed => "confirmed",
             Verdict::Mismatch { .. } => "mismatch",
             Verdict::Unconfirmed => "unconfirmed",
+            Verdict::Ambiguous => "ambiguous",
         }
     }
 
@@ -518,19 +637,28 @@ impl Verdict {
         match self {
             Verdict::Mismatch { .. } => Some(ConflictReason::CardPaymentAmountMismatch),
             Verdict::Unconfirmed => Some(ConflictReason::CardPaymentUnconfirmed),
+            Verdict::Ambiguous => Some(ConflictReason::CardPaymentAmbiguous),
             Verdict::Waiting | Verdict::Confirmed => None,
         }
     }
 }
 
-/// Judges a card payment of `amount` made at `sale_ms` (the sale event's
-/// HLC time) against the provider's reports of its authorization code.
-/// Reports count when received within `deadline_ms` of the sale (either
-/// side: a webhook may arrive before the register syncs). A report of
-/// another amount is a mismatch (whatever else arrived); a capture of the
-/// amount is a confirmation; none by `sale_ms + deadline_ms` is unconfirmed,
-/// and a capture after that does not undo it (the conflict stays for a
-/// person). A function of the facts and `now_ms` only.
+/// Whether a report may be about a payment: the terminals agree when both
+/// are known, and the hub received it within `deadline_ms` of the sale
+/// (either side: a webhook may arrive before the register syncs).
+pub fn may_be_about(p: &CardFacts, c: &Confirmation, deadline_ms: i64) -> bool {
+    let terminal_ok = match (&p.terminal, &c.terminal) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    };
+    terminal_ok
+        && c.received_ms >= p.sale_ms.saturating_sub(deadline_ms)
+        && c.received_ms <= p.sale_ms.saturating_add(deadline_ms)
+}
+
+/// Judges a card payment of `amount` made at `sale_ms` against the
+/// provider's reports of its authorization code, knowing of no other
+/// payment with that code (see [`reconcile_card`]).
 pub fn reconcile(
     amount: Money,
     sale_ms: i64,
@@ -538,31 +666,68 @@ pub fn reconcile(
     deadline_ms: i64,
     now_ms: i64,
 ) -> Verdict {
-    let due = sale_ms.saturating_add(deadline_ms);
-    let in_window = |c: &&Confirmation| {
-        c.received_ms >= sale_ms.saturating_sub(deadline_ms) && c.received_ms <= due
+    let p = CardFacts {
+        terminal: None,
+        amount,
+        sale_ms,
     };
-    let relevant =
-        |c: &&Confirmation| matches!(c.state, IntentState::Authorized | IntentState::Captured);
-    if let Some(c) = confirmations
+    reconcile_card(&p, &[], confirmations, deadline_ms, now_ms)
+}
+
+/// Judges the card payment `p` against the provider's reports of its
+/// authorization code (`confirmations`), knowing the other recorded
+/// payments with the same code (`others`). A report counts for `p` when its
+/// terminal agrees (both known and equal, or either unknown) and the hub
+/// received it within `deadline_ms` of the sale.
+///
+/// - A report of another amount (authorized or captured) that no other
+///   payment of that amount could claim is a mismatch, whatever else arrived.
+/// - A capture of `p`'s amount confirms `p`, unless another payment could
+///   claim that same capture (same amount, terminal agreeing, in its window):
+///   then it is ambiguous, for a person, never a guess. Six-digit codes
+///   collide across terminals; a terminal id in the reference separates them.
+/// - None by `sale_ms + deadline_ms` is unconfirmed; a capture after that
+///   does not undo it.
+///
+/// A function of the facts and `now_ms` only.
+pub fn reconcile_card(
+    p: &CardFacts,
+    others: &[CardFacts],
+    confirmations: &[Confirmation],
+    deadline_ms: i64,
+    now_ms: i64,
+) -> Verdict {
+    let ours: Vec<&Confirmation> = confirmations
         .iter()
-        .filter(in_window)
-        .filter(relevant)
-        .filter(|c| c.amount != amount)
+        .filter(|c| may_be_about(p, c, deadline_ms))
+        .collect();
+    let claimed_by_other = |c: &Confirmation| {
+        others
+            .iter()
+            .any(|q| q.amount == c.amount && may_be_about(q, c, deadline_ms))
+    };
+    if let Some(c) = ours
+        .iter()
+        .filter(|c| matches!(c.state, IntentState::Authorized | IntentState::Captured))
+        .filter(|c| c.amount != p.amount && !claimed_by_other(c))
         .min_by_key(|c| (c.amount, c.received_ms))
     {
         return Verdict::Mismatch {
             provider_amount: c.amount,
         };
     }
-    if confirmations
+    let captures: Vec<&&Confirmation> = ours
         .iter()
-        .filter(in_window)
-        .any(|c| c.state == IntentState::Captured && c.amount == amount)
-    {
-        return Verdict::Confirmed;
+        .filter(|c| c.state == IntentState::Captured && c.amount == p.amount)
+        .collect();
+    if !captures.is_empty() {
+        return if captures.iter().any(|c| claimed_by_other(c)) {
+            Verdict::Ambiguous
+        } else {
+            Verdict::Confirmed
+        };
     }
-    if now_ms > due {
+    if now_ms > p.sale_ms.saturating_add(deadline_ms) {
         Verdict::Unconfirmed
     } else {
         Verdict::Waiting

@@ -59,6 +59,11 @@ pub struct ProviderEvent {
     pub intent_id: Option<String>,
     /// Authorization code.
     pub auth_code: Option<String>,
+    /// The terminal that took the card (offline payments), if the provider
+    /// names it.
+    pub terminal_id: Option<String>,
+    /// A refund of part of the intent (`"partial": true`).
+    pub partial: bool,
     /// Amount in centavos.
     pub amount: i64,
 }
@@ -78,6 +83,12 @@ impl ProviderEvent {
         }
         if let Some(a) = &self.auth_code {
             v["auth_code"] = Value::String(a.clone());
+        }
+        if let Some(t) = &self.terminal_id {
+            v["terminal_id"] = Value::String(t.clone());
+        }
+        if self.partial {
+            v["partial"] = Value::Bool(true);
         }
         serde_json::to_vec(&v).unwrap_or_default()
     }
@@ -136,7 +147,32 @@ impl Provider {
             state,
             intent_id: intent_id.map(str::to_owned),
             auth_code: auth_code.map(str::to_owned),
+            terminal_id: None,
+            partial: false,
             amount,
+        }
+    }
+
+    /// A new report that `amount` of intent `intent_id` was refunded (part
+    /// of it).
+    pub fn partial_refund(&self, intent_id: &str, amount: i64) -> ProviderEvent {
+        ProviderEvent {
+            partial: true,
+            ..self.event("refunded", Some(intent_id), None, amount)
+        }
+    }
+
+    /// A new event about a card taken offline at `terminal_id`.
+    pub fn terminal_event(
+        &self,
+        state: &'static str,
+        terminal_id: &str,
+        auth_code: &str,
+        amount: i64,
+    ) -> ProviderEvent {
+        ProviderEvent {
+            terminal_id: Some(terminal_id.to_owned()),
+            ..self.event(state, None, Some(auth_code), amount)
         }
     }
 

@@ -671,3 +671,190 @@ async fn offline_card_payments_are_reconciled_against_the_providers_webhooks() {
     assert_eq!(reconcile(&hub).await["conflicts"], 0);
 }
 }
+
+on_both_backends! {
+#[tokio::test]
+async fn offline_confirmations_sharing_a_code_match_by_terminal_or_become_a_conflict() {
+    let deadline_ms = 1_500;
+    let (hub, store, mut reg, _) = setup(deadline_ms).await;
+    let azul = Provider::new("azul", AZUL_SECRET);
+    let mut rng = SeededRandom::new(11);
+    let now = now_ms();
+    // Two terminals handed out the same six-digit code for the same amount;
+    // the registers recorded each with its terminal id. Two more payments
+    // share a code with no terminal recorded.
+    let sales = [
+        card_sale(21, 9500, "T1:004512"),
+        card_sale(22, 9500, "T2:004512"),
+        card_sale(23, 9500, "004777"),
+        card_sale(24, 9500, "004777"),
+    ];
+    let events: Vec<Event> = sales
+        .into_iter()
+        .map(|s| reg.append(store, s, vec![], now, &mut rng))
+        .collect();
+    let pushed = hub.push(&reg, &events).await;
+    assert_eq!(pushed.status, 200, "{}", pushed.body);
+    // The provider confirms the first terminal's payment, naming it, and
+    // one payment of the code nobody's terminal tells apart.
+    let r = azul
+        .deliver(
+            &hub.url,
+            &azul.terminal_event("captured", "T1", "004512", 9500),
+        )
+        .await;
+    assert_eq!(r.body["outcome"], "recorded", "{}", r.body);
+    let r = azul
+        .deliver(&hub.url, &azul.event("captured", None, Some("004777"), 9500))
+        .await;
+    assert_eq!(r.body["outcome"], "recorded", "{}", r.body);
+    reconcile(&hub).await;
+    assert_eq!(
+        verdicts(&overview(&hub).await),
+        [
+            ("004777".to_owned(), "ambiguous".to_owned()),
+            ("004777".to_owned(), "ambiguous".to_owned()),
+            ("T1:004512".to_owned(), "confirmed".to_owned()),
+            ("T2:004512".to_owned(), "waiting".to_owned()),
+        ]
+    );
+    let reasons: Vec<(String, String)> = {
+        let db = hub.db();
+        let mut stmt = db
+            .prepare("SELECT reason, strategy FROM conflicts ORDER BY reason")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let ambiguous = ("card_payment_ambiguous".to_owned(), "manual".to_owned());
+    assert_eq!(reasons, [ambiguous.clone(), ambiguous]);
+    // The health report's payments section: an intent the provider never
+    // reported on, a confirmation no payment claims, a rejected webhook.
+    let health = hub.admin_get("/v1/health").await;
+    assert_eq!(health["payments"]["intents_pending_past_deadline"], 0, "{health}");
+    intent(&hub, &reg, 31, 4000).await;
+    let stray = azul.terminal_event("captured", "T9", "000001", 1234);
+    assert_eq!(
+        azul.deliver(&hub.url, &stray).await.body["outcome"],
+        "recorded"
+    );
+    let unknown = azul.event(
+        "captured",
+        Some("019aaf70-0000-7000-8000-00000000ffff"),
+        None,
+        100,
+    );
+    assert_eq!(
+        azul.deliver(&hub.url, &unknown).await.body["reason"],
+        "unknown_intent"
+    );
+    tokio::time::sleep(Duration::from_millis(
+        u64::try_from(deadline_ms).unwrap() + 200,
+    ))
+    .await;
+    reconcile(&hub).await;
+    let health = hub.admin_get("/v1/health").await;
+    let p = &health["payments"];
+    assert_eq!(p["intents_pending"], 1, "{health}");
+    assert_eq!(p["intents_pending_past_deadline"], 1, "{health}");
+    assert_eq!(p["unmatched_confirmations"], 1, "{health}");
+    assert_eq!(p["webhook_rejections"], 1, "{health}");
+    assert_eq!(p["webhook_rejections_alerting_24h"], 1, "{health}");
+    assert_eq!(p["rejections_by_reason"]["unknown_intent"], 1, "{health}");
+    assert_eq!(p["card_checks"]["ambiguous"], 2, "{health}");
+    assert_eq!(p["card_checks"]["confirmed"], 1, "{health}");
+    assert_eq!(p["card_checks"]["unconfirmed"], 1, "{health}");
+    assert_eq!(health["overall"], "degraded");
+    let reasons: Vec<&str> = health["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for needle in [
+        "payment intent(s) pending past",
+        "offline card confirmation(s) from the provider match no recorded payment",
+        "payment webhook(s) rejected in the last 24 h",
+    ] {
+        assert!(reasons.iter().any(|r| r.contains(needle)), "{needle}: {reasons:?}");
+    }
+}
+}
+
+on_both_backends! {
+#[tokio::test]
+async fn card_payments_are_refunded_in_parts_and_the_register_learns_each_part() {
+    let (hub, _store, reg, _) = setup(60_000).await;
+    let azul = Provider::new("azul", AZUL_SECRET);
+    let id = intent(&hub, &reg, 41, 9500).await;
+    for state in ["authorized", "captured"] {
+        let e = azul.event(state, Some(&id), Some("731950"), 9500);
+        assert_eq!(azul.deliver(&hub.url, &e).await.body["outcome"], "applied");
+    }
+    // (refund, outcome, reason, state after)
+    let steps: [(i64, &str, Option<&str>, &str); 4] = [
+        (2000, "applied", None, "captured"),
+        (8000, "rejected", Some("refund_exceeds_capture"), "captured"),
+        (7500, "applied", None, "refunded"),
+        (100, "rejected", Some("stale_transition"), "refunded"),
+    ];
+    for (amount, outcome, reason, state) in steps {
+        let r = azul.deliver(&hub.url, &azul.partial_refund(&id, amount)).await;
+        assert_eq!(
+            (
+                r.body["outcome"].as_str(),
+                r.body["reason"].as_str(),
+                r.body["state"].as_str()
+            ),
+            (Some(outcome), reason, Some(state)),
+            "refund of {amount}: {}",
+            r.body
+        );
+        assert_eq!(intent_state(&hub, &id).await, state);
+    }
+    assert_eq!(
+        count(&hub, "SELECT refunded_amount FROM payment_intents"),
+        9500
+    );
+    // The register pulls every part: captured with 20.00 refunded, then
+    // refunded with all of it.
+    let r = hub.pull(&reg, "").await;
+    let parts: Vec<(IntentState, Option<i64>)> = r.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| {
+            match Event::from_json(v.to_string().as_bytes()).unwrap().body().unwrap() {
+                EventBody::PaymentIntentUpdated(p) if p.intent_id.to_string() == id => {
+                    Some((p.state, p.refunded.map(|m| m.0)))
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    assert_eq!(
+        parts,
+        [
+            (IntentState::Pending, None),
+            (IntentState::Authorized, None),
+            (IntentState::Captured, None),
+            (IntentState::Captured, Some(2000)),
+            (IntentState::Refunded, Some(9500)),
+        ]
+    );
+    // The rejected refund beyond the capture is alerted.
+    let alerts = hub.admin_get("/v1/admin/alerts").await;
+    assert!(
+        alerts["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("refund_exceeds_capture"))),
+        "{alerts}"
+    );
+}
+}

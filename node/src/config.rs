@@ -35,6 +35,9 @@
 //! stock_quotas = true
 //! escrow_low_milli = 2000
 //! escrow_target_milli = 10000
+//! # Card and transfer/QR payments get a payment intent at the hub from
+//! # this provider while online (env CAJA_NODE_PAYMENT_PROVIDER).
+//! # payment_provider = "azul"
 //! # A virtual printer instead: one .txt (the paper) and one .bin per receipt.
 //! # printer = "folder:///home/caja/recibos"
 //! # The scale: toledo:///dev/ttyS0 or cas:///dev/ttyUSB0?baud=9600&capacity_g=30000
@@ -145,6 +148,11 @@ pub struct NodeConfig {
     /// `[ecf]`: the issuer of electronic fiscal documents; `None` when the
     /// register issues none.
     pub ecf: Option<EcfConfig>,
+    /// The payment provider (as configured at the hub) that card and
+    /// transfer/QR payments go through (env `CAJA_NODE_PAYMENT_PROVIDER`):
+    /// `caja-node sell` asks the hub for an intent per such payment while
+    /// online. `None`: no intents; payments keep their references only.
+    pub payment_provider: Option<String>,
 }
 
 /// DGII environments a register may send to (`[ecf] environment`).
@@ -251,6 +259,7 @@ impl Default for NodeConfig {
             ui_listen: None,
             quick_keys: Vec::new(),
             ecf: None,
+            payment_provider: None,
         }
     }
 }
@@ -383,6 +392,22 @@ impl NodeConfig {
                 key: "quick_keys",
                 message: format!("at most {MAX_QUICK_KEYS} codes"),
             });
+        }
+        if let Some(p) = env("CAJA_NODE_PAYMENT_PROVIDER") {
+            cfg.payment_provider = Some(p).filter(|p| !p.trim().is_empty());
+        }
+        if let Some(p) = &cfg.payment_provider {
+            let ok = !p.is_empty()
+                && p.len() <= 32
+                && p.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                });
+            if !ok {
+                return Err(ConfigError::Invalid {
+                    key: "payment_provider",
+                    message: "a provider name as configured at the hub: [a-z0-9_-], 1 to 32".into(),
+                });
+            }
         }
         if let Some(p) = env("CAJA_NODE_SCALE") {
             cfg.scale = Some(p).filter(|p| !p.trim().is_empty());

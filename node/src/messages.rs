@@ -56,6 +56,36 @@ pub fn sale_done(r: &SaleResult) -> String {
     s
 }
 
+/// The payment intents asked for after a sale: one line per card or
+/// transfer/QR payment.
+pub fn sale_intents(intents: &[crate::sync::intents::SaleIntent]) -> String {
+    intents
+        .iter()
+        .map(|i| {
+            let what = match i.method {
+                caja_shared::kind::PaymentMethod::Card => "Tarjeta",
+                _ => "Transferencia/QR",
+            };
+            let reference = i
+                .reference
+                .as_deref()
+                .map(|r| format!(" (referencia {r})"))
+                .unwrap_or_default();
+            match &i.intent_id {
+                Some(id) => format!(
+                    "{what} {}{reference}: intención de pago {id} creada en la oficina central; se confirma al sincronizar.",
+                    rd(i.amount)
+                ),
+                None => format!(
+                    "{what} {}{reference}: sin conexión con la oficina central; el pago queda registrado con su referencia y se concilia al sincronizar.",
+                    rd(i.amount)
+                ),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// A return done.
 pub fn return_done(r: &crate::register::ReturnResult) -> String {
     let mut s = match r.sale_id {
@@ -335,13 +365,20 @@ fn intents_line(intents: &[crate::projection::IntentLine]) -> String {
         "Pagos con tarjeta/QR en la oficina central: {}",
         intents
             .iter()
-            .map(|i| format!(
-                "{} {} ({}, venta {})",
-                rd(Money(i.amount)),
-                state(&i.state),
-                i.provider,
-                i.sale_id
-            ))
+            .map(|i| {
+                let part = if i.refunded > 0 && i.state != "refunded" {
+                    format!(", {} reembolsado", rd(Money(i.refunded)))
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{} {}{part} ({}, venta {})",
+                    rd(Money(i.amount)),
+                    state(&i.state),
+                    i.provider,
+                    i.sale_id
+                )
+            })
             .collect::<Vec<_>>()
             .join("; ")
     )

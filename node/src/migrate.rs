@@ -122,6 +122,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "ui_discounts",
         sql: include_str!("../../migrations/node/0017_ui_discounts.sql"),
     },
+    Migration {
+        version: 18,
+        name: "intent_refunds",
+        sql: include_str!("../../migrations/node/0018_intent_refunds.sql"),
+    },
 ];
 
 /// The schema version this binary writes: the last of [`MIGRATIONS`].

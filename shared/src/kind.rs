@@ -881,6 +881,10 @@ pub struct PaymentIntentUpdated {
     /// The authorization code the provider reported, once known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_code: Option<String>,
+    /// How much of a captured intent the provider has refunded so far, when
+    /// part of it was (partial refunds; absent while nothing was refunded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refunded: Option<Money>,
 }
 
 /// What a fiscal document submitted to the tax authority is.

@@ -203,3 +203,200 @@ fn card_payments_taken_offline_are_reconciled_with_the_providers_webhooks() {
         .iter()
         .any(|m| m.starts_with("card_payment_unconfirmed")));
 }
+
+/// Runs `caja-node --json sell ARGS` on the till's data directory; returns
+/// the JSON lines it printed, whether it succeeded, and all it wrote.
+fn cli_sell(till: &Till, args: &[&str]) -> (Vec<serde_json::Value>, bool, String) {
+    let bin = caja_tests::procs::binary("caja-node").expect("caja-node binary");
+    let out = std::process::Command::new(bin)
+        .arg("--data-dir")
+        .arg(till.data.root())
+        .arg("--json")
+        .arg("sell")
+        .args(args)
+        .env_remove("CAJA_NODE_HUB_URL")
+        .env_remove("CAJA_NODE_PRINTER")
+        .env_remove("CAJA_NODE_PAYMENT_PROVIDER")
+        .output()
+        .expect("run caja-node");
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (lines, out.status.success(), text)
+}
+
+#[test]
+fn sell_creates_intents_online_and_keeps_terminal_references_offline() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (hub, mut till) = setup(tmp.path());
+    till.configure("payment_provider = \"azul\"", fast_sync_settings())
+        .expect("configure");
+    let azul = Provider::new("azul", SECRET);
+    // Online: the card payment gets an intent at the hub, named in the
+    // answer; the provider's capture reaches the register.
+    let (lines, ok, err) = cli_sell(
+        &till,
+        &["--item", "ARROZ", "--card", "65", "--card-ref", "731901"],
+    );
+    assert!(ok, "{err}");
+    let sale = lines[0]["sale_id"].as_str().expect("sale id").to_owned();
+    let intents = &lines[1]["payment_intents"];
+    assert_eq!(intents[0]["method"], "card", "{lines:?}");
+    let intent = intents[0]["intent_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("an intent: {lines:?}"))
+        .to_owned();
+    let at_hub = hub.get("/v1/admin/payments").expect("payments");
+    let hub_intents = at_hub["intents"].as_array().expect("intents");
+    assert_eq!(hub_intents.len(), 1, "{at_hub}");
+    assert_eq!(
+        (
+            hub_intents[0]["intent_id"].as_str(),
+            hub_intents[0]["sale_id"].as_str(),
+            hub_intents[0]["amount"].as_i64(),
+            hub_intents[0]["method"].as_str()
+        ),
+        (
+            Some(intent.as_str()),
+            Some(sale.as_str()),
+            Some(ARROZ),
+            Some("card")
+        )
+    );
+    for state in ["authorized", "captured"] {
+        let e = azul.event(state, Some(&intent), Some("731901"), ARROZ);
+        assert_eq!(
+            hub.rt.block_on(azul.deliver(&hub.url, &e)).body["outcome"],
+            "applied"
+        );
+    }
+    till.sync.round().expect("round");
+    assert_eq!(
+        intent_states(&till),
+        [(intent.clone(), "captured".to_owned())]
+    );
+    // Part of it is refunded at the provider (a return of part of the
+    // sale): the intent stays captured and the register shows the part.
+    let r = hub
+        .rt
+        .block_on(azul.deliver(&hub.url, &azul.partial_refund(&intent, 2_000)));
+    assert_eq!(r.body["outcome"], "applied", "{}", r.body);
+    till.sync.round().expect("round");
+    assert_eq!(
+        intent_states(&till),
+        [(intent.clone(), "captured".to_owned())]
+    );
+    let text = caja_node::messages::status(&till.register.status().expect("status"));
+    assert!(
+        text.contains("RD$ 65.00 cobrado, RD$ 20.00 reembolsado (azul"),
+        "{text}"
+    );
+    // A QR payment online goes through an intent too (method transfer).
+    let (lines, ok, err) = cli_sell(
+        &till,
+        &["--item", "ARROZ", "--qr", "65", "--qr-ref", "BHD-000777"],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        lines[1]["payment_intents"][0]["method"], "transfer",
+        "{lines:?}"
+    );
+    assert!(
+        lines[1]["payment_intents"][0]["intent_id"].is_string(),
+        "{lines:?}"
+    );
+    // Offline: the sale is made all the same, with no intent; the card
+    // payment keeps its terminal and code, and the provider's confirmation
+    // naming that terminal is matched to it at the hub (another terminal's
+    // payment with the same code is not).
+    till.set_network(Mode::Down);
+    let (lines, ok, err) = cli_sell(
+        &till,
+        &[
+            "--item",
+            "ARROZ",
+            "--card",
+            "65",
+            "--card-ref",
+            "004512",
+            "--card-terminal",
+            "T1",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        lines[1]["payment_intents"][0]["intent_id"].is_null(),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1]["payment_intents"][0]["error"].is_string(),
+        "{lines:?}"
+    );
+    assert_eq!(lines[1]["payment_intents"][0]["reference"], "T1:004512");
+    let (_, ok, err) = cli_sell(
+        &till,
+        &[
+            "--item",
+            "ARROZ",
+            "--card",
+            "65",
+            "--card-ref",
+            "004512",
+            "--card-terminal",
+            "T2",
+        ],
+    );
+    assert!(ok, "{err}");
+    let r = hub.rt.block_on(azul.deliver(
+        &hub.url,
+        &azul.terminal_event("captured", "T1", "004512", ARROZ),
+    ));
+    assert_eq!(r.body["outcome"], "recorded", "{}", r.body);
+    till.set_network(Mode::Up);
+    till.sync.round().expect("round");
+    hub.post("/v1/admin/payments/reconcile", &json!({}))
+        .expect("reconcile");
+    let v = hub.get("/v1/admin/payments").expect("payments");
+    assert_eq!(v["intents"].as_array().map(Vec::len), Some(2), "{v}");
+    let mut checks: Vec<(String, String)> = v["card_checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .map(|c| {
+            (
+                c["reference"].as_str().unwrap_or("").to_owned(),
+                c["verdict"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    checks.sort();
+    assert_eq!(
+        checks,
+        [
+            ("731901".to_owned(), "confirmed".to_owned()),
+            ("T1:004512".to_owned(), "confirmed".to_owned()),
+            ("T2:004512".to_owned(), "waiting".to_owned()),
+        ]
+    );
+    // A terminal id with the separator is refused before any sale.
+    let (_, ok, err) = cli_sell(
+        &till,
+        &[
+            "--item",
+            "ARROZ",
+            "--card",
+            "65",
+            "--card-ref",
+            "1",
+            "--card-terminal",
+            "T:1",
+        ],
+    );
+    assert!(!ok && err.contains("--card-terminal"), "{err}");
+}

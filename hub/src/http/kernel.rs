@@ -250,6 +250,10 @@ impl AppState {
     /// installed while the hub runs).
     pub async fn health_inputs(&self) -> Result<crate::storage::HealthInputs, StorageError> {
         let mut inputs = self.store.health_inputs().await?;
+        inputs.payments = self
+            .store
+            .payments_health(self.cfg.payment_confirm_deadline_ms)
+            .await?;
         let dir = self.data_dir.clone();
         inputs.certificate =
             tokio::task::spawn_blocking(move || crate::certificate::CertificateState::read(&dir))

@@ -189,6 +189,7 @@ fn reconciliation_is_a_table() {
         state,
         amount: Money(amount),
         received_ms,
+        terminal: None,
     };
     let cases: Vec<(Vec<Confirmation>, i64, Verdict)> = vec![
         (vec![], sale + 1, Verdict::Waiting),
@@ -257,10 +258,19 @@ fn bodies_are_checked_field_by_field() {
         state: Captured,
         intent_id: None,
         auth_code: Some("004512".into()),
+        terminal_id: None,
+        partial: false,
         amount: M,
     };
     assert_eq!(w.check(), Ok(()));
     let field = |w: Webhook| w.check().unwrap_err().field.unwrap();
+    assert_eq!(
+        field(Webhook {
+            terminal_id: Some("T1:x".into()),
+            ..w.clone()
+        }),
+        "terminal_id"
+    );
     assert_eq!(
         field(Webhook {
             event_id: String::new(),
@@ -507,4 +517,153 @@ proptest! {
             prop_assert_eq!(&driven.applied_path[..], path);
         }
     }
+}
+
+#[test]
+fn offline_card_matching_is_by_terminal_code_amount_and_window() {
+    use crate::payments::{reconcile_card, CardFacts, CardReference};
+    assert_eq!(
+        CardReference::parse("T-0042:004512"),
+        CardReference {
+            terminal: Some("T-0042".into()),
+            code: "004512".into()
+        }
+    );
+    assert_eq!(CardReference::parse("004512").terminal, None);
+    assert_eq!(CardReference::parse(":004512").code, ":004512");
+    let sale = 1_000_000;
+    let deadline = 60_000;
+    let p = |terminal: Option<&str>, amount| CardFacts {
+        terminal: terminal.map(str::to_owned),
+        amount: Money(amount),
+        sale_ms: sale,
+    };
+    let cap = |terminal: Option<&str>, amount, at| Confirmation {
+        state: Captured,
+        amount: Money(amount),
+        received_ms: at,
+        terminal: terminal.map(str::to_owned),
+    };
+    // (payment, other payments with the code, reports, verdict at sale + 10)
+    let cases: Vec<(CardFacts, Vec<CardFacts>, Vec<Confirmation>, Verdict)> = vec![
+        // Two terminals produced one code: the capture names T1.
+        (
+            p(Some("T1"), 9_500),
+            vec![p(Some("T2"), 9_500)],
+            vec![cap(Some("T1"), 9_500, sale + 5)],
+            Verdict::Confirmed,
+        ),
+        (
+            p(Some("T2"), 9_500),
+            vec![p(Some("T1"), 9_500)],
+            vec![cap(Some("T1"), 9_500, sale + 5)],
+            Verdict::Waiting,
+        ),
+        // No terminal anywhere: one capture two payments could claim.
+        (
+            p(None, 9_500),
+            vec![p(None, 9_500)],
+            vec![cap(None, 9_500, sale + 5)],
+            Verdict::Ambiguous,
+        ),
+        // The capture names no terminal but the other payment is of
+        // another amount: no ambiguity, and its report is no mismatch here.
+        (
+            p(Some("T1"), 9_500),
+            vec![p(Some("T2"), 4_000)],
+            vec![cap(None, 9_500, sale + 5), cap(None, 4_000, sale + 6)],
+            Verdict::Confirmed,
+        ),
+        // Another terminal's report of another amount is not ours.
+        (
+            p(Some("T1"), 9_500),
+            vec![],
+            vec![cap(Some("T9"), 4_000, sale + 5)],
+            Verdict::Waiting,
+        ),
+        // Our terminal, another amount, nobody else's: a mismatch.
+        (
+            p(Some("T1"), 9_500),
+            vec![],
+            vec![cap(Some("T1"), 4_000, sale + 5)],
+            Verdict::Mismatch {
+                provider_amount: Money(4_000),
+            },
+        ),
+        // The other payment's window is far away: no collision.
+        (
+            p(None, 9_500),
+            vec![CardFacts {
+                sale_ms: sale + 10 * deadline,
+                ..p(None, 9_500)
+            }],
+            vec![cap(None, 9_500, sale + 5)],
+            Verdict::Confirmed,
+        ),
+    ];
+    for (payment, others, reports, verdict) in cases {
+        assert_eq!(
+            reconcile_card(&payment, &others, &reports, deadline, sale + 10),
+            verdict,
+            "{payment:?} {others:?} {reports:?}"
+        );
+    }
+}
+
+#[test]
+fn partial_refunds_are_a_table() {
+    use crate::payments::{decide_refund, is_partial_refund, RefundStep};
+    let cases = [
+        (
+            Captured,
+            0,
+            2_000,
+            RefundStep::Partial {
+                refunded: Money(2_000),
+            },
+        ),
+        (Captured, 2_000, 7_500, RefundStep::Full),
+        (
+            Captured,
+            2_000,
+            7_501,
+            RefundStep::Reject(RejectReason::RefundExceedsCapture),
+        ),
+        (
+            Captured,
+            0,
+            0,
+            RefundStep::Reject(RejectReason::RefundExceedsCapture),
+        ),
+        (
+            Authorized,
+            0,
+            100,
+            RefundStep::Reject(RejectReason::InvalidTransition),
+        ),
+        (
+            Pending,
+            0,
+            100,
+            RefundStep::Reject(RejectReason::InvalidTransition),
+        ),
+        (
+            Refunded,
+            9_500,
+            100,
+            RefundStep::Reject(RejectReason::Stale),
+        ),
+    ];
+    for (from, refunded, amount, step) in cases {
+        assert_eq!(
+            decide_refund(from, Money(9_500), Money(refunded), Money(amount)),
+            step,
+            "{from:?} {refunded} {amount}"
+        );
+    }
+    assert!(is_partial_refund(Refunded, true, Money(0)));
+    assert!(is_partial_refund(Refunded, false, Money(1)));
+    assert!(!is_partial_refund(Refunded, false, Money(0)));
+    assert!(!is_partial_refund(Captured, true, Money(0)));
+    assert!(RejectReason::RefundExceedsCapture.alerts());
 }

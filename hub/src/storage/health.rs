@@ -53,6 +53,9 @@ pub struct HealthInputs {
     /// The hub's e-CF signing certificate: not in the database; filled by
     /// `AppState::health_inputs` from the data directory (`Missing` here).
     pub certificate: crate::certificate::CertificateState,
+    /// Payments: not read here (it needs the confirmation deadline); filled
+    /// by `AppState::health_inputs` (empty here).
+    pub payments: crate::storage::PaymentsHealth,
 }
 
 /// How many held events the health report lists.
@@ -146,6 +149,7 @@ pub(crate) fn health_inputs(conn: &Conn, now: i64) -> Result<HealthInputs, Stora
         oversells: count("SELECT COUNT(*) FROM p_oversells", &[])?,
         outbox: crate::storage::outbox::health(conn)?,
         certificate: crate::certificate::CertificateState::Missing,
+        payments: crate::storage::PaymentsHealth::default(),
         stock_alerts_open: crate::storage::escrow::alerts(conn)?
             .iter()
             .filter(|a| a.state == "open")

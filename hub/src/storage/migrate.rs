@@ -120,6 +120,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../../migrations/hub/0013_summary_corrections.sql"),
         postgres: include_str!("../../../migrations/hub/postgres/0013_summary_corrections.sql"),
     },
+    Migration {
+        version: 14,
+        name: "card_matching",
+        sql: include_str!("../../../migrations/hub/0014_card_matching.sql"),
+        postgres: include_str!("../../../migrations/hub/postgres/0014_card_matching.sql"),
+    },
 ];
 
 /// Why the database cannot be brought to this binary's schema.

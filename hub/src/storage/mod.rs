@@ -66,6 +66,7 @@ mod ingest;
 mod migrate;
 mod outbox;
 mod payments;
+mod payments_reads;
 pub mod pg_tls;
 mod pull;
 mod reports;
@@ -91,8 +92,9 @@ pub use migrate::{MigrateError, MIGRATIONS};
 pub use outbox::cancel::Cancelled;
 pub use outbox::correct::{Corrected, CorrectionSource};
 pub use outbox::{DocInfo, OutboxHealth, Recorded};
-pub use payments::{
-    CardCheckInfo, IntentInfo, PaymentsOverview, ReconcileReport, WebhookAnswer, WebhookInfo,
+pub use payments::{ReconcileReport, WebhookAnswer};
+pub use payments_reads::{
+    CardCheckInfo, IntentInfo, PaymentsHealth, PaymentsOverview, WebhookInfo,
 };
 pub use pull::{OwnPage, PullPage};
 pub use reports::AlertInfo;
@@ -419,7 +421,8 @@ impl Storage {
         &self,
         store: Option<StoreId>,
     ) -> Result<PaymentsOverview, StorageError> {
-        self.read(move |conn| payments::overview(conn, store)).await
+        self.read(move |conn| payments_reads::overview(conn, store))
+            .await
     }
 
     /// Outbox: claims up to `limit` due documents for `owner` for `lease_ms`
@@ -621,6 +624,14 @@ impl Storage {
     /// Admin: alerts (stored ones, open conflicts, negative stock).
     pub async fn alerts(&self) -> Result<Vec<AlertInfo>, StorageError> {
         self.read(reports::list_alerts).await
+    }
+
+    /// The payments section of the health report, with the confirmation
+    /// deadline `deadline_ms`.
+    pub async fn payments_health(&self, deadline_ms: i64) -> Result<PaymentsHealth, StorageError> {
+        let now = self.now_ms();
+        self.read(move |conn| payments_reads::health(conn, now, deadline_ms))
+            .await
     }
 
     /// What the health report is computed from.

@@ -22,7 +22,10 @@ use super::device_request::{begin, record_answer, Begun};
 use crate::audit::{self, AuditKind};
 use crate::auth::Authentic;
 use crate::conflict::ConflictReason;
-use crate::payments::{self, Confirmation, Delivery, IntentRequest, Outcome, Verdict, Webhook};
+use crate::payments::{
+    self, CardFacts, CardReference, Confirmation, Delivery, IntentRequest, Outcome, Verdict,
+    Webhook,
+};
 use crate::projection::{self, Conflict, Subject};
 use crate::storage::alerts::raise_alert;
 use crate::storage::audit_log::append_audit;
@@ -36,81 +39,6 @@ use crate::wire::ApiError;
 
 /// Most applied events one reconciliation pass reads.
 const SCAN_BATCH: i64 = 10_000;
-
-/// A payment intent, for head office and answers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct IntentInfo {
-    /// The intent.
-    pub intent_id: IntentId,
-    /// Its store.
-    pub store: StoreId,
-    /// The register that created it.
-    pub device: DeviceId,
-    /// The sale.
-    pub sale_id: SaleId,
-    /// The provider.
-    pub provider: String,
-    /// `card` or `transfer`.
-    pub method: String,
-    /// Amount in centavos.
-    pub amount: i64,
-    /// State now.
-    pub state: String,
-    /// Authorization code, once reported.
-    pub auth_code: Option<String>,
-    /// When created (hub clock).
-    pub created_ms: i64,
-    /// Last change (hub clock).
-    pub updated_ms: i64,
-}
-
-/// One received provider event, for head office.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct WebhookInfo {
-    /// The provider.
-    pub provider: String,
-    /// The provider's event id.
-    pub provider_event_id: String,
-    /// The intent, when it named or matched one.
-    pub intent_id: Option<String>,
-    /// The state it reported.
-    pub state: String,
-    /// The amount it reported.
-    pub amount: i64,
-    /// The authorization code it reported.
-    pub auth_code: Option<String>,
-    /// `applied`, `held`, `rejected` or `recorded`.
-    pub outcome: String,
-    /// Why it was rejected.
-    pub reason: Option<String>,
-    /// The intent's state when it was decided.
-    pub from_state: Option<String>,
-    /// When received.
-    pub received_ms: i64,
-}
-
-/// A card payment checked against the provider, for head office.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CardCheckInfo {
-    /// The register event holding the payment.
-    pub event_id: String,
-    /// The payment's index in it.
-    pub idx: i64,
-    /// Store.
-    pub store: String,
-    /// Register.
-    pub device: String,
-    /// Sale.
-    pub sale_id: String,
-    /// Amount.
-    pub amount: i64,
-    /// The terminal's authorization code.
-    pub reference: String,
-    /// The sale's time (its event's HLC).
-    pub sale_ms: i64,
-    /// `waiting`, `confirmed`, `mismatch` or `unconfirmed`.
-    pub verdict: String,
-}
 
 /// What the hub did with a webhook delivery (the 200 answer).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -148,20 +76,20 @@ fn method_str(m: PaymentMethod) -> &'static str {
     projection::method_name(m)
 }
 
-fn state_of(s: &str) -> Result<IntentState, StorageError> {
+pub(super) fn state_of(s: &str) -> Result<IntentState, StorageError> {
     IntentState::parse(s).ok_or_else(|| corrupt(format!("intent state {s:?}")))
 }
 
-struct IntentRow {
-    intent_id: IntentId,
-    store: StoreId,
-    device: DeviceId,
-    sale_id: SaleId,
-    provider: String,
-    method: PaymentMethod,
-    amount: Money,
-    state: IntentState,
-    auth_code: Option<String>,
+pub(super) struct IntentRow {
+    pub(super) intent_id: IntentId,
+    pub(super) store: StoreId,
+    pub(super) device: DeviceId,
+    pub(super) sale_id: SaleId,
+    pub(super) provider: String,
+    pub(super) method: PaymentMethod,
+    pub(super) amount: Money,
+    pub(super) state: IntentState,
+    pub(super) auth_code: Option<String>,
 }
 
 /// The columns of an intent row as stored.
@@ -227,7 +155,7 @@ fn intent_by_auth_code(
     id.map(|s| parse(&s)).transpose()
 }
 
-fn updated_body(i: &IntentRow, provider_event_id: Option<String>) -> EventBody {
+pub(super) fn updated_body(i: &IntentRow, provider_event_id: Option<String>) -> EventBody {
     EventBody::PaymentIntentUpdated(PaymentIntentUpdated {
         intent_id: i.intent_id,
         sale_id: i.sale_id,
@@ -238,6 +166,7 @@ fn updated_body(i: &IntentRow, provider_event_id: Option<String>) -> EventBody {
         state: i.state,
         provider_event_id,
         auth_code: i.auth_code.clone(),
+        refunded: None,
     })
 }
 
@@ -331,16 +260,16 @@ pub(crate) fn create_intent(
     Ok(Ok(bytes))
 }
 
-struct Decided<'a> {
-    provider: &'a str,
-    event_id: &'a str,
-    intent: Option<&'a str>,
-    outcome: &'static str,
-    reason: Option<&'a str>,
-    from: Option<IntentState>,
+pub(super) struct Decided<'a> {
+    pub(super) provider: &'a str,
+    pub(super) event_id: &'a str,
+    pub(super) intent: Option<&'a str>,
+    pub(super) outcome: &'static str,
+    pub(super) reason: Option<&'a str>,
+    pub(super) from: Option<IntentState>,
 }
 
-fn audit_decision(
+pub(super) fn audit_decision(
     conn: &Conn,
     env: &mut Env,
     store: Option<StoreId>,
@@ -390,8 +319,8 @@ fn reject_early(
 ) -> Result<WebhookAnswer, StorageError> {
     let intent = w.intent_id.map(|i| i.to_string());
     conn.prepare_cached(
-        "INSERT INTO payment_webhooks (provider, provider_event_id, intent_id, state, amount, auth_code, body_hash, received_ms, outcome, reason, from_state, decided_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'rejected', $9, NULL, $8)",
+        "INSERT INTO payment_webhooks (provider, provider_event_id, intent_id, state, amount, auth_code, body_hash, received_ms, outcome, reason, from_state, decided_ms, terminal_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'rejected', $9, NULL, $8, $10)",
     )?
     .execute(params![
         provider,
@@ -402,7 +331,8 @@ fn reject_early(
         w.auth_code,
         body_hash.to_hex(),
         now,
-        reason
+        reason,
+        w.terminal_id
     ])?;
     let d = Decided {
         provider,
@@ -510,6 +440,22 @@ pub(crate) fn webhook(
         )
         .map(Ok);
     }
+    let refunded: i64 = conn
+        .prepare_cached("SELECT refunded_amount FROM payment_intents WHERE intent_id = $1")?
+        .query_row([intent_id.to_string()], |r| r.get(0))?;
+    if payments::is_partial_refund(w.state, w.partial, Money(refunded)) {
+        return partial_refund(
+            conn,
+            env,
+            provider,
+            w,
+            body_hash,
+            intent,
+            Money(refunded),
+            now,
+        )
+        .map(Ok);
+    }
     let held: Vec<Delivery<i64>> = {
         let mut stmt = conn.prepare_cached(
             "SELECT webhook_id, state, amount FROM payment_webhooks
@@ -531,8 +477,8 @@ pub(crate) fn webhook(
             .collect::<Result<_, StorageError>>()?
     };
     let incoming_key: i64 = conn.prepare_cached(
-        "INSERT INTO payment_webhooks (provider, provider_event_id, intent_id, state, amount, auth_code, body_hash, received_ms, outcome, reason, from_state, decided_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'held', NULL, $9, $8) RETURNING webhook_id",
+        "INSERT INTO payment_webhooks (provider, provider_event_id, intent_id, state, amount, auth_code, body_hash, received_ms, outcome, reason, from_state, decided_ms, terminal_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'held', NULL, $9, $8, $10) RETURNING webhook_id",
     )?
     .query_row(params![
         provider,
@@ -543,7 +489,8 @@ pub(crate) fn webhook(
         w.auth_code,
         body_hash.to_hex(),
         now,
-        intent.state.as_str()
+        intent.state.as_str(),
+        w.terminal_id
     ], |r| r.get(0))?;
     let incoming = Delivery {
         key: incoming_key,
@@ -572,6 +519,8 @@ pub(crate) fn webhook(
             state: state_of(&state)?,
             intent_id: Some(intent_id),
             auth_code,
+            terminal_id: None,
+            partial: false,
             amount: Money(amount),
         };
         match outcome {
@@ -674,6 +623,129 @@ pub(crate) fn webhook(
     Ok(Ok(answer))
 }
 
+/// A `refunded` report of part of a captured intent (or completing earlier
+/// partial refunds): stored, decided by [`payments::decide_refund`], audited,
+/// and when applied a `PaymentIntentUpdated` hub event carrying the amount
+/// refunded so far (the register learns it with its next pull).
+#[allow(clippy::too_many_arguments)]
+fn partial_refund(
+    conn: &Conn,
+    env: &mut Env,
+    provider: &str,
+    w: &Webhook,
+    body_hash: Hash256,
+    mut intent: IntentRow,
+    refunded: Money,
+    now: i64,
+) -> Result<WebhookAnswer, StorageError> {
+    let from = intent.state;
+    let step = payments::decide_refund(from, intent.amount, refunded, w.amount);
+    let (outcome, reason, total) = match step {
+        payments::RefundStep::Partial { refunded } => ("applied", None, refunded),
+        payments::RefundStep::Full => ("applied", None, intent.amount),
+        payments::RefundStep::Reject(r) => ("rejected", Some(r), refunded),
+    };
+    conn.prepare_cached(
+        "INSERT INTO payment_webhooks (provider, provider_event_id, intent_id, state, amount, auth_code, body_hash, received_ms, outcome, reason, from_state, decided_ms, terminal_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $8, $12)",
+    )?
+    .execute(params![
+        provider,
+        w.event_id,
+        intent.intent_id.to_string(),
+        w.state.as_str(),
+        w.amount.0,
+        w.auth_code,
+        body_hash.to_hex(),
+        now,
+        outcome,
+        reason.map(|r| r.as_str()),
+        from.as_str(),
+        w.terminal_id
+    ])?;
+    let d = Decided {
+        provider,
+        event_id: &w.event_id,
+        intent: Some(&intent.intent_id.to_string()),
+        outcome,
+        reason: reason.map(|r| r.as_str()),
+        from: Some(from),
+    };
+    audit_decision(conn, env, Some(intent.store), &d, w, now)?;
+    if let Some(r) = reason {
+        tracing::warn!(intent = %intent.intent_id, provider, event = %w.event_id, amount = w.amount.0, reason = r.as_str(), "partial refund rejected, not applied");
+        if r.alerts() {
+            raise_alert(
+                conn,
+                "payment_transition_rejected",
+                Some(intent.store),
+                Some(intent.device),
+                now,
+                &format!(
+                    "{provider} reported a refund of {} centavos for intent {} ({} centavos, {} refunded, state {}): {}",
+                    w.amount.0,
+                    intent.intent_id,
+                    intent.amount.0,
+                    refunded.0,
+                    from.as_str(),
+                    r.as_str()
+                ),
+            )?;
+        }
+        return Ok(WebhookAnswer {
+            outcome: "rejected",
+            reason: Some(r.as_str().to_owned()),
+            first_outcome: None,
+            intent_id: Some(intent.intent_id.to_string()),
+            state: Some(from.as_str()),
+            transitions: 0,
+        });
+    }
+    if step == payments::RefundStep::Full {
+        intent.state = IntentState::Refunded;
+    }
+    conn.prepare_cached(
+        "UPDATE payment_intents SET state = $2, refunded_amount = $3, updated_ms = $4 WHERE intent_id = $1",
+    )?
+    .execute(params![
+        intent.intent_id.to_string(),
+        intent.state.as_str(),
+        total.0,
+        now
+    ])?;
+    append_audit(
+        conn,
+        &mut env.tx,
+        AuditKind::PaymentIntentTransition,
+        now,
+        Some(intent.store),
+        audit::data([
+            ("intent_id", audit::s(intent.intent_id)),
+            ("provider", audit::s(provider)),
+            ("provider_event_id", audit::s(&w.event_id)),
+            ("from", audit::s(from.as_str())),
+            ("to", audit::s(intent.state.as_str())),
+            ("amount", audit::n(intent.amount.0)),
+            ("refund", audit::n(w.amount.0)),
+            ("refunded", audit::n(total.0)),
+        ]),
+    )?;
+    tracing::info!(intent = %intent.intent_id, provider, event = %w.event_id, refund = w.amount.0, refunded = total.0, "payment intent partly refunded");
+    let mut body = updated_body(&intent, Some(w.event_id.clone()));
+    if let EventBody::PaymentIntentUpdated(u) = &mut body {
+        u.refunded = Some(total);
+    }
+    append_to_hub_chain(conn, env, intent.store, &[body])?;
+    Ok(WebhookAnswer {
+        outcome: "applied",
+        reason: None,
+        first_outcome: None,
+        intent_id: Some(intent.intent_id.to_string()),
+        state: Some(intent.state.as_str()),
+        transitions: 1,
+    })
+}
+
 /// A webhook about no intent: the confirmation of a payment a terminal took
 /// offline, kept for reconciliation.
 fn record_confirmation(
@@ -686,8 +758,8 @@ fn record_confirmation(
     now: i64,
 ) -> Result<WebhookAnswer, StorageError> {
     conn.prepare_cached(
-        "INSERT INTO payment_webhooks (provider, provider_event_id, intent_id, state, amount, auth_code, body_hash, received_ms, outcome, reason, from_state, decided_ms)
-         VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, 'recorded', NULL, NULL, $7)",
+        "INSERT INTO payment_webhooks (provider, provider_event_id, intent_id, state, amount, auth_code, body_hash, received_ms, outcome, reason, from_state, decided_ms, terminal_id)
+         VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, 'recorded', NULL, NULL, $7, $8)",
     )?
     .execute(params![
         provider,
@@ -696,7 +768,8 @@ fn record_confirmation(
         w.amount.0,
         w.auth_code,
         body_hash.to_hex(),
-        now
+        now,
+        w.terminal_id
     ])?;
     let d = Decided {
         provider,
@@ -724,8 +797,10 @@ fn record_confirmation(
 // ---- Reconciliation ----------------------------------------------------------
 
 /// Reads the applied events after the scan cursor (at most [`SCAN_BATCH`])
-/// and records every card payment with a reference; returns how many.
-fn scan(conn: &Conn, now: i64) -> Result<u64, StorageError> {
+/// and records every card payment with a reference; returns how many, and
+/// the authorization codes they carry (a new payment may collide with one
+/// already judged).
+fn scan(conn: &Conn, now: i64) -> Result<(u64, Vec<String>), StorageError> {
     let after: i64 = conn
         .prepare_cached("SELECT applied_seq FROM payment_scan WHERE id = 1")?
         .query_row([], |r| r.get(0))?;
@@ -738,6 +813,7 @@ fn scan(conn: &Conn, now: i64) -> Result<u64, StorageError> {
     let mut rows = stmt.query(params![after, SCAN_BATCH])?;
     let mut last = after;
     let mut found = 0;
+    let mut codes = Vec::new();
     while let Some(r) = rows.next()? {
         last = r.get(0)?;
         let Some(bytes) = r.get::<_, Option<Vec<u8>>>(5)? else {
@@ -768,35 +844,55 @@ fn scan(conn: &Conn, now: i64) -> Result<u64, StorageError> {
             _ => vec![],
         };
         for (sale, idx, amount, reference) in cards {
+            let parsed = CardReference::parse(&reference);
             found += u64::try_from(
                 conn.prepare_cached(
-                    "INSERT INTO payment_card_checks (event_id, idx, store_id, device_id, sale_id, amount, reference, sale_ms, verdict, decided_ms)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'waiting', $9) ON CONFLICT DO NOTHING",
+                    "INSERT INTO payment_card_checks (event_id, idx, store_id, device_id, sale_id, amount, reference, sale_ms, verdict, decided_ms, terminal_id, auth_code)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'waiting', $9, $10, $11) ON CONFLICT DO NOTHING",
                 )?
-                .execute(params![event_id, idx, store, device, sale.to_string(), amount.0, reference, sale_ms, now])?,
+                .execute(params![event_id, idx, store, device, sale.to_string(), amount.0, reference, sale_ms, now, parsed.terminal, parsed.code])?,
             )
             .unwrap_or(0);
+            if !codes.contains(&parsed.code) {
+                codes.push(parsed.code);
+            }
         }
     }
     drop(rows);
     conn.prepare_cached("UPDATE payment_scan SET applied_seq = $1 WHERE id = 1")?
         .execute([last])?;
-    Ok(found)
+    Ok((found, codes))
 }
 
-struct CardRow {
-    event_id: String,
-    idx: i64,
-    sale_id: String,
-    store: StoreId,
-    device: DeviceId,
-    amount: Money,
-    reference: String,
-    sale_ms: i64,
-    verdict: String,
+pub(super) struct CardRow {
+    pub(super) event_id: String,
+    pub(super) idx: i64,
+    pub(super) sale_id: String,
+    pub(super) store: StoreId,
+    pub(super) device: DeviceId,
+    pub(super) amount: Money,
+    pub(super) reference: String,
+    pub(super) sale_ms: i64,
+    pub(super) verdict: String,
+    pub(super) terminal: Option<String>,
+    pub(super) code: String,
 }
 
-fn card_rows(conn: &Conn, sql: &str, p: impl Params) -> Result<Vec<CardRow>, StorageError> {
+impl CardRow {
+    pub(super) fn facts(&self) -> CardFacts {
+        CardFacts {
+            terminal: self.terminal.clone(),
+            amount: self.amount,
+            sale_ms: self.sale_ms,
+        }
+    }
+}
+
+pub(super) fn card_rows(
+    conn: &Conn,
+    sql: &str,
+    p: impl Params,
+) -> Result<Vec<CardRow>, StorageError> {
     let mut stmt = conn.prepare_cached(sql)?;
     let mut rows = stmt.query(p)?;
     let mut out = Vec::new();
@@ -811,13 +907,15 @@ fn card_rows(conn: &Conn, sql: &str, p: impl Params) -> Result<Vec<CardRow>, Sto
             sale_ms: r.get(6)?,
             verdict: r.get(7)?,
             sale_id: r.get(8)?,
+            terminal: r.get(9)?,
+            code: r.get(10)?,
         });
     }
     Ok(out)
 }
 
-const CARD_COLUMNS: &str =
-    "SELECT event_id, idx, store_id, device_id, amount, reference, sale_ms, verdict, sale_id FROM payment_card_checks";
+pub(super) const CARD_COLUMNS: &str =
+    "SELECT event_id, idx, store_id, device_id, amount, reference, sale_ms, verdict, sale_id, terminal_id, auth_code FROM payment_card_checks";
 
 /// Judges card payments again and records what changed; a verdict needing a
 /// person becomes a `manual` conflict (once) and an alert. Returns (checked,
@@ -835,23 +933,37 @@ fn judge(
         checked += 1;
         let confirmations: Vec<Confirmation> = {
             let mut stmt = conn.prepare_cached(
-                "SELECT state, amount, received_ms FROM payment_webhooks WHERE auth_code = $1",
+                "SELECT state, amount, received_ms, terminal_id FROM payment_webhooks WHERE auth_code = $1",
             )?;
-            let rows: Vec<(String, i64, i64)> = stmt
-                .query_map([&row.reference], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            let rows: Vec<(String, i64, i64, Option<String>)> = stmt
+                .query_map([&row.code], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?
                 .collect::<Result<_, _>>()?;
             rows.into_iter()
-                .map(|(s, a, t)| {
+                .map(|(s, a, t, terminal)| {
                     Ok(Confirmation {
                         state: state_of(&s)?,
                         amount: Money(a),
                         received_ms: t,
+                        terminal,
                     })
                 })
                 .collect::<Result<_, StorageError>>()?
         };
+        // Every other recorded payment with the same code: a capture one of
+        // them could claim as well is no match for this one.
+        let others: Vec<CardFacts> = card_rows(
+            conn,
+            &format!("{CARD_COLUMNS} WHERE auth_code = $1"),
+            [&row.code],
+        )?
+        .into_iter()
+        .filter(|o| !(o.event_id == row.event_id && o.idx == row.idx))
+        .map(|o| o.facts())
+        .collect();
         let verdict =
-            payments::reconcile(row.amount, row.sale_ms, &confirmations, deadline_ms, now);
+            payments::reconcile_card(&row.facts(), &others, &confirmations, deadline_ms, now);
         if verdict.as_str() != row.verdict {
             conn.prepare_cached(
                 "UPDATE payment_card_checks SET verdict = $3, decided_ms = $4 WHERE event_id = $1 AND idx = $2",
@@ -873,6 +985,10 @@ fn judge(
                 "card payment {} (reference {}) of {} centavos: the provider reported {} centavos",
                 subject, row.reference, row.amount.0, provider_amount.0
             ),
+            Verdict::Ambiguous => format!(
+                "card payment {} (reference {}) of {} centavos: the provider's capture of code {} could be another payment's as well",
+                subject, row.reference, row.amount.0, row.code
+            ),
             _ => format!(
                 "card payment {} (reference {}) of {} centavos: no capture from the provider within {} ms of the sale",
                 subject, row.reference, row.amount.0, deadline_ms
@@ -892,22 +1008,42 @@ fn judge(
     Ok((checked, conflicts))
 }
 
-/// Judges again the card payments recorded with `reference` (after a
-/// provider reported on that code).
+/// Judges again the card payments recorded with authorization code `code`
+/// (after a provider reported on it, or a new payment with it was found).
+/// A mismatch or an ambiguity stays for a person.
+fn reconcile_code(
+    conn: &Conn,
+    env: &mut Env,
+    code: &str,
+    deadline_ms: i64,
+    now: i64,
+) -> Result<(u64, u64), StorageError> {
+    let rows = card_rows(
+        conn,
+        &format!(
+            "{CARD_COLUMNS} WHERE auth_code = $1 AND verdict NOT IN ('mismatch', 'ambiguous')"
+        ),
+        [code],
+    )?;
+    judge(conn, env, rows, deadline_ms, now)
+}
+
+/// After a provider reported on `code`: new payments first, then every
+/// payment with a code just found or this one.
 fn reconcile_reference(
     conn: &Conn,
     env: &mut Env,
-    reference: &str,
+    code: &str,
     deadline_ms: i64,
     now: i64,
 ) -> Result<(), StorageError> {
-    scan(conn, now)?;
-    let rows = card_rows(
-        conn,
-        &format!("{CARD_COLUMNS} WHERE reference = $1 AND verdict <> 'mismatch'"),
-        [reference],
-    )?;
-    judge(conn, env, rows, deadline_ms, now)?;
+    let (_, mut codes) = scan(conn, now)?;
+    if !codes.iter().any(|c| c == code) {
+        codes.push(code.to_owned());
+    }
+    for c in codes {
+        reconcile_code(conn, env, &c, deadline_ms, now)?;
+    }
     Ok(())
 }
 
@@ -919,7 +1055,15 @@ pub(crate) fn reconcile(
     deadline_ms: i64,
 ) -> Result<ReconcileReport, StorageError> {
     let now = env.now_ms();
-    let found = scan(conn, now)?;
+    let (found, codes) = scan(conn, now)?;
+    let (mut checked, mut conflicts) = (0, 0);
+    // Payments with a code just found are judged together with the ones
+    // already recorded with it: a confirmed one may now be ambiguous.
+    for c in &codes {
+        let (a, b) = reconcile_code(conn, env, c, deadline_ms, now)?;
+        checked += a;
+        conflicts += b;
+    }
     let mut rows = card_rows(
         conn,
         &format!("{CARD_COLUMNS} WHERE verdict = 'waiting' ORDER BY sale_ms"),
@@ -929,18 +1073,21 @@ pub(crate) fn reconcile(
     // payment ones: judge again the payments whose conflict is missing, so
     // they are detected again (once).
     let present: std::collections::HashSet<String> = conn
-        .prepare_cached("SELECT subject FROM conflicts WHERE reason IN ($1, $2)")?
+        .prepare_cached("SELECT subject FROM conflicts WHERE reason IN ($1, $2, $3)")?
         .query_map(
             [
                 ConflictReason::CardPaymentAmountMismatch.as_str(),
                 ConflictReason::CardPaymentUnconfirmed.as_str(),
+                ConflictReason::CardPaymentAmbiguous.as_str(),
             ],
             |r| r.get(0),
         )?
         .collect::<Result<_, _>>()?;
     for r in card_rows(
         conn,
-        &format!("{CARD_COLUMNS} WHERE verdict IN ('mismatch', 'unconfirmed') ORDER BY sale_ms"),
+        &format!(
+            "{CARD_COLUMNS} WHERE verdict IN ('mismatch', 'unconfirmed', 'ambiguous') ORDER BY sale_ms"
+        ),
         [],
     )? {
         let subject =
@@ -949,100 +1096,12 @@ pub(crate) fn reconcile(
             rows.push(r);
         }
     }
-    let (checked, conflicts) = judge(conn, env, rows, deadline_ms, now)?;
+    let (a, b) = judge(conn, env, rows, deadline_ms, now)?;
+    checked += a;
+    conflicts += b;
     Ok(ReconcileReport {
         found,
         checked,
         conflicts,
-    })
-}
-
-/// Head office's view of payments (`GET /v1/admin/payments`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PaymentsOverview {
-    /// Payment intents.
-    pub intents: Vec<IntentInfo>,
-    /// Provider events received, with their outcome (rejections with reasons).
-    pub webhooks: Vec<WebhookInfo>,
-    /// Card payments recorded with a terminal reference, with their verdict.
-    pub card_checks: Vec<CardCheckInfo>,
-}
-
-/// Head office's view: intents, received webhooks and card checks (of one
-/// store, or all).
-pub(crate) fn overview(
-    conn: &Conn,
-    store: Option<StoreId>,
-) -> Result<PaymentsOverview, StorageError> {
-    let store_s = store.map(|s| s.to_string());
-    let mut intents = Vec::new();
-    let mut stmt = conn.prepare_cached(
-        "SELECT intent_id, store_id, device_id, sale_id, provider, method, amount, state, auth_code, created_ms, updated_ms
-         FROM payment_intents WHERE CAST($1 AS TEXT) IS NULL OR store_id = $1 ORDER BY created_ms, intent_id",
-    )?;
-    let mut rows = stmt.query([&store_s])?;
-    while let Some(r) = rows.next()? {
-        intents.push(IntentInfo {
-            intent_id: parse(&r.get::<_, String>(0)?)?,
-            store: parse(&r.get::<_, String>(1)?)?,
-            device: parse(&r.get::<_, String>(2)?)?,
-            sale_id: parse(&r.get::<_, String>(3)?)?,
-            provider: r.get(4)?,
-            method: r.get(5)?,
-            amount: r.get(6)?,
-            state: r.get(7)?,
-            auth_code: r.get(8)?,
-            created_ms: r.get(9)?,
-            updated_ms: r.get(10)?,
-        });
-    }
-    drop(rows);
-    let mut webhooks = Vec::new();
-    let mut stmt = conn.prepare_cached(
-        "SELECT w.provider, w.provider_event_id, w.intent_id, w.state, w.amount, w.auth_code, w.outcome, w.reason, w.from_state, w.received_ms
-         FROM payment_webhooks w LEFT JOIN payment_intents i ON i.intent_id = w.intent_id
-         WHERE CAST($1 AS TEXT) IS NULL OR i.store_id = $1 ORDER BY w.webhook_id",
-    )?;
-    let mut rows = stmt.query([&store_s])?;
-    while let Some(r) = rows.next()? {
-        webhooks.push(WebhookInfo {
-            provider: r.get(0)?,
-            provider_event_id: r.get(1)?,
-            intent_id: r.get(2)?,
-            state: r.get(3)?,
-            amount: r.get(4)?,
-            auth_code: r.get(5)?,
-            outcome: r.get(6)?,
-            reason: r.get(7)?,
-            from_state: r.get(8)?,
-            received_ms: r.get(9)?,
-        });
-    }
-    drop(rows);
-    let checks = card_rows(
-        conn,
-        &format!(
-            "{CARD_COLUMNS} WHERE CAST($1 AS TEXT) IS NULL OR store_id = $1 ORDER BY sale_ms, event_id, idx"
-        ),
-        [&store_s],
-    )?;
-    let cards = checks
-        .into_iter()
-        .map(|c| CardCheckInfo {
-            event_id: c.event_id,
-            idx: c.idx,
-            store: c.store.to_string(),
-            device: c.device.to_string(),
-            sale_id: c.sale_id,
-            amount: c.amount.0,
-            reference: c.reference,
-            sale_ms: c.sale_ms,
-            verdict: c.verdict,
-        })
-        .collect();
-    Ok(PaymentsOverview {
-        intents,
-        webhooks,
-        card_checks: cards,
     })
 }

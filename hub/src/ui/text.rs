@@ -574,6 +574,9 @@ pub fn conflict_reason(reason: ConflictReason) -> String {
         ConflictReason::CardPaymentUnconfirmed => {
             "Pago con tarjeta sin confirmar por el proveedor".into()
         }
+        ConflictReason::CardPaymentAmbiguous => {
+            "Confirmación de tarjeta que podría ser de dos pagos".into()
+        }
         ConflictReason::StoreCreditOverdrawn
         | ConflictReason::ReturnOriginalUnknown
         | ConflictReason::FiscalDocumentRejected => format!("Conflicto «{reason}»"),

@@ -151,15 +151,25 @@ pub(crate) struct SellArgs {
     /// Card amount (with --card-ref).
     #[arg(long)]
     pub(crate) card: Option<Money>,
-    /// Card terminal reference.
+    /// Card terminal reference: the authorization code the terminal printed.
     #[arg(long)]
     pub(crate) card_ref: Option<String>,
-    /// Transfer/QR amount (with --transfer-ref).
+    /// The card terminal's id (printed on its slip): recorded with the code
+    /// as `TERMINAL:CODE`, so the hub matches an offline card payment to its
+    /// provider's confirmation by terminal, code, amount and time.
     #[arg(long)]
+    pub(crate) card_terminal: Option<String>,
+    /// Transfer/QR amount (with --transfer-ref; `--qr` is the same).
+    #[arg(long, alias = "qr")]
     pub(crate) transfer: Option<Money>,
-    /// Transfer reference.
-    #[arg(long)]
+    /// Transfer or QR reference (`--qr-ref` is the same).
+    #[arg(long, alias = "qr-ref")]
     pub(crate) transfer_ref: Option<String>,
+    /// The payment provider for card and transfer/QR intents (default:
+    /// `payment_provider` in config.toml). Online, the hub gets an intent
+    /// per such payment; offline, the reference is what stays.
+    #[arg(long)]
+    pub(crate) provider: Option<String>,
     /// Amount on fiado (with --customer).
     #[arg(long)]
     pub(crate) fiado: Option<Money>,

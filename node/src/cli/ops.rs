@@ -21,8 +21,9 @@ use super::args::{
 };
 use super::common::{
     approver_credentials, credentials, device_failure, emit, op_id, open, print_after, refused,
-    scale_settings, Ctx, Failure, Node,
+    scale_settings, sync_engine, Ctx, Failure, Node,
 };
+use caja_node::error::OpError;
 
 /// `caja-node shift open`.
 pub(crate) fn shift_open(cx: &Ctx, args: ShiftOpenArgs) -> Result<(), Failure> {
@@ -223,15 +224,71 @@ pub(crate) fn sell(cx: &Ctx, a: SellArgs) -> Result<(), Failure> {
             approver_pin: a.approver.approver_pin.clone(),
         },
     )?;
+    let provider = match &a.provider {
+        Some(p) => Some(p.clone()),
+        None => {
+            caja_node::config::NodeConfig::load(dir.root(), |k| std::env::var(k).ok())
+                .map_err(|e| Failure::from(OpError::from(e)))?
+                .payment_provider
+        }
+    };
     for _ in 0..a.repeat.max(1) {
         let id = op_id(&a.op)?;
         let r = node.sell_approved(id, &req, &doc, cred.as_ref())?;
         emit(json, &r, messages::sale_done)?;
+        if let Some(provider) = &provider {
+            sale_intents(cx, r.sale_id, provider, &req)?;
+        }
     }
     // The sale is committed: a printer problem is only a warning, the
     // receipt stays queued.
     print_after(&mut node, json);
     Ok(())
+}
+
+/// After a sale is durable: an intent per card and transfer/QR payment
+/// while the hub answers; offline, the sale's references stand (the hub
+/// reconciles them). Never fails the sale.
+fn sale_intents(
+    cx: &Ctx,
+    sale: caja_shared::ids::SaleId,
+    provider: &str,
+    req: &SaleRequest,
+) -> Result<(), Failure> {
+    let payments: Vec<_> = req
+        .payments
+        .iter()
+        .map(|p| (p.method, Money(p.amount), p.reference.clone()))
+        .collect();
+    if !payments
+        .iter()
+        .any(|(m, _, _)| caja_node::sync::intents::needs_intent(*m))
+    {
+        return Ok(());
+    }
+    let intents = match sync_engine(&cx.dir) {
+        Ok(mut engine) => engine.create_sale_intents(sale, provider, &payments),
+        Err(f) => payments
+            .iter()
+            .enumerate()
+            .filter(|(_, (m, _, _))| caja_node::sync::intents::needs_intent(*m))
+            .map(
+                |(index, (method, amount, reference))| caja_node::sync::intents::SaleIntent {
+                    index,
+                    method: *method,
+                    amount: *amount,
+                    reference: reference.clone(),
+                    intent_id: None,
+                    error: Some(f.message.clone()),
+                },
+            )
+            .collect(),
+    };
+    emit(
+        cx.json,
+        &serde_json::json!({"sale": sale, "payment_intents": intents}),
+        |_| messages::sale_intents(&intents),
+    )
 }
 
 /// `caja-node fiscal status`.
@@ -458,7 +515,23 @@ pub(crate) fn sale_request(a: &SellArgs) -> Result<SaleRequest, Failure> {
         }
     };
     push(PaymentMethod::Cash, a.cash, None);
-    push(PaymentMethod::Card, a.card, a.card_ref.clone());
+    let card_ref = match (&a.card_terminal, &a.card_ref) {
+        (Some(t), Some(code)) => {
+            if t.is_empty() || t.contains(':') || t.chars().any(char::is_control) {
+                return Err(refused(
+                    "--card-terminal: el id de la terminal no puede estar vacío ni llevar «:».",
+                ));
+            }
+            Some(format!("{t}:{code}"))
+        }
+        (Some(_), None) => {
+            return Err(refused(
+                "--card-terminal va con --card-ref (el código de autorización).",
+            ))
+        }
+        (None, r) => r.clone(),
+    };
+    push(PaymentMethod::Card, a.card, card_ref);
     push(PaymentMethod::Transfer, a.transfer, a.transfer_ref.clone());
     push(PaymentMethod::Fiado, a.fiado, None);
     push(PaymentMethod::StoreCredit, a.store_credit, None);

@@ -115,10 +115,11 @@ pub fn apply_hub(conn: &Connection, body: &EventBody) -> rusqlite::Result<()> {
         EventBody::PaymentIntentUpdated(b) => {
             exec(
                 conn,
-                "INSERT INTO payment_intents (intent_id, sale_id, device_id, provider, method, amount, state, auth_code, provider_event_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                "INSERT INTO payment_intents (intent_id, sale_id, device_id, provider, method, amount, state, auth_code, provider_event_id, refunded)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                  ON CONFLICT (intent_id) DO UPDATE SET state = excluded.state,
-                    auth_code = excluded.auth_code, provider_event_id = excluded.provider_event_id",
+                    auth_code = excluded.auth_code, provider_event_id = excluded.provider_event_id,
+                    refunded = excluded.refunded",
                 params![
                     b.intent_id.to_string(),
                     b.sale_id.to_string(),
@@ -131,7 +132,8 @@ pub fn apply_hub(conn: &Connection, body: &EventBody) -> rusqlite::Result<()> {
                     b.amount.0,
                     b.state.as_str(),
                     b.auth_code,
-                    b.provider_event_id
+                    b.provider_event_id,
+                    b.refunded.map_or(0, |m| m.0)
                 ],
             )?;
         }

@@ -127,12 +127,14 @@ pub struct IntentLine {
     pub amount: i64,
     /// `pending`, `authorized`, `captured`, `refunded`, `voided` or `failed`.
     pub state: String,
+    /// Refunded so far, in centavos (partial refunds).
+    pub refunded: i64,
 }
 
 /// The payment intents of `device` (from the hub chain), oldest first.
 pub fn payment_intents(conn: &Connection, device: &str) -> rusqlite::Result<Vec<IntentLine>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT intent_id, sale_id, provider, amount, state FROM payment_intents
+        "SELECT intent_id, sale_id, provider, amount, state, refunded FROM payment_intents
          WHERE device_id = ?1 ORDER BY intent_id",
     )?;
     let rows = stmt.query_map([device], |r| {
@@ -142,6 +144,7 @@ pub fn payment_intents(conn: &Connection, device: &str) -> rusqlite::Result<Vec<
             provider: r.get(2)?,
             amount: r.get(3)?,
             state: r.get(4)?,
+            refunded: r.get(5)?,
         })
     })?;
     rows.collect()

@@ -13,6 +13,7 @@ pub mod batch;
 pub mod breaker;
 pub mod client;
 pub mod engine;
+pub mod intents;
 pub mod skew;
 pub mod state;
 pub mod trust;
