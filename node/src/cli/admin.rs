@@ -183,6 +183,13 @@ pub(crate) fn backup(cx: &Ctx, args: BackupArgs) -> Result<(), Failure> {
     let BackupArgs { out } = args;
     let dir = &cx.dir;
     let json = cx.json;
+    // A directory (a second disk, a USB path a timer writes to): a new file
+    // in it named by the time.
+    let out = if out.is_dir() {
+        out.join(format!("caja-node-{}.db", SystemClock.now_ms()))
+    } else {
+        out
+    };
     let seq = caja_node::datadir::backup(dir, &out)?;
     let v = serde_json::json!({"backup": out, "head_seq": seq});
     emit(json, &v, |_| {

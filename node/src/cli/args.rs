@@ -425,7 +425,8 @@ pub(crate) struct ExportArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct BackupArgs {
-    /// The backup file to create.
+    /// The backup file to create, or an existing directory to create
+    /// `caja-node-<ms>.db` in (for a timer writing to a second disk).
     #[arg(long)]
     pub(crate) out: PathBuf,
 }
