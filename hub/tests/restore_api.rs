@@ -69,13 +69,13 @@ crate::on_both_backends! {
         let mut hub = TestHub::start().await;
         let store = hub.create_store("Colmado").await;
         let (reg, _hub_key) = hub.enroll(store).await;
-        let (status, v) = hub
-            .post_json(
+        hub.admin
+            .post(
                 "/v1/admin/fiscal/series",
                 &json!({"prefix":"B02","digits":8,"first":1,"last":1000,"valid_until":"2099-12-31"}),
             )
-            .await;
-        assert_eq!(status, 200, "{v}");
+            .await
+            .unwrap();
         // Never restored: epoch 0 everywhere.
         assert_eq!(epoch_header(&hub, "/v1/sync/pull").await, (401, Some("0".into())));
         let pulled = hub.pull(&reg, "").await;
@@ -145,19 +145,21 @@ crate::on_both_backends! {
         assert_eq!(again.status, 200, "{}", again.body);
 
         // Head office: override (audited), acknowledge (audited, seen in pulls).
-        let (status, v) = hub
-            .post_json(
+        let v = hub
+            .admin
+            .post(
                 "/v1/admin/restore/override",
                 &json!({"store": store, "by": "maria", "note": "caja 3 en reparación"}),
             )
-            .await;
-        assert_eq!(status, 200, "{v}");
-        assert_eq!(v["overridden"], true);
-        let (status, v) = hub
-            .post_json("/v1/admin/restore/ack", &json!({"by": "maria", "note": "revisado"}))
-            .await;
-        assert_eq!(status, 200, "{v}");
-        assert_eq!(v["acked_by"], "maria");
+            .await
+            .unwrap();
+        assert_eq!(v["overridden"], true, "{v}");
+        let v = hub
+            .admin
+            .post("/v1/admin/restore/ack", &json!({"by": "maria", "note": "revisado"}))
+            .await
+            .unwrap();
+        assert_eq!(v["acked_by"], "maria", "{v}");
         let pulled = hub.pull(&reg, "").await;
         assert_eq!(pulled.body["restore_acknowledged"], true);
         let kinds = audit_kinds(&hub).await;
