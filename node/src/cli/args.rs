@@ -80,6 +80,9 @@ pub(crate) enum Command {
     Backup(BackupArgs),
     /// Replace the database with a backup file.
     Restore(RestoreArgs),
+    /// Install the key head office gave this register (after a hub restore
+    /// or on new hardware).
+    Rekey(super::rekey::RekeyArgs),
     /// Rebuild every projection from the journal and hub chain.
     Rebuild,
     /// Import hub events (a pull page saved as JSON: {"events", "hub_checkpoint"}).
