@@ -1076,28 +1076,6 @@ pub fn ecf_unavailable(why: &crate::ecf::EcfUnavailable) -> String {
     }
 }
 
-#[cfg(test)]
-mod approval_words {
-    use super::*;
-
-    #[test]
-    fn approvals_are_named_in_spanish() {
-        let m = error(&OpError::Refused(Refusal::ApprovalRequired(
-            "price_override",
-        )));
-        assert_eq!(
-            m,
-            "El cambio de precio necesita la autorización de un supervisor (su PIN)."
-        );
-        assert!(!m.contains("price_override"));
-        assert_eq!(
-            approval_action("close_shift"),
-            "cerrar el turno de otra persona"
-        );
-        assert_eq!(approval_action("nuevo"), "nuevo");
-    }
-}
-
 // — RESTORE —
 
 /// The warning shown while head office has not acknowledged a restore of the
@@ -1123,4 +1101,26 @@ pub fn restored_needs_key(seq: u64) -> String {
     format!(
         "Respaldo restaurado (hasta el evento #{seq}). Falta la llave de la caja: pida una nueva a la oficina central (caja-hub admin rotate) e instálela con `caja-node rekey`; luego sincronice antes de emitir comprobantes fiscales."
     )
+}
+
+#[cfg(test)]
+mod approval_words {
+    use super::*;
+
+    #[test]
+    fn approvals_are_named_in_spanish() {
+        let m = error(&OpError::Refused(Refusal::ApprovalRequired(
+            "price_override",
+        )));
+        assert_eq!(
+            m,
+            "El cambio de precio necesita la autorización de un supervisor (su PIN)."
+        );
+        assert!(!m.contains("price_override"));
+        assert_eq!(
+            approval_action("close_shift"),
+            "cerrar el turno de otra persona"
+        );
+        assert_eq!(approval_action("nuevo"), "nuevo");
+    }
 }
