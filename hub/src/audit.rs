@@ -74,6 +74,18 @@ pub enum AuditKind {
     /// Head office cancelled (ANECF) the number of a document refused before
     /// sending; the document is never sent.
     FiscalDocumentCancelled,
+    // — RESTORE —
+    /// The database was restored from a backup: a new restore epoch,
+    /// naming the audit tree's size and root it restarted from.
+    Restored,
+    /// A register returned a hub-chain event the restored hub lacked
+    /// (verified with the hub key).
+    HubEventRecovered,
+    /// Head office acknowledged a restore's discontinuity.
+    RestoreAcknowledged,
+    /// Head office lifted a store's restore gate before all its registers
+    /// reported.
+    RestoreOverridden,
 }
 
 impl AuditKind {
@@ -106,6 +118,10 @@ impl AuditKind {
             AuditKind::FiscalDocumentDecided => "fiscal_document_decided",
             AuditKind::FiscalSummaryCorrected => "fiscal_summary_corrected",
             AuditKind::FiscalDocumentCancelled => "fiscal_document_cancelled",
+            AuditKind::Restored => "restored",
+            AuditKind::HubEventRecovered => "hub_event_recovered",
+            AuditKind::RestoreAcknowledged => "restore_acknowledged",
+            AuditKind::RestoreOverridden => "restore_overridden",
         }
     }
 }

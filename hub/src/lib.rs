@@ -52,6 +52,7 @@ pub mod projection;
 #[cfg(any(test, feature = "testkit"))]
 pub mod provider_emulator;
 pub mod ratelimit;
+pub mod restore;
 pub mod server;
 pub mod storage;
 pub mod system;

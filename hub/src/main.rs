@@ -21,6 +21,7 @@ use caja_hub::system::{OsRandom, SystemClock};
 use clap::{Parser, Subcommand};
 
 mod cli_certificate;
+mod cli_restore;
 
 /// Caja hub: receives every register's events exactly once and in causal order,
 /// resolves conflicts, accounts for fiscal numbers and keeps a verifiable audit log.
@@ -74,6 +75,12 @@ enum Command {
         #[arg(long, env = "CAJA_HUB_DATA_DIR")]
         data_dir: PathBuf,
     },
+    /// Back up the database while the hub serves (one consistent
+    /// snapshot), and/or write the secrets bundle (docs/backup-restore.md).
+    Backup(cli_restore::BackupArgs),
+    /// Restore a backup onto a data directory without a database and start
+    /// a new restore epoch (docs/backup-restore.md).
+    Restore(cli_restore::RestoreArgs),
     /// Export or verify the audit log (RFC 9162 Merkle tree, signed head).
     Audit {
         #[command(subcommand)]
@@ -439,6 +446,11 @@ enum AdminAction {
     },
     /// Sign a head of the audit log's Merkle tree now and print it (sth.json).
     SignTreeHead,
+    /// After a restore: status, acknowledge, override a store's gate.
+    Restore {
+        #[command(subcommand)]
+        action: cli_restore::RestoreAction,
+    },
     /// Create or change a member of staff (the PIN is hashed at the hub and
     /// reaches the registers only as a hash).
     Staff {
@@ -644,6 +656,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Audit { action } => audit(action),
+        Command::Backup(args) => cli_restore::run_backup(&args).map_err(config_error),
+        Command::Restore(args) => cli_restore::run_restore(&args).map_err(config_error),
         Command::Admin {
             url,
             admin_token_file,
@@ -880,6 +894,10 @@ async fn admin(c: AdminClient, action: AdminAction) -> Result<(), Failure> {
             c.post("/v1/admin/staff", &body).await
         }
         AdminAction::SignTreeHead => c.sign_tree_head().await,
+        AdminAction::Restore { action } => match cli_restore::admin_call(action) {
+            (path, None) => c.get(path).await,
+            (path, Some(body)) => c.post(path, &body).await,
+        },
     }
     .map_err(runtime_error)?;
     println!(

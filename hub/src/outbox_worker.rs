@@ -247,6 +247,32 @@ impl Ctx {
         }
     }
 
+    /// Asks the authority what it holds for a document whose submission may
+    /// have arrived (in doubt); submits only when it holds nothing.
+    async fn lookup_then_submit(&self, doc: &Claimed) -> Outcome {
+        self.stats.lookups.fetch_add(1, Ordering::Relaxed);
+        match self.gateway.lookup(doc).await {
+            Ok(Some(Submitted::Decided(v))) if outbox::stale_rejection(doc, &v) => {
+                self.count("lookup", "stale");
+                tracing::info!(document = %doc.doc_key, "the lookup found the rejection of the summary head office replaced; the correction is sent");
+                self.submit(doc).await
+            }
+            Ok(Some(found)) => {
+                self.stats.lookups_found.fetch_add(1, Ordering::Relaxed);
+                self.count("lookup", "found");
+                match found {
+                    Submitted::Tracked(t) => Outcome::Tracked { track_id: t },
+                    Submitted::Decided(v) => Outcome::Decided(v),
+                }
+            }
+            Ok(None) => {
+                self.count("lookup", "absent");
+                self.submit(doc).await
+            }
+            Err(e) => self.failed("lookup", &e),
+        }
+    }
+
     /// One step for a claimed document, then its outcome recorded.
     async fn process(&self, owner: &str, mut doc: Claimed) {
         let outcome = match outbox::step(&doc) {
@@ -276,8 +302,15 @@ impl Ctx {
                             }
                         }
                         doc.prepared = Some(p);
+                        // Queued in doubt (after a restore of the hub, the
+                        // lost copy may have sent it): ask first.
+                        let ask_first = doc.in_doubt;
                         doc.in_doubt = true;
-                        self.submit(&doc).await
+                        if ask_first {
+                            self.lookup_then_submit(&doc).await
+                        } else {
+                            self.submit(&doc).await
+                        }
                     }
                     Err(BuildError::Invalid(reason)) => {
                         self.count("build", "invalid");
@@ -325,29 +358,7 @@ impl Ctx {
                 doc.in_doubt = true;
                 self.submit(&doc).await
             }
-            Step::Lookup => {
-                self.stats.lookups.fetch_add(1, Ordering::Relaxed);
-                match self.gateway.lookup(&doc).await {
-                    Ok(Some(Submitted::Decided(v))) if outbox::stale_rejection(&doc, &v) => {
-                        self.count("lookup", "stale");
-                        tracing::info!(document = %doc.doc_key, "the lookup found the rejection of the summary head office replaced; the correction is sent");
-                        self.submit(&doc).await
-                    }
-                    Ok(Some(found)) => {
-                        self.stats.lookups_found.fetch_add(1, Ordering::Relaxed);
-                        self.count("lookup", "found");
-                        match found {
-                            Submitted::Tracked(t) => Outcome::Tracked { track_id: t },
-                            Submitted::Decided(v) => Outcome::Decided(v),
-                        }
-                    }
-                    Ok(None) => {
-                        self.count("lookup", "absent");
-                        self.submit(&doc).await
-                    }
-                    Err(e) => self.failed("lookup", &e),
-                }
-            }
+            Step::Lookup => self.lookup_then_submit(&doc).await,
             Step::Poll => {
                 self.stats.polls.fetch_add(1, Ordering::Relaxed);
                 let track = doc.track_id.clone().unwrap_or_default();

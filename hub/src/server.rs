@@ -136,7 +136,7 @@ fn open_store(
     clock: Arc<dyn Clock + Send + Sync>,
     rng: Box<dyn caja_shared::entropy::RandomSource + Send>,
 ) -> Result<Storage, StorageError> {
-    {
+    let epoch = {
         let conn = storage::open_offline(db)?;
         let public = hub_key.public_key();
         storage::record_hub_key(
@@ -155,8 +155,11 @@ fn open_store(
             root = %check.sth.root,
             "audit log checked"
         );
-    }
-    Storage::open(cfg, clock, rng)
+        storage::restore::epoch_state(&conn)?
+    };
+    let store = Storage::open(cfg, clock, rng)?;
+    store.set_restore_epoch(epoch.0, epoch.1);
+    Ok(store)
 }
 
 /// The store's settings from the hub's configuration.

@@ -156,6 +156,22 @@ pub fn adopt_enrollment(dir: &DataDir, a: &Adopted, now_ms: i64) -> Result<Devic
     Ok(record)
 }
 
+/// Installs the key head office gave this register (`caja-hub admin rotate
+/// DEVICE --no-grace`), for a register whose key the hub lost (restored from
+/// an older backup) or a register restored on new hardware: the key file
+/// (0600) and the device row's key id. Returns the device.
+pub fn rekey(
+    dir: &DataDir,
+    key_id: &caja_shared::ids::KeyId,
+    key: &caja_shared::key::DeviceKey,
+) -> Result<caja_shared::ids::DeviceId, OpError> {
+    let db = Db::open(dir.db_path())?;
+    let device = journal::load_device(db.conn())?.ok_or(JournalError::NotInitialized)?;
+    keyfile::write_key_file(&dir.key_path(), key)?;
+    journal::set_key_id(db.conn(), key_id)?;
+    Ok(device.device)
+}
+
 /// Copies the live database to `dest` with SQLite's online backup API (a
 /// consistent snapshot even while the node sells), then marks the copy as a
 /// backup: once restored it issues no fiscal number and sells no escrowed stock

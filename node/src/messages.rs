@@ -336,6 +336,10 @@ pub fn status(s: &Status) -> String {
         )),
         _ => lines.push("Registro de auditoría de la oficina central: sin verificar todavía".into()),
     }
+    // — RESTORE —
+    if let Some(r) = s.sync.hub_restore.as_ref().filter(|r| !r.acknowledged) {
+        lines.push(hub_restored_warning(r.epoch, r.tree_size.unwrap_or(0)));
+    }
     if let Some(e) = &s.sync.last_error {
         lines.push(format!("Último error de sincronización: {e}"));
     }
@@ -1070,6 +1074,33 @@ pub fn ecf_unavailable(why: &crate::ecf::EcfUnavailable) -> String {
         U::CertificateNotValid { .. } => "No se puede emitir un comprobante electrónico: el certificado digital está vencido o aún no es válido. Instale uno vigente. No se registró nada.".into(),
         U::Broken(e) => format!("No se puede emitir un comprobante electrónico: {e}. No se registró nada."),
     }
+}
+
+// — RESTORE —
+
+/// The warning shown while head office has not acknowledged a restore of the
+/// hub from a backup.
+pub fn hub_restored_warning(epoch: u64, tree_size: u64) -> String {
+    format!(
+        "AVISO: la oficina central fue restaurada de un respaldo (época {epoch}; su registro de auditoría continúa desde {tree_size} entradas). Esta caja le devolvió lo que faltaba. Pendiente de confirmación de la oficina central."
+    )
+}
+
+/// `caja-node rekey` done.
+pub fn rekey_done(device: &str, key_id: &str) -> String {
+    format!("Clave nueva instalada para la caja {device} (id {key_id}). Sincronice ahora.")
+}
+
+/// `caja-node rekey` could not read or use its key file.
+pub fn rekey_bad_key_file(path: &str, why: &str) -> String {
+    format!("--key-file {path}: no se pudo usar la clave ({why}).")
+}
+
+/// `caja-node restore` on a machine without the register's key file.
+pub fn restored_needs_key(seq: u64) -> String {
+    format!(
+        "Respaldo restaurado (hasta el evento #{seq}). Falta la llave de la caja: pida una nueva a la oficina central (caja-hub admin rotate) e instálela con `caja-node rekey`; luego sincronice antes de emitir comprobantes fiscales."
+    )
 }
 
 #[cfg(test)]

@@ -127,6 +127,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "intent_refunds",
         sql: include_str!("../../migrations/node/0018_intent_refunds.sql"),
     },
+    Migration {
+        version: 19,
+        name: "restore_epoch",
+        sql: include_str!("../../migrations/node/0019_restore_epoch.sql"),
+    },
 ];
 
 /// The schema version this binary writes: the last of [`MIGRATIONS`].

@@ -192,6 +192,15 @@ pub(crate) async fn guard(State(app): App, req: Request, next: Next) -> Response
         },
     };
     drop(held);
+    let mut response = response;
+    if route.starts_with("/v1/") {
+        // DESIGN "Hub restore": the restore epoch in every answer, errors
+        // included, so a register notices a restored hub at once.
+        response.headers_mut().insert(
+            crate::restore::EPOCH_HEADER,
+            HeaderValue::from(app.store.restore_epoch()),
+        );
+    }
     app.metrics
         .requests
         .get_or_create(&RouteStatus {

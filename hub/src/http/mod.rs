@@ -23,6 +23,7 @@ mod fiscal;
 mod kernel;
 mod outbox;
 mod payments;
+mod restore;
 mod staff;
 mod sync;
 
@@ -97,6 +98,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/admin/payments/reconcile", post(payments::reconcile))
         .merge(audit::routes())
+        .merge(restore::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), guard))
         .fallback(kernel::not_found)
         .layer(DefaultBodyLimit::max(body_limit))

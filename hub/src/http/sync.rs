@@ -109,6 +109,7 @@ pub(crate) async fn push(
         app.metrics.events_held.inc_by(ack.held.len() as u64);
         let mut v = serde_json::to_value(&ack).map_err(|_| ApiError::internal())?;
         v["hub_time_ms"] = app.store.now_ms().into();
+        v["restore_epoch"] = app.store.restore_epoch().into();
         json(&v)
     }
     .await;
@@ -149,7 +150,14 @@ pub(crate) async fn pull(
         let mut out = Vec::with_capacity(page.events.iter().map(Vec::len).sum::<usize>() + 512);
         push_events(&mut out, &page.events);
         out.extend_from_slice(
-            format!(",\"next\":\"a{}\",\"more\":{}", page.next, page.more).as_bytes(),
+            format!(
+                ",\"next\":\"a{}\",\"more\":{},\"restore_epoch\":{},\"restore_acknowledged\":{}",
+                page.next,
+                page.more,
+                app.store.restore_epoch(),
+                app.store.restore_acknowledged()
+            )
+            .as_bytes(),
         );
         if let Some((device, seq, hash)) = page.last_hub {
             let cp = hubchain::checkpoint(&app.hub_key, device, seq, hash);

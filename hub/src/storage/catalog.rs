@@ -45,6 +45,9 @@ pub(crate) fn append_hub_events(
         if !store_exists(conn, *store)? {
             return Ok(Err(ApiError::not_found(format!("no store {store}"))));
         }
+        if let Some(pending) = crate::storage::restore::gate(conn, *store)? {
+            return Ok(Err(pending));
+        }
     }
     let mut out = Vec::new();
     for store in targets {

@@ -333,6 +333,9 @@ pub(super) fn resolve(
         resolved_by: req.by.trim().to_owned(),
         note: req.note.trim().to_owned(),
     });
+    if let Some(pending) = crate::storage::restore::gate(conn, c.store)? {
+        return Ok(Err(pending));
+    }
     let deps: Vec<EventId> = c.candidates.iter().copied().collect();
     let events = append_to_hub_chain_with_deps(conn, env, c.store, &[(body, deps)])?;
     let event = events

@@ -182,6 +182,11 @@ pub(crate) fn grant_quota(
         Ok(b) => b,
         Err(answer) => return Ok(answer),
     };
+    // After a restore, no grant before the store's registers have returned
+    // what they hold (DESIGN "Hub restore").
+    if let Some(pending) = crate::storage::restore::gate(conn, who.store)? {
+        return Ok(Err(pending));
+    }
     for (i, it) in request.items.iter().enumerate() {
         match policy(conn, who.store, &it.product)?.as_deref() {
             None => {

@@ -293,6 +293,11 @@ pub(crate) fn grant_range(
         Ok(b) => b,
         Err(answer) => return Ok(answer),
     };
+    // After a restore, no grant before the store's registers have returned
+    // what they hold (DESIGN "Hub restore").
+    if let Some(pending) = crate::storage::restore::gate(conn, who.store)? {
+        return Ok(Err(pending));
+    }
     let now = env.now_ms();
     let offset = store_offset(conn, who.store)?;
     let candidates: Vec<SeriesInfo> = list_series(conn)?

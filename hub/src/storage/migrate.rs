@@ -126,6 +126,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../../migrations/hub/0014_card_matching.sql"),
         postgres: include_str!("../../../migrations/hub/postgres/0014_card_matching.sql"),
     },
+    Migration {
+        version: 15,
+        name: "restore_epoch",
+        sql: include_str!("../../../migrations/hub/0015_restore_epoch.sql"),
+        postgres: include_str!("../../../migrations/hub/postgres/0015_restore_epoch.sql"),
+    },
 ];
 
 /// Why the database cannot be brought to this binary's schema.

@@ -70,6 +70,7 @@ mod payments_reads;
 pub mod pg_tls;
 mod pull;
 mod reports;
+pub mod restore;
 mod stores;
 mod tx_cache;
 mod writer;
@@ -255,6 +256,48 @@ impl Storage {
         bodies: Vec<EventBody>,
     ) -> Result<Answer<Vec<HubAppend>>, StorageError> {
         self.write(move |conn, env| catalog::append_hub_events(conn, env, &stores, &bodies))
+            .await
+    }
+
+    /// `POST /v1/sync/hub-events`: hub events a register returns after a
+    /// restore, and its report (see [`restore::hub_events`]).
+    pub async fn hub_events(
+        &self,
+        who: DeviceCtx,
+        batch: crate::restore::HubEventsBatch,
+    ) -> Result<Answer<restore::HubEventsAck>, StorageError> {
+        self.write(move |conn, env| restore::hub_events(conn, env, who, &batch))
+            .await
+    }
+
+    /// Admin: the latest restore and each store's gate.
+    pub async fn restore_status(&self) -> Result<restore::RestoreStatus, StorageError> {
+        self.read(restore::status).await
+    }
+
+    /// Admin: acknowledges the latest restore (audited).
+    pub async fn restore_acknowledge(
+        &self,
+        by: String,
+        note: String,
+    ) -> Result<Answer<restore::RestoreInfo>, StorageError> {
+        let r = self
+            .write(move |conn, env| restore::acknowledge(conn, env, &by, &note))
+            .await?;
+        if let Ok(info) = &r {
+            self.set_restore_epoch(info.epoch, true);
+        }
+        Ok(r)
+    }
+
+    /// Admin: lifts a store's restore gate (audited).
+    pub async fn restore_override(
+        &self,
+        store: StoreId,
+        by: String,
+        note: String,
+    ) -> Result<Answer<restore::StoreGate>, StorageError> {
+        self.write(move |conn, env| restore::override_store(conn, env, store, &by, &note))
             .await
     }
 

@@ -127,6 +127,11 @@ struct Inner {
     clock: Arc<dyn Clock + Send + Sync>,
     writer: Mutex<Option<JoinHandle<()>>>,
     capacity: usize,
+    /// The restore epoch this database is in (read at start; a restore
+    /// happens offline, so it does not change while the hub serves).
+    restore_epoch: AtomicU64,
+    /// Whether head office acknowledged the latest restore.
+    restore_acknowledged: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Inner {
@@ -194,6 +199,8 @@ impl Storage {
                 clock,
                 writer: Mutex::new(Some(writer)),
                 capacity: cfg.queue_capacity.max(1),
+                restore_epoch: AtomicU64::new(0),
+                restore_acknowledged: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -201,6 +208,26 @@ impl Storage {
     /// The hub's clock.
     pub fn now_ms(&self) -> i64 {
         self.inner.clock.now_ms()
+    }
+
+    /// The restore epoch sent in every answer (DESIGN "Hub restore").
+    pub fn restore_epoch(&self) -> u64 {
+        self.inner.restore_epoch.load(Ordering::Relaxed)
+    }
+
+    /// Sets the restore epoch and whether head office acknowledged it (at
+    /// start, from the database; the acknowledgement also when it is made).
+    pub fn set_restore_epoch(&self, epoch: u64, acknowledged: bool) {
+        self.inner.restore_epoch.store(epoch, Ordering::Relaxed);
+        self.inner
+            .restore_acknowledged
+            .store(acknowledged, Ordering::Relaxed);
+    }
+
+    /// Whether head office acknowledged the latest restore (true when there
+    /// was none).
+    pub fn restore_acknowledged(&self) -> bool {
+        self.restore_epoch() == 0 || self.inner.restore_acknowledged.load(Ordering::Relaxed)
     }
 
     /// Jobs waiting for the writer.

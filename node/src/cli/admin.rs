@@ -183,6 +183,13 @@ pub(crate) fn backup(cx: &Ctx, args: BackupArgs) -> Result<(), Failure> {
     let BackupArgs { out } = args;
     let dir = &cx.dir;
     let json = cx.json;
+    // A directory (a second disk, a USB path a timer writes to): a new file
+    // in it named by the time.
+    let out = if out.is_dir() {
+        out.join(format!("caja-node-{}.db", SystemClock.now_ms()))
+    } else {
+        out
+    };
     let seq = caja_node::datadir::backup(dir, &out)?;
     let v = serde_json::json!({"backup": out, "head_seq": seq});
     emit(json, &v, |_| {
@@ -199,6 +206,12 @@ pub(crate) fn restore(cx: &Ctx, args: RestoreArgs) -> Result<(), Failure> {
     let dir = &cx.dir;
     let json = cx.json;
     let seq = caja_node::datadir::restore(dir, &from, SystemClock.now_ms())?;
+    // On new hardware the key file is not there: head office gives a new
+    // key (`caja-node rekey`) before the register opens.
+    if !dir.key_path().exists() {
+        let v = serde_json::json!({"restored_from": from, "head_seq": seq, "needs_key": true});
+        return emit(json, &v, |_| messages::restored_needs_key(seq));
+    }
     open(dir)?;
     let v = serde_json::json!({"restored_from": from, "head_seq": seq});
     emit(json, &v, |_| {

@@ -80,6 +80,9 @@ pub(crate) enum Command {
     Backup(BackupArgs),
     /// Replace the database with a backup file.
     Restore(RestoreArgs),
+    /// Install the key head office gave this register (after a hub restore
+    /// or on new hardware).
+    Rekey(super::rekey::RekeyArgs),
     /// Rebuild every projection from the journal and hub chain.
     Rebuild,
     /// Import hub events (a pull page saved as JSON: {"events", "hub_checkpoint"}).
@@ -425,7 +428,8 @@ pub(crate) struct ExportArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct BackupArgs {
-    /// The backup file to create.
+    /// The backup file to create, or an existing directory to create
+    /// `caja-node-<ms>.db` in (for a timer writing to a second disk).
     #[arg(long)]
     pub(crate) out: PathBuf,
 }

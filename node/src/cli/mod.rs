@@ -11,6 +11,7 @@ pub(crate) mod args;
 mod certificate;
 mod common;
 mod ops;
+mod rekey;
 
 use std::path::PathBuf;
 
@@ -66,6 +67,7 @@ pub(crate) fn try_main(cli: Cli) -> Result<(), Failure> {
         Command::Verify => admin::verify(&cx),
         Command::Export(args) => admin::export(&cx, args),
         Command::Backup(args) => admin::backup(&cx, args),
+        Command::Rekey(args) => rekey::rekey(&cx, args),
         Command::Restore(args) => admin::restore(&cx, args),
         Command::Rebuild => admin::rebuild(&cx),
         Command::SampleCatalog(args) => admin::sample_catalog(&cx, args),

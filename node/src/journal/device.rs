@@ -127,6 +127,20 @@ pub fn set_restored_from_backup(conn: &Connection, restored: bool) -> Result<(),
     Ok(())
 }
 
+/// Records the key id head office gave this register when it re-keyed it
+/// (a hub restored from a backup lost the key; the key file is written
+/// beside). Checkpoints keep the key id they were made with.
+pub fn set_key_id(conn: &Connection, key_id: &caja_shared::ids::KeyId) -> Result<(), JournalError> {
+    let n = conn.execute(
+        "UPDATE device SET key_id = ?1 WHERE id = 1",
+        [key_id.as_str()],
+    )?;
+    if n == 0 {
+        return Err(JournalError::NotInitialized);
+    }
+    Ok(())
+}
+
 /// The recorded first result of a client operation, if it was applied.
 pub fn find_op(conn: &Connection, op_id: &OpId) -> Result<Option<OpRecord>, JournalError> {
     let row: Option<(String, String, String, Option<u64>, i64)> = conn

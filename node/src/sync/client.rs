@@ -157,6 +157,16 @@ pub struct HubClient {
     http: Carrier,
     /// The trust setting in force, named in certificate errors.
     trust_key: &'static str,
+    /// The restore epoch of the hub's latest answer (`Caja-Restore-Epoch`,
+    /// or `restore_epoch` in a body); [`NO_EPOCH`] before any.
+    epoch: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// No restore epoch seen yet (or a hub from before restore epochs).
+const NO_EPOCH: u64 = u64::MAX;
+
+fn no_epoch() -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+    std::sync::Arc::new(std::sync::atomic::AtomicU64::new(NO_EPOCH))
 }
 
 /// An error and its sources on one line (reqwest's own `Display` stops at
@@ -228,6 +238,7 @@ impl HubClient {
             base,
             http: Carrier::Http(http),
             trust_key: trust.key(),
+            epoch: no_epoch(),
         })
     }
 
@@ -238,6 +249,7 @@ impl HubClient {
             base: base_url.trim_end_matches('/').to_owned(),
             http: Carrier::Custom(transport),
             trust_key: "hub_url",
+            epoch: no_epoch(),
         }
     }
 
@@ -272,6 +284,18 @@ impl HubClient {
                 .map_err(|e| bad("hub_key", e.to_string()))?,
             hub_time_ms: v.get("hub_time_ms").and_then(Value::as_i64).unwrap_or(0),
         })
+    }
+
+    /// The restore epoch of the hub's latest answer that carried one.
+    pub fn restore_epoch(&self) -> Option<u64> {
+        let e = self.epoch.load(std::sync::atomic::Ordering::Relaxed);
+        (e != NO_EPOCH).then_some(e)
+    }
+
+    fn saw_epoch(&self, epoch: Option<u64>) {
+        if let Some(e) = epoch.filter(|e| *e != NO_EPOCH) {
+            self.epoch.store(e, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// A signed request; `now_ms` is the hub's time as this register estimates
@@ -334,6 +358,12 @@ impl HubClient {
                     }
                 })?;
                 let status = resp.status().as_u16();
+                self.saw_epoch(
+                    resp.headers()
+                        .get("caja-restore-epoch")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok()),
+                );
                 let retry_after_s = resp
                     .headers()
                     .get("retry-after")
@@ -355,7 +385,14 @@ impl HubClient {
         // Strict parse: the events inside are hashed as received.
         let value = canonical::parse(&bytes);
         if status == 200 {
-            return value.map_err(|e| HubError::BadAnswer(e.to_string()));
+            let value = value.map_err(|e| HubError::BadAnswer(e.to_string()))?;
+            self.saw_epoch(
+                value
+                    .get("restore_epoch")
+                    .and_then(Value::as_i64)
+                    .and_then(|n| u64::try_from(n).ok()),
+            );
+            return Ok(value);
         }
         let v = value.unwrap_or(Value::Null);
         let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);

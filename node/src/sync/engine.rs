@@ -28,6 +28,7 @@ use crate::journal::{self, DeviceRecord, Journal, JournalError};
 use crate::keyfile::{self, KeyFileError};
 
 mod audit;
+mod restore;
 pub use crate::sync::state::{hub_log_status, reset_hub_trust, HubLogStatus};
 
 /// The sync engine's limits, all named.
@@ -105,6 +106,10 @@ pub enum SyncError {
     /// The configuration cannot be used (names the key).
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// The hub was restored from a backup since the last round: followed
+    /// within the round (never returned by it).
+    #[error("the hub was restored from a backup")]
+    NewRestoreEpoch,
 }
 
 impl From<OpError> for SyncError {
@@ -310,9 +315,18 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
             report.recovered += self.recover_own()?;
         }
         self.push_all(&mut report)?;
+        if self.new_restore_epoch()?.is_some() {
+            self.follow_restore(&mut report)?;
+        }
         // Hub data is applied only from a hub whose audit log still extends
         // the signed head this register saw last.
-        self.check_hub_log()?;
+        match self.check_hub_log() {
+            Err(SyncError::NewRestoreEpoch) => {
+                self.follow_restore(&mut report)?;
+                self.check_hub_log()?;
+            }
+            other => other?,
+        }
         self.pull_all(&mut report)?;
         self.fiscal_topup(&mut report)?;
         self.escrow_topup(&mut report)?;
@@ -386,7 +400,14 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
             r
         };
         crate::crashpoint::hit("sync:escrow_requested");
-        let v = self.request("POST", "/v1/escrow/grants", body.clone().into_bytes())?;
+        let v = match self.request("POST", "/v1/escrow/grants", body.clone().into_bytes()) {
+            Err(HubError::Api { code, .. }) if code == "restore_pending" => {
+                // Asked again (same id) once the restored hub grants again.
+                tracing::info!("stock quota waits for the restored hub");
+                return Ok(());
+            }
+            other => other?,
+        };
         let granted = v
             .get("events")
             .and_then(Value::as_array)
@@ -455,6 +476,11 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
                     tracing::info!(series = %series, request = %request_id, "fiscal block granted");
                     crate::crashpoint::hit("sync:fiscal_granted");
                 }
+                Err(HubError::Api { code, .. }) if code == "restore_pending" => {
+                    // A restored hub grants nothing until every register of
+                    // the store reported; the request keeps its id.
+                    tracing::info!(series = %series, "fiscal block waits for the restored hub");
+                }
                 Err(HubError::Api { code, message, .. })
                     if code == "fiscal_series_exhausted" || code == "no_fiscal_series" =>
                 {
@@ -505,8 +531,13 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
             if let Some(cp) = v.get("checkpoint").filter(|c| **c != Value::Null) {
                 let cp: Checkpoint = serde_json::from_value(cp.to_serde())
                     .map_err(|e| SyncError::BadHubData(format!("checkpoint: {e}")))?;
-                cp.verify(&self.creds.key)
-                    .map_err(|e| SyncError::BadHubData(e.to_string()))?;
+                // Made with a key head office has since replaced (a
+                // register re-keyed on new hardware): its MAC cannot be
+                // checked with the new key; its hash still must agree.
+                if cp.key_id == self.creds.key_id {
+                    cp.verify(&self.creds.key)
+                        .map_err(|e| SyncError::BadHubData(e.to_string()))?;
+                }
                 let held = Journal::event(&tx, cp.seq.get())?;
                 if held.map(|e| e.hash()) != Some(cp.hash) {
                     return Err(SyncError::BadHubData(
@@ -616,6 +647,12 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
                         self.recover_own()?;
                         continue;
                     }
+                    if hub_has <= acked && self.new_restore_epoch()?.is_some() {
+                        // A restored hub lacks what it acknowledged after
+                        // its backup: push it again.
+                        state::rewind_acked_seq(self.db.conn(), hub_has, self.clock.now_ms())?;
+                        continue;
+                    }
                     if hub_has <= acked {
                         return Err(SyncError::BadHubData(format!(
                             "the hub asks for seq {expected}, before what it acknowledged ({acked})"
@@ -667,12 +704,19 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
             if let Some(cp) = &hub_cp {
                 if !hub.is_empty() {
                     report.hub_events += crate::import::hub_page(&tx, &self.device, &hub, cp)?;
+                    // Kept to prove these hub events to a restored hub.
+                    if state::hub_events_head(&tx)? == cp.seq.get() {
+                        let json = serde_json::to_string(cp)
+                            .map_err(|e| SyncError::BadHubData(e.to_string()))?;
+                        state::keep_hub_checkpoint(&tx, cp.seq.get(), &json)?;
+                    }
                 }
                 state::set_hub_chain(&tx, &cp.device.to_string())?;
             }
             report.peer_events += crate::import::peer_events(&tx, &self.device, &peers)?;
             state::set_pull_cursor(&tx, &next)?;
             tx.commit()?;
+            self.note_restore_ack(&v)?;
             crate::crashpoint::hit("sync:pull_page");
             if !more || next == cursor {
                 return Ok(());
@@ -789,6 +833,9 @@ pub struct SyncStatus {
     pub oldest_unsynced_ms: Option<i64>,
     /// Trust in the hub's audit log.
     pub hub_log: HubLogStatus,
+    /// The hub restore this register followed last: a warning until head
+    /// office acknowledged it.
+    pub hub_restore: Option<state::HubRestore>,
 }
 
 /// Reads the sync status row and the age of the oldest unsynced event.
@@ -806,5 +853,6 @@ pub fn status(conn: &rusqlite::Connection) -> Result<SyncStatus, SyncError> {
         quarantined: row.quarantined,
         oldest_unsynced_ms: oldest,
         hub_log,
+        hub_restore: state::hub_restore(conn)?,
     })
 }

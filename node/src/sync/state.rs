@@ -229,3 +229,129 @@ pub fn hub_log_status(conn: &Connection) -> Result<HubLogStatus, rusqlite::Error
 pub fn reset_hub_trust(conn: &Connection) -> Result<(), rusqlite::Error> {
     reset_hub_audit(conn)
 }
+
+// — RESTORE —
+
+/// The hub restore this register last followed (`hub_restore`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HubRestore {
+    /// The hub's restore epoch.
+    pub epoch: u64,
+    /// When this register followed it (pushed back what the hub lacked).
+    pub followed_ms: i64,
+    /// The audit tree size the hub restarted from.
+    pub tree_size: Option<u64>,
+    /// Its root.
+    pub root: Option<String>,
+    /// Whether head office acknowledged the restore (until then: a warning).
+    pub acknowledged: bool,
+}
+
+/// The restore epoch followed last; `None` before any.
+pub fn hub_restore(conn: &Connection) -> rusqlite::Result<Option<HubRestore>> {
+    conn.query_row(
+        "SELECT epoch, followed_ms, tree_size, root, acknowledged FROM hub_restore WHERE id = 1",
+        [],
+        |r| {
+            Ok(HubRestore {
+                epoch: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+                followed_ms: r.get(1)?,
+                tree_size: r
+                    .get::<_, Option<i64>>(2)?
+                    .and_then(|n| u64::try_from(n).ok()),
+                root: r.get(3)?,
+                acknowledged: r.get::<_, i64>(4)? == 1,
+            })
+        },
+    )
+    .optional()
+}
+
+/// Records that this register followed restore `epoch` (not yet acknowledged).
+pub fn set_hub_restore(
+    conn: &Connection,
+    epoch: u64,
+    now_ms: i64,
+    tree_size: Option<u64>,
+    root: Option<&str>,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO hub_restore (id, epoch, followed_ms, tree_size, root, acknowledged)
+         VALUES (1, ?1, ?2, ?3, ?4, 0)
+         ON CONFLICT (id) DO UPDATE SET epoch = excluded.epoch, followed_ms = excluded.followed_ms,
+             tree_size = excluded.tree_size, root = excluded.root, acknowledged = 0",
+        params![
+            i64::try_from(epoch).unwrap_or(i64::MAX),
+            now_ms,
+            tree_size.and_then(|n| i64::try_from(n).ok()),
+            root
+        ],
+    )?;
+    Ok(())
+}
+
+/// Marks restore `epoch` acknowledged by head office.
+pub fn acknowledge_hub_restore(conn: &Connection, epoch: u64) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE hub_restore SET acknowledged = 1 WHERE id = 1 AND epoch = ?1",
+        [i64::try_from(epoch).unwrap_or(i64::MAX)],
+    )?;
+    Ok(())
+}
+
+/// Keeps the hub checkpoint of hub-chain seq `seq` (verified), unless one of
+/// a later seq is kept already.
+pub fn keep_hub_checkpoint(conn: &Connection, seq: u64, checkpoint: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO hub_checkpoint_held (id, seq, checkpoint) VALUES (1, ?1, ?2)
+         ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, checkpoint = excluded.checkpoint
+         WHERE excluded.seq >= hub_checkpoint_held.seq",
+        params![i64::try_from(seq).unwrap_or(i64::MAX), checkpoint],
+    )?;
+    Ok(())
+}
+
+/// The kept hub checkpoint: its seq and JSON.
+pub fn held_hub_checkpoint(conn: &Connection) -> rusqlite::Result<Option<(u64, String)>> {
+    conn.query_row(
+        "SELECT seq, checkpoint FROM hub_checkpoint_held WHERE id = 1",
+        [],
+        |r| Ok((u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0), r.get(1)?)),
+    )
+    .optional()
+}
+
+/// The stored bytes of the hub events after `seq` up to `through`, in order.
+pub fn hub_events_between(
+    conn: &Connection,
+    seq: u64,
+    through: u64,
+) -> rusqlite::Result<Vec<Vec<u8>>> {
+    let mut stmt =
+        conn.prepare("SELECT bytes FROM hub_events WHERE seq > ?1 AND seq <= ?2 ORDER BY seq")?;
+    let rows = stmt.query_map(
+        params![
+            i64::try_from(seq).unwrap_or(i64::MAX),
+            i64::try_from(through).unwrap_or(i64::MAX)
+        ],
+        |r| r.get(0),
+    )?;
+    rows.collect()
+}
+
+/// The highest hub-chain seq held.
+pub fn hub_events_head(conn: &Connection) -> rusqlite::Result<u64> {
+    conn.query_row("SELECT coalesce(max(seq), 0) FROM hub_events", [], |r| {
+        Ok(u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0))
+    })
+}
+
+/// Sets the hub's acknowledged seq back to `seq`: a restored hub lacks what
+/// it had acknowledged after its backup, so it is pushed again. Never beyond
+/// the stored value.
+pub fn rewind_acked_seq(conn: &Connection, seq: u64, now_ms: i64) -> rusqlite::Result<usize> {
+    conn.execute(
+        "UPDATE sync_state SET acked_seq = ?1, updated_at_ms = ?2 WHERE id = 1 AND acked_seq > ?1",
+        params![i64::try_from(seq).unwrap_or(i64::MAX), now_ms],
+    )
+}

@@ -22,8 +22,13 @@ pub(crate) fn enqueue(conn: &Conn, documents: &[Document], now: i64) -> Result<(
     for d in documents {
         let added = conn
             .prepare_cached(
-                "INSERT INTO tax_outbox (doc_key, doc_type, series, store_id, device_id, event_id, created_ms, state, next_attempt_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $7) ON CONFLICT DO NOTHING",
+                // An event made before a restore of this hub may have had its
+                // document sent by the lost copy: in doubt, so the authority
+                // is asked before the first submission (DESIGN "Hub restore").
+                "INSERT INTO tax_outbox (doc_key, doc_type, series, store_id, device_id, event_id, created_ms, state, next_attempt_ms, in_doubt)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $7,
+                     CASE WHEN EXISTS (SELECT 1 FROM restore_epochs r, events e WHERE e.event_id = $6 AND e.hlc_ms < r.restored_at_ms) THEN 1 ELSE 0 END)
+                 ON CONFLICT DO NOTHING",
             )?
             .execute(params![
                 d.number,

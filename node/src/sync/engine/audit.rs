@@ -47,7 +47,7 @@ fn previous(conn: &Connection) -> Result<Option<(u64, Hash256)>, SyncError> {
 
 /// The signed head in an answer of `GET /v1/audit/sth` (fields the register
 /// does not know are ignored).
-fn parse_sth(v: &Value) -> Result<SignedTreeHead, SyncError> {
+pub(super) fn parse_sth(v: &Value) -> Result<SignedTreeHead, SyncError> {
     let bad = |what: &str| SyncError::BadHubData(format!("signed tree head: {what}"));
     let int = |k: &str| v.get(k).and_then(Value::as_i64).ok_or_else(|| bad(k));
     let text = |k: &str| v.get(k).and_then(Value::as_str).ok_or_else(|| bad(k));
@@ -116,6 +116,11 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
             Err(HubError::Api { status: 404, .. }) => return Ok(()),
             Err(e) => return Err(e.into()),
         };
+        // A restored hub's log restarts from an older head: follow the
+        // restore first (it re-bases trust on the signed restarted-from head).
+        if self.new_restore_epoch()?.is_some() {
+            return Err(SyncError::NewRestoreEpoch);
+        }
         let sth = parse_sth(&v)?;
         let head = match sth.verify(&hub_key) {
             Ok(h) => h,
@@ -163,7 +168,7 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
         self.trust(&head, &sth)
     }
 
-    fn trust(&self, head: &TreeHead, sth: &SignedTreeHead) -> Result<(), SyncError> {
+    pub(super) fn trust(&self, head: &TreeHead, sth: &SignedTreeHead) -> Result<(), SyncError> {
         state::trust_head(
             self.db.conn(),
             &state::VerifiedHead {
@@ -179,7 +184,7 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
         Ok(())
     }
 
-    fn distrust(&self, problem: String) -> Result<(), SyncError> {
+    pub(super) fn distrust(&self, problem: String) -> Result<(), SyncError> {
         tracing::error!(%problem, "hub audit log check failed: the hub is no longer trusted");
         state::distrust(self.db.conn(), &problem, self.clock.now_ms())?;
         Err(SyncError::HubLogRewritten(problem))
