@@ -165,6 +165,7 @@ fn check_expr(expr: &str, exported: &BTreeSet<String>, what: &str) {
     }
 }
 
+on_both_backends! {
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_feed_every_alert_rule_and_dashboard_panel() {
     let hub = TestHub::start().await;
@@ -278,6 +279,7 @@ async fn metrics_feed_every_alert_rule_and_dashboard_panel() {
             );
         }
     }
+}
 }
 
 fn load_catalog(hub: &TestHub, file: &Path, stores: &[String]) -> std::process::Output {
