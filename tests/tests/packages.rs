@@ -306,6 +306,27 @@ impl Notify {
     }
 }
 
+/// A unit's `key=` command as a shell line: `/bin/sh -c '…'` unwrapped,
+/// systemd's `%%` made `%`, `${VAR}` of `env` substituted.
+fn unit_command(unit: &Path, key: &str, env: &[(&str, PathBuf)]) -> String {
+    let text = std::fs::read_to_string(unit).unwrap();
+    let value = text
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("{} has no {key}", unit.display()));
+    let mut line = value
+        .strip_prefix("/bin/sh -c '")
+        .and_then(|v| v.strip_suffix('\''))
+        .unwrap_or(value)
+        .replace("%%", "%");
+    for (k, v) in env {
+        line = line.replace(&format!("${{{k}}}"), v.to_str().unwrap());
+    }
+    // systemd passes `-name hub-*.db` unglobbed; keep the shell from globbing.
+    line.replace(" -name ", " -name '")
+        .replace(".db -mtime", ".db' -mtime")
+}
+
 struct Killed(Child);
 
 impl Drop for Killed {
@@ -441,12 +462,75 @@ fn follow_the_install_section(root: &Path, tmp: &Path) {
     let mut page = String::new();
     let _ = stream.read_to_string(&mut page);
     assert!(page.starts_with("HTTP/1.1 200"), "{page:.200}");
-    // caja-node-backup.service: a file named by the time, while `run` runs.
+    // caja-node-backup.service's own commands, while `run` runs: a backup
+    // named by the time, then old ones pruned (one made 30 days old goes).
     let backups = tmp.join("var-backups-caja-node");
     std::fs::create_dir_all(&backups).unwrap();
-    let out = backups.join("caja-node-20260101T000000Z.db");
-    node(&["backup", "--out", out.to_str().unwrap()]);
-    assert!(out.exists());
+    let old = backups.join("caja-node-20200101T000000Z.db");
+    std::fs::write(&old, b"old").unwrap();
+    run(
+        Command::new("touch").args(["-d", "30 days ago"]).arg(&old),
+        "touch",
+    );
+    let unit = root.join("usr/lib/systemd/system/caja-node-backup.service");
+    let env = [
+        ("CAJA_NODE_DATA_DIR", node_dir.clone()),
+        ("CAJA_NODE_BACKUP_DIR", backups.clone()),
+        ("CAJA_NODE_BACKUP_KEEP_DAYS", PathBuf::from("14")),
+    ];
+    for key in ["ExecStart", "ExecStartPost"] {
+        let line = unit_command(&unit, key, &env)
+            .replace("/usr/bin/caja-node", node_bin.to_str().unwrap());
+        run(
+            Command::new("sh")
+                .arg("-c")
+                .arg(&line)
+                .envs(env.iter().map(|(k, v)| (k, v))),
+            &line,
+        );
+    }
+    let made: Vec<_> = std::fs::read_dir(&backups)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert!(
+        made[0].starts_with("caja-node-2") && made[0].ends_with("Z.db"),
+        "{made:?}"
+    );
+    // The hub's timer command, once `caja-hub backup` is in this tree: its
+    // stamp becomes the backup-age gauge.
+    let help = run(Command::new(&hub_bin).arg("--help"), "caja-hub --help");
+    if help.lines().any(|l| l.trim_start().starts_with("backup ")) {
+        let hub_backups = tmp.join("var-backups-caja-hub");
+        std::fs::create_dir_all(&hub_backups).unwrap();
+        let unit = root.join("usr/lib/systemd/system/caja-hub-backup.service");
+        let env = [
+            ("CAJA_HUB_DATA_DIR", hub_dir.clone()),
+            ("CAJA_HUB_BACKUP_DIR", hub_backups.clone()),
+            ("CAJA_HUB_BACKUP_KEEP_DAYS", PathBuf::from("35")),
+        ];
+        for key in ["ExecStart", "ExecStartPost"] {
+            let line = unit_command(&unit, key, &env)
+                .replace("/usr/bin/caja-hub", hub_bin.to_str().unwrap());
+            run(
+                Command::new("sh")
+                    .arg("-c")
+                    .arg(&line)
+                    .envs(env.iter().map(|(k, v)| (k, v))),
+                &line,
+            );
+        }
+        assert_eq!(std::fs::read_dir(&hub_backups).unwrap().count(), 1);
+        assert!(
+            hub_dir.join("backup-stamp").exists(),
+            "caja-hub backup wrote no backup-stamp"
+        );
+    } else {
+        eprintln!(
+            "caja-hub backup is not in this tree: the hub's backup timer command was not run"
+        );
+    }
     // A shift and a sale of the packaged example catalog, pushed by the
     // running service: the hub sees the register.
     node(&["shift", "open", "--cashier", "ana", "--float", "500.00"]);
