@@ -11,6 +11,10 @@
 #   throwaway certification authority the tests make.
 # - python3: the independent verifier of audit exports
 #   (hub/tests/independent/verify_audit_export.py, standard library only).
+# - systemd-analyze (Debian: systemd) and cargo-deb (pinned in
+#   scripts/package.sh, `cargo install --locked` once): the packaging test
+#   (tests/tests/packages.rs) builds the .deb from the debug binaries and
+#   verifies their units.
 #
 # Extra arguments go to `cargo test` (e.g. `scripts/test.sh -p caja-hub`).
 set -euo pipefail
@@ -28,6 +32,8 @@ command -v xmllint >/dev/null 2>&1 || need_apt+=(libxml2-utils)
 command -v xmlsec1 >/dev/null 2>&1 || need_apt+=(xmlsec1)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+command -v dpkg-deb >/dev/null 2>&1 || need_apt+=(dpkg)
 
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "scripts/test.sh: installing ${need_apt[*]}" >&2
@@ -40,6 +46,8 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
     if [ -x "$d/initdb" ] && [ -x "$d/postgres" ]; then pg_bin="$d"; fi
   done
 fi
+
+scripts/package.sh --ensure-tool
 
 # The tests find these; with CAJA_REQUIRE_EXTERNAL=1 a test that needs one and
 # cannot find it fails instead of being skipped.

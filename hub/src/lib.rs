@@ -30,6 +30,7 @@ pub mod audit_export;
 pub mod audit_tree;
 pub mod auth;
 pub mod caps;
+pub mod catalog_csv;
 pub mod certificate;
 pub mod config;
 pub mod conflict;

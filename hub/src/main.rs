@@ -395,10 +395,16 @@ enum AdminAction {
         no_grace: bool,
     },
     /// Load catalog items and prices from a JSON file
-    /// `{"stores"?: [..], "items"?: [..], "prices"?: [..]}`.
+    /// `{"stores"?: [..], "items"?: [..], "prices"?: [..]}` (docs/catalog.md),
+    /// or a CSV file (`.csv`: code, name, price, itbis, sold_by), checked
+    /// whole before anything is sent.
     LoadCatalog {
         /// The file.
         file: PathBuf,
+        /// Load into this store only (repeat; default: every store, or the
+        /// JSON file's `stores`).
+        #[arg(long = "store")]
+        stores: Vec<String>,
     },
     /// List alerts.
     Alerts,
@@ -636,7 +642,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 })?;
                 // Tests and scripts read this line to learn a port picked by the OS.
                 println!("caja-hub listening on {}", hub.addr);
+                // systemd `Type=notify` (packaging/): ready once serving.
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
                 server::shutdown_signal().await;
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
                 tracing::info!("shutting down: finishing in-flight requests");
                 hub.stop().await.map_err(runtime_error)
             })
@@ -844,13 +853,32 @@ async fn admin(c: AdminClient, action: AdminAction) -> Result<(), Failure> {
         AdminAction::Devices { store } => c.devices(store.as_deref()).await,
         AdminAction::Revoke { device, reason } => c.revoke(&device, &reason).await,
         AdminAction::Rotate { device, no_grace } => c.rotate_with(&device, no_grace).await,
-        AdminAction::LoadCatalog { file } => {
-            let text = std::fs::read_to_string(&file)
+        AdminAction::LoadCatalog { file, stores } => {
+            let bytes = std::fs::read(&file)
                 .with_context(|| format!("cannot read {}", file.display()))
                 .map_err(config_error)?;
-            let body: serde_json::Value = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not JSON", file.display()))
-                .map_err(config_error)?;
+            let csv = file
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+            let mut body: serde_json::Value = if csv {
+                caja_hub::catalog_csv::parse(&bytes)
+                    .with_context(|| format!("{}: nothing loaded", file.display()))
+                    .map_err(config_error)?
+                    .to_load_body(&[])
+            } else {
+                serde_json::from_slice(&bytes)
+                    .with_context(|| format!("{} is not JSON", file.display()))
+                    .map_err(config_error)?
+            };
+            if !stores.is_empty() {
+                let Some(obj) = body.as_object_mut() else {
+                    return Err(config_error(anyhow::anyhow!(
+                        "{} is not a JSON object",
+                        file.display()
+                    )));
+                };
+                obj.insert("stores".into(), serde_json::json!(stores));
+            }
             c.load_catalog(&body).await
         }
         AdminAction::Alerts => c.get("/v1/admin/alerts").await,

@@ -71,6 +71,7 @@ const HUB_PURE_MODULES: &[&str] = &[
     "audit",
     "audit_tree",
     "auth",
+    "catalog_csv",
     "conflict",
     "escrow",
     "fiscal",

@@ -62,6 +62,13 @@ pub(crate) async fn metrics(State(app): App, headers: HeaderMap) -> Response {
         app.metrics
             .outbox_rejected
             .set(i64::try_from(outbox.rejected).unwrap_or(i64::MAX));
+        let state = crate::metrics::StateInputs {
+            health: app.health_inputs().await.map_err(store_error)?,
+            audit: app.store.audit_gauges().await.map_err(store_error)?,
+            last_backup_ms: crate::metrics::read_backup_stamp(&app.data_dir),
+            register_silent_ms: app.cfg.register_silent_ms,
+        };
+        app.metrics.set_state(&state, app.store.now_ms());
         Ok(body_with_type(
             app.metrics.encode(),
             "text/plain; version=0.0.4; charset=utf-8",

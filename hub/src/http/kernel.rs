@@ -23,7 +23,7 @@ use tokio::sync::Semaphore;
 use crate::auth::{self, AdminToken, Authentic, SignedRequest};
 use crate::config::HubConfig;
 use crate::hubchain;
-use crate::metrics::{Metrics, Route, RouteStatus};
+use crate::metrics::{Metrics, RouteStatus};
 use crate::storage::{Answer, DeviceCtx, Storage, StorageError};
 use crate::wire::ApiError;
 use caja_shared::canonical;
@@ -201,16 +201,14 @@ pub(crate) async fn guard(State(app): App, req: Request, next: Next) -> Response
             HeaderValue::from(app.store.restore_epoch()),
         );
     }
-    app.metrics
-        .requests
-        .get_or_create(&RouteStatus {
-            route: route.clone(),
-            status: response.status().as_u16().to_string(),
-        })
-        .inc();
+    let labels = RouteStatus {
+        route,
+        status: response.status().as_u16().to_string(),
+    };
+    app.metrics.requests.get_or_create(&labels).inc();
     app.metrics
         .durations
-        .get_or_create(&Route { route })
+        .get_or_create(&labels)
         .observe(started.elapsed().as_secs_f64());
     response
 }

@@ -65,6 +65,8 @@ mod health;
 mod ingest;
 mod migrate;
 mod outbox;
+// — OPS —
+mod ops_gauges;
 mod payments;
 mod payments_reads;
 pub mod pg_tls;
@@ -90,6 +92,7 @@ pub use ingest::documents::ExportRow;
 pub use ingest::push::{ConflictRef, HeldInfo, PushAck};
 pub use ingest::rebuild::rebuild;
 pub use migrate::{MigrateError, MIGRATIONS};
+pub use ops_gauges::AuditGauges;
 pub use outbox::cancel::Cancelled;
 pub use outbox::correct::{Corrected, CorrectionSource};
 pub use outbox::{DocInfo, OutboxHealth, Recorded};

@@ -408,12 +408,18 @@ pub(crate) fn run_node(
             scope.spawn(move || {
                 let r = caja_node::ui::serve(dir, addr, stop.clone(), |bound| {
                     eprintln!("{}", messages::ui_serving(&bound.to_string()));
+                    // systemd `Type=notify` (packaging/): ready once the screen serves.
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
                 });
                 // The screen could not be served: the node stops with it.
                 stop.store(true, std::sync::atomic::Ordering::Relaxed);
                 r
             })
         });
+        if screen.is_none() {
+            // No screen: ready once the sync and print threads run.
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+        }
         match engine.as_mut() {
             Some(engine) => engine.run(stop_ref, |r| match r {
                 Ok(r) if r.pushed + r.hub_events + r.peer_events + r.recovered > 0 => {
@@ -436,6 +442,7 @@ pub(crate) fn run_node(
             }
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         if let Some(h) = screen {
             if let Ok(Err(e)) = h.join() {
                 ui_failed = Some(e);
