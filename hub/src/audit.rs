@@ -74,6 +74,16 @@ pub enum AuditKind {
     /// Head office cancelled (ANECF) the number of a document refused before
     /// sending; the document is never sent.
     FiscalDocumentCancelled,
+    // — RECV —
+    /// A supplier's e-CF addressed to us was received and acknowledged
+    /// (ARECF, DGII receiver service).
+    SupplierInvoiceReceived,
+    /// A buyer's commercial approval or rejection (ACECF) of an e-CF we
+    /// issued was received.
+    CommercialApprovalReceived,
+    /// Head office approved or rejected a supplier's e-CF (ACECF signed by
+    /// the hub).
+    SupplierInvoiceDecided,
 }
 
 impl AuditKind {
@@ -106,6 +116,9 @@ impl AuditKind {
             AuditKind::FiscalDocumentDecided => "fiscal_document_decided",
             AuditKind::FiscalSummaryCorrected => "fiscal_summary_corrected",
             AuditKind::FiscalDocumentCancelled => "fiscal_document_cancelled",
+            AuditKind::SupplierInvoiceReceived => "supplier_invoice_received",
+            AuditKind::CommercialApprovalReceived => "commercial_approval_received",
+            AuditKind::SupplierInvoiceDecided => "supplier_invoice_decided",
         }
     }
 }

@@ -31,11 +31,14 @@ pub mod audit_tree;
 pub mod auth;
 pub mod caps;
 pub mod certificate;
+pub mod cli_purchases;
 pub mod config;
 pub mod conflict;
 pub mod datadir;
 #[cfg(any(test, feature = "testkit"))]
 pub mod dgii_emulator;
+#[cfg(any(test, feature = "testkit"))]
+pub mod dgii_partner;
 pub mod escrow;
 pub mod fiscal;
 pub mod health;
@@ -52,6 +55,7 @@ pub mod projection;
 #[cfg(any(test, feature = "testkit"))]
 pub mod provider_emulator;
 pub mod ratelimit;
+pub mod receiver;
 pub mod server;
 pub mod storage;
 pub mod system;

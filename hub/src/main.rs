@@ -437,6 +437,10 @@ enum AdminAction {
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
+    /// Supplier e-CF received at URL Recepción (newest first), or with
+    /// `--decide approve|reject` head office's commercial decision on one
+    /// (the hub signs its ACECF).
+    Purchases(caja_hub::cli_purchases::PurchasesArgs),
     /// Sign a head of the audit log's Merkle tree now and print it (sth.json).
     SignTreeHead,
     /// Create or change a member of staff (the PIN is hashed at the hub and
@@ -844,6 +848,7 @@ async fn admin(c: AdminClient, action: AdminAction) -> Result<(), Failure> {
         AdminAction::Conflicts { state } => {
             c.get(&format!("/v1/admin/conflicts?state={state}")).await
         }
+        AdminAction::Purchases(args) => caja_hub::cli_purchases::run(&c, args).await,
         AdminAction::Outbox { state, limit } => {
             c.get(&format!("/v1/admin/outbox?state={state}&limit={limit}"))
                 .await

@@ -126,6 +126,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../../migrations/hub/0014_card_matching.sql"),
         postgres: include_str!("../../../migrations/hub/postgres/0014_card_matching.sql"),
     },
+    Migration {
+        version: 15,
+        name: "dgii_receiver",
+        sql: include_str!("../../../migrations/hub/0015_dgii_receiver.sql"),
+        postgres: include_str!("../../../migrations/hub/postgres/0015_dgii_receiver.sql"),
+    },
 ];
 
 /// Why the database cannot be brought to this binary's schema.

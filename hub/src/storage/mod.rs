@@ -69,6 +69,7 @@ mod payments;
 mod payments_reads;
 pub mod pg_tls;
 mod pull;
+mod received;
 mod reports;
 mod stores;
 mod tx_cache;
@@ -97,6 +98,7 @@ pub use payments_reads::{
     CardCheckInfo, IntentInfo, PaymentsHealth, PaymentsOverview, WebhookInfo,
 };
 pub use pull::{OwnPage, PullPage};
+pub use received::{ApprovalStored, CommercialApproval, Purchase, ToDecide};
 pub use reports::AlertInfo;
 pub use stores::StoreInfo;
 pub use writer::{Storage, StorageConfig};

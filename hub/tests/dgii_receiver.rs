@@ -1,0 +1,341 @@
+//! The hub as DGII electronic receiver (DGII "Descripción técnica",
+//! "Comunicación Emisor-Receptor"), against a real hub over loopback HTTP:
+//! another taxpayer (`caja_hub::dgii_partner`) asks a seed, signs it, gets a
+//! token (a seed works once), sends its E31 to URL Recepción and reads a
+//! signed ARECF; duplicates, bad signatures, an untrusted certificate, a
+//! wrong buyer RNC and malformed XML each get their documented answer
+//! (`CodigoMotivoNoRecibido` 3, 2, 2, 4, 1, or 400) and change nothing; it
+//! sends ACECF approving and rejecting e-CF the hub's taxpayer issued to
+//! URL Aprobación Comercial (a rejection alerts; an ACECF of a document we
+//! did not issue, of another issuer or badly signed changes nothing); head
+//! office approves a supplier's e-CF and the hub signs the ACECF. Every
+//! ARECF and ACECF is checked with `xmllint` (DGII's XSD) and `xmlsec1`
+//! (signature, test CA).
+//!
+//! Runs on SQLite and, as `<name>::postgres`, on PostgreSQL.
+
+mod support;
+
+use caja_hub::config::TaxAuthorityConfig;
+use caja_hub::dgii_partner::{Answer, Partner};
+use caja_hub::workload::Register;
+use caja_shared::digest::Hash256;
+use caja_shared::ecf::certificate::Credentials;
+use caja_shared::ecf::xml;
+use caja_shared::ecf::xmldsig::{self, Signer};
+use caja_shared::entropy::SeededRandom;
+use caja_shared::event::Event;
+use caja_shared::ids::{SaleId, StoreId};
+use caja_shared::kind::{EventBody, FiscalDocType, FiscalDocumentIssued, IssuedDocument};
+use caja_shared::money::Money;
+use caja_shared::push::PushDocument;
+use support::*;
+
+const OURS: &str = "131880738";
+const SUPPLIER: &str = "101672919";
+
+fn signer_of(p12: &std::path::Path) -> Signer {
+    let c = Credentials::from_pkcs12(&pki::Pki::read(p12), pki::P12_PASSWORD).unwrap();
+    Signer::new(c.key_pkcs8(), c.cert_der().to_vec()).unwrap()
+}
+
+async fn receiver_hub() -> Option<(TestHub, &'static pki::Pki)> {
+    if !require_tool("xmllint") || !require_tool("xmlsec1") {
+        return None;
+    }
+    let pki = pki::Pki::get()?;
+    let mut cfg = test_config();
+    cfg.tax_authority = Some(TaxAuthorityConfig {
+        rnc: OURS.into(),
+        legal_name: "Colmado Cliente SRL".into(),
+        address: Some("Calle 1, Santo Domingo".into()),
+        workers: 0,
+        trusted_ca: Some(pki.ca_pem.display().to_string()),
+        ..TaxAuthorityConfig::default()
+    });
+    let hub = TestHub::start_with(cfg).await;
+    hub.install_test_certificate();
+    Some((hub, pki))
+}
+
+/// Checks a signed answer with `xmllint` against `xsd` and `xmlsec1`.
+fn independent_check(bytes: &[u8], xsd: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("answer.xml");
+    std::fs::write(&path, bytes).unwrap();
+    check_with_xmllint_and_xmlsec1(&path, xsd);
+}
+
+/// The ARECF's `Estado` and `CodigoMotivoNoRecibido`, after checking it.
+fn arecf_of(a: &Answer, encf: &str) -> (String, Option<String>) {
+    assert_eq!(a.status, 200, "{}", a.text());
+    independent_check(&a.body, "ARECF.xsd");
+    xmldsig::verify(&a.body).expect("the ARECF verifies");
+    let root = xml::parse(&a.body).unwrap();
+    assert_eq!(root.text_at("DetalleAcusedeRecibo/eNCF"), Some(encf));
+    (
+        root.text_at("DetalleAcusedeRecibo/Estado")
+            .unwrap()
+            .to_owned(),
+        root.text_at("DetalleAcusedeRecibo/CodigoMotivoNoRecibido")
+            .map(str::to_owned),
+    )
+}
+
+/// Everything the receiver can change.
+fn state(hub: &TestHub) -> Vec<i64> {
+    let db = hub.db();
+    let count = |sql: &str| db.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+    vec![
+        count("SELECT COUNT(*) FROM received_ecf"),
+        count("SELECT COUNT(*) FROM received_ecf WHERE decision IS NOT NULL"),
+        count("SELECT COUNT(*) FROM commercial_approvals"),
+        count("SELECT COUNT(*) FROM receiver_seeds"),
+        count("SELECT COUNT(*) FROM audit_log"),
+        count("SELECT COUNT(*) FROM alerts"),
+    ]
+}
+
+fn issued(encf: &str, d: &PushDocument) -> EventBody {
+    EventBody::FiscalDocumentIssued(FiscalDocumentIssued {
+        encf: encf.into(),
+        doc_type: FiscalDocType::Invoice,
+        sale_id: Some(SaleId::new_v7(now_ms(), &mut SeededRandom::new(9)).unwrap()),
+        return_id: None,
+        security_code: "Ab+/9z".into(),
+        signed_at_ms: now_ms(),
+        total: Money(118_000),
+        documents: vec![IssuedDocument {
+            kind: "ecf".into(),
+            sha256: d.sha256,
+        }],
+    })
+}
+
+fn append(reg: &mut Register, store: StoreId, body: EventBody) -> Event {
+    reg.append(
+        store,
+        body,
+        vec![],
+        now_ms(),
+        &mut caja_hub::system::OsRandom::new(),
+    )
+}
+
+on_both_backends! {
+#[tokio::test(flavor = "multi_thread")]
+async fn authentication_seeds_work_once_and_tokens_are_required() {
+    let Some((hub, pki)) = receiver_hub().await else { return };
+    let partner = Partner::new(SUPPLIER, signer_of(&pki.leaf_p12));
+    let base = hub.url.clone();
+
+    let seed = partner.seed(&base).await;
+    let signed = xmldsig::sign(&seed, &partner.signer).unwrap();
+    independent_check(&signed, "Semilla.xsd");
+    let ok = partner.validate(&base, &signed).await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    let v: serde_json::Value = serde_json::from_slice(&ok.body).unwrap();
+    let token = v["token"].as_str().unwrap().to_owned();
+    assert!(v["expira"].as_str().unwrap().ends_with("-04:00"), "{v}");
+    let before = state(&hub);
+    // The same signed seed again: refused, nothing recorded.
+    let again = partner.validate(&base, &signed).await;
+    assert_eq!(again.status, 401, "{}", again.text());
+    assert!(again.text().contains("seed_used"), "{}", again.text());
+    // Unsigned, signed by an untrusted CA's certificate, or a seed the hub
+    // never issued: refused.
+    let unsigned = partner.validate(&base, &partner.seed(&base).await).await;
+    assert_eq!(unsigned.status, 401, "{}", unsigned.text());
+    let foreign = xmldsig::sign(&partner.seed(&base).await, &signer_of(&pki.foreign_p12)).unwrap();
+    let foreign = partner.validate(&base, &foreign).await;
+    assert_eq!(foreign.status, 401, "{}", foreign.text());
+    assert!(foreign.text().contains("not trusted"), "{}", foreign.text());
+    let made_up = caja_hub::receiver::auth::seed_document("00.99999999999999.00", now_ms());
+    let made_up = partner.validate(&base, &xmldsig::sign(&made_up, &partner.signer).unwrap()).await;
+    assert_eq!(made_up.status, 401, "{}", made_up.text());
+    assert_eq!(state(&hub), before, "refused seeds change nothing");
+
+    // Recepción without a token, or with a forged one: 401.
+    let invoice = partner.supplier_invoice("E310000000101", OURS, now_ms());
+    let none = partner.send_ecf(&base, None, &invoice).await;
+    assert_eq!(none.status, 401, "{}", none.text());
+    let forged = token.replacen('1', "2", 1);
+    let bad = partner.send_ecf(&base, Some(&forged), &invoice).await;
+    assert_eq!(bad.status, 401, "{}", bad.text());
+    assert_eq!(state(&hub), before);
+    // With the token: received.
+    let a = partner.send_ecf(&base, Some(&token), &invoice).await;
+    assert_eq!(arecf_of(&a, "E310000000101"), ("0".into(), None));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reception_acknowledges_once_and_refuses_with_dgii_codes_changing_nothing() {
+    let Some((hub, pki)) = receiver_hub().await else { return };
+    let partner = Partner::new(SUPPLIER, signer_of(&pki.leaf_p12));
+    let base = hub.url.clone();
+    let token = partner.token(&base).await;
+    let t = Some(token.as_str());
+
+    let invoice = partner.supplier_invoice("E310000000007", OURS, now_ms());
+    let first = partner.send_ecf(&base, t, &invoice).await;
+    assert_eq!(arecf_of(&first, "E310000000007"), ("0".into(), None));
+    let root = xml::parse(&first.body).unwrap();
+    assert_eq!(root.text_at("DetalleAcusedeRecibo/RNCEmisor"), Some(SUPPLIER));
+    assert_eq!(root.text_at("DetalleAcusedeRecibo/RNCComprador"), Some(OURS));
+    let stored = state(&hub);
+    assert_eq!(stored[0], 1);
+    let listed = hub.admin_get("/v1/admin/purchases").await;
+    let p = &listed["purchases"][0];
+    assert_eq!(p["encf"], "E310000000007");
+    assert_eq!(p["issuer_rnc"], SUPPLIER);
+    assert_eq!(p["total"], 118_000);
+    assert_eq!(p["sha256"], Hash256::of(&invoice).to_hex());
+    // The bytes are kept exactly, with the ARECF that answered them.
+    let (xml_kept, arecf_kept): (Vec<u8>, Vec<u8>) = hub
+        .db()
+        .query_row("SELECT xml, arecf FROM received_ecf", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap();
+    assert_eq!((xml_kept, arecf_kept), (invoice.clone(), first.body.clone()));
+
+    // Each refusal: its code, a signed schema-valid ARECF, nothing changed.
+    let dup = partner.send_ecf(&base, t, &invoice).await;
+    assert_eq!(arecf_of(&dup, "E310000000007"), ("1".into(), Some("3".into())));
+    assert_eq!(state(&hub), stored, "duplicate");
+
+    let other = partner.supplier_invoice("E310000000008", OURS, now_ms());
+    let tampered = String::from_utf8(other.clone())
+        .unwrap()
+        .replace("<MontoTotal>1180.00</MontoTotal>", "<MontoTotal>118.00</MontoTotal>");
+    assert_ne!(tampered.as_bytes(), other.as_slice(), "the test changes the amount");
+    let bad_sig = partner.send_ecf(&base, t, tampered.as_bytes()).await;
+    assert_eq!(arecf_of(&bad_sig, "E310000000008"), ("1".into(), Some("2".into())));
+    assert_eq!(state(&hub), stored, "bad signature");
+
+    let foreign = Partner::new(SUPPLIER, signer_of(&pki.foreign_p12));
+    let untrusted = foreign.supplier_invoice("E310000000009", OURS, now_ms());
+    let a = partner.send_ecf(&base, t, &untrusted).await;
+    assert_eq!(arecf_of(&a, "E310000000009"), ("1".into(), Some("2".into())));
+    assert_eq!(state(&hub), stored, "untrusted certificate");
+
+    let not_ours = partner.supplier_invoice("E310000000010", "130000001", now_ms());
+    let a = partner.send_ecf(&base, t, &not_ours).await;
+    assert_eq!(arecf_of(&a, "E310000000010"), ("1".into(), Some("4".into())));
+    assert_eq!(xml::parse(&a.body).unwrap().text_at("DetalleAcusedeRecibo/RNCComprador"), Some("130000001"));
+    assert_eq!(state(&hub), stored, "wrong buyer RNC");
+
+    // Well-formed but not as DGII specifies (no Totales): code 1.
+    let text = String::from_utf8(partner.supplier_invoice("E310000000011", OURS, now_ms())).unwrap();
+    let (start, end) = (text.find("<Totales>").unwrap(), text.find("</Totales>").unwrap());
+    let no_totals = format!("{}{}", &text[..start], &text[end + "</Totales>".len()..]);
+    let a = partner.send_ecf(&base, t, no_totals.as_bytes()).await;
+    assert_eq!(arecf_of(&a, "E310000000011"), ("1".into(), Some("1".into())));
+    assert_eq!(state(&hub), stored, "specification error");
+
+    // Malformed XML: no ARECF can name it — 400.
+    for junk in [&b"<ECF><Encabezado>"[..], b"not xml at all", b""] {
+        let a = partner.send_ecf(&base, t, junk).await;
+        assert_eq!(a.status, 400, "{}", a.text());
+        assert!(a.text().contains("\"field\":\"xml\""), "{}", a.text());
+    }
+    assert_eq!(state(&hub), stored, "malformed");
+
+    // Head office approves it: the hub signs the ACECF, once.
+    let c = &hub.admin;
+    let decided = c
+        .post(
+            &format!("/v1/admin/purchases/{SUPPLIER}/E310000000007/decide"),
+            &serde_json::json!({"decision": "approve", "by": "ana"}),
+        )
+        .await
+        .unwrap();
+    let acecf = decided["acecf"].as_str().unwrap().as_bytes().to_vec();
+    independent_check(&acecf, "ACECF.xsd");
+    let root = xml::parse(&acecf).unwrap();
+    assert_eq!(root.text_at("DetalleAprobacionComercial/Estado"), Some("1"));
+    assert_eq!(root.text_at("DetalleAprobacionComercial/MontoTotal"), Some("1180.00"));
+    assert_eq!(root.text_at("DetalleAprobacionComercial/RNCComprador"), Some(OURS));
+    let after = state(&hub);
+    assert_eq!(after[1], 1);
+    let twice = c
+        .post(
+            &format!("/v1/admin/purchases/{SUPPLIER}/E310000000007/decide"),
+            &serde_json::json!({"decision": "reject", "by": "ana", "note": "x"}),
+        )
+        .await;
+    assert!(twice.unwrap_err().to_string().contains("already_decided"));
+    let unknown = c
+        .post(
+            &format!("/v1/admin/purchases/{SUPPLIER}/E310000000099/decide"),
+            &serde_json::json!({"decision": "approve", "by": "ana"}),
+        )
+        .await;
+    assert!(unknown.is_err());
+    assert_eq!(state(&hub), after, "refused decisions change nothing");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn commercial_approvals_of_our_documents_are_recorded_once_and_a_rejection_alerts() {
+    let Some((hub, pki)) = receiver_hub().await else { return };
+    let buyer = Partner::new(SUPPLIER, signer_of(&pki.leaf_p12));
+    let base = hub.url.clone();
+    let token = buyer.token(&base).await;
+    let t = Some(token.as_str());
+    // Two e-CF a register of ours issued (the hub holds their bytes).
+    let store = hub.create_store("colmado").await;
+    let (mut reg, _) = hub.enroll(store).await;
+    let docs: Vec<PushDocument> = ["E310000000005", "E310000000006"]
+        .iter()
+        .map(|n| {
+            let xml = format!("<?xml version=\"1.0\" encoding=\"utf-8\"?><ECF><eNCF>{n}</eNCF></ECF>").into_bytes();
+            PushDocument { sha256: Hash256::of(&xml), xml }
+        })
+        .collect();
+    let e1 = append(&mut reg, store, issued("E310000000005", &docs[0]));
+    let e2 = append(&mut reg, store, issued("E310000000006", &docs[1]));
+    let mut sorted = docs.clone();
+    sorted.sort_by_key(|d| d.sha256);
+    let r = hub.push_with_documents(&reg, &[e1, e2], &sorted).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let approve = buyer.approval(OURS, "E310000000005", "07-12-2026", "1180.00", true, None, now_ms());
+    independent_check(&approve, "ACECF.xsd");
+    let a = buyer.send_approval(&base, t, &approve).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert!(a.text().contains("\"stored\":\"new\""), "{}", a.text());
+    let alerts_before = state(&hub)[5];
+    let reject = buyer.approval(OURS, "E310000000006", "07-12-2026", "1180.00", false, Some("Mercancía dañada"), now_ms());
+    independent_check(&reject, "ACECF.xsd");
+    let a = buyer.send_approval(&base, t, &reject).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let s = state(&hub);
+    assert_eq!(s[2], 2);
+    assert_eq!(s[5], alerts_before + 1, "a rejection raises an alert");
+    let alerts = hub.admin_get("/v1/admin/alerts").await;
+    assert!(alerts.to_string().contains("Mercancía dañada"), "{alerts}");
+    let listed = hub.admin_get("/v1/admin/commercial-approvals").await;
+    assert_eq!(listed["approvals"].as_array().unwrap().len(), 2, "{listed}");
+
+    // The same ACECF again: a duplicate, nothing changes; a different one
+    // for the same document: 409; a document we never issued: 404; another
+    // issuer's: 400; a bad signature: 400; malformed: 400.
+    let a = buyer.send_approval(&base, t, &approve).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert!(a.text().contains("\"stored\":\"duplicate\""), "{}", a.text());
+    let changed = buyer.approval(OURS, "E310000000005", "07-12-2026", "1180.00", false, Some("no"), now_ms());
+    assert_eq!(buyer.send_approval(&base, t, &changed).await.status, 409);
+    let unknown = buyer.approval(OURS, "E310000000077", "07-12-2026", "1180.00", true, None, now_ms());
+    assert_eq!(buyer.send_approval(&base, t, &unknown).await.status, 404);
+    let theirs = buyer.approval("130000001", "E310000000005", "07-12-2026", "1180.00", true, None, now_ms());
+    let a = buyer.send_approval(&base, t, &theirs).await;
+    assert_eq!(a.status, 400, "{}", a.text());
+    assert!(a.text().contains("not_ours"), "{}", a.text());
+    let tampered = String::from_utf8(buyer.approval(OURS, "E310000000006", "07-12-2026", "1180.00", true, None, now_ms()))
+        .unwrap()
+        .replace("<Estado>1</Estado>", "<Estado>2</Estado>");
+    let a = buyer.send_approval(&base, t, tampered.as_bytes()).await;
+    assert_eq!(a.status, 400, "{}", a.text());
+    assert!(a.text().contains("bad_signature"), "{}", a.text());
+    assert_eq!(buyer.send_approval(&base, t, b"<ACECF>").await.status, 400);
+    assert_eq!(state(&hub), s, "refused approvals change nothing");
+}
+}

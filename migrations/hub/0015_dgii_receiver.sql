@@ -1,0 +1,74 @@
+-- Hub schema: the DGII receiver services (URL Recepción, URL Aprobación
+-- Comercial, URL Autenticación) and head office's commercial decisions on
+-- supplier invoices.
+--
+-- Never edit after release (see 0001_hub.sql).
+--
+-- `receiver_seeds`: the seeds of the token exchange that were used (a seed is
+-- stateless and signed by the hub until used; a second use finds its row).
+CREATE TABLE receiver_seeds (
+    seed     TEXT    PRIMARY KEY,
+    used_ms  INTEGER NOT NULL
+) STRICT;
+
+-- `received_ecf`: e-CF other taxpayers issued to us (supplier invoices),
+-- stored once per issuer RNC and e-NCF with the exact bytes received and the
+-- signed ARECF that answered them. Head office's commercial decision
+-- (approval or rejection, ACECF signed by the hub) is set once.
+CREATE TABLE received_ecf (
+    issuer_rnc     TEXT    NOT NULL,
+    encf           TEXT    NOT NULL,
+    buyer_rnc      TEXT    NOT NULL,
+    ecf_type       INTEGER NOT NULL,
+    issuer_name    TEXT    NOT NULL,
+    issued_date    TEXT    NOT NULL,
+    total_minor    INTEGER NOT NULL,
+    security_code  TEXT    NOT NULL,
+    sha256         TEXT    NOT NULL CHECK (length(sha256) = 64),
+    xml            BLOB    NOT NULL,
+    arecf          BLOB    NOT NULL,
+    received_ms    INTEGER NOT NULL,
+    decision       TEXT    CHECK (decision IN ('approved', 'rejected')),
+    decision_note  TEXT,
+    decided_by     TEXT,
+    decided_ms     INTEGER,
+    acecf          BLOB,
+    PRIMARY KEY (issuer_rnc, encf)
+) STRICT;
+
+CREATE INDEX received_ecf_by_time ON received_ecf (received_ms);
+
+CREATE TRIGGER received_ecf_bytes_once BEFORE UPDATE ON received_ecf
+WHEN NEW.xml IS NOT OLD.xml OR NEW.arecf IS NOT OLD.arecf OR OLD.decision IS NOT NULL
+BEGIN
+    SELECT RAISE(ABORT, 'received_ecf: the received bytes and a decision never change');
+END;
+
+CREATE TRIGGER received_ecf_no_delete BEFORE DELETE ON received_ecf
+BEGIN
+    SELECT RAISE(ABORT, 'received_ecf: received documents are never deleted');
+END;
+
+-- `commercial_approvals`: buyers' commercial approvals or rejections (ACECF)
+-- of e-CF we issued, once per e-NCF and buyer, as the exact bytes received.
+CREATE TABLE commercial_approvals (
+    encf          TEXT    NOT NULL,
+    buyer_rnc     TEXT    NOT NULL,
+    estado        INTEGER NOT NULL CHECK (estado IN (1, 2)),
+    reason        TEXT,
+    decided_at    TEXT    NOT NULL,
+    sha256        TEXT    NOT NULL CHECK (length(sha256) = 64),
+    xml           BLOB    NOT NULL,
+    received_ms   INTEGER NOT NULL,
+    PRIMARY KEY (encf, buyer_rnc)
+) STRICT;
+
+CREATE TRIGGER commercial_approvals_no_update BEFORE UPDATE ON commercial_approvals
+BEGIN
+    SELECT RAISE(ABORT, 'commercial_approvals: an approval never changes');
+END;
+
+CREATE TRIGGER commercial_approvals_no_delete BEFORE DELETE ON commercial_approvals
+BEGIN
+    SELECT RAISE(ABORT, 'commercial_approvals: approvals are never deleted');
+END;
