@@ -312,6 +312,8 @@ async fn commercial_approvals_of_our_documents_are_recorded_once_and_a_rejection
     assert_eq!(s[5], alerts_before + 1, "a rejection raises an alert");
     let alerts = hub.admin_get("/v1/admin/alerts").await;
     assert!(alerts.to_string().contains("Mercancía dañada"), "{alerts}");
+    let health = hub.admin_get("/v1/health").await;
+    assert!(health.to_string().contains("open alert"), "{health}");
     let listed = hub.admin_get("/v1/admin/commercial-approvals").await;
     assert_eq!(listed["approvals"].as_array().unwrap().len(), 2, "{listed}");
 
