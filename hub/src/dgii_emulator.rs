@@ -65,6 +65,9 @@ use crate::system::SystemClock;
 use crate::taxgw::dgii::{self, Estado};
 use crate::taxgw::{multipart, xml};
 
+#[path = "dgii_emulator_directory.rs"]
+mod directory;
+
 /// Faults the emulator injects; change them while it runs with
 /// [`Emulator::set_faults`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,6 +196,7 @@ type Shared = Arc<Mutex<EmuState>>;
 pub struct Emulator {
     addr: SocketAddr,
     state: Shared,
+    directory: directory::Side,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
@@ -251,6 +255,8 @@ impl Emulator {
                 get(summary_query),
             )
             .with_state(state.clone());
+        let side = directory::Side::default();
+        let app = app.merge(directory::routes(state.clone(), side.clone()));
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel::<()>();
@@ -264,6 +270,7 @@ impl Emulator {
         Ok(Emulator {
             addr,
             state,
+            directory: side,
             shutdown: Some(tx),
             server: Some(server),
         })
@@ -550,6 +557,7 @@ fn schema_file(fields: &[(String, String)]) -> Option<String> {
     match root {
         "RFCE" => Some("RFCE-32.xsd".into()),
         "ANECF" => Some("ANECF.xsd".into()),
+        "ACECF" => Some("ACECF.xsd".into()),
         _ => None,
     }
 }

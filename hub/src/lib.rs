@@ -24,6 +24,7 @@
 // the rare path and boxing every one would only add noise.
 #![allow(clippy::result_large_err)]
 
+pub mod acecf_worker;
 pub mod admin_client;
 pub mod audit;
 pub mod audit_export;

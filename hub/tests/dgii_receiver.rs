@@ -17,6 +17,7 @@
 mod support;
 
 use caja_hub::config::TaxAuthorityConfig;
+use caja_hub::dgii_emulator::{Checks, Emulator, Faults};
 use caja_hub::dgii_partner::{Answer, Partner};
 use caja_hub::workload::Register;
 use caja_shared::digest::Hash256;
@@ -339,5 +340,91 @@ async fn commercial_approvals_of_our_documents_are_recorded_once_and_a_rejection
     assert!(a.text().contains("bad_signature"), "{}", a.text());
     assert_eq!(buyer.send_approval(&base, t, b"<ACECF>").await.status, 400);
     assert_eq!(state(&hub), s, "refused approvals change nothing");
+}
+}
+
+/// A hub for the taxpayer `rnc` with the test CA trusted, its certificate
+/// installed before its workers start, DGII at `emu` (`workers` 0: none).
+async fn taxpayer_hub(rnc: &str, emu: &Emulator, workers: usize) -> TestHub {
+    let pki = pki::Pki::get().unwrap();
+    let mut cfg = test_config();
+    cfg.tax_authority = Some(TaxAuthorityConfig {
+        rnc: rnc.into(),
+        legal_name: "Contribuyente de Prueba SRL".into(),
+        address: Some("Calle 2, Santiago".into()),
+        ecf_base_url: emu.ecf_base_url(),
+        fc_base_url: emu.fc_base_url(),
+        workers,
+        idle_poll_ms: 50,
+        retry_base_ms: 100,
+        retry_cap_ms: 1_000,
+        trusted_ca: Some(pki.ca_pem.display().to_string()),
+        ..TaxAuthorityConfig::default()
+    });
+    let mut hub = TestHub::start_with(cfg).await;
+    hub.install_test_certificate();
+    hub.restart().await;
+    hub
+}
+
+on_both_backends! {
+#[tokio::test(flavor = "multi_thread")]
+async fn head_offices_acecf_reaches_the_supplier_found_in_the_directory_and_dgii_once() {
+    if !require_tool("xmllint") || !require_tool("xmlsec1") {
+        return;
+    }
+    let Some(pki) = pki::Pki::get() else { return };
+    let xsd = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/dgii/xsd");
+    let checks = Checks { xsd_dir: Some(xsd), signatures: true };
+    let emu = Emulator::start_checked("127.0.0.1:0".parse().unwrap(), OURS, Faults::default(), 3, checks)
+        .await
+        .unwrap();
+    // The supplier runs Caja too: its hub holds the E31 it issued to us.
+    let supplier_hub = taxpayer_hub(SUPPLIER, &emu, 0).await;
+    let store = supplier_hub.create_store("ferreteria").await;
+    let (mut reg, _) = supplier_hub.enroll(store).await;
+    let supplier = Partner::new(SUPPLIER, signer_of(&pki.leaf_p12));
+    let invoice = supplier.supplier_invoice("E310000000007", OURS, now_ms());
+    let doc = PushDocument { sha256: Hash256::of(&invoice), xml: invoice.clone() };
+    let e = append(&mut reg, store, issued("E310000000007", &doc));
+    let r = supplier_hub.push_with_documents(&reg, &[e], &[doc]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    emu.set_directory(SUPPLIER, &supplier_hub.url);
+
+    // We receive it and head office approves it.
+    let ours = taxpayer_hub(OURS, &emu, 1).await;
+    let token = supplier.token(&ours.url).await;
+    let a = supplier.send_ecf(&ours.url, Some(&token), &invoice).await;
+    assert_eq!(arecf_of(&a, "E310000000007"), ("0".into(), None));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_caja-hub"))
+        .env("CAJA_HUB_ADMIN_TOKEN", ADMIN_TOKEN)
+        .args(["admin", "--url", &ours.url, "purchases", "--issuer", SUPPLIER, "--encf", "E310000000007",
+               "--decide", "approve", "--by", "ana"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Both deliveries end delivered; each destination got one content.
+    let mut deliveries = serde_json::Value::Null;
+    for _ in 0..200 {
+        deliveries = ours.admin_get("/v1/admin/purchases").await["deliveries"].clone();
+        let states: Vec<&str> = deliveries.as_array().unwrap().iter().map(|d| d["state"].as_str().unwrap()).collect();
+        if states == ["delivered", "delivered"] {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(deliveries[0]["state"], "delivered", "{deliveries}");
+    assert_eq!(deliveries[1]["state"], "delivered", "{deliveries}");
+    assert_eq!(emu.approvals().get("E310000000007"), Some(&(1, 1)));
+    let (encf, buyer, estado): (String, String, i64) = supplier_hub
+        .db()
+        .query_row("SELECT encf, buyer_rnc, estado FROM commercial_approvals", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    assert_eq!((encf.as_str(), buyer.as_str(), estado), ("E310000000007", OURS, 1));
+    let listed = supplier_hub.admin_get("/v1/admin/commercial-approvals").await;
+    assert_eq!(listed["approvals"].as_array().unwrap().len(), 1, "{listed}");
 }
 }

@@ -72,3 +72,33 @@ CREATE TRIGGER commercial_approvals_no_delete BEFORE DELETE ON commercial_approv
 BEGIN
     SELECT RAISE(ABORT, 'commercial_approvals: approvals are never deleted');
 END;
+
+-- `acecf_deliveries`: head office's ACECF of a supplier's e-CF, delivered to
+-- the supplier's URL Aprobación Comercial (found in DGII's directory) and to
+-- DGII, one row per destination, queued in the decision's transaction. The
+-- bytes are `received_ecf.acecf` (set once): every attempt sends them, so a
+-- receiver sees one content; `in_doubt` is set before a send and cleared by
+-- an answer; a lease (owner, expiry) lets one worker of one instance hold a
+-- row at a time.
+CREATE TABLE acecf_deliveries (
+    issuer_rnc      TEXT    NOT NULL,
+    encf            TEXT    NOT NULL,
+    destination     TEXT    NOT NULL CHECK (destination IN ('issuer', 'dgii')),
+    state           TEXT    NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms INTEGER NOT NULL,
+    in_doubt        INTEGER NOT NULL DEFAULT 0 CHECK (in_doubt IN (0, 1)),
+    lease_owner     TEXT,
+    lease_until_ms  INTEGER,
+    last_error      TEXT,
+    answer          TEXT,
+    delivered_ms    INTEGER,
+    PRIMARY KEY (issuer_rnc, encf, destination)
+) STRICT;
+
+CREATE INDEX acecf_deliveries_due ON acecf_deliveries (state, next_attempt_ms);
+
+CREATE TRIGGER acecf_deliveries_no_delete BEFORE DELETE ON acecf_deliveries
+BEGIN
+    SELECT RAISE(ABORT, 'acecf_deliveries: deliveries are never deleted');
+END;

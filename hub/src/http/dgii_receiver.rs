@@ -335,7 +335,8 @@ async fn purchases(State(app): App, headers: HeaderMap, uri: Uri) -> Response {
         app.admin_only(&headers)?;
         let limit = limit_param(&uri)?;
         let list = app.store.purchases(limit).await.map_err(store_error)?;
-        json(&serde_json::json!({ "purchases": list }))
+        let deliveries = app.store.acecf_deliveries().await.map_err(store_error)?;
+        json(&serde_json::json!({ "purchases": list, "deliveries": deliveries }))
     }
     .await;
     app.respond("/v1/admin/purchases", r)

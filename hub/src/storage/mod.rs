@@ -45,6 +45,7 @@
 //! every SQL statement of the hub lives in this module's files and in
 //! `migrations/hub/` (SQLite) and `migrations/hub/postgres/`.
 
+mod acecf_delivery;
 mod alerts;
 mod audit_log;
 pub mod audit_tree;
@@ -75,6 +76,7 @@ mod stores;
 mod tx_cache;
 mod writer;
 
+pub use acecf_delivery::{Delivery, DeliveryInfo, Settled};
 pub use catalog::HubAppend;
 pub use conflicts::{ConflictInfo, ResolutionInfo, StateFilter};
 pub use connect::{open, open_connection, open_detached, open_offline, record_hub_key};

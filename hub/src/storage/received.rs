@@ -336,6 +336,7 @@ fn decide(
             format!("{encf} of {issuer} was decided meanwhile"),
         )));
     }
+    crate::storage::acecf_delivery::enqueue(conn, issuer, encf, now)?;
     append_audit(
         conn,
         &mut env.tx,

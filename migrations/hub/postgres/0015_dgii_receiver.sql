@@ -70,3 +70,29 @@ CREATE TRIGGER commercial_approvals_no_update BEFORE UPDATE ON commercial_approv
 FOR EACH ROW EXECUTE FUNCTION caja_commercial_approvals_frozen();
 CREATE TRIGGER commercial_approvals_no_delete BEFORE DELETE ON commercial_approvals
 FOR EACH ROW EXECUTE FUNCTION caja_commercial_approvals_frozen();
+
+CREATE TABLE acecf_deliveries (
+    issuer_rnc      TEXT COLLATE "C" NOT NULL,
+    encf            TEXT COLLATE "C" NOT NULL,
+    destination     TEXT COLLATE "C" NOT NULL CHECK (destination IN ('issuer', 'dgii')),
+    state           TEXT COLLATE "C" NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+    attempts        BIGINT NOT NULL DEFAULT 0,
+    next_attempt_ms BIGINT NOT NULL,
+    in_doubt        BIGINT NOT NULL DEFAULT 0 CHECK (in_doubt IN (0, 1)),
+    lease_owner     TEXT COLLATE "C",
+    lease_until_ms  BIGINT,
+    last_error      TEXT COLLATE "C",
+    answer          TEXT COLLATE "C",
+    delivered_ms    BIGINT,
+    PRIMARY KEY (issuer_rnc, encf, destination)
+);
+
+CREATE INDEX acecf_deliveries_due ON acecf_deliveries (state, next_attempt_ms);
+
+CREATE FUNCTION caja_acecf_deliveries_kept() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'acecf_deliveries: deliveries are never deleted';
+END
+$$;
+CREATE TRIGGER acecf_deliveries_no_delete BEFORE DELETE ON acecf_deliveries
+FOR EACH ROW EXECUTE FUNCTION caja_acecf_deliveries_kept();
