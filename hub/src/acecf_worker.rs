@@ -24,7 +24,7 @@ use std::time::Duration;
 use caja_shared::ecf::xmldsig::Signer;
 use caja_shared::entropy::RandomSource;
 
-use crate::storage::{Delivery, Settled, Storage};
+use crate::storage::{Delivery, EcfDelivery, EcfSettled, Settled, Storage};
 use crate::taxgw::dgii_http::DgiiGateway;
 use crate::taxgw::{multipart, GatewayError};
 
@@ -39,12 +39,23 @@ pub struct AcecfWorkerConfig {
     pub retry_base_ms: i64,
     /// Longest retry delay.
     pub retry_cap_ms: i64,
+    /// Deliver registers' E31 to electronic buyers (`receiver_deliver_e31`).
+    pub deliver_e31: bool,
 }
 
 enum Outcome {
     Ok(String),
     Refused(String),
     Retry(String),
+}
+
+fn backoff(store: &Storage, cfg: &AcecfWorkerConfig, attempts: i64) -> i64 {
+    let shift = u32::try_from(attempts.clamp(0, 20)).unwrap_or(20);
+    let wait = cfg
+        .retry_base_ms
+        .saturating_mul(1_i64 << shift)
+        .min(cfg.retry_cap_ms);
+    store.now_ms().saturating_add(wait)
 }
 
 fn classify(r: Result<(u16, Vec<u8>), GatewayError>) -> Outcome {
@@ -82,11 +93,32 @@ async fn to_issuer(
     issuer: &str,
     acecf: &[u8],
 ) -> Result<(u16, Vec<u8>), GatewayError> {
-    let Some(base) = gateway.directory_url(issuer).await? else {
-        return Err(GatewayError::Refused {
-            status: 404,
-            detail: format!("{issuer} is not in DGII's directory of electronic receivers"),
-        });
+    call_receiver(
+        gateway,
+        signer,
+        issuer,
+        "/fe/aprobacioncomercial/api/ecf",
+        acecf,
+    )
+    .await?
+    .ok_or_else(|| GatewayError::Refused {
+        status: 404,
+        detail: format!("{issuer} is not in DGII's directory of electronic receivers"),
+    })
+}
+
+/// Another taxpayer's receiver service at `path`: its base from DGII's
+/// directory (`None` when it is not listed), its seed signed for a token,
+/// then `doc` posted with the token.
+async fn call_receiver(
+    gateway: &DgiiGateway,
+    signer: Option<&Signer>,
+    rnc: &str,
+    path: &str,
+    doc: &[u8],
+) -> Result<Option<(u16, Vec<u8>)>, GatewayError> {
+    let Some(base) = gateway.directory_url(rnc).await? else {
+        return Ok(None);
     };
     let signer = signer.ok_or_else(|| {
         GatewayError::Auth("the hub has no installed certificate to sign the issuer's seed".into())
@@ -138,9 +170,9 @@ async fn to_issuer(
         .as_str()
         .ok_or_else(|| GatewayError::Answer("the issuer's answer has no token".into()))?
         .to_owned();
-    let (ct, body) = multipart::form("xml", "aprobacion.xml", acecf);
+    let (ct, body) = multipart::form("xml", "documento.xml", doc);
     let r = http
-        .post(format!("{base}/fe/aprobacioncomercial/api/ecf"))
+        .post(format!("{base}{path}"))
         .timeout(deadline)
         .bearer_auth(token)
         .header("content-type", ct)
@@ -149,7 +181,7 @@ async fn to_issuer(
         .await
         .map_err(transport)?;
     let status = r.status().as_u16();
-    Ok((status, r.bytes().await.map_err(transport)?.to_vec()))
+    Ok(Some((status, r.bytes().await.map_err(transport)?.to_vec())))
 }
 
 async fn deliver(
@@ -176,21 +208,79 @@ async fn deliver(
     let how = match classify(result) {
         Outcome::Ok(a) => Settled::Delivered(a),
         Outcome::Refused(e) => Settled::Refused(e),
-        Outcome::Retry(error) => {
-            let shift = u32::try_from(d.attempts.clamp(0, 20)).unwrap_or(20);
-            let wait = cfg
-                .retry_base_ms
-                .saturating_mul(1_i64 << shift)
-                .min(cfg.retry_cap_ms);
-            Settled::Retry {
-                error,
-                at_ms: store.now_ms().saturating_add(wait),
-            }
-        }
+        Outcome::Retry(error) => Settled::Retry {
+            error,
+            at_ms: backoff(store, cfg, d.attempts),
+        },
     };
     tracing::info!(encf = d.encf, destination = d.destination, outcome = ?how, "ACECF delivery");
     if let Err(e) = store.acecf_settle(d, owner.to_owned(), how).await {
         tracing::warn!(error = %e, "ACECF delivery: cannot record the outcome");
+    }
+}
+
+/// Queues the registers' new E31 for their buyers (the buyer RNC read from
+/// the signed bytes).
+async fn queue_e31(store: &Storage) {
+    let Ok(found) = store.ecf_delivery_candidates(20).await else {
+        return;
+    };
+    for (encf, sha, xml) in found {
+        let buyer = crate::receiver::documents::identify(&xml).and_then(|(_, _, b)| b);
+        if let Err(e) = store.ecf_delivery_enqueue(encf, sha, buyer).await {
+            tracing::warn!(error = %e, "E31 delivery: cannot queue");
+        }
+    }
+}
+
+/// The buyer's ARECF: `Estado` and reason code, after its signature.
+fn read_arecf(body: &[u8]) -> Result<(i64, Option<i64>), String> {
+    caja_shared::ecf::xmldsig::verify(body).map_err(|e| format!("the buyer's ARECF: {e}"))?;
+    let root = caja_shared::ecf::xml::parse(body).map_err(|e| e.to_string())?;
+    let estado = root
+        .text_at("DetalleAcusedeRecibo/Estado")
+        .and_then(|e| e.parse().ok())
+        .ok_or("the buyer's ARECF has no Estado")?;
+    let code = root
+        .text_at("DetalleAcusedeRecibo/CodigoMotivoNoRecibido")
+        .and_then(|c| c.parse().ok());
+    Ok((estado, code))
+}
+
+async fn deliver_e31(
+    store: &Storage,
+    gateway: &DgiiGateway,
+    signer: Option<&Signer>,
+    cfg: &AcecfWorkerConfig,
+    owner: &str,
+    d: EcfDelivery,
+) {
+    let r = call_receiver(
+        gateway,
+        signer,
+        &d.buyer_rnc,
+        "/fe/recepcion/api/ecf",
+        &d.xml,
+    )
+    .await;
+    let how = match r {
+        Ok(None) => EcfSettled::NotElectronic,
+        Ok(Some((200, body))) => match read_arecf(&body) {
+            Ok((estado, code)) => EcfSettled::Acknowledged(body, estado, code),
+            Err(e) => EcfSettled::Failed(e),
+        },
+        other => match classify(other.map(|o| o.unwrap_or_default())) {
+            Outcome::Ok(a) => EcfSettled::Failed(format!("not an ARECF: {a}")),
+            Outcome::Refused(e) => EcfSettled::Failed(e),
+            Outcome::Retry(e) => EcfSettled::Retry(e, backoff(store, cfg, d.attempts)),
+        },
+    };
+    tracing::info!(encf = d.encf, buyer = d.buyer_rnc, outcome = ?std::mem::discriminant(&how), "E31 delivery");
+    if let Err(e) = store
+        .ecf_delivery_settle(d.encf, owner.to_owned(), how)
+        .await
+    {
+        tracing::warn!(error = %e, "E31 delivery: cannot record the outcome");
     }
 }
 
@@ -206,15 +296,28 @@ pub fn spawn(
     let owner = format!("acecf-{}", u64::from_le_bytes(id));
     tokio::spawn(async move {
         loop {
+            let mut worked = false;
             match store.acecf_claim(owner.clone(), cfg.lease_ms).await {
                 Ok(Some(d)) => {
                     deliver(&store, &gateway, signer.as_deref(), &cfg, &owner, d).await;
+                    worked = true;
                 }
-                Ok(None) => tokio::time::sleep(Duration::from_millis(cfg.idle_poll_ms)).await,
-                Err(e) => {
-                    tracing::warn!(error = %e, "ACECF delivery: claim failed");
-                    tokio::time::sleep(Duration::from_millis(cfg.idle_poll_ms)).await;
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "ACECF delivery: claim failed"),
+            }
+            if cfg.deliver_e31 {
+                queue_e31(&store).await;
+                match store.ecf_delivery_claim(owner.clone(), cfg.lease_ms).await {
+                    Ok(Some(d)) => {
+                        deliver_e31(&store, &gateway, signer.as_deref(), &cfg, &owner, d).await;
+                        worked = true;
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "E31 delivery: claim failed"),
                 }
+            }
+            if !worked {
+                tokio::time::sleep(Duration::from_millis(cfg.idle_poll_ms)).await;
             }
         }
     })

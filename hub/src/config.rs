@@ -325,6 +325,9 @@ pub struct HubConfig {
     /// Calls to the `/fe/…` services per client address: burst, then per
     /// minute (429 with `Retry-After` beyond).
     pub receiver_rate_limit: RateLimit,
+    /// Deliver every E31 the registers issue to its buyer's URL Recepción
+    /// when DGII's directory lists the buyer (its ARECF kept). Default true.
+    pub receiver_deliver_e31: bool,
 }
 
 impl std::fmt::Debug for HubConfig {
@@ -391,6 +394,7 @@ impl std::fmt::Debug for HubConfig {
             .field("receiver_token_ttl_ms", &self.receiver_token_ttl_ms)
             .field("receiver_require_token", &self.receiver_require_token)
             .field("receiver_rate_limit", &self.receiver_rate_limit)
+            .field("receiver_deliver_e31", &self.receiver_deliver_e31)
             .finish()
     }
 }
@@ -458,6 +462,7 @@ impl Default for HubConfig {
                 burst: 120,
                 per_minute: 600,
             },
+            receiver_deliver_e31: true,
         }
     }
 }

@@ -328,6 +328,7 @@ pub async fn start_with_clock(
                 metrics.clone(),
                 trust.clone(),
                 data_dir,
+                cfg.receiver_deliver_e31,
             )?;
             (Some(pool), Some(acecf))
         }
@@ -399,6 +400,7 @@ fn start_outbox(
     metrics: Arc<Metrics>,
     trust: Option<Arc<caja_shared::ecf::certificate::TrustStore>>,
     data_dir: &Path,
+    deliver_e31: bool,
 ) -> Result<(WorkerPool, JoinHandle<()>), ServeError> {
     if trust.is_none() {
         tracing::warn!("no [tax_authority] trusted_ca: registers' signatures are verified, their certificates' chains are not");
@@ -451,6 +453,7 @@ fn start_outbox(
             idle_poll_ms: t.idle_poll_ms,
             retry_base_ms: t.retry_base_ms,
             retry_cap_ms: t.retry_cap_ms,
+            deliver_e31,
         },
     );
     Ok((

@@ -428,3 +428,58 @@ async fn head_offices_acecf_reaches_the_supplier_found_in_the_directory_and_dgii
     assert_eq!(listed["approvals"].as_array().unwrap().len(), 1, "{listed}");
 }
 }
+
+on_both_backends! {
+#[tokio::test(flavor = "multi_thread")]
+async fn an_e31_reaches_an_electronic_buyer_and_its_arecf_is_kept() {
+    if !require_tool("xmllint") || !require_tool("xmlsec1") {
+        return;
+    }
+    let Some(pki) = pki::Pki::get() else { return };
+    let emu = Emulator::start("127.0.0.1:0".parse().unwrap(), OURS, Faults::default(), 5)
+        .await
+        .unwrap();
+    let buyer_hub = taxpayer_hub(SUPPLIER, &emu, 0).await;
+    emu.set_directory(SUPPLIER, &buyer_hub.url);
+    let ours = taxpayer_hub(OURS, &emu, 1).await;
+    // A register of ours issues two E31: to an electronic buyer, and to one
+    // DGII's directory does not list.
+    let us = Partner::new(OURS, signer_of(&pki.leaf_p12));
+    let store = ours.create_store("colmado").await;
+    let (mut reg, _) = ours.enroll(store).await;
+    let mut events = Vec::new();
+    let mut docs = Vec::new();
+    for (encf, buyer) in [("E310000000021", SUPPLIER), ("E310000000022", "130000001")] {
+        let xml = us.supplier_invoice(encf, buyer, now_ms());
+        let doc = PushDocument { sha256: Hash256::of(&xml), xml };
+        events.push(append(&mut reg, store, issued(encf, &doc)));
+        docs.push(doc);
+    }
+    docs.sort_by_key(|d| d.sha256);
+    let r = ours.push_with_documents(&reg, &events, &docs).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let mut states = serde_json::Value::Null;
+    for _ in 0..200 {
+        states = ours.admin_get("/v1/admin/commercial-approvals").await["e31_deliveries"].clone();
+        let s: Vec<&str> = states.as_array().unwrap().iter().map(|d| d["state"].as_str().unwrap()).collect();
+        if s == ["delivered", "not_electronic"] {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(states[0]["state"], "delivered", "{states}");
+    assert_eq!(states[0]["arecf_estado"], 0, "{states}");
+    assert_eq!(states[1]["state"], "not_electronic", "{states}");
+    let arecf: Vec<u8> = ours
+        .db()
+        .query_row("SELECT arecf FROM ecf_deliveries WHERE encf = 'E310000000021'", [], |r| r.get(0))
+        .unwrap();
+    independent_check(&arecf, "ARECF.xsd");
+    let received: i64 = buyer_hub
+        .db()
+        .query_row("SELECT COUNT(*) FROM received_ecf WHERE encf = 'E310000000021'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(received, 1, "the buyer holds it once");
+}
+}

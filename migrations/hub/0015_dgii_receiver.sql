@@ -102,3 +102,32 @@ CREATE TRIGGER acecf_deliveries_no_delete BEFORE DELETE ON acecf_deliveries
 BEGIN
     SELECT RAISE(ABORT, 'acecf_deliveries: deliveries are never deleted');
 END;
+
+-- `ecf_deliveries`: an E31 a register issued, delivered to its buyer's URL
+-- Recepción when DGII's directory lists the buyer as an electronic receiver
+-- (else `not_electronic`: the buyer gets the printed representation), with
+-- the buyer's signed ARECF kept. Same lease and in-doubt rules as
+-- `acecf_deliveries`; the bytes are the register's, from `signed_documents`.
+CREATE TABLE ecf_deliveries (
+    encf            TEXT    PRIMARY KEY,
+    sha256          TEXT    NOT NULL CHECK (length(sha256) = 64),
+    buyer_rnc       TEXT    NOT NULL,
+    state           TEXT    NOT NULL CHECK (state IN ('pending', 'delivered', 'not_electronic', 'failed')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms INTEGER NOT NULL,
+    in_doubt        INTEGER NOT NULL DEFAULT 0 CHECK (in_doubt IN (0, 1)),
+    lease_owner     TEXT,
+    lease_until_ms  INTEGER,
+    last_error      TEXT,
+    arecf           BLOB,
+    arecf_estado    INTEGER,
+    arecf_code      INTEGER,
+    delivered_ms    INTEGER
+) STRICT;
+
+CREATE INDEX ecf_deliveries_due ON ecf_deliveries (state, next_attempt_ms);
+
+CREATE TRIGGER ecf_deliveries_no_delete BEFORE DELETE ON ecf_deliveries
+BEGIN
+    SELECT RAISE(ABORT, 'ecf_deliveries: deliveries are never deleted');
+END;

@@ -352,7 +352,8 @@ async fn approvals(State(app): App, headers: HeaderMap, uri: Uri) -> Response {
             .commercial_approvals(limit)
             .await
             .map_err(store_error)?;
-        json(&serde_json::json!({ "approvals": list }))
+        let e31 = app.store.ecf_deliveries().await.map_err(store_error)?;
+        json(&serde_json::json!({ "approvals": list, "e31_deliveries": e31 }))
     }
     .await;
     app.respond("/v1/admin/commercial-approvals", r)

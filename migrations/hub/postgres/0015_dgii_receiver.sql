@@ -91,8 +91,30 @@ CREATE INDEX acecf_deliveries_due ON acecf_deliveries (state, next_attempt_ms);
 
 CREATE FUNCTION caja_acecf_deliveries_kept() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE EXCEPTION 'acecf_deliveries: deliveries are never deleted';
+    RAISE EXCEPTION 'deliveries are never deleted';
 END
 $$;
 CREATE TRIGGER acecf_deliveries_no_delete BEFORE DELETE ON acecf_deliveries
+FOR EACH ROW EXECUTE FUNCTION caja_acecf_deliveries_kept();
+
+CREATE TABLE ecf_deliveries (
+    encf            TEXT COLLATE "C" PRIMARY KEY,
+    sha256          TEXT COLLATE "C" NOT NULL CHECK (length(sha256) = 64),
+    buyer_rnc       TEXT COLLATE "C" NOT NULL,
+    state           TEXT COLLATE "C" NOT NULL CHECK (state IN ('pending', 'delivered', 'not_electronic', 'failed')),
+    attempts        BIGINT NOT NULL DEFAULT 0,
+    next_attempt_ms BIGINT NOT NULL,
+    in_doubt        BIGINT NOT NULL DEFAULT 0 CHECK (in_doubt IN (0, 1)),
+    lease_owner     TEXT COLLATE "C",
+    lease_until_ms  BIGINT,
+    last_error      TEXT COLLATE "C",
+    arecf           BYTEA,
+    arecf_estado    BIGINT,
+    arecf_code      BIGINT,
+    delivered_ms    BIGINT
+);
+
+CREATE INDEX ecf_deliveries_due ON ecf_deliveries (state, next_attempt_ms);
+
+CREATE TRIGGER ecf_deliveries_no_delete BEFORE DELETE ON ecf_deliveries
 FOR EACH ROW EXECUTE FUNCTION caja_acecf_deliveries_kept();
