@@ -2,7 +2,8 @@
 //! receiver (`GET /v1/admin/purchases`), and head office's commercial
 //! decision on one (`--issuer RNC --encf E31… --decide approve|reject --by
 //! WHO [--note WHY]`, `POST /v1/admin/purchases/{issuer}/{encf}/decide`: the
-//! hub signs the ACECF). The CLI half only: it prints the hub's JSON answer.
+//! hub signs the ACECF); and the file of `caja-hub fiscal representation`.
+//! The CLI half only.
 //!
 //! Invariant: no decision here; the hub checks and records.
 
@@ -49,4 +50,16 @@ pub async fn run(c: &AdminClient, a: PurchasesArgs) -> Result<Value, AdminError>
                 .await
         }
     }
+}
+
+/// Writes the PDF of a `GET /v1/admin/fiscal/representation/{encf}` answer
+/// (`caja-hub fiscal representation`).
+pub fn write_pdf(answer: &Value, out: &std::path::Path) -> anyhow::Result<()> {
+    use base64::Engine as _;
+    let b64 = answer["pdf"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("the hub's answer has no pdf"))?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(b64)?;
+    std::fs::write(out, bytes).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+    Ok(())
 }

@@ -57,6 +57,7 @@ pub mod projection;
 pub mod provider_emulator;
 pub mod ratelimit;
 pub mod receiver;
+pub mod representation;
 pub mod server;
 pub mod storage;
 pub mod system;

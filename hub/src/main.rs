@@ -283,6 +283,15 @@ enum FiscalAction {
         #[arg(long)]
         to: Option<String>,
     },
+    /// Write the printed representation (PDF) of a signed e-CF.
+    Representation {
+        /// The e-NCF (`E31…`).
+        #[arg(long)]
+        encf: String,
+        /// The PDF file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Write a register off (lost, stolen, dead): its key is revoked and the
     /// fiscal numbers it held are never issued again.
     WriteOff {
@@ -910,8 +919,19 @@ async fn fiscal(c: AdminClient, action: FiscalAction) -> Result<(), Failure> {
         println!("{n} documents written to {}", out.display());
         return Ok(());
     }
+    if let FiscalAction::Representation { encf, out } = &action {
+        let v = c
+            .get(&format!("/v1/admin/fiscal/representation/{encf}"))
+            .await
+            .map_err(runtime_error)?;
+        caja_hub::cli_purchases::write_pdf(&v, out).map_err(runtime_error)?;
+        println!("{} written", out.display());
+        return Ok(());
+    }
     let out = match action {
-        FiscalAction::Documents { .. } => unreachable!("handled above"),
+        FiscalAction::Documents { .. } | FiscalAction::Representation { .. } => {
+            unreachable!("handled above")
+        }
         FiscalAction::LoadSeries {
             prefix,
             digits,

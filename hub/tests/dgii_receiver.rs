@@ -483,3 +483,162 @@ async fn an_e31_reaches_an_electronic_buyer_and_its_arecf_is_kept() {
     assert_eq!(received, 1, "the buyer holds it once");
 }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_printed_representation_carries_what_dgii_asks_for() {
+    let Some((hub, pki)) = receiver_hub().await else {
+        return;
+    };
+    let us = Partner::new(OURS, signer_of(&pki.leaf_p12));
+    let xml = us.supplier_invoice("E310000000031", SUPPLIER, now_ms());
+    let code = xmldsig::security_code(&xml).unwrap();
+    let store = hub.create_store("colmado").await;
+    let (mut reg, _) = hub.enroll(store).await;
+    let doc = PushDocument {
+        sha256: Hash256::of(&xml),
+        xml,
+    };
+    let e = append(&mut reg, store, issued("E310000000031", &doc));
+    let r = hub.push_with_documents(&reg, &[e], &[doc]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("E310000000031.pdf");
+    let run = |encf: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_caja-hub"))
+            .env("CAJA_HUB_ADMIN_TOKEN", ADMIN_TOKEN)
+            .args([
+                "fiscal",
+                "--url",
+                &hub.url,
+                "representation",
+                "--encf",
+                encf,
+                "--out",
+            ])
+            .arg(&file)
+            .output()
+            .unwrap()
+    };
+    let out = tokio::task::block_in_place(|| run("E310000000031"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pdf = std::fs::read(&file).unwrap();
+    assert!(pdf.starts_with(b"%PDF-"));
+    assert!(pdf.trim_ascii_end().ends_with(b"%%EOF"));
+    // The cross-reference table is where the trailer says.
+    let text = String::from_utf8_lossy(&pdf).into_owned();
+    let at: usize = text
+        .rsplit("startxref")
+        .next()
+        .unwrap()
+        .trim()
+        .trim_end_matches("%%EOF")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        pdf[at..].starts_with(b"xref"),
+        "startxref points at the table"
+    );
+    let latin1 = |s: &str| {
+        s.chars()
+            .map(|c| u8::try_from(u32::from(c)).unwrap())
+            .collect::<Vec<u8>>()
+    };
+    let shown = pdf_strings(&pdf);
+    for needle in [
+        "Factura de Crédito Fiscal Electrónica".to_owned(),
+        "e-NCF: E310000000031".to_owned(),
+        format!("RNC {OURS}"),
+        format!("RNC comprador: {SUPPLIER}"),
+        "Cemento gris 42.5 kg".to_owned(),
+        "Total: 1180.00".to_owned(),
+        format!("Código de Seguridad: {code}"),
+        "Fecha de Firma Digital: ".to_owned(),
+    ] {
+        let n = latin1(&needle);
+        assert!(
+            shown.windows(n.len()).any(|w| w == n.as_slice()),
+            "{needle} not in the PDF: {}",
+            String::from_utf8_lossy(&shown)
+        );
+    }
+    let unknown = tokio::task::block_in_place(|| run("E310000000099"));
+    assert!(!unknown.status.success());
+}
+
+/// The bytes of every string the PDF shows (literal `(…)` with its escapes,
+/// and hex `<…>`), one per line: what a reader of the page sees.
+fn pdf_strings(pdf: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < pdf.len() {
+        match pdf[i] {
+            b'(' => {
+                let mut depth = 1;
+                i += 1;
+                while i < pdf.len() && depth > 0 {
+                    match pdf[i] {
+                        b'\\' => {
+                            i += 1;
+                            let c = pdf.get(i).copied().unwrap_or(b'\\');
+                            if (b'0'..=b'7').contains(&c) {
+                                let mut v = 0u32;
+                                let mut k = 0;
+                                while k < 3 && pdf.get(i).is_some_and(|d| (b'0'..=b'7').contains(d))
+                                {
+                                    v = v * 8 + u32::from(pdf[i] - b'0');
+                                    i += 1;
+                                    k += 1;
+                                }
+                                out.push(u8::try_from(v & 0xff).unwrap());
+                                continue;
+                            }
+                            out.push(match c {
+                                b'n' => b'\n',
+                                b'r' => b'\r',
+                                b't' => b'\t',
+                                other => other,
+                            });
+                        }
+                        b'(' => {
+                            depth += 1;
+                            out.push(b'(');
+                        }
+                        b')' => {
+                            depth -= 1;
+                            if depth > 0 {
+                                out.push(b')');
+                            }
+                        }
+                        c => out.push(c),
+                    }
+                    i += 1;
+                }
+                out.push(b'\n');
+            }
+            b'<' if pdf.get(i + 1) != Some(&b'<') && (i == 0 || pdf[i - 1] != b'<') => {
+                let end = pdf[i..]
+                    .iter()
+                    .position(|c| *c == b'>')
+                    .map_or(pdf.len(), |p| i + p);
+                let hex: Vec<u8> = pdf[i + 1..end]
+                    .iter()
+                    .copied()
+                    .filter(u8::is_ascii_hexdigit)
+                    .collect();
+                for pair in hex.chunks(2) {
+                    let s = std::str::from_utf8(pair).unwrap();
+                    out.push(u8::from_str_radix(&format!("{s:0<2}"), 16).unwrap());
+                }
+                out.push(b'\n');
+                i = end + 1;
+            }
+            _ => i += 1,
+        }
+    }
+    out
+}

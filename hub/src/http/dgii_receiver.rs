@@ -64,6 +64,10 @@ pub(super) fn routes(state: &AppState) -> Router<Arc<AppState>> {
         .route("/v1/admin/purchases", get(purchases))
         .route("/v1/admin/commercial-approvals", get(approvals))
         .route("/v1/admin/purchases/{issuer}/{encf}/decide", post(decide))
+        .route(
+            "/v1/admin/fiscal/representation/{encf}",
+            get(representation),
+        )
         .layer(Extension(limits))
 }
 
@@ -432,4 +436,48 @@ async fn decide(
     }
     .await;
     app.respond("/v1/admin/purchases/{issuer}/{encf}/decide", r)
+}
+
+/// The environment of the configured DGII address (its QR base).
+fn environment(app: &AppState) -> caja_shared::ecf::issuer::Environment {
+    use caja_shared::ecf::issuer::Environment;
+    let base = app
+        .cfg
+        .tax_authority
+        .as_ref()
+        .map(|t| t.ecf_base_url.as_str())
+        .unwrap_or("");
+    if base.contains("/testecf") {
+        Environment::Test
+    } else if base.contains("/certecf") {
+        Environment::Certification
+    } else {
+        Environment::Production
+    }
+}
+
+/// `GET /v1/admin/fiscal/representation/{encf}` → `{"encf","pdf"}` (the
+/// printed representation, base64).
+async fn representation(State(app): App, headers: HeaderMap, Path(encf): Path<String>) -> Response {
+    use base64::Engine as _;
+    let r = async {
+        app.admin_only(&headers)?;
+        let xml = app
+            .store
+            .signed_ecf(encf.clone())
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| ApiError::not_found(format!("no signed e-CF {encf}")))?;
+        let env = environment(&app);
+        let pdf = tokio::task::spawn_blocking(move || crate::representation::pdf(&xml, env))
+            .await
+            .map_err(|_| ApiError::internal())?
+            .map_err(|e| ApiError::new(409, "not_representable", e.to_string()))?;
+        json(&serde_json::json!({
+            "encf": encf,
+            "pdf": base64::engine::general_purpose::STANDARD.encode(pdf),
+        }))
+    }
+    .await;
+    app.respond("/v1/admin/fiscal/representation/{encf}", r)
 }

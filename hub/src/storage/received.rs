@@ -355,7 +355,21 @@ fn decide(
     Ok(Ok(()))
 }
 
+fn signed_ecf(conn: &Conn, encf: &str) -> Result<Option<Vec<u8>>, StorageError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT xml FROM signed_documents WHERE encf = $1 AND kind = 'ecf' ORDER BY received_ms LIMIT 1",
+        )?
+        .query_row([encf], |r| r.get(0))
+        .optional()?)
+}
+
 impl Storage {
+    /// The signed e-CF a register issued under `encf` (its exact bytes).
+    pub async fn signed_ecf(&self, encf: String) -> Result<Option<Vec<u8>>, StorageError> {
+        self.read(move |conn| signed_ecf(conn, &encf)).await
+    }
+
     /// Records the one use of a receiver seed; `false` when it was used.
     pub async fn receiver_use_seed(&self, seed: String) -> Result<bool, StorageError> {
         self.write(move |conn, env| {
