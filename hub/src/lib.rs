@@ -32,6 +32,7 @@ pub mod audit_tree;
 pub mod auth;
 pub mod caps;
 pub mod certificate;
+pub mod certification;
 pub mod cli_purchases;
 pub mod config;
 pub mod conflict;

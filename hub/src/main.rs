@@ -35,6 +35,12 @@ struct Cli {
 enum Command {
     /// Print the version of this binary and of the formats it speaks.
     Version,
+    /// DGII certification: run DGII's data-test set (CSV) against the
+    /// configured environment and report each case.
+    Dgii {
+        #[command(subcommand)]
+        action: DgiiAction,
+    },
     /// Create a hub: data directory, Ed25519 key (mode 0600), hub.toml, hub.db.
     Init {
         /// The hub's state directory.
@@ -192,6 +198,19 @@ enum CertificateAction {
     },
     /// Show the installed certificate: subject, issuer, expiry.
     Show,
+}
+
+#[derive(Debug, Subcommand)]
+enum DgiiAction {
+    /// Build, sign and send every case of the set; print each verdict.
+    Certification {
+        /// The hub's data directory (hub.toml, installed certificate).
+        #[arg(long, env = "CAJA_HUB_DATA_DIR")]
+        data_dir: PathBuf,
+        /// The set: CSV `caso,encf,rnc_comprador,nombre_comprador,descripcion,cantidad_milesimas,precio_centavos,itbis_bp`.
+        #[arg(long)]
+        set: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -654,6 +673,25 @@ fn run(cli: Cli) -> Result<(), Failure> {
             println!("rebuilt projections from {n} applied events");
             println!("digest before: {before}");
             println!("digest after:  {after}");
+            Ok(())
+        }
+        Command::Dgii {
+            action: DgiiAction::Certification { data_dir, set },
+        } => {
+            init_logs(LogFormat::Text);
+            let rt = runtime()?;
+            let results = rt
+                .block_on(caja_hub::certification::run_from_data_dir(&data_dir, &set))
+                .map_err(config_error)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&results).unwrap_or_default()
+            );
+            if results.iter().any(|r| r.result != "accepted") {
+                return Err(runtime_error(anyhow::anyhow!(
+                    "not every case was accepted"
+                )));
+            }
             Ok(())
         }
         Command::Audit { action } => audit(action),

@@ -642,3 +642,90 @@ fn pdf_strings(pdf: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_certification_kit_runs_the_sample_set_end_to_end() {
+    if !require_tool("xmllint") || !require_tool("xmlsec1") {
+        return;
+    }
+    let xsd = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/dgii/xsd");
+    let checks = Checks {
+        xsd_dir: Some(xsd),
+        signatures: true,
+    };
+    let emu = Emulator::start_checked(
+        "127.0.0.1:0".parse().unwrap(),
+        OURS,
+        Faults::default(),
+        7,
+        checks,
+    )
+    .await
+    .unwrap();
+    let hub = taxpayer_hub(OURS, &emu, 0).await;
+    let sample = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs/dgii-certification-sample.csv");
+    let run = |set: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_caja-hub"))
+            .args(["dgii", "certification", "--data-dir"])
+            .arg(hub.data_dir())
+            .arg("--set")
+            .arg(set)
+            .output()
+            .unwrap()
+    };
+    // A bad set names its line and column and sends nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.csv");
+    let text = std::fs::read_to_string(&sample)
+        .unwrap()
+        .replacen(",1600\n", ",1700\n", 1);
+    std::fs::write(&bad, text).unwrap();
+    let out = tokio::task::block_in_place(|| run(&bad));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 3, column itbis_bp"), "{err}");
+    assert!(emu.totals().per_number.is_empty(), "nothing sent");
+
+    let out = tokio::task::block_in_place(|| run(&sample));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got: Vec<(String, String, String)> = report
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["encf"].as_str().unwrap().into(),
+                r["channel"].as_str().unwrap().into(),
+                r["result"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "E310000000001".to_owned(),
+                "ecf".to_owned(),
+                "accepted".to_owned()
+            ),
+            ("E320000000001".into(), "rfce".into(), "accepted".into()),
+            ("E320000000002".into(), "ecf".into(), "accepted".into()),
+        ]
+    );
+    let totals = emu.totals();
+    for n in ["E310000000001", "E320000000001", "E320000000002"] {
+        let c = &totals.per_number[n];
+        assert_eq!(
+            (c.received, c.refused, c.duplicates),
+            (1, 0, 0),
+            "{n}: {c:?}"
+        );
+    }
+}
