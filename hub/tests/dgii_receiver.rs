@@ -729,3 +729,51 @@ async fn the_certification_kit_runs_the_sample_set_end_to_end() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_receiver_services_are_behind_the_body_limit_and_a_rate_limit() {
+    let mut cfg = test_config();
+    cfg.tax_authority = Some(TaxAuthorityConfig {
+        rnc: OURS.into(),
+        legal_name: "Colmado Cliente SRL".into(),
+        address: Some("Calle 1".into()),
+        workers: 0,
+        ..TaxAuthorityConfig::default()
+    });
+    cfg.body_limit_bytes = 64 * 1024;
+    cfg.receiver_rate_limit = caja_hub::ratelimit::RateLimit {
+        burst: 3,
+        per_minute: 1,
+    };
+    let hub = TestHub::start_with(cfg).await;
+    let before = state(&hub);
+    let big = vec![b'x'; 100 * 1024];
+    let r = hub
+        .http
+        .post(format!("{}/fe/recepcion/api/ecf", hub.url))
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+    // The refused body never reached the service; three calls use the
+    // burst of 3, the next is refused with a wait.
+    for _ in 0..3 {
+        let r = hub
+            .http
+            .get(format!("{}/fe/autenticacion/api/semilla", hub.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    let r = hub
+        .http
+        .get(format!("{}/fe/autenticacion/api/semilla", hub.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    assert!(r.headers().get("retry-after").is_some());
+    assert_eq!(state(&hub), before);
+}
