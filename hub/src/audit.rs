@@ -86,6 +86,16 @@ pub enum AuditKind {
     /// Head office lifted a store's restore gate before all its registers
     /// reported.
     RestoreOverridden,
+    // — RECV —
+    /// A supplier's e-CF addressed to us was received and acknowledged
+    /// (ARECF, DGII receiver service).
+    SupplierInvoiceReceived,
+    /// A buyer's commercial approval or rejection (ACECF) of an e-CF we
+    /// issued was received.
+    CommercialApprovalReceived,
+    /// Head office approved or rejected a supplier's e-CF (ACECF signed by
+    /// the hub).
+    SupplierInvoiceDecided,
 }
 
 impl AuditKind {
@@ -122,6 +132,9 @@ impl AuditKind {
             AuditKind::HubEventRecovered => "hub_event_recovered",
             AuditKind::RestoreAcknowledged => "restore_acknowledged",
             AuditKind::RestoreOverridden => "restore_overridden",
+            AuditKind::SupplierInvoiceReceived => "supplier_invoice_received",
+            AuditKind::CommercialApprovalReceived => "commercial_approval_received",
+            AuditKind::SupplierInvoiceDecided => "supplier_invoice_decided",
         }
     }
 }

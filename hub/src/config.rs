@@ -315,6 +315,19 @@ pub struct HubConfig {
     /// A used enrollment token presented again gets the same refusal each
     /// time but one audit entry and alert per token in this window.
     pub enroll_replay_window_ms: i64,
+    // — RECV —
+    /// Lifetime of a token of the DGII receiver services' own
+    /// authentication (`/fe/autenticacion/…`). Default one hour, as DGII's.
+    pub receiver_token_ttl_ms: i64,
+    /// Whether `/fe/recepcion` and `/fe/aprobacioncomercial` demand a token
+    /// of `/fe/autenticacion` (`Authorization: Bearer`). Default true.
+    pub receiver_require_token: bool,
+    /// Calls to the `/fe/…` services per client address: burst, then per
+    /// minute (429 with `Retry-After` beyond).
+    pub receiver_rate_limit: RateLimit,
+    /// Deliver every E31 the registers issue to its buyer's URL Recepción
+    /// when DGII's directory lists the buyer (its ARECF kept). Default true.
+    pub receiver_deliver_e31: bool,
 }
 
 impl std::fmt::Debug for HubConfig {
@@ -378,6 +391,10 @@ impl std::fmt::Debug for HubConfig {
             .field("max_outstanding_fiscal", &self.max_outstanding_fiscal)
             .field("held_alert_threshold", &self.held_alert_threshold)
             .field("enroll_replay_window_ms", &self.enroll_replay_window_ms)
+            .field("receiver_token_ttl_ms", &self.receiver_token_ttl_ms)
+            .field("receiver_require_token", &self.receiver_require_token)
+            .field("receiver_rate_limit", &self.receiver_rate_limit)
+            .field("receiver_deliver_e31", &self.receiver_deliver_e31)
             .finish()
     }
 }
@@ -438,6 +455,14 @@ impl Default for HubConfig {
             max_outstanding_fiscal: Caps::DEFAULT.max_outstanding_fiscal,
             held_alert_threshold: Caps::DEFAULT.held_alert_threshold,
             enroll_replay_window_ms: Caps::DEFAULT.enroll_replay_window_ms,
+            // — RECV —
+            receiver_token_ttl_ms: 3_600_000,
+            receiver_require_token: true,
+            receiver_rate_limit: RateLimit {
+                burst: 120,
+                per_minute: 600,
+            },
+            receiver_deliver_e31: true,
         }
     }
 }

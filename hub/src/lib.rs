@@ -24,6 +24,7 @@
 // the rare path and boxing every one would only add noise.
 #![allow(clippy::result_large_err)]
 
+pub mod acecf_worker;
 pub mod admin_client;
 pub mod audit;
 pub mod audit_export;
@@ -32,11 +33,15 @@ pub mod auth;
 pub mod caps;
 pub mod catalog_csv;
 pub mod certificate;
+pub mod certification;
+pub mod cli_purchases;
 pub mod config;
 pub mod conflict;
 pub mod datadir;
 #[cfg(any(test, feature = "testkit"))]
 pub mod dgii_emulator;
+#[cfg(any(test, feature = "testkit"))]
+pub mod dgii_partner;
 pub mod escrow;
 pub mod fiscal;
 pub mod health;
@@ -53,6 +58,8 @@ pub mod projection;
 #[cfg(any(test, feature = "testkit"))]
 pub mod provider_emulator;
 pub mod ratelimit;
+pub mod receiver;
+pub mod representation;
 pub mod restore;
 pub mod server;
 pub mod storage;

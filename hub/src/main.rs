@@ -36,6 +36,12 @@ struct Cli {
 enum Command {
     /// Print the version of this binary and of the formats it speaks.
     Version,
+    /// DGII certification: run DGII's data-test set (CSV) against the
+    /// configured environment and report each case.
+    Dgii {
+        #[command(subcommand)]
+        action: DgiiAction,
+    },
     /// Create a hub: data directory, Ed25519 key (mode 0600), hub.toml, hub.db.
     Init {
         /// The hub's state directory.
@@ -202,6 +208,19 @@ enum CertificateAction {
 }
 
 #[derive(Debug, Subcommand)]
+enum DgiiAction {
+    /// Build, sign and send every case of the set; print each verdict.
+    Certification {
+        /// The hub's data directory (hub.toml, installed certificate).
+        #[arg(long, env = "CAJA_HUB_DATA_DIR")]
+        data_dir: PathBuf,
+        /// The set: CSV `caso,encf,rnc_comprador,nombre_comprador,descripcion,cantidad_milesimas,precio_centavos,itbis_bp`.
+        #[arg(long)]
+        set: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum FiscalAction {
     /// The hub's own e-CF signing certificate (works on the data directory;
     /// no running hub or token needed).
@@ -289,6 +308,15 @@ enum FiscalAction {
         /// Last day, yyyy-mm-dd (inclusive).
         #[arg(long)]
         to: Option<String>,
+    },
+    /// Write the printed representation (PDF) of a signed e-CF.
+    Representation {
+        /// The e-NCF (`E31…`).
+        #[arg(long)]
+        encf: String,
+        /// The PDF file to write.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Write a register off (lost, stolen, dead): its key is revoked and the
     /// fiscal numbers it held are never issued again.
@@ -450,6 +478,10 @@ enum AdminAction {
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
+    /// Supplier e-CF received at URL Recepción (newest first), or with
+    /// `--decide approve|reject` head office's commercial decision on one
+    /// (the hub signs its ACECF).
+    Purchases(caja_hub::cli_purchases::PurchasesArgs),
     /// Sign a head of the audit log's Merkle tree now and print it (sth.json).
     SignTreeHead,
     /// After a restore: status, acknowledge, override a store's gate.
@@ -662,6 +694,25 @@ fn run(cli: Cli) -> Result<(), Failure> {
             println!("rebuilt projections from {n} applied events");
             println!("digest before: {before}");
             println!("digest after:  {after}");
+            Ok(())
+        }
+        Command::Dgii {
+            action: DgiiAction::Certification { data_dir, set },
+        } => {
+            init_logs(LogFormat::Text);
+            let rt = runtime()?;
+            let results = rt
+                .block_on(caja_hub::certification::run_from_data_dir(&data_dir, &set))
+                .map_err(config_error)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&results).unwrap_or_default()
+            );
+            if results.iter().any(|r| r.result != "accepted") {
+                return Err(runtime_error(anyhow::anyhow!(
+                    "not every case was accepted"
+                )));
+            }
             Ok(())
         }
         Command::Audit { action } => audit(action),
@@ -886,6 +937,7 @@ async fn admin(c: AdminClient, action: AdminAction) -> Result<(), Failure> {
         AdminAction::Conflicts { state } => {
             c.get(&format!("/v1/admin/conflicts?state={state}")).await
         }
+        AdminAction::Purchases(args) => caja_hub::cli_purchases::run(&c, args).await,
         AdminAction::Outbox { state, limit } => {
             c.get(&format!("/v1/admin/outbox?state={state}&limit={limit}"))
                 .await
@@ -951,8 +1003,19 @@ async fn fiscal(c: AdminClient, action: FiscalAction) -> Result<(), Failure> {
         println!("{n} documents written to {}", out.display());
         return Ok(());
     }
+    if let FiscalAction::Representation { encf, out } = &action {
+        let v = c
+            .get(&format!("/v1/admin/fiscal/representation/{encf}"))
+            .await
+            .map_err(runtime_error)?;
+        caja_hub::cli_purchases::write_pdf(&v, out).map_err(runtime_error)?;
+        println!("{} written", out.display());
+        return Ok(());
+    }
     let out = match action {
-        FiscalAction::Documents { .. } => unreachable!("handled above"),
+        FiscalAction::Documents { .. } | FiscalAction::Representation { .. } => {
+            unreachable!("handled above")
+        }
         FiscalAction::LoadSeries {
             prefix,
             digits,

@@ -270,6 +270,7 @@ pub struct RunningHub {
     sth_task: JoinHandle<()>,
     reconciler: JoinHandle<()>,
     outbox: Option<WorkerPool>,
+    acecf: Option<JoinHandle<()>>,
     store: Storage,
 }
 
@@ -321,16 +322,20 @@ pub async fn start_with_clock(
         cfg.payment_confirm_deadline_ms,
     );
     let metrics = Arc::new(Metrics::new());
-    let outbox = match &cfg.tax_authority {
-        Some(t) if t.workers > 0 => Some(start_outbox(
-            &store,
-            t,
-            clock_for_outbox.clone(),
-            metrics.clone(),
-            trust.clone(),
-            data_dir,
-        )?),
-        _ => None,
+    let (outbox, acecf) = match &cfg.tax_authority {
+        Some(t) if t.workers > 0 => {
+            let (pool, acecf) = start_outbox(
+                &store,
+                t,
+                clock_for_outbox.clone(),
+                metrics.clone(),
+                trust.clone(),
+                data_dir,
+                cfg.receiver_deliver_e31,
+            )?;
+            (Some(pool), Some(acecf))
+        }
+        _ => (None, None),
     };
     let mut mac_key = [0u8; 32];
     caja_shared::entropy::RandomSource::fill_bytes(&mut OsRandom::new(), &mut mac_key);
@@ -385,6 +390,7 @@ pub async fn start_with_clock(
         sth_task,
         reconciler,
         outbox,
+        acecf,
         store,
     })
 }
@@ -397,7 +403,8 @@ fn start_outbox(
     metrics: Arc<Metrics>,
     trust: Option<Arc<caja_shared::ecf::certificate::TrustStore>>,
     data_dir: &Path,
-) -> Result<WorkerPool, ServeError> {
+    deliver_e31: bool,
+) -> Result<(WorkerPool, JoinHandle<()>), ServeError> {
     if trust.is_none() {
         tracing::warn!("no [tax_authority] trusted_ca: registers' signatures are verified, their certificates' chains are not");
     }
@@ -434,15 +441,27 @@ fn start_outbox(
         source: std::io::Error::other(e.to_string()),
     })?
     .with_signature_check(crate::taxgw::dgii_signed::signature_check(trust));
-    let gateway = match signer {
+    let gateway = match signer.clone() {
         Some(s) => gateway.with_signer(s),
         None => gateway,
     };
-    Ok(WorkerPool::spawn(
+    let gateway = Arc::new(gateway);
+    // — RECV — head office's ACECF go out beside the outbox workers.
+    let acecf = crate::acecf_worker::spawn(
         store.clone(),
-        Arc::new(gateway),
-        pool_config(t),
-        Some(metrics),
+        gateway.clone(),
+        signer,
+        crate::acecf_worker::AcecfWorkerConfig {
+            lease_ms: t.lease_ms,
+            idle_poll_ms: t.idle_poll_ms,
+            retry_base_ms: t.retry_base_ms,
+            retry_cap_ms: t.retry_cap_ms,
+            deliver_e31,
+        },
+    );
+    Ok((
+        WorkerPool::spawn(store.clone(), gateway, pool_config(t), Some(metrics)),
+        acecf,
     ))
 }
 
@@ -477,6 +496,9 @@ impl RunningHub {
         self.sth_task.abort();
         self.reconciler.abort();
         if let Some(t) = self.reload_task {
+            t.abort();
+        }
+        if let Some(t) = self.acecf {
             t.abort();
         }
         if let Some(pool) = self.outbox {

@@ -614,6 +614,14 @@ async fn every_page_renders_the_real_data() {
             ],
         ),
         (
+            "/ui/purchases",
+            vec![
+                "Comprobantes recibidos de proveedores",
+                "Todavía no se ha recibido ningún comprobante",
+                "Ningún comprador ha aprobado",
+            ],
+        ),
+        (
             "/ui/audit",
             vec![
                 "Última cabeza firmada",

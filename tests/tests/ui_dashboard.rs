@@ -306,6 +306,7 @@ fn a_conflict_is_resolved_from_the_queue_and_reaches_the_registers() {
         ("/ui/held", text::QUARANTINE_TITLE),
         ("/ui/stock", text::STOCK_TITLE),
         ("/ui/outbox", text::OUTBOX_TITLE),
+        ("/ui/purchases", text::PURCHASES_TITLE),
         ("/ui/audit", text::STH_TITLE),
     ] {
         b.goto(&format!("{}{path}", hub.url)).expect("page");

@@ -18,6 +18,7 @@
 mod admin;
 mod audit;
 mod conflict;
+mod dgii_receiver;
 mod escrow;
 mod fiscal;
 mod kernel;
@@ -99,6 +100,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/admin/payments/reconcile", post(payments::reconcile))
         .merge(audit::routes())
         .merge(restore::routes())
+        .merge(dgii_receiver::routes(&state))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard))
         .fallback(kernel::not_found)
         .layer(DefaultBodyLimit::max(body_limit))

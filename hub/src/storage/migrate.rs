@@ -132,6 +132,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../../migrations/hub/0015_restore_epoch.sql"),
         postgres: include_str!("../../../migrations/hub/postgres/0015_restore_epoch.sql"),
     },
+    Migration {
+        version: 16,
+        name: "dgii_receiver",
+        sql: include_str!("../../../migrations/hub/0016_dgii_receiver.sql"),
+        postgres: include_str!("../../../migrations/hub/postgres/0016_dgii_receiver.sql"),
+    },
 ];
 
 /// Why the database cannot be brought to this binary's schema.

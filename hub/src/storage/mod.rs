@@ -45,6 +45,7 @@
 //! every SQL statement of the hub lives in this module's files and in
 //! `migrations/hub/` (SQLite) and `migrations/hub/postgres/`.
 
+mod acecf_delivery;
 mod alerts;
 mod audit_log;
 pub mod audit_tree;
@@ -57,6 +58,7 @@ pub mod db;
 mod device_auth;
 mod device_request;
 mod devices;
+mod ecf_delivery;
 mod error;
 mod escrow;
 mod facts;
@@ -71,12 +73,14 @@ mod payments;
 mod payments_reads;
 pub mod pg_tls;
 mod pull;
+mod received;
 mod reports;
 pub mod restore;
 mod stores;
 mod tx_cache;
 mod writer;
 
+pub use acecf_delivery::{Delivery, DeliveryInfo, Settled};
 pub use catalog::HubAppend;
 pub use conflicts::{ConflictInfo, ResolutionInfo, StateFilter};
 pub use connect::{open, open_connection, open_detached, open_offline, record_hub_key};
@@ -84,6 +88,7 @@ pub use dashboard::{EventSummary, HourlySales, UiSession};
 pub use db::{Conn, Database, DbError, Dialect};
 pub use device_auth::DeviceCtx;
 pub use devices::{DeviceInfo, Enrollment, RotatedKey};
+pub use ecf_delivery::{EcfDelivery, EcfDeliveryInfo, EcfSettled};
 pub use error::{Answer, StorageError};
 pub use facts::load::{digest, load_projections as projections};
 pub use fiscal::{FiscalHealth, WriteOff};
@@ -101,6 +106,7 @@ pub use payments_reads::{
     CardCheckInfo, IntentInfo, PaymentsHealth, PaymentsOverview, WebhookInfo,
 };
 pub use pull::{OwnPage, PullPage};
+pub use received::{ApprovalStored, CommercialApproval, Purchase, ToDecide};
 pub use reports::AlertInfo;
 pub use stores::StoreInfo;
 pub use writer::{Storage, StorageConfig};

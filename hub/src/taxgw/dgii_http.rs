@@ -349,3 +349,67 @@ impl TaxGateway for DgiiGateway {
         Box::pin(self.do_lookup(doc))
     }
 }
+
+// — RECV —
+/// DGII's directory of electronic taxpayers by RNC (guessed path, as the
+/// other services' paths: Descripción técnica v1.6 names the "consulta
+/// directorio" service, not its path).
+pub const PATH_DIRECTORY: &str = "/consultadirectorio/api/consultas/obtenerdirectorioporrnc";
+/// DGII's reception of commercial approvals (ACECF) (guessed path).
+pub const PATH_APPROVAL: &str = "/aprobacioncomercial/api/aprobacioncomercial";
+
+impl DgiiGateway {
+    /// The base address of the services of the electronic taxpayer `rnc`
+    /// from DGII's directory (`urlAceptacion` of its entry; guessed: an
+    /// array of `{"nombre","rnc","urlRecepcion","urlAceptacion",
+    /// "urlOpcional"}`); `None` when DGII lists no such taxpayer.
+    pub async fn directory_url(&self, rnc: &str) -> Result<Option<String>, GatewayError> {
+        let url = format!("{}?RNC={rnc}", self.ecf(PATH_DIRECTORY));
+        let (status, body) = self.authed(|t| self.http.get(&url).bearer_auth(t)).await?;
+        match status {
+            200 => {}
+            404 => return Ok(None),
+            s if s >= 500 => {
+                return Err(GatewayError::Server {
+                    status,
+                    detail: String::from_utf8_lossy(&body).into_owned(),
+                })
+            }
+            _ => {
+                return Err(GatewayError::Refused {
+                    status,
+                    detail: String::from_utf8_lossy(&body).into_owned(),
+                })
+            }
+        }
+        let v: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| GatewayError::Answer(format!("directory: {e}")))?;
+        let entry = match &v {
+            serde_json::Value::Array(a) => a.iter().find(|e| e["rnc"] == rnc),
+            other => Some(other),
+        };
+        Ok(entry
+            .and_then(|e| e["urlAceptacion"].as_str())
+            .map(|u| u.trim_end_matches('/').to_owned()))
+    }
+
+    /// Sends a signed ACECF to DGII; the answer's status and body.
+    pub async fn submit_approval(&self, acecf: &[u8]) -> Result<(u16, Vec<u8>), GatewayError> {
+        let (ct, body) = multipart::form("xml", "aprobacion.xml", acecf);
+        let url = self.ecf(PATH_APPROVAL);
+        self.authed(|t| {
+            self.http
+                .post(&url)
+                .bearer_auth(t)
+                .header("content-type", ct.clone())
+                .body(body.clone())
+        })
+        .await
+    }
+
+    /// The client and deadline, for the receiver services' own calls to
+    /// other taxpayers.
+    pub fn http_client(&self) -> (reqwest::Client, u64) {
+        (self.http.clone(), self.timeout_ms)
+    }
+}

@@ -35,9 +35,11 @@ pub enum Nav {
     Outbox,
     /// `/ui/audit`.
     Audit,
+    /// `/ui/purchases`.
+    Purchases,
 }
 
-const NAV: [(Nav, &str, &str); 9] = [
+const NAV: [(Nav, &str, &str); 10] = [
     (Nav::Overview, "/ui/", text::NAV_OVERVIEW),
     (Nav::Stores, "/ui/stores", text::NAV_STORES),
     (Nav::Sync, "/ui/sync", text::NAV_SYNC),
@@ -46,6 +48,7 @@ const NAV: [(Nav, &str, &str); 9] = [
     (Nav::Stock, "/ui/stock", text::NAV_STOCK),
     (Nav::Fiscal, "/ui/fiscal", text::NAV_FISCAL),
     (Nav::Outbox, "/ui/outbox", text::NAV_OUTBOX),
+    (Nav::Purchases, "/ui/purchases", text::NAV_PURCHASES),
     (Nav::Audit, "/ui/audit", text::NAV_AUDIT),
 ];
 

@@ -36,6 +36,7 @@ mod layout;
 mod login;
 mod outbox;
 mod overview;
+mod purchases;
 mod state;
 mod stock;
 mod stores;
@@ -89,6 +90,7 @@ pub fn router(app: Arc<AppState>, data_dir: PathBuf) -> Router {
         .route("/ui/fiscal/{series}", get(fiscal::series))
         .route("/ui/fiscal/{series}/report.csv", get(fiscal::csv))
         .route("/ui/outbox", get(outbox::page))
+        .route("/ui/purchases", get(purchases::page))
         .route("/ui/audit", get(audit::page))
         .route("/ui/audit/verify", post(audit::verify))
         .route("/ui/audit/sign", post(audit::sign))

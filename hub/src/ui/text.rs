@@ -857,6 +857,40 @@ pub fn export_failed(why: &str) -> String {
     format!("No se pudo exportar el registro: {why}")
 }
 
+// — RECV —
+/// Navigation: supplier invoices and commercial approvals.
+pub const NAV_PURCHASES: &str = "Compras";
+/// Title of `/ui/purchases`.
+pub const PURCHASES_TITLE: &str = "Compras y aprobaciones comerciales";
+/// Heading: e-CF received from suppliers.
+pub const PURCHASES_RECEIVED: &str = "Comprobantes recibidos de proveedores";
+/// No supplier e-CF yet.
+pub const PURCHASES_EMPTY: &str = "Todavía no se ha recibido ningún comprobante de un proveedor.";
+/// Heading: buyers' approvals of our e-CF.
+pub const APPROVALS_TITLE: &str = "Aprobaciones comerciales de nuestros comprobantes";
+/// No approvals yet.
+pub const APPROVALS_EMPTY: &str =
+    "Ningún comprador ha aprobado ni rechazado todavía un comprobante.";
+/// Column: supplier.
+pub const COL_SUPPLIER: &str = "Proveedor";
+/// Column: buyer.
+pub const COL_BUYER: &str = "Comprador";
+/// Column: issue date.
+pub const COL_ISSUED: &str = "Emisión";
+/// Column: a document's total.
+pub const COL_DOC_TOTAL: &str = "Total";
+/// Column: received at.
+pub const COL_RECEIVED: &str = "Recibido";
+
+/// A commercial decision in words.
+pub fn purchase_decision(d: Option<&str>) -> &'static str {
+    match d {
+        Some("approved") => "Aprobado",
+        Some("rejected") => "Rechazado",
+        _ => "Pendiente de decisión",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

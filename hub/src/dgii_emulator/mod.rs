@@ -65,6 +65,8 @@ use crate::system::SystemClock;
 use crate::taxgw::dgii::{self, Estado};
 use crate::taxgw::{multipart, xml};
 
+mod directory;
+
 /// Faults the emulator injects; change them while it runs with
 /// [`Emulator::set_faults`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,6 +195,7 @@ type Shared = Arc<Mutex<EmuState>>;
 pub struct Emulator {
     addr: SocketAddr,
     state: Shared,
+    directory: directory::Side,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
@@ -251,6 +254,8 @@ impl Emulator {
                 get(summary_query),
             )
             .with_state(state.clone());
+        let side = directory::Side::default();
+        let app = app.merge(receiver_routes(state.clone(), side.clone()));
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel::<()>();
@@ -264,6 +269,7 @@ impl Emulator {
         Ok(Emulator {
             addr,
             state,
+            directory: side,
             shutdown: Some(tx),
             server: Some(server),
         })
@@ -550,6 +556,7 @@ fn schema_file(fields: &[(String, String)]) -> Option<String> {
     match root {
         "RFCE" => Some("RFCE-32.xsd".into()),
         "ANECF" => Some("ANECF.xsd".into()),
+        "ACECF" => Some("ACECF.xsd".into()),
         _ => None,
     }
 }
@@ -1114,6 +1121,78 @@ async fn cancel(State(state): State<Shared>, headers: HeaderMap, body: Bytes) ->
         0,
     )
     .await
+}
+
+// — RECV — DGII's directory and its reception of ACECF (state in `directory`).
+fn receiver_routes(state: Shared, side: directory::Side) -> Router {
+    Router::new()
+        .route(
+            "/ecf/consultadirectorio/api/consultas/obtenerdirectorioporrnc",
+            get(directory_lookup),
+        )
+        .route(
+            "/ecf/aprobacioncomercial/api/aprobacioncomercial",
+            post(approval),
+        )
+        .with_state((state, side))
+}
+
+type Both = State<(Shared, directory::Side)>;
+
+async fn directory_lookup(State((state, side)): Both, headers: HeaderMap, uri: Uri) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let q = uri.query().unwrap_or("");
+    let rnc = q
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("RNC="))
+        .unwrap_or("");
+    match side.lock().ok().and_then(|d| d.lookup(rnc)) {
+        Some(u) => json_response(
+            StatusCode::OK,
+            &json!([{"nombre": "Contribuyente", "rnc": rnc, "urlRecepcion": u,
+                     "urlAceptacion": u, "urlOpcional": u}]),
+        ),
+        None => json_response(StatusCode::NOT_FOUND, &json!([])),
+    }
+}
+
+async fn approval(State((state, side)): Both, headers: HeaderMap, body: Bytes) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let Some(doc) = form_xml(&headers, &body) else {
+        return bad_request("xml", "falta el archivo xml");
+    };
+    if let Err(mensajes) = check(&state, Some(&doc)).await {
+        return json_response(StatusCode::BAD_REQUEST, &json!({"mensajes": mensajes}));
+    }
+    let fields = xml::flatten(&doc).unwrap_or_default();
+    let Some(encf) = xml::field(&fields, "ACECF/DetalleAprobacionComercial/eNCF") else {
+        return bad_request("eNCF", "falta el eNCF");
+    };
+    if let Ok(mut d) = side.lock() {
+        d.record(encf, &doc);
+    }
+    json_response(StatusCode::OK, &json!({"encf": encf, "estado": "Aceptado"}))
+}
+
+impl Emulator {
+    /// Lists `rnc` in DGII's directory with its services at `base_url`.
+    pub fn set_directory(&self, rnc: &str, base_url: &str) {
+        if let Ok(mut d) = self.directory.lock() {
+            d.set(rnc, base_url);
+        }
+    }
+
+    /// ACECF received per e-NCF: (arrivals, distinct contents).
+    pub fn approvals(&self) -> BTreeMap<String, (u32, usize)> {
+        self.directory
+            .lock()
+            .map(|d| d.approvals())
+            .unwrap_or_default()
+    }
 }
 
 #[cfg(test)]
