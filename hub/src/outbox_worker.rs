@@ -150,11 +150,18 @@ async fn run(ctx: Arc<Ctx>, n: usize, mut stopped: watch::Receiver<bool>) {
         if *stopped.borrow() {
             return;
         }
-        let idle = match ctx
-            .store
-            .outbox_claim(owner.clone(), ctx.cfg.lease_ms, 1)
-            .await
-        {
+        // After a restore, no verdict may become a hub event before the
+        // registers have returned the hub events the hub lost (the chains
+        // would fork): the outbox waits while a store is gated.
+        let gated = matches!(ctx.store.restore_any_gated().await, Ok(true));
+        let claimed = if gated {
+            Ok(Vec::new())
+        } else {
+            ctx.store
+                .outbox_claim(owner.clone(), ctx.cfg.lease_ms, 1)
+                .await
+        };
+        let idle = match claimed {
             Ok(docs) if docs.is_empty() => true,
             Ok(docs) => {
                 for d in docs {

@@ -139,3 +139,15 @@ pub fn restore_pending(store: StoreId, waiting: usize) -> ApiError {
         )
     }
 }
+
+/// 503 `restore_pending` for a provider's webhook while a store is gated.
+pub fn restore_pending_webhook() -> ApiError {
+    ApiError {
+        retry_after_s: Some(30),
+        ..ApiError::new(
+            503,
+            "restore_pending",
+            "the hub was restored from a backup and waits for its registers; send this webhook again later",
+        )
+    }
+}

@@ -279,6 +279,15 @@ impl Storage {
             .await
     }
 
+    /// Whether any store waits for its registers after a restore (cheap
+    /// when the hub was never restored: the epoch is in memory).
+    pub async fn restore_any_gated(&self) -> Result<bool, StorageError> {
+        if self.restore_epoch() == 0 {
+            return Ok(false);
+        }
+        self.read(restore::any_gated).await
+    }
+
     /// Admin: the latest restore and each store's gate.
     pub async fn restore_status(&self) -> Result<restore::RestoreStatus, StorageError> {
         self.read(restore::status).await

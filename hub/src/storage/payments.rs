@@ -197,6 +197,9 @@ pub(crate) fn create_intent(
         Ok(b) => b,
         Err(answer) => return Ok(answer),
     };
+    if let Some(pending) = crate::storage::restore::gate(conn, who.store)? {
+        return Ok(Err(pending));
+    }
     let now = env.now_ms();
     let mut rng = &mut *env.rng;
     let intent_id =
@@ -376,6 +379,11 @@ pub(crate) fn webhook(
     body_hash: Hash256,
     deadline_ms: i64,
 ) -> Result<Answer<WebhookAnswer>, StorageError> {
+    // A webhook's state change is a hub event: after a restore it waits
+    // (the provider retries) until no store is gated.
+    if crate::storage::restore::any_gated(conn)? {
+        return Ok(Err(crate::restore::restore_pending_webhook()));
+    }
     let now = env.now_ms();
     let prior: Option<(String, Option<String>, Option<String>, String)> = conn
         .prepare_cached(

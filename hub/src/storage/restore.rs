@@ -252,6 +252,24 @@ pub(crate) fn gate(conn: &Conn, store: StoreId) -> Result<Option<ApiError>, Stor
     Ok(g.gated.then(|| restore_pending(store, g.waiting.len())))
 }
 
+/// Whether any store is gated (the outbox waits; webhooks are refused).
+pub(crate) fn any_gated(conn: &Conn) -> Result<bool, StorageError> {
+    let epoch = current_epoch(conn)?;
+    if epoch == 0 {
+        return Ok(false);
+    }
+    let ids: Vec<String> = conn
+        .prepare_cached("SELECT store_id FROM stores ORDER BY store_id")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for id in ids {
+        if gate_of(conn, epoch, parse(&id)?)?.gated {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Head office's view: the latest restore and each store's gate.
 pub(crate) fn status(conn: &Conn) -> Result<RestoreStatus, StorageError> {
     let epoch = current_epoch(conn)?;
