@@ -11,9 +11,10 @@
 //! trusting the hub's audit log across the signed `restored` entry and show
 //! the restore as a warning until head office acknowledges it.
 //!
-//! The registers are the node library (`Register`, `SyncEngine`: the code
-//! `caja-node` runs) with their own SQLite files, over real loopback HTTP
-//! through a proxy each.
+//! The registers work through the node library (`Register`, `SyncEngine`: the
+//! code `caja-node` runs) with their own SQLite files, over real loopback
+//! HTTP through a proxy each; the round that follows the restore is the real
+//! `caja-node sync` binary on each register's data directory.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -30,7 +31,7 @@ use caja_node::testkit;
 use caja_shared::kind::{EventBody, PaymentMethod};
 use caja_shared::money::Money;
 use caja_tests::cluster::{fast_sync_settings, op_id, Till, ADMIN_TOKEN};
-use caja_tests::procs::{binary, free_port, HubProcess};
+use caja_tests::procs::{binary, free_port, HubProcess, NodeProcess};
 use caja_tests::proxy::{Mode, Proxy};
 use serde_json::{json, Value};
 
@@ -163,6 +164,17 @@ fn round(t: &mut Till) -> caja_node::sync::engine::RoundReport {
     t.sync
         .round()
         .unwrap_or_else(|e| panic!("{} sync: {e}", t.name))
+}
+
+/// One sync round of the real `caja-node` binary on the register's data
+/// directory (through its proxy: the hub URL in its config), then the
+/// in-process register and engine reopened on what the binary wrote.
+fn binary_round(t: &mut Till) {
+    NodeProcess::new(t.data.root())
+        .json(&["sync"])
+        .unwrap_or_else(|e| panic!("{}: caja-node sync: {e}", t.name));
+    t.reopen(fast_sync_settings())
+        .unwrap_or_else(|e| panic!("{} reopen: {e}", t.name));
 }
 
 /// Every event the hub holds: (device, seq) → hash.
@@ -422,10 +434,10 @@ fn a_hub_restored_from_a_backup_loses_nothing_and_grants_no_number_twice() {
         .expect_err("a price change waits for the registers");
     assert!(refused.contains("restore_pending"), "{refused}");
 
-    // One sync round of each register.
+    // One sync round of each register, by the real `caja-node` binary.
     tills[2].set_network(Mode::Up);
     for t in &mut tills {
-        round(t);
+        binary_round(t);
     }
     let status = api.get("/v1/admin/restore");
     assert_eq!(status["stores"][0]["gated"], false, "{status}");
