@@ -55,6 +55,10 @@ pub struct SyncSettings {
     /// After the hub granted no quota for a product, ask again only after
     /// this long, ms.
     pub escrow_retry_ms: i64,
+    // — PERF —
+    /// Pushes in flight at once over HTTP (1: one at a time;
+    /// [`super::pipeline`]).
+    pub push_window: usize,
 }
 
 impl Default for SyncSettings {
@@ -70,6 +74,7 @@ impl Default for SyncSettings {
             max_hlc_drift_ms: crate::config::DEFAULT_MAX_HLC_DRIFT_MS,
             keep_alive: true,
             escrow_retry_ms: ESCROW_QUIET_MS,
+            push_window: 2,
         }
     }
 }
@@ -540,6 +545,22 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
     }
 
     fn push_all(&mut self, report: &mut RoundReport) -> Result<(), SyncError> {
+        if super::pipeline::enabled(&self.settings, &self.client) {
+            let (clock, skew) = (&self.clock, &self.skew);
+            let mut parts = super::pipeline::Parts {
+                db: &mut self.db,
+                journal: &self.journal,
+                creds: &self.creds,
+                client: &self.client,
+                rng: &mut self.rng,
+                settings: &self.settings,
+                hub_now: &|| skew.hub_now(clock.now_ms()),
+                local_now: &|| clock.now_ms(),
+            };
+            if super::pipeline::push(&mut parts, report)? == super::pipeline::Ended::Done {
+                return Ok(());
+            }
+        }
         loop {
             let conn = self.db.conn();
             let acked = Journal::acked_seq(conn)?;

@@ -1,0 +1,201 @@
+//! Pipelined pushes: while one push is at the hub, the next batch is read
+//! from the journal, its checkpoint and request signed, and sent; the
+//! acknowledgement of a push is committed locally while the next is in
+//! flight. At most [`SyncSettings::push_window`] pushes are in flight.
+//!
+//! Invariant: order and exactly-once are the hub's position check's, as
+//! with one push at a time. Every batch starts where the batch before it
+//! ends, so a batch that reaches the hub before its predecessor is stored —
+//! because that one failed, timed out or is still queued — finds a gap and
+//! is refused whole (409 `seq_gap`, nothing stored); a batch after a failed
+//! one is therefore never applied before it. Answers are taken in the order
+//! the batches were sent; an acknowledgement is recorded only when it moves
+//! forward and stays within the journal, so a late answer cannot move
+//! `acked_seq` back. Anything but a plain acknowledgement ends the
+//! pipeline: the answers still in flight are collected (their
+//! acknowledgements kept), and the engine's one-at-a-time loop takes over
+//! from the recorded `acked_seq`, handling gaps, mismatches and quarantine
+//! as before.
+//!
+//! Only over HTTP: the simulation's transport stays one request at a time,
+//! so its runs replay exactly.
+
+use std::collections::VecDeque;
+use std::thread::JoinHandle;
+
+use caja_shared::canonical::Value;
+use caja_shared::checkpoint::Checkpoint;
+use caja_shared::entropy::RandomSource;
+use caja_shared::request::SignedHeaders;
+
+use super::client::{Credentials, HubClient, HubError};
+use super::engine::{RoundReport, SyncError, SyncSettings};
+use crate::db::Db;
+use crate::journal::{self, Journal};
+
+/// The path of a push.
+const PUSH_PATH: &str = "/v1/sync/push";
+
+/// What the pipeline needs of the engine, borrowed for one run.
+pub(crate) struct Parts<'a, R> {
+    /// The engine's database.
+    pub db: &'a mut Db,
+    /// The journal writer (for the push checkpoint).
+    pub journal: &'a Journal,
+    /// Who signs.
+    pub creds: &'a Credentials,
+    /// The hub.
+    pub client: &'a HubClient,
+    /// Nonces.
+    pub rng: &'a mut R,
+    /// Limits.
+    pub settings: &'a SyncSettings,
+    /// The hub's time now as the register estimates it (signing stamps).
+    pub hub_now: &'a dyn Fn() -> i64,
+    /// The local clock now (acknowledgement rows).
+    pub local_now: &'a dyn Fn() -> i64,
+}
+
+/// How a pipelined run ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// Everything unsynced was acknowledged.
+    Done,
+    /// An answer other than a plain acknowledgement (or none): the engine's
+    /// one-at-a-time loop goes on from the recorded `acked_seq`.
+    HandOver,
+}
+
+/// One push in flight.
+struct InFlight {
+    first_seq: u64,
+    last_seq: u64,
+    head_seq: u64,
+    answer: JoinHandle<Result<Value, HubError>>,
+}
+
+/// Whether pushes are pipelined with these settings over this client.
+pub(crate) fn enabled(settings: &SyncSettings, client: &HubClient) -> bool {
+    settings.push_window > 1 && client.is_http()
+}
+
+fn count(v: &Value, k: &str) -> u64 {
+    v.get(k)
+        .and_then(Value::as_i64)
+        .and_then(|n| u64::try_from(n).ok())
+        .unwrap_or(0)
+}
+
+/// Pushes everything unsynced with up to `push_window` pushes in flight.
+pub(crate) fn push<R: RandomSource>(
+    p: &mut Parts<'_, R>,
+    report: &mut RoundReport,
+) -> Result<Ended, SyncError> {
+    let mut acked = Journal::acked_seq(p.db.conn())?;
+    let mut sent_upto = acked;
+    let mut flight: VecDeque<InFlight> = VecDeque::new();
+    let mut ended = Ended::Done;
+    loop {
+        // Fill the window: the next batches are read and signed while the
+        // earlier ones are at the hub.
+        while ended == Ended::Done && flight.len() < p.settings.push_window {
+            let conn = p.db.conn();
+            let (events, documents) = super::batch::next_batch(
+                conn,
+                sent_upto,
+                p.settings.push_batch,
+                p.settings.push_bytes,
+            )?;
+            let (Some(first), Some(last)) = (events.first(), events.last()) else {
+                break;
+            };
+            let head = Journal::head(conn)?;
+            let cp = Checkpoint::sign(
+                &p.creds.key,
+                p.creds.key_id.clone(),
+                p.creds.device,
+                last.seq(),
+                last.hash(),
+            );
+            let last_seq = last.seq().get();
+            let body = caja_shared::push::push_body(
+                p.creds.device,
+                &events,
+                &documents,
+                &cp,
+                head.seq - last_seq,
+            )
+            .map_err(|e| SyncError::BadHubData(e.to_string()))?;
+            let headers = SignedHeaders::sign(
+                &p.creds.key,
+                p.creds.device,
+                p.creds.key_id.clone(),
+                "POST",
+                PUSH_PATH,
+                &body,
+                (p.hub_now)(),
+                &mut *p.rng,
+            );
+            let client = p.client.clone();
+            let answer = std::thread::Builder::new()
+                .name("caja-push".into())
+                .spawn(move || client.send_signed("POST", PUSH_PATH, body, &headers))
+                .map_err(|e| SyncError::BadHubData(format!("cannot start a push thread: {e}")))?;
+            flight.push_back(InFlight {
+                first_seq: first.seq().get(),
+                last_seq,
+                head_seq: head.seq,
+                answer,
+            });
+            sent_upto = last_seq;
+        }
+        let Some(f) = flight.pop_front() else {
+            return Ok(ended);
+        };
+        let answer = f
+            .answer
+            .join()
+            .unwrap_or_else(|_| Err(HubError::BadAnswer("push thread panicked".into())));
+        let v = match answer {
+            Ok(v) => v,
+            Err(e) => {
+                if ended == Ended::Done {
+                    tracing::debug!(error = %e, first_seq = f.first_seq, "pipelined push not acknowledged; one at a time from here");
+                }
+                ended = Ended::HandOver;
+                continue;
+            }
+        };
+        let new_acked = count(&v, "acked_seq");
+        let head = Journal::head(p.db.conn())?.seq;
+        if new_acked <= acked || new_acked > head {
+            // Not a step forward (a late answer, or a hub answering oddly):
+            // the one-at-a-time loop looks again.
+            ended = Ended::HandOver;
+            continue;
+        }
+        report.pushed += count(&v, "accepted");
+        report.duplicates += count(&v, "duplicates");
+        report.held += v
+            .get("held")
+            .and_then(Value::as_array)
+            .map_or(0, |h| h.len() as u64);
+        let now = (p.local_now)();
+        let tx = p.db.write_tx()?;
+        Journal::set_acked_seq(&tx, new_acked, now)?;
+        // DESIGN: a checkpoint with every push (of the head, when the push
+        // reached it).
+        if f.last_seq == f.head_seq && new_acked == f.last_seq {
+            p.journal
+                .write_checkpoint(&tx, journal::CheckpointReason::Push, now)?;
+        }
+        tx.commit()?;
+        crate::crashpoint::hit("sync:push_acked");
+        acked = new_acked;
+        if acked != f.last_seq {
+            // The hub stored less (or more) than this batch: the batches in
+            // flight start at the wrong place.
+            ended = Ended::HandOver;
+        }
+    }
+}
