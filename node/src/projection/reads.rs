@@ -166,9 +166,7 @@ pub type OpenShiftEvent = (String, String, i64, Option<String>);
 /// The open shift (id, cashier, seq of its `ShiftOpened`) and the event id
 /// at that seq (the journal's index column, which `verify` checks against
 /// the bytes): what a sale names as its dependency, in one statement.
-pub fn open_shift_event(
-    conn: &Connection,
-) -> rusqlite::Result<Option<OpenShiftEvent>> {
+pub fn open_shift_event(conn: &Connection) -> rusqlite::Result<Option<OpenShiftEvent>> {
     conn.prepare_cached(
         "SELECT s.shift_id, s.cashier, s.opened_seq, j.event_id
          FROM shifts s LEFT JOIN journal j ON j.seq = s.opened_seq

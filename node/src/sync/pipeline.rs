@@ -11,7 +11,10 @@
 //! one is therefore never applied before it. Answers are taken in the order
 //! the batches were sent; an acknowledgement is recorded only when it moves
 //! forward and stays within the journal, so a late answer cannot move
-//! `acked_seq` back. Anything but a plain acknowledgement ends the
+//! `acked_seq` back. A push that overtook its predecessor on the way (the
+//! hub runs requests concurrently; answered `seq_gap`, nothing stored) is
+//! sent again once the predecessor is acknowledged, with the pushes behind
+//! it. Anything else but a plain acknowledgement ends the
 //! pipeline: the answers still in flight are collected (their
 //! acknowledgements kept), and the engine's one-at-a-time loop takes over
 //! from the recorded `acked_seq`, handling gaps, mismatches and quarantine
@@ -32,6 +35,10 @@ use super::client::{Credentials, HubClient, HubError};
 use super::engine::{RoundReport, SyncError, SyncSettings};
 use crate::db::Db;
 use crate::journal::{self, Journal};
+
+/// Most times one run sends again after a push overtook its predecessor
+/// at the hub (see [`push`]); then the one-at-a-time loop takes over.
+const MAX_RESTARTS: u32 = 64;
 
 /// The path of a push.
 const PUSH_PATH: &str = "/v1/sync/push";
@@ -95,6 +102,7 @@ pub(crate) fn push<R: RandomSource>(
     let mut sent_upto = acked;
     let mut flight: VecDeque<InFlight> = VecDeque::new();
     let mut ended = Ended::Done;
+    let mut restarts = 0;
     loop {
         // Fill the window: the next batches are read and signed while the
         // earlier ones are at the hub.
@@ -158,6 +166,26 @@ pub(crate) fn push<R: RandomSource>(
             .unwrap_or_else(|_| Err(HubError::BadAnswer("push thread panicked".into())));
         let v = match answer {
             Ok(v) => v,
+            Err(HubError::Api {
+                ref code,
+                expected_seq: Some(expected),
+                ..
+            }) if code == "seq_gap"
+                && ended == Ended::Done
+                && acked + 1 == f.first_seq
+                && expected <= f.first_seq
+                && restarts < MAX_RESTARTS =>
+            {
+                // It overtook its predecessor, which is now acknowledged:
+                // nothing of it was stored. The batches behind it met the
+                // same gap; send again from the acknowledged seq.
+                for later in flight.drain(..) {
+                    let _ = later.answer.join();
+                }
+                restarts += 1;
+                sent_upto = acked;
+                continue;
+            }
             Err(e) => {
                 if ended == Ended::Done {
                     tracing::debug!(error = %e, first_seq = f.first_seq, "pipelined push not acknowledged; one at a time from here");
