@@ -182,6 +182,14 @@ fn a_push_after_a_lost_one_is_never_applied_before_it() {
 
 #[test]
 fn pipelined_pushes_sync_a_backlog_like_one_at_a_time() {
+    // The default (one push at the hub, the next ready) and three at once
+    // (pushes overtaking each other at the hub, sent again).
+    for window in [1, 3] {
+        sync_backlog_with(window);
+    }
+}
+
+fn sync_backlog_with(window: usize) {
     let tmp = tempfile::tempdir().expect("tmp");
     let hub = Hub::start(&tmp.path().join("hub")).expect("hub");
     let store = hub.create_store("Colmado").expect("store");
@@ -189,7 +197,7 @@ fn pipelined_pushes_sync_a_backlog_like_one_at_a_time() {
         .expect("catalog");
     let settings = SyncSettings {
         push_batch: 20,
-        push_window: 3,
+        push_window: window,
         ..fast_sync_settings()
     };
     let mut t = Till::enroll(&hub, store, "caja-1", tmp.path(), settings).expect("till");

@@ -56,8 +56,11 @@ pub struct SyncSettings {
     /// this long, ms.
     pub escrow_retry_ms: i64,
     // — PERF —
-    /// Pushes in flight at once over HTTP (1: one at a time;
-    /// [`super::pipeline`]).
+    /// Pushes at the hub at once over HTTP ([`super::pipeline`]): 1 sends
+    /// each push once the one before is answered, the next batch read and
+    /// signed while one is at the hub and each acknowledgement recorded
+    /// while the next push is in flight; more overlap pushes at the hub; 0
+    /// turns the pipeline off (one push at a time, nothing ahead).
     pub push_window: usize,
 }
 
@@ -74,7 +77,7 @@ impl Default for SyncSettings {
             max_hlc_drift_ms: crate::config::DEFAULT_MAX_HLC_DRIFT_MS,
             keep_alive: true,
             escrow_retry_ms: ESCROW_QUIET_MS,
-            push_window: 2,
+            push_window: 1,
         }
     }
 }

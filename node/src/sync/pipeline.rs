@@ -1,7 +1,11 @@
 //! Pipelined pushes: while one push is at the hub, the next batch is read
-//! from the journal, its checkpoint and request signed, and sent; the
-//! acknowledgement of a push is committed locally while the next is in
-//! flight. At most [`SyncSettings::push_window`] pushes are in flight.
+//! from the journal and its checkpoint and request signed; it is sent as
+//! soon as the window allows, and the acknowledgement of a push is
+//! committed locally while the next is in flight. At most
+//! [`SyncSettings::push_window`] pushes are at the hub at once (default 1:
+//! the hub runs requests concurrently, so two pushes of one register may
+//! reach its writer out of order — see below — and on a busy two-core hub
+//! the second one mostly arrives first and is sent again).
 //!
 //! Invariant: order and exactly-once are the hub's position check's, as
 //! with one push at a time. Every batch starts where the batch before it
@@ -73,6 +77,15 @@ pub(crate) enum Ended {
     HandOver,
 }
 
+/// A push read, signed and ready to send.
+struct Ready {
+    first_seq: u64,
+    last_seq: u64,
+    head_seq: u64,
+    body: Vec<u8>,
+    headers: SignedHeaders,
+}
+
 /// One push in flight.
 struct InFlight {
     first_seq: u64,
@@ -83,7 +96,68 @@ struct InFlight {
 
 /// Whether pushes are pipelined with these settings over this client.
 pub(crate) fn enabled(settings: &SyncSettings, client: &HubClient) -> bool {
-    settings.push_window > 1 && client.is_http()
+    settings.push_window > 0 && client.is_http()
+}
+
+/// Reads, checkpoints and signs the batch after `after`; `None` when
+/// nothing is left.
+fn prepare<R: RandomSource>(p: &mut Parts<'_, R>, after: u64) -> Result<Option<Ready>, SyncError> {
+    let conn = p.db.conn();
+    let (events, documents) =
+        super::batch::next_batch(conn, after, p.settings.push_batch, p.settings.push_bytes)?;
+    let (Some(first), Some(last)) = (events.first(), events.last()) else {
+        return Ok(None);
+    };
+    let head = Journal::head(conn)?;
+    let cp = Checkpoint::sign(
+        &p.creds.key,
+        p.creds.key_id.clone(),
+        p.creds.device,
+        last.seq(),
+        last.hash(),
+    );
+    let last_seq = last.seq().get();
+    let body = caja_shared::push::push_body(
+        p.creds.device,
+        &events,
+        &documents,
+        &cp,
+        head.seq - last_seq,
+    )
+    .map_err(|e| SyncError::BadHubData(e.to_string()))?;
+    let headers = SignedHeaders::sign(
+        &p.creds.key,
+        p.creds.device,
+        p.creds.key_id.clone(),
+        "POST",
+        PUSH_PATH,
+        &body,
+        (p.hub_now)(),
+        &mut *p.rng,
+    );
+    Ok(Some(Ready {
+        first_seq: first.seq().get(),
+        last_seq,
+        head_seq: head.seq,
+        body,
+        headers,
+    }))
+}
+
+/// Sends a ready push from its own thread.
+fn send(client: &HubClient, r: Ready) -> Result<InFlight, SyncError> {
+    let client = client.clone();
+    let (body, headers) = (r.body, r.headers);
+    let answer = std::thread::Builder::new()
+        .name("caja-push".into())
+        .spawn(move || client.send_signed("POST", PUSH_PATH, body, &headers))
+        .map_err(|e| SyncError::BadHubData(format!("cannot start a push thread: {e}")))?;
+    Ok(InFlight {
+        first_seq: r.first_seq,
+        last_seq: r.last_seq,
+        head_seq: r.head_seq,
+        answer,
+    })
 }
 
 fn count(v: &Value, k: &str) -> u64 {
@@ -93,69 +167,36 @@ fn count(v: &Value, k: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Pushes everything unsynced with up to `push_window` pushes in flight.
+/// Pushes everything unsynced with up to `push_window` pushes at the hub
+/// and the next one read and signed ahead.
 pub(crate) fn push<R: RandomSource>(
     p: &mut Parts<'_, R>,
     report: &mut RoundReport,
 ) -> Result<Ended, SyncError> {
+    let window = p.settings.push_window.max(1);
     let mut acked = Journal::acked_seq(p.db.conn())?;
-    let mut sent_upto = acked;
+    let mut prepared_upto = acked;
+    let mut ready: VecDeque<Ready> = VecDeque::new();
     let mut flight: VecDeque<InFlight> = VecDeque::new();
     let mut ended = Ended::Done;
     let mut restarts = 0;
     loop {
-        // Fill the window: the next batches are read and signed while the
-        // earlier ones are at the hub.
-        while ended == Ended::Done && flight.len() < p.settings.push_window {
-            let conn = p.db.conn();
-            let (events, documents) = super::batch::next_batch(
-                conn,
-                sent_upto,
-                p.settings.push_batch,
-                p.settings.push_bytes,
-            )?;
-            let (Some(first), Some(last)) = (events.first(), events.last()) else {
+        // Send what the window allows, then read and sign ahead: the next
+        // batch is ready while the ones sent are at the hub.
+        while ended == Ended::Done && flight.len() < window {
+            let Some(r) = ready.pop_front() else { break };
+            flight.push_back(send(p.client, r)?);
+        }
+        while ended == Ended::Done && ready.len() < window {
+            let Some(r) = prepare(p, prepared_upto)? else {
                 break;
             };
-            let head = Journal::head(conn)?;
-            let cp = Checkpoint::sign(
-                &p.creds.key,
-                p.creds.key_id.clone(),
-                p.creds.device,
-                last.seq(),
-                last.hash(),
-            );
-            let last_seq = last.seq().get();
-            let body = caja_shared::push::push_body(
-                p.creds.device,
-                &events,
-                &documents,
-                &cp,
-                head.seq - last_seq,
-            )
-            .map_err(|e| SyncError::BadHubData(e.to_string()))?;
-            let headers = SignedHeaders::sign(
-                &p.creds.key,
-                p.creds.device,
-                p.creds.key_id.clone(),
-                "POST",
-                PUSH_PATH,
-                &body,
-                (p.hub_now)(),
-                &mut *p.rng,
-            );
-            let client = p.client.clone();
-            let answer = std::thread::Builder::new()
-                .name("caja-push".into())
-                .spawn(move || client.send_signed("POST", PUSH_PATH, body, &headers))
-                .map_err(|e| SyncError::BadHubData(format!("cannot start a push thread: {e}")))?;
-            flight.push_back(InFlight {
-                first_seq: first.seq().get(),
-                last_seq,
-                head_seq: head.seq,
-                answer,
-            });
-            sent_upto = last_seq;
+            prepared_upto = r.last_seq;
+            ready.push_back(r);
+            if flight.len() < window {
+                let r = ready.pop_front().expect("just pushed");
+                flight.push_back(send(p.client, r)?);
+            }
         }
         let Some(f) = flight.pop_front() else {
             return Ok(ended);
@@ -182,8 +223,9 @@ pub(crate) fn push<R: RandomSource>(
                 for later in flight.drain(..) {
                     let _ = later.answer.join();
                 }
+                ready.clear();
                 restarts += 1;
-                sent_upto = acked;
+                prepared_upto = acked;
                 continue;
             }
             Err(e) => {
@@ -208,6 +250,12 @@ pub(crate) fn push<R: RandomSource>(
             .get("held")
             .and_then(Value::as_array)
             .map_or(0, |h| h.len() as u64);
+        // The next push goes out before this acknowledgement is committed.
+        if ended == Ended::Done && new_acked == f.last_seq && flight.len() < window {
+            if let Some(r) = ready.pop_front() {
+                flight.push_back(send(p.client, r)?);
+            }
+        }
         let now = (p.local_now)();
         let tx = p.db.write_tx()?;
         Journal::set_acked_seq(&tx, new_acked, now)?;
