@@ -391,7 +391,7 @@ pub fn ecf_sales(n: u64) -> anyhow::Result<Option<EcfSummary>> {
             SystemClock.now_ms(),
         )
     };
-    let block = n + 20;
+    let block = n + COUNTED + 20;
     let mut reg = new_register(tmp.path(), &config, Some(("E32", block)))?;
     install(&dir)?;
     drop(reg);
@@ -443,10 +443,19 @@ pub fn ecf_sales(n: u64) -> anyhow::Result<Option<EcfSummary>> {
         total += t0.elapsed();
     }
     let n = chunk * rounds;
+    let counted = COUNTED.min(n);
+    let before = count_pages_from(reg.conn())?;
+    for _ in 0..counted {
+        reg.sell_as(op_id(&mut rng)?, &sale, &doc)?;
+    }
+    let pages = pages_counted(reg.conn(), before, counted)?;
     let (b, f) = (per_sec(n, base_total), per_sec(n, total));
     let met = u128::from(f) * 100 >= u128::from(b) * u128::from(GOAL_RATIO_HUNDREDTHS);
     let signatures = u64::try_from(docs.len())?;
-    println!("node-sales e-CF: {n} durable 3-line E32 sales, {signatures} RSA signature(s) each");
+    println!(
+        "node-sales e-CF: {n} durable 3-line E32 sales, {signatures} RSA signature(s) each, pages/commit {}",
+        hundredths(pages)
+    );
     println!("  baseline raw insert + the same signatures: {b:>6}/s");
     println!("  caja-node e-CF sales:                      {f:>6}/s");
     println!(

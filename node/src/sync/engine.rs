@@ -115,6 +115,19 @@ pub enum SyncError {
     Config(#[from] crate::config::ConfigError),
 }
 
+impl From<super::pipeline::PipelineError> for SyncError {
+    fn from(e: super::pipeline::PipelineError) -> Self {
+        use super::pipeline::PipelineError as P;
+        match e {
+            P::Journal(e) => SyncError::Journal(e),
+            P::Db(e) => SyncError::Db(e),
+            P::Sql(e) => SyncError::Sql(e),
+            P::Op(e) => e.into(),
+            P::Other(m) => SyncError::BadHubData(m),
+        }
+    }
+}
+
 impl From<OpError> for SyncError {
     fn from(e: OpError) -> Self {
         SyncError::BadHubData(e.to_string())
@@ -548,7 +561,7 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
     }
 
     fn push_all(&mut self, report: &mut RoundReport) -> Result<(), SyncError> {
-        if super::pipeline::enabled(&self.settings, &self.client) {
+        if super::pipeline::enabled(self.settings.push_window, &self.client) {
             let (clock, skew) = (&self.clock, &self.skew);
             let mut parts = super::pipeline::Parts {
                 db: &mut self.db,
@@ -556,11 +569,20 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
                 creds: &self.creds,
                 client: &self.client,
                 rng: &mut self.rng,
-                settings: &self.settings,
+                limits: super::pipeline::Limits {
+                    window: self.settings.push_window,
+                    batch: self.settings.push_batch,
+                    bytes: self.settings.push_bytes,
+                },
                 hub_now: &|| skew.hub_now(clock.now_ms()),
                 local_now: &|| clock.now_ms(),
             };
-            if super::pipeline::push(&mut parts, report)? == super::pipeline::Ended::Done {
+            let mut pushed = super::pipeline::Pushed::default();
+            let ended = super::pipeline::push(&mut parts, &mut pushed);
+            report.pushed += pushed.accepted;
+            report.duplicates += pushed.duplicates;
+            report.held += pushed.held;
+            if ended? == super::pipeline::Ended::Done {
                 return Ok(());
             }
         }

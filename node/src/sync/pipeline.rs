@@ -2,7 +2,7 @@
 //! from the journal and its checkpoint and request signed; it is sent as
 //! soon as the window allows, and the acknowledgement of a push is
 //! committed locally while the next is in flight. At most
-//! [`SyncSettings::push_window`] pushes are at the hub at once (default 1:
+//! `push_window` pushes are at the hub at once (default 1:
 //! the hub runs requests concurrently, so two pushes of one register may
 //! reach its writer out of order — see below — and on a busy two-core hub
 //! the second one mostly arrives first and is sent again).
@@ -36,9 +36,51 @@ use caja_shared::entropy::RandomSource;
 use caja_shared::request::SignedHeaders;
 
 use super::client::{Credentials, HubClient, HubError};
-use super::engine::{RoundReport, SyncError, SyncSettings};
-use crate::db::Db;
-use crate::journal::{self, Journal};
+use crate::db::{Db, DbError};
+use crate::error::OpError;
+use crate::journal::{self, Journal, JournalError};
+
+/// Why a pipelined run stopped (the engine turns it into its own error).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PipelineError {
+    /// The journal.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The database.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// SQLite.
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// Reading a batch.
+    #[error(transparent)]
+    Op(#[from] OpError),
+    /// Anything else (a body that cannot be built, no thread).
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The limits a run works with (from the engine's settings).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Pushes at the hub at once (at least 1 here).
+    pub window: usize,
+    /// Events per push.
+    pub batch: usize,
+    /// Bytes per push body.
+    pub bytes: usize,
+}
+
+/// What a run pushed, for the round's report.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pushed {
+    /// New events the hub accepted.
+    pub accepted: u64,
+    /// Events it already held.
+    pub duplicates: u64,
+    /// Events held for their dependencies.
+    pub held: u64,
+}
 
 /// Most times one run sends again after a push overtook its predecessor
 /// at the hub (see [`push`]); then the one-at-a-time loop takes over.
@@ -60,7 +102,7 @@ pub(crate) struct Parts<'a, R> {
     /// Nonces.
     pub rng: &'a mut R,
     /// Limits.
-    pub settings: &'a SyncSettings,
+    pub limits: Limits,
     /// The hub's time now as the register estimates it (signing stamps).
     pub hub_now: &'a dyn Fn() -> i64,
     /// The local clock now (acknowledgement rows).
@@ -94,17 +136,20 @@ struct InFlight {
     answer: JoinHandle<Result<Value, HubError>>,
 }
 
-/// Whether pushes are pipelined with these settings over this client.
-pub(crate) fn enabled(settings: &SyncSettings, client: &HubClient) -> bool {
-    settings.push_window > 0 && client.is_http()
+/// Whether pushes are pipelined with this window over this client.
+pub(crate) fn enabled(window: usize, client: &HubClient) -> bool {
+    window > 0 && client.is_http()
 }
 
 /// Reads, checkpoints and signs the batch after `after`; `None` when
 /// nothing is left.
-fn prepare<R: RandomSource>(p: &mut Parts<'_, R>, after: u64) -> Result<Option<Ready>, SyncError> {
+fn prepare<R: RandomSource>(
+    p: &mut Parts<'_, R>,
+    after: u64,
+) -> Result<Option<Ready>, PipelineError> {
     let conn = p.db.conn();
     let (events, documents) =
-        super::batch::next_batch(conn, after, p.settings.push_batch, p.settings.push_bytes)?;
+        super::batch::next_batch(conn, after, p.limits.batch, p.limits.bytes)?;
     let (Some(first), Some(last)) = (events.first(), events.last()) else {
         return Ok(None);
     };
@@ -124,7 +169,7 @@ fn prepare<R: RandomSource>(p: &mut Parts<'_, R>, after: u64) -> Result<Option<R
         &cp,
         head.seq - last_seq,
     )
-    .map_err(|e| SyncError::BadHubData(e.to_string()))?;
+    .map_err(|e| PipelineError::Other(e.to_string()))?;
     let headers = SignedHeaders::sign(
         &p.creds.key,
         p.creds.device,
@@ -145,13 +190,13 @@ fn prepare<R: RandomSource>(p: &mut Parts<'_, R>, after: u64) -> Result<Option<R
 }
 
 /// Sends a ready push from its own thread.
-fn send(client: &HubClient, r: Ready) -> Result<InFlight, SyncError> {
+fn send(client: &HubClient, r: Ready) -> Result<InFlight, PipelineError> {
     let client = client.clone();
     let (body, headers) = (r.body, r.headers);
     let answer = std::thread::Builder::new()
         .name("caja-push".into())
         .spawn(move || client.send_signed("POST", PUSH_PATH, body, &headers))
-        .map_err(|e| SyncError::BadHubData(format!("cannot start a push thread: {e}")))?;
+        .map_err(|e| PipelineError::Other(format!("cannot start a push thread: {e}")))?;
     Ok(InFlight {
         first_seq: r.first_seq,
         last_seq: r.last_seq,
@@ -171,9 +216,9 @@ fn count(v: &Value, k: &str) -> u64 {
 /// and the next one read and signed ahead.
 pub(crate) fn push<R: RandomSource>(
     p: &mut Parts<'_, R>,
-    report: &mut RoundReport,
-) -> Result<Ended, SyncError> {
-    let window = p.settings.push_window.max(1);
+    report: &mut Pushed,
+) -> Result<Ended, PipelineError> {
+    let window = p.limits.window.max(1);
     let mut acked = Journal::acked_seq(p.db.conn())?;
     let mut prepared_upto = acked;
     let mut ready: VecDeque<Ready> = VecDeque::new();
@@ -244,7 +289,7 @@ pub(crate) fn push<R: RandomSource>(
             ended = Ended::HandOver;
             continue;
         }
-        report.pushed += count(&v, "accepted");
+        report.accepted += count(&v, "accepted");
         report.duplicates += count(&v, "duplicates");
         report.held += v
             .get("held")
