@@ -27,6 +27,7 @@ pub fn verdict(met: bool) -> &'static str {
 mod hub_ingest;
 mod hub_ingest_pg;
 mod node;
+mod node_sales;
 mod outbox;
 mod rss;
 mod sync_backlog;
@@ -47,12 +48,18 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let cmd = args.first().map(String::as_str).unwrap_or("all");
     match cmd {
-        "node-sales" => node::sales(arg_value(&args, "--sales", 2_000)?),
-        "node-verify" => node::verify(arg_value(&args, "--events", 1_000_000)?),
+        "node-sales" => {
+            let n = arg_value(&args, "--sales", 2_000)?;
+            node_sales::sales(n)?;
+            node_sales::ecf_sales((n / 4).max(20)).map(|_| ())
+        }
+        "node-verify" => node::verify(arg_value(&args, "--events", 1_000_000)?, true).map(|_| ()),
         // Internal: the child process whose peak RSS `node-verify` reports.
         "node-verify-child" => node::verify_child(args.get(1).map(String::as_str)),
         "audit-log" => audit_log::run(arg_value(&args, "--entries", 20_000)?).map(|_| ()),
-        "sync-backlog" => sync_backlog::run(arg_value(&args, "--events", 10_000)?),
+        "sync-backlog" => {
+            sync_backlog::run(arg_value(&args, "--events", 10_000)?, true).map(|_| ())
+        }
         "outbox" => outbox::run(
             arg_value(&args, "--documents", 2_000)?,
             usize::try_from(arg_value(&args, "--workers", 4)?)?,
@@ -61,7 +68,8 @@ fn main() -> anyhow::Result<()> {
         "hub-ingest" => hub_ingest::run(
             arg_value(&args, "--events", 100_000)?,
             arg_value(&args, "--rounds", 2)?,
-        ),
+        )
+        .map(|_| ()),
         "hub-ingest-pg" => hub_ingest_pg::run(
             hub_ingest_pg::Shape::for_events(arg_value(&args, "--events", 20_000)?)?,
             arg_value(&args, "--rounds", 1)?,
@@ -70,11 +78,13 @@ fn main() -> anyhow::Result<()> {
         // Internal: the hub child process whose peak RSS `hub-ingest` reports.
         "hub-ingest-serve" => hub_ingest::serve_child(args.get(1).map(String::as_str)),
         "all" => {
-            node::sales(arg_value(&args, "--sales", 2_000)?)?;
-            node::verify(arg_value(&args, "--events", 1_000_000)?)?;
+            let n = arg_value(&args, "--sales", 2_000)?;
+            node_sales::sales(n)?;
+            node_sales::ecf_sales((n / 4).max(20))?;
+            node::verify(arg_value(&args, "--events", 1_000_000)?, true)?;
             hub_ingest::run(100_000, 2)?;
             hub_ingest_pg::run(hub_ingest_pg::Shape::for_events(20_000)?, 1)?;
-            sync_backlog::run(10_000)?;
+            sync_backlog::run(10_000, true)?;
             audit_log::run(arg_value(&args, "--entries", 20_000)?)?;
             outbox::run(2_000, 4).map(|_| ())
         }

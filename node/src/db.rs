@@ -112,6 +112,10 @@ impl Db {
                 source,
             })?;
         configure(&conn, &path)?;
+        // An operation runs a few dozen distinct statements (a sale about
+        // twenty); rusqlite's default cache of 16 would re-prepare some on
+        // every sale.
+        conn.set_prepared_statement_cache_capacity(128);
         conn.set_transaction_behavior(TransactionBehavior::Immediate);
         let migration = migrate::migrate(&mut conn).map_err(|source| DbError::Migrate {
             path: path.clone(),

@@ -53,10 +53,13 @@ pub struct OpRecord {
 
 /// Reads the device row, if the database has been initialized.
 pub fn load_device(conn: &Connection) -> Result<Option<DeviceRecord>, JournalError> {
+    // Cached: every operation reads it under the write lock.
     let row: Option<(String, String, String, Option<String>, i64, bool)> = conn
-        .query_row(
+        .prepare_cached(
             "SELECT store_id, device_id, key_id, hub_public_key, created_at_ms, restored_from_backup
              FROM device WHERE id = 1",
+        )?
+        .query_row(
             [],
             |r| {
                 Ok((
@@ -175,21 +178,24 @@ pub fn find_op(conn: &Connection, op_id: &OpId) -> Result<Option<OpRecord>, Jour
 /// Records a client operation's first result, in the transaction that applied
 /// it. Refuses an op id already recorded (look it up with [`find_op`] first).
 pub fn record_op(tx: &Transaction<'_>, op: &OpRecord) -> Result<(), JournalError> {
-    if find_op(tx, &op.op_id)?.is_some() {
+    let seq = op.seq.map(|s| to_i64(s, "seq")).transpose()?;
+    // The primary key refuses a second record of the op id: one statement,
+    // no lookup before it.
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO ops (op_id, kind, request_hash, result, seq, at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (op_id) DO NOTHING",
+        )?
+        .execute(params![
+            op.op_id.to_string(),
+            op.kind,
+            op.request_hash.to_hex(),
+            op.result,
+            seq,
+            op.at_ms,
+        ])?;
+    if inserted == 0 {
         return Err(JournalError::DuplicateOp(op.op_id));
     }
-    let seq = op.seq.map(|s| to_i64(s, "seq")).transpose()?;
-    tx.prepare_cached(
-        "INSERT INTO ops (op_id, kind, request_hash, result, seq, at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
-        op.op_id.to_string(),
-        op.kind,
-        op.request_hash.to_hex(),
-        op.result,
-        seq,
-        op.at_ms,
-    ])?;
     Ok(())
 }

@@ -125,7 +125,10 @@ pub(super) mod tail {
                 return None;
             }
             self.end = start;
-            let n: i64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+            // At most 16 ASCII digits: no overflow, no parser needed.
+            let n = digits
+                .iter()
+                .fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
             (n <= caja_shared::canonical::MAX_SAFE_INTEGER).then_some(n)
         }
 

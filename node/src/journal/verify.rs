@@ -190,19 +190,25 @@ fn check_columns(
     if int(0).and_then(|s| u64::try_from(s).ok()) != Some(seq) {
         return Err("seq");
     }
-    if text(3).is_none() || text(3) != fields.prev_hex.map(str::as_bytes) {
+    // Each column read once (reading one decodes it again).
+    let prev = text(3);
+    if prev.is_none() || prev != fields.prev_hex.map(str::as_bytes) {
         return Err("prev");
     }
-    if text(1).is_none() || text(1) != fields.event_id.map(str::as_bytes) {
+    let event_id = text(1);
+    if event_id.is_none() || event_id != fields.event_id.map(str::as_bytes) {
         return Err("event_id");
     }
-    if text(4).is_none() || text(4) != fields.kind.map(str::as_bytes) {
+    let kind = text(4);
+    if kind.is_none() || kind != fields.kind.map(str::as_bytes) {
         return Err("kind");
     }
-    if int(5).is_none() || int(5) != fields.hlc_ms {
+    let hlc_ms = int(5);
+    if hlc_ms.is_none() || hlc_ms != fields.hlc_ms {
         return Err("hlc_ms");
     }
-    if int(6).is_none() || int(6) != fields.hlc_n {
+    let hlc_n = int(6);
+    if hlc_n.is_none() || hlc_n != fields.hlc_n {
         return Err("hlc_n");
     }
     Ok(())

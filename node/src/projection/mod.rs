@@ -28,7 +28,8 @@ mod sql;
 pub use hub_events::apply_hub;
 pub use reads::{
     conflicts_resolved, customer_balance, fiscal_confirmation, fiscal_doc_counts, open_shift,
-    payment_intents, store_credit_balance, FiscalDocCounts, IntentLine, ResolvedConflict,
+    open_shift_event, payment_intents, store_credit_balance, FiscalDocCounts, IntentLine,
+    ResolvedConflict,
 };
 pub use rebuild::{digest, import_position, rebuild, ProjectionError, TABLES};
 pub use register_events::{apply_own, apply_peer};

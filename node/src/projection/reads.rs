@@ -158,3 +158,20 @@ pub fn open_shift(conn: &Connection) -> rusqlite::Result<Option<(String, String,
     .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
     .optional()
 }
+
+/// The open shift with its `ShiftOpened` event id: (shift_id, cashier,
+/// opened_seq, event_id).
+pub type OpenShiftEvent = (String, String, i64, Option<String>);
+
+/// The open shift (id, cashier, seq of its `ShiftOpened`) and the event id
+/// at that seq (the journal's index column, which `verify` checks against
+/// the bytes): what a sale names as its dependency, in one statement.
+pub fn open_shift_event(conn: &Connection) -> rusqlite::Result<Option<OpenShiftEvent>> {
+    conn.prepare_cached(
+        "SELECT s.shift_id, s.cashier, s.opened_seq, j.event_id
+         FROM shifts s LEFT JOIN journal j ON j.seq = s.opened_seq
+         WHERE s.closed_seq IS NULL",
+    )?
+    .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+    .optional()
+}

@@ -112,6 +112,13 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
         self.db.conn()
     }
 
+    /// The connection, mutable: for diagnostics such as a statement trace
+    /// (benchmarks). Writes belong in operations, which run in their own
+    /// transactions.
+    pub fn conn_mut(&mut self) -> &mut Connection {
+        self.db.conn_mut()
+    }
+
     /// The configuration read when the register was opened.
     pub fn config(&self) -> &crate::config::NodeConfig {
         &self.config
@@ -241,6 +248,21 @@ impl<R: RandomSource> OpCtx<'_, '_, R> {
             .parse()
             .map_err(|_| invalid("shift", "stored shift id unreadable"))?;
         Ok((shift, cashier, seq))
+    }
+
+    /// The open shift and the event id of its `ShiftOpened` (what a sale
+    /// depends on), read together.
+    pub(super) fn open_shift_event(&self) -> Result<(ShiftId, String, EventId), OpError> {
+        let (shift, cashier, seq, event) = projection::open_shift_event(self.tx)?
+            .ok_or(OpError::Refused(Refusal::ShiftNotOpen))?;
+        let shift: ShiftId = shift
+            .parse()
+            .map_err(|_| invalid("shift", "stored shift id unreadable"))?;
+        let event = event
+            .ok_or_else(|| invalid("seq", format!("no event at seq {seq}")))?
+            .parse()
+            .map_err(|_| invalid("seq", format!("unreadable event id at seq {seq}")))?;
+        Ok((shift, cashier, event))
     }
 
     pub(super) fn event_id_at(&self, seq: impl TryInto<u64>) -> Result<EventId, OpError> {

@@ -210,8 +210,7 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             serde_json::to_value((req, doc))?
         };
         self.run(op_id, "sell", &hashed, |ctx| {
-            let (shift_id, cashier, shift_seq) = ctx.open_shift()?;
-            let shift_event = ctx.event_id_at(shift_seq)?;
+            let (shift_id, cashier, shift_event) = ctx.open_shift_event()?;
             let credit = match req.customer {
                 Some(c) => Some(ctx.credit(&c)?),
                 None => None,

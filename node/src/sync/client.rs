@@ -322,6 +322,23 @@ impl HubClient {
         self.send(method, path_and_query, body, Some(&headers))
     }
 
+    /// Whether requests go over HTTP (not the simulation's transport).
+    pub fn is_http(&self) -> bool {
+        matches!(self.http, Carrier::Http(_))
+    }
+
+    /// A request signed beforehand (`headers` over exactly `body`): what a
+    /// pipelined push sends from its own thread.
+    pub fn send_signed(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: Vec<u8>,
+        headers: &SignedHeaders,
+    ) -> Result<Value, HubError> {
+        self.send(method, path_and_query, body, Some(headers))
+    }
+
     fn send(
         &self,
         method: &str,

@@ -56,6 +56,13 @@ pub struct SyncSettings {
     /// After the hub granted no quota for a product, ask again only after
     /// this long, ms.
     pub escrow_retry_ms: i64,
+    // — PERF —
+    /// Pushes at the hub at once over HTTP ([`super::pipeline`]): 1 sends
+    /// each push once the one before is answered, the next batch read and
+    /// signed while one is at the hub and each acknowledgement recorded
+    /// while the next push is in flight; more overlap pushes at the hub; 0
+    /// turns the pipeline off (one push at a time, nothing ahead).
+    pub push_window: usize,
 }
 
 impl Default for SyncSettings {
@@ -71,6 +78,7 @@ impl Default for SyncSettings {
             max_hlc_drift_ms: crate::config::DEFAULT_MAX_HLC_DRIFT_MS,
             keep_alive: true,
             escrow_retry_ms: ESCROW_QUIET_MS,
+            push_window: 1,
         }
     }
 }
@@ -110,6 +118,19 @@ pub enum SyncError {
     /// within the round (never returned by it).
     #[error("the hub was restored from a backup")]
     NewRestoreEpoch,
+}
+
+impl From<super::pipeline::PipelineError> for SyncError {
+    fn from(e: super::pipeline::PipelineError) -> Self {
+        use super::pipeline::PipelineError as P;
+        match e {
+            P::Journal(e) => SyncError::Journal(e),
+            P::Db(e) => SyncError::Db(e),
+            P::Sql(e) => SyncError::Sql(e),
+            P::Op(e) => e.into(),
+            P::Other(m) => SyncError::BadHubData(m),
+        }
+    }
 }
 
 impl From<OpError> for SyncError {
@@ -571,6 +592,31 @@ impl<C: Clock, R: RandomSource> SyncEngine<C, R> {
     }
 
     fn push_all(&mut self, report: &mut RoundReport) -> Result<(), SyncError> {
+        if super::pipeline::enabled(self.settings.push_window, &self.client) {
+            let (clock, skew) = (&self.clock, &self.skew);
+            let mut parts = super::pipeline::Parts {
+                db: &mut self.db,
+                journal: &self.journal,
+                creds: &self.creds,
+                client: &self.client,
+                rng: &mut self.rng,
+                limits: super::pipeline::Limits {
+                    window: self.settings.push_window,
+                    batch: self.settings.push_batch,
+                    bytes: self.settings.push_bytes,
+                },
+                hub_now: &|| skew.hub_now(clock.now_ms()),
+                local_now: &|| clock.now_ms(),
+            };
+            let mut pushed = super::pipeline::Pushed::default();
+            let ended = super::pipeline::push(&mut parts, &mut pushed);
+            report.pushed += pushed.accepted;
+            report.duplicates += pushed.duplicates;
+            report.held += pushed.held;
+            if ended? == super::pipeline::Ended::Done {
+                return Ok(());
+            }
+        }
         loop {
             let conn = self.db.conn();
             let acked = Journal::acked_seq(conn)?;

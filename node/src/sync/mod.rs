@@ -6,7 +6,8 @@
 //! shapes) and `engine` the loop that pushes, pulls and recovers, on its own
 //! SQLite connection so selling never waits for the network; `state` its
 //! rows in the database; `batch` bounds a push in events and bytes; `trust`
-//! whom the register believes is its hub (https, CA, pinned certificate).
+//! whom the register believes is its hub (https, CA, pinned certificate);
+//! `pipeline` keeps several pushes in flight.
 
 pub mod backoff;
 pub mod batch;
@@ -14,6 +15,7 @@ pub mod breaker;
 pub mod client;
 pub mod engine;
 pub mod intents;
+pub mod pipeline;
 pub mod skew;
 pub mod state;
 pub mod trust;
