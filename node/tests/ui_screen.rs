@@ -958,3 +958,27 @@ fn the_status_bar_shows_the_printers_status_bits() {
         "Estado de la impresora: Tapa de la impresora abierta"
     );
 }
+
+#[test]
+fn the_status_bar_shows_moments_in_local_time_with_their_age() {
+    let mut fx = Fixture::new(33);
+    let s = screen(&fx, 34);
+    open_shift(&mut fx, &s);
+    fx.clock.advance(125_000);
+    let v = s.state().expect("state");
+    let sync = v["status"]
+        .as_array()
+        .expect("status")
+        .iter()
+        .find(|i| i["key"] == "sync")
+        .cloned()
+        .expect("sync item");
+    let text = sync["text"].as_str().expect("text");
+    // Like `caja-node status`: the store's local time, then its age; never
+    // raw milliseconds.
+    let at = caja_node::messages::local_time(common::START_MS);
+    assert!(
+        text.contains(&format!("el más antiguo de {at}, hace 2 min")),
+        "{text}"
+    );
+}
