@@ -39,6 +39,8 @@ fn pay(op: OpId, cash: &str) -> Pay {
         cash: Some(cash.into()),
         card: None,
         card_ref: None,
+        transfer: None,
+        transfer_ref: None,
         fiado: None,
         customer: None,
         approver: None,
@@ -248,6 +250,8 @@ fn a_sale_is_made_once_however_the_payment_is_retried() {
             cash: None,
             card: Some("65.00".into()),
             card_ref: None,
+            transfer: None,
+            transfer_ref: None,
             fiado: None,
             customer: None,
             approver: None,
@@ -981,4 +985,70 @@ fn the_status_bar_shows_moments_in_local_time_with_their_age() {
         text.contains(&format!("el más antiguo de {at}, hace 2 min")),
         "{text}"
     );
+}
+
+#[test]
+fn a_transfer_qr_payment_offline_keeps_its_reference_and_says_so() {
+    let mut fx = Fixture::new(35);
+    // The hub is down: a port nothing listens on. The real sync engine is
+    // asked, as `caja-node ui` asks it.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    let dir = fx.data.clone();
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    let ask = caja_node::ui::screen::AskIntents(Box::new(move |sale, paid| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        let rng = SeededRandom::new(99);
+        match caja_node::sync::engine::SyncEngine::open(
+            &dir,
+            &url,
+            caja_node::system::SystemClock,
+            rng,
+            Default::default(),
+        ) {
+            Ok(mut e) => e.create_sale_intents(sale, "azul", paid),
+            Err(e) => panic!("engine: {e}"),
+        }
+    }));
+    let s = screen(&fx, 36).with_intents(ask);
+    open_shift(&mut fx, &s);
+    s.add_line(&AddLine {
+        op: fx.op(),
+        entry: "ARROZ".into(),
+    })
+    .expect("add");
+
+    // Refused before anything is recorded: an unreadable transfer amount.
+    let before = head(&fx);
+    let mut bad = pay(fx.op(), "");
+    bad.cash = None;
+    bad.transfer = Some("sesenta".into());
+    let e = s.pay(&bad).expect_err("bad amount");
+    assert!(e.message.contains("transferencia"), "{}", e.message);
+    assert_eq!(head(&fx), before);
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+
+    let mut qr = pay(fx.op(), "");
+    qr.cash = None;
+    qr.transfer = Some("65.00".into());
+    qr.transfer_ref = Some("QR-778899".into());
+    let v = s.pay(&qr).expect("paid by QR");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    let said = v["shown"]["intents"].as_str().expect("intents said");
+    assert!(said.contains("Transferencia/QR RD$ 65.00"), "{said}");
+    assert!(said.contains("referencia QR-778899"), "{said}");
+    assert!(said.contains("sin conexión"), "{said}");
+    // The sale stands with its reference.
+    let sale = Journal::event(fx.register.conn(), head(&fx))
+        .expect("read")
+        .expect("sale event");
+    let body = sale.body().expect("body");
+    let caja_shared::kind::EventBody::SaleCreated(created) = body else {
+        panic!("not a sale: {body:?}");
+    };
+    assert_eq!(created.payments.len(), 1);
+    assert_eq!(created.payments[0].method, PaymentMethod::Transfer);
+    assert_eq!(created.payments[0].reference.as_deref(), Some("QR-778899"));
 }

@@ -47,6 +47,9 @@ pub const DIALOG_LABELS: &[(&str, &str)] = &[
     ("print_pending", "Reimprimir pendientes"),
     ("damaged", "Dañado, no vuelve al inventario"),
     ("buyer_hint", "Crédito fiscal (B01, E31): RNC o cédula del comprador; E31 también el nombre."),
+    // — COUNTER —
+    ("transfer_qr", "Transferencia o QR (monto)"),
+    ("transfer_ref", "Referencia de la transferencia o del QR"),
 ];
 
 /// The printer's status bits on the status bar (key `printer_state`):
@@ -159,6 +162,33 @@ pub fn ui_buyer_name_missing(series: &str) -> String {
 /// A series this register does not issue.
 pub fn ui_unknown_document(series: &str) -> String {
     format!("Esta caja no emite comprobantes {series}.")
+}
+
+// — COUNTER —
+
+/// The state of a sale's card and transfer/QR payments at the provider, as
+/// the hub last reported it: `Pago RD$ 65.00 con azul: pendiente`.
+pub fn ui_intent_states(intents: &[crate::projection::IntentLine]) -> String {
+    intents
+        .iter()
+        .map(|i| {
+            let state = match i.state.as_str() {
+                "pending" => "pendiente (esperando al proveedor)",
+                "authorized" => "autorizado",
+                "captured" => "cobrado",
+                "refunded" => "reembolsado",
+                "voided" => "anulado",
+                "failed" => "fallido",
+                _ => "desconocido",
+            };
+            format!(
+                "Pago {} con {}: {state}.",
+                super::rd(caja_shared::money::Money(i.amount)),
+                i.provider
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
