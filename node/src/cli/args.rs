@@ -82,7 +82,7 @@ pub(crate) enum Command {
     Restore(RestoreArgs),
     /// Install the key head office gave this register (after a hub restore
     /// or on new hardware).
-    Rekey(super::rekey::RekeyArgs),
+    Rekey(RekeyArgs),
     /// Rebuild every projection from the journal and hub chain.
     Rebuild,
     /// Import hub events (a pull page saved as JSON: {"events", "hub_checkpoint"}).
@@ -600,4 +600,16 @@ pub(crate) struct HubImportArgs {
     /// The page file.
     #[arg(long)]
     pub(crate) file: PathBuf,
+}
+
+/// `caja-node rekey`'s arguments.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RekeyArgs {
+    /// The new key id (`key_id` of the rotation's answer).
+    #[arg(long)]
+    pub(crate) key_id: String,
+    /// A file holding the new key in hex (`key` of the rotation's answer),
+    /// one line, owner-only.
+    #[arg(long)]
+    pub(crate) key_file: std::path::PathBuf,
 }

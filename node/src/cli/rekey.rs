@@ -4,26 +4,13 @@
 //! hardware without its key file). The key comes from a file, never an
 //! argument (arguments show in `ps`). See docs/backup-restore.md.
 
-use std::path::PathBuf;
-
 use caja_node::datadir::rekey as install_key;
 use caja_node::messages;
 use caja_shared::ids::KeyId;
 use caja_shared::key::DeviceKey;
 
+use super::args::RekeyArgs;
 use super::common::{emit, refused, Ctx, Failure};
-
-/// `caja-node rekey`'s arguments.
-#[derive(Debug, clap::Args)]
-pub(crate) struct RekeyArgs {
-    /// The new key id (`key_id` of the rotation's answer).
-    #[arg(long)]
-    pub(crate) key_id: String,
-    /// A file holding the new key in hex (`key` of the rotation's answer),
-    /// one line, owner-only.
-    #[arg(long)]
-    pub(crate) key_file: PathBuf,
-}
 
 /// `caja-node rekey`.
 pub(crate) fn rekey(cx: &Ctx, args: RekeyArgs) -> Result<(), Failure> {
