@@ -1052,3 +1052,74 @@ fn a_transfer_qr_payment_offline_keeps_its_reference_and_says_so() {
     assert_eq!(created.payments[0].method, PaymentMethod::Transfer);
     assert_eq!(created.payments[0].reference.as_deref(), Some("QR-778899"));
 }
+
+#[test]
+fn the_drawer_opened_with_the_key_is_recorded_once_and_only_for_cash() {
+    let mut fx = Fixture::new(37);
+    let s = screen(&fx, 38);
+    open_shift(&mut fx, &s);
+    let sell = |fx: &mut Fixture, p: Pay| {
+        s.add_line(&AddLine {
+            op: fx.op(),
+            entry: "ARROZ".into(),
+        })
+        .expect("add");
+        s.pay(&p).expect("paid")["shown"]["sale_id"]
+            .as_str()
+            .expect("sale id")
+            .to_owned()
+    };
+    let mut by_card = pay(fx.op(), "");
+    by_card.cash = None;
+    by_card.card = Some("65.00".into());
+    by_card.card_ref = Some("123456".into());
+    let card_sale = sell(&mut fx, by_card);
+    let cash_pay = pay(fx.op(), "100.00");
+    let cash_sale = sell(&mut fx, cash_pay);
+    let manual = |fx: &Fixture| -> i64 {
+        fx.register
+            .conn()
+            .query_row(
+                "SELECT count(*) FROM drawer_openings WHERE how = 'manual'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count")
+    };
+    use caja_node::ui::dialogs::DrawerManual;
+    // Refused, nothing recorded: no sale, a card sale.
+    for bad in ["", "no-es-una-venta", card_sale.as_str()] {
+        let e = s
+            .drawer_manual(&DrawerManual {
+                op: fx.op(),
+                sale: bad.into(),
+            })
+            .expect_err(bad);
+        assert_eq!(e.status, 422, "{bad}: {}", e.message);
+        assert_eq!(manual(&fx), 0);
+    }
+    // The cash sale: recorded; the same request again answers the same.
+    let op = fx.op();
+    let req = DrawerManual {
+        op,
+        sale: cash_sale.clone(),
+    };
+    let v = s.drawer_manual(&req).expect("recorded");
+    let said = v["shown"]["text"].as_str().expect("text").to_owned();
+    assert!(
+        said.contains("Apertura manual de la gaveta registrada"),
+        "{said}"
+    );
+    assert!(said.contains(&cash_sale), "{said}");
+    s.drawer_manual(&req).expect("a retry is the same answer");
+    assert_eq!(manual(&fx), 1);
+    // A second opening of the same drawer is refused.
+    let e = s
+        .drawer_manual(&DrawerManual {
+            op: fx.op(),
+            sale: cash_sale,
+        })
+        .expect_err("twice");
+    assert_eq!(e.status, 422, "{}", e.message);
+    assert_eq!(manual(&fx), 1);
+}

@@ -48,6 +48,11 @@ pub const DIALOG_LABELS: &[(&str, &str)] = &[
     ("damaged", "Dañado, no vuelve al inventario"),
     ("buyer_hint", "Crédito fiscal (B01, E31): RNC o cédula del comprador; E31 también el nombre."),
     // — COUNTER —
+    ("drawer_manual", "Gaveta abierta con llave"),
+    ("drawer_manual_title", "Gaveta abierta con llave (impresora sin respuesta)"),
+    ("drawer_manual_hint", "Si la impresora no responde, abra la gaveta con la llave y regístrelo aquí: el recibo no volverá a abrirla."),
+    ("drawer_sale", "Venta de la gaveta"),
+    ("confirm_drawer_manual", "Registrar la apertura"),
     ("transfer_qr", "Transferencia o QR (monto)"),
     ("transfer_ref", "Referencia de la transferencia o del QR"),
 ];
@@ -165,6 +170,11 @@ pub fn ui_unknown_document(series: &str) -> String {
 }
 
 // — COUNTER —
+
+/// The drawer dialog was sent without a readable sale id.
+pub fn ui_drawer_no_sale() -> String {
+    "Indique la venta cuya gaveta abrió con la llave (su número de venta).".into()
+}
 
 /// The state of a sale's card and transfer/QR payments at the provider, as
 /// the hub last reported it: `Pago RD$ 65.00 con azul: pendiente`.

@@ -269,3 +269,36 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
         Ok(Some(shown))
     }
 }
+
+/// The drawer opened with the key because the printer could not be reached.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrawerManual {
+    /// Client operation id.
+    pub op: OpId,
+    /// The sale (or return) whose drawer it was.
+    pub sale: String,
+}
+
+impl<C: Clock, R: RandomSource> Screen<C, R> {
+    /// Records a drawer opened by hand (`caja-node drawer manual --sale`):
+    /// its receipt, when it prints, kicks no drawer. Refused, nothing
+    /// recorded, when the receipt already went out, the sale took no cash, or
+    /// the opening is already recorded.
+    pub fn drawer_manual(&self, req: &DrawerManual) -> ApiResult {
+        let sale: caja_shared::ids::SaleId = req
+            .sale
+            .trim()
+            .parse()
+            .map_err(|_| ApiError::refused(words::ui_drawer_no_sale()))?;
+        let node = lock(&self.node);
+        let opened_ms = cart::manual_drawer_once(node.conn(), req.op, sale, node.now_ms())?;
+        let text = messages::drawer_manual(&crate::print::ManualOpening {
+            job: caja_hardware::queue::JobId(0),
+            sale,
+            opened_ms,
+        });
+        cart::set_shown(node.conn(), &json!({"kind": "drawer", "text": text}))?;
+        self.view(&node)
+    }
+}

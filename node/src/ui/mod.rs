@@ -395,6 +395,7 @@ async fn action(
         "customer" => s.add_customer(&decode(&body)?),
         "debt-pay" => s.pay_debt(&decode(&body)?),
         "print-now" => s.print_pending_now(&decode(&body)?),
+        "drawer-manual" => s.drawer_manual(&decode(&body)?),
         other => Err(ApiError::bad_request(other)),
     })
     .await

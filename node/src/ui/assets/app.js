@@ -388,6 +388,14 @@ function openCash() {
   openDialog('dlg-cash');
 }
 
+function openDrawerManual() {
+  const shown = (state && state.shown) || {};
+  $('drawer-sale').value = shown.sale_id || '';
+  say('', false, 'drawer-message');
+  openDialog('dlg-drawer');
+  $('drawer-sale').focus();
+}
+
 async function openX() {
   openDialog('dlg-x');
   try { $('x-text').textContent = (await get('x-report')).z; } catch (e) { $('x-text').textContent = e.message; }
@@ -482,6 +490,10 @@ function setup() {
     }), 'return-message');
     if (s) { closeDialogs(); say(s.shown ? s.shown.text : '', true); }
   });
+  onSubmit('form-drawer', async () => {
+    const s = await act(() => post('drawer-manual', { sale: $('drawer-sale').value }), 'drawer-message');
+    if (s) { closeDialogs(); say(s.shown ? s.shown.text : '', true); }
+  });
   onSubmit('form-cash', async () => {
     const s = await act(() => post('cash', {
       kind: $('cash-kind').value, amount: $('cash-amount').value, reason: $('cash-reason').value,
@@ -498,6 +510,7 @@ function setup() {
   $('btn-customers').addEventListener('click', openCustomers);
   $('btn-print-now').addEventListener('click', () => act(() => post('print-now', {})));
   $('btn-cash').addEventListener('click', openCash);
+  $('btn-drawer-manual').addEventListener('click', openDrawerManual);
   $('btn-shift').addEventListener('click', openShift);
   $('btn-x').addEventListener('click', openX);
   $('btn-clear').addEventListener('click', () => act(() => post('clear', {})));
