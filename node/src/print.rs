@@ -996,19 +996,15 @@ pub fn record_manual_opening(
     let job = jobs
         .iter()
         .find(|j| j.kind != JobKind::Copy)
-        .ok_or_else(|| refuse("no receipt of this sale opens the drawer"))?;
+        .ok_or_else(|| refuse(crate::messages::receipt::DRAWER_NO_RECEIPT))?;
     if job.state == JobState::Printed || job.may_have_printed {
-        return Err(refuse(
-            "its receipt already went to the printer with the drawer kick",
-        ));
+        return Err(refuse(crate::messages::receipt::DRAWER_ALREADY_KICKED));
     }
     if !opens_drawer(conn, job, false)? {
-        return Err(refuse(
-            "this sale took no cash, or its drawer opening is already recorded",
-        ));
+        return Err(refuse(crate::messages::receipt::DRAWER_NO_CASH));
     }
     if !claim_drawer(conn, job, "manual", now_ms)? {
-        return Err(refuse("its drawer opening is already recorded"));
+        return Err(refuse(crate::messages::receipt::DRAWER_ALREADY_RECORDED));
     }
     Ok(ManualOpening {
         job: job.id,

@@ -1245,10 +1245,18 @@ fn with_provider(rig: &mut Rig) {
     );
     std::fs::write(&hub_toml, text).expect("hub.toml");
     rig.hub.serve().expect("hub back");
+    restart_register(rig, |text| {
+        text.insert_str(0, "payment_provider = \"azul\"\n");
+    });
+}
+
+/// `caja-node run` stopped, its `config.toml` changed by `edit`, started
+/// again; waits for the screen.
+fn restart_register(rig: &mut Rig, edit: impl FnOnce(&mut String)) {
     rig.node.kill_run().expect("stop the register");
     let cfg_path = rig.tmp.path().join("caja-1").join("config.toml");
     let mut text = std::fs::read_to_string(&cfg_path).expect("config");
-    text.insert_str(0, "payment_provider = \"azul\"\n");
+    edit(&mut text);
     std::fs::write(&cfg_path, text).expect("config");
     let log = rig.tmp.path().join("caja-node-run-2.log");
     rig.node.start_run(&log).expect("caja-node run");
@@ -1345,4 +1353,78 @@ fn a_transfer_qr_payment_creates_its_intent_online_and_keeps_its_reference_offli
         )
         .expect("count");
     assert_eq!(intents, 0);
+}
+
+#[test]
+fn the_drawer_opened_with_the_key_when_the_printer_is_unreachable() {
+    let Some(b) = Browser::start("ui_cashier_drawer_manual").expect("browser") else {
+        return;
+    };
+    let mut rig = rig("drawer");
+    // The printer is a network printer nothing answers for.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let gone = format!("tcp://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    let folder = format!("printer = \"folder://{}\"", recibos(&rig).display());
+    restart_register(&mut rig, |text| {
+        assert!(text.contains(&folder), "{text}");
+        *text = text.replace(&folder, &format!("printer = \"{gone}\""));
+    });
+    b.goto(&rig.url).expect("open the screen");
+    open_shift(&b);
+    keyboard_sale(&b);
+    let (_, sale) = last_sale(&rig.node);
+    let manual = || -> i64 {
+        rig.node
+            .db()
+            .expect("db")
+            .query_row(
+                "SELECT count(*) FROM drawer_openings WHERE how = 'manual' AND sale_id = ?1",
+                [sale.sale_id.to_string()],
+                |r| r.get(0),
+            )
+            .expect("count")
+    };
+
+    // The cashier opens the drawer with the key and records it: the dialog
+    // comes with the sale just made.
+    b.find("#btn-drawer-manual")
+        .expect("button")
+        .click()
+        .expect("click");
+    b.wait_for("the drawer dialog", WAIT, |b| {
+        b.find("#dlg-drawer").and_then(|d| d.is_displayed())
+    })
+    .expect("dialog");
+    let field = b.find_by_label("Venta de la gaveta").expect("sale field");
+    assert_eq!(
+        field.value().expect("value"),
+        sale.sale_id.to_string(),
+        "the last sale is offered"
+    );
+    look(&b, "drawer dialog");
+    b.type_keys(keys::ENTER).expect("confirm");
+    b.wait_for_text(
+        "#shown-text",
+        "Apertura manual de la gaveta registrada",
+        WAIT,
+    )
+    .expect("recorded");
+    look(&b, "drawer recorded");
+    assert_eq!(manual(), 1);
+
+    // Twice: refused in Spanish, nothing more recorded.
+    b.find("#btn-drawer-manual")
+        .expect("button")
+        .click()
+        .expect("click");
+    b.wait_for("the drawer dialog", WAIT, |b| {
+        b.find("#dlg-drawer").and_then(|d| d.is_displayed())
+    })
+    .expect("dialog");
+    b.type_keys(keys::ENTER).expect("confirm");
+    b.wait_for_text("#drawer-message", "ya está registrada", WAIT)
+        .expect("refused");
+    look(&b, "drawer refused");
+    assert_eq!(manual(), 1);
 }

@@ -36,6 +36,18 @@ pub fn drawer_slip(
 
 // — COUNTER —
 
+/// Why a manual drawer opening is refused (`caja-node drawer manual`, the
+/// screen's dialog): no receipt of the sale would open the drawer.
+pub const DRAWER_NO_RECEIPT: &str = "ningún recibo de esta venta abre la gaveta";
+/// … its receipt already went out with the kick.
+pub const DRAWER_ALREADY_KICKED: &str =
+    "su recibo ya salió a la impresora con la orden de abrir la gaveta";
+/// … the sale took no cash, or the opening is already recorded.
+pub const DRAWER_NO_CASH: &str =
+    "esta venta no recibió efectivo, o la apertura de su gaveta ya está registrada";
+/// … the opening is already recorded.
+pub const DRAWER_ALREADY_RECORDED: &str = "la apertura de su gaveta ya está registrada";
+
 /// One returned line as its slip shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReturnSlipLine {

@@ -298,7 +298,10 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
             sale,
             opened_ms,
         });
-        cart::set_shown(node.conn(), &json!({"kind": "drawer", "text": text}))?;
+        cart::set_shown(
+            node.conn(),
+            &json!({"kind": "drawer", "text": text, "sale_id": sale}),
+        )?;
         self.view(&node)
     }
 }
