@@ -63,6 +63,11 @@ pub enum JobKind {
     /// carries the opening's id (a cash movement id) instead of a sale's. A
     /// retry after an attempt that may have printed does not kick again.
     Drawer,
+    /// A return's slip, queued with the return: the original sale, the lines,
+    /// the refund and its method. For this kind the job's `sale` field
+    /// carries the return's id. A cash refund's slip kicks the drawer like a
+    /// cash sale's receipt: once, never on a copy.
+    Return,
 }
 
 /// Where a job is.
@@ -110,14 +115,20 @@ impl JobKind {
             JobKind::Original => "original",
             JobKind::Copy => "copy",
             JobKind::Drawer => "drawer",
+            JobKind::Return => "return",
         }
     }
 
     /// Parses a stored name.
     pub fn parse(s: &str) -> Option<JobKind> {
-        [JobKind::Original, JobKind::Copy, JobKind::Drawer]
-            .into_iter()
-            .find(|kind| kind.as_str() == s)
+        [
+            JobKind::Original,
+            JobKind::Copy,
+            JobKind::Drawer,
+            JobKind::Return,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == s)
     }
 }
 
@@ -644,7 +655,12 @@ mod tests {
         ] {
             assert_eq!(JobState::parse(s.as_str()), Some(s));
         }
-        for k in [JobKind::Original, JobKind::Copy, JobKind::Drawer] {
+        for k in [
+            JobKind::Original,
+            JobKind::Copy,
+            JobKind::Drawer,
+            JobKind::Return,
+        ] {
             assert_eq!(JobKind::parse(k.as_str()), Some(k));
         }
         assert_eq!(JobState::parse("done"), None);

@@ -926,12 +926,31 @@ pub fn ui_status_bar(
     now_ms: i64,
 ) -> Vec<StatusItem> {
     let mut out = Vec::new();
+    // The last sync as `caja-node status` shows moments: local time and age.
+    let last = s
+        .sync
+        .last_success_ms
+        .map(|ms| format!("última sincronización {}", moment(ms, now_ms)));
     out.push(if s.sync.quarantined {
         item("net", "bad", "En cuarentena: llame a soporte".into())
     } else if s.sync.online {
-        item("net", "ok", "En línea".into())
+        item(
+            "net",
+            "ok",
+            match &last {
+                Some(l) => format!("En línea ({l})"),
+                None => "En línea".into(),
+            },
+        )
     } else {
-        item("net", "warn", "Sin conexión (se sigue vendiendo)".into())
+        item(
+            "net",
+            "warn",
+            match &last {
+                Some(l) => format!("Sin conexión (se sigue vendiendo; {l})"),
+                None => "Sin conexión (se sigue vendiendo)".into(),
+            },
+        )
     });
     out.push(match (s.unsynced, s.sync.oldest_unsynced_ms) {
         (0, _) => item("sync", "ok", "Todo sincronizado".into()),
@@ -942,7 +961,10 @@ pub fn ui_status_bar(
             } else {
                 "warn"
             },
-            format!("{n} sin sincronizar (el más antiguo {})", ago(now_ms - ms)),
+            format!(
+                "{n} sin sincronizar (el más antiguo de {})",
+                moment(ms, now_ms)
+            ),
         ),
         (n, None) => item("sync", "warn", format!("{n} sin sincronizar")),
     });

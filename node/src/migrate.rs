@@ -132,6 +132,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "restore_epoch",
         sql: include_str!("../../migrations/node/0019_restore_epoch.sql"),
     },
+    Migration {
+        version: 20,
+        name: "return_slips",
+        sql: include_str!("../../migrations/node/0020_return_slips.sql"),
+    },
 ];
 
 /// The schema version this binary writes: the last of [`MIGRATIONS`].

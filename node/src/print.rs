@@ -343,6 +343,50 @@ pub fn enqueue_copy(tx: &Connection, sale: SaleId, now_ms: i64) -> Result<JobId,
     insert(tx, sale, JobKind::Copy, now_ms)
 }
 
+/// Queues a return's slip (kind `return`, keyed by the return's id) and
+/// records where its `SaleReturned` is in the journal. Call inside the
+/// return's transaction: the slip is queued with the return or not at all; a
+/// second slip original for the same return is refused by the database.
+pub fn enqueue_return(
+    tx: &Connection,
+    ret: caja_shared::ids::ReturnId,
+    seq: u64,
+    now_ms: i64,
+) -> Result<JobId, OpError> {
+    let as_key: SaleId = ret.to_string().parse().map_err(|_| bad_row("return id"))?;
+    tx.prepare_cached("INSERT INTO return_slips (return_id, seq) VALUES (?1, ?2)")?
+        .execute(params![
+            ret.to_string(),
+            i64::try_from(seq).map_err(|_| bad_row("seq"))?
+        ])?;
+    insert(tx, as_key, JobKind::Return, now_ms)
+}
+
+/// The journaled `SaleReturned` of a return slip's job (keyed by the
+/// return's id), and its HLC time (ms).
+fn sale_returned(
+    conn: &Connection,
+    ret: SaleId,
+) -> Result<(caja_shared::kind::SaleReturned, i64), OpError> {
+    let seq: Option<i64> = conn
+        .prepare_cached("SELECT seq FROM return_slips WHERE return_id = ?1")?
+        .query_row([ret.to_string()], |r| r.get(0))
+        .optional()?;
+    let seq = seq.ok_or_else(|| OpError::Failed(Failure::Receipt(format!("no return {ret}"))))?;
+    let seq = u64::try_from(seq).map_err(|_| bad_row("seq"))?;
+    let event = Journal::event(conn, seq)?
+        .ok_or_else(|| OpError::Failed(Failure::Receipt(format!("no event #{seq}"))))?;
+    let body = event
+        .body()
+        .map_err(|e| OpError::Failed(Failure::Receipt(format!("event #{seq}: {e}"))))?;
+    let EventBody::SaleReturned(r) = body else {
+        return Err(OpError::Failed(Failure::Receipt(format!(
+            "event #{seq} is no return"
+        ))));
+    };
+    Ok((r, event.envelope().hlc.ms()))
+}
+
 /// Writes a job's new state if the row is still in `from` (compare-and-set):
 /// false when another process moved it first.
 fn save(conn: &Connection, job: &PrintJob, from: JobState, now_ms: i64) -> Result<bool, OpError> {
@@ -460,6 +504,10 @@ fn opens_drawer(conn: &Connection, job: &PrintJob, as_copy: bool) -> Result<bool
     if job.kind == JobKind::Drawer {
         return Ok(true);
     }
+    if job.kind == JobKind::Return {
+        let (returned, _) = sale_returned(conn, job.sale)?;
+        return Ok(returned.refund == PaymentMethod::Cash);
+    }
     let (created, _) = sale_created(conn, job.sale)?;
     Ok(created
         .payments
@@ -480,6 +528,8 @@ pub fn job_bytes(
 ) -> Result<Vec<u8>, OpError> {
     let receipt = if job.kind == JobKind::Drawer {
         render_drawer_slip(conn, job, settings, as_copy.then_some(now_ms))?
+    } else if job.kind == JobKind::Return {
+        render_return_slip(conn, job.sale, settings, as_copy.then_some(now_ms))?
     } else {
         render_receipt(conn, job.sale, settings, as_copy.then_some(now_ms))?
     };
@@ -532,6 +582,121 @@ fn render_drawer_slip(
     for (i, t) in texts.into_iter().enumerate() {
         let fitted = settings.page.fit(&t, &mut unmappable);
         for chunk in fitted.chars().collect::<Vec<_>>().chunks(cols) {
+            blocks.push(Block::Line(Line {
+                text: chunk.iter().collect(),
+                align: if i == 0 { Align::Center } else { Align::Left },
+                style: if i == 0 { Style::BOLD } else { Style::PLAIN },
+            }));
+        }
+    }
+    blocks.push(Block::Cut);
+    let layout = Layout {
+        width: settings.width,
+        page: settings.page,
+        blocks,
+        unmappable,
+    };
+    Ok(caja_hardware::render::render(&layout)
+        .map_err(|e| OpError::Failed(Failure::Receipt(e.to_string())))?
+        .bytes)
+}
+
+/// The slip of a return (from its journaled `SaleReturned`): what
+/// `messages::receipt::return_slip` says, the title bold and centered,
+/// "COPIA" on a reprint or a retry that may have printed.
+pub fn render_return_slip(
+    conn: &Connection,
+    ret: SaleId,
+    settings: &ReceiptSettings,
+    copy_at_ms: Option<i64>,
+) -> Result<Vec<u8>, OpError> {
+    render_slip(
+        settings,
+        &return_slip_lines(conn, ret, settings, copy_at_ms)?,
+    )
+}
+
+/// The text lines of a return's slip, before layout.
+fn return_slip_lines(
+    conn: &Connection,
+    ret: SaleId,
+    settings: &ReceiptSettings,
+    copy_at_ms: Option<i64>,
+) -> Result<Vec<String>, OpError> {
+    let (r, at_ms) = sale_returned(conn, ret)?;
+    let register = journal::load_device(conn)?
+        .map(|d| d.device.to_string())
+        .unwrap_or_default();
+    // The original's fiscal number: the sale's own, else what the credit
+    // note modifies, else the reference given for an unknown original.
+    let known_number = match r.sale_id {
+        Some(sale) => {
+            crate::queries::sale_by_ref(conn, &sale.to_string())?.and_then(|row| row.fiscal_number)
+        }
+        None => None,
+    };
+    let original_number = known_number
+        .or_else(|| r.credit_note.as_ref().and_then(|c| c.modifies.clone()))
+        .or_else(|| {
+            r.original_unknown
+                .as_ref()
+                .map(|u| u.reference.clone())
+                .filter(|reference| reference.parse::<SaleId>().is_err())
+        });
+    let mut lines = Vec::new();
+    for l in &r.lines {
+        let item = crate::queries::lookup_item(conn, l.product.as_str())?;
+        let weighed = item.as_ref().is_some_and(|i| i.sold_by == SoldBy::Weight);
+        let name = item.map_or_else(|| l.product.to_string(), |i| i.name);
+        lines.push(crate::messages::receipt::ReturnSlipLine {
+            name,
+            qty_milli: l.qty_milli.0,
+            weighed,
+            total: l.total,
+            damaged: l.damaged,
+        });
+    }
+    let slip = crate::messages::receipt::ReturnSlip {
+        store: &settings.store.name,
+        rnc: &settings.store.rnc,
+        register: &register,
+        at: &LocalDateTime::from_utc_ms(at_ms, settings.offset).to_string(),
+        return_id: &r.return_id.to_string(),
+        sale: r.sale_id.map(|s| s.to_string()),
+        original_number,
+        credit_note: r.credit_note.as_ref().map(|c| c.number.clone()),
+        lines,
+        total: r.total,
+        tax: r.tax,
+        refund: r.refund,
+        cashier: &r.cashier,
+        approved_by: r.approval.as_ref().map(|a| a.name.clone()),
+        copy_at: copy_at_ms.map(|ms| LocalDateTime::from_utc_ms(ms, settings.offset).to_string()),
+    };
+    Ok(crate::messages::receipt::return_slip(
+        &slip,
+        settings.width.columns(),
+    ))
+}
+
+/// Text lines laid out as a slip: the first bold and centered, the others
+/// left, each cut to the paper's width, then a cut.
+fn render_slip(settings: &ReceiptSettings, texts: &[String]) -> Result<Vec<u8>, OpError> {
+    use caja_hardware::receipt::{Align, Block, Layout, Line, Style};
+    let cols = settings.width.columns();
+    let mut unmappable = caja_hardware::codepage::Unmappable::default();
+    let mut blocks = Vec::new();
+    for (i, t) in texts.iter().enumerate() {
+        let fitted = settings.page.fit(t, &mut unmappable);
+        let chars: Vec<char> = fitted.chars().collect();
+        if chars.is_empty() {
+            blocks.push(Block::Line(Line {
+                text: String::new(),
+                align: Align::Left,
+                style: Style::PLAIN,
+            }));
+        }
+        for chunk in chars.chunks(cols) {
             blocks.push(Block::Line(Line {
                 text: chunk.iter().collect(),
                 align: if i == 0 { Align::Center } else { Align::Left },
@@ -831,19 +996,15 @@ pub fn record_manual_opening(
     let job = jobs
         .iter()
         .find(|j| j.kind != JobKind::Copy)
-        .ok_or_else(|| refuse("no receipt of this sale opens the drawer"))?;
+        .ok_or_else(|| refuse(crate::messages::receipt::DRAWER_NO_RECEIPT))?;
     if job.state == JobState::Printed || job.may_have_printed {
-        return Err(refuse(
-            "its receipt already went to the printer with the drawer kick",
-        ));
+        return Err(refuse(crate::messages::receipt::DRAWER_ALREADY_KICKED));
     }
     if !opens_drawer(conn, job, false)? {
-        return Err(refuse(
-            "this sale took no cash, or its drawer opening is already recorded",
-        ));
+        return Err(refuse(crate::messages::receipt::DRAWER_NO_CASH));
     }
     if !claim_drawer(conn, job, "manual", now_ms)? {
-        return Err(refuse("its drawer opening is already recorded"));
+        return Err(refuse(crate::messages::receipt::DRAWER_ALREADY_RECORDED));
     }
     Ok(ManualOpening {
         job: job.id,

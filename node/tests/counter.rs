@@ -6,7 +6,9 @@
 //! print, everything else taken as the job. Real TCP, the real `caja-node`
 //! binary. A refilled printer prints at once with one `caja-node print`; a cash
 //! sale with no paper opens the drawer once; an unreachable printer is said so
-//! and the manual opening is recorded.
+//! and the manual opening is recorded. A return prints its slip through the
+//! same queue (a cash refund kicks the drawer once; a slip waiting for paper
+//! prints with one `caja-node print`).
 
 mod common;
 
@@ -383,4 +385,125 @@ fn a_usb_printer_class_device_answers_its_status_opens_the_drawer_and_prints() {
     wait_for(&printer, |p| p.receipts() == 1);
     let p = printer.lock().unwrap();
     assert_eq!((p.receipts(), p.kicks(), p.pulses), (1, 0, 1));
+}
+
+/// The paper a job's bytes make (decoded by the hardware crate's decoder).
+fn paper_of(bytes: &[u8]) -> String {
+    caja_hardware::decode::decode(bytes).paper(42)
+}
+
+#[test]
+fn a_return_prints_its_slip_through_the_queue_and_a_cash_refund_opens_the_drawer_once() {
+    let (address, printer) = emulator();
+    let f = register(45, &address);
+    let data = f.data.root().to_path_buf();
+
+    // Three rice for cash: the receipt prints with the kick.
+    let out = cli(
+        &data,
+        &["--json", "sell", "--item", "ARROZ:3", "--cash", "500"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let sale = v["sale_id"].as_str().expect("sale_id").to_owned();
+    wait_for(&printer, |p| p.receipts() == 1);
+    let receipt_len = {
+        let p = printer.lock().unwrap();
+        assert_eq!((p.receipts(), p.kicks()), (1, 1));
+        p.job.len()
+    };
+
+    // One back for cash: the slip prints at once, the drawer opens for the
+    // refund.
+    let out = cli(
+        &data,
+        &[
+            "return", "--sale", &sale, "--line", "0:1", "--refund", "cash",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("Comprobante de la devolución"),
+        "{}",
+        text(&out)
+    );
+    wait_for(&printer, |p| p.receipts() == 2);
+    let slip = {
+        let p = printer.lock().unwrap();
+        assert_eq!((p.receipts(), p.kicks()), (2, 2));
+        p.job[receipt_len..].to_vec()
+    };
+    let paper = paper_of(&slip);
+    assert!(paper.contains("COMPROBANTE DE DEVOLUCIÓN"), "{paper}");
+    assert!(
+        paper.contains(&format!("Venta original:\n  {sale}")),
+        "{paper}"
+    );
+    assert!(paper.contains("Reembolso en: Efectivo"), "{paper}");
+    assert!(paper.contains("TOTAL REEMBOLSADO"), "{paper}");
+    assert!(paper.contains("1 ud."), "{paper}");
+    assert!(!paper.contains("DAÑADO"), "{paper}");
+    assert!(!paper.contains("COPIA"), "{paper}");
+
+    // A damaged one back by card while the paper is out: the slip stays
+    // queued (a card refund opens no drawer), then prints once with one
+    // `caja-node print` when the paper is back.
+    printer.lock().unwrap().paper_out = true;
+    let out = cli(
+        &data,
+        &[
+            "return",
+            "--sale",
+            &sale,
+            "--line",
+            "0:1:damaged",
+            "--refund",
+            "card",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("Aviso: la operación quedó registrada"),
+        "{said}"
+    );
+    assert!(!said.contains("Gaveta"), "{said}");
+    let status = text(&cli(&data, &["status"]));
+    assert!(status.contains("Recibos en cola: 1"), "{status}");
+    printer.lock().unwrap().paper_out = false;
+    let out = cli(&data, &["print"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("Comprobante de la devolución"),
+        "{}",
+        text(&out)
+    );
+    wait_for(&printer, |p| p.receipts() == 3);
+    let p = printer.lock().unwrap();
+    assert_eq!((p.receipts(), p.kicks(), p.pulses), (3, 2, 0));
+    let paper = paper_of(&p.job[receipt_len + slip.len()..]);
+    assert!(paper.contains("DAÑADO: no vuelve al inventario"), "{paper}");
+    assert!(paper.contains("Reembolso en: Tarjeta"), "{paper}");
+    drop(p);
+
+    // Nothing left, nothing printed twice.
+    let said = text(&cli(&data, &["print"]));
+    assert!(said.contains("No hay recibos pendientes"), "{said}");
+    assert_eq!(printer.lock().unwrap().receipts(), 3);
+}
+
+#[test]
+fn a_refused_return_queues_no_slip() {
+    let (address, printer) = emulator();
+    let f = register(46, &address);
+    let data = f.data.root().to_path_buf();
+    let (sale, _) = sell(&data, &["--cash", "100"]);
+    wait_for(&printer, |p| p.receipts() == 1);
+    // More than was sold: refused, nothing recorded, nothing printed.
+    let out = cli(&data, &["return", "--sale", &sale, "--line", "0:2"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let status = text(&cli(&data, &["status"]));
+    assert!(status.contains("Recibos en cola: 0"), "{status}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(printer.lock().unwrap().receipts(), 1);
 }

@@ -39,6 +39,8 @@ fn pay(op: OpId, cash: &str) -> Pay {
         cash: Some(cash.into()),
         card: None,
         card_ref: None,
+        transfer: None,
+        transfer_ref: None,
         fiado: None,
         customer: None,
         approver: None,
@@ -248,6 +250,8 @@ fn a_sale_is_made_once_however_the_payment_is_retried() {
             cash: None,
             card: Some("65.00".into()),
             card_ref: None,
+            transfer: None,
+            transfer_ref: None,
             fiado: None,
             customer: None,
             approver: None,
@@ -957,4 +961,165 @@ fn the_status_bar_shows_the_printers_status_bits() {
         item["text"],
         "Estado de la impresora: Tapa de la impresora abierta"
     );
+}
+
+#[test]
+fn the_status_bar_shows_moments_in_local_time_with_their_age() {
+    let mut fx = Fixture::new(33);
+    let s = screen(&fx, 34);
+    open_shift(&mut fx, &s);
+    fx.clock.advance(125_000);
+    let v = s.state().expect("state");
+    let sync = v["status"]
+        .as_array()
+        .expect("status")
+        .iter()
+        .find(|i| i["key"] == "sync")
+        .cloned()
+        .expect("sync item");
+    let text = sync["text"].as_str().expect("text");
+    // Like `caja-node status`: the store's local time, then its age; never
+    // raw milliseconds.
+    let at = caja_node::messages::local_time(common::START_MS);
+    assert!(
+        text.contains(&format!("el más antiguo de {at}, hace 2 min")),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_transfer_qr_payment_offline_keeps_its_reference_and_says_so() {
+    let mut fx = Fixture::new(35);
+    // The hub is down: a port nothing listens on. The real sync engine is
+    // asked, as `caja-node ui` asks it.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    let dir = fx.data.clone();
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    let ask = caja_node::ui::screen::AskIntents(Box::new(move |sale, paid| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        let rng = SeededRandom::new(99);
+        match caja_node::sync::engine::SyncEngine::open(
+            &dir,
+            &url,
+            caja_node::system::SystemClock,
+            rng,
+            Default::default(),
+        ) {
+            Ok(mut e) => e.create_sale_intents(sale, "azul", paid),
+            Err(e) => panic!("engine: {e}"),
+        }
+    }));
+    let s = screen(&fx, 36).with_intents(ask);
+    open_shift(&mut fx, &s);
+    s.add_line(&AddLine {
+        op: fx.op(),
+        entry: "ARROZ".into(),
+    })
+    .expect("add");
+
+    // Refused before anything is recorded: an unreadable transfer amount.
+    let before = head(&fx);
+    let mut bad = pay(fx.op(), "");
+    bad.cash = None;
+    bad.transfer = Some("sesenta".into());
+    let e = s.pay(&bad).expect_err("bad amount");
+    assert!(e.message.contains("transferencia"), "{}", e.message);
+    assert_eq!(head(&fx), before);
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+
+    let mut qr = pay(fx.op(), "");
+    qr.cash = None;
+    qr.transfer = Some("65.00".into());
+    qr.transfer_ref = Some("QR-778899".into());
+    let v = s.pay(&qr).expect("paid by QR");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    let said = v["shown"]["intents"].as_str().expect("intents said");
+    assert!(said.contains("Transferencia/QR RD$ 65.00"), "{said}");
+    assert!(said.contains("referencia QR-778899"), "{said}");
+    assert!(said.contains("sin conexión"), "{said}");
+    // The sale stands with its reference.
+    let sale = Journal::event(fx.register.conn(), head(&fx))
+        .expect("read")
+        .expect("sale event");
+    let body = sale.body().expect("body");
+    let caja_shared::kind::EventBody::SaleCreated(created) = body else {
+        panic!("not a sale: {body:?}");
+    };
+    assert_eq!(created.payments.len(), 1);
+    assert_eq!(created.payments[0].method, PaymentMethod::Transfer);
+    assert_eq!(created.payments[0].reference.as_deref(), Some("QR-778899"));
+}
+
+#[test]
+fn the_drawer_opened_with_the_key_is_recorded_once_and_only_for_cash() {
+    let mut fx = Fixture::new(37);
+    let s = screen(&fx, 38);
+    open_shift(&mut fx, &s);
+    let sell = |fx: &mut Fixture, p: Pay| {
+        s.add_line(&AddLine {
+            op: fx.op(),
+            entry: "ARROZ".into(),
+        })
+        .expect("add");
+        s.pay(&p).expect("paid")["shown"]["sale_id"]
+            .as_str()
+            .expect("sale id")
+            .to_owned()
+    };
+    let mut by_card = pay(fx.op(), "");
+    by_card.cash = None;
+    by_card.card = Some("65.00".into());
+    by_card.card_ref = Some("123456".into());
+    let card_sale = sell(&mut fx, by_card);
+    let cash_pay = pay(fx.op(), "100.00");
+    let cash_sale = sell(&mut fx, cash_pay);
+    let manual = |fx: &Fixture| -> i64 {
+        fx.register
+            .conn()
+            .query_row(
+                "SELECT count(*) FROM drawer_openings WHERE how = 'manual'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count")
+    };
+    use caja_node::ui::dialogs::DrawerManual;
+    // Refused, nothing recorded: no sale, a card sale.
+    for bad in ["", "no-es-una-venta", card_sale.as_str()] {
+        let e = s
+            .drawer_manual(&DrawerManual {
+                op: fx.op(),
+                sale: bad.into(),
+            })
+            .expect_err(bad);
+        assert_eq!(e.status, 422, "{bad}: {}", e.message);
+        assert_eq!(manual(&fx), 0);
+    }
+    // The cash sale: recorded; the same request again answers the same.
+    let op = fx.op();
+    let req = DrawerManual {
+        op,
+        sale: cash_sale.clone(),
+    };
+    let v = s.drawer_manual(&req).expect("recorded");
+    let said = v["shown"]["text"].as_str().expect("text").to_owned();
+    assert!(
+        said.contains("Apertura manual de la gaveta registrada"),
+        "{said}"
+    );
+    assert!(said.contains(&cash_sale), "{said}");
+    s.drawer_manual(&req).expect("a retry is the same answer");
+    assert_eq!(manual(&fx), 1);
+    // A second opening of the same drawer is refused.
+    let e = s
+        .drawer_manual(&DrawerManual {
+            op: fx.op(),
+            sale: cash_sale,
+        })
+        .expect_err("twice");
+    assert_eq!(e.status, 422, "{}", e.message);
+    assert_eq!(manual(&fx), 1);
 }

@@ -1229,3 +1229,202 @@ fn pending_receipts_printed_now_and_a_damaged_return() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The register's screen restarted with a payment provider at the hub
+/// (`azul`) and in the register's configuration.
+fn with_provider(rig: &mut Rig) {
+    rig.hub.kill().expect("hub down");
+    let hub_toml = rig.tmp.path().join("hub").join("hub.toml");
+    let text = std::fs::read_to_string(&hub_toml).expect("hub.toml");
+    // `caja-hub init` writes an empty `[payment_providers]` table.
+    assert!(text.contains("[payment_providers]\n"), "{text}");
+    let text = text.replacen(
+        "[payment_providers]\n",
+        "[payment_providers]\nazul = \"azul-webhook-secret-0123456789\"\n",
+        1,
+    );
+    std::fs::write(&hub_toml, text).expect("hub.toml");
+    rig.hub.serve().expect("hub back");
+    restart_register(rig, |text| {
+        text.insert_str(0, "payment_provider = \"azul\"\n");
+    });
+}
+
+/// `caja-node run` stopped, its `config.toml` changed by `edit`, started
+/// again; waits for the screen.
+fn restart_register(rig: &mut Rig, edit: impl FnOnce(&mut String)) {
+    rig.node.kill_run().expect("stop the register");
+    let cfg_path = rig.tmp.path().join("caja-1").join("config.toml");
+    let mut text = std::fs::read_to_string(&cfg_path).expect("config");
+    edit(&mut text);
+    std::fs::write(&cfg_path, text).expect("config");
+    let log = rig.tmp.path().join("caja-node-run-2.log");
+    rig.node.start_run(&log).expect("caja-node run");
+    let port: u16 = rig
+        .url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let until = Instant::now() + WAIT;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < until, "the screen never listened again");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Scans ARROZ (RD$ 65.00) and pays it by transfer/QR with `reference`.
+fn pay_by_qr(b: &Browser, reference: &str) {
+    b.find("#item").expect("item").click().expect("focus");
+    b.type_keys(&format!("ARROZ{}", keys::ENTER)).expect("scan");
+    b.wait_for_text("#lines", "Arroz Selecto 1kg", WAIT)
+        .expect("line");
+    b.type_keys(keys::F4).expect("F4");
+    b.wait_for("the payment dialog", WAIT, |b| {
+        b.find("#dlg-pay").and_then(|d| d.is_displayed())
+    })
+    .expect("pay dialog");
+    b.find_by_label("Transferencia o QR (monto)")
+        .expect("transfer field")
+        .type_keys("65.00")
+        .expect("amount");
+    b.find_by_label("Referencia de la transferencia o del QR")
+        .expect("reference field")
+        .type_keys(reference)
+        .expect("reference");
+    look(b, &format!("qr payment {reference}"));
+    b.type_keys(keys::ENTER).expect("pay");
+}
+
+#[test]
+fn a_transfer_qr_payment_creates_its_intent_online_and_keeps_its_reference_offline() {
+    let Some(b) = Browser::start("ui_cashier_qr").expect("browser") else {
+        return;
+    };
+    let mut rig = rig("qr");
+    with_provider(&mut rig);
+    b.goto(&rig.url).expect("open the screen");
+    open_shift(&b);
+
+    // Online: the sale, then its intent created at head office; the intent's
+    // state (from the hub chain) is shown with it.
+    pay_by_qr(&b, "QR-1001");
+    b.wait_for_text("#shown-intents", "intención de pago", WAIT)
+        .expect("intent created");
+    b.wait_for_text("#shown-intents", "con azul: pendiente", WAIT)
+        .expect("intent state shown");
+    look(&b, "qr intent created");
+    let (_, sale) = last_sale(&rig.node);
+    assert_eq!(sale.payments.len(), 1);
+    assert_eq!(sale.payments[0].method, PaymentMethod::Transfer);
+    assert_eq!(sale.payments[0].reference.as_deref(), Some("QR-1001"));
+    let db = rig.node.db().expect("db");
+    let (state, amount): (String, i64) = db
+        .query_row(
+            "SELECT state, amount FROM payment_intents WHERE sale_id = ?1",
+            [sale.sale_id.to_string()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("the intent reached the register through the hub chain");
+    assert_eq!((state.as_str(), amount), ("pending", 6500));
+
+    // Offline: the sale stands with its reference, the screen says so.
+    rig.hub.kill().expect("hub down");
+    pay_by_qr(&b, "QR-1002");
+    b.wait_for_text("#shown-intents", "sin conexión", WAIT)
+        .expect("offline said");
+    assert!(
+        b.text("#shown-intents")
+            .expect("intents")
+            .contains("referencia QR-1002"),
+        "the reference stands"
+    );
+    look(&b, "qr offline");
+    let (_, offline) = last_sale(&rig.node);
+    assert_ne!(offline.sale_id, sale.sale_id);
+    assert_eq!(offline.payments[0].method, PaymentMethod::Transfer);
+    assert_eq!(offline.payments[0].reference.as_deref(), Some("QR-1002"));
+    let intents: i64 = db
+        .query_row(
+            "SELECT count(*) FROM payment_intents WHERE sale_id = ?1",
+            [offline.sale_id.to_string()],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(intents, 0);
+}
+
+#[test]
+fn the_drawer_opened_with_the_key_when_the_printer_is_unreachable() {
+    let Some(b) = Browser::start("ui_cashier_drawer_manual").expect("browser") else {
+        return;
+    };
+    let mut rig = rig("drawer");
+    // The printer is a network printer nothing answers for.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let gone = format!("tcp://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    let folder = format!("printer = \"folder://{}\"", recibos(&rig).display());
+    restart_register(&mut rig, |text| {
+        assert!(text.contains(&folder), "{text}");
+        *text = text.replace(&folder, &format!("printer = \"{gone}\""));
+    });
+    b.goto(&rig.url).expect("open the screen");
+    open_shift(&b);
+    keyboard_sale(&b);
+    let (_, sale) = last_sale(&rig.node);
+    let manual = || -> i64 {
+        rig.node
+            .db()
+            .expect("db")
+            .query_row(
+                "SELECT count(*) FROM drawer_openings WHERE how = 'manual' AND sale_id = ?1",
+                [sale.sale_id.to_string()],
+                |r| r.get(0),
+            )
+            .expect("count")
+    };
+
+    // The cashier opens the drawer with the key and records it: the dialog
+    // comes with the sale just made.
+    b.find("#btn-drawer-manual")
+        .expect("button")
+        .click()
+        .expect("click");
+    b.wait_for("the drawer dialog", WAIT, |b| {
+        b.find("#dlg-drawer").and_then(|d| d.is_displayed())
+    })
+    .expect("dialog");
+    let field = b.find_by_label("Venta de la gaveta").expect("sale field");
+    assert_eq!(
+        field.value().expect("value"),
+        sale.sale_id.to_string(),
+        "the last sale is offered"
+    );
+    look(&b, "drawer dialog");
+    b.type_keys(keys::ENTER).expect("confirm");
+    b.wait_for_text(
+        "#shown-text",
+        "Apertura manual de la gaveta registrada",
+        WAIT,
+    )
+    .expect("recorded");
+    look(&b, "drawer recorded");
+    assert_eq!(manual(), 1);
+
+    // Twice: refused in Spanish, nothing more recorded.
+    b.find("#btn-drawer-manual")
+        .expect("button")
+        .click()
+        .expect("click");
+    b.wait_for("the drawer dialog", WAIT, |b| {
+        b.find("#dlg-drawer").and_then(|d| d.is_displayed())
+    })
+    .expect("dialog");
+    b.type_keys(keys::ENTER).expect("confirm");
+    b.wait_for_text("#drawer-message", "ya está registrada", WAIT)
+        .expect("refused");
+    look(&b, "drawer refused");
+    assert_eq!(manual(), 1);
+}

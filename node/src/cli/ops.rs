@@ -99,7 +99,11 @@ pub(crate) fn return_sale(cx: &Ctx, args: ReturnArgs) -> Result<(), Failure> {
         },
         cred.as_ref(),
     )?;
-    emit(json, &r, messages::return_done)
+    emit(json, &r, messages::return_done)?;
+    // Committed: the return's slip goes out with the print queue (a printer
+    // problem is a warning; the slip stays queued).
+    print_after(&mut node, json);
+    Ok(())
 }
 
 /// `caja-node drawer open`.

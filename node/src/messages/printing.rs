@@ -99,6 +99,24 @@ pub fn print_run(r: &crate::print::PrintRun) -> String {
             });
             continue;
         }
+        if j.kind == caja_hardware::queue::JobKind::Return {
+            let what = if j.as_copy {
+                "Copia del comprobante"
+            } else {
+                "Comprobante"
+            };
+            lines.push(match &j.error {
+                None => format!("{what} de la devolución {} impreso.", j.sale),
+                Some(e) => format!(
+                    "No se imprimió el comprobante de la devolución {}: {e}. Queda en cola (`caja-node print`).",
+                    j.sale
+                ),
+            });
+            if let Some(d) = &j.drawer {
+                lines.push(drawer_note(j.sale, d));
+            }
+            continue;
+        }
         lines.push(match &j.error {
             None => format!("{what} de la venta {} impreso.", j.sale),
             Some(e) => print_failed(j.sale, j.state, e),
@@ -180,7 +198,7 @@ pub fn print_failed(
 
 /// Warning after a committed sale whose receipt could not be printed.
 pub fn print_warning(detail: &str) -> String {
-    format!("Aviso: la venta quedó registrada, pero el recibo no se imprimió: {detail}")
+    format!("Aviso: la operación quedó registrada, pero el recibo no se imprimió: {detail}")
 }
 
 /// A reprint was queued.

@@ -47,6 +47,14 @@ pub const DIALOG_LABELS: &[(&str, &str)] = &[
     ("print_pending", "Reimprimir pendientes"),
     ("damaged", "Dañado, no vuelve al inventario"),
     ("buyer_hint", "Crédito fiscal (B01, E31): RNC o cédula del comprador; E31 también el nombre."),
+    // — COUNTER —
+    ("drawer_manual", "Gaveta abierta con llave"),
+    ("drawer_manual_title", "Gaveta abierta con llave (impresora sin respuesta)"),
+    ("drawer_manual_hint", "Si la impresora no responde, abra la gaveta con la llave y regístrelo aquí: el recibo no volverá a abrirla."),
+    ("drawer_sale", "Venta de la gaveta"),
+    ("confirm_drawer_manual", "Registrar la apertura"),
+    ("transfer_qr", "Transferencia o QR (monto)"),
+    ("transfer_ref", "Referencia de la transferencia o del QR"),
 ];
 
 /// The printer's status bits on the status bar (key `printer_state`):
@@ -159,6 +167,38 @@ pub fn ui_buyer_name_missing(series: &str) -> String {
 /// A series this register does not issue.
 pub fn ui_unknown_document(series: &str) -> String {
     format!("Esta caja no emite comprobantes {series}.")
+}
+
+// — COUNTER —
+
+/// The drawer dialog was sent without a readable sale id.
+pub fn ui_drawer_no_sale() -> String {
+    "Indique la venta cuya gaveta abrió con la llave (su número de venta).".into()
+}
+
+/// The state of a sale's card and transfer/QR payments at the provider, as
+/// the hub last reported it: `Pago RD$ 65.00 con azul: pendiente`.
+pub fn ui_intent_states(intents: &[crate::projection::IntentLine]) -> String {
+    intents
+        .iter()
+        .map(|i| {
+            let state = match i.state.as_str() {
+                "pending" => "pendiente (esperando al proveedor)",
+                "authorized" => "autorizado",
+                "captured" => "cobrado",
+                "refunded" => "reembolsado",
+                "voided" => "anulado",
+                "failed" => "fallido",
+                _ => "desconocido",
+            };
+            format!(
+                "Pago {} con {}: {state}.",
+                super::rd(caja_shared::money::Money(i.amount)),
+                i.provider
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]

@@ -319,6 +319,8 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             if let Some((issuer, plan)) = &electronic_note {
                 super::electronic::issue_credit_note(ctx, issuer.as_ref(), &returned, seq, plan)?;
             }
+            // The slip is queued with the return: committed together or not at all.
+            crate::print::enqueue_return(ctx.tx, return_id, seq, ctx.now_ms)?;
             let store_credit_balance = match customer {
                 Some(c) => Some(Money(projection::store_credit_balance(
                     ctx.tx,

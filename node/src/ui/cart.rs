@@ -291,3 +291,36 @@ pub fn reprint_once(
     tx.commit()?;
     Ok(job.0)
 }
+
+/// Records a drawer opened by hand ([`crate::print::record_manual_opening`])
+/// once per op id: a retry answers the first opening's time again.
+pub fn manual_drawer_once(
+    conn: &Connection,
+    op: OpId,
+    sale: SaleId,
+    now_ms: i64,
+) -> Result<i64, OpError> {
+    let tx = immediate(conn)?;
+    let prior: Option<String> = tx
+        .query_row(
+            "SELECT result FROM ui_ops WHERE op_id = ?1 AND kind = 'drawer_manual'",
+            [op.to_string()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(at) = prior {
+        return at.parse().map_err(|_| {
+            OpError::Refused(Refusal::Invalid {
+                field: "op",
+                reason: "stored answer unreadable".into(),
+            })
+        });
+    }
+    let opening = crate::print::record_manual_opening(&tx, sale, now_ms)?;
+    tx.execute(
+        "INSERT INTO ui_ops (op_id, kind, result, at_ms) VALUES (?1, 'drawer_manual', ?2, ?3)",
+        params![op.to_string(), opening.opened_ms.to_string(), now_ms],
+    )?;
+    tx.commit()?;
+    Ok(opening.opened_ms)
+}

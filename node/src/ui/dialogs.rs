@@ -211,3 +211,97 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
         self.view(&node)
     }
 }
+
+// — COUNTER —
+
+use super::screen::PaidWith;
+
+impl<C: Clock, R: RandomSource> Screen<C, R> {
+    /// After a durable sale, outside the register's lock: asks for the
+    /// intents of its card and transfer/QR payments and adds what became of
+    /// them (created, or offline: the reference stands) to the result shown.
+    /// Never changes the sale; without a provider nothing is asked.
+    pub(super) fn ask_intents(
+        &self,
+        sale: caja_shared::ids::SaleId,
+        paid: &PaidWith,
+    ) -> Result<(), ApiError> {
+        let Some(ask) = &self.intents else {
+            return Ok(());
+        };
+        if !paid
+            .iter()
+            .any(|(m, _, _)| crate::sync::intents::needs_intent(*m))
+        {
+            return Ok(());
+        }
+        let intents = (ask.0)(sale, paid);
+        let node = lock(&self.node);
+        let Some(mut shown) = cart::shown(node.conn())? else {
+            return Ok(());
+        };
+        if shown["sale_id"] == json!(sale) {
+            shown["intents"] = json!(messages::sale_intents(&intents));
+            cart::set_shown(node.conn(), &shown)?;
+        }
+        Ok(())
+    }
+
+    /// The result shown, with the current state of its sale's payment
+    /// intents (as the hub chain brought them) when it is a sale.
+    pub(super) fn shown_with_intents(
+        node: &register::Register<C, R>,
+    ) -> Result<Option<serde_json::Value>, ApiError> {
+        let Some(mut shown) = cart::shown(node.conn())? else {
+            return Ok(None);
+        };
+        if let Some(sale) = shown["sale_id"].as_str().map(str::to_owned) {
+            let device = node.device().device.to_string();
+            let of_sale: Vec<_> = crate::projection::payment_intents(node.conn(), &device)
+                .map_err(crate::error::OpError::from)?
+                .into_iter()
+                .filter(|i| i.sale_id == sale)
+                .collect();
+            if !of_sale.is_empty() {
+                shown["intent_states"] = json!(words::ui_intent_states(&of_sale));
+            }
+        }
+        Ok(Some(shown))
+    }
+}
+
+/// The drawer opened with the key because the printer could not be reached.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrawerManual {
+    /// Client operation id.
+    pub op: OpId,
+    /// The sale (or return) whose drawer it was.
+    pub sale: String,
+}
+
+impl<C: Clock, R: RandomSource> Screen<C, R> {
+    /// Records a drawer opened by hand (`caja-node drawer manual --sale`):
+    /// its receipt, when it prints, kicks no drawer. Refused, nothing
+    /// recorded, when the receipt already went out, the sale took no cash, or
+    /// the opening is already recorded.
+    pub fn drawer_manual(&self, req: &DrawerManual) -> ApiResult {
+        let sale: caja_shared::ids::SaleId = req
+            .sale
+            .trim()
+            .parse()
+            .map_err(|_| ApiError::refused(words::ui_drawer_no_sale()))?;
+        let node = lock(&self.node);
+        let opened_ms = cart::manual_drawer_once(node.conn(), req.op, sale, node.now_ms())?;
+        let text = messages::drawer_manual(&crate::print::ManualOpening {
+            job: caja_hardware::queue::JobId(0),
+            sale,
+            opened_ms,
+        });
+        cart::set_shown(
+            node.conn(),
+            &json!({"kind": "drawer", "text": text, "sale_id": sale}),
+        )?;
+        self.view(&node)
+    }
+}

@@ -103,6 +103,44 @@ fn escape_html(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// The hub asked for payment intents after a sale, as `caja-node sell`
+/// does: only with a payment provider and the hub configured. Each call opens
+/// the sync engine on its own connection; a failure to open it is reported
+/// as offline for every payment (the references stand).
+fn intents_asker(dir: &DataDir, cfg: &crate::config::NodeConfig) -> Option<screen::AskIntents> {
+    let provider = cfg.payment_provider.clone()?;
+    let url = cfg.hub_url.clone()?;
+    let settings = crate::sync::engine::SyncSettings {
+        max_hlc_drift_ms: cfg.max_hlc_drift_ms,
+        ..Default::default()
+    };
+    let dir = dir.clone();
+    Some(screen::AskIntents(Box::new(move |sale, paid| {
+        let engine = OsRandom::new().map_err(|e| e.to_string()).and_then(|rng| {
+            crate::sync::engine::SyncEngine::open(&dir, &url, SystemClock, rng, settings)
+                .map_err(|e| e.to_string())
+        });
+        match engine {
+            Ok(mut engine) => engine.create_sale_intents(sale, &provider, paid),
+            Err(why) => paid
+                .iter()
+                .enumerate()
+                .filter(|(_, (m, _, _))| crate::sync::intents::needs_intent(*m))
+                .map(
+                    |(index, (method, amount, reference))| crate::sync::intents::SaleIntent {
+                        index,
+                        method: *method,
+                        amount: *amount,
+                        reference: reference.clone(),
+                        intent_id: None,
+                        error: Some(why.clone()),
+                    },
+                )
+                .collect(),
+        }
+    })))
+}
+
 struct App {
     screen: Screen<SystemClock, OsRandom>,
     page: String,
@@ -126,7 +164,11 @@ pub fn serve(
         })
     })?;
     let node = Register::open(dir, SystemClock, rng)?;
-    let screen = Screen::new(node)?;
+    let intents = intents_asker(dir, node.config());
+    let mut screen = Screen::new(node)?;
+    if let Some(ask) = intents {
+        screen = screen.with_intents(ask);
+    }
     let io = |source| UiError::Io { addr, source };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -353,6 +395,7 @@ async fn action(
         "customer" => s.add_customer(&decode(&body)?),
         "debt-pay" => s.pay_debt(&decode(&body)?),
         "print-now" => s.print_pending_now(&decode(&body)?),
+        "drawer-manual" => s.drawer_manual(&decode(&body)?),
         other => Err(ApiError::bad_request(other)),
     })
     .await

@@ -160,6 +160,12 @@ pub struct Pay {
     /// Card terminal reference.
     #[serde(default)]
     pub card_ref: Option<String>,
+    /// Transfer/QR amount.
+    #[serde(default)]
+    pub transfer: Option<String>,
+    /// The bank's or the QR's reference of the transfer.
+    #[serde(default)]
+    pub transfer_ref: Option<String>,
     /// Amount on fiado.
     #[serde(default)]
     pub fiado: Option<String>,
@@ -339,6 +345,28 @@ pub fn parse_entry(entry: &str) -> Result<(Option<&str>, &str), ApiError> {
     Ok((qty, code))
 }
 
+/// A sale's payments as the intents call takes them: method, amount,
+/// reference, in the sale's order.
+pub type PaidWith = [(PaymentMethod, Money, Option<String>)];
+
+/// Asks the hub for a sale's card and transfer/QR payment intents (the sync
+/// engine's `create_sale_intents` with the configured provider). Set by
+/// `caja-node ui`/`run` when a provider and the hub are configured.
+pub struct AskIntents(
+    #[allow(clippy::type_complexity)]
+    pub  Box<
+        dyn Fn(caja_shared::ids::SaleId, &PaidWith) -> Vec<crate::sync::intents::SaleIntent>
+            + Send
+            + Sync,
+    >,
+);
+
+impl std::fmt::Debug for AskIntents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AskIntents")
+    }
+}
+
 /// The register, its scale, and what the screen shows.
 #[derive(Debug)]
 pub struct Screen<C: Clock, R: RandomSource> {
@@ -352,6 +380,9 @@ pub struct Screen<C: Clock, R: RandomSource> {
     pub(super) printer_seen: Mutex<Option<devices::PrinterReport>>,
     quick_keys: Vec<String>,
     quota_low_milli: i64,
+    /// Asks the hub for a sale's card and transfer/QR intents, when a
+    /// payment provider and the hub are configured.
+    pub(super) intents: Option<AskIntents>,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -375,7 +406,14 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
             scale_seen: Mutex::new(None),
             quick_keys,
             quota_low_milli,
+            intents: None,
         })
+    }
+
+    /// With the hub asked for payment intents after each sale by `ask`.
+    pub fn with_intents(mut self, ask: AskIntents) -> Self {
+        self.intents = Some(ask);
+        self
     }
 
     /// Looks at the scale for the status bar, unless a weighing is under way.
@@ -502,7 +540,7 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
             "documents": node.config().fiscal_documents,
             "status": bar,
             "quick_keys": quick,
-            "shown": cart::shown(conn)?,
+            "shown": Self::shown_with_intents(node)?,
             "paying": cart::pay_op(conn)?.is_some(),
         }))
     }
@@ -629,6 +667,13 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
                 reference: given(&req.card_ref).map(str::to_owned),
             });
         }
+        if let Some(t) = given(&req.transfer) {
+            payments.push(PaymentRequest {
+                method: PaymentMethod::Transfer,
+                amount: money("transferencia", t)?.0,
+                reference: given(&req.transfer_ref).map(str::to_owned),
+            });
+        }
         let customer: Option<CustomerId> = match given(&req.customer) {
             Some(c) => Some(c.parse().map_err(|_| ApiError::bad_request("customer"))?),
             None => None,
@@ -703,6 +748,16 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
         };
         let r = node.sell_approved(op, &sale, &doc, cred.as_ref())?;
         self.finish_sale(&node, op, Some(req.op), &r, customer)?;
+        // The sale is durable: intents are asked outside the register's lock
+        // (the network never holds up the register).
+        drop(node);
+        let paid: Vec<_> = sale
+            .payments
+            .iter()
+            .map(|p| (p.method, Money(p.amount), p.reference.clone()))
+            .collect();
+        self.ask_intents(r.sale_id, &paid)?;
+        let node = lock(&self.node);
         let mut v = self.view(&node)?;
         v["done"] = json!(true);
         Ok(v)

@@ -138,6 +138,7 @@ function render(s) {
   }));
   const shown = s.shown || {};
   $('shown-text').textContent = shown.text || '';
+  $('shown-intents').textContent = [shown.intents, shown.intent_states].filter(Boolean).join(' ');
   $('shown-z').textContent = shown.z || '';
 }
 
@@ -186,9 +187,9 @@ function rd(c) {
 function preview() {
   if (!state) return;
   const due = state.cart.total_minor;
-  const parts = ['pay-cash', 'pay-card', 'pay-fiado'].map((id) => centavos($(id).value));
+  const parts = ['pay-cash', 'pay-card', 'pay-fiado', 'pay-transfer'].map((id) => centavos($(id).value));
   if (parts.some((p) => p === null)) { $('pay-preview').textContent = ''; return; }
-  const paid = parts[0] + parts[1] + parts[2];
+  const paid = parts[0] + parts[1] + parts[2] + parts[3];
   $('pay-preview').textContent = paid >= due
     ? T.change_preview + ': ' + rd(Math.min(paid - due, parts[0]))
     : T.missing_preview + ': ' + rd(due - paid);
@@ -197,7 +198,7 @@ function preview() {
 async function openPay() {
   if (!state || state.cart.lines.length === 0) { say(T.empty_cart); return; }
   $('pay-due').textContent = state.cart.total;
-  for (const id of ['pay-cash', 'pay-card', 'pay-card-ref', 'pay-fiado', 'pay-approver', 'pay-pin']) $(id).value = '';
+  for (const id of ['pay-cash', 'pay-card', 'pay-card-ref', 'pay-transfer', 'pay-transfer-ref', 'pay-fiado', 'pay-approver', 'pay-pin']) $(id).value = '';
   for (const id of ['pay-buyer-id', 'pay-buyer-name']) $(id).value = '';
   const doc = $('pay-document');
   doc.replaceChildren(doc.options[0], ...(state.documents || []).map((d) => {
@@ -387,6 +388,14 @@ function openCash() {
   openDialog('dlg-cash');
 }
 
+function openDrawerManual() {
+  const shown = (state && state.shown) || {};
+  $('drawer-sale').value = shown.sale_id || '';
+  say('', false, 'drawer-message');
+  openDialog('dlg-drawer');
+  $('drawer-sale').focus();
+}
+
 async function openX() {
   openDialog('dlg-x');
   try { $('x-text').textContent = (await get('x-report')).z; } catch (e) { $('x-text').textContent = e.message; }
@@ -409,6 +418,8 @@ function setup() {
       cash: $('pay-cash').value,
       card: $('pay-card').value,
       card_ref: $('pay-card-ref').value,
+      transfer: $('pay-transfer').value,
+      transfer_ref: $('pay-transfer-ref').value,
       fiado: $('pay-fiado').value,
       customer: $('pay-customer').value,
       approver: $('pay-approver').value,
@@ -479,6 +490,10 @@ function setup() {
     }), 'return-message');
     if (s) { closeDialogs(); say(s.shown ? s.shown.text : '', true); }
   });
+  onSubmit('form-drawer', async () => {
+    const s = await act(() => post('drawer-manual', { sale: $('drawer-sale').value }), 'drawer-message');
+    if (s) { closeDialogs(); say(s.shown ? s.shown.text : '', true); }
+  });
   onSubmit('form-cash', async () => {
     const s = await act(() => post('cash', {
       kind: $('cash-kind').value, amount: $('cash-amount').value, reason: $('cash-reason').value,
@@ -486,7 +501,7 @@ function setup() {
     }), 'cash-message');
     if (s) { closeDialogs(); say(s.shown ? s.shown.text : '', true); }
   });
-  for (const id of ['pay-cash', 'pay-card', 'pay-fiado']) $(id).addEventListener('input', preview);
+  for (const id of ['pay-cash', 'pay-card', 'pay-fiado', 'pay-transfer']) $(id).addEventListener('input', preview);
   for (const b of document.querySelectorAll('dialog .cancel')) b.addEventListener('click', closeDialogs);
   for (const d of document.querySelectorAll('dialog')) d.addEventListener('close', focusItem);
   $('btn-pay').addEventListener('click', openPay);
@@ -495,6 +510,7 @@ function setup() {
   $('btn-customers').addEventListener('click', openCustomers);
   $('btn-print-now').addEventListener('click', () => act(() => post('print-now', {})));
   $('btn-cash').addEventListener('click', openCash);
+  $('btn-drawer-manual').addEventListener('click', openDrawerManual);
   $('btn-shift').addEventListener('click', openShift);
   $('btn-x').addEventListener('click', openX);
   $('btn-clear').addEventListener('click', () => act(() => post('clear', {})));
