@@ -33,6 +33,7 @@ pub mod caps;
 pub mod certificate;
 pub mod config;
 pub mod conflict;
+pub mod crashpoint;
 pub mod datadir;
 #[cfg(any(test, feature = "testkit"))]
 pub mod dgii_emulator;
