@@ -709,3 +709,64 @@ fn a_hub_killed_inside_its_write_transactions_loses_nothing_acknowledged_and_gra
         HUB_SWEPT.len()
     );
 }
+
+#[test]
+fn a_register_whose_disk_is_full_refuses_in_spanish_keeps_its_confirmed_sales_and_sells_again() {
+    let bin = caja_tests::procs::binary("caja-node").expect("caja-node binary");
+    let tmp = tempfile::tempdir_in(caja_tests::sim::scratch_root()).expect("tmp");
+    let template = prepare(tmp.path());
+    let data = tmp.path().join("disk");
+    copy_dir(&template, &data);
+    let db = caja_node::datadir::DataDir::new(&data).db_path();
+    let (before, status) = sell(&bin, &data, 5, None);
+    assert!(status.success() && before.len() == 5, "{status:?}");
+    // The disk fills up: `caja-node sell` with the seam armed.
+    let out = Command::new(&bin)
+        .arg("--data-dir")
+        .arg(&data)
+        .args([
+            "--json", "sell", "--item", "ARROZ", "--cash", "1000", "--repeat", "3000",
+        ])
+        .env(caja_node::crashpoint::DISK_FULL_ENV, "1")
+        .env_remove(crashpoint::ENV)
+        .env_remove("CAJA_NODE_HUB_URL")
+        .env_remove("CAJA_NODE_PRINTER")
+        .output()
+        .expect("caja-node sell");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "a full disk stops the sales: {text}");
+    let sentence = caja_node::messages::disk_fault();
+    assert!(
+        text.contains(&sentence),
+        "the cashier reads why: {}",
+        text.lines().last().unwrap_or_default()
+    );
+    let during = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["sale_id"].is_string())
+        .count();
+    assert!(during < 3000, "the disk filled up");
+    let c = counts(&db, 0);
+    let confirmed = i64::try_from(before.len() + during).expect("n");
+    assert_eq!(
+        (c.journal_sales, c.sales, c.sale_ops, c.print_jobs),
+        (confirmed, confirmed, confirmed, confirmed),
+        "every confirmed sale kept, none half-applied"
+    );
+    // Room again: it sells, and the journal verifies.
+    let (after, status) = sell(&bin, &data, 2, None);
+    assert!(status.success() && after.len() == 2, "{status:?}");
+    let verified = Command::new(&bin)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--json", "verify"])
+        .output()
+        .expect("verify");
+    assert!(verified.status.success(), "the journal verifies");
+    assert_eq!(counts(&db, 0).journal_sales, confirmed + 2);
+}
