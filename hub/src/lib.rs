@@ -37,6 +37,7 @@ pub mod certification;
 pub mod cli_purchases;
 pub mod config;
 pub mod conflict;
+pub mod crashpoint;
 pub mod datadir;
 #[cfg(any(test, feature = "testkit"))]
 pub mod dgii_emulator;

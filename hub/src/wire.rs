@@ -171,6 +171,23 @@ impl ApiError {
             ..ApiError::new(413, "too_large", message)
         }
     }
+
+    // — FAULT —
+
+    /// 503 `storage_unavailable` with `Retry-After`: the database could not
+    /// write (disk full, I/O error); nothing of the request was kept.
+    /// `Retry-After: 10`: long enough for an operator to free space, short
+    /// enough that registers come back soon after.
+    pub fn storage_unavailable() -> ApiError {
+        ApiError {
+            retry_after_s: Some(10),
+            ..ApiError::new(
+                503,
+                "storage_unavailable",
+                "the hub cannot write to its database (disk full or failing); nothing was kept, retry later",
+            )
+        }
+    }
 }
 
 impl std::fmt::Display for ApiError {

@@ -561,3 +561,38 @@ async fn what_changes_between_admission_and_the_writer_wins() {
         .unwrap_err();
     assert_eq!((e.status, e.error), (403, "quarantined"));
 }
+
+#[tokio::test]
+async fn a_full_disk_answers_503_with_retry_after_keeps_nothing_and_the_hub_recovers() {
+    let (hub, state) = router_hub(test_config()).await;
+    let mut w = registers(&hub, 27, 1).await;
+    let reg = w.registers[0].clone();
+    let batch = events(&mut w, 0, 200);
+    let before = hub.business_state();
+    state.store.testkit_disk_full(true).await.unwrap();
+    let r = hub.push(&reg, &batch).await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str(), r.retry_after.as_deref()),
+        (503, Some("storage_unavailable"), Some("10")),
+        "{:?}",
+        r.body
+    );
+    // Nothing half-written: the push's transaction was rolled back whole.
+    assert_eq!(hub.business_state(), before);
+    // The same push once the disk has room again: all of it, once.
+    state.store.testkit_disk_full(false).await.unwrap();
+    let r = hub.push(&reg, &batch).await;
+    assert_eq!(
+        (r.status, r.body["accepted"].as_u64()),
+        (200, Some(200)),
+        "{:?}",
+        r.body
+    );
+    let r = hub.push(&reg, &batch).await;
+    assert_eq!(
+        (r.status, r.body["duplicates"].as_u64()),
+        (200, Some(200)),
+        "{:?}",
+        r.body
+    );
+}

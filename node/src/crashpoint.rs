@@ -23,6 +23,11 @@ use std::sync::OnceLock;
 /// The environment variable that arms one crash point.
 pub const ENV: &str = "CAJA_CRASH_AT";
 
+/// Set (to anything), a database opened by this process cannot grow: a full
+/// disk for the disk-fault tests (see `db::Db::open`). Read only with the
+/// `crashpoints` feature.
+pub const DISK_FULL_ENV: &str = "CAJA_NODE_DISK_FULL";
+
 /// Every crash point, in the order a sale reaches them.
 pub const POINTS: &[&str] = &[
     // `BEGIN IMMEDIATE` done, nothing written.

@@ -121,6 +121,8 @@ impl Db {
             path: path.clone(),
             source,
         })?;
+        #[cfg(feature = "crashpoints")]
+        disk_full_seam(&conn);
         Ok(Db {
             conn,
             path,
@@ -274,5 +276,16 @@ pub fn make_self_contained(conn: &Connection) -> rusqlite::Result<()> {
 pub fn fold_wal(path: &Path) {
     if let Ok(old) = Connection::open(path) {
         let _ = old.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+    }
+}
+/// The disk-fault tests' seam (only with the `crashpoints` feature): with
+/// [`crate::crashpoint::DISK_FULL_ENV`] set, the database may not grow past
+/// its size at open (`PRAGMA max_page_count`), so every write that needs a
+/// new page fails with `SQLITE_FULL` as on a full disk.
+#[cfg(feature = "crashpoints")]
+fn disk_full_seam(conn: &Connection) {
+    if std::env::var_os(crate::crashpoint::DISK_FULL_ENV).is_some() {
+        // Best effort: a test seam; the test sees whether writes fail.
+        let _ = conn.query_row("PRAGMA max_page_count = 1", [], |r| r.get::<_, i64>(0));
     }
 }

@@ -195,6 +195,27 @@ impl OpError {
     pub fn is_validation(&self) -> bool {
         matches!(self, OpError::Refused(_))
     }
+
+    /// Whether the machine failed because the disk could not write: SQLite
+    /// answered `SQLITE_FULL` (no space) or `SQLITE_IOERR*` (an I/O or fsync
+    /// error) somewhere in the error's chain. The operation's transaction
+    /// was rolled back: nothing of it was kept.
+    pub fn is_disk_fault(&self) -> bool {
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = cur {
+            if let Some(rusqlite::Error::SqliteFailure(f, _)) = e.downcast_ref::<rusqlite::Error>()
+            {
+                if matches!(
+                    f.code,
+                    rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::SystemIoFailure
+                ) {
+                    return true;
+                }
+            }
+            cur = e.source();
+        }
+        false
+    }
 }
 
 /// `From` a cause into [`OpError`] through its refusal or failure variant.

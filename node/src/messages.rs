@@ -527,6 +527,9 @@ fn circuit(name: &str) -> &'static str {
 
 /// One plain Spanish sentence for an operation error.
 pub fn error(e: &OpError) -> String {
+    if e.is_disk_fault() {
+        return disk_fault();
+    }
     match e {
         OpError::Refused(r) => refusal(r),
         OpError::Failed(f) => failure(f),
@@ -1123,6 +1126,14 @@ pub fn restored_needs_key(seq: u64) -> String {
     format!(
         "Respaldo restaurado (hasta el evento #{seq}). Falta la llave de la caja: pida una nueva a la oficina central (caja-hub admin rotate) e instálela con `caja-node rekey`; luego sincronice antes de emitir comprobantes fiscales."
     )
+}
+
+// — FAULT —
+
+/// The disk of this register could not write (full, or an I/O error): the
+/// operation was not recorded, selling resumes when the disk does.
+pub fn disk_fault() -> String {
+    "No se pudo guardar en el disco de esta caja (disco lleno o con fallas): la operación NO se registró. Libere espacio o llame a soporte y vuelva a intentarlo; las ventas ya confirmadas están a salvo.".into()
 }
 
 #[cfg(test)]

@@ -173,6 +173,8 @@ pub struct HubProcess {
     child: Option<Child>,
     /// How many times it was started.
     pub starts: u32,
+    /// Extra environment for the next `serve` (e.g. a crash point armed).
+    pub serve_env: Vec<(String, String)>,
 }
 
 impl HubProcess {
@@ -213,6 +215,7 @@ impl HubProcess {
             token: token.to_owned(),
             child: None,
             starts: 0,
+            serve_env: Vec::new(),
         };
         hub.serve()?;
         Ok((hub, printed))
@@ -230,6 +233,7 @@ impl HubProcess {
                 .args(["serve", "--data-dir"])
                 .arg(&self.dir)
                 .env("CAJA_HUB_LOG", "warn")
+                .envs(self.serve_env.iter().map(|(k, v)| (k, v)))
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .spawn()
@@ -281,6 +285,29 @@ impl HubProcess {
         }
         let status = c.wait().map_err(|e| perr("wait hub")(e.to_string()))?;
         Ok(status.code())
+    }
+
+    /// Waits up to `timeout` for `serve` to exit by itself (a crash point
+    /// aborted it); its exit status, or `None` if it still runs (then it is
+    /// left running).
+    pub fn wait_exit(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<std::process::ExitStatus>, ProcError> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let Some(c) = self.child.as_mut() else {
+                return Ok(None);
+            };
+            if let Some(status) = c.try_wait().map_err(|e| perr("wait hub")(e.to_string()))? {
+                self.child = None;
+                return Ok(Some(status));
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Whether `serve` is running.

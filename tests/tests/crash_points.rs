@@ -580,3 +580,193 @@ fn a_crash_between_the_transactions_of_a_sync_round_converges_on_the_next_with_n
         crashpoint::SYNC_POINTS.len()
     );
 }
+
+/// The hub's crash points the sweep reaches with the sync template, each at
+/// these hits; an empty list means every hit a round reaches (each writer
+/// transaction of the round, before and after its `COMMIT`). The rest —
+/// `hub:held`, `hub:released`, the outbox's — need held events or e-CF
+/// documents the template does not make.
+const HUB_SWEPT: &[(&str, &[u64])] = &[
+    ("hub:event_stored", &[1, 300]),
+    ("hub:audit_appended", &[1, 510]),
+    ("hub:event_admitted", &[1]),
+    ("hub:push_recorded", &[2]),
+    ("hub:fiscal_granted", &[1]),
+    ("hub:escrow_granted", &[1]),
+    ("hub:before_commit", &[]),
+    ("hub:committed", &[]),
+];
+
+/// A placeholder for a run whose crash point was never reached.
+fn expected_none() -> Synced {
+    Synced {
+        head: 0,
+        acked: 0,
+        at_hub: 0,
+        hub_chain: 0,
+        hub_events_at_node: 0,
+        peer_events_at_node: 0,
+        fiscal_ranges: 0,
+        escrow_grants: 0,
+    }
+}
+
+/// Event-accepted audit entries naming `device` in the hub's log.
+fn accepted_entries(hub: &HubProcess, device: &str) -> u64 {
+    let v: i64 = hub
+        .db()
+        .expect("hub db")
+        .query_row(
+            "SELECT count(*) FROM audit_log WHERE kind = ?1 AND instr(CAST(entry AS TEXT), ?2) > 0",
+            rusqlite::params![caja_hub::audit::AuditKind::EventAccepted.as_str(), device],
+            |r| r.get(0),
+        )
+        .expect("audit count");
+    u64::try_from(v).expect("count")
+}
+
+#[test]
+fn a_hub_killed_inside_its_write_transactions_loses_nothing_acknowledged_and_grants_nothing_twice()
+{
+    let tmp = tempfile::tempdir_in(caja_tests::sim::scratch_root()).expect("tmp");
+    let port = caja_tests::procs::free_port().expect("port");
+    let (mut hub, root, device, peer) = prepare_sync(tmp.path(), port);
+    let template_hub = root.join("hub");
+    let template_node = root.join("caja-1");
+    let mut run =
+        |name: &str, crash: Option<&str>| -> (Synced, u64, Option<std::process::ExitStatus>) {
+            let dir = root.join(format!("hub-run-{name}"));
+            copy_tree(&template_hub, &dir.join("hub"));
+            copy_tree(&template_node, &dir.join("caja-1"));
+            hub.dir = dir.join("hub");
+            let node = NodeProcess::new(&dir.join("caja-1"));
+            let mut status = None;
+            if let Some(c) = crash {
+                hub.serve_env = vec![(caja_hub::crashpoint::ENV.to_owned(), c.to_owned())];
+                hub.serve().expect("hub serves the copy, armed");
+                // The round fails where the hub died (or ends if it did not).
+                let _ = node.output(&["sync"]).expect("caja-node sync");
+                status = hub
+                    .wait_exit(std::time::Duration::from_secs(5))
+                    .expect("wait");
+                hub.serve_env.clear();
+                if status.is_none() {
+                    // The round never reached the point: no crash to check.
+                    hub.terminate().expect("stop hub");
+                    let _ = std::fs::remove_dir_all(&dir);
+                    return (expected_none(), 0, None);
+                }
+            }
+            hub.serve().expect("hub serves the copy");
+            sync_until_quiet(&node, name);
+            let verified = node.output(&["verify"]).expect("verify");
+            assert!(verified.status.success(), "{name}: the journal verifies");
+            let s = synced(&hub, &node, &device, &peer);
+            let accepted = accepted_entries(&hub, &device);
+            let export = dir.join("audit");
+            caja_hub::audit_export::export(&hub.dir, &export, SystemClock.now_ms())
+                .unwrap_or_else(|e| panic!("{name}: audit export: {e}"));
+            caja_hub::audit_export::verify(&export)
+                .unwrap_or_else(|e| panic!("{name}: the audit log verifies: {e}"));
+            hub.terminate().expect("stop hub");
+            let _ = std::fs::remove_dir_all(&dir);
+            (s, accepted, status)
+        };
+    let (expected, accepted, _) = run("baseline", None);
+    assert_eq!(expected.acked, expected.head, "baseline: all acknowledged");
+    assert_eq!(accepted, expected.head, "one audit entry per event");
+    assert!(expected.fiscal_ranges >= 2, "a top-up block: {expected:?}");
+    assert!(expected.escrow_grants >= 2, "a top-up quota: {expected:?}");
+    let mut crashes = 0;
+    for (point, nths) in HUB_SWEPT {
+        assert!(caja_hub::crashpoint::POINTS.contains(point), "{point}");
+        let every: Vec<u64> = (1..=40).collect();
+        let all = nths.is_empty();
+        for &nth in if all { &every[..] } else { nths } {
+            let name = format!("{}-{nth}", point.replace(':', "_"));
+            let (got, got_accepted, status) = run(&name, Some(&format!("{point}:{nth}")));
+            if all && nth > 1 && status.is_none() {
+                break;
+            }
+            assert_eq!(
+                status.and_then(|s| s.signal()),
+                Some(6),
+                "{point}:{nth}: the hub aborted there ({status:?})"
+            );
+            crashes += 1;
+            assert_eq!(
+                got, expected,
+                "{point}:{nth}: after the hub's crash and restart the rounds end where an uninterrupted one does"
+            );
+            assert_eq!(
+                got_accepted, accepted,
+                "{point}:{nth}: each event accepted once in the audit log"
+            );
+        }
+    }
+    println!(
+        "hub crash-point sweep: {crashes} crashes at {} points, each resumed to {expected:?}",
+        HUB_SWEPT.len()
+    );
+}
+
+#[test]
+fn a_register_whose_disk_is_full_refuses_in_spanish_keeps_its_confirmed_sales_and_sells_again() {
+    let bin = caja_tests::procs::binary("caja-node").expect("caja-node binary");
+    let tmp = tempfile::tempdir_in(caja_tests::sim::scratch_root()).expect("tmp");
+    let template = prepare(tmp.path());
+    let data = tmp.path().join("disk");
+    copy_dir(&template, &data);
+    let db = caja_node::datadir::DataDir::new(&data).db_path();
+    let (before, status) = sell(&bin, &data, 5, None);
+    assert!(status.success() && before.len() == 5, "{status:?}");
+    // The disk fills up: `caja-node sell` with the seam armed.
+    let out = Command::new(&bin)
+        .arg("--data-dir")
+        .arg(&data)
+        .args([
+            "--json", "sell", "--item", "ARROZ", "--cash", "1000", "--repeat", "3000",
+        ])
+        .env(caja_node::crashpoint::DISK_FULL_ENV, "1")
+        .env_remove(crashpoint::ENV)
+        .env_remove("CAJA_NODE_HUB_URL")
+        .env_remove("CAJA_NODE_PRINTER")
+        .output()
+        .expect("caja-node sell");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "a full disk stops the sales: {text}");
+    let sentence = caja_node::messages::disk_fault();
+    assert!(
+        text.contains(&sentence),
+        "the cashier reads why: {}",
+        text.lines().last().unwrap_or_default()
+    );
+    let during = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["sale_id"].is_string())
+        .count();
+    assert!(during < 3000, "the disk filled up");
+    let c = counts(&db, 0);
+    let confirmed = i64::try_from(before.len() + during).expect("n");
+    assert_eq!(
+        (c.journal_sales, c.sales, c.sale_ops, c.print_jobs),
+        (confirmed, confirmed, confirmed, confirmed),
+        "every confirmed sale kept, none half-applied"
+    );
+    // Room again: it sells, and the journal verifies.
+    let (after, status) = sell(&bin, &data, 2, None);
+    assert!(status.success() && after.len() == 2, "{status:?}");
+    let verified = Command::new(&bin)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--json", "verify"])
+        .output()
+        .expect("verify");
+    assert!(verified.status.success(), "the journal verifies");
+    assert_eq!(counts(&db, 0).journal_sales, confirmed + 2);
+}

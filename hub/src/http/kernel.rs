@@ -306,6 +306,10 @@ pub(crate) fn store_error(e: StorageError) -> ApiError {
     match e {
         StorageError::Overloaded => ApiError::overloaded("the ingest queue is full", 1),
         StorageError::Closed => ApiError::unavailable(),
+        e if e.is_disk_fault() => {
+            tracing::error!(error = %e, "the database cannot write (disk full or failing); answered 503");
+            ApiError::storage_unavailable()
+        }
         other => {
             tracing::error!(error = %other, "storage failure");
             ApiError::internal()

@@ -49,5 +49,6 @@ pub(crate) fn append_audit(
     ])?;
     // The Merkle tree over the log grows in the same transaction.
     crate::storage::audit_tree::append_leaf(conn, entry.index, leaf)?;
+    crate::crashpoint::hit("hub:audit_appended");
     Ok(entry.index)
 }

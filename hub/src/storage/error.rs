@@ -44,6 +44,31 @@ pub enum StorageError {
     Panicked(String),
 }
 
+impl StorageError {
+    /// Whether the database could not write for the disk's sake: full
+    /// (SQLite `SQLITE_FULL`, PostgreSQL `53100 disk_full`) or an I/O error
+    /// (`SQLITE_IOERR*`, PostgreSQL `58030 io_error`), also as the text of a
+    /// failed commit. The transaction was rolled back; retrying later may work.
+    pub fn is_disk_fault(&self) -> bool {
+        match self {
+            StorageError::Db(DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _))) => matches!(
+                e.code,
+                rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::SystemIoFailure
+            ),
+            StorageError::Db(DbError::Postgres(e)) => e.code().is_some_and(|c| {
+                *c == postgres::error::SqlState::DISK_FULL
+                    || *c == postgres::error::SqlState::IO_ERROR
+            }),
+            StorageError::Commit(text) => {
+                text.contains("database or disk is full")
+                    || text.contains("disk I/O error")
+                    || text.contains("No space left on device")
+            }
+            _ => false,
+        }
+    }
+}
+
 impl From<rusqlite::Error> for StorageError {
     fn from(e: rusqlite::Error) -> StorageError {
         StorageError::Db(DbError::Sqlite(e))

@@ -304,6 +304,7 @@ pub(crate) fn grant_quota(
         .iter()
         .map(|e| e.canonical_bytes().to_vec())
         .collect();
+    crate::crashpoint::hit("hub:escrow_granted");
     record_answer(
         conn,
         who.device,

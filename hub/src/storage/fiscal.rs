@@ -404,6 +404,7 @@ pub(crate) fn grant_range(
         .iter()
         .map(|e| e.canonical_bytes().to_vec())
         .collect();
+    crate::crashpoint::hit("hub:fiscal_granted");
     record_answer(
         conn,
         who.device,

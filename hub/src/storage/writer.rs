@@ -258,6 +258,24 @@ impl Storage {
         self.inner.panic_next.store(true, Ordering::SeqCst);
     }
 
+    /// Test support: a full disk under the writer (`full`), or room again.
+    /// SQLite only: `PRAGMA max_page_count` pinned to the database's current
+    /// size makes every write that needs a new page fail with `SQLITE_FULL`,
+    /// as a full disk would. Only with the `testkit` feature.
+    #[cfg(any(test, feature = "testkit"))]
+    pub async fn testkit_disk_full(&self, full: bool) -> Result<(), StorageError> {
+        let sql = if full {
+            "PRAGMA max_page_count = 1"
+        } else {
+            "PRAGMA max_page_count = 4294967294"
+        };
+        self.write(move |conn, _| {
+            conn.query_row(sql, [], |r| r.get::<_, i64>(0))?;
+            Ok(())
+        })
+        .await
+    }
+
     /// The writer queue's capacity.
     pub fn queue_capacity(&self) -> usize {
         self.inner.capacity
@@ -504,10 +522,16 @@ fn writer_loop(
                 }
                 continue;
             }
+            if !replies.is_empty() {
+                crate::crashpoint::hit("hub:before_commit");
+            }
             let commit = match began {
                 Ok(()) => conn.commit().map_err(|e| e.to_string()),
                 Err(e) => Err(e),
             };
+            if commit.is_ok() && !replies.is_empty() {
+                crate::crashpoint::hit("hub:committed");
+            }
             if let Err(e) = &commit {
                 tracing::error!(error = %e, "writer transaction failed; rolled back");
                 let _ = conn.rollback();

@@ -33,11 +33,14 @@ pub enum Fault {
     Restore,
     /// An operation retried by the UI with the same op id.
     OpRetry,
+    /// A register's disk full for a few operations (SQLite `SQLITE_FULL`):
+    /// refused with the disk sentence, nothing half-applied, room again after.
+    DiskFull,
 }
 
 impl Fault {
     /// Every kind, in order.
-    pub const ALL: [Fault; 13] = [
+    pub const ALL: [Fault; 14] = [
         Fault::Partition,
         Fault::PartitionedRequest,
         Fault::DropRequest,
@@ -51,6 +54,7 @@ impl Fault {
         Fault::ClockJump,
         Fault::Restore,
         Fault::OpRetry,
+        Fault::DiskFull,
     ];
 
     /// Its name in the summary.
@@ -69,6 +73,7 @@ impl Fault {
             Fault::ClockJump => "clock_jump",
             Fault::Restore => "restore_backup",
             Fault::OpRetry => "op_retry",
+            Fault::DiskFull => "disk_full",
         }
     }
 }

@@ -499,10 +499,51 @@ pub fn fault(w: &mut World) -> Result<(), SimError> {
                 w.restore_register(reg, which)?;
             }
         }
+        980..=999 => disk_full(w, reg)?,
         _ => {
             let n = w.pick(3) + 1;
             lock(&w.net).release_delayed(n);
         }
     }
     Ok(())
+}
+
+/// Pins (or frees) the database size of register `reg`: a full disk.
+fn set_disk_full(w: &mut World, reg: usize, full: bool) -> Result<(), SimError> {
+    let sql = if full {
+        "PRAGMA max_page_count = 1"
+    } else {
+        "PRAGMA max_page_count = 4294967294"
+    };
+    if let Some(ops) = w.regs[reg].ops.as_ref() {
+        ops.conn()
+            .query_row(sql, [], |r| r.get::<_, i64>(0))
+            .map_err(|e| SimError(format!("r{reg} max_page_count: {e}")))?;
+    }
+    w.regs[reg].disk_full = full;
+    Ok(())
+}
+
+/// A full disk under one register for a few sales: each either fits in the
+/// database's free pages (acknowledged as usual) or is refused for the disk
+/// (`World::refused`); then the disk has room again. The checker finds
+/// every acknowledged sale and nothing half-applied as after any step.
+fn disk_full(w: &mut World, reg: usize) -> Result<(), SimError> {
+    if w.regs[reg].ops.is_none() {
+        return Ok(());
+    }
+    set_disk_full(w, reg, true)?;
+    lock(&w.net).counts.add(Fault::DiskFull);
+    w.log(format!("r{reg} disk full"));
+    let n = 1 + w.pick(3);
+    let mut outcome = Ok(());
+    for _ in 0..n {
+        outcome = sell(w, reg);
+        if outcome.is_err() {
+            break;
+        }
+    }
+    set_disk_full(w, reg, false)?;
+    w.log(format!("r{reg} disk has room again"));
+    outcome
 }

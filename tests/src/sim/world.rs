@@ -71,6 +71,9 @@ pub struct SimRegister {
     pub backups: Vec<Backup>,
     /// The world time of its next sync round.
     pub next_sync_ms: i64,
+    /// Its disk is full now (a `disk_full` fault): a refusal for the disk is
+    /// expected, any other failure still fails the run.
+    pub disk_full: bool,
 }
 
 /// An operation the register acknowledged (the cashier saw "done").
@@ -381,6 +384,7 @@ impl World {
                 device: *device,
                 backups: Vec::new(),
                 next_sync_ms: snap.now_ms,
+                disk_full: false,
             });
             world.open_register(idx)?;
         }
@@ -452,6 +456,7 @@ impl World {
             device: e.device,
             backups: Vec::new(),
             next_sync_ms: self.now_ms,
+            disk_full: false,
         });
         self.open_register(idx)
     }
@@ -575,6 +580,12 @@ impl World {
             self.log(format!(
                 "r{reg} {what} refused: {}",
                 first_words(&e.to_string())
+            ));
+            Ok(())
+        } else if self.regs[reg].disk_full && e.is_disk_fault() {
+            self.log(format!(
+                "r{reg} {what} refused, disk full: {}",
+                caja_node::messages::error(e)
             ));
             Ok(())
         } else {

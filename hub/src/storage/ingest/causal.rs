@@ -97,6 +97,7 @@ impl CausalIndex for SqlIndex<'_> {
         }
         self.tx.awaited(self.conn)?.extend(missing.iter().copied());
         self.held_now.insert(*id);
+        crate::crashpoint::hit("hub:held");
         Ok(())
     }
 
@@ -131,6 +132,7 @@ impl CausalIndex for SqlIndex<'_> {
                 ready.push(parse(&id)?);
             }
         }
+        crate::crashpoint::hit("hub:released");
         Ok(ready)
     }
 }

@@ -216,6 +216,7 @@ pub(crate) fn push(
     };
     for e in &new_events {
         let row = insert_event(conn, &e.event, now)?;
+        crate::crashpoint::hit("hub:event_stored");
         index
             .known
             .insert(e.event.id(), (row, Cow::Borrowed(*e), Origin::Register));
@@ -264,6 +265,7 @@ pub(crate) fn push(
                 previous,
             },
         )?;
+        crate::crashpoint::hit("hub:event_admitted");
         previous = Some(e.event.id());
     }
     if !index.held_now.is_empty() {
@@ -309,6 +311,7 @@ pub(crate) fn push(
         )?
         .execute(params![dev.device.to_string(), now, i(batch.backlog)])?;
     }
+    crate::crashpoint::hit("hub:push_recorded");
     tracing::debug!(device = %dev.device, accepted = new_events.len(), duplicates = position.duplicates, held = held.len(), "push stored");
     Ok(Ok(PushAck {
         acked_seq,

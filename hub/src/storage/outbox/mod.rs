@@ -201,6 +201,9 @@ pub(crate) fn claim(
             read_claimed,
         )?
         .collect::<Result<_, _>>()?;
+    if !raws.is_empty() {
+        crate::crashpoint::hit("hub:outbox_claimed");
+    }
     raws.into_iter().map(RawClaimed::decode).collect()
 }
 
@@ -479,6 +482,7 @@ pub(crate) fn record(
         now,
         result_event.map(|e| e.to_string())
     ])?;
+    crate::crashpoint::hit("hub:outbox_recorded");
     if let Some(e) = &t.last_error {
         tracing::info!(document = %doc.doc_key, attempts = t.attempts, in_doubt = t.in_doubt, error = %e, "tax authority call failed; retried later");
     }
