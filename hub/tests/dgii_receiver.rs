@@ -798,10 +798,8 @@ fn signed_by_other_software(pki: &pki::Pki, caja_signed: &[u8]) -> Vec<u8> {
             1,
         )
         .replace("><", ">\n  <");
-    let template = format!(
-        "<Signature xmlns=\"http://www.w3.org/2000/09/xmldsig#\">\n<SignedInfo>\n<CanonicalizationMethod Algorithm=\"http://www.w3.org/TR/2001/REC-xml-c14n-20010315\"/>\n<SignatureMethod Algorithm=\"http://www.w3.org/2001/04/xmldsig-more#rsa-sha256\"/>\n<Reference URI=\"\">\n<Transforms>\n<Transform Algorithm=\"http://www.w3.org/2000/09/xmldsig#enveloped-signature\"/>\n</Transforms>\n<DigestMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#sha256\"/>\n<DigestValue/>\n</Reference>\n</SignedInfo>\n<SignatureValue/>\n<KeyInfo>\n<X509Data>\n<X509Certificate/>\n</X509Data>\n</KeyInfo>\n</Signature>\n</ECF>"
-    );
-    let unsigned = body.replacen("</ECF>", &template, 1);
+    let template = "<Signature xmlns=\"http://www.w3.org/2000/09/xmldsig#\">\n<SignedInfo>\n<CanonicalizationMethod Algorithm=\"http://www.w3.org/TR/2001/REC-xml-c14n-20010315\"/>\n<SignatureMethod Algorithm=\"http://www.w3.org/2001/04/xmldsig-more#rsa-sha256\"/>\n<Reference URI=\"\">\n<Transforms>\n<Transform Algorithm=\"http://www.w3.org/2000/09/xmldsig#enveloped-signature\"/>\n</Transforms>\n<DigestMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#sha256\"/>\n<DigestValue/>\n</Reference>\n</SignedInfo>\n<SignatureValue/>\n<KeyInfo>\n<X509Data>\n<X509Certificate/>\n</X509Data>\n</KeyInfo>\n</Signature>\n</ECF>";
+    let unsigned = body.replacen("</ECF>", template, 1);
     let dir = tempfile::tempdir().unwrap();
     let (inp, out) = (dir.path().join("t.xml"), dir.path().join("s.xml"));
     std::fs::write(&inp, &unsigned).unwrap();
