@@ -4,7 +4,8 @@
 //! `restore_pending`) until its registers report through
 //! `POST /v1/sync/hub-events`; hub events returned verified with the hub
 //! key (duplicates counted, a forged checkpoint refused with nothing kept);
-//! head office's acknowledgement and override audited. While a store is
+//! head office's acknowledgement and override audited, and the health
+//! report's `restore` section (epoch, acknowledged, gated stores). While a store is
 //! gated, its registers' payment intents get 503 `restore_pending` and every
 //! provider webhook is answered 503 (the provider retries); the override
 //! lifts both.
@@ -80,6 +81,9 @@ crate::on_both_backends! {
             .await
             .unwrap();
         // Never restored: epoch 0 everywhere.
+        let health = hub.admin_get("/v1/health").await;
+        assert_eq!(health["restore"]["epoch"], 0, "{health}");
+        assert_eq!(health["restore"]["acknowledged"], true);
         assert_eq!(epoch_header(&hub, "/v1/sync/pull").await, (401, Some("0".into())));
         let pulled = hub.pull(&reg, "").await;
         assert_eq!(pulled.body["restore_epoch"], 0, "{}", pulled.body);
@@ -111,6 +115,11 @@ crate::on_both_backends! {
         assert_eq!(status["epoch"], 1);
         assert_eq!(status["stores"][0]["gated"], true, "{status}");
         assert_eq!(status["stores"][0]["waiting"][0], reg.device.to_string());
+        let health = hub.admin_get("/v1/health").await;
+        assert_eq!(health["restore"]["epoch"], 1, "{health}");
+        assert_eq!(health["restore"]["acknowledged"], false);
+        assert_eq!(health["restore"]["gated_stores"][0]["store"], store.to_string());
+        assert_eq!(health["restore"]["gated_stores"][0]["waiting"][0], reg.device.to_string());
 
         // A forged checkpoint is refused and changes nothing.
         let events_before = hub.event_count();
@@ -165,6 +174,10 @@ crate::on_both_backends! {
         assert_eq!(v["acked_by"], "maria", "{v}");
         let pulled = hub.pull(&reg, "").await;
         assert_eq!(pulled.body["restore_acknowledged"], true);
+        let health = hub.admin_get("/v1/health").await;
+        assert_eq!(health["restore"]["acknowledged"], true, "{health}");
+        assert_eq!(health["restore"]["acked_by"], "maria");
+        assert_eq!(health["restore"]["gated_stores"], json!([]));
         let kinds = audit_kinds(&hub).await;
         for k in ["restored", "restore_overridden", "restore_acknowledged"] {
             assert!(kinds.iter().any(|x| x == k), "{k} in {kinds:?}");

@@ -24,11 +24,11 @@ pub(crate) async fn health_report(State(app): App, headers: HeaderMap) -> Respon
     let r = async {
         app.admin_only(&headers)?;
         let inputs = app.health_inputs().await.map_err(store_error)?;
-        json(&health::report_with(
-            &inputs,
-            app.store.now_ms(),
-            app.cfg.register_silent_ms,
-        ))
+        let report = health::report_with(&inputs, app.store.now_ms(), app.cfg.register_silent_ms);
+        let mut v = serde_json::to_value(&report).map_err(|_| ApiError::internal())?;
+        let restore = app.store.restore_status().await.map_err(store_error)?;
+        v["restore"] = crate::restore::health_section(&restore);
+        json(&v)
     }
     .await;
     app.respond("/v1/health", r)
