@@ -611,3 +611,115 @@ pub fn canonical_document(bytes: &[u8]) -> Result<String, C14nError> {
 pub fn parse_element(bytes: &[u8]) -> Result<xml::Element, C14nError> {
     Ok(parse(bytes)?.to_element())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A small tree: (name, attributes, text, children).
+    #[derive(Debug, Clone)]
+    struct T(usize, Vec<(usize, String)>, String, Vec<T>);
+
+    const NAMES: [&str; 4] = ["a", "b", "p:c", "d"];
+    const ATTRS: [&str; 4] = ["x", "y", "p:z", "w"];
+
+    fn tree() -> impl Strategy<Value = T> {
+        let text = "[a-z &<>\"'é\t\n]{0,6}";
+        let leaf = (
+            0..4usize,
+            proptest::collection::btree_map(0..4usize, text, 0..3),
+            text,
+        )
+            .prop_map(|(n, a, t)| T(n, a.into_iter().collect(), t, vec![]));
+        leaf.prop_recursive(3, 12, 3, move |inner| {
+            (
+                0..4usize,
+                proptest::collection::btree_map(0..4usize, text, 0..3),
+                text,
+                proptest::collection::vec(inner, 0..3),
+            )
+                .prop_map(|(n, a, t, c)| T(n, a.into_iter().collect(), t, c))
+        })
+    }
+
+    /// Writes `t` one of several equivalent ways, chosen by `style` bits.
+    fn write(t: &T, style: u32, root: bool, out: &mut String) {
+        let name = NAMES[t.0];
+        out.push('<');
+        out.push_str(name);
+        if root {
+            out.push_str(if style & 1 == 0 {
+                " xmlns:p=\"urn:p\""
+            } else {
+                " xmlns:p='urn:p' xmlns:q=\"urn:q\""
+            });
+        } else if style & 2 != 0 {
+            // A superfluous redeclaration.
+            out.push_str(" xmlns:p=\"urn:p\"");
+        }
+        let mut attrs = t.1.clone();
+        if style & 4 != 0 {
+            attrs.reverse();
+        }
+        for (k, v) in &attrs {
+            let q = if style & 8 != 0 { '\'' } else { '"' };
+            out.push_str(if style & 16 != 0 { "  " } else { " " });
+            out.push_str(ATTRS[*k]);
+            out.push('=');
+            out.push(q);
+            for c in v.chars() {
+                match c {
+                    '&' => out.push_str("&amp;"),
+                    '<' => out.push_str("&lt;"),
+                    '"' => out.push_str("&quot;"),
+                    '\'' => out.push_str("&#39;"),
+                    '\t' => out.push_str("&#9;"),
+                    '\n' => out.push_str("&#xA;"),
+                    'é' if style & 32 != 0 => out.push_str("&#233;"),
+                    c => out.push(c),
+                }
+            }
+            out.push(q);
+        }
+        if t.2.is_empty() && t.3.is_empty() && style & 64 != 0 {
+            out.push_str(" />");
+            return;
+        }
+        out.push('>');
+        for c in t.2.chars() {
+            match c {
+                '&' => out.push_str("&amp;"),
+                '<' => out.push_str("&lt;"),
+                '>' if style & 32 != 0 => out.push_str("&gt;"),
+                '\n' if style & 128 != 0 => out.push_str("\r\n"),
+                'é' if style & 32 != 0 => out.push_str("&#xe9;"),
+                c => out.push(c),
+            }
+        }
+        if style & 256 != 0 {
+            out.push_str("<!-- c -->");
+        }
+        for c in &t.3 {
+            write(c, style, false, out);
+        }
+        out.push_str("</");
+        out.push_str(name);
+        out.push('>');
+    }
+
+    proptest! {
+        /// Equivalent serializations canonicalize to the same bytes, and the
+        /// canonical form is a fixed point.
+        #[test]
+        fn equivalent_serializations_have_one_canonical_form(t in tree(), style in 0u32..512) {
+            let (mut plain, mut other) = (String::new(), String::new());
+            write(&t, 0, true, &mut plain);
+            write(&t, style & !1, true, &mut other);
+            let a = canonical_document(plain.as_bytes()).unwrap();
+            let b = canonical_document(other.as_bytes()).unwrap();
+            prop_assert_eq!(&a, &b);
+            prop_assert_eq!(canonical_document(a.as_bytes()).unwrap(), a);
+        }
+    }
+}
