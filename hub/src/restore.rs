@@ -151,22 +151,3 @@ pub fn restore_pending_webhook() -> ApiError {
         )
     }
 }
-
-/// The `restore` section of the health report: the epoch, whether head
-/// office acknowledged the latest restore (`true` when never restored), and
-/// the stores still gated with the registers each waits for.
-pub fn health_section(s: &crate::storage::restore::RestoreStatus) -> serde_json::Value {
-    let gated: Vec<serde_json::Value> = s
-        .stores
-        .iter()
-        .filter(|g| g.gated)
-        .map(|g| serde_json::json!({"store": g.store, "waiting": g.waiting}))
-        .collect();
-    serde_json::json!({
-        "epoch": s.epoch,
-        "restored_at_ms": s.restore.as_ref().map(|r| r.restored_at_ms),
-        "acknowledged": s.restore.as_ref().is_none_or(|r| r.acked_at_ms.is_some()),
-        "acked_by": s.restore.as_ref().and_then(|r| r.acked_by.clone()),
-        "gated_stores": gated,
-    })
-}
