@@ -236,7 +236,7 @@ async fn queue_e31(store: &Storage) {
 /// The buyer's ARECF: `Estado` and reason code, after its signature.
 fn read_arecf(body: &[u8]) -> Result<(i64, Option<i64>), String> {
     caja_shared::ecf::xmldsig::verify(body).map_err(|e| format!("the buyer's ARECF: {e}"))?;
-    let root = caja_shared::ecf::xml::parse(body).map_err(|e| e.to_string())?;
+    let root = caja_shared::ecf::c14n::parse_element(body).map_err(|e| e.to_string())?;
     let estado = root
         .text_at("DetalleAcusedeRecibo/Estado")
         .and_then(|e| e.parse().ok())

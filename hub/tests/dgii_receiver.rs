@@ -777,3 +777,119 @@ async fn the_receiver_services_are_behind_the_body_limit_and_a_rate_limit() {
     assert!(r.headers().get("retry-after").is_some());
     assert_eq!(state(&hub), before);
 }
+
+/// A supplier's e-CF as another program writes and signs it: Caja's
+/// partner's document without its signature, pretty-printed, with namespace
+/// declarations on the root and another XML declaration, a signature
+/// template signed by `xmlsec1 --sign` (self-closing tags, wrapped base64),
+/// then CRLF line ends and single-quoted attributes.
+fn signed_by_other_software(pki: &pki::Pki, caja_signed: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8(caja_signed.to_vec()).unwrap();
+    let (a, b) = (
+        text.find("<Signature").unwrap(),
+        text.find("</Signature>").unwrap(),
+    );
+    let body = format!("{}{}", &text[..a], &text[b + "</Signature>".len()..]);
+    let body = body
+        .replacen(xml::DECLARATION, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n", 1)
+        .replacen(
+            "<ECF>",
+            "<ECF xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\">",
+            1,
+        )
+        .replace("><", ">\n  <");
+    let template = "<Signature xmlns=\"http://www.w3.org/2000/09/xmldsig#\">\n<SignedInfo>\n<CanonicalizationMethod Algorithm=\"http://www.w3.org/TR/2001/REC-xml-c14n-20010315\"/>\n<SignatureMethod Algorithm=\"http://www.w3.org/2001/04/xmldsig-more#rsa-sha256\"/>\n<Reference URI=\"\">\n<Transforms>\n<Transform Algorithm=\"http://www.w3.org/2000/09/xmldsig#enveloped-signature\"/>\n</Transforms>\n<DigestMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#sha256\"/>\n<DigestValue/>\n</Reference>\n</SignedInfo>\n<SignatureValue/>\n<KeyInfo>\n<X509Data>\n<X509Certificate/>\n</X509Data>\n</KeyInfo>\n</Signature>\n</ECF>";
+    let unsigned = body.replacen("</ECF>", template, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let (inp, out) = (dir.path().join("t.xml"), dir.path().join("s.xml"));
+    std::fs::write(&inp, &unsigned).unwrap();
+    let key = format!("{},{}", pki.leaf_key_pem.display(), pki.leaf_pem.display());
+    let run = std::process::Command::new("xmlsec1")
+        .args(["--sign", "--privkey-pem", &key, "--output"])
+        .arg(&out)
+        .arg(&inp)
+        .output()
+        .expect("xmlsec1 runs");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let signed = std::fs::read_to_string(&out).unwrap();
+    // Single quotes inside tags (no value holds an apostrophe), CRLF.
+    let mut in_tag = false;
+    let rewritten: String = signed
+        .chars()
+        .map(|c| {
+            match c {
+                '<' => in_tag = true,
+                '>' => in_tag = false,
+                _ => {}
+            }
+            if in_tag && c == '"' {
+                '\''
+            } else {
+                c
+            }
+        })
+        .collect();
+    let bytes = rewritten.replace('\n', "\r\n").into_bytes();
+    // The independent verifier accepts it against the test CA.
+    let check = dir.path().join("c.xml");
+    std::fs::write(&check, &bytes).unwrap();
+    let v = std::process::Command::new("xmlsec1")
+        .args([
+            "--verify",
+            "--enabled-reference-uris",
+            "empty",
+            "--trusted-pem",
+        ])
+        .arg(&pki.ca_pem)
+        .arg(&check)
+        .output()
+        .expect("xmlsec1 runs");
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_supplier_e_cf_signed_and_serialized_by_other_software_is_received() {
+    let Some((hub, pki)) = receiver_hub().await else {
+        return;
+    };
+    let partner = Partner::new(SUPPLIER, signer_of(&pki.leaf_p12));
+    let base = hub.url.clone();
+    let token = partner.token(&base).await;
+    let t = Some(token.as_str());
+    let before = state(&hub);
+
+    let theirs = signed_by_other_software(
+        pki,
+        &partner.supplier_invoice("E310000000021", OURS, now_ms()),
+    );
+    assert!(xml::parse(&theirs).is_err(), "not Caja's serialization");
+    assert!(String::from_utf8_lossy(&theirs).contains("\r\n  <"));
+    // One byte of content changed: not received, code 2, nothing stored.
+    let text = String::from_utf8(theirs.clone()).unwrap();
+    let tampered = text.replacen("<MontoTotal>1180.00<", "<MontoTotal>1180.01<", 1);
+    assert_ne!(tampered, text);
+    let a = partner.send_ecf(&base, t, tampered.as_bytes()).await;
+    assert_eq!(
+        arecf_of(&a, "E310000000021"),
+        ("1".into(), Some("2".into()))
+    );
+    assert_eq!(state(&hub), before, "tampered");
+
+    let a = partner.send_ecf(&base, t, &theirs).await;
+    assert_eq!(arecf_of(&a, "E310000000021"), ("0".into(), None));
+    let listed = hub.admin_get("/v1/admin/purchases").await;
+    let p = &listed["purchases"][0];
+    assert_eq!(p["encf"], "E310000000021");
+    assert_eq!(p["total"], 118_000);
+    assert_eq!(p["sha256"], Hash256::of(&theirs).to_hex());
+    let again = partner.send_ecf(&base, t, &theirs).await;
+    assert_eq!(
+        arecf_of(&again, "E310000000021"),
+        ("1".into(), Some("3".into()))
+    );
+}

@@ -1057,3 +1057,63 @@ async fn a_credit_note_goes_only_after_the_e_cf_it_modifies_was_accepted() {
     emu.stop().await;
 }
 }
+
+on_both_backends! {
+#[tokio::test]
+async fn after_a_restore_the_outbox_sends_nothing_while_a_store_is_gated() {
+    if signer().is_none() {
+        return;
+    }
+    let emu = Emulator::start("127.0.0.1:0".parse().unwrap(), RNC, Faults::default(), 3)
+        .await
+        .unwrap();
+    let mut hub = TestHub::start_with(HubConfig {
+        tax_authority: Some(tax_config(&emu, 2)),
+        ..test_config()
+    })
+    .await;
+    install_hub_certificate(&mut hub).await;
+    let mut shop = shop(&hub, 5).await;
+    let first = *shop.numbers.start();
+    // Marked restored as `caja-hub restore` does (the hub stopped): the
+    // store waits for its register.
+    hub.stop().await;
+    let dir = hub.data_dir();
+    let db = hub.cfg.database(&dir);
+    tokio::task::spawn_blocking(move || {
+        let key = caja_hub::datadir::load_key(&dir).unwrap();
+        let conn = caja_hub::storage::open_detached(&db).unwrap();
+        caja_hub::storage::restore::record_restore(&conn, &key, now_ms()).unwrap()
+    })
+    .await
+    .unwrap();
+    hub.restart().await;
+    sell(&hub, &mut shop, &[first], 0).await;
+    // The workers poll every 50 ms: in 2 s an ungated outbox sends it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let v = outbox(&hub, "limit=5").await;
+    assert_eq!(v["health"]["backlog"], 1, "{v}");
+    let events = pulled(&hub, &shop.reg).await;
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, EventBody::FiscalDocumentAccepted(_))),
+        "no verdict while gated"
+    );
+    // Head office lifts the gate: the document goes, once.
+    hub.admin
+        .post(
+            "/v1/admin/restore/override",
+            &json!({"store": shop.store, "by": "maria", "note": "prueba"}),
+        )
+        .await
+        .unwrap();
+    drained(&hub, Duration::from_secs(60)).await;
+    let accepted = pulled(&hub, &shop.reg)
+        .await
+        .into_iter()
+        .filter(|e| matches!(e, EventBody::FiscalDocumentAccepted(_)))
+        .count();
+    assert_eq!(accepted, 1);
+}
+}

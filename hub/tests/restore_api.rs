@@ -4,7 +4,11 @@
 //! `restore_pending`) until its registers report through
 //! `POST /v1/sync/hub-events`; hub events returned verified with the hub
 //! key (duplicates counted, a forged checkpoint refused with nothing kept);
-//! head office's acknowledgement and override audited.
+//! head office's acknowledgement and override audited, and the health
+//! report's `restore` section (epoch, acknowledged, gated stores). While a store is
+//! gated, its registers' payment intents get 503 `restore_pending` and every
+//! provider webhook is answered 503 (the provider retries); the override
+//! lifts both.
 
 mod support;
 
@@ -77,6 +81,9 @@ crate::on_both_backends! {
             .await
             .unwrap();
         // Never restored: epoch 0 everywhere.
+        let health = hub.admin_get("/v1/health").await;
+        assert_eq!(health["restore"]["epoch"], 0, "{health}");
+        assert_eq!(health["restore"]["acknowledged"], true);
         assert_eq!(epoch_header(&hub, "/v1/sync/pull").await, (401, Some("0".into())));
         let pulled = hub.pull(&reg, "").await;
         assert_eq!(pulled.body["restore_epoch"], 0, "{}", pulled.body);
@@ -108,6 +115,11 @@ crate::on_both_backends! {
         assert_eq!(status["epoch"], 1);
         assert_eq!(status["stores"][0]["gated"], true, "{status}");
         assert_eq!(status["stores"][0]["waiting"][0], reg.device.to_string());
+        let health = hub.admin_get("/v1/health").await;
+        assert_eq!(health["restore"]["epoch"], 1, "{health}");
+        assert_eq!(health["restore"]["acknowledged"], false);
+        assert_eq!(health["restore"]["gated_stores"][0]["store"], store.to_string());
+        assert_eq!(health["restore"]["gated_stores"][0]["waiting"][0], reg.device.to_string());
 
         // A forged checkpoint is refused and changes nothing.
         let events_before = hub.event_count();
@@ -162,9 +174,67 @@ crate::on_both_backends! {
         assert_eq!(v["acked_by"], "maria", "{v}");
         let pulled = hub.pull(&reg, "").await;
         assert_eq!(pulled.body["restore_acknowledged"], true);
+        let health = hub.admin_get("/v1/health").await;
+        assert_eq!(health["restore"]["acknowledged"], true, "{health}");
+        assert_eq!(health["restore"]["acked_by"], "maria");
+        assert_eq!(health["restore"]["gated_stores"], json!([]));
         let kinds = audit_kinds(&hub).await;
         for k in ["restored", "restore_overridden", "restore_acknowledged"] {
             assert!(kinds.iter().any(|x| x == k), "{k} in {kinds:?}");
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_gated_store_holds_payment_intents_and_provider_webhooks() {
+        const SECRET: &str = "azul-webhook-secret-0123456789";
+        let cfg = caja_hub::config::HubConfig {
+            payment_providers: [("azul".to_owned(), SECRET.to_owned())].into(),
+            payment_reconcile_interval_ms: 3_600_000,
+            ..test_config()
+        };
+        let mut hub = TestHub::start_with(cfg).await;
+        let store = hub.create_store("Colmado").await;
+        let (reg, _hub_key) = hub.enroll(store).await;
+        let intent = |n: u64| {
+            serde_json::to_vec(&json!({"request_id": request_id(n), "sale_id": request_id(0xa000 + n),
+                "provider": "azul", "method": "card", "amount": 9500}))
+            .unwrap()
+        };
+        let made = hub
+            .signed(&reg, "POST", "/v1/payments/intents", &intent(1), now_ms())
+            .await;
+        assert_eq!(made.status, 200, "{}", made.body);
+        let id = made.body["events"][0]["body"]["intent_id"].as_str().unwrap().to_owned();
+        let azul = caja_hub::provider_emulator::Provider::new("azul", SECRET);
+
+        mark_restored(&mut hub).await;
+        let events_before = hub.event_count();
+        let refused = hub
+            .signed(&reg, "POST", "/v1/payments/intents", &intent(2), now_ms())
+            .await;
+        assert_eq!(refused.status, 503, "{}", refused.body);
+        assert_eq!(refused.body["error"], "restore_pending");
+        assert!(refused.retry_after.is_some());
+        let authorized = azul.event("authorized", Some(&id), Some("004512"), 9500);
+        let r = azul.deliver(&hub.url, &authorized).await;
+        assert_eq!(r.status, 503, "{}", r.body);
+        assert_eq!(r.body["error"], "restore_pending");
+        assert_eq!(hub.event_count(), events_before, "nothing became a hub event");
+
+        // Head office lifts the gate: both go through.
+        hub.admin
+            .post(
+                "/v1/admin/restore/override",
+                &json!({"store": store, "by": "maria", "note": "caja en reparación"}),
+            )
+            .await
+            .unwrap();
+        let made = hub
+            .signed(&reg, "POST", "/v1/payments/intents", &intent(2), now_ms())
+            .await;
+        assert_eq!(made.status, 200, "{}", made.body);
+        let r = azul.deliver(&hub.url, &authorized).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["outcome"], "applied", "{}", r.body);
     }
 }

@@ -24,14 +24,33 @@ pub(crate) async fn health_report(State(app): App, headers: HeaderMap) -> Respon
     let r = async {
         app.admin_only(&headers)?;
         let inputs = app.health_inputs().await.map_err(store_error)?;
-        json(&health::report_with(
-            &inputs,
-            app.store.now_ms(),
-            app.cfg.register_silent_ms,
-        ))
+        let report = health::report_with(&inputs, app.store.now_ms(), app.cfg.register_silent_ms);
+        let mut v = serde_json::to_value(&report).map_err(|_| ApiError::internal())?;
+        let restore = app.store.restore_status().await.map_err(store_error)?;
+        v["restore"] = restore_health(&restore);
+        json(&v)
     }
     .await;
     app.respond("/v1/health", r)
+}
+
+/// The `restore` section of the health report: the epoch, whether head
+/// office acknowledged the latest restore (`true` when never restored), and
+/// the stores still gated with the registers each waits for.
+fn restore_health(s: &crate::storage::restore::RestoreStatus) -> serde_json::Value {
+    let gated: Vec<serde_json::Value> = s
+        .stores
+        .iter()
+        .filter(|g| g.gated)
+        .map(|g| serde_json::json!({"store": g.store, "waiting": g.waiting}))
+        .collect();
+    serde_json::json!({
+        "epoch": s.epoch,
+        "restored_at_ms": s.restore.as_ref().map(|r| r.restored_at_ms),
+        "acknowledged": s.restore.as_ref().is_none_or(|r| r.acked_at_ms.is_some()),
+        "acked_by": s.restore.as_ref().and_then(|r| r.acked_by.clone()),
+        "gated_stores": gated,
+    })
 }
 
 pub(crate) async fn metrics(State(app): App, headers: HeaderMap) -> Response {

@@ -15,7 +15,7 @@
 //! valid [`SEED_TTL_MS`]; it is usable once — its first use is recorded in
 //! the database and a second one refused. A token is `expiry.nonce.signature`,
 //! valid `receiver_token_ttl_ms` (one hour, as DGII's own). The signed seed
-//! must verify ([`xmldsig::verify`]: Caja's serialization only) and its
+//! must verify ([`xmldsig::verify`]: any serialization, canonicalized) and its
 //! certificate chain to a trusted CA at the time of the check.
 //!
 //! Invariant: pure; a seed or token is accepted only when its signature by
@@ -130,7 +130,8 @@ pub fn validate_signed_seed(
     trust: Option<&TrustStore>,
     now_ms: i64,
 ) -> Result<String, AuthError> {
-    let root = xml::parse(signed).map_err(|e| AuthError::Malformed(e.to_string()))?;
+    let root = caja_shared::ecf::c14n::parse_element(signed)
+        .map_err(|e| AuthError::Malformed(e.to_string()))?;
     if root.name != "SemillaModel" {
         return Err(AuthError::Malformed(format!("root is {}", root.name)));
     }

@@ -21,14 +21,15 @@
 //! hub runs no XSD processor; the tests check every answer with `xmllint`);
 //! (3) a body from which neither `RNCEmisor` nor `eNCF` can be read gets no
 //! ARECF (its schema requires both) but HTTP 400; (4) the signature check
-//! is [`xmldsig::verify`], which accepts only Caja's serialization — a
-//! supplier whose software serializes otherwise is answered code 2
-//! (a general C14N verifier is not built); (5) the ARECF's `RNCComprador`
+//! is [`xmldsig::verify`], which canonicalizes (C14N) whatever serialization
+//! the supplier's software wrote, and the fields are read with
+//! [`c14n::parse_element`] (any serialization, local names); (5) the ARECF's `RNCComprador`
 //! is the document's buyer when it has the RNC shape, else ours.
 //!
 //! Invariant: pure; every answer built here is in Caja's serialization, so
 //! [`xmldsig::sign`] signs it and the result validates against its XSD.
 
+use caja_shared::ecf::c14n;
 use caja_shared::ecf::certificate::{verify_chain, TrustStore};
 use caja_shared::ecf::numbers::parse_encf;
 use caja_shared::ecf::receipt::datetime_dmy;
@@ -167,7 +168,7 @@ pub fn check_ecf(
     trust: Option<&TrustStore>,
     now_ms: i64,
 ) -> Result<ReceivedEcf, NotReceived> {
-    let root = xml::parse(body).map_err(|e| NotReceived::Specification(e.to_string()))?;
+    let root = c14n::parse_element(body).map_err(|e| NotReceived::Specification(e.to_string()))?;
     if root.name != "ECF" {
         return Err(NotReceived::Specification(format!(
             "the root element is {}, not ECF",
@@ -308,7 +309,7 @@ pub fn check_acecf(
     now_ms: i64,
 ) -> Result<Approval, ApprovalError> {
     let spec = ApprovalError::Specification;
-    let root = xml::parse(body).map_err(|e| spec(e.to_string()))?;
+    let root = c14n::parse_element(body).map_err(|e| spec(e.to_string()))?;
     if root.name != "ACECF" {
         return Err(spec(format!("the root element is {}", root.name)));
     }

@@ -31,9 +31,8 @@ use crate::outbox::{DocState, Prepared};
 /// failed. See [`signature_check`].
 pub type SignatureCheck = dyn Fn(&[u8], i64) -> Result<(), String> + Send + Sync;
 
-/// The hub's check: the enveloped XMLDSig verifies in Caja's own
-/// serialization ([`xmldsig::verify`]: digest, RSA-SHA256 value, profile —
-/// the hub accepts only documents it can re-serialize byte for byte), and the
+/// The hub's check: the enveloped XMLDSig verifies ([`xmldsig::verify`]:
+/// canonical digest, RSA-SHA256 value, profile — any serialization), and the
 /// certificate in `KeyInfo` chains to one of the trusted CAs and was valid at
 /// the signing time ([`verify_chain`]). Without trusted CAs (no
 /// `[tax_authority] trusted_ca`) only the signature is verified.

@@ -1,7 +1,8 @@
 //! Electronic fiscal documents of the Dominican Republic (DGII e-CF), pure:
 //! the issuer and environment ([`issuer`]), number and buyer rules
 //! ([`numbers`]), the documents ([`document`]) in Caja's canonical XML
-//! ([`xml`]), their enveloped XMLDSig signature ([`xmldsig`]), what the
+//! ([`xml`]), their enveloped XMLDSig signature ([`xmldsig`]) verified over
+//! canonical XML of any serialization ([`c14n`]), what the
 //! receipt prints ([`receipt`]) and the composition the register and the hub
 //! call ([`issue`]); the signer's PKCS#12 and X.509 checks
 //! ([`certificate`]).
@@ -11,6 +12,7 @@
 //! `shared/tests/ecf_*.rs` check both with `xmllint` and `xmlsec1`). Sources
 //! are named in each module.
 
+pub mod c14n;
 pub mod certificate;
 pub mod document;
 pub mod issue;

@@ -10,17 +10,23 @@
 //! security code printed on receipts is the first 6 characters of
 //! `SignatureValue` (DGII "Representación Impresa").
 //!
-//! No general canonicalization: Caja writes documents in their canonical
-//! form ([`super::xml`]) with a root that declares no namespace (DGII's
-//! schemas have no target namespace), so the canonical form of the document
-//! without its signature is the root's bytes without the `Signature`
-//! element, and the canonical `SignedInfo` is its bytes with the inherited
-//! default namespace declared on it. [`verify`] therefore accepts only
-//! documents in Caja's own serialization: it parses, re-serializes, and
-//! refuses anything that is not byte for byte the same — a document signed
-//! by another program in another (equally valid) serialization is refused,
-//! stated, not mis-verified. It checks digest and signature with the
-//! certificate's key; the certificate's chain is checked elsewhere
+//! Signing: Caja writes documents in their canonical form ([`super::xml`])
+//! with a root that declares no namespace (DGII's schemas have no target
+//! namespace), so the canonical form of the document without its signature
+//! is the root's bytes without the `Signature` element, and the canonical
+//! `SignedInfo` is its bytes with the inherited default namespace declared
+//! on it; [`sign`] accepts only documents in that serialization.
+//!
+//! Verifying: [`verify`] accepts any serialization another program signed
+//! (whitespace, attribute order and quotes, namespace declarations and
+//! prefixes, `<a/>`, character references, CRLF, an XML declaration): it
+//! reads the document with [`super::c14n`], finds the root's `Signature` in
+//! the XMLDSig namespace, checks the profile (one `Reference URI=""`, the
+//! enveloped-signature transform optionally followed by a C14N transform,
+//! SHA-256, RSA-SHA256, C14N 1.0 inclusive or exclusive without comments),
+//! digests the canonical document without that `Signature` and verifies
+//! the canonical `SignedInfo` (with the namespaces it inherits) with the
+//! certificate's key. The certificate's chain is checked elsewhere
 //! ([`super`]'s certificate module).
 //!
 //! ring's `RsaKeyPair::sign` takes a random source; PKCS#1 v1.5 padding is
@@ -32,7 +38,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use ring::signature::{self, KeyPair as _, RsaKeyPair, UnparsedPublicKey};
 
-use super::xml::{self, Content, Element};
+use super::c14n;
+use super::xml::{self, Element};
 
 /// The XMLDSig namespace.
 pub const DSIG_NS: &str = "http://www.w3.org/2000/09/xmldsig#";
@@ -106,6 +113,9 @@ pub enum VerifyError {
     /// The signature value does not verify with the certificate's key.
     #[error("the signature value does not verify with the certificate's key")]
     Signature,
+    /// Not readable as XML (any serialization).
+    #[error("not readable XML: {0}")]
+    Xml(c14n::C14nError),
 }
 
 impl Signer {
@@ -248,69 +258,124 @@ pub struct Verified {
     pub root: String,
 }
 
-fn only_text<'a>(e: &'a Element, path: &str, what: &'static str) -> Result<&'a str, VerifyError> {
-    e.text_at(path).ok_or(VerifyError::Profile(what))
-}
-
-/// Verifies a signed document: Caja's serialization, the exact signature
-/// profile, the digest of the document without its signature, and the
-/// signature value with the embedded certificate's key. Does NOT check the
-/// certificate's chain or validity dates.
+/// Verifies a signed document in any serialization (see the module doc):
+/// the signature profile, the digest of the canonical document without its
+/// signature, and the signature value over the canonical `SignedInfo` with
+/// the embedded certificate's key. Does NOT check the certificate's chain
+/// or validity dates.
 pub fn verify(signed: &[u8]) -> Result<Verified, VerifyError> {
-    let (mut root, _) = parse_canonical(signed)?;
-    if !root.attrs.is_empty() {
-        return Err(VerifyError::Profile("the root element has attributes"));
+    let root = c14n::parse(signed).map_err(VerifyError::Xml)?;
+    let is_sig = |e: &c14n::Elem| e.ns == DSIG_NS && e.local == "Signature";
+    let sigs: Vec<&c14n::Elem> = root.elems().filter(|e| is_sig(e)).collect();
+    let sig = match sigs.as_slice() {
+        [one] => *one,
+        [] => return Err(VerifyError::Profile("no Signature as a child of the root")),
+        _ => return Err(VerifyError::Profile("more than one Signature")),
+    };
+    let ds =
+        |e: &'_ c14n::Elem, name: &str| -> Option<c14n::Elem> { e.child(DSIG_NS, name).cloned() };
+    let profile = |what: &'static str| VerifyError::Profile(what);
+    let signed_info = ds(sig, "SignedInfo").ok_or(profile("no SignedInfo"))?;
+    let alg_of = |e: &c14n::Elem| e.attr("Algorithm").map(str::to_owned);
+    let c14n_method = ds(&signed_info, "CanonicalizationMethod")
+        .and_then(|e| alg_of(&e))
+        .and_then(|u| c14n::Algorithm::from_uri(&u))
+        .ok_or(profile(
+            "CanonicalizationMethod is not C14N 1.0 or exclusive C14N without comments",
+        ))?;
+    if ds(&signed_info, "SignatureMethod")
+        .and_then(|e| alg_of(&e))
+        .as_deref()
+        != Some(ALG_RSA_SHA256)
+    {
+        return Err(profile("SignatureMethod is not RSA-SHA256"));
     }
-    let sig = match root.children.pop() {
-        Some(Content::Element(e)) if e.name == "Signature" => e,
+    let refs: Vec<&c14n::Elem> = signed_info
+        .elems()
+        .filter(|e| e.ns == DSIG_NS && e.local == "Reference")
+        .collect();
+    let [reference] = refs.as_slice() else {
+        return Err(profile("not exactly one Reference"));
+    };
+    if reference.attr("URI") != Some("") {
+        return Err(profile(
+            "the Reference URI is not \"\" (the whole document)",
+        ));
+    }
+    let transforms: Vec<String> = match ds(reference, "Transforms") {
+        Some(t) => t
+            .elems()
+            .filter(|e| e.ns == DSIG_NS && e.local == "Transform")
+            .map(|e| alg_of(e).unwrap_or_default())
+            .collect(),
+        None => Vec::new(),
+    };
+    let digest_c14n = match transforms
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [ALG_ENVELOPED] => c14n::Algorithm::Inclusive,
+        [ALG_ENVELOPED, other] => c14n::Algorithm::from_uri(other).ok_or(profile(
+            "a transform other than enveloped-signature and C14N",
+        ))?,
         _ => {
-            return Err(VerifyError::Profile(
-                "no Signature as the root's last child",
+            return Err(profile(
+                "the transforms are not enveloped-signature (+ C14N)",
             ))
         }
     };
-    let digest_b64 = only_text(&sig, "SignedInfo/Reference/DigestValue", "no DigestValue")?;
-    let value_b64 = only_text(&sig, "SignatureValue", "no SignatureValue")?;
-    let cert_b64 = only_text(
-        &sig,
-        "KeyInfo/X509Data/X509Certificate",
+    if ds(reference, "DigestMethod")
+        .and_then(|e| alg_of(&e))
+        .as_deref()
+        != Some(ALG_SHA256)
+    {
+        return Err(profile("DigestMethod is not SHA-256"));
+    }
+    let b64_text = |e: Option<c14n::Elem>, what: &'static str| -> Result<String, VerifyError> {
+        let e = e.ok_or(profile(what))?;
+        Ok(e.text()
+            .chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect())
+    };
+    let digest_b64 = b64_text(ds(reference, "DigestValue"), "no DigestValue")?;
+    let value_b64 = b64_text(ds(sig, "SignatureValue"), "no SignatureValue")?;
+    let cert_b64 = b64_text(
+        ds(sig, "KeyInfo")
+            .and_then(|k| ds(&k, "X509Data"))
+            .and_then(|d| ds(&d, "X509Certificate")),
         "no X509Certificate",
     )?;
-    // The whole element must be exactly the profile Caja writes.
-    if sig.to_canonical() != signature_element(digest_b64, value_b64, cert_b64) {
-        return Err(VerifyError::Profile(
-            "not exactly the profile (one Reference URI=\"\", enveloped-signature, C14N, RSA-SHA256, SHA-256, X509Certificate)",
-        ));
-    }
-    if root
-        .children
-        .iter()
-        .any(|c| matches!(c, Content::Element(e) if e.name == "Signature"))
-    {
-        return Err(VerifyError::Profile("more than one Signature"));
-    }
     let digest = B64
-        .decode(digest_b64)
+        .decode(&digest_b64)
         .map_err(|_| VerifyError::Base64("DigestValue"))?;
     let value = B64
-        .decode(value_b64)
+        .decode(&value_b64)
         .map_err(|_| VerifyError::Base64("SignatureValue"))?;
     let cert = B64
-        .decode(cert_b64)
+        .decode(&cert_b64)
         .map_err(|_| VerifyError::Base64("X509Certificate"))?;
-    let unsigned = root.to_canonical();
+    // The enveloped-signature transform removes the Signature holding this
+    // Reference (it is a child of the root, the only one).
+    let unsigned = c14n::canonicalize(&root, &c14n::Context::default(), digest_c14n, &|e| {
+        std::ptr::eq(e, sig)
+    });
     let actual = ring::digest::digest(&ring::digest::SHA256, unsigned.as_bytes());
     if actual.as_ref() != digest.as_slice() {
         return Err(VerifyError::Digest);
     }
+    let above = c14n::Context::default().below(&root).below(sig);
+    let canonical_si = c14n::canonicalize(&signed_info, &above, c14n_method, &|_| false);
     let key = der::rsa_public_key(&cert).map_err(VerifyError::Certificate)?;
     UnparsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, key)
-        .verify(signed_info(digest_b64, true).as_bytes(), &value)
+        .verify(canonical_si.as_bytes(), &value)
         .map_err(|_| VerifyError::Signature)?;
     Ok(Verified {
         certificate_der: cert,
-        signature_value: value_b64.to_owned(),
-        root: root.name,
+        signature_value: value_b64,
+        root: root.local.clone(),
     })
 }
 
