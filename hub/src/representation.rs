@@ -81,6 +81,14 @@ fn dmy_time(s: &str) -> Option<LocalDateTime> {
     })
 }
 
+/// A layout length in whole PDF points as `pdf-writer` takes it. The PDF
+/// operators' API is `f32`; the layout is computed in whole points (`i16`)
+/// and only converted here, exactly (every `i16` is an `f32`). No amount or
+/// quantity passes through this: they are printed from the document's text.
+fn pt(v: i16) -> f32 {
+    f32::from(v)
+}
+
 /// A page of text lines and the QR, built top-down in whole points.
 struct Page {
     content: Content,
@@ -92,8 +100,8 @@ impl Page {
         self.y -= size + 4;
         self.content
             .begin_text()
-            .set_font(Name(b"F1"), f32::from(size))
-            .next_line(f32::from(x), f32::from(self.y))
+            .set_font(Name(b"F1"), pt(size))
+            .next_line(pt(x), pt(self.y))
             .show(Str(&winansi(text)))
             .end_text();
     }
@@ -204,10 +212,10 @@ pub fn pdf(ecf: &[u8], env: Environment) -> Result<Vec<u8>, RepresentationError>
             let i = i16::try_from(i).unwrap_or(0);
             let (col, row) = (i % width.max(1), i / width.max(1));
             page.content.rect(
-                f32::from(left + col * module),
-                f32::from(top - (row + 1) * module),
-                f32::from(module),
-                f32::from(module),
+                pt(left + col * module),
+                pt(top - (row + 1) * module),
+                pt(module),
+                pt(module),
             );
         }
     }

@@ -252,7 +252,7 @@ async fn reception(
                 .map_err(|e| ApiError::new(503, "no_certificate", format!("signing the ARECF: {e}")))
         };
         let refusal = match checked {
-            Err(refusal) => Some(refusal),
+            Err(refusal) => refusal,
             Ok(doc) => {
                 let received = sign(None)?;
                 if app
@@ -264,10 +264,9 @@ async fn reception(
                     tracing::info!(issuer, encf, "supplier e-CF received");
                     return Ok(body_with_type(received, "application/xml"));
                 }
-                Some(NotReceived::Duplicate)
+                NotReceived::Duplicate
             }
         };
-        let refusal = refusal.unwrap_or(NotReceived::Duplicate);
         tracing::warn!(issuer, encf, code = refusal.code(), reason = %crate::logsafe::Escaped(&refusal.reason()), "supplier e-CF not received");
         Ok(body_with_type(sign(Some(&refusal))?, "application/xml"))
     }

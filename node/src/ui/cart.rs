@@ -259,6 +259,44 @@ pub fn shown(conn: &Connection) -> Result<Option<serde_json::Value>, OpError> {
     Ok(v.and_then(|t| serde_json::from_str(&t).ok()))
 }
 
+/// Runs `act` once per (op id, `kind`) in one immediate transaction, keeping
+/// its answer in `ui_ops`: a retry with the same op id answers the first
+/// result again without acting twice.
+fn once_per_op<T>(
+    conn: &Connection,
+    op: OpId,
+    kind: &'static str,
+    now_ms: i64,
+    act: impl FnOnce(&Transaction<'_>) -> Result<T, OpError>,
+) -> Result<T, OpError>
+where
+    T: std::str::FromStr + ToString,
+{
+    let tx = immediate(conn)?;
+    let prior: Option<String> = tx
+        .query_row(
+            "SELECT result FROM ui_ops WHERE op_id = ?1 AND kind = ?2",
+            params![op.to_string(), kind],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(answer) = prior {
+        return answer.parse().map_err(|_| {
+            OpError::Refused(Refusal::Invalid {
+                field: "op",
+                reason: "stored answer unreadable".into(),
+            })
+        });
+    }
+    let answer = act(&tx)?;
+    tx.execute(
+        "INSERT INTO ui_ops (op_id, kind, result, at_ms) VALUES (?1, ?2, ?3, ?4)",
+        params![op.to_string(), kind, answer.to_string(), now_ms],
+    )?;
+    tx.commit()?;
+    Ok(answer)
+}
+
 /// Queues a reprint ("COPIA") of `sale` once per op id; the first answer's
 /// job id again for a retry.
 pub fn reprint_once(
@@ -267,29 +305,9 @@ pub fn reprint_once(
     sale: SaleId,
     now_ms: i64,
 ) -> Result<u64, OpError> {
-    let tx = immediate(conn)?;
-    let prior: Option<String> = tx
-        .query_row(
-            "SELECT result FROM ui_ops WHERE op_id = ?1 AND kind = 'reprint'",
-            [op.to_string()],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if let Some(job) = prior {
-        return job.parse().map_err(|_| {
-            OpError::Refused(Refusal::Invalid {
-                field: "op",
-                reason: "stored answer unreadable".into(),
-            })
-        });
-    }
-    let job = crate::print::enqueue_copy(&tx, sale, now_ms)?;
-    tx.execute(
-        "INSERT INTO ui_ops (op_id, kind, result, at_ms) VALUES (?1, 'reprint', ?2, ?3)",
-        params![op.to_string(), job.0.to_string(), now_ms],
-    )?;
-    tx.commit()?;
-    Ok(job.0)
+    once_per_op(conn, op, "reprint", now_ms, |tx| {
+        Ok(crate::print::enqueue_copy(tx, sale, now_ms)?.0)
+    })
 }
 
 /// Records a drawer opened by hand ([`crate::print::record_manual_opening`])
@@ -300,27 +318,7 @@ pub fn manual_drawer_once(
     sale: SaleId,
     now_ms: i64,
 ) -> Result<i64, OpError> {
-    let tx = immediate(conn)?;
-    let prior: Option<String> = tx
-        .query_row(
-            "SELECT result FROM ui_ops WHERE op_id = ?1 AND kind = 'drawer_manual'",
-            [op.to_string()],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if let Some(at) = prior {
-        return at.parse().map_err(|_| {
-            OpError::Refused(Refusal::Invalid {
-                field: "op",
-                reason: "stored answer unreadable".into(),
-            })
-        });
-    }
-    let opening = crate::print::record_manual_opening(&tx, sale, now_ms)?;
-    tx.execute(
-        "INSERT INTO ui_ops (op_id, kind, result, at_ms) VALUES (?1, 'drawer_manual', ?2, ?3)",
-        params![op.to_string(), opening.opened_ms.to_string(), now_ms],
-    )?;
-    tx.commit()?;
-    Ok(opening.opened_ms)
+    once_per_op(conn, op, "drawer_manual", now_ms, |tx| {
+        Ok(crate::print::record_manual_opening(tx, sale, now_ms)?.opened_ms)
+    })
 }
