@@ -540,9 +540,21 @@ pub struct El<'a> {
 }
 
 impl El<'_> {
-    /// Clicks it (or taps it: chromedriver sends a pointer click).
+    /// Clicks it (or taps it: chromedriver sends a pointer click). When the
+    /// page re-rendered it between the find and the click (a stale element:
+    /// the screen redraws its lines on every refresh), it is found again by
+    /// its selector and clicked once more; any other error is returned.
     pub fn click(&self) -> Result<(), BrowserError> {
-        self.b.run(&format!("click {}", self.name), self.e.click())
+        match self.b.run(&format!("click {}", self.name), self.e.click()) {
+            Err(BrowserError::WebDriver { detail, .. }) if detail.contains("stale element") => {
+                let again = self.b.find(&self.name)?;
+                self.b.run(
+                    &format!("click {} (found again)", self.name),
+                    again.e.click(),
+                )
+            }
+            other => other,
+        }
     }
 
     /// Focuses it and types `keys` (text and [`keys`] mixed).
