@@ -221,11 +221,16 @@ fn register() -> Result<(), String> {
 pub fn arm(fault: Fault, under: Option<&Path>, gate: Option<&Path>) -> Result<Armed, String> {
     install()?;
     let prefix = under.map(|p| {
-        // SQLite opens files by their full, symlink-resolved path.
-        std::fs::canonicalize(p)
+        // SQLite opens files by their full, symlink-resolved path; a
+        // directory's files are those under `dir/` (not `dir2/`).
+        let mut s = std::fs::canonicalize(p)
             .unwrap_or_else(|_| p.to_path_buf())
             .to_string_lossy()
-            .into_owned()
+            .into_owned();
+        if p.is_dir() && !s.ends_with('/') {
+            s.push('/');
+        }
+        s
     });
     let id = NEXT_ID.fetch_add(1, Ordering::SeqCst);
     let mut r = rules();

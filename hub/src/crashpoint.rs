@@ -30,10 +30,17 @@ pub const FAULT_ENV: &str = "CAJA_HUB_FAULT_AT";
 /// running hub's disk by creating it and mends it by removing it.
 pub const FAULT_GATE_ENV: &str = "CAJA_HUB_FAULT_GATE";
 
-/// Arms [`FAULT_ENV`] (once per process; every SQLite open calls it). A
-/// spec that does not parse stops the process with exit code 2.
+/// Installs the fault-injecting VFS and arms [`FAULT_ENV`] (once per
+/// process; every SQLite open calls it). A spec that does not parse stops
+/// the process with exit code 2.
 #[cfg(feature = "testkit")]
 pub fn arm_disk_faults() {
+    // The shim goes under every connection of a test build, armed or not,
+    // so a test (the simulator) can arm it later for one hub's files.
+    if let Err(e) = caja_faultvfs::install() {
+        eprintln!("the fault-injecting VFS: {e}");
+        std::process::exit(2);
+    }
     match caja_faultvfs::arm_from_env(FAULT_ENV, FAULT_GATE_ENV) {
         Ok(Some(f)) => eprintln!("{FAULT_ENV}: armed {f}"),
         Ok(None) => {}
