@@ -325,3 +325,45 @@ pub fn accepted_entries(hub: &HubProcess, device: &str) -> u64 {
         .expect("audit count");
     u64::try_from(v).expect("count")
 }
+
+/// One plain HTTP/1.1 request to `url` (`http://host:port`): the status, the
+/// `Retry-After` header and the JSON body (`null` if none). `None` when the
+/// connection failed or closed without an answer (a hub that died).
+pub fn http(
+    url: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> Option<(u16, Option<String>, serde_json::Value)> {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .ok()?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).ok()?;
+    s.write_all(body).ok()?;
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).ok()?;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n")?;
+    let status: u16 = head.split_whitespace().nth(1)?.parse().ok()?;
+    let retry_after = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("retry-after")
+            .then(|| v.trim().to_owned())
+    });
+    Some((
+        status,
+        retry_after,
+        serde_json::from_str(body).unwrap_or_default(),
+    ))
+}

@@ -22,7 +22,6 @@
 //! `CAJA_DISK_FAULT_SWEEP=long` sweeps more points (minutes); the default
 //! takes seconds.
 
-use std::io::{Read, Write};
 use std::path::Path;
 
 use caja_node::crashpoint;
@@ -281,40 +280,20 @@ fn prepare_hub(tmp: &Path, port: u16) -> (HubProcess, String) {
     (hub, device)
 }
 
-/// `POST /v1/admin/stores` over plain HTTP/1.1: the status, the
-/// `Retry-After` header and the body.
+/// `POST /v1/admin/stores`: the status, `Retry-After` and the body.
 fn create_store(url: &str, name: &str) -> (u16, Option<String>, serde_json::Value) {
-    let addr = url.trim_start_matches("http://");
     let body = serde_json::json!({ "name": name }).to_string();
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .expect("timeout");
-    write!(
-        s,
-        "POST /v1/admin/stores HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+    caja_tests::sweep::http(
+        url,
+        "POST",
+        "/v1/admin/stores",
+        &[
+            ("Authorization", format!("Bearer {TOKEN}")),
+            ("Content-Type", "application/json".into()),
+        ],
+        body.as_bytes(),
     )
-    .expect("send");
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).expect("answer");
-    let (head, body) = answer.split_once("\r\n\r\n").expect("head and body");
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("status");
-    let retry_after = head
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("retry-after: ")
-                .or_else(|| l.strip_prefix("Retry-After: "))
-        })
-        .map(str::to_owned);
-    (
-        status,
-        retry_after,
-        serde_json::from_str(body).unwrap_or_default(),
-    )
+    .expect("the hub answers")
 }
 
 fn hub_points() -> Vec<u64> {
