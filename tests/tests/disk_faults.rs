@@ -12,6 +12,8 @@
 //!   on the disk (told "failed", found after the restart): allowed, never
 //!   half of it. In one process, the register refuses while the disk fails
 //!   and sells again once it works, without a restart.
+//! - A sync round: `caja-node sync` with the fault ends with an exit code;
+//!   the rounds after it (a working disk) end where an undisturbed one does.
 //! - The hub: a running `caja-hub serve` whose disk fails answers
 //!   `503 storage_unavailable` with `Retry-After`; the register's round fails
 //!   and nothing of it is half-kept; once the disk works, the same running
@@ -276,6 +278,18 @@ fn prepare_hub(tmp: &Path, port: u16) -> (HubProcess, String) {
         &["shift", "open", "--cashier", "ana", "--float", "0"],
     );
     sell_n(&node, "2000000000017:0.455", SALES);
+    // New prices at the hub: hub-chain events the next round pulls.
+    for p in &mut prices {
+        let c = p["unit_price"].as_i64().expect("unit_price");
+        p["unit_price"] = (c + 100).into();
+    }
+    std::fs::write(
+        &catalog,
+        serde_json::json!({ "items": [], "prices": prices }).to_string(),
+    )
+    .expect("price file");
+    hub.admin(&["load-catalog", catalog.to_str().expect("path")])
+        .expect("new prices");
     hub.terminate().expect("stop hub");
     (hub, device)
 }
@@ -404,4 +418,89 @@ fn a_hub_whose_disk_fails_answers_503_keeps_nothing_half_written_and_recovers_wh
         summary.push(format!("{kind}: {faulted} of {}", hub_points().len()));
     }
     println!("hub disk-fault sweep: {}", summary.join("; "));
+}
+
+/// The register's points inside a sync round for a fault `kind`: its writes
+/// (the push's acknowledgement, the hub head, the pull page) or its fsyncs
+/// (one per commit, a handful per round).
+fn round_points(kind: &str) -> Vec<u64> {
+    match (kind.starts_with("sync"), long()) {
+        (true, false) => vec![1, 2, 3],
+        (true, true) => (1..=8).collect(),
+        (false, false) => vec![1, 5, 14, 24],
+        (false, true) => vec![1, 2, 3, 4, 6, 9, 12, 14, 16, 18, 20, 24, 28],
+    }
+}
+
+#[test]
+fn a_register_whose_disk_fails_inside_a_sync_round_converges_once_it_works() {
+    let bin = caja_tests::procs::binary("caja-node").expect("caja-node binary");
+    let tmp = tempfile::tempdir_in(caja_tests::sim::scratch_root()).expect("tmp");
+    let port = caja_tests::procs::free_port().expect("port");
+    let (mut hub, device) = prepare_hub(tmp.path(), port);
+    let root = tmp.path().to_path_buf();
+    let mut run = |name: &str, fault: Option<&str>| -> (Synced, u64, bool) {
+        let dir = root.join(format!("round-{name}"));
+        copy_tree(&root.join("hub"), &dir.join("hub"));
+        copy_tree(&root.join("caja-1"), &dir.join("caja-1"));
+        hub.dir = dir.join("hub");
+        hub.serve().expect("hub serves the copy");
+        let node = NodeProcess::new(&dir.join("caja-1"));
+        let mut reached = false;
+        if let Some(spec) = fault {
+            let out = std::process::Command::new(&bin)
+                .arg("--data-dir")
+                .arg(dir.join("caja-1"))
+                .args(["--json", "sync"])
+                .env(crashpoint::FAULT_ENV, spec)
+                .env_remove(crashpoint::FAULT_GATE_ENV)
+                .env_remove("CAJA_NODE_HUB_URL")
+                .env_remove("CAJA_NODE_PRINTER")
+                .output()
+                .expect("caja-node sync");
+            reached = !out.status.success();
+            assert!(
+                out.status.code().is_some(),
+                "{name}: the round ends with an exit code, not a signal ({:?})",
+                out.status
+            );
+        }
+        // The disk works again: the next rounds finish the work.
+        sync_until_quiet(&node, name);
+        let verified = node.output(&["verify"]).expect("verify");
+        assert!(verified.status.success(), "{name}: the journal verifies");
+        let s = synced(&hub, &node, &device, "");
+        let accepted = accepted_entries(&hub, &device);
+        hub.terminate().expect("stop hub");
+        let data = caja_node::datadir::DataDir::new(dir.join("caja-1"));
+        let mut reg = Register::open(&data, SystemClock, OsRandom::new().expect("rng"))
+            .unwrap_or_else(|e| panic!("{name}: reopens: {e}"));
+        let (live, rebuilt) = reg.rebuild().expect("rebuild");
+        assert_eq!(live, rebuilt, "{name}: projections equal a rebuild");
+        drop(reg);
+        let _ = std::fs::remove_dir_all(&dir);
+        (s, accepted, reached)
+    };
+    let (expected, accepted, _) = run("baseline", None);
+    assert_eq!(expected.acked, expected.head, "baseline: all acknowledged");
+    let mut summary = Vec::new();
+    for kind in caja_faultvfs::KINDS {
+        let mut faulted = 0;
+        for n in round_points(kind) {
+            let spec = format!("{kind}:{n}");
+            let (got, got_accepted, reached) = run(&spec.replace(':', "_"), Some(&spec));
+            faulted += u32::from(reached);
+            assert_eq!(
+                got, expected,
+                "{spec}: the rounds after the fault end where an undisturbed one does"
+            );
+            assert_eq!(got_accepted, accepted, "{spec}: each event accepted once");
+        }
+        assert!(faulted >= 1, "{kind}: reached at least once");
+        summary.push(format!("{kind}: {faulted} of {}", round_points(kind).len()));
+    }
+    println!(
+        "register sync-round disk-fault sweep: {}",
+        summary.join("; ")
+    );
 }
