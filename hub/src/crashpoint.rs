@@ -19,6 +19,43 @@ use std::sync::OnceLock;
 /// The environment variable that arms one hub crash point.
 pub const ENV: &str = "CAJA_HUB_CRASH_AT";
 
+/// A disk fault for every database this process opens, through the
+/// fault-injecting SQLite VFS (`caja_faultvfs`): `<op>:<errno>:<n>[:<count>]`,
+/// e.g. `write:eio:40`, `sync:eio:1` — the `n`-th write or fsync (counted
+/// while [`FAULT_GATE_ENV`]'s file exists, if it is set) and every later one
+/// (or `count` of them) fail. Read only with the `testkit` feature.
+pub const FAULT_ENV: &str = "CAJA_HUB_FAULT_AT";
+
+/// A file whose existence gates [`FAULT_ENV`]'s fault: a test breaks the
+/// running hub's disk by creating it and mends it by removing it.
+pub const FAULT_GATE_ENV: &str = "CAJA_HUB_FAULT_GATE";
+
+/// Installs the fault-injecting VFS and arms [`FAULT_ENV`] (once per
+/// process; every SQLite open calls it). A spec that does not parse stops
+/// the process with exit code 2.
+#[cfg(feature = "testkit")]
+pub fn arm_disk_faults() {
+    // The shim goes under every connection of a test build, armed or not,
+    // so a test (the simulator) can arm it later for one hub's files.
+    if let Err(e) = caja_faultvfs::install() {
+        eprintln!("the fault-injecting VFS: {e}");
+        std::process::exit(2);
+    }
+    match caja_faultvfs::arm_from_env(FAULT_ENV, FAULT_GATE_ENV) {
+        Ok(Some(f)) => eprintln!("{FAULT_ENV}: armed {f}"),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Without `testkit`: nothing ([`FAULT_ENV`] is not read).
+#[cfg(not(feature = "testkit"))]
+#[inline(always)]
+pub fn arm_disk_faults() {}
+
 /// Every crash point of the hub, roughly in the order a push and the
 /// grants of a sync round reach them.
 pub const POINTS: &[&str] = &[

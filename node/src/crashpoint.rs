@@ -28,6 +28,34 @@ pub const ENV: &str = "CAJA_CRASH_AT";
 /// `crashpoints` feature.
 pub const DISK_FULL_ENV: &str = "CAJA_NODE_DISK_FULL";
 
+/// A disk fault for every database this process opens, through the
+/// fault-injecting SQLite VFS (`caja_faultvfs`): `<op>:<errno>:<n>[:<count>]`,
+/// e.g. `write:eio:40`, `write:enospc:40`, `sync:eio:3` — the `n`-th write or
+/// fsync from the first open (or from when [`FAULT_GATE_ENV`]'s file
+/// exists) and every later one (or `count` of them) fail. Read only with
+/// the `crashpoints` feature.
+pub const FAULT_ENV: &str = "CAJA_NODE_FAULT_AT";
+
+/// A file whose existence gates [`FAULT_ENV`]'s fault: calls count and fail
+/// only while it exists (a test breaks and mends the disk of a running
+/// process).
+pub const FAULT_GATE_ENV: &str = "CAJA_NODE_FAULT_GATE";
+
+/// Arms [`FAULT_ENV`] (once per process; the first database open calls
+/// it). A spec that does not parse stops the process with exit code 2: a
+/// test that mistyped it must not run unarmed.
+#[cfg(feature = "crashpoints")]
+pub fn arm_disk_faults() {
+    match caja_faultvfs::arm_from_env(FAULT_ENV, FAULT_GATE_ENV) {
+        Ok(Some(f)) => eprintln!("{FAULT_ENV}: armed {f}"),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    }
+}
+
 /// Every crash point, in the order a sale reaches them.
 pub const POINTS: &[&str] = &[
     // `BEGIN IMMEDIATE` done, nothing written.

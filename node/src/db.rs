@@ -103,6 +103,8 @@ impl Db {
     /// `caja-node`.
     pub fn open(path: impl AsRef<Path>) -> Result<Db, DbError> {
         let path = path.as_ref().to_path_buf();
+        #[cfg(feature = "crashpoints")]
+        crate::crashpoint::arm_disk_faults();
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;

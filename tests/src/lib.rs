@@ -14,4 +14,5 @@ pub mod pki;
 pub mod procs;
 pub mod proxy;
 pub mod sim;
+pub mod sweep;
 pub mod tlspki;

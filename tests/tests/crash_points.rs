@@ -13,167 +13,22 @@
 //! block of 400 numbers and a stock quota of 400 units), copied fresh for
 //! each crash.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use caja_node::crashpoint;
 use caja_node::journal::Journal;
 use caja_node::register::Register;
-use caja_node::sync::engine::SyncSettings;
 use caja_node::system::{OsRandom, SystemClock};
 use caja_node::testkit;
 use caja_shared::clock::Clock;
-use caja_shared::ids::OpId;
 use caja_shared::kind::EventBody;
-use caja_shared::money::{Money, QtyMilli};
-use caja_tests::cluster::{Hub, Till};
 use caja_tests::procs::{HubProcess, NodeProcess};
-
-const ARROZ: &str = "7501234567890";
-
-fn op() -> OpId {
-    OpId::new_v7(SystemClock.now_ms(), &mut OsRandom::new().expect("rng")).expect("op")
-}
-
-/// A register with a fiscal block, a stock quota and an open shift; its
-/// data directory is the template every crash starts from.
-fn prepare(tmp: &Path) -> std::path::PathBuf {
-    let hub = Hub::start(&tmp.join("hub")).expect("hub");
-    let store = hub.create_store("Colmado").expect("store");
-    hub.load_catalog(&testkit::sample_catalog_bodies())
-        .expect("catalog");
-    hub.post(
-        "/v1/admin/fiscal/series",
-        &serde_json::json!({"prefix":"B02","digits":8,"first":1,"last":1000,"valid_until":"2099-12-31"}),
-    )
-    .expect("series");
-    let mut back =
-        Till::enroll(&hub, store, "almacen", tmp, SyncSettings::default()).expect("enroll");
-    back.sync.round().expect("catalog");
-    back.register
-        .receive_stock(op(), ARROZ, QtyMilli(1_000_000), Some("inventario"))
-        .expect("stock");
-    back.sync.round().expect("push stock");
-    let mut t = Till::enroll(&hub, store, "caja-1", tmp, SyncSettings::default()).expect("enroll");
-    t.configure(
-        "fiscal_documents = [\"B02\"]\nfiscal_document = \"B02\"\nfiscal_block_size = 400\nfiscal_low_water = 1\nstock_quotas = true\nescrow_low_milli = 1000\nescrow_target_milli = 400000",
-        SyncSettings::default(),
-    )
-    .expect("configure");
-    t.sync.round().expect("block and quota");
-    t.register.open_shift(op(), "ana", Money(0)).expect("shift");
-    let data = t.data.root().to_path_buf();
-    let st = t.register.status().expect("status");
-    assert!(
-        st.fiscal.iter().any(|s| s.series == "B02" && s.left >= 400),
-        "a block of 400: {:?}",
-        st.fiscal
-    );
-    drop(t);
-    drop(back);
-    drop(hub);
-    data
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read dir") {
-        let e = e.expect("entry");
-        if e.file_type().expect("type").is_file() {
-            std::fs::copy(e.path(), to.join(e.file_name())).expect("copy");
-        }
-    }
-}
-
-/// What the database says, for comparing before and after.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Counts {
-    journal_sales: i64,
-    sales: i64,
-    sale_ops: i64,
-    print_jobs: i64,
-    block_next: i64,
-    block_first_next: i64,
-    quota_left: i64,
-    numbers: Vec<i64>,
-}
-
-fn counts(db: &Path, template_next: i64) -> Counts {
-    let c = rusqlite::Connection::open(db).expect("open");
-    let one = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).expect(sql) };
-    let mut numbers: Vec<i64> = c
-        .prepare("SELECT fiscal_number FROM sales WHERE fiscal_number IS NOT NULL")
-        .expect("prepare")
-        .query_map([], |r| r.get::<_, String>(0))
-        .expect("query")
-        .map(|n| {
-            n.expect("row")
-                .trim_start_matches("B02")
-                .parse::<i64>()
-                .expect("number")
-        })
-        .collect();
-    numbers.sort_unstable();
-    Counts {
-        journal_sales: one("SELECT count(*) FROM journal WHERE kind = 'SaleCreated'"),
-        sales: one("SELECT count(*) FROM sales"),
-        sale_ops: one("SELECT count(*) FROM ops WHERE kind = 'sell'"),
-        print_jobs: one("SELECT count(*) FROM print_jobs WHERE kind = 'original'"),
-        block_next: one("SELECT max(next) FROM fiscal_blocks"),
-        block_first_next: template_next,
-        quota_left: c
-            .query_row(
-                "SELECT left_milli FROM escrow_quota WHERE product = ?1",
-                [ARROZ],
-                |r| r.get(0),
-            )
-            .expect("quota"),
-        numbers,
-    }
-}
-
-fn sell(
-    bin: &Path,
-    data: &Path,
-    repeat: u32,
-    crash: Option<&str>,
-) -> (Vec<String>, std::process::ExitStatus) {
-    let mut cmd = Command::new(bin);
-    cmd.arg("--data-dir")
-        .arg(data)
-        .args([
-            "--json",
-            "sell",
-            "--item",
-            "ARROZ",
-            "--item",
-            "2000000000017:0.455",
-            "--cash",
-            "1000",
-            "--repeat",
-            &repeat.to_string(),
-        ])
-        .env_remove(crashpoint::ENV)
-        .env_remove("CAJA_NODE_HUB_URL")
-        .env_remove("CAJA_NODE_PRINTER")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(c) = crash {
-        cmd.env(crashpoint::ENV, c);
-    }
-    let mut child = cmd.spawn().expect("spawn caja-node");
-    let out = child.stdout.take().expect("stdout");
-    let acked: Vec<String> = BufReader::new(out)
-        .lines()
-        .map_while(Result::ok)
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
-        .filter_map(|v| v["sale_id"].as_str().map(str::to_owned))
-        .collect();
-    let status = child.wait().expect("wait");
-    (acked, status)
-}
+use caja_tests::sweep::{
+    accepted_entries, copy_dir, copy_tree, counts, node_ok, prepare, sell, sell_n,
+    sync_until_quiet, synced, Synced, ARROZ,
+};
 
 #[test]
 fn a_crash_at_every_write_point_of_a_sale_loses_nothing_acknowledged_and_leaves_nothing_half_applied(
@@ -289,43 +144,6 @@ const OWN_SALES: u32 = 520;
 /// Another register's events to pull: two pages of the node's 500.
 const PEER_SALES: u32 = 520;
 
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read dir") {
-        let e = e.expect("entry");
-        let target = to.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_tree(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).expect("copy");
-        }
-    }
-}
-
-fn node_ok(node: &NodeProcess, args: &[&str]) -> serde_json::Value {
-    node.json(args)
-        .unwrap_or_else(|e| panic!("caja-node {args:?}: {e}"))
-}
-
-fn sell_n(node: &NodeProcess, item: &str, n: u32) {
-    let out = node
-        .output(&[
-            "sell",
-            "--item",
-            item,
-            "--cash",
-            "1000",
-            "--repeat",
-            &n.to_string(),
-        ])
-        .expect("sell");
-    assert!(
-        out.status.success(),
-        "sell --repeat {n}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A hub (stopped) and a register with 520 unsynced sales, running low on
 /// fiscal numbers and on its quota of ARROZ, while another register pushed
 /// 520 sales it has not pulled; the template every crash starts from.
@@ -414,87 +232,6 @@ fn prepare_sync(tmp: &Path, port: u16) -> (HubProcess, PathBuf, String, String) 
     node_ok(&peer, &["sync"]);
     hub.terminate().expect("stop hub");
     (hub, tmp.to_path_buf(), device, peer_device)
-}
-
-/// What a register and the hub hold after a sync round finished, for
-/// comparing a crashed-and-resumed round with one that was not.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Synced {
-    head: u64,
-    acked: u64,
-    at_hub: u64,
-    hub_chain: u64,
-    hub_events_at_node: u64,
-    peer_events_at_node: u64,
-    fiscal_ranges: u64,
-    escrow_grants: u64,
-}
-
-fn synced(hub: &HubProcess, node: &NodeProcess, device: &str, peer: &str) -> Synced {
-    let n = node.db().expect("node db");
-    let h = hub.db().expect("hub db");
-    let one = |c: &rusqlite::Connection, sql: &str, p: &str| -> u64 {
-        let v: i64 = c.query_row(sql, [p], |r| r.get(0)).expect(sql);
-        u64::try_from(v).expect("count")
-    };
-    let head = Journal::head(&n).expect("head").seq;
-    let acked = Journal::acked_seq(&n).expect("acked");
-    // Every event of the register at the hub once, with its hash, applied.
-    for seq in 1..=head {
-        let mine = Journal::event(&n, seq)
-            .expect("event")
-            .expect("in the journal");
-        let (hash, applied): (String, i64) = h
-            .query_row(
-                "SELECT e.hash, (SELECT count(*) FROM applied a WHERE a.event_row = e.id) FROM events e WHERE e.device_id = ?1 AND e.seq = ?2",
-                rusqlite::params![device, i64::try_from(seq).expect("seq")],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .unwrap_or_else(|e| panic!("seq {seq} at the hub: {e}"));
-        assert_eq!(
-            hash,
-            mine.hash().to_hex(),
-            "seq {seq}: the hub holds the register's bytes"
-        );
-        assert_eq!(applied, 1, "seq {seq} applied once");
-    }
-    let held = one(&h, "SELECT count(*) FROM held WHERE ?1 = ?1", "");
-    assert_eq!(held, 0, "nothing held at the hub");
-    let hub_device: String = h
-        .query_row("SELECT hub_device FROM stores", [], |r| r.get(0))
-        .expect("hub device");
-    Synced {
-        head,
-        acked,
-        at_hub: one(&h, "SELECT count(*) FROM events WHERE device_id = ?1", device),
-        hub_chain: one(&h, "SELECT count(*) FROM events WHERE device_id = ?1", &hub_device),
-        hub_events_at_node: one(&n, "SELECT count(*) FROM hub_events WHERE ?1 = ?1", ""),
-        peer_events_at_node: one(&n, "SELECT count(*) FROM peer_events WHERE device = ?1", peer),
-        fiscal_ranges: one(
-            &h,
-            "SELECT count(*) FROM events WHERE kind = 'FiscalRangeGranted' AND instr(CAST(bytes AS TEXT), ?1) > 0",
-            device,
-        ),
-        escrow_grants: one(
-            &h,
-            "SELECT count(*) FROM events WHERE kind = 'EscrowGranted' AND instr(CAST(bytes AS TEXT), ?1) > 0",
-            device,
-        ),
-    }
-}
-
-/// Syncs until a round moves nothing (at most five rounds).
-fn sync_until_quiet(node: &NodeProcess, what: &str) {
-    for _ in 0..5 {
-        let v = node
-            .json(&["sync"])
-            .unwrap_or_else(|e| panic!("{what}: sync after the crash: {e}"));
-        if v["pushed"] == 0 && v["hub_events"] == 0 && v["peer_events"] == 0 && v["recovered"] == 0
-        {
-            return;
-        }
-    }
-    panic!("{what}: sync never settled");
 }
 
 #[test]
@@ -609,20 +346,6 @@ fn expected_none() -> Synced {
         fiscal_ranges: 0,
         escrow_grants: 0,
     }
-}
-
-/// Event-accepted audit entries naming `device` in the hub's log.
-fn accepted_entries(hub: &HubProcess, device: &str) -> u64 {
-    let v: i64 = hub
-        .db()
-        .expect("hub db")
-        .query_row(
-            "SELECT count(*) FROM audit_log WHERE kind = ?1 AND instr(CAST(entry AS TEXT), ?2) > 0",
-            rusqlite::params![caja_hub::audit::AuditKind::EventAccepted.as_str(), device],
-            |r| r.get(0),
-        )
-        .expect("audit count");
-    u64::try_from(v).expect("count")
 }
 
 #[test]

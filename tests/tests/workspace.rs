@@ -109,7 +109,14 @@ fn release_builds_have_no_test_only_features() {
         "`cargo build` in the root builds the test crates: {:?}",
         root.keys().collect::<Vec<_>>()
     );
-    assert_no_test_only_features(&["-p", "caja-hub", "-p", "caja-node"]);
+    let shipped = assert_no_test_only_features(&["-p", "caja-hub", "-p", "caja-node"]);
+    // The fault-injecting SQLite VFS comes only with the test features.
+    for tree in [&root, &shipped] {
+        assert!(
+            !tree.contains_key("caja-faultvfs"),
+            "a release build would link the fault-injecting VFS"
+        );
+    }
 }
 
 /// The binaries the end-to-end tests drive are built with every test-only

@@ -15,6 +15,7 @@ use std::path::Path;
 
 /// Opens a read-write connection with the hub's pragmas.
 pub fn open_connection(path: &Path) -> Result<Conn, rusqlite::Error> {
+    crate::crashpoint::arm_disk_faults();
     let conn = rusqlite::Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -31,6 +32,7 @@ pub fn open_connection(path: &Path) -> Result<Conn, rusqlite::Error> {
 
 /// Opens a read-only connection.
 pub(crate) fn open_sqlite_reader(path: &Path) -> Result<Conn, StorageError> {
+    crate::crashpoint::arm_disk_faults();
     let conn = rusqlite::Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,

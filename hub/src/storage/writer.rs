@@ -536,6 +536,15 @@ fn writer_loop(
                 tracing::error!(error = %e, "writer transaction failed; rolled back");
                 let _ = conn.rollback();
                 env.tx.rolled_back();
+                // A write or fsync that failed leaves the connection's view of
+                // the file untrusted (what reached the disk is unknown): the
+                // next batch runs on a new connection.
+                if StorageError::Commit(e.clone()).is_disk_fault() {
+                    match open(&env.cfg.database) {
+                        Ok(c) => conn = c,
+                        Err(e) => tracing::error!(error = %e, "the writer cannot reopen"),
+                    }
+                }
             }
             for reply in replies {
                 reply(commit.clone());

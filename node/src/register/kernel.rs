@@ -182,7 +182,19 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             },
         )?;
         crate::crashpoint::hit("op:recorded");
-        tx.commit()?;
+        if let Err(e) = tx.commit() {
+            let e = OpError::from(e);
+            if e.is_disk_fault() {
+                // A failed write or fsync leaves what reached the disk
+                // unknown: the connection is not trusted again, the next
+                // operation runs on a new one (it keeps this one if the disk
+                // cannot even open).
+                if let Ok(db) = Db::open(self.db.path()) {
+                    self.db = db;
+                }
+            }
+            return Err(e);
+        }
         crate::crashpoint::hit("op:committed");
         Ok(result)
     }

@@ -1,7 +1,12 @@
-//! The faults the simulator injects, counted per kind for the run's summary.
+//! The faults the simulator injects, counted per kind for the run's summary,
+//! and the hub's disk fault ([`hub_disk_fault`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
+
+use super::net::lock;
+use super::world::{first_words, World};
+use super::SimError;
 
 /// A kind of fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -36,11 +41,16 @@ pub enum Fault {
     /// A register's disk full for a few operations (SQLite `SQLITE_FULL`):
     /// refused with the disk sentence, nothing half-applied, room again after.
     DiskFull,
+    /// The hub's disk failed for one register's sync round: writes or
+    /// fsyncs of its database failing with EIO or ENOSPC (the
+    /// `caja_faultvfs` shim), answered 503, nothing half-kept; the disk
+    /// works again after the round.
+    HubDisk,
 }
 
 impl Fault {
     /// Every kind, in order.
-    pub const ALL: [Fault; 14] = [
+    pub const ALL: [Fault; 15] = [
         Fault::Partition,
         Fault::PartitionedRequest,
         Fault::DropRequest,
@@ -55,6 +65,7 @@ impl Fault {
         Fault::Restore,
         Fault::OpRetry,
         Fault::DiskFull,
+        Fault::HubDisk,
     ];
 
     /// Its name in the summary.
@@ -74,6 +85,7 @@ impl Fault {
             Fault::Restore => "restore_backup",
             Fault::OpRetry => "op_retry",
             Fault::DiskFull => "disk_full",
+            Fault::HubDisk => "hub_disk",
         }
     }
 }
@@ -114,4 +126,48 @@ impl fmt::Display for FaultCounts {
             .collect();
         write!(f, "{}", parts.join(" "))
     }
+}
+
+/// The hub's disk fails under one sync round of register `reg`: one kind of
+/// `caja_faultvfs::KINDS` from the `n`-th write or fsync of the hub's
+/// database files (1 ≤ n ≤ 8, so it lands at different places of the
+/// round's transactions), until the round ends; then the disk works again.
+/// The round may only fail with the hub's answer (a 503): a database error
+/// at the register fails the run. The checker then finds the hub and the
+/// registers converged with nothing half-kept, as after any step.
+pub fn hub_disk_fault(w: &mut World, reg: usize) -> Result<(), SimError> {
+    let dir = {
+        let net = lock(&w.net);
+        if !net.hub.is_up() {
+            return Ok(());
+        }
+        net.hub.dir().to_path_buf()
+    };
+    if w.regs[reg].sync.is_none() {
+        return Ok(());
+    }
+    let kind = caja_faultvfs::KINDS[w.pick(caja_faultvfs::KINDS.len())];
+    let spec = format!("{kind}:{}", 1 + w.pick(8));
+    let fault = caja_faultvfs::Fault::parse(&spec).map_err(SimError)?;
+    let armed = caja_faultvfs::arm(fault, Some(&dir), None).map_err(SimError)?;
+    lock(&w.net).counts.add(Fault::HubDisk);
+    let Some(sync) = w.regs[reg].sync.as_mut() else {
+        armed.disarm();
+        return Ok(());
+    };
+    let (result, _) = sync.tick();
+    let seen = armed.seen();
+    armed.disarm();
+    match result {
+        Ok(r) => w.log(format!(
+            "r{reg} sync with the hub's disk failing ({spec}, {seen} calls): pushed {} hub {} peers {}",
+            r.pushed, r.hub_events, r.peer_events
+        )),
+        Err(caja_node::sync::engine::SyncError::Hub(e)) => w.log(format!(
+            "r{reg} sync with the hub's disk failing ({spec}): {}",
+            first_words(&e.to_string())
+        )),
+        Err(e) => return Err(SimError(format!("r{reg} sync under a hub disk fault: {e}"))),
+    }
+    Ok(())
 }

@@ -499,6 +499,7 @@ pub fn fault(w: &mut World) -> Result<(), SimError> {
                 w.restore_register(reg, which)?;
             }
         }
+        960..=979 => super::faults::hub_disk_fault(w, reg)?,
         980..=999 => disk_full(w, reg)?,
         _ => {
             let n = w.pick(3) + 1;
