@@ -106,12 +106,14 @@ pub fn customers(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<(String,
         .collect()
 }
 
-/// One customer's fields as this register knows them: name, phone,
-/// RNC/cédula, credit limit.
+/// A customer's name, phone, RNC/cédula and credit limit.
+pub type CustomerFields = (String, Option<String>, Option<String>, i64);
+
+/// One customer's fields as this register knows them.
 pub fn customer_fields(
     conn: &Connection,
     customer: &CustomerId,
-) -> rusqlite::Result<Option<(String, Option<String>, Option<String>, i64)>> {
+) -> rusqlite::Result<Option<CustomerFields>> {
     conn.prepare_cached(
         "SELECT name, phone, tax_id, credit_limit FROM customers WHERE customer_id = ?1",
     )?

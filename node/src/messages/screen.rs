@@ -205,6 +205,16 @@ pub fn ui_intent_states(intents: &[crate::projection::IntentLine]) -> String {
         .join(" ")
 }
 
+// — COUNTER —
+
+/// A customer's changes were saved.
+pub fn ui_customer_edited(name: &str, limit: Money) -> String {
+    format!(
+        "Cliente {name} actualizado; límite de crédito {}.",
+        rd(limit)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,14 +254,4 @@ mod tests {
             assert!(seen.insert(*k), "label {k} twice");
         }
     }
-}
-
-// — COUNTER —
-
-/// A customer's changes were saved.
-pub fn ui_customer_edited(name: &str, limit: Money) -> String {
-    format!(
-        "Cliente {name} actualizado; límite de crédito {}.",
-        rd(limit)
-    )
 }
