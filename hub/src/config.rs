@@ -1035,4 +1035,39 @@ mod tests {
             }
         }
     }
+
+    // — COUNTER —
+    #[test]
+    fn provider_urls_name_a_configured_provider_and_are_http() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = HubConfig {
+            admin_token: "a".repeat(32),
+            payment_providers: [("azul".to_owned(), "s".repeat(20))].into(),
+            ..HubConfig::default()
+        };
+        std::fs::write(dir.path().join(CONFIG_FILE), base.to_toml()).unwrap();
+        let load = |v: &str| {
+            let v = v.to_owned();
+            HubConfig::load(dir.path(), move |k| {
+                (k == "CAJA_HUB_PAYMENT_PROVIDER_URLS").then(|| v.clone())
+            })
+        };
+        let ok = load("azul=http://127.0.0.1:9000").unwrap();
+        assert_eq!(
+            ok.payment_provider_urls.get("azul").map(String::as_str),
+            Some("http://127.0.0.1:9000")
+        );
+        std::fs::write(dir.path().join(CONFIG_FILE), ok.to_toml()).unwrap();
+        assert_eq!(HubConfig::load(dir.path(), |_| None).unwrap(), ok);
+        std::fs::write(dir.path().join(CONFIG_FILE), base.to_toml()).unwrap();
+        for bad in ["cardnet=https://x", "azul=ftp://x"] {
+            match load(bad) {
+                Err(ConfigError::Invalid { field, .. }) => {
+                    assert_eq!(field, "payment_provider_urls", "{bad}")
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        assert!(matches!(load("azul"), Err(ConfigError::Env { .. })));
+    }
 }
