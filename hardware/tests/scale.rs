@@ -213,3 +213,26 @@ fn a_missing_port_is_an_open_error() {
     assert!(matches!(err, ScaleError::Open { .. }), "{err:?}");
     assert_eq!(err.message(), "No se puede abrir el puerto de la balanza");
 }
+
+/// A CAS PD-II frame as its manual lays it out (section 3.1.6, TYPE-6
+/// interface), built here by hand: `SOH STX STA SIGN W5…W0 UN1 UN0 BCC ETX EOT`.
+fn pd2_frame(sta: u8, sign: u8, weight: &[u8; 6], unit: &[u8; 2]) -> Vec<u8> {
+    let mut data = vec![sta, sign];
+    data.extend_from_slice(weight);
+    data.extend_from_slice(unit);
+    let bcc = data.iter().fold(0u8, |a, b| a ^ b);
+    let mut out = vec![0x01, 0x02];
+    out.extend_from_slice(&data);
+    out.extend_from_slice(&[bcc, 0x03, 0x04]);
+    out
+}
+
+#[test]
+fn cas_over_load_as_the_manual_sends_it_is_an_overload_not_garbage() {
+    // Over load: SIGN `F` and every weight digit `F`.
+    let (_sim, mut reader) = setup(CAS, Answer::Raw(pd2_frame(b'S', b'F', b"FFFFFF", b"Kg")));
+    assert_eq!(rejected(read(&mut reader, 300)), WeighError::Overload);
+    // The manual spells the unit `Kg`: sold at its weight.
+    let (_sim, mut reader) = setup(CAS, Answer::Raw(pd2_frame(b'S', b' ', b"00.455", b"Kg")));
+    assert_eq!(read(&mut reader, 2000).expect("weight"), QtyMilli(455));
+}

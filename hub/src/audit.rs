@@ -96,6 +96,10 @@ pub enum AuditKind {
     /// Head office approved or rejected a supplier's e-CF (ACECF signed by
     /// the hub).
     SupplierInvoiceDecided,
+    // — COUNTER —
+    /// Head office asked a payment provider to refund (part of) a captured
+    /// intent; the refund itself arrives as the provider's webhook.
+    PaymentRefundRequested,
 }
 
 impl AuditKind {
@@ -135,6 +139,7 @@ impl AuditKind {
             AuditKind::SupplierInvoiceReceived => "supplier_invoice_received",
             AuditKind::CommercialApprovalReceived => "commercial_approval_received",
             AuditKind::SupplierInvoiceDecided => "supplier_invoice_decided",
+            AuditKind::PaymentRefundRequested => "payment_refund_requested",
         }
     }
 }

@@ -328,6 +328,15 @@ pub struct HubConfig {
     /// Deliver every E31 the registers issue to its buyer's URL Recepción
     /// when DGII's directory lists the buyer (its ARECF kept). Default true.
     pub receiver_deliver_e31: bool,
+    // — COUNTER —
+    /// Where each payment provider's API takes the hub's refund requests
+    /// (`POST <url>/v1/refunds`, signed with the provider's webhook secret),
+    /// by provider name. In `hub.toml`: `[payment_provider_urls]` then
+    /// `azul = "https://…"`; in the environment:
+    /// `CAJA_HUB_PAYMENT_PROVIDER_URLS=azul=https://…`. A provider without
+    /// one cannot be asked for refunds (its own refunds still arrive as
+    /// webhooks).
+    pub payment_provider_urls: std::collections::BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for HubConfig {
@@ -393,6 +402,7 @@ impl std::fmt::Debug for HubConfig {
             .field("enroll_replay_window_ms", &self.enroll_replay_window_ms)
             .field("receiver_token_ttl_ms", &self.receiver_token_ttl_ms)
             .field("receiver_require_token", &self.receiver_require_token)
+            .field("payment_provider_urls", &self.payment_provider_urls)
             .field("receiver_rate_limit", &self.receiver_rate_limit)
             .field("receiver_deliver_e31", &self.receiver_deliver_e31)
             .finish()
@@ -463,6 +473,8 @@ impl Default for HubConfig {
                 per_minute: 600,
             },
             receiver_deliver_e31: true,
+            // — COUNTER —
+            payment_provider_urls: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -588,6 +600,18 @@ impl HubConfig {
                     })
                 }
             };
+        }
+        // — COUNTER —
+        if let Some(v) = env("CAJA_HUB_PAYMENT_PROVIDER_URLS") {
+            cfg.payment_provider_urls.clear();
+            for pair in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                let (name, url) = pair.split_once('=').ok_or(ConfigError::Env {
+                    name: "CAJA_HUB_PAYMENT_PROVIDER_URLS",
+                    message: "expected name=url,name=url".into(),
+                })?;
+                cfg.payment_provider_urls
+                    .insert(name.trim().to_owned(), url.trim().to_owned());
+            }
         }
         if let Some(v) = env("CAJA_HUB_PAYMENT_PROVIDERS") {
             cfg.payment_providers.clear();
@@ -749,6 +773,18 @@ impl HubConfig {
                     "payment_providers",
                     "a provider's webhook secret must be at least 16 characters",
                 );
+            }
+        }
+        // — COUNTER —
+        for (name, url) in &self.payment_provider_urls {
+            if !self.payment_providers.contains_key(name) {
+                return bad(
+                    "payment_provider_urls",
+                    "a provider's URL needs the provider in payment_providers",
+                );
+            }
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return bad("payment_provider_urls", "a URL is http:// or https://");
             }
         }
         if self.payment_confirm_deadline_ms <= 0 {
@@ -998,5 +1034,40 @@ mod tests {
                 (other, _) => panic!("{name}={value}: {other:?}"),
             }
         }
+    }
+
+    // — COUNTER —
+    #[test]
+    fn provider_urls_name_a_configured_provider_and_are_http() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = HubConfig {
+            admin_token: "a".repeat(32),
+            payment_providers: [("azul".to_owned(), "s".repeat(20))].into(),
+            ..HubConfig::default()
+        };
+        std::fs::write(dir.path().join(CONFIG_FILE), base.to_toml()).unwrap();
+        let load = |v: &str| {
+            let v = v.to_owned();
+            HubConfig::load(dir.path(), move |k| {
+                (k == "CAJA_HUB_PAYMENT_PROVIDER_URLS").then(|| v.clone())
+            })
+        };
+        let ok = load("azul=http://127.0.0.1:9000").unwrap();
+        assert_eq!(
+            ok.payment_provider_urls.get("azul").map(String::as_str),
+            Some("http://127.0.0.1:9000")
+        );
+        std::fs::write(dir.path().join(CONFIG_FILE), ok.to_toml()).unwrap();
+        assert_eq!(HubConfig::load(dir.path(), |_| None).unwrap(), ok);
+        std::fs::write(dir.path().join(CONFIG_FILE), base.to_toml()).unwrap();
+        for bad in ["cardnet=https://x", "azul=ftp://x"] {
+            match load(bad) {
+                Err(ConfigError::Invalid { field, .. }) => {
+                    assert_eq!(field, "payment_provider_urls", "{bad}")
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        assert!(matches!(load("azul"), Err(ConfigError::Env { .. })));
     }
 }

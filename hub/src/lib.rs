@@ -55,6 +55,7 @@ pub mod net;
 pub mod outbox;
 pub mod outbox_worker;
 pub mod payments;
+pub mod payments_client;
 pub mod projection;
 #[cfg(any(test, feature = "testkit"))]
 pub mod provider_emulator;

@@ -158,6 +158,9 @@ pub enum RefundStep {
     },
     /// The last part: the intent becomes `refunded`.
     Full,
+    /// Arrived before its capture (the intent is `pending` or `authorized`):
+    /// kept, and decided again once the capture is applied.
+    Hold,
     /// Never applied.
     Reject(RejectReason),
 }
@@ -165,8 +168,10 @@ pub enum RefundStep {
 /// Decides a `refunded` report of `amount` (marked partial, or after
 /// earlier partial refunds) against an intent in `from` for
 /// `intent_amount` of which `refunded` was refunded already. Only a
-/// `captured` intent is refunded; a refund beyond what is left is rejected
-/// (alerted); the report that completes the amount makes it `refunded`.
+/// `captured` intent is refunded; one not captured yet but on its way
+/// (`pending`, `authorized`) holds the report until it is; a refund beyond
+/// what is left is rejected (alerted); the report that completes the amount
+/// makes it `refunded`.
 pub fn decide_refund(
     from: IntentState,
     intent_amount: Money,
@@ -177,7 +182,11 @@ pub fn decide_refund(
         return RefundStep::Reject(RejectReason::Stale);
     }
     if from != IntentState::Captured {
-        return RefundStep::Reject(RejectReason::InvalidTransition);
+        return if reachable(from, IntentState::Captured) {
+            RefundStep::Hold
+        } else {
+            RefundStep::Reject(RejectReason::InvalidTransition)
+        };
     }
     let total = refunded.0.saturating_add(amount.0);
     if amount.0 <= 0 || total > intent_amount.0 {
@@ -196,6 +205,54 @@ pub fn decide_refund(
 /// marks `partial`, or any refund after a partial one.
 pub fn is_partial_refund(to: IntentState, partial: bool, refunded: Money) -> bool {
     to == IntentState::Refunded && (partial || refunded.0 > 0)
+}
+
+/// Head office's request that the provider refund `amount` of a captured
+/// intent (`POST /v1/admin/payments/refund`). `request_id` is the
+/// idempotency key the provider dedups on: asking again with it refunds once.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundRequest {
+    /// The intent.
+    pub intent_id: IntentId,
+    /// What to give back, in centavos.
+    pub amount: Money,
+    /// Idempotency key (a UUID v7 the caller chooses).
+    pub request_id: RequestId,
+}
+
+/// Whether a refund of `requested` may be asked for an intent in `state` for
+/// `amount`, of which `refunded` was given back already: only a captured
+/// intent, a positive amount, no more than what is left (409 otherwise,
+/// naming why; nothing is asked).
+pub fn check_refund_request(
+    state: IntentState,
+    amount: Money,
+    refunded: Money,
+    requested: Money,
+) -> Result<(), ApiError> {
+    if requested.0 <= 0 {
+        return Err(ApiError::invalid("amount", "must be positive"));
+    }
+    if state != IntentState::Captured {
+        return Err(ApiError::new(
+            409,
+            "intent_not_captured",
+            format!(
+                "the intent is {}; only a captured intent is refunded",
+                state.as_str()
+            ),
+        ));
+    }
+    let left = amount.0.saturating_sub(refunded.0);
+    if requested.0 > left {
+        return Err(ApiError::new(
+            409,
+            "refund_exceeds_capture",
+            format!("{} centavos asked, {left} left to refund", requested.0),
+        ));
+    }
+    Ok(())
 }
 
 /// One provider event about an intent, keyed by whatever the caller uses

@@ -268,3 +268,132 @@ impl Provider {
         out
     }
 }
+
+/// The provider's refund API, served on loopback for tests: `POST
+/// /v1/refunds` checks the hub's signature (`X-Hub-Signature` with the
+/// provider's secret, ±5 min), takes each `request_id` once (a repeat
+/// answers the first refund id and refunds nothing more), answers
+/// `{"refund_id"}` and then reports the refund to the hub as a `refunded`
+/// webhook marked `partial` (the hub decides whether it completes the
+/// amount). A request with a bad signature is answered 401 and refunds
+/// nothing.
+#[derive(Debug)]
+pub struct RefundApi {
+    /// Its base URL (`http://127.0.0.1:<port>`).
+    pub url: String,
+    /// Every request the hub made, in order (their JSON bodies; refused ones
+    /// included, with `"refused": true`).
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    hub_url: std::sync::Arc<std::sync::Mutex<String>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RefundApi {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct RefundApiState {
+    provider: std::sync::Arc<Provider>,
+    hub_url: std::sync::Arc<std::sync::Mutex<String>>,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    refunds: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
+}
+
+impl RefundApi {
+    /// Starts the API for `provider`, delivering its webhooks to `hub_url`.
+    pub async fn start(
+        provider: std::sync::Arc<Provider>,
+        hub_url: &str,
+    ) -> std::io::Result<RefundApi> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let hub_url = std::sync::Arc::new(std::sync::Mutex::new(hub_url.to_owned()));
+        let state = std::sync::Arc::new(RefundApiState {
+            provider,
+            hub_url: hub_url.clone(),
+            requests: requests.clone(),
+            refunds: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+        });
+        let app = axum::Router::new()
+            .route("/v1/refunds", axum::routing::post(refund))
+            .with_state(state);
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(RefundApi {
+            url,
+            requests,
+            hub_url,
+            task,
+        })
+    }
+
+    /// Where the webhooks go (a hub started after the API, whose
+    /// configuration needed the API's URL).
+    pub fn set_hub_url(&self, url: &str) {
+        if let Ok(mut u) = self.hub_url.lock() {
+            url.clone_into(&mut u);
+        }
+    }
+}
+
+async fn refund(
+    axum::extract::State(st): axum::extract::State<std::sync::Arc<RefundApiState>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> (axum::http::StatusCode, String) {
+    use axum::http::StatusCode;
+    let mut seen: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let signed = crate::payments::verify_webhook(
+        st.provider.secret.as_bytes(),
+        headers
+            .get(crate::payments_client::HUB_SIGNATURE_HEADER)
+            .and_then(|h| h.to_str().ok()),
+        &body,
+        now_ms(),
+        crate::payments::WEBHOOK_TOLERANCE_MS,
+    );
+    let (Ok(()), Some(intent), Some(amount), Some(request)) = (
+        signed,
+        seen["intent_id"].as_str().map(str::to_owned),
+        seen["amount"].as_i64(),
+        seen["request_id"].as_str().map(str::to_owned),
+    ) else {
+        seen["refused"] = Value::Bool(true);
+        if let Ok(mut r) = st.requests.lock() {
+            r.push(seen);
+        }
+        return (StatusCode::UNAUTHORIZED, "{\"error\":\"refused\"}".into());
+    };
+    if let Ok(mut r) = st.requests.lock() {
+        r.push(seen);
+    }
+    let (refund_id, new) = {
+        let Ok(mut refunds) = st.refunds.lock() else {
+            return (StatusCode::INTERNAL_SERVER_ERROR, String::new());
+        };
+        match refunds.get(&request) {
+            Some(id) => (id.clone(), false),
+            None => {
+                let id = format!("re_{}_{:06}", st.provider.name, refunds.len() + 1);
+                refunds.insert(request, id.clone());
+                (id, true)
+            }
+        }
+    };
+    if new {
+        let st = st.clone();
+        tokio::spawn(async move {
+            let e = st.provider.partial_refund(&intent, amount);
+            let hub = st.hub_url.lock().map(|u| u.clone()).unwrap_or_default();
+            st.provider.deliver(&hub, &e).await;
+        });
+    }
+    (
+        StatusCode::OK,
+        json!({ "refund_id": refund_id }).to_string(),
+    )
+}

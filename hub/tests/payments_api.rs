@@ -858,3 +858,166 @@ async fn card_payments_are_refunded_in_parts_and_the_register_learns_each_part()
     );
 }
 }
+
+on_both_backends! {
+#[tokio::test]
+async fn a_partial_refund_before_its_capture_is_held_and_applied_when_the_capture_arrives() {
+    let (hub, _store, reg, _) = setup(60_000).await;
+    let azul = Provider::new("azul", AZUL_SECRET);
+    let id = intent(&hub, &reg, 42, 9500).await;
+    // The provider's refund webhook overtakes its capture: held, nothing moved.
+    let first = azul.partial_refund(&id, 2000);
+    let r = azul.deliver(&hub.url, &first).await;
+    assert_eq!(r.body["outcome"], "held", "{}", r.body);
+    assert_eq!(r.body["state"], "pending", "{}", r.body);
+    let r = azul.deliver(&hub.url, &azul.partial_refund(&id, 1500)).await;
+    assert_eq!(r.body["outcome"], "held", "{}", r.body);
+    assert_eq!(
+        count(&hub, "SELECT refunded_amount FROM payment_intents"),
+        0
+    );
+    let e = azul.event("authorized", Some(&id), Some("731951"), 9500);
+    let r = azul.deliver(&hub.url, &e).await;
+    assert_eq!(r.body["outcome"], "applied", "{}", r.body);
+    assert_eq!(intent_state(&hub, &id).await, "authorized");
+    // The capture: applied, and both held parts after it, in arrival order.
+    let e = azul.event("captured", Some(&id), Some("731951"), 9500);
+    let r = azul.deliver(&hub.url, &e).await;
+    assert_eq!(r.body["outcome"], "applied", "{}", r.body);
+    assert_eq!(r.body["transitions"], 3, "{}", r.body);
+    assert_eq!(r.body["state"], "captured", "{}", r.body);
+    assert_eq!(
+        count(&hub, "SELECT refunded_amount FROM payment_intents"),
+        3500
+    );
+    assert_eq!(
+        count(&hub, "SELECT count(*) FROM payment_webhooks WHERE outcome = 'held'"),
+        0
+    );
+    // A resend of the first refund is a duplicate, never a second refund.
+    let r = azul.deliver(&hub.url, &first).await;
+    assert_eq!(r.body["outcome"], "duplicate", "{}", r.body);
+    assert_eq!(r.body["first_outcome"], "applied", "{}", r.body);
+    // The rest completes it.
+    let r = azul.deliver(&hub.url, &azul.partial_refund(&id, 6000)).await;
+    assert_eq!(r.body["state"], "refunded", "{}", r.body);
+    // The register learns each part, after the capture.
+    let r = hub.pull(&reg, "").await;
+    let parts: Vec<(IntentState, Option<i64>)> = r.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| {
+            match Event::from_json(v.to_string().as_bytes()).unwrap().body().unwrap() {
+                EventBody::PaymentIntentUpdated(p) if p.intent_id.to_string() == id => {
+                    Some((p.state, p.refunded.map(|m| m.0)))
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    assert_eq!(
+        parts,
+        [
+            (IntentState::Pending, None),
+            (IntentState::Authorized, None),
+            (IntentState::Captured, None),
+            (IntentState::Captured, Some(2000)),
+            (IntentState::Captured, Some(3500)),
+            (IntentState::Refunded, Some(9500)),
+        ]
+    );
+}
+}
+
+async fn ask_refund(hub: &TestHub, intent: &str, amount: i64, request: u64) -> Reply {
+    let r = hub
+        .http
+        .post(format!("{}/v1/admin/payments/refund", hub.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"intent_id": intent, "amount": amount, "request_id": rid(request)}))
+        .send()
+        .await
+        .unwrap();
+    reply(r).await
+}
+
+on_both_backends! {
+#[tokio::test]
+async fn head_office_asks_the_provider_for_a_refund_and_its_webhook_applies_it() {
+    use caja_hub::provider_emulator::RefundApi;
+    let azul = Arc::new(Provider::new("azul", AZUL_SECRET));
+    let api = RefundApi::start(azul.clone(), "http://127.0.0.1:9").await.unwrap();
+    let hub = TestHub::start_with(caja_hub::config::HubConfig {
+        payment_provider_urls: [("azul".to_owned(), api.url.clone())].into(),
+        ..config(60_000)
+    })
+    .await;
+    api.set_hub_url(&hub.url);
+    let store = hub.create_store("colmado").await;
+    let (reg, _) = hub.enroll(store).await;
+    let id = intent(&hub, &reg, 51, 9500).await;
+
+    // Not captured yet: refused, the provider not asked, nothing audited.
+    let r = ask_refund(&hub, &id, 2000, 900).await;
+    assert_eq!((r.status, r.body["error"].as_str()), (409, Some("intent_not_captured")), "{}", r.body);
+    assert!(api.requests.lock().unwrap().is_empty());
+    for state in ["authorized", "captured"] {
+        let e = azul.event(state, Some(&id), Some("731960"), 9500);
+        assert_eq!(azul.deliver(&hub.url, &e).await.body["outcome"], "applied");
+    }
+    // More than was captured: refused, nothing asked.
+    let r = ask_refund(&hub, &id, 9501, 901).await;
+    assert_eq!((r.status, r.body["error"].as_str()), (409, Some("refund_exceeds_capture")), "{}", r.body);
+    assert_eq!(audit_count(&hub, "payment_refund_requested"), 0);
+
+    // 20.00 back: asked, signed; the provider's webhook applies it.
+    let r = ask_refund(&hub, &id, 2000, 902).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["outcome"], "requested", "{}", r.body);
+    assert_eq!(r.body["left_after"], 7500, "{}", r.body);
+    assert_eq!(audit_count(&hub, "payment_refund_requested"), 1);
+    let refunded = || count(&hub, "SELECT refunded_amount FROM payment_intents");
+    for _ in 0..200 {
+        if refunded() == 2000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(refunded(), 2000);
+    assert_eq!(intent_state(&hub, &id).await, "captured");
+    // The same request again: the provider refunds once.
+    let r = ask_refund(&hub, &id, 2000, 902).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(refunded(), 2000);
+    {
+        let seen = api.requests.lock().unwrap();
+        assert_eq!(seen.len(), 2);
+        assert!(seen.iter().all(|v| v.get("refused").is_none()), "{seen:?}");
+        assert_eq!(seen[0]["amount"], 2000);
+    }
+    // The rest: the intent becomes refunded.
+    let r = ask_refund(&hub, &id, 7500, 903).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    for _ in 0..200 {
+        if intent_state(&hub, &id).await == "refunded" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(intent_state(&hub, &id).await, "refunded");
+    assert_eq!(refunded(), 9500);
+
+    // The provider down: 502, the admin may try again.
+    let id2 = intent(&hub, &reg, 52, 4000).await;
+    for state in ["authorized", "captured"] {
+        let e = azul.event(state, Some(&id2), Some("731961"), 4000);
+        azul.deliver(&hub.url, &e).await;
+    }
+    drop(api);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let r = ask_refund(&hub, &id2, 1000, 904).await;
+    assert_eq!((r.status, r.body["error"].as_str()), (502, Some("provider_unreachable")), "{}", r.body);
+}
+}

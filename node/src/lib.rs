@@ -41,6 +41,7 @@ pub mod crashpoint;
 pub mod datadir;
 pub mod db;
 pub mod devices;
+pub mod drawer_journal;
 pub mod ecf;
 pub mod error;
 pub mod escrow;

@@ -137,6 +137,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "return_slips",
         sql: include_str!("../../migrations/node/0020_return_slips.sql"),
     },
+    Migration {
+        version: 21,
+        name: "drawer_journal",
+        sql: include_str!("../../migrations/node/0021_drawer_journal.sql"),
+    },
 ];
 
 /// The schema version this binary writes: the last of [`MIGRATIONS`].

@@ -179,8 +179,10 @@ pub enum DrawerNote {
 pub struct ManualOpening {
     /// The job whose drawer it was.
     pub job: JobId,
-    /// Its sale (or drawer opening).
+    /// Its sale (or drawer opening, or return).
     pub sale: SaleId,
+    /// The job's kind: a return's slip is a refund's drawer.
+    pub kind: JobKind,
     /// When it was recorded.
     pub opened_ms: i64,
 }
@@ -1009,8 +1011,32 @@ pub fn record_manual_opening(
     Ok(ManualOpening {
         job: job.id,
         sale,
+        kind: job.kind,
         opened_ms: now_ms,
     })
+}
+
+/// The recorded drawer opening of `sale` (a sale, a drawer opening or a
+/// return), if any.
+pub fn opening_of(conn: &Connection, sale: SaleId) -> Result<Option<ManualOpening>, OpError> {
+    let row: Option<(i64, String, i64)> = conn
+        .prepare_cached(
+            "SELECT d.job_id, j.kind, d.opened_ms FROM drawer_openings d
+             JOIN print_jobs j ON j.job_id = d.job_id WHERE d.sale_id = ?1",
+        )?
+        .query_row([sale.to_string()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    row.map(|(job, kind, opened_ms)| {
+        Ok(ManualOpening {
+            job: JobId(u64::try_from(job).map_err(|_| bad_row("job id"))?),
+            sale,
+            kind: JobKind::parse(&kind).ok_or_else(|| bad_row("kind"))?,
+            opened_ms,
+        })
+    })
+    .transpose()
 }
 
 fn queue_bug(e: caja_hardware::queue::QueueError) -> OpError {

@@ -106,6 +106,23 @@ pub fn customers(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<(String,
         .collect()
 }
 
+/// A customer's name, phone, RNC/cédula and credit limit.
+pub type CustomerFields = (String, Option<String>, Option<String>, i64);
+
+/// One customer's fields as this register knows them.
+pub fn customer_fields(
+    conn: &Connection,
+    customer: &CustomerId,
+) -> rusqlite::Result<Option<CustomerFields>> {
+    conn.prepare_cached(
+        "SELECT name, phone, tax_id, credit_limit FROM customers WHERE customer_id = ?1",
+    )?
+    .query_row([customer.to_string()], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })
+    .optional()
+}
+
 /// A customer's open debts, oldest first: debt id, its event id, what is
 /// left to pay.
 pub fn open_debts(

@@ -219,10 +219,15 @@ fn a_cash_sale_with_no_paper_opens_the_drawer_once_with_the_real_time_pulse() {
     let data = f.data.root().to_path_buf();
     printer.lock().unwrap().paper_out = true;
 
-    let (_, said) = sell(&data, &["--cash", "100"]);
+    let (sale, said) = sell(&data, &["--cash", "100"]);
     assert!(said.contains("Gaveta abierta"), "{said}");
     wait_for(&printer, |p| p.pulses == 1);
     assert_eq!(printer.lock().unwrap().pulses, 1);
+    // The opening is in the journal, for head office.
+    let opened = drawer_events(&f);
+    assert_eq!(opened.len(), 1, "{opened:?}");
+    assert_eq!(opened[0].sale_id.map(|s| s.to_string()), Some(sale));
+    assert_eq!(opened[0].how, caja_shared::kind::DrawerHow::Pulse);
 
     // Printing again while the paper is still out: no second opening.
     let said = text(&cli(&data, &["print"]));
@@ -249,6 +254,24 @@ fn a_cash_sale_with_no_paper_opens_the_drawer_once_with_the_real_time_pulse() {
     assert_eq!(p.receipts(), 2);
     assert_eq!(p.kicks(), 0, "the drawer was already opened");
     assert_eq!(p.pulses, 1);
+    assert_eq!(drawer_events(&f).len(), 1, "journaled once");
+}
+
+/// The `SaleDrawerOpened` events in the register's journal.
+fn drawer_events(f: &Fixture) -> Vec<caja_shared::kind::SaleDrawerOpened> {
+    let conn = f.register.conn();
+    let head = caja_node::journal::Journal::head(conn).expect("head").seq;
+    (1..=head)
+        .filter_map(|seq| {
+            let e = caja_node::journal::Journal::event(conn, seq)
+                .expect("read")
+                .expect("event");
+            match e.body().expect("body") {
+                caja_shared::kind::EventBody::SaleDrawerOpened(d) => Some(d),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 #[test]
@@ -506,4 +529,146 @@ fn a_refused_return_queues_no_slip() {
     assert!(status.contains("Recibos en cola: 0"), "{status}");
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(printer.lock().unwrap().receipts(), 1);
+}
+
+#[test]
+fn a_cash_refund_with_the_printer_unreachable_names_the_return_and_journals_its_opening() {
+    let (address, printer) = emulator();
+    let f = register(47, &address);
+    let data = f.data.root().to_path_buf();
+    let (sale, _) = sell(&data, &["--cash", "100"]);
+    wait_for(&printer, |p| p.receipts() == 1);
+
+    // The printer is gone; one rice back for cash.
+    let closed = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let gone = format!("tcp://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    std::fs::write(data.join("config.toml"), format!("printer = \"{gone}\"\n")).expect("config");
+    let out = cli(
+        &data,
+        &[
+            "--json", "return", "--sale", &sale, "--line", "0:1", "--refund", "cash",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let ret = v["return_id"].as_str().expect("return_id").to_owned();
+    let said = text(&out);
+    assert!(
+        said.contains(&format!("la gaveta de la devolución {ret} no se abrió")),
+        "{said}"
+    );
+    assert!(!said.contains(&format!("venta {ret}")), "{said}");
+
+    let out = cli(&data, &["drawer", "manual", "--sale", &ret]);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains(&format!(
+            "Apertura manual de la gaveta registrada (la devolución {ret}); el comprobante"
+        )),
+        "{said}"
+    );
+    // In the journal as the refund's opening, by key.
+    let opened = drawer_events(&f);
+    assert_eq!(opened.len(), 1, "{opened:?}");
+    assert_eq!(opened[0].return_id.map(|r| r.to_string()), Some(ret));
+    assert_eq!(opened[0].sale_id, None);
+    assert_eq!(opened[0].how, caja_shared::kind::DrawerHow::Manual);
+}
+
+#[test]
+fn customer_edit_changes_only_the_fields_given_and_refuses_a_bad_rnc() {
+    let f = Fixture::new(48);
+    let data = f.data.root().to_path_buf();
+    let out = cli(
+        &data,
+        &[
+            "--json",
+            "customer",
+            "--name",
+            "Doña Rosa",
+            "--phone",
+            "809-555-0100",
+            "--tax-id",
+            "101850043",
+            "--credit-limit",
+            "500",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let id = v["customer_id"].as_str().expect("id").to_owned();
+    let customer: caja_shared::ids::CustomerId = id.parse().expect("id");
+    let fields = || {
+        caja_node::queries::customer_fields(f.register.conn(), &customer)
+            .expect("read")
+            .expect("customer")
+    };
+    let head = || {
+        caja_node::journal::Journal::head(f.register.conn())
+            .expect("head")
+            .seq
+    };
+
+    // Only the limit: the rest stays.
+    let out = cli(
+        &data,
+        &["customer-edit", "--id", &id, "--credit-limit", "750.00"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("Cliente guardado"), "{}", text(&out));
+    assert_eq!(
+        fields(),
+        (
+            "Doña Rosa".to_owned(),
+            Some("809-555-0100".to_owned()),
+            Some("101850043".to_owned()),
+            75_000
+        )
+    );
+
+    // A wrong check digit, a negative limit, an unknown customer: refused,
+    // nothing written.
+    let before = head();
+    for args in [
+        vec!["customer-edit", "--id", &id, "--tax-id", "101850042"],
+        vec!["customer-edit", "--id", &id, "--name", "  "],
+        vec![
+            "customer-edit",
+            "--id",
+            "01935f4e-8a00-7000-8000-00000000abcd",
+            "--name",
+            "Nadie",
+        ],
+    ] {
+        let out = cli(&data, &args);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", text(&out));
+    }
+    assert_eq!(head(), before);
+
+    // An empty phone clears it; the name changes.
+    let out = cli(
+        &data,
+        &[
+            "customer-edit",
+            "--id",
+            &id,
+            "--phone",
+            "",
+            "--name",
+            "Rosa Pérez",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        fields(),
+        (
+            "Rosa Pérez".to_owned(),
+            None,
+            Some("101850043".to_owned()),
+            75_000
+        )
+    );
+    assert_eq!(head(), before + 1);
 }

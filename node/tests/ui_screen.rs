@@ -1123,3 +1123,77 @@ fn the_drawer_opened_with_the_key_is_recorded_once_and_only_for_cash() {
     assert_eq!(e.status, 422, "{}", e.message);
     assert_eq!(manual(&fx), 1);
 }
+
+#[test]
+fn a_retried_payment_whose_sale_was_made_does_not_ask_for_its_intent_again() {
+    let mut fx = Fixture::new(39);
+    // Every ask is counted; the hub is down, as in the test above.
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    let ask = caja_node::ui::screen::AskIntents(Box::new(move |_sale, paid| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        paid.iter()
+            .enumerate()
+            .map(
+                |(index, (method, amount, reference))| caja_node::sync::intents::SaleIntent {
+                    index,
+                    method: *method,
+                    amount: *amount,
+                    reference: reference.clone(),
+                    intent_id: None,
+                    error: Some("hub unreachable".into()),
+                },
+            )
+            .collect()
+    }));
+    let s = screen(&fx, 40).with_intents(ask);
+    open_shift(&mut fx, &s);
+    let add = |fx: &mut Fixture| {
+        s.add_line(&AddLine {
+            op: fx.op(),
+            entry: "ARROZ".into(),
+        })
+        .expect("add");
+    };
+    add(&mut fx);
+    let op = fx.op();
+    let qr = || {
+        let mut qr = pay(op, "");
+        qr.cash = None;
+        qr.transfer = Some("65.00".into());
+        qr.transfer_ref = Some("QR-5566".into());
+        qr
+    };
+    let v = s.pay(&qr()).expect("paid by QR");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    let said = v["shown"]["intents"]
+        .as_str()
+        .expect("intents said")
+        .to_owned();
+    let sold = head(&fx);
+
+    // The answer was lost and the browser retries: the first answer again,
+    // nothing asked.
+    let v = s.pay(&qr()).expect("retry");
+    assert_eq!(v["done"], Value::Bool(true));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(v["shown"]["intents"].as_str(), Some(said.as_str()));
+
+    // The screen stopped after the sale and before it emptied the cart (the
+    // cart still holds the line and the payment's op): the retry answers the
+    // sale already made and shows what was said, without asking again.
+    add(&mut fx);
+    fx.register
+        .conn()
+        .execute("UPDATE ui_cart SET pay_op = ?1", [op.to_string()])
+        .expect("cart as the stopped screen left it");
+    let v = s.pay(&qr()).expect("retry through the sale");
+    assert_eq!(v["done"], Value::Bool(true));
+    assert_eq!(head(&fx), sold, "no second sale");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the intent was not asked again"
+    );
+    assert_eq!(v["shown"]["intents"].as_str(), Some(said.as_str()), "{v}");
+}

@@ -22,7 +22,9 @@ use crate::ids::{
 use crate::money::{Money, QtyMilli, TaxRateBp};
 use crate::pin::PinHash;
 
+mod drawer;
 mod fiscal;
+pub use drawer::{DrawerHow, SaleDrawerOpened};
 pub use fiscal::{FiscalDocumentIssued, IssuedDocument};
 
 /// Why a body does not decode.
@@ -175,6 +177,9 @@ event_kinds! {
     /// A register signed an e-CF (and its RFCE) for a sale or a return; the
     /// signed bytes travel beside the event in the push.
     FiscalDocumentIssued,
+    /// The drawer of a cash sale or refund opened apart from its receipt
+    /// (the real-time pulse, or the key when the printer was unreachable).
+    SaleDrawerOpened,
 }
 
 impl EventBody {
@@ -1005,7 +1010,7 @@ mod tests {
             assert_eq!(EventKind::parse(k.as_str()), Some(*k));
         }
         assert_eq!(EventKind::parse("SaleDeleted"), None);
-        assert_eq!(EventKind::ALL.len(), 25);
+        assert_eq!(EventKind::ALL.len(), 26);
     }
 
     #[test]

@@ -41,6 +41,7 @@ const NODE_SQL_FILES: &[&str] = &[
     "node/src/db.rs",
     "node/src/migrate.rs",
     "node/src/queries.rs",
+    "node/src/drawer_journal.rs",
     "node/src/print.rs",
     "node/src/import.rs",
     "node/src/sync/state.rs",

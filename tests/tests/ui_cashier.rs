@@ -21,7 +21,10 @@
 //!   wrong check digit, refused naming the field), an abono; each in the
 //!   journal and at the hub;
 //! - a receipt that could not print, printed by "Reimprimir pendientes"
-//!   before its backoff ends; a damaged return from the sales list.
+//!   before its backoff ends; a damaged return from the sales list;
+//! - a customer edited from the customers dialog (a wrong RNC refused with
+//!   nothing written), and a drawer opened with the key reaching the hub as
+//!   a `SaleDrawerOpened`.
 //!
 //! Every step saves a screenshot under `target/test-output/<test>/`, and
 //! every screen state passes the accessibility check.
@@ -1427,4 +1430,115 @@ fn the_drawer_opened_with_the_key_when_the_printer_is_unreachable() {
         .expect("refused");
     look(&b, "drawer refused");
     assert_eq!(manual(), 1);
+
+    // Head office sees the opening: one `SaleDrawerOpened` reaches the hub.
+    let deadline = Instant::now() + RECONNECT;
+    while hub_count(&rig, "SaleDrawerOpened") < 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(hub_count(&rig, "SaleDrawerOpened"), 1);
+}
+
+/// A customer edited from the customers dialog (F2, "Editar"): the dialog
+/// starts from what the register knows; a wrong RNC is refused naming the
+/// field with nothing written; the changes are journaled and reach the hub.
+#[test]
+fn editing_a_customer_from_the_screen() {
+    let Some(b) = Browser::start("ui_cashier_customer_edit").expect("browser") else {
+        return;
+    };
+    let rig = rig("edit");
+    b.goto(&rig.url).expect("open the screen");
+    open_shift(&b);
+
+    b.type_keys(keys::F2).expect("F2");
+    wait_shown(&b, "dlg-customers");
+    b.find("#cust-name")
+        .expect("name")
+        .type_keys("Don Pedro")
+        .expect("name");
+    let limit = b.find("#cust-limit").expect("limit");
+    limit.clear().expect("clear");
+    limit
+        .type_keys(&format!("300.00{}", keys::ENTER))
+        .expect("limit");
+    b.wait_for_text("#customer-rows", "Don Pedro", WAIT)
+        .expect("customer listed");
+    let journal_head = || {
+        Journal::head(&rig.node.db().expect("db"))
+            .expect("head")
+            .seq
+    };
+    let before = journal_head();
+
+    b.find("#customer-rows button[aria-label='Editar Don Pedro']")
+        .expect("edit button")
+        .click()
+        .expect("edit");
+    wait_shown(&b, "dlg-customer-edit");
+    assert_eq!(
+        b.find("#edit-name").expect("name").value().expect("value"),
+        "Don Pedro"
+    );
+    assert_eq!(
+        b.find("#edit-limit")
+            .expect("limit")
+            .value()
+            .expect("value"),
+        "300.00"
+    );
+    look(&b, "customer edit dialog");
+
+    // A wrong check digit: refused, naming the field; nothing written.
+    b.find("#edit-phone")
+        .expect("phone")
+        .type_keys("809-555-0101")
+        .expect("phone");
+    let tax = b.find("#edit-tax-id").expect("tax id");
+    tax.type_keys("101850042").expect("tax id");
+    let limit = b.find("#edit-limit").expect("limit");
+    limit.clear().expect("clear");
+    limit
+        .type_keys(&format!("750.00{}", keys::ENTER))
+        .expect("limit");
+    b.wait_for_text(
+        "#customer-edit-message",
+        "RNC o cédula del cliente inválido",
+        WAIT,
+    )
+    .expect("wrong RNC refused");
+    look(&b, "customer edit refused");
+    assert_eq!(journal_head(), before, "nothing written");
+
+    tax.clear().expect("clear");
+    tax.type_keys("101850043").expect("tax id");
+    b.find("#form-customer-edit button[type=submit]")
+        .expect("submit")
+        .click()
+        .expect("save");
+    b.wait_for_text("#shown-text", "Cliente Don Pedro actualizado", WAIT)
+        .expect("saved");
+    look(&b, "customer edited");
+
+    let (phone, tax_id, limit): (Option<String>, Option<String>, i64) = rig
+        .node
+        .db()
+        .expect("db")
+        .query_row(
+            "SELECT phone, tax_id, credit_limit FROM customers WHERE name = 'Don Pedro'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("customer row");
+    assert_eq!(
+        (phone.as_deref(), tax_id.as_deref(), limit),
+        (Some("809-555-0101"), Some("101850043"), 75_000)
+    );
+    assert_eq!(journal_head(), before + 1);
+    // At the hub: the new customer and its edit.
+    let deadline = Instant::now() + RECONNECT;
+    while hub_count(&rig, "CustomerUpserted") < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(hub_count(&rig, "CustomerUpserted"), 2);
 }

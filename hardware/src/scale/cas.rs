@@ -1,34 +1,41 @@
 //! CAS PD-II, ECR mode with the `ENQ`/`ACK`/`DC1` handshake.
 //!
-//! Line: 9600 baud, 8 data bits, no parity, 1 stop bit (as set on the scale).
+//! Source: the CAS PD-II user's manual, section 3.1.6 "TYPE-6 interface"
+//! (the Samsung ECR ER-670 protocol; manual page 23, public copies online),
+//! read for the frame below; `docs/hardware.md` quotes what it says.
+//!
+//! Line: 9600 baud, 8 data bits, no parity, 1 stop bit (as set on the scale;
+//! the manual's page on the frame does not give the line settings).
 //!
 //! ```text
 //! host → scale   ENQ                              0x05: are you ready?
 //! scale → host   ACK | NAK                        0x06 ready, 0x15 busy
 //! host → scale   DC1                              0x11: send the weight
-//! scale → host   SOH STX STA SIGN W1…W6 U1 U2 BCC ETX EOT      (15 bytes)
+//! scale → host   SOH STX STA SIGN W5…W0 UN1 UN0 BCC ETX EOT     (15 bytes)
 //! ```
 //!
 //! - `SOH` 0x01, `STX` 0x02, `ETX` 0x03, `EOT` 0x04.
-//! - `STA`: `S` stable, `U` unstable (in motion).
-//! - `SIGN`: `' '` (or `+`) at or above zero, `-` below zero.
-//! - `W1…W6`: the weight in kilograms, six characters, ASCII digits with one `.`
-//!   (`01.250` = 1 250 g); leading spaces accepted.
-//! - `U1 U2`: the unit, `kg`. Anything else (`lb`) is refused: the register sells
-//!   by the gram.
-//! - `BCC`: XOR of the ten bytes `STA` through `U2`. It can take any value, so the
+//! - `STA`: `S` stable, `U` not stable (in motion).
+//! - `SIGN`: `' '` at or above zero (`+` accepted too), `-` below zero, `F`
+//!   over load — and then `W5…W0` are all `F` as well. An over-load frame is
+//!   read as an over-capacity status, never as a garbled frame.
+//! - `W5…W0`: the weight in kilograms, six characters, ASCII digits with one
+//!   `.` (`01.250` = 1 250 g); leading spaces accepted.
+//! - `UN1 UN0`: the unit, `Kg` or `Lb` in the manual (any letter case is
+//!   accepted). `Lb` is refused: the register sells by the gram.
+//! - `BCC`: the block check character; XOR of the ten bytes `STA` through
+//!   `UN0` (guessed: the manual names it without its formula; an XOR of the
+//!   data block is the usual ECR block check). It can take any value, so the
 //!   frame is read by length, not by looking for `ETX`.
+//! - `DC2` ("all data") is not used by the PD-II (the manual says so).
 //!
 //! Bit 7 of every byte is masked off: some PD-II units are set to 7 data bits
 //! with even parity (public driver notes list the first byte as `0x01` or
 //! `0x81`, which is `SOH` with its parity bit), and the frame is all ASCII.
-//!
-//! Overload has no marker of its own in this frame: a weight above the scale's
-//! configured capacity is refused by [`super::certify`].
 
 use caja_shared::money::QtyMilli;
 
-use super::{format_kg, parse_kg, Frame, FrameError, Reading};
+use super::{format_kg, parse_kg, Frame, FrameError, Reading, StatusFlags};
 
 /// Start of heading.
 pub const SOH: u8 = 0x01;
@@ -149,13 +156,21 @@ fn parse_body(body: &[u8]) -> Result<Reading, FrameError> {
         b'U' => false,
         _ => return Err(FrameError::Malformed("status is neither S nor U")),
     };
+    let over_load = data[1] == b'F' || data[2..8].iter().all(|&b| b == b'F');
+    if over_load {
+        return Ok(Reading::Status(StatusFlags {
+            over_capacity: true,
+            motion: !stable,
+            ..StatusFlags::default()
+        }));
+    }
     let negative = match data[1] {
         b' ' | b'+' => false,
         b'-' => true,
-        _ => return Err(FrameError::Malformed("sign is neither space nor -")),
+        _ => return Err(FrameError::Malformed("sign is neither space, - nor F")),
     };
     let unit = &data[8..10];
-    if unit != b"kg" {
+    if !unit.eq_ignore_ascii_case(b"kg") {
         return Err(FrameError::UnsupportedUnit(
             String::from_utf8_lossy(unit).into_owned(),
         ));
@@ -240,6 +255,51 @@ mod tests {
             frames(&no_eot)[..],
             [Err(FrameError::Malformed(_))]
         ));
+    }
+
+    /// A frame as the manual lays it out, built by hand.
+    fn manual_frame(sta: u8, sign: u8, weight: &[u8; 6], unit: &[u8; 2]) -> Vec<u8> {
+        let mut data = vec![sta, sign];
+        data.extend_from_slice(weight);
+        data.extend_from_slice(unit);
+        let mut out = vec![SOH, STX];
+        out.extend_from_slice(&data);
+        out.extend_from_slice(&[bcc(&data), ETX, EOT]);
+        out
+    }
+
+    #[test]
+    fn the_manuals_over_load_frame_and_unit_spelling() {
+        let over = StatusFlags {
+            over_capacity: true,
+            ..StatusFlags::default()
+        };
+        assert_eq!(
+            frames(&manual_frame(b'S', b'F', b"FFFFFF", b"Kg")),
+            [Ok(Frame::Reading(Reading::Status(over)))]
+        );
+        assert_eq!(
+            frames(&manual_frame(b'U', b'F', b"FFFFFF", b"Kg")),
+            [Ok(Frame::Reading(Reading::Status(StatusFlags {
+                motion: true,
+                ..over
+            })))]
+        );
+        assert_eq!(
+            super::super::certify(&Reading::Status(over), QtyMilli(15_000)),
+            Err(super::super::WeighError::Overload)
+        );
+        assert_eq!(
+            frames(&manual_frame(b'S', b' ', b"01.250", b"Kg")),
+            [Ok(Frame::Reading(Reading::Weight {
+                grams: QtyMilli(1250),
+                stable: true
+            }))]
+        );
+        assert_eq!(
+            frames(&manual_frame(b'S', b' ', b"01.250", b"Lb")),
+            [Err(FrameError::UnsupportedUnit("Lb".into()))]
+        );
     }
 
     #[test]

@@ -98,6 +98,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(outbox::cancel_refused),
         )
         .route("/v1/admin/payments/reconcile", post(payments::reconcile))
+        .route("/v1/admin/payments/refund", post(payments::refund))
         .merge(audit::routes())
         .merge(restore::routes())
         .merge(dgii_receiver::routes(&state))

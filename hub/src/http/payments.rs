@@ -146,3 +146,50 @@ pub(crate) async fn reconcile(State(app): App, headers: HeaderMap) -> Response {
     .await;
     app.respond("/v1/admin/payments/reconcile", r)
 }
+
+// — COUNTER —
+
+/// `POST /v1/admin/payments/refund` `{"intent_id","amount","request_id"}`:
+/// head office asks the intent's provider to refund (part of) a captured
+/// payment. Checked and audited first (404 unknown intent, 409 not captured
+/// or more than is left, 409 `provider_not_callable` when the provider has no
+/// `payment_provider_urls` entry: nothing asked), then the provider is
+/// called (502 when it cannot be reached or refuses; the same `request_id`
+/// may be sent again). The answer is `requested`: the refund is applied when
+/// the provider's `refunded` webhook arrives.
+pub(crate) async fn refund(
+    State(app): App,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let r = async {
+        app.admin_only(&headers)?;
+        let body = body_bytes(body, app.cfg.body_limit_bytes)?;
+        let req: payments::RefundRequest = parse_json(&body)?;
+        let callable: Vec<String> = app.cfg.payment_provider_urls.keys().cloned().collect();
+        let target = answer(
+            app.store
+                .payment_refund_request(req.clone(), callable)
+                .await,
+        )?;
+        let (Some(url), Some(secret)) = (
+            app.cfg.payment_provider_urls.get(&target.provider),
+            app.cfg.payment_providers.get(&target.provider),
+        ) else {
+            return Err(ApiError::internal());
+        };
+        let provider =
+            crate::payments_client::ask_refund(url, secret, &req, app.store.now_ms()).await?;
+        json(&serde_json::json!({
+            "outcome": "requested",
+            "intent_id": req.intent_id,
+            "amount": req.amount,
+            "request_id": req.request_id,
+            "provider": target.provider,
+            "left_after": target.left_after,
+            "provider_answer": provider,
+        }))
+    }
+    .await;
+    app.respond("/v1/admin/payments/refund", r)
+}

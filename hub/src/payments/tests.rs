@@ -635,14 +635,17 @@ fn partial_refunds_are_a_table() {
             0,
             RefundStep::Reject(RejectReason::RefundExceedsCapture),
         ),
+        // Before its capture: held until the capture is applied.
+        (Authorized, 0, 100, RefundStep::Hold),
+        (Pending, 0, 100, RefundStep::Hold),
         (
-            Authorized,
+            Voided,
             0,
             100,
             RefundStep::Reject(RejectReason::InvalidTransition),
         ),
         (
-            Pending,
+            Failed,
             0,
             100,
             RefundStep::Reject(RejectReason::InvalidTransition),

@@ -396,6 +396,24 @@ pub enum Fact {
         /// Damaged goods do not go back to stock.
         damaged: bool,
     },
+    /// The drawer of a cash sale or refund opened apart from its receipt
+    /// (`SaleDrawerOpened`): the real-time pulse or the key.
+    SaleDrawerOpen {
+        /// Event.
+        event_id: EventId,
+        /// Store.
+        store: StoreId,
+        /// Register.
+        device: DeviceId,
+        /// The sale, or the return (`refund` says which).
+        document: String,
+        /// A return's cash refund (else a sale).
+        refund: bool,
+        /// `pulse` or `manual`.
+        how: String,
+        /// When the register recorded it (its clock, UTC ms).
+        opened_ms: i64,
+    },
     /// The cash drawer opened without a sale.
     DrawerOpen {
         /// Event.
@@ -716,6 +734,19 @@ fn body_facts(meta: &EventMeta<'_>, body: &EventBody) -> Vec<Fact> {
         EventBody::StaffUpserted(_) | EventBody::CashMoved(_) => vec![],
         // Payment intents live in the payments tables (`store::payments`).
         EventBody::PaymentIntentUpdated(_) => vec![],
+        EventBody::SaleDrawerOpened(b) => vec![Fact::SaleDrawerOpen {
+            event_id,
+            store,
+            device,
+            document: b
+                .sale_id
+                .map(|x| x.to_string())
+                .or_else(|| b.return_id.map(|x| x.to_string()))
+                .unwrap_or_default(),
+            refund: b.sale_id.is_none() && b.return_id.is_some(),
+            how: b.how.as_str().to_owned(),
+            opened_ms: b.opened_ms,
+        }],
         EventBody::DrawerOpened(b) => vec![Fact::DrawerOpen {
             event_id,
             store,

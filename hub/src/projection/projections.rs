@@ -53,6 +53,7 @@ pub(super) fn rank(f: &Fact) -> (u8, String) {
         Fact::UnlinkedReturn { event_id, line, .. } => (21, format!("{event_id}/{line:010}")),
         Fact::DrawerOpen { event_id, .. } => (22, event_id.to_string()),
         Fact::Approval { event_id, idx, .. } => (23, format!("{event_id}/{idx:010}")),
+        Fact::SaleDrawerOpen { event_id, .. } => (24, event_id.to_string()),
     }
 }
 

@@ -436,6 +436,22 @@ pub(crate) mod conflicts {
                         now,
                     );
                 }
+                90 if !self.sales.is_empty() => {
+                    // A cash sale's drawer opened apart from its receipt.
+                    let i = self.pick(self.sales.len());
+                    let (sale_id, event, _) = self.sales[i];
+                    self.append(
+                        r,
+                        EventBody::SaleDrawerOpened(caja_shared::kind::SaleDrawerOpened {
+                            sale_id: Some(sale_id),
+                            return_id: None,
+                            how: caja_shared::kind::DrawerHow::Pulse,
+                            opened_ms: now,
+                        }),
+                        vec![event],
+                        now,
+                    );
+                }
                 _ => {
                     let i = self.pick(3);
                     let customer = self.customers[i];

@@ -138,6 +138,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../../migrations/hub/0016_dgii_receiver.sql"),
         postgres: include_str!("../../../migrations/hub/postgres/0016_dgii_receiver.sql"),
     },
+    Migration {
+        version: 17,
+        name: "sale_drawer_opens",
+        sql: include_str!("../../../migrations/hub/0017_sale_drawer_opens.sql"),
+        postgres: include_str!("../../../migrations/hub/postgres/0017_sale_drawer_opens.sql"),
+    },
 ];
 
 /// Why the database cannot be brought to this binary's schema.

@@ -70,7 +70,9 @@ mod outbox;
 // — OPS —
 mod ops_gauges;
 mod payments;
+mod payments_intents;
 mod payments_reads;
+mod payments_refunds;
 pub mod pg_tls;
 mod pull;
 mod received;
@@ -101,10 +103,12 @@ pub use ops_gauges::AuditGauges;
 pub use outbox::cancel::Cancelled;
 pub use outbox::correct::{Corrected, CorrectionSource};
 pub use outbox::{DocInfo, OutboxHealth, Recorded};
-pub use payments::{ReconcileReport, WebhookAnswer};
+pub use payments::ReconcileReport;
+pub use payments_intents::WebhookAnswer;
 pub use payments_reads::{
     CardCheckInfo, IntentInfo, PaymentsHealth, PaymentsOverview, WebhookInfo,
 };
+pub use payments_refunds::RefundTarget;
 pub use pull::{OwnPage, PullPage};
 pub use received::{ApprovalStored, CommercialApproval, Purchase, ToDecide};
 pub use reports::AlertInfo;
@@ -474,6 +478,17 @@ impl Storage {
         deadline_ms: i64,
     ) -> Result<ReconcileReport, StorageError> {
         self.write(move |conn, env| payments::reconcile(conn, env, deadline_ms))
+            .await
+    }
+
+    /// Admin: checks and audits a refund to ask of the intent's provider
+    /// (`storage::payments_refunds::refund_request`).
+    pub async fn payment_refund_request(
+        &self,
+        req: crate::payments::RefundRequest,
+        callable: Vec<String>,
+    ) -> Result<Answer<payments_refunds::RefundTarget>, StorageError> {
+        self.write(move |conn, env| payments_refunds::refund_request(conn, env, &req, &callable))
             .await
     }
 

@@ -14,11 +14,14 @@ use caja_shared::canonical::Value;
 use caja_shared::digest::Hash256;
 use caja_shared::event::Event;
 use caja_shared::ids::{DeviceId, EventId, IntentId, SaleId, StoreId};
-use caja_shared::kind::{EventBody, IntentState, PaymentIntentUpdated, PaymentMethod};
+use caja_shared::kind::{EventBody, IntentState, PaymentMethod};
 use caja_shared::money::Money;
 use serde::Serialize;
 
 use super::device_request::{begin, record_answer, Begun};
+use super::payments_intents::{
+    audit_decision, load_intent, state_of, updated_body, Decided, IntentRow, WebhookAnswer,
+};
 use crate::audit::{self, AuditKind};
 use crate::auth::Authentic;
 use crate::conflict::ConflictReason;
@@ -40,27 +43,6 @@ use crate::wire::ApiError;
 /// Most applied events one reconciliation pass reads.
 const SCAN_BATCH: i64 = 10_000;
 
-/// What the hub did with a webhook delivery (the 200 answer).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct WebhookAnswer {
-    /// `applied`, `held`, `rejected`, `recorded` or `duplicate`.
-    pub outcome: &'static str,
-    /// For `rejected`: why.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// For `duplicate`: what the first delivery's outcome is now.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub first_outcome: Option<String>,
-    /// The intent concerned.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub intent_id: Option<String>,
-    /// The intent's state after this delivery.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub state: Option<&'static str>,
-    /// Transitions this delivery caused (itself and held ones it unblocked).
-    pub transitions: usize,
-}
-
 /// What a reconciliation pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ReconcileReport {
@@ -76,70 +58,6 @@ fn method_str(m: PaymentMethod) -> &'static str {
     projection::method_name(m)
 }
 
-pub(super) fn state_of(s: &str) -> Result<IntentState, StorageError> {
-    IntentState::parse(s).ok_or_else(|| corrupt(format!("intent state {s:?}")))
-}
-
-pub(super) struct IntentRow {
-    pub(super) intent_id: IntentId,
-    pub(super) store: StoreId,
-    pub(super) device: DeviceId,
-    pub(super) sale_id: SaleId,
-    pub(super) provider: String,
-    pub(super) method: PaymentMethod,
-    pub(super) amount: Money,
-    pub(super) state: IntentState,
-    pub(super) auth_code: Option<String>,
-}
-
-/// The columns of an intent row as stored.
-type IntentCols = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    i64,
-    String,
-    Option<String>,
-);
-
-fn load_intent(conn: &Conn, id: IntentId) -> Result<Option<IntentRow>, StorageError> {
-    let row: Option<IntentCols> = conn
-        .prepare_cached(
-            "SELECT store_id, device_id, sale_id, provider, method, amount, state, auth_code
-             FROM payment_intents WHERE intent_id = $1",
-        )?
-        .query_row([id.to_string()], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-            ))
-        })
-        .optional()?;
-    let Some((store, device, sale, provider, method, amount, state, auth_code)) = row else {
-        return Ok(None);
-    };
-    Ok(Some(IntentRow {
-        intent_id: id,
-        store: parse(&store)?,
-        device: parse(&device)?,
-        sale_id: parse(&sale)?,
-        provider,
-        method: projection::parse_method(&method)
-            .ok_or_else(|| corrupt(format!("payment method {method:?}")))?,
-        amount: Money(amount),
-        state: state_of(&state)?,
-        auth_code,
-    }))
-}
-
 fn intent_by_auth_code(
     conn: &Conn,
     provider: &str,
@@ -153,21 +71,6 @@ fn intent_by_auth_code(
         .query_row(params![provider, auth_code], |r| r.get(0))
         .optional()?;
     id.map(|s| parse(&s)).transpose()
-}
-
-pub(super) fn updated_body(i: &IntentRow, provider_event_id: Option<String>) -> EventBody {
-    EventBody::PaymentIntentUpdated(PaymentIntentUpdated {
-        intent_id: i.intent_id,
-        sale_id: i.sale_id,
-        device: i.device,
-        provider: i.provider.clone(),
-        method: i.method,
-        amount: i.amount,
-        state: i.state,
-        provider_event_id,
-        auth_code: i.auth_code.clone(),
-        refunded: None,
-    })
 }
 
 /// `POST /v1/payments/intents`: authentication, the body, the request id,
@@ -261,50 +164,6 @@ pub(crate) fn create_intent(
         now,
     )?;
     Ok(Ok(bytes))
-}
-
-pub(super) struct Decided<'a> {
-    pub(super) provider: &'a str,
-    pub(super) event_id: &'a str,
-    pub(super) intent: Option<&'a str>,
-    pub(super) outcome: &'static str,
-    pub(super) reason: Option<&'a str>,
-    pub(super) from: Option<IntentState>,
-}
-
-pub(super) fn audit_decision(
-    conn: &Conn,
-    env: &mut Env,
-    store: Option<StoreId>,
-    d: &Decided<'_>,
-    w: &Webhook,
-    now: i64,
-) -> Result<(), StorageError> {
-    append_audit(
-        conn,
-        &mut env.tx,
-        AuditKind::PaymentWebhookDecided,
-        now,
-        store,
-        audit::data([
-            ("provider", audit::s(d.provider)),
-            ("provider_event_id", audit::s(d.event_id)),
-            ("intent_id", d.intent.map_or(Value::Null, audit::s)),
-            ("state", audit::s(w.state.as_str())),
-            ("amount", audit::n(w.amount.0)),
-            (
-                "auth_code",
-                w.auth_code.as_deref().map_or(Value::Null, audit::s),
-            ),
-            ("outcome", audit::s(d.outcome)),
-            ("reason", d.reason.map_or(Value::Null, audit::s)),
-            (
-                "from_state",
-                d.from.map_or(Value::Null, |s| audit::s(s.as_str())),
-            ),
-        ]),
-    )?;
-    Ok(())
 }
 
 /// Records a rejection that happens before the state machine (an unknown
@@ -452,15 +311,8 @@ pub(crate) fn webhook(
         .prepare_cached("SELECT refunded_amount FROM payment_intents WHERE intent_id = $1")?
         .query_row([intent_id.to_string()], |r| r.get(0))?;
     if payments::is_partial_refund(w.state, w.partial, Money(refunded)) {
-        return partial_refund(
-            conn,
-            env,
-            provider,
-            w,
-            body_hash,
-            intent,
-            Money(refunded),
-            now,
+        return super::payments_refunds::partial_refund(
+            conn, env, provider, w, body_hash, intent, now,
         )
         .map(Ok);
     }
@@ -482,7 +334,12 @@ pub(crate) fn webhook(
                     amount: Money(a),
                 })
             })
-            .collect::<Result<_, StorageError>>()?
+            .collect::<Result<Vec<_>, StorageError>>()?
+            .into_iter()
+            // A held partial refund waits for the capture in
+            // `payments_refunds`, not in the state machine.
+            .filter(|d| !(d.state == IntentState::Refunded && d.amount != intent.amount))
+            .collect()
     };
     let incoming_key: i64 = conn.prepare_cached(
         "INSERT INTO payment_webhooks (provider, provider_event_id, intent_id, state, amount, auth_code, body_hash, received_ms, outcome, reason, from_state, decided_ms, terminal_id)
@@ -625,133 +482,17 @@ pub(crate) fn webhook(
     if !bodies.is_empty() {
         append_to_hub_chain(conn, env, intent.store, &bodies)?;
     }
+    // Partial refunds that arrived before the capture, now decided.
+    let drained =
+        super::payments_refunds::drain_held_refunds(conn, env, provider, &mut intent, now)?;
+    if drained > 0 {
+        answer.transitions += drained;
+        answer.state = Some(intent.state.as_str());
+    }
     if let Some(code) = &w.auth_code {
         reconcile_reference(conn, env, code, deadline_ms, now)?;
     }
     Ok(Ok(answer))
-}
-
-/// A `refunded` report of part of a captured intent (or completing earlier
-/// partial refunds): stored, decided by [`payments::decide_refund`], audited,
-/// and when applied a `PaymentIntentUpdated` hub event carrying the amount
-/// refunded so far (the register learns it with its next pull).
-#[allow(clippy::too_many_arguments)]
-fn partial_refund(
-    conn: &Conn,
-    env: &mut Env,
-    provider: &str,
-    w: &Webhook,
-    body_hash: Hash256,
-    mut intent: IntentRow,
-    refunded: Money,
-    now: i64,
-) -> Result<WebhookAnswer, StorageError> {
-    let from = intent.state;
-    let step = payments::decide_refund(from, intent.amount, refunded, w.amount);
-    let (outcome, reason, total) = match step {
-        payments::RefundStep::Partial { refunded } => ("applied", None, refunded),
-        payments::RefundStep::Full => ("applied", None, intent.amount),
-        payments::RefundStep::Reject(r) => ("rejected", Some(r), refunded),
-    };
-    conn.prepare_cached(
-        "INSERT INTO payment_webhooks (provider, provider_event_id, intent_id, state, amount, auth_code, body_hash, received_ms, outcome, reason, from_state, decided_ms, terminal_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $8, $12)",
-    )?
-    .execute(params![
-        provider,
-        w.event_id,
-        intent.intent_id.to_string(),
-        w.state.as_str(),
-        w.amount.0,
-        w.auth_code,
-        body_hash.to_hex(),
-        now,
-        outcome,
-        reason.map(|r| r.as_str()),
-        from.as_str(),
-        w.terminal_id
-    ])?;
-    let d = Decided {
-        provider,
-        event_id: &w.event_id,
-        intent: Some(&intent.intent_id.to_string()),
-        outcome,
-        reason: reason.map(|r| r.as_str()),
-        from: Some(from),
-    };
-    audit_decision(conn, env, Some(intent.store), &d, w, now)?;
-    if let Some(r) = reason {
-        tracing::warn!(intent = %intent.intent_id, provider, event = %w.event_id, amount = w.amount.0, reason = r.as_str(), "partial refund rejected, not applied");
-        if r.alerts() {
-            raise_alert(
-                conn,
-                "payment_transition_rejected",
-                Some(intent.store),
-                Some(intent.device),
-                now,
-                &format!(
-                    "{provider} reported a refund of {} centavos for intent {} ({} centavos, {} refunded, state {}): {}",
-                    w.amount.0,
-                    intent.intent_id,
-                    intent.amount.0,
-                    refunded.0,
-                    from.as_str(),
-                    r.as_str()
-                ),
-            )?;
-        }
-        return Ok(WebhookAnswer {
-            outcome: "rejected",
-            reason: Some(r.as_str().to_owned()),
-            first_outcome: None,
-            intent_id: Some(intent.intent_id.to_string()),
-            state: Some(from.as_str()),
-            transitions: 0,
-        });
-    }
-    if step == payments::RefundStep::Full {
-        intent.state = IntentState::Refunded;
-    }
-    conn.prepare_cached(
-        "UPDATE payment_intents SET state = $2, refunded_amount = $3, updated_ms = $4 WHERE intent_id = $1",
-    )?
-    .execute(params![
-        intent.intent_id.to_string(),
-        intent.state.as_str(),
-        total.0,
-        now
-    ])?;
-    append_audit(
-        conn,
-        &mut env.tx,
-        AuditKind::PaymentIntentTransition,
-        now,
-        Some(intent.store),
-        audit::data([
-            ("intent_id", audit::s(intent.intent_id)),
-            ("provider", audit::s(provider)),
-            ("provider_event_id", audit::s(&w.event_id)),
-            ("from", audit::s(from.as_str())),
-            ("to", audit::s(intent.state.as_str())),
-            ("amount", audit::n(intent.amount.0)),
-            ("refund", audit::n(w.amount.0)),
-            ("refunded", audit::n(total.0)),
-        ]),
-    )?;
-    tracing::info!(intent = %intent.intent_id, provider, event = %w.event_id, refund = w.amount.0, refunded = total.0, "payment intent partly refunded");
-    let mut body = updated_body(&intent, Some(w.event_id.clone()));
-    if let EventBody::PaymentIntentUpdated(u) = &mut body {
-        u.refunded = Some(total);
-    }
-    append_to_hub_chain(conn, env, intent.store, &[body])?;
-    Ok(WebhookAnswer {
-        outcome: "applied",
-        reason: None,
-        first_outcome: None,
-        intent_id: Some(intent.intent_id.to_string()),
-        state: Some(intent.state.as_str()),
-        transitions: 1,
-    })
 }
 
 /// A webhook about no intent: the confirmation of a payment a terminal took

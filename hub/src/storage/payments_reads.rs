@@ -7,7 +7,8 @@
 //! `crate::payments`, the report is `crate::health`.
 
 use super::db::{params, Conn};
-use super::payments::{card_rows, state_of, CARD_COLUMNS};
+use super::payments::{card_rows, CARD_COLUMNS};
+use super::payments_intents::state_of;
 use crate::payments::{self, Confirmation};
 use crate::storage::error::StorageError;
 use caja_shared::ids::{DeviceId, IntentId, SaleId, StoreId};

@@ -84,7 +84,8 @@ pub(crate) fn list_alerts(conn: &Conn) -> Result<Vec<AlertInfo>, StorageError> {
 
 /// What head office sees of a store's staff actions and store credit
 /// (`GET /v1/admin/staff/activity`): every approval with its event's kind and
-/// time (HLC ms), the drawer openings without a sale, the returns made without
+/// time (HLC ms), the drawer openings without a sale, the cash sales' and
+/// refunds' drawers opened apart from their receipts, the returns made without
 /// the original, and every customer's store-credit balance.
 pub(crate) fn staff_activity(
     conn: &Conn,
@@ -124,6 +125,23 @@ pub(crate) fn staff_activity(
             }));
         }
     }
+    let mut sale_drawer_opens = Vec::new();
+    {
+        let mut stmt = conn.prepare(
+            "SELECT d.event_id, d.device_id, d.document_id, d.refund, d.how, d.opened_ms
+             FROM p_sale_drawer_opens d WHERE d.store_id = $1 ORDER BY d.opened_ms, d.event_id",
+        )?;
+        let mut rs = stmt.query([&st])?;
+        while let Some(r) = rs.next()? {
+            let refund = r.get::<_, i64>(3)? == 1;
+            let doc = r.get::<_, String>(2)?;
+            sale_drawer_opens.push(serde_json::json!({
+                "event_id": r.get::<_, String>(0)?, "device": r.get::<_, String>(1)?,
+                "sale_id": (!refund).then(|| doc.clone()), "return_id": refund.then_some(doc),
+                "how": r.get::<_, String>(4)?, "opened_ms": r.get::<_, i64>(5)?,
+            }));
+        }
+    }
     let mut returns_unknown = Vec::new();
     {
         let mut stmt = conn.prepare(
@@ -155,6 +173,7 @@ pub(crate) fn staff_activity(
     Ok(serde_json::json!({
         "approvals": approvals,
         "drawer_opens": drawer_opens,
+        "sale_drawer_opens": sale_drawer_opens,
         "returns_unknown": returns_unknown,
         "store_credit": store_credit,
     }))

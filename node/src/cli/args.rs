@@ -57,6 +57,8 @@ pub(crate) enum Command {
     Stock(StockCmd),
     /// Create or update a customer.
     Customer(CustomerArgs),
+    /// Edit a customer: only the fields given change.
+    CustomerEdit(CustomerEditArgs),
     /// Receipts: show one as printed, or queue a reprint ("COPIA").
     #[command(subcommand)]
     Receipt(ReceiptCmd),
@@ -612,4 +614,29 @@ pub(crate) struct RekeyArgs {
     /// one line, owner-only.
     #[arg(long)]
     pub(crate) key_file: PathBuf,
+}
+
+// — COUNTER —
+
+/// `caja-node customer-edit`'s arguments: the fields given replace the
+/// customer's; an empty `--phone ""` or `--tax-id ""` clears it.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CustomerEditArgs {
+    /// The customer.
+    #[arg(long)]
+    pub(crate) id: CustomerId,
+    /// New name.
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// New phone ("" clears it).
+    #[arg(long)]
+    pub(crate) phone: Option<String>,
+    /// New RNC or cédula ("" clears it), checked with its check digit.
+    #[arg(long)]
+    pub(crate) tax_id: Option<String>,
+    /// New credit limit, e.g. 750.00.
+    #[arg(long)]
+    pub(crate) credit_limit: Option<Money>,
+    #[command(flatten)]
+    pub(crate) op: OpArg,
 }

@@ -140,7 +140,7 @@ pub(crate) fn print_report(r: &Result<caja_node::print::PrintRun, OpError>, json
                 eprintln!("{}", messages::print_loop_error(e));
                 for j in &run.jobs {
                     if let Some(d) = &j.drawer {
-                        eprintln!("{}", messages::drawer_note(j.sale, d));
+                        eprintln!("{}", messages::drawer_note(j.kind, j.sale, d));
                     }
                 }
             }
@@ -186,7 +186,7 @@ pub(crate) fn print_after(node: &mut Node, json: bool) {
                 eprintln!("{}", messages::print_warning(e));
                 for j in &run.jobs {
                     if let Some(d) = &j.drawer {
-                        eprintln!("{}", messages::drawer_note(j.sale, d));
+                        eprintln!("{}", messages::drawer_note(j.kind, j.sale, d));
                     }
                 }
             } else if !json && !run.jobs.is_empty() {

@@ -10,6 +10,7 @@ mod admin;
 pub(crate) mod args;
 mod certificate;
 mod common;
+mod customer_edit;
 mod ops;
 mod rekey;
 
@@ -60,6 +61,7 @@ pub(crate) fn try_main(cli: Cli) -> Result<(), Failure> {
         Command::Stock(StockCmd::Receive(args)) => ops::stock_receive(&cx, args),
         Command::Stock(StockCmd::Count(args)) => ops::stock_count(&cx, args),
         Command::Customer(args) => ops::customer(&cx, args),
+        Command::CustomerEdit(args) => customer_edit::customer_edit(&cx, args),
         Command::Status => admin::status(&cx),
         Command::Scale(ScaleCmd::Read) => admin::scale_read(&cx),
         Command::Scale(ScaleCmd::Virtual(args)) => admin::scale_virtual(&cx, args),

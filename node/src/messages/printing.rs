@@ -113,7 +113,7 @@ pub fn print_run(r: &crate::print::PrintRun) -> String {
                 ),
             });
             if let Some(d) = &j.drawer {
-                lines.push(drawer_note(j.sale, d));
+                lines.push(drawer_note(j.kind, j.sale, d));
             }
             continue;
         }
@@ -122,7 +122,7 @@ pub fn print_run(r: &crate::print::PrintRun) -> String {
             Some(e) => print_failed(j.sale, j.state, e),
         });
         if let Some(d) = &j.drawer {
-            lines.push(drawer_note(j.sale, d));
+            lines.push(drawer_note(j.kind, j.sale, d));
         }
     }
     if let Some(q) = left {
@@ -155,27 +155,52 @@ pub fn printer_state(r: &crate::devices::PrinterReport) -> String {
     format!("Estado de la impresora: {}", r.lines.join("; "))
 }
 
-/// The drawer of a receipt that did not print.
-pub fn drawer_note(sale: caja_shared::ids::SaleId, note: &crate::print::DrawerNote) -> String {
+/// Which document a drawer belonged to, as the cashier reads it: "la venta
+/// <id>", or "la devolución <id>" for a cash refund's slip.
+fn drawer_of(kind: caja_hardware::queue::JobKind, id: caja_shared::ids::SaleId) -> String {
+    if kind == caja_hardware::queue::JobKind::Return {
+        format!("la devolución {id}")
+    } else {
+        format!("la venta {id}")
+    }
+}
+
+/// The drawer of a receipt (or a cash refund's slip) that did not print.
+pub fn drawer_note(
+    kind: caja_hardware::queue::JobKind,
+    sale: caja_shared::ids::SaleId,
+    note: &crate::print::DrawerNote,
+) -> String {
     use crate::print::DrawerNote;
+    let of = drawer_of(kind, sale);
+    let paper = if kind == caja_hardware::queue::JobKind::Return {
+        "el comprobante"
+    } else {
+        "el recibo"
+    };
     match note {
         DrawerNote::Pulsed => format!(
-            "Gaveta abierta (venta {sale}) aunque el recibo no pudo imprimirse; el recibo saldrá sin volver a abrirla."
+            "Gaveta abierta ({of}) aunque {paper} no pudo imprimirse; {paper} saldrá sin volver a abrirla."
         ),
         DrawerNote::PulseFailed(e) => format!(
-            "La gaveta de la venta {sale} no se pudo abrir: {e}. Ábrala con la llave y registre la apertura: `caja-node drawer manual --sale {sale}`."
+            "La gaveta de {of} no se pudo abrir: {e}. Ábrala con la llave y registre la apertura: `caja-node drawer manual --sale {sale}`."
         ),
         DrawerNote::Unreachable => format!(
-            "La impresora no responde: la gaveta de la venta {sale} no se abrió. Ábrala con la llave y registre la apertura: `caja-node drawer manual --sale {sale}`."
+            "La impresora no responde: la gaveta de {of} no se abrió. Ábrala con la llave y registre la apertura: `caja-node drawer manual --sale {sale}`."
         ),
     }
 }
 
 /// A drawer opened by hand, recorded.
 pub fn drawer_manual(r: &crate::print::ManualOpening) -> String {
+    let paper = if r.kind == caja_hardware::queue::JobKind::Return {
+        "el comprobante"
+    } else {
+        "el recibo"
+    };
     format!(
-        "Apertura manual de la gaveta registrada (venta {}); el recibo, cuando se imprima, no volverá a abrirla.",
-        r.sale
+        "Apertura manual de la gaveta registrada ({}); {paper}, cuando se imprima, no volverá a abrirla.",
+        drawer_of(r.kind, r.sale)
     )
 }
 

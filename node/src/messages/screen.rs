@@ -55,6 +55,10 @@ pub const DIALOG_LABELS: &[(&str, &str)] = &[
     ("confirm_drawer_manual", "Registrar la apertura"),
     ("transfer_qr", "Transferencia o QR (monto)"),
     ("transfer_ref", "Referencia de la transferencia o del QR"),
+    ("edit_customer", "Editar"),
+    ("edit_customer_title", "Editar cliente"),
+    ("edit_customer_hint", "Deje el teléfono o el RNC/cédula vacío para quitarlo."),
+    ("confirm_edit_customer", "Guardar los cambios"),
 ];
 
 /// The printer's status bits on the status bar (key `printer_state`):
@@ -199,6 +203,16 @@ pub fn ui_intent_states(intents: &[crate::projection::IntentLine]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+// — COUNTER —
+
+/// A customer's changes were saved.
+pub fn ui_customer_edited(name: &str, limit: Money) -> String {
+    format!(
+        "Cliente {name} actualizado; límite de crédito {}.",
+        rd(limit)
+    )
 }
 
 #[cfg(test)]

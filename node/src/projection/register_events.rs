@@ -400,6 +400,9 @@ fn apply_register_event(
         | EventBody::PaymentIntentUpdated(_)
         | EventBody::FiscalDocumentAccepted(_)
         | EventBody::FiscalDocumentRejected(_) => {}
+        // A sale's drawer opened apart from its receipt: its row is in
+        // `drawer_openings` already (the print queue's), with this seq.
+        EventBody::SaleDrawerOpened(_) => {}
         // The issuing register stores its signed documents in the sale's own
         // transaction (`signed_documents`); other registers only keep the event.
         EventBody::FiscalDocumentIssued(_) => {}

@@ -1,4 +1,4 @@
-//! Customers: creating and updating them, their fiado payments (oldest debt
+//! Customers: creating, updating and editing them, their fiado payments (oldest debt
 //! first) and their store-credit balance.
 //!
 //! Invariant: a payment never exceeds what the customer owes.
@@ -40,6 +40,27 @@ pub struct CustomerRequest {
     pub tax_id: Option<String>,
     /// Credit limit in centavos.
     pub credit_limit: i64,
+}
+
+/// A change to an existing customer: each field given replaces the one the
+/// register knows; absent fields stay. An empty phone or RNC/cédula clears it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerEdit {
+    /// The customer.
+    pub customer_id: CustomerId,
+    /// New name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// New phone (empty: none).
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// New RNC or cédula (empty: none), checked with its check digit.
+    #[serde(default)]
+    pub tax_id: Option<String>,
+    /// New credit limit in centavos.
+    #[serde(default)]
+    pub credit_limit: Option<i64>,
 }
 
 /// Result of a customer upsert.
@@ -122,6 +143,61 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             debug_assert_eq!(left, 0, "balance covered the payment");
             let balance = Money(projection::customer_balance(ctx.tx, &customer.to_string())?);
             Ok(DebtPaymentResult { seqs, balance })
+        })
+    }
+
+    /// Edits an existing customer: the fields given replace the ones this
+    /// register knows, in one `CustomerUpserted` (last writer wins at the
+    /// hub, by HLC). Refused, nothing written, for an unknown customer, an
+    /// empty name, a negative limit or an RNC/cédula whose check digit fails.
+    pub fn edit_customer(
+        &mut self,
+        op_id: OpId,
+        edit: &CustomerEdit,
+    ) -> Result<CustomerResult, OpError> {
+        let name = edit
+            .name
+            .as_deref()
+            .map(|n| text("name", n, true))
+            .transpose()?;
+        let phone = edit
+            .phone
+            .as_deref()
+            .map(|p| text("phone", p, false))
+            .transpose()?;
+        let tax_id = match edit.tax_id.as_deref().map(str::trim) {
+            None => None,
+            Some("") => Some(String::new()),
+            Some(t) => Some(
+                caja_shared::fiscal::validate_tax_id(t)
+                    .map_err(|e| invalid("tax_id", e.to_string()))?
+                    .1,
+            ),
+        };
+        if edit.credit_limit.is_some_and(|l| l < 0) {
+            return Err(invalid("credit_limit", "must not be negative"));
+        }
+        let customer_id = edit.customer_id;
+        self.run(op_id, "customer_edit", edit, |ctx| {
+            let (old_name, old_phone, old_tax, old_limit) =
+                crate::queries::customer_fields(ctx.tx, &customer_id)?
+                    .ok_or(OpError::Refused(Refusal::UnknownCustomer(customer_id)))?;
+            let seq = ctx.append(
+                CustomerUpserted {
+                    customer_id,
+                    name: name.clone().unwrap_or(old_name),
+                    phone: phone
+                        .clone()
+                        .map_or(old_phone, |p| Some(p).filter(|p| !p.is_empty())),
+                    tax_id: tax_id
+                        .clone()
+                        .map_or(old_tax, |t| Some(t).filter(|t| !t.is_empty())),
+                    credit_limit: Money(edit.credit_limit.unwrap_or(old_limit)),
+                }
+                .into(),
+                vec![],
+            )?;
+            Ok(CustomerResult { customer_id, seq })
         })
     }
 

@@ -29,7 +29,7 @@ mod stock;
 
 pub use admin::{ReleasedRange, Status};
 pub use cash::DrawerResult;
-pub use customers::{CustomerRequest, CustomerResult, DebtPaymentResult};
+pub use customers::{CustomerEdit, CustomerRequest, CustomerResult, DebtPaymentResult};
 pub use kernel::{Register, Written, MAX_TEXT_LEN};
 pub use returns::{ProductReturnRequest, ReturnLineRequest, ReturnRequest, ReturnResult};
 pub use sell::{Document, SaleResult};

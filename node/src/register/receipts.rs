@@ -1,13 +1,15 @@
 //! Receipts through the register: its receipt and printer settings, a
-//! receipt's text, reprints (marked "COPIA") and printing the due jobs.
+//! receipt's text, reprints (marked "COPIA"), printing the due jobs, and
+//! drawer openings apart from receipts into the journal.
 //!
 //! Invariant: the original receipt of a sale is never printed twice.
 
 use caja_shared::clock::Clock;
 use caja_shared::entropy::RandomSource;
-use caja_shared::ids::SaleId;
+use caja_shared::ids::{OpId, ReturnId, SaleId};
+use caja_shared::kind::SaleDrawerOpened;
 
-use super::kernel::Register;
+use super::kernel::{invalid, Register};
 use crate::error::{OpError, Refusal};
 
 impl<C: Clock, R: RandomSource> Register<C, R> {
@@ -52,7 +54,11 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
     ) -> Result<crate::print::PrintRun, OpError> {
         let receipt = self.receipt_settings()?;
         let now_ms = self.clock.now_ms();
-        crate::print::print_pending(self.conn(), printer, &receipt, now_ms, due)
+        let run = crate::print::print_pending(self.conn(), printer, &receipt, now_ms, due)?;
+        // The openings this run made (and any an earlier run left) go into
+        // the journal; one that cannot now is written by a later run.
+        let _ = self.journal_drawer_openings();
+        Ok(run)
     }
 
     /// Prints the due jobs on the configured printer.
@@ -83,7 +89,61 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
         let tx = self.db.write_tx()?;
         let opening = crate::print::record_manual_opening(&tx, sale, now_ms)?;
         tx.commit()?;
+        let _ = self.journal_drawer_openings();
         Ok(opening)
+    }
+
+    /// Writes a `SaleDrawerOpened` for every drawer opening recorded apart
+    /// from its receipt (pulse or key) that is not in the journal yet, each
+    /// in its own operation; returns the seqs written. A no-sale opening's
+    /// pulse is already said by its `DrawerOpened`: it is only marked.
+    pub fn journal_drawer_openings(&mut self) -> Result<Vec<u64>, OpError> {
+        use caja_hardware::queue::JobKind;
+        let mut seqs = Vec::new();
+        for o in crate::drawer_journal::unjournaled(self.conn())? {
+            let op = OpId::new_v7(self.clock.now_ms(), &mut self.rng)
+                .map_err(|e| invalid("op", e.to_string()))?;
+            let written = self.run(op, "drawer_journal", &o.job.0, |ctx| {
+                if !crate::drawer_journal::still_unjournaled(ctx.tx, o.job)? {
+                    return Ok(None);
+                }
+                let at = crate::drawer_journal::document_seq(ctx.tx, o.kind, &o.document)?
+                    .ok_or_else(|| invalid("sale", format!("no event for {}", o.document)))?;
+                if o.kind == JobKind::Drawer {
+                    let at = u64::try_from(at).map_err(|_| invalid("seq", "out of range"))?;
+                    crate::drawer_journal::mark(ctx.tx, o.job, at)?;
+                    return Ok(None);
+                }
+                let dep = ctx.event_id_at(at)?;
+                let (sale_id, return_id) = if o.kind == JobKind::Return {
+                    let r: ReturnId = o
+                        .document
+                        .parse()
+                        .map_err(|_| invalid("return_id", "stored id unreadable"))?;
+                    (None, Some(r))
+                } else {
+                    let s: SaleId = o
+                        .document
+                        .parse()
+                        .map_err(|_| invalid("sale_id", "stored id unreadable"))?;
+                    (Some(s), None)
+                };
+                let seq = ctx.append(
+                    SaleDrawerOpened {
+                        sale_id,
+                        return_id,
+                        how: o.how,
+                        opened_ms: o.opened_ms,
+                    }
+                    .into(),
+                    vec![dep],
+                )?;
+                crate::drawer_journal::mark(ctx.tx, o.job, seq)?;
+                Ok(Some(seq))
+            })?;
+            seqs.extend(written);
+        }
+        Ok(seqs)
     }
 
     /// Puts the print jobs that were given up back in the queue.

@@ -322,3 +322,33 @@ pub fn manual_drawer_once(
         Ok(crate::print::record_manual_opening(tx, sale, now_ms)?.opened_ms)
     })
 }
+
+// — COUNTER —
+
+/// What the screen said of a sale's payment intents the first time it asked
+/// for them (kept in `ui_ops` under the sale's id), so a retried payment
+/// whose sale was already made shows it again instead of asking again.
+pub fn intents_said(conn: &Connection, sale: SaleId) -> Result<Option<String>, OpError> {
+    Ok(conn
+        .query_row(
+            "SELECT result FROM ui_ops WHERE op_id = ?1 AND kind = 'intents'",
+            [sale.to_string()],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// Keeps what the screen said of a sale's payment intents (the first answer
+/// stands).
+pub fn record_intents_said(
+    conn: &Connection,
+    sale: SaleId,
+    said: &str,
+    now_ms: i64,
+) -> Result<(), OpError> {
+    conn.execute(
+        "INSERT OR IGNORE INTO ui_ops (op_id, kind, result, at_ms) VALUES (?1, 'intents', ?2, ?3)",
+        params![sale.to_string(), said, now_ms],
+    )?;
+    Ok(())
+}

@@ -53,6 +53,27 @@ pub struct NewCustomer {
     pub credit_limit: String,
 }
 
+/// Changes to an existing customer (the edit dialog sends every field,
+/// prefilled; an empty phone or RNC/cédula clears it).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditCustomer {
+    /// Client operation id.
+    pub op: OpId,
+    /// The customer.
+    pub customer: String,
+    /// Name.
+    pub name: String,
+    /// Phone.
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// RNC or cédula.
+    #[serde(default)]
+    pub tax_id: Option<String>,
+    /// Credit limit, e.g. `500.00`.
+    pub credit_limit: String,
+}
+
 /// A payment on a customer's fiado (an abono).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -186,6 +207,50 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
         self.view(&node)
     }
 
+    /// Edits a customer: name, phone, RNC/cédula (checked with its check
+    /// digit) and credit limit; refused in Spanish, nothing written, when a
+    /// field is wrong.
+    pub fn edit_customer(&self, req: &EditCustomer) -> ApiResult {
+        let customer: CustomerId = req
+            .customer
+            .trim()
+            .parse()
+            .map_err(|_| ApiError::bad_request("customer"))?;
+        let name = req.name.trim();
+        if name.is_empty() {
+            return Err(ApiError::refused(words::ui_customer_name_missing()));
+        }
+        let limit = money("límite de crédito", &req.credit_limit)?;
+        let tax_id = match given(&req.tax_id) {
+            Some(t) => {
+                caja_shared::fiscal::validate_tax_id(t)
+                    .map_err(|_| ApiError::refused(words::ui_bad_customer_tax_id(t)))?
+                    .1
+            }
+            None => String::new(),
+        };
+        let mut node = lock(&self.node);
+        let r = node.edit_customer(
+            req.op,
+            &register::CustomerEdit {
+                customer_id: customer,
+                name: Some(name.to_owned()),
+                phone: Some(given(&req.phone).unwrap_or_default().to_owned()),
+                tax_id: Some(tax_id),
+                credit_limit: Some(limit.0),
+            },
+        )?;
+        cart::set_shown(
+            node.conn(),
+            &json!({
+                "kind": "customer",
+                "customer_id": r.customer_id,
+                "text": words::ui_customer_edited(name, limit),
+            }),
+        )?;
+        self.view(&node)
+    }
+
     /// Takes a payment on a customer's fiado, oldest debts first.
     pub fn pay_debt(&self, req: &DebtPay) -> ApiResult {
         let customer: CustomerId = req
@@ -235,13 +300,24 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
         {
             return Ok(());
         }
-        let intents = (ask.0)(sale, paid);
+        // A retried payment whose sale was already made: what was said the
+        // first time, without asking again.
+        let before = cart::intents_said(lock(&self.node).conn(), sale)?;
+        let said = match before {
+            Some(said) => said,
+            None => {
+                let said = messages::sale_intents(&(ask.0)(sale, paid));
+                let node = lock(&self.node);
+                cart::record_intents_said(node.conn(), sale, &said, node.now_ms())?;
+                said
+            }
+        };
         let node = lock(&self.node);
         let Some(mut shown) = cart::shown(node.conn())? else {
             return Ok(());
         };
         if shown["sale_id"] == json!(sale) {
-            shown["intents"] = json!(messages::sale_intents(&intents));
+            shown["intents"] = json!(said);
             cart::set_shown(node.conn(), &shown)?;
         }
         Ok(())
@@ -291,13 +367,19 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
             .trim()
             .parse()
             .map_err(|_| ApiError::refused(words::ui_drawer_no_sale()))?;
-        let node = lock(&self.node);
+        let mut node = lock(&self.node);
         let opened_ms = cart::manual_drawer_once(node.conn(), req.op, sale, node.now_ms())?;
-        let text = messages::drawer_manual(&crate::print::ManualOpening {
-            job: caja_hardware::queue::JobId(0),
-            sale,
-            opened_ms,
-        });
+        // Into the journal for head office; one not written now is written
+        // with the next print run.
+        let _ = node.journal_drawer_openings();
+        let opening =
+            crate::print::opening_of(node.conn(), sale)?.unwrap_or(crate::print::ManualOpening {
+                job: caja_hardware::queue::JobId(0),
+                sale,
+                kind: caja_hardware::queue::JobKind::Original,
+                opened_ms,
+            });
+        let text = messages::drawer_manual(&opening);
         cart::set_shown(
             node.conn(),
             &json!({"kind": "drawer", "text": text, "sale_id": sale}),

@@ -393,6 +393,7 @@ async fn action(
         "reprint" => s.reprint(&decode(&body)?),
         "discount" => s.discount(&decode(&body)?),
         "customer" => s.add_customer(&decode(&body)?),
+        "customer-edit" => s.edit_customer(&decode(&body)?),
         "debt-pay" => s.pay_debt(&decode(&body)?),
         "print-now" => s.print_pending_now(&decode(&body)?),
         "drawer-manual" => s.drawer_manual(&decode(&body)?),

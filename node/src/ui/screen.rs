@@ -789,6 +789,12 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
             "change": messages::rd(r.change),
             "fiscal_number": r.fiscal_number,
         });
+        let mut shown = shown;
+        // A sale already made whose intents were asked once: what was said
+        // then (a retry never asks again).
+        if let Some(said) = cart::intents_said(node.conn(), r.sale_id)? {
+            shown["intents"] = json!(said);
+        }
         cart::finish_pay(node.conn(), op, &shown)?;
         Ok(())
     }
@@ -974,11 +980,22 @@ impl<C: Clock, R: RandomSource> Screen<C, R> {
         let mut out = Vec::new();
         for (id, name, limit) in rows {
             let owed = crate::projection::customer_balance(conn, &id)?;
+            // What the edit dialog starts from.
+            let fields = id
+                .parse()
+                .ok()
+                .map(|c| crate::queries::customer_fields(conn, &c))
+                .transpose()?
+                .flatten();
+            let (phone, tax_id) = fields.map(|f| (f.1, f.2)).unwrap_or_default();
             out.push(json!({
                 "id": id,
                 "name": name,
                 "owes": messages::rd(Money(owed)),
                 "credit_left": messages::rd(Money(limit - owed)),
+                "phone": phone.unwrap_or_default(),
+                "tax_id": tax_id.unwrap_or_default(),
+                "credit_limit": Money(limit).to_string(),
             }));
         }
         Ok(json!({ "customers": out }))

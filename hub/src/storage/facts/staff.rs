@@ -1,5 +1,7 @@
-//! The staff family: `p_drawer_opens` (a drawer opened without a sale) and
-//! `p_approvals` (who approved what, one row per approval of an event).
+//! The staff family: `p_drawer_opens` (a drawer opened without a sale),
+//! `p_approvals` (who approved what, one row per approval of an event) and
+//! `p_sale_drawer_opens` (a cash sale's or refund's drawer opened apart from
+//! its receipt: the pulse or the key).
 //!
 //! Invariant: the only module that writes or decodes these rows; statements
 //! name their columns.
@@ -20,6 +22,10 @@ pub(crate) const FAMILY: Family = Family {
         Table {
             name: "p_approvals",
             load: Some(load_approvals),
+        },
+        Table {
+            name: "p_sale_drawer_opens",
+            load: Some(load_sale_drawer_opens),
         },
     ],
 };
@@ -71,6 +77,28 @@ pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StorageError> {
                 name,
                 role
             ])?,
+        Fact::SaleDrawerOpen {
+            event_id,
+            store,
+            device,
+            document,
+            refund,
+            how,
+            opened_ms,
+        } => conn
+            .prepare_cached(
+                "INSERT INTO p_sale_drawer_opens (event_id, store_id, device_id, document_id, refund, how, opened_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )?
+            .execute(params![
+                event_id.to_string(),
+                store.to_string(),
+                device.to_string(),
+                document,
+                i64::from(*refund),
+                how,
+                opened_ms
+            ])?,
         _ => return Err(corrupt("not a staff fact")),
     };
     Ok(())
@@ -109,6 +137,25 @@ fn load_approvals(conn: &Conn) -> Result<Vec<Fact>, StorageError> {
                 staff_id: parse(&r.get::<_, String>(5)?)?,
                 name: r.get(6)?,
                 role: r.get(7)?,
+            })
+        },
+    )
+}
+
+fn load_sale_drawer_opens(conn: &Conn) -> Result<Vec<Fact>, StorageError> {
+    rows(
+        conn,
+        "SELECT event_id, store_id, device_id, document_id, refund, how, opened_ms FROM p_sale_drawer_opens",
+        [],
+        |r| {
+            Ok(Fact::SaleDrawerOpen {
+                event_id: parse(&r.get::<_, String>(0)?)?,
+                store: parse(&r.get::<_, String>(1)?)?,
+                device: parse(&r.get::<_, String>(2)?)?,
+                document: r.get(3)?,
+                refund: r.get::<_, i64>(4)? == 1,
+                how: r.get(5)?,
+                opened_ms: r.get(6)?,
             })
         },
     )

@@ -45,7 +45,9 @@ fn write_fact(conn: &Conn, f: &Fact) -> Result<(), StorageError> {
         } => Err(corrupt("sale facts are written by write_facts")),
         Fact::Payment { .. } => payments::write(conn, f),
         Fact::Shift { .. } | Fact::ShiftClose { .. } => shifts::write(conn, f),
-        Fact::DrawerOpen { .. } | Fact::Approval { .. } => staff::write(conn, f),
+        Fact::DrawerOpen { .. } | Fact::Approval { .. } | Fact::SaleDrawerOpen { .. } => {
+            staff::write(conn, f)
+        }
         Fact::Void { .. } => voids::write(conn, f),
         Fact::Debt { .. } | Fact::DebtPayment { .. } => debts::write(conn, f),
         Fact::StockMove { .. } | Fact::Escrow { .. } | Fact::Oversell { .. } => {

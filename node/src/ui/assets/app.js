@@ -305,6 +305,12 @@ async function loadCustomers() {
     b.setAttribute('aria-label', T.pay_debt + ' ' + c.name);
     b.addEventListener('click', () => startDebt(c));
     td.appendChild(b);
+    const e = document.createElement('button');
+    e.type = 'button';
+    e.textContent = T.edit_customer;
+    e.setAttribute('aria-label', T.edit_customer + ' ' + c.name);
+    e.addEventListener('click', () => startEditCustomer(c));
+    td.appendChild(e);
     tr.appendChild(td);
     return tr;
   }));
@@ -318,6 +324,19 @@ function startDebt(c) {
   say('', false, 'debt-message');
   $('dlg-customers').close();
   openDialog('dlg-debt');
+}
+
+// Edits a customer: the dialog starts from what the register knows.
+let editCustomer = null;
+function startEditCustomer(c) {
+  editCustomer = c;
+  $('edit-name').value = c.name;
+  $('edit-phone').value = c.phone || '';
+  $('edit-tax-id').value = c.tax_id || '';
+  $('edit-limit').value = c.credit_limit;
+  say('', false, 'customer-edit-message');
+  $('dlg-customers').close();
+  openDialog('dlg-customer-edit');
 }
 
 // Changes a cart line's price (kept in the node's cart until paid).
@@ -451,6 +470,13 @@ function setup() {
       await loadCustomers();
       say(s.shown ? s.shown.text : '', true, 'customers-message');
     }
+  });
+  onSubmit('form-customer-edit', async () => {
+    const s = await act(() => post('customer-edit', {
+      customer: editCustomer.id, name: $('edit-name').value, phone: $('edit-phone').value,
+      tax_id: $('edit-tax-id').value, credit_limit: $('edit-limit').value,
+    }), 'customer-edit-message');
+    if (s) { closeDialogs(); say(s.shown ? s.shown.text : '', true); }
   });
   onSubmit('form-debt', async () => {
     const s = await act(() => post('debt-pay', {
