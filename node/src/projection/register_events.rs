@@ -462,3 +462,68 @@ fn apply_register_event(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use caja_shared::kind::SaleLine;
+    use caja_shared::money::{Money, QtyMilli, TaxRateBp};
+    use rusqlite::Connection;
+
+    fn line(sku: &str, qty_milli: i64) -> SaleLine {
+        SaleLine {
+            product: sku.parse().expect("sku"),
+            name: format!("item {sku}"),
+            qty_milli: QtyMilli(qty_milli),
+            unit_price: Money(100),
+            tax_bp: TaxRateBp::new(1800).expect("rate"),
+            discount: None,
+            total: Money(qty_milli / 10),
+            tax: Money(1),
+            beyond_quota_milli: None,
+            price_override: None,
+        }
+    }
+
+    /// More lines than one statement holds, a product on two lines: every
+    /// line is a row numbered from 0 in order, and each product's stock goes
+    /// down by the sum of its lines (as one statement per line did).
+    #[test]
+    fn a_sales_lines_and_stock_moves_are_those_of_one_statement_per_line() {
+        let mut conn = Connection::open_in_memory().expect("db");
+        crate::migrate::migrate(&mut conn).expect("schema");
+        conn.execute("INSERT INTO stock (sku, qty_milli) VALUES ('A', 50000)", [])
+            .expect("stock");
+        let mut lines: Vec<SaleLine> = (0..super::ROWS_PER_STATEMENT + 3)
+            .map(|i| line(&format!("P{i}"), 1000 * (i as i64 + 1)))
+            .collect();
+        lines[2] = line("A", 2000);
+        lines[super::ROWS_PER_STATEMENT + 1] = line("A", 455);
+        let sale = "01935f4e-8a00-7000-8000-000000000001";
+        super::insert_lines_and_take_stock(&conn, sale, &lines).expect("apply");
+        let rows: Vec<(i64, String, i64)> = conn
+            .prepare("SELECT line_no, sku, qty_milli FROM sale_lines WHERE sale_id = ?1 ORDER BY line_no")
+            .expect("prepare")
+            .query_map([sale], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        let expected: Vec<(i64, String, i64)> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i as i64, l.product.as_str().to_owned(), l.qty_milli.0))
+            .collect();
+        assert_eq!(rows, expected);
+        let stock = |sku: &str| -> i64 {
+            conn.query_row("SELECT qty_milli FROM stock WHERE sku = ?1", [sku], |r| {
+                r.get(0)
+            })
+            .expect("stock row")
+        };
+        assert_eq!(stock("A"), 50_000 - 2_000 - 455);
+        assert_eq!(stock("P0"), -1_000);
+        assert_eq!(
+            stock(&format!("P{}", super::ROWS_PER_STATEMENT + 2)),
+            -11_000
+        );
+    }
+}
