@@ -38,30 +38,6 @@ pub struct StartupReport {
     pub rehashed: u64,
 }
 
-/// How much of the database file a full verification reads through a memory
-/// map instead of copying each page into SQLite's page cache (the journal is
-/// read once, in order; the copies were a measurable part of a verify).
-/// SQLite caps it at its compile-time limit (2 GiB); the rest of a larger file
-/// is read as usual.
-const VERIFY_MMAP_BYTES: i64 = 1 << 30;
-
-/// Runs `f` with the connection's `mmap_size` at [`VERIFY_MMAP_BYTES`], then
-/// puts the setting back (whatever `f` returned).
-fn with_mmap<T>(
-    conn: &Connection,
-    f: impl FnOnce() -> Result<T, JournalError>,
-) -> Result<T, JournalError> {
-    let set =
-        |bytes: i64| conn.pragma_update_and_check(None, "mmap_size", bytes, |r| r.get::<_, i64>(0));
-    let before: i64 = conn.pragma_query_value(None, "mmap_size", |r| r.get(0))?;
-    set(VERIFY_MMAP_BYTES)?;
-    let result = f();
-    let restored = set(before);
-    let value = result?;
-    restored?;
-    Ok(value)
-}
-
 /// Verifies the journal from `from` (or the first event); see
 /// `Journal::verify`.
 pub(super) fn verify(
@@ -71,17 +47,15 @@ pub(super) fn verify(
     mut progress: impl FnMut(u64, u64),
 ) -> Result<ChainHead, JournalError> {
     let device = load_device(conn)?.ok_or(JournalError::NotInitialized)?;
-    with_mmap(conn, || {
-        in_read_snapshot(conn, || {
-            let start = match from {
-                Some(cp) => check_checkpoint(conn, key, &device, cp)?,
-                None => ChainHead::GENESIS,
-            };
-            let head = verify_events(conn, start, &mut progress)?;
-            check_checkpoints_after(conn, key, &device, start.seq)?;
-            check_acked(conn, head)?;
-            Ok(head)
-        })
+    in_read_snapshot(conn, || {
+        let start = match from {
+            Some(cp) => check_checkpoint(conn, key, &device, cp)?,
+            None => ChainHead::GENESIS,
+        };
+        let head = verify_events(conn, start, &mut progress)?;
+        check_checkpoints_after(conn, key, &device, start.seq)?;
+        check_acked(conn, head)?;
+        Ok(head)
     })
 }
 
