@@ -178,6 +178,47 @@ fn pages_counted(conn: &rusqlite::Connection, before: u64, k: u64) -> anyhow::Re
     Ok(frames * 100 / k.max(1))
 }
 
+/// Which b-tree (table or index, `dbstat`'s name) each WAL frame written
+/// since frame `before` belongs to, in hundredths of a frame per each of `k`
+/// commits, most written first. Reads the WAL file's frame headers (page
+/// number at bytes 0..4 of each 24-byte header); a page no b-tree holds any
+/// more (freed, or a pointer-map page) counts as `(free)`. Call before
+/// [`pages_counted`], which empties the WAL.
+fn pages_by_btree(
+    conn: &rusqlite::Connection,
+    before: u64,
+    k: u64,
+) -> anyhow::Result<Vec<(String, u64)>> {
+    let path = conn.path().context("database path")?;
+    let wal = std::fs::read(format!("{path}-wal"))?;
+    anyhow::ensure!(wal.len() >= 32, "WAL shorter than its header");
+    let page_size = usize::try_from(u32::from_be_bytes(wal[8..12].try_into()?))?;
+    let mut owner = std::collections::HashMap::new();
+    {
+        let mut stmt = conn.prepare("SELECT pageno, name FROM dbstat")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            owner.insert(r.get::<_, i64>(0)?, r.get::<_, String>(1)?);
+        }
+    }
+    let mut counts: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    let frame = 24 + page_size;
+    let first = 32 + usize::try_from(before)? * frame;
+    let mut at = first;
+    while at + frame <= wal.len() {
+        let page = i64::from(u32::from_be_bytes(wal[at..at + 4].try_into()?));
+        let name = owner.get(&page).cloned().unwrap_or_else(|| "(free)".into());
+        *counts.entry(name).or_default() += 1;
+        at += frame;
+    }
+    let mut out: Vec<(String, u64)> = counts
+        .into_iter()
+        .map(|(name, n)| (name, n * 100 / k.max(1)))
+        .collect();
+    out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(out)
+}
+
 /// Counts the statements (and trigger programs) `k` calls of `op` run on
 /// the register's connection, in hundredths per call.
 fn statements_per_op(
@@ -293,6 +334,9 @@ pub fn sales(n: u64) -> anyhow::Result<Summary> {
     for _ in 0..COUNTED {
         sell_once(&mut reg)?;
     }
+    // Diagnostic only: a build of SQLite without `dbstat` says so and goes on.
+    let by_btree = pages_by_btree(reg.conn(), before, COUNTED)
+        .unwrap_or_else(|e| vec![(format!("(unavailable: {e})"), 0)]);
     let sale_pages = pages_counted(reg.conn(), before, COUNTED)?;
     let (b, f) = (per_sec(n, base_total), per_sec(n, total));
     let (bp99, fp99) = (
@@ -313,6 +357,14 @@ pub fn sales(n: u64) -> anyhow::Result<Summary> {
         "  caja-node sales:                 {f:>7}/s  p50 {:>6} µs  p99 {fp99:>6} µs  pages/commit {}",
         percentile(&lat, 50).as_micros(),
         hundredths(sale_pages)
+    );
+    println!(
+        "  pages per sale commit by b-tree: {}",
+        by_btree
+            .iter()
+            .map(|(name, n)| format!("{name} {}", hundredths(*n)))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!(
         "  statements per sale: {} top-level, {} trigger programs (load-independent)",

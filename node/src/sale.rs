@@ -271,6 +271,14 @@ fn overflow(field: impl Into<String>) -> impl FnOnce(MoneyError) -> SaleError {
     move |_| SaleError::Overflow { field }
 }
 
+/// [`overflow`] for a field of line `i`: the field's name is only written
+/// when the error happens (a sale's lines are checked on every sale).
+fn line_overflow(i: usize, field: &'static str) -> impl FnOnce(MoneyError) -> SaleError {
+    move |_| SaleError::Overflow {
+        field: format!("lines[{i}]{field}"),
+    }
+}
+
 /// What a sale adds up to, beside its body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SaleOutcome {
@@ -331,8 +339,8 @@ pub fn build_sale(
             });
         }
         let qty = QtyMilli(line.qty_milli);
-        let gross = caja_shared::money::line_gross(price, qty)
-            .map_err(overflow(format!("lines[{i}].qty_milli")))?;
+        let gross =
+            caja_shared::money::line_gross(price, qty).map_err(line_overflow(i, ".qty_milli"))?;
         let own = line.discount.unwrap_or(0);
         if own < 0 || own > gross.0 {
             return Err(SaleError::BadDiscount {
@@ -367,9 +375,9 @@ pub fn build_sale(
     {
         let discount = own
             .checked_add(share)
-            .map_err(overflow(format!("lines[{i}].discount")))?;
+            .map_err(line_overflow(i, ".discount"))?;
         let a = LineAmounts::compute(price, qty, discount, item.tax_bp)
-            .map_err(overflow(format!("lines[{i}]")))?;
+            .map_err(line_overflow(i, ""))?;
         debug_assert!(a.total.0 >= 0 && a.tax.0 >= 0 && a.tax.0 <= a.total.0);
         amounts.push((item.tax_bp, a));
         lines.push(SaleLine {

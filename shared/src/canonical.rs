@@ -23,6 +23,7 @@
 
 use std::cmp::Ordering;
 use std::fmt;
+use std::fmt::Write as _;
 
 /// Largest magnitude of an integer accepted: 2^53 − 1 (exactly representable by
 /// every JSON implementation, including JavaScript's).
@@ -189,7 +190,16 @@ impl Object {
 
 /// Orders two strings by their UTF-16 code units, as RFC 8785 §3.2.3 requires.
 pub fn cmp_utf16(a: &str, b: &str) -> Ordering {
-    a.encode_utf16().cmp(b.encode_utf16())
+    // Where the two first differ at an ASCII byte (or one is a prefix of the
+    // other), byte order is UTF-16 order: the bytes before are the same
+    // characters, and an ASCII character sorts below every other in both
+    // orders. Only two different non-ASCII characters need UTF-16 units.
+    let (x, y) = (a.as_bytes(), b.as_bytes());
+    match x.iter().zip(y).position(|(p, q)| p != q) {
+        None => x.len().cmp(&y.len()),
+        Some(i) if x[i] < 0x80 || y[i] < 0x80 => x[i].cmp(&y[i]),
+        Some(_) => a.encode_utf16().cmp(b.encode_utf16()),
+    }
 }
 
 impl Value {
@@ -294,7 +304,9 @@ fn from_serde_at(v: serde_json::Value, path: &mut String) -> Result<Value, Canon
             let mut out = Vec::with_capacity(a.len());
             for (i, item) in a.into_iter().enumerate() {
                 let len = path.len();
-                path.push_str(&format!("[{i}]"));
+                // The path names an offending value; `write!` to a String
+                // cannot fail.
+                let _ = write!(path, "[{i}]");
                 out.push(from_serde_at(item, path)?);
                 path.truncate(len);
             }
@@ -610,7 +622,7 @@ fn write_value(v: &Value, out: &mut Vec<u8>) {
         Value::Bool(false) => out.extend_from_slice(b"false"),
         Value::Int(n) => {
             debug_assert!(n.unsigned_abs() <= MAX_SAFE_INTEGER.unsigned_abs());
-            out.extend_from_slice(n.to_string().as_bytes());
+            write_int(*n, out);
         }
         Value::String(s) => write_string(s, out),
         Value::Array(items) => {
@@ -636,6 +648,25 @@ fn write_value(v: &Value, out: &mut Vec<u8>) {
             out.push(b'}');
         }
     }
+}
+
+/// An integer in decimal, without an intermediate `String`.
+fn write_int(n: i64, out: &mut Vec<u8>) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut v = n.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + u8::try_from(v % 10).unwrap_or(0);
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 fn write_string(s: &str, out: &mut Vec<u8>) {

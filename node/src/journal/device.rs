@@ -51,6 +51,17 @@ pub struct OpRecord {
     pub at_ms: i64,
 }
 
+/// Whether the device row says this database was restored from a backup and
+/// has not synced since (`false` when there is no row yet). Every operation
+/// asks under the write lock; one column, nothing parsed.
+pub fn restored_from_backup(conn: &Connection) -> Result<bool, JournalError> {
+    let flag: Option<bool> = conn
+        .prepare_cached("SELECT restored_from_backup FROM device WHERE id = 1")?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    Ok(flag.unwrap_or(false))
+}
+
 /// Reads the device row, if the database has been initialized.
 pub fn load_device(conn: &Connection) -> Result<Option<DeviceRecord>, JournalError> {
     // Cached: every operation reads it under the write lock.

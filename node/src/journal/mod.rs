@@ -52,8 +52,8 @@ use caja_shared::key::DeviceKey;
 pub use chain::MAX_EVENTS_PER_READ;
 pub use checkpoint::{CheckpointReason, StoredCheckpoint, CHECKPOINT_EVERY};
 pub use device::{
-    find_op, insert_device, load_device, record_op, set_key_id, set_restored_from_backup,
-    DeviceRecord, OpRecord,
+    find_op, insert_device, load_device, record_op, restored_from_backup, set_key_id,
+    set_restored_from_backup, DeviceRecord, OpRecord,
 };
 pub use error::{Break, BreakReason, JournalError};
 pub use verify::{StartupReport, PROGRESS_EVERY};

@@ -8,6 +8,8 @@
 
 use caja_shared::event::Event;
 use caja_shared::kind::{EventBody, PaymentMethod};
+use std::sync::OnceLock;
+
 use rusqlite::{params, Connection};
 
 use super::sql::exec;
@@ -29,6 +31,79 @@ fn add_stock(conn: &Connection, sku: &str, delta_milli: i64) -> rusqlite::Result
          ON CONFLICT (sku) DO UPDATE SET qty_milli = qty_milli + excluded.qty_milli",
         params![sku, delta_milli],
     )?;
+    Ok(())
+}
+
+/// Rows per multi-row statement: a sale's lines, and its stock moves, are
+/// written `ROWS_PER_STATEMENT` at a time (a 3-line sale: one statement each
+/// instead of three), one cached statement per chunk size.
+const ROWS_PER_STATEMENT: usize = 8;
+
+/// `head` followed by `rows` groups of `cols` anonymous parameters, then `tail`.
+fn values_sql(head: &str, cols: usize, rows: usize, tail: &str) -> String {
+    let group = format!("({})", vec!["?"; cols].join(", "));
+    format!("{head} {}{tail}", vec![group; rows].join(", "))
+}
+
+/// The sale's lines, in order (`line_no` from 0), and what they take from
+/// stock: the same rows as one insert and one stock update per line.
+fn insert_lines_and_take_stock(
+    conn: &Connection,
+    sale_id: &str,
+    lines: &[caja_shared::kind::SaleLine],
+) -> rusqlite::Result<()> {
+    static LINES: OnceLock<Vec<String>> = OnceLock::new();
+    static STOCK: OnceLock<Vec<String>> = OnceLock::new();
+    let lines_sql = LINES.get_or_init(|| {
+        (1..=ROWS_PER_STATEMENT)
+            .map(|n| {
+                values_sql(
+                    "INSERT INTO sale_lines (sale_id, line_no, sku, name, qty_milli, unit_price,
+                        tax_bp, discount, total, tax) VALUES",
+                    10,
+                    n,
+                    "",
+                )
+            })
+            .collect()
+    });
+    let stock_sql = STOCK.get_or_init(|| {
+        (1..=ROWS_PER_STATEMENT)
+            .map(|n| {
+                values_sql(
+                    "INSERT INTO stock (sku, qty_milli) VALUES",
+                    2,
+                    n,
+                    " ON CONFLICT (sku) DO UPDATE SET qty_milli = qty_milli + excluded.qty_milli",
+                )
+            })
+            .collect()
+    });
+    for (c, chunk) in lines.chunks(ROWS_PER_STATEMENT).enumerate() {
+        let mut stmt = conn.prepare_cached(&lines_sql[chunk.len() - 1])?;
+        for (j, l) in chunk.iter().enumerate() {
+            let line_no = i64::try_from(c * ROWS_PER_STATEMENT + j)
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            let at = j * 10;
+            stmt.raw_bind_parameter(at + 1, sale_id)?;
+            stmt.raw_bind_parameter(at + 2, line_no)?;
+            stmt.raw_bind_parameter(at + 3, l.product.as_str())?;
+            stmt.raw_bind_parameter(at + 4, l.name.as_str())?;
+            stmt.raw_bind_parameter(at + 5, l.qty_milli.0)?;
+            stmt.raw_bind_parameter(at + 6, l.unit_price.0)?;
+            stmt.raw_bind_parameter(at + 7, i64::from(l.tax_bp.bp()))?;
+            stmt.raw_bind_parameter(at + 8, l.discount.map_or(0, |d| d.0))?;
+            stmt.raw_bind_parameter(at + 9, l.total.0)?;
+            stmt.raw_bind_parameter(at + 10, l.tax.0)?;
+        }
+        stmt.raw_execute()?;
+        let mut stmt = conn.prepare_cached(&stock_sql[chunk.len() - 1])?;
+        for (j, l) in chunk.iter().enumerate() {
+            stmt.raw_bind_parameter(j * 2 + 1, l.product.as_str())?;
+            stmt.raw_bind_parameter(j * 2 + 2, -l.qty_milli.0)?;
+        }
+        stmt.raw_execute()?;
+    }
     Ok(())
 }
 
@@ -102,26 +177,7 @@ fn apply_register_event(
                     device
                 ],
             )?;
-            for (i, l) in b.lines.iter().enumerate() {
-                exec(
-                conn,
-                    "INSERT INTO sale_lines (sale_id, line_no, sku, name, qty_milli, unit_price,
-                        tax_bp, discount, total, tax) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                    params![
-                        sale_id,
-                        i as i64,
-                        l.product.as_str(),
-                        l.name,
-                        l.qty_milli.0,
-                        l.unit_price.0,
-                        i64::from(l.tax_bp.bp()),
-                        l.discount.map_or(0, |d| d.0),
-                        l.total.0,
-                        l.tax.0
-                    ],
-                )?;
-                add_stock(conn, l.product.as_str(), -l.qty_milli.0)?;
-            }
+            insert_lines_and_take_stock(conn, &sale_id, &b.lines)?;
             if let Some(f) = &b.fiscal {
                 // The number is used: the block's next number moves past it.
                 exec(
@@ -408,4 +464,69 @@ fn apply_register_event(
         EventBody::FiscalDocumentIssued(_) => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use caja_shared::kind::SaleLine;
+    use caja_shared::money::{Money, QtyMilli, TaxRateBp};
+    use rusqlite::Connection;
+
+    fn line(sku: &str, qty_milli: i64) -> SaleLine {
+        SaleLine {
+            product: sku.parse().expect("sku"),
+            name: format!("item {sku}"),
+            qty_milli: QtyMilli(qty_milli),
+            unit_price: Money(100),
+            tax_bp: TaxRateBp::new(1800).expect("rate"),
+            discount: None,
+            total: Money(qty_milli / 10),
+            tax: Money(1),
+            beyond_quota_milli: None,
+            price_override: None,
+        }
+    }
+
+    /// More lines than one statement holds, a product on two lines: every
+    /// line is a row numbered from 0 in order, and each product's stock goes
+    /// down by the sum of its lines (as one statement per line did).
+    #[test]
+    fn a_sales_lines_and_stock_moves_are_those_of_one_statement_per_line() {
+        let mut conn = Connection::open_in_memory().expect("db");
+        crate::migrate::migrate(&mut conn).expect("schema");
+        conn.execute("INSERT INTO stock (sku, qty_milli) VALUES ('A', 50000)", [])
+            .expect("stock");
+        let mut lines: Vec<SaleLine> = (0..super::ROWS_PER_STATEMENT + 3)
+            .map(|i| line(&format!("P{i}"), 1000 * (i as i64 + 1)))
+            .collect();
+        lines[2] = line("A", 2000);
+        lines[super::ROWS_PER_STATEMENT + 1] = line("A", 455);
+        let sale = "01935f4e-8a00-7000-8000-000000000001";
+        super::insert_lines_and_take_stock(&conn, sale, &lines).expect("apply");
+        let rows: Vec<(i64, String, i64)> = conn
+            .prepare("SELECT line_no, sku, qty_milli FROM sale_lines WHERE sale_id = ?1 ORDER BY line_no")
+            .expect("prepare")
+            .query_map([sale], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        let expected: Vec<(i64, String, i64)> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i as i64, l.product.as_str().to_owned(), l.qty_milli.0))
+            .collect();
+        assert_eq!(rows, expected);
+        let stock = |sku: &str| -> i64 {
+            conn.query_row("SELECT qty_milli FROM stock WHERE sku = ?1", [sku], |r| {
+                r.get(0)
+            })
+            .expect("stock row")
+        };
+        assert_eq!(stock("A"), 50_000 - 2_000 - 455);
+        assert_eq!(stock("P0"), -1_000);
+        assert_eq!(
+            stock(&format!("P{}", super::ROWS_PER_STATEMENT + 2)),
+            -11_000
+        );
+    }
 }

@@ -34,6 +34,16 @@ pub struct Document {
     pub buyer_name: Option<String>,
 }
 
+/// What a sale's client operation id is bound to: the request, and the
+/// document when it is not the register's default (serialized as the request
+/// alone, or as the pair).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Hashed<'a> {
+    Plain(&'a SaleRequest),
+    Named((&'a SaleRequest, &'a Document)),
+}
+
 /// Result of a sale.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SaleResult {
@@ -205,9 +215,9 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
         let stock_quotas = self.config.stock_quotas;
         // A plain sale hashes as before; a named document is part of the request.
         let hashed = if *doc == Document::default() {
-            serde_json::to_value(req)?
+            Hashed::Plain(req)
         } else {
-            serde_json::to_value((req, doc))?
+            Hashed::Named((req, doc))
         };
         self.run(op_id, "sell", &hashed, |ctx| {
             let (shift_id, cashier, shift_event) = ctx.open_shift_event()?;
