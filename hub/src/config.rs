@@ -328,6 +328,14 @@ pub struct HubConfig {
     /// Deliver every E31 the registers issue to its buyer's URL Recepción
     /// when DGII's directory lists the buyer (its ARECF kept). Default true.
     pub receiver_deliver_e31: bool,
+    // — SIMWORK —
+    /// PBKDF2 rounds for the PINs head office sets, in test builds only (the
+    /// simulation's cheap hash); never read from a file or the environment,
+    /// and absent from release builds, which always hash with
+    /// `caja_shared::pin::ITERATIONS`.
+    #[cfg(feature = "testkit")]
+    #[serde(skip)]
+    pub test_pin_iterations: Option<u32>,
 }
 
 impl std::fmt::Debug for HubConfig {
@@ -463,6 +471,9 @@ impl Default for HubConfig {
                 per_minute: 600,
             },
             receiver_deliver_e31: true,
+            // — SIMWORK —
+            #[cfg(feature = "testkit")]
+            test_pin_iterations: None,
         }
     }
 }
@@ -522,6 +533,16 @@ where
 }
 
 impl HubConfig {
+    /// PBKDF2 rounds for a new PIN: `caja_shared::pin::ITERATIONS`, except in
+    /// a test build told otherwise (`test_pin_iterations`).
+    pub fn pin_iterations(&self) -> u32 {
+        #[cfg(feature = "testkit")]
+        if let Some(n) = self.test_pin_iterations {
+            return n;
+        }
+        caja_shared::pin::ITERATIONS
+    }
+
     /// Reads `hub.toml` from `data_dir` (defaults when absent), applies the
     /// `CAJA_HUB_*` variables that `env` returns, and validates.
     pub fn load(

@@ -2,16 +2,19 @@
 //! head office's changes at the hub, and (in the safety phase) the faults.
 //! Every choice comes from the world's seeded dice.
 
-use caja_node::register::{CustomerRequest, ReturnLineRequest, ReturnRequest};
+use caja_node::error::{OpError, Refusal};
+use caja_node::register::{CustomerRequest, Document, ReturnLineRequest, ReturnRequest};
 use caja_node::sale::{LineRequest, PaymentRequest, SaleRequest};
+use caja_node::staff::Credentials;
 use caja_shared::ids::SaleId;
 use caja_shared::kind::CashMovement;
-use caja_shared::kind::PaymentMethod;
+use caja_shared::kind::{PaymentMethod, Role};
 use caja_shared::money::{Money, QtyMilli};
 
 use super::faults::Fault;
 use super::net::lock;
-use super::world::{first_words, World};
+use super::tally::Work;
+use super::world::{credentials, first_words, World, STAFF};
 use super::SimError;
 
 /// The sample catalog's products: (code to scan, sold by weight).
@@ -66,8 +69,8 @@ pub fn sell(w: &mut World, reg: usize) -> Result<(), SimError> {
     let mut payments = Vec::new();
     let mut customer = None;
     let kind = w.pick(10);
-    if kind < 2 && !w.customers.is_empty() {
-        let c = w.any_customer();
+    let fiado_to = if kind < 2 { w.any_customer(reg) } else { None };
+    if let Some(c) = fiado_to {
         customer = Some(c);
         payments.push(PaymentRequest {
             method: PaymentMethod::Fiado,
@@ -88,6 +91,13 @@ pub fn sell(w: &mut World, reg: usize) -> Result<(), SimError> {
         amount: 10_000_000,
         reference: None,
     });
+    // Sometimes the cashier charges another price than the shelf's on the
+    // first line: a supervisor's override (or a PIN that does not approve).
+    let overridden = w.chance(50);
+    if overridden {
+        lines[0].unit_price = Some(w.rand_range(1, 400) * 100 + 1);
+    }
+    let cred = overridden.then(|| supervisor(w));
     let req = SaleRequest {
         lines,
         payments,
@@ -98,11 +108,21 @@ pub fn sell(w: &mut World, reg: usize) -> Result<(), SimError> {
     let Some(ops) = w.regs[reg].ops.as_mut() else {
         return Ok(());
     };
-    match ops.sell(op, &req) {
+    let sell = |ops: &mut super::world::SimRegisterOps| {
+        if overridden {
+            ops.sell_approved(op, &req, &Document::default(), cred.as_ref().map(|c| &c.0))
+        } else {
+            ops.sell(op, &req)
+        }
+    };
+    match sell(ops) {
         Ok(r) => {
             w.log(format!(
-                "r{reg} sale seq {} total {} fiscal {:?}",
-                r.seq, r.total.0, r.fiscal_number
+                "r{reg} sale seq {} total {} fiscal {:?}{}",
+                r.seq,
+                r.total.0,
+                r.fiscal_number,
+                if overridden { " price override" } else { "" }
             ));
             w.ack(
                 reg,
@@ -111,6 +131,9 @@ pub fn sell(w: &mut World, reg: usize) -> Result<(), SimError> {
                 Some(r.sale_id),
                 r.fiscal_number.clone(),
             )?;
+            if overridden {
+                approved(w, "price_override", cred.as_ref())?;
+            }
             // The UI retries: once at once, and sometimes after the process
             // died between the commit and the answer.
             if w.chance(60) {
@@ -119,12 +142,13 @@ pub fn sell(w: &mut World, reg: usize) -> Result<(), SimError> {
                     w.crash_register(reg)?;
                 }
                 lock(&w.net).counts.add(Fault::OpRetry);
-                let again = w.regs[reg]
-                    .ops
-                    .as_mut()
-                    .ok_or_else(|| SimError("register closed".into()))?
-                    .sell(op, &req)
-                    .map_err(|e| SimError(format!("r{reg} retried sale failed: {e}")))?;
+                let again = sell(
+                    w.regs[reg]
+                        .ops
+                        .as_mut()
+                        .ok_or_else(|| SimError("register closed".into()))?,
+                )
+                .map_err(|e| SimError(format!("r{reg} retried sale failed: {e}")))?;
                 w.checks += 1;
                 if again != r {
                     return Err(SimError(format!(
@@ -138,21 +162,11 @@ pub fn sell(w: &mut World, reg: usize) -> Result<(), SimError> {
             }
             Ok(())
         }
-        Err(caja_node::error::OpError::Refused(caja_node::error::Refusal::ShiftNotOpen)) => {
-            // The cashier opens a shift first.
-            let op = w.op_id();
-            let Some(ops) = w.regs[reg].ops.as_mut() else {
-                return Ok(());
-            };
-            match ops.open_shift(op, "luis", Money(20_000)) {
-                Ok(r) => {
-                    w.log(format!("r{reg} shift opened seq {} to sell", r.seq));
-                    w.ack(reg, "shift_open", &[r.seq], None, None)
-                }
-                Err(e) => w.refused(reg, "shift open", &e),
-            }
+        Err(OpError::Refused(Refusal::ShiftNotOpen)) => {
+            // The cashier signs in and opens a shift first.
+            open_shift(w, reg, Money(20_000))
         }
-        Err(e) => w.refused(reg, "sale", &e),
+        Err(e) => refused_or_pin(w, reg, "sale", &e, cred.as_ref()),
     }
 }
 
@@ -174,25 +188,26 @@ fn void(w: &mut World, reg: usize) -> Result<(), SimError> {
     } else {
         sale
     };
+    let cred = supervisor(w);
     let op = w.op_id();
     let Some(ops) = w.regs[reg].ops.as_mut() else {
         return Ok(());
     };
-    match ops.void(op, sale, "cliente se arrepintió") {
+    match ops.void_approved(op, sale, "cliente se arrepintió", Some(&cred.0)) {
         Ok(r) => {
             w.log(format!("r{reg} void seq {:?}", r.seqs));
             w.voided.push(sale);
-            w.ack(reg, "void", &r.seqs, None, None)
+            w.ack(reg, "void", &r.seqs, None, None)?;
+            approved(w, "void", Some(&cred))
         }
-        Err(e) => w.refused(reg, "void", &e),
+        Err(e) => refused_or_pin(w, reg, "void", &e, Some(&cred)),
     }
 }
 
 fn pay_debt(w: &mut World, reg: usize) -> Result<(), SimError> {
-    if w.customers.is_empty() {
+    let Some(c) = w.any_customer(reg) else {
         return Ok(());
-    }
-    let c = w.any_customer();
+    };
     let amount = w.rand_range(50, 3_000);
     let op = w.op_id();
     let Some(ops) = w.regs[reg].ops.as_mut() else {
@@ -208,8 +223,8 @@ fn pay_debt(w: &mut World, reg: usize) -> Result<(), SimError> {
 }
 
 fn customer(w: &mut World, reg: usize) -> Result<(), SimError> {
-    let existing = if !w.customers.is_empty() && w.chance(300) {
-        Some(w.any_customer())
+    let existing = if w.chance(300) {
+        w.any_customer(reg)
     } else {
         None
     };
@@ -308,22 +323,127 @@ fn shift(w: &mut World, reg: usize) -> Result<(), SimError> {
         .map_err(|e| SimError(format!("r{reg} status: {e}")))?
         .open_shift
         .is_some();
-    if open {
-        match ops.close_shift(op, Money(counted)) {
-            Ok(r) => {
-                w.log(format!("r{reg} shift closed seq {}", r.seq));
-                w.ack(reg, "shift_close", &[r.seq], None, None)
+    if !open {
+        return open_shift(w, reg, Money(50_000));
+    }
+    // Shifts are opened by cashiers: the supervisor's close is an override
+    // (another person's shift); a cashier closes their own or is refused.
+    let who = w.pick(STAFF.len());
+    let right = !w.chance(PIN_WRONG_PER_MILLE);
+    let supervising = STAFF[who].1 != Role::Cashier;
+    // A cashier with the right PIN passes for their own shift only.
+    let cred = (credentials(who, right), right && supervising);
+    let Some(ops) = w.regs[reg].ops.as_mut() else {
+        return Ok(());
+    };
+    match ops.close_shift_as(op, Money(counted), Some(&cred.0)) {
+        Ok(r) => {
+            w.log(format!(
+                "r{reg} shift closed seq {} by {}",
+                r.seq, STAFF[who].0
+            ));
+            w.ack(reg, "shift_close", &[r.seq], None, None)?;
+            w.checks += 1;
+            if !right {
+                return Err(SimError(format!("r{reg} shift closed with a wrong PIN")));
             }
-            Err(e) => w.refused(reg, "shift close", &e),
-        }
-    } else {
-        match ops.open_shift(op, "ana", Money(50_000)) {
-            Ok(r) => {
-                w.log(format!("r{reg} shift opened seq {}", r.seq));
-                w.ack(reg, "shift_open", &[r.seq], None, None)
+            if supervising {
+                approved(w, "close_shift", Some(&cred))?;
             }
-            Err(e) => w.refused(reg, "shift open", &e),
+            Ok(())
         }
+        Err(e) => refused_or_pin(w, reg, "shift close", &e, Some(&cred)),
+    }
+}
+
+/// Per-mille chance that a PIN typed is wrong.
+const PIN_WRONG_PER_MILLE: u64 = 60;
+
+/// A supervisor's credentials, sometimes with a wrong PIN, sometimes a
+/// cashier's instead (a role too low); the flag is whether they should
+/// pass.
+fn supervisor(w: &mut World) -> (Credentials, bool) {
+    if w.chance(PIN_WRONG_PER_MILLE) {
+        return (credentials(2, false), false);
+    }
+    if w.chance(PIN_WRONG_PER_MILLE) {
+        let cashier = w.pick(2);
+        return (credentials(cashier, true), false);
+    }
+    (credentials(2, true), true)
+}
+
+/// Marks the last acknowledged operation as carrying `action`'s approval,
+/// given with `cred` (which had to pass).
+fn approved(
+    w: &mut World,
+    action: &'static str,
+    cred: Option<&(Credentials, bool)>,
+) -> Result<(), SimError> {
+    w.checks += 1;
+    if cred.is_some_and(|c| !c.1) {
+        return Err(SimError(format!(
+            "{action} acknowledged with credentials that do not pass (a wrong PIN or a cashier's)"
+        )));
+    }
+    if let Some(a) = w.acked.last_mut() {
+        a.approved = Some(action);
+    }
+    w.work.add(Work::SupervisorOverride);
+    Ok(())
+}
+
+/// A refusal; with credentials that should not pass, it must be the PIN's
+/// or the role's (counted), and with credentials that should, never.
+fn refused_or_pin(
+    w: &mut World,
+    reg: usize,
+    what: &str,
+    e: &OpError,
+    cred: Option<&(Credentials, bool)>,
+) -> Result<(), SimError> {
+    let pin_refusal = matches!(
+        e,
+        OpError::Refused(Refusal::Staff(_) | Refusal::ApprovalRequired(_))
+    );
+    // A lockout (five wrong PINs in a row) refuses even the right PIN.
+    let locked = matches!(
+        e,
+        OpError::Refused(Refusal::Staff(caja_node::staff::StaffError::Locked { .. }))
+    );
+    if let Some((_, should_pass)) = cred {
+        w.checks += 1;
+        if pin_refusal && *should_pass && !locked {
+            return Err(SimError(format!(
+                "r{reg} {what}: credentials that pass were answered {e}"
+            )));
+        }
+    }
+    if pin_refusal {
+        w.work.add(Work::PinRefused);
+    }
+    w.refused(reg, what, e)
+}
+
+/// A cashier signs in with their PIN (sometimes mistyped) and opens a shift.
+fn open_shift(w: &mut World, reg: usize, float: Money) -> Result<(), SimError> {
+    let who = w.pick(2);
+    let right = !w.chance(PIN_WRONG_PER_MILLE);
+    let cred = (credentials(who, right), right);
+    let op = w.op_id();
+    let Some(ops) = w.regs[reg].ops.as_mut() else {
+        return Ok(());
+    };
+    match ops.open_shift_signed(op, &cred.0, float) {
+        Ok(r) => {
+            w.log(format!(
+                "r{reg} {} signed in, shift opened seq {}",
+                STAFF[who].0, r.seq
+            ));
+            w.work.add(Work::PinSignIn);
+            w.ack(reg, "shift_open", &[r.seq], None, None)
+        }
+        Err(e) => refused_or_pin(w, reg, "shift open", &e, Some(&cred)),
     }
 }
 
@@ -382,12 +502,13 @@ fn catalog_rename(w: &mut World) -> Result<(), SimError> {
 }
 
 /// A customer brings back part of a sale's first line, at this register or
-/// another one (which knows the sale once synced).
+/// another one of its store (which knows the sale once synced).
 fn return_goods(w: &mut World, reg: usize) -> Result<(), SimError> {
+    let store = w.regs[reg].store;
     let sales: Vec<SaleId> = w
         .acked
         .iter()
-        .filter(|a| !a.lost)
+        .filter(|a| !a.lost && w.regs[a.reg].store == store)
         .filter_map(|a| a.sale)
         .collect();
     if sales.is_empty() {
@@ -408,16 +529,18 @@ fn return_goods(w: &mut World, reg: usize) -> Result<(), SimError> {
         customer: None,
         unknown_original: Vec::new(),
     };
+    let cred = supervisor(w);
     let op = w.op_id();
     let Some(ops) = w.regs[reg].ops.as_mut() else {
         return Ok(());
     };
-    match ops.return_sale(op, &req, None) {
+    match ops.return_sale(op, &req, Some(&cred.0)) {
         Ok(r) => {
             w.log(format!("r{reg} return seq {} total {}", r.seq, r.total.0));
-            w.ack(reg, "return", &[r.seq], None, None)
+            w.ack(reg, "return", &[r.seq], None, None)?;
+            approved(w, "return", Some(&cred))
         }
-        Err(e) => w.refused(reg, "return", &e),
+        Err(e) => refused_or_pin(w, reg, "return", &e, Some(&cred)),
     }
 }
 
@@ -428,16 +551,28 @@ fn cash_move(w: &mut World, reg: usize) -> Result<(), SimError> {
         CashMovement::Drop,
     ][w.pick(3)];
     let amount = w.rand_range(100, 20_000);
+    let paid_out = kind == CashMovement::PaidOut;
+    let cred = paid_out.then(|| supervisor(w));
     let op = w.op_id();
     let Some(ops) = w.regs[reg].ops.as_mut() else {
         return Ok(());
     };
-    match ops.cash_move(op, kind, Money(amount), "caja chica", None) {
+    match ops.cash_move(
+        op,
+        kind,
+        Money(amount),
+        "caja chica",
+        cred.as_ref().map(|c| &c.0),
+    ) {
         Ok(r) => {
             w.log(format!("r{reg} cash {kind:?} {amount} seq {:?}", r.seqs));
-            w.ack(reg, "cash_move", &r.seqs, None, None)
+            w.ack(reg, "cash_move", &r.seqs, None, None)?;
+            if paid_out {
+                approved(w, "paid_out", cred.as_ref())?;
+            }
+            Ok(())
         }
-        Err(e) => w.refused(reg, "cash movement", &e),
+        Err(e) => refused_or_pin(w, reg, "cash movement", &e, cred.as_ref()),
     }
 }
 
