@@ -14,6 +14,7 @@ use caja_shared::digest::Hash256;
 use caja_shared::entropy::RandomSource;
 use caja_shared::event::Event;
 use caja_shared::ids::{DeviceId, EventId};
+use rusqlite::OptionalExtension;
 
 use super::net::lock;
 use super::world::{World, SERIES};
@@ -407,8 +408,61 @@ pub fn complete(w: &mut World) -> Result<(), SimError> {
     hub_chains(w, &conn)?;
     causal_order_and_projections(w, &conn)?;
     audit(w, &conn)?;
+    resolutions(w, &conn)?;
     drop(conn);
     hub_rebuild(w)
+}
+
+/// Operators' resolutions: each is a `ConflictResolved` event of a store's
+/// hub chain (so in the audit log and, once converged, at every register of
+/// the store), and its conflict stays resolved unless a candidate the
+/// operator never saw arrived since (which reopens it).
+fn resolutions(w: &mut World, conn: &rusqlite::Connection) -> Result<(), SimError> {
+    if w.resolutions.is_empty() {
+        return Ok(());
+    }
+    let v = lock(&w.net)
+        .hub
+        .admin("GET", "/v1/admin/conflicts?state=all", None)?;
+    let all: Vec<serde_json::Value> = v["conflicts"].as_array().cloned().unwrap_or_default();
+    for r in &w.resolutions {
+        let kind: Option<String> = conn
+            .query_row(
+                "SELECT e.kind FROM events e JOIN stores s ON s.hub_device = e.device_id \
+                 WHERE e.event_id = ?1",
+                [&r.event],
+                |x| x.get(0),
+            )
+            .optional()
+            .map_err(sql)?;
+        w.checks += 2;
+        if kind.as_deref() != Some("ConflictResolved") {
+            return Err(fail(format!(
+                "operator: resolution {} of conflict {} is {kind:?} in the hub chains",
+                r.event, r.conflict
+            )));
+        }
+        let Some(c) = all.iter().find(|c| c["conflict_id"] == r.conflict.as_str()) else {
+            return Err(fail(format!(
+                "operator: resolved conflict {} is gone",
+                r.conflict
+            )));
+        };
+        let now: Vec<&str> = c["candidates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(serde_json::Value::as_str)
+            .collect();
+        let grew = now.iter().any(|x| !r.candidates.iter().any(|y| y == x));
+        if c["state"] != "resolved" && !grew {
+            return Err(fail(format!(
+                "operator: conflict {} is {} again with no new candidate",
+                r.conflict, c["state"]
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Invariant 1: every operation a cashier saw done (and not lost with its
@@ -542,6 +596,9 @@ fn hub_chains(w: &mut World, conn: &rusqlite::Connection) -> Result<(), SimError
         .map_err(sql)?;
     let mut rows = stmt.query([]).map_err(sql)?;
     let mut current: Option<(String, ChainVerifier)> = None;
+    // The HLC of the chain's previous event: clocks jump (registers' and the
+    // hub's, forward and back) but no chain's stamps may go back.
+    let mut last_hlc: Option<caja_shared::hlc::Hlc> = None;
     while let Some(row) = rows.next().map_err(sql)? {
         let device: String = row.get(0).map_err(sql)?;
         let bytes: Vec<u8> = row.get(1).map_err(sql)?;
@@ -552,7 +609,18 @@ fn hub_chains(w: &mut World, conn: &rusqlite::Connection) -> Result<(), SimError
             .map_err(|_| fail("stored hash"))?;
         if current.as_ref().is_none_or(|(d, _)| *d != device) {
             current = Some((device.clone(), ChainVerifier::new(ChainHead::GENESIS)));
+            last_hlc = None;
         }
+        let event = Event::from_json(&bytes).map_err(|e| fail(format!("stored event: {e}")))?;
+        let hlc = event.envelope().hlc;
+        w.checks += 1;
+        if last_hlc.is_some_and(|h| h >= hlc) {
+            return Err(fail(format!(
+                "hlc: the chain of {device} goes back at seq {} ({last_hlc:?} then {hlc:?})",
+                event.seq().get()
+            )));
+        }
+        last_hlc = Some(hlc);
         if let Some((_, v)) = current.as_mut() {
             v.check_bytes(&bytes, &hash)
                 .map_err(|e| fail(format!("invariant 4: hub chain of {device}: {e:?}")))?;

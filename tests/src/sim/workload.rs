@@ -43,8 +43,81 @@ pub fn action(w: &mut World) -> Result<(), SimError> {
         775..=784 => release_fiscal(w, reg),
         785..=814 => return_goods(w, reg),
         815..=839 => cash_move(w, reg),
+        840..=869 => resolve_conflict(w),
         _ => Ok(()),
     }
+}
+
+/// An operator at head office resolves one open conflict through the admin
+/// API: the first candidate wins, or (half the time, or with none) no
+/// winner and a note. Recorded for the checker, which finds the resolution
+/// in the store's hub chain, in the audit log and at every register.
+fn resolve_conflict(w: &mut World) -> Result<(), SimError> {
+    if !lock(&w.net).hub.is_up() {
+        return Ok(());
+    }
+    let v = lock(&w.net)
+        .hub
+        .admin("GET", "/v1/admin/conflicts?state=open", None)?;
+    let open: Vec<serde_json::Value> = v["conflicts"].as_array().cloned().unwrap_or_default();
+    if open.is_empty() {
+        return Ok(());
+    }
+    let c = &open[w.pick(open.len())];
+    let id = c["conflict_id"].as_str().unwrap_or_default().to_owned();
+    let candidates: Vec<String> = c["candidates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x.as_str().map(str::to_owned))
+        .collect();
+    let winner = (!candidates.is_empty() && w.chance(500)).then(|| candidates[0].clone());
+    let mut body = serde_json::json!({"note": "revisado en la oficina", "by": "operadora"});
+    if let Some(win) = &winner {
+        body["winner"] = serde_json::Value::String(win.clone());
+    }
+    let r = lock(&w.net).hub.admin(
+        "POST",
+        &format!("/v1/admin/conflicts/{id}/resolve"),
+        Some(&body),
+    )?;
+    let event = r["resolution"]["event_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    w.checks += 1;
+    if r["state"] != "resolved" || event.is_empty() {
+        return Err(SimError(format!(
+            "operator: conflict {id} answered {r} to its resolution"
+        )));
+    }
+    w.log(format!(
+        "hub: operator resolved conflict {} ({}) winner {winner:?}",
+        id,
+        c["reason"].as_str().unwrap_or("")
+    ));
+    w.resolutions.push(super::world::Resolution {
+        conflict: id,
+        candidates,
+        event,
+    });
+    w.work.add(Work::ConflictResolved);
+    Ok(())
+}
+
+/// The hub's clock jumps forward or back (up to 10 minutes away from the
+/// world's time): registers' skew correction, grants' lifetimes, tree heads
+/// and the audit log must not depend on the hub's wall-clock order (the
+/// checker holds every chain's HLC order and the projections to it).
+fn hub_clock_jump(w: &mut World) {
+    let jump = w.rand_range(-600_000, 600_000);
+    w.hub_offset_ms = (w.hub_offset_ms + jump).clamp(-600_000, 600_000);
+    w.advance(0);
+    w.work.add(Work::HubClockJump);
+    w.log(format!(
+        "hub clock jumps {jump} ms (offset {})",
+        w.hub_offset_ms
+    ));
 }
 
 /// A cashier's sale of 1–3 random lines at `reg` (and sometimes the UI's
@@ -634,6 +707,7 @@ pub fn fault(w: &mut World) -> Result<(), SimError> {
                 w.restore_register(reg, which)?;
             }
         }
+        800..=849 => hub_clock_jump(w),
         980..=999 => disk_full(w, reg)?,
         _ => {
             let n = w.pick(3) + 1;

@@ -129,6 +129,17 @@ pub struct Acked {
     pub approved: Option<&'static str>,
 }
 
+/// A conflict an operator resolved, as the admin API answered it.
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    /// The conflict.
+    pub conflict: String,
+    /// Its candidates when resolved.
+    pub candidates: Vec<String>,
+    /// The `ConflictResolved` hub event.
+    pub event: String,
+}
+
 /// An opened store's files and what was acknowledged opening it: every run
 /// starts from a copy (building it costs more than a short run).
 #[derive(Debug)]
@@ -210,6 +221,8 @@ pub struct World {
     pub work: WorkCounts,
     /// The hub clock's offset from the world's time (hub clock jumps), ms.
     pub hub_offset_ms: i64,
+    /// Conflicts operators resolved.
+    pub resolutions: Vec<Resolution>,
 }
 
 fn err<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> SimError + '_ {
@@ -326,6 +339,7 @@ impl World {
             checks: 0,
             work: WorkCounts::default(),
             hub_offset_ms: 0,
+            resolutions: Vec::new(),
         };
         for i in 0..world.cfg.registers {
             world.enroll(i)?;
@@ -442,6 +456,7 @@ impl World {
             checks: 0,
             work: WorkCounts::default(),
             hub_offset_ms: 0,
+            resolutions: Vec::new(),
         };
         for (idx, (name, device, store)) in snap.regs.iter().enumerate() {
             let offset_ms = world.rand_range(-30_000, 30_000);
