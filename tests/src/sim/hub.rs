@@ -31,11 +31,18 @@ pub const ADMIN_TOKEN: &str = "caja-sim-admin-token-0123456789ab";
 /// which only a `testkit` build can lower).
 pub const SIM_PIN_ITERATIONS: u32 = 2;
 
+/// The payment provider configured at the simulated hub.
+pub const PROVIDER: &str = "azul";
+
+/// Its webhook signing secret.
+pub const PROVIDER_SECRET: &str = "caja-sim-provider-secret-0123";
+
 /// The simulated hub's configuration.
 fn config() -> HubConfig {
     HubConfig {
         admin_token: ADMIN_TOKEN.into(),
         test_pin_iterations: Some(SIM_PIN_ITERATIONS),
+        payment_providers: [(PROVIDER.to_owned(), PROVIDER_SECRET.to_owned())].into(),
         ..HubConfig::default()
     }
 }

@@ -27,6 +27,7 @@ pub mod check;
 pub mod faults;
 pub mod hub;
 pub mod net;
+pub mod pay;
 pub mod tally;
 pub mod trace;
 pub mod workload;

@@ -44,6 +44,7 @@ pub fn action(w: &mut World) -> Result<(), SimError> {
         785..=814 => return_goods(w, reg),
         815..=839 => cash_move(w, reg),
         840..=869 => resolve_conflict(w),
+        870..=909 => super::pay::provider(w),
         _ => Ok(()),
     }
 }
@@ -55,6 +56,16 @@ pub fn action(w: &mut World) -> Result<(), SimError> {
 fn resolve_conflict(w: &mut World) -> Result<(), SimError> {
     if !lock(&w.net).hub.is_up() {
         return Ok(());
+    }
+    if w.chance(400) {
+        // The card payments' reconciliation (the hub's timer, on demand).
+        let r = lock(&w.net)
+            .hub
+            .admin("POST", "/v1/admin/payments/reconcile", None)?;
+        w.log(format!(
+            "hub: payments reconciled: {}",
+            first_words(&r.to_string())
+        ));
     }
     let v = lock(&w.net)
         .hub
@@ -156,7 +167,7 @@ pub fn sell(w: &mut World, reg: usize) -> Result<(), SimError> {
         payments.push(PaymentRequest {
             method: PaymentMethod::Card,
             amount: w.rand_range(100, 2_000),
-            reference: Some(format!("{:06}", w.rand_range(0, 999_999))),
+            reference: Some(super::pay::fresh_code(w)),
         });
     }
     payments.push(PaymentRequest {
@@ -206,6 +217,13 @@ pub fn sell(w: &mut World, reg: usize) -> Result<(), SimError> {
             )?;
             if overridden {
                 approved(w, "price_override", cred.as_ref())?;
+            }
+            if let Some(card) = req
+                .payments
+                .iter()
+                .find(|p| p.method == PaymentMethod::Card)
+            {
+                super::pay::card_sale(w, reg, &r, card)?;
             }
             // The UI retries: once at once, and sometimes after the process
             // died between the commit and the answer.

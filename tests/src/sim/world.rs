@@ -140,6 +140,37 @@ pub struct Resolution {
     pub event: String,
 }
 
+/// A card payment a register acknowledged with a terminal code.
+#[derive(Debug, Clone)]
+pub struct CardPayment {
+    /// The register.
+    pub reg: usize,
+    /// The sale's journal seq.
+    pub seq: u64,
+    /// Its sale.
+    pub sale: SaleId,
+    /// The authorization code.
+    pub code: String,
+    /// The amount.
+    pub amount: i64,
+    /// The amount the provider reported captured, once it did.
+    pub reported: Option<i64>,
+}
+
+/// A payment intent the hub created for a register, and the provider's
+/// webhooks delivered for it: (provider event id, state).
+#[derive(Debug, Clone)]
+pub struct Intent {
+    /// The register that asked.
+    pub reg: usize,
+    /// The hub's intent id.
+    pub intent: String,
+    /// Its amount.
+    pub amount: i64,
+    /// Webhooks delivered (a duplicate repeats its event id).
+    pub sent: Vec<(String, &'static str)>,
+}
+
 /// An opened store's files and what was acknowledged opening it: every run
 /// starts from a copy (building it costs more than a short run).
 #[derive(Debug)]
@@ -223,6 +254,12 @@ pub struct World {
     pub hub_offset_ms: i64,
     /// Conflicts operators resolved.
     pub resolutions: Vec<Resolution>,
+    /// Card payments acknowledged with a terminal code.
+    pub card_payments: Vec<CardPayment>,
+    /// Payment intents created.
+    pub intents: Vec<Intent>,
+    /// Provider events sent so far (their ids).
+    pub provider_events: u64,
 }
 
 fn err<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> SimError + '_ {
@@ -340,6 +377,9 @@ impl World {
             work: WorkCounts::default(),
             hub_offset_ms: 0,
             resolutions: Vec::new(),
+            card_payments: Vec::new(),
+            intents: Vec::new(),
+            provider_events: 0,
         };
         for i in 0..world.cfg.registers {
             world.enroll(i)?;
@@ -457,6 +497,9 @@ impl World {
             work: WorkCounts::default(),
             hub_offset_ms: 0,
             resolutions: Vec::new(),
+            card_payments: Vec::new(),
+            intents: Vec::new(),
+            provider_events: 0,
         };
         for (idx, (name, device, store)) in snap.regs.iter().enumerate() {
             let offset_ms = world.rand_range(-30_000, 30_000);
