@@ -406,3 +406,34 @@ fn regression_seed_26_backup_taken_offline_pushes_its_sales() {
         }),
     );
 }
+
+/// Seed 24's bug: a register's key was rotated (and installed) after a
+/// backup; the machine was then restored from that backup, whose device row
+/// still named the old key id while the data directory's key file held the
+/// new key, so the register refused to open ("journal broken:
+/// bad_checkpoint"). Scripted: sales synced, a backup, the key rotated and
+/// installed, more sales synced, the restore; it must open, recover from the
+/// hub and push again under the installed key.
+#[test]
+fn regression_seed_24_restore_after_a_key_rotation_keeps_the_installed_key() {
+    scenario(
+        24,
+        Box::new(|w| {
+            sales(w, 0, 2)?;
+            sim::settle(w, 40, |w| synced(w, 0))?;
+            w.backup_register(0)?;
+            workload::rotate_key(w, 0)?;
+            if w.work.get(Work::KeyRotation) != 1 {
+                return Err(SimError("scenario: the key was not rotated".into()));
+            }
+            sales(w, 0, 2)?;
+            sim::settle(w, 40, |w| synced(w, 0))?;
+            // The restore opens the register from its files.
+            w.restore_register(0, 0)?;
+            sim::settle(w, 60, |w| Ok(!restored(w, 0)? && synced(w, 0)?))?;
+            sales(w, 0, 1)?;
+            sim::settle(w, 40, |w| synced(w, 0))?;
+            Ok(())
+        }),
+    );
+}

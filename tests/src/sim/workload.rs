@@ -45,6 +45,7 @@ pub fn action(w: &mut World) -> Result<(), SimError> {
         815..=839 => cash_move(w, reg),
         840..=869 => resolve_conflict(w),
         870..=909 => super::pay::provider(w),
+        910..=924 => rotate_key(w, reg),
         _ => Ok(()),
     }
 }
@@ -114,6 +115,42 @@ fn resolve_conflict(w: &mut World) -> Result<(), SimError> {
     });
     w.work.add(Work::ConflictResolved);
     Ok(())
+}
+
+/// Head office rotates register `reg`'s key (planned, with the grace
+/// period; sometimes as compromised, with none) and the operator installs
+/// the new key at the register (`caja-node rekey`): the process stops, the
+/// key file and the device's key id change, it starts again. Requests
+/// already signed with the old key may still be in flight.
+pub fn rotate_key(w: &mut World, reg: usize) -> Result<(), SimError> {
+    if !lock(&w.net).hub.is_up() || w.regs[reg].ops.is_none() {
+        return Ok(());
+    }
+    let no_grace = w.chance(300);
+    let device = w.regs[reg].device;
+    let v = lock(&w.net).hub.admin(
+        "POST",
+        &format!("/v1/admin/devices/{device}/rotate"),
+        Some(&serde_json::json!({"no_grace": no_grace})),
+    )?;
+    let key_id: caja_shared::ids::KeyId = v["key_id"]
+        .as_str()
+        .and_then(|k| k.parse().ok())
+        .ok_or_else(|| SimError(format!("rotate answer {v}")))?;
+    let key = v["key"]
+        .as_str()
+        .and_then(|k| caja_shared::key::DeviceKey::from_hex(k).ok())
+        .ok_or_else(|| SimError("rotate answer without a key".into()))?;
+    w.regs[reg].ops = None;
+    w.regs[reg].sync = None;
+    caja_node::datadir::rekey(&w.regs[reg].data, &key_id, &key)
+        .map_err(|e| SimError(format!("r{reg} rekey: {e}")))?;
+    w.work.add(Work::KeyRotation);
+    w.log(format!(
+        "r{reg} key rotated to {key_id}{} and installed",
+        if no_grace { " (no grace)" } else { "" }
+    ));
+    w.open_register(reg)
 }
 
 /// The hub's clock jumps forward or back (up to 10 minutes away from the
