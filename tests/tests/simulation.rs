@@ -1,6 +1,7 @@
 //! The deterministic simulation (`caja_tests::sim`): many seeds, each a run
-//! of three registers and a hub through faults, then healing, convergence
-//! and every invariant of DESIGN.md.
+//! of three registers in two stores and a hub through faults, staff and
+//! PINs, key rotations, operators, hub clock jumps and payment webhooks,
+//! then healing, convergence and every invariant of DESIGN.md.
 //!
 //! - `SEED=<n> cargo test -p caja-tests --test simulation` runs only that
 //!   seed; add `replay_seed -- --nocapture` to print its whole trace;
