@@ -94,8 +94,13 @@ pub fn provider(w: &mut World) -> Result<(), SimError> {
         return Ok(());
     }
     const HISTORY: [&str; 2] = ["authorized", "captured"];
-    if !w.intents.is_empty() && w.chance(500) {
-        let i = w.pick(w.intents.len());
+    // Intents whose history the provider has not finished (or, now and
+    // then, any: a duplicate of a finished one).
+    let moving: Vec<usize> = (0..w.intents.len())
+        .filter(|i| w.intents[*i].sent.len() < HISTORY.len())
+        .collect();
+    if !moving.is_empty() && w.chance(700) {
+        let i = moving[w.pick(moving.len())];
         let sent_states: Vec<&str> = w.intents[i].sent.iter().map(|s| s.1).collect();
         let next = HISTORY.iter().find(|s| !sent_states.contains(s)).copied();
         let (event_id, state) = match next {

@@ -44,8 +44,8 @@ pub fn action(w: &mut World) -> Result<(), SimError> {
         785..=814 => return_goods(w, reg),
         815..=839 => cash_move(w, reg),
         840..=869 => resolve_conflict(w),
-        870..=909 => super::pay::provider(w),
-        910..=924 => rotate_key(w, reg),
+        870..=919 => super::pay::provider(w),
+        920..=934 => rotate_key(w, reg),
         _ => Ok(()),
     }
 }
