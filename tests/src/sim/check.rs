@@ -903,7 +903,12 @@ fn hub_rebuild(w: &mut World) -> Result<(), SimError> {
     // events: a rebuild drops them and the next reconciliation finds them
     // again (`storage::payments::reconcile`). So the live projections are
     // compared without them, and the reconciliation after the rebuild must
-    // find the same ones in the same states.
+    // find the same ones in the same states as one just before it (a
+    // report that came before its sale reached the hub is judged only by a
+    // reconciliation after the sale).
+    lock(&w.net)
+        .hub
+        .admin("POST", "/v1/admin/payments/reconcile", None)?;
     let before = card_payment_conflicts(w)?;
     let path = {
         let mut n = lock(&w.net);

@@ -753,9 +753,14 @@ impl World {
     /// Takes a backup of a register (SQLite's online backup API).
     pub fn backup_register(&mut self, idx: usize) -> Result<(), SimError> {
         let r = &mut self.regs[idx];
-        let path = self
-            .root
-            .join(format!("{}-backup-{}.sqlite3", r.name, r.backups.len()));
+        // Named by the step too: a restore drops later backups from the
+        // list, so their count alone would name a file that exists.
+        let path = self.root.join(format!(
+            "{}-backup-{}-{}.sqlite3",
+            r.name,
+            self.step,
+            r.backups.len()
+        ));
         let head = caja_node::datadir::backup(&r.data, &path).map_err(err("backup"))?;
         r.backups.push(Backup {
             path,
