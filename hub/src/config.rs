@@ -337,6 +337,14 @@ pub struct HubConfig {
     /// one cannot be asked for refunds (its own refunds still arrive as
     /// webhooks).
     pub payment_provider_urls: std::collections::BTreeMap<String, String>,
+    // — SIMWORK —
+    /// PBKDF2 rounds for the PINs head office sets, in test builds only (the
+    /// simulation's cheap hash); never read from a file or the environment,
+    /// and absent from release builds, which always hash with
+    /// `caja_shared::pin::ITERATIONS`.
+    #[cfg(feature = "testkit")]
+    #[serde(skip)]
+    pub test_pin_iterations: Option<u32>,
 }
 
 impl std::fmt::Debug for HubConfig {
@@ -475,6 +483,9 @@ impl Default for HubConfig {
             receiver_deliver_e31: true,
             // — COUNTER —
             payment_provider_urls: std::collections::BTreeMap::new(),
+            // — SIMWORK —
+            #[cfg(feature = "testkit")]
+            test_pin_iterations: None,
         }
     }
 }
@@ -534,6 +545,16 @@ where
 }
 
 impl HubConfig {
+    /// PBKDF2 rounds for a new PIN: `caja_shared::pin::ITERATIONS`, except in
+    /// a test build told otherwise (`test_pin_iterations`).
+    pub fn pin_iterations(&self) -> u32 {
+        #[cfg(feature = "testkit")]
+        if let Some(n) = self.test_pin_iterations {
+            return n;
+        }
+        caja_shared::pin::ITERATIONS
+    }
+
     /// Reads `hub.toml` from `data_dir` (defaults when absent), applies the
     /// `CAJA_HUB_*` variables that `env` returns, and validates.
     pub fn load(

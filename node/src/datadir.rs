@@ -201,6 +201,12 @@ pub fn backup(dir: &DataDir, dest: &Path) -> Result<u64, OpError> {
 /// Replaces the data directory's database with a backup file. The current
 /// database, if any, is kept beside it as `<name>.before-restore-<ms>`; the key
 /// file stays. The restored copy keeps its backup mark until it has synced.
+///
+/// The key file goes with the key id of the database it was installed for
+/// (`rekey` writes both): when the current database is the same register's
+/// and names another key id (the key was rotated after the backup), the
+/// restored copy takes that key id, else it would check its checkpoints and
+/// sign its requests under a key id whose key is gone.
 pub fn restore(dir: &DataDir, from: &Path, now_ms: i64) -> Result<u64, OpError> {
     let probe = Db::open(from)?;
     let device = journal::load_device(probe.conn())?.ok_or(JournalError::NotInitialized)?;
@@ -222,6 +228,15 @@ pub fn restore(dir: &DataDir, from: &Path, now_ms: i64) -> Result<u64, OpError> 
         )
     })?;
     let db = dir.db_path();
+    // The installed key's id, from the current database if it opens (a
+    // broken one is a reason to restore: then the backup's stays).
+    let installed = db
+        .exists()
+        .then(|| Db::open(&db).ok())
+        .flatten()
+        .and_then(|d| journal::load_device(d.conn()).ok().flatten())
+        .filter(|d| d.device == device.device && d.key_id != device.key_id)
+        .map(|d| d.key_id);
     if db.exists() {
         let kept = db.with_extension(format!("before-restore-{now_ms}"));
         // Fold the WAL into the file first so the kept copy is complete.
@@ -240,5 +255,9 @@ pub fn restore(dir: &DataDir, from: &Path, now_ms: i64) -> Result<u64, OpError> 
     }
     std::fs::copy(from, &db)
         .map_err(|e| invalid("from", format!("cannot copy {}: {e}", from.display())))?;
+    if let Some(key_id) = installed {
+        let restored = Db::open(&db)?;
+        journal::set_key_id(restored.conn(), &key_id)?;
+    }
     Ok(head.seq)
 }

@@ -53,10 +53,20 @@ pub fn check_shape(pin: &str) -> Result<(), PinError> {
 
 /// Hashes a new PIN with a fresh salt.
 pub fn hash_pin(pin: &str, rng: &mut impl RandomSource) -> Result<PinHash, PinError> {
+    hash_pin_rounds(pin, rng, ITERATIONS)
+}
+
+/// Hashes a new PIN with a fresh salt and `iterations` rounds (the hub's
+/// configured cost: [`ITERATIONS`] outside tests).
+pub fn hash_pin_rounds(
+    pin: &str,
+    rng: &mut impl RandomSource,
+    iterations: u32,
+) -> Result<PinHash, PinError> {
     check_shape(pin)?;
     let mut salt = [0u8; 16];
     rng.fill_bytes(&mut salt);
-    Ok(hash_with(pin, salt, ITERATIONS))
+    Ok(hash_with(pin, salt, iterations))
 }
 
 fn rounds(n: u32) -> NonZeroU32 {

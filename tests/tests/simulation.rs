@@ -1,6 +1,7 @@
 //! The deterministic simulation (`caja_tests::sim`): many seeds, each a run
-//! of three registers and a hub through faults, then healing, convergence
-//! and every invariant of DESIGN.md.
+//! of three registers in two stores and a hub through faults, staff and
+//! PINs, key rotations, operators, hub clock jumps and payment webhooks,
+//! then healing, convergence and every invariant of DESIGN.md.
 //!
 //! - `SEED=<n> cargo test -p caja-tests --test simulation` runs only that
 //!   seed; add `replay_seed -- --nocapture` to print its whole trace;
@@ -12,6 +13,7 @@
 use caja_node::journal::Journal;
 use caja_tests::sim::faults::{Fault, FaultCounts};
 use caja_tests::sim::net::lock;
+use caja_tests::sim::tally::{Work, WorkCounts};
 use caja_tests::sim::world::World;
 use caja_tests::sim::{self, workload, SimConfig, SimError};
 
@@ -48,7 +50,10 @@ fn config() -> SimConfig {
 
 /// Runs `seeds` on every core; returns the summary, the faults injected and
 /// every failure.
-fn run_many(seeds: Vec<u64>, cfg: SimConfig) -> (String, FaultCounts, Vec<sim::SimFailure>) {
+fn run_many(
+    seeds: Vec<u64>,
+    cfg: SimConfig,
+) -> (String, FaultCounts, WorkCounts, Vec<sim::SimFailure>) {
     let threads = std::thread::available_parallelism()
         .map_or(2, std::num::NonZeroUsize::get)
         .clamp(1, 4);
@@ -75,6 +80,7 @@ fn run_many(seeds: Vec<u64>, cfg: SimConfig) -> (String, FaultCounts, Vec<sim::S
             .collect()
     });
     let mut faults = FaultCounts::default();
+    let mut work = WorkCounts::default();
     let (mut steps, mut checks, mut acked, mut requests) = (0, 0, 0, 0);
     let (mut live_max, mut live_seed) = (0, 0);
     let mut failures = Vec::new();
@@ -91,19 +97,20 @@ fn run_many(seeds: Vec<u64>, cfg: SimConfig) -> (String, FaultCounts, Vec<sim::S
                     (live_max, live_seed) = (r.liveness_steps, r.seed);
                 }
                 faults.merge(&r.faults);
+                work.merge(&r.work);
             }
             Err(f) => failures.push(f),
         }
     }
     failures.sort_by_key(|f| f.seed);
     let summary = format!(
-        "simulation: {} seeds ({ok} passed, {} failed) in {:.1?} on {threads} threads; steps={steps} acknowledged_ops={acked} hub_requests={requests} liveness_max_steps={live_max} (seed {live_seed}) invariant_checks={checks}; faults total={} {faults}",
+        "simulation: {} seeds ({ok} passed, {} failed) in {:.1?} on {threads} threads; steps={steps} acknowledged_ops={acked} hub_requests={requests} liveness_max_steps={live_max} (seed {live_seed}) invariant_checks={checks}; faults total={} {faults}; workload {work}",
         seeds.len(),
         failures.len(),
         started.elapsed(),
         faults.total(),
     );
-    (summary, faults, failures)
+    (summary, faults, work, failures)
 }
 
 #[test]
@@ -117,7 +124,7 @@ fn many_seeds_hold_every_invariant() {
         (first..first + n).collect()
     };
     let many = seeds.len() >= MIN_SEEDS_FOR_EVERY_FAULT;
-    let (summary, faults, failures) = run_many(seeds, config());
+    let (summary, faults, work, failures) = run_many(seeds, config());
     println!("{summary}");
     if let Some(f) = failures.first() {
         let seeds: Vec<u64> = failures.iter().map(|f| f.seed).collect();
@@ -133,6 +140,11 @@ fn many_seeds_hold_every_invariant() {
             missing.is_empty(),
             "fault kinds never injected in this run: {missing:?}\n{summary}"
         );
+        let idle = never_done(&work);
+        assert!(
+            idle.is_empty(),
+            "workload kinds never done in this run: {idle:?}\n{summary}"
+        );
     }
 }
 
@@ -147,6 +159,28 @@ fn never_injected(faults: &FaultCounts) -> Vec<&'static str> {
         .filter(|k| faults.get(**k) == 0)
         .map(|k| k.name())
         .collect()
+}
+
+/// The workload kinds a run's counts never saw.
+fn never_done(work: &WorkCounts) -> Vec<&'static str> {
+    Work::ALL
+        .iter()
+        .filter(|k| work.get(**k) == 0)
+        .map(|k| k.name())
+        .collect()
+}
+
+#[test]
+fn a_workload_kind_never_done_is_named() {
+    let mut work = WorkCounts::default();
+    for k in Work::ALL {
+        if k != Work::KeyRotation {
+            work.add(k);
+        }
+    }
+    assert_eq!(never_done(&work), vec!["key_rotation"]);
+    work.add(Work::KeyRotation);
+    assert!(never_done(&work).is_empty());
 }
 
 #[test]
@@ -369,6 +403,37 @@ fn regression_seed_26_backup_taken_offline_pushes_its_sales() {
                     "the hub holds {now} of the backup's {backup_head} events: its unsynced sales were never pushed"
                 )));
             }
+            Ok(())
+        }),
+    );
+}
+
+/// Seed 24's bug: a register's key was rotated (and installed) after a
+/// backup; the machine was then restored from that backup, whose device row
+/// still named the old key id while the data directory's key file held the
+/// new key, so the register refused to open ("journal broken:
+/// bad_checkpoint"). Scripted: sales synced, a backup, the key rotated and
+/// installed, more sales synced, the restore; it must open, recover from the
+/// hub and push again under the installed key.
+#[test]
+fn regression_seed_24_restore_after_a_key_rotation_keeps_the_installed_key() {
+    scenario(
+        24,
+        Box::new(|w| {
+            sales(w, 0, 2)?;
+            sim::settle(w, 40, |w| synced(w, 0))?;
+            w.backup_register(0)?;
+            workload::rotate_key(w, 0)?;
+            if w.work.get(Work::KeyRotation) != 1 {
+                return Err(SimError("scenario: the key was not rotated".into()));
+            }
+            sales(w, 0, 2)?;
+            sim::settle(w, 40, |w| synced(w, 0))?;
+            // The restore opens the register from its files.
+            w.restore_register(0, 0)?;
+            sim::settle(w, 60, |w| Ok(!restored(w, 0)? && synced(w, 0)?))?;
+            sales(w, 0, 1)?;
+            sim::settle(w, 40, |w| synced(w, 0))?;
             Ok(())
         }),
     );

@@ -53,7 +53,7 @@ pub(crate) async fn upsert(
             return Err(ApiError::invalid("name", "1 to 100 characters"));
         }
         let mut rng = crate::system::OsRandom::new();
-        let pin = caja_shared::pin::hash_pin(&req.pin, &mut rng)
+        let pin = caja_shared::pin::hash_pin_rounds(&req.pin, &mut rng, app.cfg.pin_iterations())
             .map_err(|e| ApiError::invalid("pin", e.to_string()))?;
         let staff_id = match req.staff_id {
             Some(id) => id,

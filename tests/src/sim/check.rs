@@ -14,6 +14,7 @@ use caja_shared::digest::Hash256;
 use caja_shared::entropy::RandomSource;
 use caja_shared::event::Event;
 use caja_shared::ids::{DeviceId, EventId};
+use rusqlite::OptionalExtension;
 
 use super::net::lock;
 use super::world::{World, SERIES};
@@ -174,17 +175,34 @@ fn number_of(printed: &str) -> u64 {
 /// oversell; every negative product has an open alert; one oversell alert
 /// per line sold beyond quota; every product of the workload is listed.
 fn stock(w: &mut World) -> Result<(), SimError> {
+    for store in w.stores.clone() {
+        store_stock(w, &store.to_string())?;
+    }
+    Ok(())
+}
+
+/// [`stock`] for one store: its products, alerts, oversells and counts
+/// only (stock is per store; another store's sales never move it).
+fn store_stock(w: &mut World, store: &str) -> Result<(), SimError> {
     let n = lock(&w.net);
     let v = n
         .hub
-        .admin("GET", &format!("/v1/admin/stock?store={}", w.store), None)?;
-    let alerts = n.hub.admin("GET", "/v1/admin/stock/alerts", None)?;
+        .admin("GET", &format!("/v1/admin/stock?store={store}"), None)?;
+    let all_alerts = n.hub.admin("GET", "/v1/admin/stock/alerts", None)?;
     let conn = n.hub.db()?;
     drop(n);
+    let alerts: Vec<&serde_json::Value> = all_alerts["alerts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["store"] == store)
+        .collect();
     let oversold_by_product: HashMap<String, i64> = conn
-        .prepare("SELECT product, count(*) FROM p_oversells GROUP BY product")
+        .prepare("SELECT product, count(*) FROM p_oversells WHERE store_id = ?1 GROUP BY product")
         .map_err(sql)?
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .query_map([store], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })
         .map_err(sql)?
         .collect::<Result<_, _>>()
         .map_err(sql)?;
@@ -194,25 +212,23 @@ fn stock(w: &mut World) -> Result<(), SimError> {
         .prepare(
             "SELECT m.product, sum(-m.delta_milli) FROM p_stock_moves m \
              JOIN events e ON e.event_id = m.event_id \
-             WHERE e.kind = 'StockCounted' AND m.delta_milli < 0 GROUP BY m.product",
+             WHERE e.kind = 'StockCounted' AND m.delta_milli < 0 AND m.store_id = ?1 \
+             GROUP BY m.product",
         )
         .map_err(sql)?
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .query_map([store], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })
         .map_err(sql)?
         .collect::<Result<_, _>>()
         .map_err(sql)?;
     drop(conn);
     // One alert for every line sold beyond its quota under `warn`.
-    let oversell_alerts = alerts["alerts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|a| a["kind"] == "oversell")
-        .count();
+    let oversell_alerts = alerts.iter().filter(|a| a["kind"] == "oversell").count();
     w.checks += 1;
     if oversell_alerts as i64 != oversold {
         return Err(fail(format!(
-            "invariant 3: {oversold} lines sold beyond quota, {oversell_alerts} oversell alerts"
+            "invariant 3: store {store}: {oversold} lines sold beyond quota, {oversell_alerts} oversell alerts"
         )));
     }
     let products: Vec<&serde_json::Value> =
@@ -221,7 +237,7 @@ fn stock(w: &mut World) -> Result<(), SimError> {
         w.checks += 1;
         if !products.iter().any(|p| p["product"] == sku) {
             return Err(fail(format!(
-                "invariant 3: product {sku} is missing from the hub's stock ({} listed)",
+                "invariant 3: product {sku} is missing from store {store}'s stock ({} listed)",
                 products.len()
             )));
         }
@@ -246,7 +262,7 @@ fn stock(w: &mut World) -> Result<(), SimError> {
             }
         }
         if stock < 0 {
-            let alerted = alerts["alerts"].as_array().into_iter().flatten().any(|a| {
+            let alerted = alerts.iter().any(|a| {
                 a["kind"] == "negative_stock" && a["product"] == sku && a["state"] == "open"
             });
             if !alerted {
@@ -285,10 +301,18 @@ pub fn converged(w: &World) -> Result<Option<String>, SimError> {
     if held > 0 {
         return Ok(Some(format!("{held} events held at the hub")));
     }
-    let hub_chain: String = conn
-        .query_row("SELECT hub_device FROM stores", [], |r| r.get(0))
-        .map_err(sql)?;
-    let hub_chain_seq = hub_seq(&hub_chain)?;
+    // Each store's hub chain, by the world's store index.
+    let mut hub_chain_seqs = Vec::new();
+    for store in &w.stores {
+        let hub_chain: String = conn
+            .query_row(
+                "SELECT hub_device FROM stores WHERE store_id = ?1",
+                [store.to_string()],
+                |r| r.get(0),
+            )
+            .map_err(sql)?;
+        hub_chain_seqs.push(hub_seq(&hub_chain)?);
+    }
     let mut heads = Vec::new();
     for r in &w.regs {
         let Some(ops) = &r.ops else {
@@ -306,20 +330,39 @@ pub fn converged(w: &World) -> Result<Option<String>, SimError> {
                 r.name, st.restored_from_backup
             )));
         }
+        let hub_chain_seq = hub_chain_seqs[r.store];
         if st.hub_events != hub_chain_seq {
             return Ok(Some(format!(
                 "{}: holds {} hub events of {hub_chain_seq}",
                 r.name, st.hub_events
             )));
         }
-        heads.push((r.device.to_string(), head));
+        heads.push((r.device.to_string(), head, r.store));
     }
     for r in &w.regs {
         let Some(ops) = &r.ops else {
             return Ok(Some(format!("{} closed", r.name)));
         };
-        for (device, head) in &heads {
+        for (device, head, store) in &heads {
             if *device == r.device.to_string() {
+                continue;
+            }
+            if *store != r.store {
+                // Another store's registers are never pulled here.
+                let have: i64 = ops
+                    .conn()
+                    .query_row(
+                        "SELECT count(*) FROM peer_events WHERE device = ?1",
+                        [device],
+                        |x| x.get(0),
+                    )
+                    .map_err(sql)?;
+                if have != 0 {
+                    return Err(fail(format!(
+                        "{} holds {have} events of {device}, a register of another store",
+                        r.name
+                    )));
+                }
                 continue;
             }
             let have: i64 = ops
@@ -365,8 +408,62 @@ pub fn complete(w: &mut World) -> Result<(), SimError> {
     hub_chains(w, &conn)?;
     causal_order_and_projections(w, &conn)?;
     audit(w, &conn)?;
+    resolutions(w, &conn)?;
+    super::pay::check(w, &conn)?;
     drop(conn);
     hub_rebuild(w)
+}
+
+/// Operators' resolutions: each is a `ConflictResolved` event of a store's
+/// hub chain (so in the audit log and, once converged, at every register of
+/// the store), and its conflict stays resolved unless a candidate the
+/// operator never saw arrived since (which reopens it).
+fn resolutions(w: &mut World, conn: &rusqlite::Connection) -> Result<(), SimError> {
+    if w.resolutions.is_empty() {
+        return Ok(());
+    }
+    let v = lock(&w.net)
+        .hub
+        .admin("GET", "/v1/admin/conflicts?state=all", None)?;
+    let all: Vec<serde_json::Value> = v["conflicts"].as_array().cloned().unwrap_or_default();
+    for r in &w.resolutions {
+        let kind: Option<String> = conn
+            .query_row(
+                "SELECT e.kind FROM events e JOIN stores s ON s.hub_device = e.device_id \
+                 WHERE e.event_id = ?1",
+                [&r.event],
+                |x| x.get(0),
+            )
+            .optional()
+            .map_err(sql)?;
+        w.checks += 2;
+        if kind.as_deref() != Some("ConflictResolved") {
+            return Err(fail(format!(
+                "operator: resolution {} of conflict {} is {kind:?} in the hub chains",
+                r.event, r.conflict
+            )));
+        }
+        let Some(c) = all.iter().find(|c| c["conflict_id"] == r.conflict.as_str()) else {
+            return Err(fail(format!(
+                "operator: resolved conflict {} is gone",
+                r.conflict
+            )));
+        };
+        let now: Vec<&str> = c["candidates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(serde_json::Value::as_str)
+            .collect();
+        let grew = now.iter().any(|x| !r.candidates.iter().any(|y| y == x));
+        if c["state"] != "resolved" && !grew {
+            return Err(fail(format!(
+                "operator: conflict {} is {} again with no new candidate",
+                r.conflict, c["state"]
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Invariant 1: every operation a cashier saw done (and not lost with its
@@ -500,6 +597,9 @@ fn hub_chains(w: &mut World, conn: &rusqlite::Connection) -> Result<(), SimError
         .map_err(sql)?;
     let mut rows = stmt.query([]).map_err(sql)?;
     let mut current: Option<(String, ChainVerifier)> = None;
+    // The HLC of the chain's previous event: clocks jump (registers' and the
+    // hub's, forward and back) but no chain's stamps may go back.
+    let mut last_hlc: Option<caja_shared::hlc::Hlc> = None;
     while let Some(row) = rows.next().map_err(sql)? {
         let device: String = row.get(0).map_err(sql)?;
         let bytes: Vec<u8> = row.get(1).map_err(sql)?;
@@ -510,7 +610,18 @@ fn hub_chains(w: &mut World, conn: &rusqlite::Connection) -> Result<(), SimError
             .map_err(|_| fail("stored hash"))?;
         if current.as_ref().is_none_or(|(d, _)| *d != device) {
             current = Some((device.clone(), ChainVerifier::new(ChainHead::GENESIS)));
+            last_hlc = None;
         }
+        let event = Event::from_json(&bytes).map_err(|e| fail(format!("stored event: {e}")))?;
+        let hlc = event.envelope().hlc;
+        w.checks += 1;
+        if last_hlc.is_some_and(|h| h >= hlc) {
+            return Err(fail(format!(
+                "hlc: the chain of {device} goes back at seq {} ({last_hlc:?} then {hlc:?})",
+                event.seq().get()
+            )));
+        }
+        last_hlc = Some(hlc);
         if let Some((_, v)) = current.as_mut() {
             v.check_bytes(&bytes, &hash)
                 .map_err(|e| fail(format!("invariant 4: hub chain of {device}: {e:?}")))?;
@@ -668,6 +779,8 @@ fn audit(w: &mut World, conn: &rusqlite::Connection) -> Result<(), SimError> {
         .map_err(|e| fail(format!("invariant 7: the audit log does not verify: {e}")))?;
     let mut logged: BTreeSet<String> = BTreeSet::new();
     let mut conflicts_logged: BTreeSet<String> = BTreeSet::new();
+    // (device, seq) → the approvals its entry names.
+    let mut approvals: HashMap<(String, u64), Vec<serde_json::Value>> = HashMap::new();
     let mut stmt = conn
         .prepare("SELECT kind, entry FROM audit_log ORDER BY idx")
         .map_err(sql)?;
@@ -682,6 +795,13 @@ fn audit(w: &mut World, conn: &rusqlite::Connection) -> Result<(), SimError> {
                     if !logged.insert(id.to_owned()) {
                         return Err(fail(format!("invariant 7: event {id} logged twice")));
                     }
+                }
+                if let (Some(d), Some(seq), Some(list)) = (
+                    v["data"]["device"].as_str(),
+                    v["data"]["seq"].as_u64(),
+                    v["data"]["approvals"].as_array(),
+                ) {
+                    approvals.insert((d.to_owned(), seq), list.clone());
                 }
             }
             "conflict_detected" => {
@@ -721,26 +841,148 @@ fn audit(w: &mut World, conn: &rusqlite::Connection) -> Result<(), SimError> {
         }
     }
     w.checks += ids.len() as u64 + conflicts.len() as u64 + 1;
+    staff_approvals(w, &approvals)
+}
+
+/// Staff at the hub: every approval an accepted event names is by a member
+/// of staff head office created, under their name, with a supervisor's role
+/// for anything but closing one's own shift; and every operation the
+/// workload acknowledged with a supervisor's approval carries it, for that
+/// action, by the supervisor who typed the PIN.
+fn staff_approvals(
+    w: &mut World,
+    approvals: &HashMap<(String, u64), Vec<serde_json::Value>>,
+) -> Result<(), SimError> {
+    use super::world::{staff_id, STAFF};
+    for ((device, seq), list) in approvals {
+        for a in list {
+            let who = (0..STAFF.len()).find(|i| a["staff_id"] == staff_id(*i).to_string());
+            let Some(i) = who else {
+                return Err(fail(format!(
+                    "staff: {device}/{seq} approved by someone head office never created: {a}"
+                )));
+            };
+            let own_close = a["action"] == "close_own_shift";
+            w.checks += 1;
+            if a["name"] != STAFF[i].0 || (!own_close && a["role"] == "cashier") {
+                return Err(fail(format!(
+                    "staff: {device}/{seq} carries an approval that does not match {}: {a}",
+                    STAFF[i].0
+                )));
+            }
+        }
+    }
+    let supervisor = staff_id(2).to_string();
+    for a in w.acked.iter().filter(|a| !a.lost) {
+        let Some(action) = a.approved else {
+            continue;
+        };
+        let device = w.regs[a.reg].device.to_string();
+        let found = a.events.iter().any(|(seq, _)| {
+            approvals
+                .get(&(device.clone(), *seq))
+                .into_iter()
+                .flatten()
+                .any(|x| x["action"] == action && x["staff_id"] == supervisor.as_str())
+        });
+        w.checks += 1;
+        if !found {
+            return Err(fail(format!(
+                "staff: r{} {} (step {}) was acknowledged with a supervisor's {action}, which no audit entry carries",
+                a.reg, a.kind, a.step
+            )));
+        }
+    }
     Ok(())
 }
 
 /// Invariant 5 in storage: the hub's projection tables equal a rebuild from
 /// its applied events (the hub is stopped for it, then opened again).
 fn hub_rebuild(w: &mut World) -> Result<(), SimError> {
+    // Card payments' conflicts come from the provider's webhooks, not from
+    // events: a rebuild drops them and the next reconciliation finds them
+    // again (`storage::payments::reconcile`). So the live projections are
+    // compared without them, and the reconciliation after the rebuild must
+    // find the same ones in the same states as one just before it (a
+    // report that came before its sale reached the hub is judged only by a
+    // reconciliation after the sale).
+    lock(&w.net)
+        .hub
+        .admin("POST", "/v1/admin/payments/reconcile", None)?;
+    let before = card_payment_conflicts(w)?;
     let path = {
         let mut n = lock(&w.net);
         n.hub.close();
         n.hub.db_path()
     };
+    let copy = w.root.join(format!("hub-live-{}.sqlite3", w.step));
+    let raw = rusqlite::Connection::open(&path).map_err(sql)?;
+    raw.execute("VACUUM INTO ?1", [copy.to_string_lossy()])
+        .map_err(sql)?;
+    drop(raw);
+    let live = {
+        let c = rusqlite::Connection::open(&copy).map_err(sql)?;
+        c.execute_batch(
+            "DELETE FROM conflict_events WHERE conflict_id IN \
+               (SELECT conflict_id FROM conflicts WHERE reason LIKE 'card_payment_%'); \
+             DELETE FROM conflicts WHERE reason LIKE 'card_payment_%';",
+        )
+        .map_err(sql)?;
+        drop(c);
+        let conn = caja_hub::storage::open_connection(&copy).map_err(sql)?;
+        caja_hub::storage::digest(&conn).map_err(|e| fail(e.to_string()))?
+    };
     let conn = caja_hub::storage::open_connection(&path).map_err(sql)?;
-    let live = caja_hub::storage::digest(&conn).map_err(|e| fail(e.to_string()))?;
     caja_hub::storage::rebuild(&conn).map_err(|e| fail(e.to_string()))?;
     let rebuilt = caja_hub::storage::digest(&conn).map_err(|e| fail(e.to_string()))?;
+    drop(conn);
     w.checks += 1;
     if live != rebuilt {
         return Err(fail(format!(
             "invariant 5: hub projections {live} differ from a rebuild {rebuilt}"
         )));
     }
+    if before.is_empty() {
+        return Ok(());
+    }
+    let seed = w.rng.next_u64();
+    lock(&w.net).hub.open(seed)?;
+    lock(&w.net)
+        .hub
+        .admin("POST", "/v1/admin/payments/reconcile", None)?;
+    let after = card_payment_conflicts(w)?;
+    lock(&w.net).hub.close();
+    w.checks += 1;
+    if before != after {
+        return Err(fail(format!(
+            "payments: card payment conflicts before a rebuild {before:?}, after it and a reconciliation {after:?}"
+        )));
+    }
     Ok(())
+}
+
+/// The card payments' conflicts at the hub: (id, reason, state).
+fn card_payment_conflicts(w: &World) -> Result<Vec<(String, String, String)>, SimError> {
+    let v = lock(&w.net)
+        .hub
+        .admin("GET", "/v1/admin/conflicts?state=all", None)?;
+    let mut out: Vec<(String, String, String)> = v["conflicts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| {
+            c["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("card_payment_"))
+        })
+        .map(|c| {
+            (
+                c["conflict_id"].as_str().unwrap_or_default().to_owned(),
+                c["reason"].as_str().unwrap_or_default().to_owned(),
+                c["state"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    out.sort();
+    Ok(out)
 }

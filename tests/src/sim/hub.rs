@@ -26,6 +26,27 @@ use super::SimError;
 /// The admin token of the simulated hub.
 pub const ADMIN_TOKEN: &str = "caja-sim-admin-token-0123456789ab";
 
+/// PBKDF2 rounds of the simulation's staff PINs: cheap, so a run can check
+/// PINs at every approval (production's cost is `caja_shared::pin::ITERATIONS`,
+/// which only a `testkit` build can lower).
+pub const SIM_PIN_ITERATIONS: u32 = 2;
+
+/// The payment provider configured at the simulated hub.
+pub const PROVIDER: &str = "azul";
+
+/// Its webhook signing secret.
+pub const PROVIDER_SECRET: &str = "caja-sim-provider-secret-0123";
+
+/// The simulated hub's configuration.
+fn config() -> HubConfig {
+    HubConfig {
+        admin_token: ADMIN_TOKEN.into(),
+        test_pin_iterations: Some(SIM_PIN_ITERATIONS),
+        payment_providers: [(PROVIDER.to_owned(), PROVIDER_SECRET.to_owned())].into(),
+        ..HubConfig::default()
+    }
+}
+
 /// A hub over a data directory, with no socket.
 #[derive(Debug)]
 pub struct SimHub {
@@ -40,10 +61,7 @@ pub struct SimHub {
 impl SimHub {
     /// Initializes a hub in `dir` (key from `seed`) and opens it.
     pub fn create(dir: &Path, clock: Arc<ManualClock>, seed: u64) -> Result<SimHub, SimError> {
-        let cfg = HubConfig {
-            admin_token: ADMIN_TOKEN.into(),
-            ..HubConfig::default()
-        };
+        let cfg = config();
         caja_hub::datadir::init(dir, cfg.clone(), &mut SeededRandom::new(seed), &*clock)
             .map_err(|e| SimError(format!("hub init: {e}")))?;
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -64,10 +82,7 @@ impl SimHub {
 
     /// Opens an existing hub data directory (a copy of another run's).
     pub fn attach(dir: &Path, clock: Arc<ManualClock>, seed: u64) -> Result<SimHub, SimError> {
-        let cfg = HubConfig {
-            admin_token: ADMIN_TOKEN.into(),
-            ..HubConfig::default()
-        };
+        let cfg = config();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

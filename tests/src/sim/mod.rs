@@ -27,6 +27,8 @@ pub mod check;
 pub mod faults;
 pub mod hub;
 pub mod net;
+pub mod pay;
+pub mod tally;
 pub mod trace;
 pub mod workload;
 pub mod world;
@@ -56,8 +58,12 @@ impl std::error::Error for SimError {}
 /// The size and fault rates of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SimConfig {
-    /// Registers of the one store.
+    /// Registers, over every store (register `i` sells for store
+    /// `i % stores`).
     pub registers: usize,
+    /// Stores (each with its own hub chain, stock and registers; one fiscal
+    /// series serves them all, in blocks per register).
+    pub stores: usize,
     /// Steps of the safety phase.
     pub safety_steps: u64,
     /// Most steps the liveness phase may take to converge.
@@ -76,6 +82,7 @@ impl Default for SimConfig {
     fn default() -> Self {
         SimConfig {
             registers: 3,
+            stores: 2,
             safety_steps: 45,
             liveness_steps: 150,
             fiscal_series_size: 10_000,
@@ -106,6 +113,8 @@ pub struct RunReport {
     pub requests: u64,
     /// Faults injected.
     pub faults: FaultCounts,
+    /// The workload's actions beyond sales, per kind.
+    pub work: tally::WorkCounts,
     /// Invariant checks passed.
     pub checks: u64,
     /// The trace's final hash.
@@ -159,9 +168,9 @@ pub fn scratch_root() -> PathBuf {
 /// process from a fixed seed (the opening is the same in every run; what
 /// happens after it is the seed's).
 fn snapshot(cfg: SimConfig) -> Result<std::sync::Arc<world::Snapshot>, SimError> {
-    type Cache = std::collections::HashMap<(usize, u64), std::sync::Arc<world::Snapshot>>;
+    type Cache = std::collections::HashMap<(usize, usize, u64), std::sync::Arc<world::Snapshot>>;
     static CACHE: std::sync::OnceLock<std::sync::Mutex<Cache>> = std::sync::OnceLock::new();
-    let key = (cfg.registers, cfg.fiscal_series_size);
+    let key = (cfg.registers, cfg.stores, cfg.fiscal_series_size);
     let mut cache = CACHE
         .get_or_init(Default::default)
         .lock()
@@ -272,7 +281,11 @@ fn run_in(
 ) -> Result<RunReport, SimError> {
     let snap = snapshot(cfg)?;
     let mut w = World::resume(seed, cfg, root, trace.clone(), &snap)?;
-    w.log(format!("seed {seed}: {} registers", cfg.registers));
+    w.log(format!(
+        "seed {seed}: {} registers in {} stores",
+        cfg.registers,
+        w.stores.len()
+    ));
     if let Some(script) = script {
         w.log("scripted scenario");
         let done = script(&mut w);
@@ -317,6 +330,7 @@ fn run_in(
         acked: w.acked.len() as u64,
         requests: n.delivered,
         faults: n.counts.clone(),
+        work: w.work.clone(),
         checks: w.checks,
         trace_hash: trace.hash().to_hex(),
     };

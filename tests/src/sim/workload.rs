@@ -2,16 +2,19 @@
 //! head office's changes at the hub, and (in the safety phase) the faults.
 //! Every choice comes from the world's seeded dice.
 
-use caja_node::register::{CustomerRequest, ReturnLineRequest, ReturnRequest};
+use caja_node::error::{OpError, Refusal};
+use caja_node::register::{CustomerRequest, Document, ReturnLineRequest, ReturnRequest};
 use caja_node::sale::{LineRequest, PaymentRequest, SaleRequest};
+use caja_node::staff::Credentials;
 use caja_shared::ids::SaleId;
 use caja_shared::kind::CashMovement;
-use caja_shared::kind::PaymentMethod;
+use caja_shared::kind::{PaymentMethod, Role};
 use caja_shared::money::{Money, QtyMilli};
 
 use super::faults::Fault;
 use super::net::lock;
-use super::world::{first_words, World};
+use super::tally::Work;
+use super::world::{credentials, first_words, World, STAFF};
 use super::SimError;
 
 /// The sample catalog's products: (code to scan, sold by weight).
@@ -40,8 +43,131 @@ pub fn action(w: &mut World) -> Result<(), SimError> {
         775..=784 => release_fiscal(w, reg),
         785..=814 => return_goods(w, reg),
         815..=839 => cash_move(w, reg),
+        840..=869 => resolve_conflict(w),
+        870..=919 => super::pay::provider(w),
+        920..=934 => rotate_key(w, reg),
         _ => Ok(()),
     }
+}
+
+/// An operator at head office resolves one open conflict through the admin
+/// API: the first candidate wins, or (half the time, or with none) no
+/// winner and a note. Recorded for the checker, which finds the resolution
+/// in the store's hub chain, in the audit log and at every register.
+fn resolve_conflict(w: &mut World) -> Result<(), SimError> {
+    if !lock(&w.net).hub.is_up() {
+        return Ok(());
+    }
+    if w.chance(400) {
+        // The card payments' reconciliation (the hub's timer, on demand).
+        let r = lock(&w.net)
+            .hub
+            .admin("POST", "/v1/admin/payments/reconcile", None)?;
+        w.log(format!(
+            "hub: payments reconciled: {}",
+            first_words(&r.to_string())
+        ));
+    }
+    let v = lock(&w.net)
+        .hub
+        .admin("GET", "/v1/admin/conflicts?state=open", None)?;
+    let open: Vec<serde_json::Value> = v["conflicts"].as_array().cloned().unwrap_or_default();
+    if open.is_empty() {
+        return Ok(());
+    }
+    let c = &open[w.pick(open.len())];
+    let id = c["conflict_id"].as_str().unwrap_or_default().to_owned();
+    let candidates: Vec<String> = c["candidates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x.as_str().map(str::to_owned))
+        .collect();
+    let winner = (!candidates.is_empty() && w.chance(500)).then(|| candidates[0].clone());
+    let mut body = serde_json::json!({"note": "revisado en la oficina", "by": "operadora"});
+    if let Some(win) = &winner {
+        body["winner"] = serde_json::Value::String(win.clone());
+    }
+    let r = lock(&w.net).hub.admin(
+        "POST",
+        &format!("/v1/admin/conflicts/{id}/resolve"),
+        Some(&body),
+    )?;
+    let event = r["resolution"]["event_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    w.checks += 1;
+    if r["state"] != "resolved" || event.is_empty() {
+        return Err(SimError(format!(
+            "operator: conflict {id} answered {r} to its resolution"
+        )));
+    }
+    w.log(format!(
+        "hub: operator resolved conflict {} ({}) winner {winner:?}",
+        id,
+        c["reason"].as_str().unwrap_or("")
+    ));
+    w.resolutions.push(super::world::Resolution {
+        conflict: id,
+        candidates,
+        event,
+    });
+    w.work.add(Work::ConflictResolved);
+    Ok(())
+}
+
+/// Head office rotates register `reg`'s key (planned, with the grace
+/// period; sometimes as compromised, with none) and the operator installs
+/// the new key at the register (`caja-node rekey`): the process stops, the
+/// key file and the device's key id change, it starts again. Requests
+/// already signed with the old key may still be in flight.
+pub fn rotate_key(w: &mut World, reg: usize) -> Result<(), SimError> {
+    if !lock(&w.net).hub.is_up() || w.regs[reg].ops.is_none() {
+        return Ok(());
+    }
+    let no_grace = w.chance(300);
+    let device = w.regs[reg].device;
+    let v = lock(&w.net).hub.admin(
+        "POST",
+        &format!("/v1/admin/devices/{device}/rotate"),
+        Some(&serde_json::json!({"no_grace": no_grace})),
+    )?;
+    let key_id: caja_shared::ids::KeyId = v["key_id"]
+        .as_str()
+        .and_then(|k| k.parse().ok())
+        .ok_or_else(|| SimError(format!("rotate answer {v}")))?;
+    let key = v["key"]
+        .as_str()
+        .and_then(|k| caja_shared::key::DeviceKey::from_hex(k).ok())
+        .ok_or_else(|| SimError("rotate answer without a key".into()))?;
+    w.regs[reg].ops = None;
+    w.regs[reg].sync = None;
+    caja_node::datadir::rekey(&w.regs[reg].data, &key_id, &key)
+        .map_err(|e| SimError(format!("r{reg} rekey: {e}")))?;
+    w.work.add(Work::KeyRotation);
+    w.log(format!(
+        "r{reg} key rotated to {key_id}{} and installed",
+        if no_grace { " (no grace)" } else { "" }
+    ));
+    w.open_register(reg)
+}
+
+/// The hub's clock jumps forward or back (up to 5 minutes away from the
+/// world's time, so a step back is at most the 10 minutes the stale-price
+/// re-decision assumes, `docs/conflicts.md`): registers' skew correction,
+/// grants' lifetimes, tree heads and the audit log must not depend on the
+/// hub's wall-clock order (the checker holds every chain's HLC order and
+/// the projections to it).
+fn hub_clock_jump(w: &mut World) {
+    let jump = w.rand_range(-600_000, 600_000);
+    w.hub_offset_ms = (w.hub_offset_ms + jump).clamp(-300_000, 300_000);
+    w.advance(0);
+    w.work.add(Work::HubClockJump);
+    w.log(format!(
+        "hub clock jumps {jump} ms (offset {})",
+        w.hub_offset_ms
+    ));
 }
 
 /// A cashier's sale of 1–3 random lines at `reg` (and sometimes the UI's
@@ -66,8 +192,8 @@ pub fn sell(w: &mut World, reg: usize) -> Result<(), SimError> {
     let mut payments = Vec::new();
     let mut customer = None;
     let kind = w.pick(10);
-    if kind < 2 && !w.customers.is_empty() {
-        let c = w.any_customer();
+    let fiado_to = if kind < 2 { w.any_customer(reg) } else { None };
+    if let Some(c) = fiado_to {
         customer = Some(c);
         payments.push(PaymentRequest {
             method: PaymentMethod::Fiado,
@@ -80,7 +206,7 @@ pub fn sell(w: &mut World, reg: usize) -> Result<(), SimError> {
         payments.push(PaymentRequest {
             method: PaymentMethod::Card,
             amount: w.rand_range(100, 2_000),
-            reference: Some(format!("{:06}", w.rand_range(0, 999_999))),
+            reference: Some(super::pay::fresh_code(w)),
         });
     }
     payments.push(PaymentRequest {
@@ -88,6 +214,13 @@ pub fn sell(w: &mut World, reg: usize) -> Result<(), SimError> {
         amount: 10_000_000,
         reference: None,
     });
+    // Sometimes the cashier charges another price than the shelf's on the
+    // first line: a supervisor's override (or a PIN that does not approve).
+    let overridden = w.chance(50);
+    if overridden {
+        lines[0].unit_price = Some(w.rand_range(1, 400) * 100 + 1);
+    }
+    let cred = overridden.then(|| supervisor(w));
     let req = SaleRequest {
         lines,
         payments,
@@ -98,11 +231,21 @@ pub fn sell(w: &mut World, reg: usize) -> Result<(), SimError> {
     let Some(ops) = w.regs[reg].ops.as_mut() else {
         return Ok(());
     };
-    match ops.sell(op, &req) {
+    let sell = |ops: &mut super::world::SimRegisterOps| {
+        if overridden {
+            ops.sell_approved(op, &req, &Document::default(), cred.as_ref().map(|c| &c.0))
+        } else {
+            ops.sell(op, &req)
+        }
+    };
+    match sell(ops) {
         Ok(r) => {
             w.log(format!(
-                "r{reg} sale seq {} total {} fiscal {:?}",
-                r.seq, r.total.0, r.fiscal_number
+                "r{reg} sale seq {} total {} fiscal {:?}{}",
+                r.seq,
+                r.total.0,
+                r.fiscal_number,
+                if overridden { " price override" } else { "" }
             ));
             w.ack(
                 reg,
@@ -111,6 +254,16 @@ pub fn sell(w: &mut World, reg: usize) -> Result<(), SimError> {
                 Some(r.sale_id),
                 r.fiscal_number.clone(),
             )?;
+            if overridden {
+                approved(w, "price_override", cred.as_ref())?;
+            }
+            if let Some(card) = req
+                .payments
+                .iter()
+                .find(|p| p.method == PaymentMethod::Card)
+            {
+                super::pay::card_sale(w, reg, &r, card)?;
+            }
             // The UI retries: once at once, and sometimes after the process
             // died between the commit and the answer.
             if w.chance(60) {
@@ -119,12 +272,13 @@ pub fn sell(w: &mut World, reg: usize) -> Result<(), SimError> {
                     w.crash_register(reg)?;
                 }
                 lock(&w.net).counts.add(Fault::OpRetry);
-                let again = w.regs[reg]
-                    .ops
-                    .as_mut()
-                    .ok_or_else(|| SimError("register closed".into()))?
-                    .sell(op, &req)
-                    .map_err(|e| SimError(format!("r{reg} retried sale failed: {e}")))?;
+                let again = sell(
+                    w.regs[reg]
+                        .ops
+                        .as_mut()
+                        .ok_or_else(|| SimError("register closed".into()))?,
+                )
+                .map_err(|e| SimError(format!("r{reg} retried sale failed: {e}")))?;
                 w.checks += 1;
                 if again != r {
                     return Err(SimError(format!(
@@ -138,21 +292,11 @@ pub fn sell(w: &mut World, reg: usize) -> Result<(), SimError> {
             }
             Ok(())
         }
-        Err(caja_node::error::OpError::Refused(caja_node::error::Refusal::ShiftNotOpen)) => {
-            // The cashier opens a shift first.
-            let op = w.op_id();
-            let Some(ops) = w.regs[reg].ops.as_mut() else {
-                return Ok(());
-            };
-            match ops.open_shift(op, "luis", Money(20_000)) {
-                Ok(r) => {
-                    w.log(format!("r{reg} shift opened seq {} to sell", r.seq));
-                    w.ack(reg, "shift_open", &[r.seq], None, None)
-                }
-                Err(e) => w.refused(reg, "shift open", &e),
-            }
+        Err(OpError::Refused(Refusal::ShiftNotOpen)) => {
+            // The cashier signs in and opens a shift first.
+            open_shift(w, reg, Money(20_000))
         }
-        Err(e) => w.refused(reg, "sale", &e),
+        Err(e) => refused_or_pin(w, reg, "sale", &e, cred.as_ref()),
     }
 }
 
@@ -174,25 +318,26 @@ fn void(w: &mut World, reg: usize) -> Result<(), SimError> {
     } else {
         sale
     };
+    let cred = supervisor(w);
     let op = w.op_id();
     let Some(ops) = w.regs[reg].ops.as_mut() else {
         return Ok(());
     };
-    match ops.void(op, sale, "cliente se arrepintió") {
+    match ops.void_approved(op, sale, "cliente se arrepintió", Some(&cred.0)) {
         Ok(r) => {
             w.log(format!("r{reg} void seq {:?}", r.seqs));
             w.voided.push(sale);
-            w.ack(reg, "void", &r.seqs, None, None)
+            w.ack(reg, "void", &r.seqs, None, None)?;
+            approved(w, "void", Some(&cred))
         }
-        Err(e) => w.refused(reg, "void", &e),
+        Err(e) => refused_or_pin(w, reg, "void", &e, Some(&cred)),
     }
 }
 
 fn pay_debt(w: &mut World, reg: usize) -> Result<(), SimError> {
-    if w.customers.is_empty() {
+    let Some(c) = w.any_customer(reg) else {
         return Ok(());
-    }
-    let c = w.any_customer();
+    };
     let amount = w.rand_range(50, 3_000);
     let op = w.op_id();
     let Some(ops) = w.regs[reg].ops.as_mut() else {
@@ -208,8 +353,8 @@ fn pay_debt(w: &mut World, reg: usize) -> Result<(), SimError> {
 }
 
 fn customer(w: &mut World, reg: usize) -> Result<(), SimError> {
-    let existing = if !w.customers.is_empty() && w.chance(300) {
-        Some(w.any_customer())
+    let existing = if w.chance(300) {
+        w.any_customer(reg)
     } else {
         None
     };
@@ -308,22 +453,127 @@ fn shift(w: &mut World, reg: usize) -> Result<(), SimError> {
         .map_err(|e| SimError(format!("r{reg} status: {e}")))?
         .open_shift
         .is_some();
-    if open {
-        match ops.close_shift(op, Money(counted)) {
-            Ok(r) => {
-                w.log(format!("r{reg} shift closed seq {}", r.seq));
-                w.ack(reg, "shift_close", &[r.seq], None, None)
+    if !open {
+        return open_shift(w, reg, Money(50_000));
+    }
+    // Shifts are opened by cashiers: the supervisor's close is an override
+    // (another person's shift); a cashier closes their own or is refused.
+    let who = w.pick(STAFF.len());
+    let right = !w.chance(PIN_WRONG_PER_MILLE);
+    let supervising = STAFF[who].1 != Role::Cashier;
+    // A cashier with the right PIN passes for their own shift only.
+    let cred = (credentials(who, right), right && supervising);
+    let Some(ops) = w.regs[reg].ops.as_mut() else {
+        return Ok(());
+    };
+    match ops.close_shift_as(op, Money(counted), Some(&cred.0)) {
+        Ok(r) => {
+            w.log(format!(
+                "r{reg} shift closed seq {} by {}",
+                r.seq, STAFF[who].0
+            ));
+            w.ack(reg, "shift_close", &[r.seq], None, None)?;
+            w.checks += 1;
+            if !right {
+                return Err(SimError(format!("r{reg} shift closed with a wrong PIN")));
             }
-            Err(e) => w.refused(reg, "shift close", &e),
-        }
-    } else {
-        match ops.open_shift(op, "ana", Money(50_000)) {
-            Ok(r) => {
-                w.log(format!("r{reg} shift opened seq {}", r.seq));
-                w.ack(reg, "shift_open", &[r.seq], None, None)
+            if supervising {
+                approved(w, "close_shift", Some(&cred))?;
             }
-            Err(e) => w.refused(reg, "shift open", &e),
+            Ok(())
         }
+        Err(e) => refused_or_pin(w, reg, "shift close", &e, Some(&cred)),
+    }
+}
+
+/// Per-mille chance that a PIN typed is wrong.
+const PIN_WRONG_PER_MILLE: u64 = 60;
+
+/// A supervisor's credentials, sometimes with a wrong PIN, sometimes a
+/// cashier's instead (a role too low); the flag is whether they should
+/// pass.
+fn supervisor(w: &mut World) -> (Credentials, bool) {
+    if w.chance(PIN_WRONG_PER_MILLE) {
+        return (credentials(2, false), false);
+    }
+    if w.chance(PIN_WRONG_PER_MILLE) {
+        let cashier = w.pick(2);
+        return (credentials(cashier, true), false);
+    }
+    (credentials(2, true), true)
+}
+
+/// Marks the last acknowledged operation as carrying `action`'s approval,
+/// given with `cred` (which had to pass).
+fn approved(
+    w: &mut World,
+    action: &'static str,
+    cred: Option<&(Credentials, bool)>,
+) -> Result<(), SimError> {
+    w.checks += 1;
+    if cred.is_some_and(|c| !c.1) {
+        return Err(SimError(format!(
+            "{action} acknowledged with credentials that do not pass (a wrong PIN or a cashier's)"
+        )));
+    }
+    if let Some(a) = w.acked.last_mut() {
+        a.approved = Some(action);
+    }
+    w.work.add(Work::SupervisorOverride);
+    Ok(())
+}
+
+/// A refusal; with credentials that should not pass, it must be the PIN's
+/// or the role's (counted), and with credentials that should, never.
+fn refused_or_pin(
+    w: &mut World,
+    reg: usize,
+    what: &str,
+    e: &OpError,
+    cred: Option<&(Credentials, bool)>,
+) -> Result<(), SimError> {
+    let pin_refusal = matches!(
+        e,
+        OpError::Refused(Refusal::Staff(_) | Refusal::ApprovalRequired(_))
+    );
+    // A lockout (five wrong PINs in a row) refuses even the right PIN.
+    let locked = matches!(
+        e,
+        OpError::Refused(Refusal::Staff(caja_node::staff::StaffError::Locked { .. }))
+    );
+    if let Some((_, should_pass)) = cred {
+        w.checks += 1;
+        if pin_refusal && *should_pass && !locked {
+            return Err(SimError(format!(
+                "r{reg} {what}: credentials that pass were answered {e}"
+            )));
+        }
+    }
+    if pin_refusal {
+        w.work.add(Work::PinRefused);
+    }
+    w.refused(reg, what, e)
+}
+
+/// A cashier signs in with their PIN (sometimes mistyped) and opens a shift.
+fn open_shift(w: &mut World, reg: usize, float: Money) -> Result<(), SimError> {
+    let who = w.pick(2);
+    let right = !w.chance(PIN_WRONG_PER_MILLE);
+    let cred = (credentials(who, right), right);
+    let op = w.op_id();
+    let Some(ops) = w.regs[reg].ops.as_mut() else {
+        return Ok(());
+    };
+    match ops.open_shift_signed(op, &cred.0, float) {
+        Ok(r) => {
+            w.log(format!(
+                "r{reg} {} signed in, shift opened seq {}",
+                STAFF[who].0, r.seq
+            ));
+            w.work.add(Work::PinSignIn);
+            w.ack(reg, "shift_open", &[r.seq], None, None)
+        }
+        Err(e) => refused_or_pin(w, reg, "shift open", &e, Some(&cred)),
     }
 }
 
@@ -382,12 +632,13 @@ fn catalog_rename(w: &mut World) -> Result<(), SimError> {
 }
 
 /// A customer brings back part of a sale's first line, at this register or
-/// another one (which knows the sale once synced).
+/// another one of its store (which knows the sale once synced).
 fn return_goods(w: &mut World, reg: usize) -> Result<(), SimError> {
+    let store = w.regs[reg].store;
     let sales: Vec<SaleId> = w
         .acked
         .iter()
-        .filter(|a| !a.lost)
+        .filter(|a| !a.lost && w.regs[a.reg].store == store)
         .filter_map(|a| a.sale)
         .collect();
     if sales.is_empty() {
@@ -408,16 +659,18 @@ fn return_goods(w: &mut World, reg: usize) -> Result<(), SimError> {
         customer: None,
         unknown_original: Vec::new(),
     };
+    let cred = supervisor(w);
     let op = w.op_id();
     let Some(ops) = w.regs[reg].ops.as_mut() else {
         return Ok(());
     };
-    match ops.return_sale(op, &req, None) {
+    match ops.return_sale(op, &req, Some(&cred.0)) {
         Ok(r) => {
             w.log(format!("r{reg} return seq {} total {}", r.seq, r.total.0));
-            w.ack(reg, "return", &[r.seq], None, None)
+            w.ack(reg, "return", &[r.seq], None, None)?;
+            approved(w, "return", Some(&cred))
         }
-        Err(e) => w.refused(reg, "return", &e),
+        Err(e) => refused_or_pin(w, reg, "return", &e, Some(&cred)),
     }
 }
 
@@ -428,16 +681,28 @@ fn cash_move(w: &mut World, reg: usize) -> Result<(), SimError> {
         CashMovement::Drop,
     ][w.pick(3)];
     let amount = w.rand_range(100, 20_000);
+    let paid_out = kind == CashMovement::PaidOut;
+    let cred = paid_out.then(|| supervisor(w));
     let op = w.op_id();
     let Some(ops) = w.regs[reg].ops.as_mut() else {
         return Ok(());
     };
-    match ops.cash_move(op, kind, Money(amount), "caja chica", None) {
+    match ops.cash_move(
+        op,
+        kind,
+        Money(amount),
+        "caja chica",
+        cred.as_ref().map(|c| &c.0),
+    ) {
         Ok(r) => {
             w.log(format!("r{reg} cash {kind:?} {amount} seq {:?}", r.seqs));
-            w.ack(reg, "cash_move", &r.seqs, None, None)
+            w.ack(reg, "cash_move", &r.seqs, None, None)?;
+            if paid_out {
+                approved(w, "paid_out", cred.as_ref())?;
+            }
+            Ok(())
         }
-        Err(e) => w.refused(reg, "cash movement", &e),
+        Err(e) => refused_or_pin(w, reg, "cash movement", &e, cred.as_ref()),
     }
 }
 
@@ -500,6 +765,7 @@ pub fn fault(w: &mut World) -> Result<(), SimError> {
             }
         }
         960..=979 => super::faults::hub_disk_fault(w, reg)?,
+        800..=849 => hub_clock_jump(w),
         980..=999 => disk_full(w, reg)?,
         _ => {
             let n = w.pick(3) + 1;

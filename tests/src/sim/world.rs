@@ -9,6 +9,7 @@ use caja_node::datadir::{Adopted, DataDir};
 use caja_node::error::OpError;
 use caja_node::journal::Journal;
 use caja_node::register::Register;
+use caja_node::staff::Credentials;
 use caja_node::sync::backoff::BackoffPolicy;
 use caja_node::sync::breaker::BreakerPolicy;
 use caja_node::sync::client::HubClient;
@@ -16,16 +17,43 @@ use caja_node::sync::engine::{SyncEngine, SyncSettings};
 use caja_shared::clock::ManualClock;
 use caja_shared::digest::Hash256;
 use caja_shared::entropy::{RandomSource, SeededRandom};
-use caja_shared::ids::{CustomerId, DeviceId, OpId, SaleId, StoreId};
+use caja_shared::ids::{CustomerId, DeviceId, OpId, SaleId, StaffId, StoreId};
+use caja_shared::kind::Role;
 
 use super::faults::Fault;
 use super::hub::SimHub;
 use super::net::{lock, Link, Net, NetState};
+use super::tally::{Work, WorkCounts};
 use super::trace::Trace;
 use super::{SimConfig, SimError};
 
 /// The simulation's first instant: 2026-01-01T00:00:00Z.
 pub const START_MS: i64 = 1_767_225_600_000;
+
+/// The stores' names, in creation order.
+const STORE_NAMES: [&str; 3] = ["Colmado La Esquina", "Colmado El Puente", "Súper Los Pinos"];
+
+/// Staff of every store: name, role, PIN (hashed at the hub with
+/// [`super::hub::SIM_PIN_ITERATIONS`] rounds).
+pub const STAFF: [(&str, Role, &str); 3] = [
+    ("ana", Role::Cashier, "1357"),
+    ("luis", Role::Cashier, "2468"),
+    ("marta", Role::Supervisor, "9090"),
+];
+
+/// The id of [`STAFF`]`[i]` (fixed, so every run knows it).
+pub fn staff_id(i: usize) -> StaffId {
+    StaffId::new_v7(START_MS, &mut SeededRandom::new(0x57AF_F000 + i as u64))
+        .expect("a time after the epoch")
+}
+
+/// The credentials of [`STAFF`]`[i]`, with its PIN or a wrong one.
+pub fn credentials(i: usize, right_pin: bool) -> Credentials {
+    Credentials {
+        staff_id: staff_id(i),
+        pin: if right_pin { STAFF[i].2 } else { "0000" }.into(),
+    }
+}
 
 /// The fiscal series every register keeps.
 pub const SERIES: &str = "B02";
@@ -67,6 +95,8 @@ pub struct SimRegister {
     pub sync: Option<SimSync>,
     /// Its device id.
     pub device: DeviceId,
+    /// The store it sells for (index into [`World::stores`]).
+    pub store: usize,
     /// Backups made of it.
     pub backups: Vec<Backup>,
     /// The world time of its next sync round.
@@ -94,6 +124,51 @@ pub struct Acked {
     pub lost: bool,
     /// The step.
     pub step: u64,
+    /// The approval one of its events carries (`void`, `return`,
+    /// `paid_out`, `price_override`, `close_shift`), by a supervisor.
+    pub approved: Option<&'static str>,
+}
+
+/// A conflict an operator resolved, as the admin API answered it.
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    /// The conflict.
+    pub conflict: String,
+    /// Its candidates when resolved.
+    pub candidates: Vec<String>,
+    /// The `ConflictResolved` hub event.
+    pub event: String,
+}
+
+/// A card payment a register acknowledged with a terminal code.
+#[derive(Debug, Clone)]
+pub struct CardPayment {
+    /// The register.
+    pub reg: usize,
+    /// The sale's journal seq.
+    pub seq: u64,
+    /// Its sale.
+    pub sale: SaleId,
+    /// The authorization code.
+    pub code: String,
+    /// The amount.
+    pub amount: i64,
+    /// The amount the provider reported captured, once it did.
+    pub reported: Option<i64>,
+}
+
+/// A payment intent the hub created for a register, and the provider's
+/// webhooks delivered for it: (provider event id, state).
+#[derive(Debug, Clone)]
+pub struct Intent {
+    /// The register that asked.
+    pub reg: usize,
+    /// The hub's intent id.
+    pub intent: String,
+    /// Its amount.
+    pub amount: i64,
+    /// Webhooks delivered (a duplicate repeats its event id).
+    pub sent: Vec<(String, &'static str)>,
 }
 
 /// An opened store's files and what was acknowledged opening it: every run
@@ -105,10 +180,10 @@ pub struct Snapshot {
     pub dir: PathBuf,
     /// What the opening acknowledged.
     pub acked: Vec<Acked>,
-    /// The store.
-    pub store: StoreId,
-    /// Registers: name and device.
-    pub regs: Vec<(String, DeviceId)>,
+    /// The stores.
+    pub stores: Vec<StoreId>,
+    /// Registers: name, device and store index.
+    pub regs: Vec<(String, DeviceId, usize)>,
     /// The time it was taken at.
     pub now_ms: i64,
 }
@@ -153,8 +228,10 @@ pub struct World {
     pub net: Net,
     /// The registers.
     pub regs: Vec<SimRegister>,
-    /// The store.
+    /// The first store (kept for tests written for one store).
     pub store: StoreId,
+    /// Every store; register `i` sells for store `i % stores.len()`.
+    pub stores: Vec<StoreId>,
     /// The world's dice (schedule, workload, faults).
     pub rng: SeededRandom,
     /// The trace.
@@ -171,6 +248,18 @@ pub struct World {
     pub hub_down_steps: u64,
     /// Invariant checks passed.
     pub checks: u64,
+    /// The workload's actions beyond sales, per kind.
+    pub work: WorkCounts,
+    /// The hub clock's offset from the world's time (hub clock jumps), ms.
+    pub hub_offset_ms: i64,
+    /// Conflicts operators resolved.
+    pub resolutions: Vec<Resolution>,
+    /// Card payments acknowledged with a terminal code.
+    pub card_payments: Vec<CardPayment>,
+    /// Payment intents created.
+    pub intents: Vec<Intent>,
+    /// Provider events sent so far (their ids).
+    pub provider_events: u64,
 }
 
 fn err<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> SimError + '_ {
@@ -219,17 +308,21 @@ impl World {
             rng.next_u64(),
             trace.clone(),
         )));
-        let store = {
+        let stores = {
             let n = lock(&net);
-            let v = n.hub.admin(
-                "POST",
-                "/v1/admin/stores",
-                Some(&serde_json::json!({"name": "Colmado La Esquina"})),
-            )?;
-            let store: StoreId = v["store"]
-                .as_str()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| SimError(format!("store answer {v}")))?;
+            let mut stores = Vec::new();
+            for i in 0..cfg.stores.max(1) {
+                let v = n.hub.admin(
+                    "POST",
+                    "/v1/admin/stores",
+                    Some(&serde_json::json!({"name": STORE_NAMES[i % STORE_NAMES.len()]})),
+                )?;
+                let store: StoreId = v["store"]
+                    .as_str()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| SimError(format!("store answer {v}")))?;
+                stores.push(store);
+            }
             let bodies = caja_node::testkit::sample_catalog_bodies();
             let mut items = Vec::new();
             let mut prices = Vec::new();
@@ -253,7 +346,15 @@ impl World {
                     "last": cfg.fiscal_series_size, "valid_until": "2099-12-31"}),
                 ),
             )?;
-            store
+            for (i, (name, role, pin)) in STAFF.iter().enumerate() {
+                n.hub.admin(
+                    "POST",
+                    "/v1/admin/staff",
+                    Some(&serde_json::json!({"staff_id": staff_id(i).to_string(),
+                        "name": name, "role": role, "pin": pin})),
+                )?;
+            }
+            stores
         };
         let mut world = World {
             seed,
@@ -263,7 +364,8 @@ impl World {
             hub_clock,
             net,
             regs: Vec::new(),
-            store,
+            store: stores[0],
+            stores,
             rng,
             trace,
             acked: Vec::new(),
@@ -272,6 +374,12 @@ impl World {
             step: 0,
             hub_down_steps: 0,
             checks: 0,
+            work: WorkCounts::default(),
+            hub_offset_ms: 0,
+            resolutions: Vec::new(),
+            card_payments: Vec::new(),
+            intents: Vec::new(),
+            provider_events: 0,
         };
         for i in 0..world.cfg.registers {
             world.enroll(i)?;
@@ -283,11 +391,36 @@ impl World {
     /// register fetches the catalog, its first fiscal block and stock
     /// quotas, and opens a shift.
     pub fn open_store(&mut self) -> Result<(), SimError> {
-        self.sync_now(0)?;
+        for s in 0..self.stores.len() {
+            // The store's first register receives its opening stock.
+            if let Some(first) = self.regs.iter().position(|r| r.store == s) {
+                self.opening_stock(first)?;
+            }
+        }
+        for i in 0..self.regs.len() {
+            self.sync_now(i)?;
+            let op = self.op_id();
+            if let Some(ops) = self.regs[i].ops.as_mut() {
+                let r = ops
+                    .open_shift_signed(
+                        op,
+                        &credentials(i % 2, true),
+                        caja_shared::money::Money(50_000),
+                    )
+                    .map_err(|e| SimError(format!("r{i} first shift: {e}")))?;
+                self.ack(i, "shift_open", &[r.seq], None, None)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The back office of register `reg`'s store receives the opening stock.
+    fn opening_stock(&mut self, reg: usize) -> Result<(), SimError> {
+        self.sync_now(reg)?;
         for (sku, _, weighed) in super::workload::PRODUCTS {
             let op = self.op_id();
             let qty = if weighed { 20_000 } else { 40_000 };
-            if let Some(ops) = self.regs[0].ops.as_mut() {
+            if let Some(ops) = self.regs[reg].ops.as_mut() {
                 let r = ops
                     .receive_stock(
                         op,
@@ -296,17 +429,7 @@ impl World {
                         Some("inventario"),
                     )
                     .map_err(|e| SimError(format!("opening stock: {e}")))?;
-                self.ack(0, "stock_receive", &r.seqs, None, None)?;
-            }
-        }
-        for i in 0..self.regs.len() {
-            self.sync_now(i)?;
-            let op = self.op_id();
-            if let Some(ops) = self.regs[i].ops.as_mut() {
-                let r = ops
-                    .open_shift(op, "ana", caja_shared::money::Money(50_000))
-                    .map_err(|e| SimError(format!("r{i} first shift: {e}")))?;
-                self.ack(i, "shift_open", &[r.seq], None, None)?;
+                self.ack(reg, "stock_receive", &r.seqs, None, None)?;
             }
         }
         Ok(())
@@ -361,7 +484,8 @@ impl World {
             hub_clock,
             net,
             regs: Vec::new(),
-            store: snap.store,
+            store: snap.stores[0],
+            stores: snap.stores.clone(),
             rng,
             trace,
             acked: snap.acked.clone(),
@@ -370,8 +494,14 @@ impl World {
             step: 0,
             hub_down_steps: 0,
             checks: 0,
+            work: WorkCounts::default(),
+            hub_offset_ms: 0,
+            resolutions: Vec::new(),
+            card_payments: Vec::new(),
+            intents: Vec::new(),
+            provider_events: 0,
         };
-        for (idx, (name, device)) in snap.regs.iter().enumerate() {
+        for (idx, (name, device, store)) in snap.regs.iter().enumerate() {
             let offset_ms = world.rand_range(-30_000, 30_000);
             world.regs.push(SimRegister {
                 name: name.clone(),
@@ -382,6 +512,7 @@ impl World {
                 ops: None,
                 sync: None,
                 device: *device,
+                store: *store,
                 backups: Vec::new(),
                 next_sync_ms: snap.now_ms,
                 disk_full: false,
@@ -398,11 +529,11 @@ impl World {
             dir_guard: dir,
             dir: self.root.clone(),
             acked: self.acked.clone(),
-            store: self.store,
+            stores: self.stores.clone(),
             regs: self
                 .regs
                 .iter()
-                .map(|r| (r.name.clone(), r.device))
+                .map(|r| (r.name.clone(), r.device, r.store))
                 .collect(),
             now_ms: self.now_ms,
         }
@@ -410,12 +541,13 @@ impl World {
 
     fn enroll(&mut self, idx: usize) -> Result<(), SimError> {
         let name = format!("r{idx}");
+        let store = idx % self.stores.len();
         let token = {
             let n = lock(&self.net);
             let v = n.hub.admin(
                 "POST",
                 "/v1/admin/enrollment-tokens",
-                Some(&serde_json::json!({"store": self.store.to_string(), "name": name})),
+                Some(&serde_json::json!({"store": self.stores[store].to_string(), "name": name})),
             )?;
             v["token"]
                 .as_str()
@@ -454,6 +586,7 @@ impl World {
             ops: None,
             sync: None,
             device: e.device,
+            store,
             backups: Vec::new(),
             next_sync_ms: self.now_ms,
             disk_full: false,
@@ -501,10 +634,21 @@ impl World {
         per_mille > 0 && self.rng.next_u64() % 1000 < per_mille
     }
 
-    /// A customer created so far (there must be one).
-    pub fn any_customer(&mut self) -> CustomerId {
-        let i = self.pick(self.customers.len());
-        self.customers[i].1
+    /// A customer created so far at a register of `reg`'s store (customers
+    /// are a store's), if any.
+    pub fn any_customer(&mut self, reg: usize) -> Option<CustomerId> {
+        let store = self.regs[reg].store;
+        let mine: Vec<CustomerId> = self
+            .customers
+            .iter()
+            .filter(|(r, _)| self.regs[*r].store == store)
+            .map(|(_, c)| *c)
+            .collect();
+        if mine.is_empty() {
+            return None;
+        }
+        let i = self.pick(mine.len());
+        Some(mine[i])
     }
 
     /// An index below `n` (n > 0).
@@ -515,7 +659,7 @@ impl World {
     /// Moves the world's time and every clock.
     pub fn advance(&mut self, ms: i64) {
         self.now_ms += ms;
-        self.hub_clock.set(self.now_ms);
+        self.hub_clock.set(self.now_ms + self.hub_offset_ms);
         for r in &self.regs {
             r.clock.set(self.now_ms + r.offset_ms);
         }
@@ -561,6 +705,9 @@ impl World {
                 })?;
             events.push((*s, e.hash()));
         }
+        if self.regs[reg].store != 0 {
+            self.work.add(Work::OtherStoreOp);
+        }
         self.acked.push(Acked {
             reg,
             kind,
@@ -569,6 +716,7 @@ impl World {
             fiscal,
             lost: false,
             step: self.step,
+            approved: None,
         });
         Ok(())
     }
@@ -605,9 +753,14 @@ impl World {
     /// Takes a backup of a register (SQLite's online backup API).
     pub fn backup_register(&mut self, idx: usize) -> Result<(), SimError> {
         let r = &mut self.regs[idx];
-        let path = self
-            .root
-            .join(format!("{}-backup-{}.sqlite3", r.name, r.backups.len()));
+        // Named by the step too: a restore drops later backups from the
+        // list, so their count alone would name a file that exists.
+        let path = self.root.join(format!(
+            "{}-backup-{}-{}.sqlite3",
+            r.name,
+            self.step,
+            r.backups.len()
+        ));
         let head = caja_node::datadir::backup(&r.data, &path).map_err(err("backup"))?;
         r.backups.push(Backup {
             path,
