@@ -1021,3 +1021,43 @@ async fn head_office_asks_the_provider_for_a_refund_and_its_webhook_applies_it()
     assert_eq!((r.status, r.body["error"].as_str()), (502, Some("provider_unreachable")), "{}", r.body);
 }
 }
+
+on_both_backends! {
+#[tokio::test]
+async fn a_held_partial_refund_is_rejected_and_alerted_when_its_intent_is_voided() {
+    let (hub, _store, reg, _) = setup(60_000).await;
+    let azul = Provider::new("azul", AZUL_SECRET);
+    let id = intent(&hub, &reg, 43, 9500).await;
+    let r = azul.deliver(&hub.url, &azul.partial_refund(&id, 2000)).await;
+    assert_eq!(r.body["outcome"], "held", "{}", r.body);
+    let alerts_before = count(
+        &hub,
+        "SELECT count(*) FROM alerts WHERE kind = 'payment_transition_rejected'",
+    );
+    // The capture never comes: the provider voids the intent.
+    let e = azul.event("voided", Some(&id), None, 9500);
+    let r = azul.deliver(&hub.url, &e).await;
+    assert_eq!(r.body["outcome"], "applied", "{}", r.body);
+    assert_eq!(intent_state(&hub, &id).await, "voided");
+    // The held refund is decided, not left waiting: rejected, alerted.
+    assert_eq!(
+        count(&hub, "SELECT count(*) FROM payment_webhooks WHERE outcome = 'held'"),
+        0
+    );
+    assert_eq!(
+        count(
+            &hub,
+            "SELECT count(*) FROM payment_webhooks WHERE outcome = 'rejected' AND reason = 'invalid_transition'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &hub,
+            "SELECT count(*) FROM alerts WHERE kind = 'payment_transition_rejected'"
+        ),
+        alerts_before + 1
+    );
+    assert_eq!(count(&hub, "SELECT refunded_amount FROM payment_intents"), 0);
+}
+}

@@ -75,7 +75,10 @@ pub(super) fn partial_refund(
 }
 
 /// Decides, in arrival order, the partial refunds of `intent` held before its
-/// capture, now that it is `captured`. Returns how many were applied.
+/// capture, now that it is `captured` — or now that it can never be (voided,
+/// failed, expired): then each is rejected as an invalid transition, audited
+/// and alerted, so no refund report waits forever unseen. Returns how many
+/// were applied.
 pub(super) fn drain_held_refunds(
     conn: &Conn,
     env: &mut Env,
@@ -83,7 +86,9 @@ pub(super) fn drain_held_refunds(
     intent: &mut IntentRow,
     now: i64,
 ) -> Result<usize, StorageError> {
-    if intent.state != IntentState::Captured {
+    if intent.state != IntentState::Captured
+        && payments::reachable(intent.state, IntentState::Captured)
+    {
         return Ok(0);
     }
     let held: Vec<(i64, String, i64, Option<String>)> = conn
