@@ -34,6 +34,9 @@ pub(crate) struct TxCache {
     /// once and then kept in step, so applying an event nobody waits for
     /// costs no query.
     pub(crate) awaited: Option<HashSet<EventId>>,
+    /// Audit entries a push deferred, written by its end
+    /// ([`crate::storage::audit_log::flush`]); `None` when not deferring.
+    pub(crate) audit_pending: Option<Vec<crate::storage::audit_log::PendingAudit>>,
 }
 
 /// Most ids kept in [`TxCache::recent`].
@@ -56,6 +59,7 @@ impl TxCache {
     pub(crate) fn begin(&mut self) {
         self.audit_next = None;
         self.applied_next = None;
+        self.audit_pending = None;
         if self.shared {
             self.awaited = None;
         }

@@ -8,8 +8,9 @@
 use crate::ingest::PushedEvent;
 use crate::projection::{Conflict, Origin};
 use crate::storage::codec::corrupt;
-use crate::storage::db::Conn;
+use crate::storage::db::{Conn, Value};
 use crate::storage::error::StorageError;
+use crate::storage::multirow;
 use crate::storage::tx_cache::TxCache;
 use caja_shared::event::Event;
 use caja_shared::ids::EventId;
@@ -37,6 +38,10 @@ pub(crate) struct SqlIndex<'c> {
     pub(crate) applied_ms: Option<i64>,
     /// Events loaded from the database because they were held.
     pub(crate) was_held: HashSet<EventId>,
+    /// When a push batches: the `applied` rows waiting for
+    /// [`SqlIndex::flush`] (nothing in a push reads `applied`); `None`
+    /// writes each row at once.
+    pub(crate) applied_rows: Option<Vec<Vec<Value>>>,
 }
 
 impl<'c> SqlIndex<'c> {
@@ -52,7 +57,23 @@ impl<'c> SqlIndex<'c> {
             audit: true,
             applied_ms: None,
             was_held: HashSet::new(),
+            applied_rows: None,
         }
+    }
+
+    /// Writes the `applied` rows batched so far (multi-row).
+    pub(crate) fn flush(&mut self) -> Result<(), StorageError> {
+        if let Some(rows) = self.applied_rows.as_mut() {
+            let rows = std::mem::take(rows);
+            multirow::insert(
+                self.conn,
+                "INSERT INTO applied (applied_seq, event_row, store_id, device_id, applied_ms)",
+                5,
+                "",
+                rows,
+            )?;
+        }
+        Ok(())
     }
 
     pub(crate) fn load(&mut self, id: &EventId) -> Result<(), StorageError> {
