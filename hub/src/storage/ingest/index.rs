@@ -6,7 +6,7 @@
 //! [`super::causal`].
 
 use crate::ingest::PushedEvent;
-use crate::projection::{Conflict, Origin};
+use crate::projection::{Conflict, Fact, Origin};
 use crate::storage::codec::corrupt;
 use crate::storage::db::{Conn, Value};
 use crate::storage::error::StorageError;
@@ -42,6 +42,14 @@ pub(crate) struct SqlIndex<'c> {
     /// [`SqlIndex::flush`] (nothing in a push reads `applied`); `None`
     /// writes each row at once.
     pub(crate) applied_rows: Option<Vec<Vec<Value>>>,
+    /// A push: every event this job applies is applied for the first time
+    /// (its id was new to the hub, or it was held), so no conflict naming
+    /// its own sale can be stored yet.
+    pub(crate) fresh: bool,
+    /// Price history read by this job, per (store, product): sales of a
+    /// push mostly sell the same products; a price fact written by the job
+    /// drops its entry.
+    pub(crate) prices: HashMap<(String, String), Vec<Fact>>,
 }
 
 impl<'c> SqlIndex<'c> {
@@ -58,6 +66,8 @@ impl<'c> SqlIndex<'c> {
             applied_ms: None,
             was_held: HashSet::new(),
             applied_rows: None,
+            fresh: false,
+            prices: HashMap::new(),
         }
     }
 

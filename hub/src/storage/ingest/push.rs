@@ -218,6 +218,7 @@ pub(crate) fn push(
     // Batched: the events in multi-row statements, the `applied` rows and
     // the audit entries (indexes taken in order) written together at the end.
     index.applied_rows = Some(Vec::new());
+    index.fresh = true;
     audit_log::defer(index.tx);
     let stored: Vec<&Event> = new_events.iter().map(|e| &e.event).collect();
     let rows = insert_events(conn, &stored, now)?;
