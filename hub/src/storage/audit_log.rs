@@ -13,7 +13,7 @@ use crate::storage::codec::u;
 use crate::storage::db::{params, Conn, Value as Sql};
 use crate::storage::error::StorageError;
 use crate::storage::multirow;
-use crate::storage::tx_cache::TxCache;
+use crate::storage::tx_cache::{PendingAudit, TxCache};
 use caja_shared::canonical::Value;
 use caja_shared::ids::StoreId;
 
@@ -71,15 +71,6 @@ pub(crate) fn append_audit(
     crate::storage::audit_tree::append_leaf(conn, entry.index, leaf)?;
     crate::crashpoint::hit("hub:audit_appended");
     Ok(entry.index)
-}
-
-/// An entry appended while deferred: its index, its row's first five
-/// columns and its leaf.
-#[derive(Debug)]
-pub(crate) struct PendingAudit {
-    index: u64,
-    row: Vec<Sql>,
-    leaf: caja_shared::digest::Hash256,
 }
 
 /// From now on in this transaction, entries wait in `tx` for [`flush`].
