@@ -305,9 +305,9 @@ fn pure_hub_modules_do_not_touch_storage() {
 }
 
 /// The hub storage layer's kernel: the SQL facade, opening and migrating,
-/// errors and row codecs, the writer and its per-transaction cache, the
-/// audit log and its tree, alerts, device authentication and idempotent
-/// device requests. Feature modules (ingest, facts, conflicts, fiscal,
+/// errors and row codecs, multi-row inserts, the writer and its
+/// per-transaction cache, the audit log and its tree, alerts, device
+/// authentication and idempotent device requests. Feature modules (ingest, facts, conflicts, fiscal,
 /// escrow, payments, outbox, dashboard, …) sit above it.
 const HUB_STORAGE_KERNEL: &[&str] = &[
     "alerts.rs",
@@ -320,6 +320,7 @@ const HUB_STORAGE_KERNEL: &[&str] = &[
     "device_request.rs",
     "error.rs",
     "migrate.rs",
+    "multirow.rs",
     "pg_tls.rs",
     "tx_cache.rs",
     "writer.rs",

@@ -95,6 +95,44 @@ pub fn append_leaf(conn: &Conn, index: u64, leaf: Hash256) -> Result<(), Storage
     Ok(())
 }
 
+/// [`append_leaf`] for the consecutive leaves `first`, `first + 1`, …: the
+/// nodes are computed over the ones this call adds (read from the table
+/// only when older) and stored with multi-row statements.
+pub fn append_leaves(conn: &Conn, first: u64, leaves: &[Hash256]) -> Result<(), StorageError> {
+    struct Overlay<'c> {
+        sql: SqlNodes<'c>,
+        added: std::collections::HashMap<u64, Hash256>,
+    }
+    impl NodeSource for Overlay<'_> {
+        type Error = StorageError;
+        fn node(&mut self, level: u32, index: u64) -> Result<Hash256, StorageError> {
+            match self.added.get(&audit_tree::node_id(level, index)) {
+                Some(h) => Ok(*h),
+                None => self.sql.node(level, index),
+            }
+        }
+    }
+    let mut source = Overlay {
+        sql: SqlNodes::new(conn),
+        added: std::collections::HashMap::new(),
+    };
+    if first > 0 && first % 2 == 0 {
+        source.node(0, first - 1)?;
+    }
+    let mut rows = Vec::new();
+    for (i, leaf) in (first..).zip(leaves) {
+        for n in audit_tree::append(&mut source, i, *leaf).map_err(tree_error)? {
+            source.added.insert(n.id, n.hash);
+            rows.push(vec![
+                Value::Int(sql_int(n.id)),
+                Value::Blob(n.hash.as_bytes().to_vec()),
+            ]);
+        }
+    }
+    crate::storage::multirow::insert(conn, "INSERT INTO audit_tree (node, hash)", 2, "", rows)?;
+    Ok(())
+}
+
 /// Number of leaves in the stored tree.
 pub fn tree_size(conn: &Conn) -> Result<u64, StorageError> {
     let max: Option<i64> = conn

@@ -527,6 +527,8 @@ pub struct Conn {
     in_tx: Cell<bool>,
     /// Cursors opened so far (their names).
     cursors: Cell<u64>,
+    /// Statements sent so far ([`Conn::statements`]).
+    sent: Cell<u64>,
 }
 
 impl std::fmt::Debug for Conn {
@@ -677,6 +679,7 @@ impl Conn {
             kind: Kind::Sqlite(conn),
             in_tx: Cell::new(false),
             cursors: Cell::new(0),
+            sent: Cell::new(0),
         }
     }
 
@@ -716,6 +719,7 @@ impl Conn {
             }))),
             in_tx: Cell::new(false),
             cursors: Cell::new(0),
+            sent: Cell::new(0),
         })
     }
 
@@ -752,8 +756,18 @@ impl Conn {
         }
     }
 
+    /// Statements sent on this connection so far: each run of a prepared
+    /// statement and each [`Conn::execute_batch`] counts one (on PostgreSQL
+    /// each is one round trip; preparing one the first time is another). A
+    /// measuring probe: the benchmark and the tests count a push's
+    /// statements with it.
+    pub fn statements(&self) -> u64 {
+        self.sent.get()
+    }
+
     /// Runs several statements without parameters.
     pub fn execute_batch(&self, sql: &str) -> Result<(), DbError> {
+        self.sent.set(self.sent.get() + 1);
         match &self.kind {
             Kind::Sqlite(c) => Ok(c.execute_batch(sql)?),
             Kind::Postgres(pg) => Ok(run(pg, |c| c.batch_execute(sql))?),
@@ -833,12 +847,14 @@ impl Conn {
         match &self.kind {
             Kind::Sqlite(c) => Ok(Stmt {
                 inner: StmtKind::Sqlite(SqliteStmt::Cached(c.prepare_cached(&sqlite_sql(sql))?)),
+                sent: &self.sent,
             }),
             Kind::Postgres(pg) => {
                 let cached = pg.borrow().statements.get(sql).cloned();
                 let stmt = match cached {
                     Some(s) => s,
                     None => {
+                        self.sent.set(self.sent.get() + 1);
                         let s = run(pg, |c| c.prepare(sql))?;
                         pg.borrow_mut().statements.insert(sql.to_owned(), s.clone());
                         s
@@ -846,6 +862,7 @@ impl Conn {
                 };
                 Ok(Stmt {
                     inner: StmtKind::Postgres { conn: pg, stmt },
+                    sent: &self.sent,
                 })
             }
         }
@@ -856,6 +873,7 @@ impl Conn {
         match &self.kind {
             Kind::Sqlite(c) => Ok(Stmt {
                 inner: StmtKind::Sqlite(SqliteStmt::Plain(c.prepare(&sqlite_sql(sql))?)),
+                sent: &self.sent,
             }),
             Kind::Postgres(_) => self.prepare_cached(sql),
         }
@@ -989,6 +1007,8 @@ impl<'c> SqliteStmt<'c> {
 /// A prepared statement.
 pub struct Stmt<'c> {
     inner: StmtKind<'c>,
+    /// The connection's statement count.
+    sent: &'c Cell<u64>,
 }
 
 enum StmtKind<'c> {
@@ -1009,6 +1029,7 @@ impl Stmt<'_> {
     /// Runs it; returns the rows it changed.
     pub fn execute(&mut self, params: impl Params) -> Result<usize, DbError> {
         let values = params.values();
+        self.sent.set(self.sent.get() + 1);
         match &mut self.inner {
             StmtKind::Sqlite(s) => {
                 Ok(s.get().execute(rusqlite::params_from_iter(values.iter()))?)
@@ -1024,6 +1045,7 @@ impl Stmt<'_> {
     /// Every row.
     pub fn query(&mut self, params: impl Params) -> Result<Rows, DbError> {
         let values = params.values();
+        self.sent.set(self.sent.get() + 1);
         let rows = match &mut self.inner {
             StmtKind::Sqlite(s) => {
                 let s = s.get();

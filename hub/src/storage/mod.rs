@@ -66,6 +66,7 @@ mod fiscal;
 mod health;
 mod ingest;
 mod migrate;
+mod multirow;
 mod outbox;
 // — OPS —
 mod ops_gauges;

@@ -34,6 +34,18 @@ pub(crate) struct TxCache {
     /// once and then kept in step, so applying an event nobody waits for
     /// costs no query.
     pub(crate) awaited: Option<HashSet<EventId>>,
+    /// Audit entries a push deferred, written by its end
+    /// ([`crate::storage::audit_log::flush`]); `None` when not deferring.
+    pub(crate) audit_pending: Option<Vec<PendingAudit>>,
+}
+
+/// An audit entry appended while deferred: its index, its row's first five
+/// columns and its leaf (written by [`crate::storage::audit_log::flush`]).
+#[derive(Debug)]
+pub(crate) struct PendingAudit {
+    pub(crate) index: u64,
+    pub(crate) row: Vec<crate::storage::db::Value>,
+    pub(crate) leaf: caja_shared::digest::Hash256,
 }
 
 /// Most ids kept in [`TxCache::recent`].
@@ -56,6 +68,7 @@ impl TxCache {
     pub(crate) fn begin(&mut self) {
         self.audit_next = None;
         self.applied_next = None;
+        self.audit_pending = None;
         if self.shared {
             self.awaited = None;
         }

@@ -102,6 +102,30 @@ pub(crate) fn price_history_of(conn: &Conn, facts: &[Fact]) -> Result<Vec<Fact>,
     Ok(out)
 }
 
+/// [`price_history_of`] through `cache` (per store and product; the caller
+/// drops an entry when it writes a price fact for it).
+pub(crate) fn price_history_cached(
+    conn: &Conn,
+    facts: &[Fact],
+    cache: &mut std::collections::HashMap<(String, String), Vec<Fact>>,
+) -> Result<Vec<Fact>, StorageError> {
+    let mut keys = BTreeSet::new();
+    for f in facts {
+        if let Fact::SaleLine { store, product, .. } = f {
+            keys.insert((store.to_string(), product.as_str().to_owned()));
+        }
+    }
+    let mut out = Vec::new();
+    for key in keys {
+        if !cache.contains_key(&key) {
+            let rows = catalog::price_history(conn, &key.0, &key.1)?;
+            cache.insert(key.clone(), rows);
+        }
+        out.extend(cache[&key].iter().cloned());
+    }
+    Ok(out)
+}
+
 /// The subjects a fact's subject stands for: a voided sale stands for the
 /// debts opened for it; a price change for the sales of the store made at or
 /// after it (plus the grace) that sold the product — of those applied before

@@ -7,7 +7,7 @@
 use crate::ingest::CausalIndex;
 use crate::projection::EventMeta;
 use crate::storage::codec::{corrupt, parse};
-use crate::storage::db::{params, OptionalExtension};
+use crate::storage::db::{params, OptionalExtension, Value};
 use crate::storage::error::StorageError;
 use crate::storage::ingest::decisions::project;
 use crate::storage::ingest::index::SqlIndex;
@@ -55,11 +55,21 @@ impl CausalIndex for SqlIndex<'_> {
         };
         self.tx.applied_next = Some(next + 1);
         let at = self.applied_ms.unwrap_or(self.now);
-        self.conn
-            .prepare_cached(
-                "INSERT INTO applied (applied_seq, event_row, store_id, device_id, applied_ms) VALUES ($1, $2, $3, $4, $5)",
-            )?
-            .execute(params![next, row, env.store.to_string(), env.device.to_string(), at])?;
+        if let Some(rows) = self.applied_rows.as_mut() {
+            rows.push(vec![
+                Value::Int(next),
+                Value::Int(row),
+                Value::Text(env.store.to_string()),
+                Value::Text(env.device.to_string()),
+                Value::Int(at),
+            ]);
+        } else {
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO applied (applied_seq, event_row, store_id, device_id, applied_ms) VALUES ($1, $2, $3, $4, $5)",
+                )?
+                .execute(params![next, row, env.store.to_string(), env.device.to_string(), at])?;
+        }
         if self.held_now.contains(id) || self.was_held.contains(id) {
             self.conn
                 .prepare_cached("DELETE FROM held WHERE event_row = $1")?

@@ -190,3 +190,27 @@ fn on_postgres_the_sql_store_finds_the_same_conflicts_as_on_sqlite() {
         assert!(!reasons.is_empty(), "seed {seed}");
     }
 }
+
+/// A rebuild applies every event in one job, so its price-history cache
+/// sees sales before and after each price change: it must find the same
+/// conflicts and projections as live ingest, one event per job, found.
+#[test]
+fn a_rebuild_in_one_job_finds_what_live_ingest_found() {
+    for seed in [1u64, 2, 3] {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open_connection(&dir.path().join("x.db")).unwrap();
+        let chains = history(seed, 90);
+        let (rows, digest, _) = apply_on(&conn, &chains, seed * 7);
+        assert!(
+            rows.values().any(|r| r.0 == "stale_price"),
+            "seed {seed}: no stale price to re-decide"
+        );
+        super::rebuild::rebuild(&conn).unwrap();
+        assert_eq!(conflict_rows(&conn), rows, "seed {seed}");
+        assert_eq!(
+            load_projections(&conn).unwrap().digest(),
+            digest,
+            "seed {seed}"
+        );
+    }
+}

@@ -24,7 +24,7 @@ use crate::storage::audit_log::append_audit;
 use crate::storage::codec::{corrupt, hlc_opt, parse, u};
 use crate::storage::db::{params, Conn, OptionalExtension};
 use crate::storage::error::StorageError;
-use crate::storage::facts::read::{facts_about, price_history_of, widen};
+use crate::storage::facts::read::{facts_about, price_history_cached, widen};
 use crate::storage::facts::write::write_facts;
 use crate::storage::ingest::index::SqlIndex;
 use crate::storage::tx_cache::TxCache;
@@ -56,6 +56,13 @@ pub(crate) fn project(
         audit_decision(conn, index.tx, at_ms, meta.store, d)?;
     }
     write_facts(conn, &effects.facts)?;
+    for f in &effects.facts {
+        if let Fact::PriceHistory { store, product, .. } = f {
+            index
+                .prices
+                .remove(&(store.to_string(), product.as_str().to_owned()));
+        }
+    }
     // Phase two of fiscal documents: queued with the event that issued them.
     crate::storage::outbox::enqueue::enqueue(conn, &effects.documents, at_ms)?;
     for a in &effects.sales_ahead {
@@ -82,7 +89,7 @@ pub(crate) fn project(
                     .filter(|f| matches!(f, Fact::Sale { .. } | Fact::SaleLine { .. }))
                     .cloned()
                     .collect();
-                related.extend(price_history_of(conn, &related)?);
+                related.extend(price_history_cached(conn, &related, &mut index.prices)?);
                 related
             }
             _ => facts_about(conn, &subject)?,
@@ -94,6 +101,12 @@ pub(crate) fn project(
                 None
             };
             match change {
+                // The sale applied now for the first time: no conflict of
+                // its own subject can be stored yet (its id names its event).
+                ConflictChange::Withdraw {
+                    subject: Subject::SalePrice(e),
+                    ..
+                } if index.fresh && e == meta.event_id => {}
                 ConflictChange::Withdraw {
                     subject,
                     conflict_id,

@@ -5,11 +5,13 @@
 
 use crate::ingest;
 use crate::ingest::{ChainView, PushBatch};
-use crate::storage::codec::{i, parse, u};
-use crate::storage::db::{params, Conn, OptionalExtension};
+use crate::storage::codec::{corrupt, i, parse, u};
+use crate::storage::db::{params, Conn, OptionalExtension, Value};
 use crate::storage::error::StorageError;
+use crate::storage::multirow;
 use caja_shared::event::Event;
 use caja_shared::ids::{DeviceId, EventId};
+use std::collections::HashMap;
 
 pub(crate) fn chain_view(
     conn: &Conn,
@@ -72,6 +74,53 @@ pub(crate) fn insert_event(conn: &Conn, e: &Event, received_ms: i64) -> Result<i
         e.canonical_bytes(),
         received_ms
     ], |r| r.get(0))?)
+}
+
+/// Stores a push's new events with multi-row statements
+/// ([`crate::storage::multirow`]); returns their rows, in the order given.
+pub(crate) fn insert_events(
+    conn: &Conn,
+    events: &[&Event],
+    received_ms: i64,
+) -> Result<Vec<i64>, StorageError> {
+    let rows: Vec<Vec<Value>> = events
+        .iter()
+        .map(|e| {
+            let env = e.envelope();
+            vec![
+                Value::Text(env.event_id.to_string()),
+                Value::Text(env.store.to_string()),
+                Value::Text(env.device.to_string()),
+                Value::Int(i(env.seq.get())),
+                Value::Text(e.hash().to_hex()),
+                Value::Text(env.prev.to_hex()),
+                Value::Text(env.kind.as_str().to_owned()),
+                Value::Int(env.hlc.ms()),
+                Value::Int(i64::from(env.hlc.n())),
+                Value::Blob(e.canonical_bytes().to_vec()),
+                Value::Int(received_ms),
+            ]
+        })
+        .collect();
+    let back = multirow::insert(
+        conn,
+        "INSERT INTO events (event_id, store_id, device_id, seq, hash, prev, kind, hlc_ms, hlc_n, bytes, received_ms)",
+        11,
+        "RETURNING id, event_id",
+        rows,
+    )?;
+    let mut ids: HashMap<EventId, i64> = HashMap::with_capacity(back.len());
+    for r in &back {
+        ids.insert(parse(&r.get::<_, String>(1)?)?, r.get(0)?);
+    }
+    events
+        .iter()
+        .map(|e| {
+            ids.get(&e.id())
+                .copied()
+                .ok_or_else(|| corrupt("an inserted event returned no row"))
+        })
+        .collect()
 }
 
 pub(crate) fn missing_of(conn: &Conn, row: i64) -> Result<Vec<EventId>, StorageError> {

@@ -6,10 +6,11 @@
 //! [`super::causal`].
 
 use crate::ingest::PushedEvent;
-use crate::projection::{Conflict, Origin};
+use crate::projection::{Conflict, Fact, Origin};
 use crate::storage::codec::corrupt;
-use crate::storage::db::Conn;
+use crate::storage::db::{Conn, Value};
 use crate::storage::error::StorageError;
+use crate::storage::multirow;
 use crate::storage::tx_cache::TxCache;
 use caja_shared::event::Event;
 use caja_shared::ids::EventId;
@@ -37,6 +38,18 @@ pub(crate) struct SqlIndex<'c> {
     pub(crate) applied_ms: Option<i64>,
     /// Events loaded from the database because they were held.
     pub(crate) was_held: HashSet<EventId>,
+    /// When a push batches: the `applied` rows waiting for
+    /// [`SqlIndex::flush`] (nothing in a push reads `applied`); `None`
+    /// writes each row at once.
+    pub(crate) applied_rows: Option<Vec<Vec<Value>>>,
+    /// A push: every event this job applies is applied for the first time
+    /// (its id was new to the hub, or it was held), so no conflict naming
+    /// its own sale can be stored yet.
+    pub(crate) fresh: bool,
+    /// Price history read by this job, per (store, product): sales of a
+    /// push mostly sell the same products; a price fact written by the job
+    /// drops its entry.
+    pub(crate) prices: HashMap<(String, String), Vec<Fact>>,
 }
 
 impl<'c> SqlIndex<'c> {
@@ -52,7 +65,25 @@ impl<'c> SqlIndex<'c> {
             audit: true,
             applied_ms: None,
             was_held: HashSet::new(),
+            applied_rows: None,
+            fresh: false,
+            prices: HashMap::new(),
         }
+    }
+
+    /// Writes the `applied` rows batched so far (multi-row).
+    pub(crate) fn flush(&mut self) -> Result<(), StorageError> {
+        if let Some(rows) = self.applied_rows.as_mut() {
+            let rows = std::mem::take(rows);
+            multirow::insert(
+                self.conn,
+                "INSERT INTO applied (applied_seq, event_row, store_id, device_id, applied_ms)",
+                5,
+                "",
+                rows,
+            )?;
+        }
+        Ok(())
     }
 
     pub(crate) fn load(&mut self, id: &EventId) -> Result<(), StorageError> {

@@ -19,4 +19,6 @@ pub(crate) mod rebuild;
 #[cfg(test)]
 mod conflict_order;
 #[cfg(test)]
+mod push_cost;
+#[cfg(test)]
 mod reprepare_probe;

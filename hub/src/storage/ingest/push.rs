@@ -12,13 +12,13 @@ use crate::ingest::{Candidate, PositionReject, PushBatch};
 use crate::projection::Origin;
 use crate::ratelimit::{Bucket, Decision};
 use crate::storage::alerts::raise_alert;
-use crate::storage::audit_log::append_audit;
+use crate::storage::audit_log::{self, append_audit};
 use crate::storage::codec::{corrupt, i, parse, u};
 use crate::storage::db::{params, Conn, OptionalExtension};
 use crate::storage::device_auth::authenticate;
 use crate::storage::error::{Answer, StorageError};
 use crate::storage::ingest::documents;
-use crate::storage::ingest::events::{chain_view, event_id_at, insert_event, missing_of};
+use crate::storage::ingest::events::{chain_view, event_id_at, insert_events, missing_of};
 use crate::storage::ingest::index::SqlIndex;
 use crate::storage::tx_cache::TxCache;
 use crate::storage::writer::Env;
@@ -26,6 +26,7 @@ use crate::wire::ApiError;
 use crate::{audit, ingest, projection};
 use caja_shared::canonical::Value;
 use caja_shared::digest::Hash256;
+use caja_shared::event::Event;
 use caja_shared::ids::EventId;
 use caja_shared::kind::EventBody;
 use serde::Serialize;
@@ -214,12 +215,20 @@ pub(crate) fn push(
         Some(first) if first.seq() > 1 => event_id_at(conn, dev.device, first.seq() - 1)?,
         _ => None,
     };
-    for e in &new_events {
-        let row = insert_event(conn, &e.event, now)?;
+    // Batched: the events in multi-row statements, the `applied` rows and
+    // the audit entries (indexes taken in order) written together at the end.
+    index.applied_rows = Some(Vec::new());
+    index.fresh = true;
+    audit_log::defer(index.tx);
+    let stored: Vec<&Event> = new_events.iter().map(|e| &e.event).collect();
+    let rows = insert_events(conn, &stored, now)?;
+    for (e, row) in new_events.iter().zip(rows) {
         crate::crashpoint::hit("hub:event_stored");
         index
             .known
             .insert(e.event.id(), (row, Cow::Borrowed(*e), Origin::Register));
+    }
+    for e in &new_events {
         let mut data = audit::data([
             ("device", audit::s(dev.device)),
             ("seq", audit::n(e.seq())),
@@ -268,6 +277,8 @@ pub(crate) fn push(
         crate::crashpoint::hit("hub:event_admitted");
         previous = Some(e.event.id());
     }
+    index.flush()?;
+    audit_log::flush(conn, index.tx)?;
     if !index.held_now.is_empty() {
         alert_if_held_beyond_threshold(conn, now, &dev, env.cfg.caps.held_alert_threshold)?;
     }
