@@ -245,6 +245,9 @@ pub fn startup(
 }
 
 fn startup_in(tx: &Conn, key: &HubSigningKey, now_ms: i64) -> Result<StartupCheck, StorageError> {
+    // Entries an instance staged and could not sequence (it died) first
+    // (PostgreSQL; this transaction holds the sequencer's lock).
+    crate::storage::audit_log::integrate_staged(tx, now_ms)?;
     let mut frontier = Frontier::new();
     let mut stale = 0u64;
     let entries = for_each_entry(tx, u64::MAX >> 1, |_, bytes, leaf_hex| {

@@ -13,13 +13,12 @@
 //!   text, bytes): integers are `INTEGER`/`BIGINT`, bytes `BLOB`/`BYTEA`,
 //!   booleans (`EXISTS`) come back as 0/1.
 //! - Writes: [`Conn::begin_write`] is `BEGIN IMMEDIATE` on SQLite and, on
-//!   PostgreSQL, `BEGIN` followed by `pg_advisory_xact_lock(`[`WRITER_LOCK`]`)`:
-//!   every write transaction of every hub instance on one database takes the
-//!   same lock first, so they are serialized exactly as the one SQLite writer
-//!   serializes them (gapless audit order, one Merkle tree, hub chains, fiscal
-//!   blocks, escrow grants), and each sees everything committed before it.
-//!   The lock is released by `COMMIT`/`ROLLBACK`, or by the server when an
-//!   instance dies mid-transaction.
+//!   PostgreSQL, `BEGIN` followed by `pg_advisory_xact_lock(`[`WRITER_LOCK`]`)`
+//!   and the audit sequencer's lock: serialized with every write of every
+//!   instance (migrations, rebuild, the audit start-up check, export heads).
+//!   The writer thread begins with [`Conn::begin_unlocked`] and each job takes
+//!   finer locks (`super::serial`). Locks end with `COMMIT`/`ROLLBACK`, or
+//!   when the server sees an instance die mid-transaction.
 //! - Rows are read into memory per statement (the store's queries return few
 //!   rows); [`Conn::for_each`] streams large scans (the audit log, a rebuild)
 //!   in constant memory — a cursor fetched in pages on PostgreSQL, so the
@@ -766,11 +765,20 @@ impl Conn {
         match &self.kind {
             Kind::Sqlite(c) => c.execute_batch("BEGIN IMMEDIATE")?,
             Kind::Postgres(pg) => run(pg, |c| {
+                let (ns, key) = crate::storage::serial::SEQUENCER_LOCK;
                 c.batch_execute(&format!(
-                    "BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})"
+                    "BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK}); SELECT pg_advisory_xact_lock({ns}, {key})"
                 ))
             })?,
         }
+        self.in_tx.set(true);
+        Ok(())
+    }
+
+    /// Begins a write transaction without a lock on PostgreSQL (the caller
+    /// takes its own, `super::serial`); `BEGIN IMMEDIATE` on SQLite.
+    pub fn begin_unlocked(&self) -> Result<(), DbError> {
+        self.execute_batch(self.pick("BEGIN IMMEDIATE", "BEGIN"))?;
         self.in_tx.set(true);
         Ok(())
     }

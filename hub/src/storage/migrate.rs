@@ -138,6 +138,13 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../../migrations/hub/0016_dgii_receiver.sql"),
         postgres: include_str!("../../../migrations/hub/postgres/0016_dgii_receiver.sql"),
     },
+    // — PGLOCK —
+    Migration {
+        version: 17,
+        name: "audit_sequencer",
+        sql: include_str!("../../../migrations/hub/0017_audit_sequencer.sql"),
+        postgres: include_str!("../../../migrations/hub/postgres/0017_audit_sequencer.sql"),
+    },
 ];
 
 /// Why the database cannot be brought to this binary's schema.

@@ -76,6 +76,8 @@ mod pull;
 mod received;
 mod reports;
 pub mod restore;
+// — PGLOCK —
+mod serial;
 mod stores;
 mod tx_cache;
 mod writer;
@@ -143,8 +145,15 @@ impl Storage {
         req: Authentic,
         parsed: Result<PushBatch, ApiError>,
     ) -> Result<Answer<PushAck>, StorageError> {
+        // On PostgreSQL: serialized with the writes of the device's store and
+        // of the fiscal numbers its events use (`serial`).
+        let fiscal = parsed
+            .as_ref()
+            .map(|b| serial::fiscal_keys(&b.events))
+            .unwrap_or_default();
+        let plan = serial::for_device(req.headers().device, fiscal);
         let (answer, parsed) = self
-            .write(move |conn, env| {
+            .write_serial(Some(plan), move |conn, env| {
                 let answer = ingest::push::push(conn, env, &req, &parsed)?;
                 // Hand the parsed events back so the writer does not spend its
                 // time freeing them.
@@ -337,8 +346,17 @@ impl Storage {
         parsed: Result<(crate::fiscal::RangeRequest, Hash256), ApiError>,
         block_ttl_ms: i64,
     ) -> Result<Answer<Vec<Vec<u8>>>, StorageError> {
-        self.write(move |conn, env| fiscal::grant_range(conn, env, &req, parsed, block_ttl_ms))
-            .await
+        // Serialized with the writes of the device's store and of the series.
+        let series = parsed
+            .as_ref()
+            .map(|(r, _)| serial::LockKey::series(&r.series))
+            .into_iter()
+            .collect();
+        let plan = serial::for_device(req.headers().device, series);
+        self.write_serial(Some(plan), move |conn, env| {
+            fiscal::grant_range(conn, env, &req, parsed, block_ttl_ms)
+        })
+        .await
     }
 
     /// `POST /v1/escrow/grants`: authentication first, then the body, the
@@ -349,8 +367,12 @@ impl Storage {
         parsed: Result<(crate::escrow::QuotaRequest, Hash256), ApiError>,
         ttl_ms: i64,
     ) -> Result<Answer<Vec<Vec<u8>>>, StorageError> {
-        self.write(move |conn, env| escrow::grant_quota(conn, env, &req, parsed, ttl_ms))
-            .await
+        // Serialized with the writes of the device's store (its stock).
+        let plan = serial::for_device(req.headers().device, Default::default());
+        self.write_serial(Some(plan), move |conn, env| {
+            escrow::grant_quota(conn, env, &req, parsed, ttl_ms)
+        })
+        .await
     }
 
     /// Admin: stock, outstanding quotas and what is available, per product.
@@ -494,8 +516,13 @@ impl Storage {
         lease_ms: i64,
         limit: usize,
     ) -> Result<Vec<crate::outbox::Claimed>, StorageError> {
-        self.write(move |conn, env| outbox::claim(conn, env, &owner, lease_ms, limit))
-            .await
+        // No lock but the writers' lock shared: rows are claimed with
+        // `FOR UPDATE SKIP LOCKED` on PostgreSQL.
+        let plan: writer::Plan = Box::new(|_| Ok(serial::Serial::keys([])));
+        self.write_serial(Some(plan), move |conn, env| {
+            outbox::claim(conn, env, &owner, lease_ms, limit)
+        })
+        .await
     }
 
     /// Outbox: what the gateway needs to build a claimed document.
