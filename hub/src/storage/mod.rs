@@ -83,6 +83,7 @@ mod tx_cache;
 mod writer;
 
 pub use acecf_delivery::{Delivery, DeliveryInfo, Settled};
+pub use audit_log::{SEQUENCER_TICK_MS, SEQUENCE_DELAY_MS};
 pub use catalog::HubAppend;
 pub use conflicts::{ConflictInfo, ResolutionInfo, StateFilter};
 pub use connect::{open, open_connection, open_detached, open_offline, record_hub_key};

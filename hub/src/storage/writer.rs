@@ -521,7 +521,13 @@ fn writer_loop(
                                 None => Serial::All,
                             };
                             match serial::acquire(&conn, &mut env.tx.held, &want) {
-                                Ok(true) => {}
+                                Ok(true) => {
+                                    // What held events wait for may have
+                                    // changed before these locks were taken.
+                                    if env.tx.shared {
+                                        env.tx.awaited = None;
+                                    }
+                                }
                                 Ok(false) => {
                                     let again: Plan = Box::new(move |_| Ok(want));
                                     pending.push_front(Job::Run(Some(again), work));
