@@ -320,6 +320,7 @@ const HUB_STORAGE_KERNEL: &[&str] = &[
     "error.rs",
     "migrate.rs",
     "pg_tls.rs",
+    "serial.rs",
     "tx_cache.rs",
     "writer.rs",
 ];

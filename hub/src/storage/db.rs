@@ -35,6 +35,9 @@ use postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 /// The advisory lock every write transaction takes on PostgreSQL.
 pub const WRITER_LOCK: i64 = 0x6361_6a61_6875_6221; // "cajahub!"
 
+/// The audit sequencer's lock (two-integer advisory lock space).
+pub const SEQUENCER_LOCK: (i32, i32) = (0x6361_0004, 0);
+
 /// Rows fetched per page by [`Conn::for_each`] on PostgreSQL.
 const FETCH_PAGE: usize = 1000;
 
@@ -765,7 +768,7 @@ impl Conn {
         match &self.kind {
             Kind::Sqlite(c) => c.execute_batch("BEGIN IMMEDIATE")?,
             Kind::Postgres(pg) => run(pg, |c| {
-                let (ns, key) = crate::storage::serial::SEQUENCER_LOCK;
+                let (ns, key) = SEQUENCER_LOCK;
                 c.batch_execute(&format!(
                     "BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK}); SELECT pg_advisory_xact_lock({ns}, {key})"
                 ))

@@ -4,10 +4,10 @@
 //!
 //! Writes go to one dedicated writer thread through a **bounded** queue
 //! (`Storage::write`): the thread takes every job waiting (up to
-//! `max_batch_jobs`), runs them in one write transaction ([`Conn::begin_write`]:
-//! `BEGIN IMMEDIATE` on SQLite; on PostgreSQL `BEGIN` and the advisory lock
-//! every instance's writer takes, so several hub instances on one database are
-//! serialized as one writer is), commits once (`synchronous=FULL`, WAL on
+//! `max_batch_jobs`), runs them in one write transaction (`BEGIN IMMEDIATE`
+//! on SQLite; on PostgreSQL `BEGIN`, then each job's advisory locks —
+//! per store, per series, or the writers' lock for everything else, see
+//! `serial`), commits once (`synchronous=FULL`, WAL on
 //! SQLite; a durable commit on PostgreSQL), and only then answers each job. A job that
 //! fails (a storage error, not a protocol rejection) rolls the whole
 //! transaction back; the jobs batched before it are answered with a storage
@@ -26,9 +26,11 @@
 //! Layers (each imports only the layers below it, but for the outbox's
 //! `restore_conflicts` that a rebuild calls; no file imports this one):
 //! - **kernel**: [`db`] (SQL facade), `migrate`, `connect` (opening),
-//!   `error`, `codec` (row codecs), `tx_cache`, `writer` (the [`Storage`]
-//!   handle and its writer thread), `audit_log` and [`audit_tree`] (audit
-//!   append), `alerts`, `device_auth`, `device_request`;
+//!   `error`, `codec` (row codecs), `tx_cache`, `serial` (what a job is
+//!   serialized with on PostgreSQL), `writer` (the [`Storage`] handle and its
+//!   writer thread), `audit_log` and [`audit_tree`] (audit append; staging
+//!   and the sequencer on PostgreSQL), `alerts`, `device_auth`,
+//!   `device_request`;
 //! - **facts**: `facts`, one module per fact family (its `p_*` tables,
 //!   named-column statements and row decoders) and the registry of those
 //!   tables that rebuild and the digest go through;
@@ -36,7 +38,7 @@
 //!   decision pipeline, hub-chain append, rebuild) and `outbox::enqueue`;
 //! - **features**: `stores`, `devices`, `catalog`, `pull`, `conflicts`,
 //!   `fiscal`, `escrow`, `payments`, `outbox`, `dashboard`, `reports`,
-//!   `health` (`dashboard` and `audit_tree` add their own methods to
+//!   `health` (`dashboard` and `audit_api` add their own methods to
 //!   [`Storage`]);
 //! - **this module**: the typed async methods of [`Storage`] that handlers
 //!   call, and the re-exports.
@@ -47,6 +49,7 @@
 
 mod acecf_delivery;
 mod alerts;
+mod audit_api;
 mod audit_log;
 pub mod audit_tree;
 mod catalog;

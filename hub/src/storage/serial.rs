@@ -33,6 +33,7 @@ use caja_shared::kind::EventBody;
 use crate::ingest::PushedEvent;
 use crate::storage::codec::parse;
 use crate::storage::db::{Conn, DbError, Dialect, OptionalExtension, WRITER_LOCK};
+use crate::storage::error::StorageError;
 
 /// Namespace (first key of the two-integer advisory lock) of store locks.
 const NS_STORE: i32 = 0x6361_0001;
@@ -40,16 +41,13 @@ const NS_STORE: i32 = 0x6361_0001;
 const NS_SERIES: i32 = 0x6361_0002;
 /// Namespace of fiscal number buckets.
 const NS_FISCAL_NUMBERS: i32 = 0x6361_0003;
-/// Namespace of the audit sequencer's lock ([`SEQUENCER_LOCK`]).
-const NS_SEQUENCER: i32 = 0x6361_0004;
 /// Fiscal numbers per bucket lock: a register's block is a run of numbers,
 /// so a push locks one or two buckets, and two stores' blocks share a
 /// bucket only at their edges.
 const FISCAL_BUCKET: u64 = 1024;
 
-/// The one lock the audit sequencer holds while it moves staged entries
-/// into the log and the tree (two-integer form).
-pub(crate) const SEQUENCER_LOCK: (i32, i32) = (NS_SEQUENCER, 0);
+/// What a job is serialized with, read before it runs (reads only).
+pub(crate) type Plan = Box<dyn FnOnce(&Conn) -> Result<Serial, StorageError> + Send>;
 
 /// One exclusive transaction lock (the two-integer advisory lock space, so it
 /// never collides with [`WRITER_LOCK`]). A hash collision only serializes
@@ -197,10 +195,7 @@ pub(crate) fn acquire(conn: &Conn, held: &mut Held, serial: &Serial) -> Result<b
 
 /// The plan of a job acting for `device`: its store's lock plus `extra`
 /// (every write when the device is unknown: it is refused anyway).
-pub(crate) fn for_device(
-    device: DeviceId,
-    extra: BTreeSet<LockKey>,
-) -> crate::storage::writer::Plan {
+pub(crate) fn for_device(device: DeviceId, extra: BTreeSet<LockKey>) -> Plan {
     Box::new(move |conn: &Conn| {
         let store: Option<String> = conn
             .prepare_cached("SELECT store_id FROM devices WHERE device_id = $1")?

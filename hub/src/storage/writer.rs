@@ -22,6 +22,7 @@ use crate::storage::connect::{open, open_reader};
 use crate::storage::db::{Conn, Database};
 use crate::storage::error::StorageError;
 use crate::storage::migrate;
+pub(crate) use crate::storage::serial::Plan;
 use crate::storage::serial::{self, Serial};
 use crate::storage::tx_cache::TxCache;
 use caja_shared::clock::Clock;
@@ -68,10 +69,6 @@ enum Outcome {
 /// begun), it runs and returns how it ended (anything but `Keep` rolls the
 /// transaction back) and its reply.
 type Work = Box<dyn for<'a> FnOnce(Option<(&'a Conn, &'a mut Env)>) -> (Outcome, Reply) + Send>;
-
-/// What a job is serialized with on PostgreSQL, read before it runs (reads
-/// only; see `super::serial`).
-pub(crate) type Plan = Box<dyn FnOnce(&Conn) -> Result<Serial, StorageError> + Send>;
 
 enum Job {
     Run(Option<Plan>, Work),
