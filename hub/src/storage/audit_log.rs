@@ -40,7 +40,7 @@ pub const SEQUENCER_TICK_MS: u64 = 200;
 /// The documented bound: an entry staged at `at_ms` is in the tree by
 /// `at_ms + SEQUENCE_DELAY_MS` while any instance runs (its transaction's
 /// time, one tick and one round, with room for a loaded machine).
-pub const SEQUENCE_DELAY_MS: i64 = 2_000;
+pub const SEQUENCE_DELAY_MS: i64 = 5_000;
 /// A staged entry: id, kind, `at_ms`, store, canonical `data`.
 type Staged = (i64, String, i64, Option<String>, Vec<u8>);
 
