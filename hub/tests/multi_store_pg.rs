@@ -268,15 +268,17 @@ async fn three_stores_push_at_once_through_three_instances_on_postgres() {
         let v = retry_429(|| admin.create_store(&name, None)).await;
         stores.push(v["store"].as_str().unwrap().parse::<StoreId>().unwrap());
     }
-    hubs[1]
-        .admin()
-        .call(
-            reqwest::Method::POST,
-            "/v1/admin/fiscal/series",
-            Some(&json!({"prefix":"B02","digits":8,"first":1,"last":2000,"valid_until":"2099-12-31"})),
-        )
-        .await
-        .unwrap();
+    for prefix in ["B01", "B02"] {
+        hubs[1]
+            .admin()
+            .call(
+                reqwest::Method::POST,
+                "/v1/admin/fiscal/series",
+                Some(&json!({"prefix":prefix,"digits":8,"first":1,"last":2000,"valid_until":"2099-12-31"})),
+            )
+            .await
+            .unwrap();
+    }
     let mut workloads = Vec::new();
     let mut hub_key = None;
     for (s, store) in stores.iter().enumerate() {
@@ -329,17 +331,20 @@ async fn three_stores_push_at_once_through_three_instances_on_postgres() {
             }));
         }
     }
-    // Fiscal blocks of the one series, asked for by every store's registers
-    // through every instance at once.
+    // Fiscal blocks of two series, asked for by every store's registers
+    // through every instance at once: grants of one series exclude each
+    // other (its lock), grants of two series in one store exclude each
+    // other through the store's hub chain (the store's lock).
     let mut asks = Vec::new();
     for (s, w) in workloads.iter().enumerate() {
         for (r, reg) in w.registers.iter().enumerate() {
             for k in 0..4usize {
                 let (http, url, reg) = (http.clone(), urls[(s + r + k) % 3].clone(), reg.clone());
                 let rid = format!("019aaf70-0000-7000-8000-{:012x}", s * 1000 + r * 100 + k);
+                let series = ["B01", "B02"][k % 2];
                 asks.push(tokio::spawn(async move {
                     let body = serde_json::to_vec(
-                        &json!({"request_id": rid, "series": "B02", "count": 40}),
+                        &json!({"request_id": rid, "series": series, "count": 40}),
                     )
                     .unwrap();
                     signed_ok(&http, &url, &reg, "POST", "/v1/fiscal/ranges", &body).await
@@ -390,7 +395,11 @@ async fn three_stores_push_at_once_through_three_instances_on_postgres() {
                 panic!("not a grant")
             };
             for n in g.first..=g.last {
-                assert!(granted.insert(n), "fiscal number {n} granted twice");
+                assert!(
+                    granted.insert((g.series.clone(), n)),
+                    "fiscal number {} {n} granted twice",
+                    g.series
+                );
             }
         }
     }
