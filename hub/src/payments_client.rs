@@ -32,6 +32,8 @@ pub async fn ask_refund(
 ) -> Result<serde_json::Value, ApiError> {
     let body = serde_json::to_vec(req).map_err(|_| ApiError::internal())?;
     let signature = sign_webhook(secret.as_bytes(), now_ms, &body);
+    // reqwest is built without a default TLS provider: ring's, as everywhere.
+    crate::admin_client::install_crypto_provider();
     let client = reqwest::Client::builder()
         .timeout(DEADLINE)
         .build()

@@ -125,6 +125,7 @@ pub struct Provider {
 impl Provider {
     /// A provider with its webhook secret.
     pub fn new(name: &str, secret: &str) -> Provider {
+        crate::admin_client::install_crypto_provider();
         Provider {
             name: name.to_owned(),
             secret: secret.to_owned(),
