@@ -7,13 +7,13 @@
 //! loopback), a fresh database per side, `caja-hub` instances started in this
 //! process (each its own store: writer thread, read pool, connections — what
 //! a separate process has, short of its address space), sharing the hub key.
-//! The same workload as `hub-ingest` (`caja_hub::workload`, pre-signed
-//! batches pushed in order, every register at once); with three instances,
-//! register `r` pushes to instance `r % 3`, so events held for another
-//! register's events are released by whichever instance applies those.
-//! Every write transaction of every instance takes the writers' advisory
-//! lock, so instances add availability, not write throughput: this measures
-//! what they cost.
+//! The workload of `hub-ingest` (`caja_hub::workload`, pre-signed batches
+//! pushed in order, every register at once) over [`STORES`] stores: register
+//! `r` belongs to store `r % 3` and, with three instances, pushes to the
+//! instance of its store (store affinity, as a load balancer routing by
+//! store would). Writes are serialized per store (and per fiscal series and
+//! number bucket; the audit log through one sequencer), so three stores on
+//! three instances ingest at once: this measures what instances add.
 //!
 //! Baseline: the same event rows inserted into the hub's own `events` table
 //! on a fresh database of the same server, 1000 rows per transaction (one
@@ -27,7 +27,22 @@ use caja_hub::ratelimit::RateLimit;
 use caja_hub::storage::Database;
 use caja_hub::system::{OsRandom, SystemClock};
 
-use crate::hub_ingest::{feature, rate, raw_inserts, Row, TOKEN};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::bail;
+use caja_hub::admin_client::{install_crypto_provider, AdminClient};
+use caja_hub::workload::{Register, Workload};
+use caja_shared::checkpoint::Checkpoint;
+use caja_shared::clock::Clock;
+use caja_shared::event::Event;
+use caja_shared::ids::StoreId;
+use caja_shared::request::SignedHeaders;
+
+use crate::hub_ingest::{rate, raw_inserts, Row, TOKEN};
+
+/// Stores the registers belong to (both sides).
+pub const STORES: usize = 3;
 
 /// Goal: one instance at least this many thousandths of the raw rate.
 pub const GOAL_ONE_MILLI: u64 = 350;
@@ -100,7 +115,7 @@ pub fn run(shape: Shape, rounds: u64) -> anyhow::Result<Option<Summary>> {
         raw_per_s: rate(total, raw),
     };
     println!(
-        "hub-ingest-pg: {total} events from {} registers in pre-signed batches of {} on PostgreSQL (best of {rounds})",
+        "hub-ingest-pg: {total} events from {} registers of {STORES} stores in pre-signed batches of {} on PostgreSQL (best of {rounds})",
         shape.devices, shape.batch
     );
     println!(
@@ -171,12 +186,166 @@ fn instances(n: usize, shape: Shape) -> anyhow::Result<(Duration, Vec<Row>)> {
             hubs.push(caja_hub::server::start(dir, cfg.clone()).await?);
         }
         let urls: Vec<String> = hubs.iter().map(caja_hub::server::RunningHub::url).collect();
-        let out = feature(&urls, shape.devices, shape.batch, shape.per_device).await;
+        let out = feature_stores(&urls, shape.devices, shape.batch, shape.per_device).await;
         for h in hubs {
             h.stop().await?;
         }
         out
     })
+}
+
+/// A pre-signed push.
+struct Prepared {
+    body: Vec<u8>,
+    headers: SignedHeaders,
+}
+
+fn push_body(reg: &Register, events: &[Event]) -> anyhow::Result<Vec<u8>> {
+    let last = events.last().context("empty batch")?;
+    let cp = Checkpoint::sign(
+        &reg.key,
+        reg.key_id.clone(),
+        reg.device,
+        last.seq(),
+        last.hash(),
+    );
+    Ok(caja_shared::push::push_body(
+        reg.device,
+        events,
+        &[],
+        &cp,
+        0,
+    )?)
+}
+
+/// The measured side: [`STORES`] stores, `devices` registers enrolled at
+/// `urls[0]` (register `r` in store `r % STORES`), each pushing its
+/// pre-signed batches in order to the instance of its store, all at once;
+/// timed from the first request to the last acknowledgement.
+async fn feature_stores(
+    urls: &[String],
+    devices: usize,
+    batch: usize,
+    per_device: usize,
+) -> anyhow::Result<(Duration, Vec<Row>)> {
+    install_crypto_provider();
+    let url = urls.first().context("no hub")?;
+    let admin = AdminClient::new(url, TOKEN)?;
+    let http = reqwest::Client::new();
+    let mut stores: Vec<StoreId> = Vec::new();
+    for s in 0..STORES {
+        stores.push(
+            admin.create_store(&format!("bench {s}"), None).await?["store"]
+                .as_str()
+                .context("no store id")?
+                .parse()?,
+        );
+    }
+    // Per store: its registers (global index, register).
+    let mut members: Vec<Vec<(usize, Register)>> = vec![Vec::new(); STORES];
+    for i in 0..devices {
+        let store = stores[i % STORES];
+        let t = admin
+            .create_token(&store.to_string(), &format!("caja {i}"), None)
+            .await?;
+        let v: serde_json::Value = http
+            .post(format!("{url}/v1/devices/enroll"))
+            .json(&serde_json::json!({ "token": t["token"] }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        members[i % STORES].push((
+            i,
+            Register::new(
+                v["device"].as_str().context("device")?.parse()?,
+                caja_shared::key::DeviceKey::from_hex(v["key"].as_str().context("key")?)?,
+                v["key_id"].as_str().context("key id")?.parse()?,
+            ),
+        ));
+    }
+    let now = SystemClock.now_ms();
+    let mut rows = Vec::new();
+    let mut per_register: Vec<(usize, Vec<Prepared>)> = Vec::new();
+    for (s, regs) in members.into_iter().enumerate() {
+        let ids: Vec<usize> = regs.iter().map(|(i, _)| *i).collect();
+        let mut w = Workload::new(
+            5 + s as u64,
+            stores[s],
+            regs.into_iter().map(|r| r.1).collect(),
+        );
+        let mut out: Vec<Vec<Prepared>> = ids.iter().map(|_| Vec::new()).collect();
+        for _ in 0..per_device / batch {
+            // Cross-register references point two rounds back (`hub-ingest`).
+            w.settle_lagged(2);
+            for (r, o) in out.iter_mut().enumerate() {
+                let events: Vec<Event> = (0..batch).map(|_| w.next(r, now)).collect();
+                let reg = &w.registers[r];
+                let body = push_body(reg, &events)?;
+                let headers = SignedHeaders::sign(
+                    &reg.key,
+                    reg.device,
+                    reg.key_id.clone(),
+                    "POST",
+                    "/v1/sync/push",
+                    &body,
+                    now,
+                    &mut OsRandom::new(),
+                );
+                rows.extend(events.into_iter().map(|e| (e, now)));
+                o.push(Prepared { body, headers });
+            }
+        }
+        per_register.extend(out.into_iter().map(|p| (s, p)));
+    }
+    let http = Arc::new(http);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (s, batches) in per_register {
+        let http = http.clone();
+        let url = urls[s % urls.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            for p in batches {
+                let mut req = http.post(format!("{url}/v1/sync/push")).body(p.body);
+                for (k, v) in p.headers.pairs() {
+                    req = req.header(k, v);
+                }
+                let resp = req.send().await?;
+                // Pre-signed requests cannot be retried (their nonce is spent).
+                if resp.status().as_u16() != 200 {
+                    bail!("push answered {}: {}", resp.status(), resp.text().await?);
+                }
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let elapsed = started.elapsed();
+    for (i, url) in urls.iter().enumerate() {
+        let metrics = http
+            .get(format!("{url}/metrics"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await?
+            .text()
+            .await?;
+        let busy = metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("caja_hub_writer_busy_milliseconds")
+                    .filter(|_| !l.starts_with('#'))
+            })
+            .map_or_else(|| "?".to_owned(), |v| v.trim().to_owned());
+        println!(
+            "  instance {} of {}: writer busy {busy} ms of {} ms",
+            i + 1,
+            urls.len(),
+            elapsed.as_millis()
+        );
+    }
+    Ok((elapsed, rows))
 }
 
 #[cfg(test)]

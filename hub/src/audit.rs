@@ -162,6 +162,19 @@ pub struct AuditEntry {
 impl AuditEntry {
     /// The entry's canonical bytes: one line of `entries.jsonl`.
     pub fn canonical_bytes(&self) -> Vec<u8> {
+        entry_bytes(
+            self.index,
+            self.kind.as_str(),
+            self.at_ms,
+            self.store,
+            &self.data.to_canonical_bytes(),
+        )
+    }
+
+    /// The same bytes built through the canonical serializer (the reference
+    /// [`entry_bytes`] is tested against).
+    #[cfg(test)]
+    fn canonical_bytes_reference(&self) -> Vec<u8> {
         let mut o = Object::new();
         // The index is far below 2^53 (one entry per event).
         o.insert(
@@ -183,6 +196,34 @@ impl AuditEntry {
     pub fn leaf_hash(&self) -> Hash256 {
         merkle::leaf_hash(&self.canonical_bytes())
     }
+}
+
+/// An entry's canonical bytes from its parts, `data` already canonical JSON
+/// (as staged on PostgreSQL: the sequencer gives the index later). The keys
+/// in canonical order: `at_ms`, `data`, `index`, `kind`, `store`.
+pub fn entry_bytes(
+    index: u64,
+    kind: &str,
+    at_ms: i64,
+    store: Option<StoreId>,
+    data: &[u8],
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 120);
+    out.extend_from_slice(b"{\"at_ms\":");
+    out.extend_from_slice(at_ms.to_string().as_bytes());
+    out.extend_from_slice(b",\"data\":");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b",\"index\":");
+    out.extend_from_slice(index.to_string().as_bytes());
+    out.extend_from_slice(b",\"kind\":");
+    out.extend_from_slice(&Value::String(kind.to_owned()).to_canonical_bytes());
+    out.extend_from_slice(b",\"store\":");
+    match store {
+        Some(s) => out.extend_from_slice(&Value::String(s.to_string()).to_canonical_bytes()),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.push(b'}');
+    out
 }
 
 /// Builds a `data` object from (key, value) pairs.
@@ -227,7 +268,19 @@ mod tests {
             r#"{"at_ms":5,"data":{"device":"d","key_id":"k1"},"index":0,"kind":"device_enrolled","store":"01935f4e-8a00-7000-8000-0000000000a1"}"#
         );
         assert_eq!(e.leaf_hash(), merkle::leaf_hash(text.as_bytes()));
+        assert_eq!(e.canonical_bytes(), e.canonical_bytes_reference());
+        let odd = AuditEntry {
+            index: 1 << 40,
+            at_ms: -3,
+            data: data([("é\n\"", Value::Array(vec![n(1), s("\u{1F600}")]))]),
+            ..e.clone()
+        };
+        assert_eq!(odd.canonical_bytes(), odd.canonical_bytes_reference());
         let hubwide = AuditEntry { store: None, ..e };
+        assert_eq!(
+            hubwide.canonical_bytes(),
+            hubwide.canonical_bytes_reference()
+        );
         assert!(String::from_utf8(hubwide.canonical_bytes())
             .unwrap()
             .contains(r#""store":null"#));

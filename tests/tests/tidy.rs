@@ -322,6 +322,7 @@ const HUB_STORAGE_KERNEL: &[&str] = &[
     "migrate.rs",
     "multirow.rs",
     "pg_tls.rs",
+    "serial.rs",
     "tx_cache.rs",
     "writer.rs",
 ];

@@ -13,13 +13,12 @@
 //!   text, bytes): integers are `INTEGER`/`BIGINT`, bytes `BLOB`/`BYTEA`,
 //!   booleans (`EXISTS`) come back as 0/1.
 //! - Writes: [`Conn::begin_write`] is `BEGIN IMMEDIATE` on SQLite and, on
-//!   PostgreSQL, `BEGIN` followed by `pg_advisory_xact_lock(`[`WRITER_LOCK`]`)`:
-//!   every write transaction of every hub instance on one database takes the
-//!   same lock first, so they are serialized exactly as the one SQLite writer
-//!   serializes them (gapless audit order, one Merkle tree, hub chains, fiscal
-//!   blocks, escrow grants), and each sees everything committed before it.
-//!   The lock is released by `COMMIT`/`ROLLBACK`, or by the server when an
-//!   instance dies mid-transaction.
+//!   PostgreSQL, `BEGIN` followed by `pg_advisory_xact_lock(`[`WRITER_LOCK`]`)`
+//!   and the audit sequencer's lock: serialized with every write of every
+//!   instance (migrations, rebuild, the audit start-up check, export heads).
+//!   The writer thread begins with [`Conn::begin_unlocked`] and each job takes
+//!   finer locks (`super::serial`). Locks end with `COMMIT`/`ROLLBACK`, or
+//!   when the server sees an instance die mid-transaction.
 //! - Rows are read into memory per statement (the store's queries return few
 //!   rows); [`Conn::for_each`] streams large scans (the audit log, a rebuild)
 //!   in constant memory — a cursor fetched in pages on PostgreSQL, so the
@@ -35,6 +34,9 @@ use postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 
 /// The advisory lock every write transaction takes on PostgreSQL.
 pub const WRITER_LOCK: i64 = 0x6361_6a61_6875_6221; // "cajahub!"
+
+/// The audit sequencer's lock (two-integer advisory lock space).
+pub const SEQUENCER_LOCK: (i32, i32) = (0x6361_0004, 0);
 
 /// Rows fetched per page by [`Conn::for_each`] on PostgreSQL.
 const FETCH_PAGE: usize = 1000;
@@ -780,11 +782,20 @@ impl Conn {
         match &self.kind {
             Kind::Sqlite(c) => c.execute_batch("BEGIN IMMEDIATE")?,
             Kind::Postgres(pg) => run(pg, |c| {
+                let (ns, key) = SEQUENCER_LOCK;
                 c.batch_execute(&format!(
-                    "BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})"
+                    "BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK}); SELECT pg_advisory_xact_lock({ns}, {key})"
                 ))
             })?,
         }
+        self.in_tx.set(true);
+        Ok(())
+    }
+
+    /// Begins a write transaction without a lock on PostgreSQL (the caller
+    /// takes its own, `super::serial`); `BEGIN IMMEDIATE` on SQLite.
+    pub fn begin_unlocked(&self) -> Result<(), DbError> {
+        self.execute_batch(self.pick("BEGIN IMMEDIATE", "BEGIN"))?;
         self.in_tx.set(true);
         Ok(())
     }

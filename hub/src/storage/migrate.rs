@@ -144,6 +144,13 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../../migrations/hub/0017_sale_drawer_opens.sql"),
         postgres: include_str!("../../../migrations/hub/postgres/0017_sale_drawer_opens.sql"),
     },
+    // — PGLOCK —
+    Migration {
+        version: 18,
+        name: "audit_sequencer",
+        sql: include_str!("../../../migrations/hub/0018_audit_sequencer.sql"),
+        postgres: include_str!("../../../migrations/hub/postgres/0018_audit_sequencer.sql"),
+    },
 ];
 
 /// Why the database cannot be brought to this binary's schema.

@@ -4,10 +4,10 @@
 //!
 //! Writes go to one dedicated writer thread through a **bounded** queue
 //! (`Storage::write`): the thread takes every job waiting (up to
-//! `max_batch_jobs`), runs them in one write transaction ([`Conn::begin_write`]:
-//! `BEGIN IMMEDIATE` on SQLite; on PostgreSQL `BEGIN` and the advisory lock
-//! every instance's writer takes, so several hub instances on one database are
-//! serialized as one writer is), commits once (`synchronous=FULL`, WAL on
+//! `max_batch_jobs`), runs them in one write transaction (`BEGIN IMMEDIATE`
+//! on SQLite; on PostgreSQL `BEGIN`, then each job's advisory locks —
+//! per store, per series, or the writers' lock for everything else, see
+//! `serial`), commits once (`synchronous=FULL`, WAL on
 //! SQLite; a durable commit on PostgreSQL), and only then answers each job. A job that
 //! fails (a storage error, not a protocol rejection) rolls the whole
 //! transaction back; the jobs batched before it are answered with a storage
@@ -26,9 +26,11 @@
 //! Layers (each imports only the layers below it, but for the outbox's
 //! `restore_conflicts` that a rebuild calls; no file imports this one):
 //! - **kernel**: [`db`] (SQL facade), `migrate`, `connect` (opening),
-//!   `error`, `codec` (row codecs), `tx_cache`, `writer` (the [`Storage`]
-//!   handle and its writer thread), `audit_log` and [`audit_tree`] (audit
-//!   append), `alerts`, `device_auth`, `device_request`;
+//!   `error`, `codec` (row codecs), `tx_cache`, `serial` (what a job is
+//!   serialized with on PostgreSQL), `writer` (the [`Storage`] handle and its
+//!   writer thread), `audit_log` and [`audit_tree`] (audit append; staging
+//!   and the sequencer on PostgreSQL), `alerts`, `device_auth`,
+//!   `device_request`;
 //! - **facts**: `facts`, one module per fact family (its `p_*` tables,
 //!   named-column statements and row decoders) and the registry of those
 //!   tables that rebuild and the digest go through;
@@ -36,7 +38,7 @@
 //!   decision pipeline, hub-chain append, rebuild) and `outbox::enqueue`;
 //! - **features**: `stores`, `devices`, `catalog`, `pull`, `conflicts`,
 //!   `fiscal`, `escrow`, `payments`, `outbox`, `dashboard`, `reports`,
-//!   `health` (`dashboard` and `audit_tree` add their own methods to
+//!   `health` (`dashboard` and `audit_api` add their own methods to
 //!   [`Storage`]);
 //! - **this module**: the typed async methods of [`Storage`] that handlers
 //!   call, and the re-exports.
@@ -47,6 +49,7 @@
 
 mod acecf_delivery;
 mod alerts;
+mod audit_api;
 mod audit_log;
 pub mod audit_tree;
 mod catalog;
@@ -79,11 +82,14 @@ mod pull;
 mod received;
 mod reports;
 pub mod restore;
+// — PGLOCK —
+mod serial;
 mod stores;
 mod tx_cache;
 mod writer;
 
 pub use acecf_delivery::{Delivery, DeliveryInfo, Settled};
+pub use audit_log::{SEQUENCER_TICK_MS, SEQUENCE_DELAY_MS};
 pub use catalog::HubAppend;
 pub use conflicts::{ConflictInfo, ResolutionInfo, StateFilter};
 pub use connect::{open, open_connection, open_detached, open_offline, record_hub_key};
@@ -148,8 +154,15 @@ impl Storage {
         req: Authentic,
         parsed: Result<PushBatch, ApiError>,
     ) -> Result<Answer<PushAck>, StorageError> {
+        // On PostgreSQL: serialized with the writes of the device's store and
+        // of the fiscal numbers its events use (`serial`).
+        let fiscal = parsed
+            .as_ref()
+            .map(|b| serial::fiscal_keys(&b.events))
+            .unwrap_or_default();
+        let plan = serial::for_device(req.headers().device, fiscal);
         let (answer, parsed) = self
-            .write(move |conn, env| {
+            .write_serial(Some(plan), move |conn, env| {
                 let answer = ingest::push::push(conn, env, &req, &parsed)?;
                 // Hand the parsed events back so the writer does not spend its
                 // time freeing them.
@@ -342,8 +355,17 @@ impl Storage {
         parsed: Result<(crate::fiscal::RangeRequest, Hash256), ApiError>,
         block_ttl_ms: i64,
     ) -> Result<Answer<Vec<Vec<u8>>>, StorageError> {
-        self.write(move |conn, env| fiscal::grant_range(conn, env, &req, parsed, block_ttl_ms))
-            .await
+        // Serialized with the writes of the device's store and of the series.
+        let series = parsed
+            .as_ref()
+            .map(|(r, _)| serial::LockKey::series(&r.series))
+            .into_iter()
+            .collect();
+        let plan = serial::for_device(req.headers().device, series);
+        self.write_serial(Some(plan), move |conn, env| {
+            fiscal::grant_range(conn, env, &req, parsed, block_ttl_ms)
+        })
+        .await
     }
 
     /// `POST /v1/escrow/grants`: authentication first, then the body, the
@@ -354,8 +376,12 @@ impl Storage {
         parsed: Result<(crate::escrow::QuotaRequest, Hash256), ApiError>,
         ttl_ms: i64,
     ) -> Result<Answer<Vec<Vec<u8>>>, StorageError> {
-        self.write(move |conn, env| escrow::grant_quota(conn, env, &req, parsed, ttl_ms))
-            .await
+        // Serialized with the writes of the device's store (its stock).
+        let plan = serial::for_device(req.headers().device, Default::default());
+        self.write_serial(Some(plan), move |conn, env| {
+            escrow::grant_quota(conn, env, &req, parsed, ttl_ms)
+        })
+        .await
     }
 
     /// Admin: stock, outstanding quotas and what is available, per product.
@@ -510,8 +536,13 @@ impl Storage {
         lease_ms: i64,
         limit: usize,
     ) -> Result<Vec<crate::outbox::Claimed>, StorageError> {
-        self.write(move |conn, env| outbox::claim(conn, env, &owner, lease_ms, limit))
-            .await
+        // No lock but the writers' lock shared: rows are claimed with
+        // `FOR UPDATE SKIP LOCKED` on PostgreSQL.
+        let plan: writer::Plan = Box::new(|_| Ok(serial::Serial::keys([])));
+        self.write_serial(Some(plan), move |conn, env| {
+            outbox::claim(conn, env, &owner, lease_ms, limit)
+        })
+        .await
     }
 
     /// Outbox: what the gateway needs to build a claimed document.

@@ -24,6 +24,17 @@ pub(crate) struct TxCache {
     pub(crate) audit_next: Option<i64>,
     /// The next apply order.
     pub(crate) applied_next: Option<i64>,
+    /// The end (exclusive) of the block of apply orders this transaction
+    /// took (PostgreSQL: `applied_blocks`, see [`TxCache::next_applied`]).
+    pub(crate) applied_end: i64,
+    /// Audit entries staged by this transaction (PostgreSQL; see
+    /// `super::audit_log`): a job that staged waits for the sequencer.
+    pub(crate) staged: u64,
+    /// Staged rows a deferring push has not written yet (PostgreSQL; written
+    /// multi-row by `audit_log::flush`).
+    pub(crate) staged_pending: Vec<Vec<crate::storage::db::Value>>,
+    /// The locks this transaction holds (PostgreSQL, `super::serial`).
+    pub(crate) held: crate::storage::serial::Held,
     /// Recently applied events (kept across transactions, bounded, cleared on
     /// any rollback): most dependencies are recent, so this spares two index
     /// lookups per event.
@@ -69,6 +80,10 @@ impl TxCache {
         self.audit_next = None;
         self.applied_next = None;
         self.audit_pending = None;
+        self.applied_end = 0;
+        self.staged = 0;
+        self.staged_pending.clear();
+        self.held = crate::storage::serial::Held::default();
         if self.shared {
             self.awaited = None;
         }
@@ -93,6 +108,32 @@ impl TxCache {
             self.awaited = Some(set);
         }
         Ok(self.awaited.get_or_insert_with(HashSet::new))
+    }
+
+    /// The next apply order of this transaction. SQLite: the largest plus
+    /// one, read once per transaction (one writer). PostgreSQL: from a block
+    /// of 1024 taken with one `nextval` (transactions of different stores
+    /// apply at once; a store's blocks are taken under its lock, so its
+    /// orders grow in commit order; gaps are allowed).
+    pub(crate) fn next_applied(&mut self, conn: &Conn) -> Result<i64, StorageError> {
+        if let Some(n) = self.applied_next {
+            if !self.shared || n < self.applied_end {
+                self.applied_next = Some(n + 1);
+                return Ok(n);
+            }
+        }
+        let first: i64 = if self.shared {
+            let b: i64 = conn
+                .prepare_cached("SELECT nextval('applied_blocks')")?
+                .query_row([], |r| r.get(0))?;
+            self.applied_end = b + 1024;
+            b
+        } else {
+            conn.prepare_cached("SELECT COALESCE(MAX(applied_seq), 0) + 1 FROM applied")?
+                .query_row([], |r| r.get(0))?
+        };
+        self.applied_next = Some(first + 1);
+        Ok(first)
     }
 
     pub(crate) fn remember_applied(&mut self, id: EventId) {

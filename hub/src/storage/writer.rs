@@ -17,10 +17,13 @@
 
 use crate::ratelimit::RateLimit;
 use crate::storage::alerts::raise_alert;
+use crate::storage::audit_log::Sequencer;
 use crate::storage::connect::{open, open_reader};
 use crate::storage::db::{Conn, Database};
 use crate::storage::error::StorageError;
 use crate::storage::migrate;
+pub(crate) use crate::storage::serial::Plan;
+use crate::storage::serial::{self, Serial};
 use crate::storage::tx_cache::TxCache;
 use caja_shared::clock::Clock;
 use caja_shared::entropy::RandomSource;
@@ -68,7 +71,7 @@ enum Outcome {
 type Work = Box<dyn for<'a> FnOnce(Option<(&'a Conn, &'a mut Env)>) -> (Outcome, Reply) + Send>;
 
 enum Job {
-    Run(Work),
+    Run(Option<Plan>, Work),
     Stop,
 }
 
@@ -132,6 +135,8 @@ struct Inner {
     restore_epoch: AtomicU64,
     /// Whether head office acknowledged the latest restore.
     restore_acknowledged: std::sync::atomic::AtomicBool,
+    /// The audit sequencer (PostgreSQL).
+    sequencer: Option<Sequencer>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -152,6 +157,10 @@ impl Storage {
     ) -> Result<Storage, StorageError> {
         let conn = open(&cfg.database)?;
         migrate::migrate(&conn)?;
+        let sequencer = match cfg.database {
+            Database::Postgres(_) => Some(Sequencer::start(cfg.database.clone(), clock.clone())?),
+            Database::Sqlite(_) => None,
+        };
         let (sender, receiver) = mpsc::sync_channel(cfg.queue_capacity.max(1));
         let depth = Arc::new(AtomicUsize::new(0));
         let env = Env {
@@ -201,6 +210,7 @@ impl Storage {
                 capacity: cfg.queue_capacity.max(1),
                 restore_epoch: AtomicU64::new(0),
                 restore_acknowledged: std::sync::atomic::AtomicBool::new(false),
+                sequencer,
             }),
         })
     }
@@ -289,6 +299,9 @@ impl Storage {
         if let Some(h) = handle {
             let _ = h.join();
         }
+        if let Some(s) = &self.inner.sequencer {
+            s.stop();
+        }
     }
 
     /// Runs `f` on the writer thread inside its own savepoint; its `Err` rolls
@@ -297,12 +310,26 @@ impl Storage {
         &self,
         f: impl FnOnce(&Conn, &mut Env) -> Result<T, StorageError> + Send + 'static,
     ) -> Result<T, StorageError> {
-        let (tx, rx) = tokio::sync::oneshot::channel::<Result<T, StorageError>>();
+        self.write_serial(None, f).await
+    }
+
+    /// [`Storage::write`] serialized on PostgreSQL as `plan` says
+    /// (`None`: with every write). A job that staged audit entries is
+    /// answered once the sequencer has put them in the tree
+    /// (`super::audit_log`).
+    pub(crate) async fn write_serial<T: Send + 'static>(
+        &self,
+        plan: Option<Plan>,
+        f: impl FnOnce(&Conn, &mut Env) -> Result<T, StorageError> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let (tx, rx) = tokio::sync::oneshot::channel::<(Result<T, StorageError>, bool)>();
         #[cfg(any(test, feature = "testkit"))]
         let armed = self.inner.panic_next.swap(false, Ordering::SeqCst);
         let work: Work = Box::new(move |ctx| {
+            let mut staged = false;
             let (outcome, result) = match ctx {
                 Some((conn, env)) => {
+                    let before = env.tx.staged;
                     // A panic of this job is this job's failure, not the
                     // writer's: caught here, rolled back by the loop.
                     let ran = catch_unwind(AssertUnwindSafe(|| {
@@ -313,6 +340,7 @@ impl Storage {
                         }
                         r
                     }));
+                    staged = env.tx.staged > before;
                     match ran {
                         Ok(r) if r.is_ok() => (Outcome::Keep, r),
                         Ok(r) => (Outcome::Fail, r),
@@ -335,12 +363,12 @@ impl Storage {
                     Ok(()) => result,
                     Err(e) => Err(StorageError::Commit(e)),
                 };
-                let _ = tx.send(out);
+                let _ = tx.send((out, staged));
             });
             (outcome, reply)
         });
         self.inner.depth.fetch_add(1, Ordering::Relaxed);
-        match self.inner.sender.try_send(Job::Run(work)) {
+        match self.inner.sender.try_send(Job::Run(plan, work)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 self.inner.depth.fetch_sub(1, Ordering::Relaxed);
@@ -351,7 +379,11 @@ impl Storage {
                 return Err(StorageError::Closed);
             }
         }
-        rx.await.unwrap_or(Err(StorageError::Closed))
+        let (out, staged) = rx.await.unwrap_or((Err(StorageError::Closed), false));
+        if let (true, Ok(_), Some(s)) = (staged, &out, &self.inner.sequencer) {
+            s.sequenced().await;
+        }
+        out
     }
 
     /// Runs `f` on a read connection off the async executor.
@@ -451,7 +483,7 @@ fn writer_loop(
         }
         let started = std::time::Instant::now();
         let mut stop = false;
-        let mut pending = jobs.into_iter();
+        let mut pending: std::collections::VecDeque<Job> = jobs.into();
         // One transaction for the batch. A job that fails rolls the whole
         // transaction back: the jobs before it in the batch are answered with a
         // storage error (their clients retry; nothing of theirs was kept), and
@@ -469,14 +501,44 @@ fn writer_loop(
                     Err(e) => tracing::error!(error = %e, "the writer cannot reconnect"),
                 }
             }
-            let began = conn.begin_write().map_err(|e| e.to_string());
+            let began = serial::begin(&conn, &mut env.tx.held).map_err(|e| e.to_string());
             let mut replies: Vec<Reply> = Vec::new();
             let mut failed: Option<Reply> = None;
             let mut panicked: Option<String> = None;
-            for job in pending.by_ref() {
+            // A job whose locks another transaction holds: this batch
+            // commits first, the job begins the next one (`serial`).
+            let mut split = false;
+            while let Some(job) = pending.pop_front() {
                 match job {
                     Job::Stop => stop = true,
-                    Job::Run(work) => {
+                    Job::Run(plan, work) => {
+                        if began.is_ok() {
+                            let want = match plan {
+                                Some(plan) => plan(&conn).unwrap_or(Serial::All),
+                                None => Serial::All,
+                            };
+                            match serial::acquire(&conn, &mut env.tx.held, &want) {
+                                Ok(true) => {
+                                    // What held events wait for may have
+                                    // changed before these locks were taken.
+                                    if env.tx.shared {
+                                        env.tx.awaited = None;
+                                    }
+                                }
+                                Ok(false) => {
+                                    let again: Plan = Box::new(move |_| Ok(want));
+                                    pending.push_front(Job::Run(Some(again), work));
+                                    split = true;
+                                    break;
+                                }
+                                Err(e) => {
+                                    tracing::error!(error = %e, "a writer job could not take its locks");
+                                    depth.fetch_sub(1, Ordering::Relaxed);
+                                    failed = Some((work)(None).1);
+                                    break;
+                                }
+                            }
+                        }
                         depth.fetch_sub(1, Ordering::Relaxed);
                         counters.jobs.fetch_add(1, Ordering::Relaxed);
                         if began.is_err() {
@@ -548,6 +610,9 @@ fn writer_loop(
             }
             for reply in replies {
                 reply(commit.clone());
+            }
+            if split {
+                continue;
             }
             break;
         }

@@ -46,14 +46,7 @@ impl CausalIndex for SqlIndex<'_> {
             .remove(id)
             .ok_or_else(|| corrupt("applied event not loaded"))?;
         let env = pushed.event.envelope();
-        let next: i64 = match self.tx.applied_next {
-            Some(n) => n,
-            None => self
-                .conn
-                .prepare_cached("SELECT COALESCE(MAX(applied_seq), 0) + 1 FROM applied")?
-                .query_row([], |r| r.get(0))?,
-        };
-        self.tx.applied_next = Some(next + 1);
+        let next = self.tx.next_applied(self.conn)?;
         let at = self.applied_ms.unwrap_or(self.now);
         if let Some(rows) = self.applied_rows.as_mut() {
             rows.push(vec![

@@ -187,13 +187,18 @@ pub(crate) fn claim(
     limit: usize,
 ) -> Result<Vec<Claimed>, StorageError> {
     let now = env.now_ms();
+    // On PostgreSQL instances claim at once: rows another claim has locked
+    // are skipped (and the lease is re-checked on the locked row), so no
+    // document is claimed twice and no claim waits for another.
     let mut stmt = conn.prepare_cached(&format!(
         "UPDATE tax_outbox SET lease_owner = $1, lease_until_ms = CAST($2 AS BIGINT) + CAST($3 AS BIGINT)
          WHERE doc_id IN (SELECT doc_id FROM tax_outbox
                           WHERE state IN ('pending', 'submitted') AND next_attempt_ms <= $2
                             AND (lease_until_ms IS NULL OR lease_until_ms <= $2)
-                          ORDER BY next_attempt_ms, doc_id LIMIT $4)
-         RETURNING {CLAIM_COLUMNS}"
+                          ORDER BY next_attempt_ms, doc_id LIMIT $4{})
+           AND (lease_until_ms IS NULL OR lease_until_ms <= $2)
+         RETURNING {CLAIM_COLUMNS}",
+        conn.pick("", " FOR UPDATE SKIP LOCKED")
     ))?;
     let raws: Vec<RawClaimed> = stmt
         .query_map(
