@@ -21,7 +21,7 @@ use caja_shared::ecf::receipt::{qr_url, TimbreParams};
 use caja_shared::ecf::xmldsig;
 use caja_shared::localtime::{LocalDate, LocalDateTime};
 use caja_shared::money::Money;
-use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
+use pdf_writer::{Content, Finish, Name, Pdf, Ref, Str};
 
 use crate::receiver::documents::parse_amount;
 use crate::taxgw::xml;
@@ -81,12 +81,12 @@ fn dmy_time(s: &str) -> Option<LocalDateTime> {
     })
 }
 
-/// A layout length in whole PDF points as `pdf-writer` takes it. The PDF
-/// operators' API is `f32`; the layout is computed in whole points (`i16`)
-/// and only converted here, exactly (every `i16` is an `f32`). No amount or
-/// quantity passes through this: they are printed from the document's text.
-fn pt(v: i16) -> f32 {
-    f32::from(v)
+/// The layout is computed in whole PDF points (`i16`) and written as integer
+/// operands through `pdf-writer`'s raw operator API: no coordinate, amount or
+/// quantity is ever a float. No amount or quantity passes through the layout:
+/// they are printed from the document's text.
+fn pt(v: i16) -> i32 {
+    i32::from(v)
 }
 
 /// A page of text lines and the QR, built top-down in whole points.
@@ -98,12 +98,10 @@ struct Page {
 impl Page {
     fn line(&mut self, size: i16, x: i16, text: &str) {
         self.y -= size + 4;
-        self.content
-            .begin_text()
-            .set_font(Name(b"F1"), pt(size))
-            .next_line(pt(x), pt(self.y))
-            .show(Str(&winansi(text)))
-            .end_text();
+        self.content.begin_text();
+        self.content.op("Tf").operand(Name(b"F1")).operand(pt(size));
+        self.content.op("Td").operands([pt(x), pt(self.y)]);
+        self.content.show(Str(&winansi(text))).end_text();
     }
 }
 
@@ -211,12 +209,12 @@ pub fn pdf(ecf: &[u8], env: Environment) -> Result<Vec<u8>, RepresentationError>
         if *dark == qrcode::Color::Dark {
             let i = i16::try_from(i).unwrap_or(0);
             let (col, row) = (i % width.max(1), i / width.max(1));
-            page.content.rect(
+            page.content.op("re").operands([
                 pt(left + col * module),
                 pt(top - (row + 1) * module),
                 pt(module),
                 pt(module),
-            );
+            ]);
         }
     }
     page.content.fill_nonzero();
@@ -235,9 +233,11 @@ pub fn pdf(ecf: &[u8], env: Environment) -> Result<Vec<u8>, RepresentationError>
     pdf.catalog(catalog).pages(tree);
     pdf.pages(tree).kids([page_id]).count(1);
     let mut p = pdf.page(page_id);
-    p.parent(tree)
-        .media_box(Rect::new(0.0, 0.0, 595.0, 842.0))
-        .contents(content);
+    p.parent(tree).contents(content);
+    // A4 in whole points.
+    p.insert(Name(b"MediaBox"))
+        .array()
+        .items([0_i32, 0, 595, 842]);
     p.resources().fonts().pair(Name(b"F1"), font);
     p.finish();
     pdf.type1_font(font)

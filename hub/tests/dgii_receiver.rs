@@ -543,6 +543,10 @@ async fn the_printed_representation_carries_what_dgii_asks_for() {
         pdf[at..].starts_with(b"xref"),
         "startxref points at the table"
     );
+    // An A4 page, laid out in whole points (integer operands, no floats).
+    assert!(text.contains("/MediaBox [0 0 595 842]"), "A4 media box");
+    assert!(text.contains("/F1 10 Tf"), "font set with an integer size");
+    assert!(text.contains(" re\n"), "the QR's modules are drawn");
     let latin1 = |s: &str| {
         s.chars()
             .map(|c| u8::try_from(u32::from(c)).unwrap())
