@@ -1,5 +1,6 @@
 //! The faults the simulator injects, counted per kind for the run's summary,
-//! and the hub's disk fault ([`hub_disk_fault`]).
+//! and the disk faults: the hub's ([`hub_disk_fault`]) and a register's
+//! inside its sync round ([`register_disk_fault`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -46,11 +47,17 @@ pub enum Fault {
     /// `caja_faultvfs` shim), answered 503, nothing half-kept; the disk
     /// works again after the round.
     HubDisk,
+    /// A register's disk failed inside one of its sync rounds: writes or
+    /// fsyncs of its database files failing with EIO or ENOSPC (the
+    /// `caja_faultvfs` shim, armed for its data directory) from a chosen
+    /// call until the round ends. The round fails with the disk error or
+    /// ends; nothing half-applied, and the next rounds converge.
+    RegisterDisk,
 }
 
 impl Fault {
     /// Every kind, in order.
-    pub const ALL: [Fault; 15] = [
+    pub const ALL: [Fault; 16] = [
         Fault::Partition,
         Fault::PartitionedRequest,
         Fault::DropRequest,
@@ -66,6 +73,7 @@ impl Fault {
         Fault::OpRetry,
         Fault::DiskFull,
         Fault::HubDisk,
+        Fault::RegisterDisk,
     ];
 
     /// Its name in the summary.
@@ -86,6 +94,7 @@ impl Fault {
             Fault::OpRetry => "op_retry",
             Fault::DiskFull => "disk_full",
             Fault::HubDisk => "hub_disk",
+            Fault::RegisterDisk => "register_disk",
         }
     }
 }
@@ -170,4 +179,71 @@ pub fn hub_disk_fault(w: &mut World, reg: usize) -> Result<(), SimError> {
         Err(e) => return Err(SimError(format!("r{reg} sync under a hub disk fault: {e}"))),
     }
     Ok(())
+}
+
+/// Register `reg`'s disk fails inside one of its sync rounds: one kind of
+/// `caja_faultvfs::KINDS` from the `n`-th write or fsync of the files under
+/// its data directory (1 ≤ n ≤ 12: before, inside and after the round's
+/// commits: push acknowledgement, pull pages, top-ups), until the round
+/// ends; then the disk works again. The round may fail only with that disk
+/// error (somewhere in its error's chain) or the hub's answer; any other
+/// error fails the run. The next rounds run as usual, where a database error
+/// fails the run: a register whose round a disk fault broke must go on
+/// without a restart. The checker then finds nothing half-applied and the
+/// registers converged, as after any step.
+pub fn register_disk_fault(w: &mut World, reg: usize) -> Result<(), SimError> {
+    if w.regs[reg].sync.is_none() {
+        return Ok(());
+    }
+    let dir = w.regs[reg].data.root().to_path_buf();
+    let kind = caja_faultvfs::KINDS[w.pick(caja_faultvfs::KINDS.len())];
+    let spec = format!("{kind}:{}", 1 + w.pick(12));
+    let fault = caja_faultvfs::Fault::parse(&spec).map_err(SimError)?;
+    let armed = caja_faultvfs::arm(fault, Some(&dir), None).map_err(SimError)?;
+    lock(&w.net).counts.add(Fault::RegisterDisk);
+    let Some(sync) = w.regs[reg].sync.as_mut() else {
+        armed.disarm();
+        return Ok(());
+    };
+    let (result, _) = sync.tick();
+    let seen = armed.seen();
+    armed.disarm();
+    match result {
+        Ok(r) => w.log(format!(
+            "r{reg} sync with its disk failing ({spec}, {seen} calls): pushed {} hub {} peers {}",
+            r.pushed, r.hub_events, r.peer_events
+        )),
+        Err(caja_node::sync::engine::SyncError::Hub(e)) => w.log(format!(
+            "r{reg} sync with its disk failing ({spec}): hub: {}",
+            first_words(&e.to_string())
+        )),
+        Err(e) if disk_fault_in(&e) => w.log(format!(
+            "r{reg} sync failed on its disk ({spec}, {seen} calls): {}",
+            first_words(&e.to_string())
+        )),
+        Err(e) => {
+            return Err(SimError(format!(
+                "r{reg} sync under a register disk fault ({spec}): {e}"
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// Whether SQLite's disk error (`SQLITE_FULL`, `SQLITE_IOERR*`) is in `e`'s
+/// chain.
+fn disk_fault_in(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(e) = cur {
+        if let Some(rusqlite::Error::SqliteFailure(f, _)) = e.downcast_ref::<rusqlite::Error>() {
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::SystemIoFailure
+            ) {
+                return true;
+            }
+        }
+        cur = e.source();
+    }
+    false
 }
