@@ -41,7 +41,7 @@ use caja_shared::money::{line_tax, Money, QtyMilli, TaxRateBp};
 use caja_shared::push::PushDocument;
 use caja_shared::request::SignedHeaders;
 use caja_tests::procs::HubProcess;
-use caja_tests::sweep::{copy_tree, http};
+use caja_tests::sweep::{audit_verifies_and_stop, copy_tree, http};
 
 const TOKEN: &str = "caja-hub-crash-sweep-admin-token-01";
 
@@ -253,13 +253,7 @@ fn a_hub_killed_while_holding_or_releasing_events_applies_each_once_in_causal_or
             );
         }
         let got = state(&hub, &[&regs[0], &regs[1]]);
-        let export = dir.join("audit");
-        caja_hub::audit_export::export(&hub.dir, &export, SystemClock.now_ms())
-            .unwrap_or_else(|e| panic!("{name}: audit export: {e}"));
-        caja_hub::audit_export::verify(&export)
-            .unwrap_or_else(|e| panic!("{name}: the audit log verifies: {e}"));
-        hub.terminate().expect("stop hub");
-        let _ = std::fs::remove_dir_all(&dir);
+        audit_verifies_and_stop(&mut hub, &dir, name);
         (got, status)
     };
     let (expected, _) = run("baseline", None);
@@ -635,13 +629,7 @@ fn a_hub_killed_inside_its_outbox_submits_and_records_each_document_once() {
             let totals = rt.block_on(async { emu.totals() });
             rt.block_on(emu.stop());
             let got = outboxed(&hub, &numbers, &totals);
-            let export = dir.join("audit");
-            caja_hub::audit_export::export(&hub.dir, &export, SystemClock.now_ms())
-                .unwrap_or_else(|e| panic!("{name}: audit export: {e}"));
-            caja_hub::audit_export::verify(&export)
-                .unwrap_or_else(|e| panic!("{name}: the audit log verifies: {e}"));
-            hub.terminate().expect("stop hub");
-            let _ = std::fs::remove_dir_all(&dir);
+            audit_verifies_and_stop(&mut hub, &dir, name);
             (got, status)
         };
     let (expected, _) = run("baseline", None);

@@ -152,33 +152,7 @@ pub fn hub_disk_fault(w: &mut World, reg: usize) -> Result<(), SimError> {
         }
         net.hub.dir().to_path_buf()
     };
-    if w.regs[reg].sync.is_none() {
-        return Ok(());
-    }
-    let kind = caja_faultvfs::KINDS[w.pick(caja_faultvfs::KINDS.len())];
-    let spec = format!("{kind}:{}", 1 + w.pick(8));
-    let fault = caja_faultvfs::Fault::parse(&spec).map_err(SimError)?;
-    let armed = caja_faultvfs::arm(fault, Some(&dir), None).map_err(SimError)?;
-    lock(&w.net).counts.add(Fault::HubDisk);
-    let Some(sync) = w.regs[reg].sync.as_mut() else {
-        armed.disarm();
-        return Ok(());
-    };
-    let (result, _) = sync.tick();
-    let seen = armed.seen();
-    armed.disarm();
-    match result {
-        Ok(r) => w.log(format!(
-            "r{reg} sync with the hub's disk failing ({spec}, {seen} calls): pushed {} hub {} peers {}",
-            r.pushed, r.hub_events, r.peer_events
-        )),
-        Err(caja_node::sync::engine::SyncError::Hub(e)) => w.log(format!(
-            "r{reg} sync with the hub's disk failing ({spec}): {}",
-            first_words(&e.to_string())
-        )),
-        Err(e) => return Err(SimError(format!("r{reg} sync under a hub disk fault: {e}"))),
-    }
-    Ok(())
+    round_on_failing_disk(w, reg, &dir, 8, Fault::HubDisk)
 }
 
 /// Register `reg`'s disk fails inside one of its sync rounds: one kind of
@@ -192,15 +166,29 @@ pub fn hub_disk_fault(w: &mut World, reg: usize) -> Result<(), SimError> {
 /// without a restart. The checker then finds nothing half-applied and the
 /// registers converged, as after any step.
 pub fn register_disk_fault(w: &mut World, reg: usize) -> Result<(), SimError> {
+    let dir = w.regs[reg].data.root().to_path_buf();
+    round_on_failing_disk(w, reg, &dir, 12, Fault::RegisterDisk)
+}
+
+/// One sync round of register `reg` with the disk under `dir` failing from
+/// a call in `1..=max_n` (counted as `kind`), then disarmed. The round may
+/// fail with the hub's answer, and for [`Fault::RegisterDisk`] with the
+/// register's own disk error; any other error fails the run.
+fn round_on_failing_disk(
+    w: &mut World,
+    reg: usize,
+    dir: &std::path::Path,
+    max_n: usize,
+    kind: Fault,
+) -> Result<(), SimError> {
     if w.regs[reg].sync.is_none() {
         return Ok(());
     }
-    let dir = w.regs[reg].data.root().to_path_buf();
-    let kind = caja_faultvfs::KINDS[w.pick(caja_faultvfs::KINDS.len())];
-    let spec = format!("{kind}:{}", 1 + w.pick(12));
+    let op = caja_faultvfs::KINDS[w.pick(caja_faultvfs::KINDS.len())];
+    let spec = format!("{op}:{}", 1 + w.pick(max_n));
     let fault = caja_faultvfs::Fault::parse(&spec).map_err(SimError)?;
-    let armed = caja_faultvfs::arm(fault, Some(&dir), None).map_err(SimError)?;
-    lock(&w.net).counts.add(Fault::RegisterDisk);
+    let armed = caja_faultvfs::arm(fault, Some(dir), None).map_err(SimError)?;
+    lock(&w.net).counts.add(kind);
     let Some(sync) = w.regs[reg].sync.as_mut() else {
         armed.disarm();
         return Ok(());
@@ -208,22 +196,27 @@ pub fn register_disk_fault(w: &mut World, reg: usize) -> Result<(), SimError> {
     let (result, _) = sync.tick();
     let seen = armed.seen();
     armed.disarm();
+    let whose = if kind == Fault::HubDisk {
+        "the hub's disk"
+    } else {
+        "its disk"
+    };
     match result {
         Ok(r) => w.log(format!(
-            "r{reg} sync with its disk failing ({spec}, {seen} calls): pushed {} hub {} peers {}",
+            "r{reg} sync with {whose} failing ({spec}, {seen} calls): pushed {} hub {} peers {}",
             r.pushed, r.hub_events, r.peer_events
         )),
         Err(caja_node::sync::engine::SyncError::Hub(e)) => w.log(format!(
-            "r{reg} sync with its disk failing ({spec}): hub: {}",
+            "r{reg} sync with {whose} failing ({spec}): {}",
             first_words(&e.to_string())
         )),
-        Err(e) if disk_fault_in(&e) => w.log(format!(
+        Err(e) if kind == Fault::RegisterDisk && disk_fault_in(&e) => w.log(format!(
             "r{reg} sync failed on its disk ({spec}, {seen} calls): {}",
             first_words(&e.to_string())
         )),
         Err(e) => {
             return Err(SimError(format!(
-                "r{reg} sync under a register disk fault ({spec}): {e}"
+                "r{reg} sync with {whose} failing ({spec}): {e}"
             )))
         }
     }
