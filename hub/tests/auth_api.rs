@@ -6,72 +6,11 @@
 
 mod support;
 
-use std::sync::Arc;
-
-use caja_hub::admin_client::{install_crypto_provider, AdminClient};
-use caja_hub::config::HubConfig;
-use caja_hub::http::AppState;
-use caja_hub::system::{OsRandom, SystemClock};
 use caja_hub::workload::{Register, Workload};
-use caja_shared::event::Event;
 use caja_shared::key::DeviceKey;
 use serde_json::json;
+use support::router::{events, registers, router_hub};
 use support::*;
-
-/// A hub whose state the test holds: the real router over loopback HTTP,
-/// with no background task (no pruning, no periodic tree heads), so every
-/// writer job counted is a request's. `TestHub`'s helpers work on it.
-async fn router_hub(cfg: HubConfig) -> (TestHub, Arc<AppState>) {
-    install_crypto_provider();
-    let dir = tempfile::tempdir().unwrap();
-    let hub_dir = dir.path().join("hub");
-    let (d, c) = (hub_dir.clone(), cfg.clone());
-    let state = tokio::task::spawn_blocking(move || {
-        caja_hub::datadir::init(&d, c.clone(), &mut OsRandom::new(), &SystemClock).unwrap();
-        caja_hub::server::open_state(
-            &d,
-            c,
-            Arc::new(SystemClock),
-            Box::new(OsRandom::new()),
-            [7; 32],
-        )
-        .unwrap()
-    })
-    .await
-    .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let app = caja_hub::http::router(state.clone());
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-    });
-    let hub = TestHub {
-        admin: AdminClient::new(&url, ADMIN_TOKEN).unwrap(),
-        http: reqwest::Client::new(),
-        url,
-        dir,
-        cfg,
-        hub: None,
-    };
-    (hub, state)
-}
-
-async fn registers(hub: &TestHub, seed: u64, n: usize) -> Workload {
-    let store = hub.create_store("Colmado La Esquina").await;
-    let mut regs = Vec::new();
-    for _ in 0..n {
-        regs.push(hub.enroll(store).await.0);
-    }
-    Workload::new(seed, store, regs)
-}
-
-fn events(w: &mut Workload, r: usize, n: usize) -> Vec<Event> {
-    (0..n).map(|_| w.next(r, now_ms())).collect()
-}
 
 /// Sends `body` to `path` with the given headers, no signature of ours.
 async fn raw(hub: &TestHub, path: &str, headers: &[(&str, String)], body: Vec<u8>) -> Reply {

@@ -13,99 +13,20 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use caja_hub::admin_client::AdminClient;
-use caja_hub::storage::{Conn, Database};
+use caja_hub::storage::Database;
 use caja_hub::workload::{Register, Workload};
 use caja_shared::entropy::SeededRandom;
 use caja_shared::event::Event;
 use caja_shared::ids::StoreId;
 use caja_shared::kind::{EventBody, SaleVoided};
 use serde_json::{json, Value};
+use support::instances::{count, enroll_via, signed_to, start_instances, Instance, BIN};
 use support::*;
-
-const BIN: &str = env!("CARGO_BIN_EXE_caja-hub");
-
-/// One `caja-hub serve` process.
-struct Instance {
-    dir: PathBuf,
-    child: Option<Child>,
-    url: String,
-}
-
-impl Instance {
-    fn start(dir: &Path) -> Instance {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--data-dir"])
-            .arg(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("caja-hub listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        Instance {
-            dir: dir.to_owned(),
-            child: Some(child),
-            url: format!("http://{addr}"),
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().unwrap();
-            c.wait().unwrap();
-        }
-    }
-
-    fn admin(&self) -> AdminClient {
-        AdminClient::new(&self.url, ADMIN_TOKEN).unwrap()
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// `caja-hub init` of the first instance on `database`.
-fn init(dir: &Path, database: &str) {
-    let out = Command::new(BIN)
-        .args(["init", "--data-dir"])
-        .arg(dir)
-        .env("CAJA_HUB_ADMIN_TOKEN", ADMIN_TOKEN)
-        .args(["--listen", "127.0.0.1:0"])
-        .args(["--database", database])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Another instance of the same hub: its key and configuration copied
-/// (every instance signs with the one hub key the database records).
-fn join(first: &Path, dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    for f in [caja_hub::datadir::KEY_FILE, caja_hub::config::CONFIG_FILE] {
-        std::fs::copy(first.join(f), dir.join(f)).unwrap();
-    }
-}
 
 async fn push_to(
     http: &reqwest::Client,
@@ -122,60 +43,6 @@ async fn push_to(
     Ok(reply(req.send().await?).await)
 }
 
-async fn signed_to(
-    http: &reqwest::Client,
-    url: &str,
-    reg: &Register,
-    method: &str,
-    path: &str,
-    body: &[u8],
-) -> Reply {
-    let h = sign(reg, method, path, body, now_ms());
-    let mut req = http
-        .request(method.parse().unwrap(), format!("{url}{path}"))
-        .body(body.to_vec());
-    for (k, v) in h.pairs() {
-        req = req.header(k, v);
-    }
-    reply(req.send().await.unwrap()).await
-}
-
-/// Enrolls a register: the token from one instance, the enrollment at another.
-async fn enroll(
-    http: &reqwest::Client,
-    token_at: &Instance,
-    enroll_at: &Instance,
-    store: StoreId,
-) -> Register {
-    let store = store.to_string();
-    let admin = token_at.admin();
-    let t = retry_429(|| admin.create_token(&store, "caja", None)).await;
-    let v: Value = http
-        .post(format!("{}/v1/devices/enroll", enroll_at.url))
-        .json(&json!({ "token": t["token"] }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    Register::new(
-        v["device"].as_str().unwrap().parse().unwrap(),
-        caja_shared::key::DeviceKey::from_hex(v["key"].as_str().unwrap()).unwrap(),
-        v["key_id"].as_str().unwrap().parse().unwrap(),
-    )
-}
-
-async fn count(db: &str, sql: &str) -> i64 {
-    let (db, sql) = (db.to_owned(), sql.to_owned());
-    tokio::task::spawn_blocking(move || {
-        let conn = Conn::connect_postgres(&db).unwrap();
-        conn.query_row(&sql, [], |r| r.get(0)).unwrap()
-    })
-    .await
-    .unwrap()
-}
-
 const REGISTERS: usize = 6;
 const BATCHES: usize = 6;
 const PER_BATCH: usize = 25;
@@ -190,19 +57,9 @@ async fn three_instances_on_one_postgres_keep_every_invariant() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let dirs: Vec<PathBuf> = (0..3).map(|i| tmp.path().join(format!("hub{i}"))).collect();
-    init(&dirs[0], &db);
-    join(&dirs[0], &dirs[1]);
-    join(&dirs[0], &dirs[2]);
     // Three instances starting at once migrate and check the audit log one
     // after the other (the writers' lock).
-    let mut hubs: Vec<Instance> = std::thread::scope(|s| {
-        let started: Vec<_> = dirs
-            .iter()
-            .map(|d| s.spawn(|| Instance::start(d)))
-            .collect();
-        started.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let (dirs, mut hubs) = start_instances(tmp.path(), &db, 3);
     let http = reqwest::Client::new();
     let admin0 = hubs[0].admin();
     let store: StoreId = retry_429(|| admin0.create_store("colmado", None)).await["store"]
@@ -212,7 +69,11 @@ async fn three_instances_on_one_postgres_keep_every_invariant() {
         .unwrap();
     let mut regs = Vec::new();
     for i in 0..REGISTERS {
-        regs.push(enroll(&http, &hubs[i % 3], &hubs[(i + 1) % 3], store).await);
+        regs.push(
+            enroll_via(&http, &hubs[i % 3], &hubs[(i + 1) % 3], store)
+                .await
+                .0,
+        );
     }
 
     // The same signed request at two instances: the second refuses the nonce.

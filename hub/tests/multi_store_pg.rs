@@ -15,14 +15,13 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use caja_hub::storage::{Conn, SEQUENCE_DELAY_MS};
+use caja_hub::storage::SEQUENCE_DELAY_MS;
 use caja_hub::workload::{Register, Workload};
 use caja_shared::digest::Hash256;
 use caja_shared::entropy::SeededRandom;
@@ -31,58 +30,16 @@ use caja_shared::ids::{SaleId, StoreId};
 use caja_shared::key::HubPublicKey;
 use caja_shared::kind::{EventBody, FiscalRef};
 use caja_shared::merkle::{self, SignedTreeHead};
-use serde_json::{json, Value};
+use serde_json::json;
+use support::instances::{count, enroll_via, query, signed_to, start_instances, BIN};
 use support::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_caja-hub");
 const STORES: usize = 3;
 const PER_STORE: usize = 2;
 const BATCHES: usize = 5;
 const PER_BATCH: usize = 20;
 /// Fiscal numbers each of two stores uses at the same moment.
 const DUPLICATES: u64 = 3;
-
-struct Instance {
-    child: Option<Child>,
-    url: String,
-}
-
-impl Instance {
-    fn start(dir: &Path) -> Instance {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--data-dir"])
-            .arg(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("caja-hub listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        Instance {
-            child: Some(child),
-            url: format!("http://{addr}"),
-        }
-    }
-
-    fn admin(&self) -> caja_hub::admin_client::AdminClient {
-        caja_hub::admin_client::AdminClient::new(&self.url, ADMIN_TOKEN).unwrap()
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 fn run(args: &[&str], dir: &Path, extra: &[&str]) {
     let out = Command::new(BIN)
@@ -98,24 +55,6 @@ fn run(args: &[&str], dir: &Path, extra: &[&str]) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-async fn signed_to(
-    http: &reqwest::Client,
-    url: &str,
-    reg: &Register,
-    method: &str,
-    path: &str,
-    body: &[u8],
-) -> Reply {
-    let h = sign(reg, method, path, body, now_ms());
-    let mut req = http
-        .request(method.parse().unwrap(), format!("{url}{path}"))
-        .body(body.to_vec());
-    for (k, v) in h.pairs() {
-        req = req.header(k, v);
-    }
-    reply(req.send().await.unwrap()).await
 }
 
 /// A signed request retried while the hub answers 429.
@@ -141,41 +80,6 @@ async fn push(http: &reqwest::Client, url: &str, reg: &Register, events: &[Event
     let r = signed_ok(http, url, reg, "POST", "/v1/sync/push", &body).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     r
-}
-
-async fn enroll(http: &reqwest::Client, at: &Instance, store: StoreId) -> (Register, HubPublicKey) {
-    let admin = at.admin();
-    let store = store.to_string();
-    let t = retry_429(|| admin.create_token(&store, "caja", None)).await;
-    let v: Value = http
-        .post(format!("{}/v1/devices/enroll", at.url))
-        .json(&json!({ "token": t["token"] }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    (
-        Register::new(
-            v["device"].as_str().unwrap().parse().unwrap(),
-            caja_shared::key::DeviceKey::from_hex(v["key"].as_str().unwrap()).unwrap(),
-            v["key_id"].as_str().unwrap().parse().unwrap(),
-        ),
-        HubPublicKey::from_hex(v["hub_key"].as_str().unwrap()).unwrap(),
-    )
-}
-
-async fn query<T: Send + 'static>(db: &str, f: impl FnOnce(&Conn) -> T + Send + 'static) -> T {
-    let db = db.to_owned();
-    tokio::task::spawn_blocking(move || f(&Conn::connect_postgres(&db).unwrap()))
-        .await
-        .unwrap()
-}
-
-async fn count(db: &str, sql: &str) -> i64 {
-    let sql = sql.to_owned();
-    query(db, move |c| c.query_row(&sql, [], |r| r.get(0)).unwrap()).await
 }
 
 /// The latest signed head as a register reads it, verified with the hub key
@@ -237,25 +141,7 @@ async fn three_stores_push_at_once_through_three_instances_on_postgres() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let dirs: Vec<PathBuf> = (0..3).map(|i| tmp.path().join(format!("hub{i}"))).collect();
-    run(
-        &["init", "--data-dir"],
-        &dirs[0],
-        &["--listen", "127.0.0.1:0", "--database", &db],
-    );
-    for dir in &dirs[1..] {
-        std::fs::create_dir_all(dir).unwrap();
-        for f in [caja_hub::datadir::KEY_FILE, caja_hub::config::CONFIG_FILE] {
-            std::fs::copy(dirs[0].join(f), dir.join(f)).unwrap();
-        }
-    }
-    let hubs: Vec<Instance> = std::thread::scope(|s| {
-        let started: Vec<_> = dirs
-            .iter()
-            .map(|d| s.spawn(|| Instance::start(d)))
-            .collect();
-        started.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let (dirs, hubs) = start_instances(tmp.path(), &db, 3);
     let urls: Vec<String> = hubs.iter().map(|h| h.url.clone()).collect();
     let http = reqwest::Client::new();
 
@@ -284,7 +170,8 @@ async fn three_stores_push_at_once_through_three_instances_on_postgres() {
     for (s, store) in stores.iter().enumerate() {
         let mut regs = Vec::new();
         for i in 0..PER_STORE {
-            let (reg, key) = enroll(&http, &hubs[(s + i) % 3], *store).await;
+            let at = &hubs[(s + i) % 3];
+            let (reg, key) = enroll_via(&http, at, at, *store).await;
             hub_key = Some(key);
             regs.push(reg);
         }

@@ -127,6 +127,16 @@ async fn intent_state(hub: &TestHub, id: &str) -> String {
 
 /// The states of the PaymentIntentUpdated events the register pulls for `id`.
 async fn pulled_states(hub: &TestHub, reg: &Register, id: &str) -> Vec<IntentState> {
+    pulled_parts(hub, reg, id)
+        .await
+        .into_iter()
+        .map(|(state, _)| state)
+        .collect()
+}
+
+/// The state and the refunded amount of each PaymentIntentUpdated event the
+/// register pulls for `id`, in order.
+async fn pulled_parts(hub: &TestHub, reg: &Register, id: &str) -> Vec<(IntentState, Option<i64>)> {
     let r = hub.pull(reg, "").await;
     assert_eq!(r.status, 200, "{}", r.body);
     r.body["events"]
@@ -137,7 +147,7 @@ async fn pulled_states(hub: &TestHub, reg: &Register, id: &str) -> Vec<IntentSta
             let e = Event::from_json(v.to_string().as_bytes()).unwrap();
             match e.body().unwrap() {
                 EventBody::PaymentIntentUpdated(p) if p.intent_id.to_string() == id => {
-                    Some(p.state)
+                    Some((p.state, p.refunded.map(|m| m.0)))
                 }
                 _ => None,
             }
@@ -820,22 +830,8 @@ async fn card_payments_are_refunded_in_parts_and_the_register_learns_each_part()
     );
     // The register pulls every part: captured with 20.00 refunded, then
     // refunded with all of it.
-    let r = hub.pull(&reg, "").await;
-    let parts: Vec<(IntentState, Option<i64>)> = r.body["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|v| {
-            match Event::from_json(v.to_string().as_bytes()).unwrap().body().unwrap() {
-                EventBody::PaymentIntentUpdated(p) if p.intent_id.to_string() == id => {
-                    Some((p.state, p.refunded.map(|m| m.0)))
-                }
-                _ => None,
-            }
-        })
-        .collect();
     assert_eq!(
-        parts,
+        pulled_parts(&hub, &reg, &id).await,
         [
             (IntentState::Pending, None),
             (IntentState::Authorized, None),
@@ -902,22 +898,8 @@ async fn a_partial_refund_before_its_capture_is_held_and_applied_when_the_captur
     let r = azul.deliver(&hub.url, &azul.partial_refund(&id, 6000)).await;
     assert_eq!(r.body["state"], "refunded", "{}", r.body);
     // The register learns each part, after the capture.
-    let r = hub.pull(&reg, "").await;
-    let parts: Vec<(IntentState, Option<i64>)> = r.body["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|v| {
-            match Event::from_json(v.to_string().as_bytes()).unwrap().body().unwrap() {
-                EventBody::PaymentIntentUpdated(p) if p.intent_id.to_string() == id => {
-                    Some((p.state, p.refunded.map(|m| m.0)))
-                }
-                _ => None,
-            }
-        })
-        .collect();
     assert_eq!(
-        parts,
+        pulled_parts(&hub, &reg, &id).await,
         [
             (IntentState::Pending, None),
             (IntentState::Authorized, None),

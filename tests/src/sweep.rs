@@ -194,6 +194,84 @@ pub fn sell_with(
     (acked, status, err)
 }
 
+/// After a crash or a disk fault (`what` names it): the register of `data`
+/// opens again (its start-up chain check), its chain verifies, its
+/// projections equal a rebuild, and every sale in `acked` (each told to the
+/// cashier as done) is there once. Then what its database holds.
+pub fn reopened(data: &Path, what: &str, acked: &[String], template_next: i64) -> Counts {
+    let dir = caja_node::datadir::DataDir::new(data);
+    let key = caja_node::keyfile::read_key_file(&dir.key_path()).expect("key");
+    let mut reg = caja_node::register::Register::open(
+        &dir,
+        caja_node::system::SystemClock,
+        OsRandom::new().expect("rng"),
+    )
+    .unwrap_or_else(|e| panic!("{what}: reopens: {e}"));
+    Journal::verify(reg.conn(), &key, None, |_, _| {})
+        .unwrap_or_else(|e| panic!("{what}: the chain verifies: {e}"));
+    let (live, rebuilt) = reg.rebuild().expect("rebuild");
+    assert_eq!(live, rebuilt, "{what}: projections equal a rebuild");
+    for id in acked {
+        let n: i64 = reg
+            .conn()
+            .query_row("SELECT count(*) FROM sales WHERE sale_id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .expect("query");
+        assert_eq!(n, 1, "{what}: acknowledged sale {id} is there once");
+    }
+    drop(reg);
+    counts(&dir.db_path(), template_next)
+}
+
+/// Every sale the journal gained since `start` is whole: its projection
+/// row, its op record, its print job, one fiscal number of the block each
+/// (contiguous from the template's next, none twice), and the stock quota
+/// went down by what they sold. Returns how many there are.
+pub fn assert_sales_whole(c: &Counts, start: &Counts, what: &str) -> i64 {
+    let template_next = c.block_first_next;
+    let sold = c.journal_sales - start.journal_sales;
+    assert_eq!(c.sales - start.sales, sold, "{what}: projection rows");
+    assert_eq!(c.sale_ops - start.sale_ops, sold, "{what}: op records");
+    assert_eq!(c.print_jobs - start.print_jobs, sold, "{what}: print jobs");
+    assert_eq!(
+        c.block_next - template_next,
+        sold,
+        "{what}: the fiscal block moved by the sales that used it"
+    );
+    let used: Vec<i64> = (template_next..template_next + sold).collect();
+    let mine: Vec<i64> = c
+        .numbers
+        .iter()
+        .copied()
+        .filter(|n| *n >= template_next)
+        .collect();
+    assert_eq!(mine, used, "{what}: numbers contiguous, none twice");
+    assert_eq!(
+        c.quota_left,
+        start.quota_left - 1000 * sold,
+        "{what}: the quota went down by what was sold"
+    );
+    sold
+}
+
+/// The register of `data` sells two more (a working disk, no crash point),
+/// with the next two numbers of its block.
+pub fn sells_on(bin: &Path, data: &Path, before: &Counts, what: &str) {
+    let (more, status) = sell(bin, data, 2, None);
+    assert!(
+        status.success() && more.len() == 2,
+        "{what}: sells again ({status:?}, {} sales)",
+        more.len()
+    );
+    let db = caja_node::datadir::DataDir::new(data).db_path();
+    assert_eq!(
+        counts(&db, before.block_first_next).block_next,
+        before.block_next + 2,
+        "{what}: with the next numbers"
+    );
+}
+
 pub fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for e in std::fs::read_dir(from).expect("read dir") {
@@ -310,6 +388,18 @@ pub fn synced(hub: &HubProcess, node: &NodeProcess, device: &str, peer: &str) ->
             device,
         ),
     }
+}
+
+/// The end of a sweep's run (`name`): the hub's audit log, exported into
+/// `dir/audit`, verifies; the hub stops; `dir` is removed.
+pub fn audit_verifies_and_stop(hub: &mut HubProcess, dir: &Path, name: &str) {
+    let export = dir.join("audit");
+    caja_hub::audit_export::export(&hub.dir, &export, SystemClock.now_ms())
+        .unwrap_or_else(|e| panic!("{name}: audit export: {e}"));
+    caja_hub::audit_export::verify(&export)
+        .unwrap_or_else(|e| panic!("{name}: the audit log verifies: {e}"));
+    hub.terminate().expect("stop hub");
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Event-accepted audit entries naming `device` in the hub's log.

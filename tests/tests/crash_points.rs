@@ -18,16 +18,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use caja_node::crashpoint;
-use caja_node::journal::Journal;
 use caja_node::register::Register;
 use caja_node::system::{OsRandom, SystemClock};
 use caja_node::testkit;
-use caja_shared::clock::Clock;
 use caja_shared::kind::EventBody;
 use caja_tests::procs::{HubProcess, NodeProcess};
 use caja_tests::sweep::{
-    accepted_entries, copy_dir, copy_tree, counts, node_ok, prepare, sell, sell_n,
-    sync_until_quiet, synced, Synced, ARROZ,
+    accepted_entries, assert_sales_whole, audit_verifies_and_stop, copy_dir, copy_tree, counts,
+    node_ok, prepare, reopened, sell, sell_n, sells_on, sync_until_quiet, synced, Synced, ARROZ,
 };
 
 #[test]
@@ -39,7 +37,6 @@ fn a_crash_at_every_write_point_of_a_sale_loses_nothing_acknowledged_and_leaves_
     let db_name = "caja-node.sqlite3";
     let start = counts(&template.join(db_name), 0);
     let template_next = start.block_next;
-    let quota0 = start.quota_left;
     let mut crashes = 0;
     let mut sales_checked = 0;
     for point in crashpoint::POINTS {
@@ -62,68 +59,18 @@ fn a_crash_at_every_write_point_of_a_sale_loses_nothing_acknowledged_and_leaves_
             );
             crashes += 1;
             // Restart: the register opens (start-up chain check) and verifies.
-            let dir = caja_node::datadir::DataDir::new(&data);
-            let key = caja_node::keyfile::read_key_file(&dir.key_path()).expect("key");
-            let mut reg = Register::open(&dir, SystemClock, OsRandom::new().expect("rng"))
-                .unwrap_or_else(|e| panic!("{point}:{nth}: reopens after the crash: {e}"));
-            Journal::verify(reg.conn(), &key, None, |_, _| {})
-                .unwrap_or_else(|e| panic!("{point}:{nth}: the chain verifies: {e}"));
-            let (live, rebuilt) = reg.rebuild().expect("rebuild");
-            assert_eq!(live, rebuilt, "{point}:{nth}: projections equal a rebuild");
-            for id in &acked {
-                let n: i64 = reg
-                    .conn()
-                    .query_row("SELECT count(*) FROM sales WHERE sale_id = ?1", [id], |r| {
-                        r.get(0)
-                    })
-                    .expect("query");
-                assert_eq!(n, 1, "{point}:{nth}: acknowledged sale {id} is there once");
-            }
-            drop(reg);
-            let c = counts(&data.join(db_name), template_next);
-            let sold = c.journal_sales - start.journal_sales;
+            let what = format!("{point}:{nth}");
+            let c = reopened(&data, &what, &acked, template_next);
             // A crash after COMMIT loses the answer, not the sale.
             let expected = acked.len() as i64 + i64::from(*point == "op:committed");
-            assert_eq!(sold, expected, "{point}:{nth}: sales in the journal");
             assert_eq!(
-                c.sales - start.sales,
-                sold,
-                "{point}:{nth}: projection rows"
+                c.journal_sales - start.journal_sales,
+                expected,
+                "{what}: sales in the journal"
             );
-            assert_eq!(
-                c.sale_ops - start.sale_ops,
-                sold,
-                "{point}:{nth}: op records"
-            );
-            assert_eq!(
-                c.print_jobs - start.print_jobs,
-                sold,
-                "{point}:{nth}: print jobs"
-            );
-            assert_eq!(
-                c.block_next - template_next,
-                sold,
-                "{point}:{nth}: the fiscal block moved by the sales that used it"
-            );
-            let used: Vec<i64> = (template_next..template_next + sold).collect();
-            let mine: Vec<i64> = c
-                .numbers
-                .iter()
-                .copied()
-                .filter(|n| *n >= template_next)
-                .collect();
-            assert_eq!(mine, used, "{point}:{nth}: numbers contiguous, none twice");
-            assert_eq!(
-                c.quota_left,
-                quota0 - 1000 * sold,
-                "{point}:{nth}: the quota went down by what was sold"
-            );
+            assert_sales_whole(&c, &start, &what);
             // It sells on, with the next number.
-            let (more, status) = sell(&bin, &data, 2, None);
-            assert!(status.success(), "{point}:{nth}: sells after the crash");
-            assert_eq!(more.len(), 2);
-            let after = counts(&data.join(db_name), template_next);
-            assert_eq!(after.block_next, c.block_next + 2);
+            sells_on(&bin, &data, &c, &what);
             sales_checked += acked.len();
             let _ = std::fs::remove_dir_all(&data);
         }
@@ -386,13 +333,7 @@ fn a_hub_killed_inside_its_write_transactions_loses_nothing_acknowledged_and_gra
             assert!(verified.status.success(), "{name}: the journal verifies");
             let s = synced(&hub, &node, &device, &peer);
             let accepted = accepted_entries(&hub, &device);
-            let export = dir.join("audit");
-            caja_hub::audit_export::export(&hub.dir, &export, SystemClock.now_ms())
-                .unwrap_or_else(|e| panic!("{name}: audit export: {e}"));
-            caja_hub::audit_export::verify(&export)
-                .unwrap_or_else(|e| panic!("{name}: the audit log verifies: {e}"));
-            hub.terminate().expect("stop hub");
-            let _ = std::fs::remove_dir_all(&dir);
+            audit_verifies_and_stop(&mut hub, &dir, name);
             (s, accepted, status)
         };
     let (expected, accepted, _) = run("baseline", None);

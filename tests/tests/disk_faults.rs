@@ -31,12 +31,11 @@ use caja_node::journal::Journal;
 use caja_node::register::Register;
 use caja_node::sale::{LineRequest, PaymentRequest, SaleRequest};
 use caja_node::system::{OsRandom, SystemClock};
-use caja_shared::clock::Clock;
 use caja_shared::kind::{EventBody, PaymentMethod};
 use caja_tests::procs::{HubProcess, NodeProcess};
 use caja_tests::sweep::{
-    accepted_entries, copy_dir, copy_tree, counts, node_ok, op, prepare, sell_n, sell_with,
-    sync_until_quiet, synced, Synced,
+    accepted_entries, assert_sales_whole, audit_verifies_and_stop, copy_dir, copy_tree, counts,
+    node_ok, op, prepare, reopened, sell_n, sell_with, sells_on, sync_until_quiet, synced, Synced,
 };
 
 fn long() -> bool {
@@ -91,25 +90,7 @@ fn a_register_whose_disk_fails_refuses_in_spanish_keeps_every_confirmed_sale_and
                 "{spec}: the cashier reads why ({status:?}): {stderr}"
             );
             // Restart with a working disk: it opens and verifies.
-            let dir = caja_node::datadir::DataDir::new(&data);
-            let key = caja_node::keyfile::read_key_file(&dir.key_path()).expect("key");
-            let mut reg = Register::open(&dir, SystemClock, OsRandom::new().expect("rng"))
-                .unwrap_or_else(|e| panic!("{spec}: reopens after the fault: {e}"));
-            Journal::verify(reg.conn(), &key, None, |_, _| {})
-                .unwrap_or_else(|e| panic!("{spec}: the chain verifies: {e}"));
-            let (live, rebuilt) = reg.rebuild().expect("rebuild");
-            assert_eq!(live, rebuilt, "{spec}: projections equal a rebuild");
-            for id in &acked {
-                let k: i64 = reg
-                    .conn()
-                    .query_row("SELECT count(*) FROM sales WHERE sale_id = ?1", [id], |r| {
-                        r.get(0)
-                    })
-                    .expect("query");
-                assert_eq!(k, 1, "{spec}: confirmed sale {id} is there once");
-            }
-            drop(reg);
-            let c = counts(&data.join(db_name), template_next);
+            let c = reopened(&data, &spec, &acked, template_next);
             let sold = c.journal_sales - start.journal_sales;
             let told = i64::try_from(acked.len()).expect("n");
             // A failed write never commits; a failed fsync may have.
@@ -118,30 +99,9 @@ fn a_register_whose_disk_fails_refuses_in_spanish_keeps_every_confirmed_sale_and
             } else {
                 assert_eq!(sold, told, "{spec}: sales in the journal");
             }
-            assert_eq!(c.sales - start.sales, sold, "{spec}: projection rows");
-            assert_eq!(c.sale_ops - start.sale_ops, sold, "{spec}: op records");
-            assert_eq!(c.print_jobs - start.print_jobs, sold, "{spec}: print jobs");
-            assert_eq!(c.block_next - template_next, sold, "{spec}: fiscal block");
-            let used: Vec<i64> = (template_next..template_next + sold).collect();
-            let mine: Vec<i64> = c
-                .numbers
-                .iter()
-                .copied()
-                .filter(|x| *x >= template_next)
-                .collect();
-            assert_eq!(mine, used, "{spec}: numbers contiguous, none twice");
-            assert_eq!(
-                c.quota_left,
-                start.quota_left - 1000 * sold,
-                "{spec}: the quota went down by what was sold"
-            );
+            assert_sales_whole(&c, &start, &spec);
             // A working disk: it sells on, with the next numbers.
-            let (more, status, _) = sell_with(&bin, &data, 2, &[]);
-            assert!(status.success() && more.len() == 2, "{spec}: sells again");
-            assert_eq!(
-                counts(&data.join(db_name), template_next).block_next,
-                c.block_next + 2
-            );
+            sells_on(&bin, &data, &c, &spec);
             acked_total += acked.len();
             let _ = std::fs::remove_dir_all(&data);
         }
@@ -385,13 +345,7 @@ fn a_hub_whose_disk_fails_answers_503_keeps_nothing_half_written_and_recovers_wh
             "{name}: a store refused with 503 was not kept"
         );
         drop(h);
-        let export = dir.join("audit");
-        caja_hub::audit_export::export(&hub.dir, &export, SystemClock.now_ms())
-            .unwrap_or_else(|e| panic!("{name}: audit export: {e}"));
-        caja_hub::audit_export::verify(&export)
-            .unwrap_or_else(|e| panic!("{name}: the audit log verifies: {e}"));
-        hub.terminate().expect("stop hub");
-        let _ = std::fs::remove_dir_all(&dir);
+        audit_verifies_and_stop(&mut hub, &dir, name);
         (s, accepted, reached)
     };
     let (expected, accepted, _) = run("baseline", None);

@@ -59,8 +59,8 @@ type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
 enum Outcome {
     /// Keep its writes.
     Keep,
-    /// It failed: roll the transaction back.
-    Fail,
+    /// It failed: roll back (the error's text if a disk fault, for the batch).
+    Fail(Option<String>),
     /// It panicked (caught): roll back, alert, count.
     Panicked(String),
 }
@@ -343,7 +343,10 @@ impl Storage {
                     staged = env.tx.staged > before;
                     match ran {
                         Ok(r) if r.is_ok() => (Outcome::Keep, r),
-                        Ok(r) => (Outcome::Fail, r),
+                        Ok(r) => {
+                            let disk = r.as_ref().err().filter(|e| e.is_disk_fault());
+                            (Outcome::Fail(disk.map(ToString::to_string)), r)
+                        }
                         Err(payload) => {
                             let msg = panic_message(payload.as_ref());
                             (
@@ -354,7 +357,7 @@ impl Storage {
                     }
                 }
                 None => (
-                    Outcome::Fail,
+                    Outcome::Fail(None),
                     Err(StorageError::Commit("could not begin a transaction".into())),
                 ),
             };
@@ -504,6 +507,7 @@ fn writer_loop(
             let began = serial::begin(&conn, &mut env.tx.held).map_err(|e| e.to_string());
             let mut replies: Vec<Reply> = Vec::new();
             let mut failed: Option<Reply> = None;
+            let mut failed_disk: Option<String> = None;
             let mut panicked: Option<String> = None;
             // A job whose locks another transaction holds: this batch
             // commits first, the job begins the next one (`serial`).
@@ -549,7 +553,8 @@ fn writer_loop(
                         }
                         match (work)(Some((&conn, &mut env))) {
                             (Outcome::Keep, reply) => replies.push(reply),
-                            (Outcome::Fail, reply) => {
+                            (Outcome::Fail(disk), reply) => {
+                                failed_disk = disk;
                                 failed = Some(reply);
                                 break;
                             }
@@ -577,10 +582,13 @@ fn writer_loop(
                 }
                 // The failed job answers with its own error.
                 failed(Ok(()));
+                // A disk fault is the whole batch's: each job answers 503.
+                let why = match failed_disk {
+                    Some(e) => format!("rolled back with a disk fault (disk I/O error): {e}"),
+                    None => "rolled back with a failed job of the same transaction".to_owned(),
+                };
                 for reply in replies {
-                    reply(Err(
-                        "rolled back with a failed job of the same transaction".into()
-                    ));
+                    reply(Err(why.clone()));
                 }
                 continue;
             }

@@ -22,6 +22,9 @@ use serde_json::Value;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 
+pub mod instances;
+pub mod router;
+
 /// The throwaway PKI made with `openssl` (`tests/src/pki.rs`).
 #[path = "../../../tests/src/pki.rs"]
 pub mod pki;

@@ -1,5 +1,6 @@
 //! The faults the simulator injects, counted per kind for the run's summary,
-//! and the hub's disk fault ([`hub_disk_fault`]).
+//! and the disk faults: the hub's ([`hub_disk_fault`]) and a register's
+//! inside its sync round ([`register_disk_fault`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -46,11 +47,17 @@ pub enum Fault {
     /// `caja_faultvfs` shim), answered 503, nothing half-kept; the disk
     /// works again after the round.
     HubDisk,
+    /// A register's disk failed inside one of its sync rounds: writes or
+    /// fsyncs of its database files failing with EIO or ENOSPC (the
+    /// `caja_faultvfs` shim, armed for its data directory) from a chosen
+    /// call until the round ends. The round fails with the disk error or
+    /// ends; nothing half-applied, and the next rounds converge.
+    RegisterDisk,
 }
 
 impl Fault {
     /// Every kind, in order.
-    pub const ALL: [Fault; 15] = [
+    pub const ALL: [Fault; 16] = [
         Fault::Partition,
         Fault::PartitionedRequest,
         Fault::DropRequest,
@@ -66,6 +73,7 @@ impl Fault {
         Fault::OpRetry,
         Fault::DiskFull,
         Fault::HubDisk,
+        Fault::RegisterDisk,
     ];
 
     /// Its name in the summary.
@@ -86,6 +94,7 @@ impl Fault {
             Fault::OpRetry => "op_retry",
             Fault::DiskFull => "disk_full",
             Fault::HubDisk => "hub_disk",
+            Fault::RegisterDisk => "register_disk",
         }
     }
 }
@@ -143,14 +152,43 @@ pub fn hub_disk_fault(w: &mut World, reg: usize) -> Result<(), SimError> {
         }
         net.hub.dir().to_path_buf()
     };
+    round_on_failing_disk(w, reg, &dir, 8, Fault::HubDisk)
+}
+
+/// Register `reg`'s disk fails inside one of its sync rounds: one kind of
+/// `caja_faultvfs::KINDS` from the `n`-th write or fsync of the files under
+/// its data directory (1 ≤ n ≤ 12: before, inside and after the round's
+/// commits: push acknowledgement, pull pages, top-ups), until the round
+/// ends; then the disk works again. The round may fail only with that disk
+/// error (somewhere in its error's chain) or the hub's answer; any other
+/// error fails the run. The next rounds run as usual, where a database error
+/// fails the run: a register whose round a disk fault broke must go on
+/// without a restart. The checker then finds nothing half-applied and the
+/// registers converged, as after any step.
+pub fn register_disk_fault(w: &mut World, reg: usize) -> Result<(), SimError> {
+    let dir = w.regs[reg].data.root().to_path_buf();
+    round_on_failing_disk(w, reg, &dir, 12, Fault::RegisterDisk)
+}
+
+/// One sync round of register `reg` with the disk under `dir` failing from
+/// a call in `1..=max_n` (counted as `kind`), then disarmed. The round may
+/// fail with the hub's answer, and for [`Fault::RegisterDisk`] with the
+/// register's own disk error; any other error fails the run.
+fn round_on_failing_disk(
+    w: &mut World,
+    reg: usize,
+    dir: &std::path::Path,
+    max_n: usize,
+    kind: Fault,
+) -> Result<(), SimError> {
     if w.regs[reg].sync.is_none() {
         return Ok(());
     }
-    let kind = caja_faultvfs::KINDS[w.pick(caja_faultvfs::KINDS.len())];
-    let spec = format!("{kind}:{}", 1 + w.pick(8));
+    let op = caja_faultvfs::KINDS[w.pick(caja_faultvfs::KINDS.len())];
+    let spec = format!("{op}:{}", 1 + w.pick(max_n));
     let fault = caja_faultvfs::Fault::parse(&spec).map_err(SimError)?;
-    let armed = caja_faultvfs::arm(fault, Some(&dir), None).map_err(SimError)?;
-    lock(&w.net).counts.add(Fault::HubDisk);
+    let armed = caja_faultvfs::arm(fault, Some(dir), None).map_err(SimError)?;
+    lock(&w.net).counts.add(kind);
     let Some(sync) = w.regs[reg].sync.as_mut() else {
         armed.disarm();
         return Ok(());
@@ -158,16 +196,47 @@ pub fn hub_disk_fault(w: &mut World, reg: usize) -> Result<(), SimError> {
     let (result, _) = sync.tick();
     let seen = armed.seen();
     armed.disarm();
+    let whose = if kind == Fault::HubDisk {
+        "the hub's disk"
+    } else {
+        "its disk"
+    };
     match result {
         Ok(r) => w.log(format!(
-            "r{reg} sync with the hub's disk failing ({spec}, {seen} calls): pushed {} hub {} peers {}",
+            "r{reg} sync with {whose} failing ({spec}, {seen} calls): pushed {} hub {} peers {}",
             r.pushed, r.hub_events, r.peer_events
         )),
         Err(caja_node::sync::engine::SyncError::Hub(e)) => w.log(format!(
-            "r{reg} sync with the hub's disk failing ({spec}): {}",
+            "r{reg} sync with {whose} failing ({spec}): {}",
             first_words(&e.to_string())
         )),
-        Err(e) => return Err(SimError(format!("r{reg} sync under a hub disk fault: {e}"))),
+        Err(e) if kind == Fault::RegisterDisk && disk_fault_in(&e) => w.log(format!(
+            "r{reg} sync failed on its disk ({spec}, {seen} calls): {}",
+            first_words(&e.to_string())
+        )),
+        Err(e) => {
+            return Err(SimError(format!(
+                "r{reg} sync with {whose} failing ({spec}): {e}"
+            )))
+        }
     }
     Ok(())
+}
+
+/// Whether SQLite's disk error (`SQLITE_FULL`, `SQLITE_IOERR*`) is in `e`'s
+/// chain.
+fn disk_fault_in(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(e) = cur {
+        if let Some(rusqlite::Error::SqliteFailure(f, _)) = e.downcast_ref::<rusqlite::Error>() {
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::SystemIoFailure
+            ) {
+                return true;
+            }
+        }
+        cur = e.source();
+    }
+    false
 }

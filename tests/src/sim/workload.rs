@@ -764,6 +764,7 @@ pub fn fault(w: &mut World) -> Result<(), SimError> {
                 w.restore_register(reg, which)?;
             }
         }
+        940..=959 => super::faults::register_disk_fault(w, reg)?,
         960..=979 => super::faults::hub_disk_fault(w, reg)?,
         800..=849 => hub_clock_jump(w),
         980..=999 => disk_full(w, reg)?,
