@@ -82,9 +82,17 @@ pub fn periodic(w: &mut World) -> Result<(), SimError> {
 /// acknowledged sale is there, and the numbers of sales lost with a machine
 /// are never free to be granted again.
 fn fiscal_report(w: &mut World, complete: bool) -> Result<(), SimError> {
+    for series in std::iter::once(SERIES).chain(super::ecf::ECF_SERIES) {
+        series_report(w, series, complete)?;
+    }
+    Ok(())
+}
+
+/// [`fiscal_report`] for one series.
+fn series_report(w: &mut World, series: &str, complete: bool) -> Result<(), SimError> {
     let v = lock(&w.net).hub.admin(
         "GET",
-        &format!("/v1/admin/fiscal/report?series={SERIES}"),
+        &format!("/v1/admin/fiscal/report?series={series}"),
         None,
     )?;
     let r = &v["reports"][0];
@@ -121,8 +129,8 @@ fn fiscal_report(w: &mut World, complete: bool) -> Result<(), SimError> {
             .filter_map(|s| s["sale"].as_str().map(str::to_owned))
             .collect();
         runs.push((
-            number_of(run["first"].as_str().unwrap_or("")),
-            number_of(run["last"].as_str().unwrap_or("")),
+            number_of(series, run["first"].as_str().unwrap_or("")),
+            number_of(series, run["last"].as_str().unwrap_or("")),
             run["status"].as_str().unwrap_or("").to_owned(),
             sales,
         ));
@@ -138,7 +146,10 @@ fn fiscal_report(w: &mut World, complete: bool) -> Result<(), SimError> {
         let (Some(number), Some(sale)) = (&a.fiscal, a.sale) else {
             continue;
         };
-        let n = number_of(number);
+        if !number.starts_with(series) {
+            continue;
+        }
+        let n = number_of(series, number);
         let Some((st, sales)) = status(n) else {
             return Err(fail(format!(
                 "fiscal number {number} is outside the report"
@@ -162,9 +173,9 @@ fn fiscal_report(w: &mut World, complete: bool) -> Result<(), SimError> {
     Ok(())
 }
 
-fn number_of(printed: &str) -> u64 {
+fn number_of(series: &str, printed: &str) -> u64 {
     printed
-        .strip_prefix(SERIES)
+        .strip_prefix(series)
         .and_then(|d| d.parse().ok())
         .unwrap_or(0)
 }
@@ -339,6 +350,7 @@ pub fn converged(w: &World) -> Result<Option<String>, SimError> {
         }
         heads.push((r.device.to_string(), head, r.store));
     }
+
     for r in &w.regs {
         let Some(ops) = &r.ops else {
             return Ok(Some(format!("{} closed", r.name)));
@@ -381,6 +393,10 @@ pub fn converged(w: &World) -> Result<Option<String>, SimError> {
             }
         }
     }
+    // Last: the outbox (so an outbox waiting is the only thing left).
+    if let Some(why) = super::ecf::settled(w)? {
+        return Ok(Some(why));
+    }
     Ok(None)
 }
 
@@ -411,6 +427,7 @@ pub fn complete(w: &mut World) -> Result<(), SimError> {
     resolutions(w, &conn)?;
     super::pay::check(w, &conn)?;
     drop(conn);
+    super::ecf::check(w)?;
     hub_rebuild(w)
 }
 

@@ -29,11 +29,24 @@ pub enum Work {
     PaymentIntent,
     /// A provider's webhook delivered to the hub.
     PaymentWebhook,
+    /// An electronic sale (`E32` or `E31`) acknowledged, its e-CF signed.
+    EcfIssued,
+    /// A submission by the hub's outbox to the DGII emulator.
+    EcfSubmitted,
+    /// A lookup by the outbox (a submission in doubt, or a rejection
+    /// confirmed) before it sends again or records.
+    EcfLookup,
+    /// A verdict recorded by the outbox (a hub event to the registers).
+    EcfDecided,
+    /// A call the DGII emulator answered 503 on purpose (before or after
+    /// processing it): a fault of the authority, counted here because the
+    /// e-CF workload owns the emulator.
+    DgiiError,
 }
 
 impl Work {
     /// Every kind, in order.
-    pub const ALL: [Work; 9] = [
+    pub const ALL: [Work; 14] = [
         Work::OtherStoreOp,
         Work::PinSignIn,
         Work::PinRefused,
@@ -43,6 +56,11 @@ impl Work {
         Work::HubClockJump,
         Work::PaymentIntent,
         Work::PaymentWebhook,
+        Work::EcfIssued,
+        Work::EcfSubmitted,
+        Work::EcfLookup,
+        Work::EcfDecided,
+        Work::DgiiError,
     ];
 
     /// Its name in the summary.
@@ -57,6 +75,11 @@ impl Work {
             Work::HubClockJump => "hub_clock_jump",
             Work::PaymentIntent => "payment_intent",
             Work::PaymentWebhook => "payment_webhook",
+            Work::EcfIssued => "ecf_issued",
+            Work::EcfSubmitted => "ecf_submitted",
+            Work::EcfLookup => "ecf_lookup",
+            Work::EcfDecided => "ecf_decided",
+            Work::DgiiError => "dgii_error",
         }
     }
 }
