@@ -278,7 +278,7 @@ fn store_stock(w: &mut World, store: &str) -> Result<(), SimError> {
             });
             if !alerted {
                 return Err(fail(format!(
-                    "invariant 3: {sku} at {stock} has no open negative-stock alert"
+                    "invariant 3: {sku} at {stock} in store {store} has no open negative-stock alert"
                 )));
             }
         }
@@ -444,11 +444,20 @@ fn resolutions(w: &mut World, conn: &rusqlite::Connection) -> Result<(), SimErro
         .admin("GET", "/v1/admin/conflicts?state=all", None)?;
     let all: Vec<serde_json::Value> = v["conflicts"].as_array().cloned().unwrap_or_default();
     for r in &w.resolutions {
+        let Some(c) = all.iter().find(|c| c["conflict_id"] == r.conflict.as_str()) else {
+            return Err(fail(format!(
+                "operator: resolved conflict {} is gone",
+                r.conflict
+            )));
+        };
+        // In the hub chain of the conflict's own store (so at its registers
+        // once converged), not merely in some store's.
+        let store = c["store"].as_str().unwrap_or_default();
         let kind: Option<String> = conn
             .query_row(
                 "SELECT e.kind FROM events e JOIN stores s ON s.hub_device = e.device_id \
-                 WHERE e.event_id = ?1",
-                [&r.event],
+                 WHERE e.event_id = ?1 AND s.store_id = ?2",
+                [r.event.as_str(), store],
                 |x| x.get(0),
             )
             .optional()
@@ -456,16 +465,10 @@ fn resolutions(w: &mut World, conn: &rusqlite::Connection) -> Result<(), SimErro
         w.checks += 2;
         if kind.as_deref() != Some("ConflictResolved") {
             return Err(fail(format!(
-                "operator: resolution {} of conflict {} is {kind:?} in the hub chains",
+                "operator: resolution {} of conflict {} is {kind:?} in store {store}'s hub chain",
                 r.event, r.conflict
             )));
         }
-        let Some(c) = all.iter().find(|c| c["conflict_id"] == r.conflict.as_str()) else {
-            return Err(fail(format!(
-                "operator: resolved conflict {} is gone",
-                r.conflict
-            )));
-        };
         let now: Vec<&str> = c["candidates"]
             .as_array()
             .into_iter()
