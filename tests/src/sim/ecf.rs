@@ -37,8 +37,10 @@ use super::SimError;
 pub const RNC: &str = crate::pki::SIGNER_RNC;
 
 /// The e-CF series of the run: consumer (summarized as RFCE under
-/// RD$250,000) and tax credit (whole e-CF, with a track id).
-pub const ECF_SERIES: [&str; 2] = ["E32", "E31"];
+/// RD$250,000), tax credit (whole e-CF, with a track id) and credit notes
+/// (a return of an electronic sale; submitted once the document it
+/// modifies is accepted).
+pub const ECF_SERIES: [&str; 3] = ["E32", "E31", "E34"];
 
 /// The business buying with a tax-credit invoice (`E31`).
 pub const E31_BUYER: (&str, &str) = ("101000015", "Cafetería El Puente SRL");

@@ -31,6 +31,9 @@ pub enum Work {
     PaymentWebhook,
     /// An electronic sale (`E32` or `E31`) acknowledged, its e-CF signed.
     EcfIssued,
+    /// A return of an electronic sale acknowledged with its signed credit
+    /// note (`E34`).
+    EcfCreditNote,
     /// A submission by the hub's outbox to the DGII emulator.
     EcfSubmitted,
     /// A lookup by the outbox (a submission in doubt, or a rejection
@@ -46,7 +49,7 @@ pub enum Work {
 
 impl Work {
     /// Every kind, in order.
-    pub const ALL: [Work; 14] = [
+    pub const ALL: [Work; 15] = [
         Work::OtherStoreOp,
         Work::PinSignIn,
         Work::PinRefused,
@@ -57,6 +60,7 @@ impl Work {
         Work::PaymentIntent,
         Work::PaymentWebhook,
         Work::EcfIssued,
+        Work::EcfCreditNote,
         Work::EcfSubmitted,
         Work::EcfLookup,
         Work::EcfDecided,
@@ -76,6 +80,7 @@ impl Work {
             Work::PaymentIntent => "payment_intent",
             Work::PaymentWebhook => "payment_webhook",
             Work::EcfIssued => "ecf_issued",
+            Work::EcfCreditNote => "ecf_credit_note",
             Work::EcfSubmitted => "ecf_submitted",
             Work::EcfLookup => "ecf_lookup",
             Work::EcfDecided => "ecf_decided",

@@ -689,8 +689,14 @@ fn return_goods(w: &mut World, reg: usize) -> Result<(), SimError> {
     };
     match ops.return_sale(op, &req, Some(&cred.0)) {
         Ok(r) => {
-            w.log(format!("r{reg} return seq {} total {}", r.seq, r.total.0));
-            w.ack(reg, "return", &[r.seq], None, None)?;
+            w.log(format!(
+                "r{reg} return seq {} total {} credit note {:?}",
+                r.seq, r.total.0, r.credit_note
+            ));
+            if r.credit_note.as_deref().is_some_and(|n| n.starts_with('E')) {
+                w.work.add(Work::EcfCreditNote);
+            }
+            w.ack(reg, "return", &[r.seq], None, r.credit_note.clone())?;
             approved(w, "return", Some(&cred))
         }
         Err(e) => refused_or_pin(w, reg, "return", &e, Some(&cred)),

@@ -299,7 +299,7 @@ pub fn sync_settings() -> SyncSettings {
 
 /// The register's configuration: fiscal numbers of [`SERIES`] and of the
 /// e-CF series (`sim::ecf`) in small blocks, stock quotas for tracked products.
-const REGISTER_CONFIG: &str = "fiscal_documents = [\"B02\", \"E32\", \"E31\"]\nfiscal_document = \"B02\"\nfiscal_block_size = 6\nfiscal_low_water = 3\nstock_quotas = true\nescrow_low_milli = 2000\nescrow_target_milli = 6000\n";
+const REGISTER_CONFIG: &str = "fiscal_documents = [\"B02\", \"E32\", \"E31\", \"E34\"]\nfiscal_document = \"B02\"\nfiscal_block_size = 6\nfiscal_low_water = 3\nstock_quotas = true\nescrow_low_milli = 2000\nescrow_target_milli = 6000\n";
 
 impl World {
     /// Builds the world of `seed`: a hub with a store, the sample catalog and
