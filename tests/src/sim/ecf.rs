@@ -1,8 +1,9 @@
 //! Electronic fiscal documents in the simulation: every register is an
 //! e-CF issuer (a signer certificate of the test PKI, valid over the
 //! simulated dates, and `[ecf]`), holding blocks of the consumer series
-//! `E32` and the tax-credit series `E31` beside `B02`; the workload sells
-//! some sales on them ([`issue`]), signed in the sale's transaction. The
+//! `E32`, the tax-credit series `E31` and the credit notes `E34` beside
+//! `B02`; the workload sells some sales on them ([`issue`]), signed in the
+//! sale's transaction, and a return of such a sale takes an `E34`. The
 //! hub's outbox submits them to a DGII emulator of the run's own (its
 //! faults drawn from the run's seed): one worker's turn at a time between
 //! the simulation's steps (`outbox_worker::step_once`, the production
