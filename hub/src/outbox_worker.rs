@@ -79,6 +79,8 @@ struct Ctx {
     cfg: PoolConfig,
     metrics: Option<Arc<Metrics>>,
     stats: Arc<PoolStats>,
+    /// The backoff's jitter, fixed (a deterministic caller); `None`: random.
+    fixed_jitter: Option<u64>,
 }
 
 /// A running pool of workers.
@@ -108,6 +110,7 @@ impl WorkerPool {
             cfg: PoolConfig { name, ..cfg },
             metrics,
             stats: stats.clone(),
+            fixed_jitter: None,
         });
         let tasks = (0..ctx.cfg.workers.max(1))
             .map(|n| tokio::spawn(run(ctx.clone(), n, stopped.clone())))
@@ -136,6 +139,43 @@ impl WorkerPool {
             t.abort();
         }
     }
+}
+
+/// One worker's turn on the caller's task, without a pool: claims at most
+/// one due document under `owner`'s lease, takes it one step through
+/// `gateway` and records the outcome, with `jitter` as the backoff's
+/// jitter. For a deterministic caller (the simulation drives the outbox
+/// between its steps); the stats are the turn's. `Ok(false)`: nothing due
+/// (or a store gated after a restore).
+pub async fn step_once(
+    store: Storage,
+    gateway: Arc<dyn TaxGateway>,
+    cfg: PoolConfig,
+    owner: &str,
+    jitter: u64,
+) -> Result<(bool, Arc<PoolStats>), StorageError> {
+    let stats = Arc::new(PoolStats::default());
+    let ctx = Ctx {
+        store,
+        gateway,
+        cfg,
+        metrics: None,
+        stats: stats.clone(),
+        fixed_jitter: Some(jitter),
+    };
+    if ctx.store.restore_any_gated().await? {
+        return Ok((false, stats));
+    }
+    let docs = ctx
+        .store
+        .outbox_claim(owner.to_owned(), ctx.cfg.lease_ms, 1)
+        .await?;
+    let any = !docs.is_empty();
+    for d in docs {
+        stats.claimed.fetch_add(1, Ordering::Relaxed);
+        ctx.process(owner, d).await;
+    }
+    Ok((any, stats))
 }
 
 fn jitter() -> u64 {
@@ -405,7 +445,7 @@ impl Ctx {
                     owner.to_owned(),
                     outcome.clone(),
                     self.cfg.policy,
-                    jitter(),
+                    self.fixed_jitter.unwrap_or_else(jitter),
                     self.gateway.authority(),
                 )
                 .await

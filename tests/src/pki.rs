@@ -297,6 +297,40 @@ impl Pki {
         std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     }
 
+    /// A signer certificate of this PKI's CA valid from `start` to `end`
+    /// (`YYYYMMDDHHMMSSZ`), as PKCS#12 with OpenSSL's defaults, for a test
+    /// whose clock is not today's (the simulation starts on 2026-01-01).
+    /// `name` names its files; call it once per name.
+    pub fn signer_between(&self, name: &str, start: &str, end: &str) -> Result<PathBuf, String> {
+        let dir = &self.dir;
+        make_csr(dir, name, "Firmante Simulado")?;
+        let (csr, pem, p12) = (
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+            format!("{name}.p12"),
+        );
+        openssl(
+            dir,
+            &[
+                "ca",
+                "-batch",
+                "-config",
+                "ca.cnf",
+                "-notext",
+                "-startdate",
+                start,
+                "-enddate",
+                end,
+                "-in",
+                &csr,
+                "-out",
+                &pem,
+            ],
+        )?;
+        export_p12(dir, name, "ca", &p12, false)?;
+        Ok(dir.join(p12))
+    }
+
     /// The DER of a PEM certificate file (via `openssl x509`).
     pub fn der_of(&self, pem: &Path) -> Vec<u8> {
         let out = self.dir.join(format!(

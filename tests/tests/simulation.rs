@@ -1,11 +1,12 @@
 //! The deterministic simulation (`caja_tests::sim`): many seeds, each a run
 //! of three registers in two stores and a hub through faults, staff and
-//! PINs, key rotations, operators, hub clock jumps and payment webhooks,
+//! PINs, key rotations, operators, hub clock jumps, payment webhooks and
+//! e-CF issued at the registers and submitted by the hub's outbox,
 //! then healing, convergence and every invariant of DESIGN.md.
 //!
 //! - `SEED=<n> cargo test -p caja-tests --test simulation` runs only that
 //!   seed; add `replay_seed -- --nocapture` to print its whole trace;
-//! - `CAJA_SIM_SEEDS=<n>` runs n seeds (default 1000), `CAJA_SIM_FIRST=<n>`
+//! - `CAJA_SIM_SEEDS=<n>` runs n seeds (default 700), `CAJA_SIM_FIRST=<n>`
 //!   starts elsewhere; `CAJA_SIM_REGISTERS=<n>` and `CAJA_SIM_STEPS=<n>`
 //!   change the size (3 registers, 45 safety steps); `CAJA_SOAK=1` runs
 //!   5,000 longer seeds (150 safety steps each).
@@ -119,7 +120,7 @@ fn many_seeds_hold_every_invariant() {
         // Replaying one seed: `replay_seed` prints its trace.
         vec![seed]
     } else {
-        let n = env_u64("CAJA_SIM_SEEDS").unwrap_or(if soak() { 5_000 } else { 1_000 });
+        let n = env_u64("CAJA_SIM_SEEDS").unwrap_or(if soak() { 5_000 } else { DEFAULT_SEEDS });
         let first = env_u64("CAJA_SIM_FIRST").unwrap_or(1);
         (first..first + n).collect()
     };
@@ -148,8 +149,12 @@ fn many_seeds_hold_every_invariant() {
     }
 }
 
+/// Seeds of the default run: 700, so that it stays within about ten
+/// minutes on two loaded cores (each run grew with the e-CF workload).
+const DEFAULT_SEEDS: u64 = 700;
+
 /// Below this many seeds (replays, quick local runs) a fault kind may be
-/// missing by chance; the default run (1,000 seeds) must inject every one.
+/// missing by chance; the default run (700 seeds) must inject every one.
 const MIN_SEEDS_FOR_EVERY_FAULT: usize = 100;
 
 /// The fault kinds a run's counts never saw.
@@ -434,6 +439,61 @@ fn regression_seed_24_restore_after_a_key_rotation_keeps_the_installed_key() {
             sim::settle(w, 60, |w| Ok(!restored(w, 0)? && synced(w, 0)?))?;
             sales(w, 0, 1)?;
             sim::settle(w, 40, |w| synced(w, 0))?;
+            Ok(())
+        }),
+    );
+}
+
+/// Seed 43's path: an `E31` submitted and tracked, then the hub's clock set
+/// back five minutes before its status poll was due. The outbox's due times
+/// are on the hub's clock, so the poll waits the step out: the liveness
+/// phase grants the extra steps only in that state
+/// (`ecf::waits_out_clock_step`), and the document must then be decided and
+/// accounted for like every other.
+#[test]
+fn regression_seed_43_the_outbox_waits_out_a_hub_clock_step_back() {
+    scenario(
+        43,
+        Box::new(|w| {
+            let sold = |w: &World| {
+                w.acked
+                    .iter()
+                    .filter(|a| a.fiscal.as_deref().is_some_and(|n| n.starts_with("E31")))
+                    .count()
+            };
+            for _ in 0..20 {
+                if sold(w) > 0 {
+                    break;
+                }
+                workload::sell_as(
+                    w,
+                    0,
+                    Some(caja_node::register::Document {
+                        series: Some("E31".into()),
+                        buyer_tax_id: Some(sim::ecf::E31_BUYER.0.into()),
+                        buyer_name: Some(sim::ecf::E31_BUYER.1.into()),
+                    }),
+                )?;
+                sim::settle(w, 1, |_| Ok(false)).ok();
+            }
+            if sold(w) == 0 {
+                return Err(SimError("scenario: no E31 sale acknowledged".into()));
+            }
+            let tracked = |w: &World| -> Result<bool, SimError> {
+                let v = lock(&w.net)
+                    .hub
+                    .admin("GET", "/v1/admin/outbox?state=submitted", None)?;
+                Ok(v["documents"].as_array().is_some_and(|d| !d.is_empty()))
+            };
+            sim::settle(w, 40, tracked)?;
+            w.hub_offset_ms -= 300_000;
+            w.advance(0);
+            w.log("hub clock set back 5 min while a document waits for its poll");
+            if !sim::ecf::waits_out_clock_step(w)? {
+                return Err(SimError(
+                    "scenario: the document is not waiting out the step".into(),
+                ));
+            }
             Ok(())
         }),
     );

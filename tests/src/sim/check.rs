@@ -82,9 +82,17 @@ pub fn periodic(w: &mut World) -> Result<(), SimError> {
 /// acknowledged sale is there, and the numbers of sales lost with a machine
 /// are never free to be granted again.
 fn fiscal_report(w: &mut World, complete: bool) -> Result<(), SimError> {
+    for series in std::iter::once(SERIES).chain(super::ecf::ECF_SERIES) {
+        series_report(w, series, complete)?;
+    }
+    Ok(())
+}
+
+/// [`fiscal_report`] for one series.
+fn series_report(w: &mut World, series: &str, complete: bool) -> Result<(), SimError> {
     let v = lock(&w.net).hub.admin(
         "GET",
-        &format!("/v1/admin/fiscal/report?series={SERIES}"),
+        &format!("/v1/admin/fiscal/report?series={series}"),
         None,
     )?;
     let r = &v["reports"][0];
@@ -121,8 +129,8 @@ fn fiscal_report(w: &mut World, complete: bool) -> Result<(), SimError> {
             .filter_map(|s| s["sale"].as_str().map(str::to_owned))
             .collect();
         runs.push((
-            number_of(run["first"].as_str().unwrap_or("")),
-            number_of(run["last"].as_str().unwrap_or("")),
+            number_of(series, run["first"].as_str().unwrap_or("")),
+            number_of(series, run["last"].as_str().unwrap_or("")),
             run["status"].as_str().unwrap_or("").to_owned(),
             sales,
         ));
@@ -138,7 +146,10 @@ fn fiscal_report(w: &mut World, complete: bool) -> Result<(), SimError> {
         let (Some(number), Some(sale)) = (&a.fiscal, a.sale) else {
             continue;
         };
-        let n = number_of(number);
+        if !number.starts_with(series) {
+            continue;
+        }
+        let n = number_of(series, number);
         let Some((st, sales)) = status(n) else {
             return Err(fail(format!(
                 "fiscal number {number} is outside the report"
@@ -162,9 +173,9 @@ fn fiscal_report(w: &mut World, complete: bool) -> Result<(), SimError> {
     Ok(())
 }
 
-fn number_of(printed: &str) -> u64 {
+fn number_of(series: &str, printed: &str) -> u64 {
     printed
-        .strip_prefix(SERIES)
+        .strip_prefix(series)
         .and_then(|d| d.parse().ok())
         .unwrap_or(0)
 }
@@ -267,7 +278,7 @@ fn store_stock(w: &mut World, store: &str) -> Result<(), SimError> {
             });
             if !alerted {
                 return Err(fail(format!(
-                    "invariant 3: {sku} at {stock} has no open negative-stock alert"
+                    "invariant 3: {sku} at {stock} in store {store} has no open negative-stock alert"
                 )));
             }
         }
@@ -339,6 +350,7 @@ pub fn converged(w: &World) -> Result<Option<String>, SimError> {
         }
         heads.push((r.device.to_string(), head, r.store));
     }
+
     for r in &w.regs {
         let Some(ops) = &r.ops else {
             return Ok(Some(format!("{} closed", r.name)));
@@ -381,6 +393,10 @@ pub fn converged(w: &World) -> Result<Option<String>, SimError> {
             }
         }
     }
+    // Last: the outbox (so an outbox waiting is the only thing left).
+    if let Some(why) = super::ecf::settled(w)? {
+        return Ok(Some(why));
+    }
     Ok(None)
 }
 
@@ -411,6 +427,7 @@ pub fn complete(w: &mut World) -> Result<(), SimError> {
     resolutions(w, &conn)?;
     super::pay::check(w, &conn)?;
     drop(conn);
+    super::ecf::check(w)?;
     hub_rebuild(w)
 }
 
@@ -427,11 +444,20 @@ fn resolutions(w: &mut World, conn: &rusqlite::Connection) -> Result<(), SimErro
         .admin("GET", "/v1/admin/conflicts?state=all", None)?;
     let all: Vec<serde_json::Value> = v["conflicts"].as_array().cloned().unwrap_or_default();
     for r in &w.resolutions {
+        let Some(c) = all.iter().find(|c| c["conflict_id"] == r.conflict.as_str()) else {
+            return Err(fail(format!(
+                "operator: resolved conflict {} is gone",
+                r.conflict
+            )));
+        };
+        // In the hub chain of the conflict's own store (so at its registers
+        // once converged), not merely in some store's.
+        let store = c["store"].as_str().unwrap_or_default();
         let kind: Option<String> = conn
             .query_row(
                 "SELECT e.kind FROM events e JOIN stores s ON s.hub_device = e.device_id \
-                 WHERE e.event_id = ?1",
-                [&r.event],
+                 WHERE e.event_id = ?1 AND s.store_id = ?2",
+                [r.event.as_str(), store],
                 |x| x.get(0),
             )
             .optional()
@@ -439,16 +465,10 @@ fn resolutions(w: &mut World, conn: &rusqlite::Connection) -> Result<(), SimErro
         w.checks += 2;
         if kind.as_deref() != Some("ConflictResolved") {
             return Err(fail(format!(
-                "operator: resolution {} of conflict {} is {kind:?} in the hub chains",
+                "operator: resolution {} of conflict {} is {kind:?} in store {store}'s hub chain",
                 r.event, r.conflict
             )));
         }
-        let Some(c) = all.iter().find(|c| c["conflict_id"] == r.conflict.as_str()) else {
-            return Err(fail(format!(
-                "operator: resolved conflict {} is gone",
-                r.conflict
-            )));
-        };
         let now: Vec<&str> = c["candidates"]
             .as_array()
             .into_iter()

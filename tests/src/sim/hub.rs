@@ -203,6 +203,23 @@ impl SimHub {
         Ok(v)
     }
 
+    /// One turn of an outbox worker named `owner` on the hub's runtime
+    /// (`outbox_worker::step_once`); `None` when the hub is down.
+    pub fn outbox_step(
+        &self,
+        gateway: Arc<dyn caja_hub::taxgw::TaxGateway>,
+        cfg: caja_hub::outbox_worker::PoolConfig,
+        owner: &str,
+        jitter: u64,
+    ) -> Option<
+        Result<(bool, Arc<caja_hub::outbox_worker::PoolStats>), caja_hub::storage::StorageError>,
+    > {
+        let store = self.state.as_ref()?.store.clone();
+        Some(self.rt.block_on(caja_hub::outbox_worker::step_once(
+            store, gateway, cfg, owner, jitter,
+        )))
+    }
+
     /// Signs a fresh tree head now (what the hub's timer does every minute).
     pub fn sign_head(&self) -> Result<(), SimError> {
         self.admin("POST", "/v1/admin/audit/sth", Some(&serde_json::json!({})))

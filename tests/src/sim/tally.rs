@@ -29,11 +29,27 @@ pub enum Work {
     PaymentIntent,
     /// A provider's webhook delivered to the hub.
     PaymentWebhook,
+    /// An electronic sale (`E32` or `E31`) acknowledged, its e-CF signed.
+    EcfIssued,
+    /// A return of an electronic sale acknowledged with its signed credit
+    /// note (`E34`).
+    EcfCreditNote,
+    /// A submission by the hub's outbox to the DGII emulator.
+    EcfSubmitted,
+    /// A lookup by the outbox (a submission in doubt, or a rejection
+    /// confirmed) before it sends again or records.
+    EcfLookup,
+    /// A verdict recorded by the outbox (a hub event to the registers).
+    EcfDecided,
+    /// A call the DGII emulator answered 503 on purpose (before or after
+    /// processing it): a fault of the authority, counted here because the
+    /// e-CF workload owns the emulator.
+    DgiiError,
 }
 
 impl Work {
     /// Every kind, in order.
-    pub const ALL: [Work; 9] = [
+    pub const ALL: [Work; 15] = [
         Work::OtherStoreOp,
         Work::PinSignIn,
         Work::PinRefused,
@@ -43,6 +59,12 @@ impl Work {
         Work::HubClockJump,
         Work::PaymentIntent,
         Work::PaymentWebhook,
+        Work::EcfIssued,
+        Work::EcfCreditNote,
+        Work::EcfSubmitted,
+        Work::EcfLookup,
+        Work::EcfDecided,
+        Work::DgiiError,
     ];
 
     /// Its name in the summary.
@@ -57,6 +79,12 @@ impl Work {
             Work::HubClockJump => "hub_clock_jump",
             Work::PaymentIntent => "payment_intent",
             Work::PaymentWebhook => "payment_webhook",
+            Work::EcfIssued => "ecf_issued",
+            Work::EcfCreditNote => "ecf_credit_note",
+            Work::EcfSubmitted => "ecf_submitted",
+            Work::EcfLookup => "ecf_lookup",
+            Work::EcfDecided => "ecf_decided",
+            Work::DgiiError => "dgii_error",
         }
     }
 }

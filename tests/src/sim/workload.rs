@@ -46,6 +46,7 @@ pub fn action(w: &mut World) -> Result<(), SimError> {
         840..=869 => resolve_conflict(w),
         870..=919 => super::pay::provider(w),
         920..=934 => rotate_key(w, reg),
+        935..=979 => super::ecf::issue(w, reg),
         _ => Ok(()),
     }
 }
@@ -173,6 +174,12 @@ fn hub_clock_jump(w: &mut World) {
 /// A cashier's sale of 1–3 random lines at `reg` (and sometimes the UI's
 /// retry of it), recorded when acknowledged.
 pub fn sell(w: &mut World, reg: usize) -> Result<(), SimError> {
+    sell_as(w, reg, None)
+}
+
+/// [`sell`] on a document other than the register's default (an e-CF
+/// series, `sim::ecf`): signed in the sale's transaction.
+pub fn sell_as(w: &mut World, reg: usize, doc: Option<Document>) -> Result<(), SimError> {
     let lines_n = 1 + w.pick(3);
     let mut lines = Vec::new();
     for _ in 0..lines_n {
@@ -232,8 +239,9 @@ pub fn sell(w: &mut World, reg: usize) -> Result<(), SimError> {
         return Ok(());
     };
     let sell = |ops: &mut super::world::SimRegisterOps| {
-        if overridden {
-            ops.sell_approved(op, &req, &Document::default(), cred.as_ref().map(|c| &c.0))
+        if overridden || doc.is_some() {
+            let d = doc.clone().unwrap_or_default();
+            ops.sell_approved(op, &req, &d, cred.as_ref().map(|c| &c.0))
         } else {
             ops.sell(op, &req)
         }
@@ -254,6 +262,17 @@ pub fn sell(w: &mut World, reg: usize) -> Result<(), SimError> {
                 Some(r.sale_id),
                 r.fiscal_number.clone(),
             )?;
+            if doc.is_some() {
+                w.checks += 1;
+                match r.fiscal_number.as_deref() {
+                    Some(n) if n.starts_with('E') => w.work.add(Work::EcfIssued),
+                    other => {
+                        return Err(SimError(format!(
+                            "r{reg}: an electronic sale was acknowledged with {other:?}"
+                        )))
+                    }
+                }
+            }
             if overridden {
                 approved(w, "price_override", cred.as_ref())?;
             }
@@ -291,6 +310,10 @@ pub fn sell(w: &mut World, reg: usize) -> Result<(), SimError> {
                 ));
             }
             Ok(())
+        }
+        Err(OpError::Refused(Refusal::EcfUnavailable(e))) => {
+            // Every register is an issuer with a valid certificate.
+            Err(SimError(format!("r{reg}: an electronic sale refused: {e}")))
         }
         Err(OpError::Refused(Refusal::ShiftNotOpen)) => {
             // The cashier signs in and opens a shift first.
@@ -666,8 +689,14 @@ fn return_goods(w: &mut World, reg: usize) -> Result<(), SimError> {
     };
     match ops.return_sale(op, &req, Some(&cred.0)) {
         Ok(r) => {
-            w.log(format!("r{reg} return seq {} total {}", r.seq, r.total.0));
-            w.ack(reg, "return", &[r.seq], None, None)?;
+            w.log(format!(
+                "r{reg} return seq {} total {} credit note {:?}",
+                r.seq, r.total.0, r.credit_note
+            ));
+            if r.credit_note.as_deref().is_some_and(|n| n.starts_with('E')) {
+                w.work.add(Work::EcfCreditNote);
+            }
+            w.ack(reg, "return", &[r.seq], None, r.credit_note.clone())?;
             approved(w, "return", Some(&cred))
         }
         Err(e) => refused_or_pin(w, reg, "return", &e, Some(&cred)),

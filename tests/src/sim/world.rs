@@ -199,6 +199,9 @@ impl Snapshot {
 fn copy_tree(from: &Path, to: &Path) -> Result<(), SimError> {
     let e = |x: std::io::Error| SimError(format!("copy {}: {x}", from.display()));
     std::fs::create_dir_all(to).map_err(e)?;
+    // The mode too: a register refuses a signer directory others may read.
+    let mode = std::fs::metadata(from).map_err(e)?.permissions();
+    std::fs::set_permissions(to, mode).map_err(e)?;
     for entry in std::fs::read_dir(from).map_err(e)? {
         let entry = entry.map_err(e)?;
         let target = to.join(entry.file_name());
@@ -260,6 +263,9 @@ pub struct World {
     pub intents: Vec<Intent>,
     /// Provider events sent so far (their ids).
     pub provider_events: u64,
+    /// The run's DGII emulator and the outbox's gateway to it (`None` while
+    /// building the opened store).
+    pub ecf: Option<super::ecf::SimEcf>,
 }
 
 fn err<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> SimError + '_ {
@@ -291,9 +297,9 @@ pub fn sync_settings() -> SyncSettings {
     }
 }
 
-/// The register's configuration: fiscal numbers of [`SERIES`] in small
-/// blocks, stock quotas for tracked products.
-const REGISTER_CONFIG: &str = "fiscal_documents = [\"B02\"]\nfiscal_document = \"B02\"\nfiscal_block_size = 6\nfiscal_low_water = 3\nstock_quotas = true\nescrow_low_milli = 2000\nescrow_target_milli = 6000\n";
+/// The register's configuration: fiscal numbers of [`SERIES`] and of the
+/// e-CF series (`sim::ecf`) in small blocks, stock quotas for tracked products.
+const REGISTER_CONFIG: &str = "fiscal_documents = [\"B02\", \"E32\", \"E31\", \"E34\"]\nfiscal_document = \"B02\"\nfiscal_block_size = 6\nfiscal_low_water = 3\nstock_quotas = true\nescrow_low_milli = 2000\nescrow_target_milli = 6000\n";
 
 impl World {
     /// Builds the world of `seed`: a hub with a store, the sample catalog and
@@ -346,6 +352,16 @@ impl World {
                     "last": cfg.fiscal_series_size, "valid_until": "2099-12-31"}),
                 ),
             )?;
+            for series in super::ecf::ECF_SERIES {
+                n.hub.admin(
+                    "POST",
+                    "/v1/admin/fiscal/series",
+                    Some(
+                        &serde_json::json!({"prefix": series, "digits": 10, "first": 1,
+                        "last": cfg.fiscal_series_size, "valid_until": "2099-12-31"}),
+                    ),
+                )?;
+            }
             for (i, (name, role, pin)) in STAFF.iter().enumerate() {
                 n.hub.admin(
                     "POST",
@@ -380,6 +396,7 @@ impl World {
             card_payments: Vec::new(),
             intents: Vec::new(),
             provider_events: 0,
+            ecf: None,
         };
         for i in 0..world.cfg.registers {
             world.enroll(i)?;
@@ -500,7 +517,13 @@ impl World {
             card_payments: Vec::new(),
             intents: Vec::new(),
             provider_events: 0,
+            ecf: None,
         };
+        let ecf_seed = world.rng.next_u64();
+        world.ecf = Some(super::ecf::SimEcf::start(
+            ecf_seed,
+            world.hub_clock.clone(),
+        )?);
         for (idx, (name, device, store)) in snap.regs.iter().enumerate() {
             let offset_ms = world.rand_range(-30_000, 30_000);
             world.regs.push(SimRegister {
@@ -574,7 +597,9 @@ impl World {
         let mut text = std::fs::read_to_string(&cfg_path).unwrap_or_default();
         text.push('\n');
         text.push_str(REGISTER_CONFIG);
+        text.push_str(super::ecf::REGISTER_ECF);
         std::fs::write(&cfg_path, text).map_err(|e| SimError(format!("config: {e}")))?;
+        super::ecf::install_signer(&data, self.now_ms)?;
         let offset_ms = self.rand_range(-30_000, 30_000);
         let clock = Arc::new(ManualClock::new(self.now_ms + offset_ms));
         self.regs.push(SimRegister {
