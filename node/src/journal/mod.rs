@@ -32,6 +32,7 @@ mod checkpoint;
 mod device;
 mod error;
 mod export;
+mod rehash;
 mod rows;
 mod scan;
 mod verify;
