@@ -26,6 +26,9 @@ use super::rows::{get_opt_u64, get_u64, in_read_snapshot, to_i64};
 /// `Journal::verify` reports progress every this many events.
 pub const PROGRESS_EVERY: u64 = 1_024;
 
+/// From this many events to re-hash on, the checks run on a second thread.
+pub(super) const PARALLEL_FROM: u64 = rehash::PARALLEL_FROM;
+
 /// What `Journal::startup_check` verified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StartupReport {
@@ -44,6 +47,7 @@ pub(super) fn verify(
     key: &DeviceKey,
     from: Option<&Checkpoint>,
     mut progress: impl FnMut(u64, u64),
+    parallel_from: u64,
 ) -> Result<ChainHead, JournalError> {
     let device = load_device(conn)?.ok_or(JournalError::NotInitialized)?;
     in_read_snapshot(conn, || {
@@ -51,7 +55,7 @@ pub(super) fn verify(
             Some(cp) => check_checkpoint(conn, key, &device, cp)?,
             None => ChainHead::GENESIS,
         };
-        let head = verify_events(conn, start, &mut progress)?;
+        let head = verify_events_from(conn, start, &mut progress, parallel_from)?;
         check_checkpoints_after(conn, key, &device, start.seq)?;
         check_acked(conn, head)?;
         Ok(head)
@@ -95,12 +99,12 @@ fn verify_events(
     start: ChainHead,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<ChainHead, JournalError> {
-    verify_events_from(conn, start, progress, rehash::PARALLEL_FROM)
+    verify_events_from(conn, start, progress, PARALLEL_FROM)
 }
 
 /// [`verify_events`], checking on a second thread from `parallel_from`
-/// expected rows on (tests use both paths on small journals).
-pub(super) fn verify_events_from(
+/// expected rows on.
+fn verify_events_from(
     conn: &Connection,
     start: ChainHead,
     progress: &mut dyn FnMut(u64, u64),
