@@ -20,8 +20,9 @@ use caja_shared::digest::Hash256;
 use super::error::{broken, BreakReason, JournalError};
 use super::scan::{hex64, is_lower_hex64, parse_hash, skim, tail, Fields};
 
-/// Rows per batch handed to the checker (progress is reported per batch).
-pub(super) const BATCH_ROWS: usize = super::verify::PROGRESS_EVERY as usize;
+/// Rows per batch handed to the checker (progress is reported per batch:
+/// the verify progress interval is this number).
+pub(super) const BATCH_ROWS: usize = 1_024;
 
 /// Below this many rows to verify, the checks run on the reading thread (a
 /// start-up check re-hashes at most the events after the last checkpoint).
@@ -533,7 +534,7 @@ mod tests {
                 BreakReason::SeqGap { found: Some(7) },
             ),
             (
-                edit(&|r| r[N as usize - 1].3 = "x".repeat(64)),
+                edit(&|r| r.last_mut().expect("rows").3 = "x".repeat(64)),
                 N,
                 BreakReason::ColumnMismatch { column: "prev" },
             ),

@@ -23,8 +23,9 @@ use super::error::{broken, BreakReason, JournalError};
 use super::rehash::{self, HandError};
 use super::rows::{get_opt_u64, get_u64, in_read_snapshot, to_i64};
 
-/// `Journal::verify` reports progress every this many events.
+/// `Journal::verify` reports progress every this many events (one batch).
 pub const PROGRESS_EVERY: u64 = 1_024;
+const _: () = assert!(PROGRESS_EVERY == rehash::BATCH_ROWS as u64);
 
 /// From this many events to re-hash on, the checks run on a second thread.
 pub(super) const PARALLEL_FROM: u64 = rehash::PARALLEL_FROM;
