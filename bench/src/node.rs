@@ -112,7 +112,7 @@ pub fn verify(n: u64, child: bool) -> anyhow::Result<VerifySummary> {
     // Baseline and feature alternate for a few rounds; each keeps its best
     // (least disturbed) time, so a busy neighbour does not decide the ratio.
     let exe = std::env::current_exe()?;
-    let (mut base, mut feat) = (Duration::MAX, Duration::MAX);
+    let (mut base, mut feat, mut one) = (Duration::MAX, Duration::MAX, Duration::MAX);
     let mut acc = 0u8;
     let mut child_said = String::new();
     for _ in 0..3 {
@@ -128,6 +128,15 @@ pub fn verify(n: u64, child: bool) -> anyhow::Result<VerifySummary> {
         drop(rows);
         drop(stmt);
         drop(conn);
+        // Every check on the reading thread, as verify ran before its
+        // checks moved to a second thread (in this process).
+        {
+            let t0 = Instant::now();
+            let db = Db::open(dir.db_path())?;
+            let key = keyfile::read_key_file(&dir.key_path())?;
+            Journal::verify_on_one_thread(db.conn(), &key, None, |_, _| {})?;
+            one = one.min(t0.elapsed());
+        }
         // Feature, in a child process so its peak RSS is measured alone.
         let t0 = Instant::now();
         if child {
@@ -168,6 +177,11 @@ pub fn verify(n: u64, child: bool) -> anyhow::Result<VerifySummary> {
         crate::verdict(met)
     );
     print!("  {child_said}");
+    let o = per_sec(n, one);
+    println!(
+        "  verify with every check on one thread (in this process): {o:>8} events/s, ratio {}",
+        ratio(o, b)
+    );
     Ok(VerifySummary {
         events: n,
         base_per_s: b,

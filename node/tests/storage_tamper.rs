@@ -395,3 +395,30 @@ fn bytes_that_are_not_json_are_a_bad_field() {
         BreakReason::BadField { field: "json" },
     );
 }
+
+/// A journal long enough for `verify` to check on a second thread (from
+/// 4,096 events): the same head as the one-thread path, and the same first
+/// bad seq once an event is edited and a later one deleted.
+#[test]
+fn a_long_journal_verified_on_two_threads_names_the_same_first_bad_seq() {
+    let mut f = Fixture::new();
+    let tx = f.db.write_tx().expect("tx");
+    let events: Vec<_> = (0..5_000).map(|_| f.writer.append_in(&tx)).collect();
+    tx.commit().expect("commit");
+    let head = Journal::verify(f.db.conn(), &key(), None, |_, _| {}).expect("verifies");
+    assert_eq!(head.seq, 5_000);
+    assert_eq!(head.hash, events[4_999].hash());
+    assert_eq!(
+        Journal::verify_on_one_thread(f.db.conn(), &key(), None, |_, _| {}).expect("verifies"),
+        head
+    );
+    let raw = f.raw();
+    drop_triggers(&raw);
+    edit_bytes(&raw, 4_550);
+    delete(&raw, 4_800);
+    expect(&verify_break(&f), 4_550, BreakReason::HashMismatch);
+    match Journal::verify_on_one_thread(f.db.conn(), &key(), None, |_, _| {}) {
+        Err(JournalError::Broken(b)) => expect(&b, 4_550, BreakReason::HashMismatch),
+        other => panic!("a break, got {other:?}"),
+    }
+}

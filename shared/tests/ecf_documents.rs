@@ -402,3 +402,44 @@ fn xmlsec1_signing_the_same_document_gives_the_same_digest_and_signature_value()
     let v = xmldsig::verify(theirs.as_bytes()).unwrap();
     assert_eq!(v.signature_value, value_of(&ours, "SignatureValue"));
 }
+
+/// A [`issue::Join`] that runs `here` first, then `beside` (the order a
+/// second thread may give), or never runs `beside`.
+struct Reversed {
+    skip_beside: bool,
+}
+
+impl issue::Join for Reversed {
+    fn join(&self, beside: &mut (dyn FnMut() + Send), here: &mut dyn FnMut()) {
+        here();
+        if !self.skip_beside {
+            beside();
+        }
+    }
+}
+
+#[test]
+fn the_e_cf_check_beside_its_summary_gives_the_same_documents_and_is_required() {
+    let Some(()) = tools() else { return };
+    let pki = Pki::new("Firmante Prueba");
+    let issuer = issuer();
+    let sale = small_sale("E320000000051");
+    let signer = pki.signer();
+    let c = ctx(&issuer, None);
+    let in_order = issue::issue_sale(&sale, &c, &signer).unwrap();
+    assert_eq!(in_order.documents.len(), 2, "an e-CF and its RFCE");
+    let reversed =
+        issue::issue_sale_joined(&sale, &c, None, &signer, &Reversed { skip_beside: false })
+            .unwrap();
+    assert_eq!(reversed, in_order);
+    assert_eq!(
+        in_order.security_code,
+        xmldsig::security_code(&in_order.documents[0].xml).unwrap()
+    );
+    let unchecked =
+        issue::issue_sale_joined(&sale, &c, None, &signer, &Reversed { skip_beside: true });
+    assert!(
+        matches!(unchecked, Err(issue::IssueError::SelfCheck(_))),
+        "an e-CF whose check did not run is not issued: {unchecked:?}"
+    );
+}

@@ -110,7 +110,7 @@ impl EcfIssuer for Configured {
     }
 
     fn issue_sale(&self, sale: &SaleCreated, at: &Signing<'_>) -> Result<IssuedEcf, IssueFailed> {
-        issue::issue_sale(sale, &self.context(at), &self.signer)
+        issue::issue_sale_joined(sale, &self.context(at), None, &self.signer, &Beside)
             .map(converted)
             .map_err(failed)
     }
@@ -166,4 +166,38 @@ fn failed(e: issue::IssueError) -> IssueFailed {
         _ => ("ecf".to_owned(), e.to_string()),
     };
     IssueFailed { field, reason }
+}
+
+/// [`issue::Join`] over two threads: the e-CF's check runs on a scoped
+/// thread while this one builds and signs the RFCE, both before the sale's
+/// transaction goes on (one `thread::scope`, joined before it returns); on
+/// this thread alone when no thread can be started.
+struct Beside;
+
+impl issue::Join for Beside {
+    fn join(&self, beside: &mut (dyn FnMut() + Send), here: &mut dyn FnMut()) {
+        // Behind a lock so that it can still run here if no thread starts.
+        let beside = std::sync::Mutex::new(beside);
+        let run_beside = || match beside.lock() {
+            Ok(mut f) => f(),
+            Err(poisoned) => (poisoned.into_inner())(),
+        };
+        std::thread::scope(|s| {
+            let spawned = std::thread::Builder::new()
+                .name("ecf-check".into())
+                .spawn_scoped(s, run_beside);
+            match spawned {
+                Ok(handle) => {
+                    here();
+                    if let Err(panic) = handle.join() {
+                        std::panic::resume_unwind(panic);
+                    }
+                }
+                Err(_) => {
+                    run_beside();
+                    here();
+                }
+            }
+        });
+    }
 }

@@ -32,6 +32,7 @@ mod checkpoint;
 mod device;
 mod error;
 mod export;
+mod rehash;
 mod rows;
 mod scan;
 mod verify;
@@ -175,7 +176,20 @@ impl Journal {
         from: Option<&Checkpoint>,
         progress: impl FnMut(u64, u64),
     ) -> Result<ChainHead, JournalError> {
-        verify::verify(conn, key, from, progress)
+        verify::verify(conn, key, from, progress, verify::PARALLEL_FROM)
+    }
+
+    /// [`Journal::verify`] with every check on the calling thread, as it ran
+    /// before the checks moved to a second thread: the same result, for
+    /// benchmarks to compare the two in one run.
+    #[doc(hidden)]
+    pub fn verify_on_one_thread(
+        conn: &Connection,
+        key: &DeviceKey,
+        from: Option<&Checkpoint>,
+        progress: impl FnMut(u64, u64),
+    ) -> Result<ChainHead, JournalError> {
+        verify::verify(conn, key, from, progress, u64::MAX)
     }
 
     /// The start-up recovery check (run by [`Journal::open`]): the journal has

@@ -10,7 +10,6 @@
 
 use rusqlite::{Connection, OptionalExtension};
 
-use caja_shared::canonical::{self, Value};
 use caja_shared::chain::ChainHead;
 use caja_shared::checkpoint::Checkpoint;
 use caja_shared::digest::{Hash256, Mac};
@@ -21,11 +20,15 @@ use super::chain;
 use super::checkpoint::query_checkpoints;
 use super::device::{load_device, DeviceRecord};
 use super::error::{broken, BreakReason, JournalError};
+use super::rehash::{self, HandError};
 use super::rows::{get_opt_u64, get_u64, in_read_snapshot, to_i64};
-use super::scan::{hex64, is_lower_hex64, parse_hash, skim, tail, Fields};
 
-/// `Journal::verify` reports progress every this many events.
+/// `Journal::verify` reports progress every this many events (one batch).
 pub const PROGRESS_EVERY: u64 = 1_024;
+const _: () = assert!(PROGRESS_EVERY == rehash::BATCH_ROWS as u64);
+
+/// From this many events to re-hash on, the checks run on a second thread.
+pub(super) const PARALLEL_FROM: u64 = rehash::PARALLEL_FROM;
 
 /// What `Journal::startup_check` verified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +48,7 @@ pub(super) fn verify(
     key: &DeviceKey,
     from: Option<&Checkpoint>,
     mut progress: impl FnMut(u64, u64),
+    parallel_from: u64,
 ) -> Result<ChainHead, JournalError> {
     let device = load_device(conn)?.ok_or(JournalError::NotInitialized)?;
     in_read_snapshot(conn, || {
@@ -52,7 +56,7 @@ pub(super) fn verify(
             Some(cp) => check_checkpoint(conn, key, &device, cp)?,
             None => ChainHead::GENESIS,
         };
-        let head = verify_events(conn, start, &mut progress)?;
+        let head = verify_events_from(conn, start, &mut progress, parallel_from)?;
         check_checkpoints_after(conn, key, &device, start.seq)?;
         check_acked(conn, head)?;
         Ok(head)
@@ -88,11 +92,24 @@ pub(super) fn startup_check(
     })
 }
 
-/// Re-hashes every event after `start`, in seq order, one row at a time.
+/// Re-hashes every event after `start`, in seq order: this thread reads the
+/// rows, a second one checks them (`rehash`) once there are enough to be
+/// worth it, so SQLite's reading and the hashing overlap.
 fn verify_events(
     conn: &Connection,
     start: ChainHead,
     progress: &mut dyn FnMut(u64, u64),
+) -> Result<ChainHead, JournalError> {
+    verify_events_from(conn, start, progress, PARALLEL_FROM)
+}
+
+/// [`verify_events`], checking on a second thread from `parallel_from`
+/// expected rows on.
+fn verify_events_from(
+    conn: &Connection,
+    start: ChainHead,
+    progress: &mut dyn FnMut(u64, u64),
+    parallel_from: u64,
 ) -> Result<ChainHead, JournalError> {
     let after = to_i64(start.seq, "seq")?;
     // The expected number of events (a gap is reported when reached). Not
@@ -103,115 +120,31 @@ fn verify_events(
     })?;
     let total = last.saturating_sub(start.seq);
     progress(0, total);
-    let mut stmt = conn.prepare(
-        "SELECT seq, event_id, hash, prev, kind, hlc_ms, hlc_n, bytes
-         FROM journal WHERE seq > ?1 ORDER BY seq",
-    )?;
-    let mut rows = stmt.query([after])?;
-    // The chain is checked in the hex domain (stored hashes and `prev` are hex
-    // text): the same three checks as `ChainVerifier`, in the same order, without
-    // parsing two hashes per event.
-    let mut head_seq = start.seq;
-    let mut head_hex = hex64(&start.hash);
-    let mut done = 0u64;
-    while let Some(row) = rows.next()? {
-        let here = head_seq + 1;
-        let column = |column| broken(here, BreakReason::ColumnMismatch { column });
-        let bytes = row
-            .get_ref(7)?
-            .as_blob()
-            .map_err(|_| broken(here, BreakReason::BadField { field: "bytes" }))?;
-        let stored = row.get_ref(2)?.as_bytes().map_err(|_| column("hash"))?;
-        // The chain fields and the values the index columns are checked
-        // against: read from the fixed-shape tail of canonical bytes, else by a
-        // scan of the top level, else by the strict parser.
-        let parsed: Value;
-        let fields = match tail::envelope_fields(bytes).or_else(|| skim::envelope_fields(bytes)) {
-            Some(fields) => fields,
-            None => {
-                parsed = canonical::parse(bytes)
-                    .map_err(|_| broken(here, BreakReason::BadField { field: "json" }))?;
-                Fields::of(&parsed)
+    let threaded = total >= parallel_from;
+    let checker = rehash::run(start, threaded, |sink, mut batch| {
+        let mut stmt = conn.prepare(
+            "SELECT seq, event_id, hash, prev, kind, hlc_ms, hlc_n, bytes
+             FROM journal WHERE seq > ?1 ORDER BY seq",
+        )?;
+        let mut rows = stmt.query([after])?;
+        while let Some(row) = rows.next()? {
+            rehash::push_row(&mut batch, row)?;
+            if batch.is_full() {
+                batch = match sink.hand(batch) {
+                    Ok(next) => next,
+                    Err(HandError::Break(e)) => return Err(e),
+                    Err(HandError::CheckerStopped) => return Ok(()),
+                };
+                progress(sink.verified(), total);
             }
-        };
-        let bad_field = |field| broken(here, BreakReason::BadField { field });
-        let seq = fields.seq.ok_or_else(|| bad_field("seq"))?;
-        let prev = fields
-            .prev_hex
-            .map(str::as_bytes)
-            .ok_or_else(|| bad_field("prev"))?;
-        if seq != here {
-            return Err(broken(here, BreakReason::SeqGap { found: Some(seq) }));
         }
-        // Equal to the (valid) previous hash, or else classified: the hex
-        // checks run only on the failure path.
-        if prev != head_hex {
-            return Err(if is_lower_hex64(prev) {
-                broken(here, BreakReason::PrevMismatch)
-            } else {
-                bad_field("prev")
-            });
+        match sink.hand(batch) {
+            Ok(_) | Err(HandError::CheckerStopped) => Ok(()),
+            Err(HandError::Break(e)) => Err(e),
         }
-        if hex64(&Hash256::of(bytes)) != stored {
-            return Err(if is_lower_hex64(stored) {
-                broken(here, BreakReason::HashMismatch)
-            } else {
-                column("hash")
-            });
-        }
-        check_columns(row, &fields, seq).map_err(column)?;
-        head_hex.copy_from_slice(stored);
-        head_seq = seq;
-        done += 1;
-        if done % PROGRESS_EVERY == 0 {
-            progress(done, total);
-        }
-    }
-    progress(done, total);
-    let hash = std::str::from_utf8(&head_hex)
-        .ok()
-        .and_then(parse_hash)
-        .ok_or_else(|| broken(head_seq, BreakReason::ColumnMismatch { column: "hash" }))?;
-    Ok(ChainHead {
-        seq: head_seq,
-        hash,
-    })
-}
-
-/// The index columns of a verified row must say what its bytes say.
-fn check_columns(
-    row: &rusqlite::Row<'_>,
-    fields: &Fields<'_>,
-    seq: u64,
-) -> Result<(), &'static str> {
-    // Compared as bytes: the fields are ASCII, so no UTF-8 check is needed.
-    let text = |i: usize| row.get_ref(i).ok().and_then(|v| v.as_bytes().ok());
-    let int = |i: usize| row.get_ref(i).ok().and_then(|v| v.as_i64().ok());
-    if int(0).and_then(|s| u64::try_from(s).ok()) != Some(seq) {
-        return Err("seq");
-    }
-    // Each column read once (reading one decodes it again).
-    let prev = text(3);
-    if prev.is_none() || prev != fields.prev_hex.map(str::as_bytes) {
-        return Err("prev");
-    }
-    let event_id = text(1);
-    if event_id.is_none() || event_id != fields.event_id.map(str::as_bytes) {
-        return Err("event_id");
-    }
-    let kind = text(4);
-    if kind.is_none() || kind != fields.kind.map(str::as_bytes) {
-        return Err("kind");
-    }
-    let hlc_ms = int(5);
-    if hlc_ms.is_none() || hlc_ms != fields.hlc_ms {
-        return Err("hlc_ms");
-    }
-    let hlc_n = int(6);
-    if hlc_n.is_none() || hlc_n != fields.hlc_n {
-        return Err("hlc_n");
-    }
-    Ok(())
+    })?;
+    progress(checker.done(), total);
+    checker.head()
 }
 
 /// Checks a checkpoint against the device key and the journal; returns the

@@ -173,15 +173,72 @@ pub fn issue_sale_replacing(
     replaced: Option<&ModifiedDocument>,
     signer: &Signer,
 ) -> Result<Issued, IssueError> {
+    issue_sale_joined(sale, ctx, replaced, signer, &InOrder)
+}
+
+/// Runs two pieces of work and returns when both are done: one after the
+/// other ([`InOrder`]), or the first on another thread while the second runs
+/// here (the caller's choice: this crate starts no thread).
+pub trait Join {
+    /// Runs `beside` and `here`, in any order or at once.
+    fn join(&self, beside: &mut (dyn FnMut() + Send), here: &mut dyn FnMut());
+}
+
+/// [`Join`] one after the other, on the calling thread.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InOrder;
+
+impl Join for InOrder {
+    fn join(&self, beside: &mut (dyn FnMut() + Send), here: &mut dyn FnMut()) {
+        beside();
+        here();
+    }
+}
+
+/// [`issue_sale_replacing`], with the e-CF's check (it verifies) handed to
+/// `join` beside the building and signing of its RFCE, which needs only the
+/// e-CF's security code: the same documents, the same checks, and the same
+/// first error (the e-CF's check before anything about the RFCE).
+pub fn issue_sale_joined(
+    sale: &SaleCreated,
+    ctx: &SaleContextEcf<'_>,
+    replaced: Option<&ModifiedDocument>,
+    signer: &Signer,
+    join: &dyn Join,
+) -> Result<Issued, IssueError> {
     let b = document::invoice_replacing(sale, ctx, replaced)?;
-    let (ecf, code) = sign_checked(SignedKind::Ecf, &b.xml, signer)?;
-    let rfce = if numbers::uses_summary(b.ecf_type, b.total) {
-        let unsigned = document::summary(sale, ctx, &code)?;
-        Some(sign_checked(SignedKind::Rfce, &unsigned, signer)?.0)
+    let (signed, value) = xmldsig::sign_with_value(&b.xml, signer)?;
+    let code = xmldsig::code_of(&value);
+    let mut checked = None;
+    let mut rfce = None;
+    let mut check = || checked = Some(xmldsig::verify(&signed));
+    if numbers::uses_summary(b.ecf_type, b.total) {
+        let mut summarize = || {
+            rfce = Some(
+                document::summary(sale, ctx, &code)
+                    .map_err(IssueError::from)
+                    .and_then(|unsigned| sign_checked(SignedKind::Rfce, &unsigned, signer)),
+            );
+        };
+        join.join(&mut check, &mut summarize);
     } else {
-        None
-    };
-    Ok(issued(b, ecf, code, ctx, rfce))
+        check();
+    }
+    let verified = checked
+        .unwrap_or(Err(VerifyError::Profile("the check did not run")))
+        .map_err(IssueError::SelfCheck)?;
+    // The code printed is the one of the document that verified.
+    if verified.signature_value != value {
+        return Err(IssueError::SelfCheck(VerifyError::Signature));
+    }
+    let rfce = rfce.transpose()?.map(|(doc, _)| doc);
+    Ok(issued(
+        b,
+        SignedDocument::new(SignedKind::Ecf, signed),
+        code,
+        ctx,
+        rfce,
+    ))
 }
 
 /// Builds and signs a return's credit note (e-CF 34).

@@ -217,6 +217,12 @@ fn parse_canonical(doc: &[u8]) -> Result<(Element, String), VerifyError> {
 /// last child. The document must be in Caja's serialization, its root
 /// without attributes, and not yet signed.
 pub fn sign(unsigned: &[u8], signer: &Signer) -> Result<Vec<u8>, SignError> {
+    sign_with_value(unsigned, signer).map(|(signed, _)| signed)
+}
+
+/// [`sign`], also returning the `SignatureValue` written (base64), whose
+/// first characters are the document's security code.
+pub fn sign_with_value(unsigned: &[u8], signer: &Signer) -> Result<(Vec<u8>, String), SignError> {
     let (root, canonical) =
         parse_canonical(unsigned).map_err(|e| SignError::Document(e.to_string()))?;
     if !root.attrs.is_empty() {
@@ -229,12 +235,8 @@ pub fn sign(unsigned: &[u8], signer: &Signer) -> Result<Vec<u8>, SignError> {
     }
     let digest = ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes());
     let digest_b64 = B64.encode(digest.as_ref());
-    let value = signer.sign_bytes(signed_info(&digest_b64, true).as_bytes())?;
-    let sig = signature_element(
-        &digest_b64,
-        &B64.encode(value),
-        &B64.encode(&signer.cert_der),
-    );
+    let value = B64.encode(signer.sign_bytes(signed_info(&digest_b64, true).as_bytes())?);
+    let sig = signature_element(&digest_b64, &value, &B64.encode(&signer.cert_der));
     let end = format!("</{}>", root.name);
     let body = canonical
         .strip_suffix(&end)
@@ -244,7 +246,7 @@ pub fn sign(unsigned: &[u8], signer: &Signer) -> Result<Vec<u8>, SignError> {
     out.push_str(body);
     out.push_str(&sig);
     out.push_str(&end);
-    Ok(out.into_bytes())
+    Ok((out.into_bytes(), value))
 }
 
 /// What a verified document carries.
