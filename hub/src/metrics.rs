@@ -167,6 +167,9 @@ pub struct StateGauges {
     audit_unsigned: Gauge<i64, AtomicI64>,
     audit_head_age: Optional,
     backup_age: Optional,
+    // — HUBPERF —
+    audit_staged: Gauge<i64, AtomicI64>,
+    audit_staged_oldest_age: Gauge<i64, AtomicI64>,
 }
 
 fn int(n: u64) -> i64 {
@@ -276,6 +279,17 @@ impl StateGauges {
             "Age of the last complete backup from the data directory's backup-stamp (no sample: never recorded)",
             self.backup_age.clone(),
         );
+        // — HUBPERF —
+        r.register(
+            "audit_staged_entries",
+            "Audit entries staged and not yet sequenced into the log (PostgreSQL; 0 on SQLite)",
+            self.audit_staged.clone(),
+        );
+        r.register(
+            "audit_staged_oldest_age_seconds",
+            "Age of the oldest staged audit entry (0 when none; the bound is 5 s)",
+            self.audit_staged_oldest_age.clone(),
+        );
     }
 
     /// Sets every gauge from `s` at `now_ms`.
@@ -373,6 +387,13 @@ impl StateGauges {
         set_optional(
             &self.backup_age,
             s.last_backup_ms.map(|t| seconds(now_ms - t)),
+        );
+        // — HUBPERF —
+        self.audit_staged.set(int(s.audit.staged));
+        self.audit_staged_oldest_age.set(
+            s.audit
+                .staged_oldest_at_ms
+                .map_or(0, |t| seconds(now_ms - t)),
         );
     }
 }
@@ -597,6 +618,28 @@ mod tests {
         assert_eq!(parse_backup_stamp("0"), None);
         assert_eq!(parse_backup_stamp("last_backup_ms = soon 42"), None);
         assert_eq!(parse_backup_stamp("yesterday"), None);
+    }
+
+    #[test]
+    fn the_staged_audit_backlog_is_a_gauge() {
+        let m = Metrics::new();
+        let mut s = StateInputs::default();
+        s.audit.staged = 7;
+        s.audit.staged_oldest_at_ms = Some(1_000);
+        m.set_state(&s, 4_500);
+        let text = m.encode();
+        assert!(text.contains("caja_hub_audit_staged_entries 7"), "{text}");
+        assert!(
+            text.contains("caja_hub_audit_staged_oldest_age_seconds 3"),
+            "{text}"
+        );
+        m.set_state(&StateInputs::default(), 4_500);
+        let text = m.encode();
+        assert!(text.contains("caja_hub_audit_staged_entries 0"), "{text}");
+        assert!(
+            text.contains("caja_hub_audit_staged_oldest_age_seconds 0"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -35,7 +35,7 @@ fn meta(e: &Event, origin: Origin) -> EventMeta<'_> {
 }
 
 /// A history: the registers' chains and the hub chain, per device in seq order.
-fn history(seed: u64, n: usize) -> Vec<Vec<(Event, Origin)>> {
+pub(crate) fn history(seed: u64, n: usize) -> Vec<Vec<(Event, Origin)>> {
     let store: StoreId = STORE.parse().unwrap();
     let mut w = Workload::with_new_registers(seed, store, 3);
     let mut rng = SeededRandom::new(seed);

@@ -42,7 +42,7 @@ pub const SEQUENCER_LOCK: (i32, i32) = (0x6361_0004, 0);
 const FETCH_PAGE: usize = 1000;
 
 /// Which SQL dialect a connection speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dialect {
     /// SQLite (one file, one writer thread).
     Sqlite,
@@ -531,7 +531,15 @@ pub struct Conn {
     cursors: Cell<u64>,
     /// Statements sent so far ([`Conn::statements`]).
     sent: Cell<u64>,
+    /// SQLite: the `?N` form of each `$N` statement prepared so far, so a
+    /// cached statement is not rewritten on every call (bounded by
+    /// [`REWRITTEN_MAX`]).
+    rewritten: RefCell<HashMap<String, String>>,
 }
+
+/// Most statements [`Conn`] keeps rewritten; past it the map starts over
+/// (the store's statements are a few hundred).
+const REWRITTEN_MAX: usize = 4_096;
 
 impl std::fmt::Debug for Conn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -682,6 +690,7 @@ impl Conn {
             in_tx: Cell::new(false),
             cursors: Cell::new(0),
             sent: Cell::new(0),
+            rewritten: RefCell::new(HashMap::new()),
         }
     }
 
@@ -722,6 +731,7 @@ impl Conn {
             in_tx: Cell::new(false),
             cursors: Cell::new(0),
             sent: Cell::new(0),
+            rewritten: RefCell::new(HashMap::new()),
         })
     }
 
@@ -856,10 +866,29 @@ impl Conn {
     /// A statement, prepared once per connection and cached.
     pub fn prepare_cached(&self, sql: &str) -> Result<Stmt<'_>, DbError> {
         match &self.kind {
-            Kind::Sqlite(c) => Ok(Stmt {
-                inner: StmtKind::Sqlite(SqliteStmt::Cached(c.prepare_cached(&sqlite_sql(sql))?)),
-                sent: &self.sent,
-            }),
+            Kind::Sqlite(c) => {
+                let stmt = if sql.contains('$') {
+                    let map = &mut *self.rewritten.borrow_mut();
+                    match map.get(sql) {
+                        Some(rewritten) => c.prepare_cached(rewritten)?,
+                        None => {
+                            if map.len() >= REWRITTEN_MAX {
+                                map.clear();
+                            }
+                            let rewritten = sqlite_sql(sql).into_owned();
+                            let stmt = c.prepare_cached(&rewritten)?;
+                            map.insert(sql.to_owned(), rewritten);
+                            stmt
+                        }
+                    }
+                } else {
+                    c.prepare_cached(sql)?
+                };
+                Ok(Stmt {
+                    inner: StmtKind::Sqlite(SqliteStmt::Cached(stmt)),
+                    sent: &self.sent,
+                })
+            }
             Kind::Postgres(pg) => {
                 let cached = pg.borrow().statements.get(sql).cloned();
                 let stmt = match cached {

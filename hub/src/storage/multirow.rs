@@ -9,7 +9,11 @@
 //! at most `CHUNK × columns` parameters, far below SQLite's 32,766 and
 //! PostgreSQL's 65,535 for the tables that use it (≤ 12 columns).
 
-use crate::storage::db::{Conn, Row, Value};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use crate::storage::db::{Conn, Dialect, Row, Value};
 use crate::storage::error::StorageError;
 
 /// Most rows one statement carries.
@@ -34,8 +38,10 @@ fn chunk_sizes(mut n: usize) -> Vec<usize> {
     out
 }
 
-/// `head VALUES ($1, …), (…) tail` for `rows` rows of `columns` columns.
-fn statement(head: &str, columns: usize, rows: usize, tail: &str) -> String {
+/// `head VALUES ($1, …), (…) tail` for `rows` rows of `columns` columns
+/// (`mark` `$`, or `?` for SQLite's own form, which the facade then uses
+/// as it is).
+fn statement(head: &str, columns: usize, rows: usize, tail: &str, mark: char) -> String {
     let mut sql = String::with_capacity(head.len() + tail.len() + rows * columns * 5);
     sql.push_str(head);
     sql.push_str(" VALUES ");
@@ -50,8 +56,8 @@ fn statement(head: &str, columns: usize, rows: usize, tail: &str) -> String {
                 sql.push_str(", ");
             }
             p += 1;
-            sql.push('$');
-            sql.push_str(&p.to_string());
+            sql.push(mark);
+            push_int(&mut sql, p);
         }
         sql.push(')');
     }
@@ -60,6 +66,62 @@ fn statement(head: &str, columns: usize, rows: usize, tail: &str) -> String {
         sql.push_str(tail);
     }
     sql
+}
+
+/// Writes `n` in decimal (no `String` per placeholder).
+fn push_int(sql: &mut String, n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + u8::try_from(n % 10).unwrap_or(0);
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for d in &digits[at..] {
+        sql.push(char::from(*d));
+    }
+}
+
+/// The text of a statement: built once per thread and shape, then shared
+/// (a 256-row insert is ~15 KB of SQL; the writer runs the same few shapes
+/// for every push).
+type Shape = (Dialect, String, usize, usize, String);
+
+thread_local! {
+    static STATEMENTS: RefCell<HashMap<Shape, Rc<str>>> = RefCell::new(HashMap::new());
+}
+
+/// Most statement texts kept per thread (a table needs at most ten).
+const STATEMENTS_MAX: usize = 512;
+
+fn cached_statement(
+    dialect: Dialect,
+    head: &str,
+    columns: usize,
+    rows: usize,
+    tail: &str,
+) -> Rc<str> {
+    let key = (dialect, head.to_owned(), columns, rows, tail.to_owned());
+    STATEMENTS.with(|m| {
+        let mut m = m.borrow_mut();
+        if let Some(sql) = m.get(&key) {
+            return sql.clone();
+        }
+        let mark = match dialect {
+            Dialect::Sqlite => '?',
+            Dialect::Postgres => '$',
+        };
+        let sql: Rc<str> = statement(head, columns, rows, tail, mark).into();
+        if m.len() >= STATEMENTS_MAX {
+            m.clear();
+        }
+        m.insert(key, sql.clone());
+        sql
+    })
 }
 
 /// Inserts `rows` (each `columns` values, in the order `head` names the
@@ -79,7 +141,7 @@ pub(crate) fn insert(
     let mut rest = rows.into_iter();
     for size in chunk_sizes(rest.len()) {
         let values: Vec<Value> = rest.by_ref().take(size).flatten().collect();
-        let sql = statement(head, columns, size, tail);
+        let sql = cached_statement(conn.dialect(), head, columns, size, tail);
         let mut stmt = conn.prepare_cached(&sql)?;
         if tail.contains("RETURNING") {
             let mut rs = stmt.query(values)?;
@@ -106,8 +168,12 @@ mod tests {
         }
         assert_eq!(chunk_sizes(500), vec![256, 128, 64, 32, 16, 4]);
         assert_eq!(
-            statement("INSERT INTO t (a, b)", 2, 2, "RETURNING a"),
+            statement("INSERT INTO t (a, b)", 2, 2, "RETURNING a", '$'),
             "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) RETURNING a"
+        );
+        assert_eq!(
+            statement("INSERT INTO t (a, b, c, d, e)", 5, 3, "", '?'),
+            "INSERT INTO t (a, b, c, d, e) VALUES (?1, ?2, ?3, ?4, ?5), (?6, ?7, ?8, ?9, ?10), (?11, ?12, ?13, ?14, ?15)"
         );
     }
 

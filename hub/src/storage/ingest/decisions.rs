@@ -56,6 +56,9 @@ pub(crate) fn project(
         audit_decision(conn, index.tx, at_ms, meta.store, d)?;
     }
     write_facts(conn, &effects.facts)?;
+    if let Some(ahead) = index.ahead.as_mut() {
+        ahead.wrote(&effects.facts);
+    }
     for f in &effects.facts {
         if let Fact::PriceHistory { store, product, .. } = f {
             index
@@ -77,6 +80,15 @@ pub(crate) fn project(
     }
     let mut subjects = BTreeSet::new();
     for s in &effects.subjects {
+        // Read ahead by a push: no statement per sale.
+        if let (Subject::SaleForReturns(store, sale, number), Some(ahead)) = (s, &index.ahead) {
+            if let Some(named) = ahead.sale_named(*store, *sale, number.as_deref()) {
+                if named {
+                    subjects.insert(Subject::Returned(*sale));
+                }
+                continue;
+            }
+        }
         subjects.extend(widen(conn, s.clone())?);
     }
     for subject in subjects {
@@ -91,6 +103,16 @@ pub(crate) fn project(
                     .collect();
                 related.extend(price_history_cached(conn, &related, &mut index.prices)?);
                 related
+            }
+            // One sale alone is never a duplicate (as `facts_about`).
+            Subject::Fiscal(series, number)
+                if index
+                    .ahead
+                    .as_ref()
+                    .and_then(|a| a.fiscal_count(series, number))
+                    .is_some_and(|n| n < 2) =>
+            {
+                Vec::new()
             }
             _ => facts_about(conn, &subject)?,
         };

@@ -10,6 +10,7 @@ use crate::projection::{Conflict, Fact, Origin};
 use crate::storage::codec::corrupt;
 use crate::storage::db::{Conn, Value};
 use crate::storage::error::StorageError;
+use crate::storage::ingest::read_ahead::ReadAhead;
 use crate::storage::multirow;
 use crate::storage::tx_cache::TxCache;
 use caja_shared::event::Event;
@@ -50,6 +51,8 @@ pub(crate) struct SqlIndex<'c> {
     /// push mostly sell the same products; a price fact written by the job
     /// drops its entry.
     pub(crate) prices: HashMap<(String, String), Vec<Fact>>,
+    /// A push: its fiscal-number and returns look-ups, read ahead.
+    pub(crate) ahead: Option<ReadAhead>,
 }
 
 impl<'c> SqlIndex<'c> {
@@ -68,6 +71,7 @@ impl<'c> SqlIndex<'c> {
             applied_rows: None,
             fresh: false,
             prices: HashMap::new(),
+            ahead: None,
         }
     }
 

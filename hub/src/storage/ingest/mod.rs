@@ -14,6 +14,7 @@ pub(crate) mod events;
 pub(crate) mod hub_chain;
 pub(crate) mod index;
 pub(crate) mod push;
+pub(crate) mod read_ahead;
 pub(crate) mod rebuild;
 
 #[cfg(test)]

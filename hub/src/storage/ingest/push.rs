@@ -20,6 +20,7 @@ use crate::storage::error::{Answer, StorageError};
 use crate::storage::ingest::documents;
 use crate::storage::ingest::events::{chain_view, event_id_at, insert_events, missing_of};
 use crate::storage::ingest::index::SqlIndex;
+use crate::storage::ingest::read_ahead::ReadAhead;
 use crate::storage::tx_cache::TxCache;
 use crate::storage::writer::Env;
 use crate::wire::ApiError;
@@ -222,6 +223,7 @@ pub(crate) fn push(
     audit_log::defer(index.tx);
     let stored: Vec<&Event> = new_events.iter().map(|e| &e.event).collect();
     let rows = insert_events(conn, &stored, now)?;
+    index.ahead = Some(ReadAhead::read(conn, &new_events)?);
     for (e, row) in new_events.iter().zip(rows) {
         crate::crashpoint::hit("hub:event_stored");
         index
