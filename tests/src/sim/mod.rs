@@ -1,7 +1,9 @@
 //! Deterministic simulation of the whole system, in the spirit of
 //! TigerBeetle's VOPR: one `u64` seed drives N registers (the real node
 //! library over real SQLite files) and one hub (the real hub library and its
-//! HTTP handlers over a real SQLite file, without a socket) through a random
+//! HTTP handlers over a real SQLite file, without a socket; or, with
+//! [`HubDb::Postgres`], several instances of it on one PostgreSQL database,
+//! each request to one drawn from the seed) through a random
 //! schedule of cashier operations, head-office changes and faults, then
 //! checks DESIGN.md's invariants.
 //!
