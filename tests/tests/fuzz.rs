@@ -251,7 +251,7 @@ impl PushTarget {
             &mut self.rng,
         );
         let pairs = h.pairs();
-        let n = sim::net::lock(&self.world.net);
+        let mut n = sim::net::lock(&self.world.net);
         n.hub
             .handle("POST", path, &pairs, body)
             .expect("hub up")

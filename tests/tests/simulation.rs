@@ -16,7 +16,7 @@ use caja_tests::sim::faults::{Fault, FaultCounts};
 use caja_tests::sim::net::lock;
 use caja_tests::sim::tally::{Work, WorkCounts};
 use caja_tests::sim::world::World;
-use caja_tests::sim::{self, workload, SimConfig, SimError};
+use caja_tests::sim::{self, workload, HubDb, SimConfig, SimError};
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
@@ -45,16 +45,38 @@ fn config() -> SimConfig {
         liveness_steps: base
             .liveness_steps
             .max(2 * env_u64("CAJA_SIM_STEPS").unwrap_or(0)),
+        hub_db: if std::env::var("CAJA_SIM_PG").is_ok_and(|v| v == "1") {
+            pg_hub()
+        } else {
+            base.hub_db
+        },
         ..base
     }
 }
 
-/// Runs `seeds` on every core; returns the summary, the faults injected and
-/// every failure.
-fn run_many(
-    seeds: Vec<u64>,
-    cfg: SimConfig,
-) -> (String, FaultCounts, WorkCounts, Vec<sim::SimFailure>) {
+/// The PostgreSQL variant's hub: two instances on one database
+/// (`CAJA_SIM_PG_INSTANCES=<n>` for another number).
+fn pg_hub() -> HubDb {
+    HubDb::Postgres {
+        instances: env_u64("CAJA_SIM_PG_INSTANCES")
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(2)
+            .max(1),
+    }
+}
+
+/// What [`run_many`] found: the summary line, the faults injected, the
+/// workload done, requests per hub instance, and every failure.
+struct Many {
+    summary: String,
+    faults: FaultCounts,
+    work: WorkCounts,
+    per_instance: Vec<u64>,
+    failures: Vec<sim::SimFailure>,
+}
+
+/// Runs `seeds` on every core.
+fn run_many(seeds: Vec<u64>, cfg: SimConfig) -> Many {
     let threads = std::thread::available_parallelism()
         .map_or(2, std::num::NonZeroUsize::get)
         .clamp(1, 4);
@@ -86,10 +108,15 @@ fn run_many(
     let (mut live_max, mut live_seed) = (0, 0);
     let mut failures = Vec::new();
     let mut ok = 0;
+    let mut per_instance: Vec<u64> = Vec::new();
     for r in results {
         match r {
             Ok(r) => {
                 ok += 1;
+                per_instance.resize(per_instance.len().max(r.instance_requests.len()), 0);
+                for (t, n) in per_instance.iter_mut().zip(&r.instance_requests) {
+                    *t += n;
+                }
                 steps += r.steps;
                 checks += r.checks;
                 acked += r.acked;
@@ -105,13 +132,20 @@ fn run_many(
     }
     failures.sort_by_key(|f| f.seed);
     let summary = format!(
-        "simulation: {} seeds ({ok} passed, {} failed) in {:.1?} on {threads} threads; steps={steps} acknowledged_ops={acked} hub_requests={requests} liveness_max_steps={live_max} (seed {live_seed}) invariant_checks={checks}; faults total={} {faults}; workload {work}",
+        "simulation: {} seeds ({ok} passed, {} failed) in {:.1?} on {threads} threads; hub {:?}; steps={steps} acknowledged_ops={acked} hub_requests={requests} per_instance={per_instance:?} liveness_max_steps={live_max} (seed {live_seed}) invariant_checks={checks}; faults total={} {faults}; workload {work}",
         seeds.len(),
         failures.len(),
         started.elapsed(),
+        cfg.hub_db,
         faults.total(),
     );
-    (summary, faults, work, failures)
+    Many {
+        summary,
+        faults,
+        work,
+        per_instance,
+        failures,
+    }
 }
 
 #[test]
@@ -125,7 +159,13 @@ fn many_seeds_hold_every_invariant() {
         (first..first + n).collect()
     };
     let many = seeds.len() >= MIN_SEEDS_FOR_EVERY_FAULT;
-    let (summary, faults, work, failures) = run_many(seeds, config());
+    let Many {
+        summary,
+        faults,
+        work,
+        failures,
+        ..
+    } = run_many(seeds, config());
     println!("{summary}");
     if let Some(f) = failures.first() {
         let seeds: Vec<u64> = failures.iter().map(|f| f.seed).collect();
@@ -157,11 +197,17 @@ const DEFAULT_SEEDS: u64 = 700;
 /// missing by chance; the default run (700 seeds) must inject every one.
 const MIN_SEEDS_FOR_EVERY_FAULT: usize = 100;
 
-/// The fault kinds a run's counts never saw.
+/// The fault kinds a run's counts never saw (of those that apply to a hub
+/// on SQLite).
 fn never_injected(faults: &FaultCounts) -> Vec<&'static str> {
+    never_injected_on(faults, HubDb::Sqlite)
+}
+
+/// The fault kinds that apply to a hub on `db` that a run's counts never saw.
+fn never_injected_on(faults: &FaultCounts, db: HubDb) -> Vec<&'static str> {
     Fault::ALL
         .iter()
-        .filter(|k| faults.get(**k) == 0)
+        .filter(|k| k.applies(db) && faults.get(**k) == 0)
         .map(|k| k.name())
         .collect()
 }
@@ -173,6 +219,85 @@ fn never_done(work: &WorkCounts) -> Vec<&'static str> {
         .filter(|k| work.get(**k) == 0)
         .map(|k| k.name())
         .collect()
+}
+
+/// Seeds of the two-instance PostgreSQL run by default (about a minute on
+/// two loaded cores); `CAJA_SIM_PG_SEEDS=<n>` runs more.
+const DEFAULT_PG_SEEDS: u64 = 12;
+
+/// The simulation with two hub instances (two `AppState`s of the hub
+/// library, each with its writer thread, read pool and audit sequencer) on
+/// one PostgreSQL database, every request (and outbox turn) going to an
+/// instance drawn from the seed, a hub crash taking down one instance or
+/// both; checked by the same checker through `caja_hub::storage::Conn`.
+/// The hub's disk faults (a VFS under its SQLite files) do not apply; every
+/// other fault kind must be injected. Fails under `CAJA_REQUIRE_EXTERNAL=1`
+/// without PostgreSQL, skips with a line otherwise.
+/// `CAJA_SIM_PG_SEEDS=<n>` and `CAJA_SIM_PG_FIRST=<n>` choose the seeds;
+/// `SEED=<n> CAJA_SIM_PG=1 … replay_seed` replays one.
+#[test]
+fn two_pg_hub_instances_hold_every_invariant() {
+    if caja_hub::testpg::shared().is_none() {
+        // `shared` printed the skip line (and panics when it is required).
+        return;
+    }
+    let n = env_u64("CAJA_SIM_PG_SEEDS").unwrap_or(DEFAULT_PG_SEEDS);
+    let first = env_u64("CAJA_SIM_PG_FIRST").unwrap_or(1);
+    let cfg = SimConfig {
+        hub_db: pg_hub(),
+        ..config()
+    };
+    let Many {
+        summary,
+        faults,
+        work,
+        per_instance,
+        failures,
+    } = run_many((first..first + n).collect(), cfg);
+    println!("{summary}");
+    if let Some(f) = failures.first() {
+        let seeds: Vec<u64> = failures.iter().map(|f| f.seed).collect();
+        panic!(
+            "{} seeds failed on two PostgreSQL hub instances: {seeds:?}\n\n{f} (with CAJA_SIM_PG=1)",
+            failures.len()
+        );
+    }
+    // Every instance served the run (its share of the requests at least
+    // half an even one).
+    let total: u64 = per_instance.iter().sum();
+    let n_inst = per_instance.len() as u64;
+    assert!(
+        n_inst >= 1 && per_instance.iter().all(|n| *n * n_inst * 2 >= total),
+        "requests per instance {per_instance:?}\n{summary}"
+    );
+    let missing = never_injected_on(&faults, cfg.hub_db);
+    assert!(
+        missing.is_empty(),
+        "fault kinds never injected on two PostgreSQL hub instances: {missing:?}\n{summary}"
+    );
+    // Replays exactly too: the first seed twice, one report, one trace.
+    let a = sim::run(first, cfg).unwrap_or_else(|f| panic!("{f}"));
+    let b = sim::run(first, cfg).unwrap_or_else(|f| panic!("{f}"));
+    assert_eq!(a, b, "seed {first} on PostgreSQL: two runs, one trace");
+    if n >= MIN_SEEDS_FOR_EVERY_FAULT as u64 {
+        let idle = never_done(&work);
+        assert!(
+            idle.is_empty(),
+            "workload kinds never done in this run: {idle:?}\n{summary}"
+        );
+    }
+}
+
+#[test]
+fn a_hub_disk_fault_is_not_required_on_postgres() {
+    let mut faults = FaultCounts::default();
+    for k in Fault::ALL {
+        if k != Fault::HubDisk {
+            faults.add(k);
+        }
+    }
+    assert!(never_injected_on(&faults, pg_hub()).is_empty());
+    assert_eq!(never_injected(&faults), vec!["hub_disk"]);
 }
 
 #[test]
@@ -299,10 +424,10 @@ fn restored(w: &World, reg: usize) -> Result<bool, SimError> {
 }
 
 fn hub_seq(w: &World, reg: usize) -> Result<u64, SimError> {
-    let conn = lock(&w.net).hub.db()?;
+    let conn = lock(&w.net).hub.conn()?;
     let seq: Option<i64> = conn
         .query_row(
-            "SELECT max(seq) FROM events WHERE device_id = ?1",
+            "SELECT max(seq) FROM events WHERE device_id = $1",
             [w.regs[reg].device.to_string()],
             |r| r.get(0),
         )

@@ -8,13 +8,14 @@
 use std::collections::{BTreeSet, HashMap};
 
 use caja_hub::projection::{EventMeta, Origin, Projections};
+use caja_hub::storage::db::OptionalExtension;
+use caja_hub::storage::{Conn, DbError};
 use caja_node::journal::Journal;
 use caja_shared::chain::{ChainHead, ChainVerifier};
 use caja_shared::digest::Hash256;
 use caja_shared::entropy::RandomSource;
 use caja_shared::event::Event;
 use caja_shared::ids::{DeviceId, EventId};
-use rusqlite::OptionalExtension;
 
 use super::net::lock;
 use super::world::{World, SERIES};
@@ -24,7 +25,13 @@ fn fail(msg: impl Into<String>) -> SimError {
     SimError(msg.into())
 }
 
+/// A register's database error.
 fn sql(e: rusqlite::Error) -> SimError {
+    SimError(format!("register db: {e}"))
+}
+
+/// The hub's database error (either dialect).
+fn db(e: DbError) -> SimError {
     SimError(format!("hub db: {e}"))
 }
 
@@ -195,12 +202,12 @@ fn stock(w: &mut World) -> Result<(), SimError> {
 /// [`stock`] for one store: its products, alerts, oversells and counts
 /// only (stock is per store; another store's sales never move it).
 fn store_stock(w: &mut World, store: &str) -> Result<(), SimError> {
-    let n = lock(&w.net);
+    let mut n = lock(&w.net);
     let v = n
         .hub
         .admin("GET", &format!("/v1/admin/stock?store={store}"), None)?;
     let all_alerts = n.hub.admin("GET", "/v1/admin/stock/alerts", None)?;
-    let conn = n.hub.db()?;
+    let conn = n.hub.conn()?;
     drop(n);
     let alerts: Vec<&serde_json::Value> = all_alerts["alerts"]
         .as_array()
@@ -209,30 +216,30 @@ fn store_stock(w: &mut World, store: &str) -> Result<(), SimError> {
         .filter(|a| a["store"] == store)
         .collect();
     let oversold_by_product: HashMap<String, i64> = conn
-        .prepare("SELECT product, count(*) FROM p_oversells WHERE store_id = ?1 GROUP BY product")
-        .map_err(sql)?
+        .prepare("SELECT product, count(*) FROM p_oversells WHERE store_id = $1 GROUP BY product")
+        .map_err(db)?
         .query_map([store], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
         })
-        .map_err(sql)?
+        .map_err(db)?
         .collect::<Result<_, _>>()
-        .map_err(sql)?;
+        .map_err(db)?;
     let oversold: i64 = oversold_by_product.values().sum();
     // How deep the counts the hub applied lowered each product, in all.
     let counted_down: HashMap<String, i64> = conn
         .prepare(
-            "SELECT m.product, sum(-m.delta_milli) FROM p_stock_moves m \
+            "SELECT m.product, CAST(SUM(-m.delta_milli) AS BIGINT) FROM p_stock_moves m \
              JOIN events e ON e.event_id = m.event_id \
-             WHERE e.kind = 'StockCounted' AND m.delta_milli < 0 AND m.store_id = ?1 \
+             WHERE e.kind = 'StockCounted' AND m.delta_milli < 0 AND m.store_id = $1 \
              GROUP BY m.product",
         )
-        .map_err(sql)?
+        .map_err(db)?
         .query_map([store], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
         })
-        .map_err(sql)?
+        .map_err(db)?
         .collect::<Result<_, _>>()
-        .map_err(sql)?;
+        .map_err(db)?;
     drop(conn);
     // One alert for every line sold beyond its quota under `warn`.
     let oversell_alerts = alerts.iter().filter(|a| a["kind"] == "oversell").count();
@@ -291,24 +298,24 @@ fn store_stock(w: &mut World, store: &str) -> Result<(), SimError> {
 /// holding every other register's events and the whole hub chain.
 pub fn converged(w: &World) -> Result<Option<String>, SimError> {
     let n = lock(&w.net);
-    if !n.hub.is_up() || n.in_flight() > 0 {
+    if !n.hub.all_up() || n.in_flight() > 0 {
         return Ok(Some("hub down or requests in flight".into()));
     }
-    let conn = n.hub.db()?;
+    let conn = n.hub.conn()?;
     drop(n);
     let hub_seq = |device: &str| -> Result<u64, SimError> {
         let s: Option<i64> = conn
             .query_row(
-                "SELECT max(seq) FROM events WHERE device_id = ?1",
+                "SELECT max(seq) FROM events WHERE device_id = $1",
                 [device],
                 |r| r.get(0),
             )
-            .map_err(sql)?;
+            .map_err(db)?;
         Ok(s.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
     };
     let held: i64 = conn
         .query_row("SELECT count(*) FROM held", [], |r| r.get(0))
-        .map_err(sql)?;
+        .map_err(db)?;
     if held > 0 {
         return Ok(Some(format!("{held} events held at the hub")));
     }
@@ -317,11 +324,11 @@ pub fn converged(w: &World) -> Result<Option<String>, SimError> {
     for store in &w.stores {
         let hub_chain: String = conn
             .query_row(
-                "SELECT hub_device FROM stores WHERE store_id = ?1",
+                "SELECT hub_device FROM stores WHERE store_id = $1",
                 [store.to_string()],
                 |r| r.get(0),
             )
-            .map_err(sql)?;
+            .map_err(db)?;
         hub_chain_seqs.push(hub_seq(&hub_chain)?);
     }
     let mut heads = Vec::new();
@@ -405,14 +412,14 @@ pub fn complete(w: &mut World) -> Result<(), SimError> {
     fiscal_numbers_unique(w)?;
     fiscal_report(w, true)?;
     stock(w)?;
-    let conn = lock(&w.net).hub.db()?;
+    let conn = lock(&w.net).hub.conn()?;
     let quarantined: i64 = conn
         .query_row(
             "SELECT count(*) FROM devices WHERE quarantined_at_ms IS NOT NULL",
             [],
             |r| r.get(0),
         )
-        .map_err(sql)?;
+        .map_err(db)?;
     w.checks += 1;
     if quarantined > 0 {
         return Err(fail(format!(
@@ -435,7 +442,7 @@ pub fn complete(w: &mut World) -> Result<(), SimError> {
 /// hub chain (so in the audit log and, once converged, at every register of
 /// the store), and its conflict stays resolved unless a candidate the
 /// operator never saw arrived since (which reopens it).
-fn resolutions(w: &mut World, conn: &rusqlite::Connection) -> Result<(), SimError> {
+fn resolutions(w: &mut World, conn: &Conn) -> Result<(), SimError> {
     if w.resolutions.is_empty() {
         return Ok(());
     }
@@ -456,12 +463,12 @@ fn resolutions(w: &mut World, conn: &rusqlite::Connection) -> Result<(), SimErro
         let kind: Option<String> = conn
             .query_row(
                 "SELECT e.kind FROM events e JOIN stores s ON s.hub_device = e.device_id \
-                 WHERE e.event_id = ?1 AND s.store_id = ?2",
+                 WHERE e.event_id = $1 AND s.store_id = $2",
                 [r.event.as_str(), store],
                 |x| x.get(0),
             )
             .optional()
-            .map_err(sql)?;
+            .map_err(db)?;
         w.checks += 2;
         if kind.as_deref() != Some("ConflictResolved") {
             return Err(fail(format!(
@@ -490,12 +497,12 @@ fn resolutions(w: &mut World, conn: &rusqlite::Connection) -> Result<(), SimErro
 /// machine) is at the hub exactly once with the register's hash, and in the
 /// register's journal; the hub holds each (device, seq) once and the
 /// register's whole chain.
-fn acknowledged_at_hub(w: &mut World, conn: &rusqlite::Connection) -> Result<(), SimError> {
+fn acknowledged_at_hub(w: &mut World, conn: &Conn) -> Result<(), SimError> {
     let mut at_hub: HashMap<(String, u64), String> = HashMap::new();
     {
         let mut stmt = conn
             .prepare("SELECT device_id, seq, hash FROM events")
-            .map_err(sql)?;
+            .map_err(db)?;
         let rows = stmt
             .query_map([], |r| {
                 Ok((
@@ -504,9 +511,9 @@ fn acknowledged_at_hub(w: &mut World, conn: &rusqlite::Connection) -> Result<(),
                     r.get::<_, String>(2)?,
                 ))
             })
-            .map_err(sql)?;
+            .map_err(db)?;
         for row in rows {
-            let (d, s, h) = row.map_err(sql)?;
+            let (d, s, h) = row.map_err(db)?;
             let key = (d, u64::try_from(s).unwrap_or(0));
             if at_hub.insert(key.clone(), h).is_some() {
                 return Err(fail(format!(
@@ -611,21 +618,21 @@ fn registers(w: &mut World) -> Result<(), SimError> {
 
 /// Invariant 4 at the hub: every chain it holds (registers' and its own)
 /// verifies from genesis with the chain verifier.
-fn hub_chains(w: &mut World, conn: &rusqlite::Connection) -> Result<(), SimError> {
+fn hub_chains(w: &mut World, conn: &Conn) -> Result<(), SimError> {
     let mut stmt = conn
         .prepare("SELECT device_id, bytes, hash FROM events ORDER BY device_id, seq")
-        .map_err(sql)?;
-    let mut rows = stmt.query([]).map_err(sql)?;
+        .map_err(db)?;
+    let mut rows = stmt.query([]).map_err(db)?;
     let mut current: Option<(String, ChainVerifier)> = None;
     // The HLC of the chain's previous event: clocks jump (registers' and the
     // hub's, forward and back) but no chain's stamps may go back.
     let mut last_hlc: Option<caja_shared::hlc::Hlc> = None;
-    while let Some(row) = rows.next().map_err(sql)? {
-        let device: String = row.get(0).map_err(sql)?;
-        let bytes: Vec<u8> = row.get(1).map_err(sql)?;
+    while let Some(row) = rows.next().map_err(db)? {
+        let device: String = row.get(0).map_err(db)?;
+        let bytes: Vec<u8> = row.get(1).map_err(db)?;
         let hash: Hash256 = row
             .get::<_, String>(2)
-            .map_err(sql)?
+            .map_err(db)?
             .parse()
             .map_err(|_| fail("stored hash"))?;
         if current.as_ref().is_none_or(|(d, _)| *d != device) {
@@ -654,32 +661,29 @@ fn hub_chains(w: &mut World, conn: &rusqlite::Connection) -> Result<(), SimError
 /// Invariants 5 and 6: every stored event is applied, each after all its
 /// deps and its own seq − 1; the pure projections of the applied events are
 /// the same in apply order and in another causal order drawn from the seed.
-fn causal_order_and_projections(
-    w: &mut World,
-    conn: &rusqlite::Connection,
-) -> Result<(), SimError> {
+fn causal_order_and_projections(w: &mut World, conn: &Conn) -> Result<(), SimError> {
     let hub_devices: BTreeSet<String> = conn
         .prepare("SELECT hub_device FROM stores")
-        .map_err(sql)?
+        .map_err(db)?
         .query_map([], |r| r.get(0))
-        .map_err(sql)?
+        .map_err(db)?
         .collect::<Result<_, _>>()
-        .map_err(sql)?;
+        .map_err(db)?;
     let stored: i64 = conn
         .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
-        .map_err(sql)?;
+        .map_err(db)?;
     let mut stmt = conn
         .prepare(
             "SELECT e.bytes, e.device_id FROM applied a JOIN events e ON e.id = a.event_row ORDER BY a.applied_seq",
         )
-        .map_err(sql)?;
+        .map_err(db)?;
     let applied: Vec<(Event, bool)> = stmt
         .query_map([], |r| {
             Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
         })
-        .map_err(sql)?
+        .map_err(db)?
         .map(|row| {
-            let (bytes, device) = row.map_err(sql)?;
+            let (bytes, device) = row.map_err(db)?;
             let e = Event::from_json(&bytes).map_err(|e| fail(format!("stored event: {e}")))?;
             Ok((e, hub_devices.contains(&device)))
         })
@@ -688,7 +692,7 @@ fn causal_order_and_projections(
         .query_row("SELECT count(DISTINCT event_row) FROM applied", [], |r| {
             r.get(0)
         })
-        .map_err(sql)?;
+        .map_err(db)?;
     w.checks += 2;
     if distinct != applied.len() as i64 {
         return Err(fail(format!(
@@ -784,7 +788,7 @@ fn causal_order_and_projections(
 
 /// Invariant 7: the exported audit log verifies (signed head, every entry
 /// leads to it), every stored event and every conflict is in it.
-fn audit(w: &mut World, conn: &rusqlite::Connection) -> Result<(), SimError> {
+fn audit(w: &mut World, conn: &Conn) -> Result<(), SimError> {
     let (dir, up) = {
         let n = lock(&w.net);
         (n.hub.dir().to_path_buf(), n.hub.is_up())
@@ -792,6 +796,7 @@ fn audit(w: &mut World, conn: &rusqlite::Connection) -> Result<(), SimError> {
     if up {
         lock(&w.net).hub.sign_head()?;
     }
+    staged_sequenced(conn)?;
     let out = w.root.join(format!("audit-export-{}", w.step));
     caja_hub::audit_export::export(&dir, &out, w.now_ms)
         .map_err(|e| fail(format!("audit export: {e}")))?;
@@ -803,11 +808,11 @@ fn audit(w: &mut World, conn: &rusqlite::Connection) -> Result<(), SimError> {
     let mut approvals: HashMap<(String, u64), Vec<serde_json::Value>> = HashMap::new();
     let mut stmt = conn
         .prepare("SELECT kind, entry FROM audit_log ORDER BY idx")
-        .map_err(sql)?;
-    let mut rows = stmt.query([]).map_err(sql)?;
-    while let Some(r) = rows.next().map_err(sql)? {
-        let kind: String = r.get(0).map_err(sql)?;
-        let entry: Vec<u8> = r.get(1).map_err(sql)?;
+        .map_err(db)?;
+    let mut rows = stmt.query([]).map_err(db)?;
+    while let Some(r) = rows.next().map_err(db)? {
+        let kind: String = r.get(0).map_err(db)?;
+        let entry: Vec<u8> = r.get(1).map_err(db)?;
         let v: serde_json::Value = serde_json::from_slice(&entry).unwrap_or_default();
         match kind.as_str() {
             "event_accepted" | "hub_event_appended" => {
@@ -834,11 +839,11 @@ fn audit(w: &mut World, conn: &rusqlite::Connection) -> Result<(), SimError> {
     }
     let ids: Vec<String> = conn
         .prepare("SELECT event_id FROM events")
-        .map_err(sql)?
+        .map_err(db)?
         .query_map([], |r| r.get(0))
-        .map_err(sql)?
+        .map_err(db)?
         .collect::<Result<_, _>>()
-        .map_err(sql)?;
+        .map_err(db)?;
     for id in &ids {
         if !logged.contains(id) {
             return Err(fail(format!(
@@ -848,11 +853,11 @@ fn audit(w: &mut World, conn: &rusqlite::Connection) -> Result<(), SimError> {
     }
     let conflicts: Vec<String> = conn
         .prepare("SELECT conflict_id FROM conflicts")
-        .map_err(sql)?
+        .map_err(db)?
         .query_map([], |r| r.get(0))
-        .map_err(sql)?
+        .map_err(db)?
         .collect::<Result<_, _>>()
-        .map_err(sql)?;
+        .map_err(db)?;
     for c in &conflicts {
         if !conflicts_logged.contains(c) {
             return Err(fail(format!(
@@ -916,6 +921,34 @@ fn staff_approvals(
     Ok(())
 }
 
+/// Waits (a few seconds at most) until the audit sequencer has moved every
+/// staged entry into the log (PostgreSQL: entries are staged by the write
+/// and sequenced by a thread of each instance within
+/// `caja_hub::storage::SEQUENCE_DELAY_MS`; SQLite stages none).
+fn staged_sequenced(conn: &Conn) -> Result<(), SimError> {
+    if conn.dialect() != caja_hub::storage::Dialect::Postgres {
+        return Ok(());
+    }
+    let bound = std::time::Duration::from_millis(
+        u64::try_from(2 * caja_hub::storage::SEQUENCE_DELAY_MS).unwrap_or(10_000),
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let staged: i64 = conn
+            .query_row("SELECT count(*) FROM audit_staged", [], |r| r.get(0))
+            .map_err(db)?;
+        if staged == 0 {
+            return Ok(());
+        }
+        if started.elapsed() > bound {
+            return Err(fail(format!(
+                "invariant 7: {staged} audit entries still staged after {bound:?}"
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// Invariant 5 in storage: the hub's projection tables equal a rebuild from
 /// its applied events (the hub is stopped for it, then opened again).
 fn hub_rebuild(w: &mut World) -> Result<(), SimError> {
@@ -930,29 +963,24 @@ fn hub_rebuild(w: &mut World) -> Result<(), SimError> {
         .hub
         .admin("POST", "/v1/admin/payments/reconcile", None)?;
     let before = card_payment_conflicts(w)?;
-    let path = {
+    let conn = {
         let mut n = lock(&w.net);
         n.hub.close();
-        n.hub.db_path()
+        n.hub.store_conn()?
     };
-    let copy = w.root.join(format!("hub-live-{}.sqlite3", w.step));
-    let raw = rusqlite::Connection::open(&path).map_err(sql)?;
-    raw.execute("VACUUM INTO ?1", [copy.to_string_lossy()])
-        .map_err(sql)?;
-    drop(raw);
-    let live = {
-        let c = rusqlite::Connection::open(&copy).map_err(sql)?;
-        c.execute_batch(
+    // The live projections without those conflicts: deleted in a
+    // transaction that is rolled back.
+    conn.begin_unlocked().map_err(db)?;
+    let live = conn
+        .execute_batch(
             "DELETE FROM conflict_events WHERE conflict_id IN \
                (SELECT conflict_id FROM conflicts WHERE reason LIKE 'card_payment_%'); \
              DELETE FROM conflicts WHERE reason LIKE 'card_payment_%';",
         )
-        .map_err(sql)?;
-        drop(c);
-        let conn = caja_hub::storage::open_connection(&copy).map_err(sql)?;
-        caja_hub::storage::digest(&conn).map_err(|e| fail(e.to_string()))?
-    };
-    let conn = caja_hub::storage::open_connection(&path).map_err(sql)?;
+        .map_err(db)
+        .and_then(|()| caja_hub::storage::digest(&conn).map_err(|e| fail(e.to_string())));
+    conn.rollback().map_err(db)?;
+    let live = live?;
     caja_hub::storage::rebuild(&conn).map_err(|e| fail(e.to_string()))?;
     let rebuilt = caja_hub::storage::digest(&conn).map_err(|e| fail(e.to_string()))?;
     drop(conn);

@@ -231,7 +231,7 @@ pub fn outbox_pass(w: &mut World) -> Result<(), SimError> {
         };
         let turn = lock(&w.net)
             .hub
-            .outbox_step(gateway.clone(), cfg.clone(), "sim/0", jitter);
+            .outbox_step(gateway.clone(), cfg.clone(), "sim", jitter);
         let Some(turn) = turn else {
             return Ok(());
         };

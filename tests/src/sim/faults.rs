@@ -76,6 +76,13 @@ impl Fault {
         Fault::RegisterDisk,
     ];
 
+    /// Whether the simulation can inject it into a hub on `db`: the hub's
+    /// disk faults come from a VFS shim under its SQLite files, so not on
+    /// PostgreSQL.
+    pub fn applies(self, db: super::HubDb) -> bool {
+        !(self == Fault::HubDisk && matches!(db, super::HubDb::Postgres { .. }))
+    }
+
     /// Its name in the summary.
     pub fn name(self) -> &'static str {
         match self {
@@ -147,7 +154,9 @@ impl fmt::Display for FaultCounts {
 pub fn hub_disk_fault(w: &mut World, reg: usize) -> Result<(), SimError> {
     let dir = {
         let net = lock(&w.net);
-        if !net.hub.is_up() {
+        // The shim sits under the hub's SQLite files; a hub on PostgreSQL
+        // has none (not a fault of that variant: `Fault::applies`).
+        if !net.hub.is_up() || net.hub.is_postgres() {
             return Ok(());
         }
         net.hub.dir().to_path_buf()

@@ -1,7 +1,9 @@
 //! Deterministic simulation of the whole system, in the spirit of
 //! TigerBeetle's VOPR: one `u64` seed drives N registers (the real node
 //! library over real SQLite files) and one hub (the real hub library and its
-//! HTTP handlers over a real SQLite file, without a socket) through a random
+//! HTTP handlers over a real SQLite file, without a socket; or, with
+//! [`HubDb::Postgres`], several instances of it on one PostgreSQL database,
+//! each request to one drawn from the seed) through a random
 //! schedule of cashier operations, head-office changes and faults, then
 //! checks DESIGN.md's invariants.
 //!
@@ -77,6 +79,25 @@ pub struct SimConfig {
     pub fault_rate: u64,
     /// Print every trace line (replaying one seed).
     pub echo: bool,
+    /// The hub's database and how many hub instances serve it.
+    pub hub_db: HubDb,
+}
+
+/// Where the simulated hub keeps its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum HubDb {
+    /// One hub over its SQLite file (the default run).
+    #[default]
+    Sqlite,
+    /// `instances` hubs (each its own `AppState`: writer thread, read pool,
+    /// audit sequencer) on one PostgreSQL database of the process-wide test
+    /// server (`caja_hub::testpg::shared`), a database per run copied from
+    /// the opened store's; each request goes to an instance drawn from the
+    /// seed.
+    Postgres {
+        /// Hub instances.
+        instances: usize,
+    },
 }
 
 impl Default for SimConfig {
@@ -95,6 +116,7 @@ impl Default for SimConfig {
             },
             fault_rate: 200,
             echo: false,
+            hub_db: HubDb::Sqlite,
         }
     }
 }
@@ -112,6 +134,8 @@ pub struct RunReport {
     pub acked: u64,
     /// Requests the hub handled.
     pub requests: u64,
+    /// Of those, per hub instance.
+    pub instance_requests: Vec<u64>,
     /// Faults injected.
     pub faults: FaultCounts,
     /// The workload's actions beyond sales, per kind.
@@ -169,9 +193,15 @@ pub fn scratch_root() -> PathBuf {
 /// process from a fixed seed (the opening is the same in every run; what
 /// happens after it is the seed's).
 fn snapshot(cfg: SimConfig) -> Result<std::sync::Arc<world::Snapshot>, SimError> {
-    type Cache = std::collections::HashMap<(usize, usize, u64), std::sync::Arc<world::Snapshot>>;
+    type Cache =
+        std::collections::HashMap<(usize, usize, u64, HubDb), std::sync::Arc<world::Snapshot>>;
     static CACHE: std::sync::OnceLock<std::sync::Mutex<Cache>> = std::sync::OnceLock::new();
-    let key = (cfg.registers, cfg.stores, cfg.fiscal_series_size);
+    let key = (
+        cfg.registers,
+        cfg.stores,
+        cfg.fiscal_series_size,
+        cfg.hub_db,
+    );
     let mut cache = CACHE
         .get_or_init(Default::default)
         .lock()
@@ -336,6 +366,7 @@ fn run_in(
         liveness_steps,
         acked: w.acked.len() as u64,
         requests: n.delivered,
+        instance_requests: n.hub.served().to_vec(),
         faults: n.counts.clone(),
         work: w.work.clone(),
         checks: w.checks,

@@ -8,10 +8,11 @@
 //! asked holds that same state, and a card payment the provider reported
 //! with its own amount is never an unconfirmed or mismatched payment.
 
+use caja_hub::storage::db::OptionalExtension as _;
 use caja_node::sale::PaymentRequest;
 use caja_shared::kind::PaymentMethod;
 use caja_shared::money::Money;
-use rusqlite::OptionalExtension;
+use rusqlite::OptionalExtension as _;
 
 use super::hub::{PROVIDER, PROVIDER_SECRET};
 use super::net::lock;
@@ -208,18 +209,19 @@ fn expected_state(i: &Intent) -> &'static str {
 }
 
 /// The end-of-run payment invariants (see the module's doc).
-pub fn check(w: &mut World, conn: &rusqlite::Connection) -> Result<(), SimError> {
+pub fn check(w: &mut World, conn: &caja_hub::storage::Conn) -> Result<(), SimError> {
     let sql = |e: rusqlite::Error| SimError(format!("payments db: {e}"));
+    let db = |e: caja_hub::storage::DbError| SimError(format!("payments hub db: {e}"));
     for i in w.intents.clone() {
         let want = expected_state(&i);
         let at_hub: Option<String> = conn
             .query_row(
-                "SELECT state FROM payment_intents WHERE intent_id = ?1",
+                "SELECT state FROM payment_intents WHERE intent_id = $1",
                 [&i.intent],
                 |r| r.get(0),
             )
             .optional()
-            .map_err(sql)?;
+            .map_err(db)?;
         let Some(ops) = w.regs[i.reg].ops.as_ref() else {
             return Err(SimError(format!("r{} closed at the end", i.reg)));
         };
@@ -262,12 +264,12 @@ pub fn check(w: &mut World, conn: &rusqlite::Connection) -> Result<(), SimError>
         let device = w.regs[c.reg].device.to_string();
         let event: Option<String> = conn
             .query_row(
-                "SELECT event_id FROM events WHERE device_id = ?1 AND seq = ?2",
-                rusqlite::params![device, i64::try_from(c.seq).unwrap_or(i64::MAX)],
+                "SELECT event_id FROM events WHERE device_id = $1 AND seq = $2",
+                caja_hub::sql_params![device, i64::try_from(c.seq).unwrap_or(i64::MAX)],
                 |r| r.get(0),
             )
             .optional()
-            .map_err(sql)?;
+            .map_err(db)?;
         let Some(event) = event else {
             continue; // lost with its machine
         };

@@ -771,10 +771,10 @@ pub fn fault(w: &mut World) -> Result<(), SimError> {
         370..=429 => {
             if w.hub_down_steps == 0 {
                 let down = u64::try_from(w.rand_range(1, 6)).unwrap_or(1);
-                lock(&w.net).hub.close();
+                let which = lock(&w.net).hub.crash();
                 lock(&w.net).counts.add(Fault::HubCrash);
                 w.hub_down_steps = down;
-                w.log(format!("hub crashed, down for {down} steps"));
+                w.log(format!("{which} crashed, down for {down} steps"));
             }
         }
         430..=579 => {

@@ -196,7 +196,7 @@ impl Snapshot {
 }
 
 /// Copies a directory tree (SQLite files closed, so no WAL beside them).
-fn copy_tree(from: &Path, to: &Path) -> Result<(), SimError> {
+pub(super) fn copy_tree(from: &Path, to: &Path) -> Result<(), SimError> {
     let e = |x: std::io::Error| SimError(format!("copy {}: {x}", from.display()));
     std::fs::create_dir_all(to).map_err(e)?;
     // The mode too: a register refuses a signer directory others may read.
@@ -307,7 +307,12 @@ impl World {
     pub fn new(seed: u64, cfg: SimConfig, root: &Path, trace: Trace) -> Result<World, SimError> {
         let mut rng = SeededRandom::new(seed);
         let hub_clock = Arc::new(ManualClock::new(START_MS));
-        let hub = SimHub::create(&root.join("hub"), hub_clock.clone(), rng.next_u64())?;
+        let hub = SimHub::create(
+            &root.join("hub"),
+            hub_clock.clone(),
+            rng.next_u64(),
+            cfg.hub_db,
+        )?;
         let net: Net = Arc::new(std::sync::Mutex::new(NetState::new(
             hub,
             cfg.registers,
@@ -315,7 +320,7 @@ impl World {
             trace.clone(),
         )));
         let stores = {
-            let n = lock(&net);
+            let mut n = lock(&net);
             let mut stores = Vec::new();
             for i in 0..cfg.stores.max(1) {
                 let v = n.hub.admin(
@@ -486,7 +491,12 @@ impl World {
         copy_tree(&snap.dir, root)?;
         let mut rng = SeededRandom::new(seed);
         let hub_clock = Arc::new(ManualClock::new(snap.now_ms));
-        let hub = SimHub::attach(&root.join("hub"), hub_clock.clone(), rng.next_u64())?;
+        let hub = SimHub::attach(
+            &root.join("hub"),
+            hub_clock.clone(),
+            rng.next_u64(),
+            cfg.hub_db,
+        )?;
         let net: Net = Arc::new(std::sync::Mutex::new(NetState::new(
             hub,
             snap.regs.len(),
@@ -566,7 +576,7 @@ impl World {
         let name = format!("r{idx}");
         let store = idx % self.stores.len();
         let token = {
-            let n = lock(&self.net);
+            let mut n = lock(&self.net);
             let v = n.hub.admin(
                 "POST",
                 "/v1/admin/enrollment-tokens",
@@ -811,10 +821,10 @@ impl World {
             // The lost machine's requests die with it.
             n.forget_from(idx);
             n.counts.add(Fault::Restore);
-            let conn = n.hub.db()?;
+            let conn = n.hub.conn()?;
             let seq: Option<i64> = conn
                 .query_row(
-                    "SELECT max(seq) FROM events WHERE device_id = ?1",
+                    "SELECT max(seq) FROM events WHERE device_id = $1",
                     [self.regs[idx].device.to_string()],
                     |r| r.get(0),
                 )
