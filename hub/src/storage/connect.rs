@@ -27,7 +27,25 @@ pub fn open_connection(path: &Path) -> Result<Conn, rusqlite::Error> {
     conn.pragma_update(None, "cache_size", -32_768)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.set_prepared_statement_cache_capacity(128);
+    plan_without_bound_values(&conn)?;
     Ok(Conn::from_sqlite(conn))
+}
+
+/// Turns on SQLite's query planner stability guarantee: a statement's plan
+/// never depends on the values bound to it. Without it SQLite marks a
+/// statement to be re-prepared at every new binding when the planner looked
+/// at a bound value: in a join, an equality on a parameter the chosen index
+/// does not use is weighed by whether the value is 0 or 1, and a text
+/// binding then expires the statement every time (the voids of a debt's
+/// sale were re-prepared at nearly every call). The hub's schema has no
+/// partial index, no `LIKE` on a parameter and no `ANALYZE` statistics, the
+/// other things a bound value would tell the planner.
+fn plan_without_bound_values(conn: &rusqlite::Connection) -> Result<(), rusqlite::Error> {
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
+    Ok(())
 }
 
 /// Opens a read-only connection.
@@ -39,6 +57,7 @@ pub(crate) fn open_sqlite_reader(path: &Path) -> Result<Conn, StorageError> {
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.set_prepared_statement_cache_capacity(64);
+    plan_without_bound_values(&conn)?;
     Ok(Conn::from_sqlite(conn))
 }
 

@@ -11,6 +11,7 @@ use super::push::push;
 use crate::auth::SignedRequest;
 use crate::ingest;
 use crate::storage::connect::open_connection;
+use crate::storage::db::Value;
 use crate::storage::devices::{create_token, enroll};
 use crate::storage::stores::create_store;
 use crate::storage::tx_cache::TxCache;
@@ -121,23 +122,87 @@ fn hot_statements_are_not_reprepared_at_every_call() {
     }
     let src = storage_sources();
     let mut n = 0;
-    for chunk in src.split("prepare_cached(").skip(1) {
-        let Some(start) = chunk.find('"') else {
-            continue;
-        };
-        let rest = &chunk[start + 1..];
-        let Some(end) = rest.find("\")").or_else(|| rest.find("\",")) else {
-            continue;
-        };
-        let sql = rest[..end].replace("\\n", "\n");
-        if sql.contains('{') {
-            continue;
-        }
+    let mut through_rows = 0;
+    for (sql, via_rows) in statements(&src) {
         if let Ok(mut stmt) = conn.prepare_cached(&sql) {
             let (rp, runs) = stmt.sqlite_status().unwrap();
             assert!(rp <= 5, "re-prepared {rp} times in {runs} steps: {sql}");
             n += 1;
+            through_rows += usize::from(via_rows);
         }
     }
     assert!(n > 30, "only {n} statements found in the source");
+    assert!(
+        through_rows > 20,
+        "only {through_rows} statements run through facts::table::rows found"
+    );
+}
+
+/// The fact families' reads (`facts::table::rows`) run few times in a
+/// short push, so each is run here ten times with new text bindings, the
+/// way the push path binds ids: none may be re-prepared at every binding
+/// (the voids of a debt's sale, a join, was: SQLite weighed its bound id).
+#[test]
+fn fact_reads_are_not_reprepared_at_each_new_binding() {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = open_connection(&dir.path().join("x.db")).unwrap();
+    crate::storage::migrate::migrate(&conn).unwrap();
+    let mut n = 0;
+    for (sql, _) in statements(&storage_sources())
+        .into_iter()
+        .filter(|(_, via_rows)| *via_rows)
+    {
+        let arity = (1..=9)
+            .take_while(|i| sql.contains(&format!("${i}")))
+            .count();
+        for round in 0..10 {
+            let values: Vec<Value> = (0..arity)
+                .map(|i| Value::Text(format!("id-{round}-{i}")))
+                .collect();
+            let mut stmt = conn.prepare_cached(&sql).unwrap();
+            let mut rs = stmt.query(values).unwrap();
+            while rs.next().unwrap().is_some() {}
+        }
+        let (rp, _) = conn.prepare_cached(&sql).unwrap().sqlite_status().unwrap();
+        assert!(rp <= 1, "re-prepared {rp} times in 10 bindings: {sql}");
+        n += 1;
+    }
+    assert!(n > 20, "only {n} fact reads found in the source");
+}
+
+/// The SQL literals of the layer's cached statements: the first string
+/// argument of every `prepare_cached(…)`, and the SQL of every
+/// `rows(conn, "…", …)` (the fact families' reads, cached by
+/// `facts::table::rows`), with whether it came from the latter. Text built
+/// with `format!` (holding `{`) is left out.
+fn statements(src: &str) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    for chunk in src.split("prepare_cached(").skip(1) {
+        let Some(start) = chunk.find('"') else {
+            continue;
+        };
+        if let Some(sql) = literal(&chunk[start + 1..]) {
+            out.push((sql, false));
+        }
+    }
+    for chunk in src.split("rows(").skip(1) {
+        let Some(rest) = chunk.trim_start().strip_prefix("conn,") else {
+            continue;
+        };
+        let Some(rest) = rest.trim_start().strip_prefix('"') else {
+            continue;
+        };
+        if let Some(sql) = literal(rest) {
+            out.push((sql, true));
+        }
+    }
+    out
+}
+
+/// The string literal `rest` starts inside of, up to its closing `")` or
+/// `",`; `None` for text built with `format!`.
+fn literal(rest: &str) -> Option<String> {
+    let end = rest.find("\")").or_else(|| rest.find("\","))?;
+    let sql = rest[..end].replace("\\n", "\n");
+    (!sql.contains('{')).then_some(sql)
 }
