@@ -167,6 +167,7 @@ fn many_seeds_hold_every_invariant() {
         ..
     } = run_many(seeds, config());
     println!("{summary}");
+    keep_summary("simulation", &summary);
     if let Some(f) = failures.first() {
         let seeds: Vec<u64> = failures.iter().map(|f| f.seed).collect();
         panic!(
@@ -186,6 +187,21 @@ fn many_seeds_hold_every_invariant() {
             idle.is_empty(),
             "workload kinds never done in this run: {idle:?}\n{summary}"
         );
+    }
+}
+
+/// Keeps a run's summary line in `target/test-output/<name>/summary.txt`,
+/// so the counts of a passing CI run (whose output is captured) can be read
+/// afterwards. A folder that cannot be written is said, not fatal.
+fn keep_summary(name: &str, summary: &str) {
+    let kept = caja_tests::browser::output_dir(name)
+        .map_err(|e| e.to_string())
+        .and_then(|dir| {
+            std::fs::write(dir.join("summary.txt"), format!("{summary}\n"))
+                .map_err(|e| e.to_string())
+        });
+    if let Err(e) = kept {
+        eprintln!("simulation: summary not kept: {e}");
     }
 }
 
@@ -255,6 +271,7 @@ fn two_pg_hub_instances_hold_every_invariant() {
         failures,
     } = run_many((first..first + n).collect(), cfg);
     println!("{summary}");
+    keep_summary("simulation_pg", &summary);
     if let Some(f) = failures.first() {
         let seeds: Vec<u64> = failures.iter().map(|f| f.seed).collect();
         panic!(
