@@ -101,7 +101,11 @@ async fn register_head(
 /// A sale of register `r` (opening its shift first when needed, pushed by
 /// the caller), and a second sale that copies it with another id and the
 /// fiscal number `number` — the first is returned too, to push before it.
-fn sale_with_number(w: &mut Workload, r: usize, number: u64) -> Vec<Event> {
+/// `salt` tells the stores apart: two stores pushing the same number in the
+/// same millisecond must still get different event and sale ids (one seed
+/// for both made their UUIDv7s equal, and the second push was refused as
+/// "another event already has this id").
+fn sale_with_number(w: &mut Workload, r: usize, number: u64, salt: u64) -> Vec<Event> {
     let mut out = Vec::new();
     loop {
         let e = w.next_sale(r, now_ms());
@@ -110,7 +114,7 @@ fn sale_with_number(w: &mut Workload, r: usize, number: u64) -> Vec<Event> {
         let EventBody::SaleCreated(mut s) = body else {
             continue;
         };
-        let mut rng = SeededRandom::new(number);
+        let mut rng = SeededRandom::new(number * 16 + salt);
         s.sale_id = SaleId::new_v7(now_ms(), &mut rng).unwrap();
         s.fiscal = Some(FiscalRef {
             series: "B02".into(),
@@ -298,7 +302,7 @@ async fn three_stores_push_at_once_through_three_instances_on_postgres() {
         let number = 1900 + n;
         let mut dup_pushes = Vec::new();
         for s in 0..2 {
-            let events = sale_with_number(&mut workloads[s], 0, number);
+            let events = sale_with_number(&mut workloads[s], 0, number, s as u64);
             let (http, url, reg) = (
                 http.clone(),
                 urls[s].clone(),
