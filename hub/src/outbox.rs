@@ -273,6 +273,14 @@ impl RetryPolicy {
         let spread = u64::try_from(ceiling - half).unwrap_or(1).max(1);
         half + i64::try_from(jitter % spread).unwrap_or(0)
     }
+
+    /// The furthest ahead of the hub's clock a document is ever scheduled
+    /// (the longest backoff or a poll). A due time further ahead than this
+    /// was set before the hub's clock stepped back, so the claim treats it
+    /// as due now instead of waiting the step out.
+    pub fn horizon_ms(&self) -> i64 {
+        self.cap_ms.max(self.poll_ms).max(self.base_ms).max(1)
+    }
 }
 
 /// Where an outcome moves a document: the row's new values.
@@ -576,6 +584,45 @@ mod tests {
         assert_eq!(t.track_id.as_deref(), Some("t-1"));
         let t = transition(&submitted, &Outcome::InProcess, 1000, &p, 0);
         assert_eq!(t.next_attempt_ms, 1050);
+    }
+
+    /// The claim takes a due time beyond the horizon as "set before the
+    /// hub's clock stepped back" (`storage::outbox`), so no transition may
+    /// ever schedule a document further ahead than the horizon.
+    #[test]
+    fn no_transition_schedules_beyond_the_horizon() {
+        let p = RetryPolicy::default();
+        let failed = Outcome::Failed {
+            error: "timeout".into(),
+            in_doubt: true,
+        };
+        let tracked = Outcome::Tracked {
+            track_id: "t-9".into(),
+        };
+        let mut pending = claimed(DocState::Pending);
+        pending.prepared = Some(prepared());
+        let mut submitted = pending.clone();
+        submitted.state = DocState::Submitted;
+        submitted.track_id = Some("t-1".into());
+        for attempts in [0u32, 1, 5, 12, 40, u32::MAX - 1] {
+            for jitter in [0u64, 1, 299_999, u64::MAX] {
+                for (c, o) in [
+                    (&pending, &failed),
+                    (&pending, &tracked),
+                    (&submitted, &Outcome::InProcess),
+                    (&submitted, &failed),
+                ] {
+                    let mut c = c.clone();
+                    c.attempts = attempts;
+                    let t = transition(&c, o, 1_000, &p, jitter);
+                    assert!(
+                        t.next_attempt_ms - 1_000 <= p.horizon_ms(),
+                        "attempts {attempts}, jitter {jitter}: due {} ms ahead",
+                        t.next_attempt_ms - 1_000
+                    );
+                }
+            }
+        }
     }
 
     #[test]

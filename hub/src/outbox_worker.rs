@@ -168,7 +168,12 @@ pub async fn step_once(
     }
     let docs = ctx
         .store
-        .outbox_claim(owner.to_owned(), ctx.cfg.lease_ms, 1)
+        .outbox_claim(
+            owner.to_owned(),
+            ctx.cfg.lease_ms,
+            ctx.cfg.policy.horizon_ms(),
+            1,
+        )
         .await?;
     let any = !docs.is_empty();
     for d in docs {
@@ -198,7 +203,12 @@ async fn run(ctx: Arc<Ctx>, n: usize, mut stopped: watch::Receiver<bool>) {
             Ok(Vec::new())
         } else {
             ctx.store
-                .outbox_claim(owner.clone(), ctx.cfg.lease_ms, 1)
+                .outbox_claim(
+                    owner.clone(),
+                    ctx.cfg.lease_ms,
+                    ctx.cfg.policy.horizon_ms(),
+                    1,
+                )
                 .await
         };
         let idle = match claimed {

@@ -529,18 +529,20 @@ impl Storage {
     }
 
     /// Outbox: claims up to `limit` due documents for `owner` for `lease_ms`
-    /// (one conditional UPDATE; see `storage::outbox`).
+    /// (one conditional UPDATE; see `storage::outbox`). A due time more than
+    /// `horizon_ms` ahead counts as due (the hub's clock stepped back).
     pub async fn outbox_claim(
         &self,
         owner: String,
         lease_ms: i64,
+        horizon_ms: i64,
         limit: usize,
     ) -> Result<Vec<crate::outbox::Claimed>, StorageError> {
         // No lock but the writers' lock shared: rows are claimed with
         // `FOR UPDATE SKIP LOCKED` on PostgreSQL.
         let plan: writer::Plan = Box::new(|_| Ok(serial::Serial::keys([])));
         self.write_serial(Some(plan), move |conn, env| {
-            outbox::claim(conn, env, &owner, lease_ms, limit)
+            outbox::claim(conn, env, &owner, lease_ms, horizon_ms, limit)
         })
         .await
     }

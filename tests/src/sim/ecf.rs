@@ -316,15 +316,10 @@ pub fn settled(w: &World) -> Result<Option<String>, SimError> {
     }))
 }
 
-/// Extra liveness steps granted to an outbox whose every undecided document
-/// is due later than the hub's clock now reads: the hub's clock stepped back
-/// (up to 10 minutes apart, `workload::hub_clock_jump`) after the due time
-/// was set, and the outbox waits the step out (its due times are on the
-/// hub's clock). Found by seed 43; see `docs/simulation.md`.
-pub const CLOCK_STEP_GRACE_STEPS: u64 = 600;
-
-/// Whether every undecided outbox document is due after the hub's now (it
-/// waits out a step back of the hub's clock), and at least one is.
+/// Whether every undecided outbox document is due after the hub's now, and
+/// at least one is: what a step back of the hub's clock leaves (seed 43).
+/// The outbox must not wait such a step out: a due time further ahead than
+/// its policy ever schedules counts as due.
 pub fn waits_out_clock_step(w: &World) -> Result<bool, SimError> {
     if w.ecf.is_none() {
         return Ok(false);

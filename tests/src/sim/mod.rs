@@ -333,7 +333,7 @@ fn run_in(
     let started = w.step;
     let mut converged = false;
     let mut why = String::new();
-    let mut budget = cfg.liveness_steps;
+    let budget = cfg.liveness_steps;
     let mut taken = 0;
     while taken < budget {
         step(&mut w, false)?;
@@ -345,10 +345,6 @@ fn run_in(
                 break;
             }
             Some(reason) => why = reason,
-        }
-        if taken == cfg.liveness_steps && ecf::waits_out_clock_step(&w)? {
-            budget += ecf::CLOCK_STEP_GRACE_STEPS;
-            w.log("the outbox waits out a step back of the hub's clock");
         }
     }
     let liveness_steps = w.step - started;

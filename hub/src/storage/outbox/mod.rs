@@ -15,11 +15,23 @@
 //! ```sql
 //! UPDATE tax_outbox SET lease_owner = $1, lease_until_ms = CAST($2 AS BIGINT) + CAST($3 AS BIGINT)
 //! WHERE doc_id IN (SELECT doc_id FROM tax_outbox
-//!                  WHERE state IN ('pending', 'submitted') AND next_attempt_ms <= $2
+//!                  WHERE state IN ('pending', 'submitted')
+//!                    AND (next_attempt_ms <= $2
+//!                         OR (next_attempt_ms > $5 AND next_attempt_ms < $6))
 //!                    AND (lease_until_ms IS NULL OR lease_until_ms <= $2)
 //!                  ORDER BY next_attempt_ms, doc_id LIMIT $4)
 //! RETURNING …
 //! ```
+//!
+//! Due times are on the hub's clock. No document is ever scheduled more
+//! than the retry policy's horizon (its longest backoff or poll) ahead, so
+//! a due time beyond it was written before the hub's clock stepped back,
+//! and the document is due now (`$5` is now plus the horizon): a step back
+//! does not hold a verdict back by the step (found by the simulation's
+//! seed 43). `$6` is `NEVER` (a document refused before sending), which
+//! stays never due. Leases are not treated so: a lease beyond its length is
+//! still honoured, so a clock skewed between instances never takes a
+//! document from a live worker.
 //!
 //! It runs as a job of the store's writer, inside its write transaction. On
 //! SQLite that is `BEGIN IMMEDIATE`, so two hub processes on one file are
@@ -184,16 +196,20 @@ pub(crate) fn claim(
     env: &mut Env,
     owner: &str,
     lease_ms: i64,
+    horizon_ms: i64,
     limit: usize,
 ) -> Result<Vec<Claimed>, StorageError> {
     let now = env.now_ms();
+    let stepped_back_after = now.saturating_add(horizon_ms.max(0));
     // On PostgreSQL instances claim at once: rows another claim has locked
     // are skipped (and the lease is re-checked on the locked row), so no
     // document is claimed twice and no claim waits for another.
     let mut stmt = conn.prepare_cached(&format!(
         "UPDATE tax_outbox SET lease_owner = $1, lease_until_ms = CAST($2 AS BIGINT) + CAST($3 AS BIGINT)
          WHERE doc_id IN (SELECT doc_id FROM tax_outbox
-                          WHERE state IN ('pending', 'submitted') AND next_attempt_ms <= $2
+                          WHERE state IN ('pending', 'submitted')
+                            AND (next_attempt_ms <= $2
+                                 OR (next_attempt_ms > CAST($5 AS BIGINT) AND next_attempt_ms < CAST($6 AS BIGINT)))
                             AND (lease_until_ms IS NULL OR lease_until_ms <= $2)
                           ORDER BY next_attempt_ms, doc_id LIMIT $4{})
            AND (lease_until_ms IS NULL OR lease_until_ms <= $2)
@@ -202,7 +218,14 @@ pub(crate) fn claim(
     ))?;
     let raws: Vec<RawClaimed> = stmt
         .query_map(
-            params![owner, now, lease_ms, crate::storage::codec::i(limit as u64)],
+            params![
+                owner,
+                now,
+                lease_ms,
+                crate::storage::codec::i(limit as u64),
+                stepped_back_after,
+                outbox::NEVER_MS
+            ],
             read_claimed,
         )?
         .collect::<Result<_, _>>()?;
