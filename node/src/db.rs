@@ -12,12 +12,16 @@
 //! Durability: with WAL and `synchronous=FULL` SQLite fsyncs the WAL at every
 //! commit, so a transaction whose `COMMIT` returned survives a process crash and
 //! a power cut (given a disk that honours fsync). See ARCHITECTURE.md.
+//! A long-running register moves the WAL's checkpoints off its commits
+//! ([`Db::start_checkpointer`], `checkpointer`); other connections keep
+//! SQLite's automatic checkpoint.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
+use crate::checkpointer::{CheckpointPolicy, CheckpointStats, Checkpointer};
 use crate::migrate::{self, MigrateError, MigrationReport};
 
 /// How long a connection waits for another process's write lock before a
@@ -76,6 +80,15 @@ pub enum DbError {
         #[source]
         source: MigrateError,
     },
+    /// The checkpointer's thread could not start.
+    #[error("cannot start the WAL checkpointer of the node database {path}: {source}")]
+    Thread {
+        /// The database file.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A write transaction could not begin (typically the lock stayed taken
     /// longer than [`BUSY_TIMEOUT_MS`]).
     #[error("cannot begin a write transaction on the node database {path}: {source}")]
@@ -91,6 +104,8 @@ pub enum DbError {
 /// An open, migrated node database.
 #[derive(Debug)]
 pub struct Db {
+    /// Declared before `conn`: dropped (its thread stopped) first.
+    checkpointer: Option<Checkpointer>,
     conn: Connection,
     path: PathBuf,
     migration: MigrationReport,
@@ -126,6 +141,7 @@ impl Db {
         #[cfg(feature = "crashpoints")]
         disk_full_seam(&conn);
         Ok(Db {
+            checkpointer: None,
             conn,
             path,
             migration,
@@ -168,8 +184,35 @@ impl Db {
             })
     }
 
-    /// Gives up the wrapper and returns the connection.
-    pub fn into_connection(self) -> Connection {
+    /// Moves this connection's WAL checkpoints to a thread of its own
+    /// ([`Checkpointer`]); a no-op answering `Ok(false)` when one runs
+    /// already, or when a disk fault is armed for the disk-fault tests (the
+    /// `crashpoints` feature: their fault counts the n-th write of the
+    /// process, which a thread's writes would make depend on timing).
+    pub fn start_checkpointer(&mut self, policy: CheckpointPolicy) -> Result<bool, DbError> {
+        if self.checkpointer.is_some() || crate::crashpoint::disk_faults_armed() {
+            return Ok(false);
+        }
+        self.checkpointer = Some(Checkpointer::start(&mut self.conn, &self.path, policy)?);
+        Ok(true)
+    }
+
+    /// Stops the checkpointer (joining its thread) and gives the connection
+    /// SQLite's automatic checkpoint back; what it did, if one ran.
+    pub fn stop_checkpointer(&mut self) -> Option<CheckpointStats> {
+        let c = self.checkpointer.take()?;
+        Some(c.stop(&mut self.conn))
+    }
+
+    /// The running checkpointer, if any.
+    pub fn checkpointer(&self) -> Option<&Checkpointer> {
+        self.checkpointer.as_ref()
+    }
+
+    /// Gives up the wrapper and returns the connection (the checkpointer
+    /// stopped, SQLite's automatic checkpoint back).
+    pub fn into_connection(mut self) -> Connection {
+        let _ = self.stop_checkpointer();
         self.conn
     }
 }
