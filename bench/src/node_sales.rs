@@ -346,9 +346,7 @@ pub fn sales(n: u64) -> anyhow::Result<Summary> {
     base_lat.sort();
     lat.sort();
     // Counting pages needs a WAL no thread checkpoints: both stop here.
-    let raw_checkpoints = base_ckpt
-        .map(|c| c.stop(&mut base))
-        .unwrap_or_default();
+    let raw_checkpoints = base_ckpt.map(|c| c.stop(&mut base)).unwrap_or_default();
     let sale_checkpoints = reg.stop_checkpointer().unwrap_or_default();
     let before = count_pages_from(&base)?;
     for _ in 0..COUNTED {

@@ -399,7 +399,10 @@ mod tests {
         let stats = c.stop(&mut conn);
         assert_eq!(stats.commits, 600, "{stats:?}");
         assert_eq!(stats.failed, 0, "{stats:?}");
-        assert!(stats.thread_checkpoints >= 1, "the thread copied: {stats:?}");
+        assert!(
+            stats.thread_checkpoints >= 1,
+            "the thread copied: {stats:?}"
+        );
         assert!(stats.writer_checkpoints >= 1, "the bound held: {stats:?}");
         // The bound, and the commits made while the thread's pass held
         // the checkpoint lock (the writer's own is then `busy`, retried at

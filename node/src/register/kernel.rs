@@ -131,7 +131,9 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
 
     /// What the running checkpointer did so far.
     pub fn checkpoint_stats(&self) -> Option<crate::checkpointer::CheckpointStats> {
-        self.db.checkpointer().map(crate::checkpointer::Checkpointer::stats)
+        self.db
+            .checkpointer()
+            .map(crate::checkpointer::Checkpointer::stats)
     }
 
     /// Replaces the register's e-CF issuer (tests and the demo inject one made
