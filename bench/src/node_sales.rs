@@ -309,7 +309,8 @@ pub fn sales(n: u64) -> anyhow::Result<Summary> {
             reg.start_checkpointer(policy)?,
             "the register's checkpointer did not start"
         );
-        Some(Checkpointer::start(&mut base, &base_path, policy)?)
+        let own = caja_node::db::open_for_checkpoints(&base_path)?;
+        Some(Checkpointer::start(&mut base, own, policy)?)
     } else {
         println!("node-sales: both sides with SQLite's automatic checkpoint (CAJA_BENCH_NO_CHECKPOINTER)");
         None

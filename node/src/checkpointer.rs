@@ -29,16 +29,13 @@
 //! thread stops and is joined when the checkpointer is stopped or dropped.
 
 use std::os::raw::c_int;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rusqlite::hooks::Wal;
 use rusqlite::wal::CheckpointMode;
-use rusqlite::{Connection, OpenFlags};
-
-use crate::db::{configure, DbError};
+use rusqlite::Connection;
 
 /// SQLite's own automatic checkpoint threshold, restored on a connection
 /// whose checkpointer stops.
@@ -143,6 +140,17 @@ impl Shared {
     }
 }
 
+/// Why a checkpointer could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// The thread's connection or the WAL hook could not be set up.
+    #[error("cannot set up the WAL checkpointer: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The thread could not start.
+    #[error("cannot start the WAL checkpointer's thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
 #[derive(Debug, Clone, Copy)]
 enum By {
     Thread { idle: bool },
@@ -167,34 +175,30 @@ pub struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Starts checkpointing the database at `path` for `conn` (the connection
-    /// that commits): opens the thread's connection with the node's settings
-    /// (`db::configure`), replaces `conn`'s automatic checkpoint by the WAL
-    /// hook and starts the thread. `hard_pages` is raised to `start_pages`
-    /// if below it.
+    /// Starts checkpointing for `conn` (the connection that commits) with
+    /// `own`, a second connection to the same database with the same
+    /// settings (`db::open_for_checkpoints`), which the thread takes:
+    /// replaces `conn`'s automatic checkpoint by the WAL hook and starts
+    /// the thread. `hard_pages` is raised to `start_pages` if below it.
     pub fn start(
         conn: &mut Connection,
-        path: &Path,
+        own: Connection,
         policy: CheckpointPolicy,
-    ) -> Result<Checkpointer, DbError> {
+    ) -> Result<Checkpointer, CheckpointError> {
         let policy = CheckpointPolicy {
             start_pages: policy.start_pages.max(1),
             hard_pages: policy.hard_pages.max(policy.start_pages.max(1)),
             idle_ms: policy.idle_ms,
         };
-        let own = open_own(path)?;
+        // This connection writes nothing but checkpoints.
+        own.pragma_update(None, "wal_autocheckpoint", 0)?;
         let shared = Arc::new(Shared::default());
         let hook_shared = shared.clone();
         conn.wal_hook(Some(move |wal: &mut Wal, pages: c_int| {
             after_commit(&hook_shared, policy, wal, pages);
             // Never an error: the commit is done whatever a checkpoint does.
             Ok(())
-        }))
-        .map_err(|source| DbError::Pragma {
-            path: path.to_path_buf(),
-            pragma: "wal_hook",
-            source,
-        })?;
+        }))?;
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name("caja-checkpoint".into())
@@ -204,10 +208,7 @@ impl Checkpointer {
             Err(e) => {
                 // No thread: the connection checkpoints by itself again.
                 restore_autocheckpoint(conn);
-                return Err(DbError::Thread {
-                    path: path.to_path_buf(),
-                    source: e,
-                });
+                return Err(e.into());
             }
         };
         Ok(Checkpointer {
@@ -270,27 +271,6 @@ fn restore_autocheckpoint(conn: &mut Connection) {
     // gone, which still checkpoints at the hard bound.
     let _ = conn.wal_hook(None::<fn(&mut Wal, c_int) -> rusqlite::Result<()>>);
     let _ = conn.pragma_update(None, "wal_autocheckpoint", SQLITE_AUTOCHECKPOINT_PAGES);
-}
-
-fn open_own(path: &Path) -> Result<Connection, DbError> {
-    let path: PathBuf = path.to_path_buf();
-    let conn = Connection::open_with_flags(
-        &path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|source| DbError::Open {
-        path: path.clone(),
-        source,
-    })?;
-    configure(&conn, &path)?;
-    // This connection writes nothing but checkpoints.
-    conn.pragma_update(None, "wal_autocheckpoint", 0)
-        .map_err(|source| DbError::Pragma {
-            path: path.clone(),
-            pragma: "wal_autocheckpoint",
-            source,
-        })?;
-    Ok(conn)
 }
 
 /// The WAL hook: runs on the committing thread after each commit, with the
@@ -365,11 +345,25 @@ fn run(conn: &Connection, shared: &Shared, policy: CheckpointPolicy) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::{Path, PathBuf};
+
+    fn settings(conn: &Connection) {
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
+            .expect("settings");
+        conn.busy_timeout(Duration::from_secs(5))
+            .expect("busy timeout");
+    }
+
+    fn own(path: &Path) -> Connection {
+        let c = Connection::open(path).expect("open");
+        settings(&c);
+        c
+    }
 
     fn wal_db(dir: &Path) -> (Connection, PathBuf) {
         let path = dir.join("t.sqlite3");
         let conn = Connection::open(&path).expect("open");
-        configure(&conn, &path).expect("settings");
+        settings(&conn);
         conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, payload BLOB NOT NULL)")
             .expect("table");
         (conn, path)
@@ -400,7 +394,7 @@ mod tests {
             hard_pages: 200,
             idle_ms: 0,
         };
-        let c = Checkpointer::start(&mut conn, &path, policy).expect("starts");
+        let c = Checkpointer::start(&mut conn, own(&path), policy).expect("starts");
         for _ in 0..600 {
             insert(&conn);
         }
@@ -448,7 +442,7 @@ mod tests {
             hard_pages: 10_000,
             idle_ms: 20,
         };
-        let c = Checkpointer::start(&mut conn, &path, policy).expect("starts");
+        let c = Checkpointer::start(&mut conn, own(&path), policy).expect("starts");
         for _ in 0..20 {
             insert(&conn);
         }

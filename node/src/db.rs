@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
-use crate::checkpointer::{CheckpointPolicy, CheckpointStats, Checkpointer};
+use crate::checkpointer::{CheckpointError, CheckpointPolicy, CheckpointStats, Checkpointer};
 use crate::migrate::{self, MigrateError, MigrationReport};
 
 /// How long a connection waits for another process's write lock before a
@@ -80,14 +80,14 @@ pub enum DbError {
         #[source]
         source: MigrateError,
     },
-    /// The checkpointer's thread could not start.
-    #[error("cannot start the WAL checkpointer of the node database {path}: {source}")]
-    Thread {
+    /// The WAL checkpointer could not start.
+    #[error("node database {path}: {source}")]
+    Checkpointer {
         /// The database file.
         path: PathBuf,
-        /// The operating system's error.
+        /// Why.
         #[source]
-        source: std::io::Error,
+        source: CheckpointError,
     },
     /// A write transaction could not begin (typically the lock stayed taken
     /// longer than [`BUSY_TIMEOUT_MS`]).
@@ -193,7 +193,14 @@ impl Db {
         if self.checkpointer.is_some() || crate::crashpoint::disk_faults_armed() {
             return Ok(false);
         }
-        self.checkpointer = Some(Checkpointer::start(&mut self.conn, &self.path, policy)?);
+        let own = open_for_checkpoints(&self.path)?;
+        let c = Checkpointer::start(&mut self.conn, own, policy).map_err(|source| {
+            DbError::Checkpointer {
+                path: self.path.clone(),
+                source,
+            }
+        })?;
+        self.checkpointer = Some(c);
         Ok(true)
     }
 
@@ -215,6 +222,21 @@ impl Db {
         let _ = self.stop_checkpointer();
         self.conn
     }
+}
+
+/// Opens a second connection to the existing database at `path` with the
+/// node's settings ([`configure`]), for a checkpointer's thread.
+pub fn open_for_checkpoints(path: &Path) -> Result<Connection, DbError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|source| DbError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    configure(&conn, path)?;
+    Ok(conn)
 }
 
 /// Applies the node's connection settings to `conn` (opened on `path`): busy
