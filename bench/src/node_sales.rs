@@ -14,6 +14,11 @@
 //!   the same key). Goal ≥ 0.70×. Skipped with a printed reason when
 //!   `openssl` is missing.
 //!
+//! Both sides run with the register's WAL checkpointer (`checkpointer`, the
+//! same thresholds), so neither copies the WAL into its database on the
+//! timed commits but at the WAL's hard bound; each prints the checkpoints it
+//! ran.
+//!
 //! Pages per commit: the WAL is emptied, automatic checkpoints are switched
 //! off for a counted stretch of commits, and `PRAGMA wal_checkpoint` reports
 //! the frames written (one frame = one page image). Statements: SQLite's
@@ -26,6 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use caja_node::checkpointer::{CheckpointPolicy, CheckpointStats, Checkpointer};
 use caja_node::datadir::{init, DataDir, InitParams};
 use caja_node::journal::Journal;
 use caja_node::register::{Document, Register};
@@ -71,6 +77,10 @@ pub struct Summary {
     pub statements_x100: u64,
     /// Trigger programs run per sale.
     pub trigger_runs_x100: u64,
+    /// What the baseline's checkpointer did (timed part).
+    pub raw_checkpoints: CheckpointStats,
+    /// What the register's checkpointer did (timed part).
+    pub sale_checkpoints: CheckpointStats,
     /// Whether both goals were met.
     pub met: bool,
 }
@@ -283,11 +293,28 @@ pub fn sales(n: u64) -> anyhow::Result<Summary> {
         .map(|e| e.canonical_bytes().len())
         .unwrap_or(800);
 
-    // Baseline: raw single-row inserts, same file system, same pragmas.
+    // Baseline: raw single-row inserts, same file system, same pragmas,
+    // and the same WAL checkpointer with the same thresholds as the
+    // register's.
     let base_path = tmp.path().join("baseline.sqlite3");
-    let base = rusqlite::Connection::open(&base_path)?;
+    let mut base = rusqlite::Connection::open(&base_path)?;
     caja_node::db::configure(&base, &base_path)?;
     base.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, payload BLOB NOT NULL)")?;
+    let policy = CheckpointPolicy::default();
+    // CAJA_BENCH_NO_CHECKPOINTER=1: both sides with SQLite's automatic
+    // checkpoint instead (the comparison before the checkpointer).
+    let threaded = std::env::var_os("CAJA_BENCH_NO_CHECKPOINTER").is_none();
+    let base_ckpt = if threaded {
+        anyhow::ensure!(
+            reg.start_checkpointer(policy)?,
+            "the register's checkpointer did not start"
+        );
+        let own = caja_node::db::open_for_checkpoints(&base_path)?;
+        Some(Checkpointer::start(&mut base, own, policy)?)
+    } else {
+        println!("node-sales: both sides with SQLite's automatic checkpoint (CAJA_BENCH_NO_CHECKPOINTER)");
+        None
+    };
     let payload = vec![b'x'; event_len];
     let raw = |base: &rusqlite::Connection| -> anyhow::Result<()> {
         base.execute("INSERT INTO t (payload) VALUES (?1)", [&payload])?;
@@ -319,6 +346,9 @@ pub fn sales(n: u64) -> anyhow::Result<Summary> {
     let n = chunk * rounds;
     base_lat.sort();
     lat.sort();
+    // Counting pages needs a WAL no thread checkpoints: both stop here.
+    let raw_checkpoints = base_ckpt.map(|c| c.stop(&mut base)).unwrap_or_default();
+    let sale_checkpoints = reg.stop_checkpointer().unwrap_or_default();
     let before = count_pages_from(&base)?;
     for _ in 0..COUNTED {
         raw(&base)?;
@@ -366,6 +396,24 @@ pub fn sales(n: u64) -> anyhow::Result<Summary> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    let ckpt = |c: &CheckpointStats| {
+        format!(
+            "{} on its thread ({} idle), {} by the committing connection at {} WAL pages, {} busy, {} failed; WAL at most {} pages",
+            c.thread_checkpoints,
+            c.idle_checkpoints,
+            c.writer_checkpoints,
+            policy.hard_pages,
+            c.busy,
+            c.failed,
+            c.max_wal_pages
+        )
+    };
+    println!(
+        "  checkpoints, baseline: {} (pass every {} pages)",
+        ckpt(&raw_checkpoints),
+        policy.start_pages
+    );
+    println!("  checkpoints, sales:    {}", ckpt(&sale_checkpoints));
     println!(
         "  statements per sale: {} top-level, {} trigger programs (load-independent)",
         hundredths(statements),
@@ -391,6 +439,8 @@ pub fn sales(n: u64) -> anyhow::Result<Summary> {
         sale_pages_x100: sale_pages,
         statements_x100: statements,
         trigger_runs_x100: triggers,
+        raw_checkpoints,
+        sale_checkpoints,
         met: rate_met && p99_met,
     })
 }
@@ -537,6 +587,9 @@ mod tests {
         assert!(s.raw_pages_x100 >= 100, "{s:?}");
         assert!(s.sale_pages_x100 > s.raw_pages_x100, "{s:?}");
         assert!(s.statements_x100 >= 100, "{s:?}");
+        // Both sides' checkpointers saw every timed commit.
+        assert_eq!(s.raw_checkpoints.commits, 40, "{s:?}");
+        assert_eq!(s.sale_checkpoints.commits, 40, "{s:?}");
         if let Some(e) = super::ecf_sales(10).expect("e-CF runs") {
             assert_eq!(e.sales, 10);
             assert!(

@@ -56,6 +56,20 @@ pub fn arm_disk_faults() {
     }
 }
 
+/// Whether a disk fault of the disk-fault tests is armed in this process's
+/// environment ([`FAULT_ENV`] or [`DISK_FULL_ENV`]); always `false` without
+/// the `crashpoints` feature.
+pub fn disk_faults_armed() -> bool {
+    #[cfg(feature = "crashpoints")]
+    {
+        std::env::var_os(FAULT_ENV).is_some() || std::env::var_os(DISK_FULL_ENV).is_some()
+    }
+    #[cfg(not(feature = "crashpoints"))]
+    {
+        false
+    }
+}
+
 /// Every crash point, in the order a sale reaches them.
 pub const POINTS: &[&str] = &[
     // `BEGIN IMMEDIATE` done, nothing written.

@@ -12,12 +12,16 @@
 //! Durability: with WAL and `synchronous=FULL` SQLite fsyncs the WAL at every
 //! commit, so a transaction whose `COMMIT` returned survives a process crash and
 //! a power cut (given a disk that honours fsync). See ARCHITECTURE.md.
+//! A long-running register moves the WAL's checkpoints off its commits
+//! ([`Db::start_checkpointer`], `checkpointer`); other connections keep
+//! SQLite's automatic checkpoint.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
+use crate::checkpointer::{CheckpointError, CheckpointPolicy, CheckpointStats, Checkpointer};
 use crate::migrate::{self, MigrateError, MigrationReport};
 
 /// How long a connection waits for another process's write lock before a
@@ -76,6 +80,15 @@ pub enum DbError {
         #[source]
         source: MigrateError,
     },
+    /// The WAL checkpointer could not start.
+    #[error("node database {path}: {source}")]
+    Checkpointer {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: CheckpointError,
+    },
     /// A write transaction could not begin (typically the lock stayed taken
     /// longer than [`BUSY_TIMEOUT_MS`]).
     #[error("cannot begin a write transaction on the node database {path}: {source}")]
@@ -91,6 +104,8 @@ pub enum DbError {
 /// An open, migrated node database.
 #[derive(Debug)]
 pub struct Db {
+    /// Declared before `conn`: dropped (its thread stopped) first.
+    checkpointer: Option<Checkpointer>,
     conn: Connection,
     path: PathBuf,
     migration: MigrationReport,
@@ -126,6 +141,7 @@ impl Db {
         #[cfg(feature = "crashpoints")]
         disk_full_seam(&conn);
         Ok(Db {
+            checkpointer: None,
             conn,
             path,
             migration,
@@ -168,10 +184,59 @@ impl Db {
             })
     }
 
-    /// Gives up the wrapper and returns the connection.
-    pub fn into_connection(self) -> Connection {
+    /// Moves this connection's WAL checkpoints to a thread of its own
+    /// ([`Checkpointer`]); a no-op answering `Ok(false)` when one runs
+    /// already, or when a disk fault is armed for the disk-fault tests (the
+    /// `crashpoints` feature: their fault counts the n-th write of the
+    /// process, which a thread's writes would make depend on timing).
+    pub fn start_checkpointer(&mut self, policy: CheckpointPolicy) -> Result<bool, DbError> {
+        if self.checkpointer.is_some() || crate::crashpoint::disk_faults_armed() {
+            return Ok(false);
+        }
+        let own = open_for_checkpoints(&self.path)?;
+        let c = Checkpointer::start(&mut self.conn, own, policy).map_err(|source| {
+            DbError::Checkpointer {
+                path: self.path.clone(),
+                source,
+            }
+        })?;
+        self.checkpointer = Some(c);
+        Ok(true)
+    }
+
+    /// Stops the checkpointer (joining its thread) and gives the connection
+    /// SQLite's automatic checkpoint back; what it did, if one ran.
+    pub fn stop_checkpointer(&mut self) -> Option<CheckpointStats> {
+        let c = self.checkpointer.take()?;
+        Some(c.stop(&mut self.conn))
+    }
+
+    /// The running checkpointer, if any.
+    pub fn checkpointer(&self) -> Option<&Checkpointer> {
+        self.checkpointer.as_ref()
+    }
+
+    /// Gives up the wrapper and returns the connection (the checkpointer
+    /// stopped, SQLite's automatic checkpoint back).
+    pub fn into_connection(mut self) -> Connection {
+        let _ = self.stop_checkpointer();
         self.conn
     }
+}
+
+/// Opens a second connection to the existing database at `path` with the
+/// node's settings ([`configure`]), for a checkpointer's thread.
+pub fn open_for_checkpoints(path: &Path) -> Result<Connection, DbError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|source| DbError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    configure(&conn, path)?;
+    Ok(conn)
 }
 
 /// Applies the node's connection settings to `conn` (opened on `path`): busy

@@ -10,6 +10,8 @@
 //! stores named below):
 //! - [`db`]: opening the SQLite file (WAL, `synchronous=FULL`, busy timeout),
 //!   migrating it, and the backup's SQLite calls;
+//! - [`checkpointer`]: WAL checkpoints on a thread of their own, off the
+//!   sale's commit, with the WAL bounded;
 //! - [`migrate`]: the versioned migrator over `migrations/node/`;
 //! - [`journal`]: the append-only, hash-chained journal of this device's events,
 //!   its checkpoints, verification and export;
@@ -36,6 +38,7 @@
 //! - [`ui`]: the cashier's screen (HTTP handlers and its cart);
 //! - [`messages`]: every Spanish sentence people see.
 
+pub mod checkpointer;
 pub mod config;
 pub mod crashpoint;
 pub mod datadir;

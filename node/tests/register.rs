@@ -390,3 +390,47 @@ fn fiado_beyond_the_credit_limit_is_refused_and_names_payments() {
     }
     assert_eq!(snapshot(&f), before);
 }
+
+/// A register selling with its WAL checkpointer: the thread copies the WAL
+/// in passes, the WAL stays within its bound over many sales, and after the
+/// checkpointer stops (joined) and the register opens again every sale is
+/// there, the chain verifies and the projections equal a rebuild.
+#[test]
+fn sales_with_the_checkpointer_keep_the_wal_bounded_and_every_sale() {
+    let mut f = Fixture::new(71);
+    let op = f.op();
+    f.register
+        .open_shift(op, "ana", Money(0))
+        .expect("shift opens");
+    let policy = caja_node::checkpointer::CheckpointPolicy {
+        start_pages: 60,
+        hard_pages: 300,
+        idle_ms: 0,
+    };
+    assert!(f.register.start_checkpointer(policy).expect("starts"));
+    let req = sale(
+        vec![line("ARROZ", 2000), line("2000000000017", 455)],
+        vec![cash(100_000)],
+    );
+    for _ in 0..150 {
+        let op = f.op();
+        f.register.sell(op, &req).expect("sells");
+    }
+    let s = f.register.stop_checkpointer().expect("it ran");
+    assert_eq!((s.commits, s.failed), (150, 0), "{s:?}");
+    assert!(s.thread_checkpoints >= 1, "{s:?}");
+    assert!(s.writer_checkpoints >= 1, "{s:?}");
+    // The bound and a couple of sales (~15 frames each).
+    assert!(s.max_wal_pages <= 300 + 40, "{s:?}");
+    f.reopen();
+    let c = f.register.conn();
+    let n: i64 = c
+        .query_row("SELECT count(*) FROM sales", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(n, 150);
+    let key = caja_node::keyfile::read_key_file(&f.data.key_path()).expect("key");
+    Journal::verify(c, &key, None, |_, _| {}).expect("the chain verifies");
+    let live = projection::digest(c).expect("digest");
+    projection::rebuild(c).expect("rebuild");
+    assert_eq!(projection::digest(c).expect("digest"), live);
+}

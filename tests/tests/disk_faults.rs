@@ -458,3 +458,110 @@ fn a_register_whose_disk_fails_inside_a_sync_round_converges_once_it_works() {
         summary.join("; ")
     );
 }
+
+/// A disk fault inside the checkpointer's checkpoint (the register's WAL
+/// checkpoints on their own thread, `caja_node::checkpointer`): the write
+/// into the database file fails torn; a process killed right then (its
+/// files copied as they are) opens with every acknowledged sale whole and
+/// an intact database, and the live register's checkpointer copies the WAL
+/// at its next pass once the disk works. The sweeps above run the selling
+/// loop with the checkpointer off (a fault armed: `Db::start_checkpointer`),
+/// so their n-th write stays the same write in every run.
+#[test]
+fn a_disk_fault_in_the_checkpointers_pass_loses_no_acknowledged_sale() {
+    let tmp = tempfile::tempdir_in(caja_tests::sim::scratch_root()).expect("tmp");
+    let template = prepare(tmp.path());
+    let data = tmp.path().join("live");
+    copy_dir(&template, &data);
+    let dir = caja_node::datadir::DataDir::new(&data);
+    caja_faultvfs::install().expect("the fault VFS");
+    let mut reg = Register::open(&dir, SystemClock, OsRandom::new().expect("rng")).expect("opens");
+    // Passes only when asked: the test decides when the thread checkpoints.
+    let policy = caja_node::checkpointer::CheckpointPolicy {
+        start_pages: 1_000_000,
+        hard_pages: 1_000_000,
+        idle_ms: 0,
+    };
+    assert!(reg.start_checkpointer(policy).expect("starts"));
+    let sell = |reg: &mut Register<SystemClock, OsRandom>| {
+        let req = SaleRequest {
+            lines: vec![LineRequest {
+                code: caja_tests::sweep::ARROZ.into(),
+                qty_milli: 1000,
+                discount: None,
+                unit_price: None,
+            }],
+            payments: vec![PaymentRequest {
+                method: PaymentMethod::Cash,
+                amount: 100_000,
+                reference: None,
+            }],
+            discount: None,
+            customer: None,
+        };
+        reg.sell(op(), &req).expect("sells")
+    };
+    let before = counts(&dir.db_path(), 0);
+    for _ in 0..40 {
+        sell(&mut reg);
+    }
+    let wait =
+        |reg: &Register<SystemClock, OsRandom>, what: &str, done: &dyn Fn(u64, u64) -> bool| {
+            let t0 = std::time::Instant::now();
+            loop {
+                let s = reg.checkpoint_stats().expect("running");
+                if done(s.thread_checkpoints, s.failed) {
+                    return s;
+                }
+                assert!(t0.elapsed().as_secs() < 20, "{what}: {s:?}");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        };
+    let armed = caja_faultvfs::arm(
+        caja_faultvfs::Fault::parse("write:eio:1").expect("spec"),
+        Some(&data),
+        None,
+    )
+    .expect("armed");
+    reg.request_checkpoint();
+    let s = wait(&reg, "the pass failed", &|_, failed| failed >= 1);
+    assert_eq!(s.thread_checkpoints, 0, "{s:?}");
+    assert!(armed.seen() >= 1, "the fault hit the checkpoint's write");
+    // The files as a kill now leaves them: the database file with a torn
+    // page, the WAL whole.
+    let killed = tmp.path().join("killed");
+    std::fs::create_dir_all(&killed).expect("dir");
+    for suffix in ["", "-wal"] {
+        let from = format!("{}{suffix}", dir.db_path().display());
+        let to = killed.join(format!("caja-node.sqlite3{suffix}"));
+        std::fs::copy(&from, &to).expect("copy");
+    }
+    armed.disarm();
+    let after = counts(&killed.join("caja-node.sqlite3"), 0);
+    assert_eq!(
+        (
+            after.journal_sales - before.journal_sales,
+            after.sales - before.sales,
+            after.sale_ops - before.sale_ops,
+            after.print_jobs - before.print_jobs,
+        ),
+        (40, 40, 40, 40),
+        "every acknowledged sale, whole"
+    );
+    let c = rusqlite::Connection::open(killed.join("caja-node.sqlite3")).expect("open copy");
+    let ok: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("integrity");
+    assert_eq!(ok, "ok");
+    // The disk works again: the next pass copies the WAL.
+    reg.request_checkpoint();
+    wait(&reg, "a later pass copied", &|passes, _| passes >= 1);
+    sell(&mut reg);
+    let s = reg.stop_checkpointer().expect("stats");
+    assert!(s.failed >= 1 && s.thread_checkpoints >= 1, "{s:?}");
+    drop(reg);
+    let key = caja_node::keyfile::read_key_file(&dir.key_path()).expect("key");
+    let reg = Register::open(&dir, SystemClock, OsRandom::new().expect("rng")).expect("reopens");
+    Journal::verify(reg.conn(), &key, None, |_, _| {}).expect("the chain verifies");
+    assert_eq!(counts(&dir.db_path(), 0).sales - before.sales, 41);
+}

@@ -236,6 +236,10 @@ pub(crate) fn sell(cx: &Ctx, a: SellArgs) -> Result<(), Failure> {
                 .payment_provider
         }
     };
+    if a.repeat > 1 {
+        // A selling loop: its WAL checkpoints off the sales' commits.
+        node.start_checkpointer(caja_node::checkpointer::CheckpointPolicy::default())?;
+    }
     for _ in 0..a.repeat.max(1) {
         let id = op_id(&a.op)?;
         let r = node.sell_approved(id, &req, &doc, cred.as_ref())?;

@@ -69,6 +69,10 @@ pub struct Register<C: Clock, R: RandomSource> {
     /// Who signs this register's e-CF, or why nobody can (asked only when an
     /// `E` series is used).
     pub(super) ecf: crate::ecf::IssuerSlot,
+    /// The checkpointer's policy while one was started
+    /// ([`Register::start_checkpointer`]): a connection opened again after a
+    /// disk fault gets one too.
+    pub(super) checkpoint: Option<crate::checkpointer::CheckpointPolicy>,
 }
 
 impl<C: Clock, R: RandomSource> Register<C, R> {
@@ -91,7 +95,45 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             rng,
             config,
             ecf,
+            checkpoint: None,
         })
+    }
+
+    /// Moves the WAL's checkpoints off this register's commits to a thread
+    /// of their own (`checkpointer`): for a process that sells for long (the
+    /// cashier's screen, `sell --repeat`). `Ok(false)` when not started (one
+    /// runs, or the disk-fault tests armed a fault). Stopped and joined with
+    /// [`Register::stop_checkpointer`] or when the register is dropped.
+    pub fn start_checkpointer(
+        &mut self,
+        policy: crate::checkpointer::CheckpointPolicy,
+    ) -> Result<bool, OpError> {
+        let started = self.db.start_checkpointer(policy)?;
+        if started {
+            self.checkpoint = Some(policy);
+        }
+        Ok(started)
+    }
+
+    /// Stops the checkpointer, if one runs; what it did.
+    pub fn stop_checkpointer(&mut self) -> Option<crate::checkpointer::CheckpointStats> {
+        self.checkpoint = None;
+        self.db.stop_checkpointer()
+    }
+
+    /// Asks the running checkpointer's thread for a pass now (tests and
+    /// diagnostics); nothing without one.
+    pub fn request_checkpoint(&self) {
+        if let Some(c) = self.db.checkpointer() {
+            c.request();
+        }
+    }
+
+    /// What the running checkpointer did so far.
+    pub fn checkpoint_stats(&self) -> Option<crate::checkpointer::CheckpointStats> {
+        self.db
+            .checkpointer()
+            .map(crate::checkpointer::Checkpointer::stats)
     }
 
     /// Replaces the register's e-CF issuer (tests and the demo inject one made
@@ -191,6 +233,11 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
                 // cannot even open).
                 if let Ok(db) = Db::open(self.db.path()) {
                     self.db = db;
+                    if let Some(policy) = self.checkpoint {
+                        // Best effort: without it the new connection
+                        // checkpoints by itself, as every other one does.
+                        let _ = self.db.start_checkpointer(policy);
+                    }
                 }
             }
             return Err(e);

@@ -163,7 +163,9 @@ pub fn serve(
             reason: e.to_string(),
         })
     })?;
-    let node = Register::open(dir, SystemClock, rng)?;
+    let mut node = Register::open(dir, SystemClock, rng)?;
+    // The screen sells for hours: WAL checkpoints off the sales' commits.
+    node.start_checkpointer(crate::checkpointer::CheckpointPolicy::default())?;
     let intents = intents_asker(dir, node.config());
     let mut screen = Screen::new(node)?;
     if let Some(ask) = intents {
