@@ -226,6 +226,8 @@ pub fn verify(
 #[derive(Debug, Clone)]
 pub struct Authentic {
     req: SignedRequest,
+    /// The device's store, as the admitting read found it.
+    store: Option<StoreId>,
 }
 
 impl Authentic {
@@ -238,6 +240,13 @@ impl Authentic {
     pub fn headers(&self) -> &AuthHeaders {
         &self.req.headers
     }
+
+    /// The device's store as the admitting read found it (a device never
+    /// moves to another store): what the writer locks on PostgreSQL without
+    /// reading it again.
+    pub fn store(&self) -> Option<StoreId> {
+        self.store
+    }
 }
 
 /// [`verify`], keeping the proof: everything but the nonce, checked against
@@ -248,7 +257,10 @@ pub fn admit(
     now_ms: i64,
 ) -> Result<Authentic, AuthFailure> {
     verify(&req, device, now_ms)?;
-    Ok(Authentic { req })
+    Ok(Authentic {
+        req,
+        store: device.map(|d| d.store),
+    })
 }
 
 /// The writer's re-check of an admitted request against the device as it is

@@ -326,6 +326,13 @@ impl TestPostgres {
             ] {
                 words.extend(["-c".to_owned(), setting.to_owned()]);
             }
+            // Diagnostics: more settings, e.g. `shared_preload_libraries=
+            // pg_stat_statements` to see where a push's server time goes.
+            if let Ok(extra) = std::env::var("CAJA_TESTPG_SETTINGS") {
+                for setting in extra.split_whitespace() {
+                    words.extend(["-c".to_owned(), setting.to_owned()]);
+                }
+            }
             if options.tls.is_some() {
                 words.extend(["-c".to_owned(), "ssl=on".to_owned()]);
             }

@@ -398,3 +398,66 @@ pub(crate) fn flush(conn: &Conn, tx: &mut TxCache) -> Result<(), StorageError> {
     )?;
     crate::storage::audit_tree::append_leaves(conn, first, &leaves)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Appends entries `idx` in one multi-row statement of its own
+    /// transaction: whether the database took them.
+    fn appended(conn: &Conn, idx: &[i64]) -> bool {
+        conn.begin_unlocked().unwrap();
+        let rows = idx
+            .iter()
+            .map(|i| {
+                vec![
+                    Sql::Int(*i),
+                    Sql::Text("test".into()),
+                    Sql::Int(0),
+                    Sql::Null,
+                    Sql::Blob(vec![1]),
+                    Sql::Text("0".repeat(64)),
+                ]
+            })
+            .collect();
+        let head = "INSERT INTO audit_log (idx, kind, at_ms, store_id, entry, leaf_hash)";
+        let ok = multirow::insert(conn, head, 6, "", rows).is_ok();
+        if ok {
+            conn.commit().unwrap();
+        } else {
+            conn.rollback().unwrap();
+        }
+        ok
+    }
+
+    fn the_log_stays_gapless(conn: &Conn) {
+        crate::storage::migrate::migrate(conn).unwrap();
+        assert!(!appended(conn, &[1]), "the log starts at 0");
+        assert!(appended(conn, &[0, 1, 2]));
+        assert!(!appended(conn, &[4]), "a gap");
+        assert!(!appended(conn, &[3, 5]), "a gap inside the statement");
+        assert!(!appended(conn, &[2]), "an index taken");
+        assert!(appended(conn, &[3]));
+        assert!(appended(conn, &[4, 5, 6, 7]));
+        assert!(!appended(conn, &[9, 10]), "a gap before the statement");
+        let n: i64 = conn
+            .query_row("SELECT COUNT(*) FROM audit_log", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 8);
+    }
+
+    #[test]
+    fn multi_row_appends_keep_the_log_gapless_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::storage::connect::open_connection(&dir.path().join("x.db")).unwrap();
+        the_log_stays_gapless(&conn);
+    }
+
+    #[test]
+    fn multi_row_appends_keep_the_log_gapless_on_postgres() {
+        let Some(url) = crate::testpg::fresh_database() else {
+            return;
+        };
+        the_log_stays_gapless(&Conn::connect_postgres(&url).unwrap());
+    }
+}

@@ -17,7 +17,8 @@
 
 use std::collections::BTreeSet;
 
-use super::db::{params, Conn, DbError, OptionalExtension};
+use super::db::{params, Conn, DbError, OptionalExtension, Value as DbValue};
+use crate::storage::multirow;
 use caja_shared::canonical::Value;
 use caja_shared::ids::{ConflictId, EventId, StoreId};
 use caja_shared::kind::{ConflictResolved, EventBody};
@@ -71,12 +72,17 @@ pub(crate) fn upsert(
         conn.prepare_cached("DELETE FROM conflict_events WHERE conflict_id = $1")?
             .execute([&id])?;
     }
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO conflict_events (conflict_id, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    // Its events in one multi-row statement.
+    multirow::insert(
+        conn,
+        "INSERT INTO conflict_events (conflict_id, event_id)",
+        2,
+        "ON CONFLICT DO NOTHING",
+        c.events
+            .iter()
+            .map(|e| vec![DbValue::Text(id.clone()), DbValue::Text(e.to_string())])
+            .collect(),
     )?;
-    for e in &c.events {
-        stmt.execute(params![id, e.to_string()])?;
-    }
     if let (Some(tx), true) = (audit, before != c.events) {
         append_audit(
             conn,

@@ -535,7 +535,16 @@ pub struct Conn {
     /// cached statement is not rewritten on every call (bounded by
     /// [`REWRITTEN_MAX`]).
     rewritten: RefCell<HashMap<String, String>>,
+    /// Rows queued by [`Conn::defer_row`]: per `INSERT` head, its rows and
+    /// their writer.
+    later: RefCell<Vec<Deferred>>,
 }
+
+/// Rows of one `INSERT` head queued by [`Conn::defer_row`], and their writer.
+type Deferred = (&'static str, Vec<Vec<Value>>, WriteRows);
+
+/// Writes queued rows of one `INSERT` head multi-row (`super::multirow`).
+pub(crate) type WriteRows = fn(&Conn, &str, Vec<Vec<Value>>) -> Result<(), DbError>;
 
 /// Most statements [`Conn`] keeps rewritten; past it the map starts over
 /// (the store's statements are a few hundred).
@@ -691,6 +700,7 @@ impl Conn {
             cursors: Cell::new(0),
             sent: Cell::new(0),
             rewritten: RefCell::new(HashMap::new()),
+            later: RefCell::new(Vec::new()),
         }
     }
 
@@ -732,6 +742,7 @@ impl Conn {
             cursors: Cell::new(0),
             sent: Cell::new(0),
             rewritten: RefCell::new(HashMap::new()),
+            later: RefCell::new(Vec::new()),
         })
     }
 
@@ -777,8 +788,30 @@ impl Conn {
         self.sent.get()
     }
 
+    /// Queues one row of `head` (`INSERT INTO t (…)`) whose writing nothing
+    /// waits for: written multi-row by `write` before the next statement of
+    /// any other kind runs on this connection (so every read sees it) or the
+    /// commit; dropped by a rollback.
+    pub(crate) fn defer_row(&self, head: &'static str, row: Vec<Value>, write: WriteRows) -> usize {
+        let mut later = self.later.borrow_mut();
+        match later.iter_mut().find(|d| d.0 == head) {
+            Some(d) => d.1.push(row),
+            None => later.push((head, vec![row], write)),
+        }
+        later.iter().map(|d| d.1.len()).sum()
+    }
+
+    /// Writes the rows [`Conn::defer_row`] queued.
+    pub(crate) fn flush_later(&self) -> Result<(), DbError> {
+        let later = std::mem::take(&mut *self.later.borrow_mut());
+        later
+            .into_iter()
+            .try_for_each(|(h, rows, write)| write(self, h, rows))
+    }
+
     /// Runs several statements without parameters.
     pub fn execute_batch(&self, sql: &str) -> Result<(), DbError> {
+        self.flush_later()?;
         self.sent.set(self.sent.get() + 1);
         match &self.kind {
             Kind::Sqlite(c) => Ok(c.execute_batch(sql)?),
@@ -841,6 +874,7 @@ impl Conn {
     /// Rolls the open transaction back.
     pub fn rollback(&self) -> Result<(), DbError> {
         self.in_tx.set(false);
+        self.later.borrow_mut().clear();
         self.execute_batch("ROLLBACK")
     }
 
@@ -886,7 +920,7 @@ impl Conn {
                 };
                 Ok(Stmt {
                     inner: StmtKind::Sqlite(SqliteStmt::Cached(stmt)),
-                    sent: &self.sent,
+                    conn: self,
                 })
             }
             Kind::Postgres(pg) => {
@@ -902,7 +936,7 @@ impl Conn {
                 };
                 Ok(Stmt {
                     inner: StmtKind::Postgres { conn: pg, stmt },
-                    sent: &self.sent,
+                    conn: self,
                 })
             }
         }
@@ -913,7 +947,7 @@ impl Conn {
         match &self.kind {
             Kind::Sqlite(c) => Ok(Stmt {
                 inner: StmtKind::Sqlite(SqliteStmt::Plain(c.prepare(&sqlite_sql(sql))?)),
-                sent: &self.sent,
+                conn: self,
             }),
             Kind::Postgres(_) => self.prepare_cached(sql),
         }
@@ -944,6 +978,7 @@ impl Conn {
         mut f: impl FnMut(&Row) -> Result<(), E>,
     ) -> Result<(), E> {
         let values = params.values();
+        self.flush_later()?;
         match &self.kind {
             Kind::Sqlite(c) => {
                 let mut stmt = c.prepare(&sqlite_sql(sql)).map_err(DbError::from)?;
@@ -1047,8 +1082,8 @@ impl<'c> SqliteStmt<'c> {
 /// A prepared statement.
 pub struct Stmt<'c> {
     inner: StmtKind<'c>,
-    /// The connection's statement count.
-    sent: &'c Cell<u64>,
+    /// Its connection (statement count, deferred rows).
+    conn: &'c Conn,
 }
 
 enum StmtKind<'c> {
@@ -1069,7 +1104,8 @@ impl Stmt<'_> {
     /// Runs it; returns the rows it changed.
     pub fn execute(&mut self, params: impl Params) -> Result<usize, DbError> {
         let values = params.values();
-        self.sent.set(self.sent.get() + 1);
+        self.conn.flush_later()?;
+        self.conn.sent.set(self.conn.sent.get() + 1);
         match &mut self.inner {
             StmtKind::Sqlite(s) => {
                 Ok(s.get().execute(rusqlite::params_from_iter(values.iter()))?)
@@ -1085,7 +1121,8 @@ impl Stmt<'_> {
     /// Every row.
     pub fn query(&mut self, params: impl Params) -> Result<Rows, DbError> {
         let values = params.values();
-        self.sent.set(self.sent.get() + 1);
+        self.conn.flush_later()?;
+        self.conn.sent.set(self.conn.sent.get() + 1);
         let rows = match &mut self.inner {
             StmtKind::Sqlite(s) => {
                 let s = s.get();

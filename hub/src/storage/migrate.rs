@@ -151,6 +151,15 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../../migrations/hub/0018_audit_sequencer.sql"),
         postgres: include_str!("../../../migrations/hub/postgres/0018_audit_sequencer.sql"),
     },
+    // — HUBPG —
+    Migration {
+        version: 19,
+        name: "audit_gapless_per_statement",
+        sql: include_str!("../../../migrations/hub/0019_audit_gapless_per_statement.sql"),
+        postgres: include_str!(
+            "../../../migrations/hub/postgres/0019_audit_gapless_per_statement.sql"
+        ),
+    },
 ];
 
 /// Why the database cannot be brought to this binary's schema.

@@ -160,7 +160,7 @@ impl Storage {
             .as_ref()
             .map(|b| serial::fiscal_keys(&b.events))
             .unwrap_or_default();
-        let plan = serial::for_device(req.headers().device, fiscal);
+        let plan = serial::for_device_in(req.headers().device, req.store(), fiscal);
         let (answer, parsed) = self
             .write_serial(Some(plan), move |conn, env| {
                 let answer = ingest::push::push(conn, env, &req, &parsed)?;

@@ -7,17 +7,27 @@
 //! powers of two of the remainder, so a table needs at most ten distinct
 //! statements whatever the row count, and each stays cached; a chunk binds
 //! at most `CHUNK × columns` parameters, far below SQLite's 32,766 and
-//! PostgreSQL's 65,535 for the tables that use it (≤ 12 columns).
+//! PostgreSQL's 65,535 for the tables that use it (≤ 15 columns).
+//!
+//! Written behind ([`insert_later`]): a projection row nothing reads back
+//! at once is queued on the connection ([`Conn::defer_row`]) and written
+//! multi-row before the next statement of any other kind, or the commit, so
+//! every read on the connection sees it as if it had been written at once
+//! (a rollback drops it with the rest of the transaction).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use crate::storage::db::{Conn, Dialect, Row, Value};
+use crate::storage::db::{Conn, DbError, Dialect, Params, Row, Value};
 use crate::storage::error::StorageError;
 
 /// Most rows one statement carries.
 pub(crate) const CHUNK: usize = 256;
+
+/// Most rows queued by [`insert_later`] on a connection before they are
+/// written anyway.
+const LATER_MAX: usize = 4 * CHUNK;
 
 /// The sizes `n` rows are inserted in: [`CHUNK`]s, then the powers of two of
 /// the rest, largest first.
@@ -136,6 +146,35 @@ pub(crate) fn insert(
     tail: &str,
     rows: Vec<Vec<Value>>,
 ) -> Result<Vec<Row>, StorageError> {
+    Ok(insert_rows(conn, head, columns, tail, rows)?)
+}
+
+/// Queues one row of `head` (`INSERT INTO t (a, b)`, a plain insert whose
+/// outcome nothing inspects) to be written multi-row before the
+/// connection's next statement of another kind (see the module doc).
+pub(crate) fn insert_later(
+    conn: &Conn,
+    head: &'static str,
+    row: impl Params,
+) -> Result<(), StorageError> {
+    if conn.defer_row(head, row.values(), write_later) >= LATER_MAX {
+        conn.flush_later()?;
+    }
+    Ok(())
+}
+
+fn write_later(conn: &Conn, head: &str, rows: Vec<Vec<Value>>) -> Result<(), DbError> {
+    let columns = rows.first().map_or(0, Vec::len);
+    insert_rows(conn, head, columns, "", rows).map(drop)
+}
+
+fn insert_rows(
+    conn: &Conn,
+    head: &str,
+    columns: usize,
+    tail: &str,
+    rows: Vec<Vec<Value>>,
+) -> Result<Vec<Row>, DbError> {
     debug_assert!(rows.iter().all(|r| r.len() == columns));
     let mut returned = Vec::new();
     let mut rest = rows.into_iter();
@@ -175,6 +214,69 @@ mod tests {
             statement("INSERT INTO t (a, b, c, d, e)", 5, 3, "", '?'),
             "INSERT INTO t (a, b, c, d, e) VALUES (?1, ?2, ?3, ?4, ?5), (?6, ?7, ?8, ?9, ?10), (?11, ?12, ?13, ?14, ?15)"
         );
+    }
+
+    #[test]
+    fn rows_written_behind_are_seen_by_the_next_statement_and_dropped_by_a_rollback() {
+        let c = Conn::from_sqlite(rusqlite::Connection::open_in_memory().unwrap());
+        c.execute_batch(
+            "CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT); CREATE TABLE u (x INTEGER)",
+        )
+        .unwrap();
+        let count = |table: &str| -> i64 {
+            c.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+                .unwrap()
+        };
+        c.begin_write().unwrap();
+        let before = c.statements();
+        for i in 0..5 {
+            insert_later(
+                &c,
+                "INSERT INTO t (a, b)",
+                vec![Value::Int(i), Value::Text("x".into())],
+            )
+            .unwrap();
+        }
+        insert_later(&c, "INSERT INTO u (x)", vec![Value::Int(7)]).unwrap();
+        assert_eq!(c.statements(), before, "queued, not sent");
+        // The next statement of another kind sees them: 5 rows in 2
+        // statements (4 + 1), 1 row of `u`, then the read.
+        assert_eq!(count("t"), 5);
+        assert_eq!(c.statements(), before + 4);
+        assert_eq!(count("u"), 1);
+        // A held statement flushes too.
+        let mut stmt = c.prepare_cached("SELECT COUNT(*) FROM t").unwrap();
+        insert_later(&c, "INSERT INTO t (a, b)", vec![Value::Int(9), Value::Null]).unwrap();
+        assert_eq!(stmt.query_row([], |r| r.get::<_, i64>(0)).unwrap(), 6);
+        drop(stmt);
+        // A rollback drops what is queued; a commit writes it.
+        insert_later(
+            &c,
+            "INSERT INTO t (a, b)",
+            vec![Value::Int(10), Value::Null],
+        )
+        .unwrap();
+        c.rollback().unwrap();
+        assert_eq!(count("t"), 0);
+        c.begin_write().unwrap();
+        insert_later(
+            &c,
+            "INSERT INTO t (a, b)",
+            vec![Value::Int(11), Value::Null],
+        )
+        .unwrap();
+        c.commit().unwrap();
+        assert_eq!(count("t"), 1);
+        // A row that cannot be written fails the statement that writes it.
+        c.begin_write().unwrap();
+        insert_later(
+            &c,
+            "INSERT INTO t (a, b)",
+            vec![Value::Int(11), Value::Null],
+        )
+        .unwrap();
+        assert!(c.commit().is_err(), "a duplicate key fails at the commit");
+        c.rollback().unwrap();
     }
 
     #[test]

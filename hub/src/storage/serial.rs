@@ -128,6 +128,13 @@ impl Held {
     fn is_empty(&self) -> bool {
         self.writers.is_none() && self.keys.is_empty()
     }
+
+    /// Whether a job serialized by keys holds `store`'s lock (true for a
+    /// job holding the writers' lock exclusive, and when nothing is held:
+    /// SQLite, or a caller that took the locks itself).
+    pub(crate) fn covers_store(&self, store: StoreId) -> bool {
+        self.writers != Some(false) || self.keys.contains(&LockKey::store(store))
+    }
 }
 
 /// Takes what `serial` needs in the open transaction. `Ok(false)`: a lock is
@@ -212,6 +219,25 @@ pub(crate) fn for_device(device: DeviceId, extra: BTreeSet<LockKey>) -> Plan {
     })
 }
 
+/// [`for_device`] when the device's store is already known (read when the
+/// request was admitted; a device never moves to another store): no read
+/// before the job. The job checks the store it finds against the lock
+/// ([`Held::covers_store`]).
+pub(crate) fn for_device_in(
+    device: DeviceId,
+    store: Option<StoreId>,
+    extra: BTreeSet<LockKey>,
+) -> Plan {
+    match store {
+        Some(store) => Box::new(move |_: &Conn| {
+            let mut keys = extra;
+            keys.insert(LockKey::store(store));
+            Ok(Serial::Keys(keys))
+        }),
+        None => for_device(device, extra),
+    }
+}
+
 /// The fiscal-number buckets a push's events name (sales' numbers, returns'
 /// credit notes): a number used twice by two stores at once is then seen by
 /// the second transaction, which raises the duplicate.
@@ -252,5 +278,39 @@ mod tests {
         let serial = Serial::keys([LockKey::series("B02"), LockKey::store(s)]);
         let Serial::Keys(k) = serial else { panic!() };
         assert_eq!(k.len(), 2);
+    }
+
+    #[test]
+    fn a_job_locked_by_keys_covers_only_the_stores_it_locked() {
+        let a: StoreId = "01935f4e-8a00-7000-8000-0000000000a1".parse().unwrap();
+        let b: StoreId = "01935f4e-8a00-7000-8000-0000000000a2".parse().unwrap();
+        let by_keys = Held {
+            writers: Some(false),
+            keys: [LockKey::store(a)].into_iter().collect(),
+        };
+        assert!(by_keys.covers_store(a));
+        assert!(
+            !by_keys.covers_store(b),
+            "another store's push must not run"
+        );
+        let all = Held {
+            writers: Some(true),
+            keys: BTreeSet::new(),
+        };
+        assert!(all.covers_store(b));
+        assert!(
+            Held::default().covers_store(b),
+            "SQLite, or locks taken by the caller"
+        );
+        // A plan from the admitted store reads nothing and locks that store.
+        let plan = for_device_in(
+            "01935f4e-8a00-7000-8000-0000000000d1".parse().unwrap(),
+            Some(a),
+            BTreeSet::new(),
+        );
+        let conn = Conn::from_sqlite(rusqlite::Connection::open_in_memory().unwrap());
+        let before = conn.statements();
+        assert_eq!(plan(&conn).unwrap(), Serial::keys([LockKey::store(a)]));
+        assert_eq!(conn.statements(), before);
     }
 }

@@ -11,6 +11,7 @@ use crate::projection::Fact;
 use crate::storage::codec::{corrupt, id_opt, opt_str, parse};
 use crate::storage::db::{params, Conn, Row};
 use crate::storage::error::StorageError;
+use crate::storage::multirow;
 
 /// The family's tables.
 pub(crate) const FAMILY: Family = Family {
@@ -36,12 +37,7 @@ pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StorageError> {
             customer,
             amount,
             sale_id,
-        } => conn
-            .prepare_cached(
-                "INSERT INTO p_debts (event_id, debt_id, store_id, customer_id, amount, sale_id)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )?
-            .execute(params![
+        } => multirow::insert_later(conn, "INSERT INTO p_debts (event_id, debt_id, store_id, customer_id, amount, sale_id)", params![
                 event_id.to_string(),
                 debt_id.to_string(),
                 store.to_string(),
@@ -56,12 +52,7 @@ pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StorageError> {
             store,
             customer,
             amount,
-        } => conn
-            .prepare_cached(
-                "INSERT INTO p_debt_payments (event_id, payment_id, debt_id, store_id, customer_id, amount)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )?
-            .execute(params![
+        } => multirow::insert_later(conn, "INSERT INTO p_debt_payments (event_id, payment_id, debt_id, store_id, customer_id, amount)", params![
                 event_id.to_string(),
                 payment_id.to_string(),
                 debt_id.to_string(),
@@ -116,7 +107,63 @@ fn load_payments(conn: &Conn) -> Result<Vec<Fact>, StorageError> {
     )
 }
 
+/// A debt's facts and the voids of the sale it was opened for (what
+/// [`of_debt`] and then [`super::voids::of_debt`] read), in one statement:
+/// the debt's rows first, then its payments, then the voids, as those two
+/// read them.
+pub(crate) fn with_voids_of_debt(conn: &Conn, debt: DebtId) -> Result<Vec<Fact>, StorageError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT CAST(0 AS BIGINT), event_id, debt_id, store_id, customer_id, amount, sale_id
+           FROM p_debts WHERE debt_id = $1
+         UNION ALL
+         SELECT CAST(1 AS BIGINT), event_id, payment_id, store_id, customer_id, amount, debt_id
+           FROM p_debt_payments WHERE debt_id = $1
+         UNION ALL
+         SELECT CAST(2 AS BIGINT), v.event_id, v.sale_id, v.store_id, CAST(NULL AS TEXT),
+                CAST(NULL AS BIGINT), CAST(NULL AS TEXT)
+           FROM p_debts d JOIN p_voids v ON v.store_id = d.store_id AND v.sale_id = d.sale_id
+          WHERE d.debt_id = $1",
+    )?;
+    let mut rs = stmt.query([debt.to_string()])?;
+    let mut out: Vec<(i64, Fact)> = Vec::new();
+    while let Some(r) = rs.next()? {
+        let part: i64 = r.get(0)?;
+        let event_id = parse(&r.get::<_, String>(1)?)?;
+        let store = parse(&r.get::<_, String>(3)?)?;
+        let fact = match part {
+            0 => Fact::Debt {
+                event_id,
+                debt_id: parse(&r.get::<_, String>(2)?)?,
+                store,
+                customer: parse(&r.get::<_, String>(4)?)?,
+                amount: r.get(5)?,
+                sale_id: id_opt(r.get(6)?)?,
+            },
+            1 => Fact::DebtPayment {
+                event_id,
+                payment_id: parse(&r.get::<_, String>(2)?)?,
+                debt_id: parse(&r.get::<_, String>(6)?)?,
+                store,
+                customer: parse(&r.get::<_, String>(4)?)?,
+                amount: r.get(5)?,
+            },
+            _ => Fact::Void {
+                event_id,
+                sale_id: parse(&r.get::<_, String>(2)?)?,
+                store,
+            },
+        };
+        out.push((part, fact));
+    }
+    // Stable: each part keeps the order it was read in.
+    out.sort_by_key(|(part, _)| *part);
+    Ok(out.into_iter().map(|(_, f)| f).collect())
+}
+
 /// A debt and its payments.
+/// (Tests: what [`super::debts::with_voids_of_debt`] must read in one
+/// statement.)
+#[cfg(test)]
 pub(crate) fn of_debt(conn: &Conn, debt: DebtId) -> Result<Vec<Fact>, StorageError> {
     let mut out = rows(
         conn,
@@ -132,4 +179,91 @@ pub(crate) fn of_debt(conn: &Conn, debt: DebtId) -> Result<Vec<Fact>, StorageErr
         debt_payment_from_row,
     )?);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::connect::open_connection;
+
+    fn id<T: std::str::FromStr>(n: u64) -> T
+    where
+        T::Err: std::fmt::Debug,
+    {
+        format!("01935f4e-8a00-7000-8000-{n:012x}").parse().unwrap()
+    }
+
+    /// Debts with and without payments, for a sale voided once, twice or
+    /// not at all, and a void of another store's sale of the same id.
+    fn fill(conn: &Conn) {
+        let (s1, s2) = (id(901), id(902));
+        let mut facts = Vec::new();
+        for d in 1..=4u64 {
+            facts.push(Fact::Debt {
+                event_id: id(100 + d),
+                debt_id: id(d),
+                store: s1,
+                customer: id(500 + d),
+                amount: i64::try_from(d).unwrap() * 1_000,
+                sale_id: (d != 4).then(|| id(200 + d)),
+            });
+            for p in 0..d {
+                facts.push(Fact::DebtPayment {
+                    event_id: id(300 + 10 * d + p),
+                    payment_id: id(400 + 10 * d + p),
+                    debt_id: id(d),
+                    store: s1,
+                    customer: id(500 + d),
+                    amount: 10,
+                });
+            }
+        }
+        for (n, sale, store) in [(1u64, 201u64, s1), (2, 202, s1), (3, 202, s1), (4, 203, s2)] {
+            facts.push(Fact::Void {
+                event_id: id(600 + n),
+                sale_id: id(sale),
+                store,
+            });
+        }
+        crate::storage::facts::write::write_facts(conn, &facts).unwrap();
+        conn.flush_later().unwrap();
+    }
+
+    fn same_as_the_two_reads(conn: &Conn) {
+        fill(conn);
+        for d in 1..=5u64 {
+            let mut two = of_debt(conn, id(d)).unwrap();
+            two.extend(super::super::voids::of_debt(conn, id(d)).unwrap());
+            let one = with_voids_of_debt(conn, id(d)).unwrap();
+            let key = |f: &Fact| format!("{f:?}");
+            let (mut a, mut b): (Vec<_>, Vec<_>) =
+                (two.iter().map(key).collect(), one.iter().map(key).collect());
+            // Each part in the order it was read; parts in the same order.
+            let kinds = |v: &[Fact]| v.iter().map(std::mem::discriminant).collect::<Vec<_>>();
+            assert_eq!(kinds(&two), kinds(&one), "debt {d}");
+            a.sort();
+            b.sort();
+            assert_eq!(a, b, "debt {d}");
+        }
+        let all = with_voids_of_debt(conn, id(2)).unwrap();
+        assert_eq!(all.len(), 1 + 2 + 2, "{all:?}");
+    }
+
+    #[test]
+    fn a_debt_s_facts_and_voids_in_one_statement_are_the_two_reads_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open_connection(&dir.path().join("x.db")).unwrap();
+        crate::storage::migrate::migrate(&conn).unwrap();
+        same_as_the_two_reads(&conn);
+    }
+
+    #[test]
+    fn a_debt_s_facts_and_voids_in_one_statement_are_the_two_reads_on_postgres() {
+        let Some(url) = crate::testpg::fresh_database() else {
+            return;
+        };
+        let conn = Conn::connect_postgres(&url).unwrap();
+        crate::storage::migrate::migrate(&conn).unwrap();
+        same_as_the_two_reads(&conn);
+    }
 }

@@ -10,6 +10,7 @@ use crate::projection::Fact;
 use crate::storage::codec::{corrupt, i, id_opt, parse, u};
 use crate::storage::db::{params, Conn, Row};
 use crate::storage::error::StorageError;
+use crate::storage::multirow;
 
 /// The family's tables.
 pub(crate) const FAMILY: Family = Family {
@@ -38,12 +39,7 @@ pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StorageError> {
             first,
             last,
             expires_ms,
-        } => conn
-            .prepare_cached(
-                "INSERT INTO p_fiscal_blocks (event_id, what, grant_id, store_id, device_id, series, first, last, expires_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )?
-            .execute(params![
+        } => multirow::insert_later(conn, "INSERT INTO p_fiscal_blocks (event_id, what, grant_id, store_id, device_id, series, first, last, expires_ms)", params![
                 event_id.to_string(),
                 if *release { "release" } else { "grant" },
                 grant_id.to_string(),
@@ -61,12 +57,7 @@ pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StorageError> {
             sale_id,
             series,
             number,
-        } => conn
-            .prepare_cached(
-                "INSERT INTO p_credit_notes (event_id, store_id, device_id, sale_id, series, number)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )?
-            .execute(params![
+        } => multirow::insert_later(conn, "INSERT INTO p_credit_notes (event_id, store_id, device_id, sale_id, series, number)", params![
                 event_id.to_string(),
                 store.to_string(),
                 device.to_string(),

@@ -11,6 +11,7 @@ use crate::projection::Fact;
 use crate::storage::codec::{corrupt, parse};
 use crate::storage::db::{params, Conn, Row};
 use crate::storage::error::StorageError;
+use crate::storage::multirow;
 
 /// The family's tables.
 pub(crate) const FAMILY: Family = Family {
@@ -31,15 +32,16 @@ pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StorageError> {
     else {
         return Err(corrupt("not a foreign-kind fact"));
     };
-    conn.prepare_cached(
-        "INSERT INTO p_foreign_kinds (event_id, store_id, device_id, kind) VALUES ($1, $2, $3, $4)",
-    )?
-    .execute(params![
-        event_id.to_string(),
-        store.to_string(),
-        device.to_string(),
-        kind
-    ])?;
+    multirow::insert_later(
+        conn,
+        "INSERT INTO p_foreign_kinds (event_id, store_id, device_id, kind)",
+        params![
+            event_id.to_string(),
+            store.to_string(),
+            device.to_string(),
+            kind
+        ],
+    )?;
     Ok(())
 }
 

@@ -10,6 +10,7 @@ use crate::projection::{self, Fact};
 use crate::storage::codec::{corrupt, id_opt, parse};
 use crate::storage::db::{params, Conn, Row};
 use crate::storage::error::StorageError;
+use crate::storage::multirow;
 
 /// The family's tables.
 pub(crate) const FAMILY: Family = Family {
@@ -33,19 +34,19 @@ pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StorageError> {
     else {
         return Err(corrupt("not a payment taken after its sale"));
     };
-    conn.prepare_cached(
-        "INSERT INTO p_payments (event_id, idx, payment_id, sale_id, store_id, method, amount)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )?
-    .execute(params![
-        event_id.to_string(),
-        idx,
-        payment_id.to_string(),
-        sale_id.to_string(),
-        store.to_string(),
-        projection::method_name(*method),
-        amount
-    ])?;
+    multirow::insert_later(
+        conn,
+        "INSERT INTO p_payments (event_id, idx, payment_id, sale_id, store_id, method, amount)",
+        params![
+            event_id.to_string(),
+            idx,
+            payment_id.to_string(),
+            sale_id.to_string(),
+            store.to_string(),
+            projection::method_name(*method),
+            amount
+        ],
+    )?;
     Ok(())
 }
 

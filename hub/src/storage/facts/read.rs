@@ -31,11 +31,8 @@ pub(crate) fn facts_about(conn: &Conn, subject: &Subject) -> Result<Vec<Fact>, S
             out.extend(fiscal::credit_notes_by_number(conn, series, number)?);
             Ok(out)
         }
-        Subject::Debt(d) => {
-            let mut out = debts::of_debt(conn, *d)?;
-            out.extend(voids::of_debt(conn, *d)?);
-            Ok(out)
-        }
+        // One statement for the two reads (`debts::of_debt`, `voids::of_debt`).
+        Subject::Debt(d) => debts::with_voids_of_debt(conn, *d),
         Subject::Event(e) => foreign::of_event(conn, *e),
         Subject::Returned(sale) => {
             let mut out: Vec<Fact> = Vec::new();
@@ -133,23 +130,23 @@ pub(crate) fn price_history_cached(
 pub(crate) fn widen(conn: &Conn, subject: Subject) -> Result<Vec<Subject>, StorageError> {
     match subject {
         Subject::VoidedSale(sale) => {
-            let debts: Vec<String> = conn
-                .prepare_cached("SELECT debt_id FROM p_debts WHERE sale_id = $1")?
-                .query_map([sale.to_string()], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            let mut out: Vec<Subject> = debts
-                .iter()
-                .map(|d| Ok(Subject::Debt(parse(d)?)))
-                .collect::<Result<_, StorageError>>()?;
-            // A voided sale that spent store credit gives it back.
-            let credits: Vec<(String, String)> = conn
+            // The debts opened for it and (a voided sale that spent store
+            // credit gives it back) the credit it spent: one statement.
+            let rows: Vec<(i64, String, Option<String>)> = conn
                 .prepare_cached(
-                    "SELECT store_id, customer_id FROM p_store_credit WHERE sale_id = $1",
+                    "SELECT CAST(0 AS BIGINT), debt_id, CAST(NULL AS TEXT) FROM p_debts WHERE sale_id = $1
+                     UNION ALL
+                     SELECT CAST(1 AS BIGINT), store_id, customer_id FROM p_store_credit WHERE sale_id = $1",
                 )?
-                .query_map([sale.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .query_map([sale.to_string()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect::<Result<_, _>>()?;
-            for (store, customer) in credits {
-                let s = Subject::StoreCredit(parse(&store)?, parse(&customer)?);
+            let mut out = Vec::new();
+            for (_, debt, _) in rows.iter().filter(|r| r.0 == 0) {
+                out.push(Subject::Debt(parse(debt)?));
+            }
+            for (_, store, customer) in rows.iter().filter(|r| r.0 == 1) {
+                let customer = customer.as_deref().unwrap_or_default();
+                let s = Subject::StoreCredit(parse(store)?, parse(customer)?);
                 if !out.contains(&s) {
                     out.push(s);
                 }

@@ -9,6 +9,7 @@ use crate::projection::Fact;
 use crate::storage::codec::{corrupt, i, id_opt, opt_str, parse, u};
 use crate::storage::db::{params, Conn};
 use crate::storage::error::StorageError;
+use crate::storage::multirow;
 
 /// The family's tables.
 pub(crate) const FAMILY: Family = Family {
@@ -34,11 +35,7 @@ pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StorageError> {
     else {
         return Err(corrupt("not a resolution fact"));
     };
-    conn.prepare_cached(
-        "INSERT INTO p_resolutions (event_id, store_id, conflict_id, hub_seq, strategy, winner, resolved_by, note, covers)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )?
-    .execute(params![
+    multirow::insert_later(conn, "INSERT INTO p_resolutions (event_id, store_id, conflict_id, hub_seq, strategy, winner, resolved_by, note, covers)", params![
         event_id.to_string(),
         store.to_string(),
         conflict_id.to_string(),

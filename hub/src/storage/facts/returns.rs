@@ -12,6 +12,7 @@ use crate::projection::Fact;
 use crate::storage::codec::{corrupt, id_opt, opt_str, parse};
 use crate::storage::db::{params, Conn, Row};
 use crate::storage::error::StorageError;
+use crate::storage::multirow;
 
 /// The family's tables.
 pub(crate) const FAMILY: Family = Family {
@@ -44,12 +45,7 @@ pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StorageError> {
             product,
             qty_milli,
             damaged,
-        } => conn
-            .prepare_cached(
-                "INSERT INTO p_returns (event_id, line, store_id, sale_id, sale_line, product, qty_milli, damaged)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )?
-            .execute(params![
+        } => multirow::insert_later(conn, "INSERT INTO p_returns (event_id, line, store_id, sale_id, sale_line, product, qty_milli, damaged)", params![
                 event_id.to_string(),
                 line,
                 store.to_string(),
@@ -66,12 +62,7 @@ pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StorageError> {
             customer,
             amount,
             sale_id,
-        } => conn
-            .prepare_cached(
-                "INSERT INTO p_store_credit (event_id, idx, store_id, customer_id, amount, sale_id)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )?
-            .execute(params![
+        } => multirow::insert_later(conn, "INSERT INTO p_store_credit (event_id, idx, store_id, customer_id, amount, sale_id)", params![
                 event_id.to_string(),
                 idx,
                 store.to_string(),
@@ -89,13 +80,8 @@ pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StorageError> {
             product,
             qty_milli,
             damaged,
-        } => conn
-            .prepare_cached(
-                "INSERT INTO p_returns_unknown (event_id, line, store_id, device_id, sale_id, reference, product,
-                   qty_milli, damaged)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )?
-            .execute(params![
+        } => multirow::insert_later(conn, "INSERT INTO p_returns_unknown (event_id, line, store_id, device_id, sale_id, reference, product,
+                   qty_milli, damaged)", params![
                 event_id.to_string(),
                 line,
                 store.to_string(),

@@ -13,6 +13,7 @@ use crate::projection::{self, Fact};
 use crate::storage::codec::{corrupt, hlc_opt, id_opt, opt_str, parse};
 use crate::storage::db::{params, Conn, Params, Row};
 use crate::storage::error::StorageError;
+use crate::storage::multirow;
 
 /// The family's tables.
 pub(crate) const FAMILY: Family = Family {
@@ -93,12 +94,8 @@ pub(crate) fn write_sale(
     else {
         return Err(corrupt("not a sale fact"));
     };
-    conn.prepare_cached(
-        "INSERT INTO p_sales (event_id, sale_id, store_id, device_id, shift_id, customer_id, total, tax,
-           change, fiscal_series, fiscal_number, lines, payments, hlc_ms, hlc_n)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-    )?
-    .execute(params![
+    multirow::insert_later(conn, "INSERT INTO p_sales (event_id, sale_id, store_id, device_id, shift_id, customer_id, total, tax,
+           change, fiscal_series, fiscal_number, lines, payments, hlc_ms, hlc_n)", params![
         event_id.to_string(),
         sale_id.to_string(),
         store.to_string(),

@@ -9,6 +9,7 @@ use crate::projection::Fact;
 use crate::storage::codec::{corrupt, parse};
 use crate::storage::db::{params, Conn};
 use crate::storage::error::StorageError;
+use crate::storage::multirow;
 
 /// The family's tables.
 pub(crate) const FAMILY: Family = Family {
@@ -34,12 +35,7 @@ pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StorageError> {
             device,
             cashier,
             opening_float,
-        } => conn
-            .prepare_cached(
-                "INSERT INTO p_shifts (event_id, shift_id, store_id, device_id, cashier, opening_float)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )?
-            .execute(params![
+        } => multirow::insert_later(conn, "INSERT INTO p_shifts (event_id, shift_id, store_id, device_id, cashier, opening_float)", params![
                 event_id.to_string(),
                 shift_id.to_string(),
                 store.to_string(),
@@ -53,12 +49,7 @@ pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StorageError> {
             store,
             expected_cash,
             counted_cash,
-        } => conn
-            .prepare_cached(
-                "INSERT INTO p_shift_closes (event_id, shift_id, store_id, expected_cash, counted_cash)
-                 VALUES ($1, $2, $3, $4, $5)",
-            )?
-            .execute(params![
+        } => multirow::insert_later(conn, "INSERT INTO p_shift_closes (event_id, shift_id, store_id, expected_cash, counted_cash)", params![
                 event_id.to_string(),
                 shift_id.to_string(),
                 store.to_string(),

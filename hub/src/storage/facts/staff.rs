@@ -11,6 +11,7 @@ use crate::projection::Fact;
 use crate::storage::codec::{corrupt, parse};
 use crate::storage::db::{params, Conn};
 use crate::storage::error::StorageError;
+use crate::storage::multirow;
 
 /// The family's tables.
 pub(crate) const FAMILY: Family = Family {
@@ -40,12 +41,7 @@ pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StorageError> {
             shift_id,
             reason,
             approved_by,
-        } => conn
-            .prepare_cached(
-                "INSERT INTO p_drawer_opens (event_id, store_id, device_id, shift_id, reason, approved_by)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )?
-            .execute(params![
+        } => multirow::insert_later(conn, "INSERT INTO p_drawer_opens (event_id, store_id, device_id, shift_id, reason, approved_by)", params![
                 event_id.to_string(),
                 store.to_string(),
                 device.to_string(),
@@ -62,12 +58,7 @@ pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StorageError> {
             staff_id,
             name,
             role,
-        } => conn
-            .prepare_cached(
-                "INSERT INTO p_approvals (event_id, idx, store_id, device_id, action, staff_id, name, role)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )?
-            .execute(params![
+        } => multirow::insert_later(conn, "INSERT INTO p_approvals (event_id, idx, store_id, device_id, action, staff_id, name, role)", params![
                 event_id.to_string(),
                 idx,
                 store.to_string(),
@@ -85,12 +76,7 @@ pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StorageError> {
             refund,
             how,
             opened_ms,
-        } => conn
-            .prepare_cached(
-                "INSERT INTO p_sale_drawer_opens (event_id, store_id, device_id, document_id, refund, how, opened_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )?
-            .execute(params![
+        } => multirow::insert_later(conn, "INSERT INTO p_sale_drawer_opens (event_id, store_id, device_id, document_id, refund, how, opened_ms)", params![
                 event_id.to_string(),
                 store.to_string(),
                 device.to_string(),

@@ -10,6 +10,7 @@ use crate::projection::Fact;
 use crate::storage::codec::{corrupt, parse};
 use crate::storage::db::{params, Conn};
 use crate::storage::error::StorageError;
+use crate::storage::multirow;
 
 /// The family's tables.
 pub(crate) const FAMILY: Family = Family {
@@ -37,11 +38,7 @@ pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StorageError> {
             store,
             product,
             delta_milli,
-        } => conn
-            .prepare_cached(
-                "INSERT INTO p_stock_moves (event_id, store_id, product, delta_milli) VALUES ($1, $2, $3, $4)",
-            )?
-            .execute(params![event_id.to_string(), store.to_string(), product.as_str(), delta_milli])?,
+        } => multirow::insert_later(conn, "INSERT INTO p_stock_moves (event_id, store_id, product, delta_milli)", params![event_id.to_string(), store.to_string(), product.as_str(), delta_milli])?,
         Fact::Escrow {
             event_id,
             release,
@@ -51,12 +48,7 @@ pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StorageError> {
             product,
             qty_milli,
             expires_ms,
-        } => conn
-            .prepare_cached(
-                "INSERT INTO p_escrow (event_id, what, grant_id, store_id, device_id, product, qty_milli, expires_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )?
-            .execute(params![
+        } => multirow::insert_later(conn, "INSERT INTO p_escrow (event_id, what, grant_id, store_id, device_id, product, qty_milli, expires_ms)", params![
                 event_id.to_string(),
                 if *release { "release" } else { "grant" },
                 grant_id.to_string(),
@@ -74,12 +66,7 @@ pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StorageError> {
             sale_id,
             product,
             beyond_milli,
-        } => conn
-            .prepare_cached(
-                "INSERT INTO p_oversells (event_id, line, store_id, device_id, sale_id, product, beyond_milli)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )?
-            .execute(params![
+        } => multirow::insert_later(conn, "INSERT INTO p_oversells (event_id, line, store_id, device_id, sale_id, product, beyond_milli)", params![
                 event_id.to_string(),
                 line,
                 store.to_string(),

@@ -3,13 +3,14 @@
 //! Invariant: the only module that writes or decodes a `p_voids` row;
 //! statements name their columns.
 
-use caja_shared::ids::{CustomerId, DebtId, StoreId};
+use caja_shared::ids::{CustomerId, StoreId};
 
 use super::table::{rows, Family, Table};
 use crate::projection::Fact;
 use crate::storage::codec::{corrupt, parse};
 use crate::storage::db::{params, Conn, Row};
 use crate::storage::error::StorageError;
+use crate::storage::multirow;
 
 /// The family's tables.
 pub(crate) const FAMILY: Family = Family {
@@ -29,12 +30,11 @@ pub(crate) fn write(conn: &Conn, f: &Fact) -> Result<(), StorageError> {
     else {
         return Err(corrupt("not a void fact"));
     };
-    conn.prepare_cached("INSERT INTO p_voids (event_id, sale_id, store_id) VALUES ($1, $2, $3)")?
-        .execute(params![
-            event_id.to_string(),
-            sale_id.to_string(),
-            store.to_string()
-        ])?;
+    multirow::insert_later(
+        conn,
+        "INSERT INTO p_voids (event_id, sale_id, store_id)",
+        params![event_id.to_string(), sale_id.to_string(), store.to_string()],
+    )?;
     Ok(())
 }
 
@@ -57,7 +57,13 @@ fn load(conn: &Conn) -> Result<Vec<Fact>, StorageError> {
 }
 
 /// The voids of the sale a debt was opened for.
-pub(crate) fn of_debt(conn: &Conn, debt: DebtId) -> Result<Vec<Fact>, StorageError> {
+/// (Tests: what [`super::debts::with_voids_of_debt`] must read in one
+/// statement.)
+#[cfg(test)]
+pub(crate) fn of_debt(
+    conn: &Conn,
+    debt: caja_shared::ids::DebtId,
+) -> Result<Vec<Fact>, StorageError> {
     rows(
         conn,
         "SELECT v.event_id, v.sale_id, v.store_id FROM p_debts d

@@ -137,6 +137,12 @@ pub(crate) fn push(
     };
     // A quarantined device was refused by `authenticate`.
     debug_assert!(!dev.quarantined);
+    // Locked as admitted (`serial::for_device_in`): a device never moves.
+    if !env.tx.held.covers_store(dev.store) {
+        return Err(corrupt(
+            "the pushing device's store is not the store locked",
+        ));
+    }
     // The device's volume bucket: a push weighs by its events and bytes (a
     // malformed one by its bytes), charged before any further work.
     let events = parsed.as_ref().map_or(0, |b| b.events.len());
