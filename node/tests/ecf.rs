@@ -761,3 +761,67 @@ fn the_configured_issuer_signs_with_the_installed_certificate_and_refuses_when_e
     );
     assert_eq!(state(&f), before);
 }
+
+#[test]
+fn documents_stored_before_the_in_order_table_keep_their_bytes_and_are_found_by_seq() {
+    use caja_node::migrate::{migrate_with, MIGRATIONS};
+    let dir = tempfile::tempdir().expect("dir");
+    let mut conn = rusqlite::Connection::open(dir.path().join("n.sqlite3")).expect("open");
+    let at = MIGRATIONS
+        .iter()
+        .position(|m| m.name == "signed_documents_in_order")
+        .expect("the migration is listed");
+    migrate_with(&mut conn, &MIGRATIONS[..at]).expect("the schema before it");
+    // Inserted in hash order, not issue order.
+    let mut docs: Vec<(i64, &str, String, Vec<u8>)> = [
+        (12, "ecf", "E320000000002"),
+        (10, "rfce", "E320000000001"),
+        (10, "ecf", "E320000000001"),
+    ]
+    .into_iter()
+    .map(|(seq, kind, encf)| {
+        let xml = format!("<{kind}><ENCF>{encf}</ENCF>{}</{kind}>", "é".repeat(3_000)).into_bytes();
+        (seq, kind, encf.to_owned(), xml)
+    })
+    .collect();
+    docs.sort_by_key(|d| Hash256::of(&d.3).to_hex());
+    for (seq, kind, encf, xml) in &docs {
+        conn.execute(
+            "INSERT INTO signed_documents (sha256, encf, kind, xml, seq) VALUES (?1, ?2, ?3, ?4, ?5)",
+            rusqlite::params![Hash256::of(xml).to_hex(), encf, kind, xml, seq],
+        )
+        .expect("insert");
+    }
+    migrate_with(&mut conn, MIGRATIONS).expect("migrated");
+    let all = caja_node::ecf::store::all(&conn).expect("all");
+    let mut expected: Vec<caja_node::ecf::store::StoredDoc> = docs
+        .iter()
+        .map(|(_, kind, encf, xml)| {
+            (
+                Hash256::of(xml).to_hex(),
+                encf.clone(),
+                (*kind).to_owned(),
+                xml.clone(),
+            )
+        })
+        .collect();
+    expected.sort_by(|a, b| (&a.1, &a.2).cmp(&(&b.1, &b.2)));
+    assert_eq!(
+        all, expected,
+        "every document, byte for byte, in issue order"
+    );
+    let pushed = caja_node::ecf::store::for_push(&conn, 9, 12).expect("push");
+    let mut hashes: Vec<Hash256> = docs.iter().map(|d| Hash256::of(&d.3)).collect();
+    hashes.sort_by_key(|h| h.to_hex());
+    assert_eq!(
+        pushed.iter().map(|d| d.sha256).collect::<Vec<_>>(),
+        hashes,
+        "the push body's order"
+    );
+    for d in &pushed {
+        assert_eq!(Hash256::of(&d.xml), d.sha256);
+    }
+    let sizes = caja_node::ecf::store::wire_sizes(&conn, 10, 12).expect("sizes");
+    assert_eq!(sizes.len(), 1);
+    assert_eq!(sizes[0].0, 12);
+}
