@@ -1,12 +1,12 @@
 //! Signing beside the sale's transaction: one thread kept for the e-CF's
 //! signing work ([`Worker`]), and the steps it hands back to the sale's
-//! thread ([`PendingSale`]) while that thread goes on with the SQL that does
-//! not need the signature.
+//! thread ([`Pending`], of the signed documents `D`) while that thread goes
+//! on with the SQL that does not need the signature.
 //!
 //! Invariant: a sale's documents are stored only once they are all signed,
 //! and the transaction commits only after every document was checked
-//! ([`PendingSale::documents`] runs the checks handed to the sale's thread,
-//! [`PendingSale::finish`] waits for the last one); any failure, a worker
+//! ([`Pending::documents`] runs the checks handed to the sale's thread,
+//! [`Pending::finish`] waits for the last one); any failure, a worker
 //! that stopped included, refuses the sale. Jobs run one at a time in the
 //! order given; when no thread can start, a job runs on the caller's thread
 //! (the same steps, one after the other).
@@ -15,7 +15,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 
-use super::{IssueFailed, IssuedEcf};
+use super::error::IssueFailed;
 
 /// Work for the worker thread.
 pub type Job = Box<dyn FnOnce() + Send + 'static>;
@@ -104,11 +104,11 @@ impl Drop for Worker {
 /// A check to run on the sale's thread (it returns why it failed).
 pub type Check = Box<dyn FnOnce() -> Result<(), IssueFailed> + Send + 'static>;
 
-enum Step {
+enum Step<D> {
     /// Run this check on the sale's thread, before taking the documents.
     CheckHere(Check),
     /// Every document, signed.
-    Documents(IssuedEcf),
+    Documents(D),
     /// The checks still running beside, done.
     Checked(Result<(), IssueFailed>),
     /// Signing failed.
@@ -119,11 +119,11 @@ enum Step {
 /// sale's thread, then the documents (or a failure), then the result of the
 /// checks it ran itself.
 #[derive(Debug)]
-pub struct Steps {
-    tx: Sender<Step>,
+pub struct Steps<D> {
+    tx: Sender<Step<D>>,
 }
 
-impl std::fmt::Debug for Step {
+impl<D> std::fmt::Debug for Step<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Step::CheckHere(_) => "CheckHere",
@@ -134,7 +134,7 @@ impl std::fmt::Debug for Step {
     }
 }
 
-impl Steps {
+impl<D> Steps<D> {
     // A send fails only when the sale gave up (its transaction is rolling
     // back): nothing is waiting, so the step is dropped.
 
@@ -144,7 +144,7 @@ impl Steps {
     }
 
     /// The signed documents.
-    pub fn documents(&self, issued: IssuedEcf) {
+    pub fn documents(&self, issued: D) {
         let _ = self.tx.send(Step::Documents(issued));
     }
 
@@ -159,12 +159,12 @@ impl Steps {
     }
 }
 
-/// A sale's documents being signed: take them with [`PendingSale::documents`],
-/// then wait for the last checks with [`PendingSale::finish`] before the
+/// A sale's documents being signed: take them with [`Pending::documents`],
+/// then wait for the last checks with [`Pending::finish`] before the
 /// transaction commits.
 #[derive(Debug)]
-pub struct PendingSale {
-    rx: Receiver<Step>,
+pub struct Pending<D> {
+    rx: Receiver<Step<D>>,
 }
 
 fn stopped() -> IssueFailed {
@@ -174,16 +174,16 @@ fn stopped() -> IssueFailed {
     }
 }
 
-impl PendingSale {
+impl<D> Pending<D> {
     /// A pending sale and the sender its signing side fills.
-    pub fn channel() -> (Steps, PendingSale) {
+    pub fn channel() -> (Steps<D>, Pending<D>) {
         let (tx, rx) = mpsc::channel();
-        (Steps { tx }, PendingSale { rx })
+        (Steps { tx }, Pending { rx })
     }
 
     /// A sale signed and checked already (an issuer that signs in one call).
-    pub fn ready(result: Result<IssuedEcf, IssueFailed>) -> PendingSale {
-        let (steps, pending) = PendingSale::channel();
+    pub fn ready(result: Result<D, IssueFailed>) -> Pending<D> {
+        let (steps, pending) = Pending::channel();
         match result {
             Ok(issued) => {
                 steps.documents(issued);
@@ -196,7 +196,7 @@ impl PendingSale {
 
     /// Waits for the documents, running here the checks handed over first
     /// (the first failure in step order is the one reported).
-    pub fn documents(&mut self) -> Result<IssuedEcf, IssueFailed> {
+    pub fn documents(&mut self) -> Result<D, IssueFailed> {
         loop {
             match self.rx.recv().map_err(|_| stopped())? {
                 Step::CheckHere(check) => check()?,
@@ -236,15 +236,10 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    fn issued(encf: &str) -> IssuedEcf {
-        IssuedEcf {
-            encf: encf.into(),
-            security_code: "ABC123".into(),
-            signed_at_ms: 1,
-            total: caja_shared::money::Money(100),
-            documents: Vec::new(),
-            qr_url: String::new(),
-        }
+    type PendingSale = Pending<String>;
+
+    fn issued(encf: &str) -> String {
+        encf.to_owned()
     }
 
     fn fail(why: &str) -> IssueFailed {
@@ -285,7 +280,7 @@ mod tests {
         steps.check_here(Box::new(|| Ok(())));
         steps.documents(issued("E320000000001"));
         steps.checked(Ok(()));
-        assert_eq!(p.documents().unwrap().encf, "E320000000001");
+        assert_eq!(p.documents().unwrap(), "E320000000001");
         assert_eq!(p.finish(), Ok(()));
         // A failed check here is reported before a failure of the signing.
         let (steps, mut p) = PendingSale::channel();

@@ -23,10 +23,10 @@ use caja_shared::ecf::xmldsig::Signer;
 use caja_shared::kind::{SaleCreated, SaleReturned};
 use caja_shared::localtime::UtcOffset;
 
-use super::beside::{PendingSale, Steps, Worker};
+use super::beside::{Steps, Worker};
 use super::{
     EcfIssuer, EcfUnavailable, IssueFailed, IssuedEcf, IssuerSlot, Modification, Modified,
-    SignedDoc, Signing, SigningOwned,
+    PendingSale, SignedDoc, Signing, SigningOwned,
 };
 use crate::config::{EcfConfig, NodeConfig};
 use crate::datadir::DataDir;
@@ -215,7 +215,7 @@ impl Keys {
     /// to the sale's thread; the RFCE signed with the e-CF's code; the
     /// documents sent; then the RFCE's check, while the sale's thread stores
     /// them.
-    fn sign_sale(&self, sale: &SaleCreated, at: &SigningOwned, steps: &Steps) {
+    fn sign_sale(&self, sale: &SaleCreated, at: &SigningOwned, steps: &Steps<IssuedEcf>) {
         let signing = at.signing();
         let ctx = self.context(&signing);
         let ecf = match issue::sign_sale_ecf(sale, &ctx, None, &self.signer) {

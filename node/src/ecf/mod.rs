@@ -25,7 +25,6 @@ pub mod configured;
 pub mod error;
 pub mod store;
 
-pub use beside::PendingSale;
 pub use error::{EcfUnavailable, IssueFailed};
 
 use caja_shared::digest::Hash256;
@@ -74,6 +73,10 @@ impl std::fmt::Debug for SignedDoc {
             .finish()
     }
 }
+
+/// A sale's documents being signed beside its transaction
+/// ([`beside::Pending`]).
+pub type PendingSale = beside::Pending<IssuedEcf>;
 
 /// What signing one e-CF gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
