@@ -469,6 +469,20 @@ fn unsigned_of(signed: &[u8]) -> anyhow::Result<Vec<u8>> {
     Ok(format!("{}{}", &s[..start], &s[end..]).into_bytes())
 }
 
+/// Time spent per phase, summed over the timed sales.
+#[derive(Default)]
+struct Phases {
+    /// The baseline's signatures.
+    base_sign: Duration,
+    /// The baseline's insert.
+    base_insert: Duration,
+    /// A plain sale (no signature) on a register of its own.
+    plain: Duration,
+    /// The register's issuer signing (and checking) the sale's documents
+    /// alone, outside any transaction.
+    issue: Duration,
+}
+
 /// e-CF sales (`E32`) against a raw insert plus the same RSA signatures.
 pub fn ecf_sales(n: u64) -> anyhow::Result<Option<EcfSummary>> {
     let Some(pki) = caja_tests::pki::Pki::get() else {
@@ -514,12 +528,36 @@ pub fn ecf_sales(n: u64) -> anyhow::Result<Option<EcfSummary>> {
         .map(|d| unsigned_of(&d.3))
         .collect::<anyhow::Result<_>>()?;
     anyhow::ensure!(!docs.is_empty(), "the e-CF sale stored no document");
+    let docs_len: usize = caja_node::ecf::store::all(reg.conn())?
+        .iter()
+        .map(|d| d.3.len())
+        .sum();
     let creds = caja_shared::ecf::certificate::Credentials::from_pkcs12(
         &p12,
         caja_tests::pki::P12_PASSWORD,
     )?;
     let signer =
         caja_shared::ecf::xmldsig::Signer::new(creds.key_pkcs8(), creds.cert_der().to_vec())?;
+
+    // For the phases: the probe's sale signed again by the same issuer
+    // alone, and plain sales on a register of their own.
+    let probe_body = match Journal::event(reg.conn(), probe.seq)?
+        .context("the probe sale's event")?
+        .body()?
+    {
+        caja_shared::kind::EventBody::SaleCreated(s) => s,
+        other => anyhow::bail!("the probe's event is not a sale: {other:?}"),
+    };
+    let node_config = caja_node::config::NodeConfig::load(dir.root(), |_| None)?;
+    let issuer = caja_node::ecf::configured::load(&dir, &node_config)
+        .map_err(|e| anyhow::anyhow!("issuer: {e}"))?;
+    let valid_until = probe_body
+        .fiscal
+        .as_ref()
+        .and_then(|f| f.valid_until.clone());
+    let plain_tmp = tempfile::tempdir()?;
+    let mut plain = new_register(plain_tmp.path(), "", None)?;
+    plain.open_shift(op_id(&mut rng)?, "bench", Money(0))?;
 
     let base_path = tmp.path().join("baseline.sqlite3");
     let base = rusqlite::Connection::open(&base_path)?;
@@ -529,13 +567,18 @@ pub fn ecf_sales(n: u64) -> anyhow::Result<Option<EcfSummary>> {
     let rounds = 5u64;
     let chunk = (n / rounds).max(1);
     let (mut base_total, mut total) = (Duration::ZERO, Duration::ZERO);
+    let mut phase = Phases::default();
     for _ in 0..rounds {
         let t0 = Instant::now();
         for _ in 0..chunk {
+            let s = Instant::now();
             for d in &docs {
                 std::hint::black_box(caja_shared::ecf::xmldsig::sign(d, &signer)?);
             }
+            phase.base_sign += s.elapsed();
+            let s = Instant::now();
             base.execute("INSERT INTO t (payload) VALUES (?1)", [&payload])?;
+            phase.base_insert += s.elapsed();
         }
         base_total += t0.elapsed();
         let t0 = Instant::now();
@@ -543,6 +586,28 @@ pub fn ecf_sales(n: u64) -> anyhow::Result<Option<EcfSummary>> {
             reg.sell_as(op_id(&mut rng)?, &sale, &doc)?;
         }
         total += t0.elapsed();
+        // Phases, timed apart from both sides' totals.
+        for _ in 0..chunk {
+            let s = Instant::now();
+            plain.sell(op_id(&mut rng)?, &sale)?;
+            phase.plain += s.elapsed();
+            let at = SystemClock.now_ms();
+            let s = Instant::now();
+            std::hint::black_box(
+                issuer
+                    .issue_sale(
+                        &probe_body,
+                        &caja_node::ecf::Signing {
+                            issued_ms: at,
+                            signed_at_ms: at,
+                            series_valid_until: valid_until.as_deref(),
+                            buyer_name: None,
+                        },
+                    )
+                    .map_err(|e| anyhow::anyhow!("issue: {e:?}"))?,
+            );
+            phase.issue += s.elapsed();
+        }
     }
     let n = chunk * rounds;
     let counted = COUNTED.min(n);
@@ -550,6 +615,8 @@ pub fn ecf_sales(n: u64) -> anyhow::Result<Option<EcfSummary>> {
     for _ in 0..counted {
         reg.sell_as(op_id(&mut rng)?, &sale, &doc)?;
     }
+    let by_btree = pages_by_btree(reg.conn(), before, counted)
+        .unwrap_or_else(|e| vec![(format!("(unavailable: {e})"), 0)]);
     let pages = pages_counted(reg.conn(), before, counted)?;
     let (b, f) = (per_sec(n, base_total), per_sec(n, total));
     let met = u128::from(f) * 100 >= u128::from(b) * u128::from(GOAL_RATIO_HUNDREDTHS);
@@ -558,12 +625,35 @@ pub fn ecf_sales(n: u64) -> anyhow::Result<Option<EcfSummary>> {
         "node-sales e-CF: {n} durable 3-line E32 sales, {signatures} RSA signature(s) each, pages/commit {}",
         hundredths(pages)
     );
+    println!(
+        "  pages per e-CF sale commit by b-tree: {}",
+        by_btree
+            .iter()
+            .map(|(name, n)| format!("{name} {}", hundredths(*n)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("  signed bytes per sale: {}", docs_len);
     println!("  baseline raw insert + the same signatures: {b:>6}/s");
     println!("  caja-node e-CF sales:                      {f:>6}/s");
     println!(
         "  ratio e-CF sales/(raw + signatures): {} (goal ≥ 0.70: {})",
         ratio(f, b),
         crate::verdict(met)
+    );
+    let us = |d: Duration| d.as_micros() / u128::from(n.max(1));
+    let sale_us = total.as_micros() / u128::from(n.max(1));
+    println!(
+        "  µs per sale: baseline {} (signatures {}, insert {}); e-CF sale {sale_us}: \
+         a plain sale alone {}, the issuer alone (both documents signed and checked) {}, \
+         the rest (sale − plain − issuer: the e-CF's rows and event, the bigger commit, \
+         less what runs beside) {}",
+        base_total.as_micros() / u128::from(n.max(1)),
+        us(phase.base_sign),
+        us(phase.base_insert),
+        us(phase.plain),
+        us(phase.issue),
+        i128::try_from(sale_us)? - i128::try_from(us(phase.plain) + us(phase.issue))?,
     );
     Ok(Some(EcfSummary {
         sales: n,

@@ -142,6 +142,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "drawer_journal",
         sql: include_str!("../../migrations/node/0021_drawer_journal.sql"),
     },
+    // — ECFSALE —
+    Migration {
+        version: 22,
+        name: "signed_documents_in_order",
+        sql: include_str!("../../migrations/node/0022_signed_documents_in_order.sql"),
+    },
 ];
 
 /// The schema version this binary writes: the last of [`MIGRATIONS`].

@@ -20,7 +20,8 @@ mod pki;
 use std::sync::{Arc, Mutex};
 
 use caja_node::ecf::{
-    EcfIssuer, EcfUnavailable, IssueFailed, IssuedEcf, Modification, Modified, SignedDoc, Signing,
+    EcfIssuer, EcfUnavailable, IssueFailed, IssuedEcf, Modification, Modified, PendingSale,
+    SignedDoc, Signing, SigningOwned,
 };
 use caja_node::error::{OpError, Refusal};
 use caja_node::register::{Document, ReturnLineRequest, ReturnRequest};
@@ -46,6 +47,9 @@ struct Fake {
     fail: Option<IssueFailed>,
     /// Bytes of padding in each document (a large e-CF).
     pad: usize,
+    /// A sale's documents are signed, then the check run beside the sale's
+    /// SQL fails with this.
+    late_check: Option<IssueFailed>,
     /// Every signing time and credit-note reference seen.
     seen: Mutex<Vec<(i64, Option<Modified>)>>,
 }
@@ -94,6 +98,20 @@ impl EcfIssuer for Fake {
         self.seen.lock().unwrap().push((at.signed_at_ms, None));
         let f = sale.fiscal.as_ref().expect("fiscal");
         Ok(self.issued(&f.number, sale.total, at, f.series == "E32"))
+    }
+    fn start_sale(&self, sale: SaleCreated, at: SigningOwned) -> PendingSale {
+        let Some(late) = &self.late_check else {
+            return PendingSale::ready(self.issue_sale(&sale, &at.signing()));
+        };
+        let (steps, pending) = PendingSale::channel();
+        match self.issue_sale(&sale, &at.signing()) {
+            Ok(issued) => {
+                steps.documents(issued);
+                steps.checked(Err(late.clone()));
+            }
+            Err(e) => steps.failed(e),
+        }
+        pending
     }
     fn issue_credit_note(
         &self,
@@ -295,6 +313,48 @@ fn the_original_receipt_prints_code_signing_time_and_qr_offline() {
         text.contains("[QR: https://fc.dgii.gov.do/testecf/ConsultaTimbreFC?"),
         "{text}"
     );
+}
+
+#[test]
+fn a_document_whose_check_beside_the_sale_fails_refuses_the_sale_with_nothing_written() {
+    let late = IssueFailed {
+        field: "ecf".into(),
+        reason: "the RFCE just signed does not verify".into(),
+    };
+    let fake = Arc::new(Fake {
+        late_check: Some(late.clone()),
+        ..Fake::default()
+    });
+    let mut f = ecf_fixture(7, Some(fake.clone()));
+    let before = state(&f);
+    let op = f.op();
+    let r = f.register.sell_as(
+        op,
+        &sale(vec![line("ARROZ", 1000)], vec![cash(10_000)]),
+        &e32(),
+    );
+    assert!(
+        matches!(&r, Err(OpError::Refused(Refusal::EcfNotIssued(e))) if *e == late),
+        "{r:?}"
+    );
+    assert_eq!(
+        fake.seen.lock().unwrap().len(),
+        1,
+        "the documents were signed"
+    );
+    assert_eq!(state(&f), before, "nothing stored, nothing appended");
+    // The same number is issued by the next sale that checks.
+    f.register.set_ecf_issuer(Ok(Arc::new(Fake::default())));
+    let op = f.op();
+    let r = f
+        .register
+        .sell_as(
+            op,
+            &sale(vec![line("ARROZ", 1000)], vec![cash(10_000)]),
+            &e32(),
+        )
+        .expect("e-CF sale");
+    assert_eq!(r.fiscal_number.as_deref(), Some("E320000000001"));
 }
 
 #[test]
@@ -628,6 +688,44 @@ fn the_configured_issuer_signs_with_the_installed_certificate_and_refuses_when_e
             .unwrap_or_else(|e| panic!("{kind} of {encf} does not verify: {e}"));
         assert_eq!(v.certificate_der, pki.der_of(&pki.leaf_pem));
     }
+    // Signed beside the sale's SQL, the bytes are those the one-thread
+    // issue gives for the same sale and signing time.
+    let events = caja_node::journal::Journal::events_after(conn, r.seq - 1, 1).expect("events");
+    let EventBody::SaleCreated(body) = events[0].body().expect("body") else {
+        panic!("not a sale: {:?}", events[0].body());
+    };
+    let issuer = caja_shared::ecf::issuer::Issuer::new(
+        pki::SIGNER_RNC,
+        "Colmado La Esquina SRL",
+        "C/ Duarte 12, Santiago",
+        None,
+    )
+    .expect("issuer");
+    let creds = caja_shared::ecf::certificate::Credentials::from_pkcs12(&p12, pki::P12_PASSWORD)
+        .expect("p12");
+    let signer =
+        caja_shared::ecf::xmldsig::Signer::new(creds.key_pkcs8(), creds.cert_der().to_vec())
+            .expect("signer");
+    let ctx = caja_shared::ecf::document::SaleContextEcf {
+        issuer: &issuer,
+        environment: caja_shared::ecf::issuer::Environment::Test,
+        offset: caja_shared::localtime::UtcOffset::SANTO_DOMINGO,
+        issued_ms: row.signed_at_ms,
+        signed_at_ms: row.signed_at_ms,
+        series_valid_until: body.fiscal.as_ref().and_then(|f| f.valid_until.as_deref()),
+        deferred_send: false,
+        buyer_name: None,
+    };
+    let one_thread = caja_shared::ecf::issue::issue_sale(&body, &ctx, &signer).expect("issue");
+    assert_eq!(
+        one_thread
+            .documents
+            .iter()
+            .map(|d| d.xml.as_slice())
+            .collect::<Vec<_>>(),
+        docs.iter().map(|d| d.3.as_slice()).collect::<Vec<_>>(),
+        "the same bytes"
+    );
     assert_eq!(
         caja_shared::ecf::xmldsig::security_code(&docs[0].3).expect("code"),
         row.security_code
@@ -662,4 +760,68 @@ fn the_configured_issuer_signs_with_the_installed_certificate_and_refuses_when_e
         "{r:?}"
     );
     assert_eq!(state(&f), before);
+}
+
+#[test]
+fn documents_stored_before_the_in_order_table_keep_their_bytes_and_are_found_by_seq() {
+    use caja_node::migrate::{migrate_with, MIGRATIONS};
+    let dir = tempfile::tempdir().expect("dir");
+    let mut conn = rusqlite::Connection::open(dir.path().join("n.sqlite3")).expect("open");
+    let at = MIGRATIONS
+        .iter()
+        .position(|m| m.name == "signed_documents_in_order")
+        .expect("the migration is listed");
+    migrate_with(&mut conn, &MIGRATIONS[..at]).expect("the schema before it");
+    // Inserted in hash order, not issue order.
+    let mut docs: Vec<(i64, &str, String, Vec<u8>)> = [
+        (12, "ecf", "E320000000002"),
+        (10, "rfce", "E320000000001"),
+        (10, "ecf", "E320000000001"),
+    ]
+    .into_iter()
+    .map(|(seq, kind, encf)| {
+        let xml = format!("<{kind}><ENCF>{encf}</ENCF>{}</{kind}>", "é".repeat(3_000)).into_bytes();
+        (seq, kind, encf.to_owned(), xml)
+    })
+    .collect();
+    docs.sort_by_key(|d| Hash256::of(&d.3).to_hex());
+    for (seq, kind, encf, xml) in &docs {
+        conn.execute(
+            "INSERT INTO signed_documents (sha256, encf, kind, xml, seq) VALUES (?1, ?2, ?3, ?4, ?5)",
+            rusqlite::params![Hash256::of(xml).to_hex(), encf, kind, xml, seq],
+        )
+        .expect("insert");
+    }
+    migrate_with(&mut conn, MIGRATIONS).expect("migrated");
+    let all = caja_node::ecf::store::all(&conn).expect("all");
+    let mut expected: Vec<caja_node::ecf::store::StoredDoc> = docs
+        .iter()
+        .map(|(_, kind, encf, xml)| {
+            (
+                Hash256::of(xml).to_hex(),
+                encf.clone(),
+                (*kind).to_owned(),
+                xml.clone(),
+            )
+        })
+        .collect();
+    expected.sort_by(|a, b| (&a.1, &a.2).cmp(&(&b.1, &b.2)));
+    assert_eq!(
+        all, expected,
+        "every document, byte for byte, in issue order"
+    );
+    let pushed = caja_node::ecf::store::for_push(&conn, 9, 12).expect("push");
+    let mut hashes: Vec<Hash256> = docs.iter().map(|d| Hash256::of(&d.3)).collect();
+    hashes.sort_by_key(|h| h.to_hex());
+    assert_eq!(
+        pushed.iter().map(|d| d.sha256).collect::<Vec<_>>(),
+        hashes,
+        "the push body's order"
+    );
+    for d in &pushed {
+        assert_eq!(Hash256::of(&d.xml), d.sha256);
+    }
+    let sizes = caja_node::ecf::store::wire_sizes(&conn, 10, 12).expect("sizes");
+    assert_eq!(sizes.len(), 1);
+    assert_eq!(sizes[0].0, 12);
 }

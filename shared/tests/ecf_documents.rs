@@ -443,3 +443,48 @@ fn the_e_cf_check_beside_its_summary_gives_the_same_documents_and_is_required() 
         "an e-CF whose check did not run is not issued: {unchecked:?}"
     );
 }
+
+#[test]
+fn the_steps_a_register_runs_on_two_threads_give_the_same_documents_and_checks() {
+    let Some(()) = tools() else { return };
+    let pki = Pki::new("Firmante Prueba");
+    let issuer = issuer();
+    let sale = small_sale("E320000000052");
+    let signer = pki.signer();
+    let c = ctx(&issuer, None);
+    let whole = issue::issue_sale(&sale, &c, &signer).unwrap();
+    let ecf = issue::sign_sale_ecf(&sale, &c, None, &signer).unwrap();
+    assert!(ecf.summarized());
+    assert_eq!(ecf.code(), whole.security_code);
+    issue::check_ecf(ecf.signed(), ecf.signature_value()).unwrap();
+    let rfce = ecf
+        .sign_summary(&sale, &c, &signer)
+        .unwrap()
+        .expect("an RFCE");
+    issue::check_signed(&rfce).unwrap();
+    assert_eq!(
+        ecf.clone().into_issued_unchecked(&c, Some(rfce.clone())),
+        whole
+    );
+    // The checks refuse what was not signed so: another document's
+    // signature value, a changed byte.
+    let other = issue::sign_sale_ecf(&small_sale("E320000000053"), &c, None, &signer).unwrap();
+    let wrong = issue::check_ecf(ecf.signed(), other.signature_value());
+    assert!(
+        matches!(
+            wrong,
+            Err(issue::IssueError::SelfCheck(VerifyError::Signature))
+        ),
+        "{wrong:?}"
+    );
+    let mut tampered = rfce.clone();
+    tampered.xml = text(&rfce.xml)
+        .replacen("E320000000052", "E320000000059", 1)
+        .into_bytes();
+    assert_ne!(tampered.xml, rfce.xml);
+    let wrong = issue::check_signed(&tampered);
+    assert!(
+        matches!(wrong, Err(issue::IssueError::SelfCheck(_))),
+        "{wrong:?}"
+    );
+}

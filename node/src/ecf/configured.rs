@@ -6,7 +6,10 @@
 //! Invariant: a certificate outside its validity at the signing time never
 //! signs (the sale is refused); a missing `[ecf]` or certificate is reported
 //! only when an `E` series is used, so a register selling `B` documents
-//! needs neither.
+//! needs neither. A sale's documents are signed on the issuer's one kept
+//! thread ([`super::beside::Worker`]), the e-CF's check handed back to the
+//! sale's thread while the RFCE is signed, the RFCE's check run beside the
+//! sale's SQL ([`super::beside`]).
 
 use std::sync::Arc;
 
@@ -20,9 +23,10 @@ use caja_shared::ecf::xmldsig::Signer;
 use caja_shared::kind::{SaleCreated, SaleReturned};
 use caja_shared::localtime::UtcOffset;
 
+use super::beside::{Steps, Worker};
 use super::{
     EcfIssuer, EcfUnavailable, IssueFailed, IssuedEcf, IssuerSlot, Modification, Modified,
-    SignedDoc, Signing,
+    PendingSale, SignedDoc, Signing, SigningOwned,
 };
 use crate::config::{EcfConfig, NodeConfig};
 use crate::datadir::DataDir;
@@ -33,10 +37,18 @@ use crate::datadir::DataDir;
 pub struct Configured {
     /// The `[ecf]` section.
     pub config: EcfConfig,
+    keys: Arc<Keys>,
+    creds: Credentials,
+    worker: Worker,
+}
+
+/// What signing needs, shared with the worker thread.
+#[derive(Debug)]
+struct Keys {
     issuer: Issuer,
     environment: Environment,
     signer: Signer,
-    creds: Credentials,
+    deferred_send: bool,
 }
 
 impl Configured {
@@ -80,16 +92,28 @@ pub fn load(dir: &DataDir, config: &NodeConfig) -> IssuerSlot {
     .map_err(|e| broken("ecf", &e))?;
     let signer = Signer::new(creds.key_pkcs8(), creds.cert_der().to_vec())
         .map_err(|e| broken("certificate", &e))?;
+    let deferred_send = ecf.deferred_send;
     Ok(Arc::new(Configured {
         config: ecf,
-        issuer,
-        environment,
-        signer,
+        keys: Arc::new(Keys {
+            issuer,
+            environment,
+            signer,
+            deferred_send,
+        }),
         creds,
+        worker: Worker::new(),
     }))
 }
 
 impl Configured {
+    /// The worker thread's id once one signed (for tests: one kept thread).
+    pub fn worker_thread(&self) -> Option<std::thread::ThreadId> {
+        self.worker.thread_id()
+    }
+}
+
+impl Keys {
     fn context<'a>(&'a self, at: &Signing<'a>) -> SaleContextEcf<'a> {
         SaleContextEcf {
             issuer: &self.issuer,
@@ -98,7 +122,7 @@ impl Configured {
             issued_ms: at.issued_ms,
             signed_at_ms: at.signed_at_ms,
             series_valid_until: at.series_valid_until,
-            deferred_send: self.config.deferred_send,
+            deferred_send: self.deferred_send,
             buyer_name: at.buyer_name,
         }
     }
@@ -110,9 +134,26 @@ impl EcfIssuer for Configured {
     }
 
     fn issue_sale(&self, sale: &SaleCreated, at: &Signing<'_>) -> Result<IssuedEcf, IssueFailed> {
-        issue::issue_sale_joined(sale, &self.context(at), None, &self.signer, &Beside)
-            .map(converted)
-            .map_err(failed)
+        let mut pending = self.start_sale(
+            sale.clone(),
+            SigningOwned {
+                issued_ms: at.issued_ms,
+                signed_at_ms: at.signed_at_ms,
+                series_valid_until: at.series_valid_until.map(str::to_owned),
+                buyer_name: at.buyer_name.map(str::to_owned),
+            },
+        );
+        let issued = pending.documents()?;
+        pending.finish()?;
+        Ok(issued)
+    }
+
+    fn start_sale(&self, sale: SaleCreated, at: SigningOwned) -> PendingSale {
+        let (steps, pending) = PendingSale::channel();
+        let keys = Arc::clone(&self.keys);
+        self.worker
+            .run(Box::new(move || keys.sign_sale(&sale, &at, &steps)));
+        pending
     }
 
     fn issue_credit_note(
@@ -129,7 +170,7 @@ impl EcfIssuer for Configured {
                 Modification::Partial => ModificationCode::CorrectAmounts,
             },
         };
-        issue::issue_credit_note(ret, &modified, &self.context(at), &self.signer)
+        issue::issue_credit_note(ret, &modified, &self.keys.context(at), &self.keys.signer)
             .map(converted)
             .map_err(failed)
     }
@@ -168,36 +209,34 @@ fn failed(e: issue::IssueError) -> IssueFailed {
     IssueFailed { field, reason }
 }
 
-/// [`issue::Join`] over two threads: the e-CF's check runs on a scoped
-/// thread while this one builds and signs the RFCE, both before the sale's
-/// transaction goes on (one `thread::scope`, joined before it returns); on
-/// this thread alone when no thread can be started.
-struct Beside;
-
-impl issue::Join for Beside {
-    fn join(&self, beside: &mut (dyn FnMut() + Send), here: &mut dyn FnMut()) {
-        // Behind a lock so that it can still run here if no thread starts.
-        let beside = std::sync::Mutex::new(beside);
-        let run_beside = || match beside.lock() {
-            Ok(mut f) => f(),
-            Err(poisoned) => (poisoned.into_inner())(),
+impl Keys {
+    /// A sale's signing steps on the worker thread (the same steps and
+    /// bytes as [`issue::issue_sale`]): the e-CF signed and its check handed
+    /// to the sale's thread; the RFCE signed with the e-CF's code; the
+    /// documents sent; then the RFCE's check, while the sale's thread stores
+    /// them.
+    fn sign_sale(&self, sale: &SaleCreated, at: &SigningOwned, steps: &Steps<IssuedEcf>) {
+        let signing = at.signing();
+        let ctx = self.context(&signing);
+        let ecf = match issue::sign_sale_ecf(sale, &ctx, None, &self.signer) {
+            Ok(e) => e,
+            Err(e) => return steps.failed(failed(e)),
         };
-        std::thread::scope(|s| {
-            let spawned = std::thread::Builder::new()
-                .name("ecf-check".into())
-                .spawn_scoped(s, run_beside);
-            match spawned {
-                Ok(handle) => {
-                    here();
-                    if let Err(panic) = handle.join() {
-                        std::panic::resume_unwind(panic);
-                    }
-                }
-                Err(_) => {
-                    run_beside();
-                    here();
-                }
-            }
-        });
+        let (signed, value) = (ecf.signed().to_vec(), ecf.signature_value().to_owned());
+        steps.check_here(Box::new(move || {
+            issue::check_ecf(&signed, &value).map_err(failed)
+        }));
+        let rfce = match ecf.sign_summary(sale, &ctx, &self.signer) {
+            Ok(r) => r,
+            Err(e) => return steps.failed(failed(e)),
+        };
+        let to_check = rfce.clone();
+        steps.documents(converted(ecf.into_issued_unchecked(&ctx, rfce)));
+        steps.checked(
+            to_check
+                .as_ref()
+                .map_or(Ok(()), issue::check_signed)
+                .map_err(failed),
+        );
     }
 }

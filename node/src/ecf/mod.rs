@@ -20,6 +20,7 @@
 //! certificate make one, tests inject one); `store` holds the two tables
 //! (`signed_documents`, `issued_ecf`) and is the only file here with SQL.
 
+pub mod beside;
 pub mod configured;
 pub mod error;
 pub mod store;
@@ -73,6 +74,10 @@ impl std::fmt::Debug for SignedDoc {
     }
 }
 
+/// A sale's documents being signed beside its transaction
+/// ([`beside::Pending`]).
+pub type PendingSale = beside::Pending<IssuedEcf>;
+
 /// What signing one e-CF gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuedEcf {
@@ -101,6 +106,32 @@ pub struct Signing<'a> {
     pub series_valid_until: Option<&'a str>,
     /// `RazonSocialComprador`, when the buyer is named.
     pub buyer_name: Option<&'a str>,
+}
+
+/// [`Signing`] with its own strings, for work that outlives the caller's
+/// borrow (signing on another thread).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningOwned {
+    /// `FechaEmision`'s instant (UTC ms).
+    pub issued_ms: i64,
+    /// `FechaHoraFirma` (UTC ms).
+    pub signed_at_ms: i64,
+    /// The series' `FechaVencimientoSecuencia`.
+    pub series_valid_until: Option<String>,
+    /// `RazonSocialComprador`.
+    pub buyer_name: Option<String>,
+}
+
+impl SigningOwned {
+    /// The borrowed form.
+    pub fn signing(&self) -> Signing<'_> {
+        Signing {
+            issued_ms: self.issued_ms,
+            signed_at_ms: self.signed_at_ms,
+            series_valid_until: self.series_valid_until.as_deref(),
+            buyer_name: self.buyer_name.as_deref(),
+        }
+    }
 }
 
 /// Whether a credit note cancels the whole document it modifies or part of it
@@ -132,6 +163,14 @@ pub trait EcfIssuer: std::fmt::Debug + Send + Sync {
     /// Signs a sale's e-CF (and its RFCE for an `E32` under
     /// [`E32_BUYER_THRESHOLD`]).
     fn issue_sale(&self, sale: &SaleCreated, at: &Signing<'_>) -> Result<IssuedEcf, IssueFailed>;
+    /// Starts signing a sale's documents, so that the caller's transaction
+    /// goes on with the SQL that does not need them; the caller takes them
+    /// with [`PendingSale::documents`] and commits only after
+    /// [`PendingSale::finish`]. The default signs here, at once, with
+    /// [`EcfIssuer::issue_sale`].
+    fn start_sale(&self, sale: SaleCreated, at: SigningOwned) -> PendingSale {
+        PendingSale::ready(self.issue_sale(&sale, &at.signing()))
+    }
     /// Signs a return's credit note (`E34`).
     fn issue_credit_note(
         &self,

@@ -1,5 +1,7 @@
-//! The register's e-CF tables: `signed_documents` (the exact signed bytes by
-//! SHA-256, with the seq of the event that names them) and `issued_ecf` (what
+//! The register's e-CF tables: `signed_documents` (the exact signed bytes and
+//! their SHA-256, in issue order: keyed by the seq of the event that names
+//! them and their kind, so a sale's documents are appended at the end of
+//! one b-tree) and `issued_ecf` (what
 //! the original receipt prints and what a credit note needs of the document
 //! it modifies).
 //!

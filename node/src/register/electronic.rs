@@ -76,16 +76,28 @@ fn record<R: RandomSource>(
     Ok(())
 }
 
-/// Signs the e-CF of a sale just appended at `seq`.
-pub(super) fn issue_sale<R: RandomSource>(
-    ctx: &mut OpCtx<'_, '_, R>,
+/// A sale's e-CF being signed beside its transaction ([`start_sale`]),
+/// stored and checked by [`finish_sale`] before the transaction commits.
+pub(super) struct SaleSigning {
+    pending: ecf::PendingSale,
+    sale_id: caja_shared::ids::SaleId,
+    at: i64,
+    buyer_tax_id: Option<String>,
+    buyer_name: Option<String>,
+}
+
+/// Checks the buyer rules and the certificate at the signing time, then
+/// starts signing the e-CF of `sale` (final: its fiscal number taken in this
+/// transaction) while the transaction goes on; `None` for a sale without a
+/// fiscal number.
+pub(super) fn start_sale<R: RandomSource>(
+    ctx: &OpCtx<'_, '_, R>,
     issuer: &dyn EcfIssuer,
     sale: &SaleCreated,
-    seq: u64,
     buyer_name: Option<&str>,
-) -> Result<(), OpError> {
+) -> Result<Option<SaleSigning>, OpError> {
     let Some(fiscal) = &sale.fiscal else {
-        return Ok(());
+        return Ok(None);
     };
     if ecf::buyer_required(&fiscal.series, sale.total)
         && (fiscal.buyer_tax_id.is_none() || buyer_name.is_none())
@@ -96,25 +108,51 @@ pub(super) fn issue_sale<R: RandomSource>(
     }
     let at = signing_time(ctx)?;
     issuer.check(at)?;
-    let issued = issuer
-        .issue_sale(
-            sale,
-            &ecf::Signing {
-                issued_ms: at,
-                signed_at_ms: at,
-                series_valid_until: fiscal.valid_until.as_deref(),
-                buyer_name,
-            },
-        )
-        .map_err(|e| OpError::Refused(Refusal::EcfNotIssued(e)))?;
+    let pending = issuer.start_sale(
+        sale.clone(),
+        ecf::SigningOwned {
+            issued_ms: at,
+            signed_at_ms: at,
+            series_valid_until: fiscal.valid_until.clone(),
+            buyer_name: buyer_name.map(str::to_owned),
+        },
+    );
+    Ok(Some(SaleSigning {
+        pending,
+        sale_id: sale.sale_id,
+        at,
+        buyer_tax_id: fiscal.buyer_tax_id.clone(),
+        buyer_name: buyer_name.map(str::to_owned),
+    }))
+}
+
+/// Takes the signed documents of a sale appended at `seq`, appends their
+/// `FiscalDocumentIssued` and stores them, then waits for the last checks:
+/// an error here rolls the sale back.
+pub(super) fn finish_sale<R: RandomSource>(
+    ctx: &mut OpCtx<'_, '_, R>,
+    signing: SaleSigning,
+    seq: u64,
+) -> Result<(), OpError> {
+    let SaleSigning {
+        mut pending,
+        sale_id,
+        at,
+        buyer_tax_id,
+        buyer_name,
+    } = signing;
+    let refused = |e| OpError::Refused(Refusal::EcfNotIssued(e));
+    let issued = pending.documents().map_err(refused)?;
     record(
         ctx,
         &issued,
-        Owner::Sale(sale.sale_id),
+        Owner::Sale(sale_id),
         seq,
         at,
-        (fiscal.buyer_tax_id.as_deref(), buyer_name),
-    )
+        (buyer_tax_id.as_deref(), buyer_name.as_deref()),
+    )?;
+    // Every document checked before the sale commits.
+    pending.finish().map_err(refused)
 }
 
 /// What the cashier may give for a credit note whose original this register

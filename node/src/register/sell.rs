@@ -279,16 +279,18 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
                 crate::crashpoint::hit("escrow:taken");
             }
             let body = outcome.body.clone();
-            let seq = ctx.append(outcome.body.into(), vec![shift_event])?;
-            if let Some(issuer) = &ecf_issuer {
-                super::electronic::issue_sale(
+            // An e-CF is signed (its number is taken) while the SQL that does
+            // not need its signature runs; stored and checked before commit.
+            let signing = match &ecf_issuer {
+                Some(issuer) => super::electronic::start_sale(
                     ctx,
                     issuer.as_ref(),
                     &body,
-                    seq,
                     buyer_name.as_deref(),
-                )?;
-            }
+                )?,
+                None => None,
+            };
+            let seq = ctx.append(outcome.body.into(), vec![shift_event])?;
             let fiscal_low = match &body.fiscal {
                 Some(f) => Some(crate::fiscal::numbers_left(
                     ctx.tx, own_device, &f.series, ctx.now_ms,
@@ -299,6 +301,9 @@ impl<C: Clock, R: RandomSource> Register<C, R> {
             // The receipt is queued with the sale: committed together or not at all.
             crate::print::enqueue_original(ctx.tx, sale_id, ctx.now_ms)?;
             crate::crashpoint::hit("print:enqueued");
+            if let Some(signing) = signing {
+                super::electronic::finish_sale(ctx, signing, seq)?;
+            }
             let mut debt_id = None;
             if outcome.fiado.0 > 0 {
                 let customer = req.customer.ok_or(SaleError::FiadoWithoutCustomer)?;

@@ -206,39 +206,127 @@ pub fn issue_sale_joined(
     signer: &Signer,
     join: &dyn Join,
 ) -> Result<Issued, IssueError> {
-    let b = document::invoice_replacing(sale, ctx, replaced)?;
-    let (signed, value) = xmldsig::sign_with_value(&b.xml, signer)?;
-    let code = xmldsig::code_of(&value);
+    let ecf = sign_sale_ecf(sale, ctx, replaced, signer)?;
     let mut checked = None;
     let mut rfce = None;
-    let mut check = || checked = Some(xmldsig::verify(&signed));
-    if numbers::uses_summary(b.ecf_type, b.total) {
+    let mut check = || checked = Some(check_ecf(&ecf.signed, &ecf.value));
+    if ecf.summarized() {
         let mut summarize = || {
-            rfce = Some(
-                document::summary(sale, ctx, &code)
-                    .map_err(IssueError::from)
-                    .and_then(|unsigned| sign_checked(SignedKind::Rfce, &unsigned, signer)),
-            );
+            rfce = Some(ecf.sign_summary(sale, ctx, signer).and_then(|doc| {
+                if let Some(d) = &doc {
+                    check_signed(d)?;
+                }
+                Ok(doc)
+            }));
         };
         join.join(&mut check, &mut summarize);
     } else {
         check();
     }
-    let verified = checked
-        .unwrap_or(Err(VerifyError::Profile("the check did not run")))
-        .map_err(IssueError::SelfCheck)?;
-    // The code printed is the one of the document that verified.
-    if verified.signature_value != value {
+    checked.unwrap_or(Err(IssueError::SelfCheck(VerifyError::Profile(
+        "the check did not run",
+    ))))?;
+    let rfce = rfce.transpose()?.flatten();
+    Ok(ecf.into_issued_unchecked(ctx, rfce))
+}
+
+/// A sale's e-CF built and signed, its check not run yet: the first step of
+/// [`issue_sale_joined`] for a caller that runs the steps on threads of its
+/// own (the register signs beside its transaction's SQL). The steps give
+/// the same bytes as [`issue_sale`]; the caller runs [`check_ecf`] on the
+/// e-CF and [`check_signed`] on its RFCE before it keeps either.
+#[derive(Debug, Clone)]
+pub struct SignedEcf {
+    built: Built,
+    signed: Vec<u8>,
+    value: String,
+    code: String,
+}
+
+/// Builds and signs a sale's e-CF (31 or 32), naming the `B` document it
+/// replaces if any; the check is [`check_ecf`].
+pub fn sign_sale_ecf(
+    sale: &SaleCreated,
+    ctx: &SaleContextEcf<'_>,
+    replaced: Option<&ModifiedDocument>,
+    signer: &Signer,
+) -> Result<SignedEcf, IssueError> {
+    let built = document::invoice_replacing(sale, ctx, replaced)?;
+    let (signed, value) = xmldsig::sign_with_value(&built.xml, signer)?;
+    let code = xmldsig::code_of(&value);
+    Ok(SignedEcf {
+        built,
+        signed,
+        value,
+        code,
+    })
+}
+
+impl SignedEcf {
+    /// The signed bytes.
+    pub fn signed(&self) -> &[u8] {
+        &self.signed
+    }
+
+    /// The `SignatureValue` written (base64).
+    pub fn signature_value(&self) -> &str {
+        &self.value
+    }
+
+    /// The security code (first characters of the signature value).
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    /// Whether an RFCE summarizes this e-CF (an `E32` under DOP$250,000.00).
+    pub fn summarized(&self) -> bool {
+        numbers::uses_summary(self.built.ecf_type, self.built.total)
+    }
+
+    /// Builds and signs the RFCE carrying this e-CF's code (`None` when the
+    /// e-CF is not summarized); the check is [`check_signed`].
+    pub fn sign_summary(
+        &self,
+        sale: &SaleCreated,
+        ctx: &SaleContextEcf<'_>,
+        signer: &Signer,
+    ) -> Result<Option<SignedDocument>, IssueError> {
+        if !self.summarized() {
+            return Ok(None);
+        }
+        let unsigned = document::summary(sale, ctx, &self.code)?;
+        let signed = xmldsig::sign(&unsigned, signer)?;
+        Ok(Some(SignedDocument::new(SignedKind::Rfce, signed)))
+    }
+
+    /// What the receipt prints and the event records, with the RFCE given.
+    /// Whether the documents were checked is the caller's to know: nothing
+    /// is verified here.
+    pub fn into_issued_unchecked(
+        self,
+        ctx: &SaleContextEcf<'_>,
+        rfce: Option<SignedDocument>,
+    ) -> Issued {
+        let ecf = SignedDocument::new(SignedKind::Ecf, self.signed);
+        issued(self.built, ecf, self.code, ctx, rfce)
+    }
+}
+
+/// The e-CF's check: the signed bytes verify, and the signature value that
+/// verified is the one written (so the code printed is the verified one's).
+pub fn check_ecf(signed: &[u8], signature_value: &str) -> Result<(), IssueError> {
+    let verified = xmldsig::verify(signed).map_err(IssueError::SelfCheck)?;
+    if verified.signature_value != signature_value {
         return Err(IssueError::SelfCheck(VerifyError::Signature));
     }
-    let rfce = rfce.transpose()?.map(|(doc, _)| doc);
-    Ok(issued(
-        b,
-        SignedDocument::new(SignedKind::Ecf, signed),
-        code,
-        ctx,
-        rfce,
-    ))
+    Ok(())
+}
+
+/// A signed document's check: it verifies.
+pub fn check_signed(doc: &SignedDocument) -> Result<(), IssueError> {
+    xmldsig::verify(&doc.xml)
+        .map(|_| ())
+        .map_err(IssueError::SelfCheck)
 }
 
 /// Builds and signs a return's credit note (e-CF 34).
