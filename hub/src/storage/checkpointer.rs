@@ -295,6 +295,15 @@ impl Checkpointer {
         }))
     }
 
+    /// Opens a read-write connection to the database at `path` with the
+    /// hub's pragmas and [`Checkpointer::attach`]ed: the writer's (and a
+    /// benchmark's baseline writer's).
+    pub fn open_writer(&self, path: &Path) -> Result<Conn, rusqlite::Error> {
+        let mut conn = crate::storage::connect::sqlite_connection(path)?;
+        self.attach(&mut conn)?;
+        Ok(Conn::from_sqlite(conn))
+    }
+
     /// On the writer, after its batch was answered: completes the
     /// checkpoint when the last commit passed the limit (or, without the
     /// thread, the threshold). A failure is logged and counted; the frames

@@ -19,7 +19,7 @@ use crate::ratelimit::RateLimit;
 use crate::storage::alerts::raise_alert;
 use crate::storage::audit_log::Sequencer;
 use crate::storage::checkpointer::{CheckpointStats, Checkpointer, WalPolicy};
-use crate::storage::connect::{open, open_reader, sqlite_connection};
+use crate::storage::connect::{open, open_reader};
 use crate::storage::db::{Conn, Database};
 use crate::storage::error::StorageError;
 use crate::storage::migrate;
@@ -472,11 +472,7 @@ fn open_writer(
     checkpoints: Option<&Checkpointer>,
 ) -> Result<Conn, StorageError> {
     match (database, checkpoints) {
-        (Database::Sqlite(path), Some(c)) => {
-            let mut conn = sqlite_connection(path)?;
-            c.attach(&mut conn)?;
-            Ok(Conn::from_sqlite(conn))
-        }
+        (Database::Sqlite(path), Some(c)) => Ok(c.open_writer(path)?),
         _ => open(database),
     }
 }
