@@ -28,7 +28,7 @@
 //! simulation needs (its `hub_disk` fault fails the n-th write or fsync of
 //! the hub's files). Under the fault-injecting VFS of test builds the
 //! thread's connection goes through the shim like every other, so a failing
-//! disk fails a checkpoint as it fails a commit (`tests` below).
+//! disk fails a checkpoint as it fails a commit (`storage::checkpointer_tests`).
 //!
 //! Kernel: imports only the SQL facade and the connection opener.
 
@@ -505,6 +505,3 @@ fn next_backoff(b: Duration) -> Duration {
 fn checkpoint_connection(path: &Path) -> Result<rusqlite::Connection, rusqlite::Error> {
     crate::storage::connect::sqlite_connection(path)
 }
-
-#[cfg(all(test, feature = "testkit"))]
-mod tests;

@@ -54,6 +54,8 @@ mod audit_log;
 pub mod audit_tree;
 mod catalog;
 pub mod checkpointer;
+#[cfg(all(test, feature = "testkit"))]
+mod checkpointer_tests;
 mod codec;
 mod conflicts;
 mod connect;

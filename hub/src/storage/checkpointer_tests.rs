@@ -3,8 +3,8 @@
 //! and without the thread; a disk fault that hits a checkpoint loses
 //! nothing acknowledged and the checkpointer goes on after it.
 
-use super::{CheckpointStats, WalPolicy};
 use crate::ratelimit::RateLimit;
+use crate::storage::checkpointer::{CheckpointStats, WalPolicy};
 use crate::storage::db::Database;
 use crate::storage::writer::{Storage, StorageConfig};
 use crate::system::{OsRandom, SystemClock};
