@@ -12,14 +12,15 @@
 //! Baseline: the same event rows inserted into the hub's own `events` table
 //! (same schema and pragmas) in 1000-row transactions by one thread, twice:
 //! with SQLite's automatic checkpoints on that thread, and with the hub's
-//! WAL checkpointer (`caja_hub::storage::checkpointer`, same thresholds as
-//! the hub's). The faster of the two is the baseline.
+//! WAL checkpointer (`caja_hub::storage::checkpointer`, the hub's default
+//! policy). The faster of the two is the baseline.
 //!
 //! Load-independent counts printed beside the rates: the WAL checkpoints
 //! each side ran (on the checkpointer's thread, on the writer), the frames
 //! committed and the largest WAL after a commit. `CAJA_HUB_WAL_*` variables
-//! reach the hub child (`wal_checkpoint_thread=false`: the writer
-//! checkpoints, as before the checkpointer).
+//! reach the hub child (`CAJA_HUB_WAL_CHECKPOINT_THREAD=true`: the
+//! checkpoints on their own thread; by default the writer runs them after
+//! answering its batch).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};

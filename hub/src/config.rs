@@ -356,7 +356,7 @@ pub struct HubConfig {
     /// SQLite: checkpoints run on a thread of their own, beside the writer.
     /// `false`: the writer runs them after answering its batch (one thread
     /// writes the files, in a fixed order: the deterministic simulation).
-    /// Default true.
+    /// Default false (the thread measured slower on a 2-core machine).
     pub wal_checkpoint_thread: bool,
 }
 

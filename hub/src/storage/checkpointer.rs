@@ -63,12 +63,14 @@ pub struct WalPolicy {
 }
 
 impl WalPolicy {
-    /// The defaults: a pass per 1,000 frames on the thread; the writer steps
-    /// in at 16,000 frames (64 MiB of 4 KiB pages).
+    /// The defaults: a pass per 1,000 frames, run by the writer after
+    /// answering its batch (the thread measured slower on a 2-core machine:
+    /// `docs/performance.md`); with the thread, the writer steps in at
+    /// 16,000 frames (64 MiB of 4 KiB pages).
     pub const DEFAULT: WalPolicy = WalPolicy {
         checkpoint_pages: 1_000,
         limit_pages: 16_000,
-        thread: true,
+        thread: false,
     };
 }
 
