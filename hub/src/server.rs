@@ -132,6 +132,7 @@ pub enum ServeError {
 fn open_store(
     db: &storage::Database,
     cfg: StorageConfig,
+    wal: storage::WalPolicy,
     hub_key: &caja_shared::key::HubSigningKey,
     clock: Arc<dyn Clock + Send + Sync>,
     rng: Box<dyn caja_shared::entropy::RandomSource + Send>,
@@ -157,7 +158,7 @@ fn open_store(
         );
         storage::restore::epoch_state(&conn)?
     };
-    let store = Storage::open(cfg, clock, rng)?;
+    let store = Storage::open_with_wal(cfg, wal, clock, rng)?;
     store.set_restore_epoch(epoch.0, epoch.1);
     Ok(store)
 }
@@ -242,7 +243,14 @@ pub fn open_state(
     let hub_key = datadir::load_key(data_dir)?;
     let trust = trust_store(data_dir, &cfg)?;
     let db = cfg.database(data_dir);
-    let store = open_store(&db, store_config(&cfg, db.clone()), &hub_key, clock, rng)?;
+    let store = open_store(
+        &db,
+        store_config(&cfg, db.clone()),
+        cfg.wal_policy(),
+        &hub_key,
+        clock,
+        rng,
+    )?;
     Ok(app_state(
         store,
         cfg,
@@ -301,8 +309,9 @@ pub async fn start_with_clock(
     let key = hub_key.clone();
     let clock_for_outbox = clock.clone();
     let store_cfg = store_config(&cfg, db.clone());
+    let wal = cfg.wal_policy();
     let store = tokio::task::spawn_blocking(move || {
-        open_store(&db, store_cfg, &key, clock, Box::new(OsRandom::new()))
+        open_store(&db, store_cfg, wal, &key, clock, Box::new(OsRandom::new()))
     })
     .await
     .map_err(|e| StorageError::Task(e.to_string()))??;
@@ -487,8 +496,13 @@ impl RunningHub {
         format!("{scheme}://{}", self.addr)
     }
 
+    /// The hub's storage handle (its counters: writer, WAL checkpoints).
+    pub fn storage(&self) -> &Storage {
+        &self.store
+    }
+
     /// Stops accepting, lets in-flight requests finish, then stops the writer
-    /// after it committed what was queued.
+    /// after it committed what was queued, then the WAL checkpointer.
     pub async fn stop(self) -> Result<(), ServeError> {
         let _ = self.shutdown.send(());
         let served = self.server.await;

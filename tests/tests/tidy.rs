@@ -306,13 +306,14 @@ fn pure_hub_modules_do_not_touch_storage() {
 
 /// The hub storage layer's kernel: the SQL facade, opening and migrating,
 /// errors and row codecs, multi-row inserts, the writer and its
-/// per-transaction cache, the audit log and its tree, alerts, device
+/// per-transaction cache and WAL checkpointer, the audit log and its tree, alerts, device
 /// authentication and idempotent device requests. Feature modules (ingest, facts, conflicts, fiscal,
 /// escrow, payments, outbox, dashboard, …) sit above it.
 const HUB_STORAGE_KERNEL: &[&str] = &[
     "alerts.rs",
     "audit_log.rs",
     "audit_tree.rs",
+    "checkpointer.rs",
     "codec.rs",
     "connect.rs",
     "db.rs",

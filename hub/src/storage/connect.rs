@@ -15,6 +15,11 @@ use std::path::Path;
 
 /// Opens a read-write connection with the hub's pragmas.
 pub fn open_connection(path: &Path) -> Result<Conn, rusqlite::Error> {
+    Ok(Conn::from_sqlite(sqlite_connection(path)?))
+}
+
+/// A read-write rusqlite connection with the hub's pragmas.
+pub(crate) fn sqlite_connection(path: &Path) -> Result<rusqlite::Connection, rusqlite::Error> {
     crate::crashpoint::arm_disk_faults();
     let conn = rusqlite::Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -28,7 +33,7 @@ pub fn open_connection(path: &Path) -> Result<Conn, rusqlite::Error> {
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.set_prepared_statement_cache_capacity(128);
     plan_without_bound_values(&conn)?;
-    Ok(Conn::from_sqlite(conn))
+    Ok(conn)
 }
 
 /// Turns on SQLite's query planner stability guarantee: a statement's plan

@@ -53,6 +53,9 @@ mod audit_api;
 mod audit_log;
 pub mod audit_tree;
 mod catalog;
+pub mod checkpointer;
+#[cfg(all(test, feature = "testkit"))]
+mod checkpointer_tests;
 mod codec;
 mod conflicts;
 mod connect;
@@ -91,6 +94,7 @@ mod writer;
 pub use acecf_delivery::{Delivery, DeliveryInfo, Settled};
 pub use audit_log::{SEQUENCER_TICK_MS, SEQUENCE_DELAY_MS};
 pub use catalog::HubAppend;
+pub use checkpointer::{CheckpointStats, WalPolicy};
 pub use conflicts::{ConflictInfo, ResolutionInfo, StateFilter};
 pub use connect::{open, open_connection, open_detached, open_offline, record_hub_key};
 pub use dashboard::{EventSummary, HourlySales, UiSession};

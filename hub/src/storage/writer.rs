@@ -18,6 +18,7 @@
 use crate::ratelimit::RateLimit;
 use crate::storage::alerts::raise_alert;
 use crate::storage::audit_log::Sequencer;
+use crate::storage::checkpointer::{CheckpointStats, Checkpointer, WalPolicy};
 use crate::storage::connect::{open, open_reader};
 use crate::storage::db::{Conn, Database};
 use crate::storage::error::StorageError;
@@ -137,6 +138,8 @@ struct Inner {
     restore_acknowledged: std::sync::atomic::AtomicBool,
     /// The audit sequencer (PostgreSQL).
     sequencer: Option<Sequencer>,
+    /// The WAL's checkpoints (SQLite).
+    checkpoints: Option<Arc<Checkpointer>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -149,13 +152,31 @@ impl std::fmt::Debug for Inner {
 }
 
 impl Storage {
-    /// Opens (and migrates) the database and starts the writer thread.
+    /// Opens (and migrates) the database and starts the writer thread, with
+    /// the default WAL checkpoints ([`WalPolicy::DEFAULT`]).
     pub fn open(
         cfg: StorageConfig,
         clock: Arc<dyn Clock + Send + Sync>,
         rng: Box<dyn RandomSource + Send>,
     ) -> Result<Storage, StorageError> {
-        let conn = open(&cfg.database)?;
+        Storage::open_with_wal(cfg, WalPolicy::DEFAULT, clock, rng)
+    }
+
+    /// [`Storage::open`] with the WAL checkpointed as `wal` says (SQLite;
+    /// ignored on PostgreSQL).
+    pub fn open_with_wal(
+        cfg: StorageConfig,
+        wal: WalPolicy,
+        clock: Arc<dyn Clock + Send + Sync>,
+        rng: Box<dyn RandomSource + Send>,
+    ) -> Result<Storage, StorageError> {
+        let checkpoints = match &cfg.database {
+            Database::Sqlite(path) => Some(Arc::new(
+                Checkpointer::start(path, wal).map_err(|e| StorageError::Task(e.to_string()))?,
+            )),
+            Database::Postgres(_) => None,
+        };
+        let conn = open_writer(&cfg.database, checkpoints.as_deref())?;
         migrate::migrate(&conn)?;
         let sequencer = match cfg.database {
             Database::Postgres(_) => Some(Sequencer::start(cfg.database.clone(), clock.clone())?),
@@ -175,11 +196,12 @@ impl Storage {
         let b = busy_us.clone();
         let counters = Arc::new(Counters::default());
         let c = counters.clone();
+        let ck = checkpoints.clone();
         let writer = std::thread::Builder::new()
             .name("caja-hub-writer".into())
             .spawn(move || {
                 let ended = catch_unwind(AssertUnwindSafe(|| {
-                    writer_loop(conn, receiver, env, max_batch, d, b, &c);
+                    writer_loop(conn, receiver, env, max_batch, d, b, &c, ck.as_deref());
                 }));
                 if let Err(payload) = ended {
                     // Outside any job (commit, rollback, an answer): nothing
@@ -211,6 +233,7 @@ impl Storage {
                 restore_epoch: AtomicU64::new(0),
                 restore_acknowledged: std::sync::atomic::AtomicBool::new(false),
                 sequencer,
+                checkpoints,
             }),
         })
     }
@@ -302,6 +325,21 @@ impl Storage {
         if let Some(s) = &self.inner.sequencer {
             s.stop();
         }
+        if let Some(c) = &self.inner.checkpoints {
+            c.stop();
+        }
+    }
+
+    /// What the WAL's checkpoints did so far (`None` on PostgreSQL).
+    pub fn wal_checkpoints(&self) -> Option<CheckpointStats> {
+        self.inner.checkpoints.as_ref().map(|c| c.stats())
+    }
+
+    /// Test support: the WAL's checkpoints (SQLite). Only with the
+    /// `testkit` feature.
+    #[cfg(any(test, feature = "testkit"))]
+    pub fn testkit_checkpoints(&self) -> Option<&Checkpointer> {
+        self.inner.checkpoints.as_deref()
     }
 
     /// Runs `f` on the writer thread inside its own savepoint; its `Err` rolls
@@ -427,6 +465,18 @@ impl Storage {
     }
 }
 
+/// Opens the writer's connection: on SQLite with its commits reported to
+/// `checkpoints` instead of SQLite's automatic checkpoint.
+fn open_writer(
+    database: &Database,
+    checkpoints: Option<&Checkpointer>,
+) -> Result<Conn, StorageError> {
+    match (database, checkpoints) {
+        (Database::Sqlite(path), Some(c)) => Ok(c.open_writer(path)?),
+        _ => open(database),
+    }
+}
+
 /// The text of a panic's payload.
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload
@@ -464,6 +514,7 @@ fn alert_panic(conn: &Conn, env: &mut Env, msg: &str) {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn writer_loop(
     mut conn: Conn,
     receiver: Receiver<Job>,
@@ -472,6 +523,7 @@ fn writer_loop(
     depth: Arc<AtomicUsize>,
     busy_us: Arc<std::sync::atomic::AtomicU64>,
     counters: &Counters,
+    checkpoints: Option<&Checkpointer>,
 ) {
     loop {
         let Ok(first) = receiver.recv() else {
@@ -496,7 +548,7 @@ fn writer_loop(
             if conn.is_broken() {
                 // PostgreSQL closed the connection (a restart, the network):
                 // a new one, or this batch fails and the next tries again.
-                match open(&env.cfg.database) {
+                match open_writer(&env.cfg.database, checkpoints) {
                     Ok(c) => {
                         tracing::warn!("the writer's database connection was lost; reconnected");
                         conn = c;
@@ -610,7 +662,7 @@ fn writer_loop(
                 // the file untrusted (what reached the disk is unknown): the
                 // next batch runs on a new connection.
                 if StorageError::Commit(e.clone()).is_disk_fault() {
-                    match open(&env.cfg.database) {
+                    match open_writer(&env.cfg.database, checkpoints) {
                         Ok(c) => conn = c,
                         Err(e) => tracing::error!(error = %e, "the writer cannot reopen"),
                     }
@@ -618,6 +670,11 @@ fn writer_loop(
             }
             for reply in replies {
                 reply(commit.clone());
+            }
+            // Past the WAL's limit (or, without the checkpointer's thread,
+            // its threshold) the writer copies the rest itself, answers sent.
+            if let Some(c) = checkpoints {
+                c.after_batch(&conn);
             }
             if split {
                 continue;
