@@ -17,7 +17,9 @@
 //! Both sides run with the register's WAL checkpointer (`checkpointer`, the
 //! same thresholds), so neither copies the WAL into its database on the
 //! timed commits but at the WAL's hard bound; each prints the checkpoints it
-//! ran.
+//! ran. The raw inserts are also timed with SQLite's automatic checkpoint,
+//! interleaved with the others, and the faster raw side is the baseline:
+//! the checkpoint thread slows a writer that never pauses on this disk.
 //!
 //! Pages per commit: the WAL is emptied, automatic checkpoints are switched
 //! off for a counted stretch of commits, and `PRAGMA wal_checkpoint` reports
@@ -315,6 +317,14 @@ pub fn sales(n: u64) -> anyhow::Result<Summary> {
         println!("node-sales: both sides with SQLite's automatic checkpoint (CAJA_BENCH_NO_CHECKPOINTER)");
         None
     };
+    // The same raw inserts with SQLite's automatic checkpoint, timed beside
+    // them: the faster of the two raw sides is the baseline (a checkpoint
+    // thread can slow a writer that never pauses: its copies and fsyncs
+    // compete with the WAL's).
+    let auto_path = tmp.path().join("baseline-auto.sqlite3");
+    let auto = rusqlite::Connection::open(&auto_path)?;
+    caja_node::db::configure(&auto, &auto_path)?;
+    auto.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, payload BLOB NOT NULL)")?;
     let payload = vec![b'x'; event_len];
     let raw = |base: &rusqlite::Connection| -> anyhow::Result<()> {
         base.execute("INSERT INTO t (payload) VALUES (?1)", [&payload])?;
@@ -324,8 +334,10 @@ pub fn sales(n: u64) -> anyhow::Result<Summary> {
     let rounds = 10u64;
     let chunk = (n / rounds).max(1);
     let mut base_lat = Vec::with_capacity(usize::try_from(n)?);
+    let mut auto_lat = Vec::with_capacity(usize::try_from(n)?);
     let mut lat = Vec::with_capacity(usize::try_from(n)?);
-    let (mut base_total, mut total) = (Duration::ZERO, Duration::ZERO);
+    let (mut base_total, mut auto_total, mut total) =
+        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     for _ in 0..rounds {
         let t0 = Instant::now();
         for _ in 0..chunk {
@@ -334,6 +346,15 @@ pub fn sales(n: u64) -> anyhow::Result<Summary> {
             base_lat.push(s.elapsed());
         }
         base_total += t0.elapsed();
+        if threaded {
+            let t0 = Instant::now();
+            for _ in 0..chunk {
+                let s = Instant::now();
+                raw(&auto)?;
+                auto_lat.push(s.elapsed());
+            }
+            auto_total += t0.elapsed();
+        }
         let t0 = Instant::now();
         for _ in 0..chunk {
             let op = op_id(&mut rng)?;
@@ -345,7 +366,23 @@ pub fn sales(n: u64) -> anyhow::Result<Summary> {
     }
     let n = chunk * rounds;
     base_lat.sort();
+    auto_lat.sort();
     lat.sort();
+    let auto_rate = threaded.then(|| per_sec(n, auto_total));
+    let auto_won = auto_rate.is_some_and(|a| a > per_sec(n, base_total));
+    if let Some(a) = auto_rate {
+        println!(
+            "  raw inserts, checkpointer: {:>7}/s  p99 {:>6} µs; SQLite's automatic checkpoint: {a:>7}/s  p99 {:>6} µs; the baseline is the faster: {}",
+            per_sec(n, base_total),
+            percentile(&base_lat, 99).as_micros(),
+            percentile(&auto_lat, 99).as_micros(),
+            if auto_won { "automatic" } else { "checkpointer" }
+        );
+    }
+    if auto_won {
+        base_total = auto_total;
+        base_lat = std::mem::take(&mut auto_lat);
+    }
     // Counting pages needs a WAL no thread checkpoints: both stop here.
     let raw_checkpoints = base_ckpt.map(|c| c.stop(&mut base)).unwrap_or_default();
     let sale_checkpoints = reg.stop_checkpointer().unwrap_or_default();
