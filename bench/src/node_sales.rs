@@ -302,7 +302,16 @@ pub fn sales(n: u64) -> anyhow::Result<Summary> {
     let mut base = rusqlite::Connection::open(&base_path)?;
     caja_node::db::configure(&base, &base_path)?;
     base.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, payload BLOB NOT NULL)")?;
-    let policy = CheckpointPolicy::default();
+    let mut policy = CheckpointPolicy::default();
+    // CAJA_BENCH_CHECKPOINT=start,hard: other thresholds, for tuning.
+    if let Some(v) = std::env::var_os("CAJA_BENCH_CHECKPOINT") {
+        let v = v.to_string_lossy().into_owned();
+        let (a, b) = v
+            .split_once(',')
+            .context("CAJA_BENCH_CHECKPOINT: start,hard")?;
+        policy.start_pages = a.trim().parse().context("CAJA_BENCH_CHECKPOINT start")?;
+        policy.hard_pages = b.trim().parse().context("CAJA_BENCH_CHECKPOINT hard")?;
+    }
     // CAJA_BENCH_NO_CHECKPOINTER=1: both sides with SQLite's automatic
     // checkpoint instead (the comparison before the checkpointer).
     let threaded = std::env::var_os("CAJA_BENCH_NO_CHECKPOINTER").is_none();
