@@ -162,36 +162,36 @@ fn a_push_takes_few_statements_per_event_on_sqlite() {
     check("sqlite", &counts);
 }
 
+/// Also, when the test server runs with
+/// `CAJA_TESTPG_SETTINGS=shared_preload_libraries=pg_stat_statements`, prints
+/// where a push's round trips and server time go, statement by statement
+/// (run with `--nocapture`).
 #[test]
 fn a_push_takes_few_round_trips_per_event_on_postgres() {
     let Some(url) = crate::testpg::fresh_database() else {
         return;
     };
     let conn = Conn::connect_postgres(&url).unwrap();
+    let stats =
+        std::env::var("CAJA_TESTPG_SETTINGS").is_ok_and(|s| s.contains("pg_stat_statements"));
+    if stats {
+        conn.execute_batch(
+            "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset()",
+        )
+        .unwrap();
+    }
     let counts = measure(&conn, Database::Postgres(url));
     check("postgres", &counts);
+    if stats {
+        print_server_time(&conn);
+    }
 }
 
-/// Where a push's round trips and server time go, statement by statement
-/// (diagnostic, not run by default): start the test server with
-/// `CAJA_TESTPG_SETTINGS=shared_preload_libraries=pg_stat_statements` and
-/// run it with `--ignored --nocapture`.
-#[test]
-#[ignore = "diagnostic: needs pg_stat_statements preloaded (CAJA_TESTPG_SETTINGS)"]
-fn where_a_push_goes_on_postgres() {
-    let Some(url) = crate::testpg::fresh_database() else {
-        return;
-    };
-    let conn = Conn::connect_postgres(&url).unwrap();
-    conn.execute_batch(
-        "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset()",
-    )
-    .unwrap();
-    let counts = measure(&conn, Database::Postgres(url));
-    check("postgres", &counts);
-    // The staged audit entries moved by one sequencer round.
+/// The staged audit entries moved by one sequencer round, then the
+/// statements by server time (`pg_stat_statements`).
+fn print_server_time(conn: &Conn) {
     conn.begin_write().unwrap();
-    let moved = crate::storage::audit_log::integrate_staged(&conn, 1).unwrap();
+    let moved = crate::storage::audit_log::integrate_staged(conn, 1).unwrap();
     conn.commit().unwrap();
     println!("sequenced {moved} staged entries");
     let mut stmt = conn
