@@ -462,6 +462,10 @@ fn the_steps_a_register_runs_on_two_threads_give_the_same_documents_and_checks()
         .unwrap()
         .expect("an RFCE");
     issue::check_signed(&rfce).unwrap();
+    // Each step's own output validates and verifies outside, as well as
+    // equalling the one-call documents.
+    check(&pki, "e-CF-32.xsd", "e32-steps.xml", ecf.signed());
+    check(&pki, "RFCE-32.xsd", "rfce-steps.xml", &rfce.xml);
     assert_eq!(
         ecf.clone().into_issued_unchecked(&c, Some(rfce.clone())),
         whole

@@ -24,6 +24,27 @@ use caja_node::journal::Journal;
 /// The tracked product every template sells.
 pub const ARROZ: &str = "7501234567890";
 
+/// A one-line sale of one kilo of [`ARROZ`], paid RD$1,000 in cash: the
+/// request the in-process disk-fault sweeps sell.
+pub fn arroz_cash_sale() -> caja_node::sale::SaleRequest {
+    use caja_node::sale::{LineRequest, PaymentRequest, SaleRequest};
+    SaleRequest {
+        lines: vec![LineRequest {
+            code: ARROZ.into(),
+            qty_milli: 1000,
+            discount: None,
+            unit_price: None,
+        }],
+        payments: vec![PaymentRequest {
+            method: caja_shared::kind::PaymentMethod::Cash,
+            amount: 100_000,
+            reference: None,
+        }],
+        discount: None,
+        customer: None,
+    }
+}
+
 /// A fresh operation id.
 pub fn op() -> OpId {
     OpId::new_v7(SystemClock.now_ms(), &mut OsRandom::new().expect("rng")).expect("op")

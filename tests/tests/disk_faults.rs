@@ -29,9 +29,8 @@ use std::path::Path;
 use caja_node::crashpoint;
 use caja_node::journal::Journal;
 use caja_node::register::Register;
-use caja_node::sale::{LineRequest, PaymentRequest, SaleRequest};
 use caja_node::system::{OsRandom, SystemClock};
-use caja_shared::kind::{EventBody, PaymentMethod};
+use caja_shared::kind::EventBody;
 use caja_tests::procs::{HubProcess, NodeProcess};
 use caja_tests::sweep::{
     accepted_entries, assert_sales_whole, audit_verifies_and_stop, copy_dir, copy_tree, counts,
@@ -127,21 +126,7 @@ fn a_register_refuses_while_its_disk_fails_and_sells_again_once_it_works_without
     caja_faultvfs::install().expect("the fault VFS");
     let mut reg = Register::open(&dir, SystemClock, OsRandom::new().expect("rng")).expect("opens");
     let sell = |reg: &mut Register<SystemClock, OsRandom>| {
-        let req = SaleRequest {
-            lines: vec![LineRequest {
-                code: caja_tests::sweep::ARROZ.into(),
-                qty_milli: 1000,
-                discount: None,
-                unit_price: None,
-            }],
-            payments: vec![PaymentRequest {
-                method: PaymentMethod::Cash,
-                amount: 100_000,
-                reference: None,
-            }],
-            discount: None,
-            customer: None,
-        };
+        let req = caja_tests::sweep::arroz_cash_sale();
         reg.sell(op(), &req)
     };
     sell(&mut reg).expect("sells");
@@ -484,21 +469,7 @@ fn a_disk_fault_in_the_checkpointers_pass_loses_no_acknowledged_sale() {
     };
     assert!(reg.start_checkpointer(policy).expect("starts"));
     let sell = |reg: &mut Register<SystemClock, OsRandom>| {
-        let req = SaleRequest {
-            lines: vec![LineRequest {
-                code: caja_tests::sweep::ARROZ.into(),
-                qty_milli: 1000,
-                discount: None,
-                unit_price: None,
-            }],
-            payments: vec![PaymentRequest {
-                method: PaymentMethod::Cash,
-                amount: 100_000,
-                reference: None,
-            }],
-            discount: None,
-            customer: None,
-        };
+        let req = caja_tests::sweep::arroz_cash_sale();
         reg.sell(op(), &req).expect("sells")
     };
     let before = counts(&dir.db_path(), 0);
